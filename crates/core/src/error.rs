@@ -1,0 +1,75 @@
+//! One error type for the whole engine. Every variant says where (layer, argument, file) and
+//! what was expected, so the binding can show it to a JS user unchanged.
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// A tensor reached a layer (or argument) with a shape it cannot take.
+    Shape { at: String, expected: String, got: Vec<usize> },
+    /// A value outside its allowed range (labels, hyper-parameters, ...).
+    Value { at: String, expected: String, got: String },
+    /// NaN or Infinity found in an input or a parameter.
+    NonFinite { at: String, index: usize, value: f32 },
+    /// The model spec (JSON) is malformed or inconsistent.
+    Spec { at: String, message: String },
+    /// An operation that needs state that is not there (backward before forward, ...).
+    State { at: String, message: String },
+    /// Reading or writing a file.
+    Io { path: String, message: String },
+}
+
+impl Error {
+    /// A stable machine-readable code, mirrored as `error.code` in JavaScript.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Shape { .. } => "ERR_SHAPE",
+            Error::Value { .. } => "ERR_VALUE",
+            Error::NonFinite { .. } => "ERR_NON_FINITE",
+            Error::Spec { .. } => "ERR_SPEC",
+            Error::State { .. } => "ERR_STATE",
+            Error::Io { .. } => "ERR_IO",
+        }
+    }
+
+    pub fn shape(at: impl Into<String>, expected: impl Into<String>, got: &[usize]) -> Self {
+        Error::Shape { at: at.into(), expected: expected.into(), got: got.to_vec() }
+    }
+    pub fn value(at: impl Into<String>, expected: impl Into<String>, got: impl fmt::Display) -> Self {
+        Error::Value { at: at.into(), expected: expected.into(), got: got.to_string() }
+    }
+    pub fn spec(at: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Spec { at: at.into(), message: message.into() }
+    }
+    pub fn state(at: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::State { at: at.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Shape { at, expected, got } => {
+                write!(f, "{at}: expected shape {expected}, got {got:?}")
+            }
+            Error::Value { at, expected, got } => write!(f, "{at}: expected {expected}, got {got}"),
+            Error::NonFinite { at, index, value } => {
+                write!(f, "{at}: expected finite values, found {value} at flat index {index}")
+            }
+            Error::Spec { at, message } => write!(f, "model spec, {at}: {message}"),
+            Error::State { at, message } => write!(f, "{at}: {message}"),
+            Error::Io { path, message } => write!(f, "{path}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Fails with `NonFinite` at the first NaN or infinity.
+pub fn check_finite(at: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite { at: at.to_string(), index, value: data[index] }),
+    }
+}

@@ -1,0 +1,1 @@
+//! Numeric kernels (convolution, pooling, batch norm, GEMM), each beside its tests.

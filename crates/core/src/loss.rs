@@ -1,0 +1,1 @@
+//! Losses on the multi-step output `[T, N, K]`.

@@ -1,0 +1,1 @@
+//! Spiking neurons (IF, LIF, PLIF) and surrogate gradients, multi-step.

@@ -1,0 +1,76 @@
+//! The contract every layer (and neuron, and block) keeps.
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// A learnable tensor with its gradient. `name` is the stable key used by checkpoints and the
+/// SpikingJelly fixtures, e.g. `layers.3.weight` or `layers.5.branch.0.weight`.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub value: Tensor,
+    pub grad: Tensor,
+    /// Weight decay applies to this parameter (conv/linear weights); BN affine parameters,
+    /// biases and neuron parameters are exempt, as is usual.
+    pub decay: bool,
+}
+
+impl Param {
+    pub fn new(name: impl Into<String>, value: Tensor, decay: bool) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param { name: name.into(), value, grad, decay }
+    }
+}
+
+/// A non-learnable state tensor that a checkpoint must keep (BN running statistics).
+pub struct Buffer<'a> {
+    pub name: String,
+    pub value: &'a mut Tensor,
+}
+
+/// A layer of the multi-step model. Inputs and outputs are time-major `[T, N, ...]`.
+///
+/// Buffers are owned by the caller (the model keeps one activation tensor per layer boundary and
+/// reuses them across batches), so `forward` and `backward` resize their outputs with
+/// `Tensor::resize_for_overwrite` and write every element: no allocation per time step, and
+/// none per batch once the sizes are stable.
+pub trait Layer: Send {
+    /// Human-readable location used in error messages, e.g. `layers.3 (conv2d)`.
+    fn name(&self) -> &str;
+
+    /// Output shape for a `[T, N, ...]` input shape; errors name the layer and the expected shape.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
+
+    /// Runs all T steps. In training mode the layer keeps what its backward needs.
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()>;
+
+    /// Backpropagation through time. Called after a training-mode `forward` with the same
+    /// `input` and `output`. Overwrites `grad_input`; ADDS parameter gradients into `Param::grad`
+    /// (the trainer zeroes them before each step).
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()>;
+
+    /// Learnable parameters, in a stable order.
+    fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
+
+    /// Non-learnable state to checkpoint (BN running statistics).
+    fn buffers<'a>(&'a mut self, _out: &mut Vec<Buffer<'a>>) {}
+
+    /// Mean firing rate of the last forward, for neuron layers (None for others).
+    fn firing_rate(&self) -> Option<f32> {
+        None
+    }
+}
+
+/// Checks that a `[T, N, ...]` input has the given per-sample shape; `what` describes it
+/// for the message, e.g. `[T, N, 32, H, W]`.
+pub fn expect_sample_rank(layer: &str, input: &[usize], rank: usize, what: &str) -> Result<()> {
+    if input.len() != rank + 2 {
+        return Err(crate::error::Error::shape(layer, what, input));
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Layers and blocks built from kernels and neurons.
+pub mod layer;
+
+pub use layer::{Buffer, Layer, Param};
