@@ -5,6 +5,7 @@
 pub mod error;
 pub mod kernels;
 pub mod loss;
+pub mod model;
 pub mod neuron;
 pub mod nn;
 pub mod optim;

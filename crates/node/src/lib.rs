@@ -1,4 +1,312 @@
+//! N-API binding of dualstream-core. Thin by design: a model spec (JSON) and typed arrays come
+//! in, Promises of plain objects go out. Heavy calls run on the libuv thread pool (AsyncTask),
+//! one call per batch. Engine errors become JS Errors whose message starts with `[CODE]`;
+//! panics are caught here and never unwind into Node.
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dualstream_core::loss::LossSpec;
+use dualstream_core::model::{Model, Trainer};
+use dualstream_core::optim::schedule::ScheduleSpec;
+use dualstream_core::optim::OptimizerSpec;
+use dualstream_core::spec::ModelSpec;
+use dualstream_core::Tensor;
+use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
+fn to_js(err: dualstream_core::Error) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
+}
+
+fn js_error(code: &str, message: impl std::fmt::Display) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, format!("[{code}] {message}"))
+}
+
+/// Runs engine code, turning an engine error or a panic into a JS error.
+fn guarded<T>(what: &str, f: impl FnOnce() -> dualstream_core::Result<T>) -> napi::Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(to_js(e)),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(js_error("ERR_INTERNAL", format!("{what}: internal error in the engine: {detail}")))
+        }
+    }
+}
+
+struct State {
+    model: Model,
+    trainer: Option<Trainer>,
+    /// Set when a panic interrupted a call: the weights may be half-updated.
+    broken: bool,
+}
+
+type Shared = Arc<Mutex<Option<State>>>;
+
+fn lock<'a>(shared: &'a Shared, what: &str) -> napi::Result<MutexGuard<'a, Option<State>>> {
+    let guard = shared
+        .try_lock()
+        .map_err(|_| js_error("ERR_BUSY", format!("{what}: the model is busy with another call; await it first")))?;
+    match guard.as_ref() {
+        None => Err(js_error("ERR_DISPOSED", format!("{what}: the model has been disposed"))),
+        Some(s) if s.broken => Err(js_error(
+            "ERR_INTERNAL",
+            format!("{what}: an earlier internal error left this model in an unknown state; build a new one"),
+        )),
+        Some(_) => Ok(guard),
+    }
+}
+
+/// Runs `f` on the locked state on the current thread, marking the model broken on a panic.
+fn with_state<T>(
+    shared: &Shared,
+    what: &str,
+    f: impl FnOnce(&mut State) -> dualstream_core::Result<T>,
+) -> napi::Result<T> {
+    let mut guard = lock(shared, what)?;
+    let state = guard.as_mut().expect("checked by lock");
+    let result = guarded(what, || f(state));
+    if let Err(e) = &result {
+        if e.reason.starts_with("[ERR_INTERNAL]") {
+            state.broken = true;
+        }
+    }
+    result
+}
+
+fn tensor_from(what: &str, data: &[f32], shape: &[u32]) -> napi::Result<Tensor> {
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    Tensor::from_vec(&shape, data.to_vec()).map_err(|_| {
+        js_error(
+            "ERR_SHAPE",
+            format!(
+                "{what}: expected {} values for shape {:?}, got {}",
+                shape.iter().product::<usize>(),
+                shape,
+                data.len()
+            ),
+        )
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> napi::Result<T> {
+    serde_json::from_str(json).map_err(|e| js_error("ERR_SPEC", format!("{what}: {e}")))
+}
+
+#[napi(object)]
+pub struct StepResult {
+    pub loss: f64,
+    pub correct: u32,
+    pub count: u32,
+    pub learning_rate: f64,
+    /// Mean firing rate over all neuron layers of this step.
+    pub firing_rate: f64,
+}
+
+#[napi(object)]
+pub struct EvalResult {
+    pub loss: f64,
+    pub correct: u32,
+    pub count: u32,
+    /// Time-mean output `[N, classes]`, row-major.
+    pub logits: Float32Array,
+}
+
+#[napi(object)]
+pub struct LayerRate {
+    pub name: String,
+    pub rate: f64,
+}
+
+#[napi(object)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<u32>,
+    pub data: Float32Array,
+}
+
+fn mean_rate(model: &Model) -> f64 {
+    let rates = model.firing_rates();
+    if rates.is_empty() {
+        0.0
+    } else {
+        rates.iter().map(|(_, r)| *r as f64).sum::<f64>() / rates.len() as f64
+    }
+}
+
+pub struct TrainStepTask {
+    shared: Shared,
+    input: Tensor,
+    labels: Vec<u32>,
+}
+
+impl Task for TrainStepTask {
+    type Output = (dualstream_core::loss::LossStats, f32, f64);
+    type JsValue = StepResult;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let (input, labels) = (&self.input, &self.labels);
+        with_state(&self.shared, "trainStep", |s| {
+            let trainer = s.trainer.as_mut().ok_or_else(|| {
+                dualstream_core::Error::state("trainStep", "configure training first (optimizer, schedule, loss)")
+            })?;
+            let lr = trainer.learning_rate();
+            let stats = trainer.train_step(&mut s.model, input, labels)?;
+            Ok((stats, lr, mean_rate(&s.model)))
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, (stats, lr, rate): Self::Output) -> napi::Result<StepResult> {
+        Ok(StepResult {
+            loss: stats.loss as f64,
+            correct: stats.correct as u32,
+            count: stats.count as u32,
+            learning_rate: lr as f64,
+            firing_rate: rate,
+        })
+    }
+}
+
+pub struct EvaluateTask {
+    shared: Shared,
+    input: Tensor,
+    labels: Option<Vec<u32>>,
+}
+
+impl Task for EvaluateTask {
+    type Output = (f32, usize, usize, Vec<f32>);
+    type JsValue = EvalResult;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let (input, labels) = (&self.input, &self.labels);
+        with_state(&self.shared, "evaluate", |s| {
+            let output = s.model.forward(input, false)?;
+            let logits = dualstream_core::loss::time_mean(output)?;
+            match labels {
+                Some(labels) => {
+                    let loss = s.trainer.as_ref().map(|t| t.loss().clone()).unwrap_or_default();
+                    let stats = s.model.evaluate_last(labels, &loss)?;
+                    Ok((stats.loss, stats.correct, stats.count, logits.into_vec()))
+                }
+                None => Ok((0.0, 0, 0, logits.into_vec())),
+            }
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, (loss, correct, count, logits): Self::Output) -> napi::Result<EvalResult> {
+        Ok(EvalResult { loss: loss as f64, correct: correct as u32, count: count as u32, logits: Float32Array::new(logits) })
+    }
+}
+
+/// A model built from a spec, with its training state.
+#[napi]
+pub struct NativeModel {
+    shared: Shared,
+}
+
+#[napi]
+impl NativeModel {
+    /// Builds a model from a JSON `ModelSpec`, with weights drawn from `seed`.
+    #[napi(constructor)]
+    pub fn new(spec_json: String, seed: u32) -> napi::Result<Self> {
+        let spec: ModelSpec = parse_json("model spec", &spec_json)?;
+        let model = guarded("build model", || Model::from_spec(&spec, seed as u64))?;
+        Ok(NativeModel { shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))) })
+    }
+
+    /// Sets the optimizer, schedule and loss from JSON; resets the optimizer state.
+    #[napi]
+    pub fn configure_training(&self, optimizer_json: String, schedule_json: String, loss_json: String) -> napi::Result<()> {
+        let optimizer: OptimizerSpec = parse_json("optimizer", &optimizer_json)?;
+        let schedule: ScheduleSpec = parse_json("schedule", &schedule_json)?;
+        let loss: LossSpec = parse_json("loss", &loss_json)?;
+        with_state(&self.shared, "configureTraining", |s| {
+            s.trainer = Some(Trainer::new(&optimizer, &schedule, &loss)?);
+            Ok(())
+        })
+    }
+
+    /// One training step on a batch: forward over T, loss, BPTT, optimizer update.
+    #[napi(ts_return_type = "Promise<StepResult>")]
+    pub fn train_step(&self, input: Float32Array, input_shape: Vec<u32>, labels: Uint32Array) -> napi::Result<AsyncTask<TrainStepTask>> {
+        let input = tensor_from("input", &input, &input_shape)?;
+        Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec() }))
+    }
+
+    /// Eval-mode forward of a batch: time-mean logits, and loss/accuracy when labels are given.
+    #[napi(ts_return_type = "Promise<EvalResult>")]
+    pub fn evaluate(&self, input: Float32Array, input_shape: Vec<u32>, labels: Option<Uint32Array>) -> napi::Result<AsyncTask<EvaluateTask>> {
+        let input = tensor_from("input", &input, &input_shape)?;
+        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()) }))
+    }
+
+    /// Mean firing rate of each neuron layer in the last forward.
+    #[napi]
+    pub fn firing_rates(&self) -> napi::Result<Vec<LayerRate>> {
+        with_state(&self.shared, "firingRates", |s| {
+            Ok(s.model.firing_rates().into_iter().map(|(name, rate)| LayerRate { name, rate: rate as f64 }).collect())
+        })
+    }
+
+    #[napi]
+    pub fn parameter_count(&self) -> napi::Result<u32> {
+        with_state(&self.shared, "parameterCount", |s| Ok(s.model.parameter_count() as u32))
+    }
+
+    /// All parameters and buffers (BN running statistics), copied out.
+    #[napi]
+    pub fn state_tensors(&self) -> napi::Result<Vec<NamedTensor>> {
+        let tensors = with_state(&self.shared, "stateTensors", |s| Ok(s.model.state_tensors()))?;
+        Ok(tensors
+            .into_iter()
+            .map(|(name, t)| NamedTensor {
+                name,
+                shape: t.shape().iter().map(|&d| d as u32).collect(),
+                data: Float32Array::new(t.into_vec()),
+            })
+            .collect())
+    }
+
+    /// Sets one parameter or buffer by name.
+    #[napi]
+    pub fn set_tensor(&self, name: String, shape: Vec<u32>, data: Float32Array) -> napi::Result<()> {
+        let t = tensor_from(&name, &data, &shape)?;
+        with_state(&self.shared, "setTensor", |s| s.model.set_tensor(&name, &t))
+    }
+
+    #[napi]
+    pub fn spec_json(&self) -> napi::Result<String> {
+        with_state(&self.shared, "spec", |s| {
+            serde_json::to_string(s.model.spec()).map_err(|e| dualstream_core::Error::spec("spec", e.to_string()))
+        })
+    }
+
+    /// Frees the weights now; later calls fail with ERR_DISPOSED.
+    #[napi]
+    pub fn dispose(&self) -> napi::Result<()> {
+        let mut guard = self
+            .shared
+            .try_lock()
+            .map_err(|_| js_error("ERR_BUSY", "dispose: the model is busy with another call; await it first"))?;
+        *guard = None;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.shared.try_lock().map(|g| g.is_none()).unwrap_or(false)
+    }
+}
+
+/// Test hook: panics inside the guarded engine call path, to prove panics become JS errors.
+#[napi]
+pub fn debug_panic(message: String) -> napi::Result<()> {
+    guarded("debugPanic", || -> dualstream_core::Result<()> { panic!("{message}") })
+}
 
 #[napi]
 pub fn engine_version() -> String {

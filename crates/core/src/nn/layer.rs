@@ -64,6 +64,13 @@ pub trait Layer: Send {
     fn firing_rate(&self) -> Option<f32> {
         None
     }
+
+    /// Firing rates of every neuron layer inside (blocks and sequences recurse).
+    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
+        if let Some(rate) = self.firing_rate() {
+            out.push((self.name().to_string(), rate));
+        }
+    }
 }
 
 /// Checks that a `[T, N, ...]` input has the given per-sample shape; `what` describes it

@@ -1,4 +1,51 @@
-//! Layers and blocks built from kernels and neurons.
+//! Layers and blocks built from kernels and neurons, and the factory that builds them from a spec.
+pub mod connect;
 pub mod layer;
+pub mod sequential;
+pub mod sew_block;
 
 pub use layer::{Buffer, Layer, Param};
+pub use sequential::Sequential;
+pub use sew_block::SewBlock;
+
+use crate::error::Result;
+use crate::neuron::{NeuronKind, NeuronLayer};
+use crate::rng::Rng;
+use crate::spec::LayerSpec;
+
+/// Builds one layer named `name` (its path, e.g. `layers.3`). Each layer draws its initial
+/// weights from its own stream forked from `rng`, so adding a layer does not shift the others.
+pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dyn Layer>> {
+    let mut own = rng.fork(0);
+    Ok(match spec {
+        LayerSpec::Conv2d(s) => Box::new(Conv2d::new(name, s, &mut own)?),
+        LayerSpec::Linear(s) => Box::new(Linear::new(name, s, &mut own)?),
+        LayerSpec::BatchNorm2d(s) => Box::new(BatchNorm2d::new(name, s)?),
+        LayerSpec::MaxPool2d(s) => Box::new(MaxPool2d::new(name, s)?),
+        LayerSpec::AvgPool2d(s) => Box::new(AvgPool2d::new(name, s)?),
+        LayerSpec::GlobalAvgPool => Box::new(GlobalAvgPool::new(name)),
+        LayerSpec::Flatten => Box::new(Flatten::new(name)),
+        LayerSpec::Dropout(s) => Box::new(Dropout::new(name, s, own)?),
+        LayerSpec::If(s) => Box::new(NeuronLayer::new(name, NeuronKind::If, s)?),
+        LayerSpec::Lif(s) => Box::new(NeuronLayer::new(name, NeuronKind::Lif, s)?),
+        LayerSpec::Plif(s) => Box::new(NeuronLayer::new(name, NeuronKind::Plif, s)?),
+        LayerSpec::SewBlock(s) => {
+            let branch = build_sequential(&format!("{name}.branch"), &s.branch, &mut own)?;
+            let shortcut = match &s.shortcut {
+                Some(layers) => Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?),
+                None => None,
+            };
+            Box::new(SewBlock::new(name, branch, shortcut, s.connect))
+        }
+    })
+}
+
+/// Builds layers named `{prefix}.0`, `{prefix}.1`, ...
+pub fn build_sequential(prefix: &str, specs: &[LayerSpec], rng: &mut Rng) -> Result<Sequential> {
+    let layers = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| build_layer(&format!("{prefix}.{i}"), s, rng))
+        .collect::<Result<Vec<_>>>()?;
+    Sequential::new(prefix, layers)
+}

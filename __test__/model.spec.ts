@@ -1,0 +1,132 @@
+import test from 'ava'
+import {
+  DualstreamError, Model, batchNorm2d, conv2d, flatten, linear, lif, maxPool2d, sequential, sgd, adam, ifNode, plif, sewBasicBlock,
+} from '../ts/index'
+import type { LabelledData } from '../ts/index'
+import native = require('../ts/native')
+
+// A learnable synthetic task: class 0 lights the top half of an 8x8 image, class 1 the bottom.
+function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
+  let s = seed
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const x = new Float32Array(n * 64)
+  const y = new Uint32Array(n)
+  for (let i = 0; i < n; i++) {
+    y[i] = i % 2
+    for (let p = 0; p < 64; p++) {
+      const top = p < 32
+      x[i * 64 + p] = (top === (y[i] === 0) ? 0.6 : 0.1) + 0.3 * rand()
+    }
+  }
+  return {
+    x, y, length: n, sampleShape: [1, 8, 8], numClasses: 2,
+    *batches(batchSize: number) {
+      for (let i = 0; i + batchSize <= n; i += batchSize) {
+        yield { x: x.slice(i * 64, (i + batchSize) * 64), y: y.slice(i, i + batchSize), size: batchSize }
+      }
+    },
+  }
+}
+
+const smallNet = () => [
+  conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), lif(), maxPool2d(2), flatten(), linear(4 * 4 * 4, 2),
+]
+
+test('fit learns a separable task and evaluate reports accuracy and firing rates', async (t) => {
+  const data = halves(256)
+  const model = sequential(smallNet(), { timeSteps: 4, seed: 3 })
+  const before = await model.evaluate(data)
+  const fit = await model.fit(data, { epochs: 3, batchSize: 32, optimizer: sgd({ lr: 0.1, momentum: 0.9 }) })
+  t.is(fit.epochs.length, 3)
+  t.false(fit.stopped)
+  t.true(fit.epochs[2].loss < fit.epochs[0].loss, `loss ${fit.epochs.map((e) => e.loss)}`)
+  const after = await model.evaluate(data)
+  t.true(after.accuracy >= 0.95, `accuracy ${after.accuracy} (before ${before.accuracy})`)
+  t.is(after.count, 256)
+  t.is(after.firingRates.length, 1)
+  t.true(after.firingRates[0].rate > 0 && after.firingRates[0].rate < 1)
+  t.is(model.parameterCount, 4 * 9 + 4 + 4 + 64 * 2 + 2)
+  await model.dispose()
+})
+
+test('the same seed reproduces a run exactly; another seed does not', async (t) => {
+  const data = halves(128)
+  const run = async (seed: number) => {
+    const model = sequential(smallNet(), { timeSteps: 4, seed })
+    const losses: number[] = []
+    await model.fit(data, { epochs: 1, batchSize: 16, optimizer: adam({ lr: 1e-2 }), onBatchEnd: (b) => losses.push(b.loss) })
+    await model.dispose()
+    return losses
+  }
+  const a = await run(5)
+  t.deepEqual(a, await run(5))
+  t.notDeepEqual(a, await run(6))
+})
+
+test('training runs off the main thread: timers fire while a batch trains', async (t) => {
+  const model = sequential([conv2d(1, 32, 3, { padding: 1 }), batchNorm2d(32), lif(), conv2d(32, 32, 3, { padding: 1 }), batchNorm2d(32), lif(), flatten(), linear(32 * 32 * 32, 2)], {
+    timeSteps: 8, inputShape: [1, 32, 32],
+  })
+  model.configureTraining(sgd({ lr: 0.01 }))
+  const n = 64
+  const x = new Float32Array(n * 32 * 32).fill(0.5)
+  const y = new Uint32Array(n)
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 1)
+  const started = performance.now()
+  await model.trainBatch(x, y)
+  const ms = performance.now() - started
+  clearInterval(timer)
+  // A blocked event loop would run the interval at most once after the call returns.
+  t.true(ticks >= 3, `only ${ticks} timer ticks during a ${ms.toFixed(0)} ms step`)
+})
+
+test('bad input: shapes, labels, NaN, spec errors and disposed models name what was wrong', async (t) => {
+  const model = sequential(smallNet(), { timeSteps: 4, inputShape: [1, 8, 8] })
+  model.configureTraining(sgd({ lr: 0.1 }))
+  const x = new Float32Array(2 * 64)
+  let e = await t.throwsAsync(model.trainBatch(new Float32Array(2 * 60), new Uint32Array(2)), { instanceOf: DualstreamError })
+  t.is(e.code, 'ERR_SHAPE')
+  t.regex(e.message, /input/)
+  e = await t.throwsAsync(model.trainBatch(x, new Uint32Array([0, 7])), { instanceOf: DualstreamError })
+  t.is(e.code, 'ERR_VALUE')
+  t.regex(e.message, /labels\[1\]/)
+  t.regex(e.message, /\[0, 2\)/)
+  const bad = x.slice()
+  bad[5] = Number.NaN
+  e = await t.throwsAsync(model.trainBatch(bad, new Uint32Array(2)), { instanceOf: DualstreamError })
+  t.is(e.code, 'ERR_NON_FINITE')
+  t.regex(e.message, /input/)
+  e = await t.throwsAsync(model.trainBatch([1, 2] as unknown as Float32Array, new Uint32Array(2)), { instanceOf: DualstreamError })
+  t.is(e.code, 'ERR_ARG')
+
+  const wrong = () => sequential([conv2d(1, 4, 3), lif(), flatten(), linear(10, 2)], { timeSteps: 4, inputShape: [1, 8, 8] })
+  const specError = t.throws(wrong, { instanceOf: DualstreamError })
+  t.regex(specError.message, /layers\.3/)
+  t.regex(specError.message, /144/)
+  t.throws(() => conv2d(3, 4, 3, { groups: 2 }), { message: /groups/ })
+  t.throws(() => lif({ tau: Number.NaN }), { message: /tau/ })
+
+  await model.dispose()
+  e = await t.throwsAsync(model.trainBatch(x, new Uint32Array(2)), { instanceOf: DualstreamError })
+  t.is(e.code, 'ERR_DISPOSED')
+})
+
+test('a Rust panic becomes a JS error and Node keeps running', (t) => {
+  const e = t.throws(() => native.debugPanic('boom'))
+  t.regex(e.message, /ERR_INTERNAL.*boom/)
+  t.is(native.engineVersion(), '0.1.0')
+})
+
+test('IF, PLIF and SEW blocks train end to end', async (t) => {
+  const data = halves(64)
+  const model = new Model([
+    conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), ifNode(),
+    sewBasicBlock(4, { connect: 'iand', neuron: () => plif() }),
+    flatten(), linear(4 * 8 * 8, 2),
+  ], { timeSteps: 4 })
+  const fit = await model.fit(data, { epochs: 2, batchSize: 16, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) })
+  t.true(Number.isFinite(fit.epochs[1].loss))
+  const names = model.firingRates().map((r) => r.name)
+  t.deepEqual(names, ['layers.2', 'layers.3.branch.2', 'layers.3.branch.5'])
+})

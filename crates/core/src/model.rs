@@ -1,0 +1,290 @@
+//! The executable model built from a `ModelSpec`, and the trainer that steps it.
+use crate::error::{check_finite, Error, Result};
+use crate::loss::{LossSpec, LossStats};
+use crate::nn::{build_sequential, Layer, Param, Sequential};
+use crate::optim::schedule::ScheduleSpec;
+use crate::optim::{Optimizer, OptimizerSpec};
+use crate::rng::Rng;
+use crate::spec::{Encoding, ModelSpec};
+use crate::tensor::Tensor;
+
+pub struct Model {
+    spec: ModelSpec,
+    body: Sequential,
+    /// The `[T, N, ...]` input fed to the body (a static sample repeated T times, or a copy).
+    steps_input: Tensor,
+    output: Tensor,
+    grad_steps_input: Tensor,
+    grad_input: Tensor,
+    /// Shape of the caller's input to the last training forward; backward needs it.
+    trained_input_shape: Option<Vec<usize>>,
+    output_shape_per_sample: Vec<usize>,
+}
+
+impl Model {
+    pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Model> {
+        if spec.time_steps == 0 {
+            return Err(Error::spec("timeSteps", "expected a positive integer, got 0"));
+        }
+        if spec.input_shape.is_empty() || spec.input_shape.contains(&0) {
+            return Err(Error::spec(
+                "inputShape",
+                format!("expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}", spec.input_shape),
+            ));
+        }
+        let mut rng = Rng::new(seed);
+        let body = build_sequential("layers", &spec.layers, &mut rng)?;
+        // Check the whole chain once now, so a wrong shape is reported before any data is seen.
+        let mut probe = vec![spec.time_steps, 1];
+        probe.extend_from_slice(&spec.input_shape);
+        let out = body.output_shape(&probe)?;
+        if out.len() != 3 {
+            return Err(Error::spec(
+                "layers",
+                format!("the last layer must give [T, N, classes] (end with linear), but gives {out:?}"),
+            ));
+        }
+        Ok(Model {
+            spec: spec.clone(),
+            body,
+            steps_input: Tensor::default(),
+            output: Tensor::default(),
+            grad_steps_input: Tensor::default(),
+            grad_input: Tensor::default(),
+            trained_input_shape: None,
+            output_shape_per_sample: out[2..].to_vec(),
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.output_shape_per_sample[0]
+    }
+
+    /// Batch size of an input, after checking its shape against the spec.
+    pub fn check_input(&self, input: &Tensor) -> Result<usize> {
+        let sample = &self.spec.input_shape;
+        let (lead, what) = match self.spec.encoding {
+            Encoding::Direct => (1, format!("[N, {}] (encoding direct)", join(sample))),
+            Encoding::Sequence => (2, format!("[{}, N, {}] (encoding sequence)", self.spec.time_steps, join(sample))),
+        };
+        let shape = input.shape();
+        let ok = shape.len() == lead + sample.len()
+            && &shape[lead..] == sample.as_slice()
+            && (lead == 1 || shape[0] == self.spec.time_steps)
+            && shape[lead - 1] > 0;
+        if !ok {
+            return Err(Error::shape("input", what, shape));
+        }
+        check_finite("input", input.data())?;
+        Ok(shape[lead - 1])
+    }
+
+    /// Runs all T steps and returns the `[T, N, classes]` output.
+    pub fn forward(&mut self, input: &Tensor, training: bool) -> Result<&Tensor> {
+        let n = self.check_input(input)?;
+        let t = self.spec.time_steps;
+        let mut shape = vec![t, n];
+        shape.extend_from_slice(&self.spec.input_shape);
+        self.steps_input.resize_for_overwrite(&shape);
+        match self.spec.encoding {
+            Encoding::Direct => {
+                for chunk in self.steps_input.data_mut().chunks_mut(input.numel()) {
+                    chunk.copy_from_slice(input.data());
+                }
+            }
+            Encoding::Sequence => self.steps_input.data_mut().copy_from_slice(input.data()),
+        }
+        self.trained_input_shape = None;
+        self.body.forward(&self.steps_input, &mut self.output, training)?;
+        if training {
+            self.trained_input_shape = Some(input.shape().to_vec());
+        }
+        Ok(&self.output)
+    }
+
+    /// Backpropagation through time from d loss / d output; returns d loss / d input (the
+    /// caller's input shape: for direct encoding the T copies' gradients are summed).
+    /// Parameter gradients are added to `Param::grad`.
+    pub fn backward(&mut self, grad_output: &Tensor) -> Result<&Tensor> {
+        let input_shape = self.trained_input_shape.clone().ok_or_else(|| {
+            Error::state("model.backward", "call forward with training = true first")
+        })?;
+        if grad_output.shape() != self.output.shape() {
+            return Err(Error::shape("gradOutput", format!("{:?}", self.output.shape()), grad_output.shape()));
+        }
+        self.body.backward(&self.steps_input, &self.output, grad_output, &mut self.grad_steps_input)?;
+        match self.spec.encoding {
+            Encoding::Direct => {
+                self.grad_input.resize_zeroed(&input_shape);
+                let per_step = self.grad_input.numel();
+                for chunk in self.grad_steps_input.data().chunks(per_step) {
+                    for (g, c) in self.grad_input.data_mut().iter_mut().zip(chunk) {
+                        *g += c;
+                    }
+                }
+            }
+            Encoding::Sequence => self.grad_input.copy_from(&self.grad_steps_input),
+        }
+        Ok(&self.grad_input)
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut out = Vec::new();
+        self.body.params(&mut out);
+        out
+    }
+
+    pub fn zero_grad(&mut self) {
+        for p in self.params_mut() {
+            p.grad.fill(0.0);
+        }
+    }
+
+    pub fn param(&mut self, name: &str) -> Option<&Param> {
+        self.params_mut().into_iter().find(|p| p.name == name).map(|p| &*p)
+    }
+
+    pub fn parameter_count(&mut self) -> usize {
+        self.params_mut().iter().map(|p| p.value.numel()).sum()
+    }
+
+    /// Names and shapes of all learnable parameters, in a stable order.
+    pub fn param_shapes(&mut self) -> Vec<(String, Vec<usize>)> {
+        self.params_mut().iter().map(|p| (p.name.clone(), p.value.shape().to_vec())).collect()
+    }
+
+    pub fn set_param(&mut self, name: &str, value: &Tensor) -> Result<()> {
+        let p = self
+            .params_mut()
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::value("parameter name", "the name of a parameter of this model", name))?;
+        if p.value.shape() != value.shape() {
+            return Err(Error::shape(name, format!("{:?}", p.value.shape()), value.shape()));
+        }
+        check_finite(name, value.data())?;
+        p.value.copy_from(value);
+        Ok(())
+    }
+
+    pub fn buffer_names(&mut self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        self.body.buffers(&mut out);
+        out.iter().map(|b| (b.name.clone(), b.value.shape().to_vec())).collect()
+    }
+
+    pub fn buffer(&mut self, name: &str) -> Option<&Tensor> {
+        let mut out = Vec::new();
+        self.body.buffers(&mut out);
+        out.into_iter().find(|b| b.name == name).map(|b| &*b.value)
+    }
+
+    pub fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<()> {
+        let mut out = Vec::new();
+        self.body.buffers(&mut out);
+        let b = out
+            .into_iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| Error::value("buffer name", "the name of a buffer of this model", name))?;
+        if b.value.shape() != value.shape() {
+            return Err(Error::shape(name, format!("{:?}", b.value.shape()), value.shape()));
+        }
+        check_finite(name, value.data())?;
+        b.value.copy_from(value);
+        Ok(())
+    }
+
+    /// Mean firing rate of every neuron layer during the last forward.
+    pub fn firing_rates(&self) -> Vec<(String, f32)> {
+        let mut out = Vec::new();
+        self.body.firing_rates(&mut out);
+        out
+    }
+
+    /// Loss statistics of the output of the last forward (call `forward` first).
+    pub fn evaluate_last(&self, labels: &[u32], loss: &LossSpec) -> Result<LossStats> {
+        let mut scratch = Tensor::default();
+        loss.compute(&self.output, labels, &mut scratch)
+    }
+
+    /// Copies of every parameter, then every buffer, by name (what a checkpoint holds).
+    pub fn state_tensors(&mut self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> =
+            self.params_mut().into_iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+        let mut buffers = Vec::new();
+        self.body.buffers(&mut buffers);
+        out.extend(buffers.into_iter().map(|b| (b.name, b.value.clone())));
+        out
+    }
+
+    /// Sets a parameter or a buffer by name.
+    pub fn set_tensor(&mut self, name: &str, value: &Tensor) -> Result<()> {
+        if self.params_mut().iter().any(|p| p.name == name) {
+            self.set_param(name, value)
+        } else if self.buffer(name).is_some() {
+            self.set_buffer(name, value)
+        } else {
+            Err(Error::value("tensor name", "the name of a parameter or buffer of this model", name))
+        }
+    }
+}
+
+fn join(dims: &[usize]) -> String {
+    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Optimizer state, learning-rate schedule and loss: everything a training run adds to a model.
+pub struct Trainer {
+    optimizer: Box<dyn Optimizer>,
+    base_lr: f32,
+    schedule: ScheduleSpec,
+    loss: LossSpec,
+    step: usize,
+    grad_output: Tensor,
+}
+
+impl Trainer {
+    pub fn new(optimizer: &OptimizerSpec, schedule: &ScheduleSpec, loss: &LossSpec) -> Result<Trainer> {
+        schedule.validate()?;
+        Ok(Trainer {
+            optimizer: optimizer.build()?,
+            base_lr: optimizer.lr(),
+            schedule: schedule.clone(),
+            loss: loss.clone(),
+            step: 0,
+            grad_output: Tensor::default(),
+        })
+    }
+
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    pub fn learning_rate(&self) -> f32 {
+        self.schedule.lr_at(self.base_lr, self.step)
+    }
+
+    pub fn loss(&self) -> &LossSpec {
+        &self.loss
+    }
+
+    /// One optimisation step: forward, loss, BPTT, optimizer update.
+    pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
+        model.zero_grad();
+        let output = model.forward(input, true)?;
+        let stats = self.loss.compute(output, labels, &mut self.grad_output)?;
+        if !stats.loss.is_finite() {
+            return Err(Error::NonFinite { at: "loss".into(), index: 0, value: stats.loss });
+        }
+        model.backward(&self.grad_output)?;
+        let lr = self.learning_rate();
+        let mut params = model.params_mut();
+        self.optimizer.step(&mut params, lr)?;
+        self.step += 1;
+        Ok(stats)
+    }
+}

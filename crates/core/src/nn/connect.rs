@@ -1,0 +1,95 @@
+//! The element-wise functions `g(S, O)` that join a residual branch's spikes `S` with the
+//! shortcut `O` (SEW and dual-stream blocks), with their partial derivatives.
+use rayon::prelude::*;
+
+use crate::spec::Connect;
+
+const CHUNK: usize = 1 << 14;
+
+impl Connect {
+    #[inline]
+    pub fn apply(self, s: f32, o: f32) -> f32 {
+        match self {
+            Connect::Add => s + o,
+            Connect::And => s * o,
+            Connect::Iand => (1.0 - s) * o,
+            Connect::Or => s + o - s * o,
+            Connect::Xor => s + o - 2.0 * s * o,
+        }
+    }
+
+    /// (dg/dS, dg/dO) at (s, o).
+    #[inline]
+    pub fn partials(self, s: f32, o: f32) -> (f32, f32) {
+        match self {
+            Connect::Add => (1.0, 1.0),
+            Connect::And => (o, s),
+            Connect::Iand => (-o, 1.0 - s),
+            Connect::Or => (1.0 - o, 1.0 - s),
+            Connect::Xor => (1.0 - 2.0 * o, 1.0 - 2.0 * s),
+        }
+    }
+
+    /// Whether `g` maps spikes to spikes (everything but ADD).
+    pub fn keeps_spikes(self) -> bool {
+        self != Connect::Add
+    }
+}
+
+pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) {
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+        let base = c * CHUNK;
+        for (k, y) in out.iter_mut().enumerate() {
+            *y = g.apply(s[base + k], o[base + k]);
+        }
+    });
+}
+
+/// Splits `grad` into the gradients of S and O.
+pub fn connect_backward(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32], grad_o: &mut [f32]) {
+    grad_s.par_chunks_mut(CHUNK).zip(grad_o.par_chunks_mut(CHUNK)).enumerate().for_each(
+        |(c, (gs, go))| {
+            let base = c * CHUNK;
+            for k in 0..gs.len() {
+                let (ds, dn) = g.partials(s[base + k], o[base + k]);
+                gs[k] = grad[base + k] * ds;
+                go[k] = grad[base + k] * dn;
+            }
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spike_functions_match_truth_tables_and_partials_match_differences() {
+        let all = [Connect::Add, Connect::And, Connect::Iand, Connect::Or, Connect::Xor];
+        let table = |g: Connect, s: u8, o: u8| -> f32 {
+            match g {
+                Connect::Add => (s + o) as f32,
+                Connect::And => (s & o) as f32,
+                Connect::Iand => ((1 - s) & o) as f32,
+                Connect::Or => (s | o) as f32,
+                Connect::Xor => (s ^ o) as f32,
+            }
+        };
+        for g in all {
+            for s in 0..2u8 {
+                for o in 0..2u8 {
+                    assert_eq!(g.apply(s as f32, o as f32), table(g, s, o), "{g:?}({s},{o})");
+                }
+            }
+            // The formulas are polynomials, so the partials hold at non-binary points too.
+            for &(s, o) in &[(0.3f32, 0.8f32), (1.0, 0.0), (0.5, 0.5)] {
+                let h = 1e-3;
+                let ds = (g.apply(s + h, o) - g.apply(s - h, o)) / (2.0 * h);
+                let dn = (g.apply(s, o + h) - g.apply(s, o - h)) / (2.0 * h);
+                let (ps, po) = g.partials(s, o);
+                assert!((ds - ps).abs() < 1e-3 && (dn - po).abs() < 1e-3, "{g:?} at ({s},{o})");
+            }
+        }
+        assert!(!Connect::Add.keeps_spikes() && Connect::Iand.keeps_spikes());
+    }
+}

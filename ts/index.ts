@@ -1,0 +1,12 @@
+// Public API of dualstream.
+export * from './spec'
+export * from './layers'
+export * from './optim'
+export * from './model'
+export * from './zoo'
+export * from './data'
+export { DualstreamError } from './errors'
+export { ProgressDisplay } from './progress'
+import native = require('./native')
+/** Version of the Rust engine inside the loaded binary. */
+export const engineVersion: () => string = native.engineVersion
