@@ -101,7 +101,8 @@ impl Optimizer for Adam {
                         };
                         v[i] = v[i] * beta2 + w2 * g * g;
                         let denom = v[i].sqrt() / bc2_sqrt + eps;
-                        p[i] = pi + -step_size * (m[i] / denom);
+                        // addcdiv evaluates value * t1 / t2 left to right.
+                    p[i] = pi + -step_size * m[i] / denom;
                     }
                 },
             );
