@@ -102,7 +102,7 @@ impl Optimizer for Adam {
                         v[i] = v[i] * beta2 + w2 * g * g;
                         let denom = v[i].sqrt() / bc2_sqrt + eps;
                         // addcdiv evaluates value * t1 / t2 left to right.
-                    p[i] = pi + -step_size * m[i] / denom;
+                        p[i] = pi + -step_size * m[i] / denom;
                     }
                 },
             );
