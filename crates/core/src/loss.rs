@@ -1,1 +1,415 @@
 //! Losses on the multi-step output `[T, N, K]`.
+//!
+//! Both losses read the network's answer as the mean over the T steps (the firing rate when
+//! the last layer spikes, the mean potential/logit otherwise), as SpikingJelly's examples do.
+//! Each writes d loss / d output for all T steps, i.e. the gradient of the time mean spread
+//! evenly (1/T) over the steps, ready for backpropagation through time.
+//!
+//! Reductions run in f64: per-sample terms of similar size are summed over the whole batch, and
+//! the result is a single number that training curves and fixtures compare.
+use serde::{Deserialize, Serialize};
+
+use crate::error::{check_finite, Error, Result};
+use crate::tensor::Tensor;
+
+/// What one loss evaluation reports besides its gradient.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossStats {
+    /// The (weighted) batch-mean loss.
+    pub loss: f32,
+    /// Samples whose prediction (argmax of the time mean) equals the label.
+    pub correct: usize,
+    /// Samples in the batch (N).
+    pub count: usize,
+}
+
+/// JSON description of the loss, e.g. `{"type": "crossEntropy"}`. The variants are empty
+/// structs rather than unit variants because serde ignores `deny_unknown_fields` on unit
+/// variants of a tagged enum, and a misspelt option should not pass silently.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum LossSpec {
+    /// `F.cross_entropy(out.mean(0), labels)`.
+    CrossEntropy {},
+    /// `F.mse_loss(out.mean(0), F.one_hot(labels, K))`, SpikingJelly's usual firing-rate loss.
+    MseFiringRate {},
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        LossSpec::CrossEntropy {}
+    }
+}
+
+impl LossSpec {
+    /// Evaluates this loss; `weight` scales both the loss and the gradient (e.g. the weight of
+    /// one head among several).
+    pub fn compute(
+        &self,
+        output: &Tensor,
+        labels: &[u32],
+        weight: f32,
+        grad: &mut Tensor,
+    ) -> Result<LossStats> {
+        match self {
+            LossSpec::CrossEntropy {} => {
+                cross_entropy_time_mean_weighted(output, labels, weight, grad)
+            }
+            LossSpec::MseFiringRate {} => mse_firing_rate_weighted(output, labels, weight, grad),
+        }
+    }
+}
+
+/// Mean-over-batch softmax cross-entropy of the time-mean logits; `grad` gets d loss / d output.
+pub fn cross_entropy_time_mean(
+    output: &Tensor,
+    labels: &[u32],
+    grad: &mut Tensor,
+) -> Result<LossStats> {
+    cross_entropy_time_mean_weighted(output, labels, 1.0, grad)
+}
+
+/// `cross_entropy_time_mean` with the loss and gradient scaled by `weight`.
+pub fn cross_entropy_time_mean_weighted(
+    output: &Tensor,
+    labels: &[u32],
+    weight: f32,
+    grad: &mut Tensor,
+) -> Result<LossStats> {
+    let at = "loss (crossEntropy)";
+    let (t, n, k) = dims(at, output)?;
+    check_labels(labels, n, k)?;
+    check_weight(at, weight)?;
+    let mean = time_mean(output, t, n, k);
+    let w = weight as f64;
+    let mut d = vec![0.0f64; n * k];
+    let mut total = 0.0f64;
+    let mut correct = 0;
+    for (i, (&y, z)) in labels.iter().zip(mean.chunks_exact(k)).enumerate() {
+        let y = y as usize;
+        let top = argmax(z);
+        correct += usize::from(top == y);
+        // Shifting by the maximum keeps exp() from overflowing; the log-sum-exp is then exact.
+        let m = z[top];
+        let lse = m + z.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
+        total += lse - z[y];
+        let di = &mut d[i * k..(i + 1) * k];
+        for (dj, &v) in di.iter_mut().zip(z) {
+            *dj = (v - lse).exp();
+        }
+        di[y] -= 1.0;
+    }
+    spread_over_time(grad, &d, t, n, k, w / (n as f64 * t as f64));
+    Ok(LossStats {
+        loss: (w * total / n as f64) as f32,
+        correct,
+        count: n,
+    })
+}
+
+/// `F.mse_loss` (mean over N*K) between the time-mean output and one-hot labels.
+pub fn mse_firing_rate(output: &Tensor, labels: &[u32], grad: &mut Tensor) -> Result<LossStats> {
+    mse_firing_rate_weighted(output, labels, 1.0, grad)
+}
+
+/// `mse_firing_rate` with the loss and gradient scaled by `weight`.
+pub fn mse_firing_rate_weighted(
+    output: &Tensor,
+    labels: &[u32],
+    weight: f32,
+    grad: &mut Tensor,
+) -> Result<LossStats> {
+    let at = "loss (mseFiringRate)";
+    let (t, n, k) = dims(at, output)?;
+    check_labels(labels, n, k)?;
+    check_weight(at, weight)?;
+    let mut d = time_mean(output, t, n, k);
+    let mut total = 0.0f64;
+    let mut correct = 0;
+    for (&y, r) in labels.iter().zip(d.chunks_exact_mut(k)) {
+        let y = y as usize;
+        correct += usize::from(argmax(r) == y);
+        r[y] -= 1.0;
+        total += r.iter().map(|e| e * e).sum::<f64>();
+    }
+    let nk = (n * k) as f64;
+    let w = weight as f64;
+    // d/dr of mean((r - y)^2) is 2 (r - y) / (N K); each step carries 1/T of it.
+    spread_over_time(grad, &d, t, n, k, 2.0 * w / (nk * t as f64));
+    Ok(LossStats {
+        loss: (w * total / nk) as f32,
+        correct,
+        count: n,
+    })
+}
+
+/// Predicted class per sample: argmax of the time-mean output (first index on ties, as
+/// `torch.argmax`).
+pub fn predict(output: &Tensor) -> Result<Vec<u32>> {
+    let (t, n, k) = dims("predict", output)?;
+    let mean = time_mean(output, t, n, k);
+    Ok(mean.chunks_exact(k).map(|z| argmax(z) as u32).collect())
+}
+
+fn dims(at: &str, output: &Tensor) -> Result<(usize, usize, usize)> {
+    let s = output.shape();
+    if s.len() != 3 || s.contains(&0) {
+        return Err(Error::shape(at, "[T, N, K] with T, N, K >= 1", s));
+    }
+    check_finite(at, output.data())?;
+    Ok((s[0], s[1], s[2]))
+}
+
+fn check_labels(labels: &[u32], n: usize, k: usize) -> Result<()> {
+    if labels.len() != n {
+        return Err(Error::value(
+            "labels",
+            format!("one label per sample ({n}, the output's N)"),
+            format!("{} labels", labels.len()),
+        ));
+    }
+    if let Some(i) = labels.iter().position(|&y| y as usize >= k) {
+        return Err(Error::value(
+            format!("labels[{i}]"),
+            format!("an integer in [0, {k})"),
+            labels[i],
+        ));
+    }
+    Ok(())
+}
+
+fn check_weight(at: &str, weight: f32) -> Result<()> {
+    if !(weight.is_finite() && weight >= 0.0) {
+        return Err(Error::value(
+            format!("{at} weight"),
+            "a finite number >= 0",
+            weight,
+        ));
+    }
+    Ok(())
+}
+
+/// `[N, K]` mean over the T steps.
+fn time_mean(output: &Tensor, t: usize, n: usize, k: usize) -> Vec<f64> {
+    let mut mean = vec![0.0f64; n * k];
+    for step in output.data().chunks_exact(n * k) {
+        for (m, &v) in mean.iter_mut().zip(step) {
+            *m += v as f64;
+        }
+    }
+    let inv = 1.0 / t as f64;
+    mean.iter_mut().for_each(|m| *m *= inv);
+    mean
+}
+
+fn argmax(z: &[f64]) -> usize {
+    let mut best = 0;
+    for (j, &v) in z.iter().enumerate().skip(1) {
+        if v > z[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// Writes `scale * d` into every one of the T steps of `grad`.
+fn spread_over_time(grad: &mut Tensor, d: &[f64], t: usize, n: usize, k: usize, scale: f64) {
+    grad.resize_for_overwrite(&[t, n, k]);
+    for step in grad.data_mut().chunks_exact_mut(n * k) {
+        for (g, &v) in step.iter_mut().zip(d) {
+            *g = (scale * v) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(shape: &[usize], f: impl Fn(usize) -> f32) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec(shape, (0..n).map(f).collect()).unwrap()
+    }
+
+    /// Deterministic, varied values without an RNG dependency.
+    fn sample_output(t: usize, n: usize, k: usize) -> Tensor {
+        tensor(&[t, n, k], |i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+    }
+
+    type LossFn = fn(&Tensor, &[u32], &mut Tensor) -> Result<LossStats>;
+
+    fn finite_difference_check(loss: LossFn, out: &Tensor, labels: &[u32]) {
+        let mut grad = Tensor::default();
+        loss(out, labels, &mut grad).unwrap();
+        assert_eq!(grad.shape(), out.shape());
+        let h = 1e-2f32;
+        let mut scratch = Tensor::default();
+        for i in 0..out.numel() {
+            let mut plus = out.clone();
+            plus.data_mut()[i] += h;
+            let mut minus = out.clone();
+            minus.data_mut()[i] -= h;
+            let lp = loss(&plus, labels, &mut scratch).unwrap().loss as f64;
+            let lm = loss(&minus, labels, &mut scratch).unwrap().loss as f64;
+            let fd = (lp - lm) / (2.0 * h as f64);
+            let g = grad.data()[i] as f64;
+            assert!(
+                (fd - g).abs() < 2e-4,
+                "element {i}: analytic {g}, finite difference {fd}"
+            );
+        }
+    }
+
+    #[test]
+    fn cross_entropy_matches_finite_differences() {
+        let out = sample_output(3, 4, 5);
+        finite_difference_check(cross_entropy_time_mean, &out, &[0, 4, 2, 2]);
+    }
+
+    #[test]
+    fn mse_matches_finite_differences() {
+        let out = tensor(&[4, 3, 5], |i| (i * 13 % 7) as f32 / 6.0);
+        finite_difference_check(mse_firing_rate, &out, &[1, 0, 4]);
+    }
+
+    #[test]
+    #[allow(clippy::needless_range_loop)] // indices mirror the [T, N, K] layout being checked
+    fn cross_entropy_matches_softmax_formula() {
+        // T = 2, N = 2, K = 3, written out.
+        let out = Tensor::from_vec(
+            &[2, 2, 3],
+            vec![1.0, 2.0, 0.0, -1.0, 0.5, 3.0, 3.0, 0.0, 1.0, 1.0, 0.5, -1.0],
+        )
+        .unwrap();
+        let labels = [2u32, 0];
+        // Time means: sample 0 -> [2, 1, 0.5], sample 1 -> [0, 0.5, 1].
+        let z = [[2.0f64, 1.0, 0.5], [0.0, 0.5, 1.0]];
+        let mut want_loss = 0.0;
+        let mut want_grad = [[0.0f64; 3]; 2];
+        for (i, zi) in z.iter().enumerate() {
+            let s: f64 = zi.iter().map(|v| v.exp()).sum();
+            want_loss += -(zi[labels[i] as usize].exp() / s).ln() / 2.0;
+            for j in 0..3 {
+                let onehot = if j == labels[i] as usize { 1.0 } else { 0.0 };
+                // 1/N for the batch mean, 1/T for the time mean.
+                want_grad[i][j] = (zi[j].exp() / s - onehot) / 2.0 / 2.0;
+            }
+        }
+        let mut grad = Tensor::default();
+        let stats = cross_entropy_time_mean(&out, &labels, &mut grad).unwrap();
+        assert!(
+            (stats.loss as f64 - want_loss).abs() < 1e-6,
+            "{} vs {want_loss}",
+            stats.loss
+        );
+        // argmax: sample 0 -> 0 (label 2, wrong), sample 1 -> 2 (label 0, wrong).
+        assert_eq!((stats.correct, stats.count), (0, 2));
+        for step in 0..2 {
+            for i in 0..2 {
+                for j in 0..3 {
+                    let g = grad.data()[step * 6 + i * 3 + j] as f64;
+                    assert!(
+                        (g - want_grad[i][j]).abs() < 1e-7,
+                        "[{step},{i},{j}] {g} vs {}",
+                        want_grad[i][j]
+                    );
+                }
+            }
+        }
+        assert_eq!(predict(&out).unwrap(), vec![0, 2]);
+
+        // Weighted: loss and gradient scale together.
+        let mut g2 = Tensor::default();
+        let s2 = cross_entropy_time_mean_weighted(&out, &labels, 0.25, &mut g2).unwrap();
+        assert!((s2.loss as f64 - 0.25 * want_loss).abs() < 1e-6);
+        for (a, b) in g2.data().iter().zip(grad.data()) {
+            assert!((a - 0.25 * b).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn cross_entropy_is_stable_for_large_logits() {
+        let out = Tensor::from_vec(&[1, 1, 3], vec![1000.0, 0.0, -1000.0]).unwrap();
+        let mut grad = Tensor::default();
+        let s = cross_entropy_time_mean(&out, &[0], &mut grad).unwrap();
+        assert_eq!((s.loss, s.correct), (0.0, 1));
+        let s = cross_entropy_time_mean(&out, &[1], &mut grad).unwrap();
+        assert!((s.loss - 1000.0).abs() < 1e-3);
+        assert!(grad.data().iter().all(|v| v.is_finite()));
+        assert!((grad.data()[0] - 1.0).abs() < 1e-6 && (grad.data()[1] + 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn mse_by_hand() {
+        // T = 2, N = 1, K = 2: rates [0.5, 1], label 0 -> errors [-0.5, 1], loss (0.25 + 1) / 2.
+        let out = Tensor::from_vec(&[2, 1, 2], vec![1.0, 1.0, 0.0, 1.0]).unwrap();
+        let mut grad = Tensor::default();
+        let s = mse_firing_rate(&out, &[0], &mut grad).unwrap();
+        assert!((s.loss - 0.625).abs() < 1e-7);
+        assert_eq!((s.correct, s.count), (0, 1));
+        // 2 * err / (N K) / T = err / 2.
+        assert_eq!(grad.data(), &[-0.25, 0.5, -0.25, 0.5]);
+        let s = LossSpec::MseFiringRate {}
+            .compute(&out, &[1], 2.0, &mut grad)
+            .unwrap();
+        // errors [0.5, 0]: loss 2 * 0.25 / 2.
+        assert!((s.loss - 0.25).abs() < 1e-7);
+        assert_eq!(s.correct, 1);
+        assert_eq!(grad.data(), &[0.5, 0.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn label_and_shape_errors() {
+        let out = sample_output(2, 3, 4);
+        let mut grad = Tensor::default();
+        for f in [cross_entropy_time_mean as LossFn, mse_firing_rate] {
+            let e = f(&out, &[0, 1], &mut grad).unwrap_err();
+            assert_eq!(e.code(), "ERR_VALUE");
+            assert!(e.to_string().starts_with("labels:"), "{e}");
+            let e = f(&out, &[0, 4, 1], &mut grad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "labels[1]: expected an integer in [0, 4), got 4"
+            );
+            let flat = sample_output(1, 2, 12);
+            let mut flat2 = flat.clone();
+            flat2.reshape(&[2, 12]).unwrap();
+            assert_eq!(
+                f(&flat2, &[0, 1], &mut grad).unwrap_err().code(),
+                "ERR_SHAPE"
+            );
+            let mut bad = out.clone();
+            bad.data_mut()[5] = f32::NAN;
+            assert_eq!(
+                f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(),
+                "ERR_NON_FINITE"
+            );
+            bad.data_mut()[5] = f32::INFINITY;
+            assert_eq!(
+                f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(),
+                "ERR_NON_FINITE"
+            );
+        }
+        let mut g = Tensor::default();
+        assert!(cross_entropy_time_mean_weighted(&out, &[0, 1, 2], -1.0, &mut g).is_err());
+        assert_eq!(
+            predict(&Tensor::zeros(&[2, 3])).unwrap_err().code(),
+            "ERR_SHAPE"
+        );
+    }
+
+    #[test]
+    fn spec_serde() {
+        let s: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy"}"#).unwrap();
+        assert_eq!(s, LossSpec::CrossEntropy {});
+        assert_eq!(s, LossSpec::default());
+        let s: LossSpec = serde_json::from_str(r#"{"type":"mseFiringRate"}"#).unwrap();
+        assert_eq!(s, LossSpec::MseFiringRate {});
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"type":"mseFiringRate"}"#
+        );
+        assert!(serde_json::from_str::<LossSpec>(r#"{"type":"nll"}"#).is_err());
+        assert!(serde_json::from_str::<LossSpec>(r#"{"type":"crossEntropy","weight":1}"#).is_err());
+    }
+}
