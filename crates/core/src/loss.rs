@@ -151,6 +151,12 @@ pub fn predict(output: &Tensor) -> Result<Vec<u32>> {
     Ok(mean.chunks_exact(k).map(|z| argmax(z) as u32).collect())
 }
 
+/// The time-mean output `[N, K]` (what the heads' logits are).
+pub fn time_mean_logits(output: &Tensor) -> Result<Tensor> {
+    let (t, n, k) = dims("output", output)?;
+    Tensor::from_vec(&[n, k], time_mean(output, t, n, k).into_iter().map(|v| v as f32).collect())
+}
+
 fn dims(at: &str, output: &Tensor) -> Result<(usize, usize, usize)> {
     let s = output.shape();
     if s.len() != 3 || s.contains(&0) {

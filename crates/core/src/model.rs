@@ -208,7 +208,7 @@ impl Model {
     /// Loss statistics of the output of the last forward (call `forward` first).
     pub fn evaluate_last(&self, labels: &[u32], loss: &LossSpec) -> Result<LossStats> {
         let mut scratch = Tensor::default();
-        loss.compute(&self.output, labels, &mut scratch)
+        loss.compute(&self.output, labels, 1.0, &mut scratch)
     }
 
     /// Copies of every parameter, then every buffer, by name (what a checkpoint holds).
@@ -276,7 +276,7 @@ impl Trainer {
     pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
         model.zero_grad();
         let output = model.forward(input, true)?;
-        let stats = self.loss.compute(output, labels, &mut self.grad_output)?;
+        let stats = self.loss.compute(output, labels, 1.0, &mut self.grad_output)?;
         if !stats.loss.is_finite() {
             return Err(Error::NonFinite { at: "loss".into(), index: 0, value: stats.loss });
         }

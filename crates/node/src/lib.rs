@@ -185,7 +185,7 @@ impl Task for EvaluateTask {
         let (input, labels) = (&self.input, &self.labels);
         with_state(&self.shared, "evaluate", |s| {
             let output = s.model.forward(input, false)?;
-            let logits = dualstream_core::loss::time_mean(output)?;
+            let logits = dualstream_core::loss::time_mean_logits(output)?;
             match labels {
                 Some(labels) => {
                     let loss = s.trainer.as_ref().map(|t| t.loss().clone()).unwrap_or_default();
