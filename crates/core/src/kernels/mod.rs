@@ -1,1 +1,4 @@
 //! Numeric kernels (convolution, pooling, batch norm, GEMM), each beside its tests.
+pub mod conv;
+pub mod gemm;
+pub mod scratch;
