@@ -46,7 +46,7 @@ impl ConvGeom {
         if stride.contains(&0) || dilation.contains(&0) {
             return None;
         }
-        if c_in % groups != 0 || c_out % groups != 0 {
+        if !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
             return None;
         }
         let oh = out_size(h, kh, stride[0], padding[0], dilation[0])?;

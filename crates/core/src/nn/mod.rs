@@ -2,3 +2,6 @@
 pub mod layer;
 
 pub use layer::{Buffer, Layer, Param};
+pub mod conv2d;
+#[cfg(test)]
+mod gradcheck;
