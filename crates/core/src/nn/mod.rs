@@ -3,5 +3,6 @@ pub mod layer;
 
 pub use layer::{Buffer, Layer, Param};
 pub mod conv2d;
+pub mod linear;
 #[cfg(test)]
 mod gradcheck;
