@@ -1,4 +1,5 @@
 //! Numeric kernels (convolution, pooling, batch norm, GEMM), each beside its tests.
+pub mod batch_norm;
 pub mod conv;
 pub mod gemm;
 pub mod scratch;

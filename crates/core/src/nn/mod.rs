@@ -2,6 +2,7 @@
 pub mod layer;
 
 pub use layer::{Buffer, Layer, Param};
+pub mod batch_norm;
 pub mod conv2d;
 pub mod linear;
 #[cfg(test)]
