@@ -5,5 +5,6 @@ pub use layer::{Buffer, Layer, Param};
 pub mod batch_norm;
 pub mod conv2d;
 pub mod linear;
+pub mod pool;
 #[cfg(test)]
 mod gradcheck;
