@@ -3,7 +3,12 @@
 //! sample per task.
 use rayon::prelude::*;
 
-fn channel<'a>(x: &'a [f32], c: usize, channels: usize, hw: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+fn channel<'a>(
+    x: &'a [f32],
+    c: usize,
+    channels: usize,
+    hw: usize,
+) -> impl Iterator<Item = &'a [f32]> + 'a {
     x.chunks_exact(channels * hw).map(move |s| &s[c * hw..(c + 1) * hw])
 }
 
@@ -11,7 +16,8 @@ fn channel<'a>(x: &'a [f32], c: usize, channels: usize, hw: usize) -> impl Itera
 pub fn channel_stats(x: &[f32], channels: usize, hw: usize, mean: &mut [f32], var: &mut [f32]) {
     let n = (x.len() / channels.max(1)) as f64;
     mean.par_iter_mut().zip(var.par_iter_mut()).enumerate().for_each(|(c, (m, v))| {
-        let mu = channel(x, c, channels, hw).flat_map(|r| r.iter()).map(|&a| a as f64).sum::<f64>() / n;
+        let mu =
+            channel(x, c, channels, hw).flat_map(|r| r.iter()).map(|&a| a as f64).sum::<f64>() / n;
         let var = channel(x, c, channels, hw)
             .flat_map(|r| r.iter())
             .map(|&a| {
@@ -62,6 +68,7 @@ pub fn backward_sums(
 }
 
 /// `dx = a[c] * dy + b[c] * x + d[c]`; overwrites `dx`.
+#[allow(clippy::too_many_arguments)]
 pub fn backward_input(
     x: &[f32],
     dy: &[f32],
@@ -72,14 +79,14 @@ pub fn backward_input(
     d: &[f32],
     dx: &mut [f32],
 ) {
-    dx.par_chunks_mut(channels * hw).zip(x.par_chunks(channels * hw).zip(dy.par_chunks(channels * hw))).for_each(
-        |(dxs, (xs, dys))| {
+    dx.par_chunks_mut(channels * hw)
+        .zip(x.par_chunks(channels * hw).zip(dy.par_chunks(channels * hw)))
+        .for_each(|(dxs, (xs, dys))| {
             for c in 0..channels {
                 let r = c * hw..(c + 1) * hw;
                 for ((o, &xv), &dv) in dxs[r.clone()].iter_mut().zip(&xs[r.clone()]).zip(&dys[r]) {
                     *o = a[c] * dv + b[c] * xv + d[c];
                 }
             }
-        },
-    );
+        });
 }

@@ -423,7 +423,13 @@ pub fn conv2d_reference_backward(
 
 /// Calls `f(c_local, i, j, iy, ix)` for every kernel tap of output `(oy, ox)` that lands
 /// inside the input.
-fn for_each_tap(g: &ConvGeom, _grp: usize, oy: usize, ox: usize, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+fn for_each_tap(
+    g: &ConvGeom,
+    _grp: usize,
+    oy: usize,
+    ox: usize,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
     for cl in 0..g.cin_g() {
         for i in 0..g.kh {
             let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;

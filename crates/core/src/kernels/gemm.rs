@@ -121,7 +121,10 @@ mod tests {
                     let r = naive(m, n, k, &a, at, &b, bt);
                     for i in 0..m * n {
                         let want = 0.5 * r[i] + 2.0 * c0[i] as f64;
-                        assert!((c[i] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{m}x{n}x{k} {at} {bt}");
+                        assert!(
+                            (c[i] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{m}x{n}x{k} {at} {bt}"
+                        );
                     }
                     // beta = 0 must ignore garbage in C.
                     let mut c = vec![f32::NAN; m * n];

@@ -16,7 +16,13 @@ pub struct PoolGeom {
 impl PoolGeom {
     /// `None` if the window does not fit in the padded input or a size is zero. The caller
     /// checks PyTorch's `padding <= kernel / 2`, which keeps every window partly inside.
-    pub fn new(h: usize, w: usize, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Option<Self> {
+    pub fn new(
+        h: usize,
+        w: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Option<Self> {
         if kernel.contains(&0) || stride.contains(&0) || h == 0 || w == 0 {
             return None;
         }
@@ -43,43 +49,47 @@ impl PoolGeom {
 /// first maximum (NaN wins, as in PyTorch). Overwrites `y` and `argmax`.
 pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    y.par_chunks_mut(ohw).zip(argmax.par_chunks_mut(ohw)).zip(x.par_chunks(hw)).for_each(|((ys, am), xs)| {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let (y0, y1, x0, x1) = g.window(oy, ox);
-                let mut best = f32::NEG_INFINITY;
-                let mut at = y0 * g.w + x0;
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        let v = xs[iy * g.w + ix];
-                        if v > best || v.is_nan() {
-                            best = v;
-                            at = iy * g.w + ix;
-                            if v.is_nan() {
-                                break;
+    y.par_chunks_mut(ohw).zip(argmax.par_chunks_mut(ohw)).zip(x.par_chunks(hw)).for_each(
+        |((ys, am), xs)| {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let (y0, y1, x0, x1) = g.window(oy, ox);
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = y0 * g.w + x0;
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let v = xs[iy * g.w + ix];
+                            if v > best || v.is_nan() {
+                                best = v;
+                                at = iy * g.w + ix;
+                                if v.is_nan() {
+                                    break;
+                                }
                             }
                         }
+                        if best.is_nan() {
+                            break;
+                        }
                     }
-                    if best.is_nan() {
-                        break;
-                    }
+                    ys[oy * g.ow + ox] = best;
+                    am[oy * g.ow + ox] = at as u32;
                 }
-                ys[oy * g.ow + ox] = best;
-                am[oy * g.ow + ox] = at as u32;
             }
-        }
-    });
+        },
+    );
 }
 
 /// Routes each output gradient to its window's argmax; overwrites `dx`.
 pub fn maxpool2d_backward(g: &PoolGeom, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    dx.par_chunks_mut(hw).zip(dy.par_chunks(ohw).zip(argmax.par_chunks(ohw))).for_each(|(dxs, (dys, am))| {
-        dxs.fill(0.0);
-        for (&d, &i) in dys.iter().zip(am) {
-            dxs[i as usize] += d;
-        }
-    });
+    dx.par_chunks_mut(hw).zip(dy.par_chunks(ohw).zip(argmax.par_chunks(ohw))).for_each(
+        |(dxs, (dys, am))| {
+            dxs.fill(0.0);
+            for (&d, &i) in dys.iter().zip(am) {
+                dxs[i as usize] += d;
+            }
+        },
+    );
 }
 
 /// Window mean with the padding counted in the divisor (`count_include_pad = true`), which in

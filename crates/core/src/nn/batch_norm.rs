@@ -48,7 +48,11 @@ impl BatchNorm2d {
         Ok(BatchNorm2d {
             label,
             spec: spec.clone(),
-            weight: Param::new(format!("{name}.weight"), Tensor::full(&[c], spec.init_weight), false),
+            weight: Param::new(
+                format!("{name}.weight"),
+                Tensor::full(&[c], spec.init_weight),
+                false,
+            ),
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(&[c]), false),
             running_mean: Tensor::zeros(&[c]),
             running_var: Tensor::full(&[c], 1.0),
@@ -137,10 +141,21 @@ impl Layer for BatchNorm2d {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         let batch_stats = match &self.last {
             Some((shape, training)) if shape == input.shape() => *training,
-            _ => return Err(Error::state(&self.label, "backward needs a forward on the same input shape first")),
+            _ => {
+                return Err(Error::state(
+                    &self.label,
+                    "backward needs a forward on the same input shape first",
+                ))
+            }
         };
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         check_grad_output(&self.label, input.shape(), grad_output.shape())?;
@@ -232,7 +247,8 @@ mod tests {
         bn.backward(&x, &y, &gy, &mut gx).unwrap();
         for i in 0..x.numel() {
             let c = (i / 4) % 2;
-            let want = gy.data()[i] * bn.weight.value.data()[c] / (bn.running_var.data()[c] + 1e-5).sqrt();
+            let want =
+                gy.data()[i] * bn.weight.value.data()[c] / (bn.running_var.data()[c] + 1e-5).sqrt();
             assert!((gx.data()[i] - want).abs() < 1e-6);
         }
     }
@@ -245,7 +261,10 @@ mod tests {
         let mut y = Tensor::default();
         bn.forward(&x, &mut y, true).unwrap();
         for c in 0..2 {
-            let vals: Vec<f64> = (0..6).flat_map(|b| (0..6).map(move |k| (b, k))).map(|(b, k)| x.data()[(b * 2 + c) * 6 + k] as f64).collect();
+            let vals: Vec<f64> = (0..6)
+                .flat_map(|b| (0..6).map(move |k| (b, k)))
+                .map(|(b, k)| x.data()[(b * 2 + c) * 6 + k] as f64)
+                .collect();
             let n = vals.len() as f64;
             let mean = vals.iter().sum::<f64>() / n;
             let unbiased = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
@@ -254,7 +273,8 @@ mod tests {
             // Training output is normalised with the biased variance.
             let biased = unbiased * (n - 1.0) / n;
             let (g, b) = (bn.weight.value.data()[c] as f64, bn.bias.value.data()[c] as f64);
-            let i = (1 * 2 + c) * 6 + 4;
+            // Sample 1 (t = 0, n = 1), channel c, pixel 4.
+            let i = (2 + c) * 6 + 4;
             let want = (x.data()[i] as f64 - mean) / (biased + 1e-5).sqrt() * g + b;
             assert!((y.data()[i] as f64 - want).abs() < 1e-5);
         }
@@ -280,7 +300,10 @@ mod tests {
         let mut bn = BatchNorm2d::new("layers.4", &spec(8)).unwrap();
         let mut y = Tensor::default();
         let err = bn.forward(&Tensor::zeros(&[1, 2, 4, 3, 3]), &mut y, true).unwrap_err();
-        assert_eq!(err.to_string(), "layers.4 (batchNorm2d): expected shape [T, N, 8, H, W], got [1, 2, 4, 3, 3]");
+        assert_eq!(
+            err.to_string(),
+            "layers.4 (batchNorm2d): expected shape [T, N, 8, H, W], got [1, 2, 4, 3, 3]"
+        );
         let err = bn.output_shape(&[2, 8, 3, 3]).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.4"));
         let err = bn.forward(&Tensor::zeros(&[1, 1, 8, 1, 1]), &mut y, true).unwrap_err();
@@ -289,7 +312,8 @@ mod tests {
         let x = Tensor::zeros(&[1, 2, 8, 2, 2]);
         let err = bn.backward(&x, &x, &x, &mut gx).unwrap_err();
         assert_eq!(err.code(), "ERR_STATE");
-        let err = BatchNorm2d::new("layers.5", &BatchNormSpec { momentum: 1.5, ..spec(2) }).unwrap_err();
+        let err =
+            BatchNorm2d::new("layers.5", &BatchNormSpec { momentum: 1.5, ..spec(2) }).unwrap_err();
         assert!(err.to_string().contains("layers.5"));
     }
 }

@@ -1,6 +1,8 @@
 //! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
 use crate::error::{Error, Result};
-use crate::kernels::conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, ConvGeom};
+use crate::kernels::conv::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, ConvGeom,
+};
 use crate::nn::layer::{expect_sample_rank, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::Conv2dSpec;
@@ -16,9 +18,17 @@ pub struct Conv2d {
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
-pub(crate) fn check_grad_output(label: &str, output: &[usize], grad_output: &[usize]) -> Result<()> {
+pub(crate) fn check_grad_output(
+    label: &str,
+    output: &[usize],
+    grad_output: &[usize],
+) -> Result<()> {
     if output != grad_output {
-        return Err(Error::shape(format!("{label} grad_output"), format!("{output:?} (the output's shape)"), grad_output));
+        return Err(Error::shape(
+            format!("{label} grad_output"),
+            format!("{output:?} (the output's shape)"),
+            grad_output,
+        ));
     }
     Ok(())
 }
@@ -46,18 +56,24 @@ impl Conv2d {
                 s.kernel_size, s.stride, s.dilation
             )));
         }
-        if s.groups == 0 || !s.in_channels.is_multiple_of(s.groups) || !s.out_channels.is_multiple_of(s.groups) {
-            return Err(Error::spec(&label, format!(
-                "groups ({}) must divide inChannels ({}) and outChannels ({})",
-                s.groups, s.in_channels, s.out_channels
-            )));
+        if s.groups == 0
+            || !s.in_channels.is_multiple_of(s.groups)
+            || !s.out_channels.is_multiple_of(s.groups)
+        {
+            return Err(Error::spec(
+                &label,
+                format!(
+                    "groups ({}) must divide inChannels ({}) and outChannels ({})",
+                    s.groups, s.in_channels, s.out_channels
+                ),
+            ));
         }
         let fan_in = s.in_channels / s.groups * s.kernel_size[0] * s.kernel_size[1];
         let wshape = [s.out_channels, s.in_channels / s.groups, s.kernel_size[0], s.kernel_size[1]];
         let weight = Param::new(format!("{name}.weight"), uniform_init(rng, &wshape, fan_in), true);
-        let bias = s
-            .bias
-            .then(|| Param::new(format!("{name}.bias"), uniform_init(rng, &[s.out_channels], fan_in), false));
+        let bias = s.bias.then(|| {
+            Param::new(format!("{name}.bias"), uniform_init(rng, &[s.out_channels], fan_in), false)
+        });
         Ok(Conv2d { label, spec: spec.clone(), weight, bias })
     }
 
@@ -131,13 +147,24 @@ impl Layer for Conv2d {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         let g = self.geometry(input.shape())?;
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         let expected = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
         check_grad_output(&self.label, &expected, grad_output.shape())?;
         grad_input.resize_for_overwrite(input.shape());
-        conv2d_backward_data(&g, grad_output.data(), self.weight.value.data(), grad_input.data_mut());
+        conv2d_backward_data(
+            &g,
+            grad_output.data(),
+            self.weight.value.data(),
+            grad_input.data_mut(),
+        );
         conv2d_backward_weight(
             &g,
             input.data(),
@@ -179,11 +206,32 @@ mod tests {
         let cases = [
             ("plain+bias", spec(2, 3, 3), 5, 5),
             ("stride2 pad1", Conv2dSpec { stride: [2, 2], padding: [1, 1], ..spec(2, 3, 3) }, 6, 5),
-            ("dilation2 pad2 nobias", Conv2dSpec { dilation: [2, 2], padding: [2, 1], bias: false, ..spec(2, 2, 3) }, 5, 6),
+            (
+                "dilation2 pad2 nobias",
+                Conv2dSpec { dilation: [2, 2], padding: [2, 1], bias: false, ..spec(2, 2, 3) },
+                5,
+                6,
+            ),
             ("groups2", Conv2dSpec { groups: 2, padding: [1, 1], ..spec(4, 6, 3) }, 4, 4),
-            ("depthwise s2 nobias", Conv2dSpec { groups: 3, stride: [2, 2], padding: [1, 1], bias: false, ..spec(3, 3, 3) }, 5, 5),
+            (
+                "depthwise s2 nobias",
+                Conv2dSpec {
+                    groups: 3,
+                    stride: [2, 2],
+                    padding: [1, 1],
+                    bias: false,
+                    ..spec(3, 3, 3)
+                },
+                5,
+                5,
+            ),
             ("pointwise", spec(3, 2, 1), 3, 4),
-            ("rect kernel", Conv2dSpec { kernel_size: [2, 3], stride: [1, 2], ..spec(2, 2, 1) }, 4, 5),
+            (
+                "rect kernel",
+                Conv2dSpec { kernel_size: [2, 3], stride: [1, 2], ..spec(2, 2, 1) },
+                4,
+                5,
+            ),
         ];
         for (i, (what, s, h, w)) in cases.iter().enumerate() {
             let mut rng = Rng::new(100 + i as u64);
@@ -197,7 +245,8 @@ mod tests {
     #[test]
     fn init_follows_pytorch_bounds_and_param_names() {
         let mut rng = Rng::new(1);
-        let mut c = Conv2d::new("layers.3", &Conv2dSpec { groups: 2, ..spec(4, 8, 3) }, &mut rng).unwrap();
+        let mut c =
+            Conv2d::new("layers.3", &Conv2dSpec { groups: 2, ..spec(4, 8, 3) }, &mut rng).unwrap();
         let bound = 1.0 / ((2 * 9) as f32).sqrt();
         assert_eq!(c.weight().value.shape(), &[8, 2, 3, 3]);
         assert!(c.weight().value.data().iter().all(|v| v.abs() <= bound));
@@ -207,7 +256,10 @@ mod tests {
         let mut ps = Vec::new();
         c.params(&mut ps);
         let names: Vec<_> = ps.iter().map(|p| (p.name.clone(), p.decay)).collect();
-        assert_eq!(names, vec![("layers.3.weight".to_string(), true), ("layers.3.bias".to_string(), false)]);
+        assert_eq!(
+            names,
+            vec![("layers.3.weight".to_string(), true), ("layers.3.bias".to_string(), false)]
+        );
     }
 
     #[test]
@@ -217,15 +269,24 @@ mod tests {
         let mut out = Tensor::default();
         let err = c.forward(&Tensor::zeros(&[2, 4, 16, 8, 8]), &mut out, true).unwrap_err();
         assert_eq!(err.code(), "ERR_SHAPE");
-        assert_eq!(err.to_string(), "layers.3 (conv2d): expected shape [T, N, 32, H, W], got [2, 4, 16, 8, 8]");
+        assert_eq!(
+            err.to_string(),
+            "layers.3 (conv2d): expected shape [T, N, 32, H, W], got [2, 4, 16, 8, 8]"
+        );
         let err = c.output_shape(&[2, 32, 8, 8]).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.3 (conv2d)"));
+        assert!(
+            matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.3 (conv2d)")
+        );
         let err = c.output_shape(&[1, 1, 32, 2, 8]).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.3"));
         assert_eq!(c.output_shape(&[4, 2, 32, 8, 9]).unwrap(), vec![4, 2, 8, 6, 7]);
 
-        let err = Conv2d::new("layers.1", &Conv2dSpec { groups: 3, ..spec(4, 6, 3) }, &mut rng).unwrap_err();
-        assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.1 (conv2d)"), "{err}");
+        let err = Conv2d::new("layers.1", &Conv2dSpec { groups: 3, ..spec(4, 6, 3) }, &mut rng)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.1 (conv2d)"),
+            "{err}"
+        );
         let err = Conv2d::new("layers.1", &spec(4, 6, 0), &mut rng).unwrap_err();
         assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.1"));
     }
@@ -245,7 +306,11 @@ mod tests {
             conv.weight.grad.fill(0.0);
             conv.bias.as_mut().unwrap().grad.fill(0.0);
             conv.backward(&x, &out, &gy, &mut gin).unwrap();
-            grads.push((conv.weight.grad.clone(), conv.bias.as_ref().unwrap().grad.clone(), gin.clone()));
+            grads.push((
+                conv.weight.grad.clone(),
+                conv.bias.as_ref().unwrap().grad.clone(),
+                gin.clone(),
+            ));
         }
         let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&grads[0].0), bits(&grads[1].0));

@@ -28,7 +28,14 @@ fn compare(what: &str, analytic: f64, numeric: f64, atol: f64, rtol: f64) {
 /// differences on `loss = sum(output * grad_output)` with a random `grad_output`. Also checks
 /// that `backward` adds into parameter gradients (they start at 0.5) and overwrites
 /// `grad_input` (it starts as NaN).
-pub(crate) fn check_gradients<L: Layer + Clone>(layer: &L, input: &Tensor, seed: u64, eps: f32, atol: f64, rtol: f64) {
+pub(crate) fn check_gradients<L: Layer + Clone>(
+    layer: &L,
+    input: &Tensor,
+    seed: u64,
+    eps: f32,
+    atol: f64,
+    rtol: f64,
+) {
     let mut rng = Rng::new(seed);
     let mut l = layer.clone();
     let mut out = Tensor::default();

@@ -27,14 +27,19 @@ impl Linear {
     pub fn new(name: &str, spec: &LinearSpec, rng: &mut Rng) -> Result<Self> {
         let label = format!("{name} (linear)");
         if spec.in_features == 0 || spec.out_features == 0 {
-            return Err(Error::spec(&label, format!(
-                "inFeatures and outFeatures must be positive, got {} and {}",
-                spec.in_features, spec.out_features
-            )));
+            return Err(Error::spec(
+                &label,
+                format!(
+                    "inFeatures and outFeatures must be positive, got {} and {}",
+                    spec.in_features, spec.out_features
+                ),
+            ));
         }
         let (i, o) = (spec.in_features, spec.out_features);
         let weight = Param::new(format!("{name}.weight"), uniform_init(rng, &[o, i], i), true);
-        let bias = spec.bias.then(|| Param::new(format!("{name}.bias"), uniform_init(rng, &[o], i), false));
+        let bias = spec
+            .bias
+            .then(|| Param::new(format!("{name}.bias"), uniform_init(rng, &[o], i), false));
         Ok(Linear { label, spec: spec.clone(), weight, bias })
     }
 
@@ -71,8 +76,11 @@ impl Layer for Linear {
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        output.data_mut().par_chunks_mut(BATCH_ROWS * fo).zip(input.data().par_chunks(BATCH_ROWS * fi)).for_each(
-            |(y, x)| {
+        output
+            .data_mut()
+            .par_chunks_mut(BATCH_ROWS * fo)
+            .zip(input.data().par_chunks(BATCH_ROWS * fi))
+            .for_each(|(y, x)| {
                 let rows = x.len() / fi;
                 let beta = match bias {
                     Some(b) => {
@@ -84,12 +92,17 @@ impl Layer for Linear {
                     None => 0.0,
                 };
                 gemm(rows, fo, fi, 1.0, x, false, w, true, beta, y);
-            },
-        );
+            });
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         let expected = self.output_shape(input.shape())?;
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         check_grad_output(&self.label, &expected, grad_output.shape())?;
@@ -99,21 +112,25 @@ impl Layer for Linear {
         let x = input.data();
         grad_input.resize_for_overwrite(input.shape());
         let w = self.weight.value.data();
-        grad_input.data_mut().par_chunks_mut(BATCH_ROWS * fi).zip(dy.par_chunks(BATCH_ROWS * fo)).for_each(
-            |(dx, dyc)| {
+        grad_input
+            .data_mut()
+            .par_chunks_mut(BATCH_ROWS * fi)
+            .zip(dy.par_chunks(BATCH_ROWS * fo))
+            .for_each(|(dx, dyc)| {
                 let rows = dyc.len() / fo;
                 gemm(rows, fi, fo, 1.0, dyc, false, w, false, 0.0, dx);
-            },
-        );
+            });
         if batch == 0 {
             return Ok(());
         }
         // dW[o, :] += sum_b dy[b, o] * x[b, :]; dy^T is read in place through strides.
-        self.weight.grad.data_mut().par_chunks_mut(WEIGHT_ROWS * fi).enumerate().for_each(|(blk, dw)| {
-            let o0 = blk * WEIGHT_ROWS;
-            let rows = dw.len() / fi;
-            gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
-        });
+        self.weight.grad.data_mut().par_chunks_mut(WEIGHT_ROWS * fi).enumerate().for_each(
+            |(blk, dw)| {
+                let o0 = blk * WEIGHT_ROWS;
+                let rows = dw.len() / fi;
+                gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
+            },
+        );
         if let Some(b) = self.bias.as_mut() {
             b.grad.data_mut().par_iter_mut().enumerate().for_each(|(o, g)| {
                 let s: f64 = (0..batch).map(|r| dy[r * fo + o] as f64).sum();
@@ -160,7 +177,9 @@ mod tests {
         for r in 0..205 {
             for o in 0..37 {
                 let want: f64 = b.data()[o] as f64
-                    + (0..13).map(|k| x.data()[r * 13 + k] as f64 * w.data()[o * 13 + k] as f64).sum::<f64>();
+                    + (0..13)
+                        .map(|k| x.data()[r * 13 + k] as f64 * w.data()[o * 13 + k] as f64)
+                        .sum::<f64>();
                 assert!((y.data()[r * 37 + o] as f64 - want).abs() < 1e-4);
             }
         }
@@ -169,7 +188,9 @@ mod tests {
         l.backward(&x, &y, &gy, &mut gx).unwrap();
         for o in [0, 17, 36] {
             for k in [0, 12] {
-                let want: f64 = (0..205).map(|r| gy.data()[r * 37 + o] as f64 * x.data()[r * 13 + k] as f64).sum();
+                let want: f64 = (0..205)
+                    .map(|r| gy.data()[r * 37 + o] as f64 * x.data()[r * 13 + k] as f64)
+                    .sum();
                 assert!((l.weight.grad.data()[o * 13 + k] as f64 - want).abs() < 1e-3);
             }
         }
@@ -182,12 +203,27 @@ mod tests {
     #[test]
     fn wrong_rank_or_features_name_the_layer() {
         let mut rng = Rng::new(1);
-        let l = Linear::new("layers.7", &LinearSpec { in_features: 10, out_features: 2, bias: true }, &mut rng).unwrap();
+        let l = Linear::new(
+            "layers.7",
+            &LinearSpec { in_features: 10, out_features: 2, bias: true },
+            &mut rng,
+        )
+        .unwrap();
         let err = l.output_shape(&[2, 3, 10, 1]).unwrap_err();
-        assert_eq!(err.to_string(), "layers.7 (linear): expected shape [T, N, 10], got [2, 3, 10, 1]");
+        assert_eq!(
+            err.to_string(),
+            "layers.7 (linear): expected shape [T, N, 10], got [2, 3, 10, 1]"
+        );
         let err = l.output_shape(&[2, 3, 11]).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.7 (linear)"));
-        let err = Linear::new("layers.8", &LinearSpec { in_features: 0, out_features: 2, bias: true }, &mut rng).unwrap_err();
+        assert!(
+            matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.7 (linear)")
+        );
+        let err = Linear::new(
+            "layers.8",
+            &LinearSpec { in_features: 0, out_features: 2, bias: true },
+            &mut rng,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.8"));
     }
 }

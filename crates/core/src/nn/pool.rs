@@ -1,8 +1,8 @@
 //! Pooling layers over `[T, N, C, H, W]`, run on the merged batch.
 use crate::error::{Error, Result};
 use crate::kernels::pool::{
-    avgpool2d_backward, avgpool2d_forward, global_avg_backward, global_avg_forward, maxpool2d_backward,
-    maxpool2d_forward, PoolGeom,
+    avgpool2d_backward, avgpool2d_forward, global_avg_backward, global_avg_forward,
+    maxpool2d_backward, maxpool2d_forward, PoolGeom,
 };
 use crate::nn::conv2d::check_grad_output;
 use crate::nn::layer::{expect_sample_rank, Layer};
@@ -28,10 +28,13 @@ impl Window {
             )));
         }
         if spec.padding[0] * 2 > kernel[0] || spec.padding[1] * 2 > kernel[1] {
-            return Err(Error::spec(&label, format!(
-                "padding {:?} must be at most half the kernel size {kernel:?}",
-                spec.padding
-            )));
+            return Err(Error::spec(
+                &label,
+                format!(
+                    "padding {:?} must be at most half the kernel size {kernel:?}",
+                    spec.padding
+                ),
+            ));
         }
         Ok(Window { label, kernel, stride, padding: spec.padding })
     }
@@ -67,7 +70,11 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     pub fn new(name: &str, spec: &PoolSpec) -> Result<Self> {
-        Ok(MaxPool2d { win: Window::new(format!("{name} (maxPool2d)"), spec)?, argmax: Vec::new(), last_input: None })
+        Ok(MaxPool2d {
+            win: Window::new(format!("{name} (maxPool2d)"), spec)?,
+            argmax: Vec::new(),
+            last_input: None,
+        })
     }
 }
 
@@ -93,13 +100,26 @@ impl Layer for MaxPool2d {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         if self.last_input.as_deref() != Some(input.shape()) {
-            return Err(Error::state(&self.win.label, "backward needs a forward on the same input shape first"));
+            return Err(Error::state(
+                &self.win.label,
+                "backward needs a forward on the same input shape first",
+            ));
         }
         let g = self.win.geometry(input.shape())?;
         check_grad_output(&self.win.label, output.shape(), grad_output.shape())?;
-        check_grad_output(&self.win.label, &self.win.output_shape(input.shape())?, grad_output.shape())?;
+        check_grad_output(
+            &self.win.label,
+            &self.win.output_shape(input.shape())?,
+            grad_output.shape(),
+        )?;
         grad_input.resize_for_overwrite(input.shape());
         maxpool2d_backward(&g, grad_output.data(), &self.argmax, grad_input.data_mut());
         Ok(())
@@ -133,10 +153,20 @@ impl Layer for AvgPool2d {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         let g = self.win.geometry(input.shape())?;
         check_grad_output(&self.win.label, output.shape(), grad_output.shape())?;
-        check_grad_output(&self.win.label, &self.win.output_shape(input.shape())?, grad_output.shape())?;
+        check_grad_output(
+            &self.win.label,
+            &self.win.output_shape(input.shape())?,
+            grad_output.shape(),
+        )?;
         grad_input.resize_for_overwrite(input.shape());
         avgpool2d_backward(&g, grad_output.data(), grad_input.data_mut());
         Ok(())
@@ -175,12 +205,22 @@ impl Layer for GlobalAvgPool {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         let shape = self.output_shape(input.shape())?;
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         check_grad_output(&self.label, &shape, grad_output.shape())?;
         grad_input.resize_for_overwrite(input.shape());
-        global_avg_backward(grad_output.data(), input.shape()[3] * input.shape()[4], grad_input.data_mut());
+        global_avg_backward(
+            grad_output.data(),
+            input.shape()[3] * input.shape()[4],
+            grad_input.data_mut(),
+        );
         Ok(())
     }
 }
@@ -206,7 +246,11 @@ mod tests {
     #[test]
     fn maxpool_gradients_match_finite_differences() {
         let mut rng = Rng::new(41);
-        for (i, (spec, h, w)) in [(pool(2, None, 0), 4, 5), (pool(3, Some(2), 1), 5, 6), (pool(3, Some(1), 1), 3, 4)].iter().enumerate() {
+        for (i, (spec, h, w)) in
+            [(pool(2, None, 0), 4, 5), (pool(3, Some(2), 1), 5, 6), (pool(3, Some(1), 1), 3, 4)]
+                .iter()
+                .enumerate()
+        {
             let mp = MaxPool2d::new(&format!("layers.{i}"), spec).unwrap();
             let x = tie_free(&mut rng, &[2, 2, 2, *h, *w]);
             check_gradients(&mp, &x, 3, 1e-3, 1e-3, 1e-3);
@@ -237,7 +281,9 @@ mod tests {
         ap.forward(&x, &mut y, true).unwrap();
         assert_eq!(y.data(), &[1.0, 2.0, 3.0, 4.0]);
         let mut rng = Rng::new(42);
-        for (i, (spec, h, w)) in [(pool(2, None, 0), 4, 5), (pool(3, Some(2), 1), 5, 6)].iter().enumerate() {
+        for (i, (spec, h, w)) in
+            [(pool(2, None, 0), 4, 5), (pool(3, Some(2), 1), 5, 6)].iter().enumerate()
+        {
             let ap = AvgPool2d::new(&format!("layers.{i}"), spec).unwrap();
             let x = random_tensor(&mut rng, &[2, 2, 3, *h, *w]);
             check_gradients(&ap, &x, 3, 1e-2, 1e-3, 1e-3);
@@ -261,16 +307,25 @@ mod tests {
     fn errors_name_the_layer() {
         let mp = MaxPool2d::new("layers.6", &pool(2, None, 0)).unwrap();
         let err = mp.output_shape(&[2, 3, 8, 8]).unwrap_err();
-        assert_eq!(err.to_string(), "layers.6 (maxPool2d): expected shape [T, N, C, H, W], got [2, 3, 8, 8]");
+        assert_eq!(
+            err.to_string(),
+            "layers.6 (maxPool2d): expected shape [T, N, C, H, W], got [2, 3, 8, 8]"
+        );
         let err = mp.output_shape(&[2, 3, 4, 1, 8]).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.6"));
-        let err = AvgPool2d::new("layers.7", &pool(2, None, 0)).unwrap().output_shape(&[1, 2, 3]).unwrap_err();
+        let err = AvgPool2d::new("layers.7", &pool(2, None, 0))
+            .unwrap()
+            .output_shape(&[1, 2, 3])
+            .unwrap_err();
         assert!(err.to_string().contains("layers.7 (avgPool2d)"));
         let err = GlobalAvgPool::new("layers.8").output_shape(&[1, 2, 3]).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.8"));
         for bad in [pool(0, None, 0), pool(2, Some(0), 0), pool(2, None, 2)] {
             let err = MaxPool2d::new("layers.9", &bad).unwrap_err();
-            assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.9"), "{err}");
+            assert!(
+                matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.9"),
+                "{err}"
+            );
         }
         let mut mp = MaxPool2d::new("layers.6", &pool(2, None, 0)).unwrap();
         let x = Tensor::zeros(&[1, 1, 1, 2, 2]);
