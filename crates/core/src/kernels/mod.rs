@@ -1,1 +1,6 @@
 //! Numeric kernels (convolution, pooling, batch norm, GEMM), each beside its tests.
+pub mod batch_norm;
+pub mod conv;
+pub mod pool;
+pub mod gemm;
+pub mod scratch;

@@ -1,10 +1,24 @@
 //! Layers and blocks built from kernels and neurons, and the factory that builds them from a spec.
+pub mod batch_norm;
 pub mod connect;
+pub mod conv2d;
+pub mod dropout;
+pub mod flatten;
+#[cfg(test)]
+mod gradcheck;
 pub mod layer;
+pub mod linear;
+pub mod pool;
 pub mod sequential;
 pub mod sew_block;
 
 pub use layer::{Buffer, Layer, Param};
+pub use batch_norm::BatchNorm2d;
+pub use conv2d::Conv2d;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use linear::Linear;
+pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d};
 pub use sequential::Sequential;
 pub use sew_block::SewBlock;
 

@@ -1,0 +1,574 @@
+//! 2-D convolution on a merged batch `[B, C, H, W]` (B = T*N): im2col + GEMM per sample,
+//! samples in parallel. Weight layout `[C_out, C_in/groups, kh, kw]`, as in PyTorch.
+//!
+//! The weight gradient is a sum over samples; it is reduced over a binary tree whose shape
+//! depends only on the batch size, so the result is bit-identical for any thread count.
+use super::gemm::gemm;
+use super::scratch::Scratch;
+use rayon::prelude::*;
+
+/// Shapes and hyper-parameters of one convolution, with the derived output size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// `None` when the hyper-parameters are degenerate (zero sizes, groups not dividing the
+    /// channels) or the dilated kernel does not fit in the padded input.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Option<ConvGeom> {
+        let [kh, kw] = kernel;
+        if c_in == 0 || c_out == 0 || kh == 0 || kw == 0 || groups == 0 {
+            return None;
+        }
+        if stride.contains(&0) || dilation.contains(&0) {
+            return None;
+        }
+        if !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
+            return None;
+        }
+        let oh = out_size(h, kh, stride[0], padding[0], dilation[0])?;
+        let ow = out_size(w, kw, stride[1], padding[1], dilation[1])?;
+        Some(ConvGeom { c_in, c_out, h, w, kh, kw, stride, padding, dilation, groups, oh, ow })
+    }
+
+    pub fn cin_g(&self) -> usize {
+        self.c_in / self.groups
+    }
+    pub fn cout_g(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Reduction length of one group's GEMM: `C_in/groups * kh * kw`.
+    pub fn k_g(&self) -> usize {
+        self.cin_g() * self.kh * self.kw
+    }
+    pub fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    pub fn in_size(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+    pub fn out_size(&self) -> usize {
+        self.c_out * self.ohw()
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.k_g()
+    }
+    fn col_len(&self) -> usize {
+        self.c_in * self.kh * self.kw * self.ohw()
+    }
+    /// A 1x1, stride-1, unpadded conv reads the input itself as its column matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// Output length of one spatial axis (PyTorch's floor formula); `None` if nothing fits.
+pub fn out_size(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    let span = d * (k - 1) + 1;
+    if n + 2 * p < span || s == 0 {
+        return None;
+    }
+    Some((n + 2 * p - span) / s + 1)
+}
+
+/// Range of output positions `o` whose input index `o*s + off - p` lies in `[0, n)`.
+fn valid_range(n: usize, out: usize, s: usize, off: usize, p: usize) -> (usize, usize) {
+    let lo = if p > off { (p - off).div_ceil(s) } else { 0 };
+    let hi = if off > p + n - 1 { 0 } else { ((p + n - 1 - off) / s + 1).min(out) };
+    (lo.min(hi), hi)
+}
+
+/// Unfolds one sample `[C_in, H, W]` into `col` `[C_in*kh*kw, OH*OW]` (row `(c*kh+i)*kw+j`).
+fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let [dh, dw] = g.dilation;
+    let mut rows = col.chunks_exact_mut(g.ohw());
+    for c in 0..g.c_in {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = rows.next().expect("col sized by geometry");
+                let (lo, hi) = valid_range(w, ow, sw, j * dw, pw);
+                for oy in 0..oh {
+                    let dst = &mut row[oy * ow..(oy + 1) * ow];
+                    let iy = (oy * sh + i * dh) as isize - ph as isize;
+                    if iy < 0 || iy >= h as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if hi == lo {
+                        continue;
+                    }
+                    if sw == 1 {
+                        let start = lo + j * dw - pw;
+                        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (ox, d) in (lo..hi).zip(dst[lo..hi].iter_mut()) {
+                            *d = src[ox * sw + j * dw - pw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adjoint of [`im2col`]: accumulates `col` into `dx` (which the caller zeroes).
+fn col2im(g: &ConvGeom, col: &[f32], dx: &mut [f32]) {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let [dh, dw] = g.dilation;
+    let mut rows = col.chunks_exact(g.ohw());
+    for c in 0..g.c_in {
+        let plane = &mut dx[c * h * w..(c + 1) * h * w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = rows.next().expect("col sized by geometry");
+                let (lo, hi) = valid_range(w, ow, sw, j * dw, pw);
+                for oy in 0..oh {
+                    let iy = (oy * sh + i * dh) as isize - ph as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let src = &row[oy * ow..(oy + 1) * ow];
+                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+                    for ox in lo..hi {
+                        dst[ox * sw + j * dw - pw] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y[b] = conv(x[b], weight) + bias` for every sample; overwrites `y` (`[B, C_out, OH, OW]`).
+pub fn conv2d_forward(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let batch = x.len() / g.in_size();
+    assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward: input length");
+    assert_eq!(y.len(), batch * g.out_size(), "conv2d_forward: output length");
+    assert_eq!(weight.len(), g.weight_len(), "conv2d_forward: weight length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "conv2d_forward: bias length");
+    }
+    let (cout_g, k_g, ohw) = (g.cout_g(), g.k_g(), g.ohw());
+    let pointwise = g.pointwise();
+    y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
+        || Scratch::take(if pointwise { 0 } else { g.col_len() }),
+        |col, (ys, xs)| {
+            let cols: &[f32] = if pointwise {
+                xs
+            } else {
+                im2col(g, xs, col);
+                col
+            };
+            let beta = match bias {
+                Some(b) => {
+                    for (row, &bv) in ys.chunks_exact_mut(ohw).zip(b) {
+                        row.fill(bv);
+                    }
+                    1.0
+                }
+                None => 0.0,
+            };
+            for grp in 0..g.groups {
+                gemm(
+                    cout_g,
+                    ohw,
+                    k_g,
+                    1.0,
+                    &weight[grp * cout_g * k_g..(grp + 1) * cout_g * k_g],
+                    false,
+                    &cols[grp * k_g * ohw..(grp + 1) * k_g * ohw],
+                    false,
+                    beta,
+                    &mut ys[grp * cout_g * ohw..(grp + 1) * cout_g * ohw],
+                );
+            }
+        },
+    );
+}
+
+/// Gradient with respect to the input; overwrites `dx` (`[B, C_in, H, W]`).
+pub fn conv2d_backward_data(g: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
+    let batch = dy.len() / g.out_size();
+    assert_eq!(dy.len(), batch * g.out_size(), "conv2d_backward_data: grad_output length");
+    assert_eq!(dx.len(), batch * g.in_size(), "conv2d_backward_data: grad_input length");
+    assert_eq!(weight.len(), g.weight_len(), "conv2d_backward_data: weight length");
+    let (cout_g, k_g, ohw) = (g.cout_g(), g.k_g(), g.ohw());
+    let pointwise = g.pointwise();
+    dx.par_chunks_mut(g.in_size()).zip(dy.par_chunks(g.out_size())).for_each_init(
+        || Scratch::take(if pointwise { 0 } else { g.col_len() }),
+        |dcol, (dxs, dys)| {
+            // Pointwise convs write W^T dY straight into dx: the column matrix is the input.
+            let target: &mut [f32] = if pointwise { dxs } else { dcol };
+            for grp in 0..g.groups {
+                gemm(
+                    k_g,
+                    ohw,
+                    cout_g,
+                    1.0,
+                    &weight[grp * cout_g * k_g..(grp + 1) * cout_g * k_g],
+                    true,
+                    &dys[grp * cout_g * ohw..(grp + 1) * cout_g * ohw],
+                    false,
+                    0.0,
+                    &mut target[grp * k_g * ohw..(grp + 1) * k_g * ohw],
+                );
+            }
+            if !pointwise {
+                dxs.fill(0.0);
+                col2im(g, dcol, dxs);
+            }
+        },
+    );
+}
+
+/// Samples per leaf of the weight-gradient reduction tree. Fixed (never derived from the
+/// thread count) so that the summation order, hence every bit of the result, is reproducible.
+const WGRAD_LEAF: usize = 2;
+
+/// ADDS the weight gradient (and, if given, the bias gradient) summed over the batch.
+pub fn conv2d_backward_weight(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    let batch = x.len() / g.in_size();
+    assert_eq!(x.len(), batch * g.in_size(), "conv2d_backward_weight: input length");
+    assert_eq!(dy.len(), batch * g.out_size(), "conv2d_backward_weight: grad_output length");
+    assert_eq!(grad_weight.len(), g.weight_len(), "conv2d_backward_weight: weight length");
+    if batch == 0 {
+        return;
+    }
+    let with_bias = grad_bias.is_some();
+    let len = g.weight_len() + if with_bias { g.c_out } else { 0 };
+    let mut total = Scratch::take(len);
+    wgrad_tree(g, x, dy, with_bias, 0, batch, &mut total);
+    let (tw, tb) = total.split_at(g.weight_len());
+    for (d, s) in grad_weight.iter_mut().zip(tw) {
+        *d += *s;
+    }
+    if let Some(gb) = grad_bias {
+        assert_eq!(gb.len(), g.c_out, "conv2d_backward_weight: bias length");
+        for (d, s) in gb.iter_mut().zip(tb) {
+            *d += *s;
+        }
+    }
+}
+
+/// Writes (not adds) the gradient over samples `lo..hi` into `out`.
+fn wgrad_tree(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    with_bias: bool,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) {
+    if hi - lo <= WGRAD_LEAF {
+        wgrad_leaf(g, x, dy, with_bias, lo, hi, out);
+        return;
+    }
+    let mid = lo + (hi - lo) / 2;
+    let mut right = Scratch::take(out.len());
+    rayon::join(
+        || wgrad_tree(g, x, dy, with_bias, lo, mid, out),
+        || wgrad_tree(g, x, dy, with_bias, mid, hi, &mut right),
+    );
+    for (o, r) in out.iter_mut().zip(right.iter()) {
+        *o += *r;
+    }
+}
+
+fn wgrad_leaf(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    with_bias: bool,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) {
+    let (cout_g, k_g, ohw) = (g.cout_g(), g.k_g(), g.ohw());
+    let pointwise = g.pointwise();
+    let mut col = Scratch::take(if pointwise { 0 } else { g.col_len() });
+    let (ow_, ob) = out.split_at_mut(g.weight_len());
+    for s in lo..hi {
+        let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
+        let dys = &dy[s * g.out_size()..(s + 1) * g.out_size()];
+        let cols: &[f32] = if pointwise {
+            xs
+        } else {
+            im2col(g, xs, &mut col);
+            &col
+        };
+        let beta = if s == lo { 0.0 } else { 1.0 };
+        for grp in 0..g.groups {
+            gemm(
+                cout_g,
+                k_g,
+                ohw,
+                1.0,
+                &dys[grp * cout_g * ohw..(grp + 1) * cout_g * ohw],
+                false,
+                &cols[grp * k_g * ohw..(grp + 1) * k_g * ohw],
+                true,
+                beta,
+                &mut ow_[grp * cout_g * k_g..(grp + 1) * cout_g * k_g],
+            );
+        }
+        if with_bias {
+            for (b, row) in ob.iter_mut().zip(dys.chunks_exact(ohw)) {
+                let sum = row.iter().map(|&v| v as f64).sum::<f64>() as f32;
+                *b = if s == lo { sum } else { *b + sum };
+            }
+        }
+    }
+}
+
+/// Direct seven-loop convolution in f64 accumulation: slow, obviously correct, the yardstick
+/// for the GEMM path here and for later event-driven kernels. Returns `[B, C_out, OH, OW]`.
+pub fn conv2d_reference(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let batch = x.len() / g.in_size();
+    let mut y = vec![0.0f32; batch * g.out_size()];
+    for b in 0..batch {
+        for co in 0..g.c_out {
+            let grp = co / g.cout_g();
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut s = bias.map_or(0.0, |bv| bv[co] as f64);
+                    for_each_tap(g, grp, oy, ox, |cl, i, j, iy, ix| {
+                        let ci = grp * g.cin_g() + cl;
+                        let xv = x[((b * g.c_in + ci) * g.h + iy) * g.w + ix];
+                        let wv = weight[((co * g.cin_g() + cl) * g.kh + i) * g.kw + j];
+                        s += xv as f64 * wv as f64;
+                    });
+                    y[((b * g.c_out + co) * g.oh + oy) * g.ow + ox] = s as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Direct-loop gradients of [`conv2d_reference`]: `(dx, dweight, dbias)` for `dy`.
+pub fn conv2d_reference_backward(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let batch = x.len() / g.in_size();
+    let mut dx = vec![0.0f64; x.len()];
+    let mut dw = vec![0.0f64; weight.len()];
+    let mut db = vec![0.0f64; g.c_out];
+    for b in 0..batch {
+        for co in 0..g.c_out {
+            let grp = co / g.cout_g();
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let d = dy[((b * g.c_out + co) * g.oh + oy) * g.ow + ox] as f64;
+                    db[co] += d;
+                    for_each_tap(g, grp, oy, ox, |cl, i, j, iy, ix| {
+                        let xi = ((b * g.c_in + grp * g.cin_g() + cl) * g.h + iy) * g.w + ix;
+                        let wi = ((co * g.cin_g() + cl) * g.kh + i) * g.kw + j;
+                        dx[xi] += d * weight[wi] as f64;
+                        dw[wi] += d * x[xi] as f64;
+                    });
+                }
+            }
+        }
+    }
+    let f = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect();
+    (f(dx), f(dw), f(db))
+}
+
+/// Calls `f(c_local, i, j, iy, ix)` for every kernel tap of output `(oy, ox)` that lands
+/// inside the input.
+fn for_each_tap(
+    g: &ConvGeom,
+    _grp: usize,
+    oy: usize,
+    ox: usize,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    for cl in 0..g.cin_g() {
+        for i in 0..g.kh {
+            let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
+            }
+            for j in 0..g.kw {
+                let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
+                if ix < 0 || ix >= g.w as isize {
+                    continue;
+                }
+                f(cl, i, j, iy as usize, ix as usize);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn randv(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.normal()).collect()
+    }
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}[{i}]: got {a}, want {b}");
+        }
+    }
+
+    /// Random geometries, including the awkward ones (stride > kernel, padding wider than the
+    /// dilated kernel's reach, odd sizes, groups, depthwise, pointwise).
+    fn random_geom(rng: &mut Rng) -> ConvGeom {
+        loop {
+            let groups = [1, 1, 2, 3][rng.below(4)];
+            let depthwise = rng.below(4) == 0;
+            let (c_in, c_out, groups) = if depthwise {
+                let c = 1 + rng.below(5);
+                (c, c * (1 + rng.below(2)), c)
+            } else {
+                (groups * (1 + rng.below(3)), groups * (1 + rng.below(3)), groups)
+            };
+            let k = [1 + rng.below(4), 1 + rng.below(4)];
+            let s = [1 + rng.below(3), 1 + rng.below(3)];
+            let p = [rng.below(3), rng.below(3)];
+            let d = [1 + rng.below(2), 1 + rng.below(2)];
+            let (h, w) = (1 + rng.below(9), 1 + rng.below(9));
+            if let Some(g) = ConvGeom::new(c_in, c_out, h, w, k, s, p, d, groups) {
+                return g;
+            }
+        }
+    }
+
+    #[test]
+    fn fast_conv_matches_reference_on_random_shapes() {
+        let mut rng = Rng::new(11);
+        for case in 0..300 {
+            let g = random_geom(&mut rng);
+            let batch = 1 + rng.below(5);
+            let x = randv(&mut rng, batch * g.in_size());
+            let w = randv(&mut rng, g.weight_len());
+            let bias = randv(&mut rng, g.c_out);
+            let use_bias = rng.below(2) == 0;
+            let bias_opt = if use_bias { Some(&bias[..]) } else { None };
+            let mut y = vec![f32::NAN; batch * g.out_size()];
+            conv2d_forward(&g, &x, &w, bias_opt, &mut y);
+            let want = conv2d_reference(&g, &x, &w, bias_opt);
+            assert_close(&format!("case {case} {g:?} forward"), &y, &want, 1e-4);
+
+            let dy = randv(&mut rng, y.len());
+            let (rdx, rdw, rdb) = conv2d_reference_backward(&g, &x, &w, &dy);
+            let mut dx = vec![f32::NAN; x.len()];
+            conv2d_backward_data(&g, &dy, &w, &mut dx);
+            assert_close(&format!("case {case} {g:?} dx"), &dx, &rdx, 1e-4);
+
+            // Gradients accumulate: start from a known non-zero value.
+            let mut dw = vec![1.0; w.len()];
+            let mut db = vec![1.0; g.c_out];
+            conv2d_backward_weight(&g, &x, &dy, &mut dw, use_bias.then_some(&mut db[..]));
+            let rdw1: Vec<f32> = rdw.iter().map(|v| v + 1.0).collect();
+            assert_close(&format!("case {case} {g:?} dw"), &dw, &rdw1, 1e-4);
+            if use_bias {
+                let rdb1: Vec<f32> = rdb.iter().map(|v| v + 1.0).collect();
+                assert_close(&format!("case {case} {g:?} db"), &db, &rdb1, 1e-4);
+            } else {
+                assert!(db.iter().all(|&v| v == 1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn reference_conv_matches_a_hand_computed_case() {
+        // 1x1x3x3 input 1..9, 2x2 kernel of ones, stride 1, no padding: sums of 2x2 windows.
+        let g = ConvGeom::new(1, 1, 3, 3, [2, 2], [1, 1], [0, 0], [1, 1], 1).unwrap();
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let y = conv2d_reference(&g, &x, &[1.0; 4], Some(&[0.5]));
+        assert_eq!(y, vec![12.5, 16.5, 24.5, 28.5]);
+        // Padding 1, dilation 2: output (0,0) sees x[1][1] only (the others are padding).
+        let g = ConvGeom::new(1, 1, 3, 3, [2, 2], [1, 1], [1, 1], [2, 2], 1).unwrap();
+        let y = conv2d_reference(&g, &x, &[1.0; 4], None);
+        assert_eq!((g.oh, g.ow), (3, 3));
+        assert_eq!(y[0], 5.0);
+    }
+
+    #[test]
+    fn weight_gradient_is_bit_identical_across_runs_and_thread_counts() {
+        let g = ConvGeom::new(6, 8, 11, 9, [3, 3], [2, 1], [1, 1], [1, 1], 2).unwrap();
+        let batch = 37;
+        let mut rng = Rng::new(5);
+        let x = randv(&mut rng, batch * g.in_size());
+        let dy = randv(&mut rng, batch * g.out_size());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut dw = vec![0.0; g.weight_len()];
+                let mut db = vec![0.0; g.c_out];
+                conv2d_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db));
+                (dw, db)
+            })
+        };
+        let first = run(4);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for threads in [4, 1, 2, 3, 8] {
+            let again = run(threads);
+            assert_eq!(bits(&first.0), bits(&again.0), "weight grad, {threads} threads");
+            assert_eq!(bits(&first.1), bits(&again.1), "bias grad, {threads} threads");
+        }
+    }
+
+    #[test]
+    fn geometry_rejects_degenerate_hyper_parameters() {
+        assert!(ConvGeom::new(3, 4, 8, 8, [3, 3], [1, 1], [0, 0], [1, 1], 2).is_none());
+        assert!(ConvGeom::new(4, 4, 8, 8, [0, 3], [1, 1], [0, 0], [1, 1], 1).is_none());
+        assert!(ConvGeom::new(4, 4, 2, 2, [3, 3], [1, 1], [0, 0], [1, 1], 1).is_none());
+        assert!(ConvGeom::new(4, 4, 8, 8, [3, 3], [0, 1], [0, 0], [1, 1], 1).is_none());
+        let g = ConvGeom::new(4, 4, 2, 2, [3, 3], [1, 1], [1, 1], [1, 1], 4).unwrap();
+        assert_eq!((g.oh, g.ow), (2, 2));
+    }
+}

@@ -1,0 +1,59 @@
+//! A process-wide pool of f32 work buffers (im2col columns, partial weight gradients).
+//!
+//! Why a shared pool rather than buffers inside each layer: an im2col buffer can be tens of
+//! megabytes, one is needed per concurrently running task, and layers run one after another.
+//! A pool sized by peak concurrency serves every layer, where per-layer buffers would multiply
+//! that memory by the depth of the network. Buffers only grow, so once the largest layer has
+//! run, taking a buffer allocates nothing.
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` floats borrowed from the pool; contents are unspecified (callers
+/// overwrite). Returned to the pool on drop.
+pub struct Scratch {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+impl Scratch {
+    pub fn take(len: usize) -> Scratch {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        // Prefer the largest buffer so small requests do not force small buffers to grow.
+        let best = (0..pool.len()).max_by_key(|&i| pool[i].capacity());
+        let mut buf = best.map(|i| pool.swap_remove(i)).unwrap_or_default();
+        drop(pool);
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        Scratch { buf, len }
+    }
+
+    /// Like [`Scratch::take`], zero-filled.
+    pub fn zeroed(len: usize) -> Scratch {
+        let mut s = Scratch::take(len);
+        s.fill(0.0);
+        s
+    }
+}
+
+impl Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[..self.len]
+    }
+}
+
+impl DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[..self.len]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        POOL.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+    }
+}

@@ -1,0 +1,319 @@
+//! BatchNorm2d over `[T, N, C, H, W]`: statistics over T, N, H and W together, as SpikingJelly's
+//! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
+use crate::error::{Error, Result};
+use crate::kernels::batch_norm::{affine, backward_input, backward_sums, channel_stats};
+use crate::nn::conv2d::check_grad_output;
+use crate::nn::layer::{expect_sample_rank, Buffer, Layer, Param};
+use crate::spec::BatchNormSpec;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct BatchNorm2d {
+    label: String,
+    spec: BatchNormSpec,
+    weight: Param,
+    bias: Param,
+    running_mean: Tensor,
+    running_var: Tensor,
+    /// Statistics the last forward normalised with (batch or running), for backward.
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    /// Per-channel work vectors, kept so that no batch allocates.
+    var: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    sum_dy: Vec<f64>,
+    sum_dy_xc: Vec<f64>,
+    coef: [Vec<f32>; 3],
+    /// Input shape of the last forward and whether it used batch statistics.
+    last: Option<(Vec<usize>, bool)>,
+}
+
+impl BatchNorm2d {
+    pub fn new(name: &str, spec: &BatchNormSpec) -> Result<Self> {
+        let label = format!("{name} (batchNorm2d)");
+        let c = spec.num_features;
+        if c == 0 {
+            return Err(Error::spec(&label, "numFeatures must be positive"));
+        }
+        if !(spec.eps.is_finite() && spec.eps > 0.0) {
+            return Err(Error::value(&label, "eps > 0", spec.eps));
+        }
+        if !(0.0..=1.0).contains(&spec.momentum) {
+            return Err(Error::value(&label, "momentum in [0, 1]", spec.momentum));
+        }
+        if !spec.init_weight.is_finite() {
+            return Err(Error::value(&label, "a finite initWeight", spec.init_weight));
+        }
+        Ok(BatchNorm2d {
+            label,
+            spec: spec.clone(),
+            weight: Param::new(
+                format!("{name}.weight"),
+                Tensor::full(&[c], spec.init_weight),
+                false,
+            ),
+            bias: Param::new(format!("{name}.bias"), Tensor::zeros(&[c]), false),
+            running_mean: Tensor::zeros(&[c]),
+            running_var: Tensor::full(&[c], 1.0),
+            mean: vec![0.0; c],
+            invstd: vec![0.0; c],
+            var: vec![0.0; c],
+            scale: vec![0.0; c],
+            shift: vec![0.0; c],
+            sum_dy: vec![0.0; c],
+            sum_dy_xc: vec![0.0; c],
+            coef: [vec![0.0; c], vec![0.0; c], vec![0.0; c]],
+            last: None,
+        })
+    }
+
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+    pub fn bias(&self) -> &Param {
+        &self.bias
+    }
+    pub fn running_mean(&self) -> &Tensor {
+        &self.running_mean
+    }
+    pub fn running_var(&self) -> &Tensor {
+        &self.running_var
+    }
+
+    fn check_input(&self, input: &[usize]) -> Result<()> {
+        let what = format!("[T, N, {}, H, W]", self.spec.num_features);
+        expect_sample_rank(&self.label, input, 3, &what)?;
+        if input[2] != self.spec.num_features {
+            return Err(Error::shape(&self.label, what, input));
+        }
+        Ok(())
+    }
+}
+
+impl Layer for BatchNorm2d {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.check_input(input)?;
+        Ok(input.to_vec())
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        self.check_input(input.shape())?;
+        let s = input.shape();
+        let (c, hw) = (s[2], s[3] * s[4]);
+        let n = s[0] * s[1] * hw;
+        let eps = self.spec.eps;
+        if training {
+            if n <= 1 {
+                return Err(Error::value(
+                    &self.label,
+                    "more than 1 value per channel in training (T*N*H*W > 1)",
+                    format!("shape {s:?}"),
+                ));
+            }
+            channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var);
+            let m = self.spec.momentum;
+            let unbias = n as f32 / (n - 1) as f32;
+            let (rm, rv) = (self.running_mean.data_mut(), self.running_var.data_mut());
+            for ch in 0..c {
+                rm[ch] = (1.0 - m) * rm[ch] + m * self.mean[ch];
+                rv[ch] = (1.0 - m) * rv[ch] + m * self.var[ch] * unbias;
+                self.invstd[ch] = 1.0 / (self.var[ch] + eps).sqrt();
+            }
+        } else {
+            self.mean.copy_from_slice(self.running_mean.data());
+            for (is, &v) in self.invstd.iter_mut().zip(self.running_var.data()) {
+                *is = 1.0 / (v + eps).sqrt();
+            }
+        }
+        let (g, b) = (self.weight.value.data(), self.bias.value.data());
+        for ch in 0..c {
+            self.scale[ch] = g[ch] * self.invstd[ch];
+            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
+        }
+        output.resize_for_overwrite(s);
+        affine(input.data(), c, hw, &self.scale, &self.shift, output.data_mut());
+        self.last = Some((s.to_vec(), training));
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let batch_stats = match &self.last {
+            Some((shape, training)) if shape == input.shape() => *training,
+            _ => {
+                return Err(Error::state(
+                    &self.label,
+                    "backward needs a forward on the same input shape first",
+                ))
+            }
+        };
+        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        check_grad_output(&self.label, input.shape(), grad_output.shape())?;
+        let s = input.shape();
+        let (c, hw) = (s[2], s[3] * s[4]);
+        let n = (s[0] * s[1] * hw) as f64;
+        let (x, dy) = (input.data(), grad_output.data());
+        backward_sums(x, dy, c, hw, &self.mean, &mut self.sum_dy, &mut self.sum_dy_xc);
+        let gamma = self.weight.value.data();
+        let [a, b, d] = &mut self.coef;
+        for ch in 0..c {
+            let is = self.invstd[ch] as f64;
+            let (sd, sdx) = (self.sum_dy[ch], self.sum_dy_xc[ch]);
+            self.weight.grad.data_mut()[ch] += (sdx * is) as f32;
+            self.bias.grad.data_mut()[ch] += sd as f32;
+            let gi = gamma[ch] as f64 * is;
+            a[ch] = gi as f32;
+            if batch_stats {
+                // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+                let k = gi * is * is * sdx / n;
+                b[ch] = -k as f32;
+                d[ch] = (k * self.mean[ch] as f64 - gi * sd / n) as f32;
+            } else {
+                b[ch] = 0.0;
+                d[ch] = 0.0;
+            }
+        }
+        grad_input.resize_for_overwrite(s);
+        backward_input(x, dy, c, hw, a, b, d, grad_input.data_mut());
+        Ok(())
+    }
+
+    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        out.push(&mut self.weight);
+        out.push(&mut self.bias);
+    }
+
+    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+        let name = self.weight.name.trim_end_matches(".weight").to_string();
+        out.push(Buffer { name: format!("{name}.running_mean"), value: &mut self.running_mean });
+        out.push(Buffer { name: format!("{name}.running_var"), value: &mut self.running_var });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check_gradients, random_tensor};
+    use crate::rng::Rng;
+
+    fn spec(c: usize) -> BatchNormSpec {
+        BatchNormSpec { num_features: c, eps: 1e-5, momentum: 0.1, init_weight: 1.0 }
+    }
+
+    fn randomised(c: usize, rng: &mut Rng) -> BatchNorm2d {
+        let mut bn = BatchNorm2d::new("layers.2", &spec(c)).unwrap();
+        for v in bn.weight.value.data_mut() {
+            *v = 0.5 + rng.uniform();
+        }
+        for v in bn.bias.value.data_mut() {
+            *v = rng.normal();
+        }
+        bn
+    }
+
+    #[test]
+    fn training_gradients_match_finite_differences() {
+        let mut rng = Rng::new(31);
+        let bn = randomised(3, &mut rng);
+        let mut x = random_tensor(&mut rng, &[2, 3, 3, 2, 3]);
+        for v in x.data_mut() {
+            *v = *v * 2.0 + 1.0;
+        }
+        check_gradients(&bn, &x, 5, 1e-2, 2e-3, 5e-3);
+    }
+
+    #[test]
+    fn eval_gradients_match_finite_differences() {
+        // Eval mode through the trait is unusual but legal; check it by hand: y is affine in x.
+        let mut rng = Rng::new(32);
+        let mut bn = randomised(2, &mut rng);
+        bn.running_mean.data_mut().copy_from_slice(&[0.3, -1.0]);
+        bn.running_var.data_mut().copy_from_slice(&[2.0, 0.5]);
+        let x = random_tensor(&mut rng, &[2, 2, 2, 2, 2]);
+        let mut y = Tensor::default();
+        bn.forward(&x, &mut y, false).unwrap();
+        let gy = random_tensor(&mut rng, y.shape());
+        let mut gx = Tensor::default();
+        bn.backward(&x, &y, &gy, &mut gx).unwrap();
+        for i in 0..x.numel() {
+            let c = (i / 4) % 2;
+            let want =
+                gy.data()[i] * bn.weight.value.data()[c] / (bn.running_var.data()[c] + 1e-5).sqrt();
+            assert!((gx.data()[i] - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn running_statistics_follow_pytorch_and_eval_uses_them() {
+        let mut rng = Rng::new(33);
+        let mut bn = randomised(2, &mut rng);
+        let x = random_tensor(&mut rng, &[3, 2, 2, 2, 3]);
+        let mut y = Tensor::default();
+        bn.forward(&x, &mut y, true).unwrap();
+        for c in 0..2 {
+            let vals: Vec<f64> = (0..6)
+                .flat_map(|b| (0..6).map(move |k| (b, k)))
+                .map(|(b, k)| x.data()[(b * 2 + c) * 6 + k] as f64)
+                .collect();
+            let n = vals.len() as f64;
+            let mean = vals.iter().sum::<f64>() / n;
+            let unbiased = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            assert!((bn.running_mean.data()[c] as f64 - 0.1 * mean).abs() < 1e-6);
+            assert!((bn.running_var.data()[c] as f64 - (0.9 + 0.1 * unbiased)).abs() < 1e-6);
+            // Training output is normalised with the biased variance.
+            let biased = unbiased * (n - 1.0) / n;
+            let (g, b) = (bn.weight.value.data()[c] as f64, bn.bias.value.data()[c] as f64);
+            // Sample 1 (t = 0, n = 1), channel c, pixel 4.
+            let i = (2 + c) * 6 + 4;
+            let want = (x.data()[i] as f64 - mean) / (biased + 1e-5).sqrt() * g + b;
+            assert!((y.data()[i] as f64 - want).abs() < 1e-5);
+        }
+        bn.forward(&x, &mut y, false).unwrap();
+        for (i, &xv) in x.data().iter().enumerate() {
+            let c = (i / 6) % 2;
+            let want = (xv - bn.running_mean.data()[c]) / (bn.running_var.data()[c] + 1e-5).sqrt()
+                * bn.weight.value.data()[c]
+                + bn.bias.value.data()[c];
+            assert!((y.data()[i] - want).abs() < 1e-5);
+        }
+        let before = bn.running_mean.clone();
+        bn.forward(&x, &mut y, false).unwrap();
+        assert_eq!(before, bn.running_mean, "eval must not update running statistics");
+        let mut bufs = Vec::new();
+        bn.buffers(&mut bufs);
+        let names: Vec<_> = bufs.iter().map(|b| b.name.clone()).collect();
+        assert_eq!(names, ["layers.2.running_mean", "layers.2.running_var"]);
+    }
+
+    #[test]
+    fn errors_name_the_layer() {
+        let mut bn = BatchNorm2d::new("layers.4", &spec(8)).unwrap();
+        let mut y = Tensor::default();
+        let err = bn.forward(&Tensor::zeros(&[1, 2, 4, 3, 3]), &mut y, true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layers.4 (batchNorm2d): expected shape [T, N, 8, H, W], got [1, 2, 4, 3, 3]"
+        );
+        let err = bn.output_shape(&[2, 8, 3, 3]).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.4"));
+        let err = bn.forward(&Tensor::zeros(&[1, 1, 8, 1, 1]), &mut y, true).unwrap_err();
+        assert_eq!(err.code(), "ERR_VALUE");
+        let mut gx = Tensor::default();
+        let x = Tensor::zeros(&[1, 2, 8, 2, 2]);
+        let err = bn.backward(&x, &x, &x, &mut gx).unwrap_err();
+        assert_eq!(err.code(), "ERR_STATE");
+        let err =
+            BatchNorm2d::new("layers.5", &BatchNormSpec { momentum: 1.5, ..spec(2) }).unwrap_err();
+        assert!(err.to_string().contains("layers.5"));
+    }
+}

@@ -1,0 +1,320 @@
+//! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
+use crate::error::{Error, Result};
+use crate::kernels::conv::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, ConvGeom,
+};
+use crate::nn::layer::{expect_sample_rank, Layer, Param};
+use crate::rng::Rng;
+use crate::spec::Conv2dSpec;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    /// `{path} (conv2d)`, the prefix of every error message.
+    label: String,
+    spec: Conv2dSpec,
+    weight: Param,
+    bias: Option<Param>,
+}
+
+/// Fails unless `grad_output` has the shape the forward produced.
+pub(crate) fn check_grad_output(
+    label: &str,
+    output: &[usize],
+    grad_output: &[usize],
+) -> Result<()> {
+    if output != grad_output {
+        return Err(Error::shape(
+            format!("{label} grad_output"),
+            format!("{output:?} (the output's shape)"),
+            grad_output,
+        ));
+    }
+    Ok(())
+}
+
+/// PyTorch's default init for conv and linear: kaiming-uniform with `a = sqrt(5)` reduces to
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the same bound as the bias.
+pub(crate) fn uniform_init(rng: &mut Rng, shape: &[usize], fan_in: usize) -> Tensor {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let n = crate::tensor::numel(shape);
+    let data = (0..n).map(|_| rng.uniform_range(-bound, bound)).collect();
+    Tensor::from_vec(shape, data).expect("length matches shape")
+}
+
+impl Conv2d {
+    /// Weight `[C_out, C_in/groups, kh, kw]` is drawn first, then the bias, from `rng`.
+    pub fn new(name: &str, spec: &Conv2dSpec, rng: &mut Rng) -> Result<Self> {
+        let label = format!("{name} (conv2d)");
+        let s = spec;
+        if s.in_channels == 0 || s.out_channels == 0 {
+            return Err(Error::spec(&label, "inChannels and outChannels must be positive"));
+        }
+        if s.kernel_size.contains(&0) || s.stride.contains(&0) || s.dilation.contains(&0) {
+            return Err(Error::spec(&label, format!(
+                "kernelSize, stride and dilation must be positive, got kernelSize {:?}, stride {:?}, dilation {:?}",
+                s.kernel_size, s.stride, s.dilation
+            )));
+        }
+        if s.groups == 0
+            || !s.in_channels.is_multiple_of(s.groups)
+            || !s.out_channels.is_multiple_of(s.groups)
+        {
+            return Err(Error::spec(
+                &label,
+                format!(
+                    "groups ({}) must divide inChannels ({}) and outChannels ({})",
+                    s.groups, s.in_channels, s.out_channels
+                ),
+            ));
+        }
+        let fan_in = s.in_channels / s.groups * s.kernel_size[0] * s.kernel_size[1];
+        let wshape = [s.out_channels, s.in_channels / s.groups, s.kernel_size[0], s.kernel_size[1]];
+        let weight = Param::new(format!("{name}.weight"), uniform_init(rng, &wshape, fan_in), true);
+        let bias = s.bias.then(|| {
+            Param::new(format!("{name}.bias"), uniform_init(rng, &[s.out_channels], fan_in), false)
+        });
+        Ok(Conv2d { label, spec: spec.clone(), weight, bias })
+    }
+
+    pub fn spec(&self) -> &Conv2dSpec {
+        &self.spec
+    }
+
+    /// Geometry for a `[T, N, C, H, W]` input, or a shape error naming the layer.
+    pub fn geometry(&self, input: &[usize]) -> Result<ConvGeom> {
+        let s = &self.spec;
+        let what = format!("[T, N, {}, H, W]", s.in_channels);
+        expect_sample_rank(&self.label, input, 3, &what)?;
+        if input[2] != s.in_channels {
+            return Err(Error::shape(&self.label, what, input));
+        }
+        ConvGeom::new(
+            s.in_channels,
+            s.out_channels,
+            input[3],
+            input[4],
+            s.kernel_size,
+            s.stride,
+            s.padding,
+            s.dilation,
+            s.groups,
+        )
+        .ok_or_else(|| {
+            let span = |a: usize| s.dilation[a] * (s.kernel_size[a] - 1) + 1;
+            Error::shape(
+                &self.label,
+                format!(
+                    "[T, N, {}, H, W] with H >= {} and W >= {} (kernel larger than the padded input)",
+                    s.in_channels,
+                    span(0).saturating_sub(2 * s.padding[0]),
+                    span(1).saturating_sub(2 * s.padding[1])
+                ),
+                input,
+            )
+        })
+    }
+
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+    pub fn bias(&self) -> Option<&Param> {
+        self.bias.as_ref()
+    }
+}
+
+impl Layer for Conv2d {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let g = self.geometry(input)?;
+        Ok(vec![input[0], input[1], g.c_out, g.oh, g.ow])
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
+        let g = self.geometry(input.shape())?;
+        let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
+        output.resize_for_overwrite(&shape);
+        conv2d_forward(
+            &g,
+            input.data(),
+            self.weight.value.data(),
+            self.bias.as_ref().map(|b| b.value.data()),
+            output.data_mut(),
+        );
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let g = self.geometry(input.shape())?;
+        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        let expected = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
+        check_grad_output(&self.label, &expected, grad_output.shape())?;
+        grad_input.resize_for_overwrite(input.shape());
+        conv2d_backward_data(
+            &g,
+            grad_output.data(),
+            self.weight.value.data(),
+            grad_input.data_mut(),
+        );
+        conv2d_backward_weight(
+            &g,
+            input.data(),
+            grad_output.data(),
+            self.weight.grad.data_mut(),
+            self.bias.as_mut().map(|b| b.grad.data_mut()),
+        );
+        Ok(())
+    }
+
+    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        out.push(&mut self.weight);
+        if let Some(b) = self.bias.as_mut() {
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check_gradients, random_tensor};
+
+    fn spec(cin: usize, cout: usize, k: usize) -> Conv2dSpec {
+        Conv2dSpec {
+            in_channels: cin,
+            out_channels: cout,
+            kernel_size: [k, k],
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_for_all_hyper_parameters() {
+        let cases = [
+            ("plain+bias", spec(2, 3, 3), 5, 5),
+            ("stride2 pad1", Conv2dSpec { stride: [2, 2], padding: [1, 1], ..spec(2, 3, 3) }, 6, 5),
+            (
+                "dilation2 pad2 nobias",
+                Conv2dSpec { dilation: [2, 2], padding: [2, 1], bias: false, ..spec(2, 2, 3) },
+                5,
+                6,
+            ),
+            ("groups2", Conv2dSpec { groups: 2, padding: [1, 1], ..spec(4, 6, 3) }, 4, 4),
+            (
+                "depthwise s2 nobias",
+                Conv2dSpec {
+                    groups: 3,
+                    stride: [2, 2],
+                    padding: [1, 1],
+                    bias: false,
+                    ..spec(3, 3, 3)
+                },
+                5,
+                5,
+            ),
+            ("pointwise", spec(3, 2, 1), 3, 4),
+            (
+                "rect kernel",
+                Conv2dSpec { kernel_size: [2, 3], stride: [1, 2], ..spec(2, 2, 1) },
+                4,
+                5,
+            ),
+        ];
+        for (i, (what, s, h, w)) in cases.iter().enumerate() {
+            let mut rng = Rng::new(100 + i as u64);
+            let conv = Conv2d::new(&format!("layers.{i}"), s, &mut rng).unwrap();
+            let x = random_tensor(&mut rng, &[2, 2, s.in_channels, *h, *w]);
+            eprintln!("conv case {what}");
+            check_gradients(&conv, &x, 7 + i as u64, 1e-2, 2e-3, 2e-3);
+        }
+    }
+
+    #[test]
+    fn init_follows_pytorch_bounds_and_param_names() {
+        let mut rng = Rng::new(1);
+        let mut c =
+            Conv2d::new("layers.3", &Conv2dSpec { groups: 2, ..spec(4, 8, 3) }, &mut rng).unwrap();
+        let bound = 1.0 / ((2 * 9) as f32).sqrt();
+        assert_eq!(c.weight().value.shape(), &[8, 2, 3, 3]);
+        assert!(c.weight().value.data().iter().all(|v| v.abs() <= bound));
+        let max = c.weight().value.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(max > 0.8 * bound, "weights should fill the range");
+        assert!(c.bias().unwrap().value.data().iter().all(|v| v.abs() <= bound));
+        let mut ps = Vec::new();
+        c.params(&mut ps);
+        let names: Vec<_> = ps.iter().map(|p| (p.name.clone(), p.decay)).collect();
+        assert_eq!(
+            names,
+            vec![("layers.3.weight".to_string(), true), ("layers.3.bias".to_string(), false)]
+        );
+    }
+
+    #[test]
+    fn bad_inputs_and_specs_are_reported_with_the_layer_name() {
+        let mut rng = Rng::new(1);
+        let mut c = Conv2d::new("layers.3", &spec(32, 8, 3), &mut rng).unwrap();
+        let mut out = Tensor::default();
+        let err = c.forward(&Tensor::zeros(&[2, 4, 16, 8, 8]), &mut out, true).unwrap_err();
+        assert_eq!(err.code(), "ERR_SHAPE");
+        assert_eq!(
+            err.to_string(),
+            "layers.3 (conv2d): expected shape [T, N, 32, H, W], got [2, 4, 16, 8, 8]"
+        );
+        let err = c.output_shape(&[2, 32, 8, 8]).unwrap_err();
+        assert!(
+            matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.3 (conv2d)")
+        );
+        let err = c.output_shape(&[1, 1, 32, 2, 8]).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.3"));
+        assert_eq!(c.output_shape(&[4, 2, 32, 8, 9]).unwrap(), vec![4, 2, 8, 6, 7]);
+
+        let err = Conv2d::new("layers.1", &Conv2dSpec { groups: 3, ..spec(4, 6, 3) }, &mut rng)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.1 (conv2d)"),
+            "{err}"
+        );
+        let err = Conv2d::new("layers.1", &spec(4, 6, 0), &mut rng).unwrap_err();
+        assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.1"));
+    }
+
+    #[test]
+    fn backward_twice_gives_bit_identical_weight_gradients() {
+        let mut rng = Rng::new(9);
+        let s = Conv2dSpec { stride: [2, 2], padding: [1, 1], ..spec(8, 16, 3) };
+        let mut conv = Conv2d::new("c", &s, &mut rng).unwrap();
+        let x = random_tensor(&mut rng, &[4, 9, 8, 12, 12]);
+        let mut out = Tensor::default();
+        conv.forward(&x, &mut out, true).unwrap();
+        let gy = random_tensor(&mut rng, out.shape());
+        let mut gin = Tensor::default();
+        let mut grads = Vec::new();
+        for _ in 0..2 {
+            conv.weight.grad.fill(0.0);
+            conv.bias.as_mut().unwrap().grad.fill(0.0);
+            conv.backward(&x, &out, &gy, &mut gin).unwrap();
+            grads.push((
+                conv.weight.grad.clone(),
+                conv.bias.as_ref().unwrap().grad.clone(),
+                gin.clone(),
+            ));
+        }
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&grads[0].0), bits(&grads[1].0));
+        assert_eq!(bits(&grads[0].1), bits(&grads[1].1));
+        assert_eq!(bits(&grads[0].2), bits(&grads[1].2));
+    }
+}
