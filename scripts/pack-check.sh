@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Proves the prebuilt-binary path: packs the main package and the linux-x64-gnu platform package
+# with `npm pack`, installs both tarballs into an empty folder with no Rust toolchain on PATH, and
+# trains one step there through the public API.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+npm run build >/dev/null
+binary="dualstream.linux-x64-gnu.node"
+test -f "$binary" || { echo "pack-check: $binary was not built" >&2; exit 1; }
+cp "$binary" npm/linux-x64-gnu/
+main_tgz="$(npm pack --silent --pack-destination "$work")"
+platform_tgz="$(cd npm/linux-x64-gnu && npm pack --silent --pack-destination "$work")"
+rm -f "npm/linux-x64-gnu/$binary"
+echo "packed $main_tgz ($(du -h "$work/$main_tgz" | cut -f1)) and $platform_tgz ($(du -h "$work/$platform_tgz" | cut -f1))"
+
+# A PATH with node and npm but without cargo/rustc.
+bin="$work/bin"
+mkdir -p "$bin"
+ln -s "$(command -v node)" "$bin/node"
+ln -s "$(command -v npm)" "$bin/npm"
+app="$work/app"
+mkdir -p "$app"
+cd "$app"
+env PATH="$bin:/usr/bin:/bin" sh -c 'command -v cargo && { echo "cargo is still on PATH" >&2; exit 1; }; true'
+env PATH="$bin:/usr/bin:/bin" npm init -y >/dev/null
+env PATH="$bin:/usr/bin:/bin" npm install --no-audit --no-fund "$work/$main_tgz" "$work/$platform_tgz"
+cat > train-one-step.js <<'JS'
+const ds = require('dualstream')
+const { train } = ds.loadFashionMnist({ limitPerClass: 10 })
+const model = ds.sequential(ds.convSnn({ widths: [8, 8] }), { timeSteps: 4, inputShape: [1, 28, 28] })
+model.configureTraining(ds.sgd({ lr: 0.1, momentum: 0.9 }))
+const batch = train.batches(16, { shuffle: true, seed: 1 })[Symbol.iterator]().next().value
+model.trainBatch(batch.x, batch.y).then((r) => {
+  if (!Number.isFinite(r.loss) || r.count !== 16) throw new Error('unexpected step result ' + JSON.stringify(r))
+  console.log('trained one step from the packed tarballs: loss ' + r.loss.toFixed(4) + ', engine ' + ds.engineVersion())
+})
+JS
+env PATH="$bin:/usr/bin:/bin" node train-one-step.js
