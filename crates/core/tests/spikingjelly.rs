@@ -131,7 +131,7 @@ fn build_model(f: &Value) -> R<Model> {
     Ok(model)
 }
 
-fn compare_buffers(check: &mut Check, model: &Model, expected: &Value, prefix: &str) -> R<()> {
+fn compare_buffers(check: &mut Check, model: &mut Model, expected: &Value, prefix: &str) -> R<()> {
     for (name, want) in named_tensors(expected)? {
         let what = format!("{prefix}buffer {name}");
         match model.buffer(&name) {
@@ -167,13 +167,13 @@ fn run_forward_backward(check: &mut Check, f: &Value) -> R<()> {
             }
         }
     }
-    compare_buffers(check, &model, field(f, "buffersAfter")?, "")?;
+    compare_buffers(check, &mut model, field(f, "buffersAfter")?, "")?;
     Ok(())
 }
 
 /// Several optimizer steps with cross-entropy on the time-averaged output.
 fn run_training(check: &mut Check, f: &Value) -> R<()> {
-    let model = build_model(f)?;
+    let mut model = build_model(f)?;
     let optimizer: OptimizerSpec = serde_json::from_value(field(f, "optimizer")?.clone())
         .map_err(|e| format!("optimizer spec does not parse: {e}"))?;
     let loss: LossSpec =
@@ -181,16 +181,15 @@ fn run_training(check: &mut Check, f: &Value) -> R<()> {
     let schedule: ScheduleSpec = serde_json::from_value(serde_json::json!({ "type": "constant" }))
         .map_err(|e| format!("schedule spec does not parse: {e}"))?;
     let mut trainer =
-        Trainer::new(model, &optimizer, &schedule, &loss).map_err(|e| format!("Trainer::new: {e:?}"))?;
+        Trainer::new(&optimizer, &schedule, &loss).map_err(|e| format!("Trainer::new: {e:?}"))?;
     let steps = field(f, "steps")?.as_array().ok_or("`steps` is not an array")?;
     for (i, step) in steps.iter().enumerate() {
         let input = tensor(field(step, "input")?)?;
         let labels: Vec<u32> = serde_json::from_value(field(step, "labels")?.clone())
             .map_err(|e| format!("bad labels: {e}"))?;
-        let stats = trainer.train_step(&input, &labels).map_err(|e| format!("train_step {i}: {e:?}"))?;
+        let stats = trainer.train_step(&mut model, &input, &labels).map_err(|e| format!("train_step {i}: {e:?}"))?;
         let want_loss = field(step, "loss")?.as_f64().ok_or("`loss` is not a number")?;
         check.scalar(&format!("step {i} loss"), stats.loss as f64, want_loss);
-        let model = trainer.model();
         for (name, want) in named_tensors(field(step, "paramsAfter")?)? {
             let what = format!("step {i} param {name}");
             match model.param(&name) {
@@ -198,7 +197,7 @@ fn run_training(check: &mut Check, f: &Value) -> R<()> {
                 None => check.missing(&what),
             }
         }
-        compare_buffers(check, model, field(step, "buffersAfter")?, &format!("step {i} "))?;
+        compare_buffers(check, &mut model, field(step, "buffersAfter")?, &format!("step {i} "))?;
     }
     Ok(())
 }
