@@ -118,14 +118,20 @@ test('fashion-mnist: invalid records are skipped, too few valid records fail nam
   const dir = mkdtempSync(join(tmpdir(), 'dualstream-fm-'))
   const good = new Array(784).fill(7)
   const bad = [[], good.slice(1), [...good.slice(1), 256], [...good.slice(1), 1.5], [...good.slice(1), -1], 'x', null]
+  // Class 4 has 7,005 valid records tagged by index: test must be the last 1,000 (6005..),
+  // not the 1,000 right after train.
+  const tagged = Array.from({ length: 7005 }, (_, i) => [i % 251, ...good.slice(1)])
   for (let c = 0; c < 10; c++) {
-    const records = c === 3 ? [...bad, ...new Array(7000).fill(good)] : new Array(7000).fill(good)
+    const records = c === 3 ? [...bad, ...new Array(7000).fill(good)] : c === 4 ? tagged : new Array(7000).fill(good)
     writeFileSync(join(dir, `${c}.json`), JSON.stringify({ data: records }))
   }
   const ok = loadFashionMnist({ dir, limitPerClass: 2 })
   t.is(ok.skipped, bad.length)
   t.true(ok.skippedRecords.every((r) => r.classIndex === 3))
   t.regex(ok.skippedRecords[2].reason, /256/)
+  t.is(ok.test.get(4 * 2).x[0], Math.fround((6005 % 251) / 255))
+  t.is(ok.test.get(4 * 2 + 1).x[0], Math.fround((6006 % 251) / 255))
+  t.is(ok.train.get(4 * 2 + 1).x[0], Math.fround(1 / 255))
 
   writeFileSync(join(dir, '5.json'), JSON.stringify({ data: [...new Array(6999).fill(good), [1, 2]] }))
   const err = t.throws(() => loadFashionMnist({ dir }), { instanceOf: DualstreamError })
