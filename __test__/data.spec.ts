@@ -12,6 +12,7 @@ import {
   mnistTestCount,
   type FashionMnist,
   type Mnist,
+  type TensorDatasetOptions,
 } from '../ts/data'
 import { Rng, deriveSeed, permutation } from '../ts/data/random'
 
@@ -104,42 +105,51 @@ test('fashion-mnist: records land where the split says, scaled by 1/255', (t) =>
   t.is(train.get(9 * 6000).y, 9)
 })
 
-test('fashion-mnist: limitPerClass keeps the split and takes the first of each', (t) => {
-  const f = getFashion()
-  const lim = loadFashionMnist({ limitPerClass: 5 })
-  t.is(lim.train.length, 50)
-  t.is(lim.test.length, 50)
-  t.deepEqual(lim.train.get(5).x, f.train.get(6000).x)
-  t.deepEqual(lim.test.get(7).x, f.test.get(1002).x)
-  t.throws(() => loadFashionMnist({ limitPerClass: 0 }), { message: /limitPerClass/ })
+test('fashion-mnist: limitPerClass is validated', (t) => {
+  t.throws(() => loadFashionMnist({ limitPerClass: 0 }), { message: /^limitPerClass: expected a positive integer, received 0$/ })
+  t.throws(() => loadFashionMnist({ limitPerClass: 1.5 }), { message: /^limitPerClass:/ })
 })
 
-test('fashion-mnist: invalid records are skipped, too few valid records fail naming the file', (t) => {
+test('fashion-mnist (synthetic files): invalid records skipped, limitPerClass, split from the last valid records, too few valid fails', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dualstream-fm-'))
   const good = new Array(784).fill(7)
   const bad = [[], good.slice(1), [...good.slice(1), 256], [...good.slice(1), 1.5], [...good.slice(1), -1], 'x', null]
   // Class 4 has 7,005 valid records tagged by index: test must be the last 1,000 (6005..),
   // not the 1,000 right after train.
   const tagged = Array.from({ length: 7005 }, (_, i) => [i % 251, ...good.slice(1)])
+  // Joining pre-serialised records is much faster than JSON.stringify of 70,000 arrays.
+  const goodJson = JSON.stringify(good)
+  const fileText = (records: string[]): string => `{"data": [\n${records.join(',\n')}\n]}`
   for (let c = 0; c < 10; c++) {
-    const records = c === 3 ? [...bad, ...new Array(7000).fill(good)] : c === 4 ? tagged : new Array(7000).fill(good)
-    writeFileSync(join(dir, `${c}.json`), JSON.stringify({ data: records }))
+    const records =
+      c === 3
+        ? [...bad.map((r) => JSON.stringify(r)), ...new Array<string>(7000).fill(goodJson)]
+        : c === 4
+          ? tagged.map((r) => JSON.stringify(r))
+          : new Array<string>(7000).fill(goodJson)
+    writeFileSync(join(dir, `${c}.json`), fileText(records))
   }
   const ok = loadFashionMnist({ dir, limitPerClass: 2 })
   t.is(ok.skipped, bad.length)
   t.true(ok.skippedRecords.every((r) => r.classIndex === 3))
   t.regex(ok.skippedRecords[2].reason, /256/)
+  t.is(ok.train.length, 20)
+  t.is(ok.test.length, 20)
+  t.deepEqual(ok.train.classCounts(), new Array(10).fill(2))
   t.is(ok.test.get(4 * 2).x[0], Math.fround((6005 % 251) / 255))
   t.is(ok.test.get(4 * 2 + 1).x[0], Math.fround((6006 % 251) / 255))
   t.is(ok.train.get(4 * 2 + 1).x[0], Math.fround(1 / 255))
 
-  writeFileSync(join(dir, '5.json'), JSON.stringify({ data: [...new Array(6999).fill(good), [1, 2]] }))
+  // Class 0 is read first, so breaking it keeps these failure cases fast.
+  writeFileSync(join(dir, '0.json'), fileText([...new Array<string>(6999).fill(goodJson), '[1, 2]']))
   const err = t.throws(() => loadFashionMnist({ dir }), { instanceOf: DualstreamError })
   t.is(err?.code, 'INVALID_DATA')
-  t.regex(err?.message ?? '', /5\.json.*Sandal.*7000.*6999 of 7000/)
+  t.regex(err?.message ?? '', /0\.json \(class 0 "T-shirt\/top"\).*7000.*6999 of 7000/)
 
-  writeFileSync(join(dir, '5.json'), '{"rows": []}')
-  t.throws(() => loadFashionMnist({ dir }), { message: /5\.json: expected an object with a "data" array/ })
+  writeFileSync(join(dir, '0.json'), '{"rows": []}')
+  t.throws(() => loadFashionMnist({ dir }), { message: /0\.json: expected an object with a "data" array/ })
+  writeFileSync(join(dir, '0.json'), '{"data": [')
+  t.throws(() => loadFashionMnist({ dir }), { message: /0\.json is not valid JSON/ })
 })
 
 test('mnist: per-class counts add up to 10,000 and the split is round(20%) per class', (t) => {
@@ -275,7 +285,7 @@ test('subset / take / sample copy the right samples', (t) => {
 })
 
 test('constructor errors name the argument, the expectation and what was received', (t) => {
-  const base = {
+  const base: TensorDatasetOptions = {
     name: 'd',
     images: new Float32Array(12),
     labels: new Uint8Array(2),
@@ -283,7 +293,7 @@ test('constructor errors name the argument, the expectation and what was receive
     numClasses: 3,
   }
   t.notThrows(() => new TensorDataset(base))
-  const cases: Array<[Partial<typeof base> & Record<string, unknown>, RegExp]> = [
+  const cases: Array<[Partial<TensorDatasetOptions>, RegExp]> = [
     [{ name: '' }, /^name: expected a non-empty string, received ""$/],
     [{ images: new Float32Array(11) }, /^images: expected length 12 \(labels\.length 2 × sample size 6 .*received length 11$/],
     [{ images: [1, 2] as unknown as Float32Array }, /^images: expected a Float32Array, received an array of length 2$/],
@@ -294,7 +304,7 @@ test('constructor errors name the argument, the expectation and what was receive
     [{ numClasses: 0 }, /^numClasses: expected a positive integer, received 0$/],
     [{ images: Float32Array.of(0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0) }, /^images\[7\]: expected a finite number \(sample 1, offset 1\), received NaN$/],
     [{ images: Float32Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -Infinity) }, /^images\[11\]:.*received -Infinity$/],
-    [{ classNames: ['a', 'b'] } as never, /^classNames: expected an array of 3 strings/],
+    [{ classNames: ['a', 'b'] }, /^classNames: expected an array of 3 strings/],
   ]
   for (const [patch, re] of cases) {
     const err = t.throws(() => new TensorDataset({ ...base, ...patch }), { instanceOf: DualstreamError }, re.source)

@@ -136,7 +136,7 @@ export class ProgressDisplay {
   private lastDrawnText = ''
   private barVisible = false
   private epochStartedAt: number
-  private currentEpoch = 0
+  private currentEpoch: number
   private lastLineBucket = 0
   private finished = false
 
@@ -162,6 +162,8 @@ export class ProgressDisplay {
     const startEpoch = opts.startEpoch ?? 1
     positiveInt('startEpoch', startEpoch)
     this.baseSteps = (startEpoch - 1) * this.stepsPerEpoch
+    // The first epoch is timed from construction: the CLI creates the display as training starts.
+    this.currentEpoch = startEpoch
     this.now = opts.now ?? (() => performance.now())
     this.startedAt = this.now()
     this.epochStartedAt = this.startedAt
@@ -171,8 +173,9 @@ export class ProgressDisplay {
   eta(epoch: number, step: number): number {
     const done = (epoch - 1) * this.stepsPerEpoch + step - this.baseSteps
     const remaining = this.epochs * this.stepsPerEpoch - (epoch - 1) * this.stepsPerEpoch - step
-    if (done <= 0) return NaN
-    return (((this.now() - this.startedAt) / 1000) * remaining) / done
+    const elapsed = (this.now() - this.startedAt) / 1000
+    if (done <= 0 || !(elapsed > 0)) return NaN
+    return (elapsed * remaining) / done
   }
 
   update(m: StepMetrics): void {
