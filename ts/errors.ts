@@ -1,9 +1,16 @@
-/** Every error dualstream throws. `code` is stable, for programs: ERR_SHAPE, ERR_VALUE,
- *  ERR_NON_FINITE, ERR_SPEC, ERR_STATE, ERR_IO, ERR_BUSY, ERR_DISPOSED, ERR_INTERNAL, ERR_ARG. */
+/**
+ * Every error dualstream throws is a DualstreamError. `code` is stable, for programs; `message`
+ * is for people and names the layer, argument or file, what was received and what was expected.
+ *
+ * Codes: ERR_ARG (a caller's argument has the wrong type or range), ERR_SHAPE, ERR_VALUE,
+ * ERR_NON_FINITE, ERR_SPEC, ERR_STATE (from the engine), ERR_DATA (a data file is malformed),
+ * ERR_NOT_FOUND (a file or package is missing), ERR_IO, ERR_BUSY, ERR_DISPOSED, ERR_INTERNAL.
+ */
 export class DualstreamError extends Error {
   readonly code: string
-  constructor(code: string, message: string) {
-    super(message)
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
     this.name = 'DualstreamError'
     this.code = code
   }
@@ -14,18 +21,27 @@ export function fromNative(err: unknown): DualstreamError {
   if (err instanceof DualstreamError) return err
   const message = err instanceof Error ? err.message : String(err)
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
-  return match ? new DualstreamError(match[1], match[2]) : new DualstreamError('ERR_INTERNAL', message)
+  return match ? new DualstreamError(match[1], match[2]) : new DualstreamError('ERR_INTERNAL', message, { cause: err })
 }
 
-export function argError(argument: string, expected: string, received: unknown): DualstreamError {
-  return new DualstreamError('ERR_ARG', `${argument}: expected ${expected}, got ${describe(received)}`)
-}
-
-export function describe(value: unknown): string {
+/** Short, bounded description of a received value for error messages (never dumps a whole array). */
+export function describeValue(value: unknown): string {
   if (value === null) return 'null'
-  if (Array.isArray(value)) return `array [${value.slice(0, 6).map(describe).join(', ')}${value.length > 6 ? ', ...' : ''}]`
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name} of length ${(value as unknown as ArrayLike<number>).length}`
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'object') return `object ${JSON.stringify(value)?.slice(0, 80)}`
-  return `${typeof value} ${String(value)}`
+  if (value === undefined) return 'undefined'
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value)
+  if (typeof value === 'string') return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value)
+  if (typeof value === 'boolean' || typeof value === 'bigint') return String(value)
+  if (Array.isArray(value)) return `an array of length ${value.length}`
+  if (ArrayBuffer.isView(value)) {
+    const len = (value as ArrayBufferView & { length?: number }).length
+    return `a ${value.constructor.name}${len === undefined ? '' : ` of length ${len}`}`
+  }
+  if (typeof value === 'function') return 'a function'
+  const ctor = (value as { constructor?: { name?: string } }).constructor?.name
+  return ctor && ctor !== 'Object' ? `a ${ctor}` : 'an object'
+}
+
+/** `<argument>: expected <expected>, received <received>` as an ERR_ARG error. */
+export function argError(argument: string, expected: string, received: unknown): DualstreamError {
+  return new DualstreamError('ERR_ARG', `${argument}: expected ${expected}, received ${describeValue(received)}`)
 }

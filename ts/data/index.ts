@@ -1,0 +1,7 @@
+export { TensorDataset } from './dataset'
+export type { TensorDatasetOptions, LabelArray, OrderOptions, BatchOptions, Batch } from './dataset'
+export { loadFashionMnist, FASHION_MNIST_CLASSES } from './fashion-mnist'
+export type { FashionMnist, LoadFashionMnistOptions, SkippedRecord } from './fashion-mnist'
+export { loadMnist, mnistTestCount, MNIST_CLASSES } from './mnist'
+export type { Mnist, LoadMnistOptions } from './mnist'
+export { Rng, deriveSeed, mix32, permutation, shuffleInPlace } from './random'
