@@ -98,7 +98,7 @@ async function train(argv: string[]): Promise<void> {
   }
   const loadStart = performance.now()
   const data = dataset === 'mnist' ? loadMnist() : loadFashionMnist()
-  const trainSet = limit === undefined ? data.train : data.train.subset(firstN(Math.min(limit, data.train.length)))
+  const trainSet = limit === undefined ? data.train : data.train.sample(Math.min(limit, data.train.length), seed)
   log(`${dataset}: ${trainSet.length} train / ${data.test.length} test samples (loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s)`)
 
   const model = sequential(convSnn({ classes: data.train.numClasses }), { timeSteps, inputShape: [...data.train.sampleShape], seed })
@@ -155,10 +155,6 @@ async function train(argv: string[]): Promise<void> {
     )
   }
   await model.dispose()
-}
-
-function firstN(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i)
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -12,7 +12,7 @@ export interface LabelledData {
   readonly length: number
   readonly sampleShape: readonly number[]
   readonly numClasses: number
-  batches(batchSize: number, options?: { shuffle?: boolean; seed?: number; dropLast?: boolean }): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
+  batches(batchSize: number, options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean }): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
 }
 
 export interface ModelOptions {
@@ -218,7 +218,7 @@ export class Model {
     for (let epoch = 0; epoch < epochs; epoch++) {
       const epochStart = performance.now()
       let step = 0, samples = 0, lossSum = 0, correct = 0, rateSum = 0
-      for (const batch of train.batches(batchSize, { shuffle: true, seed: seed * 1000003 + epoch, dropLast: true })) {
+      for (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
         if (options.signal?.aborted) return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000 }
         const r = await this.trainBatch(batch.x, batch.y)
         step++
