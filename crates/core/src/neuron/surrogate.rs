@@ -1,0 +1,288 @@
+//! Surrogate gradients: the forward pass fires with the Heaviside step, the backward pass
+//! pretends the step was a smooth function whose derivative is `grad`.
+//!
+//! Formulas follow SPEC.md section 1 (SpikingJelly's Sigmoid, ATan, PiecewiseQuadratic and
+//! Norse's SuperSpike). Each also has a `primitive`, the smooth function whose derivative
+//! `grad` is; tests use it to check `grad` and to check BPTT on a smoothed forward.
+use crate::error::{Error, Result};
+use crate::spec::SurrogateSpec;
+use std::f32::consts::PI;
+
+/// A surrogate function with its validated hyper-parameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Surrogate {
+    /// `sg'(x) = alpha s (1 - s)`, `s = sigmoid(alpha x)`.
+    Sigmoid { alpha: f32 },
+    /// `sg'(x) = (alpha / 2) / (1 + (pi/2 alpha x)^2)`.
+    Atan { alpha: f32 },
+    /// `sg'(x) = max(0, alpha - alpha^2 |x|)`.
+    PiecewiseQuadratic { alpha: f32 },
+    /// Fast sigmoid: `sg'(x) = 1 / (alpha |x| + 1)^2`.
+    SuperSpike { alpha: f32 },
+}
+
+impl Surrogate {
+    /// Validates the spec; `at` names the layer in the error.
+    pub fn from_spec(at: &str, spec: &SurrogateSpec) -> Result<Self> {
+        let (name, alpha, s) = match *spec {
+            SurrogateSpec::Sigmoid { alpha } => ("sigmoid", alpha, Surrogate::Sigmoid { alpha }),
+            SurrogateSpec::Atan { alpha } => ("atan", alpha, Surrogate::Atan { alpha }),
+            SurrogateSpec::PiecewiseQuadratic { alpha } => {
+                ("piecewiseQuadratic", alpha, Surrogate::PiecewiseQuadratic { alpha })
+            }
+            SurrogateSpec::SuperSpike { alpha } => ("superSpike", alpha, Surrogate::SuperSpike { alpha }),
+        };
+        if !(alpha.is_finite() && alpha > 0.0) {
+            return Err(Error::spec(
+                at,
+                format!("surrogate {name}: alpha must be finite and > 0, got {alpha}"),
+            ));
+        }
+        Ok(s)
+    }
+
+    pub fn alpha(&self) -> f32 {
+        match *self {
+            Surrogate::Sigmoid { alpha }
+            | Surrogate::Atan { alpha }
+            | Surrogate::PiecewiseQuadratic { alpha }
+            | Surrogate::SuperSpike { alpha } => alpha,
+        }
+    }
+
+    /// The forward firing function: 1 where `x >= 0` (SpikingJelly's `heaviside`).
+    #[inline(always)]
+    pub fn heaviside(x: f32) -> f32 {
+        if x >= 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    /// `sg'(x)`, the derivative used in place of the Heaviside's.
+    #[inline]
+    pub fn grad(&self, x: f32) -> f32 {
+        match *self {
+            Surrogate::Sigmoid { alpha } => SigmoidSg::new(alpha).grad(x),
+            Surrogate::Atan { alpha } => AtanSg::new(alpha).grad(x),
+            Surrogate::PiecewiseQuadratic { alpha } => PiecewiseQuadraticSg::new(alpha).grad(x),
+            Surrogate::SuperSpike { alpha } => SuperSpikeSg::new(alpha).grad(x),
+        }
+    }
+
+    /// The smooth function whose derivative is `grad` (f64, for checks): sigmoid(alpha x);
+    /// atan(pi/2 alpha x)/pi + 1/2; the piecewise quadratic that rises from 0 at -1/alpha to 1
+    /// at 1/alpha; x / (1 + alpha |x|).
+    pub fn primitive(&self, x: f64) -> f64 {
+        let a = self.alpha() as f64;
+        match *self {
+            Surrogate::Sigmoid { .. } => 1.0 / (1.0 + (-a * x).exp()),
+            Surrogate::Atan { .. } => {
+                (std::f64::consts::FRAC_PI_2 * a * x).atan() / std::f64::consts::PI + 0.5
+            }
+            Surrogate::PiecewiseQuadratic { .. } => {
+                if x < -1.0 / a {
+                    0.0
+                } else if x > 1.0 / a {
+                    1.0
+                } else {
+                    -0.5 * a * a * x.abs() * x + a * x + 0.5
+                }
+            }
+            Surrogate::SuperSpike { .. } => x / (1.0 + a * x.abs()),
+        }
+    }
+}
+
+/// One surrogate derivative as a concrete type, so the fused backward kernel is monomorphised
+/// per surrogate and its inner loop carries no dispatch.
+pub(crate) trait SgFn: Copy + Send + Sync {
+    fn grad(self, x: f32) -> f32;
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct SigmoidSg {
+    alpha: f32,
+}
+impl SigmoidSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        SigmoidSg { alpha }
+    }
+}
+impl SgFn for SigmoidSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        // exp overflows to inf for very negative alpha x, giving s = 0 and a zero gradient.
+        let s = 1.0 / (1.0 + (-self.alpha * x).exp());
+        (1.0 - s) * s * self.alpha
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct AtanSg {
+    half_alpha: f32,
+    slope: f32,
+}
+impl AtanSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        AtanSg { half_alpha: alpha / 2.0, slope: PI / 2.0 * alpha }
+    }
+}
+impl SgFn for AtanSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        let u = self.slope * x;
+        self.half_alpha / (1.0 + u * u)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct PiecewiseQuadraticSg {
+    alpha: f32,
+    alpha2: f32,
+}
+impl PiecewiseQuadraticSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        PiecewiseQuadraticSg { alpha, alpha2: alpha * alpha }
+    }
+}
+impl SgFn for PiecewiseQuadraticSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        (self.alpha - self.alpha2 * x.abs()).max(0.0)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct SuperSpikeSg {
+    alpha: f32,
+}
+impl SuperSpikeSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        SuperSpikeSg { alpha }
+    }
+}
+impl SgFn for SuperSpikeSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        let d = self.alpha * x.abs() + 1.0;
+        1.0 / (d * d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(alpha_scale: f32) -> Vec<Surrogate> {
+        vec![
+            Surrogate::Sigmoid { alpha: 4.0 * alpha_scale },
+            Surrogate::Atan { alpha: 2.0 * alpha_scale },
+            Surrogate::PiecewiseQuadratic { alpha: 1.0 * alpha_scale },
+            Surrogate::SuperSpike { alpha: 100.0 * alpha_scale },
+        ]
+    }
+
+    /// Sigmoid's `(1 - s) s alpha` is evaluated in f32 like SpikingJelly does, so in the tails,
+    /// where `1 - s` cancels, it is only accurate to a few ulps of `s` times alpha.
+    fn f32_floor(sg: &Surrogate) -> f64 {
+        match sg {
+            Surrogate::Sigmoid { alpha } => *alpha as f64 * 2.5e-7,
+            _ => 1e-9,
+        }
+    }
+
+    const POINTS: [f32; 12] = [-2.5, -0.9, -0.37, -0.11, -0.004, 0.0, 0.003, 0.05, 0.26, 0.61, 0.93, 3.0];
+
+    #[test]
+    fn grad_is_the_derivative_of_the_primitive() {
+        for scale in [1.0f32, 0.5, 1.7] {
+            for sg in all(scale) {
+                for &x in &POINTS {
+                    let xd = x as f64;
+                    if let Surrogate::PiecewiseQuadratic { alpha } = sg {
+                        // The primitive has kinks at +-1/alpha and 0 where FD is not the derivative.
+                        let k = 1.0 / alpha as f64;
+                        if (xd.abs() - k).abs() < 1e-3 || xd == 0.0 {
+                            continue;
+                        }
+                    }
+                    if let Surrogate::SuperSpike { .. } = sg {
+                        if xd == 0.0 {
+                            continue;
+                        }
+                    }
+                    // Step small relative to the surrogate's width (SuperSpike is 1/alpha wide).
+                    let eps = 1e-4 / sg.alpha() as f64;
+                    let fd = (sg.primitive(xd + eps) - sg.primitive(xd - eps)) / (2.0 * eps);
+                    let g = sg.grad(x) as f64;
+                    assert!(
+                        (g - fd).abs() <= 1e-4 * fd.abs() + f32_floor(&sg),
+                        "{sg:?} at {x}: grad {g} vs finite difference {fd}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn grad_matches_the_spec_formulas() {
+        use std::f64::consts::PI;
+        for &x in &POINTS {
+            let xd = x as f64;
+            let a = 4.0;
+            let s = 1.0 / (1.0 + (-a * xd).exp());
+            let want = a * s * (1.0 - s);
+            let sg = Surrogate::Sigmoid { alpha: 4.0 };
+            let got = sg.grad(x) as f64;
+            assert!((got - want).abs() <= 1e-6 * want + f32_floor(&sg), "sigmoid {x}: {got} vs {want}");
+
+            let a = 2.0;
+            let want = (a / 2.0) / (1.0 + (PI / 2.0 * a * xd).powi(2));
+            let got = Surrogate::Atan { alpha: 2.0 }.grad(x) as f64;
+            assert!((got - want).abs() <= 1e-6 * want, "atan {x}: {got} vs {want}");
+
+            let a = 1.0;
+            let want = (a - a * a * xd.abs()).max(0.0);
+            let got = Surrogate::PiecewiseQuadratic { alpha: 1.0 }.grad(x) as f64;
+            assert!((got - want).abs() <= 1e-6, "pq {x}: {got} vs {want}");
+
+            let a = 100.0;
+            let want = 1.0 / (a * xd.abs() + 1.0).powi(2);
+            let got = Surrogate::SuperSpike { alpha: 100.0 }.grad(x) as f64;
+            assert!((got - want).abs() <= 1e-6 * want, "superspike {x}: {got} vs {want}");
+        }
+        // Values a reader can check by hand.
+        assert_eq!(Surrogate::Sigmoid { alpha: 4.0 }.grad(0.0), 1.0);
+        assert_eq!(Surrogate::Atan { alpha: 2.0 }.grad(0.0), 1.0);
+        assert_eq!(Surrogate::PiecewiseQuadratic { alpha: 1.0 }.grad(0.5), 0.5);
+        assert_eq!(Surrogate::PiecewiseQuadratic { alpha: 1.0 }.grad(-1.5), 0.0);
+        assert_eq!(Surrogate::SuperSpike { alpha: 100.0 }.grad(0.01), 0.25);
+        let far = Surrogate::Sigmoid { alpha: 4.0 }.grad(-1e4);
+        assert_eq!(far, 0.0, "saturated sigmoid must give 0, not NaN");
+    }
+
+    #[test]
+    fn heaviside_fires_at_zero_and_above() {
+        assert_eq!(Surrogate::heaviside(0.0), 1.0);
+        assert_eq!(Surrogate::heaviside(1e-30), 1.0);
+        assert_eq!(Surrogate::heaviside(-1e-30), 0.0);
+        assert_eq!(Surrogate::heaviside(-3.0), 0.0);
+    }
+
+    #[test]
+    fn spec_alpha_is_validated_and_errors_name_the_layer() {
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            let e = Surrogate::from_spec("layers.4", &SurrogateSpec::Atan { alpha: bad }).unwrap_err();
+            assert_eq!(e.code(), "ERR_SPEC");
+            assert!(e.to_string().contains("layers.4"), "{e}");
+        }
+        let s = Surrogate::from_spec("x", &SurrogateSpec::SuperSpike { alpha: 100.0 }).unwrap();
+        assert_eq!(s, Surrogate::SuperSpike { alpha: 100.0 });
+        assert_eq!(
+            Surrogate::from_spec("x", &SurrogateSpec::default()).unwrap(),
+            Surrogate::Atan { alpha: 2.0 }
+        );
+    }
+}
