@@ -38,12 +38,6 @@ impl Model {
         let mut probe = vec![spec.time_steps, 1];
         probe.extend_from_slice(&spec.input_shape);
         let out = body.output_shape(&probe)?;
-        if out.len() != 3 {
-            return Err(Error::spec(
-                "layers",
-                format!("the last layer must give [T, N, classes] (end with linear), but gives {out:?}"),
-            ));
-        }
         Ok(Model {
             spec: spec.clone(),
             body,
@@ -60,8 +54,9 @@ impl Model {
         &self.spec
     }
 
-    pub fn num_classes(&self) -> usize {
-        self.output_shape_per_sample[0]
+    /// Shape of one sample's output per step, e.g. `[10]` for a classifier.
+    pub fn output_shape_per_sample(&self) -> &[usize] {
+        &self.output_shape_per_sample
     }
 
     /// Batch size of an input, after checking its shape against the spec.

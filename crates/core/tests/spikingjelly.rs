@@ -6,6 +6,9 @@
 //! Error measure, per tensor: `max_i |ours_i - ref_i| / max(max_i |ref_i|, 1e-6)`, i.e. the
 //! largest absolute difference relative to the reference tensor's largest magnitude; it must be
 //! <= 1e-4 (NaN fails). Shapes must match exactly. Scalars (the loss) use `|a - b| / max(|b|, 1e-6)`.
+//! A gradient that is zero in exact arithmetic (a conv bias right before BN: BN removes any
+//! constant shift) holds only float32 rounding noise in both engines; such a reference tensor
+//! (max |ref| < 1e-5) instead requires |ours| < 1e-5 everywhere.
 //! A single flipped spike gives an error of 1 in the output, so spikes are compared exactly in
 //! effect; the fixtures keep every pre-spike potential at least 1e-3 away from the threshold so
 //! that rounding cannot flip one (see the README in the fixtures folder).
@@ -24,6 +27,8 @@ use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-4;
 const FLOOR: f64 = 1e-6;
+/// Below this a reference tensor is rounding noise around an exact zero.
+const NOISE: f64 = 1e-5;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spikingjelly")
@@ -95,7 +100,15 @@ impl Check {
             }
             max_ref = max_ref.max((b as f64).abs());
         }
-        let err = if nan { f64::NAN } else { max_diff / max_ref.max(FLOOR) };
+        let max_ours = ours.data().iter().fold(0.0f64, |m, &a| m.max((a as f64).abs()));
+        let err = if nan {
+            f64::NAN
+        } else if max_ref < NOISE {
+            // Exact zero in theory: pass when ours is noise too (error scaled so 1e-5 maps to 1e-4).
+            max_ours / NOISE * TOLERANCE
+        } else {
+            max_diff / max_ref.max(FLOOR)
+        };
         let detail = if ours.data().is_empty() {
             String::new()
         } else {
