@@ -9,4 +9,58 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A model built from a spec, with its training state. */
+export declare class NativeModel {
+  /** Builds a model from a JSON `ModelSpec`, with weights drawn from `seed`. */
+  constructor(specJson: string, seed: number)
+  /** Sets the optimizer, schedule and loss from JSON; resets the optimizer state. */
+  configureTraining(optimizerJson: string, scheduleJson: string, lossJson: string): void
+  /** One training step on a batch: forward over T, loss, BPTT, optimizer update. */
+  trainStep(input: Float32Array, inputShape: Array<number>, labels: Uint32Array): Promise<StepResult>
+  /** Eval-mode forward of a batch: time-mean logits, and loss/accuracy when labels are given. */
+  evaluate(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null): Promise<EvalResult>
+  /** Mean firing rate of each neuron layer in the last forward. */
+  firingRates(): Array<LayerRate>
+  parameterCount(): number
+  /** All parameters and buffers (BN running statistics), copied out. */
+  stateTensors(): Array<NamedTensor>
+  /** Sets one parameter or buffer by name. */
+  setTensor(name: string, shape: Array<number>, data: Float32Array): void
+  specJson(): string
+  /** Frees the weights now; later calls fail with ERR_DISPOSED. */
+  dispose(): void
+  get disposed(): boolean
+}
+
+/** Test hook: panics inside the guarded engine call path, to prove panics become JS errors. */
+export declare function debugPanic(message: string): void
+
 export declare function engineVersion(): string
+
+export interface EvalResult {
+  loss: number
+  correct: number
+  count: number
+  /** Time-mean output `[N, classes]`, row-major. */
+  logits: Float32Array
+}
+
+export interface LayerRate {
+  name: string
+  rate: number
+}
+
+export interface NamedTensor {
+  name: string
+  shape: Array<number>
+  data: Float32Array
+}
+
+export interface StepResult {
+  loss: number
+  correct: number
+  count: number
+  learningRate: number
+  /** Mean firing rate over all neuron layers of this step. */
+  firingRate: number
+}

@@ -778,4 +778,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeModel = nativeBinding.NativeModel
+module.exports.debugPanic = nativeBinding.debugPanic
 module.exports.engineVersion = nativeBinding.engineVersion
