@@ -59,26 +59,35 @@ function oneOf<T extends string>(name: string, value: string | undefined, choice
   return value as T
 }
 
+const TRAIN_OPTIONS = {
+  dataset: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'time-steps': { type: 'string' },
+  optimizer: { type: 'string' },
+  lr: { type: 'string' },
+  schedule: { type: 'string' },
+  seed: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** Restates a parseArgs error with the options the command accepts. */
+function withAccepted(command: string, options: object, err: unknown): DualstreamError {
+  const accepted = Object.keys(options).map((k) => `--${k}`).join(', ')
+  return new DualstreamError('ERR_ARG', `${command}: ${(err as Error).message}. Accepted options: ${accepted} (see dualstream ${command} --help)`)
+}
+
 async function train(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      dataset: { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'time-steps': { type: 'string' },
-      optimizer: { type: 'string' },
-      lr: { type: 'string' },
-      schedule: { type: 'string' },
-      seed: { type: 'string' },
-      limit: { type: 'string' },
-      json: { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: TRAIN_OPTIONS })
+  } catch (err) {
+    throw withAccepted('train', TRAIN_OPTIONS, err)
+  }
+  const { values } = parsed
   if (values.help) {
     process.stdout.write(TRAIN_HELP)
     return

@@ -283,3 +283,99 @@ impl Trainer {
         Ok(stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(encoding: &str) -> ModelSpec {
+        serde_json::from_str(&format!(
+            r#"{{"timeSteps":3,"inputShape":[1,4,4],"encoding":"{encoding}","layers":[
+                {{"type":"conv2d","inChannels":1,"outChannels":2,"kernelSize":[3,3],"padding":[1,1]}},
+                {{"type":"batchNorm2d","numFeatures":2}},
+                {{"type":"flatten"}},
+                {{"type":"linear","inFeatures":32,"outFeatures":3}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    fn ramp(shape: &[usize]) -> Tensor {
+        let n = crate::tensor::numel(shape);
+        Tensor::from_vec(shape, (0..n).map(|i| ((i * 37 % 101) as f32) / 101.0).collect()).unwrap()
+    }
+
+    #[test]
+    fn direct_encoding_equals_the_repeated_sequence_and_sums_input_gradients_over_time() {
+        let mut direct = Model::from_spec(&spec("direct"), 9).unwrap();
+        let mut sequence = Model::from_spec(&spec("sequence"), 9).unwrap();
+        let x = ramp(&[2, 1, 4, 4]);
+        let mut repeated = Vec::new();
+        for _ in 0..3 {
+            repeated.extend_from_slice(x.data());
+        }
+        let xs = Tensor::from_vec(&[3, 2, 1, 4, 4], repeated).unwrap();
+        let yd = direct.forward(&x, true).unwrap().clone();
+        let ys = sequence.forward(&xs, true).unwrap().clone();
+        assert_eq!(yd, ys);
+        let g = ramp(yd.shape());
+        let gd = direct.backward(&g).unwrap().clone();
+        let gs = sequence.backward(&g).unwrap().clone();
+        assert_eq!(gd.shape(), &[2, 1, 4, 4]);
+        for i in 0..gd.numel() {
+            let sum: f32 = (0..3).map(|t| gs.data()[t * 32 + i]).sum();
+            assert!((gd.data()[i] - sum).abs() <= 1e-6 * sum.abs().max(1.0), "at {i}");
+        }
+    }
+
+    #[test]
+    fn a_seed_reproduces_the_weights_and_another_seed_does_not() {
+        let a = Model::from_spec(&spec("direct"), 1).unwrap().state_tensors();
+        let b = Model::from_spec(&spec("direct"), 1).unwrap().state_tensors();
+        let c = Model::from_spec(&spec("direct"), 2).unwrap().state_tensors();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias",
+             "layers.1.running_mean", "layers.1.running_var"]
+        );
+    }
+
+    #[test]
+    fn bad_calls_fail_with_errors_that_say_what_was_expected() {
+        let mut m = Model::from_spec(&spec("direct"), 1).unwrap();
+        let err = m.forward(&ramp(&[2, 1, 5, 4]), true).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("[N, 1, 4, 4]"), "{err}");
+        let mut nan = ramp(&[2, 1, 4, 4]);
+        nan.data_mut()[3] = f32::NAN;
+        assert!(matches!(m.forward(&nan, true).unwrap_err(), Error::NonFinite { index: 3, .. }));
+        assert!(matches!(m.backward(&ramp(&[3, 2, 3])).unwrap_err(), Error::State { .. }));
+        let err = m.set_param("layers.0.weight", &ramp(&[2, 1, 3, 2])).unwrap_err();
+        assert!(err.to_string().contains("layers.0.weight") && err.to_string().contains("[2, 1, 3, 3]"), "{err}");
+        assert!(m.set_tensor("layers.9.weight", &ramp(&[1])).is_err());
+        let mut bad = spec("direct");
+        bad.layers.pop();
+        bad.layers.push(serde_json::from_str(r#"{"type":"linear","inFeatures":31,"outFeatures":3}"#).unwrap());
+        let err = Model::from_spec(&bad, 0).err().unwrap();
+        assert!(err.to_string().contains("layers.3") && err.to_string().contains("31"), "{err}");
+    }
+
+    #[test]
+    fn training_lowers_the_loss_on_a_fixed_batch() {
+        let mut m = Model::from_spec(&spec("direct"), 4).unwrap();
+        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.05,"momentum":0.9}"#).unwrap();
+        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        let x = ramp(&[4, 1, 4, 4]);
+        let labels = [0, 1, 2, 1];
+        let first = trainer.train_step(&mut m, &x, &labels).unwrap().loss;
+        let mut last = first;
+        for _ in 0..30 {
+            last = trainer.train_step(&mut m, &x, &labels).unwrap().loss;
+        }
+        assert!(last < 0.5 * first, "loss {first} -> {last}");
+        assert_eq!(trainer.step_count(), 31);
+        let err = trainer.train_step(&mut m, &x, &[0, 1, 2, 3]).unwrap_err();
+        assert!(err.to_string().contains("labels[3]"), "{err}");
+    }
+}

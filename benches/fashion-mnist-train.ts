@@ -1,0 +1,26 @@
+// The engine issue's goal: the default `dualstream train` reaches >= 90 % Fashion-MNIST test
+// accuracy in <= 10 minutes on this machine. Runs the real CLI end to end and records the result.
+//   npm run bench:train [-- extra CLI flags, e.g. --epochs 6]
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { record } from './record'
+
+const extra = process.argv.slice(2)
+const args = [join(__dirname, '..', 'dist', 'cli.js'), 'train', '--json', ...extra]
+const started = performance.now()
+const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const wallSeconds = (performance.now() - started) / 1000
+if (r.status !== 0) {
+  console.error(`dualstream train failed with status ${r.status}`)
+  process.exit(1)
+}
+const metrics = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+record('fashion-mnist-train', `dualstream train --json ${extra.join(' ')}`.trim(), {
+  testAccuracy: metrics.testAccuracy,
+  epochs: metrics.epochs,
+  trainSeconds: metrics.seconds,
+  wallSeconds,
+  goal: { accuracy: 0.9, wallSeconds: 600 },
+  met: metrics.testAccuracy >= 0.9 && wallSeconds <= 600,
+  metrics,
+})
