@@ -161,28 +161,41 @@ impl FwdCtx<'_> {
                     let xs = &self.x[off..off + n];
                     // SAFETY: chunk c alone touches elements [i0, i0 + n) of every row.
                     let os = unsafe { self.out.range(off, n) };
-                    let hs: &mut [f32] = match (STORE, &self.h) {
-                        (true, Some(h)) => unsafe { h.range(off, n) },
-                        _ => &mut [],
-                    };
-                    for i in 0..n {
-                        let hv = charge(xs[i], v[i]);
-                        if STORE {
-                            hs[i] = hv;
-                        }
-                        let fired = hv - v_th >= 0.0;
-                        let s = if fired { 1.0 } else { 0.0 };
-                        os[i] = s;
-                        count[i] += s;
-                        v[i] = if HARD {
-                            if fired {
-                                v_rest
+                    // Zipped iterators carry the equal lengths, so the loop has no bounds
+                    // checks and vectorises; the two arms differ only in storing H.
+                    macro_rules! step {
+                        ($x:expr, $v:expr, $o:expr, $k:expr) => {{
+                            let hv = charge($x, *$v);
+                            let fired = hv - v_th >= 0.0;
+                            let s = if fired { 1.0 } else { 0.0 };
+                            *$o = s;
+                            *$k += s;
+                            *$v = if HARD {
+                                if fired {
+                                    v_rest
+                                } else {
+                                    hv
+                                }
                             } else {
-                                hv
+                                hv - s * v_th
+                            };
+                            hv
+                        }};
+                    }
+                    let lanes = xs.iter().zip(v.iter_mut()).zip(os.iter_mut()).zip(count.iter_mut());
+                    match (STORE, &self.h) {
+                        (true, Some(h)) => {
+                            // SAFETY: as for `out`.
+                            let hs = unsafe { h.range(off, n) };
+                            for ((((&x, v), o), k), hslot) in lanes.zip(hs.iter_mut()) {
+                                *hslot = step!(x, v, o, k);
                             }
-                        } else {
-                            hv - s * v_th
-                        };
+                        }
+                        _ => {
+                            for (((&x, v), o), k) in lanes {
+                                step!(x, v, o, k);
+                            }
+                        }
                     }
                 }
                 // Per-element counts are small integers, exact in f32.

@@ -604,3 +604,87 @@ fn empty_batches_are_fine() {
     assert_eq!(gin.shape(), &[4, 0, 3]);
     assert_eq!(l.firing_rate(), Some(0.0));
 }
+
+/// Throughput check, run by hand: `cargo test --release -p dualstream-core neuron_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn neuron_throughput() {
+    let shape = [16, 32, 64, 32, 32];
+    let total: usize = shape.iter().product();
+    let mut rng = Rng::new(1);
+    let x = Tensor::from_vec(&shape, (0..total).map(|_| rng.uniform_range(-1.0, 3.0)).collect()).unwrap();
+    let g = Tensor::from_vec(&shape, (0..total).map(|_| rng.normal()).collect()).unwrap();
+    // A plain parallel copy of the same size, to read the numbers below against the machine.
+    let mut y = vec![0.0f32; total];
+    let t0 = std::time::Instant::now();
+    for _ in 0..5 {
+        use rayon::prelude::*;
+        y.par_chunks_mut(1 << 16).zip(x.data().par_chunks(1 << 16)).for_each(|(a, b)| a.copy_from_slice(b));
+    }
+    let copy = t0.elapsed().as_secs_f64() / 5.0;
+    eprintln!("copy baseline: {:.1} ms ({:.2} ns/elem)", copy * 1e3, copy * 1e9 / total as f64);
+    for (kind, sg) in [
+        (NeuronKind::If, SurrogateSpec::Atan { alpha: 2.0 }),
+        (NeuronKind::Lif, SurrogateSpec::Atan { alpha: 2.0 }),
+        (NeuronKind::Plif, SurrogateSpec::Atan { alpha: 2.0 }),
+        (NeuronKind::Plif, SurrogateSpec::Sigmoid { alpha: 4.0 }),
+    ] {
+        let s = NeuronSpec { surrogate: sg, ..NeuronSpec::default() };
+        let mut l = NeuronLayer::new("b", kind, &s).unwrap();
+        let (mut out, mut gin) = (Tensor::default(), Tensor::default());
+        l.forward(&x, &mut out, true).unwrap();
+        l.backward(&x, &out, &g, &mut gin).unwrap();
+        let reps = 5;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            l.forward(&x, &mut out, true).unwrap();
+        }
+        let fwd = t0.elapsed().as_secs_f64() / reps as f64;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            l.forward(&x, &mut out, false).unwrap();
+        }
+        let inf = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("  inference forward {:.2} ns/elem", inf * 1e9 / total as f64);
+        l.forward(&x, &mut out, true).unwrap();
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            l.backward(&x, &out, &g, &mut gin).unwrap();
+        }
+        let bwd = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!(
+            "{kind:?} {sg:?}: {total} elements, forward {:.1} ms ({:.2} ns/elem), backward {:.1} ms ({:.2} ns/elem)",
+            fwd * 1e3,
+            fwd * 1e9 / total as f64,
+            bwd * 1e3,
+            bwd * 1e9 / total as f64
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn neuron_in_cache_compute() {
+    use super::kernel;
+    let (t_len, numel) = (8, 1024);
+    let mut rng = Rng::new(1);
+    let x: Vec<f32> = (0..t_len * numel).map(|_| rng.uniform_range(-1.0, 3.0)).collect();
+    let g: Vec<f32> = (0..t_len * numel).map(|_| rng.normal()).collect();
+    for kind in [NeuronKind::If, NeuronKind::Lif, NeuronKind::Plif] {
+        let l = NeuronLayer::new("b", kind, &NeuronSpec::default()).unwrap();
+        let d = l.dynamics();
+        let (mut out, mut h, mut gin) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; x.len()]);
+        let reps = 20000;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            kernel::forward(&d, &x, t_len, &mut out, Some(&mut h));
+        }
+        let f = t0.elapsed().as_secs_f64() * 1e9 / (reps * x.len()) as f64;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            kernel::backward(&d, l.surrogate(), &x, &h, &out, &g, t_len, &mut gin);
+        }
+        let b = t0.elapsed().as_secs_f64() * 1e9 / (reps * x.len()) as f64;
+        eprintln!("{kind:?}: in-cache forward {f:.3} ns/elem, backward {b:.3} ns/elem");
+    }
+}
