@@ -7,6 +7,11 @@
 //!
 //! The chunk size is a constant, not derived from the thread count, so that the PLIF `w`
 //! gradient (summed per chunk, then over chunks in order) is bit-identical on any machine.
+//!
+//! Forward stores nothing for backward: writing `H_t` to memory cost more than the whole
+//! spike pass (measured: 2.2 vs 1.0 ns per element and step on the 2-core CI box), so backward
+//! recomputes each chunk's `H_t` (bit-identical, same code) into a per-thread scratch that
+//! stays in cache, and derives `S_t` from it. That also saves a `[T, N, ...]` buffer per layer.
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use rayon::prelude::*;
 
@@ -91,9 +96,9 @@ impl SharedMut {
     }
 }
 
-/// Runs all steps: writes spikes into `out` and, when given, `H_t` into `h` (both
-/// `[T, numel]` like `x`). Returns the number of spikes.
-pub(crate) fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32], h: Option<&mut [f32]>) -> u64 {
+/// Runs all steps, writing spikes into `out` (`[T, numel]` like `x`). Returns the number of
+/// spikes.
+pub(crate) fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) -> u64 {
     assert_eq!(x.len(), out.len());
     if x.is_empty() || t_len == 0 {
         return 0;
@@ -101,106 +106,215 @@ pub(crate) fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32], h:
     let numel = x.len() / t_len;
     assert_eq!(numel * t_len, x.len());
     let out = SharedMut::new(out);
-    let h = h.map(|h| {
-        assert_eq!(h.len(), x.len());
-        SharedMut::new(h)
-    });
-    let ctx = FwdCtx { x, t_len, numel, v_th: d.v_threshold, v_rest: d.v_rest(), out, h };
-    let hard = d.v_reset.is_some();
-    match d.charge {
-        Charge::If => ctx.run_reset(hard, |x, v| v + x),
-        Charge::LifDecay0 { tau } => ctx.run_reset(hard, move |x, v| v + (x - v) / tau),
-        Charge::LifDecay { tau, v_reset } => ctx.run_reset(hard, move |x, v| v + (x - (v - v_reset)) / tau),
-        Charge::LifNoDecay0 { keep, .. } => ctx.run_reset(hard, move |x, v| v * keep + x),
-        Charge::LifNoDecay { tau, v_reset } => ctx.run_reset(hard, move |x, v| v - (v - v_reset) / tau + x),
-        Charge::PlifDecay0 { k } => ctx.run_reset(hard, move |x, v| v + (x - v) * k),
-        Charge::PlifDecay { k, v_reset } => ctx.run_reset(hard, move |x, v| v + (x - (v - v_reset)) * k),
-        Charge::PlifNoDecay0 { k } => {
-            let keep = 1.0 - k;
-            ctx.run_reset(hard, move |x, v| v * keep + x)
+    with_charge(d, Spikes { x, t_len, numel, consts: Consts::of(d), out })
+}
+
+/// `H_t` for all steps into `h` (`[T, numel]`), e.g. to inspect membrane potentials.
+pub(crate) fn charge_trace(d: &Dynamics, x: &[f32], t_len: usize, h: &mut [f32]) {
+    assert_eq!(x.len(), h.len());
+    if x.is_empty() || t_len == 0 {
+        return;
+    }
+    let numel = x.len() / t_len;
+    let recompute = with_charge(d, Recompute { consts: Consts::of(d) });
+    let mut scratch = vec![0.0; x.len()];
+    for i0 in (0..numel).step_by(CHUNK) {
+        let n = CHUNK.min(numel - i0);
+        recompute(x, t_len, numel, i0, n, &mut scratch[..t_len * n]);
+        for t in 0..t_len {
+            h[t * numel + i0..][..n].copy_from_slice(&scratch[t * n..][..n]);
         }
-        Charge::PlifNoDecay { k, v_reset } => ctx.run_reset(hard, move |x, v| v - (v - v_reset) * k + x),
     }
 }
 
-struct FwdCtx<'a> {
+#[derive(Clone, Copy)]
+struct Consts {
+    v_th: f32,
+    v_rest: f32,
+}
+
+impl Consts {
+    fn of(d: &Dynamics) -> Self {
+        Consts { v_th: d.v_threshold, v_rest: d.v_rest() }
+    }
+}
+
+/// Something to run with the charge equation and reset kind as compile-time parameters.
+trait WithCharge {
+    type Out;
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
+        self,
+        charge: C,
+    ) -> Self::Out;
+}
+
+fn with_charge<V: WithCharge>(d: &Dynamics, v: V) -> V::Out {
+    fn reset<V: WithCharge, C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static>(
+        hard: bool,
+        v: V,
+        c: C,
+    ) -> V::Out {
+        if hard {
+            v.run::<C, true>(c)
+        } else {
+            v.run::<C, false>(c)
+        }
+    }
+    let hard = d.v_reset.is_some();
+    match d.charge {
+        Charge::If => reset(hard, v, |x, v| v + x),
+        Charge::LifDecay0 { tau } => reset(hard, v, move |x, v| v + (x - v) / tau),
+        Charge::LifDecay { tau, v_reset } => reset(hard, v, move |x, v| v + (x - (v - v_reset)) / tau),
+        Charge::LifNoDecay0 { keep, .. } => reset(hard, v, move |x, v| v * keep + x),
+        Charge::LifNoDecay { tau, v_reset } => reset(hard, v, move |x, v| v - (v - v_reset) / tau + x),
+        Charge::PlifDecay0 { k } => reset(hard, v, move |x, v| v + (x - v) * k),
+        Charge::PlifDecay { k, v_reset } => reset(hard, v, move |x, v| v + (x - (v - v_reset)) * k),
+        Charge::PlifNoDecay0 { k } => {
+            let keep = 1.0 - k;
+            reset(hard, v, move |x, v| v * keep + x)
+        }
+        Charge::PlifNoDecay { k, v_reset } => reset(hard, v, move |x, v| v - (v - v_reset) * k + x),
+    }
+}
+
+/// Where one chunk's forward writes: spikes into the `[T, numel]` output, or `H_t` into a
+/// `[T, n]` scratch.
+enum Sink<'a> {
+    Spikes(SharedMut),
+    Charge(&'a mut [f32]),
+}
+
+/// The forward time loop over elements `[i0, i0 + n)`; returns the spike count.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    i0: usize,
+    n: usize,
+    mut sink: Sink,
+) -> u64 {
+    let Consts { v_th, v_rest } = k;
+    let mut v_buf = [v_rest; CHUNK];
+    let mut count_buf = [0.0f32; CHUNK];
+    let (v, count) = (&mut v_buf[..n], &mut count_buf[..n]);
+    for t in 0..t_len {
+        let off = t * numel + i0;
+        let xs = &x[off..off + n];
+        // Zipped iterators carry the equal lengths, so the loops have no bounds checks and
+        // vectorise; the two arms differ only in what they write.
+        macro_rules! step {
+            ($x:expr, $v:expr) => {{
+                let hv = charge($x, *$v);
+                let fired = hv - v_th >= 0.0;
+                let s = if fired { 1.0f32 } else { 0.0 };
+                *$v = if HARD {
+                    if fired {
+                        v_rest
+                    } else {
+                        hv
+                    }
+                } else {
+                    hv - s * v_th
+                };
+                (hv, s)
+            }};
+        }
+        match &mut sink {
+            Sink::Spikes(out) => {
+                // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
+                let os = unsafe { out.range(off, n) };
+                for (((&x, v), o), c) in xs.iter().zip(v.iter_mut()).zip(os.iter_mut()).zip(count.iter_mut())
+                {
+                    let (_, s) = step!(x, v);
+                    *o = s;
+                    *c += s;
+                }
+            }
+            Sink::Charge(h) => {
+                let hs = &mut h[t * n..(t + 1) * n];
+                for ((&x, v), slot) in xs.iter().zip(v.iter_mut()).zip(hs.iter_mut()) {
+                    *slot = step!(x, v).0;
+                }
+            }
+        }
+    }
+    // Per-element counts are small integers, exact in f32.
+    count.iter().map(|&k| k as u64).sum::<u64>()
+}
+
+struct Spikes<'a> {
     x: &'a [f32],
     t_len: usize,
     numel: usize,
-    v_th: f32,
-    v_rest: f32,
+    consts: Consts,
     out: SharedMut,
-    h: Option<SharedMut>,
 }
 
-impl FwdCtx<'_> {
-    fn run_reset<C: Fn(f32, f32) -> f32 + Sync + Copy>(&self, hard: bool, charge: C) -> u64 {
-        match (hard, self.h.is_some()) {
-            (true, true) => self.run::<C, true, true>(charge),
-            (true, false) => self.run::<C, true, false>(charge),
-            (false, true) => self.run::<C, false, true>(charge),
-            (false, false) => self.run::<C, false, false>(charge),
-        }
-    }
-
-    fn run<C: Fn(f32, f32) -> f32 + Sync + Copy, const HARD: bool, const STORE: bool>(
-        &self,
-        charge: C,
-    ) -> u64 {
-        let (numel, v_th, v_rest) = (self.numel, self.v_th, self.v_rest);
+impl WithCharge for Spikes<'_> {
+    type Out = u64;
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
+        let Spikes { x, t_len, numel, consts, out } = self;
         (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                let mut v_buf = [v_rest; CHUNK];
-                let mut count_buf = [0.0f32; CHUNK];
-                let (v, count) = (&mut v_buf[..n], &mut count_buf[..n]);
-                for t in 0..self.t_len {
-                    let off = t * numel + i0;
-                    let xs = &self.x[off..off + n];
-                    // SAFETY: chunk c alone touches elements [i0, i0 + n) of every row.
-                    let os = unsafe { self.out.range(off, n) };
-                    let hs: &mut [f32] = match (STORE, &self.h) {
-                        (true, Some(h)) => unsafe { h.range(off, n) },
-                        _ => &mut [],
-                    };
-                    for i in 0..n {
-                        let hv = charge(xs[i], v[i]);
-                        if STORE {
-                            hs[i] = hv;
-                        }
-                        let fired = hv - v_th >= 0.0;
-                        let s = if fired { 1.0 } else { 0.0 };
-                        os[i] = s;
-                        count[i] += s;
-                        v[i] = if HARD {
-                            if fired {
-                                v_rest
-                            } else {
-                                hv
-                            }
-                        } else {
-                            hv - s * v_th
-                        };
-                    }
-                }
-                // Per-element counts are small integers, exact in f32.
-                count.iter().map(|&k| k as u64).sum::<u64>()
+                chunk_forward::<C, HARD>(charge, consts, x, t_len, numel, i0, n, Sink::Spikes(out))
             })
             .sum()
     }
 }
 
-/// Backpropagation through time for one sequence of states: `x`, `h` (`H_t`), `s` (`S_t`) and
-/// `gout` (`dL/dS_t`) are `[T, numel]`; `gin` receives `dL/dX_t`. Returns `dL/dw` for PLIF
-/// (0 otherwise), which the caller adds to the parameter's gradient.
-///
-/// `s` is read as a real number, not a flag: the formulas are those of the reset written with
-/// `S_t` (`V = H (1 - S) + V_reset S` or `V = H - V_th S`), which also lets tests drive this
-/// kernel with a smooth stand-in for the spikes.
-#[allow(clippy::too_many_arguments)]
+/// Recomputes one chunk's `H_t`: `(x, t_len, numel, i0, n, scratch [T, n])`.
+type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, usize, &mut [f32]) + Send + Sync>;
+
+struct Recompute {
+    consts: Consts,
+}
+
+impl WithCharge for Recompute {
+    type Out = RecomputeFn;
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
+        self,
+        charge: C,
+    ) -> RecomputeFn {
+        let consts = self.consts;
+        Box::new(move |x, t_len, numel, i0, n, scratch| {
+            chunk_forward::<C, HARD>(charge, consts, x, t_len, numel, i0, n, Sink::Charge(scratch));
+        })
+    }
+}
+
+thread_local! {
+    /// Per-thread `[T, CHUNK]` charge scratch for backward, kept across calls.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Backpropagation through time: `x` and `gout` (`dL/dS_t`) are `[T, numel]`; `gin` receives
+/// `dL/dX_t`. Returns `dL/dw` for PLIF (0 otherwise), which the caller adds to the
+/// parameter's gradient. `H_t` and `S_t` are recomputed from `x`.
 pub(crate) fn backward(
+    d: &Dynamics,
+    surrogate: Surrogate,
+    x: &[f32],
+    gout: &[f32],
+    t_len: usize,
+    gin: &mut [f32],
+) -> f64 {
+    backward_impl(d, surrogate, x, None, gout, t_len, gin)
+}
+
+/// Backward on given `H_t` and `S_t` instead of recomputed ones. `s` is read as a real number,
+/// not a flag: the formulas are those of the reset written with `S_t`
+/// (`V = H (1 - S) + V_reset S` or `V = H - V_th S`), so tests can drive the same BPTT code
+/// with a smooth stand-in for the spikes.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_given(
     d: &Dynamics,
     surrogate: Surrogate,
     x: &[f32],
@@ -210,8 +324,21 @@ pub(crate) fn backward(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
+    assert!(h.len() == x.len() && s.len() == x.len());
+    backward_impl(d, surrogate, x, Some((h, s)), gout, t_len, gin)
+}
+
+fn backward_impl(
+    d: &Dynamics,
+    surrogate: Surrogate,
+    x: &[f32],
+    given: Option<(&[f32], &[f32])>,
+    gout: &[f32],
+    t_len: usize,
+    gin: &mut [f32],
+) -> f64 {
     let len = x.len();
-    assert!(h.len() == len && s.len() == len && gout.len() == len && gin.len() == len);
+    assert!(gout.len() == len && gin.len() == len);
     if len == 0 || t_len == 0 {
         return 0.0;
     }
@@ -225,16 +352,15 @@ pub(crate) fn backward(
     };
     let ctx = BwdCtx {
         x,
-        h,
-        s,
         gout,
         t_len,
         numel,
-        v_th: d.v_threshold,
-        v_rest: d.v_rest(),
+        consts: Consts::of(d),
         ax,
         av,
         gin: SharedMut::new(gin),
+        given,
+        recompute: with_charge(d, Recompute { consts: Consts::of(d) }),
     };
     let dk = match surrogate {
         Surrogate::Sigmoid { alpha } => ctx.dispatch(SigmoidSg::new(alpha), d, w_mode),
@@ -257,16 +383,30 @@ const W_NO_DECAY: u8 = 2;
 
 struct BwdCtx<'a> {
     x: &'a [f32],
-    h: &'a [f32],
-    s: &'a [f32],
     gout: &'a [f32],
     t_len: usize,
     numel: usize,
-    v_th: f32,
-    v_rest: f32,
+    consts: Consts,
     ax: f32,
     av: f32,
     gin: SharedMut,
+    given: Option<(&'a [f32], &'a [f32])>,
+    recompute: RecomputeFn,
+}
+
+/// Rows of a `[T, ...]` array as seen by one chunk: row t is `data[off + t * stride..][..n]`.
+#[derive(Clone, Copy)]
+struct RowsOf<'a> {
+    data: &'a [f32],
+    off: usize,
+    stride: usize,
+}
+
+impl<'a> RowsOf<'a> {
+    #[inline(always)]
+    fn row(&self, t: usize, n: usize) -> &'a [f32] {
+        &self.data[self.off + t * self.stride..][..n]
+    }
 }
 
 impl BwdCtx<'_> {
@@ -290,64 +430,101 @@ impl BwdCtx<'_> {
 
     /// Returns `dL/dk` (PLIF) as the in-order sum of per-chunk partials.
     fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8>(&self, g: G) -> f64 {
-        let (numel, v_th, v_rest, ax, av) = (self.numel, self.v_th, self.v_rest, self.ax, self.av);
+        let (numel, t_len) = (self.numel, self.t_len);
         let partials: Vec<f64> = (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
-                let mut gv_buf = [0.0f32; CHUNK];
-                let mut wacc_buf = [0.0f32; CHUNK];
-                let (gv, wacc) = (&mut gv_buf[..n], &mut wacc_buf[..n]);
-                for t in (0..self.t_len).rev() {
-                    let off = t * numel + i0;
-                    let hs = &self.h[off..off + n];
-                    let ss = &self.s[off..off + n];
-                    let gos = &self.gout[off..off + n];
-                    // SAFETY: chunk c alone touches elements [i0, i0 + n) of every row.
-                    let gis = unsafe { self.gin.range(off, n) };
-                    // PLIF needs V_{t-1}, rebuilt from the previous step's H and S rather than stored.
-                    let (xs, hp, sp): (&[f32], &[f32], &[f32]) = if W != W_NONE && t > 0 {
-                        let p = off - numel;
-                        (&self.x[off..off + n], &self.h[p..p + n], &self.s[p..p + n])
-                    } else if W != W_NONE {
-                        (&self.x[off..off + n], &[], &[])
-                    } else {
-                        (&[], &[], &[])
-                    };
-                    for i in 0..n {
-                        let hv = hs[i];
-                        let sv = ss[i];
-                        let gvi = gv[i];
-                        let sg = g.grad(hv - v_th);
-                        // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
-                        let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
-                        let gs = if DETACH { gos[i] } else { gos[i] + gvi * dv_ds };
-                        let gh = gvi * dv_dh + gs * sg;
-                        gis[i] = gh * ax;
-                        gv[i] = gh * av;
-                        if W != W_NONE {
-                            let v_prev = if t == 0 {
-                                v_rest
-                            } else if HARD {
-                                (1.0 - sp[i]) * hp[i] + sp[i] * v_rest
-                            } else {
-                                hp[i] - sp[i] * v_th
-                            };
-                            let dh_dk =
-                                if W == W_DECAY { xs[i] - (v_prev - v_rest) } else { -(v_prev - v_rest) };
-                            wacc[i] += gh * dh_dk;
-                        }
+                match self.given {
+                    #[cfg(test)]
+                    Some((h, s)) => {
+                        let h = RowsOf { data: h, off: i0, stride: numel };
+                        let s = RowsOf { data: s, off: i0, stride: numel };
+                        self.chunk::<G, HARD, DETACH, W, true>(g, h, s, i0, n)
                     }
-                }
-                if W == W_NONE {
-                    0.0
-                } else {
-                    wacc.iter().map(|&a| a as f64).sum::<f64>()
+                    _ => SCRATCH.with(|cell| {
+                        // No rayon call happens inside, so this thread cannot re-enter here.
+                        let mut scratch = cell.borrow_mut();
+                        if scratch.len() < t_len * n {
+                            scratch.resize(t_len * n, 0.0);
+                        }
+                        let h = &mut scratch[..t_len * n];
+                        (self.recompute)(self.x, t_len, numel, i0, n, h);
+                        let h = RowsOf { data: h, off: 0, stride: n };
+                        self.chunk::<G, HARD, DETACH, W, false>(g, h, h, i0, n)
+                    }),
                 }
             })
             .collect();
         partials.iter().sum()
+    }
+
+    /// Reverse time loop over elements `[i0, i0 + n)`. Without `GIVEN_S` the spikes are the
+    /// Heaviside of the charge, exactly as forward fired them.
+    #[inline(always)]
+    fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool>(
+        &self,
+        g: G,
+        h: RowsOf,
+        s: RowsOf,
+        i0: usize,
+        n: usize,
+    ) -> f64 {
+        let Consts { v_th, v_rest } = self.consts;
+        let (ax, av, numel) = (self.ax, self.av, self.numel);
+        let spike = |u: f32| if u >= 0.0 { 1.0f32 } else { 0.0 };
+        // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
+        let mut gv_buf = [0.0f32; CHUNK];
+        let mut wacc_buf = [0.0f32; CHUNK];
+        let (gv, wacc) = (&mut gv_buf[..n], &mut wacc_buf[..n]);
+        for t in (0..self.t_len).rev() {
+            let off = t * numel + i0;
+            let hs = h.row(t, n);
+            let ss: &[f32] = if GIVEN_S { s.row(t, n) } else { &[] };
+            let gos = &self.gout[off..off + n];
+            // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
+            let gis = unsafe { self.gin.range(off, n) };
+            // PLIF needs V_{t-1}, rebuilt from the previous step's H and S.
+            let (xs, hp, sp): (&[f32], &[f32], &[f32]) = match (W != W_NONE, t > 0) {
+                (true, true) => {
+                    (&self.x[off..off + n], h.row(t - 1, n), if GIVEN_S { s.row(t - 1, n) } else { &[] })
+                }
+                (true, false) => (&self.x[off..off + n], &[], &[]),
+                _ => (&[], &[], &[]),
+            };
+            for i in 0..n {
+                let hv = hs[i];
+                let u = hv - v_th;
+                let sv = if GIVEN_S { ss[i] } else { spike(u) };
+                let gvi = gv[i];
+                let sg = g.grad(u);
+                // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
+                let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
+                let gs = if DETACH { gos[i] } else { gos[i] + gvi * dv_ds };
+                let gh = gvi * dv_dh + gs * sg;
+                gis[i] = gh * ax;
+                gv[i] = gh * av;
+                if W != W_NONE {
+                    let v_prev = if t == 0 {
+                        v_rest
+                    } else {
+                        let (hpv, spv) = (hp[i], if GIVEN_S { sp[i] } else { spike(hp[i] - v_th) });
+                        if HARD {
+                            (1.0 - spv) * hpv + spv * v_rest
+                        } else {
+                            hpv - spv * v_th
+                        }
+                    };
+                    let dh_dk = if W == W_DECAY { xs[i] - (v_prev - v_rest) } else { -(v_prev - v_rest) };
+                    wacc[i] += gh * dh_dk;
+                }
+            }
+        }
+        if W == W_NONE {
+            0.0
+        } else {
+            wacc.iter().map(|&a| a as f64).sum::<f64>()
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! input: the state starts at `V_0 = V_reset` (0 under soft reset) on every forward call,
 //! spikes come out as 0/1 floats of the input's shape, and backward is BPTT with the
 //! surrogate derivative, matching what autograd gives for SpikingJelly's forward.
+//! Backward recomputes the membrane potentials from the input (see `kernel`), so a layer
+//! keeps no activation buffer: `backward` must receive the same `input` as the last
+//! training-mode `forward`.
 pub(crate) mod kernel;
 pub mod surrogate;
 
@@ -51,8 +54,6 @@ pub struct NeuronLayer {
     surrogate: Surrogate,
     /// PLIF only: `{name}.w`, shape `[1]`.
     w: Option<Param>,
-    /// `H_t` of the last training forward, `[T, numel]`; the allocation is reused across batches.
-    charge_buf: Vec<f32>,
     /// What the last training forward ran with, so backward uses the same `w` even if an
     /// optimizer stepped in between, and can check the shapes it is given.
     saved: Option<Saved>,
@@ -99,7 +100,6 @@ impl NeuronLayer {
             detach_reset: spec.detach_reset,
             surrogate,
             w,
-            charge_buf: Vec::new(),
             saved: None,
             firing_rate: None,
         })
@@ -122,10 +122,14 @@ impl NeuronLayer {
         }
     }
 
-    /// `H_t` (membrane potential after charging, before reset) of the last training forward,
-    /// `[T, numel]` flattened; None after an inference forward.
-    pub fn saved_charge(&self) -> Option<&[f32]> {
-        self.saved.as_ref().map(|s| &self.charge_buf[..s.shape.iter().product::<usize>()])
+    /// The membrane potential after charging and before reset, `H_t`, for every step of
+    /// `input` (same shape), with the current parameters. For inspection; training does not
+    /// need it.
+    pub fn charge_trace(&self, input: &Tensor) -> Result<Tensor> {
+        self.check_input(input.shape())?;
+        let mut h = Tensor::zeros(input.shape());
+        kernel::charge_trace(&self.dynamics(), input.data(), input.shape()[0], h.data_mut());
+        Ok(h)
     }
 
     fn plif_k(&self) -> f32 {
@@ -190,18 +194,8 @@ impl Layer for NeuronLayer {
         let t_len = shape[0];
         output.resize_for_overwrite(shape);
         let total = input.numel();
-        let spikes = if training {
-            self.charge_buf.resize(total, 0.0);
-            kernel::forward(
-                &dynamics,
-                input.data(),
-                t_len,
-                output.data_mut(),
-                Some(&mut self.charge_buf[..total]),
-            )
-        } else {
-            kernel::forward(&dynamics, input.data(), t_len, output.data_mut(), None)
-        };
+        // Nothing is stored for backward, which recomputes the charges from the input.
+        let spikes = kernel::forward(&dynamics, input.data(), t_len, output.data_mut());
         self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
         self.saved = training.then(|| Saved { shape: shape.to_vec(), dynamics });
         Ok(())
@@ -224,14 +218,11 @@ impl Layer for NeuronLayer {
                 return Err(Error::shape(&self.label, want, t.shape()));
             }
         }
-        let total = input.numel();
         grad_input.resize_for_overwrite(&saved.shape);
         let dw = kernel::backward(
             &saved.dynamics,
             self.surrogate,
             input.data(),
-            &self.charge_buf[..total],
-            output.data(),
             grad_output.data(),
             saved.shape[0],
             grad_input.data_mut(),

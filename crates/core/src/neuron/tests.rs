@@ -19,6 +19,10 @@ fn run(layer: &mut NeuronLayer, shape: &[usize], x: Vec<f32>, training: bool) ->
     out
 }
 
+fn trace(l: &NeuronLayer, shape: &[usize], x: Vec<f32>) -> Vec<f32> {
+    l.charge_trace(&Tensor::from_vec(shape, x).unwrap()).unwrap().into_vec()
+}
+
 fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -33,7 +37,7 @@ fn if_hard_reset_constant_input_fires_every_other_step() {
     let mut l = NeuronLayer::new("n", NeuronKind::If, &NeuronSpec::default()).unwrap();
     let out = run(&mut l, &[6, 1], vec![0.6; 6], true);
     assert_eq!(out.data(), &[0., 1., 0., 1., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.6, 1.2, 0.6, 1.2, 0.6, 1.2], 1e-6, "H");
+    assert_close(&trace(&l, &[6, 1], vec![0.6; 6]), &[0.6, 1.2, 0.6, 1.2, 0.6, 1.2], 1e-6, "H");
     assert_eq!(l.firing_rate(), Some(0.5));
 }
 
@@ -44,7 +48,7 @@ fn if_soft_reset_keeps_the_excess() {
     let out = run(&mut l, &[8, 1], vec![0.7; 8], true);
     // H: .7, 1.4 (->.4), 1.1 (->.1), .8, 1.5 (->.5), 1.2 (->.2), .9, 1.6
     assert_eq!(out.data(), &[0., 1., 1., 0., 1., 1., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.7, 1.4, 1.1, 0.8, 1.5, 1.2, 0.9, 1.6], 1e-6, "H");
+    assert_close(&trace(&l, &[8, 1], vec![0.7; 8]), &[0.7, 1.4, 1.1, 0.8, 1.5, 1.2, 0.9, 1.6], 1e-6, "H");
 }
 
 #[test]
@@ -53,7 +57,7 @@ fn lif_decay_input_hard_reset() {
     let out = run(&mut l, &[4, 1], vec![1.5; 4], true);
     // H_0 = 1.5/2 = .75; H_1 = .75 + (1.5 - .75)/2 = 1.125 -> fire, V = 0; repeat.
     assert_eq!(out.data(), &[0., 1., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.75, 1.125, 0.75, 1.125], 0.0, "H");
+    assert_close(&trace(&l, &[4, 1], vec![1.5; 4]), &[0.75, 1.125, 0.75, 1.125], 0.0, "H");
 }
 
 #[test]
@@ -63,7 +67,7 @@ fn lif_no_decay_input_hard_reset() {
     let out = run(&mut l, &[6, 1], vec![0.6; 6], true);
     // H_0 = .6; H_1 = .3 + .6 = .9; H_2 = .45 + .6 = 1.05 -> fire; repeat.
     assert_eq!(out.data(), &[0., 0., 1., 0., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.6, 0.9, 1.05, 0.6, 0.9, 1.05], 1e-6, "H");
+    assert_close(&trace(&l, &[6, 1], vec![0.6; 6]), &[0.6, 0.9, 1.05, 0.6, 0.9, 1.05], 1e-6, "H");
 }
 
 #[test]
@@ -73,13 +77,13 @@ fn lif_nonzero_v_reset_both_decay_modes_fire_exactly_at_threshold() {
     let mut l = NeuronLayer::new("n", NeuronKind::Lif, &s).unwrap();
     let out = run(&mut l, &[4, 1], vec![2.0; 4], true);
     assert_eq!(out.data(), &[0., 1., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.5, 1.0, 0.5, 1.0], 0.0, "H decay");
+    assert_close(&trace(&l, &[4, 1], vec![2.0; 4]), &[0.5, 1.0, 0.5, 1.0], 0.0, "H decay");
     // no decay: H_0 = -.5 - 0/2 + 1 = .5; H_1 = .5 - 1/2 + 1 = 1.0 -> fire.
     let s = spec(2.0, false, Some(-0.5), true, SurrogateSpec::default());
     let mut l = NeuronLayer::new("n", NeuronKind::Lif, &s).unwrap();
     let out = run(&mut l, &[4, 1], vec![1.0; 4], true);
     assert_eq!(out.data(), &[0., 1., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.5, 1.0, 0.5, 1.0], 0.0, "H no decay");
+    assert_close(&trace(&l, &[4, 1], vec![1.0; 4]), &[0.5, 1.0, 0.5, 1.0], 0.0, "H no decay");
 }
 
 #[test]
@@ -90,7 +94,7 @@ fn lif_soft_reset() {
     // .75; 1.125 (-> .125); .125 + 1.375/2 = .8125; .8125 + .6875/2 = 1.15625 (-> .15625);
     // .15625 + 1.34375/2 = .828125
     assert_eq!(out.data(), &[0., 1., 0., 1., 0.]);
-    assert_close(l.saved_charge().unwrap(), &[0.75, 1.125, 0.8125, 1.15625, 0.828125], 0.0, "H");
+    assert_close(&trace(&l, &[5, 1], vec![1.5; 5]), &[0.75, 1.125, 0.8125, 1.15625, 0.828125], 0.0, "H");
 }
 
 #[test]
@@ -115,14 +119,14 @@ fn plif_starts_at_init_tau_and_charges_with_sigmoid_w() {
     assert!((l.tau().unwrap() - 4.0).abs() < 1e-5);
     let out = run(&mut l, &[6, 1], vec![2.0; 6], true);
     assert_eq!(out.data(), &[0., 0., 1., 0., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.5, 0.875, 1.15625, 0.5, 0.875, 1.15625], 1e-6, "H");
+    assert_close(&trace(&l, &[6, 1], vec![2.0; 6]), &[0.5, 0.875, 1.15625, 0.5, 0.875, 1.15625], 1e-6, "H");
 
     // no decay, tau 4: H_0 = 0 + .5 = .5; H_1 = .5 * .75 + .5 = .875; H_2 = .65625 + .5 = 1.15625.
     let s = spec(4.0, false, Some(0.0), true, SurrogateSpec::default());
     let mut l = NeuronLayer::new("p", NeuronKind::Plif, &s).unwrap();
     let out = run(&mut l, &[3, 1], vec![0.5; 3], true);
     assert_eq!(out.data(), &[0., 0., 1.]);
-    assert_close(l.saved_charge().unwrap(), &[0.5, 0.875, 1.15625], 1e-6, "H no decay");
+    assert_close(&trace(&l, &[3, 1], vec![0.5; 3]), &[0.5, 0.875, 1.15625], 1e-6, "H no decay");
 }
 
 #[test]
@@ -142,7 +146,6 @@ fn state_restarts_at_every_forward_and_elements_are_independent() {
         0., 0., 1., 0.,
     ];
     assert_eq!(a.data(), &want);
-    assert_eq!(l.saved_charge(), None, "inference keeps nothing");
     assert_eq!(l.firing_rate(), Some(4.0 / 12.0));
 }
 
@@ -322,6 +325,7 @@ fn bptt_matches_a_scalar_f64_reference_for_every_configuration() {
         let g = Tensor::from_vec(&shape, gout.clone()).unwrap();
         let mut gin = Tensor::default();
         l.backward(&input, &out, &g, &mut gin).unwrap();
+        let charges = l.charge_trace(&input).unwrap();
         let w_grad = {
             let mut ps = Vec::new();
             l.params(&mut ps);
@@ -337,7 +341,7 @@ fn bptt_matches_a_scalar_f64_reference_for_every_configuration() {
             let tape = ref_forward(kind, &s, w, &xs);
             for t in 0..t_len {
                 assert_eq!(out.data()[t * numel + i], tape.1[t], "{what}: spike t={t} i={i}");
-                assert_eq!(l.saved_charge().unwrap()[t * numel + i], tape.0[t], "{what}: H t={t} i={i}");
+                assert_eq!(charges.data()[t * numel + i], tape.0[t], "{what}: H t={t} i={i}");
             }
             spikes += tape.1.iter().filter(|&&v| v == 1.0).count();
             let (gx, gw, scale) = ref_backward(kind, &s, w, &xs, &tape, &gs);
@@ -442,7 +446,7 @@ fn bptt_is_the_exact_gradient_of_the_smoothed_neuron() {
         let frozen = s.detach_reset.then_some(sp.as_slice());
         let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let mut gin = vec![0.0f32; x.len()];
-        let gw = kernel::backward(&d, sg, &f32s(&x), &f32s(&h), &f32s(&sp), &f32s(&c), t_len, &mut gin);
+        let gw = kernel::backward_given(&d, sg, &f32s(&x), &f32s(&h), &f32s(&sp), &f32s(&c), t_len, &mut gin);
 
         let loss = |x: &[f64], w: f64| smooth_forward(kind, &s, &sg, w, x, t_len, &c, frozen).0;
         let eps = 1e-6;
@@ -603,4 +607,88 @@ fn empty_batches_are_fine() {
     l.backward(&x, &out, &x, &mut gin).unwrap();
     assert_eq!(gin.shape(), &[4, 0, 3]);
     assert_eq!(l.firing_rate(), Some(0.0));
+}
+
+/// Throughput check, run by hand: `cargo test --release -p dualstream-core neuron_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn neuron_throughput() {
+    let shape = [16, 32, 64, 32, 32];
+    let total: usize = shape.iter().product();
+    let mut rng = Rng::new(1);
+    let x = Tensor::from_vec(&shape, (0..total).map(|_| rng.uniform_range(-1.0, 3.0)).collect()).unwrap();
+    let g = Tensor::from_vec(&shape, (0..total).map(|_| rng.normal()).collect()).unwrap();
+    // A plain parallel copy of the same size, to read the numbers below against the machine.
+    let mut y = vec![0.0f32; total];
+    let t0 = std::time::Instant::now();
+    for _ in 0..5 {
+        use rayon::prelude::*;
+        y.par_chunks_mut(1 << 16).zip(x.data().par_chunks(1 << 16)).for_each(|(a, b)| a.copy_from_slice(b));
+    }
+    let copy = t0.elapsed().as_secs_f64() / 5.0;
+    eprintln!("copy baseline: {:.1} ms ({:.2} ns/elem)", copy * 1e3, copy * 1e9 / total as f64);
+    for (kind, sg) in [
+        (NeuronKind::If, SurrogateSpec::Atan { alpha: 2.0 }),
+        (NeuronKind::Lif, SurrogateSpec::Atan { alpha: 2.0 }),
+        (NeuronKind::Plif, SurrogateSpec::Atan { alpha: 2.0 }),
+        (NeuronKind::Plif, SurrogateSpec::Sigmoid { alpha: 4.0 }),
+    ] {
+        let s = NeuronSpec { surrogate: sg, ..NeuronSpec::default() };
+        let mut l = NeuronLayer::new("b", kind, &s).unwrap();
+        let (mut out, mut gin) = (Tensor::default(), Tensor::default());
+        l.forward(&x, &mut out, true).unwrap();
+        l.backward(&x, &out, &g, &mut gin).unwrap();
+        let reps = 5;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            l.forward(&x, &mut out, true).unwrap();
+        }
+        let fwd = t0.elapsed().as_secs_f64() / reps as f64;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            l.forward(&x, &mut out, false).unwrap();
+        }
+        let inf = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("  inference forward {:.2} ns/elem", inf * 1e9 / total as f64);
+        l.forward(&x, &mut out, true).unwrap();
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            l.backward(&x, &out, &g, &mut gin).unwrap();
+        }
+        let bwd = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!(
+            "{kind:?} {sg:?}: {total} elements, forward {:.1} ms ({:.2} ns/elem), backward {:.1} ms ({:.2} ns/elem)",
+            fwd * 1e3,
+            fwd * 1e9 / total as f64,
+            bwd * 1e3,
+            bwd * 1e9 / total as f64
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn neuron_in_cache_compute() {
+    use super::kernel;
+    let (t_len, numel) = (8, 1024);
+    let mut rng = Rng::new(1);
+    let x: Vec<f32> = (0..t_len * numel).map(|_| rng.uniform_range(-1.0, 3.0)).collect();
+    let g: Vec<f32> = (0..t_len * numel).map(|_| rng.normal()).collect();
+    for kind in [NeuronKind::If, NeuronKind::Lif, NeuronKind::Plif] {
+        let l = NeuronLayer::new("b", kind, &NeuronSpec::default()).unwrap();
+        let d = l.dynamics();
+        let (mut out, mut gin) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        let reps = 20000;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            kernel::forward(&d, &x, t_len, &mut out);
+        }
+        let f = t0.elapsed().as_secs_f64() * 1e9 / (reps * x.len()) as f64;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            kernel::backward(&d, l.surrogate(), &x, &g, t_len, &mut gin);
+        }
+        let b = t0.elapsed().as_secs_f64() * 1e9 / (reps * x.len()) as f64;
+        eprintln!("{kind:?}: in-cache forward {f:.3} ns/elem, backward {b:.3} ns/elem");
+    }
 }
