@@ -193,6 +193,11 @@ impl Model {
         Ok(())
     }
 
+    /// Bytes the last training forward kept for BPTT between layers (spike maps bit-packed).
+    pub fn stored_bytes(&self) -> usize {
+        self.body.stored_bytes()
+    }
+
     /// Mean firing rate of every neuron layer during the last forward.
     pub fn firing_rates(&self) -> Vec<(String, f32)> {
         let mut out = Vec::new();

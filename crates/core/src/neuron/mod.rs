@@ -175,6 +175,10 @@ impl NeuronLayer {
 }
 
 impl Layer for NeuronLayer {
+    fn emits_spikes(&self, _input_spikes: bool) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         &self.label
     }

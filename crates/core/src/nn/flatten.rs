@@ -16,6 +16,10 @@ impl Flatten {
 }
 
 impl Layer for Flatten {
+    fn emits_spikes(&self, input_spikes: bool) -> bool {
+        input_spikes
+    }
+
     fn name(&self) -> &str {
         &self.label
     }

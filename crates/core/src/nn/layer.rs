@@ -60,6 +60,14 @@ pub trait Layer: Send {
     /// Non-learnable state to checkpoint (BN running statistics).
     fn buffers<'a>(&'a mut self, _out: &mut Vec<Buffer<'a>>) {}
 
+    /// Whether the output holds only 0/1 values when the input does (`input_spikes`) — a hint
+    /// that lets the model keep this output bit-packed for the backward pass. Neurons always
+    /// emit spikes; max pooling and flattening keep them; anything that scales or mixes does not.
+    /// The packing itself checks the values, so a wrong hint costs time, never correctness.
+    fn emits_spikes(&self, _input_spikes: bool) -> bool {
+        false
+    }
+
     /// Mean firing rate of the last forward, for neuron layers (None for others).
     fn firing_rate(&self) -> Option<f32> {
         None

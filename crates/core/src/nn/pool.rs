@@ -79,6 +79,10 @@ impl MaxPool2d {
 }
 
 impl Layer for MaxPool2d {
+    fn emits_spikes(&self, input_spikes: bool) -> bool {
+        input_spikes
+    }
+
     fn name(&self) -> &str {
         &self.win.label
     }

@@ -1,14 +1,36 @@
-//! A chain of layers. Owns the activation between each pair of layers and two gradient
-//! buffers used in turn, all reused across batches.
+//! A chain of layers. Owns the activations between layers and the gradient buffers, all reused
+//! across batches. Activations that are spike maps are kept for the backward pass bit-packed
+//! (1 bit per element); only two f32 buffers are shared by all of them, to run the forward and
+//! to unpack them again during the backward pass.
 use crate::error::{Error, Result};
 use crate::nn::layer::{Buffer, Layer, Param};
-use crate::tensor::Tensor;
+use crate::tensor::{SpikeBits, Tensor};
+
+/// Where the backward pass finds the activation between layer i and i+1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// An f32 tensor in `activations[i]`.
+    Dense,
+    /// Bit-packed in `packed[i]`; the forward ran it through a shared f32 buffer.
+    Packed,
+}
 
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
-    /// `activations[i]` is the output of layer i, for i < len-1 (the last writes to the caller's).
+    /// Whether this sequence's input is normally a spike map (true inside residual blocks).
+    input_spikes: bool,
+    /// Per boundary i (output of layer i, for i < len-1): the layer is expected to emit spikes.
+    spiking: Vec<bool>,
+    /// Set once packing a boundary found non-binary values; it then stays dense.
+    not_binary: Vec<bool>,
+    stored: Vec<Stored>,
     activations: Vec<Tensor>,
+    packed: Vec<SpikeBits>,
+    /// Shared f32 buffers for spike maps: boundary i uses `shared[i % 2]`.
+    shared: [Tensor; 2],
+    /// Which boundary each shared buffer currently holds unpacked during backward.
+    shared_holds: [Option<usize>; 2],
     grad_buffers: [Tensor; 2],
 }
 
@@ -18,21 +40,65 @@ impl Sequential {
             return Err(Error::spec(name, "a sequence needs at least one layer"));
         }
         let n = layers.len();
-        Ok(Sequential {
+        let mut s = Sequential {
             name: name.to_string(),
             layers,
+            input_spikes: false,
+            spiking: Vec::new(),
+            not_binary: vec![false; n - 1],
+            stored: vec![Stored::Dense; n - 1],
             activations: (0..n - 1).map(|_| Tensor::default()).collect(),
+            packed: (0..n - 1).map(|_| SpikeBits::default()).collect(),
+            shared: [Tensor::default(), Tensor::default()],
+            shared_holds: [None, None],
             grad_buffers: [Tensor::default(), Tensor::default()],
-        })
+        };
+        s.set_input_spikes(false);
+        Ok(s)
+    }
+
+    /// Declares whether the input is normally spikes (lets spike-preserving layers be packed).
+    pub fn set_input_spikes(&mut self, input_spikes: bool) {
+        self.input_spikes = input_spikes;
+        let mut spikes = input_spikes;
+        self.spiking = self
+            .layers
+            .iter()
+            .take(self.layers.len() - 1)
+            .map(|layer| {
+                spikes = layer.emits_spikes(spikes);
+                spikes
+            })
+            .collect();
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
 
-    /// Output of layer `i` from the last forward (the last layer's output lives with the caller).
-    pub fn activation(&self, i: usize) -> Option<&Tensor> {
-        self.activations.get(i)
+    /// Bytes kept for the backward pass by the last training forward (activations between
+    /// layers, packed or not; the caller's input and output are not counted).
+    pub fn stored_bytes(&self) -> usize {
+        self.stored
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Stored::Dense => self.activations[i].numel() * 4,
+                Stored::Packed => self.packed[i].bytes(),
+            })
+            .sum()
+    }
+
+    fn uses_shared(&self, i: usize) -> bool {
+        self.spiking[i] && !self.not_binary[i]
+    }
+
+    /// Makes boundary `i` available as f32 in its shared buffer during backward.
+    fn unpack(&mut self, i: usize) {
+        if self.stored[i] == Stored::Packed && self.shared_holds[i % 2] != Some(i) {
+            self.packed[i].unpack_into(&mut self.shared[i % 2]);
+            self.shared_holds[i % 2] = Some(i);
+        }
     }
 }
 
@@ -51,11 +117,43 @@ impl Layer for Sequential {
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         let n = self.layers.len();
+        self.shared_holds = [None, None];
         for i in 0..n {
-            let (done, rest) = self.activations.split_at_mut(i);
-            let x = if i == 0 { input } else { &done[i - 1] };
-            let y = if i == n - 1 { &mut *output } else { &mut rest[0] };
-            self.layers[i].forward(x, y, training)?;
+            let out_shared = i < n - 1 && self.uses_shared(i);
+            let in_shared = i > 0 && self.uses_shared(i - 1);
+            {
+                let [even, odd] = &mut self.shared;
+                let (shared_in, shared_out) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
+                let (before, rest) = self.activations.split_at_mut(i.min(n - 1));
+                let x = if i == 0 {
+                    input
+                } else if in_shared {
+                    shared_in
+                } else {
+                    &before[i - 1]
+                };
+                let y = if i == n - 1 {
+                    &mut *output
+                } else if out_shared {
+                    shared_out
+                } else {
+                    &mut rest[0]
+                };
+                self.layers[i].forward(x, y, training)?;
+            }
+            if in_shared {
+                // Layer i has consumed boundary i-1: keep it packed for backward (training only).
+                let b = i - 1;
+                self.stored[b] = Stored::Packed;
+                if training && !self.packed[b].pack(&self.shared[b % 2]) {
+                    self.not_binary[b] = true;
+                    self.stored[b] = Stored::Dense;
+                    let (src, dst) = (&self.shared[b % 2], &mut self.activations[b]);
+                    dst.copy_from(src);
+                }
+            } else if i > 0 {
+                self.stored[i - 1] = Stored::Dense;
+            }
         }
         Ok(())
     }
@@ -68,18 +166,27 @@ impl Layer for Sequential {
         grad_input: &mut Tensor,
     ) -> Result<()> {
         let n = self.layers.len();
+        self.shared_holds = [None, None];
         for i in (0..n).rev() {
-            let x = if i == 0 { input } else { &self.activations[i - 1] };
-            let y = if i == n - 1 { output } else { &self.activations[i] };
+            if i < n - 1 {
+                self.unpack(i);
+            }
+            if i > 0 {
+                self.unpack(i - 1);
+            }
+            let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
+            let boundary = |k: usize| match stored[k] {
+                Stored::Dense => &activations[k],
+                Stored::Packed => &shared[k % 2],
+            };
+            let x = if i == 0 { input } else { boundary(i - 1) };
+            let y = if i == n - 1 { output } else { boundary(i) };
             // Layer i reads the gradient layer i+1 wrote and writes into the other buffer.
             let [even, odd] = &mut self.grad_buffers;
             let (from, to) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
             let g_out = if i == n - 1 { grad_output } else { from };
-            if i == 0 {
-                self.layers[i].backward(x, y, g_out, grad_input)?;
-            } else {
-                self.layers[i].backward(x, y, g_out, to)?;
-            }
+            let g_in = if i == 0 { &mut *grad_input } else { to };
+            self.layers[i].backward(x, y, g_out, g_in)?;
         }
         Ok(())
     }
@@ -96,9 +203,77 @@ impl Layer for Sequential {
         }
     }
 
+    fn emits_spikes(&self, input_spikes: bool) -> bool {
+        self.layers.iter().fold(input_spikes, |spikes, layer| layer.emits_spikes(spikes))
+    }
+
     fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
         for layer in &self.layers {
             layer.firing_rates(out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::build_sequential;
+    use crate::rng::Rng;
+    use crate::spec::LayerSpec;
+
+    fn specs(json: &str) -> Vec<LayerSpec> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn run(seq: &mut Sequential, x: &Tensor, g_seed: u64) -> (Tensor, Tensor, Vec<Tensor>) {
+        let mut y = Tensor::default();
+        seq.forward(x, &mut y, true).unwrap();
+        let mut rng = Rng::new(g_seed);
+        let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+        let mut gx = Tensor::default();
+        seq.backward(x, &y, &g, &mut gx).unwrap();
+        let mut ps = Vec::new();
+        seq.params(&mut ps);
+        (y, gx, ps.into_iter().map(|p| p.grad.clone()).collect())
+    }
+
+    #[test]
+    fn spike_maps_are_kept_bit_packed_and_backward_is_unchanged() {
+        let layers = specs(
+            r#"[{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1]},
+                {"type":"batchNorm2d","numFeatures":4},{"type":"lif"},{"type":"maxPool2d","kernelSize":[2,2]},
+                {"type":"flatten"},{"type":"linear","inFeatures":64,"outFeatures":3}]"#,
+        );
+        let mut rng = Rng::new(1);
+        let x = Tensor::from_vec(&[4, 2, 1, 8, 8], (0..512).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+        let mut packed = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
+        let (y1, gx1, g1) = run(&mut packed, &x, 3);
+        // conv and BN outputs stay f32 (4 x 2 x 4 x 8 x 8 each); LIF, pool and flatten outputs are bits.
+        let dense = 2 * 4 * 2 * 4 * 64 * 4;
+        let bits = (2048usize.div_ceil(64) + 512usize.div_ceil(64) * 2) * 8;
+        assert_eq!(packed.stored_bytes(), dense + bits);
+        // The same network with every boundary forced dense gives bit-identical results.
+        let mut plain = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
+        plain.spiking.iter_mut().for_each(|s| *s = false);
+        let (y2, gx2, g2) = run(&mut plain, &x, 3);
+        assert_eq!(plain.stored_bytes(), dense + 2048 * 4 + 512 * 4 * 2);
+        assert_eq!((y1, gx1, g1), (y2, gx2, g2));
+    }
+
+    #[test]
+    fn a_wrong_spike_hint_falls_back_to_dense_storage() {
+        // Declared spiking input, but the values are not binary: packing refuses, results stay exact.
+        let layers = specs(
+            r#"[{"type":"maxPool2d","kernelSize":[2,2]},{"type":"flatten"},{"type":"linear","inFeatures":16,"outFeatures":2}]"#,
+        );
+        let mut rng = Rng::new(4);
+        let x = Tensor::from_vec(&[2, 3, 1, 8, 8], (0..384).map(|_| rng.normal()).collect()).unwrap();
+        let mut hinted = build_sequential("s", &layers, &mut Rng::new(2)).unwrap();
+        hinted.set_input_spikes(true);
+        let mut plain = build_sequential("s", &layers, &mut Rng::new(2)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(run(&mut hinted, &x, 5), run(&mut plain, &x, 5));
+        }
+        assert_eq!(hinted.not_binary, vec![true, true]);
     }
 }

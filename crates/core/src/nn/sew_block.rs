@@ -20,7 +20,12 @@ pub struct SewBlock {
 }
 
 impl SewBlock {
-    pub fn new(name: &str, branch: Sequential, shortcut: Option<Sequential>, connect: Connect) -> Self {
+    pub fn new(name: &str, mut branch: Sequential, mut shortcut: Option<Sequential>, connect: Connect) -> Self {
+        // Residual blocks sit between spiking layers: their input is a spike map.
+        branch.set_input_spikes(true);
+        if let Some(sc) = &mut shortcut {
+            sc.set_input_spikes(true);
+        }
         SewBlock {
             name: name.to_string(),
             branch,
@@ -36,6 +41,14 @@ impl SewBlock {
 }
 
 impl Layer for SewBlock {
+    fn emits_spikes(&self, input_spikes: bool) -> bool {
+        let shortcut = match &self.shortcut {
+            Some(sc) => sc.emits_spikes(input_spikes),
+            None => input_spikes,
+        };
+        self.connect.keeps_spikes() && shortcut && self.branch.emits_spikes(input_spikes)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

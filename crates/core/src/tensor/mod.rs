@@ -1,5 +1,9 @@
 //! Dense f32 tensors in row-major order. Activations are time-major `[T, N, ...]`; stateless
 //! layers view them as the merged batch `[T*N, ...]`.
+mod spike_bits;
+
+pub use spike_bits::SpikeBits;
+
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, Default, PartialEq)]
