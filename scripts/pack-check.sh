@@ -8,13 +8,15 @@ cd "$root"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-npm run build >/dev/null
+# Build only what is missing: rewriting the addon or dist/ while tests use them would race.
 binary="dualstream.linux-x64-gnu.node"
-test -f "$binary" || { echo "pack-check: $binary was not built" >&2; exit 1; }
-cp "$binary" npm/linux-x64-gnu/
-main_tgz="$(npm pack --silent --pack-destination "$work")"
-platform_tgz="$(cd npm/linux-x64-gnu && npm pack --silent --pack-destination "$work")"
-rm -f "npm/linux-x64-gnu/$binary"
+test -f "$binary" || npm run build:native >/dev/null
+test -f dist/index.js || npm run build:ts >/dev/null
+stage="$work/stage"
+mkdir -p "$stage"
+cp npm/linux-x64-gnu/package.json "$binary" "$stage/"
+main_tgz="$(npm pack --silent --ignore-scripts --pack-destination "$work")"
+platform_tgz="$(cd "$stage" && npm pack --silent --ignore-scripts --pack-destination "$work")"
 echo "packed $main_tgz ($(du -h "$work/$main_tgz" | cut -f1)) and $platform_tgz ($(du -h "$work/$platform_tgz" | cut -f1))"
 
 # A PATH with node and npm but without cargo/rustc.
