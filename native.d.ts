@@ -43,6 +43,8 @@ export interface EvalResult {
   count: number
   /** Time-mean output `[N, classes]`, row-major. */
   logits: Float32Array
+  /** Mean firing rate of each neuron layer on this batch. */
+  firingRates: Array<LayerRate>
 }
 
 export interface LayerRate {

@@ -253,9 +253,7 @@ export class Model {
     for (const batch of data.batches(batchSize, { shuffle: false })) {
       const r = await this.exclusive(async () => {
         try {
-          const engine = this.native()
-          const out = await engine.evaluate(batch.x, this.batchShape(batch.size), batch.y)
-          return { ...out, rates: engine.firingRates() }
+          return await this.native().evaluate(batch.x, this.batchShape(batch.size), batch.y)
         } catch (e) {
           throw fromNative(e)
         }
@@ -263,7 +261,7 @@ export class Model {
       count += r.count
       correct += r.correct
       lossSum += r.loss * r.count
-      for (const { name, rate } of r.rates) rateSums.set(name, (rateSums.get(name) ?? 0) + rate * r.count)
+      for (const { name, rate } of r.firingRates) rateSums.set(name, (rateSums.get(name) ?? 0) + rate * r.count)
     }
     return {
       accuracy: count ? correct / count : 0,

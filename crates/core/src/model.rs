@@ -359,6 +359,10 @@ mod tests {
         let err = m.set_param("layers.0.weight", &ramp(&[2, 1, 3, 2])).unwrap_err();
         assert!(err.to_string().contains("layers.0.weight") && err.to_string().contains("[2, 1, 3, 3]"), "{err}");
         assert!(m.set_tensor("layers.9.weight", &ramp(&[1])).is_err());
+        let mut inf = ramp(&[3]);
+        inf.data_mut()[1] = f32::INFINITY;
+        let err = m.set_param("layers.3.bias", &inf).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { index: 1, .. }) && err.to_string().contains("layers.3.bias"), "{err}");
         let mut bad = spec("direct");
         bad.layers.pop();
         bad.layers.push(serde_json::from_str(r#"{"type":"linear","inFeatures":31,"outFeatures":3}"#).unwrap());

@@ -114,6 +114,8 @@ pub struct EvalResult {
     pub count: u32,
     /// Time-mean output `[N, classes]`, row-major.
     pub logits: Float32Array,
+    /// Mean firing rate of each neuron layer on this batch.
+    pub firing_rates: Vec<LayerRate>,
 }
 
 #[napi(object)]
@@ -178,7 +180,7 @@ pub struct EvaluateTask {
 }
 
 impl Task for EvaluateTask {
-    type Output = (f32, usize, usize, Vec<f32>);
+    type Output = (f32, usize, usize, Vec<f32>, Vec<(String, f32)>);
     type JsValue = EvalResult;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
@@ -186,19 +188,26 @@ impl Task for EvaluateTask {
         with_state(&self.shared, "evaluate", |s| {
             let output = s.model.forward(input, false)?;
             let logits = dualstream_core::loss::time_mean_logits(output)?;
+            let rates = s.model.firing_rates();
             match labels {
                 Some(labels) => {
                     let loss = s.trainer.as_ref().map(|t| t.loss().clone()).unwrap_or_default();
                     let stats = s.model.evaluate_last(labels, &loss)?;
-                    Ok((stats.loss, stats.correct, stats.count, logits.into_vec()))
+                    Ok((stats.loss, stats.correct, stats.count, logits.into_vec(), rates))
                 }
-                None => Ok((0.0, 0, 0, logits.into_vec())),
+                None => Ok((0.0, 0, 0, logits.into_vec(), rates)),
             }
         })
     }
 
-    fn resolve(&mut self, _env: Env, (loss, correct, count, logits): Self::Output) -> napi::Result<EvalResult> {
-        Ok(EvalResult { loss: loss as f64, correct: correct as u32, count: count as u32, logits: Float32Array::new(logits) })
+    fn resolve(&mut self, _env: Env, (loss, correct, count, logits, rates): Self::Output) -> napi::Result<EvalResult> {
+        Ok(EvalResult {
+            loss: loss as f64,
+            correct: correct as u32,
+            count: count as u32,
+            logits: Float32Array::new(logits),
+            firing_rates: rates.into_iter().map(|(name, rate)| LayerRate { name, rate: rate as f64 }).collect(),
+        })
     }
 }
 
