@@ -1,12 +1,56 @@
 //! The executable model built from a `ModelSpec`, and the trainer that steps it.
 use crate::error::{check_finite, Error, Result};
-use crate::loss::{LossSpec, LossStats};
-use crate::nn::{build_sequential, Layer, Param, Sequential};
+use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
+use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
 use crate::optim::schedule::ScheduleSpec;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::rng::Rng;
-use crate::spec::{Encoding, ModelSpec};
+use crate::spec::{DualStage, Encoding, LayerSpec, ModelSpec};
+use serde::{Deserialize, Serialize};
 use crate::tensor::Tensor;
+
+/// Which network a dual-stream model evaluates as.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum InferenceMode {
+    /// The full-spike network: the accumulation pathway is not run; predict with `y_s`.
+    Fsnn,
+    /// The dual-stream network: the accumulation pathway runs; predict with `y_a`.
+    Dsnn,
+}
+
+/// Loss statistics (when labels were given) and time-mean logits `[N, K]` of one evaluation.
+pub struct Evaluation {
+    pub stats: Option<LossStats>,
+    pub logits: Tensor,
+}
+
+/// Result of the full-spike audit of one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditReport {
+    /// Every synaptic layer that ran, in forward order.
+    pub layers: Vec<AuditEntry>,
+    /// The synaptic layer reading the model input (the stem conv), exempt from the rule.
+    pub stem: Option<String>,
+    /// The layers other than the stem that received a value outside {0, 1}.
+    pub offending: Vec<AuditEntry>,
+}
+
+impl AuditReport {
+    pub fn passed(&self) -> bool {
+        self.offending.is_empty()
+    }
+}
+
+/// Whether a dual-stream trunk appears anywhere in these layers, blocks included.
+fn has_dual_stream(layers: &[LayerSpec]) -> bool {
+    layers.iter().any(|l| match l {
+        LayerSpec::DualStream(_) => true,
+        LayerSpec::SewBlock(b) => has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream),
+        LayerSpec::SpikingResnetBlock(b) => has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream),
+        _ => false,
+    })
+}
 
 pub struct Model {
     spec: ModelSpec,
@@ -32,6 +76,14 @@ impl Model {
                 format!("expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}", spec.input_shape),
             ));
         }
+        if let Some((_, before)) = spec.layers.split_last() {
+            if has_dual_stream(before) {
+                return Err(Error::spec(
+                    "layers",
+                    "a dualStream trunk must be the model's last layer (its output holds the heads, which the loss splits)",
+                ));
+            }
+        }
         let mut rng = Rng::new(seed);
         let body = build_sequential("layers", &spec.layers, &mut rng)?;
         // Check the whole chain once now, so a wrong shape is reported before any data is seen.
@@ -52,6 +104,96 @@ impl Model {
 
     pub fn spec(&self) -> &ModelSpec {
         &self.spec
+    }
+
+    /// Heads side by side in the training output: 2 for a dual-stream trunk with its
+    /// accumulation pathway (`[y_s | y_a]`), else 1.
+    pub fn heads(&self) -> usize {
+        match self.spec.layers.last() {
+            Some(LayerSpec::DualStream(d)) if d.aap => 2,
+            _ => 1,
+        }
+    }
+
+    /// Eval-mode forward as `mode` and the loss of its prediction head. For a single-head
+    /// model `fsnn` is the model itself and `dsnn` is an error.
+    pub fn evaluate(&mut self, input: &Tensor, labels: Option<&[u32]>, mode: InferenceMode, loss: &LossSpec) -> Result<Evaluation> {
+        let mut head = Tensor::default();
+        match mode {
+            InferenceMode::Fsnn => {
+                self.body.set_aap(false);
+                let run = self.forward(input, false).map(|out| head.copy_from(out));
+                self.body.set_aap(true);
+                run?;
+            }
+            InferenceMode::Dsnn => {
+                if self.heads() < 2 {
+                    return Err(Error::value(
+                        "mode",
+                        "\"fsnn\" (this model has no auxiliary accumulation pathway to evaluate)",
+                        "\"dsnn\"",
+                    ));
+                }
+                let out = self.forward(input, false)?;
+                head_slice(out, 1, 2, &mut head)?;
+            }
+        }
+        let stats = match labels {
+            Some(labels) => Some(loss.compute(&head, labels, 1.0, &mut Tensor::default())?),
+            None => None,
+        };
+        Ok(Evaluation { stats, logits: time_mean_logits(&head)? })
+    }
+
+    /// The deployable full-spike network: the same spec without the accumulation pathway (the
+    /// trunk's `aap` false, no projections) and the same weights, minus the projections'.
+    /// Its output equals this model's spike head bit for bit.
+    pub fn to_full_spike(&mut self) -> Result<Model> {
+        let mut spec = self.spec.clone();
+        match spec.layers.last_mut() {
+            Some(LayerSpec::DualStream(d)) => {
+                d.aap = false;
+                for st in d.stages.iter_mut() {
+                    if let DualStage::Block(b) = st {
+                        b.projection = None;
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::state(
+                    "toFullSpike",
+                    "this model has no dualStream trunk, so there is no accumulation pathway to remove",
+                ))
+            }
+        }
+        let mut fsnn = Model::from_spec(&spec, 0)?;
+        let wanted: Vec<String> = fsnn.state_tensors().into_iter().map(|(n, _)| n).collect();
+        let mine = self.state_tensors();
+        for name in &wanted {
+            let t = mine.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+                Error::state("toFullSpike", format!("the full-spike model needs {name}, which this model lacks"))
+            })?;
+            fsnn.set_tensor(name, t)?;
+        }
+        Ok(fsnn)
+    }
+
+    /// Full-spike audit: runs the batch as the full-spike network (eval mode, no accumulation
+    /// pathway) and checks that every synaptic layer except the stem (the one reading the
+    /// model input) received only 0s and 1s.
+    pub fn audit(&mut self, input: &Tensor) -> Result<AuditReport> {
+        self.body.set_aap(false);
+        self.body.set_audit(true);
+        let run = self.forward(input, false).map(|_| ());
+        let mut layers = Vec::new();
+        self.body.audit(&mut layers);
+        self.body.set_audit(false);
+        self.body.set_aap(true);
+        run?;
+        let stem = layers.first().filter(|e| e.layer.starts_with("layers.0 ")).map(|e| e.layer.clone());
+        let offending =
+            layers.iter().filter(|e| !e.binary && Some(&e.layer) != stem.as_ref()).cloned().collect();
+        Ok(AuditReport { layers, stem, offending })
     }
 
     /// Shape of one sample's output per step, e.g. `[10]` for a classifier.
@@ -200,12 +342,6 @@ impl Model {
         out
     }
 
-    /// Loss statistics of the output of the last forward (call `forward` first).
-    pub fn evaluate_last(&self, labels: &[u32], loss: &LossSpec) -> Result<LossStats> {
-        let mut scratch = Tensor::default();
-        loss.compute(&self.output, labels, 1.0, &mut scratch)
-    }
-
     /// Copies of every parameter, then every buffer, by name (what a checkpoint holds).
     pub fn state_tensors(&mut self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> =
@@ -270,8 +406,9 @@ impl Trainer {
     /// One optimisation step: forward, loss, BPTT, optimizer update.
     pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
         model.zero_grad();
+        let heads = model.heads();
         let output = model.forward(input, true)?;
-        let stats = self.loss.compute(output, labels, 1.0, &mut self.grad_output)?;
+        let stats = self.loss.compute_heads(output, labels, heads, &mut self.grad_output)?;
         if !stats.loss.is_finite() {
             return Err(Error::NonFinite { at: "loss".into(), index: 0, value: stats.loss });
         }

@@ -1,7 +1,7 @@
 //! A chain of layers. Owns the activation between each pair of layers and two gradient
 //! buffers used in turn, all reused across batches.
 use crate::error::{Error, Result};
-use crate::nn::layer::{Buffer, Layer, Param};
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::tensor::Tensor;
 
 pub struct Sequential {
@@ -100,5 +100,17 @@ impl Layer for Sequential {
         for layer in &self.layers {
             layer.firing_rates(out);
         }
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        self.layers.iter_mut().for_each(|l| l.set_audit(on));
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.layers.iter().for_each(|l| l.audit(out));
+    }
+
+    fn set_aap(&mut self, on: bool) {
+        self.layers.iter_mut().for_each(|l| l.set_aap(on));
     }
 }
