@@ -41,12 +41,12 @@ pub struct HeadStats {
 pub enum LossSpec {
     /// `F.cross_entropy(out.mean(0), labels)`.
     CrossEntropy {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, rename = "headWeights", skip_serializing_if = "Option::is_none")]
         head_weights: Option<[f32; 2]>,
     },
     /// `F.mse_loss(out.mean(0), F.one_hot(labels, K))`, SpikingJelly's usual firing-rate loss.
     MseFiringRate {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, rename = "headWeights", skip_serializing_if = "Option::is_none")]
         head_weights: Option<[f32; 2]>,
     },
 }

@@ -424,6 +424,7 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::DualStage;
 
     fn spec(encoding: &str) -> ModelSpec {
         serde_json::from_str(&format!(
@@ -514,5 +515,181 @@ mod tests {
         assert_eq!(trainer.step_count(), 31);
         let err = trainer.train_step(&mut m, &x, &[0, 1, 2, 3]).unwrap_err();
         assert!(err.to_string().contains("labels[3]"), "{err}");
+    }
+    /// Stem conv-BN-IF (reads the image), a stride-1 IAND block, max pooling of both streams,
+    /// a downsampling block with the AAP projection, heads on 8 channels, 3 classes.
+    fn dsnn_spec(connect: &str) -> ModelSpec {
+        let branch = |cin: usize, cout: usize, s: usize| {
+            format!(
+                r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}},
+                {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}}]"#
+            )
+        };
+        serde_json::from_str(&format!(
+            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
+                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}},
+                {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
+                  {{"type":"block","connect":"{connect}","branch":{}}},
+                  {{"type":"maxPool2d","kernelSize":[2,2]}},
+                  {{"type":"block","connect":"{connect}","branch":{},
+                    "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
+                                {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if"}}],
+                    "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
+                                  {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
+                                  {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
+            branch(4, 4, 1),
+            branch(4, 8, 2)
+        ))
+        .unwrap()
+    }
+
+    fn images(n: usize, seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        Tensor::from_vec(&[n, 1, 8, 8], (0..n * 64).map(|_| 3.0 * rng.uniform()).collect()).unwrap()
+    }
+
+    fn trained_dsnn(connect: &str) -> Model {
+        let mut m = Model::from_spec(&dsnn_spec(connect), 7).unwrap();
+        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.1,"momentum":0.9}"#).unwrap();
+        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        for step in 0..3 {
+            trainer.train_step(&mut m, &images(6, step), &[0, 1, 2, 0, 1, 2]).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn the_full_spike_model_has_no_aap_and_reproduces_the_spike_head_bit_for_bit() {
+        for connect in ["iand", "xor", "spikingResnet"] {
+            let mut dsnn = trained_dsnn(connect);
+            assert_eq!(dsnn.heads(), 2);
+            let mut fsnn = dsnn.to_full_spike().unwrap();
+            assert_eq!(fsnn.heads(), 1);
+            match fsnn.spec().layers.last() {
+                Some(LayerSpec::DualStream(d)) => {
+                    assert!(!d.aap);
+                    assert!(d.stages.iter().all(|s| !matches!(s, DualStage::Block(b) if b.projection.is_some())));
+                }
+                _ => panic!("the trunk is kept"),
+            }
+            let names: Vec<String> = fsnn.state_tensors().into_iter().map(|(n, _)| n).collect();
+            assert!(!names.iter().any(|n| n.contains("projection")), "{names:?}");
+            assert!(dsnn.state_tensors().iter().any(|(n, _)| n.contains("projection")));
+            assert_eq!(names.len() + 6, dsnn.state_tensors().len(), "two convs + BN weight, bias, 2 statistics");
+
+            let x = images(5, 99);
+            let both = dsnn.forward(&x, false).unwrap().clone();
+            assert_eq!(both.shape(), &[3, 5, 6]);
+            let alone = fsnn.forward(&x, false).unwrap().clone();
+            assert_eq!(alone.shape(), &[3, 5, 3]);
+            for (row, s) in both.data().chunks_exact(6).zip(alone.data().chunks_exact(3)) {
+                assert_eq!(row[..3].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{connect}");
+            }
+            let labels = [0, 1, 2, 0, 1];
+            let loss = LossSpec::default();
+            let f_mode = dsnn.evaluate(&x, Some(&labels), InferenceMode::Fsnn, &loss).unwrap();
+            let f_model = fsnn.evaluate(&x, Some(&labels), InferenceMode::Fsnn, &loss).unwrap();
+            assert_eq!(f_mode.logits, f_model.logits);
+            assert_eq!(f_mode.stats, f_model.stats);
+            let d_mode = dsnn.evaluate(&x, Some(&labels), InferenceMode::Dsnn, &loss).unwrap();
+            assert_eq!(d_mode.logits.shape(), &[5, 3]);
+            assert_ne!(d_mode.logits, f_mode.logits, "dsnn predicts with the accumulation head");
+            let err = fsnn.evaluate(&x, None, InferenceMode::Dsnn, &loss).err().unwrap();
+            assert!(err.to_string().contains("fsnn"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_audit_passes_a_dst_network_and_fails_sew_add_naming_the_layer() {
+        let mut dsnn = trained_dsnn("iand");
+        let report = dsnn.audit(&images(4, 5)).unwrap();
+        assert!(report.passed(), "{report:?}");
+        assert_eq!(report.stem.as_deref(), Some("layers.0 (conv2d)"));
+        assert!(!report.layers[0].binary, "the stem reads the image");
+        assert!(report.layers.iter().any(|e| e.layer.contains("head")));
+        assert!(!report.layers.iter().any(|e| e.layer.contains("projection")), "the AAP is not part of the FSNN");
+        assert!(dsnn.to_full_spike().unwrap().audit(&images(4, 5)).unwrap().passed());
+
+        let block = |cin: usize| {
+            format!(
+                r#"{{"type":"sewBlock","connect":"add","branch":[
+                {{"type":"conv2d","inChannels":{cin},"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}}]}}"#
+            )
+        };
+        let sew: ModelSpec = serde_json::from_str(&format!(
+            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
+                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}},{},{},
+                {{"type":"flatten"}},{{"type":"linear","inFeatures":256,"outFeatures":3}}]}}"#,
+            block(4),
+            block(4)
+        ))
+        .unwrap();
+        let mut sew = Model::from_spec(&sew, 1).unwrap();
+        let report = sew.audit(&images(4, 5)).unwrap();
+        assert!(!report.passed());
+        let first = &report.offending[0];
+        assert_eq!(first.layer, "layers.4.branch.0 (conv2d)", "the conv reading the first ADD block's output");
+        assert_eq!(first.example, Some(2.0));
+    }
+
+    #[test]
+    fn a_dual_stream_trunk_must_be_last_and_add_is_refused() {
+        let mut spec = dsnn_spec("iand");
+        spec.layers.push(serde_json::from_str(r#"{"type":"flatten"}"#).unwrap());
+        let err = Model::from_spec(&spec, 0).err().unwrap();
+        assert!(err.to_string().contains("last layer"), "{err}");
+        let err = Model::from_spec(&dsnn_spec("add"), 0).err().unwrap();
+        assert!(err.to_string().contains("layers.3.stages.0") && err.to_string().contains("full-spike"), "{err}");
+    }
+
+    #[test]
+    fn the_two_head_loss_is_the_weighted_sum_and_its_gradient_matches_finite_differences() {
+        let mut rng = Rng::new(4);
+        let out = Tensor::from_vec(&[2, 3, 8], (0..48).map(|_| rng.normal()).collect()).unwrap();
+        let labels = [1u32, 3, 0];
+        let loss: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy","headWeights":[0.7,0.2]}"#).unwrap();
+        let mut grad = Tensor::default();
+        let stats = loss.compute_heads(&out, &labels, 2, &mut grad).unwrap();
+        let mut part = Tensor::default();
+        let mut single = |h: usize| {
+            crate::loss::head_slice(&out, h, 2, &mut part).unwrap();
+            LossSpec::default().compute(&part, &labels, 1.0, &mut Tensor::default()).unwrap()
+        };
+        let (s, a) = (single(0), single(1));
+        assert!((stats.loss - (0.7 * s.loss + 0.2 * a.loss)).abs() < 1e-6);
+        assert_eq!(stats.heads.len(), 2);
+        assert_eq!((stats.heads[0].correct, stats.heads[1].correct, stats.correct), (s.correct, a.correct, s.correct));
+        let h = 1e-2f32;
+        for i in 0..out.numel() {
+            let (mut p, mut m) = (out.clone(), out.clone());
+            p.data_mut()[i] += h;
+            m.data_mut()[i] -= h;
+            let mut g = Tensor::default();
+            let lp = loss.compute_heads(&p, &labels, 2, &mut g).unwrap().loss as f64;
+            let lm = loss.compute_heads(&m, &labels, 2, &mut g).unwrap().loss as f64;
+            let fd = (lp - lm) / (2.0 * h as f64);
+            assert!((fd - grad.data()[i] as f64).abs() < 2e-4, "element {i}: analytic {}, numeric {fd}", grad.data()[i]);
+        }
+    }
+
+    #[test]
+    fn a_small_dsnn_learns_a_fixed_batch_on_both_heads() {
+        let mut m = Model::from_spec(&dsnn_spec("iand"), 3).unwrap();
+        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"adam","lr":0.01}"#).unwrap();
+        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        let x = images(6, 1);
+        let labels = [0, 1, 2, 0, 1, 2];
+        let first = trainer.train_step(&mut m, &x, &labels).unwrap();
+        let mut last = first.clone();
+        for _ in 0..40 {
+            last = trainer.train_step(&mut m, &x, &labels).unwrap();
+        }
+        assert!(last.loss < 0.5 * first.loss, "loss {} -> {}", first.loss, last.loss);
+        assert!(last.heads[0].loss < first.heads[0].loss && last.heads[1].loss < first.heads[1].loss, "{first:?} -> {last:?}");
     }
 }

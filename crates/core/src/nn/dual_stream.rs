@@ -279,3 +279,128 @@ impl Layer for DualStream {
         self.aap_on = on && self.has_aap;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::build_layer;
+    use crate::spec::LayerSpec;
+
+    /// A trunk of smooth layers only (no neurons; the projection without its ReLU), so that
+    /// finite differences are valid: a stride-1 block, an average pooling of both streams (max pooling has kinks), and a
+    /// downsampling block with the AAP projection (depthwise conv3x3 s2, conv1x1, BN).
+    fn smooth_trunk(connect: &str) -> LayerSpec {
+        let json = format!(
+            r#"{{"type":"dualStream","head":{{"inFeatures":4,"outFeatures":3}},"stages":[
+            {{"type":"block","connect":"{connect}","branch":[
+                {{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":2}}]}},
+            {{"type":"avgPool2d","kernelSize":[2,2]}},
+            {{"type":"block","connect":"{connect}","branch":[
+                {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"stride":[2,2],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}],
+              "shortcut":[{{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}],
+              "projection":[{{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":2,"bias":false}},
+                {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}]}}]}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn loss(spec: &LayerSpec, x: &Tensor, g: &Tensor, perturb: Option<(usize, usize, f32)>) -> f64 {
+        let mut trunk = build_layer("t", spec, &mut Rng::new(3)).unwrap();
+        if let Some((p, j, d)) = perturb {
+            let mut ps = Vec::new();
+            trunk.params(&mut ps);
+            ps[p].value.data_mut()[j] += d;
+        }
+        let mut y = Tensor::default();
+        trunk.forward(x, &mut y, true).unwrap();
+        y.data().iter().zip(g.data()).map(|(&a, &b)| a as f64 * b as f64).sum()
+    }
+
+    #[test]
+    fn gradients_of_both_streams_heads_and_projection_match_finite_differences() {
+        for connect in ["and", "iand", "or", "xor"] {
+            let spec = smooth_trunk(connect);
+            let mut rng = Rng::new(21);
+            let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
+            let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
+            let mut y = Tensor::default();
+            trunk.forward(&x, &mut y, true).unwrap();
+            assert_eq!(y.shape(), &[2, 2, 6], "[y_s | y_a]");
+            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+            let mut gx = Tensor::default();
+            trunk.backward(&x, &y, &g, &mut gx).unwrap();
+            let eps = 1e-2f32;
+            let close = |what: String, analytic: f64, numeric: f64| {
+                assert!((numeric - analytic).abs() <= 2e-3 + 2e-2 * numeric.abs(), "{connect} {what}: analytic {analytic}, numeric {numeric}");
+            };
+            for i in (0..x.numel()).step_by(11) {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp.data_mut()[i] += eps;
+                xm.data_mut()[i] -= eps;
+                let numeric = (loss(&spec, &xp, &g, None) - loss(&spec, &xm, &g, None)) / (2.0 * eps as f64);
+                close(format!("input {i}"), gx.data()[i] as f64, numeric);
+            }
+            let mut ps = Vec::new();
+            trunk.params(&mut ps);
+            let grads: Vec<(String, Vec<f32>)> = ps.iter().map(|p| (p.name.clone(), p.grad.data().to_vec())).collect();
+            assert!(grads.iter().any(|(n, _)| n == "t.stages.2.projection.0.weight"), "projection parameters are trained");
+            assert!(grads.iter().any(|(n, _)| n == "t.head.weight"));
+            for (p, (name, grad)) in grads.iter().enumerate() {
+                for j in (0..grad.len()).step_by(5) {
+                    let numeric = (loss(&spec, &x, &g, Some((p, j, eps))) - loss(&spec, &x, &g, Some((p, j, -eps)))) / (2.0 * eps as f64);
+                    close(format!("{name}[{j}]"), grad[j] as f64, numeric);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_the_aap_the_trunk_gives_the_spike_head_alone_and_projections_get_no_gradient() {
+        let spec = smooth_trunk("iand");
+        let mut rng = Rng::new(5);
+        let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
+        let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
+        let mut both = Tensor::default();
+        trunk.forward(&x, &mut both, true).unwrap();
+        trunk.set_aap(false);
+        let mut spike = Tensor::default();
+        trunk.forward(&x, &mut spike, true).unwrap();
+        assert_eq!(spike.shape(), &[2, 2, 3]);
+        for (row, s) in both.data().chunks_exact(6).zip(spike.data().chunks_exact(3)) {
+            assert_eq!(&row[..3], s);
+        }
+        let mut gx = Tensor::default();
+        trunk.backward(&x, &spike, &Tensor::full(&[2, 2, 3], 1.0), &mut gx).unwrap();
+        let mut ps = Vec::new();
+        trunk.params(&mut ps);
+        for p in ps {
+            let zero = p.grad.data().iter().all(|&v| v == 0.0);
+            assert_eq!(zero, p.name.contains("projection"), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn at_zero_init_both_heads_agree_exactly() {
+        // O_0 = A_0 and identity blocks keep O_L = A_L, so the shared FC gives y_s = y_a.
+        let branch = r#"{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+            {"type":"batchNorm2d","numFeatures":2,"initWeight":0},{"type":"if"}"#;
+        let json = format!(
+            r#"{{"type":"dualStream","head":{{"inFeatures":2,"outFeatures":4}},"stages":[
+              {{"type":"block","connect":"xor","branch":[{branch}]}},{{"type":"maxPool2d","kernelSize":[2,2]}},
+              {{"type":"block","connect":"iand","branch":[{branch}]}}]}}"#
+        );
+        let spec: LayerSpec = serde_json::from_str(&json).unwrap();
+        let mut trunk = build_layer("t", &spec, &mut Rng::new(2)).unwrap();
+        let mut rng = Rng::new(9);
+        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], (0..192).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect()).unwrap();
+        let mut y = Tensor::default();
+        trunk.forward(&x, &mut y, true).unwrap();
+        for row in y.data().chunks_exact(8) {
+            assert_eq!(row[..4], row[4..]);
+        }
+    }
+}
