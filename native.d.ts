@@ -17,8 +17,18 @@ export declare class NativeModel {
   configureTraining(optimizerJson: string, scheduleJson: string, lossJson: string): void
   /** One training step on a batch: forward over T, loss, BPTT, optimizer update. */
   trainStep(input: Float32Array, inputShape: Array<number>, labels: Uint32Array): Promise<StepResult>
-  /** Eval-mode forward of a batch: time-mean logits, and loss/accuracy when labels are given. */
-  evaluate(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null): Promise<EvalResult>
+  /**
+   * Eval-mode forward of a batch as `mode` (`fsnn`, the default: no accumulation pathway,
+   * spike head; `dsnn`: accumulation head): time-mean logits, and loss/accuracy when labels
+   * are given.
+   */
+  evaluate(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null, mode?: string | undefined | null): Promise<EvalResult>
+  /** Full-spike audit of one batch (see `Model::audit`). */
+  audit(input: Float32Array, inputShape: Array<number>): Promise<AuditResult>
+  /** The deployable full-spike model (no accumulation pathway), with copies of the weights. */
+  toFullSpike(): NativeModel
+  /** Heads side by side in the training output (2 for a dual-stream model). */
+  heads(): number
   /** Mean firing rate of each neuron layer in the last forward. */
   firingRates(): Array<LayerRate>
   parameterCount(): number
@@ -30,6 +40,23 @@ export declare class NativeModel {
   /** Frees the weights now; later calls fail with ERR_DISPOSED. */
   dispose(): void
   get disposed(): boolean
+}
+
+export interface AuditLayer {
+  name: string
+  /** Every input value was exactly 0 or 1. */
+  binary: boolean
+  /** The first non-binary input value seen, if any. */
+  example?: number
+}
+
+export interface AuditResult {
+  /** No synaptic layer but the stem received a non-spike value. */
+  passed: boolean
+  /** The synaptic layer reading the model input (exempt). */
+  stem?: string
+  layers: Array<AuditLayer>
+  offending: Array<AuditLayer>
 }
 
 /** Test hook: panics inside the guarded engine call path, to prove panics become JS errors. */
@@ -65,4 +92,7 @@ export interface StepResult {
   learningRate: number
   /** Mean firing rate over all neuron layers of this step. */
   firingRate: number
+  /** Per head (spike head first), unweighted; empty for a single-head model. */
+  headLosses: Array<number>
+  headCorrect: Array<number>
 }

@@ -1,6 +1,6 @@
 // Builders: typed functions that return validated layer specs. They do no numeric work.
 import { argError } from './errors'
-import type { Connect, LayerSpec, NeuronParams, Pair, SurrogateSpec } from './spec'
+import type { Connect, DualConnect, DualStage, DualStreamBlockSpec, LayerSpec, NeuronParams, Pair, SurrogateSpec } from './spec'
 
 function positiveInt(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw argError(name, 'a positive integer', v)
@@ -171,4 +171,163 @@ export function sewBasicBlock(channels: number, options: { connect?: Connect; ne
     ],
     connect: options.connect ?? 'iand',
   })
+}
+
+export const relu = (): LayerSpec => ({ type: 'relu' })
+
+function layerList(name: string, v: unknown, nonEmpty = true): LayerSpec[] {
+  if (!Array.isArray(v) || (nonEmpty && v.length === 0)) throw argError(name, 'a non-empty array of layers', v)
+  return v as LayerSpec[]
+}
+
+/**
+ * Spiking ResNet block: `O = SN_res(branch(x) + shortcut(x))`. The branch ends WITHOUT a neuron;
+ * the residual neuron is an IF (V_th 1, V_reset 0 by default), so a silent branch passes spikes
+ * through. The shortcut is the identity when omitted (conv1x1-BN, no neuron, when downsampling).
+ */
+export function spikingResnetBlock(options: { branch: LayerSpec[]; shortcut?: LayerSpec[]; residualNeuron?: Omit<NeuronOptions, 'tau' | 'decayInput'> }): LayerSpec {
+  const { type: _type, ...residualNeuron } = ifNode(options.residualNeuron ?? {}) as { type: string } & NeuronParams
+  return {
+    type: 'spikingResnetBlock',
+    branch: layerList('spikingResnetBlock branch', options.branch),
+    shortcut: options.shortcut === undefined ? null : layerList('spikingResnetBlock shortcut', options.shortcut),
+    residualNeuron,
+  }
+}
+
+/** Spiking ResNet BasicBlock `conv3x3(s)-BN-SN-conv3x3-BN` (last BN zero-initialised) + SN_res. */
+export function spikingResnetBasicBlock(inChannels: number, outChannels: number, options: { stride?: number; neuron?: () => LayerSpec } = {}): LayerSpec {
+  const stride = positiveInt('spikingResnetBasicBlock stride', options.stride ?? 1)
+  const sn = options.neuron ?? (() => ifNode())
+  const down = stride !== 1 || inChannels !== outChannels
+  return spikingResnetBlock({
+    branch: [
+      conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false }), batchNorm2d(outChannels), sn(),
+      conv2d(outChannels, outChannels, 3, { padding: 1, bias: false }), batchNorm2d(outChannels, { initWeight: 0 }),
+    ],
+    shortcut: down ? [conv2d(inChannels, outChannels, 1, { stride, bias: false }), batchNorm2d(outChannels)] : undefined,
+  })
+}
+
+const DUAL_CONNECTS: DualConnect[] = ['and', 'iand', 'or', 'xor', 'spikingResnet']
+
+/**
+ * Dual-stream block on (O, A): `S = branch(O)` (the branch ends with its neuron),
+ * `O' = g(S, shortcut(O))` (or `SN_res(S + shortcut(O))` for `spikingResnet`), `A' = P(A) + S`
+ * with `P = projection` (identity when omitted). For use in `dualStream({ stages })`.
+ */
+export function dualStreamBlock(options: {
+  branch: LayerSpec[]
+  shortcut?: LayerSpec[]
+  connect: DualConnect
+  projection?: LayerSpec[]
+  residualNeuron?: Omit<NeuronOptions, 'tau' | 'decayInput'>
+}): DualStreamBlockSpec {
+  if ((options.connect as string) === 'add') {
+    throw argError('dualStreamBlock connect', `one of ${DUAL_CONNECTS.join(', ')} ("add" breaks the full-spike stream: S + O is not a spike)`, options.connect)
+  }
+  if (!DUAL_CONNECTS.includes(options.connect)) throw argError('dualStreamBlock connect', `one of ${DUAL_CONNECTS.join(', ')}`, options.connect)
+  if (options.residualNeuron !== undefined && options.connect !== 'spikingResnet') {
+    throw argError('dualStreamBlock residualNeuron', 'to be omitted unless connect is "spikingResnet"', options.residualNeuron)
+  }
+  let residualNeuron: NeuronParams | null = null
+  if (options.connect === 'spikingResnet') {
+    const { type: _type, ...params } = ifNode(options.residualNeuron ?? {}) as { type: string } & NeuronParams
+    residualNeuron = params
+  }
+  return {
+    type: 'block',
+    branch: layerList('dualStreamBlock branch', options.branch),
+    shortcut: options.shortcut === undefined ? null : layerList('dualStreamBlock shortcut', options.shortcut),
+    connect: options.connect,
+    projection: options.projection === undefined ? null : layerList('dualStreamBlock projection', options.projection),
+    residualNeuron,
+  }
+}
+
+export interface DualBlockOptions {
+  stride?: number
+  /** Default 'iand' (the released ImageNet models). */
+  connect?: DualConnect
+  /** Branch (and SEW-style shortcut) neuron; default IF. */
+  neuron?: () => LayerSpec
+  /** Zero-initialise the branch's last BN (identity mapping at start). Default true. */
+  zeroInit?: boolean
+}
+
+/** The AAP projection P: `ReLU(BN(conv1x1(depthwise conv3x3 stride s)))`, or `ReLU(BN(conv1x1))` at stride 1. */
+function projection(inChannels: number, outChannels: number, stride: number): LayerSpec[] {
+  const convs = stride !== 1
+    ? [conv2d(inChannels, inChannels, 3, { stride, padding: 1, groups: inChannels, bias: false }), conv2d(inChannels, outChannels, 1, { bias: false })]
+    : [conv2d(inChannels, outChannels, 1, { bias: false })]
+  return [...convs, batchNorm2d(outChannels), relu()]
+}
+
+function dualBlockFrom(branch: LayerSpec[], inChannels: number, outChannels: number, stride: number, options: DualBlockOptions): DualStreamBlockSpec {
+  const connect = options.connect ?? 'iand'
+  const sn = options.neuron ?? (() => ifNode())
+  if (stride === 1 && inChannels === outChannels) return dualStreamBlock({ branch, connect })
+  // The Spiking ResNet form's shortcut has no neuron (SN_res follows); the SEW form's does.
+  const shortcut = [conv2d(inChannels, outChannels, 1, { stride, bias: false }), batchNorm2d(outChannels)]
+  if (connect !== 'spikingResnet') shortcut.push(sn())
+  return dualStreamBlock({ branch, connect, shortcut, projection: projection(inChannels, outChannels, stride) })
+}
+
+/** Dual-stream BasicBlock: branch `conv3x3(s)-BN-SN-conv3x3-BN-SN`; downsampling shortcut and projection when needed. */
+export function dualBasicBlock(inChannels: number, outChannels: number, options: DualBlockOptions = {}): DualStreamBlockSpec {
+  const stride = positiveInt('dualBasicBlock stride', options.stride ?? 1)
+  const sn = options.neuron ?? (() => ifNode())
+  const branch = [
+    conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false }), batchNorm2d(outChannels), sn(),
+    conv2d(outChannels, outChannels, 3, { padding: 1, bias: false }), batchNorm2d(outChannels, { initWeight: options.zeroInit === false ? 1 : 0 }), sn(),
+  ]
+  return dualBlockFrom(branch, inChannels, outChannels, stride, options)
+}
+
+/** Dual-stream Bottleneck: `conv1x1-BN-SN-conv3x3(s)-BN-SN-conv1x1(planes*4)-BN-SN`. */
+export function dualBottleneck(inChannels: number, planes: number, options: DualBlockOptions & { expansion?: number } = {}): DualStreamBlockSpec {
+  const stride = positiveInt('dualBottleneck stride', options.stride ?? 1)
+  const out = planes * positiveInt('dualBottleneck expansion', options.expansion ?? 4)
+  const sn = options.neuron ?? (() => ifNode())
+  const branch = [
+    conv2d(inChannels, planes, 1, { bias: false }), batchNorm2d(planes), sn(),
+    conv2d(planes, planes, 3, { stride, padding: 1, bias: false }), batchNorm2d(planes), sn(),
+    conv2d(planes, out, 1, { bias: false }), batchNorm2d(out, { initWeight: options.zeroInit === false ? 1 : 0 }), sn(),
+  ]
+  return dualBlockFrom(branch, inChannels, out, stride, options)
+}
+
+function lastChannels(stages: DualStage[]): number | undefined {
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const s = stages[i]
+    if (s.type !== 'block') continue
+    for (let j = s.branch.length - 1; j >= 0; j--) {
+      const l = s.branch[j]
+      if (l.type === 'conv2d') return l.outChannels
+    }
+  }
+  return undefined
+}
+
+/**
+ * The dual-stream trunk: blocks (`dualBasicBlock`, `dualBottleneck`, `dualStreamBlock`) and
+ * poolings (`maxPool2d`, `avgPool2d`, applied to both streams), then the heads
+ * `y_s = FC(GAP(O))`, `y_a = FC(GAP(A))` with one shared FC. It reads the stem's spikes and
+ * must be the model's last layer. `aap: false` builds the full-spike network alone.
+ */
+export function dualStream(options: { stages: (DualStage | LayerSpec)[]; classes: number; features?: number; bias?: boolean; aap?: boolean }): LayerSpec {
+  const stages = layerList('dualStream stages', options.stages) as unknown as DualStage[]
+  stages.forEach((s, i) => {
+    if (!s || !['block', 'maxPool2d', 'avgPool2d'].includes((s as { type?: string }).type ?? '')) {
+      throw argError(`dualStream stages[${i}]`, 'a dual-stream block or a maxPool2d/avgPool2d', (s as { type?: string })?.type ?? s)
+    }
+  })
+  const features = options.features ?? lastChannels(stages)
+  if (features === undefined) throw argError('dualStream features', 'the channels of the last stage (no conv found to infer them)', undefined)
+  return {
+    type: 'dualStream',
+    stages,
+    head: { inFeatures: positiveInt('dualStream features', features), outFeatures: positiveInt('dualStream classes', options.classes), bias: options.bias ?? true },
+    aap: options.aap ?? true,
+  }
 }

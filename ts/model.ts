@@ -2,7 +2,7 @@
 // on the libuv pool and returns a Promise, so the event loop stays free while training.
 import { DualstreamError, argError, fromNative } from './errors'
 import native = require('./native')
-import type { NativeModel, StepResult } from '../native'
+import type { AuditResult, NativeModel, StepResult } from '../native'
 import type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
 import { losses, schedules } from './optim'
 import type { Encoding, LayerSpec, ModelSpec } from './spec'
@@ -36,6 +36,8 @@ export interface BatchEnd {
   firingRate: number
   samples: number
   seconds: number
+  /** Dual-stream models: unweighted loss and accuracy per head (spike head first). */
+  heads?: { loss: number; accuracy: number }[]
 }
 
 export interface EpochEnd {
@@ -70,7 +72,15 @@ export interface FitResult {
   seconds: number
 }
 
+/** `fsnn`: the full-spike network (accumulation pathway removed), predicting with the spike
+ * head; `dsnn`: the accumulation pathway kept, predicting with its head. Single-head models
+ * evaluate as themselves in `fsnn` mode. */
+export type InferenceMode = 'fsnn' | 'dsnn'
+
+export type { AuditResult }
+
 export interface Evaluation {
+  mode: InferenceMode
   accuracy: number
   loss: number
   count: number
@@ -185,12 +195,12 @@ export class Model {
   }
 
   /** Time-mean output logits `[N, classes]` for a batch. */
-  predict(x: Float32Array, n: number): Promise<Float32Array> {
+  predict(x: Float32Array, n: number, mode: InferenceMode = 'fsnn'): Promise<Float32Array> {
     return this.exclusive(async () => {
       if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
       if (!Number.isInteger(n) || n < 1) throw argError('n', 'the batch size, a positive integer', n)
       try {
-        return (await this.native().evaluate(x, this.batchShape(n), undefined)).logits
+        return (await this.native().evaluate(x, this.batchShape(n), undefined, mode)).logits
       } catch (e) {
         throw fromNative(e)
       }
@@ -226,10 +236,12 @@ export class Model {
         lossSum += r.loss * r.count
         correct += r.correct
         rateSum += r.firingRate
-        options.onBatchEnd?.({
+        const info: BatchEnd = {
           epoch, step, stepsPerEpoch, loss: r.loss, accuracy: r.correct / r.count, learningRate: r.learningRate,
           firingRate: r.firingRate, samples, seconds: (performance.now() - epochStart) / 1000,
-        })
+        }
+        if (r.headLosses.length > 0) info.heads = r.headLosses.map((loss, h) => ({ loss, accuracy: r.headCorrect[h] / r.count }))
+        options.onBatchEnd?.(info)
       }
       const seconds = (performance.now() - epochStart) / 1000
       const end: EpochEnd = {
@@ -242,9 +254,12 @@ export class Model {
     return { epochs: history, stopped: false, seconds: (performance.now() - started) / 1000 }
   }
 
-  /** Accuracy, loss and firing rates over a data set (eval mode: BN running statistics). */
-  async evaluate(data: LabelledData, options: { batchSize?: number } = {}): Promise<Evaluation> {
+  /** Accuracy, loss and firing rates over a data set (eval mode: BN running statistics), as
+   * the full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network. */
+  async evaluate(data: LabelledData, options: { batchSize?: number; mode?: InferenceMode } = {}): Promise<Evaluation> {
     const batchSize = options.batchSize ?? 256
+    const mode = options.mode ?? 'fsnn'
+    if (mode !== 'fsnn' && mode !== 'dsnn') throw argError('evaluate mode', '"fsnn" or "dsnn"', mode)
     if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('evaluate batchSize', 'a positive integer', batchSize)
     if (!data || typeof data.batches !== 'function') throw argError('evaluate data', 'a labelled data set', data)
     this.build(this.sampleShapeOf(data))
@@ -253,7 +268,7 @@ export class Model {
     for (const batch of data.batches(batchSize, { shuffle: false })) {
       const r = await this.exclusive(async () => {
         try {
-          return await this.native().evaluate(batch.x, this.batchShape(batch.size), batch.y)
+          return await this.native().evaluate(batch.x, this.batchShape(batch.size), batch.y, mode)
         } catch (e) {
           throw fromNative(e)
         }
@@ -264,11 +279,59 @@ export class Model {
       for (const { name, rate } of r.firingRates) rateSums.set(name, (rateSums.get(name) ?? 0) + rate * r.count)
     }
     return {
+      mode,
       accuracy: count ? correct / count : 0,
       loss: count ? lossSum / count : 0,
       count,
       firingRates: [...rateSums].map(([name, sum]) => ({ name, rate: sum / count })),
     }
+  }
+
+  /** Heads side by side in the training output: 2 for a dual-stream model, else 1. */
+  get heads(): number {
+    try {
+      return this.native().heads()
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /**
+   * The deployable full-spike network: the same spec without the auxiliary accumulation
+   * pathway and the same weights minus the AAP projections. Its output equals this model's
+   * `fsnn`-mode output exactly.
+   */
+  toFullSpike(): Promise<Model> {
+    return this.exclusive(async () => {
+      let engine: NativeModel
+      try {
+        engine = this.native().toFullSpike()
+      } catch (e) {
+        throw fromNative(e)
+      }
+      const spec = JSON.parse(engine.specJson()) as ModelSpec
+      const m = new Model(spec.layers, { timeSteps: spec.timeSteps, encoding: spec.encoding, seed: this.seed })
+      m.inputShape = spec.inputShape
+      m.engine = engine
+      return m
+    })
+  }
+
+  /**
+   * Full-spike audit of a batch `x` of `n` samples: runs it as the full-spike network and
+   * checks that every synaptic layer (conv, linear) except the stem received only 0s and 1s.
+   * `offending` names each other layer that did not, with an example value.
+   */
+  audit(x: Float32Array, n: number): Promise<AuditResult> {
+    return this.exclusive(async () => {
+      if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
+      if (!Number.isInteger(n) || n < 1) throw argError('n', 'the batch size, a positive integer', n)
+      try {
+        return await this.native().audit(x, this.batchShape(n))
+      } catch (e) {
+        throw fromNative(e)
+      }
+    })
   }
 
   /** Mean firing rate of each neuron layer during the last forward. */

@@ -11,7 +11,7 @@ export type ScheduleSpec =
   | { type: 'cosine'; totalSteps: number; minLr?: number; warmupSteps?: number }
   | { type: 'step'; stepSize: number; gamma: number; warmupSteps?: number }
 
-export type LossSpec = { type: 'crossEntropy' } | { type: 'mseFiringRate' }
+export type LossSpec = { type: 'crossEntropy' | 'mseFiringRate'; headWeights?: [number, number] }
 
 function lr(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw argError(`${name} lr`, 'a finite number > 0', v)
@@ -37,7 +37,20 @@ export const schedules = {
   stepDecay: (o: { stepSize: number; gamma: number; warmupSteps?: number }): ScheduleSpec => ({ type: 'step', ...o }),
 }
 
+function headWeights(o: { headWeights?: [number, number] }): { headWeights?: [number, number] } {
+  if (o.headWeights === undefined) return {}
+  const w = o.headWeights
+  if (!Array.isArray(w) || w.length !== 2 || !w.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+    throw argError('loss headWeights', 'a pair [spikeHead, accumulationHead] of finite numbers >= 0', w)
+  }
+  return { headWeights: [w[0], w[1]] }
+}
+
+/**
+ * Losses on the time-mean output. For a dual-stream model the training loss is
+ * `w_s * loss(y_s) + w_a * loss(y_a)` with `headWeights: [w_s, w_a]` (default [1, 1]).
+ */
 export const losses = {
-  crossEntropy: (): LossSpec => ({ type: 'crossEntropy' }),
-  mseFiringRate: (): LossSpec => ({ type: 'mseFiringRate' }),
+  crossEntropy: (o: { headWeights?: [number, number] } = {}): LossSpec => ({ type: 'crossEntropy', ...headWeights(o) }),
+  mseFiringRate: (o: { headWeights?: [number, number] } = {}): LossSpec => ({ type: 'mseFiringRate', ...headWeights(o) }),
 }

@@ -41,6 +41,40 @@ export type LayerSpec =
   | { type: 'dropout'; p: number }
   | ({ type: 'if' | 'lif' | 'plif' } & NeuronParams)
   | { type: 'sewBlock'; branch: LayerSpec[]; shortcut: LayerSpec[] | null; connect: Connect }
+  | { type: 'spikingResnetBlock'; branch: LayerSpec[]; shortcut: LayerSpec[] | null; residualNeuron: NeuronParams }
+  | { type: 'relu' }
+  | DualStreamSpec
+
+/** How a dual-stream block joins S and the shortcut: a spike function, or `SN_res(S + O)`. */
+export type DualConnect = 'and' | 'iand' | 'or' | 'xor' | 'spikingResnet'
+
+/** `S = branch(O)`, `O' = g(S, shortcut(O))`, `A' = projection(A) + S`. */
+export interface DualStreamBlockSpec {
+  type: 'block'
+  branch: LayerSpec[]
+  shortcut: LayerSpec[] | null
+  connect: DualConnect
+  /** P, the accumulation stream's shortcut; null is the identity. */
+  projection: LayerSpec[] | null
+  /** Residual IF neuron of the `spikingResnet` form (null otherwise). */
+  residualNeuron: NeuronParams | null
+}
+
+export type DualStage =
+  | DualStreamBlockSpec
+  | { type: 'maxPool2d' | 'avgPool2d'; kernelSize: Pair; stride: Pair; padding: Pair }
+
+/**
+ * The dual-stream trunk and its heads; it must be a model's last layer. Output per step:
+ * `[y_s | y_a]` (2K values) with the accumulation pathway, `y_s` (K) when `aap` is false.
+ */
+export interface DualStreamSpec {
+  type: 'dualStream'
+  stages: DualStage[]
+  /** The FC shared by both heads. */
+  head: { inFeatures: number; outFeatures: number; bias: boolean }
+  aap: boolean
+}
 
 export type Encoding = 'direct' | 'sequence'
 

@@ -130,7 +130,7 @@ def make_layer(s):
     if t == "conv2d":
         return layer.Conv2d(s["inChannels"], s["outChannels"], tuple(s["kernelSize"]),
                             stride=tuple(s["stride"]), padding=tuple(s["padding"]),
-                            bias=s["bias"], step_mode="m")
+                            groups=s.get("groups", 1), bias=s["bias"], step_mode="m")
     if t == "batchNorm2d":
         return layer.BatchNorm2d(s["numFeatures"], eps=s["eps"], momentum=s["momentum"],
                                  step_mode="m")
@@ -145,7 +145,75 @@ def make_layer(s):
         return make_neuron(s)
     if t == "sewBlock":
         return make_sew_block(s)
+    if t == "relu":
+        return nn.ReLU()
+    if t == "dualStream":
+        return DualStreamRef(s)
     raise ValueError(t)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dual-stream training (SPEC.md sections 2-3), from SpikingJelly neurons and torch layers.
+# Attribute names equal ours, so parameter names need no mapping.
+
+
+class DualBlockRef(nn.Module):
+    """S = branch(O); O' = g(S, shortcut(O)) or SN_res(S + shortcut(O)); A' = P(A) + S."""
+
+    def __init__(self, s):
+        super().__init__()
+        self.connect = s["connect"]
+        self.branch = nn.Sequential(*[make_layer(l) for l in s["branch"]])
+        self.shortcut = nn.Sequential(*[make_layer(l) for l in s["shortcut"]]) if s.get("shortcut") else None
+        self.projection = (nn.Sequential(*[make_layer(l) for l in s["projection"]])
+                           if s.get("projection") else None)
+        if self.connect == "spikingResnet":
+            n = dict(neuron_spec("if", SURROGATES["atan"]))
+            n.update(s.get("residualNeuron") or {})
+            n["type"] = "if"
+            self.residual = make_neuron(n)
+
+    def forward(self, o, a):
+        s = self.branch(o)
+        x = self.shortcut(o) if self.shortcut is not None else o
+        g = self.connect
+        if g == "and":
+            o2 = s * x
+        elif g == "iand":
+            o2 = (1.0 - s) * x
+        elif g == "or":
+            o2 = s + x - s * x
+        elif g == "xor":
+            o2 = s + x - 2.0 * s * x
+        elif g == "spikingResnet":
+            o2 = self.residual(s + x)
+        else:
+            raise ValueError(g)
+        p = self.projection(a) if self.projection is not None else a
+        return o2, p + s
+
+
+class DualStreamRef(nn.Module):
+    """O_0 = A_0 = x; blocks and poolings of both streams; y_s, y_a = FC(GAP(O_L)), FC(GAP(A_L))
+    per step with ONE shared FC; output [T, N, 2K] = [y_s | y_a]."""
+
+    def __init__(self, s):
+        super().__init__()
+        assert s.get("aap", True)
+        self.stages = nn.ModuleList(
+            [DualBlockRef(st) if st["type"] == "block" else make_layer(st) for st in s["stages"]])
+        h = s["head"]
+        self.head = layer.Linear(h["inFeatures"], h["outFeatures"], bias=h.get("bias", True),
+                                 step_mode="m")
+
+    def forward(self, x):
+        o, a = x, x
+        for st in self.stages:
+            if isinstance(st, DualBlockRef):
+                o, a = st(o, a)
+            else:
+                o, a = st(o), st(a)
+        return torch.cat([self.head(o.mean((3, 4))), self.head(a.mean((3, 4)))], dim=-1)
 
 
 # Our names inside a SEW block -> attribute names of SpikingJelly's sew_resnet.BasicBlock.
@@ -526,6 +594,40 @@ def sew_cases():
     return out
 
 
+def dual_stream_cases():
+    out = []
+    # Only g-forms: in the spikingResnet form with an identity shortcut the residual neuron's
+    # charge S + O is an integer, exactly at V_th = 1, which the margin guard rejects (the
+    # comparison is exact in both engines, but the guard cannot tell).
+    for name, connect in (("dst_iand_if_downsample", "iand"), ("dst_xor_if_downsample", "xor")):
+        sn = neuron_spec("if", SURROGATES["atan"])
+
+        def branch(cin, cout, stride):
+            return [conv(cin, cout, 3, stride=stride, padding=1, bias=False), bn(cout), sn,
+                    conv(cout, cout, 3, padding=1, bias=False), bn(cout), sn]
+
+        shortcut = [conv(4, 8, 1, stride=2, bias=False), bn(8)]
+        if connect != "spikingResnet":
+            shortcut.append(sn)
+        trunk = {
+            "type": "dualStream",
+            "head": {"inFeatures": 8, "outFeatures": 3, "bias": True},
+            "aap": True,
+            "stages": [
+                {"type": "block", "connect": connect, "branch": branch(4, 4, 1)},
+                {"type": "maxPool2d", "kernelSize": [2, 2], "stride": [2, 2], "padding": [0, 0]},
+                {"type": "block", "connect": connect, "branch": branch(4, 8, 2), "shortcut": shortcut,
+                 "projection": [
+                     {**conv(4, 4, 3, stride=2, padding=1, bias=False), "groups": 4},
+                     conv(4, 8, 1, bias=False), bn(8), {"type": "relu"}]},
+            ],
+        }
+        layers = [conv(1, 4, 3, padding=1, bias=False), bn(4), sn, trunk]
+        spec = {"timeSteps": 4, "inputShape": [1, 8, 8], "encoding": "direct", "layers": layers}
+        out.append(run_forward_backward_case(name, spec, direct_image(2, 1, 8, 8, 2.5)))
+    return out
+
+
 def training_cases():
     lif = neuron_spec("lif", SURROGATES["atan"])
     layers = [
@@ -542,7 +644,12 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    fixtures = neuron_cases() + stack_cases() + sew_cases() + training_cases()
+    only = os.environ.get("ONLY")
+    if only:
+        # Regenerates the named cases alone (e.g. ONLY=dual_stream), leaving the others as they are.
+        fixtures = [f for group in only.split(",") for f in globals()[group + "_cases"]()]
+    else:
+        fixtures = neuron_cases() + stack_cases() + sew_cases() + dual_stream_cases() + training_cases()
     for f in fixtures:
         path = os.path.join(args.out, f["name"] + ".json")
         with open(path, "w") as fh:

@@ -13,31 +13,47 @@ use crate::error::{check_finite, Error, Result};
 use crate::tensor::Tensor;
 
 /// What one loss evaluation reports besides its gradient.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LossStats {
     /// The (weighted) batch-mean loss.
     pub loss: f32,
-    /// Samples whose prediction (argmax of the time mean) equals the label.
+    /// Samples whose prediction (argmax of the time mean) equals the label; with two heads,
+    /// the spike head's (the full-spike network's).
     pub correct: usize,
     /// Samples in the batch (N).
     pub count: usize,
+    /// Per head (spike head first), unweighted; empty for a single-head model.
+    pub heads: Vec<HeadStats>,
+}
+
+/// One head's unweighted loss and correct count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeadStats {
+    pub loss: f32,
+    pub correct: usize,
 }
 
 /// JSON description of the loss, e.g. `{"type": "crossEntropy"}`. The variants are empty
 /// structs rather than unit variants because serde ignores `deny_unknown_fields` on unit
 /// variants of a tagged enum, and a misspelt option should not pass silently.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum LossSpec {
     /// `F.cross_entropy(out.mean(0), labels)`.
-    CrossEntropy {},
+    CrossEntropy {
+        #[serde(default, rename = "headWeights", skip_serializing_if = "Option::is_none")]
+        head_weights: Option<[f32; 2]>,
+    },
     /// `F.mse_loss(out.mean(0), F.one_hot(labels, K))`, SpikingJelly's usual firing-rate loss.
-    MseFiringRate {},
+    MseFiringRate {
+        #[serde(default, rename = "headWeights", skip_serializing_if = "Option::is_none")]
+        head_weights: Option<[f32; 2]>,
+    },
 }
 
 impl Default for LossSpec {
     fn default() -> Self {
-        LossSpec::CrossEntropy {}
+        LossSpec::CrossEntropy { head_weights: None }
     }
 }
 
@@ -52,12 +68,71 @@ impl LossSpec {
         grad: &mut Tensor,
     ) -> Result<LossStats> {
         match self {
-            LossSpec::CrossEntropy {} => {
+            LossSpec::CrossEntropy { .. } => {
                 cross_entropy_time_mean_weighted(output, labels, weight, grad)
             }
-            LossSpec::MseFiringRate {} => mse_firing_rate_weighted(output, labels, weight, grad),
+            LossSpec::MseFiringRate { .. } => mse_firing_rate_weighted(output, labels, weight, grad),
         }
     }
+
+    /// `(w_s, w_a)`, the weights of the spike and accumulation heads (default 1, 1).
+    pub fn head_weights(&self) -> [f32; 2] {
+        match self {
+            LossSpec::CrossEntropy { head_weights } | LossSpec::MseFiringRate { head_weights } => {
+                head_weights.unwrap_or([1.0, 1.0])
+            }
+        }
+    }
+
+    /// The training loss of a model with `heads` heads whose output rows are the heads' outputs
+    /// side by side, `[T, N, heads * K]`: `sum_h w_h * loss(y_h)` (Eq. 12 for two heads).
+    /// `grad` gets d loss / d output in the same layout.
+    pub fn compute_heads(&self, output: &Tensor, labels: &[u32], heads: usize, grad: &mut Tensor) -> Result<LossStats> {
+        if heads <= 1 {
+            return self.compute(output, labels, 1.0, grad);
+        }
+        let (t, n, width) = dims("loss", output)?;
+        if width % heads != 0 {
+            return Err(Error::shape("loss", format!("[T, N, {heads} * K] ({heads} heads side by side)"), output.shape()));
+        }
+        let k = width / heads;
+        let weights = self.head_weights();
+        for (h, &w) in weights.iter().enumerate() {
+            check_weight(&format!("loss head {h}"), w)?;
+        }
+        grad.resize_for_overwrite(output.shape());
+        let (mut part, mut part_grad) = (Tensor::default(), Tensor::default());
+        let mut total = 0.0f64;
+        let mut stats = Vec::with_capacity(heads);
+        for h in 0..heads {
+            head_slice(output, h, heads, &mut part)?;
+            let s = self.compute(&part, labels, 1.0, &mut part_grad)?;
+            let w = weights.get(h).copied().unwrap_or(1.0);
+            total += w as f64 * s.loss as f64;
+            for (row, g) in grad.data_mut().chunks_exact_mut(width).zip(part_grad.data().chunks_exact(k)) {
+                for (d, &v) in row[h * k..(h + 1) * k].iter_mut().zip(g) {
+                    *d = w * v;
+                }
+            }
+            stats.push(HeadStats { loss: s.loss, correct: s.correct });
+        }
+        debug_assert_eq!(grad.numel(), t * n * width);
+        Ok(LossStats { loss: total as f32, correct: stats[0].correct, count: n, heads: stats })
+    }
+}
+
+/// Head `h` of an output holding `heads` heads side by side: `[T, N, heads*K]` -> `[T, N, K]`.
+pub fn head_slice(output: &Tensor, h: usize, heads: usize, out: &mut Tensor) -> Result<()> {
+    let s = output.shape();
+    if s.len() != 3 || s[2] % heads != 0 || h >= heads {
+        return Err(Error::shape("output", format!("[T, N, {heads} * K]"), s));
+    }
+    let k = s[2] / heads;
+    out.resize_for_overwrite(&[s[0], s[1], k]);
+    for (dst, row) in out.data_mut().chunks_exact_mut(k).zip(output.data().chunks_exact(s[2])) {
+        dst.copy_from_slice(&row[h * k..(h + 1) * k]);
+    }
+    Ok(())
 }
 
 /// Mean-over-batch softmax cross-entropy of the time-mean logits; `grad` gets d loss / d output.
@@ -104,6 +179,7 @@ pub fn cross_entropy_time_mean_weighted(
         loss: (w * total / n as f64) as f32,
         correct,
         count: n,
+        heads: Vec::new(),
     })
 }
 
@@ -140,6 +216,7 @@ pub fn mse_firing_rate_weighted(
         loss: (w * total / nk) as f32,
         correct,
         count: n,
+        heads: Vec::new(),
     })
 }
 
@@ -355,7 +432,7 @@ mod tests {
         assert_eq!((s.correct, s.count), (0, 1));
         // 2 * err / (N K) / T = err / 2.
         assert_eq!(grad.data(), &[-0.25, 0.5, -0.25, 0.5]);
-        let s = LossSpec::MseFiringRate {}
+        let s = LossSpec::MseFiringRate { head_weights: None }
             .compute(&out, &[1], 2.0, &mut grad)
             .unwrap();
         // errors [0.5, 0]: loss 2 * 0.25 / 2.
@@ -407,10 +484,10 @@ mod tests {
     #[test]
     fn spec_serde() {
         let s: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy"}"#).unwrap();
-        assert_eq!(s, LossSpec::CrossEntropy {});
+        assert_eq!(s, LossSpec::CrossEntropy { head_weights: None });
         assert_eq!(s, LossSpec::default());
         let s: LossSpec = serde_json::from_str(r#"{"type":"mseFiringRate"}"#).unwrap();
-        assert_eq!(s, LossSpec::MseFiringRate {});
+        assert_eq!(s, LossSpec::MseFiringRate { head_weights: None });
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
             r#"{"type":"mseFiringRate"}"#

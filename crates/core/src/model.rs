@@ -1,12 +1,56 @@
 //! The executable model built from a `ModelSpec`, and the trainer that steps it.
 use crate::error::{check_finite, Error, Result};
-use crate::loss::{LossSpec, LossStats};
-use crate::nn::{build_sequential, Layer, Param, Sequential};
+use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
+use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
 use crate::optim::schedule::ScheduleSpec;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::rng::Rng;
-use crate::spec::{Encoding, ModelSpec};
+use crate::spec::{DualStage, Encoding, LayerSpec, ModelSpec};
+use serde::{Deserialize, Serialize};
 use crate::tensor::Tensor;
+
+/// Which network a dual-stream model evaluates as.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum InferenceMode {
+    /// The full-spike network: the accumulation pathway is not run; predict with `y_s`.
+    Fsnn,
+    /// The dual-stream network: the accumulation pathway runs; predict with `y_a`.
+    Dsnn,
+}
+
+/// Loss statistics (when labels were given) and time-mean logits `[N, K]` of one evaluation.
+pub struct Evaluation {
+    pub stats: Option<LossStats>,
+    pub logits: Tensor,
+}
+
+/// Result of the full-spike audit of one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditReport {
+    /// Every synaptic layer that ran, in forward order.
+    pub layers: Vec<AuditEntry>,
+    /// The synaptic layer reading the model input (the stem conv), exempt from the rule.
+    pub stem: Option<String>,
+    /// The layers other than the stem that received a value outside {0, 1}.
+    pub offending: Vec<AuditEntry>,
+}
+
+impl AuditReport {
+    pub fn passed(&self) -> bool {
+        self.offending.is_empty()
+    }
+}
+
+/// Whether a dual-stream trunk appears anywhere in these layers, blocks included.
+fn has_dual_stream(layers: &[LayerSpec]) -> bool {
+    layers.iter().any(|l| match l {
+        LayerSpec::DualStream(_) => true,
+        LayerSpec::SewBlock(b) => has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream),
+        LayerSpec::SpikingResnetBlock(b) => has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream),
+        _ => false,
+    })
+}
 
 pub struct Model {
     spec: ModelSpec,
@@ -32,6 +76,14 @@ impl Model {
                 format!("expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}", spec.input_shape),
             ));
         }
+        if let Some((_, before)) = spec.layers.split_last() {
+            if has_dual_stream(before) {
+                return Err(Error::spec(
+                    "layers",
+                    "a dualStream trunk must be the model's last layer (its output holds the heads, which the loss splits)",
+                ));
+            }
+        }
         let mut rng = Rng::new(seed);
         let body = build_sequential("layers", &spec.layers, &mut rng)?;
         // Check the whole chain once now, so a wrong shape is reported before any data is seen.
@@ -52,6 +104,96 @@ impl Model {
 
     pub fn spec(&self) -> &ModelSpec {
         &self.spec
+    }
+
+    /// Heads side by side in the training output: 2 for a dual-stream trunk with its
+    /// accumulation pathway (`[y_s | y_a]`), else 1.
+    pub fn heads(&self) -> usize {
+        match self.spec.layers.last() {
+            Some(LayerSpec::DualStream(d)) if d.aap => 2,
+            _ => 1,
+        }
+    }
+
+    /// Eval-mode forward as `mode` and the loss of its prediction head. For a single-head
+    /// model `fsnn` is the model itself and `dsnn` is an error.
+    pub fn evaluate(&mut self, input: &Tensor, labels: Option<&[u32]>, mode: InferenceMode, loss: &LossSpec) -> Result<Evaluation> {
+        let mut head = Tensor::default();
+        match mode {
+            InferenceMode::Fsnn => {
+                self.body.set_aap(false);
+                let run = self.forward(input, false).map(|out| head.copy_from(out));
+                self.body.set_aap(true);
+                run?;
+            }
+            InferenceMode::Dsnn => {
+                if self.heads() < 2 {
+                    return Err(Error::value(
+                        "mode",
+                        "\"fsnn\" (this model has no auxiliary accumulation pathway to evaluate)",
+                        "\"dsnn\"",
+                    ));
+                }
+                let out = self.forward(input, false)?;
+                head_slice(out, 1, 2, &mut head)?;
+            }
+        }
+        let stats = match labels {
+            Some(labels) => Some(loss.compute(&head, labels, 1.0, &mut Tensor::default())?),
+            None => None,
+        };
+        Ok(Evaluation { stats, logits: time_mean_logits(&head)? })
+    }
+
+    /// The deployable full-spike network: the same spec without the accumulation pathway (the
+    /// trunk's `aap` false, no projections) and the same weights, minus the projections'.
+    /// Its output equals this model's spike head bit for bit.
+    pub fn to_full_spike(&mut self) -> Result<Model> {
+        let mut spec = self.spec.clone();
+        match spec.layers.last_mut() {
+            Some(LayerSpec::DualStream(d)) => {
+                d.aap = false;
+                for st in d.stages.iter_mut() {
+                    if let DualStage::Block(b) = st {
+                        b.projection = None;
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::state(
+                    "toFullSpike",
+                    "this model has no dualStream trunk, so there is no accumulation pathway to remove",
+                ))
+            }
+        }
+        let mut fsnn = Model::from_spec(&spec, 0)?;
+        let wanted: Vec<String> = fsnn.state_tensors().into_iter().map(|(n, _)| n).collect();
+        let mine = self.state_tensors();
+        for name in &wanted {
+            let t = mine.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+                Error::state("toFullSpike", format!("the full-spike model needs {name}, which this model lacks"))
+            })?;
+            fsnn.set_tensor(name, t)?;
+        }
+        Ok(fsnn)
+    }
+
+    /// Full-spike audit: runs the batch as the full-spike network (eval mode, no accumulation
+    /// pathway) and checks that every synaptic layer except the stem (the one reading the
+    /// model input) received only 0s and 1s.
+    pub fn audit(&mut self, input: &Tensor) -> Result<AuditReport> {
+        self.body.set_aap(false);
+        self.body.set_audit(true);
+        let run = self.forward(input, false).map(|_| ());
+        let mut layers = Vec::new();
+        self.body.audit(&mut layers);
+        self.body.set_audit(false);
+        self.body.set_aap(true);
+        run?;
+        let stem = layers.first().filter(|e| e.layer.starts_with("layers.0 ")).map(|e| e.layer.clone());
+        let offending =
+            layers.iter().filter(|e| !e.binary && Some(&e.layer) != stem.as_ref()).cloned().collect();
+        Ok(AuditReport { layers, stem, offending })
     }
 
     /// Shape of one sample's output per step, e.g. `[10]` for a classifier.
@@ -205,12 +347,6 @@ impl Model {
         out
     }
 
-    /// Loss statistics of the output of the last forward (call `forward` first).
-    pub fn evaluate_last(&self, labels: &[u32], loss: &LossSpec) -> Result<LossStats> {
-        let mut scratch = Tensor::default();
-        loss.compute(&self.output, labels, 1.0, &mut scratch)
-    }
-
     /// Copies of every parameter, then every buffer, by name (what a checkpoint holds).
     pub fn state_tensors(&mut self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> =
@@ -275,8 +411,9 @@ impl Trainer {
     /// One optimisation step: forward, loss, BPTT, optimizer update.
     pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
         model.zero_grad();
+        let heads = model.heads();
         let output = model.forward(input, true)?;
-        let stats = self.loss.compute(output, labels, 1.0, &mut self.grad_output)?;
+        let stats = self.loss.compute_heads(output, labels, heads, &mut self.grad_output)?;
         if !stats.loss.is_finite() {
             return Err(Error::NonFinite { at: "loss".into(), index: 0, value: stats.loss });
         }
@@ -292,6 +429,7 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::DualStage;
 
     fn spec(encoding: &str) -> ModelSpec {
         serde_json::from_str(&format!(
@@ -386,5 +524,181 @@ mod tests {
         assert_eq!(trainer.step_count(), 31);
         let err = trainer.train_step(&mut m, &x, &[0, 1, 2, 3]).unwrap_err();
         assert!(err.to_string().contains("labels[3]"), "{err}");
+    }
+    /// Stem conv-BN-IF (reads the image), a stride-1 IAND block, max pooling of both streams,
+    /// a downsampling block with the AAP projection, heads on 8 channels, 3 classes.
+    fn dsnn_spec(connect: &str) -> ModelSpec {
+        let branch = |cin: usize, cout: usize, s: usize| {
+            format!(
+                r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}},
+                {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}}]"#
+            )
+        };
+        serde_json::from_str(&format!(
+            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
+                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}},
+                {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
+                  {{"type":"block","connect":"{connect}","branch":{}}},
+                  {{"type":"maxPool2d","kernelSize":[2,2]}},
+                  {{"type":"block","connect":"{connect}","branch":{},
+                    "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
+                                {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if"}}],
+                    "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
+                                  {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
+                                  {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
+            branch(4, 4, 1),
+            branch(4, 8, 2)
+        ))
+        .unwrap()
+    }
+
+    fn images(n: usize, seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        Tensor::from_vec(&[n, 1, 8, 8], (0..n * 64).map(|_| 3.0 * rng.uniform()).collect()).unwrap()
+    }
+
+    fn trained_dsnn(connect: &str) -> Model {
+        let mut m = Model::from_spec(&dsnn_spec(connect), 7).unwrap();
+        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.1,"momentum":0.9}"#).unwrap();
+        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        for step in 0..3 {
+            trainer.train_step(&mut m, &images(6, step), &[0, 1, 2, 0, 1, 2]).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn the_full_spike_model_has_no_aap_and_reproduces_the_spike_head_bit_for_bit() {
+        for connect in ["iand", "xor", "spikingResnet"] {
+            let mut dsnn = trained_dsnn(connect);
+            assert_eq!(dsnn.heads(), 2);
+            let mut fsnn = dsnn.to_full_spike().unwrap();
+            assert_eq!(fsnn.heads(), 1);
+            match fsnn.spec().layers.last() {
+                Some(LayerSpec::DualStream(d)) => {
+                    assert!(!d.aap);
+                    assert!(d.stages.iter().all(|s| !matches!(s, DualStage::Block(b) if b.projection.is_some())));
+                }
+                _ => panic!("the trunk is kept"),
+            }
+            let names: Vec<String> = fsnn.state_tensors().into_iter().map(|(n, _)| n).collect();
+            assert!(!names.iter().any(|n| n.contains("projection")), "{names:?}");
+            assert!(dsnn.state_tensors().iter().any(|(n, _)| n.contains("projection")));
+            assert_eq!(names.len() + 6, dsnn.state_tensors().len(), "two convs + BN weight, bias, 2 statistics");
+
+            let x = images(5, 99);
+            let both = dsnn.forward(&x, false).unwrap().clone();
+            assert_eq!(both.shape(), &[3, 5, 6]);
+            let alone = fsnn.forward(&x, false).unwrap().clone();
+            assert_eq!(alone.shape(), &[3, 5, 3]);
+            for (row, s) in both.data().chunks_exact(6).zip(alone.data().chunks_exact(3)) {
+                assert_eq!(row[..3].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{connect}");
+            }
+            let labels = [0, 1, 2, 0, 1];
+            let loss = LossSpec::default();
+            let f_mode = dsnn.evaluate(&x, Some(&labels), InferenceMode::Fsnn, &loss).unwrap();
+            let f_model = fsnn.evaluate(&x, Some(&labels), InferenceMode::Fsnn, &loss).unwrap();
+            assert_eq!(f_mode.logits, f_model.logits);
+            assert_eq!(f_mode.stats, f_model.stats);
+            let d_mode = dsnn.evaluate(&x, Some(&labels), InferenceMode::Dsnn, &loss).unwrap();
+            assert_eq!(d_mode.logits.shape(), &[5, 3]);
+            assert_ne!(d_mode.logits, f_mode.logits, "dsnn predicts with the accumulation head");
+            let err = fsnn.evaluate(&x, None, InferenceMode::Dsnn, &loss).err().unwrap();
+            assert!(err.to_string().contains("fsnn"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_audit_passes_a_dst_network_and_fails_sew_add_naming_the_layer() {
+        let mut dsnn = trained_dsnn("iand");
+        let report = dsnn.audit(&images(4, 5)).unwrap();
+        assert!(report.passed(), "{report:?}");
+        assert_eq!(report.stem.as_deref(), Some("layers.0 (conv2d)"));
+        assert!(!report.layers[0].binary, "the stem reads the image");
+        assert!(report.layers.iter().any(|e| e.layer.contains("head")));
+        assert!(!report.layers.iter().any(|e| e.layer.contains("projection")), "the AAP is not part of the FSNN");
+        assert!(dsnn.to_full_spike().unwrap().audit(&images(4, 5)).unwrap().passed());
+
+        let block = |cin: usize| {
+            format!(
+                r#"{{"type":"sewBlock","connect":"add","branch":[
+                {{"type":"conv2d","inChannels":{cin},"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}}]}}"#
+            )
+        };
+        let sew: ModelSpec = serde_json::from_str(&format!(
+            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
+                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}},{},{},
+                {{"type":"flatten"}},{{"type":"linear","inFeatures":256,"outFeatures":3}}]}}"#,
+            block(4),
+            block(4)
+        ))
+        .unwrap();
+        let mut sew = Model::from_spec(&sew, 1).unwrap();
+        let report = sew.audit(&images(4, 5)).unwrap();
+        assert!(!report.passed());
+        let first = &report.offending[0];
+        assert_eq!(first.layer, "layers.4.branch.0 (conv2d)", "the conv reading the first ADD block's output");
+        assert_eq!(first.example, Some(2.0));
+    }
+
+    #[test]
+    fn a_dual_stream_trunk_must_be_last_and_add_is_refused() {
+        let mut spec = dsnn_spec("iand");
+        spec.layers.push(serde_json::from_str(r#"{"type":"flatten"}"#).unwrap());
+        let err = Model::from_spec(&spec, 0).err().unwrap();
+        assert!(err.to_string().contains("last layer"), "{err}");
+        let err = Model::from_spec(&dsnn_spec("add"), 0).err().unwrap();
+        assert!(err.to_string().contains("layers.3.stages.0") && err.to_string().contains("full-spike"), "{err}");
+    }
+
+    #[test]
+    fn the_two_head_loss_is_the_weighted_sum_and_its_gradient_matches_finite_differences() {
+        let mut rng = Rng::new(4);
+        let out = Tensor::from_vec(&[2, 3, 8], (0..48).map(|_| rng.normal()).collect()).unwrap();
+        let labels = [1u32, 3, 0];
+        let loss: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy","headWeights":[0.7,0.2]}"#).unwrap();
+        let mut grad = Tensor::default();
+        let stats = loss.compute_heads(&out, &labels, 2, &mut grad).unwrap();
+        let mut part = Tensor::default();
+        let mut single = |h: usize| {
+            crate::loss::head_slice(&out, h, 2, &mut part).unwrap();
+            LossSpec::default().compute(&part, &labels, 1.0, &mut Tensor::default()).unwrap()
+        };
+        let (s, a) = (single(0), single(1));
+        assert!((stats.loss - (0.7 * s.loss + 0.2 * a.loss)).abs() < 1e-6);
+        assert_eq!(stats.heads.len(), 2);
+        assert_eq!((stats.heads[0].correct, stats.heads[1].correct, stats.correct), (s.correct, a.correct, s.correct));
+        let h = 1e-2f32;
+        for i in 0..out.numel() {
+            let (mut p, mut m) = (out.clone(), out.clone());
+            p.data_mut()[i] += h;
+            m.data_mut()[i] -= h;
+            let mut g = Tensor::default();
+            let lp = loss.compute_heads(&p, &labels, 2, &mut g).unwrap().loss as f64;
+            let lm = loss.compute_heads(&m, &labels, 2, &mut g).unwrap().loss as f64;
+            let fd = (lp - lm) / (2.0 * h as f64);
+            assert!((fd - grad.data()[i] as f64).abs() < 2e-4, "element {i}: analytic {}, numeric {fd}", grad.data()[i]);
+        }
+    }
+
+    #[test]
+    fn a_small_dsnn_learns_a_fixed_batch_on_both_heads() {
+        let mut m = Model::from_spec(&dsnn_spec("iand"), 3).unwrap();
+        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"adam","lr":0.01}"#).unwrap();
+        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        let x = images(6, 1);
+        let labels = [0, 1, 2, 0, 1, 2];
+        let first = trainer.train_step(&mut m, &x, &labels).unwrap();
+        let mut last = first.clone();
+        for _ in 0..40 {
+            last = trainer.train_step(&mut m, &x, &labels).unwrap();
+        }
+        assert!(last.loss < 0.5 * first.loss, "loss {} -> {}", first.loss, last.loss);
+        assert!(last.heads[0].loss < first.heads[0].loss && last.heads[1].loss < first.heads[1].loss, "{first:?} -> {last:?}");
     }
 }

@@ -39,6 +39,9 @@ pub enum LayerSpec {
     Lif(NeuronSpec),
     Plif(NeuronSpec),
     SewBlock(SewBlockSpec),
+    SpikingResnetBlock(SpikingResnetBlockSpec),
+    Relu,
+    DualStream(DualStreamSpec),
 }
 
 impl LayerSpec {
@@ -56,6 +59,9 @@ impl LayerSpec {
             LayerSpec::Lif(_) => "lif",
             LayerSpec::Plif(_) => "plif",
             LayerSpec::SewBlock(_) => "sewBlock",
+            LayerSpec::SpikingResnetBlock(_) => "spikingResnetBlock",
+            LayerSpec::Relu => "relu",
+            LayerSpec::DualStream(_) => "dualStream",
         }
     }
 }
@@ -198,6 +204,79 @@ pub struct SewBlockSpec {
     #[serde(default)]
     pub shortcut: Option<Vec<LayerSpec>>,
     pub connect: Connect,
+}
+
+/// Spiking ResNet block: `O = SN_res(branch(x) + shortcut(x))`. The branch ends WITHOUT a
+/// neuron (its last layer is usually the zero-initialised BN); the shortcut is the identity
+/// when absent, conv1x1(s)-BN without a neuron when downsampling.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpikingResnetBlockSpec {
+    pub branch: Vec<LayerSpec>,
+    #[serde(default)]
+    pub shortcut: Option<Vec<LayerSpec>>,
+    /// The residual neuron SN_res, always IF; `tau` and `decayInput` are ignored. The defaults
+    /// (V_th 1, V_reset 0) give identity mapping when the branch is silent.
+    #[serde(default)]
+    pub residual_neuron: NeuronSpec,
+}
+
+/// How a dual-stream block joins its branch spikes `S` with the shortcut spikes: a spike
+/// function `g(S, O)`, or the Spiking ResNet form `SN_res(S + O)`. `add` parses so that the
+/// engine can say why it is refused (it breaks the full-spike stream).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum DualConnect {
+    Add,
+    And,
+    Iand,
+    Or,
+    Xor,
+    SpikingResnet,
+}
+
+/// Dual-stream block on `(O, A)`: `S = branch(O)` (the branch ends with its neuron),
+/// `O' = g(S, shortcut(O))`, `A' = projection(A) + S`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DualStreamBlockSpec {
+    pub branch: Vec<LayerSpec>,
+    /// The spike stream's shortcut; the identity when absent.
+    #[serde(default)]
+    pub shortcut: Option<Vec<LayerSpec>>,
+    pub connect: DualConnect,
+    /// `P`, the accumulation stream's shortcut (a downsampling block's only MACs); the identity
+    /// when absent. Dropped, with its parameters, by the full-spike (FSNN) model.
+    #[serde(default)]
+    pub projection: Option<Vec<LayerSpec>>,
+    /// Residual neuron of the `spikingResnet` form (IF; defaults V_th 1, V_reset 0).
+    #[serde(default)]
+    pub residual_neuron: Option<NeuronSpec>,
+}
+
+/// One stage of a dual-stream trunk: a block, or a pooling applied to both streams.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum DualStage {
+    Block(DualStreamBlockSpec),
+    MaxPool2d(PoolSpec),
+    AvgPool2d(PoolSpec),
+}
+
+/// The dual-stream trunk and its heads. Input: the stem's spikes `[T, N, C, H, W]`, taken as
+/// `O_0 = A_0`. Output: `[T, N, 2K]` = `[y_s | y_a]` per step (spike head first) with the
+/// accumulation pathway, `[T, N, K]` = `y_s` without it. Both heads are `FC(GAP(.))` with ONE
+/// shared FC; applied per step, its time mean equals `FC(mean_t GAP(.))` since FC is affine.
+/// It must be the model's last layer (the losses split its output into the heads).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DualStreamSpec {
+    pub stages: Vec<DualStage>,
+    /// The shared FC: `inFeatures` = channels of the last stage, `outFeatures` = classes K.
+    pub head: LinearSpec,
+    /// `false`: the full-spike network (FSNN) alone, no accumulation stream, one head.
+    #[serde(default = "yes")]
+    pub aap: bool,
 }
 
 fn one() -> usize {

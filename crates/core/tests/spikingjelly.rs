@@ -253,3 +253,25 @@ fn spikingjelly_fixtures() {
         failures.join("\n")
     );
 }
+
+/// The dual-stream fixtures must stay: they are the only external reference for both streams
+/// (the output holds both heads, so the accumulation stream is compared too) and for the AAP
+/// projection's gradients.
+#[test]
+fn dual_stream_fixtures_cover_both_heads_and_the_projection() {
+    for name in ["dst_iand_if_downsample", "dst_xor_if_downsample"] {
+        let path = fixtures_dir().join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let f: Value = serde_json::from_str(&text).unwrap();
+        let spec: ModelSpec = serde_json::from_value(f["spec"].clone()).unwrap();
+        let model = Model::from_spec(&spec, 0).unwrap();
+        assert_eq!(model.heads(), 2, "{name}");
+        let out = tensor(&f["output"]).unwrap();
+        assert_eq!(out.shape()[2], 6, "{name}: [y_s | y_a] for 3 classes");
+        let grads = f["grads"].as_object().unwrap();
+        for p in ["layers.3.stages.2.projection.0.weight", "layers.3.stages.2.projection.1.weight", "layers.3.head.weight"] {
+            let g = tensor(&grads[p]).unwrap();
+            assert!(g.data().iter().any(|&v| v != 0.0), "{name}: {p} has a gradient to compare");
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dualstream_core::loss::LossSpec;
-use dualstream_core::model::{Model, Trainer};
+use dualstream_core::model::{AuditReport, InferenceMode, Model, Trainer};
 use dualstream_core::optim::schedule::ScheduleSpec;
 use dualstream_core::optim::OptimizerSpec;
 use dualstream_core::spec::ModelSpec;
@@ -105,6 +105,9 @@ pub struct StepResult {
     pub learning_rate: f64,
     /// Mean firing rate over all neuron layers of this step.
     pub firing_rate: f64,
+    /// Per head (spike head first), unweighted; empty for a single-head model.
+    pub head_losses: Vec<f64>,
+    pub head_correct: Vec<u32>,
 }
 
 #[napi(object)]
@@ -169,6 +172,8 @@ impl Task for TrainStepTask {
             count: stats.count as u32,
             learning_rate: lr as f64,
             firing_rate: rate,
+            head_losses: stats.heads.iter().map(|h| h.loss as f64).collect(),
+            head_correct: stats.heads.iter().map(|h| h.correct as u32).collect(),
         })
     }
 }
@@ -177,6 +182,7 @@ pub struct EvaluateTask {
     shared: Shared,
     input: Tensor,
     labels: Option<Vec<u32>>,
+    mode: InferenceMode,
 }
 
 impl Task for EvaluateTask {
@@ -184,19 +190,16 @@ impl Task for EvaluateTask {
     type JsValue = EvalResult;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let (input, labels) = (&self.input, &self.labels);
+        let (input, labels, mode) = (&self.input, &self.labels, self.mode);
         with_state(&self.shared, "evaluate", |s| {
-            let output = s.model.forward(input, false)?;
-            let logits = dualstream_core::loss::time_mean_logits(output)?;
+            let loss = s.trainer.as_ref().map(|t| *t.loss()).unwrap_or_default();
+            let e = s.model.evaluate(input, labels.as_deref(), mode, &loss)?;
+            let logits = e.logits.into_vec();
             let rates = s.model.firing_rates();
-            match labels {
-                Some(labels) => {
-                    let loss = s.trainer.as_ref().map(|t| t.loss().clone()).unwrap_or_default();
-                    let stats = s.model.evaluate_last(labels, &loss)?;
-                    Ok((stats.loss, stats.correct, stats.count, logits.into_vec(), rates))
-                }
-                None => Ok((0.0, 0, 0, logits.into_vec(), rates)),
-            }
+            Ok(match e.stats {
+                Some(st) => (st.loss, st.correct, st.count, logits, rates),
+                None => (0.0, 0, 0, logits, rates),
+            })
         })
     }
 
@@ -208,6 +211,59 @@ impl Task for EvaluateTask {
             logits: Float32Array::new(logits),
             firing_rates: rates.into_iter().map(|(name, rate)| LayerRate { name, rate: rate as f64 }).collect(),
         })
+    }
+}
+
+#[napi(object)]
+pub struct AuditLayer {
+    pub name: String,
+    /// Every input value was exactly 0 or 1.
+    pub binary: bool,
+    /// The first non-binary input value seen, if any.
+    pub example: Option<f64>,
+}
+
+#[napi(object)]
+pub struct AuditResult {
+    /// No synaptic layer but the stem received a non-spike value.
+    pub passed: bool,
+    /// The synaptic layer reading the model input (exempt).
+    pub stem: Option<String>,
+    pub layers: Vec<AuditLayer>,
+    pub offending: Vec<AuditLayer>,
+}
+
+fn audit_layers(entries: &[dualstream_core::nn::AuditEntry]) -> Vec<AuditLayer> {
+    entries
+        .iter()
+        .map(|e| AuditLayer { name: e.layer.clone(), binary: e.binary, example: e.example.map(|v| v as f64) })
+        .collect()
+}
+
+pub struct AuditTask {
+    shared: Shared,
+    input: Tensor,
+}
+
+impl Task for AuditTask {
+    type Output = AuditReport;
+    type JsValue = AuditResult;
+
+    fn compute(&mut self) -> napi::Result<AuditReport> {
+        let input = &self.input;
+        with_state(&self.shared, "audit", |s| s.model.audit(input))
+    }
+
+    fn resolve(&mut self, _env: Env, r: AuditReport) -> napi::Result<AuditResult> {
+        Ok(AuditResult { passed: r.passed(), stem: r.stem.clone(), layers: audit_layers(&r.layers), offending: audit_layers(&r.offending) })
+    }
+}
+
+fn parse_mode(mode: Option<String>) -> napi::Result<InferenceMode> {
+    match mode.as_deref() {
+        None | Some("fsnn") => Ok(InferenceMode::Fsnn),
+        Some("dsnn") => Ok(InferenceMode::Dsnn),
+        Some(other) => Err(js_error("ERR_ARG", format!("evaluate mode: expected \"fsnn\" or \"dsnn\", received {other:?}"))),
     }
 }
 
@@ -246,11 +302,34 @@ impl NativeModel {
         Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec() }))
     }
 
-    /// Eval-mode forward of a batch: time-mean logits, and loss/accuracy when labels are given.
+    /// Eval-mode forward of a batch as `mode` (`fsnn`, the default: no accumulation pathway,
+    /// spike head; `dsnn`: accumulation head): time-mean logits, and loss/accuracy when labels
+    /// are given.
     #[napi(ts_return_type = "Promise<EvalResult>")]
-    pub fn evaluate(&self, input: Float32Array, input_shape: Vec<u32>, labels: Option<Uint32Array>) -> napi::Result<AsyncTask<EvaluateTask>> {
+    pub fn evaluate(&self, input: Float32Array, input_shape: Vec<u32>, labels: Option<Uint32Array>, mode: Option<String>) -> napi::Result<AsyncTask<EvaluateTask>> {
+        let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()) }))
+        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()), mode }))
+    }
+
+    /// Full-spike audit of one batch (see `Model::audit`).
+    #[napi(ts_return_type = "Promise<AuditResult>")]
+    pub fn audit(&self, input: Float32Array, input_shape: Vec<u32>) -> napi::Result<AsyncTask<AuditTask>> {
+        let input = tensor_from("input", &input, &input_shape)?;
+        Ok(AsyncTask::new(AuditTask { shared: self.shared.clone(), input }))
+    }
+
+    /// The deployable full-spike model (no accumulation pathway), with copies of the weights.
+    #[napi]
+    pub fn to_full_spike(&self) -> napi::Result<NativeModel> {
+        let model = with_state(&self.shared, "toFullSpike", |s| s.model.to_full_spike())?;
+        Ok(NativeModel { shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))) })
+    }
+
+    /// Heads side by side in the training output (2 for a dual-stream model).
+    #[napi]
+    pub fn heads(&self) -> napi::Result<u32> {
+        with_state(&self.shared, "heads", |s| Ok(s.model.heads() as u32))
     }
 
     /// Mean firing rate of each neuron layer in the last forward.

@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::kernels::conv::{
     conv2d_backward_data, conv2d_backward_weight, conv2d_forward, ConvGeom,
 };
-use crate::nn::layer::{expect_sample_rank, Layer, Param};
+use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::Conv2dSpec;
 use crate::tensor::Tensor;
@@ -15,6 +15,7 @@ pub struct Conv2d {
     spec: Conv2dSpec,
     weight: Param,
     bias: Option<Param>,
+    probe: AuditProbe,
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
@@ -74,7 +75,7 @@ impl Conv2d {
         let bias = s.bias.then(|| {
             Param::new(format!("{name}.bias"), uniform_init(rng, &[s.out_channels], fan_in), false)
         });
-        Ok(Conv2d { label, spec: spec.clone(), weight, bias })
+        Ok(Conv2d { label, spec: spec.clone(), weight, bias, probe: AuditProbe::default() })
     }
 
     pub fn spec(&self) -> &Conv2dSpec {
@@ -134,6 +135,7 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
+        self.probe.observe(input.data());
         let g = self.geometry(input.shape())?;
         let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
         output.resize_for_overwrite(&shape);
@@ -145,6 +147,14 @@ impl Layer for Conv2d {
             output.data_mut(),
         );
         Ok(())
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        self.probe.set(on);
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.probe.report(&self.label, out);
     }
 
     fn backward(

@@ -79,6 +79,58 @@ pub trait Layer: Send {
             out.push((self.name().to_string(), rate));
         }
     }
+
+    /// Turns the full-spike audit on or off. While on, every synaptic layer (conv, linear)
+    /// notes whether its inputs were all in {0, 1}; containers pass the switch on.
+    fn set_audit(&mut self, _on: bool) {}
+
+    /// What the synaptic layers inside saw since auditing was turned on, in forward order.
+    fn audit(&self, _out: &mut Vec<AuditEntry>) {}
+
+    /// Runs (`true`) or skips the auxiliary accumulation pathway of dual-stream trunks inside;
+    /// skipping it gives the full-spike network's spike head alone.
+    fn set_aap(&mut self, _on: bool) {}
+}
+
+/// One synaptic layer's audit result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub layer: String,
+    /// Every input value seen was exactly 0 or 1.
+    pub binary: bool,
+    /// The first non-binary input value seen, if any.
+    pub example: Option<f32>,
+}
+
+/// The per-layer recorder behind the audit; off (and free) unless `set_audit(true)`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditProbe {
+    on: bool,
+    seen: bool,
+    example: Option<f32>,
+}
+
+impl AuditProbe {
+    pub fn set(&mut self, on: bool) {
+        *self = AuditProbe { on, seen: false, example: None };
+    }
+
+    #[inline]
+    pub fn observe(&mut self, input: &[f32]) {
+        if !self.on {
+            return;
+        }
+        self.seen = true;
+        if self.example.is_none() {
+            self.example = input.iter().copied().find(|&v| v != 0.0 && v != 1.0);
+        }
+    }
+
+    pub fn report(&self, layer: &str, out: &mut Vec<AuditEntry>) {
+        if self.on && self.seen {
+            out.push(AuditEntry { layer: layer.to_string(), binary: self.example.is_none(), example: self.example });
+        }
+    }
 }
 
 /// Checks that a `[T, N, ...]` input has the given per-sample shape; `what` describes it

@@ -2,7 +2,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
 use crate::nn::conv2d::{check_grad_output, uniform_init};
-use crate::nn::layer::{expect_sample_rank, Layer, Param};
+use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::LinearSpec;
 use crate::tensor::Tensor;
@@ -20,6 +20,7 @@ pub struct Linear {
     spec: LinearSpec,
     weight: Param,
     bias: Option<Param>,
+    probe: AuditProbe,
 }
 
 impl Linear {
@@ -40,7 +41,7 @@ impl Linear {
         let bias = spec
             .bias
             .then(|| Param::new(format!("{name}.bias"), uniform_init(rng, &[o], i), false));
-        Ok(Linear { label, spec: spec.clone(), weight, bias })
+        Ok(Linear { label, spec: spec.clone(), weight, bias, probe: AuditProbe::default() })
     }
 
     pub fn weight(&self) -> &Param {
@@ -71,6 +72,7 @@ impl Layer for Linear {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
+        self.probe.observe(input.data());
         let shape = self.output_shape(input.shape())?;
         output.resize_for_overwrite(&shape);
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
@@ -94,6 +96,14 @@ impl Layer for Linear {
                 gemm(rows, fo, fi, 1.0, x, false, w, true, beta, y);
             });
         Ok(())
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        self.probe.set(on);
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.probe.report(&self.label, out);
     }
 
     fn backward(

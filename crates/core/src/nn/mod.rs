@@ -3,16 +3,20 @@ pub mod batch_norm;
 pub mod connect;
 pub mod conv2d;
 pub mod dropout;
+pub mod dual_stream;
+pub mod dual_stream_block;
 pub mod flatten;
 #[cfg(test)]
 mod gradcheck;
 pub mod layer;
 pub mod linear;
 pub mod pool;
+pub mod relu;
 pub mod sequential;
 pub mod sew_block;
+pub mod spiking_resnet_block;
 
-pub use layer::{Buffer, Layer, Param};
+pub use layer::{AuditEntry, Buffer, Layer, Param};
 pub use batch_norm::BatchNorm2d;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
@@ -21,6 +25,9 @@ pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d};
 pub use sequential::Sequential;
 pub use sew_block::SewBlock;
+pub use dual_stream::DualStream;
+pub use relu::Relu;
+pub use spiking_resnet_block::SpikingResnetBlock;
 
 use crate::error::Result;
 use crate::neuron::{NeuronKind, NeuronLayer};
@@ -51,6 +58,17 @@ pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dy
             };
             Box::new(SewBlock::new(name, branch, shortcut, s.connect))
         }
+        LayerSpec::SpikingResnetBlock(s) => {
+            let branch = build_sequential(&format!("{name}.branch"), &s.branch, &mut own)?;
+            let shortcut = match &s.shortcut {
+                Some(layers) => Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?),
+                None => None,
+            };
+            let neuron = NeuronLayer::new(&format!("{name}.residual"), NeuronKind::If, &s.residual_neuron)?;
+            Box::new(SpikingResnetBlock::new(name, branch, shortcut, neuron))
+        }
+        LayerSpec::Relu => Box::new(Relu::new(name)),
+        LayerSpec::DualStream(s) => Box::new(DualStream::new(name, s, &mut own)?),
     })
 }
 

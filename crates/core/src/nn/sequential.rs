@@ -3,7 +3,7 @@
 //! (1 bit per element); only two f32 buffers are shared by all of them, to run the forward and
 //! to unpack them again during the backward pass.
 use crate::error::{Error, Result};
-use crate::nn::layer::{Buffer, Layer, Param};
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::tensor::{SpikeBits, Tensor};
 
 /// Where the backward pass finds the activation between layer i and i+1.
@@ -211,6 +211,18 @@ impl Layer for Sequential {
         for layer in &self.layers {
             layer.firing_rates(out);
         }
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        self.layers.iter_mut().for_each(|l| l.set_audit(on));
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.layers.iter().for_each(|l| l.audit(out));
+    }
+
+    fn set_aap(&mut self, on: bool) {
+        self.layers.iter_mut().for_each(|l| l.set_aap(on));
     }
 }
 

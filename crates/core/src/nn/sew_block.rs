@@ -1,7 +1,7 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::error::{Error, Result};
 use crate::nn::connect::{connect_backward, connect_forward};
-use crate::nn::layer::{Buffer, Layer, Param};
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::sequential::Sequential;
 use crate::spec::Connect;
 use crate::tensor::Tensor;
@@ -142,6 +142,20 @@ impl Layer for SewBlock {
         self.branch.firing_rates(out);
         if let Some(sc) = &self.shortcut {
             sc.firing_rates(out);
+        }
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        self.branch.set_audit(on);
+        if let Some(sc) = &mut self.shortcut {
+            sc.set_audit(on);
+        }
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.branch.audit(out);
+        if let Some(sc) = &self.shortcut {
+            sc.audit(out);
         }
     }
 }

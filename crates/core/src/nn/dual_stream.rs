@@ -1,0 +1,406 @@
+//! The dual-stream trunk: dual-stream blocks and two-stream poolings on `(O, A)`, then the
+//! heads `y_s = FC(GAP(O_L))`, `y_a = FC(GAP(A_L))` with one shared FC, per time step.
+//! Output `[T, N, 2K]` (`y_s` then `y_a` in each row) with the accumulation pathway (AAP),
+//! `[T, N, K]` (`y_s` alone, the AAP not computed) without it.
+use crate::error::{Error, Result};
+use crate::kernels::pool::{global_avg_backward, global_avg_forward};
+use crate::nn::dual_stream_block::DualStreamBlock;
+use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Buffer, Layer, Param};
+use crate::nn::linear::Linear;
+use crate::nn::pool::{AvgPool2d, MaxPool2d};
+use crate::rng::Rng;
+use crate::spec::{DualStage, DualStreamSpec};
+use crate::tensor::Tensor;
+
+enum Stage {
+    Block(DualStreamBlock),
+    /// The same pooling, once per stream (each keeps its own argmax for backward).
+    Pool { spike: Box<dyn Layer>, acc: Box<dyn Layer> },
+}
+
+pub struct DualStream {
+    label: String,
+    stages: Vec<Stage>,
+    head: Linear,
+    classes: usize,
+    /// Built with the AAP (the spec's `aap`).
+    has_aap: bool,
+    /// The AAP runs in the next forward (off for full-spike inference).
+    aap_on: bool,
+    /// Stage i's outputs; stage 0 reads the trunk input as both O_0 and A_0.
+    o: Vec<Tensor>,
+    a: Vec<Tensor>,
+    pooled_s: Tensor,
+    pooled_a: Tensor,
+    logits_s: Tensor,
+    logits_a: Tensor,
+    /// Whether the last forward ran the AAP (backward must match it).
+    ran_aap: bool,
+    grad_o: [Tensor; 2],
+    grad_a: [Tensor; 2],
+    grad_logits: Tensor,
+    grad_pooled: Tensor,
+    grad_scratch: Tensor,
+    /// Audits the head: `FC(GAP(O_L))` = GAP of a 1x1 conv over the spikes O_L (FC is linear),
+    /// so the head's synaptic input is O_L, which must be binary.
+    probe: AuditProbe,
+}
+
+impl DualStream {
+    pub fn new(name: &str, spec: &DualStreamSpec, rng: &mut Rng) -> Result<Self> {
+        let label = format!("{name} (dualStream)");
+        if spec.stages.is_empty() {
+            return Err(Error::spec(&label, "a dual-stream trunk needs at least one stage"));
+        }
+        let mut stages = Vec::with_capacity(spec.stages.len());
+        for (i, st) in spec.stages.iter().enumerate() {
+            let path = format!("{name}.stages.{i}");
+            stages.push(match st {
+                DualStage::Block(b) => {
+                    if !spec.aap && b.projection.is_some() {
+                        return Err(Error::spec(
+                            &path,
+                            "has a projection but the trunk's aap is false; a full-spike trunk has no accumulation stream",
+                        ));
+                    }
+                    Stage::Block(DualStreamBlock::new(&path, b, &mut rng.fork(0))?)
+                }
+                DualStage::MaxPool2d(p) => Stage::Pool {
+                    spike: Box::new(MaxPool2d::new(&path, p)?),
+                    acc: Box::new(MaxPool2d::new(&format!("{path} (accumulation)"), p)?),
+                },
+                DualStage::AvgPool2d(p) => Stage::Pool {
+                    spike: Box::new(AvgPool2d::new(&path, p)?),
+                    acc: Box::new(AvgPool2d::new(&format!("{path} (accumulation)"), p)?),
+                },
+            });
+        }
+        let head = Linear::new(&format!("{name}.head"), &spec.head, &mut rng.fork(1))?;
+        let n = stages.len();
+        Ok(DualStream {
+            label,
+            stages,
+            head,
+            classes: spec.head.out_features,
+            has_aap: spec.aap,
+            aap_on: spec.aap,
+            o: (0..n).map(|_| Tensor::default()).collect(),
+            a: (0..n).map(|_| Tensor::default()).collect(),
+            pooled_s: Tensor::default(),
+            pooled_a: Tensor::default(),
+            logits_s: Tensor::default(),
+            logits_a: Tensor::default(),
+            ran_aap: false,
+            grad_o: [Tensor::default(), Tensor::default()],
+            grad_a: [Tensor::default(), Tensor::default()],
+            grad_logits: Tensor::default(),
+            grad_pooled: Tensor::default(),
+            grad_scratch: Tensor::default(),
+            probe: AuditProbe::default(),
+        })
+    }
+
+    fn heads(&self) -> usize {
+        if self.aap_on {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// GAP then the shared FC: `[T, N, C, H, W]` -> `[T, N, K]`.
+    fn head_forward(head: &mut Linear, x: &Tensor, pooled: &mut Tensor, logits: &mut Tensor) -> Result<()> {
+        let s = x.shape();
+        pooled.resize_for_overwrite(&s[..3]);
+        global_avg_forward(x.data(), s[3] * s[4], pooled.data_mut());
+        head.forward(pooled, logits, true)
+    }
+}
+
+impl Layer for DualStream {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        expect_sample_rank(&self.label, input, 3, "[T, N, C, H, W] (the stem's spikes)")?;
+        let mut shape = input.to_vec();
+        for st in &self.stages {
+            shape = match st {
+                Stage::Block(b) => b.output_shape(&shape, self.aap_on)?,
+                Stage::Pool { spike, .. } => spike.output_shape(&shape)?,
+            };
+        }
+        let logits = self.head.output_shape(&shape[..3])?;
+        Ok(vec![logits[0], logits[1], self.classes * self.heads()])
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        self.output_shape(input.shape())?;
+        let aap = self.aap_on;
+        for i in 0..self.stages.len() {
+            let (o_done, o_rest) = self.o.split_at_mut(i);
+            let (a_done, a_rest) = self.a.split_at_mut(i);
+            let o_in = if i == 0 { input } else { &o_done[i - 1] };
+            let a_in = if i == 0 { input } else { &a_done[i - 1] };
+            let (o_out, a_out) = (&mut o_rest[0], &mut a_rest[0]);
+            match &mut self.stages[i] {
+                Stage::Block(b) => b.forward(o_in, o_out, aap.then_some((a_in, a_out)), training)?,
+                Stage::Pool { spike, acc } => {
+                    spike.forward(o_in, o_out, training)?;
+                    if aap {
+                        acc.forward(a_in, a_out, training)?;
+                    }
+                }
+            }
+        }
+        let last = self.stages.len() - 1;
+        self.probe.observe(self.o[last].data());
+        Self::head_forward(&mut self.head, &self.o[last], &mut self.pooled_s, &mut self.logits_s)?;
+        let (t, n, k) = (self.logits_s.shape()[0], self.logits_s.shape()[1], self.classes);
+        if aap {
+            Self::head_forward(&mut self.head, &self.a[last], &mut self.pooled_a, &mut self.logits_a)?;
+            output.resize_for_overwrite(&[t, n, 2 * k]);
+            for ((row, s), a) in output
+                .data_mut()
+                .chunks_exact_mut(2 * k)
+                .zip(self.logits_s.data().chunks_exact(k))
+                .zip(self.logits_a.data().chunks_exact(k))
+            {
+                row[..k].copy_from_slice(s);
+                row[k..].copy_from_slice(a);
+            }
+        } else {
+            output.resize_for_overwrite(&[t, n, k]);
+            output.data_mut().copy_from_slice(self.logits_s.data());
+        }
+        self.ran_aap = aap;
+        Ok(())
+    }
+
+    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+        if grad_output.shape() != output.shape() {
+            return Err(Error::shape(format!("{} grad_output", self.label), format!("{:?}", output.shape()), grad_output.shape()));
+        }
+        let aap = self.ran_aap;
+        let k = self.classes;
+        let last = self.stages.len() - 1;
+        let [go_even, go_odd] = &mut self.grad_o;
+        let [ga_even, ga_odd] = &mut self.grad_a;
+        // Heads: split [y_s | y_a] rows, back through the shared FC (its gradients add up) and GAP.
+        let heads = if aap { 2 } else { 1 };
+        for h in 0..heads {
+            self.grad_logits.resize_for_overwrite(self.logits_s.shape());
+            for (g, row) in self.grad_logits.data_mut().chunks_exact_mut(k).zip(grad_output.data().chunks_exact(heads * k)) {
+                g.copy_from_slice(&row[h * k..(h + 1) * k]);
+            }
+            let (pooled, logits, feat, dst) = if h == 0 {
+                (&self.pooled_s, &self.logits_s, &self.o[last], &mut *go_even)
+            } else {
+                (&self.pooled_a, &self.logits_a, &self.a[last], &mut *ga_even)
+            };
+            self.head.backward(pooled, logits, &self.grad_logits, &mut self.grad_pooled)?;
+            dst.resize_for_overwrite(feat.shape());
+            let s = feat.shape();
+            global_avg_backward(self.grad_pooled.data(), s[3] * s[4], dst.data_mut());
+        }
+        // Stage i reads its output gradient from one buffer of each pair and writes its input
+        // gradient into the other; stage 0's input is both O_0 and A_0, so its two gradients add.
+        for i in (0..self.stages.len()).rev() {
+            let from_even = (last - i) % 2 == 0;
+            let (go_from, go_to) = if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
+            let (ga_from, ga_to) = if from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
+            let o_in = if i == 0 { input } else { &self.o[i - 1] };
+            let a_in = if i == 0 { input } else { &self.a[i - 1] };
+            let go_to: &mut Tensor = if i == 0 { &mut *grad_input } else { go_to };
+            let ga_to: &mut Tensor = if i == 0 { &mut self.grad_scratch } else { ga_to };
+            match &mut self.stages[i] {
+                Stage::Block(b) => b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)))?,
+                Stage::Pool { spike, acc } => {
+                    spike.backward(o_in, &self.o[i], go_from, go_to)?;
+                    if aap {
+                        acc.backward(a_in, &self.a[i], ga_from, ga_to)?;
+                    }
+                }
+            }
+        }
+        if aap {
+            for (g, &s) in grad_input.data_mut().iter_mut().zip(self.grad_scratch.data()) {
+                *g += s;
+            }
+        }
+        Ok(())
+    }
+
+    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        for st in self.stages.iter_mut() {
+            if let Stage::Block(b) = st {
+                b.params(out);
+            }
+        }
+        self.head.params(out);
+    }
+
+    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+        for st in self.stages.iter_mut() {
+            if let Stage::Block(b) = st {
+                b.buffers(out);
+            }
+        }
+    }
+
+    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
+        for st in &self.stages {
+            if let Stage::Block(b) = st {
+                b.firing_rates(out);
+            }
+        }
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        for st in self.stages.iter_mut() {
+            if let Stage::Block(b) = st {
+                b.set_audit(on);
+            }
+        }
+        self.probe.set(on);
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        for st in &self.stages {
+            if let Stage::Block(b) = st {
+                b.audit(out);
+            }
+        }
+        self.probe.report(&format!("{} (linear head, on GAP of the spike stream)", self.head.name().trim_end_matches(" (linear)")), out);
+    }
+
+    fn set_aap(&mut self, on: bool) {
+        self.aap_on = on && self.has_aap;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::build_layer;
+    use crate::spec::LayerSpec;
+
+    /// A trunk of smooth layers only (no neurons; the projection without its ReLU), so that
+    /// finite differences are valid: a stride-1 block, an average pooling of both streams (max pooling has kinks), and a
+    /// downsampling block with the AAP projection (depthwise conv3x3 s2, conv1x1, BN).
+    fn smooth_trunk(connect: &str) -> LayerSpec {
+        let json = format!(
+            r#"{{"type":"dualStream","head":{{"inFeatures":4,"outFeatures":3}},"stages":[
+            {{"type":"block","connect":"{connect}","branch":[
+                {{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":2}}]}},
+            {{"type":"avgPool2d","kernelSize":[2,2]}},
+            {{"type":"block","connect":"{connect}","branch":[
+                {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"stride":[2,2],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}],
+              "shortcut":[{{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}],
+              "projection":[{{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":2,"bias":false}},
+                {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}]}}]}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn loss(spec: &LayerSpec, x: &Tensor, g: &Tensor, perturb: Option<(usize, usize, f32)>) -> f64 {
+        let mut trunk = build_layer("t", spec, &mut Rng::new(3)).unwrap();
+        if let Some((p, j, d)) = perturb {
+            let mut ps = Vec::new();
+            trunk.params(&mut ps);
+            ps[p].value.data_mut()[j] += d;
+        }
+        let mut y = Tensor::default();
+        trunk.forward(x, &mut y, true).unwrap();
+        y.data().iter().zip(g.data()).map(|(&a, &b)| a as f64 * b as f64).sum()
+    }
+
+    #[test]
+    fn gradients_of_both_streams_heads_and_projection_match_finite_differences() {
+        for connect in ["and", "iand", "or", "xor"] {
+            let spec = smooth_trunk(connect);
+            let mut rng = Rng::new(21);
+            let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
+            let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
+            let mut y = Tensor::default();
+            trunk.forward(&x, &mut y, true).unwrap();
+            assert_eq!(y.shape(), &[2, 2, 6], "[y_s | y_a]");
+            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+            let mut gx = Tensor::default();
+            trunk.backward(&x, &y, &g, &mut gx).unwrap();
+            let eps = 1e-2f32;
+            let close = |what: String, analytic: f64, numeric: f64| {
+                assert!((numeric - analytic).abs() <= 2e-3 + 2e-2 * numeric.abs(), "{connect} {what}: analytic {analytic}, numeric {numeric}");
+            };
+            for i in (0..x.numel()).step_by(11) {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp.data_mut()[i] += eps;
+                xm.data_mut()[i] -= eps;
+                let numeric = (loss(&spec, &xp, &g, None) - loss(&spec, &xm, &g, None)) / (2.0 * eps as f64);
+                close(format!("input {i}"), gx.data()[i] as f64, numeric);
+            }
+            let mut ps = Vec::new();
+            trunk.params(&mut ps);
+            let grads: Vec<(String, Vec<f32>)> = ps.iter().map(|p| (p.name.clone(), p.grad.data().to_vec())).collect();
+            assert!(grads.iter().any(|(n, _)| n == "t.stages.2.projection.0.weight"), "projection parameters are trained");
+            assert!(grads.iter().any(|(n, _)| n == "t.head.weight"));
+            for (p, (name, grad)) in grads.iter().enumerate() {
+                for j in (0..grad.len()).step_by(5) {
+                    let numeric = (loss(&spec, &x, &g, Some((p, j, eps))) - loss(&spec, &x, &g, Some((p, j, -eps)))) / (2.0 * eps as f64);
+                    close(format!("{name}[{j}]"), grad[j] as f64, numeric);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_the_aap_the_trunk_gives_the_spike_head_alone_and_projections_get_no_gradient() {
+        let spec = smooth_trunk("iand");
+        let mut rng = Rng::new(5);
+        let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
+        let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
+        let mut both = Tensor::default();
+        trunk.forward(&x, &mut both, true).unwrap();
+        trunk.set_aap(false);
+        let mut spike = Tensor::default();
+        trunk.forward(&x, &mut spike, true).unwrap();
+        assert_eq!(spike.shape(), &[2, 2, 3]);
+        for (row, s) in both.data().chunks_exact(6).zip(spike.data().chunks_exact(3)) {
+            assert_eq!(&row[..3], s);
+        }
+        let mut gx = Tensor::default();
+        trunk.backward(&x, &spike, &Tensor::full(&[2, 2, 3], 1.0), &mut gx).unwrap();
+        let mut ps = Vec::new();
+        trunk.params(&mut ps);
+        for p in ps {
+            let zero = p.grad.data().iter().all(|&v| v == 0.0);
+            assert_eq!(zero, p.name.contains("projection"), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn at_zero_init_both_heads_agree_exactly() {
+        // O_0 = A_0 and identity blocks keep O_L = A_L, so the shared FC gives y_s = y_a.
+        let branch = r#"{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+            {"type":"batchNorm2d","numFeatures":2,"initWeight":0},{"type":"if"}"#;
+        let json = format!(
+            r#"{{"type":"dualStream","head":{{"inFeatures":2,"outFeatures":4}},"stages":[
+              {{"type":"block","connect":"xor","branch":[{branch}]}},{{"type":"maxPool2d","kernelSize":[2,2]}},
+              {{"type":"block","connect":"iand","branch":[{branch}]}}]}}"#
+        );
+        let spec: LayerSpec = serde_json::from_str(&json).unwrap();
+        let mut trunk = build_layer("t", &spec, &mut Rng::new(2)).unwrap();
+        let mut rng = Rng::new(9);
+        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], (0..192).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect()).unwrap();
+        let mut y = Tensor::default();
+        trunk.forward(&x, &mut y, true).unwrap();
+        for row in y.data().chunks_exact(8) {
+            assert_eq!(row[..4], row[4..]);
+        }
+    }
+}

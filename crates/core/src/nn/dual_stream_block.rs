@@ -1,0 +1,397 @@
+//! Dual-stream block on the pair (spike stream O, accumulation stream A):
+//! `S = branch(O)`, `O' = g(S, shortcut(O))` (or `SN_res(S + shortcut(O))`), `A' = P(A) + S`.
+//! The spike stream never reads A, so skipping the accumulation pathway (AAP) leaves O' exact.
+//! Not a `Layer`: it takes and gives two tensors; `DualStream` chains blocks and owns the
+//! activations.
+use crate::error::{Error, Result};
+use crate::neuron::{NeuronKind, NeuronLayer};
+use crate::nn::connect::{connect_backward, connect_forward};
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::nn::sequential::Sequential;
+use crate::nn::spiking_resnet_block::joined_shape;
+use crate::nn::build_sequential;
+use crate::rng::Rng;
+use crate::spec::{Connect, DualConnect, DualStreamBlockSpec};
+use crate::tensor::Tensor;
+
+enum Join {
+    Spike(Connect),
+    /// `SN_res(S + shortcut(O))`: the Spiking ResNet form, with its IF residual neuron.
+    SpikingResnet(NeuronLayer),
+}
+
+pub struct DualStreamBlock {
+    name: String,
+    branch: Sequential,
+    shortcut: Option<Sequential>,
+    join: Join,
+    projection: Option<Sequential>,
+    /// Branch spikes S.
+    spikes: Tensor,
+    shortcut_out: Tensor,
+    /// `S + shortcut(O)` for the Spiking ResNet form.
+    charge: Tensor,
+    projected: Tensor,
+    grad_spikes: Tensor,
+    grad_shortcut: Tensor,
+    grad_charge: Tensor,
+    grad_scratch: Tensor,
+}
+
+impl DualStreamBlock {
+    pub fn new(name: &str, spec: &DualStreamBlockSpec, rng: &mut Rng) -> Result<Self> {
+        let join = match spec.connect {
+            DualConnect::Add => {
+                return Err(Error::spec(
+                    name,
+                    "connect \"add\" is not allowed in a dual-stream block: S + O takes the values 0, 1, 2, \
+                     so the spike stream would stop being full-spike (the next conv would multiply non-spikes). \
+                     Use and, iand, or, xor, or spikingResnet; the accumulation pathway already adds the branch spikes",
+                ))
+            }
+            DualConnect::And => Join::Spike(Connect::And),
+            DualConnect::Iand => Join::Spike(Connect::Iand),
+            DualConnect::Or => Join::Spike(Connect::Or),
+            DualConnect::Xor => Join::Spike(Connect::Xor),
+            DualConnect::SpikingResnet => {
+                let n = spec.residual_neuron.clone().unwrap_or_default();
+                Join::SpikingResnet(NeuronLayer::new(&format!("{name}.residual"), NeuronKind::If, &n)?)
+            }
+        };
+        if spec.residual_neuron.is_some() && spec.connect != DualConnect::SpikingResnet {
+            return Err(Error::spec(name, "residualNeuron is only used with connect \"spikingResnet\""));
+        }
+        // The spike stream's input is spikes, so spike maps inside can be kept bit-packed.
+        let mut branch = build_sequential(&format!("{name}.branch"), &spec.branch, rng)?;
+        branch.set_input_spikes(true);
+        let shortcut = match &spec.shortcut {
+            Some(layers) => {
+                let mut sc = build_sequential(&format!("{name}.shortcut"), layers, rng)?;
+                sc.set_input_spikes(true);
+                Some(sc)
+            }
+            None => None,
+        };
+        let projection = match &spec.projection {
+            Some(layers) => Some(build_sequential(&format!("{name}.projection"), layers, rng)?),
+            None => None,
+        };
+        Ok(DualStreamBlock {
+            name: name.to_string(),
+            branch,
+            shortcut,
+            join,
+            projection,
+            spikes: Tensor::default(),
+            shortcut_out: Tensor::default(),
+            charge: Tensor::default(),
+            projected: Tensor::default(),
+            grad_spikes: Tensor::default(),
+            grad_shortcut: Tensor::default(),
+            grad_charge: Tensor::default(),
+            grad_scratch: Tensor::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Output shape of both streams; with `aap`, also checks that `P(A)` matches `S`.
+    pub fn output_shape(&self, input: &[usize], aap: bool) -> Result<Vec<usize>> {
+        let out = joined_shape(&self.name, &self.branch, self.shortcut.as_ref(), input)?;
+        if aap {
+            let p = match &self.projection {
+                Some(p) => p.output_shape(input)?,
+                None => input.to_vec(),
+            };
+            if p != out {
+                return Err(Error::spec(
+                    &self.name,
+                    format!(
+                        "the accumulation stream gives {p:?} but the branch gives {out:?}; a downsampling block needs a \
+                         projection (depthwise conv3x3 stride s, conv1x1, BN, ReLU) so both match"
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `a = Some((A, A'))` runs the accumulation pathway too.
+    pub fn forward(&mut self, o: &Tensor, o_out: &mut Tensor, a: Option<(&Tensor, &mut Tensor)>, training: bool) -> Result<()> {
+        self.branch.forward(o, &mut self.spikes, training)?;
+        let sc = match &mut self.shortcut {
+            Some(sc) => {
+                sc.forward(o, &mut self.shortcut_out, training)?;
+                &self.shortcut_out
+            }
+            None => o,
+        };
+        if sc.shape() != self.spikes.shape() {
+            return Err(Error::shape(
+                &self.name,
+                format!("the branch output shape {:?} for the shortcut", self.spikes.shape()),
+                sc.shape(),
+            ));
+        }
+        match &mut self.join {
+            Join::Spike(g) => {
+                o_out.resize_for_overwrite(sc.shape());
+                connect_forward(*g, self.spikes.data(), sc.data(), o_out.data_mut());
+            }
+            Join::SpikingResnet(neuron) => {
+                self.charge.resize_for_overwrite(sc.shape());
+                for ((c, &s), &x) in self.charge.data_mut().iter_mut().zip(self.spikes.data()).zip(sc.data()) {
+                    *c = s + x;
+                }
+                neuron.forward(&self.charge, o_out, training)?;
+            }
+        }
+        if let Some((a, a_out)) = a {
+            let base = match &mut self.projection {
+                Some(p) => {
+                    p.forward(a, &mut self.projected, training)?;
+                    &self.projected
+                }
+                None => a,
+            };
+            if base.shape() != self.spikes.shape() {
+                return Err(Error::shape(
+                    format!("{} (accumulation stream)", self.name),
+                    format!("the branch output shape {:?}", self.spikes.shape()),
+                    base.shape(),
+                ));
+            }
+            a_out.resize_for_overwrite(base.shape());
+            for ((y, &p), &s) in a_out.data_mut().iter_mut().zip(base.data()).zip(self.spikes.data()) {
+                *y = p + s;
+            }
+        }
+        Ok(())
+    }
+
+    /// BPTT after a training forward. `a = Some((A, dL/dA', dL/dA))` when the forward ran the
+    /// accumulation pathway. Overwrites `grad_o` and `dL/dA`; adds parameter gradients.
+    pub fn backward(
+        &mut self,
+        o: &Tensor,
+        o_out: &Tensor,
+        grad_o_out: &Tensor,
+        grad_o: &mut Tensor,
+        a: Option<(&Tensor, &Tensor, &mut Tensor)>,
+    ) -> Result<()> {
+        let shape = self.spikes.shape().to_vec();
+        if grad_o_out.shape() != shape.as_slice() {
+            return Err(Error::shape(format!("{} grad_output", self.name), format!("{shape:?}"), grad_o_out.shape()));
+        }
+        let sc: &Tensor = if self.shortcut.is_some() { &self.shortcut_out } else { o };
+        self.grad_spikes.resize_for_overwrite(&shape);
+        self.grad_shortcut.resize_for_overwrite(&shape);
+        match &mut self.join {
+            Join::Spike(g) => connect_backward(
+                *g,
+                self.spikes.data(),
+                sc.data(),
+                grad_o_out.data(),
+                self.grad_spikes.data_mut(),
+                self.grad_shortcut.data_mut(),
+            ),
+            Join::SpikingResnet(neuron) => {
+                neuron.backward(&self.charge, o_out, grad_o_out, &mut self.grad_charge)?;
+                self.grad_spikes.data_mut().copy_from_slice(self.grad_charge.data());
+                self.grad_shortcut.data_mut().copy_from_slice(self.grad_charge.data());
+            }
+        }
+        if let Some((a_in, grad_a_out, grad_a)) = a {
+            if grad_a_out.shape() != shape.as_slice() {
+                return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
+            }
+            // dA'/dS = 1: the accumulation gradient reaches the branch without passing any g.
+            for (g, &d) in self.grad_spikes.data_mut().iter_mut().zip(grad_a_out.data()) {
+                *g += d;
+            }
+            match &mut self.projection {
+                Some(p) => p.backward(a_in, &self.projected, grad_a_out, grad_a)?,
+                None => grad_a.copy_from(grad_a_out),
+            }
+        }
+        self.branch.backward(o, &self.spikes, &self.grad_spikes, grad_o)?;
+        let through_shortcut = match &mut self.shortcut {
+            Some(sc) => {
+                sc.backward(o, &self.shortcut_out, &self.grad_shortcut, &mut self.grad_scratch)?;
+                &self.grad_scratch
+            }
+            None => &self.grad_shortcut,
+        };
+        for (g, s) in grad_o.data_mut().iter_mut().zip(through_shortcut.data()) {
+            *g += s;
+        }
+        Ok(())
+    }
+
+    pub fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        self.branch.params(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.params(out);
+        }
+        if let Join::SpikingResnet(n) = &mut self.join {
+            n.params(out);
+        }
+        if let Some(p) = &mut self.projection {
+            p.params(out);
+        }
+    }
+
+    pub fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+        self.branch.buffers(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.buffers(out);
+        }
+        if let Some(p) = &mut self.projection {
+            p.buffers(out);
+        }
+    }
+
+    pub fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
+        self.branch.firing_rates(out);
+        if let Some(sc) = &self.shortcut {
+            sc.firing_rates(out);
+        }
+        if let Join::SpikingResnet(n) = &self.join {
+            n.firing_rates(out);
+        }
+    }
+
+    pub fn set_audit(&mut self, on: bool) {
+        self.branch.set_audit(on);
+        if let Some(sc) = &mut self.shortcut {
+            sc.set_audit(on);
+        }
+        if let Some(p) = &mut self.projection {
+            p.set_audit(on);
+        }
+    }
+
+    pub fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.branch.audit(out);
+        if let Some(sc) = &self.shortcut {
+            sc.audit(out);
+        }
+        if let Some(p) = &self.projection {
+            p.audit(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(connect: &str, branch: &str, extra: &str) -> DualStreamBlock {
+        let json = format!(r#"{{"connect":"{connect}","branch":[{branch}]{extra}}}"#);
+        let spec: DualStreamBlockSpec = serde_json::from_str(&json).unwrap();
+        DualStreamBlock::new("b", &spec, &mut Rng::new(4)).unwrap()
+    }
+
+    /// Branch `conv1x1 (2 -> 2) - IF(V_th 0.5)` with weights `[[0, 1], [1, 1]]`: on binary input
+    /// `S_0 = O_1` and `S_1 = O_0 | O_1` (IF fires on any charge >= 0.5 and resets to 0, and
+    /// a zero charge leaves V at 0), so channel 0 sees every (S, O) pair across the positions.
+    fn mixing_block(connect: &str) -> DualStreamBlock {
+        let mut b = block(
+            connect,
+            r#"{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[1,1],"bias":false},{"type":"if","vThreshold":0.5}"#,
+            "",
+        );
+        let mut ps = Vec::new();
+        b.params(&mut ps);
+        ps[0].value.data_mut().copy_from_slice(&[0.0, 1.0, 1.0, 1.0]);
+        b
+    }
+
+    #[test]
+    fn both_streams_follow_the_block_equations_for_every_g() {
+        // T = 2, N = 1, C = 2, 1 x 4 positions: (O_0, O_1) = (0,0), (0,1), (1,0), (1,1) at t = 0
+        // and the reverse order at t = 1.
+        let o0 = [0.0, 0.0, 1.0, 1.0];
+        let o1 = [0.0, 1.0, 0.0, 1.0];
+        let mut data = Vec::new();
+        for t in 0..2 {
+            let order: Vec<usize> = if t == 0 { vec![0, 1, 2, 3] } else { vec![3, 2, 1, 0] };
+            data.extend(order.iter().map(|&p| o0[p]));
+            data.extend(order.iter().map(|&p| o1[p]));
+        }
+        let o = Tensor::from_vec(&[2, 1, 2, 1, 4], data).unwrap();
+        let a = Tensor::from_vec(&[2, 1, 2, 1, 4], (0..16).map(|i| 0.25 * i as f32 - 1.0).collect()).unwrap();
+        let truth: [(&str, fn(u8, u8) -> u8); 5] = [
+            ("and", |s, o| s & o),
+            ("iand", |s, o| (1 - s) & o),
+            ("or", |s, o| s | o),
+            ("xor", |s, o| s ^ o),
+            // IF(V_th 1, V_reset 0) on S + O in {0, 1, 2}: fires on 1 or 2 and resets, so OR.
+            ("spikingResnet", |s, o| s | o),
+        ];
+        for (name, g) in truth {
+            let mut b = mixing_block(name);
+            let (mut o_out, mut a_out) = (Tensor::default(), Tensor::default());
+            b.forward(&o, &mut o_out, Some((&a, &mut a_out)), true).unwrap();
+            for t in 0..2 {
+                for p in 0..4 {
+                    let at = |c: usize| t * 8 + c * 4 + p;
+                    let (x0, x1) = (o.data()[at(0)] as u8, o.data()[at(1)] as u8);
+                    let s = [x1, x0 | x1];
+                    for c in 0..2 {
+                        let x = [x0, x1][c];
+                        assert_eq!(o_out.data()[at(c)], g(s[c], x) as f32, "{name} O' t{t} p{p} c{c}");
+                        assert_eq!(a_out.data()[at(c)], a.data()[at(c)] + s[c] as f32, "{name} A' t{t} p{p} c{c}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_init_gives_identity_on_both_streams_for_every_g_but_and() {
+        let branch = r#"{"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+            {"type":"batchNorm2d","numFeatures":3},{"type":"if"},
+            {"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+            {"type":"batchNorm2d","numFeatures":3,"initWeight":0},{"type":"if"}"#;
+        let mut rng = Rng::new(17);
+        let o = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect()).unwrap();
+        let a = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| 3.0 * rng.uniform()).collect()).unwrap();
+        for connect in ["iand", "or", "xor", "spikingResnet"] {
+            let mut b = block(connect, branch, "");
+            let (mut o_out, mut a_out) = (Tensor::default(), Tensor::default());
+            b.forward(&o, &mut o_out, Some((&a, &mut a_out)), true).unwrap();
+            assert_eq!(o_out.data(), o.data(), "{connect}: O' = O");
+            assert_eq!(a_out.data(), a.data(), "{connect}: A' = A");
+        }
+    }
+
+    #[test]
+    fn add_is_refused_with_the_reason() {
+        let spec: DualStreamBlockSpec =
+            serde_json::from_str(r#"{"connect":"add","branch":[{"type":"if"}]}"#).unwrap();
+        let err = DualStreamBlock::new("layers.1.stages.0", &spec, &mut Rng::new(1)).err().unwrap();
+        assert_eq!(err.code(), "ERR_SPEC");
+        let msg = err.to_string();
+        assert!(msg.contains("layers.1.stages.0") && msg.contains("full-spike") && msg.contains("iand"), "{msg}");
+        let spec: DualStreamBlockSpec = serde_json::from_str(
+            r#"{"connect":"iand","branch":[{"type":"if"}],"residualNeuron":{}}"#,
+        )
+        .unwrap();
+        assert!(DualStreamBlock::new("b", &spec, &mut Rng::new(1)).is_err());
+    }
+
+    #[test]
+    fn a_downsampling_block_without_projection_is_a_spec_error_only_with_the_aap() {
+        let b = block(
+            "iand",
+            r#"{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"stride":[2,2]},{"type":"if"}"#,
+            r#","shortcut":[{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"stride":[2,2]},{"type":"if"}]"#,
+        );
+        assert_eq!(b.output_shape(&[2, 1, 2, 4, 4], false).unwrap(), vec![2, 1, 4, 2, 2]);
+        let err = b.output_shape(&[2, 1, 2, 4, 4], true).unwrap_err();
+        assert!(err.to_string().contains("projection"), "{err}");
+    }
+}

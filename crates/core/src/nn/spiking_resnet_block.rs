@@ -1,0 +1,214 @@
+//! Spiking ResNet block: `O = SN_res(branch(X) + shortcut(X))`, the residual neuron an IF with
+//! V_th 1, V_reset 0, so that a silent branch passes spikes through unchanged (identity mapping).
+use crate::error::{Error, Result};
+use crate::neuron::NeuronLayer;
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::nn::sequential::Sequential;
+use crate::tensor::Tensor;
+
+pub struct SpikingResnetBlock {
+    name: String,
+    branch: Sequential,
+    /// `None` is the identity shortcut.
+    shortcut: Option<Sequential>,
+    neuron: NeuronLayer,
+    branch_out: Tensor,
+    shortcut_out: Tensor,
+    /// `branch(X) + shortcut(X)`, the residual neuron's input.
+    charge: Tensor,
+    grad_charge: Tensor,
+    grad_scratch: Tensor,
+}
+
+impl SpikingResnetBlock {
+    pub fn new(name: &str, mut branch: Sequential, mut shortcut: Option<Sequential>, neuron: NeuronLayer) -> Self {
+        // Residual blocks sit between spiking layers: their input is a spike map.
+        branch.set_input_spikes(true);
+        if let Some(sc) = &mut shortcut {
+            sc.set_input_spikes(true);
+        }
+        SpikingResnetBlock {
+            name: name.to_string(),
+            branch,
+            shortcut,
+            neuron,
+            branch_out: Tensor::default(),
+            shortcut_out: Tensor::default(),
+            charge: Tensor::default(),
+            grad_charge: Tensor::default(),
+            grad_scratch: Tensor::default(),
+        }
+    }
+}
+
+/// Shape check shared with the dual-stream block: branch and shortcut must agree.
+pub(crate) fn joined_shape(name: &str, branch: &Sequential, shortcut: Option<&Sequential>, input: &[usize]) -> Result<Vec<usize>> {
+    let b = branch.output_shape(input)?;
+    let s = match shortcut {
+        Some(sc) => sc.output_shape(input)?,
+        None => input.to_vec(),
+    };
+    if b != s {
+        return Err(Error::spec(
+            name,
+            format!(
+                "the branch gives {b:?} but the shortcut gives {s:?}; add a downsampling shortcut \
+                 (conv1x1 with the branch's stride and channels) so both match"
+            ),
+        ));
+    }
+    Ok(b)
+}
+
+impl Layer for SpikingResnetBlock {
+    fn emits_spikes(&self, _input_spikes: bool) -> bool {
+        true
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        joined_shape(&self.name, &self.branch, self.shortcut.as_ref(), input)
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        self.branch.forward(input, &mut self.branch_out, training)?;
+        let o = match &mut self.shortcut {
+            Some(sc) => {
+                sc.forward(input, &mut self.shortcut_out, training)?;
+                &self.shortcut_out
+            }
+            None => input,
+        };
+        if o.shape() != self.branch_out.shape() {
+            return Err(Error::shape(
+                &self.name,
+                format!("the branch output shape {:?} for the shortcut", self.branch_out.shape()),
+                o.shape(),
+            ));
+        }
+        self.charge.resize_for_overwrite(o.shape());
+        for ((c, &b), &s) in self.charge.data_mut().iter_mut().zip(self.branch_out.data()).zip(o.data()) {
+            *c = b + s;
+        }
+        self.neuron.forward(&self.charge, output, training)
+    }
+
+    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+        self.neuron.backward(&self.charge, output, grad_output, &mut self.grad_charge)?;
+        // d charge / d branch = d charge / d shortcut = 1.
+        self.branch.backward(input, &self.branch_out, &self.grad_charge, grad_input)?;
+        let through_shortcut = match &mut self.shortcut {
+            Some(sc) => {
+                sc.backward(input, &self.shortcut_out, &self.grad_charge, &mut self.grad_scratch)?;
+                &self.grad_scratch
+            }
+            None => &self.grad_charge,
+        };
+        for (g, s) in grad_input.data_mut().iter_mut().zip(through_shortcut.data()) {
+            *g += s;
+        }
+        Ok(())
+    }
+
+    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        self.branch.params(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.params(out);
+        }
+        self.neuron.params(out);
+    }
+
+    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+        self.branch.buffers(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.buffers(out);
+        }
+    }
+
+    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
+        self.branch.firing_rates(out);
+        if let Some(sc) = &self.shortcut {
+            sc.firing_rates(out);
+        }
+        self.neuron.firing_rates(out);
+    }
+
+    fn set_audit(&mut self, on: bool) {
+        self.branch.set_audit(on);
+        if let Some(sc) = &mut self.shortcut {
+            sc.set_audit(on);
+        }
+    }
+
+    fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.branch.audit(out);
+        if let Some(sc) = &self.shortcut {
+            sc.audit(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::build_layer;
+    use crate::rng::Rng;
+    use crate::spec::LayerSpec;
+
+    fn spec(json: &str) -> LayerSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn silent_branch_gives_identity_mapping_and_a_charge_of_two_fires_once() {
+        // Zero-init last BN: the branch outputs exactly 0, the IF residual neuron sees the input.
+        let s = spec(
+            r#"{"type":"spikingResnetBlock","branch":[
+                {"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+                {"type":"batchNorm2d","numFeatures":2,"initWeight":0}]}"#,
+        );
+        let mut block = build_layer("layers.1", &s, &mut Rng::new(2)).unwrap();
+        let mut rng = Rng::new(8);
+        let x = Tensor::from_vec(&[4, 2, 2, 3, 3], (0..144).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect()).unwrap();
+        let mut y = Tensor::default();
+        block.forward(&x, &mut y, true).unwrap();
+        assert_eq!(y.data(), x.data());
+    }
+
+    #[test]
+    fn residual_neuron_integrates_branch_plus_shortcut_by_hand() {
+        // Branch: a 1x1 conv with weight 0.5 and no bias on a single channel; identity shortcut.
+        // Input over T = 3 for one element: 1, 0, 1. Charges: 1.5, 0, 1.5.
+        // IF: H1 = 1.5 -> spike, V = 0; H2 = 0 -> none; H3 = 1.5 -> spike.
+        // A second element with input 0, 1, 0: charges 0, 1.5, 0 -> 0, 1, 0.
+        let s = spec(r#"{"type":"spikingResnetBlock","branch":[
+            {"type":"conv2d","inChannels":1,"outChannels":1,"kernelSize":[1,1],"bias":false}]}"#);
+        let mut block = build_layer("b", &s, &mut Rng::new(1)).unwrap();
+        let mut ps = Vec::new();
+        block.params(&mut ps);
+        ps[0].value.data_mut()[0] = 0.5;
+        let x = Tensor::from_vec(&[3, 1, 1, 1, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]).unwrap();
+        let mut y = Tensor::default();
+        block.forward(&x, &mut y, false).unwrap();
+        assert_eq!(y.data(), &[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
+        // Weight -0.25 with input 1 at every step: charge 0.75 each step -> 0.75, 1.5 (fire), 0.75.
+        let mut ps = Vec::new();
+        block.params(&mut ps);
+        ps[0].value.data_mut()[0] = -0.25;
+        let x = Tensor::from_vec(&[3, 1, 1, 1, 1], vec![1.0, 1.0, 1.0]).unwrap();
+        block.forward(&x, &mut y, false).unwrap();
+        assert_eq!(y.data(), &[0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn mismatched_branch_and_shortcut_is_a_spec_error() {
+        let s = spec(r#"{"type":"spikingResnetBlock","branch":[
+            {"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1]}]}"#);
+        let block = build_layer("layers.2", &s, &mut Rng::new(1)).unwrap();
+        let err = block.output_shape(&[2, 1, 2, 4, 4]).unwrap_err();
+        assert!(err.to_string().contains("layers.2") && err.to_string().contains("shortcut"), "{err}");
+    }
+}
