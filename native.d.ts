@@ -18,6 +18,13 @@ export declare class NativeModel {
   /** One training step on a batch: forward over T, loss, BPTT, optimizer update. */
   trainStep(input: Float32Array, inputShape: Array<number>, labels: Uint32Array): Promise<StepResult>
   /**
+   * Forward, loss and BPTT without a weight update (for gradient studies); then read
+   * `gradientNorms()`.
+   */
+  computeGradients(input: Float32Array, inputShape: Array<number>, labels: Uint32Array): Promise<StepResult>
+  /** L2 norms of the gradients at each dual-stream stage's outputs (O and A) in the last backward. */
+  gradientNorms(): Array<GradientNorm>
+  /**
    * Eval-mode forward of a batch as `mode` (`fsnn`, the default: no accumulation pathway,
    * spike head; `dsnn`: accumulation head): time-mean logits, and loss/accuracy when labels
    * are given.
@@ -72,6 +79,11 @@ export interface EvalResult {
   logits: Float32Array
   /** Mean firing rate of each neuron layer on this batch. */
   firingRates: Array<LayerRate>
+}
+
+export interface GradientNorm {
+  name: string
+  norm: number
 }
 
 export interface LayerRate {

@@ -100,3 +100,19 @@ test('add is refused in a dual-stream block, and the trunk must be last', async 
   t.is(e2?.code, 'ERR_SPEC')
   t.regex(e2!.message, /last layer/)
 })
+
+test('gradientNorms reports both streams per stage and leaves the weights untouched', async (t) => {
+  const data = thirds(16)
+  const model = sequential(dsnn(), { timeSteps: 3, seed: 4, inputShape: [1, 9, 9] })
+  model.configureTraining(adam({ lr: 0.1 }))
+  const { loss, norms } = await model.gradientNorms(data.x, data.y)
+  t.true(Number.isFinite(loss))
+  t.deepEqual(norms.map((n) => n.name), [0, 1, 2].flatMap((i) => [`layers.3.stages.${i}.O`, `layers.3.stages.${i}.A`]))
+  t.true(norms.every((n) => Number.isFinite(n.norm) && n.norm >= 0))
+  // At zero init the last block is an identity, so the same gradient reaches its input and output on A.
+  t.true(norms.find((n) => n.name.endsWith('2.A'))!.norm > 0)
+  // Training-mode forwards use batch statistics, so an unchanged loss means unchanged weights.
+  t.deepEqual(await model.gradientNorms(data.x, data.y), { loss, norms })
+  await model.trainBatch(data.x, data.y)
+  t.not((await model.gradientNorms(data.x, data.y)).loss, loss)
+})

@@ -182,12 +182,33 @@ export class Model {
 
   /** One optimisation step on a batch `x` ([N, ...sample] for direct encoding) with labels `y`. */
   trainBatch(x: Float32Array, y: Uint32Array): Promise<StepResult> {
+    return this.step(x, y, true)
+  }
+
+  /**
+   * Forward, loss and BPTT on a batch without updating the weights (training mode, so BN uses
+   * batch statistics), then the L2 norm of the gradient at every dual-stream stage's outputs:
+   * `<trunk>.stages.<i>.O` (spike stream) and `.A` (accumulation, when the AAP ran). Needs
+   * `configureTraining` first (for the loss). BN running statistics update as in any training
+   * forward. This is the paper's gradient check (Appendix C.3).
+   */
+  async gradientNorms(x: Float32Array, y: Uint32Array): Promise<{ loss: number; norms: { name: string; norm: number }[] }> {
+    const r = await this.step(x, y, false)
+    try {
+      return { loss: r.loss, norms: this.native().gradientNorms() }
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  private step(x: Float32Array, y: Uint32Array, update: boolean): Promise<StepResult> {
     return this.exclusive(async () => {
       if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
       if (!(y instanceof Uint32Array)) throw argError('y', 'a Uint32Array of class indices', y)
       const engine = this.native()
       try {
-        return await engine.trainStep(x, this.batchShape(y.length), y)
+        const shape = this.batchShape(y.length)
+        return await (update ? engine.trainStep(x, shape, y) : engine.computeGradients(x, shape, y))
       } catch (e) {
         throw fromNative(e)
       }

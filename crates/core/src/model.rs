@@ -340,6 +340,13 @@ impl Model {
         self.body.stored_bytes()
     }
 
+    /// Gradient norms at each dual-stream stage's outputs in the last backward.
+    pub fn gradient_norms(&self) -> Vec<(String, f32)> {
+        let mut out = Vec::new();
+        self.body.gradient_norms(&mut out);
+        out
+    }
+
     /// Mean firing rate of every neuron layer during the last forward.
     pub fn firing_rates(&self) -> Vec<(String, f32)> {
         let mut out = Vec::new();
@@ -408,8 +415,9 @@ impl Trainer {
         &self.loss
     }
 
-    /// One optimisation step: forward, loss, BPTT, optimizer update.
-    pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
+    /// Forward, loss and BPTT in training mode, without updating the weights: the parameter
+    /// gradients (and the gradient norms at block outputs) are left in the model.
+    pub fn compute_gradients(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
         model.zero_grad();
         let heads = model.heads();
         let output = model.forward(input, true)?;
@@ -418,6 +426,12 @@ impl Trainer {
             return Err(Error::NonFinite { at: "loss".into(), index: 0, value: stats.loss });
         }
         model.backward(&self.grad_output)?;
+        Ok(stats)
+    }
+
+    /// One optimisation step: forward, loss, BPTT, optimizer update.
+    pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
+        let stats = self.compute_gradients(model, input, labels)?;
         let lr = self.learning_rate();
         let mut params = model.params_mut();
         self.optimizer.step(&mut params, lr)?;

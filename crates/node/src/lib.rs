@@ -122,6 +122,12 @@ pub struct EvalResult {
 }
 
 #[napi(object)]
+pub struct GradientNorm {
+    pub name: String,
+    pub norm: f64,
+}
+
+#[napi(object)]
 pub struct LayerRate {
     pub name: String,
     pub rate: f64,
@@ -147,6 +153,8 @@ pub struct TrainStepTask {
     shared: Shared,
     input: Tensor,
     labels: Vec<u32>,
+    /// false: gradients only, the weights stay as they are.
+    update: bool,
 }
 
 impl Task for TrainStepTask {
@@ -154,13 +162,17 @@ impl Task for TrainStepTask {
     type JsValue = StepResult;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let (input, labels) = (&self.input, &self.labels);
+        let (input, labels, update) = (&self.input, &self.labels, self.update);
         with_state(&self.shared, "trainStep", |s| {
             let trainer = s.trainer.as_mut().ok_or_else(|| {
                 dualstream_core::Error::state("trainStep", "configure training first (optimizer, schedule, loss)")
             })?;
             let lr = trainer.learning_rate();
-            let stats = trainer.train_step(&mut s.model, input, labels)?;
+            let stats = if update {
+                trainer.train_step(&mut s.model, input, labels)?
+            } else {
+                trainer.compute_gradients(&mut s.model, input, labels)?
+            };
             Ok((stats, lr, mean_rate(&s.model)))
         })
     }
@@ -299,7 +311,23 @@ impl NativeModel {
     #[napi(ts_return_type = "Promise<StepResult>")]
     pub fn train_step(&self, input: Float32Array, input_shape: Vec<u32>, labels: Uint32Array) -> napi::Result<AsyncTask<TrainStepTask>> {
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec() }))
+        Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec(), update: true }))
+    }
+
+    /// Forward, loss and BPTT without a weight update (for gradient studies); then read
+    /// `gradientNorms()`.
+    #[napi(ts_return_type = "Promise<StepResult>")]
+    pub fn compute_gradients(&self, input: Float32Array, input_shape: Vec<u32>, labels: Uint32Array) -> napi::Result<AsyncTask<TrainStepTask>> {
+        let input = tensor_from("input", &input, &input_shape)?;
+        Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec(), update: false }))
+    }
+
+    /// L2 norms of the gradients at each dual-stream stage's outputs (O and A) in the last backward.
+    #[napi]
+    pub fn gradient_norms(&self) -> napi::Result<Vec<GradientNorm>> {
+        with_state(&self.shared, "gradientNorms", |s| {
+            Ok(s.model.gradient_norms().into_iter().map(|(name, norm)| GradientNorm { name, norm: norm as f64 }).collect())
+        })
     }
 
     /// Eval-mode forward of a batch as `mode` (`fsnn`, the default: no accumulation pathway,

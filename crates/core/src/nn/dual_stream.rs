@@ -44,6 +44,15 @@ pub struct DualStream {
     /// Audits the head: `FC(GAP(O_L))` = GAP of a 1x1 conv over the spikes O_L (FC is linear),
     /// so the head's synaptic input is O_L, which must be binary.
     probe: AuditProbe,
+    /// Per stage, `(|dL/dO_i|, |dL/dA_i|)` of the last backward (0 for A without the AAP).
+    grad_norms: Vec<(f32, f32)>,
+    /// The trunk's path, e.g. `layers.4`.
+    path: String,
+}
+
+/// Euclidean norm, summed in f64 so that long tensors keep their precision.
+fn l2(data: &[f32]) -> f32 {
+    data.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32
 }
 
 impl DualStream {
@@ -97,6 +106,8 @@ impl DualStream {
             grad_pooled: Tensor::default(),
             grad_scratch: Tensor::default(),
             probe: AuditProbe::default(),
+            grad_norms: Vec::new(),
+            path: name.to_string(),
         })
     }
 
@@ -206,10 +217,13 @@ impl Layer for DualStream {
         }
         // Stage i reads its output gradient from one buffer of each pair and writes its input
         // gradient into the other; stage 0's input is both O_0 and A_0, so its two gradients add.
+        self.grad_norms.clear();
+        self.grad_norms.resize(self.stages.len(), (0.0, 0.0));
         for i in (0..self.stages.len()).rev() {
             let from_even = (last - i) % 2 == 0;
             let (go_from, go_to) = if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
             let (ga_from, ga_to) = if from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
+            self.grad_norms[i] = (l2(go_from.data()), if aap { l2(ga_from.data()) } else { 0.0 });
             let o_in = if i == 0 { input } else { &self.o[i - 1] };
             let a_in = if i == 0 { input } else { &self.a[i - 1] };
             let go_to: &mut Tensor = if i == 0 { &mut *grad_input } else { go_to };
@@ -273,6 +287,15 @@ impl Layer for DualStream {
             }
         }
         self.probe.report(&format!("{} (linear head, on GAP of the spike stream)", self.head.name().trim_end_matches(" (linear)")), out);
+    }
+
+    fn gradient_norms(&self, out: &mut Vec<(String, f32)>) {
+        for (i, &(o, a)) in self.grad_norms.iter().enumerate() {
+            out.push((format!("{}.stages.{i}.O", self.path), o));
+            if self.ran_aap {
+                out.push((format!("{}.stages.{i}.A", self.path), a));
+            }
+        }
     }
 
     fn set_aap(&mut self, on: bool) {
@@ -401,6 +424,45 @@ mod tests {
         trunk.forward(&x, &mut y, true).unwrap();
         for row in y.data().chunks_exact(8) {
             assert_eq!(row[..4], row[4..]);
+        }
+    }
+
+    #[test]
+    fn at_zero_init_the_gradient_reaching_every_block_is_the_same_constant() {
+        // Identity blocks: P is the identity and the zero-gamma branch passes no gradient back,
+        // so dL/dA_{l-1} = dL/dA_l and (IAND, S = 0) dL/dO_{l-1} = dL/dO_l, stage after stage.
+        let branch = r#"{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+            {"type":"batchNorm2d","numFeatures":2,"initWeight":0},{"type":"if"}"#;
+        let block = format!(r#"{{"type":"block","connect":"iand","branch":[{branch}]}}"#);
+        let stages = vec![block; 6].join(",");
+        for aap in [true, false] {
+            let json = format!(
+                r#"{{"type":"dualStream","aap":{aap},"head":{{"inFeatures":2,"outFeatures":3}},"stages":[{stages}]}}"#
+            );
+            let spec: LayerSpec = serde_json::from_str(&json).unwrap();
+            let mut trunk = build_layer("layers.3", &spec, &mut Rng::new(2)).unwrap();
+            let mut rng = Rng::new(4);
+            let x = Tensor::from_vec(&[2, 2, 2, 4, 4], (0..128).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect()).unwrap();
+            let mut y = Tensor::default();
+            trunk.forward(&x, &mut y, true).unwrap();
+            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+            let mut gx = Tensor::default();
+            trunk.backward(&x, &y, &g, &mut gx).unwrap();
+            let mut norms = Vec::new();
+            trunk.gradient_norms(&mut norms);
+            assert_eq!(norms.len(), if aap { 12 } else { 6 });
+            assert_eq!(norms[0].0, "layers.3.stages.0.O");
+            if aap {
+                assert_eq!(norms[1].0, "layers.3.stages.0.A");
+            }
+            let step = if aap { 2 } else { 1 };
+            for stream in 0..step {
+                let first = norms[stream].1;
+                assert!(first > 0.0);
+                for (name, n) in norms.iter().skip(stream).step_by(step) {
+                    assert_eq!(*n, first, "{name}");
+                }
+            }
         }
     }
 }

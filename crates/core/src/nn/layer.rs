@@ -90,6 +90,11 @@ pub trait Layer: Send {
     /// Runs (`true`) or skips the auxiliary accumulation pathway of dual-stream trunks inside;
     /// skipping it gives the full-spike network's spike head alone.
     fn set_aap(&mut self, _on: bool) {}
+
+    /// L2 norms of the gradients that reached each block's outputs in the last backward, as
+    /// `(name, norm)`, e.g. `layers.3.stages.7.O` (spike stream) and `...A` (accumulation).
+    /// Containers recurse; dual-stream trunks report per stage (Appendix C.3 of the paper).
+    fn gradient_norms(&self, _out: &mut Vec<(String, f32)>) {}
 }
 
 /// One synaptic layer's audit result.

@@ -213,6 +213,10 @@ impl Layer for Sequential {
         }
     }
 
+    fn gradient_norms(&self, out: &mut Vec<(String, f32)>) {
+        self.layers.iter().for_each(|l| l.gradient_norms(out));
+    }
+
     fn set_audit(&mut self, on: bool) {
         self.layers.iter_mut().for_each(|l| l.set_audit(on));
     }
