@@ -253,6 +253,8 @@ export interface DualBlockOptions {
   neuron?: () => LayerSpec
   /** Zero-initialise the branch's last BN (identity mapping at start). Default true. */
   zeroInit?: boolean
+  /** With connect 'spikingResnet': the residual IF neuron's options (V_th 1, V_reset 0 by default). */
+  residualNeuron?: Omit<NeuronOptions, 'tau' | 'decayInput'>
 }
 
 /** The AAP projection P: `ReLU(BN(conv1x1(depthwise conv3x3 stride s)))`, or `ReLU(BN(conv1x1))` at stride 1. */
@@ -266,11 +268,13 @@ function projection(inChannels: number, outChannels: number, stride: number): La
 function dualBlockFrom(branch: LayerSpec[], inChannels: number, outChannels: number, stride: number, options: DualBlockOptions): DualStreamBlockSpec {
   const connect = options.connect ?? 'iand'
   const sn = options.neuron ?? (() => ifNode())
-  if (stride === 1 && inChannels === outChannels) return dualStreamBlock({ branch, connect })
+  const residualNeuron = connect === 'spikingResnet' ? options.residualNeuron : undefined
+  if (options.residualNeuron && !residualNeuron) throw argError('residualNeuron', "connect 'spikingResnet' (only that form has a residual neuron)", connect)
+  if (stride === 1 && inChannels === outChannels) return dualStreamBlock({ branch, connect, residualNeuron })
   // The Spiking ResNet form's shortcut has no neuron (SN_res follows); the SEW form's does.
   const shortcut = [conv2d(inChannels, outChannels, 1, { stride, bias: false }), batchNorm2d(outChannels)]
   if (connect !== 'spikingResnet') shortcut.push(sn())
-  return dualStreamBlock({ branch, connect, shortcut, projection: projection(inChannels, outChannels, stride) })
+  return dualStreamBlock({ branch, connect, shortcut, projection: projection(inChannels, outChannels, stride), residualNeuron })
 }
 
 /** Dual-stream BasicBlock: branch `conv3x3(s)-BN-SN-conv3x3-BN-SN`; downsampling shortcut and projection when needed. */
