@@ -44,6 +44,8 @@ pub struct DualStream {
     /// Audits the head: `FC(GAP(O_L))` = GAP of a 1x1 conv over the spikes O_L (FC is linear),
     /// so the head's synaptic input is O_L, which must be binary.
     probe: AuditProbe,
+    /// Per stage, the mean of its spike output O_i in the last forward (its firing rate).
+    out_rates: Vec<f32>,
     /// Per stage, `(|dL/dO_i|, |dL/dA_i|)` of the last backward (0 for A without the AAP).
     grad_norms: Vec<(f32, f32)>,
     /// The trunk's path, e.g. `layers.4`.
@@ -107,6 +109,7 @@ impl DualStream {
             grad_scratch: Tensor::default(),
             probe: AuditProbe::default(),
             grad_norms: Vec::new(),
+            out_rates: Vec::new(),
             path: name.to_string(),
         })
     }
@@ -165,6 +168,7 @@ impl Layer for DualStream {
                 }
             }
         }
+        self.out_rates = self.o.iter().map(Tensor::mean).collect();
         let last = self.stages.len() - 1;
         self.probe.observe(self.o[last].data());
         Self::head_forward(&mut self.head, &self.o[last], &mut self.pooled_s, &mut self.logits_s)?;
@@ -263,10 +267,14 @@ impl Layer for DualStream {
         }
     }
 
+    /// Every neuron's rate, then each block's output O (`<trunk>.stages.<i>.out`), in stage order.
     fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        for st in &self.stages {
+        for (i, st) in self.stages.iter().enumerate() {
             if let Stage::Block(b) = st {
                 b.firing_rates(out);
+                if let Some(rate) = self.out_rates.get(i) {
+                    out.push((format!("{}.stages.{i}.out", self.path), *rate));
+                }
             }
         }
     }

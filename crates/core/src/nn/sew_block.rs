@@ -17,6 +17,8 @@ pub struct SewBlock {
     grad_branch: Tensor,
     grad_shortcut: Tensor,
     grad_scratch: Tensor,
+    /// Mean of the block output in the last forward (a firing rate unless g is ADD).
+    out_rate: Option<f32>,
 }
 
 impl SewBlock {
@@ -36,6 +38,7 @@ impl SewBlock {
             grad_branch: Tensor::default(),
             grad_shortcut: Tensor::default(),
             grad_scratch: Tensor::default(),
+            out_rate: None,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Layer for SewBlock {
         }
         output.resize_for_overwrite(o.shape());
         connect_forward(self.connect, self.branch_out.data(), o.data(), output.data_mut());
+        self.out_rate = Some(output.mean());
         Ok(())
     }
 
@@ -138,10 +142,14 @@ impl Layer for SewBlock {
         }
     }
 
+    /// The neurons inside, then the block output as `<block>.out` (for ADD: its mean value).
     fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
         self.branch.firing_rates(out);
         if let Some(sc) = &self.shortcut {
             sc.firing_rates(out);
+        }
+        if let Some(rate) = self.out_rate {
+            out.push((format!("{}.out", self.name), rate));
         }
     }
 
