@@ -332,7 +332,6 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
   const { name, family } = plan
   let keys = [...NET7B_KEYS, 'blocks']
   if (family !== 'dsnn') keys = keys.filter((k) => k !== 'aap')
-  if (family === 'spikingResnet') keys = keys.filter((k) => k !== 'connect')
   const o = checkOptions(name, options, keys)
   const groups = plan.groups(o.blocks)
   const pools = groups.reduce((s, [, n]) => s + n, 0)
