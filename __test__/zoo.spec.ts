@@ -1,6 +1,6 @@
 import test from 'ava'
 import {
-  DualstreamError, Model, adam, ifNode, dsnn101, dsnn18, dsnn34, dsnn50, dsnn7b, losses, sequential, sewResnet101, sewResnet18, sewResnet34,
+  DualstreamError, Model, adam, batchNorm2d, ifNode, dsnn101, dsnn18, dsnn34, dsnn50, dsnn7b, losses, sequential, sewResnet101, sewResnet18, sewResnet34,
   sewResnet50, sew7b, smallDsnn, spikingResnet101, spikingResnet18, spikingResnet34, spikingResnet50, spikingResnet7b, spreadBlocks,
   wideDsnn7b, wideSew7b, wideSpikingResnet7b,
 } from '../ts/index'
@@ -281,6 +281,7 @@ test('every builder validates its arguments with ERR_ARG naming the argument', (
   bad(() => dsnn34({ timeSteps: 1.5 }), /^dsnn34 timeSteps/)
   bad(() => dsnn18({ connect: 'add' as never }), /^dsnn18 connect: .*full-spike/)
   bad(() => dsnn101({ neuron: 'relu' as never }), /^dsnn101 neuron/)
+  bad(() => dsnn101({ neuron: () => batchNorm2d(4) }), /^dsnn101 neuron: expected a function returning a neuron spec/)
   bad(() => dsnn18({ zeroInit: 'yes' as never }), /^dsnn18 zeroInit/)
   bad(() => dsnn18({ block: 3 } as never), /^dsnn18 options\.block/)
   bad(() => spikingResnet18({ connect: 'iand' } as never), /^spikingResnet18 connect: expected to be omitted/)

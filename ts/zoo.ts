@@ -103,7 +103,14 @@ function checkInputShape(name: string, v: unknown, minSize = 1): number[] {
 
 function neuronFactory(name: string, v: unknown, fallback: () => LayerSpec): () => LayerSpec {
   if (v === undefined) return fallback
-  if (typeof v === 'function') return v as () => LayerSpec
+  if (typeof v === 'function') {
+    // Called once here so that a factory returning, say, a conv fails at the argument, not deep in the engine.
+    const probe = (v as () => unknown)() as { type?: unknown } | undefined
+    if (!probe || !['if', 'lif', 'plif'].includes(probe.type as string)) {
+      throw argError(name, 'a function returning a neuron spec (ifNode, lif or plif)', probe?.type ?? probe)
+    }
+    return v as () => LayerSpec
+  }
   if (v === 'if') return () => ifNode()
   if (v === 'lif') return () => lif()
   if (v === 'plif') return () => plif()
@@ -124,7 +131,7 @@ function connectFor(fn: string, family: ZooFamily, v: unknown, dualDefault: Dual
 
 // --- residual blocks of the three families ----------------------------------------------------
 
-type BlockKind = 'basic' | 'bottleneck'
+export type BlockKind = 'basic' | 'bottleneck'
 
 interface BlockPlan {
   family: ZooFamily
@@ -240,7 +247,10 @@ export interface ResnetOptions {
   neuron?: ZooNeuron
   /** DSNN default 'iand' (the released models); SEW default 'add'; not used by Spiking ResNet. */
   connect?: DualConnect | Connect
-  /** Zero-initialise each branch's last BN (identity mapping at start). Default true. */
+  /**
+   * Zero-initialise each branch's last BN (identity mapping at start). Default true. With g = AND
+   * the identity needs S = 1, so a silent branch zeroes the stream: pass false there.
+   */
   zeroInit?: boolean
   /** DSNN only: `false` builds the full-spike network without the AAP. Default true. */
   aap?: boolean
