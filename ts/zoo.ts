@@ -208,7 +208,6 @@ interface StagePlan {
   /** Per stage: planes and number of blocks; stage i > 0 starts with a stride-2 block. */
   planes: number[]
   blocks: number[]
-  firstStride: number
   sn: () => LayerSpec
   connect: DualConnect | Connect | undefined
   zeroInit: boolean
@@ -219,7 +218,7 @@ function resnetStages(p: StagePlan): { stages: (LayerSpec | DualStage)[]; featur
   let inChannels = p.stemChannels
   p.planes.forEach((planes, i) => {
     for (let b = 0; b < p.blocks[i]; b++) {
-      const stride = b === 0 ? (i === 0 ? p.firstStride : 2) : 1
+      const stride = b === 0 && i > 0 ? 2 : 1
       stages.push(residualBlock({ family: p.family, kind: p.kind, inChannels, planes, stride, sn: p.sn, connect: p.connect, zeroInit: p.zeroInit }))
       inChannels = outChannelsOf(p.kind, planes)
     }
@@ -279,7 +278,7 @@ function imagenetResnet(family: ZooFamily, depth: keyof typeof RESNET_DEPTHS, op
     maxPool2d(3, { stride: 2, padding: 1 }),
   ]
   const { stages, features } = resnetStages({
-    family, kind, stemChannels: 64, planes: [64, 128, 256, 512], blocks: [...blocks], firstStride: 1, sn, connect, zeroInit,
+    family, kind, stemChannels: 64, planes: [64, 128, 256, 512], blocks: [...blocks], sn, connect, zeroInit,
   })
   return {
     name, inputShape, classes, timeSteps, encoding: 'direct',
@@ -509,7 +508,7 @@ export function smallDsnn(options: SmallNetOptions): ZooNet {
   const timeSteps = posInt(`${fn} timeSteps`, o.timeSteps ?? 4)
   const encoding = oneOf<Encoding>(`${fn} encoding`, o.encoding, ['direct', 'sequence'], 'direct')
   const stem = [conv2d(inputShape[0], stemChannels, 3, { padding: 1, bias: false }), batchNorm2d(stemChannels), sn()]
-  const { stages, features } = resnetStages({ family, kind, stemChannels, planes: widths, blocks, firstStride: 1, sn, connect, zeroInit })
+  const { stages, features } = resnetStages({ family, kind, stemChannels, planes: widths, blocks, sn, connect, zeroInit })
   return {
     name: `small-${family}-${blocks.join('-')}`,
     inputShape, classes, timeSteps, encoding,
