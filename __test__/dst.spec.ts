@@ -53,6 +53,10 @@ test('a small DSNN trains end to end, evaluates in both modes, and its full-spik
   t.is(dsnnEval.mode, 'dsnn')
   t.true(fsnnEval.accuracy > 0.5, `fsnn accuracy ${fsnnEval.accuracy}`)
   t.true(dsnnEval.accuracy > 0.5, `dsnn accuracy ${dsnnEval.accuracy}`)
+  // Each block's spike output O_l reports its firing rate (pooling stages have none).
+  const blockOut = fsnnEval.firingRates.filter((r) => r.name.endsWith('.out'))
+  t.deepEqual(blockOut.map((r) => r.name), ['layers.3.stages.0.out', 'layers.3.stages.2.out'])
+  t.true(blockOut.every((r) => r.rate > 0 && r.rate < 1), JSON.stringify(blockOut))
 
   const full = await model.toFullSpike()
   t.is(full.heads, 1)
