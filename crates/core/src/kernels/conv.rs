@@ -280,7 +280,7 @@ pub fn conv2d_backward_weight(
     let with_bias = grad_bias.is_some();
     let len = g.weight_len() + if with_bias { g.c_out } else { 0 };
     let mut total = Scratch::take(len);
-    wgrad_tree(g, x, dy, with_bias, 0, batch, &mut total);
+    wgrad_tree(batch, &|lo, hi, out: &mut [f32]| wgrad_leaf(g, x, dy, with_bias, lo, hi, out), &mut total);
     let (tw, tb) = total.split_at(g.weight_len());
     for (d, s) in grad_weight.iter_mut().zip(tw) {
         *d += *s;
@@ -293,28 +293,34 @@ pub fn conv2d_backward_weight(
     }
 }
 
-/// Writes (not adds) the gradient over samples `lo..hi` into `out`.
-fn wgrad_tree(
-    g: &ConvGeom,
-    x: &[f32],
-    dy: &[f32],
-    with_bias: bool,
-    lo: usize,
-    hi: usize,
-    out: &mut [f32],
-) {
+/// A leaf of the weight-gradient reduction: WRITES (not adds) the gradient of samples
+/// `lo..hi` into its buffer.
+pub(crate) type WgradLeaf<'a> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'a;
+
+/// Sums `leaf` over `0..batch` into `out` (overwritten) along a binary tree whose shape depends
+/// only on `batch`.
+pub(crate) fn wgrad_tree(batch: usize, leaf: &WgradLeaf, out: &mut [f32]) {
+    wgrad_node(leaf, 0, batch, out);
+}
+
+fn wgrad_node(leaf: &WgradLeaf, lo: usize, hi: usize, out: &mut [f32]) {
     if hi - lo <= WGRAD_LEAF {
-        wgrad_leaf(g, x, dy, with_bias, lo, hi, out);
+        leaf(lo, hi, out);
         return;
     }
     let mid = lo + (hi - lo) / 2;
     let mut right = Scratch::take(out.len());
-    rayon::join(
-        || wgrad_tree(g, x, dy, with_bias, lo, mid, out),
-        || wgrad_tree(g, x, dy, with_bias, mid, hi, &mut right),
-    );
+    rayon::join(|| wgrad_node(leaf, lo, mid, out), || wgrad_node(leaf, mid, hi, &mut right));
     for (o, r) in out.iter_mut().zip(right.iter()) {
         *o += *r;
+    }
+}
+
+/// Bias gradient of one sample: writes (`first`) or adds the per-channel sums of `dys`.
+pub(crate) fn wgrad_bias_leaf(g: &ConvGeom, dys: &[f32], ob: &mut [f32], first: bool) {
+    for (b, row) in ob.iter_mut().zip(dys.chunks_exact(g.ohw())) {
+        let sum = row.iter().map(|&v| v as f64).sum::<f64>() as f32;
+        *b = if first { sum } else { *b + sum };
     }
 }
 
@@ -356,10 +362,7 @@ fn wgrad_leaf(
             );
         }
         if with_bias {
-            for (b, row) in ob.iter_mut().zip(dys.chunks_exact(ohw)) {
-                let sum = row.iter().map(|&v| v as f64).sum::<f64>() as f32;
-                *b = if s == lo { sum } else { *b + sum };
-            }
+            wgrad_bias_leaf(g, dys, ob, s == lo);
         }
     }
 }
