@@ -6,7 +6,10 @@
 //!
 //! The two kernels of a pair run alternately in the same process (A, B, A, B, ...), so a
 //! neighbour's load on a shared machine hits both alike; the ratio is the figure to read.
-use dualstream_core::kernels::conv::{conv2d_backward_weight, conv2d_forward, ConvGeom};
+use dualstream_core::kernels::conv::{
+    conv2d_backward_data, conv2d_backward_data_col2im, conv2d_backward_weight, conv2d_forward,
+    ConvGeom,
+};
 use dualstream_core::kernels::spike_conv::{
     conv2d_backward_weight_spikes, conv2d_forward_spikes, spike_stats,
 };
@@ -112,5 +115,18 @@ fn main() {
             std::hint::black_box(spike_stats(&x));
         }, || {});
         println!("| {label} | stats pass | {:.3} ms |", s * 1e3);
+        let mut dx = vec![0.0; x.len()];
+        let mut dx2 = vec![0.0; x.len()];
+        let (old, new) = ab(
+            reps,
+            || conv2d_backward_data_col2im(&g, &dy, &w, &mut dx),
+            || conv2d_backward_data(&g, &dy, &w, &mut dx2),
+        );
+        println!(
+            "| {label} | backward data: GEMM+col2im {:.2} ms, as transposed conv {:.2} ms, ratio {:.2} |",
+            old * 1e3,
+            new * 1e3,
+            new / old
+        );
     }
 }

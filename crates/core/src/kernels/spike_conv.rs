@@ -24,12 +24,15 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Largest input density (active / total) at which the event-driven forward beats im2col+GEMM.
-/// Measured with `cargo run --release -p dualstream-core --example conv_crossover` on the
-/// 2-core AMD EPYC (Zen 4) dev machine, for the reference shapes (see the report in that file).
-pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.20;
-/// The same for the weight gradient (same benchmark).
-pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.20;
+/// Largest input density (active / total) at which the event-driven forward runs instead of
+/// im2col+GEMM. From `cargo run --release -p dualstream-core --example conv_crossover` on the
+/// 2-core AMD EPYC (Zen 4, AVX-512) dev machine: events/dense time crosses 1 at ~25-35 %
+/// density for `[256,32,28,28]`, ~35-45 % for `[128|256,32,14,14]` and ~50 % for
+/// `[64,64,7,7]` (3x3, pad 1); the lowest crossover, with margin, is taken.
+pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.25;
+/// The same for the weight gradient (same benchmark): the event kernel stays faster up to
+/// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
+pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.6;
 
 /// What one pass over an input says about it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,6 +104,38 @@ pub fn choose_path(g: &ConvGeom, x: &[f32], max_density: f32) -> ConvPath {
     } else {
         ConvPath::Dense
     }
+}
+
+/// Forward through whichever kernel [`choose_path`] picks for `x`; says which ran.
+pub fn conv2d_forward_auto(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> ConvPath {
+    let path = choose_path(g, x, FORWARD_EVENT_MAX_DENSITY);
+    match path {
+        ConvPath::Events => conv2d_forward_spikes(g, x, weight, bias, y),
+        ConvPath::Dense => super::conv::conv2d_forward(g, x, weight, bias, y),
+    }
+    path
+}
+
+/// Weight (and bias) gradient through whichever kernel [`choose_path`] picks for `x`.
+pub fn conv2d_backward_weight_auto(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) -> ConvPath {
+    let path = choose_path(g, x, WGRAD_EVENT_MAX_DENSITY);
+    match path {
+        ConvPath::Events => conv2d_backward_weight_spikes(g, x, dy, grad_weight, grad_bias),
+        ConvPath::Dense => super::conv::conv2d_backward_weight(g, x, dy, grad_weight, grad_bias),
+    }
+    path
 }
 
 /// Output channels padded to whole 8-float vectors (the padding holds zeros).
