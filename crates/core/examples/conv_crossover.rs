@@ -59,12 +59,41 @@ fn profile(kind: &str, density: f32) {
     println!("{kind} {density}: {:.3} ms per call", t.elapsed().as_secs_f64() * 1e3 / 200.0);
 }
 
+/// The stem (real-valued input, always dense): backward-data old vs new and the dense
+/// forward/weight-gradient times, to see its share.
+fn stem(reps: usize) {
+    let g = ConvGeom::new(1, 32, 28, 28, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+    let batch = 256;
+    let mut rng = Rng::new(2);
+    let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
+    let x: Vec<f32> = (0..batch * g.in_size()).map(|_| rng.uniform()).collect();
+    let dy: Vec<f32> = (0..batch * g.out_size()).map(|_| rng.normal()).collect();
+    let (mut dx, mut dx2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    let (old, new) = ab(
+        reps,
+        || conv2d_backward_data_col2im(&g, &dy, &w, &mut dx),
+        || conv2d_backward_data(&g, &dy, &w, &mut dx2),
+    );
+    println!("stem backward data: col2im {:.2} ms, transposed {:.2} ms", old * 1e3, new * 1e3);
+    let mut y = vec![0.0; dy.len()];
+    let mut dw = vec![0.0; w.len()];
+    let (f, wg) = ab(
+        reps,
+        || conv2d_forward(&g, &x, &w, None, &mut y),
+        || conv2d_backward_weight(&g, &x, &dy, &mut dw, None),
+    );
+    println!("stem forward {:.2} ms, weight gradient {:.2} ms", f * 1e3, wg * 1e3);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("profile") {
         return profile(&args[2], args[3].parse().unwrap());
     }
     let reps: usize = args.get(1).map_or(7, |s| s.parse().unwrap());
+    if args.get(2).map(String::as_str) == Some("stem") {
+        return stem(reps);
+    }
     let shapes = [
         // (label, batch T*N, C_in, C_out, H=W)
         ("[128,32,14,14] 32->32", 128, 32, 32, 14),

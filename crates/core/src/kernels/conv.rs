@@ -229,8 +229,9 @@ pub fn conv2d_forward(
 /// channel-swapped kernel: im2col of `dY` and one GEMM with the long reduction
 /// `C_out*kh*kw`, instead of a GEMM with the short reduction `C_out` followed by the col2im
 /// scatter-add. `examples/conv_crossover` measured it 0.7-0.9x the time of GEMM+col2im on
-/// 14x14 and 28x28 outputs but 1.3x on 7x7 (too few output pixels for the longer GEMM), hence
-/// the size floor [`TRANSPOSED_MIN_PIXELS`].
+/// 14x14 and 28x28 outputs with 32 input channels, but 1.3x on 7x7 (too few output pixels)
+/// and 9x on the stem's 1 input channel (a one-row GEMM), hence the floors
+/// [`TRANSPOSED_MIN_PIXELS`] and [`TRANSPOSED_MIN_CHANNELS`].
 pub fn conv2d_backward_data(g: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
     match transposed_geometry(g) {
         Some(gt) => {
@@ -244,11 +245,17 @@ pub fn conv2d_backward_data(g: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [
 
 /// Output pixels below which backward-data stays GEMM+col2im (see [`conv2d_backward_data`]).
 const TRANSPOSED_MIN_PIXELS: usize = 100;
+/// Input channels per group below which backward-data stays GEMM+col2im.
+const TRANSPOSED_MIN_CHANNELS: usize = 16;
 
 /// The convolution that maps `dY` to `dX` when that is one: stride 1, padding `d*(k-1) - p`
 /// (so `p <= d*(k-1)`), same dilation and groups, output size `H x W`.
 fn transposed_geometry(g: &ConvGeom) -> Option<ConvGeom> {
-    if g.stride != [1, 1] || g.pointwise() || g.ohw() < TRANSPOSED_MIN_PIXELS {
+    if g.stride != [1, 1]
+        || g.pointwise()
+        || g.ohw() < TRANSPOSED_MIN_PIXELS
+        || g.cin_g() < TRANSPOSED_MIN_CHANNELS
+    {
         return None;
     }
     let pad = |k: usize, p: usize, d: usize| (d * (k - 1)).checked_sub(p);
@@ -580,6 +587,34 @@ mod tests {
                 assert!(db.iter().all(|&v| v == 1.0));
             }
         }
+    }
+
+    #[test]
+    fn backward_data_as_transposed_conv_matches_reference() {
+        let mut rng = Rng::new(17);
+        let mut taken = 0;
+        for case in 0..40 {
+            let groups = [1, 1, 2][rng.below(3)];
+            let c_in = groups * [16, 20, 32][rng.below(3)];
+            let c_out = groups * (1 + rng.below(9));
+            let k = [1 + rng.below(4), 1 + rng.below(4)];
+            let d = [1 + rng.below(2), 1 + rng.below(2)];
+            let p = [rng.below(4), rng.below(4)];
+            let (h, w) = (10 + rng.below(6), 10 + rng.below(6));
+            let Some(g) = ConvGeom::new(c_in, c_out, h, w, k, [1, 1], p, d, groups) else {
+                continue;
+            };
+            taken += transposed_geometry(&g).is_some() as usize;
+            let batch = 1 + rng.below(3);
+            let x = randv(&mut rng, batch * g.in_size());
+            let wt = randv(&mut rng, g.weight_len());
+            let dy = randv(&mut rng, batch * g.out_size());
+            let (rdx, _, _) = conv2d_reference_backward(&g, &x, &wt, &dy);
+            let mut dx = vec![f32::NAN; x.len()];
+            conv2d_backward_data(&g, &dy, &wt, &mut dx);
+            assert_close(&format!("case {case} {g:?}"), &dx, &rdx, 1e-4);
+        }
+        assert!(taken >= 10, "only {taken} cases took the transposed path");
     }
 
     #[test]
