@@ -4,3 +4,4 @@ pub mod conv;
 pub mod pool;
 pub mod gemm;
 pub mod scratch;
+pub mod spike_conv;

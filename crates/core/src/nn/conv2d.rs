@@ -1,8 +1,7 @@
 //! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
 use crate::error::{Error, Result};
-use crate::kernels::conv::{
-    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, ConvGeom,
-};
+use crate::kernels::conv::{conv2d_backward_data, ConvGeom};
+use crate::kernels::spike_conv::{conv2d_backward_weight_auto, conv2d_forward_auto, ConvPath};
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::Conv2dSpec;
@@ -16,6 +15,8 @@ pub struct Conv2d {
     weight: Param,
     bias: Option<Param>,
     probe: AuditProbe,
+    /// Kernels the last forward and weight gradient ran (dense or event-driven), for tests.
+    paths: [Option<ConvPath>; 2],
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
@@ -75,7 +76,14 @@ impl Conv2d {
         let bias = s.bias.then(|| {
             Param::new(format!("{name}.bias"), uniform_init(rng, &[s.out_channels], fan_in), false)
         });
-        Ok(Conv2d { label, spec: spec.clone(), weight, bias, probe: AuditProbe::default() })
+        Ok(Conv2d {
+            label,
+            spec: spec.clone(),
+            weight,
+            bias,
+            probe: AuditProbe::default(),
+            paths: [None, None],
+        })
     }
 
     pub fn spec(&self) -> &Conv2dSpec {
@@ -122,6 +130,11 @@ impl Conv2d {
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
     }
+
+    /// Kernels the last forward and backward ran (None before the first call).
+    pub fn last_paths(&self) -> [Option<ConvPath>; 2] {
+        self.paths
+    }
 }
 
 impl Layer for Conv2d {
@@ -139,13 +152,14 @@ impl Layer for Conv2d {
         let g = self.geometry(input.shape())?;
         let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
         output.resize_for_overwrite(&shape);
-        conv2d_forward(
+        // Spike inputs below the measured crossover density take the event-driven kernel.
+        self.paths[0] = Some(conv2d_forward_auto(
             &g,
             input.data(),
             self.weight.value.data(),
             self.bias.as_ref().map(|b| b.value.data()),
             output.data_mut(),
-        );
+        ));
         Ok(())
     }
 
@@ -175,13 +189,13 @@ impl Layer for Conv2d {
             self.weight.value.data(),
             grad_input.data_mut(),
         );
-        conv2d_backward_weight(
+        self.paths[1] = Some(conv2d_backward_weight_auto(
             &g,
             input.data(),
             grad_output.data(),
             self.weight.grad.data_mut(),
             self.bias.as_mut().map(|b| b.grad.data_mut()),
-        );
+        ));
         Ok(())
     }
 
@@ -299,6 +313,32 @@ mod tests {
         );
         let err = Conv2d::new("layers.1", &spec(4, 6, 0), &mut rng).unwrap_err();
         assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.1"));
+    }
+
+    #[test]
+    fn dispatch_takes_events_for_sparse_spikes_and_dense_otherwise() {
+        let mut rng = Rng::new(12);
+        let s = Conv2dSpec { padding: [1, 1], ..spec(16, 16, 3) };
+        let mut conv = Conv2d::new("c", &s, &mut rng).unwrap();
+        let shape = [2, 3, 16, 9, 9];
+        let n = crate::tensor::numel(&shape);
+        let spikes = |rng: &mut Rng, d: f32| {
+            Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < d) as u8 as f32).collect())
+                .unwrap()
+        };
+        let cases = [
+            (spikes(&mut rng, 0.05), [ConvPath::Events, ConvPath::Events]),
+            (spikes(&mut rng, 0.9), [ConvPath::Dense, ConvPath::Dense]),
+            (random_tensor(&mut rng, &shape), [ConvPath::Dense, ConvPath::Dense]),
+        ];
+        for (x, want) in cases {
+            let mut out = Tensor::default();
+            conv.forward(&x, &mut out, true).unwrap();
+            let gy = random_tensor(&mut rng, out.shape());
+            let mut gin = Tensor::default();
+            conv.backward(&x, &out, &gy, &mut gin).unwrap();
+            assert_eq!(conv.last_paths(), want.map(Some));
+        }
     }
 
     #[test]

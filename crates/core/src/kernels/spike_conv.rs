@@ -1,0 +1,653 @@
+//! Event-driven convolution for binary spike inputs (`groups == 1`).
+//!
+//! With `x` in {0, 1}, `conv(x, W)` is a sum of weight rows over the active inputs: additions
+//! only (the "AC" of the paper), and work proportional to the number of spikes instead of the
+//! tensor size. Both kernels keep the weights (and gradient) in the layout
+//! `[kh, kw, C_in, C_out_pad]` so that one active input contributes one contiguous run of
+//! `C_out` floats, which the compiler turns into a few full-width vector adds.
+//!
+//! - Forward is input-stationary: per (input channel, tap) a block of up to 64 weights lives in
+//!   registers and is added into a channels-last output grid at each active pixel's target.
+//! - The weight gradient is weight-stationary: per (input channel, tap) a block of `dW` lives in
+//!   registers while the channel's active pixels add their `dY` rows (`dY` transposed to
+//!   channels-last once per sample).
+//!
+//! Active pixels come from a branch-free compaction of each channel plane; taps that fall
+//! outside the output map to one extra zero (dump) row and column of the channels-last grids,
+//! so the hot loops have no data-dependent branches.
+//!
+//! Both are compiled for AVX-512, AVX2 and the baseline, chosen at run time: the published
+//! binary targets any x86-64 and cannot rely on `target-cpu`.
+use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
+use super::scratch::Scratch;
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Largest input density (active / total) at which the event-driven forward runs instead of
+/// im2col+GEMM. From `cargo run --release -p dualstream-core --example conv_crossover` on the
+/// 2-core AMD EPYC (Zen 4, AVX-512) dev machine: events/dense time crosses 1 at ~25-35 %
+/// density for `[256,32,28,28]`, ~35-45 % for `[128|256,32,14,14]` and ~50 % for
+/// `[64,64,7,7]` (3x3, pad 1); the lowest crossover, with margin, is taken.
+pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.25;
+/// The same for the weight gradient (same benchmark): the event kernel stays faster up to
+/// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
+pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.6;
+
+/// What one pass over an input says about it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpikeStats {
+    /// Every value is exactly 0.0 or 1.0.
+    pub binary: bool,
+    /// Number of non-zero values (exact only when `binary`; a lower bound otherwise).
+    pub active: usize,
+    pub len: usize,
+}
+
+impl SpikeStats {
+    pub fn density(&self) -> f32 {
+        if self.len == 0 {
+            0.0
+        } else {
+            self.active as f32 / self.len as f32
+        }
+    }
+}
+
+/// Elements per parallel chunk of [`spike_stats`]; small enough for a u32 counter.
+const STATS_CHUNK: usize = 32 * 1024;
+
+/// Binary-ness and density of `x` in one parallel pass; stops early on real-valued input.
+pub fn spike_stats(x: &[f32]) -> SpikeStats {
+    let real = AtomicBool::new(false);
+    let active = x
+        .par_chunks(STATS_CHUNK)
+        .map(|c| {
+            if real.load(Ordering::Relaxed) {
+                return 0;
+            }
+            let (mut active, mut other) = (0u32, 0u32);
+            for &v in c {
+                active += (v != 0.0) as u32;
+                other += (v != 0.0 && v != 1.0) as u32;
+            }
+            if other != 0 {
+                real.store(true, Ordering::Relaxed);
+            }
+            active as usize
+        })
+        .sum();
+    SpikeStats { binary: !real.load(Ordering::Relaxed), active, len: x.len() }
+}
+
+/// Which kernel ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    Dense,
+    Events,
+}
+
+/// Geometries the event kernels handle (grouped convs would need per-group masks: dense).
+pub fn supports_events(g: &ConvGeom) -> bool {
+    g.groups == 1 && (g.oh + 1) * (g.ow + 1) < 1 << 31
+}
+
+/// Picks the kernel for input `x` from one pass over it: events only for binary input whose
+/// density is at most `max_density`.
+pub fn choose_path(g: &ConvGeom, x: &[f32], max_density: f32) -> ConvPath {
+    if !supports_events(g) {
+        return ConvPath::Dense;
+    }
+    let s = spike_stats(x);
+    if s.binary && s.density() <= max_density {
+        ConvPath::Events
+    } else {
+        ConvPath::Dense
+    }
+}
+
+/// Forward through whichever kernel [`choose_path`] picks for `x`; says which ran.
+pub fn conv2d_forward_auto(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> ConvPath {
+    let path = choose_path(g, x, FORWARD_EVENT_MAX_DENSITY);
+    match path {
+        ConvPath::Events => conv2d_forward_spikes(g, x, weight, bias, y),
+        ConvPath::Dense => super::conv::conv2d_forward(g, x, weight, bias, y),
+    }
+    path
+}
+
+/// Weight (and bias) gradient through whichever kernel [`choose_path`] picks for `x`.
+pub fn conv2d_backward_weight_auto(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) -> ConvPath {
+    let path = choose_path(g, x, WGRAD_EVENT_MAX_DENSITY);
+    match path {
+        ConvPath::Events => conv2d_backward_weight_spikes(g, x, dy, grad_weight, grad_bias),
+        ConvPath::Dense => super::conv::conv2d_backward_weight(g, x, dy, grad_weight, grad_bias),
+    }
+    path
+}
+
+/// Output channels padded to whole 8-float vectors (the padding holds zeros).
+fn cout_pad(g: &ConvGeom) -> usize {
+    g.c_out.div_ceil(8) * 8
+}
+
+/// `[C_out, C_in, kh, kw]` -> `[kh, kw, C_in, C_out_pad]`.
+fn weight_to_taps(g: &ConvGeom, weight: &[f32], out: &mut [f32]) {
+    let cp = cout_pad(g);
+    out.fill(0.0);
+    for co in 0..g.c_out {
+        for c in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let t = (i * g.kw + j) * g.c_in + c;
+                    out[t * cp + co] = weight[((co * g.c_in + c) * g.kh + i) * g.kw + j];
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Base,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Base
+}
+
+/// Defines `$name(args)` that runs `$body` compiled for the best instruction set present.
+/// The body is `#[inline(always)]` so every helper it calls inherits the target features.
+macro_rules! multiversion {
+    (fn $name:ident($($a:ident: $t:ty),*) => $body:ident) => {
+        fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($a: $t),*) { $body($($a),*) }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($a: $t),*) { $body($($a),*) }
+                match simd() {
+                    // SAFETY: simd() saw these features on this CPU.
+                    Simd::Avx512 => return unsafe { avx512($($a),*) },
+                    Simd::Avx2 => return unsafe { avx2($($a),*) },
+                    Simd::Base => {}
+                }
+            }
+            $body($($a),*)
+        }
+    };
+}
+
+thread_local! {
+    /// Per-thread active-pixel lists; they only grow, so steady state allocates nothing.
+    static ACTIVE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where each input pixel lands through each kernel tap, shared by both kernels:
+/// `targets[(i * kw + j) * h * w + iy * w + ix]` is the pixel `oy * (ow + 1) + ox` of the
+/// channels-last grids that input `(iy, ix)` feeds through tap `(i, j)`, or a pixel of their
+/// extra zero/dump row or column when it feeds none, so the hot loops never test bounds.
+fn tap_targets(g: &ConvGeom) -> Vec<u32> {
+    let mut t = Vec::with_capacity(g.kh * g.kw * g.h * g.w);
+    for i in 0..g.kh {
+        for j in 0..g.kw {
+            for iy in 0..g.h {
+                let oy = tap_target(iy, i, g.stride[0], g.padding[0], g.dilation[0], g.oh);
+                for ix in 0..g.w {
+                    let ox = tap_target(ix, j, g.stride[1], g.padding[1], g.dilation[1], g.ow);
+                    t.push(oy * (g.ow as u32 + 1) + ox);
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Channel `c`'s active pixels (flat `iy * w + ix`, ascending) into `act` (at least `h * w`
+/// long); returns how many. The test of 64 values at a time vectorises, and the loop over the
+/// set bits runs once per spike, so silence costs almost nothing.
+#[inline(always)]
+fn active_pixels(g: &ConvGeom, x: &[f32], c: usize, act: &mut [u32]) -> usize {
+    let hw = g.h * g.w;
+    let plane = &x[c * hw..(c + 1) * hw];
+    let mut n = 0;
+    for (k, chunk) in plane.chunks(64).enumerate() {
+        let mut m = 0u64;
+        for (b, &v) in chunk.iter().enumerate() {
+            m |= ((v != 0.0) as u64) << b;
+        }
+        while m != 0 {
+            act[n] = (k * 64 + m.trailing_zeros() as usize) as u32;
+            n += 1;
+            m &= m - 1;
+        }
+    }
+    n
+}
+
+/// Everything the per-sample forward needs besides the sample.
+struct Fwd<'a> {
+    g: &'a ConvGeom,
+    /// Weights `[kh, kw, C_in, cp]`.
+    wt: &'a [f32],
+    /// Bias, or None.
+    bias: Option<&'a [f32]>,
+    cp: usize,
+    /// See [`tap_targets`].
+    targets: &'a [u32],
+}
+
+/// `y = conv(x, weight) + bias` for binary `x` (values other than 0 count as 1); same
+/// contract as [`super::conv::conv2d_forward`].
+///
+/// Input-stationary: each active input adds its tap's weight row (held in registers) into a
+/// channels-last output grid, one load and one store per vector. An output-stationary gather
+/// from per-pixel channel masks was measured 3-5x slower here: its loop over the set bits of
+/// each tap's mask is short and unpredictable, so branch misses dominated.
+pub fn conv2d_forward_spikes(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    assert!(supports_events(g), "conv2d_forward_spikes: unsupported geometry {g:?}");
+    let batch = x.len() / g.in_size();
+    assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes: input length");
+    assert_eq!(y.len(), batch * g.out_size(), "conv2d_forward_spikes: output length");
+    assert_eq!(weight.len(), g.weight_len(), "conv2d_forward_spikes: weight length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "conv2d_forward_spikes: bias length");
+    }
+    let cp = cout_pad(g);
+    let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
+    weight_to_taps(g, weight, &mut wt);
+    let targets = tap_targets(g);
+    let p = Fwd { g, wt: &wt, bias, cp, targets: &targets };
+    y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
+        || Scratch::take((g.oh + 1) * (g.ow + 1) * cp),
+        |grid, (ys, xs)| ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, grid, act)),
+    );
+}
+
+multiversion!(fn fwd_sample(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mut Vec<u32>) => fwd_sample_body);
+
+#[inline(always)]
+fn fwd_sample_body(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mut Vec<u32>) {
+    let g = p.g;
+    let (hw, cp, ow1) = (g.h * g.w, p.cp, g.ow + 1);
+    grid.fill(0.0);
+    act.resize(hw, 0);
+    for c in 0..g.c_in {
+        let n = active_pixels(g, x, c, act);
+        if n == 0 {
+            continue;
+        }
+        let act = &act[..n];
+        for tap in 0..g.kh * g.kw {
+            let targets = &p.targets[tap * hw..(tap + 1) * hw];
+            let wrow = &p.wt[(tap * g.c_in + c) * cp..][..cp];
+            let mut cb = 0;
+            while cb < cp {
+                cb += match cp - cb {
+                    r if r >= 64 => fwd_block::<64>(act, targets, wrow, grid, cp, cb),
+                    r if r >= 32 => fwd_block::<32>(act, targets, wrow, grid, cp, cb),
+                    r if r >= 16 => fwd_block::<16>(act, targets, wrow, grid, cp, cb),
+                    _ => fwd_block::<8>(act, targets, wrow, grid, cp, cb),
+                };
+            }
+        }
+    }
+    // Channels-last grid -> NCHW output, adding the bias on the way.
+    let (oh, ow, ohw) = (g.oh, g.ow, g.ohw());
+    for co in 0..g.c_out {
+        let b = p.bias.map_or(0.0, |b| b[co]);
+        let dst = &mut y[co * ohw..(co + 1) * ohw];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                dst[oy * ow + ox] = grid[(oy * ow1 + ox) * cp + co] + b;
+            }
+        }
+    }
+}
+
+/// `grid[target pixel, cb..cb+CB] += wrow[cb..cb+CB]` for every active pixel; returns `CB`.
+#[inline(always)]
+fn fwd_block<const CB: usize>(
+    act: &[u32],
+    targets: &[u32],
+    wrow: &[f32],
+    grid: &mut [f32],
+    cp: usize,
+    cb: usize,
+) -> usize {
+    let wv: [f32; CB] = wrow[cb..cb + CB].try_into().unwrap();
+    for &a in act {
+        let at = targets[a as usize] as usize * cp + cb;
+        let dst: &mut [f32; CB] = (&mut grid[at..at + CB]).try_into().unwrap();
+        for k in 0..CB {
+            dst[k] += wv[k];
+        }
+    }
+    CB
+}
+
+/// Everything the per-sample weight gradient needs besides the sample.
+struct Wg<'a> {
+    g: &'a ConvGeom,
+    cp: usize,
+    /// See [`tap_targets`].
+    targets: &'a [u32],
+}
+
+/// Output index fed by input index `n` through kernel offset `k`, or `out` if none.
+fn tap_target(n: usize, k: usize, s: usize, p: usize, d: usize, out: usize) -> u32 {
+    let t = (n + p) as isize - (k * d) as isize;
+    if t >= 0 && (t as usize).is_multiple_of(s) && (t as usize) / s < out {
+        (t as usize / s) as u32
+    } else {
+        out as u32
+    }
+}
+
+/// ADDS the weight (and bias) gradient for binary `x`; same contract, and the same
+/// thread-count-independent reduction tree, as [`super::conv::conv2d_backward_weight`].
+pub fn conv2d_backward_weight_spikes(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    assert!(supports_events(g), "conv2d_backward_weight_spikes: unsupported geometry {g:?}");
+    let batch = x.len() / g.in_size();
+    assert_eq!(x.len(), batch * g.in_size(), "conv2d_backward_weight_spikes: input length");
+    assert_eq!(dy.len(), batch * g.out_size(), "conv2d_backward_weight_spikes: grad_output length");
+    assert_eq!(grad_weight.len(), g.weight_len(), "conv2d_backward_weight_spikes: weight length");
+    if batch == 0 {
+        return;
+    }
+    let cp = cout_pad(g);
+    let targets = tap_targets(g);
+    let p = Wg { g, cp, targets: &targets };
+    let wlen = g.kh * g.kw * g.c_in * cp;
+    let with_bias = grad_bias.is_some();
+    let mut total = Scratch::take(wlen + if with_bias { g.c_out } else { 0 });
+    let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
+        let (ow_, ob) = out.split_at_mut(wlen);
+        ow_.fill(0.0);
+        let mut dyt = Scratch::take((g.oh + 1) * (g.ow + 1) * cp);
+        ACTIVE.with_borrow_mut(|act| {
+            for s in lo..hi {
+                let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
+                let dys = &dy[s * g.out_size()..(s + 1) * g.out_size()];
+                wgrad_sample(&p, xs, dys, ow_, &mut dyt, act);
+                if with_bias {
+                    wgrad_bias_leaf(g, dys, ob, s == lo);
+                }
+            }
+        });
+    };
+    wgrad_tree(batch, &leaf, &mut total);
+    let (tw, tb) = total.split_at(wlen);
+    for co in 0..g.c_out {
+        for c in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let t = (i * g.kw + j) * g.c_in + c;
+                    grad_weight[((co * g.c_in + c) * g.kh + i) * g.kw + j] += tw[t * cp + co];
+                }
+            }
+        }
+    }
+    if let Some(gb) = grad_bias {
+        assert_eq!(gb.len(), g.c_out, "conv2d_backward_weight_spikes: bias length");
+        for (d, s) in gb.iter_mut().zip(tb) {
+            *d += *s;
+        }
+    }
+}
+
+multiversion!(fn wgrad_sample(p: &Wg, x: &[f32], dy: &[f32], out: &mut [f32], dyt: &mut [f32], act: &mut Vec<u32>) => wgrad_sample_body);
+
+#[inline(always)]
+fn wgrad_sample_body(
+    p: &Wg,
+    x: &[f32],
+    dy: &[f32],
+    out: &mut [f32],
+    dyt: &mut [f32],
+    act: &mut Vec<u32>,
+) {
+    let g = p.g;
+    let (hw, cp, ow1) = (g.h * g.w, p.cp, g.ow + 1);
+    // dY channels-last with a zero row `oh` and zero column `ow` for taps that hit nothing.
+    dyt.fill(0.0);
+    for co in 0..g.c_out {
+        for oy in 0..g.oh {
+            let src = &dy[co * g.ohw() + oy * g.ow..co * g.ohw() + (oy + 1) * g.ow];
+            for (ox, &v) in src.iter().enumerate() {
+                dyt[(oy * ow1 + ox) * cp + co] = v;
+            }
+        }
+    }
+    act.resize(hw, 0);
+    for c in 0..g.c_in {
+        let n = active_pixels(g, x, c, act);
+        if n == 0 {
+            continue;
+        }
+        let act = &act[..n];
+        for tap in 0..g.kh * g.kw {
+            let targets = &p.targets[tap * hw..(tap + 1) * hw];
+            let dst = (tap * g.c_in + c) * cp;
+            let mut cb = 0;
+            while cb < cp {
+                let o = &mut out[dst + cb..dst + cp];
+                cb += match cp - cb {
+                    r if r >= 64 => wgrad_block::<64>(act, targets, dyt, cp, cb, o),
+                    r if r >= 32 => wgrad_block::<32>(act, targets, dyt, cp, cb, o),
+                    r if r >= 16 => wgrad_block::<16>(act, targets, dyt, cp, cb, o),
+                    _ => wgrad_block::<8>(act, targets, dyt, cp, cb, o),
+                };
+            }
+        }
+    }
+}
+
+/// `out[..CB] += sum over active pixels of dYt[target pixel, cb..cb+CB]`; returns `CB`.
+#[inline(always)]
+fn wgrad_block<const CB: usize>(
+    act: &[u32],
+    targets: &[u32],
+    dyt: &[f32],
+    cp: usize,
+    cb: usize,
+    out: &mut [f32],
+) -> usize {
+    let mut acc: [f32; CB] = out[..CB].try_into().unwrap();
+    for &a in act {
+        let at = targets[a as usize] as usize * cp + cb;
+        let src: &[f32; CB] = dyt[at..at + CB].try_into().unwrap();
+        for k in 0..CB {
+            acc[k] += src[k];
+        }
+    }
+    out[..CB].copy_from_slice(&acc);
+    CB
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::{
+        conv2d_backward_weight, conv2d_forward, conv2d_reference, conv2d_reference_backward,
+    };
+    use crate::rng::Rng;
+
+    fn spikes(rng: &mut Rng, n: usize, density: f32) -> Vec<f32> {
+        (0..n).map(|_| (rng.uniform() < density) as u8 as f32).collect()
+    }
+
+    fn randv(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.normal()).collect()
+    }
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}[{i}]: got {a}, want {b}");
+        }
+    }
+
+    /// Random groups-1 geometries: odd sizes, stride > kernel, wide padding, dilation, and
+    /// channel counts that cross the 8/16/32/64-float blocks and the 64-channel mask word.
+    fn random_geom(rng: &mut Rng) -> ConvGeom {
+        loop {
+            let c_in = [1, 3, 8, 31, 64, 65, 70][rng.below(7)];
+            let c_out = [1, 5, 8, 16, 24, 33, 64, 72, 130][rng.below(9)];
+            let k = [1 + rng.below(4), 1 + rng.below(4)];
+            let s = [1 + rng.below(3), 1 + rng.below(3)];
+            let p = [rng.below(3), rng.below(3)];
+            let d = [1 + rng.below(2), 1 + rng.below(2)];
+            let (h, w) = (1 + rng.below(9), 1 + rng.below(9));
+            if let Some(g) = ConvGeom::new(c_in, c_out, h, w, k, s, p, d, 1) {
+                return g;
+            }
+        }
+    }
+
+    #[test]
+    fn event_kernels_match_the_reference_at_every_density() {
+        let mut rng = Rng::new(21);
+        for case in 0..120 {
+            let g = random_geom(&mut rng);
+            let batch = 1 + rng.below(5);
+            for density in [0.0, 0.01, 0.1, 0.5, 1.0] {
+                let x = spikes(&mut rng, batch * g.in_size(), density);
+                let w = randv(&mut rng, g.weight_len());
+                let bias = randv(&mut rng, g.c_out);
+                let use_bias = rng.below(2) == 0;
+                let bias_opt = use_bias.then_some(&bias[..]);
+                let what = format!("case {case} density {density} {g:?}");
+
+                let mut y = vec![f32::NAN; batch * g.out_size()];
+                conv2d_forward_spikes(&g, &x, &w, bias_opt, &mut y);
+                assert_close(&format!("{what} forward"), &y, &conv2d_reference(&g, &x, &w, bias_opt), 1e-4);
+
+                let dy = randv(&mut rng, y.len());
+                let (_, rdw, rdb) = conv2d_reference_backward(&g, &x, &w, &dy);
+                let mut dw = vec![1.0; w.len()];
+                let mut db = vec![1.0; g.c_out];
+                conv2d_backward_weight_spikes(&g, &x, &dy, &mut dw, use_bias.then_some(&mut db[..]));
+                let plus1 = |v: &[f32]| v.iter().map(|a| a + 1.0).collect::<Vec<_>>();
+                assert_close(&format!("{what} dw"), &dw, &plus1(&rdw), 1e-4);
+                if use_bias {
+                    assert_close(&format!("{what} db"), &db, &plus1(&rdb), 1e-4);
+                } else {
+                    assert!(db.iter().all(|&v| v == 1.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn event_kernels_match_dense_on_a_reference_workload_shape() {
+        let g = ConvGeom::new(32, 32, 14, 14, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+        let batch = 16;
+        let mut rng = Rng::new(8);
+        let x = spikes(&mut rng, batch * g.in_size(), 0.05);
+        let w = randv(&mut rng, g.weight_len());
+        let dy = randv(&mut rng, batch * g.out_size());
+        let (mut ye, mut yd) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+        conv2d_forward_spikes(&g, &x, &w, None, &mut ye);
+        conv2d_forward(&g, &x, &w, None, &mut yd);
+        assert_close("forward", &ye, &yd, 1e-5);
+        let (mut we, mut wd) = (vec![0.0; w.len()], vec![0.0; w.len()]);
+        conv2d_backward_weight_spikes(&g, &x, &dy, &mut we, None);
+        conv2d_backward_weight(&g, &x, &dy, &mut wd, None);
+        assert_close("dw", &we, &wd, 1e-4);
+    }
+
+    #[test]
+    fn event_kernels_are_bit_identical_across_runs_and_thread_counts() {
+        let g = ConvGeom::new(40, 24, 11, 9, [3, 3], [2, 1], [1, 1], [1, 1], 1).unwrap();
+        let batch = 37;
+        let mut rng = Rng::new(5);
+        let x = spikes(&mut rng, batch * g.in_size(), 0.1);
+        let w = randv(&mut rng, g.weight_len());
+        let dy = randv(&mut rng, batch * g.out_size());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut y = vec![0.0; dy.len()];
+                conv2d_forward_spikes(&g, &x, &w, None, &mut y);
+                let mut dw = vec![0.0; g.weight_len()];
+                let mut db = vec![0.0; g.c_out];
+                conv2d_backward_weight_spikes(&g, &x, &dy, &mut dw, Some(&mut db));
+                (y, dw, db)
+            })
+        };
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let first = run(4);
+        for threads in [4, 1, 2, 3, 8] {
+            let again = run(threads);
+            assert_eq!(bits(&first.0), bits(&again.0), "forward, {threads} threads");
+            assert_eq!(bits(&first.1), bits(&again.1), "weight grad, {threads} threads");
+            assert_eq!(bits(&first.2), bits(&again.2), "bias grad, {threads} threads");
+        }
+    }
+
+    #[test]
+    fn stats_and_dispatch_follow_binary_ness_and_density() {
+        let g = ConvGeom::new(8, 8, 10, 10, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+        let mut rng = Rng::new(3);
+        let n = 7 * g.in_size();
+        let sparse = spikes(&mut rng, n, 0.05);
+        let s = spike_stats(&sparse);
+        assert!(s.binary);
+        assert_eq!(s.active, sparse.iter().filter(|&&v| v == 1.0).count());
+        assert_eq!(choose_path(&g, &sparse, FORWARD_EVENT_MAX_DENSITY), ConvPath::Events);
+        assert_eq!(choose_path(&g, &sparse, WGRAD_EVENT_MAX_DENSITY), ConvPath::Events);
+        let dense_spikes = spikes(&mut rng, n, 0.9);
+        assert_eq!(choose_path(&g, &dense_spikes, FORWARD_EVENT_MAX_DENSITY), ConvPath::Dense);
+        // One real value anywhere (here in a late chunk) sends the call to the dense kernel.
+        let mut real = vec![0.0; 5 * STATS_CHUNK];
+        real[4 * STATS_CHUNK + 3] = 0.5;
+        assert!(!spike_stats(&real).binary);
+        let g1 = ConvGeom::new(1, 8, 16, 16, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+        assert_eq!(choose_path(&g1, &real, 1.0), ConvPath::Dense);
+        let x: Vec<f32> = (0..n).map(|_| rng.uniform()).collect();
+        assert_eq!(choose_path(&g, &x, 1.0), ConvPath::Dense);
+        // Grouped convs always run dense.
+        let gg = ConvGeom::new(8, 8, 10, 10, [3, 3], [1, 1], [1, 1], [1, 1], 2).unwrap();
+        assert_eq!(choose_path(&gg, &sparse, 1.0), ConvPath::Dense);
+        assert_eq!(spike_stats(&[]).density(), 0.0);
+    }
+}
