@@ -44,7 +44,7 @@ async function run(variant: string, net: SmallNetOptions): Promise<Run> {
   const z = smallDsnn({ ...net, inputShape: [1, 28, 28], classes: 10, widths: WIDTHS })
   const model = sequential(z.layers, { ...z, seed: SEED })
   const started = performance.now()
-  await model.fit(train, { epochs, batchSize, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine', seed: SEED })
+  await model.fit(train, { epochs, batchSize, optimizer: adam({ lr: 1e-2 }), schedule: 'cosine', seed: SEED })
   const seconds = (performance.now() - started) / 1000
   const r: Run = { variant, blocks: z.blocks, seconds }
   if (net.family === 'dsnn') {
@@ -68,7 +68,7 @@ function atomicWrite(path: string, text: string): void {
   renameSync(path + '.tmp', path)
 }
 
-const budget = `${trainSamples} training images (seeded sample of the Fashion-MNIST train split), ${epochs} epoch(s), batch ${batchSize}, Adam lr 2e-3 with cosine annealing, T = 4, IF neurons, widths ${WIDTHS.join('/')}, zero-init; test on all 10,000 test images`
+const budget = `${trainSamples} training images (seeded sample of the Fashion-MNIST train split), ${epochs} epoch(s), batch ${batchSize}, Adam lr 1e-2 with cosine annealing, T = 4, IF neurons, widths ${WIDTHS.join('/')}, zero-init; test on all 10,000 test images`
 const pct = (e?: Evaluation) => (e ? (100 * e.accuracy).toFixed(2) : '-')
 
 async function depth(): Promise<void> {
