@@ -40,7 +40,7 @@ interface Run {
   plain?: Evaluation
 }
 
-async function run(variant: string, net: SmallNetOptions): Promise<Run> {
+async function run(variant: string, net: Omit<SmallNetOptions, 'inputShape' | 'classes'>): Promise<Run> {
   const z = smallDsnn({ ...net, inputShape: [1, 28, 28], classes: 10, widths: WIDTHS })
   const model = sequential(z.layers, { ...z, seed: SEED })
   const started = performance.now()

@@ -1,0 +1,66 @@
+// The reference workloads of the kernels issue, defined once. `benches/compare/spikingjelly_workloads.py`
+// builds the same networks in SpikingJelly; keep both in step (shapes, neurons, blocks, optimizer).
+//   W1 static: [T=4, N=32, 1, 28, 28] real values in [0, 1)
+//   W2 events: [T=8, N=8, 2, 64, 64] binary spikes at 15 % density
+// LIF tau 2, ATan, detach_reset; SEW blocks with IAND (conv3x3-BN-LIF-conv3x3-BN-LIF, no conv
+// bias); SGD with momentum; cross-entropy on the time-mean output. The `dst` variants replace the
+// SEW blocks by dual-stream blocks (AAP on) and end with the trunk's GAP + FC.
+import {
+  batchNorm2d, conv2d, dualBasicBlock, dualStream, flatten, linear, lif, maxPool2d, sewBasicBlock, surrogate,
+} from '../ts/index'
+import type { Encoding, LayerSpec } from '../ts/index'
+
+export interface Workload {
+  name: string
+  timeSteps: number
+  batch: number
+  /** One sample's shape (without T for direct encoding; with the leading T dropped for sequence). */
+  sampleShape: number[]
+  encoding: Encoding
+  classes: number
+  layers: LayerSpec[]
+  /** Spike density of a synthetic binary input, or undefined for uniform [0, 1) values. */
+  inputDensity?: number
+}
+
+const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
+const sew = (c: number) => sewBasicBlock(c, { connect: 'iand', neuron })
+const dual = (cin: number, cout: number) => dualBasicBlock(cin, cout, { connect: 'iand', neuron })
+const stem = (cin: number, cout: number) => [conv2d(cin, cout, 3, { padding: 1, bias: false }), batchNorm2d(cout), neuron()]
+
+export function w1(dst = false): Workload {
+  const layers = dst
+    ? [...stem(1, 32), dualStream({ stages: [dual(32, 32), maxPool2d(2), dual(32, 64), dual(64, 64), maxPool2d(2)], classes: 10 })]
+    : [...stem(1, 32), sew(32), maxPool2d(2), ...stem(32, 64), sew(64), maxPool2d(2), flatten(), linear(3136, 10)]
+  return { name: dst ? 'W1-dst' : 'W1', timeSteps: 4, batch: 32, sampleShape: [1, 28, 28], encoding: 'direct', classes: 10, layers }
+}
+
+export function w2(dst = false): Workload {
+  const six = <T,>(f: () => T[]) => Array.from({ length: 6 }, f).flat()
+  const layers = dst
+    ? [...stem(2, 32), dualStream({ stages: six(() => [dual(32, 32), maxPool2d(2)]), classes: 11 })]
+    : [...stem(2, 32), ...six(() => [sew(32), maxPool2d(2)]), flatten(), linear(32, 11)]
+  return { name: dst ? 'W2-dst' : 'W2', timeSteps: 8, batch: 8, sampleShape: [2, 64, 64], encoding: 'sequence', classes: 11, layers, inputDensity: 0.15 }
+}
+
+export const WORKLOADS = [w1(), w2(), w1(true), w2(true)]
+
+/** Deterministic inputs and labels for a workload (the comparison script makes the same ones). */
+export function syntheticBatch(w: Workload, seed = 1): { x: Float32Array; y: Uint32Array } {
+  let s = seed >>> 0
+  const next = () => {
+    // mulberry32
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = s
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const per = w.sampleShape.reduce((a, b) => a * b, 1)
+  const steps = w.encoding === 'sequence' ? w.timeSteps : 1
+  const x = new Float32Array(steps * w.batch * per)
+  for (let i = 0; i < x.length; i++) x[i] = w.inputDensity === undefined ? next() : next() < w.inputDensity ? 1 : 0
+  const y = new Uint32Array(w.batch)
+  for (let i = 0; i < w.batch; i++) y[i] = Math.floor(next() * w.classes)
+  return { x, y }
+}
