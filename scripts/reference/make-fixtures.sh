@@ -19,6 +19,7 @@
 # Usage: scripts/reference/make-fixtures.sh            (create/reuse the venv, write fixtures)
 #        PYTHON=python3.11 scripts/reference/make-fixtures.sh
 #        scripts/reference/make-fixtures.sh --recreate  (delete and recreate the venv first)
+#        scripts/reference/make-fixtures.sh --venv-only (only create the venv, for bench:compare)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,6 +34,10 @@ SPIKINGJELLY_VERSION=0.0.0.0.14
 if [[ "${1:-}" == "--recreate" ]]; then
   rm -rf "$VENV"
 fi
+VENV_ONLY=0
+if [[ "${1:-}" == "--venv-only" ]]; then
+  VENV_ONLY=1   # just the environment, e.g. for `npm run bench:compare`
+fi
 
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import torch, spikingjelly" 2>/dev/null; then
   echo "creating $VENV with $PYTHON ($("$PYTHON" --version 2>&1))"
@@ -43,6 +48,11 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import torch, spiki
     "torchvision==$TORCHVISION_VERSION" \
     "spikingjelly==$SPIKINGJELLY_VERSION" \
     "numpy<3"
+fi
+
+if [[ $VENV_ONLY == 1 ]]; then
+  echo "$VENV is ready"
+  exit 0
 fi
 
 mkdir -p "$OUT"

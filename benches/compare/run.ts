@@ -1,0 +1,51 @@
+// Side by side with SpikingJelly on the reference workloads W1 and W2: the same batch, both
+// engines in this session, 2 threads each; prints ratios (ours / theirs) and records them.
+//   npm run bench:compare [-- --steps 10]
+// Needs the Python environment of scripts/reference/make-fixtures.sh (torch + spikingjelly from
+// PyPI): `scripts/reference/make-fixtures.sh --venv-only` creates it in .venv-reference/.
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { record } from '../record'
+import { WORKLOADS, syntheticBatch } from '../workloads'
+
+const { values } = parseArgs({ options: { steps: { type: 'string', default: '10' } } })
+const root = join(__dirname, '..', '..')
+const python = join(root, '.venv-reference', 'bin', 'python')
+if (!existsSync(python)) {
+  console.error(`no ${python}: run scripts/reference/make-fixtures.sh --venv-only first (installs torch and spikingjelly from PyPI)`)
+  process.exit(2)
+}
+const dir = mkdtempSync(join(tmpdir(), 'dualstream-compare-'))
+try {
+  const rows = []
+  for (const name of ['W1', 'W2']) {
+    const w = WORKLOADS.find((x) => x.name === name)!
+    const { x, y } = syntheticBatch(w)
+    const input = join(dir, `${name}.bin`)
+    const bytes = new Uint8Array(x.byteLength + y.byteLength)
+    bytes.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), 0)
+    bytes.set(new Uint8Array(y.buffer, y.byteOffset, y.byteLength), x.byteLength)
+    writeFileSync(input, bytes)
+    const env = { ...process.env, RAYON_NUM_THREADS: '2', OMP_NUM_THREADS: '2' }
+    const ours = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'workloads-run.ts'), '--only', name, '--steps', values.steps!], { encoding: 'utf8', env })
+    const theirs = spawnSync(python, [join(__dirname, 'spikingjelly_workloads.py'), name, input, values.steps!], { encoding: 'utf8', env })
+    if (ours.status !== 0) throw new Error(`dualstream ${name}: ${ours.stderr}`)
+    if (theirs.status !== 0) throw new Error(`spikingjelly ${name}: ${theirs.stderr}`)
+    const a = JSON.parse(ours.stdout.trim().split('\n').at(-1)!)
+    const b = JSON.parse(theirs.stdout.trim().split('\n').at(-1)!)
+    const row = {
+      workload: name, ours: a, spikingjelly: b,
+      trainRatio: a.trainStepMs / b.trainStepMs, inferenceRatio: a.inferenceMs / b.inferenceMs, memoryRatio: a.peakRssMiB / b.peakRssMiB,
+    }
+    console.log(`${name}: train step ${a.trainStepMs.toFixed(1)} vs ${b.trainStepMs.toFixed(1)} ms (x${(1 / row.trainRatio).toFixed(2)} faster), ` +
+      `inference ${a.inferenceMs.toFixed(1)} vs ${b.inferenceMs.toFixed(1)} ms (x${(1 / row.inferenceRatio).toFixed(2)}), ` +
+      `peak RSS ${a.peakRssMiB.toFixed(0)} vs ${b.peakRssMiB.toFixed(0)} MiB (${(100 * row.memoryRatio).toFixed(0)} %)`)
+    rows.push(row)
+  }
+  record('compare', `npm run bench:compare -- --steps ${values.steps}`, { rows })
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}

@@ -1,0 +1,102 @@
+"""The reference workloads of benches/workloads.ts, built in SpikingJelly (multi-step mode, torch
+backend, 2 threads), timed the same way: median training step (forward, BPTT, SGD with momentum)
+and inference batch, and the process's peak resident memory.
+
+Usage: python spikingjelly_workloads.py WORKLOAD INPUT.bin STEPS
+INPUT.bin holds the batch dualstream uses: float32 x (T, N, ...) or (N, ...), then uint32 labels.
+Prints one JSON line."""
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+torch.set_num_threads(2)
+torch.manual_seed(1)
+
+
+def lif():
+    return neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True,
+                          step_mode="m", backend="torch")
+
+
+def stem(cin, cout):
+    return [layer.Conv2d(cin, cout, 3, padding=1, bias=False), layer.BatchNorm2d(cout), lif()]
+
+
+class SewIand(nn.Module):
+    """SEW BasicBlock, g = IAND: O = (1 - S) * X with S = LIF(BN(conv(LIF(BN(conv(X))))))."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.branch = nn.Sequential(*stem(c, c), *stem(c, c))
+
+    def forward(self, x):
+        return (1.0 - self.branch(x)) * x
+
+
+def build(name):
+    if name == "W1":
+        net = nn.Sequential(*stem(1, 32), SewIand(32), layer.MaxPool2d(2), *stem(32, 64), SewIand(64),
+                            layer.MaxPool2d(2), layer.Flatten(), layer.Linear(3136, 10))
+        return net, 4, 32, (1, 28, 28), "direct"
+    if name == "W2":
+        mods = stem(2, 32)
+        for _ in range(6):
+            mods += [SewIand(32), layer.MaxPool2d(2)]
+        net = nn.Sequential(*mods, layer.Flatten(), layer.Linear(32, 11))
+        return net, 8, 8, (2, 64, 64), "sequence"
+    raise SystemExit(f"unknown workload {name}: expected W1 or W2")
+
+
+def main():
+    name, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    net, t, n, sample, encoding = build(name)
+    functional.set_step_mode(net, "m")
+    raw = np.fromfile(path, dtype=np.uint8)
+    per = int(np.prod(sample))
+    count = (t if encoding == "sequence" else 1) * n * per
+    x = torch.from_numpy(raw[: count * 4].view(np.float32).copy())
+    y = torch.from_numpy(raw[count * 4:].view(np.uint32).astype(np.int64))
+    if encoding == "sequence":
+        x_seq = x.view(t, n, *sample)
+    else:
+        x_seq = x.view(n, *sample).unsqueeze(0).repeat(t, 1, 1, 1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    train = []
+    net.train()
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        out = net(x_seq).mean(0)
+        loss = nn.functional.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        functional.reset_net(net)
+        if i >= 2:
+            train.append((time.perf_counter() - t0) * 1000)
+    infer = []
+    net.eval()
+    with torch.no_grad():
+        for i in range(steps + 2):
+            t0 = time.perf_counter()
+            net(x_seq).mean(0)
+            functional.reset_net(net)
+            if i >= 2:
+                infer.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({
+        "workload": name,
+        "trainStepMs": float(np.median(train)),
+        "inferenceMs": float(np.median(infer)),
+        "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
