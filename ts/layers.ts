@@ -319,13 +319,25 @@ function lastChannels(stages: DualStage[]): number | undefined {
  * `y_s = FC(GAP(O))`, `y_a = FC(GAP(A))` with one shared FC. It reads the stem's spikes and
  * must be the model's last layer. `aap: false` builds the full-spike network alone.
  */
-export function dualStream(options: { stages: (DualStage | LayerSpec)[]; classes: number; features?: number; bias?: boolean; aap?: boolean }): LayerSpec {
+export function dualStream(options: {
+  stages: (DualStage | LayerSpec)[]
+  classes: number
+  /** The FC's inputs: the last stage's channels for 'gap' (inferred), C*H*W for 'flatten' (required). */
+  features?: number
+  bias?: boolean
+  aap?: boolean
+  /** How each stream's last map reaches the shared FC: 'gap' (default) or 'flatten'. */
+  headPool?: 'gap' | 'flatten'
+}): LayerSpec {
   const stages = layerList('dualStream stages', options.stages) as unknown as DualStage[]
   stages.forEach((s, i) => {
     if (!s || !['block', 'maxPool2d', 'avgPool2d'].includes((s as { type?: string }).type ?? '')) {
       throw argError(`dualStream stages[${i}]`, 'a dual-stream block or a maxPool2d/avgPool2d', (s as { type?: string })?.type ?? s)
     }
   })
+  const headPool = options.headPool ?? 'gap'
+  if (headPool !== 'gap' && headPool !== 'flatten') throw argError('dualStream headPool', "'gap' or 'flatten'", headPool)
+  if (headPool === 'flatten' && options.features === undefined) throw argError('dualStream features', "C*H*W of the last stage's output (required with headPool 'flatten')", undefined)
   const features = options.features ?? lastChannels(stages)
   if (features === undefined) throw argError('dualStream features', 'the channels of the last stage (no conv found to infer them)', undefined)
   return {
@@ -333,5 +345,6 @@ export function dualStream(options: { stages: (DualStage | LayerSpec)[]; classes
     stages,
     head: { inFeatures: positiveInt('dualStream features', features), outFeatures: positiveInt('dualStream classes', options.classes), bias: options.bias ?? true },
     aap: options.aap ?? true,
+    ...(headPool === 'flatten' ? { headPool } : {}),
   }
 }

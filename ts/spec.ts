@@ -74,6 +74,8 @@ export interface DualStreamSpec {
   /** The FC shared by both heads. */
   head: { inFeatures: number; outFeatures: number; bias: boolean }
   aap: boolean
+  /** 'gap' (default, the paper's heads) or 'flatten' (inFeatures = C*H*W, for small inputs). */
+  headPool?: 'gap' | 'flatten'
 }
 
 export type Encoding = 'direct' | 'sequence'

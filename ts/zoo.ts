@@ -38,6 +38,30 @@ export function convSnn(options: { inChannels?: number; size?: number; classes?:
 // ---------------------------------------------------------------------------------------------
 
 /** A network from the zoo: its layers and the options `Model` needs to run it. */
+/**
+ * A small dual-stream SNN for 28x28 grey images, the DSNN counterpart of `convSnn`:
+ * conv3x3(1->c)-BN-LIF-maxpool2, then the trunk: dual-stream BasicBlock(c), maxpool2 on both
+ * streams, dual-stream BasicBlock(c), and the shared FC over the flattened c x 7 x 7 map of each
+ * stream (`headPool: 'flatten'`). Train it with DST; deploy `toFullSpike()`.
+ */
+export function convDsnn(options: { inChannels?: number; size?: number; classes?: number; width?: number; connect?: DualConnect } = {}): LayerSpec[] {
+  const { inChannels = 1, size = 28, classes = 10, width = 32, connect = 'or' } = options
+  const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
+  const side = Math.floor(Math.floor(size / 2) / 2)
+  return [
+    conv2d(inChannels, width, 3, { padding: 1, bias: false }),
+    batchNorm2d(width),
+    neuron(),
+    maxPool2d(2),
+    dualStream({
+      stages: [dualBasicBlock(width, width, { connect, neuron }), maxPool2d(2), dualBasicBlock(width, width, { connect, neuron })],
+      classes,
+      headPool: 'flatten',
+      features: width * side * side,
+    }),
+  ]
+}
+
 export interface ZooNet {
   name: string
   layers: LayerSpec[]

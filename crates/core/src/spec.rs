@@ -277,6 +277,21 @@ pub struct DualStreamSpec {
     /// `false`: the full-spike network (FSNN) alone, no accumulation stream, one head.
     #[serde(default = "yes")]
     pub aap: bool,
+    /// How each stream's last feature map `[C, H, W]` reaches the shared FC.
+    #[serde(default)]
+    pub head_pool: HeadPool,
+}
+
+/// `gap`: global average pooling (the paper's heads, `inFeatures` = C). `flatten`: every
+/// position (`inFeatures` = C*H*W), for small inputs where GAP throws the layout away. Both are
+/// linear, so `FC(mean_t pool(O))` stays the time mean of per-step logits and the FC of the
+/// spike head still reads only spikes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum HeadPool {
+    #[default]
+    Gap,
+    Flatten,
 }
 
 fn one() -> usize {

@@ -9,7 +9,7 @@ use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Buffer, Layer
 use crate::nn::linear::Linear;
 use crate::nn::pool::{AvgPool2d, MaxPool2d};
 use crate::rng::Rng;
-use crate::spec::{DualStage, DualStreamSpec};
+use crate::spec::{DualStage, DualStreamSpec, HeadPool};
 use crate::tensor::Tensor;
 
 enum Stage {
@@ -44,6 +44,7 @@ pub struct DualStream {
     /// Audits the head: `FC(GAP(O_L))` = GAP of a 1x1 conv over the spikes O_L (FC is linear),
     /// so the head's synaptic input is O_L, which must be binary.
     probe: AuditProbe,
+    head_pool: HeadPool,
     /// Per stage, the mean of its spike output O_i in the last forward (its firing rate).
     out_rates: Vec<f32>,
     /// Per stage, `(|dL/dO_i|, |dL/dA_i|)` of the last backward (0 for A without the AAP).
@@ -110,6 +111,7 @@ impl DualStream {
             probe: AuditProbe::default(),
             grad_norms: Vec::new(),
             out_rates: Vec::new(),
+            head_pool: spec.head_pool,
             path: name.to_string(),
         })
     }
@@ -123,11 +125,27 @@ impl DualStream {
     }
 
     /// GAP then the shared FC: `[T, N, C, H, W]` -> `[T, N, K]`.
-    fn head_forward(head: &mut Linear, x: &Tensor, pooled: &mut Tensor, logits: &mut Tensor) -> Result<()> {
+    fn head_forward(pool: HeadPool, head: &mut Linear, x: &Tensor, pooled: &mut Tensor, logits: &mut Tensor) -> Result<()> {
         let s = x.shape();
-        pooled.resize_for_overwrite(&s[..3]);
-        global_avg_forward(x.data(), s[3] * s[4], pooled.data_mut());
+        match pool {
+            HeadPool::Gap => {
+                pooled.resize_for_overwrite(&s[..3]);
+                global_avg_forward(x.data(), s[3] * s[4], pooled.data_mut());
+            }
+            HeadPool::Flatten => {
+                pooled.resize_for_overwrite(&[s[0], s[1], s[2] * s[3] * s[4]]);
+                pooled.data_mut().copy_from_slice(x.data());
+            }
+        }
         head.forward(pooled, logits, true)
+    }
+
+    /// The features the FC sees for a stream shape `[T, N, C, H, W]`.
+    fn head_input_shape(&self, s: &[usize]) -> Vec<usize> {
+        match self.head_pool {
+            HeadPool::Gap => s[..3].to_vec(),
+            HeadPool::Flatten => vec![s[0], s[1], s[2] * s[3] * s[4]],
+        }
     }
 }
 
@@ -145,7 +163,7 @@ impl Layer for DualStream {
                 Stage::Pool { spike, .. } => spike.output_shape(&shape)?,
             };
         }
-        let logits = self.head.output_shape(&shape[..3])?;
+        let logits = self.head.output_shape(&self.head_input_shape(&shape))?;
         Ok(vec![logits[0], logits[1], self.classes * self.heads()])
     }
 
@@ -171,10 +189,10 @@ impl Layer for DualStream {
         self.out_rates = self.o.iter().map(Tensor::mean).collect();
         let last = self.stages.len() - 1;
         self.probe.observe(self.o[last].data());
-        Self::head_forward(&mut self.head, &self.o[last], &mut self.pooled_s, &mut self.logits_s)?;
+        Self::head_forward(self.head_pool, &mut self.head, &self.o[last], &mut self.pooled_s, &mut self.logits_s)?;
         let (t, n, k) = (self.logits_s.shape()[0], self.logits_s.shape()[1], self.classes);
         if aap {
-            Self::head_forward(&mut self.head, &self.a[last], &mut self.pooled_a, &mut self.logits_a)?;
+            Self::head_forward(self.head_pool, &mut self.head, &self.a[last], &mut self.pooled_a, &mut self.logits_a)?;
             output.resize_for_overwrite(&[t, n, 2 * k]);
             for ((row, s), a) in output
                 .data_mut()
@@ -217,7 +235,10 @@ impl Layer for DualStream {
             self.head.backward(pooled, logits, &self.grad_logits, &mut self.grad_pooled)?;
             dst.resize_for_overwrite(feat.shape());
             let s = feat.shape();
-            global_avg_backward(self.grad_pooled.data(), s[3] * s[4], dst.data_mut());
+            match self.head_pool {
+                HeadPool::Gap => global_avg_backward(self.grad_pooled.data(), s[3] * s[4], dst.data_mut()),
+                HeadPool::Flatten => dst.data_mut().copy_from_slice(self.grad_pooled.data()),
+            }
         }
         // Stage i reads its output gradient from one buffer of each pair and writes its input
         // gradient into the other; stage 0's input is both O_0 and A_0, so its two gradients add.
@@ -320,9 +341,11 @@ mod tests {
     /// A trunk of smooth layers only (no neurons; the projection without its ReLU), so that
     /// finite differences are valid: a stride-1 block, an average pooling of both streams (max pooling has kinks), and a
     /// downsampling block with the AAP projection (depthwise conv3x3 s2, conv1x1, BN).
-    fn smooth_trunk(connect: &str) -> LayerSpec {
+    fn smooth_trunk(connect: &str, flatten: bool) -> LayerSpec {
+        // The last stage gives [4, 2, 2]: GAP feeds 4 features to the FC, flatten 16.
+        let head = if flatten { r#""headPool":"flatten","head":{"inFeatures":16,"outFeatures":3}"# } else { r#""head":{"inFeatures":4,"outFeatures":3}"# };
         let json = format!(
-            r#"{{"type":"dualStream","head":{{"inFeatures":4,"outFeatures":3}},"stages":[
+            r#"{{"type":"dualStream",{head},"stages":[
             {{"type":"block","connect":"{connect}","branch":[
                 {{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
                 {{"type":"batchNorm2d","numFeatures":2}}]}},
@@ -353,8 +376,8 @@ mod tests {
 
     #[test]
     fn gradients_of_both_streams_heads_and_projection_match_finite_differences() {
-        for connect in ["and", "iand", "or", "xor"] {
-            let spec = smooth_trunk(connect);
+        for (connect, flatten) in [("and", false), ("iand", false), ("or", false), ("xor", false), ("iand", true), ("xor", true)] {
+            let spec = smooth_trunk(connect, flatten);
             let mut rng = Rng::new(21);
             let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
             let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
@@ -391,7 +414,7 @@ mod tests {
 
     #[test]
     fn without_the_aap_the_trunk_gives_the_spike_head_alone_and_projections_get_no_gradient() {
-        let spec = smooth_trunk("iand");
+        let spec = smooth_trunk("iand", false);
         let mut rng = Rng::new(5);
         let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
         let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
