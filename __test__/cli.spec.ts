@@ -18,7 +18,23 @@ test('train --json runs a short real training and prints the final metrics as on
   t.true(m.seconds > 0)
   // 10 classes: chance is 10 %; even 32 steps on real images must do far better.
   t.true(m.testAccuracy > 0.4 && m.testAccuracy <= 1, `testAccuracy ${m.testAccuracy}`)
+  t.is(m.model, 'snn')
+  t.is(m.dsnnTestAccuracy, null)
   t.true(m.firingRates.length === 2 && m.firingRates.every((r: { rate: number }) => r.rate > 0 && r.rate < 1))
+})
+
+test('train --model dsnn reports the full-spike accuracy with the DSNN accuracy beside it', (t) => {
+  const r = run('train', '--model', 'dsnn', '--limit', '1024', '--epochs', '1', '--batch-size', '32', '--json')
+  t.is(r.status, 0, r.stderr)
+  const m = JSON.parse(r.stdout.trim())
+  t.is(m.model, 'dsnn')
+  t.true(m.testAccuracy > 0.4 && m.testAccuracy <= 1, `testAccuracy ${m.testAccuracy}`)
+  t.true(m.dsnnTestAccuracy > 0.4 && m.dsnnTestAccuracy <= 1, `dsnnTestAccuracy ${m.dsnnTestAccuracy}`)
+  const names = m.firingRates.map((f: { name: string }) => f.name)
+  t.true(names.includes('layers.2 (lif)') && names.includes('layers.4.stages.2.out'), names.join(', '))
+  // A zero-initialised branch's last neuron may still be silent after a few steps: rates lie in [0, 1].
+  t.true(m.firingRates.every((f: { rate: number }) => f.rate >= 0 && f.rate <= 1))
+  t.true(m.firingRates.find((f: { name: string }) => f.name === 'layers.4.stages.2.out').rate > 0)
 })
 
 test('train prints plain progress lines when stderr is not a terminal', (t) => {
@@ -42,6 +58,9 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
   r = run('train', '--lr', 'fast')
   t.is(r.status, 2)
   t.regex(r.stderr, /--lr: expected a number > 0/)
+  r = run('train', '--model', 'resnet')
+  t.is(r.status, 2)
+  t.regex(r.stderr, /--model: expected one of snn, dsnn/)
   r = run('fly')
   t.is(r.status, 2)
   t.regex(r.stderr, /unknown command "fly"/)
@@ -53,7 +72,7 @@ test('--help documents every command', (t) => {
   t.regex(r.stdout, /train/)
   r = run('train', '--help')
   t.is(r.status, 0)
-  for (const flag of ['--dataset', '--epochs', '--batch-size', '--time-steps', '--optimizer', '--lr', '--schedule', '--seed', '--limit', '--json']) {
+  for (const flag of ['--dataset', '--model', '--epochs', '--batch-size', '--time-steps', '--optimizer', '--lr', '--schedule', '--seed', '--limit', '--json']) {
     t.true(r.stdout.includes(flag), flag)
   }
 })
