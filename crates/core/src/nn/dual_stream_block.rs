@@ -8,7 +8,7 @@ use crate::neuron::{NeuronKind, NeuronLayer};
 use crate::nn::connect::{connect_backward, connect_forward};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::sequential::Sequential;
-use crate::nn::spiking_resnet_block::joined_shape;
+use crate::nn::residual::joined_shape;
 use crate::nn::build_sequential;
 use crate::rng::Rng;
 use crate::spec::{Connect, DualConnect, DualStreamBlockSpec};

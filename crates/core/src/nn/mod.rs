@@ -12,6 +12,7 @@ pub mod layer;
 pub mod linear;
 pub mod pool;
 pub mod relu;
+pub mod residual;
 pub mod sequential;
 pub mod sew_block;
 pub mod spiking_resnet_block;

@@ -1,63 +1,32 @@
 //! Spiking ResNet block: `O = SN_res(branch(X) + shortcut(X))`, the residual neuron an IF with
 //! V_th 1, V_reset 0, so that a silent branch passes spikes through unchanged (identity mapping).
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::neuron::NeuronLayer;
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::tensor::Tensor;
 
 pub struct SpikingResnetBlock {
     name: String,
-    branch: Sequential,
-    /// `None` is the identity shortcut.
-    shortcut: Option<Sequential>,
+    paths: ResidualPaths,
     neuron: NeuronLayer,
-    branch_out: Tensor,
-    shortcut_out: Tensor,
     /// `branch(X) + shortcut(X)`, the residual neuron's input.
     charge: Tensor,
     grad_charge: Tensor,
-    grad_scratch: Tensor,
 }
 
 impl SpikingResnetBlock {
-    pub fn new(name: &str, mut branch: Sequential, mut shortcut: Option<Sequential>, neuron: NeuronLayer) -> Self {
-        // Residual blocks sit between spiking layers: their input is a spike map.
-        branch.set_input_spikes(true);
-        if let Some(sc) = &mut shortcut {
-            sc.set_input_spikes(true);
-        }
+    /// `shortcut: None` is the identity shortcut.
+    pub fn new(name: &str, branch: Sequential, shortcut: Option<Sequential>, neuron: NeuronLayer) -> Self {
         SpikingResnetBlock {
             name: name.to_string(),
-            branch,
-            shortcut,
+            paths: ResidualPaths::new(branch, shortcut),
             neuron,
-            branch_out: Tensor::default(),
-            shortcut_out: Tensor::default(),
             charge: Tensor::default(),
             grad_charge: Tensor::default(),
-            grad_scratch: Tensor::default(),
         }
     }
-}
-
-/// Shape check shared with the dual-stream block: branch and shortcut must agree.
-pub(crate) fn joined_shape(name: &str, branch: &Sequential, shortcut: Option<&Sequential>, input: &[usize]) -> Result<Vec<usize>> {
-    let b = branch.output_shape(input)?;
-    let s = match shortcut {
-        Some(sc) => sc.output_shape(input)?,
-        None => input.to_vec(),
-    };
-    if b != s {
-        return Err(Error::spec(
-            name,
-            format!(
-                "the branch gives {b:?} but the shortcut gives {s:?}; add a downsampling shortcut \
-                 (conv1x1 with the branch's stride and channels) so both match"
-            ),
-        ));
-    }
-    Ok(b)
 }
 
 impl Layer for SpikingResnetBlock {
@@ -70,27 +39,14 @@ impl Layer for SpikingResnetBlock {
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        joined_shape(&self.name, &self.branch, self.shortcut.as_ref(), input)
+        self.paths.output_shape(&self.name, input)
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        self.branch.forward(input, &mut self.branch_out, training)?;
-        let o = match &mut self.shortcut {
-            Some(sc) => {
-                sc.forward(input, &mut self.shortcut_out, training)?;
-                &self.shortcut_out
-            }
-            None => input,
-        };
-        if o.shape() != self.branch_out.shape() {
-            return Err(Error::shape(
-                &self.name,
-                format!("the branch output shape {:?} for the shortcut", self.branch_out.shape()),
-                o.shape(),
-            ));
-        }
+        self.paths.forward(&self.name, input, training)?;
+        let o = self.paths.shortcut_out(input);
         self.charge.resize_for_overwrite(o.shape());
-        for ((c, &b), &s) in self.charge.data_mut().iter_mut().zip(self.branch_out.data()).zip(o.data()) {
+        for ((c, &b), &s) in self.charge.data_mut().iter_mut().zip(self.paths.branch_out.data()).zip(o.data()) {
             *c = b + s;
         }
         self.neuron.forward(&self.charge, output, training)
@@ -99,55 +55,29 @@ impl Layer for SpikingResnetBlock {
     fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
         self.neuron.backward(&self.charge, output, grad_output, &mut self.grad_charge)?;
         // d charge / d branch = d charge / d shortcut = 1.
-        self.branch.backward(input, &self.branch_out, &self.grad_charge, grad_input)?;
-        let through_shortcut = match &mut self.shortcut {
-            Some(sc) => {
-                sc.backward(input, &self.shortcut_out, &self.grad_charge, &mut self.grad_scratch)?;
-                &self.grad_scratch
-            }
-            None => &self.grad_charge,
-        };
-        for (g, s) in grad_input.data_mut().iter_mut().zip(through_shortcut.data()) {
-            *g += s;
-        }
-        Ok(())
+        self.paths.backward(input, &self.grad_charge, &self.grad_charge, grad_input)
     }
 
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        self.branch.params(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.params(out);
-        }
+        self.paths.params(out);
         self.neuron.params(out);
     }
 
     fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        self.branch.buffers(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.buffers(out);
-        }
+        self.paths.buffers(out);
     }
 
     fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        self.branch.firing_rates(out);
-        if let Some(sc) = &self.shortcut {
-            sc.firing_rates(out);
-        }
+        self.paths.firing_rates(out);
         self.neuron.firing_rates(out);
     }
 
     fn set_audit(&mut self, on: bool) {
-        self.branch.set_audit(on);
-        if let Some(sc) = &mut self.shortcut {
-            sc.set_audit(on);
-        }
+        self.paths.set_audit(on);
     }
 
     fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.branch.audit(out);
-        if let Some(sc) = &self.shortcut {
-            sc.audit(out);
-        }
+        self.paths.audit(out);
     }
 }
 

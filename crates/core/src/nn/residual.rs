@@ -1,0 +1,126 @@
+//! The two paths every residual block has: a branch and a shortcut (the identity when absent),
+//! both reading the block input. SEW and Spiking ResNet blocks differ only in how they join them.
+use crate::error::{Error, Result};
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::nn::sequential::Sequential;
+use crate::tensor::Tensor;
+
+pub struct ResidualPaths {
+    pub branch: Sequential,
+    pub shortcut: Option<Sequential>,
+    pub branch_out: Tensor,
+    shortcut_out: Tensor,
+    grad_scratch: Tensor,
+}
+
+impl ResidualPaths {
+    pub fn new(mut branch: Sequential, mut shortcut: Option<Sequential>) -> Self {
+        // Residual blocks sit between spiking layers: their input is a spike map.
+        branch.set_input_spikes(true);
+        if let Some(sc) = &mut shortcut {
+            sc.set_input_spikes(true);
+        }
+        ResidualPaths { branch, shortcut, branch_out: Tensor::default(), shortcut_out: Tensor::default(), grad_scratch: Tensor::default() }
+    }
+
+    pub fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
+        joined_shape(name, &self.branch, self.shortcut.as_ref(), input)
+    }
+
+    /// Runs both paths; then `branch_out` and `shortcut_out(input)` hold their outputs.
+    pub fn forward(&mut self, name: &str, input: &Tensor, training: bool) -> Result<()> {
+        self.branch.forward(input, &mut self.branch_out, training)?;
+        if let Some(sc) = &mut self.shortcut {
+            sc.forward(input, &mut self.shortcut_out, training)?;
+        }
+        let o = self.shortcut_out(input);
+        if o.shape() != self.branch_out.shape() {
+            return Err(Error::shape(name, format!("the branch output shape {:?} for the shortcut", self.branch_out.shape()), o.shape()));
+        }
+        Ok(())
+    }
+
+    /// The shortcut's output of the last forward (`input` itself for the identity).
+    pub fn shortcut_out<'a>(&'a self, input: &'a Tensor) -> &'a Tensor {
+        if self.shortcut.is_some() {
+            &self.shortcut_out
+        } else {
+            input
+        }
+    }
+
+    /// Back through both paths; `grad_input` gets the sum of their input gradients.
+    pub fn backward(&mut self, input: &Tensor, grad_branch: &Tensor, grad_shortcut: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+        self.branch.backward(input, &self.branch_out, grad_branch, grad_input)?;
+        let through_shortcut = match &mut self.shortcut {
+            Some(sc) => {
+                sc.backward(input, &self.shortcut_out, grad_shortcut, &mut self.grad_scratch)?;
+                &self.grad_scratch
+            }
+            None => grad_shortcut,
+        };
+        for (g, s) in grad_input.data_mut().iter_mut().zip(through_shortcut.data()) {
+            *g += s;
+        }
+        Ok(())
+    }
+
+    pub fn emits_spikes(&self, input_spikes: bool) -> bool {
+        let shortcut = self.shortcut.as_ref().map_or(input_spikes, |sc| sc.emits_spikes(input_spikes));
+        shortcut && self.branch.emits_spikes(input_spikes)
+    }
+
+    pub fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
+        self.branch.params(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.params(out);
+        }
+    }
+
+    pub fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+        self.branch.buffers(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.buffers(out);
+        }
+    }
+
+    pub fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
+        self.branch.firing_rates(out);
+        if let Some(sc) = &self.shortcut {
+            sc.firing_rates(out);
+        }
+    }
+
+    pub fn set_audit(&mut self, on: bool) {
+        self.branch.set_audit(on);
+        if let Some(sc) = &mut self.shortcut {
+            sc.set_audit(on);
+        }
+    }
+
+    pub fn audit(&self, out: &mut Vec<AuditEntry>) {
+        self.branch.audit(out);
+        if let Some(sc) = &self.shortcut {
+            sc.audit(out);
+        }
+    }
+}
+
+/// Shape check shared by all residual blocks: branch and shortcut must agree.
+pub(crate) fn joined_shape(name: &str, branch: &Sequential, shortcut: Option<&Sequential>, input: &[usize]) -> Result<Vec<usize>> {
+    let b = branch.output_shape(input)?;
+    let s = match shortcut {
+        Some(sc) => sc.output_shape(input)?,
+        None => input.to_vec(),
+    };
+    if b != s {
+        return Err(Error::spec(
+            name,
+            format!(
+                "the branch gives {b:?} but the shortcut gives {s:?}; add a downsampling shortcut \
+                 (conv1x1 with the branch's stride and channels) so both match"
+            ),
+        ));
+    }
+    Ok(b)
+}
