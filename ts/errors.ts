@@ -4,6 +4,7 @@
  *
  * Codes: ERR_ARG (a caller's argument has the wrong type or range), ERR_SHAPE, ERR_VALUE,
  * ERR_NON_FINITE, ERR_SPEC, ERR_STATE (from the engine), ERR_DATA (a data file is malformed),
+ * ERR_FORMAT (an event or dataset file breaks its format: names the file and byte offset or row),
  * ERR_NOT_FOUND (a file or package is missing), ERR_IO, ERR_BUSY, ERR_DISPOSED, ERR_INTERNAL.
  */
 export class DualstreamError extends Error {

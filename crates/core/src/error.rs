@@ -16,6 +16,8 @@ pub enum Error {
     State { at: String, message: String },
     /// Reading or writing a file.
     Io { path: String, message: String },
+    /// A file whose bytes do not follow its format: `at` is the byte offset or row.
+    Format { path: String, at: String, expected: String },
 }
 
 impl Error {
@@ -28,6 +30,7 @@ impl Error {
             Error::Spec { .. } => "ERR_SPEC",
             Error::State { .. } => "ERR_STATE",
             Error::Io { .. } => "ERR_IO",
+            Error::Format { .. } => "ERR_FORMAT",
         }
     }
 
@@ -39,6 +42,12 @@ impl Error {
     }
     pub fn spec(at: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Spec { at: at.into(), message: message.into() }
+    }
+    pub fn format(path: impl Into<String>, at: impl Into<String>, expected: impl Into<String>) -> Self {
+        Error::Format { path: path.into(), at: at.into(), expected: expected.into() }
+    }
+    pub fn io(path: impl Into<String>, err: impl fmt::Display) -> Self {
+        Error::Io { path: path.into(), message: err.to_string() }
     }
     pub fn state(at: impl Into<String>, message: impl Into<String>) -> Self {
         Error::State { at: at.into(), message: message.into() }
@@ -58,6 +67,7 @@ impl fmt::Display for Error {
             Error::Spec { at, message } => write!(f, "model spec, {at}: {message}"),
             Error::State { at, message } => write!(f, "{at}: {message}"),
             Error::Io { path, message } => write!(f, "{path}: {message}"),
+            Error::Format { path, at, expected } => write!(f, "{path}, {at}: expected {expected}"),
         }
     }
 }

@@ -1,0 +1,7 @@
+//! dualstream-data: reading datasets from their original files (no downloads), turning event
+//! streams into frames, augmenting and encoding samples. Pure Rust; errors are the engine's
+//! `Error` so they reach JavaScript with a code (`ERR_FORMAT` names the file and byte offset).
+
+pub mod events;
+
+pub use events::EventStream;
