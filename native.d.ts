@@ -43,6 +43,15 @@ export declare class NativeModel {
   stateTensors(): Array<NamedTensor>
   /** Sets one parameter or buffer by name. */
   setTensor(name: string, shape: Array<number>, data: Float32Array): void
+  /**
+   * The trainer's resume state: schedule position and optimizer buffers/step count, copied out
+   * (empty before `configureTraining`).
+   */
+  trainerState(): Array<NamedTensor>
+  /** Restores a `trainerState()` into the configured trainer (same optimizer kind). */
+  setTrainerState(tensors: Array<NamedTensor>): void
+  /** Each top-level layer's name and output shape per sample and time step. */
+  layerShapes(): Array<LayerShape>
   specJson(): string
   /** Frees the weights now; later calls fail with ERR_DISPOSED. */
   dispose(): void
@@ -89,6 +98,11 @@ export interface GradientNorm {
 export interface LayerRate {
   name: string
   rate: number
+}
+
+export interface LayerShape {
+  name: string
+  shape: Array<number>
 }
 
 export interface NamedTensor {

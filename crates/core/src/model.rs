@@ -196,6 +196,19 @@ impl Model {
         Ok(AuditReport { layers, stem, offending })
     }
 
+    /// Each top-level layer's name and its output shape for one sample at one time step
+    /// (without T and N), in order.
+    pub fn layer_shapes(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        let mut shape = vec![self.spec.time_steps, 1];
+        shape.extend_from_slice(&self.spec.input_shape);
+        let mut out = Vec::new();
+        for layer in self.body.layers() {
+            shape = layer.output_shape(&shape)?;
+            out.push((layer.name().to_string(), shape[2..].to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Shape of one sample's output per step, e.g. `[10]` for a classifier.
     pub fn output_shape_per_sample(&self) -> &[usize] {
         &self.output_shape_per_sample
@@ -415,6 +428,34 @@ impl Trainer {
         &self.loss
     }
 
+    /// What resuming needs beyond the model's tensors: the schedule position
+    /// (`schedule/step`) and the optimizer's buffers and step count (`optimizer/<key>`, keys
+    /// as `Optimizer::state`).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("schedule/step".to_string(), crate::optim::step_to_tensor(self.step as u64))];
+        out.extend(self.optimizer.state().into_iter().map(|(k, t)| (format!("optimizer/{k}"), t)));
+        out
+    }
+
+    /// Restores a `state()` of a trainer with the same optimizer kind; all or nothing.
+    pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        let mut step = None;
+        let mut optimizer = Vec::new();
+        for (key, t) in state {
+            if key == "schedule/step" {
+                step = Some(crate::optim::step_from_tensor("trainer", t)?);
+            } else if let Some(rest) = key.strip_prefix("optimizer/") {
+                optimizer.push((rest.to_string(), t.clone()));
+            } else {
+                return Err(Error::value("trainer.load_state", "keys \"schedule/step\" or \"optimizer/...\"", format!("\"{key}\"")));
+            }
+        }
+        let step = step.ok_or_else(|| Error::value("trainer.load_state", "a \"schedule/step\" entry", "none"))?;
+        self.optimizer.load_state(&optimizer)?;
+        self.step = step as usize;
+        Ok(())
+    }
+
     /// Forward, loss and BPTT in training mode, without updating the weights: the parameter
     /// gradients (and the gradient norms at block outputs) are left in the model.
     pub fn compute_gradients(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
@@ -500,6 +541,19 @@ mod tests {
     }
 
     #[test]
+    fn layer_shapes_follow_the_spec() {
+        let m = Model::from_spec(&spec("direct"), 1).unwrap();
+        let shapes = m.layer_shapes().unwrap();
+        let expected: Vec<(String, Vec<usize>)> = vec![
+            ("layers.0 (conv2d)".into(), vec![2, 4, 4]),
+            ("layers.1 (batchNorm2d)".into(), vec![2, 4, 4]),
+            ("layers.2 (flatten)".into(), vec![32]),
+            ("layers.3 (linear)".into(), vec![3]),
+        ];
+        assert_eq!(shapes, expected);
+    }
+
+    #[test]
     fn bad_calls_fail_with_errors_that_say_what_was_expected() {
         let mut m = Model::from_spec(&spec("direct"), 1).unwrap();
         let err = m.forward(&ramp(&[2, 1, 5, 4]), true).unwrap_err();
@@ -539,6 +593,51 @@ mod tests {
         let err = trainer.train_step(&mut m, &x, &[0, 1, 2, 3]).unwrap_err();
         assert!(err.to_string().contains("labels[3]"), "{err}");
     }
+    #[test]
+    fn a_run_resumed_from_saved_tensors_and_trainer_state_continues_bit_for_bit() {
+        let mut with_dropout = spec("direct");
+        with_dropout.layers.insert(3, serde_json::from_str(r#"{"type":"dropout","p":0.3}"#).unwrap());
+        let schedule: ScheduleSpec = serde_json::from_str(r#"{"type":"cosine","totalSteps":8}"#).unwrap();
+        for opt in [r#"{"type":"sgd","lr":0.05,"momentum":0.9}"#, r#"{"type":"adam","lr":0.01}"#] {
+            let opt: OptimizerSpec = serde_json::from_str(opt).unwrap();
+            let batch = |i: u64| (images4(i), [0u32, 1, 2, (i % 3) as u32]);
+            let mut m = Model::from_spec(&with_dropout, 4).unwrap();
+            let mut trainer = Trainer::new(&opt, &schedule, &LossSpec::default()).unwrap();
+            for i in 0..3 {
+                let (x, y) = batch(i);
+                trainer.train_step(&mut m, &x, &y).unwrap();
+            }
+            let tensors = m.state_tensors();
+            assert!(tensors.iter().any(|(n, _)| n == "layers.3.rng_state"));
+            let state = trainer.state();
+            let mut resumed = Model::from_spec(&with_dropout, 77).unwrap();
+            for (name, t) in &tensors {
+                resumed.set_tensor(name, t).unwrap();
+            }
+            let mut resumed_trainer = Trainer::new(&opt, &schedule, &LossSpec::default()).unwrap();
+            resumed_trainer.load_state(&state).unwrap();
+            assert_eq!(resumed_trainer.step_count(), 3);
+            assert_eq!(resumed_trainer.learning_rate(), trainer.learning_rate());
+            for i in 3..8 {
+                let (x, y) = batch(i);
+                let a = trainer.train_step(&mut m, &x, &y).unwrap();
+                let b = resumed_trainer.train_step(&mut resumed, &x, &y).unwrap();
+                assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "{} step {i}", opt.kind());
+            }
+            assert_eq!(m.state_tensors(), resumed.state_tensors());
+            // Without the trainer state the run differs (fresh momentum, schedule from 0).
+            let mut cold = Trainer::new(&opt, &schedule, &LossSpec::default()).unwrap();
+            assert_ne!(cold.learning_rate(), trainer.learning_rate());
+            let bad = vec![("epoch".to_string(), Tensor::zeros(&[1]))];
+            assert!(cold.load_state(&bad).unwrap_err().to_string().contains("epoch"));
+        }
+    }
+
+    fn images4(seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        Tensor::from_vec(&[4, 1, 4, 4], (0..64).map(|_| 2.0 * rng.uniform()).collect()).unwrap()
+    }
+
     /// Stem conv-BN-IF (reads the image), a stride-1 IAND block, max pooling of both streams,
     /// a downsampling block with the AAP projection, heads on 8 channels, 3 classes.
     fn dsnn_spec(connect: &str) -> ModelSpec {

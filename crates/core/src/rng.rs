@@ -26,6 +26,15 @@ impl Rng {
         Rng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
     }
 
+    /// The generator's position, to save and later continue the same stream (`from_words`).
+    pub fn words(&self) -> [u64; 4] {
+        self.s
+    }
+
+    pub fn from_words(s: [u64; 4]) -> Rng {
+        Rng { s }
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;

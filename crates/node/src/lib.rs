@@ -134,6 +134,12 @@ pub struct LayerRate {
 }
 
 #[napi(object)]
+pub struct LayerShape {
+    pub name: String,
+    pub shape: Vec<u32>,
+}
+
+#[napi(object)]
 pub struct NamedTensor {
     pub name: String,
     pub shape: Vec<u32>,
@@ -392,6 +398,48 @@ impl NativeModel {
     pub fn set_tensor(&self, name: String, shape: Vec<u32>, data: Float32Array) -> napi::Result<()> {
         let t = tensor_from(&name, &data, &shape)?;
         with_state(&self.shared, "setTensor", |s| s.model.set_tensor(&name, &t))
+    }
+
+    /// The trainer's resume state: schedule position and optimizer buffers/step count, copied out
+    /// (empty before `configureTraining`).
+    #[napi]
+    pub fn trainer_state(&self) -> napi::Result<Vec<NamedTensor>> {
+        let tensors = with_state(&self.shared, "trainerState", |s| Ok(s.trainer.as_ref().map(|t| t.state()).unwrap_or_default()))?;
+        Ok(tensors
+            .into_iter()
+            .map(|(name, t)| NamedTensor {
+                name,
+                shape: t.shape().iter().map(|&d| d as u32).collect(),
+                data: Float32Array::new(t.into_vec()),
+            })
+            .collect())
+    }
+
+    /// Restores a `trainerState()` into the configured trainer (same optimizer kind).
+    #[napi]
+    pub fn set_trainer_state(&self, tensors: Vec<NamedTensor>) -> napi::Result<()> {
+        let mut state = Vec::with_capacity(tensors.len());
+        for t in &tensors {
+            state.push((t.name.clone(), tensor_from(&t.name, &t.data, &t.shape)?));
+        }
+        with_state(&self.shared, "setTrainerState", |s| {
+            let trainer = s.trainer.as_mut().ok_or_else(|| {
+                dualstream_core::Error::state("setTrainerState", "configure training first (optimizer, schedule, loss)")
+            })?;
+            trainer.load_state(&state)
+        })
+    }
+
+    /// Each top-level layer's name and output shape per sample and time step.
+    #[napi]
+    pub fn layer_shapes(&self) -> napi::Result<Vec<LayerShape>> {
+        with_state(&self.shared, "layerShapes", |s| {
+            Ok(s.model
+                .layer_shapes()?
+                .into_iter()
+                .map(|(name, shape)| LayerShape { name, shape: shape.iter().map(|&d| d as u32).collect() })
+                .collect())
+        })
     }
 
     #[napi]

@@ -2,7 +2,7 @@
 //! Dropout): a dropped unit stays silent for the whole sequence instead of flickering.
 use crate::error::{Error, Result};
 use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::Layer;
+use crate::nn::layer::{Buffer, Layer};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -11,7 +11,10 @@ use rayon::prelude::*;
 pub struct Dropout {
     label: String,
     p: f32,
-    rng: Rng,
+    /// The mask generator's position as 16 exact 16-bit pieces in f32: a buffer, so a
+    /// checkpoint keeps it and a resumed run draws the masks an uninterrupted one would.
+    rng_state: Tensor,
+    rng_state_name: String,
     /// `[N, ...]` mask of 0 or 1/(1-p) from the last training forward.
     mask: Vec<f32>,
     /// Input shape of the last forward and whether it applied `mask`.
@@ -24,7 +27,14 @@ impl Dropout {
         if !(0.0..1.0).contains(&spec.p) {
             return Err(Error::value(&label, "p in [0, 1)", spec.p));
         }
-        Ok(Dropout { label, p: spec.p, rng, mask: Vec::new(), last: None })
+        Ok(Dropout {
+            label,
+            p: spec.p,
+            rng_state: rng_to_tensor(&rng),
+            rng_state_name: format!("{name}.rng_state"),
+            mask: Vec::new(),
+            last: None,
+        })
     }
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
@@ -37,6 +47,23 @@ impl Dropout {
         }
         Ok(())
     }
+}
+
+fn rng_to_tensor(rng: &Rng) -> Tensor {
+    let pieces = rng.words().iter().flat_map(|w| (0..4).map(move |k| ((w >> (16 * k)) & 0xFFFF) as f32)).collect();
+    Tensor::from_vec(&[16], pieces).expect("16 values for shape [16]")
+}
+
+fn rng_from_tensor(at: &str, t: &Tensor) -> Result<Rng> {
+    let d = t.data();
+    if t.shape() != [16] || !d.iter().all(|v| v.fract() == 0.0 && (0.0..65536.0).contains(v)) {
+        return Err(Error::value(format!("{at}.rng_state"), "16 integers in [0, 65535]", format!("{:?}", d)));
+    }
+    let mut words = [0u64; 4];
+    for (i, v) in d.iter().enumerate() {
+        words[i / 4] |= (*v as u64) << (16 * (i % 4));
+    }
+    Ok(Rng::from_words(words))
 }
 
 /// `out[t] = inp[t] * mask` for every step `t` (each a chunk of `mask.len()` values).
@@ -66,15 +93,21 @@ impl Layer for Dropout {
             let per_step = input.numel() / input.shape()[0];
             let (p, scale) = (self.p, 1.0 / (1.0 - self.p));
             self.mask.resize(per_step, 0.0);
+            let mut rng = rng_from_tensor(&self.label, &self.rng_state)?;
             for m in &mut self.mask {
-                *m = if self.rng.uniform() < p { 0.0 } else { scale };
+                *m = if rng.uniform() < p { 0.0 } else { scale };
             }
+            self.rng_state = rng_to_tensor(&rng);
             apply_mask(input.data(), &self.mask, output.data_mut());
         } else {
             output.data_mut().copy_from_slice(input.data());
         }
         self.last = Some((input.shape().to_vec(), masked));
         Ok(())
+    }
+
+    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+        out.push(Buffer { name: self.rng_state_name.clone(), value: &mut self.rng_state });
     }
 
     fn backward(
@@ -144,6 +177,35 @@ mod tests {
         let d = Dropout::new("layers.1", &DropoutSpec { p: 0.5 }, Rng::new(63)).unwrap();
         let x = random_tensor(&mut rng, &[3, 2, 2, 3]);
         check_gradients(&d, &x, 1, 1e-2, 1e-3, 1e-3);
+    }
+
+    #[test]
+    fn the_generator_position_is_a_buffer_that_continues_the_mask_stream() {
+        let mut a = Dropout::new("layers.1", &DropoutSpec { p: 0.5 }, Rng::new(5)).unwrap();
+        let x = Tensor::full(&[2, 3, 40], 1.0);
+        let mut y = Tensor::default();
+        a.forward(&x, &mut y, true).unwrap();
+        let mut saved = Vec::new();
+        a.buffers(&mut saved);
+        assert_eq!(saved[0].name, "layers.1.rng_state");
+        let position = saved[0].value.clone();
+        drop(saved);
+        a.forward(&x, &mut y, true).unwrap();
+        let next = y.clone();
+        // Another seed, then the saved position: the same next mask.
+        let mut b = Dropout::new("layers.1", &DropoutSpec { p: 0.5 }, Rng::new(99)).unwrap();
+        let mut slots = Vec::new();
+        b.buffers(&mut slots);
+        slots[0].value.copy_from(&position);
+        drop(slots);
+        b.forward(&x, &mut y, true).unwrap();
+        assert_eq!(y, next);
+        let mut slots = Vec::new();
+        b.buffers(&mut slots);
+        slots[0].value.data_mut()[3] = 0.5;
+        drop(slots);
+        let err = b.forward(&x, &mut y, true).unwrap_err();
+        assert!(err.to_string().contains("layers.1 (dropout).rng_state"), "{err}");
     }
 
     #[test]

@@ -424,13 +424,13 @@ impl SlotStore {
 
 /// Step counts are stored as two exact f32 integers (low 24 bits, the rest), since a single
 /// f32 would stop counting exactly after 2^24 steps.
-fn step_to_tensor(step: u64) -> Tensor {
+pub(crate) fn step_to_tensor(step: u64) -> Tensor {
     let lo = (step & 0xFF_FFFF) as f32;
     let hi = (step >> 24) as f32;
     Tensor::from_vec(&[2], vec![lo, hi]).expect("2 values for shape [2]")
 }
 
-fn step_from_tensor(at: &str, t: &Tensor) -> Result<u64> {
+pub(crate) fn step_from_tensor(at: &str, t: &Tensor) -> Result<u64> {
     let d = t.data();
     let ok = t.shape() == [2]
         && d.iter()
