@@ -6,6 +6,8 @@ import type { AuditResult, NativeModel, StepResult } from '../native'
 import type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
 import { losses, schedules } from './optim'
 import type { Encoding, LayerSpec, ModelSpec } from './spec'
+import { readSafetensors, writeSafetensors } from './checkpoint'
+import type { NamedTensor } from './checkpoint'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
 export interface LabelledData {
@@ -47,7 +49,66 @@ export interface EpochEnd {
   firingRate: number
   seconds: number
   samplesPerSecond: number
+  /** Learning rate of the epoch's last step. */
+  learningRate: number
+  /** Gradient L2 norm at each dual-stream stage's outputs in the epoch's last step (empty for
+   * models without a dual-stream trunk). */
+  gradientNorms: { name: string; norm: number }[]
   validation?: Evaluation
+}
+
+/**
+ * Where a `fit` run stands, enough to continue it exactly: the epoch (0-based) and the batches
+ * already done in it, the running sums of that unfinished epoch and the finished epochs.
+ * Saved in checkpoints (`save(path, { fit })`) and passed back as `fit(data, { resume })`.
+ */
+export interface FitState {
+  epoch: number
+  step: number
+  partial: { samples: number; lossSum: number; correct: number; rateSum: number; seconds: number }
+  history: EpochEnd[]
+}
+
+/** What `optimizer`, `schedule` and `loss` the model was last configured to train with. */
+export interface TrainingConfig {
+  optimizer: OptimizerSpec
+  schedule: ScheduleSpec
+  loss: LossSpec
+}
+
+/** A checkpoint read back (`readCheckpoint`): the architecture, the weights and buffers, the
+ * trainer's state and where the run stood. */
+export interface Checkpoint {
+  path: string
+  spec: ModelSpec
+  seed: number
+  tensors: NamedTensor[]
+  /** Schedule position and optimizer buffers (`schedule/step`, `optimizer/...`); empty when the
+   * model was saved before training was configured. */
+  trainer: NamedTensor[]
+  training?: TrainingConfig
+  fit?: FitState
+  /** Free-form string metadata given to `save`. */
+  metadata: Record<string, string>
+}
+
+export interface LayerInfo {
+  name: string
+  /** Output shape per sample and time step. */
+  outputShape: number[]
+}
+
+export interface ModelInfo {
+  timeSteps: number
+  inputShape: number[]
+  encoding: Encoding
+  layers: LayerInfo[]
+  parameterCount: number
+  /** 4 bytes per parameter. */
+  parameterBytes: number
+  /** f32 activations of one sample at one time step summed over the top-level layers' outputs:
+   * what BPTT keeps per sample and step (times N and T for a batch). */
+  activationBytesPerStep: number
 }
 
 export interface FitOptions {
@@ -60,16 +121,61 @@ export interface FitOptions {
   /** Seed of the data order. Default: the model seed. */
   seed?: number
   validation?: LabelledData
-  onBatchEnd?: (info: BatchEnd) => void
-  onEpochEnd?: (info: EpochEnd) => void
-  /** Stops after the current batch; `fit` then resolves with `stopped: true`. */
+  /** Called after every batch with the run's position; a returned Promise is awaited. */
+  onBatchEnd?: (info: BatchEnd, state: FitState) => unknown
+  /** Called after every epoch (and its validation); a returned Promise is awaited, so a
+   * callback can save a checkpoint of exactly this position. */
+  onEpochEnd?: (info: EpochEnd, state: FitState) => unknown
+  /** Stops after the current batch; `fit` then resolves with `stopped: true` and the state to
+   * resume from. */
   signal?: AbortSignal
+  /** Continue a run from a checkpoint saved with its `FitState` (`readCheckpoint`): restores the
+   * optimizer and schedule position and starts at the saved epoch and batch. The other options
+   * must be the ones the run started with. */
+  resume?: Pick<Checkpoint, 'trainer' | 'fit' | 'path'>
 }
 
 export interface FitResult {
+  /** Every finished epoch, those before a resume included. */
   epochs: EpochEnd[]
   stopped: boolean
+  /** Seconds of this call. */
   seconds: number
+  /** Where the run stands: save it with `save(path, { fit: state })` to resume later. */
+  state: FitState
+}
+
+const CHECKPOINT_FORMAT = 'dualstream-checkpoint/1'
+
+function metaJson<T>(path: string, metadata: Record<string, string>, key: string): T | undefined {
+  const text = metadata[key]
+  if (text === undefined) return undefined
+  try {
+    return JSON.parse(text) as T
+  } catch (err) {
+    throw new DualstreamError('ERR_FORMAT', `${path}: __metadata__.${key} is not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+/** Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata. */
+export function readCheckpoint(path: string): Checkpoint {
+  const { tensors, metadata } = readSafetensors(path)
+  if (metadata.format !== CHECKPOINT_FORMAT || metadata.spec === undefined) {
+    throw new DualstreamError('ERR_FORMAT', `${path}: not a dualstream checkpoint (its __metadata__ has no format "${CHECKPOINT_FORMAT}" and spec)`)
+  }
+  const spec = metaJson<ModelSpec>(path, metadata, 'spec')!
+  const seed = Number(metadata.seed ?? 0)
+  const user = metaJson<Record<string, string>>(path, metadata, 'user') ?? {}
+  return {
+    path,
+    spec,
+    seed: Number.isInteger(seed) && seed >= 0 ? seed : 0,
+    tensors: tensors.filter((t) => !t.name.startsWith('trainer/')),
+    trainer: tensors.filter((t) => t.name.startsWith('trainer/')).map((t) => ({ ...t, name: t.name.slice('trainer/'.length) })),
+    training: metaJson<TrainingConfig>(path, metadata, 'training'),
+    fit: metaJson<FitState>(path, metadata, 'fit'),
+    metadata: user,
+  }
 }
 
 /** `fsnn`: the full-spike network (accumulation pathway removed), predicting with the spike
@@ -102,6 +208,7 @@ export class Model {
   readonly seed: number
   private inputShape: number[] | undefined
   private engine: NativeModel | undefined
+  private training: TrainingConfig | undefined
   private disposed = false
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -178,6 +285,100 @@ export class Model {
     } catch (e) {
       throw fromNative(e)
     }
+    this.training = { optimizer, schedule, loss }
+  }
+
+  /**
+   * Writes a checkpoint (safetensors, atomically): every parameter and buffer (BN statistics,
+   * dropout generator), the trainer's state when training was configured (optimizer buffers,
+   * step counts, schedule position), and in `__metadata__` the model spec, the seed, the
+   * training configuration, `fit` (where a run stands, for resuming) and `metadata`.
+   */
+  save(path: string, options: { fit?: FitState; metadata?: Record<string, string> } = {}): Promise<void> {
+    return this.exclusive(async () => {
+      const engine = this.native()
+      let tensors: NamedTensor[]
+      try {
+        tensors = engine.stateTensors().map((t) => ({ name: t.name, shape: t.shape, data: t.data }))
+        if (this.training) tensors.push(...engine.trainerState().map((t) => ({ name: `trainer/${t.name}`, shape: t.shape, data: t.data })))
+      } catch (e) {
+        throw fromNative(e)
+      }
+      const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT, spec: JSON.stringify(this.spec), seed: String(this.seed) }
+      if (this.training) metadata.training = JSON.stringify(this.training)
+      if (options.fit) metadata.fit = JSON.stringify(options.fit)
+      if (options.metadata) metadata.user = JSON.stringify(options.metadata)
+      writeSafetensors(path, tensors, metadata)
+    })
+  }
+
+  /** A model rebuilt from a checkpoint file alone (its spec is inside), with its weights. */
+  static async load(path: string): Promise<Model> {
+    return Model.fromCheckpoint(readCheckpoint(path))
+  }
+
+  static fromCheckpoint(checkpoint: Checkpoint): Model {
+    const { spec } = checkpoint
+    const m = new Model(spec.layers, { timeSteps: spec.timeSteps, inputShape: spec.inputShape, encoding: spec.encoding, seed: checkpoint.seed })
+    m.setWeights(checkpoint)
+    return m
+  }
+
+  /** Loads a checkpoint's weights and buffers into this model. A checkpoint of another
+   * architecture is refused, naming the first tensor that differs and both shapes. */
+  async loadWeights(path: string): Promise<void> {
+    const checkpoint = readCheckpoint(path)
+    await this.exclusive(async () => this.setWeights(checkpoint))
+  }
+
+  private setWeights(checkpoint: Pick<Checkpoint, 'tensors' | 'path'>): void {
+    const engine = this.native()
+    let expected: { name: string; shape: number[] }[]
+    try {
+      expected = engine.stateTensors().map((t) => ({ name: t.name, shape: t.shape }))
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const given = new Map(checkpoint.tensors.map((t) => [t.name, t]))
+    const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`
+    for (const want of expected) {
+      const got = given.get(want.name)
+      if (!got) {
+        throw new DualstreamError('ERR_SHAPE', `${checkpoint.path}: this model's tensor ${want.name} (shape ${fmt(want.shape)}) is missing from the checkpoint: it was saved from a different architecture`)
+      }
+      if (got.shape.length !== want.shape.length || got.shape.some((d, i) => d !== want.shape[i])) {
+        throw new DualstreamError('ERR_SHAPE', `${checkpoint.path}: tensor ${want.name}: expected shape ${fmt(want.shape)}, got ${fmt(got.shape)} (the checkpoint is of a different architecture)`)
+      }
+    }
+    const known = new Set(expected.map((t) => t.name))
+    const extra = checkpoint.tensors.find((t) => !known.has(t.name))
+    if (extra) {
+      throw new DualstreamError('ERR_SHAPE', `${checkpoint.path}: the checkpoint holds tensor ${extra.name} (shape ${fmt(extra.shape)}), which this model does not have: it was saved from a different architecture`)
+    }
+    try {
+      for (const want of expected) {
+        const t = given.get(want.name)!
+        engine.setTensor(t.name, t.shape, t.data)
+      }
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Layers with their output shapes, parameter count and memory figures. */
+  info(): ModelInfo {
+    const engine = this.native()
+    try {
+      const layers = engine.layerShapes().map((l) => ({ name: l.name, outputShape: l.shape }))
+      const parameterCount = engine.parameterCount()
+      const activations = layers.reduce((sum, l) => sum + l.outputShape.reduce((a, b) => a * b, 1), 0)
+      return {
+        timeSteps: this.timeSteps, inputShape: [...this.inputShape!], encoding: this.encoding, layers,
+        parameterCount, parameterBytes: 4 * parameterCount, activationBytesPerStep: 4 * activations,
+      }
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /** One optimisation step on a batch `x` ([N, ...sample] for direct encoding) with labels `y`. */
@@ -243,36 +444,71 @@ export class Model {
           ? schedules.constant()
           : options.schedule
     this.configureTraining(options.optimizer, schedule, options.loss ?? losses.crossEntropy())
+    const resume = options.resume
+    if (resume) {
+      if (!resume.fit) throw new DualstreamError('ERR_ARG', `fit resume: ${resume.path} holds no fit state (it was not saved during a fit run)`)
+      try {
+        this.native().setTrainerState(resume.trainer.map((t) => ({ name: t.name, shape: t.shape, data: t.data })))
+      } catch (e) {
+        throw fromNative(e)
+      }
+      if (resume.fit.step >= stepsPerEpoch || resume.fit.epoch > epochs) {
+        throw new DualstreamError('ERR_ARG', `fit resume: ${resume.path} stopped at epoch ${resume.fit.epoch} step ${resume.fit.step}, outside this run of ${epochs} epochs of ${stepsPerEpoch} steps (were epochs, batch size or data changed?)`)
+      }
+    }
     const seed = options.seed ?? this.seed
     const started = performance.now()
-    const history: EpochEnd[] = []
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    const history: EpochEnd[] = resume ? [...resume.fit!.history] : []
+    const first = resume ? resume.fit!.epoch : 0
+    for (let epoch = first; epoch < epochs; epoch++) {
+      const carried = epoch === first && resume ? resume.fit! : undefined
+      const skip = carried?.step ?? 0
+      let { samples, lossSum, correct, rateSum, seconds: carriedSeconds } = carried?.partial ?? { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }
+      let step = skip
+      let learningRate = 0
       const epochStart = performance.now()
-      let step = 0, samples = 0, lossSum = 0, correct = 0, rateSum = 0
+      const state = (): FitState => ({
+        epoch, step, partial: { samples, lossSum, correct, rateSum, seconds: carriedSeconds + (performance.now() - epochStart) / 1000 }, history,
+      })
+      let index = 0
       for (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
-        if (options.signal?.aborted) return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000 }
+        // The data order depends on (seed, epoch) only, so the batches done before are skipped.
+        if (index++ < skip) continue
+        if (options.signal?.aborted) return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000, state: state() }
         const r = await this.trainBatch(batch.x, batch.y)
         step++
         samples += r.count
         lossSum += r.loss * r.count
         correct += r.correct
         rateSum += r.firingRate
+        learningRate = r.learningRate
         const info: BatchEnd = {
           epoch, step, stepsPerEpoch, loss: r.loss, accuracy: r.correct / r.count, learningRate: r.learningRate,
-          firingRate: r.firingRate, samples, seconds: (performance.now() - epochStart) / 1000,
+          firingRate: r.firingRate, samples, seconds: carriedSeconds + (performance.now() - epochStart) / 1000,
         }
         if (r.headLosses.length > 0) info.heads = r.headLosses.map((loss, h) => ({ loss, accuracy: r.headCorrect[h] / r.count }))
-        options.onBatchEnd?.(info)
+        if (options.onBatchEnd) await options.onBatchEnd(info, state())
       }
-      const seconds = (performance.now() - epochStart) / 1000
+      let gradientNorms: { name: string; norm: number }[]
+      try {
+        gradientNorms = this.native().gradientNorms()
+      } catch (e) {
+        throw fromNative(e)
+      }
+      const seconds = carriedSeconds + (performance.now() - epochStart) / 1000
       const end: EpochEnd = {
         epoch, loss: lossSum / samples, accuracy: correct / samples, firingRate: rateSum / step, seconds, samplesPerSecond: samples / seconds,
+        learningRate, gradientNorms,
       }
       if (options.validation) end.validation = await this.evaluate(options.validation, { batchSize })
       history.push(end)
-      options.onEpochEnd?.(end)
+      const next: FitState = { epoch: epoch + 1, step: 0, partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }, history }
+      if (options.onEpochEnd) await options.onEpochEnd(end, next)
     }
-    return { epochs: history, stopped: false, seconds: (performance.now() - started) / 1000 }
+    return {
+      epochs: history, stopped: false, seconds: (performance.now() - started) / 1000,
+      state: { epoch: epochs, step: 0, partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }, history },
+    }
   }
 
   /** Accuracy, loss and firing rates over a data set (eval mode: BN running statistics), as

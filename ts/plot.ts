@@ -3,7 +3,8 @@
 import { argError } from './errors'
 
 export interface LinePoint {
-  x: number
+  /** A number (quantitative axis) or a category such as a layer name (kept in data order). */
+  x: number | string
   y: number
   series: string
 }
@@ -21,27 +22,90 @@ export interface LineChart {
 /** A multi-series line chart as an SVG document. */
 export async function lineChartSvg(chart: LineChart): Promise<string> {
   if (!Array.isArray(chart.points) || chart.points.length === 0) throw argError('chart points', 'a non-empty array of { x, y, series }', chart.points)
-  const bad = chart.points.find((p) => !Number.isFinite(p.x) || !Number.isFinite(p.y) || (chart.logY && p.y <= 0))
-  if (bad) throw argError('chart point', chart.logY ? 'finite x and y > 0 (log scale)' : 'finite x and y', bad)
-  const vega = await import('vega')
-  const vegaLite = await import('vega-lite')
-  const spec = vegaLite.compile({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+  const categorical = typeof chart.points[0].x === 'string'
+  const bad = chart.points.find(
+    (p) => (categorical ? typeof p.x !== 'string' : !Number.isFinite(p.x)) || !Number.isFinite(p.y) || (chart.logY && p.y <= 0),
+  )
+  if (bad) throw argError('chart point', `${categorical ? 'string' : 'finite'} x and ${chart.logY ? 'y > 0 (log scale)' : 'finite y'}`, bad)
+  return renderSvg({
     title: chart.title,
     width: chart.width ?? 560,
     height: chart.height ?? 300,
     data: { values: chart.points },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'x', type: 'quantitative', title: chart.xTitle },
+      x: categorical
+        ? { field: 'x', type: 'ordinal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 220 } }
+        : { field: 'x', type: 'quantitative', title: chart.xTitle },
       y: { field: 'y', type: 'quantitative', title: chart.yTitle, scale: chart.logY ? { type: 'log' } : { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null },
+      color: { field: 'series', type: 'nominal', title: null, sort: null },
     },
-  }).spec
-  const view = new vega.View(vega.parse(spec), { renderer: 'none' })
+  })
+}
+
+/** Compiles a Vega-Lite spec and renders it headless to an SVG document. */
+async function renderSvg(spec: object): Promise<string> {
+  const vega = await import('vega')
+  const vegaLite = await import('vega-lite')
+  const compiled = vegaLite.compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', ...spec } as never).spec
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' })
   try {
     return await view.toSVG()
   } finally {
     view.finalize()
   }
+}
+
+export interface BarChart {
+  title: string
+  xTitle: string
+  yTitle: string
+  /** One bar per (category, series); bars of a category stand side by side. */
+  bars: { category: string; series: string; value: number }[]
+  logY?: boolean
+  width?: number
+  height?: number
+}
+
+/** A grouped bar chart as an SVG document. */
+export async function barChartSvg(chart: BarChart): Promise<string> {
+  if (!Array.isArray(chart.bars) || chart.bars.length === 0) throw argError('chart bars', 'a non-empty array of { category, series, value }', chart.bars)
+  const bad = chart.bars.find((b) => typeof b.category !== 'string' || !Number.isFinite(b.value) || b.value < 0 || (chart.logY && b.value <= 0))
+  if (bad) throw argError('chart bar', chart.logY ? 'a category and a value > 0 (log scale)' : 'a category and a finite value >= 0', bad)
+  return renderSvg({
+    title: chart.title,
+    width: chart.width ?? 560,
+    height: chart.height ?? 300,
+    data: { values: chart.bars },
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'category', type: 'nominal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 220 } },
+      xOffset: { field: 'series', type: 'nominal', sort: null },
+      y: { field: 'value', type: 'quantitative', title: chart.yTitle, scale: chart.logY ? { type: 'log' } : {} },
+      color: { field: 'series', type: 'nominal', title: null, sort: null },
+    },
+  })
+}
+
+/** The energy engineer's per-layer report (`energy.json` in a run folder): operation counts per
+ * layer, AC (accumulate, spike inputs) and MAC (multiply-accumulate, real inputs). */
+export interface EnergyReport {
+  layers: { name: string; ac: number; mac: number; [other: string]: unknown }[]
+}
+
+/** Synaptic operations per layer, AC beside MAC. */
+export function energyChartSvg(report: EnergyReport): Promise<string> {
+  if (typeof report !== 'object' || report === null || !Array.isArray(report.layers) || report.layers.length === 0) {
+    throw argError('energy report', 'an object { layers: [{ name, ac, mac }] } with at least one layer', report)
+  }
+  const bars = report.layers.flatMap((l, i) => {
+    if (typeof l.name !== 'string' || !Number.isFinite(l.ac) || !Number.isFinite(l.mac)) {
+      throw argError(`energy report layers[${i}]`, '{ name: string, ac: number, mac: number }', l)
+    }
+    return [
+      { category: l.name, series: 'AC', value: l.ac },
+      { category: l.name, series: 'MAC', value: l.mac },
+    ]
+  })
+  return barChartSvg({ title: 'Synaptic operations per layer', xTitle: 'layer', yTitle: 'operations', bars })
 }

@@ -1,0 +1,54 @@
+// Option parsing shared by the commands: strict flags, values checked with messages that say
+// what is accepted. `where` names the value's source (`--epochs`, or `config.json key "epochs"`).
+import { parseArgs } from 'node:util'
+import { DualstreamError } from '../errors'
+
+export type OptionTable = Record<string, { type: 'string' | 'boolean'; short?: string }>
+
+export function usage(message: string): DualstreamError {
+  return new DualstreamError('ERR_ARG', message)
+}
+
+/** Parses `argv` strictly; an unknown flag is restated with the options the command accepts. */
+export function parseCommand(command: string, argv: string[], options: OptionTable, positionals: number) {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, strict: true, allowPositionals: positionals > 0, options })
+  } catch (err) {
+    const accepted = Object.keys(options).map((k) => `--${k}`).join(', ')
+    throw usage(`${command}: ${(err as Error).message}. Accepted options: ${accepted} (see dualstream ${command} --help)`)
+  }
+  if (parsed.positionals.length > positionals) {
+    throw usage(`${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals])} (see dualstream ${command} --help)`)
+  }
+  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals }
+}
+
+export function int(where: string, value: string | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isInteger(n) || n < min) throw usage(`${where}: expected an integer >= ${min}, got ${JSON.stringify(value)}`)
+  return n
+}
+
+export function positive(where: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const x = Number(value)
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0) throw usage(`${where}: expected a number > 0, got ${JSON.stringify(value)}`)
+  return x
+}
+
+export function oneOf<T extends string>(where: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!(choices as readonly string[]).includes(value)) {
+    throw usage(`${where}: expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`)
+  }
+  return value as T
+}
+
+/** A help flag anywhere prints `help` and stops the command. */
+export function helped(values: Record<string, unknown>, help: string): boolean {
+  if (!values.help) return false
+  process.stdout.write(help)
+  return true
+}

