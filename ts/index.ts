@@ -10,3 +10,9 @@ export { ProgressDisplay } from './progress'
 import native = require('./native')
 /** Version of the Rust engine inside the loaded binary. */
 export const engineVersion: () => string = native.engineVersion
+export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint'
+export type { NamedTensor, Safetensors } from './checkpoint'
+export { RunFolder, plotRun } from './run'
+export type { MetricsRow } from './run'
+export { lineChartSvg, barChartSvg, energyChartSvg } from './plot'
+export type { LineChart, LinePoint, BarChart, EnergyReport } from './plot'

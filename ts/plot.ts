@@ -35,10 +35,10 @@ export async function lineChartSvg(chart: LineChart): Promise<string> {
     mark: { type: 'line', point: true },
     encoding: {
       x: categorical
-        ? { field: 'x', type: 'ordinal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 220 } }
+        ? { field: 'x', type: 'ordinal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 320 } }
         : { field: 'x', type: 'quantitative', title: chart.xTitle },
       y: { field: 'y', type: 'quantitative', title: chart.yTitle, scale: chart.logY ? { type: 'log' } : { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null, sort: null },
+      color: { field: 'series', type: 'nominal', title: null, sort: null, legend: { labelLimit: 300 } },
     },
   })
 }
@@ -79,10 +79,10 @@ export async function barChartSvg(chart: BarChart): Promise<string> {
     data: { values: chart.bars },
     mark: { type: 'bar' },
     encoding: {
-      x: { field: 'category', type: 'nominal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 220 } },
+      x: { field: 'category', type: 'nominal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 320 } },
       xOffset: { field: 'series', type: 'nominal', sort: null },
       y: { field: 'value', type: 'quantitative', title: chart.yTitle, scale: chart.logY ? { type: 'log' } : {} },
-      color: { field: 'series', type: 'nominal', title: null, sort: null },
+      color: { field: 'series', type: 'nominal', title: null, sort: null, legend: { labelLimit: 300 } },
     },
   })
 }
@@ -94,7 +94,7 @@ export interface EnergyReport {
 }
 
 /** Synaptic operations per layer, AC beside MAC. */
-export function energyChartSvg(report: EnergyReport): Promise<string> {
+export async function energyChartSvg(report: EnergyReport): Promise<string> {
   if (typeof report !== 'object' || report === null || !Array.isArray(report.layers) || report.layers.length === 0) {
     throw argError('energy report', 'an object { layers: [{ name, ac, mac }] } with at least one layer', report)
   }
