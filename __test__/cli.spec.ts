@@ -109,7 +109,9 @@ function interruptedRun(args: string[]): Promise<{ code: number | null; stderr: 
   })
 }
 
-test('Ctrl-C saves a valid checkpoint and says how to resume; the resumed run ends with the same metrics', async (t) => {
+// Serial: AVA runs serial tests before the others, whose spawnSync calls would block this
+// process's event loop and delay the Ctrl-C past the end of the run.
+test.serial('Ctrl-C saves a valid checkpoint and says how to resume; the resumed run ends with the same metrics', async (t) => {
   // Epochs long enough (about 0.5 s each here) that the signal lands well before the end.
   const epochs = 5
   const args = ['--dataset', dataFolder(1024, 16), '--model', modelFile(4, 16), '--batch-size', '16', '--seed', '5', '--epochs', String(epochs)]
