@@ -151,6 +151,10 @@ test('ETA counts only remaining steps across epochs', (t) => {
   const resumed = new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startEpoch: 3, now: c.now })
   c.advance(5000)
   t.is(resumed.eta(3, 10), 5) // only epoch 3's 10 steps were timed; 10 to go
+  const midEpoch = new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startEpoch: 3, startStep: 6, now: c.now })
+  c.advance(2000)
+  t.is(midEpoch.eta(3, 10), 5) // 4 steps timed in 2 s, 10 to go
+  t.throws(() => new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startStep: 10 }), { message: /^startStep: expected an integer in \[0, 10\)/ })
 })
 
 test('constructor validates its options', (t) => {

@@ -26,6 +26,8 @@ export interface ProgressOptions {
   barWidth?: number
   /** 1-based epoch training starts at (when resuming), so the ETA counts only remaining work. Default 1. */
   startEpoch?: number
+  /** Steps of `startEpoch` already done before (a run resumed mid-epoch), also left out of the ETA. Default 0. */
+  startStep?: number
   /** Millisecond clock; injectable for tests. Default `performance.now`. */
   now?: () => number
 }
@@ -161,7 +163,11 @@ export class ProgressDisplay {
     if (!Number.isInteger(this.barWidth) || this.barWidth < 0) throw argError('barWidth', 'a non-negative integer', opts.barWidth)
     const startEpoch = opts.startEpoch ?? 1
     positiveInt('startEpoch', startEpoch)
-    this.baseSteps = (startEpoch - 1) * this.stepsPerEpoch
+    const startStep = opts.startStep ?? 0
+    if (!Number.isInteger(startStep) || startStep < 0 || startStep >= this.stepsPerEpoch) {
+      throw argError('startStep', `an integer in [0, ${this.stepsPerEpoch})`, opts.startStep)
+    }
+    this.baseSteps = (startEpoch - 1) * this.stepsPerEpoch + startStep
     // The first epoch is timed from construction: the CLI creates the display as training starts.
     this.currentEpoch = startEpoch
     this.now = opts.now ?? (() => performance.now())

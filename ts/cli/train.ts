@@ -203,7 +203,7 @@ export async function train(argv: string[]): Promise<number> {
   else log(`run folder: ${run.dir}`)
 
   const mode = json || values.quiet ? 'silent' : process.stderr.isTTY ? 'bar' : 'lines'
-  const progress = new ProgressDisplay({ stream: process.stderr, epochs: config.epochs, stepsPerEpoch, mode, startEpoch })
+  const progress = new ProgressDisplay({ stream: process.stderr, epochs: config.epochs, stepsPerEpoch, mode, startEpoch, startStep: checkpoint?.fit!.step ?? 0 })
   const controller = new AbortController()
   let interrupts = 0
   const onSigint = () => {
