@@ -69,6 +69,7 @@ test('a short run writes the run folder: config, metrics as JSONL and CSV, check
   t.deepEqual(rows, lines.slice(0, 3).map(({ type, ...row }) => timing(row)))
   t.deepEqual(rows.map((m) => m.epoch), [1, 2, 3])
   t.deepEqual(rows.map((m) => m.step), [12, 24, 36])
+  t.deepEqual(rows.map((m) => typeof m.dsnnTestAccuracy), ['undefined', 'undefined', 'number'], 'the DSNN is evaluated after the last epoch')
   const csv = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n')
   t.is(csv[0], 'epoch,step,trainLoss,trainAccuracy,testLoss,testAccuracy,dsnnTestAccuracy,firingRate,learningRate,samplesPerSecond,seconds')
   t.is(csv.length, 4)

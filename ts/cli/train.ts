@@ -235,7 +235,8 @@ export async function train(argv: string[]): Promise<number> {
         const evalStart = performance.now()
         // A DSNN is deployed as its full-spike network: that is the accuracy we report and keep the best of.
         const test = await model.evaluate(testSet, { batchSize: 256, mode: 'fsnn' })
-        const dsnn = dual ? await model.evaluate(testSet, { batchSize: 256, mode: 'dsnn' }) : undefined
+        // The DSNN (AAP kept) is only reported beside it, so it is evaluated once, after the last epoch.
+        const dsnn = dual && e.epoch === config.epochs - 1 ? await model.evaluate(testSet, { batchSize: 256, mode: 'dsnn' }) : undefined
         const row: MetricsRow = {
           epoch: e.epoch + 1, step: (e.epoch + 1) * stepsPerEpoch, trainLoss: e.loss, trainAccuracy: e.accuracy,
           firingRate: e.firingRate, learningRate: e.learningRate, testLoss: test.loss, testAccuracy: test.accuracy,
