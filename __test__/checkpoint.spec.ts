@@ -181,3 +181,9 @@ test('checkpoint bytes are plain safetensors: the spec sits in the metadata as J
   t.deepEqual(header['layers.2.weight'].shape, [3, 72])
   await model.dispose()
 })
+
+test('a safetensors file that is not a dualstream checkpoint is refused as such', (t) => {
+  const path = join(tmp(), 'plain.safetensors')
+  writeSafetensors(path, [{ name: 'w', shape: [1], data: new Float32Array([1]) }])
+  t.throws(() => readCheckpoint(path), { code: 'ERR_FORMAT', message: /plain\.safetensors: not a dualstream checkpoint/ } as never)
+})
