@@ -8,12 +8,27 @@ import { readSafetensors } from '../checkpoint'
 import { Model, readCheckpoint, sequential } from '../model'
 import type { Checkpoint } from '../model'
 import type { LayerSpec, ModelSpec } from '../spec'
-import { convDsnn, convSnn } from '../zoo'
+import * as zoo from '../zoo'
+import type { ZooNet } from '../zoo'
 import { RunFolder } from '../run'
 import { usage } from './args'
 
 export const DATASET_NAMES = ['fashion-mnist', 'mnist'] as const
-export const MODEL_NAMES = ['dsnn', 'snn'] as const
+type ZooBuilder = (o: { inputShape: number[]; classes: number }) => ZooNet
+// The zoo's networks by CLI name, built for the data set's sample shape and class count.
+const ZOO: Record<string, ZooBuilder> = {
+  dsnn18: zoo.dsnn18, dsnn34: zoo.dsnn34, dsnn50: zoo.dsnn50, dsnn101: zoo.dsnn101,
+  sewResnet18: zoo.sewResnet18, sewResnet34: zoo.sewResnet34, sewResnet50: zoo.sewResnet50, sewResnet101: zoo.sewResnet101,
+  spikingResnet18: zoo.spikingResnet18, spikingResnet34: zoo.spikingResnet34,
+  spikingResnet50: zoo.spikingResnet50, spikingResnet101: zoo.spikingResnet101,
+  dsnn7b: zoo.dsnn7b, sew7b: zoo.sew7b, spikingResnet7b: zoo.spikingResnet7b,
+  wideDsnn7b: zoo.wideDsnn7b, wideSew7b: zoo.wideSew7b, wideSpikingResnet7b: zoo.wideSpikingResnet7b,
+  smallDsnn: (o) => zoo.smallDsnn(o),
+  smallSew: (o) => zoo.smallDsnn({ ...o, family: 'sew' }),
+  smallSpikingResnet: (o) => zoo.smallDsnn({ ...o, family: 'spikingResnet' }),
+}
+
+export const MODEL_NAMES = ['dsnn', 'snn', ...Object.keys(ZOO)] as const
 
 export interface Datasets {
   name: string
@@ -80,7 +95,13 @@ export function modelLayers(where: string, model: string, data: { sampleShape: r
       throw usage(`${where}: the ${model} network needs square images [C, H, H], the data has [${data.sampleShape.join(', ')}]; give a model JSON file instead`)
     }
     const options = { inChannels, size, classes: data.numClasses }
-    return { layers: model === 'dsnn' ? convDsnn(options) : convSnn(options) }
+    return { layers: model === 'dsnn' ? zoo.convDsnn(options) : zoo.convSnn(options) }
+  }
+  const build = Object.hasOwn(ZOO, model) ? ZOO[model] : undefined
+  if (build) {
+    // The zoo checks the sample shape against the network's downsampling and names the problem.
+    const net = build({ inputShape: [...data.sampleShape], classes: data.numClasses })
+    return { layers: net.layers, timeSteps: net.timeSteps }
   }
   if (!model.endsWith('.json') || !existsSync(model)) {
     throw usage(`${where}: expected one of ${MODEL_NAMES.join(', ')} or a model JSON file (a model spec with "layers"), got ${JSON.stringify(model)}`)

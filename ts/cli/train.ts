@@ -30,11 +30,15 @@ Options:
                         [N, ...sample] and "labels" [N], F32)
   --model <name|file>   dsnn (default: conv-BN-LIF-pool, two dual-stream blocks, flatten head,
                         trained with DST; Adam lr 2e-3 unless --optimizer/--lr say otherwise),
-                        snn (conv-BN-LIF-pool x2, linear head; SGD momentum 0.9, lr 0.1), or a
-                        model JSON file (a model spec: { "layers": [...], "timeSteps"?: T })
+                        snn (conv-BN-LIF-pool x2, linear head; SGD momentum 0.9, lr 0.1), a zoo
+                        network built for the data's shape and classes (dsnn18/34/50/101,
+                        sewResnet18.., spikingResnet18.., dsnn7b, sew7b, spikingResnet7b,
+                        wideDsnn7b, wideSew7b, wideSpikingResnet7b, smallDsnn, smallSew,
+                        smallSpikingResnet; their own T unless --time-steps), or a model JSON
+                        file (a model spec: { "layers": [...], "timeSteps"?: T })
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
-  --time-steps <n>      simulation steps T (default 4, or the model file's timeSteps)
+  --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's)
   --optimizer <name>    sgd (momentum 0.9), adam or adamw (default: adam for dsnn, sgd for snn)
   --lr <x>              learning rate (default 0.1 for sgd, 2e-3 for adam/adamw)
   --schedule <name>     cosine (default) or constant
