@@ -327,7 +327,9 @@ pub fn write_aedat4(path: &Path, events: &EventStream, compression: WriteCompres
             let plain = event_packet(events, start, end);
             let body = match compression {
                 Compression::Lz4 => {
-                    let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                    // A content checksum lets readers detect damaged packets (DV omits it).
+                    let frame = lz4_flex::frame::FrameInfo::new().content_checksum(true);
+                    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, Vec::new());
                     std::io::Write::write_all(&mut encoder, &plain).map_err(|e| Error::io(display(path), e))?;
                     encoder.finish().map_err(|e| Error::io(display(path), e.to_string()))?
                 }
