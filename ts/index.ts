@@ -10,3 +10,5 @@ export { ProgressDisplay } from './progress'
 import native = require('./native')
 /** Version of the Rust engine inside the loaded binary. */
 export const engineVersion: () => string = native.engineVersion
+export * from './data/events'
+export * from './data/datasets'
