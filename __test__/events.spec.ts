@@ -124,7 +124,7 @@ test('a truncated file fails with ERR_FORMAT naming the file and byte offset', a
   const dir = tmp()
   const path = join(dir, 'cut.bin')
   await writeEvents(path, makeEvents(34, 34, 10, 3))
-  writeFileSync(path, readFileSync(path).subarray(0, 23))
+  writeFileSync(path, new Uint8Array(readFileSync(path).subarray(0, 23)))
   const err = await t.throwsAsync(readEvents(path), { instanceOf: DualstreamError })
   t.is(err.code, 'ERR_FORMAT')
   t.is(err.message, `${path}, byte 20: expected a 5-byte event, but the file ends after 3 bytes of it`)

@@ -218,7 +218,12 @@ export async function readCifarBatch(path: string, kind: CifarKind): Promise<Cif
   }
 }
 
-export async function writeCifarBatch(path: string, kind: CifarKind, batch: Omit<CifarBatch, 'count'>): Promise<void> {
+/** Writes a CIFAR binary batch atomically; `coarseLabels` is required for CIFAR-100 only. */
+export async function writeCifarBatch(
+  path: string,
+  kind: CifarKind,
+  batch: { pixels: Uint8Array; labels: Uint8Array; coarseLabels?: Uint8Array }
+): Promise<void> {
   checkPath('writeCifarBatch(path)', path)
   checkCifarKind('writeCifarBatch(kind)', kind)
   if (!(batch?.pixels instanceof Uint8Array)) throw argError('writeCifarBatch(batch.pixels)', 'a Uint8Array', batch?.pixels)

@@ -76,3 +76,20 @@ fn gesture_labels_sample() {
     assert_eq!((windows[0].start, windows[0].end, windows[0].row), (53_036_986, 59_508_469, 2));
     assert_eq!((windows[11].start, windows[11].end, windows[11].row), (171_367_247, 177_991_967, 13));
 }
+
+/// The full DVS128 Gesture release, when a developer points DUALSTREAM_DVSGESTURE at it (it is
+/// far too large for ../shared/data): the standard trials split gives 1,176 / 288 windows.
+#[test]
+fn dvs_gesture_full_release_split() {
+    use dualstream_data::datasets::{DvsGesture, EventDataset, Split};
+    let Some(root) = std::env::var_os("DUALSTREAM_DVSGESTURE") else {
+        eprintln!("SKIPPED: set DUALSTREAM_DVSGESTURE to the DvsGesture folder to check the 1,176 / 288 split");
+        return;
+    };
+    let root = PathBuf::from(root);
+    let train = DvsGesture::open(&root, Split::Train).unwrap();
+    let test = DvsGesture::open(&root, Split::Test).unwrap();
+    assert_eq!((train.len(), test.len()), (1176, 288));
+    let (events, label) = train.get(0).unwrap();
+    assert!(!events.is_empty() && label < 11);
+}
