@@ -11,8 +11,7 @@ use std::path::Path;
 
 use dualstream_core::{Error, Result};
 
-use crate::aedat3::clip;
-use crate::file::{display, write_all, write_atomic, Source};
+use crate::file::{clip, display, write_all, write_atomic, Source};
 use crate::EventStream;
 
 pub const CIFAR10_DVS_SIZE: u16 = 128;

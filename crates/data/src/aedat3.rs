@@ -12,7 +12,7 @@ use std::path::Path;
 
 use dualstream_core::{Error, Result};
 
-use crate::file::{display, write_all, write_atomic, Source};
+use crate::file::{clip, display, write_all, write_atomic, Source};
 use crate::EventStream;
 
 pub const DVS128_SIZE: u16 = 128;
@@ -94,10 +94,6 @@ fn read_header<R: BufRead>(src: &mut Source<R>) -> Result<Vec<String>> {
         }
         lines.push(text);
     }
-}
-
-pub(crate) fn clip(text: &str) -> String {
-    text.chars().take(40).collect()
 }
 
 /// Writes `events` (a sensor of at most 32768x32768) as AEDAT 3.1 polarity packets.

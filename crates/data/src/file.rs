@@ -12,6 +12,11 @@ pub(crate) fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The start of a line found where something else was expected, short enough for a message.
+pub(crate) fn clip(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
 /// A buffered reader over a file or any byte source, tracking how many bytes were consumed.
 pub struct Source<R> {
     inner: R,

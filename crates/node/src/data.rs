@@ -309,7 +309,7 @@ pub fn write_idx_file(path: String, dims: Vec<u32>, dtype: String, bytes: Uint8A
         "f64" => 8,
         other => return Err(js_error("ERR_VALUE", format!("writeIdx: expected dtype u8, i8, i16, i32, f32 or f64, got {other:?}"))),
     };
-    if b.len() % size != 0 {
+    if !b.len().is_multiple_of(size) {
         return Err(js_error("ERR_VALUE", format!("writeIdx: expected a multiple of {size} bytes for {dtype}, got {}", b.len())));
     }
     let data = match dtype.as_str() {
