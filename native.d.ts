@@ -9,6 +9,28 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** An event-camera dataset folder: "dvsgesture", "cifar10dvs" or "nmnist". */
+export declare class NativeEventDataset {
+  static open(kind: string, root: string, split: string): NativeEventDataset
+  get length(): number
+  labels(): Array<number>
+  classNames(): Array<string>
+  /** [width, height]. */
+  sensorSize(): Array<number>
+  get(index: number): Promise<EventSample>
+}
+
+/** An image dataset folder: "cifar10", "cifar100" or "idx" (MNIST / Fashion-MNIST originals). */
+export declare class NativeImageDataset {
+  static open(kind: string, root: string, split: string): NativeImageDataset
+  get length(): number
+  labels(): Array<number>
+  classNames(): Array<string>
+  /** [channels, height, width]. */
+  shape(): Array<number>
+  get(index: number): Promise<ImageSample>
+}
+
 /** A model built from a spec, with its training state. */
 export declare class NativeModel {
   /** Builds a model from a JSON `ModelSpec`, with weights drawn from `seed`. */
@@ -75,6 +97,16 @@ export interface AuditResult {
   offending: Array<AuditLayer>
 }
 
+export interface CifarBatch {
+  count: number
+  /** count x 3072 bytes, each image as R, G, B planes of 32x32. */
+  pixels: Uint8Array
+  /** CIFAR-10 labels or CIFAR-100 fine labels. */
+  labels: Uint8Array
+  /** CIFAR-100 coarse labels; empty for CIFAR-10. */
+  coarseLabels: Uint8Array
+}
+
 /** Test hook: panics inside the guarded engine call path, to prove panics become JS errors. */
 export declare function debugPanic(message: string): void
 
@@ -90,9 +122,63 @@ export interface EvalResult {
   firingRates: Array<LayerRate>
 }
 
+export interface EventArrays {
+  width: number
+  height: number
+  /** Microseconds. */
+  t: Float64Array
+  x: Uint16Array
+  y: Uint16Array
+  /** 0 = OFF, 1 = ON. */
+  p: Uint8Array
+}
+
+/** An event file: the events plus what its header says. */
+export interface EventFile {
+  events: EventArrays
+  /** "nmnist" | "aedat2" | "aedat3" | "aedat4". */
+  format: string
+  /** AEDAT 2.0: `# Creation time: System.currentTimeMillis()`, when present. */
+  creationTimeMs?: number
+  /** AEDAT 4.0: "none" | "lz4" | "lz4-high" | "zstd" | "zstd-high". */
+  compression?: string
+  /** AEDAT 4.0: polarity packets read. */
+  eventPackets?: number
+}
+
+export interface EventSample {
+  events: EventArrays
+  label: number
+}
+
+export interface GestureWindow {
+  /** 1..11 as in the file. */
+  class: number
+  /** class - 1. */
+  label: number
+  start: number
+  end: number
+  /** CSV row, the header being row 1. */
+  row: number
+}
+
 export interface GradientNorm {
   name: string
   norm: number
+}
+
+export interface IdxFile {
+  dims: Array<number>
+  /** "u8" | "i8" | "i16" | "i32" | "f32" | "f64". */
+  dtype: string
+  /** The values as little-endian bytes (the layout of the typed array of `dtype`). */
+  bytes: Uint8Array
+}
+
+export interface ImageSample {
+  /** channels x height x width bytes (planar). */
+  pixels: Uint8Array
+  label: number
 }
 
 export interface LayerRate {
@@ -111,6 +197,21 @@ export interface NamedTensor {
   data: Float32Array
 }
 
+/** Reads a whole CIFAR-10 / CIFAR-100 binary batch file. */
+export declare function readCifarBatch(path: string, kind: string): Promise<CifarBatch>
+
+/**
+ * Reads an event file of `format` ("nmnist", "aedat2", "aedat3", "aedat4"). `width`/`height`
+ * set the sensor of formats that do not store it (N-MNIST .bin: 34x34; AEDAT 3.1: 128x128).
+ */
+export declare function readEventFile(path: string, format: string, width?: number | undefined | null, height?: number | undefined | null): Promise<EventFile>
+
+/** Reads a DVS128 Gesture `*_labels.csv`. */
+export declare function readGestureLabels(path: string): Promise<GestureWindow[]>
+
+/** Reads an IDX file (plain or gzip'd). */
+export declare function readIdxFile(path: string): Promise<IdxFile>
+
 export interface StepResult {
   loss: number
   correct: number
@@ -122,3 +223,20 @@ export interface StepResult {
   headLosses: Array<number>
   headCorrect: Array<number>
 }
+
+export declare function writeCifarBatch(path: string, kind: string, pixels: Uint8Array, labels: Uint8Array, coarseLabels?: Uint8Array | undefined | null): Promise<void>
+
+/** Writes an event file atomically (temp file, fsync, rename). */
+export declare function writeEventFile(path: string, format: string, events: EventArrays, options?: WriteEventOptions | undefined | null): Promise<void>
+
+export interface WriteEventOptions {
+  /** AEDAT 2.0 header. */
+  creationTimeMs?: number
+  /** AEDAT 4.0: "lz4" (default) or "none". */
+  compression?: string
+  /** AEDAT 4.0: events per packet (default 4096). */
+  eventsPerPacket?: number
+}
+
+/** Writes an uncompressed IDX file from little-endian bytes of `dtype`. */
+export declare function writeIdxFile(path: string, dims: Array<number>, dtype: string, bytes: Uint8Array): Promise<void>

@@ -778,6 +778,15 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeEventDataset = nativeBinding.NativeEventDataset
+module.exports.NativeImageDataset = nativeBinding.NativeImageDataset
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.debugPanic = nativeBinding.debugPanic
 module.exports.engineVersion = nativeBinding.engineVersion
+module.exports.readCifarBatch = nativeBinding.readCifarBatch
+module.exports.readEventFile = nativeBinding.readEventFile
+module.exports.readGestureLabels = nativeBinding.readGestureLabels
+module.exports.readIdxFile = nativeBinding.readIdxFile
+module.exports.writeCifarBatch = nativeBinding.writeCifarBatch
+module.exports.writeEventFile = nativeBinding.writeEventFile
+module.exports.writeIdxFile = nativeBinding.writeIdxFile

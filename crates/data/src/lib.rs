@@ -5,3 +5,12 @@
 pub mod events;
 
 pub use events::EventStream;
+
+pub mod aedat2;
+pub mod aedat3;
+pub mod aedat4;
+pub mod cifar;
+pub mod datasets;
+pub mod file;
+pub mod idx;
+pub mod nmnist;
