@@ -5,3 +5,9 @@
 pub mod events;
 
 pub use events::EventStream;
+pub mod encoders;
+pub mod frame_cache;
+pub mod frames;
+pub mod pipeline;
+pub mod synthetic;
+pub mod transforms;
