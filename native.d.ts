@@ -66,6 +66,13 @@ export interface AuditResult {
   offending: Array<AuditLayer>
 }
 
+export interface CacheLookup {
+  /** `hit`, `miss` (no file, or a file of another key) or `damaged` (unreadable; rebuild it). */
+  status: string
+  frames?: NativeFrames
+  reason?: string
+}
+
 /** Test hook: panics inside the guarded engine call path, to prove panics become JS errors. */
 export declare function debugPanic(message: string): void
 
@@ -81,10 +88,22 @@ export interface EvalResult {
   firingRates: Array<LayerRate>
 }
 
+/** Integrates `events` (read from `source`) and stores the frames in `dir` atomically. */
+export declare function frameCacheBuild(dir: string, source: string, part: string, framesJson: string, events: NativeEvents): Promise<NativeFrames>
+
+/** Looks up the cached frames of `source` (+ `part`, e.g. a labelled window) in `dir`. */
+export declare function frameCacheLookup(dir: string, source: string, part: string, framesJson: string): Promise<CacheLookup>
+
 export interface GradientNorm {
   name: string
   norm: number
 }
+
+/**
+ * Frames `[T, 2, H, W]` (OFF, ON counts) of a stream; `frames_json` is a FrameSpec
+ * (`{"split":"number","frames":16,"downscale":2}`, `"time"`, or `"duration"` with `durationUs`).
+ */
+export declare function integrateEvents(events: NativeEvents, framesJson: string): Promise<NativeFrames>
 
 export interface LayerRate {
   name: string
@@ -97,6 +116,34 @@ export interface NamedTensor {
   data: Float32Array
 }
 
+/** An event stream crossing the boundary: struct of arrays, `t` in microseconds. */
+export interface NativeEvents {
+  width: number
+  height: number
+  t: Float64Array
+  x: Uint16Array
+  y: Uint16Array
+  p: Uint8Array
+}
+
+export interface NativeFrames {
+  shape: Array<number>
+  data: Float32Array
+}
+
+/** One sample of a batch: either events, or an image `[C, H, W]` with its shape. */
+export interface NativeSample {
+  events?: NativeEvents
+  image?: Float32Array
+  shape?: Array<number>
+}
+
+/**
+ * Integrates / transforms / encodes a batch of samples and stacks it (`[T, N, C, H, W]` for
+ * sequences, `[N, C, H, W]` for plain images). `seeds[j]` seeds sample j's augmentation.
+ */
+export declare function prepareBatchNative(samples: Array<NativeSample>, specJson: string, seeds: Array<number>): Promise<NativeFrames>
+
 export interface StepResult {
   loss: number
   correct: number
@@ -108,3 +155,9 @@ export interface StepResult {
   headLosses: Array<number>
   headCorrect: Array<number>
 }
+
+/**
+ * N-MNIST-style events of a grey image (values in [0, 1], `height x width`); `options_json` is a
+ * SyntheticSpec (threshold, eps, stepUs, margin, saccadeUs; all optional).
+ */
+export declare function syntheticEvents(image: Float32Array, height: number, width: number, optionsJson: string): Promise<NativeEvents>

@@ -14,6 +14,8 @@ use dualstream_core::Tensor;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+mod frames;
+
 fn to_js(err: dualstream_core::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
 }
