@@ -131,7 +131,10 @@ export interface NativeFrames {
   data: Float32Array
 }
 
-/** One sample of a batch: either events, or an image `[C, H, W]` with its shape. */
+/**
+ * One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
+ * with its shape.
+ */
 export interface NativeSample {
   events?: NativeEvents
   image?: Float32Array

@@ -137,6 +137,8 @@ pub enum Sample {
     Events(EventStream),
     /// `[C, H, W]`.
     Image(Tensor),
+    /// Frames made earlier (e.g. read from a frame cache), `[T, C, H, W]`: only transformed.
+    Frames(Tensor),
 }
 
 fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Result<Tensor> {
@@ -173,6 +175,16 @@ fn prepare_events(events: &EventStream, spec: &PipelineSpec, rng: &mut Rng) -> R
 pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Tensor> {
     match sample {
         Sample::Events(events) => prepare_events(events, spec, rng),
+        Sample::Frames(frames) => {
+            if frames.shape().len() != 4 {
+                return Err(Error::shape("data pipeline frames sample", "[T, C, H, W]", frames.shape()));
+            }
+            let mut x = frames.clone();
+            for t in &spec.transforms {
+                x = apply(t, &x, rng, true)?;
+            }
+            Ok(x)
+        }
         Sample::Image(image) => {
             if image.shape().len() != 3 {
                 return Err(Error::shape("data pipeline image", "[C, H, W]", image.shape()));
@@ -307,6 +319,17 @@ mod tests {
         let syn = prepare_batch(&[Sample::Image(big)], &spec(r#"{"synthetic":{},"frames":{"split":"number","frames":4}}"#), &[0]).unwrap();
         assert_eq!(syn.shape(), &[4, 1, 2, 34, 34]);
         assert!(syn.data().iter().sum::<f32>() > 0.0);
+    }
+
+    #[test]
+    fn ready_frames_are_only_transformed() {
+        let f = integrate(&events(0), &FrameOptions::new(Split::Number { frames: 4 })).unwrap();
+        let sp = spec(r#"{"transforms":[{"kind":"temporalDelete","keep":2}]}"#);
+        let from_frames = prepare(&Sample::Frames(f), &sp, &mut Rng::new(4)).unwrap();
+        let sp_events = spec(r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"temporalDelete","keep":2}]}"#);
+        let from_events = prepare(&Sample::Events(events(0)), &sp_events, &mut Rng::new(4)).unwrap();
+        assert_eq!(from_frames.shape(), &[2, 2, 4, 4]);
+        assert_eq!(from_frames.data(), from_events.data());
     }
 
     #[test]

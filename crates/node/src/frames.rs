@@ -127,7 +127,8 @@ pub fn synthetic_events(image: Float32Array, height: u32, width: u32, options_js
     Ok(AsyncTask::new(SyntheticTask { image: image.to_vec(), height: height as usize, width: width as usize, spec }))
 }
 
-/// One sample of a batch: either events, or an image `[C, H, W]` with its shape.
+/// One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
+/// with its shape.
 #[napi(object)]
 pub struct NativeSample {
     pub events: Option<NativeEvents>,
@@ -166,7 +167,11 @@ pub fn prepare_batch_native(samples: Vec<NativeSample>, spec_json: String, seeds
                 let t = Tensor::from_vec(&shape, img.to_vec()).map_err(|_| {
                     js_error("ERR_ARG", format!("batch sample {j}: image of {} values does not match shape {shape:?}", img.len()))
                 })?;
-                Sample::Image(t)
+                if shape.len() == 4 {
+                    Sample::Frames(t)
+                } else {
+                    Sample::Image(t)
+                }
             }
             _ => return Err(js_error("ERR_ARG", format!("batch sample {j}: expected exactly one of events or image"))),
         });
