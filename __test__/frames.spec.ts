@@ -226,6 +226,11 @@ test('NFashionMnist through FramesDataset and the loader: 34 x 34 frames, labels
   t.is(nf.width, 34)
   const s = await nf.get(4)
   t.is(s.label, 4)
+  // get() hands the engine a view into the middle of the image buffer: same events as a copy.
+  const copy = await syntheticEvents(images.slice(4 * 784, 5 * 784), 28, 28)
+  t.deepEqual(s.events.x, copy.x)
+  t.deepEqual(s.events.t, copy.t)
+  t.notDeepEqual((await nf.get(0)).events.x, copy.x)
   const frames = await FramesDataset.from(nf, { split: 'number', frames: 4 }, { batchSize: 4 })
   t.deepEqual(frames.sampleShape, [4, 2, 34, 34])
   const direct = await integrateEvents(s.events, { split: 'number', frames: 4 })
