@@ -97,6 +97,13 @@ export interface AuditResult {
   offending: Array<AuditLayer>
 }
 
+export interface CacheLookup {
+  /** `hit`, `miss` (no file, or a file of another key) or `damaged` (unreadable; rebuild it). */
+  status: string
+  frames?: NativeFrames
+  reason?: string
+}
+
 export interface CifarBatch {
   count: number
   /** count x 3072 bytes, each image as R, G, B planes of 32x32. */
@@ -151,6 +158,12 @@ export interface EventSample {
   label: number
 }
 
+/** Integrates `events` (read from `source`) and stores the frames in `dir` atomically. */
+export declare function frameCacheBuild(dir: string, source: string, part: string, framesJson: string, events: NativeEvents): Promise<NativeFrames>
+
+/** Looks up the cached frames of `source` (+ `part`, e.g. a labelled window) in `dir`. */
+export declare function frameCacheLookup(dir: string, source: string, part: string, framesJson: string): Promise<CacheLookup>
+
 export interface GestureWindow {
   /** 1..11 as in the file. */
   class: number
@@ -181,6 +194,12 @@ export interface ImageSample {
   label: number
 }
 
+/**
+ * Frames `[T, 2, H, W]` (OFF, ON counts) of a stream; `frames_json` is a FrameSpec
+ * (`{"split":"number","frames":16,"downscale":2}`, `"time"`, or `"duration"` with `durationUs`).
+ */
+export declare function integrateEvents(events: NativeEvents, framesJson: string): Promise<NativeFrames>
+
 export interface LayerRate {
   name: string
   rate: number
@@ -196,6 +215,37 @@ export interface NamedTensor {
   shape: Array<number>
   data: Float32Array
 }
+
+/** An event stream crossing the boundary: struct of arrays, `t` in microseconds. */
+export interface NativeEvents {
+  width: number
+  height: number
+  t: Float64Array
+  x: Uint16Array
+  y: Uint16Array
+  p: Uint8Array
+}
+
+export interface NativeFrames {
+  shape: Array<number>
+  data: Float32Array
+}
+
+/**
+ * One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
+ * with its shape.
+ */
+export interface NativeSample {
+  events?: NativeEvents
+  image?: Float32Array
+  shape?: Array<number>
+}
+
+/**
+ * Integrates / transforms / encodes a batch of samples and stacks it (`[T, N, C, H, W]` for
+ * sequences, `[N, C, H, W]` for plain images). `seeds[j]` seeds sample j's augmentation.
+ */
+export declare function prepareBatchNative(samples: Array<NativeSample>, specJson: string, seeds: Array<number>): Promise<NativeFrames>
 
 /** Reads a whole CIFAR-10 / CIFAR-100 binary batch file. */
 export declare function readCifarBatch(path: string, kind: string): Promise<CifarBatch>
@@ -223,6 +273,12 @@ export interface StepResult {
   headLosses: Array<number>
   headCorrect: Array<number>
 }
+
+/**
+ * N-MNIST-style events of a grey image (values in [0, 1], `height x width`); `options_json` is a
+ * SyntheticSpec (threshold, eps, stepUs, margin, saccadeUs; all optional).
+ */
+export declare function syntheticEvents(image: Float32Array, height: number, width: number, optionsJson: string): Promise<NativeEvents>
 
 export declare function writeCifarBatch(path: string, kind: string, pixels: Uint8Array, labels: Uint8Array, coarseLabels?: Uint8Array | undefined | null): Promise<void>
 

@@ -216,10 +216,10 @@ test('dataset folders: N-MNIST, CIFAR10-DVS, DVS Gesture, CIFAR-10, IDX', async 
   const cifar = new Cifar10(root, { split: 'test' })
   t.deepEqual([cifar.length, cifar.labels[0], cifar.classNames[6]], [1, 6, 'frog'])
   t.deepEqual(cifar.shape, [3, 32, 32])
-  t.deepEqual((await cifar.get(0)).pixels, img)
+  t.deepEqual((await cifar.get(0)).image, Float32Array.from(img, (v) => v / 255))
 
   await writeIdx(join(root, 't10k-images-idx3-ubyte'), { dims: [2, 2, 2], data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) })
   await writeIdx(join(root, 't10k-labels-idx1-ubyte'), { dims: [2], data: Uint8Array.of(3, 9) })
   const idx = new Idx(root, { split: 'test' })
-  t.deepEqual(await idx.get(1), { pixels: Uint8Array.of(5, 6, 7, 8), label: 9 })
+  t.deepEqual(await idx.get(1), { image: Float32Array.from([5, 6, 7, 8], (v) => v / 255), shape: idx.shape, label: 9 })
 })

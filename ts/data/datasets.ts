@@ -2,23 +2,13 @@ import { argError, fromNative } from '../errors'
 import native = require('../native')
 import type { NativeEventDataset, NativeImageDataset } from '../../native'
 import type { EventStream } from './events'
+import type { EventSample, ImageSample } from './loader'
 
 export type Split = 'train' | 'test'
 
 export interface FolderOptions {
   /** 'train' (default) or 'test'. */
   split?: Split
-}
-
-export interface EventSample {
-  events: EventStream
-  label: number
-}
-
-export interface ImageSample {
-  /** channels x height x width bytes, planar (CIFAR: R, G, B planes of 32x32). */
-  pixels: Uint8Array
-  label: number
 }
 
 function checkRoot(what: string, root: unknown): string {
@@ -74,7 +64,7 @@ export class EventFolderDataset {
     ;[this.width, this.height] = this.#native.sensorSize()
   }
 
-  async get(index: number): Promise<EventSample> {
+  async get(index: number): Promise<EventSample & { events: EventStream }> {
     checkIndex(this.#name, index, this.length)
     try {
       return await this.#native.get(index)
@@ -136,13 +126,19 @@ export class ImageFolderDataset {
     this.shape = Object.freeze(this.#native.shape())
   }
 
+  /** The image as `[C, H, W]` values in [0, 1] (byte / 255), the form every loader and encoder takes. */
   async get(index: number): Promise<ImageSample> {
     checkIndex(this.#name, index, this.length)
+    let pixels: Uint8Array
+    let label: number
     try {
-      return await this.#native.get(index)
+      ;({ pixels, label } = await this.#native.get(index))
     } catch (e) {
       throw fromNative(e)
     }
+    const image = new Float32Array(pixels.length)
+    for (let i = 0; i < pixels.length; i++) image[i] = pixels[i] / 255
+    return { image, shape: this.shape, label }
   }
 }
 

@@ -148,7 +148,12 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<&File>) -> Re
             writer.flush().map_err(|e| Error::io(display(path), e))?;
         }
         file.sync_all().map_err(|e| Error::io(display(path), e))?;
-        std::fs::rename(&temp, path).map_err(|e| Error::io(display(path), e))
+        std::fs::rename(&temp, path).map_err(|e| Error::io(display(path), e))?;
+        // Makes the rename itself durable; not every filesystem allows fsync on a folder.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);

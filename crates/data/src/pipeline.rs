@@ -1,0 +1,353 @@
+//! One batch of training input from raw samples: events are integrated into frames, images are
+//! transformed then encoded, and the samples are stacked time-major, `[T, N, C, H, W]` (or
+//! `[N, C, H, W]` for images without an encoder). The spec is plain JSON so the TypeScript
+//! loader describes it once and sends it with each batch.
+//!
+//! Randomness: sample j of a batch draws from `Rng::new(seeds[j])`, so the result does not depend
+//! on which thread prepared which sample, nor on the batch the sample landed in.
+
+use dualstream_core::rng::Rng;
+use dualstream_core::{Error, Result, Tensor};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::encoders;
+use crate::frames::{integrate, FrameOptions, Split};
+use crate::synthetic::{saccade_events, SaccadeOptions};
+use crate::transforms;
+use crate::EventStream;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "split", rename_all = "camelCase", deny_unknown_fields)]
+pub enum FrameSpec {
+    Number { frames: usize, #[serde(default = "one")] downscale: u16 },
+    Time { frames: usize, #[serde(default = "one")] downscale: u16 },
+    Duration { #[serde(rename = "durationUs")] duration_us: i64, #[serde(default = "one")] downscale: u16 },
+}
+
+fn one() -> u16 {
+    1
+}
+
+impl FrameSpec {
+    pub fn options(&self) -> FrameOptions {
+        match *self {
+            FrameSpec::Number { frames, downscale } => FrameOptions::new(Split::Number { frames }).with_downscale(downscale),
+            FrameSpec::Time { frames, downscale } => FrameOptions::new(Split::Time { frames }).with_downscale(downscale),
+            FrameSpec::Duration { duration_us, downscale } => {
+                FrameOptions::new(Split::Duration { duration_us }).with_downscale(downscale)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum EncoderSpec {
+    #[serde(rename_all = "camelCase")]
+    Direct { time_steps: usize },
+    #[serde(rename_all = "camelCase")]
+    Poisson { time_steps: usize },
+    #[serde(rename_all = "camelCase")]
+    Latency { time_steps: usize },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum TransformSpec {
+    TemporalDelete { keep: usize },
+    RandomCrop { size: [usize; 2], #[serde(default)] padding: usize },
+    HorizontalFlip { #[serde(default = "half")] p: f32 },
+    RandomResizedCrop {
+        size: [usize; 2],
+        #[serde(default = "default_scale")]
+        scale: [f32; 2],
+        #[serde(default = "default_ratio")]
+        ratio: [f32; 2],
+    },
+    Normalize { mean: Vec<f32>, std: Vec<f32> },
+}
+
+fn half() -> f32 {
+    0.5
+}
+fn default_scale() -> [f32; 2] {
+    [0.08, 1.0]
+}
+fn default_ratio() -> [f32; 2] {
+    [0.75, 4.0 / 3.0]
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyntheticSpec {
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    #[serde(default = "default_eps")]
+    pub eps: f32,
+    #[serde(default = "default_step")]
+    pub step_us: i64,
+    #[serde(default = "default_margin")]
+    pub margin: usize,
+    #[serde(default = "default_saccade")]
+    pub saccade_us: i64,
+}
+
+fn default_threshold() -> f32 {
+    SaccadeOptions::default().model.threshold
+}
+fn default_eps() -> f32 {
+    SaccadeOptions::default().model.eps
+}
+fn default_step() -> i64 {
+    SaccadeOptions::default().model.step_us
+}
+fn default_margin() -> usize {
+    SaccadeOptions::default().margin
+}
+fn default_saccade() -> i64 {
+    SaccadeOptions::default().saccade_us
+}
+
+impl SyntheticSpec {
+    pub fn options(&self) -> SaccadeOptions {
+        let mut o = SaccadeOptions { margin: self.margin, saccade_us: self.saccade_us, ..Default::default() };
+        o.model.threshold = self.threshold;
+        o.model.eps = self.eps;
+        o.model.step_us = self.step_us;
+        o
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// How events become frames; needed when a batch holds event samples.
+    pub frames: Option<FrameSpec>,
+    /// Images only: turn grey images into events first (N-MNIST-style saccades), then frames.
+    pub synthetic: Option<SyntheticSpec>,
+    /// Images only (without `synthetic`): how a `[C, H, W]` image becomes `[T, C, H, W]`.
+    pub encoder: Option<EncoderSpec>,
+    /// Applied in order: to frames after integration, to images before encoding.
+    #[serde(default)]
+    pub transforms: Vec<TransformSpec>,
+}
+
+pub enum Sample {
+    Events(EventStream),
+    /// `[C, H, W]`.
+    Image(Tensor),
+    /// Frames made earlier (e.g. read from a frame cache), `[T, C, H, W]`: only transformed.
+    Frames(Tensor),
+}
+
+fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Result<Tensor> {
+    match t {
+        TransformSpec::TemporalDelete { keep } => {
+            if !is_sequence {
+                return Err(Error::value("temporalDelete", "frames [T, C, H, W] (events, or an image after synthetic events)", "an image [C, H, W]"));
+            }
+            transforms::random_temporal_delete(x, *keep, rng)
+        }
+        TransformSpec::RandomCrop { size, padding } => transforms::random_crop(x, size[0], size[1], *padding, rng),
+        TransformSpec::HorizontalFlip { p } => transforms::random_horizontal_flip(x, *p, rng),
+        TransformSpec::RandomResizedCrop { size, scale, ratio } => {
+            transforms::random_resized_crop(x, size[0], size[1], (scale[0], scale[1]), (ratio[0], ratio[1]), rng)
+        }
+        TransformSpec::Normalize { mean, std } => transforms::normalize(x, mean, std),
+    }
+}
+
+/// Frames for a stream: the spec's frames, then its transforms.
+fn prepare_events(events: &EventStream, spec: &PipelineSpec, rng: &mut Rng) -> Result<Tensor> {
+    let frames = spec
+        .frames
+        .as_ref()
+        .ok_or_else(|| Error::value("data pipeline frames", "a frames spec (split by number, time or duration) for event samples", "none"))?;
+    let mut x = integrate(events, &frames.options())?;
+    for t in &spec.transforms {
+        x = apply(t, &x, rng, true)?;
+    }
+    Ok(x)
+}
+
+/// One sample, ready for the model: `[T, C, H, W]`, or `[C, H, W]` for an image without encoder.
+pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Tensor> {
+    match sample {
+        Sample::Events(events) => prepare_events(events, spec, rng),
+        Sample::Frames(frames) => {
+            if frames.shape().len() != 4 {
+                return Err(Error::shape("data pipeline frames sample", "[T, C, H, W]", frames.shape()));
+            }
+            let mut x = frames.clone();
+            for t in &spec.transforms {
+                x = apply(t, &x, rng, true)?;
+            }
+            Ok(x)
+        }
+        Sample::Image(image) => {
+            if image.shape().len() != 3 {
+                return Err(Error::shape("data pipeline image", "[C, H, W]", image.shape()));
+            }
+            if let Some(syn) = &spec.synthetic {
+                let s = image.shape();
+                if s[0] != 1 {
+                    return Err(Error::shape("synthetic events image", "[1, H, W] (grey)", s));
+                }
+                let events = saccade_events(image.data(), s[1], s[2], &syn.options())?;
+                return prepare_events(&events, spec, rng);
+            }
+            let mut x = image.clone();
+            for t in &spec.transforms {
+                x = apply(t, &x, rng, false)?;
+            }
+            match &spec.encoder {
+                None => Ok(x),
+                Some(EncoderSpec::Direct { time_steps }) => encoders::direct(&x, *time_steps),
+                Some(EncoderSpec::Poisson { time_steps }) => encoders::poisson(&x, *time_steps, rng),
+                Some(EncoderSpec::Latency { time_steps }) => encoders::latency(&x, *time_steps),
+            }
+        }
+    }
+}
+
+/// Prepares every sample (in parallel) and stacks them: `[T, N, C, H, W]` for sequences,
+/// `[N, C, H, W]` for plain images. All samples must come out the same shape.
+pub fn prepare_batch(samples: &[Sample], spec: &PipelineSpec, seeds: &[u64]) -> Result<Tensor> {
+    if samples.is_empty() || seeds.len() != samples.len() {
+        return Err(Error::value(
+            "data pipeline batch",
+            "at least one sample and one seed per sample",
+            format!("{} samples and {} seeds", samples.len(), seeds.len()),
+        ));
+    }
+    let prepared: Vec<Tensor> = samples
+        .par_iter()
+        .zip(seeds.par_iter())
+        .enumerate()
+        .map(|(j, (s, &seed))| {
+            prepare(s, spec, &mut Rng::new(seed)).map_err(|e| match e {
+                Error::Value { at, expected, got } => Error::Value { at: format!("batch sample {j}: {at}"), expected, got },
+                other => other,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let shape = prepared[0].shape().to_vec();
+    if let Some((j, t)) = prepared.iter().enumerate().find(|(_, t)| t.shape() != shape.as_slice()) {
+        return Err(Error::shape(
+            format!("data pipeline batch sample {j} (sample 0 has shape {shape:?}; split by number or time for a fixed T)"),
+            format!("{shape:?}"),
+            t.shape(),
+        ));
+    }
+    let n = prepared.len();
+    if shape.len() == 4 {
+        let (t_len, step) = (shape[0], shape[1] * shape[2] * shape[3]);
+        let mut out = vec![0f32; t_len * n * step];
+        for (j, x) in prepared.iter().enumerate() {
+            for t in 0..t_len {
+                out[(t * n + j) * step..(t * n + j + 1) * step].copy_from_slice(&x.data()[t * step..(t + 1) * step]);
+            }
+        }
+        Tensor::from_vec(&[t_len, n, shape[1], shape[2], shape[3]], out)
+    } else {
+        let mut out = Vec::with_capacity(n * prepared[0].numel());
+        for x in &prepared {
+            out.extend_from_slice(x.data());
+        }
+        let mut full = vec![n];
+        full.extend_from_slice(&shape);
+        Tensor::from_vec(&full, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> PipelineSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn events(shift: u16) -> EventStream {
+        let mut s = EventStream::new(4, 4);
+        for k in 0..8u16 {
+            s.push(k as i64, (k + shift) % 4, k % 4, (k % 2) as u8);
+        }
+        s
+    }
+
+    #[test]
+    fn events_batch_is_time_major_and_matches_per_sample_frames() {
+        let sp = spec(r#"{"frames":{"split":"number","frames":2}}"#);
+        let batch = prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(1))], &sp, &[1, 2]).unwrap();
+        assert_eq!(batch.shape(), &[2, 2, 2, 4, 4]);
+        let f1 = integrate(&events(1), &FrameOptions::new(Split::Number { frames: 2 })).unwrap();
+        // [t=1, n=1] equals frame 1 of sample 1.
+        let step = 32;
+        assert_eq!(&batch.data()[(2 + 1) * step..(2 + 2) * step], &f1.data()[step..2 * step]);
+    }
+
+    #[test]
+    fn seeds_make_augmentation_reproducible_per_sample() {
+        let sp = spec(r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"randomCrop","size":[4,4],"padding":1},{"kind":"horizontalFlip"},{"kind":"temporalDelete","keep":3}]}"#);
+        let a = prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(2))], &sp, &[7, 8]).unwrap();
+        let b = prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(2))], &sp, &[7, 8]).unwrap();
+        assert_eq!(a.data(), b.data());
+        assert_eq!(a.shape(), &[3, 2, 2, 4, 4]);
+        let alone = prepare(&Sample::Events(events(2)), &sp, &mut Rng::new(8)).unwrap();
+        let step = 32;
+        for t in 0..3 {
+            assert_eq!(&a.data()[(t * 2 + 1) * step..(t * 2 + 2) * step], &alone.data()[t * step..(t + 1) * step]);
+        }
+    }
+
+    #[test]
+    fn images_are_encoded_or_turned_into_synthetic_events() {
+        let img = Tensor::from_vec(&[1, 2, 2], vec![0.0, 1.0, 0.5, 0.25]).unwrap();
+        let direct = prepare_batch(&[Sample::Image(img.clone())], &spec(r#"{"encoder":{"kind":"direct","timeSteps":3}}"#), &[0]).unwrap();
+        assert_eq!(direct.shape(), &[3, 1, 1, 2, 2]);
+        let plain = prepare_batch(&[Sample::Image(img.clone())], &spec(r#"{"transforms":[{"kind":"normalize","mean":[0.5],"std":[0.5]}]}"#), &[0]).unwrap();
+        assert_eq!(plain.data(), &[-1.0, 1.0, 0.0, -0.5]);
+        let mut big = vec![0f32; 28 * 28];
+        for y in 8..20 {
+            for x in 8..20 {
+                big[y * 28 + x] = 1.0;
+            }
+        }
+        let big = Tensor::from_vec(&[1, 28, 28], big).unwrap();
+        let syn = prepare_batch(&[Sample::Image(big)], &spec(r#"{"synthetic":{},"frames":{"split":"number","frames":4}}"#), &[0]).unwrap();
+        assert_eq!(syn.shape(), &[4, 1, 2, 34, 34]);
+        assert!(syn.data().iter().sum::<f32>() > 0.0);
+    }
+
+    #[test]
+    fn ready_frames_are_only_transformed() {
+        let f = integrate(&events(0), &FrameOptions::new(Split::Number { frames: 4 })).unwrap();
+        let sp = spec(r#"{"transforms":[{"kind":"temporalDelete","keep":2}]}"#);
+        let from_frames = prepare(&Sample::Frames(f), &sp, &mut Rng::new(4)).unwrap();
+        let sp_events = spec(r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"temporalDelete","keep":2}]}"#);
+        let from_events = prepare(&Sample::Events(events(0)), &sp_events, &mut Rng::new(4)).unwrap();
+        assert_eq!(from_frames.shape(), &[2, 2, 4, 4]);
+        assert_eq!(from_frames.data(), from_events.data());
+    }
+
+    #[test]
+    fn bad_specs_and_samples_are_errors() {
+        assert!(serde_json::from_str::<PipelineSpec>(r#"{"frames":{"split":"sideways","frames":2}}"#).is_err());
+        assert!(serde_json::from_str::<PipelineSpec>(r#"{"transforms":[{"kind":"blur"}]}"#).is_err());
+        let img = Tensor::from_vec(&[1, 2, 2], vec![0.0; 4]).unwrap();
+        let err = prepare_batch(&[Sample::Image(img)], &spec(r#"{"transforms":[{"kind":"temporalDelete","keep":1}]}"#), &[0])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch sample 0") && err.contains("temporalDelete"), "{err}");
+        let err = prepare_batch(&[Sample::Events(events(0))], &PipelineSpec::default(), &[0]).unwrap_err().to_string();
+        assert!(err.contains("frames spec"), "{err}");
+        let mut short = EventStream::new(4, 4);
+        short.push(0, 0, 0, 1);
+        short.push(100, 0, 0, 1);
+        let sp = spec(r#"{"frames":{"split":"duration","durationUs":10}}"#);
+        let err = prepare_batch(&[Sample::Events(events(0)), Sample::Events(short)], &sp, &[0, 1]).unwrap_err().to_string();
+        assert!(err.contains("sample 1"), "{err}");
+    }
+}

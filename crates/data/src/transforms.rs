@@ -1,0 +1,323 @@
+//! Seeded augmentations of frames `[T, C, H, W]` and images `[C, H, W]`. Each takes the random
+//! generator explicitly, so a (seed, sample) pair always gives the same result.
+//! Spatial transforms apply the same crop/flip to every plane of a sample (all time steps and
+//! channels), as torchvision does when it is handed a whole frame sequence.
+
+use dualstream_core::rng::Rng;
+use dualstream_core::{Error, Result, Tensor};
+
+fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
+    let s = x.shape();
+    if s.len() < 2 || s.iter().any(|&d| d == 0) {
+        return Err(Error::shape(what, "[..., H, W] with no empty dimension", s));
+    }
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    Ok((x.numel() / (h * w), h, w))
+}
+
+/// Keeps `keep` of the T frames, chosen uniformly without replacement, in their original order
+/// (SpikingJelly's `random_temporal_delete`, time-major).
+pub fn random_temporal_delete(x: &Tensor, keep: usize, rng: &mut Rng) -> Result<Tensor> {
+    let s = x.shape();
+    if s.is_empty() || keep == 0 || keep > s[0] {
+        return Err(Error::value(
+            "randomTemporalDelete keep",
+            format!("an integer in [1, T] for frames of shape {s:?}"),
+            keep,
+        ));
+    }
+    let t = s[0];
+    let mut idx: Vec<usize> = (0..t).collect();
+    rng.shuffle(&mut idx);
+    let mut chosen = idx[..keep].to_vec();
+    chosen.sort_unstable();
+    let step = x.numel() / t;
+    let mut out = Vec::with_capacity(keep * step);
+    for &i in &chosen {
+        out.extend_from_slice(&x.data()[i * step..(i + 1) * step]);
+    }
+    let mut shape = s.to_vec();
+    shape[0] = keep;
+    Tensor::from_vec(&shape, out)
+}
+
+/// Pads every plane with `padding` zeros on each side and cuts a random `out_h x out_w` window
+/// (torchvision's `RandomCrop(size, padding)`).
+pub fn random_crop(x: &Tensor, out_h: usize, out_w: usize, padding: usize, rng: &mut Rng) -> Result<Tensor> {
+    let (planes, h, w) = spatial(x, "randomCrop input")?;
+    let (ph, pw) = (h + 2 * padding, w + 2 * padding);
+    if out_h == 0 || out_w == 0 || out_h > ph || out_w > pw {
+        return Err(Error::value(
+            "randomCrop size",
+            format!("a size within the padded {ph}x{pw} input"),
+            format!("{out_h}x{out_w}"),
+        ));
+    }
+    let top = rng.below(ph - out_h + 1) as isize - padding as isize;
+    let left = rng.below(pw - out_w + 1) as isize - padding as isize;
+    let mut out = vec![0f32; planes * out_h * out_w];
+    for p in 0..planes {
+        let src = &x.data()[p * h * w..(p + 1) * h * w];
+        let dst = &mut out[p * out_h * out_w..(p + 1) * out_h * out_w];
+        for oy in 0..out_h {
+            let sy = top + oy as isize;
+            if sy < 0 || sy >= h as isize {
+                continue;
+            }
+            for ox in 0..out_w {
+                let sx = left + ox as isize;
+                if sx >= 0 && sx < w as isize {
+                    dst[oy * out_w + ox] = src[sy as usize * w + sx as usize];
+                }
+            }
+        }
+    }
+    let mut shape = x.shape().to_vec();
+    let n = shape.len();
+    shape[n - 2] = out_h;
+    shape[n - 1] = out_w;
+    Tensor::from_vec(&shape, out)
+}
+
+/// Mirrors every plane left-right with probability `p`.
+pub fn random_horizontal_flip(x: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::value("horizontalFlip p", "a probability in [0, 1]", p));
+    }
+    let (_, _, w) = spatial(x, "horizontalFlip input")?;
+    let mut out = x.clone();
+    if rng.uniform() < p {
+        for row in out.data_mut().chunks_exact_mut(w) {
+            row.reverse();
+        }
+    }
+    Ok(out)
+}
+
+/// Bilinear sample of a `h x w` plane at fractional (y, x) in pixel-centre coordinates (pixel
+/// (i, j) sits at (i, j)); points outside the plane read as 0 (the black background).
+pub fn bilinear(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
+    let (y0, x0) = (y.floor(), x.floor());
+    let (fy, fx) = (y - y0, x - x0);
+    let (y0, x0) = (y0 as isize, x0 as isize);
+    let at = |yy: isize, xx: isize| -> f32 {
+        if yy < 0 || xx < 0 || yy >= h as isize || xx >= w as isize {
+            0.0
+        } else {
+            plane[yy as usize * w + xx as usize]
+        }
+    };
+    let top = at(y0, x0) * (1.0 - fx) + at(y0, x0 + 1) * fx;
+    let bottom = at(y0 + 1, x0) * (1.0 - fx) + at(y0 + 1, x0 + 1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// Resizes the `[top, top + ch) x [left, left + cw)` window of every plane to `out_h x out_w`
+/// by bilinear interpolation (half-pixel centres, edges clamped, like `align_corners=False`).
+fn resize_window(x: &Tensor, top: usize, left: usize, ch: usize, cw: usize, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let (planes, h, w) = spatial(x, "resize input")?;
+    let (sy, sx) = (ch as f32 / out_h as f32, cw as f32 / out_w as f32);
+    let mut out = vec![0f32; planes * out_h * out_w];
+    for p in 0..planes {
+        let src = &x.data()[p * h * w..(p + 1) * h * w];
+        for oy in 0..out_h {
+            let y = ((oy as f32 + 0.5) * sy - 0.5).clamp(0.0, (ch - 1) as f32) + top as f32;
+            for ox in 0..out_w {
+                let xx = ((ox as f32 + 0.5) * sx - 0.5).clamp(0.0, (cw - 1) as f32) + left as f32;
+                out[(p * out_h + oy) * out_w + ox] = bilinear(src, h, w, y, xx);
+            }
+        }
+    }
+    let mut shape = x.shape().to_vec();
+    let n = shape.len();
+    shape[n - 2] = out_h;
+    shape[n - 1] = out_w;
+    Tensor::from_vec(&shape, out)
+}
+
+/// torchvision's `RandomResizedCrop`: up to 10 tries of a window with area fraction in `scale`
+/// and aspect ratio (log-uniform) in `ratio` that fits; else the centre crop at the nearest
+/// allowed ratio. The window is resized to `out_h x out_w` bilinearly.
+pub fn random_resized_crop(
+    x: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    scale: (f32, f32),
+    ratio: (f32, f32),
+    rng: &mut Rng,
+) -> Result<Tensor> {
+    let (_, h, w) = spatial(x, "randomResizedCrop input")?;
+    if out_h == 0 || out_w == 0 {
+        return Err(Error::value("randomResizedCrop size", "a positive size", format!("{out_h}x{out_w}")));
+    }
+    if !(scale.0 > 0.0 && scale.0 <= scale.1 && scale.1 <= 1.0) {
+        return Err(Error::value("randomResizedCrop scale", "0 < min <= max <= 1", format!("{scale:?}")));
+    }
+    if !(ratio.0 > 0.0 && ratio.0 <= ratio.1) {
+        return Err(Error::value("randomResizedCrop ratio", "0 < min <= max", format!("{ratio:?}")));
+    }
+    let area = (h * w) as f32;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform_range(scale.0, scale.1);
+        let aspect = rng.uniform_range(log_lo, log_hi).exp();
+        let cw = (target * aspect).sqrt().round() as usize;
+        let ch = (target / aspect).sqrt().round() as usize;
+        if cw > 0 && ch > 0 && cw <= w && ch <= h {
+            let top = rng.below(h - ch + 1);
+            let left = rng.below(w - cw + 1);
+            return resize_window(x, top, left, ch, cw, out_h, out_w);
+        }
+    }
+    let in_ratio = w as f32 / h as f32;
+    let (ch, cw) = if in_ratio < ratio.0 {
+        (((w as f32) / ratio.0).round() as usize, w)
+    } else if in_ratio > ratio.1 {
+        (h, ((h as f32) * ratio.1).round() as usize)
+    } else {
+        (h, w)
+    };
+    let (ch, cw) = (ch.clamp(1, h), cw.clamp(1, w));
+    resize_window(x, (h - ch) / 2, (w - cw) / 2, ch, cw, out_h, out_w)
+}
+
+/// `(x - mean[c]) / std[c]` over the channel axis, the third from last (`[C, H, W]` or
+/// `[T, C, H, W]`).
+pub fn normalize(x: &Tensor, mean: &[f32], std: &[f32]) -> Result<Tensor> {
+    let s = x.shape();
+    if s.len() < 3 {
+        return Err(Error::shape("normalize input", "[..., C, H, W]", s));
+    }
+    let c = s[s.len() - 3];
+    if mean.len() != c || std.len() != c {
+        return Err(Error::value(
+            "normalize mean/std",
+            format!("{c} values each (one per channel of shape {s:?})"),
+            format!("{} and {}", mean.len(), std.len()),
+        ));
+    }
+    if let Some(bad) = std.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+        return Err(Error::value("normalize std", "positive finite values", bad));
+    }
+    let plane = s[s.len() - 1] * s[s.len() - 2];
+    let mut out = x.clone();
+    for (k, chunk) in out.data_mut().chunks_exact_mut(plane).enumerate() {
+        let ch = k % c;
+        let (m, inv) = (mean[ch], 1.0 / std[ch]);
+        for v in chunk {
+            *v = (*v - m) * inv;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec(shape, (0..n).map(|v| v as f32).collect()).unwrap()
+    }
+
+    #[test]
+    fn temporal_delete_keeps_frames_in_order_and_is_seeded() {
+        let x = ramp(&[8, 1, 1, 2]);
+        let a = random_temporal_delete(&x, 5, &mut Rng::new(3)).unwrap();
+        let b = random_temporal_delete(&x, 5, &mut Rng::new(3)).unwrap();
+        assert_eq!(a.data(), b.data());
+        assert_eq!(a.shape(), &[5, 1, 1, 2]);
+        let frames: Vec<usize> = a.data().chunks(2).map(|c| {
+            assert_eq!(c[1], c[0] + 1.0, "a frame stays whole");
+            c[0] as usize / 2
+        }).collect();
+        assert!(frames.windows(2).all(|p| p[0] < p[1]), "{frames:?} in order, distinct");
+        // Over many seeds every frame is kept sometimes, and each is kept 5/8 of the time.
+        let mut kept = [0usize; 8];
+        for s in 0..4000 {
+            for c in random_temporal_delete(&x, 5, &mut Rng::new(s)).unwrap().data().chunks(2) {
+                kept[c[0] as usize / 2] += 1;
+            }
+        }
+        for k in kept {
+            assert!((k as f32 / 4000.0 - 0.625).abs() < 0.03, "{kept:?}");
+        }
+        assert!(random_temporal_delete(&x, 9, &mut Rng::new(0)).is_err());
+        assert!(random_temporal_delete(&x, 0, &mut Rng::new(0)).is_err());
+    }
+
+    #[test]
+    fn random_crop_is_a_shifted_window_with_zero_padding() {
+        let x = ramp(&[2, 3, 3]);
+        for seed in 0..50 {
+            let y = random_crop(&x, 3, 3, 1, &mut Rng::new(seed)).unwrap();
+            // Find the shift from the position of value 4 (the centre of plane 0), or infer it.
+            let d = y.data();
+            let mut shift = None;
+            for dy in -1isize..=1 {
+                for dx in -1isize..=1 {
+                    let ok = (0..2).all(|p| (0..3).all(|oy| (0..3).all(|ox| {
+                        let (sy, sx) = (oy as isize + dy, ox as isize + dx);
+                        let expect = if (0..3).contains(&sy) && (0..3).contains(&sx) {
+                            (p * 9 + sy as usize * 3 + sx as usize) as f32
+                        } else {
+                            0.0
+                        };
+                        d[p * 9 + oy * 3 + ox] == expect
+                    })));
+                    if ok {
+                        shift = Some((dy, dx));
+                    }
+                }
+            }
+            assert!(shift.is_some(), "seed {seed}: {d:?} is not a padded shift of the input");
+        }
+        let y = random_crop(&x, 2, 2, 0, &mut Rng::new(1)).unwrap();
+        assert_eq!(y.shape(), &[2, 2, 2]);
+        assert!(random_crop(&x, 6, 3, 1, &mut Rng::new(1)).is_err());
+    }
+
+    #[test]
+    fn horizontal_flip_mirrors_rows_with_probability_p() {
+        let x = ramp(&[1, 2, 3]);
+        let flipped = random_horizontal_flip(&x, 1.0, &mut Rng::new(0)).unwrap();
+        assert_eq!(flipped.data(), &[2., 1., 0., 5., 4., 3.]);
+        assert_eq!(random_horizontal_flip(&x, 0.0, &mut Rng::new(0)).unwrap().data(), x.data());
+        let flips = (0..2000).filter(|&s| random_horizontal_flip(&x, 0.5, &mut Rng::new(s)).unwrap().data()[0] == 2.0).count();
+        assert!((flips as f32 / 2000.0 - 0.5).abs() < 0.04, "{flips}");
+    }
+
+    #[test]
+    fn bilinear_interpolates_between_pixel_centres() {
+        let p = [0.0, 1.0, 2.0, 3.0]; // 2x2
+        assert_eq!(bilinear(&p, 2, 2, 0.0, 0.0), 0.0);
+        assert_eq!(bilinear(&p, 2, 2, 0.5, 0.5), 1.5);
+        assert_eq!(bilinear(&p, 2, 2, 0.0, 0.25), 0.25);
+        assert_eq!(bilinear(&p, 2, 2, 1.0, 1.5), 1.5); // half of pixel (1,1) = 3, half outside = 0
+    }
+
+    #[test]
+    fn random_resized_crop_of_the_full_window_is_a_plain_resize() {
+        // scale (1, 1) and ratio (1, 1) on a square image: the crop is the whole image.
+        let x = ramp(&[1, 4, 4]);
+        let y = random_resized_crop(&x, 4, 4, (1.0, 1.0), (1.0, 1.0), &mut Rng::new(5)).unwrap();
+        assert_eq!(y.data(), x.data());
+        // Downsizing 4x4 -> 2x2 averages each 2x2 block (half-pixel centres).
+        let y = random_resized_crop(&x, 2, 2, (1.0, 1.0), (1.0, 1.0), &mut Rng::new(5)).unwrap();
+        assert_eq!(y.data(), &[2.5, 4.5, 10.5, 12.5]);
+        // A small crop stays inside the value range and has the output size.
+        let y = random_resized_crop(&x, 3, 3, (0.1, 0.3), (0.75, 1.333), &mut Rng::new(9)).unwrap();
+        assert_eq!(y.shape(), &[1, 3, 3]);
+        assert!(y.data().iter().all(|&v| (0.0..=15.0).contains(&v)));
+        assert!(random_resized_crop(&x, 2, 2, (0.0, 1.0), (1.0, 1.0), &mut Rng::new(0)).is_err());
+    }
+
+    #[test]
+    fn normalize_uses_each_channels_mean_and_std() {
+        let x = Tensor::from_vec(&[2, 2, 1, 1], vec![1., 2., 3., 4.]).unwrap();
+        let y = normalize(&x, &[1.0, 2.0], &[2.0, 0.5]).unwrap();
+        assert_eq!(y.data(), &[0.0, 0.0, 1.0, 4.0]);
+        assert!(normalize(&x, &[0.0], &[1.0]).is_err());
+        assert!(normalize(&x, &[0.0, 0.0], &[1.0, 0.0]).is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! Binding of dualstream-data's frames, frame cache, synthetic events and batch pipeline. Each
+//! heavy call copies its typed arrays in and runs on the libuv pool (AsyncTask), so a DataLoader
+//! can prepare the next batches while the current one trains.
+use std::path::PathBuf;
+
+use dualstream_core::{Error, Tensor};
+use dualstream_data::frame_cache::{read_frames_file, write_frames_file, CacheKey, FrameCache};
+use dualstream_data::frames::integrate;
+use dualstream_data::pipeline::{prepare_batch, FrameSpec, PipelineSpec, Sample, SyntheticSpec};
+use dualstream_data::synthetic::saccade_events;
+use dualstream_data::EventStream;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::{guarded, js_error, parse_json};
+
+/// An event stream crossing the boundary: struct of arrays, `t` in microseconds.
+#[napi(object)]
+pub struct NativeEvents {
+    pub width: u32,
+    pub height: u32,
+    pub t: Float64Array,
+    pub x: Uint16Array,
+    pub y: Uint16Array,
+    pub p: Uint8Array,
+}
+
+#[napi(object)]
+pub struct NativeFrames {
+    pub shape: Vec<u32>,
+    pub data: Float32Array,
+}
+
+fn events_from_js(what: &str, e: &NativeEvents) -> napi::Result<EventStream> {
+    let n = e.t.len();
+    if e.x.len() != n || e.y.len() != n || e.p.len() != n {
+        return Err(js_error(
+            "ERR_ARG",
+            format!("{what}: expected t, x, y and p of the same length, received {}, {}, {}, {}", n, e.x.len(), e.y.len(), e.p.len()),
+        ));
+    }
+    if e.width == 0 || e.height == 0 || e.width > u16::MAX as u32 || e.height > u16::MAX as u32 {
+        return Err(js_error("ERR_ARG", format!("{what}: expected a sensor size in [1, 65535], received {} x {}", e.width, e.height)));
+    }
+    let mut s = EventStream::new(e.width as u16, e.height as u16);
+    s.t = Vec::with_capacity(n);
+    for (k, &t) in e.t.iter().enumerate() {
+        if !t.is_finite() || t.fract() != 0.0 || t.abs() > 9.0e15 {
+            return Err(js_error("ERR_ARG", format!("{what}: t[{k}] must be an integer number of microseconds, received {t}")));
+        }
+        s.t.push(t as i64);
+    }
+    s.x = e.x.to_vec();
+    s.y = e.y.to_vec();
+    s.p = e.p.to_vec();
+    Ok(s)
+}
+
+fn events_to_js(s: EventStream) -> NativeEvents {
+    NativeEvents {
+        width: s.width as u32,
+        height: s.height as u32,
+        t: Float64Array::new(s.t.iter().map(|&t| t as f64).collect()),
+        x: Uint16Array::new(s.x),
+        y: Uint16Array::new(s.y),
+        p: Uint8Array::new(s.p),
+    }
+}
+
+fn frames_to_js(t: Tensor) -> NativeFrames {
+    NativeFrames { shape: t.shape().iter().map(|&d| d as u32).collect(), data: Float32Array::new(t.into_vec()) }
+}
+
+pub struct IntegrateTask {
+    events: EventStream,
+    spec: FrameSpec,
+}
+
+impl Task for IntegrateTask {
+    type Output = Tensor;
+    type JsValue = NativeFrames;
+    fn compute(&mut self) -> napi::Result<Tensor> {
+        guarded("integrateEvents", || integrate(&self.events, &self.spec.options()))
+    }
+    fn resolve(&mut self, _env: Env, t: Tensor) -> napi::Result<NativeFrames> {
+        Ok(frames_to_js(t))
+    }
+}
+
+/// Frames `[T, 2, H, W]` (OFF, ON counts) of a stream; `frames_json` is a FrameSpec
+/// (`{"split":"number","frames":16,"downscale":2}`, `"time"`, or `"duration"` with `durationUs`).
+#[napi(ts_return_type = "Promise<NativeFrames>")]
+pub fn integrate_events(events: NativeEvents, frames_json: String) -> napi::Result<AsyncTask<IntegrateTask>> {
+    let spec: FrameSpec = parse_json("frames", &frames_json)?;
+    Ok(AsyncTask::new(IntegrateTask { events: events_from_js("integrateEvents events", &events)?, spec }))
+}
+
+pub struct SyntheticTask {
+    image: Vec<f32>,
+    height: usize,
+    width: usize,
+    spec: SyntheticSpec,
+}
+
+impl Task for SyntheticTask {
+    type Output = EventStream;
+    type JsValue = NativeEvents;
+    fn compute(&mut self) -> napi::Result<EventStream> {
+        guarded("syntheticEvents", || saccade_events(&self.image, self.height, self.width, &self.spec.options()))
+    }
+    fn resolve(&mut self, _env: Env, s: EventStream) -> napi::Result<NativeEvents> {
+        Ok(events_to_js(s))
+    }
+}
+
+/// N-MNIST-style events of a grey image (values in [0, 1], `height x width`); `options_json` is a
+/// SyntheticSpec (threshold, eps, stepUs, margin, saccadeUs; all optional).
+#[napi(ts_return_type = "Promise<NativeEvents>")]
+pub fn synthetic_events(image: Float32Array, height: u32, width: u32, options_json: String) -> napi::Result<AsyncTask<SyntheticTask>> {
+    let spec: SyntheticSpec = parse_json("synthetic options", &options_json)?;
+    if image.len() != (height as usize) * (width as usize) {
+        return Err(js_error(
+            "ERR_ARG",
+            format!("syntheticEvents image: expected {height} x {width} = {} values, received {}", height * width, image.len()),
+        ));
+    }
+    Ok(AsyncTask::new(SyntheticTask { image: image.to_vec(), height: height as usize, width: width as usize, spec }))
+}
+
+/// One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
+/// with its shape.
+#[napi(object)]
+pub struct NativeSample {
+    pub events: Option<NativeEvents>,
+    pub image: Option<Float32Array>,
+    pub shape: Option<Vec<u32>>,
+}
+
+pub struct PrepareBatchTask {
+    samples: Vec<Sample>,
+    spec: PipelineSpec,
+    seeds: Vec<u64>,
+}
+
+impl Task for PrepareBatchTask {
+    type Output = Tensor;
+    type JsValue = NativeFrames;
+    fn compute(&mut self) -> napi::Result<Tensor> {
+        guarded("prepareBatch", || prepare_batch(&self.samples, &self.spec, &self.seeds))
+    }
+    fn resolve(&mut self, _env: Env, t: Tensor) -> napi::Result<NativeFrames> {
+        Ok(frames_to_js(t))
+    }
+}
+
+/// Integrates / transforms / encodes a batch of samples and stacks it (`[T, N, C, H, W]` for
+/// sequences, `[N, C, H, W]` for plain images). `seeds[j]` seeds sample j's augmentation.
+#[napi(ts_return_type = "Promise<NativeFrames>")]
+pub fn prepare_batch_native(samples: Vec<NativeSample>, spec_json: String, seeds: Vec<u32>) -> napi::Result<AsyncTask<PrepareBatchTask>> {
+    let spec: PipelineSpec = parse_json("data pipeline", &spec_json)?;
+    let mut out = Vec::with_capacity(samples.len());
+    for (j, s) in samples.iter().enumerate() {
+        out.push(match (&s.events, &s.image) {
+            (Some(e), None) => Sample::Events(events_from_js(&format!("batch sample {j} events"), e)?),
+            (None, Some(img)) => {
+                let shape: Vec<usize> = s.shape.as_deref().unwrap_or(&[]).iter().map(|&d| d as usize).collect();
+                let t = Tensor::from_vec(&shape, img.to_vec()).map_err(|_| {
+                    js_error("ERR_ARG", format!("batch sample {j}: image of {} values does not match shape {shape:?}", img.len()))
+                })?;
+                if shape.len() == 4 {
+                    Sample::Frames(t)
+                } else {
+                    Sample::Image(t)
+                }
+            }
+            _ => return Err(js_error("ERR_ARG", format!("batch sample {j}: expected exactly one of events or image"))),
+        });
+    }
+    // Two uint32 halves would be nicer, but JS seeds are uint32 throughout the package.
+    Ok(AsyncTask::new(PrepareBatchTask { samples: out, spec, seeds: seeds.into_iter().map(u64::from).collect() }))
+}
+
+#[napi(object)]
+pub struct CacheLookup {
+    /// `hit`, `miss` (no file, or a file of another key) or `damaged` (unreadable; rebuild it).
+    pub status: String,
+    pub frames: Option<NativeFrames>,
+    pub reason: Option<String>,
+}
+
+fn cache_key(source: &str, part: &str, frames: &FrameSpec) -> dualstream_core::Result<CacheKey> {
+    CacheKey::for_file(&PathBuf::from(source), part, frames.options())
+}
+
+pub struct CacheLookupTask {
+    dir: String,
+    source: String,
+    part: String,
+    spec: FrameSpec,
+}
+
+impl Task for CacheLookupTask {
+    type Output = (String, Option<Tensor>, Option<String>);
+    type JsValue = CacheLookup;
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        guarded("frameCacheLookup", || {
+            let cache = FrameCache::new(&self.dir)?;
+            let key = cache_key(&self.source, &self.part, &self.spec)?;
+            Ok(match cache.lookup(&key) {
+                Ok(Some(f)) => ("hit".into(), Some(f.to_tensor()), None),
+                Ok(None) => ("miss".into(), None, None),
+                Err(e) => ("damaged".into(), None, Some(format!("[{}] {e}", e.code()))),
+            })
+        })
+    }
+    fn resolve(&mut self, _env: Env, (status, frames, reason): Self::Output) -> napi::Result<CacheLookup> {
+        Ok(CacheLookup { status, frames: frames.map(frames_to_js), reason })
+    }
+}
+
+/// Looks up the cached frames of `source` (+ `part`, e.g. a labelled window) in `dir`.
+#[napi(ts_return_type = "Promise<CacheLookup>")]
+pub fn frame_cache_lookup(dir: String, source: String, part: String, frames_json: String) -> napi::Result<AsyncTask<CacheLookupTask>> {
+    let spec: FrameSpec = parse_json("frames", &frames_json)?;
+    Ok(AsyncTask::new(CacheLookupTask { dir, source, part, spec }))
+}
+
+pub struct CacheBuildTask {
+    dir: String,
+    source: String,
+    part: String,
+    spec: FrameSpec,
+    events: EventStream,
+}
+
+impl Task for CacheBuildTask {
+    type Output = Tensor;
+    type JsValue = NativeFrames;
+    fn compute(&mut self) -> napi::Result<Tensor> {
+        guarded("frameCacheBuild", || {
+            let cache = FrameCache::new(&self.dir)?;
+            let key = cache_key(&self.source, &self.part, &self.spec)?;
+            let frames = integrate(&self.events, &key.options)?;
+            let path = cache.path_for(&key);
+            write_frames_file(&path, &key.to_json(), &frames)?;
+            // Read back through the mapped file, so what is returned is what later hits will see.
+            let back = read_frames_file(&path)?;
+            if back.data() != frames.data() {
+                return Err(Error::state("frameCacheBuild", "the cache file read back differs from the frames written"));
+            }
+            Ok(frames)
+        })
+    }
+    fn resolve(&mut self, _env: Env, t: Tensor) -> napi::Result<NativeFrames> {
+        Ok(frames_to_js(t))
+    }
+}
+
+/// Integrates `events` (read from `source`) and stores the frames in `dir` atomically.
+#[napi(ts_return_type = "Promise<NativeFrames>")]
+pub fn frame_cache_build(dir: String, source: String, part: String, frames_json: String, events: NativeEvents) -> napi::Result<AsyncTask<CacheBuildTask>> {
+    let spec: FrameSpec = parse_json("frames", &frames_json)?;
+    let events = events_from_js("frameCacheBuild events", &events)?;
+    Ok(AsyncTask::new(CacheBuildTask { dir, source, part, spec, events }))
+}

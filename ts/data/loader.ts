@@ -1,0 +1,273 @@
+// A data loader for event and image datasets: shuffling, batching, a fixed seed, and a bounded
+// queue of batches prepared ahead (decode + integrate + augment) on the libuv pool while the
+// current batch trains, so data time hides behind compute time.
+import { DualstreamError, argError, fromNative } from '../errors'
+import native = require('../native')
+import type { NativeSample } from '../../native'
+import type { EncoderSpec } from './encoders'
+import { frameSpecJson, toNativeEvents, type Events, type FrameSpec } from './frames'
+import { Rng, assertSeed, deriveSeed, permutation } from './random'
+import { syntheticOptionsJson, type SyntheticOptions } from './synthetic'
+import type { TransformSpec } from './transforms'
+
+export interface EventSample {
+  events: Events
+  label: number
+}
+
+export interface ImageSample {
+  /** `[C, H, W]` values, row-major. */
+  image: Float32Array
+  shape: readonly number[]
+  label: number
+}
+
+/** Frames made earlier (by `integrateEvents`, a `FrameCache`, `FramesDataset`): only transformed. */
+export interface FramesSample {
+  /** `[T, C, H, W]` values, row-major. */
+  frames: Float32Array
+  shape: readonly number[]
+  label: number
+}
+
+export type LoaderSample = EventSample | ImageSample | FramesSample
+
+/**
+ * What a DataLoader reads: a length and `get(i)`, which may be async (decoding a file, say).
+ * Event datasets (N-MNIST, DVS Gesture, CIFAR10-DVS readers, `NFashionMnist`) resolve to
+ * `{ events, label }`; image datasets to `{ image, shape, label }`.
+ */
+export interface IndexedDataset {
+  readonly length: number
+  get(index: number): LoaderSample | Promise<LoaderSample>
+}
+
+/** What the loader does to each sample, in Rust (crates/data/src/pipeline.rs). */
+export interface PipelineSpec {
+  /** Event samples (and synthetic ones): how they become frames. */
+  frames?: FrameSpec
+  /** Grey image samples: record them with the synthetic event camera first, then frame them. */
+  synthetic?: SyntheticOptions
+  /** Image samples without `synthetic`: how `[C, H, W]` becomes `[T, C, H, W]`; none keeps `[C, H, W]`. */
+  encoder?: EncoderSpec
+  /** Augmentations in order: on frames after integration, on images before encoding. */
+  transforms?: TransformSpec[]
+}
+
+export interface DataLoaderOptions {
+  batchSize: number
+  pipeline: PipelineSpec
+  /** Default false. */
+  shuffle?: boolean
+  /** Seeds the order (with the epoch) and every sample's augmentation (with epoch and index). Default 0. */
+  seed?: number
+  /** Skip a final short batch. Default false. */
+  dropLast?: boolean
+  /** Batches prepared ahead of the one being consumed (bounded queue). 0 prepares on demand. Default 2. */
+  prefetch?: number
+}
+
+export interface LoadedBatch {
+  /** `[T, N, C, H, W]` (time-major, what a `sequence` model takes) or `[N, C, H, W]`. */
+  x: Float32Array
+  shape: number[]
+  y: Uint32Array
+  /** Dataset index of each sample. */
+  indices: Uint32Array
+  size: number
+  /** Milliseconds the consumer waited for this batch (0 when it was ready: data time hidden). */
+  waitMs: number
+  /** Milliseconds from starting to prepare this batch to it being ready. */
+  prepareMs: number
+}
+
+function isEventSample(s: LoaderSample): s is EventSample {
+  return (s as EventSample).events !== undefined
+}
+
+/**
+ * Frames held in memory, one `[T, C, H, W]` block per sample (stored as event counts up to 255
+ * in a Uint8Array: 4x smaller than floats). Build it once from an event dataset with
+ * `FramesDataset.from`, then train many epochs without integrating again.
+ */
+export class FramesDataset implements IndexedDataset {
+  readonly length: number
+  readonly sampleShape: readonly number[]
+  private readonly counts: Uint8Array
+  private readonly labels: Uint32Array
+  private readonly sampleSize: number
+
+  constructor(counts: Uint8Array, labels: Uint32Array, sampleShape: readonly number[]) {
+    if (!Array.isArray(sampleShape) || sampleShape.length !== 4 || !sampleShape.every((d) => Number.isInteger(d) && d > 0)) {
+      throw argError('FramesDataset sampleShape', '[T, C, H, W] of positive integers', sampleShape)
+    }
+    this.sampleSize = sampleShape.reduce((a, b) => a * b, 1)
+    if (!(counts instanceof Uint8Array) || !(labels instanceof Uint32Array) || counts.length !== labels.length * this.sampleSize) {
+      throw argError('FramesDataset counts', `a Uint8Array of ${labels?.length} x ${this.sampleSize} counts with a Uint32Array of labels`, counts)
+    }
+    this.counts = counts
+    this.labels = labels
+    this.length = labels.length
+    this.sampleShape = Object.freeze([...sampleShape])
+  }
+
+  /**
+   * Integrates every sample of `dataset` with `frames` (in batches, on the libuv pool). Counts
+   * above 255 are an error rather than silently clipped.
+   */
+  static async from(dataset: IndexedDataset, frames: FrameSpec, options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<FramesDataset> {
+    const loader = new DataLoader(dataset, { batchSize: options.batchSize ?? 64, pipeline: { frames }, prefetch: 2 })
+    let counts: Uint8Array | undefined
+    let shape: number[] | undefined
+    const labels = new Uint32Array(dataset.length)
+    let done = 0
+    for await (const b of loader.epoch(0)) {
+      const [t, n, ...rest] = b.shape
+      if (b.shape.length !== 5) throw new DualstreamError('ERR_SHAPE', `FramesDataset.from: expected [T, N, C, H, W] batches, got [${b.shape.join(', ')}]`)
+      shape ??= [t, ...rest]
+      const size = shape.reduce((a, c) => a * c, 1)
+      counts ??= new Uint8Array(dataset.length * size)
+      const step = size / t
+      for (let j = 0; j < n; j++) {
+        const base = b.indices[j] * size
+        labels[b.indices[j]] = b.y[j]
+        for (let s = 0; s < t; s++) {
+          const src = b.x.subarray((s * n + j) * step, (s * n + j + 1) * step)
+          for (let k = 0; k < step; k++) {
+            const v = src[k]
+            if (v > 255) throw new DualstreamError('ERR_VALUE', `FramesDataset.from: sample ${b.indices[j]} has a count of ${v} (> 255) in frame ${s}; use more frames or no downscale`)
+            counts[base + s * step + k] = v
+          }
+        }
+      }
+      done += n
+      options.onProgress?.(done, dataset.length)
+    }
+    if (!counts || !shape) throw new DualstreamError('ERR_VALUE', 'FramesDataset.from: the data set is empty')
+    return new FramesDataset(counts, labels, shape)
+  }
+
+  get(index: number): FramesSample {
+    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw argError('FramesDataset index', `an integer in [0, ${this.length})`, index)
+    const c = this.counts.subarray(index * this.sampleSize, (index + 1) * this.sampleSize)
+    return { frames: Float32Array.from(c), shape: this.sampleShape, label: this.labels[index] }
+  }
+}
+
+export class DataLoader {
+  readonly dataset: IndexedDataset
+  readonly batchSize: number
+  readonly shuffle: boolean
+  readonly seed: number
+  readonly dropLast: boolean
+  readonly prefetch: number
+  readonly pipeline: PipelineSpec
+  private readonly specJson: string
+
+  constructor(dataset: IndexedDataset, options: DataLoaderOptions) {
+    if (!dataset || typeof dataset.get !== 'function' || !Number.isInteger(dataset.length) || dataset.length < 0) {
+      throw argError('DataLoader dataset', 'an indexed data set { length, get(i) }', dataset)
+    }
+    if (typeof options !== 'object' || options === null) throw argError('DataLoader options', 'an options object with batchSize and pipeline', options)
+    const { batchSize, shuffle = false, seed = 0, dropLast = false, prefetch = 2, pipeline } = options
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('DataLoader batchSize', 'a positive integer', batchSize)
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 64) throw argError('DataLoader prefetch', 'an integer in [0, 64]', prefetch)
+    assertSeed('DataLoader seed', seed)
+    this.specJson = pipelineJson(pipeline)
+    this.dataset = dataset
+    this.batchSize = batchSize
+    this.shuffle = shuffle
+    this.seed = seed
+    this.dropLast = dropLast
+    this.prefetch = prefetch
+    this.pipeline = pipeline
+  }
+
+  get numBatches(): number {
+    const n = this.dataset.length / this.batchSize
+    return this.dropLast ? Math.floor(n) : Math.ceil(n)
+  }
+
+  /** Sample order of an epoch: a permutation fixed by (seed, epoch) when shuffling. */
+  order(epoch: number): Uint32Array {
+    if (!Number.isInteger(epoch) || epoch < 0 || epoch >= 2 ** 32) throw argError('epoch', 'a non-negative integer', epoch)
+    if (this.shuffle) return permutation(this.dataset.length, new Rng(deriveSeed(this.seed, epoch)))
+    return Uint32Array.from({ length: this.dataset.length }, (_, i) => i)
+  }
+
+  /** Prepares the batch of the given dataset indices (augmentation seeded by seed, epoch, index). */
+  async prepare(indices: Uint32Array, epoch = 0): Promise<Omit<LoadedBatch, 'waitMs'>> {
+    const started = performance.now()
+    const samples = await Promise.all(Array.from(indices, (i) => this.dataset.get(i)))
+    const y = new Uint32Array(indices.length)
+    const natives: NativeSample[] = samples.map((s, j) => {
+      const where = `data set sample ${indices[j]}`
+      if (!s || typeof s !== 'object') throw argError(where, '{ events, label } or { image, shape, label }', s)
+      if (!Number.isInteger(s.label) || s.label < 0) throw argError(`${where} label`, 'a non-negative integer', s.label)
+      y[j] = s.label
+      if (isEventSample(s)) return { events: toNativeEvents(s.events, `${where} events`) }
+      if ((s as FramesSample).frames !== undefined) {
+        const f = s as FramesSample
+        if (!(f.frames instanceof Float32Array) || !Array.isArray(f.shape) || f.shape.length !== 4) {
+          throw argError(where, '{ frames: Float32Array, shape: [T, C, H, W], label }', s)
+        }
+        return { image: f.frames, shape: [...f.shape] }
+      }
+      const img = s as ImageSample
+      if (!(img.image instanceof Float32Array) || !Array.isArray(img.shape)) throw argError(where, '{ events, label }, { image: Float32Array, shape, label } or { frames, shape, label }', s)
+      return { image: img.image, shape: [...img.shape] }
+    })
+    const seeds = Array.from(indices, (i) => deriveSeed(this.seed, epoch, i))
+    let out
+    try {
+      out = await native.prepareBatchNative(natives, this.specJson, seeds)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return { x: out.data, shape: out.shape, y, indices, size: indices.length, prepareMs: performance.now() - started }
+  }
+
+  /**
+   * The batches of one epoch. Up to `prefetch` batches are being prepared while the consumer
+   * works on the current one; leaving the loop early lets the prepared ones finish unused.
+   */
+  async *epoch(epoch = 0): AsyncGenerator<LoadedBatch, void, undefined> {
+    const order = this.order(epoch)
+    const count = this.numBatches
+    const slice = (b: number) => order.subarray(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length))
+    const queue: Promise<Omit<LoadedBatch, 'waitMs'>>[] = []
+    const launch = (b: number) => {
+      const p = this.prepare(slice(b), epoch)
+      // Awaited later; without this a failure of a batch not yet awaited would be "unhandled".
+      p.catch(() => undefined)
+      queue.push(p)
+    }
+    let next = 0
+    while (next < Math.min(count, this.prefetch)) launch(next++)
+    for (let b = 0; b < count; b++) {
+      if (queue.length === 0) launch(next++)
+      const waitStart = performance.now()
+      const batch = await queue.shift()!
+      const waitMs = performance.now() - waitStart
+      if (next < count && this.prefetch > 0) launch(next++)
+      yield { ...batch, waitMs }
+    }
+  }
+}
+
+/** Checks a pipeline spec and returns its JSON for the engine. */
+export function pipelineJson(pipeline: PipelineSpec): string {
+  if (typeof pipeline !== 'object' || pipeline === null) throw argError('pipeline', 'a pipeline spec { frames?, synthetic?, encoder?, transforms? }', pipeline)
+  const out: Record<string, unknown> = {}
+  if (pipeline.frames !== undefined) out.frames = JSON.parse(frameSpecJson(pipeline.frames, 'pipeline.frames'))
+  if (pipeline.synthetic !== undefined) {
+    out.synthetic = JSON.parse(syntheticOptionsJson(pipeline.synthetic))
+    if (pipeline.frames === undefined) throw new DualstreamError('ERR_ARG', 'pipeline: synthetic events need a frames spec to become frames')
+  }
+  if (pipeline.encoder !== undefined) out.encoder = pipeline.encoder
+  if (pipeline.transforms !== undefined) {
+    if (!Array.isArray(pipeline.transforms)) throw argError('pipeline.transforms', 'an array of transform specs', pipeline.transforms)
+    out.transforms = pipeline.transforms
+  }
+  return JSON.stringify(out)
+}

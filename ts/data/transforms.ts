@@ -1,0 +1,59 @@
+// Seeded augmentations, described as plain specs and run in Rust inside the batch pipeline
+// (crates/data/src/transforms.rs). Spatial transforms treat a sample's frames as one picture:
+// every time step and channel gets the same crop and flip.
+import { argError } from '../errors'
+
+export type TransformSpec =
+  | { kind: 'temporalDelete'; keep: number }
+  | { kind: 'randomCrop'; size: [number, number]; padding?: number }
+  | { kind: 'horizontalFlip'; p?: number }
+  | { kind: 'randomResizedCrop'; size: [number, number]; scale?: [number, number]; ratio?: [number, number] }
+  | { kind: 'normalize'; mean: number[]; std: number[] }
+
+function posInt(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw argError(name, 'a positive integer', v)
+  return v
+}
+
+function size(name: string, v: number | [number, number]): [number, number] {
+  const s = typeof v === 'number' ? [v, v] : v
+  if (!Array.isArray(s) || s.length !== 2) throw argError(name, 'a size [height, width] or a number', v)
+  return [posInt(`${name}[0]`, s[0]), posInt(`${name}[1]`, s[1])]
+}
+
+function range(name: string, v: [number, number], lo: number, hi: number): [number, number] {
+  if (!Array.isArray(v) || v.length !== 2 || !(v[0] > lo && v[0] <= v[1] && v[1] <= hi)) throw argError(name, `[min, max] with ${lo} < min <= max <= ${hi}`, v)
+  return v
+}
+
+export const transforms = {
+  /** Keeps `keep` of the T frames, chosen at random, in their order (SpikingJelly's random_temporal_delete). */
+  temporalDelete: (keep: number): TransformSpec => ({ kind: 'temporalDelete', keep: posInt('temporalDelete keep', keep) }),
+  /** Zero-pads `padding` pixels on each side, then cuts a random window of `size`. */
+  randomCrop: (cropSize: number | [number, number], padding = 0): TransformSpec => {
+    if (!Number.isInteger(padding) || padding < 0) throw argError('randomCrop padding', 'a non-negative integer', padding)
+    return { kind: 'randomCrop', size: size('randomCrop size', cropSize), padding }
+  },
+  /** Mirrors left-right with probability `p`. */
+  horizontalFlip: (p = 0.5): TransformSpec => {
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw argError('horizontalFlip p', 'a probability in [0, 1]', p)
+    return { kind: 'horizontalFlip', p }
+  },
+  /** torchvision's RandomResizedCrop (area fraction `scale`, aspect `ratio`, bilinear resize). */
+  randomResizedCrop: (outSize: number | [number, number], options: { scale?: [number, number]; ratio?: [number, number] } = {}): TransformSpec => ({
+    kind: 'randomResizedCrop',
+    size: size('randomResizedCrop size', outSize),
+    scale: range('randomResizedCrop scale', options.scale ?? [0.08, 1], 0, 1),
+    ratio: range('randomResizedCrop ratio', options.ratio ?? [3 / 4, 4 / 3], 0, Infinity),
+  }),
+  /** `(x - mean[c]) / std[c]` per channel. */
+  normalize: (mean: number[], std: number[]): TransformSpec => {
+    if (!Array.isArray(mean) || !Array.isArray(std) || mean.length !== std.length || mean.length === 0) {
+      throw argError('normalize mean/std', 'two arrays with one value per channel', { mean, std })
+    }
+    std.forEach((s, i) => {
+      if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) throw argError(`normalize std[${i}]`, 'a positive number', s)
+    })
+    return { kind: 'normalize', mean: [...mean], std: [...std] }
+  },
+}
