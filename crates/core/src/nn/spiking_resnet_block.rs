@@ -72,6 +72,12 @@ impl Layer for SpikingResnetBlock {
         self.neuron.firing_rates(out);
     }
 
+    /// The residual neuron's output is the block output.
+    fn counters<'a>(&'a mut self, out: &mut Vec<crate::energy::Counter<'a>>) {
+        self.paths.counters(out);
+        self.neuron.counters(out);
+    }
+
     fn set_audit(&mut self, on: bool) {
         self.paths.set_audit(on);
     }
