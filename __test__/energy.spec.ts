@@ -127,7 +127,7 @@ test('folding BN keeps the eval outputs of a DSNN and its energy report prints a
   const report = await model.energy(data, { mode: 'dsnn', batchSize: 4 })
   t.deepEqual(JSON.parse(JSON.stringify(report)), report, 'the report is plain JSON')
   const text = formatEnergyTable(report)
-  t.regex(text, /Dynamic Consumption [0-9.]+ mJ/)
+  t.regex(text, /Dynamic Consumption [0-9.e+-]+ mJ/)
   t.regex(text, /layers\.0\s+conv2d\s+static \(once\)/)
   for (const l of report.layers) t.true(text.includes(l.name))
   t.true(report.blocks.length > 0 && text.includes(report.blocks[0].name))

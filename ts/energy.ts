@@ -96,9 +96,12 @@ export function energyArgs(options: EnergyOptions): { preset: EnergyPreset; acPj
   return { preset, acPj: e.acPj, macPj: e.macPj }
 }
 
-/** Giga-operations with 3 decimals, e.g. 0.118 G. */
-const giga = (v: number) => `${(v / 1e9).toFixed(3)} G`
-const mega = (v: number) => (v >= 1e9 ? giga(v) : `${(v / 1e6).toFixed(3)} M`)
+/** Operations with a unit prefix and 3 decimals, e.g. 118.014 M or 1.372 G. */
+function ops(v: number): string {
+  for (const [scale, unit] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) if (v >= scale) return `${(v / scale).toFixed(3)} ${unit}`
+  return v.toFixed(1)
+}
+const mj = (v: number) => `${v.toPrecision(4)} mJ`
 const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(2)} %`)
 
 function table(rows: string[][], right: boolean[]): string {
@@ -113,15 +116,15 @@ export function formatEnergyTable(report: EnergyReport): string {
   const e = report.energies
   const lines = [
     `Energy (${report.mode}, ${report.samples} samples, accuracy ${(100 * report.accuracy).toFixed(2)} %), per sample:`,
-    `  AC ${giga(t.ac)}   MAC ${giga(t.mac)}   dense ${giga(t.denseOps)}   neuron updates ${mega(t.neuronUpdates)}`,
-    `  Dynamic Consumption ${t.dynamicMj.toFixed(4)} mJ   worst case (rate 1) ${t.worstMj.toFixed(4)} mJ` +
+    `  AC ${ops(t.ac)}   MAC ${ops(t.mac)}   dense ${ops(t.denseOps)}   neuron updates ${ops(t.neuronUpdates)}`,
+    `  Dynamic Consumption ${mj(t.dynamicMj)}   worst case (rate 1) ${mj(t.worstMj)}` +
       `   [${e.name}: ${e.acPj} pJ/AC, ${e.macPj} pJ/MAC]`,
     '',
   ]
   const layerRows = [['layer', 'kind', 'input', 'rate', 'dense', 'AC', 'MAC']]
   for (const l of report.layers) {
     const input = l.spikeInput ? 'spikes' : l.staticInput ? 'static (once)' : 'non-spike'
-    layerRows.push([l.name, l.kind, input, pct(l.inputRate), mega(l.denseOps), mega(l.ac), mega(l.mac)])
+    layerRows.push([l.name, l.kind, input, pct(l.inputRate), ops(l.denseOps), ops(l.ac), ops(l.mac)])
   }
   lines.push(table(layerRows, [false, false, false, true, true, true, true]), '')
   const rateRows = [['neurons / block output', 'units', 'rate', 'per time step']]
