@@ -143,3 +143,33 @@ fn counts_stream_over_batches_and_rates_agree_with_the_firing_rate_plumbing() {
     m.evaluate(&all, None, InferenceMode::Dsnn, &LossSpec::default()).unwrap();
     assert_eq!(m.energy_report(&Energies::preset("fp32").unwrap()), streamed);
 }
+
+#[test]
+fn every_residual_block_reports_its_output_rate_and_sew_add_outputs_cost_macs() {
+    let block = |kind: &str, extra: &str| {
+        format!(
+            r#"{{"type":"{kind}"{extra},"branch":[
+            {{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+            {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if","vThreshold":0.3}}]}}"#
+        )
+    };
+    let spec: ModelSpec = serde_json::from_str(&format!(
+        r#"{{"timeSteps":2,"inputShape":[1,8,8],"layers":[
+            {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+            {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if","vThreshold":0.3}},{},{},
+            {{"type":"flatten"}},{{"type":"linear","inFeatures":256,"outFeatures":3}}]}}"#,
+        block("spikingResnetBlock", ""),
+        block("sewBlock", r#","connect":"add""#)
+    ))
+    .unwrap();
+    let mut m = Model::from_spec(&spec, 4).unwrap();
+    let r = count(&mut m, &[images(5, 2)], InferenceMode::Fsnn);
+    let names: Vec<&str> = r.blocks.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["layers.3.out", "layers.4.out"]);
+    let residual = r.neurons.iter().find(|n| n.name == "layers.3.residual (if)").unwrap();
+    assert_eq!(r.blocks[0].rate_per_step, residual.rate_per_step, "the Spiking ResNet block's output is its residual neuron's");
+    // The SEW ADD output (S + O, up to 2) feeds the classifier: a MAC layer unless no 2 ever arrived.
+    let fc = r.layers.last().unwrap();
+    assert!(!fc.spike_input, "a value of 2 reached the classifier (block rate {:?})", r.blocks[1].rate);
+    assert_eq!(fc.mac, (256.0 * 3.0 + 3.0) * 2.0);
+}
