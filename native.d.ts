@@ -33,6 +33,17 @@ export declare class NativeImageDataset {
 
 /** A model built from a spec, with its training state. */
 export declare class NativeModel {
+  /** `evaluate` with the energy counters on; counts add up over calls until `resetEnergy`. */
+  evaluateCounting(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null, mode?: string | undefined | null): Promise<EvalResult>
+  /** Clears the energy counters. */
+  resetEnergy(): void
+  /**
+   * The energy report (JSON) of everything counted since `resetEnergy`, priced with a
+   * preset (`fp32` default, `fp16`, `int8`) or with custom picojoules per AC and MAC.
+   */
+  energyReport(preset?: string | undefined | null, acPj?: number | undefined | null, macPj?: number | undefined | null): string
+  /** A copy with every conv-BN pair folded into one conv with a bias (inference only). */
+  foldBatchNorm(): NativeModel
   /** Builds a model from a JSON `ModelSpec`, with weights drawn from `seed`. */
   constructor(specJson: string, seed: number)
   /** Sets the optimizer, schedule and loss from JSON; resets the optimizer state. */

@@ -188,11 +188,30 @@ test('export writes the full-spike model; evaluate, info and plot work on runs a
   t.is(r.status, 2)
   t.regex(r.stderr, /--mode: dsnn needs a dual-stream model/)
 
-  writeFileSync(join(dir, 'energy.json'), JSON.stringify({ layers: [{ name: 'layers.0 (conv2d)', ac: 0, mac: 1e5 }, { name: 'head', ac: 2e3, mac: 0 }] }))
+  // energy on the run: both modes, written to the run's energy.json (the full-spike report).
+  r = run('energy', dir, '--json')
+  t.is(r.status, 0, r.stderr)
+  const counted = JSON.parse(r.stdout)
+  t.deepEqual(counted.reports.map((x: { mode: string }) => x.mode), ['fsnn', 'dsnn'])
+  const fsnn = counted.reports[0]
+  t.is(fsnn.samples, 64)
+  // The full-spike network's only MAC is the stem: conv3x3 1->4 over 8x8, the static image counted once.
+  t.is(fsnn.totals.mac, 9 * 4 * 8 * 8)
+  t.true(fsnn.totals.ac > 0)
+  // Keeping the AAP adds the accumulation head (a second FC, on A).
+  t.deepEqual(counted.reports[1].layers.map((l: { name: string }) => l.name), [...fsnn.layers.map((l: { name: string }) => l.name), 'layers.4.head (on the accumulation A)'])
+  t.deepEqual(JSON.parse(readFileSync(join(dir, 'energy.json'), 'utf8')), fsnn)
+  // The exported full-spike model counts the same operations as the run's fsnn mode.
+  const deployed = JSON.parse(run('energy', out, '--dataset', data, '--json').stdout).reports
+  t.deepEqual(deployed.map((x: { totals: unknown }) => x.totals), [fsnn.totals])
+  r = run('energy', dir, '--mode', 'fsnn', '--preset', 'int8', '--limit', '16')
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /Energy \(fsnn, 16 samples/)
+  t.regex(r.stdout, /layers\.0 +conv2d +static \(once\)/)
   r = run('plot', dir)
   t.is(r.status, 0, r.stderr)
   t.true(r.stdout.trim().split('\n').some((l) => l.endsWith('energy.svg')))
-  t.true(texts(parseXml(readFileSync(join(dir, 'plots', 'energy.svg'), 'utf8'))).includes('head'))
+  t.true(texts(parseXml(readFileSync(join(dir, 'plots', 'energy.svg'), 'utf8'))).includes(fsnn.layers[0].name))
   r = run('info', out, '--json')
   t.is(r.status, 0, r.stderr)
   t.is(JSON.parse(r.stdout).parameterCount, ex.parameters)
@@ -255,17 +274,19 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
     [['train', '--optimizer', 'rmsprop'], /--optimizer: expected one of sgd, adam, adamw/],
     [['train', '--lr', 'fast'], /--lr: expected a number > 0/],
     [['train', '--schedule', 'linear'], /--schedule: expected one of cosine, constant/],
-    [['train', '--model', 'resnet', '--dataset', data], /--model: expected one of dsnn, snn or a model JSON file/],
+    [['train', '--model', 'resnet', '--dataset', data], /--model: expected one of dsnn, snn, dsnn18, .*wideDsnn7b.* or a model JSON file/],
     [['train', '--dataset', 'cifar'], /--dataset: expected fashion-mnist, mnist or a folder/],
     [['train', '--resume', '/nonexistent-run'], /not a run folder/],
     [['train', '--resume', data, '--epochs', '2'], /--resume continues a run with its own config\.json; --epochs cannot be given/],
     [['evaluate'], /evaluate: expected a checkpoint file or a run folder/],
     [['evaluate', data, '--mode', 'spiky'], /holds no checkpoints|--mode/],
     [['export', data], /--out <file\.safetensors> is required/],
-    [['info', 'resnet'], /info: expected one of dsnn, snn or a model JSON file/],
+    [['info', 'resnet'], /info: expected one of dsnn, snn, dsnn18, .* or a model JSON file/],
     [['info', 'dsnn', '--input-shape', '1,x'], /--input-shape: expected positive integers/],
     [['plot', data], /not a run folder: no metrics\.jsonl/],
-    [['energy', data], /energy: the energy report is not available yet/],
+    [['energy'], /energy: expected a checkpoint file or a run folder, or --model/],
+    [['energy', '--model', 'dsnn', '--preset', 'fp64'], /--preset: expected one of fp32, fp16, int8/],
+    [['energy', '--model', 'dsnn', '--ac-pj', '1'], /--ac-pj and --mac-pj go together/],
     [['fly'], /unknown command "fly"; expected one of: train, evaluate, export, info, plot, energy/],
   ]
   const config = join(tmp(), 'bad.json')
@@ -290,7 +311,7 @@ test('--help documents every command and its options', (t) => {
     export: ['--out', '--json'],
     info: ['--input-shape', '--classes', '--time-steps', '--batch-size', '--json'],
     plot: ['RUN_DIR'],
-    energy: ['energy report', 'Not available yet'],
+    energy: ['--dataset', '--model', '--mode', '--preset', '--ac-pj', '--mac-pj', '--limit', '--json'],
   }
   for (const [command, words] of Object.entries(expected)) {
     t.regex(top.stdout, new RegExp(`^  ${command} `, 'm'))

@@ -21,7 +21,7 @@ const COMMANDS: Record<string, Command> = {
   export: { summary: 'write the deployable full-spike model of a checkpoint (AAP removed)', help: EXPORT_HELP, run: exportModel },
   info: { summary: "a model's layers, output shapes, parameter count and memory per time step", help: INFO_HELP, run: info },
   plot: { summary: "render a run folder's charts (loss, accuracy, firing rates, gradient norms, energy) as SVG", help: PLOT_HELP, run: plot },
-  energy: { summary: 'operations and energy per layer (not available yet in this build)', help: ENERGY_HELP, run: energy },
+  energy: { summary: 'synaptic operations (AC vs MAC), firing rates and energy per layer on a test set', help: ENERGY_HELP, run: energy },
 }
 
 const HELP = `Usage: dualstream <command> [options]

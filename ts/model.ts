@@ -8,6 +8,7 @@ import { losses, schedules } from './optim'
 import type { Encoding, LayerSpec, ModelSpec } from './spec'
 import { readSafetensors, writeSafetensors } from './checkpoint'
 import type { NamedTensor } from './checkpoint'
+import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
 export interface LabelledData {
@@ -544,6 +545,59 @@ export class Model {
     }
   }
 
+  /**
+   * Synaptic operations, firing rates and energy per sample over a data set (eval mode, as
+   * `fsnn` or `dsnn`), with the accuracy in that mode: spike inputs cost accumulations
+   * (AC = ops x input rate), other inputs multiply-accumulates (MAC); BN is folded (free); a
+   * static image counts once. `formatEnergyTable(report)` prints it.
+   */
+  async energy(data: LabelledData, options: EnergyOptions = {}): Promise<EnergyReport> {
+    const batchSize = options.batchSize ?? 64
+    const mode = options.mode ?? 'fsnn'
+    const maxSamples = options.maxSamples ?? Infinity
+    if (mode !== 'fsnn' && mode !== 'dsnn') throw argError('energy mode', '"fsnn" or "dsnn"', mode)
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('energy batchSize', 'a positive integer', batchSize)
+    if (maxSamples !== Infinity && (!Number.isInteger(maxSamples) || maxSamples < 1)) throw argError('energy maxSamples', 'a positive integer', maxSamples)
+    if (!data || typeof data.batches !== 'function') throw argError('energy data', 'a labelled data set', data)
+    const { preset, acPj, macPj } = energyArgs(options)
+    this.build(this.sampleShapeOf(data))
+    return this.exclusive(async () => {
+      const engine = this.native()
+      try {
+        engine.resetEnergy()
+        let count = 0, correct = 0
+        for (const batch of data.batches(batchSize, { shuffle: false })) {
+          if (count >= maxSamples) break
+          const n = Math.min(batch.size, maxSamples - count)
+          const x = n < batch.size ? batch.x.subarray(0, (batch.x.length / batch.size) * n) : batch.x
+          const r = await engine.evaluateCounting(x, this.batchShape(n), batch.y.subarray(0, n), mode)
+          count += r.count
+          correct += r.correct
+        }
+        const counted = JSON.parse(engine.energyReport(preset, acPj, macPj))
+        return { mode, accuracy: count ? correct / count : 0, ...counted } as EnergyReport
+      } catch (e) {
+        throw fromNative(e)
+      }
+    })
+  }
+
+  /**
+   * A copy for inference with every conv directly followed by a BN folded into one conv with a
+   * bias (Appendix A): the same eval-mode outputs, fewer layers.
+   */
+  foldBatchNorm(): Promise<Model> {
+    return this.exclusive(async () => {
+      let engine: NativeModel
+      try {
+        engine = this.native().foldBatchNorm()
+      } catch (e) {
+        throw fromNative(e)
+      }
+      return this.wrap(engine)
+    })
+  }
+
   /** Heads side by side in the training output: 2 for a dual-stream model, else 1. */
   get heads(): number {
     try {
@@ -566,12 +620,17 @@ export class Model {
       } catch (e) {
         throw fromNative(e)
       }
-      const spec = JSON.parse(engine.specJson()) as ModelSpec
-      const m = new Model(spec.layers, { timeSteps: spec.timeSteps, encoding: spec.encoding, seed: this.seed })
-      m.inputShape = spec.inputShape
-      m.engine = engine
-      return m
+      return this.wrap(engine)
     })
+  }
+
+  /** A Model around an engine derived from this one (its spec read back from the engine). */
+  private wrap(engine: NativeModel): Model {
+    const spec = JSON.parse(engine.specJson()) as ModelSpec
+    const m = new Model(spec.layers, { timeSteps: spec.timeSteps, encoding: spec.encoding, seed: this.seed })
+    m.inputShape = spec.inputShape
+    m.engine = engine
+    return m
   }
 
   /**

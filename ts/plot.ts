@@ -1,5 +1,6 @@
 // Charts as SVG, rendered in Node without a browser: Vega-Lite specs compiled and rendered by
 // Vega's headless view. Both packages are ESM-only, hence the dynamic imports.
+import type { LayerOps } from './energy'
 import { argError } from './errors'
 
 export interface LinePoint {
@@ -89,12 +90,13 @@ export async function barChartSvg(chart: BarChart): Promise<string> {
 
 /** The energy engineer's per-layer report (`energy.json` in a run folder): operation counts per
  * layer, AC (accumulate, spike inputs) and MAC (multiply-accumulate, real inputs). */
-export interface EnergyReport {
-  layers: { name: string; ac: number; mac: number; [other: string]: unknown }[]
+/** What the energy chart reads of an energy report (`Model.energy`, a run's energy.json). */
+export interface EnergyChart {
+  layers: readonly Pick<LayerOps, 'name' | 'ac' | 'mac'>[]
 }
 
 /** Synaptic operations per layer, AC beside MAC. */
-export async function energyChartSvg(report: EnergyReport): Promise<string> {
+export async function energyChartSvg(report: EnergyChart): Promise<string> {
   if (typeof report !== 'object' || report === null || !Array.isArray(report.layers) || report.layers.length === 0) {
     throw argError('energy report', 'an object { layers: [{ name, ac, mac }] } with at least one layer', report)
   }

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { DualstreamError } from './errors'
 import { writeFileAtomic } from './checkpoint'
 import { energyChartSvg, lineChartSvg } from './plot'
-import type { EnergyReport, LinePoint } from './plot'
+import type { EnergyChart, LinePoint } from './plot'
 
 /** One finished epoch as the run folder records it. */
 export interface MetricsRow {
@@ -176,9 +176,9 @@ export async function plotRun(dir: string): Promise<string[]> {
     }
   }
   if (existsSync(run.energyPath)) {
-    let report: EnergyReport
+    let report: EnergyChart
     try {
-      report = JSON.parse(readFileSync(run.energyPath, 'utf8')) as EnergyReport
+      report = JSON.parse(readFileSync(run.energyPath, 'utf8')) as EnergyChart
     } catch (err) {
       throw new DualstreamError('ERR_FORMAT', `${run.energyPath} is not valid JSON: ${(err as Error).message}`)
     }

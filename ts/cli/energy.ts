@@ -1,22 +1,110 @@
-// dualstream energy: the per-layer operation and energy report. The energy counter lands in a
-// parallel branch; until it is wired here the command says so instead of guessing numbers.
-import { DualstreamError } from '../errors'
-import { helped, parseCommand } from './args'
+// dualstream energy: the per-layer operation and energy report of a checkpoint (or of a fresh
+// network from the zoo or a model file) on a test set, printed as a table or as JSON.
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { ENERGY_PRESETS, formatEnergyTable } from '../energy'
+import type { EnergyOptions, EnergyReport } from '../energy'
+import { writeFileAtomic } from '../checkpoint'
+import { sequential } from '../model'
+import type { Model } from '../model'
+import { RunFolder } from '../run'
+import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
+import { checkpointPath, loadDatasets, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
 
 export const ENERGY_HELP = `Usage: dualstream energy <checkpoint.safetensors | RUN_DIR> [options]
+       dualstream energy --model <name|file> [options]
 
-The energy report: synaptic operations (AC for spike inputs, MAC for real ones) and energy per
-layer. Not available yet in this build.
+The energy report of a network on a test set, per sample: synaptic operations of every conv and
+linear layer, split into accumulations (AC: the layer's input held only spikes; AC = dense ops x
+the measured input firing rate) and multiply-accumulates (MAC: a real-valued input; the static
+image into the stem counts once, not T times), BN folded (free), firing rates per neuron layer
+and block, and E = E_AC * AC + E_MAC * MAC: the Dynamic Consumption (measured rates) and the
+worst case (every neuron fires at every step). For a run folder the report is also written to
+its energy.json, which dualstream plot draws.
 
 Options:
+  --dataset <name|dir>  fashion-mnist, mnist or a data folder (default: the run's, else fashion-mnist)
+  --model <name|file>   without a checkpoint: a zoo network (dsnn, snn, dsnn18, ...) or a model
+                        JSON file, with freshly initialised weights; with one: the architecture
+                        to load its weights into
+  --time-steps <n>      T for --model without a checkpoint (default: the network's, else 4)
+  --mode <mode>         fsnn (the full-spike network, AAP removed), dsnn (AAP kept), or both
+                        (default: both for a dual-stream model, else fsnn)
+  --preset <name>       energies per operation, 45 nm: fp32 (default; 0.9 pJ per AC, 4.6 pJ
+                        per MAC, the paper's), fp16 (0.4, 1.5) or int8 (0.03, 0.23)
+  --ac-pj <x>           custom picojoules per AC (with --mac-pj; overrides --preset)
+  --mac-pj <x>          custom picojoules per MAC (with --ac-pj)
+  --limit <n>           count on the first n test samples (default: the whole test set)
+  --batch-size <n>      samples per batch (default 64)
+  --json                the report(s) as one JSON object on stdout
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = { help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' }, dataset: { type: 'string' } }
+const OPTIONS: OptionTable = {
+  dataset: { type: 'string' },
+  model: { type: 'string' },
+  'time-steps': { type: 'string' },
+  mode: { type: 'string' },
+  preset: { type: 'string' },
+  'ac-pj': { type: 'string' },
+  'mac-pj': { type: 'string' },
+  limit: { type: 'string' },
+  'batch-size': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
 
 export async function energy(argv: string[]): Promise<number> {
-  const { values } = parseCommand('energy', argv, OPTIONS, 1)
+  const { values, positionals } = parseCommand('energy', argv, OPTIONS, 1)
   if (helped(values, ENERGY_HELP)) return 0
-  throw new DualstreamError('ERR_NOT_IMPLEMENTED', 'energy: the energy report is not available yet in this build')
+  const target = positionals[0] as string | undefined
+  const modelName = values.model as string | undefined
+  if (target === undefined && modelName === undefined) {
+    throw usage('energy: expected a checkpoint file or a run folder, or --model <name|file> (see dualstream energy --help)')
+  }
+  const isRun = target !== undefined && existsSync(join(target, 'config.json'))
+  let dataset = values.dataset as string | undefined
+  if (dataset === undefined && isRun) dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
+  const data = loadDatasets('--dataset', dataset ?? 'fashion-mnist')
+  const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
+  const acPj = values['ac-pj'] as string | undefined
+  const macPj = values['mac-pj'] as string | undefined
+  if ((acPj === undefined) !== (macPj === undefined)) throw usage('energy: --ac-pj and --mac-pj go together (custom picojoules per AC and per MAC)')
+  const options: EnergyOptions = {
+    preset,
+    energies: acPj === undefined ? undefined : { acPj: positive('--ac-pj', acPj, 0), macPj: positive('--mac-pj', macPj, 0) },
+    batchSize: int('--batch-size', values['batch-size'] as string | undefined, 64),
+    maxSamples: values.limit === undefined ? undefined : int('--limit', values.limit as string, 0),
+  }
+  const architecture = modelName === undefined ? undefined : modelLayers('--model', modelName, data.test)
+  let model: Model
+  let source: string
+  if (target !== undefined) {
+    source = checkpointPath('energy', target)
+    model = await modelFromCheckpoint(readCheckpoint(source), architecture)
+  } else {
+    const arch = architecture!
+    const timeSteps = int('--time-steps', values['time-steps'] as string | undefined, arch.timeSteps ?? 4)
+    model = sequential(arch.layers, { timeSteps, inputShape: [...data.test.sampleShape] })
+    source = `${modelName} (fresh weights)`
+  }
+  try {
+    const dual = model.heads === 2
+    const mode = oneOf('--mode', values.mode as string | undefined, ['fsnn', 'dsnn', 'both'] as const, dual ? 'both' : 'fsnn')
+    if (mode !== 'fsnn' && !dual) throw usage(`--mode: ${mode} needs a dual-stream model (with its AAP); ${source} is single-stream: use --mode fsnn`)
+    const reports: EnergyReport[] = []
+    for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode]) reports.push(await model.energy(data.test, { ...options, mode: m }))
+    // The run's plot shows the network one deploys: the full-spike one when it was counted.
+    if (isRun) writeFileAtomic(new RunFolder(target).energyPath, JSON.stringify(reports[0], null, 2) + '\n')
+    if (values.json) {
+      out(JSON.stringify({ source, dataset: data.name, reports }))
+    } else {
+      out(`${source} on ${data.name} test samples`)
+      for (const r of reports) out('\n' + formatEnergyTable(r))
+    }
+  } finally {
+    await model.dispose()
+  }
+  return 0
 }

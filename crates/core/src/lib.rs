@@ -2,7 +2,9 @@
 //! A plain Rust library (no Node dependency): tensors, kernels, neurons, layers, blocks,
 //! backpropagation through time, losses and optimizers.
 
+pub mod energy;
 pub mod error;
+pub mod fold;
 pub mod kernels;
 pub mod loss;
 pub mod model;

@@ -1,4 +1,5 @@
 //! The executable model built from a `ModelSpec`, and the trainer that steps it.
+use crate::energy::{Energies, EnergyReport};
 use crate::error::{check_finite, Error, Result};
 use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
 use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
@@ -207,6 +208,36 @@ impl Model {
             out.push((layer.name().to_string(), shape[2..].to_vec()));
         }
         Ok(out)
+    }
+
+    /// Eval-mode `evaluate` with the energy counters on (`crate::energy`): operations and
+    /// rates add up over calls, so a data set streams through batch by batch, until
+    /// `reset_energy`. Other forwards are not counted.
+    pub fn evaluate_counting(&mut self, input: &Tensor, labels: Option<&[u32]>, mode: InferenceMode, loss: &LossSpec) -> Result<Evaluation> {
+        self.set_counting(true);
+        let run = self.evaluate(input, labels, mode, loss);
+        self.set_counting(false);
+        run
+    }
+
+    fn set_counting(&mut self, on: bool) {
+        let mut counters = Vec::new();
+        self.body.counters(&mut counters);
+        counters.iter_mut().for_each(|c| c.set_on(on));
+    }
+
+    /// Clears what `evaluate_counting` has counted.
+    pub fn reset_energy(&mut self) {
+        let mut counters = Vec::new();
+        self.body.counters(&mut counters);
+        counters.iter_mut().for_each(|c| c.reset());
+    }
+
+    /// Operations per sample, rates and energy of everything counted since `reset_energy`.
+    pub fn energy_report(&mut self, energies: &Energies) -> EnergyReport {
+        let mut counters = Vec::new();
+        self.body.counters(&mut counters);
+        EnergyReport::from_counters(&counters, energies)
     }
 
     /// Shape of one sample's output per step, e.g. `[10]` for a classifier.

@@ -16,6 +16,7 @@ use napi_derive::napi;
 
 mod data;
 mod frames;
+mod energy;
 
 fn to_js(err: dualstream_core::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
@@ -204,6 +205,8 @@ pub struct EvaluateTask {
     input: Tensor,
     labels: Option<Vec<u32>>,
     mode: InferenceMode,
+    /// Count operations and rates for the energy report (`energy.rs`).
+    counting: bool,
 }
 
 impl Task for EvaluateTask {
@@ -212,9 +215,14 @@ impl Task for EvaluateTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let (input, labels, mode) = (&self.input, &self.labels, self.mode);
+        let counting = self.counting;
         with_state(&self.shared, "evaluate", |s| {
             let loss = s.trainer.as_ref().map(|t| *t.loss()).unwrap_or_default();
-            let e = s.model.evaluate(input, labels.as_deref(), mode, &loss)?;
+            let e = if counting {
+                s.model.evaluate_counting(input, labels.as_deref(), mode, &loss)?
+            } else {
+                s.model.evaluate(input, labels.as_deref(), mode, &loss)?
+            };
             let logits = e.logits.into_vec();
             let rates = s.model.firing_rates();
             Ok(match e.stats {
@@ -346,7 +354,7 @@ impl NativeModel {
     pub fn evaluate(&self, input: Float32Array, input_shape: Vec<u32>, labels: Option<Uint32Array>, mode: Option<String>) -> napi::Result<AsyncTask<EvaluateTask>> {
         let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()), mode }))
+        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()), mode, counting: false }))
     }
 
     /// Full-spike audit of one batch (see `Model::audit`).

@@ -15,6 +15,7 @@ mod tests;
 
 pub use surrogate::Surrogate;
 
+use crate::energy::{Counter, RateMonitor};
 use crate::error::{Error, Result};
 use crate::nn::layer::{Layer, Param};
 use crate::spec::NeuronSpec;
@@ -58,6 +59,7 @@ pub struct NeuronLayer {
     /// optimizer stepped in between, and can check the shapes it is given.
     saved: Option<Saved>,
     firing_rate: Option<f32>,
+    rates: RateMonitor,
 }
 
 struct Saved {
@@ -102,6 +104,7 @@ impl NeuronLayer {
             w,
             saved: None,
             firing_rate: None,
+            rates: RateMonitor::default(),
         })
     }
 
@@ -201,6 +204,7 @@ impl Layer for NeuronLayer {
         // Nothing is stored for backward, which recomputes the charges from the input.
         let spikes = kernel::forward(&dynamics, input.data(), t_len, output.data_mut());
         self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.rates.observe(output);
         self.saved = training.then(|| Saved { shape: shape.to_vec(), dynamics });
         Ok(())
     }
@@ -246,5 +250,9 @@ impl Layer for NeuronLayer {
     /// None until the first forward.
     fn firing_rate(&self) -> Option<f32> {
         self.firing_rate
+    }
+
+    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+        out.push(Counter::Rate { name: self.label.clone(), kind: "neuron", monitor: &mut self.rates });
     }
 }

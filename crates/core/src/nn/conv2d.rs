@@ -1,4 +1,5 @@
 //! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
+use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_backward_data, ConvGeom};
 use crate::kernels::spike_conv::{conv2d_backward_weight_auto, conv2d_forward_auto, ConvPath};
@@ -15,6 +16,7 @@ pub struct Conv2d {
     weight: Param,
     bias: Option<Param>,
     probe: AuditProbe,
+    ops: SynapseCounter,
     /// Kernels the last forward and weight gradient ran (dense or event-driven), for tests.
     paths: [Option<ConvPath>; 2],
 }
@@ -82,6 +84,7 @@ impl Conv2d {
             weight,
             bias,
             probe: AuditProbe::default(),
+            ops: SynapseCounter::default(),
             paths: [None, None],
         })
     }
@@ -151,6 +154,9 @@ impl Layer for Conv2d {
         self.probe.observe(input.data());
         let g = self.geometry(input.shape())?;
         let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
+        let outputs = (g.c_out * g.oh * g.ow) as u64;
+        let bias_ops = if self.bias.is_some() { outputs } else { 0 };
+        self.ops.observe(input, (g.kh * g.kw * g.c_in / g.groups) as u64 * outputs, bias_ops);
         output.resize_for_overwrite(&shape);
         // Spike inputs below the measured crossover density take the event-driven kernel.
         self.paths[0] = Some(conv2d_forward_auto(
@@ -169,6 +175,11 @@ impl Layer for Conv2d {
 
     fn audit(&self, out: &mut Vec<AuditEntry>) {
         self.probe.report(&self.label, out);
+    }
+
+    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+        let name = self.label.trim_end_matches(" (conv2d)").to_string();
+        out.push(Counter::Synapse { name, kind: "conv2d", counter: &mut self.ops });
     }
 
     fn backward(

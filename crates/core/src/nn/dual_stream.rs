@@ -2,6 +2,7 @@
 //! heads `y_s = FC(GAP(O_L))`, `y_a = FC(GAP(A_L))` with one shared FC, per time step.
 //! Output `[T, N, 2K]` (`y_s` then `y_a` in each row) with the accumulation pathway (AAP),
 //! `[T, N, K]` (`y_s` alone, the AAP not computed) without it.
+use crate::energy::{Counter, RateMonitor, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::pool::{global_avg_backward, global_avg_forward};
 use crate::nn::dual_stream_block::DualStreamBlock;
@@ -47,6 +48,12 @@ pub struct DualStream {
     head_pool: HeadPool,
     /// Per stage, the mean of its spike output O_i in the last forward (its firing rate).
     out_rates: Vec<f32>,
+    /// Per stage, the spike output's rate monitor (energy reports).
+    out_monitors: Vec<RateMonitor>,
+    /// The two heads' synaptic operations. The spike head counts as the FC applied to the
+    /// spike map O_L itself (FC(GAP(O)) = GAP(FC_1x1(O)) as FC is linear): each spike adds one
+    /// weight column, AC. The accumulation head pools A_L first and multiplies: MAC.
+    head_ops: [SynapseCounter; 2],
     /// Per stage, `(|dL/dO_i|, |dL/dA_i|)` of the last backward (0 for A without the AAP).
     grad_norms: Vec<(f32, f32)>,
     /// The trunk's path, e.g. `layers.4`.
@@ -111,6 +118,8 @@ impl DualStream {
             probe: AuditProbe::default(),
             grad_norms: Vec::new(),
             out_rates: Vec::new(),
+            out_monitors: (0..n).map(|_| RateMonitor::default()).collect(),
+            head_ops: [SynapseCounter::default(), SynapseCounter::default()],
             head_pool: spec.head_pool,
             path: name.to_string(),
         })
@@ -187,12 +196,21 @@ impl Layer for DualStream {
             }
         }
         self.out_rates = self.o.iter().map(Tensor::mean).collect();
+        for (m, o) in self.out_monitors.iter_mut().zip(&self.o) {
+            m.observe(o);
+        }
         let last = self.stages.len() - 1;
         self.probe.observe(self.o[last].data());
+        let bias_ops = if self.head.bias().is_some() { self.classes as u64 } else { 0 };
+        let o_last = &self.o[last];
+        let per_sample_step = o_last.numel() / (o_last.shape()[0] * o_last.shape()[1]).max(1);
+        self.head_ops[0].observe(o_last, (per_sample_step * self.classes) as u64, bias_ops);
         Self::head_forward(self.head_pool, &mut self.head, &self.o[last], &mut self.pooled_s, &mut self.logits_s)?;
         let (t, n, k) = (self.logits_s.shape()[0], self.logits_s.shape()[1], self.classes);
         if aap {
             Self::head_forward(self.head_pool, &mut self.head, &self.a[last], &mut self.pooled_a, &mut self.logits_a)?;
+            let features = self.pooled_a.shape()[2];
+            self.head_ops[1].observe(&self.pooled_a, (features * self.classes) as u64, bias_ops);
             output.resize_for_overwrite(&[t, n, 2 * k]);
             for ((row, s), a) in output
                 .data_mut()
@@ -298,6 +316,20 @@ impl Layer for DualStream {
                 }
             }
         }
+    }
+
+    /// Per block stage: its neurons and synapses, then its output `<trunk>.stages.<i>.out`;
+    /// then the spike head and (when the AAP runs) the accumulation head.
+    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+        for (i, (st, m)) in self.stages.iter_mut().zip(self.out_monitors.iter_mut()).enumerate() {
+            if let Stage::Block(b) = st {
+                b.counters(out);
+                out.push(Counter::Rate { name: format!("{}.stages.{i}.out", self.path), kind: "block", monitor: m });
+            }
+        }
+        let [spike, acc] = &mut self.head_ops;
+        out.push(Counter::Synapse { name: format!("{}.head (on the spike stream O)", self.path), kind: "linear", counter: spike });
+        out.push(Counter::Synapse { name: format!("{}.head (on the accumulation A)", self.path), kind: "linear", counter: acc });
     }
 
     fn set_audit(&mut self, on: bool) {

@@ -263,6 +263,20 @@ impl DualStreamBlock {
         }
     }
 
+    /// Branch, shortcut, residual neuron, then the accumulation projection: forward order.
+    pub fn counters<'a>(&'a mut self, out: &mut Vec<crate::energy::Counter<'a>>) {
+        self.branch.counters(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.counters(out);
+        }
+        if let Join::SpikingResnet(n) = &mut self.join {
+            n.counters(out);
+        }
+        if let Some(p) = &mut self.projection {
+            p.counters(out);
+        }
+    }
+
     pub fn set_audit(&mut self, on: bool) {
         self.branch.set_audit(on);
         if let Some(sc) = &mut self.shortcut {

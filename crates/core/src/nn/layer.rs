@@ -1,4 +1,5 @@
 //! The contract every layer (and neuron, and block) keeps.
+use crate::energy::Counter;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -95,6 +96,10 @@ pub trait Layer: Send {
     /// `(name, norm)`, e.g. `layers.3.stages.7.O` (spike stream) and `...A` (accumulation).
     /// Containers recurse; dual-stream trunks report per stage (Appendix C.3 of the paper).
     fn gradient_norms(&self, _out: &mut Vec<(String, f32)>) {}
+
+    /// The energy counters inside, in forward order: one per synaptic layer (conv, linear),
+    /// one rate monitor per neuron layer and per block output. Containers recurse.
+    fn counters<'a>(&'a mut self, _out: &mut Vec<Counter<'a>>) {}
 }
 
 /// One synaptic layer's audit result.

@@ -1,4 +1,5 @@
 //! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch.
+use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
 use crate::nn::conv2d::{check_grad_output, uniform_init};
@@ -21,6 +22,7 @@ pub struct Linear {
     weight: Param,
     bias: Option<Param>,
     probe: AuditProbe,
+    ops: SynapseCounter,
 }
 
 impl Linear {
@@ -41,7 +43,7 @@ impl Linear {
         let bias = spec
             .bias
             .then(|| Param::new(format!("{name}.bias"), uniform_init(rng, &[o], i), false));
-        Ok(Linear { label, spec: spec.clone(), weight, bias, probe: AuditProbe::default() })
+        Ok(Linear { label, spec: spec.clone(), weight, bias, probe: AuditProbe::default(), ops: SynapseCounter::default() })
     }
 
     pub fn weight(&self) -> &Param {
@@ -76,6 +78,7 @@ impl Layer for Linear {
         let shape = self.output_shape(input.shape())?;
         output.resize_for_overwrite(&shape);
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
+        self.ops.observe(input, (fi * fo) as u64, if self.bias.is_some() { fo as u64 } else { 0 });
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|b| b.value.data());
         output
@@ -104,6 +107,11 @@ impl Layer for Linear {
 
     fn audit(&self, out: &mut Vec<AuditEntry>) {
         self.probe.report(&self.label, out);
+    }
+
+    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+        let name = self.label.trim_end_matches(" (linear)").to_string();
+        out.push(Counter::Synapse { name, kind: "linear", counter: &mut self.ops });
     }
 
     fn backward(

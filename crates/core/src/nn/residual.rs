@@ -98,6 +98,13 @@ impl ResidualPaths {
         }
     }
 
+    pub fn counters<'a>(&'a mut self, out: &mut Vec<crate::energy::Counter<'a>>) {
+        self.branch.counters(out);
+        if let Some(sc) = &mut self.shortcut {
+            sc.counters(out);
+        }
+    }
+
     pub fn audit(&self, out: &mut Vec<AuditEntry>) {
         self.branch.audit(out);
         if let Some(sc) = &self.shortcut {

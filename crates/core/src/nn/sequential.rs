@@ -225,6 +225,10 @@ impl Layer for Sequential {
         self.layers.iter().for_each(|l| l.audit(out));
     }
 
+    fn counters<'a>(&'a mut self, out: &mut Vec<crate::energy::Counter<'a>>) {
+        self.layers.iter_mut().for_each(|l| l.counters(out));
+    }
+
     fn set_aap(&mut self, on: bool) {
         self.layers.iter_mut().for_each(|l| l.set_aap(on));
     }

@@ -1,4 +1,5 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
+use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
 use crate::nn::connect::{connect_backward, connect_forward};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
@@ -15,6 +16,7 @@ pub struct SewBlock {
     grad_shortcut: Tensor,
     /// Mean of the block output in the last forward (a firing rate unless g is ADD).
     out_rate: Option<f32>,
+    out_monitor: RateMonitor,
 }
 
 impl SewBlock {
@@ -27,6 +29,7 @@ impl SewBlock {
             grad_branch: Tensor::default(),
             grad_shortcut: Tensor::default(),
             out_rate: None,
+            out_monitor: RateMonitor::default(),
         }
     }
 }
@@ -50,6 +53,7 @@ impl Layer for SewBlock {
         output.resize_for_overwrite(o.shape());
         connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut());
         self.out_rate = Some(output.mean());
+        self.out_monitor.observe(output);
         Ok(())
     }
 
@@ -82,6 +86,12 @@ impl Layer for SewBlock {
         if let Some(rate) = self.out_rate {
             out.push((format!("{}.out", self.name), rate));
         }
+    }
+
+    /// The counters of both paths, then the block output's monitor (`<block>.out`).
+    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+        self.paths.counters(out);
+        out.push(Counter::Rate { name: format!("{}.out", self.name), kind: "block", monitor: &mut self.out_monitor });
     }
 
     fn set_audit(&mut self, on: bool) {

@@ -1,5 +1,6 @@
 //! Spiking ResNet block: `O = SN_res(branch(X) + shortcut(X))`, the residual neuron an IF with
 //! V_th 1, V_reset 0, so that a silent branch passes spikes through unchanged (identity mapping).
+use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
 use crate::neuron::NeuronLayer;
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
@@ -14,6 +15,8 @@ pub struct SpikingResnetBlock {
     /// `branch(X) + shortcut(X)`, the residual neuron's input.
     charge: Tensor,
     grad_charge: Tensor,
+    /// The block output's monitor (`<block>.out`), so every block reports one like SEW's.
+    out_monitor: RateMonitor,
 }
 
 impl SpikingResnetBlock {
@@ -25,6 +28,7 @@ impl SpikingResnetBlock {
             neuron,
             charge: Tensor::default(),
             grad_charge: Tensor::default(),
+            out_monitor: RateMonitor::default(),
         }
     }
 }
@@ -49,7 +53,9 @@ impl Layer for SpikingResnetBlock {
         for ((c, &b), &s) in self.charge.data_mut().iter_mut().zip(self.paths.branch_out.data()).zip(o.data()) {
             *c = b + s;
         }
-        self.neuron.forward(&self.charge, output, training)
+        self.neuron.forward(&self.charge, output, training)?;
+        self.out_monitor.observe(output);
+        Ok(())
     }
 
     fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
@@ -70,6 +76,12 @@ impl Layer for SpikingResnetBlock {
     fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
         self.paths.firing_rates(out);
         self.neuron.firing_rates(out);
+    }
+
+    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+        self.paths.counters(out);
+        self.neuron.counters(out);
+        out.push(Counter::Rate { name: format!("{}.out", self.name), kind: "block", monitor: &mut self.out_monitor });
     }
 
     fn set_audit(&mut self, on: bool) {
