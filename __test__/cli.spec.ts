@@ -76,7 +76,11 @@ test('a short run writes the run folder: config, metrics as JSONL and CSV, check
   t.is(Number(csv[3].split(',')[5]), rows[2].testAccuracy)
   t.deepEqual(readdirSync(join(dir, 'checkpoints')).sort(), ['best.safetensors', 'last.safetensors', 'model.json'])
   t.deepEqual(JSON.parse(readFileSync(join(dir, 'checkpoints', 'model.json'), 'utf8')), readCheckpoint(join(dir, 'checkpoints', 'last.safetensors')).spec)
-  t.deepEqual(readdirSync(join(dir, 'plots')).sort(), ['accuracy.svg', 'firing-rates.svg', 'gradient-norms.svg', 'loss.svg'])
+  t.deepEqual(readdirSync(join(dir, 'plots')).sort(), ['accuracy.svg', 'energy.svg', 'firing-rates.svg', 'gradient-norms.svg', 'loss.svg'])
+  // The end-of-run energy report: the full-spike network on the 64 test samples, its stem the only MAC.
+  const energy = JSON.parse(readFileSync(join(dir, 'energy.json'), 'utf8'))
+  t.like(energy, { mode: 'fsnn', samples: 64, totals: { mac: 9 * 4 * 8 * 8 } })
+  t.deepEqual(summary.energy, { dynamicMj: energy.totals.dynamicMj, ac: energy.totals.ac, mac: energy.totals.mac })
   const loss = parseXml(readFileSync(join(dir, 'plots', 'loss.svg'), 'utf8'))
   t.true(texts(loss).includes('train') && texts(loss).includes('test'))
   // The best checkpoint is the epoch with the best full-spike test accuracy.

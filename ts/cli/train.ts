@@ -1,6 +1,7 @@
 // dualstream train: a run folder written as it goes, Ctrl-C saves and says how to resume.
 import { existsSync, readFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
+import { writeFileAtomic } from '../checkpoint'
 import { DualstreamError } from '../errors'
 import { Model, readCheckpoint, sequential } from '../model'
 import type { Checkpoint, Evaluation } from '../model'
@@ -18,7 +19,8 @@ export const TRAIN_HELP = `Usage: dualstream train [options]
 
 Trains an SNN and writes a run folder (--out): config.json, metrics.jsonl and metrics.csv (one
 row per epoch, written as it goes), checkpoints/last.safetensors and best.safetensors (best
-full-spike test accuracy) with the model spec in checkpoints/model.json, and plots/*.svg. With
+full-spike test accuracy) with the model spec in checkpoints/model.json, energy.json (the
+full-spike network's operations and energy on up to 1,000 test samples) and plots/*.svg. With
 the default dual-stream model the accuracy reported is the full-spike network's (AAP removed),
 with the DSNN's (AAP kept) beside it. Ctrl-C finishes the current step, saves
 checkpoints/last.safetensors and exits (code 130); --resume RUN_DIR continues from it and ends
@@ -57,6 +59,9 @@ Options:
 `
 
 /** The options a run is defined by: the keys of --config and of a run's config.json. */
+/** Test samples the end-of-run energy report counts on (enough for stable firing rates). */
+const ENERGY_SAMPLES = 1000
+
 const RUN_KEYS = ['dataset', 'model', 'epochs', 'batch-size', 'time-steps', 'optimizer', 'lr', 'schedule', 'seed', 'limit', 'test-limit'] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
@@ -263,6 +268,13 @@ export async function train(argv: string[]): Promise<number> {
   }
   if (result.stopped) await model.save(run.lastCheckpoint, { fit: result.state })
   progress.finish(result.stopped ? `stopped at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}` : undefined)
+  let energy: { dynamicMj: number; ac: number; mac: number } | null = null
+  if (!result.stopped) {
+    // The energy chart of the run: the deployable (full-spike) network on up to 1,000 test samples.
+    const report = await model.energy(testSet, { mode: 'fsnn', maxSamples: ENERGY_SAMPLES })
+    writeFileAtomic(run.energyPath, JSON.stringify(report, null, 2) + '\n')
+    energy = { dynamicMj: report.totals.dynamicMj, ac: report.totals.ac, mac: report.totals.mac }
+  }
   const plots = await plotRun(run.dir)
   const resumeCommand = `dualstream train --resume ${run.dir}`
   const final = last ?? (kept.length > 0 ? { row: kept[kept.length - 1] } : undefined)
@@ -292,6 +304,7 @@ export async function train(argv: string[]): Promise<number> {
     seconds: result.seconds,
     evalSeconds: last?.evalSeconds ?? null,
     firingRates: final?.row.firingRates ?? [],
+    energy,
     plots,
   }
   if (json) {
