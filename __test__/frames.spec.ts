@@ -19,6 +19,7 @@ import {
   type Events,
   type IndexedDataset,
 } from '../ts/data'
+import { conv2d, flatten, lif, linear, sequential, sgd } from '../ts'
 
 function stream(width: number, height: number, ev: [number, number, number, number][]): Events {
   return {
@@ -240,4 +241,35 @@ test('NFashionMnist through FramesDataset and the loader: 34 x 34 frames, labels
   const shapes: number[][] = []
   for await (const b of loader.epoch(0)) shapes.push(b.shape)
   t.deepEqual(shapes, [[3, 3, 2, 34, 34], [3, 3, 2, 34, 34]])
+})
+
+test('FramesDataset is a LabelledData for sequence models: time-major batches as the loader makes them, fit and evaluate', async (t) => {
+  // Eight 2-frame samples of 1 x 2 x 2 counts: sample i holds i + 10 * frame + pixel.
+  const counts = Uint8Array.from({ length: 8 * 8 }, (_, k) => Math.floor(k / 8) + 10 * Math.floor((k % 8) / 4) + (k % 4))
+  const labels = Uint32Array.from({ length: 8 }, (_, i) => i % 2)
+  const frames = new FramesDataset(counts, labels, [2, 1, 2, 2])
+  t.deepEqual(frames.sampleShape, [2, 1, 2, 2])
+  t.is(frames.numClasses, 2)
+  t.true(frames.timeMajor)
+  const loader = new DataLoader(frames, { batchSize: 3, shuffle: true, seed: 4, pipeline: {} })
+  const fromLoader: { x: number[]; y: number[] }[] = []
+  for await (const b of loader.epoch(1)) fromLoader.push({ x: Array.from(b.x), y: Array.from(b.y) })
+  const fromBatches = [...frames.batches(3, { shuffle: true, seed: 4, epoch: 1 })].map((b) => ({ x: Array.from(b.x), y: Array.from(b.y) }))
+  t.deepEqual(fromBatches, fromLoader)
+  // Time-major by hand: the first batch's first frame holds its samples' frame-0 counts, in batch order.
+  const first = [...frames.batches(2)][0]
+  t.deepEqual(Array.from(first.x), [0, 1, 2, 3, 1, 2, 3, 4, 10, 11, 12, 13, 11, 12, 13, 14])
+  const sub = frames.sample(5, 1)
+  t.is(sub.length, 5)
+  t.is(sub.numClasses, 2)
+
+  const model = sequential([conv2d(1, 2, 1), lif(), flatten(), linear(8, 2)], { timeSteps: 2, encoding: 'sequence', seed: 0 })
+  const fit = await model.fit(frames, { epochs: 1, batchSize: 4, optimizer: sgd({ lr: 0.01 }) })
+  t.true(Number.isFinite(fit.epochs[0].loss))
+  const ev = await model.evaluate(frames, { batchSize: 8 })
+  t.is(ev.count, 8)
+  // A static-image data set cannot feed a sequence model: its batches are not time-major.
+  const images = new TensorDataset({ name: 'static', images: new Float32Array(8 * 8), labels, sampleShape: [2, 1, 2, 2], numClasses: 2 })
+  await t.throwsAsync(model.evaluate(images), { message: /time-major \[T, N, \.\.\.\] batches for a sequence model/ })
+  await model.dispose()
 })

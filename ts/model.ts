@@ -15,6 +15,11 @@ export interface LabelledData {
   readonly length: number
   readonly sampleShape: readonly number[]
   readonly numClasses: number
+  /**
+   * Batches come time-major, `[T, N, ...]`, as a `sequence` model takes them (FramesDataset).
+   * A `direct` model takes `[N, ...]` batches of static samples (TensorDataset).
+   */
+  readonly timeMajor?: boolean
   batches(batchSize: number, options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean }): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
 }
 
@@ -274,8 +279,15 @@ export class Model {
   }
 
   private sampleShapeOf(data: LabelledData): readonly number[] {
-    if (this.encoding === 'direct') return data.sampleShape
-    // Sequence data carries T in front of each sample: [T, ...].
+    if (this.encoding === 'direct') {
+      if (data.timeMajor) throw argError('data', 'static samples for a direct-encoding model (this data set holds [T, ...] sequences: build the model with encoding "sequence")', data)
+      return data.sampleShape
+    }
+    // Sample-major [N, T, ...] batches would be read as [T, N, ...]: refuse rather than mix samples.
+    if (!data.timeMajor) throw argError('data', 'a data set with time-major [T, N, ...] batches for a sequence model (e.g. FramesDataset)', data)
+    if (data.sampleShape[0] !== this.timeSteps) {
+      throw argError('data', `sequences of T = ${this.timeSteps} steps (the model's), as [T, ...] samples`, `samples [${data.sampleShape.join(', ')}]`)
+    }
     return data.sampleShape.slice(1)
   }
 

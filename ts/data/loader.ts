@@ -9,6 +9,7 @@ import { frameSpecJson, toNativeEvents, type Events, type FrameSpec } from './fr
 import { Rng, assertSeed, deriveSeed, permutation } from './random'
 import { syntheticOptionsJson, type SyntheticOptions } from './synthetic'
 import type { TransformSpec } from './transforms'
+import type { LabelledData } from '../model'
 
 export interface EventSample {
   events: Events
@@ -90,14 +91,18 @@ function isEventSample(s: LoaderSample): s is EventSample {
  * in a Uint8Array: 4x smaller than floats). Build it once from an event dataset with
  * `FramesDataset.from`, then train many epochs without integrating again.
  */
-export class FramesDataset implements IndexedDataset {
+export class FramesDataset implements IndexedDataset, LabelledData {
   readonly length: number
   readonly sampleShape: readonly number[]
+  readonly numClasses: number
+  /** Its `batches` are `[T, N, C, H, W]`, what a `sequence` model's `fit`/`evaluate` take. */
+  readonly timeMajor = true
   private readonly counts: Uint8Array
   private readonly labels: Uint32Array
   private readonly sampleSize: number
 
-  constructor(counts: Uint8Array, labels: Uint32Array, sampleShape: readonly number[]) {
+  /** `numClasses` defaults to the largest label + 1. */
+  constructor(counts: Uint8Array, labels: Uint32Array, sampleShape: readonly number[], numClasses?: number) {
     if (!Array.isArray(sampleShape) || sampleShape.length !== 4 || !sampleShape.every((d) => Number.isInteger(d) && d > 0)) {
       throw argError('FramesDataset sampleShape', '[T, C, H, W] of positive integers', sampleShape)
     }
@@ -109,6 +114,12 @@ export class FramesDataset implements IndexedDataset {
     this.labels = labels
     this.length = labels.length
     this.sampleShape = Object.freeze([...sampleShape])
+    let top = 0
+    for (const l of labels) top = Math.max(top, l + 1)
+    if (numClasses !== undefined && (!Number.isInteger(numClasses) || numClasses < top)) {
+      throw argError('FramesDataset numClasses', `an integer >= ${top} (the largest label + 1)`, numClasses)
+    }
+    this.numClasses = numClasses ?? top
   }
 
   /**
@@ -144,7 +155,46 @@ export class FramesDataset implements IndexedDataset {
       options.onProgress?.(done, dataset.length)
     }
     if (!counts || !shape) throw new DualstreamError('ERR_VALUE', 'FramesDataset.from: the data set is empty')
-    return new FramesDataset(counts, labels, shape)
+    const declared = (dataset as { numClasses?: unknown; classNames?: readonly unknown[] })
+    return new FramesDataset(counts, labels, shape, typeof declared.numClasses === 'number' ? declared.numClasses : declared.classNames?.length)
+  }
+
+  /** `n` distinct samples chosen at random (seeded), kept in dataset order. */
+  sample(n: number, seed = 0): FramesDataset {
+    if (!Number.isInteger(n) || n < 0) throw argError('FramesDataset sample n', 'a non-negative integer', n)
+    assertSeed('FramesDataset sample seed', seed)
+    const idx = permutation(this.length, new Rng(seed)).subarray(0, Math.min(n, this.length)).sort()
+    const counts = new Uint8Array(idx.length * this.sampleSize)
+    idx.forEach((i, j) => counts.set(this.counts.subarray(i * this.sampleSize, (i + 1) * this.sampleSize), j * this.sampleSize))
+    return new FramesDataset(counts, Uint32Array.from(idx, (i) => this.labels[i]), this.sampleShape, this.numClasses)
+  }
+
+  /**
+   * Time-major mini-batches `x` `[T, N, C, H, W]` over one epoch, in the order of
+   * `DataLoader.order` for the same seed and epoch. `x` is a fresh array per batch.
+   */
+  *batches(batchSize: number, opts: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean } = {}): Generator<{ x: Float32Array; y: Uint32Array; size: number }> {
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('FramesDataset batches batchSize', 'a positive integer', batchSize)
+    const { shuffle = false, seed = 0, epoch = 0, dropLast = false } = opts
+    assertSeed('FramesDataset batches seed', seed)
+    const order = shuffle ? permutation(this.length, new Rng(deriveSeed(seed, epoch))) : Uint32Array.from({ length: this.length }, (_, i) => i)
+    const count = dropLast ? Math.floor(this.length / batchSize) : Math.ceil(this.length / batchSize)
+    const t = this.sampleShape[0]
+    const step = this.sampleSize / t
+    for (let b = 0; b < count; b++) {
+      const members = order.subarray(b * batchSize, Math.min((b + 1) * batchSize, this.length))
+      const n = members.length
+      const x = new Float32Array(n * this.sampleSize)
+      const y = new Uint32Array(n)
+      members.forEach((i, j) => {
+        y[j] = this.labels[i]
+        for (let s = 0; s < t; s++) {
+          const src = this.counts.subarray(i * this.sampleSize + s * step, i * this.sampleSize + (s + 1) * step)
+          x.set(src, (s * n + j) * step)
+        }
+      })
+      yield { x, y, size: n }
+    }
   }
 
   get(index: number): FramesSample {
