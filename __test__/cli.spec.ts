@@ -1,11 +1,12 @@
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { batchNorm2d, conv2d, convDsnn, dualBasicBlock, dualStream, lif, maxPool2d, sequential } from '../ts/index'
 import { Model, readCheckpoint } from '../ts/model'
 import { writeSafetensors } from '../ts/checkpoint'
+import { writeEvents } from '../ts/data'
 import { parseXml, texts } from './svg'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
@@ -324,4 +325,46 @@ test('--help documents every command and its options', (t) => {
     t.regex(r.stdout, new RegExp(`^Usage: dualstream ${command}`))
     for (const w of words) t.true(r.stdout.includes(w), `${command}: ${w}`)
   }
+})
+
+test('event data trains from the CLI: an N-MNIST folder and n-fashion-mnist become T frames for a sequence model', async (t) => {
+  // An N-MNIST layout written by our own writer: 3 recordings per digit and split, 34 x 34.
+  const root = tmp()
+  let s = 11
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648)
+  for (const split of ['Train', 'Test']) {
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(root, split, String(d)), { recursive: true })
+      for (let k = 0; k < 3; k++) {
+        const n = 300
+        await writeEvents(join(root, split, String(d), `${d}${k}.bin`), {
+          width: 34, height: 34,
+          t: Float64Array.from({ length: n }, (_, i) => 10 * i),
+          // Each digit's events fall in its own band of rows, so the classes are learnable.
+          x: Uint16Array.from({ length: n }, () => Math.floor(rand() * 34)),
+          y: Uint16Array.from({ length: n }, () => 3 * d + Math.floor(rand() * 4)),
+          p: Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0)),
+        })
+      }
+    }
+  }
+  const dir = join(tmp(), 'run')
+  const r = run('train', '--dataset', root, '--epochs', '1', '--batch-size', '10', '--time-steps', '3', '--out', dir, '--json')
+  t.is(r.status, 0, r.stderr)
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!)
+  t.like(summary, { trainSamples: 30, testSamples: 30, timeSteps: 3 })
+  const spec = readCheckpoint(join(dir, 'checkpoints', 'last.safetensors')).spec
+  t.like(spec, { encoding: 'sequence', timeSteps: 3, inputShape: [2, 34, 34] })
+  // evaluate integrates the test recordings with the checkpoint's T.
+  const e = run('evaluate', dir, '--json', '--mode', 'fsnn')
+  t.is(e.status, 0, e.stderr)
+  t.is(JSON.parse(e.stdout).results[0].accuracy, summary.testAccuracy)
+
+  const nf = run('train', '--dataset', 'n-fashion-mnist', '--limit', '32', '--test-limit', '16', '--epochs', '1', '--batch-size', '16', '--time-steps', '2', '--out', join(tmp(), 'nf'), '--json')
+  t.is(nf.status, 0, nf.stderr)
+  t.like(JSON.parse(nf.stdout.trim().split('\n').pop()!), { dataset: 'n-fashion-mnist', trainSamples: 32, testSamples: 16, timeSteps: 2 })
+  const empty = tmp()
+  const bad = run('train', '--dataset', empty)
+  t.is(bad.status, 2)
+  t.regex(bad.stderr, /holds neither train\.safetensors \+ test\.safetensors nor a DVS128 Gesture/)
 })

