@@ -177,10 +177,57 @@ impl EventDataset for DvsGesture {
     }
 }
 
-/// Files of a class-per-folder dataset with their labels.
+/// Files of a class-per-folder dataset with their labels, one recording per sample, and how to
+/// read one: CIFAR10-DVS and N-MNIST are this with different layouts and formats.
 struct LabelledFiles {
+    name: &'static str,
     files: Vec<(PathBuf, usize)>,
     class_names: Vec<String>,
+    sensor: (u16, u16),
+    read: fn(&Path) -> Result<EventStream>,
+}
+
+impl EventDataset for LabelledFiles {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+    fn label(&self, index: usize) -> usize {
+        self.files[index].1
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.class_names.clone()
+    }
+    fn sensor_size(&self) -> (u16, u16) {
+        self.sensor
+    }
+    fn get(&self, index: usize) -> Result<(EventStream, usize)> {
+        check_index(index, self.len(), self.name)?;
+        let (path, label) = &self.files[index];
+        Ok(((self.read)(path)?, *label))
+    }
+}
+
+/// A dataset made of one `LabelledFiles`: the trait delegates to it.
+macro_rules! file_dataset {
+    ($t:ty) => {
+        impl EventDataset for $t {
+            fn len(&self) -> usize {
+                self.set.len()
+            }
+            fn label(&self, index: usize) -> usize {
+                self.set.label(index)
+            }
+            fn class_names(&self) -> Vec<String> {
+                self.set.class_names()
+            }
+            fn sensor_size(&self) -> (u16, u16) {
+                self.set.sensor_size()
+            }
+            fn get(&self, index: usize) -> Result<(EventStream, usize)> {
+                self.set.get(index)
+            }
+        }
+    };
 }
 
 pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
@@ -211,29 +258,14 @@ impl Cifar10Dvs {
             };
             files.extend(chosen.iter().map(|f| (f.clone(), label)));
         }
-        Ok(Cifar10Dvs { set: LabelledFiles { files, class_names: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect() } })
+        let class_names = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
+        let size = aedat2::CIFAR10_DVS_SIZE;
+        let read = |path: &Path| Ok(aedat2::read_aedat2(path)?.1);
+        Ok(Cifar10Dvs { set: LabelledFiles { name: "Cifar10Dvs", files, class_names, sensor: (size, size), read } })
     }
 }
 
-impl EventDataset for Cifar10Dvs {
-    fn len(&self) -> usize {
-        self.set.files.len()
-    }
-    fn label(&self, index: usize) -> usize {
-        self.set.files[index].1
-    }
-    fn class_names(&self) -> Vec<String> {
-        self.set.class_names.clone()
-    }
-    fn sensor_size(&self) -> (u16, u16) {
-        (aedat2::CIFAR10_DVS_SIZE, aedat2::CIFAR10_DVS_SIZE)
-    }
-    fn get(&self, index: usize) -> Result<(EventStream, usize)> {
-        check_index(index, self.len(), "Cifar10Dvs")?;
-        let (path, label) = &self.set.files[index];
-        Ok((aedat2::read_aedat2(path)?.1, *label))
-    }
-}
+file_dataset!(Cifar10Dvs);
 
 /// N-MNIST: `root/Train/<digit>/*.bin` and `root/Test/<digit>/*.bin` (34x34), in file-name order.
 pub struct NMnist {
@@ -256,29 +288,14 @@ impl NMnist {
             let digit_files = sorted_files(&dir.join(digit.to_string()), ".bin", expected)?;
             files.extend(digit_files.into_iter().map(|f| (f, digit)));
         }
-        Ok(NMnist { set: LabelledFiles { files, class_names: (0..10).map(|d| d.to_string()).collect() } })
+        let class_names = (0..10).map(|d| d.to_string()).collect();
+        let sensor = (nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT);
+        let read = |path: &Path| nmnist::read_nbin(path, nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT);
+        Ok(NMnist { set: LabelledFiles { name: "NMnist", files, class_names, sensor, read } })
     }
 }
 
-impl EventDataset for NMnist {
-    fn len(&self) -> usize {
-        self.set.files.len()
-    }
-    fn label(&self, index: usize) -> usize {
-        self.set.files[index].1
-    }
-    fn class_names(&self) -> Vec<String> {
-        self.set.class_names.clone()
-    }
-    fn sensor_size(&self) -> (u16, u16) {
-        (nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT)
-    }
-    fn get(&self, index: usize) -> Result<(EventStream, usize)> {
-        check_index(index, self.len(), "NMnist")?;
-        let (path, label) = &self.set.files[index];
-        Ok((nmnist::read_nbin(path, nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT)?, *label))
-    }
-}
+file_dataset!(NMnist);
 
 /// CIFAR-10 (`cifar-10-batches-bin/`: data_batch_1..5.bin, test_batch.bin, batches.meta.txt) or
 /// CIFAR-100 (`cifar-100-binary/`: train.bin, test.bin, fine_label_names.txt). Images are read

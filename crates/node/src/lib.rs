@@ -97,6 +97,17 @@ fn tensor_from(what: &str, data: &[f32], shape: &[u32]) -> napi::Result<Tensor> 
     })
 }
 
+fn named_tensors(tensors: Vec<(String, Tensor)>) -> Vec<NamedTensor> {
+    tensors
+        .into_iter()
+        .map(|(name, t)| NamedTensor {
+            name,
+            shape: t.shape().iter().map(|&d| d as u32).collect(),
+            data: Float32Array::new(t.into_vec()),
+        })
+        .collect()
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> napi::Result<T> {
     serde_json::from_str(json).map_err(|e| js_error("ERR_SPEC", format!("{what}: {e}")))
 }
@@ -394,14 +405,7 @@ impl NativeModel {
     #[napi]
     pub fn state_tensors(&self) -> napi::Result<Vec<NamedTensor>> {
         let tensors = with_state(&self.shared, "stateTensors", |s| Ok(s.model.state_tensors()))?;
-        Ok(tensors
-            .into_iter()
-            .map(|(name, t)| NamedTensor {
-                name,
-                shape: t.shape().iter().map(|&d| d as u32).collect(),
-                data: Float32Array::new(t.into_vec()),
-            })
-            .collect())
+        Ok(named_tensors(tensors))
     }
 
     /// Sets one parameter or buffer by name.
@@ -416,14 +420,7 @@ impl NativeModel {
     #[napi]
     pub fn trainer_state(&self) -> napi::Result<Vec<NamedTensor>> {
         let tensors = with_state(&self.shared, "trainerState", |s| Ok(s.trainer.as_ref().map(|t| t.state()).unwrap_or_default()))?;
-        Ok(tensors
-            .into_iter()
-            .map(|(name, t)| NamedTensor {
-                name,
-                shape: t.shape().iter().map(|&d| d as u32).collect(),
-                data: Float32Array::new(t.into_vec()),
-            })
-            .collect())
+        Ok(named_tensors(tensors))
     }
 
     /// Restores a `trainerState()` into the configured trainer (same optimizer kind).
