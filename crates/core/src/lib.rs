@@ -8,6 +8,7 @@ pub mod loss;
 pub mod model;
 pub mod neuron;
 pub mod nn;
+pub mod profile;
 pub mod optim;
 pub mod rng;
 pub mod spec;

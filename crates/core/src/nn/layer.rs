@@ -54,6 +54,11 @@ pub trait Layer: Send {
         grad_input: &mut Tensor,
     ) -> Result<()>;
 
+    /// `true`: the caller will not read `grad_input` of the following backward calls, so the
+    /// layer may leave it unwritten (the stem conv skips a whole dense backward-data pass).
+    /// Only the model sets this, on its first layer, for parameter-only backward passes.
+    fn skip_input_grad(&mut self, _skip: bool) {}
+
     /// Learnable parameters, in a stable order.
     fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
 

@@ -139,7 +139,7 @@ impl Layer for Sequential {
                 } else {
                     &mut rest[0]
                 };
-                self.layers[i].forward(x, y, training)?;
+                crate::profile::timed(&mut *self.layers[i], false, |l| l.forward(x, y, training))?;
             }
             if in_shared {
                 // Layer i has consumed boundary i-1: keep it packed for backward (training only).
@@ -186,9 +186,13 @@ impl Layer for Sequential {
             let (from, to) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
             let g_out = if i == n - 1 { grad_output } else { from };
             let g_in = if i == 0 { &mut *grad_input } else { to };
-            self.layers[i].backward(x, y, g_out, g_in)?;
+            crate::profile::timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         }
         Ok(())
+    }
+
+    fn skip_input_grad(&mut self, skip: bool) {
+        self.layers[0].skip_input_grad(skip);
     }
 
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
