@@ -68,6 +68,10 @@ impl Layer for SewBlock {
         self.paths.backward(input, &self.grad_branch, &self.grad_shortcut, grad_input)
     }
 
+    fn stored_bytes(&self) -> usize {
+        self.paths.stored_bytes()
+    }
+
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
         self.paths.params(out);
     }
