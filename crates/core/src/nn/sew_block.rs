@@ -1,6 +1,6 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::error::Result;
-use crate::nn::connect::{connect_backward, connect_forward};
+use crate::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
@@ -55,6 +55,15 @@ impl Layer for SewBlock {
 
     fn backward(&mut self, input: &Tensor, _output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
         self.grad_branch.resize_for_overwrite(grad_output.shape());
+        if self.paths.shortcut.is_none() {
+            // Identity shortcut: its gradient is added straight into the branch's input
+            // gradient, so no full-size buffer holds it (the same sum, in the same order).
+            let (s, o, g) = (self.paths.branch_out.data(), input.data(), grad_output.data());
+            connect_backward_s(self.connect, s, o, g, self.grad_branch.data_mut());
+            self.paths.branch.backward(input, &self.paths.branch_out, &self.grad_branch, grad_input)?;
+            connect_backward_add_o(self.connect, self.paths.branch_out.data(), o, g, grad_input.data_mut());
+            return Ok(());
+        }
         self.grad_shortcut.resize_for_overwrite(grad_output.shape());
         let o = self.paths.shortcut_out(input);
         connect_backward(
