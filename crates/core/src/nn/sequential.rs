@@ -1,9 +1,12 @@
 //! A chain of layers. Owns the activations between layers and the gradient buffers, all reused
 //! across batches. Activations that are spike maps are kept for the backward pass bit-packed
 //! (1 bit per element); only two f32 buffers are shared by all of them, to run the forward and
-//! to unpack them again during the backward pass.
+//! to unpack them again during the backward pass. Those and the two gradient buffers are
+//! borrowed from a process-wide pool for the length of each call, so the sequences inside
+//! residual blocks share one set instead of keeping one each.
 use crate::error::{Error, Result};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::kernels::scratch::with_tensors;
 use crate::tensor::{SpikeBits, Tensor};
 
 /// Where the backward pass finds the activation between layer i and i+1.
@@ -102,46 +105,8 @@ impl Sequential {
             .sum()
     }
 
-    #[cfg(test)]
-    fn stored(&self) -> Vec<Stored> {
-        self.stored.clone()
-    }
-
-    fn uses_shared(&self, i: usize) -> bool {
-        (self.spiking[i] && !self.not_binary[i]) || self.recompute[i]
-    }
-
-    /// Makes boundary `i` available as f32 in its shared buffer during backward.
-    fn unpack(&mut self, i: usize, input: &Tensor) {
-        if self.shared_holds[i % 2] == Some(i) {
-            return;
-        }
-        match self.stored[i] {
-            Stored::Dense => return,
-            Stored::Packed => self.packed[i].unpack_into(&mut self.shared[i % 2]),
-            Stored::Recomputed => {
-                let x = if i == 0 { input } else { &self.activations[i - 1] };
-                self.layers[i].recompute_output(x, &mut self.shared[i % 2]);
-            }
-        }
-        self.shared_holds[i % 2] = Some(i);
-    }
-}
-
-impl Layer for Sequential {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let mut shape = input.to_vec();
-        for layer in &self.layers {
-            shape = layer.output_shape(&shape)?;
-        }
-        Ok(shape)
-    }
-
-    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+    /// The forward pass proper; `shared` holds the borrowed work buffers.
+    fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         let n = self.layers.len();
         self.shared_holds = [None, None];
         for i in 0..n {
@@ -186,7 +151,8 @@ impl Layer for Sequential {
         Ok(())
     }
 
-    fn backward(
+    /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.
+    fn backward_in_buffers(
         &mut self,
         input: &Tensor,
         output: &Tensor,
@@ -217,6 +183,73 @@ impl Layer for Sequential {
             crate::profile::timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         }
         Ok(())
+    }
+
+    #[cfg(test)]
+    fn stored(&self) -> Vec<Stored> {
+        self.stored.clone()
+    }
+
+    fn uses_shared(&self, i: usize) -> bool {
+        (self.spiking[i] && !self.not_binary[i]) || self.recompute[i]
+    }
+
+    /// Makes boundary `i` available as f32 in its shared buffer during backward.
+    fn unpack(&mut self, i: usize, input: &Tensor) {
+        if self.shared_holds[i % 2] == Some(i) {
+            return;
+        }
+        match self.stored[i] {
+            Stored::Dense => return,
+            Stored::Packed => self.packed[i].unpack_into(&mut self.shared[i % 2]),
+            Stored::Recomputed => {
+                let x = if i == 0 { input } else { &self.activations[i - 1] };
+                self.layers[i].recompute_output(x, &mut self.shared[i % 2]);
+            }
+        }
+        self.shared_holds[i % 2] = Some(i);
+    }
+}
+
+impl Layer for Sequential {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        for layer in &self.layers {
+            shape = layer.output_shape(&shape)?;
+        }
+        Ok(shape)
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        with_tensors::<2, _>(|bufs| {
+            std::mem::swap(&mut self.shared, bufs);
+            let run = self.forward_in_buffers(input, output, training);
+            std::mem::swap(&mut self.shared, bufs);
+            run
+        })
+    }
+
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        with_tensors::<4, _>(|bufs| {
+            let [a, b, c, d] = bufs;
+            std::mem::swap(&mut self.shared, &mut [std::mem::take(a), std::mem::take(b)]);
+            std::mem::swap(&mut self.grad_buffers, &mut [std::mem::take(c), std::mem::take(d)]);
+            let run = self.backward_in_buffers(input, output, grad_output, grad_input);
+            let [s0, s1] = std::mem::take(&mut self.shared);
+            let [g0, g1] = std::mem::take(&mut self.grad_buffers);
+            *bufs = [s0, s1, g0, g1];
+            run
+        })
     }
 
     fn skip_input_grad(&mut self, skip: bool) {
