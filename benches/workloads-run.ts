@@ -5,9 +5,11 @@ import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { sequential, sgd } from '../ts/index'
 import { record } from './record'
-import { WORKLOADS, syntheticBatch } from './workloads'
+import { WORKLOADS, syntheticBatch, workload } from './workloads'
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '20' }, only: { type: 'string' } } })
+const { values } = parseArgs({
+  options: { steps: { type: 'string', default: '20' }, only: { type: 'string' }, 'time-steps': { type: 'string' }, batch: { type: 'string' } },
+})
 const steps = Number(values.steps)
 
 function median(xs: number[]): number {
@@ -16,7 +18,8 @@ function median(xs: number[]): number {
 }
 
 async function measure(name: string): Promise<Record<string, unknown>> {
-  const w = WORKLOADS.find((x) => x.name === name)!
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
+  const w = workload(name, num(values['time-steps']), num(values.batch))
   const model = sequential(w.layers, { timeSteps: w.timeSteps, inputShape: w.sampleShape, encoding: w.encoding, seed: 1 })
   model.configureTraining(sgd({ lr: 0.01, momentum: 0.9 }))
   const { x, y } = syntheticBatch(w)
@@ -35,7 +38,7 @@ async function measure(name: string): Promise<Record<string, unknown>> {
     if (i >= 2) infer.push(performance.now() - t0)
   }
   return {
-    workload: name, trainStepMs: median(train), inferenceMs: median(infer),
+    workload: name, timeSteps: w.timeSteps, batch: w.batch, trainStepMs: median(train), inferenceMs: median(infer),
     peakRssMiB: process.resourceUsage().maxRSS / 1024, firingRates: rates,
   }
 }

@@ -2,7 +2,8 @@
 backend, 2 threads), timed the same way: median training step (forward, BPTT, SGD with momentum)
 and inference batch, and the process's peak resident memory.
 
-Usage: python spikingjelly_workloads.py WORKLOAD INPUT.bin STEPS
+Usage: python spikingjelly_workloads.py WORKLOAD INPUT.bin STEPS [T N]
+(T and N override the workload's time steps and batch size, for the scaling runs.)
 INPUT.bin holds the batch dualstream uses: float32 x (T, N, ...) or (N, ...), then uint32 labels.
 Prints one JSON line."""
 import json
@@ -56,6 +57,8 @@ def build(name):
 def main():
     name, path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     net, t, n, sample, encoding = build(name)
+    if len(sys.argv) > 5:
+        t, n = int(sys.argv[4]), int(sys.argv[5])
     functional.set_step_mode(net, "m")
     raw = np.fromfile(path, dtype=np.uint8)
     per = int(np.prod(sample))
@@ -90,6 +93,8 @@ def main():
                 infer.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({
         "workload": name,
+        "timeSteps": t,
+        "batch": n,
         "trainStepMs": float(np.median(train)),
         "inferenceMs": float(np.median(infer)),
         "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -10,6 +10,7 @@ pub mod loss;
 pub mod model;
 pub mod neuron;
 pub mod nn;
+pub mod profile;
 pub mod optim;
 pub mod rng;
 pub mod spec;

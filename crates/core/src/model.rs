@@ -291,13 +291,7 @@ impl Model {
     /// caller's input shape: for direct encoding the T copies' gradients are summed).
     /// Parameter gradients are added to `Param::grad`.
     pub fn backward(&mut self, grad_output: &Tensor) -> Result<&Tensor> {
-        let input_shape = self.trained_input_shape.clone().ok_or_else(|| {
-            Error::state("model.backward", "call forward with training = true first")
-        })?;
-        if grad_output.shape() != self.output.shape() {
-            return Err(Error::shape("gradOutput", format!("{:?}", self.output.shape()), grad_output.shape()));
-        }
-        self.body.backward(&self.steps_input, &self.output, grad_output, &mut self.grad_steps_input)?;
+        let input_shape = self.backward_body(grad_output)?;
         match self.spec.encoding {
             Encoding::Direct => {
                 self.grad_input.resize_zeroed(&input_shape);
@@ -311,6 +305,27 @@ impl Model {
             Encoding::Sequence => self.grad_input.copy_from(&self.grad_steps_input),
         }
         Ok(&self.grad_input)
+    }
+
+    /// [`Model::backward`] for the parameter gradients only: the gradient with respect to the
+    /// input is not computed (the stem's backward-data pass is skipped).
+    pub fn backward_params(&mut self, grad_output: &Tensor) -> Result<()> {
+        self.body.skip_input_grad(true);
+        let run = self.backward_body(grad_output);
+        self.body.skip_input_grad(false);
+        run.map(|_| ())
+    }
+
+    /// Checks the call order and runs the body's backward; returns the trained input's shape.
+    fn backward_body(&mut self, grad_output: &Tensor) -> Result<Vec<usize>> {
+        let input_shape = self.trained_input_shape.clone().ok_or_else(|| {
+            Error::state("model.backward", "call forward with training = true first")
+        })?;
+        if grad_output.shape() != self.output.shape() {
+            return Err(Error::shape("gradOutput", format!("{:?}", self.output.shape()), grad_output.shape()));
+        }
+        self.body.backward(&self.steps_input, &self.output, grad_output, &mut self.grad_steps_input)?;
+        Ok(input_shape)
     }
 
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
@@ -497,7 +512,7 @@ impl Trainer {
         if !stats.loss.is_finite() {
             return Err(Error::NonFinite { at: "loss".into(), index: 0, value: stats.loss });
         }
-        model.backward(&self.grad_output)?;
+        model.backward_params(&self.grad_output)?;
         Ok(stats)
     }
 
@@ -582,6 +597,38 @@ mod tests {
             ("layers.3 (linear)".into(), vec![3]),
         ];
         assert_eq!(shapes, expected);
+    }
+
+    #[test]
+    fn parameter_only_backward_gives_the_same_parameter_gradients() {
+        let run = |params_only: bool| {
+            let mut m = Model::from_spec(&spec("direct"), 4).unwrap();
+            m.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
+            let g = ramp(&[3, 2, 3]);
+            if params_only {
+                m.backward_params(&g).unwrap();
+            } else {
+                m.backward(&g).unwrap();
+            }
+            let grads: Vec<Tensor> = m.params_mut().iter().map(|p| p.grad.clone()).collect();
+            let input_grad = m.grad_steps_input.clone();
+            (grads, input_grad)
+        };
+        let (full, full_input) = run(false);
+        let (params, _) = run(true);
+        assert_eq!(full, params);
+        assert!(full_input.data().iter().any(|&v| v != 0.0));
+        // The switch is reset: a later full backward computes the input gradient again.
+        let mut m = Model::from_spec(&spec("direct"), 4).unwrap();
+        m.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
+        m.backward_params(&ramp(&[3, 2, 3])).unwrap();
+        m.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
+        assert_eq!(m.backward(&ramp(&[3, 2, 3])).unwrap().data(), {
+            let mut r = Model::from_spec(&spec("direct"), 4).unwrap();
+            r.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
+            r.backward(&ramp(&[3, 2, 3])).unwrap().data().to_vec()
+        }
+        .as_slice());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! that memory by the depth of the network. Buffers only grow, so once the largest layer has
 //! run, taking a buffer allocates nothing.
 use std::ops::{Deref, DerefMut};
+use crate::tensor::Tensor;
 use std::sync::Mutex;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
@@ -56,4 +57,21 @@ impl Drop for Scratch {
         let buf = std::mem::take(&mut self.buf);
         POOL.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     }
+}
+
+static TENSORS: Mutex<Vec<Tensor>> = Mutex::new(Vec::new());
+
+/// Borrows `K` work tensors (largest first; shapes and contents unspecified) for the length of
+/// one call of a container layer, and returns them to a process-wide pool afterwards. A
+/// sequence nested in a block then shares its buffers with every other block at the same
+/// depth instead of keeping its own for the life of the model.
+pub(crate) fn with_tensors<const K: usize, R>(f: impl FnOnce(&mut [Tensor; K]) -> R) -> R {
+    let mut held: [Tensor; K] = {
+        let mut pool = TENSORS.lock().unwrap_or_else(|e| e.into_inner());
+        pool.sort_by_key(|t| t.capacity());
+        std::array::from_fn(|_| pool.pop().unwrap_or_default())
+    };
+    let r = f(&mut held);
+    TENSORS.lock().unwrap_or_else(|e| e.into_inner()).extend(held);
+    r
 }

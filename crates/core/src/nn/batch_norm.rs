@@ -188,6 +188,18 @@ impl Layer for BatchNorm2d {
         Ok(())
     }
 
+    fn recomputes_output(&self) -> bool {
+        true
+    }
+
+    /// The forward's own affine pass with the scale and shift it used (the weights change only
+    /// after the backward pass), so the result is bit-identical.
+    fn recompute_output(&self, input: &Tensor, output: &mut Tensor) {
+        let s = input.shape();
+        output.resize_for_overwrite(s);
+        affine(input.data(), s[2], s[3] * s[4], &self.scale, &self.shift, output.data_mut());
+    }
+
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
         out.push(&mut self.weight);
         out.push(&mut self.bias);

@@ -45,6 +45,27 @@ pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) {
     });
 }
 
+/// The gradient of S alone (the first half of [`connect_backward`]).
+pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32]) {
+    grad_s.par_chunks_mut(CHUNK).enumerate().for_each(|(c, gs)| {
+        let base = c * CHUNK;
+        for k in 0..gs.len() {
+            gs[k] = grad[base + k] * g.partials(s[base + k], o[base + k]).0;
+        }
+    });
+}
+
+/// ADDS the gradient of O into `acc` (the second half of [`connect_backward`], for an identity
+/// shortcut whose gradient joins the branch's input gradient: no buffer of its own).
+pub fn connect_backward_add_o(g: Connect, s: &[f32], o: &[f32], grad: &[f32], acc: &mut [f32]) {
+    acc.par_chunks_mut(CHUNK).enumerate().for_each(|(c, a)| {
+        let base = c * CHUNK;
+        for k in 0..a.len() {
+            a[k] += grad[base + k] * g.partials(s[base + k], o[base + k]).1;
+        }
+    });
+}
+
 /// Splits `grad` into the gradients of S and O.
 pub fn connect_backward(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32], grad_o: &mut [f32]) {
     grad_s.par_chunks_mut(CHUNK).zip(grad_o.par_chunks_mut(CHUNK)).enumerate().for_each(

@@ -19,6 +19,8 @@ pub struct Conv2d {
     ops: SynapseCounter,
     /// Kernels the last forward and weight gradient ran (dense or event-driven), for tests.
     paths: [Option<ConvPath>; 2],
+    /// The caller ignores the input gradient (the model's first layer during training).
+    skip_input_grad: bool,
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
@@ -86,6 +88,7 @@ impl Conv2d {
             probe: AuditProbe::default(),
             ops: SynapseCounter::default(),
             paths: [None, None],
+            skip_input_grad: false,
         })
     }
 
@@ -169,6 +172,10 @@ impl Layer for Conv2d {
         Ok(())
     }
 
+    fn skip_input_grad(&mut self, skip: bool) {
+        self.skip_input_grad = skip;
+    }
+
     fn set_audit(&mut self, on: bool) {
         self.probe.set(on);
     }
@@ -194,19 +201,20 @@ impl Layer for Conv2d {
         let expected = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
         check_grad_output(&self.label, &expected, grad_output.shape())?;
         grad_input.resize_for_overwrite(input.shape());
-        conv2d_backward_data(
-            &g,
-            grad_output.data(),
-            self.weight.value.data(),
-            grad_input.data_mut(),
-        );
-        self.paths[1] = Some(conv2d_backward_weight_auto(
-            &g,
-            input.data(),
-            grad_output.data(),
-            self.weight.grad.data_mut(),
-            self.bias.as_mut().map(|b| b.grad.data_mut()),
-        ));
+        if !self.skip_input_grad {
+            crate::profile::span("kernel: conv backward-data", || {
+                conv2d_backward_data(&g, grad_output.data(), self.weight.value.data(), grad_input.data_mut())
+            });
+        }
+        self.paths[1] = Some(crate::profile::span("kernel: conv backward-weight", || {
+            conv2d_backward_weight_auto(
+                &g,
+                input.data(),
+                grad_output.data(),
+                self.weight.grad.data_mut(),
+                self.bias.as_mut().map(|b| b.grad.data_mut()),
+            )
+        }));
         Ok(())
     }
 

@@ -55,6 +55,11 @@ pub trait Layer: Send {
         grad_input: &mut Tensor,
     ) -> Result<()>;
 
+    /// `true`: the caller will not read `grad_input` of the following backward calls, so the
+    /// layer may leave it unwritten (the stem conv skips a whole dense backward-data pass).
+    /// Only the model sets this, on its first layer, for parameter-only backward passes.
+    fn skip_input_grad(&mut self, _skip: bool) {}
+
     /// Learnable parameters, in a stable order.
     fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
 
@@ -67,6 +72,25 @@ pub trait Layer: Send {
     /// The packing itself checks the values, so a wrong hint costs time, never correctness.
     fn emits_spikes(&self, _input_spikes: bool) -> bool {
         false
+    }
+
+    /// Whether [`Layer::recompute_output`] can rebuild the last training forward's output from
+    /// its input, cheaply and bit for bit (BN in training: one affine pass). The sequence then
+    /// keeps no copy of that output for the backward pass: 4 bytes per element saved.
+    fn recomputes_output(&self) -> bool {
+        false
+    }
+
+    /// Writes the last training forward's output again, from the same input (only called when
+    /// [`Layer::recomputes_output`] is true, after that forward and before the optimizer step).
+    fn recompute_output(&self, _input: &Tensor, _output: &mut Tensor) {
+        unreachable!("recompute_output on a layer that does not recompute its output")
+    }
+
+    /// Bytes this layer keeps from the last training forward for its backward pass (blocks and
+    /// sequences include their inner layers), for the BPTT memory figure of the README.
+    fn stored_bytes(&self) -> usize {
+        0
     }
 
     /// Mean firing rate of the last forward, for neuron layers (None for others).

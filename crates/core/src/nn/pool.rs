@@ -128,6 +128,11 @@ impl Layer for MaxPool2d {
         maxpool2d_backward(&g, grad_output.data(), &self.argmax, grad_input.data_mut());
         Ok(())
     }
+
+    /// The argmax of every window (4 bytes per output).
+    fn stored_bytes(&self) -> usize {
+        self.argmax.len() * 4
+    }
 }
 
 #[derive(Clone, Debug)]

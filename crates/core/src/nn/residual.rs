@@ -65,6 +65,12 @@ impl ResidualPaths {
         Ok(())
     }
 
+    /// Both paths' stored activations plus the path outputs the join's backward reads.
+    pub fn stored_bytes(&self) -> usize {
+        let sc = self.shortcut.as_ref().map_or(0, |sc| sc.stored_bytes() + self.shortcut_out.numel() * 4);
+        self.branch.stored_bytes() + self.branch_out.numel() * 4 + sc
+    }
+
     pub fn emits_spikes(&self, input_spikes: bool) -> bool {
         let shortcut = self.shortcut.as_ref().map_or(input_spikes, |sc| sc.emits_spikes(input_spikes));
         shortcut && self.branch.emits_spikes(input_spikes)

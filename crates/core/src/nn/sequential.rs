@@ -1,9 +1,12 @@
 //! A chain of layers. Owns the activations between layers and the gradient buffers, all reused
 //! across batches. Activations that are spike maps are kept for the backward pass bit-packed
 //! (1 bit per element); only two f32 buffers are shared by all of them, to run the forward and
-//! to unpack them again during the backward pass.
+//! to unpack them again during the backward pass. Those and the two gradient buffers are
+//! borrowed from a process-wide pool for the length of each call, so the sequences inside
+//! residual blocks share one set instead of keeping one each.
 use crate::error::{Error, Result};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::kernels::scratch::with_tensors;
 use crate::tensor::{SpikeBits, Tensor};
 
 /// Where the backward pass finds the activation between layer i and i+1.
@@ -13,6 +16,8 @@ enum Stored {
     Dense,
     /// Bit-packed in `packed[i]`; the forward ran it through a shared f32 buffer.
     Packed,
+    /// Not kept: layer i recomputes it from boundary i-1 (which is `Dense`) in backward.
+    Recomputed,
 }
 
 pub struct Sequential {
@@ -24,6 +29,9 @@ pub struct Sequential {
     spiking: Vec<bool>,
     /// Set once packing a boundary found non-binary values; it then stays dense.
     not_binary: Vec<bool>,
+    /// Per boundary i: layer i recomputes it in backward from boundary i-1, which is kept
+    /// as f32 (never itself packed or recomputed, so recomputing needs no second buffer).
+    recompute: Vec<bool>,
     stored: Vec<Stored>,
     activations: Vec<Tensor>,
     packed: Vec<SpikeBits>,
@@ -46,6 +54,7 @@ impl Sequential {
             input_spikes: false,
             spiking: Vec::new(),
             not_binary: vec![false; n - 1],
+            recompute: vec![false; n - 1],
             stored: vec![Stored::Dense; n - 1],
             activations: (0..n - 1).map(|_| Tensor::default()).collect(),
             packed: (0..n - 1).map(|_| SpikeBits::default()).collect(),
@@ -70,52 +79,34 @@ impl Sequential {
                 spikes
             })
             .collect();
+        self.recompute = (0..self.layers.len() - 1)
+            .map(|i| {
+                let input_dense = i == 0 || (!self.spiking[i - 1] && !self.layers[i - 1].recomputes_output());
+                self.layers[i].recomputes_output() && !self.spiking[i] && input_dense
+            })
+            .collect();
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
 
-    /// Bytes kept for the backward pass by the last training forward (activations between
-    /// layers, packed or not; the caller's input and output are not counted).
-    pub fn stored_bytes(&self) -> usize {
+    /// Bytes of the activations between this sequence's own layers kept by the last training
+    /// forward (packed or not; the caller's input and output are not counted).
+    fn boundary_bytes(&self) -> usize {
         self.stored
             .iter()
             .enumerate()
             .map(|(i, s)| match s {
                 Stored::Dense => self.activations[i].numel() * 4,
                 Stored::Packed => self.packed[i].bytes(),
+                Stored::Recomputed => 0,
             })
             .sum()
     }
 
-    fn uses_shared(&self, i: usize) -> bool {
-        self.spiking[i] && !self.not_binary[i]
-    }
-
-    /// Makes boundary `i` available as f32 in its shared buffer during backward.
-    fn unpack(&mut self, i: usize) {
-        if self.stored[i] == Stored::Packed && self.shared_holds[i % 2] != Some(i) {
-            self.packed[i].unpack_into(&mut self.shared[i % 2]);
-            self.shared_holds[i % 2] = Some(i);
-        }
-    }
-}
-
-impl Layer for Sequential {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let mut shape = input.to_vec();
-        for layer in &self.layers {
-            shape = layer.output_shape(&shape)?;
-        }
-        Ok(shape)
-    }
-
-    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+    /// The forward pass proper; `shared` holds the borrowed work buffers.
+    fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         let n = self.layers.len();
         self.shared_holds = [None, None];
         for i in 0..n {
@@ -139,9 +130,11 @@ impl Layer for Sequential {
                 } else {
                     &mut rest[0]
                 };
-                self.layers[i].forward(x, y, training)?;
+                crate::profile::timed(&mut *self.layers[i], false, |l| l.forward(x, y, training))?;
             }
-            if in_shared {
+            if in_shared && self.recompute[i - 1] {
+                self.stored[i - 1] = Stored::Recomputed;
+            } else if in_shared {
                 // Layer i has consumed boundary i-1: keep it packed for backward (training only).
                 let b = i - 1;
                 self.stored[b] = Stored::Packed;
@@ -158,7 +151,8 @@ impl Layer for Sequential {
         Ok(())
     }
 
-    fn backward(
+    /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.
+    fn backward_in_buffers(
         &mut self,
         input: &Tensor,
         output: &Tensor,
@@ -169,15 +163,15 @@ impl Layer for Sequential {
         self.shared_holds = [None, None];
         for i in (0..n).rev() {
             if i < n - 1 {
-                self.unpack(i);
+                self.unpack(i, input);
             }
             if i > 0 {
-                self.unpack(i - 1);
+                self.unpack(i - 1, input);
             }
             let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
             let boundary = |k: usize| match stored[k] {
                 Stored::Dense => &activations[k],
-                Stored::Packed => &shared[k % 2],
+                Stored::Packed | Stored::Recomputed => &shared[k % 2],
             };
             let x = if i == 0 { input } else { boundary(i - 1) };
             let y = if i == n - 1 { output } else { boundary(i) };
@@ -186,9 +180,84 @@ impl Layer for Sequential {
             let (from, to) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
             let g_out = if i == n - 1 { grad_output } else { from };
             let g_in = if i == 0 { &mut *grad_input } else { to };
-            self.layers[i].backward(x, y, g_out, g_in)?;
+            crate::profile::timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         }
         Ok(())
+    }
+
+    #[cfg(test)]
+    fn stored(&self) -> Vec<Stored> {
+        self.stored.clone()
+    }
+
+    fn uses_shared(&self, i: usize) -> bool {
+        (self.spiking[i] && !self.not_binary[i]) || self.recompute[i]
+    }
+
+    /// Makes boundary `i` available as f32 in its shared buffer during backward.
+    fn unpack(&mut self, i: usize, input: &Tensor) {
+        if self.shared_holds[i % 2] == Some(i) {
+            return;
+        }
+        match self.stored[i] {
+            Stored::Dense => return,
+            Stored::Packed => self.packed[i].unpack_into(&mut self.shared[i % 2]),
+            Stored::Recomputed => {
+                let x = if i == 0 { input } else { &self.activations[i - 1] };
+                self.layers[i].recompute_output(x, &mut self.shared[i % 2]);
+            }
+        }
+        self.shared_holds[i % 2] = Some(i);
+    }
+}
+
+impl Layer for Sequential {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        for layer in &self.layers {
+            shape = layer.output_shape(&shape)?;
+        }
+        Ok(shape)
+    }
+
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        with_tensors::<2, _>(|bufs| {
+            std::mem::swap(&mut self.shared, bufs);
+            let run = self.forward_in_buffers(input, output, training);
+            std::mem::swap(&mut self.shared, bufs);
+            run
+        })
+    }
+
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        with_tensors::<4, _>(|bufs| {
+            let [a, b, c, d] = bufs;
+            std::mem::swap(&mut self.shared, &mut [std::mem::take(a), std::mem::take(b)]);
+            std::mem::swap(&mut self.grad_buffers, &mut [std::mem::take(c), std::mem::take(d)]);
+            let run = self.backward_in_buffers(input, output, grad_output, grad_input);
+            let [s0, s1] = std::mem::take(&mut self.shared);
+            let [g0, g1] = std::mem::take(&mut self.grad_buffers);
+            *bufs = [s0, s1, g0, g1];
+            run
+        })
+    }
+
+    fn skip_input_grad(&mut self, skip: bool) {
+        self.layers[0].skip_input_grad(skip);
+    }
+
+    fn stored_bytes(&self) -> usize {
+        self.boundary_bytes() + self.layers.iter().map(|l| l.stored_bytes()).sum::<usize>()
     }
 
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
@@ -268,15 +337,19 @@ mod tests {
         let x = Tensor::from_vec(&[4, 2, 1, 8, 8], (0..512).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
         let mut packed = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
         let (y1, gx1, g1) = run(&mut packed, &x, 3);
-        // conv and BN outputs stay f32 (4 x 2 x 4 x 8 x 8 each); LIF, pool and flatten outputs are bits.
-        let dense = 2 * 4 * 2 * 4 * 64 * 4;
+        // The conv output stays f32 (4 x 2 x 4 x 8 x 8); BN recomputes its output from it in
+        // backward; LIF, pool and flatten outputs are bits; the pool keeps its argmax.
+        let dense = 4 * 2 * 4 * 64 * 4;
         let bits = (2048usize.div_ceil(64) + 512usize.div_ceil(64) * 2) * 8;
-        assert_eq!(packed.stored_bytes(), dense + bits);
+        assert_eq!(packed.stored(), vec![Stored::Dense, Stored::Recomputed, Stored::Packed, Stored::Packed, Stored::Packed]);
+        let argmax = 512 * 4;
+        assert_eq!(packed.stored_bytes(), dense + bits + argmax);
         // The same network with every boundary forced dense gives bit-identical results.
         let mut plain = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
         plain.spiking.iter_mut().for_each(|s| *s = false);
+        plain.recompute.iter_mut().for_each(|s| *s = false);
         let (y2, gx2, g2) = run(&mut plain, &x, 3);
-        assert_eq!(plain.stored_bytes(), dense + 2048 * 4 + 512 * 4 * 2);
+        assert_eq!(plain.stored_bytes(), 2 * dense + 2048 * 4 + 512 * 4 * 2 + argmax);
         assert_eq!((y1, gx1, g1), (y2, gx2, g2));
     }
 

@@ -1,7 +1,7 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
-use crate::nn::connect::{connect_backward, connect_forward};
+use crate::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
@@ -59,6 +59,15 @@ impl Layer for SewBlock {
 
     fn backward(&mut self, input: &Tensor, _output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
         self.grad_branch.resize_for_overwrite(grad_output.shape());
+        if self.paths.shortcut.is_none() {
+            // Identity shortcut: its gradient is added straight into the branch's input
+            // gradient, so no full-size buffer holds it (the same sum, in the same order).
+            let (s, o, g) = (self.paths.branch_out.data(), input.data(), grad_output.data());
+            connect_backward_s(self.connect, s, o, g, self.grad_branch.data_mut());
+            self.paths.branch.backward(input, &self.paths.branch_out, &self.grad_branch, grad_input)?;
+            connect_backward_add_o(self.connect, self.paths.branch_out.data(), o, g, grad_input.data_mut());
+            return Ok(());
+        }
         self.grad_shortcut.resize_for_overwrite(grad_output.shape());
         let o = self.paths.shortcut_out(input);
         connect_backward(
@@ -70,6 +79,10 @@ impl Layer for SewBlock {
             self.grad_shortcut.data_mut(),
         );
         self.paths.backward(input, &self.grad_branch, &self.grad_shortcut, grad_input)
+    }
+
+    fn stored_bytes(&self) -> usize {
+        self.paths.stored_bytes()
     }
 
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {

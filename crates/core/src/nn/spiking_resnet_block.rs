@@ -64,6 +64,10 @@ impl Layer for SpikingResnetBlock {
         self.paths.backward(input, &self.grad_charge, &self.grad_charge, grad_input)
     }
 
+    fn stored_bytes(&self) -> usize {
+        self.paths.stored_bytes()
+    }
+
     fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
         self.paths.params(out);
         self.neuron.params(out);

@@ -42,6 +42,10 @@ impl Tensor {
     pub fn numel(&self) -> usize {
         self.data.len()
     }
+    /// Elements the allocation holds without growing.
+    pub fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
     pub fn data(&self) -> &[f32] {
         &self.data
     }
