@@ -280,7 +280,7 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
     [['train', '--lr', 'fast'], /--lr: expected a number > 0/],
     [['train', '--schedule', 'linear'], /--schedule: expected one of cosine, constant/],
     [['train', '--model', 'resnet', '--dataset', data], /--model: expected one of dsnn, snn, dsnn18, .*wideDsnn7b.* or a model JSON file/],
-    [['train', '--dataset', 'cifar'], /--dataset: expected fashion-mnist, mnist or a folder/],
+    [['train', '--dataset', 'cifar'], /--dataset: expected fashion-mnist, mnist, n-fashion-mnist or a folder \(train.safetensors \+ test.safetensors, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder\)/],
     [['train', '--resume', '/nonexistent-run'], /not a run folder/],
     [['train', '--resume', data, '--epochs', '2'], /--resume continues a run with its own config\.json; --epochs cannot be given/],
     [['evaluate'], /evaluate: expected a checkpoint file or a run folder/],
