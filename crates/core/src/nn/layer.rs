@@ -60,6 +60,19 @@ pub trait Layer: Send {
     /// Only the model sets this, on its first layer, for parameter-only backward passes.
     fn skip_input_grad(&mut self, _skip: bool) {}
 
+    /// In eval mode, the per-channel affine `y = x * scale + shift` this layer computes (BN
+    /// with its running statistics), so that a preceding conv can fold it into its weights
+    /// and the pass over the activations disappears. `None` for every other layer.
+    fn eval_affine(&mut self) -> Option<(&[f32], &[f32])> {
+        None
+    }
+
+    /// Eval-mode forward followed by a per-output-channel affine (folded into the weights, the
+    /// arithmetic of `fold.rs`); `Ok(false)` when this layer cannot fold it (nothing ran).
+    fn forward_affine(&mut self, _input: &Tensor, _output: &mut Tensor, _scale: &[f32], _shift: &[f32]) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Learnable parameters, in a stable order.
     fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
 

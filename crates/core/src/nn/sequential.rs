@@ -20,6 +20,34 @@ enum Stored {
     Recomputed,
 }
 
+/// An output slot of the forward pass (see `Sequential::slot`).
+#[derive(Clone, Copy)]
+enum Slot {
+    Output,
+    Shared(usize),
+    Activation(usize),
+}
+
+thread_local! {
+    /// Set while [`inference_only`] runs: no backward pass will follow, so a conv may fold
+    /// the eval-mode BN after it into its weights and the BN's pass over the activations (and
+    /// the conv output that a backward would read) disappear.
+    static INFERENCE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (an eval-mode forward whose activations no backward will read) with conv+BN
+/// folding on for the sequences it runs on this thread.
+pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INFERENCE_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(INFERENCE_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
@@ -109,9 +137,12 @@ impl Sequential {
     fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         let n = self.layers.len();
         self.shared_holds = [None, None];
-        for i in 0..n {
+        let fold = !training && INFERENCE_ONLY.with(|c| c.get());
+        let mut i = 0;
+        while i < n {
             let out_shared = i < n - 1 && self.uses_shared(i);
             let in_shared = i > 0 && self.uses_shared(i - 1);
+            let folded;
             {
                 let [even, odd] = &mut self.shared;
                 let (shared_in, shared_out) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
@@ -130,8 +161,62 @@ impl Sequential {
                 } else {
                     &mut rest[0]
                 };
-                crate::profile::timed(&mut *self.layers[i], false, |l| l.forward(x, y, training))?;
+                let (this, rest_layers) = self.layers.split_at_mut(i + 1);
+                let affine = if fold { rest_layers.first_mut().and_then(|next| next.eval_affine()) } else { None };
+                folded = match affine {
+                    Some((scale, shift)) => {
+                        crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?
+                    }
+                    None => false,
+                };
+                if !folded {
+                    crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
+                }
             }
+            self.note_boundary(i, training);
+            if folded {
+                // Layer i+1 (the BN) is done: its output slot takes layer i's output.
+                self.swap_slots(i, i + 1, output);
+                self.note_boundary(i + 1, training);
+                i += 1;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Where layer `i` writes its output during forward.
+    fn slot(&self, i: usize) -> Slot {
+        if i == self.layers.len() - 1 {
+            Slot::Output
+        } else if self.uses_shared(i) {
+            Slot::Shared(i % 2)
+        } else {
+            Slot::Activation(i)
+        }
+    }
+
+    fn swap_slots(&mut self, a: usize, b: usize, output: &mut Tensor) {
+        let (sa, sb) = (self.slot(a), self.slot(b));
+        let mut take = |s: Slot, this: &mut Self| match s {
+            Slot::Output => std::mem::take(&mut *output),
+            Slot::Shared(k) => std::mem::take(&mut this.shared[k]),
+            Slot::Activation(k) => std::mem::take(&mut this.activations[k]),
+        };
+        let (ta, tb) = (take(sa, self), take(sb, self));
+        for (s, t) in [(sa, tb), (sb, ta)] {
+            match s {
+                Slot::Output => *output = t,
+                Slot::Shared(k) => self.shared[k] = t,
+                Slot::Activation(k) => self.activations[k] = t,
+            }
+        }
+    }
+
+    /// Bookkeeping after layer `i` ran: how boundary `i - 1` (its input) is kept for backward.
+    fn note_boundary(&mut self, i: usize, training: bool) {
+        let in_shared = i > 0 && self.uses_shared(i - 1);
+        {
             if in_shared && self.recompute[i - 1] {
                 self.stored[i - 1] = Stored::Recomputed;
             } else if in_shared {
@@ -148,7 +233,6 @@ impl Sequential {
                 self.stored[i - 1] = Stored::Dense;
             }
         }
-        Ok(())
     }
 
     /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.
