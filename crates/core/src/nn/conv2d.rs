@@ -191,12 +191,16 @@ impl Layer for Conv2d {
         self.forward_impl(input, output, None)
     }
 
-    fn forward_affine(&mut self, input: &Tensor, output: &mut Tensor, scale: &[f32], shift: &[f32]) -> Result<bool> {
-        if scale.len() != self.spec.out_channels || shift.len() != self.spec.out_channels {
-            return Ok(false);
+    fn folds_affine(&self) -> bool {
+        true
+    }
+
+    fn forward_affine(&mut self, input: &Tensor, output: &mut Tensor, scale: &[f32], shift: &[f32]) -> Result<()> {
+        let c = self.spec.out_channels;
+        if scale.len() != c || shift.len() != c {
+            return Err(Error::shape(&self.label, format!("a following batchNorm2d over {c} channels"), &[scale.len()]));
         }
-        self.forward_impl(input, output, Some((scale, shift)))?;
-        Ok(true)
+        self.forward_impl(input, output, Some((scale, shift)))
     }
 
     fn skip_input_grad(&mut self, skip: bool) {

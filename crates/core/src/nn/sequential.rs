@@ -20,14 +20,6 @@ enum Stored {
     Recomputed,
 }
 
-/// An output slot of the forward pass (see `Sequential::slot`).
-#[derive(Clone, Copy)]
-enum Slot {
-    Output,
-    Shared(usize),
-    Activation(usize),
-}
-
 thread_local! {
     /// Set while [`inference_only`] runs: no backward pass will follow, so a conv may fold
     /// the eval-mode BN after it into its weights and the BN's pass over the activations (and
@@ -142,75 +134,58 @@ impl Sequential {
         while i < n {
             let out_shared = i < n - 1 && self.uses_shared(i);
             let in_shared = i > 0 && self.uses_shared(i - 1);
-            let folded;
+            // With folding, a conv followed by an eval-mode BN writes straight into the BN's
+            // output slot and the BN does not run. If that slot is the shared buffer holding
+            // the conv's input, the conv writes into the other shared buffer and the two are
+            // exchanged (buffers are never reallocated, so no page is touched twice).
+            let folded = fold
+                && i + 1 < n
+                && self.layers[i].folds_affine()
+                && self.layers[i + 1].eval_affine().is_some();
+            let target = if folded { i + 1 } else { i };
+            let target_shared = target < n - 1 && self.uses_shared(target);
+            let exchange = folded && target_shared && in_shared;
             {
                 let [even, odd] = &mut self.shared;
-                let (shared_in, shared_out) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
+                let (shared_prev, shared_this) = if i % 2 == 0 { (odd, even) } else { (even, odd) };
+                let mut shared_prev = Some(shared_prev);
+                let mut shared_this = Some(shared_this);
                 let (before, rest) = self.activations.split_at_mut(i.min(n - 1));
-                let x = if i == 0 {
+                let x: &Tensor = if i == 0 {
                     input
                 } else if in_shared {
-                    shared_in
+                    shared_prev.take().expect("input buffer")
                 } else {
                     &before[i - 1]
                 };
-                let y = if i == n - 1 {
+                let y: &mut Tensor = if target == n - 1 {
                     &mut *output
-                } else if out_shared {
-                    shared_out
+                } else if (target == i && out_shared) || exchange {
+                    shared_this.take().expect("output buffer")
+                } else if target == i + 1 && target_shared {
+                    shared_prev.take().expect("the input is not in this buffer (else exchange)")
                 } else {
-                    &mut rest[0]
+                    &mut rest[target - i]
                 };
-                let (this, rest_layers) = self.layers.split_at_mut(i + 1);
-                let affine = if fold { rest_layers.first_mut().and_then(|next| next.eval_affine()) } else { None };
-                folded = match affine {
-                    Some((scale, shift)) => {
-                        crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?
-                    }
-                    None => false,
-                };
-                if !folded {
+                let (this, next) = self.layers.split_at_mut(i + 1);
+                if folded {
+                    let (scale, shift) = next[0].eval_affine().expect("checked above");
+                    crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?;
+                } else {
                     crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
                 }
             }
             self.note_boundary(i, training);
             if folded {
-                // Layer i+1 (the BN) is done: its output slot takes layer i's output.
-                self.swap_slots(i, i + 1, output);
+                if exchange {
+                    self.shared.swap(0, 1);
+                }
                 self.note_boundary(i + 1, training);
                 i += 1;
             }
             i += 1;
         }
         Ok(())
-    }
-
-    /// Where layer `i` writes its output during forward.
-    fn slot(&self, i: usize) -> Slot {
-        if i == self.layers.len() - 1 {
-            Slot::Output
-        } else if self.uses_shared(i) {
-            Slot::Shared(i % 2)
-        } else {
-            Slot::Activation(i)
-        }
-    }
-
-    fn swap_slots(&mut self, a: usize, b: usize, output: &mut Tensor) {
-        let (sa, sb) = (self.slot(a), self.slot(b));
-        let mut take = |s: Slot, this: &mut Self| match s {
-            Slot::Output => std::mem::take(&mut *output),
-            Slot::Shared(k) => std::mem::take(&mut this.shared[k]),
-            Slot::Activation(k) => std::mem::take(&mut this.activations[k]),
-        };
-        let (ta, tb) = (take(sa, self), take(sb, self));
-        for (s, t) in [(sa, tb), (sb, ta)] {
-            match s {
-                Slot::Output => *output = t,
-                Slot::Shared(k) => self.shared[k] = t,
-                Slot::Activation(k) => self.activations[k] = t,
-            }
-        }
     }
 
     /// Bookkeeping after layer `i` ran: how boundary `i - 1` (its input) is kept for backward.
