@@ -191,22 +191,20 @@ impl Sequential {
     /// Bookkeeping after layer `i` ran: how boundary `i - 1` (its input) is kept for backward.
     fn note_boundary(&mut self, i: usize, training: bool) {
         let in_shared = i > 0 && self.uses_shared(i - 1);
-        {
-            if in_shared && self.recompute[i - 1] {
-                self.stored[i - 1] = Stored::Recomputed;
-            } else if in_shared {
-                // Layer i has consumed boundary i-1: keep it packed for backward (training only).
-                let b = i - 1;
-                self.stored[b] = Stored::Packed;
-                if training && !self.packed[b].pack(&self.shared[b % 2]) {
-                    self.not_binary[b] = true;
-                    self.stored[b] = Stored::Dense;
-                    let (src, dst) = (&self.shared[b % 2], &mut self.activations[b]);
-                    dst.copy_from(src);
-                }
-            } else if i > 0 {
-                self.stored[i - 1] = Stored::Dense;
+        if in_shared && self.recompute[i - 1] {
+            self.stored[i - 1] = Stored::Recomputed;
+        } else if in_shared {
+            // Layer i has consumed boundary i-1: keep it packed for backward (training only).
+            let b = i - 1;
+            self.stored[b] = Stored::Packed;
+            if training && !self.packed[b].pack(&self.shared[b % 2]) {
+                self.not_binary[b] = true;
+                self.stored[b] = Stored::Dense;
+                let (src, dst) = (&self.shared[b % 2], &mut self.activations[b]);
+                dst.copy_from(src);
             }
+        } else if i > 0 {
+            self.stored[i - 1] = Stored::Dense;
         }
     }
 
