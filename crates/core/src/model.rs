@@ -3,6 +3,7 @@ use crate::energy::{Energies, EnergyReport};
 use crate::error::{check_finite, Error, Result};
 use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
 use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
+use crate::nn::sequential::inference_only;
 use crate::optim::schedule::ScheduleSpec;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::rng::Rng;
@@ -123,7 +124,7 @@ impl Model {
         match mode {
             InferenceMode::Fsnn => {
                 self.body.set_aap(false);
-                let run = self.forward(input, false).map(|out| head.copy_from(out));
+                let run = inference_only(|| self.forward(input, false).map(|out| head.copy_from(out)));
                 self.body.set_aap(true);
                 run?;
             }
@@ -135,7 +136,7 @@ impl Model {
                         "\"dsnn\"",
                     ));
                 }
-                let out = self.forward(input, false)?;
+                let out = inference_only(|| self.forward(input, false))?;
                 head_slice(out, 1, 2, &mut head)?;
             }
         }
@@ -759,6 +760,33 @@ mod tests {
             trainer.train_step(&mut m, &images(6, step), &[0, 1, 2, 0, 1, 2]).unwrap();
         }
         m
+    }
+
+    #[test]
+    fn evaluate_folds_each_conv_bn_pair_and_matches_the_unfolded_eval_forward() {
+        // evaluate() runs with conv+BN folding (inference_only); forward(false) without.
+        for connect in ["iand", "spikingResnet"] {
+            let mut fsnn = trained_dsnn(connect).to_full_spike().unwrap();
+            let x = images(5, 41);
+            let unfolded = time_mean_logits(fsnn.forward(&x, false).unwrap()).unwrap();
+            let loss = LossSpec::default();
+            let folded = fsnn.evaluate(&x, None, InferenceMode::Fsnn, &loss).unwrap().logits;
+            assert_eq!(folded.shape(), unfolded.shape());
+            for (a, b) in folded.data().iter().zip(unfolded.data()) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{connect}: folded {a}, unfolded {b}");
+            }
+            let again = fsnn.evaluate(&x, None, InferenceMode::Fsnn, &loss).unwrap().logits;
+            assert_eq!(again, folded, "{connect}: evaluate is deterministic");
+            // The folded pass leaves nothing behind that a later training step could misread.
+            let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.1}"#).unwrap();
+            let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+            let mut reference = trained_dsnn(connect).to_full_spike().unwrap();
+            let a = trainer.train_step(&mut fsnn, &x, &[0, 1, 2, 0, 1]).unwrap();
+            let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+            let b = trainer.train_step(&mut reference, &x, &[0, 1, 2, 0, 1]).unwrap();
+            assert_eq!(a, b, "{connect}: a training step after evaluate");
+            assert_eq!(fsnn.state_tensors(), reference.state_tensors(), "{connect}");
+        }
     }
 
     #[test]

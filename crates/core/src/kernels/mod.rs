@@ -1,6 +1,7 @@
 //! Numeric kernels (convolution, pooling, batch norm, GEMM), each beside its tests.
 pub mod batch_norm;
 pub mod conv;
+pub mod conv3x3;
 pub mod pool;
 pub mod gemm;
 pub mod scratch;

@@ -25,11 +25,12 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Largest input density (active / total) at which the event-driven forward runs instead of
-/// im2col+GEMM. From `cargo run --release -p dualstream-core --example conv_crossover` on the
-/// 2-core AMD EPYC (Zen 4, AVX-512) dev machine: events/dense time crosses 1 at ~25-35 %
-/// density for `[256,32,28,28]`, ~35-45 % for `[128|256,32,14,14]` and ~50 % for
-/// `[64,64,7,7]` (3x3, pad 1); the lowest crossover, with margin, is taken.
-pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.25;
+/// the dense kernel. From `cargo run --release -p dualstream-core --example conv_crossover` on
+/// the 2-core AMD EPYC (Zen 4, AVX-512) dev machine, against the direct 3x3 kernel
+/// (`kernels/conv3x3.rs`): events/dense time crosses 1 at ~20 % density for `[256,32,28,28]`,
+/// ~30 % for `[128|256,32,14,14]` and ~40 % for `[64,64,7,7]` (3x3, pad 1); the lowest
+/// crossover, with margin, is taken. (Against im2col+GEMM it was 25-50 %.)
+pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.18;
 /// The same for the weight gradient (same benchmark): the event kernel stays faster up to
 /// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
 pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.6;

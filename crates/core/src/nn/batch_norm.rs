@@ -81,6 +81,21 @@ impl BatchNorm2d {
         &self.running_var
     }
 
+    /// Eval-mode `scale`/`shift` from the running statistics (also used by a conv that folds
+    /// this BN in, see `Layer::eval_affine`).
+    fn eval_scale_shift(&mut self) {
+        let eps = self.spec.eps;
+        self.mean.copy_from_slice(self.running_mean.data());
+        for (is, &v) in self.invstd.iter_mut().zip(self.running_var.data()) {
+            *is = 1.0 / (v + eps).sqrt();
+        }
+        let (g, b) = (self.weight.value.data(), self.bias.value.data());
+        for ch in 0..self.scale.len() {
+            self.scale[ch] = g[ch] * self.invstd[ch];
+            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
+        }
+    }
+
     fn check_input(&self, input: &[usize]) -> Result<()> {
         let what = format!("[T, N, {}, H, W]", self.spec.num_features);
         expect_sample_rank(&self.label, input, 3, &what)?;
@@ -94,6 +109,13 @@ impl BatchNorm2d {
 impl Layer for BatchNorm2d {
     fn name(&self) -> &str {
         &self.label
+    }
+
+    fn eval_affine(&mut self) -> Option<(&[f32], &[f32])> {
+        self.eval_scale_shift();
+        // This forward's input is never seen: a backward must follow a forward of its own.
+        self.last = None;
+        Some((&self.scale, &self.shift))
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -125,15 +147,14 @@ impl Layer for BatchNorm2d {
                 self.invstd[ch] = 1.0 / (self.var[ch] + eps).sqrt();
             }
         } else {
-            self.mean.copy_from_slice(self.running_mean.data());
-            for (is, &v) in self.invstd.iter_mut().zip(self.running_var.data()) {
-                *is = 1.0 / (v + eps).sqrt();
-            }
+            self.eval_scale_shift();
         }
-        let (g, b) = (self.weight.value.data(), self.bias.value.data());
-        for ch in 0..c {
-            self.scale[ch] = g[ch] * self.invstd[ch];
-            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
+        if training {
+            let (g, b) = (self.weight.value.data(), self.bias.value.data());
+            for ch in 0..c {
+                self.scale[ch] = g[ch] * self.invstd[ch];
+                self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
+            }
         }
         output.resize_for_overwrite(s);
         affine(input.data(), c, hw, &self.scale, &self.shift, output.data_mut());

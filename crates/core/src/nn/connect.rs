@@ -36,13 +36,26 @@ impl Connect {
     }
 }
 
-pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) {
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
-        let base = c * CHUNK;
-        for (k, y) in out.iter_mut().enumerate() {
-            *y = g.apply(s[base + k], o[base + k]);
-        }
-    });
+/// Writes `out = g(s, o)` and returns the sum of `out`, taken in the same pass so that the
+/// block's output rate needs no second read of the tensor. The per-chunk partial sums are
+/// added in chunk order: the same numbers whatever the thread count.
+pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) -> f64 {
+    let partial: Vec<f64> = out
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(c, out)| {
+            let base = c * CHUNK;
+            // Eight running sums (lane k % 8) so the adds vectorise instead of forming one
+            // dependency chain; exact for spike counts (integers far below 2^24).
+            let mut lanes = [0.0f32; 8];
+            for (k, y) in out.iter_mut().enumerate() {
+                *y = g.apply(s[base + k], o[base + k]);
+                lanes[k % 8] += *y;
+            }
+            lanes.iter().map(|&v| v as f64).sum::<f64>()
+        })
+        .collect();
+    partial.iter().sum()
 }
 
 /// The gradient of S alone (the first half of [`connect_backward`]).
@@ -112,5 +125,20 @@ mod tests {
             }
         }
         assert!(!Connect::Add.keeps_spikes() && Connect::Iand.keeps_spikes());
+    }
+
+    #[test]
+    fn forward_returns_the_exact_spike_count_of_its_output() {
+        // Several chunks plus a ragged tail; spikes at pseudo-random places.
+        let n = 3 * CHUNK + 1234;
+        let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5 == 0) as u8 as f32).collect();
+        let o: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 3 == 0) as u8 as f32).collect();
+        for g in [Connect::Add, Connect::And, Connect::Iand, Connect::Or, Connect::Xor] {
+            let mut out = vec![f32::NAN; n];
+            let sum = connect_forward(g, &s, &o, &mut out);
+            let want: f64 = (0..n).map(|i| g.apply(s[i], o[i]) as f64).sum();
+            assert_eq!(sum, want, "{g:?}");
+            assert!(out.iter().zip(s.iter().zip(&o)).all(|(&y, (&a, &b))| y == g.apply(a, b)));
+        }
     }
 }

@@ -21,6 +21,9 @@ pub struct Conv2d {
     paths: [Option<ConvPath>; 2],
     /// The caller ignores the input gradient (the model's first layer during training).
     skip_input_grad: bool,
+    /// Weights and bias with a following eval-mode BN folded in (`forward_affine`), reused.
+    folded_weight: Vec<f32>,
+    folded_bias: Vec<f32>,
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
@@ -89,6 +92,8 @@ impl Conv2d {
             ops: SynapseCounter::default(),
             paths: [None, None],
             skip_input_grad: false,
+            folded_weight: Vec::new(),
+            folded_bias: Vec::new(),
         })
     }
 
@@ -137,6 +142,35 @@ impl Conv2d {
         self.bias.as_ref()
     }
 
+    /// The forward pass, optionally followed by a per-output-channel affine folded into the
+    /// weights and bias (`W*scale`, `b*scale + shift`: the arithmetic of `fold.rs`). The energy
+    /// counter sees the input and the layer's own ops either way (a folded BN costs nothing).
+    fn forward_impl(&mut self, input: &Tensor, output: &mut Tensor, affine: Option<(&[f32], &[f32])>) -> Result<()> {
+        self.probe.observe(input.data());
+        let g = self.geometry(input.shape())?;
+        let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
+        let outputs = (g.c_out * g.oh * g.ow) as u64;
+        let bias_ops = if self.bias.is_some() { outputs } else { 0 };
+        self.ops.observe(input, (g.kh * g.kw * g.c_in / g.groups) as u64 * outputs, bias_ops);
+        output.resize_for_overwrite(&shape);
+        let (weight, bias) = match affine {
+            None => (self.weight.value.data(), self.bias.as_ref().map(|b| b.value.data())),
+            Some((scale, shift)) => {
+                let w = self.weight.value.data();
+                let per_out = w.len() / g.c_out;
+                self.folded_weight.clear();
+                self.folded_weight.extend(w.iter().enumerate().map(|(k, &v)| v * scale[k / per_out]));
+                self.folded_bias.clear();
+                let bias = self.bias.as_ref().map(|b| b.value.data());
+                self.folded_bias.extend((0..g.c_out).map(|co| shift[co] + bias.map_or(0.0, |b| b[co] * scale[co])));
+                (&self.folded_weight[..], Some(&self.folded_bias[..]))
+            }
+        };
+        // Spike inputs below the measured crossover density take the event-driven kernel.
+        self.paths[0] = Some(conv2d_forward_auto(&g, input.data(), weight, bias, output.data_mut()));
+        Ok(())
+    }
+
     /// Kernels the last forward and backward ran (None before the first call).
     pub fn last_paths(&self) -> [Option<ConvPath>; 2] {
         self.paths
@@ -154,22 +188,19 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
-        self.probe.observe(input.data());
-        let g = self.geometry(input.shape())?;
-        let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
-        let outputs = (g.c_out * g.oh * g.ow) as u64;
-        let bias_ops = if self.bias.is_some() { outputs } else { 0 };
-        self.ops.observe(input, (g.kh * g.kw * g.c_in / g.groups) as u64 * outputs, bias_ops);
-        output.resize_for_overwrite(&shape);
-        // Spike inputs below the measured crossover density take the event-driven kernel.
-        self.paths[0] = Some(conv2d_forward_auto(
-            &g,
-            input.data(),
-            self.weight.value.data(),
-            self.bias.as_ref().map(|b| b.value.data()),
-            output.data_mut(),
-        ));
-        Ok(())
+        self.forward_impl(input, output, None)
+    }
+
+    fn folds_affine(&self) -> bool {
+        true
+    }
+
+    fn forward_affine(&mut self, input: &Tensor, output: &mut Tensor, scale: &[f32], shift: &[f32]) -> Result<()> {
+        let c = self.spec.out_channels;
+        if scale.len() != c || shift.len() != c {
+            return Err(Error::shape(&self.label, format!("a following batchNorm2d over {c} channels"), &[scale.len()]));
+        }
+        self.forward_impl(input, output, Some((scale, shift)))
     }
 
     fn skip_input_grad(&mut self, skip: bool) {

@@ -1,6 +1,6 @@
 //! The contract every layer (and neuron, and block) keeps.
 use crate::energy::Counter;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// A learnable tensor with its gradient. `name` is the stable key used by checkpoints and the
@@ -59,6 +59,24 @@ pub trait Layer: Send {
     /// layer may leave it unwritten (the stem conv skips a whole dense backward-data pass).
     /// Only the model sets this, on its first layer, for parameter-only backward passes.
     fn skip_input_grad(&mut self, _skip: bool) {}
+
+    /// In eval mode, the per-channel affine `y = x * scale + shift` this layer computes (BN
+    /// with its running statistics), so that a preceding conv can fold it into its weights
+    /// and the pass over the activations disappears. `None` for every other layer.
+    fn eval_affine(&mut self) -> Option<(&[f32], &[f32])> {
+        None
+    }
+
+    /// Whether [`Layer::forward_affine`] is implemented.
+    fn folds_affine(&self) -> bool {
+        false
+    }
+
+    /// Eval-mode forward followed by a per-output-channel affine (folded into the weights, the
+    /// arithmetic of `fold.rs`); only called when [`Layer::folds_affine`] says so.
+    fn forward_affine(&mut self, _input: &Tensor, _output: &mut Tensor, _scale: &[f32], _shift: &[f32]) -> Result<()> {
+        Err(Error::state(self.name(), "this layer cannot fold a following affine"))
+    }
 
     /// Learnable parameters, in a stable order.
     fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}

@@ -20,6 +20,26 @@ enum Stored {
     Recomputed,
 }
 
+thread_local! {
+    /// Set while [`inference_only`] runs: no backward pass will follow, so a conv may fold
+    /// the eval-mode BN after it into its weights and the BN's pass over the activations (and
+    /// the conv output that a backward would read) disappear.
+    static INFERENCE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (an eval-mode forward whose activations no backward will read) with conv+BN
+/// folding on for the sequences it runs on this thread.
+pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INFERENCE_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(INFERENCE_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
@@ -109,46 +129,83 @@ impl Sequential {
     fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         let n = self.layers.len();
         self.shared_holds = [None, None];
-        for i in 0..n {
+        let fold = !training && INFERENCE_ONLY.with(|c| c.get());
+        let mut i = 0;
+        while i < n {
             let out_shared = i < n - 1 && self.uses_shared(i);
             let in_shared = i > 0 && self.uses_shared(i - 1);
+            // With folding, a conv followed by an eval-mode BN writes straight into the BN's
+            // output slot and the BN does not run. If that slot is the shared buffer holding
+            // the conv's input, the conv writes into the other shared buffer and the two are
+            // exchanged (buffers are never reallocated, so no page is touched twice).
+            let folded = fold
+                && i + 1 < n
+                && self.layers[i].folds_affine()
+                && self.layers[i + 1].eval_affine().is_some();
+            let target = if folded { i + 1 } else { i };
+            let target_shared = target < n - 1 && self.uses_shared(target);
+            let exchange = folded && target_shared && in_shared;
             {
                 let [even, odd] = &mut self.shared;
-                let (shared_in, shared_out) = if i % 2 == 0 { (&*odd, even) } else { (&*even, odd) };
+                let (shared_prev, shared_this) = if i % 2 == 0 { (odd, even) } else { (even, odd) };
+                let mut shared_prev = Some(shared_prev);
+                let mut shared_this = Some(shared_this);
                 let (before, rest) = self.activations.split_at_mut(i.min(n - 1));
-                let x = if i == 0 {
+                let x: &Tensor = if i == 0 {
                     input
                 } else if in_shared {
-                    shared_in
+                    shared_prev.take().expect("input buffer")
                 } else {
                     &before[i - 1]
                 };
-                let y = if i == n - 1 {
+                let y: &mut Tensor = if target == n - 1 {
                     &mut *output
-                } else if out_shared {
-                    shared_out
+                } else if (target == i && out_shared) || exchange {
+                    shared_this.take().expect("output buffer")
+                } else if target == i + 1 && target_shared {
+                    shared_prev.take().expect("the input is not in this buffer (else exchange)")
                 } else {
-                    &mut rest[0]
+                    &mut rest[target - i]
                 };
-                crate::profile::timed(&mut *self.layers[i], false, |l| l.forward(x, y, training))?;
-            }
-            if in_shared && self.recompute[i - 1] {
-                self.stored[i - 1] = Stored::Recomputed;
-            } else if in_shared {
-                // Layer i has consumed boundary i-1: keep it packed for backward (training only).
-                let b = i - 1;
-                self.stored[b] = Stored::Packed;
-                if training && !self.packed[b].pack(&self.shared[b % 2]) {
-                    self.not_binary[b] = true;
-                    self.stored[b] = Stored::Dense;
-                    let (src, dst) = (&self.shared[b % 2], &mut self.activations[b]);
-                    dst.copy_from(src);
+                let (this, next) = self.layers.split_at_mut(i + 1);
+                if folded {
+                    let (scale, shift) = next[0].eval_affine().expect("checked above");
+                    crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?;
+                } else {
+                    crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
                 }
-            } else if i > 0 {
-                self.stored[i - 1] = Stored::Dense;
             }
+            self.note_boundary(i, training);
+            if folded {
+                if exchange {
+                    self.shared.swap(0, 1);
+                }
+                self.note_boundary(i + 1, training);
+                i += 1;
+            }
+            i += 1;
         }
         Ok(())
+    }
+
+    /// Bookkeeping after layer `i` ran: how boundary `i - 1` (its input) is kept for backward.
+    fn note_boundary(&mut self, i: usize, training: bool) {
+        let in_shared = i > 0 && self.uses_shared(i - 1);
+        if in_shared && self.recompute[i - 1] {
+            self.stored[i - 1] = Stored::Recomputed;
+        } else if in_shared {
+            // Layer i has consumed boundary i-1: keep it packed for backward (training only).
+            let b = i - 1;
+            self.stored[b] = Stored::Packed;
+            if training && !self.packed[b].pack(&self.shared[b % 2]) {
+                self.not_binary[b] = true;
+                self.stored[b] = Stored::Dense;
+                let (src, dst) = (&self.shared[b % 2], &mut self.activations[b]);
+                dst.copy_from(src);
+            }
+        } else if i > 0 {
+            self.stored[i - 1] = Stored::Dense;
+        }
     }
 
     /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.

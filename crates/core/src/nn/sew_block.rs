@@ -51,8 +51,8 @@ impl Layer for SewBlock {
         self.paths.forward(&self.name, input, training)?;
         let o = self.paths.shortcut_out(input);
         output.resize_for_overwrite(o.shape());
-        connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut());
-        self.out_rate = Some(output.mean());
+        let sum = connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut());
+        self.out_rate = Some(if output.numel() == 0 { 0.0 } else { (sum / output.numel() as f64) as f32 });
         self.out_monitor.observe(output);
         Ok(())
     }
