@@ -140,20 +140,9 @@ export interface EvalResult {
   firingRates: Array<LayerRate>
 }
 
-export interface EventArrays {
-  width: number
-  height: number
-  /** Microseconds. */
-  t: Float64Array
-  x: Uint16Array
-  y: Uint16Array
-  /** 0 = OFF, 1 = ON. */
-  p: Uint8Array
-}
-
 /** An event file: the events plus what its header says. */
 export interface EventFile {
-  events: EventArrays
+  events: NativeEvents
   /** "nmnist" | "aedat2" | "aedat3" | "aedat4". */
   format: string
   /** AEDAT 2.0: `# Creation time: System.currentTimeMillis()`, when present. */
@@ -165,7 +154,7 @@ export interface EventFile {
 }
 
 export interface EventSample {
-  events: EventArrays
+  events: NativeEvents
   label: number
 }
 
@@ -231,9 +220,11 @@ export interface NamedTensor {
 export interface NativeEvents {
   width: number
   height: number
+  /** Microseconds. */
   t: Float64Array
   x: Uint16Array
   y: Uint16Array
+  /** 0 = OFF, 1 = ON. */
   p: Uint8Array
 }
 
@@ -294,7 +285,7 @@ export declare function syntheticEvents(image: Float32Array, height: number, wid
 export declare function writeCifarBatch(path: string, kind: string, pixels: Uint8Array, labels: Uint8Array, coarseLabels?: Uint8Array | undefined | null): Promise<void>
 
 /** Writes an event file atomically (temp file, fsync, rename). */
-export declare function writeEventFile(path: string, format: string, events: EventArrays, options?: WriteEventOptions | undefined | null): Promise<void>
+export declare function writeEventFile(path: string, format: string, events: NativeEvents, options?: WriteEventOptions | undefined | null): Promise<void>
 
 export interface WriteEventOptions {
   /** AEDAT 2.0 header. */

@@ -45,8 +45,9 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for DataTask<T, J> {
     }
 }
 
+/// An event stream crossing the boundary: struct of arrays, `t` in microseconds.
 #[napi(object)]
-pub struct EventArrays {
+pub struct NativeEvents {
     pub width: u32,
     pub height: u32,
     /// Microseconds.
@@ -57,42 +58,46 @@ pub struct EventArrays {
     pub p: Uint8Array,
 }
 
-fn to_arrays(e: EventStream) -> EventArrays {
-    EventArrays {
-        width: e.width as u32,
-        height: e.height as u32,
-        t: Float64Array::new(e.t.into_iter().map(|t| t as f64).collect()),
-        x: Uint16Array::new(e.x),
-        y: Uint16Array::new(e.y),
-        p: Uint8Array::new(e.p),
-    }
-}
-
-fn from_arrays(what: &str, e: &EventArrays) -> napi::Result<EventStream> {
+pub(crate) fn events_from_js(what: &str, e: &NativeEvents) -> napi::Result<EventStream> {
     let n = e.t.len();
     if e.x.len() != n || e.y.len() != n || e.p.len() != n {
         return Err(js_error(
-            "ERR_VALUE",
-            format!("{what}: expected t, x, y and p of equal length, got {}, {}, {}, {}", n, e.x.len(), e.y.len(), e.p.len()),
+            "ERR_ARG",
+            format!("{what}: expected t, x, y and p of the same length, received {}, {}, {}, {}", n, e.x.len(), e.y.len(), e.p.len()),
         ));
     }
-    if e.width > u16::MAX as u32 || e.height > u16::MAX as u32 {
-        return Err(js_error("ERR_VALUE", format!("{what}: expected width and height below 65536, got {}x{}", e.width, e.height)));
+    if e.width == 0 || e.height == 0 || e.width > u16::MAX as u32 || e.height > u16::MAX as u32 {
+        return Err(js_error("ERR_ARG", format!("{what}: expected a sensor size in [1, 65535], received {} x {}", e.width, e.height)));
     }
-    let mut t = Vec::with_capacity(n);
-    for (i, &v) in e.t.iter().enumerate() {
-        if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15) {
-            return Err(js_error("ERR_VALUE", format!("{what}: expected integer microsecond timestamps, got t[{i}] = {v}")));
+    let mut s = EventStream::new(e.width as u16, e.height as u16);
+    s.t = Vec::with_capacity(n);
+    for (k, &t) in e.t.iter().enumerate() {
+        if !t.is_finite() || t.fract() != 0.0 || t.abs() > 9.0e15 {
+            return Err(js_error("ERR_ARG", format!("{what}: t[{k}] must be an integer number of microseconds, received {t}")));
         }
-        t.push(v as i64);
+        s.t.push(t as i64);
     }
-    Ok(EventStream { width: e.width as u16, height: e.height as u16, t, x: e.x.to_vec(), y: e.y.to_vec(), p: e.p.to_vec() })
+    s.x = e.x.to_vec();
+    s.y = e.y.to_vec();
+    s.p = e.p.to_vec();
+    Ok(s)
+}
+
+pub(crate) fn events_to_js(s: EventStream) -> NativeEvents {
+    NativeEvents {
+        width: s.width as u32,
+        height: s.height as u32,
+        t: Float64Array::new(s.t.iter().map(|&t| t as f64).collect()),
+        x: Uint16Array::new(s.x),
+        y: Uint16Array::new(s.y),
+        p: Uint8Array::new(s.p),
+    }
 }
 
 /// An event file: the events plus what its header says.
 #[napi(object)]
 pub struct EventFile {
-    pub events: EventArrays,
+    pub events: NativeEvents,
     /// "nmnist" | "aedat2" | "aedat3" | "aedat4".
     pub format: String,
     /// AEDAT 2.0: `# Creation time: System.currentTimeMillis()`, when present.
@@ -133,20 +138,20 @@ pub fn read_event_file(path: String, format: String, width: Option<u32>, height:
             let (w, h) = sensor(what, width, height, (nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT))?;
             Ok(task(what, |f| f, move || {
                 let events = nmnist::read_nbin(&file, w, h)?;
-                Ok(EventFile { events: to_arrays(events), format: "nmnist".into(), creation_time_ms: None, compression: None, event_packets: None })
+                Ok(EventFile { events: events_to_js(events), format: "nmnist".into(), creation_time_ms: None, compression: None, event_packets: None })
             }))
         }
         "aedat3" => {
             let (w, h) = sensor(what, width, height, (aedat3::DVS128_SIZE, aedat3::DVS128_SIZE))?;
             Ok(task(what, |f| f, move || {
                 let events = aedat3::read_aedat3(&file, w, h)?;
-                Ok(EventFile { events: to_arrays(events), format: "aedat3".into(), creation_time_ms: None, compression: None, event_packets: None })
+                Ok(EventFile { events: events_to_js(events), format: "aedat3".into(), creation_time_ms: None, compression: None, event_packets: None })
             }))
         }
         "aedat2" => Ok(task(what, |f| f, move || {
             let (header, events) = aedat2::read_aedat2(&file)?;
             Ok(EventFile {
-                events: to_arrays(events),
+                events: events_to_js(events),
                 format: "aedat2".into(),
                 creation_time_ms: header.creation_time_ms.map(|t| t as f64),
                 compression: None,
@@ -156,7 +161,7 @@ pub fn read_event_file(path: String, format: String, width: Option<u32>, height:
         "aedat4" => Ok(task(what, |f| f, move || {
             let (info, events) = aedat4::read_aedat4(&file)?;
             Ok(EventFile {
-                events: to_arrays(events),
+                events: events_to_js(events),
                 format: "aedat4".into(),
                 creation_time_ms: None,
                 compression: Some(compression_name(info.compression).into()),
@@ -179,9 +184,9 @@ pub struct WriteEventOptions {
 
 /// Writes an event file atomically (temp file, fsync, rename).
 #[napi(ts_return_type = "Promise<void>")]
-pub fn write_event_file(path: String, format: String, events: EventArrays, options: Option<WriteEventOptions>) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+pub fn write_event_file(path: String, format: String, events: NativeEvents, options: Option<WriteEventOptions>) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
     let what = "writeEvents";
-    let events = from_arrays(what, &events)?;
+    let events = events_from_js(what, &events)?;
     let file = PathBuf::from(&path);
     let options = options.unwrap_or(WriteEventOptions { creation_time_ms: None, compression: None, events_per_packet: None });
     let done = |(): ()| ();
@@ -334,7 +339,7 @@ fn split_of(what: &str, split: &str) -> napi::Result<Split> {
 
 #[napi(object)]
 pub struct EventSample {
-    pub events: EventArrays,
+    pub events: NativeEvents,
     pub label: u32,
 }
 
@@ -385,7 +390,7 @@ impl NativeEventDataset {
     #[napi(ts_return_type = "Promise<EventSample>")]
     pub fn get(&self, index: u32) -> AsyncTask<DataTask<(EventStream, usize), EventSample>> {
         let inner = self.inner.clone();
-        task("EventDataset.get", |(e, label)| EventSample { events: to_arrays(e), label: label as u32 }, move || inner.get(index as usize))
+        task("EventDataset.get", |(e, label)| EventSample { events: events_to_js(e), label: label as u32 }, move || inner.get(index as usize))
     }
 }
 

@@ -12,59 +12,13 @@ use dualstream_data::EventStream;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::data::{events_from_js, events_to_js, NativeEvents};
 use crate::{guarded, js_error, parse_json};
-
-/// An event stream crossing the boundary: struct of arrays, `t` in microseconds.
-#[napi(object)]
-pub struct NativeEvents {
-    pub width: u32,
-    pub height: u32,
-    pub t: Float64Array,
-    pub x: Uint16Array,
-    pub y: Uint16Array,
-    pub p: Uint8Array,
-}
 
 #[napi(object)]
 pub struct NativeFrames {
     pub shape: Vec<u32>,
     pub data: Float32Array,
-}
-
-fn events_from_js(what: &str, e: &NativeEvents) -> napi::Result<EventStream> {
-    let n = e.t.len();
-    if e.x.len() != n || e.y.len() != n || e.p.len() != n {
-        return Err(js_error(
-            "ERR_ARG",
-            format!("{what}: expected t, x, y and p of the same length, received {}, {}, {}, {}", n, e.x.len(), e.y.len(), e.p.len()),
-        ));
-    }
-    if e.width == 0 || e.height == 0 || e.width > u16::MAX as u32 || e.height > u16::MAX as u32 {
-        return Err(js_error("ERR_ARG", format!("{what}: expected a sensor size in [1, 65535], received {} x {}", e.width, e.height)));
-    }
-    let mut s = EventStream::new(e.width as u16, e.height as u16);
-    s.t = Vec::with_capacity(n);
-    for (k, &t) in e.t.iter().enumerate() {
-        if !t.is_finite() || t.fract() != 0.0 || t.abs() > 9.0e15 {
-            return Err(js_error("ERR_ARG", format!("{what}: t[{k}] must be an integer number of microseconds, received {t}")));
-        }
-        s.t.push(t as i64);
-    }
-    s.x = e.x.to_vec();
-    s.y = e.y.to_vec();
-    s.p = e.p.to_vec();
-    Ok(s)
-}
-
-fn events_to_js(s: EventStream) -> NativeEvents {
-    NativeEvents {
-        width: s.width as u32,
-        height: s.height as u32,
-        t: Float64Array::new(s.t.iter().map(|&t| t as f64).collect()),
-        x: Uint16Array::new(s.x),
-        y: Uint16Array::new(s.y),
-        p: Uint8Array::new(s.p),
-    }
 }
 
 fn frames_to_js(t: Tensor) -> NativeFrames {
