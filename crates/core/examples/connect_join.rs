@@ -1,0 +1,45 @@
+//! Time of the SEW join kernels (`nn::connect`) on the W1 block shape: `[4, 32, 32, 28, 28]`
+//! spikes, forward and both backward halves, median of 15 runs per kernel.
+//! `cargo run --release -p dualstream-core --example connect_join`
+use dualstream_core::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
+use dualstream_core::spec::Connect;
+use std::time::Instant;
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..15)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+fn main() {
+    let n = 4 * 32 * 32 * 28 * 28;
+    let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 7 == 0) as u8 as f32).collect();
+    let o: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 5 == 0) as u8 as f32).collect();
+    let g: Vec<f32> = (0..n).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect();
+    let (mut out, mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+    // The memory floor: the same reads and writes with the simplest vectorised loop.
+    let floor = median_ms(|| {
+        use rayon::prelude::*;
+        out.par_chunks_mut(1 << 14).zip(s.par_chunks(1 << 14).zip(o.par_chunks(1 << 14))).for_each(|(y, (a, b))| {
+            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+                *y = a + b;
+            }
+        })
+    });
+    println!("floor (y = a + b, 2 reads 1 write): {floor:.2} ms");
+    for connect in [Connect::Iand, Connect::Or, Connect::Add] {
+        let fwd = median_ms(|| {
+            std::hint::black_box(connect_forward(connect, &s, &o, &mut out));
+        });
+        let bs = median_ms(|| connect_backward_s(connect, &s, &o, &g, &mut a));
+        let bo = median_ms(|| connect_backward_add_o(connect, &s, &o, &g, &mut b));
+        let both = median_ms(|| connect_backward(connect, &s, &o, &g, &mut a, &mut b));
+        println!("{connect:?}: forward {fwd:.2} ms, backward_s {bs:.2} ms, backward_add_o {bo:.2} ms, backward {both:.2} ms ({n} elements)");
+    }
+}
