@@ -2,7 +2,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::pool::{
     avgpool2d_backward, avgpool2d_forward, global_avg_backward, global_avg_forward,
-    maxpool2d_backward, maxpool2d_forward, PoolGeom,
+    maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom,
 };
 use crate::nn::conv2d::check_grad_output;
 use crate::nn::layer::{expect_sample_rank, Layer};
@@ -91,13 +91,20 @@ impl Layer for MaxPool2d {
         self.win.output_shape(input)
     }
 
-    fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
+    fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         let g = self.win.geometry(input.shape())?;
         let shape = self.win.output_shape(input.shape())?;
         if g.h * g.w > u32::MAX as usize {
             return Err(Error::shape(&self.win.label, "H * W < 2^32", input.shape()));
         }
         output.resize_for_overwrite(&shape);
+        if !training {
+            // No backward follows an eval-mode forward (the model only backpropagates after a
+            // training forward), so the argmax is not needed.
+            maxpool2d_values(&g, input.data(), output.data_mut());
+            self.last_input = None;
+            return Ok(());
+        }
         self.argmax.resize(output.numel(), 0);
         maxpool2d_forward(&g, input.data(), output.data_mut(), &mut self.argmax);
         self.last_input = Some(input.shape().to_vec());

@@ -1,7 +1,10 @@
-//! Time of the SEW join kernels (`nn::connect`) on the W1 block shape: `[4, 32, 32, 28, 28]`
-//! spikes, forward and both backward halves, median of 15 runs per kernel.
-//! `cargo run --release -p dualstream-core --example connect_join`
+//! Time of the memory-bound kernels on the W1 block shape `[4, 32, 32, 28, 28]` (spikes):
+//! the SEW join (`nn::connect`, forward and both backward halves) and 2x2 max pooling (with the
+//! argmax for training, values only for evaluation), against the memory floor of the same
+//! reads and writes; median of 15 runs per kernel.
+//! `cargo run --release -p dualstream-core --example memory_bound`
 use dualstream_core::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
+use dualstream_core::kernels::pool::{maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom};
 use dualstream_core::spec::Connect;
 use std::time::Instant;
 
@@ -42,4 +45,12 @@ fn main() {
         let both = median_ms(|| connect_backward(connect, &s, &o, &g, &mut a, &mut b));
         println!("{connect:?}: forward {fwd:.2} ms, backward_s {bs:.2} ms, backward_add_o {bo:.2} ms, backward {both:.2} ms ({n} elements)");
     }
+    let g = PoolGeom::new(28, 28, [2, 2], [2, 2], [0, 0]).unwrap();
+    let pooled = n / 4;
+    let (mut y, mut argmax) = (vec![0.0f32; pooled], vec![0u32; pooled]);
+    let train = median_ms(|| maxpool2d_forward(&g, &s, &mut y, &mut argmax));
+    let eval = median_ms(|| maxpool2d_values(&g, &s, &mut y));
+    let mut dx = vec![0.0f32; n];
+    let back = median_ms(|| maxpool2d_backward(&g, &y, &argmax, &mut dx));
+    println!("maxpool 2x2: with argmax {train:.2} ms, values only {eval:.2} ms, backward {back:.2} ms ({n} inputs)");
 }
