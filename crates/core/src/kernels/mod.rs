@@ -2,6 +2,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod conv3x3;
+pub mod elementwise;
 pub mod pool;
 pub mod gemm;
 pub mod scratch;

@@ -4,6 +4,7 @@
 //! `[T, N, K]` (`y_s` alone, the AAP not computed) without it.
 use crate::energy::{Counter, RateMonitor, SynapseCounter};
 use crate::error::{Error, Result};
+use crate::kernels::elementwise;
 use crate::kernels::pool::{global_avg_backward, global_avg_forward};
 use crate::nn::dual_stream_block::DualStreamBlock;
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Buffer, Layer, Param};
@@ -62,7 +63,7 @@ pub struct DualStream {
 
 /// Euclidean norm, summed in f64 so that long tensors keep their precision.
 fn l2(data: &[f32]) -> f32 {
-    data.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32
+    elementwise::l2_norm(data) as f32
 }
 
 impl DualStream {
@@ -282,9 +283,7 @@ impl Layer for DualStream {
             }
         }
         if aap {
-            for (g, &s) in grad_input.data_mut().iter_mut().zip(self.grad_scratch.data()) {
-                *g += s;
-            }
+            elementwise::add_assign(grad_input.data_mut(), self.grad_scratch.data());
         }
         Ok(())
     }

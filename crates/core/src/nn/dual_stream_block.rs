@@ -5,7 +5,8 @@
 //! activations.
 use crate::error::{Error, Result};
 use crate::neuron::{NeuronKind, NeuronLayer};
-use crate::nn::connect::{connect_backward, connect_forward};
+use crate::kernels::elementwise;
+use crate::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::sequential::Sequential;
 use crate::nn::residual::joined_shape;
@@ -142,9 +143,7 @@ impl DualStreamBlock {
             }
             Join::SpikingResnet(neuron) => {
                 self.charge.resize_for_overwrite(sc.shape());
-                for ((c, &s), &x) in self.charge.data_mut().iter_mut().zip(self.spikes.data()).zip(sc.data()) {
-                    *c = s + x;
-                }
+                elementwise::add(self.spikes.data(), sc.data(), self.charge.data_mut());
                 neuron.forward(&self.charge, o_out, training)?;
             }
         }
@@ -164,9 +163,7 @@ impl DualStreamBlock {
                 ));
             }
             a_out.resize_for_overwrite(base.shape());
-            for ((y, &p), &s) in a_out.data_mut().iter_mut().zip(base.data()).zip(self.spikes.data()) {
-                *y = p + s;
-            }
+            elementwise::add(base.data(), self.spikes.data(), a_out.data_mut());
         }
         Ok(())
     }
@@ -186,21 +183,33 @@ impl DualStreamBlock {
             return Err(Error::shape(format!("{} grad_output", self.name), format!("{shape:?}"), grad_o_out.shape()));
         }
         let sc: &Tensor = if self.shortcut.is_some() { &self.shortcut_out } else { o };
+        // With an identity shortcut and a spike join, dL/dO's shortcut part is added straight
+        // into the branch's input gradient after the branch's backward (as in the SEW block):
+        // no full-size buffer for it and no extra pass.
+        let identity_join = match self.join {
+            Join::Spike(g) if self.shortcut.is_none() => Some(g),
+            _ => None,
+        };
         self.grad_spikes.resize_for_overwrite(&shape);
-        self.grad_shortcut.resize_for_overwrite(&shape);
-        match &mut self.join {
-            Join::Spike(g) => connect_backward(
-                *g,
-                self.spikes.data(),
-                sc.data(),
-                grad_o_out.data(),
-                self.grad_spikes.data_mut(),
-                self.grad_shortcut.data_mut(),
-            ),
-            Join::SpikingResnet(neuron) => {
+        match (&mut self.join, identity_join) {
+            (Join::Spike(g), Some(_)) => {
+                connect_backward_s(*g, self.spikes.data(), sc.data(), grad_o_out.data(), self.grad_spikes.data_mut())
+            }
+            (Join::Spike(g), None) => {
+                self.grad_shortcut.resize_for_overwrite(&shape);
+                connect_backward(
+                    *g,
+                    self.spikes.data(),
+                    sc.data(),
+                    grad_o_out.data(),
+                    self.grad_spikes.data_mut(),
+                    self.grad_shortcut.data_mut(),
+                )
+            }
+            (Join::SpikingResnet(neuron), _) => {
                 neuron.backward(&self.charge, o_out, grad_o_out, &mut self.grad_charge)?;
                 self.grad_spikes.data_mut().copy_from_slice(self.grad_charge.data());
-                self.grad_shortcut.data_mut().copy_from_slice(self.grad_charge.data());
+                self.grad_shortcut.copy_from(&self.grad_charge);
             }
         }
         if let Some((a_in, grad_a_out, grad_a)) = a {
@@ -208,15 +217,17 @@ impl DualStreamBlock {
                 return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
             }
             // dA'/dS = 1: the accumulation gradient reaches the branch without passing any g.
-            for (g, &d) in self.grad_spikes.data_mut().iter_mut().zip(grad_a_out.data()) {
-                *g += d;
-            }
+            elementwise::add_assign(self.grad_spikes.data_mut(), grad_a_out.data());
             match &mut self.projection {
                 Some(p) => p.backward(a_in, &self.projected, grad_a_out, grad_a)?,
                 None => grad_a.copy_from(grad_a_out),
             }
         }
         self.branch.backward(o, &self.spikes, &self.grad_spikes, grad_o)?;
+        if let Some(g) = identity_join {
+            connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), grad_o.data_mut());
+            return Ok(());
+        }
         let through_shortcut = match &mut self.shortcut {
             Some(sc) => {
                 sc.backward(o, &self.shortcut_out, &self.grad_shortcut, &mut self.grad_scratch)?;
@@ -224,9 +235,7 @@ impl DualStreamBlock {
             }
             None => &self.grad_shortcut,
         };
-        for (g, s) in grad_o.data_mut().iter_mut().zip(through_shortcut.data()) {
-            *g += s;
-        }
+        elementwise::add_assign(grad_o.data_mut(), through_shortcut.data());
         Ok(())
     }
 

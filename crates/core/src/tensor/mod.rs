@@ -90,14 +90,12 @@ impl Tensor {
         self.data.copy_from_slice(&other.data);
     }
 
-    /// Mean of all elements, summed in f64 over fixed chunks (the same result on any thread count).
+    /// Mean of all elements, summed in f64 (the same result on any thread count).
     pub fn mean(&self) -> f32 {
-        use rayon::prelude::*;
         if self.data.is_empty() {
             return 0.0;
         }
-        let partial: Vec<f64> = self.data.par_chunks(1 << 16).map(|c| c.iter().map(|&v| v as f64).sum()).collect();
-        (partial.iter().sum::<f64>() / self.data.len() as f64) as f32
+        (crate::kernels::elementwise::sum(&self.data) / self.data.len() as f64) as f32
     }
 
     pub fn fill(&mut self, value: f32) {
