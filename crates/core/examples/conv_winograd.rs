@@ -76,8 +76,8 @@ fn main() {
         ("few channels 4->32", 128, 4, 32, 28),
     ];
     println!("threads: {}", rayon::current_num_threads());
-    println!("| shape | [B, C_in->C_out, H, W] | direct ms | winograd ms | direct GFLOP/s | winograd GFLOP/s-eq | winograd/direct time | max abs err | max rel err |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| shape | [B, C_in->C_out, H, W] | direct ms | winograd ms | direct GFLOP/s | winograd GFLOP/s-eq | winograd/direct time | max abs err | max rel err | direct max abs err |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = Rng::new(1);
     for (label, batch, cin, cout, hw) in shapes {
         let g = ConvGeom::new(cin, cout, hw, hw, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
@@ -94,6 +94,7 @@ fn main() {
         let ns = batch.min(4);
         let want = conv2d_reference(&g, &x[..ns * g.in_size()], &w, None);
         let (mut abs, mut rel) = (0.0f64, 0.0f64);
+        let direct_abs = y.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
         let ymax = want.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
         for (a, b) in y2.iter().zip(&want) {
             let e = (a - b).abs() as f64;
@@ -105,14 +106,15 @@ fn main() {
         }
         let flops = 2.0 * (batch * g.weight_len() * g.ohw()) as f64;
         println!(
-            "| {label} | [{batch}, {cin}->{cout}, {hw}, {hw}] | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} | {:.1e} | {:.1e} |",
+            "| {label} | [{batch}, {cin}->{cout}, {hw}, {hw}] | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} | {:.1e} | {:.1e} | {:.1e} |",
             d * 1e3,
             wi * 1e3,
             flops / d / 1e9,
             flops / wi / 1e9,
             wi / d,
             abs,
-            rel
+            rel,
+            direct_abs
         );
     }
 }

@@ -38,18 +38,21 @@ pub fn applies(g: &ConvGeom) -> bool {
     super::conv3x3::applies(g)
 }
 
-/// Fewest input and output channels at which Winograd beats the direct kernel: its input
-/// transform is amortised over the output channels and its output transform over the input
-/// channels. `cargo run --release -p dualstream-core --example conv_winograd` (2 threads,
-/// direct and Winograd alternately): 32->32 and 64->64 win on every map size from 2x2 to
-/// 64x64, 16->16 ... (see the example's table); 8->8 (28x28) is even and the stems 1/2/4->32
-/// lose 1.2-3.6x.
+/// Channel counts from which Winograd beats the direct kernel: its input transform is
+/// amortised over the output channels and its output transform over the input channels, so
+/// both must be large enough. `cargo run --release -p dualstream-core --example conv_winograd
+/// 15` (2 threads, direct and Winograd alternately, load average ~3): Winograd/direct time
+/// 0.36-0.84 for 32->32 and 64->64 on every map from 2x2 to 64x64 and 0.80-0.84 for 16->32
+/// and 32->16 (28x28); 16->16 is even (0.94 on 28x28, 1.09 on 14x14), 8->8 even (1.05) and the
+/// stems lose (1->32 3.9x, 2->32 2.5x, 4->32 1.9x).
 pub const MIN_CHANNELS: usize = 16;
+/// The larger of the two channel counts must reach this as well (16->16 does not gain).
+pub const MIN_MAX_CHANNELS: usize = 32;
 
 /// Whether the dense 3x3 convolutions of `g` should run as Winograd rather than the direct
 /// kernel (see [`MIN_CHANNELS`]).
 pub fn wins(g: &ConvGeom) -> bool {
-    applies(g) && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS
+    applies(g) && g.c_in.min(g.c_out) >= MIN_CHANNELS && g.c_in.max(g.c_out) >= MIN_MAX_CHANNELS
 }
 
 /// `y[b] = conv3x3(x[b], weight) + bias` for every sample, by F(2x2, 3x3); overwrites `y`.
