@@ -34,7 +34,9 @@ pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.18;
 /// The same where the dense forward runs as Winograd (`kernels/winograd.rs`, [`super::winograd::wins`]):
 /// against it (same benchmark, load average ~5) events/dense crosses 1 at ~13 % for
 /// `[256,32,14,14]` and `[256,32,28,28]` (0.80-0.85 at 10 %, 1.3 at 20 %), ~8 % for
-/// `[128,32,14,14]` (0.71 at 5 %) and above 35 % for `[64,64,7,7]`.
+/// `[128,32,14,14]` (0.71 at 5 %) and above 35 % for `[64,64,7,7]`; `conv_crossover 7 w2`
+/// (W2's large maps): ~10 % for `[64,32,64,64]` (0.98 at 10 %, 1.17 at 15 %) and
+/// `[64,32,32,32]` (0.94 at 10 %, 1.36 at 15 %).
 pub const FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD: f32 = 0.1;
 /// The same for the weight gradient (same benchmark): the event kernel stays faster up to
 /// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
