@@ -41,10 +41,11 @@ pub fn applies(g: &ConvGeom) -> bool {
 /// Channel counts from which Winograd beats the direct kernel: its input transform is
 /// amortised over the output channels and its output transform over the input channels, so
 /// both must be large enough. `cargo run --release -p dualstream-core --example conv_winograd
-/// 15` (2 threads, direct and Winograd alternately, load average ~3): Winograd/direct time
-/// 0.36-0.84 for 32->32 and 64->64 on every map from 2x2 to 64x64 and 0.80-0.84 for 16->32
-/// and 32->16 (28x28); 16->16 is even (0.94 on 28x28, 1.09 on 14x14), 8->8 even (1.05) and the
-/// stems lose (1->32 3.9x, 2->32 2.5x, 4->32 1.9x).
+/// 15` (2 threads, direct and Winograd alternately, load average ~4, another engineer
+/// compiling): Winograd/direct time 0.41-0.91 for 32->32 and 64->64 on every map from 2x2 to
+/// 64x64 (0.81 on 28x28, 0.86 on 64x64, 0.46-0.64 on 14x14 and smaller); 16->32 0.93, 32->16
+/// 0.99, 16->16 0.87-1.02, 12->12 0.99, 8->8 0.97; the stems lose (1->32 2.2x, 2->32 2.5x,
+/// 4->32 1.4x).
 pub const MIN_CHANNELS: usize = 16;
 /// The larger of the two channel counts must reach this as well (16->16 does not gain).
 pub const MIN_MAX_CHANNELS: usize = 32;
@@ -582,6 +583,25 @@ mod tests {
             assert!(e <= tolerance(&gt), "case {case} {g:?}: scaled error {e}");
         }
         assert!(through_winograd >= 10, "only {through_winograd} cases ran through Winograd");
+    }
+
+    /// Rows wider than one output-transform step (`OUT_CHUNK` tiles) and taller maps split
+    /// into several bands within one sample.
+    #[test]
+    fn wide_and_tall_maps_match_reference() {
+        let mut rng = Rng::new(53);
+        for (c_in, c_out, h, w, batch) in [(32, 32, 3, 2 * OUT_CHUNK + 37, 2), (64, 17, 45, 33, 1)] {
+            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+            if !applies(&g) {
+                return;
+            }
+            let x = input(&mut rng, batch * g.in_size(), None, 1.0);
+            let wt = kaiming(&mut rng, &g);
+            let mut y = vec![f32::NAN; batch * g.out_size()];
+            winograd_forward(&g, &x, &wt, None, &mut y);
+            let e = scaled_error(&g, &x, &wt, &y, &conv2d_reference(&g, &x, &wt, None));
+            assert!(e <= tolerance(&g), "{g:?}: scaled error {e}");
+        }
     }
 
     #[test]
