@@ -94,26 +94,34 @@ fn main() {
     if args.get(2).map(String::as_str) == Some("stem") {
         return stem(reps);
     }
-    let shapes = [
-        // (label, batch T*N, C_in, C_out, H=W)
-        ("[128,32,14,14] 32->32", 128, 32, 32, 14),
-        ("[256,32,14,14] 32->32 (default net conv2)", 256, 32, 32, 14),
-        ("[256,32,28,28] 32->32", 256, 32, 32, 28),
-        ("[64,64,7,7] 64->64", 64, 64, 64, 7),
-    ];
+    // `conv_crossover REPS w2`: the large maps of workload W2 (events 64x64, T*N = 64) only.
+    let w2 = args.get(2).map(String::as_str) == Some("w2");
+    let shapes: &[(&str, usize, usize, usize, usize)] = if w2 {
+        &[("[64,32,64,64] 32->32 (W2)", 64, 32, 32, 64), ("[64,32,32,32] 32->32 (W2)", 64, 32, 32, 32)]
+    } else {
+        &[
+            // (label, batch T*N, C_in, C_out, H=W)
+            ("[128,32,14,14] 32->32", 128, 32, 32, 14),
+            ("[256,32,14,14] 32->32 (default net conv2)", 256, 32, 32, 14),
+            ("[256,32,28,28] 32->32", 256, 32, 32, 28),
+            ("[64,64,7,7] 64->64", 64, 64, 64, 7),
+        ]
+    };
     let mut rng = Rng::new(1);
     println!("threads: {}", rayon::current_num_threads());
     println!(
         "| shape | density | fwd dense ms | fwd events ms | events/dense | wgrad dense ms | wgrad events ms | events/dense |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (label, batch, cin, cout, hw) in shapes {
+    for &(label, batch, cin, cout, hw) in shapes {
         let g = ConvGeom::new(cin, cout, hw, hw, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
         let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
         let dy: Vec<f32> = (0..batch * g.out_size()).map(|_| rng.normal()).collect();
         let (mut y, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
         let (mut dw, mut dw2) = (vec![0.0; w.len()], vec![0.0; w.len()]);
-        for density in [0.0f32, 0.01, 0.05, 0.10, 0.20, 0.35, 0.50, 1.0] {
+        let densities: &[f32] =
+            if w2 { &[0.05, 0.10, 0.15, 0.20, 0.25] } else { &[0.0, 0.01, 0.05, 0.10, 0.20, 0.35, 0.50, 1.0] };
+        for &density in densities {
             let x: Vec<f32> =
                 (0..batch * g.in_size()).map(|_| (rng.uniform() < density) as u8 as f32).collect();
             let (fd, fe) = ab(

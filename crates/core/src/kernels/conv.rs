@@ -4,6 +4,7 @@
 //! The weight gradient is a sum over samples; it is reduced over a binary tree whose shape
 //! depends only on the batch size, so the result is bit-identical for any thread count.
 use super::conv3x3;
+use super::winograd;
 use super::gemm::{gemm, gemm_strided};
 use super::scratch::Scratch;
 use rayon::prelude::*;
@@ -191,6 +192,9 @@ pub fn conv2d_forward(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.c_out, "conv2d_forward: bias length");
     }
+    if winograd::wins(g) {
+        return winograd::winograd_forward(g, x, weight, bias, y);
+    }
     if conv3x3::applies(g) {
         return conv3x3::conv3x3_forward(g, x, weight, bias, y);
     }
@@ -260,12 +264,16 @@ const BAND_MIN_PIXELS: usize = 1024;
 /// and 9x on the stem's 1 input channel (a one-row GEMM), hence the floors
 /// [`TRANSPOSED_MIN_PIXELS`] and [`TRANSPOSED_MIN_CHANNELS`].
 pub fn conv2d_backward_data(g: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
-    // A 3x3 stride-1 padding-1 conv is its own transposed geometry; the direct kernel beats
-    // both GEMM forms on every size, so the floors below do not apply to it.
+    // A 3x3 stride-1 padding-1 conv is its own transposed geometry; the direct kernel (or
+    // Winograd where it wins) beats both GEMM forms on every size, so the floors below do not
+    // apply to it.
     if conv3x3::applies(g) {
         let mut wf = Scratch::take(g.weight_len());
         flip_kernel(g, weight, &mut wf);
         let gt = ConvGeom { c_in: g.c_out, c_out: g.c_in, ..*g };
+        if winograd::wins(&gt) {
+            return winograd::winograd_forward(&gt, dy, &wf, None, dx);
+        }
         return conv3x3::conv3x3_forward(&gt, dy, &wf, None, dx);
     }
     match transposed_geometry(g) {

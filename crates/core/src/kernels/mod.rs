@@ -7,3 +7,4 @@ pub mod pool;
 pub mod gemm;
 pub mod scratch;
 pub mod spike_conv;
+pub mod winograd;

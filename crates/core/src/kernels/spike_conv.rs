@@ -31,6 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// ~30 % for `[128|256,32,14,14]` and ~40 % for `[64,64,7,7]` (3x3, pad 1); the lowest
 /// crossover, with margin, is taken. (Against im2col+GEMM it was 25-50 %.)
 pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.18;
+/// The same where the dense forward runs as Winograd (`kernels/winograd.rs`, [`super::winograd::wins`]):
+/// against it (same benchmark, load average ~5) events/dense crosses 1 at ~13 % for
+/// `[256,32,14,14]` and `[256,32,28,28]` (0.80-0.85 at 10 %, 1.3 at 20 %), ~8 % for
+/// `[128,32,14,14]` (0.71 at 5 %) and above 35 % for `[64,64,7,7]`; `conv_crossover 7 w2`
+/// (W2's large maps): ~10 % for `[64,32,64,64]` (0.98 at 10 %, 1.17 at 15 %) and
+/// `[64,32,32,32]` (0.94 at 10 %, 1.36 at 15 %).
+pub const FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD: f32 = 0.1;
 /// The same for the weight gradient (same benchmark): the event kernel stays faster up to
 /// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
 pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.6;
@@ -115,7 +122,12 @@ pub fn conv2d_forward_auto(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> ConvPath {
-    let path = choose_path(g, x, FORWARD_EVENT_MAX_DENSITY);
+    let max_density = if super::winograd::wins(g) {
+        FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD
+    } else {
+        FORWARD_EVENT_MAX_DENSITY
+    };
+    let path = choose_path(g, x, max_density);
     match path {
         ConvPath::Events => conv2d_forward_spikes(g, x, weight, bias, y),
         ConvPath::Dense => super::conv::conv2d_forward(g, x, weight, bias, y),

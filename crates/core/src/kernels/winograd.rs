@@ -1,0 +1,654 @@
+//! Winograd minimal filtering F(2x2, 3x3) for 3x3 stride-1 padding-1 one-group convolutions
+//! (every dense 3x3 forward and every backward-data pass of the reference workloads).
+//!
+//! Why: the direct kernel (`conv3x3.rs`) already runs near this CPU's FMA peak, so the only way
+//! to make these passes faster is fewer multiplications. F(2x2, 3x3) computes a 2x2 output tile
+//! from a 4x4 input tile with 16 multiplications per input-output channel pair instead of 36;
+//! the transforms (additions only, coefficients 0, +-1 and 1/2) cost O(C) per tile and are
+//! amortised over the other channel count.
+//!
+//! Per band of tiles: the input transform `V = B^T d B` (per tile and input channel), then for
+//! each of the 16 transform positions one GEMM `M[p] = U[p] V[p]` (`[C_out x C_in] x
+//! [C_in x tiles]`, `U = G g G^T` the transformed weights) on an AVX2/FMA register tile of
+//! 4 output channels x 16 tiles, then the output transform `Y = A^T M A`.
+//!
+//! F(4x4, 3x3) would cut the multiplications by 4x instead of 2.25x, but its transforms have
+//! coefficients up to 8 and lose about three more bits in f32; F(2x2, 3x3)'s error stays within
+//! a few ulps of the sums it forms (see the tests' tolerance).
+//!
+//! Each output element depends only on its own tile, summed over input channels in a fixed
+//! order inside one register tile: results are bit-identical whatever the banding or the
+//! thread count.
+use super::conv::ConvGeom;
+use super::scratch::Scratch;
+use rayon::prelude::*;
+
+/// Output channels per register tile.
+const MR: usize = 4;
+/// Tiles per register tile: two 8-lane vectors.
+const NV: usize = 16;
+/// Target size in floats of one transform position's input block `V[p]` (`C_in x tiles`), so
+/// that it stays in L1 while every output-channel block of that position's GEMM reads it, and
+/// the band's 16 positions of `V` and `M` stay in L2.
+const BAND_FLOATS: usize = 4096;
+
+/// Whether [`winograd_forward`] handles `g` on this CPU (the same geometries as the direct
+/// kernel: 3x3, stride 1, padding 1, no dilation, one group; AVX2 and FMA present).
+pub fn applies(g: &ConvGeom) -> bool {
+    super::conv3x3::applies(g)
+}
+
+/// Channel counts from which Winograd beats the direct kernel: its input transform is
+/// amortised over the output channels and its output transform over the input channels, so
+/// both must be large enough. `cargo run --release -p dualstream-core --example conv_winograd
+/// 15` (2 threads, direct and Winograd alternately, load average ~4, another engineer
+/// compiling): Winograd/direct time 0.41-0.91 for 32->32 and 64->64 on every map from 2x2 to
+/// 64x64 (0.81 on 28x28, 0.86 on 64x64, 0.46-0.64 on 14x14 and smaller); 16->32 0.93, 32->16
+/// 0.99, 16->16 0.87-1.02, 12->12 0.99, 8->8 0.97; the stems lose (1->32 2.2x, 2->32 2.5x,
+/// 4->32 1.4x).
+pub const MIN_CHANNELS: usize = 16;
+/// The larger of the two channel counts must reach this as well (16->16 does not gain).
+pub const MIN_MAX_CHANNELS: usize = 32;
+
+/// Whether the dense 3x3 convolutions of `g` should run as Winograd rather than the direct
+/// kernel (see [`MIN_CHANNELS`]).
+pub fn wins(g: &ConvGeom) -> bool {
+    applies(g) && g.c_in.min(g.c_out) >= MIN_CHANNELS && g.c_in.max(g.c_out) >= MIN_MAX_CHANNELS
+}
+
+/// `y[b] = conv3x3(x[b], weight) + bias` for every sample, by F(2x2, 3x3); overwrites `y`.
+/// Panics unless [`applies`] holds.
+pub fn winograd_forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    assert!(applies(g), "winograd_forward: geometry {g:?} or CPU not supported");
+    let batch = x.len() / g.in_size();
+    assert_eq!(x.len(), batch * g.in_size(), "winograd_forward: input length");
+    assert_eq!(y.len(), batch * g.out_size(), "winograd_forward: output length");
+    assert_eq!(weight.len(), g.weight_len(), "winograd_forward: weight length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "winograd_forward: bias length");
+    }
+    if batch == 0 {
+        return;
+    }
+    let u = transform_weights(g, weight);
+    let plan = Plan::new(g, batch);
+    let v_len = 16 * g.c_in * plan.max_tiles_pad;
+    let m_len = 16 * g.c_out * plan.max_tiles_pad;
+    let row_len = row_buffer_len(g);
+    let spc = plan.samples_per_chunk;
+    y.par_chunks_mut(spc * g.out_size()).zip(x.par_chunks(spc * g.in_size())).for_each_init(
+        || (Scratch::take(v_len), Scratch::take(m_len), Scratch::take(row_len)),
+        |(v, m, rows), (ys, xs)| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: applies() checked AVX2 and FMA; v, m and rows have the lengths
+            // chunk_avx2 indexes (sized from the same plan).
+            unsafe {
+                chunk_avx2(g, &plan, xs, &u, bias, ys, v, m, rows)
+            }
+        },
+    );
+}
+
+/// How the tiles of a call are grouped: 2x2 output tiles, `th x tw` per sample; a chunk (one
+/// parallel task) is `samples_per_chunk` whole samples, processed in bands of `rows_per_band`
+/// tile rows (counted over the chunk's samples one after another).
+struct Plan {
+    th: usize,
+    tw: usize,
+    samples_per_chunk: usize,
+    rows_per_band: usize,
+    /// Tiles of the largest band, rounded up to whole register tiles.
+    max_tiles_pad: usize,
+}
+
+/// Chunks per call at least, when the batch allows it, so both cores get work on small maps.
+const MIN_CHUNKS: usize = 8;
+
+impl Plan {
+    fn new(g: &ConvGeom, batch: usize) -> Plan {
+        let (th, tw) = (g.h.div_ceil(2), g.w.div_ceil(2));
+        let band_tiles = (BAND_FLOATS / g.c_in.max(g.c_out)).max(NV);
+        let per_sample = th * tw;
+        let (samples_per_chunk, rows_per_band) = if per_sample < band_tiles {
+            // Small maps: several samples share a band so the vectors are not mostly padding.
+            let spc = (band_tiles / per_sample).min(batch.div_ceil(MIN_CHUNKS)).max(1);
+            (spc, spc * th)
+        } else {
+            (1, (band_tiles / tw).max(1))
+        };
+        let max_tiles_pad = tiles_pad(rows_per_band * tw);
+        Plan { th, tw, samples_per_chunk, rows_per_band, max_tiles_pad }
+    }
+}
+
+/// `U = G g G^T` for every (output, input) channel pair, laid out
+/// `[16, ceil(C_out/MR), C_in, MR]` (zero rows past `C_out`) so that a register tile reads its
+/// MR weights of one position and input channel from one place.
+fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Scratch {
+    let blocks = g.c_out.div_ceil(MR);
+    let mut u = Scratch::zeroed(16 * blocks * g.c_in * MR);
+    let pos_stride = blocks * g.c_in * MR;
+    for co in 0..g.c_out {
+        let (b, r) = (co / MR, co % MR);
+        for ci in 0..g.c_in {
+            let k = &weight[(co * g.c_in + ci) * 9..][..9];
+            // G k: 4 rows of 3, G = [[1,0,0],[1/2,1/2,1/2],[1/2,-1/2,1/2],[0,0,1]].
+            let mut gk = [[0.0f32; 3]; 4];
+            for j in 0..3 {
+                let (k0, k1, k2) = (k[j], k[3 + j], k[6 + j]);
+                gk[0][j] = k0;
+                gk[1][j] = 0.5 * (k0 + k1 + k2);
+                gk[2][j] = 0.5 * (k0 - k1 + k2);
+                gk[3][j] = k2;
+            }
+            for (i, row) in gk.iter().enumerate() {
+                let t = [row[0], 0.5 * (row[0] + row[1] + row[2]), 0.5 * (row[0] - row[1] + row[2]), row[2]];
+                for (j, &val) in t.iter().enumerate() {
+                    u[(i * 4 + j) * pos_stride + (b * g.c_in + ci) * MR + r] = val;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// One chunk of whole samples (`xs`, `ys`), band by band.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chunk_avx2(
+    g: &ConvGeom,
+    plan: &Plan,
+    xs: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    ys: &mut [f32],
+    v: &mut [f32],
+    m: &mut [f32],
+    rows: &mut [f32],
+) {
+    let samples = xs.len() / g.in_size();
+    let total_rows = samples * plan.th;
+    let mut r0 = 0;
+    while r0 < total_rows {
+        let r1 = (r0 + plan.rows_per_band).min(total_rows);
+        let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
+        input_transform(g, plan, xs, r0, r1, tiles_pad, v, rows);
+        position_gemms(g, u, v, tiles_pad, m);
+        output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys);
+        r0 = r1;
+    }
+}
+
+/// Length of the per-task row buffer of [`input_transform`]: one zero row (the rows above
+/// and below the map).
+fn row_buffer_len(g: &ConvGeom) -> usize {
+    g.w
+}
+
+/// Lanes of a band's `V` and `M` rows: the band's tiles plus room for the whole-vector loops
+/// of the last tile row (up to 7 lanes past it), rounded up to whole register tiles.
+fn tiles_pad(tiles: usize) -> usize {
+    (tiles + 8).div_ceil(NV) * NV
+}
+
+/// `V[p][ci][t] = (B^T d B)[p]` for the band's tiles `t` (tile rows `r0..r1` of the chunk),
+/// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `d` the 4x4 input patch of rows
+/// `2ty-1..2ty+3` and columns `2tx-1..2tx+3` (zero outside the map). Lanes past the band's
+/// tiles are left as they are: no output reads them.
+///
+/// Eight tiles at a time, all in registers: masked loads of the 4 input rows at columns
+/// `2tx-1..` and `2tx+1..` (zero outside the map), `B^T` across the rows, even/odd split of the
+/// columns, `B` across the columns. (A version staging rows through memory stalled on store
+/// forwarding: unaligned re-reads of just-written vectors.) The 8 lanes run past the tile row;
+/// those lanes are overwritten by the next row (rows go in order) or land in padding lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_transform(
+    g: &ConvGeom,
+    plan: &Plan,
+    xs: &[f32],
+    r0: usize,
+    r1: usize,
+    tiles_pad: usize,
+    v: &mut [f32],
+    rows: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (h, w, tw) = (g.h, g.w, plan.tw);
+    let zero = &mut rows[..w];
+    zero.fill(0.0);
+    let zero = &*zero;
+    assert!(v.len() >= 16 * g.c_in * tiles_pad && xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
+    assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let (below, width) = (_mm256_set1_epi32(-1), _mm256_set1_epi32(w as i32));
+    let pos_stride = g.c_in * tiles_pad;
+    for ci in 0..g.c_in {
+        for rr in r0..r1 {
+            let (b, ty) = (rr / plan.th, rr % plan.th);
+            let plane = xs.as_ptr().add((b * g.c_in + ci) * h * w);
+            let row = |i: usize| -> *const f32 {
+                let iy = (2 * ty + i) as isize - 1;
+                if iy < 0 || iy >= h as isize {
+                    zero.as_ptr()
+                } else {
+                    plane.add(iy as usize * w)
+                }
+            };
+            let rp = [row(0), row(1), row(2), row(3)];
+            let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
+            for tx in (0..tw).step_by(8) {
+                // SAFETY: every lane a masked load reads is a column in 0..w of a row of
+                // length w (masked-off lanes are not accessed, so the pointer may point
+                // before or past the row); the stores write lanes t..t+8 of V rows, inside
+                // tiles_pad (asserted above).
+                let load = |p: *const f32, off: i32| {
+                    let ix = 2 * tx as i32 - 1 + off;
+                    let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), lane);
+                    let mask = _mm256_and_si256(_mm256_cmpgt_epi32(idx, below), _mm256_cmpgt_epi32(width, idx));
+                    _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
+                };
+                // Per input row: columns 2tx-1.. (two vectors) and 2tx+1.. (two vectors).
+                let mut d = [[_mm256_setzero_ps(); 4]; 4];
+                for (di, &p) in d.iter_mut().zip(&rp) {
+                    *di = [load(p, 0), load(p, 8), load(p, 2), load(p, 10)];
+                }
+                for k in 0..4 {
+                    let mut c = [_mm256_setzero_ps(); 4];
+                    for (n, cn) in c.iter_mut().enumerate() {
+                        let (a0, a1, a2, a3) = (d[0][n], d[1][n], d[2][n], d[3][n]);
+                        *cn = match k {
+                            0 => _mm256_sub_ps(a0, a2),
+                            1 => _mm256_add_ps(a1, a2),
+                            2 => _mm256_sub_ps(a2, a1),
+                            _ => _mm256_sub_ps(a1, a3),
+                        };
+                    }
+                    let (e0, o0) = deinterleave(c[0], c[1]);
+                    let (e1, o1) = deinterleave(c[2], c[3]);
+                    let dst = vbase.add(4 * k * pos_stride + tx);
+                    _mm256_storeu_ps(dst, _mm256_sub_ps(e0, e1));
+                    _mm256_storeu_ps(dst.add(pos_stride), _mm256_add_ps(o0, e1));
+                    _mm256_storeu_ps(dst.add(2 * pos_stride), _mm256_sub_ps(e1, o0));
+                    _mm256_storeu_ps(dst.add(3 * pos_stride), _mm256_sub_ps(o0, o1));
+                }
+            }
+        }
+    }
+}
+
+/// Even and odd lanes of the 16 floats `a, b`: `([a0 a2 a4 a6 b0 b2 b4 b6], [a1 a3 .. b7])`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn deinterleave(a: std::arch::x86_64::__m256, b: std::arch::x86_64::__m256) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // shuffle gives [a0 a2 b0 b2 | a4 a6 b4 b6]; 64-bit lanes 0 2 1 3 put them in order.
+    let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    let od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    (ev, od)
+}
+
+/// `dst[2i] = even[i]`, `dst[2i + 1] = odd[i]`; lengths are whole vectors, `dst` twice as long.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn interleave_avx2(even: &[f32], odd: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert!(even.len() == odd.len() && even.len().is_multiple_of(8) && dst.len() >= 2 * even.len());
+    for i in (0..even.len()).step_by(8) {
+        // SAFETY: even/odd[i..i+8] and dst[2i..2i+16] are in bounds (asserted above).
+        let a = _mm256_loadu_ps(even.as_ptr().add(i));
+        let b = _mm256_loadu_ps(odd.as_ptr().add(i));
+        let lo = _mm256_unpacklo_ps(a, b); // a0 b0 a1 b1 | a4 b4 a5 b5
+        let hi = _mm256_unpackhi_ps(a, b); // a2 b2 a3 b3 | a6 b6 a7 b7
+        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i), _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i + 8), _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+}
+
+/// `M[p] = U[p] V[p]` for the 16 positions: `[C_out x C_in] x [C_in x tiles_pad]`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn position_gemms(g: &ConvGeom, u: &[f32], v: &[f32], tiles_pad: usize, m: &mut [f32]) {
+    let blocks = g.c_out.div_ceil(MR);
+    let (c_in, c_out) = (g.c_in, g.c_out);
+    assert!(v.len() >= 16 * c_in * tiles_pad && m.len() >= 16 * c_out * tiles_pad);
+    assert!(u.len() == 16 * blocks * c_in * MR && tiles_pad.is_multiple_of(NV));
+    for p in 0..16 {
+        let vp = v.as_ptr().add(p * c_in * tiles_pad);
+        for b in 0..blocks {
+            let co0 = b * MR;
+            let mr = (c_out - co0).min(MR);
+            let ub = u.as_ptr().add((p * blocks + b) * c_in * MR);
+            let mp = m.as_mut_ptr().add((p * c_out + co0) * tiles_pad);
+            // SAFETY: the register tile reads V rows ci < c_in at lanes t0..t0+NV <=
+            // tiles_pad, U's block of c_in*MR floats, and writes M rows co0+r < c_out at the
+            // same lanes: all inside the slices (asserted above).
+            for t0 in (0..tiles_pad).step_by(NV) {
+                register_tile(c_in, ub, vp.add(t0), tiles_pad, mp.add(t0), mr);
+            }
+        }
+    }
+}
+
+/// `mr <= MR` output channels x `NV` tiles, summed over the input channels in order. Eight
+/// named accumulators: with twelve (4 x 24) LLVM spilled one to the stack inside the loop.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn register_tile(c_in: usize, u: *const f32, v: *const f32, stride: usize, m: *mut f32, mr: usize) {
+    use std::arch::x86_64::*;
+    let z = _mm256_setzero_ps();
+    let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
+    let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
+    let mut vr = v;
+    let mut ur = u;
+    for _ in 0..c_in {
+        let x0 = _mm256_loadu_ps(vr);
+        let x1 = _mm256_loadu_ps(vr.add(8));
+        let w = _mm256_broadcast_ss(&*ur);
+        a00 = _mm256_fmadd_ps(w, x0, a00);
+        a01 = _mm256_fmadd_ps(w, x1, a01);
+        let w = _mm256_broadcast_ss(&*ur.add(1));
+        a10 = _mm256_fmadd_ps(w, x0, a10);
+        a11 = _mm256_fmadd_ps(w, x1, a11);
+        let w = _mm256_broadcast_ss(&*ur.add(2));
+        a20 = _mm256_fmadd_ps(w, x0, a20);
+        a21 = _mm256_fmadd_ps(w, x1, a21);
+        let w = _mm256_broadcast_ss(&*ur.add(3));
+        a30 = _mm256_fmadd_ps(w, x0, a30);
+        a31 = _mm256_fmadd_ps(w, x1, a31);
+        vr = vr.add(stride);
+        ur = ur.add(MR);
+    }
+    let rows = [[a00, a01], [a10, a11], [a20, a21], [a30, a31]];
+    for (r, a) in rows.iter().enumerate().take(mr) {
+        _mm256_storeu_ps(m.add(r * stride), a[0]);
+        _mm256_storeu_ps(m.add(r * stride + 8), a[1]);
+    }
+}
+
+/// Tile columns per step of [`output_transform`] (its buffers live on the stack).
+const OUT_CHUNK: usize = 128;
+
+/// `Y = A^T M A + bias` per tile and output channel, `A^T = [[1,1,1,0],[0,1,-1,-1]]`, written
+/// to the 2x2 output pixels that lie inside the map: the four outputs of a tile row as four
+/// contiguous rows, then interleaved into the two output rows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform(
+    g: &ConvGeom,
+    plan: &Plan,
+    m: &[f32],
+    bias: Option<&[f32]>,
+    r0: usize,
+    r1: usize,
+    tiles_pad: usize,
+    ys: &mut [f32],
+) {
+    let (h, w, tw) = (g.h, g.w, plan.tw);
+    let pos_stride = g.c_out * tiles_pad;
+    let mut quad = [[0.0f32; OUT_CHUNK]; 4];
+    let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
+    for co in 0..g.c_out {
+        let bv = bias.map_or(0.0, |b| b[co]);
+        for rr in r0..r1 {
+            let (b, ty) = (rr / plan.th, rr % plan.th);
+            let t0 = (rr - r0) * tw + co * tiles_pad;
+            let mut tx0 = 0;
+            while tx0 < tw {
+                let n = (tw - tx0).min(OUT_CHUNK);
+                // Whole vectors: lanes past the tile row read the next row's or padding lanes
+                // of M, and their results are not copied out.
+                let nv = n.div_ceil(8) * 8;
+                let mm: [&[f32]; 16] = std::array::from_fn(|p| &m[p * pos_stride + t0 + tx0..][..nv]);
+                let [y00, y01, y10, y11] = &mut quad;
+                let (y00, y01, y10, y11) = (&mut y00[..nv], &mut y01[..nv], &mut y10[..nv], &mut y11[..nv]);
+                for tx in 0..nv {
+                    // Rows of A^T M, then A^T applied to each of the two rows.
+                    let s0 = |j: usize| mm[j][tx] + mm[4 + j][tx] + mm[8 + j][tx];
+                    let s1 = |j: usize| mm[4 + j][tx] - mm[8 + j][tx] - mm[12 + j][tx];
+                    let (a0, a1, a2, a3) = (s0(0), s0(1), s0(2), s0(3));
+                    let (b0, b1, b2, b3) = (s1(0), s1(1), s1(2), s1(3));
+                    y00[tx] = a0 + a1 + a2 + bv;
+                    y01[tx] = a1 - a2 - a3 + bv;
+                    y10[tx] = b0 + b1 + b2 + bv;
+                    y11[tx] = b1 - b2 - b3 + bv;
+                }
+                interleave_avx2(&quad[0][..nv], &quad[1][..nv], &mut out[0]);
+                interleave_avx2(&quad[2][..nv], &quad[3][..nv], &mut out[1]);
+                let x0 = 2 * tx0;
+                let nx = (w - x0).min(2 * n);
+                let plane = &mut ys[(b * g.c_out + co) * h * w..][..h * w];
+                for (a, o) in out.iter().enumerate() {
+                    let oy = 2 * ty + a;
+                    if oy < h {
+                        plane[oy * w + x0..][..nx].copy_from_slice(&o[..nx]);
+                    }
+                }
+                tx0 += n;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::conv2d_reference;
+    use crate::rng::Rng;
+
+    /// Inputs at a given density of ones (spike maps) or, for density `None`, normal values
+    /// scaled by `scale`.
+    fn input(rng: &mut Rng, n: usize, density: Option<f32>, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| match density {
+                Some(d) => (rng.uniform() < d) as u8 as f32,
+                None => scale * rng.normal(),
+            })
+            .collect()
+    }
+
+    /// Kaiming-uniform weights, as `nn::Conv2d` initialises them: U(-1/sqrt(fan_in), ..).
+    fn kaiming(rng: &mut Rng, g: &ConvGeom) -> Vec<f32> {
+        let bound = 1.0 / ((g.c_in * 9) as f32).sqrt();
+        (0..g.weight_len()).map(|_| bound * (2.0 * rng.uniform() - 1.0)).collect()
+    }
+
+    /// Per output element, the magnitude a transform-based conv's rounding error scales with:
+    /// `sum_ci (sum of |x| over the 4x4 input patch of the element's 2x2 tile) * (sum of the
+    /// 9 |w|)`. Not the element's own `sum |x| |w|`: the transformed weights mix all 9 taps and
+    /// the transformed inputs all 16 patch values, whose contributions cancel in exact
+    /// arithmetic but not their rounding errors (a lone spike next to the element still costs
+    /// rounding on the element).
+    fn error_scale(g: &ConvGeom, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let batch = x.len() / g.in_size();
+        let (h, wd) = (g.h as isize, g.w as isize);
+        let mut out = vec![0.0f32; batch * g.out_size()];
+        for b in 0..batch {
+            for co in 0..g.c_out {
+                for oy in 0..g.h {
+                    for ox in 0..g.w {
+                        let (y0, x0) = ((oy / 2 * 2) as isize - 1, (ox / 2 * 2) as isize - 1);
+                        let mut s = 0.0f64;
+                        for ci in 0..g.c_in {
+                            let mut patch = 0.0f64;
+                            for iy in (y0..y0 + 4).filter(|&v| v >= 0 && v < h) {
+                                for ix in (x0..x0 + 4).filter(|&v| v >= 0 && v < wd) {
+                                    patch += x[((b * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize].abs() as f64;
+                                }
+                            }
+                            let k: f64 = w[(co * g.c_in + ci) * 9..][..9].iter().map(|v| v.abs() as f64).sum();
+                            s += patch * k;
+                        }
+                        out[((b * g.c_out + co) * g.h + oy) * g.w + ox] = s as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Largest `|got - want| / error_scale` over the elements (0 where the scale is 0, which
+    /// must then be exact).
+    fn scaled_error(g: &ConvGeom, x: &[f32], w: &[f32], got: &[f32], want: &[f32]) -> f32 {
+        let scale = error_scale(g, x, w);
+        let mut worst = 0.0f32;
+        for (i, ((a, b), s)) in got.iter().zip(want).zip(&scale).enumerate() {
+            let e = (a - b).abs();
+            if *s == 0.0 {
+                assert!(e == 0.0, "element {i}: got {a}, want {b} with an all-zero patch");
+            } else {
+                worst = worst.max(e / s);
+            }
+        }
+        worst
+    }
+
+    /// Bound on [`scaled_error`]: in exact arithmetic every intermediate (transformed input
+    /// and weight, GEMM product, output sum) is at most its share of the scale (coefficients
+    /// 0, +-1 and 1/2; the products summed into one output of the output transform add up to at
+    /// most the scale). Rounding: 2 steps in the input transform, 2 in the weight transform,
+    /// `C_in` in the GEMM's accumulation, 3 in the output transform, each at most eps/2 of
+    /// the running magnitude: `eps * (C_in + 8)` in the worst case. Measured: below 0.5 eps.
+    fn tolerance(g: &ConvGeom) -> f32 {
+        (g.c_in + 8) as f32 * f32::EPSILON
+    }
+
+    #[test]
+    fn winograd_matches_reference_forward_on_random_shapes_and_densities() {
+        if !applies(&ConvGeom::new(1, 1, 1, 1, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap()) {
+            eprintln!("no AVX2/FMA on this CPU: the Winograd kernel is never used");
+            return;
+        }
+        let mut rng = Rng::new(41);
+        let densities = [Some(0.0), Some(0.01), Some(0.1), Some(0.5), Some(1.0), None];
+        let channels = [1, 3, 17, 32, 64, 5, 8];
+        for case in 0..48 {
+            let c_in = channels[rng.below(channels.len())];
+            let c_out = channels[(case + rng.below(channels.len())) % channels.len()];
+            let (h, w) = (1 + rng.below(30), 1 + rng.below(30));
+            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+            let batch = 1 + rng.below(5);
+            let density = densities[case % densities.len()];
+            let x = input(&mut rng, batch * g.in_size(), density, 1.0);
+            let wt = kaiming(&mut rng, &g);
+            let bias = input(&mut rng, g.c_out, None, 0.1);
+            let bias_opt = (case % 2 == 0).then_some(&bias[..]);
+            let mut y = vec![f32::NAN; batch * g.out_size()];
+            winograd_forward(&g, &x, &wt, bias_opt, &mut y);
+            let want = conv2d_reference(&g, &x, &wt, bias_opt);
+            let e = scaled_error(&g, &x, &wt, &y, &want);
+            assert!(e <= tolerance(&g), "case {case} {g:?} batch {batch}: scaled error {e}");
+        }
+    }
+
+    /// The backward-data pass as `conv2d_backward_data` runs it (Winograd on dY with the
+    /// flipped kernel where [`wins`] says so), against the reference gradient, with dY at a
+    /// spiking net's scale and spike-map inputs (the weight gradient is not involved).
+    #[test]
+    fn backward_data_through_winograd_matches_reference() {
+        use crate::kernels::conv::{conv2d_backward_data, conv2d_reference_backward};
+        if !applies(&ConvGeom::new(1, 1, 1, 1, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap()) {
+            return;
+        }
+        let mut rng = Rng::new(47);
+        let channels = [16, 17, 32, 64, 3, 1];
+        let mut through_winograd = 0;
+        for case in 0..30 {
+            let c_in = channels[rng.below(channels.len())];
+            let c_out = channels[rng.below(4)];
+            let (h, w) = (1 + rng.below(30), 1 + rng.below(30));
+            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+            let gt = ConvGeom { c_in: c_out, c_out: c_in, ..g };
+            through_winograd += wins(&gt) as usize;
+            let batch = 1 + rng.below(4);
+            let x = input(&mut rng, batch * g.in_size(), Some(0.1), 1.0);
+            let wt = kaiming(&mut rng, &g);
+            let dy = input(&mut rng, batch * g.out_size(), None, 1e-3);
+            let (want, _, _) = conv2d_reference_backward(&g, &x, &wt, &dy);
+            let mut dx = vec![f32::NAN; x.len()];
+            conv2d_backward_data(&g, &dy, &wt, &mut dx);
+            // The same bound as forward, for the conv of dY with the flipped kernel.
+            let mut wf = vec![0.0; wt.len()];
+            for co in 0..c_out {
+                for ci in 0..c_in {
+                    for tap in 0..9 {
+                        wf[(ci * c_out + co) * 9 + 8 - tap] = wt[(co * c_in + ci) * 9 + tap];
+                    }
+                }
+            }
+            let e = scaled_error(&gt, &dy, &wf, &dx, &want);
+            assert!(e <= tolerance(&gt), "case {case} {g:?}: scaled error {e}");
+        }
+        assert!(through_winograd >= 10, "only {through_winograd} cases ran through Winograd");
+    }
+
+    /// Rows wider than one output-transform step (`OUT_CHUNK` tiles) and taller maps split
+    /// into several bands within one sample.
+    #[test]
+    fn wide_and_tall_maps_match_reference() {
+        let mut rng = Rng::new(53);
+        for (c_in, c_out, h, w, batch) in [(32, 32, 3, 2 * OUT_CHUNK + 37, 2), (64, 17, 45, 33, 1)] {
+            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+            if !applies(&g) {
+                return;
+            }
+            let x = input(&mut rng, batch * g.in_size(), None, 1.0);
+            let wt = kaiming(&mut rng, &g);
+            let mut y = vec![f32::NAN; batch * g.out_size()];
+            winograd_forward(&g, &x, &wt, None, &mut y);
+            let e = scaled_error(&g, &x, &wt, &y, &conv2d_reference(&g, &x, &wt, None));
+            assert!(e <= tolerance(&g), "{g:?}: scaled error {e}");
+        }
+    }
+
+    #[test]
+    fn winograd_matches_a_hand_computed_case() {
+        let g = ConvGeom::new(1, 1, 3, 3, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+        if !applies(&g) {
+            return;
+        }
+        // x = 1..9 row-major, kernel all ones except centre 2: y = (3x3 window sum) + centre.
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut k = vec![1.0f32; 9];
+        k[4] = 2.0;
+        let mut y = vec![0.0; 9];
+        winograd_forward(&g, &x, &k, Some(&[0.5]), &mut y);
+        let want = [12.0 + 1.0, 21.0 + 2.0, 16.0 + 3.0, 27.0 + 4.0, 45.0 + 5.0, 33.0 + 6.0, 24.0 + 7.0, 39.0 + 8.0, 28.0 + 9.0];
+        for (a, b) in y.iter().zip(want) {
+            assert_eq!(*a, b + 0.5);
+        }
+    }
+
+    #[test]
+    fn winograd_is_bit_identical_across_thread_counts() {
+        let mut rng = Rng::new(43);
+        for (c_in, c_out, h, w, batch) in [(7, 9, 13, 21, 11), (32, 32, 7, 7, 20), (3, 17, 30, 29, 3)] {
+            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+            if !applies(&g) {
+                return;
+            }
+            let x = input(&mut rng, batch * g.in_size(), None, 1.0);
+            let wt = kaiming(&mut rng, &g);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let mut y = vec![0.0; batch * g.out_size()];
+                    winograd_forward(&g, &x, &wt, None, &mut y);
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                })
+            };
+            let first = run(1);
+            for threads in [2, 3, 4] {
+                assert_eq!(first, run(threads), "{g:?}: {threads} threads");
+            }
+            // A sample's result does not depend on the rest of the batch (the banding).
+            let mut one = vec![0.0; g.out_size()];
+            winograd_forward(&g, &x[..g.in_size()], &wt, None, &mut one);
+            let one: Vec<u32> = one.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(one[..], first[..g.out_size()], "{g:?}: first sample alone");
+        }
+    }
+}
