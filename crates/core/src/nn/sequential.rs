@@ -52,6 +52,14 @@ pub struct Sequential {
     /// Per boundary i: layer i recomputes it in backward from boundary i-1, which is kept
     /// as f32 (never itself packed or recomputed, so recomputing needs no second buffer).
     recompute: Vec<bool>,
+    /// Per layer i: a BN (recomputing its output) followed by a neuron layer. In training the
+    /// pair runs as one fused pass (`neuron::kernel::forward_bn` / `backward_bn`), and the BN
+    /// output is never written: forward, the BN computes its statistics and the neuron applies
+    /// the BN affine on the fly; backward, the neuron writes the BN output's gradient and the
+    /// BN's per-channel sums in one pass, then the BN writes its input gradient. The profiler
+    /// times the statistics and input-gradient passes under the BN and the fused pass under
+    /// the neuron.
+    fuse: Vec<bool>,
     stored: Vec<Stored>,
     activations: Vec<Tensor>,
     packed: Vec<SpikeBits>,
@@ -75,6 +83,7 @@ impl Sequential {
             spiking: Vec::new(),
             not_binary: vec![false; n - 1],
             recompute: vec![false; n - 1],
+            fuse: vec![false; n],
             stored: vec![Stored::Dense; n - 1],
             activations: (0..n - 1).map(|_| Tensor::default()).collect(),
             packed: (0..n - 1).map(|_| SpikeBits::default()).collect(),
@@ -103,6 +112,15 @@ impl Sequential {
             .map(|i| {
                 let input_dense = i == 0 || (!self.spiking[i - 1] && !self.layers[i - 1].recomputes_output());
                 self.layers[i].recomputes_output() && !self.spiking[i] && input_dense
+            })
+            .collect();
+        let n = self.layers.len();
+        self.fuse = (0..n)
+            .map(|i| {
+                i + 1 < n
+                    && self.recompute[i]
+                    && self.layers[i].as_batch_norm().is_some()
+                    && self.layers[i + 1].as_neuron().is_some()
             })
             .collect();
     }
@@ -142,9 +160,11 @@ impl Sequential {
                 && i + 1 < n
                 && self.layers[i].folds_affine()
                 && self.layers[i + 1].eval_affine().is_some();
-            let target = if folded { i + 1 } else { i };
+            let fused = training && self.fuse[i];
+            let pair = folded || fused;
+            let target = if pair { i + 1 } else { i };
             let target_shared = target < n - 1 && self.uses_shared(target);
-            let exchange = folded && target_shared && in_shared;
+            let exchange = pair && target_shared && in_shared;
             {
                 let [even, odd] = &mut self.shared;
                 let (shared_prev, shared_this) = if i % 2 == 0 { (odd, even) } else { (even, odd) };
@@ -171,12 +191,18 @@ impl Sequential {
                 if folded {
                     let (scale, shift) = next[0].eval_affine().expect("checked above");
                     crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?;
+                } else if fused {
+                    let bn = this[i].as_batch_norm().expect("fuse marks a BN");
+                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x))?;
+                    let neuron = next[0].as_neuron().expect("fuse marks a BN before a neuron");
+                    let affine = bn.affine(x.shape());
+                    crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
                 } else {
                     crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
                 }
             }
             self.note_boundary(i, training);
-            if folded {
+            if pair {
                 if exchange {
                     self.shared.swap(0, 1);
                 }
@@ -218,7 +244,14 @@ impl Sequential {
     ) -> Result<()> {
         let n = self.layers.len();
         self.shared_holds = [None, None];
-        for i in (0..n).rev() {
+        let mut i = n;
+        while i > 0 {
+            i -= 1;
+            if i > 0 && self.fuse[i - 1] {
+                i -= 1;
+                self.backward_fused(i, input, output, grad_output, grad_input)?;
+                continue;
+            }
             if i < n - 1 {
                 self.unpack(i, input);
             }
@@ -240,6 +273,50 @@ impl Sequential {
             crate::profile::timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         }
         Ok(())
+    }
+
+    /// Backward of the fused pair BN `b`, neuron `b + 1` (see `fuse`): the neuron pass writes
+    /// dL/dy into the grad buffer the neuron would have written, the BN reads it and writes dx
+    /// where it would have, so the buffers alternate as in the unfused loop.
+    fn backward_fused(
+        &mut self,
+        b: usize,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let n = self.layers.len();
+        let j = b + 1;
+        if j < n - 1 {
+            self.unpack(j, input);
+        }
+        if b > 0 {
+            self.unpack(b - 1, input);
+        }
+        let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
+        let boundary = |k: usize| match stored[k] {
+            Stored::Dense => &activations[k],
+            Stored::Packed | Stored::Recomputed => &shared[k % 2],
+        };
+        let x = if b == 0 { input } else { boundary(b - 1) };
+        let y = if j == n - 1 { output } else { boundary(j) };
+        let [even, odd] = &mut self.grad_buffers;
+        let (g_next, g_bn) = if j % 2 == 0 { (odd, even) } else { (even, odd) };
+        let (bn_layer, neuron_layer) = self.layers.split_at_mut(j);
+        let bn = bn_layer[b].as_batch_norm().expect("fuse marks a BN");
+        let neuron = neuron_layer[0].as_neuron().expect("fuse marks a BN before a neuron");
+        let batch_stats = bn.last_used_batch_stats(x.shape())?;
+        {
+            let g_out = if j == n - 1 { grad_output } else { &*g_next };
+            let sums = bn.fused_grad(x.shape())?;
+            crate::profile::timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
+        }
+        let g_in = if b == 0 { &mut *grad_input } else { g_next };
+        crate::profile::timed(bn, true, |bn| {
+            bn.backward_from_sums(x, g_bn, g_in, batch_stats);
+            Ok(())
+        })
     }
 
     #[cfg(test)]
@@ -405,6 +482,7 @@ mod tests {
         let mut plain = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
         plain.spiking.iter_mut().for_each(|s| *s = false);
         plain.recompute.iter_mut().for_each(|s| *s = false);
+        plain.fuse.iter_mut().for_each(|s| *s = false);
         let (y2, gx2, g2) = run(&mut plain, &x, 3);
         assert_eq!(plain.stored_bytes(), 2 * dense + 2048 * 4 + 512 * 4 * 2 + argmax);
         assert_eq!((y1, gx1, g1), (y2, gx2, g2));
