@@ -12,6 +12,8 @@ pub mod surrogate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod bn_fused_tests;
 
 pub use surrogate::Surrogate;
 

@@ -27,6 +27,26 @@ thread_local! {
     static INFERENCE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: run BN + neuron pairs unfused (to compare), and count the fused forward passes.
+    static UNFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FUSED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this sequence fuses its training BN + neuron pairs (always, except in tests that
+/// compare with the unfused pair).
+fn fusion_on() -> bool {
+    #[cfg(test)]
+    {
+        !UNFUSED.with(|c| c.get())
+    }
+    #[cfg(not(test))]
+    {
+        true
+    }
+}
+
 /// Runs `f` (an eval-mode forward whose activations no backward will read) with conv+BN
 /// folding on for the sequences it runs on this thread.
 pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
@@ -160,7 +180,7 @@ impl Sequential {
                 && i + 1 < n
                 && self.layers[i].folds_affine()
                 && self.layers[i + 1].eval_affine().is_some();
-            let fused = training && self.fuse[i];
+            let fused = training && self.fuse[i] && fusion_on();
             let pair = folded || fused;
             let target = if pair { i + 1 } else { i };
             let target_shared = target < n - 1 && self.uses_shared(target);
@@ -197,6 +217,8 @@ impl Sequential {
                     let neuron = next[0].as_neuron().expect("fuse marks a BN before a neuron");
                     let affine = bn.affine(x.shape());
                     crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
+                    #[cfg(test)]
+                    FUSED_PASSES.with(|c| c.set(c.get() + 1));
                 } else {
                     crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
                 }
@@ -247,7 +269,7 @@ impl Sequential {
         let mut i = n;
         while i > 0 {
             i -= 1;
-            if i > 0 && self.fuse[i - 1] {
+            if i > 0 && self.fuse[i - 1] && fusion_on() {
                 i -= 1;
                 self.backward_fused(i, input, output, grad_output, grad_input)?;
                 continue;
@@ -486,6 +508,75 @@ mod tests {
         let (y2, gx2, g2) = run(&mut plain, &x, 3);
         assert_eq!(plain.stored_bytes(), 2 * dense + 2048 * 4 + 512 * 4 * 2 + argmax);
         assert_eq!((y1, gx1, g1), (y2, gx2, g2));
+    }
+
+    /// Runs `f` with BN + neuron fusion off; returns its result.
+    fn unfused<R>(f: impl FnOnce() -> R) -> R {
+        UNFUSED.with(|c| c.set(true));
+        let r = f();
+        UNFUSED.with(|c| c.set(false));
+        r
+    }
+
+    #[test]
+    fn fused_bn_neuron_pairs_match_the_unfused_layers_inside_blocks_too() {
+        // Stem conv-BN-LIF, a SEW block whose branch is conv-BN-PLIF-conv-BN-LIF, a BN-IF pair
+        // after a pool (its input is spikes: not fused, since the BN input is then not kept
+        // as f32), pooling and a linear head.
+        let layers = specs(
+            r#"[{"type":"conv2d","inChannels":2,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
+                {"type":"batchNorm2d","numFeatures":6},{"type":"lif","tau":2.0},
+                {"type":"sewBlock","connect":"iand","branch":[
+                  {"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
+                  {"type":"batchNorm2d","numFeatures":6},{"type":"plif","vReset":null},
+                  {"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
+                  {"type":"batchNorm2d","numFeatures":6},{"type":"lif","detachReset":true}]},
+                {"type":"maxPool2d","kernelSize":[2,2]},
+                {"type":"batchNorm2d","numFeatures":6},{"type":"if"},
+                {"type":"flatten"},{"type":"linear","inFeatures":294,"outFeatures":3}]"#,
+        );
+        let mut rng = Rng::new(11);
+        let x = Tensor::from_vec(&[3, 4, 2, 14, 14], (0..3 * 4 * 2 * 196).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+        let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+        let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+        for step in 0..2 {
+            FUSED_PASSES.with(|c| c.set(0));
+            let (y1, gx1, g1) = run(&mut fused, &x, 20 + step);
+            // The stem's pair and the block branch's two pairs; not the pair after the pool.
+            assert_eq!(FUSED_PASSES.with(|c| c.get()), 3);
+            let (y2, gx2, g2) = unfused(|| run(&mut plain, &x, 20 + step));
+            assert_eq!(FUSED_PASSES.with(|c| c.get()), 3, "the unfused run fused");
+            assert_eq!(y1, y2, "step {step}: outputs");
+            assert_eq!(fused.stored_bytes(), plain.stored_bytes());
+            let close = |a: &Tensor, b: &Tensor, what: &str| {
+                let scale = b.data().iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                for (i, (p, q)) in a.data().iter().zip(b.data()).enumerate() {
+                    assert!((p - q).abs() <= 1e-5 * scale, "step {step} {what}[{i}]: {p} vs {q}");
+                }
+            };
+            close(&gx1, &gx2, "input grad");
+            assert_eq!(g1.len(), g2.len());
+            for (k, (a, b)) in g1.iter().zip(&g2).enumerate() {
+                close(a, b, &format!("param {k} grad"));
+            }
+            let (mut r1, mut r2) = (Vec::new(), Vec::new());
+            fused.firing_rates(&mut r1);
+            plain.firing_rates(&mut r2);
+            assert_eq!(r1, r2);
+            // Move the weights identically (plain SGD on the fused grads) so step 2 differs.
+            let (mut p1, mut p2) = (Vec::new(), Vec::new());
+            fused.params(&mut p1);
+            plain.params(&mut p2);
+            for (a, b) in p1.iter_mut().zip(p2.iter_mut()) {
+                let g = a.grad.clone();
+                for ((va, vb), &gv) in a.value.data_mut().iter_mut().zip(b.value.data_mut()).zip(g.data()) {
+                    *va -= 0.1 * gv;
+                    *vb -= 0.1 * gv;
+                }
+                a.grad.data_mut().fill(0.0);
+                b.grad.data_mut().fill(0.0);
+            }
+        }
     }
 
     #[test]
