@@ -87,18 +87,6 @@ impl ChannelAffine<'_> {
     pub fn channel(&self, i: usize) -> usize {
         (i / self.hw) % self.scale.len()
     }
-
-    /// Per-element copies of `per_channel` for the flat elements `[i0, i0 + out.len())`.
-    pub fn expand(&self, per_channel: &[f32], i0: usize, out: &mut [f32]) {
-        let mut i = i0;
-        let end = i0 + out.len();
-        while i < end {
-            // Runs of one channel are `hw` long; fill each with one value.
-            let run_end = ((i / self.hw + 1) * self.hw).min(end);
-            out[i - i0..run_end - i0].fill(per_channel[self.channel(i)]);
-            i = run_end;
-        }
-    }
 }
 
 /// `y = x * scale[c] + shift[c]`; overwrites `y`.
