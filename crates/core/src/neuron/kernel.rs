@@ -300,6 +300,63 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     count.iter().map(|&k| k as u64).sum::<u64>()
 }
 
+/// Whether the time loops run their AVX2 copy (8 lanes instead of SSE's 4). Both copies are the
+/// same Rust code without FMA contraction, so they give the same bits.
+#[inline]
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`chunk_forward`] compiled for AVX2.
+///
+/// # Safety
+/// Only call when [`avx2`] says so.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chunk_forward_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    i0: usize,
+    n: usize,
+    bn: Option<&ChannelAffine>,
+    sink: Sink,
+) -> u64 {
+    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink)
+}
+
+/// [`chunk_forward`] through its AVX2 copy where the CPU has it.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    i0: usize,
+    n: usize,
+    bn: Option<&ChannelAffine>,
+    sink: Sink,
+) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 was detected.
+        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink) };
+    }
+    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink)
+}
+
 struct Spikes<'a> {
     x: &'a [f32],
     bn: Option<ChannelAffine<'a>>,
@@ -318,7 +375,7 @@ impl WithCharge for Spikes<'_> {
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                chunk_forward::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn.as_ref(), Sink::Spikes(out))
+                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn.as_ref(), Sink::Spikes(out))
             })
             .sum()
     }
@@ -339,7 +396,7 @@ impl WithCharge for Recompute {
     ) -> RecomputeFn {
         let consts = self.consts;
         Box::new(move |x, t_len, numel, i0, n, bn, scratch| {
-            chunk_forward::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn, Sink::Charge(scratch));
+            chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn, Sink::Charge(scratch));
         })
     }
 }
@@ -576,11 +633,32 @@ impl BwdCtx<'_> {
                         let bn = if BN { self.bn.as_ref().map(|(a, _)| a) } else { None };
                         (self.recompute)(self.x, t_len, numel, i0, n, bn, h);
                         let h = RowsOf { data: h, off: 0, stride: n };
+                        #[cfg(target_arch = "x86_64")]
+                        if avx2() {
+                            // SAFETY: AVX2 was detected.
+                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN>(g, h, i0, n) };
+                        }
                         self.chunk::<G, HARD, DETACH, W, false, BN>(g, h, h, i0, n)
                     }),
                 }
             })
             .collect()
+    }
+
+    /// [`Self::chunk`] on recomputed spikes, compiled for AVX2.
+    ///
+    /// # Safety
+    /// Only call when [`avx2`] says so.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn chunk_avx2<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(
+        &self,
+        g: G,
+        h: RowsOf,
+        i0: usize,
+        n: usize,
+    ) -> ChunkOut {
+        self.chunk::<G, HARD, DETACH, W, false, BN>(g, h, h, i0, n)
     }
 
     /// Reverse time loop over elements `[i0, i0 + n)`. Without `GIVEN_S` the spikes are the
