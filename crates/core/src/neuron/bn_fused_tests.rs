@@ -216,6 +216,24 @@ fn fused_pair_is_bit_identical_on_1_to_4_threads() {
 }
 
 #[test]
+fn sse_and_avx2_copies_of_the_time_loops_give_the_same_bits() {
+    use std::sync::atomic::Ordering;
+    for (k, case) in cases().iter().enumerate().filter(|(k, _)| k % 3 == 0) {
+        let seed = 500 + k as u64;
+        let runs = |fused| {
+            kernel::FORCE_SSE.store(true, Ordering::Relaxed);
+            let sse = run_pair(case, seed, fused);
+            kernel::FORCE_SSE.store(false, Ordering::Relaxed);
+            (sse, run_pair(case, seed, fused))
+        };
+        for fused in [false, true] {
+            let (sse, native) = runs(fused);
+            assert!(sse == native, "case {k} (fused {fused}): SSE and AVX2 differ");
+        }
+    }
+}
+
+#[test]
 fn fused_backward_checks_its_state() {
     let case = &cases()[0];
     let (mut bn, mut neuron) = layers(case, 1);

@@ -304,6 +304,10 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
 /// same Rust code without FMA contraction, so they give the same bits.
 #[inline]
 fn avx2() -> bool {
+    #[cfg(test)]
+    if FORCE_SSE.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2")
@@ -313,6 +317,11 @@ fn avx2() -> bool {
         false
     }
 }
+
+/// Tests: run the SSE copy even where AVX2 exists. Global (the loops run on rayon's threads);
+/// flipping it cannot disturb other tests, since both copies must give the same bits.
+#[cfg(test)]
+pub(crate) static FORCE_SSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// [`chunk_forward`] compiled for AVX2.
 ///
