@@ -66,13 +66,36 @@ pub fn channel_stats(x: &[f32], channels: usize, hw: usize, mean: &mut [f32], va
     });
 }
 
+/// The per-channel affine `y = x * scale[c] + shift[c]` of a BN over `[B, C, HW]` data, as
+/// [`affine`] applies it; the fused BN + neuron kernel (`neuron::kernel`) applies it on the fly
+/// with the same [`ChannelAffine::apply`], so both give bit-identical outputs.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelAffine<'a> {
+    pub scale: &'a [f32],
+    pub shift: &'a [f32],
+    pub hw: usize,
+}
+
+impl ChannelAffine<'_> {
+    #[inline(always)]
+    pub fn apply(x: f32, scale: f32, shift: f32) -> f32 {
+        x * scale + shift
+    }
+
+    /// The channel of flat element `i` (of `[B, C, HW]`).
+    #[inline(always)]
+    pub fn channel(&self, i: usize) -> usize {
+        (i / self.hw) % self.scale.len()
+    }
+}
+
 /// `y = x * scale[c] + shift[c]`; overwrites `y`.
 pub fn affine(x: &[f32], channels: usize, hw: usize, scale: &[f32], shift: &[f32], y: &mut [f32]) {
     y.par_chunks_mut(channels * hw).zip(x.par_chunks(channels * hw)).for_each(|(ys, xs)| {
         for c in 0..channels {
             let (a, b) = (scale[c], shift[c]);
             for (o, &i) in ys[c * hw..(c + 1) * hw].iter_mut().zip(&xs[c * hw..(c + 1) * hw]) {
-                *o = i * a + b;
+                *o = ChannelAffine::apply(i, a, b);
             }
         }
     });

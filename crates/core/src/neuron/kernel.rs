@@ -13,6 +13,7 @@
 //! recomputes each chunk's `H_t` (bit-identical, same code) into a per-thread scratch that
 //! stays in cache, and derives `S_t` from it. That also saves a `[T, N, ...]` buffer per layer.
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
+use crate::kernels::batch_norm::ChannelAffine;
 use rayon::prelude::*;
 
 /// Elements per parallel task (and per partial sum of the PLIF gradient).
@@ -99,14 +100,46 @@ impl SharedMut {
 /// Runs all steps, writing spikes into `out` (`[T, numel]` like `x`). Returns the number of
 /// spikes.
 pub(crate) fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) -> u64 {
+    forward_impl(d, x, None, t_len, out)
+}
+
+/// [`forward`] on `bn.apply(x)` (a BN's output) computed on the fly, element by element with
+/// [`ChannelAffine::apply`], so the spikes are bit-identical to BN's `affine` pass followed by
+/// [`forward`], but the BN output is never written to memory. `x` is `[T, N, C, HW]`.
+pub(crate) fn forward_bn(d: &Dynamics, x: &[f32], bn: ChannelAffine, t_len: usize, out: &mut [f32]) -> u64 {
+    forward_impl(d, x, Some(bn), t_len, out)
+}
+
+/// Calls `f(a, b, c)` for each run `[a, b)` of the chunk's elements `[i0, i0 + n)` (counted
+/// from `i0`) that lie in one BN channel `c`; without a BN, once for the whole chunk. Inside a
+/// run the BN's scale, shift and mean are scalars: per-element copies of them cost more than
+/// the affine itself (measured: the fused forward ran 2.5x slower than the plain neuron's).
+#[inline(always)]
+fn for_runs(bn: Option<&ChannelAffine>, i0: usize, n: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let Some(bn) = bn else {
+        f(0, n, 0);
+        return;
+    };
+    let mut a = 0;
+    while a < n {
+        let b = (((i0 + a) / bn.hw + 1) * bn.hw - i0).min(n);
+        f(a, b, bn.channel(i0 + a));
+        a = b;
+    }
+}
+
+fn forward_impl(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize, out: &mut [f32]) -> u64 {
     assert_eq!(x.len(), out.len());
     if x.is_empty() || t_len == 0 {
         return 0;
     }
     let numel = x.len() / t_len;
     assert_eq!(numel * t_len, x.len());
+    if let Some(bn) = &bn {
+        assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+    }
     let out = SharedMut::new(out);
-    with_charge(d, Spikes { x, t_len, numel, consts: Consts::of(d), out })
+    with_charge(d, Spikes { x, bn, t_len, numel, consts: Consts::of(d), out })
 }
 
 /// `H_t` for all steps into `h` (`[T, numel]`), e.g. to inspect membrane potentials.
@@ -120,7 +153,7 @@ pub(crate) fn charge_trace(d: &Dynamics, x: &[f32], t_len: usize, h: &mut [f32])
     let mut scratch = vec![0.0; x.len()];
     for i0 in (0..numel).step_by(CHUNK) {
         let n = CHUNK.min(numel - i0);
-        recompute(x, t_len, numel, i0, n, &mut scratch[..t_len * n]);
+        recompute(x, t_len, numel, i0, n, None, &mut scratch[..t_len * n]);
         for t in 0..t_len {
             h[t * numel + i0..][..n].copy_from_slice(&scratch[t * n..][..n]);
         }
@@ -195,6 +228,7 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     numel: usize,
     i0: usize,
     n: usize,
+    bn: Option<&ChannelAffine>,
     mut sink: Sink,
 ) -> u64 {
     let Consts { v_th, v_rest } = k;
@@ -227,17 +261,37 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
             Sink::Spikes(out) => {
                 // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
                 let os = unsafe { out.range(off, n) };
-                for (((&x, v), o), c) in xs.iter().zip(v.iter_mut()).zip(os.iter_mut()).zip(count.iter_mut())
-                {
-                    let (_, s) = step!(x, v);
-                    *o = s;
-                    *c += s;
+                if let Some(bn) = bn {
+                    for_runs(Some(bn), i0, n, |a, b, ch| {
+                        let (sc, sh) = (bn.scale[ch], bn.shift[ch]);
+                        let run = xs[a..b].iter().zip(&mut v[a..b]).zip(&mut os[a..b]).zip(&mut count[a..b]);
+                        for (((&x, v), o), c) in run {
+                            let (_, s) = step!(ChannelAffine::apply(x, sc, sh), v);
+                            *o = s;
+                            *c += s;
+                        }
+                    });
+                } else {
+                    for (((&x, v), o), c) in xs.iter().zip(v.iter_mut()).zip(os.iter_mut()).zip(count.iter_mut()) {
+                        let (_, s) = step!(x, v);
+                        *o = s;
+                        *c += s;
+                    }
                 }
             }
             Sink::Charge(h) => {
                 let hs = &mut h[t * n..(t + 1) * n];
-                for ((&x, v), slot) in xs.iter().zip(v.iter_mut()).zip(hs.iter_mut()) {
-                    *slot = step!(x, v).0;
+                if let Some(bn) = bn {
+                    for_runs(Some(bn), i0, n, |a, b, ch| {
+                        let (sc, sh) = (bn.scale[ch], bn.shift[ch]);
+                        for ((&x, v), slot) in xs[a..b].iter().zip(&mut v[a..b]).zip(&mut hs[a..b]) {
+                            *slot = step!(ChannelAffine::apply(x, sc, sh), v).0;
+                        }
+                    });
+                } else {
+                    for ((&x, v), slot) in xs.iter().zip(v.iter_mut()).zip(hs.iter_mut()) {
+                        *slot = step!(x, v).0;
+                    }
                 }
             }
         }
@@ -246,8 +300,75 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     count.iter().map(|&k| k as u64).sum::<u64>()
 }
 
+/// Whether the time loops run their AVX2 copy (8 lanes instead of SSE's 4). Both copies are the
+/// same Rust code without FMA contraction, so they give the same bits.
+#[inline]
+fn avx2() -> bool {
+    #[cfg(test)]
+    if FORCE_SSE.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Tests: run the SSE copy even where AVX2 exists. Global (the loops run on rayon's threads);
+/// flipping it cannot disturb other tests, since both copies must give the same bits.
+#[cfg(test)]
+pub(crate) static FORCE_SSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// [`chunk_forward`] compiled for AVX2.
+///
+/// # Safety
+/// Only call when [`avx2`] says so.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chunk_forward_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    i0: usize,
+    n: usize,
+    bn: Option<&ChannelAffine>,
+    sink: Sink,
+) -> u64 {
+    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink)
+}
+
+/// [`chunk_forward`] through its AVX2 copy where the CPU has it.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    i0: usize,
+    n: usize,
+    bn: Option<&ChannelAffine>,
+    sink: Sink,
+) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 was detected.
+        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink) };
+    }
+    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink)
+}
+
 struct Spikes<'a> {
     x: &'a [f32],
+    bn: Option<ChannelAffine<'a>>,
     t_len: usize,
     numel: usize,
     consts: Consts,
@@ -257,20 +378,20 @@ struct Spikes<'a> {
 impl WithCharge for Spikes<'_> {
     type Out = u64;
     fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
-        let Spikes { x, t_len, numel, consts, out } = self;
+        let Spikes { x, bn, t_len, numel, consts, out } = self;
         (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                chunk_forward::<C, HARD>(charge, consts, x, t_len, numel, i0, n, Sink::Spikes(out))
+                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn.as_ref(), Sink::Spikes(out))
             })
             .sum()
     }
 }
 
-/// Recomputes one chunk's `H_t`: `(x, t_len, numel, i0, n, scratch [T, n])`.
-type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, usize, &mut [f32]) + Send + Sync>;
+/// Recomputes one chunk's `H_t`: `(x, t_len, numel, i0, n, bn, scratch [T, n])`.
+type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, usize, Option<&ChannelAffine>, &mut [f32]) + Send + Sync>;
 
 struct Recompute {
     consts: Consts,
@@ -283,8 +404,8 @@ impl WithCharge for Recompute {
         charge: C,
     ) -> RecomputeFn {
         let consts = self.consts;
-        Box::new(move |x, t_len, numel, i0, n, scratch| {
-            chunk_forward::<C, HARD>(charge, consts, x, t_len, numel, i0, n, Sink::Charge(scratch));
+        Box::new(move |x, t_len, numel, i0, n, bn, scratch| {
+            chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn, Sink::Charge(scratch));
         })
     }
 }
@@ -305,7 +426,36 @@ pub(crate) fn backward(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, gout, t_len, gin)
+    backward_impl(d, surrogate, x, None, None, gout, t_len, gin)
+}
+
+/// What the backward of a fused BN + neuron pair needs of the BN (the affine and mean its
+/// forward used), and where it leaves the BN's per-channel gradient sums.
+pub(crate) struct BnGrad<'a> {
+    pub affine: ChannelAffine<'a>,
+    pub mean: &'a [f32],
+    /// Overwritten with `sum(dL/dy)` per channel.
+    pub sum_dy: &'a mut [f64],
+    /// Overwritten with `sum(dL/dy * (x - mean))` per channel.
+    pub sum_dy_xc: &'a mut [f64],
+}
+
+/// Backward of [`forward_bn`]: `x` is the BN's input, the neuron's input `y` (the BN output)
+/// is recomputed from it on the fly; `gin` receives `dL/dy`, and `bn`'s sums are filled in the
+/// same pass (per element in f64 over time inside each fixed chunk, then per channel over the
+/// chunk, then over chunks in order: the same result on any number of threads). Returns
+/// `dL/dw` for PLIF as [`backward`] does.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_bn(
+    d: &Dynamics,
+    surrogate: Surrogate,
+    x: &[f32],
+    bn: BnGrad,
+    gout: &[f32],
+    t_len: usize,
+    gin: &mut [f32],
+) -> f64 {
+    backward_impl(d, surrogate, x, None, Some(bn), gout, t_len, gin)
 }
 
 /// Backward on given `H_t` and `S_t` instead of recomputed ones. `s` is read as a real number,
@@ -325,25 +475,38 @@ pub(crate) fn backward_given(
     gin: &mut [f32],
 ) -> f64 {
     assert!(h.len() == x.len() && s.len() == x.len());
-    backward_impl(d, surrogate, x, Some((h, s)), gout, t_len, gin)
+    backward_impl(d, surrogate, x, Some((h, s)), None, gout, t_len, gin)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn backward_impl(
     d: &Dynamics,
     surrogate: Surrogate,
     x: &[f32],
     given: Option<(&[f32], &[f32])>,
+    bn: Option<BnGrad>,
     gout: &[f32],
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
     let len = x.len();
     assert!(gout.len() == len && gin.len() == len);
+    let (bn_in, bn_out) = match bn {
+        Some(BnGrad { affine, mean, sum_dy, sum_dy_xc }) => {
+            sum_dy.fill(0.0);
+            sum_dy_xc.fill(0.0);
+            (Some((affine, mean)), Some((sum_dy, sum_dy_xc)))
+        }
+        None => (None, None),
+    };
     if len == 0 || t_len == 0 {
         return 0.0;
     }
     let numel = len / t_len;
     assert_eq!(numel * t_len, len);
+    if let Some((bn, _)) = &bn_in {
+        assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+    }
     let (ax, av) = d.charge.partials();
     let (plif_k, w_mode) = match d.charge {
         Charge::PlifDecay0 { k } | Charge::PlifDecay { k, .. } => (k, W_DECAY),
@@ -360,17 +523,25 @@ fn backward_impl(
         av,
         gin: SharedMut::new(gin),
         given,
+        bn: bn_in,
         recompute: with_charge(d, Recompute { consts: Consts::of(d) }),
     };
-    let dk = match surrogate {
+    let outs = match surrogate {
         Surrogate::Sigmoid { alpha } => ctx.dispatch(SigmoidSg::new(alpha), d, w_mode),
         Surrogate::Atan { alpha } => ctx.dispatch(AtanSg::new(alpha), d, w_mode),
         Surrogate::PiecewiseQuadratic { alpha } => ctx.dispatch(PiecewiseQuadraticSg::new(alpha), d, w_mode),
         Surrogate::SuperSpike { alpha } => ctx.dispatch(SuperSpikeSg::new(alpha), d, w_mode),
     };
+    if let Some((sum_dy, sum_dy_xc)) = bn_out {
+        for &(c, a, b) in outs.iter().flat_map(|o| o.sums.iter()) {
+            sum_dy[c as usize] += a;
+            sum_dy_xc[c as usize] += b;
+        }
+    }
     if w_mode == W_NONE {
         0.0
     } else {
+        let dk: f64 = outs.iter().map(|o| o.dk).sum();
         // Chain through k = sigmoid(w): dk/dw = k (1 - k).
         let k = plif_k as f64;
         dk * k * (1.0 - k)
@@ -391,7 +562,16 @@ struct BwdCtx<'a> {
     av: f32,
     gin: SharedMut,
     given: Option<(&'a [f32], &'a [f32])>,
+    /// Fused with a BN: its affine (`x` is then the BN input) and mean.
+    bn: Option<(ChannelAffine<'a>, &'a [f32])>,
     recompute: RecomputeFn,
+}
+
+/// What one backward chunk returns: its PLIF partial `dL/dk` and, fused with a BN, the
+/// `(channel, sum dy, sum dy (x - mean))` of each run of one channel in it, in element order.
+struct ChunkOut {
+    dk: f64,
+    sums: Vec<(u32, f64, f64)>,
 }
 
 /// Rows of a `[T, ...]` array as seen by one chunk: row t is `data[off + t * stride..][..n]`.
@@ -410,13 +590,22 @@ impl<'a> RowsOf<'a> {
 }
 
 impl BwdCtx<'_> {
-    fn dispatch<G: SgFn>(&self, g: G, d: &Dynamics, w_mode: u8) -> f64 {
+    fn dispatch<G: SgFn>(&self, g: G, d: &Dynamics, w_mode: u8) -> Vec<ChunkOut> {
+        macro_rules! by_bn {
+            ($hard:literal, $detach:literal, $w:expr) => {
+                if self.bn.is_some() {
+                    self.run::<G, $hard, $detach, { $w }, true>(g)
+                } else {
+                    self.run::<G, $hard, $detach, { $w }, false>(g)
+                }
+            };
+        }
         macro_rules! by_w {
             ($hard:literal, $detach:literal) => {
                 match w_mode {
-                    W_DECAY => self.run::<G, $hard, $detach, W_DECAY>(g),
-                    W_NO_DECAY => self.run::<G, $hard, $detach, W_NO_DECAY>(g),
-                    _ => self.run::<G, $hard, $detach, W_NONE>(g),
+                    W_DECAY => by_bn!($hard, $detach, W_DECAY),
+                    W_NO_DECAY => by_bn!($hard, $detach, W_NO_DECAY),
+                    _ => by_bn!($hard, $detach, W_NONE),
                 }
             };
         }
@@ -428,10 +617,10 @@ impl BwdCtx<'_> {
         }
     }
 
-    /// Returns `dL/dk` (PLIF) as the in-order sum of per-chunk partials.
-    fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8>(&self, g: G) -> f64 {
+    /// One [`ChunkOut`] per chunk, in chunk order.
+    fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(&self, g: G) -> Vec<ChunkOut> {
         let (numel, t_len) = (self.numel, self.t_len);
-        let partials: Vec<f64> = (0..numel.div_ceil(CHUNK))
+        (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let i0 = c * CHUNK;
@@ -441,7 +630,7 @@ impl BwdCtx<'_> {
                     Some((h, s)) => {
                         let h = RowsOf { data: h, off: i0, stride: numel };
                         let s = RowsOf { data: s, off: i0, stride: numel };
-                        self.chunk::<G, HARD, DETACH, W, true>(g, h, s, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, true, false>(g, h, s, i0, n)
                     }
                     _ => SCRATCH.with(|cell| {
                         // No rayon call happens inside, so this thread cannot re-enter here.
@@ -450,27 +639,50 @@ impl BwdCtx<'_> {
                             scratch.resize(t_len * n, 0.0);
                         }
                         let h = &mut scratch[..t_len * n];
-                        (self.recompute)(self.x, t_len, numel, i0, n, h);
+                        let bn = if BN { self.bn.as_ref().map(|(a, _)| a) } else { None };
+                        (self.recompute)(self.x, t_len, numel, i0, n, bn, h);
                         let h = RowsOf { data: h, off: 0, stride: n };
-                        self.chunk::<G, HARD, DETACH, W, false>(g, h, h, i0, n)
+                        #[cfg(target_arch = "x86_64")]
+                        if avx2() {
+                            // SAFETY: AVX2 was detected.
+                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN>(g, h, i0, n) };
+                        }
+                        self.chunk::<G, HARD, DETACH, W, false, BN>(g, h, h, i0, n)
                     }),
                 }
             })
-            .collect();
-        partials.iter().sum()
+            .collect()
+    }
+
+    /// [`Self::chunk`] on recomputed spikes, compiled for AVX2.
+    ///
+    /// # Safety
+    /// Only call when [`avx2`] says so.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn chunk_avx2<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(
+        &self,
+        g: G,
+        h: RowsOf,
+        i0: usize,
+        n: usize,
+    ) -> ChunkOut {
+        self.chunk::<G, HARD, DETACH, W, false, BN>(g, h, h, i0, n)
     }
 
     /// Reverse time loop over elements `[i0, i0 + n)`. Without `GIVEN_S` the spikes are the
-    /// Heaviside of the charge, exactly as forward fired them.
+    /// Heaviside of the charge, exactly as forward fired them. With `BN`, `self.x` is the BN
+    /// input.
     #[inline(always)]
-    fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool>(
+    #[allow(clippy::too_many_arguments)]
+    fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool>(
         &self,
         g: G,
         h: RowsOf,
         s: RowsOf,
         i0: usize,
         n: usize,
-    ) -> f64 {
+    ) -> ChunkOut {
         let Consts { v_th, v_rest } = self.consts;
         let (ax, av, numel) = (self.ax, self.av, self.numel);
         let spike = |u: f32| if u >= 0.0 { 1.0f32 } else { 0.0 };
@@ -478,6 +690,13 @@ impl BwdCtx<'_> {
         let mut gv_buf = [0.0f32; CHUNK];
         let mut wacc_buf = [0.0f32; CHUNK];
         let (gv, wacc) = (&mut gv_buf[..n], &mut wacc_buf[..n]);
+        // BN sums per element over the T steps in f32 (T terms; f64 here, at 2 lanes per SSE
+        // register, made the fused backward slower than the separate passes), then over
+        // elements and chunks in f64.
+        let mut acc_dy_buf = [0.0f32; CHUNK];
+        let mut acc_dyx_buf = [0.0f32; CHUNK];
+        let (acc_dy, acc_dyx) = (&mut acc_dy_buf[..n], &mut acc_dyx_buf[..n]);
+        let bn = if BN { self.bn.as_ref() } else { None };
         for t in (0..self.t_len).rev() {
             let off = t * numel + i0;
             let hs = h.row(t, n);
@@ -485,46 +704,63 @@ impl BwdCtx<'_> {
             let gos = &self.gout[off..off + n];
             // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
             let gis = unsafe { self.gin.range(off, n) };
+            let xs: &[f32] = if W != W_NONE || BN { &self.x[off..off + n] } else { &[] };
             // PLIF needs V_{t-1}, rebuilt from the previous step's H and S.
-            let (xs, hp, sp): (&[f32], &[f32], &[f32]) = match (W != W_NONE, t > 0) {
-                (true, true) => {
-                    (&self.x[off..off + n], h.row(t - 1, n), if GIVEN_S { s.row(t - 1, n) } else { &[] })
-                }
-                (true, false) => (&self.x[off..off + n], &[], &[]),
-                _ => (&[], &[], &[]),
+            let (hp, sp): (&[f32], &[f32]) = match (W != W_NONE, t > 0) {
+                (true, true) => (h.row(t - 1, n), if GIVEN_S { s.row(t - 1, n) } else { &[] }),
+                _ => (&[], &[]),
             };
-            for i in 0..n {
-                let hv = hs[i];
-                let u = hv - v_th;
-                let sv = if GIVEN_S { ss[i] } else { spike(u) };
-                let gvi = gv[i];
-                let sg = g.grad(u);
-                // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
-                let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
-                let gs = if DETACH { gos[i] } else { gos[i] + gvi * dv_ds };
-                let gh = gvi * dv_dh + gs * sg;
-                gis[i] = gh * ax;
-                gv[i] = gh * av;
-                if W != W_NONE {
-                    let v_prev = if t == 0 {
-                        v_rest
-                    } else {
-                        let (hpv, spv) = (hp[i], if GIVEN_S { sp[i] } else { spike(hp[i] - v_th) });
-                        if HARD {
-                            (1.0 - spv) * hpv + spv * v_rest
+            for_runs(bn.map(|(a, _)| a), i0, n, |a, b, ch| {
+                // This run's BN scale, shift and mean (unused without a BN).
+                let (sc, sh, mu) = match bn {
+                    Some((affine, mean)) => (affine.scale[ch], affine.shift[ch], mean[ch]),
+                    None => (1.0, 0.0, 0.0),
+                };
+                for i in a..b {
+                    let hv = hs[i];
+                    let u = hv - v_th;
+                    let sv = if GIVEN_S { ss[i] } else { spike(u) };
+                    let gvi = gv[i];
+                    let sg = g.grad(u);
+                    // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
+                    let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
+                    let gs = if DETACH { gos[i] } else { gos[i] + gvi * dv_ds };
+                    let gh = gvi * dv_dh + gs * sg;
+                    let gx = gh * ax;
+                    gis[i] = gx;
+                    gv[i] = gh * av;
+                    if BN {
+                        acc_dy[i] += gx;
+                        acc_dyx[i] += gx * (xs[i] - mu);
+                    }
+                    if W != W_NONE {
+                        let v_prev = if t == 0 {
+                            v_rest
                         } else {
-                            hpv - spv * v_th
-                        }
-                    };
-                    let dh_dk = if W == W_DECAY { xs[i] - (v_prev - v_rest) } else { -(v_prev - v_rest) };
-                    wacc[i] += gh * dh_dk;
+                            let (hpv, spv) = (hp[i], if GIVEN_S { sp[i] } else { spike(hp[i] - v_th) });
+                            if HARD {
+                                (1.0 - spv) * hpv + spv * v_rest
+                            } else {
+                                hpv - spv * v_th
+                            }
+                        };
+                        // The neuron's input: the BN output, recomputed exactly as forward did.
+                        let xin = if BN { ChannelAffine::apply(xs[i], sc, sh) } else { xs[i] };
+                        let dh_dk = if W == W_DECAY { xin - (v_prev - v_rest) } else { -(v_prev - v_rest) };
+                        wacc[i] += gh * dh_dk;
+                    }
                 }
-            }
+            });
         }
-        if W == W_NONE {
-            0.0
-        } else {
-            wacc.iter().map(|&a| a as f64).sum::<f64>()
+        let dk = if W == W_NONE { 0.0 } else { wacc.iter().map(|&a| a as f64).sum::<f64>() };
+        let mut sums = Vec::new();
+        if BN {
+            for_runs(bn.map(|(a, _)| a), i0, n, |a, b, ch| {
+                let sd: f64 = acc_dy[a..b].iter().map(|&v| v as f64).sum();
+                let sdx: f64 = acc_dyx[a..b].iter().map(|&v| v as f64).sum();
+                sums.push((ch as u32, sd, sdx));
+            });
         }
+        ChunkOut { dk, sums }
     }
 }

@@ -12,10 +12,13 @@ pub mod surrogate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod bn_fused_tests;
 
 pub use surrogate::Surrogate;
 
 use crate::energy::{Counter, RateMonitor};
+use crate::kernels::batch_norm::ChannelAffine;
 use crate::error::{Error, Result};
 use crate::nn::layer::{Layer, Param};
 use crate::spec::NeuronSpec;
@@ -169,6 +172,76 @@ impl NeuronLayer {
         }
     }
 
+    /// Training forward on a BN's output computed on the fly from the BN's `input` with `bn`
+    /// (the fused BN + neuron pass of `Sequential`): spikes bit-identical to the BN's forward
+    /// followed by this layer's, without writing the BN output. Backward is [`Self::backward_bn`].
+    pub(crate) fn forward_bn(&mut self, input: &Tensor, bn: ChannelAffine, output: &mut Tensor) -> Result<()> {
+        self.forward_with(input, Some(bn), output, true)
+    }
+
+    /// Backward of [`Self::forward_bn`]: `input` is the BN's input; writes `dL/dy` (the BN output's
+    /// gradient) into `grad_bn_output` and the BN's per-channel sums into `bn`.
+    pub(crate) fn backward_bn(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        bn: kernel::BnGrad,
+        grad_bn_output: &mut Tensor,
+    ) -> Result<()> {
+        let saved = self.saved_for(&[input, output, grad_output])?;
+        grad_bn_output.resize_for_overwrite(&saved.shape);
+        let dw = kernel::backward_bn(
+            &saved.dynamics,
+            self.surrogate,
+            input.data(),
+            bn,
+            grad_output.data(),
+            saved.shape[0],
+            grad_bn_output.data_mut(),
+        );
+        if let Some(w) = &mut self.w {
+            w.grad.data_mut()[0] += dw as f32;
+        }
+        Ok(())
+    }
+
+    fn forward_with(&mut self, input: &Tensor, bn: Option<ChannelAffine>, output: &mut Tensor, training: bool) -> Result<()> {
+        let shape = input.shape();
+        self.check_input(shape)?;
+        if let Some(w) = &self.w {
+            crate::error::check_finite(&w.name, w.value.data())?;
+        }
+        let dynamics = self.dynamics();
+        let t_len = shape[0];
+        output.resize_for_overwrite(shape);
+        let total = input.numel();
+        // Nothing is stored for backward, which recomputes the charges from the input.
+        let spikes = match bn {
+            None => kernel::forward(&dynamics, input.data(), t_len, output.data_mut()),
+            Some(bn) => kernel::forward_bn(&dynamics, input.data(), bn, t_len, output.data_mut()),
+        };
+        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.rates.observe(output);
+        self.saved = training.then(|| Saved { shape: shape.to_vec(), dynamics });
+        Ok(())
+    }
+
+    /// What the last training forward saved, checking that `tensors` have its shape.
+    fn saved_for(&self, tensors: &[&Tensor]) -> Result<&Saved> {
+        let saved = self
+            .saved
+            .as_ref()
+            .ok_or_else(|| Error::state(&self.label, "backward needs a training-mode forward first"))?;
+        for t in tensors {
+            if t.shape() != saved.shape.as_slice() {
+                let want = format!("{:?} (the shape of the last forward)", saved.shape);
+                return Err(Error::shape(&self.label, want, t.shape()));
+            }
+        }
+        Ok(saved)
+    }
+
     fn check_input(&self, shape: &[usize]) -> Result<()> {
         if shape.len() < 2 {
             return Err(Error::shape(&self.label, "[T, N, ...]", shape));
@@ -192,21 +265,7 @@ impl Layer for NeuronLayer {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        let shape = input.shape();
-        self.check_input(shape)?;
-        if let Some(w) = &self.w {
-            crate::error::check_finite(&w.name, w.value.data())?;
-        }
-        let dynamics = self.dynamics();
-        let t_len = shape[0];
-        output.resize_for_overwrite(shape);
-        let total = input.numel();
-        // Nothing is stored for backward, which recomputes the charges from the input.
-        let spikes = kernel::forward(&dynamics, input.data(), t_len, output.data_mut());
-        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
-        self.rates.observe(output);
-        self.saved = training.then(|| Saved { shape: shape.to_vec(), dynamics });
-        Ok(())
+        self.forward_with(input, None, output, training)
     }
 
     fn backward(
@@ -216,16 +275,7 @@ impl Layer for NeuronLayer {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let saved = self
-            .saved
-            .as_ref()
-            .ok_or_else(|| Error::state(&self.label, "backward needs a training-mode forward first"))?;
-        let want = format!("{:?} (the shape of the last forward)", saved.shape);
-        for t in [input, output, grad_output] {
-            if t.shape() != saved.shape.as_slice() {
-                return Err(Error::shape(&self.label, want, t.shape()));
-            }
-        }
+        let saved = self.saved_for(&[input, output, grad_output])?;
         grad_input.resize_for_overwrite(&saved.shape);
         let dw = kernel::backward(
             &saved.dynamics,
@@ -245,6 +295,10 @@ impl Layer for NeuronLayer {
         if let Some(w) = &mut self.w {
             out.push(w);
         }
+    }
+
+    fn as_neuron(&mut self) -> Option<&mut NeuronLayer> {
+        Some(self)
     }
 
     /// None until the first forward.

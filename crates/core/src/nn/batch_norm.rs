@@ -1,7 +1,8 @@
 //! BatchNorm2d over `[T, N, C, H, W]`: statistics over T, N, H and W together, as SpikingJelly's
 //! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
 use crate::error::{Error, Result};
-use crate::kernels::batch_norm::{affine, backward_input, backward_sums, channel_stats};
+use crate::kernels::batch_norm::{affine, backward_input, backward_sums, channel_stats, ChannelAffine};
+use crate::neuron::kernel::BnGrad;
 use crate::nn::conv2d::check_grad_output;
 use crate::nn::layer::{expect_sample_rank, Buffer, Layer, Param};
 use crate::spec::BatchNormSpec;
@@ -96,6 +97,93 @@ impl BatchNorm2d {
         }
     }
 
+    /// Training-mode statistics of `input` (the running statistics move), and the scale and
+    /// shift they give: `forward` in training up to the affine pass, which the fused BN + neuron
+    /// pass of `Sequential` applies itself (see [`BatchNorm2d::affine`]).
+    pub(crate) fn forward_statistics(&mut self, input: &Tensor) -> Result<()> {
+        self.check_input(input.shape())?;
+        let s = input.shape();
+        let (c, hw) = (s[2], s[3] * s[4]);
+        let n = s[0] * s[1] * hw;
+        if n <= 1 {
+            return Err(Error::value(
+                &self.label,
+                "more than 1 value per channel in training (T*N*H*W > 1)",
+                format!("shape {s:?}"),
+            ));
+        }
+        channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var);
+        let (m, eps) = (self.spec.momentum, self.spec.eps);
+        let unbias = n as f32 / (n - 1) as f32;
+        let (rm, rv) = (self.running_mean.data_mut(), self.running_var.data_mut());
+        for ch in 0..c {
+            rm[ch] = (1.0 - m) * rm[ch] + m * self.mean[ch];
+            rv[ch] = (1.0 - m) * rv[ch] + m * self.var[ch] * unbias;
+            self.invstd[ch] = 1.0 / (self.var[ch] + eps).sqrt();
+        }
+        let (g, b) = (self.weight.value.data(), self.bias.value.data());
+        for ch in 0..c {
+            self.scale[ch] = g[ch] * self.invstd[ch];
+            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
+        }
+        self.last = Some((s.to_vec(), true));
+        Ok(())
+    }
+
+    /// The affine the last forward applied (or left to the fused pass), for inputs of `shape`.
+    pub(crate) fn affine(&self, shape: &[usize]) -> ChannelAffine<'_> {
+        ChannelAffine { scale: &self.scale, shift: &self.shift, hw: shape[3] * shape[4] }
+    }
+
+    /// For the fused BN + neuron backward: the affine and mean of the last forward, which must
+    /// have been a forward on `shape`, and the sum vectors the neuron kernel fills.
+    pub(crate) fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
+        self.last_used_batch_stats(shape)?;
+        Ok(BnGrad {
+            affine: ChannelAffine { scale: &self.scale, shift: &self.shift, hw: shape[3] * shape[4] },
+            mean: &self.mean,
+            sum_dy: &mut self.sum_dy,
+            sum_dy_xc: &mut self.sum_dy_xc,
+        })
+    }
+
+    /// The rest of `backward` once `sum_dy` and `sum_dy_xc` hold the sums of `dy` (the fused
+    /// BN + neuron backward fills them): parameter gradients and `dx`.
+    pub(crate) fn backward_from_sums(&mut self, input: &Tensor, dy: &Tensor, grad_input: &mut Tensor, batch_stats: bool) {
+        let s = input.shape();
+        let (c, hw) = (s[2], s[3] * s[4]);
+        let n = (s[0] * s[1] * hw) as f64;
+        let gamma = self.weight.value.data();
+        let [a, b, d] = &mut self.coef;
+        for ch in 0..c {
+            let is = self.invstd[ch] as f64;
+            let (sd, sdx) = (self.sum_dy[ch], self.sum_dy_xc[ch]);
+            self.weight.grad.data_mut()[ch] += (sdx * is) as f32;
+            self.bias.grad.data_mut()[ch] += sd as f32;
+            let gi = gamma[ch] as f64 * is;
+            a[ch] = gi as f32;
+            if batch_stats {
+                // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+                let k = gi * is * is * sdx / n;
+                b[ch] = -k as f32;
+                d[ch] = (k * self.mean[ch] as f64 - gi * sd / n) as f32;
+            } else {
+                b[ch] = 0.0;
+                d[ch] = 0.0;
+            }
+        }
+        grad_input.resize_for_overwrite(s);
+        backward_input(input.data(), dy.data(), c, hw, a, b, d, grad_input.data_mut());
+    }
+
+    /// Whether the last forward (which must have been on `shape`) used batch statistics.
+    pub(crate) fn last_used_batch_stats(&self, shape: &[usize]) -> Result<bool> {
+        match &self.last {
+            Some((last, training)) if last == shape => Ok(*training),
+            _ => Err(Error::state(&self.label, "backward needs a forward on the same input shape first")),
+        }
+    }
+
     fn check_input(&self, input: &[usize]) -> Result<()> {
         let what = format!("[T, N, {}, H, W]", self.spec.num_features);
         expect_sample_rank(&self.label, input, 3, &what)?;
@@ -124,41 +212,16 @@ impl Layer for BatchNorm2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        self.check_input(input.shape())?;
-        let s = input.shape();
-        let (c, hw) = (s[2], s[3] * s[4]);
-        let n = s[0] * s[1] * hw;
-        let eps = self.spec.eps;
         if training {
-            if n <= 1 {
-                return Err(Error::value(
-                    &self.label,
-                    "more than 1 value per channel in training (T*N*H*W > 1)",
-                    format!("shape {s:?}"),
-                ));
-            }
-            channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var);
-            let m = self.spec.momentum;
-            let unbias = n as f32 / (n - 1) as f32;
-            let (rm, rv) = (self.running_mean.data_mut(), self.running_var.data_mut());
-            for ch in 0..c {
-                rm[ch] = (1.0 - m) * rm[ch] + m * self.mean[ch];
-                rv[ch] = (1.0 - m) * rv[ch] + m * self.var[ch] * unbias;
-                self.invstd[ch] = 1.0 / (self.var[ch] + eps).sqrt();
-            }
+            self.forward_statistics(input)?;
         } else {
+            self.check_input(input.shape())?;
             self.eval_scale_shift();
+            self.last = Some((input.shape().to_vec(), false));
         }
-        if training {
-            let (g, b) = (self.weight.value.data(), self.bias.value.data());
-            for ch in 0..c {
-                self.scale[ch] = g[ch] * self.invstd[ch];
-                self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
-            }
-        }
+        let s = input.shape();
         output.resize_for_overwrite(s);
-        affine(input.data(), c, hw, &self.scale, &self.shift, output.data_mut());
-        self.last = Some((s.to_vec(), training));
+        affine(input.data(), s[2], s[3] * s[4], &self.scale, &self.shift, output.data_mut());
         Ok(())
     }
 
@@ -169,44 +232,18 @@ impl Layer for BatchNorm2d {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let batch_stats = match &self.last {
-            Some((shape, training)) if shape == input.shape() => *training,
-            _ => {
-                return Err(Error::state(
-                    &self.label,
-                    "backward needs a forward on the same input shape first",
-                ))
-            }
-        };
+        let batch_stats = self.last_used_batch_stats(input.shape())?;
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         check_grad_output(&self.label, input.shape(), grad_output.shape())?;
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
-        let n = (s[0] * s[1] * hw) as f64;
-        let (x, dy) = (input.data(), grad_output.data());
-        backward_sums(x, dy, c, hw, &self.mean, &mut self.sum_dy, &mut self.sum_dy_xc);
-        let gamma = self.weight.value.data();
-        let [a, b, d] = &mut self.coef;
-        for ch in 0..c {
-            let is = self.invstd[ch] as f64;
-            let (sd, sdx) = (self.sum_dy[ch], self.sum_dy_xc[ch]);
-            self.weight.grad.data_mut()[ch] += (sdx * is) as f32;
-            self.bias.grad.data_mut()[ch] += sd as f32;
-            let gi = gamma[ch] as f64 * is;
-            a[ch] = gi as f32;
-            if batch_stats {
-                // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-                let k = gi * is * is * sdx / n;
-                b[ch] = -k as f32;
-                d[ch] = (k * self.mean[ch] as f64 - gi * sd / n) as f32;
-            } else {
-                b[ch] = 0.0;
-                d[ch] = 0.0;
-            }
-        }
-        grad_input.resize_for_overwrite(s);
-        backward_input(x, dy, c, hw, a, b, d, grad_input.data_mut());
+        backward_sums(input.data(), grad_output.data(), c, hw, &self.mean, &mut self.sum_dy, &mut self.sum_dy_xc);
+        self.backward_from_sums(input, grad_output, grad_input, batch_stats);
         Ok(())
+    }
+
+    fn as_batch_norm(&mut self) -> Option<&mut BatchNorm2d> {
+        Some(self)
     }
 
     fn recomputes_output(&self) -> bool {

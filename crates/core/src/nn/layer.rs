@@ -67,6 +67,16 @@ pub trait Layer: Send {
         None
     }
 
+    /// This layer as a batch norm, for the fused training-mode BN + neuron pass of `Sequential`.
+    fn as_batch_norm(&mut self) -> Option<&mut crate::nn::batch_norm::BatchNorm2d> {
+        None
+    }
+
+    /// This layer as a spiking neuron layer (the other half of that fused pass).
+    fn as_neuron(&mut self) -> Option<&mut crate::neuron::NeuronLayer> {
+        None
+    }
+
     /// Whether [`Layer::forward_affine`] is implemented.
     fn folds_affine(&self) -> bool {
         false

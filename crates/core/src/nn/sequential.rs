@@ -27,6 +27,26 @@ thread_local! {
     static INFERENCE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: run BN + neuron pairs unfused (to compare), and count the fused forward passes.
+    static UNFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FUSED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this sequence fuses its training BN + neuron pairs (always, except in tests that
+/// compare with the unfused pair).
+fn fusion_on() -> bool {
+    #[cfg(test)]
+    {
+        !UNFUSED.with(|c| c.get())
+    }
+    #[cfg(not(test))]
+    {
+        true
+    }
+}
+
 /// Runs `f` (an eval-mode forward whose activations no backward will read) with conv+BN
 /// folding on for the sequences it runs on this thread.
 pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
@@ -52,6 +72,14 @@ pub struct Sequential {
     /// Per boundary i: layer i recomputes it in backward from boundary i-1, which is kept
     /// as f32 (never itself packed or recomputed, so recomputing needs no second buffer).
     recompute: Vec<bool>,
+    /// Per layer i: a BN (recomputing its output) followed by a neuron layer. In training the
+    /// pair runs as one fused pass (`neuron::kernel::forward_bn` / `backward_bn`), and the BN
+    /// output is never written: forward, the BN computes its statistics and the neuron applies
+    /// the BN affine on the fly; backward, the neuron writes the BN output's gradient and the
+    /// BN's per-channel sums in one pass, then the BN writes its input gradient. The profiler
+    /// times the statistics and input-gradient passes under the BN and the fused pass under
+    /// the neuron.
+    fuse: Vec<bool>,
     stored: Vec<Stored>,
     activations: Vec<Tensor>,
     packed: Vec<SpikeBits>,
@@ -75,6 +103,7 @@ impl Sequential {
             spiking: Vec::new(),
             not_binary: vec![false; n - 1],
             recompute: vec![false; n - 1],
+            fuse: vec![false; n],
             stored: vec![Stored::Dense; n - 1],
             activations: (0..n - 1).map(|_| Tensor::default()).collect(),
             packed: (0..n - 1).map(|_| SpikeBits::default()).collect(),
@@ -103,6 +132,15 @@ impl Sequential {
             .map(|i| {
                 let input_dense = i == 0 || (!self.spiking[i - 1] && !self.layers[i - 1].recomputes_output());
                 self.layers[i].recomputes_output() && !self.spiking[i] && input_dense
+            })
+            .collect();
+        let n = self.layers.len();
+        self.fuse = (0..n)
+            .map(|i| {
+                i + 1 < n
+                    && self.recompute[i]
+                    && self.layers[i].as_batch_norm().is_some()
+                    && self.layers[i + 1].as_neuron().is_some()
             })
             .collect();
     }
@@ -142,9 +180,11 @@ impl Sequential {
                 && i + 1 < n
                 && self.layers[i].folds_affine()
                 && self.layers[i + 1].eval_affine().is_some();
-            let target = if folded { i + 1 } else { i };
+            let fused = training && self.fuse[i] && fusion_on();
+            let pair = folded || fused;
+            let target = if pair { i + 1 } else { i };
             let target_shared = target < n - 1 && self.uses_shared(target);
-            let exchange = folded && target_shared && in_shared;
+            let exchange = pair && target_shared && in_shared;
             {
                 let [even, odd] = &mut self.shared;
                 let (shared_prev, shared_this) = if i % 2 == 0 { (odd, even) } else { (even, odd) };
@@ -171,12 +211,20 @@ impl Sequential {
                 if folded {
                     let (scale, shift) = next[0].eval_affine().expect("checked above");
                     crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?;
+                } else if fused {
+                    let bn = this[i].as_batch_norm().expect("fuse marks a BN");
+                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x))?;
+                    let neuron = next[0].as_neuron().expect("fuse marks a BN before a neuron");
+                    let affine = bn.affine(x.shape());
+                    crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
+                    #[cfg(test)]
+                    FUSED_PASSES.with(|c| c.set(c.get() + 1));
                 } else {
                     crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
                 }
             }
             self.note_boundary(i, training);
-            if folded {
+            if pair {
                 if exchange {
                     self.shared.swap(0, 1);
                 }
@@ -218,7 +266,14 @@ impl Sequential {
     ) -> Result<()> {
         let n = self.layers.len();
         self.shared_holds = [None, None];
-        for i in (0..n).rev() {
+        let mut i = n;
+        while i > 0 {
+            i -= 1;
+            if i > 0 && self.fuse[i - 1] && fusion_on() {
+                i -= 1;
+                self.backward_fused(i, input, output, grad_output, grad_input)?;
+                continue;
+            }
             if i < n - 1 {
                 self.unpack(i, input);
             }
@@ -240,6 +295,50 @@ impl Sequential {
             crate::profile::timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         }
         Ok(())
+    }
+
+    /// Backward of the fused pair BN `b`, neuron `b + 1` (see `fuse`): the neuron pass writes
+    /// dL/dy into the grad buffer the neuron would have written, the BN reads it and writes dx
+    /// where it would have, so the buffers alternate as in the unfused loop.
+    fn backward_fused(
+        &mut self,
+        b: usize,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let n = self.layers.len();
+        let j = b + 1;
+        if j < n - 1 {
+            self.unpack(j, input);
+        }
+        if b > 0 {
+            self.unpack(b - 1, input);
+        }
+        let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
+        let boundary = |k: usize| match stored[k] {
+            Stored::Dense => &activations[k],
+            Stored::Packed | Stored::Recomputed => &shared[k % 2],
+        };
+        let x = if b == 0 { input } else { boundary(b - 1) };
+        let y = if j == n - 1 { output } else { boundary(j) };
+        let [even, odd] = &mut self.grad_buffers;
+        let (g_next, g_bn) = if j % 2 == 0 { (odd, even) } else { (even, odd) };
+        let (bn_layer, neuron_layer) = self.layers.split_at_mut(j);
+        let bn = bn_layer[b].as_batch_norm().expect("fuse marks a BN");
+        let neuron = neuron_layer[0].as_neuron().expect("fuse marks a BN before a neuron");
+        let batch_stats = bn.last_used_batch_stats(x.shape())?;
+        {
+            let g_out = if j == n - 1 { grad_output } else { &*g_next };
+            let sums = bn.fused_grad(x.shape())?;
+            crate::profile::timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
+        }
+        let g_in = if b == 0 { &mut *grad_input } else { g_next };
+        crate::profile::timed(bn, true, |bn| {
+            bn.backward_from_sums(x, g_bn, g_in, batch_stats);
+            Ok(())
+        })
     }
 
     #[cfg(test)]
@@ -393,7 +492,9 @@ mod tests {
         let mut rng = Rng::new(1);
         let x = Tensor::from_vec(&[4, 2, 1, 8, 8], (0..512).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
         let mut packed = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
-        let (y1, gx1, g1) = run(&mut packed, &x, 3);
+        // Unfused, so that the comparison below is bit for bit (the fused BN + LIF pass sums
+        // in another order; `fused_bn_neuron_pairs_match...` compares it).
+        let (y1, gx1, g1) = unfused(|| run(&mut packed, &x, 3));
         // The conv output stays f32 (4 x 2 x 4 x 8 x 8); BN recomputes its output from it in
         // backward; LIF, pool and flatten outputs are bits; the pool keeps its argmax.
         let dense = 4 * 2 * 4 * 64 * 4;
@@ -405,9 +506,80 @@ mod tests {
         let mut plain = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
         plain.spiking.iter_mut().for_each(|s| *s = false);
         plain.recompute.iter_mut().for_each(|s| *s = false);
-        let (y2, gx2, g2) = run(&mut plain, &x, 3);
+        let (y2, gx2, g2) = unfused(|| run(&mut plain, &x, 3));
         assert_eq!(plain.stored_bytes(), 2 * dense + 2048 * 4 + 512 * 4 * 2 + argmax);
         assert_eq!((y1, gx1, g1), (y2, gx2, g2));
+    }
+
+    /// Runs `f` with BN + neuron fusion off; returns its result.
+    fn unfused<R>(f: impl FnOnce() -> R) -> R {
+        UNFUSED.with(|c| c.set(true));
+        let r = f();
+        UNFUSED.with(|c| c.set(false));
+        r
+    }
+
+    #[test]
+    fn fused_bn_neuron_pairs_match_the_unfused_layers_inside_blocks_too() {
+        // Stem conv-BN-LIF, a SEW block whose branch is conv-BN-PLIF-conv-BN-LIF, a BN-IF pair
+        // after a pool (its input is spikes: not fused, since the BN input is then not kept
+        // as f32), pooling and a linear head.
+        let layers = specs(
+            r#"[{"type":"conv2d","inChannels":2,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
+                {"type":"batchNorm2d","numFeatures":6},{"type":"lif","tau":2.0},
+                {"type":"sewBlock","connect":"iand","branch":[
+                  {"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
+                  {"type":"batchNorm2d","numFeatures":6},{"type":"plif","vReset":null},
+                  {"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
+                  {"type":"batchNorm2d","numFeatures":6},{"type":"lif","detachReset":true}]},
+                {"type":"maxPool2d","kernelSize":[2,2]},
+                {"type":"batchNorm2d","numFeatures":6},{"type":"if"},
+                {"type":"flatten"},{"type":"linear","inFeatures":294,"outFeatures":3}]"#,
+        );
+        let mut rng = Rng::new(11);
+        let x = Tensor::from_vec(&[3, 4, 2, 14, 14], (0..3 * 4 * 2 * 196).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+        let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+        let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+        for step in 0..2 {
+            FUSED_PASSES.with(|c| c.set(0));
+            let (y1, gx1, g1) = run(&mut fused, &x, 20 + step);
+            // The stem's pair and the block branch's two pairs; not the pair after the pool.
+            assert_eq!(FUSED_PASSES.with(|c| c.get()), 3);
+            let (y2, gx2, g2) = unfused(|| run(&mut plain, &x, 20 + step));
+            assert_eq!(FUSED_PASSES.with(|c| c.get()), 3, "the unfused run fused");
+            assert_eq!(y1, y2, "step {step}: outputs");
+            assert_eq!(fused.stored_bytes(), plain.stored_bytes());
+            let close = |a: &Tensor, b: &Tensor, what: &str| {
+                let scale = b.data().iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                for (i, (p, q)) in a.data().iter().zip(b.data()).enumerate() {
+                    // The absolute term covers conv biases before a BN, whose gradient is 0 up to
+                    // rounding noise.
+                    assert!((p - q).abs() <= 1e-5 * scale + 1e-6, "step {step} {what}[{i}]: {p} vs {q}");
+                }
+            };
+            close(&gx1, &gx2, "input grad");
+            assert_eq!(g1.len(), g2.len());
+            for (k, (a, b)) in g1.iter().zip(&g2).enumerate() {
+                close(a, b, &format!("param {k} grad"));
+            }
+            let (mut r1, mut r2) = (Vec::new(), Vec::new());
+            fused.firing_rates(&mut r1);
+            plain.firing_rates(&mut r2);
+            assert_eq!(r1, r2);
+            // Move the weights identically (plain SGD on the fused grads) so step 2 differs.
+            let (mut p1, mut p2) = (Vec::new(), Vec::new());
+            fused.params(&mut p1);
+            plain.params(&mut p2);
+            for (a, b) in p1.iter_mut().zip(p2.iter_mut()) {
+                let g = a.grad.clone();
+                for ((va, vb), &gv) in a.value.data_mut().iter_mut().zip(b.value.data_mut()).zip(g.data()) {
+                    *va -= 0.1 * gv;
+                    *vb -= 0.1 * gv;
+                }
+                a.grad.data_mut().fill(0.0);
+                b.grad.data_mut().fill(0.0);
+            }
+        }
     }
 
     #[test]
