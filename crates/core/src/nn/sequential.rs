@@ -60,6 +60,15 @@ pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Boundary `k` as the backward pass reads it: its own f32 tensor, or the shared buffer it was
+/// unpacked or recomputed into.
+fn kept_boundary<'a>(activations: &'a [Tensor], shared: &'a [Tensor; 2], stored: &[Stored], k: usize) -> &'a Tensor {
+    match stored[k] {
+        Stored::Dense => &activations[k],
+        Stored::Packed | Stored::Recomputed => &shared[k % 2],
+    }
+}
+
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
@@ -281,10 +290,7 @@ impl Sequential {
                 self.unpack(i - 1, input);
             }
             let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
-            let boundary = |k: usize| match stored[k] {
-                Stored::Dense => &activations[k],
-                Stored::Packed | Stored::Recomputed => &shared[k % 2],
-            };
+            let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
             let x = if i == 0 { input } else { boundary(i - 1) };
             let y = if i == n - 1 { output } else { boundary(i) };
             // Layer i reads the gradient layer i+1 wrote and writes into the other buffer.
@@ -317,10 +323,7 @@ impl Sequential {
             self.unpack(b - 1, input);
         }
         let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
-        let boundary = |k: usize| match stored[k] {
-            Stored::Dense => &activations[k],
-            Stored::Packed | Stored::Recomputed => &shared[k % 2],
-        };
+        let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
         let x = if b == 0 { input } else { boundary(b - 1) };
         let y = if j == n - 1 { output } else { boundary(j) };
         let [even, odd] = &mut self.grad_buffers;
