@@ -8,7 +8,7 @@ use dualstream_core::kernels::pool::{maxpool2d_backward, maxpool2d_forward, maxp
 use dualstream_core::neuron::{NeuronKind, NeuronLayer};
 use dualstream_core::nn::layer::Layer;
 use dualstream_core::spec::{Connect, NeuronSpec};
-use dualstream_core::tensor::Tensor;
+use dualstream_core::tensor::{SpikeBits, Tensor};
 use std::time::Instant;
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
@@ -68,4 +68,12 @@ fn main() {
     let back = median_ms(|| lif.backward(&x, &spikes, &grad, &mut gx).unwrap());
     let rate = spikes.mean();
     println!("lif T=4: forward {fwd:.2} ms, backward {back:.2} ms (firing rate {rate:.3})");
+    // Bit-packing a spike map for the backward pass and unpacking it again.
+    let mut bits = SpikeBits::default();
+    let pack = median_ms(|| {
+        std::hint::black_box(bits.pack(&spikes));
+    });
+    let mut back = Tensor::default();
+    let unpack = median_ms(|| bits.unpack_into(&mut back));
+    println!("spike bits: pack {pack:.2} ms, unpack {unpack:.2} ms");
 }
