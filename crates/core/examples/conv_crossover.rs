@@ -16,26 +16,8 @@ use dualstream_core::kernels::spike_conv::{
 use dualstream_core::rng::Rng;
 use std::time::Instant;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// Median seconds of `a` and `b`, run alternately `reps` times after one warm-up each.
-fn ab(reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    a();
-    b();
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed().as_secs_f64());
-    }
-    (median(ta), median(tb))
-}
+mod timing;
+use timing::ab;
 
 /// `profile fwd|wgrad DENSITY`: runs one event kernel in a loop on the default net's conv2
 /// shape, for `perf record`.

@@ -9,19 +9,9 @@ use dualstream_core::neuron::{NeuronKind, NeuronLayer};
 use dualstream_core::nn::layer::Layer;
 use dualstream_core::spec::{Connect, NeuronSpec};
 use dualstream_core::tensor::{SpikeBits, Tensor};
-use std::time::Instant;
 
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..15)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times[times.len() / 2]
-}
+mod timing;
+use timing::median_ms;
 
 fn main() {
     let n = 4 * 32 * 32 * 28 * 28;
