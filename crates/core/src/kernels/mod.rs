@@ -7,4 +7,5 @@ pub mod pool;
 pub mod gemm;
 pub mod scratch;
 pub mod spike_conv;
+pub mod transpose;
 pub mod winograd;

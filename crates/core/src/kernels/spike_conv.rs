@@ -20,6 +20,7 @@
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
 use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
 use super::scratch::Scratch;
+use super::transpose::cells_to_planes;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +115,15 @@ pub fn choose_path(g: &ConvGeom, x: &[f32], max_density: f32) -> ConvPath {
     }
 }
 
+/// The crossover density of the forward for `g`: against Winograd where that is the dense kernel.
+pub fn forward_event_max_density(g: &ConvGeom) -> f32 {
+    if super::winograd::wins(g) {
+        FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD
+    } else {
+        FORWARD_EVENT_MAX_DENSITY
+    }
+}
+
 /// Forward through whichever kernel [`choose_path`] picks for `x`; says which ran.
 pub fn conv2d_forward_auto(
     g: &ConvGeom,
@@ -122,12 +132,7 @@ pub fn conv2d_forward_auto(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> ConvPath {
-    let max_density = if super::winograd::wins(g) {
-        FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD
-    } else {
-        FORWARD_EVENT_MAX_DENSITY
-    };
-    let path = choose_path(g, x, max_density);
+    let path = choose_path(g, x, forward_event_max_density(g));
     match path {
         ConvPath::Events => conv2d_forward_spikes(g, x, weight, bias, y),
         ConvPath::Dense => super::conv::conv2d_forward(g, x, weight, bias, y),
@@ -309,12 +314,71 @@ pub fn conv2d_forward_spikes(
     );
 }
 
+/// What [`conv2d_forward_spikes_by_time`] hands each sample's output to.
+pub trait StepSink: Sync {
+    /// Carried across one batch index's time steps (e.g. membrane potentials).
+    type State: Send;
+    fn state(&self) -> Self::State;
+    /// Takes sample `(t, n)`'s output, bias not added, in the channels-last `grid`: output
+    /// pixel `(oy, ox)`'s `C_out` values start at `(oy * (ow + 1) + ox) * pitch`; the sink may
+    /// overwrite the grid. Returns a count the driver sums (e.g. spikes).
+    fn step(&self, state: &mut Self::State, t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64;
+}
+
+/// The event-driven forward of a time-major `[T, N, C_in, H, W]` spike input, handing each
+/// sample's output to `sink` while it is still in cache instead of writing `y`: parallel over
+/// `N`, each batch index's steps in time order. Lets a spiking neuron consume the convolution
+/// in the same pass (inference), saving the write and re-read of the whole pre-activation.
+/// Returns the sum of the sink's counts.
+pub fn conv2d_forward_spikes_by_time<S: StepSink>(g: &ConvGeom, x: &[f32], weight: &[f32], t_len: usize, sink: &S) -> u64 {
+    assert!(supports_events(g), "conv2d_forward_spikes_by_time: unsupported geometry {g:?}");
+    let batch = x.len() / g.in_size();
+    assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes_by_time: input length");
+    assert!(t_len > 0 && batch % t_len == 0, "conv2d_forward_spikes_by_time: {batch} samples for T = {t_len}");
+    assert_eq!(weight.len(), g.weight_len(), "conv2d_forward_spikes_by_time: weight length");
+    let n_len = batch / t_len;
+    let cp = cout_pad(g);
+    let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
+    weight_to_taps(g, weight, &mut wt);
+    let targets = tap_targets(g);
+    let p = Fwd { g, wt: &wt, bias: None, cp, targets: &targets };
+    (0..n_len)
+        .into_par_iter()
+        .map_init(
+            || Scratch::take((g.oh + 1) * (g.ow + 1) * cp),
+            |grid, n| {
+                let mut state = sink.state();
+                let mut total = 0;
+                for t in 0..t_len {
+                    let xs = &x[(t * n_len + n) * g.in_size()..][..g.in_size()];
+                    ACTIVE.with_borrow_mut(|act| fwd_grid(&p, xs, grid, act));
+                    total += sink.step(&mut state, t, n, grid, cp);
+                }
+                total
+            },
+        )
+        .sum()
+}
+
 multiversion!(fn fwd_sample(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mut Vec<u32>) => fwd_sample_body);
+multiversion!(fn fwd_grid(p: &Fwd, x: &[f32], grid: &mut [f32], act: &mut Vec<u32>) => fwd_grid_body);
 
 #[inline(always)]
 fn fwd_sample_body(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mut Vec<u32>) {
+    fwd_grid_body(p, x, grid, act);
     let g = p.g;
-    let (hw, cp, ow1) = (g.h * g.w, p.cp, g.ow + 1);
+    // Channels-last grid -> NCHW output, adding the bias on the way.
+    for oy in 0..g.oh {
+        let row = &grid[oy * (g.ow + 1) * p.cp..];
+        cells_to_planes(row, p.cp, g.ow, g.c_out, p.bias, &mut y[oy * g.ow..], g.ohw());
+    }
+}
+
+/// One sample's output, without bias, into the channels-last `grid` (see [`StepSink::step`]).
+#[inline(always)]
+fn fwd_grid_body(p: &Fwd, x: &[f32], grid: &mut [f32], act: &mut Vec<u32>) {
+    let g = p.g;
+    let (hw, cp) = (g.h * g.w, p.cp);
     grid.fill(0.0);
     act.resize(hw, 0);
     for c in 0..g.c_in {
@@ -334,17 +398,6 @@ fn fwd_sample_body(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mu
                     r if r >= 16 => fwd_block::<16>(act, targets, wrow, grid, cp, cb),
                     _ => fwd_block::<8>(act, targets, wrow, grid, cp, cb),
                 };
-            }
-        }
-    }
-    // Channels-last grid -> NCHW output, adding the bias on the way.
-    let (oh, ow, ohw) = (g.oh, g.ow, g.ohw());
-    for co in 0..g.c_out {
-        let b = p.bias.map_or(0.0, |b| b[co]);
-        let dst = &mut y[co * ohw..(co + 1) * ohw];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                dst[oy * ow + ox] = grid[(oy * ow1 + ox) * cp + co] + b;
             }
         }
     }
@@ -517,7 +570,7 @@ fn wgrad_block<const CB: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernels::conv::{
         conv2d_backward_weight, conv2d_forward, conv2d_reference, conv2d_reference_backward,
@@ -541,7 +594,8 @@ mod tests {
 
     /// Random groups-1 geometries: odd sizes, stride > kernel, wide padding, dilation, and
     /// channel counts that cross the 8/16/32/64-float blocks and the 64-channel mask word.
-    fn random_geom(rng: &mut Rng) -> ConvGeom {
+    /// Shapes the event kernels are tested on: odd channel counts, every stride/padding/dilation.
+    pub(crate) fn random_geom(rng: &mut Rng) -> ConvGeom {
         loop {
             let c_in = [1, 3, 8, 31, 64, 65, 70][rng.below(7)];
             let c_out = [1, 5, 8, 16, 24, 33, 64, 72, 130][rng.below(9)];

@@ -14,6 +14,9 @@
 //! stays in cache, and derives `S_t` from it. That also saves a `[T, N, ...]` buffer per layer.
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use crate::kernels::batch_norm::ChannelAffine;
+use crate::kernels::conv::ConvGeom;
+use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, StepSink};
+use crate::kernels::transpose::cells_to_planes;
 use rayon::prelude::*;
 
 /// Elements per parallel task (and per partial sum of the PLIF gradient).
@@ -217,6 +220,25 @@ enum Sink<'a> {
     Charge(&'a mut [f32]),
 }
 
+/// One time step of one neuron (charge, fire, reset), the only place the equations of the
+/// forward live: returns `(H_t, S_t)` and leaves `V_t` in `v`.
+#[inline(always)]
+fn neuron_step<C: Fn(f32, f32) -> f32, const HARD: bool>(charge: &C, v_th: f32, v_rest: f32, x: f32, v: &mut f32) -> (f32, f32) {
+    let hv = charge(x, *v);
+    let fired = hv - v_th >= 0.0;
+    let s = if fired { 1.0f32 } else { 0.0 };
+    *v = if HARD {
+        if fired {
+            v_rest
+        } else {
+            hv
+        }
+    } else {
+        hv - s * v_th
+    };
+    (hv, s)
+}
+
 /// The forward time loop over elements `[i0, i0 + n)`; returns the spike count.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -241,21 +263,9 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
         // Zipped iterators carry the equal lengths, so the loops have no bounds checks and
         // vectorise; the two arms differ only in what they write.
         macro_rules! step {
-            ($x:expr, $v:expr) => {{
-                let hv = charge($x, *$v);
-                let fired = hv - v_th >= 0.0;
-                let s = if fired { 1.0f32 } else { 0.0 };
-                *$v = if HARD {
-                    if fired {
-                        v_rest
-                    } else {
-                        hv
-                    }
-                } else {
-                    hv - s * v_th
-                };
-                (hv, s)
-            }};
+            ($x:expr, $v:expr) => {
+                neuron_step::<C, HARD>(&charge, v_th, v_rest, $x, $v)
+            };
         }
         match &mut sink {
             Sink::Spikes(out) => {
@@ -387,6 +397,110 @@ impl WithCharge for Spikes<'_> {
                 chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn.as_ref(), Sink::Spikes(out))
             })
             .sum()
+    }
+}
+
+/// Inference: the neuron layer run on `conv(x, weight) + bias` for a binary `[T, N, C_in, H, W]`
+/// spike input, through the event-driven convolution of `crate::kernels::spike_conv`, each
+/// sample's pre-activation consumed in cache (never written); spikes into `out`
+/// (`[T, N, C_out, OH, OW]`), bit-identical to the convolution's output fed to [`forward`].
+/// Returns the number of spikes.
+pub(crate) fn forward_conv_events(
+    d: &Dynamics,
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    t_len: usize,
+    out: &mut [f32],
+) -> u64 {
+    let batch = x.len() / g.in_size();
+    assert_eq!(out.len(), batch * g.out_size(), "forward_conv_events: output length");
+    let bias = bias.map_or_else(|| vec![0.0; g.c_out], <[f32]>::to_vec);
+    assert_eq!(bias.len(), g.c_out, "forward_conv_events: bias length");
+    with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out) })
+}
+
+struct ConvSpikes<'a> {
+    g: &'a ConvGeom,
+    x: &'a [f32],
+    weight: &'a [f32],
+    bias: Vec<f32>,
+    t_len: usize,
+    consts: Consts,
+    out: SharedMut,
+}
+
+impl WithCharge for ConvSpikes<'_> {
+    type Out = u64;
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
+        let ConvSpikes { g, x, weight, bias, t_len, consts, out } = self;
+        let n_len = x.len() / g.in_size() / t_len.max(1);
+        let sink = GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out };
+        conv2d_forward_spikes_by_time(g, x, weight, t_len, &sink)
+    }
+}
+
+/// The neuron as a [`StepSink`]: membrane potentials per batch index in the grid's
+/// channels-last order, so the step runs over contiguous vectors; the spikes go back into the
+/// grid and from there to the NCHW output.
+struct GridNeuron<C, const HARD: bool> {
+    charge: C,
+    consts: Consts,
+    bias: Vec<f32>,
+    oh: usize,
+    ow: usize,
+    n_len: usize,
+    out: SharedMut,
+}
+
+impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink for GridNeuron<C, HARD> {
+    type State = Vec<f32>;
+    fn state(&self) -> Vec<f32> {
+        vec![self.consts.v_rest; self.oh * self.ow * self.bias.len()]
+    }
+    fn step(&self, v: &mut Vec<f32>, t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: AVX2 was detected.
+            return unsafe { self.step_avx2(v, t, n, grid, pitch) };
+        }
+        self.step_body(v, t, n, grid, pitch)
+    }
+}
+
+impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C, HARD> {
+    /// # Safety
+    /// Only call when [`avx2`] says so.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn step_avx2(&self, v: &mut [f32], t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64 {
+        self.step_body(v, t, n, grid, pitch)
+    }
+
+    #[inline(always)]
+    fn step_body(&self, v: &mut [f32], t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64 {
+        let Consts { v_th, v_rest } = self.consts;
+        let (c_out, oh, ow) = (self.bias.len(), self.oh, self.ow);
+        let ohw = oh * ow;
+        // SAFETY: sample (t, n) belongs to this batch index's task alone.
+        let dst = unsafe { self.out.range((t * self.n_len + n) * c_out * ohw, c_out * ohw) };
+        // An integer count: a running f32 sum would keep the loop from vectorising.
+        let mut count = 0u32;
+        // Row by row, so that the transposition to NCHW reads a row of the grid still in L1.
+        for oy in 0..oh {
+            let row = &mut grid[oy * (ow + 1) * pitch..][..ow * pitch];
+            for (ox, cell) in row.chunks_exact_mut(pitch).enumerate() {
+                let vs = &mut v[(oy * ow + ox) * c_out..][..c_out];
+                for ((g, v), &b) in cell[..c_out].iter_mut().zip(vs.iter_mut()).zip(&self.bias) {
+                    let (_, s) = neuron_step::<C, HARD>(&self.charge, v_th, v_rest, *g + b, v);
+                    *g = s;
+                    count += (s != 0.0) as u32;
+                }
+            }
+            cells_to_planes(row, pitch, ow, c_out, None, &mut dst[oy * ow..], ohw);
+        }
+        count as u64
     }
 }
 

@@ -14,11 +14,14 @@ pub mod surrogate;
 mod tests;
 #[cfg(test)]
 mod bn_fused_tests;
+#[cfg(test)]
+mod conv_fused_tests;
 
 pub use surrogate::Surrogate;
 
 use crate::energy::{Counter, RateMonitor};
 use crate::kernels::batch_norm::ChannelAffine;
+use crate::kernels::conv::ConvGeom;
 use crate::error::{Error, Result};
 use crate::nn::layer::{Layer, Param};
 use crate::spec::NeuronSpec;
@@ -206,6 +209,37 @@ impl NeuronLayer {
         Ok(())
     }
 
+    /// Inference on `conv(input) + bias` for a spike `input` that the event-driven kernel
+    /// takes (see `Conv2d::forward_inference`): the pre-activation is consumed sample by sample
+    /// in cache; spikes bit-identical to the conv's output fed to [`Layer::forward`].
+    pub(crate) fn forward_after_conv(
+        &mut self,
+        g: &ConvGeom,
+        input: &Tensor,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut Tensor,
+    ) -> Result<()> {
+        let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
+        self.check_input(&shape)?;
+        if let Some(w) = &self.w {
+            crate::error::check_finite(&w.name, w.value.data())?;
+        }
+        let dynamics = self.dynamics();
+        output.resize_for_overwrite(&shape);
+        let spikes = kernel::forward_conv_events(&dynamics, g, input.data(), weight, bias, shape[0], output.data_mut());
+        self.record(spikes, output, None);
+        Ok(())
+    }
+
+    /// Bookkeeping after a forward: firing rate, the energy monitor, what backward needs.
+    fn record(&mut self, spikes: u64, output: &Tensor, saved: Option<Saved>) {
+        let total = output.numel();
+        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.rates.observe(output);
+        self.saved = saved;
+    }
+
     fn forward_with(&mut self, input: &Tensor, bn: Option<ChannelAffine>, output: &mut Tensor, training: bool) -> Result<()> {
         let shape = input.shape();
         self.check_input(shape)?;
@@ -215,15 +249,12 @@ impl NeuronLayer {
         let dynamics = self.dynamics();
         let t_len = shape[0];
         output.resize_for_overwrite(shape);
-        let total = input.numel();
         // Nothing is stored for backward, which recomputes the charges from the input.
         let spikes = match bn {
             None => kernel::forward(&dynamics, input.data(), t_len, output.data_mut()),
             Some(bn) => kernel::forward_bn(&dynamics, input.data(), bn, t_len, output.data_mut()),
         };
-        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
-        self.rates.observe(output);
-        self.saved = training.then(|| Saved { shape: shape.to_vec(), dynamics });
+        self.record(spikes, output, training.then(|| Saved { shape: shape.to_vec(), dynamics }));
         Ok(())
     }
 

@@ -1,8 +1,11 @@
 //! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
-use crate::kernels::conv::{conv2d_backward_data, ConvGeom};
-use crate::kernels::spike_conv::{conv2d_backward_weight_auto, conv2d_forward_auto, ConvPath};
+use crate::kernels::conv::{conv2d_backward_data, conv2d_forward, ConvGeom};
+use crate::kernels::spike_conv::{
+    choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_event_max_density, ConvPath,
+};
+use crate::neuron::NeuronLayer;
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::Conv2dSpec;
@@ -24,6 +27,8 @@ pub struct Conv2d {
     /// Weights and bias with a following eval-mode BN folded in (`forward_affine`), reused.
     folded_weight: Vec<f32>,
     folded_bias: Vec<f32>,
+    /// Inference on dense inputs: the conv output a following neuron reads, reused.
+    pre_activation: Tensor,
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
@@ -94,6 +99,7 @@ impl Conv2d {
             skip_input_grad: false,
             folded_weight: Vec::new(),
             folded_bias: Vec::new(),
+            pre_activation: Tensor::default(),
         })
     }
 
@@ -146,29 +152,81 @@ impl Conv2d {
     /// weights and bias (`W*scale`, `b*scale + shift`: the arithmetic of `fold.rs`). The energy
     /// counter sees the input and the layer's own ops either way (a folded BN costs nothing).
     fn forward_impl(&mut self, input: &Tensor, output: &mut Tensor, affine: Option<(&[f32], &[f32])>) -> Result<()> {
-        self.probe.observe(input.data());
-        let g = self.geometry(input.shape())?;
-        let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
-        let outputs = (g.c_out * g.oh * g.ow) as u64;
-        let bias_ops = if self.bias.is_some() { outputs } else { 0 };
-        self.ops.observe(input, (g.kh * g.kw * g.c_in / g.groups) as u64 * outputs, bias_ops);
-        output.resize_for_overwrite(&shape);
-        let (weight, bias) = match affine {
-            None => (self.weight.value.data(), self.bias.as_ref().map(|b| b.value.data())),
-            Some((scale, shift)) => {
-                let w = self.weight.value.data();
-                let per_out = w.len() / g.c_out;
-                self.folded_weight.clear();
-                self.folded_weight.extend(w.iter().enumerate().map(|(k, &v)| v * scale[k / per_out]));
-                self.folded_bias.clear();
-                let bias = self.bias.as_ref().map(|b| b.value.data());
-                self.folded_bias.extend((0..g.c_out).map(|co| shift[co] + bias.map_or(0.0, |b| b[co] * scale[co])));
-                (&self.folded_weight[..], Some(&self.folded_bias[..]))
-            }
-        };
+        let g = self.prepare(input, affine)?;
+        output.resize_for_overwrite(&[input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow]);
+        let (weight, bias) = self.weights(affine.is_some());
         // Spike inputs below the measured crossover density take the event-driven kernel.
         self.paths[0] = Some(conv2d_forward_auto(&g, input.data(), weight, bias, output.data_mut()));
         Ok(())
+    }
+
+    /// Inference (no backward follows): this conv, with a following eval-mode BN's `affine`
+    /// folded in if given, then `neuron` if given. Where the input is spikes sparse enough for
+    /// the event-driven kernel, the neuron consumes each sample's pre-activation in cache
+    /// (`neuron::kernel::forward_conv_events`); otherwise the conv output goes through a
+    /// scratch tensor. `output` is the neuron's output (the conv's without a neuron).
+    pub(crate) fn forward_inference(
+        &mut self,
+        input: &Tensor,
+        output: &mut Tensor,
+        affine: Option<(&[f32], &[f32])>,
+        neuron: Option<&mut NeuronLayer>,
+    ) -> Result<()> {
+        if let Some((scale, shift)) = affine {
+            let c = self.spec.out_channels;
+            if scale.len() != c || shift.len() != c {
+                return Err(Error::shape(&self.label, format!("a following batchNorm2d over {c} channels"), &[scale.len()]));
+            }
+        }
+        let Some(neuron) = neuron else {
+            return self.forward_impl(input, output, affine);
+        };
+        let g = self.prepare(input, affine)?;
+        let path = if input.shape()[0] > 0 {
+            choose_path(&g, input.data(), forward_event_max_density(&g))
+        } else {
+            ConvPath::Dense
+        };
+        self.paths[0] = Some(path);
+        if path == ConvPath::Dense {
+            let mut pre = std::mem::take(&mut self.pre_activation);
+            pre.resize_for_overwrite(&[input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow]);
+            let (weight, bias) = self.weights(affine.is_some());
+            conv2d_forward(&g, input.data(), weight, bias, pre.data_mut());
+            let r = neuron.forward(&pre, output, false);
+            self.pre_activation = pre;
+            return r;
+        }
+        let (weight, bias) = self.weights(affine.is_some());
+        neuron.forward_after_conv(&g, input, weight, bias, output)
+    }
+
+    /// Checks the input, counts the ops, and folds `affine` into the weights if given.
+    fn prepare(&mut self, input: &Tensor, affine: Option<(&[f32], &[f32])>) -> Result<ConvGeom> {
+        self.probe.observe(input.data());
+        let g = self.geometry(input.shape())?;
+        let outputs = (g.c_out * g.oh * g.ow) as u64;
+        let bias_ops = if self.bias.is_some() { outputs } else { 0 };
+        self.ops.observe(input, (g.kh * g.kw * g.c_in / g.groups) as u64 * outputs, bias_ops);
+        if let Some((scale, shift)) = affine {
+            let w = self.weight.value.data();
+            let per_out = w.len() / g.c_out;
+            self.folded_weight.clear();
+            self.folded_weight.extend(w.iter().enumerate().map(|(k, &v)| v * scale[k / per_out]));
+            self.folded_bias.clear();
+            let bias = self.bias.as_ref().map(|b| b.value.data());
+            self.folded_bias.extend((0..g.c_out).map(|co| shift[co] + bias.map_or(0.0, |b| b[co] * scale[co])));
+        }
+        Ok(g)
+    }
+
+    /// The weights and bias to run with: the folded ones after [`Self::prepare`] with an affine.
+    fn weights(&self, folded: bool) -> (&[f32], Option<&[f32]>) {
+        if folded {
+            (&self.folded_weight, Some(&self.folded_bias))
+        } else {
+            (self.weight.value.data(), self.bias.as_ref().map(|b| b.value.data()))
+        }
     }
 
     /// Kernels the last forward and backward ran (None before the first call).
@@ -191,16 +249,8 @@ impl Layer for Conv2d {
         self.forward_impl(input, output, None)
     }
 
-    fn folds_affine(&self) -> bool {
-        true
-    }
-
-    fn forward_affine(&mut self, input: &Tensor, output: &mut Tensor, scale: &[f32], shift: &[f32]) -> Result<()> {
-        let c = self.spec.out_channels;
-        if scale.len() != c || shift.len() != c {
-            return Err(Error::shape(&self.label, format!("a following batchNorm2d over {c} channels"), &[scale.len()]));
-        }
-        self.forward_impl(input, output, Some((scale, shift)))
+    fn as_conv(&mut self) -> Option<&mut Conv2d> {
+        Some(self)
     }
 
     fn skip_input_grad(&mut self, skip: bool) {

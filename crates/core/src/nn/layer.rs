@@ -1,6 +1,6 @@
 //! The contract every layer (and neuron, and block) keeps.
 use crate::energy::Counter;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// A learnable tensor with its gradient. `name` is the stable key used by checkpoints and the
@@ -77,15 +77,10 @@ pub trait Layer: Send {
         None
     }
 
-    /// Whether [`Layer::forward_affine`] is implemented.
-    fn folds_affine(&self) -> bool {
-        false
-    }
-
-    /// Eval-mode forward followed by a per-output-channel affine (folded into the weights, the
-    /// arithmetic of `fold.rs`); only called when [`Layer::folds_affine`] says so.
-    fn forward_affine(&mut self, _input: &Tensor, _output: &mut Tensor, _scale: &[f32], _shift: &[f32]) -> Result<()> {
-        Err(Error::state(self.name(), "this layer cannot fold a following affine"))
+    /// This layer as a convolution, for `Sequential`'s inference passes (a following eval-mode
+    /// BN folded into its weights, a following neuron fed in cache).
+    fn as_conv(&mut self) -> Option<&mut crate::nn::conv2d::Conv2d> {
+        None
     }
 
     /// Learnable parameters, in a stable order.

@@ -32,6 +32,7 @@ thread_local! {
     /// Tests: run BN + neuron pairs unfused (to compare), and count the fused forward passes.
     static UNFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static FUSED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static CONV_NEURON_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether this sequence fuses its training BN + neuron pairs (always, except in tests that
@@ -179,21 +180,28 @@ impl Sequential {
         let fold = !training && INFERENCE_ONLY.with(|c| c.get());
         let mut i = 0;
         while i < n {
-            let out_shared = i < n - 1 && self.uses_shared(i);
             let in_shared = i > 0 && self.uses_shared(i - 1);
-            // With folding, a conv followed by an eval-mode BN writes straight into the BN's
-            // output slot and the BN does not run. If that slot is the shared buffer holding
-            // the conv's input, the conv writes into the other shared buffer and the two are
-            // exchanged (buffers are never reallocated, so no page is touched twice).
-            let folded = fold
-                && i + 1 < n
-                && self.layers[i].folds_affine()
-                && self.layers[i + 1].eval_affine().is_some();
+            // Inference: a conv, an eval-mode BN after it (folded into the conv's weights) and
+            // a neuron after those run as one layer that writes straight into the last one's
+            // output slot; the layers it covers do not run. Training: a BN and the neuron after
+            // it run fused (see `fuse`). When the output slot is the shared buffer holding the
+            // input, the output goes to the other shared buffer and the two are exchanged
+            // (buffers are never reallocated, so no page is touched twice).
+            let conv = fold && self.layers[i].as_conv().is_some();
+            let bn_folded = conv && i + 1 < n && self.layers[i + 1].eval_affine().is_some();
+            let neuron_at = i + 1 + bn_folded as usize;
+            let with_neuron = conv && fusion_on() && neuron_at < n && self.layers[neuron_at].as_neuron().is_some();
             let fused = training && self.fuse[i] && fusion_on();
-            let pair = folded || fused;
-            let target = if pair { i + 1 } else { i };
+            let target = if with_neuron {
+                neuron_at
+            } else if bn_folded || fused {
+                i + 1
+            } else {
+                i
+            };
             let target_shared = target < n - 1 && self.uses_shared(target);
-            let exchange = pair && target_shared && in_shared;
+            // Shared buffers alternate by position: an odd span lands in the input's buffer.
+            let exchange = (target - i) % 2 == 1 && target_shared && in_shared;
             {
                 let [even, odd] = &mut self.shared;
                 let (shared_prev, shared_this) = if i % 2 == 0 { (odd, even) } else { (even, odd) };
@@ -209,17 +217,24 @@ impl Sequential {
                 };
                 let y: &mut Tensor = if target == n - 1 {
                     &mut *output
-                } else if (target == i && out_shared) || exchange {
+                } else if target_shared && ((target - i) % 2 == 0 || exchange) {
                     shared_this.take().expect("output buffer")
-                } else if target == i + 1 && target_shared {
+                } else if target_shared {
                     shared_prev.take().expect("the input is not in this buffer (else exchange)")
                 } else {
                     &mut rest[target - i]
                 };
                 let (this, next) = self.layers.split_at_mut(i + 1);
-                if folded {
-                    let (scale, shift) = next[0].eval_affine().expect("checked above");
-                    crate::profile::timed(&mut *this[i], false, |l| l.forward_affine(x, y, scale, shift))?;
+                if bn_folded || with_neuron {
+                    let (bn, after_bn) = next.split_at_mut(bn_folded as usize);
+                    let affine = bn.first_mut().and_then(|bn| bn.eval_affine());
+                    let neuron = if with_neuron { after_bn[0].as_neuron() } else { None };
+                    #[cfg(test)]
+                    if neuron.is_some() {
+                        CONV_NEURON_PASSES.with(|c| c.set(c.get() + 1));
+                    }
+                    let conv = this[i].as_conv().expect("checked above");
+                    crate::profile::timed(conv, false, |c| c.forward_inference(x, y, affine, neuron))?;
                 } else if fused {
                     let bn = this[i].as_batch_norm().expect("fuse marks a BN");
                     crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x))?;
@@ -233,13 +248,13 @@ impl Sequential {
                 }
             }
             self.note_boundary(i, training);
-            if pair {
-                if exchange {
-                    self.shared.swap(0, 1);
-                }
-                self.note_boundary(i + 1, training);
-                i += 1;
+            if exchange {
+                self.shared.swap(0, 1);
             }
+            for k in i + 1..=target {
+                self.note_boundary(k, training);
+            }
+            i = target;
             i += 1;
         }
         Ok(())
@@ -520,6 +535,57 @@ mod tests {
         let r = f();
         UNFUSED.with(|c| c.set(false));
         r
+    }
+
+    #[test]
+    fn inference_feeds_each_conv_to_its_neuron_in_cache_with_the_same_spikes() {
+        // conv-BN-LIF stem, a SEW block (conv-BN-PLIF-conv-BN-LIF), a pool, a conv with bias
+        // straight into IF, a conv-BN-LIF ending the sequence (writes the caller's output),
+        // and a conv-BN without a neuron.
+        let layers = specs(
+            r#"[{"type":"conv2d","inChannels":2,"outChannels":8,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+                {"type":"batchNorm2d","numFeatures":8},{"type":"lif","tau":2.0,"vThreshold":0.5},
+                {"type":"sewBlock","connect":"iand","branch":[
+                  {"type":"conv2d","inChannels":8,"outChannels":8,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+                  {"type":"batchNorm2d","numFeatures":8},{"type":"plif","vReset":null},
+                  {"type":"conv2d","inChannels":8,"outChannels":8,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+                  {"type":"batchNorm2d","numFeatures":8},{"type":"lif","vThreshold":0.4}]},
+                {"type":"maxPool2d","kernelSize":[2,2]},
+                {"type":"conv2d","inChannels":8,"outChannels":5,"kernelSize":[3,3],"padding":[1,1]},{"type":"if","vThreshold":0.3},
+                {"type":"conv2d","inChannels":5,"outChannels":6,"kernelSize":[3,3],"stride":[2,2]},
+                {"type":"batchNorm2d","numFeatures":6},{"type":"lif","vThreshold":0.2}]"#,
+        );
+        let mut rng = Rng::new(3);
+        let shape = [3, 4, 2, 14, 14];
+        let n: usize = shape.iter().product();
+        let inputs = [
+            ("sparse spikes", Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap()),
+            ("real values", Tensor::from_vec(&shape, (0..n).map(|_| 2.0 * rng.uniform()).collect()).unwrap()),
+        ];
+        let mut fused = build_sequential("layers", &layers, &mut Rng::new(9)).unwrap();
+        let mut plain = build_sequential("layers", &layers, &mut Rng::new(9)).unwrap();
+        for (what, x) in &inputs {
+            // Running statistics of this input, as after training on its kind.
+            for net in [&mut fused, &mut plain] {
+                for _ in 0..30 {
+                    net.forward(x, &mut Tensor::default(), true).unwrap();
+                }
+            }
+            CONV_NEURON_PASSES.with(|c| c.set(0));
+            let (mut y1, mut y2) = (Tensor::default(), Tensor::default());
+            inference_only(|| fused.forward(x, &mut y1, false)).unwrap();
+            assert_eq!(CONV_NEURON_PASSES.with(|c| c.get()), 5, "{what}");
+            unfused(|| inference_only(|| plain.forward(x, &mut y2, false))).unwrap();
+            assert_eq!(CONV_NEURON_PASSES.with(|c| c.get()), 5, "{what}: the unfused run fused");
+            assert_eq!(y1.shape(), &[3, 4, 6, 3, 3]);
+            let (mut r1, mut r2) = (Vec::new(), Vec::new());
+            fused.firing_rates(&mut r1);
+            assert!(y1.data().iter().any(|&v| v == 1.0), "{what}: the last layer fires ({r1:?})");
+            assert_eq!(y1, y2, "{what}");
+            plain.firing_rates(&mut r2);
+            assert_eq!(r1, r2, "{what}");
+            assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{what}: {r1:?}");
+        }
     }
 
     #[test]
