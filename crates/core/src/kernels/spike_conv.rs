@@ -23,7 +23,7 @@ use super::scratch::Scratch;
 use super::transpose::cells_to_planes;
 use rayon::prelude::*;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Largest input density (active / total) at which the event-driven forward runs instead of
 /// the dense kernel. From `cargo run --release -p dualstream-core --example conv_crossover` on
@@ -132,12 +132,16 @@ pub fn conv2d_forward_auto(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> ConvPath {
-    let path = choose_path(g, x, forward_event_max_density(g));
-    match path {
-        ConvPath::Events => conv2d_forward_spikes(g, x, weight, bias, y),
-        ConvPath::Dense => super::conv::conv2d_forward(g, x, weight, bias, y),
+    if supports_events(g) && conv2d_forward_spikes_within(g, x, weight, bias, y, &forward_budget(g, x)) {
+        return ConvPath::Events;
     }
-    path
+    super::conv::conv2d_forward(g, x, weight, bias, y);
+    ConvPath::Dense
+}
+
+/// The budget of the event-driven forward on `x`: its crossover density for `g`.
+pub fn forward_budget(g: &ConvGeom, x: &[f32]) -> EventBudget {
+    EventBudget::new(x.len(), forward_event_max_density(g))
 }
 
 /// Weight (and bias) gradient through whichever kernel [`choose_path`] picks for `x`.
@@ -248,25 +252,62 @@ fn tap_targets(g: &ConvGeom) -> Vec<u32> {
 }
 
 /// Channel `c`'s active pixels (flat `iy * w + ix`, ascending) into `act` (at least `h * w`
-/// long); returns how many. The test of 64 values at a time vectorises, and the loop over the
-/// set bits runs once per spike, so silence costs almost nothing.
+/// long); returns how many, and whether every value of the plane is 0 or 1. The test of 64
+/// values at a time vectorises, and the loop over the set bits runs once per spike, so
+/// silence costs almost nothing.
 #[inline(always)]
-fn active_pixels(g: &ConvGeom, x: &[f32], c: usize, act: &mut [u32]) -> usize {
+fn active_pixels(g: &ConvGeom, x: &[f32], c: usize, act: &mut [u32]) -> (usize, bool) {
     let hw = g.h * g.w;
     let plane = &x[c * hw..(c + 1) * hw];
-    let mut n = 0;
+    let (mut n, mut other) = (0, 0u64);
     for (k, chunk) in plane.chunks(64).enumerate() {
-        let mut m = 0u64;
+        let (mut m, mut o) = (0u64, 0u64);
         for (b, &v) in chunk.iter().enumerate() {
             m |= ((v != 0.0) as u64) << b;
+            o |= ((v != 0.0) & (v != 1.0)) as u64;
         }
+        other |= o;
         while m != 0 {
             act[n] = (k * 64 + m.trailing_zeros() as usize) as u32;
             n += 1;
             m &= m - 1;
         }
     }
-    n
+    (n, other == 0)
+}
+
+/// Lets the event-driven forward decide its own dispatch while it runs, instead of a separate
+/// pass over the input to measure it first ([`choose_path`]; on inference-sized inputs that
+/// pass cost as much as a quarter of the convolution): the kernel reports each channel plane's
+/// spike count, and stops as soon as the input proves non-binary or denser than the
+/// crossover, for the dense kernel to run instead. The decision is exactly
+/// [`choose_path`]'s: non-binary or `active / len > max_density` over the whole input.
+pub struct EventBudget {
+    len: usize,
+    max_density: f32,
+    active: AtomicUsize,
+    exceeded: AtomicBool,
+}
+
+impl EventBudget {
+    pub fn new(len: usize, max_density: f32) -> Self {
+        EventBudget { len, max_density, active: AtomicUsize::new(0), exceeded: AtomicBool::new(false) }
+    }
+
+    /// Whether the input turned out unfit for the event kernel.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// Counts a plane's spikes; false once the input is unfit (the callers stop then).
+    fn take(&self, active: usize, binary: bool) -> bool {
+        let total = self.active.fetch_add(active, Ordering::Relaxed) + active;
+        let stats = SpikeStats { binary, active: total, len: self.len };
+        if !binary || stats.density() > self.max_density {
+            self.exceeded.store(true, Ordering::Relaxed);
+        }
+        !self.exceeded()
+    }
 }
 
 /// Everything the per-sample forward needs besides the sample.
@@ -279,6 +320,8 @@ struct Fwd<'a> {
     cp: usize,
     /// See [`tap_targets`].
     targets: &'a [u32],
+    /// Where the pass checks its own dispatch, or None to take every non-zero as a spike.
+    budget: Option<&'a EventBudget>,
 }
 
 /// `y = conv(x, weight) + bias` for binary `x` (values other than 0 count as 1); same
@@ -295,6 +338,31 @@ pub fn conv2d_forward_spikes(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
+    forward_spikes(g, x, weight, bias, y, None);
+}
+
+/// [`conv2d_forward_spikes`] that gives up (returns false, `y` unfinished) as soon as `x`
+/// proves unfit for the event kernel by `budget`.
+pub fn conv2d_forward_spikes_within(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    budget: &EventBudget,
+) -> bool {
+    forward_spikes(g, x, weight, bias, y, Some(budget));
+    !budget.exceeded()
+}
+
+fn forward_spikes(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    budget: Option<&EventBudget>,
+) {
     assert!(supports_events(g), "conv2d_forward_spikes: unsupported geometry {g:?}");
     let batch = x.len() / g.in_size();
     assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes: input length");
@@ -307,7 +375,7 @@ pub fn conv2d_forward_spikes(
     let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
     weight_to_taps(g, weight, &mut wt);
     let targets = tap_targets(g);
-    let p = Fwd { g, wt: &wt, bias, cp, targets: &targets };
+    let p = Fwd { g, wt: &wt, bias, cp, targets: &targets, budget };
     y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
         || Scratch::take((g.oh + 1) * (g.ow + 1) * cp),
         |grid, (ys, xs)| ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, grid, act)),
@@ -329,8 +397,16 @@ pub trait StepSink: Sync {
 /// sample's output to `sink` while it is still in cache instead of writing `y`: parallel over
 /// `N`, each batch index's steps in time order. Lets a spiking neuron consume the convolution
 /// in the same pass (inference), saving the write and re-read of the whole pre-activation.
-/// Returns the sum of the sink's counts.
-pub fn conv2d_forward_spikes_by_time<S: StepSink>(g: &ConvGeom, x: &[f32], weight: &[f32], t_len: usize, sink: &S) -> u64 {
+/// Returns the sum of the sink's counts, or None if `x` proved unfit by `budget` (the sink
+/// has then seen only some samples).
+pub fn conv2d_forward_spikes_by_time<S: StepSink>(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    t_len: usize,
+    sink: &S,
+    budget: &EventBudget,
+) -> Option<u64> {
     assert!(supports_events(g), "conv2d_forward_spikes_by_time: unsupported geometry {g:?}");
     let batch = x.len() / g.in_size();
     assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes_by_time: input length");
@@ -341,8 +417,8 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(g: &ConvGeom, x: &[f32], weigh
     let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
     weight_to_taps(g, weight, &mut wt);
     let targets = tap_targets(g);
-    let p = Fwd { g, wt: &wt, bias: None, cp, targets: &targets };
-    (0..n_len)
+    let p = Fwd { g, wt: &wt, bias: None, cp, targets: &targets, budget: Some(budget) };
+    let total = (0..n_len)
         .into_par_iter()
         .map_init(
             || Scratch::take((g.oh + 1) * (g.ow + 1) * cp),
@@ -352,12 +428,16 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(g: &ConvGeom, x: &[f32], weigh
                 for t in 0..t_len {
                     let xs = &x[(t * n_len + n) * g.in_size()..][..g.in_size()];
                     ACTIVE.with_borrow_mut(|act| fwd_grid(&p, xs, grid, act));
+                    if budget.exceeded() {
+                        break;
+                    }
                     total += sink.step(&mut state, t, n, grid, cp);
                 }
                 total
             },
         )
-        .sum()
+        .sum();
+    (!budget.exceeded()).then_some(total)
 }
 
 multiversion!(fn fwd_sample(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mut Vec<u32>) => fwd_sample_body);
@@ -366,6 +446,9 @@ multiversion!(fn fwd_grid(p: &Fwd, x: &[f32], grid: &mut [f32], act: &mut Vec<u3
 #[inline(always)]
 fn fwd_sample_body(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mut Vec<u32>) {
     fwd_grid_body(p, x, grid, act);
+    if p.budget.is_some_and(EventBudget::exceeded) {
+        return;
+    }
     let g = p.g;
     // Channels-last grid -> NCHW output, adding the bias on the way.
     for oy in 0..g.oh {
@@ -379,10 +462,16 @@ fn fwd_sample_body(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mu
 fn fwd_grid_body(p: &Fwd, x: &[f32], grid: &mut [f32], act: &mut Vec<u32>) {
     let g = p.g;
     let (hw, cp) = (g.h * g.w, p.cp);
+    if p.budget.is_some_and(EventBudget::exceeded) {
+        return;
+    }
     grid.fill(0.0);
     act.resize(hw, 0);
     for c in 0..g.c_in {
-        let n = active_pixels(g, x, c, act);
+        let (n, binary) = active_pixels(g, x, c, act);
+        if p.budget.is_some_and(|b| !b.take(n, binary)) {
+            return;
+        }
         if n == 0 {
             continue;
         }
@@ -525,7 +614,7 @@ fn wgrad_sample_body(
     }
     act.resize(hw, 0);
     for c in 0..g.c_in {
-        let n = active_pixels(g, x, c, act);
+        let (n, _) = active_pixels(g, x, c, act);
         if n == 0 {
             continue;
         }
@@ -716,5 +805,34 @@ pub(crate) mod tests {
         let gg = ConvGeom::new(8, 8, 10, 10, [3, 3], [1, 1], [1, 1], [1, 1], 2).unwrap();
         assert_eq!(choose_path(&gg, &sparse, 1.0), ConvPath::Dense);
         assert_eq!(spike_stats(&[]).density(), 0.0);
+    }
+
+    #[test]
+    fn the_forward_decides_its_own_path_as_a_separate_stats_pass_would() {
+        // Densities around the crossover (W1-like 32-channel maps: Winograd's 10 %), a single
+        // real value in the last sample's last plane, real inputs, silence.
+        let g = ConvGeom::new(32, 16, 9, 9, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+        let max = forward_event_max_density(&g);
+        let mut rng = Rng::new(8);
+        let n = 12 * g.in_size();
+        let weight = randv(&mut rng, g.weight_len());
+        let mut late_real = spikes(&mut rng, n, 0.02);
+        late_real[n - 2] = 0.5;
+        let mut exactly_at = vec![0.0; n];
+        let at = (max * n as f32) as usize;
+        exactly_at.iter_mut().take(at).for_each(|v| *v = 1.0);
+        let mut inputs = vec![("silence", vec![0.0; n]), ("late real value", late_real), ("at the crossover", exactly_at)];
+        for density in [0.01, 0.08, 0.099, 0.102, 0.12, 0.5, 1.0] {
+            inputs.push(("spikes", spikes(&mut rng, n, density)));
+        }
+        inputs.push(("real", (0..n).map(|_| rng.uniform()).collect()));
+        let want_reference = |x: &[f32]| conv2d_reference(&g, x, &weight, None);
+        for (what, x) in inputs {
+            let mut y = vec![f32::NAN; 12 * g.out_size()];
+            let path = conv2d_forward_auto(&g, &x, &weight, None, &mut y);
+            let density = spike_stats(&x).density();
+            assert_eq!(path, choose_path(&g, &x, max), "{what} at density {density}");
+            assert_close(what, &y, &want_reference(&x), 1e-4);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The inference pass that feeds an event-driven convolution's output to a neuron layer in
 //! cache (`kernel::forward_conv_events`) against the convolution followed by the neuron layer.
 use super::*;
-use crate::kernels::spike_conv::{conv2d_forward_spikes, tests::random_geom};
+use crate::kernels::spike_conv::{conv2d_forward_spikes, tests::random_geom, EventBudget};
 use crate::rng::Rng;
 use crate::spec::SurrogateSpec;
 
@@ -44,7 +44,8 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
             let mut want = vec![0.0; pre.len()];
             let want_count = kernel::forward(&d, &pre, t_len, &mut want);
             let mut got = vec![f32::NAN; pre.len()];
-            let count = kernel::forward_conv_events(&d, &g, &x, &weight, bias.as_deref(), t_len, &mut got);
+            let budget = EventBudget::new(x.len(), 1.0);
+            let count = kernel::forward_conv_events(&d, &g, &x, &weight, bias.as_deref(), t_len, &mut got, &budget).unwrap();
             let what = format!("{kind:?} {spec:?} density {density} {g:?} T {t_len} N {n_len}");
             assert_eq!(count, want_count, "{what}");
             assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
@@ -69,7 +70,7 @@ fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
     let mut want = vec![0.0; pre.len()];
     let want_count = kernel::forward(&neuron.dynamics(), &pre, t_len, &mut want);
     let mut got = vec![0.0; pre.len()];
-    let count = kernel::forward_conv_events(&neuron.dynamics(), &g, &x, &weight, None, t_len, &mut got);
+    let count = kernel::forward_conv_events(&neuron.dynamics(), &g, &x, &weight, None, t_len, &mut got, &EventBudget::new(x.len(), 1.0)).unwrap();
     let rate = want_count as f64 / want.len() as f64;
     assert!(rate > 0.02 && rate < 0.5, "firing rate {rate}");
     assert_eq!(count, want_count);
@@ -96,21 +97,24 @@ fn conv_neuron_throughput() {
         let x: Vec<f32> = (0..batch * g.in_size()).map(|_| (rng.uniform() < density) as u8 as f32).collect();
         let weight: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal() * 0.2).collect();
         let (mut pre, mut out, mut fused) = (vec![0.0; batch * g.out_size()], vec![0.0; batch * g.out_size()], vec![0.0; batch * g.out_size()]);
-        let (mut conv, mut lif, mut one) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut conv, mut lif, mut one, mut stats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..16 {
             let t0 = std::time::Instant::now();
             conv2d_forward_spikes(&g, &x, &weight, None, &mut pre);
             let t1 = std::time::Instant::now();
             kernel::forward(&d, &pre, t_len, &mut out);
             let t2 = std::time::Instant::now();
-            kernel::forward_conv_events(&d, &g, &x, &weight, None, t_len, &mut fused);
+            kernel::forward_conv_events(&d, &g, &x, &weight, None, t_len, &mut fused, &EventBudget::new(x.len(), 0.1));
             let t3 = std::time::Instant::now();
+            std::hint::black_box(crate::kernels::spike_conv::spike_stats(&x));
+            let t4 = std::time::Instant::now();
             conv.push((t1 - t0).as_secs_f64() * 1e3);
             lif.push((t2 - t1).as_secs_f64() * 1e3);
             one.push((t3 - t2).as_secs_f64() * 1e3);
+            stats.push((t4 - t3).as_secs_f64() * 1e3);
         }
         assert_eq!(out, fused);
-        let (c, l, o) = (median(conv), median(lif), median(one));
-        println!("{name}: conv {c:.2} ms + LIF {l:.2} ms = {:.2} ms; in cache {o:.2} ms ({:.2}x)", c + l, (c + l) / o);
+        let (c, l, o, st) = (median(conv), median(lif), median(one), median(stats));
+        println!("{name}: conv {c:.2} ms + LIF {l:.2} ms = {:.2} ms; in cache {o:.2} ms ({:.2}x); a stats pass over the input {st:.2} ms", c + l, (c + l) / o);
     }
 }

@@ -15,7 +15,7 @@
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use crate::kernels::batch_norm::ChannelAffine;
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, StepSink};
+use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
 use crate::kernels::transpose::cells_to_planes;
 use rayon::prelude::*;
 
@@ -404,7 +404,9 @@ impl WithCharge for Spikes<'_> {
 /// spike input, through the event-driven convolution of `crate::kernels::spike_conv`, each
 /// sample's pre-activation consumed in cache (never written); spikes into `out`
 /// (`[T, N, C_out, OH, OW]`), bit-identical to the convolution's output fed to [`forward`].
-/// Returns the number of spikes.
+/// Returns the number of spikes, or None (`out` unfinished) if `x` proved unfit for the
+/// event kernel by `budget`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_conv_events(
     d: &Dynamics,
     g: &ConvGeom,
@@ -413,12 +415,13 @@ pub(crate) fn forward_conv_events(
     bias: Option<&[f32]>,
     t_len: usize,
     out: &mut [f32],
-) -> u64 {
+    budget: &EventBudget,
+) -> Option<u64> {
     let batch = x.len() / g.in_size();
     assert_eq!(out.len(), batch * g.out_size(), "forward_conv_events: output length");
     let bias = bias.map_or_else(|| vec![0.0; g.c_out], <[f32]>::to_vec);
     assert_eq!(bias.len(), g.c_out, "forward_conv_events: bias length");
-    with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out) })
+    with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out), budget })
 }
 
 struct ConvSpikes<'a> {
@@ -429,15 +432,16 @@ struct ConvSpikes<'a> {
     t_len: usize,
     consts: Consts,
     out: SharedMut,
+    budget: &'a EventBudget,
 }
 
 impl WithCharge for ConvSpikes<'_> {
-    type Out = u64;
-    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
-        let ConvSpikes { g, x, weight, bias, t_len, consts, out } = self;
+    type Out = Option<u64>;
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> Option<u64> {
+        let ConvSpikes { g, x, weight, bias, t_len, consts, out, budget } = self;
         let n_len = x.len() / g.in_size() / t_len.max(1);
         let sink = GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out };
-        conv2d_forward_spikes_by_time(g, x, weight, t_len, &sink)
+        conv2d_forward_spikes_by_time(g, x, weight, t_len, &sink, budget)
     }
 }
 

@@ -22,6 +22,7 @@ pub use surrogate::Surrogate;
 use crate::energy::{Counter, RateMonitor};
 use crate::kernels::batch_norm::ChannelAffine;
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::spike_conv::EventBudget;
 use crate::error::{Error, Result};
 use crate::nn::layer::{Layer, Param};
 use crate::spec::NeuronSpec;
@@ -209,9 +210,10 @@ impl NeuronLayer {
         Ok(())
     }
 
-    /// Inference on `conv(input) + bias` for a spike `input` that the event-driven kernel
-    /// takes (see `Conv2d::forward_inference`): the pre-activation is consumed sample by sample
-    /// in cache; spikes bit-identical to the conv's output fed to [`Layer::forward`].
+    /// Inference on `conv(input) + bias` through the event-driven kernel (see
+    /// `Conv2d::forward_inference`): the pre-activation is consumed sample by sample in cache;
+    /// spikes bit-identical to the conv's output fed to [`Layer::forward`]. Ok(false), and
+    /// nothing recorded, if `input` proved unfit for the event kernel by `budget`.
     pub(crate) fn forward_after_conv(
         &mut self,
         g: &ConvGeom,
@@ -219,7 +221,8 @@ impl NeuronLayer {
         weight: &[f32],
         bias: Option<&[f32]>,
         output: &mut Tensor,
-    ) -> Result<()> {
+        budget: &EventBudget,
+    ) -> Result<bool> {
         let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
         self.check_input(&shape)?;
         if let Some(w) = &self.w {
@@ -227,9 +230,13 @@ impl NeuronLayer {
         }
         let dynamics = self.dynamics();
         output.resize_for_overwrite(&shape);
-        let spikes = kernel::forward_conv_events(&dynamics, g, input.data(), weight, bias, shape[0], output.data_mut());
+        let t_len = shape[0];
+        let Some(spikes) = kernel::forward_conv_events(&dynamics, g, input.data(), weight, bias, t_len, output.data_mut(), budget)
+        else {
+            return Ok(false);
+        };
         self.record(spikes, output, None);
-        Ok(())
+        Ok(true)
     }
 
     /// Bookkeeping after a forward: firing rate, the energy monitor, what backward needs.

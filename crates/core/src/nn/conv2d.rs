@@ -3,7 +3,7 @@ use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_backward_data, conv2d_forward, ConvGeom};
 use crate::kernels::spike_conv::{
-    choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_event_max_density, ConvPath,
+    conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, supports_events, ConvPath,
 };
 use crate::neuron::NeuronLayer;
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
@@ -182,23 +182,22 @@ impl Conv2d {
             return self.forward_impl(input, output, affine);
         };
         let g = self.prepare(input, affine)?;
-        let path = if input.shape()[0] > 0 {
-            choose_path(&g, input.data(), forward_event_max_density(&g))
-        } else {
-            ConvPath::Dense
-        };
-        self.paths[0] = Some(path);
-        if path == ConvPath::Dense {
-            let mut pre = std::mem::take(&mut self.pre_activation);
-            pre.resize_for_overwrite(&[input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow]);
-            let (weight, bias) = self.weights(affine.is_some());
-            conv2d_forward(&g, input.data(), weight, bias, pre.data_mut());
-            let r = neuron.forward(&pre, output, false);
-            self.pre_activation = pre;
-            return r;
-        }
         let (weight, bias) = self.weights(affine.is_some());
-        neuron.forward_after_conv(&g, input, weight, bias, output)
+        if supports_events(&g) && input.shape()[0] > 0 {
+            let budget = forward_budget(&g, input.data());
+            if neuron.forward_after_conv(&g, input, weight, bias, output, &budget)? {
+                self.paths[0] = Some(ConvPath::Events);
+                return Ok(());
+            }
+        }
+        self.paths[0] = Some(ConvPath::Dense);
+        let mut pre = std::mem::take(&mut self.pre_activation);
+        pre.resize_for_overwrite(&[input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow]);
+        let (weight, bias) = self.weights(affine.is_some());
+        conv2d_forward(&g, input.data(), weight, bias, pre.data_mut());
+        let r = neuron.forward(&pre, output, false);
+        self.pre_activation = pre;
+        r
     }
 
     /// Checks the input, counts the ops, and folds `affine` into the weights if given.
