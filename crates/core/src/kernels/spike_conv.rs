@@ -377,7 +377,7 @@ fn forward_spikes(
     let targets = tap_targets(g);
     let p = Fwd { g, wt: &wt, bias, cp, targets: &targets, budget };
     y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
-        || Scratch::take((g.oh + 1) * (g.ow + 1) * cp),
+        || Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp),
         |grid, (ys, xs)| ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, grid, act)),
     );
 }
@@ -388,8 +388,9 @@ pub trait StepSink: Sync {
     type State: Send;
     fn state(&self) -> Self::State;
     /// Takes sample `(t, n)`'s output, bias not added, in the channels-last `grid`: output
-    /// pixel `(oy, ox)`'s `C_out` values start at `(oy * (ow + 1) + ox) * pitch`; the sink may
-    /// overwrite the grid. Returns a count the driver sums (e.g. spikes).
+    /// pixel `(oy, ox)`'s `C_out` values start at `(oy * (ow + 1) + ox) * pitch`. The sink
+    /// must leave those `oh * ow` cells zero (the next sample adds into them). Returns a count
+    /// the driver sums (e.g. spikes).
     fn step(&self, state: &mut Self::State, t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64;
 }
 
@@ -421,7 +422,7 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(
     let total = (0..n_len)
         .into_par_iter()
         .map_init(
-            || Scratch::take((g.oh + 1) * (g.ow + 1) * cp),
+            || Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp),
             |grid, n| {
                 let mut state = sink.state();
                 let mut total = 0;
@@ -450,14 +451,20 @@ fn fwd_sample_body(p: &Fwd, x: &[f32], y: &mut [f32], grid: &mut [f32], act: &mu
         return;
     }
     let g = p.g;
-    // Channels-last grid -> NCHW output, adding the bias on the way.
+    // Channels-last grid -> NCHW output, adding the bias on the way, and the grid zeroed
+    // again while it is in L1 (see `fwd_grid_body`).
     for oy in 0..g.oh {
-        let row = &grid[oy * (g.ow + 1) * p.cp..];
+        let row = &mut grid[oy * (g.ow + 1) * p.cp..][..g.ow * p.cp];
         cells_to_planes(row, p.cp, g.ow, g.c_out, p.bias, &mut y[oy * g.ow..], g.ohw());
+        row.fill(0.0);
     }
 }
 
-/// One sample's output, without bias, into the channels-last `grid` (see [`StepSink::step`]).
+/// One sample's output, without bias, added into the channels-last `grid` (see
+/// [`StepSink::step`]), whose output cells must be zero: whoever reads a row of them zeroes
+/// it again while it is in L1, instead of a fill of the whole grid per sample (a memory pass
+/// as large as the output, since the grids of large maps outgrow L2). The dump row and column
+/// are never read, so never zeroed.
 #[inline(always)]
 fn fwd_grid_body(p: &Fwd, x: &[f32], grid: &mut [f32], act: &mut Vec<u32>) {
     let g = p.g;
@@ -465,7 +472,6 @@ fn fwd_grid_body(p: &Fwd, x: &[f32], grid: &mut [f32], act: &mut Vec<u32>) {
     if p.budget.is_some_and(EventBudget::exceeded) {
         return;
     }
-    grid.fill(0.0);
     act.resize(hw, 0);
     for c in 0..g.c_in {
         let (n, binary) = active_pixels(g, x, c, act);

@@ -503,6 +503,7 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C
                 }
             }
             cells_to_planes(row, pitch, ow, c_out, None, &mut dst[oy * ow..], ohw);
+            row.fill(0.0);
         }
         count as u64
     }
