@@ -1,9 +1,11 @@
 // Runs the reference workloads in dualstream: median time of a training step (forward, BPTT,
 // SGD) and of an inference batch (full-spike: AAP removed), peak resident memory, firing rates.
-//   npm run bench:workloads [-- --steps 20]      (one workload per process, so peak RSS is its own)
+//   npm run bench:workloads [-- --steps 20]      (one workload per process, so peak RSS is its own;
+//   the processes run compiled JavaScript, see compiled.ts)
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { sequential, sgd } from '../ts/index'
+import { withCompiled } from './compiled'
 import { record } from './record'
 import { WORKLOADS, syntheticBatch, workload } from './workloads'
 
@@ -48,11 +50,11 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(await measure(values.only)) + '\n')
     return
   }
-  const results = WORKLOADS.map((w) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--only', w.name, '--steps', String(steps)], { encoding: 'utf8' })
+  const results = withCompiled(__filename, (script) => WORKLOADS.map((w) => {
+    const r = spawnSync(process.execPath, [script, '--only', w.name, '--steps', String(steps)], { encoding: 'utf8' })
     if (r.status !== 0) throw new Error(`${w.name}: ${r.stderr}`)
     return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
-  })
+  }))
   for (const r of results) console.log(`${r.workload}: train step ${r.trainStepMs.toFixed(1)} ms, inference ${r.inferenceMs.toFixed(1)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`)
   record('workloads', `npm run bench:workloads -- --steps ${steps}`, { threads: 'rayon default (2 cores)', results })
 }

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { withCompiled } from '../compiled'
 import { record } from '../record'
 import { syntheticBatch, workload } from '../workloads'
 
@@ -25,6 +26,12 @@ const runs: [string, number?, number?][] = values.scaling
   : [['W1'], ['W2']]
 const dir = mkdtempSync(join(tmpdir(), 'dualstream-compare-'))
 try {
+  withCompiled(join(__dirname, '..', 'workloads-run.ts'), (script) => compare(script))
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
+
+function compare(script: string): void {
   const rows = []
   for (const [name, t, n] of runs) {
     const w = workload(name, t, n)
@@ -36,7 +43,7 @@ try {
     writeFileSync(input, bytes)
     const env = { ...process.env, RAYON_NUM_THREADS: '2', OMP_NUM_THREADS: '2' }
     const sizes = ['--time-steps', String(w.timeSteps), '--batch', String(w.batch)]
-    const ours = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'workloads-run.ts'), '--only', name, '--steps', steps, ...sizes], { encoding: 'utf8', env })
+    const ours = spawnSync(process.execPath, [script, '--only', name, '--steps', steps, ...sizes], { encoding: 'utf8', env })
     const theirs = spawnSync(python, [join(__dirname, 'spikingjelly_workloads.py'), name, input, steps, String(w.timeSteps), String(w.batch)], { encoding: 'utf8', env })
     if (ours.status !== 0) throw new Error(`dualstream ${name}: ${ours.stderr}`)
     if (theirs.status !== 0) throw new Error(`spikingjelly ${name}: ${theirs.stderr}`)
@@ -51,7 +58,5 @@ try {
       `peak RSS ${a.peakRssMiB.toFixed(0)} vs ${b.peakRssMiB.toFixed(0)} MiB (${(100 * row.memoryRatio).toFixed(0)} %)`)
     rows.push(row)
   }
-  record(values.scaling ? 'compare-scaling' : 'compare', `npm run bench:compare -- --steps ${steps}${values.scaling ? ' --scaling' : ''}`, { rows })
-} finally {
-  rmSync(dir, { recursive: true, force: true })
+  record(values.scaling ? 'compare-scaling' : 'compare', `npm run bench:compare -- --steps ${steps}${values.scaling ? ' --scaling' : ''}`, { rows, ours: 'compiled JavaScript (benches/compiled.ts), not tsx' })
 }
