@@ -118,3 +118,24 @@ fn conv_neuron_throughput() {
         println!("{name}: conv {c:.2} ms + LIF {l:.2} ms = {:.2} ms; in cache {o:.2} ms ({:.2}x); a stats pass over the input {st:.2} ms", c + l, (c + l) / o);
     }
 }
+
+#[test]
+fn a_repeated_step_fires_as_the_input_written_out_step_by_step() {
+    let mut rng = Rng::new(12);
+    for (kind, spec) in neurons() {
+        let mut neuron = NeuronLayer::new("l", kind, &spec).unwrap();
+        if let Some(w) = &mut neuron.w {
+            w.value.data_mut()[0] = rng.normal() * 0.7;
+        }
+        // Several parallel chunks and a ragged last one.
+        let step: Vec<f32> = (0..2 * kernel::CHUNK + 37).map(|_| rng.normal() * 0.8 + 0.3).collect();
+        let t_len = 5;
+        let mut want = vec![0.0; step.len() * t_len];
+        let want_count = kernel::forward(&neuron.dynamics(), &step.repeat(t_len), t_len, &mut want);
+        let mut got = vec![f32::NAN; want.len()];
+        let count = kernel::forward_repeated(&neuron.dynamics(), &step, t_len, &mut got);
+        assert!(want_count > 0, "{kind:?} {spec:?}");
+        assert_eq!(count, want_count, "{kind:?} {spec:?}");
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind:?} {spec:?}");
+    }
+}

@@ -131,6 +131,17 @@ fn for_runs(bn: Option<&ChannelAffine>, i0: usize, n: usize, mut f: impl FnMut(u
     }
 }
 
+/// [`forward`] on an input whose time steps are all `x` (`[numel]`, a static input repeated
+/// over `t_len` steps, e.g. a conv of a directly encoded image): `x` is read, not copied.
+pub(crate) fn forward_repeated(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) -> u64 {
+    assert_eq!(x.len() * t_len, out.len());
+    if x.is_empty() || t_len == 0 {
+        return 0;
+    }
+    let out = SharedMut::new(out);
+    with_charge(d, Spikes { x, bn: None, t_len, numel: x.len(), x_step: 0, consts: Consts::of(d), out })
+}
+
 fn forward_impl(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize, out: &mut [f32]) -> u64 {
     assert_eq!(x.len(), out.len());
     if x.is_empty() || t_len == 0 {
@@ -142,7 +153,7 @@ fn forward_impl(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize
         assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
     }
     let out = SharedMut::new(out);
-    with_charge(d, Spikes { x, bn, t_len, numel, consts: Consts::of(d), out })
+    with_charge(d, Spikes { x, bn, t_len, numel, x_step: numel, consts: Consts::of(d), out })
 }
 
 /// `H_t` for all steps into `h` (`[T, numel]`), e.g. to inspect membrane potentials.
@@ -248,6 +259,7 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     x: &[f32],
     t_len: usize,
     numel: usize,
+    x_step: usize,
     i0: usize,
     n: usize,
     bn: Option<&ChannelAffine>,
@@ -259,7 +271,7 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     let (v, count) = (&mut v_buf[..n], &mut count_buf[..n]);
     for t in 0..t_len {
         let off = t * numel + i0;
-        let xs = &x[off..off + n];
+        let xs = &x[t * x_step + i0..][..n];
         // Zipped iterators carry the equal lengths, so the loops have no bounds checks and
         // vectorise; the two arms differ only in what they write.
         macro_rules! step {
@@ -346,12 +358,13 @@ unsafe fn chunk_forward_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
     x: &[f32],
     t_len: usize,
     numel: usize,
+    x_step: usize,
     i0: usize,
     n: usize,
     bn: Option<&ChannelAffine>,
     sink: Sink,
 ) -> u64 {
-    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink)
+    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink)
 }
 
 /// [`chunk_forward`] through its AVX2 copy where the CPU has it.
@@ -363,6 +376,7 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
     x: &[f32],
     t_len: usize,
     numel: usize,
+    x_step: usize,
     i0: usize,
     n: usize,
     bn: Option<&ChannelAffine>,
@@ -371,9 +385,9 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: AVX2 was detected.
-        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink) };
+        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink) };
     }
-    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, i0, n, bn, sink)
+    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink)
 }
 
 struct Spikes<'a> {
@@ -381,6 +395,8 @@ struct Spikes<'a> {
     bn: Option<ChannelAffine<'a>>,
     t_len: usize,
     numel: usize,
+    /// Distance between `x`'s time steps: `numel`, or 0 for one step repeated.
+    x_step: usize,
     consts: Consts,
     out: SharedMut,
 }
@@ -388,13 +404,13 @@ struct Spikes<'a> {
 impl WithCharge for Spikes<'_> {
     type Out = u64;
     fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
-        let Spikes { x, bn, t_len, numel, consts, out } = self;
+        let Spikes { x, bn, t_len, numel, x_step, consts, out } = self;
         (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn.as_ref(), Sink::Spikes(out))
+                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, x_step, i0, n, bn.as_ref(), Sink::Spikes(out))
             })
             .sum()
     }
@@ -524,7 +540,7 @@ impl WithCharge for Recompute {
     ) -> RecomputeFn {
         let consts = self.consts;
         Box::new(move |x, t_len, numel, i0, n, bn, scratch| {
-            chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, i0, n, bn, Sink::Charge(scratch));
+            chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, numel, i0, n, bn, Sink::Charge(scratch));
         })
     }
 }

@@ -239,6 +239,21 @@ impl NeuronLayer {
         Ok(true)
     }
 
+    /// Inference on an input whose `T` time steps are all `step` (`[1, N, ...]`): the spikes
+    /// of [`Layer::forward`] on `step` repeated `t_len` times, without the repeated copy.
+    pub(crate) fn forward_repeated(&mut self, step: &Tensor, t_len: usize, output: &mut Tensor) -> Result<()> {
+        self.check_input(step.shape())?;
+        if let Some(w) = &self.w {
+            crate::error::check_finite(&w.name, w.value.data())?;
+        }
+        let mut shape = step.shape().to_vec();
+        shape[0] = t_len;
+        output.resize_for_overwrite(&shape);
+        let spikes = kernel::forward_repeated(&self.dynamics(), step.data(), t_len, output.data_mut());
+        self.record(spikes, output, None);
+        Ok(())
+    }
+
     /// Bookkeeping after a forward: firing rate, the energy monitor, what backward needs.
     fn record(&mut self, spikes: u64, output: &Tensor, saved: Option<Saved>) {
         let total = output.numel();

@@ -191,11 +191,17 @@ impl Conv2d {
             }
         }
         self.paths[0] = Some(ConvPath::Dense);
+        // A static input (direct encoding repeats the image at every step) is convolved once.
+        let (t_len, n) = (input.shape()[0], input.shape()[1]);
+        let step = input.numel() / t_len.max(1);
+        let data = input.data();
+        let repeated = t_len > 1 && data.chunks_exact(step).skip(1).all(|c| c == &data[..step]);
+        let steps = if repeated { 1 } else { t_len };
         let mut pre = std::mem::take(&mut self.pre_activation);
-        pre.resize_for_overwrite(&[input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow]);
+        pre.resize_for_overwrite(&[steps, n, g.c_out, g.oh, g.ow]);
         let (weight, bias) = self.weights(affine.is_some());
-        conv2d_forward(&g, input.data(), weight, bias, pre.data_mut());
-        let r = neuron.forward(&pre, output, false);
+        conv2d_forward(&g, &data[..steps * step], weight, bias, pre.data_mut());
+        let r = if repeated { neuron.forward_repeated(&pre, t_len, output) } else { neuron.forward(&pre, output, false) };
         self.pre_activation = pre;
         r
     }

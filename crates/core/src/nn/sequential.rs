@@ -558,9 +558,12 @@ mod tests {
         let mut rng = Rng::new(3);
         let shape = [3, 4, 2, 14, 14];
         let n: usize = shape.iter().product();
+        let image: Vec<f32> = (0..n / 3).map(|_| 2.0 * rng.uniform()).collect();
         let inputs = [
             ("sparse spikes", Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap()),
             ("real values", Tensor::from_vec(&shape, (0..n).map(|_| 2.0 * rng.uniform()).collect()).unwrap()),
+            // Direct encoding: the stem convolves the image once for all steps.
+            ("a static image", Tensor::from_vec(&shape, image.repeat(3)).unwrap()),
         ];
         let mut fused = build_sequential("layers", &layers, &mut Rng::new(9)).unwrap();
         let mut plain = build_sequential("layers", &layers, &mut Rng::new(9)).unwrap();
