@@ -411,7 +411,7 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(
     assert!(supports_events(g), "conv2d_forward_spikes_by_time: unsupported geometry {g:?}");
     let batch = x.len() / g.in_size();
     assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes_by_time: input length");
-    assert!(t_len > 0 && batch % t_len == 0, "conv2d_forward_spikes_by_time: {batch} samples for T = {t_len}");
+    assert!(t_len > 0 && batch.is_multiple_of(t_len), "conv2d_forward_spikes_by_time: {batch} samples for T = {t_len}");
     assert_eq!(weight.len(), g.weight_len(), "conv2d_forward_spikes_by_time: weight length");
     let n_len = batch / t_len;
     let cp = cout_pad(g);
