@@ -6,10 +6,26 @@ pub use spike_bits::SpikeBits;
 
 use crate::error::{Error, Result};
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
+    /// How many elements of `data`'s allocation have been written since it was made (at
+    /// least `data.len()`): growing back within them needs no zero fill (see
+    /// [`Tensor::resize_for_overwrite`]).
+    initialized: usize,
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Self {
+        Tensor { shape: self.shape.clone(), data: self.data.clone(), initialized: self.data.len() }
+    }
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
 }
 
 pub fn numel(shape: &[usize]) -> usize {
@@ -18,11 +34,11 @@ pub fn numel(shape: &[usize]) -> usize {
 
 impl Tensor {
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![0.0; numel(shape)] }
+        Tensor { shape: shape.to_vec(), data: vec![0.0; numel(shape)], initialized: numel(shape) }
     }
 
     pub fn full(shape: &[usize], value: f32) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![value; numel(shape)] }
+        Tensor { shape: shape.to_vec(), data: vec![value; numel(shape)], initialized: numel(shape) }
     }
 
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Result<Self> {
@@ -33,7 +49,7 @@ impl Tensor {
                 format!("{} values", data.len()),
             ));
         }
-        Ok(Tensor { shape: shape.to_vec(), data })
+        Ok(Tensor { shape: shape.to_vec(), initialized: data.len(), data })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -58,11 +74,22 @@ impl Tensor {
 
     /// Gives the tensor `shape`, reusing its allocation; the contents are unspecified
     /// (callers overwrite every element). This is how layers keep buffers across batches.
+    ///
+    /// Growing back within what the allocation has held skips `Vec::resize`'s zero fill: work
+    /// buffers shared by blocks of different sizes shrink and grow every step, and that fill
+    /// was a full memory pass over the largest activation each time.
     pub fn resize_for_overwrite(&mut self, shape: &[usize]) {
         let n = numel(shape);
         self.shape.clear();
         self.shape.extend_from_slice(shape);
-        self.data.resize(n, 0.0);
+        if n > self.data.len() && n <= self.initialized {
+            // SAFETY: `initialized <= capacity`, and the elements below it were written as f32
+            // values of this allocation; truncating never de-initialises them.
+            unsafe { self.data.set_len(n) };
+        } else {
+            self.data.resize(n, 0.0);
+        }
+        self.initialized = self.initialized.max(n);
     }
 
     /// Like `resize_for_overwrite`, then sets every element to zero (for accumulation).
@@ -100,5 +127,32 @@ impl Tensor {
 
     pub fn fill(&mut self, value: f32) {
         self.data.fill(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growing_back_within_the_written_allocation_skips_the_zero_fill() {
+        let mut t = Tensor::from_vec(&[2, 3], (1..=6).map(|v| v as f32).collect()).unwrap();
+        let ptr = t.data().as_ptr();
+        t.resize_for_overwrite(&[2]);
+        assert_eq!(t.data(), &[1.0, 2.0]);
+        // Back to 6 elements: the old values are still there (no fill), in the same allocation.
+        t.resize_for_overwrite(&[6]);
+        assert_eq!(t.data(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(t.data().as_ptr(), ptr);
+        // Past what was ever written: zeros, as Vec::resize gives.
+        t.resize_for_overwrite(&[3]);
+        t.resize_for_overwrite(&[9]);
+        assert_eq!(&t.data()[6..], &[0.0, 0.0, 0.0]);
+        // A clone owns only its elements; equality ignores the allocation.
+        let mut c = t.clone();
+        c.resize_for_overwrite(&[2]);
+        c.resize_for_overwrite(&[9]);
+        assert_eq!(c.data()[..3], t.data()[..3]);
+        assert_eq!(Tensor::from_vec(&[1], vec![2.0]).unwrap(), Tensor::full(&[1], 2.0));
     }
 }
