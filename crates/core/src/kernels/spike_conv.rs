@@ -20,7 +20,7 @@
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
 use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
 use super::scratch::Scratch;
-use super::transpose::cells_to_planes;
+use super::transpose::{cells_to_planes, planes_to_cells};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -610,13 +610,8 @@ fn wgrad_sample_body(
     let (hw, cp, ow1) = (g.h * g.w, p.cp, g.ow + 1);
     // dY channels-last with a zero row `oh` and zero column `ow` for taps that hit nothing.
     dyt.fill(0.0);
-    for co in 0..g.c_out {
-        for oy in 0..g.oh {
-            let src = &dy[co * g.ohw() + oy * g.ow..co * g.ohw() + (oy + 1) * g.ow];
-            for (ox, &v) in src.iter().enumerate() {
-                dyt[(oy * ow1 + ox) * cp + co] = v;
-            }
-        }
+    for oy in 0..g.oh {
+        planes_to_cells(&dy[oy * g.ow..], g.ohw(), g.ow, g.c_out, &mut dyt[oy * ow1 * cp..], cp);
     }
     act.resize(hw, 0);
     for c in 0..g.c_in {

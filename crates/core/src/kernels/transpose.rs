@@ -1,7 +1,11 @@
-//! Channels-last cells to channel planes (NCHW), the last step of the event-driven convolution
-//! and of the neuron fed by it. A plain loop reads one float per cell and channel with a stride
-//! of a whole cell and, per perf, stalls on those loads (~70 % of the in-cache neuron pass);
-//! 8x8 blocks transposed in AVX2 registers read and write whole vectors instead.
+//! Channels-last cells to channel planes (NCHW) and back: the last step of the event-driven
+//! convolution and of the neuron fed by it, and the first of the event-driven weight gradient.
+//! A plain loop moves one float per cell and channel with a stride of a whole cell and, per
+//! perf, stalls on those accesses (~70 % of the in-cache neuron pass, ~30 % of the weight
+//! gradient's per-sample work); 8x8 blocks transposed in AVX2 registers move whole vectors.
+//! A last partial block of pixels is done as a full block overlapping the one before it (the
+//! overlap is written twice with the same values), so only channel counts that are not a
+//! multiple of 8 leave scalar work.
 
 /// `planes[co * plane_stride + p] = cells[p * pitch + co] (+ bias[co])` for `p < n`,
 /// `co < c`: `n` cells of `pitch >= c` floats each become `c` runs of `n` floats.
@@ -12,66 +16,102 @@ pub fn cells_to_planes(cells: &[f32], pitch: usize, n: usize, c: usize, bias: Op
     if let Some(b) = bias {
         assert!(b.len() >= c, "cells_to_planes: bias");
     }
-    let (mut c_done, mut n_done) = (0, 0);
+    let mut c_done = 0;
     #[cfg(target_arch = "x86_64")]
     if n >= 8 && c >= 8 && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was detected; the asserts above bound every access of the blocks.
-        unsafe { blocks_avx2(cells, pitch, n, c, bias, planes, plane_stride) };
-        (c_done, n_done) = (c / 8 * 8, n / 8 * 8);
+        // SAFETY: AVX2 was detected; the asserts above bound every block.
+        unsafe {
+            for_blocks(n, c, |p, co| {
+                let add: [f32; 8] = std::array::from_fn(|k| bias.map_or(0.0, |b| b[co + k]));
+                block_avx2(cells.as_ptr().add(p * pitch + co), pitch, planes.as_mut_ptr().add(co * plane_stride + p), plane_stride, add);
+            })
+        };
+        c_done = c / 8 * 8;
     }
-    // What the 8x8 blocks leave: the last channels of every cell, the last cells of the rest.
-    let at = |co: usize| bias.map_or(0.0, |b| b[co]);
-    for co in 0..c {
-        let from = if co < c_done { n_done } else { 0 };
-        let b = at(co);
-        for p in from..n {
+    for co in c_done..c {
+        let b = bias.map_or(0.0, |b| b[co]);
+        for p in 0..n {
             planes[co * plane_stride + p] = cells[p * pitch + co] + b;
         }
     }
 }
 
+/// The inverse: `cells[p * pitch + co] = planes[co * plane_stride + p]` for `p < n`, `co < c`;
+/// the rest of each cell is left as it is.
+pub fn planes_to_cells(planes: &[f32], plane_stride: usize, n: usize, c: usize, cells: &mut [f32], pitch: usize) {
+    assert!(pitch >= c && cells.len() >= n.saturating_sub(1) * pitch + c, "planes_to_cells: cells");
+    assert!(c == 0 || planes.len() >= (c - 1) * plane_stride + n, "planes_to_cells: planes");
+    let mut c_done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if n >= 8 && c >= 8 && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected; the asserts above bound every block.
+        unsafe {
+            for_blocks(n, c, |p, co| {
+                block_avx2(planes.as_ptr().add(co * plane_stride + p), plane_stride, cells.as_mut_ptr().add(p * pitch + co), pitch, [0.0; 8]);
+            })
+        };
+        c_done = c / 8 * 8;
+    }
+    for co in c_done..c {
+        for p in 0..n {
+            cells[p * pitch + co] = planes[co * plane_stride + p];
+        }
+    }
+}
+
+/// Calls `f(p, co)` for the top-left corner of every 8x8 block covering `n >= 8` pixels and the
+/// first `c / 8 * 8` channels, the last pixel block shifted back to end at `n`.
+#[inline(always)]
+fn for_blocks(n: usize, c: usize, mut f: impl FnMut(usize, usize)) {
+    for co in (0..c / 8 * 8).step_by(8) {
+        let mut p = 0;
+        while p < n {
+            let at = p.min(n - 8);
+            f(at, co);
+            p += 8;
+        }
+    }
+}
+
+/// One 8x8 block: the 8 contiguous floats at `src + k * src_line` (k < 8) are line k; column j
+/// of those lines, plus `add[j]`, is stored as 8 contiguous floats at `dst + j * dst_line`.
+///
 /// # Safety
-/// AVX2 must be present; `cells_to_planes`'s asserts must hold.
+/// AVX2 must be present; all 64 source and destination elements must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn blocks_avx2(cells: &[f32], pitch: usize, n: usize, c: usize, bias: Option<&[f32]>, planes: &mut [f32], plane_stride: usize) {
+unsafe fn block_avx2(src: *const f32, src_line: usize, dst: *mut f32, dst_line: usize, add: [f32; 8]) {
     use std::arch::x86_64::*;
-    let (src, dst) = (cells.as_ptr(), planes.as_mut_ptr());
-    for co in (0..c / 8 * 8).step_by(8) {
-        let b: [__m256; 8] = std::array::from_fn(|k| _mm256_set1_ps(bias.map_or(0.0, |b| b[co + k])));
-        for p in (0..n / 8 * 8).step_by(8) {
-            let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add((p + k) * pitch + co)));
-            // Pairs, then quads, then the 128-bit halves: r[k][j] ends in column j, row k.
-            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            let cols = [
-                _mm256_permute2f128_ps::<0x20>(u0, u4),
-                _mm256_permute2f128_ps::<0x20>(u1, u5),
-                _mm256_permute2f128_ps::<0x20>(u2, u6),
-                _mm256_permute2f128_ps::<0x20>(u3, u7),
-                _mm256_permute2f128_ps::<0x31>(u0, u4),
-                _mm256_permute2f128_ps::<0x31>(u1, u5),
-                _mm256_permute2f128_ps::<0x31>(u2, u6),
-                _mm256_permute2f128_ps::<0x31>(u3, u7),
-            ];
-            for k in 0..8 {
-                _mm256_storeu_ps(dst.add((co + k) * plane_stride + p), _mm256_add_ps(cols[k], b[k]));
-            }
-        }
+    let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add(k * src_line)));
+    // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let cols = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (j, v) in cols.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(j * dst_line), _mm256_add_ps(*v, _mm256_set1_ps(add[j])));
     }
 }
 
@@ -79,9 +119,12 @@ unsafe fn blocks_avx2(cells: &[f32], pitch: usize, n: usize, c: usize, bias: Opt
 mod tests {
     use super::*;
 
+    const SHAPES: [(usize, usize, usize); 10] =
+        [(1, 1, 1), (7, 3, 8), (8, 8, 8), (9, 8, 8), (14, 32, 32), (28, 32, 32), (29, 33, 40), (64, 17, 24), (16, 64, 64), (3, 9, 9)];
+
     #[test]
     fn cells_become_planes_for_every_remainder() {
-        for (n, c, pitch) in [(1, 1, 1), (7, 3, 8), (8, 8, 8), (9, 8, 8), (28, 32, 32), (29, 33, 40), (64, 17, 24), (16, 64, 64), (3, 9, 9)] {
+        for (n, c, pitch) in SHAPES {
             let cells: Vec<f32> = (0..n * pitch).map(|i| i as f32 * 0.5 - 3.0).collect();
             let bias: Vec<f32> = (0..c).map(|k| k as f32 * 0.25 - 1.0).collect();
             for with_bias in [false, true] {
@@ -95,6 +138,26 @@ mod tests {
                         assert_eq!(planes[co * stride + p].to_bits(), want.to_bits(), "n {n} c {c} pitch {pitch} co {co} p {p}");
                     }
                     assert!(planes[co * stride + n..(co + 1) * stride].iter().all(|v| v.is_nan()), "gap written");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn planes_become_cells_and_the_rest_of_each_cell_is_kept() {
+        for (n, c, pitch) in SHAPES {
+            let stride = n + 3;
+            let planes: Vec<f32> = (0..c * stride).map(|i| i as f32 * 0.25 + 1.0).collect();
+            let mut cells = vec![f32::NAN; n * pitch];
+            planes_to_cells(&planes, stride, n, c, &mut cells, pitch);
+            for p in 0..n {
+                for co in 0..pitch {
+                    let got = cells[p * pitch + co];
+                    if co < c {
+                        assert_eq!(got.to_bits(), planes[co * stride + p].to_bits(), "n {n} c {c} pitch {pitch} p {p} co {co}");
+                    } else {
+                        assert!(got.is_nan(), "padding of cell {p} written");
+                    }
                 }
             }
         }
