@@ -324,6 +324,32 @@ struct Fwd<'a> {
     budget: Option<&'a EventBudget>,
 }
 
+/// What both forward drivers set up per call: the input checked, the weights as tap rows and
+/// the tap targets.
+struct FwdPlan {
+    batch: usize,
+    cp: usize,
+    wt: Scratch,
+    targets: Vec<u32>,
+}
+
+impl FwdPlan {
+    fn new(what: &str, g: &ConvGeom, x: &[f32], weight: &[f32]) -> Self {
+        assert!(supports_events(g), "{what}: unsupported geometry {g:?}");
+        let batch = x.len() / g.in_size();
+        assert_eq!(x.len(), batch * g.in_size(), "{what}: input length");
+        assert_eq!(weight.len(), g.weight_len(), "{what}: weight length");
+        let cp = cout_pad(g);
+        let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
+        weight_to_taps(g, weight, &mut wt);
+        FwdPlan { batch, cp, wt, targets: tap_targets(g) }
+    }
+
+    fn fwd<'a>(&'a self, g: &'a ConvGeom, bias: Option<&'a [f32]>, budget: Option<&'a EventBudget>) -> Fwd<'a> {
+        Fwd { g, wt: &self.wt, bias, cp: self.cp, targets: &self.targets, budget }
+    }
+}
+
 /// `y = conv(x, weight) + bias` for binary `x` (values other than 0 count as 1); same
 /// contract as [`super::conv::conv2d_forward`].
 ///
@@ -363,19 +389,12 @@ fn forward_spikes(
     y: &mut [f32],
     budget: Option<&EventBudget>,
 ) {
-    assert!(supports_events(g), "conv2d_forward_spikes: unsupported geometry {g:?}");
-    let batch = x.len() / g.in_size();
-    assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes: input length");
-    assert_eq!(y.len(), batch * g.out_size(), "conv2d_forward_spikes: output length");
-    assert_eq!(weight.len(), g.weight_len(), "conv2d_forward_spikes: weight length");
+    let plan = FwdPlan::new("conv2d_forward_spikes", g, x, weight);
+    assert_eq!(y.len(), plan.batch * g.out_size(), "conv2d_forward_spikes: output length");
     if let Some(b) = bias {
         assert_eq!(b.len(), g.c_out, "conv2d_forward_spikes: bias length");
     }
-    let cp = cout_pad(g);
-    let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
-    weight_to_taps(g, weight, &mut wt);
-    let targets = tap_targets(g);
-    let p = Fwd { g, wt: &wt, bias, cp, targets: &targets, budget };
+    let (p, cp) = (plan.fwd(g, bias, budget), plan.cp);
     y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
         || Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp),
         |grid, (ys, xs)| ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, grid, act)),
@@ -408,17 +427,11 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(
     sink: &S,
     budget: &EventBudget,
 ) -> Option<u64> {
-    assert!(supports_events(g), "conv2d_forward_spikes_by_time: unsupported geometry {g:?}");
-    let batch = x.len() / g.in_size();
-    assert_eq!(x.len(), batch * g.in_size(), "conv2d_forward_spikes_by_time: input length");
+    let plan = FwdPlan::new("conv2d_forward_spikes_by_time", g, x, weight);
+    let batch = plan.batch;
     assert!(t_len > 0 && batch.is_multiple_of(t_len), "conv2d_forward_spikes_by_time: {batch} samples for T = {t_len}");
-    assert_eq!(weight.len(), g.weight_len(), "conv2d_forward_spikes_by_time: weight length");
     let n_len = batch / t_len;
-    let cp = cout_pad(g);
-    let mut wt = Scratch::take(g.kh * g.kw * g.c_in * cp);
-    weight_to_taps(g, weight, &mut wt);
-    let targets = tap_targets(g);
-    let p = Fwd { g, wt: &wt, bias: None, cp, targets: &targets, budget: Some(budget) };
+    let (p, cp) = (plan.fwd(g, None, Some(budget)), plan.cp);
     let total = (0..n_len)
         .into_par_iter()
         .map_init(
