@@ -124,7 +124,8 @@ pub fn forward_event_max_density(g: &ConvGeom) -> f32 {
     }
 }
 
-/// Forward through whichever kernel [`choose_path`] picks for `x`; says which ran.
+/// Forward through the event kernel where the input proves fit for it during the pass (the decision
+/// of [`choose_path`], see [`EventBudget`]), else the dense kernel; says which ran.
 pub fn conv2d_forward_auto(
     g: &ConvGeom,
     x: &[f32],

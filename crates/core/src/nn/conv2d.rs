@@ -24,7 +24,7 @@ pub struct Conv2d {
     paths: [Option<ConvPath>; 2],
     /// The caller ignores the input gradient (the model's first layer during training).
     skip_input_grad: bool,
-    /// Weights and bias with a following eval-mode BN folded in (`forward_affine`), reused.
+    /// Weights and bias with a following eval-mode BN folded in (`forward_inference`), reused.
     folded_weight: Vec<f32>,
     folded_bias: Vec<f32>,
     /// Inference on dense inputs: the conv output a following neuron reads, reused.
