@@ -577,7 +577,8 @@ pub fn conv2d_backward_weight_spikes(
     let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
         let (ow_, ob) = out.split_at_mut(wlen);
         ow_.fill(0.0);
-        let mut dyt = Scratch::take((g.oh + 1) * (g.ow + 1) * cp);
+        // Zeroed once: each sample overwrites only its cells' C_out values (see wgrad_sample_body).
+        let mut dyt = Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp);
         ACTIVE.with_borrow_mut(|act| {
             for s in lo..hi {
                 let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
@@ -622,8 +623,9 @@ fn wgrad_sample_body(
 ) {
     let g = p.g;
     let (hw, cp, ow1) = (g.h * g.w, p.cp, g.ow + 1);
-    // dY channels-last with a zero row `oh` and zero column `ow` for taps that hit nothing.
-    dyt.fill(0.0);
+    // dY channels-last with a zero row `oh` and zero column `ow` for taps that hit nothing:
+    // those and the padding channels stay as the caller zeroed them, so only the cells'
+    // C_out values are written, not a fill of the whole grid per sample.
     for oy in 0..g.oh {
         planes_to_cells(&dy[oy * g.ow..], g.ohw(), g.ow, g.c_out, &mut dyt[oy * ow1 * cp..], cp);
     }
