@@ -1,6 +1,7 @@
 //! Per-channel batch-norm kernels on `[B, C, HW]`. Reductions run one channel per task in f64
 //! (so they are deterministic and accurate on large batches); element-wise passes run one
 //! sample per task.
+use super::simd::multiversion;
 use rayon::prelude::*;
 
 fn channel<'a>(
@@ -17,53 +18,114 @@ fn channel<'a>(
 /// added up in a fixed order at the end, so results do not depend on the thread count.
 const LANES: usize = 8;
 
-/// Sums `f(a, b)` over paired rows of two channels' values, in `LANES` f64 lanes.
+/// Per channel, over paired rows `(x, y)` of two tensors with `t = x - k`: `(sum t, sum t^2)`
+/// (`GRAD` false; `y` unused) or `(sum y, sum y t)` (`GRAD` true), in `LANES` f64 lanes each
+/// (element `i` of a row goes to lane `i % LANES`), added up in lane order at the end.
 #[inline(always)]
-fn lane_sums<'a, const K: usize>(
-    rows: impl Iterator<Item = (&'a [f32], &'a [f32])>,
-    f: impl Fn(f64, f64) -> [f64; K],
-) -> [f64; K] {
-    let mut acc = [[0.0f64; LANES]; K];
-    for (a, b) in rows {
-        let (ac, ar) = (a.chunks_exact(LANES), a.chunks_exact(LANES).remainder());
-        let br = b.chunks_exact(LANES).remainder();
-        for (ca, cb) in ac.zip(b.chunks_exact(LANES)) {
-            for l in 0..LANES {
-                let v = f(ca[l] as f64, cb[l] as f64);
-                for k in 0..K {
-                    acc[k][l] += v[k];
-                }
-            }
+fn lane_sums<'a, const GRAD: bool>(rows: impl Iterator<Item = (&'a [f32], &'a [f32])>, k: f64) -> (f64, f64) {
+    let pair = |x: f64, y: f64| {
+        let t = x - k;
+        if GRAD {
+            (y, y * t)
+        } else {
+            (t, t * t)
         }
-        for (l, (&x, &y)) in ar.iter().zip(br).enumerate() {
-            let v = f(x as f64, y as f64);
-            for k in 0..K {
-                acc[k][l] += v[k];
+    };
+    let (mut acc0, mut acc1) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for (a, b) in rows {
+        let whole = a.len() - a.len() % LANES;
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present; the slices are LANES-multiples up to `whole`.
+            unsafe { lanes_avx2::<GRAD>(&a[..whole], &b[..whole], k, &mut acc0, &mut acc1) };
+        } else {
+            lanes_plain(&a[..whole], &b[..whole], &pair, &mut acc0, &mut acc1);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        lanes_plain(&a[..whole], &b[..whole], &pair, &mut acc0, &mut acc1);
+        for (l, (&x, &y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
+            let (u, v) = pair(x as f64, y as f64);
+            acc0[l] += u;
+            acc1[l] += v;
+        }
+    }
+    (acc0.iter().sum(), acc1.iter().sum())
+}
+
+#[inline(always)]
+fn lanes_plain(a: &[f32], b: &[f32], pair: &impl Fn(f64, f64) -> (f64, f64), acc0: &mut [f64; LANES], acc1: &mut [f64; LANES]) {
+    for (ca, cb) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            let (u, v) = pair(ca[l] as f64, cb[l] as f64);
+            acc0[l] += u;
+            acc1[l] += v;
+        }
+    }
+}
+
+/// [`lanes_plain`] by hand: LLVM converted and added these one element at a time. Same
+/// operations in the same lanes (no FMA), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lanes_avx2<const GRAD: bool>(a: &[f32], b: &[f32], k: f64, acc0: &mut [f64; LANES], acc1: &mut [f64; LANES]) {
+    use std::arch::x86_64::*;
+    const { assert!(LANES == 8) };
+    assert!(a.len() == b.len() && a.len() % LANES == 0);
+    let kv = _mm256_set1_pd(k);
+    let mut s0 = [_mm256_loadu_pd(acc0.as_ptr()), _mm256_loadu_pd(acc0.as_ptr().add(4))];
+    let mut s1 = [_mm256_loadu_pd(acc1.as_ptr()), _mm256_loadu_pd(acc1.as_ptr().add(4))];
+    for i in (0..a.len()).step_by(LANES) {
+        for h in 0..2 {
+            // SAFETY: i + 4h + 4 <= len (asserted above).
+            let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(i + 4 * h)));
+            let t = _mm256_sub_pd(x, kv);
+            if GRAD {
+                let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(i + 4 * h)));
+                s0[h] = _mm256_add_pd(s0[h], y);
+                s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(y, t));
+            } else {
+                s0[h] = _mm256_add_pd(s0[h], t);
+                s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(t, t));
             }
         }
     }
-    acc.map(|lanes| lanes.iter().sum())
+    _mm256_storeu_pd(acc0.as_mut_ptr(), s0[0]);
+    _mm256_storeu_pd(acc0.as_mut_ptr().add(4), s0[1]);
+    _mm256_storeu_pd(acc1.as_mut_ptr(), s1[0]);
+    _mm256_storeu_pd(acc1.as_mut_ptr().add(4), s1[1]);
+}
+
+/// `sum(v)` in f64, in `LANES` lanes (element `i` in lane `i % LANES`) added in lane order:
+/// one f64 sum would be one long dependency chain.
+#[inline(always)]
+pub(crate) fn sum_as_f64(v: &[f32]) -> f64 {
+    lane_sums::<true>(std::iter::once((v, v)), 0.0).0
 }
 
 /// Mean and biased variance of every channel, in one pass over the data (f64 sums of the
 /// values and squares, shifted by the channel's first value so that a large mean does not
 /// cancel the variance's digits).
 pub fn channel_stats(x: &[f32], channels: usize, hw: usize, mean: &mut [f32], var: &mut [f32]) {
+    mean.par_iter_mut()
+        .zip(var.par_iter_mut())
+        .enumerate()
+        .for_each(|(c, (m, v))| channel_stats_of(x, c, channels, hw, m, v));
+}
+
+multiversion!(fn channel_stats_of(x: &[f32], c: usize, channels: usize, hw: usize, m: &mut f32, v: &mut f32) => channel_stats_body);
+
+#[inline(always)]
+fn channel_stats_body(x: &[f32], c: usize, channels: usize, hw: usize, m: &mut f32, v: &mut f32) {
     let n = (x.len() / channels.max(1)) as f64;
-    mean.par_iter_mut().zip(var.par_iter_mut()).enumerate().for_each(|(c, (m, v))| {
-        let Some(&first) = channel(x, c, channels, hw).flat_map(|r| r.iter()).next() else {
-            return;
-        };
-        let shift = first as f64;
-        let rows = channel(x, c, channels, hw).map(|r| (r, r));
-        let [s, ss] = lane_sums(rows, |a, _| {
-            let d = a - shift;
-            [d, d * d]
-        });
-        let mu = s / n;
-        *m = (shift + mu) as f32;
-        *v = (ss / n - mu * mu).max(0.0) as f32;
-    });
+    let Some(&first) = channel(x, c, channels, hw).flat_map(|r| r.iter()).next() else {
+        return;
+    };
+    let shift = first as f64;
+    let rows = channel(x, c, channels, hw).map(|r| (r, r));
+    let (s, ss) = lane_sums::<false>(rows, shift);
+    let mu = s / n;
+    *m = (shift + mu) as f32;
+    *v = (ss / n - mu * mu).max(0.0) as f32;
 }
 
 /// The per-channel affine `y = x * scale[c] + shift[c]` of a BN over `[B, C, HW]` data, as
@@ -91,14 +153,20 @@ impl ChannelAffine<'_> {
 
 /// `y = x * scale[c] + shift[c]`; overwrites `y`.
 pub fn affine(x: &[f32], channels: usize, hw: usize, scale: &[f32], shift: &[f32], y: &mut [f32]) {
-    y.par_chunks_mut(channels * hw).zip(x.par_chunks(channels * hw)).for_each(|(ys, xs)| {
-        for c in 0..channels {
-            let (a, b) = (scale[c], shift[c]);
-            for (o, &i) in ys[c * hw..(c + 1) * hw].iter_mut().zip(&xs[c * hw..(c + 1) * hw]) {
-                *o = ChannelAffine::apply(i, a, b);
-            }
+    y.par_chunks_mut(channels * hw)
+        .zip(x.par_chunks(channels * hw))
+        .for_each(|(ys, xs)| affine_sample(xs, hw, scale, shift, ys));
+}
+
+multiversion!(fn affine_sample(xs: &[f32], hw: usize, scale: &[f32], shift: &[f32], ys: &mut [f32]) => affine_sample_body);
+
+#[inline(always)]
+fn affine_sample_body(xs: &[f32], hw: usize, scale: &[f32], shift: &[f32], ys: &mut [f32]) {
+    for ((ys, xs), (&a, &b)) in ys.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).zip(scale.iter().zip(shift)) {
+        for (o, &i) in ys.iter_mut().zip(xs) {
+            *o = ChannelAffine::apply(i, a, b);
         }
-    });
+    }
 }
 
 /// Per channel `sum(dy)` and `sum(dy * (x - mean))`, in f64.
@@ -112,12 +180,20 @@ pub fn backward_sums(
     sum_dy_xc: &mut [f64],
 ) {
     sum_dy.par_iter_mut().zip(sum_dy_xc.par_iter_mut()).enumerate().for_each(|(c, (sd, sdx))| {
-        let mu = mean[c] as f64;
-        let rows = channel(x, c, channels, hw).zip(channel(dy, c, channels, hw));
-        let [a, b] = lane_sums(rows, |xv, dv| [dv, dv * (xv - mu)]);
-        *sd = a;
-        *sdx = b;
+        backward_sums_of(x, dy, c, channels, hw, mean[c], sd, sdx)
     });
+}
+
+multiversion!(fn backward_sums_of(x: &[f32], dy: &[f32], c: usize, channels: usize, hw: usize, mean: f32, sd: &mut f64, sdx: &mut f64) => backward_sums_body);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_sums_body(x: &[f32], dy: &[f32], c: usize, channels: usize, hw: usize, mean: f32, sd: &mut f64, sdx: &mut f64) {
+    let mu = mean as f64;
+    let rows = channel(x, c, channels, hw).zip(channel(dy, c, channels, hw));
+    let (a, b) = lane_sums::<true>(rows, mu);
+    *sd = a;
+    *sdx = b;
 }
 
 /// `dx = a[c] * dy + b[c] * x + d[c]`; overwrites `dx`.
@@ -134,14 +210,20 @@ pub fn backward_input(
 ) {
     dx.par_chunks_mut(channels * hw)
         .zip(x.par_chunks(channels * hw).zip(dy.par_chunks(channels * hw)))
-        .for_each(|(dxs, (xs, dys))| {
-            for c in 0..channels {
-                let r = c * hw..(c + 1) * hw;
-                for ((o, &xv), &dv) in dxs[r.clone()].iter_mut().zip(&xs[r.clone()]).zip(&dys[r]) {
-                    *o = a[c] * dv + b[c] * xv + d[c];
-                }
-            }
-        });
+        .for_each(|(dxs, (xs, dys))| backward_input_sample(xs, dys, hw, a, b, d, dxs));
+}
+
+multiversion!(fn backward_input_sample(xs: &[f32], dys: &[f32], hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) => backward_input_body);
+
+#[inline(always)]
+fn backward_input_body(xs: &[f32], dys: &[f32], hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) {
+    let rows = dxs.chunks_exact_mut(hw).zip(xs.chunks_exact(hw).zip(dys.chunks_exact(hw)));
+    for (c, (dxs, (xs, dys))) in rows.enumerate() {
+        let (ac, bc, dc) = (a[c], b[c], d[c]);
+        for ((o, &xv), &dv) in dxs.iter_mut().zip(xs).zip(dys) {
+            *o = ac * dv + bc * xv + dc;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +248,32 @@ mod tests {
                 [mu, var, sd, sdx]
             })
             .collect()
+    }
+
+    #[test]
+    fn avx2_lanes_give_the_plain_loops_bits() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            let mut rng = Rng::new(5);
+            let a: Vec<f32> = (0..8 * 37).map(|_| rng.normal()).collect();
+            let b: Vec<f32> = (0..a.len()).map(|_| rng.normal()).collect();
+            let k = 0.37;
+            let pair_grad = |x: f64, y: f64| (y, y * (x - k));
+            let pair_stats = |x: f64, _: f64| ((x - k), (x - k) * (x - k));
+            let mut plain = [[0.0f64; LANES]; 4];
+            let mut simd = [[0.0f64; LANES]; 4];
+            let [p0, p1, p2, p3] = &mut plain;
+            lanes_plain(&a, &b, &pair_grad, p0, p1);
+            lanes_plain(&a, &b, &pair_stats, p2, p3);
+            let [s0, s1, s2, s3] = &mut simd;
+            // SAFETY: AVX2 is present; the lengths are whole lanes.
+            unsafe {
+                lanes_avx2::<true>(&a, &b, k, s0, s1);
+                lanes_avx2::<false>(&a, &b, k, s2, s3);
+            }
+            let bits = |v: &[[f64; LANES]; 4]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&plain), bits(&simd));
+        }
     }
 
     #[test]

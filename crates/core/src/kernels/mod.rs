@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod pool;
 pub mod gemm;
 pub mod scratch;
+pub mod simd;
 pub mod spike_conv;
 pub mod transpose;
 pub mod winograd;

@@ -20,6 +20,7 @@
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
 use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
 use super::scratch::Scratch;
+use super::simd::multiversion;
 use super::transpose::{cells_to_planes, planes_to_cells};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -180,51 +181,6 @@ fn weight_to_taps(g: &ConvGeom, weight: &[f32], out: &mut [f32]) {
             }
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    Base,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-fn simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Simd::Avx512;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Simd::Avx2;
-        }
-    }
-    Simd::Base
-}
-
-/// Defines `$name(args)` that runs `$body` compiled for the best instruction set present.
-/// The body is `#[inline(always)]` so every helper it calls inherits the target features.
-macro_rules! multiversion {
-    (fn $name:ident($($a:ident: $t:ty),*) => $body:ident) => {
-        fn $name($($a: $t),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                fn avx512($($a: $t),*) { $body($($a),*) }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($a: $t),*) { $body($($a),*) }
-                match simd() {
-                    // SAFETY: simd() saw these features on this CPU.
-                    Simd::Avx512 => return unsafe { avx512($($a),*) },
-                    Simd::Avx2 => return unsafe { avx2($($a),*) },
-                    Simd::Base => {}
-                }
-            }
-            $body($($a),*)
-        }
-    };
 }
 
 thread_local! {
