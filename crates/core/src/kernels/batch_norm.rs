@@ -70,7 +70,7 @@ fn lanes_plain(a: &[f32], b: &[f32], pair: &impl Fn(f64, f64) -> (f64, f64), acc
 unsafe fn lanes_avx2<const GRAD: bool>(a: &[f32], b: &[f32], k: f64, acc0: &mut [f64; LANES], acc1: &mut [f64; LANES]) {
     use std::arch::x86_64::*;
     const { assert!(LANES == 8) };
-    assert!(a.len() == b.len() && a.len() % LANES == 0);
+    assert!(a.len() == b.len() && a.len().is_multiple_of(LANES));
     let kv = _mm256_set1_pd(k);
     let mut s0 = [_mm256_loadu_pd(acc0.as_ptr()), _mm256_loadu_pd(acc0.as_ptr().add(4))];
     let mut s1 = [_mm256_loadu_pd(acc1.as_ptr()), _mm256_loadu_pd(acc1.as_ptr().add(4))];
@@ -112,10 +112,7 @@ pub fn channel_stats(x: &[f32], channels: usize, hw: usize, mean: &mut [f32], va
         .for_each(|(c, (m, v))| channel_stats_of(x, c, channels, hw, m, v));
 }
 
-multiversion!(fn channel_stats_of(x: &[f32], c: usize, channels: usize, hw: usize, m: &mut f32, v: &mut f32) => channel_stats_body);
-
-#[inline(always)]
-fn channel_stats_body(x: &[f32], c: usize, channels: usize, hw: usize, m: &mut f32, v: &mut f32) {
+fn channel_stats_of(x: &[f32], c: usize, channels: usize, hw: usize, m: &mut f32, v: &mut f32) {
     let n = (x.len() / channels.max(1)) as f64;
     let Some(&first) = channel(x, c, channels, hw).flat_map(|r| r.iter()).next() else {
         return;
@@ -184,11 +181,8 @@ pub fn backward_sums(
     });
 }
 
-multiversion!(fn backward_sums_of(x: &[f32], dy: &[f32], c: usize, channels: usize, hw: usize, mean: f32, sd: &mut f64, sdx: &mut f64) => backward_sums_body);
-
-#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn backward_sums_body(x: &[f32], dy: &[f32], c: usize, channels: usize, hw: usize, mean: f32, sd: &mut f64, sdx: &mut f64) {
+fn backward_sums_of(x: &[f32], dy: &[f32], c: usize, channels: usize, hw: usize, mean: f32, sd: &mut f64, sdx: &mut f64) {
     let mu = mean as f64;
     let rows = channel(x, c, channels, hw).zip(channel(dy, c, channels, hw));
     let (a, b) = lane_sums::<true>(rows, mu);
