@@ -29,6 +29,24 @@ pub struct Conv2d {
     folded_bias: Vec<f32>,
     /// Inference on dense inputs: the conv output a following neuron reads, reused.
     pre_activation: Tensor,
+    /// The last forward's input repeated one time step (see [`repeats_one_step`]).
+    repeated: bool,
+    /// Backward after a repeated input: `dL/dy` summed over time, reused.
+    grad_sum: Vec<f32>,
+}
+
+/// Whether every time step of `[T, ...]` data equals the first (direct encoding repeats the
+/// image). The conv of such an input is computed for one step, and its weight gradient from
+/// `dL/dy` summed over time. Spike maps differ within the first few values, so the check
+/// costs little where it fails.
+fn repeats_one_step(input: &Tensor) -> bool {
+    let t_len = input.shape().first().copied().unwrap_or(0);
+    if t_len < 2 {
+        return false;
+    }
+    let data = input.data();
+    let step = data.len() / t_len;
+    data.chunks_exact(step).skip(1).all(|c| c == &data[..step])
 }
 
 /// Fails unless `grad_output` has the shape the forward produced.
@@ -100,6 +118,8 @@ impl Conv2d {
             folded_weight: Vec::new(),
             folded_bias: Vec::new(),
             pre_activation: Tensor::default(),
+            repeated: false,
+            grad_sum: Vec::new(),
         })
     }
 
@@ -153,10 +173,19 @@ impl Conv2d {
     /// counter sees the input and the layer's own ops either way (a folded BN costs nothing).
     fn forward_impl(&mut self, input: &Tensor, output: &mut Tensor, affine: Option<(&[f32], &[f32])>) -> Result<()> {
         let g = self.prepare(input, affine)?;
-        output.resize_for_overwrite(&[input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow]);
+        let t_len = input.shape()[0];
+        output.resize_for_overwrite(&[t_len, input.shape()[1], g.c_out, g.oh, g.ow]);
+        self.repeated = repeats_one_step(input);
+        let steps = if self.repeated { 1 } else { t_len };
         let (weight, bias) = self.weights(affine.is_some());
+        let (x, y) = (input.data(), output.data_mut());
+        let (x_len, y_len) = (x.len() / t_len.max(1) * steps, y.len() / t_len.max(1) * steps);
         // Spike inputs below the measured crossover density take the event-driven kernel.
-        self.paths[0] = Some(conv2d_forward_auto(&g, input.data(), weight, bias, output.data_mut()));
+        self.paths[0] = Some(conv2d_forward_auto(&g, &x[..x_len], weight, bias, &mut y[..y_len]));
+        if self.repeated {
+            let (first, rest) = y.split_at_mut(y_len);
+            rest.chunks_exact_mut(y_len).for_each(|step| step.copy_from_slice(first));
+        }
         Ok(())
     }
 
@@ -195,7 +224,8 @@ impl Conv2d {
         let (t_len, n) = (input.shape()[0], input.shape()[1]);
         let step = input.numel() / t_len.max(1);
         let data = input.data();
-        let repeated = t_len > 1 && data.chunks_exact(step).skip(1).all(|c| c == &data[..step]);
+        let repeated = repeats_one_step(input);
+        self.repeated = repeated;
         let steps = if repeated { 1 } else { t_len };
         let mut pre = std::mem::take(&mut self.pre_activation);
         pre.resize_for_overwrite(&[steps, n, g.c_out, g.oh, g.ow]);
@@ -292,11 +322,24 @@ impl Layer for Conv2d {
                 conv2d_backward_data(&g, grad_output.data(), self.weight.value.data(), grad_input.data_mut())
             });
         }
+        let t_len = input.shape()[0];
+        let (x, dy) = if self.repeated && repeats_one_step(input) {
+            // sum_t dY_t (x) X_t = (sum_t dY_t) (x) X_0 when every X_t is X_0.
+            let dy_step = grad_output.numel() / t_len;
+            self.grad_sum.clear();
+            self.grad_sum.extend_from_slice(&grad_output.data()[..dy_step]);
+            for step in grad_output.data().chunks_exact(dy_step).skip(1) {
+                self.grad_sum.iter_mut().zip(step).for_each(|(s, &d)| *s += d);
+            }
+            (&input.data()[..input.numel() / t_len], &self.grad_sum[..])
+        } else {
+            (input.data(), grad_output.data())
+        };
         self.paths[1] = Some(crate::profile::span("kernel: conv backward-weight", || {
             conv2d_backward_weight_auto(
                 &g,
-                input.data(),
-                grad_output.data(),
+                x,
+                dy,
                 self.weight.grad.data_mut(),
                 self.bias.as_mut().map(|b| b.grad.data_mut()),
             )
@@ -369,6 +412,57 @@ mod tests {
             eprintln!("conv case {what}");
             check_gradients(&conv, &x, 7 + i as u64, 1e-2, 2e-3, 2e-3);
         }
+    }
+
+    /// `[T, ...]` repeating one random step.
+    fn repeated_input(rng: &mut Rng, t_len: usize, step: &[usize]) -> Tensor {
+        let one = random_tensor(rng, step);
+        let data = (0..t_len).flat_map(|_| one.data().iter().copied()).collect();
+        Tensor::from_vec(&[&[t_len][..], step].concat(), data).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_input_is_convolved_once_with_the_same_results() {
+        let mut rng = Rng::new(21);
+        let s = Conv2dSpec { padding: [1, 1], ..spec(3, 5, 3) };
+        let conv = Conv2d::new("stem", &s, &mut rng).unwrap();
+        let x = repeated_input(&mut rng, 3, &[2, 3, 6, 7]);
+        let mut fast = conv.clone();
+        let mut y = Tensor::default();
+        fast.forward(&x, &mut y, true).unwrap();
+        assert!(fast.repeated);
+        let gy = random_tensor(&mut rng, y.shape());
+        let mut gx = Tensor::default();
+        fast.backward(&x, &y, &gy, &mut gx).unwrap();
+        // Reference: each step on its own (T = 1 never counts as repeated), gradients added up.
+        let mut plain = conv.clone();
+        let (step_in, step_out) = (x.numel() / 3, y.numel() / 3);
+        for t in 0..3 {
+            let xt = Tensor::from_vec(&[1, 2, 3, 6, 7], x.data()[t * step_in..][..step_in].to_vec()).unwrap();
+            let gyt = Tensor::from_vec(&[1, 2, 5, 6, 7], gy.data()[t * step_out..][..step_out].to_vec()).unwrap();
+            let (mut yt, mut gxt) = (Tensor::default(), Tensor::default());
+            plain.forward(&xt, &mut yt, true).unwrap();
+            assert!(!plain.repeated);
+            assert_eq!(yt.data(), &y.data()[t * step_out..][..step_out], "step {t} output");
+            plain.backward(&xt, &yt, &gyt, &mut gxt).unwrap();
+            assert_eq!(gxt.data(), &gx.data()[t * step_in..][..step_in], "step {t} input gradient");
+        }
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            for (u, v) in a.data().iter().zip(b.data()) {
+                assert!((u - v).abs() <= 1e-5 * v.abs().max(1.0), "{what}: {u} vs {v}");
+            }
+        };
+        close(&fast.weight.grad, &plain.weight.grad, "weight gradient");
+        close(&fast.bias.as_ref().unwrap().grad, &plain.bias.as_ref().unwrap().grad, "bias gradient");
+    }
+
+    #[test]
+    fn repeated_input_gradients_match_finite_differences() {
+        let mut rng = Rng::new(22);
+        let s = Conv2dSpec { padding: [1, 1], ..spec(2, 3, 3) };
+        let conv = Conv2d::new("stem", &s, &mut rng).unwrap();
+        let x = repeated_input(&mut rng, 4, &[2, 2, 5, 5]);
+        check_gradients(&conv, &x, 23, 1e-2, 2e-3, 2e-3);
     }
 
     #[test]
