@@ -634,7 +634,7 @@ unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::
 /// `B^T` across the rows. Lanes run past the tile row as in [`input_transform`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 unsafe fn input_transform_f4(
     g: &ConvGeom,
     plan: &Plan,
@@ -702,7 +702,7 @@ unsafe fn input_transform_f4(
 /// [`interleave4`] and written where they lie inside the map.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 unsafe fn output_transform_f4(
     g: &ConvGeom,
     plan: &Plan,
