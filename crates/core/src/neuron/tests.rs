@@ -42,6 +42,19 @@ fn if_hard_reset_constant_input_fires_every_other_step() {
 }
 
 #[test]
+fn firing_rate_counts_every_spike_over_several_chunks() {
+    // 6300 elements per step: six whole chunks of the kernel and a partial one.
+    let mut rng = Rng::new(31);
+    let shape = [4, 3, 2100];
+    let x: Vec<f32> = (0..4 * 6300).map(|_| 2.0 * rng.uniform()).collect();
+    let mut l = NeuronLayer::new("n", NeuronKind::Lif, &NeuronSpec::default()).unwrap();
+    let out = run(&mut l, &shape, x, true);
+    let spikes: f64 = out.data().iter().map(|&v| v as f64).sum();
+    assert!(spikes > 1000.0, "{spikes} spikes");
+    assert_eq!(l.firing_rate(), Some((spikes / out.numel() as f64) as f32));
+}
+
+#[test]
 fn if_soft_reset_keeps_the_excess() {
     let s = spec(2.0, true, None, true, SurrogateSpec::default());
     let mut l = NeuronLayer::new("n", NeuronKind::If, &s).unwrap();
