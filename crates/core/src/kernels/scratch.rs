@@ -68,6 +68,35 @@ impl Drop for Scratch {
     }
 }
 
+/// A zero-filled buffer of `len` floats starting on a 64-byte boundary (see [`Scratch::take`]),
+/// owned outside the pool: for buffers a kernel keeps in a known state between calls.
+pub struct AlignedZeroed {
+    buf: Vec<f32>,
+    off: usize,
+    len: usize,
+}
+
+impl AlignedZeroed {
+    pub fn new(len: usize) -> AlignedZeroed {
+        let buf = vec![0.0; len + LINE];
+        let off = buf.as_ptr().align_offset(64).min(LINE);
+        AlignedZeroed { buf, off, len }
+    }
+}
+
+impl Deref for AlignedZeroed {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+}
+
+impl DerefMut for AlignedZeroed {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
 static TENSORS: Mutex<Vec<Tensor>> = Mutex::new(Vec::new());
 
 /// Borrows `K` work tensors (largest first; shapes and contents unspecified) for the length of

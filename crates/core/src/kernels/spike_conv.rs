@@ -19,7 +19,7 @@
 //! Both are compiled for AVX-512, AVX2 and the baseline, chosen at run time: the published
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
 use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
-use super::scratch::Scratch;
+use super::scratch::{AlignedZeroed, Scratch};
 use super::simd::multiversion;
 use super::transpose::{cells_to_planes, planes_to_cells};
 use rayon::prelude::*;
@@ -181,6 +181,41 @@ fn weight_to_taps(g: &ConvGeom, weight: &[f32], out: &mut [f32]) {
             }
         }
     }
+}
+
+/// Channels-last grids kept per thread from one call to the next, by geometry `(oh, ow, cp)`
+/// (which fixes where the dump row and column lie), so that a grid is zero-filled once rather
+/// than once per rayon task (W2's 64x64 grids are 540 KB; per-task fills were 4 % of a step).
+/// A grid goes back only in its pool's state; one left otherwise (a pass stopped by its
+/// budget, a panic) is dropped.
+type GridPool = RefCell<Vec<((usize, usize, usize), AlignedZeroed)>>;
+
+/// Grids most recently used per pool and thread (a network's distinct conv geometries).
+const GRIDS_KEPT: usize = 8;
+
+thread_local! {
+    /// Forward grids: every output cell zero (the dump row and column hold anything).
+    static FWD_GRIDS: GridPool = const { RefCell::new(Vec::new()) };
+    /// Weight-gradient dY grids: the dump row and column and the padding channels zero (the
+    /// cells' `C_out` values hold anything).
+    static DY_GRIDS: GridPool = const { RefCell::new(Vec::new()) };
+}
+
+/// A grid for `g` from `pool` (or a new zeroed one).
+fn take_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize) -> AlignedZeroed {
+    let key = (g.oh, g.ow, cp);
+    pool.with_borrow_mut(|v| v.iter().position(|(k, _)| *k == key).map(|i| v.swap_remove(i).1))
+        .unwrap_or_else(|| AlignedZeroed::new((g.oh + 1) * (g.ow + 1) * cp))
+}
+
+/// Returns a grid for `g` to `pool`, which must be in that pool's state.
+fn put_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize, grid: AlignedZeroed) {
+    pool.with_borrow_mut(|v| {
+        if v.len() >= GRIDS_KEPT {
+            v.remove(0);
+        }
+        v.push(((g.oh, g.ow, cp), grid));
+    });
 }
 
 thread_local! {
@@ -352,10 +387,14 @@ fn forward_spikes(
         assert_eq!(b.len(), g.c_out, "conv2d_forward_spikes: bias length");
     }
     let (p, cp) = (plan.fwd(g, bias, budget), plan.cp);
-    y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
-        || Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp),
-        |grid, (ys, xs)| ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, grid, act)),
-    );
+    y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
+        let mut grid = take_grid(&FWD_GRIDS, g, cp);
+        ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, &mut grid, act));
+        // A sample stopped by the budget leaves its grid dirty.
+        if !budget.is_some_and(EventBudget::exceeded) {
+            put_grid(&FWD_GRIDS, g, cp, grid);
+        }
+    });
 }
 
 /// What [`conv2d_forward_spikes_by_time`] hands each sample's output to.
@@ -391,22 +430,24 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(
     let (p, cp) = (plan.fwd(g, None, Some(budget)), plan.cp);
     let total = (0..n_len)
         .into_par_iter()
-        .map_init(
-            || Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp),
-            |grid, n| {
-                let mut state = sink.state();
-                let mut total = 0;
-                for t in 0..t_len {
-                    let xs = &x[(t * n_len + n) * g.in_size()..][..g.in_size()];
-                    ACTIVE.with_borrow_mut(|act| fwd_grid(&p, xs, grid, act));
-                    if budget.exceeded() {
-                        break;
-                    }
-                    total += sink.step(&mut state, t, n, grid, cp);
+        .map(|n| {
+            let mut grid = take_grid(&FWD_GRIDS, g, cp);
+            let mut state = sink.state();
+            let mut total = 0;
+            for t in 0..t_len {
+                let xs = &x[(t * n_len + n) * g.in_size()..][..g.in_size()];
+                ACTIVE.with_borrow_mut(|act| fwd_grid(&p, xs, &mut grid, act));
+                if budget.exceeded() {
+                    break;
                 }
-                total
-            },
-        )
+                total += sink.step(&mut state, t, n, &mut grid, cp);
+            }
+            // A pass stopped by the budget leaves its grid dirty.
+            if !budget.exceeded() {
+                put_grid(&FWD_GRIDS, g, cp, grid);
+            }
+            total
+        })
         .sum();
     (!budget.exceeded()).then_some(total)
 }
@@ -533,8 +574,8 @@ pub fn conv2d_backward_weight_spikes(
     let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
         let (ow_, ob) = out.split_at_mut(wlen);
         ow_.fill(0.0);
-        // Zeroed once: each sample overwrites only its cells' C_out values (see wgrad_sample_body).
-        let mut dyt = Scratch::zeroed((g.oh + 1) * (g.ow + 1) * cp);
+        // Each sample overwrites only its cells' C_out values (see wgrad_sample_body).
+        let mut dyt = take_grid(&DY_GRIDS, g, cp);
         ACTIVE.with_borrow_mut(|act| {
             for s in lo..hi {
                 let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
@@ -545,6 +586,7 @@ pub fn conv2d_backward_weight_spikes(
                 }
             }
         });
+        put_grid(&DY_GRIDS, g, cp, dyt);
     };
     wgrad_tree(batch, &leaf, &mut total);
     let (tw, tb) = total.split_at(wlen);
@@ -806,6 +848,10 @@ pub(crate) mod tests {
             let density = spike_stats(&x).density();
             assert_eq!(path, choose_path(&g, &x, max), "{what} at density {density}");
             assert_close(what, &y, &want_reference(&x), 1e-4);
+            // Grids are kept between calls: a pass the budget stopped must not leave one dirty.
+            let sparse = spikes(&mut rng, n, 0.03);
+            assert_eq!(conv2d_forward_auto(&g, &sparse, &weight, None, &mut y), ConvPath::Events);
+            assert_close(&format!("sparse after {what}"), &y, &want_reference(&sparse), 1e-4);
         }
     }
 }
