@@ -222,6 +222,60 @@ fn tiles_pad(tiles: usize) -> usize {
     (tiles + 8).div_ceil(NV) * NV
 }
 
+/// What both input transforms read a band's input patches through: the input row `i` of a
+/// tile row's patch (a zero row outside the map), and masked loads of 8 columns (zero outside).
+#[cfg(target_arch = "x86_64")]
+struct PatchRows<'a> {
+    g: &'a ConvGeom,
+    plan: &'a Plan,
+    xs: &'a [f32],
+    zero: &'a [f32],
+    /// Output tile side: patch row `i` of tile row `ty` is input row `tile * ty + i - 1`.
+    tile: usize,
+    lane: std::arch::x86_64::__m256i,
+    width: std::arch::x86_64::__m256i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> PatchRows<'a> {
+    /// Checks that `xs` holds the band's samples; `zero` becomes the zero row.
+    #[inline(always)]
+    unsafe fn new(g: &'a ConvGeom, plan: &'a Plan, xs: &'a [f32], r1: usize, tile: usize, zero: &'a mut [f32]) -> Self {
+        use std::arch::x86_64::*;
+        assert!(xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
+        let zero = &mut zero[..g.w];
+        zero.fill(0.0);
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        PatchRows { g, plan, xs, zero, tile, lane, width: _mm256_set1_epi32(g.w as i32) }
+    }
+
+    /// Input row `i` of the patch of the chunk's tile row `rr` in channel `ci`.
+    #[inline(always)]
+    fn row(&self, ci: usize, rr: usize, i: usize) -> *const f32 {
+        let (g, plan) = (self.g, self.plan);
+        let (b, ty) = (rr / plan.th, rr % plan.th);
+        let iy = (self.tile * ty + i) as isize - 1;
+        if iy < 0 || iy >= g.h as isize {
+            self.zero.as_ptr()
+        } else {
+            self.xs[((b * g.c_in + ci) * g.h + iy as usize) * g.w..].as_ptr()
+        }
+    }
+
+    /// Columns `ix..ix + 8` of the row at `p`, zero outside `0..w`.
+    ///
+    /// # Safety
+    /// AVX2 must be present and `p` a row of `w` floats; masked-off lanes are not accessed, so
+    /// `ix` may lie before or past the row.
+    #[inline(always)]
+    unsafe fn load(&self, p: *const f32, ix: i32) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), self.lane);
+        let mask = _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(self.width, idx));
+        _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
+    }
+}
+
 /// `V[p][ci][t] = (B^T d B)[p]` for the band's tiles `t` (tile rows `r0..r1` of the chunk),
 /// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `d` the 4x4 input patch of rows
 /// `2ty-1..2ty+3` and columns `2tx-1..2tx+3` (zero outside the map). Lanes past the band's
@@ -246,40 +300,19 @@ unsafe fn input_transform(
     rows: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let (h, w, tw) = (g.h, g.w, plan.tw);
-    let zero = &mut rows[..w];
-    zero.fill(0.0);
-    let zero = &*zero;
-    assert!(v.len() >= 16 * g.c_in * tiles_pad && xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
+    let tw = plan.tw;
+    let patches = PatchRows::new(g, plan, xs, r1, 2, rows);
+    assert!(v.len() >= 16 * g.c_in * tiles_pad);
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let (below, width) = (_mm256_set1_epi32(-1), _mm256_set1_epi32(w as i32));
     let pos_stride = g.c_in * tiles_pad;
     for ci in 0..g.c_in {
         for rr in r0..r1 {
-            let (b, ty) = (rr / plan.th, rr % plan.th);
-            let plane = xs.as_ptr().add((b * g.c_in + ci) * h * w);
-            let row = |i: usize| -> *const f32 {
-                let iy = (2 * ty + i) as isize - 1;
-                if iy < 0 || iy >= h as isize {
-                    zero.as_ptr()
-                } else {
-                    plane.add(iy as usize * w)
-                }
-            };
-            let rp = [row(0), row(1), row(2), row(3)];
+            let rp: [*const f32; 4] = std::array::from_fn(|i| patches.row(ci, rr, i));
             let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
             for tx in (0..tw).step_by(8) {
-                // SAFETY: every lane a masked load reads is a column in 0..w of a row of
-                // length w (masked-off lanes are not accessed, so the pointer may point
-                // before or past the row); the stores write lanes t..t+8 of V rows, inside
-                // tiles_pad (asserted above).
-                let load = |p: *const f32, off: i32| {
-                    let ix = 2 * tx as i32 - 1 + off;
-                    let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), lane);
-                    let mask = _mm256_and_si256(_mm256_cmpgt_epi32(idx, below), _mm256_cmpgt_epi32(width, idx));
-                    _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
-                };
+                // SAFETY: the masked loads read columns in 0..w of rows of length w; the
+                // stores write lanes t..t+8 of V rows, inside tiles_pad (asserted above).
+                let load = |p: *const f32, off: i32| patches.load(p, 2 * tx as i32 - 1 + off);
                 // Per input row: columns 2tx-1.. (two vectors) and 2tx+1.. (two vectors).
                 let mut d = [[_mm256_setzero_ps(); 4]; 4];
                 for (di, &p) in d.iter_mut().zip(&rp) {
@@ -646,41 +679,22 @@ unsafe fn input_transform_f4(
     rows: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let (h, w, tw) = (g.h, g.w, plan.tw);
-    let zero = &mut rows[..w];
-    zero.fill(0.0);
-    let zero = &*zero;
-    assert!(v.len() >= 36 * g.c_in * tiles_pad && xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
+    let tw = plan.tw;
+    let patches = PatchRows::new(g, plan, xs, r1, 4, rows);
+    assert!(v.len() >= 36 * g.c_in * tiles_pad);
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let (below, width) = (_mm256_set1_epi32(-1), _mm256_set1_epi32(w as i32));
     let pos_stride = g.c_in * tiles_pad;
     for ci in 0..g.c_in {
         for rr in r0..r1 {
-            let (b, ty) = (rr / plan.th, rr % plan.th);
-            let plane = xs.as_ptr().add((b * g.c_in + ci) * h * w);
-            let row = |i: usize| -> *const f32 {
-                let iy = (4 * ty + i) as isize - 1;
-                if iy < 0 || iy >= h as isize {
-                    zero.as_ptr()
-                } else {
-                    plane.add(iy as usize * w)
-                }
-            };
             let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
             for tx in (0..tw).step_by(8) {
-                // SAFETY: as in input_transform: masked-off lanes are not accessed; the
-                // stores stay inside tiles_pad (asserted above).
-                let load = |p: *const f32, off: i32| {
-                    let ix = 4 * tx as i32 - 1 + off;
-                    let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), lane);
-                    let mask = _mm256_and_si256(_mm256_cmpgt_epi32(idx, below), _mm256_cmpgt_epi32(width, idx));
-                    _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
-                };
+                // SAFETY: as in input_transform: masked loads inside the rows; the stores stay
+                // inside tiles_pad (asserted above).
+                let load = |p: *const f32, off: i32| patches.load(p, 4 * tx as i32 - 1 + off);
                 // e[i] = (d_i B) for input row i: B across the columns.
                 let mut e = [[_mm256_setzero_ps(); 6]; 6];
                 for (i, ei) in e.iter_mut().enumerate() {
-                    let p = row(i);
+                    let p = patches.row(ci, rr, i);
                     let lo = deinterleave4([load(p, 0), load(p, 8), load(p, 16), load(p, 24)]);
                     let hi = deinterleave4([load(p, 4), load(p, 12), load(p, 20), load(p, 28)]);
                     *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
