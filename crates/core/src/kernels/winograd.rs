@@ -90,10 +90,7 @@ pub fn winograd_forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[
             // SAFETY: applies() checked AVX2 and FMA; v, m and rows have the lengths
             // the chunk functions index (sized from the same plan).
             unsafe {
-                match tile {
-                    Tile::F2 => chunk_avx2(g, &plan, xs, &u, bias, ys, v, m, rows),
-                    Tile::F4 => chunk_f4_avx2(g, &plan, xs, &u, bias, ys, v, m, rows),
-                }
+                chunk_avx2(tile, g, &plan, xs, &u, bias, ys, v, m, rows)
             }
         },
     );
@@ -182,11 +179,12 @@ fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Scratch {
     u
 }
 
-/// One chunk of whole samples (`xs`, `ys`), band by band.
+/// One chunk of whole samples (`xs`, `ys`), band by band, with `tile`'s transforms.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn chunk_avx2(
+    tile: Tile,
     g: &ConvGeom,
     plan: &Plan,
     xs: &[f32],
@@ -203,9 +201,15 @@ unsafe fn chunk_avx2(
     while r0 < total_rows {
         let r1 = (r0 + plan.rows_per_band).min(total_rows);
         let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
-        input_transform(g, plan, xs, r0, r1, tiles_pad, v, rows);
-        position_gemms(g, u, v, tiles_pad, m, 16);
-        output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys);
+        match tile {
+            Tile::F2 => input_transform(g, plan, xs, r0, r1, tiles_pad, v, rows),
+            Tile::F4 => input_transform_f4(g, plan, xs, r0, r1, tiles_pad, v, rows),
+        }
+        position_gemms(g, u, v, tiles_pad, m, tile.positions());
+        match tile {
+            Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
+            Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
+        }
         r0 = r1;
     }
 }
@@ -547,34 +551,6 @@ fn transform_weights_f4(g: &ConvGeom, weight: &[f32]) -> Scratch {
         }
     }
     u
-}
-
-/// [`chunk_avx2`] for F(4x4, 3x3).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn chunk_f4_avx2(
-    g: &ConvGeom,
-    plan: &Plan,
-    xs: &[f32],
-    u: &[f32],
-    bias: Option<&[f32]>,
-    ys: &mut [f32],
-    v: &mut [f32],
-    m: &mut [f32],
-    rows: &mut [f32],
-) {
-    let samples = xs.len() / g.in_size();
-    let total_rows = samples * plan.th;
-    let mut r0 = 0;
-    while r0 < total_rows {
-        let r1 = (r0 + plan.rows_per_band).min(total_rows);
-        let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
-        input_transform_f4(g, plan, xs, r0, r1, tiles_pad, v, rows);
-        position_gemms(g, u, v, tiles_pad, m, 36);
-        output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys);
-        r0 = r1;
-    }
 }
 
 /// `B^T d` for one 6-vector `d` of F(4x4, 3x3), `B^T = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],
