@@ -11,11 +11,13 @@ use std::sync::Mutex;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
-/// A buffer of `len` floats borrowed from the pool, starting on a 64-byte boundary; contents
-/// are unspecified (callers overwrite). Returned to the pool on drop.
-pub struct Scratch {
+/// `len` floats of a `Vec` starting on a 64-byte boundary: a 64-byte vector stored across two
+/// cache lines costs two stores (the event-driven convolution's additions into its
+/// channels-last grid, whole 32-float cells, all straddled lines from malloc's 16-byte
+/// alignment).
+pub struct Aligned {
     buf: Vec<f32>,
-    /// Where the 64-byte aligned slice starts in `buf`.
+    /// Where the aligned slice starts in `buf`.
     off: usize,
     len: usize,
 }
@@ -23,21 +25,48 @@ pub struct Scratch {
 /// Floats per 64-byte cache line: the most a buffer's start moves to be aligned.
 const LINE: usize = 16;
 
-impl Scratch {
-    /// Aligned because a 64-byte vector stored across two cache lines costs two stores: the
-    /// event-driven convolution's additions into its channels-last grid (whole 32-float cells)
-    /// all straddled lines from malloc's 16-byte alignment.
-    pub fn take(len: usize) -> Scratch {
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        // Prefer the largest buffer so small requests do not force small buffers to grow.
-        let best = (0..pool.len()).max_by_key(|&i| pool[i].capacity());
-        let mut buf = best.map(|i| pool.swap_remove(i)).unwrap_or_default();
-        drop(pool);
+impl Aligned {
+    /// `len` aligned floats of `buf`, grown (with zeros) if it is too short.
+    fn within(mut buf: Vec<f32>, len: usize) -> Aligned {
         if buf.len() < len + LINE {
             buf.resize(len + LINE, 0.0);
         }
         let off = buf.as_ptr().align_offset(64).min(LINE);
-        Scratch { buf, off, len }
+        Aligned { buf, off, len }
+    }
+
+    /// A zero-filled buffer of its own, outside the pool: for buffers a kernel keeps in a
+    /// known state between calls.
+    pub fn zeroed(len: usize) -> Aligned {
+        Aligned::within(Vec::new(), len)
+    }
+}
+
+impl Deref for Aligned {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+}
+
+impl DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+/// A buffer of `len` floats borrowed from the pool, [`Aligned`]; contents are unspecified
+/// (callers overwrite). Returned to the pool on drop.
+pub struct Scratch(Aligned);
+
+impl Scratch {
+    pub fn take(len: usize) -> Scratch {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        // Prefer the largest buffer so small requests do not force small buffers to grow.
+        let best = (0..pool.len()).max_by_key(|&i| pool[i].capacity());
+        let buf = best.map(|i| pool.swap_remove(i)).unwrap_or_default();
+        drop(pool);
+        Scratch(Aligned::within(buf, len))
     }
 
     /// Like [`Scratch::take`], zero-filled.
@@ -51,49 +80,20 @@ impl Scratch {
 impl Deref for Scratch {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.len]
+        &self.0
     }
 }
 
 impl DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.buf[self.off..self.off + self.len]
+        &mut self.0
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
+        let buf = std::mem::take(&mut self.0.buf);
         POOL.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
-    }
-}
-
-/// A zero-filled buffer of `len` floats starting on a 64-byte boundary (see [`Scratch::take`]),
-/// owned outside the pool: for buffers a kernel keeps in a known state between calls.
-pub struct AlignedZeroed {
-    buf: Vec<f32>,
-    off: usize,
-    len: usize,
-}
-
-impl AlignedZeroed {
-    pub fn new(len: usize) -> AlignedZeroed {
-        let buf = vec![0.0; len + LINE];
-        let off = buf.as_ptr().align_offset(64).min(LINE);
-        AlignedZeroed { buf, off, len }
-    }
-}
-
-impl Deref for AlignedZeroed {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.len]
-    }
-}
-
-impl DerefMut for AlignedZeroed {
-    fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.buf[self.off..self.off + self.len]
     }
 }
 

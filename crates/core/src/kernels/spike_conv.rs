@@ -19,7 +19,7 @@
 //! Both are compiled for AVX-512, AVX2 and the baseline, chosen at run time: the published
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
 use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
-use super::scratch::{AlignedZeroed, Scratch};
+use super::scratch::{Aligned, Scratch};
 use super::simd::multiversion;
 use super::transpose::{cells_to_planes, planes_to_cells};
 use rayon::prelude::*;
@@ -188,7 +188,7 @@ fn weight_to_taps(g: &ConvGeom, weight: &[f32], out: &mut [f32]) {
 /// than once per rayon task (W2's 64x64 grids are 540 KB; per-task fills were 4 % of a step).
 /// A grid goes back only in its pool's state; one left otherwise (a pass stopped by its
 /// budget, a panic) is dropped.
-type GridPool = RefCell<Vec<((usize, usize, usize), AlignedZeroed)>>;
+type GridPool = RefCell<Vec<((usize, usize, usize), Aligned)>>;
 
 /// Grids most recently used per pool and thread (a network's distinct conv geometries).
 const GRIDS_KEPT: usize = 8;
@@ -202,14 +202,14 @@ thread_local! {
 }
 
 /// A grid for `g` from `pool` (or a new zeroed one).
-fn take_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize) -> AlignedZeroed {
+fn take_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize) -> Aligned {
     let key = (g.oh, g.ow, cp);
     pool.with_borrow_mut(|v| v.iter().position(|(k, _)| *k == key).map(|i| v.swap_remove(i).1))
-        .unwrap_or_else(|| AlignedZeroed::new((g.oh + 1) * (g.ow + 1) * cp))
+        .unwrap_or_else(|| Aligned::zeroed((g.oh + 1) * (g.ow + 1) * cp))
 }
 
 /// Returns a grid for `g` to `pool`, which must be in that pool's state.
-fn put_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize, grid: AlignedZeroed) {
+fn put_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize, grid: Aligned) {
     pool.with_borrow_mut(|v| {
         if v.len() >= GRIDS_KEPT {
             v.remove(0);
