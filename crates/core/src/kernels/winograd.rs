@@ -79,8 +79,8 @@ pub fn winograd_forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[
     };
     let plan = Plan::new(g, batch, tile);
     let positions = tile.positions();
-    let v_len = positions * g.c_in * plan.max_tiles_pad;
-    let m_len = positions * g.c_out * plan.max_tiles_pad;
+    let v_len = positions * pos_stride(g.c_in, plan.max_tiles_pad);
+    let m_len = positions * pos_stride(g.c_out, plan.max_tiles_pad);
     let row_len = row_buffer_len(g);
     let spc = plan.samples_per_chunk;
     y.par_chunks_mut(spc * g.out_size()).zip(x.par_chunks(spc * g.in_size())).for_each_init(
@@ -205,7 +205,7 @@ unsafe fn chunk_avx2(
             Tile::F2 => input_transform(g, plan, xs, r0, r1, tiles_pad, v, rows),
             Tile::F4 => input_transform_f4(g, plan, xs, r0, r1, tiles_pad, v, rows),
         }
-        position_gemms(g, u, v, tiles_pad, m, tile.positions());
+        position_gemms(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
         match tile {
             Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
             Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
@@ -219,6 +219,18 @@ unsafe fn chunk_avx2(
 fn row_buffer_len(g: &ConvGeom) -> usize {
     g.w
 }
+
+/// Floats from one transform position's block of `V` (`c` = `C_in`) or `M` (`c` = `C_out`)
+/// to the next: `c` rows of `tiles_pad` lanes, plus one cache line. Without it the blocks lie
+/// a multiple of 2 KB apart (`c` and `tiles_pad` are multiples of 16), the transforms' 16 or
+/// 36 streams (one per position) fall into the same few L1 sets, and conflict misses took
+/// half of the input transform's time.
+fn pos_stride(c: usize, tiles_pad: usize) -> usize {
+    c * tiles_pad + SKEW
+}
+
+/// One cache line, in floats.
+const SKEW: usize = 16;
 
 /// Lanes of a band's `V` and `M` rows: the band's tiles plus room for the whole-vector loops
 /// of the last tile row (up to 7 lanes past it), rounded up to whole register tiles.
@@ -306,9 +318,9 @@ unsafe fn input_transform(
     use std::arch::x86_64::*;
     let tw = plan.tw;
     let patches = PatchRows::new(g, plan, xs, r1, 2, rows);
-    assert!(v.len() >= 16 * g.c_in * tiles_pad);
+    assert!(v.len() >= 16 * pos_stride(g.c_in, tiles_pad));
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let pos_stride = g.c_in * tiles_pad;
+    let pos_stride = pos_stride(g.c_in, tiles_pad);
     for ci in 0..g.c_in {
         for rr in r0..r1 {
             let rp: [*const f32; 4] = std::array::from_fn(|i| patches.row(ci, rr, i));
@@ -374,27 +386,67 @@ unsafe fn interleave_avx2(even: &[f32], odd: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x tiles_pad]`.
+/// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x
+/// lanes]`, `lanes` the band's `tiles` rounded up to whole vectors. A last group of 8 lanes
+/// runs as 8 output channels x 8 tiles rather than as a half-empty 16-tile register tile:
+/// 14x14 maps have 49 tiles per sample, which 16-tile steps would pad by a third.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn position_gemms(g: &ConvGeom, u: &[f32], v: &[f32], tiles_pad: usize, m: &mut [f32], positions: usize) {
+unsafe fn position_gemms(g: &ConvGeom, u: &[f32], v: &[f32], tiles: usize, tiles_pad: usize, m: &mut [f32], positions: usize) {
     let blocks = g.c_out.div_ceil(MR);
     let (c_in, c_out) = (g.c_in, g.c_out);
-    assert!(v.len() >= positions * c_in * tiles_pad && m.len() >= positions * c_out * tiles_pad);
-    assert!(u.len() == positions * blocks * c_in * MR && tiles_pad.is_multiple_of(NV));
+    let lanes = tiles.div_ceil(8) * 8;
+    let (v_stride, m_stride) = (pos_stride(c_in, tiles_pad), pos_stride(c_out, tiles_pad));
+    assert!(v.len() >= positions * v_stride && m.len() >= positions * m_stride);
+    assert!(u.len() == positions * blocks * c_in * MR && tiles_pad.is_multiple_of(NV) && lanes <= tiles_pad);
+    let wide = lanes / NV * NV;
     for p in 0..positions {
-        let vp = v.as_ptr().add(p * c_in * tiles_pad);
+        let vp = v.as_ptr().add(p * v_stride);
+        let ub = |b: usize| u.as_ptr().add((p * blocks + b) * c_in * MR);
+        let m0 = m.as_mut_ptr();
+        let mp = |b: usize| m0.add(p * m_stride + b * MR * tiles_pad);
+        let rows = |b: usize| (c_out - b * MR).min(MR);
+        // SAFETY: the register tiles read V rows ci < c_in at lanes below lanes <= tiles_pad,
+        // U's blocks b < blocks of c_in*MR floats, and write M rows b*MR+r < c_out at the
+        // same lanes: all inside the slices (asserted above).
         for b in 0..blocks {
-            let co0 = b * MR;
-            let mr = (c_out - co0).min(MR);
-            let ub = u.as_ptr().add((p * blocks + b) * c_in * MR);
-            let mp = m.as_mut_ptr().add((p * c_out + co0) * tiles_pad);
-            // SAFETY: the register tile reads V rows ci < c_in at lanes t0..t0+NV <=
-            // tiles_pad, U's block of c_in*MR floats, and writes M rows co0+r < c_out at the
-            // same lanes: all inside the slices (asserted above).
-            for t0 in (0..tiles_pad).step_by(NV) {
-                register_tile(c_in, ub, vp.add(t0), tiles_pad, mp.add(t0), mr);
+            for t0 in (0..wide).step_by(NV) {
+                register_tile(c_in, ub(b), vp.add(t0), tiles_pad, mp(b).add(t0), rows(b));
             }
+        }
+        if lanes > wide {
+            for b in (0..blocks).step_by(2) {
+                // An odd last block pairs with itself; its second copy is not stored.
+                let b1 = (b + 1).min(blocks - 1);
+                let mr1 = if b1 == b { 0 } else { rows(b1) };
+                register_tile_narrow(c_in, [ub(b), ub(b1)], vp.add(wide), tiles_pad, [mp(b).add(wide), mp(b1).add(wide)], [rows(b), mr1]);
+            }
+        }
+    }
+}
+
+/// Two blocks of `mr[i] <= MR` output channels x 8 tiles: the eight accumulators of
+/// [`register_tile`] over half its lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn register_tile_narrow(c_in: usize, u: [*const f32; 2], v: *const f32, stride: usize, m: [*mut f32; 2], mr: [usize; 2]) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); MR]; 2];
+    let mut vr = v;
+    let (mut u0, mut u1) = (u[0], u[1]);
+    for _ in 0..c_in {
+        let x = _mm256_loadu_ps(vr);
+        for r in 0..MR {
+            acc[0][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u0.add(r)), x, acc[0][r]);
+            acc[1][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u1.add(r)), x, acc[1][r]);
+        }
+        vr = vr.add(stride);
+        u0 = u0.add(MR);
+        u1 = u1.add(MR);
+    }
+    for i in 0..2 {
+        for r in 0..mr[i] {
+            _mm256_storeu_ps(m[i].add(r * stride), acc[i][r]);
         }
     }
 }
@@ -455,7 +507,7 @@ unsafe fn output_transform(
     ys: &mut [f32],
 ) {
     let (h, w, tw) = (g.h, g.w, plan.tw);
-    let pos_stride = g.c_out * tiles_pad;
+    let pos_stride = pos_stride(g.c_out, tiles_pad);
     let mut quad = [[0.0f32; OUT_CHUNK]; 4];
     let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
     for co in 0..g.c_out {
@@ -657,9 +709,9 @@ unsafe fn input_transform_f4(
     use std::arch::x86_64::*;
     let tw = plan.tw;
     let patches = PatchRows::new(g, plan, xs, r1, 4, rows);
-    assert!(v.len() >= 36 * g.c_in * tiles_pad);
+    assert!(v.len() >= 36 * pos_stride(g.c_in, tiles_pad));
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let pos_stride = g.c_in * tiles_pad;
+    let pos_stride = pos_stride(g.c_in, tiles_pad);
     for ci in 0..g.c_in {
         for rr in r0..r1 {
             let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
@@ -705,7 +757,7 @@ unsafe fn output_transform_f4(
 ) {
     use std::arch::x86_64::*;
     let (h, w, tw) = (g.h, g.w, plan.tw);
-    let pos_stride = g.c_out * tiles_pad;
+    let pos_stride = pos_stride(g.c_out, tiles_pad);
     assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
     let mut staging = [0.0f32; 32];
@@ -930,9 +982,12 @@ mod tests {
     /// Rows wider than one output-transform step (`OUT_CHUNK` tiles) and taller maps split
     /// into several bands within one sample.
     #[test]
-    fn wide_and_tall_maps_match_reference() {
+    fn wide_tall_and_odd_shapes_match_reference() {
         let mut rng = Rng::new(53);
-        for (c_in, c_out, h, w, batch) in [(32, 32, 3, 2 * OUT_CHUNK + 37, 2), (64, 17, 45, 33, 1)] {
+        // The last two: bands of 49 tiles (a last group of 8 lanes, `register_tile_narrow`)
+        // with an odd number of output-channel blocks (9 channels: the last pairs with itself).
+        let shapes = [(32, 32, 3, 2 * OUT_CHUNK + 37, 2), (64, 17, 45, 33, 1), (64, 9, 14, 14, 3), (17, 9, 28, 28, 2)];
+        for (c_in, c_out, h, w, batch) in shapes {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
             if !applies(&g) {
                 return;
