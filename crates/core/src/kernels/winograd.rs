@@ -429,6 +429,7 @@ unsafe fn position_gemms(g: &ConvGeom, u: &[f32], v: &[f32], tiles: usize, tiles
 /// [`register_tile`] over half its lanes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 unsafe fn register_tile_narrow(c_in: usize, u: [*const f32; 2], v: *const f32, stride: usize, m: [*mut f32; 2], mr: [usize; 2]) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); MR]; 2];
