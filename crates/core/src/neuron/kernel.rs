@@ -847,7 +847,10 @@ impl BwdCtx<'_> {
         let (acc_dy, acc_dyx) = (&mut acc_dy_buf[..n], &mut acc_dyx_buf[..n]);
         let bn = if BN { self.bn.as_ref() } else { None };
         for t in (0..self.t_len).rev() {
-            let off = t * numel + i0;
+            // Opaque to the optimiser: with the offset known as a function of the falling t,
+            // thin LTO versioned the element loop on a check of the whole time nest that fails
+            // for a falling stride, and the plain neuron's backward always ran its scalar copy.
+            let off = std::hint::black_box(t * numel) + i0;
             let hs = h.row(t, n);
             let ss: &[f32] = if GIVEN_S { s.row(t, n) } else { &[] };
             let gos = &self.gout[off..off + n];
