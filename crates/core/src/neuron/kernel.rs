@@ -860,6 +860,9 @@ impl BwdCtx<'_> {
             // PLIF needs V_{t-1}, rebuilt from the previous step's H and S.
             let (hp, sp): (&[f32], &[f32]) = match (W != W_NONE, t > 0) {
                 (true, true) => (h.row(t - 1, n), if GIVEN_S { s.row(t - 1, n) } else { &[] }),
+                // At t = 0, V_{t-1} is V_rest and these rows are not read; rows of the run's
+                // length keep the loop free of bounds checks (empty ones left PLIF's scalar).
+                (true, false) => (hs, ss),
                 _ => (&[], &[]),
             };
             for_runs(bn.map(|(a, _)| a), i0, n, |a, b, ch| {
@@ -904,7 +907,7 @@ impl BwdCtx<'_> {
                 }
             });
         }
-        let dk = if W == W_NONE { 0.0 } else { wacc.iter().map(|&a| a as f64).sum::<f64>() };
+        let dk = if W == W_NONE { 0.0 } else { sum_as_f64(wacc) };
         let mut sums = Vec::new();
         if BN {
             for_runs(bn.map(|(a, _)| a), i0, n, |a, b, ch| {
