@@ -201,10 +201,7 @@ unsafe fn chunk_avx2(
     while r0 < total_rows {
         let r1 = (r0 + plan.rows_per_band).min(total_rows);
         let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
-        match tile {
-            Tile::F2 => input_transform(g, plan, xs, r0, r1, tiles_pad, v, rows),
-            Tile::F4 => input_transform_f4(g, plan, xs, r0, r1, tiles_pad, v, rows),
-        }
+        input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
         position_gemms(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
         match tile {
             Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
@@ -298,19 +295,15 @@ impl<'a> PatchRows<'a> {
 }
 
 /// `V[p][ci][t] = (B^T d B)[p]` for the band's tiles `t` (tile rows `r0..r1` of the chunk),
-/// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `d` the 4x4 input patch of rows
-/// `2ty-1..2ty+3` and columns `2tx-1..2tx+3` (zero outside the map). Lanes past the band's
-/// tiles are left as they are: no output reads them.
-///
-/// Eight tiles at a time, all in registers: masked loads of the 4 input rows at columns
-/// `2tx-1..` and `2tx+1..` (zero outside the map), `B^T` across the rows, even/odd split of the
-/// columns, `B` across the columns. (A version staging rows through memory stalled on store
-/// forwarding: unaligned re-reads of just-written vectors.) The 8 lanes run past the tile row;
-/// those lanes are overwritten by the next row (rows go in order) or land in padding lanes.
+/// `d` the `tile + 2` square input patch of tile `t` (zero outside the map), by `tile`'s
+/// transform ([`tile8_f2`] or [`tile8_f4`]) eight tiles at a time. Lanes past the band's tiles
+/// are left as they are: no output reads them. The 8 lanes run past the tile row; those lanes
+/// are overwritten by the next row (rows go in order) or land in padding lanes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn input_transform(
+    tile: Tile,
     g: &ConvGeom,
     plan: &Plan,
     xs: &[f32],
@@ -320,46 +313,63 @@ unsafe fn input_transform(
     v: &mut [f32],
     rows: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
     let tw = plan.tw;
-    let patches = PatchRows::new(g, plan, xs, r1, 2, rows);
-    assert!(v.len() >= 16 * pos_stride(g.c_in, tiles_pad));
+    let patches = PatchRows::new(g, plan, xs, r1, tile.size(), rows);
+    assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     let pos_stride = pos_stride(g.c_in, tiles_pad);
     for ci in 0..g.c_in {
         for rr in r0..r1 {
-            let rp: [*const f32; 4] = std::array::from_fn(|i| patches.row(ci, rr, i));
+            // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
+            let rp: [*const f32; 6] = std::array::from_fn(|i| patches.row(ci, rr, i));
             let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
             for tx in (0..tw).step_by(8) {
-                // SAFETY: the masked loads read columns in 0..w of rows of length w; the
-                // stores write lanes t..t+8 of V rows, inside tiles_pad (asserted above).
-                let load = |p: *const f32, off: i32| patches.load(p, 2 * tx as i32 - 1 + off);
-                // Per input row: columns 2tx-1.. (two vectors) and 2tx+1.. (two vectors).
-                let mut d = [[_mm256_setzero_ps(); 4]; 4];
-                for (di, &p) in d.iter_mut().zip(&rp) {
-                    *di = [load(p, 0), load(p, 8), load(p, 2), load(p, 10)];
-                }
-                for k in 0..4 {
-                    let mut c = [_mm256_setzero_ps(); 4];
-                    for (n, cn) in c.iter_mut().enumerate() {
-                        let (a0, a1, a2, a3) = (d[0][n], d[1][n], d[2][n], d[3][n]);
-                        *cn = match k {
-                            0 => _mm256_sub_ps(a0, a2),
-                            1 => _mm256_add_ps(a1, a2),
-                            2 => _mm256_sub_ps(a2, a1),
-                            _ => _mm256_sub_ps(a1, a3),
-                        };
-                    }
-                    let (e0, o0) = deinterleave(c[0], c[1]);
-                    let (e1, o1) = deinterleave(c[2], c[3]);
-                    let dst = vbase.add(4 * k * pos_stride + tx);
-                    _mm256_storeu_ps(dst, _mm256_sub_ps(e0, e1));
-                    _mm256_storeu_ps(dst.add(pos_stride), _mm256_add_ps(o0, e1));
-                    _mm256_storeu_ps(dst.add(2 * pos_stride), _mm256_sub_ps(e1, o0));
-                    _mm256_storeu_ps(dst.add(3 * pos_stride), _mm256_sub_ps(o0, o1));
+                // SAFETY: the loads read columns in 0..w of rows of length w (masked at the
+                // edges); the stores write lanes tx..tx+8 of V rows, inside tiles_pad
+                // (asserted above).
+                let ix = (tile.size() * tx) as i32 - 1;
+                match tile {
+                    Tile::F2 => tile8_f2(&patches, &rp, ix, vbase.add(tx), pos_stride),
+                    Tile::F4 => tile8_f4(&patches, &rp, ix, vbase.add(tx), pos_stride),
                 }
             }
         }
+    }
+}
+
+/// F(2x2, 3x3) for 8 tiles whose patches start at column `ix` of rows `rp[..4]`,
+/// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, all in registers: the 4 input rows at
+/// columns `ix..` and `ix+2..` (two vectors each), `B^T` across the rows, even/odd split of the
+/// columns, `B` across the columns; position `p` goes to `dst + p * pos_stride`. (A version
+/// staging rows through memory stalled on store forwarding: unaligned re-reads of
+/// just-written vectors.)
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn tile8_f2(patches: &PatchRows, rp: &[*const f32; 6], ix: i32, dst: *mut f32, pos_stride: usize) {
+    use std::arch::x86_64::*;
+    let load = |p: *const f32, off: i32| patches.load(p, ix + off);
+    let mut d = [[_mm256_setzero_ps(); 4]; 4];
+    for (di, &p) in d.iter_mut().zip(&rp[..4]) {
+        *di = [load(p, 0), load(p, 8), load(p, 2), load(p, 10)];
+    }
+    for k in 0..4 {
+        let mut c = [_mm256_setzero_ps(); 4];
+        for (n, cn) in c.iter_mut().enumerate() {
+            let (a0, a1, a2, a3) = (d[0][n], d[1][n], d[2][n], d[3][n]);
+            *cn = match k {
+                0 => _mm256_sub_ps(a0, a2),
+                1 => _mm256_add_ps(a1, a2),
+                2 => _mm256_sub_ps(a2, a1),
+                _ => _mm256_sub_ps(a1, a3),
+            };
+        }
+        let (e0, o0) = deinterleave(c[0], c[1]);
+        let (e1, o1) = deinterleave(c[2], c[3]);
+        let dst = dst.add(4 * k * pos_stride);
+        _mm256_storeu_ps(dst, _mm256_sub_ps(e0, e1));
+        _mm256_storeu_ps(dst.add(pos_stride), _mm256_add_ps(o0, e1));
+        _mm256_storeu_ps(dst.add(2 * pos_stride), _mm256_sub_ps(e1, o0));
+        _mm256_storeu_ps(dst.add(3 * pos_stride), _mm256_sub_ps(o0, o1));
     }
 }
 
@@ -694,53 +704,28 @@ unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::
     ]
 }
 
-/// [`input_transform`] for F(4x4, 3x3): `V = B^T d B` per 6x6 input patch (rows `4ty-1..4ty+5`,
-/// columns `4tx-1..4tx+5`, zero outside the map), eight tiles at a time in registers: per
-/// input row, masked loads of the 32 columns from `4tx-1` and from `4tx+3`, each split into
-/// the tiles' column offsets 0-3 (then 4-5) by [`deinterleave4`]; `B` across the columns, then
-/// `B^T` across the rows. Lanes run past the tile row as in [`input_transform`].
+/// F(4x4, 3x3) for 8 tiles whose 6x6 patches start at column `ix` of rows `rp`, all in
+/// registers: per input row, the 32 columns from `ix` and from `ix + 4`, each split into the
+/// tiles' column offsets 0-3 (then 4-5) by [`deinterleave4`]; `B` across the columns, then
+/// `B^T` across the rows; position `p` goes to `dst + p * pos_stride`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn input_transform_f4(
-    g: &ConvGeom,
-    plan: &Plan,
-    xs: &[f32],
-    r0: usize,
-    r1: usize,
-    tiles_pad: usize,
-    v: &mut [f32],
-    rows: &mut [f32],
-) {
+#[allow(clippy::needless_range_loop)]
+unsafe fn tile8_f4(patches: &PatchRows, rp: &[*const f32; 6], ix: i32, dst: *mut f32, pos_stride: usize) {
     use std::arch::x86_64::*;
-    let tw = plan.tw;
-    let patches = PatchRows::new(g, plan, xs, r1, 4, rows);
-    assert!(v.len() >= 36 * pos_stride(g.c_in, tiles_pad));
-    assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let pos_stride = pos_stride(g.c_in, tiles_pad);
-    for ci in 0..g.c_in {
-        for rr in r0..r1 {
-            let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
-            for tx in (0..tw).step_by(8) {
-                // SAFETY: as in input_transform: masked loads inside the rows; the stores stay
-                // inside tiles_pad (asserted above).
-                let load = |p: *const f32, off: i32| patches.load(p, 4 * tx as i32 - 1 + off);
-                // e[i] = (d_i B) for input row i: B across the columns.
-                let mut e = [[_mm256_setzero_ps(); 6]; 6];
-                for (i, ei) in e.iter_mut().enumerate() {
-                    let p = patches.row(ci, rr, i);
-                    let lo = deinterleave4([load(p, 0), load(p, 8), load(p, 16), load(p, 24)]);
-                    let hi = deinterleave4([load(p, 4), load(p, 12), load(p, 20), load(p, 28)]);
-                    *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
-                }
-                // B^T across the rows, column by column.
-                for j in 0..6 {
-                    let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
-                    for (k, val) in col.iter().enumerate() {
-                        _mm256_storeu_ps(vbase.add((k * 6 + j) * pos_stride + tx), *val);
-                    }
-                }
-            }
+    let load = |p: *const f32, off: i32| patches.load(p, ix + off);
+    // e[i] = (d_i B) for input row i: B across the columns.
+    let mut e = [[_mm256_setzero_ps(); 6]; 6];
+    for (ei, &p) in e.iter_mut().zip(rp) {
+        let lo = deinterleave4([load(p, 0), load(p, 8), load(p, 16), load(p, 24)]);
+        let hi = deinterleave4([load(p, 4), load(p, 12), load(p, 20), load(p, 28)]);
+        *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
+    }
+    // B^T across the rows, column by column.
+    for j in 0..6 {
+        let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
+        for (k, val) in col.iter().enumerate() {
+            _mm256_storeu_ps(dst.add((k * 6 + j) * pos_stride), *val);
         }
     }
 }

@@ -421,12 +421,18 @@ mod tests {
         Tensor::from_vec(&[&[t_len][..], step].concat(), data).unwrap()
     }
 
+    /// A padded 3x3 stem `c_in -> c_out` and an input repeating one `step` over `t_len` steps.
+    fn stem_on_repeated_input(seed: u64, c_in: usize, c_out: usize, t_len: usize, step: &[usize]) -> (Rng, Conv2d, Tensor) {
+        let mut rng = Rng::new(seed);
+        let s = Conv2dSpec { padding: [1, 1], ..spec(c_in, c_out, 3) };
+        let conv = Conv2d::new("stem", &s, &mut rng).unwrap();
+        let x = repeated_input(&mut rng, t_len, step);
+        (rng, conv, x)
+    }
+
     #[test]
     fn a_repeated_input_is_convolved_once_with_the_same_results() {
-        let mut rng = Rng::new(21);
-        let s = Conv2dSpec { padding: [1, 1], ..spec(3, 5, 3) };
-        let conv = Conv2d::new("stem", &s, &mut rng).unwrap();
-        let x = repeated_input(&mut rng, 3, &[2, 3, 6, 7]);
+        let (mut rng, conv, x) = stem_on_repeated_input(21, 3, 5, 3, &[2, 3, 6, 7]);
         let mut fast = conv.clone();
         let mut y = Tensor::default();
         fast.forward(&x, &mut y, true).unwrap();
@@ -458,10 +464,7 @@ mod tests {
 
     #[test]
     fn repeated_input_gradients_match_finite_differences() {
-        let mut rng = Rng::new(22);
-        let s = Conv2dSpec { padding: [1, 1], ..spec(2, 3, 3) };
-        let conv = Conv2d::new("stem", &s, &mut rng).unwrap();
-        let x = repeated_input(&mut rng, 4, &[2, 2, 5, 5]);
+        let (_, conv, x) = stem_on_repeated_input(22, 2, 3, 4, &[2, 2, 5, 5]);
         check_gradients(&conv, &x, 23, 1e-2, 2e-3, 2e-3);
     }
 
