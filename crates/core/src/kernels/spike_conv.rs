@@ -125,20 +125,45 @@ pub fn forward_event_max_density(g: &ConvGeom) -> f32 {
     }
 }
 
-/// Forward through the event kernel where the input proves fit for it during the pass (the decision
-/// of [`choose_path`], see [`EventBudget`]), else the dense kernel; says which ran.
+/// Forward through the event kernel where the input is fit for it (the decision of
+/// [`choose_path`]), else the dense kernel. Says which ran and, where the call saw the whole
+/// input, its [`SpikeStats`] (for the weight gradient's dispatch on the same input).
+///
+/// With `measure_first` false the event kernel starts at once and gives up as soon as the
+/// input proves unfit ([`EventBudget`]): no pass of its own, but an input well above the
+/// crossover is found out only after the event kernel has done a good part of its work
+/// (a 24 %-dense input against a 10 % crossover: ~40 % of it, then the dense kernel runs in
+/// full). With `measure_first` (for inputs that went dense last time) one pass measures the
+/// input first. Either way the decision is the same.
 pub fn conv2d_forward_auto(
     g: &ConvGeom,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
-) -> ConvPath {
-    if supports_events(g) && conv2d_forward_spikes_within(g, x, weight, bias, y, &forward_budget(g, x)) {
-        return ConvPath::Events;
+    measure_first: bool,
+) -> (ConvPath, Option<SpikeStats>) {
+    if !supports_events(g) {
+        super::conv::conv2d_forward(g, x, weight, bias, y);
+        return (ConvPath::Dense, None);
     }
+    let max_density = forward_event_max_density(g);
+    let stats = if measure_first {
+        let s = spike_stats(x);
+        if s.binary && s.density() <= max_density {
+            forward_spikes(g, x, weight, bias, y, None);
+            return (ConvPath::Events, Some(s));
+        }
+        Some(s)
+    } else {
+        let budget = EventBudget::new(x.len(), max_density);
+        if conv2d_forward_spikes_within(g, x, weight, bias, y, &budget) {
+            return (ConvPath::Events, Some(budget.stats()));
+        }
+        None
+    };
     super::conv::conv2d_forward(g, x, weight, bias, y);
-    ConvPath::Dense
+    (ConvPath::Dense, stats)
 }
 
 /// The budget of the event-driven forward on `x`: its crossover density for `g`.
@@ -146,15 +171,27 @@ pub fn forward_budget(g: &ConvGeom, x: &[f32]) -> EventBudget {
     EventBudget::new(x.len(), forward_event_max_density(g))
 }
 
-/// Weight (and bias) gradient through whichever kernel [`choose_path`] picks for `x`.
+/// Weight (and bias) gradient through whichever kernel [`choose_path`] picks for `x`; `known`
+/// is `x`'s [`SpikeStats`] where the caller has them (from the forward on the same input), which
+/// saves the pass that measures them.
 pub fn conv2d_backward_weight_auto(
     g: &ConvGeom,
     x: &[f32],
     dy: &[f32],
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
+    known: Option<SpikeStats>,
 ) -> ConvPath {
-    let path = choose_path(g, x, WGRAD_EVENT_MAX_DENSITY);
+    let path = match known {
+        Some(s) if supports_events(g) && s.len == x.len() => {
+            if s.binary && s.density() <= WGRAD_EVENT_MAX_DENSITY {
+                ConvPath::Events
+            } else {
+                ConvPath::Dense
+            }
+        }
+        _ => choose_path(g, x, WGRAD_EVENT_MAX_DENSITY),
+    };
     match path {
         ConvPath::Events => conv2d_backward_weight_spikes(g, x, dy, grad_weight, grad_bias),
         ConvPath::Dense => super::conv::conv2d_backward_weight(g, x, dy, grad_weight, grad_bias),
@@ -289,6 +326,13 @@ impl EventBudget {
     /// Whether the input turned out unfit for the event kernel.
     pub fn exceeded(&self) -> bool {
         self.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// The whole input's stats, once a pass finished without the budget being exceeded (every
+    /// plane was counted, and all were binary).
+    fn stats(&self) -> SpikeStats {
+        assert!(!self.exceeded(), "EventBudget::stats: the pass stopped early");
+        SpikeStats { binary: true, active: self.active.load(Ordering::Relaxed), len: self.len }
     }
 
     /// Counts a plane's spikes; false once the input is unfit (the callers stop then).
@@ -844,13 +888,25 @@ pub(crate) mod tests {
         let want_reference = |x: &[f32]| conv2d_reference(&g, x, &weight, None);
         for (what, x) in inputs {
             let mut y = vec![f32::NAN; 12 * g.out_size()];
-            let path = conv2d_forward_auto(&g, &x, &weight, None, &mut y);
-            let density = spike_stats(&x).density();
-            assert_eq!(path, choose_path(&g, &x, max), "{what} at density {density}");
-            assert_close(what, &y, &want_reference(&x), 1e-4);
+            let stats = spike_stats(&x);
+            let density = stats.density();
+            for measure_first in [false, true] {
+                y.fill(f32::NAN);
+                let (path, seen) = conv2d_forward_auto(&g, &x, &weight, None, &mut y, measure_first);
+                assert_eq!(path, choose_path(&g, &x, max), "{what} at density {density}, measured first {measure_first}");
+                assert_close(what, &y, &want_reference(&x), 1e-4);
+                // Stats the call reports are those of the whole input.
+                if let Some(seen) = seen {
+                    assert_eq!((seen.binary, seen.len), (stats.binary, stats.len), "{what}");
+                    if stats.binary {
+                        assert_eq!(seen.active, stats.active, "{what}");
+                    }
+                }
+                assert!(measure_first || path == ConvPath::Dense || seen == Some(stats), "{what}: events without stats");
+            }
             // Grids are kept between calls: a pass the budget stopped must not leave one dirty.
             let sparse = spikes(&mut rng, n, 0.03);
-            assert_eq!(conv2d_forward_auto(&g, &sparse, &weight, None, &mut y), ConvPath::Events);
+            assert_eq!(conv2d_forward_auto(&g, &sparse, &weight, None, &mut y, false).0, ConvPath::Events);
             assert_close(&format!("sparse after {what}"), &y, &want_reference(&sparse), 1e-4);
         }
     }

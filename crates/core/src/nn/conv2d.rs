@@ -3,7 +3,7 @@ use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_backward_data, conv2d_forward, ConvGeom};
 use crate::kernels::spike_conv::{
-    conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, supports_events, ConvPath,
+    conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, supports_events, ConvPath, SpikeStats,
 };
 use crate::neuron::NeuronLayer;
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
@@ -31,6 +31,9 @@ pub struct Conv2d {
     pre_activation: Tensor,
     /// The last forward's input repeated one time step (see [`repeats_one_step`]).
     repeated: bool,
+    /// What the last training forward measured of its whole input (binary, spike count), for
+    /// the weight gradient's dispatch on that input.
+    input_stats: Option<SpikeStats>,
     /// Backward after a repeated input: `dL/dy` summed over time, reused.
     grad_sum: Vec<f32>,
 }
@@ -119,6 +122,7 @@ impl Conv2d {
             folded_bias: Vec::new(),
             pre_activation: Tensor::default(),
             repeated: false,
+            input_stats: None,
             grad_sum: Vec::new(),
         })
     }
@@ -180,8 +184,13 @@ impl Conv2d {
         let (weight, bias) = self.weights(affine.is_some());
         let (x, y) = (input.data(), output.data_mut());
         let (x_len, y_len) = (x.len() / t_len.max(1) * steps, y.len() / t_len.max(1) * steps);
-        // Spike inputs below the measured crossover density take the event-driven kernel.
-        self.paths[0] = Some(conv2d_forward_auto(&g, &x[..x_len], weight, bias, &mut y[..y_len]));
+        // Spike inputs below the measured crossover density take the event-driven kernel; an
+        // input that went dense last step is measured before the event kernel is tried.
+        let measure_first = self.paths[0] == Some(ConvPath::Dense);
+        let (path, stats) = conv2d_forward_auto(&g, &x[..x_len], weight, bias, &mut y[..y_len], measure_first);
+        self.paths[0] = Some(path);
+        // Kept for the weight gradient's dispatch only where they cover the input it will see.
+        self.input_stats = stats.filter(|_| steps == t_len);
         if self.repeated {
             let (first, rest) = y.split_at_mut(y_len);
             rest.chunks_exact_mut(y_len).for_each(|step| step.copy_from_slice(first));
@@ -211,6 +220,7 @@ impl Conv2d {
             return self.forward_impl(input, output, affine);
         };
         let g = self.prepare(input, affine)?;
+        self.input_stats = None;
         let (weight, bias) = self.weights(affine.is_some());
         if supports_events(&g) && input.shape()[0] > 0 {
             let budget = forward_budget(&g, input.data());
@@ -335,6 +345,7 @@ impl Layer for Conv2d {
         } else {
             (input.data(), grad_output.data())
         };
+        let known = self.input_stats.take().filter(|s| s.len == x.len());
         self.paths[1] = Some(crate::profile::span("kernel: conv backward-weight", || {
             conv2d_backward_weight_auto(
                 &g,
@@ -342,6 +353,7 @@ impl Layer for Conv2d {
                 dy,
                 self.weight.grad.data_mut(),
                 self.bias.as_mut().map(|b| b.grad.data_mut()),
+                known,
             )
         }));
         Ok(())
@@ -531,7 +543,13 @@ mod tests {
         let cases = [
             (spikes(&mut rng, 0.05), [ConvPath::Events, ConvPath::Events]),
             (spikes(&mut rng, 0.9), [ConvPath::Dense, ConvPath::Dense]),
+            // After a dense step the input is measured first; the weight gradient's crossover
+            // is higher, and it decides from what the forward measured.
+            (spikes(&mut rng, 0.3), [ConvPath::Dense, ConvPath::Events]),
+            (spikes(&mut rng, 0.05), [ConvPath::Events, ConvPath::Events]),
+            (spikes(&mut rng, 0.3), [ConvPath::Dense, ConvPath::Events]),
             (random_tensor(&mut rng, &shape), [ConvPath::Dense, ConvPath::Dense]),
+            (spikes(&mut rng, 0.05), [ConvPath::Events, ConvPath::Events]),
         ];
         for (x, want) in cases {
             let mut out = Tensor::default();
