@@ -24,7 +24,7 @@ use crate::kernels::batch_norm::ChannelAffine;
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::spike_conv::EventBudget;
 use crate::error::{Error, Result};
-use crate::nn::layer::{Layer, Param};
+use crate::nn::layer::{BackwardReads, Layer, Param};
 use crate::spec::NeuronSpec;
 use crate::tensor::Tensor;
 use kernel::{Charge, Dynamics};
@@ -304,6 +304,11 @@ impl NeuronLayer {
 }
 
 impl Layer for NeuronLayer {
+    /// Backward recomputes the charge and spikes from the input.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: true, output: false }
+    }
+
     fn emits_spikes(&self, _input_spikes: bool) -> bool {
         true
     }

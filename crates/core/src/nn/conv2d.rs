@@ -6,7 +6,7 @@ use crate::kernels::spike_conv::{
     conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, supports_events, ConvPath, SpikeStats,
 };
 use crate::neuron::NeuronLayer;
-use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
+use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, BackwardReads, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::Conv2dSpec;
 use crate::tensor::Tensor;
@@ -281,6 +281,11 @@ impl Conv2d {
 }
 
 impl Layer for Conv2d {
+
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: true, output: false }
+    }
+
     fn name(&self) -> &str {
         &self.label
     }

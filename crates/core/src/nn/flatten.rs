@@ -1,7 +1,7 @@
 //! `[T, N, ...] -> [T, N, prod(...)]`.
 use crate::error::{Error, Result};
 use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::Layer;
+use crate::nn::layer::{BackwardReads, Layer};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Debug)]
@@ -16,6 +16,11 @@ impl Flatten {
 }
 
 impl Layer for Flatten {
+
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: false, output: false }
+    }
+
     fn emits_spikes(&self, input_spikes: bool) -> bool {
         input_spikes
     }

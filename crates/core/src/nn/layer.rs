@@ -28,6 +28,13 @@ pub struct Buffer<'a> {
     pub value: &'a mut Tensor,
 }
 
+/// See [`Layer::backward_reads`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackwardReads {
+    pub input: bool,
+    pub output: bool,
+}
+
 /// A layer of the multi-step model. Inputs and outputs are time-major `[T, N, ...]`.
 ///
 /// Buffers are owned by the caller (the model keeps one activation tensor per layer boundary and
@@ -54,6 +61,14 @@ pub trait Layer: Send {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()>;
+
+    /// Which of its forward `input` and `output` this layer's `backward` reads the values of
+    /// (it always checks their shapes). Where one is not read, the model may pass a buffer of
+    /// the right shape that holds other values, instead of unpacking a stored spike map (a
+    /// memory pass as large as the map) that nobody reads.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: true, output: true }
+    }
 
     /// `true`: the caller will not read `grad_input` of the following backward calls, so the
     /// layer may leave it unwritten (the stem conv skips a whole dense backward-data pass).

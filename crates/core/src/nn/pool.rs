@@ -5,7 +5,7 @@ use crate::kernels::pool::{
     maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom,
 };
 use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::{expect_sample_rank, Layer};
+use crate::nn::layer::{expect_sample_rank, BackwardReads, Layer};
 use crate::spec::PoolSpec;
 use crate::tensor::Tensor;
 
@@ -79,6 +79,11 @@ impl MaxPool2d {
 }
 
 impl Layer for MaxPool2d {
+    // Max pooling keeps its argmax; the others need only the shapes.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: false, output: false }
+    }
+
     fn emits_spikes(&self, input_spikes: bool) -> bool {
         input_spikes
     }
@@ -154,6 +159,11 @@ impl AvgPool2d {
 }
 
 impl Layer for AvgPool2d {
+    // Max pooling keeps its argmax; the others need only the shapes.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: false, output: false }
+    }
+
     fn name(&self) -> &str {
         &self.win.label
     }
@@ -202,6 +212,11 @@ impl GlobalAvgPool {
 }
 
 impl Layer for GlobalAvgPool {
+    // Max pooling keeps its argmax; the others need only the shapes.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: false, output: false }
+    }
+
     fn name(&self) -> &str {
         &self.label
     }

@@ -33,6 +33,7 @@ thread_local! {
     static UNFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static FUSED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static CONV_NEURON_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static UNPACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether this sequence fuses its training BN + neuron pairs (always, except in tests that
@@ -298,11 +299,12 @@ impl Sequential {
                 self.backward_fused(i, input, output, grad_output, grad_input)?;
                 continue;
             }
+            let reads = self.layers[i].backward_reads();
             if i < n - 1 {
-                self.unpack(i, input);
+                self.provide(i, reads.output, input);
             }
             if i > 0 {
-                self.unpack(i - 1, input);
+                self.provide(i - 1, reads.input, input);
             }
             let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
             let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
@@ -332,7 +334,8 @@ impl Sequential {
         let n = self.layers.len();
         let j = b + 1;
         if j < n - 1 {
-            self.unpack(j, input);
+            let reads = self.layers[j].backward_reads().output;
+            self.provide(j, reads, input);
         }
         if b > 0 {
             self.unpack(b - 1, input);
@@ -368,6 +371,18 @@ impl Sequential {
         (self.spiking[i] && !self.not_binary[i]) || self.recompute[i]
     }
 
+    /// Boundary `i` for a backward call: unpacked if the layer reads its values (`read`), else
+    /// only a buffer of its shape (whatever values the shared buffer held).
+    fn provide(&mut self, i: usize, read: bool, input: &Tensor) {
+        if read || self.stored[i] != Stored::Packed || self.shared_holds[i % 2] == Some(i) {
+            self.unpack(i, input);
+            return;
+        }
+        let shape = self.packed[i].shape().to_vec();
+        self.shared[i % 2].resize_for_overwrite(&shape);
+        self.shared_holds[i % 2] = None;
+    }
+
     /// Makes boundary `i` available as f32 in its shared buffer during backward.
     fn unpack(&mut self, i: usize, input: &Tensor) {
         if self.shared_holds[i % 2] == Some(i) {
@@ -375,7 +390,11 @@ impl Sequential {
         }
         match self.stored[i] {
             Stored::Dense => return,
-            Stored::Packed => self.packed[i].unpack_into(&mut self.shared[i % 2]),
+            Stored::Packed => {
+                #[cfg(test)]
+                UNPACKS.with(|c| c.set(c.get() + 1));
+                self.packed[i].unpack_into(&mut self.shared[i % 2])
+            }
             Stored::Recomputed => {
                 let x = if i == 0 { input } else { &self.activations[i - 1] };
                 self.layers[i].recompute_output(x, &mut self.shared[i % 2]);
@@ -512,7 +531,11 @@ mod tests {
         let mut packed = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
         // Unfused, so that the comparison below is bit for bit (the fused BN + LIF pass sums
         // in another order; `fused_bn_neuron_pairs_match...` compares it).
+        UNPACKS.with(|c| c.set(0));
         let (y1, gx1, g1) = unfused(|| run(&mut packed, &x, 3));
+        // Only the linear layer reads its stored input back: the pool (argmax), flatten and
+        // LIF backward passes read shapes alone.
+        assert_eq!(UNPACKS.with(|c| c.get()), 1);
         // The conv output stays f32 (4 x 2 x 4 x 8 x 8); BN recomputes its output from it in
         // backward; LIF, pool and flatten outputs are bits; the pool keeps its argmax.
         let dense = 4 * 2 * 4 * 64 * 4;

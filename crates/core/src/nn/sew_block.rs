@@ -2,7 +2,7 @@
 use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
 use crate::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
-use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::nn::layer::{AuditEntry, BackwardReads, Buffer, Layer, Param};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::spec::Connect;
@@ -35,6 +35,11 @@ impl SewBlock {
 }
 
 impl Layer for SewBlock {
+
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: true, output: false }
+    }
+
     fn emits_spikes(&self, input_spikes: bool) -> bool {
         self.connect.keeps_spikes() && self.paths.emits_spikes(input_spikes)
     }
