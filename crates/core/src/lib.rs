@@ -18,3 +18,13 @@ pub mod tensor;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;
+
+/// Runs `f` on a thread of rayon's global pool (inline when already on a pool thread), the
+/// caller waiting. Every parallel kernel of a training step or an evaluation then starts from
+/// a pool thread, which takes its own share of the work at once, instead of being handed to
+/// the pool by an outside thread that sleeps until it ends (`examples/workload_profile`, the
+/// two ways alternating: W2's training step 161-167 -> 158-163 ms, W1's within noise). A panic
+/// in `f` reaches the caller.
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}

@@ -65,15 +65,16 @@ fn lock<'a>(shared: &'a Shared, what: &str) -> napi::Result<MutexGuard<'a, Optio
     }
 }
 
-/// Runs `f` on the locked state on the current thread, marking the model broken on a panic.
-fn with_state<T>(
+/// Runs `f` on the locked state on a thread of the compute pool (`dualstream_core::in_pool`),
+/// marking the model broken on a panic.
+fn with_state<T: Send>(
     shared: &Shared,
     what: &str,
-    f: impl FnOnce(&mut State) -> dualstream_core::Result<T>,
+    f: impl FnOnce(&mut State) -> dualstream_core::Result<T> + Send,
 ) -> napi::Result<T> {
     let mut guard = lock(shared, what)?;
     let state = guard.as_mut().expect("checked by lock");
-    let result = guarded(what, || f(state));
+    let result = guarded(what, || dualstream_core::in_pool(|| f(state)));
     if let Err(e) = &result {
         if e.reason.starts_with("[ERR_INTERNAL]") {
             state.broken = true;
