@@ -721,7 +721,7 @@ fn wgrad_block<const CB: usize>(
 pub(crate) mod tests {
     use super::*;
     use crate::kernels::conv::{
-        conv2d_backward_weight, conv2d_forward, conv2d_reference, conv2d_reference_backward,
+        conv2d_backward_weight, conv2d_reference, conv2d_reference_backward,
     };
     use crate::rng::Rng;
 
@@ -800,10 +800,11 @@ pub(crate) mod tests {
         let x = spikes(&mut rng, batch * g.in_size(), 0.05);
         let w = randv(&mut rng, g.weight_len());
         let dy = randv(&mut rng, batch * g.out_size());
-        let (mut ye, mut yd) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+        let mut ye = vec![0.0; dy.len()];
         conv2d_forward_spikes(&g, &x, &w, None, &mut ye);
-        conv2d_forward(&g, &x, &w, None, &mut yd);
-        assert_close("forward", &ye, &yd, 1e-5);
+        // Against the plain direct convolution: the dense dispatch runs this shape as
+        // Winograd F(4x4), whose rounding (checked in `winograd.rs`) is coarser than 1e-5.
+        assert_close("forward", &ye, &conv2d_reference(&g, &x, &w, None), 1e-5);
         let (mut we, mut wd) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         conv2d_backward_weight_spikes(&g, &x, &dy, &mut we, None);
         conv2d_backward_weight(&g, &x, &dy, &mut wd, None);

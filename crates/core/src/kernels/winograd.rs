@@ -318,23 +318,39 @@ unsafe fn input_transform(
     assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     let pos_stride = pos_stride(g.c_in, tiles_pad);
+    let paired = pairs_tile_rows(tile, plan);
     for ci in 0..g.c_in {
-        for rr in r0..r1 {
+        let mut rr = r0;
+        while rr < r1 {
             // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
             let rp: [*const f32; 6] = std::array::from_fn(|i| patches.row(ci, rr, i));
             let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
+            // SAFETY (all three calls): the loads read columns in 0..w of rows of length w
+            // (masked at the edges); the stores write lanes (rr - r0) * tw + tx.. + 8 of V
+            // rows, inside tiles_pad (asserted above).
+            if paired {
+                // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
+                let next: [*const f32; 6] = if rr + 1 < r1 { std::array::from_fn(|i| patches.row(ci, rr + 1, i)) } else { rp };
+                tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride);
+                rr += 2;
+                continue;
+            }
             for tx in (0..tw).step_by(8) {
-                // SAFETY: the loads read columns in 0..w of rows of length w (masked at the
-                // edges); the stores write lanes tx..tx+8 of V rows, inside tiles_pad
-                // (asserted above).
                 let ix = (tile.size() * tx) as i32 - 1;
                 match tile {
                     Tile::F2 => tile8_f2(&patches, &rp, ix, vbase.add(tx), pos_stride),
-                    Tile::F4 => tile8_f4(&patches, &rp, ix, vbase.add(tx), pos_stride),
+                    Tile::F4 => tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride),
                 }
             }
+            rr += 1;
         }
     }
+}
+
+/// Whether the F(4x4) transforms run two tile rows per eight lanes: maps 13-16 wide have four
+/// tiles per row, which would fill half of the lanes.
+fn pairs_tile_rows(tile: Tile, plan: &Plan) -> bool {
+    tile == Tile::F4 && plan.tw == 4
 }
 
 /// F(2x2, 3x3) for 8 tiles whose patches start at column `ix` of rows `rp[..4]`,
@@ -570,18 +586,22 @@ unsafe fn output_transform(
 
 /// Map side (height and width) from which [`winograd_forward`] runs F(4x4, 3x3) instead of
 /// F(2x2, 3x3). Backward-data, both alternately in one process (2 threads), F(4x4)/F(2x2)
-/// time: 0.79-0.81 on 32->32 28x28 (batch 128), 32x32 and 64x64 (batch 64); 1.2-1.3 on
-/// 16x16, 14x14 and 7x7, 1.8 on 8x8. A tile row of 4 or fewer tiles fills half of the eight
-/// lanes its transforms run on, and 14x14 pads to 16x16.
+/// time: 0.79-0.81 on 32->32 28x28 (batch 128), 32x32 and 64x64 (batch 64); 1.8 on 8x8.
+/// Below it only maps of four tiles a side run as F(4x4) (see [`f4_wins`]).
 pub const F4_MIN_SIDE: usize = 24;
 
 /// Whether `g` (for which [`wins`] holds) runs as F(4x4, 3x3): 2.25 multiplications per
 /// output and channel pair instead of 4, and input/output transforms that move 36 values per
 /// 16 outputs instead of 16 per 4. Its transforms have coefficients up to 8 (and 1/24 in the
 /// weights'), so the rounding error grows (see the tests' tolerance). Small maps waste the
-/// part of their 4x4 tiles that lies outside them.
+/// part of their 4x4 tiles that lies outside them; maps 13-16 a side (four tiles) run two
+/// tile rows per eight lanes ([`pairs_tile_rows`]), without which F(4x4) was 1.06-1.3x
+/// F(2x2)'s time there. With them (`winograd_forward`, the two alternating, batch 128):
+/// 64->64 14x14 6.3-7.1 -> 5.3-6.0 ms, 32->64 3.5-4.2 -> 2.8-3.5, 64->32 3.4-4.0 -> 2.9-4.0;
+/// 64->64 16x16 (batch 64) 3.5-4.0 -> 3.0-3.5. Maps 17-23 a side (five or six tiles) stay
+/// F(2x2).
 fn f4_wins(g: &ConvGeom) -> bool {
-    g.h.min(g.w) >= F4_MIN_SIDE
+    g.h.min(g.w) >= F4_MIN_SIDE || (g.h.div_ceil(4) == 4 && g.w.div_ceil(4) == 4)
 }
 
 /// `U = G g G^T` of F(4x4, 3x3), `G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],
@@ -704,21 +724,24 @@ unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::
     ]
 }
 
-/// F(4x4, 3x3) for 8 tiles whose 6x6 patches start at column `ix` of rows `rp`, all in
-/// registers: per input row, the 32 columns from `ix` and from `ix + 4`, each split into the
-/// tiles' column offsets 0-3 (then 4-5) by [`deinterleave4`]; `B` across the columns, then
-/// `B^T` across the rows; position `p` goes to `dst + p * pos_stride`.
+/// F(4x4, 3x3) for 8 tiles, all in registers: tiles 0-3 have their 6x6 patches at columns
+/// `first.1`, `+ 4`, `+ 8`, `+ 12` of rows `first.0`, tiles 4-7 likewise in `second` (the next
+/// four tiles of the same tile row, or those of the next tile row when a row has only four).
+/// Per input row, the 32 columns of the eight patches' starts and those 4 further on, each
+/// split into the tiles' column offsets 0-3 (then 4-5) by [`deinterleave4`]; `B` across the
+/// columns, then `B^T` across the rows; position `p` goes to `dst + p * pos_stride`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-unsafe fn tile8_f4(patches: &PatchRows, rp: &[*const f32; 6], ix: i32, dst: *mut f32, pos_stride: usize) {
+unsafe fn tile8_f4(patches: &PatchRows, first: (&[*const f32; 6], i32), second: (&[*const f32; 6], i32), dst: *mut f32, pos_stride: usize) {
     use std::arch::x86_64::*;
-    let load = |p: *const f32, off: i32| patches.load(p, ix + off);
+    let ((ra, ia), (rb, ib)) = (first, second);
     // e[i] = (d_i B) for input row i: B across the columns.
     let mut e = [[_mm256_setzero_ps(); 6]; 6];
-    for (ei, &p) in e.iter_mut().zip(rp) {
-        let lo = deinterleave4([load(p, 0), load(p, 8), load(p, 16), load(p, 24)]);
-        let hi = deinterleave4([load(p, 4), load(p, 12), load(p, 20), load(p, 28)]);
+    for (i, ei) in e.iter_mut().enumerate() {
+        let (pa, pb) = (ra[i], rb[i]);
+        let lo = deinterleave4([patches.load(pa, ia), patches.load(pa, ia + 8), patches.load(pb, ib), patches.load(pb, ib + 8)]);
+        let hi = deinterleave4([patches.load(pa, ia + 4), patches.load(pa, ia + 12), patches.load(pb, ib + 4), patches.load(pb, ib + 12)]);
         *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
     }
     // B^T across the rows, column by column.
@@ -752,23 +775,41 @@ unsafe fn output_transform_f4(
     assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
     let mut staging = [0.0f32; 32];
+    let paired = pairs_tile_rows(Tile::F4, plan);
     for co in 0..g.c_out {
         let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
-        for rr in r0..r1 {
+        let mut rr = r0;
+        while rr < r1 {
             let (b, ty) = (rr / plan.th, rr % plan.th);
             let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * tw);
             let plane = ys.as_mut_ptr().add((b * g.c_out + co) * h * w);
-            for tx in (0..tw).step_by(8) {
-                // SAFETY: the 36 loads read lanes t..t+8 of M rows inside tiles_pad (asserted).
-                // s[i] = row i of A^T M, column by column.
-                let mut s = [[_mm256_setzero_ps(); 6]; 4];
-                for j in 0..6 {
-                    let col: [__m256; 6] = std::array::from_fn(|k| _mm256_loadu_ps(mbase.add((k * 6 + j) * pos_stride + tx)));
-                    let r = at6(col);
-                    for i in 0..4 {
-                        s[i][j] = r[i];
+            if paired {
+                // Lanes 0-3 are tile row rr's four tiles, lanes 4-7 row rr + 1's.
+                let s = at_rows_f4(mbase, pos_stride);
+                let second = (rr + 1 < r1).then(|| {
+                    let (b2, ty2) = ((rr + 1) / plan.th, (rr + 1) % plan.th);
+                    (ys.as_mut_ptr().add((b2 * g.c_out + co) * h * w), ty2)
+                });
+                let nx = w.min(16);
+                for (i, si) in s.iter().enumerate() {
+                    let y = at6(*si);
+                    let out = interleave4([_mm256_add_ps(y[0], bv), _mm256_add_ps(y[1], bv), _mm256_add_ps(y[2], bv), _mm256_add_ps(y[3], bv)]);
+                    for (half, (plane, ty)) in [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p))) {
+                        let oy = 4 * ty + i;
+                        if oy < h {
+                            _mm256_storeu_ps(staging.as_mut_ptr(), out[2 * half]);
+                            _mm256_storeu_ps(staging.as_mut_ptr().add(8), out[2 * half + 1]);
+                            // SAFETY: columns 0..nx of row oy lie inside the plane.
+                            std::ptr::copy_nonoverlapping(staging.as_ptr(), plane.add(oy * w), nx);
+                        }
                     }
                 }
+                rr += 2;
+                continue;
+            }
+            for tx in (0..tw).step_by(8) {
+                // SAFETY: the 36 loads read lanes t..t+8 of M rows inside tiles_pad (asserted).
+                let s = at_rows_f4(mbase.add(tx), pos_stride);
                 let x0 = 4 * tx;
                 let nx = (w - x0).min(32);
                 for (i, si) in s.iter().enumerate() {
@@ -792,8 +833,30 @@ unsafe fn output_transform_f4(
                     }
                 }
             }
+            rr += 1;
         }
     }
+}
+
+/// Rows of `A^T M` for the 8 tiles whose 36 positions start at `m` (position `p` at
+/// `m + p * pos_stride`), column by column: `s[i][j]`.
+///
+/// # Safety
+/// AVX2 must be present; the 36 loads of 8 lanes must be in bounds.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn at_rows_f4(m: *const f32, pos_stride: usize) -> [[std::arch::x86_64::__m256; 6]; 4] {
+    use std::arch::x86_64::*;
+    let mut s = [[_mm256_setzero_ps(); 6]; 4];
+    for j in 0..6 {
+        let col: [__m256; 6] = std::array::from_fn(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
+        let r = at6(col);
+        for i in 0..4 {
+            s[i][j] = r[i];
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -989,6 +1052,31 @@ mod tests {
             winograd_forward(&g, &x, &wt, None, &mut y);
             let e = scaled_error(&g, &x, &wt, &y, &conv2d_reference(&g, &x, &wt, None));
             assert!(e <= tolerance(&g), "{g:?}: scaled error {e}");
+        }
+    }
+
+    #[test]
+    fn paired_tile_rows_match_reference() {
+        // Maps 13-16 wide and high run F(4x4) two tile rows per eight lanes; a band may hold an
+        // odd number of tile rows (its last row pairs with itself) and pairs may straddle two
+        // samples. Real-valued inputs and spike maps, with and without bias.
+        let mut rng = Rng::new(61);
+        for (c_in, c_out, h, w, batch) in [(32, 64, 14, 14, 5), (64, 32, 13, 16, 3), (17, 40, 15, 13, 7), (16, 32, 16, 16, 1)] {
+            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+            if !applies(&g) {
+                return;
+            }
+            assert!(f4_wins(&g) && pairs_tile_rows(Tile::F4, &Plan::new(&g, batch, Tile::F4)), "{g:?}");
+            for (k, density) in [None, Some(0.2)].into_iter().enumerate() {
+                let x = input(&mut rng, batch * g.in_size(), density, 1.0);
+                let wt = kaiming(&mut rng, &g);
+                let bias = input(&mut rng, g.c_out, None, 0.1);
+                let bias = (k == 1).then_some(&bias[..]);
+                let mut y = vec![f32::NAN; batch * g.out_size()];
+                winograd_forward(&g, &x, &wt, bias, &mut y);
+                let e = scaled_error(&g, &x, &wt, &y, &conv2d_reference(&g, &x, &wt, bias));
+                assert!(e <= tolerance(&g), "{g:?} batch {batch}: scaled error {e}");
+            }
         }
     }
 
