@@ -18,6 +18,9 @@ enum Stored {
     Packed,
     /// Not kept: layer i recomputes it from boundary i-1 (which is `Dense`) in backward.
     Recomputed,
+    /// Not kept: neither layer i nor layer i+1 reads its values in backward
+    /// ([`Layer::backward_reads`]), e.g. a block output that only a max pool reads.
+    Unread,
 }
 
 thread_local! {
@@ -67,7 +70,7 @@ pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
 fn kept_boundary<'a>(activations: &'a [Tensor], shared: &'a [Tensor; 2], stored: &[Stored], k: usize) -> &'a Tensor {
     match stored[k] {
         Stored::Dense => &activations[k],
-        Stored::Packed | Stored::Recomputed => &shared[k % 2],
+        Stored::Packed | Stored::Recomputed | Stored::Unread => &shared[k % 2],
     }
 }
 
@@ -94,6 +97,8 @@ pub struct Sequential {
     stored: Vec<Stored>,
     activations: Vec<Tensor>,
     packed: Vec<SpikeBits>,
+    /// Shapes of the `Unread` boundaries (backward hands their layers a buffer of that shape).
+    unread_shapes: Vec<Vec<usize>>,
     /// Shared f32 buffers for spike maps: boundary i uses `shared[i % 2]`.
     shared: [Tensor; 2],
     /// Which boundary each shared buffer currently holds unpacked during backward.
@@ -118,6 +123,7 @@ impl Sequential {
             stored: vec![Stored::Dense; n - 1],
             activations: (0..n - 1).map(|_| Tensor::default()).collect(),
             packed: (0..n - 1).map(|_| SpikeBits::default()).collect(),
+            unread_shapes: vec![Vec::new(); n - 1],
             shared: [Tensor::default(), Tensor::default()],
             shared_holds: [None, None],
             grad_buffers: [Tensor::default(), Tensor::default()],
@@ -169,7 +175,7 @@ impl Sequential {
             .map(|(i, s)| match s {
                 Stored::Dense => self.activations[i].numel() * 4,
                 Stored::Packed => self.packed[i].bytes(),
-                Stored::Recomputed => 0,
+                Stored::Recomputed | Stored::Unread => 0,
             })
             .sum()
     }
@@ -267,8 +273,16 @@ impl Sequential {
         if in_shared && self.recompute[i - 1] {
             self.stored[i - 1] = Stored::Recomputed;
         } else if in_shared {
-            // Layer i has consumed boundary i-1: keep it packed for backward (training only).
+            // Layer i has consumed boundary i-1: keep it packed for backward (training only)
+            // if a backward pass reads it.
             let b = i - 1;
+            if !self.read_in_backward(b) {
+                self.stored[b] = Stored::Unread;
+                let shape = self.shared[b % 2].shape();
+                self.unread_shapes[b].clear();
+                self.unread_shapes[b].extend_from_slice(shape);
+                return;
+            }
             self.stored[b] = Stored::Packed;
             if training && !self.packed[b].pack(&self.shared[b % 2]) {
                 self.not_binary[b] = true;
@@ -374,13 +388,22 @@ impl Sequential {
     /// Boundary `i` for a backward call: unpacked if the layer reads its values (`read`), else
     /// only a buffer of its shape (whatever values the shared buffer held).
     fn provide(&mut self, i: usize, read: bool, input: &Tensor) {
-        if read || self.stored[i] != Stored::Packed || self.shared_holds[i % 2] == Some(i) {
-            self.unpack(i, input);
-            return;
-        }
-        let shape = self.packed[i].shape().to_vec();
+        let shape = match self.stored[i] {
+            Stored::Packed if !read && self.shared_holds[i % 2] != Some(i) => self.packed[i].shape().to_vec(),
+            Stored::Unread => {
+                assert!(!read, "boundary {i} was not kept, yet its values are read");
+                self.unread_shapes[i].clone()
+            }
+            _ => return self.unpack(i, input),
+        };
         self.shared[i % 2].resize_for_overwrite(&shape);
         self.shared_holds[i % 2] = None;
+    }
+
+    /// Whether a backward pass reads the values of boundary `b`: its layer (as output) or the
+    /// next (as input).
+    fn read_in_backward(&self, b: usize) -> bool {
+        self.layers[b].backward_reads().output || self.layers[b + 1].backward_reads().input
     }
 
     /// Makes boundary `i` available as f32 in its shared buffer during backward.
@@ -390,6 +413,7 @@ impl Sequential {
         }
         match self.stored[i] {
             Stored::Dense => return,
+            Stored::Unread => unreachable!("boundary {i} is read by no backward pass"),
             Stored::Packed => {
                 #[cfg(test)]
                 UNPACKS.with(|c| c.set(c.get() + 1));
@@ -537,10 +561,12 @@ mod tests {
         // LIF backward passes read shapes alone.
         assert_eq!(UNPACKS.with(|c| c.get()), 1);
         // The conv output stays f32 (4 x 2 x 4 x 8 x 8); BN recomputes its output from it in
-        // backward; LIF, pool and flatten outputs are bits; the pool keeps its argmax.
+        // backward; the LIF and pool outputs are read by no backward pass (LIF recomputes its
+        // spikes, the pool keeps its argmax, flatten needs shapes only) and are not kept; the
+        // flatten output, which the linear layer reads, is kept as bits.
         let dense = 4 * 2 * 4 * 64 * 4;
-        let bits = (2048usize.div_ceil(64) + 512usize.div_ceil(64) * 2) * 8;
-        assert_eq!(packed.stored(), vec![Stored::Dense, Stored::Recomputed, Stored::Packed, Stored::Packed, Stored::Packed]);
+        let bits = 512usize.div_ceil(64) * 8;
+        assert_eq!(packed.stored(), vec![Stored::Dense, Stored::Recomputed, Stored::Unread, Stored::Unread, Stored::Packed]);
         let argmax = 512 * 4;
         assert_eq!(packed.stored_bytes(), dense + bits + argmax);
         // The same network with every boundary forced dense gives bit-identical results.
@@ -691,6 +717,9 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(run(&mut hinted, &x, 5), run(&mut plain, &x, 5));
         }
-        assert_eq!(hinted.not_binary, vec![true, true]);
+        // The pool output is read by no backward pass (not kept, so never checked); the
+        // flatten output, which the linear layer reads, is kept dense.
+        assert_eq!(hinted.not_binary, vec![false, true]);
+        assert_eq!(hinted.stored(), vec![Stored::Unread, Stored::Dense]);
     }
 }
