@@ -102,27 +102,63 @@ pub(crate) fn sum_as_f64(v: &[f32]) -> f64 {
     lane_sums::<true>(std::iter::once((v, v)), 0.0).0
 }
 
-/// Mean and biased variance of every channel, in one pass over the data (f64 sums of the
-/// values and squares, shifted by the channel's first value so that a large mean does not
-/// cancel the variance's digits).
+/// Mean and biased variance of every channel: the moments of each (sample, channel) plane
+/// ([`sample_moments`]), merged over the samples ([`stats_from_moments`]). One sample per task,
+/// so the pass reads contiguous memory (W1's stem BN 0.54-0.63 -> 0.34 ms against one channel
+/// per task); a convolution that has just written a sample can take its moments while it is
+/// in cache instead ([`moments_of_sample`]), with the same numbers.
 pub fn channel_stats(x: &[f32], channels: usize, hw: usize, mean: &mut [f32], var: &mut [f32]) {
-    mean.par_iter_mut()
-        .zip(var.par_iter_mut())
-        .enumerate()
-        .for_each(|(c, (m, v))| channel_stats_of(x, c, channels, hw, m, v));
+    if channels == 0 || hw == 0 || x.is_empty() {
+        return;
+    }
+    let mut moments = vec![0.0; x.len() / hw * 2];
+    sample_moments(x, channels, hw, &mut moments);
+    stats_from_moments(&moments, channels, hw, mean, var);
 }
 
-fn channel_stats_of(x: &[f32], c: usize, channels: usize, hw: usize, m: &mut f32, v: &mut f32) {
-    let n = (x.len() / channels.max(1)) as f64;
-    let Some(&first) = channel(x, c, channels, hw).flat_map(|r| r.iter()).next() else {
-        return;
-    };
-    let shift = first as f64;
-    let rows = channel(x, c, channels, hw).map(|r| (r, r));
-    let (s, ss) = lane_sums::<false>(rows, shift);
-    let mu = s / n;
-    *m = (shift + mu) as f32;
-    *v = (ss / n - mu * mu).max(0.0) as f32;
+/// [`moments_of_sample`] for every sample of `[B, C, HW]` data into `out` (`[B, C, 2]`).
+pub fn sample_moments(x: &[f32], channels: usize, hw: usize, out: &mut [f64]) {
+    assert_eq!(out.len() * hw, x.len() * 2, "sample_moments: output length");
+    out.par_chunks_mut(2 * channels)
+        .zip(x.par_chunks(channels * hw))
+        .for_each(|(o, xs)| moments_of_sample(xs, channels, hw, o));
+}
+
+/// Mean and sum of squared deviations of each channel plane of one `[C, HW]` sample, in f64
+/// lanes (each plane shifted by its first value, so that a large mean does not cancel the
+/// deviations' digits): `out[2c]` and `out[2c + 1]`. (Eight f32 lanes instead were too coarse
+/// for the backward sums that use the mean.)
+pub fn moments_of_sample(xs: &[f32], channels: usize, hw: usize, out: &mut [f64]) {
+    assert!(xs.len() == channels * hw && out.len() == 2 * channels, "moments_of_sample: lengths");
+    for (plane, o) in xs.chunks_exact(hw).zip(out.chunks_exact_mut(2)) {
+        let k = plane[0] as f64;
+        let (s, ss) = lane_sums::<false>(std::iter::once((plane, plane)), k);
+        let n = hw as f64;
+        o[0] = k + s / n;
+        o[1] = (ss - s * s / n).max(0.0);
+    }
+}
+
+/// Mean and biased variance per channel from `[B, C, 2]` plane moments of planes of `hw`
+/// values, merged sample by sample in order (the pairwise update of Chan et al.): the same
+/// numbers on any number of threads.
+pub fn stats_from_moments(moments: &[f64], channels: usize, hw: usize, mean: &mut [f32], var: &mut [f32]) {
+    let nb = hw as f64;
+    for c in 0..channels {
+        let (mut n, mut mu, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+        for s in moments.chunks_exact(2 * channels) {
+            let (mb, m2b) = (s[2 * c], s[2 * c + 1]);
+            let total = n + nb;
+            let d = mb - mu;
+            mu += d * nb / total;
+            m2 += m2b + d * d * n * nb / total;
+            n = total;
+        }
+        if n > 0.0 {
+            mean[c] = mu as f32;
+            var[c] = (m2 / n).max(0.0) as f32;
+        }
+    }
 }
 
 /// The per-channel affine `y = x * scale[c] + shift[c]` of a BN over `[B, C, HW]` data, as

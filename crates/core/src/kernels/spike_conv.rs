@@ -127,7 +127,10 @@ pub fn forward_event_max_density(g: &ConvGeom) -> f32 {
 
 /// Forward through the event kernel where the input is fit for it (the decision of
 /// [`choose_path`]), else the dense kernel. Says which ran and, where the call saw the whole
-/// input, its [`SpikeStats`] (for the weight gradient's dispatch on the same input).
+/// input, its [`SpikeStats`] (for the weight gradient's dispatch on the same input). Given
+/// `moments` (`[B, C_out, 2]`), also fills in the output's per-plane moments for a batch norm
+/// after it (`batch_norm::moments_of_sample`): the event kernel takes them from each sample
+/// while it is in cache, which saves the statistics pass over the output.
 ///
 /// With `measure_first` false the event kernel starts at once and gives up as soon as the
 /// input proves unfit ([`EventBudget`]): no pass of its own, but an input well above the
@@ -142,6 +145,7 @@ pub fn conv2d_forward_auto(
     bias: Option<&[f32]>,
     y: &mut [f32],
     measure_first: bool,
+    mut moments: Option<&mut [f64]>,
 ) -> (ConvPath, Option<SpikeStats>) {
     if !supports_events(g) {
         super::conv::conv2d_forward(g, x, weight, bias, y);
@@ -151,18 +155,22 @@ pub fn conv2d_forward_auto(
     let stats = if measure_first {
         let s = spike_stats(x);
         if s.binary && s.density() <= max_density {
-            forward_spikes(g, x, weight, bias, y, None);
+            forward_spikes(g, x, weight, bias, y, None, moments);
             return (ConvPath::Events, Some(s));
         }
         Some(s)
     } else {
         let budget = EventBudget::new(x.len(), max_density);
-        if conv2d_forward_spikes_within(g, x, weight, bias, y, &budget) {
+        forward_spikes(g, x, weight, bias, y, Some(&budget), moments.as_deref_mut());
+        if !budget.exceeded() {
             return (ConvPath::Events, Some(budget.stats()));
         }
         None
     };
     super::conv::conv2d_forward(g, x, weight, bias, y);
+    if let Some(m) = moments {
+        crate::kernels::batch_norm::sample_moments(y, g.c_out, g.ohw(), m);
+    }
     (ConvPath::Dense, stats)
 }
 
@@ -400,7 +408,7 @@ pub fn conv2d_forward_spikes(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
-    forward_spikes(g, x, weight, bias, y, None);
+    forward_spikes(g, x, weight, bias, y, None, None);
 }
 
 /// [`conv2d_forward_spikes`] that gives up (returns false, `y` unfinished) as soon as `x`
@@ -413,7 +421,7 @@ pub fn conv2d_forward_spikes_within(
     y: &mut [f32],
     budget: &EventBudget,
 ) -> bool {
-    forward_spikes(g, x, weight, bias, y, Some(budget));
+    forward_spikes(g, x, weight, bias, y, Some(budget), None);
     !budget.exceeded()
 }
 
@@ -424,6 +432,7 @@ fn forward_spikes(
     bias: Option<&[f32]>,
     y: &mut [f32],
     budget: Option<&EventBudget>,
+    moments: Option<&mut [f64]>,
 ) {
     let plan = FwdPlan::new("conv2d_forward_spikes", g, x, weight);
     assert_eq!(y.len(), plan.batch * g.out_size(), "conv2d_forward_spikes: output length");
@@ -431,9 +440,27 @@ fn forward_spikes(
         assert_eq!(b.len(), g.c_out, "conv2d_forward_spikes: bias length");
     }
     let (p, cp) = (plan.fwd(g, bias, budget), plan.cp);
-    y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each(|(ys, xs)| {
+    // One slot of moments per sample (a placeholder of one value each when none are wanted).
+    let mut unwanted = Vec::new();
+    let (moments, per_sample) = match moments {
+        Some(m) if g.c_out > 0 => {
+            assert_eq!(m.len(), plan.batch * 2 * g.c_out, "conv2d_forward_spikes: moments length");
+            (m, 2 * g.c_out)
+        }
+        _ => {
+            unwanted.resize(plan.batch, 0.0);
+            (&mut unwanted[..], 1)
+        }
+    };
+    let want = per_sample > 1;
+    let samples = y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size()));
+    samples.zip(moments.par_chunks_mut(per_sample)).for_each(|((ys, xs), ms)| {
         let mut grid = take_grid(&FWD_GRIDS, g, cp);
         ACTIVE.with_borrow_mut(|act| fwd_sample(&p, xs, ys, &mut grid, act));
+        if want && !budget.is_some_and(EventBudget::exceeded) {
+            // The sample's output was just written: its planes are still in cache.
+            crate::kernels::batch_norm::moments_of_sample(ys, g.c_out, g.ohw(), ms);
+        }
         // A sample stopped by the budget leaves its grid dirty.
         if !budget.is_some_and(EventBudget::exceeded) {
             put_grid(&FWD_GRIDS, g, cp, grid);
@@ -893,9 +920,14 @@ pub(crate) mod tests {
             let density = stats.density();
             for measure_first in [false, true] {
                 y.fill(f32::NAN);
-                let (path, seen) = conv2d_forward_auto(&g, &x, &weight, None, &mut y, measure_first);
+                let mut moments = vec![f64::NAN; 12 * g.c_out * 2];
+                let (path, seen) = conv2d_forward_auto(&g, &x, &weight, None, &mut y, measure_first, Some(&mut moments));
                 assert_eq!(path, choose_path(&g, &x, max), "{what} at density {density}, measured first {measure_first}");
                 assert_close(what, &y, &want_reference(&x), 1e-4);
+                // The output's moments, whichever kernel ran: exactly a BN's own pass over it.
+                let mut want_moments = vec![0.0; moments.len()];
+                crate::kernels::batch_norm::sample_moments(&y, g.c_out, g.ohw(), &mut want_moments);
+                assert_eq!(moments, want_moments, "{what}: moments ({path:?})");
                 // Stats the call reports are those of the whole input.
                 if let Some(seen) = seen {
                     assert_eq!((seen.binary, seen.len), (stats.binary, stats.len), "{what}");
@@ -907,7 +939,7 @@ pub(crate) mod tests {
             }
             // Grids are kept between calls: a pass the budget stopped must not leave one dirty.
             let sparse = spikes(&mut rng, n, 0.03);
-            assert_eq!(conv2d_forward_auto(&g, &sparse, &weight, None, &mut y, false).0, ConvPath::Events);
+            assert_eq!(conv2d_forward_auto(&g, &sparse, &weight, None, &mut y, false, None).0, ConvPath::Events);
             assert_close(&format!("sparse after {what}"), &y, &want_reference(&sparse), 1e-4);
         }
     }

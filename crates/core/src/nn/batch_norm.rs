@@ -1,7 +1,7 @@
 //! BatchNorm2d over `[T, N, C, H, W]`: statistics over T, N, H and W together, as SpikingJelly's
 //! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
 use crate::error::{Error, Result};
-use crate::kernels::batch_norm::{affine, backward_input, backward_sums, channel_stats, ChannelAffine};
+use crate::kernels::batch_norm::{affine, backward_input, backward_sums, channel_stats, stats_from_moments, ChannelAffine};
 use crate::neuron::kernel::BnGrad;
 use crate::nn::conv2d::check_grad_output;
 use crate::nn::layer::{expect_sample_rank, Buffer, Layer, Param};
@@ -100,7 +100,9 @@ impl BatchNorm2d {
     /// Training-mode statistics of `input` (the running statistics move), and the scale and
     /// shift they give: `forward` in training up to the affine pass, which the fused BN + neuron
     /// pass of `Sequential` applies itself (see [`BatchNorm2d::affine`]).
-    pub(crate) fn forward_statistics(&mut self, input: &Tensor) -> Result<()> {
+    /// `moments`: the input's `[T*N, C, 2]` per-plane moments where its producer took them
+    /// (`Conv2d::output_moments`), the same numbers this pass would compute, else None.
+    pub(crate) fn forward_statistics(&mut self, input: &Tensor, moments: Option<&[f64]>) -> Result<()> {
         self.check_input(input.shape())?;
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
@@ -112,7 +114,10 @@ impl BatchNorm2d {
                 format!("shape {s:?}"),
             ));
         }
-        channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var);
+        match moments {
+            Some(m) if m.len() == s[0] * s[1] * c * 2 => stats_from_moments(m, c, hw, &mut self.mean, &mut self.var),
+            _ => channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var),
+        }
         let (m, eps) = (self.spec.momentum, self.spec.eps);
         let unbias = n as f32 / (n - 1) as f32;
         let (rm, rv) = (self.running_mean.data_mut(), self.running_var.data_mut());
@@ -213,7 +218,7 @@ impl Layer for BatchNorm2d {
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         if training {
-            self.forward_statistics(input)?;
+            self.forward_statistics(input, None)?;
         } else {
             self.check_input(input.shape())?;
             self.eval_scale_shift();

@@ -34,6 +34,11 @@ pub struct Conv2d {
     /// What the last training forward measured of its whole input (binary, spike count), for
     /// the weight gradient's dispatch on that input.
     input_stats: Option<SpikeStats>,
+    /// Whether a batch norm follows in training (set by the model): the forward then leaves
+    /// its output's per-plane moments in `output_moments` (see `conv2d_forward_auto`).
+    keep_output_moments: bool,
+    /// `[T*N, C_out, 2]` moments of the last training forward's output, or empty.
+    output_moments: Vec<f64>,
     /// Backward after a repeated input: `dL/dy` summed over time, reused.
     grad_sum: Vec<f32>,
 }
@@ -123,6 +128,8 @@ impl Conv2d {
             pre_activation: Tensor::default(),
             repeated: false,
             input_stats: None,
+            keep_output_moments: false,
+            output_moments: Vec::new(),
             grad_sum: Vec::new(),
         })
     }
@@ -165,6 +172,19 @@ impl Conv2d {
         })
     }
 
+    /// Asks the training forward for its output's per-plane moments (a batch norm follows).
+    pub(crate) fn keep_output_moments(&mut self, keep: bool) {
+        self.keep_output_moments = keep;
+        self.output_moments.clear();
+    }
+
+    /// The `[T*N, C_out, 2]` per-plane moments of the last forward's output if it kept them
+    /// and that output has `shape`.
+    pub(crate) fn output_moments(&self, shape: &[usize]) -> Option<&[f64]> {
+        let planes = shape.get(..3).map_or(0, |s| s.iter().product::<usize>());
+        (shape.len() == 5 && !self.output_moments.is_empty() && self.output_moments.len() == planes * 2).then_some(&self.output_moments[..])
+    }
+
     pub fn weight(&self) -> &Param {
         &self.weight
     }
@@ -181,13 +201,21 @@ impl Conv2d {
         output.resize_for_overwrite(&[t_len, input.shape()[1], g.c_out, g.oh, g.ow]);
         self.repeated = repeats_one_step(input);
         let steps = if self.repeated { 1 } else { t_len };
+        // A repeated input's output is one step copied: its BN takes its own statistics.
+        let mut moments = std::mem::take(&mut self.output_moments);
+        moments.clear();
+        let keep = self.keep_output_moments && affine.is_none() && !self.repeated;
         let (weight, bias) = self.weights(affine.is_some());
         let (x, y) = (input.data(), output.data_mut());
         let (x_len, y_len) = (x.len() / t_len.max(1) * steps, y.len() / t_len.max(1) * steps);
+        if keep {
+            moments.resize(y_len / (g.oh * g.ow).max(1) * 2, 0.0);
+        }
         // Spike inputs below the measured crossover density take the event-driven kernel; an
         // input that went dense last step is measured before the event kernel is tried.
         let measure_first = self.paths[0] == Some(ConvPath::Dense);
-        let (path, stats) = conv2d_forward_auto(&g, &x[..x_len], weight, bias, &mut y[..y_len], measure_first);
+        let (path, stats) = conv2d_forward_auto(&g, &x[..x_len], weight, bias, &mut y[..y_len], measure_first, keep.then_some(&mut moments[..]));
+        self.output_moments = moments;
         self.paths[0] = Some(path);
         // Kept for the weight gradient's dispatch only where they cover the input it will see.
         self.input_stats = stats.filter(|_| steps == t_len);
@@ -221,6 +249,7 @@ impl Conv2d {
         };
         let g = self.prepare(input, affine)?;
         self.input_stats = None;
+        self.output_moments.clear();
         let (weight, bias) = self.weights(affine.is_some());
         if supports_events(&g) && input.shape()[0] > 0 {
             let budget = forward_budget(&g, input.data());

@@ -37,6 +37,8 @@ thread_local! {
     static FUSED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static CONV_NEURON_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static UNPACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Fused BN passes that took their statistics from the conv before them.
+    static GIVEN_MOMENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether this sequence fuses its training BN + neuron pairs (always, except in tests that
@@ -160,6 +162,13 @@ impl Sequential {
                     && self.layers[i + 1].as_neuron().is_some()
             })
             .collect();
+        // A conv feeding a fused BN takes the BN's statistics on the way (`Conv2d::output_moments`).
+        for i in 1..n {
+            let feeds_fused_bn = self.fuse[i];
+            if let Some(conv) = self.layers[i - 1].as_conv() {
+                conv.keep_output_moments(feeds_fused_bn);
+            }
+        }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -243,8 +252,12 @@ impl Sequential {
                     let conv = this[i].as_conv().expect("checked above");
                     crate::profile::timed(conv, false, |c| c.forward_inference(x, y, affine, neuron))?;
                 } else if fused {
-                    let bn = this[i].as_batch_norm().expect("fuse marks a BN");
-                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x))?;
+                    let (before_bn, bn_on) = this.split_at_mut(i);
+                    let bn = bn_on[0].as_batch_norm().expect("fuse marks a BN");
+                    let moments = before_bn.last_mut().and_then(|l| l.as_conv()).and_then(|c| c.output_moments(x.shape()));
+                    #[cfg(test)]
+                    GIVEN_MOMENTS.with(|c| c.set(c.get() + moments.is_some() as usize));
+                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x, moments))?;
                     let neuron = next[0].as_neuron().expect("fuse marks a BN before a neuron");
                     let affine = bn.affine(x.shape());
                     crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
@@ -663,9 +676,13 @@ mod tests {
         let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
         for step in 0..2 {
             FUSED_PASSES.with(|c| c.set(0));
+            GIVEN_MOMENTS.with(|c| c.set(0));
             let (y1, gx1, g1) = run(&mut fused, &x, 20 + step);
             // The stem's pair and the block branch's two pairs; not the pair after the pool.
             assert_eq!(FUSED_PASSES.with(|c| c.get()), 3);
+            // Each of those BNs took its statistics from its conv (the unfused run computes
+            // them itself, the same numbers: the outputs below agree bit for bit).
+            assert_eq!(GIVEN_MOMENTS.with(|c| c.get()), 3);
             let (y2, gx2, g2) = unfused(|| run(&mut plain, &x, 20 + step));
             assert_eq!(FUSED_PASSES.with(|c| c.get()), 3, "the unfused run fused");
             assert_eq!(y1, y2, "step {step}: outputs");
