@@ -240,18 +240,37 @@ pub fn backward_input(
 ) {
     dx.par_chunks_mut(channels * hw)
         .zip(x.par_chunks(channels * hw).zip(dy.par_chunks(channels * hw)))
-        .for_each(|(dxs, (xs, dys))| backward_input_sample(xs, dys, hw, a, b, d, dxs));
+        .for_each(|(dxs, (xs, dys))| backward_input_sample(xs, Some(dys), hw, a, b, d, dxs));
 }
 
-multiversion!(fn backward_input_sample(xs: &[f32], dys: &[f32], hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) => backward_input_body);
+/// [`backward_input`] with `dx` written over `dy`: each line is read and rewritten while in
+/// cache, instead of a third stream whose lines are first fetched to be overwritten.
+pub fn backward_input_in_place(x: &[f32], dy_dx: &mut [f32], channels: usize, hw: usize, a: &[f32], b: &[f32], d: &[f32]) {
+    assert_eq!(x.len(), dy_dx.len(), "backward_input_in_place: lengths");
+    dy_dx
+        .par_chunks_mut(channels * hw)
+        .zip(x.par_chunks(channels * hw))
+        .for_each(|(dxs, xs)| backward_input_sample(xs, None, hw, a, b, d, dxs));
+}
 
+multiversion!(fn backward_input_sample(xs: &[f32], dys: Option<&[f32]>, hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) => backward_input_body);
+
+/// One sample; `dys` None: dy is `dxs` itself.
 #[inline(always)]
-fn backward_input_body(xs: &[f32], dys: &[f32], hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) {
-    let rows = dxs.chunks_exact_mut(hw).zip(xs.chunks_exact(hw).zip(dys.chunks_exact(hw)));
-    for (c, (dxs, (xs, dys))) in rows.enumerate() {
+fn backward_input_body(xs: &[f32], dys: Option<&[f32]>, hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) {
+    for (c, (dxs, xs)) in dxs.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).enumerate() {
         let (ac, bc, dc) = (a[c], b[c], d[c]);
-        for ((o, &xv), &dv) in dxs.iter_mut().zip(xs).zip(dys) {
-            *o = ac * dv + bc * xv + dc;
+        match dys {
+            Some(dys) => {
+                for ((o, &xv), &dv) in dxs.iter_mut().zip(xs).zip(&dys[c * hw..(c + 1) * hw]) {
+                    *o = ac * dv + bc * xv + dc;
+                }
+            }
+            None => {
+                for (o, &xv) in dxs.iter_mut().zip(xs) {
+                    *o = ac * *o + bc * xv + dc;
+                }
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! BatchNorm2d over `[T, N, C, H, W]`: statistics over T, N, H and W together, as SpikingJelly's
 //! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
 use crate::error::{Error, Result};
-use crate::kernels::batch_norm::{affine, backward_input, backward_sums, channel_stats, stats_from_moments, ChannelAffine};
+use crate::kernels::batch_norm::{
+    affine, backward_input, backward_input_in_place, backward_sums, channel_stats, stats_from_moments, ChannelAffine,
+};
 use crate::neuron::kernel::BnGrad;
 use crate::nn::conv2d::check_grad_output;
 use crate::nn::layer::{expect_sample_rank, Buffer, Layer, Param};
@@ -157,6 +159,26 @@ impl BatchNorm2d {
     pub(crate) fn backward_from_sums(&mut self, input: &Tensor, dy: &Tensor, grad_input: &mut Tensor, batch_stats: bool) {
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
+        self.input_grad_coefficients(s, batch_stats);
+        let [a, b, d] = &self.coef;
+        grad_input.resize_for_overwrite(s);
+        backward_input(input.data(), dy.data(), c, hw, a, b, d, grad_input.data_mut());
+    }
+
+    /// [`Self::backward_from_sums`] with the input gradient written over `dy`.
+    pub(crate) fn backward_from_sums_in_place(&mut self, input: &Tensor, dy: &mut Tensor, batch_stats: bool) {
+        let s = input.shape();
+        assert_eq!(s, dy.shape(), "backward_from_sums_in_place: shapes");
+        let (c, hw) = (s[2], s[3] * s[4]);
+        self.input_grad_coefficients(s, batch_stats);
+        let [a, b, d] = &self.coef;
+        backward_input_in_place(input.data(), dy.data_mut(), c, hw, a, b, d);
+    }
+
+    /// Adds the affine parameters' gradients from the sums and sets `coef` to the input
+    /// gradient's per-channel `dx = a dy + b x + d`.
+    fn input_grad_coefficients(&mut self, s: &[usize], batch_stats: bool) {
+        let (c, hw) = (s[2], s[3] * s[4]);
         let n = (s[0] * s[1] * hw) as f64;
         let gamma = self.weight.value.data();
         let [a, b, d] = &mut self.coef;
@@ -177,8 +199,6 @@ impl BatchNorm2d {
                 d[ch] = 0.0;
             }
         }
-        grad_input.resize_for_overwrite(s);
-        backward_input(input.data(), dy.data(), c, hw, a, b, d, grad_input.data_mut());
     }
 
     /// Whether the last forward (which must have been on `shape`) used batch statistics.

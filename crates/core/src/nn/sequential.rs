@@ -382,11 +382,20 @@ impl Sequential {
             let sums = bn.fused_grad(x.shape())?;
             crate::profile::timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
         }
-        let g_in = if b == 0 { &mut *grad_input } else { g_next };
+        if b == 0 {
+            return crate::profile::timed(bn, true, |bn| {
+                bn.backward_from_sums(x, g_bn, grad_input, batch_stats);
+                Ok(())
+            });
+        }
+        // dx over dL/dy, in place; the buffers then trade places so that layer b - 1 finds it
+        // where it reads (the other one held the neuron's incoming gradient, no longer needed).
         crate::profile::timed(bn, true, |bn| {
-            bn.backward_from_sums(x, g_bn, g_in, batch_stats);
+            bn.backward_from_sums_in_place(x, g_bn, batch_stats);
             Ok(())
-        })
+        })?;
+        self.grad_buffers.swap(0, 1);
+        Ok(())
     }
 
     #[cfg(test)]
