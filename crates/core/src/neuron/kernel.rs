@@ -575,7 +575,7 @@ pub(crate) fn backward(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, None, gout, t_len, gin)
+    backward_impl(d, surrogate, x, None, None, Some(gout), t_len, gin)
 }
 
 /// What the backward of a fused BN + neuron pair needs of the BN (the affine and mean its
@@ -604,7 +604,13 @@ pub(crate) fn backward_bn(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, Some(bn), gout, t_len, gin)
+    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), t_len, gin)
+}
+
+/// [`backward_bn`] with `dL/dy` written over `dL/dS` (`grad` holds the latter on entry): each
+/// line is read and rewritten in cache instead of a third stream fetched to be overwritten.
+pub(crate) fn backward_bn_in_place(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, t_len: usize, grad: &mut [f32]) -> f64 {
+    backward_impl(d, surrogate, x, None, Some(bn), None, t_len, grad)
 }
 
 /// Backward on given `H_t` and `S_t` instead of recomputed ones. `s` is read as a real number,
@@ -624,7 +630,7 @@ pub(crate) fn backward_given(
     gin: &mut [f32],
 ) -> f64 {
     assert!(h.len() == x.len() && s.len() == x.len());
-    backward_impl(d, surrogate, x, Some((h, s)), None, gout, t_len, gin)
+    backward_impl(d, surrogate, x, Some((h, s)), None, Some(gout), t_len, gin)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -634,12 +640,14 @@ fn backward_impl(
     x: &[f32],
     given: Option<(&[f32], &[f32])>,
     bn: Option<BnGrad>,
-    gout: &[f32],
+    gout: Option<&[f32]>,
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
     let len = x.len();
-    assert!(gout.len() == len && gin.len() == len);
+    // Without `gout`, `gin` holds dL/dS on entry (in place; with a BN only).
+    assert!(gout.is_none_or(|g| g.len() == len) && gin.len() == len);
+    assert!(gout.is_some() || bn.is_some(), "in-place backward is for the BN-fused pair");
     let (bn_in, bn_out) = match bn {
         Some(BnGrad { affine, mean, sum_dy, sum_dy_xc }) => {
             sum_dy.fill(0.0);
@@ -703,7 +711,8 @@ const W_NO_DECAY: u8 = 2;
 
 struct BwdCtx<'a> {
     x: &'a [f32],
-    gout: &'a [f32],
+    /// dL/dS, or None when it is read from `gin` (in place).
+    gout: Option<&'a [f32]>,
     t_len: usize,
     numel: usize,
     consts: Consts,
@@ -742,10 +751,10 @@ impl BwdCtx<'_> {
     fn dispatch<G: SgFn>(&self, g: G, d: &Dynamics, w_mode: u8) -> Vec<ChunkOut> {
         macro_rules! by_bn {
             ($hard:literal, $detach:literal, $w:expr) => {
-                if self.bn.is_some() {
-                    self.run::<G, $hard, $detach, { $w }, true>(g)
-                } else {
-                    self.run::<G, $hard, $detach, { $w }, false>(g)
+                match (self.bn.is_some(), self.gout.is_none()) {
+                    (true, true) => self.run::<G, $hard, $detach, { $w }, true, true>(g),
+                    (true, false) => self.run::<G, $hard, $detach, { $w }, true, false>(g),
+                    _ => self.run::<G, $hard, $detach, { $w }, false, false>(g),
                 }
             };
         }
@@ -767,7 +776,7 @@ impl BwdCtx<'_> {
     }
 
     /// One [`ChunkOut`] per chunk, in chunk order.
-    fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(&self, g: G) -> Vec<ChunkOut> {
+    fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(&self, g: G) -> Vec<ChunkOut> {
         let (numel, t_len) = (self.numel, self.t_len);
         (0..numel.div_ceil(CHUNK))
             .into_par_iter()
@@ -779,7 +788,7 @@ impl BwdCtx<'_> {
                     Some((h, s)) => {
                         let h = RowsOf { data: h, off: i0, stride: numel };
                         let s = RowsOf { data: s, off: i0, stride: numel };
-                        self.chunk::<G, HARD, DETACH, W, true, false>(g, h, s, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, true, false, false>(g, h, s, i0, n)
                     }
                     _ => SCRATCH.with(|cell| {
                         // No rayon call happens inside, so this thread cannot re-enter here.
@@ -794,9 +803,9 @@ impl BwdCtx<'_> {
                         #[cfg(target_arch = "x86_64")]
                         if avx2() {
                             // SAFETY: AVX2 was detected.
-                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN>(g, h, i0, n) };
+                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, i0, n) };
                         }
-                        self.chunk::<G, HARD, DETACH, W, false, BN>(g, h, h, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, h, i0, n)
                     }),
                 }
             })
@@ -809,14 +818,14 @@ impl BwdCtx<'_> {
     /// Only call when [`avx2`] says so.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn chunk_avx2<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(
+    unsafe fn chunk_avx2<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(
         &self,
         g: G,
         h: RowsOf,
         i0: usize,
         n: usize,
     ) -> ChunkOut {
-        self.chunk::<G, HARD, DETACH, W, false, BN>(g, h, h, i0, n)
+        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, h, i0, n)
     }
 
     /// Reverse time loop over elements `[i0, i0 + n)`. Without `GIVEN_S` the spikes are the
@@ -824,7 +833,7 @@ impl BwdCtx<'_> {
     /// input.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool>(
+    fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool, const IN_PLACE: bool>(
         &self,
         g: G,
         h: RowsOf,
@@ -853,7 +862,11 @@ impl BwdCtx<'_> {
             let off = std::hint::black_box(t * numel) + i0;
             let hs = h.row(t, n);
             let ss: &[f32] = if GIVEN_S { s.row(t, n) } else { &[] };
-            let gos = &self.gout[off..off + n];
+            // In place, dL/dS_t is read from `gis` just before its element is overwritten.
+            let gos: &[f32] = match self.gout {
+                Some(gout) if !IN_PLACE => &gout[off..off + n],
+                _ => &[],
+            };
             // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
             let gis = unsafe { self.gin.range(off, n) };
             let xs: &[f32] = if W != W_NONE || BN { &self.x[off..off + n] } else { &[] };
@@ -879,7 +892,8 @@ impl BwdCtx<'_> {
                     let sg = g.grad(u);
                     // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
                     let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
-                    let gs = if DETACH { gos[i] } else { gos[i] + gvi * dv_ds };
+                    let go = if IN_PLACE { gis[i] } else { gos[i] };
+                    let gs = if DETACH { go } else { go + gvi * dv_ds };
                     let gh = gvi * dv_dh + gs * sg;
                     let gx = gh * ax;
                     gis[i] = gx;

@@ -210,6 +210,17 @@ impl NeuronLayer {
         Ok(())
     }
 
+    /// [`Self::backward_bn`] with the BN output's gradient written over `grad` (which holds
+    /// this layer's output gradient on entry).
+    pub(crate) fn backward_bn_in_place(&mut self, input: &Tensor, output: &Tensor, grad: &mut Tensor, bn: kernel::BnGrad) -> Result<()> {
+        let saved = self.saved_for(&[input, output, grad])?;
+        let dw = kernel::backward_bn_in_place(&saved.dynamics, self.surrogate, input.data(), bn, saved.shape[0], grad.data_mut());
+        if let Some(w) = &mut self.w {
+            w.grad.data_mut()[0] += dw as f32;
+        }
+        Ok(())
+    }
+
     /// Inference on `conv(input) + bias` through the event-driven kernel (see
     /// `Conv2d::forward_inference`): the pre-activation is consumed sample by sample in cache;
     /// spikes bit-identical to the conv's output fed to [`Layer::forward`]. Ok(false), and

@@ -377,6 +377,16 @@ impl Sequential {
         let bn = bn_layer[b].as_batch_norm().expect("fuse marks a BN");
         let neuron = neuron_layer[0].as_neuron().expect("fuse marks a BN before a neuron");
         let batch_stats = bn.last_used_batch_stats(x.shape())?;
+        if j < n - 1 && b > 0 {
+            // Both passes in place in the buffer layer j + 1 wrote, where layer b - 1 reads:
+            // dL/dS becomes dL/dy (neuron), then dx (BN).
+            let sums = bn.fused_grad(x.shape())?;
+            crate::profile::timed(neuron, true, |l| l.backward_bn_in_place(x, y, g_next, sums))?;
+            return crate::profile::timed(bn, true, |bn| {
+                bn.backward_from_sums_in_place(x, g_next, batch_stats);
+                Ok(())
+            });
+        }
         {
             let g_out = if j == n - 1 { grad_output } else { &*g_next };
             let sums = bn.fused_grad(x.shape())?;
