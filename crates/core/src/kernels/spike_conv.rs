@@ -108,7 +108,12 @@ pub fn choose_path(g: &ConvGeom, x: &[f32], max_density: f32) -> ConvPath {
     if !supports_events(g) {
         return ConvPath::Dense;
     }
-    let s = spike_stats(x);
+    path_for(spike_stats(x), max_density)
+}
+
+/// The kernel for an input with stats `s`: events only if it is binary and at most
+/// `max_density` dense.
+fn path_for(s: SpikeStats, max_density: f32) -> ConvPath {
     if s.binary && s.density() <= max_density {
         ConvPath::Events
     } else {
@@ -151,16 +156,15 @@ pub fn conv2d_forward_auto(
         super::conv::conv2d_forward(g, x, weight, bias, y);
         return (ConvPath::Dense, None);
     }
-    let max_density = forward_event_max_density(g);
     let stats = if measure_first {
         let s = spike_stats(x);
-        if s.binary && s.density() <= max_density {
+        if path_for(s, forward_event_max_density(g)) == ConvPath::Events {
             forward_spikes(g, x, weight, bias, y, None, moments);
             return (ConvPath::Events, Some(s));
         }
         Some(s)
     } else {
-        let budget = EventBudget::new(x.len(), max_density);
+        let budget = forward_budget(g, x);
         forward_spikes(g, x, weight, bias, y, Some(&budget), moments.as_deref_mut());
         if !budget.exceeded() {
             return (ConvPath::Events, Some(budget.stats()));
@@ -191,13 +195,7 @@ pub fn conv2d_backward_weight_auto(
     known: Option<SpikeStats>,
 ) -> ConvPath {
     let path = match known {
-        Some(s) if supports_events(g) && s.len == x.len() => {
-            if s.binary && s.density() <= WGRAD_EVENT_MAX_DENSITY {
-                ConvPath::Events
-            } else {
-                ConvPath::Dense
-            }
-        }
+        Some(s) if supports_events(g) && s.len == x.len() => path_for(s, WGRAD_EVENT_MAX_DENSITY),
         _ => choose_path(g, x, WGRAD_EVENT_MAX_DENSITY),
     };
     match path {

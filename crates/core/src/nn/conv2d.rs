@@ -322,7 +322,7 @@ impl Conv2d {
 }
 
 impl Layer for Conv2d {
-
+    /// The weight gradient reads the input; nothing reads the output.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: true, output: false }
     }

@@ -16,7 +16,7 @@ impl Flatten {
 }
 
 impl Layer for Flatten {
-
+    /// Backward needs the shapes alone.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: false, output: false }
     }

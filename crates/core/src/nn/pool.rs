@@ -79,7 +79,7 @@ impl MaxPool2d {
 }
 
 impl Layer for MaxPool2d {
-    // Max pooling keeps its argmax; the others need only the shapes.
+    /// Backward routes through the argmax it kept.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: false, output: false }
     }
@@ -159,7 +159,7 @@ impl AvgPool2d {
 }
 
 impl Layer for AvgPool2d {
-    // Max pooling keeps its argmax; the others need only the shapes.
+    /// Backward needs the shapes alone.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: false, output: false }
     }
@@ -212,7 +212,7 @@ impl GlobalAvgPool {
 }
 
 impl Layer for GlobalAvgPool {
-    // Max pooling keeps its argmax; the others need only the shapes.
+    /// Backward needs the shapes alone.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: false, output: false }
     }

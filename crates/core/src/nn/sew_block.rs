@@ -35,7 +35,7 @@ impl SewBlock {
 }
 
 impl Layer for SewBlock {
-
+    /// The join's gradient needs the branch output and the input, not the block output.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: true, output: false }
     }
