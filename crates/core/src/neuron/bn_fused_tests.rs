@@ -309,6 +309,19 @@ fn fused_pair_throughput() {
                     }
                 }
                 eprintln!("  statistics {:.2} ms, neuron forward {:.2} ms, fused neuron forward {:.2} ms", part[0], part[1], part[2]);
+                let mut part = [f64::MAX; 2];
+                for _ in 0..7 {
+                    let sums = bn.fused_grad(x.shape()).unwrap();
+                    let t0 = std::time::Instant::now();
+                    neuron.backward_bn(&x, &s, &g, sums, &mut dy).unwrap();
+                    let t1 = std::time::Instant::now();
+                    bn.backward_from_sums(&x, &dy, &mut dx, true);
+                    let t2 = std::time::Instant::now();
+                    for (b, d) in part.iter_mut().zip([t1 - t0, t2 - t1]) {
+                        *b = b.min(d.as_secs_f64() * 1e3);
+                    }
+                }
+                eprintln!("  fused neuron backward {:.2} ms, BN backward from sums {:.2} ms", part[0], part[1]);
             });
         }
         eprintln!(

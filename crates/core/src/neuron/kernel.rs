@@ -1,17 +1,20 @@
 //! Fused multi-step neuron kernels over a time-major `[T, numel]` layout.
 //!
 //! Every element's time loop is independent, so the elements are cut into fixed-size chunks
-//! processed in parallel; inside a chunk the loop runs over time outside and over the chunk's
-//! contiguous elements inside, so the inner loop vectorises and the state (`V_t` forward,
-//! `dL/dV_t` backward) lives in a stack array instead of a tensor per step.
+//! processed in parallel. Inside a chunk they go in register blocks of [`LANES`] elements with
+//! the time loop inside: a block's state (`V_t` forward; `dL/dV_t` and the per-element sums
+//! backward) stays in registers over all steps, and each step costs only its loads and stores
+//! of the `[T, numel]` rows.
 //!
 //! The chunk size is a constant, not derived from the thread count, so that the PLIF `w`
-//! gradient (summed per chunk, then over chunks in order) is bit-identical on any machine.
+//! gradient and the fused BN's sums (summed per chunk, then over chunks in order) are
+//! bit-identical on any machine.
 //!
 //! Forward stores nothing for backward: writing `H_t` to memory cost more than the whole
 //! spike pass (measured: 2.2 vs 1.0 ns per element and step on the 2-core CI box), so backward
-//! recomputes each chunk's `H_t` (bit-identical, same code) into a per-thread scratch that
-//! stays in cache, and derives `S_t` from it. That also saves a `[T, N, ...]` buffer per layer.
+//! recomputes each block's `H_t` (bit-identical, same code) into a per-thread scratch just
+//! before the block runs back over time, and derives `S_t` from it. That also saves a
+//! `[T, N, ...]` buffer per layer.
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
 use crate::kernels::conv::ConvGeom;
@@ -114,9 +117,7 @@ pub(crate) fn forward_bn(d: &Dynamics, x: &[f32], bn: ChannelAffine, t_len: usiz
 }
 
 /// Calls `f(a, b, c)` for each run `[a, b)` of the chunk's elements `[i0, i0 + n)` (counted
-/// from `i0`) that lie in one BN channel `c`; without a BN, once for the whole chunk. Inside a
-/// run the BN's scale, shift and mean are scalars: per-element copies of them cost more than
-/// the affine itself (measured: the fused forward ran 2.5x slower than the plain neuron's).
+/// from `i0`) that lie in one BN channel `c`; without a BN, once for the whole chunk.
 #[inline(always)]
 fn for_runs(bn: Option<&ChannelAffine>, i0: usize, n: usize, mut f: impl FnMut(usize, usize, usize)) {
     // One call site, so that `f` is inlined into (and compiled for the instruction set of)
@@ -139,7 +140,7 @@ pub(crate) fn forward_repeated(d: &Dynamics, x: &[f32], t_len: usize, out: &mut 
     if x.is_empty() || t_len == 0 {
         return 0;
     }
-    let out = SharedMut::new(out);
+    let out = Sink::Spikes(SharedMut::new(out));
     with_charge(d, Spikes { x, bn: None, t_len, numel: x.len(), x_step: 0, consts: Consts::of(d), out })
 }
 
@@ -153,7 +154,7 @@ fn forward_impl(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize
     if let Some(bn) = &bn {
         assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
     }
-    let out = SharedMut::new(out);
+    let out = Sink::Spikes(SharedMut::new(out));
     with_charge(d, Spikes { x, bn, t_len, numel, x_step: numel, consts: Consts::of(d), out })
 }
 
@@ -164,15 +165,8 @@ pub(crate) fn charge_trace(d: &Dynamics, x: &[f32], t_len: usize, h: &mut [f32])
         return;
     }
     let numel = x.len() / t_len;
-    let recompute = with_charge(d, Recompute { consts: Consts::of(d) });
-    let mut scratch = vec![0.0; x.len()];
-    for i0 in (0..numel).step_by(CHUNK) {
-        let n = CHUNK.min(numel - i0);
-        recompute(x, t_len, numel, i0, n, None, &mut scratch[..t_len * n]);
-        for t in 0..t_len {
-            h[t * numel + i0..][..n].copy_from_slice(&scratch[t * n..][..n]);
-        }
-    }
+    let out = Sink::Charge(SharedMut::new(h));
+    with_charge(d, Spikes { x, bn: None, t_len, numel, x_step: numel, consts: Consts::of(d), out });
 }
 
 #[derive(Clone, Copy)]
@@ -211,10 +205,22 @@ fn with_charge<V: WithCharge>(d: &Dynamics, v: V) -> V::Out {
     let hard = d.v_reset.is_some();
     match d.charge {
         Charge::If => reset(hard, v, |x, v| v + x),
-        Charge::LifDecay0 { tau } => reset(hard, v, move |x, v| v + (x - v) / tau),
-        Charge::LifDecay { tau, v_reset } => reset(hard, v, move |x, v| v + (x - (v - v_reset)) / tau),
+        // Dividing by a power of two and multiplying by its reciprocal round the same exact
+        // value, so they give the same bits; the division's latency (3-4 times a multiply's)
+        // bounded the register-blocked loops, whose chain over time runs through it.
+        Charge::LifDecay0 { tau } => match exact_reciprocal(tau) {
+            Some(r) => reset(hard, v, move |x, v| v + (x - v) * r),
+            None => reset(hard, v, move |x, v| v + (x - v) / tau),
+        },
+        Charge::LifDecay { tau, v_reset } => match exact_reciprocal(tau) {
+            Some(r) => reset(hard, v, move |x, v| v + (x - (v - v_reset)) * r),
+            None => reset(hard, v, move |x, v| v + (x - (v - v_reset)) / tau),
+        },
         Charge::LifNoDecay0 { keep, .. } => reset(hard, v, move |x, v| v * keep + x),
-        Charge::LifNoDecay { tau, v_reset } => reset(hard, v, move |x, v| v - (v - v_reset) / tau + x),
+        Charge::LifNoDecay { tau, v_reset } => match exact_reciprocal(tau) {
+            Some(r) => reset(hard, v, move |x, v| v - (v - v_reset) * r + x),
+            None => reset(hard, v, move |x, v| v - (v - v_reset) / tau + x),
+        },
         Charge::PlifDecay0 { k } => reset(hard, v, move |x, v| v + (x - v) * k),
         Charge::PlifDecay { k, v_reset } => reset(hard, v, move |x, v| v + (x - (v - v_reset)) * k),
         Charge::PlifNoDecay0 { k } => {
@@ -225,11 +231,18 @@ fn with_charge<V: WithCharge>(d: &Dynamics, v: V) -> V::Out {
     }
 }
 
-/// Where one chunk's forward writes: spikes into the `[T, numel]` output, or `H_t` into a
-/// `[T, n]` scratch.
-enum Sink<'a> {
+/// `1 / tau` where it is exact (`tau` a power of two, both normal numbers): then `a / tau` and
+/// `a * (1 / tau)` are the same correctly rounded value for every `a`.
+fn exact_reciprocal(tau: f32) -> Option<f32> {
+    let r = 1.0 / tau;
+    (tau.is_normal() && tau.to_bits() & 0x007f_ffff == 0 && r.is_normal()).then_some(r)
+}
+
+/// What a forward writes into its `[T, numel]` output: spikes, or `H_t` (to inspect).
+#[derive(Clone, Copy)]
+enum Sink {
     Spikes(SharedMut),
-    Charge(&'a mut [f32]),
+    Charge(SharedMut),
 }
 
 /// One time step of one neuron (charge, fire, reset), the only place the equations of the
@@ -251,7 +264,9 @@ fn neuron_step<C: Fn(f32, f32) -> f32, const HARD: bool>(charge: &C, v_th: f32, 
     (hv, s)
 }
 
-/// The forward time loop over elements `[i0, i0 + n)`; returns the spike count.
+/// The forward time loop over elements `[i0, i0 + n)`; returns the spike count. The elements
+/// go in blocks of [`LANES`] whose membrane potentials stay in registers over all `T` steps
+/// (the rest one at a time), so each step costs one load of `x` and one store.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
@@ -264,76 +279,166 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     i0: usize,
     n: usize,
     bn: Option<&ChannelAffine>,
-    mut sink: Sink,
+    sink: Sink,
 ) -> u64 {
+    let (dst, spikes) = match sink {
+        Sink::Spikes(out) => (out, true),
+        Sink::Charge(h) => (h, false),
+    };
+    let rows = BlockRows { x, t_len, x_step, dst, stride: numel };
+    macro_rules! blocks {
+        ($bn:literal, $spikes:literal) => {{
+            let mut planes = bn.map(|bn| PlaneCursor::at(bn, i0));
+            let (mut count, mut count_one) = ([0.0f32; LANES], [0.0f32; 1]);
+            let whole = n - n % LANES;
+            for j in (0..whole).step_by(LANES) {
+                let (sc, sh, _) = lanes_of::<LANES>(bn, None, &mut planes);
+                block_forward::<C, HARD, $bn, $spikes, LANES>(&charge, k, &rows, &sc, &sh, i0 + j, i0 + j, &mut count);
+            }
+            for j in whole..n {
+                let (sc, sh, _) = lanes_of::<1>(bn, None, &mut planes);
+                block_forward::<C, HARD, $bn, $spikes, 1>(&charge, k, &rows, &sc, &sh, i0 + j, i0 + j, &mut count_one);
+            }
+            // Per-lane counts are small integers (at most T per element of the chunk): their
+            // f32 sums are exact. Integer lanes, so the sum vectorises.
+            count.iter().map(|&c| c as u32 as u64).sum::<u64>() + count_one[0] as u64
+        }};
+    }
+    match (bn.is_some(), spikes) {
+        (true, true) => blocks!(true, true),
+        (true, false) => blocks!(true, false),
+        (false, true) => blocks!(false, true),
+        (false, false) => blocks!(false, false),
+    }
+}
+
+/// Elements per register block of the neuron loops. With T inside, a block's state
+/// (`V_t`; backward `dL/dV_t` and the BN sums) stays in registers instead of making a round
+/// trip through a chunk-sized array at every step; 32 lanes give the out-of-order core enough
+/// independent work beside each lane's serial chain over time.
+const LANES: usize = 32;
+
+/// Where a forward block reads (`x[t * x_step + e ..]`) and writes (`dst[t * stride + d ..]`).
+struct BlockRows<'a> {
+    x: &'a [f32],
+    t_len: usize,
+    x_step: usize,
+    dst: SharedMut,
+    stride: usize,
+}
+
+/// Walks the planes of a BN's `[B, C, HW]` layout block after block, so that each lane's
+/// channel costs no division.
+struct PlaneCursor {
+    /// The channel of the next element, and how many elements of its plane are left.
+    c: usize,
+    left: usize,
+}
+
+impl PlaneCursor {
+    fn at(bn: &ChannelAffine, e: usize) -> Self {
+        PlaneCursor { c: bn.channel(e), left: bn.hw - e % bn.hw }
+    }
+}
+
+/// Each lane's BN scale, shift and mean (when given) for the next `LW` elements of `planes`
+/// (identity without a BN); a block may straddle planes.
+#[inline(always)]
+fn lanes_of<const LW: usize>(bn: Option<&ChannelAffine>, mean: Option<&[f32]>, planes: &mut Option<PlaneCursor>) -> ([f32; LW], [f32; LW], [f32; LW]) {
+    let (Some(bn), Some(p)) = (bn, planes.as_mut()) else {
+        return ([1.0; LW], [0.0; LW], [0.0; LW]);
+    };
+    let pick = |c: usize| (bn.scale[c], bn.shift[c], mean.map_or(0.0, |m| m[c]));
+    if p.left > LW {
+        p.left -= LW;
+        let (a, b, m) = pick(p.c);
+        return ([a; LW], [b; LW], [m; LW]);
+    }
+    let (mut sc, mut sh, mut mu) = ([0.0; LW], [0.0; LW], [0.0; LW]);
+    for l in 0..LW {
+        if p.left == 0 {
+            p.c = (p.c + 1) % bn.scale.len();
+            p.left = bn.hw;
+        }
+        (sc[l], sh[l], mu[l]) = pick(p.c);
+        p.left -= 1;
+    }
+    if p.left == 0 {
+        p.c = (p.c + 1) % bn.scale.len();
+        p.left = bn.hw;
+    }
+    (sc, sh, mu)
+}
+
+/// One block of `LW` elements (from `e` in `x`, from `d` in `dst`) through all steps: spikes
+/// (`SPIKES`, counted into `count`) or `H_t` into the rows of `r.dst`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block_forward<C: Fn(f32, f32) -> f32, const HARD: bool, const BN: bool, const SPIKES: bool, const LW: usize>(
+    charge: &C,
+    k: Consts,
+    r: &BlockRows,
+    sc: &[f32; LW],
+    sh: &[f32; LW],
+    e: usize,
+    d: usize,
+    count: &mut [f32; LW],
+) {
     let Consts { v_th, v_rest } = k;
-    let mut v_buf = [v_rest; CHUNK];
-    let mut count_buf = [0.0f32; CHUNK];
-    let (v, count) = (&mut v_buf[..n], &mut count_buf[..n]);
-    for t in 0..t_len {
-        let off = t * numel + i0;
-        let xs = &x[t * x_step + i0..][..n];
-        // Zipped iterators carry the equal lengths, so the loops have no bounds checks and
-        // vectorise; the two arms differ only in what they write.
-        macro_rules! step {
-            ($x:expr, $v:expr) => {
-                neuron_step::<C, HARD>(&charge, v_th, v_rest, $x, $v)
+    let mut v = [v_rest; LW];
+    for t in 0..r.t_len {
+        let xs: &[f32; LW] = r.x[t * r.x_step + e..][..LW].try_into().unwrap();
+        // The lanes work on local arrays (the output is written after them): through the
+        // shared pointer the loop could not be shown free of aliasing and ran scalar.
+        let mut os = [0.0f32; LW];
+        for l in 0..LW {
+            let xin = if BN { ChannelAffine::apply(xs[l], sc[l], sh[l]) } else { xs[l] };
+            let (hv, s) = neuron_step::<C, HARD>(charge, v_th, v_rest, xin, &mut v[l]);
+            os[l] = if SPIKES { s } else { hv };
+            if SPIKES {
+                count[l] += s;
+            }
+        }
+        // SAFETY: these elements belong to this task alone, in every row.
+        unsafe { r.dst.range(t * r.stride + d, LW) }.copy_from_slice(&os);
+    }
+}
+
+/// `H_t` of the `n` elements from `e` (`n` is [`LANES`] or 1) into `scratch` (`[T, n]`),
+/// with the BN's per-lane `(scale, shift)` when fused.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    e: usize,
+    affine: Option<(&[f32], &[f32])>,
+    scratch: &mut [f32],
+) {
+    let n = scratch.len() / t_len;
+    let rows = BlockRows { x, t_len, x_step: numel, dst: SharedMut::new(scratch), stride: n };
+    macro_rules! block {
+        ($lw:literal) => {{
+            let (sc, sh): ([f32; $lw], [f32; $lw]) = match affine {
+                Some((sc, sh)) => (sc.try_into().unwrap(), sh.try_into().unwrap()),
+                None => ([1.0; $lw], [0.0; $lw]),
             };
-        }
-        match &mut sink {
-            Sink::Spikes(out) => {
-                // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
-                let os = unsafe { out.range(off, n) };
-                if let Some(bn) = bn {
-                    for_runs(Some(bn), i0, n, |a, b, ch| {
-                        let (sc, sh) = (bn.scale[ch], bn.shift[ch]);
-                        let run = xs[a..b].iter().zip(&mut v[a..b]).zip(&mut os[a..b]).zip(&mut count[a..b]);
-                        for (((&x, v), o), c) in run {
-                            let (_, s) = step!(ChannelAffine::apply(x, sc, sh), v);
-                            *o = s;
-                            *c += s;
-                        }
-                    });
-                } else {
-                    for (((&x, v), o), c) in xs.iter().zip(v.iter_mut()).zip(os.iter_mut()).zip(count.iter_mut()) {
-                        let (_, s) = step!(x, v);
-                        *o = s;
-                        *c += s;
-                    }
-                }
+            let mut unused = [0.0; $lw];
+            if affine.is_some() {
+                block_forward::<C, HARD, true, false, $lw>(&charge, k, &rows, &sc, &sh, e, 0, &mut unused);
+            } else {
+                block_forward::<C, HARD, false, false, $lw>(&charge, k, &rows, &sc, &sh, e, 0, &mut unused);
             }
-            Sink::Charge(h) => {
-                let hs = &mut h[t * n..(t + 1) * n];
-                if let Some(bn) = bn {
-                    for_runs(Some(bn), i0, n, |a, b, ch| {
-                        let (sc, sh) = (bn.scale[ch], bn.shift[ch]);
-                        for ((&x, v), slot) in xs[a..b].iter().zip(&mut v[a..b]).zip(&mut hs[a..b]) {
-                            *slot = step!(ChannelAffine::apply(x, sc, sh), v).0;
-                        }
-                    });
-                } else {
-                    for ((&x, v), slot) in xs.iter().zip(v.iter_mut()).zip(hs.iter_mut()) {
-                        *slot = step!(x, v).0;
-                    }
-                }
-            }
-        }
+        }};
     }
-    // Per-element counts are small integers, and so are their sums over a chunk (below 2^24):
-    // exact in f32 in any order, so eight lanes instead of a float-to-integer conversion per
-    // element (which took as long as the time loop).
-    if t_len * CHUNK >= 1 << 24 {
-        return count.iter().map(|&k| k as u64).sum::<u64>();
+    match n {
+        LANES => block!(32),
+        1 => block!(1),
+        _ => unreachable!("recompute_block: {n} lanes"),
     }
-    let mut lanes = [0.0f32; 8];
-    let whole = count.len() / 8 * 8;
-    for c in count[..whole].chunks_exact(8) {
-        for (l, &k) in lanes.iter_mut().zip(c) {
-            *l += k;
-        }
-    }
-    let tail: f32 = count[whole..].iter().sum();
-    (lanes.iter().sum::<f32>() + tail) as u64
 }
 
 /// Whether the time loops run their AVX2 copy (8 lanes instead of SSE's 4). Both copies are the
@@ -412,7 +517,7 @@ struct Spikes<'a> {
     /// Distance between `x`'s time steps: `numel`, or 0 for one step repeated.
     x_step: usize,
     consts: Consts,
-    out: SharedMut,
+    out: Sink,
 }
 
 impl WithCharge for Spikes<'_> {
@@ -424,7 +529,7 @@ impl WithCharge for Spikes<'_> {
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, x_step, i0, n, bn.as_ref(), Sink::Spikes(out))
+                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, x_step, i0, n, bn.as_ref(), out)
             })
             .sum()
     }
@@ -539,8 +644,9 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C
     }
 }
 
-/// Recomputes one chunk's `H_t`: `(x, t_len, numel, i0, n, bn, scratch [T, n])`.
-type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, usize, Option<&ChannelAffine>, &mut [f32]) + Send + Sync>;
+/// Recomputes one backward block's `H_t`: `(x, t_len, numel, e, affine lanes, scratch [T, n])`
+/// (see [`recompute_block`]).
+type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, Option<(&[f32], &[f32])>, &mut [f32]) + Send + Sync>;
 
 struct Recompute {
     consts: Consts,
@@ -553,14 +659,39 @@ impl WithCharge for Recompute {
         charge: C,
     ) -> RecomputeFn {
         let consts = self.consts;
-        Box::new(move |x, t_len, numel, i0, n, bn, scratch| {
-            chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, numel, i0, n, bn, Sink::Charge(scratch));
+        Box::new(move |x, t_len, numel, e, affine, scratch| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                // SAFETY: AVX2 was detected.
+                return unsafe { recompute_block_avx2::<C, HARD>(charge, consts, x, t_len, numel, e, affine, scratch) };
+            }
+            recompute_block::<C, HARD>(charge, consts, x, t_len, numel, e, affine, scratch)
         })
     }
 }
 
+/// [`recompute_block`] compiled for AVX2.
+///
+/// # Safety
+/// Only call when [`avx2`] says so.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn recompute_block_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: C,
+    k: Consts,
+    x: &[f32],
+    t_len: usize,
+    numel: usize,
+    e: usize,
+    affine: Option<(&[f32], &[f32])>,
+    scratch: &mut [f32],
+) {
+    recompute_block::<C, HARD>(charge, k, x, t_len, numel, e, affine, scratch)
+}
+
 thread_local! {
-    /// Per-thread `[T, CHUNK]` charge scratch for backward, kept across calls.
+    /// Per-thread `[T, LANES]` charge scratch for backward, kept across calls.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -732,7 +863,15 @@ struct ChunkOut {
     sums: Vec<(u32, f64, f64)>,
 }
 
-/// Rows of a `[T, ...]` array as seen by one chunk: row t is `data[off + t * stride..][..n]`.
+/// Where a backward block gets `H_t` (and `S_t`): recomputed from `x` into a `[T, LANES]`
+/// scratch just before, or (tests) given `[T, numel]` arrays.
+enum Charges<'a> {
+    #[cfg_attr(not(test), allow(dead_code))]
+    Given(&'a [f32], &'a [f32]),
+    Recomputed(&'a mut [f32]),
+}
+
+/// Rows of a `[T, ...]` array as seen by one block: row t is `data[off + t * stride..][..n]`.
 #[derive(Clone, Copy)]
 struct RowsOf<'a> {
     data: &'a [f32],
@@ -785,27 +924,20 @@ impl BwdCtx<'_> {
                 let n = CHUNK.min(numel - i0);
                 match self.given {
                     #[cfg(test)]
-                    Some((h, s)) => {
-                        let h = RowsOf { data: h, off: i0, stride: numel };
-                        let s = RowsOf { data: s, off: i0, stride: numel };
-                        self.chunk::<G, HARD, DETACH, W, true, false, false>(g, h, s, i0, n)
-                    }
+                    Some((h, s)) => self.chunk::<G, HARD, DETACH, W, true, false, false>(g, Charges::Given(h, s), i0, n),
                     _ => SCRATCH.with(|cell| {
                         // No rayon call happens inside, so this thread cannot re-enter here.
                         let mut scratch = cell.borrow_mut();
-                        if scratch.len() < t_len * n {
-                            scratch.resize(t_len * n, 0.0);
+                        if scratch.len() < t_len * LANES {
+                            scratch.resize(t_len * LANES, 0.0);
                         }
-                        let h = &mut scratch[..t_len * n];
-                        let bn = if BN { self.bn.as_ref().map(|(a, _)| a) } else { None };
-                        (self.recompute)(self.x, t_len, numel, i0, n, bn, h);
-                        let h = RowsOf { data: h, off: 0, stride: n };
+                        let h = Charges::Recomputed(&mut scratch[..t_len * LANES]);
                         #[cfg(target_arch = "x86_64")]
                         if avx2() {
                             // SAFETY: AVX2 was detected.
                             return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, i0, n) };
                         }
-                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, h, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, i0, n)
                     }),
                 }
             })
@@ -821,113 +953,166 @@ impl BwdCtx<'_> {
     unsafe fn chunk_avx2<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(
         &self,
         g: G,
-        h: RowsOf,
+        h: Charges,
         i0: usize,
         n: usize,
     ) -> ChunkOut {
-        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, h, i0, n)
+        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, i0, n)
     }
 
-    /// Reverse time loop over elements `[i0, i0 + n)`. Without `GIVEN_S` the spikes are the
-    /// Heaviside of the charge, exactly as forward fired them. With `BN`, `self.x` is the BN
-    /// input.
+    /// The backward of elements `[i0, i0 + n)`, in register blocks of [`LANES`] (the rest one
+    /// at a time), each recomputed just before it runs back over time. The per-element sums
+    /// over time are then added up per BN channel and over the chunk exactly as one loop over
+    /// the chunk would.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool, const IN_PLACE: bool>(
         &self,
         g: G,
-        h: RowsOf,
-        s: RowsOf,
+        mut charges: Charges,
         i0: usize,
         n: usize,
     ) -> ChunkOut {
-        let Consts { v_th, v_rest } = self.consts;
-        let (ax, av, numel) = (self.ax, self.av, self.numel);
-        let spike = |u: f32| if u >= 0.0 { 1.0f32 } else { 0.0 };
-        // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
-        let mut gv_buf = [0.0f32; CHUNK];
-        let mut wacc_buf = [0.0f32; CHUNK];
-        let (gv, wacc) = (&mut gv_buf[..n], &mut wacc_buf[..n]);
-        // BN sums per element over the T steps in f32 (T terms; f64 here, at 2 lanes per SSE
-        // register, made the fused backward slower than the separate passes), then over
-        // elements and chunks in f64.
-        let mut acc_dy_buf = [0.0f32; CHUNK];
-        let mut acc_dyx_buf = [0.0f32; CHUNK];
-        let (acc_dy, acc_dyx) = (&mut acc_dy_buf[..n], &mut acc_dyx_buf[..n]);
-        let bn = if BN { self.bn.as_ref() } else { None };
-        for t in (0..self.t_len).rev() {
-            // Opaque to the optimiser: with the offset known as a function of the falling t,
-            // thin LTO versioned the element loop on a check of the whole time nest that fails
-            // for a falling stride, and the plain neuron's backward always ran its scalar copy.
-            let off = std::hint::black_box(t * numel) + i0;
-            let hs = h.row(t, n);
-            let ss: &[f32] = if GIVEN_S { s.row(t, n) } else { &[] };
-            // In place, dL/dS_t is read from `gis` just before its element is overwritten.
-            let gos: &[f32] = match self.gout {
-                Some(gout) if !IN_PLACE => &gout[off..off + n],
-                _ => &[],
-            };
-            // SAFETY: chunk [i0, i0 + n) belongs to this task alone, in every row.
-            let gis = unsafe { self.gin.range(off, n) };
-            let xs: &[f32] = if W != W_NONE || BN { &self.x[off..off + n] } else { &[] };
-            // PLIF needs V_{t-1}, rebuilt from the previous step's H and S.
-            let (hp, sp): (&[f32], &[f32]) = match (W != W_NONE, t > 0) {
-                (true, true) => (h.row(t - 1, n), if GIVEN_S { s.row(t - 1, n) } else { &[] }),
-                // At t = 0, V_{t-1} is V_rest and these rows are not read; rows of the run's
-                // length keep the loop free of bounds checks (empty ones left PLIF's scalar).
-                (true, false) => (hs, ss),
-                _ => (&[], &[]),
-            };
-            for_runs(bn.map(|(a, _)| a), i0, n, |a, b, ch| {
-                // This run's BN scale, shift and mean (unused without a BN).
-                let (sc, sh, mu) = match bn {
-                    Some((affine, mean)) => (affine.scale[ch], affine.shift[ch], mean[ch]),
-                    None => (1.0, 0.0, 0.0),
-                };
-                for i in a..b {
-                    let hv = hs[i];
-                    let u = hv - v_th;
-                    let sv = if GIVEN_S { ss[i] } else { spike(u) };
-                    let gvi = gv[i];
-                    let sg = g.grad(u);
-                    // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
-                    let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
-                    let go = if IN_PLACE { gis[i] } else { gos[i] };
-                    let gs = if DETACH { go } else { go + gvi * dv_ds };
-                    let gh = gvi * dv_dh + gs * sg;
-                    let gx = gh * ax;
-                    gis[i] = gx;
-                    gv[i] = gh * av;
-                    if BN {
-                        acc_dy[i] += gx;
-                        acc_dyx[i] += gx * (xs[i] - mu);
-                    }
-                    if W != W_NONE {
-                        let v_prev = if t == 0 {
-                            v_rest
-                        } else {
-                            let (hpv, spv) = (hp[i], if GIVEN_S { sp[i] } else { spike(hp[i] - v_th) });
-                            if HARD {
-                                (1.0 - spv) * hpv + spv * v_rest
-                            } else {
-                                hpv - spv * v_th
-                            }
-                        };
-                        // The neuron's input: the BN output, recomputed exactly as forward did.
-                        let xin = if BN { ChannelAffine::apply(xs[i], sc, sh) } else { xs[i] };
-                        let dh_dk = if W == W_DECAY { xin - (v_prev - v_rest) } else { -(v_prev - v_rest) };
-                        wacc[i] += gh * dh_dk;
-                    }
-                }
-            });
+        // Per element: the PLIF gradient's and (with a BN) the BN sums' terms over time, in
+        // f32 (T terms; f64 lanes made the fused backward slower than the separate passes);
+        // then over elements and chunks in f64.
+        let mut sums_buf = [[0.0f32; CHUNK]; 3];
+        let [wacc, acc_dy, acc_dyx] = &mut sums_buf;
+        let (affine, mean) = match &self.bn {
+            Some((affine, mean)) if BN => (Some(affine), Some(*mean)),
+            _ => (None, None),
+        };
+        let mut planes = affine.map(|bn| PlaneCursor::at(bn, i0));
+        let whole = n - n % LANES;
+        for j in (0..whole).step_by(LANES) {
+            let lanes = lanes_of::<LANES>(affine, mean, &mut planes);
+            let out = BlockSums::<LANES>::at(wacc, acc_dy, acc_dyx, j);
+            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LANES>(g, &mut charges, i0 + j, lanes, out);
         }
-        let dk = if W == W_NONE { 0.0 } else { sum_as_f64(wacc) };
+        for j in whole..n {
+            let lanes = lanes_of::<1>(affine, mean, &mut planes);
+            let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, j);
+            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(g, &mut charges, i0 + j, lanes, out);
+        }
+        let dk = if W == W_NONE { 0.0 } else { sum_as_f64(&wacc[..n]) };
         let mut sums = Vec::new();
         if BN {
-            for_runs(bn.map(|(a, _)| a), i0, n, |a, b, ch| {
+            let bn = self.bn.as_ref().map(|(a, _)| a);
+            for_runs(bn, i0, n, |a, b, ch| {
                 sums.push((ch as u32, sum_as_f64(&acc_dy[a..b]), sum_as_f64(&acc_dyx[a..b])));
             });
         }
         ChunkOut { dk, sums }
+    }
+
+    /// Reverse time loop over the `LW` elements from `e`, their state in registers. Without
+    /// `GIVEN_S` the spikes are the Heaviside of the charge, exactly as forward fired them.
+    /// With `BN`, `self.x` is the BN input.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn block<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool, const IN_PLACE: bool, const LW: usize>(
+        &self,
+        g: G,
+        charges: &mut Charges,
+        e: usize,
+        (sc, sh, mu): ([f32; LW], [f32; LW], [f32; LW]),
+        out: BlockSums<LW>,
+    ) {
+        let Consts { v_th, v_rest } = self.consts;
+        let (ax, av, numel, t_len) = (self.ax, self.av, self.numel, self.t_len);
+        let (h, s) = match charges {
+            #[cfg(test)]
+            Charges::Given(h, s) => (RowsOf { data: h, off: e, stride: numel }, RowsOf { data: s, off: e, stride: numel }),
+            #[cfg(not(test))]
+            Charges::Given(..) => unreachable!(),
+            Charges::Recomputed(scratch) => {
+                let scratch = &mut scratch[..t_len * LW];
+                (self.recompute)(self.x, t_len, numel, e, BN.then_some((&sc[..], &sh[..])), scratch);
+                let h = RowsOf { data: scratch, off: 0, stride: LW };
+                (h, h)
+            }
+        };
+        let spike = |u: f32| if u >= 0.0 { 1.0f32 } else { 0.0 };
+        // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
+        let mut gv = [0.0f32; LW];
+        let (mut wacc, mut acc_dy, mut acc_dyx) = ([0.0f32; LW], [0.0f32; LW], [0.0f32; LW]);
+        let lanes = |r: &RowsOf, t: usize| -> [f32; LW] { r.row(t, LW).try_into().unwrap() };
+        for t in (0..t_len).rev() {
+            let off = t * numel + e;
+            let hs = lanes(&h, t);
+            let ss = if GIVEN_S { lanes(&s, t) } else { [0.0; LW] };
+            // SAFETY: these elements belong to this task alone, in every row.
+            let gis: &mut [f32; LW] = unsafe { self.gin.range(off, LW) }.try_into().unwrap();
+            // In place, dL/dS_t is read from `gis` just before its element is overwritten.
+            let gos: [f32; LW] = match self.gout {
+                Some(gout) if !IN_PLACE => gout[off..][..LW].try_into().unwrap(),
+                _ => *gis,
+            };
+            let xs: [f32; LW] = if W != W_NONE || BN { self.x[off..][..LW].try_into().unwrap() } else { [0.0; LW] };
+            // PLIF needs V_{t-1}, rebuilt from the previous step's H and S (V_rest at t = 0).
+            let (hp, sp) = match (W != W_NONE, t > 0) {
+                (true, true) => (lanes(&h, t - 1), if GIVEN_S { lanes(&s, t - 1) } else { [0.0; LW] }),
+                _ => ([0.0; LW], [0.0; LW]),
+            };
+            // The lanes work on local arrays only (`gis` is written after them): through the
+            // shared pointer, the loop could not be shown free of aliasing and ran scalar.
+            let mut gxs = [0.0f32; LW];
+            for l in 0..LW {
+                let hv = hs[l];
+                let u = hv - v_th;
+                let sv = if GIVEN_S { ss[l] } else { spike(u) };
+                let gvi = gv[l];
+                let sg = g.grad(u);
+                // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
+                let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
+                let go = gos[l];
+                let gs = if DETACH { go } else { go + gvi * dv_ds };
+                let gh = gvi * dv_dh + gs * sg;
+                let gx = gh * ax;
+                gxs[l] = gx;
+                gv[l] = gh * av;
+                if BN {
+                    acc_dy[l] += gx;
+                    acc_dyx[l] += gx * (xs[l] - mu[l]);
+                }
+                if W != W_NONE {
+                    let v_prev = if t == 0 {
+                        v_rest
+                    } else {
+                        let (hpv, spv) = (hp[l], if GIVEN_S { sp[l] } else { spike(hp[l] - v_th) });
+                        if HARD {
+                            (1.0 - spv) * hpv + spv * v_rest
+                        } else {
+                            hpv - spv * v_th
+                        }
+                    };
+                    // The neuron's input: the BN output, recomputed exactly as forward did.
+                    let xin = if BN { ChannelAffine::apply(xs[l], sc[l], sh[l]) } else { xs[l] };
+                    let dh_dk = if W == W_DECAY { xin - (v_prev - v_rest) } else { -(v_prev - v_rest) };
+                    wacc[l] += gh * dh_dk;
+                }
+            }
+            *gis = gxs;
+        }
+        out.wacc.copy_from_slice(&wacc);
+        out.acc_dy.copy_from_slice(&acc_dy);
+        out.acc_dyx.copy_from_slice(&acc_dyx);
+    }
+}
+
+/// Where a block leaves its per-element sums over time (see [`BwdCtx::chunk`]).
+struct BlockSums<'a, const LW: usize> {
+    wacc: &'a mut [f32; LW],
+    acc_dy: &'a mut [f32; LW],
+    acc_dyx: &'a mut [f32; LW],
+}
+
+impl<'a, const LW: usize> BlockSums<'a, LW> {
+    #[inline(always)]
+    fn at(wacc: &'a mut [f32], acc_dy: &'a mut [f32], acc_dyx: &'a mut [f32], j: usize) -> Self {
+        BlockSums {
+            wacc: (&mut wacc[j..j + LW]).try_into().unwrap(),
+            acc_dy: (&mut acc_dy[j..j + LW]).try_into().unwrap(),
+            acc_dyx: (&mut acc_dyx[j..j + LW]).try_into().unwrap(),
+        }
     }
 }
