@@ -691,7 +691,8 @@ unsafe fn recompute_block_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
 }
 
 thread_local! {
-    /// Per-thread `[T, LANES]` charge scratch for backward, kept across calls.
+    /// Per-thread backward scratch, kept across calls: a chunk's per-element sums, then a
+    /// block's `[T, LANES]` charges.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -924,20 +925,26 @@ impl BwdCtx<'_> {
                 let n = CHUNK.min(numel - i0);
                 match self.given {
                     #[cfg(test)]
-                    Some((h, s)) => self.chunk::<G, HARD, DETACH, W, true, false, false>(g, Charges::Given(h, s), i0, n),
+                    Some((h, s)) => {
+                        let mut sums = vec![0.0; 3 * CHUNK];
+                        self.chunk::<G, HARD, DETACH, W, true, false, false>(g, Charges::Given(h, s), &mut sums, i0, n)
+                    }
                     _ => SCRATCH.with(|cell| {
                         // No rayon call happens inside, so this thread cannot re-enter here.
                         let mut scratch = cell.borrow_mut();
-                        if scratch.len() < t_len * LANES {
-                            scratch.resize(t_len * LANES, 0.0);
+                        // Left as the last chunk wrote it: every element is written before
+                        // it is read (zeroing the sums per chunk cost ~5 % of the pass).
+                        if scratch.len() < 3 * CHUNK + t_len * LANES {
+                            scratch.resize(3 * CHUNK + t_len * LANES, 0.0);
                         }
-                        let h = Charges::Recomputed(&mut scratch[..t_len * LANES]);
+                        let (sums, h) = scratch.split_at_mut(3 * CHUNK);
+                        let h = Charges::Recomputed(&mut h[..t_len * LANES]);
                         #[cfg(target_arch = "x86_64")]
                         if avx2() {
                             // SAFETY: AVX2 was detected.
-                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, i0, n) };
+                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n) };
                         }
-                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n)
                     }),
                 }
             })
@@ -954,10 +961,11 @@ impl BwdCtx<'_> {
         &self,
         g: G,
         h: Charges,
+        sums: &mut [f32],
         i0: usize,
         n: usize,
     ) -> ChunkOut {
-        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, i0, n)
+        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n)
     }
 
     /// The backward of elements `[i0, i0 + n)`, in register blocks of [`LANES`] (the rest one
@@ -969,14 +977,15 @@ impl BwdCtx<'_> {
         &self,
         g: G,
         mut charges: Charges,
+        sums: &mut [f32],
         i0: usize,
         n: usize,
     ) -> ChunkOut {
         // Per element: the PLIF gradient's and (with a BN) the BN sums' terms over time, in
         // f32 (T terms; f64 lanes made the fused backward slower than the separate passes);
         // then over elements and chunks in f64.
-        let mut sums_buf = [[0.0f32; CHUNK]; 3];
-        let [wacc, acc_dy, acc_dyx] = &mut sums_buf;
+        let (wacc, rest) = sums[..3 * CHUNK].split_at_mut(CHUNK);
+        let (acc_dy, acc_dyx) = rest.split_at_mut(CHUNK);
         let (affine, mean) = match &self.bn {
             Some((affine, mean)) if BN => (Some(affine), Some(*mean)),
             _ => (None, None),
@@ -994,14 +1003,14 @@ impl BwdCtx<'_> {
             self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(g, &mut charges, i0 + j, lanes, out);
         }
         let dk = if W == W_NONE { 0.0 } else { sum_as_f64(&wacc[..n]) };
-        let mut sums = Vec::new();
+        let mut channel_sums = Vec::new();
         if BN {
             let bn = self.bn.as_ref().map(|(a, _)| a);
             for_runs(bn, i0, n, |a, b, ch| {
-                sums.push((ch as u32, sum_as_f64(&acc_dy[a..b]), sum_as_f64(&acc_dyx[a..b])));
+                channel_sums.push((ch as u32, sum_as_f64(&acc_dy[a..b]), sum_as_f64(&acc_dyx[a..b])));
             });
         }
-        ChunkOut { dk, sums }
+        ChunkOut { dk, sums: channel_sums }
     }
 
     /// Reverse time loop over the `LW` elements from `e`, their state in registers. Without
