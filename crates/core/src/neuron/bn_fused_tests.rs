@@ -216,19 +216,22 @@ fn fused_pair_is_bit_identical_on_1_to_4_threads() {
 }
 
 #[test]
-fn sse_and_avx2_copies_of_the_time_loops_give_the_same_bits() {
+fn sse_avx2_and_avx512_copies_of_the_time_loops_give_the_same_bits() {
+    use kernel::{WIDEST, WIDEST_ANY, WIDEST_AVX2, WIDEST_SSE};
     use std::sync::atomic::Ordering;
     for (k, case) in cases().iter().enumerate().filter(|(k, _)| k % 3 == 0) {
         let seed = 500 + k as u64;
-        let runs = |fused| {
-            kernel::FORCE_SSE.store(true, Ordering::Relaxed);
-            let sse = run_pair(case, seed, fused);
-            kernel::FORCE_SSE.store(false, Ordering::Relaxed);
-            (sse, run_pair(case, seed, fused))
-        };
         for fused in [false, true] {
-            let (sse, native) = runs(fused);
-            assert!(sse == native, "case {k} (fused {fused}): SSE and AVX2 differ");
+            let runs: Vec<_> = [WIDEST_SSE, WIDEST_AVX2, WIDEST_ANY]
+                .into_iter()
+                .map(|widest| {
+                    WIDEST.store(widest, Ordering::Relaxed);
+                    run_pair(case, seed, fused)
+                })
+                .collect();
+            WIDEST.store(WIDEST_ANY, Ordering::Relaxed);
+            assert!(runs[0] == runs[1], "case {k} (fused {fused}): SSE and AVX2 differ");
+            assert!(runs[1] == runs[2], "case {k} (fused {fused}): AVX2 and the widest copy differ");
         }
     }
 }

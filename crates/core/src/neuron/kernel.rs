@@ -446,7 +446,7 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
 #[inline]
 fn avx2() -> bool {
     #[cfg(test)]
-    if FORCE_SSE.load(std::sync::atomic::Ordering::Relaxed) {
+    if WIDEST.load(std::sync::atomic::Ordering::Relaxed) == WIDEST_SSE {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -466,7 +466,7 @@ fn avx2() -> bool {
 #[inline]
 fn avx512() -> bool {
     #[cfg(test)]
-    if FORCE_SSE.load(std::sync::atomic::Ordering::Relaxed) {
+    if WIDEST.load(std::sync::atomic::Ordering::Relaxed) != WIDEST_ANY {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -479,10 +479,18 @@ fn avx512() -> bool {
     }
 }
 
-/// Tests: run the SSE copy even where AVX2 exists. Global (the loops run on rayon's threads);
-/// flipping it cannot disturb other tests, since both copies must give the same bits.
+/// Tests: the widest copy of the loops allowed to run ([`WIDEST_ANY`], [`WIDEST_AVX2`] or
+/// [`WIDEST_SSE`]), so each copy can be checked on a CPU that has them all. Global (the loops
+/// run on rayon's threads); changing it cannot disturb other tests, since every copy must give
+/// the same bits.
 #[cfg(test)]
-pub(crate) static FORCE_SSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub(crate) static WIDEST: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(WIDEST_ANY);
+#[cfg(test)]
+pub(crate) const WIDEST_ANY: u8 = 0;
+#[cfg(test)]
+pub(crate) const WIDEST_AVX2: u8 = 1;
+#[cfg(test)]
+pub(crate) const WIDEST_SSE: u8 = 2;
 
 /// [`chunk_forward`] compiled for AVX2.
 ///
