@@ -223,7 +223,8 @@ impl DualStreamBlock {
                 None => grad_a.copy_from(grad_a_out),
             }
         }
-        self.branch.backward(o, &self.spikes, &self.grad_spikes, grad_o)?;
+        // grad_spikes is this block's scratch: the branch may work in place in it.
+        self.branch.backward_consuming(o, &self.spikes, &mut self.grad_spikes, grad_o)?;
         if let Some(g) = identity_join {
             connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), grad_o.data_mut());
             return Ok(());

@@ -69,7 +69,8 @@ impl Layer for SewBlock {
             // gradient, so no full-size buffer holds it (the same sum, in the same order).
             let (s, o, g) = (self.paths.branch_out.data(), input.data(), grad_output.data());
             connect_backward_s(self.connect, s, o, g, self.grad_branch.data_mut());
-            self.paths.branch.backward(input, &self.paths.branch_out, &self.grad_branch, grad_input)?;
+            // grad_branch is this block's scratch: the branch may work in place in it.
+            self.paths.branch.backward_consuming(input, &self.paths.branch_out, &mut self.grad_branch, grad_input)?;
             connect_backward_add_o(self.connect, self.paths.branch_out.data(), o, g, grad_input.data_mut());
             return Ok(());
         }
