@@ -492,49 +492,55 @@ pub(crate) const WIDEST_AVX2: u8 = 1;
 #[cfg(test)]
 pub(crate) const WIDEST_SSE: u8 = 2;
 
-/// [`chunk_forward`] compiled for AVX2.
-///
-/// # Safety
-/// Only call when [`avx2`] says so.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn chunk_forward_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
-    charge: C,
-    k: Consts,
-    x: &[f32],
-    t_len: usize,
-    numel: usize,
-    x_step: usize,
-    i0: usize,
-    n: usize,
-    bn: Option<&ChannelAffine>,
-    sink: Sink,
-) -> u64 {
-    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink)
+/// Defines `$avx512` and `$avx2` (methods with `self` first): `$body` compiled for AVX-512 and
+/// for AVX2, for generic functions, which `kernels::simd::multiversion` does not take. Callers
+/// pick one with [`avx512`] / [`avx2`].
+macro_rules! wide_copies {
+    ($avx512:ident, $avx2:ident, [$($generics:tt)*], $body:ident::<$($targ:tt),*>($($a:ident: $t:ty),*) $(-> $ret:ty)?) => {
+        /// # Safety
+        /// Only call when [`avx512`] says so.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $avx512<$($generics)*>($($a: $t),*) $(-> $ret)? {
+            $body::<$($targ),*>($($a),*)
+        }
+
+        /// # Safety
+        /// Only call when [`avx2`] says so.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $avx2<$($generics)*>($($a: $t),*) $(-> $ret)? {
+            $body::<$($targ),*>($($a),*)
+        }
+    };
+    (self $avx512:ident, $avx2:ident, [$($generics:tt)*], $body:ident::<$($targ:tt),*>($($a:ident: $t:ty),*) $(-> $ret:ty)?) => {
+        /// # Safety
+        /// Only call when [`avx512`] says so.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2")]
+        unsafe fn $avx512<$($generics)*>(&self, $($a: $t),*) $(-> $ret)? {
+            self.$body::<$($targ),*>($($a),*)
+        }
+
+        /// # Safety
+        /// Only call when [`avx2`] says so.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2<$($generics)*>(&self, $($a: $t),*) $(-> $ret)? {
+            self.$body::<$($targ),*>($($a),*)
+        }
+    };
 }
 
-/// [`chunk_forward`] compiled for AVX-512.
-///
-/// # Safety
-/// Only call when [`avx512`] says so.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn chunk_forward_avx512<C: Fn(f32, f32) -> f32, const HARD: bool>(
-    charge: C,
-    k: Consts,
-    x: &[f32],
-    t_len: usize,
-    numel: usize,
-    x_step: usize,
-    i0: usize,
-    n: usize,
-    bn: Option<&ChannelAffine>,
-    sink: Sink,
-) -> u64 {
-    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink)
-}
+wide_copies!(chunk_forward_avx512, chunk_forward_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], chunk_forward::<C, HARD>(
+    charge: C, k: Consts, x: &[f32], t_len: usize, numel: usize, x_step: usize, i0: usize, n: usize, bn: Option<&ChannelAffine>, sink: Sink
+) -> u64);
+
+wide_copies!(recompute_block_avx512, recompute_block_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], recompute_block::<C, HARD>(
+    charge: C, k: Consts, x: &[f32], t_len: usize, numel: usize, e: usize, affine: Option<(&[f32], &[f32])>, scratch: &mut [f32]
+));
 
 /// [`chunk_forward`] through its widest copy the CPU can run.
 #[inline(always)]
@@ -728,46 +734,6 @@ impl WithCharge for Recompute {
             recompute_block::<C, HARD>(charge, consts, x, t_len, numel, e, affine, scratch)
         })
     }
-}
-
-/// [`recompute_block`] compiled for AVX-512.
-///
-/// # Safety
-/// Only call when [`avx512`] says so.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn recompute_block_avx512<C: Fn(f32, f32) -> f32, const HARD: bool>(
-    charge: C,
-    k: Consts,
-    x: &[f32],
-    t_len: usize,
-    numel: usize,
-    e: usize,
-    affine: Option<(&[f32], &[f32])>,
-    scratch: &mut [f32],
-) {
-    recompute_block::<C, HARD>(charge, k, x, t_len, numel, e, affine, scratch)
-}
-
-/// [`recompute_block`] compiled for AVX2.
-///
-/// # Safety
-/// Only call when [`avx2`] says so.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn recompute_block_avx2<C: Fn(f32, f32) -> f32, const HARD: bool>(
-    charge: C,
-    k: Consts,
-    x: &[f32],
-    t_len: usize,
-    numel: usize,
-    e: usize,
-    affine: Option<(&[f32], &[f32])>,
-    scratch: &mut [f32],
-) {
-    recompute_block::<C, HARD>(charge, k, x, t_len, numel, e, affine, scratch)
 }
 
 thread_local! {
@@ -1036,39 +1002,10 @@ impl BwdCtx<'_> {
             .collect()
     }
 
-    /// [`Self::chunk`] on recomputed spikes, compiled for AVX-512.
-    ///
-    /// # Safety
-    /// Only call when [`avx512`] says so.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx2")]
-    unsafe fn chunk_avx512<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(
-        &self,
-        g: G,
-        h: Charges,
-        sums: &mut [f32],
-        i0: usize,
-        n: usize,
-    ) -> ChunkOut {
-        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n)
-    }
-
-    /// [`Self::chunk`] on recomputed spikes, compiled for AVX2.
-    ///
-    /// # Safety
-    /// Only call when [`avx2`] says so.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn chunk_avx2<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(
-        &self,
-        g: G,
-        h: Charges,
-        sums: &mut [f32],
-        i0: usize,
-        n: usize,
-    ) -> ChunkOut {
-        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n)
-    }
+    // [`Self::chunk`] on recomputed spikes, compiled for AVX-512 and for AVX2.
+    wide_copies!(self chunk_avx512, chunk_avx2,
+        [G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool],
+        chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g: G, h: Charges, sums: &mut [f32], i0: usize, n: usize) -> ChunkOut);
 
     /// The backward of elements `[i0, i0 + n)`, in register blocks of [`LANES`] (the rest one
     /// at a time), each recomputed just before it runs back over time. The per-element sums
