@@ -12,10 +12,11 @@ const SURROGATES: [SurrogateSpec; 4] = [
     SurrogateSpec::SuperSpike { alpha: 5.0 },
 ];
 
-/// Shapes `[T, N, C, H, W]` with H*W of 1, 7, 49 and 196 and time steps spanning several
-/// kernel chunks, so channel runs cross chunk boundaries.
-const SHAPES: [[usize; 5]; 6] =
-    [[4, 3, 5, 14, 14], [3, 2, 16, 7, 7], [2, 5, 33, 1, 1], [5, 1, 7, 1, 7], [1, 3, 4, 7, 7], [4, 2, 300, 1, 1]];
+/// Shapes `[T, N, C, H, W]` with H*W of 1, 7, 49, 64 and 196 and time steps spanning several
+/// kernel chunks, so channel runs cross chunk boundaries, and register blocks start inside a
+/// plane, straddle planes, or end exactly where one does (H*W 64).
+const SHAPES: [[usize; 5]; 7] =
+    [[4, 3, 5, 14, 14], [3, 2, 16, 7, 7], [2, 5, 33, 1, 1], [5, 1, 7, 1, 7], [1, 3, 4, 7, 7], [4, 2, 300, 1, 1], [2, 3, 6, 8, 8]];
 
 struct Case {
     kind: NeuronKind,

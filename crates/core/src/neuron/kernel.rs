@@ -349,25 +349,28 @@ fn lanes_of<const LW: usize>(bn: Option<&ChannelAffine>, mean: Option<&[f32]>, p
         return ([1.0; LW], [0.0; LW], [0.0; LW]);
     };
     let pick = |c: usize| (bn.scale[c], bn.shift[c], mean.map_or(0.0, |m| m[c]));
-    if p.left > LW {
+    let lanes = if p.left >= LW {
         p.left -= LW;
         let (a, b, m) = pick(p.c);
-        return ([a; LW], [b; LW], [m; LW]);
-    }
-    let (mut sc, mut sh, mut mu) = ([0.0; LW], [0.0; LW], [0.0; LW]);
-    for l in 0..LW {
-        if p.left == 0 {
-            p.c = (p.c + 1) % bn.scale.len();
-            p.left = bn.hw;
+        ([a; LW], [b; LW], [m; LW])
+    } else {
+        let (mut sc, mut sh, mut mu) = ([0.0; LW], [0.0; LW], [0.0; LW]);
+        for l in 0..LW {
+            if p.left == 0 {
+                p.c = (p.c + 1) % bn.scale.len();
+                p.left = bn.hw;
+            }
+            (sc[l], sh[l], mu[l]) = pick(p.c);
+            p.left -= 1;
         }
-        (sc[l], sh[l], mu[l]) = pick(p.c);
-        p.left -= 1;
-    }
+        (sc, sh, mu)
+    };
+    // Stepped onto the next plane.
     if p.left == 0 {
         p.c = (p.c + 1) % bn.scale.len();
         p.left = bn.hw;
     }
-    (sc, sh, mu)
+    lanes
 }
 
 /// One block of `LW` elements (from `e` in `x`, from `d` in `dst`) through all steps: spikes
@@ -421,7 +424,7 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
     let n = scratch.len() / t_len;
     let rows = BlockRows { x, t_len, x_step: numel, dst: SharedMut::new(scratch), stride: n };
     macro_rules! block {
-        ($lw:literal) => {{
+        ($lw:expr) => {{
             let (sc, sh): ([f32; $lw], [f32; $lw]) = match affine {
                 Some((sc, sh)) => (sc.try_into().unwrap(), sh.try_into().unwrap()),
                 None => ([1.0; $lw], [0.0; $lw]),
@@ -435,7 +438,7 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
         }};
     }
     match n {
-        LANES => block!(32),
+        LANES => block!(LANES),
         1 => block!(1),
         _ => unreachable!("recompute_block: {n} lanes"),
     }
@@ -461,8 +464,8 @@ fn avx2() -> bool {
 
 /// Whether the training loops run their AVX-512 copy: twice the vector registers, so a
 /// block's backward state (four arrays of 32 lanes) no longer spills to the stack; the same
-/// Rust code, so the same bits. (W1's LIF rows, a whole-crate AVX-512 build alternating with
-/// the AVX2 one: backward 8.5 -> 7.5-8.1 ms, forward 3.4-3.9 -> 3.4-3.5 ms per step.)
+/// Rust code, so the same bits. (W1's LIF rows, alternating with the AVX2-only binary:
+/// backward 8.3-10.3 -> 7.6-8.0 ms, forward 3.2-4.0 -> 2.9-3.3 ms per step.)
 #[inline]
 fn avx512() -> bool {
     #[cfg(test)]
