@@ -419,19 +419,28 @@ impl Sequential {
     /// branch 2.2-2.3 -> 1.5-1.7 ms at 28x28, 1.0-1.2 -> 0.8-0.9 ms at 14x14).
     pub fn backward_consuming(&mut self, input: &Tensor, output: &Tensor, grad_output: &mut Tensor, grad_input: &mut Tensor) -> Result<()> {
         let n = self.layers.len();
+        self.with_work_buffers(|seq| {
+            // The buffer the last layer reads: layer i reads grad_buffers[1] when i is even.
+            let last_reads = if (n - 1) % 2 == 0 { 1 } else { 0 };
+            std::mem::swap(&mut seq.grad_buffers[last_reads], grad_output);
+            seq.grad_output_in_buffer = true;
+            let run = seq.backward_in_buffers(input, output, &Tensor::default(), grad_input);
+            seq.grad_output_in_buffer = false;
+            // Whichever tensor now sits there goes back to the caller (buffers may have traded
+            // places): the caller keeps an allocation of its size for the next step.
+            std::mem::swap(&mut seq.grad_buffers[last_reads], grad_output);
+            run
+        })
+    }
+
+    /// Runs `f` with the shared spike-map and gradient buffers borrowed from the thread's
+    /// scratch pool (see `with_tensors`), and hands them back afterwards.
+    fn with_work_buffers<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         with_tensors::<4, _>(|bufs| {
             let [a, b, c, d] = bufs;
             std::mem::swap(&mut self.shared, &mut [std::mem::take(a), std::mem::take(b)]);
             std::mem::swap(&mut self.grad_buffers, &mut [std::mem::take(c), std::mem::take(d)]);
-            // The buffer the last layer reads: layer i reads grad_buffers[1] when i is even.
-            let last_reads = if (n - 1) % 2 == 0 { 1 } else { 0 };
-            std::mem::swap(&mut self.grad_buffers[last_reads], grad_output);
-            self.grad_output_in_buffer = true;
-            let run = self.backward_in_buffers(input, output, &Tensor::default(), grad_input);
-            self.grad_output_in_buffer = false;
-            // Whichever tensor now sits there goes back to the caller (buffers may have traded
-            // places): the caller keeps an allocation of its size for the next step.
-            std::mem::swap(&mut self.grad_buffers[last_reads], grad_output);
+            let run = f(self);
             let [s0, s1] = std::mem::take(&mut self.shared);
             let [g0, g1] = std::mem::take(&mut self.grad_buffers);
             *bufs = [s0, s1, g0, g1];
@@ -520,16 +529,7 @@ impl Layer for Sequential {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        with_tensors::<4, _>(|bufs| {
-            let [a, b, c, d] = bufs;
-            std::mem::swap(&mut self.shared, &mut [std::mem::take(a), std::mem::take(b)]);
-            std::mem::swap(&mut self.grad_buffers, &mut [std::mem::take(c), std::mem::take(d)]);
-            let run = self.backward_in_buffers(input, output, grad_output, grad_input);
-            let [s0, s1] = std::mem::take(&mut self.shared);
-            let [g0, g1] = std::mem::take(&mut self.grad_buffers);
-            *bufs = [s0, s1, g0, g1];
-            run
-        })
+        self.with_work_buffers(|seq| seq.backward_in_buffers(input, output, grad_output, grad_input))
     }
 
     fn skip_input_grad(&mut self, skip: bool) {
