@@ -87,7 +87,8 @@ impl Model {
             }
         }
         let mut rng = Rng::new(seed);
-        let body = build_sequential("layers", &spec.layers, &mut rng)?;
+        let mut body = build_sequential("layers", &spec.layers, &mut rng)?;
+        body.set_repeated_input(spec.encoding == Encoding::Direct);
         // Check the whole chain once now, so a wrong shape is reported before any data is seen.
         let mut probe = vec![spec.time_steps, 1];
         probe.extend_from_slice(&spec.input_shape);

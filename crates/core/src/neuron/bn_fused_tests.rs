@@ -100,7 +100,7 @@ fn run_pair(case: &Case, seed: u64, fused: bool) -> Run {
     let (x, g) = input(case, seed + 1);
     let (mut spikes, mut dy, mut dx) = (Tensor::default(), Tensor::default(), Tensor::default());
     if fused {
-        bn.forward_statistics(&x, None).unwrap();
+        bn.forward_statistics(&x, None, 1).unwrap();
         neuron.forward_bn(&x, bn.affine(x.shape()), &mut spikes).unwrap();
         let sums = bn.fused_grad(x.shape()).unwrap();
         neuron.backward_bn(&x, &spikes, &g, sums, &mut dy).unwrap();
@@ -177,7 +177,7 @@ fn fused_sums_match_the_bn_kernel_sums() {
         let (mut bn, mut neuron) = layers(case, 7 + k as u64);
         let (x, g) = input(case, 8 + k as u64);
         let (mut spikes, mut dy) = (Tensor::default(), Tensor::default());
-        bn.forward_statistics(&x, None).unwrap();
+        bn.forward_statistics(&x, None, 1).unwrap();
         neuron.forward_bn(&x, bn.affine(x.shape()), &mut spikes).unwrap();
         let sums = bn.fused_grad(x.shape()).unwrap();
         let mean = sums.mean.to_vec();
@@ -246,7 +246,7 @@ fn fused_backward_checks_its_state() {
     // No forward yet: both halves refuse, naming their layer.
     let err = bn.fused_grad(x.shape()).map(|_| ()).unwrap_err();
     assert!(err.to_string().contains("blk.1 (batchNorm2d)"), "{err}");
-    bn.forward_statistics(&x, None).unwrap();
+    bn.forward_statistics(&x, None, 1).unwrap();
     let sums = bn.fused_grad(x.shape()).unwrap();
     let err = neuron.backward_bn(&x, &x, &g, sums, &mut dy).unwrap_err();
     assert!(err.to_string().contains("blk.2"), "{err}");
@@ -285,7 +285,7 @@ fn fused_pair_throughput() {
                 neuron.backward(&y, &s, &g, &mut dy).unwrap();
                 bn.backward(&x, &y, &dy, &mut dx).unwrap();
                 let t2 = std::time::Instant::now();
-                bn.forward_statistics(&x, None).unwrap();
+                bn.forward_statistics(&x, None, 1).unwrap();
                 neuron.forward_bn(&x, bn.affine(x.shape()), &mut s).unwrap();
                 let t3 = std::time::Instant::now();
                 let sums = bn.fused_grad(x.shape()).unwrap();
@@ -302,7 +302,7 @@ fn fused_pair_throughput() {
                 let mut part = [f64::MAX; 3];
                 for _ in 0..7 {
                     let t0 = std::time::Instant::now();
-                    bn.forward_statistics(&x, None).unwrap();
+                    bn.forward_statistics(&x, None, 1).unwrap();
                     let t1 = std::time::Instant::now();
                     neuron.forward(&y, &mut s, true).unwrap();
                     let t2 = std::time::Instant::now();

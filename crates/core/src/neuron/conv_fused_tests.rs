@@ -133,7 +133,7 @@ fn a_repeated_step_fires_as_the_input_written_out_step_by_step() {
         let mut want = vec![0.0; step.len() * t_len];
         let want_count = kernel::forward(&neuron.dynamics(), &step.repeat(t_len), t_len, &mut want);
         let mut got = vec![f32::NAN; want.len()];
-        let count = kernel::forward_repeated(&neuron.dynamics(), &step, t_len, &mut got);
+        let count = kernel::forward_repeated(&neuron.dynamics(), &step, None, t_len, &mut got);
         assert!(want_count > 0, "{kind:?} {spec:?}");
         assert_eq!(count, want_count, "{kind:?} {spec:?}");
         assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind:?} {spec:?}");

@@ -133,15 +133,19 @@ fn for_runs(bn: Option<&ChannelAffine>, i0: usize, n: usize, mut f: impl FnMut(u
     }
 }
 
-/// [`forward`] on an input whose time steps are all `x` (`[numel]`, a static input repeated
-/// over `t_len` steps, e.g. a conv of a directly encoded image): `x` is read, not copied.
-pub(crate) fn forward_repeated(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) -> u64 {
+/// [`forward`] (with `bn`: [`forward_bn`]) on an input whose time steps are all `x`
+/// (`[numel]`, a static input repeated over `t_len` steps, e.g. a conv of a directly encoded
+/// image): `x` is read, not copied.
+pub(crate) fn forward_repeated(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize, out: &mut [f32]) -> u64 {
     assert_eq!(x.len() * t_len, out.len());
     if x.is_empty() || t_len == 0 {
         return 0;
     }
+    if let Some(bn) = &bn {
+        assert_eq!(x.len() % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+    }
     let out = Sink::Spikes(SharedMut::new(out));
-    with_charge(d, Spikes { x, bn: None, t_len, numel: x.len(), x_step: 0, consts: Consts::of(d), out })
+    with_charge(d, Spikes { x, bn, t_len, numel: x.len(), x_step: 0, consts: Consts::of(d), out })
 }
 
 fn forward_impl(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize, out: &mut [f32]) -> u64 {
@@ -416,13 +420,13 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
     k: Consts,
     x: &[f32],
     t_len: usize,
-    numel: usize,
+    x_step: usize,
     e: usize,
     affine: Option<(&[f32], &[f32])>,
     scratch: &mut [f32],
 ) {
     let n = scratch.len() / t_len;
-    let rows = BlockRows { x, t_len, x_step: numel, dst: SharedMut::new(scratch), stride: n };
+    let rows = BlockRows { x, t_len, x_step, dst: SharedMut::new(scratch), stride: n };
     macro_rules! block {
         ($lw:expr) => {{
             let (sc, sh): ([f32; $lw], [f32; $lw]) = match affine {
@@ -542,7 +546,7 @@ wide_copies!(chunk_forward_avx512, chunk_forward_avx2, [C: Fn(f32, f32) -> f32, 
 ) -> u64);
 
 wide_copies!(recompute_block_avx512, recompute_block_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], recompute_block::<C, HARD>(
-    charge: C, k: Consts, x: &[f32], t_len: usize, numel: usize, e: usize, affine: Option<(&[f32], &[f32])>, scratch: &mut [f32]
+    charge: C, k: Consts, x: &[f32], t_len: usize, x_step: usize, e: usize, affine: Option<(&[f32], &[f32])>, scratch: &mut [f32]
 ));
 
 /// [`chunk_forward`] through its widest copy the CPU can run.
@@ -708,7 +712,7 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C
     }
 }
 
-/// Recomputes one backward block's `H_t`: `(x, t_len, numel, e, affine lanes, scratch [T, n])`
+/// Recomputes one backward block's `H_t`: `(x, t_len, x_step, e, affine lanes, scratch [T, n])`
 /// (see [`recompute_block`]).
 type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, Option<(&[f32], &[f32])>, &mut [f32]) + Send + Sync>;
 
@@ -723,18 +727,18 @@ impl WithCharge for Recompute {
         charge: C,
     ) -> RecomputeFn {
         let consts = self.consts;
-        Box::new(move |x, t_len, numel, e, affine, scratch| {
+        Box::new(move |x, t_len, x_step, e, affine, scratch| {
             #[cfg(target_arch = "x86_64")]
             if avx512() {
                 // SAFETY: AVX-512 was detected.
-                return unsafe { recompute_block_avx512::<C, HARD>(charge, consts, x, t_len, numel, e, affine, scratch) };
+                return unsafe { recompute_block_avx512::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch) };
             }
             #[cfg(target_arch = "x86_64")]
             if avx2() {
                 // SAFETY: AVX2 was detected.
-                return unsafe { recompute_block_avx2::<C, HARD>(charge, consts, x, t_len, numel, e, affine, scratch) };
+                return unsafe { recompute_block_avx2::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch) };
             }
-            recompute_block::<C, HARD>(charge, consts, x, t_len, numel, e, affine, scratch)
+            recompute_block::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch)
         })
     }
 }
@@ -756,7 +760,7 @@ pub(crate) fn backward(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, None, Some(gout), t_len, gin)
+    backward_impl(d, surrogate, x, None, None, Some(gout), t_len, false, gin)
 }
 
 /// What the backward of a fused BN + neuron pair needs of the BN (the affine and mean its
@@ -785,13 +789,21 @@ pub(crate) fn backward_bn(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), t_len, gin)
+    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), t_len, false, gin)
 }
 
 /// [`backward_bn`] with `dL/dy` written over `dL/dS` (`grad` holds the latter on entry): each
 /// line is read and rewritten in cache instead of a third stream fetched to be overwritten.
 pub(crate) fn backward_bn_in_place(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, t_len: usize, grad: &mut [f32]) -> f64 {
-    backward_impl(d, surrogate, x, None, Some(bn), None, t_len, grad)
+    backward_impl(d, surrogate, x, None, Some(bn), None, t_len, false, grad)
+}
+
+/// Backward of [`forward_repeated`] with a BN: `x` (`[numel]`) is the BN input of every step,
+/// `gout` (`[T, numel]`) is `dL/dS_t`, and `gin` (`[numel]`) receives `sum_t dL/dy_t`, the
+/// gradient of the one step every time step repeats. `bn`'s sums run over all steps, as in
+/// [`backward_bn`].
+pub(crate) fn backward_bn_repeated(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, gout: &[f32], t_len: usize, gin: &mut [f32]) -> f64 {
+    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), t_len, true, gin)
 }
 
 /// Backward on given `H_t` and `S_t` instead of recomputed ones. `s` is read as a real number,
@@ -811,7 +823,7 @@ pub(crate) fn backward_given(
     gin: &mut [f32],
 ) -> f64 {
     assert!(h.len() == x.len() && s.len() == x.len());
-    backward_impl(d, surrogate, x, Some((h, s)), None, Some(gout), t_len, gin)
+    backward_impl(d, surrogate, x, Some((h, s)), None, Some(gout), t_len, false, gin)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -823,12 +835,15 @@ fn backward_impl(
     bn: Option<BnGrad>,
     gout: Option<&[f32]>,
     t_len: usize,
+    repeated: bool,
     gin: &mut [f32],
 ) -> f64 {
-    let len = x.len();
+    // Repeated: `x` and `gin` are one step, `gout` all of them.
+    let len = if repeated { x.len() * t_len } else { x.len() };
     // Without `gout`, `gin` holds dL/dS on entry (in place; with a BN only).
-    assert!(gout.is_none_or(|g| g.len() == len) && gin.len() == len);
+    assert!(gout.is_none_or(|g| g.len() == len) && gin.len() == x.len());
     assert!(gout.is_some() || bn.is_some(), "in-place backward is for the BN-fused pair");
+    assert!(!repeated || (gout.is_some() && given.is_none()), "a repeated input's backward reads dL/dS from `gout`");
     let (bn_in, bn_out) = match bn {
         Some(BnGrad { affine, mean, sum_dy, sum_dy_xc }) => {
             sum_dy.fill(0.0);
@@ -853,6 +868,7 @@ fn backward_impl(
     };
     let ctx = BwdCtx {
         x,
+        x_step: if repeated { 0 } else { numel },
         gout,
         t_len,
         numel,
@@ -892,6 +908,9 @@ const W_NO_DECAY: u8 = 2;
 
 struct BwdCtx<'a> {
     x: &'a [f32],
+    /// Distance between `x`'s time steps: `numel`, or 0 for one step repeated (`gin` is then
+    /// one step too and receives the sum over time).
+    x_step: usize,
     /// dL/dS, or None when it is read from `gin` (in place).
     gout: Option<&'a [f32]>,
     t_len: usize,
@@ -1077,7 +1096,7 @@ impl BwdCtx<'_> {
             Charges::Given(..) => unreachable!(),
             Charges::Recomputed(scratch) => {
                 let scratch = &mut scratch[..t_len * LW];
-                (self.recompute)(self.x, t_len, numel, e, BN.then_some((&sc[..], &sh[..])), scratch);
+                (self.recompute)(self.x, t_len, self.x_step, e, BN.then_some((&sc[..], &sh[..])), scratch);
                 let h = RowsOf { data: scratch, off: 0, stride: LW };
                 (h, h)
             }
@@ -1086,19 +1105,21 @@ impl BwdCtx<'_> {
         // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
         let mut gv = [0.0f32; LW];
         let (mut wacc, mut acc_dy, mut acc_dyx) = ([0.0f32; LW], [0.0f32; LW], [0.0f32; LW]);
+        // A repeated input's gradient: dL/dX_t summed over time.
+        let (summed, mut gx_sum) = (self.x_step == 0 && t_len > 1, [0.0f32; LW]);
         let lanes = |r: &RowsOf, t: usize| -> [f32; LW] { r.row(t, LW).try_into().unwrap() };
         for t in (0..t_len).rev() {
             let off = t * numel + e;
+            let x_off = t * self.x_step + e;
             let hs = lanes(&h, t);
             let ss = if GIVEN_S { lanes(&s, t) } else { [0.0; LW] };
-            // SAFETY: these elements belong to this task alone, in every row.
-            let gis: &mut [f32; LW] = unsafe { self.gin.range(off, LW) }.try_into().unwrap();
-            // In place, dL/dS_t is read from `gis` just before its element is overwritten.
+            // In place, dL/dS_t is read from `gin` just before its element is overwritten.
             let gos: [f32; LW] = match self.gout {
                 Some(gout) if !IN_PLACE => gout[off..][..LW].try_into().unwrap(),
-                _ => *gis,
+                // SAFETY: these elements belong to this task alone, in every row.
+                _ => unsafe { self.gin.range(off, LW) }.try_into().unwrap(),
             };
-            let xs: [f32; LW] = if W != W_NONE || BN { self.x[off..][..LW].try_into().unwrap() } else { [0.0; LW] };
+            let xs: [f32; LW] = if W != W_NONE || BN { self.x[x_off..][..LW].try_into().unwrap() } else { [0.0; LW] };
             // PLIF needs V_{t-1}, rebuilt from the previous step's H and S (V_rest at t = 0).
             let (hp, sp) = match (W != W_NONE, t > 0) {
                 (true, true) => (lanes(&h, t - 1), if GIVEN_S { lanes(&s, t - 1) } else { [0.0; LW] }),
@@ -1142,7 +1163,18 @@ impl BwdCtx<'_> {
                     wacc[l] += gh * dh_dk;
                 }
             }
-            *gis = gxs;
+            if summed {
+                for l in 0..LW {
+                    gx_sum[l] += gxs[l];
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe { self.gin.range(off, LW) }.copy_from_slice(&gxs);
+            }
+        }
+        if summed {
+            // SAFETY: as above (`gin` is one step).
+            unsafe { self.gin.range(e, LW) }.copy_from_slice(&gx_sum);
         }
         out.wacc.copy_from_slice(&wacc);
         out.acc_dy.copy_from_slice(&acc_dy);

@@ -253,15 +253,63 @@ impl NeuronLayer {
     /// Inference on an input whose `T` time steps are all `step` (`[1, N, ...]`): the spikes
     /// of [`Layer::forward`] on `step` repeated `t_len` times, without the repeated copy.
     pub(crate) fn forward_repeated(&mut self, step: &Tensor, t_len: usize, output: &mut Tensor) -> Result<()> {
+        self.forward_repeated_with(step, None, t_len, output, false)
+    }
+
+    /// Training forward of the fused BN + neuron pair on a BN input whose `t_len` time steps
+    /// are all `step` (`[1, N, C, H, W]`, a stem conv's output on a directly encoded image):
+    /// the spikes of [`Self::forward_bn`] on the repeated input. Backward is
+    /// [`Self::backward_bn_repeated`].
+    pub(crate) fn forward_bn_repeated(&mut self, step: &Tensor, bn: ChannelAffine, t_len: usize, output: &mut Tensor) -> Result<()> {
+        self.forward_repeated_with(step, Some(bn), t_len, output, true)
+    }
+
+    fn forward_repeated_with(&mut self, step: &Tensor, bn: Option<ChannelAffine>, t_len: usize, output: &mut Tensor, training: bool) -> Result<()> {
         self.check_input(step.shape())?;
+        if step.shape()[0] != 1 {
+            return Err(Error::shape(&self.label, "one time step [1, N, ...] to repeat", step.shape()));
+        }
         if let Some(w) = &self.w {
             crate::error::check_finite(&w.name, w.value.data())?;
         }
         let mut shape = step.shape().to_vec();
         shape[0] = t_len;
         output.resize_for_overwrite(&shape);
-        let spikes = kernel::forward_repeated(&self.dynamics(), step.data(), t_len, output.data_mut());
-        self.record(spikes, output, None);
+        let dynamics = self.dynamics();
+        let spikes = kernel::forward_repeated(&dynamics, step.data(), bn, t_len, output.data_mut());
+        self.record(spikes, output, training.then(|| Saved { shape, dynamics }));
+        Ok(())
+    }
+
+    /// Backward of [`Self::forward_bn_repeated`]: `step` is the BN input of every step;
+    /// writes `sum_t dL/dy_t` (the gradient of the one BN output step) into `grad_step` and
+    /// the BN's sums (over all steps) into `bn`.
+    pub(crate) fn backward_bn_repeated(
+        &mut self,
+        step: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        bn: kernel::BnGrad,
+        grad_step: &mut Tensor,
+    ) -> Result<()> {
+        let saved = self.saved_for(&[output, grad_output])?;
+        if step.shape()[0] != 1 || step.shape()[1..] != saved.shape[1..] {
+            let want = format!("one step {:?} of the last forward's input", [&[1], &saved.shape[1..]].concat());
+            return Err(Error::shape(&self.label, want, step.shape()));
+        }
+        grad_step.resize_for_overwrite(step.shape());
+        let dw = kernel::backward_bn_repeated(
+            &saved.dynamics,
+            self.surrogate,
+            step.data(),
+            bn,
+            grad_output.data(),
+            saved.shape[0],
+            grad_step.data_mut(),
+        );
+        if let Some(w) = &mut self.w {
+            w.grad.data_mut()[0] += dw as f32;
+        }
         Ok(())
     }
 

@@ -104,11 +104,15 @@ impl BatchNorm2d {
     /// pass of `Sequential` applies itself (see [`BatchNorm2d::affine`]).
     /// `moments`: the input's `[T*N, C, 2]` per-plane moments where its producer took them
     /// (`Conv2d::output_moments`), the same numbers this pass would compute, else None.
-    pub(crate) fn forward_statistics(&mut self, input: &Tensor, moments: Option<&[f64]>) -> Result<()> {
+    ///
+    /// `repeats` > 1: `input` is one time step standing for `repeats` identical ones (a stem
+    /// conv's output on a directly encoded image). Its statistics are those of the repeated
+    /// input; only the running variance's unbiasing counts every step, as over the full input.
+    pub(crate) fn forward_statistics(&mut self, input: &Tensor, moments: Option<&[f64]>, repeats: usize) -> Result<()> {
         self.check_input(input.shape())?;
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
-        let n = s[0] * s[1] * hw;
+        let n = s[0] * s[1] * hw * repeats.max(1);
         if n <= 1 {
             return Err(Error::value(
                 &self.label,
@@ -238,7 +242,7 @@ impl Layer for BatchNorm2d {
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         if training {
-            self.forward_statistics(input, None)?;
+            self.forward_statistics(input, None, 1)?;
         } else {
             self.check_input(input.shape())?;
             self.eval_scale_shift();

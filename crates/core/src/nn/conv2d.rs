@@ -3,7 +3,8 @@ use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_backward_data, conv2d_forward, ConvGeom};
 use crate::kernels::spike_conv::{
-    conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, supports_events, ConvPath, SpikeStats,
+    choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, forward_event_max_density, supports_events, ConvPath,
+    SpikeStats,
 };
 use crate::neuron::NeuronLayer;
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, BackwardReads, Layer, Param};
@@ -185,6 +186,17 @@ impl Conv2d {
         (shape.len() == 5 && !self.output_moments.is_empty() && self.output_moments.len() == planes * 2).then_some(&self.output_moments[..])
     }
 
+    /// Training forward of the model's first conv on a directly encoded input (one time step
+    /// repeated, whose gradient the model only uses summed over time): only that step's output
+    /// `[1, N, C_out, OH, OW]` is written, and true is returned. The layers after it treat it
+    /// as every step (`Sequential` does so for a BN + neuron pair); backward then takes `dL/dy`
+    /// summed over time in the same shape and leaves the input gradient summed over time on
+    /// the first step (zeros on the others). On any other input, the plain forward and false.
+    pub(crate) fn forward_one_step(&mut self, input: &Tensor, output: &mut Tensor) -> Result<bool> {
+        self.forward_impl(input, output, None, true)?;
+        Ok(output.shape().first() != input.shape().first())
+    }
+
     pub fn weight(&self) -> &Param {
         &self.weight
     }
@@ -195,19 +207,22 @@ impl Conv2d {
     /// The forward pass, optionally followed by a per-output-channel affine folded into the
     /// weights and bias (`W*scale`, `b*scale + shift`: the arithmetic of `fold.rs`). The energy
     /// counter sees the input and the layer's own ops either way (a folded BN costs nothing).
-    fn forward_impl(&mut self, input: &Tensor, output: &mut Tensor, affine: Option<(&[f32], &[f32])>) -> Result<()> {
+    /// With `one_step`, an input repeating one time step gets that step's output only
+    /// (`[1, N, ...]`; see [`Conv2d::forward_one_step`]).
+    fn forward_impl(&mut self, input: &Tensor, output: &mut Tensor, affine: Option<(&[f32], &[f32])>, one_step: bool) -> Result<()> {
         let g = self.prepare(input, affine)?;
-        let t_len = input.shape()[0];
-        output.resize_for_overwrite(&[t_len, input.shape()[1], g.c_out, g.oh, g.ow]);
+        let (t_len, n) = (input.shape()[0], input.shape()[1]);
         self.repeated = repeats_one_step(input);
+        let one_step = one_step && self.repeated;
+        output.resize_for_overwrite(&[if one_step { 1 } else { t_len }, n, g.c_out, g.oh, g.ow]);
         let steps = if self.repeated { 1 } else { t_len };
         // A repeated input's output is one step copied: its BN takes its own statistics.
         let mut moments = std::mem::take(&mut self.output_moments);
         moments.clear();
-        let keep = self.keep_output_moments && affine.is_none() && !self.repeated;
+        let keep = self.keep_output_moments && affine.is_none() && (!self.repeated || one_step);
         let (weight, bias) = self.weights(affine.is_some());
         let (x, y) = (input.data(), output.data_mut());
-        let (x_len, y_len) = (x.len() / t_len.max(1) * steps, y.len() / t_len.max(1) * steps);
+        let (x_len, y_len) = (x.len() / t_len.max(1) * steps, n * g.c_out * g.oh * g.ow * steps);
         if keep {
             moments.resize(y_len / (g.oh * g.ow).max(1) * 2, 0.0);
         }
@@ -218,8 +233,8 @@ impl Conv2d {
         self.output_moments = moments;
         self.paths[0] = Some(path);
         // Kept for the weight gradient's dispatch only where they cover the input it will see.
-        self.input_stats = stats.filter(|_| steps == t_len);
-        if self.repeated {
+        self.input_stats = stats.filter(|_| steps == t_len || one_step);
+        if self.repeated && !one_step {
             let (first, rest) = y.split_at_mut(y_len);
             // In pieces over the pool: one thread's memcpy of W1's three copies (9.6 MB) took
             // most of the stem's forward.
@@ -257,13 +272,20 @@ impl Conv2d {
             }
         }
         let Some(neuron) = neuron else {
-            return self.forward_impl(input, output, affine);
+            return self.forward_impl(input, output, affine, false);
         };
         let g = self.prepare(input, affine)?;
         self.input_stats = None;
         self.output_moments.clear();
         let (weight, bias) = self.weights(affine.is_some());
-        if supports_events(&g) && input.shape()[0] > 0 {
+        // As in training: an input that went dense last call is measured before the event
+        // kernel is tried, instead of being found out part way through it (the CLI network's
+        // first block conv: 6.6 ms per inference batch of 64 this way, 4.1 ms measured first).
+        let measure_first = self.paths[0] == Some(ConvPath::Dense);
+        let events = supports_events(&g)
+            && input.shape()[0] > 0
+            && (!measure_first || choose_path(&g, input.data(), forward_event_max_density(&g)) == ConvPath::Events);
+        if events {
             let budget = forward_budget(&g, input.data());
             if neuron.forward_after_conv(&g, input, weight, bias, output, &budget)? {
                 self.paths[0] = Some(ConvPath::Events);
@@ -337,7 +359,7 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
-        self.forward_impl(input, output, None)
+        self.forward_impl(input, output, None, false)
     }
 
     fn as_conv(&mut self) -> Option<&mut Conv2d> {
@@ -370,16 +392,26 @@ impl Layer for Conv2d {
     ) -> Result<()> {
         let g = self.geometry(input.shape())?;
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
-        let expected = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
+        let t_len = input.shape()[0];
+        // After `forward_one_step`: one output step, its gradient summed over time.
+        let summed = self.repeated && t_len > 1 && output.shape()[0] == 1;
+        let expected = [if summed { 1 } else { t_len }, input.shape()[1], g.c_out, g.oh, g.ow];
         check_grad_output(&self.label, &expected, grad_output.shape())?;
         grad_input.resize_for_overwrite(input.shape());
-        if !self.skip_input_grad {
+        if summed && !self.skip_input_grad {
+            let (first, rest) = grad_input.data_mut().split_at_mut(input.numel() / t_len);
+            crate::profile::span("kernel: conv backward-data", || {
+                conv2d_backward_data(&g, grad_output.data(), self.weight.value.data(), first)
+            });
+            rest.fill(0.0);
+        } else if !self.skip_input_grad {
             crate::profile::span("kernel: conv backward-data", || {
                 conv2d_backward_data(&g, grad_output.data(), self.weight.value.data(), grad_input.data_mut())
             });
         }
-        let t_len = input.shape()[0];
-        let (x, dy) = if self.repeated && repeats_one_step(input) {
+        let (x, dy) = if summed {
+            (&input.data()[..input.numel() / t_len], grad_output.data())
+        } else if self.repeated && repeats_one_step(input) {
             // sum_t dY_t (x) X_t = (sum_t dY_t) (x) X_0 when every X_t is X_0.
             let dy_step = grad_output.numel() / t_len;
             self.grad_sum.clear();

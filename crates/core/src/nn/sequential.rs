@@ -109,6 +109,13 @@ pub struct Sequential {
     /// During [`Sequential::backward_consuming`]: the output gradient sits in the grad buffer
     /// the last layer reads, which it may overwrite.
     grad_output_in_buffer: bool,
+    /// The input is a model's directly encoded one (a static sample repeated over time),
+    /// whose gradient is only used summed over time (see [`Sequential::set_repeated_input`]).
+    repeated_input: bool,
+    /// The last training forward's first layer, a conv on the repeated input before a fused
+    /// BN + neuron pair, wrote one step only (`Conv2d::forward_one_step`) and the pair took it
+    /// as all `T` steps: holds that `T`.
+    one_step: Option<usize>,
 }
 
 impl Sequential {
@@ -133,6 +140,8 @@ impl Sequential {
             shared_holds: [None, None],
             grad_buffers: [Tensor::default(), Tensor::default()],
             grad_output_in_buffer: false,
+            repeated_input: false,
+            one_step: None,
         };
         s.set_input_spikes(false);
         Ok(s)
@@ -175,6 +184,15 @@ impl Sequential {
         }
     }
 
+    /// Declares the input a model's directly encoded one: every time step the same, and its
+    /// gradient used only summed over time (`Model::backward` sums it). A first conv before a
+    /// BN + neuron pair is then computed for one step in training and the pair reads it for
+    /// every step: W1's and the CLI's stem conv, BN and LIF read and write a quarter of the
+    /// data (T = 4). The input gradient comes back summed on its first step.
+    pub fn set_repeated_input(&mut self, repeated: bool) {
+        self.repeated_input = repeated;
+    }
+
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
@@ -198,6 +216,7 @@ impl Sequential {
         let n = self.layers.len();
         self.shared_holds = [None, None];
         let fold = !training && INFERENCE_ONLY.with(|c| c.get());
+        self.one_step = None;
         let mut i = 0;
         while i < n {
             let in_shared = i > 0 && self.uses_shared(i - 1);
@@ -261,12 +280,23 @@ impl Sequential {
                     let moments = before_bn.last_mut().and_then(|l| l.as_conv()).and_then(|c| c.output_moments(x.shape()));
                     #[cfg(test)]
                     GIVEN_MOMENTS.with(|c| c.set(c.get() + moments.is_some() as usize));
-                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x, moments))?;
+                    let repeats = self.one_step.filter(|_| i == 1).unwrap_or(1);
+                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x, moments, repeats))?;
                     let neuron = next[0].as_neuron().expect("fuse marks a BN before a neuron");
                     let affine = bn.affine(x.shape());
-                    crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
+                    if repeats > 1 {
+                        crate::profile::timed(neuron, false, |l| l.forward_bn_repeated(x, affine, repeats, y))?;
+                    } else {
+                        crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
+                    }
                     #[cfg(test)]
                     FUSED_PASSES.with(|c| c.set(c.get() + 1));
+                } else if i == 0 && self.repeated_input && training && n > 2 && self.fuse[1] && fusion_on() && this[0].as_conv().is_some() {
+                    // The stem conv before a fused pair: one step of a repeated input is enough.
+                    let conv = this[0].as_conv().expect("checked above");
+                    if crate::profile::timed(conv, false, |c| c.forward_one_step(x, y))? {
+                        self.one_step = Some(x.shape()[0]);
+                    }
                 } else {
                     crate::profile::timed(&mut *this[i], false, |l| l.forward(x, y, training))?;
                 }
@@ -381,7 +411,9 @@ impl Sequential {
         let bn = bn_layer[b].as_batch_norm().expect("fuse marks a BN");
         let neuron = neuron_layer[0].as_neuron().expect("fuse marks a BN before a neuron");
         let batch_stats = bn.last_used_batch_stats(x.shape())?;
-        if (j < n - 1 || self.grad_output_in_buffer) && b > 0 {
+        // The pair took one step for all (`one_step`): its input gradient is that step's.
+        let repeated = b == 1 && self.one_step.is_some();
+        if (j < n - 1 || self.grad_output_in_buffer) && b > 0 && !repeated {
             // Both passes in place in the buffer layer j + 1 (or the caller) wrote, where layer
             // b - 1 reads: dL/dS becomes dL/dy (neuron), then dx (BN).
             let sums = bn.fused_grad(x.shape())?;
@@ -394,7 +426,11 @@ impl Sequential {
         {
             let g_out = if j == n - 1 && !self.grad_output_in_buffer { grad_output } else { &*g_next };
             let sums = bn.fused_grad(x.shape())?;
-            crate::profile::timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
+            if repeated {
+                crate::profile::timed(neuron, true, |l| l.backward_bn_repeated(x, y, g_out, sums, g_bn))?;
+            } else {
+                crate::profile::timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
+            }
         }
         if b == 0 {
             return crate::profile::timed(bn, true, |bn| {
@@ -742,6 +778,71 @@ mod tests {
             plain.firing_rates(&mut r2);
             assert_eq!(r1, r2, "{what}");
             assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{what}: {r1:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_input_runs_the_stem_for_one_step_with_the_same_results() {
+        for stem_neuron in [r#"{"type":"lif","tau":2.0,"detachReset":true}"#, r#"{"type":"plif","vReset":null}"#] {
+            let layers = specs(&format!(
+                r#"[{{"type":"conv2d","inChannels":2,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]}},
+                    {{"type":"batchNorm2d","numFeatures":6}},{stem_neuron},
+                    {{"type":"sewBlock","connect":"iand","branch":[
+                      {{"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]}},
+                      {{"type":"batchNorm2d","numFeatures":6}},{{"type":"lif"}}]}},
+                    {{"type":"maxPool2d","kernelSize":[2,2]}},
+                    {{"type":"flatten"}},{{"type":"linear","inFeatures":294,"outFeatures":3}}]"#
+            ));
+            let (t_len, n) = (3, 4);
+            let mut rng = Rng::new(12);
+            let step: Vec<f32> = (0..n * 2 * 196).map(|_| 2.0 * rng.uniform()).collect();
+            let repeated = Tensor::from_vec(&[t_len, n, 2, 14, 14], step.repeat(t_len)).unwrap();
+            let varying = Tensor::from_vec(&[t_len, n, 2, 14, 14], (0..t_len * step.len()).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+            let mut one_step = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+            one_step.set_repeated_input(true);
+            let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+            for k in 0..2 {
+                let what = format!("{stem_neuron}, step {k}");
+                let (y1, gx1, g1) = run(&mut one_step, &repeated, 30 + k);
+                assert_eq!(one_step.one_step, Some(t_len), "{what}");
+                let stored = one_step.stored_bytes();
+                let (y2, gx2, g2) = run(&mut plain, &repeated, 30 + k);
+                assert_eq!(plain.one_step, None);
+                // The stem conv's output is kept for one step instead of T.
+                assert_eq!(plain.stored_bytes() - stored, (t_len - 1) * n * 6 * 196 * 4, "{what}");
+                // The BN statistics of one step equal the repeated input's up to rounding, so
+                // the spikes agree (no membrane potential lands within rounding of V_th here).
+                assert_eq!(y1, y2, "{what}: outputs");
+                let close = |a: &[f32], b: &[f32], item: &str| {
+                    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                        assert!((p - q).abs() <= 1e-5 * scale + 1e-6, "{what} {item}[{i}]: {p} vs {q}");
+                    }
+                };
+                // The input gradient comes back summed over time on the first step.
+                let per_step = gx2.numel() / t_len;
+                let summed: Vec<f32> = (0..per_step).map(|i| (0..t_len).map(|t| gx2.data()[t * per_step + i]).sum()).collect();
+                close(&gx1.data()[..per_step], &summed, "input grad summed over time");
+                assert!(gx1.data()[per_step..].iter().all(|&v| v == 0.0), "{what}");
+                for (p, (a, b)) in g1.iter().zip(&g2).enumerate() {
+                    close(a.data(), b.data(), &format!("param {p} grad"));
+                }
+                let (mut b1, mut b2) = (Vec::new(), Vec::new());
+                one_step.buffers(&mut b1);
+                plain.buffers(&mut b2);
+                for (a, b) in b1.iter().zip(&b2) {
+                    close(a.value.data(), b.value.data(), &format!("buffer {}", a.name));
+                }
+                // An input that does not repeat takes the plain path, with the same bits (the
+                // parameter gradients add to the above, so they are only close).
+                let (y1, gx1, g1) = run(&mut one_step, &varying, 40 + k);
+                assert_eq!(one_step.one_step, None);
+                let (y2, gx2, g2) = run(&mut plain, &varying, 40 + k);
+                assert_eq!((y1, gx1), (y2, gx2), "{what}: varying input");
+                for (p, (a, b)) in g1.iter().zip(&g2).enumerate() {
+                    close(a.data(), b.data(), &format!("param {p} grad after a varying input"));
+                }
+            }
         }
     }
 
