@@ -261,29 +261,46 @@ impl Layer for DualStream {
         }
         // Stage i reads its output gradient from one buffer of each pair and writes its input
         // gradient into the other; stage 0's input is both O_0 and A_0, so its two gradients add.
+        // A block without a projection passes dL/dA' through as dL/dA: the A stream's buffers
+        // then stay where they are.
         self.grad_norms.clear();
         self.grad_norms.resize(self.stages.len(), (0.0, 0.0));
+        let mut a_from_even = true;
+        let mut a0_in_scratch = false;
         for i in (0..self.stages.len()).rev() {
             let from_even = (last - i) % 2 == 0;
             let (go_from, go_to) = if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
-            let (ga_from, ga_to) = if from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
+            let (ga_from, ga_to) = if a_from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
             self.grad_norms[i] = (l2(go_from.data()), if aap { l2(ga_from.data()) } else { 0.0 });
             let o_in = if i == 0 { input } else { &self.o[i - 1] };
             let a_in = if i == 0 { input } else { &self.a[i - 1] };
             let go_to: &mut Tensor = if i == 0 { &mut *grad_input } else { go_to };
             let ga_to: &mut Tensor = if i == 0 { &mut self.grad_scratch } else { ga_to };
-            match &mut self.stages[i] {
+            let wrote_a = match &mut self.stages[i] {
                 Stage::Block(b) => b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)))?,
                 Stage::Pool { spike, acc } => {
                     spike.backward(o_in, &self.o[i], go_from, go_to)?;
                     if aap {
                         acc.backward(a_in, &self.a[i], ga_from, ga_to)?;
                     }
+                    aap
                 }
+            };
+            if i == 0 {
+                a0_in_scratch = wrote_a;
+            } else if wrote_a {
+                a_from_even = !a_from_even;
             }
         }
         if aap {
-            elementwise::add_assign(grad_input.data_mut(), self.grad_scratch.data());
+            let grad_a0 = if a0_in_scratch {
+                &self.grad_scratch
+            } else if a_from_even {
+                &self.grad_a[0]
+            } else {
+                &self.grad_a[1]
+            };
+            elementwise::add_assign(grad_input.data_mut(), grad_a0.data());
         }
         Ok(())
     }
@@ -370,8 +387,9 @@ mod tests {
     use crate::spec::LayerSpec;
 
     /// A trunk of smooth layers only (no neurons; the projection without its ReLU), so that
-    /// finite differences are valid: a stride-1 block, an average pooling of both streams (max pooling has kinks), and a
-    /// downsampling block with the AAP projection (depthwise conv3x3 s2, conv1x1, BN).
+    /// finite differences are valid: a stride-1 block, an average pooling of both streams (max pooling has kinks), a
+    /// downsampling block with the AAP projection (depthwise conv3x3 s2, conv1x1, BN), and a
+    /// stride-1 block again (the blocks without a projection pass dL/dA' on as dL/dA).
     fn smooth_trunk(connect: &str, flatten: bool) -> LayerSpec {
         // The last stage gives [4, 2, 2]: GAP feeds 4 features to the FC, flatten 16.
         let head = if flatten { r#""headPool":"flatten","head":{"inFeatures":16,"outFeatures":3}"# } else { r#""head":{"inFeatures":4,"outFeatures":3}"# };
@@ -388,6 +406,9 @@ mod tests {
                 {{"type":"batchNorm2d","numFeatures":4}}],
               "projection":[{{"type":"conv2d","inChannels":2,"outChannels":2,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":2,"bias":false}},
                 {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}}]}},
+            {{"type":"block","connect":"{connect}","branch":[
+                {{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
                 {{"type":"batchNorm2d","numFeatures":4}}]}}]}}"#
         );
         serde_json::from_str(&json).unwrap()

@@ -169,7 +169,9 @@ impl DualStreamBlock {
     }
 
     /// BPTT after a training forward. `a = Some((A, dL/dA', dL/dA))` when the forward ran the
-    /// accumulation pathway. Overwrites `grad_o` and `dL/dA`; adds parameter gradients.
+    /// accumulation pathway. Overwrites `grad_o`, and `dL/dA` where the block has a projection;
+    /// adds parameter gradients. Returns whether it wrote `dL/dA`: without a projection
+    /// `A' = A + S`, so `dL/dA` is `dL/dA'` itself and the caller reads that instead of a copy.
     pub fn backward(
         &mut self,
         o: &Tensor,
@@ -177,7 +179,7 @@ impl DualStreamBlock {
         grad_o_out: &Tensor,
         grad_o: &mut Tensor,
         a: Option<(&Tensor, &Tensor, &mut Tensor)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let shape = self.spikes.shape().to_vec();
         if grad_o_out.shape() != shape.as_slice() {
             return Err(Error::shape(format!("{} grad_output", self.name), format!("{shape:?}"), grad_o_out.shape()));
@@ -212,22 +214,22 @@ impl DualStreamBlock {
                 self.grad_shortcut.copy_from(&self.grad_charge);
             }
         }
+        let wrote_grad_a = a.is_some() && self.projection.is_some();
         if let Some((a_in, grad_a_out, grad_a)) = a {
             if grad_a_out.shape() != shape.as_slice() {
                 return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
             }
             // dA'/dS = 1: the accumulation gradient reaches the branch without passing any g.
             elementwise::add_assign(self.grad_spikes.data_mut(), grad_a_out.data());
-            match &mut self.projection {
-                Some(p) => p.backward(a_in, &self.projected, grad_a_out, grad_a)?,
-                None => grad_a.copy_from(grad_a_out),
+            if let Some(p) = &mut self.projection {
+                p.backward(a_in, &self.projected, grad_a_out, grad_a)?;
             }
         }
         // grad_spikes is this block's scratch: the branch may work in place in it.
         self.branch.backward_consuming(o, &self.spikes, &mut self.grad_spikes, grad_o)?;
         if let Some(g) = identity_join {
             connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), grad_o.data_mut());
-            return Ok(());
+            return Ok(wrote_grad_a);
         }
         let through_shortcut = match &mut self.shortcut {
             Some(sc) => {
@@ -237,7 +239,7 @@ impl DualStreamBlock {
             None => &self.grad_shortcut,
         };
         elementwise::add_assign(grad_o.data_mut(), through_shortcut.data());
-        Ok(())
+        Ok(wrote_grad_a)
     }
 
     pub fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
