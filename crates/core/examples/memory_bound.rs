@@ -34,7 +34,9 @@ fn main() {
         let fwd = median_ms(|| {
             std::hint::black_box(connect_forward(connect, &s, &o, &mut out));
         });
-        let bs = median_ms(|| connect_backward_s(connect, &s, &o, &g, &mut a));
+        let bs = median_ms(|| {
+            connect_backward_s(connect, &s, &o, &g, &mut a);
+        });
         let bo = median_ms(|| connect_backward_add_o(connect, &s, &o, &g, &mut b));
         let both = median_ms(|| connect_backward(connect, &s, &o, &g, &mut a, &mut b));
         println!("{connect:?}: forward {fwd:.2} ms, backward_s {bs:.2} ms, backward_add_o {bo:.2} ms, backward {both:.2} ms ({n} elements)");

@@ -43,6 +43,22 @@ pub fn l2_norm(x: &[f32]) -> f64 {
     sum_map(x, |v| v as f64 * v as f64).sqrt()
 }
 
+/// `sum(x^2)` of one piece in `LANES` f64 lanes, for passes that take a norm on the way.
+pub fn sum_of_squares_serial(x: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let rows = x.chunks_exact(LANES);
+    let tail = rows.remainder();
+    for row in rows {
+        for l in 0..LANES {
+            lanes[l] += row[l] as f64 * row[l] as f64;
+        }
+    }
+    for (l, &v) in tail.iter().enumerate() {
+        lanes[l] += v as f64 * v as f64;
+    }
+    lanes.iter().sum()
+}
+
 /// `dst += src`.
 pub fn add_assign(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len());
@@ -51,6 +67,22 @@ pub fn add_assign(dst: &mut [f32], src: &[f32]) {
             *d += s;
         }
     });
+}
+
+/// [`add_assign`] that also returns `sum(src^2)` (per-chunk partials added in order).
+pub fn add_assign_sum_of_squares(dst: &mut [f32], src: &[f32]) -> f64 {
+    assert_eq!(dst.len(), src.len());
+    let partial: Vec<f64> = dst
+        .par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .map(|(d, s)| {
+            for (d, &s) in d.iter_mut().zip(s) {
+                *d += s;
+            }
+            sum_of_squares_serial(s)
+        })
+        .collect();
+    partial.iter().sum()
 }
 
 /// `out = a + b`.
@@ -95,6 +127,11 @@ mod tests {
         add(&a, &b, &mut out);
         let mut acc = a.clone();
         add_assign(&mut acc, &b);
+        let mut acc_too = a.clone();
+        let squares = add_assign_sum_of_squares(&mut acc_too, &b);
+        assert_eq!(acc_too, acc);
+        let want: f64 = b.iter().map(|&v| v as f64 * v as f64).sum();
+        assert!((squares - want).abs() <= 1e-12 * want, "sum of squares {squares} vs {want}");
         for i in 0..n {
             assert_eq!(out[i], a[i] + b[i]);
             assert_eq!(acc[i], a[i] + b[i]);

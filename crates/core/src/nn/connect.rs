@@ -96,17 +96,22 @@ pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) -> f64
     partial.iter().sum()
 }
 
-/// The gradient of S alone (the first half of [`connect_backward`]).
-pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32]) {
+/// The gradient of S alone (the first half of [`connect_backward`]). Returns the sum of
+/// squares of `grad`, taken chunk by chunk while it is in cache (a dual-stream trunk reports
+/// its norm), the partial sums added in chunk order: the same on any thread count.
+pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32]) -> f64 {
     assert!(s.len() == grad_s.len() && o.len() == grad_s.len() && grad.len() == grad_s.len());
-    for_each_connect!(g, G => grad_s
+    let partial: Vec<f64> = for_each_connect!(g, G => grad_s
         .par_chunks_mut(CHUNK)
         .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK))))
-        .for_each(|(gs, (s, (o, grad)))| {
+        .map(|(gs, (s, (o, grad)))| {
             for (d, ((&a, &b), &e)) in gs.iter_mut().zip(s.iter().zip(o).zip(grad)) {
                 *d = e * G.partials(a, b).0;
             }
-        }))
+            crate::kernels::elementwise::sum_of_squares_serial(grad)
+        })
+        .collect());
+    partial.iter().sum()
 }
 
 /// ADDS the gradient of O into `acc` (the second half of [`connect_backward`], for an identity
@@ -199,7 +204,9 @@ mod tests {
             let (mut gs, mut go) = (vec![f32::NAN; n], vec![f32::NAN; n]);
             connect_backward(g, &s, &o, &grad, &mut gs, &mut go);
             let mut gs_alone = vec![f32::NAN; n];
-            connect_backward_s(g, &s, &o, &grad, &mut gs_alone);
+            let squares = connect_backward_s(g, &s, &o, &grad, &mut gs_alone);
+            let want: f64 = grad.iter().map(|&v| v as f64 * v as f64).sum();
+            assert!((squares - want).abs() <= 1e-12 * want, "{g:?} sum of squares {squares} vs {want}");
             let mut acc: Vec<f32> = (0..n).map(|i| i as f32 * 1e-3).collect();
             connect_backward_add_o(g, &s, &o, &grad, &mut acc);
             for i in 0..n {

@@ -180,6 +180,9 @@ impl Layer for DualStream {
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         self.output_shape(input.shape())?;
         let aap = self.aap_on;
+        // Block stages' output rates (pools' stay 0: not reported).
+        self.out_rates.clear();
+        self.out_rates.resize(self.stages.len(), 0.0);
         for i in 0..self.stages.len() {
             let (o_done, o_rest) = self.o.split_at_mut(i);
             let (a_done, a_rest) = self.a.split_at_mut(i);
@@ -187,7 +190,11 @@ impl Layer for DualStream {
             let a_in = if i == 0 { input } else { &a_done[i - 1] };
             let (o_out, a_out) = (&mut o_rest[0], &mut a_rest[0]);
             match &mut self.stages[i] {
-                Stage::Block(b) => b.forward(o_in, o_out, aap.then_some((a_in, a_out)), training)?,
+                Stage::Block(b) => {
+                    let sum = b.forward(o_in, o_out, aap.then_some((a_in, a_out)), training)?;
+                    let sum = sum.unwrap_or_else(|| elementwise::sum(o_out.data()));
+                    self.out_rates[i] = if o_out.numel() == 0 { 0.0 } else { (sum / o_out.numel() as f64) as f32 };
+                }
                 Stage::Pool { spike, acc } => {
                     spike.forward(o_in, o_out, training)?;
                     if aap {
@@ -196,7 +203,6 @@ impl Layer for DualStream {
                 }
             }
         }
-        self.out_rates = self.o.iter().map(Tensor::mean).collect();
         for (m, o) in self.out_monitors.iter_mut().zip(&self.o) {
             m.observe(o);
         }
@@ -271,21 +277,26 @@ impl Layer for DualStream {
             let from_even = (last - i) % 2 == 0;
             let (go_from, go_to) = if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
             let (ga_from, ga_to) = if a_from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
-            self.grad_norms[i] = (l2(go_from.data()), if aap { l2(ga_from.data()) } else { 0.0 });
             let o_in = if i == 0 { input } else { &self.o[i - 1] };
             let a_in = if i == 0 { input } else { &self.a[i - 1] };
             let go_to: &mut Tensor = if i == 0 { &mut *grad_input } else { go_to };
             let ga_to: &mut Tensor = if i == 0 { &mut self.grad_scratch } else { ga_to };
-            let wrote_a = match &mut self.stages[i] {
-                Stage::Block(b) => b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)))?,
+            let (wrote_a, o_sq, a_sq) = match &mut self.stages[i] {
+                Stage::Block(b) => {
+                    let done = b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)))?;
+                    (done.wrote_grad_a, done.grad_o_out_sq, done.grad_a_out_sq)
+                }
                 Stage::Pool { spike, acc } => {
                     spike.backward(o_in, &self.o[i], go_from, go_to)?;
                     if aap {
                         acc.backward(a_in, &self.a[i], ga_from, ga_to)?;
                     }
-                    aap
+                    (aap, None, None)
                 }
             };
+            // Norms the block's passes did not take on the way cost a pass of their own.
+            let norm = |sq: Option<f64>, g: &Tensor| sq.map_or_else(|| l2(g.data()), |sq| sq.sqrt() as f32);
+            self.grad_norms[i] = (norm(o_sq, go_from), if aap { norm(a_sq, ga_from) } else { 0.0 });
             if i == 0 {
                 a0_in_scratch = wrote_a;
             } else if wrote_a {

@@ -21,6 +21,17 @@ enum Join {
     SpikingResnet(NeuronLayer),
 }
 
+/// What a block's backward tells its trunk.
+pub struct BlockBackward {
+    /// Whether it wrote `dL/dA`: without a projection `A' = A + S`, so `dL/dA` is `dL/dA'`
+    /// itself, and the trunk reads that instead of a copy.
+    pub wrote_grad_a: bool,
+    /// `sum((dL/dO')^2)` and `sum((dL/dA')^2)` where its passes took them on the way (for the
+    /// trunk's gradient norms).
+    pub grad_o_out_sq: Option<f64>,
+    pub grad_a_out_sq: Option<f64>,
+}
+
 pub struct DualStreamBlock {
     name: String,
     branch: Sequential,
@@ -119,8 +130,9 @@ impl DualStreamBlock {
         Ok(out)
     }
 
-    /// `a = Some((A, A'))` runs the accumulation pathway too.
-    pub fn forward(&mut self, o: &Tensor, o_out: &mut Tensor, a: Option<(&Tensor, &mut Tensor)>, training: bool) -> Result<()> {
+    /// `a = Some((A, A'))` runs the accumulation pathway too. Returns the sum of `O'` where
+    /// the join took it on the way (a spike join), for the trunk's output rate.
+    pub fn forward(&mut self, o: &Tensor, o_out: &mut Tensor, a: Option<(&Tensor, &mut Tensor)>, training: bool) -> Result<Option<f64>> {
         self.branch.forward(o, &mut self.spikes, training)?;
         let sc = match &mut self.shortcut {
             Some(sc) => {
@@ -136,17 +148,18 @@ impl DualStreamBlock {
                 sc.shape(),
             ));
         }
-        match &mut self.join {
+        let out_sum = match &mut self.join {
             Join::Spike(g) => {
                 o_out.resize_for_overwrite(sc.shape());
-                connect_forward(*g, self.spikes.data(), sc.data(), o_out.data_mut());
+                Some(connect_forward(*g, self.spikes.data(), sc.data(), o_out.data_mut()))
             }
             Join::SpikingResnet(neuron) => {
                 self.charge.resize_for_overwrite(sc.shape());
                 elementwise::add(self.spikes.data(), sc.data(), self.charge.data_mut());
                 neuron.forward(&self.charge, o_out, training)?;
+                None
             }
-        }
+        };
         if let Some((a, a_out)) = a {
             let base = match &mut self.projection {
                 Some(p) => {
@@ -165,13 +178,12 @@ impl DualStreamBlock {
             a_out.resize_for_overwrite(base.shape());
             elementwise::add(base.data(), self.spikes.data(), a_out.data_mut());
         }
-        Ok(())
+        Ok(out_sum)
     }
 
     /// BPTT after a training forward. `a = Some((A, dL/dA', dL/dA))` when the forward ran the
     /// accumulation pathway. Overwrites `grad_o`, and `dL/dA` where the block has a projection;
-    /// adds parameter gradients. Returns whether it wrote `dL/dA`: without a projection
-    /// `A' = A + S`, so `dL/dA` is `dL/dA'` itself and the caller reads that instead of a copy.
+    /// adds parameter gradients. See [`BlockBackward`] for what it returns.
     pub fn backward(
         &mut self,
         o: &Tensor,
@@ -179,7 +191,7 @@ impl DualStreamBlock {
         grad_o_out: &Tensor,
         grad_o: &mut Tensor,
         a: Option<(&Tensor, &Tensor, &mut Tensor)>,
-    ) -> Result<bool> {
+    ) -> Result<BlockBackward> {
         let shape = self.spikes.shape().to_vec();
         if grad_o_out.shape() != shape.as_slice() {
             return Err(Error::shape(format!("{} grad_output", self.name), format!("{shape:?}"), grad_o_out.shape()));
@@ -192,10 +204,12 @@ impl DualStreamBlock {
             Join::Spike(g) if self.shortcut.is_none() => Some(g),
             _ => None,
         };
+        let mut done = BlockBackward { wrote_grad_a: a.is_some() && self.projection.is_some(), grad_o_out_sq: None, grad_a_out_sq: None };
         self.grad_spikes.resize_for_overwrite(&shape);
         match (&mut self.join, identity_join) {
             (Join::Spike(g), Some(_)) => {
-                connect_backward_s(*g, self.spikes.data(), sc.data(), grad_o_out.data(), self.grad_spikes.data_mut())
+                done.grad_o_out_sq =
+                    Some(connect_backward_s(*g, self.spikes.data(), sc.data(), grad_o_out.data(), self.grad_spikes.data_mut()))
             }
             (Join::Spike(g), None) => {
                 self.grad_shortcut.resize_for_overwrite(&shape);
@@ -214,13 +228,12 @@ impl DualStreamBlock {
                 self.grad_shortcut.copy_from(&self.grad_charge);
             }
         }
-        let wrote_grad_a = a.is_some() && self.projection.is_some();
         if let Some((a_in, grad_a_out, grad_a)) = a {
             if grad_a_out.shape() != shape.as_slice() {
                 return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
             }
             // dA'/dS = 1: the accumulation gradient reaches the branch without passing any g.
-            elementwise::add_assign(self.grad_spikes.data_mut(), grad_a_out.data());
+            done.grad_a_out_sq = Some(elementwise::add_assign_sum_of_squares(self.grad_spikes.data_mut(), grad_a_out.data()));
             if let Some(p) = &mut self.projection {
                 p.backward(a_in, &self.projected, grad_a_out, grad_a)?;
             }
@@ -229,7 +242,7 @@ impl DualStreamBlock {
         self.branch.backward_consuming(o, &self.spikes, &mut self.grad_spikes, grad_o)?;
         if let Some(g) = identity_join {
             connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), grad_o.data_mut());
-            return Ok(wrote_grad_a);
+            return Ok(done);
         }
         let through_shortcut = match &mut self.shortcut {
             Some(sc) => {
@@ -239,7 +252,7 @@ impl DualStreamBlock {
             None => &self.grad_shortcut,
         };
         elementwise::add_assign(grad_o.data_mut(), through_shortcut.data());
-        Ok(wrote_grad_a)
+        Ok(done)
     }
 
     pub fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
