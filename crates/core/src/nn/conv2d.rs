@@ -216,7 +216,8 @@ impl Conv2d {
         let one_step = one_step && self.repeated;
         output.resize_for_overwrite(&[if one_step { 1 } else { t_len }, n, g.c_out, g.oh, g.ow]);
         let steps = if self.repeated { 1 } else { t_len };
-        // A repeated input's output is one step copied: its BN takes its own statistics.
+        // A repeated input's output copied to every step: its BN takes its own statistics
+        // (the one step of `one_step` is the BN's input as it is, so its moments are kept).
         let mut moments = std::mem::take(&mut self.output_moments);
         moments.clear();
         let keep = self.keep_output_moments && affine.is_none() && (!self.repeated || one_step);
