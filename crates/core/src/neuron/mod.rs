@@ -204,9 +204,7 @@ impl NeuronLayer {
             saved.shape[0],
             grad_bn_output.data_mut(),
         );
-        if let Some(w) = &mut self.w {
-            w.grad.data_mut()[0] += dw as f32;
-        }
+        self.add_w_grad(dw);
         Ok(())
     }
 
@@ -215,9 +213,7 @@ impl NeuronLayer {
     pub(crate) fn backward_bn_in_place(&mut self, input: &Tensor, output: &Tensor, grad: &mut Tensor, bn: kernel::BnGrad) -> Result<()> {
         let saved = self.saved_for(&[input, output, grad])?;
         let dw = kernel::backward_bn_in_place(&saved.dynamics, self.surrogate, input.data(), bn, saved.shape[0], grad.data_mut());
-        if let Some(w) = &mut self.w {
-            w.grad.data_mut()[0] += dw as f32;
-        }
+        self.add_w_grad(dw);
         Ok(())
     }
 
@@ -307,9 +303,7 @@ impl NeuronLayer {
             saved.shape[0],
             grad_step.data_mut(),
         );
-        if let Some(w) = &mut self.w {
-            w.grad.data_mut()[0] += dw as f32;
-        }
+        self.add_w_grad(dw);
         Ok(())
     }
 
@@ -337,6 +331,13 @@ impl NeuronLayer {
         };
         self.record(spikes, output, training.then(|| Saved { shape: shape.to_vec(), dynamics }));
         Ok(())
+    }
+
+    /// Adds a backward pass's `dL/dw` to PLIF's parameter gradient (no-op for IF and LIF).
+    fn add_w_grad(&mut self, dw: f64) {
+        if let Some(w) = &mut self.w {
+            w.grad.data_mut()[0] += dw as f32;
+        }
     }
 
     /// What the last training forward saved, checking that `tensors` have its shape.
@@ -402,9 +403,7 @@ impl Layer for NeuronLayer {
             saved.shape[0],
             grad_input.data_mut(),
         );
-        if let Some(w) = &mut self.w {
-            w.grad.data_mut()[0] += dw as f32;
-        }
+        self.add_w_grad(dw);
         Ok(())
     }
 
