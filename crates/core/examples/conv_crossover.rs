@@ -77,9 +77,13 @@ fn main() {
         return stem(reps);
     }
     // `conv_crossover REPS w2`: the large maps of workload W2 (events 64x64, T*N = 64) only.
+    // `conv_crossover REPS cli`: the trunk convs of the CLI's default network, near the crossover.
     let w2 = args.get(2).map(String::as_str) == Some("w2");
+    let cli = args.get(2).map(String::as_str) == Some("cli");
     let shapes: &[(&str, usize, usize, usize, usize)] = if w2 {
         &[("[64,32,64,64] 32->32 (W2)", 64, 32, 32, 64), ("[64,32,32,32] 32->32 (W2)", 64, 32, 32, 32)]
+    } else if cli {
+        &[("[256,32,14,14] 32->32 (CLI)", 256, 32, 32, 14), ("[256,32,7,7] 32->32 (CLI)", 256, 32, 32, 7)]
     } else {
         &[
             // (label, batch T*N, C_in, C_out, H=W)
@@ -102,7 +106,7 @@ fn main() {
         let (mut y, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
         let (mut dw, mut dw2) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         let densities: &[f32] =
-            if w2 { &[0.05, 0.10, 0.15, 0.20, 0.25] } else { &[0.0, 0.01, 0.05, 0.10, 0.20, 0.35, 0.50, 1.0] };
+            if w2 || cli { &[0.05, 0.10, 0.15, 0.20, 0.25] } else { &[0.0, 0.01, 0.05, 0.10, 0.20, 0.35, 0.50, 1.0] };
         for &density in densities {
             let x: Vec<f32> =
                 (0..batch * g.in_size()).map(|_| (rng.uniform() < density) as u8 as f32).collect();

@@ -151,6 +151,10 @@ impl RateMonitor {
         self.on = on;
     }
 
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     pub fn reset(&mut self) {
         *self = RateMonitor { on: self.on, ..Default::default() };
     }

@@ -132,6 +132,36 @@ fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     }
 }
 
+/// [`maxpool_2x2_plane`] on a plane of spikes (every value 0.0 or 1.0): the same values and
+/// argmax (the window's first 1, else its first element) from selects alone, no NaN checks.
+#[inline(always)]
+pub(crate) fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    let w = g.w;
+    for oy in 0..g.oh {
+        let top = &xs[2 * oy * w..][..2 * g.ow];
+        let bottom = &xs[(2 * oy + 1) * w..][..2 * g.ow];
+        let (yr, ar) = (&mut ys[oy * g.ow..][..g.ow], &mut am[oy * g.ow..][..g.ow]);
+        let row = (2 * oy * w) as u32;
+        for (ox, (((o, a), t), b)) in
+            yr.iter_mut().zip(ar.iter_mut()).zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)).enumerate()
+        {
+            *o = t[0].max(t[1]).max(b[0].max(b[1]));
+            let offset = if t[0] > 0.0 {
+                0
+            } else if t[1] > 0.0 {
+                1
+            } else if b[0] > 0.0 {
+                w as u32
+            } else if b[1] > 0.0 {
+                w as u32 + 1
+            } else {
+                0
+            };
+            *a = row + 2 * ox as u32 + offset;
+        }
+    }
+}
+
 /// Max over each window without the argmax, for forward passes no backward will follow
 /// (evaluation): the 2x2 stride-2 window takes a branch-free loop that vectorises, any other
 /// window the generic one. Same values as [`maxpool2d_forward`], NaNs included.

@@ -18,6 +18,7 @@
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::pool::{maxpool_2x2_spikes_plane, PoolGeom};
 use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
 use crate::kernels::transpose::cells_to_planes;
 use rayon::prelude::*;
@@ -270,7 +271,8 @@ fn neuron_step<C: Fn(f32, f32) -> f32, const HARD: bool>(charge: &C, v_th: f32, 
 
 /// The forward time loop over elements `[i0, i0 + n)`; returns the spike count. The elements
 /// go in blocks of [`LANES`] whose membrane potentials stay in registers over all `T` steps
-/// (the rest one at a time), so each step costs one load of `x` and one store.
+/// (the rest one at a time), so each step costs one load of `x` and one store. Element `e`
+/// of step `t` goes to `sink[t * dst_stride + e - dst_origin]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
@@ -278,7 +280,8 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
     k: Consts,
     x: &[f32],
     t_len: usize,
-    numel: usize,
+    dst_stride: usize,
+    dst_origin: usize,
     x_step: usize,
     i0: usize,
     n: usize,
@@ -289,7 +292,8 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
         Sink::Spikes(out) => (out, true),
         Sink::Charge(h) => (h, false),
     };
-    let rows = BlockRows { x, t_len, x_step, dst, stride: numel };
+    let rows = BlockRows { x, t_len, x_step, dst, stride: dst_stride };
+    let i0d = i0 - dst_origin;
     macro_rules! blocks {
         ($bn:literal, $spikes:literal) => {{
             let mut planes = bn.map(|bn| PlaneCursor::at(bn, i0));
@@ -297,11 +301,11 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
             let whole = n - n % LANES;
             for j in (0..whole).step_by(LANES) {
                 let (sc, sh, _) = lanes_of::<LANES>(bn, None, &mut planes);
-                block_forward::<C, HARD, $bn, $spikes, LANES>(&charge, k, &rows, &sc, &sh, i0 + j, i0 + j, &mut count);
+                block_forward::<C, HARD, $bn, $spikes, LANES>(&charge, k, &rows, &sc, &sh, i0 + j, i0d + j, &mut count);
             }
             for j in whole..n {
                 let (sc, sh, _) = lanes_of::<1>(bn, None, &mut planes);
-                block_forward::<C, HARD, $bn, $spikes, 1>(&charge, k, &rows, &sc, &sh, i0 + j, i0 + j, &mut count_one);
+                block_forward::<C, HARD, $bn, $spikes, 1>(&charge, k, &rows, &sc, &sh, i0 + j, i0d + j, &mut count_one);
             }
             // Per-lane counts are small integers (at most T per element of the chunk): their
             // f32 sums are exact. Integer lanes, so the sum vectorises.
@@ -542,7 +546,7 @@ macro_rules! wide_copies {
 }
 
 wide_copies!(chunk_forward_avx512, chunk_forward_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], chunk_forward::<C, HARD>(
-    charge: C, k: Consts, x: &[f32], t_len: usize, numel: usize, x_step: usize, i0: usize, n: usize, bn: Option<&ChannelAffine>, sink: Sink
+    charge: C, k: Consts, x: &[f32], t_len: usize, dst_stride: usize, dst_origin: usize, x_step: usize, i0: usize, n: usize, bn: Option<&ChannelAffine>, sink: Sink
 ) -> u64);
 
 wide_copies!(recompute_block_avx512, recompute_block_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], recompute_block::<C, HARD>(
@@ -557,7 +561,8 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
     k: Consts,
     x: &[f32],
     t_len: usize,
-    numel: usize,
+    dst_stride: usize,
+    dst_origin: usize,
     x_step: usize,
     i0: usize,
     n: usize,
@@ -567,14 +572,14 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
     #[cfg(target_arch = "x86_64")]
     if avx512() {
         // SAFETY: AVX-512 was detected.
-        return unsafe { chunk_forward_avx512::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink) };
+        return unsafe { chunk_forward_avx512::<C, HARD>(charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink) };
     }
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: AVX2 was detected.
-        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink) };
+        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink) };
     }
-    chunk_forward::<C, HARD>(charge, k, x, t_len, numel, x_step, i0, n, bn, sink)
+    chunk_forward::<C, HARD>(charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink)
 }
 
 struct Spikes<'a> {
@@ -597,9 +602,114 @@ impl WithCharge for Spikes<'_> {
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, x_step, i0, n, bn.as_ref(), out)
+                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, 0, x_step, i0, n, bn.as_ref(), out)
             })
             .sum()
+    }
+}
+
+/// [`forward_bn`] (or [`forward_repeated`] with a BN, `x_step` 0) followed by a 2x2, stride-2
+/// max pool over each `[H, W]` plane (`pool`), the spikes never leaving cache: groups of
+/// whole planes run through the neuron into a per-thread scratch, which is pooled at once.
+/// Writes the pooled spikes into `out` (`[T, planes, OH, OW]`) and each window's argmax (its
+/// in-plane index, as [`crate::kernels::pool::maxpool2d_forward`] gives it) into `argmax`:
+/// the same values as the two passes. Returns the number of spikes before pooling.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_bn_pooled(
+    d: &Dynamics,
+    x: &[f32],
+    bn: ChannelAffine,
+    t_len: usize,
+    x_step: usize,
+    pool: &PoolGeom,
+    out: &mut [f32],
+    argmax: &mut [u32],
+) -> u64 {
+    let (hw, ohw) = (pool.h * pool.w, pool.oh * pool.ow);
+    let numel = if x_step == 0 { x.len() } else { x.len() / t_len.max(1) };
+    assert!(x_step == 0 || x_step == numel);
+    assert_eq!(numel % hw, 0, "forward_bn_pooled: planes of {hw}");
+    assert!(pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0]);
+    assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+    assert!(out.len() == t_len * (numel / hw) * ohw && argmax.len() == out.len());
+    if numel == 0 || t_len == 0 {
+        return 0;
+    }
+    let run = PooledSpikes {
+        x,
+        bn,
+        t_len,
+        numel,
+        x_step,
+        pool: *pool,
+        consts: Consts::of(d),
+        out: SharedMut::new(out),
+        argmax: argmax.as_mut_ptr() as usize,
+    };
+    with_charge(d, run)
+}
+
+struct PooledSpikes<'a> {
+    x: &'a [f32],
+    bn: ChannelAffine<'a>,
+    t_len: usize,
+    numel: usize,
+    x_step: usize,
+    pool: PoolGeom,
+    consts: Consts,
+    out: SharedMut,
+    /// Address of the `[T, planes, OH, OW]` argmax array (written like `out`, by plane groups).
+    argmax: usize,
+}
+
+impl WithCharge for PooledSpikes<'_> {
+    type Out = u64;
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
+        let PooledSpikes { x, bn, t_len, numel, x_step, pool, consts, out, argmax } = self;
+        let (hw, ohw) = (pool.h * pool.w, pool.oh * pool.ow);
+        let planes = numel / hw;
+        // Whole planes per task, a multiple of the register block (one plane of 28x28 is not).
+        let group = (LANES / gcd(hw, LANES)).min(planes);
+        let pooled_step = planes * ohw;
+        (0..planes.div_ceil(group))
+            .into_par_iter()
+            .map(|gi| {
+                let p0 = gi * group;
+                let gp = group.min(planes - p0);
+                let len = gp * hw;
+                POOL_SCRATCH.with(|cell| {
+                    // No rayon call happens inside, so this thread cannot re-enter here.
+                    let mut scratch = cell.borrow_mut();
+                    if scratch.len() < t_len * len {
+                        scratch.resize(t_len * len, 0.0);
+                    }
+                    let scratch = &mut scratch[..t_len * len];
+                    let sink = Sink::Spikes(SharedMut::new(scratch));
+                    let i0 = p0 * hw;
+                    let spikes = chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, len, i0, x_step, i0, len, Some(&bn), sink);
+                    for t in 0..t_len {
+                        for q in 0..gp {
+                            let at = t * pooled_step + (p0 + q) * ohw;
+                            // SAFETY: the pooled planes p0..p0 + gp of every step belong to this
+                            // task alone; `argmax` has `out`'s length (asserted by the caller).
+                            let (ys, am) = unsafe {
+                                (out.range(at, ohw), std::slice::from_raw_parts_mut((argmax as *mut u32).add(at), ohw))
+                            };
+                            maxpool_2x2_spikes_plane(&pool, &scratch[t * len + q * hw..][..hw], ys, am);
+                        }
+                    }
+                    spikes
+                })
+            })
+            .sum()
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -744,6 +854,8 @@ impl WithCharge for Recompute {
 }
 
 thread_local! {
+    /// Per-thread spikes of one plane group of [`forward_bn_pooled`], before pooling.
+    static POOL_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Per-thread backward scratch, kept across calls: a chunk's per-element sums, then a
     /// block's `[T, LANES]` charges.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -760,7 +872,7 @@ pub(crate) fn backward(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, None, Some(gout), t_len, false, gin)
+    backward_impl(d, surrogate, x, None, None, Some(gout), None, t_len, false, gin)
 }
 
 /// What the backward of a fused BN + neuron pair needs of the BN (the affine and mean its
@@ -789,13 +901,13 @@ pub(crate) fn backward_bn(
     t_len: usize,
     gin: &mut [f32],
 ) -> f64 {
-    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), t_len, false, gin)
+    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), None, t_len, false, gin)
 }
 
 /// [`backward_bn`] with `dL/dy` written over `dL/dS` (`grad` holds the latter on entry): each
 /// line is read and rewritten in cache instead of a third stream fetched to be overwritten.
 pub(crate) fn backward_bn_in_place(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, t_len: usize, grad: &mut [f32]) -> f64 {
-    backward_impl(d, surrogate, x, None, Some(bn), None, t_len, false, grad)
+    backward_impl(d, surrogate, x, None, Some(bn), None, None, t_len, false, grad)
 }
 
 /// Backward of [`forward_repeated`] with a BN: `x` (`[numel]`) is the BN input of every step,
@@ -803,7 +915,29 @@ pub(crate) fn backward_bn_in_place(d: &Dynamics, surrogate: Surrogate, x: &[f32]
 /// gradient of the one step every time step repeats. `bn`'s sums run over all steps, as in
 /// [`backward_bn`].
 pub(crate) fn backward_bn_repeated(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, gout: &[f32], t_len: usize, gin: &mut [f32]) -> f64 {
-    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), t_len, true, gin)
+    backward_impl(d, surrogate, x, None, Some(bn), Some(gout), None, t_len, true, gin)
+}
+
+/// Backward of [`forward_bn_pooled`] (after the pool's own backward, which it does in cache):
+/// `pooled_grad` is the pool output's gradient (`[T, planes, OH, OW]`), `argmax` the pool's;
+/// `x_step` 0 for a repeated input (`gin` is then one step and receives the sum over time, as
+/// in [`backward_bn_repeated`]), else `x.len() / t_len` (as in [`backward_bn`]). The same
+/// values as the pool's backward followed by those.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_bn_pooled(
+    d: &Dynamics,
+    surrogate: Surrogate,
+    x: &[f32],
+    bn: BnGrad,
+    pooled_grad: &[f32],
+    pool: &PoolGeom,
+    argmax: &[u32],
+    t_len: usize,
+    x_step: usize,
+    gin: &mut [f32],
+) -> f64 {
+    assert_eq!(pooled_grad.len(), argmax.len(), "backward_bn_pooled: one argmax per pooled gradient");
+    backward_impl(d, surrogate, x, None, Some(bn), Some(pooled_grad), Some((pool, argmax)), t_len, x_step == 0, gin)
 }
 
 /// Backward on given `H_t` and `S_t` instead of recomputed ones. `s` is read as a real number,
@@ -823,7 +957,7 @@ pub(crate) fn backward_given(
     gin: &mut [f32],
 ) -> f64 {
     assert!(h.len() == x.len() && s.len() == x.len());
-    backward_impl(d, surrogate, x, Some((h, s)), None, Some(gout), t_len, false, gin)
+    backward_impl(d, surrogate, x, Some((h, s)), None, Some(gout), None, t_len, false, gin)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -834,14 +968,18 @@ fn backward_impl(
     given: Option<(&[f32], &[f32])>,
     bn: Option<BnGrad>,
     gout: Option<&[f32]>,
+    pooled: Option<(&PoolGeom, &[u32])>,
     t_len: usize,
     repeated: bool,
     gin: &mut [f32],
 ) -> f64 {
     // Repeated: `x` and `gin` are one step, `gout` all of them.
     let len = if repeated { x.len() * t_len } else { x.len() };
-    // Without `gout`, `gin` holds dL/dS on entry (in place; with a BN only).
-    assert!(gout.is_none_or(|g| g.len() == len) && gin.len() == x.len());
+    // Without `gout`, `gin` holds dL/dS on entry (in place; with a BN only). Pooled, `gout` is
+    // the pool output's gradient.
+    let pooled_len = |p: &PoolGeom| len / (p.h * p.w) * p.oh * p.ow;
+    assert!(gout.is_none_or(|g| g.len() == pooled.map_or(len, |(p, _)| pooled_len(p))) && gin.len() == x.len());
+    assert!(pooled.is_none() || gout.is_some(), "a pooled backward reads the pool's gradient");
     assert!(gout.is_some() || bn.is_some(), "in-place backward is for the BN-fused pair");
     assert!(!repeated || (gout.is_some() && given.is_none()), "a repeated input's backward reads dL/dS from `gout`");
     let (bn_in, bn_out) = match bn {
@@ -866,10 +1004,18 @@ fn backward_impl(
         Charge::PlifNoDecay0 { k } | Charge::PlifNoDecay { k, .. } => (k, W_NO_DECAY),
         _ => (0.0, W_NONE),
     };
+    let pooled = pooled.map(|(geom, argmax)| {
+        let hw = geom.h * geom.w;
+        assert_eq!(numel % hw, 0, "pooled backward: planes of {hw}");
+        // Whole planes per chunk, a multiple of the register block, at least CHUNK elements.
+        let group = (LANES / gcd(hw, LANES)) * CHUNK.div_ceil(hw * (LANES / gcd(hw, LANES)));
+        Pooled { geom: *geom, argmax, group: group.min(numel / hw).max(1) }
+    });
     let ctx = BwdCtx {
         x,
         x_step: if repeated { 0 } else { numel },
         gout,
+        pooled,
         t_len,
         numel,
         consts: Consts::of(d),
@@ -911,8 +1057,10 @@ struct BwdCtx<'a> {
     /// Distance between `x`'s time steps: `numel`, or 0 for one step repeated (`gin` is then
     /// one step too and receives the sum over time).
     x_step: usize,
-    /// dL/dS, or None when it is read from `gin` (in place).
+    /// dL/dS, or None when it is read from `gin` (in place); with `pooled`, the pool output's
+    /// gradient, from which each chunk expands its dL/dS.
     gout: Option<&'a [f32]>,
+    pooled: Option<Pooled<'a>>,
     t_len: usize,
     numel: usize,
     consts: Consts,
@@ -923,6 +1071,22 @@ struct BwdCtx<'a> {
     /// Fused with a BN: its affine (`x` is then the BN input) and mean.
     bn: Option<(ChannelAffine<'a>, &'a [f32])>,
     recompute: RecomputeFn,
+}
+
+/// A 2x2 max pool after the neuron ([`backward_bn_pooled`]): its geometry, argmax, and the
+/// planes per chunk.
+struct Pooled<'a> {
+    geom: PoolGeom,
+    argmax: &'a [u32],
+    group: usize,
+}
+
+/// Where a block reads dL/dS_t: `data[t * stride + e - origin..]` for element `e`.
+#[derive(Clone, Copy)]
+struct GoutRows<'a> {
+    data: &'a [f32],
+    origin: usize,
+    stride: usize,
 }
 
 /// What one backward chunk returns: its PLIF partial `dL/dk` and, fused with a BN, the
@@ -986,48 +1150,76 @@ impl BwdCtx<'_> {
     /// One [`ChunkOut`] per chunk, in chunk order.
     fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(&self, g: G) -> Vec<ChunkOut> {
         let (numel, t_len) = (self.numel, self.t_len);
-        (0..numel.div_ceil(CHUNK))
+        // Chunks of CHUNK elements, or of whole planes when a pool's gradient is expanded.
+        let chunk_len = self.pooled.as_ref().map_or(CHUNK, |p| p.group * p.geom.h * p.geom.w);
+        (0..numel.div_ceil(chunk_len))
             .into_par_iter()
             .map(|c| {
-                let i0 = c * CHUNK;
-                let n = CHUNK.min(numel - i0);
+                let i0 = c * chunk_len;
+                let n = chunk_len.min(numel - i0);
+                let gout = |data| GoutRows { data, origin: 0, stride: numel };
                 match self.given {
                     #[cfg(test)]
                     Some((h, s)) => {
                         let mut sums = vec![0.0; 3 * CHUNK];
-                        self.chunk::<G, HARD, DETACH, W, true, false, false>(g, Charges::Given(h, s), &mut sums, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, true, false, false>(g, Charges::Given(h, s), &mut sums, i0, n, self.gout.map(gout))
                     }
                     _ => SCRATCH.with(|cell| {
                         // No rayon call happens inside, so this thread cannot re-enter here.
                         let mut scratch = cell.borrow_mut();
                         // Left as the last chunk wrote it: every element is written before
                         // it is read (zeroing the sums per chunk cost ~5 % of the pass).
-                        if scratch.len() < 3 * CHUNK + t_len * LANES {
-                            scratch.resize(3 * CHUNK + t_len * LANES, 0.0);
+                        let expanded_len = if self.pooled.is_some() { t_len * chunk_len } else { 0 };
+                        if scratch.len() < 3 * chunk_len + t_len * LANES + expanded_len {
+                            scratch.resize(3 * chunk_len + t_len * LANES + expanded_len, 0.0);
                         }
-                        let (sums, h) = scratch.split_at_mut(3 * CHUNK);
-                        let h = Charges::Recomputed(&mut h[..t_len * LANES]);
+                        let (sums, rest) = scratch.split_at_mut(3 * chunk_len);
+                        let (h, expanded) = rest.split_at_mut(t_len * LANES);
+                        let h = Charges::Recomputed(h);
+                        let rows = match &self.pooled {
+                            Some(p) => Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n])),
+                            None => self.gout.map(gout),
+                        };
                         #[cfg(target_arch = "x86_64")]
                         if avx512() {
                             // SAFETY: AVX-512 was detected.
-                            return unsafe { self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n) };
+                            return unsafe { self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n, rows) };
                         }
                         #[cfg(target_arch = "x86_64")]
                         if avx2() {
                             // SAFETY: AVX2 was detected.
-                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n) };
+                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n, rows) };
                         }
-                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n)
+                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n, rows)
                     }),
                 }
             })
             .collect()
     }
 
+    /// dL/dS of the chunk's elements `[i0, i0 + n)` (whole planes) for every step, from the
+    /// pool output's gradient: each window's gradient goes to its argmax, as the pool's own
+    /// backward routes it (`kernels::pool::maxpool2d_backward`), into `expanded` (`[T, n]`).
+    fn expand_pooled<'s>(&self, p: &Pooled, i0: usize, n: usize, expanded: &'s mut [f32]) -> GoutRows<'s> {
+        let (hw, ohw) = (p.geom.h * p.geom.w, p.geom.oh * p.geom.ow);
+        let (planes, p0) = (self.numel / hw, i0 / hw);
+        let pooled = self.gout.expect("a pooled backward reads the pool's gradient");
+        for t in 0..self.t_len {
+            for (q, dst) in expanded[t * n..][..n].chunks_exact_mut(hw).enumerate() {
+                let at = (t * planes + p0 + q) * ohw;
+                dst.fill(0.0);
+                for (&d, &i) in pooled[at..][..ohw].iter().zip(&p.argmax[at..][..ohw]) {
+                    dst[i as usize] += d;
+                }
+            }
+        }
+        GoutRows { data: expanded, origin: i0, stride: n }
+    }
+
     // [`Self::chunk`] on recomputed spikes, compiled for AVX-512 and for AVX2.
     wide_copies!(self chunk_avx512, chunk_avx2,
         [G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool],
-        chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g: G, h: Charges, sums: &mut [f32], i0: usize, n: usize) -> ChunkOut);
+        chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g: G, h: Charges, sums: &mut [f32], i0: usize, n: usize, rows: Option<GoutRows>) -> ChunkOut);
 
     /// The backward of elements `[i0, i0 + n)`, in register blocks of [`LANES`] (the rest one
     /// at a time), each recomputed just before it runs back over time. The per-element sums
@@ -1041,12 +1233,14 @@ impl BwdCtx<'_> {
         sums: &mut [f32],
         i0: usize,
         n: usize,
+        rows: Option<GoutRows>,
     ) -> ChunkOut {
         // Per element: the PLIF gradient's and (with a BN) the BN sums' terms over time, in
         // f32 (T terms; f64 lanes made the fused backward slower than the separate passes);
         // then over elements and chunks in f64.
-        let (wacc, rest) = sums[..3 * CHUNK].split_at_mut(CHUNK);
-        let (acc_dy, acc_dyx) = rest.split_at_mut(CHUNK);
+        let cap = sums.len() / 3;
+        let (wacc, rest) = sums[..3 * cap].split_at_mut(cap);
+        let (acc_dy, acc_dyx) = rest.split_at_mut(cap);
         let (affine, mean) = match &self.bn {
             Some((affine, mean)) if BN => (Some(affine), Some(*mean)),
             _ => (None, None),
@@ -1056,12 +1250,12 @@ impl BwdCtx<'_> {
         for j in (0..whole).step_by(LANES) {
             let lanes = lanes_of::<LANES>(affine, mean, &mut planes);
             let out = BlockSums::<LANES>::at(wacc, acc_dy, acc_dyx, j);
-            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LANES>(g, &mut charges, i0 + j, lanes, out);
+            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LANES>(g, &mut charges, i0 + j, lanes, out, rows);
         }
         for j in whole..n {
             let lanes = lanes_of::<1>(affine, mean, &mut planes);
             let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, j);
-            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(g, &mut charges, i0 + j, lanes, out);
+            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(g, &mut charges, i0 + j, lanes, out, rows);
         }
         let dk = if W == W_NONE { 0.0 } else { sum_as_f64(&wacc[..n]) };
         let mut channel_sums = Vec::new();
@@ -1086,6 +1280,7 @@ impl BwdCtx<'_> {
         e: usize,
         (sc, sh, mu): ([f32; LW], [f32; LW], [f32; LW]),
         out: BlockSums<LW>,
+        rows: Option<GoutRows>,
     ) {
         let Consts { v_th, v_rest } = self.consts;
         let (ax, av, numel, t_len) = (self.ax, self.av, self.numel, self.t_len);
@@ -1114,8 +1309,8 @@ impl BwdCtx<'_> {
             let hs = lanes(&h, t);
             let ss = if GIVEN_S { lanes(&s, t) } else { [0.0; LW] };
             // In place, dL/dS_t is read from `gin` just before its element is overwritten.
-            let gos: [f32; LW] = match self.gout {
-                Some(gout) if !IN_PLACE => gout[off..][..LW].try_into().unwrap(),
+            let gos: [f32; LW] = match rows {
+                Some(r) if !IN_PLACE => r.data[t * r.stride + e - r.origin..][..LW].try_into().unwrap(),
                 // SAFETY: these elements belong to this task alone, in every row.
                 _ => unsafe { self.gin.range(off, LW) }.try_into().unwrap(),
             };

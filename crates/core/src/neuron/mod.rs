@@ -277,6 +277,84 @@ impl NeuronLayer {
         Ok(())
     }
 
+    /// Training forward of the fused BN + neuron pair followed by a 2x2, stride-2 max pool
+    /// (`pool`, which keeps its argmax for its own backward): the pool's output goes to
+    /// `pooled`; the neuron's spikes are never written out. `repeats` > 1: `input` is the one
+    /// step (`[1, N, C, H, W]`) that all `repeats` time steps repeat, as in
+    /// [`Self::forward_bn_repeated`]. Backward is that of the unfused layers: the pool's, then
+    /// [`Self::backward_bn`] (or [`Self::backward_bn_repeated`]).
+    pub(crate) fn forward_bn_pooled(
+        &mut self,
+        input: &Tensor,
+        bn: ChannelAffine,
+        repeats: usize,
+        pool: &mut crate::nn::pool::MaxPool2d,
+        pooled: &mut Tensor,
+    ) -> Result<()> {
+        let mut shape = input.shape().to_vec();
+        if repeats > 1 && shape.first() != Some(&1) {
+            return Err(Error::shape(&self.label, "one time step [1, N, ...] to repeat", input.shape()));
+        }
+        if repeats > 1 {
+            shape[0] = repeats;
+        }
+        self.check_input(&shape)?;
+        if let Some(w) = &self.w {
+            crate::error::check_finite(&w.name, w.value.data())?;
+        }
+        let (geometry, argmax) = pool.fused_forward(&shape, pooled)?;
+        let dynamics = self.dynamics();
+        let x_step = if repeats > 1 { 0 } else { input.numel() / shape[0].max(1) };
+        let spikes = kernel::forward_bn_pooled(&dynamics, input.data(), bn, shape[0], x_step, &geometry, pooled.data_mut(), argmax);
+        let total: usize = shape.iter().product();
+        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.saved = Some(Saved { shape, dynamics });
+        Ok(())
+    }
+
+    /// Backward of [`Self::forward_bn_pooled`] through the pool as well: `input` is the BN's
+    /// input (one step if the forward repeated it), `grad_pooled` the pool output's gradient.
+    /// Writes `dL/dy` into `grad_bn_output` (summed over time for a repeated input, as
+    /// [`Self::backward_bn_repeated`] does) and the BN's sums into `bn`: the values of the
+    /// pool's backward followed by [`Self::backward_bn`] (or the repeated one).
+    pub(crate) fn backward_bn_pooled(
+        &mut self,
+        input: &Tensor,
+        grad_pooled: &Tensor,
+        pool: &crate::nn::pool::MaxPool2d,
+        bn: kernel::BnGrad,
+        grad_bn_output: &mut Tensor,
+    ) -> Result<()> {
+        let saved = self.saved.as_ref().ok_or_else(|| Error::state(&self.label, "backward needs a training-mode forward first"))?;
+        let repeated = input.shape().first() == Some(&1) && saved.shape[0] > 1;
+        if input.shape()[1..] != saved.shape[1..] || (!repeated && input.shape() != saved.shape.as_slice()) {
+            return Err(Error::shape(&self.label, format!("{:?} or one step of it (the last forward's input)", saved.shape), input.shape()));
+        }
+        let (geometry, argmax) = pool.fused_backward(&saved.shape, grad_pooled.shape())?;
+        grad_bn_output.resize_for_overwrite(input.shape());
+        let x_step = if repeated { 0 } else { input.numel() / saved.shape[0] };
+        let dw = kernel::backward_bn_pooled(
+            &saved.dynamics,
+            self.surrogate,
+            input.data(),
+            bn,
+            grad_pooled.data(),
+            &geometry,
+            argmax,
+            saved.shape[0],
+            x_step,
+            grad_bn_output.data_mut(),
+        );
+        self.add_w_grad(dw);
+        Ok(())
+    }
+
+    /// Whether [`Self::forward_bn_pooled`] may run: it does not feed the layer's rate monitor
+    /// (on only while an energy report runs).
+    pub(crate) fn poolable(&self) -> bool {
+        !self.rates.is_on()
+    }
+
     /// Backward of [`Self::forward_bn_repeated`]: `step` is the BN input of every step;
     /// writes `sum_t dL/dy_t` (the gradient of the one BN output step) into `grad_step` and
     /// the BN's sums (over all steps) into `bn`.

@@ -98,6 +98,11 @@ pub trait Layer: Send {
         None
     }
 
+    /// This layer as a max pool (a 2x2 one after a fused BN + neuron pair runs inside it).
+    fn as_max_pool(&mut self) -> Option<&mut crate::nn::pool::MaxPool2d> {
+        None
+    }
+
     /// Learnable parameters, in a stable order.
     fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
 

@@ -39,6 +39,9 @@ thread_local! {
     static UNPACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Fused BN passes that took their statistics from the conv before them.
     static GIVEN_MOMENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Tests: leave max pools after fused pairs to themselves, and count the pooled passes.
+    static UNPOOLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static POOLED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether this sequence fuses its training BN + neuron pairs (always, except in tests that
@@ -116,6 +119,12 @@ pub struct Sequential {
     /// BN + neuron pair, wrote one step only (`Conv2d::forward_one_step`) and the pair took it
     /// as all `T` steps: holds that `T`.
     one_step: Option<usize>,
+    /// Set while a forward pools a fused pair's spikes: the shape of the neuron output it
+    /// never wrote.
+    pooled_shape: Option<Vec<usize>>,
+    /// Per layer: the last training forward ran this BN's fused pair and the max pool after
+    /// it as one pass, so their backward runs as one too.
+    pooled_pairs: Vec<bool>,
 }
 
 impl Sequential {
@@ -142,6 +151,8 @@ impl Sequential {
             grad_output_in_buffer: false,
             repeated_input: false,
             one_step: None,
+            pooled_shape: None,
+            pooled_pairs: Vec::new(),
         };
         s.set_input_spikes(false);
         Ok(s)
@@ -217,6 +228,8 @@ impl Sequential {
         self.shared_holds = [None, None];
         let fold = !training && INFERENCE_ONLY.with(|c| c.get());
         self.one_step = None;
+        self.pooled_pairs.clear();
+        self.pooled_pairs.resize(n, false);
         let mut i = 0;
         while i < n {
             let in_shared = i > 0 && self.uses_shared(i - 1);
@@ -231,8 +244,12 @@ impl Sequential {
             let neuron_at = i + 1 + bn_folded as usize;
             let with_neuron = conv && fusion_on() && neuron_at < n && self.layers[neuron_at].as_neuron().is_some();
             let fused = training && self.fuse[i] && fusion_on();
+            // A 2x2 max pool after the fused pair pools the spikes while they are in cache.
+            let pooled = fused && i + 2 < n && self.pools_after_pair(i);
             let target = if with_neuron {
                 neuron_at
+            } else if pooled {
+                i + 2
             } else if bn_folded || fused {
                 i + 1
             } else {
@@ -282,9 +299,19 @@ impl Sequential {
                     GIVEN_MOMENTS.with(|c| c.set(c.get() + moments.is_some() as usize));
                     let repeats = self.one_step.filter(|_| i == 1).unwrap_or(1);
                     crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x, moments, repeats))?;
-                    let neuron = next[0].as_neuron().expect("fuse marks a BN before a neuron");
+                    let (neuron_slot, after) = next.split_at_mut(1);
+                    let neuron = neuron_slot[0].as_neuron().expect("fuse marks a BN before a neuron");
                     let affine = bn.affine(x.shape());
-                    if repeats > 1 {
+                    if pooled {
+                        let pool = after[0].as_max_pool().expect("checked by pools_after_pair");
+                        crate::profile::timed(neuron, false, |l| l.forward_bn_pooled(x, affine, repeats, pool, y))?;
+                        #[cfg(test)]
+                        POOLED_PASSES.with(|c| c.set(c.get() + 1));
+                        let mut shape = x.shape().to_vec();
+                        shape[0] *= repeats;
+                        self.pooled_shape = Some(shape);
+                        self.pooled_pairs[i] = true;
+                    } else if repeats > 1 {
                         crate::profile::timed(neuron, false, |l| l.forward_bn_repeated(x, affine, repeats, y))?;
                     } else {
                         crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
@@ -307,6 +334,11 @@ impl Sequential {
             }
             for k in i + 1..=target {
                 self.note_boundary(k, training);
+            }
+            if let Some(shape) = self.pooled_shape.take() {
+                // The neuron's output was never written: its shape stands for it.
+                assert_eq!(self.stored[i + 1], Stored::Unread, "a pooled neuron's output is read by no backward");
+                self.unread_shapes[i + 1] = shape;
             }
             i = target;
             i += 1;
@@ -355,9 +387,17 @@ impl Sequential {
         let mut i = n;
         while i > 0 {
             i -= 1;
+            if i >= 2 && i < n - 1 && self.pooled_pairs[i - 2] && fusion_on() {
+                // The pool's backward runs inside its pair's: the pool's gradient goes to the
+                // buffer the neuron would read.
+                self.grad_buffers.swap(0, 1);
+                i -= 2;
+                self.backward_fused(i, true, input, output, grad_output, grad_input)?;
+                continue;
+            }
             if i > 0 && self.fuse[i - 1] && fusion_on() {
                 i -= 1;
-                self.backward_fused(i, input, output, grad_output, grad_input)?;
+                self.backward_fused(i, false, input, output, grad_output, grad_input)?;
                 continue;
             }
             let reads = self.layers[i].backward_reads();
@@ -383,10 +423,14 @@ impl Sequential {
 
     /// Backward of the fused pair BN `b`, neuron `b + 1` (see `fuse`): the neuron pass writes
     /// dL/dy into the grad buffer the neuron would have written, the BN reads it and writes dx
-    /// where it would have, so the buffers alternate as in the unfused loop.
+    /// where it would have, so the buffers alternate as in the unfused loop. `pooled`: the max
+    /// pool `b + 2` ran inside the pair's forward, and its output's gradient is where the
+    /// neuron reads; the neuron pass routes it through the pool's argmax itself.
+    #[allow(clippy::too_many_arguments)]
     fn backward_fused(
         &mut self,
         b: usize,
+        pooled: bool,
         input: &Tensor,
         output: &Tensor,
         grad_output: &Tensor,
@@ -394,7 +438,7 @@ impl Sequential {
     ) -> Result<()> {
         let n = self.layers.len();
         let j = b + 1;
-        if j < n - 1 {
+        if j < n - 1 && !pooled {
             let reads = self.layers[j].backward_reads().output;
             self.provide(j, reads, input);
         }
@@ -409,11 +453,16 @@ impl Sequential {
         let (g_next, g_bn) = if j % 2 == 0 { (odd, even) } else { (even, odd) };
         let (bn_layer, neuron_layer) = self.layers.split_at_mut(j);
         let bn = bn_layer[b].as_batch_norm().expect("fuse marks a BN");
-        let neuron = neuron_layer[0].as_neuron().expect("fuse marks a BN before a neuron");
+        let (neuron_slot, after) = neuron_layer.split_at_mut(1);
+        let neuron = neuron_slot[0].as_neuron().expect("fuse marks a BN before a neuron");
         let batch_stats = bn.last_used_batch_stats(x.shape())?;
         // The pair took one step for all (`one_step`): its input gradient is that step's.
         let repeated = b == 1 && self.one_step.is_some();
-        if (j < n - 1 || self.grad_output_in_buffer) && b > 0 && !repeated {
+        if pooled {
+            let pool = after[0].as_max_pool().expect("pooled_pairs marks a pool");
+            let sums = bn.fused_grad(x.shape())?;
+            crate::profile::timed(neuron, true, |l| l.backward_bn_pooled(x, g_next, pool, sums, g_bn))?;
+        } else if (j < n - 1 || self.grad_output_in_buffer) && b > 0 && !repeated {
             // Both passes in place in the buffer layer j + 1 (or the caller) wrote, where layer
             // b - 1 reads: dL/dS becomes dL/dy (neuron), then dx (BN).
             let sums = bn.fused_grad(x.shape())?;
@@ -422,8 +471,7 @@ impl Sequential {
                 bn.backward_from_sums_in_place(x, g_next, batch_stats);
                 Ok(())
             });
-        }
-        {
+        } else {
             let g_out = if j == n - 1 && !self.grad_output_in_buffer { grad_output } else { &*g_next };
             let sums = bn.fused_grad(x.shape())?;
             if repeated {
@@ -506,6 +554,17 @@ impl Sequential {
         };
         self.shared[i % 2].resize_for_overwrite(&shape);
         self.shared_holds[i % 2] = None;
+    }
+
+    /// Whether layer `b + 2` is a 2x2 max pool that the fused pair BN `b`, neuron `b + 1` can
+    /// run inside its pass ([`crate::neuron::NeuronLayer::forward_bn_pooled`]).
+    fn pools_after_pair(&mut self, b: usize) -> bool {
+        #[cfg(test)]
+        if UNPOOLED.with(|c| c.get()) {
+            return false;
+        }
+        let poolable = self.layers[b + 1].as_neuron().is_some_and(|l| l.poolable());
+        poolable && self.layers[b + 2].as_max_pool().is_some_and(|p| p.halves())
     }
 
     /// Whether a backward pass reads the values of boundary `b`: its layer (as output) or the
@@ -841,6 +900,55 @@ mod tests {
                 assert_eq!((y1, gx1), (y2, gx2), "{what}: varying input");
                 for (p, (a, b)) in g1.iter().zip(&g2).enumerate() {
                     close(a.data(), b.data(), &format!("param {p} grad after a varying input"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_max_pool_after_a_fused_pair_pools_its_spikes_in_cache_with_the_same_bits() {
+        // Maps whose planes are (14x14) and are not (13x13: floor mode, odd planes) a
+        // multiple of the neuron's register block; LIF and PLIF; a varying input and a
+        // directly encoded one (the stem pair then reads one step for all T).
+        for (side, neuron) in [(14, r#"{"type":"lif","tau":2.0,"detachReset":true}"#), (13, r#"{"type":"plif","vReset":null}"#)] {
+            let pooled_side = side / 2;
+            let layers = specs(&format!(
+                r#"[{{"type":"conv2d","inChannels":2,"outChannels":5,"kernelSize":[3,3],"padding":[1,1]}},
+                    {{"type":"batchNorm2d","numFeatures":5}},{neuron},
+                    {{"type":"maxPool2d","kernelSize":[2,2]}},
+                    {{"type":"conv2d","inChannels":5,"outChannels":4,"kernelSize":[3,3],"padding":[1,1]}},
+                    {{"type":"batchNorm2d","numFeatures":4}},{{"type":"lif"}},
+                    {{"type":"maxPool2d","kernelSize":[2,2]}},
+                    {{"type":"flatten"}},{{"type":"linear","inFeatures":{},"outFeatures":3}}]"#,
+                4 * (pooled_side / 2) * (pooled_side / 2)
+            ));
+            let (t_len, n) = (3, 4);
+            let mut rng = Rng::new(13);
+            let step: Vec<f32> = (0..n * 2 * side * side).map(|_| 2.0 * rng.uniform()).collect();
+            let repeated = Tensor::from_vec(&[t_len, n, 2, side, side], step.repeat(t_len)).unwrap();
+            let varying =
+                Tensor::from_vec(&[t_len, n, 2, side, side], (0..t_len * step.len()).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+            for (input, direct) in [(&varying, false), (&repeated, true)] {
+                let mut pooled = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+                let mut apart = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+                pooled.set_repeated_input(direct);
+                apart.set_repeated_input(direct);
+                for k in 0..2 {
+                    let what = format!("{side}x{side} {neuron}, direct {direct}, step {k}");
+                    POOLED_PASSES.with(|c| c.set(0));
+                    let (y1, gx1, g1) = run(&mut pooled, input, 50 + k);
+                    // Both conv-BN-neuron-pool runs.
+                    assert_eq!(POOLED_PASSES.with(|c| c.get()), 2, "{what}");
+                    UNPOOLED.with(|c| c.set(true));
+                    let (y2, gx2, g2) = run(&mut apart, input, 50 + k);
+                    UNPOOLED.with(|c| c.set(false));
+                    assert_eq!(POOLED_PASSES.with(|c| c.get()), 2, "{what}: the unpooled run pooled");
+                    assert_eq!((y1, gx1, g1), (y2, gx2, g2), "{what}: outputs and gradients");
+                    assert_eq!(pooled.stored_bytes(), apart.stored_bytes(), "{what}");
+                    let (mut r1, mut r2) = (Vec::new(), Vec::new());
+                    pooled.firing_rates(&mut r1);
+                    apart.firing_rates(&mut r2);
+                    assert_eq!(r1, r2, "{what}");
                 }
             }
         }
