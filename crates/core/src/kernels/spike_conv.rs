@@ -40,16 +40,6 @@ pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.18;
 /// (W2's large maps): ~10 % for `[64,32,64,64]` (0.98 at 10 %, 1.17 at 15 %) and
 /// `[64,32,32,32]` (0.94 at 10 %, 1.36 at 15 %).
 pub const FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD: f32 = 0.1;
-/// The same for maps at most [`SMALL_MAP`] a side, where Winograd's 4x4 tiles cover 16x16 for
-/// a 14x14 map and the event kernel's grid stays in L1. `conv_crossover 15 cli` on the 2-core
-/// Intel Xeon (Emerald Rapids, AVX-512) machine of session 10: events/Winograd 0.63 at 10 %,
-/// 0.79 at 15 %, 0.97 at 20 % for `[256,32,14,14]`, and 0.61 at 15 % for `[256,32,7,7]`;
-/// while the same run gave 1.02 at 10 % and 1.49 at 15 % on W2's 64x64 maps (the 0.1 above
-/// holds there). On the AMD EPYC machine `[256,32,14,14]` crossed at ~13 %, so 15 % costs that
-/// machine ~5 % of a conv in the 13-15 % band and saves the Intel one ~20 %.
-pub const FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD_SMALL: f32 = 0.15;
-/// Side of the largest map that takes [`FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD_SMALL`].
-const SMALL_MAP: usize = 16;
 /// The same for the weight gradient (same benchmark): the event kernel stays faster up to
 /// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
 pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.6;
@@ -133,9 +123,7 @@ fn path_for(s: SpikeStats, max_density: f32) -> ConvPath {
 
 /// The crossover density of the forward for `g`: against Winograd where that is the dense kernel.
 pub fn forward_event_max_density(g: &ConvGeom) -> f32 {
-    if super::winograd::wins(g) && g.h.max(g.w) <= SMALL_MAP {
-        FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD_SMALL
-    } else if super::winograd::wins(g) {
+    if super::winograd::wins(g) {
         FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD
     } else {
         FORWARD_EVENT_MAX_DENSITY
