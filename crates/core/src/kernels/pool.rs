@@ -106,36 +106,48 @@ fn window_max(t0: f32, t1: f32, b0: f32, b1: f32) -> (f32, bool) {
 /// order wins (the max never replaces an equal value, so it is the first value equal to it),
 /// a NaN wins over everything.
 fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
-    let w = g.w;
-    for oy in 0..g.oh {
-        let top = &xs[2 * oy * w..][..2 * g.ow];
-        let bottom = &xs[(2 * oy + 1) * w..][..2 * g.ow];
-        let (yr, ar) = (&mut ys[oy * g.ow..][..g.ow], &mut am[oy * g.ow..][..g.ow]);
-        let row = (2 * oy * w) as u32;
-        for (ox, (((o, a), t), b)) in
-            yr.iter_mut().zip(ar.iter_mut()).zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)).enumerate()
-        {
-            let (m, any_nan) = window_max(t[0], t[1], b[0], b[1]);
-            let hit = |v: f32| if any_nan { v.is_nan() } else { v == m };
-            let corner = row + 2 * ox as u32;
-            *o = m;
-            *a = if hit(t[0]) {
-                corner
-            } else if hit(t[1]) {
-                corner + 1
-            } else if hit(b[0]) {
-                corner + w as u32
-            } else {
-                corner + w as u32 + 1
-            };
-        }
-    }
+    let w = g.w as u32;
+    pool_2x2_rows(g, xs, ys, am, |t, b| {
+        let (m, any_nan) = window_max(t[0], t[1], b[0], b[1]);
+        let hit = |v: f32| if any_nan { v.is_nan() } else { v == m };
+        let offset = if hit(t[0]) {
+            0
+        } else if hit(t[1]) {
+            1
+        } else if hit(b[0]) {
+            w
+        } else {
+            w + 1
+        };
+        (m, offset)
+    });
 }
 
 /// [`maxpool_2x2_plane`] on a plane of spikes (every value 0.0 or 1.0): the same values and
 /// argmax (the window's first 1, else its first element) from selects alone, no NaN checks.
 #[inline(always)]
 pub(crate) fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    let w = g.w as u32;
+    pool_2x2_rows(g, xs, ys, am, |t, b| {
+        let offset = if t[0] > 0.0 {
+            0
+        } else if t[1] > 0.0 {
+            1
+        } else if b[0] > 0.0 {
+            w
+        } else if b[1] > 0.0 {
+            w + 1
+        } else {
+            0
+        };
+        (t[0].max(t[1]).max(b[0].max(b[1])), offset)
+    });
+}
+
+/// Walks the 2x2 windows of one plane: `window(top pair, bottom pair)` gives the output and
+/// the argmax's offset from the window's top-left corner.
+#[inline(always)]
+fn pool_2x2_rows(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32], window: impl Fn(&[f32], &[f32]) -> (f32, u32)) {
     let w = g.w;
     for oy in 0..g.oh {
         let top = &xs[2 * oy * w..][..2 * g.ow];
@@ -145,18 +157,8 @@ pub(crate) fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32],
         for (ox, (((o, a), t), b)) in
             yr.iter_mut().zip(ar.iter_mut()).zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)).enumerate()
         {
-            *o = t[0].max(t[1]).max(b[0].max(b[1]));
-            let offset = if t[0] > 0.0 {
-                0
-            } else if t[1] > 0.0 {
-                1
-            } else if b[0] > 0.0 {
-                w as u32
-            } else if b[1] > 0.0 {
-                w as u32 + 1
-            } else {
-                0
-            };
+            let (m, offset) = window(t, b);
+            *o = m;
             *a = row + 2 * ox as u32 + offset;
         }
     }
