@@ -952,6 +952,21 @@ mod tests {
                 }
             }
         }
+        // A pool that ends the sequence: pooled forward, its own backward.
+        let layers = specs(
+            r#"[{"type":"conv2d","inChannels":2,"outChannels":3,"kernelSize":[3,3],"padding":[1,1]},
+                {"type":"batchNorm2d","numFeatures":3},{"type":"lif"},{"type":"maxPool2d","kernelSize":[2,2]}]"#,
+        );
+        let x = Tensor::from_vec(&[2, 3, 2, 10, 10], (0..2 * 3 * 2 * 100).map(|i| ((i * 37) % 23) as f32 / 8.0).collect()).unwrap();
+        let mut pooled = build_sequential("layers", &layers, &mut Rng::new(6)).unwrap();
+        let mut apart = build_sequential("layers", &layers, &mut Rng::new(6)).unwrap();
+        POOLED_PASSES.with(|c| c.set(0));
+        let a = run(&mut pooled, &x, 60);
+        assert_eq!(POOLED_PASSES.with(|c| c.get()), 1);
+        UNPOOLED.with(|c| c.set(true));
+        let b = run(&mut apart, &x, 60);
+        UNPOOLED.with(|c| c.set(false));
+        assert_eq!(a, b, "a pool at the end");
     }
 
     #[test]
