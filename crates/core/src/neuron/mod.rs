@@ -281,8 +281,8 @@ impl NeuronLayer {
     /// (`pool`, which keeps its argmax for its own backward): the pool's output goes to
     /// `pooled`; the neuron's spikes are never written out. `repeats` > 1: `input` is the one
     /// step (`[1, N, C, H, W]`) that all `repeats` time steps repeat, as in
-    /// [`Self::forward_bn_repeated`]. Backward is that of the unfused layers: the pool's, then
-    /// [`Self::backward_bn`] (or [`Self::backward_bn_repeated`]).
+    /// [`Self::forward_bn_repeated`]. Backward is [`Self::backward_bn_pooled`], or (a pool that
+    /// ends its sequence) the pool's own followed by [`Self::backward_bn`] (or the repeated one).
     pub(crate) fn forward_bn_pooled(
         &mut self,
         input: &Tensor,
