@@ -152,15 +152,8 @@ unsafe fn sample_avx2(
                 let n = (w - ox0).min(NV);
                 for (r, a) in acc.iter().enumerate().take(mr) {
                     let dst = &mut ys[(co0 + r) * h * w + oy * w + ox0..][..n];
-                    if n == NV {
-                        _mm256_storeu_ps(dst.as_mut_ptr(), a[0]);
-                        _mm256_storeu_ps(dst.as_mut_ptr().add(8), a[1]);
-                    } else {
-                        let mut tmp = [0.0f32; NV];
-                        _mm256_storeu_ps(tmp.as_mut_ptr(), a[0]);
-                        _mm256_storeu_ps(tmp.as_mut_ptr().add(8), a[1]);
-                        dst.copy_from_slice(&tmp[..n]);
-                    }
+                    // SAFETY: `dst` holds n <= NV floats.
+                    super::simd::store_lanes(dst.as_mut_ptr(), &[a[0], a[1]], n);
                 }
             }
         }

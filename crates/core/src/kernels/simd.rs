@@ -55,3 +55,54 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// Writes the first `n` of `vs`' lanes (8 per vector, in order) to `dst`, whole vectors where
+/// they fit and a masked store for the rest. Rows of a map end inside a vector at most widths;
+/// a byte copy of the tail called `memcpy` for every such row (several % of a training step).
+///
+/// # Safety
+/// AVX2 must be present; `dst..dst + n` must be writable and `n <= 8 * K`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn store_lanes<const K: usize>(dst: *mut f32, vs: &[std::arch::x86_64::__m256; K], n: usize) {
+    use std::arch::x86_64::*;
+    debug_assert!(n <= 8 * K);
+    for (q, v) in vs.iter().enumerate() {
+        let left = n.saturating_sub(8 * q);
+        if left >= 8 {
+            _mm256_storeu_ps(dst.add(8 * q), *v);
+        } else if left > 0 {
+            // Lane l is kept when l < left: the sign bit of (l - left) is set.
+            let mask = _mm256_sub_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(left as i32));
+            _mm256_maskstore_ps(dst.add(8 * q), mask, *v);
+        } else {
+            break;
+        }
+    }
+}
+
+/// `dst[..n] = src[..n]` by whole vectors and a masked tail (see [`store_lanes`]).
+///
+/// # Safety
+/// AVX2 must be present; `dst..dst + n` must be writable and `src` must hold `n` rounded up
+/// to whole vectors of 8.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn copy_lanes(dst: *mut f32, src: &[f32], n: usize) {
+    use std::arch::x86_64::*;
+    assert!(src.len() >= n.div_ceil(8) * 8);
+    for q in (0..n).step_by(8) {
+        store_lanes(dst.add(q), &[_mm256_loadu_ps(src.as_ptr().add(q))], n - q);
+    }
+}
+
+/// Even and odd lanes of the 16 floats `a, b`: `([a0 a2 a4 a6 b0 b2 b4 b6], [a1 a3 .. b7])`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn deinterleave(a: std::arch::x86_64::__m256, b: std::arch::x86_64::__m256) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // shuffle gives [a0 a2 b0 b2 | a4 a6 b4 b6]; 64-bit lanes 0 2 1 3 put them in order.
+    let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    let od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    (ev, od)
+}

@@ -23,6 +23,8 @@
 //! thread count.
 use super::conv::ConvGeom;
 use super::scratch::Scratch;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{copy_lanes, deinterleave, store_lanes};
 use rayon::prelude::*;
 
 /// Output channels per register tile.
@@ -389,17 +391,6 @@ unsafe fn tile8_f2(patches: &PatchRows, rp: &[*const f32; 6], ix: i32, dst: *mut
     }
 }
 
-/// Even and odd lanes of the 16 floats `a, b`: `([a0 a2 a4 a6 b0 b2 b4 b6], [a1 a3 .. b7])`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn deinterleave(a: std::arch::x86_64::__m256, b: std::arch::x86_64::__m256) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
-    use std::arch::x86_64::*;
-    // shuffle gives [a0 a2 b0 b2 | a4 a6 b4 b6]; 64-bit lanes 0 2 1 3 put them in order.
-    let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-    let od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-    (ev, od)
-}
-
 /// `dst[2i] = even[i]`, `dst[2i + 1] = odd[i]`; lengths are whole vectors, `dst` twice as long.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -575,7 +566,9 @@ unsafe fn output_transform(
                 for (a, o) in out.iter().enumerate() {
                     let oy = 2 * ty + a;
                     if oy < h {
-                        plane[oy * w + x0..][..nx].copy_from_slice(&o[..nx]);
+                        let row = &mut plane[oy * w + x0..][..nx];
+                        // SAFETY: `row` holds nx floats; `o` whole vectors past them.
+                        copy_lanes(row.as_mut_ptr(), o, nx);
                     }
                 }
                 tx0 += n;
@@ -774,7 +767,6 @@ unsafe fn output_transform_f4(
     let pos_stride = pos_stride(g.c_out, tiles_pad);
     assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
-    let mut staging = [0.0f32; 32];
     let paired = pairs_tile_rows(Tile::F4, plan);
     for co in 0..g.c_out {
         let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
@@ -797,10 +789,8 @@ unsafe fn output_transform_f4(
                     for (half, (plane, ty)) in [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p))) {
                         let oy = 4 * ty + i;
                         if oy < h {
-                            _mm256_storeu_ps(staging.as_mut_ptr(), out[2 * half]);
-                            _mm256_storeu_ps(staging.as_mut_ptr().add(8), out[2 * half + 1]);
                             // SAFETY: columns 0..nx of row oy lie inside the plane.
-                            std::ptr::copy_nonoverlapping(staging.as_ptr(), plane.add(oy * w), nx);
+                            store_lanes(plane.add(oy * w), &[out[2 * half], out[2 * half + 1]], nx);
                         }
                     }
                 }
@@ -821,16 +811,7 @@ unsafe fn output_transform_f4(
                     let out = interleave4([_mm256_add_ps(y[0], bv), _mm256_add_ps(y[1], bv), _mm256_add_ps(y[2], bv), _mm256_add_ps(y[3], bv)]);
                     let dst = plane.add(oy * w + x0);
                     // SAFETY: columns x0..x0+nx of row oy lie inside the plane.
-                    if nx == 32 {
-                        for (q, o) in out.iter().enumerate() {
-                            _mm256_storeu_ps(dst.add(8 * q), *o);
-                        }
-                    } else {
-                        for (q, o) in out.iter().enumerate() {
-                            _mm256_storeu_ps(staging.as_mut_ptr().add(8 * q), *o);
-                        }
-                        std::ptr::copy_nonoverlapping(staging.as_ptr(), dst, nx);
-                    }
+                    store_lanes(dst, &out, nx);
                 }
             }
             rr += 1;
