@@ -286,17 +286,78 @@ pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
 
 /// Routes each output gradient to its window's argmax; overwrites `dx`.
 pub fn maxpool2d_backward(g: &PoolGeom, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
-    // A branch-free 2x2 form (each input written once, no zero-fill) measured 2-3x slower
-    // than this fill + scatter (`examples/memory_bound`).
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let halving = g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0];
     dx.par_chunks_mut(hw).zip(dy.par_chunks(ohw).zip(argmax.par_chunks(ohw))).for_each(
         |(dxs, (dys, am))| {
-            dxs.fill(0.0);
-            for (&d, &i) in dys.iter().zip(am) {
-                dxs[i as usize] += d;
+            if halving {
+                maxpool_2x2_unpool_plane(g, dys, am, dxs);
+            } else {
+                unpool_plane(dys, am, dxs);
             }
         },
     );
+}
+
+/// One plane's gradient routed to the argmaxes by a fill and a scatter.
+fn unpool_plane(dy: &[f32], am: &[u32], dx: &mut [f32]) {
+    dx.fill(0.0);
+    for (&d, &i) in dy.iter().zip(am) {
+        dx[i as usize] += d;
+    }
+}
+
+/// [`maxpool2d_backward`] of one plane for the 2x2, stride-2 window, whose `am` the forward
+/// gave (each argmax inside its window): every input written once, `0.0 + dy` at its window's
+/// argmax (the scatter's bits, `-0.0` included) and `0.0` elsewhere. A scalar branch-free form
+/// of this measured 2-3x slower than the fill + scatter (`examples/memory_bound`); eight
+/// windows a time in AVX2 are not.
+pub(crate) fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 was detected.
+        return unsafe { unpool_2x2_avx2(g, dy, am, dx) };
+    }
+    unpool_plane(dy, am, dx)
+}
+
+/// # Safety
+/// AVX2 must be present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn unpool_2x2_avx2(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
+    use super::simd::{interleave, store_lanes};
+    use std::arch::x86_64::*;
+    let (w, ow) = (g.w, g.ow);
+    let ohw = g.oh * ow;
+    assert!(2 * g.oh <= g.h && 2 * ow <= w && dx.len() == g.h * w && dy.len() >= ohw && am.len() >= ohw);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let zero = _mm256_setzero_ps();
+    let offsets = [0, 1, w as i32, w as i32 + 1].map(|k| _mm256_set1_epi32(k));
+    for oy in 0..g.oh {
+        let (top, bottom) = (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
+        for ox in (0..ow).step_by(8) {
+            let n = (ow - ox).min(8);
+            let o = oy * ow + ox;
+            let (d, a) = if n == 8 {
+                (_mm256_loadu_ps(dy.as_ptr().add(o)), _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i))
+            } else {
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
+                (_mm256_maskload_ps(dy.as_ptr().add(o), mask), _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask))
+            };
+            let d = _mm256_add_ps(zero, d);
+            let off = _mm256_sub_epi32(a, _mm256_add_epi32(_mm256_set1_epi32((2 * oy * w + 2 * ox) as i32), _mm256_slli_epi32::<1>(lane)));
+            let [tl, tr, bl, br] = offsets.map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
+            store_lanes(top.add(2 * ox), &interleave(tl, tr), 2 * n);
+            store_lanes(bottom.add(2 * ox), &interleave(bl, br), 2 * n);
+        }
+        // An odd width's last column lies in no window.
+        for x in 2 * ow..w {
+            *top.add(x) = 0.0;
+            *bottom.add(x) = 0.0;
+        }
+    }
+    dx[2 * g.oh * w..].fill(0.0);
 }
 
 /// Window mean with the padding counted in the divisor (`count_include_pad = true`), which in
@@ -399,6 +460,35 @@ mod tests {
                 assert_eq!(run(maxpool_2x2_spikes_plane), want, "{h}x{w} at density {density}");
                 assert_eq!(run(maxpool_2x2_spikes_plane_scalar), want, "scalar, {h}x{w} at density {density}");
             }
+        }
+    }
+
+    #[test]
+    fn the_2x2_unpool_gives_the_scatter_bits() {
+        let mut rng = crate::rng::Rng::new(7);
+        for (h, w) in [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)] {
+            let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
+            let (ohw, hw) = (g.oh * g.ow, h * w);
+            let x: Vec<f32> = (0..2 * hw).map(|_| (rng.uniform() < 0.3) as u8 as f32 + rng.normal()).collect();
+            let (mut y, mut am) = (vec![0.0; 2 * ohw], vec![0; 2 * ohw]);
+            maxpool2d_forward(&g, &x, &mut y, &mut am);
+            // Signed zeros and a NaN among the gradients.
+            let dy: Vec<f32> = (0..2 * ohw)
+                .map(|i| match i % 11 {
+                    3 => -0.0,
+                    5 => 0.0,
+                    7 if i == 7 => f32::NAN,
+                    _ => rng.normal(),
+                })
+                .collect();
+            let (mut want, mut got) = (vec![9.0; 2 * hw], vec![9.0; 2 * hw]);
+            for p in 0..2 {
+                let (r, ro) = (p * hw..(p + 1) * hw, p * ohw..(p + 1) * ohw);
+                unpool_plane(&dy[ro.clone()], &am[ro.clone()], &mut want[r.clone()]);
+                maxpool_2x2_unpool_plane(&g, &dy[ro.clone()], &am[ro], &mut got[r]);
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{h}x{w}");
         }
     }
 

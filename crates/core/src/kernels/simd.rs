@@ -106,3 +106,13 @@ pub(crate) unsafe fn deinterleave(a: std::arch::x86_64::__m256, b: std::arch::x8
     let od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
     (ev, od)
 }
+
+/// The inverse of [`deinterleave`]: `e, o` -> `([e0 o0 e1 o1 e2 o2 e3 o3], [e4 o4 .. e7 o7])`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn interleave(e: std::arch::x86_64::__m256, o: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 2] {
+    use std::arch::x86_64::*;
+    let lo = _mm256_unpacklo_ps(e, o); // e0 o0 e1 o1 | e4 o4 e5 o5
+    let hi = _mm256_unpackhi_ps(e, o); // e2 o2 e3 o3 | e6 o6 e7 o7
+    [_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)]
+}

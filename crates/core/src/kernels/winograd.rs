@@ -24,7 +24,7 @@
 use super::conv::ConvGeom;
 use super::scratch::Scratch;
 #[cfg(target_arch = "x86_64")]
-use super::simd::{copy_lanes, deinterleave, store_lanes};
+use super::simd::{copy_lanes, deinterleave, interleave, store_lanes};
 use rayon::prelude::*;
 
 /// Output channels per register tile.
@@ -399,12 +399,9 @@ unsafe fn interleave_avx2(even: &[f32], odd: &[f32], dst: &mut [f32]) {
     assert!(even.len() == odd.len() && even.len().is_multiple_of(8) && dst.len() >= 2 * even.len());
     for i in (0..even.len()).step_by(8) {
         // SAFETY: even/odd[i..i+8] and dst[2i..2i+16] are in bounds (asserted above).
-        let a = _mm256_loadu_ps(even.as_ptr().add(i));
-        let b = _mm256_loadu_ps(odd.as_ptr().add(i));
-        let lo = _mm256_unpacklo_ps(a, b); // a0 b0 a1 b1 | a4 b4 a5 b5
-        let hi = _mm256_unpackhi_ps(a, b); // a2 b2 a3 b3 | a6 b6 a7 b7
-        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i), _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i + 8), _mm256_permute2f128_ps(lo, hi, 0x31));
+        let [lo, hi] = interleave(_mm256_loadu_ps(even.as_ptr().add(i)), _mm256_loadu_ps(odd.as_ptr().add(i)));
+        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i), lo);
+        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i + 8), hi);
     }
 }
 

@@ -18,7 +18,7 @@
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::pool::{maxpool_2x2_spikes_plane, PoolGeom};
+use crate::kernels::pool::{maxpool_2x2_spikes_plane, maxpool_2x2_unpool_plane, PoolGeom};
 use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
 use crate::kernels::transpose::cells_to_planes;
 use rayon::prelude::*;
@@ -1207,10 +1207,7 @@ impl BwdCtx<'_> {
         for t in 0..self.t_len {
             for (q, dst) in expanded[t * n..][..n].chunks_exact_mut(hw).enumerate() {
                 let at = (t * planes + p0 + q) * ohw;
-                dst.fill(0.0);
-                for (&d, &i) in pooled[at..][..ohw].iter().zip(&p.argmax[at..][..ohw]) {
-                    dst[i as usize] += d;
-                }
+                maxpool_2x2_unpool_plane(&p.geom, &pooled[at..][..ohw], &p.argmax[at..][..ohw], dst);
             }
         }
         GoutRows { data: expanded, origin: i0, stride: n }
