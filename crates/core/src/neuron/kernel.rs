@@ -668,8 +668,7 @@ impl WithCharge for PooledSpikes<'_> {
         let PooledSpikes { x, bn, t_len, numel, x_step, pool, consts, out, argmax } = self;
         let (hw, ohw) = (pool.h * pool.w, pool.oh * pool.ow);
         let planes = numel / hw;
-        // Whole planes per task, a multiple of the register block (one plane of 28x28 is not).
-        let group = (LANES / gcd(hw, LANES)).min(planes);
+        let group = planes_per_block_multiple(hw).min(planes);
         let pooled_step = planes * ohw;
         (0..planes.div_ceil(group))
             .into_par_iter()
@@ -705,12 +704,18 @@ impl WithCharge for PooledSpikes<'_> {
     }
 }
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
+/// The fewest whole `[H, W]` planes (`hw` elements each) that fill register blocks exactly
+/// (one plane of 28x28 does not): the unit of work of the pooled passes, whose tasks must
+/// hold whole pooling windows.
+fn planes_per_block_multiple(hw: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
     }
+    LANES / gcd(hw, LANES)
 }
 
 /// Inference: the neuron layer run on `conv(x, weight) + bias` for a binary `[T, N, C_in, H, W]`
@@ -1007,8 +1012,9 @@ fn backward_impl(
     let pooled = pooled.map(|(geom, argmax)| {
         let hw = geom.h * geom.w;
         assert_eq!(numel % hw, 0, "pooled backward: planes of {hw}");
-        // Whole planes per chunk, a multiple of the register block, at least CHUNK elements.
-        let group = (LANES / gcd(hw, LANES)) * CHUNK.div_ceil(hw * (LANES / gcd(hw, LANES)));
+        // At least CHUNK elements per chunk.
+        let unit = planes_per_block_multiple(hw);
+        let group = unit * CHUNK.div_ceil(hw * unit);
         Pooled { geom: *geom, argmax, group: group.min(numel / hw).max(1) }
     });
     let ctx = BwdCtx {
