@@ -1,6 +1,12 @@
 //! Max and average pooling on `[planes, H, W]` (planes = B*C), one plane per task.
 use rayon::prelude::*;
 
+/// Whether the AVX2 window loops run: the project's one CPU check ([`super::simd::simd`]).
+#[cfg(target_arch = "x86_64")]
+fn wide() -> bool {
+    super::simd::simd() != super::simd::Simd::Base
+}
+
 /// Pooling window geometry for one input size (PyTorch floor mode, no dilation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolGeom {
@@ -107,7 +113,7 @@ fn window_max(t0: f32, t1: f32, b0: f32, b1: f32) -> (f32, bool) {
 /// a NaN wins over everything.
 fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
+    if wide() {
         // SAFETY: AVX2 was detected.
         return unsafe { pool_2x2_avx2::<false, true>(g, xs, ys, am) };
     }
@@ -138,7 +144,7 @@ fn maxpool_2x2_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [
 #[inline(always)]
 pub(crate) fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
+    if wide() {
         // SAFETY: AVX2 was detected.
         return unsafe { pool_2x2_avx2::<true, true>(g, xs, ys, am) };
     }
@@ -182,11 +188,6 @@ fn pool_2x2_rows(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32], windo
             *a = row + 2 * ox as u32 + offset;
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    std::is_x86_feature_detected!("avx2")
 }
 
 /// The 2x2 windows of one plane eight at a time: [`maxpool_2x2_plane`]'s rule (`SPIKES`:
@@ -270,7 +271,7 @@ pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     let w = g.w;
     y.par_chunks_mut(ohw).zip(x.par_chunks(hw)).for_each(|(ys, xs)| {
         #[cfg(target_arch = "x86_64")]
-        if avx2() {
+        if wide() {
             // SAFETY: AVX2 was detected.
             return unsafe { pool_2x2_avx2::<false, false>(g, xs, ys, &mut []) };
         }
@@ -314,7 +315,7 @@ fn unpool_plane(dy: &[f32], am: &[u32], dx: &mut [f32]) {
 /// windows at a time in AVX2 measured no slower (the CLI stem's backward, in alternating runs).
 pub(crate) fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
+    if wide() {
         // SAFETY: AVX2 was detected.
         return unsafe { unpool_2x2_avx2(g, dy, am, dx) };
     }
