@@ -3,7 +3,8 @@
 use super::*;
 use crate::kernels::spike_conv::{conv2d_forward_spikes, tests::random_geom, EventBudget};
 use crate::rng::Rng;
-use crate::spec::SurrogateSpec;
+use crate::nn::connect::connect_forward;
+use crate::spec::{Connect, SurrogateSpec};
 
 /// Every neuron kind x hard (V_reset 0 or -0.3) / soft reset x decay_input, with taus that are
 /// and are not powers of two.
@@ -45,10 +46,21 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
             let want_count = kernel::forward(&d, &pre, t_len, &mut want);
             let mut got = vec![f32::NAN; pre.len()];
             let budget = EventBudget::new(x.len(), 1.0);
-            let count = kernel::forward_conv_events(&d, &g, &x, &weight, bias.as_deref(), t_len, &mut got, &budget).unwrap();
+            let (count, joined) = kernel::forward_conv_events(&d, &g, &x, &weight, bias.as_deref(), t_len, &mut got, &budget, None).unwrap();
             let what = format!("{kind:?} {spec:?} density {density} {g:?} T {t_len} N {n_len}");
-            assert_eq!(count, want_count, "{what}");
+            assert_eq!((count, joined), (want_count, None), "{what}");
             assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
+            // Joined with a residual shortcut as each row is written: the block's own join.
+            let connect = [Connect::Or, Connect::And, Connect::Iand, Connect::Xor, Connect::Add][k % 5];
+            let shortcut: Vec<f32> = (0..want.len()).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
+            let mut block_out = vec![0.0; want.len()];
+            let want_sum = connect_forward(connect, &want, &shortcut, &mut block_out);
+            let mut got = vec![f32::NAN; pre.len()];
+            let budget = EventBudget::new(x.len(), 1.0);
+            let (count, joined) =
+                kernel::forward_conv_events(&d, &g, &x, &weight, bias.as_deref(), t_len, &mut got, &budget, Some((connect, &shortcut))).unwrap();
+            assert_eq!((count, joined), (want_count, Some(want_sum)), "{what} joined by {connect:?}");
+            assert!(got.iter().zip(&block_out).all(|(a, b)| a.to_bits() == b.to_bits()), "{what} joined by {connect:?}");
             cases += 1;
         }
     }
@@ -70,7 +82,8 @@ fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
     let mut want = vec![0.0; pre.len()];
     let want_count = kernel::forward(&neuron.dynamics(), &pre, t_len, &mut want);
     let mut got = vec![0.0; pre.len()];
-    let count = kernel::forward_conv_events(&neuron.dynamics(), &g, &x, &weight, None, t_len, &mut got, &EventBudget::new(x.len(), 1.0)).unwrap();
+    let (count, _) =
+        kernel::forward_conv_events(&neuron.dynamics(), &g, &x, &weight, None, t_len, &mut got, &EventBudget::new(x.len(), 1.0), None).unwrap();
     let rate = want_count as f64 / want.len() as f64;
     assert!(rate > 0.02 && rate < 0.5, "firing rate {rate}");
     assert_eq!(count, want_count);
@@ -104,7 +117,7 @@ fn conv_neuron_throughput() {
             let t1 = std::time::Instant::now();
             kernel::forward(&d, &pre, t_len, &mut out);
             let t2 = std::time::Instant::now();
-            kernel::forward_conv_events(&d, &g, &x, &weight, None, t_len, &mut fused, &EventBudget::new(x.len(), 0.1));
+            kernel::forward_conv_events(&d, &g, &x, &weight, None, t_len, &mut fused, &EventBudget::new(x.len(), 0.1), None);
             let t3 = std::time::Instant::now();
             std::hint::black_box(crate::kernels::spike_conv::spike_stats(&x));
             let t4 = std::time::Instant::now();

@@ -21,7 +21,10 @@ use crate::kernels::conv::ConvGeom;
 use crate::kernels::pool::{maxpool_2x2_spikes_plane, maxpool_2x2_unpool_plane, PoolGeom};
 use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
 use crate::kernels::transpose::cells_to_planes;
+use crate::nn::connect::connect_in_place;
+use crate::spec::Connect;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Elements per parallel task (and per partial sum of the PLIF gradient).
 pub(crate) const CHUNK: usize = 1024;
@@ -722,8 +725,11 @@ fn planes_per_block_multiple(hw: usize) -> usize {
 /// spike input, through the event-driven convolution of `crate::kernels::spike_conv`, each
 /// sample's pre-activation consumed in cache (never written); spikes into `out`
 /// (`[T, N, C_out, OH, OW]`), bit-identical to the convolution's output fed to [`forward`].
-/// Returns the number of spikes, or None (`out` unfinished) if `x` proved unfit for the
-/// event kernel by `budget`.
+/// With `join = Some((g, o))` (`o` shaped as `out`), `out` gets a residual block's output
+/// `g(spikes, o)` instead of the spikes, each row joined while it is in L1: the block's join
+/// then needs no pass of its own over the spikes, the shortcut and its output.
+/// Returns the number of spikes (before any join) and the sum of `out` when joined, or None
+/// (`out` unfinished) if `x` proved unfit for the event kernel by `budget`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_conv_events(
     d: &Dynamics,
@@ -734,12 +740,31 @@ pub(crate) fn forward_conv_events(
     t_len: usize,
     out: &mut [f32],
     budget: &EventBudget,
-) -> Option<u64> {
+    join: Option<(Connect, &[f32])>,
+) -> Option<(u64, Option<f64>)> {
     let batch = x.len() / g.in_size();
     assert_eq!(out.len(), batch * g.out_size(), "forward_conv_events: output length");
     let bias = bias.map_or_else(|| vec![0.0; g.c_out], <[f32]>::to_vec);
     assert_eq!(bias.len(), g.c_out, "forward_conv_events: bias length");
-    with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out), budget })
+    if let Some((_, o)) = join {
+        assert_eq!(o.len(), out.len(), "forward_conv_events: shortcut length");
+    }
+    // One slot per sample, summed in sample order afterwards: the same total on any thread count.
+    let sums: Vec<AtomicU64> = if join.is_some() { (0..batch).map(|_| AtomicU64::new(0)).collect() } else { Vec::new() };
+    let join = join.map(|(connect, shortcut)| RowJoin { connect, shortcut, sums: &sums });
+    let spikes = with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out), budget, join })?;
+    let joined = join.map(|_| sums.iter().map(|s| f64::from_bits(s.load(Ordering::Relaxed))).sum());
+    Some((spikes, joined))
+}
+
+/// A residual join applied to the sink's output rows (see [`forward_conv_events`]).
+#[derive(Clone, Copy)]
+struct RowJoin<'a> {
+    connect: Connect,
+    /// The shortcut, laid out as the output.
+    shortcut: &'a [f32],
+    /// Per sample, the sum of its joined output (f64 bits).
+    sums: &'a [AtomicU64],
 }
 
 struct ConvSpikes<'a> {
@@ -751,14 +776,15 @@ struct ConvSpikes<'a> {
     consts: Consts,
     out: SharedMut,
     budget: &'a EventBudget,
+    join: Option<RowJoin<'a>>,
 }
 
 impl WithCharge for ConvSpikes<'_> {
     type Out = Option<u64>;
     fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> Option<u64> {
-        let ConvSpikes { g, x, weight, bias, t_len, consts, out, budget } = self;
+        let ConvSpikes { g, x, weight, bias, t_len, consts, out, budget, join } = self;
         let n_len = x.len() / g.in_size() / t_len.max(1);
-        let sink = GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out };
+        let sink = GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out, join };
         conv2d_forward_spikes_by_time(g, x, weight, t_len, &sink, budget)
     }
 }
@@ -766,7 +792,7 @@ impl WithCharge for ConvSpikes<'_> {
 /// The neuron as a [`StepSink`]: membrane potentials per batch index in the grid's
 /// channels-last order, so the step runs over contiguous vectors; the spikes go back into the
 /// grid and from there to the NCHW output.
-struct GridNeuron<C, const HARD: bool> {
+struct GridNeuron<'a, C, const HARD: bool> {
     charge: C,
     consts: Consts,
     bias: Vec<f32>,
@@ -774,9 +800,10 @@ struct GridNeuron<C, const HARD: bool> {
     ow: usize,
     n_len: usize,
     out: SharedMut,
+    join: Option<RowJoin<'a>>,
 }
 
-impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink for GridNeuron<C, HARD> {
+impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink for GridNeuron<'_, C, HARD> {
     type State = Vec<f32>;
     fn state(&self) -> Vec<f32> {
         vec![self.consts.v_rest; self.oh * self.ow * self.bias.len()]
@@ -791,7 +818,7 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink for
     }
 }
 
-impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C, HARD> {
+impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<'_, C, HARD> {
     /// # Safety
     /// Only call when [`avx2`] says so.
     #[cfg(target_arch = "x86_64")]
@@ -805,12 +832,28 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C
         let Consts { v_th, v_rest } = self.consts;
         let (c_out, oh, ow) = (self.bias.len(), self.oh, self.ow);
         let ohw = oh * ow;
+        let sample = t * self.n_len + n;
         // SAFETY: sample (t, n) belongs to this batch index's task alone.
-        let dst = unsafe { self.out.range((t * self.n_len + n) * c_out * ohw, c_out * ohw) };
+        let dst = unsafe { self.out.range(sample * c_out * ohw, c_out * ohw) };
+        let mut joined = 0.0f64;
         // An integer count: a running f32 sum would keep the loop from vectorising.
         let mut count = 0u32;
         // Row by row, so that the transposition to NCHW reads a row of the grid still in L1.
         for oy in 0..oh {
+            if let Some(j) = &self.join {
+                // The shortcut's rows lie a plane apart (one stream per channel, more than the
+                // hardware prefetcher follows): fetch the rows two ahead.
+                #[cfg(target_arch = "x86_64")]
+                if oy + 2 < oh {
+                    let o = &j.shortcut[sample * c_out * ohw + (oy + 2) * ow..];
+                    for co in 0..c_out {
+                        for k in (0..ow).step_by(16) {
+                            // SAFETY: a prefetch of an address inside the slice has no effect beyond the cache.
+                            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(o.as_ptr().add(co * ohw + k) as *const i8) };
+                        }
+                    }
+                }
+            }
             let row = &mut grid[oy * (ow + 1) * pitch..][..ow * pitch];
             for (ox, cell) in row.chunks_exact_mut(pitch).enumerate() {
                 let vs = &mut v[(oy * ow + ox) * c_out..][..c_out];
@@ -822,6 +865,16 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<C
             }
             cells_to_planes(row, pitch, ow, c_out, None, &mut dst[oy * ow..], ohw);
             row.fill(0.0);
+            if let Some(j) = &self.join {
+                let o = &j.shortcut[sample * c_out * ohw..][..c_out * ohw];
+                for co in 0..c_out {
+                    let at = co * ohw + oy * ow;
+                    joined += connect_in_place(j.connect, &mut dst[at..at + ow], &o[at..at + ow]);
+                }
+            }
+        }
+        if let Some(j) = &self.join {
+            j.sums[sample].store(joined.to_bits(), Ordering::Relaxed);
         }
         count as u64
     }

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::nn::layer::{BackwardReads, Layer, Param};
 use crate::spec::NeuronSpec;
 use crate::tensor::Tensor;
+use crate::spec::Connect;
 use kernel::{Charge, Dynamics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,17 @@ impl NeuronKind {
 }
 
 /// A layer of IF, LIF or PLIF neurons, one per element of a sample.
+/// What [`NeuronLayer::forward_after_conv`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AfterConv {
+    /// The input proved unfit for the event kernel: nothing was written or recorded.
+    Unfit,
+    /// The output holds the spikes.
+    Spikes,
+    /// The output holds the residual join; the sum of the output.
+    Joined(f64),
+}
+
 pub struct NeuronLayer {
     /// Error location, e.g. `layers.3 (plif)`.
     label: String,
@@ -219,8 +231,12 @@ impl NeuronLayer {
 
     /// Inference on `conv(input) + bias` through the event-driven kernel (see
     /// `Conv2d::forward_inference`): the pre-activation is consumed sample by sample in cache;
-    /// spikes bit-identical to the conv's output fed to [`Layer::forward`]. Ok(false), and
-    /// nothing recorded, if `input` proved unfit for the event kernel by `budget`.
+    /// spikes bit-identical to the conv's output fed to [`Layer::forward`]. With `join =
+    /// Some((g, o))` the output is a residual block's `g(spikes, o)` instead (bit-identical to
+    /// the block's own join), unless this layer's rate monitor needs the spikes themselves or
+    /// `o` has another shape: [`AfterConv`] says which. Nothing is recorded if `input` proved
+    /// unfit for the event kernel by `budget`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_after_conv(
         &mut self,
         g: &ConvGeom,
@@ -229,7 +245,8 @@ impl NeuronLayer {
         bias: Option<&[f32]>,
         output: &mut Tensor,
         budget: &EventBudget,
-    ) -> Result<bool> {
+        join: Option<(Connect, &Tensor)>,
+    ) -> Result<AfterConv> {
         let shape = [input.shape()[0], input.shape()[1], g.c_out, g.oh, g.ow];
         self.check_input(&shape)?;
         if let Some(w) = &self.w {
@@ -238,12 +255,22 @@ impl NeuronLayer {
         let dynamics = self.dynamics();
         output.resize_for_overwrite(&shape);
         let t_len = shape[0];
-        let Some(spikes) = kernel::forward_conv_events(&dynamics, g, input.data(), weight, bias, t_len, output.data_mut(), budget)
+        let join = join.filter(|(_, o)| !self.rates.is_on() && o.shape() == shape).map(|(c, o)| (c, o.data()));
+        let Some((spikes, joined)) =
+            kernel::forward_conv_events(&dynamics, g, input.data(), weight, bias, t_len, output.data_mut(), budget, join)
         else {
-            return Ok(false);
+            return Ok(AfterConv::Unfit);
         };
-        self.record(spikes, output, None);
-        Ok(true)
+        let total = output.numel();
+        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.saved = None;
+        Ok(match joined {
+            Some(sum) => AfterConv::Joined(sum),
+            None => {
+                self.rates.observe(output);
+                AfterConv::Spikes
+            }
+        })
     }
 
     /// Inference on an input whose `T` time steps are all `step` (`[1, N, ...]`): the spikes

@@ -96,6 +96,29 @@ pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) -> f64
     partial.iter().sum()
 }
 
+/// `s_out = g(s_out, o)` in place on one short run (a row the inference's fused conv and
+/// neuron just wrote, still in L1), serially; returns the sum of the result, in eight f32
+/// lanes as [`connect_forward`] takes it: exact, so the same total, for spike maps.
+pub(crate) fn connect_in_place(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 {
+    assert_eq!(s_out.len(), o.len());
+    for_each_connect!(g, G => {
+        let mut lanes = [0.0f32; 8];
+        let mut rows = s_out.chunks_exact_mut(8).zip(o.chunks_exact(8));
+        for (y, b) in &mut rows {
+            for l in 0..8 {
+                y[l] = G.apply(y[l], b[l]);
+                lanes[l] += y[l];
+            }
+        }
+        let tail = s_out.len() - s_out.len() % 8;
+        for (l, (y, &b)) in s_out[tail..].iter_mut().zip(&o[tail..]).enumerate() {
+            *y = G.apply(*y, b);
+            lanes[l] += *y;
+        }
+        lanes.iter().map(|&v| v as f64).sum::<f64>()
+    })
+}
+
 /// The gradient of S alone (the first half of [`connect_backward`]). Returns the sum of
 /// squares of `grad`, taken chunk by chunk while it is in cache (a dual-stream trunk reports
 /// its norm), the partial sums added in chunk order: the same on any thread count.

@@ -6,10 +6,10 @@ use crate::kernels::spike_conv::{
     choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, forward_event_max_density, supports_events, ConvPath,
     SpikeStats,
 };
-use crate::neuron::NeuronLayer;
+use crate::neuron::{AfterConv, NeuronLayer};
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, BackwardReads, Layer, Param};
 use crate::rng::Rng;
-use crate::spec::Conv2dSpec;
+use crate::spec::{Connect, Conv2dSpec};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Debug)]
@@ -259,13 +259,17 @@ impl Conv2d {
     /// the event-driven kernel, the neuron consumes each sample's pre-activation in cache
     /// (`neuron::kernel::forward_conv_events`); otherwise the conv output goes through a
     /// scratch tensor. `output` is the neuron's output (the conv's without a neuron).
+    /// `join` asks for a residual block's join of that output with a shortcut (see
+    /// `NeuronLayer::forward_after_conv`); Some(sum of the output) when it was done, None
+    /// when `output` holds the spikes (or the conv's output) and the caller joins.
     pub(crate) fn forward_inference(
         &mut self,
         input: &Tensor,
         output: &mut Tensor,
         affine: Option<(&[f32], &[f32])>,
         neuron: Option<&mut NeuronLayer>,
-    ) -> Result<()> {
+        join: Option<(Connect, &Tensor)>,
+    ) -> Result<Option<f64>> {
         if let Some((scale, shift)) = affine {
             let c = self.spec.out_channels;
             if scale.len() != c || shift.len() != c {
@@ -273,7 +277,7 @@ impl Conv2d {
             }
         }
         let Some(neuron) = neuron else {
-            return self.forward_impl(input, output, affine, false);
+            return self.forward_impl(input, output, affine, false).map(|()| None);
         };
         let g = self.prepare(input, affine)?;
         self.input_stats = None;
@@ -288,9 +292,15 @@ impl Conv2d {
             && (!measure_first || choose_path(&g, input.data(), forward_event_max_density(&g)) == ConvPath::Events);
         if events {
             let budget = forward_budget(&g, input.data());
-            if neuron.forward_after_conv(&g, input, weight, bias, output, &budget)? {
-                self.paths[0] = Some(ConvPath::Events);
-                return Ok(());
+            match neuron.forward_after_conv(&g, input, weight, bias, output, &budget, join)? {
+                AfterConv::Unfit => {}
+                done => {
+                    self.paths[0] = Some(ConvPath::Events);
+                    return Ok(match done {
+                        AfterConv::Joined(sum) => Some(sum),
+                        _ => None,
+                    });
+                }
             }
         }
         self.paths[0] = Some(ConvPath::Dense);
@@ -307,7 +317,7 @@ impl Conv2d {
         conv2d_forward(&g, &data[..steps * step], weight, bias, pre.data_mut());
         let r = if repeated { neuron.forward_repeated(&pre, t_len, output) } else { neuron.forward(&pre, output, false) };
         self.pre_activation = pre;
-        r
+        r.map(|()| None)
     }
 
     /// Checks the input, counts the ops, and folds `affine` into the weights if given.

@@ -133,7 +133,17 @@ impl DualStreamBlock {
     /// `a = Some((A, A'))` runs the accumulation pathway too. Returns the sum of `O'` where
     /// the join took it on the way (a spike join), for the trunk's output rate.
     pub fn forward(&mut self, o: &Tensor, o_out: &mut Tensor, a: Option<(&Tensor, &mut Tensor)>, training: bool) -> Result<Option<f64>> {
-        self.branch.forward(o, &mut self.spikes, training)?;
+        match (&self.join, &self.shortcut) {
+            // Full-spike inference with an identity shortcut: nothing reads S but the join, which
+            // the branch's last conv + neuron pass can do as it writes (see `Sequential::forward_joined`).
+            (Join::Spike(g), None) if a.is_none() && !training => {
+                if let Some(sum) = self.branch.forward_joined(o, o_out, false, *g, o)? {
+                    return Ok(Some(sum));
+                }
+                std::mem::swap(o_out, &mut self.spikes);
+            }
+            _ => self.branch.forward(o, &mut self.spikes, training)?,
+        }
         let sc = match &mut self.shortcut {
             Some(sc) => {
                 sc.forward(o, &mut self.shortcut_out, training)?;

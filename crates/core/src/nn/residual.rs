@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::sequential::Sequential;
+use crate::spec::Connect;
 use crate::tensor::Tensor;
 
 pub struct ResidualPaths {
@@ -33,6 +34,23 @@ impl ResidualPaths {
         if let Some(sc) = &mut self.shortcut {
             sc.forward(input, &mut self.shortcut_out, training)?;
         }
+        self.check_shapes(name, input)
+    }
+
+    /// Inference of an identity-shortcut block: the branch writes `g(branch(input), input)`
+    /// into `output` where its last conv and neuron can (Some(sum of `output`)); otherwise
+    /// `branch_out` holds the branch output, as after [`Self::forward`], and None.
+    pub fn forward_joined(&mut self, name: &str, input: &Tensor, output: &mut Tensor, g: Connect) -> Result<Option<f64>> {
+        assert!(self.shortcut.is_none(), "forward_joined: the shortcut must be the identity");
+        let joined = self.branch.forward_joined(input, output, false, g, input)?;
+        if joined.is_none() {
+            std::mem::swap(output, &mut self.branch_out);
+            self.check_shapes(name, input)?;
+        }
+        Ok(joined)
+    }
+
+    fn check_shapes(&self, name: &str, input: &Tensor) -> Result<()> {
         let o = self.shortcut_out(input);
         if o.shape() != self.branch_out.shape() {
             return Err(Error::shape(name, format!("the branch output shape {:?} for the shortcut", self.branch_out.shape()), o.shape()));

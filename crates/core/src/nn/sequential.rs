@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::kernels::scratch::with_tensors;
+use crate::spec::Connect;
 use crate::tensor::{SpikeBits, Tensor};
 
 /// Where the backward pass finds the activation between layer i and i+1.
@@ -36,6 +37,8 @@ thread_local! {
     static UNFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static FUSED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static CONV_NEURON_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Forwards whose last conv + neuron pass wrote a residual join.
+    static JOINED_PASSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     static UNPACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Fused BN passes that took their statistics from the conv before them.
     static GIVEN_MOMENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -200,6 +203,24 @@ impl Sequential {
     /// BN + neuron pair is then computed for one step in training and the pair reads it for
     /// every step: W1's and the CLI's stem conv, BN and LIF read and write a quarter of the
     /// data (T = 4). The input gradient comes back summed on its first step.
+    /// [`Layer::forward`] of a residual branch whose block joins it with `shortcut` by `g`:
+    /// in inference, where the last layers are a conv and a neuron run fused on spikes, the
+    /// join happens as each output row is written and `output` gets the block's output,
+    /// Some(its sum); otherwise None and `output` holds the branch output, for the block to
+    /// join. The same numbers either way.
+    pub fn forward_joined(&mut self, input: &Tensor, output: &mut Tensor, training: bool, g: Connect, shortcut: &Tensor) -> Result<Option<f64>> {
+        self.forward_with_join(input, output, training, Some((g, shortcut)))
+    }
+
+    fn forward_with_join(&mut self, input: &Tensor, output: &mut Tensor, training: bool, join: Option<(Connect, &Tensor)>) -> Result<Option<f64>> {
+        with_tensors::<2, _>(|bufs| {
+            std::mem::swap(&mut self.shared, bufs);
+            let run = self.forward_in_buffers(input, output, training, join);
+            std::mem::swap(&mut self.shared, bufs);
+            run
+        })
+    }
+
     pub fn set_repeated_input(&mut self, repeated: bool) {
         self.repeated_input = repeated;
     }
@@ -223,8 +244,12 @@ impl Sequential {
     }
 
     /// The forward pass proper; `shared` holds the borrowed work buffers.
-    fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+    /// With `join`, a last conv + neuron pair run fused in inference writes the residual
+    /// join `g(spikes, o)` into `output` (see `Conv2d::forward_inference`): then Some(sum of
+    /// `output`); None when `output` holds this sequence's own output.
+    fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool, join: Option<(Connect, &Tensor)>) -> Result<Option<f64>> {
         let n = self.layers.len();
+        let mut joined = None;
         self.shared_holds = [None, None];
         let fold = !training && INFERENCE_ONLY.with(|c| c.get());
         self.one_step = None;
@@ -290,7 +315,8 @@ impl Sequential {
                         CONV_NEURON_PASSES.with(|c| c.set(c.get() + 1));
                     }
                     let conv = this[i].as_conv().expect("checked above");
-                    crate::profile::timed(conv, false, |c| c.forward_inference(x, y, affine, neuron))?;
+                    let join = join.filter(|_| with_neuron && target == n - 1);
+                    joined = crate::profile::timed(conv, false, |c| c.forward_inference(x, y, affine, neuron, join))?;
                 } else if fused {
                     let (before_bn, bn_on) = this.split_at_mut(i);
                     let bn = bn_on[0].as_batch_norm().expect("fuse marks a BN");
@@ -343,7 +369,11 @@ impl Sequential {
             i = target;
             i += 1;
         }
-        Ok(())
+        #[cfg(test)]
+        if joined.is_some() {
+            JOINED_PASSES.with(|c| c.set(c.get() + 1));
+        }
+        Ok(joined)
     }
 
     /// Bookkeeping after layer `i` ran: how boundary `i - 1` (its input) is kept for backward.
@@ -609,12 +639,7 @@ impl Layer for Sequential {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        with_tensors::<2, _>(|bufs| {
-            std::mem::swap(&mut self.shared, bufs);
-            let run = self.forward_in_buffers(input, output, training);
-            std::mem::swap(&mut self.shared, bufs);
-            run
-        })
+        self.forward_with_join(input, output, training, None).map(|_| ())
     }
 
     fn backward(
@@ -784,6 +809,96 @@ mod tests {
         let r = f();
         UNFUSED.with(|c| c.set(false));
         r
+    }
+
+    #[test]
+    fn a_sew_block_joins_in_its_last_conv_pass_with_the_same_bits_and_rates() {
+        let mut rng = Rng::new(21);
+        let shape = [3, 2, 2, 12, 11];
+        let n: usize = shape.iter().product();
+        let x = Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap();
+        for connect in ["or", "and", "iand", "xor", "add"] {
+            let layers = specs(&format!(
+                r#"[{{"type":"conv2d","inChannels":2,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                    {{"type":"batchNorm2d","numFeatures":16}},{{"type":"lif","vThreshold":0.3}},
+                    {{"type":"sewBlock","connect":"{connect}","branch":[
+                      {{"type":"conv2d","inChannels":16,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                      {{"type":"batchNorm2d","numFeatures":16}},{{"type":"lif","vThreshold":0.5}},
+                      {{"type":"conv2d","inChannels":16,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                      {{"type":"batchNorm2d","numFeatures":16}},{{"type":"plif","vThreshold":0.3}}]}}]"#
+            ));
+            let mut fused = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
+            let mut plain = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
+            for net in [&mut fused, &mut plain] {
+                for _ in 0..30 {
+                    net.forward(&x, &mut Tensor::default(), true).unwrap();
+                }
+            }
+            JOINED_PASSES.with(|c| c.set(0));
+            let (mut y1, mut y2) = (Tensor::default(), Tensor::default());
+            inference_only(|| fused.forward(&x, &mut y1, false)).unwrap();
+            assert_eq!(JOINED_PASSES.with(|c| c.get()), 1, "{connect}: the block's join was not fused");
+            unfused(|| inference_only(|| plain.forward(&x, &mut y2, false))).unwrap();
+            assert_eq!(JOINED_PASSES.with(|c| c.get()), 1, "{connect}: the unfused run joined in its conv pass");
+            assert!(y1.data().iter().zip(y2.data()).all(|(a, b)| a.to_bits() == b.to_bits()), "{connect}");
+            assert_eq!(y1.shape(), y2.shape());
+            let (mut r1, mut r2) = (Vec::new(), Vec::new());
+            fused.firing_rates(&mut r1);
+            plain.firing_rates(&mut r2);
+            assert_eq!(r1, r2, "{connect}");
+            assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{connect}: {r1:?}");
+            // The block in training afterwards: its branch output is its own again.
+            let (mut t1, mut t2) = (Tensor::default(), Tensor::default());
+            fused.forward(&x, &mut t1, true).unwrap();
+            plain.forward(&x, &mut t2, true).unwrap();
+            assert_eq!(t1, t2, "{connect}: training after inference");
+        }
+    }
+
+    #[test]
+    fn full_spike_dual_stream_blocks_join_in_their_last_conv_pass_with_the_same_bits() {
+        let mut rng = Rng::new(22);
+        let shape = [3, 2, 2, 12, 12];
+        let n: usize = shape.iter().product();
+        let x = Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap();
+        let block = |connect: &str| {
+            format!(
+                r#"{{"type":"block","connect":"{connect}","branch":[
+                  {{"type":"conv2d","inChannels":16,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                  {{"type":"batchNorm2d","numFeatures":16}},{{"type":"lif","vThreshold":0.5}},
+                  {{"type":"conv2d","inChannels":16,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                  {{"type":"batchNorm2d","numFeatures":16}},{{"type":"lif","vThreshold":0.3}}]}}"#
+            )
+        };
+        let layers = specs(&format!(
+            r#"[{{"type":"conv2d","inChannels":2,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":16}},{{"type":"lif","vThreshold":0.3}},
+                {{"type":"dualStream","aap":true,"headPool":"flatten","head":{{"inFeatures":576,"outFeatures":10}},
+                  "stages":[{},{{"type":"maxPool2d","kernelSize":[2,2]}},{}]}}]"#,
+            block("or"),
+            block("iand")
+        ));
+        let mut fused = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
+        let mut plain = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
+        for net in [&mut fused, &mut plain] {
+            for _ in 0..30 {
+                net.forward(&x, &mut Tensor::default(), true).unwrap();
+            }
+            net.set_aap(false);
+        }
+        JOINED_PASSES.with(|c| c.set(0));
+        let (mut y1, mut y2) = (Tensor::default(), Tensor::default());
+        inference_only(|| fused.forward(&x, &mut y1, false)).unwrap();
+        assert_eq!(JOINED_PASSES.with(|c| c.get()), 2, "both blocks join in their branch's last pass");
+        unfused(|| inference_only(|| plain.forward(&x, &mut y2, false))).unwrap();
+        assert_eq!(JOINED_PASSES.with(|c| c.get()), 2, "the unfused run joined in a conv pass");
+        assert_eq!(y1.shape(), &[3, 2, 10]);
+        assert!(y1.data().iter().zip(y2.data()).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let (mut r1, mut r2) = (Vec::new(), Vec::new());
+        fused.firing_rates(&mut r1);
+        plain.firing_rates(&mut r2);
+        assert_eq!(r1, r2);
+        assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{r1:?}");
     }
 
     #[test]

@@ -53,10 +53,20 @@ impl Layer for SewBlock {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        self.paths.forward(&self.name, input, training)?;
-        let o = self.paths.shortcut_out(input);
-        output.resize_for_overwrite(o.shape());
-        let sum = connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut());
+        let joined = if !training && self.paths.shortcut.is_none() {
+            self.paths.forward_joined(&self.name, input, output, self.connect)?
+        } else {
+            self.paths.forward(&self.name, input, training)?;
+            None
+        };
+        let sum = match joined {
+            Some(sum) => sum,
+            None => {
+                let o = self.paths.shortcut_out(input);
+                output.resize_for_overwrite(o.shape());
+                connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut())
+            }
+        };
         self.out_rate = Some(if output.numel() == 0 { 0.0 } else { (sum / output.numel() as f64) as f32 });
         self.out_monitor.observe(output);
         Ok(())
