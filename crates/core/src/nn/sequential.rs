@@ -811,6 +811,34 @@ mod tests {
         r
     }
 
+    /// Builds `layers` twice, trains both on `x` (BN statistics), switches any AAP off, and runs
+    /// inference with and without conv + neuron fusion: `joins` blocks must join in their last
+    /// conv pass, with the same output bits and firing rates as the unfused run. Returns both.
+    fn joined_against_unfused(layers: &[LayerSpec], x: &Tensor, joins: usize, what: &str) -> (Sequential, Sequential) {
+        let mut fused = build_sequential("layers", layers, &mut Rng::new(4)).unwrap();
+        let mut plain = build_sequential("layers", layers, &mut Rng::new(4)).unwrap();
+        for net in [&mut fused, &mut plain] {
+            for _ in 0..30 {
+                net.forward(x, &mut Tensor::default(), true).unwrap();
+            }
+            net.set_aap(false);
+        }
+        JOINED_PASSES.with(|c| c.set(0));
+        let (mut y1, mut y2) = (Tensor::default(), Tensor::default());
+        inference_only(|| fused.forward(x, &mut y1, false)).unwrap();
+        assert_eq!(JOINED_PASSES.with(|c| c.get()), joins, "{what}: joins in a conv pass");
+        unfused(|| inference_only(|| plain.forward(x, &mut y2, false))).unwrap();
+        assert_eq!(JOINED_PASSES.with(|c| c.get()), joins, "{what}: the unfused run joined in a conv pass");
+        assert_eq!(y1.shape(), y2.shape(), "{what}");
+        assert!(y1.data().iter().zip(y2.data()).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
+        let (mut r1, mut r2) = (Vec::new(), Vec::new());
+        fused.firing_rates(&mut r1);
+        plain.firing_rates(&mut r2);
+        assert_eq!(r1, r2, "{what}");
+        assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{what}: {r1:?}");
+        (fused, plain)
+    }
+
     #[test]
     fn a_sew_block_joins_in_its_last_conv_pass_with_the_same_bits_and_rates() {
         let mut rng = Rng::new(21);
@@ -827,26 +855,7 @@ mod tests {
                       {{"type":"conv2d","inChannels":16,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
                       {{"type":"batchNorm2d","numFeatures":16}},{{"type":"plif","vThreshold":0.3}}]}}]"#
             ));
-            let mut fused = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
-            let mut plain = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
-            for net in [&mut fused, &mut plain] {
-                for _ in 0..30 {
-                    net.forward(&x, &mut Tensor::default(), true).unwrap();
-                }
-            }
-            JOINED_PASSES.with(|c| c.set(0));
-            let (mut y1, mut y2) = (Tensor::default(), Tensor::default());
-            inference_only(|| fused.forward(&x, &mut y1, false)).unwrap();
-            assert_eq!(JOINED_PASSES.with(|c| c.get()), 1, "{connect}: the block's join was not fused");
-            unfused(|| inference_only(|| plain.forward(&x, &mut y2, false))).unwrap();
-            assert_eq!(JOINED_PASSES.with(|c| c.get()), 1, "{connect}: the unfused run joined in its conv pass");
-            assert!(y1.data().iter().zip(y2.data()).all(|(a, b)| a.to_bits() == b.to_bits()), "{connect}");
-            assert_eq!(y1.shape(), y2.shape());
-            let (mut r1, mut r2) = (Vec::new(), Vec::new());
-            fused.firing_rates(&mut r1);
-            plain.firing_rates(&mut r2);
-            assert_eq!(r1, r2, "{connect}");
-            assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{connect}: {r1:?}");
+            let (mut fused, mut plain) = joined_against_unfused(&layers, &x, 1, connect);
             // The block in training afterwards: its branch output is its own again.
             let (mut t1, mut t2) = (Tensor::default(), Tensor::default());
             fused.forward(&x, &mut t1, true).unwrap();
@@ -878,27 +887,7 @@ mod tests {
             block("or"),
             block("iand")
         ));
-        let mut fused = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
-        let mut plain = build_sequential("layers", &layers, &mut Rng::new(4)).unwrap();
-        for net in [&mut fused, &mut plain] {
-            for _ in 0..30 {
-                net.forward(&x, &mut Tensor::default(), true).unwrap();
-            }
-            net.set_aap(false);
-        }
-        JOINED_PASSES.with(|c| c.set(0));
-        let (mut y1, mut y2) = (Tensor::default(), Tensor::default());
-        inference_only(|| fused.forward(&x, &mut y1, false)).unwrap();
-        assert_eq!(JOINED_PASSES.with(|c| c.get()), 2, "both blocks join in their branch's last pass");
-        unfused(|| inference_only(|| plain.forward(&x, &mut y2, false))).unwrap();
-        assert_eq!(JOINED_PASSES.with(|c| c.get()), 2, "the unfused run joined in a conv pass");
-        assert_eq!(y1.shape(), &[3, 2, 10]);
-        assert!(y1.data().iter().zip(y2.data()).all(|(a, b)| a.to_bits() == b.to_bits()));
-        let (mut r1, mut r2) = (Vec::new(), Vec::new());
-        fused.firing_rates(&mut r1);
-        plain.firing_rates(&mut r2);
-        assert_eq!(r1, r2);
-        assert!(r1.iter().all(|(_, r)| *r > 0.0 && *r < 1.0), "{r1:?}");
+        joined_against_unfused(&layers, &x, 2, "or, iand");
     }
 
     #[test]
