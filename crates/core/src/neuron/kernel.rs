@@ -726,7 +726,7 @@ fn planes_per_block_multiple(hw: usize) -> usize {
 /// sample's pre-activation consumed in cache (never written); spikes into `out`
 /// (`[T, N, C_out, OH, OW]`), bit-identical to the convolution's output fed to [`forward`].
 /// With `join = Some((g, o))` (`o` shaped as `out`), `out` gets a residual block's output
-/// `g(spikes, o)` instead of the spikes, each row joined while it is in L1: the block's join
+/// `g(spikes, o)` instead of the spikes, each sample joined while it is in L2: the block's join
 /// then needs no pass of its own over the spikes, the shortcut and its output.
 /// Returns the number of spikes (before any join) and the sum of `out` when joined, or None
 /// (`out` unfinished) if `x` proved unfit for the event kernel by `budget`.
@@ -751,15 +751,15 @@ pub(crate) fn forward_conv_events(
     }
     // One slot per sample, summed in sample order afterwards: the same total on any thread count.
     let sums: Vec<AtomicU64> = if join.is_some() { (0..batch).map(|_| AtomicU64::new(0)).collect() } else { Vec::new() };
-    let join = join.map(|(connect, shortcut)| RowJoin { connect, shortcut, sums: &sums });
+    let join = join.map(|(connect, shortcut)| SampleJoin { connect, shortcut, sums: &sums });
     let spikes = with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out), budget, join })?;
     let joined = join.map(|_| sums.iter().map(|s| f64::from_bits(s.load(Ordering::Relaxed))).sum());
     Some((spikes, joined))
 }
 
-/// A residual join applied to the sink's output rows (see [`forward_conv_events`]).
+/// A residual join applied to each sample the sink writes (see [`forward_conv_events`]).
 #[derive(Clone, Copy)]
-struct RowJoin<'a> {
+struct SampleJoin<'a> {
     connect: Connect,
     /// The shortcut, laid out as the output.
     shortcut: &'a [f32],
@@ -776,7 +776,7 @@ struct ConvSpikes<'a> {
     consts: Consts,
     out: SharedMut,
     budget: &'a EventBudget,
-    join: Option<RowJoin<'a>>,
+    join: Option<SampleJoin<'a>>,
 }
 
 impl WithCharge for ConvSpikes<'_> {
@@ -800,7 +800,7 @@ struct GridNeuron<'a, C, const HARD: bool> {
     ow: usize,
     n_len: usize,
     out: SharedMut,
-    join: Option<RowJoin<'a>>,
+    join: Option<SampleJoin<'a>>,
 }
 
 impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink for GridNeuron<'_, C, HARD> {

@@ -96,9 +96,9 @@ pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) -> f64
     partial.iter().sum()
 }
 
-/// `s_out = g(s_out, o)` in place on one short run (a row the inference's fused conv and
-/// neuron just wrote, still in L1), serially; returns the sum of the result, in eight f32
-/// lanes as [`connect_forward`] takes it: exact, so the same total, for spike maps.
+/// `s_out = g(s_out, o)` in place, serially (a sample the inference's fused conv and neuron
+/// just wrote, still in cache); returns the sum of the result, in eight f32 lanes as
+/// [`connect_forward`] takes it: exact, so the same total, for spike maps (up to 2^27 elements).
 pub(crate) fn connect_in_place(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 {
     assert_eq!(s_out.len(), o.len());
     for_each_connect!(g, G => {
