@@ -261,16 +261,9 @@ impl NeuronLayer {
         else {
             return Ok(AfterConv::Unfit);
         };
-        let total = output.numel();
-        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
-        self.saved = None;
-        Ok(match joined {
-            Some(sum) => AfterConv::Joined(sum),
-            None => {
-                self.rates.observe(output);
-                AfterConv::Spikes
-            }
-        })
+        // A joined output only when the rate monitor is off, so recording observes nothing then.
+        self.record(spikes, output, None);
+        Ok(joined.map_or(AfterConv::Spikes, AfterConv::Joined))
     }
 
     /// Inference on an input whose `T` time steps are all `step` (`[1, N, ...]`): the spikes

@@ -205,7 +205,7 @@ impl Sequential {
     /// data (T = 4). The input gradient comes back summed on its first step.
     /// [`Layer::forward`] of a residual branch whose block joins it with `shortcut` by `g`:
     /// in inference, where the last layers are a conv and a neuron run fused on spikes, the
-    /// join happens as each output row is written and `output` gets the block's output,
+    /// join happens as each sample is written and `output` gets the block's output,
     /// Some(its sum); otherwise None and `output` holds the branch output, for the block to
     /// join. The same numbers either way.
     pub fn forward_joined(&mut self, input: &Tensor, output: &mut Tensor, training: bool, g: Connect, shortcut: &Tensor) -> Result<Option<f64>> {
