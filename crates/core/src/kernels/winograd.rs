@@ -320,7 +320,7 @@ unsafe fn input_transform(
     assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
     assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     let pos_stride = pos_stride(g.c_in, tiles_pad);
-    let paired = pairs_tile_rows(tile, plan);
+    let paired = pairs_tile_rows(plan);
     for ci in 0..g.c_in {
         let mut rr = r0;
         while rr < r1 {
@@ -333,14 +333,17 @@ unsafe fn input_transform(
             if paired {
                 // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
                 let next: [*const f32; 6] = if rr + 1 < r1 { std::array::from_fn(|i| patches.row(ci, rr + 1, i)) } else { rp };
-                tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride);
+                match tile {
+                    Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
+                    Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
+                }
                 rr += 2;
                 continue;
             }
             for tx in (0..tw).step_by(8) {
                 let ix = (tile.size() * tx) as i32 - 1;
                 match tile {
-                    Tile::F2 => tile8_f2(&patches, &rp, ix, vbase.add(tx), pos_stride),
+                    Tile::F2 => tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride),
                     Tile::F4 => tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride),
                 }
             }
@@ -349,26 +352,29 @@ unsafe fn input_transform(
     }
 }
 
-/// Whether the F(4x4) transforms run two tile rows per eight lanes: maps 13-16 wide have four
-/// tiles per row, which would fill half of the lanes.
-fn pairs_tile_rows(tile: Tile, plan: &Plan) -> bool {
-    tile == Tile::F4 && plan.tw == 4
+/// Whether the input transform runs two tile rows per eight lanes: rows of four tiles (maps
+/// 13-16 wide in F(4x4), 7-8 wide in F(2x2)) would fill half of the lanes. F(4x4)'s output
+/// transform pairs them as well.
+fn pairs_tile_rows(plan: &Plan) -> bool {
+    plan.tw == 4
 }
 
-/// F(2x2, 3x3) for 8 tiles whose patches start at column `ix` of rows `rp[..4]`,
+/// F(2x2, 3x3) for 8 tiles, the 4 of `first` (or all 8 when `second` continues its row 8
+/// columns on) whose patches start at column `ia` of rows `ra[..4]`, then those of `second`,
 /// `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, all in registers: the 4 input rows at
-/// columns `ix..` and `ix+2..` (two vectors each), `B^T` across the rows, even/odd split of the
-/// columns, `B` across the columns; position `p` goes to `dst + p * pos_stride`. (A version
+/// columns `ix..` and `ix+2..` (one vector of each half), `B^T` across the rows, even/odd split
+/// of the columns, `B` across the columns; position `p` goes to `dst + p * pos_stride`. (A version
 /// staging rows through memory stalled on store forwarding: unaligned re-reads of
 /// just-written vectors.)
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn tile8_f2(patches: &PatchRows, rp: &[*const f32; 6], ix: i32, dst: *mut f32, pos_stride: usize) {
+unsafe fn tile8_f2(patches: &PatchRows, first: (&[*const f32; 6], i32), second: (&[*const f32; 6], i32), dst: *mut f32, pos_stride: usize) {
     use std::arch::x86_64::*;
-    let load = |p: *const f32, off: i32| patches.load(p, ix + off);
+    let ((ra, ia), (rb, ib)) = (first, second);
     let mut d = [[_mm256_setzero_ps(); 4]; 4];
-    for (di, &p) in d.iter_mut().zip(&rp[..4]) {
-        *di = [load(p, 0), load(p, 8), load(p, 2), load(p, 10)];
+    for (i, di) in d.iter_mut().enumerate() {
+        let (pa, pb) = (ra[i], rb[i]);
+        *di = [patches.load(pa, ia), patches.load(pb, ib), patches.load(pa, ia + 2), patches.load(pb, ib + 2)];
     }
     for k in 0..4 {
         let mut c = [_mm256_setzero_ps(); 4];
@@ -388,20 +394,6 @@ unsafe fn tile8_f2(patches: &PatchRows, rp: &[*const f32; 6], ix: i32, dst: *mut
         _mm256_storeu_ps(dst.add(pos_stride), _mm256_add_ps(o0, e1));
         _mm256_storeu_ps(dst.add(2 * pos_stride), _mm256_sub_ps(e1, o0));
         _mm256_storeu_ps(dst.add(3 * pos_stride), _mm256_sub_ps(o0, o1));
-    }
-}
-
-/// `dst[2i] = even[i]`, `dst[2i + 1] = odd[i]`; lengths are whole vectors, `dst` twice as long.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn interleave_avx2(even: &[f32], odd: &[f32], dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    assert!(even.len() == odd.len() && even.len().is_multiple_of(8) && dst.len() >= 2 * even.len());
-    for i in (0..even.len()).step_by(8) {
-        // SAFETY: even/odd[i..i+8] and dst[2i..2i+16] are in bounds (asserted above).
-        let [lo, hi] = interleave(_mm256_loadu_ps(even.as_ptr().add(i)), _mm256_loadu_ps(odd.as_ptr().add(i)));
-        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i), lo);
-        _mm256_storeu_ps(dst.as_mut_ptr().add(2 * i + 8), hi);
     }
 }
 
@@ -507,12 +499,12 @@ unsafe fn register_tile(c_in: usize, u: *const f32, v: *const f32, stride: usize
     }
 }
 
-/// Tile columns per step of [`output_transform`] (its buffers live on the stack).
+/// Tile columns per step of [`output_transform`] (its row buffers live on the stack).
 const OUT_CHUNK: usize = 128;
 
 /// `Y = A^T M A + bias` per tile and output channel, `A^T = [[1,1,1,0],[0,1,-1,-1]]`, written
-/// to the 2x2 output pixels that lie inside the map: the four outputs of a tile row as four
-/// contiguous rows, then interleaved into the two output rows.
+/// to the 2x2 output pixels that lie inside the map: eight tiles at a time in registers, their
+/// two output rows interleaved into row buffers and copied into the map.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -526,12 +518,12 @@ unsafe fn output_transform(
     tiles_pad: usize,
     ys: &mut [f32],
 ) {
+    use std::arch::x86_64::*;
     let (h, w, tw) = (g.h, g.w, plan.tw);
     let pos_stride = pos_stride(g.c_out, tiles_pad);
-    let mut quad = [[0.0f32; OUT_CHUNK]; 4];
     let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
     for co in 0..g.c_out {
-        let bv = bias.map_or(0.0, |b| b[co]);
+        let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
         for rr in r0..r1 {
             let (b, ty) = (rr / plan.th, rr % plan.th);
             let t0 = (rr - r0) * tw + co * tiles_pad;
@@ -541,22 +533,19 @@ unsafe fn output_transform(
                 // Whole vectors: lanes past the tile row read the next row's or padding lanes
                 // of M, and their results are not copied out.
                 let nv = n.div_ceil(8) * 8;
-                let mm: [&[f32]; 16] = std::array::from_fn(|p| &m[p * pos_stride + t0 + tx0..][..nv]);
-                let [y00, y01, y10, y11] = &mut quad;
-                let (y00, y01, y10, y11) = (&mut y00[..nv], &mut y01[..nv], &mut y10[..nv], &mut y11[..nv]);
-                for tx in 0..nv {
-                    // Rows of A^T M, then A^T applied to each of the two rows.
-                    let s0 = |j: usize| mm[j][tx] + mm[4 + j][tx] + mm[8 + j][tx];
-                    let s1 = |j: usize| mm[4 + j][tx] - mm[8 + j][tx] - mm[12 + j][tx];
-                    let (a0, a1, a2, a3) = (s0(0), s0(1), s0(2), s0(3));
-                    let (b0, b1, b2, b3) = (s1(0), s1(1), s1(2), s1(3));
-                    y00[tx] = a0 + a1 + a2 + bv;
-                    y01[tx] = a1 - a2 - a3 + bv;
-                    y10[tx] = b0 + b1 + b2 + bv;
-                    y11[tx] = b1 - b2 - b3 + bv;
+                assert!(15 * pos_stride + t0 + tx0 + nv <= m.len());
+                let [o0, o1] = &mut out;
+                for tx in (0..nv).step_by(8) {
+                    // SAFETY: lanes t0 + tx0 + tx .. + 8 of the 16 positions lie inside m
+                    // (asserted above); the stores write 16 floats at 2 * tx < 2 * OUT_CHUNK.
+                    let [y00, y01, y10, y11] = at_f2(m.as_ptr().add(t0 + tx0 + tx), pos_stride, bv);
+                    let [lo, hi] = interleave(y00, y01);
+                    _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx), lo);
+                    _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx + 8), hi);
+                    let [lo, hi] = interleave(y10, y11);
+                    _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx), lo);
+                    _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx + 8), hi);
                 }
-                interleave_avx2(&quad[0][..nv], &quad[1][..nv], &mut out[0]);
-                interleave_avx2(&quad[2][..nv], &quad[3][..nv], &mut out[1]);
                 let x0 = 2 * tx0;
                 let nx = (w - x0).min(2 * n);
                 let plane = &mut ys[(b * g.c_out + co) * h * w..][..h * w];
@@ -572,6 +561,24 @@ unsafe fn output_transform(
             }
         }
     }
+}
+
+/// `A^T M A + bias` of F(2x2, 3x3) for the 8 tiles at `m` (position `p` at `m + p * pos_stride`):
+/// the tiles' outputs `[y00, y01, y10, y11]`, summed in the order of the scalar formula (rows of
+/// `A^T M`, then `A^T` across each row, then the bias).
+///
+/// # Safety
+/// AVX2 must be present and 8 floats readable at `m + p * pos_stride` for `p < 16`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at_f2(m: *const f32, pos_stride: usize, bias: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 4] {
+    use std::arch::x86_64::*;
+    let mm: [__m256; 16] = std::array::from_fn(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
+    let a: [__m256; 4] = std::array::from_fn(|j| _mm256_add_ps(_mm256_add_ps(mm[j], mm[4 + j]), mm[8 + j]));
+    let b: [__m256; 4] = std::array::from_fn(|j| _mm256_sub_ps(_mm256_sub_ps(mm[4 + j], mm[8 + j]), mm[12 + j]));
+    let even = |r: &[__m256; 4]| _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), bias);
+    let odd = |r: &[__m256; 4]| _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]), bias);
+    [even(&a), odd(&a), even(&b), odd(&b)]
 }
 
 /// Map side (height and width) from which [`winograd_forward`] runs F(4x4, 3x3) instead of
@@ -764,7 +771,7 @@ unsafe fn output_transform_f4(
     let pos_stride = pos_stride(g.c_out, tiles_pad);
     assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
     assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
-    let paired = pairs_tile_rows(Tile::F4, plan);
+    let paired = pairs_tile_rows(plan);
     for co in 0..g.c_out {
         let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
         let mut rr = r0;
@@ -1035,16 +1042,19 @@ mod tests {
 
     #[test]
     fn paired_tile_rows_match_reference() {
-        // Maps 13-16 wide and high run F(4x4) two tile rows per eight lanes; a band may hold an
-        // odd number of tile rows (its last row pairs with itself) and pairs may straddle two
-        // samples. Real-valued inputs and spike maps, with and without bias.
+        // Maps 13-16 wide and high run F(4x4), maps 7-8 wide F(2x2), two tile rows per eight
+        // lanes; a band may hold an odd number of tile rows (its last row pairs with itself) and
+        // pairs may straddle two samples. Real-valued inputs and spike maps, with and without bias.
         let mut rng = Rng::new(61);
-        for (c_in, c_out, h, w, batch) in [(32, 64, 14, 14, 5), (64, 32, 13, 16, 3), (17, 40, 15, 13, 7), (16, 32, 16, 16, 1)] {
+        let f4 = [(32, 64, 14, 14, 5), (64, 32, 13, 16, 3), (17, 40, 15, 13, 7), (16, 32, 16, 16, 1)];
+        let f2 = [(32, 32, 7, 7, 5), (24, 40, 8, 7, 3), (40, 16, 7, 8, 9), (32, 32, 5, 8, 2)];
+        for (c_in, c_out, h, w, batch) in f4.into_iter().chain(f2) {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
             if !applies(&g) {
                 return;
             }
-            assert!(f4_wins(&g) && pairs_tile_rows(Tile::F4, &Plan::new(&g, batch, Tile::F4)), "{g:?}");
+            let tile = if f4_wins(&g) { Tile::F4 } else { Tile::F2 };
+            assert!(pairs_tile_rows(&Plan::new(&g, batch, tile)), "{g:?}");
             for (k, density) in [None, Some(0.2)].into_iter().enumerate() {
                 let x = input(&mut rng, batch * g.in_size(), density, 1.0);
                 let wt = kaiming(&mut rng, &g);
