@@ -78,9 +78,13 @@ fn main() {
     }
     // `conv_crossover REPS w2`: the large maps of workload W2 (events 64x64, T*N = 64) only.
     // `conv_crossover REPS cli`: the trunk convs of the CLI's default network, near the crossover.
+    // `conv_crossover REPS w1`: the block convs of workload W1 (T*N = 128).
     let w2 = args.get(2).map(String::as_str) == Some("w2");
     let cli = args.get(2).map(String::as_str) == Some("cli");
-    let shapes: &[(&str, usize, usize, usize, usize)] = if w2 {
+    let w1 = args.get(2).map(String::as_str) == Some("w1");
+    let shapes: &[(&str, usize, usize, usize, usize)] = if w1 {
+        &[("[128,32,28,28] 32->32 (W1)", 128, 32, 32, 28), ("[128,64,14,14] 64->64 (W1)", 128, 64, 64, 14)]
+    } else if w2 {
         &[("[64,32,64,64] 32->32 (W2)", 64, 32, 32, 64), ("[64,32,32,32] 32->32 (W2)", 64, 32, 32, 32)]
     } else if cli {
         &[("[256,32,14,14] 32->32 (CLI)", 256, 32, 32, 14), ("[256,32,7,7] 32->32 (CLI)", 256, 32, 32, 7)]
@@ -105,8 +109,13 @@ fn main() {
         let dy: Vec<f32> = (0..batch * g.out_size()).map(|_| rng.normal()).collect();
         let (mut y, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
         let (mut dw, mut dw2) = (vec![0.0; w.len()], vec![0.0; w.len()]);
-        let densities: &[f32] =
-            if w2 || cli { &[0.05, 0.10, 0.15, 0.20, 0.25] } else { &[0.0, 0.01, 0.05, 0.10, 0.20, 0.35, 0.50, 1.0] };
+        // A third argument lists the densities instead: `conv_crossover 5 w2 0.01,0.03,0.05`.
+        let listed: Option<Vec<f32>> = args.get(3).map(|s| s.split(',').map(|d| d.parse().expect("densities: numbers like 0.05")).collect());
+        let densities: &[f32] = match &listed {
+            Some(d) => d,
+            None if w2 || cli || w1 => &[0.05, 0.10, 0.15, 0.20, 0.25],
+            None => &[0.0, 0.01, 0.05, 0.10, 0.20, 0.35, 0.50, 1.0],
+        };
         for &density in densities {
             let x: Vec<f32> =
                 (0..batch * g.in_size()).map(|_| (rng.uniform() < density) as u8 as f32).collect();
