@@ -9,8 +9,9 @@
 //!
 //! Per band of tiles: the input transform `V = B^T d B` (per tile and input channel), then for
 //! each of the 16 transform positions one GEMM `M[p] = U[p] V[p]` (`[C_out x C_in] x
-//! [C_in x tiles]`, `U = G g G^T` the transformed weights) on an AVX2/FMA register tile of
-//! 4 output channels x 16 tiles, then the output transform `Y = A^T M A`.
+//! [C_in x tiles]`, `U = G g G^T` the transformed weights) on register tiles of 8 output
+//! channels x 32 tiles in AVX-512 where the CPU has it, else of 4 x 16 in AVX2/FMA, then the
+//! output transform `Y = A^T M A`.
 //!
 //! F(4x4, 3x3) cuts the multiplications by 4x instead of 2.25x and moves fewer transformed
 //! values per output, but its transforms have coefficients up to 8 (1/24 in the weights') and
@@ -473,7 +474,9 @@ unsafe fn position_gemms<const WIDE: bool>(g: &ConvGeom, u: &[f32], v: &[f32], t
         // U's blocks b < blocks of c_in*MR floats, and write M rows b*MR+r < c_out at the
         // same lanes: all inside the slices (asserted above).
         for b in 0..blocks {
-            let halves = [(ub(b), mp(b), rows(b).min(HALF)), (ub(b).add(HALF), mp(b).add(HALF * tiles_pad), rows(b).saturating_sub(HALF))];
+            // A block cut short by c_out may have no second half: its M pointer may then lie
+            // past the slice, so it is formed with wrapping_add and never written through.
+            let halves = [(ub(b), mp(b), rows(b).min(HALF)), (ub(b).add(HALF), mp(b).wrapping_add(HALF * tiles_pad), rows(b).saturating_sub(HALF))];
             for t0 in (0..wide).step_by(NV_512) {
                 register_tile_avx512(c_in, ub(b), vp.add(t0), tiles_pad, mp(b).add(t0), rows(b));
             }
@@ -483,7 +486,7 @@ unsafe fn position_gemms<const WIDE: bool>(g: &ConvGeom, u: &[f32], v: &[f32], t
                 }
             }
             if lanes > sixteens {
-                register_tile_narrow(c_in, [halves[0].0, halves[1].0], vp.add(sixteens), tiles_pad, [halves[0].1.add(sixteens), halves[1].1.add(sixteens)], [halves[0].2, halves[1].2]);
+                register_tile_narrow(c_in, [halves[0].0, halves[1].0], vp.add(sixteens), tiles_pad, [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)], [halves[0].2, halves[1].2]);
             }
         }
     }
