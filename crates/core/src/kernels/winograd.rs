@@ -120,7 +120,7 @@ fn gemm_avx512() -> bool {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx512f")
+        super::simd::simd() == super::simd::Simd::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
