@@ -11,7 +11,9 @@
 //! each of the 16 transform positions one GEMM `M[p] = U[p] V[p]` (`[C_out x C_in] x
 //! [C_in x tiles]`, `U = G g G^T` the transformed weights) on register tiles of 8 output
 //! channels x 32 tiles in AVX-512 where the CPU has it, else of 4 x 16 in AVX2/FMA, then the
-//! output transform `Y = A^T M A`.
+//! output transform `Y = A^T M A`. On maps four tiles wide (13-15 for F(4x4), 7-8 for F(2x2))
+//! the AVX-512 path runs both transforms in 16 lanes, four tile rows per vector
+//! ([`sixteen_lanes`]).
 //!
 //! F(4x4, 3x3) cuts the multiplications by 4x instead of 2.25x and moves fewer transformed
 //! values per output, but its transforms have coefficients up to 8 (1/24 in the weights') and
@@ -28,6 +30,8 @@ use super::scratch::Scratch;
 use super::simd::{copy_lanes, deinterleave, interleave, store_lanes};
 use rayon::prelude::*;
 
+mod sixteen_lanes;
+
 /// Output channels per block of the transformed weights: one AVX-512 register tile, or two
 /// AVX2 ones of [`HALF`] rows.
 const MR: usize = 8;
@@ -37,6 +41,76 @@ const HALF: usize = 4;
 const NV: usize = 16;
 /// Tiles per AVX-512 register tile: two 16-lane vectors.
 const NV_512: usize = 32;
+/// The lane-wise arithmetic of the transforms, in 8 lanes (AVX2) and 16 (AVX-512): one
+/// formula for both widths, so both run the same operations and give the same bits.
+#[cfg(target_arch = "x86_64")]
+trait Lanes: Copy {
+    unsafe fn splat(v: f32) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
+    unsafe fn sub(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+    /// `self * b + c`, rounded once.
+    unsafe fn fmadd(self, b: Self, c: Self) -> Self;
+    /// `c - self * b`, rounded once.
+    unsafe fn fnmadd(self, b: Self, c: Self) -> Self;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m256 {
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        std::arch::x86_64::_mm256_set1_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        std::arch::x86_64::_mm256_add_ps(self, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        std::arch::x86_64::_mm256_sub_ps(self, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        std::arch::x86_64::_mm256_mul_ps(self, b)
+    }
+    #[inline(always)]
+    unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+        std::arch::x86_64::_mm256_fmadd_ps(self, b, c)
+    }
+    #[inline(always)]
+    unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
+        std::arch::x86_64::_mm256_fnmadd_ps(self, b, c)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m512 {
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        std::arch::x86_64::_mm512_set1_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        std::arch::x86_64::_mm512_add_ps(self, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        std::arch::x86_64::_mm512_sub_ps(self, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        std::arch::x86_64::_mm512_mul_ps(self, b)
+    }
+    #[inline(always)]
+    unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+        std::arch::x86_64::_mm512_fmadd_ps(self, b, c)
+    }
+    #[inline(always)]
+    unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
+        std::arch::x86_64::_mm512_fnmadd_ps(self, b, c)
+    }
+}
+
 /// Target size in floats of one transform position's input block `V[p]` (`C_in x tiles`), so
 /// that it stays in L1 while every output-channel block of that position's GEMM reads it, and
 /// the band's 16 positions of `V` and `M` stay in L2.
@@ -223,7 +297,8 @@ unsafe fn chunk_avx2(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], u: &[f32
     chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows)
 }
 
-/// [`chunk`] with AVX-512 register tiles (the transforms stay in 8 lanes).
+/// [`chunk`] with AVX-512 register tiles, and the transforms in 16 lanes on maps four tiles
+/// wide ([`sixteen_lanes`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -250,13 +325,20 @@ unsafe fn chunk<const WIDE: bool>(
 ) {
     let samples = xs.len() / g.in_size();
     let total_rows = samples * plan.th;
+    // The transforms in 16 lanes where they apply (AVX-512 only, as the register tiles).
+    let sixteen = WIDE && sixteen_lanes::applies(g, plan);
     let mut r0 = 0;
     while r0 < total_rows {
         let r1 = (r0 + plan.rows_per_band).min(total_rows);
         let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
-        input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+        if sixteen {
+            sixteen_lanes::input(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+        } else {
+            input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+        }
         position_gemms::<WIDE>(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
         match tile {
+            _ if sixteen => sixteen_lanes::output(tile, g, plan, m, bias, r0, r1, tiles_pad, ys),
             Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
             Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
         }
@@ -318,8 +400,13 @@ impl<'a> PatchRows<'a> {
     /// Input row `i` of the patch of the chunk's tile row `rr` in channel `ci`.
     #[inline(always)]
     fn row(&self, ci: usize, rr: usize, i: usize) -> *const f32 {
-        let (g, plan) = (self.g, self.plan);
-        let (b, ty) = (rr / plan.th, rr % plan.th);
+        self.row_of(ci, rr / self.plan.th, rr % self.plan.th, i)
+    }
+
+    /// Input row `i` of the patch of tile row `ty` of sample `b` (of the chunk) in channel `ci`.
+    #[inline(always)]
+    fn row_of(&self, ci: usize, b: usize, ty: usize, i: usize) -> *const f32 {
+        let g = self.g;
         let iy = (self.tile * ty + i) as isize - 1;
         if iy < 0 || iy >= g.h as isize {
             self.zero.as_ptr()
@@ -428,24 +515,33 @@ unsafe fn tile8_f2(patches: &PatchRows, first: (&[*const f32; 6], i32), second: 
         *di = [patches.load(pa, ia), patches.load(pb, ib), patches.load(pa, ia + 2), patches.load(pb, ib + 2)];
     }
     for k in 0..4 {
-        let mut c = [_mm256_setzero_ps(); 4];
-        for (n, cn) in c.iter_mut().enumerate() {
-            let (a0, a1, a2, a3) = (d[0][n], d[1][n], d[2][n], d[3][n]);
-            *cn = match k {
-                0 => _mm256_sub_ps(a0, a2),
-                1 => _mm256_add_ps(a1, a2),
-                2 => _mm256_sub_ps(a2, a1),
-                _ => _mm256_sub_ps(a1, a3),
-            };
-        }
+        let c: [__m256; 4] = std::array::from_fn(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
         let (e0, o0) = deinterleave(c[0], c[1]);
         let (e1, o1) = deinterleave(c[2], c[3]);
         let dst = dst.add(4 * k * pos_stride);
-        _mm256_storeu_ps(dst, _mm256_sub_ps(e0, e1));
-        _mm256_storeu_ps(dst.add(pos_stride), _mm256_add_ps(o0, e1));
-        _mm256_storeu_ps(dst.add(2 * pos_stride), _mm256_sub_ps(e1, o0));
-        _mm256_storeu_ps(dst.add(3 * pos_stride), _mm256_sub_ps(o0, o1));
+        for (j, val) in bt4([e0, o0, e1, o1]).iter().enumerate() {
+            _mm256_storeu_ps(dst.add(j * pos_stride), *val);
+        }
     }
+}
+
+/// Row `k` of `B^T d` for one 4-vector `d` of F(2x2, 3x3), lane-wise.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
+    match k {
+        0 => d[0].sub(d[2]),
+        1 => d[1].add(d[2]),
+        2 => d[2].sub(d[1]),
+        _ => d[1].sub(d[3]),
+    }
+}
+
+/// `B^T d` for one 4-vector `d` of F(2x2, 3x3), lane-wise (the same operations as [`bt4_row`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
+    std::array::from_fn(|k| bt4_row(k, d))
 }
 
 /// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x
@@ -661,10 +757,17 @@ unsafe fn output_transform(
 unsafe fn at_f2(m: *const f32, pos_stride: usize, bias: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 4] {
     use std::arch::x86_64::*;
     let mm: [__m256; 16] = std::array::from_fn(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
-    let a: [__m256; 4] = std::array::from_fn(|j| _mm256_add_ps(_mm256_add_ps(mm[j], mm[4 + j]), mm[8 + j]));
-    let b: [__m256; 4] = std::array::from_fn(|j| _mm256_sub_ps(_mm256_sub_ps(mm[4 + j], mm[8 + j]), mm[12 + j]));
-    let even = |r: &[__m256; 4]| _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), bias);
-    let odd = |r: &[__m256; 4]| _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]), bias);
+    at_f2_lanes(mm, bias)
+}
+
+/// The arithmetic of [`at_f2`] on the 16 positions' vectors, in any width.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
+    let a: [V; 4] = std::array::from_fn(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
+    let b: [V; 4] = std::array::from_fn(|j| mm[4 + j].sub(mm[8 + j]).sub(mm[12 + j]));
+    let even = |r: &[V; 4]| r[0].add(r[1]).add(r[2]).add(bias);
+    let odd = |r: &[V; 4]| r[1].sub(r[2]).sub(r[3]).add(bias);
     [even(&a), odd(&a), even(&b), odd(&b)]
 }
 
@@ -729,20 +832,19 @@ fn transform_weights_f4(g: &ConvGeom, weight: &[f32]) -> Scratch {
 /// [0,4,-4,-1,1,0],[0,-2,-1,2,1,0],[0,2,-1,-2,1,0],[0,4,0,-5,0,1]]`, lane-wise.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn bt6(d: [std::arch::x86_64::__m256; 6]) -> [std::arch::x86_64::__m256; 6] {
-    use std::arch::x86_64::*;
-    let (four, five, two) = (_mm256_set1_ps(4.0), _mm256_set1_ps(5.0), _mm256_set1_ps(2.0));
-    let t0 = _mm256_fnmadd_ps(four, d[2], d[4]); // d4 - 4 d2
-    let t1 = _mm256_fnmadd_ps(four, d[1], d[3]); // d3 - 4 d1
-    let t2 = _mm256_sub_ps(d[4], d[2]); // d4 - d2
-    let t3 = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1])); // 2 (d3 - d1)
+unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
+    let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
+    let t0 = four.fnmadd(d[2], d[4]); // d4 - 4 d2
+    let t1 = four.fnmadd(d[1], d[3]); // d3 - 4 d1
+    let t2 = d[4].sub(d[2]); // d4 - d2
+    let t3 = two.mul(d[3].sub(d[1])); // 2 (d3 - d1)
     [
-        _mm256_fnmadd_ps(five, d[2], _mm256_fmadd_ps(four, d[0], d[4])),
-        _mm256_add_ps(t0, t1),
-        _mm256_sub_ps(t0, t1),
-        _mm256_add_ps(t2, t3),
-        _mm256_sub_ps(t2, t3),
-        _mm256_fnmadd_ps(five, d[3], _mm256_fmadd_ps(four, d[1], d[5])),
+        five.fnmadd(d[2], four.fmadd(d[0], d[4])),
+        t0.add(t1),
+        t0.sub(t1),
+        t2.add(t3),
+        t2.sub(t3),
+        five.fnmadd(d[3], four.fmadd(d[1], d[5])),
     ]
 }
 
@@ -750,16 +852,10 @@ unsafe fn bt6(d: [std::arch::x86_64::__m256; 6]) -> [std::arch::x86_64::__m256; 
 /// [0,1,1,4,4,0],[0,1,-1,8,-8,1]]`, lane-wise.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn at6(m: [std::arch::x86_64::__m256; 6]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let (a, b) = (_mm256_add_ps(m[1], m[2]), _mm256_sub_ps(m[1], m[2]));
-    let (c, d) = (_mm256_add_ps(m[3], m[4]), _mm256_sub_ps(m[3], m[4]));
-    [
-        _mm256_add_ps(_mm256_add_ps(m[0], a), c),
-        _mm256_fmadd_ps(_mm256_set1_ps(2.0), d, b),
-        _mm256_fmadd_ps(_mm256_set1_ps(4.0), c, a),
-        _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0), d, b), m[5]),
-    ]
+unsafe fn at6<V: Lanes>(m: [V; 6]) -> [V; 4] {
+    let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));
+    let (c, d) = (m[3].add(m[4]), m[3].sub(m[4]));
+    [m[0].add(a).add(c), V::splat(2.0).fmadd(d, b), V::splat(4.0).fmadd(c, a), V::splat(8.0).fmadd(d, b).add(m[5])]
 }
 
 /// 4x4 transpose inside each 128-bit half of four vectors (its own inverse).
@@ -1204,14 +1300,31 @@ mod tests {
     }
 
     #[test]
-    fn avx512_and_avx2_register_tiles_give_the_same_bits() {
-        // Every lane remainder past the 32-tile steps (8, 16, 24), channel blocks cut short
-        // (c_out 36, 44: a half block; 17: one row), F(2x2) and F(4x4), with bias.
+    fn avx512_and_avx2_paths_give_the_same_bits() {
+        // Register tiles: every lane remainder past the 32-tile steps (8, 16, 24), channel
+        // blocks cut short (c_out 36, 44: a half block; 17: one row), F(2x2) and F(4x4), with
+        // bias. Transforms in 16 lanes (maps four tiles wide): F(4x4) on 13-15 wide maps (16
+        // keeps 8 lanes), F(2x2) on 7-8 wide ones, with groups of four tile rows that span
+        // samples (5 and 11 rows high) or end early (a band's last tile rows).
         if !gemm_avx512() || !applies(&ConvGeom::new(16, 16, 8, 8, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap()) {
             return;
         }
         let mut rng = Rng::new(67);
-        let shapes = [(32, 32, 28, 28, 3), (64, 64, 14, 14, 5), (32, 32, 7, 7, 5), (20, 36, 9, 11, 3), (16, 44, 13, 16, 2), (48, 17, 10, 10, 4), (32, 32, 3, 3, 1)];
+        let shapes = [
+            (32, 32, 28, 28, 3),
+            (64, 64, 14, 14, 5),
+            (32, 32, 7, 7, 5),
+            (20, 36, 9, 11, 3),
+            (16, 44, 13, 16, 2),
+            (48, 17, 10, 10, 4),
+            (32, 32, 3, 3, 1),
+            (32, 32, 13, 13, 3),
+            (24, 40, 15, 15, 2),
+            (32, 32, 8, 8, 3),
+            (20, 32, 5, 7, 7),
+            (32, 16, 11, 8, 3),
+            (36, 20, 14, 14, 1),
+        ];
         for (c_in, c_out, h, w, batch) in shapes {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
             let x = input(&mut rng, batch * g.in_size(), None, 1.0);
