@@ -43,8 +43,13 @@ pub fn l2_norm(x: &[f32]) -> f64 {
     sum_map(x, |v| v as f64 * v as f64).sqrt()
 }
 
-/// `sum(x^2)` of one piece in `LANES` f64 lanes, for passes that take a norm on the way.
-pub fn sum_of_squares_serial(x: &[f32]) -> f64 {
+// `sum(x^2)` of one piece in `LANES` f64 lanes, for passes that take a norm on the way. Called
+// from rayon's closures (compiled for SSE2), so multiversioned: the lanes are the same, and so
+// are the sums, in any instruction set.
+super::simd::multiversion!(pub fn sum_of_squares_serial(x: &[f32]) -> f64 => sum_of_squares_body);
+
+#[inline(always)]
+fn sum_of_squares_body(x: &[f32]) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let rows = x.chunks_exact(LANES);
     let tail = rows.remainder();

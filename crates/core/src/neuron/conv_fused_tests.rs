@@ -54,7 +54,7 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
             let connect = [Connect::Or, Connect::And, Connect::Iand, Connect::Xor, Connect::Add][k % 5];
             let shortcut: Vec<f32> = (0..want.len()).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
             let mut block_out = vec![0.0; want.len()];
-            let want_sum = connect_forward(connect, &want, &shortcut, &mut block_out);
+            let want_sum = connect_forward(connect, &want, &shortcut, &mut block_out, None);
             let mut got = vec![f32::NAN; pre.len()];
             let budget = EventBudget::new(x.len(), 1.0);
             let (count, joined) =

@@ -2,6 +2,8 @@
 //! shortcut `O` (SEW and dual-stream blocks), with their partial derivatives.
 use rayon::prelude::*;
 
+use crate::kernels::elementwise::sum_of_squares_serial;
+use crate::kernels::simd::multiversion;
 use crate::spec::Connect;
 
 const CHUNK: usize = 1 << 14;
@@ -67,33 +69,69 @@ macro_rules! for_each_connect {
 }
 
 /// Writes `out = g(s, o)` and returns the sum of `out`, taken in the same pass so that the
-/// block's output rate needs no second read of the tensor. The per-chunk partial sums are
-/// added in chunk order: the same numbers whatever the thread count.
-pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32]) -> f64 {
+/// block's output rate needs no second read of the tensor. With `accumulate = (A, A')`, a
+/// dual-stream block's accumulation stream `A' = A + S` is written in the same pass too (S
+/// read once). The per-chunk partial sums are added in chunk order: the same numbers
+/// whatever the thread count.
+pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumulate: Option<(&[f32], &mut [f32])>) -> f64 {
     assert!(s.len() == out.len() && o.len() == out.len());
-    let partial: Vec<f64> = for_each_connect!(g, G => out
-        .par_chunks_mut(CHUNK)
-        .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK)))
-        .map(|(out, (s, o))| {
-            // Eight running sums so the adds vectorise instead of forming one dependency
-            // chain; exact for spike counts (integers far below 2^24).
-            let mut lanes = [0.0f32; 8];
-            let mut rows = out.chunks_exact_mut(8).zip(s.chunks_exact(8).zip(o.chunks_exact(8)));
-            for (y, (a, b)) in &mut rows {
-                for l in 0..8 {
-                    y[l] = G.apply(a[l], b[l]);
-                    lanes[l] += y[l];
+    let partial: Vec<f64> = match accumulate {
+        None => out.par_chunks_mut(CHUNK).zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK))).map(|(out, (s, o))| forward_piece(g, s, o, out, None)).collect(),
+        Some((a, a_out)) => {
+            assert!(a.len() == out.len() && a_out.len() == out.len());
+            out.par_chunks_mut(CHUNK)
+                .zip(a_out.par_chunks_mut(CHUNK))
+                .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK).zip(a.par_chunks(CHUNK))))
+                .map(|((out, a_out), (s, (o, a)))| forward_piece(g, s, o, out, Some((a, a_out))))
+                .collect()
+        }
+    };
+    partial.iter().sum()
+}
+
+// The per-chunk bodies run inside rayon's closures, which are compiled for the baseline
+// (SSE2): each is multiversioned so that its loops get AVX2 or AVX-512.
+multiversion!(fn forward_piece(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumulate: Option<(&[f32], &mut [f32])>) -> f64 => forward_piece_body);
+
+#[inline(always)]
+fn forward_piece_body(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumulate: Option<(&[f32], &mut [f32])>) -> f64 {
+    for_each_connect!(g, G => {
+        // Eight running sums so the adds vectorise instead of forming one dependency chain;
+        // exact for spike counts (integers far below 2^24).
+        let mut lanes = [0.0f32; 8];
+        let whole = out.len() - out.len() % 8;
+        match accumulate {
+            None => {
+                for (y, (a, b)) in out.chunks_exact_mut(8).zip(s.chunks_exact(8).zip(o.chunks_exact(8))) {
+                    for l in 0..8 {
+                        y[l] = G.apply(a[l], b[l]);
+                        lanes[l] += y[l];
+                    }
                 }
             }
-            let tail = out.len() - out.len() % 8;
-            for (l, (y, (&a, &b))) in out[tail..].iter_mut().zip(s[tail..].iter().zip(&o[tail..])).enumerate() {
-                *y = G.apply(a, b);
-                lanes[l] += *y;
+            Some((acc, acc_out)) => {
+                for ((y, z), (a, (b, c))) in out
+                    .chunks_exact_mut(8)
+                    .zip(acc_out.chunks_exact_mut(8))
+                    .zip(s.chunks_exact(8).zip(o.chunks_exact(8).zip(acc.chunks_exact(8))))
+                {
+                    for l in 0..8 {
+                        y[l] = G.apply(a[l], b[l]);
+                        lanes[l] += y[l];
+                        z[l] = c[l] + a[l];
+                    }
+                }
+                for i in whole..out.len() {
+                    acc_out[i] = acc[i] + s[i];
+                }
             }
-            lanes.iter().map(|&v| v as f64).sum::<f64>()
-        })
-        .collect());
-    partial.iter().sum()
+        }
+        for (l, i) in (whole..out.len()).enumerate() {
+            out[i] = G.apply(s[i], o[i]);
+            lanes[l] += out[i];
+        }
+        lanes.iter().map(|&v| v as f64).sum::<f64>()
+    })
 }
 
 /// `s_out = g(s_out, o)` in place, serially (a sample the inference's fused conv and neuron
@@ -119,36 +157,78 @@ pub(crate) fn connect_in_place(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 
     })
 }
 
-/// The gradient of S alone (the first half of [`connect_backward`]). Returns the sum of
-/// squares of `grad`, taken chunk by chunk while it is in cache (a dual-stream trunk reports
-/// its norm), the partial sums added in chunk order: the same on any thread count.
-pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32]) -> f64 {
+/// The gradient of S alone (the first half of [`connect_backward`]): `grad_s = grad * dg/dS`,
+/// plus `also` where given (a dual-stream block's `dL/dA'`: `A' = A + S`, so `dA'/dS = 1`), in
+/// one pass. Returns the sums of squares of `grad` and of `also` (0 without), taken chunk by
+/// chunk while they are in cache (a dual-stream trunk reports their norms), the partial sums
+/// added in chunk order: the same on any thread count.
+pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, grad_s: &mut [f32]) -> (f64, f64) {
     assert!(s.len() == grad_s.len() && o.len() == grad_s.len() && grad.len() == grad_s.len());
-    let partial: Vec<f64> = for_each_connect!(g, G => grad_s
+    assert!(also.is_none_or(|a| a.len() == grad_s.len()));
+    let partial: Vec<(f64, f64)> = grad_s
         .par_chunks_mut(CHUNK)
         .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK))))
-        .map(|(gs, (s, (o, grad)))| {
-            for (d, ((&a, &b), &e)) in gs.iter_mut().zip(s.iter().zip(o).zip(grad)) {
+        .enumerate()
+        .map(|(c, (gs, (s, (o, grad))))| {
+            let also = also.map(|a| &a[c * CHUNK..][..gs.len()]);
+            backward_s_piece(g, s, o, grad, also, gs)
+        })
+        .collect();
+    partial.iter().fold((0.0, 0.0), |(x, y), &(a, b)| (x + a, y + b))
+}
+
+multiversion!(fn backward_s_piece(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, grad_s: &mut [f32]) -> (f64, f64) => backward_s_piece_body);
+
+#[inline(always)]
+fn backward_s_piece_body(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, grad_s: &mut [f32]) -> (f64, f64) {
+    for_each_connect!(g, G => match also {
+        None => {
+            for (d, ((&a, &b), &e)) in grad_s.iter_mut().zip(s.iter().zip(o).zip(grad)) {
                 *d = e * G.partials(a, b).0;
             }
-            crate::kernels::elementwise::sum_of_squares_serial(grad)
-        })
-        .collect());
-    partial.iter().sum()
+        }
+        Some(also) => {
+            for (d, ((&a, &b), (&e, &f))) in grad_s.iter_mut().zip(s.iter().zip(o).zip(grad.iter().zip(also))) {
+                *d = e * G.partials(a, b).0 + f;
+            }
+        }
+    });
+    let also_sq = also.map_or(0.0, sum_of_squares_serial);
+    (sum_of_squares_serial(grad), also_sq)
 }
 
 /// ADDS the gradient of O into `acc` (the second half of [`connect_backward`], for an identity
-/// shortcut whose gradient joins the branch's input gradient: no buffer of its own).
-pub fn connect_backward_add_o(g: Connect, s: &[f32], o: &[f32], grad: &[f32], acc: &mut [f32]) {
+/// shortcut whose gradient joins the branch's input gradient: no buffer of its own), and
+/// `also` after it where given (a dual-stream block whose two streams start from one input:
+/// the accumulation stream's gradient joins there too).
+pub fn connect_backward_add_o(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, acc: &mut [f32]) {
     assert!(s.len() == acc.len() && o.len() == acc.len() && grad.len() == acc.len());
-    for_each_connect!(g, G => acc
-        .par_chunks_mut(CHUNK)
+    assert!(also.is_none_or(|a| a.len() == acc.len()));
+    acc.par_chunks_mut(CHUNK)
         .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK))))
-        .for_each(|(acc, (s, (o, grad)))| {
+        .enumerate()
+        .for_each(|(c, (acc, (s, (o, grad))))| {
+            let also = also.map(|a| &a[c * CHUNK..][..acc.len()]);
+            add_o_piece(g, s, o, grad, also, acc)
+        })
+}
+
+multiversion!(fn add_o_piece(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, acc: &mut [f32]) => add_o_piece_body);
+
+#[inline(always)]
+fn add_o_piece_body(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, acc: &mut [f32]) {
+    for_each_connect!(g, G => match also {
+        None => {
             for (d, ((&a, &b), &e)) in acc.iter_mut().zip(s.iter().zip(o).zip(grad)) {
                 *d += e * G.partials(a, b).1;
             }
-        }))
+        }
+        Some(also) => {
+            for (d, ((&a, &b), (&e, &f))) in acc.iter_mut().zip(s.iter().zip(o).zip(grad.iter().zip(also))) {
+                *d = *d + e * G.partials(a, b).1 + f;
+            }
+        }
+    })
 }
 
 /// Splits `grad` into the gradients of S and O.
@@ -208,12 +288,18 @@ mod tests {
         let n = 3 * CHUNK + 1234;
         let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5 == 0) as u8 as f32).collect();
         let o: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 3 == 0) as u8 as f32).collect();
+        let a: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
         for g in [Connect::Add, Connect::And, Connect::Iand, Connect::Or, Connect::Xor] {
             let mut out = vec![f32::NAN; n];
-            let sum = connect_forward(g, &s, &o, &mut out);
+            let sum = connect_forward(g, &s, &o, &mut out, None);
             let want: f64 = (0..n).map(|i| g.apply(s[i], o[i]) as f64).sum();
             assert_eq!(sum, want, "{g:?}");
             assert!(out.iter().zip(s.iter().zip(&o)).all(|(&y, (&a, &b))| y == g.apply(a, b)));
+            // With the accumulation stream: the same join and sum, and A' = A + S.
+            let (mut joined, mut a_out) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            assert_eq!(connect_forward(g, &s, &o, &mut joined, Some((&a, &mut a_out))), want, "{g:?} accumulating");
+            assert_eq!(joined, out, "{g:?} accumulating");
+            assert!((0..n).all(|i| a_out[i] == a[i] + s[i]), "{g:?} A'");
         }
     }
 
@@ -223,21 +309,31 @@ mod tests {
         let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5 == 0) as u8 as f32).collect();
         let o: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 3 == 0) as u8 as f32).collect();
         let grad: Vec<f32> = (0..n).map(|i| ((i % 101) as f32 - 50.0) * 0.01).collect();
+        let also: Vec<f32> = (0..n).map(|i| ((i % 37) as f32 - 18.0) * 0.003).collect();
+        let squares_of = |x: &[f32]| -> f64 { x.iter().map(|&v| v as f64 * v as f64).sum() };
+        let (want, want_also) = (squares_of(&grad), squares_of(&also));
         for g in [Connect::Add, Connect::And, Connect::Iand, Connect::Or, Connect::Xor] {
             let (mut gs, mut go) = (vec![f32::NAN; n], vec![f32::NAN; n]);
             connect_backward(g, &s, &o, &grad, &mut gs, &mut go);
             let mut gs_alone = vec![f32::NAN; n];
-            let squares = connect_backward_s(g, &s, &o, &grad, &mut gs_alone);
-            let want: f64 = grad.iter().map(|&v| v as f64 * v as f64).sum();
-            assert!((squares - want).abs() <= 1e-12 * want, "{g:?} sum of squares {squares} vs {want}");
-            let mut acc: Vec<f32> = (0..n).map(|i| i as f32 * 1e-3).collect();
-            connect_backward_add_o(g, &s, &o, &grad, &mut acc);
+            let (squares, none) = connect_backward_s(g, &s, &o, &grad, None, &mut gs_alone);
+            assert!((squares - want).abs() <= 1e-12 * want && none == 0.0, "{g:?} sum of squares {squares} vs {want}");
+            let mut gs_also = vec![f32::NAN; n];
+            let (squares, squares_also) = connect_backward_s(g, &s, &o, &grad, Some(&also), &mut gs_also);
+            assert!((squares - want).abs() <= 1e-12 * want, "{g:?} sum of squares with also {squares} vs {want}");
+            assert!((squares_also - want_also).abs() <= 1e-12 * want_also, "{g:?} also's squares {squares_also} vs {want_also}");
+            let start: Vec<f32> = (0..n).map(|i| i as f32 * 1e-3).collect();
+            let (mut acc, mut acc_also) = (start.clone(), start.clone());
+            connect_backward_add_o(g, &s, &o, &grad, None, &mut acc);
+            connect_backward_add_o(g, &s, &o, &grad, Some(&also), &mut acc_also);
             for i in 0..n {
                 let (ps, po) = g.partials(s[i], o[i]);
                 assert_eq!(gs[i], grad[i] * ps, "{g:?} dS at {i}");
                 assert_eq!(gs_alone[i], gs[i], "{g:?} dS alone at {i}");
+                assert_eq!(gs_also[i], gs[i] + also[i], "{g:?} dS + also at {i}");
                 assert_eq!(go[i], grad[i] * po, "{g:?} dO at {i}");
-                assert_eq!(acc[i], i as f32 * 1e-3 + grad[i] * po, "{g:?} added dO at {i}");
+                assert_eq!(acc[i], start[i] + grad[i] * po, "{g:?} added dO at {i}");
+                assert_eq!(acc_also[i], acc[i] + also[i], "{g:?} added dO and also at {i}");
             }
         }
     }

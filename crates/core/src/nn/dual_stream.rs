@@ -273,6 +273,7 @@ impl Layer for DualStream {
         self.grad_norms.resize(self.stages.len(), (0.0, 0.0));
         let mut a_from_even = true;
         let mut a0_in_scratch = false;
+        let mut a0_merged = false;
         for i in (0..self.stages.len()).rev() {
             let from_even = (last - i) % 2 == 0;
             let (go_from, go_to) = if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
@@ -283,7 +284,9 @@ impl Layer for DualStream {
             let ga_to: &mut Tensor = if i == 0 { &mut self.grad_scratch } else { ga_to };
             let (wrote_a, o_sq, a_sq) = match &mut self.stages[i] {
                 Stage::Block(b) => {
-                    let done = b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)))?;
+                    // Stage 0's two streams both start from the input.
+                    let done = b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)), i == 0)?;
+                    a0_merged = done.merged_grad_a;
                     (done.wrote_grad_a, done.grad_o_out_sq, done.grad_a_out_sq)
                 }
                 Stage::Pool { spike, acc } => {
@@ -303,7 +306,7 @@ impl Layer for DualStream {
                 a_from_even = !a_from_even;
             }
         }
-        if aap {
+        if aap && !a0_merged {
             let grad_a0 = if a0_in_scratch {
                 &self.grad_scratch
             } else if a_from_even {

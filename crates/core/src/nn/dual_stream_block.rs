@@ -26,6 +26,8 @@ pub struct BlockBackward {
     /// Whether it wrote `dL/dA`: without a projection `A' = A + S`, so `dL/dA` is `dL/dA'`
     /// itself, and the trunk reads that instead of a copy.
     pub wrote_grad_a: bool,
+    /// Whether it added `dL/dA` into `grad_o` (a shared input, see [`DualStreamBlock::backward`]).
+    pub merged_grad_a: bool,
     /// `sum((dL/dO')^2)` and `sum((dL/dA')^2)` where its passes took them on the way (for the
     /// trunk's gradient norms).
     pub grad_o_out_sq: Option<f64>,
@@ -158,42 +160,53 @@ impl DualStreamBlock {
                 sc.shape(),
             ));
         }
+        // A' = P(A) + S, in the join's pass where that is a spike join.
+        let accumulate = match a {
+            Some((a, a_out)) => {
+                let base = match &mut self.projection {
+                    Some(p) => {
+                        p.forward(a, &mut self.projected, training)?;
+                        &self.projected
+                    }
+                    None => a,
+                };
+                if base.shape() != self.spikes.shape() {
+                    return Err(Error::shape(
+                        format!("{} (accumulation stream)", self.name),
+                        format!("the branch output shape {:?}", self.spikes.shape()),
+                        base.shape(),
+                    ));
+                }
+                a_out.resize_for_overwrite(base.shape());
+                Some((base, a_out))
+            }
+            None => None,
+        };
         let out_sum = match &mut self.join {
             Join::Spike(g) => {
                 o_out.resize_for_overwrite(sc.shape());
-                Some(connect_forward(*g, self.spikes.data(), sc.data(), o_out.data_mut()))
+                let accumulate = accumulate.map(|(base, a_out)| (base.data(), a_out.data_mut()));
+                Some(connect_forward(*g, self.spikes.data(), sc.data(), o_out.data_mut(), accumulate))
             }
             Join::SpikingResnet(neuron) => {
                 self.charge.resize_for_overwrite(sc.shape());
                 elementwise::add(self.spikes.data(), sc.data(), self.charge.data_mut());
                 neuron.forward(&self.charge, o_out, training)?;
+                if let Some((base, a_out)) = accumulate {
+                    elementwise::add(base.data(), self.spikes.data(), a_out.data_mut());
+                }
                 None
             }
         };
-        if let Some((a, a_out)) = a {
-            let base = match &mut self.projection {
-                Some(p) => {
-                    p.forward(a, &mut self.projected, training)?;
-                    &self.projected
-                }
-                None => a,
-            };
-            if base.shape() != self.spikes.shape() {
-                return Err(Error::shape(
-                    format!("{} (accumulation stream)", self.name),
-                    format!("the branch output shape {:?}", self.spikes.shape()),
-                    base.shape(),
-                ));
-            }
-            a_out.resize_for_overwrite(base.shape());
-            elementwise::add(base.data(), self.spikes.data(), a_out.data_mut());
-        }
         Ok(out_sum)
     }
 
     /// BPTT after a training forward. `a = Some((A, dL/dA', dL/dA))` when the forward ran the
     /// accumulation pathway. Overwrites `grad_o`, and `dL/dA` where the block has a projection;
-    /// adds parameter gradients. See [`BlockBackward`] for what it returns.
+    /// adds parameter gradients. `shared_input`: O and A are one tensor (the trunk's first
+    /// block), whose gradient is the sum of both; the block adds `dL/dA` into `grad_o` itself
+    /// where it can do so on the way ([`BlockBackward::merged_grad_a`]). See [`BlockBackward`]
+    /// for what it returns.
     pub fn backward(
         &mut self,
         o: &Tensor,
@@ -201,6 +214,7 @@ impl DualStreamBlock {
         grad_o_out: &Tensor,
         grad_o: &mut Tensor,
         a: Option<(&Tensor, &Tensor, &mut Tensor)>,
+        shared_input: bool,
     ) -> Result<BlockBackward> {
         let shape = self.spikes.shape().to_vec();
         if grad_o_out.shape() != shape.as_slice() {
@@ -214,12 +228,26 @@ impl DualStreamBlock {
             Join::Spike(g) if self.shortcut.is_none() => Some(g),
             _ => None,
         };
-        let mut done = BlockBackward { wrote_grad_a: a.is_some() && self.projection.is_some(), grad_o_out_sq: None, grad_a_out_sq: None };
+        if let Some((_, grad_a_out, _)) = &a {
+            if grad_a_out.shape() != shape.as_slice() {
+                return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
+            }
+        }
+        let mut done = BlockBackward {
+            wrote_grad_a: a.is_some() && self.projection.is_some(),
+            merged_grad_a: false,
+            grad_o_out_sq: None,
+            grad_a_out_sq: None,
+        };
+        // dA'/dS = 1: the accumulation gradient reaches the branch without passing any g.
+        let grad_a_out: Option<&[f32]> = a.as_ref().map(|t| t.1).map(Tensor::data);
         self.grad_spikes.resize_for_overwrite(&shape);
         match (&mut self.join, identity_join) {
             (Join::Spike(g), Some(_)) => {
-                done.grad_o_out_sq =
-                    Some(connect_backward_s(*g, self.spikes.data(), sc.data(), grad_o_out.data(), self.grad_spikes.data_mut()))
+                // dL/dS = dL/dO' dg/dS + dL/dA' in one pass.
+                let (o_sq, a_sq) = connect_backward_s(*g, self.spikes.data(), sc.data(), grad_o_out.data(), grad_a_out, self.grad_spikes.data_mut());
+                done.grad_o_out_sq = Some(o_sq);
+                done.grad_a_out_sq = grad_a_out.map(|_| a_sq);
             }
             (Join::Spike(g), None) => {
                 self.grad_shortcut.resize_for_overwrite(&shape);
@@ -239,11 +267,9 @@ impl DualStreamBlock {
             }
         }
         if let Some((a_in, grad_a_out, grad_a)) = a {
-            if grad_a_out.shape() != shape.as_slice() {
-                return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
+            if done.grad_a_out_sq.is_none() {
+                done.grad_a_out_sq = Some(elementwise::add_assign_sum_of_squares(self.grad_spikes.data_mut(), grad_a_out.data()));
             }
-            // dA'/dS = 1: the accumulation gradient reaches the branch without passing any g.
-            done.grad_a_out_sq = Some(elementwise::add_assign_sum_of_squares(self.grad_spikes.data_mut(), grad_a_out.data()));
             if let Some(p) = &mut self.projection {
                 p.backward(a_in, &self.projected, grad_a_out, grad_a)?;
             }
@@ -251,7 +277,10 @@ impl DualStreamBlock {
         // grad_spikes is this block's scratch: the branch may work in place in it.
         self.branch.backward_consuming(o, &self.spikes, &mut self.grad_spikes, grad_o)?;
         if let Some(g) = identity_join {
-            connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), grad_o.data_mut());
+            // Without a projection dL/dA is dL/dA' itself; on a shared input it joins dL/dO here.
+            let merge = if shared_input && self.projection.is_none() { grad_a_out } else { None };
+            done.merged_grad_a = merge.is_some();
+            connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), merge, grad_o.data_mut());
             return Ok(done);
         }
         let through_shortcut = match &mut self.shortcut {

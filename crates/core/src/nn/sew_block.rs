@@ -64,7 +64,7 @@ impl Layer for SewBlock {
             None => {
                 let o = self.paths.shortcut_out(input);
                 output.resize_for_overwrite(o.shape());
-                connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut())
+                connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut(), None)
             }
         };
         self.out_rate = Some(if output.numel() == 0 { 0.0 } else { (sum / output.numel() as f64) as f32 });
@@ -78,10 +78,10 @@ impl Layer for SewBlock {
             // Identity shortcut: its gradient is added straight into the branch's input
             // gradient, so no full-size buffer holds it (the same sum, in the same order).
             let (s, o, g) = (self.paths.branch_out.data(), input.data(), grad_output.data());
-            connect_backward_s(self.connect, s, o, g, self.grad_branch.data_mut());
+            connect_backward_s(self.connect, s, o, g, None, self.grad_branch.data_mut());
             // grad_branch is this block's scratch: the branch may work in place in it.
             self.paths.branch.backward_consuming(input, &self.paths.branch_out, &mut self.grad_branch, grad_input)?;
-            connect_backward_add_o(self.connect, self.paths.branch_out.data(), o, g, grad_input.data_mut());
+            connect_backward_add_o(self.connect, self.paths.branch_out.data(), o, g, None, grad_input.data_mut());
             return Ok(());
         }
         self.grad_shortcut.resize_for_overwrite(grad_output.shape());
