@@ -697,16 +697,31 @@ fn wgrad_sample_body(
         planes_to_cells(&dy[oy * g.ow..], g.ohw(), g.ow, g.c_out, &mut dyt[oy * ow1 * cp..], cp);
     }
     act.resize(hw, 0);
+    #[cfg(target_arch = "x86_64")]
+    let nine_taps_avx512 = g.kh * g.kw == 9 && super::simd::simd() == super::simd::Simd::Avx512;
     for c in 0..g.c_in {
         let (n, _) = active_pixels(g, x, c, act);
         if n == 0 {
             continue;
         }
         let act = &act[..n];
+        // 3x3 kernels on AVX-512: all nine taps' blocks of 32 output channels per pass over
+        // the active pixels (see wgrad_taps9_avx512); what is left, tap by tap.
+        let mut first = 0;
+        #[cfg(target_arch = "x86_64")]
+        if nine_taps_avx512 {
+            assert!(p.targets.len() >= 9 * hw && dyt.len() >= (g.oh + 1) * (g.ow + 1) * cp);
+            while first + 32 <= cp {
+                // SAFETY: AVX-512F is present (checked above); every target is a cell of the
+                // (oh + 1) x (ow + 1) grid of cp floats each (asserted), act holds pixels < hw.
+                unsafe { wgrad_taps9_avx512(act, p.targets, hw, dyt, cp, first, out, c * cp, g.c_in * cp) };
+                first += 32;
+            }
+        }
         for tap in 0..g.kh * g.kw {
             let targets = &p.targets[tap * hw..(tap + 1) * hw];
             let dst = (tap * g.c_in + c) * cp;
-            let mut cb = 0;
+            let mut cb = first;
             while cb < cp {
                 let o = &mut out[dst + cb..dst + cp];
                 cb += match cp - cb {
@@ -717,6 +732,40 @@ fn wgrad_sample_body(
                 };
             }
         }
+    }
+}
+
+/// [`wgrad_block`] for the nine taps of a 3x3 kernel at once, 32 output channels from `cb`:
+/// tap `t`'s `out[base + t * tap_stride + cb..][..32]` += the sum over active pixels of
+/// `dYt[its target cell, cb..cb + 32]`. One tap's sum is a chain of dependent adds (one per
+/// active pixel, each waiting for the last, ~4 cycles): nine taps' sums side by side, in 18
+/// registers, keep both adders busy instead. (Portable code for this kept the sums on the
+/// stack.) Each sum adds the pixels in the same order: the bits are [`wgrad_block`]'s.
+///
+/// # Safety
+/// AVX-512F must be present; `targets` must hold `9 * hw` cells below `dyt.len() / cp` and
+/// `act` pixels below `hw`; `cb + 32 <= cp`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_taps9_avx512(act: &[u32], targets: &[u32], hw: usize, dyt: &[f32], cp: usize, cb: usize, out: &mut [f32], base: usize, tap_stride: usize) {
+    use std::arch::x86_64::*;
+    let at = |t: usize| base + t * tap_stride + cb;
+    assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
+    let o = out.as_mut_ptr();
+    let mut lo: [__m512; 9] = std::array::from_fn(|t| _mm512_loadu_ps(o.add(at(t))));
+    let mut hi: [__m512; 9] = std::array::from_fn(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
+    let d = dyt.as_ptr().add(cb);
+    for &a in act {
+        for t in 0..9 {
+            let from = *targets.get_unchecked(t * hw + a as usize) as usize * cp;
+            lo[t] = _mm512_add_ps(lo[t], _mm512_loadu_ps(d.add(from)));
+            hi[t] = _mm512_add_ps(hi[t], _mm512_loadu_ps(d.add(from + 16)));
+        }
+    }
+    for t in 0..9 {
+        _mm512_storeu_ps(o.add(at(t)), lo[t]);
+        _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
     }
 }
 
