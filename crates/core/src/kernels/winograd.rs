@@ -12,8 +12,8 @@
 //! [C_in x tiles]`, `U = G g G^T` the transformed weights) on register tiles of 8 output
 //! channels x 32 tiles in AVX-512 where the CPU has it, else of 4 x 16 in AVX2/FMA, then the
 //! output transform `Y = A^T M A`. On maps four tiles wide (13-15 for F(4x4), 7-8 for F(2x2))
-//! the AVX-512 path runs both transforms in 16 lanes, four tile rows per vector
-//! ([`sixteen_lanes`]).
+//! and seven F(4x4) tiles wide (25-28) the AVX-512 path runs both transforms in 16 lanes, four
+//! or two tile rows per vector ([`sixteen_lanes`]).
 //!
 //! F(4x4, 3x3) cuts the multiplications by 4x instead of 2.25x and moves fewer transformed
 //! values per output, but its transforms have coefficients up to 8 (1/24 in the weights') and
@@ -297,8 +297,8 @@ unsafe fn chunk_avx2(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], u: &[f32
     chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows)
 }
 
-/// [`chunk`] with AVX-512 register tiles, and the transforms in 16 lanes on maps four tiles
-/// wide ([`sixteen_lanes`]).
+/// [`chunk`] with AVX-512 register tiles, and the transforms in 16 lanes where
+/// [`sixteen_lanes::applies`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -326,7 +326,7 @@ unsafe fn chunk<const WIDE: bool>(
     let samples = xs.len() / g.in_size();
     let total_rows = samples * plan.th;
     // The transforms in 16 lanes where they apply (AVX-512 only, as the register tiles).
-    let sixteen = WIDE && sixteen_lanes::applies(g, plan);
+    let sixteen = WIDE && sixteen_lanes::applies(tile, g, plan);
     let mut r0 = 0;
     while r0 < total_rows {
         let r1 = (r0 + plan.rows_per_band).min(total_rows);
@@ -1305,7 +1305,8 @@ mod tests {
         // blocks cut short (c_out 36, 44: a half block; 17: one row), F(2x2) and F(4x4), with
         // bias. Transforms in 16 lanes (maps four tiles wide): F(4x4) on 13-15 wide maps (16
         // keeps 8 lanes), F(2x2) on 7-8 wide ones, with groups of four tile rows that span
-        // samples (5 and 11 rows high) or end early (a band's last tile rows).
+        // samples (5 and 11 rows high) or end early (a band's last tile rows); F(4x4) on maps
+        // seven tiles wide (25-28) in pairs of tile rows, bands of an odd number of them.
         if !gemm_avx512() || !applies(&ConvGeom::new(16, 16, 8, 8, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap()) {
             return;
         }
@@ -1324,6 +1325,9 @@ mod tests {
             (20, 32, 5, 7, 7),
             (32, 16, 11, 8, 3),
             (36, 20, 14, 14, 1),
+            (64, 48, 28, 27, 2),
+            (24, 40, 25, 26, 3),
+            (32, 32, 26, 28, 2),
         ];
         for (c_in, c_out, h, w, batch) in shapes {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();

@@ -1,7 +1,8 @@
 //! The input and output transforms in 16 lanes (AVX-512) for maps four tiles wide (F(4x4) on
 //! maps 13-15 wide, F(2x2) on maps 7-8 wide: the CLI's 14x14 and 7x7 blocks, W1's 14x14): one
 //! vector holds four tile rows of four tiles, which is exactly where those tiles lie in `V`
-//! and `M` (lane `(rr - r0) * 4 + tx`), so the position GEMMs are unchanged.
+//! and `M` (lane `(rr - r0) * 4 + tx`), so the position GEMMs are unchanged. Maps seven F(4x4)
+//! tiles wide (25-28: W1's 28x28) put two tile rows of seven in a vector the same way.
 //!
 //! Why: the 8-lane transforms spend most of their time regrouping columns by tile
 //! (`deinterleave4`/`interleave4`: 24 shuffles per input row of eight F(4x4) tiles, all on the
@@ -18,8 +19,8 @@ use std::arch::x86_64::*;
 /// Whether [`input`] and [`output`] take `g`: rows of four tiles, and the columns a tile row's
 /// patches read (`-1 ..= 4 * tile`) fit in one vector where the map has them: lane `l` holds
 /// column `l - 1`, so columns 15 and 16 (F(4x4)'s last patch) must lie outside the map.
-pub(super) fn applies(g: &ConvGeom, plan: &Plan) -> bool {
-    plan.tw == 4 && g.w <= 15
+pub(super) fn applies(tile: Tile, g: &ConvGeom, plan: &Plan) -> bool {
+    (plan.tw == 4 && g.w <= 15) || (tile == Tile::F4 && plan.tw == 7)
 }
 
 /// Lane indices of a two-source permute taking, for column offsets `c0` (lanes 0-7) and `c0 + 1`
@@ -45,10 +46,13 @@ fn pair_index(step: usize, c0: usize) -> [i32; 16] {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn input(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], r0: usize, r1: usize, tiles_pad: usize, v: &mut [f32], rows: &mut [f32]) {
-    debug_assert!(applies(g, plan));
+    debug_assert!(applies(tile, g, plan));
     let patches = PatchRows::new(g, plan, xs, r1, tile.size(), rows);
     let pos_stride = pos_stride(g.c_in, tiles_pad);
     assert!(v.len() >= tile.positions() * pos_stride);
+    if plan.tw == 7 {
+        return input_f4_seven(&patches, g, plan, r0, r1, tiles_pad, v);
+    }
     assert!((r1 - r0).div_ceil(4) * 16 <= tiles_pad);
     // Columns 0..w at lanes 1..=w.
     let load_mask: __mmask16 = (((1u32 << g.w) - 1) << 1) as __mmask16;
@@ -122,7 +126,10 @@ pub(super) unsafe fn input(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], r0
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn output(tile: Tile, g: &ConvGeom, plan: &Plan, m: &[f32], bias: Option<&[f32]>, r0: usize, r1: usize, tiles_pad: usize, ys: &mut [f32]) {
-    debug_assert!(applies(g, plan));
+    debug_assert!(applies(tile, g, plan));
+    if plan.tw == 7 {
+        return output_f4_seven(g, plan, m, bias, r0, r1, tiles_pad, ys);
+    }
     let (h, w) = (g.h, g.w);
     let pos_stride = pos_stride(g.c_out, tiles_pad);
     assert!(m.len() >= tile.positions() * pos_stride && (r1 - r0).div_ceil(4) * 16 <= tiles_pad);
@@ -188,6 +195,122 @@ pub(super) unsafe fn output(tile: Tile, g: &ConvGeom, plan: &Plan, m: &[f32], bi
                 }
             }
             rr += 4;
+        }
+    }
+}
+
+/// Lane indices for maps seven F(4x4) tiles wide (25-28): `index[l]` for `l` in `0..16`.
+fn lanes(f: impl Fn(usize) -> usize) -> [i32; 16] {
+    std::array::from_fn(|l| f(l) as i32)
+}
+
+/// [`input`] on maps seven F(4x4) tiles wide: two tile rows (14 tiles) per vector, at lanes
+/// `(rr - r0) * 7 + tx` as in `V`. A row's columns -1..30 are two vectors; per column pair, one
+/// permute per tile row picks the seven tiles' columns from its two vectors, and one more puts
+/// the two tile rows side by side. Lanes 14-15 of a group are the next group's first two tiles,
+/// which it writes after (or padding lanes, after the band's last group).
+///
+/// # Safety
+/// As [`input`], with `plan.tw == 7`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_f4_seven(patches: &PatchRows, g: &ConvGeom, plan: &Plan, r0: usize, r1: usize, tiles_pad: usize, v: &mut [f32]) {
+    let pos_stride = pos_stride(g.c_in, tiles_pad);
+    assert!(7 * (r1 - r0 - 1) - 7 * ((r1 - r0 - 1) % 2) + 16 <= tiles_pad);
+    // Columns -1..15 and 15..31: lane l of the first is column l - 1, of the second l + 15.
+    let (low_mask, high_mask): (__mmask16, __mmask16) = (0xFFFE, ((1u32 << (g.w - 15)) - 1) as __mmask16);
+    let index = |f: fn(usize) -> usize| _mm512_loadu_epi32(lanes(f).as_ptr());
+    // Column offsets c0 (lanes 0-6) and c0 + 1 (lanes 8-14) of the seven tiles of one row.
+    let pick: [__m512i; 3] = [
+        index(|l| 4 * (l % 8).min(6) + l / 8),
+        index(|l| 4 * (l % 8).min(6) + 2 + l / 8),
+        index(|l| 4 * (l % 8).min(6) + 4 + l / 8),
+    ];
+    // Two tile rows side by side: lanes 0-6 from the first, 7-13 from the second (offset c0,
+    // then c0 + 1 from lanes 8-14).
+    let join = [index(|l| if l < 7 { l } else { 16 + (l - 7).min(6) }), index(|l| if l < 7 { 8 + l } else { 24 + (l - 7).min(6) })];
+    let mut rr = r0;
+    while rr < r1 {
+        let group: [Option<(usize, usize)>; 2] = std::array::from_fn(|k| (rr + k < r1).then(|| ((rr + k) / plan.th, (rr + k) % plan.th)));
+        for ci in 0..g.c_in {
+            let e: [[__m512; 6]; 6] = std::array::from_fn(|i| {
+                let rows: [(__m512, __m512); 2] = std::array::from_fn(|k| {
+                    let p = match group[k] {
+                        Some((b, ty)) => patches.row_of(ci, b, ty, i),
+                        None => patches.zero.as_ptr(),
+                    };
+                    // SAFETY: the unmasked lanes read columns 0..w of a row of w floats.
+                    (_mm512_maskz_loadu_ps(low_mask, p.wrapping_sub(1)), _mm512_maskz_loadu_ps(high_mask, p.wrapping_add(15)))
+                });
+                let mut d = [_mm512_setzero_ps(); 6];
+                for q in 0..3 {
+                    let first = _mm512_permutex2var_ps(rows[0].0, pick[q], rows[0].1);
+                    let second = _mm512_permutex2var_ps(rows[1].0, pick[q], rows[1].1);
+                    d[2 * q] = _mm512_permutex2var_ps(first, join[0], second);
+                    d[2 * q + 1] = _mm512_permutex2var_ps(first, join[1], second);
+                }
+                bt6(d)
+            });
+            let dst = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * 7);
+            for j in 0..6 {
+                let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
+                for (k, val) in col.iter().enumerate() {
+                    // SAFETY: lanes (rr - r0) * 7 .. + 16 lie inside tiles_pad (asserted).
+                    _mm512_storeu_ps(dst.add((k * 6 + j) * pos_stride), *val);
+                }
+            }
+        }
+        rr += 2;
+    }
+}
+
+/// [`output`] on maps seven F(4x4) tiles wide: two tile rows per vector; each output row's 28
+/// columns are two vectors, put in order by two levels of permutes.
+///
+/// # Safety
+/// As [`output`], with `plan.tw == 7`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_f4_seven(g: &ConvGeom, plan: &Plan, m: &[f32], bias: Option<&[f32]>, r0: usize, r1: usize, tiles_pad: usize, ys: &mut [f32]) {
+    let (h, w) = (g.h, g.w);
+    let pos_stride = pos_stride(g.c_out, tiles_pad);
+    assert!(m.len() >= 36 * pos_stride && 7 * (r1 - r0 - 1) - 7 * ((r1 - r0 - 1) % 2) + 16 <= tiles_pad);
+    assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
+    let out = ys.as_mut_ptr();
+    let masks: [__mmask16; 2] = [0xFFFF, ((1u32 << (w - 16)) - 1) as __mmask16];
+    let index = |f: fn(usize) -> usize| _mm512_loadu_epi32(lanes(f).as_ptr());
+    // Lane 2tx + c' <- column c' of the first source, c' = 1 of the second, tile tx of tile row k.
+    let pairs = [index(|l| 16 * (l % 2) + (l / 2).min(6)), index(|l| 16 * (l % 2) + 7 + (l / 2).min(6))];
+    // A row's columns 16 h + 4tx' + c (tile 4 h + tx') from those: c < 2 the first, else the second.
+    let halves = [index(|l| 16 * ((l % 4) / 2) + 2 * (l / 4) + l % 2), index(|l| 16 * ((l % 4) / 2) + (8 + 2 * (l / 4)).min(12) + l % 2)];
+    for co in 0..g.c_out {
+        let bv = _mm512_set1_ps(bias.map_or(0.0, |b| b[co]));
+        let mut rr = r0;
+        while rr < r1 {
+            let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * 7);
+            // SAFETY: lanes (rr - r0) * 7 .. + 16 of the M rows lie inside tiles_pad (asserted).
+            let s: [[__m512; 4]; 6] = std::array::from_fn(|j| at6(std::array::from_fn(|k| _mm512_loadu_ps(mbase.add((k * 6 + j) * pos_stride)))));
+            for i in 0..4 {
+                let y = at6(std::array::from_fn(|j| s[j][i])).map(|v| _mm512_add_ps(v, bv));
+                for (k, pair) in pairs.iter().enumerate() {
+                    if rr + k >= r1 {
+                        break;
+                    }
+                    let (b, ty) = ((rr + k) / plan.th, (rr + k) % plan.th);
+                    let oy = 4 * ty + i;
+                    if oy >= h {
+                        continue;
+                    }
+                    let low = _mm512_permutex2var_ps(y[0], *pair, y[1]);
+                    let high = _mm512_permutex2var_ps(y[2], *pair, y[3]);
+                    let row = out.add((b * g.c_out + co) * h * w + oy * w);
+                    for (half, index) in halves.iter().enumerate() {
+                        // SAFETY: masked to columns 0..w of an output row inside the map.
+                        _mm512_mask_storeu_ps(row.add(16 * half), masks[half], _mm512_permutex2var_ps(low, *index, high));
+                    }
+                }
+            }
+            rr += 2;
         }
     }
 }
