@@ -55,61 +55,41 @@ trait Lanes: Copy {
     unsafe fn fnmadd(self, b: Self, c: Self) -> Self;
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Lanes for std::arch::x86_64::__m256 {
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        std::arch::x86_64::_mm256_set1_ps(v)
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        std::arch::x86_64::_mm256_add_ps(self, b)
-    }
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        std::arch::x86_64::_mm256_sub_ps(self, b)
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        std::arch::x86_64::_mm256_mul_ps(self, b)
-    }
-    #[inline(always)]
-    unsafe fn fmadd(self, b: Self, c: Self) -> Self {
-        std::arch::x86_64::_mm256_fmadd_ps(self, b, c)
-    }
-    #[inline(always)]
-    unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
-        std::arch::x86_64::_mm256_fnmadd_ps(self, b, c)
-    }
+/// Implements [`Lanes`] for one vector type by its intrinsics.
+macro_rules! impl_lanes {
+    ($v:ty, $splat:ident, $add:ident, $sub:ident, $mul:ident, $fmadd:ident, $fnmadd:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        impl Lanes for $v {
+            #[inline(always)]
+            unsafe fn splat(v: f32) -> Self {
+                std::arch::x86_64::$splat(v)
+            }
+            #[inline(always)]
+            unsafe fn add(self, b: Self) -> Self {
+                std::arch::x86_64::$add(self, b)
+            }
+            #[inline(always)]
+            unsafe fn sub(self, b: Self) -> Self {
+                std::arch::x86_64::$sub(self, b)
+            }
+            #[inline(always)]
+            unsafe fn mul(self, b: Self) -> Self {
+                std::arch::x86_64::$mul(self, b)
+            }
+            #[inline(always)]
+            unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+                std::arch::x86_64::$fmadd(self, b, c)
+            }
+            #[inline(always)]
+            unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
+                std::arch::x86_64::$fnmadd(self, b, c)
+            }
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Lanes for std::arch::x86_64::__m512 {
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        std::arch::x86_64::_mm512_set1_ps(v)
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        std::arch::x86_64::_mm512_add_ps(self, b)
-    }
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        std::arch::x86_64::_mm512_sub_ps(self, b)
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        std::arch::x86_64::_mm512_mul_ps(self, b)
-    }
-    #[inline(always)]
-    unsafe fn fmadd(self, b: Self, c: Self) -> Self {
-        std::arch::x86_64::_mm512_fmadd_ps(self, b, c)
-    }
-    #[inline(always)]
-    unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
-        std::arch::x86_64::_mm512_fnmadd_ps(self, b, c)
-    }
-}
+impl_lanes!(std::arch::x86_64::__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps);
+impl_lanes!(std::arch::x86_64::__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps);
 
 /// Target size in floats of one transform position's input block `V[p]` (`C_in x tiles`), so
 /// that it stays in L1 while every output-channel block of that position's GEMM reads it, and
