@@ -56,6 +56,20 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
+/// `[f(0), f(1), .., f(N - 1)]`, built where it is called. Inside SIMD code use this, not
+/// `std::array::from_fn`: that one runs `f` in `core::array::try_from_fn`, which LLVM may leave
+/// out of line, compiled for the baseline, and then every intrinsic in `f` becomes a call and
+/// every vector a trip through memory (6 % of the CLI step in session 15's profile).
+#[inline(always)]
+pub(crate) fn array_of<T, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
+    let mut out: [std::mem::MaybeUninit<T>; N] = [const { std::mem::MaybeUninit::uninit() }; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        slot.write(f(i));
+    }
+    // SAFETY: every element was written above, and `[MaybeUninit<T>; N]` has the layout of `[T; N]`.
+    unsafe { std::mem::transmute_copy(&out) }
+}
+
 /// Writes the first `n` of `vs`' lanes (8 per vector, in order) to `dst`, whole vectors where
 /// they fit and a masked store for the rest. Rows of a map end inside a vector at most widths;
 /// a byte copy of the tail called `memcpy` for every such row (several % of a training step).
@@ -115,4 +129,22 @@ pub(crate) unsafe fn interleave(e: std::arch::x86_64::__m256, o: std::arch::x86_
     let lo = _mm256_unpacklo_ps(e, o); // e0 o0 e1 o1 | e4 o4 e5 o5
     let hi = _mm256_unpackhi_ps(e, o); // e2 o2 e3 o3 | e6 o6 e7 o7
     [_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::array_of;
+
+    #[test]
+    fn array_of_calls_f_once_per_index_in_order() {
+        let mut calls = Vec::new();
+        let squares: [usize; 5] = array_of(|i| {
+            calls.push(i);
+            i * i
+        });
+        assert_eq!(squares, [0, 1, 4, 9, 16]);
+        assert_eq!(calls, [0, 1, 2, 3, 4]);
+        let names: [String; 3] = array_of(|i| format!("lane {i}"));
+        assert_eq!(names, ["lane 0", "lane 1", "lane 2"]);
+    }
 }

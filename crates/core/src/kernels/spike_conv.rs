@@ -753,8 +753,8 @@ unsafe fn wgrad_taps9_avx512(act: &[u32], targets: &[u32], hw: usize, dyt: &[f32
     let at = |t: usize| base + t * tap_stride + cb;
     assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
     let o = out.as_mut_ptr();
-    let mut lo: [__m512; 9] = std::array::from_fn(|t| _mm512_loadu_ps(o.add(at(t))));
-    let mut hi: [__m512; 9] = std::array::from_fn(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
+    let mut lo: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t))));
+    let mut hi: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
     let d = dyt.as_ptr().add(cb);
     for &a in act {
         for t in 0..9 {

@@ -104,7 +104,7 @@ fn for_blocks(n: usize, c: usize, mut f: impl FnMut(usize, usize)) {
 #[inline(always)]
 unsafe fn block_avx2(src: *const f32, src_line: usize, dst: *mut f32, dst_line: usize, add: std::arch::x86_64::__m256) {
     use std::arch::x86_64::*;
-    let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add(k * src_line)));
+    let r: [__m256; 8] = crate::kernels::simd::array_of(|k| _mm256_loadu_ps(src.add(k * src_line)));
     // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);

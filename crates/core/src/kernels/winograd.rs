@@ -27,7 +27,7 @@
 use super::conv::ConvGeom;
 use super::scratch::Scratch;
 #[cfg(target_arch = "x86_64")]
-use super::simd::{copy_lanes, deinterleave, interleave, store_lanes};
+use super::simd::{array_of, copy_lanes, deinterleave, interleave, store_lanes};
 use rayon::prelude::*;
 
 mod sixteen_lanes;
@@ -443,14 +443,14 @@ unsafe fn input_transform(
         let mut rr = r0;
         while rr < r1 {
             // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
-            let rp: [*const f32; 6] = std::array::from_fn(|i| patches.row(ci, rr, i));
+            let rp: [*const f32; 6] = array_of(|i| patches.row(ci, rr, i));
             let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
             // SAFETY (all three calls): the loads read columns in 0..w of rows of length w
             // (masked at the edges); the stores write lanes (rr - r0) * tw + tx.. + 8 of V
             // rows, inside tiles_pad (asserted above).
             if paired {
                 // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
-                let next: [*const f32; 6] = if rr + 1 < r1 { std::array::from_fn(|i| patches.row(ci, rr + 1, i)) } else { rp };
+                let next: [*const f32; 6] = if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
                 match tile {
                     Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
                     Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
@@ -495,7 +495,7 @@ unsafe fn tile8_f2(patches: &PatchRows, first: (&[*const f32; 6], i32), second: 
         *di = [patches.load(pa, ia), patches.load(pb, ib), patches.load(pa, ia + 2), patches.load(pb, ib + 2)];
     }
     for k in 0..4 {
-        let c: [__m256; 4] = std::array::from_fn(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
+        let c: [__m256; 4] = array_of(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
         let (e0, o0) = deinterleave(c[0], c[1]);
         let (e1, o1) = deinterleave(c[2], c[3]);
         let dst = dst.add(4 * k * pos_stride);
@@ -521,7 +521,7 @@ unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
-    std::array::from_fn(|k| bt4_row(k, d))
+    array_of(|k| bt4_row(k, d))
 }
 
 /// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x
@@ -736,7 +736,7 @@ unsafe fn output_transform(
 #[inline(always)]
 unsafe fn at_f2(m: *const f32, pos_stride: usize, bias: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 4] {
     use std::arch::x86_64::*;
-    let mm: [__m256; 16] = std::array::from_fn(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
+    let mm: [__m256; 16] = array_of(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
     at_f2_lanes(mm, bias)
 }
 
@@ -744,8 +744,8 @@ unsafe fn at_f2(m: *const f32, pos_stride: usize, bias: std::arch::x86_64::__m25
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
-    let a: [V; 4] = std::array::from_fn(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
-    let b: [V; 4] = std::array::from_fn(|j| mm[4 + j].sub(mm[8 + j]).sub(mm[12 + j]));
+    let a: [V; 4] = array_of(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
+    let b: [V; 4] = array_of(|j| mm[4 + j].sub(mm[8 + j]).sub(mm[12 + j]));
     let even = |r: &[V; 4]| r[0].add(r[1]).add(r[2]).add(bias);
     let odd = |r: &[V; 4]| r[1].sub(r[2]).sub(r[3]).add(bias);
     [even(&a), odd(&a), even(&b), odd(&b)]
@@ -998,7 +998,7 @@ unsafe fn at_rows_f4(m: *const f32, pos_stride: usize) -> [[std::arch::x86_64::_
     use std::arch::x86_64::*;
     let mut s = [[_mm256_setzero_ps(); 6]; 4];
     for j in 0..6 {
-        let col: [__m256; 6] = std::array::from_fn(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
+        let col: [__m256; 6] = array_of(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
         let r = at6(col);
         for i in 0..4 {
             s[i][j] = r[i];

@@ -14,6 +14,7 @@
 
 use super::{at6, at_f2_lanes, bt4, bt4_row, bt6, pos_stride, PatchRows, Plan, Tile};
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::simd::array_of;
 use std::arch::x86_64::*;
 
 /// Whether [`input`] and [`output`] take `g`: rows of four tiles, and the columns a tile row's
@@ -29,7 +30,7 @@ pub(super) fn applies(tile: Tile, g: &ConvGeom, plan: &Plan) -> bool {
 /// `l` = column `l - 1`); a column past lane 15 lies outside the map ([`applies`]) and reads
 /// lane 0, column -1, which is zero.
 fn pair_index(step: usize, c0: usize) -> [i32; 16] {
-    std::array::from_fn(|l| {
+    array_of(|l| {
         let (c, src, tx) = (c0 + l / 8, (l % 8) / 4, l % 4);
         let col = step * tx + c;
         (16 * src + if col < 16 { col } else { 0 }) as i32
@@ -57,14 +58,14 @@ pub(super) unsafe fn input(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], r0
     // Columns 0..w at lanes 1..=w.
     let load_mask: __mmask16 = (((1u32 << g.w) - 1) << 1) as __mmask16;
     let step = tile.size();
-    let index: [__m512i; 3] = std::array::from_fn(|q| _mm512_loadu_epi32(pair_index(step, 2 * q).as_ptr()));
+    let index: [__m512i; 3] = array_of(|q| _mm512_loadu_epi32(pair_index(step, 2 * q).as_ptr()));
     let mut rr = r0;
     while rr < r1 {
-        let group: [Option<(usize, usize)>; 4] = std::array::from_fn(|k| (rr + k < r1).then(|| ((rr + k) / plan.th, (rr + k) % plan.th)));
+        let group: [Option<(usize, usize)>; 4] = array_of(|k| (rr + k < r1).then(|| ((rr + k) / plan.th, (rr + k) % plan.th)));
         for ci in 0..g.c_in {
             // Patch row i of the group's four tile rows, columns -1..15.
             let load = |i: usize| -> [__m512; 4] {
-                std::array::from_fn(|k| {
+                array_of(|k| {
                     let p = match group[k] {
                         Some((b, ty)) => patches.row_of(ci, b, ty, i),
                         None => patches.zero.as_ptr(),
@@ -91,7 +92,7 @@ pub(super) unsafe fn input(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], r0
             match tile {
                 Tile::F4 => {
                     // B across the columns of each patch row, then B^T across the rows, as tile8_f4.
-                    let e: [[__m512; 6]; 6] = std::array::from_fn(|i| bt6(columns(load(i), 3)));
+                    let e: [[__m512; 6]; 6] = array_of(|i| bt6(columns(load(i), 3)));
                     for j in 0..6 {
                         let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
                         for (k, val) in col.iter().enumerate() {
@@ -101,9 +102,9 @@ pub(super) unsafe fn input(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], r0
                 }
                 Tile::F2 => {
                     // B^T across the rows, then B across the columns, as tile8_f2.
-                    let d: [[__m512; 4]; 4] = std::array::from_fn(load);
+                    let d: [[__m512; 4]; 4] = array_of(load);
                     for k in 0..4 {
-                        let rows: [__m512; 4] = std::array::from_fn(|t| bt4_row(k, [d[0][t], d[1][t], d[2][t], d[3][t]]));
+                        let rows: [__m512; 4] = array_of(|t| bt4_row(k, [d[0][t], d[1][t], d[2][t], d[3][t]]));
                         let c = columns(rows, 2);
                         for (j, val) in bt4([c[0], c[1], c[2], c[3]]).iter().enumerate() {
                             _mm512_storeu_ps(dst.add((4 * k + j) * pos_stride), *val);
@@ -136,7 +137,7 @@ pub(super) unsafe fn output(tile: Tile, g: &ConvGeom, plan: &Plan, m: &[f32], bi
     assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
     let out = ys.as_mut_ptr();
     let store_mask: __mmask16 = ((1u32 << w) - 1) as __mmask16;
-    let idx = |f: fn(usize) -> i32| _mm512_loadu_epi32(std::array::from_fn::<i32, 16, _>(f).as_ptr());
+    let idx = |f: fn(usize) -> i32| _mm512_loadu_epi32(array_of::<i32, 16>(f).as_ptr());
     // Lane 8k' + 2tx + c <- tile tx of tile row k' (`pairs[0]`) or 2 + k' (`pairs[1]`), from the
     // first source for c = 0 and the second for c = 1: two output columns of four tiles for
     // two tile rows. F(2x2) has its rows' eight columns in order; F(4x4) then takes each row's
@@ -163,9 +164,9 @@ pub(super) unsafe fn output(tile: Tile, g: &ConvGeom, plan: &Plan, m: &[f32], bi
                 Tile::F4 => {
                     // Rows of A^T M column by column, then A^T across each row, as at_rows_f4.
                     let s: [[__m512; 4]; 6] =
-                        std::array::from_fn(|j| at6(std::array::from_fn(|k| _mm512_loadu_ps(mbase.add((k * 6 + j) * pos_stride)))));
+                        array_of(|j| at6(array_of(|k| _mm512_loadu_ps(mbase.add((k * 6 + j) * pos_stride)))));
                     for i in 0..4 {
-                        let y = at6(std::array::from_fn(|j| s[j][i])).map(|v| _mm512_add_ps(v, bv));
+                        let y = at6(array_of(|j| s[j][i])).map(|v| _mm512_add_ps(v, bv));
                         let low = [_mm512_permutex2var_ps(y[0], pairs[0], y[1]), _mm512_permutex2var_ps(y[0], pairs[1], y[1])];
                         let high = [_mm512_permutex2var_ps(y[2], pairs[0], y[3]), _mm512_permutex2var_ps(y[2], pairs[1], y[3])];
                         for k in 0..4 {
@@ -177,7 +178,7 @@ pub(super) unsafe fn output(tile: Tile, g: &ConvGeom, plan: &Plan, m: &[f32], bi
                     }
                 }
                 Tile::F2 => {
-                    let mm: [__m512; 16] = std::array::from_fn(|p| _mm512_loadu_ps(mbase.add(p * pos_stride)));
+                    let mm: [__m512; 16] = array_of(|p| _mm512_loadu_ps(mbase.add(p * pos_stride)));
                     let y = at_f2_lanes(mm, bv);
                     for a in 0..2 {
                         for (half, index) in pairs.iter().enumerate() {
@@ -201,7 +202,7 @@ pub(super) unsafe fn output(tile: Tile, g: &ConvGeom, plan: &Plan, m: &[f32], bi
 
 /// Lane indices for maps seven F(4x4) tiles wide (25-28): `index[l]` for `l` in `0..16`.
 fn lanes(f: impl Fn(usize) -> usize) -> [i32; 16] {
-    std::array::from_fn(|l| f(l) as i32)
+    array_of(|l| f(l) as i32)
 }
 
 /// [`input`] on maps seven F(4x4) tiles wide: two tile rows (14 tiles) per vector, at lanes
@@ -231,10 +232,10 @@ unsafe fn input_f4_seven(patches: &PatchRows, g: &ConvGeom, plan: &Plan, r0: usi
     let join = [index(|l| if l < 7 { l } else { 16 + (l - 7).min(6) }), index(|l| if l < 7 { 8 + l } else { 24 + (l - 7).min(6) })];
     let mut rr = r0;
     while rr < r1 {
-        let group: [Option<(usize, usize)>; 2] = std::array::from_fn(|k| (rr + k < r1).then(|| ((rr + k) / plan.th, (rr + k) % plan.th)));
+        let group: [Option<(usize, usize)>; 2] = array_of(|k| (rr + k < r1).then(|| ((rr + k) / plan.th, (rr + k) % plan.th)));
         for ci in 0..g.c_in {
-            let e: [[__m512; 6]; 6] = std::array::from_fn(|i| {
-                let rows: [(__m512, __m512); 2] = std::array::from_fn(|k| {
+            let e: [[__m512; 6]; 6] = array_of(|i| {
+                let rows: [(__m512, __m512); 2] = array_of(|k| {
                     let p = match group[k] {
                         Some((b, ty)) => patches.row_of(ci, b, ty, i),
                         None => patches.zero.as_ptr(),
@@ -289,9 +290,9 @@ unsafe fn output_f4_seven(g: &ConvGeom, plan: &Plan, m: &[f32], bias: Option<&[f
         while rr < r1 {
             let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * 7);
             // SAFETY: lanes (rr - r0) * 7 .. + 16 of the M rows lie inside tiles_pad (asserted).
-            let s: [[__m512; 4]; 6] = std::array::from_fn(|j| at6(std::array::from_fn(|k| _mm512_loadu_ps(mbase.add((k * 6 + j) * pos_stride)))));
+            let s: [[__m512; 4]; 6] = array_of(|j| at6(array_of(|k| _mm512_loadu_ps(mbase.add((k * 6 + j) * pos_stride)))));
             for i in 0..4 {
-                let y = at6(std::array::from_fn(|j| s[j][i])).map(|v| _mm512_add_ps(v, bv));
+                let y = at6(array_of(|j| s[j][i])).map(|v| _mm512_add_ps(v, bv));
                 for (k, pair) in pairs.iter().enumerate() {
                     if rr + k >= r1 {
                         break;
