@@ -295,20 +295,42 @@ fn active_pixels(g: &ConvGeom, x: &[f32], c: usize, act: &mut [u32]) -> (usize, 
     let hw = g.h * g.w;
     let plane = &x[c * hw..(c + 1) * hw];
     let (mut n, mut other) = (0, 0u64);
-    for (k, chunk) in plane.chunks(64).enumerate() {
-        let (mut m, mut o) = (0u64, 0u64);
-        for (b, &v) in chunk.iter().enumerate() {
-            m |= ((v != 0.0) as u64) << b;
-            o |= ((v != 0.0) & (v != 1.0)) as u64;
-        }
-        other |= o;
+    let mut emit = |k: usize, mut m: u64| {
         while m != 0 {
             act[n] = (k * 64 + m.trailing_zeros() as usize) as u32;
             n += 1;
             m &= m - 1;
         }
+    };
+    let mut chunks = plane.chunks_exact(64);
+    for (k, chunk) in chunks.by_ref().enumerate() {
+        let (m, o) = nonzero_and_other_bits(chunk.try_into().expect("chunks of 64"));
+        other |= o;
+        emit(k, m);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // Zeros past the plane's end set no bit.
+        let mut last = [0.0f32; 64];
+        last[..rest.len()].copy_from_slice(rest);
+        let (m, o) = nonzero_and_other_bits(&last);
+        other |= o;
+        emit(hw / 64, m);
     }
     (n, other == 0)
+}
+
+/// Bit `b` set where `x[b] != 0`, and (second) where `x[b]` is neither 0 nor 1. A fixed length
+/// lets LLVM turn each into vector compares and mask moves (`vcmpps` into mask registers on
+/// AVX-512); over a slice of any length it built the masks one lane at a time.
+#[inline(always)]
+fn nonzero_and_other_bits(x: &[f32; 64]) -> (u64, u64) {
+    let (mut m, mut o) = (0u64, 0u64);
+    for (b, &v) in x.iter().enumerate() {
+        m |= ((v != 0.0) as u64) << b;
+        o |= (((v != 0.0) & (v != 1.0)) as u64) << b;
+    }
+    (m, o)
 }
 
 /// Lets the event-driven forward decide its own dispatch while it runs, instead of a separate
