@@ -27,6 +27,10 @@ fn main() {
             .collect();
         t.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let flops = 2.0 * (b * g.weight_len() * g.ohw()) as f64;
-        println!("| [{b}, {c}, {h}, {h}] | {:.2} | {:.1} |", t[reps / 2], flops / t[reps / 2] / 1e6);
+        println!(
+            "| [{b}, {c}, {h}, {h}] | {:.2} | {:.1} |",
+            t[reps / 2],
+            flops / t[reps / 2] / 1e6
+        );
     }
 }

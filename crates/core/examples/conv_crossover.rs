@@ -83,11 +83,20 @@ fn main() {
     let cli = args.get(2).map(String::as_str) == Some("cli");
     let w1 = args.get(2).map(String::as_str) == Some("w1");
     let shapes: &[(&str, usize, usize, usize, usize)] = if w1 {
-        &[("[128,32,28,28] 32->32 (W1)", 128, 32, 32, 28), ("[128,64,14,14] 64->64 (W1)", 128, 64, 64, 14)]
+        &[
+            ("[128,32,28,28] 32->32 (W1)", 128, 32, 32, 28),
+            ("[128,64,14,14] 64->64 (W1)", 128, 64, 64, 14),
+        ]
     } else if w2 {
-        &[("[64,32,64,64] 32->32 (W2)", 64, 32, 32, 64), ("[64,32,32,32] 32->32 (W2)", 64, 32, 32, 32)]
+        &[
+            ("[64,32,64,64] 32->32 (W2)", 64, 32, 32, 64),
+            ("[64,32,32,32] 32->32 (W2)", 64, 32, 32, 32),
+        ]
     } else if cli {
-        &[("[256,32,14,14] 32->32 (CLI)", 256, 32, 32, 14), ("[256,32,7,7] 32->32 (CLI)", 256, 32, 32, 7)]
+        &[
+            ("[256,32,14,14] 32->32 (CLI)", 256, 32, 32, 14),
+            ("[256,32,7,7] 32->32 (CLI)", 256, 32, 32, 7),
+        ]
     } else {
         &[
             // (label, batch T*N, C_in, C_out, H=W)
@@ -110,7 +119,9 @@ fn main() {
         let (mut y, mut y2) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
         let (mut dw, mut dw2) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         // A third argument lists the densities instead: `conv_crossover 5 w2 0.01,0.03,0.05`.
-        let listed: Option<Vec<f32>> = args.get(3).map(|s| s.split(',').map(|d| d.parse().expect("densities: numbers like 0.05")).collect());
+        let listed: Option<Vec<f32>> = args.get(3).map(|s| {
+            s.split(',').map(|d| d.parse().expect("densities: numbers like 0.05")).collect()
+        });
         let densities: &[f32] = match &listed {
             Some(d) => d,
             None if w2 || cli || w1 => &[0.05, 0.10, 0.15, 0.20, 0.25],
@@ -143,9 +154,13 @@ fn main() {
         // What dispatch itself costs: the one pass over the input.
         let x: Vec<f32> =
             (0..batch * g.in_size()).map(|_| (rng.uniform() < 0.05) as u8 as f32).collect();
-        let (s, _) = ab(reps, || {
-            std::hint::black_box(spike_stats(&x));
-        }, || {});
+        let (s, _) = ab(
+            reps,
+            || {
+                std::hint::black_box(spike_stats(&x));
+            },
+            || {},
+        );
         println!("| {label} | stats pass | {:.3} ms |", s * 1e3);
         let mut dx = vec![0.0; x.len()];
         let mut dx2 = vec![0.0; x.len()];

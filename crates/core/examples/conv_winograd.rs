@@ -65,7 +65,8 @@ fn main() {
     for (label, batch, cin, cout, hw) in shapes {
         let g = ConvGeom::new(cin, cout, hw, hw, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
         let bound = 1.0 / ((cin * 9) as f32).sqrt();
-        let w: Vec<f32> = (0..g.weight_len()).map(|_| bound * (2.0 * rng.uniform() - 1.0)).collect();
+        let w: Vec<f32> =
+            (0..g.weight_len()).map(|_| bound * (2.0 * rng.uniform() - 1.0)).collect();
         let x: Vec<f32> = (0..batch * g.in_size()).map(|_| 1e-3 * rng.normal()).collect();
         let (mut y, mut y2) = (vec![0.0; batch * g.out_size()], vec![0.0; batch * g.out_size()]);
         let (d, wi) = ab(

@@ -3,9 +3,13 @@
 //! argmax for training, values only for evaluation), against the memory floor of the same
 //! reads and writes; median of 15 runs per kernel.
 //! `cargo run --release -p dualstream-core --example memory_bound`
-use dualstream_core::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
-use dualstream_core::kernels::pool::{maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom};
+use dualstream_core::kernels::pool::{
+    maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom,
+};
 use dualstream_core::neuron::{NeuronKind, NeuronLayer};
+use dualstream_core::nn::connect::{
+    connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
+};
 use dualstream_core::nn::layer::Layer;
 use dualstream_core::spec::{Connect, NeuronSpec};
 use dualstream_core::tensor::{SpikeBits, Tensor};
@@ -23,11 +27,13 @@ fn main() {
     // The memory floor: the same reads and writes with the simplest vectorised loop.
     let floor = median_ms(|| {
         use rayon::prelude::*;
-        out.par_chunks_mut(1 << 14).zip(s.par_chunks(1 << 14).zip(o.par_chunks(1 << 14))).for_each(|(y, (a, b))| {
-            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
-                *y = a + b;
-            }
-        })
+        out.par_chunks_mut(1 << 14).zip(s.par_chunks(1 << 14).zip(o.par_chunks(1 << 14))).for_each(
+            |(y, (a, b))| {
+                for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+                    *y = a + b;
+                }
+            },
+        )
     });
     println!("floor (y = a + b, 2 reads 1 write): {floor:.2} ms");
     for connect in [Connect::Iand, Connect::Or, Connect::Add] {
@@ -53,7 +59,8 @@ fn main() {
     let spec: NeuronSpec = serde_json::from_str(r#"{"tau": 2.0, "detachReset": true}"#).unwrap();
     let mut lif = NeuronLayer::new("lif", NeuronKind::Lif, &spec).unwrap();
     let shape = [4, 32, 32, 28, 28];
-    let x = Tensor::from_vec(&shape, grad_values.iter().map(|&v| v * 40.0 + 0.6).collect()).unwrap();
+    let x =
+        Tensor::from_vec(&shape, grad_values.iter().map(|&v| v * 40.0 + 0.6).collect()).unwrap();
     let grad = Tensor::from_vec(&shape, grad_values.clone()).unwrap();
     let (mut spikes, mut gx) = (Tensor::default(), Tensor::default());
     let fwd = median_ms(|| lif.forward(&x, &mut spikes, true).unwrap());

@@ -49,8 +49,14 @@ fn real_batches(xs: &str, ys: &str, shape: &[usize]) -> Vec<(Tensor, Vec<u32>)> 
     let y: Vec<u32> = words(ys).into_iter().map(u32::from_le_bytes).collect();
     let per_batch: usize = shape.iter().product();
     let batch = per_batch * y.len() / x.len().max(1);
-    assert!(batch > 0 && x.len() == per_batch / batch * y.len(), "{xs}: samples do not match {ys} and the batch shape {shape:?}");
-    x.chunks_exact(per_batch).zip(y.chunks_exact(batch)).map(|(x, y)| (Tensor::from_vec(shape, x.to_vec()).unwrap(), y.to_vec())).collect()
+    assert!(
+        batch > 0 && x.len() == per_batch / batch * y.len(),
+        "{xs}: samples do not match {ys} and the batch shape {shape:?}"
+    );
+    x.chunks_exact(per_batch)
+        .zip(y.chunks_exact(batch))
+        .map(|(x, y)| (Tensor::from_vec(shape, x.to_vec()).unwrap(), y.to_vec()))
+        .collect()
 }
 
 fn main() {
@@ -58,7 +64,9 @@ fn main() {
     let path = args.get(1).expect("usage: workload_profile SPEC.json [steps] [batch]");
     let steps: usize = args.get(2).map_or(10, |s| s.parse().unwrap());
     let spec: ModelSpec = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let batch: usize = args.get(3).map_or(if spec.encoding == Encoding::Direct { 32 } else { 8 }, |s| s.parse().unwrap());
+    let batch: usize = args
+        .get(3)
+        .map_or(if spec.encoding == Encoding::Direct { 32 } else { 8 }, |s| s.parse().unwrap());
     let mut shape = vec![batch];
     shape.extend_from_slice(&spec.input_shape);
     if spec.encoding == Encoding::Sequence {
@@ -71,7 +79,11 @@ fn main() {
     let real = batches.len() > 1;
     let (x, _) = &batches[0];
     let mut model = Model::from_spec(&spec, 1).unwrap();
-    let opt = if real { r#"{"type":"adam","lr":0.002}"# } else { r#"{"type":"sgd","lr":0.01,"momentum":0.9}"# };
+    let opt = if real {
+        r#"{"type":"adam","lr":0.002}"#
+    } else {
+        r#"{"type":"sgd","lr":0.01,"momentum":0.9}"#
+    };
     let opt: OptimizerSpec = serde_json::from_str(opt).unwrap();
     let loss: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy"}"#).unwrap();
     let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &loss).unwrap();
@@ -100,16 +112,26 @@ fn main() {
     let data = if real { ", real input batches" } else { "" };
     println!("## {path}: training step (batch {batch}, T {}{data})", spec.time_steps);
     println!();
-    println!("median {step_ms:.1} ms, mean {mean_ms:.1} ms; BPTT storage {:.1} MiB", model.stored_bytes() as f64 / 1048576.0);
+    println!(
+        "median {step_ms:.1} ms, mean {mean_ms:.1} ms; BPTT storage {:.1} MiB",
+        model.stored_bytes() as f64 / 1048576.0
+    );
     println!();
     println!("| layer | forward ms | backward ms | share of step |");
     println!("|---|---|---|---|");
-    let top: f64 = train.iter().filter(|(k, _)| k.matches('.').count() == 1).map(|(_, v)| v.forward_s + v.backward_s).sum();
+    let top: f64 = train
+        .iter()
+        .filter(|(k, _)| k.matches('.').count() == 1)
+        .map(|(_, v)| v.forward_s + v.backward_s)
+        .sum();
     for (name, t) in &train {
         let (f, b) = (t.forward_s / steps as f64 * 1e3, t.backward_s / steps as f64 * 1e3);
         println!("| {name} | {f:.2} | {b:.2} | {:.1} % |", 100.0 * (f + b) / mean_ms);
     }
-    println!("| (loss, optimizer, input copy) | | | {:.1} % |", 100.0 * (1.0 - top / steps as f64 * 1e3 / mean_ms));
+    println!(
+        "| (loss, optimizer, input copy) | | | {:.1} % |",
+        100.0 * (1.0 - top / steps as f64 * 1e3 / mean_ms)
+    );
     println!();
     let mut deploy = if model.heads() == 2 { model.to_full_spike().unwrap() } else { model };
     let mut infer = Vec::new();

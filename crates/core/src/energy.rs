@@ -31,20 +31,27 @@ pub struct Energies {
 
 impl Energies {
     /// The presets: 45 nm figures of Horowitz (2014); fp32 is the paper's.
-    pub const PRESETS: [(&'static str, f64, f64); 3] = [("fp32", 0.9, 4.6), ("fp16", 0.4, 1.5), ("int8", 0.03, 0.23)];
+    pub const PRESETS: [(&'static str, f64, f64); 3] =
+        [("fp32", 0.9, 4.6), ("fp16", 0.4, 1.5), ("int8", 0.03, 0.23)];
 
     pub fn preset(name: &str) -> Result<Energies> {
         Self::PRESETS
             .iter()
             .find(|p| p.0 == name)
             .map(|&(name, ac_pj, mac_pj)| Energies { name: name.to_string(), ac_pj, mac_pj })
-            .ok_or_else(|| Error::value("energy preset", "one of \"fp32\", \"fp16\", \"int8\"", name))
+            .ok_or_else(|| {
+                Error::value("energy preset", "one of \"fp32\", \"fp16\", \"int8\"", name)
+            })
     }
 
     pub fn custom(ac_pj: f64, mac_pj: f64) -> Result<Energies> {
         for (what, v) in [("acPj", ac_pj), ("macPj", mac_pj)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::value(format!("energies {what}"), "a finite number of picojoules >= 0", v));
+                return Err(Error::value(
+                    format!("energies {what}"),
+                    "a finite number of picojoules >= 0",
+                    v,
+                ));
             }
         }
         Ok(Energies { name: "custom".to_string(), ac_pj, mac_pj })
@@ -180,9 +187,17 @@ impl RateMonitor {
 
 /// A counter inside a layer, borrowed so the model can switch, reset and read them all.
 pub enum Counter<'a> {
-    Synapse { name: String, kind: &'static str, counter: &'a mut SynapseCounter },
+    Synapse {
+        name: String,
+        kind: &'static str,
+        counter: &'a mut SynapseCounter,
+    },
     /// `kind`: `neuron` or `block`.
-    Rate { name: String, kind: &'static str, monitor: &'a mut RateMonitor },
+    Rate {
+        name: String,
+        kind: &'static str,
+        monitor: &'a mut RateMonitor,
+    },
 }
 
 impl Counter<'_> {
@@ -294,7 +309,8 @@ impl EnergyReport {
                     if m.samples == 0 {
                         continue;
                     }
-                    let rate_per_step: Vec<f64> = m.sums.iter().zip(&m.elements).map(|(s, e)| s / e).collect();
+                    let rate_per_step: Vec<f64> =
+                        m.sums.iter().zip(&m.elements).map(|(s, e)| s / e).collect();
                     let r = RateReport {
                         name: name.clone(),
                         units: m.units,
@@ -341,7 +357,11 @@ mod tests {
         assert_eq!(c.calls, 0, "off by default");
         c.set_on(true);
         // T = 2, N = 2, 4 inputs per sample-step, 6 ones in 16: rate 6/16.
-        let x = Tensor::from_vec(&[2, 2, 4], vec![1., 0., 0., 1., 0., 0., 0., 0., 1., 1., 1., 0., 0., 0., 1., 0.]).unwrap();
+        let x = Tensor::from_vec(
+            &[2, 2, 4],
+            vec![1., 0., 0., 1., 0., 0., 0., 0., 1., 1., 1., 0., 0., 0., 1., 0.],
+        )
+        .unwrap();
         c.observe(&x, 12, 3);
         assert_eq!(c.ac, 12.0 * 4.0 * 6.0 / 16.0 + 3.0 * 4.0);
         assert_eq!((c.ac_worst, c.mac, c.dense), (15.0 * 4.0, 0.0, 15.0 * 4.0));

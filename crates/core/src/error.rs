@@ -37,13 +37,21 @@ impl Error {
     pub fn shape(at: impl Into<String>, expected: impl Into<String>, got: &[usize]) -> Self {
         Error::Shape { at: at.into(), expected: expected.into(), got: got.to_vec() }
     }
-    pub fn value(at: impl Into<String>, expected: impl Into<String>, got: impl fmt::Display) -> Self {
+    pub fn value(
+        at: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl fmt::Display,
+    ) -> Self {
         Error::Value { at: at.into(), expected: expected.into(), got: got.to_string() }
     }
     pub fn spec(at: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Spec { at: at.into(), message: message.into() }
     }
-    pub fn format(path: impl Into<String>, at: impl Into<String>, expected: impl Into<String>) -> Self {
+    pub fn format(
+        path: impl Into<String>,
+        at: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
         Error::Format { path: path.into(), at: at.into(), expected: expected.into() }
     }
     pub fn io(path: impl Into<String>, err: impl fmt::Display) -> Self {

@@ -18,10 +18,9 @@ pub fn fold_batch_norm(model: &mut Model) -> Result<Model> {
     let mut folded = Model::from_spec(&spec, 0)?;
     let old = model.state_tensors();
     let get = |name: &str| {
-        old.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t)
-            .ok_or_else(|| Error::state("foldBatchNorm", format!("the model lacks {name}, which folding needs")))
+        old.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+            Error::state("foldBatchNorm", format!("the model lacks {name}, which folding needs"))
+        })
     };
     for (name, target) in folded.state_tensors() {
         let (path, suffix) = name.rsplit_once('.').unwrap_or((&name, ""));
@@ -29,8 +28,8 @@ pub fn fold_batch_norm(model: &mut Model) -> Result<Model> {
             Some(f) => {
                 let w = get(&format!("{}.weight", f.conv))?;
                 let b = get(&format!("{}.bias", f.conv)).ok();
-                let [gamma, beta, mean, var] =
-                    ["weight", "bias", "running_mean", "running_var"].map(|s| get(&format!("{}.{s}", f.bn)));
+                let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"]
+                    .map(|s| get(&format!("{}.{s}", f.bn)));
                 let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
                 let scale: Vec<f64> = gamma
                     .data()
@@ -41,14 +40,20 @@ pub fn fold_batch_norm(model: &mut Model) -> Result<Model> {
                 match suffix {
                     "weight" => {
                         let per_channel = w.numel() / scale.len();
-                        let data = w.data().iter().enumerate().map(|(i, &x)| (x as f64 * scale[i / per_channel]) as f32).collect();
+                        let data = w
+                            .data()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &x)| (x as f64 * scale[i / per_channel]) as f32)
+                            .collect();
                         Tensor::from_vec(w.shape(), data)?
                     }
                     _ => {
                         let data = (0..scale.len())
                             .map(|c| {
                                 let b = b.map_or(0.0, |b| b.data()[c] as f64);
-                                (beta.data()[c] as f64 + (b - mean.data()[c] as f64) * scale[c]) as f32
+                                (beta.data()[c] as f64 + (b - mean.data()[c] as f64) * scale[c])
+                                    as f32
                             })
                             .collect();
                         Tensor::from_vec(target.shape(), data)?
@@ -59,9 +64,13 @@ pub fn fold_batch_norm(model: &mut Model) -> Result<Model> {
                 let (new_prefix, old_prefix) = plan
                     .renames
                     .iter()
-                    .filter(|(n, _)| name.starts_with(n.as_str()) && name[n.len()..].starts_with('.'))
+                    .filter(|(n, _)| {
+                        name.starts_with(n.as_str()) && name[n.len()..].starts_with('.')
+                    })
                     .max_by_key(|(n, _)| n.len())
-                    .ok_or_else(|| Error::state("foldBatchNorm", format!("no source for {name}")))?;
+                    .ok_or_else(|| {
+                        Error::state("foldBatchNorm", format!("no source for {name}"))
+                    })?;
                 get(&format!("{old_prefix}{}", &name[new_prefix.len()..]))?.clone()
             }
         };
@@ -85,7 +94,12 @@ struct Plan {
     renames: Vec<(String, String)>,
 }
 
-fn fold_opt(old: &str, new: &str, list: &Option<Vec<LayerSpec>>, plan: &mut Plan) -> Option<Vec<LayerSpec>> {
+fn fold_opt(
+    old: &str,
+    new: &str,
+    list: &Option<Vec<LayerSpec>>,
+    plan: &mut Plan,
+) -> Option<Vec<LayerSpec>> {
     list.as_ref().map(|l| fold_list(old, new, l, plan))
 }
 
@@ -101,20 +115,29 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
                 let mut c = c.clone();
                 c.bias = true;
                 out.push(LayerSpec::Conv2d(c));
-                plan.folds.push(Fold { new: n, conv: o, bn: format!("{old}.{}", i + 1), eps: bn.eps });
+                plan.folds.push(Fold {
+                    new: n,
+                    conv: o,
+                    bn: format!("{old}.{}", i + 1),
+                    eps: bn.eps,
+                });
                 i += 2;
                 continue;
             }
             (LayerSpec::SewBlock(b), _) => {
                 let mut b = b.clone();
-                b.branch = fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
-                b.shortcut = fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
+                b.branch =
+                    fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
+                b.shortcut =
+                    fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
                 out.push(LayerSpec::SewBlock(b));
             }
             (LayerSpec::SpikingResnetBlock(b), _) => {
                 let mut b = b.clone();
-                b.branch = fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
-                b.shortcut = fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
+                b.branch =
+                    fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
+                b.shortcut =
+                    fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
                 out.push(LayerSpec::SpikingResnetBlock(b));
             }
             (LayerSpec::DualStream(d), _) => {
@@ -122,9 +145,24 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
                 for (s, stage) in d.stages.iter_mut().enumerate() {
                     if let DualStage::Block(b) = stage {
                         let (os, ns) = (format!("{o}.stages.{s}"), format!("{n}.stages.{s}"));
-                        b.branch = fold_list(&format!("{os}.branch"), &format!("{ns}.branch"), &b.branch, plan);
-                        b.shortcut = fold_opt(&format!("{os}.shortcut"), &format!("{ns}.shortcut"), &b.shortcut, plan);
-                        b.projection = fold_opt(&format!("{os}.projection"), &format!("{ns}.projection"), &b.projection, plan);
+                        b.branch = fold_list(
+                            &format!("{os}.branch"),
+                            &format!("{ns}.branch"),
+                            &b.branch,
+                            plan,
+                        );
+                        b.shortcut = fold_opt(
+                            &format!("{os}.shortcut"),
+                            &format!("{ns}.shortcut"),
+                            &b.shortcut,
+                            plan,
+                        );
+                        b.projection = fold_opt(
+                            &format!("{os}.projection"),
+                            &format!("{ns}.projection"),
+                            &b.projection,
+                            plan,
+                        );
                     }
                 }
                 out.push(LayerSpec::DualStream(d));
@@ -146,20 +184,35 @@ mod tests {
 
     fn images(n: usize, c: usize, hw: usize, seed: u64) -> Tensor {
         let mut rng = Rng::new(seed);
-        Tensor::from_vec(&[n, c, hw, hw], (0..n * c * hw * hw).map(|_| 2.0 * rng.uniform()).collect()).unwrap()
+        Tensor::from_vec(
+            &[n, c, hw, hw],
+            (0..n * c * hw * hw).map(|_| 2.0 * rng.uniform()).collect(),
+        )
+        .unwrap()
     }
 
     /// Sets every BN's statistics and affine parameters to values far from the defaults.
     fn randomise_bn(m: &mut Model, seed: u64) {
         let mut rng = Rng::new(seed);
         for (name, t) in m.state_tensors() {
-            let (gamma_like, stat) = (name.ends_with("running_var"), name.ends_with("running_mean"));
-            let is_bn = m.buffer_names().iter().any(|(b, _)| b.rsplit_once('.').map(|x| x.0) == name.rsplit_once('.').map(|x| x.0));
+            let (gamma_like, stat) =
+                (name.ends_with("running_var"), name.ends_with("running_mean"));
+            let is_bn = m.buffer_names().iter().any(|(b, _)| {
+                b.rsplit_once('.').map(|x| x.0) == name.rsplit_once('.').map(|x| x.0)
+            });
             if !is_bn {
                 continue;
             }
             let data = (0..t.numel())
-                .map(|_| if gamma_like { 0.2 + rng.uniform() } else if stat { rng.uniform_range(-0.5, 0.5) } else { rng.uniform_range(0.5, 1.5) })
+                .map(|_| {
+                    if gamma_like {
+                        0.2 + rng.uniform()
+                    } else if stat {
+                        rng.uniform_range(-0.5, 0.5)
+                    } else {
+                        rng.uniform_range(0.5, 1.5)
+                    }
+                })
                 .collect();
             m.set_tensor(&name, &Tensor::from_vec(t.shape(), data).unwrap()).unwrap();
         }
@@ -172,7 +225,8 @@ mod tests {
     fn assert_same_outputs(m: &mut Model, f: &mut Model, x: &Tensor, mode: InferenceMode) {
         let a = m.evaluate(x, None, mode, &LossSpec::default()).unwrap().logits;
         let b = f.evaluate(x, None, mode, &LossSpec::default()).unwrap().logits;
-        let worst = a.data().iter().zip(b.data()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        let worst =
+            a.data().iter().zip(b.data()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
         assert!(worst <= 1e-5, "{mode:?}: the folded model's logits differ by {worst}");
         assert!(a.data().iter().any(|&v| v != a.data()[0]), "the logits must not be constant");
     }
@@ -193,9 +247,16 @@ mod tests {
         let mut f = fold_batch_norm(&mut m).unwrap();
         assert_eq!(bn_count(&f.spec().layers), 0);
         assert_eq!(f.spec().layers.len(), 6);
-        assert!(f.state_tensors().iter().any(|(n, _)| n == "layers.0.bias"), "the first conv gains a bias");
+        assert!(
+            f.state_tensors().iter().any(|(n, _)| n == "layers.0.bias"),
+            "the first conv gains a bias"
+        );
         assert_same_outputs(&mut m, &mut f, &images(5, 2, 6, 3), InferenceMode::Fsnn);
-        assert!(m.firing_rates().iter().all(|(_, r)| *r > 0.02 && *r < 0.98), "{:?}", m.firing_rates());
+        assert!(
+            m.firing_rates().iter().all(|(_, r)| *r > 0.02 && *r < 0.98),
+            "{:?}",
+            m.firing_rates()
+        );
     }
 
     #[test]

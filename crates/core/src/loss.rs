@@ -71,7 +71,9 @@ impl LossSpec {
             LossSpec::CrossEntropy { .. } => {
                 cross_entropy_time_mean_weighted(output, labels, weight, grad)
             }
-            LossSpec::MseFiringRate { .. } => mse_firing_rate_weighted(output, labels, weight, grad),
+            LossSpec::MseFiringRate { .. } => {
+                mse_firing_rate_weighted(output, labels, weight, grad)
+            }
         }
     }
 
@@ -87,13 +89,23 @@ impl LossSpec {
     /// The training loss of a model with `heads` heads whose output rows are the heads' outputs
     /// side by side, `[T, N, heads * K]`: `sum_h w_h * loss(y_h)` (Eq. 12 for two heads).
     /// `grad` gets d loss / d output in the same layout.
-    pub fn compute_heads(&self, output: &Tensor, labels: &[u32], heads: usize, grad: &mut Tensor) -> Result<LossStats> {
+    pub fn compute_heads(
+        &self,
+        output: &Tensor,
+        labels: &[u32],
+        heads: usize,
+        grad: &mut Tensor,
+    ) -> Result<LossStats> {
         if heads <= 1 {
             return self.compute(output, labels, 1.0, grad);
         }
         let (t, n, width) = dims("loss", output)?;
         if width % heads != 0 {
-            return Err(Error::shape("loss", format!("[T, N, {heads} * K] ({heads} heads side by side)"), output.shape()));
+            return Err(Error::shape(
+                "loss",
+                format!("[T, N, {heads} * K] ({heads} heads side by side)"),
+                output.shape(),
+            ));
         }
         let k = width / heads;
         let weights = self.head_weights();
@@ -109,7 +121,9 @@ impl LossSpec {
             let s = self.compute(&part, labels, 1.0, &mut part_grad)?;
             let w = weights.get(h).copied().unwrap_or(1.0);
             total += w as f64 * s.loss as f64;
-            for (row, g) in grad.data_mut().chunks_exact_mut(width).zip(part_grad.data().chunks_exact(k)) {
+            for (row, g) in
+                grad.data_mut().chunks_exact_mut(width).zip(part_grad.data().chunks_exact(k))
+            {
                 for (d, &v) in row[h * k..(h + 1) * k].iter_mut().zip(g) {
                     *d = w * v;
                 }
@@ -175,12 +189,7 @@ pub fn cross_entropy_time_mean_weighted(
         di[y] -= 1.0;
     }
     spread_over_time(grad, &d, t, n, k, w / (n as f64 * t as f64));
-    Ok(LossStats {
-        loss: (w * total / n as f64) as f32,
-        correct,
-        count: n,
-        heads: Vec::new(),
-    })
+    Ok(LossStats { loss: (w * total / n as f64) as f32, correct, count: n, heads: Vec::new() })
 }
 
 /// `F.mse_loss` (mean over N*K) between the time-mean output and one-hot labels.
@@ -212,12 +221,7 @@ pub fn mse_firing_rate_weighted(
     let w = weight as f64;
     // d/dr of mean((r - y)^2) is 2 (r - y) / (N K); each step carries 1/T of it.
     spread_over_time(grad, &d, t, n, k, 2.0 * w / (nk * t as f64));
-    Ok(LossStats {
-        loss: (w * total / nk) as f32,
-        correct,
-        count: n,
-        heads: Vec::new(),
-    })
+    Ok(LossStats { loss: (w * total / nk) as f32, correct, count: n, heads: Vec::new() })
 }
 
 /// Predicted class per sample: argmax of the time-mean output (first index on ties, as
@@ -263,11 +267,7 @@ fn check_labels(labels: &[u32], n: usize, k: usize) -> Result<()> {
 
 fn check_weight(at: &str, weight: f32) -> Result<()> {
     if !(weight.is_finite() && weight >= 0.0) {
-        return Err(Error::value(
-            format!("{at} weight"),
-            "a finite number >= 0",
-            weight,
-        ));
+        return Err(Error::value(format!("{at} weight"), "a finite number >= 0", weight));
     }
     Ok(())
 }
@@ -336,10 +336,7 @@ mod tests {
             let lm = loss(&minus, labels, &mut scratch).unwrap().loss as f64;
             let fd = (lp - lm) / (2.0 * h as f64);
             let g = grad.data()[i] as f64;
-            assert!(
-                (fd - g).abs() < 2e-4,
-                "element {i}: analytic {g}, finite difference {fd}"
-            );
+            assert!((fd - g).abs() < 2e-4, "element {i}: analytic {g}, finite difference {fd}");
         }
     }
 
@@ -380,11 +377,7 @@ mod tests {
         }
         let mut grad = Tensor::default();
         let stats = cross_entropy_time_mean(&out, &labels, &mut grad).unwrap();
-        assert!(
-            (stats.loss as f64 - want_loss).abs() < 1e-6,
-            "{} vs {want_loss}",
-            stats.loss
-        );
+        assert!((stats.loss as f64 - want_loss).abs() < 1e-6, "{} vs {want_loss}", stats.loss);
         // argmax: sample 0 -> 0 (label 2, wrong), sample 1 -> 2 (label 0, wrong).
         assert_eq!((stats.correct, stats.count), (0, 2));
         for step in 0..2 {
@@ -450,35 +443,20 @@ mod tests {
             assert_eq!(e.code(), "ERR_VALUE");
             assert!(e.to_string().starts_with("labels:"), "{e}");
             let e = f(&out, &[0, 4, 1], &mut grad).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                "labels[1]: expected an integer in [0, 4), got 4"
-            );
+            assert_eq!(e.to_string(), "labels[1]: expected an integer in [0, 4), got 4");
             let flat = sample_output(1, 2, 12);
             let mut flat2 = flat.clone();
             flat2.reshape(&[2, 12]).unwrap();
-            assert_eq!(
-                f(&flat2, &[0, 1], &mut grad).unwrap_err().code(),
-                "ERR_SHAPE"
-            );
+            assert_eq!(f(&flat2, &[0, 1], &mut grad).unwrap_err().code(), "ERR_SHAPE");
             let mut bad = out.clone();
             bad.data_mut()[5] = f32::NAN;
-            assert_eq!(
-                f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(),
-                "ERR_NON_FINITE"
-            );
+            assert_eq!(f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(), "ERR_NON_FINITE");
             bad.data_mut()[5] = f32::INFINITY;
-            assert_eq!(
-                f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(),
-                "ERR_NON_FINITE"
-            );
+            assert_eq!(f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(), "ERR_NON_FINITE");
         }
         let mut g = Tensor::default();
         assert!(cross_entropy_time_mean_weighted(&out, &[0, 1, 2], -1.0, &mut g).is_err());
-        assert_eq!(
-            predict(&Tensor::zeros(&[2, 3])).unwrap_err().code(),
-            "ERR_SHAPE"
-        );
+        assert_eq!(predict(&Tensor::zeros(&[2, 3])).unwrap_err().code(), "ERR_SHAPE");
     }
 
     #[test]
@@ -488,10 +466,7 @@ mod tests {
         assert_eq!(s, LossSpec::default());
         let s: LossSpec = serde_json::from_str(r#"{"type":"mseFiringRate"}"#).unwrap();
         assert_eq!(s, LossSpec::MseFiringRate { head_weights: None });
-        assert_eq!(
-            serde_json::to_string(&s).unwrap(),
-            r#"{"type":"mseFiringRate"}"#
-        );
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"type":"mseFiringRate"}"#);
         assert!(serde_json::from_str::<LossSpec>(r#"{"type":"nll"}"#).is_err());
         assert!(serde_json::from_str::<LossSpec>(r#"{"type":"crossEntropy","weight":1}"#).is_err());
     }

@@ -2,14 +2,14 @@
 use crate::energy::{Energies, EnergyReport};
 use crate::error::{check_finite, Error, Result};
 use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
-use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
 use crate::nn::sequential::inference_only;
+use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
 use crate::optim::schedule::ScheduleSpec;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::rng::Rng;
 use crate::spec::{DualStage, Encoding, LayerSpec, ModelSpec};
-use serde::{Deserialize, Serialize};
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// Which network a dual-stream model evaluates as.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +48,12 @@ impl AuditReport {
 fn has_dual_stream(layers: &[LayerSpec]) -> bool {
     layers.iter().any(|l| match l {
         LayerSpec::DualStream(_) => true,
-        LayerSpec::SewBlock(b) => has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream),
-        LayerSpec::SpikingResnetBlock(b) => has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream),
+        LayerSpec::SewBlock(b) => {
+            has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream)
+        }
+        LayerSpec::SpikingResnetBlock(b) => {
+            has_dual_stream(&b.branch) || b.shortcut.as_deref().is_some_and(has_dual_stream)
+        }
         _ => false,
     })
 }
@@ -75,7 +79,10 @@ impl Model {
         if spec.input_shape.is_empty() || spec.input_shape.contains(&0) {
             return Err(Error::spec(
                 "inputShape",
-                format!("expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}", spec.input_shape),
+                format!(
+                    "expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}",
+                    spec.input_shape
+                ),
             ));
         }
         if let Some((_, before)) = spec.layers.split_last() {
@@ -120,12 +127,19 @@ impl Model {
 
     /// Eval-mode forward as `mode` and the loss of its prediction head. For a single-head
     /// model `fsnn` is the model itself and `dsnn` is an error.
-    pub fn evaluate(&mut self, input: &Tensor, labels: Option<&[u32]>, mode: InferenceMode, loss: &LossSpec) -> Result<Evaluation> {
+    pub fn evaluate(
+        &mut self,
+        input: &Tensor,
+        labels: Option<&[u32]>,
+        mode: InferenceMode,
+        loss: &LossSpec,
+    ) -> Result<Evaluation> {
         let mut head = Tensor::default();
         match mode {
             InferenceMode::Fsnn => {
                 self.body.set_aap(false);
-                let run = inference_only(|| self.forward(input, false).map(|out| head.copy_from(out)));
+                let run =
+                    inference_only(|| self.forward(input, false).map(|out| head.copy_from(out)));
                 self.body.set_aap(true);
                 run?;
             }
@@ -162,19 +176,20 @@ impl Model {
                     }
                 }
             }
-            _ => {
-                return Err(Error::state(
-                    "toFullSpike",
-                    "this model has no dualStream trunk, so there is no accumulation pathway to remove",
-                ))
-            }
+            _ => return Err(Error::state(
+                "toFullSpike",
+                "this model has no dualStream trunk, so there is no accumulation pathway to remove",
+            )),
         }
         let mut fsnn = Model::from_spec(&spec, 0)?;
         let wanted: Vec<String> = fsnn.state_tensors().into_iter().map(|(n, _)| n).collect();
         let mine = self.state_tensors();
         for name in &wanted {
             let t = mine.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
-                Error::state("toFullSpike", format!("the full-spike model needs {name}, which this model lacks"))
+                Error::state(
+                    "toFullSpike",
+                    format!("the full-spike model needs {name}, which this model lacks"),
+                )
             })?;
             fsnn.set_tensor(name, t)?;
         }
@@ -193,9 +208,13 @@ impl Model {
         self.body.set_audit(false);
         self.body.set_aap(true);
         run?;
-        let stem = layers.first().filter(|e| e.layer.starts_with("layers.0 ")).map(|e| e.layer.clone());
-        let offending =
-            layers.iter().filter(|e| !e.binary && Some(&e.layer) != stem.as_ref()).cloned().collect();
+        let stem =
+            layers.first().filter(|e| e.layer.starts_with("layers.0 ")).map(|e| e.layer.clone());
+        let offending = layers
+            .iter()
+            .filter(|e| !e.binary && Some(&e.layer) != stem.as_ref())
+            .cloned()
+            .collect();
         Ok(AuditReport { layers, stem, offending })
     }
 
@@ -215,7 +234,13 @@ impl Model {
     /// Eval-mode `evaluate` with the energy counters on (`crate::energy`): operations and
     /// rates add up over calls, so a data set streams through batch by batch, until
     /// `reset_energy`. Other forwards are not counted.
-    pub fn evaluate_counting(&mut self, input: &Tensor, labels: Option<&[u32]>, mode: InferenceMode, loss: &LossSpec) -> Result<Evaluation> {
+    pub fn evaluate_counting(
+        &mut self,
+        input: &Tensor,
+        labels: Option<&[u32]>,
+        mode: InferenceMode,
+        loss: &LossSpec,
+    ) -> Result<Evaluation> {
         self.set_counting(true);
         let run = self.evaluate(input, labels, mode, loss);
         self.set_counting(false);
@@ -252,7 +277,9 @@ impl Model {
         let sample = &self.spec.input_shape;
         let (lead, what) = match self.spec.encoding {
             Encoding::Direct => (1, format!("[N, {}] (encoding direct)", join(sample))),
-            Encoding::Sequence => (2, format!("[{}, N, {}] (encoding sequence)", self.spec.time_steps, join(sample))),
+            Encoding::Sequence => {
+                (2, format!("[{}, N, {}] (encoding sequence)", self.spec.time_steps, join(sample)))
+            }
         };
         let shape = input.shape();
         let ok = shape.len() == lead + sample.len()
@@ -324,9 +351,18 @@ impl Model {
             Error::state("model.backward", "call forward with training = true first")
         })?;
         if grad_output.shape() != self.output.shape() {
-            return Err(Error::shape("gradOutput", format!("{:?}", self.output.shape()), grad_output.shape()));
+            return Err(Error::shape(
+                "gradOutput",
+                format!("{:?}", self.output.shape()),
+                grad_output.shape(),
+            ));
         }
-        self.body.backward(&self.steps_input, &self.output, grad_output, &mut self.grad_steps_input)?;
+        self.body.backward(
+            &self.steps_input,
+            &self.output,
+            grad_output,
+            &mut self.grad_steps_input,
+        )?;
         Ok(input_shape)
     }
 
@@ -356,11 +392,9 @@ impl Model {
     }
 
     pub fn set_param(&mut self, name: &str, value: &Tensor) -> Result<()> {
-        let p = self
-            .params_mut()
-            .into_iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::value("parameter name", "the name of a parameter of this model", name))?;
+        let p = self.params_mut().into_iter().find(|p| p.name == name).ok_or_else(|| {
+            Error::value("parameter name", "the name of a parameter of this model", name)
+        })?;
         if p.value.shape() != value.shape() {
             return Err(Error::shape(name, format!("{:?}", p.value.shape()), value.shape()));
         }
@@ -384,10 +418,9 @@ impl Model {
     pub fn set_buffer(&mut self, name: &str, value: &Tensor) -> Result<()> {
         let mut out = Vec::new();
         self.body.buffers(&mut out);
-        let b = out
-            .into_iter()
-            .find(|b| b.name == name)
-            .ok_or_else(|| Error::value("buffer name", "the name of a buffer of this model", name))?;
+        let b = out.into_iter().find(|b| b.name == name).ok_or_else(|| {
+            Error::value("buffer name", "the name of a buffer of this model", name)
+        })?;
         if b.value.shape() != value.shape() {
             return Err(Error::shape(name, format!("{:?}", b.value.shape()), value.shape()));
         }
@@ -432,7 +465,11 @@ impl Model {
         } else if self.buffer(name).is_some() {
             self.set_buffer(name, value)
         } else {
-            Err(Error::value("tensor name", "the name of a parameter or buffer of this model", name))
+            Err(Error::value(
+                "tensor name",
+                "the name of a parameter or buffer of this model",
+                name,
+            ))
         }
     }
 }
@@ -452,7 +489,11 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(optimizer: &OptimizerSpec, schedule: &ScheduleSpec, loss: &LossSpec) -> Result<Trainer> {
+    pub fn new(
+        optimizer: &OptimizerSpec,
+        schedule: &ScheduleSpec,
+        loss: &LossSpec,
+    ) -> Result<Trainer> {
         schedule.validate()?;
         Ok(Trainer {
             optimizer: optimizer.build()?,
@@ -480,7 +521,8 @@ impl Trainer {
     /// (`schedule/step`) and the optimizer's buffers and step count (`optimizer/<key>`, keys
     /// as `Optimizer::state`).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![("schedule/step".to_string(), crate::optim::step_to_tensor(self.step as u64))];
+        let mut out =
+            vec![("schedule/step".to_string(), crate::optim::step_to_tensor(self.step as u64))];
         out.extend(self.optimizer.state().into_iter().map(|(k, t)| (format!("optimizer/{k}"), t)));
         out
     }
@@ -495,10 +537,16 @@ impl Trainer {
             } else if let Some(rest) = key.strip_prefix("optimizer/") {
                 optimizer.push((rest.to_string(), t.clone()));
             } else {
-                return Err(Error::value("trainer.load_state", "keys \"schedule/step\" or \"optimizer/...\"", format!("\"{key}\"")));
+                return Err(Error::value(
+                    "trainer.load_state",
+                    "keys \"schedule/step\" or \"optimizer/...\"",
+                    format!("\"{key}\""),
+                ));
             }
         }
-        let step = step.ok_or_else(|| Error::value("trainer.load_state", "a \"schedule/step\" entry", "none"))?;
+        let step = step.ok_or_else(|| {
+            Error::value("trainer.load_state", "a \"schedule/step\" entry", "none")
+        })?;
         self.optimizer.load_state(&optimizer)?;
         self.step = step as usize;
         Ok(())
@@ -506,7 +554,12 @@ impl Trainer {
 
     /// Forward, loss and BPTT in training mode, without updating the weights: the parameter
     /// gradients (and the gradient norms at block outputs) are left in the model.
-    pub fn compute_gradients(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
+    pub fn compute_gradients(
+        &mut self,
+        model: &mut Model,
+        input: &Tensor,
+        labels: &[u32],
+    ) -> Result<LossStats> {
         model.zero_grad();
         let heads = model.heads();
         let output = model.forward(input, true)?;
@@ -519,7 +572,12 @@ impl Trainer {
     }
 
     /// One optimisation step: forward, loss, BPTT, optimizer update.
-    pub fn train_step(&mut self, model: &mut Model, input: &Tensor, labels: &[u32]) -> Result<LossStats> {
+    pub fn train_step(
+        &mut self,
+        model: &mut Model,
+        input: &Tensor,
+        labels: &[u32],
+    ) -> Result<LossStats> {
         let stats = self.compute_gradients(model, input, labels)?;
         let lr = self.learning_rate();
         let mut params = model.params_mut();
@@ -583,8 +641,16 @@ mod tests {
         let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias",
-             "layers.1.running_mean", "layers.1.running_var"]
+            [
+                "layers.0.weight",
+                "layers.0.bias",
+                "layers.1.weight",
+                "layers.1.bias",
+                "layers.3.weight",
+                "layers.3.bias",
+                "layers.1.running_mean",
+                "layers.1.running_var"
+            ]
         );
     }
 
@@ -625,33 +691,48 @@ mod tests {
         m.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
         m.backward_params(&ramp(&[3, 2, 3])).unwrap();
         m.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
-        assert_eq!(m.backward(&ramp(&[3, 2, 3])).unwrap().data(), {
-            let mut r = Model::from_spec(&spec("direct"), 4).unwrap();
-            r.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
-            r.backward(&ramp(&[3, 2, 3])).unwrap().data().to_vec()
-        }
-        .as_slice());
+        assert_eq!(
+            m.backward(&ramp(&[3, 2, 3])).unwrap().data(),
+            {
+                let mut r = Model::from_spec(&spec("direct"), 4).unwrap();
+                r.forward(&ramp(&[2, 1, 4, 4]), true).unwrap();
+                r.backward(&ramp(&[3, 2, 3])).unwrap().data().to_vec()
+            }
+            .as_slice()
+        );
     }
 
     #[test]
     fn bad_calls_fail_with_errors_that_say_what_was_expected() {
         let mut m = Model::from_spec(&spec("direct"), 1).unwrap();
         let err = m.forward(&ramp(&[2, 1, 5, 4]), true).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("[N, 1, 4, 4]"), "{err}");
+        assert!(
+            matches!(err, Error::Shape { .. }) && err.to_string().contains("[N, 1, 4, 4]"),
+            "{err}"
+        );
         let mut nan = ramp(&[2, 1, 4, 4]);
         nan.data_mut()[3] = f32::NAN;
         assert!(matches!(m.forward(&nan, true).unwrap_err(), Error::NonFinite { index: 3, .. }));
         assert!(matches!(m.backward(&ramp(&[3, 2, 3])).unwrap_err(), Error::State { .. }));
         let err = m.set_param("layers.0.weight", &ramp(&[2, 1, 3, 2])).unwrap_err();
-        assert!(err.to_string().contains("layers.0.weight") && err.to_string().contains("[2, 1, 3, 3]"), "{err}");
+        assert!(
+            err.to_string().contains("layers.0.weight") && err.to_string().contains("[2, 1, 3, 3]"),
+            "{err}"
+        );
         assert!(m.set_tensor("layers.9.weight", &ramp(&[1])).is_err());
         let mut inf = ramp(&[3]);
         inf.data_mut()[1] = f32::INFINITY;
         let err = m.set_param("layers.3.bias", &inf).unwrap_err();
-        assert!(matches!(err, Error::NonFinite { index: 1, .. }) && err.to_string().contains("layers.3.bias"), "{err}");
+        assert!(
+            matches!(err, Error::NonFinite { index: 1, .. })
+                && err.to_string().contains("layers.3.bias"),
+            "{err}"
+        );
         let mut bad = spec("direct");
         bad.layers.pop();
-        bad.layers.push(serde_json::from_str(r#"{"type":"linear","inFeatures":31,"outFeatures":3}"#).unwrap());
+        bad.layers.push(
+            serde_json::from_str(r#"{"type":"linear","inFeatures":31,"outFeatures":3}"#).unwrap(),
+        );
         let err = Model::from_spec(&bad, 0).err().unwrap();
         assert!(err.to_string().contains("layers.3") && err.to_string().contains("31"), "{err}");
     }
@@ -659,8 +740,10 @@ mod tests {
     #[test]
     fn training_lowers_the_loss_on_a_fixed_batch() {
         let mut m = Model::from_spec(&spec("direct"), 4).unwrap();
-        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.05,"momentum":0.9}"#).unwrap();
-        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        let opt: OptimizerSpec =
+            serde_json::from_str(r#"{"type":"sgd","lr":0.05,"momentum":0.9}"#).unwrap();
+        let mut trainer =
+            Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
         let x = ramp(&[4, 1, 4, 4]);
         let labels = [0, 1, 2, 1];
         let first = trainer.train_step(&mut m, &x, &labels).unwrap().loss;
@@ -676,8 +759,11 @@ mod tests {
     #[test]
     fn a_run_resumed_from_saved_tensors_and_trainer_state_continues_bit_for_bit() {
         let mut with_dropout = spec("direct");
-        with_dropout.layers.insert(3, serde_json::from_str(r#"{"type":"dropout","p":0.3}"#).unwrap());
-        let schedule: ScheduleSpec = serde_json::from_str(r#"{"type":"cosine","totalSteps":8}"#).unwrap();
+        with_dropout
+            .layers
+            .insert(3, serde_json::from_str(r#"{"type":"dropout","p":0.3}"#).unwrap());
+        let schedule: ScheduleSpec =
+            serde_json::from_str(r#"{"type":"cosine","totalSteps":8}"#).unwrap();
         for opt in [r#"{"type":"sgd","lr":0.05,"momentum":0.9}"#, r#"{"type":"adam","lr":0.01}"#] {
             let opt: OptimizerSpec = serde_json::from_str(opt).unwrap();
             let batch = |i: u64| (images4(i), [0u32, 1, 2, (i % 3) as u32]);
@@ -755,8 +841,10 @@ mod tests {
 
     fn trained_dsnn(connect: &str) -> Model {
         let mut m = Model::from_spec(&dsnn_spec(connect), 7).unwrap();
-        let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.1,"momentum":0.9}"#).unwrap();
-        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        let opt: OptimizerSpec =
+            serde_json::from_str(r#"{"type":"sgd","lr":0.1,"momentum":0.9}"#).unwrap();
+        let mut trainer =
+            Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
         for step in 0..3 {
             trainer.train_step(&mut m, &images(6, step), &[0, 1, 2, 0, 1, 2]).unwrap();
         }
@@ -774,16 +862,21 @@ mod tests {
             let folded = fsnn.evaluate(&x, None, InferenceMode::Fsnn, &loss).unwrap().logits;
             assert_eq!(folded.shape(), unfolded.shape());
             for (a, b) in folded.data().iter().zip(unfolded.data()) {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{connect}: folded {a}, unfolded {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{connect}: folded {a}, unfolded {b}"
+                );
             }
             let again = fsnn.evaluate(&x, None, InferenceMode::Fsnn, &loss).unwrap().logits;
             assert_eq!(again, folded, "{connect}: evaluate is deterministic");
             // The folded pass leaves nothing behind that a later training step could misread.
             let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"sgd","lr":0.1}"#).unwrap();
-            let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+            let mut trainer =
+                Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
             let mut reference = trained_dsnn(connect).to_full_spike().unwrap();
             let a = trainer.train_step(&mut fsnn, &x, &[0, 1, 2, 0, 1]).unwrap();
-            let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+            let mut trainer =
+                Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
             let b = trainer.train_step(&mut reference, &x, &[0, 1, 2, 0, 1]).unwrap();
             assert_eq!(a, b, "{connect}: a training step after evaluate");
             assert_eq!(fsnn.state_tensors(), reference.state_tensors(), "{connect}");
@@ -800,14 +893,21 @@ mod tests {
             match fsnn.spec().layers.last() {
                 Some(LayerSpec::DualStream(d)) => {
                     assert!(!d.aap);
-                    assert!(d.stages.iter().all(|s| !matches!(s, DualStage::Block(b) if b.projection.is_some())));
+                    assert!(d
+                        .stages
+                        .iter()
+                        .all(|s| !matches!(s, DualStage::Block(b) if b.projection.is_some())));
                 }
                 _ => panic!("the trunk is kept"),
             }
             let names: Vec<String> = fsnn.state_tensors().into_iter().map(|(n, _)| n).collect();
             assert!(!names.iter().any(|n| n.contains("projection")), "{names:?}");
             assert!(dsnn.state_tensors().iter().any(|(n, _)| n.contains("projection")));
-            assert_eq!(names.len() + 6, dsnn.state_tensors().len(), "two convs + BN weight, bias, 2 statistics");
+            assert_eq!(
+                names.len() + 6,
+                dsnn.state_tensors().len(),
+                "two convs + BN weight, bias, 2 statistics"
+            );
 
             let x = images(5, 99);
             let both = dsnn.forward(&x, false).unwrap().clone();
@@ -815,7 +915,11 @@ mod tests {
             let alone = fsnn.forward(&x, false).unwrap().clone();
             assert_eq!(alone.shape(), &[3, 5, 3]);
             for (row, s) in both.data().chunks_exact(6).zip(alone.data().chunks_exact(3)) {
-                assert_eq!(row[..3].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{connect}");
+                assert_eq!(
+                    row[..3].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    s.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{connect}"
+                );
             }
             let labels = [0, 1, 2, 0, 1];
             let loss = LossSpec::default();
@@ -839,7 +943,10 @@ mod tests {
         assert_eq!(report.stem.as_deref(), Some("layers.0 (conv2d)"));
         assert!(!report.layers[0].binary, "the stem reads the image");
         assert!(report.layers.iter().any(|e| e.layer.contains("head")));
-        assert!(!report.layers.iter().any(|e| e.layer.contains("projection")), "the AAP is not part of the FSNN");
+        assert!(
+            !report.layers.iter().any(|e| e.layer.contains("projection")),
+            "the AAP is not part of the FSNN"
+        );
         assert!(dsnn.to_full_spike().unwrap().audit(&images(4, 5)).unwrap().passed());
 
         let block = |cin: usize| {
@@ -862,7 +969,10 @@ mod tests {
         let report = sew.audit(&images(4, 5)).unwrap();
         assert!(!report.passed());
         let first = &report.offending[0];
-        assert_eq!(first.layer, "layers.4.branch.0 (conv2d)", "the conv reading the first ADD block's output");
+        assert_eq!(
+            first.layer, "layers.4.branch.0 (conv2d)",
+            "the conv reading the first ADD block's output"
+        );
         assert_eq!(first.example, Some(2.0));
     }
 
@@ -873,7 +983,10 @@ mod tests {
         let err = Model::from_spec(&spec, 0).err().unwrap();
         assert!(err.to_string().contains("last layer"), "{err}");
         let err = Model::from_spec(&dsnn_spec("add"), 0).err().unwrap();
-        assert!(err.to_string().contains("layers.3.stages.0") && err.to_string().contains("full-spike"), "{err}");
+        assert!(
+            err.to_string().contains("layers.3.stages.0") && err.to_string().contains("full-spike"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -881,7 +994,8 @@ mod tests {
         let mut rng = Rng::new(4);
         let out = Tensor::from_vec(&[2, 3, 8], (0..48).map(|_| rng.normal()).collect()).unwrap();
         let labels = [1u32, 3, 0];
-        let loss: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy","headWeights":[0.7,0.2]}"#).unwrap();
+        let loss: LossSpec =
+            serde_json::from_str(r#"{"type":"crossEntropy","headWeights":[0.7,0.2]}"#).unwrap();
         let mut grad = Tensor::default();
         let stats = loss.compute_heads(&out, &labels, 2, &mut grad).unwrap();
         let mut part = Tensor::default();
@@ -892,7 +1006,10 @@ mod tests {
         let (s, a) = (single(0), single(1));
         assert!((stats.loss - (0.7 * s.loss + 0.2 * a.loss)).abs() < 1e-6);
         assert_eq!(stats.heads.len(), 2);
-        assert_eq!((stats.heads[0].correct, stats.heads[1].correct, stats.correct), (s.correct, a.correct, s.correct));
+        assert_eq!(
+            (stats.heads[0].correct, stats.heads[1].correct, stats.correct),
+            (s.correct, a.correct, s.correct)
+        );
         let h = 1e-2f32;
         for i in 0..out.numel() {
             let (mut p, mut m) = (out.clone(), out.clone());
@@ -902,7 +1019,11 @@ mod tests {
             let lp = loss.compute_heads(&p, &labels, 2, &mut g).unwrap().loss as f64;
             let lm = loss.compute_heads(&m, &labels, 2, &mut g).unwrap().loss as f64;
             let fd = (lp - lm) / (2.0 * h as f64);
-            assert!((fd - grad.data()[i] as f64).abs() < 2e-4, "element {i}: analytic {}, numeric {fd}", grad.data()[i]);
+            assert!(
+                (fd - grad.data()[i] as f64).abs() < 2e-4,
+                "element {i}: analytic {}, numeric {fd}",
+                grad.data()[i]
+            );
         }
     }
 
@@ -910,7 +1031,8 @@ mod tests {
     fn a_small_dsnn_learns_a_fixed_batch_on_both_heads() {
         let mut m = Model::from_spec(&dsnn_spec("iand"), 3).unwrap();
         let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"adam","lr":0.01}"#).unwrap();
-        let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+        let mut trainer =
+            Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
         let x = images(6, 1);
         let labels = [0, 1, 2, 0, 1, 2];
         let first = trainer.train_step(&mut m, &x, &labels).unwrap();
@@ -919,6 +1041,9 @@ mod tests {
             last = trainer.train_step(&mut m, &x, &labels).unwrap();
         }
         assert!(last.loss < 0.5 * first.loss, "loss {} -> {}", first.loss, last.loss);
-        assert!(last.heads[0].loss < first.heads[0].loss && last.heads[1].loss < first.heads[1].loss, "{first:?} -> {last:?}");
+        assert!(
+            last.heads[0].loss < first.heads[0].loss && last.heads[1].loss < first.heads[1].loss,
+            "{first:?} -> {last:?}"
+        );
     }
 }

@@ -30,7 +30,11 @@ pub fn take() -> BTreeMap<String, LayerTime> {
 
 /// Runs `f`, adding its duration to the layer's forward (or backward) time when profiling is on.
 #[inline]
-pub(crate) fn timed<L: Layer + ?Sized, R>(layer: &mut L, backward: bool, f: impl FnOnce(&mut L) -> R) -> R {
+pub(crate) fn timed<L: Layer + ?Sized, R>(
+    layer: &mut L,
+    backward: bool,
+    f: impl FnOnce(&mut L) -> R,
+) -> R {
     if !ON.load(Ordering::Relaxed) {
         return f(layer);
     }

@@ -17,13 +17,17 @@ fn splitmix64(state: &mut u64) -> u64 {
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut st = seed;
-        Rng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
+        Rng {
+            s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)],
+        }
     }
 
     /// An independent stream derived from this seed and a label (one per layer, say).
     pub fn fork(&mut self, label: u64) -> Rng {
         let mut st = self.next_u64() ^ label.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        Rng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
+        Rng {
+            s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)],
+        }
     }
 
     /// The generator's position, to save and later continue the same stream (`from_words`).

@@ -71,7 +71,13 @@ const DENSE: [(&str, f64); 12] = [
 fn a_small_dsnn_counts_its_layers_as_computed_by_hand_in_both_modes() {
     let mut m = Model::from_spec(&small_dsnn(), 3).unwrap();
     let x = images(4, 1);
-    let dense = |name: &str| DENSE.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no hand count for {name}")).1;
+    let dense = |name: &str| {
+        DENSE
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no hand count for {name}"))
+            .1
+    };
     for mode in [InferenceMode::Fsnn, InferenceMode::Dsnn] {
         let r = count(&mut m, std::slice::from_ref(&x), mode);
         assert_eq!(r.samples, 4);
@@ -79,7 +85,11 @@ fn a_small_dsnn_counts_its_layers_as_computed_by_hand_in_both_modes() {
         let expected: Vec<&str> = DENSE
             .iter()
             .map(|d| d.0)
-            .filter(|n| !n.is_empty() && (mode == InferenceMode::Dsnn || !(n.contains("projection") || n.contains("accumulation"))))
+            .filter(|n| {
+                !n.is_empty()
+                    && (mode == InferenceMode::Dsnn
+                        || !(n.contains("projection") || n.contains("accumulation")))
+            })
             .collect();
         assert_eq!(names, expected, "{mode:?}: forward order");
         for l in &r.layers {
@@ -87,21 +97,34 @@ fn a_small_dsnn_counts_its_layers_as_computed_by_hand_in_both_modes() {
             assert_eq!(l.dense_ops, dense(&l.name) * steps, "{}", l.name);
             if l.spike_input {
                 assert_eq!((l.mac, l.ac_worst), (0.0, l.dense_ops), "{}", l.name);
-                assert!(l.ac > 0.0 && l.ac < l.dense_ops, "{}: {} of {}", l.name, l.ac, l.dense_ops);
+                assert!(
+                    l.ac > 0.0 && l.ac < l.dense_ops,
+                    "{}: {} of {}",
+                    l.name,
+                    l.ac,
+                    l.dense_ops
+                );
             } else {
                 assert_eq!((l.mac, l.ac), (l.dense_ops, 0.0), "{}", l.name);
             }
         }
         let stem = &r.layers[0];
-        assert!(stem.static_input && !stem.spike_input, "the image, fed at every step, counts once");
+        assert!(
+            stem.static_input && !stem.spike_input,
+            "the image, fed at every step, counts once"
+        );
         let mac: f64 = r.layers.iter().map(|l| l.mac).sum();
         assert_eq!(r.totals.mac, mac);
         match mode {
             // Only the stem multiplies in the full-spike network.
             InferenceMode::Fsnn => assert_eq!(r.totals.mac, 2304.0),
             InferenceMode::Dsnn => {
-                let projection = r.layers.iter().find(|l| l.name.ends_with("projection.1")).unwrap();
-                assert!(!projection.spike_input, "the AAP's 1x1 conv reads the depthwise conv's output");
+                let projection =
+                    r.layers.iter().find(|l| l.name.ends_with("projection.1")).unwrap();
+                assert!(
+                    !projection.spike_input,
+                    "the AAP's 1x1 conv reads the depthwise conv's output"
+                );
                 let head = r.layers.last().unwrap();
                 assert_eq!(head.mac, 27.0 * 3.0);
             }
@@ -129,7 +152,10 @@ fn counts_stream_over_batches_and_rates_agree_with_the_firing_rate_plumbing() {
         let mean_of_steps = n.rate_per_step.iter().sum::<f64>() / 3.0;
         assert!((n.rate - mean_of_steps).abs() < 1e-12);
     }
-    assert_eq!(whole.blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["layers.3.stages.0.out", "layers.3.stages.2.out"]);
+    assert_eq!(
+        whole.blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        ["layers.3.stages.0.out", "layers.3.stages.2.out"]
+    );
     let streamed = count(&mut m, &halves, InferenceMode::Dsnn);
     assert_eq!(streamed.samples, 6);
     for (a, b) in whole.layers.iter().zip(&streamed.layers) {
@@ -167,9 +193,16 @@ fn every_residual_block_reports_its_output_rate_and_sew_add_outputs_cost_macs() 
     let names: Vec<&str> = r.blocks.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, ["layers.3.out", "layers.4.out"]);
     let residual = r.neurons.iter().find(|n| n.name == "layers.3.residual (if)").unwrap();
-    assert_eq!(r.blocks[0].rate_per_step, residual.rate_per_step, "the Spiking ResNet block's output is its residual neuron's");
+    assert_eq!(
+        r.blocks[0].rate_per_step, residual.rate_per_step,
+        "the Spiking ResNet block's output is its residual neuron's"
+    );
     // The SEW ADD output (S + O, up to 2) feeds the classifier: a MAC layer unless no 2 ever arrived.
     let fc = r.layers.last().unwrap();
-    assert!(!fc.spike_input, "a value of 2 reached the classifier (block rate {:?})", r.blocks[1].rate);
+    assert!(
+        !fc.spike_input,
+        "a value of 2 reached the classifier (block rate {:?})",
+        r.blocks[1].rate
+    );
     assert_eq!(fc.mac, (256.0 * 3.0 + 3.0) * 2.0);
 }

@@ -63,7 +63,12 @@ struct Check {
 
 impl Check {
     fn new(fixture: &str) -> Self {
-        Check { fixture: fixture.to_string(), worst: 0.0, worst_at: String::new(), failures: Vec::new() }
+        Check {
+            fixture: fixture.to_string(),
+            worst: 0.0,
+            worst_at: String::new(),
+            failures: Vec::new(),
+        }
     }
 
     fn record(&mut self, what: &str, err: f64, detail: String) {
@@ -72,7 +77,10 @@ impl Check {
             self.worst_at = what.to_string();
         }
         if !(err <= TOLERANCE) {
-            self.failures.push(format!("{}: {what}: relative error {err:.3e} > {TOLERANCE:e}{detail}", self.fixture));
+            self.failures.push(format!(
+                "{}: {what}: relative error {err:.3e} > {TOLERANCE:e}{detail}",
+                self.fixture
+            ));
         }
     }
 
@@ -132,8 +140,8 @@ impl Check {
 }
 
 fn build_model(f: &Value) -> R<Model> {
-    let spec: ModelSpec =
-        serde_json::from_value(field(f, "spec")?.clone()).map_err(|e| format!("spec does not parse: {e}"))?;
+    let spec: ModelSpec = serde_json::from_value(field(f, "spec")?.clone())
+        .map_err(|e| format!("spec does not parse: {e}"))?;
     let mut model = Model::from_spec(&spec, 0).map_err(|e| format!("Model::from_spec: {e:?}"))?;
     for (name, t) in named_tensors(field(f, "params")?)? {
         model.set_param(&name, &t).map_err(|e| format!("set_param({name}): {e:?}"))?;
@@ -189,8 +197,8 @@ fn run_training(check: &mut Check, f: &Value) -> R<()> {
     let mut model = build_model(f)?;
     let optimizer: OptimizerSpec = serde_json::from_value(field(f, "optimizer")?.clone())
         .map_err(|e| format!("optimizer spec does not parse: {e}"))?;
-    let loss: LossSpec =
-        serde_json::from_value(field(f, "loss")?.clone()).map_err(|e| format!("loss spec does not parse: {e}"))?;
+    let loss: LossSpec = serde_json::from_value(field(f, "loss")?.clone())
+        .map_err(|e| format!("loss spec does not parse: {e}"))?;
     let schedule: ScheduleSpec = serde_json::from_value(serde_json::json!({ "type": "constant" }))
         .map_err(|e| format!("schedule spec does not parse: {e}"))?;
     let mut trainer =
@@ -200,7 +208,9 @@ fn run_training(check: &mut Check, f: &Value) -> R<()> {
         let input = tensor(field(step, "input")?)?;
         let labels: Vec<u32> = serde_json::from_value(field(step, "labels")?.clone())
             .map_err(|e| format!("bad labels: {e}"))?;
-        let stats = trainer.train_step(&mut model, &input, &labels).map_err(|e| format!("train_step {i}: {e:?}"))?;
+        let stats = trainer
+            .train_step(&mut model, &input, &labels)
+            .map_err(|e| format!("train_step {i}: {e:?}"))?;
         let want_loss = field(step, "loss")?.as_f64().ok_or("`loss` is not a number")?;
         check.scalar(&format!("step {i} loss"), stats.loss as f64, want_loss);
         for (name, want) in named_tensors(field(step, "paramsAfter")?)? {
@@ -224,15 +234,25 @@ fn spikingjelly_fixtures() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no fixtures in {}: run scripts/reference/make-fixtures.sh", dir.display());
+    assert!(
+        !paths.is_empty(),
+        "no fixtures in {}: run scripts/reference/make-fixtures.sh",
+        dir.display()
+    );
 
     let mut failures = Vec::new();
     for path in &paths {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let f: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let f: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let name = f.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
         let mut check = Check::new(&name);
-        let run = if f.get("steps").is_some() { run_training(&mut check, &f) } else { run_forward_backward(&mut check, &f) };
+        let run = if f.get("steps").is_some() {
+            run_training(&mut check, &f)
+        } else {
+            run_forward_backward(&mut check, &f)
+        };
         if let Err(e) = run {
             check.failures.push(format!("{name}: {e}"));
         }
@@ -261,7 +281,8 @@ fn spikingjelly_fixtures() {
 fn dual_stream_fixtures_cover_both_heads_and_the_projection() {
     for name in ["dst_iand_if_downsample", "dst_xor_if_downsample"] {
         let path = fixtures_dir().join(format!("{name}.json"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let f: Value = serde_json::from_str(&text).unwrap();
         let spec: ModelSpec = serde_json::from_value(f["spec"].clone()).unwrap();
         let model = Model::from_spec(&spec, 0).unwrap();
@@ -269,7 +290,11 @@ fn dual_stream_fixtures_cover_both_heads_and_the_projection() {
         let out = tensor(&f["output"]).unwrap();
         assert_eq!(out.shape()[2], 6, "{name}: [y_s | y_a] for 3 classes");
         let grads = f["grads"].as_object().unwrap();
-        for p in ["layers.3.stages.2.projection.0.weight", "layers.3.stages.2.projection.1.weight", "layers.3.head.weight"] {
+        for p in [
+            "layers.3.stages.2.projection.0.weight",
+            "layers.3.stages.2.projection.1.weight",
+            "layers.3.head.weight",
+        ] {
             let g = tensor(&grads[p]).unwrap();
             assert!(g.data().iter().any(|&v| v != 0.0), "{name}: {p} has a gradient to compare");
         }

@@ -81,7 +81,10 @@ fn read_header<R: BufRead>(src: &mut Source<R>) -> Result<Aedat2Header> {
         let text = String::from_utf8_lossy(&line).into_owned();
         if lines.is_empty() {
             version = parse_version(&text).ok_or_else(|| {
-                src.error_at(start, format!("the version line #!AER-DAT2.0, found {:?}", clip(&text)))
+                src.error_at(
+                    start,
+                    format!("the version line #!AER-DAT2.0, found {:?}", clip(&text)),
+                )
             })?;
         }
         if let Some(rest) = text.strip_prefix("# Creation time: System.currentTimeMillis()") {
@@ -91,7 +94,13 @@ fn read_header<R: BufRead>(src: &mut Source<R>) -> Result<Aedat2Header> {
     }
     if lines.is_empty() {
         let found = src.peek_byte()?;
-        return Err(src.error_at(0, format!("the version line #!AER-DAT2.0, found {}", found.map_or("an empty file".into(), |b| format!("byte 0x{b:02x}")))));
+        return Err(src.error_at(
+            0,
+            format!(
+                "the version line #!AER-DAT2.0, found {}",
+                found.map_or("an empty file".into(), |b| format!("byte 0x{b:02x}"))
+            ),
+        ));
     }
     Ok(Aedat2Header { version, creation_time_ms, lines, data_offset: src.offset() })
 }
@@ -104,8 +113,17 @@ fn parse_version(line: &str) -> Option<u32> {
 
 /// Writes `events` (128x128, in SpikingJelly's orientation, timestamps 0..2^32 us) as a DVS128
 /// AEDAT 2.0 file, undoing the orientation and polarity mapping so reading gives them back.
-pub fn write_aedat2(path: &Path, events: &EventStream, creation_time_ms: Option<i64>) -> Result<()> {
-    events.check_writable(path, "AEDAT 2.0 (DVS128)", CIFAR10_DVS_SIZE as u32, CIFAR10_DVS_SIZE as u32)?;
+pub fn write_aedat2(
+    path: &Path,
+    events: &EventStream,
+    creation_time_ms: Option<i64>,
+) -> Result<()> {
+    events.check_writable(
+        path,
+        "AEDAT 2.0 (DVS128)",
+        CIFAR10_DVS_SIZE as u32,
+        CIFAR10_DVS_SIZE as u32,
+    )?;
     if let Some(i) = events.t.iter().position(|&t| !(0..1 << 32).contains(&t)) {
         return Err(Error::value(
             format!("writing AEDAT 2.0 {}", display(path)),
@@ -114,7 +132,8 @@ pub fn write_aedat2(path: &Path, events: &EventStream, creation_time_ms: Option<
         ));
     }
     write_atomic(path, |w| {
-        let mut header = String::from("#!AER-DAT2.0\r\n# This is a raw AE data file created by dualstream\r\n");
+        let mut header =
+            String::from("#!AER-DAT2.0\r\n# This is a raw AE data file created by dualstream\r\n");
         header.push_str("# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n");
         header.push_str("# Timestamps tick is 1 us\r\n");
         if let Some(ms) = creation_time_ms {
@@ -124,7 +143,8 @@ pub fn write_aedat2(path: &Path, events: &EventStream, creation_time_ms: Option<
         write_all(w, header.as_bytes(), path)?;
         let mut buf = Vec::with_capacity(EVENT_BYTES * 4096);
         for i in 0..events.len() {
-            let (x, y, p) = (127 - events.y[i] as u32, 127 - events.x[i] as u32, 1 - events.p[i] as u32);
+            let (x, y, p) =
+                (127 - events.y[i] as u32, 127 - events.x[i] as u32, 1 - events.p[i] as u32);
             buf.extend_from_slice(&(y << 8 | x << 1 | p).to_be_bytes());
             buf.extend_from_slice(&(events.t[i] as u32).to_be_bytes());
             if buf.len() >= EVENT_BYTES * 4000 {

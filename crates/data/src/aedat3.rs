@@ -27,7 +27,11 @@ pub fn read_aedat3(path: &Path, width: u16, height: u16) -> Result<EventStream> 
     read_aedat3_from(Source::open(path)?, width, height)
 }
 
-pub fn read_aedat3_from<R: BufRead>(mut src: Source<R>, width: u16, height: u16) -> Result<EventStream> {
+pub fn read_aedat3_from<R: BufRead>(
+    mut src: Source<R>,
+    width: u16,
+    height: u16,
+) -> Result<EventStream> {
     read_header(&mut src)?;
     let mut events = EventStream::new(width, height);
     let mut header = [0u8; PACKET_HEADER_BYTES];
@@ -53,7 +57,10 @@ pub fn read_aedat3_from<R: BufRead>(mut src: Source<R>, width: u16, height: u16)
             continue;
         }
         if (event_size as usize) < POLARITY_EVENT_BYTES {
-            return Err(src.error_at(packet_start + 4, format!("eventSize >= 8 for a polarity packet, found {event_size}")));
+            return Err(src.error_at(
+                packet_start + 4,
+                format!("eventSize >= 8 for a polarity packet, found {event_size}"),
+            ));
         }
         let data_start = src.offset();
         data.resize(bytes as usize, 0);
@@ -80,14 +87,23 @@ fn read_header<R: BufRead>(src: &mut Source<R>) -> Result<Vec<String>> {
     loop {
         let start = src.offset();
         let Some(line) = src.read_line(MAX_HEADER_LINE, "a header line")? else {
-            return Err(src.error_at(start, "a header ending with the line #!END-HEADER, but the file ends first"));
+            return Err(src.error_at(
+                start,
+                "a header ending with the line #!END-HEADER, but the file ends first",
+            ));
         };
         let text = String::from_utf8_lossy(&line).into_owned();
         if lines.is_empty() && !text.starts_with("#!AER-DAT3.") {
-            return Err(src.error_at(0, format!("the AEDAT 3 version line #!AER-DAT3.1, found {:?}", clip(&text))));
+            return Err(src.error_at(
+                0,
+                format!("the AEDAT 3 version line #!AER-DAT3.1, found {:?}", clip(&text)),
+            ));
         }
         if !text.starts_with('#') {
-            return Err(src.error_at(start, format!("a header line starting with #, found {:?}", clip(&text))));
+            return Err(src.error_at(
+                start,
+                format!("a header line starting with #, found {:?}", clip(&text)),
+            ));
         }
         if text == "#!END-HEADER" {
             return Ok(lines);
@@ -100,7 +116,11 @@ fn read_header<R: BufRead>(src: &mut Source<R>) -> Result<Vec<String>> {
 pub fn write_aedat3(path: &Path, events: &EventStream) -> Result<()> {
     events.check_writable(path, "AEDAT 3.1", 1 << 15, 1 << 15)?;
     if let Some(i) = events.t.iter().position(|&t| t < 0) {
-        return Err(Error::value(format!("writing AEDAT 3.1 {}", display(path)), "timestamps >= 0", format!("event {i}: t={}", events.t[i])));
+        return Err(Error::value(
+            format!("writing AEDAT 3.1 {}", display(path)),
+            "timestamps >= 0",
+            format!("event {i}: t={}", events.t[i]),
+        ));
     }
     const PER_PACKET: usize = 4096;
     write_atomic(path, |w| {
@@ -110,12 +130,14 @@ pub fn write_aedat3(path: &Path, events: &EventStream) -> Result<()> {
         );
         write_all(w, header.as_bytes(), path)?;
         let mut start = 0;
-        let mut packet = Vec::with_capacity(PACKET_HEADER_BYTES + PER_PACKET * POLARITY_EVENT_BYTES);
+        let mut packet =
+            Vec::with_capacity(PACKET_HEADER_BYTES + PER_PACKET * POLARITY_EVENT_BYTES);
         while start < events.len() {
             // Every event of a packet shares the packet's tsOverflow.
             let overflow = events.t[start] >> 31;
             let mut end = start;
-            while end < events.len() && end - start < PER_PACKET && events.t[end] >> 31 == overflow {
+            while end < events.len() && end - start < PER_PACKET && events.t[end] >> 31 == overflow
+            {
                 end += 1;
             }
             let n = (end - start) as i32;
@@ -127,7 +149,10 @@ pub fn write_aedat3(path: &Path, events: &EventStream) -> Result<()> {
                 packet.extend_from_slice(&v.to_le_bytes());
             }
             for i in start..end {
-                let word = (events.x[i] as u32) << 17 | (events.y[i] as u32) << 2 | (events.p[i] as u32) << 1 | 1;
+                let word = (events.x[i] as u32) << 17
+                    | (events.y[i] as u32) << 2
+                    | (events.p[i] as u32) << 1
+                    | 1;
                 packet.extend_from_slice(&word.to_le_bytes());
                 packet.extend_from_slice(&((events.t[i] & 0x7FFF_FFFF) as i32).to_le_bytes());
             }
@@ -157,7 +182,8 @@ const LABELS_HEADER: &str = "class,startTime_usec,endTime_usec";
 pub fn read_gesture_labels(path: &Path) -> Result<Vec<LabelWindow>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(display(path), e))?;
     let name = display(path);
-    let bad = |row: usize, expected: String| Error::format(name.clone(), format!("row {row}"), expected);
+    let bad =
+        |row: usize, expected: String| Error::format(name.clone(), format!("row {row}"), expected);
     let mut windows = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let row = i + 1;
@@ -165,7 +191,10 @@ pub fn read_gesture_labels(path: &Path) -> Result<Vec<LabelWindow>> {
         let line = line.trim();
         if row == 1 {
             if line != LABELS_HEADER {
-                return Err(bad(row, format!("the header {LABELS_HEADER}, found {:?}", clip(line))));
+                return Err(bad(
+                    row,
+                    format!("the header {LABELS_HEADER}, found {:?}", clip(line)),
+                ));
             }
             continue;
         }
@@ -174,16 +203,28 @@ pub fn read_gesture_labels(path: &Path) -> Result<Vec<LabelWindow>> {
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let parsed = (fields.len() == 3)
-            .then(|| Some((fields[0].parse::<u8>().ok()?, fields[1].parse::<i64>().ok()?, fields[2].parse::<i64>().ok()?)))
+            .then(|| {
+                Some((
+                    fields[0].parse::<u8>().ok()?,
+                    fields[1].parse::<i64>().ok()?,
+                    fields[2].parse::<i64>().ok()?,
+                ))
+            })
             .flatten();
         let Some((class, start, end)) = parsed else {
-            return Err(bad(row, format!("three integers class,startTime_usec,endTime_usec, found {:?}", clip(line))));
+            return Err(bad(
+                row,
+                format!("three integers class,startTime_usec,endTime_usec, found {:?}", clip(line)),
+            ));
         };
         if !(1..=GESTURE_CLASSES as u8).contains(&class) {
             return Err(bad(row, format!("a class in 1..{GESTURE_CLASSES}, found {class}")));
         }
         if start < 0 || end <= start {
-            return Err(bad(row, format!("0 <= startTime_usec < endTime_usec, found {start} and {end}")));
+            return Err(bad(
+                row,
+                format!("0 <= startTime_usec < endTime_usec, found {start} and {end}"),
+            ));
         }
         windows.push(LabelWindow { class, label: class as usize - 1, start, end, row });
     }
@@ -205,16 +246,27 @@ pub fn write_gesture_labels(path: &Path, windows: &[LabelWindow]) -> Result<()> 
 
 /// The events of one labelled window, selected by timestamp like SpikingJelly's mask (so the
 /// recording need not be sorted). A window that does not overlap the recording, or that holds no event, is an error naming the CSV row.
-pub fn cut_window(events: &EventStream, window: &LabelWindow, labels_path: &Path) -> Result<EventStream> {
+pub fn cut_window(
+    events: &EventStream,
+    window: &LabelWindow,
+    labels_path: &Path,
+) -> Result<EventStream> {
     let at = format!("row {}", window.row);
     let (Some(&first), Some(&last)) = (events.t.iter().min(), events.t.iter().max()) else {
-        return Err(Error::format(display(labels_path), at, "a window inside the recording, but the recording has no event"));
+        return Err(Error::format(
+            display(labels_path),
+            at,
+            "a window inside the recording, but the recording has no event",
+        ));
     };
     if window.end <= first || window.start > last {
         return Err(Error::format(
             display(labels_path),
             at,
-            format!("a window overlapping the recording ({first}..={last} us), found {}..{} us", window.start, window.end),
+            format!(
+                "a window overlapping the recording ({first}..={last} us), found {}..{} us",
+                window.start, window.end
+            ),
         ));
     }
     let mut cut = EventStream::new(events.width, events.height);
@@ -227,7 +279,10 @@ pub fn cut_window(events: &EventStream, window: &LabelWindow, labels_path: &Path
         return Err(Error::format(
             display(labels_path),
             at,
-            format!("at least one event in the window {}..{} us, found none", window.start, window.end),
+            format!(
+                "at least one event in the window {}..{} us, found none",
+                window.start, window.end
+            ),
         ));
     }
     Ok(cut)

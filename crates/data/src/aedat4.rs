@@ -71,23 +71,37 @@ pub fn read_aedat4_from<R: BufRead>(mut src: Source<R>) -> Result<(Aedat4Info, E
     let mut version = [0u8; VERSION_LINE.len()];
     let got = src.fill(&mut version)?;
     if version[..got] != *VERSION_LINE {
-        return Err(src.error_at(0, format!("the version line #!AER-DAT4.0, found {:?}", String::from_utf8_lossy(&version[..got]))));
+        return Err(src.error_at(
+            0,
+            format!(
+                "the version line #!AER-DAT4.0, found {:?}",
+                String::from_utf8_lossy(&version[..got])
+            ),
+        ));
     }
     let size_at = src.offset();
     let header_size = read_i32(&mut src, "the int32 size of the IOHeader")?;
     if !(8..=MAX_BLOCK_BYTES).contains(&header_size) {
-        return Err(src.error_at(size_at, format!("an IOHeader size of 8..2^30 bytes, found {header_size}")));
+        return Err(src
+            .error_at(size_at, format!("an IOHeader size of 8..2^30 bytes, found {header_size}")));
     }
     let header_start = src.offset();
     let mut header = vec![0u8; header_size as usize];
     src.read_exact(&mut header, "the IOHeader flatbuffer")?;
     let mut info = parse_io_header(&header, &src, header_start)?;
-    let stream = info.streams.iter().find(|s| s.type_identifier == "EVTS").cloned().ok_or_else(|| {
-        src.error_at(header_start, "an info node declaring a polarity event stream (typeIdentifier EVTS)")
-    })?;
+    let stream =
+        info.streams.iter().find(|s| s.type_identifier == "EVTS").cloned().ok_or_else(|| {
+            src.error_at(
+                header_start,
+                "an info node declaring a polarity event stream (typeIdentifier EVTS)",
+            )
+        })?;
     let (width, height) = match (stream.width, stream.height) {
         (Some(w), Some(h)) => (w, h),
-        _ => return Err(src.error_at(header_start, format!("sizeX and sizeY for event stream {}", stream.id))),
+        _ => {
+            return Err(src
+                .error_at(header_start, format!("sizeX and sizeY for event stream {}", stream.id)))
+        }
     };
     let mut events = EventStream::new(width, height);
     let end = (info.data_table_position >= 0).then_some(info.data_table_position as u64);
@@ -101,7 +115,10 @@ pub fn read_aedat4_from<R: BufRead>(mut src: Source<R>) -> Result<(Aedat4Info, E
         let stream_id = read_i32(&mut src, "a packet header (int32 stream id, int32 size)")?;
         let size = read_i32(&mut src, "the int32 size of a packet")?;
         if !(1..=MAX_BLOCK_BYTES).contains(&size) {
-            return Err(src.error_at(packet_start + 4, format!("a packet size of 1..2^30 bytes, found {size}")));
+            return Err(src.error_at(
+                packet_start + 4,
+                format!("a packet size of 1..2^30 bytes, found {size}"),
+            ));
         }
         if stream_id != stream.id {
             src.skip(size as u64, &format!("a packet of stream {stream_id}"))?;
@@ -114,8 +131,9 @@ pub fn read_aedat4_from<R: BufRead>(mut src: Source<R>) -> Result<(Aedat4Info, E
             Compression::None => &packet[..],
             compression => {
                 plain.clear();
-                decompress(compression, &packet, &mut plain)
-                    .map_err(|e| src.error_at(data_start, format!("a {compression:?}-compressed packet ({e})")))?;
+                decompress(compression, &packet, &mut plain).map_err(|e| {
+                    src.error_at(data_start, format!("a {compression:?}-compressed packet ({e})"))
+                })?;
                 &plain[..]
             }
         };
@@ -155,9 +173,9 @@ struct Flat<'a> {
 
 impl<'a> Flat<'a> {
     fn bytes(&self, at: usize, n: usize, what: &str) -> std::result::Result<&'a [u8], String> {
-        at.checked_add(n)
-            .and_then(|end| self.buf.get(at..end))
-            .ok_or_else(|| format!("{what} inside the {}-byte flatbuffer (at {at}, {n} bytes)", self.buf.len()))
+        at.checked_add(n).and_then(|end| self.buf.get(at..end)).ok_or_else(|| {
+            format!("{what} inside the {}-byte flatbuffer (at {at}, {n} bytes)", self.buf.len())
+        })
     }
     fn u16(&self, at: usize, what: &str) -> std::result::Result<u16, String> {
         Ok(u16::from_le_bytes(self.bytes(at, 2, what)?.try_into().unwrap()))
@@ -169,7 +187,9 @@ impl<'a> Flat<'a> {
     /// size-prefixed flatbuffers (a u32 length first) and the IOHeader without one; both are
     /// recognised by where the identifier sits, and the view is rebased past the prefix.
     fn root(&mut self, identifier: &[u8; 4]) -> std::result::Result<usize, String> {
-        if self.buf.get(8..12) == Some(&identifier[..]) && self.buf.get(4..8) != Some(&identifier[..]) {
+        if self.buf.get(8..12) == Some(&identifier[..])
+            && self.buf.get(4..8) != Some(&identifier[..])
+        {
             let size = self.u32(0, "the size prefix")? as usize;
             if size != self.buf.len() - 4 {
                 return Err(format!("a size prefix of {} bytes, found {size}", self.buf.len() - 4));
@@ -208,7 +228,11 @@ impl<'a> Flat<'a> {
     }
 }
 
-fn parse_io_header<R: BufRead>(buf: &[u8], src: &Source<R>, header_start: u64) -> Result<Aedat4Info> {
+fn parse_io_header<R: BufRead>(
+    buf: &[u8],
+    src: &Source<R>,
+    header_start: u64,
+) -> Result<Aedat4Info> {
     let bad = |what: String| src.error_at(header_start, format!("an IOHeader flatbuffer: {what}"));
     let mut flat = Flat { buf };
     let table = flat.root(b"IOHE").map_err(bad)?;
@@ -219,18 +243,26 @@ fn parse_io_header<R: BufRead>(buf: &[u8], src: &Source<R>, header_start: u64) -
     let compression = Compression::from_code(compression_code)
         .ok_or_else(|| bad(format!("a compression type 0..4 (none, LZ4, LZ4 high, Zstd, Zstd high), found {compression_code}")))?;
     let data_table_position = match flat.field(table, 1).map_err(bad)? {
-        Some(at) => i64::from_le_bytes(flat.bytes(at, 8, "the data table position").map_err(bad)?.try_into().unwrap()),
+        Some(at) => i64::from_le_bytes(
+            flat.bytes(at, 8, "the data table position").map_err(bad)?.try_into().unwrap(),
+        ),
         None => -1,
     };
     let info_node = match flat.field(table, 2).map_err(bad)? {
         Some(at) => {
             let string = flat.follow(at, "the info node offset").map_err(bad)?;
             let len = flat.u32(string, "the info node length").map_err(bad)? as usize;
-            String::from_utf8_lossy(flat.bytes(string + 4, len, "the info node text").map_err(bad)?).into_owned()
+            String::from_utf8_lossy(flat.bytes(string + 4, len, "the info node text").map_err(bad)?)
+                .into_owned()
         }
         None => String::new(),
     };
-    Ok(Aedat4Info { compression, data_table_position, streams: parse_streams(&info_node), event_packets: 0 })
+    Ok(Aedat4Info {
+        compression,
+        data_table_position,
+        streams: parse_streams(&info_node),
+        event_packets: 0,
+    })
 }
 
 /// The streams of the info node: `<node name="N" path=".../outInfo/N/">` with attributes
@@ -307,10 +339,19 @@ pub enum WriteCompression {
 
 /// Writes `events` as one polarity stream (id 0) of an AEDAT 4.0 file, in packets of at most
 /// `events_per_packet` events, without a data table (data table position -1).
-pub fn write_aedat4(path: &Path, events: &EventStream, compression: WriteCompression, events_per_packet: usize) -> Result<()> {
+pub fn write_aedat4(
+    path: &Path,
+    events: &EventStream,
+    compression: WriteCompression,
+    events_per_packet: usize,
+) -> Result<()> {
     events.check_writable(path, "AEDAT 4.0", i16::MAX as u32 + 1, i16::MAX as u32 + 1)?;
     if events_per_packet == 0 {
-        return Err(Error::value(format!("writing AEDAT 4.0 {}", display(path)), "events_per_packet >= 1", 0));
+        return Err(Error::value(
+            format!("writing AEDAT 4.0 {}", display(path)),
+            "events_per_packet >= 1",
+            0,
+        ));
     }
     let compression = match compression {
         WriteCompression::None => Compression::None,
@@ -329,8 +370,10 @@ pub fn write_aedat4(path: &Path, events: &EventStream, compression: WriteCompres
                 Compression::Lz4 => {
                     // A content checksum lets readers detect damaged packets (DV omits it).
                     let frame = lz4_flex::frame::FrameInfo::new().content_checksum(true);
-                    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, Vec::new());
-                    std::io::Write::write_all(&mut encoder, &plain).map_err(|e| Error::io(display(path), e))?;
+                    let mut encoder =
+                        lz4_flex::frame::FrameEncoder::with_frame_info(frame, Vec::new());
+                    std::io::Write::write_all(&mut encoder, &plain)
+                        .map_err(|e| Error::io(display(path), e))?;
                     encoder.finish().map_err(|e| Error::io(display(path), e.to_string()))?
                 }
                 _ => plain,

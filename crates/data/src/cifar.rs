@@ -64,9 +64,18 @@ impl CifarImages {
 /// One record: (pixels, label, coarse label for CIFAR-100).
 pub type CifarRecord = (Vec<u8>, u8, Option<u8>);
 
-fn check_labels(kind: CifarKind, record: &[u8], offset: u64, path: &str) -> Result<(u8, Option<u8>)> {
+fn check_labels(
+    kind: CifarKind,
+    record: &[u8],
+    offset: u64,
+    path: &str,
+) -> Result<(u8, Option<u8>)> {
     let bad = |what: &str, v: u8, max: usize| {
-        Error::format(path, format!("byte {offset}"), format!("a {} {what} label in 0..{}, found {v}", kind.name(), max - 1))
+        Error::format(
+            path,
+            format!("byte {offset}"),
+            format!("a {} {what} label in 0..{}, found {v}", kind.name(), max - 1),
+        )
     };
     match kind {
         CifarKind::Cifar10 if record[0] >= 10 => Err(bad("", record[0], 10)),
@@ -79,7 +88,8 @@ fn check_labels(kind: CifarKind, record: &[u8], offset: u64, path: &str) -> Resu
 
 pub fn read_cifar(path: &Path, kind: CifarKind) -> Result<CifarImages> {
     let mut src = Source::open(path)?;
-    let mut images = CifarImages { kind, pixels: Vec::new(), labels: Vec::new(), coarse_labels: Vec::new() };
+    let mut images =
+        CifarImages { kind, pixels: Vec::new(), labels: Vec::new(), coarse_labels: Vec::new() };
     let mut record = vec![0u8; kind.record_bytes()];
     loop {
         let start = src.offset();
@@ -90,7 +100,11 @@ pub fn read_cifar(path: &Path, kind: CifarKind) -> Result<CifarImages> {
         if got < record.len() {
             return Err(src.error_at(
                 start,
-                format!("a {}-byte {} record, but the file ends after {got} bytes of it", record.len(), kind.name()),
+                format!(
+                    "a {}-byte {} record, but the file ends after {got} bytes of it",
+                    record.len(),
+                    kind.name()
+                ),
             ));
         }
         let (label, coarse) = check_labels(kind, &record, start, src.name())?;
@@ -99,7 +113,14 @@ pub fn read_cifar(path: &Path, kind: CifarKind) -> Result<CifarImages> {
         images.pixels.extend_from_slice(&record[kind.label_bytes()..]);
     }
     if images.is_empty() {
-        return Err(src.error_at(0, format!("at least one {}-byte {} record, found an empty file", record.len(), kind.name())));
+        return Err(src.error_at(
+            0,
+            format!(
+                "at least one {}-byte {} record, found an empty file",
+                record.len(),
+                kind.name()
+            ),
+        ));
     }
     Ok(images)
 }
@@ -112,7 +133,10 @@ pub fn cifar_record_count(path: &Path, kind: CifarKind) -> Result<usize> {
         return Err(Error::format(
             display(path),
             format!("byte {}", len / record * record),
-            format!("a whole number of {record}-byte {} records, found a file of {len} bytes", kind.name()),
+            format!(
+                "a whole number of {record}-byte {} records, found a file of {len} bytes",
+                kind.name()
+            ),
         ));
     }
     Ok((len / record) as usize)
@@ -125,7 +149,11 @@ pub fn read_cifar_record(path: &Path, kind: CifarKind, index: usize) -> Result<C
     let mut record = vec![0u8; kind.record_bytes()];
     file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut record)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::format(display(path), format!("byte {offset}"), format!("record {index}, but the file ends first"))
+            Error::format(
+                display(path),
+                format!("byte {offset}"),
+                format!("record {index}, but the file ends first"),
+            )
         } else {
             Error::io(display(path), e)
         }
@@ -143,13 +171,22 @@ pub fn write_cifar(path: &Path, images: &CifarImages) -> Result<()> {
         return Err(Error::value(
             at,
             format!("{CIFAR_PIXELS} pixels per label and {coarse_expected} coarse labels"),
-            format!("{} pixels, {} labels, {} coarse labels", images.pixels.len(), n, images.coarse_labels.len()),
+            format!(
+                "{} pixels, {} labels, {} coarse labels",
+                images.pixels.len(),
+                n,
+                images.coarse_labels.len()
+            ),
         ));
     }
     for i in 0..n {
         let coarse_bad = kind == CifarKind::Cifar100 && images.coarse_labels[i] >= 20;
         if images.labels[i] as usize >= kind.classes() || coarse_bad {
-            return Err(Error::value(at, format!("labels below {} (coarse below 20)", kind.classes()), format!("image {i}")));
+            return Err(Error::value(
+                at,
+                format!("labels below {} (coarse below 20)", kind.classes()),
+                format!("image {i}"),
+            ));
         }
     }
     write_atomic(path, |w| {

@@ -48,7 +48,11 @@ pub trait ImageDataset: Send + Sync {
 
 fn check_index(index: usize, len: usize, what: &str) -> Result<()> {
     if index >= len {
-        return Err(Error::value(format!("{what}.get"), format!("a sample index in 0..{len}"), index));
+        return Err(Error::value(
+            format!("{what}.get"),
+            format!("a sample index in 0..{len}"),
+            index,
+        ));
     }
     Ok(())
 }
@@ -114,7 +118,8 @@ impl DvsGesture {
             .find(|d| d.join(list_name).is_file())
             .ok_or_else(|| missing(&root.join(list_name), GESTURE_LAYOUT))?;
         let list_path = dir.join(list_name);
-        let list = std::fs::read_to_string(&list_path).map_err(|e| Error::io(display(&list_path), e))?;
+        let list =
+            std::fs::read_to_string(&list_path).map_err(|e| Error::io(display(&list_path), e))?;
         let mut trials = Vec::new();
         let mut samples = Vec::new();
         for (i, line) in list.lines().enumerate() {
@@ -123,13 +128,24 @@ impl DvsGesture {
                 continue;
             }
             let Some(stem) = name.strip_suffix(".aedat") else {
-                return Err(Error::format(display(&list_path), format!("row {}", i + 1), format!("an .aedat file name, found {name:?}")));
+                return Err(Error::format(
+                    display(&list_path),
+                    format!("row {}", i + 1),
+                    format!("an .aedat file name, found {name:?}"),
+                ));
             };
             let aedat = dir.join(name);
             let labels = dir.join(format!("{stem}_labels.csv"));
             for file in [&aedat, &labels] {
                 if !file.is_file() {
-                    return Err(missing(file, &format!("the file listed on row {} of {} ({GESTURE_LAYOUT})", i + 1, display(&list_path))));
+                    return Err(missing(
+                        file,
+                        &format!(
+                            "the file listed on row {} of {} ({GESTURE_LAYOUT})",
+                            i + 1,
+                            display(&list_path)
+                        ),
+                    ));
                 }
             }
             for window in aedat3::read_gesture_labels(&labels)? {
@@ -145,12 +161,15 @@ impl DvsGesture {
     }
 
     fn trial_events(&self, trial: usize) -> Result<Arc<EventStream>> {
-        if let Some((cached, events)) = self.last_trial.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some((cached, events)) =
+            self.last_trial.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        {
             if *cached == trial {
                 return Ok(events.clone());
             }
         }
-        let events = Arc::new(aedat3::read_aedat3(&self.trials[trial].0, DVS128_SIZE, DVS128_SIZE)?);
+        let events =
+            Arc::new(aedat3::read_aedat3(&self.trials[trial].0, DVS128_SIZE, DVS128_SIZE)?);
         *self.last_trial.lock().unwrap_or_else(|p| p.into_inner()) = Some((trial, events.clone()));
         Ok(events)
     }
@@ -230,7 +249,8 @@ macro_rules! file_dataset {
     };
 }
 
-pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// CIFAR10-DVS: `root/<class>/*.aedat` for the 10 CIFAR-10 classes (AEDAT 2.0, 128x128). Split
 /// as SpikingJelly's `split_to_train_test_set(0.9, ...)`: per class, in file-name order, the
@@ -261,7 +281,15 @@ impl Cifar10Dvs {
         let class_names = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
         let size = aedat2::CIFAR10_DVS_SIZE;
         let read = |path: &Path| Ok(aedat2::read_aedat2(path)?.1);
-        Ok(Cifar10Dvs { set: LabelledFiles { name: "Cifar10Dvs", files, class_names, sensor: (size, size), read } })
+        Ok(Cifar10Dvs {
+            set: LabelledFiles {
+                name: "Cifar10Dvs",
+                files,
+                class_names,
+                sensor: (size, size),
+                read,
+            },
+        })
     }
 }
 
@@ -278,7 +306,8 @@ impl NMnist {
             Split::Train => "Train",
             Split::Test => "Test",
         };
-        let expected = "the N-MNIST folder: Train/ and Test/, each with digit folders 0..9 of .bin files";
+        let expected =
+            "the N-MNIST folder: Train/ and Test/, each with digit folders 0..9 of .bin files";
         let dir = root.join(part);
         if !dir.is_dir() {
             return Err(missing(&dir, expected));
@@ -290,7 +319,8 @@ impl NMnist {
         }
         let class_names = (0..10).map(|d| d.to_string()).collect();
         let sensor = (nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT);
-        let read = |path: &Path| nmnist::read_nbin(path, nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT);
+        let read =
+            |path: &Path| nmnist::read_nbin(path, nmnist::NMNIST_WIDTH, nmnist::NMNIST_HEIGHT);
         Ok(NMnist { set: LabelledFiles { name: "NMnist", files, class_names, sensor, read } })
     }
 }
@@ -312,14 +342,26 @@ pub struct CifarFolder {
 impl CifarFolder {
     pub fn open(root: &Path, kind: CifarKind, split: Split) -> Result<Self> {
         let (folder, names, meta): (&str, Vec<String>, &str) = match (kind, split) {
-            (CifarKind::Cifar10, Split::Train) => {
-                ("cifar-10-batches-bin", (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(), "batches.meta.txt")
+            (CifarKind::Cifar10, Split::Train) => (
+                "cifar-10-batches-bin",
+                (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
+                "batches.meta.txt",
+            ),
+            (CifarKind::Cifar10, Split::Test) => {
+                ("cifar-10-batches-bin", vec!["test_batch.bin".into()], "batches.meta.txt")
             }
-            (CifarKind::Cifar10, Split::Test) => ("cifar-10-batches-bin", vec!["test_batch.bin".into()], "batches.meta.txt"),
-            (CifarKind::Cifar100, Split::Train) => ("cifar-100-binary", vec!["train.bin".into()], "fine_label_names.txt"),
-            (CifarKind::Cifar100, Split::Test) => ("cifar-100-binary", vec!["test.bin".into()], "fine_label_names.txt"),
+            (CifarKind::Cifar100, Split::Train) => {
+                ("cifar-100-binary", vec!["train.bin".into()], "fine_label_names.txt")
+            }
+            (CifarKind::Cifar100, Split::Test) => {
+                ("cifar-100-binary", vec!["test.bin".into()], "fine_label_names.txt")
+            }
         };
-        let expected = format!("the {} binary version folder ({folder}/) holding {}", kind.name(), names.join(", "));
+        let expected = format!(
+            "the {} binary version folder ({folder}/) holding {}",
+            kind.name(),
+            names.join(", ")
+        );
         let dir = [root.to_path_buf(), root.join(folder)]
             .into_iter()
             .find(|d| d.join(&names[0]).is_file())
@@ -336,8 +378,12 @@ impl CifarFolder {
             files.push((path, count));
         }
         let class_names = match std::fs::read_to_string(dir.join(meta)) {
-            Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
-            Err(_) if kind == CifarKind::Cifar10 => CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+            Ok(text) => {
+                text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+            }
+            Err(_) if kind == CifarKind::Cifar10 => {
+                CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
+            }
             Err(_) => (0..100).map(|i| i.to_string()).collect(),
         };
         Ok(CifarFolder { kind, files, labels, coarse_labels, class_names })
@@ -350,7 +396,13 @@ impl CifarFolder {
 }
 
 /// Reads only the label bytes of every record (a seek past each image).
-fn read_cifar_labels(path: &Path, kind: CifarKind, count: usize, labels: &mut Vec<u8>, coarse: &mut Vec<u8>) -> Result<()> {
+fn read_cifar_labels(
+    path: &Path,
+    kind: CifarKind,
+    count: usize,
+    labels: &mut Vec<u8>,
+    coarse: &mut Vec<u8>,
+) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let file = std::fs::File::open(path).map_err(|e| Error::io(display(path), e))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 12, file);
@@ -370,7 +422,12 @@ fn read_cifar_labels(path: &Path, kind: CifarKind, count: usize, labels: &mut Ve
             return Err(Error::format(
                 display(path),
                 format!("byte {offset}"),
-                format!("{} label(s) in range (fine < {}, coarse < 20), found {:?}", kind.name(), kind.classes(), &label[..n]),
+                format!(
+                    "{} label(s) in range (fine < {}, coarse < 20), found {:?}",
+                    kind.name(),
+                    kind.classes(),
+                    &label[..n]
+                ),
             ));
         }
         labels.push(fine);
@@ -437,20 +494,37 @@ impl IdxImages {
         let images = idx::read_idx(&images_path)?;
         let labels = idx::read_idx(&labels_path)?;
         let (IdxData::U8(pixels), 3) = (images.data, images.dims.len()) else {
-            return Err(Error::format(display(&images_path), "byte 2", "unsigned-byte images of 3 dimensions [n, rows, columns]"));
+            return Err(Error::format(
+                display(&images_path),
+                "byte 2",
+                "unsigned-byte images of 3 dimensions [n, rows, columns]",
+            ));
         };
         let (IdxData::U8(label_values), 1) = (labels.data, labels.dims.len()) else {
-            return Err(Error::format(display(&labels_path), "byte 2", "unsigned-byte labels of 1 dimension [n]"));
+            return Err(Error::format(
+                display(&labels_path),
+                "byte 2",
+                "unsigned-byte labels of 1 dimension [n]",
+            ));
         };
         if label_values.len() != images.dims[0] {
             return Err(Error::format(
                 display(&labels_path),
                 "byte 4",
-                format!("{} labels, one per image of {}, found {}", images.dims[0], display(&images_path), label_values.len()),
+                format!(
+                    "{} labels, one per image of {}, found {}",
+                    images.dims[0],
+                    display(&images_path),
+                    label_values.len()
+                ),
             ));
         }
         if let Some(i) = label_values.iter().position(|&l| l > 9) {
-            return Err(Error::format(display(&labels_path), format!("byte {}", 8 + i), format!("a label in 0..9, found {}", label_values[i])));
+            return Err(Error::format(
+                display(&labels_path),
+                format!("byte {}", 8 + i),
+                format!("a label in 0..9, found {}", label_values[i]),
+            ));
         }
         Ok(IdxImages {
             pixels,

@@ -96,7 +96,8 @@ mod tests {
         // T = 5: v = 1 -> step 0, 0.5 -> 2, 0.2 -> round(3.2) = 3, 0.01 -> round(3.96) = 4, 0 -> never.
         let x = image(&[1.0, 0.5, 0.2, 0.01, 0.0]);
         let y = latency(&x, 5).unwrap();
-        let first: Vec<Option<usize>> = (0..5).map(|i| (0..5).find(|&t| y.data()[t * 5 + i] == 1.0)).collect();
+        let first: Vec<Option<usize>> =
+            (0..5).map(|i| (0..5).find(|&t| y.data()[t * 5 + i] == 1.0)).collect();
         assert_eq!(first, vec![Some(0), Some(2), Some(3), Some(4), None]);
         assert_eq!(y.data().iter().sum::<f32>(), 4.0, "one spike per lit pixel");
         assert!(latency(&image(&[f32::NAN]), 3).is_err());

@@ -97,10 +97,14 @@ impl<R: BufRead> Source<R> {
     /// Skips `n` bytes of a structure described by `what`, failing if the file ends first.
     pub fn skip(&mut self, n: u64, what: &str) -> Result<()> {
         let start = self.offset;
-        let copied = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink()).map_err(|e| self.io_error(e))?;
+        let copied = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())
+            .map_err(|e| self.io_error(e))?;
         self.offset += copied;
         if copied < n {
-            return Err(self.error_at(start, format!("{what} ({n} bytes), but the file ends after {copied} of them")));
+            return Err(self.error_at(
+                start,
+                format!("{what} ({n} bytes), but the file ends after {copied} of them"),
+            ));
         }
         Ok(())
     }
@@ -110,13 +114,17 @@ impl<R: BufRead> Source<R> {
     pub fn read_line(&mut self, max: usize, what: &str) -> Result<Option<Vec<u8>>> {
         let start = self.offset;
         let mut line = Vec::new();
-        let n = (&mut self.inner).take(max as u64 + 1).read_until(b'\n', &mut line).map_err(|e| self.io_error(e))?;
+        let n = (&mut self.inner)
+            .take(max as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| self.io_error(e))?;
         self.offset += n as u64;
         if n == 0 {
             return Ok(None);
         }
         if line.last() != Some(&b'\n') && n > max {
-            return Err(self.error_at(start, format!("{what} of at most {max} bytes ending with a newline")));
+            return Err(self
+                .error_at(start, format!("{what} of at most {max} bytes ending with a newline")));
         }
         while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();
@@ -129,10 +137,13 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `path` through `write` into a temporary file beside it, then fsyncs and renames it
 /// into place. On any error the temporary file is removed and `path` is left untouched.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::io(display(path), "expected a file path, got a directory or an empty path"))?;
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        Error::io(display(path), "expected a file path, got a directory or an empty path")
+    })?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temp: PathBuf = dir.join(format!(
         ".{}.tmp-{}-{}",
@@ -171,7 +182,13 @@ use crate::EventStream;
 impl EventStream {
     /// Checks what every writer needs: equal field lengths, polarities 0/1, and each event inside
     /// the declared sensor and inside `limit_x` x `limit_y` (what the format can encode).
-    pub(crate) fn check_writable(&self, path: &Path, format: &str, limit_x: u32, limit_y: u32) -> Result<()> {
+    pub(crate) fn check_writable(
+        &self,
+        path: &Path,
+        format: &str,
+        limit_x: u32,
+        limit_y: u32,
+    ) -> Result<()> {
         let at = format!("writing {format} {}", display(path));
         let n = self.t.len();
         if self.x.len() != n || self.y.len() != n || self.p.len() != n {

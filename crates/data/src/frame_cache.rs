@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use dualstream_core::{Error, Result, Tensor};
 use memmap2::Mmap;
 
-use crate::frames::{integrate, FrameOptions};
 use crate::file::{write_all, write_atomic};
+use crate::frames::{integrate, FrameOptions};
 use crate::EventStream;
 
 pub const MAGIC: &[u8; 8] = b"DSFRAMES";
@@ -55,7 +55,8 @@ impl CacheKey {
         let shown = source.display().to_string();
         let meta = fs::metadata(source).map_err(|e| Error::io(&shown, e))?;
         let mtime = meta.modified().map_err(|e| Error::io(&shown, e))?;
-        let mtime_ns = mtime.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let mtime_ns =
+            mtime.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let absolute = std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf());
         Ok(CacheKey {
             source: absolute.display().to_string(),
@@ -154,7 +155,11 @@ pub fn read_frames_file(path: &Path) -> Result<MappedFrames> {
     // mapped bytes do not change under us.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&shown, e))?;
     if map.len() < HEADER_LEN {
-        return Err(corrupt(path, map.len(), format!("a {HEADER_LEN}-byte header (file is {} bytes)", map.len())));
+        return Err(corrupt(
+            path,
+            map.len(),
+            format!("a {HEADER_LEN}-byte header (file is {} bytes)", map.len()),
+        ));
     }
     if &map[0..8] != MAGIC {
         return Err(corrupt(path, 0, "the magic \"DSFRAMES\" of a dualstream frame cache"));
@@ -178,7 +183,8 @@ pub fn read_frames_file(path: &Path) -> Result<MappedFrames> {
     let mut numel: u128 = 1;
     for (i, d) in shape.iter_mut().enumerate() {
         let v = u64_at(24 + 8 * i);
-        *d = usize::try_from(v).map_err(|_| corrupt(path, 24 + 8 * i, "a dimension that fits in memory"))?;
+        *d = usize::try_from(v)
+            .map_err(|_| corrupt(path, 24 + 8 * i, "a dimension that fits in memory"))?;
         numel *= v as u128;
     }
     if shape[1] != 2 {
@@ -190,7 +196,10 @@ pub fn read_frames_file(path: &Path) -> Result<MappedFrames> {
         return Err(corrupt(
             path,
             map.len().min(expected_len as usize),
-            format!("{expected_len} bytes for shape {shape:?} and a {key_len}-byte key, found {} bytes", map.len()),
+            format!(
+                "{expected_len} bytes for shape {shape:?} and a {key_len}-byte key, found {} bytes",
+                map.len()
+            ),
         ));
     }
     let key = std::str::from_utf8(&map[HEADER_LEN..HEADER_LEN + key_len])
@@ -199,7 +208,11 @@ pub fn read_frames_file(path: &Path) -> Result<MappedFrames> {
     let stored = u64_at(56);
     let actual = checksum(&map[offset..]);
     if stored != actual {
-        return Err(corrupt(path, offset, format!("data matching the header checksum {stored:016x}, found {actual:016x}")));
+        return Err(corrupt(
+            path,
+            offset,
+            format!("data matching the header checksum {stored:016x}, found {actual:016x}"),
+        ));
     }
     Ok(MappedFrames { map, offset, shape, key })
 }
@@ -267,7 +280,11 @@ impl FrameCache {
 
     /// Cached frames for `key`, integrating `load()`'s events on a miss. A damaged or stale file
     /// is rebuilt.
-    pub fn get_or_build(&self, key: &CacheKey, load: impl FnOnce() -> Result<EventStream>) -> Result<(MappedFrames, CacheOutcome)> {
+    pub fn get_or_build(
+        &self,
+        key: &CacheKey,
+        load: impl FnOnce() -> Result<EventStream>,
+    ) -> Result<(MappedFrames, CacheOutcome)> {
         let outcome = match self.lookup(key) {
             Ok(Some(frames)) => return Ok((frames, CacheOutcome::Hit)),
             Ok(None) if self.path_for(key).exists() => CacheOutcome::Rebuilt,
@@ -287,7 +304,8 @@ mod tests {
     use crate::frames::Split;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("dualstream-frame-cache-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir()
+            .join(format!("dualstream-frame-cache-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
@@ -304,7 +322,8 @@ mod tests {
     #[test]
     fn write_then_read_round_trips_and_leaves_no_temp_file() {
         let dir = temp_dir("roundtrip");
-        let frames = integrate(&sample_events(), &FrameOptions::new(Split::Number { frames: 3 })).unwrap();
+        let frames =
+            integrate(&sample_events(), &FrameOptions::new(Split::Number { frames: 3 })).unwrap();
         let path = dir.join("a.dsframes");
         write_frames_file(&path, "{\"k\":1}", &frames).unwrap();
         let back = read_frames_file(&path).unwrap();
@@ -324,7 +343,8 @@ mod tests {
     #[test]
     fn damaged_files_give_format_errors_with_offsets() {
         let dir = temp_dir("damaged");
-        let frames = integrate(&sample_events(), &FrameOptions::new(Split::Number { frames: 2 })).unwrap();
+        let frames =
+            integrate(&sample_events(), &FrameOptions::new(Split::Number { frames: 2 })).unwrap();
         let path = dir.join("b.dsframes");
         write_frames_file(&path, "key", &frames).unwrap();
         let good = fs::read(&path).unwrap();
@@ -357,12 +377,19 @@ mod tests {
         let dir = temp_dir("key");
         let src = dir.join("rec.bin");
         fs::write(&src, b"0123456789").unwrap();
-        let base = CacheKey::for_file(&src, "", FrameOptions::new(Split::Number { frames: 8 })).unwrap();
+        let base =
+            CacheKey::for_file(&src, "", FrameOptions::new(Split::Number { frames: 8 })).unwrap();
         let variants = [
             CacheKey::for_file(&src, "", FrameOptions::new(Split::Number { frames: 16 })).unwrap(),
             CacheKey::for_file(&src, "", FrameOptions::new(Split::Time { frames: 8 })).unwrap(),
-            CacheKey::for_file(&src, "", FrameOptions::new(Split::Number { frames: 8 }).with_downscale(2)).unwrap(),
-            CacheKey::for_file(&src, "t=0..10", FrameOptions::new(Split::Number { frames: 8 })).unwrap(),
+            CacheKey::for_file(
+                &src,
+                "",
+                FrameOptions::new(Split::Number { frames: 8 }).with_downscale(2),
+            )
+            .unwrap(),
+            CacheKey::for_file(&src, "t=0..10", FrameOptions::new(Split::Number { frames: 8 }))
+                .unwrap(),
             CacheKey { source_size: 11, ..base.clone() },
             CacheKey { source_mtime_ns: base.source_mtime_ns + 1, ..base.clone() },
             CacheKey { source: format!("{}x", base.source), ..base.clone() },
@@ -379,7 +406,8 @@ mod tests {
         let src = dir.join("rec.bin");
         fs::write(&src, b"abc").unwrap();
         let cache = FrameCache::new(dir.join("cache")).unwrap();
-        let key = CacheKey::for_file(&src, "", FrameOptions::new(Split::Number { frames: 4 })).unwrap();
+        let key =
+            CacheKey::for_file(&src, "", FrameOptions::new(Split::Number { frames: 4 })).unwrap();
         let expected = integrate(&sample_events(), &key.options).unwrap();
         let (f, o) = cache.get_or_build(&key, || Ok(sample_events())).unwrap();
         assert_eq!((o, f.data()), (CacheOutcome::Built, expected.data()));
@@ -399,7 +427,10 @@ mod tests {
         assert_eq!(o, CacheOutcome::Rebuilt);
         // A load error passes through and leaves no file.
         let key2 = CacheKey { part: "other".into(), ..key.clone() };
-        let err = cache.get_or_build(&key2, || Err(Error::format("rec.bin", "byte 3", "an event"))).err().unwrap();
+        let err = cache
+            .get_or_build(&key2, || Err(Error::format("rec.bin", "byte 3", "an event")))
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "ERR_FORMAT");
         assert!(!cache.path_for(&key2).exists());
     }

@@ -74,7 +74,11 @@ impl FrameOptions {
                 return Err(Error::value("frames: frame count", "a positive integer", 0))
             }
             Split::Duration { duration_us } if duration_us <= 0 => {
-                return Err(Error::value("frames: duration", "a positive number of microseconds", duration_us))
+                return Err(Error::value(
+                    "frames: duration",
+                    "a positive number of microseconds",
+                    duration_us,
+                ))
             }
             _ => {}
         }
@@ -100,7 +104,11 @@ pub fn segments_by_number(n: usize, frames: usize) -> Vec<(usize, usize)> {
 /// `split_by='time'`). Fails, naming the window, when a window holds no event.
 pub fn segments_by_time(t: &[i64], frames: usize) -> Result<Vec<(usize, usize)>> {
     if t.is_empty() {
-        return Err(Error::value("frames (split by time)", "at least one event", "an empty stream"));
+        return Err(Error::value(
+            "frames (split by time)",
+            "at least one event",
+            "an empty stream",
+        ));
     }
     let t0 = t[0];
     // Python's `//` floors; div_euclid floors too for a positive divisor.
@@ -175,11 +183,20 @@ pub fn segments(events: &EventStream, options: &FrameOptions) -> Result<Vec<(usi
 /// otherwise land on a wrong pixel of the next row).
 pub fn check_coordinates(events: &EventStream) -> Result<()> {
     let (w, h) = (events.width, events.height);
-    if events.x.len() != events.t.len() || events.y.len() != events.t.len() || events.p.len() != events.t.len() {
+    if events.x.len() != events.t.len()
+        || events.y.len() != events.t.len()
+        || events.p.len() != events.t.len()
+    {
         return Err(Error::value(
             "frames: event stream",
             "t, x, y and p of the same length",
-            format!("lengths {}, {}, {}, {}", events.t.len(), events.x.len(), events.y.len(), events.p.len()),
+            format!(
+                "lengths {}, {}, {}, {}",
+                events.t.len(),
+                events.x.len(),
+                events.y.len(),
+                events.p.len()
+            ),
         ));
     }
     for k in 0..events.len() {
@@ -195,7 +212,15 @@ pub fn check_coordinates(events: &EventStream) -> Result<()> {
 }
 
 /// Adds the events `[lo, hi)` into one `[2, H, W]` frame (counts, OFF then ON).
-fn integrate_segment(events: &EventStream, lo: usize, hi: usize, downscale: usize, h: usize, w: usize, frame: &mut [f32]) {
+fn integrate_segment(
+    events: &EventStream,
+    lo: usize,
+    hi: usize,
+    downscale: usize,
+    h: usize,
+    w: usize,
+    frame: &mut [f32],
+) {
     let plane = h * w;
     for k in lo..hi {
         let c = (events.p[k] != 0) as usize;
@@ -212,7 +237,15 @@ pub fn integrate(events: &EventStream, options: &FrameOptions) -> Result<Tensor>
     let frame_len = 2 * h * w;
     let mut data = vec![0f32; segs.len() * frame_len];
     for (i, &(lo, hi)) in segs.iter().enumerate() {
-        integrate_segment(events, lo, hi, options.downscale as usize, h, w, &mut data[i * frame_len..(i + 1) * frame_len]);
+        integrate_segment(
+            events,
+            lo,
+            hi,
+            options.downscale as usize,
+            h,
+            w,
+            &mut data[i * frame_len..(i + 1) * frame_len],
+        );
     }
     Tensor::from_vec(&[segs.len(), 2, h, w], data)
 }
@@ -239,15 +272,19 @@ mod tests {
     #[test]
     fn split_by_number_matches_hand_computed_frames() {
         // 7 events, T = 3: d = 2, frames take events [0,2), [2,4), [4,7).
-        let s = stream(3, 2, &[
-            (0, 0, 0, 1),
-            (5, 0, 0, 1),
-            (6, 2, 1, 0),
-            (9, 1, 0, 1),
-            (10, 1, 1, 0),
-            (11, 1, 1, 0),
-            (50, 2, 0, 1),
-        ]);
+        let s = stream(
+            3,
+            2,
+            &[
+                (0, 0, 0, 1),
+                (5, 0, 0, 1),
+                (6, 2, 1, 0),
+                (9, 1, 0, 1),
+                (10, 1, 1, 0),
+                (11, 1, 1, 0),
+                (50, 2, 0, 1),
+            ],
+        );
         let f = integrate(&s, &FrameOptions::new(Split::Number { frames: 3 })).unwrap();
         assert_eq!(f.shape(), &[3, 2, 2, 3]);
         assert_eq!(plane(&f, 0, 0), vec![vec![0., 0., 0.], vec![0., 0., 0.]]);
@@ -279,7 +316,11 @@ mod tests {
         // window but still in the last frame.
         let t = [100, 101, 111, 121, 131];
         assert_eq!(segments_by_time(&t, 3).unwrap(), vec![(0, 2), (2, 3), (3, 5)]);
-        let s = stream(2, 2, &[(100, 0, 0, 1), (104, 1, 1, 0), (112, 1, 0, 1), (125, 0, 1, 1), (130, 0, 1, 0)]);
+        let s = stream(
+            2,
+            2,
+            &[(100, 0, 0, 1), (104, 1, 1, 0), (112, 1, 0, 1), (125, 0, 1, 1), (130, 0, 1, 0)],
+        );
         let f = integrate(&s, &FrameOptions::new(Split::Time { frames: 3 })).unwrap();
         assert_eq!(plane(&f, 0, 0), vec![vec![0., 0.], vec![0., 1.]]);
         assert_eq!(plane(&f, 0, 1), vec![vec![1., 0.], vec![0., 0.]]);
@@ -320,7 +361,8 @@ mod tests {
     fn downscale_sums_each_block_and_rounds_the_size_up() {
         // 5x3 sensor, f = 2 -> 3 wide, 2 high. (0,0),(1,1) -> (0,0); (4,2) -> (2,1); (3,0) -> (1,0).
         let s = stream(5, 3, &[(0, 0, 0, 1), (1, 1, 1, 1), (2, 4, 2, 0), (3, 3, 0, 1)]);
-        let f = integrate(&s, &FrameOptions::new(Split::Number { frames: 1 }).with_downscale(2)).unwrap();
+        let f = integrate(&s, &FrameOptions::new(Split::Number { frames: 1 }).with_downscale(2))
+            .unwrap();
         assert_eq!(f.shape(), &[1, 2, 2, 3]);
         assert_eq!(plane(&f, 0, 1), vec![vec![2., 1., 0.], vec![0., 0., 0.]]);
         assert_eq!(plane(&f, 0, 0), vec![vec![0., 0., 0.], vec![0., 0., 1.]]);
@@ -332,14 +374,18 @@ mod tests {
     #[test]
     fn bad_input_gets_clear_errors() {
         let empty = EventStream::new(4, 4);
-        let err = integrate(&empty, &FrameOptions::new(Split::Number { frames: 2 })).unwrap_err().to_string();
+        let err = integrate(&empty, &FrameOptions::new(Split::Number { frames: 2 }))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty stream"), "{err}");
         let s = stream(4, 4, &[(0, 1, 1, 1), (1, 4, 0, 1)]);
-        let err = integrate(&s, &FrameOptions::new(Split::Number { frames: 1 })).unwrap_err().to_string();
+        let err =
+            integrate(&s, &FrameOptions::new(Split::Number { frames: 1 })).unwrap_err().to_string();
         assert!(err.contains("event 1") && err.contains("x = 4"), "{err}");
         let s = stream(4, 4, &[(0, 1, 1, 1)]);
         assert!(integrate(&s, &FrameOptions::new(Split::Number { frames: 0 })).is_err());
         assert!(integrate(&s, &FrameOptions::new(Split::Duration { duration_us: 0 })).is_err());
-        assert!(integrate(&s, &FrameOptions::new(Split::Number { frames: 1 }).with_downscale(0)).is_err());
+        assert!(integrate(&s, &FrameOptions::new(Split::Number { frames: 1 }).with_downscale(0))
+            .is_err());
     }
 }

@@ -80,7 +80,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let mut magic = [0u8; 2];
     let file = std::fs::File::open(path).map_err(|e| Error::io(display(path), e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
-    let peeked = std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::io(display(path), e))?;
+    let peeked =
+        std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::io(display(path), e))?;
     magic[..peeked.len().min(2)].copy_from_slice(&peeked[..peeked.len().min(2)]);
     if magic == [0x1f, 0x8b] {
         let gz = flate2::read::GzDecoder::new(reader);
@@ -113,7 +114,8 @@ pub fn read_idx_from<R: std::io::BufRead>(mut src: Source<R>) -> Result<IdxArray
         src.read_exact(&mut b, "a big-endian u32 dimension")?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
-    let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&c| c <= MAX_VALUES);
+    let count =
+        dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&c| c <= MAX_VALUES);
     let Some(count) = count else {
         return Err(src.error_at(4, format!("dimensions with at most 2^32 values, found {dims:?}")));
     };
@@ -127,15 +129,26 @@ pub fn read_idx_from<R: std::io::BufRead>(mut src: Source<R>) -> Result<IdxArray
         ));
     }
     if !src.at_end()? {
-        return Err(src.error_at(src.offset(), format!("the end of the file after {count} values for dimensions {dims:?}")));
+        return Err(src.error_at(
+            src.offset(),
+            format!("the end of the file after {count} values for dimensions {dims:?}"),
+        ));
     }
     let data = match magic[2] {
         0x08 => IdxData::U8(raw),
         0x09 => IdxData::I8(raw.into_iter().map(|b| b as i8).collect()),
-        0x0B => IdxData::I16(raw.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()),
-        0x0C => IdxData::I32(raw.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().unwrap())).collect()),
-        0x0D => IdxData::F32(raw.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())).collect()),
-        _ => IdxData::F64(raw.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().unwrap())).collect()),
+        0x0B => {
+            IdxData::I16(raw.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect())
+        }
+        0x0C => IdxData::I32(
+            raw.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().unwrap())).collect(),
+        ),
+        0x0D => IdxData::F32(
+            raw.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())).collect(),
+        ),
+        _ => IdxData::F64(
+            raw.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().unwrap())).collect(),
+        ),
     };
     Ok(IdxArray { dims, data })
 }
@@ -143,7 +156,11 @@ pub fn read_idx_from<R: std::io::BufRead>(mut src: Source<R>) -> Result<IdxArray
 /// Writes an uncompressed IDX file.
 pub fn write_idx(path: &Path, array: &IdxArray) -> Result<()> {
     let count: usize = array.dims.iter().product();
-    if array.dims.is_empty() || array.dims.len() > 255 || count != array.data.len() || array.dims.iter().any(|&d| d > u32::MAX as usize) {
+    if array.dims.is_empty()
+        || array.dims.len() > 255
+        || count != array.data.len()
+        || array.dims.iter().any(|&d| d > u32::MAX as usize)
+    {
         return Err(Error::value(
             format!("writing IDX {}", display(path)),
             "1..255 dimensions (each < 2^32) whose product is the number of values",

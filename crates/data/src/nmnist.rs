@@ -29,7 +29,11 @@ pub fn read_nbin(path: &Path, width: u16, height: u16) -> Result<EventStream> {
     read_nbin_from(Source::open(path)?, width, height)
 }
 
-pub fn read_nbin_from<R: BufRead>(mut src: Source<R>, width: u16, height: u16) -> Result<EventStream> {
+pub fn read_nbin_from<R: BufRead>(
+    mut src: Source<R>,
+    width: u16,
+    height: u16,
+) -> Result<EventStream> {
     let mut events = EventStream::new(width, height);
     let mut chunk = vec![0u8; EVENT_BYTES * 8192];
     let mut overflow = 0i64;

@@ -20,9 +20,22 @@ use crate::EventStream;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "split", rename_all = "camelCase", deny_unknown_fields)]
 pub enum FrameSpec {
-    Number { frames: usize, #[serde(default = "one")] downscale: u16 },
-    Time { frames: usize, #[serde(default = "one")] downscale: u16 },
-    Duration { #[serde(rename = "durationUs")] duration_us: i64, #[serde(default = "one")] downscale: u16 },
+    Number {
+        frames: usize,
+        #[serde(default = "one")]
+        downscale: u16,
+    },
+    Time {
+        frames: usize,
+        #[serde(default = "one")]
+        downscale: u16,
+    },
+    Duration {
+        #[serde(rename = "durationUs")]
+        duration_us: i64,
+        #[serde(default = "one")]
+        downscale: u16,
+    },
 }
 
 fn one() -> u16 {
@@ -32,8 +45,12 @@ fn one() -> u16 {
 impl FrameSpec {
     pub fn options(&self) -> FrameOptions {
         match *self {
-            FrameSpec::Number { frames, downscale } => FrameOptions::new(Split::Number { frames }).with_downscale(downscale),
-            FrameSpec::Time { frames, downscale } => FrameOptions::new(Split::Time { frames }).with_downscale(downscale),
+            FrameSpec::Number { frames, downscale } => {
+                FrameOptions::new(Split::Number { frames }).with_downscale(downscale)
+            }
+            FrameSpec::Time { frames, downscale } => {
+                FrameOptions::new(Split::Time { frames }).with_downscale(downscale)
+            }
             FrameSpec::Duration { duration_us, downscale } => {
                 FrameOptions::new(Split::Duration { duration_us }).with_downscale(downscale)
             }
@@ -55,9 +72,18 @@ pub enum EncoderSpec {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum TransformSpec {
-    TemporalDelete { keep: usize },
-    RandomCrop { size: [usize; 2], #[serde(default)] padding: usize },
-    HorizontalFlip { #[serde(default = "half")] p: f32 },
+    TemporalDelete {
+        keep: usize,
+    },
+    RandomCrop {
+        size: [usize; 2],
+        #[serde(default)]
+        padding: usize,
+    },
+    HorizontalFlip {
+        #[serde(default = "half")]
+        p: f32,
+    },
     RandomResizedCrop {
         size: [usize; 2],
         #[serde(default = "default_scale")]
@@ -65,7 +91,10 @@ pub enum TransformSpec {
         #[serde(default = "default_ratio")]
         ratio: [f32; 2],
     },
-    Normalize { mean: Vec<f32>, std: Vec<f32> },
+    Normalize {
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    },
 }
 
 fn half() -> f32 {
@@ -111,7 +140,11 @@ fn default_saccade() -> i64 {
 
 impl SyntheticSpec {
     pub fn options(&self) -> SaccadeOptions {
-        let mut o = SaccadeOptions { margin: self.margin, saccade_us: self.saccade_us, ..Default::default() };
+        let mut o = SaccadeOptions {
+            margin: self.margin,
+            saccade_us: self.saccade_us,
+            ..Default::default()
+        };
         o.model.threshold = self.threshold;
         o.model.eps = self.eps;
         o.model.step_us = self.step_us;
@@ -145,25 +178,39 @@ fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Res
     match t {
         TransformSpec::TemporalDelete { keep } => {
             if !is_sequence {
-                return Err(Error::value("temporalDelete", "frames [T, C, H, W] (events, or an image after synthetic events)", "an image [C, H, W]"));
+                return Err(Error::value(
+                    "temporalDelete",
+                    "frames [T, C, H, W] (events, or an image after synthetic events)",
+                    "an image [C, H, W]",
+                ));
             }
             transforms::random_temporal_delete(x, *keep, rng)
         }
-        TransformSpec::RandomCrop { size, padding } => transforms::random_crop(x, size[0], size[1], *padding, rng),
-        TransformSpec::HorizontalFlip { p } => transforms::random_horizontal_flip(x, *p, rng),
-        TransformSpec::RandomResizedCrop { size, scale, ratio } => {
-            transforms::random_resized_crop(x, size[0], size[1], (scale[0], scale[1]), (ratio[0], ratio[1]), rng)
+        TransformSpec::RandomCrop { size, padding } => {
+            transforms::random_crop(x, size[0], size[1], *padding, rng)
         }
+        TransformSpec::HorizontalFlip { p } => transforms::random_horizontal_flip(x, *p, rng),
+        TransformSpec::RandomResizedCrop { size, scale, ratio } => transforms::random_resized_crop(
+            x,
+            size[0],
+            size[1],
+            (scale[0], scale[1]),
+            (ratio[0], ratio[1]),
+            rng,
+        ),
         TransformSpec::Normalize { mean, std } => transforms::normalize(x, mean, std),
     }
 }
 
 /// Frames for a stream: the spec's frames, then its transforms.
 fn prepare_events(events: &EventStream, spec: &PipelineSpec, rng: &mut Rng) -> Result<Tensor> {
-    let frames = spec
-        .frames
-        .as_ref()
-        .ok_or_else(|| Error::value("data pipeline frames", "a frames spec (split by number, time or duration) for event samples", "none"))?;
+    let frames = spec.frames.as_ref().ok_or_else(|| {
+        Error::value(
+            "data pipeline frames",
+            "a frames spec (split by number, time or duration) for event samples",
+            "none",
+        )
+    })?;
     let mut x = integrate(events, &frames.options())?;
     for t in &spec.transforms {
         x = apply(t, &x, rng, true)?;
@@ -177,7 +224,11 @@ pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Te
         Sample::Events(events) => prepare_events(events, spec, rng),
         Sample::Frames(frames) => {
             if frames.shape().len() != 4 {
-                return Err(Error::shape("data pipeline frames sample", "[T, C, H, W]", frames.shape()));
+                return Err(Error::shape(
+                    "data pipeline frames sample",
+                    "[T, C, H, W]",
+                    frames.shape(),
+                ));
             }
             let mut x = frames.clone();
             for t in &spec.transforms {
@@ -204,7 +255,9 @@ pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Te
             match &spec.encoder {
                 None => Ok(x),
                 Some(EncoderSpec::Direct { time_steps }) => encoders::direct(&x, *time_steps),
-                Some(EncoderSpec::Poisson { time_steps }) => encoders::poisson(&x, *time_steps, rng),
+                Some(EncoderSpec::Poisson { time_steps }) => {
+                    encoders::poisson(&x, *time_steps, rng)
+                }
                 Some(EncoderSpec::Latency { time_steps }) => encoders::latency(&x, *time_steps),
             }
         }
@@ -227,7 +280,9 @@ pub fn prepare_batch(samples: &[Sample], spec: &PipelineSpec, seeds: &[u64]) -> 
         .enumerate()
         .map(|(j, (s, &seed))| {
             prepare(s, spec, &mut Rng::new(seed)).map_err(|e| match e {
-                Error::Value { at, expected, got } => Error::Value { at: format!("batch sample {j}: {at}"), expected, got },
+                Error::Value { at, expected, got } => {
+                    Error::Value { at: format!("batch sample {j}: {at}"), expected, got }
+                }
                 other => other,
             })
         })
@@ -246,7 +301,8 @@ pub fn prepare_batch(samples: &[Sample], spec: &PipelineSpec, seeds: &[u64]) -> 
         let mut out = vec![0f32; t_len * n * step];
         for (j, x) in prepared.iter().enumerate() {
             for t in 0..t_len {
-                out[(t * n + j) * step..(t * n + j + 1) * step].copy_from_slice(&x.data()[t * step..(t + 1) * step]);
+                out[(t * n + j) * step..(t * n + j + 1) * step]
+                    .copy_from_slice(&x.data()[t * step..(t + 1) * step]);
             }
         }
         Tensor::from_vec(&[t_len, n, shape[1], shape[2], shape[3]], out)
@@ -280,7 +336,9 @@ mod tests {
     #[test]
     fn events_batch_is_time_major_and_matches_per_sample_frames() {
         let sp = spec(r#"{"frames":{"split":"number","frames":2}}"#);
-        let batch = prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(1))], &sp, &[1, 2]).unwrap();
+        let batch =
+            prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(1))], &sp, &[1, 2])
+                .unwrap();
         assert_eq!(batch.shape(), &[2, 2, 2, 4, 4]);
         let f1 = integrate(&events(1), &FrameOptions::new(Split::Number { frames: 2 })).unwrap();
         // [t=1, n=1] equals frame 1 of sample 1.
@@ -290,24 +348,43 @@ mod tests {
 
     #[test]
     fn seeds_make_augmentation_reproducible_per_sample() {
-        let sp = spec(r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"randomCrop","size":[4,4],"padding":1},{"kind":"horizontalFlip"},{"kind":"temporalDelete","keep":3}]}"#);
-        let a = prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(2))], &sp, &[7, 8]).unwrap();
-        let b = prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(2))], &sp, &[7, 8]).unwrap();
+        let sp = spec(
+            r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"randomCrop","size":[4,4],"padding":1},{"kind":"horizontalFlip"},{"kind":"temporalDelete","keep":3}]}"#,
+        );
+        let a =
+            prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(2))], &sp, &[7, 8])
+                .unwrap();
+        let b =
+            prepare_batch(&[Sample::Events(events(0)), Sample::Events(events(2))], &sp, &[7, 8])
+                .unwrap();
         assert_eq!(a.data(), b.data());
         assert_eq!(a.shape(), &[3, 2, 2, 4, 4]);
         let alone = prepare(&Sample::Events(events(2)), &sp, &mut Rng::new(8)).unwrap();
         let step = 32;
         for t in 0..3 {
-            assert_eq!(&a.data()[(t * 2 + 1) * step..(t * 2 + 2) * step], &alone.data()[t * step..(t + 1) * step]);
+            assert_eq!(
+                &a.data()[(t * 2 + 1) * step..(t * 2 + 2) * step],
+                &alone.data()[t * step..(t + 1) * step]
+            );
         }
     }
 
     #[test]
     fn images_are_encoded_or_turned_into_synthetic_events() {
         let img = Tensor::from_vec(&[1, 2, 2], vec![0.0, 1.0, 0.5, 0.25]).unwrap();
-        let direct = prepare_batch(&[Sample::Image(img.clone())], &spec(r#"{"encoder":{"kind":"direct","timeSteps":3}}"#), &[0]).unwrap();
+        let direct = prepare_batch(
+            &[Sample::Image(img.clone())],
+            &spec(r#"{"encoder":{"kind":"direct","timeSteps":3}}"#),
+            &[0],
+        )
+        .unwrap();
         assert_eq!(direct.shape(), &[3, 1, 1, 2, 2]);
-        let plain = prepare_batch(&[Sample::Image(img.clone())], &spec(r#"{"transforms":[{"kind":"normalize","mean":[0.5],"std":[0.5]}]}"#), &[0]).unwrap();
+        let plain = prepare_batch(
+            &[Sample::Image(img.clone())],
+            &spec(r#"{"transforms":[{"kind":"normalize","mean":[0.5],"std":[0.5]}]}"#),
+            &[0],
+        )
+        .unwrap();
         assert_eq!(plain.data(), &[-1.0, 1.0, 0.0, -0.5]);
         let mut big = vec![0f32; 28 * 28];
         for y in 8..20 {
@@ -316,7 +393,12 @@ mod tests {
             }
         }
         let big = Tensor::from_vec(&[1, 28, 28], big).unwrap();
-        let syn = prepare_batch(&[Sample::Image(big)], &spec(r#"{"synthetic":{},"frames":{"split":"number","frames":4}}"#), &[0]).unwrap();
+        let syn = prepare_batch(
+            &[Sample::Image(big)],
+            &spec(r#"{"synthetic":{},"frames":{"split":"number","frames":4}}"#),
+            &[0],
+        )
+        .unwrap();
         assert_eq!(syn.shape(), &[4, 1, 2, 34, 34]);
         assert!(syn.data().iter().sum::<f32>() > 0.0);
     }
@@ -326,28 +408,44 @@ mod tests {
         let f = integrate(&events(0), &FrameOptions::new(Split::Number { frames: 4 })).unwrap();
         let sp = spec(r#"{"transforms":[{"kind":"temporalDelete","keep":2}]}"#);
         let from_frames = prepare(&Sample::Frames(f), &sp, &mut Rng::new(4)).unwrap();
-        let sp_events = spec(r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"temporalDelete","keep":2}]}"#);
-        let from_events = prepare(&Sample::Events(events(0)), &sp_events, &mut Rng::new(4)).unwrap();
+        let sp_events = spec(
+            r#"{"frames":{"split":"number","frames":4},"transforms":[{"kind":"temporalDelete","keep":2}]}"#,
+        );
+        let from_events =
+            prepare(&Sample::Events(events(0)), &sp_events, &mut Rng::new(4)).unwrap();
         assert_eq!(from_frames.shape(), &[2, 2, 4, 4]);
         assert_eq!(from_frames.data(), from_events.data());
     }
 
     #[test]
     fn bad_specs_and_samples_are_errors() {
-        assert!(serde_json::from_str::<PipelineSpec>(r#"{"frames":{"split":"sideways","frames":2}}"#).is_err());
-        assert!(serde_json::from_str::<PipelineSpec>(r#"{"transforms":[{"kind":"blur"}]}"#).is_err());
+        assert!(serde_json::from_str::<PipelineSpec>(
+            r#"{"frames":{"split":"sideways","frames":2}}"#
+        )
+        .is_err());
+        assert!(
+            serde_json::from_str::<PipelineSpec>(r#"{"transforms":[{"kind":"blur"}]}"#).is_err()
+        );
         let img = Tensor::from_vec(&[1, 2, 2], vec![0.0; 4]).unwrap();
-        let err = prepare_batch(&[Sample::Image(img)], &spec(r#"{"transforms":[{"kind":"temporalDelete","keep":1}]}"#), &[0])
+        let err = prepare_batch(
+            &[Sample::Image(img)],
+            &spec(r#"{"transforms":[{"kind":"temporalDelete","keep":1}]}"#),
+            &[0],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("batch sample 0") && err.contains("temporalDelete"), "{err}");
+        let err = prepare_batch(&[Sample::Events(events(0))], &PipelineSpec::default(), &[0])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("batch sample 0") && err.contains("temporalDelete"), "{err}");
-        let err = prepare_batch(&[Sample::Events(events(0))], &PipelineSpec::default(), &[0]).unwrap_err().to_string();
         assert!(err.contains("frames spec"), "{err}");
         let mut short = EventStream::new(4, 4);
         short.push(0, 0, 0, 1);
         short.push(100, 0, 0, 1);
         let sp = spec(r#"{"frames":{"split":"duration","durationUs":10}}"#);
-        let err = prepare_batch(&[Sample::Events(events(0)), Sample::Events(short)], &sp, &[0, 1]).unwrap_err().to_string();
+        let err = prepare_batch(&[Sample::Events(events(0)), Sample::Events(short)], &sp, &[0, 1])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sample 1"), "{err}");
     }
 }

@@ -70,19 +70,35 @@ pub fn events_from_motion(
     model: &DvsModel,
 ) -> Result<EventStream> {
     if image.len() != h * w || h == 0 || w == 0 {
-        return Err(Error::value("synthetic events image", format!("{h} x {w} = {} values", h * w), image.len()));
+        return Err(Error::value(
+            "synthetic events image",
+            format!("{h} x {w} = {} values", h * w),
+            image.len(),
+        ));
     }
     if let Some((i, v)) = image.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::NonFinite { at: "synthetic events image".into(), index: i, value: *v });
     }
     if path.len() < 2 || path.iter().any(|p| !(p.0.is_finite() && p.1.is_finite())) {
-        return Err(Error::value("synthetic events path", "at least two finite (x, y) points", path.len()));
+        return Err(Error::value(
+            "synthetic events path",
+            "at least two finite (x, y) points",
+            path.len(),
+        ));
     }
     if !(model.threshold > 0.0 && model.threshold.is_finite()) {
-        return Err(Error::value("synthetic events threshold", "a positive log-intensity contrast", model.threshold));
+        return Err(Error::value(
+            "synthetic events threshold",
+            "a positive log-intensity contrast",
+            model.threshold,
+        ));
     }
     if !(model.eps > 0.0 && model.eps.is_finite()) {
-        return Err(Error::value("synthetic events eps", "a positive offset of the logarithm", model.eps));
+        return Err(Error::value(
+            "synthetic events eps",
+            "a positive offset of the logarithm",
+            model.eps,
+        ));
     }
     if model.step_us <= 0 || segment_us <= 0 || segment_us % model.step_us != 0 {
         return Err(Error::value(
@@ -148,13 +164,23 @@ pub fn events_from_motion(
 
 /// N-MNIST-style recording of a grey `h x w` image: a `(w + 2 margin) x (h + 2 margin)` sensor and
 /// three saccades along `saccade_corners`.
-pub fn saccade_events(image: &[f32], h: usize, w: usize, options: &SaccadeOptions) -> Result<EventStream> {
+pub fn saccade_events(
+    image: &[f32],
+    h: usize,
+    w: usize,
+    options: &SaccadeOptions,
+) -> Result<EventStream> {
     let m = options.margin;
     let (sw, sh) = (w + 2 * m, h + 2 * m);
     if sw > u16::MAX as usize || sh > u16::MAX as usize {
-        return Err(Error::value("synthetic events sensor", "at most 65535 pixels a side", format!("{sw} x {sh}")));
+        return Err(Error::value(
+            "synthetic events sensor",
+            "at most 65535 pixels a side",
+            format!("{sw} x {sh}"),
+        ));
     }
-    let path: Vec<(f32, f32)> = saccade_corners(m).iter().map(|&(dx, dy)| (m as f32 + dx, m as f32 + dy)).collect();
+    let path: Vec<(f32, f32)> =
+        saccade_corners(m).iter().map(|&(dx, dy)| (m as f32 + dx, m as f32 + dy)).collect();
     events_from_motion(image, h, w, sw as u16, sh as u16, &path, options.saccade_us, &options.model)
 }
 
@@ -175,7 +201,17 @@ mod tests {
 
     fn moving_right(img: &[f32], size: usize, model: &DvsModel) -> EventStream {
         // The image moves 4 pixels right in 40 ms on a sensor as wide as image + 4.
-        events_from_motion(img, size, size, size as u16 + 4, size as u16, &[(0.0, 0.0), (4.0, 0.0)], 40_000, model).unwrap()
+        events_from_motion(
+            img,
+            size,
+            size,
+            size as u16 + 4,
+            size as u16,
+            &[(0.0, 0.0), (4.0, 0.0)],
+            40_000,
+            model,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -213,13 +249,18 @@ mod tests {
     fn event_counts_follow_log_contrast_over_threshold() {
         let model = DvsModel { threshold: 0.2, ..DvsModel::default() };
         let count = |value: f32, threshold: f32| {
-            moving_right(&square(12, 4, 8, value), 12, &DvsModel { threshold, ..model.clone() }).len() as f32
+            moving_right(&square(12, 4, 8, value), 12, &DvsModel { threshold, ..model.clone() })
+                .len() as f32
         };
         // A pixel swept from black to value v crosses floor(ln((v + eps) / eps) / C) levels.
         let levels = |v: f32, c: f32| ((v + 0.1f32) / 0.1).ln() / c;
         let full = count(1.0, 0.2);
         let per_pixel = full / (2.0 * 4.0 * 4.0); // ON and OFF, 4 rows x 4 columns swept
-        assert!((per_pixel - levels(1.0, 0.2).floor()).abs() <= 1.0, "{per_pixel} vs {}", levels(1.0, 0.2));
+        assert!(
+            (per_pixel - levels(1.0, 0.2).floor()).abs() <= 1.0,
+            "{per_pixel} vs {}",
+            levels(1.0, 0.2)
+        );
         // Halving the threshold about doubles the events; lower contrast gives fewer.
         let ratio = count(1.0, 0.1) / full;
         assert!((1.8..=2.2).contains(&ratio), "threshold halved: ratio {ratio}");
@@ -230,7 +271,9 @@ mod tests {
 
     #[test]
     fn fashion_sized_images_give_nmnist_sized_recordings() {
-        let img: Vec<f32> = (0..28 * 28).map(|i| if (i / 28) % 7 < 4 && (i % 28) > 5 && (i % 28) < 22 { 0.8 } else { 0.0 }).collect();
+        let img: Vec<f32> = (0..28 * 28)
+            .map(|i| if (i / 28) % 7 < 4 && (i % 28) > 5 && (i % 28) < 22 { 0.8 } else { 0.0 })
+            .collect();
         let s = saccade_events(&img, 28, 28, &SaccadeOptions::default()).unwrap();
         assert_eq!((s.width, s.height), (34, 34));
         assert!(s.len() > 100);

@@ -43,7 +43,13 @@ pub fn random_temporal_delete(x: &Tensor, keep: usize, rng: &mut Rng) -> Result<
 
 /// Pads every plane with `padding` zeros on each side and cuts a random `out_h x out_w` window
 /// (torchvision's `RandomCrop(size, padding)`).
-pub fn random_crop(x: &Tensor, out_h: usize, out_w: usize, padding: usize, rng: &mut Rng) -> Result<Tensor> {
+pub fn random_crop(
+    x: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    padding: usize,
+    rng: &mut Rng,
+) -> Result<Tensor> {
     let (planes, h, w) = spatial(x, "randomCrop input")?;
     let (ph, pw) = (h + 2 * padding, w + 2 * padding);
     if out_h == 0 || out_w == 0 || out_h > ph || out_w > pw {
@@ -114,7 +120,15 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
 
 /// Resizes the `[top, top + ch) x [left, left + cw)` window of every plane to `out_h x out_w`
 /// by bilinear interpolation (half-pixel centres, edges clamped, like `align_corners=False`).
-fn resize_window(x: &Tensor, top: usize, left: usize, ch: usize, cw: usize, out_h: usize, out_w: usize) -> Result<Tensor> {
+fn resize_window(
+    x: &Tensor,
+    top: usize,
+    left: usize,
+    ch: usize,
+    cw: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Result<Tensor> {
     let (planes, h, w) = spatial(x, "resize input")?;
     let (sy, sx) = (ch as f32 / out_h as f32, cw as f32 / out_w as f32);
     let mut out = vec![0f32; planes * out_h * out_w];
@@ -148,13 +162,25 @@ pub fn random_resized_crop(
 ) -> Result<Tensor> {
     let (_, h, w) = spatial(x, "randomResizedCrop input")?;
     if out_h == 0 || out_w == 0 {
-        return Err(Error::value("randomResizedCrop size", "a positive size", format!("{out_h}x{out_w}")));
+        return Err(Error::value(
+            "randomResizedCrop size",
+            "a positive size",
+            format!("{out_h}x{out_w}"),
+        ));
     }
     if !(scale.0 > 0.0 && scale.0 <= scale.1 && scale.1 <= 1.0) {
-        return Err(Error::value("randomResizedCrop scale", "0 < min <= max <= 1", format!("{scale:?}")));
+        return Err(Error::value(
+            "randomResizedCrop scale",
+            "0 < min <= max <= 1",
+            format!("{scale:?}"),
+        ));
     }
     if !(ratio.0 > 0.0 && ratio.0 <= ratio.1) {
-        return Err(Error::value("randomResizedCrop ratio", "0 < min <= max", format!("{ratio:?}")));
+        return Err(Error::value(
+            "randomResizedCrop ratio",
+            "0 < min <= max",
+            format!("{ratio:?}"),
+        ));
     }
     let area = (h * w) as f32;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
@@ -227,10 +253,14 @@ mod tests {
         let b = random_temporal_delete(&x, 5, &mut Rng::new(3)).unwrap();
         assert_eq!(a.data(), b.data());
         assert_eq!(a.shape(), &[5, 1, 1, 2]);
-        let frames: Vec<usize> = a.data().chunks(2).map(|c| {
-            assert_eq!(c[1], c[0] + 1.0, "a frame stays whole");
-            c[0] as usize / 2
-        }).collect();
+        let frames: Vec<usize> = a
+            .data()
+            .chunks(2)
+            .map(|c| {
+                assert_eq!(c[1], c[0] + 1.0, "a frame stays whole");
+                c[0] as usize / 2
+            })
+            .collect();
         assert!(frames.windows(2).all(|p| p[0] < p[1]), "{frames:?} in order, distinct");
         // Over many seeds every frame is kept sometimes, and each is kept 5/8 of the time.
         let mut kept = [0usize; 8];
@@ -256,15 +286,19 @@ mod tests {
             let mut shift = None;
             for dy in -1isize..=1 {
                 for dx in -1isize..=1 {
-                    let ok = (0..2).all(|p| (0..3).all(|oy| (0..3).all(|ox| {
-                        let (sy, sx) = (oy as isize + dy, ox as isize + dx);
-                        let expect = if (0..3).contains(&sy) && (0..3).contains(&sx) {
-                            (p * 9 + sy as usize * 3 + sx as usize) as f32
-                        } else {
-                            0.0
-                        };
-                        d[p * 9 + oy * 3 + ox] == expect
-                    })));
+                    let ok = (0..2).all(|p| {
+                        (0..3).all(|oy| {
+                            (0..3).all(|ox| {
+                                let (sy, sx) = (oy as isize + dy, ox as isize + dx);
+                                let expect = if (0..3).contains(&sy) && (0..3).contains(&sx) {
+                                    (p * 9 + sy as usize * 3 + sx as usize) as f32
+                                } else {
+                                    0.0
+                                };
+                                d[p * 9 + oy * 3 + ox] == expect
+                            })
+                        })
+                    });
                     if ok {
                         shift = Some((dy, dx));
                     }
@@ -283,7 +317,11 @@ mod tests {
         let flipped = random_horizontal_flip(&x, 1.0, &mut Rng::new(0)).unwrap();
         assert_eq!(flipped.data(), &[2., 1., 0., 5., 4., 3.]);
         assert_eq!(random_horizontal_flip(&x, 0.0, &mut Rng::new(0)).unwrap().data(), x.data());
-        let flips = (0..2000).filter(|&s| random_horizontal_flip(&x, 0.5, &mut Rng::new(s)).unwrap().data()[0] == 2.0).count();
+        let flips = (0..2000)
+            .filter(|&s| {
+                random_horizontal_flip(&x, 0.5, &mut Rng::new(s)).unwrap().data()[0] == 2.0
+            })
+            .count();
         assert!((flips as f32 / 2000.0 - 0.5).abs() < 0.04, "{flips}");
     }
 

@@ -57,13 +57,23 @@ fn aedat3_corruptions() {
 
     let path = dir.path("no-end.aedat");
     write(&path, &bytes[..header_end - 14]);
-    assert_names(&aedat3::read_aedat3(&path, 128, 128).unwrap_err(), &path, &format!("byte {}", header_end - 14));
+    assert_names(
+        &aedat3::read_aedat3(&path, 128, 128).unwrap_err(),
+        &path,
+        &format!("byte {}", header_end - 14),
+    );
 
     // Inside the packet header, then inside the event data.
-    for (cut, at) in [(header_end + 10, header_end), (header_end + 28 + 8 * 50 + 3, header_end + 28)] {
+    for (cut, at) in
+        [(header_end + 10, header_end), (header_end + 28 + 8 * 50 + 3, header_end + 28)]
+    {
         let path = dir.path(&format!("cut{cut}.aedat"));
         write(&path, &bytes[..cut]);
-        assert_names(&aedat3::read_aedat3(&path, 128, 128).unwrap_err(), &path, &format!("byte {at}"));
+        assert_names(
+            &aedat3::read_aedat3(&path, 128, 128).unwrap_err(),
+            &path,
+            &format!("byte {at}"),
+        );
     }
 
     // The same file read as a 64x64 sensor: the first event outside it is named.
@@ -81,7 +91,11 @@ fn gesture_label_errors_name_the_row() {
         ("class,start,end\n1,0,10\n", "row 1", "header"),
         ("class,startTime_usec,endTime_usec\n1,0,10\n12,5,9\n", "row 3", "class in 1..11"),
         ("class,startTime_usec,endTime_usec\n0,5,9\n", "row 2", "class in 1..11"),
-        ("class,startTime_usec,endTime_usec\n1,0,10\n2,20,20\n", "row 3", "startTime_usec < endTime_usec"),
+        (
+            "class,startTime_usec,endTime_usec\n1,0,10\n2,20,20\n",
+            "row 3",
+            "startTime_usec < endTime_usec",
+        ),
         ("class,startTime_usec,endTime_usec\n1,0,10\n\n4,abc,9\n", "row 4", "three integers"),
     ];
     for (k, (text, at, what)) in cases.iter().enumerate() {
@@ -133,7 +147,11 @@ fn aedat2_corruptions() {
     for cut in [data + 5, data + 8 * 20 + 7] {
         let path = dir.path(&format!("cut{cut}.aedat"));
         write(&path, &bytes[..cut]);
-        assert_names(&aedat2::read_aedat2(&path).unwrap_err(), &path, &format!("byte {}", data + (cut - data) / 8 * 8));
+        assert_names(
+            &aedat2::read_aedat2(&path).unwrap_err(),
+            &path,
+            &format!("byte {}", data + (cut - data) / 8 * 8),
+        );
     }
 
     // A DAVIS-style address (bits above 15 set) is not a DVS128 event.
@@ -150,7 +168,8 @@ fn aedat2_corruptions() {
 fn aedat4_corruptions() {
     let dir = TempDir::new("bad-aedat4");
     let good = dir.path("good.aedat4");
-    aedat4::write_aedat4(&good, &random_events(320, 240, 600, 10, 100), WriteCompression::Lz4, 200).unwrap();
+    aedat4::write_aedat4(&good, &random_events(320, 240, 600, 10, 100), WriteCompression::Lz4, 200)
+        .unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let header_len = i32::from_le_bytes(bytes[14..18].try_into().unwrap()) as usize;
     let first_packet = 18 + header_len;
@@ -172,7 +191,12 @@ fn aedat4_corruptions() {
     b[18 + 28] = 9; // compression code
     case("compression.aedat4", &b, 18, "compression type 0..4");
     case("short-header.aedat4", &bytes[..18 + 100], 18, "IOHeader flatbuffer");
-    case("cut-packet-header.aedat4", &bytes[..first_packet + 6], first_packet + 4, "int32 size of a packet");
+    case(
+        "cut-packet-header.aedat4",
+        &bytes[..first_packet + 6],
+        first_packet + 4,
+        "int32 size of a packet",
+    );
     case("cut-packet.aedat4", &bytes[..first_packet + 40], first_packet + 8, "a packet");
     let mut b = bytes.clone();
     b[first_packet + 8] ^= 0xFF; // damage the LZ4 frame magic
@@ -190,21 +214,34 @@ fn aedat4_corruptions() {
 #[test]
 fn cifar_corruptions() {
     let dir = TempDir::new("bad-cifar");
-    let images = CifarImages { kind: CifarKind::Cifar10, pixels: vec![7; 3 * 3072], labels: vec![1, 2, 3], coarse_labels: vec![] };
+    let images = CifarImages {
+        kind: CifarKind::Cifar10,
+        pixels: vec![7; 3 * 3072],
+        labels: vec![1, 2, 3],
+        coarse_labels: vec![],
+    };
     let good = dir.path("b.bin");
     cifar::write_cifar(&good, &images).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let path = dir.path("cut.bin");
     write(&path, &bytes[..3073 + 100]);
     assert_names(&cifar::read_cifar(&path, CifarKind::Cifar10).unwrap_err(), &path, "byte 3073");
-    assert_names(&cifar::cifar_record_count(&path, CifarKind::Cifar10).unwrap_err(), &path, "byte 3073");
+    assert_names(
+        &cifar::cifar_record_count(&path, CifarKind::Cifar10).unwrap_err(),
+        &path,
+        "byte 3073",
+    );
     let path = dir.path("label.bin");
     let mut b = bytes.clone();
     b[2 * 3073] = 10;
     write(&path, &b);
     let err = cifar::read_cifar(&path, CifarKind::Cifar10).unwrap_err();
     assert_names(&err, &path, "byte 6146");
-    assert_names(&cifar::read_cifar_record(&path, CifarKind::Cifar10, 2).unwrap_err(), &path, "byte 6146");
+    assert_names(
+        &cifar::read_cifar_record(&path, CifarKind::Cifar10, 2).unwrap_err(),
+        &path,
+        "byte 6146",
+    );
     // A CIFAR-10 file is not a whole number of CIFAR-100 records.
     assert_names(&cifar::read_cifar(&good, CifarKind::Cifar100).unwrap_err(), &good, "byte 6148");
 }

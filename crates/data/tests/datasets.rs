@@ -4,7 +4,10 @@ mod common;
 use common::{random_events, TempDir};
 use dualstream_data::aedat3::{self, LabelWindow};
 use dualstream_data::cifar::{self, CifarImages, CifarKind};
-use dualstream_data::datasets::{Cifar10Dvs, CifarFolder, DvsGesture, EventDataset, IdxImages, ImageDataset, NMnist, Split, CIFAR10_CLASSES};
+use dualstream_data::datasets::{
+    Cifar10Dvs, CifarFolder, DvsGesture, EventDataset, IdxImages, ImageDataset, NMnist, Split,
+    CIFAR10_CLASSES,
+};
 use dualstream_data::idx::{self, IdxArray, IdxData};
 use dualstream_data::{aedat2, nmnist};
 
@@ -26,13 +29,23 @@ fn dvs_gesture_folder_windows_and_split() {
             .map(|w| {
                 let class = (k * 3 + w) as u8 + 1;
                 let start = events.t[w * 1000];
-                LabelWindow { class, label: class as usize - 1, start, end: events.t[w * 1000 + 500], row: w + 2 }
+                LabelWindow {
+                    class,
+                    label: class as usize - 1,
+                    start,
+                    end: events.t[w * 1000 + 500],
+                    row: w + 2,
+                }
             })
             .collect();
         aedat3::write_gesture_labels(&dir.join(format!("{trial}_labels.csv")), &windows).unwrap();
         recordings.push((events, windows));
     }
-    std::fs::write(dir.join("trials_to_train.txt"), "user01_fluorescent.aedat\nuser01_lab.aedat\n\n").unwrap();
+    std::fs::write(
+        dir.join("trials_to_train.txt"),
+        "user01_fluorescent.aedat\nuser01_lab.aedat\n\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("trials_to_test.txt"), "user02_natural.aedat\n").unwrap();
 
     // The folder itself or its parent both work.
@@ -44,7 +57,8 @@ fn dvs_gesture_folder_windows_and_split() {
     // Sample 4 is window 1 of trial 1: the events with start <= t < end, label class - 1.
     let (events, label) = train.get(4).unwrap();
     let (all, windows) = &recordings[1];
-    let expected: Vec<i64> = all.t.iter().copied().filter(|&t| t >= windows[1].start && t < windows[1].end).collect();
+    let expected: Vec<i64> =
+        all.t.iter().copied().filter(|&t| t >= windows[1].start && t < windows[1].end).collect();
     assert_eq!((events.t, label), (expected, 4));
     let (events, label) = test.get(2).unwrap();
     assert_eq!((events.len() >= 500, label), (true, 8));
@@ -69,7 +83,8 @@ fn cifar10_dvs_folder_split_per_class() {
         // 11 files: ceil(0.9 * 11) = 10 train, 1 test; names sort as strings (…_1, _10, _2).
         for i in 0..11 {
             let events = random_events(128, 128, 20, (c * 100 + i) as u64, 10);
-            aedat2::write_aedat2(&dir.join(format!("cifar10_{class}_{i}.aedat")), &events, None).unwrap();
+            aedat2::write_aedat2(&dir.join(format!("cifar10_{class}_{i}.aedat")), &events, None)
+                .unwrap();
         }
     }
     let train = Cifar10Dvs::open(&root.0, Split::Train).unwrap();
@@ -95,7 +110,11 @@ fn nmnist_folder() {
             let dir = root.0.join(split).join(d.to_string());
             std::fs::create_dir_all(&dir).unwrap();
             for i in 0..2 {
-                nmnist::write_nbin(&dir.join(format!("{:05}.bin", i + d * 10)), &random_events(34, 34, 30, (d * 7 + i) as u64, 5)).unwrap();
+                nmnist::write_nbin(
+                    &dir.join(format!("{:05}.bin", i + d * 10)),
+                    &random_events(34, 34, 30, (d * 7 + i) as u64, 5),
+                )
+                .unwrap();
             }
         }
     }
@@ -137,9 +156,18 @@ fn cifar_folders() {
 
     let dir100 = root.0.join("cifar-100-binary");
     std::fs::create_dir_all(&dir100).unwrap();
-    let images = CifarImages { kind: CifarKind::Cifar100, pixels: vec![1; 2 * 3072], labels: vec![42, 99], coarse_labels: vec![3, 19] };
+    let images = CifarImages {
+        kind: CifarKind::Cifar100,
+        pixels: vec![1; 2 * 3072],
+        labels: vec![42, 99],
+        coarse_labels: vec![3, 19],
+    };
     cifar::write_cifar(&dir100.join("test.bin"), &images).unwrap();
-    std::fs::write(dir100.join("fine_label_names.txt"), (0..100).map(|i| format!("class{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        dir100.join("fine_label_names.txt"),
+        (0..100).map(|i| format!("class{i}\n")).collect::<String>(),
+    )
+    .unwrap();
     let test = CifarFolder::open(&root.0, CifarKind::Cifar100, Split::Test).unwrap();
     assert_eq!((test.len(), test.label(1), test.coarse_labels()), (2, 99, &[3u8, 19][..]));
     assert_eq!(test.class_names()[42], "class42");
@@ -150,14 +178,22 @@ fn idx_folder() {
     let root = TempDir::new("idx-folder");
     let images = IdxArray { dims: vec![3, 2, 2], data: IdxData::U8((0..12).collect()) };
     idx::write_idx(&root.path("t10k-images-idx3-ubyte"), &images).unwrap();
-    idx::write_idx(&root.path("t10k-labels-idx1-ubyte"), &IdxArray { dims: vec![3], data: IdxData::U8(vec![7, 0, 9]) }).unwrap();
+    idx::write_idx(
+        &root.path("t10k-labels-idx1-ubyte"),
+        &IdxArray { dims: vec![3], data: IdxData::U8(vec![7, 0, 9]) },
+    )
+    .unwrap();
     let test = IdxImages::open(&root.0, Split::Test).unwrap();
     assert_eq!((test.len(), test.shape()), (3, [1, 2, 2]));
     assert_eq!(test.get(2).unwrap(), (vec![8, 9, 10, 11], 9));
     let Err(err) = IdxImages::open(&root.0, Split::Train) else { panic!() };
     assert!(io_message(err).contains("train-images-idx3-ubyte"));
     // Label count must match the image count.
-    idx::write_idx(&root.path("t10k-labels-idx1-ubyte"), &IdxArray { dims: vec![2], data: IdxData::U8(vec![7, 0]) }).unwrap();
+    idx::write_idx(
+        &root.path("t10k-labels-idx1-ubyte"),
+        &IdxArray { dims: vec![2], data: IdxData::U8(vec![7, 0]) },
+    )
+    .unwrap();
     let Err(err) = IdxImages::open(&root.0, Split::Test) else { panic!() };
     assert_eq!(err.code(), "ERR_FORMAT");
     assert!(err.to_string().contains("3 labels, one per image"), "{err}");

@@ -74,7 +74,10 @@ fn gesture_labels_sample() {
     assert_eq!(windows.iter().filter(|w| w.class == 8).count(), 2);
     assert!(windows.iter().all(|w| w.label == w.class as usize - 1 && w.start < w.end));
     assert_eq!((windows[0].start, windows[0].end, windows[0].row), (53_036_986, 59_508_469, 2));
-    assert_eq!((windows[11].start, windows[11].end, windows[11].row), (171_367_247, 177_991_967, 13));
+    assert_eq!(
+        (windows[11].start, windows[11].end, windows[11].row),
+        (171_367_247, 177_991_967, 13)
+    );
 }
 
 /// The full DVS128 Gesture release, when a developer points DUALSTREAM_DVSGESTURE at it (it is

@@ -184,7 +184,12 @@ fn cifar_round_trips() {
     let dir = TempDir::new("cifar");
     let n = 7;
     let pixels: Vec<u8> = (0..n * 3072).map(|i| (i * 31 % 251) as u8).collect();
-    let c10 = CifarImages { kind: CifarKind::Cifar10, pixels: pixels.clone(), labels: vec![0, 9, 3, 4, 5, 6, 1], coarse_labels: vec![] };
+    let c10 = CifarImages {
+        kind: CifarKind::Cifar10,
+        pixels: pixels.clone(),
+        labels: vec![0, 9, 3, 4, 5, 6, 1],
+        coarse_labels: vec![],
+    };
     let p10 = dir.path("data_batch_1.bin");
     cifar::write_cifar(&p10, &c10).unwrap();
     assert_eq!(cifar::read_cifar(&p10, CifarKind::Cifar10).unwrap(), c10);
@@ -195,7 +200,12 @@ fn cifar_round_trips() {
     let raw = std::fs::read(&p10).unwrap();
     assert_eq!((raw[3073], raw[3074]), (9, pixels[3072]));
 
-    let c100 = CifarImages { kind: CifarKind::Cifar100, pixels, labels: vec![99, 0, 5, 6, 7, 8, 9], coarse_labels: vec![19, 0, 1, 2, 3, 4, 5] };
+    let c100 = CifarImages {
+        kind: CifarKind::Cifar100,
+        pixels,
+        labels: vec![99, 0, 5, 6, 7, 8, 9],
+        coarse_labels: vec![19, 0, 1, 2, 3, 4, 5],
+    };
     let p100 = dir.path("train.bin");
     cifar::write_cifar(&p100, &c100).unwrap();
     assert_eq!(cifar::read_cifar(&p100, CifarKind::Cifar100).unwrap(), c100);

@@ -7,15 +7,24 @@ use serde_json::Value;
 
 #[test]
 fn frames_match_spikingjelly_for_number_time_and_duration_splits() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spikingjelly-frames.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/spikingjelly-frames.json"
+    ))
+    .unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     let mut checked = 0;
     for case in doc["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let ev = &case["events"];
-        let col = |k: &str| ev[k].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<i64>>();
+        let col = |k: &str| {
+            ev[k].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<i64>>()
+        };
         let (t, x, y, p) = (col("t"), col("x"), col("y"), col("p"));
-        let mut s = EventStream::new(case["width"].as_u64().unwrap() as u16, case["height"].as_u64().unwrap() as u16);
+        let mut s = EventStream::new(
+            case["width"].as_u64().unwrap() as u16,
+            case["height"].as_u64().unwrap() as u16,
+        );
         for k in 0..t.len() {
             s.push(t[k], x[k] as u16, y[k] as u16, p[k] as u8);
         }
@@ -26,9 +35,19 @@ fn frames_match_spikingjelly_for_number_time_and_duration_splits() {
                 _ => Split::Duration { duration_us: out["durationUs"].as_i64().unwrap() },
             };
             let frames = integrate(&s, &FrameOptions::new(split)).unwrap();
-            let shape: Vec<usize> = out["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            let shape: Vec<usize> = out["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
             assert_eq!(frames.shape(), shape.as_slice(), "{name} {split:?}");
-            let expected: Vec<f32> = out["data"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as f32).collect();
+            let expected: Vec<f32> = out["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap() as f32)
+                .collect();
             assert_eq!(frames.data(), expected.as_slice(), "{name} {split:?}");
             checked += 1;
         }

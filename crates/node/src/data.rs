@@ -37,7 +37,10 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for DataTask<T, J> {
     type Output = T;
     type JsValue = J;
     fn compute(&mut self) -> napi::Result<T> {
-        let work = self.work.take().ok_or_else(|| js_error("ERR_INTERNAL", format!("{}: task ran twice", self.what)))?;
+        let work = self
+            .work
+            .take()
+            .ok_or_else(|| js_error("ERR_INTERNAL", format!("{}: task ran twice", self.what)))?;
         guarded(self.what, work)
     }
     fn resolve(&mut self, _env: Env, output: T) -> napi::Result<J> {
@@ -63,17 +66,32 @@ pub(crate) fn events_from_js(what: &str, e: &NativeEvents) -> napi::Result<Event
     if e.x.len() != n || e.y.len() != n || e.p.len() != n {
         return Err(js_error(
             "ERR_ARG",
-            format!("{what}: expected t, x, y and p of the same length, received {}, {}, {}, {}", n, e.x.len(), e.y.len(), e.p.len()),
+            format!(
+                "{what}: expected t, x, y and p of the same length, received {}, {}, {}, {}",
+                n,
+                e.x.len(),
+                e.y.len(),
+                e.p.len()
+            ),
         ));
     }
     if e.width == 0 || e.height == 0 || e.width > u16::MAX as u32 || e.height > u16::MAX as u32 {
-        return Err(js_error("ERR_ARG", format!("{what}: expected a sensor size in [1, 65535], received {} x {}", e.width, e.height)));
+        return Err(js_error(
+            "ERR_ARG",
+            format!(
+                "{what}: expected a sensor size in [1, 65535], received {} x {}",
+                e.width, e.height
+            ),
+        ));
     }
     let mut s = EventStream::new(e.width as u16, e.height as u16);
     s.t = Vec::with_capacity(n);
     for (k, &t) in e.t.iter().enumerate() {
         if !t.is_finite() || t.fract() != 0.0 || t.abs() > 9.0e15 {
-            return Err(js_error("ERR_ARG", format!("{what}: t[{k}] must be an integer number of microseconds, received {t}")));
+            return Err(js_error(
+                "ERR_ARG",
+                format!("{what}: t[{k}] must be an integer number of microseconds, received {t}"),
+            ));
         }
         s.t.push(t as i64);
     }
@@ -118,11 +136,19 @@ fn compression_name(c: aedat4::Compression) -> &'static str {
     }
 }
 
-fn sensor(what: &str, width: Option<u32>, height: Option<u32>, default: (u16, u16)) -> napi::Result<(u16, u16)> {
+fn sensor(
+    what: &str,
+    width: Option<u32>,
+    height: Option<u32>,
+    default: (u16, u16),
+) -> napi::Result<(u16, u16)> {
     let w = width.unwrap_or(default.0 as u32);
     let h = height.unwrap_or(default.1 as u32);
     if w == 0 || h == 0 || w > u16::MAX as u32 || h > u16::MAX as u32 {
-        return Err(js_error("ERR_VALUE", format!("{what}: expected a sensor size in 1..65535, got {w}x{h}")));
+        return Err(js_error(
+            "ERR_VALUE",
+            format!("{what}: expected a sensor size in 1..65535, got {w}x{h}"),
+        ));
     }
     Ok((w as u16, h as u16))
 }
@@ -130,7 +156,12 @@ fn sensor(what: &str, width: Option<u32>, height: Option<u32>, default: (u16, u1
 /// Reads an event file of `format` ("nmnist", "aedat2", "aedat3", "aedat4"). `width`/`height`
 /// set the sensor of formats that do not store it (N-MNIST .bin: 34x34; AEDAT 3.1: 128x128).
 #[napi(ts_return_type = "Promise<EventFile>")]
-pub fn read_event_file(path: String, format: String, width: Option<u32>, height: Option<u32>) -> napi::Result<AsyncTask<DataTask<EventFile, EventFile>>> {
+pub fn read_event_file(
+    path: String,
+    format: String,
+    width: Option<u32>,
+    height: Option<u32>,
+) -> napi::Result<AsyncTask<DataTask<EventFile, EventFile>>> {
     let file = PathBuf::from(&path);
     let what = "readEvents";
     match format.as_str() {
@@ -184,11 +215,20 @@ pub struct WriteEventOptions {
 
 /// Writes an event file atomically (temp file, fsync, rename).
 #[napi(ts_return_type = "Promise<void>")]
-pub fn write_event_file(path: String, format: String, events: NativeEvents, options: Option<WriteEventOptions>) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+pub fn write_event_file(
+    path: String,
+    format: String,
+    events: NativeEvents,
+    options: Option<WriteEventOptions>,
+) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
     let what = "writeEvents";
     let events = events_from_js(what, &events)?;
     let file = PathBuf::from(&path);
-    let options = options.unwrap_or(WriteEventOptions { creation_time_ms: None, compression: None, events_per_packet: None });
+    let options = options.unwrap_or(WriteEventOptions {
+        creation_time_ms: None,
+        compression: None,
+        events_per_packet: None,
+    });
     let done = |(): ()| ();
     match format.as_str() {
         "nmnist" => Ok(task(what, done, move || nmnist::write_nbin(&file, &events))),
@@ -224,13 +264,21 @@ pub struct GestureWindow {
 
 /// Reads a DVS128 Gesture `*_labels.csv`.
 #[napi(ts_return_type = "Promise<GestureWindow[]>")]
-pub fn read_gesture_labels(path: String) -> AsyncTask<DataTask<Vec<aedat3::LabelWindow>, Vec<GestureWindow>>> {
+pub fn read_gesture_labels(
+    path: String,
+) -> AsyncTask<DataTask<Vec<aedat3::LabelWindow>, Vec<GestureWindow>>> {
     task(
         "readGestureLabels",
         |windows| {
             windows
                 .into_iter()
-                .map(|w| GestureWindow { class: w.class as u32, label: w.label as u32, start: w.start as f64, end: w.end as f64, row: w.row as u32 })
+                .map(|w| GestureWindow {
+                    class: w.class as u32,
+                    label: w.label as u32,
+                    start: w.start as f64,
+                    end: w.end as f64,
+                    row: w.row as u32,
+                })
                 .collect()
         },
         move || aedat3::read_gesture_labels(&PathBuf::from(path)),
@@ -252,13 +300,19 @@ fn cifar_kind(what: &str, kind: &str) -> napi::Result<CifarKind> {
     match kind {
         "cifar10" => Ok(CifarKind::Cifar10),
         "cifar100" => Ok(CifarKind::Cifar100),
-        other => Err(js_error("ERR_VALUE", format!("{what}: expected \"cifar10\" or \"cifar100\", got {other:?}"))),
+        other => Err(js_error(
+            "ERR_VALUE",
+            format!("{what}: expected \"cifar10\" or \"cifar100\", got {other:?}"),
+        )),
     }
 }
 
 /// Reads a whole CIFAR-10 / CIFAR-100 binary batch file.
 #[napi(ts_return_type = "Promise<CifarBatch>")]
-pub fn read_cifar_batch(path: String, kind: String) -> napi::Result<AsyncTask<DataTask<CifarImages, CifarBatch>>> {
+pub fn read_cifar_batch(
+    path: String,
+    kind: String,
+) -> napi::Result<AsyncTask<DataTask<CifarImages, CifarBatch>>> {
     let kind = cifar_kind("readCifarBatch", &kind)?;
     Ok(task(
         "readCifarBatch",
@@ -273,7 +327,13 @@ pub fn read_cifar_batch(path: String, kind: String) -> napi::Result<AsyncTask<Da
 }
 
 #[napi(ts_return_type = "Promise<void>")]
-pub fn write_cifar_batch(path: String, kind: String, pixels: Uint8Array, labels: Uint8Array, coarse_labels: Option<Uint8Array>) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+pub fn write_cifar_batch(
+    path: String,
+    kind: String,
+    pixels: Uint8Array,
+    labels: Uint8Array,
+    coarse_labels: Option<Uint8Array>,
+) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
     let kind = cifar_kind("writeCifarBatch", &kind)?;
     let images = CifarImages {
         kind,
@@ -281,7 +341,11 @@ pub fn write_cifar_batch(path: String, kind: String, pixels: Uint8Array, labels:
         labels: labels.to_vec(),
         coarse_labels: coarse_labels.map(|c| c.to_vec()).unwrap_or_default(),
     };
-    Ok(task("writeCifarBatch", |(): ()| (), move || cifar::write_cifar(&PathBuf::from(path), &images)))
+    Ok(task(
+        "writeCifarBatch",
+        |(): ()| (),
+        move || cifar::write_cifar(&PathBuf::from(path), &images),
+    ))
 }
 
 #[napi(object)]
@@ -298,32 +362,57 @@ pub struct IdxFile {
 pub fn read_idx_file(path: String) -> AsyncTask<DataTask<IdxArray, IdxFile>> {
     task(
         "readIdx",
-        |a| IdxFile { dims: a.dims.iter().map(|&d| d as u32).collect(), dtype: a.data.dtype().into(), bytes: Uint8Array::new(a.data.to_le_bytes()) },
+        |a| IdxFile {
+            dims: a.dims.iter().map(|&d| d as u32).collect(),
+            dtype: a.data.dtype().into(),
+            bytes: Uint8Array::new(a.data.to_le_bytes()),
+        },
         move || idx::read_idx(&PathBuf::from(path)),
     )
 }
 
 /// Writes an uncompressed IDX file from little-endian bytes of `dtype`.
 #[napi(ts_return_type = "Promise<void>")]
-pub fn write_idx_file(path: String, dims: Vec<u32>, dtype: String, bytes: Uint8Array) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+pub fn write_idx_file(
+    path: String,
+    dims: Vec<u32>,
+    dtype: String,
+    bytes: Uint8Array,
+) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
     let b = bytes.to_vec();
     let size = match dtype.as_str() {
         "u8" | "i8" => 1,
         "i16" => 2,
         "i32" | "f32" => 4,
         "f64" => 8,
-        other => return Err(js_error("ERR_VALUE", format!("writeIdx: expected dtype u8, i8, i16, i32, f32 or f64, got {other:?}"))),
+        other => {
+            return Err(js_error(
+                "ERR_VALUE",
+                format!("writeIdx: expected dtype u8, i8, i16, i32, f32 or f64, got {other:?}"),
+            ))
+        }
     };
     if !b.len().is_multiple_of(size) {
-        return Err(js_error("ERR_VALUE", format!("writeIdx: expected a multiple of {size} bytes for {dtype}, got {}", b.len())));
+        return Err(js_error(
+            "ERR_VALUE",
+            format!("writeIdx: expected a multiple of {size} bytes for {dtype}, got {}", b.len()),
+        ));
     }
     let data = match dtype.as_str() {
         "u8" => IdxData::U8(b),
         "i8" => IdxData::I8(b.into_iter().map(|v| v as i8).collect()),
-        "i16" => IdxData::I16(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()),
-        "i32" => IdxData::I32(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()),
-        "f32" => IdxData::F32(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-        _ => IdxData::F64(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()),
+        "i16" => {
+            IdxData::I16(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect())
+        }
+        "i32" => IdxData::I32(
+            b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(),
+        ),
+        "f32" => IdxData::F32(
+            b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        ),
+        _ => IdxData::F64(
+            b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+        ),
     };
     let array = IdxArray { dims: dims.iter().map(|&d| d as usize).collect(), data };
     Ok(task("writeIdx", |(): ()| (), move || idx::write_idx(&PathBuf::from(path), &array)))
@@ -333,7 +422,10 @@ fn split_of(what: &str, split: &str) -> napi::Result<Split> {
     match split {
         "train" => Ok(Split::Train),
         "test" => Ok(Split::Test),
-        other => Err(js_error("ERR_VALUE", format!("{what}: expected split \"train\" or \"test\", got {other:?}"))),
+        other => Err(js_error(
+            "ERR_VALUE",
+            format!("{what}: expected split \"train\" or \"test\", got {other:?}"),
+        )),
     }
 }
 
@@ -360,7 +452,14 @@ impl NativeEventDataset {
             "dvsgesture" => Arc::new(guarded(what, || datasets::DvsGesture::open(&root, split))?),
             "cifar10dvs" => Arc::new(guarded(what, || datasets::Cifar10Dvs::open(&root, split))?),
             "nmnist" => Arc::new(guarded(what, || datasets::NMnist::open(&root, split))?),
-            other => return Err(js_error("ERR_VALUE", format!("{what}: expected \"dvsgesture\", \"cifar10dvs\" or \"nmnist\", got {other:?}"))),
+            other => {
+                return Err(js_error(
+                    "ERR_VALUE",
+                    format!(
+                    "{what}: expected \"dvsgesture\", \"cifar10dvs\" or \"nmnist\", got {other:?}"
+                ),
+                ))
+            }
         };
         Ok(NativeEventDataset { inner })
     }
@@ -390,7 +489,11 @@ impl NativeEventDataset {
     #[napi(ts_return_type = "Promise<EventSample>")]
     pub fn get(&self, index: u32) -> AsyncTask<DataTask<(EventStream, usize), EventSample>> {
         let inner = self.inner.clone();
-        task("EventDataset.get", |(e, label)| EventSample { events: events_to_js(e), label: label as u32 }, move || inner.get(index as usize))
+        task(
+            "EventDataset.get",
+            |(e, label)| EventSample { events: events_to_js(e), label: label as u32 },
+            move || inner.get(index as usize),
+        )
     }
 }
 
@@ -415,10 +518,19 @@ impl NativeImageDataset {
         let split = split_of(what, &split)?;
         let root = PathBuf::from(root);
         let inner: Arc<dyn ImageDataset> = match kind.as_str() {
-            "cifar10" => Arc::new(guarded(what, || datasets::CifarFolder::open(&root, CifarKind::Cifar10, split))?),
-            "cifar100" => Arc::new(guarded(what, || datasets::CifarFolder::open(&root, CifarKind::Cifar100, split))?),
+            "cifar10" => Arc::new(guarded(what, || {
+                datasets::CifarFolder::open(&root, CifarKind::Cifar10, split)
+            })?),
+            "cifar100" => Arc::new(guarded(what, || {
+                datasets::CifarFolder::open(&root, CifarKind::Cifar100, split)
+            })?),
             "idx" => Arc::new(guarded(what, || datasets::IdxImages::open(&root, split))?),
-            other => return Err(js_error("ERR_VALUE", format!("{what}: expected \"cifar10\", \"cifar100\" or \"idx\", got {other:?}"))),
+            other => {
+                return Err(js_error(
+                    "ERR_VALUE",
+                    format!("{what}: expected \"cifar10\", \"cifar100\" or \"idx\", got {other:?}"),
+                ))
+            }
         };
         Ok(NativeImageDataset { inner })
     }
@@ -447,6 +559,10 @@ impl NativeImageDataset {
     #[napi(ts_return_type = "Promise<ImageSample>")]
     pub fn get(&self, index: u32) -> AsyncTask<DataTask<(Vec<u8>, usize), ImageSample>> {
         let inner = self.inner.clone();
-        task("ImageDataset.get", |(pixels, label)| ImageSample { pixels: Uint8Array::new(pixels), label: label as u32 }, move || inner.get(index as usize))
+        task(
+            "ImageDataset.get",
+            |(pixels, label)| ImageSample { pixels: Uint8Array::new(pixels), label: label as u32 },
+            move || inner.get(index as usize),
+        )
     }
 }

@@ -11,10 +11,22 @@ use crate::{js_error, parse_mode, tensor_from, with_state, EvaluateTask, NativeM
 impl NativeModel {
     /// `evaluate` with the energy counters on; counts add up over calls until `resetEnergy`.
     #[napi(ts_return_type = "Promise<EvalResult>")]
-    pub fn evaluate_counting(&self, input: Float32Array, input_shape: Vec<u32>, labels: Option<Uint32Array>, mode: Option<String>) -> napi::Result<AsyncTask<EvaluateTask>> {
+    pub fn evaluate_counting(
+        &self,
+        input: Float32Array,
+        input_shape: Vec<u32>,
+        labels: Option<Uint32Array>,
+        mode: Option<String>,
+    ) -> napi::Result<AsyncTask<EvaluateTask>> {
         let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()), mode, counting: true }))
+        Ok(AsyncTask::new(EvaluateTask {
+            shared: self.shared.clone(),
+            input,
+            labels: labels.map(|l| l.to_vec()),
+            mode,
+            counting: true,
+        }))
     }
 
     /// Clears the energy counters.
@@ -29,7 +41,12 @@ impl NativeModel {
     /// The energy report (JSON) of everything counted since `resetEnergy`, priced with a
     /// preset (`fp32` default, `fp16`, `int8`) or with custom picojoules per AC and MAC.
     #[napi]
-    pub fn energy_report(&self, preset: Option<String>, ac_pj: Option<f64>, mac_pj: Option<f64>) -> napi::Result<String> {
+    pub fn energy_report(
+        &self,
+        preset: Option<String>,
+        ac_pj: Option<f64>,
+        mac_pj: Option<f64>,
+    ) -> napi::Result<String> {
         let energies = match (ac_pj, mac_pj) {
             (Some(ac), Some(mac)) => Energies::custom(ac, mac),
             (None, None) => Energies::preset(preset.as_deref().unwrap_or("fp32")),
@@ -37,14 +54,19 @@ impl NativeModel {
         };
         with_state(&self.shared, "energyReport", |s| {
             let report = s.model.energy_report(&energies?);
-            serde_json::to_string(&report).map_err(|e| dualstream_core::Error::state("energyReport", e.to_string()))
+            serde_json::to_string(&report)
+                .map_err(|e| dualstream_core::Error::state("energyReport", e.to_string()))
         })
     }
 
     /// A copy with every conv-BN pair folded into one conv with a bias (inference only).
     #[napi]
     pub fn fold_batch_norm(&self) -> napi::Result<NativeModel> {
-        let model = with_state(&self.shared, "foldBatchNorm", |s| dualstream_core::fold::fold_batch_norm(&mut s.model))?;
-        Ok(NativeModel { shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))) })
+        let model = with_state(&self.shared, "foldBatchNorm", |s| {
+            dualstream_core::fold::fold_batch_norm(&mut s.model)
+        })?;
+        Ok(NativeModel {
+            shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))),
+        })
     }
 }

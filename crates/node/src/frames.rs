@@ -22,7 +22,10 @@ pub struct NativeFrames {
 }
 
 fn frames_to_js(t: Tensor) -> NativeFrames {
-    NativeFrames { shape: t.shape().iter().map(|&d| d as u32).collect(), data: Float32Array::new(t.into_vec()) }
+    NativeFrames {
+        shape: t.shape().iter().map(|&d| d as u32).collect(),
+        data: Float32Array::new(t.into_vec()),
+    }
 }
 
 pub struct IntegrateTask {
@@ -44,9 +47,15 @@ impl Task for IntegrateTask {
 /// Frames `[T, 2, H, W]` (OFF, ON counts) of a stream; `frames_json` is a FrameSpec
 /// (`{"split":"number","frames":16,"downscale":2}`, `"time"`, or `"duration"` with `durationUs`).
 #[napi(ts_return_type = "Promise<NativeFrames>")]
-pub fn integrate_events(events: NativeEvents, frames_json: String) -> napi::Result<AsyncTask<IntegrateTask>> {
+pub fn integrate_events(
+    events: NativeEvents,
+    frames_json: String,
+) -> napi::Result<AsyncTask<IntegrateTask>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
-    Ok(AsyncTask::new(IntegrateTask { events: events_from_js("integrateEvents events", &events)?, spec }))
+    Ok(AsyncTask::new(IntegrateTask {
+        events: events_from_js("integrateEvents events", &events)?,
+        spec,
+    }))
 }
 
 pub struct SyntheticTask {
@@ -60,7 +69,9 @@ impl Task for SyntheticTask {
     type Output = EventStream;
     type JsValue = NativeEvents;
     fn compute(&mut self) -> napi::Result<EventStream> {
-        guarded("syntheticEvents", || saccade_events(&self.image, self.height, self.width, &self.spec.options()))
+        guarded("syntheticEvents", || {
+            saccade_events(&self.image, self.height, self.width, &self.spec.options())
+        })
     }
     fn resolve(&mut self, _env: Env, s: EventStream) -> napi::Result<NativeEvents> {
         Ok(events_to_js(s))
@@ -70,15 +81,29 @@ impl Task for SyntheticTask {
 /// N-MNIST-style events of a grey image (values in [0, 1], `height x width`); `options_json` is a
 /// SyntheticSpec (threshold, eps, stepUs, margin, saccadeUs; all optional).
 #[napi(ts_return_type = "Promise<NativeEvents>")]
-pub fn synthetic_events(image: Float32Array, height: u32, width: u32, options_json: String) -> napi::Result<AsyncTask<SyntheticTask>> {
+pub fn synthetic_events(
+    image: Float32Array,
+    height: u32,
+    width: u32,
+    options_json: String,
+) -> napi::Result<AsyncTask<SyntheticTask>> {
     let spec: SyntheticSpec = parse_json("synthetic options", &options_json)?;
     if image.len() != (height as usize) * (width as usize) {
         return Err(js_error(
             "ERR_ARG",
-            format!("syntheticEvents image: expected {height} x {width} = {} values, received {}", height * width, image.len()),
+            format!(
+                "syntheticEvents image: expected {height} x {width} = {} values, received {}",
+                height * width,
+                image.len()
+            ),
         ));
     }
-    Ok(AsyncTask::new(SyntheticTask { image: image.to_vec(), height: height as usize, width: width as usize, spec }))
+    Ok(AsyncTask::new(SyntheticTask {
+        image: image.to_vec(),
+        height: height as usize,
+        width: width as usize,
+        spec,
+    }))
 }
 
 /// One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
@@ -110,16 +135,29 @@ impl Task for PrepareBatchTask {
 /// Integrates / transforms / encodes a batch of samples and stacks it (`[T, N, C, H, W]` for
 /// sequences, `[N, C, H, W]` for plain images). `seeds[j]` seeds sample j's augmentation.
 #[napi(ts_return_type = "Promise<NativeFrames>")]
-pub fn prepare_batch_native(samples: Vec<NativeSample>, spec_json: String, seeds: Vec<u32>) -> napi::Result<AsyncTask<PrepareBatchTask>> {
+pub fn prepare_batch_native(
+    samples: Vec<NativeSample>,
+    spec_json: String,
+    seeds: Vec<u32>,
+) -> napi::Result<AsyncTask<PrepareBatchTask>> {
     let spec: PipelineSpec = parse_json("data pipeline", &spec_json)?;
     let mut out = Vec::with_capacity(samples.len());
     for (j, s) in samples.iter().enumerate() {
         out.push(match (&s.events, &s.image) {
-            (Some(e), None) => Sample::Events(events_from_js(&format!("batch sample {j} events"), e)?),
+            (Some(e), None) => {
+                Sample::Events(events_from_js(&format!("batch sample {j} events"), e)?)
+            }
             (None, Some(img)) => {
-                let shape: Vec<usize> = s.shape.as_deref().unwrap_or(&[]).iter().map(|&d| d as usize).collect();
+                let shape: Vec<usize> =
+                    s.shape.as_deref().unwrap_or(&[]).iter().map(|&d| d as usize).collect();
                 let t = Tensor::from_vec(&shape, img.to_vec()).map_err(|_| {
-                    js_error("ERR_ARG", format!("batch sample {j}: image of {} values does not match shape {shape:?}", img.len()))
+                    js_error(
+                        "ERR_ARG",
+                        format!(
+                            "batch sample {j}: image of {} values does not match shape {shape:?}",
+                            img.len()
+                        ),
+                    )
                 })?;
                 if shape.len() == 4 {
                     Sample::Frames(t)
@@ -127,11 +165,20 @@ pub fn prepare_batch_native(samples: Vec<NativeSample>, spec_json: String, seeds
                     Sample::Image(t)
                 }
             }
-            _ => return Err(js_error("ERR_ARG", format!("batch sample {j}: expected exactly one of events or image"))),
+            _ => {
+                return Err(js_error(
+                    "ERR_ARG",
+                    format!("batch sample {j}: expected exactly one of events or image"),
+                ))
+            }
         });
     }
     // Two uint32 halves would be nicer, but JS seeds are uint32 throughout the package.
-    Ok(AsyncTask::new(PrepareBatchTask { samples: out, spec, seeds: seeds.into_iter().map(u64::from).collect() }))
+    Ok(AsyncTask::new(PrepareBatchTask {
+        samples: out,
+        spec,
+        seeds: seeds.into_iter().map(u64::from).collect(),
+    }))
 }
 
 #[napi(object)]
@@ -167,14 +214,23 @@ impl Task for CacheLookupTask {
             })
         })
     }
-    fn resolve(&mut self, _env: Env, (status, frames, reason): Self::Output) -> napi::Result<CacheLookup> {
+    fn resolve(
+        &mut self,
+        _env: Env,
+        (status, frames, reason): Self::Output,
+    ) -> napi::Result<CacheLookup> {
         Ok(CacheLookup { status, frames: frames.map(frames_to_js), reason })
     }
 }
 
 /// Looks up the cached frames of `source` (+ `part`, e.g. a labelled window) in `dir`.
 #[napi(ts_return_type = "Promise<CacheLookup>")]
-pub fn frame_cache_lookup(dir: String, source: String, part: String, frames_json: String) -> napi::Result<AsyncTask<CacheLookupTask>> {
+pub fn frame_cache_lookup(
+    dir: String,
+    source: String,
+    part: String,
+    frames_json: String,
+) -> napi::Result<AsyncTask<CacheLookupTask>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
     Ok(AsyncTask::new(CacheLookupTask { dir, source, part, spec }))
 }
@@ -200,7 +256,10 @@ impl Task for CacheBuildTask {
             // Read back through the mapped file, so what is returned is what later hits will see.
             let back = read_frames_file(&path)?;
             if back.data() != frames.data() {
-                return Err(Error::state("frameCacheBuild", "the cache file read back differs from the frames written"));
+                return Err(Error::state(
+                    "frameCacheBuild",
+                    "the cache file read back differs from the frames written",
+                ));
             }
             Ok(frames)
         })
@@ -212,7 +271,13 @@ impl Task for CacheBuildTask {
 
 /// Integrates `events` (read from `source`) and stores the frames in `dir` atomically.
 #[napi(ts_return_type = "Promise<NativeFrames>")]
-pub fn frame_cache_build(dir: String, source: String, part: String, frames_json: String, events: NativeEvents) -> napi::Result<AsyncTask<CacheBuildTask>> {
+pub fn frame_cache_build(
+    dir: String,
+    source: String,
+    part: String,
+    frames_json: String,
+    events: NativeEvents,
+) -> napi::Result<AsyncTask<CacheBuildTask>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
     let events = events_from_js("frameCacheBuild events", &events)?;
     Ok(AsyncTask::new(CacheBuildTask { dir, source, part, spec, events }))

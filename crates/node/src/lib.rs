@@ -15,8 +15,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 mod data;
-mod frames;
 mod energy;
+mod frames;
 
 fn to_js(err: dualstream_core::Error) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
@@ -52,9 +52,9 @@ struct State {
 type Shared = Arc<Mutex<Option<State>>>;
 
 fn lock<'a>(shared: &'a Shared, what: &str) -> napi::Result<MutexGuard<'a, Option<State>>> {
-    let guard = shared
-        .try_lock()
-        .map_err(|_| js_error("ERR_BUSY", format!("{what}: the model is busy with another call; await it first")))?;
+    let guard = shared.try_lock().map_err(|_| {
+        js_error("ERR_BUSY", format!("{what}: the model is busy with another call; await it first"))
+    })?;
     match guard.as_ref() {
         None => Err(js_error("ERR_DISPOSED", format!("{what}: the model has been disposed"))),
         Some(s) if s.broken => Err(js_error(
@@ -187,7 +187,10 @@ impl Task for TrainStepTask {
         let (input, labels, update) = (&self.input, &self.labels, self.update);
         with_state(&self.shared, "trainStep", |s| {
             let trainer = s.trainer.as_mut().ok_or_else(|| {
-                dualstream_core::Error::state("trainStep", "configure training first (optimizer, schedule, loss)")
+                dualstream_core::Error::state(
+                    "trainStep",
+                    "configure training first (optimizer, schedule, loss)",
+                )
             })?;
             let lr = trainer.learning_rate();
             let stats = if update {
@@ -244,13 +247,20 @@ impl Task for EvaluateTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, (loss, correct, count, logits, rates): Self::Output) -> napi::Result<EvalResult> {
+    fn resolve(
+        &mut self,
+        _env: Env,
+        (loss, correct, count, logits, rates): Self::Output,
+    ) -> napi::Result<EvalResult> {
         Ok(EvalResult {
             loss: loss as f64,
             correct: correct as u32,
             count: count as u32,
             logits: Float32Array::new(logits),
-            firing_rates: rates.into_iter().map(|(name, rate)| LayerRate { name, rate: rate as f64 }).collect(),
+            firing_rates: rates
+                .into_iter()
+                .map(|(name, rate)| LayerRate { name, rate: rate as f64 })
+                .collect(),
         })
     }
 }
@@ -277,7 +287,11 @@ pub struct AuditResult {
 fn audit_layers(entries: &[dualstream_core::nn::AuditEntry]) -> Vec<AuditLayer> {
     entries
         .iter()
-        .map(|e| AuditLayer { name: e.layer.clone(), binary: e.binary, example: e.example.map(|v| v as f64) })
+        .map(|e| AuditLayer {
+            name: e.layer.clone(),
+            binary: e.binary,
+            example: e.example.map(|v| v as f64),
+        })
         .collect()
 }
 
@@ -296,7 +310,12 @@ impl Task for AuditTask {
     }
 
     fn resolve(&mut self, _env: Env, r: AuditReport) -> napi::Result<AuditResult> {
-        Ok(AuditResult { passed: r.passed(), stem: r.stem.clone(), layers: audit_layers(&r.layers), offending: audit_layers(&r.offending) })
+        Ok(AuditResult {
+            passed: r.passed(),
+            stem: r.stem.clone(),
+            layers: audit_layers(&r.layers),
+            offending: audit_layers(&r.offending),
+        })
     }
 }
 
@@ -304,7 +323,10 @@ fn parse_mode(mode: Option<String>) -> napi::Result<InferenceMode> {
     match mode.as_deref() {
         None | Some("fsnn") => Ok(InferenceMode::Fsnn),
         Some("dsnn") => Ok(InferenceMode::Dsnn),
-        Some(other) => Err(js_error("ERR_ARG", format!("evaluate mode: expected \"fsnn\" or \"dsnn\", received {other:?}"))),
+        Some(other) => Err(js_error(
+            "ERR_ARG",
+            format!("evaluate mode: expected \"fsnn\" or \"dsnn\", received {other:?}"),
+        )),
     }
 }
 
@@ -321,12 +343,19 @@ impl NativeModel {
     pub fn new(spec_json: String, seed: u32) -> napi::Result<Self> {
         let spec: ModelSpec = parse_json("model spec", &spec_json)?;
         let model = guarded("build model", || Model::from_spec(&spec, seed as u64))?;
-        Ok(NativeModel { shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))) })
+        Ok(NativeModel {
+            shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))),
+        })
     }
 
     /// Sets the optimizer, schedule and loss from JSON; resets the optimizer state.
     #[napi]
-    pub fn configure_training(&self, optimizer_json: String, schedule_json: String, loss_json: String) -> napi::Result<()> {
+    pub fn configure_training(
+        &self,
+        optimizer_json: String,
+        schedule_json: String,
+        loss_json: String,
+    ) -> napi::Result<()> {
         let optimizer: OptimizerSpec = parse_json("optimizer", &optimizer_json)?;
         let schedule: ScheduleSpec = parse_json("schedule", &schedule_json)?;
         let loss: LossSpec = parse_json("loss", &loss_json)?;
@@ -338,24 +367,48 @@ impl NativeModel {
 
     /// One training step on a batch: forward over T, loss, BPTT, optimizer update.
     #[napi(ts_return_type = "Promise<StepResult>")]
-    pub fn train_step(&self, input: Float32Array, input_shape: Vec<u32>, labels: Uint32Array) -> napi::Result<AsyncTask<TrainStepTask>> {
+    pub fn train_step(
+        &self,
+        input: Float32Array,
+        input_shape: Vec<u32>,
+        labels: Uint32Array,
+    ) -> napi::Result<AsyncTask<TrainStepTask>> {
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec(), update: true }))
+        Ok(AsyncTask::new(TrainStepTask {
+            shared: self.shared.clone(),
+            input,
+            labels: labels.to_vec(),
+            update: true,
+        }))
     }
 
     /// Forward, loss and BPTT without a weight update (for gradient studies); then read
     /// `gradientNorms()`.
     #[napi(ts_return_type = "Promise<StepResult>")]
-    pub fn compute_gradients(&self, input: Float32Array, input_shape: Vec<u32>, labels: Uint32Array) -> napi::Result<AsyncTask<TrainStepTask>> {
+    pub fn compute_gradients(
+        &self,
+        input: Float32Array,
+        input_shape: Vec<u32>,
+        labels: Uint32Array,
+    ) -> napi::Result<AsyncTask<TrainStepTask>> {
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(TrainStepTask { shared: self.shared.clone(), input, labels: labels.to_vec(), update: false }))
+        Ok(AsyncTask::new(TrainStepTask {
+            shared: self.shared.clone(),
+            input,
+            labels: labels.to_vec(),
+            update: false,
+        }))
     }
 
     /// L2 norms of the gradients at each dual-stream stage's outputs (O and A) in the last backward.
     #[napi]
     pub fn gradient_norms(&self) -> napi::Result<Vec<GradientNorm>> {
         with_state(&self.shared, "gradientNorms", |s| {
-            Ok(s.model.gradient_norms().into_iter().map(|(name, norm)| GradientNorm { name, norm: norm as f64 }).collect())
+            Ok(s.model
+                .gradient_norms()
+                .into_iter()
+                .map(|(name, norm)| GradientNorm { name, norm: norm as f64 })
+                .collect())
         })
     }
 
@@ -363,15 +416,31 @@ impl NativeModel {
     /// spike head; `dsnn`: accumulation head): time-mean logits, and loss/accuracy when labels
     /// are given.
     #[napi(ts_return_type = "Promise<EvalResult>")]
-    pub fn evaluate(&self, input: Float32Array, input_shape: Vec<u32>, labels: Option<Uint32Array>, mode: Option<String>) -> napi::Result<AsyncTask<EvaluateTask>> {
+    pub fn evaluate(
+        &self,
+        input: Float32Array,
+        input_shape: Vec<u32>,
+        labels: Option<Uint32Array>,
+        mode: Option<String>,
+    ) -> napi::Result<AsyncTask<EvaluateTask>> {
         let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(EvaluateTask { shared: self.shared.clone(), input, labels: labels.map(|l| l.to_vec()), mode, counting: false }))
+        Ok(AsyncTask::new(EvaluateTask {
+            shared: self.shared.clone(),
+            input,
+            labels: labels.map(|l| l.to_vec()),
+            mode,
+            counting: false,
+        }))
     }
 
     /// Full-spike audit of one batch (see `Model::audit`).
     #[napi(ts_return_type = "Promise<AuditResult>")]
-    pub fn audit(&self, input: Float32Array, input_shape: Vec<u32>) -> napi::Result<AsyncTask<AuditTask>> {
+    pub fn audit(
+        &self,
+        input: Float32Array,
+        input_shape: Vec<u32>,
+    ) -> napi::Result<AsyncTask<AuditTask>> {
         let input = tensor_from("input", &input, &input_shape)?;
         Ok(AsyncTask::new(AuditTask { shared: self.shared.clone(), input }))
     }
@@ -380,7 +449,9 @@ impl NativeModel {
     #[napi]
     pub fn to_full_spike(&self) -> napi::Result<NativeModel> {
         let model = with_state(&self.shared, "toFullSpike", |s| s.model.to_full_spike())?;
-        Ok(NativeModel { shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))) })
+        Ok(NativeModel {
+            shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))),
+        })
     }
 
     /// Heads side by side in the training output (2 for a dual-stream model).
@@ -393,7 +464,11 @@ impl NativeModel {
     #[napi]
     pub fn firing_rates(&self) -> napi::Result<Vec<LayerRate>> {
         with_state(&self.shared, "firingRates", |s| {
-            Ok(s.model.firing_rates().into_iter().map(|(name, rate)| LayerRate { name, rate: rate as f64 }).collect())
+            Ok(s.model
+                .firing_rates()
+                .into_iter()
+                .map(|(name, rate)| LayerRate { name, rate: rate as f64 })
+                .collect())
         })
     }
 
@@ -411,7 +486,12 @@ impl NativeModel {
 
     /// Sets one parameter or buffer by name.
     #[napi]
-    pub fn set_tensor(&self, name: String, shape: Vec<u32>, data: Float32Array) -> napi::Result<()> {
+    pub fn set_tensor(
+        &self,
+        name: String,
+        shape: Vec<u32>,
+        data: Float32Array,
+    ) -> napi::Result<()> {
         let t = tensor_from(&name, &data, &shape)?;
         with_state(&self.shared, "setTensor", |s| s.model.set_tensor(&name, &t))
     }
@@ -420,7 +500,9 @@ impl NativeModel {
     /// (empty before `configureTraining`).
     #[napi]
     pub fn trainer_state(&self) -> napi::Result<Vec<NamedTensor>> {
-        let tensors = with_state(&self.shared, "trainerState", |s| Ok(s.trainer.as_ref().map(|t| t.state()).unwrap_or_default()))?;
+        let tensors = with_state(&self.shared, "trainerState", |s| {
+            Ok(s.trainer.as_ref().map(|t| t.state()).unwrap_or_default())
+        })?;
         Ok(named_tensors(tensors))
     }
 
@@ -433,7 +515,10 @@ impl NativeModel {
         }
         with_state(&self.shared, "setTrainerState", |s| {
             let trainer = s.trainer.as_mut().ok_or_else(|| {
-                dualstream_core::Error::state("setTrainerState", "configure training first (optimizer, schedule, loss)")
+                dualstream_core::Error::state(
+                    "setTrainerState",
+                    "configure training first (optimizer, schedule, loss)",
+                )
             })?;
             trainer.load_state(&state)
         })
@@ -446,7 +531,10 @@ impl NativeModel {
             Ok(s.model
                 .layer_shapes()?
                 .into_iter()
-                .map(|(name, shape)| LayerShape { name, shape: shape.iter().map(|&d| d as u32).collect() })
+                .map(|(name, shape)| LayerShape {
+                    name,
+                    shape: shape.iter().map(|&d| d as u32).collect(),
+                })
                 .collect())
         })
     }
@@ -454,17 +542,17 @@ impl NativeModel {
     #[napi]
     pub fn spec_json(&self) -> napi::Result<String> {
         with_state(&self.shared, "spec", |s| {
-            serde_json::to_string(s.model.spec()).map_err(|e| dualstream_core::Error::spec("spec", e.to_string()))
+            serde_json::to_string(s.model.spec())
+                .map_err(|e| dualstream_core::Error::spec("spec", e.to_string()))
         })
     }
 
     /// Frees the weights now; later calls fail with ERR_DISPOSED.
     #[napi]
     pub fn dispose(&self) -> napi::Result<()> {
-        let mut guard = self
-            .shared
-            .try_lock()
-            .map_err(|_| js_error("ERR_BUSY", "dispose: the model is busy with another call; await it first"))?;
+        let mut guard = self.shared.try_lock().map_err(|_| {
+            js_error("ERR_BUSY", "dispose: the model is busy with another call; await it first")
+        })?;
         *guard = None;
         Ok(())
     }

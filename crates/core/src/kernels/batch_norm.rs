@@ -22,7 +22,10 @@ const LANES: usize = 8;
 /// (`GRAD` false; `y` unused) or `(sum y, sum y t)` (`GRAD` true), in `LANES` f64 lanes each
 /// (element `i` of a row goes to lane `i % LANES`), added up in lane order at the end.
 #[inline(always)]
-fn lane_sums<'a, const GRAD: bool>(rows: impl Iterator<Item = (&'a [f32], &'a [f32])>, k: f64) -> (f64, f64) {
+fn lane_sums<'a, const GRAD: bool>(
+    rows: impl Iterator<Item = (&'a [f32], &'a [f32])>,
+    k: f64,
+) -> (f64, f64) {
     let pair = |x: f64, y: f64| {
         let t = x - k;
         if GRAD {
@@ -53,7 +56,13 @@ fn lane_sums<'a, const GRAD: bool>(rows: impl Iterator<Item = (&'a [f32], &'a [f
 }
 
 #[inline(always)]
-fn lanes_plain(a: &[f32], b: &[f32], pair: &impl Fn(f64, f64) -> (f64, f64), acc0: &mut [f64; LANES], acc1: &mut [f64; LANES]) {
+fn lanes_plain(
+    a: &[f32],
+    b: &[f32],
+    pair: &impl Fn(f64, f64) -> (f64, f64),
+    acc0: &mut [f64; LANES],
+    acc1: &mut [f64; LANES],
+) {
     for (ca, cb) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
         for l in 0..LANES {
             let (u, v) = pair(ca[l] as f64, cb[l] as f64);
@@ -67,7 +76,13 @@ fn lanes_plain(a: &[f32], b: &[f32], pair: &impl Fn(f64, f64) -> (f64, f64), acc
 /// operations in the same lanes (no FMA), so the same bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn lanes_avx2<const GRAD: bool>(a: &[f32], b: &[f32], k: f64, acc0: &mut [f64; LANES], acc1: &mut [f64; LANES]) {
+unsafe fn lanes_avx2<const GRAD: bool>(
+    a: &[f32],
+    b: &[f32],
+    k: f64,
+    acc0: &mut [f64; LANES],
+    acc1: &mut [f64; LANES],
+) {
     use std::arch::x86_64::*;
     const { assert!(LANES == 8) };
     assert!(a.len() == b.len() && a.len().is_multiple_of(LANES));
@@ -142,7 +157,13 @@ pub fn moments_of_sample(xs: &[f32], channels: usize, hw: usize, out: &mut [f64]
 /// Mean and biased variance per channel from `[B, C, 2]` plane moments of planes of `hw`
 /// values, merged sample by sample in order (the pairwise update of Chan et al.): the same
 /// numbers on any number of threads.
-pub fn stats_from_moments(moments: &[f64], channels: usize, hw: usize, mean: &mut [f32], var: &mut [f32]) {
+pub fn stats_from_moments(
+    moments: &[f64],
+    channels: usize,
+    hw: usize,
+    mean: &mut [f32],
+    var: &mut [f32],
+) {
     let nb = hw as f64;
     for c in 0..channels {
         let (mut n, mut mu, mut m2) = (0.0f64, 0.0f64, 0.0f64);
@@ -195,7 +216,9 @@ multiversion!(fn affine_sample(xs: &[f32], hw: usize, scale: &[f32], shift: &[f3
 
 #[inline(always)]
 fn affine_sample_body(xs: &[f32], hw: usize, scale: &[f32], shift: &[f32], ys: &mut [f32]) {
-    for ((ys, xs), (&a, &b)) in ys.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).zip(scale.iter().zip(shift)) {
+    for ((ys, xs), (&a, &b)) in
+        ys.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).zip(scale.iter().zip(shift))
+    {
         for (o, &i) in ys.iter_mut().zip(xs) {
             *o = ChannelAffine::apply(i, a, b);
         }
@@ -212,13 +235,24 @@ pub fn backward_sums(
     sum_dy: &mut [f64],
     sum_dy_xc: &mut [f64],
 ) {
-    sum_dy.par_iter_mut().zip(sum_dy_xc.par_iter_mut()).enumerate().for_each(|(c, (sd, sdx))| {
-        backward_sums_of(x, dy, c, channels, hw, mean[c], sd, sdx)
-    });
+    sum_dy
+        .par_iter_mut()
+        .zip(sum_dy_xc.par_iter_mut())
+        .enumerate()
+        .for_each(|(c, (sd, sdx))| backward_sums_of(x, dy, c, channels, hw, mean[c], sd, sdx));
 }
 
 #[allow(clippy::too_many_arguments)]
-fn backward_sums_of(x: &[f32], dy: &[f32], c: usize, channels: usize, hw: usize, mean: f32, sd: &mut f64, sdx: &mut f64) {
+fn backward_sums_of(
+    x: &[f32],
+    dy: &[f32],
+    c: usize,
+    channels: usize,
+    hw: usize,
+    mean: f32,
+    sd: &mut f64,
+    sdx: &mut f64,
+) {
     let mu = mean as f64;
     let rows = channel(x, c, channels, hw).zip(channel(dy, c, channels, hw));
     let (a, b) = lane_sums::<true>(rows, mu);
@@ -245,7 +279,15 @@ pub fn backward_input(
 
 /// [`backward_input`] with `dx` written over `dy`: each line is read and rewritten while in
 /// cache, instead of a third stream whose lines are first fetched to be overwritten.
-pub fn backward_input_in_place(x: &[f32], dy_dx: &mut [f32], channels: usize, hw: usize, a: &[f32], b: &[f32], d: &[f32]) {
+pub fn backward_input_in_place(
+    x: &[f32],
+    dy_dx: &mut [f32],
+    channels: usize,
+    hw: usize,
+    a: &[f32],
+    b: &[f32],
+    d: &[f32],
+) {
     assert_eq!(x.len(), dy_dx.len(), "backward_input_in_place: lengths");
     dy_dx
         .par_chunks_mut(channels * hw)
@@ -257,7 +299,15 @@ multiversion!(fn backward_input_sample(xs: &[f32], dys: Option<&[f32]>, hw: usiz
 
 /// One sample; `dys` None: dy is `dxs` itself.
 #[inline(always)]
-fn backward_input_body(xs: &[f32], dys: Option<&[f32]>, hw: usize, a: &[f32], b: &[f32], d: &[f32], dxs: &mut [f32]) {
+fn backward_input_body(
+    xs: &[f32],
+    dys: Option<&[f32]>,
+    hw: usize,
+    a: &[f32],
+    b: &[f32],
+    d: &[f32],
+    dxs: &mut [f32],
+) {
     for (c, (dxs, xs)) in dxs.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).enumerate() {
         let (ac, bc, dc) = (a[c], b[c], d[c]);
         match dys {
@@ -320,7 +370,8 @@ mod tests {
                 lanes_avx2::<true>(&a, &b, k, s0, s1);
                 lanes_avx2::<false>(&a, &b, k, s2, s3);
             }
-            let bits = |v: &[[f64; LANES]; 4]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let bits =
+                |v: &[[f64; LANES]; 4]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&plain), bits(&simd));
         }
     }
@@ -328,7 +379,9 @@ mod tests {
     #[test]
     fn one_pass_lane_sums_match_the_two_pass_reference() {
         let mut rng = Rng::new(3);
-        for (case, (b, c, hw)) in [(1, 1, 1), (2, 3, 7), (5, 4, 33), (3, 2, 64), (2, 5, 250)].into_iter().enumerate() {
+        for (case, (b, c, hw)) in
+            [(1, 1, 1), (2, 3, 7), (5, 4, 33), (3, 2, 64), (2, 5, 250)].into_iter().enumerate()
+        {
             for kind in 0..4 {
                 // spikes at 10 %, spikes at 100 %, normal values, a large mean with small spread
                 let x: Vec<f32> = (0..b * c * hw)
@@ -346,10 +399,24 @@ mod tests {
                 backward_sums(&x, &dy, c, hw, &mean, &mut sd, &mut sdx);
                 for (ch, want) in reference(&x, &dy, c, hw).iter().enumerate() {
                     let what = format!("case {case} kind {kind} channel {ch}");
-                    assert!((mean[ch] as f64 - want[0]).abs() <= 1e-6 * want[0].abs().max(1.0), "{what} mean");
-                    assert!((var[ch] as f64 - want[1]).abs() <= 1e-5 * want[1].max(1e-6), "{what} var {} vs {}", var[ch], want[1]);
-                    assert!((sd[ch] - want[2]).abs() <= 1e-9 * want[2].abs().max(1.0), "{what} sum dy");
-                    assert!((sdx[ch] - want[3]).abs() <= 1e-9 * want[3].abs().max(1.0), "{what} sum dy xc");
+                    assert!(
+                        (mean[ch] as f64 - want[0]).abs() <= 1e-6 * want[0].abs().max(1.0),
+                        "{what} mean"
+                    );
+                    assert!(
+                        (var[ch] as f64 - want[1]).abs() <= 1e-5 * want[1].max(1e-6),
+                        "{what} var {} vs {}",
+                        var[ch],
+                        want[1]
+                    );
+                    assert!(
+                        (sd[ch] - want[2]).abs() <= 1e-9 * want[2].abs().max(1.0),
+                        "{what} sum dy"
+                    );
+                    assert!(
+                        (sdx[ch] - want[3]).abs() <= 1e-9 * want[3].abs().max(1.0),
+                        "{what} sum dy xc"
+                    );
                 }
             }
         }

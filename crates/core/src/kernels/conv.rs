@@ -4,9 +4,9 @@
 //! The weight gradient is a sum over samples; it is reduced over a binary tree whose shape
 //! depends only on the batch size, so the result is bit-identical for any thread count.
 use super::conv3x3;
-use super::winograd;
 use super::gemm::{gemm, gemm_strided};
 use super::scratch::Scratch;
+use super::winograd;
 use rayon::prelude::*;
 
 /// Shapes and hyper-parameters of one convolution, with the derived output size.
@@ -205,7 +205,11 @@ pub fn conv2d_forward(
     // on 64x64) through memory; each band is one GEMM writing its columns of Y in place.
     // `examples/conv_band`: 64x64 backward-data 1.4-1.5x faster in 256-pixel bands; on 28x28
     // and smaller one band (the whole map) is as fast or faster.
-    let band = if pointwise || g.ohw() <= BAND_MIN_PIXELS { g.oh } else { (BAND_PIXELS / g.ow).clamp(1, g.oh) };
+    let band = if pointwise || g.ohw() <= BAND_MIN_PIXELS {
+        g.oh
+    } else {
+        (BAND_PIXELS / g.ow).clamp(1, g.oh)
+    };
     y.par_chunks_mut(g.out_size()).zip(x.par_chunks(g.in_size())).for_each_init(
         || Scratch::take(if pointwise { 0 } else { g.k_g() * g.groups * band * g.ow }),
         |col, (ys, xs)| {
@@ -305,7 +309,15 @@ fn transposed_geometry(g: &ConvGeom) -> Option<ConvGeom> {
     let ph = pad(g.kh, g.padding[0], g.dilation[0])?;
     let pw = pad(g.kw, g.padding[1], g.dilation[1])?;
     let gt = ConvGeom::new(
-        g.c_out, g.c_in, g.oh, g.ow, [g.kh, g.kw], [1, 1], [ph, pw], g.dilation, g.groups,
+        g.c_out,
+        g.c_in,
+        g.oh,
+        g.ow,
+        [g.kh, g.kw],
+        [1, 1],
+        [ph, pw],
+        g.dilation,
+        g.groups,
     )?;
     (gt.oh == g.h && gt.ow == g.w).then_some(gt)
 }
@@ -383,7 +395,11 @@ pub fn conv2d_backward_weight(
     let with_bias = grad_bias.is_some();
     let len = g.weight_len() + if with_bias { g.c_out } else { 0 };
     let mut total = Scratch::take(len);
-    wgrad_tree(batch, &|lo, hi, out: &mut [f32]| wgrad_leaf(g, x, dy, with_bias, lo, hi, out), &mut total);
+    wgrad_tree(
+        batch,
+        &|lo, hi, out: &mut [f32]| wgrad_leaf(g, x, dy, with_bias, lo, hi, out),
+        &mut total,
+    );
     let (tw, tb) = total.split_at(g.weight_len());
     for (d, s) in grad_weight.iter_mut().zip(tw) {
         *d += *s;
@@ -636,17 +652,26 @@ mod tests {
     fn banded_forward_on_large_maps_matches_reference() {
         // Maps above BAND_MIN_PIXELS run in bands of rows; the sizes leave a partial last band.
         let mut rng = Rng::new(23);
-        for (c_in, c_out, h, w, s, groups) in
-            [(3, 4, 37, 45, 1, 1), (4, 6, 41, 33, 1, 2), (2, 3, 72, 72, 2, 1), (16, 16, 36, 36, 1, 1)]
-        {
-            let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [s, s], [1, 1], [1, 1], groups).unwrap();
+        for (c_in, c_out, h, w, s, groups) in [
+            (3, 4, 37, 45, 1, 1),
+            (4, 6, 41, 33, 1, 2),
+            (2, 3, 72, 72, 2, 1),
+            (16, 16, 36, 36, 1, 1),
+        ] {
+            let g =
+                ConvGeom::new(c_in, c_out, h, w, [3, 3], [s, s], [1, 1], [1, 1], groups).unwrap();
             assert!(g.ohw() > BAND_MIN_PIXELS && g.oh % (BAND_PIXELS / g.ow).max(1) != 0, "{g:?}");
             let x = randv(&mut rng, 2 * g.in_size());
             let wt = randv(&mut rng, g.weight_len());
             let bias = randv(&mut rng, g.c_out);
             let mut y = vec![f32::NAN; 2 * g.out_size()];
             conv2d_forward(&g, &x, &wt, Some(&bias), &mut y);
-            assert_close(&format!("{g:?} forward"), &y, &conv2d_reference(&g, &x, &wt, Some(&bias)), 1e-4);
+            assert_close(
+                &format!("{g:?} forward"),
+                &y,
+                &conv2d_reference(&g, &x, &wt, Some(&bias)),
+                1e-4,
+            );
             let dy = randv(&mut rng, y.len());
             let (rdx, _, _) = conv2d_reference_backward(&g, &x, &wt, &dy);
             let mut dx = vec![f32::NAN; x.len()];

@@ -42,7 +42,13 @@ fn simd_available() -> bool {
 
 /// `y[b] = conv3x3(x[b], weight) + bias` for every sample; overwrites `y`. Panics unless
 /// [`applies`] holds.
-pub fn conv3x3_forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub fn conv3x3_forward(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     assert!(applies(g), "conv3x3_forward: geometry {g:?} or CPU not supported");
     let batch = x.len() / g.in_size();
     assert_eq!(x.len(), batch * g.in_size(), "conv3x3_forward: input length");
@@ -163,7 +169,7 @@ unsafe fn sample_avx2(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::conv::{conv2d_reference, conv2d_reference_backward, conv2d_backward_data};
+    use crate::kernels::conv::{conv2d_backward_data, conv2d_reference, conv2d_reference_backward};
     use crate::rng::Rng;
 
     fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
@@ -206,7 +212,12 @@ mod tests {
             let bias_opt = (case % 2 == 0).then_some(&bias[..]);
             let mut y = vec![f32::NAN; batch * g.out_size()];
             conv3x3_forward(&g, &x, &wt, bias_opt, &mut y);
-            assert_close(&format!("case {case} {g:?} forward"), &y, &conv2d_reference(&g, &x, &wt, bias_opt), 1e-4);
+            assert_close(
+                &format!("case {case} {g:?} forward"),
+                &y,
+                &conv2d_reference(&g, &x, &wt, bias_opt),
+                1e-4,
+            );
 
             let dy = input(&mut rng, y.len(), None);
             let (rdx, _, _) = conv2d_reference_backward(&g, &x, &wt, &dy);

@@ -93,11 +93,13 @@ pub fn add_assign_sum_of_squares(dst: &mut [f32], src: &[f32]) -> f64 {
 /// `out = a + b`.
 pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
     assert!(a.len() == out.len() && b.len() == out.len());
-    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(o, (a, b))| {
-        for (o, (&a, &b)) in o.iter_mut().zip(a.iter().zip(b)) {
-            *o = a + b;
-        }
-    });
+    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(
+        |(o, (a, b))| {
+            for (o, (&a, &b)) in o.iter_mut().zip(a.iter().zip(b)) {
+                *o = a + b;
+            }
+        },
+    );
 }
 
 #[cfg(test)]
@@ -113,7 +115,10 @@ mod tests {
             let plain: f64 = x.iter().map(|&v| v as f64).sum();
             let squares: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
             assert!((sum(&x) - plain).abs() <= 1e-9 * (1.0 + plain.abs()), "sum of {n}");
-            assert!((l2_norm(&x) - squares.sqrt()).abs() <= 1e-9 * (1.0 + squares.sqrt()), "norm of {n}");
+            assert!(
+                (l2_norm(&x) - squares.sqrt()).abs() <= 1e-9 * (1.0 + squares.sqrt()),
+                "norm of {n}"
+            );
             let on = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 pool.install(|| (sum(&x).to_bits(), l2_norm(&x).to_bits()))

@@ -173,15 +173,25 @@ fn maxpool_2x2_spikes_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am:
 /// Walks the 2x2 windows of one plane: `window(top pair, bottom pair)` gives the output and
 /// the argmax's offset from the window's top-left corner.
 #[inline(always)]
-fn pool_2x2_rows(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32], window: impl Fn(&[f32], &[f32]) -> (f32, u32)) {
+fn pool_2x2_rows(
+    g: &PoolGeom,
+    xs: &[f32],
+    ys: &mut [f32],
+    am: &mut [u32],
+    window: impl Fn(&[f32], &[f32]) -> (f32, u32),
+) {
     let w = g.w;
     for oy in 0..g.oh {
         let top = &xs[2 * oy * w..][..2 * g.ow];
         let bottom = &xs[(2 * oy + 1) * w..][..2 * g.ow];
         let (yr, ar) = (&mut ys[oy * g.ow..][..g.ow], &mut am[oy * g.ow..][..g.ow]);
         let row = (2 * oy * w) as u32;
-        for (ox, (((o, a), t), b)) in
-            yr.iter_mut().zip(ar.iter_mut()).zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)).enumerate()
+        for (ox, (((o, a), t), b)) in yr
+            .iter_mut()
+            .zip(ar.iter_mut())
+            .zip(top.chunks_exact(2))
+            .zip(bottom.chunks_exact(2))
+            .enumerate()
         {
             let (m, offset) = window(t, b);
             *o = m;
@@ -200,15 +210,32 @@ fn pool_2x2_rows(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32], windo
 /// AVX2 must be present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(
+    g: &PoolGeom,
+    xs: &[f32],
+    ys: &mut [f32],
+    am: &mut [u32],
+) {
     use super::simd::{deinterleave, store_lanes};
     use std::arch::x86_64::*;
     let (w, ow) = (g.w, g.ow);
-    assert!(2 * g.oh <= g.h && 2 * ow <= w && xs.len() >= g.h * w && ys.len() >= g.oh * ow && (!ARGMAX || am.len() >= g.oh * ow));
+    assert!(
+        2 * g.oh <= g.h
+            && 2 * ow <= w
+            && xs.len() >= g.h * w
+            && ys.len() >= g.oh * ow
+            && (!ARGMAX || am.len() >= g.oh * ow)
+    );
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi32(1));
     let (below, below_right) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(w as i32 + 1));
-    let pick = |off: __m256i, to: __m256i, hit: __m256| _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(off), _mm256_castsi256_ps(to), hit));
+    let pick = |off: __m256i, to: __m256i, hit: __m256| {
+        _mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(off),
+            _mm256_castsi256_ps(to),
+            hit,
+        ))
+    };
     for oy in 0..g.oh {
         let (top, bottom) = (xs.as_ptr().add(2 * oy * w), xs.as_ptr().add((2 * oy + 1) * w));
         for ox in (0..ow).step_by(8) {
@@ -234,11 +261,22 @@ unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(g: &PoolGeom, xs
                 // `keep(best, v)` = `v > best ? v : best` = maxps(v, best); a NaN window gives
                 // the sum of its four values (its first NaN), as [`window_max`] does.
                 let m = _mm256_max_ps(b1, _mm256_max_ps(b0, _mm256_max_ps(t1, t0)));
-                let nan = _mm256_or_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(t0, t1), _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1));
+                let nan = _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(t0, t1),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1),
+                );
                 let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t0, t1), b0), b1);
                 let m = _mm256_blendv_ps(m, sum, nan);
                 // A NaN maximum equals nothing, so a NaN window's hits are its NaNs alone.
-                (m, [t0, t1, b0, b1].map(|v| _mm256_or_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v, m), _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v))))
+                (
+                    m,
+                    [t0, t1, b0, b1].map(|v| {
+                        _mm256_or_ps(
+                            _mm256_cmp_ps::<_CMP_EQ_OQ>(v, m),
+                            _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                        )
+                    }),
+                )
             };
             let o = oy * ow + ox;
             store_lanes(ys.as_mut_ptr().add(o), &[m], n);
@@ -252,7 +290,11 @@ unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(g: &PoolGeom, xs
                 _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
                 _mm256_add_epi32(_mm256_slli_epi32::<1>(lane), off),
             );
-            _mm256_maskstore_epi32(am.as_mut_ptr().add(o) as *mut i32, _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane), at);
+            _mm256_maskstore_epi32(
+                am.as_mut_ptr().add(o) as *mut i32,
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane),
+                at,
+            );
         }
     }
 }
@@ -331,24 +373,40 @@ unsafe fn unpool_2x2_avx2(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) 
     use std::arch::x86_64::*;
     let (w, ow) = (g.w, g.ow);
     let ohw = g.oh * ow;
-    assert!(2 * g.oh <= g.h && 2 * ow <= w && dx.len() == g.h * w && dy.len() >= ohw && am.len() >= ohw);
+    assert!(
+        2 * g.oh <= g.h && 2 * ow <= w && dx.len() == g.h * w && dy.len() >= ohw && am.len() >= ohw
+    );
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let zero = _mm256_setzero_ps();
     let offsets = [0, 1, w as i32, w as i32 + 1].map(|k| _mm256_set1_epi32(k));
     for oy in 0..g.oh {
-        let (top, bottom) = (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
+        let (top, bottom) =
+            (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
         for ox in (0..ow).step_by(8) {
             let n = (ow - ox).min(8);
             let o = oy * ow + ox;
             let (d, a) = if n == 8 {
-                (_mm256_loadu_ps(dy.as_ptr().add(o)), _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i))
+                (
+                    _mm256_loadu_ps(dy.as_ptr().add(o)),
+                    _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i),
+                )
             } else {
                 let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
-                (_mm256_maskload_ps(dy.as_ptr().add(o), mask), _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask))
+                (
+                    _mm256_maskload_ps(dy.as_ptr().add(o), mask),
+                    _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask),
+                )
             };
             let d = _mm256_add_ps(zero, d);
-            let off = _mm256_sub_epi32(a, _mm256_add_epi32(_mm256_set1_epi32((2 * oy * w + 2 * ox) as i32), _mm256_slli_epi32::<1>(lane)));
-            let [tl, tr, bl, br] = offsets.map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
+            let off = _mm256_sub_epi32(
+                a,
+                _mm256_add_epi32(
+                    _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
+                    _mm256_slli_epi32::<1>(lane),
+                ),
+            );
+            let [tl, tr, bl, br] =
+                offsets.map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
             store_lanes(top.add(2 * ox), &interleave(tl, tr), 2 * n);
             store_lanes(bottom.add(2 * ox), &interleave(bl, br), 2 * n);
         }
@@ -421,7 +479,17 @@ mod tests {
     #[test]
     fn values_only_pooling_equals_the_argmax_kernel_bit_for_bit() {
         let mut rng = crate::rng::Rng::new(8);
-        for (h, w, k, s) in [(4, 4, 2, 2), (5, 7, 2, 2), (9, 9, 2, 2), (2, 3, 2, 2), (7, 6, 3, 2), (6, 6, 2, 1), (28, 28, 2, 2), (13, 13, 2, 2), (6, 33, 2, 2)] {
+        for (h, w, k, s) in [
+            (4, 4, 2, 2),
+            (5, 7, 2, 2),
+            (9, 9, 2, 2),
+            (2, 3, 2, 2),
+            (7, 6, 3, 2),
+            (6, 6, 2, 1),
+            (28, 28, 2, 2),
+            (13, 13, 2, 2),
+            (6, 33, 2, 2),
+        ] {
             let g = PoolGeom::new(h, w, [k, k], [s, s], [0, 0]).unwrap();
             for density in [0.0, 0.1, 1.0] {
                 let x: Vec<f32> = (0..5 * h * w)
@@ -436,7 +504,11 @@ mod tests {
                 maxpool2d_forward(&g, &x, &mut want, &mut argmax);
                 maxpool2d_values(&g, &x, &mut got);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{h}x{w} window {k} stride {s} density {density}");
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{h}x{w} window {k} stride {s} density {density}"
+                );
             }
         }
     }
@@ -444,11 +516,14 @@ mod tests {
     #[test]
     fn the_spike_pool_matches_the_generic_window_loop_on_spike_maps() {
         let mut rng = crate::rng::Rng::new(6);
-        for (h, w) in [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)] {
+        for (h, w) in
+            [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)]
+        {
             let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
             let (ohw, hw) = (g.oh * g.ow, h * w);
             for density in [0.0, 0.01, 0.1, 0.5, 1.0] {
-                let x: Vec<f32> = (0..2 * hw).map(|_| (rng.uniform() < density) as u8 as f32).collect();
+                let x: Vec<f32> =
+                    (0..2 * hw).map(|_| (rng.uniform() < density) as u8 as f32).collect();
                 let run = |pool: fn(&PoolGeom, &[f32], &mut [f32], &mut [u32])| {
                     let (mut y, mut a) = (vec![7.0; 2 * ohw], vec![7; 2 * ohw]);
                     for p in 0..2 {
@@ -459,7 +534,11 @@ mod tests {
                 };
                 let want = run(maxpool_plane);
                 assert_eq!(run(maxpool_2x2_spikes_plane), want, "{h}x{w} at density {density}");
-                assert_eq!(run(maxpool_2x2_spikes_plane_scalar), want, "scalar, {h}x{w} at density {density}");
+                assert_eq!(
+                    run(maxpool_2x2_spikes_plane_scalar),
+                    want,
+                    "scalar, {h}x{w} at density {density}"
+                );
             }
         }
     }
@@ -467,10 +546,13 @@ mod tests {
     #[test]
     fn the_2x2_unpool_gives_the_scatter_bits() {
         let mut rng = crate::rng::Rng::new(7);
-        for (h, w) in [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)] {
+        for (h, w) in
+            [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)]
+        {
             let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
             let (ohw, hw) = (g.oh * g.ow, h * w);
-            let x: Vec<f32> = (0..2 * hw).map(|_| (rng.uniform() < 0.3) as u8 as f32 + rng.normal()).collect();
+            let x: Vec<f32> =
+                (0..2 * hw).map(|_| (rng.uniform() < 0.3) as u8 as f32 + rng.normal()).collect();
             let (mut y, mut am) = (vec![0.0; 2 * ohw], vec![0; 2 * ohw]);
             maxpool2d_forward(&g, &x, &mut y, &mut am);
             // Signed zeros and a NaN among the gradients.
@@ -496,7 +578,19 @@ mod tests {
     #[test]
     fn the_2x2_path_matches_the_generic_window_loop_with_ties_and_nans() {
         let mut rng = crate::rng::Rng::new(5);
-        for (h, w) in [(4, 4), (5, 7), (8, 3), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)] {
+        for (h, w) in [
+            (4, 4),
+            (5, 7),
+            (8, 3),
+            (2, 2),
+            (9, 9),
+            (28, 28),
+            (14, 14),
+            (13, 13),
+            (7, 7),
+            (3, 35),
+            (6, 33),
+        ] {
             let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
             for density in [0.0, 0.01, 0.1, 0.5, 1.0] {
                 // Spike maps (many ties) mixed with real values and a few NaNs.
@@ -520,9 +614,18 @@ mod tests {
                 let (mut y3, mut a3) = (vec![0.0; 3 * ohw], vec![0; 3 * ohw]);
                 for p in 0..3 {
                     let r = p * ohw..(p + 1) * ohw;
-                    maxpool_2x2_plane_scalar(&g, &x[p * hw..(p + 1) * hw], &mut y3[r.clone()], &mut a3[r]);
+                    maxpool_2x2_plane_scalar(
+                        &g,
+                        &x[p * hw..(p + 1) * hw],
+                        &mut y3[r.clone()],
+                        &mut a3[r],
+                    );
                 }
-                assert_eq!((bits(&y3), &a3), (bits(&y2), &a2), "scalar, {h}x{w} at density {density}");
+                assert_eq!(
+                    (bits(&y3), &a3),
+                    (bits(&y2), &a2),
+                    "scalar, {h}x{w} at density {density}"
+                );
             }
         }
     }

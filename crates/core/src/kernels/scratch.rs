@@ -5,8 +5,8 @@
 //! A pool sized by peak concurrency serves every layer, where per-layer buffers would multiply
 //! that memory by the depth of the network. Buffers only grow, so once the largest layer has
 //! run, taking a buffer allocates nothing.
-use std::ops::{Deref, DerefMut};
 use crate::tensor::Tensor;
+use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());

@@ -252,7 +252,12 @@ fn take_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: u
 }
 
 /// Returns a grid for `g` to `pool`, which must be in that pool's state.
-fn put_grid(pool: &'static std::thread::LocalKey<GridPool>, g: &ConvGeom, cp: usize, grid: Aligned) {
+fn put_grid(
+    pool: &'static std::thread::LocalKey<GridPool>,
+    g: &ConvGeom,
+    cp: usize,
+    grid: Aligned,
+) {
     pool.with_borrow_mut(|v| {
         if v.len() >= GRIDS_KEPT {
             v.remove(0);
@@ -348,7 +353,12 @@ pub struct EventBudget {
 
 impl EventBudget {
     pub fn new(len: usize, max_density: f32) -> Self {
-        EventBudget { len, max_density, active: AtomicUsize::new(0), exceeded: AtomicBool::new(false) }
+        EventBudget {
+            len,
+            max_density,
+            active: AtomicUsize::new(0),
+            exceeded: AtomicBool::new(false),
+        }
     }
 
     /// Whether the input turned out unfit for the event kernel.
@@ -409,7 +419,12 @@ impl FwdPlan {
         FwdPlan { batch, cp, wt, targets: tap_targets(g) }
     }
 
-    fn fwd<'a>(&'a self, g: &'a ConvGeom, bias: Option<&'a [f32]>, budget: Option<&'a EventBudget>) -> Fwd<'a> {
+    fn fwd<'a>(
+        &'a self,
+        g: &'a ConvGeom,
+        bias: Option<&'a [f32]>,
+        budget: Option<&'a EventBudget>,
+    ) -> Fwd<'a> {
         Fwd { g, wt: &self.wt, bias, cp: self.cp, targets: &self.targets, budget }
     }
 }
@@ -497,7 +512,14 @@ pub trait StepSink: Sync {
     /// pixel `(oy, ox)`'s `C_out` values start at `(oy * (ow + 1) + ox) * pitch`. The sink
     /// must leave those `oh * ow` cells zero (the next sample adds into them). Returns a count
     /// the driver sums (e.g. spikes).
-    fn step(&self, state: &mut Self::State, t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64;
+    fn step(
+        &self,
+        state: &mut Self::State,
+        t: usize,
+        n: usize,
+        grid: &mut [f32],
+        pitch: usize,
+    ) -> u64;
 }
 
 /// The event-driven forward of a time-major `[T, N, C_in, H, W]` spike input, handing each
@@ -516,7 +538,10 @@ pub fn conv2d_forward_spikes_by_time<S: StepSink>(
 ) -> Option<u64> {
     let plan = FwdPlan::new("conv2d_forward_spikes_by_time", g, x, weight);
     let batch = plan.batch;
-    assert!(t_len > 0 && batch.is_multiple_of(t_len), "conv2d_forward_spikes_by_time: {batch} samples for T = {t_len}");
+    assert!(
+        t_len > 0 && batch.is_multiple_of(t_len),
+        "conv2d_forward_spikes_by_time: {batch} samples for T = {t_len}"
+    );
     let n_len = batch / t_len;
     let (p, cp) = (plan.fwd(g, None, Some(budget)), plan.cp);
     let total = (0..n_len)
@@ -736,7 +761,9 @@ fn wgrad_sample_body(
             while first + 32 <= cp {
                 // SAFETY: AVX-512F is present (checked above); every target is a cell of the
                 // (oh + 1) x (ow + 1) grid of cp floats each (asserted), act holds pixels < hw.
-                unsafe { wgrad_taps9_avx512(act, p.targets, hw, dyt, cp, first, out, c * cp, g.c_in * cp) };
+                unsafe {
+                    wgrad_taps9_avx512(act, p.targets, hw, dyt, cp, first, out, c * cp, g.c_in * cp)
+                };
                 first += 32;
             }
         }
@@ -770,13 +797,24 @@ fn wgrad_sample_body(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn wgrad_taps9_avx512(act: &[u32], targets: &[u32], hw: usize, dyt: &[f32], cp: usize, cb: usize, out: &mut [f32], base: usize, tap_stride: usize) {
+unsafe fn wgrad_taps9_avx512(
+    act: &[u32],
+    targets: &[u32],
+    hw: usize,
+    dyt: &[f32],
+    cp: usize,
+    cb: usize,
+    out: &mut [f32],
+    base: usize,
+    tap_stride: usize,
+) {
     use std::arch::x86_64::*;
     let at = |t: usize| base + t * tap_stride + cb;
     assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
     let o = out.as_mut_ptr();
     let mut lo: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t))));
-    let mut hi: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
+    let mut hi: [__m512; 9] =
+        crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
     let d = dyt.as_ptr().add(cb);
     for &a in act {
         for t in 0..9 {
@@ -870,13 +908,24 @@ pub(crate) mod tests {
 
                 let mut y = vec![f32::NAN; batch * g.out_size()];
                 conv2d_forward_spikes(&g, &x, &w, bias_opt, &mut y);
-                assert_close(&format!("{what} forward"), &y, &conv2d_reference(&g, &x, &w, bias_opt), 1e-4);
+                assert_close(
+                    &format!("{what} forward"),
+                    &y,
+                    &conv2d_reference(&g, &x, &w, bias_opt),
+                    1e-4,
+                );
 
                 let dy = randv(&mut rng, y.len());
                 let (_, rdw, rdb) = conv2d_reference_backward(&g, &x, &w, &dy);
                 let mut dw = vec![1.0; w.len()];
                 let mut db = vec![1.0; g.c_out];
-                conv2d_backward_weight_spikes(&g, &x, &dy, &mut dw, use_bias.then_some(&mut db[..]));
+                conv2d_backward_weight_spikes(
+                    &g,
+                    &x,
+                    &dy,
+                    &mut dw,
+                    use_bias.then_some(&mut db[..]),
+                );
                 let plus1 = |v: &[f32]| v.iter().map(|a| a + 1.0).collect::<Vec<_>>();
                 assert_close(&format!("{what} dw"), &dw, &plus1(&rdw), 1e-4);
                 if use_bias {
@@ -977,7 +1026,11 @@ pub(crate) mod tests {
         let mut exactly_at = vec![0.0; n];
         let at = (max * n as f32) as usize;
         exactly_at.iter_mut().take(at).for_each(|v| *v = 1.0);
-        let mut inputs = vec![("silence", vec![0.0; n]), ("late real value", late_real), ("at the crossover", exactly_at)];
+        let mut inputs = vec![
+            ("silence", vec![0.0; n]),
+            ("late real value", late_real),
+            ("at the crossover", exactly_at),
+        ];
         for density in [0.01, 0.08, 0.099, 0.102, 0.12, 0.5, 1.0] {
             inputs.push(("spikes", spikes(&mut rng, n, density)));
         }
@@ -990,8 +1043,20 @@ pub(crate) mod tests {
             for measure_first in [false, true] {
                 y.fill(f32::NAN);
                 let mut moments = vec![f64::NAN; 12 * g.c_out * 2];
-                let (path, seen) = conv2d_forward_auto(&g, &x, &weight, None, &mut y, measure_first, Some(&mut moments));
-                assert_eq!(path, choose_path(&g, &x, max), "{what} at density {density}, measured first {measure_first}");
+                let (path, seen) = conv2d_forward_auto(
+                    &g,
+                    &x,
+                    &weight,
+                    None,
+                    &mut y,
+                    measure_first,
+                    Some(&mut moments),
+                );
+                assert_eq!(
+                    path,
+                    choose_path(&g, &x, max),
+                    "{what} at density {density}, measured first {measure_first}"
+                );
                 assert_close(what, &y, &want_reference(&x), 1e-4);
                 // The output's moments, whichever kernel ran: exactly a BN's own pass over it.
                 let mut want_moments = vec![0.0; moments.len()];
@@ -1004,11 +1069,17 @@ pub(crate) mod tests {
                         assert_eq!(seen.active, stats.active, "{what}");
                     }
                 }
-                assert!(measure_first || path == ConvPath::Dense || seen == Some(stats), "{what}: events without stats");
+                assert!(
+                    measure_first || path == ConvPath::Dense || seen == Some(stats),
+                    "{what}: events without stats"
+                );
             }
             // Grids are kept between calls: a pass the budget stopped must not leave one dirty.
             let sparse = spikes(&mut rng, n, 0.03);
-            assert_eq!(conv2d_forward_auto(&g, &sparse, &weight, None, &mut y, false, None).0, ConvPath::Events);
+            assert_eq!(
+                conv2d_forward_auto(&g, &sparse, &weight, None, &mut y, false, None).0,
+                ConvPath::Events
+            );
             assert_close(&format!("sparse after {what}"), &y, &want_reference(&sparse), 1e-4);
         }
     }

@@ -9,7 +9,15 @@
 
 /// `planes[co * plane_stride + p] = cells[p * pitch + co] (+ bias[co])` for `p < n`,
 /// `co < c`: `n` cells of `pitch >= c` floats each become `c` runs of `n` floats.
-pub fn cells_to_planes(cells: &[f32], pitch: usize, n: usize, c: usize, bias: Option<&[f32]>, planes: &mut [f32], plane_stride: usize) {
+pub fn cells_to_planes(
+    cells: &[f32],
+    pitch: usize,
+    n: usize,
+    c: usize,
+    bias: Option<&[f32]>,
+    planes: &mut [f32],
+    plane_stride: usize,
+) {
     assert!(pitch >= c && cells.len() >= n.saturating_sub(1) * pitch + c, "cells_to_planes: cells");
     assert!(c == 0 || planes.len() >= (c - 1) * plane_stride + n, "cells_to_planes: planes");
     assert!(plane_stride >= n, "cells_to_planes: planes overlap");
@@ -33,7 +41,14 @@ pub fn cells_to_planes(cells: &[f32], pitch: usize, n: usize, c: usize, bias: Op
 
 /// The inverse: `cells[p * pitch + co] = planes[co * plane_stride + p]` for `p < n`, `co < c`;
 /// the rest of each cell is left as it is.
-pub fn planes_to_cells(planes: &[f32], plane_stride: usize, n: usize, c: usize, cells: &mut [f32], pitch: usize) {
+pub fn planes_to_cells(
+    planes: &[f32],
+    plane_stride: usize,
+    n: usize,
+    c: usize,
+    cells: &mut [f32],
+    pitch: usize,
+) {
     assert!(pitch >= c && cells.len() >= n.saturating_sub(1) * pitch + c, "planes_to_cells: cells");
     assert!(c == 0 || planes.len() >= (c - 1) * plane_stride + n, "planes_to_cells: planes");
     let mut c_done = 0;
@@ -57,14 +72,28 @@ pub fn planes_to_cells(planes: &[f32], plane_stride: usize, n: usize, c: usize, 
 /// AVX2 must be present; `cells_to_planes`' asserts must hold.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn cells_to_planes_avx2(cells: &[f32], pitch: usize, n: usize, c: usize, bias: Option<&[f32]>, planes: &mut [f32], plane_stride: usize) {
+unsafe fn cells_to_planes_avx2(
+    cells: &[f32],
+    pitch: usize,
+    n: usize,
+    c: usize,
+    bias: Option<&[f32]>,
+    planes: &mut [f32],
+    plane_stride: usize,
+) {
     use std::arch::x86_64::*;
     for_blocks(n, c, |p, co| {
         let add = match bias {
             Some(b) => _mm256_loadu_ps(b.as_ptr().add(co)),
             None => _mm256_setzero_ps(),
         };
-        block_avx2(cells.as_ptr().add(p * pitch + co), pitch, planes.as_mut_ptr().add(co * plane_stride + p), plane_stride, add);
+        block_avx2(
+            cells.as_ptr().add(p * pitch + co),
+            pitch,
+            planes.as_mut_ptr().add(co * plane_stride + p),
+            plane_stride,
+            add,
+        );
     })
 }
 
@@ -74,10 +103,23 @@ unsafe fn cells_to_planes_avx2(cells: &[f32], pitch: usize, n: usize, c: usize, 
 /// AVX2 must be present; `planes_to_cells`' asserts must hold.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn planes_to_cells_avx2(planes: &[f32], plane_stride: usize, n: usize, c: usize, cells: &mut [f32], pitch: usize) {
+unsafe fn planes_to_cells_avx2(
+    planes: &[f32],
+    plane_stride: usize,
+    n: usize,
+    c: usize,
+    cells: &mut [f32],
+    pitch: usize,
+) {
     use std::arch::x86_64::*;
     for_blocks(n, c, |p, co| {
-        block_avx2(planes.as_ptr().add(co * plane_stride + p), plane_stride, cells.as_mut_ptr().add(p * pitch + co), pitch, _mm256_setzero_ps());
+        block_avx2(
+            planes.as_ptr().add(co * plane_stride + p),
+            plane_stride,
+            cells.as_mut_ptr().add(p * pitch + co),
+            pitch,
+            _mm256_setzero_ps(),
+        );
     })
 }
 
@@ -102,7 +144,13 @@ fn for_blocks(n: usize, c: usize, mut f: impl FnMut(usize, usize)) {
 /// AVX2 must be present; all 64 source and destination elements must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn block_avx2(src: *const f32, src_line: usize, dst: *mut f32, dst_line: usize, add: std::arch::x86_64::__m256) {
+unsafe fn block_avx2(
+    src: *const f32,
+    src_line: usize,
+    dst: *mut f32,
+    dst_line: usize,
+    add: std::arch::x86_64::__m256,
+) {
     use std::arch::x86_64::*;
     let r: [__m256; 8] = crate::kernels::simd::array_of(|k| _mm256_loadu_ps(src.add(k * src_line)));
     // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
@@ -154,8 +202,18 @@ unsafe fn block_avx2(src: *const f32, src_line: usize, dst: *mut f32, dst_line: 
 mod tests {
     use super::*;
 
-    const SHAPES: [(usize, usize, usize); 10] =
-        [(1, 1, 1), (7, 3, 8), (8, 8, 8), (9, 8, 8), (14, 32, 32), (28, 32, 32), (29, 33, 40), (64, 17, 24), (16, 64, 64), (3, 9, 9)];
+    const SHAPES: [(usize, usize, usize); 10] = [
+        (1, 1, 1),
+        (7, 3, 8),
+        (8, 8, 8),
+        (9, 8, 8),
+        (14, 32, 32),
+        (28, 32, 32),
+        (29, 33, 40),
+        (64, 17, 24),
+        (16, 64, 64),
+        (3, 9, 9),
+    ];
 
     #[test]
     fn cells_become_planes_for_every_remainder() {
@@ -170,9 +228,16 @@ mod tests {
                 for co in 0..c {
                     for p in 0..n {
                         let want = cells[p * pitch + co] + if with_bias { bias[co] } else { 0.0 };
-                        assert_eq!(planes[co * stride + p].to_bits(), want.to_bits(), "n {n} c {c} pitch {pitch} co {co} p {p}");
+                        assert_eq!(
+                            planes[co * stride + p].to_bits(),
+                            want.to_bits(),
+                            "n {n} c {c} pitch {pitch} co {co} p {p}"
+                        );
                     }
-                    assert!(planes[co * stride + n..(co + 1) * stride].iter().all(|v| v.is_nan()), "gap written");
+                    assert!(
+                        planes[co * stride + n..(co + 1) * stride].iter().all(|v| v.is_nan()),
+                        "gap written"
+                    );
                 }
             }
         }
@@ -189,7 +254,11 @@ mod tests {
                 for co in 0..pitch {
                     let got = cells[p * pitch + co];
                     if co < c {
-                        assert_eq!(got.to_bits(), planes[co * stride + p].to_bits(), "n {n} c {c} pitch {pitch} p {p} co {co}");
+                        assert_eq!(
+                            got.to_bits(),
+                            planes[co * stride + p].to_bits(),
+                            "n {n} c {c} pitch {pitch} p {p} co {co}"
+                        );
                     } else {
                         assert!(got.is_nan(), "padding of cell {p} written");
                     }

@@ -88,8 +88,24 @@ macro_rules! impl_lanes {
     };
 }
 
-impl_lanes!(std::arch::x86_64::__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps);
-impl_lanes!(std::arch::x86_64::__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps);
+impl_lanes!(
+    std::arch::x86_64::__m256,
+    _mm256_set1_ps,
+    _mm256_add_ps,
+    _mm256_sub_ps,
+    _mm256_mul_ps,
+    _mm256_fmadd_ps,
+    _mm256_fnmadd_ps
+);
+impl_lanes!(
+    std::arch::x86_64::__m512,
+    _mm512_set1_ps,
+    _mm512_add_ps,
+    _mm512_sub_ps,
+    _mm512_mul_ps,
+    _mm512_fmadd_ps,
+    _mm512_fnmadd_ps
+);
 
 /// Target size in floats of one transform position's input block `V[p]` (`C_in x tiles`), so
 /// that it stays in L1 while every output-channel block of that position's GEMM reads it, and
@@ -122,7 +138,13 @@ pub fn wins(g: &ConvGeom) -> bool {
 
 /// `y[b] = conv3x3(x[b], weight) + bias` for every sample, by F(2x2, 3x3); overwrites `y`.
 /// Panics unless [`applies`] holds.
-pub fn winograd_forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub fn winograd_forward(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     assert!(applies(g), "winograd_forward: geometry {g:?} or CPU not supported");
     let batch = x.len() / g.in_size();
     assert_eq!(x.len(), batch * g.in_size(), "winograd_forward: input length");
@@ -259,7 +281,12 @@ fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Scratch {
                 gk[3][j] = k2;
             }
             for (i, row) in gk.iter().enumerate() {
-                let t = [row[0], 0.5 * (row[0] + row[1] + row[2]), 0.5 * (row[0] - row[1] + row[2]), row[2]];
+                let t = [
+                    row[0],
+                    0.5 * (row[0] + row[1] + row[2]),
+                    0.5 * (row[0] - row[1] + row[2]),
+                    row[2],
+                ];
                 for (j, &val) in t.iter().enumerate() {
                     u[(i * 4 + j) * pos_stride + (b * g.c_in + ci) * MR + r] = val;
                 }
@@ -273,7 +300,18 @@ fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Scratch {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn chunk_avx2(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], u: &[f32], bias: Option<&[f32]>, ys: &mut [f32], v: &mut [f32], m: &mut [f32], rows: &mut [f32]) {
+unsafe fn chunk_avx2(
+    tile: Tile,
+    g: &ConvGeom,
+    plan: &Plan,
+    xs: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    ys: &mut [f32],
+    v: &mut [f32],
+    m: &mut [f32],
+    rows: &mut [f32],
+) {
     chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows)
 }
 
@@ -282,7 +320,18 @@ unsafe fn chunk_avx2(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], u: &[f32
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn chunk_avx512(tile: Tile, g: &ConvGeom, plan: &Plan, xs: &[f32], u: &[f32], bias: Option<&[f32]>, ys: &mut [f32], v: &mut [f32], m: &mut [f32], rows: &mut [f32]) {
+unsafe fn chunk_avx512(
+    tile: Tile,
+    g: &ConvGeom,
+    plan: &Plan,
+    xs: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    ys: &mut [f32],
+    v: &mut [f32],
+    m: &mut [f32],
+    rows: &mut [f32],
+) {
     chunk::<true>(tile, g, plan, xs, u, bias, ys, v, m, rows)
 }
 
@@ -368,7 +417,14 @@ struct PatchRows<'a> {
 impl<'a> PatchRows<'a> {
     /// Checks that `xs` holds the band's samples; `zero` becomes the zero row.
     #[inline(always)]
-    unsafe fn new(g: &'a ConvGeom, plan: &'a Plan, xs: &'a [f32], r1: usize, tile: usize, zero: &'a mut [f32]) -> Self {
+    unsafe fn new(
+        g: &'a ConvGeom,
+        plan: &'a Plan,
+        xs: &'a [f32],
+        r1: usize,
+        tile: usize,
+        zero: &'a mut [f32],
+    ) -> Self {
         use std::arch::x86_64::*;
         assert!(xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
         let zero = &mut zero[..g.w];
@@ -409,7 +465,10 @@ impl<'a> PatchRows<'a> {
             return _mm256_loadu_ps(p.add(ix as usize));
         }
         let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), self.lane);
-        let mask = _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(self.width, idx));
+        let mask = _mm256_and_si256(
+            _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)),
+            _mm256_cmpgt_epi32(self.width, idx),
+        );
         _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
     }
 }
@@ -450,7 +509,8 @@ unsafe fn input_transform(
             // rows, inside tiles_pad (asserted above).
             if paired {
                 // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
-                let next: [*const f32; 6] = if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
+                let next: [*const f32; 6] =
+                    if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
                 match tile {
                     Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
                     Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
@@ -461,8 +521,12 @@ unsafe fn input_transform(
             for tx in (0..tw).step_by(8) {
                 let ix = (tile.size() * tx) as i32 - 1;
                 match tile {
-                    Tile::F2 => tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride),
-                    Tile::F4 => tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride),
+                    Tile::F2 => {
+                        tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride)
+                    }
+                    Tile::F4 => {
+                        tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride)
+                    }
                 }
             }
             rr += 1;
@@ -486,13 +550,24 @@ fn pairs_tile_rows(plan: &Plan) -> bool {
 /// just-written vectors.)
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn tile8_f2(patches: &PatchRows, first: (&[*const f32; 6], i32), second: (&[*const f32; 6], i32), dst: *mut f32, pos_stride: usize) {
+unsafe fn tile8_f2(
+    patches: &PatchRows,
+    first: (&[*const f32; 6], i32),
+    second: (&[*const f32; 6], i32),
+    dst: *mut f32,
+    pos_stride: usize,
+) {
     use std::arch::x86_64::*;
     let ((ra, ia), (rb, ib)) = (first, second);
     let mut d = [[_mm256_setzero_ps(); 4]; 4];
     for (i, di) in d.iter_mut().enumerate() {
         let (pa, pb) = (ra[i], rb[i]);
-        *di = [patches.load(pa, ia), patches.load(pb, ib), patches.load(pa, ia + 2), patches.load(pb, ib + 2)];
+        *di = [
+            patches.load(pa, ia),
+            patches.load(pb, ib),
+            patches.load(pa, ia + 2),
+            patches.load(pb, ib + 2),
+        ];
     }
     for k in 0..4 {
         let c: [__m256; 4] = array_of(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
@@ -531,13 +606,25 @@ unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
 /// sample, which whole 16- or 32-tile steps would pad by a third).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn position_gemms<const WIDE: bool>(g: &ConvGeom, u: &[f32], v: &[f32], tiles: usize, tiles_pad: usize, m: &mut [f32], positions: usize) {
+unsafe fn position_gemms<const WIDE: bool>(
+    g: &ConvGeom,
+    u: &[f32],
+    v: &[f32],
+    tiles: usize,
+    tiles_pad: usize,
+    m: &mut [f32],
+    positions: usize,
+) {
     let blocks = g.c_out.div_ceil(MR);
     let (c_in, c_out) = (g.c_in, g.c_out);
     let lanes = tiles.div_ceil(8) * 8;
     let (v_stride, m_stride) = (pos_stride(c_in, tiles_pad), pos_stride(c_out, tiles_pad));
     assert!(v.len() >= positions * v_stride && m.len() >= positions * m_stride);
-    assert!(u.len() == positions * blocks * c_in * MR && tiles_pad.is_multiple_of(NV) && lanes <= tiles_pad);
+    assert!(
+        u.len() == positions * blocks * c_in * MR
+            && tiles_pad.is_multiple_of(NV)
+            && lanes <= tiles_pad
+    );
     let wide = if WIDE { lanes / NV_512 * NV_512 } else { 0 };
     let sixteens = wide + (lanes - wide) / NV * NV;
     for p in 0..positions {
@@ -552,7 +639,14 @@ unsafe fn position_gemms<const WIDE: bool>(g: &ConvGeom, u: &[f32], v: &[f32], t
         for b in 0..blocks {
             // A block cut short by c_out may have no second half: its M pointer may then lie
             // past the slice, so it is formed with wrapping_add and never written through.
-            let halves = [(ub(b), mp(b), rows(b).min(HALF)), (ub(b).add(HALF), mp(b).wrapping_add(HALF * tiles_pad), rows(b).saturating_sub(HALF))];
+            let halves = [
+                (ub(b), mp(b), rows(b).min(HALF)),
+                (
+                    ub(b).add(HALF),
+                    mp(b).wrapping_add(HALF * tiles_pad),
+                    rows(b).saturating_sub(HALF),
+                ),
+            ];
             for t0 in (0..wide).step_by(NV_512) {
                 register_tile_avx512(c_in, ub(b), vp.add(t0), tiles_pad, mp(b).add(t0), rows(b));
             }
@@ -562,7 +656,14 @@ unsafe fn position_gemms<const WIDE: bool>(g: &ConvGeom, u: &[f32], v: &[f32], t
                 }
             }
             if lanes > sixteens {
-                register_tile_narrow(c_in, [halves[0].0, halves[1].0], vp.add(sixteens), tiles_pad, [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)], [halves[0].2, halves[1].2]);
+                register_tile_narrow(
+                    c_in,
+                    [halves[0].0, halves[1].0],
+                    vp.add(sixteens),
+                    tiles_pad,
+                    [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)],
+                    [halves[0].2, halves[1].2],
+                );
             }
         }
     }
@@ -573,7 +674,14 @@ unsafe fn position_gemms<const WIDE: bool>(g: &ConvGeom, u: &[f32], v: &[f32], t
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-unsafe fn register_tile_narrow(c_in: usize, u: [*const f32; 2], v: *const f32, stride: usize, m: [*mut f32; 2], mr: [usize; 2]) {
+unsafe fn register_tile_narrow(
+    c_in: usize,
+    u: [*const f32; 2],
+    v: *const f32,
+    stride: usize,
+    m: [*mut f32; 2],
+    mr: [usize; 2],
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); HALF]; 2];
     let mut vr = v;
@@ -600,7 +708,14 @@ unsafe fn register_tile_narrow(c_in: usize, u: [*const f32; 2], v: *const f32, s
 /// (4 x 24) LLVM spilled one to the stack inside the loop.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn register_tile(c_in: usize, u: *const f32, v: *const f32, stride: usize, m: *mut f32, mr: usize) {
+unsafe fn register_tile(
+    c_in: usize,
+    u: *const f32,
+    v: *const f32,
+    stride: usize,
+    m: *mut f32,
+    mr: usize,
+) {
     use std::arch::x86_64::*;
     let z = _mm256_setzero_ps();
     let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
@@ -640,7 +755,14 @@ unsafe fn register_tile(c_in: usize, u: *const f32, v: *const f32, stride: usize
 /// channels, `u` `c_in * MR` floats, `m` rows `r < mr` of 32 floats at `stride`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn register_tile_avx512(c_in: usize, u: *const f32, v: *const f32, stride: usize, m: *mut f32, mr: usize) {
+unsafe fn register_tile_avx512(
+    c_in: usize,
+    u: *const f32,
+    v: *const f32,
+    stride: usize,
+    m: *mut f32,
+    mr: usize,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let mut vr = v;
@@ -734,7 +856,11 @@ unsafe fn output_transform(
 /// AVX2 must be present and 8 floats readable at `m + p * pos_stride` for `p < 16`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn at_f2(m: *const f32, pos_stride: usize, bias: std::arch::x86_64::__m256) -> [std::arch::x86_64::__m256; 4] {
+unsafe fn at_f2(
+    m: *const f32,
+    pos_stride: usize,
+    bias: std::arch::x86_64::__m256,
+) -> [std::arch::x86_64::__m256; 4] {
     use std::arch::x86_64::*;
     let mm: [__m256; 16] = array_of(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
     at_f2_lanes(mm, bias)
@@ -835,7 +961,12 @@ unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
 unsafe fn at6<V: Lanes>(m: [V; 6]) -> [V; 4] {
     let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));
     let (c, d) = (m[3].add(m[4]), m[3].sub(m[4]));
-    [m[0].add(a).add(c), V::splat(2.0).fmadd(d, b), V::splat(4.0).fmadd(c, a), V::splat(8.0).fmadd(d, b).add(m[5])]
+    [
+        m[0].add(a).add(c),
+        V::splat(2.0).fmadd(d, b),
+        V::splat(4.0).fmadd(c, a),
+        V::splat(8.0).fmadd(d, b).add(m[5]),
+    ]
 }
 
 /// 4x4 transpose inside each 128-bit half of four vectors (its own inverse).
@@ -893,15 +1024,31 @@ unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-unsafe fn tile8_f4(patches: &PatchRows, first: (&[*const f32; 6], i32), second: (&[*const f32; 6], i32), dst: *mut f32, pos_stride: usize) {
+unsafe fn tile8_f4(
+    patches: &PatchRows,
+    first: (&[*const f32; 6], i32),
+    second: (&[*const f32; 6], i32),
+    dst: *mut f32,
+    pos_stride: usize,
+) {
     use std::arch::x86_64::*;
     let ((ra, ia), (rb, ib)) = (first, second);
     // e[i] = (d_i B) for input row i: B across the columns.
     let mut e = [[_mm256_setzero_ps(); 6]; 6];
     for (i, ei) in e.iter_mut().enumerate() {
         let (pa, pb) = (ra[i], rb[i]);
-        let lo = deinterleave4([patches.load(pa, ia), patches.load(pa, ia + 8), patches.load(pb, ib), patches.load(pb, ib + 8)]);
-        let hi = deinterleave4([patches.load(pa, ia + 4), patches.load(pa, ia + 12), patches.load(pb, ib + 4), patches.load(pb, ib + 12)]);
+        let lo = deinterleave4([
+            patches.load(pa, ia),
+            patches.load(pa, ia + 8),
+            patches.load(pb, ib),
+            patches.load(pb, ib + 8),
+        ]);
+        let hi = deinterleave4([
+            patches.load(pa, ia + 4),
+            patches.load(pa, ia + 12),
+            patches.load(pb, ib + 4),
+            patches.load(pb, ib + 12),
+        ]);
         *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
     }
     // B^T across the rows, column by column.
@@ -952,8 +1099,15 @@ unsafe fn output_transform_f4(
                 let nx = w.min(16);
                 for (i, si) in s.iter().enumerate() {
                     let y = at6(*si);
-                    let out = interleave4([_mm256_add_ps(y[0], bv), _mm256_add_ps(y[1], bv), _mm256_add_ps(y[2], bv), _mm256_add_ps(y[3], bv)]);
-                    for (half, (plane, ty)) in [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p))) {
+                    let out = interleave4([
+                        _mm256_add_ps(y[0], bv),
+                        _mm256_add_ps(y[1], bv),
+                        _mm256_add_ps(y[2], bv),
+                        _mm256_add_ps(y[3], bv),
+                    ]);
+                    for (half, (plane, ty)) in
+                        [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p)))
+                    {
                         let oy = 4 * ty + i;
                         if oy < h {
                             // SAFETY: columns 0..nx of row oy lie inside the plane.
@@ -975,7 +1129,12 @@ unsafe fn output_transform_f4(
                         break;
                     }
                     let y = at6(*si);
-                    let out = interleave4([_mm256_add_ps(y[0], bv), _mm256_add_ps(y[1], bv), _mm256_add_ps(y[2], bv), _mm256_add_ps(y[3], bv)]);
+                    let out = interleave4([
+                        _mm256_add_ps(y[0], bv),
+                        _mm256_add_ps(y[1], bv),
+                        _mm256_add_ps(y[2], bv),
+                        _mm256_add_ps(y[3], bv),
+                    ]);
                     let dst = plane.add(oy * w + x0);
                     // SAFETY: columns x0..x0+nx of row oy lie inside the plane.
                     store_lanes(dst, &out, nx);
@@ -1053,10 +1212,15 @@ mod tests {
                             let mut patch = 0.0f64;
                             for iy in (y0..y0 + span).filter(|&v| v >= 0 && v < h) {
                                 for ix in (x0..x0 + span).filter(|&v| v >= 0 && v < wd) {
-                                    patch += x[((b * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize].abs() as f64;
+                                    patch += x[((b * g.c_in + ci) * g.h + iy as usize) * g.w
+                                        + ix as usize]
+                                        .abs() as f64;
                                 }
                             }
-                            let k: f64 = w[(co * g.c_in + ci) * 9..][..9].iter().map(|v| v.abs() as f64).sum();
+                            let k: f64 = w[(co * g.c_in + ci) * 9..][..9]
+                                .iter()
+                                .map(|v| v.abs() as f64)
+                                .sum();
                             s += patch * k;
                         }
                         out[((b * g.c_out + co) * g.h + oy) * g.w + ox] = s as f32;
@@ -1188,7 +1352,12 @@ mod tests {
         let mut rng = Rng::new(53);
         // The last two: bands of 49 tiles (a last group of 8 lanes, `register_tile_narrow`)
         // with an odd number of output-channel blocks (9 channels: the last pairs with itself).
-        let shapes = [(32, 32, 3, 2 * OUT_CHUNK + 37, 2), (64, 17, 45, 33, 1), (64, 9, 14, 14, 3), (17, 9, 28, 28, 2)];
+        let shapes = [
+            (32, 32, 3, 2 * OUT_CHUNK + 37, 2),
+            (64, 17, 45, 33, 1),
+            (64, 9, 14, 14, 3),
+            (17, 9, 28, 28, 2),
+        ];
         for (c_in, c_out, h, w, batch) in shapes {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
             if !applies(&g) {
@@ -1209,7 +1378,8 @@ mod tests {
         // lanes; a band may hold an odd number of tile rows (its last row pairs with itself) and
         // pairs may straddle two samples. Real-valued inputs and spike maps, with and without bias.
         let mut rng = Rng::new(61);
-        let f4 = [(32, 64, 14, 14, 5), (64, 32, 13, 16, 3), (17, 40, 15, 13, 7), (16, 32, 16, 16, 1)];
+        let f4 =
+            [(32, 64, 14, 14, 5), (64, 32, 13, 16, 3), (17, 40, 15, 13, 7), (16, 32, 16, 16, 1)];
         let f2 = [(32, 32, 7, 7, 5), (24, 40, 8, 7, 3), (40, 16, 7, 8, 9), (32, 32, 5, 8, 2)];
         for (c_in, c_out, h, w, batch) in f4.into_iter().chain(f2) {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
@@ -1243,7 +1413,17 @@ mod tests {
         k[4] = 2.0;
         let mut y = vec![0.0; 9];
         winograd_forward(&g, &x, &k, Some(&[0.5]), &mut y);
-        let want = [12.0 + 1.0, 21.0 + 2.0, 16.0 + 3.0, 27.0 + 4.0, 45.0 + 5.0, 33.0 + 6.0, 24.0 + 7.0, 39.0 + 8.0, 28.0 + 9.0];
+        let want = [
+            12.0 + 1.0,
+            21.0 + 2.0,
+            16.0 + 3.0,
+            27.0 + 4.0,
+            45.0 + 5.0,
+            33.0 + 6.0,
+            24.0 + 7.0,
+            39.0 + 8.0,
+            28.0 + 9.0,
+        ];
         for (a, b) in y.iter().zip(want) {
             assert_eq!(*a, b + 0.5);
         }
@@ -1252,7 +1432,9 @@ mod tests {
     #[test]
     fn winograd_is_bit_identical_across_thread_counts() {
         let mut rng = Rng::new(43);
-        for (c_in, c_out, h, w, batch) in [(7, 9, 13, 21, 11), (32, 32, 7, 7, 20), (3, 17, 30, 29, 3)] {
+        for (c_in, c_out, h, w, batch) in
+            [(7, 9, 13, 21, 11), (32, 32, 7, 7, 20), (3, 17, 30, 29, 3)]
+        {
             let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
             if !applies(&g) {
                 return;
@@ -1287,7 +1469,9 @@ mod tests {
         // keeps 8 lanes), F(2x2) on 7-8 wide ones, with groups of four tile rows that span
         // samples (5 and 11 rows high) or end early (a band's last tile rows); F(4x4) on maps
         // seven tiles wide (25-28) in pairs of tile rows, bands of an odd number of them.
-        if !gemm_avx512() || !applies(&ConvGeom::new(16, 16, 8, 8, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap()) {
+        if !gemm_avx512()
+            || !applies(&ConvGeom::new(16, 16, 8, 8, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap())
+        {
             return;
         }
         let mut rng = Rng::new(67);
@@ -1324,7 +1508,13 @@ mod tests {
             let narrow = run();
             GEMM_AVX2_ONLY.store(false, std::sync::atomic::Ordering::Relaxed);
             assert_eq!(wide, narrow, "{g:?} batch {batch}");
-            let e = scaled_error(&g, &x, &wt, &f32s(&wide), &conv2d_reference(&g, &x, &wt, Some(&bias)));
+            let e = scaled_error(
+                &g,
+                &x,
+                &wt,
+                &f32s(&wide),
+                &conv2d_reference(&g, &x, &wt, Some(&bias)),
+            );
             assert!(e <= tolerance(&g), "{g:?} batch {batch}: scaled error {e}");
         }
     }

@@ -15,8 +15,15 @@ const SURROGATES: [SurrogateSpec; 4] = [
 /// Shapes `[T, N, C, H, W]` with H*W of 1, 7, 49, 64 and 196 and time steps spanning several
 /// kernel chunks, so channel runs cross chunk boundaries, and register blocks start inside a
 /// plane, straddle planes, or end exactly where one does (H*W 64).
-const SHAPES: [[usize; 5]; 7] =
-    [[4, 3, 5, 14, 14], [3, 2, 16, 7, 7], [2, 5, 33, 1, 1], [5, 1, 7, 1, 7], [1, 3, 4, 7, 7], [4, 2, 300, 1, 1], [2, 3, 6, 8, 8]];
+const SHAPES: [[usize; 5]; 7] = [
+    [4, 3, 5, 14, 14],
+    [3, 2, 16, 7, 7],
+    [2, 5, 33, 1, 1],
+    [5, 1, 7, 1, 7],
+    [1, 3, 4, 7, 7],
+    [4, 2, 300, 1, 1],
+    [2, 3, 6, 8, 8],
+];
 
 struct Case {
     kind: NeuronKind,
@@ -130,7 +137,9 @@ fn run_pair(case: &Case, seed: u64, fused: bool) -> Run {
 /// Bit-identical tensors (reporting the first difference, not the whole tensor).
 fn assert_same(got: &Tensor, want: &Tensor, what: &str) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    if let Some(i) = got.data().iter().zip(want.data()).position(|(g, w)| g.to_bits() != w.to_bits()) {
+    if let Some(i) =
+        got.data().iter().zip(want.data()).position(|(g, w)| g.to_bits() != w.to_bits())
+    {
         panic!("{what}[{i}]: got {}, want {}", got.data()[i], want.data()[i]);
     }
 }
@@ -160,8 +169,18 @@ fn fused_pair_matches_bn_then_neuron() {
         assert_same(&f.grad_bn_output, &u.grad_bn_output, &format!("{what}: dL/dy"));
         assert_eq!(f.w_grad, u.w_grad, "{what}: PLIF w grad");
         // The BN sums add the same f64 terms in another order.
-        assert_close(f.bn_grads.0.data(), u.bn_grads.0.data(), 1e-5, &format!("{what}: BN weight grad"));
-        assert_close(f.bn_grads.1.data(), u.bn_grads.1.data(), 1e-5, &format!("{what}: BN bias grad"));
+        assert_close(
+            f.bn_grads.0.data(),
+            u.bn_grads.0.data(),
+            1e-5,
+            &format!("{what}: BN weight grad"),
+        );
+        assert_close(
+            f.bn_grads.1.data(),
+            u.bn_grads.1.data(),
+            1e-5,
+            &format!("{what}: BN bias grad"),
+        );
         assert_close(f.dx.data(), u.dx.data(), 1e-5, &format!("{what}: dx"));
         assert!(f.dx.data().iter().any(|&v| v != 0.0), "{what}: dx is all zero");
     }
@@ -185,7 +204,15 @@ fn fused_sums_match_the_bn_kernel_sums() {
         let c = case.shape[2];
         let hw = case.shape[3] * case.shape[4];
         let (mut sd, mut sdx) = (vec![0.0; c], vec![0.0; c]);
-        crate::kernels::batch_norm::backward_sums(x.data(), dy.data(), c, hw, &mean, &mut sd, &mut sdx);
+        crate::kernels::batch_norm::backward_sums(
+            x.data(),
+            dy.data(),
+            c,
+            hw,
+            &mean,
+            &mut sd,
+            &mut sdx,
+        );
         // Each element's T terms are added in f32 first: the error is relative to the sum of
         // the terms' magnitudes, not to the (cancelling) sum itself.
         let (mut abs_dy, mut abs_dyx) = (vec![0.0f64; c], vec![0.0f64; c]);
@@ -197,7 +224,12 @@ fn fused_sums_match_the_bn_kernel_sums() {
         let got = bn.fused_grad(x.shape()).unwrap();
         for ch in 0..c {
             let what = format!("case {k} channel {ch}");
-            assert!((got.sum_dy[ch] - sd[ch]).abs() <= 1e-6 * abs_dy[ch], "{what}: sum dy {} vs {}", got.sum_dy[ch], sd[ch]);
+            assert!(
+                (got.sum_dy[ch] - sd[ch]).abs() <= 1e-6 * abs_dy[ch],
+                "{what}: sum dy {} vs {}",
+                got.sum_dy[ch],
+                sd[ch]
+            );
             assert!((got.sum_dy_xc[ch] - sdx[ch]).abs() <= 1e-6 * abs_dyx[ch], "{what}: sum dy xc");
         }
     }
@@ -232,7 +264,10 @@ fn sse_avx2_and_avx512_copies_of_the_time_loops_give_the_same_bits() {
                 .collect();
             WIDEST.store(WIDEST_ANY, Ordering::Relaxed);
             assert!(runs[0] == runs[1], "case {k} (fused {fused}): SSE and AVX2 differ");
-            assert!(runs[1] == runs[2], "case {k} (fused {fused}): AVX2 and the widest copy differ");
+            assert!(
+                runs[1] == runs[2],
+                "case {k} (fused {fused}): AVX2 and the widest copy differ"
+            );
         }
     }
 }
@@ -267,12 +302,15 @@ fn fused_pair_throughput() {
         detach_reset: true,
         surrogate: SurrogateSpec::Atan { alpha: 2.0 },
     };
-    for (shape, threads) in [([4, 32, 32, 28, 28], 1), ([4, 32, 32, 28, 28], 2), ([8, 8, 32, 64, 64], 2)] {
+    for (shape, threads) in
+        [([4, 32, 32, 28, 28], 1), ([4, 32, 32, 28, 28], 2), ([8, 8, 32, 64, 64], 2)]
+    {
         let case = Case { kind: NeuronKind::Lif, spec: spec.clone(), shape };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let (x, g) = input(&case, 1);
         let (mut bn, mut neuron) = layers(&case, 2);
-        let (mut y, mut s, mut dy, mut dx) = (Tensor::default(), Tensor::default(), Tensor::default(), Tensor::default());
+        let (mut y, mut s, mut dy, mut dx) =
+            (Tensor::default(), Tensor::default(), Tensor::default(), Tensor::default());
         let mut best = [f64::MAX; 4];
         pool.install(|| {
             for _ in 0..7 {
@@ -312,7 +350,10 @@ fn fused_pair_throughput() {
                         *b = b.min(d.as_secs_f64() * 1e3);
                     }
                 }
-                eprintln!("  statistics {:.2} ms, neuron forward {:.2} ms, fused neuron forward {:.2} ms", part[0], part[1], part[2]);
+                eprintln!(
+                    "  statistics {:.2} ms, neuron forward {:.2} ms, fused neuron forward {:.2} ms",
+                    part[0], part[1], part[2]
+                );
                 let mut part = [f64::MAX; 2];
                 for _ in 0..7 {
                     let sums = bn.fused_grad(x.shape()).unwrap();
@@ -325,7 +366,10 @@ fn fused_pair_throughput() {
                         *b = b.min(d.as_secs_f64() * 1e3);
                     }
                 }
-                eprintln!("  fused neuron backward {:.2} ms, BN backward from sums {:.2} ms", part[0], part[1]);
+                eprintln!(
+                    "  fused neuron backward {:.2} ms, BN backward from sums {:.2} ms",
+                    part[0], part[1]
+                );
             });
         }
         eprintln!(

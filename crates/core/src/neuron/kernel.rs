@@ -58,8 +58,12 @@ impl Charge {
     fn partials(self) -> (f32, f32) {
         match self {
             Charge::If => (1.0, 1.0),
-            Charge::LifDecay0 { tau } | Charge::LifDecay { tau, .. } => (1.0 / tau, 1.0 - 1.0 / tau),
-            Charge::LifNoDecay0 { tau, .. } | Charge::LifNoDecay { tau, .. } => (1.0, 1.0 - 1.0 / tau),
+            Charge::LifDecay0 { tau } | Charge::LifDecay { tau, .. } => {
+                (1.0 / tau, 1.0 - 1.0 / tau)
+            }
+            Charge::LifNoDecay0 { tau, .. } | Charge::LifNoDecay { tau, .. } => {
+                (1.0, 1.0 - 1.0 / tau)
+            }
             Charge::PlifDecay0 { k } | Charge::PlifDecay { k, .. } => (k, 1.0 - k),
             Charge::PlifNoDecay0 { k } | Charge::PlifNoDecay { k, .. } => (1.0, 1.0 - k),
         }
@@ -116,14 +120,25 @@ pub(crate) fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) ->
 /// [`forward`] on `bn.apply(x)` (a BN's output) computed on the fly, element by element with
 /// [`ChannelAffine::apply`], so the spikes are bit-identical to BN's `affine` pass followed by
 /// [`forward`], but the BN output is never written to memory. `x` is `[T, N, C, HW]`.
-pub(crate) fn forward_bn(d: &Dynamics, x: &[f32], bn: ChannelAffine, t_len: usize, out: &mut [f32]) -> u64 {
+pub(crate) fn forward_bn(
+    d: &Dynamics,
+    x: &[f32],
+    bn: ChannelAffine,
+    t_len: usize,
+    out: &mut [f32],
+) -> u64 {
     forward_impl(d, x, Some(bn), t_len, out)
 }
 
 /// Calls `f(a, b, c)` for each run `[a, b)` of the chunk's elements `[i0, i0 + n)` (counted
 /// from `i0`) that lie in one BN channel `c`; without a BN, once for the whole chunk.
 #[inline(always)]
-fn for_runs(bn: Option<&ChannelAffine>, i0: usize, n: usize, mut f: impl FnMut(usize, usize, usize)) {
+fn for_runs(
+    bn: Option<&ChannelAffine>,
+    i0: usize,
+    n: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
     // One call site, so that `f` is inlined into (and compiled for the instruction set of)
     // the kernel that calls this: a closure compiled on its own gets only the baseline SSE2.
     let mut a = 0;
@@ -140,19 +155,35 @@ fn for_runs(bn: Option<&ChannelAffine>, i0: usize, n: usize, mut f: impl FnMut(u
 /// [`forward`] (with `bn`: [`forward_bn`]) on an input whose time steps are all `x`
 /// (`[numel]`, a static input repeated over `t_len` steps, e.g. a conv of a directly encoded
 /// image): `x` is read, not copied.
-pub(crate) fn forward_repeated(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize, out: &mut [f32]) -> u64 {
+pub(crate) fn forward_repeated(
+    d: &Dynamics,
+    x: &[f32],
+    bn: Option<ChannelAffine>,
+    t_len: usize,
+    out: &mut [f32],
+) -> u64 {
     assert_eq!(x.len() * t_len, out.len());
     if x.is_empty() || t_len == 0 {
         return 0;
     }
     if let Some(bn) = &bn {
-        assert_eq!(x.len() % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+        assert_eq!(
+            x.len() % (bn.scale.len() * bn.hw),
+            0,
+            "BN channels x HW must divide a time step"
+        );
     }
     let out = Sink::Spikes(SharedMut::new(out));
     with_charge(d, Spikes { x, bn, t_len, numel: x.len(), x_step: 0, consts: Consts::of(d), out })
 }
 
-fn forward_impl(d: &Dynamics, x: &[f32], bn: Option<ChannelAffine>, t_len: usize, out: &mut [f32]) -> u64 {
+fn forward_impl(
+    d: &Dynamics,
+    x: &[f32],
+    bn: Option<ChannelAffine>,
+    t_len: usize,
+    out: &mut [f32],
+) -> u64 {
     assert_eq!(x.len(), out.len());
     if x.is_empty() || t_len == 0 {
         return 0;
@@ -256,7 +287,13 @@ enum Sink {
 /// One time step of one neuron (charge, fire, reset), the only place the equations of the
 /// forward live: returns `(H_t, S_t)` and leaves `V_t` in `v`.
 #[inline(always)]
-fn neuron_step<C: Fn(f32, f32) -> f32, const HARD: bool>(charge: &C, v_th: f32, v_rest: f32, x: f32, v: &mut f32) -> (f32, f32) {
+fn neuron_step<C: Fn(f32, f32) -> f32, const HARD: bool>(
+    charge: &C,
+    v_th: f32,
+    v_rest: f32,
+    x: f32,
+    v: &mut f32,
+) -> (f32, f32) {
     let hv = charge(x, *v);
     let fired = hv - v_th >= 0.0;
     let s = if fired { 1.0f32 } else { 0.0 };
@@ -304,11 +341,29 @@ fn chunk_forward<C: Fn(f32, f32) -> f32, const HARD: bool>(
             let whole = n - n % LANES;
             for j in (0..whole).step_by(LANES) {
                 let (sc, sh, _) = lanes_of::<LANES>(bn, None, &mut planes);
-                block_forward::<C, HARD, $bn, $spikes, LANES>(&charge, k, &rows, &sc, &sh, i0 + j, i0d + j, &mut count);
+                block_forward::<C, HARD, $bn, $spikes, LANES>(
+                    &charge,
+                    k,
+                    &rows,
+                    &sc,
+                    &sh,
+                    i0 + j,
+                    i0d + j,
+                    &mut count,
+                );
             }
             for j in whole..n {
                 let (sc, sh, _) = lanes_of::<1>(bn, None, &mut planes);
-                block_forward::<C, HARD, $bn, $spikes, 1>(&charge, k, &rows, &sc, &sh, i0 + j, i0d + j, &mut count_one);
+                block_forward::<C, HARD, $bn, $spikes, 1>(
+                    &charge,
+                    k,
+                    &rows,
+                    &sc,
+                    &sh,
+                    i0 + j,
+                    i0d + j,
+                    &mut count_one,
+                );
             }
             // Per-lane counts are small integers (at most T per element of the chunk): their
             // f32 sums are exact. Integer lanes, so the sum vectorises.
@@ -355,7 +410,11 @@ impl PlaneCursor {
 /// Each lane's BN scale, shift and mean (when given) for the next `LW` elements of `planes`
 /// (identity without a BN); a block may straddle planes.
 #[inline(always)]
-fn lanes_of<const LW: usize>(bn: Option<&ChannelAffine>, mean: Option<&[f32]>, planes: &mut Option<PlaneCursor>) -> ([f32; LW], [f32; LW], [f32; LW]) {
+fn lanes_of<const LW: usize>(
+    bn: Option<&ChannelAffine>,
+    mean: Option<&[f32]>,
+    planes: &mut Option<PlaneCursor>,
+) -> ([f32; LW], [f32; LW], [f32; LW]) {
     let (Some(bn), Some(p)) = (bn, planes.as_mut()) else {
         return ([1.0; LW], [0.0; LW], [0.0; LW]);
     };
@@ -388,7 +447,13 @@ fn lanes_of<const LW: usize>(bn: Option<&ChannelAffine>, mean: Option<&[f32]>, p
 /// (`SPIKES`, counted into `count`) or `H_t` into the rows of `r.dst`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block_forward<C: Fn(f32, f32) -> f32, const HARD: bool, const BN: bool, const SPIKES: bool, const LW: usize>(
+fn block_forward<
+    C: Fn(f32, f32) -> f32,
+    const HARD: bool,
+    const BN: bool,
+    const SPIKES: bool,
+    const LW: usize,
+>(
     charge: &C,
     k: Consts,
     r: &BlockRows,
@@ -442,9 +507,27 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
             };
             let mut unused = [0.0; $lw];
             if affine.is_some() {
-                block_forward::<C, HARD, true, false, $lw>(&charge, k, &rows, &sc, &sh, e, 0, &mut unused);
+                block_forward::<C, HARD, true, false, $lw>(
+                    &charge,
+                    k,
+                    &rows,
+                    &sc,
+                    &sh,
+                    e,
+                    0,
+                    &mut unused,
+                );
             } else {
-                block_forward::<C, HARD, false, false, $lw>(&charge, k, &rows, &sc, &sh, e, 0, &mut unused);
+                block_forward::<C, HARD, false, false, $lw>(
+                    &charge,
+                    k,
+                    &rows,
+                    &sc,
+                    &sh,
+                    e,
+                    0,
+                    &mut unused,
+                );
             }
         }};
     }
@@ -498,7 +581,8 @@ fn avx512() -> bool {
 /// run on rayon's threads); changing it cannot disturb other tests, since every copy must give
 /// the same bits.
 #[cfg(test)]
-pub(crate) static WIDEST: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(WIDEST_ANY);
+pub(crate) static WIDEST: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(WIDEST_ANY);
 #[cfg(test)]
 pub(crate) const WIDEST_ANY: u8 = 0;
 #[cfg(test)]
@@ -575,12 +659,20 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
     #[cfg(target_arch = "x86_64")]
     if avx512() {
         // SAFETY: AVX-512 was detected.
-        return unsafe { chunk_forward_avx512::<C, HARD>(charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink) };
+        return unsafe {
+            chunk_forward_avx512::<C, HARD>(
+                charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink,
+            )
+        };
     }
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: AVX2 was detected.
-        return unsafe { chunk_forward_avx2::<C, HARD>(charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink) };
+        return unsafe {
+            chunk_forward_avx2::<C, HARD>(
+                charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink,
+            )
+        };
     }
     chunk_forward::<C, HARD>(charge, k, x, t_len, dst_stride, dst_origin, x_step, i0, n, bn, sink)
 }
@@ -598,14 +690,29 @@ struct Spikes<'a> {
 
 impl WithCharge for Spikes<'_> {
     type Out = u64;
-    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
+        self,
+        charge: C,
+    ) -> u64 {
         let Spikes { x, bn, t_len, numel, x_step, consts, out } = self;
         (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let i0 = c * CHUNK;
                 let n = CHUNK.min(numel - i0);
-                chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, numel, 0, x_step, i0, n, bn.as_ref(), out)
+                chunk_forward_dispatch::<C, HARD>(
+                    charge,
+                    consts,
+                    x,
+                    t_len,
+                    numel,
+                    0,
+                    x_step,
+                    i0,
+                    n,
+                    bn.as_ref(),
+                    out,
+                )
             })
             .sum()
     }
@@ -667,7 +774,10 @@ struct PooledSpikes<'a> {
 
 impl WithCharge for PooledSpikes<'_> {
     type Out = u64;
-    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> u64 {
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
+        self,
+        charge: C,
+    ) -> u64 {
         let PooledSpikes { x, bn, t_len, numel, x_step, pool, consts, out, argmax } = self;
         let (hw, ohw) = (pool.h * pool.w, pool.oh * pool.ow);
         let planes = numel / hw;
@@ -688,16 +798,39 @@ impl WithCharge for PooledSpikes<'_> {
                     let scratch = &mut scratch[..t_len * len];
                     let sink = Sink::Spikes(SharedMut::new(scratch));
                     let i0 = p0 * hw;
-                    let spikes = chunk_forward_dispatch::<C, HARD>(charge, consts, x, t_len, len, i0, x_step, i0, len, Some(&bn), sink);
+                    let spikes = chunk_forward_dispatch::<C, HARD>(
+                        charge,
+                        consts,
+                        x,
+                        t_len,
+                        len,
+                        i0,
+                        x_step,
+                        i0,
+                        len,
+                        Some(&bn),
+                        sink,
+                    );
                     for t in 0..t_len {
                         for q in 0..gp {
                             let at = t * pooled_step + (p0 + q) * ohw;
                             // SAFETY: the pooled planes p0..p0 + gp of every step belong to this
                             // task alone; `argmax` has `out`'s length (asserted by the caller).
                             let (ys, am) = unsafe {
-                                (out.range(at, ohw), std::slice::from_raw_parts_mut((argmax as *mut u32).add(at), ohw))
+                                (
+                                    out.range(at, ohw),
+                                    std::slice::from_raw_parts_mut(
+                                        (argmax as *mut u32).add(at),
+                                        ohw,
+                                    ),
+                                )
                             };
-                            maxpool_2x2_spikes_plane(&pool, &scratch[t * len + q * hw..][..hw], ys, am);
+                            maxpool_2x2_spikes_plane(
+                                &pool,
+                                &scratch[t * len + q * hw..][..hw],
+                                ys,
+                                am,
+                            );
                         }
                     }
                     spikes
@@ -750,9 +883,23 @@ pub(crate) fn forward_conv_events(
         assert_eq!(o.len(), out.len(), "forward_conv_events: shortcut length");
     }
     // One slot per sample, summed in sample order afterwards: the same total on any thread count.
-    let sums: Vec<AtomicU64> = if join.is_some() { (0..batch).map(|_| AtomicU64::new(0)).collect() } else { Vec::new() };
+    let sums: Vec<AtomicU64> =
+        if join.is_some() { (0..batch).map(|_| AtomicU64::new(0)).collect() } else { Vec::new() };
     let join = join.map(|(connect, shortcut)| SampleJoin { connect, shortcut, sums: &sums });
-    let spikes = with_charge(d, ConvSpikes { g, x, weight, bias, t_len, consts: Consts::of(d), out: SharedMut::new(out), budget, join })?;
+    let spikes = with_charge(
+        d,
+        ConvSpikes {
+            g,
+            x,
+            weight,
+            bias,
+            t_len,
+            consts: Consts::of(d),
+            out: SharedMut::new(out),
+            budget,
+            join,
+        },
+    )?;
     let joined = join.map(|_| sums.iter().map(|s| f64::from_bits(s.load(Ordering::Relaxed))).sum());
     Some((spikes, joined))
 }
@@ -781,10 +928,14 @@ struct ConvSpikes<'a> {
 
 impl WithCharge for ConvSpikes<'_> {
     type Out = Option<u64>;
-    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(self, charge: C) -> Option<u64> {
+    fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
+        self,
+        charge: C,
+    ) -> Option<u64> {
         let ConvSpikes { g, x, weight, bias, t_len, consts, out, budget, join } = self;
         let n_len = x.len() / g.in_size() / t_len.max(1);
-        let sink = GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out, join };
+        let sink =
+            GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out, join };
         conv2d_forward_spikes_by_time(g, x, weight, t_len, &sink, budget)
     }
 }
@@ -803,7 +954,9 @@ struct GridNeuron<'a, C, const HARD: bool> {
     join: Option<SampleJoin<'a>>,
 }
 
-impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink for GridNeuron<'_, C, HARD> {
+impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink
+    for GridNeuron<'_, C, HARD>
+{
     type State = Vec<f32>;
     fn state(&self) -> Vec<f32> {
         vec![self.consts.v_rest; self.oh * self.ow * self.bias.len()]
@@ -823,7 +976,14 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<'
     /// Only call when [`avx2`] says so.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn step_avx2(&self, v: &mut [f32], t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64 {
+    unsafe fn step_avx2(
+        &self,
+        v: &mut [f32],
+        t: usize,
+        n: usize,
+        grid: &mut [f32],
+        pitch: usize,
+    ) -> u64 {
         self.step_body(v, t, n, grid, pitch)
     }
 
@@ -855,7 +1015,11 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<'
             // The whole sample at once, while it is in L2 (512 KB at 64x64 with 32 channels):
             // one sequential stream each, where joining row by row read the shortcut as one
             // stream per channel and made calls too short to vectorise on small maps.
-            let joined = connect_in_place(j.connect, dst, &j.shortcut[sample * c_out * ohw..][..c_out * ohw]);
+            let joined = connect_in_place(
+                j.connect,
+                dst,
+                &j.shortcut[sample * c_out * ohw..][..c_out * ohw],
+            );
             j.sums[sample].store(joined.to_bits(), Ordering::Relaxed);
         }
         count as u64
@@ -864,7 +1028,8 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<'
 
 /// Recomputes one backward block's `H_t`: `(x, t_len, x_step, e, affine lanes, scratch [T, n])`
 /// (see [`recompute_block`]).
-type RecomputeFn = Box<dyn Fn(&[f32], usize, usize, usize, Option<(&[f32], &[f32])>, &mut [f32]) + Send + Sync>;
+type RecomputeFn =
+    Box<dyn Fn(&[f32], usize, usize, usize, Option<(&[f32], &[f32])>, &mut [f32]) + Send + Sync>;
 
 struct Recompute {
     consts: Consts,
@@ -881,12 +1046,20 @@ impl WithCharge for Recompute {
             #[cfg(target_arch = "x86_64")]
             if avx512() {
                 // SAFETY: AVX-512 was detected.
-                return unsafe { recompute_block_avx512::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch) };
+                return unsafe {
+                    recompute_block_avx512::<C, HARD>(
+                        charge, consts, x, t_len, x_step, e, affine, scratch,
+                    )
+                };
             }
             #[cfg(target_arch = "x86_64")]
             if avx2() {
                 // SAFETY: AVX2 was detected.
-                return unsafe { recompute_block_avx2::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch) };
+                return unsafe {
+                    recompute_block_avx2::<C, HARD>(
+                        charge, consts, x, t_len, x_step, e, affine, scratch,
+                    )
+                };
             }
             recompute_block::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch)
         })
@@ -946,7 +1119,14 @@ pub(crate) fn backward_bn(
 
 /// [`backward_bn`] with `dL/dy` written over `dL/dS` (`grad` holds the latter on entry): each
 /// line is read and rewritten in cache instead of a third stream fetched to be overwritten.
-pub(crate) fn backward_bn_in_place(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, t_len: usize, grad: &mut [f32]) -> f64 {
+pub(crate) fn backward_bn_in_place(
+    d: &Dynamics,
+    surrogate: Surrogate,
+    x: &[f32],
+    bn: BnGrad,
+    t_len: usize,
+    grad: &mut [f32],
+) -> f64 {
     backward_impl(d, surrogate, x, None, Some(bn), None, None, t_len, false, grad)
 }
 
@@ -954,7 +1134,15 @@ pub(crate) fn backward_bn_in_place(d: &Dynamics, surrogate: Surrogate, x: &[f32]
 /// `gout` (`[T, numel]`) is `dL/dS_t`, and `gin` (`[numel]`) receives `sum_t dL/dy_t`, the
 /// gradient of the one step every time step repeats. `bn`'s sums run over all steps, as in
 /// [`backward_bn`].
-pub(crate) fn backward_bn_repeated(d: &Dynamics, surrogate: Surrogate, x: &[f32], bn: BnGrad, gout: &[f32], t_len: usize, gin: &mut [f32]) -> f64 {
+pub(crate) fn backward_bn_repeated(
+    d: &Dynamics,
+    surrogate: Surrogate,
+    x: &[f32],
+    bn: BnGrad,
+    gout: &[f32],
+    t_len: usize,
+    gin: &mut [f32],
+) -> f64 {
     backward_impl(d, surrogate, x, None, Some(bn), Some(gout), None, t_len, true, gin)
 }
 
@@ -976,8 +1164,23 @@ pub(crate) fn backward_bn_pooled(
     x_step: usize,
     gin: &mut [f32],
 ) -> f64 {
-    assert_eq!(pooled_grad.len(), argmax.len(), "backward_bn_pooled: one argmax per pooled gradient");
-    backward_impl(d, surrogate, x, None, Some(bn), Some(pooled_grad), Some((pool, argmax)), t_len, x_step == 0, gin)
+    assert_eq!(
+        pooled_grad.len(),
+        argmax.len(),
+        "backward_bn_pooled: one argmax per pooled gradient"
+    );
+    backward_impl(
+        d,
+        surrogate,
+        x,
+        None,
+        Some(bn),
+        Some(pooled_grad),
+        Some((pool, argmax)),
+        t_len,
+        x_step == 0,
+        gin,
+    )
 }
 
 /// Backward on given `H_t` and `S_t` instead of recomputed ones. `s` is read as a real number,
@@ -1018,10 +1221,16 @@ fn backward_impl(
     // Without `gout`, `gin` holds dL/dS on entry (in place; with a BN only). Pooled, `gout` is
     // the pool output's gradient.
     let pooled_len = |p: &PoolGeom| len / (p.h * p.w) * p.oh * p.ow;
-    assert!(gout.is_none_or(|g| g.len() == pooled.map_or(len, |(p, _)| pooled_len(p))) && gin.len() == x.len());
+    assert!(
+        gout.is_none_or(|g| g.len() == pooled.map_or(len, |(p, _)| pooled_len(p)))
+            && gin.len() == x.len()
+    );
     assert!(pooled.is_none() || gout.is_some(), "a pooled backward reads the pool's gradient");
     assert!(gout.is_some() || bn.is_some(), "in-place backward is for the BN-fused pair");
-    assert!(!repeated || (gout.is_some() && given.is_none()), "a repeated input's backward reads dL/dS from `gout`");
+    assert!(
+        !repeated || (gout.is_some() && given.is_none()),
+        "a repeated input's backward reads dL/dS from `gout`"
+    );
     let (bn_in, bn_out) = match bn {
         Some(BnGrad { affine, mean, sum_dy, sum_dy_xc }) => {
             sum_dy.fill(0.0);
@@ -1070,7 +1279,9 @@ fn backward_impl(
     let outs = match surrogate {
         Surrogate::Sigmoid { alpha } => ctx.dispatch(SigmoidSg::new(alpha), d, w_mode),
         Surrogate::Atan { alpha } => ctx.dispatch(AtanSg::new(alpha), d, w_mode),
-        Surrogate::PiecewiseQuadratic { alpha } => ctx.dispatch(PiecewiseQuadraticSg::new(alpha), d, w_mode),
+        Surrogate::PiecewiseQuadratic { alpha } => {
+            ctx.dispatch(PiecewiseQuadraticSg::new(alpha), d, w_mode)
+        }
         Surrogate::SuperSpike { alpha } => ctx.dispatch(SuperSpikeSg::new(alpha), d, w_mode),
     };
     if let Some((sum_dy, sum_dy_xc)) = bn_out {
@@ -1189,7 +1400,17 @@ impl BwdCtx<'_> {
     }
 
     /// One [`ChunkOut`] per chunk, in chunk order.
-    fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool>(&self, g: G) -> Vec<ChunkOut> {
+    fn run<
+        G: SgFn,
+        const HARD: bool,
+        const DETACH: bool,
+        const W: u8,
+        const BN: bool,
+        const IN_PLACE: bool,
+    >(
+        &self,
+        g: G,
+    ) -> Vec<ChunkOut> {
         let (numel, t_len) = (self.numel, self.t_len);
         // Chunks of CHUNK elements, or of whole planes when a pool's gradient is expanded.
         let chunk_len = self.pooled.as_ref().map_or(CHUNK, |p| p.group * p.geom.h * p.geom.w);
@@ -1203,14 +1424,22 @@ impl BwdCtx<'_> {
                     #[cfg(test)]
                     Some((h, s)) => {
                         let mut sums = vec![0.0; 3 * CHUNK];
-                        self.chunk::<G, HARD, DETACH, W, true, false, false>(g, Charges::Given(h, s), &mut sums, i0, n, self.gout.map(gout))
+                        self.chunk::<G, HARD, DETACH, W, true, false, false>(
+                            g,
+                            Charges::Given(h, s),
+                            &mut sums,
+                            i0,
+                            n,
+                            self.gout.map(gout),
+                        )
                     }
                     _ => SCRATCH.with(|cell| {
                         // No rayon call happens inside, so this thread cannot re-enter here.
                         let mut scratch = cell.borrow_mut();
                         // Left as the last chunk wrote it: every element is written before
                         // it is read (zeroing the sums per chunk cost ~5 % of the pass).
-                        let expanded_len = if self.pooled.is_some() { t_len * chunk_len } else { 0 };
+                        let expanded_len =
+                            if self.pooled.is_some() { t_len * chunk_len } else { 0 };
                         if scratch.len() < 3 * chunk_len + t_len * LANES + expanded_len {
                             scratch.resize(3 * chunk_len + t_len * LANES + expanded_len, 0.0);
                         }
@@ -1218,20 +1447,32 @@ impl BwdCtx<'_> {
                         let (h, expanded) = rest.split_at_mut(t_len * LANES);
                         let h = Charges::Recomputed(h);
                         let rows = match &self.pooled {
-                            Some(p) => Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n])),
+                            Some(p) => {
+                                Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n]))
+                            }
                             None => self.gout.map(gout),
                         };
                         #[cfg(target_arch = "x86_64")]
                         if avx512() {
                             // SAFETY: AVX-512 was detected.
-                            return unsafe { self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n, rows) };
+                            return unsafe {
+                                self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
+                                    g, h, sums, i0, n, rows,
+                                )
+                            };
                         }
                         #[cfg(target_arch = "x86_64")]
                         if avx2() {
                             // SAFETY: AVX2 was detected.
-                            return unsafe { self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(g, h, sums, i0, n, rows) };
+                            return unsafe {
+                                self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(
+                                    g, h, sums, i0, n, rows,
+                                )
+                            };
                         }
-                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n, rows)
+                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(
+                            g, h, sums, i0, n, rows,
+                        )
                     }),
                 }
             })
@@ -1241,14 +1482,25 @@ impl BwdCtx<'_> {
     /// dL/dS of the chunk's elements `[i0, i0 + n)` (whole planes) for every step, from the
     /// pool output's gradient: each window's gradient goes to its argmax, as the pool's own
     /// backward routes it (`kernels::pool::maxpool2d_backward`), into `expanded` (`[T, n]`).
-    fn expand_pooled<'s>(&self, p: &Pooled, i0: usize, n: usize, expanded: &'s mut [f32]) -> GoutRows<'s> {
+    fn expand_pooled<'s>(
+        &self,
+        p: &Pooled,
+        i0: usize,
+        n: usize,
+        expanded: &'s mut [f32],
+    ) -> GoutRows<'s> {
         let (hw, ohw) = (p.geom.h * p.geom.w, p.geom.oh * p.geom.ow);
         let (planes, p0) = (self.numel / hw, i0 / hw);
         let pooled = self.gout.expect("a pooled backward reads the pool's gradient");
         for t in 0..self.t_len {
             for (q, dst) in expanded[t * n..][..n].chunks_exact_mut(hw).enumerate() {
                 let at = (t * planes + p0 + q) * ohw;
-                maxpool_2x2_unpool_plane(&p.geom, &pooled[at..][..ohw], &p.argmax[at..][..ohw], dst);
+                maxpool_2x2_unpool_plane(
+                    &p.geom,
+                    &pooled[at..][..ohw],
+                    &p.argmax[at..][..ohw],
+                    dst,
+                );
             }
         }
         GoutRows { data: expanded, origin: i0, stride: n }
@@ -1264,7 +1516,15 @@ impl BwdCtx<'_> {
     /// over time are then added up per BN channel and over the chunk exactly as one loop over
     /// the chunk would.
     #[inline(always)]
-    fn chunk<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool, const IN_PLACE: bool>(
+    fn chunk<
+        G: SgFn,
+        const HARD: bool,
+        const DETACH: bool,
+        const W: u8,
+        const GIVEN_S: bool,
+        const BN: bool,
+        const IN_PLACE: bool,
+    >(
         &self,
         g: G,
         mut charges: Charges,
@@ -1288,19 +1548,37 @@ impl BwdCtx<'_> {
         for j in (0..whole).step_by(LANES) {
             let lanes = lanes_of::<LANES>(affine, mean, &mut planes);
             let out = BlockSums::<LANES>::at(wacc, acc_dy, acc_dyx, j);
-            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LANES>(g, &mut charges, i0 + j, lanes, out, rows);
+            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LANES>(
+                g,
+                &mut charges,
+                i0 + j,
+                lanes,
+                out,
+                rows,
+            );
         }
         for j in whole..n {
             let lanes = lanes_of::<1>(affine, mean, &mut planes);
             let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, j);
-            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(g, &mut charges, i0 + j, lanes, out, rows);
+            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(
+                g,
+                &mut charges,
+                i0 + j,
+                lanes,
+                out,
+                rows,
+            );
         }
         let dk = if W == W_NONE { 0.0 } else { sum_as_f64(&wacc[..n]) };
         let mut channel_sums = Vec::new();
         if BN {
             let bn = self.bn.as_ref().map(|(a, _)| a);
             for_runs(bn, i0, n, |a, b, ch| {
-                channel_sums.push((ch as u32, sum_as_f64(&acc_dy[a..b]), sum_as_f64(&acc_dyx[a..b])));
+                channel_sums.push((
+                    ch as u32,
+                    sum_as_f64(&acc_dy[a..b]),
+                    sum_as_f64(&acc_dyx[a..b]),
+                ));
             });
         }
         ChunkOut { dk, sums: channel_sums }
@@ -1311,7 +1589,16 @@ impl BwdCtx<'_> {
     /// With `BN`, `self.x` is the BN input.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn block<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const GIVEN_S: bool, const BN: bool, const IN_PLACE: bool, const LW: usize>(
+    fn block<
+        G: SgFn,
+        const HARD: bool,
+        const DETACH: bool,
+        const W: u8,
+        const GIVEN_S: bool,
+        const BN: bool,
+        const IN_PLACE: bool,
+        const LW: usize,
+    >(
         &self,
         g: G,
         charges: &mut Charges,
@@ -1324,12 +1611,22 @@ impl BwdCtx<'_> {
         let (ax, av, numel, t_len) = (self.ax, self.av, self.numel, self.t_len);
         let (h, s) = match charges {
             #[cfg(test)]
-            Charges::Given(h, s) => (RowsOf { data: h, off: e, stride: numel }, RowsOf { data: s, off: e, stride: numel }),
+            Charges::Given(h, s) => (
+                RowsOf { data: h, off: e, stride: numel },
+                RowsOf { data: s, off: e, stride: numel },
+            ),
             #[cfg(not(test))]
             Charges::Given(..) => unreachable!(),
             Charges::Recomputed(scratch) => {
                 let scratch = &mut scratch[..t_len * LW];
-                (self.recompute)(self.x, t_len, self.x_step, e, BN.then_some((&sc[..], &sh[..])), scratch);
+                (self.recompute)(
+                    self.x,
+                    t_len,
+                    self.x_step,
+                    e,
+                    BN.then_some((&sc[..], &sh[..])),
+                    scratch,
+                );
                 let h = RowsOf { data: scratch, off: 0, stride: LW };
                 (h, h)
             }
@@ -1348,14 +1645,22 @@ impl BwdCtx<'_> {
             let ss = if GIVEN_S { lanes(&s, t) } else { [0.0; LW] };
             // In place, dL/dS_t is read from `gin` just before its element is overwritten.
             let gos: [f32; LW] = match rows {
-                Some(r) if !IN_PLACE => r.data[t * r.stride + e - r.origin..][..LW].try_into().unwrap(),
+                Some(r) if !IN_PLACE => {
+                    r.data[t * r.stride + e - r.origin..][..LW].try_into().unwrap()
+                }
                 // SAFETY: these elements belong to this task alone, in every row.
                 _ => unsafe { self.gin.range(off, LW) }.try_into().unwrap(),
             };
-            let xs: [f32; LW] = if W != W_NONE || BN { self.x[x_off..][..LW].try_into().unwrap() } else { [0.0; LW] };
+            let xs: [f32; LW] = if W != W_NONE || BN {
+                self.x[x_off..][..LW].try_into().unwrap()
+            } else {
+                [0.0; LW]
+            };
             // PLIF needs V_{t-1}, rebuilt from the previous step's H and S (V_rest at t = 0).
             let (hp, sp) = match (W != W_NONE, t > 0) {
-                (true, true) => (lanes(&h, t - 1), if GIVEN_S { lanes(&s, t - 1) } else { [0.0; LW] }),
+                (true, true) => {
+                    (lanes(&h, t - 1), if GIVEN_S { lanes(&s, t - 1) } else { [0.0; LW] })
+                }
                 _ => ([0.0; LW], [0.0; LW]),
             };
             // The lanes work on local arrays only (`gis` is written after them): through the
@@ -1392,7 +1697,8 @@ impl BwdCtx<'_> {
                     };
                     // The neuron's input: the BN output, recomputed exactly as forward did.
                     let xin = if BN { ChannelAffine::apply(xs[l], sc[l], sh[l]) } else { xs[l] };
-                    let dh_dk = if W == W_DECAY { xin - (v_prev - v_rest) } else { -(v_prev - v_rest) };
+                    let dh_dk =
+                        if W == W_DECAY { xin - (v_prev - v_rest) } else { -(v_prev - v_rest) };
                     wacc[l] += gh * dh_dk;
                 }
             }

@@ -11,23 +11,23 @@ pub(crate) mod kernel;
 pub mod surrogate;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod bn_fused_tests;
 #[cfg(test)]
 mod conv_fused_tests;
+#[cfg(test)]
+mod tests;
 
 pub use surrogate::Surrogate;
 
 use crate::energy::{Counter, RateMonitor};
+use crate::error::{Error, Result};
 use crate::kernels::batch_norm::ChannelAffine;
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::spike_conv::EventBudget;
-use crate::error::{Error, Result};
 use crate::nn::layer::{BackwardReads, Layer, Param};
+use crate::spec::Connect;
 use crate::spec::NeuronSpec;
 use crate::tensor::Tensor;
-use crate::spec::Connect;
 use kernel::{Charge, Dynamics};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +92,10 @@ impl NeuronLayer {
     pub fn new(name: &str, kind: NeuronKind, spec: &NeuronSpec) -> Result<Self> {
         let label = format!("{name} ({})", kind.as_str());
         if !spec.v_threshold.is_finite() {
-            return Err(Error::spec(&label, format!("vThreshold must be finite, got {}", spec.v_threshold)));
+            return Err(Error::spec(
+                &label,
+                format!("vThreshold must be finite, got {}", spec.v_threshold),
+            ));
         }
         if let Some(v) = spec.v_reset {
             if !v.is_finite() {
@@ -101,7 +104,10 @@ impl NeuronLayer {
         }
         // SpikingJelly asserts tau > 1 for LIF and PLIF; PLIF also needs it for w = -ln(tau - 1).
         if kind != NeuronKind::If && !(spec.tau.is_finite() && spec.tau > 1.0) {
-            return Err(Error::spec(&label, format!("tau must be finite and > 1, got {}", spec.tau)));
+            return Err(Error::spec(
+                &label,
+                format!("tau must be finite and > 1, got {}", spec.tau),
+            ));
         }
         let surrogate = Surrogate::from_spec(&label, &spec.surrogate)?;
         let w = match kind {
@@ -176,9 +182,13 @@ impl NeuronLayer {
             }
             (NeuronKind::Lif, false, Some(v_reset)) => Charge::LifNoDecay { tau, v_reset },
             (NeuronKind::Plif, true, None) => Charge::PlifDecay0 { k: self.plif_k() },
-            (NeuronKind::Plif, true, Some(v_reset)) => Charge::PlifDecay { k: self.plif_k(), v_reset },
+            (NeuronKind::Plif, true, Some(v_reset)) => {
+                Charge::PlifDecay { k: self.plif_k(), v_reset }
+            }
             (NeuronKind::Plif, false, None) => Charge::PlifNoDecay0 { k: self.plif_k() },
-            (NeuronKind::Plif, false, Some(v_reset)) => Charge::PlifNoDecay { k: self.plif_k(), v_reset },
+            (NeuronKind::Plif, false, Some(v_reset)) => {
+                Charge::PlifNoDecay { k: self.plif_k(), v_reset }
+            }
         };
         Dynamics {
             charge,
@@ -191,7 +201,12 @@ impl NeuronLayer {
     /// Training forward on a BN's output computed on the fly from the BN's `input` with `bn`
     /// (the fused BN + neuron pass of `Sequential`): spikes bit-identical to the BN's forward
     /// followed by this layer's, without writing the BN output. Backward is [`Self::backward_bn`].
-    pub(crate) fn forward_bn(&mut self, input: &Tensor, bn: ChannelAffine, output: &mut Tensor) -> Result<()> {
+    pub(crate) fn forward_bn(
+        &mut self,
+        input: &Tensor,
+        bn: ChannelAffine,
+        output: &mut Tensor,
+    ) -> Result<()> {
         self.forward_with(input, Some(bn), output, true)
     }
 
@@ -222,9 +237,22 @@ impl NeuronLayer {
 
     /// [`Self::backward_bn`] with the BN output's gradient written over `grad` (which holds
     /// this layer's output gradient on entry).
-    pub(crate) fn backward_bn_in_place(&mut self, input: &Tensor, output: &Tensor, grad: &mut Tensor, bn: kernel::BnGrad) -> Result<()> {
+    pub(crate) fn backward_bn_in_place(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad: &mut Tensor,
+        bn: kernel::BnGrad,
+    ) -> Result<()> {
         let saved = self.saved_for(&[input, output, grad])?;
-        let dw = kernel::backward_bn_in_place(&saved.dynamics, self.surrogate, input.data(), bn, saved.shape[0], grad.data_mut());
+        let dw = kernel::backward_bn_in_place(
+            &saved.dynamics,
+            self.surrogate,
+            input.data(),
+            bn,
+            saved.shape[0],
+            grad.data_mut(),
+        );
         self.add_w_grad(dw);
         Ok(())
     }
@@ -255,10 +283,20 @@ impl NeuronLayer {
         let dynamics = self.dynamics();
         output.resize_for_overwrite(&shape);
         let t_len = shape[0];
-        let join = join.filter(|(_, o)| !self.rates.is_on() && o.shape() == shape).map(|(c, o)| (c, o.data()));
-        let Some((spikes, joined)) =
-            kernel::forward_conv_events(&dynamics, g, input.data(), weight, bias, t_len, output.data_mut(), budget, join)
-        else {
+        let join = join
+            .filter(|(_, o)| !self.rates.is_on() && o.shape() == shape)
+            .map(|(c, o)| (c, o.data()));
+        let Some((spikes, joined)) = kernel::forward_conv_events(
+            &dynamics,
+            g,
+            input.data(),
+            weight,
+            bias,
+            t_len,
+            output.data_mut(),
+            budget,
+            join,
+        ) else {
             return Ok(AfterConv::Unfit);
         };
         // A joined output only when the rate monitor is off, so recording observes nothing then.
@@ -268,7 +306,12 @@ impl NeuronLayer {
 
     /// Inference on an input whose `T` time steps are all `step` (`[1, N, ...]`): the spikes
     /// of [`Layer::forward`] on `step` repeated `t_len` times, without the repeated copy.
-    pub(crate) fn forward_repeated(&mut self, step: &Tensor, t_len: usize, output: &mut Tensor) -> Result<()> {
+    pub(crate) fn forward_repeated(
+        &mut self,
+        step: &Tensor,
+        t_len: usize,
+        output: &mut Tensor,
+    ) -> Result<()> {
         self.forward_repeated_with(step, None, t_len, output, false)
     }
 
@@ -276,14 +319,31 @@ impl NeuronLayer {
     /// are all `step` (`[1, N, C, H, W]`, a stem conv's output on a directly encoded image):
     /// the spikes of [`Self::forward_bn`] on the repeated input. Backward is
     /// [`Self::backward_bn_repeated`].
-    pub(crate) fn forward_bn_repeated(&mut self, step: &Tensor, bn: ChannelAffine, t_len: usize, output: &mut Tensor) -> Result<()> {
+    pub(crate) fn forward_bn_repeated(
+        &mut self,
+        step: &Tensor,
+        bn: ChannelAffine,
+        t_len: usize,
+        output: &mut Tensor,
+    ) -> Result<()> {
         self.forward_repeated_with(step, Some(bn), t_len, output, true)
     }
 
-    fn forward_repeated_with(&mut self, step: &Tensor, bn: Option<ChannelAffine>, t_len: usize, output: &mut Tensor, training: bool) -> Result<()> {
+    fn forward_repeated_with(
+        &mut self,
+        step: &Tensor,
+        bn: Option<ChannelAffine>,
+        t_len: usize,
+        output: &mut Tensor,
+        training: bool,
+    ) -> Result<()> {
         self.check_input(step.shape())?;
         if step.shape()[0] != 1 {
-            return Err(Error::shape(&self.label, "one time step [1, N, ...] to repeat", step.shape()));
+            return Err(Error::shape(
+                &self.label,
+                "one time step [1, N, ...] to repeat",
+                step.shape(),
+            ));
         }
         if let Some(w) = &self.w {
             crate::error::check_finite(&w.name, w.value.data())?;
@@ -313,7 +373,11 @@ impl NeuronLayer {
     ) -> Result<()> {
         let mut shape = input.shape().to_vec();
         if repeats > 1 && shape.first() != Some(&1) {
-            return Err(Error::shape(&self.label, "one time step [1, N, ...] to repeat", input.shape()));
+            return Err(Error::shape(
+                &self.label,
+                "one time step [1, N, ...] to repeat",
+                input.shape(),
+            ));
         }
         if repeats > 1 {
             shape[0] = repeats;
@@ -325,9 +389,19 @@ impl NeuronLayer {
         let (geometry, argmax) = pool.fused_forward(&shape, pooled)?;
         let dynamics = self.dynamics();
         let x_step = if repeats > 1 { 0 } else { input.numel() / shape[0].max(1) };
-        let spikes = kernel::forward_bn_pooled(&dynamics, input.data(), bn, shape[0], x_step, &geometry, pooled.data_mut(), argmax);
+        let spikes = kernel::forward_bn_pooled(
+            &dynamics,
+            input.data(),
+            bn,
+            shape[0],
+            x_step,
+            &geometry,
+            pooled.data_mut(),
+            argmax,
+        );
         let total: usize = shape.iter().product();
-        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.firing_rate =
+            Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
         self.saved = Some(Saved { shape, dynamics });
         Ok(())
     }
@@ -345,10 +419,18 @@ impl NeuronLayer {
         bn: kernel::BnGrad,
         grad_bn_output: &mut Tensor,
     ) -> Result<()> {
-        let saved = self.saved.as_ref().ok_or_else(|| Error::state(&self.label, "backward needs a training-mode forward first"))?;
+        let saved = self.saved.as_ref().ok_or_else(|| {
+            Error::state(&self.label, "backward needs a training-mode forward first")
+        })?;
         let repeated = input.shape().first() == Some(&1) && saved.shape[0] > 1;
-        if input.shape()[1..] != saved.shape[1..] || (!repeated && input.shape() != saved.shape.as_slice()) {
-            return Err(Error::shape(&self.label, format!("{:?} or one step of it (the last forward's input)", saved.shape), input.shape()));
+        if input.shape()[1..] != saved.shape[1..]
+            || (!repeated && input.shape() != saved.shape.as_slice())
+        {
+            return Err(Error::shape(
+                &self.label,
+                format!("{:?} or one step of it (the last forward's input)", saved.shape),
+                input.shape(),
+            ));
         }
         let (geometry, argmax) = pool.fused_backward(&saved.shape, grad_pooled.shape())?;
         grad_bn_output.resize_for_overwrite(input.shape());
@@ -388,7 +470,10 @@ impl NeuronLayer {
     ) -> Result<()> {
         let saved = self.saved_for(&[output, grad_output])?;
         if step.shape()[0] != 1 || step.shape()[1..] != saved.shape[1..] {
-            let want = format!("one step {:?} of the last forward's input", [&[1], &saved.shape[1..]].concat());
+            let want = format!(
+                "one step {:?} of the last forward's input",
+                [&[1], &saved.shape[1..]].concat()
+            );
             return Err(Error::shape(&self.label, want, step.shape()));
         }
         grad_step.resize_for_overwrite(step.shape());
@@ -408,12 +493,19 @@ impl NeuronLayer {
     /// Bookkeeping after a forward: firing rate, the energy monitor, what backward needs.
     fn record(&mut self, spikes: u64, output: &Tensor, saved: Option<Saved>) {
         let total = output.numel();
-        self.firing_rate = Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.firing_rate =
+            Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
         self.rates.observe(output);
         self.saved = saved;
     }
 
-    fn forward_with(&mut self, input: &Tensor, bn: Option<ChannelAffine>, output: &mut Tensor, training: bool) -> Result<()> {
+    fn forward_with(
+        &mut self,
+        input: &Tensor,
+        bn: Option<ChannelAffine>,
+        output: &mut Tensor,
+        training: bool,
+    ) -> Result<()> {
         let shape = input.shape();
         self.check_input(shape)?;
         if let Some(w) = &self.w {
@@ -440,10 +532,9 @@ impl NeuronLayer {
 
     /// What the last training forward saved, checking that `tensors` have its shape.
     fn saved_for(&self, tensors: &[&Tensor]) -> Result<&Saved> {
-        let saved = self
-            .saved
-            .as_ref()
-            .ok_or_else(|| Error::state(&self.label, "backward needs a training-mode forward first"))?;
+        let saved = self.saved.as_ref().ok_or_else(|| {
+            Error::state(&self.label, "backward needs a training-mode forward first")
+        })?;
         for t in tensors {
             if t.shape() != saved.shape.as_slice() {
                 let want = format!("{:?} (the shape of the last forward)", saved.shape);
@@ -521,6 +612,10 @@ impl Layer for NeuronLayer {
     }
 
     fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
-        out.push(Counter::Rate { name: self.label.clone(), kind: "neuron", monitor: &mut self.rates });
+        out.push(Counter::Rate {
+            name: self.label.clone(),
+            kind: "neuron",
+            monitor: &mut self.rates,
+        });
     }
 }

@@ -30,7 +30,9 @@ impl Surrogate {
             SurrogateSpec::PiecewiseQuadratic { alpha } => {
                 ("piecewiseQuadratic", alpha, Surrogate::PiecewiseQuadratic { alpha })
             }
-            SurrogateSpec::SuperSpike { alpha } => ("superSpike", alpha, Surrogate::SuperSpike { alpha }),
+            SurrogateSpec::SuperSpike { alpha } => {
+                ("superSpike", alpha, Surrogate::SuperSpike { alpha })
+            }
         };
         if !(alpha.is_finite() && alpha > 0.0) {
             return Err(Error::spec(
@@ -193,7 +195,8 @@ mod tests {
         }
     }
 
-    const POINTS: [f32; 12] = [-2.5, -0.9, -0.37, -0.11, -0.004, 0.0, 0.003, 0.05, 0.26, 0.61, 0.93, 3.0];
+    const POINTS: [f32; 12] =
+        [-2.5, -0.9, -0.37, -0.11, -0.004, 0.0, 0.003, 0.05, 0.26, 0.61, 0.93, 3.0];
 
     #[test]
     fn grad_is_the_derivative_of_the_primitive() {
@@ -236,7 +239,10 @@ mod tests {
             let want = a * s * (1.0 - s);
             let sg = Surrogate::Sigmoid { alpha: 4.0 };
             let got = sg.grad(x) as f64;
-            assert!((got - want).abs() <= 1e-6 * want + f32_floor(&sg), "sigmoid {x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 1e-6 * want + f32_floor(&sg),
+                "sigmoid {x}: {got} vs {want}"
+            );
 
             let a = 2.0;
             let want = (a / 2.0) / (1.0 + (PI / 2.0 * a * xd).powi(2));
@@ -274,7 +280,8 @@ mod tests {
     #[test]
     fn spec_alpha_is_validated_and_errors_name_the_layer() {
         for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
-            let e = Surrogate::from_spec("layers.4", &SurrogateSpec::Atan { alpha: bad }).unwrap_err();
+            let e =
+                Surrogate::from_spec("layers.4", &SurrogateSpec::Atan { alpha: bad }).unwrap_err();
             assert_eq!(e.code(), "ERR_SPEC");
             assert!(e.to_string().contains("layers.4"), "{e}");
         }

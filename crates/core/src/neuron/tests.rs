@@ -61,7 +61,12 @@ fn if_soft_reset_keeps_the_excess() {
     let out = run(&mut l, &[8, 1], vec![0.7; 8], true);
     // H: .7, 1.4 (->.4), 1.1 (->.1), .8, 1.5 (->.5), 1.2 (->.2), .9, 1.6
     assert_eq!(out.data(), &[0., 1., 1., 0., 1., 1., 0., 1.]);
-    assert_close(&trace(&l, &[8, 1], vec![0.7; 8]), &[0.7, 1.4, 1.1, 0.8, 1.5, 1.2, 0.9, 1.6], 1e-6, "H");
+    assert_close(
+        &trace(&l, &[8, 1], vec![0.7; 8]),
+        &[0.7, 1.4, 1.1, 0.8, 1.5, 1.2, 0.9, 1.6],
+        1e-6,
+        "H",
+    );
 }
 
 #[test]
@@ -107,7 +112,12 @@ fn lif_soft_reset() {
     // .75; 1.125 (-> .125); .125 + 1.375/2 = .8125; .8125 + .6875/2 = 1.15625 (-> .15625);
     // .15625 + 1.34375/2 = .828125
     assert_eq!(out.data(), &[0., 1., 0., 1., 0.]);
-    assert_close(&trace(&l, &[5, 1], vec![1.5; 5]), &[0.75, 1.125, 0.8125, 1.15625, 0.828125], 0.0, "H");
+    assert_close(
+        &trace(&l, &[5, 1], vec![1.5; 5]),
+        &[0.75, 1.125, 0.8125, 1.15625, 0.828125],
+        0.0,
+        "H",
+    );
 }
 
 #[test]
@@ -132,7 +142,12 @@ fn plif_starts_at_init_tau_and_charges_with_sigmoid_w() {
     assert!((l.tau().unwrap() - 4.0).abs() < 1e-5);
     let out = run(&mut l, &[6, 1], vec![2.0; 6], true);
     assert_eq!(out.data(), &[0., 0., 1., 0., 0., 1.]);
-    assert_close(&trace(&l, &[6, 1], vec![2.0; 6]), &[0.5, 0.875, 1.15625, 0.5, 0.875, 1.15625], 1e-6, "H");
+    assert_close(
+        &trace(&l, &[6, 1], vec![2.0; 6]),
+        &[0.5, 0.875, 1.15625, 0.5, 0.875, 1.15625],
+        1e-6,
+        "H",
+    );
 
     // no decay, tau 4: H_0 = 0 + .5 = .5; H_1 = .5 * .75 + .5 = .875; H_2 = .65625 + .5 = 1.15625.
     let s = spec(4.0, false, Some(0.0), true, SurrogateSpec::default());
@@ -222,7 +237,12 @@ fn sg_ref(s: &SurrogateSpec, x: f64) -> f64 {
 
 /// SpikingJelly's forward for one neuron, in f32 with its formulas as written in neuron.py, so
 /// that spikes agree bit for bit. Returns (H_t, S_t, V_{t-1}).
-fn ref_forward(kind: NeuronKind, s: &NeuronSpec, w: f32, xs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn ref_forward(
+    kind: NeuronKind,
+    s: &NeuronSpec,
+    w: f32,
+    xs: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let k = (1.0 / (1.0 + (-(w as f64)).exp())) as f32;
     let tau = s.tau;
     let zero_reset = s.v_reset.is_none() || s.v_reset == Some(0.0);
@@ -459,7 +479,16 @@ fn bptt_is_the_exact_gradient_of_the_smoothed_neuron() {
         let frozen = s.detach_reset.then_some(sp.as_slice());
         let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let mut gin = vec![0.0f32; x.len()];
-        let gw = kernel::backward_given(&d, sg, &f32s(&x), &f32s(&h), &f32s(&sp), &f32s(&c), t_len, &mut gin);
+        let gw = kernel::backward_given(
+            &d,
+            sg,
+            &f32s(&x),
+            &f32s(&h),
+            &f32s(&sp),
+            &f32s(&c),
+            t_len,
+            &mut gin,
+        );
 
         let loss = |x: &[f64], w: f64| smooth_forward(kind, &s, &sg, w, x, t_len, &c, frozen).0;
         let eps = 1e-6;
@@ -500,7 +529,8 @@ fn backward_overwrites_grad_input_and_accumulates_w_grad() {
     let mut l = NeuronLayer::new("p", NeuronKind::Plif, &s).unwrap();
     let mut rng = Rng::new(3);
     let shape = [5, 2, 7];
-    let x = Tensor::from_vec(&shape, (0..70).map(|_| rng.uniform_range(-0.5, 2.5)).collect()).unwrap();
+    let x =
+        Tensor::from_vec(&shape, (0..70).map(|_| rng.uniform_range(-0.5, 2.5)).collect()).unwrap();
     let g = Tensor::from_vec(&shape, (0..70).map(|_| rng.normal()).collect()).unwrap();
     let mut out = Tensor::default();
     l.forward(&x, &mut out, true).unwrap();
@@ -528,7 +558,8 @@ fn results_are_bitwise_identical_across_runs_and_thread_counts() {
     let shape = [4, 8, 20_000];
     let total: usize = shape.iter().product();
     let mut rng = Rng::new(9);
-    let x = Tensor::from_vec(&shape, (0..total).map(|_| rng.uniform_range(-1.0, 3.0)).collect()).unwrap();
+    let x = Tensor::from_vec(&shape, (0..total).map(|_| rng.uniform_range(-1.0, 3.0)).collect())
+        .unwrap();
     let g = Tensor::from_vec(&shape, (0..total).map(|_| rng.normal()).collect()).unwrap();
     let once = || {
         let mut l = NeuronLayer::new("p", NeuronKind::Plif, &s).unwrap();
@@ -561,7 +592,10 @@ fn spec_errors_name_the_layer() {
     }
     bad(NeuronKind::If, NeuronSpec { v_threshold: f32::NAN, ..d.clone() });
     bad(NeuronKind::If, NeuronSpec { v_reset: Some(f32::INFINITY), ..d.clone() });
-    bad(NeuronKind::Lif, NeuronSpec { surrogate: SurrogateSpec::Sigmoid { alpha: 0.0 }, ..d.clone() });
+    bad(
+        NeuronKind::Lif,
+        NeuronSpec { surrogate: SurrogateSpec::Sigmoid { alpha: 0.0 }, ..d.clone() },
+    );
     // IF has no time constant, so its tau is not checked.
     assert!(NeuronLayer::new("ok", NeuronKind::If, &NeuronSpec { tau: 0.5, ..d }).is_ok());
 }
@@ -629,14 +663,17 @@ fn neuron_throughput() {
     let shape = [16, 32, 64, 32, 32];
     let total: usize = shape.iter().product();
     let mut rng = Rng::new(1);
-    let x = Tensor::from_vec(&shape, (0..total).map(|_| rng.uniform_range(-1.0, 3.0)).collect()).unwrap();
+    let x = Tensor::from_vec(&shape, (0..total).map(|_| rng.uniform_range(-1.0, 3.0)).collect())
+        .unwrap();
     let g = Tensor::from_vec(&shape, (0..total).map(|_| rng.normal()).collect()).unwrap();
     // A plain parallel copy of the same size, to read the numbers below against the machine.
     let mut y = vec![0.0f32; total];
     let t0 = std::time::Instant::now();
     for _ in 0..5 {
         use rayon::prelude::*;
-        y.par_chunks_mut(1 << 16).zip(x.data().par_chunks(1 << 16)).for_each(|(a, b)| a.copy_from_slice(b));
+        y.par_chunks_mut(1 << 16)
+            .zip(x.data().par_chunks(1 << 16))
+            .for_each(|(a, b)| a.copy_from_slice(b));
     }
     let copy = t0.elapsed().as_secs_f64() / 5.0;
     eprintln!("copy baseline: {:.1} ms ({:.2} ns/elem)", copy * 1e3, copy * 1e9 / total as f64);

@@ -2,7 +2,8 @@
 //! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
 use crate::error::{Error, Result};
 use crate::kernels::batch_norm::{
-    affine, backward_input, backward_input_in_place, backward_sums, channel_stats, stats_from_moments, ChannelAffine,
+    affine, backward_input, backward_input_in_place, backward_sums, channel_stats,
+    stats_from_moments, ChannelAffine,
 };
 use crate::neuron::kernel::BnGrad;
 use crate::nn::conv2d::check_grad_output;
@@ -108,7 +109,12 @@ impl BatchNorm2d {
     /// `repeats` > 1: `input` is one time step standing for `repeats` identical ones (a stem
     /// conv's output on a directly encoded image). Its statistics are those of the repeated
     /// input; only the running variance's unbiasing counts every step, as over the full input.
-    pub(crate) fn forward_statistics(&mut self, input: &Tensor, moments: Option<&[f64]>, repeats: usize) -> Result<()> {
+    pub(crate) fn forward_statistics(
+        &mut self,
+        input: &Tensor,
+        moments: Option<&[f64]>,
+        repeats: usize,
+    ) -> Result<()> {
         self.check_input(input.shape())?;
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
@@ -121,7 +127,9 @@ impl BatchNorm2d {
             ));
         }
         match moments {
-            Some(m) if m.len() == s[0] * s[1] * c * 2 => stats_from_moments(m, c, hw, &mut self.mean, &mut self.var),
+            Some(m) if m.len() == s[0] * s[1] * c * 2 => {
+                stats_from_moments(m, c, hw, &mut self.mean, &mut self.var)
+            }
             _ => channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var),
         }
         let (m, eps) = (self.spec.momentum, self.spec.eps);
@@ -151,7 +159,11 @@ impl BatchNorm2d {
     pub(crate) fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
         self.last_used_batch_stats(shape)?;
         Ok(BnGrad {
-            affine: ChannelAffine { scale: &self.scale, shift: &self.shift, hw: shape[3] * shape[4] },
+            affine: ChannelAffine {
+                scale: &self.scale,
+                shift: &self.shift,
+                hw: shape[3] * shape[4],
+            },
             mean: &self.mean,
             sum_dy: &mut self.sum_dy,
             sum_dy_xc: &mut self.sum_dy_xc,
@@ -160,7 +172,13 @@ impl BatchNorm2d {
 
     /// The rest of `backward` once `sum_dy` and `sum_dy_xc` hold the sums of `dy` (the fused
     /// BN + neuron backward fills them): parameter gradients and `dx`.
-    pub(crate) fn backward_from_sums(&mut self, input: &Tensor, dy: &Tensor, grad_input: &mut Tensor, batch_stats: bool) {
+    pub(crate) fn backward_from_sums(
+        &mut self,
+        input: &Tensor,
+        dy: &Tensor,
+        grad_input: &mut Tensor,
+        batch_stats: bool,
+    ) {
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
         self.input_grad_coefficients(s, batch_stats);
@@ -170,7 +188,12 @@ impl BatchNorm2d {
     }
 
     /// [`Self::backward_from_sums`] with the input gradient written over `dy`.
-    pub(crate) fn backward_from_sums_in_place(&mut self, input: &Tensor, dy: &mut Tensor, batch_stats: bool) {
+    pub(crate) fn backward_from_sums_in_place(
+        &mut self,
+        input: &Tensor,
+        dy: &mut Tensor,
+        batch_stats: bool,
+    ) {
         let s = input.shape();
         assert_eq!(s, dy.shape(), "backward_from_sums_in_place: shapes");
         let (c, hw) = (s[2], s[3] * s[4]);
@@ -209,7 +232,10 @@ impl BatchNorm2d {
     pub(crate) fn last_used_batch_stats(&self, shape: &[usize]) -> Result<bool> {
         match &self.last {
             Some((last, training)) if last == shape => Ok(*training),
-            _ => Err(Error::state(&self.label, "backward needs a forward on the same input shape first")),
+            _ => Err(Error::state(
+                &self.label,
+                "backward needs a forward on the same input shape first",
+            )),
         }
     }
 
@@ -266,7 +292,15 @@ impl Layer for BatchNorm2d {
         check_grad_output(&self.label, input.shape(), grad_output.shape())?;
         let s = input.shape();
         let (c, hw) = (s[2], s[3] * s[4]);
-        backward_sums(input.data(), grad_output.data(), c, hw, &self.mean, &mut self.sum_dy, &mut self.sum_dy_xc);
+        backward_sums(
+            input.data(),
+            grad_output.data(),
+            c,
+            hw,
+            &self.mean,
+            &mut self.sum_dy,
+            &mut self.sum_dy_xc,
+        );
         self.backward_from_sums(input, grad_output, grad_input, batch_stats);
         Ok(())
     }

@@ -73,10 +73,20 @@ macro_rules! for_each_connect {
 /// dual-stream block's accumulation stream `A' = A + S` is written in the same pass too (S
 /// read once). The per-chunk partial sums are added in chunk order: the same numbers
 /// whatever the thread count.
-pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumulate: Option<(&[f32], &mut [f32])>) -> f64 {
+pub fn connect_forward(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    out: &mut [f32],
+    accumulate: Option<(&[f32], &mut [f32])>,
+) -> f64 {
     assert!(s.len() == out.len() && o.len() == out.len());
     let partial: Vec<f64> = match accumulate {
-        None => out.par_chunks_mut(CHUNK).zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK))).map(|(out, (s, o))| forward_piece(g, s, o, out, None)).collect(),
+        None => out
+            .par_chunks_mut(CHUNK)
+            .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK)))
+            .map(|(out, (s, o))| forward_piece(g, s, o, out, None))
+            .collect(),
         Some((a, a_out)) => {
             assert!(a.len() == out.len() && a_out.len() == out.len());
             out.par_chunks_mut(CHUNK)
@@ -94,7 +104,13 @@ pub fn connect_forward(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumu
 multiversion!(fn forward_piece(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumulate: Option<(&[f32], &mut [f32])>) -> f64 => forward_piece_body);
 
 #[inline(always)]
-fn forward_piece_body(g: Connect, s: &[f32], o: &[f32], out: &mut [f32], accumulate: Option<(&[f32], &mut [f32])>) -> f64 {
+fn forward_piece_body(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    out: &mut [f32],
+    accumulate: Option<(&[f32], &mut [f32])>,
+) -> f64 {
     for_each_connect!(g, G => {
         // Eight running sums so the adds vectorise instead of forming one dependency chain;
         // exact for spike counts (integers far below 2^24).
@@ -162,7 +178,14 @@ pub(crate) fn connect_in_place(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 
 /// one pass. Returns the sums of squares of `grad` and of `also` (0 without), taken chunk by
 /// chunk while they are in cache (a dual-stream trunk reports their norms), the partial sums
 /// added in chunk order: the same on any thread count.
-pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, grad_s: &mut [f32]) -> (f64, f64) {
+pub fn connect_backward_s(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    grad: &[f32],
+    also: Option<&[f32]>,
+    grad_s: &mut [f32],
+) -> (f64, f64) {
     assert!(s.len() == grad_s.len() && o.len() == grad_s.len() && grad.len() == grad_s.len());
     assert!(also.is_none_or(|a| a.len() == grad_s.len()));
     let partial: Vec<(f64, f64)> = grad_s
@@ -180,7 +203,14 @@ pub fn connect_backward_s(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: 
 multiversion!(fn backward_s_piece(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, grad_s: &mut [f32]) -> (f64, f64) => backward_s_piece_body);
 
 #[inline(always)]
-fn backward_s_piece_body(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, grad_s: &mut [f32]) -> (f64, f64) {
+fn backward_s_piece_body(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    grad: &[f32],
+    also: Option<&[f32]>,
+    grad_s: &mut [f32],
+) -> (f64, f64) {
     for_each_connect!(g, G => match also {
         None => {
             for (d, ((&a, &b), &e)) in grad_s.iter_mut().zip(s.iter().zip(o).zip(grad)) {
@@ -201,7 +231,14 @@ fn backward_s_piece_body(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: O
 /// shortcut whose gradient joins the branch's input gradient: no buffer of its own), and
 /// `also` after it where given (a dual-stream block whose two streams start from one input:
 /// the accumulation stream's gradient joins there too).
-pub fn connect_backward_add_o(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, acc: &mut [f32]) {
+pub fn connect_backward_add_o(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    grad: &[f32],
+    also: Option<&[f32]>,
+    acc: &mut [f32],
+) {
     assert!(s.len() == acc.len() && o.len() == acc.len() && grad.len() == acc.len());
     assert!(also.is_none_or(|a| a.len() == acc.len()));
     acc.par_chunks_mut(CHUNK)
@@ -216,7 +253,14 @@ pub fn connect_backward_add_o(g: Connect, s: &[f32], o: &[f32], grad: &[f32], al
 multiversion!(fn add_o_piece(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, acc: &mut [f32]) => add_o_piece_body);
 
 #[inline(always)]
-fn add_o_piece_body(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option<&[f32]>, acc: &mut [f32]) {
+fn add_o_piece_body(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    grad: &[f32],
+    also: Option<&[f32]>,
+    acc: &mut [f32],
+) {
     for_each_connect!(g, G => match also {
         None => {
             for (d, ((&a, &b), &e)) in acc.iter_mut().zip(s.iter().zip(o).zip(grad)) {
@@ -232,20 +276,27 @@ fn add_o_piece_body(g: Connect, s: &[f32], o: &[f32], grad: &[f32], also: Option
 }
 
 /// Splits `grad` into the gradients of S and O.
-pub fn connect_backward(g: Connect, s: &[f32], o: &[f32], grad: &[f32], grad_s: &mut [f32], grad_o: &mut [f32]) {
+pub fn connect_backward(
+    g: Connect,
+    s: &[f32],
+    o: &[f32],
+    grad: &[f32],
+    grad_s: &mut [f32],
+    grad_o: &mut [f32],
+) {
     let n = grad_s.len();
     assert!(s.len() == n && o.len() == n && grad.len() == n && grad_o.len() == n);
     for_each_connect!(g, G => grad_s
-        .par_chunks_mut(CHUNK)
-        .zip(grad_o.par_chunks_mut(CHUNK))
-        .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK))))
-        .for_each(|((gs, go), (s, (o, grad)))| {
-            for ((ds, dn), ((&a, &b), &e)) in gs.iter_mut().zip(go.iter_mut()).zip(s.iter().zip(o).zip(grad)) {
-                let (ps, po) = G.partials(a, b);
-                *ds = e * ps;
-                *dn = e * po;
-            }
-        }))
+    .par_chunks_mut(CHUNK)
+    .zip(grad_o.par_chunks_mut(CHUNK))
+    .zip(s.par_chunks(CHUNK).zip(o.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK))))
+    .for_each(|((gs, go), (s, (o, grad)))| {
+        for ((ds, dn), ((&a, &b), &e)) in gs.iter_mut().zip(go.iter_mut()).zip(s.iter().zip(o).zip(grad)) {
+            let (ps, po) = G.partials(a, b);
+            *ds = e * ps;
+            *dn = e * po;
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -297,7 +348,11 @@ mod tests {
             assert!(out.iter().zip(s.iter().zip(&o)).all(|(&y, (&a, &b))| y == g.apply(a, b)));
             // With the accumulation stream: the same join and sum, and A' = A + S.
             let (mut joined, mut a_out) = (vec![f32::NAN; n], vec![f32::NAN; n]);
-            assert_eq!(connect_forward(g, &s, &o, &mut joined, Some((&a, &mut a_out))), want, "{g:?} accumulating");
+            assert_eq!(
+                connect_forward(g, &s, &o, &mut joined, Some((&a, &mut a_out))),
+                want,
+                "{g:?} accumulating"
+            );
             assert_eq!(joined, out, "{g:?} accumulating");
             assert!((0..n).all(|i| a_out[i] == a[i] + s[i]), "{g:?} A'");
         }
@@ -317,11 +372,21 @@ mod tests {
             connect_backward(g, &s, &o, &grad, &mut gs, &mut go);
             let mut gs_alone = vec![f32::NAN; n];
             let (squares, none) = connect_backward_s(g, &s, &o, &grad, None, &mut gs_alone);
-            assert!((squares - want).abs() <= 1e-12 * want && none == 0.0, "{g:?} sum of squares {squares} vs {want}");
+            assert!(
+                (squares - want).abs() <= 1e-12 * want && none == 0.0,
+                "{g:?} sum of squares {squares} vs {want}"
+            );
             let mut gs_also = vec![f32::NAN; n];
-            let (squares, squares_also) = connect_backward_s(g, &s, &o, &grad, Some(&also), &mut gs_also);
-            assert!((squares - want).abs() <= 1e-12 * want, "{g:?} sum of squares with also {squares} vs {want}");
-            assert!((squares_also - want_also).abs() <= 1e-12 * want_also, "{g:?} also's squares {squares_also} vs {want_also}");
+            let (squares, squares_also) =
+                connect_backward_s(g, &s, &o, &grad, Some(&also), &mut gs_also);
+            assert!(
+                (squares - want).abs() <= 1e-12 * want,
+                "{g:?} sum of squares with also {squares} vs {want}"
+            );
+            assert!(
+                (squares_also - want_also).abs() <= 1e-12 * want_also,
+                "{g:?} also's squares {squares_also} vs {want_also}"
+            );
             let start: Vec<f32> = (0..n).map(|i| i as f32 * 1e-3).collect();
             let (mut acc, mut acc_also) = (start.clone(), start.clone());
             connect_backward_add_o(g, &s, &o, &grad, None, &mut acc);

@@ -3,8 +3,8 @@ use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_backward_data, conv2d_forward, ConvGeom};
 use crate::kernels::spike_conv::{
-    choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget, forward_event_max_density, supports_events, ConvPath,
-    SpikeStats,
+    choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget,
+    forward_event_max_density, supports_events, ConvPath, SpikeStats,
 };
 use crate::neuron::{AfterConv, NeuronLayer};
 use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, BackwardReads, Layer, Param};
@@ -183,7 +183,10 @@ impl Conv2d {
     /// and that output has `shape`.
     pub(crate) fn output_moments(&self, shape: &[usize]) -> Option<&[f64]> {
         let planes = shape.get(..3).map_or(0, |s| s.iter().product::<usize>());
-        (shape.len() == 5 && !self.output_moments.is_empty() && self.output_moments.len() == planes * 2).then_some(&self.output_moments[..])
+        (shape.len() == 5
+            && !self.output_moments.is_empty()
+            && self.output_moments.len() == planes * 2)
+            .then_some(&self.output_moments[..])
     }
 
     /// Training forward of the model's first conv on a directly encoded input (one time step
@@ -209,7 +212,13 @@ impl Conv2d {
     /// counter sees the input and the layer's own ops either way (a folded BN costs nothing).
     /// With `one_step`, an input repeating one time step gets that step's output only
     /// (`[1, N, ...]`; see [`Conv2d::forward_one_step`]).
-    fn forward_impl(&mut self, input: &Tensor, output: &mut Tensor, affine: Option<(&[f32], &[f32])>, one_step: bool) -> Result<()> {
+    fn forward_impl(
+        &mut self,
+        input: &Tensor,
+        output: &mut Tensor,
+        affine: Option<(&[f32], &[f32])>,
+        one_step: bool,
+    ) -> Result<()> {
         let g = self.prepare(input, affine)?;
         let (t_len, n) = (input.shape()[0], input.shape()[1]);
         self.repeated = repeats_one_step(input);
@@ -230,7 +239,15 @@ impl Conv2d {
         // Spike inputs below the measured crossover density take the event-driven kernel; an
         // input that went dense last step is measured before the event kernel is tried.
         let measure_first = self.paths[0] == Some(ConvPath::Dense);
-        let (path, stats) = conv2d_forward_auto(&g, &x[..x_len], weight, bias, &mut y[..y_len], measure_first, keep.then_some(&mut moments[..]));
+        let (path, stats) = conv2d_forward_auto(
+            &g,
+            &x[..x_len],
+            weight,
+            bias,
+            &mut y[..y_len],
+            measure_first,
+            keep.then_some(&mut moments[..]),
+        );
         self.output_moments = moments;
         self.paths[0] = Some(path);
         // Kept for the weight gradient's dispatch only where they cover the input it will see.
@@ -273,7 +290,11 @@ impl Conv2d {
         if let Some((scale, shift)) = affine {
             let c = self.spec.out_channels;
             if scale.len() != c || shift.len() != c {
-                return Err(Error::shape(&self.label, format!("a following batchNorm2d over {c} channels"), &[scale.len()]));
+                return Err(Error::shape(
+                    &self.label,
+                    format!("a following batchNorm2d over {c} channels"),
+                    &[scale.len()],
+                ));
             }
         }
         let Some(neuron) = neuron else {
@@ -289,7 +310,9 @@ impl Conv2d {
         let measure_first = self.paths[0] == Some(ConvPath::Dense);
         let events = supports_events(&g)
             && input.shape()[0] > 0
-            && (!measure_first || choose_path(&g, input.data(), forward_event_max_density(&g)) == ConvPath::Events);
+            && (!measure_first
+                || choose_path(&g, input.data(), forward_event_max_density(&g))
+                    == ConvPath::Events);
         if events {
             let budget = forward_budget(&g, input.data());
             match neuron.forward_after_conv(&g, input, weight, bias, output, &budget, join)? {
@@ -315,7 +338,11 @@ impl Conv2d {
         pre.resize_for_overwrite(&[steps, n, g.c_out, g.oh, g.ow]);
         let (weight, bias) = self.weights(affine.is_some());
         conv2d_forward(&g, &data[..steps * step], weight, bias, pre.data_mut());
-        let r = if repeated { neuron.forward_repeated(&pre, t_len, output) } else { neuron.forward(&pre, output, false) };
+        let r = if repeated {
+            neuron.forward_repeated(&pre, t_len, output)
+        } else {
+            neuron.forward(&pre, output, false)
+        };
         self.pre_activation = pre;
         r.map(|()| None)
     }
@@ -334,7 +361,8 @@ impl Conv2d {
             self.folded_weight.extend(w.iter().enumerate().map(|(k, &v)| v * scale[k / per_out]));
             self.folded_bias.clear();
             let bias = self.bias.as_ref().map(|b| b.value.data());
-            self.folded_bias.extend((0..g.c_out).map(|co| shift[co] + bias.map_or(0.0, |b| b[co] * scale[co])));
+            self.folded_bias
+                .extend((0..g.c_out).map(|co| shift[co] + bias.map_or(0.0, |b| b[co] * scale[co])));
         }
         Ok(g)
     }
@@ -417,7 +445,12 @@ impl Layer for Conv2d {
             rest.fill(0.0);
         } else if !self.skip_input_grad {
             crate::profile::span("kernel: conv backward-data", || {
-                conv2d_backward_data(&g, grad_output.data(), self.weight.value.data(), grad_input.data_mut())
+                conv2d_backward_data(
+                    &g,
+                    grad_output.data(),
+                    self.weight.value.data(),
+                    grad_input.data_mut(),
+                )
             });
         }
         let (x, dy) = if summed {
@@ -523,7 +556,13 @@ mod tests {
     }
 
     /// A padded 3x3 stem `c_in -> c_out` and an input repeating one `step` over `t_len` steps.
-    fn stem_on_repeated_input(seed: u64, c_in: usize, c_out: usize, t_len: usize, step: &[usize]) -> (Rng, Conv2d, Tensor) {
+    fn stem_on_repeated_input(
+        seed: u64,
+        c_in: usize,
+        c_out: usize,
+        t_len: usize,
+        step: &[usize],
+    ) -> (Rng, Conv2d, Tensor) {
         let mut rng = Rng::new(seed);
         let s = Conv2dSpec { padding: [1, 1], ..spec(c_in, c_out, 3) };
         let conv = Conv2d::new("stem", &s, &mut rng).unwrap();
@@ -536,7 +575,8 @@ mod tests {
         // The second map's step output (2 x 5 x 90 x 80) is longer than the pieces the copy to
         // the other steps runs in, and not a multiple of them.
         for (seed, (h, w)) in [(6usize, 7usize), (90, 80)].into_iter().enumerate() {
-            let (mut rng, conv, x) = stem_on_repeated_input(21 + seed as u64, 3, 5, 3, &[2, 3, h, w]);
+            let (mut rng, conv, x) =
+                stem_on_repeated_input(21 + seed as u64, 3, 5, 3, &[2, 3, h, w]);
             let mut fast = conv.clone();
             let mut y = Tensor::default();
             fast.forward(&x, &mut y, true).unwrap();
@@ -548,14 +588,28 @@ mod tests {
             let mut plain = conv.clone();
             let (step_in, step_out) = (x.numel() / 3, y.numel() / 3);
             for t in 0..3 {
-                let xt = Tensor::from_vec(&[1, 2, 3, h, w], x.data()[t * step_in..][..step_in].to_vec()).unwrap();
-                let gyt = Tensor::from_vec(&[1, 2, 5, h, w], gy.data()[t * step_out..][..step_out].to_vec()).unwrap();
+                let xt =
+                    Tensor::from_vec(&[1, 2, 3, h, w], x.data()[t * step_in..][..step_in].to_vec())
+                        .unwrap();
+                let gyt = Tensor::from_vec(
+                    &[1, 2, 5, h, w],
+                    gy.data()[t * step_out..][..step_out].to_vec(),
+                )
+                .unwrap();
                 let (mut yt, mut gxt) = (Tensor::default(), Tensor::default());
                 plain.forward(&xt, &mut yt, true).unwrap();
                 assert!(!plain.repeated);
-                assert_eq!(yt.data(), &y.data()[t * step_out..][..step_out], "{h}x{w} step {t} output");
+                assert_eq!(
+                    yt.data(),
+                    &y.data()[t * step_out..][..step_out],
+                    "{h}x{w} step {t} output"
+                );
                 plain.backward(&xt, &yt, &gyt, &mut gxt).unwrap();
-                assert_eq!(gxt.data(), &gx.data()[t * step_in..][..step_in], "{h}x{w} step {t} input gradient");
+                assert_eq!(
+                    gxt.data(),
+                    &gx.data()[t * step_in..][..step_in],
+                    "{h}x{w} step {t} input gradient"
+                );
             }
             let close = |a: &Tensor, b: &Tensor, what: &str| {
                 for (u, v) in a.data().iter().zip(b.data()) {
@@ -563,7 +617,11 @@ mod tests {
                 }
             };
             close(&fast.weight.grad, &plain.weight.grad, "weight gradient");
-            close(&fast.bias.as_ref().unwrap().grad, &plain.bias.as_ref().unwrap().grad, "bias gradient");
+            close(
+                &fast.bias.as_ref().unwrap().grad,
+                &plain.bias.as_ref().unwrap().grad,
+                "bias gradient",
+            );
         }
     }
 

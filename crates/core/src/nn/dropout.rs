@@ -50,14 +50,22 @@ impl Dropout {
 }
 
 fn rng_to_tensor(rng: &Rng) -> Tensor {
-    let pieces = rng.words().iter().flat_map(|w| (0..4).map(move |k| ((w >> (16 * k)) & 0xFFFF) as f32)).collect();
+    let pieces = rng
+        .words()
+        .iter()
+        .flat_map(|w| (0..4).map(move |k| ((w >> (16 * k)) & 0xFFFF) as f32))
+        .collect();
     Tensor::from_vec(&[16], pieces).expect("16 values for shape [16]")
 }
 
 fn rng_from_tensor(at: &str, t: &Tensor) -> Result<Rng> {
     let d = t.data();
     if t.shape() != [16] || !d.iter().all(|v| v.fract() == 0.0 && (0.0..65536.0).contains(v)) {
-        return Err(Error::value(format!("{at}.rng_state"), "16 integers in [0, 65535]", format!("{:?}", d)));
+        return Err(Error::value(
+            format!("{at}.rng_state"),
+            "16 integers in [0, 65535]",
+            format!("{:?}", d),
+        ));
     }
     let mut words = [0u64; 4];
     for (i, v) in d.iter().enumerate() {

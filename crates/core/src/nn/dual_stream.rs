@@ -17,7 +17,10 @@ use crate::tensor::Tensor;
 enum Stage {
     Block(DualStreamBlock),
     /// The same pooling, once per stream (each keeps its own argmax for backward).
-    Pool { spike: Box<dyn Layer>, acc: Box<dyn Layer> },
+    Pool {
+        spike: Box<dyn Layer>,
+        acc: Box<dyn Layer>,
+    },
 }
 
 pub struct DualStream {
@@ -135,7 +138,13 @@ impl DualStream {
     }
 
     /// GAP then the shared FC: `[T, N, C, H, W]` -> `[T, N, K]`.
-    fn head_forward(pool: HeadPool, head: &mut Linear, x: &Tensor, pooled: &mut Tensor, logits: &mut Tensor) -> Result<()> {
+    fn head_forward(
+        pool: HeadPool,
+        head: &mut Linear,
+        x: &Tensor,
+        pooled: &mut Tensor,
+        logits: &mut Tensor,
+    ) -> Result<()> {
         let s = x.shape();
         match pool {
             HeadPool::Gap => {
@@ -193,7 +202,8 @@ impl Layer for DualStream {
                 Stage::Block(b) => {
                     let sum = b.forward(o_in, o_out, aap.then_some((a_in, a_out)), training)?;
                     let sum = sum.unwrap_or_else(|| elementwise::sum(o_out.data()));
-                    self.out_rates[i] = if o_out.numel() == 0 { 0.0 } else { (sum / o_out.numel() as f64) as f32 };
+                    self.out_rates[i] =
+                        if o_out.numel() == 0 { 0.0 } else { (sum / o_out.numel() as f64) as f32 };
                 }
                 Stage::Pool { spike, acc } => {
                     spike.forward(o_in, o_out, training)?;
@@ -212,10 +222,22 @@ impl Layer for DualStream {
         let o_last = &self.o[last];
         let per_sample_step = o_last.numel() / (o_last.shape()[0] * o_last.shape()[1]).max(1);
         self.head_ops[0].observe(o_last, (per_sample_step * self.classes) as u64, bias_ops);
-        Self::head_forward(self.head_pool, &mut self.head, &self.o[last], &mut self.pooled_s, &mut self.logits_s)?;
+        Self::head_forward(
+            self.head_pool,
+            &mut self.head,
+            &self.o[last],
+            &mut self.pooled_s,
+            &mut self.logits_s,
+        )?;
         let (t, n, k) = (self.logits_s.shape()[0], self.logits_s.shape()[1], self.classes);
         if aap {
-            Self::head_forward(self.head_pool, &mut self.head, &self.a[last], &mut self.pooled_a, &mut self.logits_a)?;
+            Self::head_forward(
+                self.head_pool,
+                &mut self.head,
+                &self.a[last],
+                &mut self.pooled_a,
+                &mut self.logits_a,
+            )?;
             let features = self.pooled_a.shape()[2];
             self.head_ops[1].observe(&self.pooled_a, (features * self.classes) as u64, bias_ops);
             output.resize_for_overwrite(&[t, n, 2 * k]);
@@ -236,9 +258,19 @@ impl Layer for DualStream {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         if grad_output.shape() != output.shape() {
-            return Err(Error::shape(format!("{} grad_output", self.label), format!("{:?}", output.shape()), grad_output.shape()));
+            return Err(Error::shape(
+                format!("{} grad_output", self.label),
+                format!("{:?}", output.shape()),
+                grad_output.shape(),
+            ));
         }
         let aap = self.ran_aap;
         let k = self.classes;
@@ -249,7 +281,12 @@ impl Layer for DualStream {
         let heads = if aap { 2 } else { 1 };
         for h in 0..heads {
             self.grad_logits.resize_for_overwrite(self.logits_s.shape());
-            for (g, row) in self.grad_logits.data_mut().chunks_exact_mut(k).zip(grad_output.data().chunks_exact(heads * k)) {
+            for (g, row) in self
+                .grad_logits
+                .data_mut()
+                .chunks_exact_mut(k)
+                .zip(grad_output.data().chunks_exact(heads * k))
+            {
                 g.copy_from_slice(&row[h * k..(h + 1) * k]);
             }
             let (pooled, logits, feat, dst) = if h == 0 {
@@ -261,7 +298,9 @@ impl Layer for DualStream {
             dst.resize_for_overwrite(feat.shape());
             let s = feat.shape();
             match self.head_pool {
-                HeadPool::Gap => global_avg_backward(self.grad_pooled.data(), s[3] * s[4], dst.data_mut()),
+                HeadPool::Gap => {
+                    global_avg_backward(self.grad_pooled.data(), s[3] * s[4], dst.data_mut())
+                }
                 HeadPool::Flatten => dst.data_mut().copy_from_slice(self.grad_pooled.data()),
             }
         }
@@ -276,8 +315,10 @@ impl Layer for DualStream {
         let mut a0_merged = false;
         for i in (0..self.stages.len()).rev() {
             let from_even = (last - i) % 2 == 0;
-            let (go_from, go_to) = if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
-            let (ga_from, ga_to) = if a_from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
+            let (go_from, go_to) =
+                if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
+            let (ga_from, ga_to) =
+                if a_from_even { (&*ga_even, &mut *ga_odd) } else { (&*ga_odd, &mut *ga_even) };
             let o_in = if i == 0 { input } else { &self.o[i - 1] };
             let a_in = if i == 0 { input } else { &self.a[i - 1] };
             let go_to: &mut Tensor = if i == 0 { &mut *grad_input } else { go_to };
@@ -285,7 +326,14 @@ impl Layer for DualStream {
             let (wrote_a, o_sq, a_sq) = match &mut self.stages[i] {
                 Stage::Block(b) => {
                     // Stage 0's two streams both start from the input.
-                    let done = b.backward(o_in, &self.o[i], go_from, go_to, aap.then_some((a_in, ga_from, ga_to)), i == 0)?;
+                    let done = b.backward(
+                        o_in,
+                        &self.o[i],
+                        go_from,
+                        go_to,
+                        aap.then_some((a_in, ga_from, ga_to)),
+                        i == 0,
+                    )?;
                     a0_merged = done.merged_grad_a;
                     (done.wrote_grad_a, done.grad_o_out_sq, done.grad_a_out_sq)
                 }
@@ -298,7 +346,9 @@ impl Layer for DualStream {
                 }
             };
             // Norms the block's passes did not take on the way cost a pass of their own.
-            let norm = |sq: Option<f64>, g: &Tensor| sq.map_or_else(|| l2(g.data()), |sq| sq.sqrt() as f32);
+            let norm = |sq: Option<f64>, g: &Tensor| {
+                sq.map_or_else(|| l2(g.data()), |sq| sq.sqrt() as f32)
+            };
             self.grad_norms[i] = (norm(o_sq, go_from), if aap { norm(a_sq, ga_from) } else { 0.0 });
             if i == 0 {
                 a0_in_scratch = wrote_a;
@@ -354,12 +404,24 @@ impl Layer for DualStream {
         for (i, (st, m)) in self.stages.iter_mut().zip(self.out_monitors.iter_mut()).enumerate() {
             if let Stage::Block(b) = st {
                 b.counters(out);
-                out.push(Counter::Rate { name: format!("{}.stages.{i}.out", self.path), kind: "block", monitor: m });
+                out.push(Counter::Rate {
+                    name: format!("{}.stages.{i}.out", self.path),
+                    kind: "block",
+                    monitor: m,
+                });
             }
         }
         let [spike, acc] = &mut self.head_ops;
-        out.push(Counter::Synapse { name: format!("{}.head (on the spike stream O)", self.path), kind: "linear", counter: spike });
-        out.push(Counter::Synapse { name: format!("{}.head (on the accumulation A)", self.path), kind: "linear", counter: acc });
+        out.push(Counter::Synapse {
+            name: format!("{}.head (on the spike stream O)", self.path),
+            kind: "linear",
+            counter: spike,
+        });
+        out.push(Counter::Synapse {
+            name: format!("{}.head (on the accumulation A)", self.path),
+            kind: "linear",
+            counter: acc,
+        });
     }
 
     fn set_audit(&mut self, on: bool) {
@@ -377,7 +439,13 @@ impl Layer for DualStream {
                 b.audit(out);
             }
         }
-        self.probe.report(&format!("{} (linear head, on GAP of the spike stream)", self.head.name().trim_end_matches(" (linear)")), out);
+        self.probe.report(
+            &format!(
+                "{} (linear head, on GAP of the spike stream)",
+                self.head.name().trim_end_matches(" (linear)")
+            ),
+            out,
+        );
     }
 
     fn gradient_norms(&self, out: &mut Vec<(String, f32)>) {
@@ -406,7 +474,11 @@ mod tests {
     /// stride-1 block again (the blocks without a projection pass dL/dA' on as dL/dA).
     fn smooth_trunk(connect: &str, flatten: bool) -> LayerSpec {
         // The last stage gives [4, 2, 2]: GAP feeds 4 features to the FC, flatten 16.
-        let head = if flatten { r#""headPool":"flatten","head":{"inFeatures":16,"outFeatures":3}"# } else { r#""head":{"inFeatures":4,"outFeatures":3}"# };
+        let head = if flatten {
+            r#""headPool":"flatten","head":{"inFeatures":16,"outFeatures":3}"#
+        } else {
+            r#""head":{"inFeatures":4,"outFeatures":3}"#
+        };
         let json = format!(
             r#"{{"type":"dualStream",{head},"stages":[
             {{"type":"block","connect":"{connect}","branch":[
@@ -442,36 +514,55 @@ mod tests {
 
     #[test]
     fn gradients_of_both_streams_heads_and_projection_match_finite_differences() {
-        for (connect, flatten) in [("and", false), ("iand", false), ("or", false), ("xor", false), ("iand", true), ("xor", true)] {
+        for (connect, flatten) in [
+            ("and", false),
+            ("iand", false),
+            ("or", false),
+            ("xor", false),
+            ("iand", true),
+            ("xor", true),
+        ] {
             let spec = smooth_trunk(connect, flatten);
             let mut rng = Rng::new(21);
-            let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
+            let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect())
+                .unwrap();
             let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
             let mut y = Tensor::default();
             trunk.forward(&x, &mut y, true).unwrap();
             assert_eq!(y.shape(), &[2, 2, 6], "[y_s | y_a]");
-            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
+                .unwrap();
             let mut gx = Tensor::default();
             trunk.backward(&x, &y, &g, &mut gx).unwrap();
             let eps = 1e-2f32;
             let close = |what: String, analytic: f64, numeric: f64| {
-                assert!((numeric - analytic).abs() <= 2e-3 + 2e-2 * numeric.abs(), "{connect} {what}: analytic {analytic}, numeric {numeric}");
+                assert!(
+                    (numeric - analytic).abs() <= 2e-3 + 2e-2 * numeric.abs(),
+                    "{connect} {what}: analytic {analytic}, numeric {numeric}"
+                );
             };
             for i in (0..x.numel()).step_by(11) {
                 let (mut xp, mut xm) = (x.clone(), x.clone());
                 xp.data_mut()[i] += eps;
                 xm.data_mut()[i] -= eps;
-                let numeric = (loss(&spec, &xp, &g, None) - loss(&spec, &xm, &g, None)) / (2.0 * eps as f64);
+                let numeric =
+                    (loss(&spec, &xp, &g, None) - loss(&spec, &xm, &g, None)) / (2.0 * eps as f64);
                 close(format!("input {i}"), gx.data()[i] as f64, numeric);
             }
             let mut ps = Vec::new();
             trunk.params(&mut ps);
-            let grads: Vec<(String, Vec<f32>)> = ps.iter().map(|p| (p.name.clone(), p.grad.data().to_vec())).collect();
-            assert!(grads.iter().any(|(n, _)| n == "t.stages.2.projection.0.weight"), "projection parameters are trained");
+            let grads: Vec<(String, Vec<f32>)> =
+                ps.iter().map(|p| (p.name.clone(), p.grad.data().to_vec())).collect();
+            assert!(
+                grads.iter().any(|(n, _)| n == "t.stages.2.projection.0.weight"),
+                "projection parameters are trained"
+            );
             assert!(grads.iter().any(|(n, _)| n == "t.head.weight"));
             for (p, (name, grad)) in grads.iter().enumerate() {
                 for j in (0..grad.len()).step_by(5) {
-                    let numeric = (loss(&spec, &x, &g, Some((p, j, eps))) - loss(&spec, &x, &g, Some((p, j, -eps)))) / (2.0 * eps as f64);
+                    let numeric = (loss(&spec, &x, &g, Some((p, j, eps)))
+                        - loss(&spec, &x, &g, Some((p, j, -eps))))
+                        / (2.0 * eps as f64);
                     close(format!("{name}[{j}]"), grad[j] as f64, numeric);
                 }
             }
@@ -482,7 +573,8 @@ mod tests {
     fn without_the_aap_the_trunk_gives_the_spike_head_alone_and_projections_get_no_gradient() {
         let spec = smooth_trunk("iand", false);
         let mut rng = Rng::new(5);
-        let x = Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
+        let x =
+            Tensor::from_vec(&[2, 2, 2, 8, 8], (0..512).map(|_| rng.uniform()).collect()).unwrap();
         let mut trunk = build_layer("t", &spec, &mut Rng::new(3)).unwrap();
         let mut both = Tensor::default();
         trunk.forward(&x, &mut both, true).unwrap();
@@ -516,7 +608,11 @@ mod tests {
         let spec: LayerSpec = serde_json::from_str(&json).unwrap();
         let mut trunk = build_layer("t", &spec, &mut Rng::new(2)).unwrap();
         let mut rng = Rng::new(9);
-        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], (0..192).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect()).unwrap();
+        let x = Tensor::from_vec(
+            &[3, 2, 2, 4, 4],
+            (0..192).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect(),
+        )
+        .unwrap();
         let mut y = Tensor::default();
         trunk.forward(&x, &mut y, true).unwrap();
         for row in y.data().chunks_exact(8) {
@@ -539,10 +635,15 @@ mod tests {
             let spec: LayerSpec = serde_json::from_str(&json).unwrap();
             let mut trunk = build_layer("layers.3", &spec, &mut Rng::new(2)).unwrap();
             let mut rng = Rng::new(4);
-            let x = Tensor::from_vec(&[2, 2, 2, 4, 4], (0..128).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect()).unwrap();
+            let x = Tensor::from_vec(
+                &[2, 2, 2, 4, 4],
+                (0..128).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
+            )
+            .unwrap();
             let mut y = Tensor::default();
             trunk.forward(&x, &mut y, true).unwrap();
-            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
+                .unwrap();
             let mut gx = Tensor::default();
             trunk.backward(&x, &y, &g, &mut gx).unwrap();
             let mut norms = Vec::new();

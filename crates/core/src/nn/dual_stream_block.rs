@@ -4,13 +4,15 @@
 //! Not a `Layer`: it takes and gives two tensors; `DualStream` chains blocks and owns the
 //! activations.
 use crate::error::{Error, Result};
-use crate::neuron::{NeuronKind, NeuronLayer};
 use crate::kernels::elementwise;
-use crate::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
-use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
-use crate::nn::sequential::Sequential;
-use crate::nn::residual::joined_shape;
+use crate::neuron::{NeuronKind, NeuronLayer};
 use crate::nn::build_sequential;
+use crate::nn::connect::{
+    connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
+};
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::nn::residual::joined_shape;
+use crate::nn::sequential::Sequential;
 use crate::rng::Rng;
 use crate::spec::{Connect, DualConnect, DualStreamBlockSpec};
 use crate::tensor::Tensor;
@@ -73,7 +75,10 @@ impl DualStreamBlock {
             }
         };
         if spec.residual_neuron.is_some() && spec.connect != DualConnect::SpikingResnet {
-            return Err(Error::spec(name, "residualNeuron is only used with connect \"spikingResnet\""));
+            return Err(Error::spec(
+                name,
+                "residualNeuron is only used with connect \"spikingResnet\"",
+            ));
         }
         // The spike stream's input is spikes, so spike maps inside can be kept bit-packed.
         let mut branch = build_sequential(&format!("{name}.branch"), &spec.branch, rng)?;
@@ -134,7 +139,13 @@ impl DualStreamBlock {
 
     /// `a = Some((A, A'))` runs the accumulation pathway too. Returns the sum of `O'` where
     /// the join took it on the way (a spike join), for the trunk's output rate.
-    pub fn forward(&mut self, o: &Tensor, o_out: &mut Tensor, a: Option<(&Tensor, &mut Tensor)>, training: bool) -> Result<Option<f64>> {
+    pub fn forward(
+        &mut self,
+        o: &Tensor,
+        o_out: &mut Tensor,
+        a: Option<(&Tensor, &mut Tensor)>,
+        training: bool,
+    ) -> Result<Option<f64>> {
         match (&self.join, &self.shortcut) {
             // Full-spike inference with an identity shortcut: nothing reads S but the join, which
             // the branch's last conv + neuron pass can do as it writes (see `Sequential::forward_joined`).
@@ -186,7 +197,13 @@ impl DualStreamBlock {
             Join::Spike(g) => {
                 o_out.resize_for_overwrite(sc.shape());
                 let accumulate = accumulate.map(|(base, a_out)| (base.data(), a_out.data_mut()));
-                Some(connect_forward(*g, self.spikes.data(), sc.data(), o_out.data_mut(), accumulate))
+                Some(connect_forward(
+                    *g,
+                    self.spikes.data(),
+                    sc.data(),
+                    o_out.data_mut(),
+                    accumulate,
+                ))
             }
             Join::SpikingResnet(neuron) => {
                 self.charge.resize_for_overwrite(sc.shape());
@@ -218,7 +235,11 @@ impl DualStreamBlock {
     ) -> Result<BlockBackward> {
         let shape = self.spikes.shape().to_vec();
         if grad_o_out.shape() != shape.as_slice() {
-            return Err(Error::shape(format!("{} grad_output", self.name), format!("{shape:?}"), grad_o_out.shape()));
+            return Err(Error::shape(
+                format!("{} grad_output", self.name),
+                format!("{shape:?}"),
+                grad_o_out.shape(),
+            ));
         }
         let sc: &Tensor = if self.shortcut.is_some() { &self.shortcut_out } else { o };
         // With an identity shortcut and a spike join, dL/dO's shortcut part is added straight
@@ -230,7 +251,11 @@ impl DualStreamBlock {
         };
         if let Some((_, grad_a_out, _)) = &a {
             if grad_a_out.shape() != shape.as_slice() {
-                return Err(Error::shape(format!("{} accumulation grad_output", self.name), format!("{shape:?}"), grad_a_out.shape()));
+                return Err(Error::shape(
+                    format!("{} accumulation grad_output", self.name),
+                    format!("{shape:?}"),
+                    grad_a_out.shape(),
+                ));
             }
         }
         let mut done = BlockBackward {
@@ -245,7 +270,14 @@ impl DualStreamBlock {
         match (&mut self.join, identity_join) {
             (Join::Spike(g), Some(_)) => {
                 // dL/dS = dL/dO' dg/dS + dL/dA' in one pass.
-                let (o_sq, a_sq) = connect_backward_s(*g, self.spikes.data(), sc.data(), grad_o_out.data(), grad_a_out, self.grad_spikes.data_mut());
+                let (o_sq, a_sq) = connect_backward_s(
+                    *g,
+                    self.spikes.data(),
+                    sc.data(),
+                    grad_o_out.data(),
+                    grad_a_out,
+                    self.grad_spikes.data_mut(),
+                );
                 done.grad_o_out_sq = Some(o_sq);
                 done.grad_a_out_sq = grad_a_out.map(|_| a_sq);
             }
@@ -268,7 +300,10 @@ impl DualStreamBlock {
         }
         if let Some((a_in, grad_a_out, grad_a)) = a {
             if done.grad_a_out_sq.is_none() {
-                done.grad_a_out_sq = Some(elementwise::add_assign_sum_of_squares(self.grad_spikes.data_mut(), grad_a_out.data()));
+                done.grad_a_out_sq = Some(elementwise::add_assign_sum_of_squares(
+                    self.grad_spikes.data_mut(),
+                    grad_a_out.data(),
+                ));
             }
             if let Some(p) = &mut self.projection {
                 p.backward(a_in, &self.projected, grad_a_out, grad_a)?;
@@ -280,7 +315,14 @@ impl DualStreamBlock {
             // Without a projection dL/dA is dL/dA' itself; on a shared input it joins dL/dO here.
             let merge = if shared_input && self.projection.is_none() { grad_a_out } else { None };
             done.merged_grad_a = merge.is_some();
-            connect_backward_add_o(g, self.spikes.data(), o.data(), grad_o_out.data(), merge, grad_o.data_mut());
+            connect_backward_add_o(
+                g,
+                self.spikes.data(),
+                o.data(),
+                grad_o_out.data(),
+                merge,
+                grad_o.data_mut(),
+            );
             return Ok(done);
         }
         let through_shortcut = match &mut self.shortcut {
@@ -400,7 +442,9 @@ mod tests {
             data.extend(order.iter().map(|&p| o1[p]));
         }
         let o = Tensor::from_vec(&[2, 1, 2, 1, 4], data).unwrap();
-        let a = Tensor::from_vec(&[2, 1, 2, 1, 4], (0..16).map(|i| 0.25 * i as f32 - 1.0).collect()).unwrap();
+        let a =
+            Tensor::from_vec(&[2, 1, 2, 1, 4], (0..16).map(|i| 0.25 * i as f32 - 1.0).collect())
+                .unwrap();
         let truth: [(&str, fn(u8, u8) -> u8); 5] = [
             ("and", |s, o| s & o),
             ("iand", |s, o| (1 - s) & o),
@@ -420,8 +464,16 @@ mod tests {
                     let s = [x1, x0 | x1];
                     for c in 0..2 {
                         let x = [x0, x1][c];
-                        assert_eq!(o_out.data()[at(c)], g(s[c], x) as f32, "{name} O' t{t} p{p} c{c}");
-                        assert_eq!(a_out.data()[at(c)], a.data()[at(c)] + s[c] as f32, "{name} A' t{t} p{p} c{c}");
+                        assert_eq!(
+                            o_out.data()[at(c)],
+                            g(s[c], x) as f32,
+                            "{name} O' t{t} p{p} c{c}"
+                        );
+                        assert_eq!(
+                            a_out.data()[at(c)],
+                            a.data()[at(c)] + s[c] as f32,
+                            "{name} A' t{t} p{p} c{c}"
+                        );
                     }
                 }
             }
@@ -435,8 +487,13 @@ mod tests {
             {"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false},
             {"type":"batchNorm2d","numFeatures":3,"initWeight":0},{"type":"if"}"#;
         let mut rng = Rng::new(17);
-        let o = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect()).unwrap();
-        let a = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| 3.0 * rng.uniform()).collect()).unwrap();
+        let o = Tensor::from_vec(
+            &[3, 2, 3, 4, 4],
+            (0..288).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
+        )
+        .unwrap();
+        let a = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| 3.0 * rng.uniform()).collect())
+            .unwrap();
         for connect in ["iand", "or", "xor", "spikingResnet"] {
             let mut b = block(connect, branch, "");
             let (mut o_out, mut a_out) = (Tensor::default(), Tensor::default());
@@ -453,7 +510,10 @@ mod tests {
         let err = DualStreamBlock::new("layers.1.stages.0", &spec, &mut Rng::new(1)).err().unwrap();
         assert_eq!(err.code(), "ERR_SPEC");
         let msg = err.to_string();
-        assert!(msg.contains("layers.1.stages.0") && msg.contains("full-spike") && msg.contains("iand"), "{msg}");
+        assert!(
+            msg.contains("layers.1.stages.0") && msg.contains("full-spike") && msg.contains("iand"),
+            "{msg}"
+        );
         let spec: DualStreamBlockSpec = serde_json::from_str(
             r#"{"connect":"iand","branch":[{"type":"if"}],"residualNeuron":{}}"#,
         )

@@ -205,7 +205,11 @@ impl AuditProbe {
 
     pub fn report(&self, layer: &str, out: &mut Vec<AuditEntry>) {
         if self.on && self.seen {
-            out.push(AuditEntry { layer: layer.to_string(), binary: self.example.is_none(), example: self.example });
+            out.push(AuditEntry {
+                layer: layer.to_string(),
+                binary: self.example.is_none(),
+                example: self.example,
+            });
         }
     }
 }

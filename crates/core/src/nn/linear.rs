@@ -43,7 +43,14 @@ impl Linear {
         let bias = spec
             .bias
             .then(|| Param::new(format!("{name}.bias"), uniform_init(rng, &[o], i), false));
-        Ok(Linear { label, spec: spec.clone(), weight, bias, probe: AuditProbe::default(), ops: SynapseCounter::default() })
+        Ok(Linear {
+            label,
+            spec: spec.clone(),
+            weight,
+            bias,
+            probe: AuditProbe::default(),
+            ops: SynapseCounter::default(),
+        })
     }
 
     pub fn weight(&self) -> &Param {

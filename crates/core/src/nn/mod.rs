@@ -17,17 +17,17 @@ pub mod sequential;
 pub mod sew_block;
 pub mod spiking_resnet_block;
 
-pub use layer::{AuditEntry, Buffer, Layer, Param};
 pub use batch_norm::BatchNorm2d;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
+pub use dual_stream::DualStream;
 pub use flatten::Flatten;
+pub use layer::{AuditEntry, Buffer, Layer, Param};
 pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d};
+pub use relu::Relu;
 pub use sequential::Sequential;
 pub use sew_block::SewBlock;
-pub use dual_stream::DualStream;
-pub use relu::Relu;
 pub use spiking_resnet_block::SpikingResnetBlock;
 
 use crate::error::Result;
@@ -54,7 +54,9 @@ pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dy
         LayerSpec::SewBlock(s) => {
             let branch = build_sequential(&format!("{name}.branch"), &s.branch, &mut own)?;
             let shortcut = match &s.shortcut {
-                Some(layers) => Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?),
+                Some(layers) => {
+                    Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?)
+                }
                 None => None,
             };
             Box::new(SewBlock::new(name, branch, shortcut, s.connect))
@@ -62,10 +64,13 @@ pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dy
         LayerSpec::SpikingResnetBlock(s) => {
             let branch = build_sequential(&format!("{name}.branch"), &s.branch, &mut own)?;
             let shortcut = match &s.shortcut {
-                Some(layers) => Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?),
+                Some(layers) => {
+                    Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?)
+                }
                 None => None,
             };
-            let neuron = NeuronLayer::new(&format!("{name}.residual"), NeuronKind::If, &s.residual_neuron)?;
+            let neuron =
+                NeuronLayer::new(&format!("{name}.residual"), NeuronKind::If, &s.residual_neuron)?;
             Box::new(SpikingResnetBlock::new(name, branch, shortcut, neuron))
         }
         LayerSpec::Relu => Box::new(Relu::new(name)),

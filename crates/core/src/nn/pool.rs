@@ -87,9 +87,16 @@ impl MaxPool2d {
     /// For a training forward computed by the layer before it (the fused neuron + pool pass
     /// of `Sequential`): sizes `output` for `input`, and hands over the window geometry and
     /// the argmax to fill; the backward then runs as after [`Layer::forward`].
-    pub(crate) fn fused_forward(&mut self, input: &[usize], output: &mut Tensor) -> Result<(PoolGeom, &mut [u32])> {
+    pub(crate) fn fused_forward(
+        &mut self,
+        input: &[usize],
+        output: &mut Tensor,
+    ) -> Result<(PoolGeom, &mut [u32])> {
         if !self.halves() {
-            return Err(Error::state(&self.win.label, "a fused forward needs a 2x2, stride-2 window"));
+            return Err(Error::state(
+                &self.win.label,
+                "a fused forward needs a 2x2, stride-2 window",
+            ));
         }
         let g = self.win.geometry(input)?;
         if g.h * g.w > u32::MAX as usize {
@@ -103,9 +110,16 @@ impl MaxPool2d {
 
     /// For the fused backward of the neuron before it: checks that the last forward was on
     /// `input` and that `grad_output` fits, and hands over the window geometry and argmax.
-    pub(crate) fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u32])> {
+    pub(crate) fn fused_backward(
+        &self,
+        input: &[usize],
+        grad_output: &[usize],
+    ) -> Result<(PoolGeom, &[u32])> {
         if self.last_input.as_deref() != Some(input) || !self.halves() {
-            return Err(Error::state(&self.win.label, "a fused backward needs a fused forward on the same input shape first"));
+            return Err(Error::state(
+                &self.win.label,
+                "a fused backward needs a fused forward on the same input shape first",
+            ));
         }
         check_grad_output(&self.win.label, &self.win.output_shape(input)?, grad_output)?;
         Ok((self.win.geometry(input)?, &self.argmax))

@@ -30,25 +30,36 @@ impl Layer for Relu {
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
         output.resize_for_overwrite(input.shape());
-        output.data_mut().par_chunks_mut(CHUNK).zip(input.data().par_chunks(CHUNK)).for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x.max(0.0);
-            }
-        });
-        Ok(())
-    }
-
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
-        grad_input.resize_for_overwrite(input.shape());
-        // PyTorch's convention: the gradient at exactly 0 is 0.
-        grad_input.data_mut().par_chunks_mut(CHUNK).zip(input.data().par_chunks(CHUNK)).zip(grad_output.data().par_chunks(CHUNK)).for_each(
-            |((gi, x), go)| {
-                for ((gi, &x), &go) in gi.iter_mut().zip(x).zip(go) {
-                    *gi = if x > 0.0 { go } else { 0.0 };
+        output.data_mut().par_chunks_mut(CHUNK).zip(input.data().par_chunks(CHUNK)).for_each(
+            |(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x.max(0.0);
                 }
             },
         );
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        grad_input.resize_for_overwrite(input.shape());
+        // PyTorch's convention: the gradient at exactly 0 is 0.
+        grad_input
+            .data_mut()
+            .par_chunks_mut(CHUNK)
+            .zip(input.data().par_chunks(CHUNK))
+            .zip(grad_output.data().par_chunks(CHUNK))
+            .for_each(|((gi, x), go)| {
+                for ((gi, &x), &go) in gi.iter_mut().zip(x).zip(go) {
+                    *gi = if x > 0.0 { go } else { 0.0 };
+                }
+            });
         Ok(())
     }
 }

@@ -21,7 +21,13 @@ impl ResidualPaths {
         if let Some(sc) = &mut shortcut {
             sc.set_input_spikes(true);
         }
-        ResidualPaths { branch, shortcut, branch_out: Tensor::default(), shortcut_out: Tensor::default(), grad_scratch: Tensor::default() }
+        ResidualPaths {
+            branch,
+            shortcut,
+            branch_out: Tensor::default(),
+            shortcut_out: Tensor::default(),
+            grad_scratch: Tensor::default(),
+        }
     }
 
     pub fn output_shape(&self, name: &str, input: &[usize]) -> Result<Vec<usize>> {
@@ -40,7 +46,13 @@ impl ResidualPaths {
     /// Inference of an identity-shortcut block: the branch writes `g(branch(input), input)`
     /// into `output` where its last conv and neuron can (Some(sum of `output`)); otherwise
     /// `branch_out` holds the branch output, as after [`Self::forward`], and None.
-    pub fn forward_joined(&mut self, name: &str, input: &Tensor, output: &mut Tensor, g: Connect) -> Result<Option<f64>> {
+    pub fn forward_joined(
+        &mut self,
+        name: &str,
+        input: &Tensor,
+        output: &mut Tensor,
+        g: Connect,
+    ) -> Result<Option<f64>> {
         assert!(self.shortcut.is_none(), "forward_joined: the shortcut must be the identity");
         let joined = self.branch.forward_joined(input, output, false, g, input)?;
         if joined.is_none() {
@@ -53,7 +65,11 @@ impl ResidualPaths {
     fn check_shapes(&self, name: &str, input: &Tensor) -> Result<()> {
         let o = self.shortcut_out(input);
         if o.shape() != self.branch_out.shape() {
-            return Err(Error::shape(name, format!("the branch output shape {:?} for the shortcut", self.branch_out.shape()), o.shape()));
+            return Err(Error::shape(
+                name,
+                format!("the branch output shape {:?} for the shortcut", self.branch_out.shape()),
+                o.shape(),
+            ));
         }
         Ok(())
     }
@@ -68,7 +84,13 @@ impl ResidualPaths {
     }
 
     /// Back through both paths; `grad_input` gets the sum of their input gradients.
-    pub fn backward(&mut self, input: &Tensor, grad_branch: &Tensor, grad_shortcut: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    pub fn backward(
+        &mut self,
+        input: &Tensor,
+        grad_branch: &Tensor,
+        grad_shortcut: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         self.branch.backward(input, &self.branch_out, grad_branch, grad_input)?;
         let through_shortcut = match &mut self.shortcut {
             Some(sc) => {
@@ -85,12 +107,16 @@ impl ResidualPaths {
 
     /// Both paths' stored activations plus the path outputs the join's backward reads.
     pub fn stored_bytes(&self) -> usize {
-        let sc = self.shortcut.as_ref().map_or(0, |sc| sc.stored_bytes() + self.shortcut_out.numel() * 4);
+        let sc = self
+            .shortcut
+            .as_ref()
+            .map_or(0, |sc| sc.stored_bytes() + self.shortcut_out.numel() * 4);
         self.branch.stored_bytes() + self.branch_out.numel() * 4 + sc
     }
 
     pub fn emits_spikes(&self, input_spikes: bool) -> bool {
-        let shortcut = self.shortcut.as_ref().map_or(input_spikes, |sc| sc.emits_spikes(input_spikes));
+        let shortcut =
+            self.shortcut.as_ref().map_or(input_spikes, |sc| sc.emits_spikes(input_spikes));
         shortcut && self.branch.emits_spikes(input_spikes)
     }
 
@@ -138,7 +164,12 @@ impl ResidualPaths {
 }
 
 /// Shape check shared by all residual blocks: branch and shortcut must agree.
-pub(crate) fn joined_shape(name: &str, branch: &Sequential, shortcut: Option<&Sequential>, input: &[usize]) -> Result<Vec<usize>> {
+pub(crate) fn joined_shape(
+    name: &str,
+    branch: &Sequential,
+    shortcut: Option<&Sequential>,
+    input: &[usize],
+) -> Result<Vec<usize>> {
     let b = branch.output_shape(input)?;
     let s = match shortcut {
         Some(sc) => sc.output_shape(input)?,

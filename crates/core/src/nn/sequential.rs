@@ -5,8 +5,8 @@
 //! borrowed from a process-wide pool for the length of each call, so the sequences inside
 //! residual blocks share one set instead of keeping one each.
 use crate::error::{Error, Result};
-use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::kernels::scratch::with_tensors;
+use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::spec::Connect;
 use crate::tensor::{SpikeBits, Tensor};
 
@@ -75,7 +75,12 @@ pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
 
 /// Boundary `k` as the backward pass reads it: its own f32 tensor, or the shared buffer it was
 /// unpacked or recomputed into.
-fn kept_boundary<'a>(activations: &'a [Tensor], shared: &'a [Tensor; 2], stored: &[Stored], k: usize) -> &'a Tensor {
+fn kept_boundary<'a>(
+    activations: &'a [Tensor],
+    shared: &'a [Tensor; 2],
+    stored: &[Stored],
+    k: usize,
+) -> &'a Tensor {
     match stored[k] {
         Stored::Dense => &activations[k],
         Stored::Packed | Stored::Recomputed | Stored::Unread => &shared[k % 2],
@@ -176,7 +181,8 @@ impl Sequential {
             .collect();
         self.recompute = (0..self.layers.len() - 1)
             .map(|i| {
-                let input_dense = i == 0 || (!self.spiking[i - 1] && !self.layers[i - 1].recomputes_output());
+                let input_dense =
+                    i == 0 || (!self.spiking[i - 1] && !self.layers[i - 1].recomputes_output());
                 self.layers[i].recomputes_output() && !self.spiking[i] && input_dense
             })
             .collect();
@@ -208,11 +214,24 @@ impl Sequential {
     /// join happens as each sample is written and `output` gets the block's output,
     /// Some(its sum); otherwise None and `output` holds the branch output, for the block to
     /// join. The same numbers either way.
-    pub fn forward_joined(&mut self, input: &Tensor, output: &mut Tensor, training: bool, g: Connect, shortcut: &Tensor) -> Result<Option<f64>> {
+    pub fn forward_joined(
+        &mut self,
+        input: &Tensor,
+        output: &mut Tensor,
+        training: bool,
+        g: Connect,
+        shortcut: &Tensor,
+    ) -> Result<Option<f64>> {
         self.forward_with_join(input, output, training, Some((g, shortcut)))
     }
 
-    fn forward_with_join(&mut self, input: &Tensor, output: &mut Tensor, training: bool, join: Option<(Connect, &Tensor)>) -> Result<Option<f64>> {
+    fn forward_with_join(
+        &mut self,
+        input: &Tensor,
+        output: &mut Tensor,
+        training: bool,
+        join: Option<(Connect, &Tensor)>,
+    ) -> Result<Option<f64>> {
         with_tensors::<2, _>(|bufs| {
             std::mem::swap(&mut self.shared, bufs);
             let run = self.forward_in_buffers(input, output, training, join);
@@ -247,7 +266,13 @@ impl Sequential {
     /// With `join`, a last conv + neuron pair run fused in inference writes the residual
     /// join `g(spikes, o)` into `output` (see `Conv2d::forward_inference`): then Some(sum of
     /// `output`); None when `output` holds this sequence's own output.
-    fn forward_in_buffers(&mut self, input: &Tensor, output: &mut Tensor, training: bool, join: Option<(Connect, &Tensor)>) -> Result<Option<f64>> {
+    fn forward_in_buffers(
+        &mut self,
+        input: &Tensor,
+        output: &mut Tensor,
+        training: bool,
+        join: Option<(Connect, &Tensor)>,
+    ) -> Result<Option<f64>> {
         let n = self.layers.len();
         let mut joined = None;
         self.shared_holds = [None, None];
@@ -267,7 +292,10 @@ impl Sequential {
             let conv = fold && self.layers[i].as_conv().is_some();
             let bn_folded = conv && i + 1 < n && self.layers[i + 1].eval_affine().is_some();
             let neuron_at = i + 1 + bn_folded as usize;
-            let with_neuron = conv && fusion_on() && neuron_at < n && self.layers[neuron_at].as_neuron().is_some();
+            let with_neuron = conv
+                && fusion_on()
+                && neuron_at < n
+                && self.layers[neuron_at].as_neuron().is_some();
             let fused = training && self.fuse[i] && fusion_on();
             // A 2x2 max pool after the fused pair pools the spikes while they are in cache.
             let pooled = fused && i + 2 < n && self.pools_after_pair(i);
@@ -316,21 +344,31 @@ impl Sequential {
                     }
                     let conv = this[i].as_conv().expect("checked above");
                     let join = join.filter(|_| with_neuron && target == n - 1);
-                    joined = crate::profile::timed(conv, false, |c| c.forward_inference(x, y, affine, neuron, join))?;
+                    joined = crate::profile::timed(conv, false, |c| {
+                        c.forward_inference(x, y, affine, neuron, join)
+                    })?;
                 } else if fused {
                     let (before_bn, bn_on) = this.split_at_mut(i);
                     let bn = bn_on[0].as_batch_norm().expect("fuse marks a BN");
-                    let moments = before_bn.last_mut().and_then(|l| l.as_conv()).and_then(|c| c.output_moments(x.shape()));
+                    let moments = before_bn
+                        .last_mut()
+                        .and_then(|l| l.as_conv())
+                        .and_then(|c| c.output_moments(x.shape()));
                     #[cfg(test)]
                     GIVEN_MOMENTS.with(|c| c.set(c.get() + moments.is_some() as usize));
                     let repeats = self.one_step.filter(|_| i == 1).unwrap_or(1);
-                    crate::profile::timed(&mut *bn, false, |bn| bn.forward_statistics(x, moments, repeats))?;
+                    crate::profile::timed(&mut *bn, false, |bn| {
+                        bn.forward_statistics(x, moments, repeats)
+                    })?;
                     let (neuron_slot, after) = next.split_at_mut(1);
-                    let neuron = neuron_slot[0].as_neuron().expect("fuse marks a BN before a neuron");
+                    let neuron =
+                        neuron_slot[0].as_neuron().expect("fuse marks a BN before a neuron");
                     let affine = bn.affine(x.shape());
                     if pooled {
                         let pool = after[0].as_max_pool().expect("checked by pools_after_pair");
-                        crate::profile::timed(neuron, false, |l| l.forward_bn_pooled(x, affine, repeats, pool, y))?;
+                        crate::profile::timed(neuron, false, |l| {
+                            l.forward_bn_pooled(x, affine, repeats, pool, y)
+                        })?;
                         #[cfg(test)]
                         POOLED_PASSES.with(|c| c.set(c.get() + 1));
                         let mut shape = x.shape().to_vec();
@@ -338,13 +376,22 @@ impl Sequential {
                         self.pooled_shape = Some(shape);
                         self.pooled_pairs[i] = true;
                     } else if repeats > 1 {
-                        crate::profile::timed(neuron, false, |l| l.forward_bn_repeated(x, affine, repeats, y))?;
+                        crate::profile::timed(neuron, false, |l| {
+                            l.forward_bn_repeated(x, affine, repeats, y)
+                        })?;
                     } else {
                         crate::profile::timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
                     }
                     #[cfg(test)]
                     FUSED_PASSES.with(|c| c.set(c.get() + 1));
-                } else if i == 0 && self.repeated_input && training && n > 2 && self.fuse[1] && fusion_on() && this[0].as_conv().is_some() {
+                } else if i == 0
+                    && self.repeated_input
+                    && training
+                    && n > 2
+                    && self.fuse[1]
+                    && fusion_on()
+                    && this[0].as_conv().is_some()
+                {
                     // The stem conv before a fused pair: one step of a repeated input is enough.
                     let conv = this[0].as_conv().expect("checked above");
                     if crate::profile::timed(conv, false, |c| c.forward_one_step(x, y))? {
@@ -363,7 +410,11 @@ impl Sequential {
             }
             if let Some(shape) = self.pooled_shape.take() {
                 // The neuron's output was never written: its shape stands for it.
-                assert_eq!(self.stored[i + 1], Stored::Unread, "a pooled neuron's output is read by no backward");
+                assert_eq!(
+                    self.stored[i + 1],
+                    Stored::Unread,
+                    "a pooled neuron's output is read by no backward"
+                );
                 self.unread_shapes[i + 1] = shape;
             }
             i = target;
@@ -491,7 +542,9 @@ impl Sequential {
         if pooled {
             let pool = after[0].as_max_pool().expect("pooled_pairs marks a pool");
             let sums = bn.fused_grad(x.shape())?;
-            crate::profile::timed(neuron, true, |l| l.backward_bn_pooled(x, g_next, pool, sums, g_bn))?;
+            crate::profile::timed(neuron, true, |l| {
+                l.backward_bn_pooled(x, g_next, pool, sums, g_bn)
+            })?;
         } else if (j < n - 1 || self.grad_output_in_buffer) && b > 0 && !repeated {
             // Both passes in place in the buffer layer j + 1 (or the caller) wrote, where layer
             // b - 1 reads: dL/dS becomes dL/dy (neuron), then dx (BN).
@@ -502,10 +555,13 @@ impl Sequential {
                 Ok(())
             });
         } else {
-            let g_out = if j == n - 1 && !self.grad_output_in_buffer { grad_output } else { &*g_next };
+            let g_out =
+                if j == n - 1 && !self.grad_output_in_buffer { grad_output } else { &*g_next };
             let sums = bn.fused_grad(x.shape())?;
             if repeated {
-                crate::profile::timed(neuron, true, |l| l.backward_bn_repeated(x, y, g_out, sums, g_bn))?;
+                crate::profile::timed(neuron, true, |l| {
+                    l.backward_bn_repeated(x, y, g_out, sums, g_bn)
+                })?;
             } else {
                 crate::profile::timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
             }
@@ -531,7 +587,13 @@ impl Sequential {
     /// instead of reading it and writing a third stream (a SEW block's branch, whose output
     /// gradient is the block's own scratch: the backward of W1's last neuron in each SEW
     /// branch 2.2-2.3 -> 1.5-1.7 ms at 28x28, 1.0-1.2 -> 0.8-0.9 ms at 14x14).
-    pub fn backward_consuming(&mut self, input: &Tensor, output: &Tensor, grad_output: &mut Tensor, grad_input: &mut Tensor) -> Result<()> {
+    pub fn backward_consuming(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &mut Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         let n = self.layers.len();
         self.with_work_buffers(|seq| {
             // The buffer the last layer reads: layer i reads grad_buffers[1] when i is even.
@@ -575,7 +637,9 @@ impl Sequential {
     /// only a buffer of its shape (whatever values the shared buffer held).
     fn provide(&mut self, i: usize, read: bool, input: &Tensor) {
         let shape = match self.stored[i] {
-            Stored::Packed if !read && self.shared_holds[i % 2] != Some(i) => self.packed[i].shape().to_vec(),
+            Stored::Packed if !read && self.shared_holds[i % 2] != Some(i) => {
+                self.packed[i].shape().to_vec()
+            }
             Stored::Unread => {
                 assert!(!read, "boundary {i} was not kept, yet its values are read");
                 self.unread_shapes[i].clone()
@@ -649,7 +713,9 @@ impl Layer for Sequential {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        self.with_work_buffers(|seq| seq.backward_in_buffers(input, output, grad_output, grad_input))
+        self.with_work_buffers(|seq| {
+            seq.backward_in_buffers(input, output, grad_output, grad_input)
+        })
     }
 
     fn skip_input_grad(&mut self, skip: bool) {
@@ -718,7 +784,8 @@ mod tests {
         let mut y = Tensor::default();
         seq.forward(x, &mut y, true).unwrap();
         let mut rng = Rng::new(g_seed);
-        let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+        let g =
+            Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
         let mut gx = Tensor::default();
         seq.backward(x, &y, &g, &mut gx).unwrap();
         let mut ps = Vec::new();
@@ -734,7 +801,8 @@ mod tests {
                 {"type":"flatten"},{"type":"linear","inFeatures":64,"outFeatures":3}]"#,
         );
         let mut rng = Rng::new(1);
-        let x = Tensor::from_vec(&[4, 2, 1, 8, 8], (0..512).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+        let x = Tensor::from_vec(&[4, 2, 1, 8, 8], (0..512).map(|_| 2.0 * rng.uniform()).collect())
+            .unwrap();
         let mut packed = build_sequential("layers", &layers, &mut Rng::new(7)).unwrap();
         // Unfused, so that the comparison below is bit for bit (the fused BN + LIF pass sums
         // in another order; `fused_bn_neuron_pairs_match...` compares it).
@@ -749,7 +817,10 @@ mod tests {
         // flatten output, which the linear layer reads, is kept as bits.
         let dense = 4 * 2 * 4 * 64 * 4;
         let bits = 512usize.div_ceil(64) * 8;
-        assert_eq!(packed.stored(), vec![Stored::Dense, Stored::Recomputed, Stored::Unread, Stored::Unread, Stored::Packed]);
+        assert_eq!(
+            packed.stored(),
+            vec![Stored::Dense, Stored::Recomputed, Stored::Unread, Stored::Unread, Stored::Packed]
+        );
         let argmax = 512 * 4;
         assert_eq!(packed.stored_bytes(), dense + bits + argmax);
         // The same network with every boundary forced dense gives bit-identical results.
@@ -767,7 +838,10 @@ mod tests {
         // gradient), in a lone neuron, and in a conv; odd and even layer counts, since the
         // buffer the last layer reads alternates with them.
         let conv = r#"{"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false}"#;
-        let (bn, lif) = (r#"{"type":"batchNorm2d","numFeatures":3}"#, r#"{"type":"lif","tau":2.0,"vThreshold":0.3}"#);
+        let (bn, lif) = (
+            r#"{"type":"batchNorm2d","numFeatures":3}"#,
+            r#"{"type":"lif","tau":2.0,"vThreshold":0.3}"#,
+        );
         let sequences = [
             format!("[{conv},{bn},{lif},{conv},{bn},{lif}]"),
             format!("[{lif},{conv},{bn},{lif}]"),
@@ -776,7 +850,11 @@ mod tests {
         ];
         let mut rng = Rng::new(4);
         let shape = [2, 3, 3, 6, 6];
-        let x = Tensor::from_vec(&shape, (0..shape.iter().product()).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+        let x = Tensor::from_vec(
+            &shape,
+            (0..shape.iter().product()).map(|_| 2.0 * rng.uniform()).collect(),
+        )
+        .unwrap();
         for json in &sequences {
             let layers = specs(json);
             for fused in [true, false] {
@@ -785,7 +863,9 @@ mod tests {
                     let mut y = Tensor::default();
                     seq.forward(&x, &mut y, true).unwrap();
                     let mut rng = Rng::new(9);
-                    let mut g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+                    let mut g =
+                        Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
+                            .unwrap();
                     let mut gx = Tensor::default();
                     if consume {
                         seq.backward_consuming(&x, &y, &mut g, &mut gx).unwrap();
@@ -796,7 +876,8 @@ mod tests {
                     seq.params(&mut ps);
                     (gx, ps.into_iter().map(|p| p.grad.clone()).collect::<Vec<_>>())
                 };
-                let (want, got) = if fused { (go(false), go(true)) } else { unfused(|| (go(false), go(true))) };
+                let (want, got) =
+                    if fused { (go(false), go(true)) } else { unfused(|| (go(false), go(true))) };
                 assert!(want.0.data().iter().any(|&v| v != 0.0), "{json}: zero input gradient");
                 assert_eq!(got, want, "{json} (fused {fused})");
             }
@@ -814,7 +895,12 @@ mod tests {
     /// Builds `layers` twice, trains both on `x` (BN statistics), switches any AAP off, and runs
     /// inference with and without conv + neuron fusion: `joins` blocks must join in their last
     /// conv pass, with the same output bits and firing rates as the unfused run. Returns both.
-    fn joined_against_unfused(layers: &[LayerSpec], x: &Tensor, joins: usize, what: &str) -> (Sequential, Sequential) {
+    fn joined_against_unfused(
+        layers: &[LayerSpec],
+        x: &Tensor,
+        joins: usize,
+        what: &str,
+    ) -> (Sequential, Sequential) {
         let mut fused = build_sequential("layers", layers, &mut Rng::new(4)).unwrap();
         let mut plain = build_sequential("layers", layers, &mut Rng::new(4)).unwrap();
         for net in [&mut fused, &mut plain] {
@@ -828,7 +914,11 @@ mod tests {
         inference_only(|| fused.forward(x, &mut y1, false)).unwrap();
         assert_eq!(JOINED_PASSES.with(|c| c.get()), joins, "{what}: joins in a conv pass");
         unfused(|| inference_only(|| plain.forward(x, &mut y2, false))).unwrap();
-        assert_eq!(JOINED_PASSES.with(|c| c.get()), joins, "{what}: the unfused run joined in a conv pass");
+        assert_eq!(
+            JOINED_PASSES.with(|c| c.get()),
+            joins,
+            "{what}: the unfused run joined in a conv pass"
+        );
         assert_eq!(y1.shape(), y2.shape(), "{what}");
         assert!(y1.data().iter().zip(y2.data()).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
         let (mut r1, mut r2) = (Vec::new(), Vec::new());
@@ -844,7 +934,9 @@ mod tests {
         let mut rng = Rng::new(21);
         let shape = [3, 2, 2, 12, 11];
         let n: usize = shape.iter().product();
-        let x = Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap();
+        let x =
+            Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect())
+                .unwrap();
         for connect in ["or", "and", "iand", "xor", "add"] {
             let layers = specs(&format!(
                 r#"[{{"type":"conv2d","inChannels":2,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
@@ -869,7 +961,9 @@ mod tests {
         let mut rng = Rng::new(22);
         let shape = [3, 2, 2, 12, 12];
         let n: usize = shape.iter().product();
-        let x = Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap();
+        let x =
+            Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect())
+                .unwrap();
         let block = |connect: &str| {
             format!(
                 r#"{{"type":"block","connect":"{connect}","branch":[
@@ -913,8 +1007,18 @@ mod tests {
         let n: usize = shape.iter().product();
         let image: Vec<f32> = (0..n / 3).map(|_| 2.0 * rng.uniform()).collect();
         let inputs = [
-            ("sparse spikes", Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect()).unwrap()),
-            ("real values", Tensor::from_vec(&shape, (0..n).map(|_| 2.0 * rng.uniform()).collect()).unwrap()),
+            (
+                "sparse spikes",
+                Tensor::from_vec(
+                    &shape,
+                    (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect(),
+                )
+                .unwrap(),
+            ),
+            (
+                "real values",
+                Tensor::from_vec(&shape, (0..n).map(|_| 2.0 * rng.uniform()).collect()).unwrap(),
+            ),
             // Direct encoding: the stem convolves the image once for all steps.
             ("a static image", Tensor::from_vec(&shape, image.repeat(3)).unwrap()),
         ];
@@ -946,7 +1050,9 @@ mod tests {
 
     #[test]
     fn a_repeated_input_runs_the_stem_for_one_step_with_the_same_results() {
-        for stem_neuron in [r#"{"type":"lif","tau":2.0,"detachReset":true}"#, r#"{"type":"plif","vReset":null}"#] {
+        for stem_neuron in
+            [r#"{"type":"lif","tau":2.0,"detachReset":true}"#, r#"{"type":"plif","vReset":null}"#]
+        {
             let layers = specs(&format!(
                 r#"[{{"type":"conv2d","inChannels":2,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]}},
                     {{"type":"batchNorm2d","numFeatures":6}},{stem_neuron},
@@ -960,7 +1066,11 @@ mod tests {
             let mut rng = Rng::new(12);
             let step: Vec<f32> = (0..n * 2 * 196).map(|_| 2.0 * rng.uniform()).collect();
             let repeated = Tensor::from_vec(&[t_len, n, 2, 14, 14], step.repeat(t_len)).unwrap();
-            let varying = Tensor::from_vec(&[t_len, n, 2, 14, 14], (0..t_len * step.len()).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+            let varying = Tensor::from_vec(
+                &[t_len, n, 2, 14, 14],
+                (0..t_len * step.len()).map(|_| 2.0 * rng.uniform()).collect(),
+            )
+            .unwrap();
             let mut one_step = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
             one_step.set_repeated_input(true);
             let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
@@ -979,12 +1089,17 @@ mod tests {
                 let close = |a: &[f32], b: &[f32], item: &str| {
                     let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
                     for (i, (p, q)) in a.iter().zip(b).enumerate() {
-                        assert!((p - q).abs() <= 1e-5 * scale + 1e-6, "{what} {item}[{i}]: {p} vs {q}");
+                        assert!(
+                            (p - q).abs() <= 1e-5 * scale + 1e-6,
+                            "{what} {item}[{i}]: {p} vs {q}"
+                        );
                     }
                 };
                 // The input gradient comes back summed over time on the first step.
                 let per_step = gx2.numel() / t_len;
-                let summed: Vec<f32> = (0..per_step).map(|i| (0..t_len).map(|t| gx2.data()[t * per_step + i]).sum()).collect();
+                let summed: Vec<f32> = (0..per_step)
+                    .map(|i| (0..t_len).map(|t| gx2.data()[t * per_step + i]).sum())
+                    .collect();
                 close(&gx1.data()[..per_step], &summed, "input grad summed over time");
                 assert!(gx1.data()[per_step..].iter().all(|&v| v == 0.0), "{what}");
                 for (p, (a, b)) in g1.iter().zip(&g2).enumerate() {
@@ -1014,7 +1129,10 @@ mod tests {
         // Maps whose planes are (14x14) and are not (13x13: floor mode, odd planes) a
         // multiple of the neuron's register block; LIF and PLIF; a varying input and a
         // directly encoded one (the stem pair then reads one step for all T).
-        for (side, neuron) in [(14, r#"{"type":"lif","tau":2.0,"detachReset":true}"#), (13, r#"{"type":"plif","vReset":null}"#)] {
+        for (side, neuron) in [
+            (14, r#"{"type":"lif","tau":2.0,"detachReset":true}"#),
+            (13, r#"{"type":"plif","vReset":null}"#),
+        ] {
             let pooled_side = side / 2;
             let layers = specs(&format!(
                 r#"[{{"type":"conv2d","inChannels":2,"outChannels":5,"kernelSize":[3,3],"padding":[1,1]}},
@@ -1029,9 +1147,13 @@ mod tests {
             let (t_len, n) = (3, 4);
             let mut rng = Rng::new(13);
             let step: Vec<f32> = (0..n * 2 * side * side).map(|_| 2.0 * rng.uniform()).collect();
-            let repeated = Tensor::from_vec(&[t_len, n, 2, side, side], step.repeat(t_len)).unwrap();
-            let varying =
-                Tensor::from_vec(&[t_len, n, 2, side, side], (0..t_len * step.len()).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+            let repeated =
+                Tensor::from_vec(&[t_len, n, 2, side, side], step.repeat(t_len)).unwrap();
+            let varying = Tensor::from_vec(
+                &[t_len, n, 2, side, side],
+                (0..t_len * step.len()).map(|_| 2.0 * rng.uniform()).collect(),
+            )
+            .unwrap();
             for (input, direct) in [(&varying, false), (&repeated, true)] {
                 let mut pooled = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
                 let mut apart = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
@@ -1046,7 +1168,11 @@ mod tests {
                     UNPOOLED.with(|c| c.set(true));
                     let (y2, gx2, g2) = run(&mut apart, input, 50 + k);
                     UNPOOLED.with(|c| c.set(false));
-                    assert_eq!(POOLED_PASSES.with(|c| c.get()), 2, "{what}: the unpooled run pooled");
+                    assert_eq!(
+                        POOLED_PASSES.with(|c| c.get()),
+                        2,
+                        "{what}: the unpooled run pooled"
+                    );
                     assert_eq!((y1, gx1, g1), (y2, gx2, g2), "{what}: outputs and gradients");
                     assert_eq!(pooled.stored_bytes(), apart.stored_bytes(), "{what}");
                     let (mut r1, mut r2) = (Vec::new(), Vec::new());
@@ -1061,7 +1187,11 @@ mod tests {
             r#"[{"type":"conv2d","inChannels":2,"outChannels":3,"kernelSize":[3,3],"padding":[1,1]},
                 {"type":"batchNorm2d","numFeatures":3},{"type":"lif"},{"type":"maxPool2d","kernelSize":[2,2]}]"#,
         );
-        let x = Tensor::from_vec(&[2, 3, 2, 10, 10], (0..2 * 3 * 2 * 100).map(|i| ((i * 37) % 23) as f32 / 8.0).collect()).unwrap();
+        let x = Tensor::from_vec(
+            &[2, 3, 2, 10, 10],
+            (0..2 * 3 * 2 * 100).map(|i| ((i * 37) % 23) as f32 / 8.0).collect(),
+        )
+        .unwrap();
         let mut pooled = build_sequential("layers", &layers, &mut Rng::new(6)).unwrap();
         let mut apart = build_sequential("layers", &layers, &mut Rng::new(6)).unwrap();
         POOLED_PASSES.with(|c| c.set(0));
@@ -1091,7 +1221,11 @@ mod tests {
                 {"type":"flatten"},{"type":"linear","inFeatures":294,"outFeatures":3}]"#,
         );
         let mut rng = Rng::new(11);
-        let x = Tensor::from_vec(&[3, 4, 2, 14, 14], (0..3 * 4 * 2 * 196).map(|_| 2.0 * rng.uniform()).collect()).unwrap();
+        let x = Tensor::from_vec(
+            &[3, 4, 2, 14, 14],
+            (0..3 * 4 * 2 * 196).map(|_| 2.0 * rng.uniform()).collect(),
+        )
+        .unwrap();
         let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
         let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
         for step in 0..2 {
@@ -1112,7 +1246,10 @@ mod tests {
                 for (i, (p, q)) in a.data().iter().zip(b.data()).enumerate() {
                     // The absolute term covers conv biases before a BN, whose gradient is 0 up to
                     // rounding noise.
-                    assert!((p - q).abs() <= 1e-5 * scale + 1e-6, "step {step} {what}[{i}]: {p} vs {q}");
+                    assert!(
+                        (p - q).abs() <= 1e-5 * scale + 1e-6,
+                        "step {step} {what}[{i}]: {p} vs {q}"
+                    );
                 }
             };
             close(&gx1, &gx2, "input grad");
@@ -1130,7 +1267,9 @@ mod tests {
             plain.params(&mut p2);
             for (a, b) in p1.iter_mut().zip(p2.iter_mut()) {
                 let g = a.grad.clone();
-                for ((va, vb), &gv) in a.value.data_mut().iter_mut().zip(b.value.data_mut()).zip(g.data()) {
+                for ((va, vb), &gv) in
+                    a.value.data_mut().iter_mut().zip(b.value.data_mut()).zip(g.data())
+                {
                     *va -= 0.1 * gv;
                     *vb -= 0.1 * gv;
                 }
@@ -1147,7 +1286,8 @@ mod tests {
             r#"[{"type":"maxPool2d","kernelSize":[2,2]},{"type":"flatten"},{"type":"linear","inFeatures":16,"outFeatures":2}]"#,
         );
         let mut rng = Rng::new(4);
-        let x = Tensor::from_vec(&[2, 3, 1, 8, 8], (0..384).map(|_| rng.normal()).collect()).unwrap();
+        let x =
+            Tensor::from_vec(&[2, 3, 1, 8, 8], (0..384).map(|_| rng.normal()).collect()).unwrap();
         let mut hinted = build_sequential("s", &layers, &mut Rng::new(2)).unwrap();
         hinted.set_input_spikes(true);
         let mut plain = build_sequential("s", &layers, &mut Rng::new(2)).unwrap();

@@ -1,7 +1,9 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
-use crate::nn::connect::{connect_backward, connect_backward_add_o, connect_backward_s, connect_forward};
+use crate::nn::connect::{
+    connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
+};
 use crate::nn::layer::{AuditEntry, BackwardReads, Buffer, Layer, Param};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
@@ -21,7 +23,12 @@ pub struct SewBlock {
 
 impl SewBlock {
     /// `shortcut: None` is the identity shortcut.
-    pub fn new(name: &str, branch: Sequential, shortcut: Option<Sequential>, connect: Connect) -> Self {
+    pub fn new(
+        name: &str,
+        branch: Sequential,
+        shortcut: Option<Sequential>,
+        connect: Connect,
+    ) -> Self {
         SewBlock {
             name: name.to_string(),
             paths: ResidualPaths::new(branch, shortcut),
@@ -64,15 +71,28 @@ impl Layer for SewBlock {
             None => {
                 let o = self.paths.shortcut_out(input);
                 output.resize_for_overwrite(o.shape());
-                connect_forward(self.connect, self.paths.branch_out.data(), o.data(), output.data_mut(), None)
+                connect_forward(
+                    self.connect,
+                    self.paths.branch_out.data(),
+                    o.data(),
+                    output.data_mut(),
+                    None,
+                )
             }
         };
-        self.out_rate = Some(if output.numel() == 0 { 0.0 } else { (sum / output.numel() as f64) as f32 });
+        self.out_rate =
+            Some(if output.numel() == 0 { 0.0 } else { (sum / output.numel() as f64) as f32 });
         self.out_monitor.observe(output);
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, _output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        _output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         self.grad_branch.resize_for_overwrite(grad_output.shape());
         if self.paths.shortcut.is_none() {
             // Identity shortcut: its gradient is added straight into the branch's input
@@ -80,8 +100,20 @@ impl Layer for SewBlock {
             let (s, o, g) = (self.paths.branch_out.data(), input.data(), grad_output.data());
             connect_backward_s(self.connect, s, o, g, None, self.grad_branch.data_mut());
             // grad_branch is this block's scratch: the branch may work in place in it.
-            self.paths.branch.backward_consuming(input, &self.paths.branch_out, &mut self.grad_branch, grad_input)?;
-            connect_backward_add_o(self.connect, self.paths.branch_out.data(), o, g, None, grad_input.data_mut());
+            self.paths.branch.backward_consuming(
+                input,
+                &self.paths.branch_out,
+                &mut self.grad_branch,
+                grad_input,
+            )?;
+            connect_backward_add_o(
+                self.connect,
+                self.paths.branch_out.data(),
+                o,
+                g,
+                None,
+                grad_input.data_mut(),
+            );
             return Ok(());
         }
         self.grad_shortcut.resize_for_overwrite(grad_output.shape());
@@ -120,7 +152,11 @@ impl Layer for SewBlock {
     /// The counters of both paths, then the block output's monitor (`<block>.out`).
     fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
         self.paths.counters(out);
-        out.push(Counter::Rate { name: format!("{}.out", self.name), kind: "block", monitor: &mut self.out_monitor });
+        out.push(Counter::Rate {
+            name: format!("{}.out", self.name),
+            kind: "block",
+            monitor: &mut self.out_monitor,
+        });
     }
 
     fn set_audit(&mut self, on: bool) {
@@ -170,11 +206,14 @@ mod tests {
             for shortcut in [false, true] {
                 let spec = block_spec(connect, shortcut);
                 let mut rng = Rng::new(11);
-                let x = Tensor::from_vec(&[2, 2, 3, 4, 4], (0..192).map(|_| rng.uniform()).collect()).unwrap();
+                let x =
+                    Tensor::from_vec(&[2, 2, 3, 4, 4], (0..192).map(|_| rng.uniform()).collect())
+                        .unwrap();
                 let mut block = build_layer("block", &spec, &mut Rng::new(3)).unwrap();
                 let mut y = Tensor::default();
                 block.forward(&x, &mut y, true).unwrap();
-                let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
+                let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
+                    .unwrap();
                 let mut gx = Tensor::default();
                 block.backward(&x, &y, &g, &mut gx).unwrap();
                 let eps = 1e-2f32;
@@ -182,7 +221,8 @@ mod tests {
                     let (mut xp, mut xm) = (x.clone(), x.clone());
                     xp.data_mut()[i] += eps;
                     xm.data_mut()[i] -= eps;
-                    let numeric = (loss(&spec, &xp, &g) - loss(&spec, &xm, &g)) / (2.0 * eps as f64);
+                    let numeric =
+                        (loss(&spec, &xp, &g) - loss(&spec, &xm, &g)) / (2.0 * eps as f64);
                     let analytic = gx.data()[i] as f64;
                     assert!(
                         (numeric - analytic).abs() <= 2e-3 + 2e-2 * numeric.abs(),
@@ -202,7 +242,11 @@ mod tests {
             {"type":"if"}]}"#;
         let mut spec: LayerSpec = serde_json::from_str(json).unwrap();
         let mut rng = Rng::new(5);
-        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], (0..192).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect()).unwrap();
+        let x = Tensor::from_vec(
+            &[3, 2, 2, 4, 4],
+            (0..192).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect(),
+        )
+        .unwrap();
         for connect in [Connect::Add, Connect::Iand, Connect::Or, Connect::Xor] {
             if let LayerSpec::SewBlock(s) = &mut spec {
                 s.connect = connect;
@@ -221,6 +265,9 @@ mod tests {
         let spec: LayerSpec = serde_json::from_str(json).unwrap();
         let block = build_layer("layers.4", &spec, &mut Rng::new(1)).unwrap();
         let err = block.output_shape(&[4, 1, 2, 8, 8]).unwrap_err();
-        assert!(err.to_string().contains("layers.4") && err.to_string().contains("shortcut"), "{err}");
+        assert!(
+            err.to_string().contains("layers.4") && err.to_string().contains("shortcut"),
+            "{err}"
+        );
     }
 }

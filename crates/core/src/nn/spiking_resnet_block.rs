@@ -21,7 +21,12 @@ pub struct SpikingResnetBlock {
 
 impl SpikingResnetBlock {
     /// `shortcut: None` is the identity shortcut.
-    pub fn new(name: &str, branch: Sequential, shortcut: Option<Sequential>, neuron: NeuronLayer) -> Self {
+    pub fn new(
+        name: &str,
+        branch: Sequential,
+        shortcut: Option<Sequential>,
+        neuron: NeuronLayer,
+    ) -> Self {
         SpikingResnetBlock {
             name: name.to_string(),
             paths: ResidualPaths::new(branch, shortcut),
@@ -50,7 +55,9 @@ impl Layer for SpikingResnetBlock {
         self.paths.forward(&self.name, input, training)?;
         let o = self.paths.shortcut_out(input);
         self.charge.resize_for_overwrite(o.shape());
-        for ((c, &b), &s) in self.charge.data_mut().iter_mut().zip(self.paths.branch_out.data()).zip(o.data()) {
+        for ((c, &b), &s) in
+            self.charge.data_mut().iter_mut().zip(self.paths.branch_out.data()).zip(o.data())
+        {
             *c = b + s;
         }
         self.neuron.forward(&self.charge, output, training)?;
@@ -58,7 +65,13 @@ impl Layer for SpikingResnetBlock {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, output: &Tensor, grad_output: &Tensor, grad_input: &mut Tensor) -> Result<()> {
+    fn backward(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
         self.neuron.backward(&self.charge, output, grad_output, &mut self.grad_charge)?;
         // d charge / d branch = d charge / d shortcut = 1.
         self.paths.backward(input, &self.grad_charge, &self.grad_charge, grad_input)
@@ -85,7 +98,11 @@ impl Layer for SpikingResnetBlock {
     fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
         self.paths.counters(out);
         self.neuron.counters(out);
-        out.push(Counter::Rate { name: format!("{}.out", self.name), kind: "block", monitor: &mut self.out_monitor });
+        out.push(Counter::Rate {
+            name: format!("{}.out", self.name),
+            kind: "block",
+            monitor: &mut self.out_monitor,
+        });
     }
 
     fn set_audit(&mut self, on: bool) {
@@ -118,7 +135,11 @@ mod tests {
         );
         let mut block = build_layer("layers.1", &s, &mut Rng::new(2)).unwrap();
         let mut rng = Rng::new(8);
-        let x = Tensor::from_vec(&[4, 2, 2, 3, 3], (0..144).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect()).unwrap();
+        let x = Tensor::from_vec(
+            &[4, 2, 2, 3, 3],
+            (0..144).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
+        )
+        .unwrap();
         let mut y = Tensor::default();
         block.forward(&x, &mut y, true).unwrap();
         assert_eq!(y.data(), x.data());
@@ -130,8 +151,10 @@ mod tests {
         // Input over T = 3 for one element: 1, 0, 1. Charges: 1.5, 0, 1.5.
         // IF: H1 = 1.5 -> spike, V = 0; H2 = 0 -> none; H3 = 1.5 -> spike.
         // A second element with input 0, 1, 0: charges 0, 1.5, 0 -> 0, 1, 0.
-        let s = spec(r#"{"type":"spikingResnetBlock","branch":[
-            {"type":"conv2d","inChannels":1,"outChannels":1,"kernelSize":[1,1],"bias":false}]}"#);
+        let s = spec(
+            r#"{"type":"spikingResnetBlock","branch":[
+            {"type":"conv2d","inChannels":1,"outChannels":1,"kernelSize":[1,1],"bias":false}]}"#,
+        );
         let mut block = build_layer("b", &s, &mut Rng::new(1)).unwrap();
         let mut ps = Vec::new();
         block.params(&mut ps);
@@ -151,10 +174,15 @@ mod tests {
 
     #[test]
     fn mismatched_branch_and_shortcut_is_a_spec_error() {
-        let s = spec(r#"{"type":"spikingResnetBlock","branch":[
-            {"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1]}]}"#);
+        let s = spec(
+            r#"{"type":"spikingResnetBlock","branch":[
+            {"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[1,1]}]}"#,
+        );
         let block = build_layer("layers.2", &s, &mut Rng::new(1)).unwrap();
         let err = block.output_shape(&[2, 1, 2, 4, 4]).unwrap_err();
-        assert!(err.to_string().contains("layers.2") && err.to_string().contains("shortcut"), "{err}");
+        assert!(
+            err.to_string().contains("layers.2") && err.to_string().contains("shortcut"),
+            "{err}"
+        );
     }
 }

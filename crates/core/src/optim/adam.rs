@@ -75,37 +75,23 @@ impl Optimizer for Adam {
             };
             let entry = slot.get_or_insert_with(|| Entry {
                 name: p.name.clone(),
-                bufs: vec![
-                    Tensor::zeros(p.value.shape()),
-                    Tensor::zeros(p.value.shape()),
-                ],
+                bufs: vec![Tensor::zeros(p.value.shape()), Tensor::zeros(p.value.shape())],
             });
-            let [m, v] = &mut entry.bufs[..] else {
-                unreachable!("two Adam slots")
-            };
+            let [m, v] = &mut entry.bufs[..] else { unreachable!("two Adam slots") };
             let Param { value, grad, .. } = &mut **p;
-            for_chunks(
-                value.data_mut(),
-                grad.data(),
-                m.data_mut(),
-                v.data_mut(),
-                |p, g, m, v| {
-                    for i in 0..p.len() {
-                        let pi = p[i] * shrink;
-                        let g = g[i] + l2 * pi;
-                        // torch.lerp's form for weights below 0.5, which 1 - beta1 always is in practice.
-                        m[i] = if w1 < 0.5 {
-                            m[i] + w1 * (g - m[i])
-                        } else {
-                            g - (g - m[i]) * (1.0 - w1)
-                        };
-                        v[i] = v[i] * beta2 + w2 * g * g;
-                        let denom = v[i].sqrt() / bc2_sqrt + eps;
-                        // addcdiv evaluates value * t1 / t2 left to right.
-                        p[i] = pi + -step_size * m[i] / denom;
-                    }
-                },
-            );
+            for_chunks(value.data_mut(), grad.data(), m.data_mut(), v.data_mut(), |p, g, m, v| {
+                for i in 0..p.len() {
+                    let pi = p[i] * shrink;
+                    let g = g[i] + l2 * pi;
+                    // torch.lerp's form for weights below 0.5, which 1 - beta1 always is in practice.
+                    m[i] =
+                        if w1 < 0.5 { m[i] + w1 * (g - m[i]) } else { g - (g - m[i]) * (1.0 - w1) };
+                    v[i] = v[i] * beta2 + w2 * g * g;
+                    let denom = v[i].sqrt() / bc2_sqrt + eps;
+                    // addcdiv evaluates value * t1 / t2 left to right.
+                    p[i] = pi + -step_size * m[i] / denom;
+                }
+            });
         }
         Ok(())
     }
@@ -173,16 +159,7 @@ mod tests {
 
     impl RefAdam {
         fn new(b1: f64, b2: f64, eps: f64, wd: f64, decoupled: bool, n: usize) -> Self {
-            RefAdam {
-                b1,
-                b2,
-                eps,
-                wd,
-                decoupled,
-                t: 0,
-                m: vec![0.0; n],
-                v: vec![0.0; n],
-            }
+            RefAdam { b1, b2, eps, wd, decoupled, t: 0, m: vec![0.0; n], v: vec![0.0; n] }
         }
 
         fn step(&mut self, p: &mut [f64], g: &[f64], lr: f64) {
@@ -205,38 +182,23 @@ mod tests {
     }
 
     const P0: [f64; 4] = [0.5, -1.25, 2.0, 0.1];
-    const GRADS: [[f64; 4]; 3] = [
-        [0.3, -0.2, 1.5, -0.7],
-        [-0.4, 0.25, 0.9, 0.0],
-        [0.1, 0.6, -1.2, 0.33],
-    ];
+    const GRADS: [[f64; 4]; 3] =
+        [[0.3, -0.2, 1.5, -0.7], [-0.4, 0.25, 0.9, 0.0], [0.1, 0.6, -1.2, 0.33]];
 
     fn run(spec: &str, lrs: [f64; 3], decay: bool) {
         let parsed: OptimizerSpec = serde_json::from_str(spec).unwrap();
         let (betas, eps, wd, decoupled) = match parsed {
-            OptimizerSpec::Adam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            } => (betas, eps, weight_decay, false),
-            OptimizerSpec::AdamW {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            } => (betas, eps, weight_decay, true),
+            OptimizerSpec::Adam { betas, eps, weight_decay, .. } => {
+                (betas, eps, weight_decay, false)
+            }
+            OptimizerSpec::AdamW { betas, eps, weight_decay, .. } => {
+                (betas, eps, weight_decay, true)
+            }
             _ => unreachable!(),
         };
         let wd = if decay { wd as f64 } else { 0.0 };
-        let mut r = RefAdam::new(
-            betas[0] as f64,
-            betas[1] as f64,
-            eps as f64,
-            wd,
-            decoupled,
-            P0.len(),
-        );
+        let mut r =
+            RefAdam::new(betas[0] as f64, betas[1] as f64, eps as f64, wd, decoupled, P0.len());
         let mut opt = parsed.build().unwrap();
         let mut p = param("w", &P0, decay);
         let mut want = P0.to_vec();
@@ -262,20 +224,13 @@ mod tests {
         set_grad(&mut p, &[0.5, -3.0, 0.0]);
         opt.step(&mut [&mut p], 0.01).unwrap();
         let d = p.value.data();
-        assert!(
-            (d[0] - 0.99).abs() < 1e-6 && (d[1] - 1.01).abs() < 1e-6 && d[2] == 1.0,
-            "{d:?}"
-        );
+        assert!((d[0] - 0.99).abs() < 1e-6 && (d[1] - 1.01).abs() < 1e-6 && d[2] == 1.0, "{d:?}");
     }
 
     #[test]
     fn adam_matches_reference() {
         run(r#"{"type":"adam","lr":0.01}"#, [0.01; 3], true);
-        run(
-            r#"{"type":"adam","betas":[0.8,0.99],"eps":1e-3}"#,
-            [0.1, 0.05, 0.02],
-            true,
-        );
+        run(r#"{"type":"adam","betas":[0.8,0.99],"eps":1e-3}"#, [0.1, 0.05, 0.02], true);
     }
 
     #[test]
@@ -292,11 +247,7 @@ mod tests {
         let mut w = param("w", &[2.0], true);
         let mut b = param("b", &[2.0], false);
         opt.step(&mut [&mut w, &mut b], 0.1).unwrap();
-        assert!(
-            (w.value.data()[0] - 1.9).abs() < 1e-6,
-            "{:?}",
-            w.value.data()
-        );
+        assert!((w.value.data()[0] - 1.9).abs() < 1e-6, "{:?}", w.value.data());
         assert_eq!(b.value.data()[0], 2.0);
 
         let spec = r#"{"type":"adamW","lr":0.01,"weightDecay":0.3}"#;
@@ -314,18 +265,13 @@ mod tests {
         let mut r = RefAdam::new(0.9, 0.999, 1e-8, 0.01, true, n);
         let mut opt = Adam::new([0.9, 0.999], 1e-8, 0.01, true);
         for s in 0..3 {
-            let g: Vec<f64> = (0..n)
-                .map(|i| (((i * 5 + s) % 11) as f64 - 5.0) / 5.0)
-                .collect();
+            let g: Vec<f64> = (0..n).map(|i| (((i * 5 + s) % 11) as f64 - 5.0) / 5.0).collect();
             set_grad(&mut p, &g);
             opt.step(&mut [&mut p], 0.01).unwrap();
             r.step(&mut want, &g, 0.01);
         }
         for (i, (got, want)) in p.value.data().iter().zip(&want).enumerate() {
-            assert!(
-                (*got as f64 - want).abs() < 1e-5,
-                "element {i}: {got} vs {want}"
-            );
+            assert!((*got as f64 - want).abs() < 1e-5, "element {i}: {got} vs {want}");
         }
     }
 
@@ -376,26 +322,14 @@ mod tests {
         a.step(&mut [&mut w], 0.1).unwrap();
         let state = a.state();
         let without_step: Vec<_> = state.iter().filter(|(k, _)| k != "step").cloned().collect();
-        let without_sq: Vec<_> = state
-            .iter()
-            .filter(|(k, _)| !k.ends_with("exp_avg_sq"))
-            .cloned()
-            .collect();
+        let without_sq: Vec<_> =
+            state.iter().filter(|(k, _)| !k.ends_with("exp_avg_sq")).cloned().collect();
         let mut fresh = Adam::new([0.9, 0.999], 1e-8, 0.0, false);
-        assert_eq!(
-            fresh.load_state(&without_step).unwrap_err().code(),
-            "ERR_STATE"
-        );
-        assert_eq!(
-            fresh.load_state(&without_sq).unwrap_err().code(),
-            "ERR_STATE"
-        );
+        assert_eq!(fresh.load_state(&without_step).unwrap_err().code(), "ERR_STATE");
+        assert_eq!(fresh.load_state(&without_sq).unwrap_err().code(), "ERR_STATE");
         let mut with_junk = state.clone();
         with_junk.push(("lr".to_string(), Tensor::zeros(&[1])));
-        assert_eq!(
-            fresh.load_state(&with_junk).unwrap_err().code(),
-            "ERR_VALUE"
-        );
+        assert_eq!(fresh.load_state(&with_junk).unwrap_err().code(), "ERR_VALUE");
         // A failed load leaves the optimizer as it was.
         assert_eq!(fresh.step, 0);
         assert!(fresh.state().len() == 1);

@@ -119,13 +119,7 @@ impl OptimizerSpec {
     /// Checks every hyper-parameter; errors name it as written in JSON.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            OptimizerSpec::Sgd {
-                lr,
-                momentum,
-                dampening,
-                nesterov,
-                weight_decay,
-            } => {
+            OptimizerSpec::Sgd { lr, momentum, dampening, nesterov, weight_decay } => {
                 check_lr(lr)?;
                 check_range("optimizer.momentum", momentum, 0.0, 1.0, false)?;
                 check_range("optimizer.dampening", dampening, 0.0, 1.0, true)?;
@@ -139,18 +133,8 @@ impl OptimizerSpec {
                 }
                 Ok(())
             }
-            OptimizerSpec::Adam {
-                lr,
-                betas,
-                eps,
-                weight_decay,
-            }
-            | OptimizerSpec::AdamW {
-                lr,
-                betas,
-                eps,
-                weight_decay,
-            } => {
+            OptimizerSpec::Adam { lr, betas, eps, weight_decay }
+            | OptimizerSpec::AdamW { lr, betas, eps, weight_decay } => {
                 check_lr(lr)?;
                 check_range("optimizer.betas[0]", betas[0], 0.0, 1.0, false)?;
                 check_range("optimizer.betas[1]", betas[1], 0.0, 1.0, false)?;
@@ -167,25 +151,15 @@ impl OptimizerSpec {
     pub fn build(&self) -> Result<Box<dyn Optimizer>> {
         self.validate()?;
         Ok(match *self {
-            OptimizerSpec::Sgd {
-                momentum,
-                dampening,
-                nesterov,
-                weight_decay,
-                ..
-            } => Box::new(Sgd::new(momentum, dampening, nesterov, weight_decay)),
-            OptimizerSpec::Adam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            } => Box::new(Adam::new(betas, eps, weight_decay, false)),
-            OptimizerSpec::AdamW {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            } => Box::new(Adam::new(betas, eps, weight_decay, true)),
+            OptimizerSpec::Sgd { momentum, dampening, nesterov, weight_decay, .. } => {
+                Box::new(Sgd::new(momentum, dampening, nesterov, weight_decay))
+            }
+            OptimizerSpec::Adam { betas, eps, weight_decay, .. } => {
+                Box::new(Adam::new(betas, eps, weight_decay, false))
+            }
+            OptimizerSpec::AdamW { betas, eps, weight_decay, .. } => {
+                Box::new(Adam::new(betas, eps, weight_decay, true))
+            }
         })
     }
 }
@@ -199,11 +173,7 @@ fn check_lr(lr: f32) -> Result<()> {
 
 fn check_weight_decay(wd: f32) -> Result<()> {
     if !(wd.is_finite() && wd >= 0.0) {
-        return Err(Error::value(
-            "optimizer.weightDecay",
-            "a finite number >= 0",
-            wd,
-        ));
+        return Err(Error::value("optimizer.weightDecay", "a finite number >= 0", wd));
     }
     Ok(())
 }
@@ -213,11 +183,7 @@ pub(crate) fn check_range(at: &str, v: f32, lo: f32, hi: f32, hi_inclusive: bool
     let ok = v >= lo && if hi_inclusive { v <= hi } else { v < hi };
     if !ok {
         let close = if hi_inclusive { ']' } else { ')' };
-        return Err(Error::value(
-            at,
-            format!("a number in [{lo}, {hi}{close}"),
-            v,
-        ));
+        return Err(Error::value(at, format!("a number in [{lo}, {hi}{close}"), v));
     }
     Ok(())
 }
@@ -226,11 +192,7 @@ pub(crate) fn check_range(at: &str, v: f32, lo: f32, hi: f32, hi_inclusive: bool
 /// (cosine to `minLr = 0`), so only negative and non-finite values are refused.
 fn check_step_lr(at: &str, lr: f32) -> Result<()> {
     if !(lr.is_finite() && lr >= 0.0) {
-        return Err(Error::value(
-            format!("{at}.step lr"),
-            "a finite number >= 0",
-            lr,
-        ));
+        return Err(Error::value(format!("{at}.step lr"), "a finite number >= 0", lr));
     }
     Ok(())
 }
@@ -258,14 +220,9 @@ where
     let jobs: Vec<_> = value
         .chunks_mut(PAR_CHUNK)
         .zip(grad.chunks(PAR_CHUNK))
-        .zip(
-            split_or_empty(a, chunks)
-                .into_iter()
-                .zip(split_or_empty(b, chunks)),
-        )
+        .zip(split_or_empty(a, chunks).into_iter().zip(split_or_empty(b, chunks)))
         .collect();
-    jobs.into_par_iter()
-        .for_each(|((v, g), (a, b))| f(v, g, a, b));
+    jobs.into_par_iter().for_each(|((v, g), (a, b))| f(v, g, a, b));
 }
 
 fn split_or_empty(s: &mut [f32], chunks: usize) -> Vec<&mut [f32]> {
@@ -293,10 +250,7 @@ struct Entry {
 
 impl SlotStore {
     fn new(slots: &'static [&'static str]) -> Self {
-        SlotStore {
-            slots,
-            entries: Vec::new(),
-        }
+        SlotStore { slots, entries: Vec::new() }
     }
 
     /// Checks that the parameters still match the stored state (same count where state exists,
@@ -326,10 +280,7 @@ impl SlotStore {
                 if e.name != p.name {
                     return Err(Error::state(
                         at,
-                        format!(
-                            "state of parameter {i} belongs to {}, not {}",
-                            e.name, p.name
-                        ),
+                        format!("state of parameter {i} belongs to {}, not {}", e.name, p.name),
                     ));
                 }
                 for (slot, buf) in self.slots.iter().zip(&e.bufs) {
@@ -433,8 +384,7 @@ pub(crate) fn step_to_tensor(step: u64) -> Tensor {
 pub(crate) fn step_from_tensor(at: &str, t: &Tensor) -> Result<u64> {
     let d = t.data();
     let ok = t.shape() == [2]
-        && d.iter()
-            .all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0)
+        && d.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0)
         && d[0] < (1u64 << 24) as f32
         && d[1] < (1u64 << 24) as f32;
     if !ok {
@@ -477,30 +427,17 @@ mod tests {
         let s = parse(r#"{"type":"adam"}"#).unwrap();
         assert_eq!(
             s,
-            OptimizerSpec::Adam {
-                lr: 1e-3,
-                betas: [0.9, 0.999],
-                eps: 1e-8,
-                weight_decay: 0.0
-            }
+            OptimizerSpec::Adam { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.0 }
         );
         let s = parse(r#"{"type":"adamW","lr":0.01}"#).unwrap();
         assert_eq!(
             s,
-            OptimizerSpec::AdamW {
-                lr: 0.01,
-                betas: [0.9, 0.999],
-                eps: 1e-8,
-                weight_decay: 0.01
-            }
+            OptimizerSpec::AdamW { lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.01 }
         );
         assert_eq!(parse(r#"{"type":"adamw"}"#).unwrap().kind(), "adamW");
         // Round trip through JSON keeps camelCase names.
         let json = serde_json::to_string(&s).unwrap();
-        assert!(
-            json.contains("\"weightDecay\"") && json.contains("\"adamW\""),
-            "{json}"
-        );
+        assert!(json.contains("\"weightDecay\"") && json.contains("\"adamW\""), "{json}");
         assert_eq!(parse(&json).unwrap(), s);
     }
 
@@ -540,10 +477,8 @@ mod tests {
         assert!(
             err(r#"{"type":"sgd","lr":0.1,"nesterov":true}"#).starts_with("optimizer.nesterov:")
         );
-        assert!(
-            err(r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":0.1,"nesterov":true}"#)
-                .starts_with("optimizer.nesterov:")
-        );
+        assert!(err(r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":0.1,"nesterov":true}"#)
+            .starts_with("optimizer.nesterov:"));
         assert!(err(r#"{"type":"adam","betas":[1.0,0.999]}"#).starts_with("optimizer.betas[0]:"));
         assert!(err(r#"{"type":"adamW","betas":[0.9,-0.1]}"#).starts_with("optimizer.betas[1]:"));
         assert!(err(r#"{"type":"adam","eps":0}"#).starts_with("optimizer.eps:"));
@@ -556,14 +491,7 @@ mod tests {
         ] {
             parse(ok).unwrap().build().unwrap();
         }
-        assert_eq!(
-            parse(r#"{"type":"adamW"}"#)
-                .unwrap()
-                .build()
-                .unwrap()
-                .kind(),
-            "adamW"
-        );
+        assert_eq!(parse(r#"{"type":"adamW"}"#).unwrap().build().unwrap().kind(), "adamW");
     }
 
     #[test]

@@ -63,30 +63,18 @@ fn default_gamma() -> f32 {
 
 impl Default for ScheduleSpec {
     fn default() -> Self {
-        ScheduleSpec::Constant {
-            warmup_steps: 0,
-            warmup_start_factor: default_warmup_start(),
-        }
+        ScheduleSpec::Constant { warmup_steps: 0, warmup_start_factor: default_warmup_start() }
     }
 }
 
 impl ScheduleSpec {
     fn warmup(&self) -> (usize, f32) {
         match *self {
-            ScheduleSpec::Constant {
-                warmup_steps,
-                warmup_start_factor,
+            ScheduleSpec::Constant { warmup_steps, warmup_start_factor }
+            | ScheduleSpec::Cosine { warmup_steps, warmup_start_factor, .. }
+            | ScheduleSpec::Step { warmup_steps, warmup_start_factor, .. } => {
+                (warmup_steps, warmup_start_factor)
             }
-            | ScheduleSpec::Cosine {
-                warmup_steps,
-                warmup_start_factor,
-                ..
-            }
-            | ScheduleSpec::Step {
-                warmup_steps,
-                warmup_start_factor,
-                ..
-            } => (warmup_steps, warmup_start_factor),
         }
     }
 
@@ -94,19 +82,11 @@ impl ScheduleSpec {
     pub fn validate(&self) -> Result<()> {
         let (warmup_steps, start) = self.warmup();
         if !(start > 0.0 && start <= 1.0) {
-            return Err(Error::value(
-                "schedule.warmupStartFactor",
-                "a number in (0, 1]",
-                start,
-            ));
+            return Err(Error::value("schedule.warmupStartFactor", "a number in (0, 1]", start));
         }
         match *self {
             ScheduleSpec::Constant { .. } => Ok(()),
-            ScheduleSpec::Cosine {
-                total_steps,
-                min_lr,
-                ..
-            } => {
+            ScheduleSpec::Cosine { total_steps, min_lr, .. } => {
                 if total_steps <= warmup_steps {
                     return Err(Error::value(
                         "schedule.totalSteps",
@@ -115,23 +95,13 @@ impl ScheduleSpec {
                     ));
                 }
                 if !(min_lr.is_finite() && min_lr >= 0.0) {
-                    return Err(Error::value(
-                        "schedule.minLr",
-                        "a finite number >= 0",
-                        min_lr,
-                    ));
+                    return Err(Error::value("schedule.minLr", "a finite number >= 0", min_lr));
                 }
                 Ok(())
             }
-            ScheduleSpec::Step {
-                step_size, gamma, ..
-            } => {
+            ScheduleSpec::Step { step_size, gamma, .. } => {
                 if step_size == 0 {
-                    return Err(Error::value(
-                        "schedule.stepSize",
-                        "an integer >= 1",
-                        step_size,
-                    ));
+                    return Err(Error::value("schedule.stepSize", "an integer >= 1", step_size));
                 }
                 // A growing rate (gamma > 1) is almost surely a typo for its inverse.
                 if !(gamma > 0.0 && gamma <= 1.0) {
@@ -153,11 +123,7 @@ impl ScheduleSpec {
         let s = step - warmup_steps;
         let lr = match *self {
             ScheduleSpec::Constant { .. } => base,
-            ScheduleSpec::Cosine {
-                total_steps,
-                min_lr,
-                ..
-            } => {
+            ScheduleSpec::Cosine { total_steps, min_lr, .. } => {
                 let span = total_steps.saturating_sub(warmup_steps).max(1);
                 let min = min_lr as f64;
                 if s >= span {
@@ -167,9 +133,7 @@ impl ScheduleSpec {
                     min + (base - min) * (1.0 + phase.cos()) / 2.0
                 }
             }
-            ScheduleSpec::Step {
-                step_size, gamma, ..
-            } => {
+            ScheduleSpec::Step { step_size, gamma, .. } => {
                 let k = (s / step_size.max(1)) as i32;
                 base * (gamma as f64).powi(k)
             }
@@ -209,10 +173,7 @@ mod tests {
         // cos(pi/4): 0.1 * (1 + sqrt(2)/2) / 2
         assert!(close(s.lr_at(0.1, 25), 0.1 * (1.0 + 0.5f64.sqrt()) / 2.0));
         assert!(close(s.lr_at(0.1, 100), 0.0));
-        assert!(
-            close(s.lr_at(0.1, 150), 0.0),
-            "stays at the minimum past the end"
-        );
+        assert!(close(s.lr_at(0.1, 150), 0.0), "stays at the minimum past the end");
 
         let s = parse(r#"{"type":"cosine","totalSteps":10,"minLr":0.01}"#);
         assert!(close(s.lr_at(0.1, 0), 0.1));
@@ -238,17 +199,10 @@ mod tests {
         let s = parse(r#"{"type":"cosine","totalSteps":14,"warmupSteps":4}"#);
         // Linear from 0.1 * base: factors 0.1, 0.325, 0.55, 0.775, then the cosine from base.
         for (k, f) in [(0, 0.1), (1, 0.325), (2, 0.55), (3, 0.775)] {
-            assert!(
-                close(s.lr_at(2.0, k), 2.0 * f),
-                "step {k}: {}",
-                s.lr_at(2.0, k)
-            );
+            assert!(close(s.lr_at(2.0, k), 2.0 * f), "step {k}: {}", s.lr_at(2.0, k));
         }
         assert!(close(s.lr_at(2.0, 4), 2.0));
-        assert!(
-            close(s.lr_at(2.0, 9), 1.0),
-            "half-way through the 10 cosine steps"
-        );
+        assert!(close(s.lr_at(2.0, 9), 1.0), "half-way through the 10 cosine steps");
         assert!(close(s.lr_at(2.0, 14), 0.0));
 
         let s = parse(

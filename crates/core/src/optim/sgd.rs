@@ -44,22 +44,14 @@ impl Optimizer for Sgd {
         let keep = 1.0 - self.dampening;
         for (p, slot) in params.iter_mut().zip(self.store.entries.iter_mut()) {
             let wd = if p.decay { self.weight_decay } else { 0.0 };
-            let Param {
-                name, value, grad, ..
-            } = &mut **p;
+            let Param { name, value, grad, .. } = &mut **p;
             if momentum == 0.0 {
-                for_chunks(
-                    value.data_mut(),
-                    grad.data(),
-                    &mut [],
-                    &mut [],
-                    |v, g, _, _| {
-                        for (v, &g) in v.iter_mut().zip(g) {
-                            let d = g + wd * *v;
-                            *v += -lr * d;
-                        }
-                    },
-                );
+                for_chunks(value.data_mut(), grad.data(), &mut [], &mut [], |v, g, _, _| {
+                    for (v, &g) in v.iter_mut().zip(g) {
+                        let d = g + wd * *v;
+                        *v += -lr * d;
+                    }
+                });
                 continue;
             }
             // No buffer yet: PyTorch starts it at the (decayed) gradient itself, without the
@@ -132,11 +124,7 @@ mod tests {
 
     impl RefSgd {
         fn step(&mut self, p: &mut [f64], g: &[f64]) {
-            let g: Vec<f64> = g
-                .iter()
-                .zip(p.iter())
-                .map(|(g, p)| g + self.wd * p)
-                .collect();
+            let g: Vec<f64> = g.iter().zip(p.iter()).map(|(g, p)| g + self.wd * p).collect();
             let d = if self.momentum != 0.0 {
                 let buf = match self.buf.take() {
                     None => g.clone(),
@@ -147,10 +135,7 @@ mod tests {
                         .collect(),
                 };
                 let d = if self.nesterov {
-                    g.iter()
-                        .zip(&buf)
-                        .map(|(g, b)| g + self.momentum * b)
-                        .collect()
+                    g.iter().zip(&buf).map(|(g, b)| g + self.momentum * b).collect()
                 } else {
                     buf.clone()
                 };
@@ -166,11 +151,8 @@ mod tests {
     }
 
     const P0: [f64; 4] = [0.5, -1.25, 2.0, 0.1];
-    const GRADS: [[f64; 4]; 3] = [
-        [0.3, -0.2, 1.5, -0.7],
-        [-0.4, 0.25, 0.9, 0.05],
-        [0.1, 0.6, -1.2, 0.33],
-    ];
+    const GRADS: [[f64; 4]; 3] =
+        [[0.3, -0.2, 1.5, -0.7], [-0.4, 0.25, 0.9, 0.05], [0.1, 0.6, -1.2, 0.33]];
 
     fn run(spec: &str, reference: RefSgd, decay: bool) {
         let spec: OptimizerSpec = serde_json::from_str(spec).unwrap();
@@ -197,14 +179,7 @@ mod tests {
     }
 
     fn reference(lr: f64, momentum: f64, dampening: f64, nesterov: bool, wd: f64) -> RefSgd {
-        RefSgd {
-            lr,
-            momentum,
-            dampening,
-            nesterov,
-            wd,
-            buf: None,
-        }
+        RefSgd { lr, momentum, dampening, nesterov, wd, buf: None }
     }
 
     #[test]
@@ -218,11 +193,7 @@ mod tests {
             (p.value.data()[0] - 0.95).abs() < 1e-7 && (p.value.data()[1] + 1.975).abs() < 1e-7
         );
         assert!(opt.state().is_empty());
-        run(
-            r#"{"type":"sgd","lr":0.1}"#,
-            reference(0.1, 0.0, 0.0, false, 0.0),
-            true,
-        );
+        run(r#"{"type":"sgd","lr":0.1}"#, reference(0.1, 0.0, 0.0, false, 0.0), true);
     }
 
     #[test]
@@ -266,11 +237,7 @@ mod tests {
         assert!((p.value.data()[0] + 0.1).abs() < 1e-7);
         set_grad(&mut p, &[2.0]);
         opt.step(&mut [&mut p], 0.1).unwrap();
-        assert!(
-            (p.value.data()[0] + 0.29).abs() < 1e-6,
-            "{:?}",
-            p.value.data()
-        );
+        assert!((p.value.data()[0] + 0.29).abs() < 1e-6, "{:?}", p.value.data());
         run(
             r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":0.3}"#,
             reference(0.1, 0.9, 0.3, false, 0.0),
@@ -305,18 +272,13 @@ mod tests {
         let mut r = reference(0.1, 0.9, 0.0, true, 0.01);
         let mut opt = Sgd::new(0.9, 0.0, true, 0.01);
         for s in 0..3 {
-            let g: Vec<f64> = (0..n)
-                .map(|i| (((i * 7 + s) % 13) as f64 - 6.0) / 6.0)
-                .collect();
+            let g: Vec<f64> = (0..n).map(|i| (((i * 7 + s) % 13) as f64 - 6.0) / 6.0).collect();
             set_grad(&mut p, &g);
             opt.step(&mut [&mut p], 0.1).unwrap();
             r.step(&mut want, &g);
         }
         for (i, (got, want)) in p.value.data().iter().zip(&want).enumerate() {
-            assert!(
-                (*got as f64 - want).abs() < 1e-5,
-                "element {i}: {got} vs {want}"
-            );
+            assert!((*got as f64 - want).abs() < 1e-5, "element {i}: {got} vs {want}");
         }
     }
 
@@ -330,13 +292,7 @@ mod tests {
         a.step(&mut [&mut w, &mut b], 0.1).unwrap();
         let state = a.state();
         let keys: Vec<&str> = state.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "0/layers.0.weight/momentum_buffer",
-                "1/layers.0.bias/momentum_buffer"
-            ]
-        );
+        assert_eq!(keys, ["0/layers.0.weight/momentum_buffer", "1/layers.0.bias/momentum_buffer"]);
 
         let mut fresh = Sgd::new(0.9, 0.1, false, 0.01);
         fresh.load_state(&state).unwrap();
@@ -370,22 +326,13 @@ mod tests {
         let mut fresh = Sgd::new(0.9, 0.0, false, 0.0);
         fresh.load_state(&state).unwrap();
         let mut other = param("v", &[1.0, 2.0], true);
-        assert_eq!(
-            fresh.step(&mut [&mut other], 0.1).unwrap_err().code(),
-            "ERR_STATE"
-        );
+        assert_eq!(fresh.step(&mut [&mut other], 0.1).unwrap_err().code(), "ERR_STATE");
         let mut wrong_shape = param("w", &[1.0, 2.0, 3.0], true);
-        assert_eq!(
-            fresh.step(&mut [&mut wrong_shape], 0.1).unwrap_err().code(),
-            "ERR_SHAPE"
-        );
+        assert_eq!(fresh.step(&mut [&mut wrong_shape], 0.1).unwrap_err().code(), "ERR_SHAPE");
 
         let bad = vec![("0/w/exp_avg".to_string(), Tensor::zeros(&[2]))];
         assert_eq!(
-            Sgd::new(0.9, 0.0, false, 0.0)
-                .load_state(&bad)
-                .unwrap_err()
-                .code(),
+            Sgd::new(0.9, 0.0, false, 0.0).load_state(&bad).unwrap_err().code(),
             "ERR_VALUE"
         );
         let bad = vec![("step".to_string(), Tensor::zeros(&[2]))];

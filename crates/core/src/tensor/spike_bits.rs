@@ -94,7 +94,10 @@ const NIBBLE_VALUES: [[f32; 4]; 16] = {
 fn pack_word(src: &[f32]) -> (u64, bool) {
     #[cfg(target_arch = "x86_64")]
     if src.len() == 64 {
-        use std::arch::x86_64::{_mm_cmpeq_ps, _mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_or_ps, _mm_set1_ps, _mm_setzero_ps};
+        use std::arch::x86_64::{
+            _mm_cmpeq_ps, _mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_or_ps, _mm_set1_ps,
+            _mm_setzero_ps,
+        };
         // SAFETY: SSE2 is baseline on x86_64; each load reads 4 of the 64 values of `src`.
         unsafe {
             let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
@@ -124,8 +127,19 @@ mod tests {
     #[test]
     fn round_trip_is_exact_at_every_density_and_odd_sizes() {
         let mut rng = Rng::new(2);
-        for &(n, density) in &[(1usize, 1.0f32), (63, 0.5), (64, 0.0), (1000, 0.01), (CHUNK * 2 + 77, 0.1), (4096, 1.0)] {
-            let t = Tensor::from_vec(&[n], (0..n).map(|_| (rng.uniform() < density) as u8 as f32).collect()).unwrap();
+        for &(n, density) in &[
+            (1usize, 1.0f32),
+            (63, 0.5),
+            (64, 0.0),
+            (1000, 0.01),
+            (CHUNK * 2 + 77, 0.1),
+            (4096, 1.0),
+        ] {
+            let t = Tensor::from_vec(
+                &[n],
+                (0..n).map(|_| (rng.uniform() < density) as u8 as f32).collect(),
+            )
+            .unwrap();
             let mut bits = SpikeBits::default();
             assert!(bits.pack(&t));
             assert_eq!(bits.bytes(), n.div_ceil(64) * 8);

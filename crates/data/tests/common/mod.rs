@@ -23,8 +23,10 @@ impl TempDir {
     }
     /// Files left in the directory (to check that failed writes leave nothing behind).
     pub fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
@@ -49,7 +51,12 @@ pub fn random_events(width: u16, height: u16, n: usize, seed: u64, max_step: i64
     let mut t = (next() % 1000) as i64;
     for _ in 0..n {
         t += (next() % (max_step as u64 + 1)) as i64;
-        events.push(t, (next() % width as u64) as u16, (next() % height as u64) as u16, (next() % 2) as u8);
+        events.push(
+            t,
+            (next() % width as u64) as u16,
+            (next() % height as u64) as u16,
+            (next() % 2) as u8,
+        );
     }
     events
 }
