@@ -3,8 +3,26 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  DualstreamError, Model, TensorDataset, adam, batchNorm2d, conv2d, decodeSafetensors, dropout, dualBasicBlock, dualStream, encodeSafetensors, flatten,
-  lif, linear, maxPool2d, readCheckpoint, readSafetensors, sequential, writeFileAtomic, writeSafetensors,
+  DualstreamError,
+  Model,
+  TensorDataset,
+  adam,
+  batchNorm2d,
+  conv2d,
+  decodeSafetensors,
+  dropout,
+  dualBasicBlock,
+  dualStream,
+  encodeSafetensors,
+  flatten,
+  lif,
+  linear,
+  maxPool2d,
+  readCheckpoint,
+  readSafetensors,
+  sequential,
+  writeFileAtomic,
+  writeSafetensors,
 } from '../ts/index'
 import type { BatchEnd, EpochEnd, FitState } from '../ts/index'
 
@@ -26,7 +44,10 @@ test('safetensors files follow the format: LE header length, padded JSON header,
   t.is(view.getFloat32(8 + n + 16, true), 7)
 
   // A file written by hand per the format (unpadded header, tensors in reverse order) reads back.
-  const hand = JSON.stringify({ y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] }, x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } })
+  const hand = JSON.stringify({
+    y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+    x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+  })
   const file = new Uint8Array(8 + hand.length + 8)
   const fv = new DataView(file.buffer)
   fv.setBigUint64(0, BigInt(hand.length), true)
@@ -34,10 +55,22 @@ test('safetensors files follow the format: LE header length, padded JSON header,
   fv.setFloat32(8 + hand.length, 1.5, true)
   fv.setFloat32(8 + hand.length + 4, -4, true)
   const decoded = decodeSafetensors(file)
-  t.deepEqual(decoded.tensors.map((x) => [x.name, [...x.data]]), [['y', [-4]], ['x', [1.5]]])
+  t.deepEqual(
+    decoded.tensors.map((x) => [x.name, [...x.data]]),
+    [
+      ['y', [-4]],
+      ['x', [1.5]],
+    ],
+  )
   t.deepEqual(decoded.metadata, {})
   const back = decodeSafetensors(bytes)
-  t.deepEqual(back.tensors.map((x) => [x.name, x.shape, [...x.data]]), [['a', [2, 2], [1, -2, 3.5, 0.25]], ['b.c', [3], [7, 8, 9]]])
+  t.deepEqual(
+    back.tensors.map((x) => [x.name, x.shape, [...x.data]]),
+    [
+      ['a', [2, 2], [1, -2, 3.5, 0.25]],
+      ['b.c', [3], [7, 8, 9]],
+    ],
+  )
 })
 
 test('corrupt and truncated files fail naming the file and the byte offset', (t) => {
@@ -46,12 +79,26 @@ test('corrupt and truncated files fail naming the file and the byte offset', (t)
   const n = Number(new DataView(bytes.buffer).getBigUint64(0, true))
   const cases: [string, Uint8Array, RegExp][] = [
     ['short.safetensors', bytes.subarray(0, 5), /short\.safetensors: at byte offset 5: the file ends after 5 bytes/],
-    ['cut.safetensors', bytes.subarray(0, bytes.length - 6), new RegExp(`cut\\.safetensors: at byte offset ${bytes.length - 6}: tensor w: its data runs to byte ${bytes.length} but the file ends at byte ${bytes.length - 6} \\(truncated\\)`)],
-    ['header.safetensors', bytes.subarray(0, 20), /header\.safetensors: at byte offset 0: the header length \d+ runs past the end of the file \(20 bytes\)/],
+    [
+      'cut.safetensors',
+      bytes.subarray(0, bytes.length - 6),
+      new RegExp(
+        `cut\\.safetensors: at byte offset ${bytes.length - 6}: tensor w: its data runs to byte ${bytes.length} but the file ends at byte ${bytes.length - 6} \\(truncated\\)`,
+      ),
+    ],
+    [
+      'header.safetensors',
+      bytes.subarray(0, 20),
+      /header\.safetensors: at byte offset 0: the header length \d+ runs past the end of the file \(20 bytes\)/,
+    ],
   ]
   const garbled = bytes.slice()
   garbled[8 + 1] = 0x3a // ':' where the first key's quote was
-  cases.push(['json.safetensors', garbled, /json\.safetensors: at byte offset 9: the JSON header \(bytes 8 to \d+\) is invalid/])
+  cases.push([
+    'json.safetensors',
+    garbled,
+    /json\.safetensors: at byte offset 9: the JSON header \(bytes 8 to \d+\) is invalid/,
+  ])
   for (const [name, data, message] of cases) {
     const path = join(dir, name)
     writeFileSync(path, data)
@@ -77,7 +124,7 @@ test('atomic writes leave the complete file and no temporary file; a failed writ
 // Four classes: the brightest quadrant of an 8x8 image, with noise.
 function quadrants(n: number, seed: number): TensorDataset {
   let s = seed
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
   const images = new Float32Array(n * 64)
   const labels = new Uint32Array(n)
   for (let i = 0; i < n; i++) {
@@ -91,10 +138,25 @@ function quadrants(n: number, seed: number): TensorDataset {
 }
 
 const dualNet = () => [
-  conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), lif(), maxPool2d(2),
-  dualStream({ stages: [dualBasicBlock(4, 4, { connect: 'or' })], classes: 4, headPool: 'flatten', features: 4 * 4 * 4 }),
+  conv2d(1, 4, 3, { padding: 1, bias: false }),
+  batchNorm2d(4),
+  lif(),
+  maxPool2d(2),
+  dualStream({
+    stages: [dualBasicBlock(4, 4, { connect: 'or' })],
+    classes: 4,
+    headPool: 'flatten',
+    features: 4 * 4 * 4,
+  }),
 ]
-const dropoutNet = () => [conv2d(1, 4, 3, { padding: 1 }), batchNorm2d(4), lif(), flatten(), dropout(0.3), linear(256, 4)]
+const dropoutNet = () => [
+  conv2d(1, 4, 3, { padding: 1 }),
+  batchNorm2d(4),
+  lif(),
+  flatten(),
+  dropout(0.3),
+  linear(256, 4),
+]
 
 test('a model saved to a checkpoint loads without the code that built it and predicts the same', async (t) => {
   const data = quadrants(64, 1)
@@ -105,9 +167,15 @@ test('a model saved to a checkpoint loads without the code that built it and pre
   const ckpt = readCheckpoint(path)
   t.deepEqual(ckpt.spec, model.spec)
   t.deepEqual(ckpt.metadata, { note: 'test' })
-  t.true(ckpt.tensors.some((x) => x.name.endsWith('running_mean')), 'BN statistics are saved')
+  t.true(
+    ckpt.tensors.some((x) => x.name.endsWith('running_mean')),
+    'BN statistics are saved',
+  )
   t.true(ckpt.trainer.some((x) => x.name === 'schedule/step'))
-  t.true(ckpt.trainer.some((x) => /^optimizer\/0\/.+\/exp_avg_sq$/.test(x.name)), 'Adam moments are saved')
+  t.true(
+    ckpt.trainer.some((x) => /^optimizer\/0\/.+\/exp_avg_sq$/.test(x.name)),
+    'Adam moments are saved',
+  )
   const loaded = await Model.load(path)
   const [batch] = data.batches(16)
   for (const mode of ['fsnn', 'dsnn'] as const) {
@@ -118,13 +186,27 @@ test('a model saved to a checkpoint loads without the code that built it and pre
 
 test('loading a checkpoint of another architecture names the tensor and both shapes', async (t) => {
   const dir = tmp()
-  const small = sequential([conv2d(1, 4, 3, { padding: 1 }), batchNorm2d(4), lif(), flatten(), linear(256, 4)], { timeSteps: 2, inputShape: [1, 8, 8] })
-  const wide = sequential([conv2d(1, 6, 3, { padding: 1 }), batchNorm2d(6), lif(), flatten(), linear(384, 4)], { timeSteps: 2, inputShape: [1, 8, 8] })
+  const small = sequential([conv2d(1, 4, 3, { padding: 1 }), batchNorm2d(4), lif(), flatten(), linear(256, 4)], {
+    timeSteps: 2,
+    inputShape: [1, 8, 8],
+  })
+  const wide = sequential([conv2d(1, 6, 3, { padding: 1 }), batchNorm2d(6), lif(), flatten(), linear(384, 4)], {
+    timeSteps: 2,
+    inputShape: [1, 8, 8],
+  })
   const path = join(dir, 'small.safetensors')
   await small.save(path)
-  await t.throwsAsync(wide.loadWeights(path), { code: 'ERR_SHAPE', message: /small\.safetensors: tensor layers\.0\.weight: expected shape \[6, 1, 3, 3\], got \[4, 1, 3, 3\]/ } as never)
-  const deeper = sequential([conv2d(1, 4, 3, { padding: 1 }), batchNorm2d(4), lif(), conv2d(4, 4, 1), flatten(), linear(256, 4)], { timeSteps: 2, inputShape: [1, 8, 8] })
-  await t.throwsAsync(deeper.loadWeights(path), { message: /tensor layers\.3\.weight \(shape \[4, 4, 1, 1\]\) is missing from the checkpoint/ })
+  await t.throwsAsync(wide.loadWeights(path), {
+    code: 'ERR_SHAPE',
+    message: /small\.safetensors: tensor layers\.0\.weight: expected shape \[6, 1, 3, 3\], got \[4, 1, 3, 3\]/,
+  } as never)
+  const deeper = sequential(
+    [conv2d(1, 4, 3, { padding: 1 }), batchNorm2d(4), lif(), conv2d(4, 4, 1), flatten(), linear(256, 4)],
+    { timeSteps: 2, inputShape: [1, 8, 8] },
+  )
+  await t.throwsAsync(deeper.loadWeights(path), {
+    message: /tensor layers\.3\.weight \(shape \[4, 4, 1, 1\]\) is missing from the checkpoint/,
+  })
   await Promise.all([small.dispose(), wide.dispose(), deeper.dispose()])
 })
 
@@ -141,7 +223,8 @@ test('fit stopped mid-epoch and resumed from its checkpoint ends exactly like an
     const controller = new AbortController()
     const firstBatches: number[] = []
     const stopped = await first.fit(data, {
-      ...options, signal: controller.signal,
+      ...options,
+      signal: controller.signal,
       onBatchEnd: (b: BatchEnd, state: FitState) => {
         firstBatches.push(b.loss)
         // Stop in the middle of the second epoch.
@@ -158,7 +241,11 @@ test('fit stopped mid-epoch and resumed from its checkpoint ends exactly like an
     const ckpt = readCheckpoint(path)
     const resumed = Model.fromCheckpoint(ckpt)
     const rest: number[] = []
-    const result = await resumed.fit(data, { ...options, resume: ckpt, onBatchEnd: (b: BatchEnd) => void rest.push(b.loss) })
+    const result = await resumed.fit(data, {
+      ...options,
+      resume: ckpt,
+      onBatchEnd: (b: BatchEnd) => void rest.push(b.loss),
+    })
     t.deepEqual([...firstBatches, ...rest], wholeBatches, 'every step loss, bit for bit')
     t.deepEqual(result.epochs.map(strip), expected.epochs.map(strip))
     const [batch] = data.batches(16)
@@ -185,5 +272,8 @@ test('checkpoint bytes are plain safetensors: the spec sits in the metadata as J
 test('a safetensors file that is not a dualstream checkpoint is refused as such', (t) => {
   const path = join(tmp(), 'plain.safetensors')
   writeSafetensors(path, [{ name: 'w', shape: [1], data: new Float32Array([1]) }])
-  t.throws(() => readCheckpoint(path), { code: 'ERR_FORMAT', message: /plain\.safetensors: not a dualstream checkpoint/ } as never)
+  t.throws(() => readCheckpoint(path), {
+    code: 'ERR_FORMAT',
+    message: /plain\.safetensors: not a dualstream checkpoint/,
+  } as never)
 })

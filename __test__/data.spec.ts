@@ -60,7 +60,7 @@ test('fashion-mnist: split sizes, per-class counts and skipped records', (t) => 
     [
       [0, 1000],
       [0, 7001],
-    ]
+    ],
   )
   t.deepEqual(f.train.sampleShape, [1, 28, 28])
   t.is(f.train.sampleSize, 784)
@@ -106,7 +106,9 @@ test('fashion-mnist: records land where the split says, scaled by 1/255', (t) =>
 })
 
 test('fashion-mnist: limitPerClass is validated', (t) => {
-  t.throws(() => loadFashionMnist({ limitPerClass: 0 }), { message: /^limitPerClass: expected a positive integer, received 0$/ })
+  t.throws(() => loadFashionMnist({ limitPerClass: 0 }), {
+    message: /^limitPerClass: expected a positive integer, received 0$/,
+  })
   t.throws(() => loadFashionMnist({ limitPerClass: 1.5 }), { message: /^limitPerClass:/ })
 })
 
@@ -179,12 +181,15 @@ test('mnist: per-class counts add up to 10,000 and the split is round(20%) per c
 
 test('mnist: malformed files fail with the file and position', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dualstream-mnist-'))
-  for (let c = 0; c < 10; c++) writeFileSync(join(dir, `${c}.json`), JSON.stringify({ data: new Array(784 * 5).fill(0.5) }))
+  for (let c = 0; c < 10; c++)
+    writeFileSync(join(dir, `${c}.json`), JSON.stringify({ data: new Array(784 * 5).fill(0.5) }))
   const m = loadMnist({ dir })
   t.is(m.train.length, 40)
   t.is(m.test.length, 10)
   writeFileSync(join(dir, '2.json'), JSON.stringify({ data: new Array(784 * 5 + 1).fill(0.5) }))
-  t.throws(() => loadMnist({ dir }), { message: /2\.json \(digit 2\): expected a non-zero multiple of 784 values, found 3921/ })
+  t.throws(() => loadMnist({ dir }), {
+    message: /2\.json \(digit 2\): expected a non-zero multiple of 784 values, found 3921/,
+  })
   const data = new Array(784 * 5).fill(0.5)
   data[784 + 3] = 1.5
   writeFileSync(join(dir, '2.json'), JSON.stringify({ data }))
@@ -213,10 +218,22 @@ test('batches: unshuffled batches cover the dataset in order with matching conte
 
 test('batches: dropLast drops only a short final batch', (t) => {
   const ds = small(10)
-  t.deepEqual([...ds.batches(4, { dropLast: true })].map((b) => b.size), [4, 4])
-  t.deepEqual([...ds.batches(5, { dropLast: true })].map((b) => b.size), [5, 5])
-  t.deepEqual([...ds.batches(11, { dropLast: true })].map((b) => b.size), [])
-  t.deepEqual([...ds.batches(11)].map((b) => b.size), [10])
+  t.deepEqual(
+    [...ds.batches(4, { dropLast: true })].map((b) => b.size),
+    [4, 4],
+  )
+  t.deepEqual(
+    [...ds.batches(5, { dropLast: true })].map((b) => b.size),
+    [5, 5],
+  )
+  t.deepEqual(
+    [...ds.batches(11, { dropLast: true })].map((b) => b.size),
+    [],
+  )
+  t.deepEqual(
+    [...ds.batches(11)].map((b) => b.size),
+    [10],
+  )
   t.is(ds.numBatches(4, true), 2)
   t.is(ds.numBatches(11, true), 0)
 })
@@ -235,8 +252,14 @@ test('batches: shuffled order is a seeded permutation, distinct per epoch', (t) 
     return out
   }
   const a = orderOf({ seed: 7, epoch: 0 })
-  t.deepEqual([...a].sort((p, q) => p - q), Array.from({ length: 200 }, (_, i) => i))
-  t.notDeepEqual(a, Array.from({ length: 200 }, (_, i) => i))
+  t.deepEqual(
+    [...a].sort((p, q) => p - q),
+    Array.from({ length: 200 }, (_, i) => i),
+  )
+  t.notDeepEqual(
+    a,
+    Array.from({ length: 200 }, (_, i) => i),
+  )
   t.deepEqual(orderOf({ seed: 7, epoch: 0 }), a)
   t.notDeepEqual(orderOf({ seed: 7, epoch: 1 }), a)
   t.notDeepEqual(orderOf({ seed: 8, epoch: 0 }), a)
@@ -261,7 +284,9 @@ test('batches: invalid arguments throw at the call site', (t) => {
   const ds = small(10)
   t.throws(() => ds.batches(0), { message: /^batchSize: expected a positive integer, received 0$/ })
   t.throws(() => ds.batches(2.5), { message: /batchSize/ })
-  t.throws(() => ds.batches(4, { shuffle: true, seed: -1 }), { message: /^seed: expected an integer in \[0, 2\^32\), received -1$/ })
+  t.throws(() => ds.batches(4, { shuffle: true, seed: -1 }), {
+    message: /^seed: expected an integer in \[0, 2\^32\), received -1$/,
+  })
   t.throws(() => ds.batches(4, { epoch: 1.5 }), { message: /^epoch:/ })
 })
 
@@ -281,7 +306,10 @@ test('subset / take / sample copy the right samples', (t) => {
   t.is(s1.length, 5)
   t.deepEqual(s1.images, ds.sample(5, 3).images)
   const firsts = Array.from({ length: 5 }, (_, i) => s1.get(i).x[0])
-  t.deepEqual(firsts, [...new Set(firsts)].sort((a, b) => a - b))
+  t.deepEqual(
+    firsts,
+    [...new Set(firsts)].sort((a, b) => a - b),
+  )
 })
 
 test('constructor errors name the argument, the expectation and what was received', (t) => {
@@ -295,14 +323,23 @@ test('constructor errors name the argument, the expectation and what was receive
   t.notThrows(() => new TensorDataset(base))
   const cases: Array<[Partial<TensorDatasetOptions>, RegExp]> = [
     [{ name: '' }, /^name: expected a non-empty string, received ""$/],
-    [{ images: new Float32Array(11) }, /^images: expected length 12 \(labels\.length 2 × sample size 6 .*received length 11$/],
+    [
+      { images: new Float32Array(11) },
+      /^images: expected length 12 \(labels\.length 2 × sample size 6 .*received length 11$/,
+    ],
     [{ images: [1, 2] as unknown as Float32Array }, /^images: expected a Float32Array, received an array of length 2$/],
-    [{ labels: new Int32Array(2) as unknown as Uint8Array }, /^labels: expected a Uint8Array or Uint32Array, received a Int32Array/],
+    [
+      { labels: new Int32Array(2) as unknown as Uint8Array },
+      /^labels: expected a Uint8Array or Uint32Array, received a Int32Array/,
+    ],
     [{ labels: Uint8Array.of(0, 3) }, /^labels\[1\]: expected a class index in \[0, 3\).*received 3$/],
     [{ sampleShape: [2, 0] }, /^sampleShape\[1\]: expected a positive integer, received 0$/],
     [{ sampleShape: [] }, /^sampleShape:/],
     [{ numClasses: 0 }, /^numClasses: expected a positive integer, received 0$/],
-    [{ images: Float32Array.of(0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0) }, /^images\[7\]: expected a finite number \(sample 1, offset 1\), received NaN$/],
+    [
+      { images: Float32Array.of(0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0) },
+      /^images\[7\]: expected a finite number \(sample 1, offset 1\), received NaN$/,
+    ],
     [{ images: Float32Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -Infinity) }, /^images\[11\]:.*received -Infinity$/],
     [{ classNames: ['a', 'b'] }, /^classNames: expected an array of 3 strings/],
   ]
@@ -317,8 +354,14 @@ test('random: mulberry32 is deterministic, derived seeds differ, ints are in ran
   const a = new Rng(42)
   const b = new Rng(42)
   const seqA = Array.from({ length: 5 }, () => a.nextUint32())
-  t.deepEqual(seqA, Array.from({ length: 5 }, () => b.nextUint32()))
-  t.notDeepEqual(seqA, Array.from({ length: 5 }, () => new Rng(43).nextUint32()))
+  t.deepEqual(
+    seqA,
+    Array.from({ length: 5 }, () => b.nextUint32()),
+  )
+  t.notDeepEqual(
+    seqA,
+    Array.from({ length: 5 }, () => new Rng(43).nextUint32()),
+  )
   t.not(deriveSeed(1, 0), deriveSeed(1, 1))
   t.not(deriveSeed(1, 0), deriveSeed(2, 0))
   t.is(deriveSeed(1, 3), deriveSeed(1, 3))

@@ -1,14 +1,26 @@
 import test from 'ava'
 import {
-  DualstreamError, adam, batchNorm2d, conv2d, dualBasicBlock, dualStream, dualStreamBlock, flatten, ifNode, linear, maxPool2d,
-  sequential, sewBlock, losses,
+  DualstreamError,
+  adam,
+  batchNorm2d,
+  conv2d,
+  dualBasicBlock,
+  dualStream,
+  dualStreamBlock,
+  flatten,
+  ifNode,
+  linear,
+  maxPool2d,
+  sequential,
+  sewBlock,
+  losses,
 } from '../ts/index'
 import type { LabelledData } from '../ts/index'
 
 // Three classes: light in the top, middle or bottom third of an 9x9 image.
 function thirds(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
   let s = seed
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
   const x = new Float32Array(n * 81)
   const y = new Uint32Array(n)
   for (let i = 0; i < n; i++) {
@@ -16,7 +28,11 @@ function thirds(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint3
     for (let p = 0; p < 81; p++) x[i * 81 + p] = (Math.floor(p / 27) === y[i] ? 0.7 : 0.1) + 0.4 * rand()
   }
   return {
-    x, y, length: n, sampleShape: [1, 9, 9], numClasses: 3,
+    x,
+    y,
+    length: n,
+    sampleShape: [1, 9, 9],
+    numClasses: 3,
     *batches(batchSize: number) {
       for (let i = 0; i + batchSize <= n; i += batchSize) {
         yield { x: x.slice(i * 81, (i + batchSize) * 81), y: y.slice(i, i + batchSize), size: batchSize }
@@ -28,7 +44,9 @@ function thirds(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint3
 // Stem conv-BN-IF reading the image, then the trunk: a block, max pooling of both streams,
 // a downsampling block (stride 2, 4 -> 8 channels, with the AAP projection), shared-FC heads.
 const dsnn = () => [
-  conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), ifNode(),
+  conv2d(1, 4, 3, { padding: 1, bias: false }),
+  batchNorm2d(4),
+  ifNode(),
   dualStream({ stages: [dualBasicBlock(4, 4), maxPool2d(2), dualBasicBlock(4, 8, { stride: 2 })], classes: 3 }),
 ]
 
@@ -38,7 +56,10 @@ test('a small DSNN trains end to end, evaluates in both modes, and its full-spik
   t.is(model.heads, 2)
   const heads: { loss: number; accuracy: number }[][] = []
   const fit = await model.fit(data, {
-    epochs: 6, batchSize: 16, optimizer: adam({ lr: 0.01 }), loss: losses.crossEntropy({ headWeights: [1, 1] }),
+    epochs: 6,
+    batchSize: 16,
+    optimizer: adam({ lr: 0.01 }),
+    loss: losses.crossEntropy({ headWeights: [1, 1] }),
     onBatchEnd: (b) => heads.push(b.heads!),
   })
   const first = fit.epochs[0].loss
@@ -55,8 +76,14 @@ test('a small DSNN trains end to end, evaluates in both modes, and its full-spik
   t.true(dsnnEval.accuracy > 0.5, `dsnn accuracy ${dsnnEval.accuracy}`)
   // Each block's spike output O_l reports its firing rate (pooling stages have none).
   const blockOut = fsnnEval.firingRates.filter((r) => r.name.endsWith('.out'))
-  t.deepEqual(blockOut.map((r) => r.name), ['layers.3.stages.0.out', 'layers.3.stages.2.out'])
-  t.true(blockOut.every((r) => r.rate > 0 && r.rate < 1), JSON.stringify(blockOut))
+  t.deepEqual(
+    blockOut.map((r) => r.name),
+    ['layers.3.stages.0.out', 'layers.3.stages.2.out'],
+  )
+  t.true(
+    blockOut.every((r) => r.rate > 0 && r.rate < 1),
+    JSON.stringify(blockOut),
+  )
 
   const full = await model.toFullSpike()
   t.is(full.heads, 1)
@@ -79,16 +106,29 @@ test('a small DSNN trains end to end, evaluates in both modes, and its full-spik
   t.true(audit.passed, JSON.stringify(audit.offending))
   t.is(audit.stem, 'layers.0 (conv2d)')
   t.true((await full.audit(x, 12)).passed)
-  await t.throwsAsync(full.evaluate(data, { mode: 'dsnn', batchSize: 32 }), { instanceOf: DualstreamError, message: /fsnn/ })
+  await t.throwsAsync(full.evaluate(data, { mode: 'dsnn', batchSize: 32 }), {
+    instanceOf: DualstreamError,
+    message: /fsnn/,
+  })
 })
 
 test('the audit fails a SEW-ADD network and names the layer and a value', async (t) => {
   // Low thresholds make both the stem and the branch fire often, so S + O = 2 somewhere.
   const sn = () => ifNode({ vThreshold: 0.2 })
-  const addBlock = () => sewBlock({ branch: [conv2d(4, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), sn()], connect: 'add' })
-  const model = sequential([
-    conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), sn(), addBlock(), addBlock(), flatten(), linear(4 * 81, 3),
-  ], { timeSteps: 3, inputShape: [1, 9, 9] })
+  const addBlock = () =>
+    sewBlock({ branch: [conv2d(4, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), sn()], connect: 'add' })
+  const model = sequential(
+    [
+      conv2d(1, 4, 3, { padding: 1, bias: false }),
+      batchNorm2d(4),
+      sn(),
+      addBlock(),
+      addBlock(),
+      flatten(),
+      linear(4 * 81, 3),
+    ],
+    { timeSteps: 3, inputShape: [1, 9, 9] },
+  )
   const data = thirds(8)
   const audit = await model.audit(data.x, 8)
   t.false(audit.passed)
@@ -97,10 +137,14 @@ test('the audit fails a SEW-ADD network and names the layer and a value', async 
 })
 
 test('add is refused in a dual-stream block, and the trunk must be last', async (t) => {
-  const err = t.throws(() => dualStreamBlock({ branch: [ifNode()], connect: 'add' as never }), { instanceOf: DualstreamError })
+  const err = t.throws(() => dualStreamBlock({ branch: [ifNode()], connect: 'add' as never }), {
+    instanceOf: DualstreamError,
+  })
   t.is(err?.code, 'ERR_ARG')
   t.regex(err!.message, /full-spike/)
-  const e2 = t.throws(() => sequential([...dsnn(), flatten()], { timeSteps: 2, inputShape: [1, 9, 9] }), { instanceOf: DualstreamError })
+  const e2 = t.throws(() => sequential([...dsnn(), flatten()], { timeSteps: 2, inputShape: [1, 9, 9] }), {
+    instanceOf: DualstreamError,
+  })
   t.is(e2?.code, 'ERR_SPEC')
   t.regex(e2!.message, /last layer/)
 })
@@ -111,7 +155,10 @@ test('gradientNorms reports both streams per stage and leaves the weights untouc
   model.configureTraining(adam({ lr: 0.1 }))
   const { loss, norms } = await model.gradientNorms(data.x, data.y)
   t.true(Number.isFinite(loss))
-  t.deepEqual(norms.map((n) => n.name), [0, 1, 2].flatMap((i) => [`layers.3.stages.${i}.O`, `layers.3.stages.${i}.A`]))
+  t.deepEqual(
+    norms.map((n) => n.name),
+    [0, 1, 2].flatMap((i) => [`layers.3.stages.${i}.O`, `layers.3.stages.${i}.A`]),
+  )
   t.true(norms.every((n) => Number.isFinite(n.norm) && n.norm >= 0))
   // At zero init the last block is an identity, so the same gradient reaches its input and output on A.
   t.true(norms.find((n) => n.name.endsWith('2.A'))!.norm > 0)

@@ -9,10 +9,12 @@ import { DataLoader, DvsGesture, adam, dsnn7b, sequential, transforms, writeEven
 
 function recording(seed: number, events: number) {
   let s = seed
-  const next = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32)
+  const next = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32
   const t = Float64Array.from({ length: events }, (_, i) => 1_000 + i * 50)
   return {
-    width: 128, height: 128, t,
+    width: 128,
+    height: 128,
+    t,
     x: Uint16Array.from({ length: events }, () => Math.floor(next() * 128)),
     y: Uint16Array.from({ length: events }, () => Math.floor(next() * 128)),
     p: Uint8Array.from({ length: events }, () => (next() < 0.5 ? 1 : 0)),
@@ -42,9 +44,20 @@ test('a DVS Gesture folder trains the 7B-Net DSNN through DvsGesture and the Dat
   // The recipe's pipeline with T = 4 instead of 16 to keep the test short.
   const net = dsnn7b({ timeSteps: 4 })
   const frames = { split: 'number', frames: net.timeSteps } as const
-  const model = sequential(net.layers, { timeSteps: net.timeSteps, inputShape: net.inputShape, encoding: net.encoding, seed: 0 })
+  const model = sequential(net.layers, {
+    timeSteps: net.timeSteps,
+    inputShape: net.inputShape,
+    encoding: net.encoding,
+    seed: 0,
+  })
   model.configureTraining(adam({ lr: 1e-3 }))
-  const loader = new DataLoader(train, { batchSize: 3, shuffle: true, seed: 0, prefetch: 1, pipeline: { frames, transforms: [transforms.randomCrop(128, 4)] } })
+  const loader = new DataLoader(train, {
+    batchSize: 3,
+    shuffle: true,
+    seed: 0,
+    prefetch: 1,
+    pipeline: { frames, transforms: [transforms.randomCrop(128, 4)] },
+  })
   let steps = 0
   for await (const b of loader.epoch(0)) {
     t.deepEqual([...b.shape], [4, 3, 2, 128, 128])

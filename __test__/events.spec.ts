@@ -95,7 +95,7 @@ sampleTest('DVS Gesture labels sample: 12 windows, classes 1..11, class 8 twice'
   const windows = await readGestureLabels(join(SAMPLES, 'dvsgesture-user01_natural_labels.csv'))
   t.deepEqual(
     windows.map((w) => w.class),
-    [1, 2, 3, 5, 4, 6, 7, 8, 8, 9, 10, 11]
+    [1, 2, 3, 5, 4, 6, 7, 8, 8, 9, 10, 11],
   )
   t.deepEqual(windows[0], { class: 1, label: 0, start: 53_036_986, end: 59_508_469, row: 2 })
 })
@@ -152,12 +152,20 @@ test('bad arguments and unknown formats are clear errors', async (t) => {
 test('CIFAR batch and IDX round trips', async (t) => {
   const dir = tmp()
   const pixels = Uint8Array.from({ length: 2 * 3072 }, (_, i) => (i * 7) % 256)
-  await writeCifarBatch(join(dir, 'b.bin'), 'cifar100', { pixels, labels: Uint8Array.of(99, 3), coarseLabels: Uint8Array.of(19, 0) })
+  await writeCifarBatch(join(dir, 'b.bin'), 'cifar100', {
+    pixels,
+    labels: Uint8Array.of(99, 3),
+    coarseLabels: Uint8Array.of(19, 0),
+  })
   const batch = await readCifarBatch(join(dir, 'b.bin'), 'cifar100')
   t.is(batch.count, 2)
   t.deepEqual([...batch.labels, ...batch.coarseLabels], [99, 3, 19, 0])
   t.deepEqual(batch.pixels, pixels)
-  for (const data of [Uint8Array.of(1, 2, 3, 4, 5, 6), Int16Array.of(-300, 2, 3, 4, 5, 32767), Float64Array.of(0.5, -1, 2, 3, 4, 5)]) {
+  for (const data of [
+    Uint8Array.of(1, 2, 3, 4, 5, 6),
+    Int16Array.of(-300, 2, 3, 4, 5, 32767),
+    Float64Array.of(0.5, -1, 2, 3, 4, 5),
+  ]) {
     await writeIdx(join(dir, 'a.idx'), { dims: [2, 3], data })
     const back = await readIdx(join(dir, 'a.idx'))
     t.deepEqual(back, { dims: [2, 3], data })
@@ -185,7 +193,9 @@ test('dataset folders: N-MNIST, CIFAR10-DVS, DVS Gesture, CIFAR-10, IDX', async 
   for (const c of classes) {
     mkdirSync(join(root, 'c10dvs', c), { recursive: true })
     for (let i = 0; i < 10; i++) {
-      await writeEvents(join(root, 'c10dvs', c, `cifar10_${c}_${i}.aedat`), makeEvents(128, 128, 5, i), { format: 'aedat2' })
+      await writeEvents(join(root, 'c10dvs', c, `cifar10_${c}_${i}.aedat`), makeEvents(128, 128, 5, i), {
+        format: 'aedat2',
+      })
     }
   }
   const c10dvs = new Cifar10Dvs(join(root, 'c10dvs'))
@@ -216,7 +226,10 @@ test('dataset folders: N-MNIST, CIFAR10-DVS, DVS Gesture, CIFAR-10, IDX', async 
   const cifar = new Cifar10(root, { split: 'test' })
   t.deepEqual([cifar.length, cifar.labels[0], cifar.classNames[6]], [1, 6, 'frog'])
   t.deepEqual(cifar.shape, [3, 32, 32])
-  t.deepEqual((await cifar.get(0)).image, Float32Array.from(img, (v) => v / 255))
+  t.deepEqual(
+    (await cifar.get(0)).image,
+    Float32Array.from(img, (v) => v / 255),
+  )
 
   await writeIdx(join(root, 't10k-images-idx3-ubyte'), { dims: [2, 2, 2], data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) })
   await writeIdx(join(root, 't10k-labels-idx1-ubyte'), { dims: [2], data: Uint8Array.of(3, 9) })

@@ -44,9 +44,36 @@ const SEVEN = stream(3, 2, [
 ])
 // Written by hand: [T][channel OFF, ON][y][x].
 const SEVEN_FRAMES = [
-  [[[0, 0, 0], [0, 0, 0]], [[2, 0, 0], [0, 0, 0]]],
-  [[[0, 0, 0], [0, 0, 1]], [[0, 1, 0], [0, 0, 0]]],
-  [[[0, 0, 0], [0, 2, 0]], [[0, 0, 1], [0, 0, 0]]],
+  [
+    [
+      [0, 0, 0],
+      [0, 0, 0],
+    ],
+    [
+      [2, 0, 0],
+      [0, 0, 0],
+    ],
+  ],
+  [
+    [
+      [0, 0, 0],
+      [0, 0, 1],
+    ],
+    [
+      [0, 1, 0],
+      [0, 0, 0],
+    ],
+  ],
+  [
+    [
+      [0, 0, 0],
+      [0, 2, 0],
+    ],
+    [
+      [0, 0, 1],
+      [0, 0, 0],
+    ],
+  ],
 ].flat(3)
 
 test('integrateEvents: split by number matches frames computed by hand; BigInt timestamps work', async (t) => {
@@ -56,7 +83,12 @@ test('integrateEvents: split by number matches frames computed by hand; BigInt t
   const big = { ...SEVEN, t: BigInt64Array.from(SEVEN.t as Float64Array, (v) => BigInt(v)) }
   t.deepEqual(Array.from((await integrateEvents(big, { split: 'number', frames: 3 })).data), SEVEN_FRAMES)
   // By time: span 40, T = 2 -> dt = 20: window 0 holds t = 0, 10; frame 1 the ON events at 30, 40.
-  const four = stream(3, 2, [[0, 0, 0, 1], [10, 1, 0, 0], [30, 2, 1, 1], [40, 0, 1, 1]])
+  const four = stream(3, 2, [
+    [0, 0, 0, 1],
+    [10, 1, 0, 0],
+    [30, 2, 1, 1],
+    [40, 0, 1, 1],
+  ])
   const byTime = await integrateEvents(four, { split: 'time', frames: 2 })
   t.deepEqual(Array.from(byTime.data), [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1])
   // Downscale 2 sums 2 x 2 blocks: a 2 x 1 frame (width rounds up).
@@ -66,18 +98,39 @@ test('integrateEvents: split by number matches frames computed by hand; BigInt t
 })
 
 test('integrateEvents: an empty stream, an empty time window, events off the sensor and bad specs are clear errors', async (t) => {
-  let e = await t.throwsAsync(integrateEvents(stream(4, 4, []), { split: 'number', frames: 2 }), { instanceOf: DualstreamError })
+  let e = await t.throwsAsync(integrateEvents(stream(4, 4, []), { split: 'number', frames: 2 }), {
+    instanceOf: DualstreamError,
+  })
   t.is(e!.code, 'ERR_VALUE')
   t.regex(e!.message, /empty stream/)
-  e = await t.throwsAsync(integrateEvents(stream(4, 4, [[0, 0, 0, 1], [1, 0, 0, 1], [100, 0, 0, 1]]), { split: 'time', frames: 4 }))
+  e = await t.throwsAsync(
+    integrateEvents(
+      stream(4, 4, [
+        [0, 0, 0, 1],
+        [1, 0, 0, 1],
+        [100, 0, 0, 1],
+      ]),
+      { split: 'time', frames: 4 },
+    ),
+  )
   t.regex(e!.message, /window 1 of 4/)
-  e = await t.throwsAsync(integrateEvents(stream(4, 4, [[0, 1, 1, 1], [1, 1, 9, 0]]), { split: 'number', frames: 1 }))
+  e = await t.throwsAsync(
+    integrateEvents(
+      stream(4, 4, [
+        [0, 1, 1, 1],
+        [1, 1, 9, 0],
+      ]),
+      { split: 'number', frames: 1 },
+    ),
+  )
   t.regex(e!.message, /event 1.*y = 9/)
   e = await t.throwsAsync(integrateEvents(SEVEN, { split: 'sideways', frames: 2 } as never))
   t.is(e!.code, 'ERR_ARG')
   e = await t.throwsAsync(integrateEvents({ ...SEVEN, x: new Uint16Array(2) }, { split: 'number', frames: 2 }))
   t.regex(e!.message, /same length/)
-  e = await t.throwsAsync(integrateEvents({ ...SEVEN, t: Float64Array.from([0.5, 1, 2, 3, 4, 5, 6]) }, { split: 'number', frames: 2 }))
+  e = await t.throwsAsync(
+    integrateEvents({ ...SEVEN, t: Float64Array.from([0.5, 1, 2, 3, 4, 5, 6]) }, { split: 'number', frames: 2 }),
+  )
   t.regex(e!.message, /t\[0\]/)
 })
 
@@ -124,7 +177,10 @@ test('encoders: direct repeats, latency fires once earlier for brighter pixels, 
   const img = Float32Array.from([1, 0.5, 0.2, 0])
   const d = await encodeImage(img, [1, 2, 2], encoders.direct(2))
   t.deepEqual(d.shape, [2, 1, 2, 2])
-  t.deepEqual(Array.from(d.data), [...img, ...img].map((v) => Math.fround(v)))
+  t.deepEqual(
+    Array.from(d.data),
+    [...img, ...img].map((v) => Math.fround(v)),
+  )
   const l = await encodeImage(img, [1, 2, 2], encoders.latency(5))
   // Steps: round((1 - v) * 4) = 0, 2, round(3.2) = 3; v = 0 never.
   const first = [0, 1, 2, 3].map((i) => [0, 1, 2, 3, 4].findIndex((s) => l.data[s * 4 + i] === 1))
@@ -162,7 +218,12 @@ class CountingEvents implements IndexedDataset {
   constructor(readonly length: number) {}
   get(i: number): EventSample {
     this.calls.push(i)
-    const ev: [number, number, number, number][] = Array.from({ length: i + 3 }, (_, k) => [k * 10, (i + k) % 4, k % 4, k % 2])
+    const ev: [number, number, number, number][] = Array.from({ length: i + 3 }, (_, k) => [
+      k * 10,
+      (i + k) % 4,
+      k % 4,
+      k % 2,
+    ])
     return { events: stream(4, 4, ev), label: i % 3 }
   }
 }
@@ -181,12 +242,20 @@ test('DataLoader: every sample once per epoch, seeded order and augmentation, ti
       t.is(b.y[j], i % 3)
       const alone = await integrateEvents(ds.get(i).events, pipeline.frames)
       const step = 32
-      for (let s = 0; s < T; s++) t.deepEqual(b.x.subarray((s * N + j) * step, (s * N + j + 1) * step), alone.data.subarray(s * step, (s + 1) * step))
+      for (let s = 0; s < T; s++)
+        t.deepEqual(
+          b.x.subarray((s * N + j) * step, (s * N + j + 1) * step),
+          alone.data.subarray(s * step, (s + 1) * step),
+        )
     }
   }
-  t.deepEqual([...seen].sort((a, b) => a - b), [...Array(10).keys()])
+  t.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    [...Array(10).keys()],
+  )
   const again: number[] = []
-  for await (const b of new DataLoader(ds, { batchSize: 4, shuffle: true, seed: 9, pipeline }).epoch(0)) again.push(...b.indices)
+  for await (const b of new DataLoader(ds, { batchSize: 4, shuffle: true, seed: 9, pipeline }).epoch(0))
+    again.push(...b.indices)
   t.deepEqual(again, seen, 'same seed and epoch, same order')
   const other: number[] = []
   for await (const b of loader.epoch(1)) other.push(...b.indices)
@@ -210,9 +279,17 @@ test('DataLoader: the prefetch queue is bounded, and a bad sample is an error na
   // Batch 0 was consumed; batches 1 and 2 are being prepared; nothing beyond.
   t.is(ds.calls.length, 12)
   await it.return(undefined)
-  const bad: IndexedDataset = { length: 3, get: (i) => (i === 2 ? { events: stream(2, 2, [[0, 5, 0, 1]]), label: 0 } : { events: stream(2, 2, [[0, 1, 1, 1]]), label: 1 }) }
+  const bad: IndexedDataset = {
+    length: 3,
+    get: (i) =>
+      i === 2 ? { events: stream(2, 2, [[0, 5, 0, 1]]), label: 0 } : { events: stream(2, 2, [[0, 1, 1, 1]]), label: 1 },
+  }
   const e = await t.throwsAsync(async () => {
-    for await (const _ of new DataLoader(bad, { batchSize: 3, pipeline: { frames: { split: 'number', frames: 1 } } }).epoch(0)) void _
+    for await (const _ of new DataLoader(bad, {
+      batchSize: 3,
+      pipeline: { frames: { split: 'number', frames: 1 } },
+    }).epoch(0))
+      void _
   })
   t.regex(e!.message, /batch sample 2.*x = 5/)
   t.throws(() => new DataLoader(ds, { batchSize: 0, pipeline: {} }), { message: /batchSize/ })
@@ -221,8 +298,15 @@ test('DataLoader: the prefetch queue is bounded, and a bad sample is an error na
 
 test('NFashionMnist through FramesDataset and the loader: 34 x 34 frames, labels kept, temporal delete applied', async (t) => {
   const images = new Float32Array(6 * 28 * 28)
-  for (let i = 0; i < 6; i++) for (let y = 6; y < 22; y++) for (let x = 4 + i; x < 20 + i; x++) images[i * 784 + y * 28 + x] = 0.3 + 0.1 * i
-  const fm = new TensorDataset({ name: 'tiny', images, labels: Uint8Array.from([0, 1, 2, 3, 4, 5]), sampleShape: [1, 28, 28], numClasses: 10 })
+  for (let i = 0; i < 6; i++)
+    for (let y = 6; y < 22; y++) for (let x = 4 + i; x < 20 + i; x++) images[i * 784 + y * 28 + x] = 0.3 + 0.1 * i
+  const fm = new TensorDataset({
+    name: 'tiny',
+    images,
+    labels: Uint8Array.from([0, 1, 2, 3, 4, 5]),
+    sampleShape: [1, 28, 28],
+    numClasses: 10,
+  })
   const nf = new NFashionMnist(fm)
   t.is(nf.width, 34)
   const s = await nf.get(4)
@@ -240,12 +324,18 @@ test('NFashionMnist through FramesDataset and the loader: 34 x 34 frames, labels
   const loader = new DataLoader(frames, { batchSize: 3, pipeline: { transforms: [transforms.temporalDelete(3)] } })
   const shapes: number[][] = []
   for await (const b of loader.epoch(0)) shapes.push(b.shape)
-  t.deepEqual(shapes, [[3, 3, 2, 34, 34], [3, 3, 2, 34, 34]])
+  t.deepEqual(shapes, [
+    [3, 3, 2, 34, 34],
+    [3, 3, 2, 34, 34],
+  ])
 })
 
 test('FramesDataset is a LabelledData for sequence models: time-major batches as the loader makes them, fit and evaluate', async (t) => {
   // Eight 2-frame samples of 1 x 2 x 2 counts: sample i holds i + 10 * frame + pixel.
-  const counts = Uint8Array.from({ length: 8 * 8 }, (_, k) => Math.floor(k / 8) + 10 * Math.floor((k % 8) / 4) + (k % 4))
+  const counts = Uint8Array.from(
+    { length: 8 * 8 },
+    (_, k) => Math.floor(k / 8) + 10 * Math.floor((k % 8) / 4) + (k % 4),
+  )
   const labels = Uint32Array.from({ length: 8 }, (_, i) => i % 2)
   const frames = new FramesDataset(counts, labels, [2, 1, 2, 2])
   t.deepEqual(frames.sampleShape, [2, 1, 2, 2])
@@ -254,7 +344,10 @@ test('FramesDataset is a LabelledData for sequence models: time-major batches as
   const loader = new DataLoader(frames, { batchSize: 3, shuffle: true, seed: 4, pipeline: {} })
   const fromLoader: { x: number[]; y: number[] }[] = []
   for await (const b of loader.epoch(1)) fromLoader.push({ x: Array.from(b.x), y: Array.from(b.y) })
-  const fromBatches = [...frames.batches(3, { shuffle: true, seed: 4, epoch: 1 })].map((b) => ({ x: Array.from(b.x), y: Array.from(b.y) }))
+  const fromBatches = [...frames.batches(3, { shuffle: true, seed: 4, epoch: 1 })].map((b) => ({
+    x: Array.from(b.x),
+    y: Array.from(b.y),
+  }))
   t.deepEqual(fromBatches, fromLoader)
   // Time-major by hand: the first batch's first frame holds its samples' frame-0 counts, in batch order.
   const first = [...frames.batches(2)][0]
@@ -263,13 +356,23 @@ test('FramesDataset is a LabelledData for sequence models: time-major batches as
   t.is(sub.length, 5)
   t.is(sub.numClasses, 2)
 
-  const model = sequential([conv2d(1, 2, 1), lif(), flatten(), linear(8, 2)], { timeSteps: 2, encoding: 'sequence', seed: 0 })
+  const model = sequential([conv2d(1, 2, 1), lif(), flatten(), linear(8, 2)], {
+    timeSteps: 2,
+    encoding: 'sequence',
+    seed: 0,
+  })
   const fit = await model.fit(frames, { epochs: 1, batchSize: 4, optimizer: sgd({ lr: 0.01 }) })
   t.true(Number.isFinite(fit.epochs[0].loss))
   const ev = await model.evaluate(frames, { batchSize: 8 })
   t.is(ev.count, 8)
   // A static-image data set cannot feed a sequence model: its batches are not time-major.
-  const images = new TensorDataset({ name: 'static', images: new Float32Array(8 * 8), labels, sampleShape: [2, 1, 2, 2], numClasses: 2 })
+  const images = new TensorDataset({
+    name: 'static',
+    images: new Float32Array(8 * 8),
+    labels,
+    sampleShape: [2, 1, 2, 2],
+    numClasses: 2,
+  })
   await t.throwsAsync(model.evaluate(images), { message: /time-major \[T, N, \.\.\.\] batches for a sequence model/ })
   await model.dispose()
 })

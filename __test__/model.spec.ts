@@ -1,6 +1,19 @@
 import test from 'ava'
 import {
-  DualstreamError, Model, batchNorm2d, conv2d, flatten, linear, lif, maxPool2d, sequential, sgd, adam, ifNode, plif, sewBasicBlock,
+  DualstreamError,
+  Model,
+  batchNorm2d,
+  conv2d,
+  flatten,
+  linear,
+  lif,
+  maxPool2d,
+  sequential,
+  sgd,
+  adam,
+  ifNode,
+  plif,
+  sewBasicBlock,
 } from '../ts/index'
 import type { LabelledData } from '../ts/index'
 import native = require('../ts/native')
@@ -8,7 +21,7 @@ import native = require('../ts/native')
 // A learnable synthetic task: class 0 lights the top half of an 8x8 image, class 1 the bottom.
 function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
   let s = seed
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
   const x = new Float32Array(n * 64)
   const y = new Uint32Array(n)
   for (let i = 0; i < n; i++) {
@@ -19,7 +32,11 @@ function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint3
     }
   }
   return {
-    x, y, length: n, sampleShape: [1, 8, 8], numClasses: 2,
+    x,
+    y,
+    length: n,
+    sampleShape: [1, 8, 8],
+    numClasses: 2,
     *batches(batchSize: number) {
       for (let i = 0; i + batchSize <= n; i += batchSize) {
         yield { x: x.slice(i * 64, (i + batchSize) * 64), y: y.slice(i, i + batchSize), size: batchSize }
@@ -29,7 +46,12 @@ function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint3
 }
 
 const smallNet = () => [
-  conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), lif(), maxPool2d(2), flatten(), linear(4 * 4 * 4, 2),
+  conv2d(1, 4, 3, { padding: 1, bias: false }),
+  batchNorm2d(4),
+  lif(),
+  maxPool2d(2),
+  flatten(),
+  linear(4 * 4 * 4, 2),
 ]
 
 test('fit learns a separable task and evaluate reports accuracy and firing rates', async (t) => {
@@ -54,7 +76,12 @@ test('the same seed reproduces a run exactly; another seed does not', async (t) 
   const run = async (seed: number) => {
     const model = sequential(smallNet(), { timeSteps: 4, seed })
     const losses: number[] = []
-    await model.fit(data, { epochs: 1, batchSize: 16, optimizer: adam({ lr: 1e-2 }), onBatchEnd: (b) => losses.push(b.loss) })
+    await model.fit(data, {
+      epochs: 1,
+      batchSize: 16,
+      optimizer: adam({ lr: 1e-2 }),
+      onBatchEnd: (b) => losses.push(b.loss),
+    })
     await model.dispose()
     return losses
   }
@@ -64,9 +91,22 @@ test('the same seed reproduces a run exactly; another seed does not', async (t) 
 })
 
 test('training runs off the main thread: timers fire while a batch trains', async (t) => {
-  const model = sequential([conv2d(1, 32, 3, { padding: 1 }), batchNorm2d(32), lif(), conv2d(32, 32, 3, { padding: 1 }), batchNorm2d(32), lif(), flatten(), linear(32 * 32 * 32, 2)], {
-    timeSteps: 8, inputShape: [1, 32, 32],
-  })
+  const model = sequential(
+    [
+      conv2d(1, 32, 3, { padding: 1 }),
+      batchNorm2d(32),
+      lif(),
+      conv2d(32, 32, 3, { padding: 1 }),
+      batchNorm2d(32),
+      lif(),
+      flatten(),
+      linear(32 * 32 * 32, 2),
+    ],
+    {
+      timeSteps: 8,
+      inputShape: [1, 32, 32],
+    },
+  )
   model.configureTraining(sgd({ lr: 0.01 }))
   const n = 64
   const x = new Float32Array(n * 32 * 32).fill(0.5)
@@ -85,7 +125,9 @@ test('bad input: shapes, labels, NaN, spec errors and disposed models name what 
   const model = sequential(smallNet(), { timeSteps: 4, inputShape: [1, 8, 8] })
   model.configureTraining(sgd({ lr: 0.1 }))
   const x = new Float32Array(2 * 64)
-  let e = await t.throwsAsync(model.trainBatch(new Float32Array(2 * 60), new Uint32Array(2)), { instanceOf: DualstreamError })
+  let e = await t.throwsAsync(model.trainBatch(new Float32Array(2 * 60), new Uint32Array(2)), {
+    instanceOf: DualstreamError,
+  })
   t.is(e.code, 'ERR_SHAPE')
   t.regex(e.message, /input/)
   e = await t.throwsAsync(model.trainBatch(x, new Uint32Array([0, 7])), { instanceOf: DualstreamError })
@@ -97,10 +139,13 @@ test('bad input: shapes, labels, NaN, spec errors and disposed models name what 
   e = await t.throwsAsync(model.trainBatch(bad, new Uint32Array(2)), { instanceOf: DualstreamError })
   t.is(e.code, 'ERR_NON_FINITE')
   t.regex(e.message, /input/)
-  e = await t.throwsAsync(model.trainBatch([1, 2] as unknown as Float32Array, new Uint32Array(2)), { instanceOf: DualstreamError })
+  e = await t.throwsAsync(model.trainBatch([1, 2] as unknown as Float32Array, new Uint32Array(2)), {
+    instanceOf: DualstreamError,
+  })
   t.is(e.code, 'ERR_ARG')
 
-  const wrong = () => sequential([conv2d(1, 4, 3), lif(), flatten(), linear(10, 2)], { timeSteps: 4, inputShape: [1, 8, 8] })
+  const wrong = () =>
+    sequential([conv2d(1, 4, 3), lif(), flatten(), linear(10, 2)], { timeSteps: 4, inputShape: [1, 8, 8] })
   const specError = t.throws(wrong, { instanceOf: DualstreamError })
   t.regex(specError.message, /layers\.3/)
   t.regex(specError.message, /144/)
@@ -120,11 +165,17 @@ test('a Rust panic becomes a JS error and Node keeps running', (t) => {
 
 test('IF, PLIF and SEW blocks train end to end', async (t) => {
   const data = halves(64)
-  const model = new Model([
-    conv2d(1, 4, 3, { padding: 1, bias: false }), batchNorm2d(4), ifNode(),
-    sewBasicBlock(4, { connect: 'iand', neuron: () => plif() }),
-    flatten(), linear(4 * 8 * 8, 2),
-  ], { timeSteps: 4 })
+  const model = new Model(
+    [
+      conv2d(1, 4, 3, { padding: 1, bias: false }),
+      batchNorm2d(4),
+      ifNode(),
+      sewBasicBlock(4, { connect: 'iand', neuron: () => plif() }),
+      flatten(),
+      linear(4 * 8 * 8, 2),
+    ],
+    { timeSteps: 4 },
+  )
   const fit = await model.fit(data, { epochs: 2, batchSize: 16, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) })
   t.true(Number.isFinite(fit.epochs[1].loss))
   const names = model.firingRates().map((r) => r.name)

@@ -6,7 +6,7 @@ class FakeStream {
   chunks: string[] = []
   constructor(
     readonly isTTY = false,
-    readonly columns?: number
+    readonly columns?: number,
   ) {}
   write(chunk: string): boolean {
     this.chunks.push(chunk)
@@ -148,19 +148,38 @@ test('ETA counts only remaining steps across epochs', (t) => {
   const p = new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, now: c.now })
   c.advance(5000)
   t.is(p.eta(1, 10), 15) // 10 steps in 5 s, 30 to go
-  const resumed = new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startEpoch: 3, now: c.now })
+  const resumed = new ProgressDisplay({
+    stream: new FakeStream(),
+    epochs: 4,
+    stepsPerEpoch: 10,
+    startEpoch: 3,
+    now: c.now,
+  })
   c.advance(5000)
   t.is(resumed.eta(3, 10), 5) // only epoch 3's 10 steps were timed; 10 to go
-  const midEpoch = new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startEpoch: 3, startStep: 6, now: c.now })
+  const midEpoch = new ProgressDisplay({
+    stream: new FakeStream(),
+    epochs: 4,
+    stepsPerEpoch: 10,
+    startEpoch: 3,
+    startStep: 6,
+    now: c.now,
+  })
   c.advance(2000)
   t.is(midEpoch.eta(3, 10), 5) // 4 steps timed in 2 s, 10 to go
-  t.throws(() => new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startStep: 10 }), { message: /^startStep: expected an integer in \[0, 10\)/ })
+  t.throws(() => new ProgressDisplay({ stream: new FakeStream(), epochs: 4, stepsPerEpoch: 10, startStep: 10 }), {
+    message: /^startStep: expected an integer in \[0, 10\)/,
+  })
 })
 
 test('constructor validates its options', (t) => {
   const stream = new FakeStream()
-  t.throws(() => new ProgressDisplay({ stream, epochs: 0, stepsPerEpoch: 1 }), { message: /^epochs: expected a positive integer, received 0$/ })
+  t.throws(() => new ProgressDisplay({ stream, epochs: 0, stepsPerEpoch: 1 }), {
+    message: /^epochs: expected a positive integer, received 0$/,
+  })
   t.throws(() => new ProgressDisplay({ stream, epochs: 1, stepsPerEpoch: 1.5 }), { message: /^stepsPerEpoch:/ })
-  t.throws(() => new ProgressDisplay({ stream, epochs: 1, stepsPerEpoch: 1, mode: 'fancy' as never }), { message: /^mode:/ })
+  t.throws(() => new ProgressDisplay({ stream, epochs: 1, stepsPerEpoch: 1, mode: 'fancy' as never }), {
+    message: /^mode:/,
+  })
   t.throws(() => new ProgressDisplay({ stream: {} as never, epochs: 1, stepsPerEpoch: 1 }), { message: /^stream:/ })
 })

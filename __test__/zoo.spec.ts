@@ -1,8 +1,32 @@
 import test from 'ava'
 import {
-  DualstreamError, Model, adam, batchNorm2d, ifNode, dsnn101, dsnn18, dsnn34, dsnn50, dsnn7b, losses, sequential, sewResnet101, sewResnet18, sewResnet34,
-  sewResnet50, sew7b, smallDsnn, spikingResnet101, spikingResnet18, spikingResnet34, spikingResnet50, spikingResnet7b, spreadBlocks,
-  wideDsnn7b, wideSew7b, wideSpikingResnet7b,
+  DualstreamError,
+  Model,
+  adam,
+  batchNorm2d,
+  ifNode,
+  dsnn101,
+  dsnn18,
+  dsnn34,
+  dsnn50,
+  dsnn7b,
+  losses,
+  sequential,
+  sewResnet101,
+  sewResnet18,
+  sewResnet34,
+  sewResnet50,
+  sew7b,
+  smallDsnn,
+  spikingResnet101,
+  spikingResnet18,
+  spikingResnet34,
+  spikingResnet50,
+  spikingResnet7b,
+  spreadBlocks,
+  wideDsnn7b,
+  wideSew7b,
+  wideSpikingResnet7b,
 } from '../ts/index'
 import type { LayerSpec, ZooNet } from '../ts/index'
 
@@ -57,7 +81,8 @@ const projection = (cin: number, cout: number, strided: boolean) => (strided ? 9
 const aapBasic = projection(64, 128, true) + projection(128, 256, true) + projection(256, 512, true)
 // ResNet-50/101: layer1 64->256 at stride 1 (1x1 only): 16,384 + 512 = 16,896; then 256->512,
 // 512->1024, 1024->2048 at stride 2: 134,400 + 530,944 + 2,110,464.
-const aapBottleneck = projection(64, 256, false) + projection(256, 512, true) + projection(512, 1024, true) + projection(1024, 2048, true)
+const aapBottleneck =
+  projection(64, 256, false) + projection(256, 512, true) + projection(512, 1024, true) + projection(1024, 2048, true)
 
 test('the hand-derived ResNet counts are the torchvision numbers, and the AAP adds a fixed amount', (t) => {
   t.is(resnetBasic([2, 2, 2, 2]), 11_689_512)
@@ -111,7 +136,15 @@ test('dsnn18 follows SPEC.md: ImageNet stem, IAND, IF, T = 4, zero-init, downsam
   t.is(net.encoding, 'direct')
   t.is(net.blocks, 8)
   const [c, b, sn, mp, trunk] = net.layers
-  t.like(c, { type: 'conv2d', inChannels: 3, outChannels: 64, kernelSize: [7, 7], stride: [2, 2], padding: [3, 3], bias: false })
+  t.like(c, {
+    type: 'conv2d',
+    inChannels: 3,
+    outChannels: 64,
+    kernelSize: [7, 7],
+    stride: [2, 2],
+    padding: [3, 3],
+    bias: false,
+  })
   t.like(b, { type: 'batchNorm2d', numFeatures: 64, initWeight: 1 })
   t.is(sn.type, 'if')
   t.like(mp, { type: 'maxPool2d', kernelSize: [3, 3], stride: [2, 2], padding: [1, 1] })
@@ -133,17 +166,33 @@ test('dsnn18 follows SPEC.md: ImageNet stem, IAND, IF, T = 4, zero-init, downsam
   for (const [i, cin] of [64, 128, 256].entries()) {
     const blk = down[i]
     if (blk.type !== 'block') continue
-    t.deepEqual(blk.shortcut!.map((l) => l.type), ['conv2d', 'batchNorm2d', 'if'])
+    t.deepEqual(
+      blk.shortcut!.map((l) => l.type),
+      ['conv2d', 'batchNorm2d', 'if'],
+    )
     t.like(blk.shortcut![0], { kernelSize: [1, 1], stride: [2, 2], inChannels: cin, outChannels: 2 * cin })
-    t.deepEqual(blk.projection!.map((l) => l.type), ['conv2d', 'conv2d', 'batchNorm2d', 'relu'])
-    t.like(blk.projection![0], { kernelSize: [3, 3], stride: [2, 2], padding: [1, 1], groups: cin, inChannels: cin, outChannels: cin })
+    t.deepEqual(
+      blk.projection!.map((l) => l.type),
+      ['conv2d', 'conv2d', 'batchNorm2d', 'relu'],
+    )
+    t.like(blk.projection![0], {
+      kernelSize: [3, 3],
+      stride: [2, 2],
+      padding: [1, 1],
+      groups: cin,
+      inChannels: cin,
+      outChannels: cin,
+    })
     t.like(blk.projection![1], { kernelSize: [1, 1], stride: [1, 1], inChannels: cin, outChannels: 2 * cin })
   }
   // Bottleneck layer1's first block changes channels at stride 1: the projection is a 1x1 conv.
   const first50 = blocksOf(dsnn50().layers).find((l) => l.type === ('block' as string))
   if (!first50) return t.fail('dsnn50 has dual-stream blocks')
   const p = (first50 as unknown as { projection: LayerSpec[] }).projection
-  t.deepEqual(p.map((l) => l.type), ['conv2d', 'batchNorm2d', 'relu'])
+  t.deepEqual(
+    p.map((l) => l.type),
+    ['conv2d', 'batchNorm2d', 'relu'],
+  )
   t.like(p[0], { kernelSize: [1, 1], inChannels: 64, outChannels: 256 })
   t.is(dsnn101().blocks, 33)
   t.is(spikingResnet34().blocks, 16)
@@ -176,9 +225,15 @@ test('7B-Net and Wide-7B-Net build with the SPEC layout and the hand-derived par
   // The Spiking ResNet branch ends with its BN (the residual neuron is a parameter-free IF).
   t.is(count(spikingResnet7b()), 130_938 - 7)
   const stages = (d.layers.at(-1) as { stages: { type: string }[] }).stages
-  t.deepEqual(stages.map((s) => s.type), Array(7).fill(['block', 'maxPool2d']).flat())
+  t.deepEqual(
+    stages.map((s) => s.type),
+    Array(7).fill(['block', 'maxPool2d']).flat(),
+  )
   const dsb = stages[0] as unknown as { branch: LayerSpec[]; shortcut: null; projection: null; connect: string }
-  t.deepEqual(dsb.branch.map((l) => l.type), ['conv2d', 'batchNorm2d', 'plif', 'conv2d', 'batchNorm2d', 'plif'])
+  t.deepEqual(
+    dsb.branch.map((l) => l.type),
+    ['conv2d', 'batchNorm2d', 'plif', 'conv2d', 'batchNorm2d', 'plif'],
+  )
   t.like(dsb.branch[2], { tau: 2, detachReset: true })
   t.is(dsb.shortcut, null)
   t.is(dsb.projection, null)
@@ -186,14 +241,18 @@ test('7B-Net and Wide-7B-Net build with the SPEC layout and the hand-derived par
 
   const w = wideDsnn7b()
   t.deepEqual([w.timeSteps, w.classes, w.blocks], [16, 10, 8])
-  const wideSew = conv(3, 2, 64) + bn(64) + 1 + 4 * dsBlock(64) + (conv(3, 64, 128) + bn(128) + 1) + 3 * dsBlock(128) + fc(128, 10)
+  const wideSew =
+    conv(3, 2, 64) + bn(64) + 1 + 4 * dsBlock(64) + (conv(3, 64, 128) + bn(128) + 1) + 3 * dsBlock(128) + fc(128, 10)
   t.is(wideSew, 1_258_778)
   t.is(count(wideSew7b()), wideSew)
   t.is(count(wideSpikingResnet7b()), wideSew - 7)
   // The DSNN transition block adds its spike shortcut conv1x1-BN-PLIF and the projection conv1x1-BN.
   t.is(count(w), wideSew + (conv(1, 64, 128) + bn(128) + 1) + (conv(1, 64, 128) + bn(128)))
   const wStages = (w.layers.at(-1) as { stages: { type: string }[] }).stages
-  t.deepEqual(wStages.map((s) => s.type), [...Array(4).fill(['block', 'maxPool2d']).flat(), 'block', ...Array(3).fill(['block', 'maxPool2d']).flat()])
+  t.deepEqual(
+    wStages.map((s) => s.type),
+    [...Array(4).fill(['block', 'maxPool2d']).flat(), 'block', ...Array(3).fill(['block', 'maxPool2d']).flat()],
+  )
   const sewLayers = wideSew7b().layers.map((l) => l.type)
   t.deepEqual(sewLayers.slice(11, 14), ['conv2d', 'batchNorm2d', 'plif'])
 })
@@ -202,7 +261,9 @@ test('7B nets run a forward on sequence input: full 7B at 128x128 (T = 2), reduc
   const run = async (net: ZooNet, n: number) => {
     const m = new Model(net.layers, net)
     const steps = net.encoding === 'sequence' ? net.timeSteps : 1
-    const x = new Float32Array(steps * n * net.inputShape.reduce((a, b) => a * b)).map((_, i) => (i * 2654435761) % 7 === 0 ? 1 : 0)
+    const x = new Float32Array(steps * n * net.inputShape.reduce((a, b) => a * b)).map((_, i) =>
+      (i * 2654435761) % 7 === 0 ? 1 : 0,
+    )
     const y = await m.predict(x, n, 'fsnn')
     t.is(y.length, n * net.classes, net.name)
     t.true(y.every(Number.isFinite), net.name)
@@ -239,8 +300,14 @@ test('small variants: depth is a parameter, spread over the stages', (t) => {
   const trunk = net.layers.at(-1)!
   t.like(trunk, { type: 'dualStream', head: { inFeatures: 24, outFeatures: 10 } })
   // 28x28 (no maxpool stem, stride-2 stages) and 34x34 build; a bottleneck variant too.
-  for (const shape of [[1, 28, 28], [2, 34, 34], [3, 32, 32]]) {
-    t.notThrows(() => count(smallDsnn({ inputShape: shape, classes: 10, blocks: 3, kind: 'bottleneck', widths: [4, 8, 16] })))
+  for (const shape of [
+    [1, 28, 28],
+    [2, 34, 34],
+    [3, 32, 32],
+  ]) {
+    t.notThrows(() =>
+      count(smallDsnn({ inputShape: shape, classes: 10, blocks: 3, kind: 'bottleneck', widths: [4, 8, 16] })),
+    )
   }
 })
 
@@ -262,7 +329,13 @@ test('small variants of all three families train one step, and the DSNN passes t
   // SEW ADD breaks the full-spike property once branch and shortcut fire together (not at zero
   // init, where the branch is silent): low thresholds make both fire.
   const sew = smallDsnn({
-    inputShape: [1, 28, 28], classes: 3, family: 'sew', blocks: 2, widths: [4, 8], timeSteps: 2, zeroInit: false,
+    inputShape: [1, 28, 28],
+    classes: 3,
+    family: 'sew',
+    blocks: 2,
+    widths: [4, 8],
+    timeSteps: 2,
+    zeroInit: false,
     neuron: () => ifNode({ vThreshold: 0.2 }),
   })
   const audit = await sequential(sew.layers, sew).audit(x, n)
@@ -294,8 +367,14 @@ test('every builder validates its arguments with ERR_ARG naming the argument', (
   bad(() => smallDsnn(undefined as never), /^smallDsnn options/)
   bad(() => smallDsnn({ inputShape: [1, 28, 28] } as never), /^smallDsnn classes/)
   bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, family: 'vgg' as never }), /^smallDsnn family/)
-  bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: 2 }), /^smallDsnn blocks: expected at least one block per stage/)
-  bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: [2, 2], widths: [8, 16, 32] }), /^smallDsnn blocks: expected an array of 3/)
+  bad(
+    () => smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: 2 }),
+    /^smallDsnn blocks: expected at least one block per stage/,
+  )
+  bad(
+    () => smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: [2, 2], widths: [8, 16, 32] }),
+    /^smallDsnn blocks: expected an array of 3/,
+  )
   bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, family: 'sew', aap: false }), /^smallDsnn aap/)
   bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, widths: [8, -1] }), /^smallDsnn widths\[1\]/)
 })

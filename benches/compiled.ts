@@ -14,7 +14,16 @@ const root = join(__dirname, '..')
 export function withCompiled<R>(entry: string, run: (script: string) => R): R {
   const out = join(root, `.bench-${basename(entry, '.ts')}-${process.pid}.js`)
   const esbuild = join(root, 'node_modules', '.bin', 'esbuild')
-  const args = [entry, '--bundle', '--platform=node', '--format=cjs', `--outfile=${out}`, '--external:*.node', '--packages=external', '--log-level=warning']
+  const args = [
+    entry,
+    '--bundle',
+    '--platform=node',
+    '--format=cjs',
+    `--outfile=${out}`,
+    '--external:*.node',
+    '--packages=external',
+    '--log-level=warning',
+  ]
   const built = spawnSync(esbuild, args, { encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`esbuild ${entry}: ${built.stderr || built.error}`)
   try {

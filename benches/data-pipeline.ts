@@ -34,8 +34,12 @@ function recording(seed: number, n: number): Events {
     t[k] = Math.floor((k / n) * 1_500_000)
     const phase = (k / n) * Math.PI * 4 + seed
     const noise = rand() < 0.2
-    x[k] = noise ? Math.floor(rand() * 128) : Math.min(127, Math.max(0, Math.round(64 + 40 * Math.cos(phase) + (rand() - 0.5) * 24)))
-    y[k] = noise ? Math.floor(rand() * 128) : Math.min(127, Math.max(0, Math.round(64 + 40 * Math.sin(phase) + (rand() - 0.5) * 24)))
+    x[k] = noise
+      ? Math.floor(rand() * 128)
+      : Math.min(127, Math.max(0, Math.round(64 + 40 * Math.cos(phase) + (rand() - 0.5) * 24)))
+    y[k] = noise
+      ? Math.floor(rand() * 128)
+      : Math.min(127, Math.max(0, Math.round(64 + 40 * Math.sin(phase) + (rand() - 0.5) * 24)))
     p[k] = rand() < 0.5 ? 1 : 0
   }
   return { width: 128, height: 128, t, x, y, p }
@@ -44,7 +48,10 @@ function recording(seed: number, n: number): Events {
 /** `length` samples cycling over `distinct` recordings held in memory (memory stays bounded). */
 class InMemoryEvents implements IndexedDataset {
   readonly samples: Events[]
-  constructor(readonly length: number, distinct: number) {
+  constructor(
+    readonly length: number,
+    distinct: number,
+  ) {
     this.samples = Array.from({ length: distinct }, (_, i) => recording(i + 1, EVENTS))
   }
   get(i: number): EventSample {
@@ -61,7 +68,12 @@ async function main() {
     transforms: [transforms.randomCrop(64, 4), transforms.horizontalFlip()],
   }
   const w = w2()
-  const model = new Model(w.layers, { timeSteps: w.timeSteps, inputShape: w.sampleShape, encoding: 'sequence', seed: 1 })
+  const model = new Model(w.layers, {
+    timeSteps: w.timeSteps,
+    inputShape: w.sampleShape,
+    encoding: 'sequence',
+    seed: 1,
+  })
   model.configureTraining(sgd({ lr: 0.05, momentum: 0.9 }))
   const total = WARMUP + STEPS
   // Enough epochs' worth of batches: the loader cycles the dataset by epoch.

@@ -20,7 +20,8 @@ const { values, positionals } = parseArgs({
   },
 })
 const experiment = positionals[0] ?? 'all'
-if (!['depth', 'connect', 'all'].includes(experiment)) throw new Error(`unknown experiment ${experiment}: expected depth, connect or all`)
+if (!['depth', 'connect', 'all'].includes(experiment))
+  throw new Error(`unknown experiment ${experiment}: expected depth, connect or all`)
 const trainSamples = Number(values['train-samples'])
 const epochs = Number(values.epochs)
 const batchSize = Number(values['batch-size'])
@@ -55,7 +56,9 @@ async function run(variant: string, net: Omit<SmallNetOptions, 'inputShape' | 'c
   }
   await model.dispose()
   const pct = (e?: Evaluation) => (e ? (100 * e.accuracy).toFixed(2) + ' %' : '-')
-  console.error(`${variant} (${z.blocks} blocks): ${pct(r.plain ?? r.fsnn)}${r.dsnn ? ' fsnn / ' + pct(r.dsnn) + ' dsnn' : ''} in ${seconds.toFixed(0)} s`)
+  console.error(
+    `${variant} (${z.blocks} blocks): ${pct(r.plain ?? r.fsnn)}${r.dsnn ? ' fsnn / ' + pct(r.dsnn) + ' dsnn' : ''} in ${seconds.toFixed(0)} s`,
+  )
   return r
 }
 
@@ -86,7 +89,16 @@ async function depth(): Promise<void> {
   }
   atomicWrite(join(__dirname, 'results', 'dst-claims-depth.md'), md)
   record('dst-claims', `npm run bench:claims -- depth --train-samples ${trainSamples} --epochs ${epochs}`, {
-    experiment: 'depth', budget, rows: rows.map((r) => ({ variant: r.variant, blocks: r.blocks, seconds: r.seconds, plain: r.plain?.accuracy, fsnn: r.fsnn?.accuracy, dsnn: r.dsnn?.accuracy })),
+    experiment: 'depth',
+    budget,
+    rows: rows.map((r) => ({
+      variant: r.variant,
+      blocks: r.blocks,
+      seconds: r.seconds,
+      plain: r.plain?.accuracy,
+      fsnn: r.fsnn?.accuracy,
+      dsnn: r.dsnn?.accuracy,
+    })),
   })
 }
 
@@ -94,13 +106,18 @@ async function connect(): Promise<void> {
   const rows: (Run & { connect: string })[] = []
   for (const g of ['and', 'iand', 'or', 'xor'] as const) {
     // AND cannot be an identity at zero init (S = 0 silences O), so it starts from random BN gammas.
-    rows.push({ connect: g, ...(await run(`DST ${g}`, { family: 'dsnn', connect: g, blocks: 10, zeroInit: g !== 'and' })) })
+    rows.push({
+      connect: g,
+      ...(await run(`DST ${g}`, { family: 'dsnn', connect: g, blocks: 10, zeroInit: g !== 'and' })),
+    })
   }
   rows.push({ connect: 'add', ...(await run('SEW ADD', { family: 'sew', connect: 'add', blocks: 10 })) })
   let md = `# Element-wise functions g (10 blocks)\n\nCommand: \`npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}\`. Budget: ${budget}. `
-  md += 'AND starts without zero-init (at zero init S = 0 makes AND output silence). Block output rate = mean of O_l over the test set '
+  md +=
+    'AND starts without zero-init (at zero init S = 0 makes AND output silence). Block output rate = mean of O_l over the test set '
   md += '(for SEW ADD the mean of S + O, which is not a spike).\n\n'
-  md += '| g | FSNN | DSNN | SEW (ADD) | mean block-output rate | block-output rate per block |\n|---|---|---|---|---|---|\n'
+  md +=
+    '| g | FSNN | DSNN | SEW (ADD) | mean block-output rate | block-output rate per block |\n|---|---|---|---|---|---|\n'
   for (const r of rows) {
     const e = r.fsnn ?? r.plain!
     const rates = blockRates(e)
@@ -109,8 +126,16 @@ async function connect(): Promise<void> {
   }
   atomicWrite(join(__dirname, 'results', 'dst-claims-connect.md'), md)
   record('dst-claims', `npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}`, {
-    experiment: 'connect', budget,
-    rows: rows.map((r) => ({ connect: r.connect, seconds: r.seconds, fsnn: r.fsnn?.accuracy, dsnn: r.dsnn?.accuracy, sew: r.plain?.accuracy, blockRates: blockRates(r.fsnn ?? r.plain!) })),
+    experiment: 'connect',
+    budget,
+    rows: rows.map((r) => ({
+      connect: r.connect,
+      seconds: r.seconds,
+      fsnn: r.fsnn?.accuracy,
+      dsnn: r.dsnn?.accuracy,
+      sew: r.plain?.accuracy,
+      blockRates: blockRates(r.fsnn ?? r.plain!),
+    })),
   })
 }
 

@@ -8,7 +8,16 @@ import { renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
-  TensorDataset, adam, dsnn101, dsnn18, dsnn34, dsnn50, loadFashionMnist, sequential, sewResnet18, smallDsnn,
+  TensorDataset,
+  adam,
+  dsnn101,
+  dsnn18,
+  dsnn34,
+  dsnn50,
+  loadFashionMnist,
+  sequential,
+  sewResnet18,
+  smallDsnn,
 } from '../ts/index'
 import type { EnergyReport, SmallNetOptions, ZooNet } from '../ts/index'
 import { record } from './record'
@@ -43,7 +52,14 @@ interface Row {
 
 const g = (v: number) => (v / 1e6).toFixed(2)
 const row = (variant: string, r: EnergyReport, trainSeconds: number): Row => ({
-  variant, mode: r.mode, accuracy: r.accuracy, ac: r.totals.ac, mac: r.totals.mac, dynamicMj: r.totals.dynamicMj, worstMj: r.totals.worstMj, trainSeconds,
+  variant,
+  mode: r.mode,
+  accuracy: r.accuracy,
+  ac: r.totals.ac,
+  mac: r.totals.mac,
+  dynamicMj: r.totals.dynamicMj,
+  worstMj: r.totals.worstMj,
+  trainSeconds,
 })
 
 async function small(): Promise<Row[]> {
@@ -65,7 +81,9 @@ async function small(): Promise<Row[]> {
     for (const mode of net.family === 'dsnn' ? (['fsnn', 'dsnn'] as const) : (['fsnn'] as const)) {
       const r = await model.energy(data.test, { mode, batchSize: 256 })
       rows.push(row(variant, r, seconds))
-      console.error(`${variant} ${mode}: ${(100 * r.accuracy).toFixed(2)} %, AC ${g(r.totals.ac)} M, MAC ${g(r.totals.mac)} M, ${r.totals.dynamicMj.toExponential(3)} mJ`)
+      console.error(
+        `${variant} ${mode}: ${(100 * r.accuracy).toFixed(2)} %, AC ${g(r.totals.ac)} M, MAC ${g(r.totals.mac)} M, ${r.totals.dynamicMj.toExponential(3)} mJ`,
+      )
     }
     await model.dispose()
   }
@@ -83,10 +101,13 @@ interface Counted {
 
 async function imagenet(): Promise<Counted[]> {
   let s = 7
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
   const image = new TensorDataset({
-    name: 'random image', images: Float32Array.from({ length: 3 * 224 * 224 }, () => 4 * rand() - 2), labels: new Uint32Array(1),
-    sampleShape: [3, 224, 224], numClasses: 1000,
+    name: 'random image',
+    images: Float32Array.from({ length: 3 * 224 * 224 }, () => 4 * rand() - 2),
+    labels: new Uint32Array(1),
+    sampleShape: [3, 224, 224],
+    numClasses: 1000,
   })
   const out: Counted[] = []
   const nets: [string, ZooNet, ('fsnn' | 'dsnn')[]][] = [
@@ -100,7 +121,14 @@ async function imagenet(): Promise<Counted[]> {
     const model = sequential(z.layers, { timeSteps: z.timeSteps, inputShape: z.inputShape, seed: 1 })
     for (const mode of modes) {
       const r = await model.energy(image, { mode, batchSize: 1 })
-      out.push({ net: name, mode, ac: r.totals.ac, mac: r.totals.mac, dynamicMj: r.totals.dynamicMj, worstMj: r.totals.worstMj })
+      out.push({
+        net: name,
+        mode,
+        ac: r.totals.ac,
+        mac: r.totals.mac,
+        dynamicMj: r.totals.dynamicMj,
+        worstMj: r.totals.worstMj,
+      })
     }
     await model.dispose()
   }

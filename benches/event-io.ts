@@ -9,7 +9,14 @@ import { readEvents, writeEvents, type EventFormat, type EventStream } from '../
 const N = 5_000_000
 
 function events(size: number): EventStream {
-  const e: EventStream = { width: size, height: size, t: new Float64Array(N), x: new Uint16Array(N), y: new Uint16Array(N), p: new Uint8Array(N) }
+  const e: EventStream = {
+    width: size,
+    height: size,
+    t: new Float64Array(N),
+    x: new Uint16Array(N),
+    y: new Uint16Array(N),
+    p: new Uint8Array(N),
+  }
   for (let i = 0; i < N; i++) {
     e.t[i] = i * 2
     e.x[i] = (i * 7) % size
@@ -23,7 +30,12 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'dualstream-event-io-'))
   try {
     console.log('| format | MB | write ms | read ms | read M events/s |\n|---|---|---|---|---|')
-    const cases: [EventFormat, string, number][] = [['nmnist', '.bin', 34], ['aedat2', '.aedat', 128], ['aedat3', '.aedat', 128], ['aedat4', '.aedat4', 128]]
+    const cases: [EventFormat, string, number][] = [
+      ['nmnist', '.bin', 34],
+      ['aedat2', '.aedat', 128],
+      ['aedat3', '.aedat', 128],
+      ['aedat4', '.aedat4', 128],
+    ]
     for (const [format, ext, size] of cases) {
       const e = events(size)
       const path = join(dir, format + ext)
@@ -35,7 +47,9 @@ async function main(): Promise<void> {
       const readMs = performance.now() - start
       if (back.t.length !== N) throw new Error(`${format}: read ${back.t.length} of ${N} events`)
       const mb = statSync(path).size / 1e6
-      console.log(`| ${format} | ${mb.toFixed(1)} | ${writeMs.toFixed(0)} | ${readMs.toFixed(0)} | ${(N / readMs / 1e3).toFixed(1)} |`)
+      console.log(
+        `| ${format} | ${mb.toFixed(1)} | ${writeMs.toFixed(0)} | ${readMs.toFixed(0)} | ${(N / readMs / 1e3).toFixed(1)} |`,
+      )
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })

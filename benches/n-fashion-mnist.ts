@@ -3,8 +3,18 @@
 // prefetch) -> convDsnn on [T, N, 2, 34, 34] -> full-spike (and dual-stream) test accuracy.
 //   npx tsx benches/n-fashion-mnist.ts [--train 10000] [--test 2000] [--epochs 3] [--time-steps 4]
 import {
-  DataLoader, FramesDataset, NFashionMnist, adam, convDsnn, loadFashionMnist, schedules, sequential, transforms,
-  type FrameSpec, type InferenceMode, type Model,
+  DataLoader,
+  FramesDataset,
+  NFashionMnist,
+  adam,
+  convDsnn,
+  loadFashionMnist,
+  schedules,
+  sequential,
+  transforms,
+  type FrameSpec,
+  type InferenceMode,
+  type Model,
 } from '../ts/index'
 import { record } from './record'
 
@@ -47,21 +57,30 @@ async function main() {
   const train = await FramesDataset.from(trainEvents, frames, { batchSize: 128 })
   const test = await FramesDataset.from(testEvents, frames, { batchSize: 128 })
   const convertSeconds = (performance.now() - convertStart) / 1000
-  console.log(`converted ${TRAIN} + ${TEST} images to events and frames in ${convertSeconds.toFixed(1)} s (${(eventCount / 100).toFixed(0)} events per sample)`)
+  console.log(
+    `converted ${TRAIN} + ${TEST} images to events and frames in ${convertSeconds.toFixed(1)} s (${(eventCount / 100).toFixed(0)} events per sample)`,
+  )
 
   const layers = convDsnn({ inChannels: 2, size: 34, classes: 10 })
   const model = sequential(layers, { timeSteps: T, inputShape: [2, 34, 34], encoding: 'sequence', seed: SEED })
   const stepsPerEpoch = Math.floor(TRAIN / BATCH)
   model.configureTraining(adam({ lr: LR }), schedules.cosine({ totalSteps: EPOCHS * stepsPerEpoch }))
   const loader = new DataLoader(train, {
-    batchSize: BATCH, shuffle: true, seed: SEED, dropLast: true, prefetch: 2,
+    batchSize: BATCH,
+    shuffle: true,
+    seed: SEED,
+    dropLast: true,
+    prefetch: 2,
     pipeline: { transforms: [transforms.randomCrop(34, 2), transforms.horizontalFlip()] },
   })
   const trainStart = performance.now()
   const epochs: { epoch: number; loss: number; accuracy: number; seconds: number; dataWaitSeconds: number }[] = []
   for (let epoch = 0; epoch < EPOCHS; epoch++) {
     const e0 = performance.now()
-    let loss = 0, correct = 0, count = 0, wait = 0
+    let loss = 0,
+      correct = 0,
+      count = 0,
+      wait = 0
     for await (const b of loader.epoch(epoch)) {
       const r = await model.trainBatch(b.x, b.y)
       loss += r.loss * r.count
@@ -69,7 +88,13 @@ async function main() {
       count += r.count
       wait += b.waitMs
     }
-    const info = { epoch, loss: loss / count, accuracy: correct / count, seconds: (performance.now() - e0) / 1000, dataWaitSeconds: wait / 1000 }
+    const info = {
+      epoch,
+      loss: loss / count,
+      accuracy: correct / count,
+      seconds: (performance.now() - e0) / 1000,
+      dataWaitSeconds: wait / 1000,
+    }
     epochs.push(info)
     console.log(JSON.stringify(info))
   }
@@ -77,17 +102,33 @@ async function main() {
   const fsnn = await accuracy(model, test, 'fsnn')
   const dsnn = await accuracy(model, test, 'dsnn')
   const wallSeconds = (performance.now() - started) / 1000
-  record('n-fashion-mnist', `npx tsx benches/n-fashion-mnist.ts --train ${TRAIN} --test ${TEST} --epochs ${EPOCHS} --time-steps ${T} --batch-size ${BATCH}`, {
-    model: 'convDsnn({ inChannels: 2, size: 34, classes: 10 })',
-    data: { train: TRAIN, test: TEST, sensor: [34, 34], frames, meanEventsPerSample: eventCount / 100, synthetic: 'defaults (threshold 0.25, eps 0.1, 3 x 100 ms saccades)' },
-    training: { epochs: EPOCHS, batchSize: BATCH, optimizer: `adam lr ${LR}, cosine`, augmentation: 'randomCrop(34, padding 2) + horizontalFlip' },
-    testAccuracyFsnn: fsnn,
-    testAccuracyDsnn: dsnn,
-    convertSeconds,
-    trainSeconds,
-    wallSeconds,
-    epochs,
-  })
+  record(
+    'n-fashion-mnist',
+    `npx tsx benches/n-fashion-mnist.ts --train ${TRAIN} --test ${TEST} --epochs ${EPOCHS} --time-steps ${T} --batch-size ${BATCH}`,
+    {
+      model: 'convDsnn({ inChannels: 2, size: 34, classes: 10 })',
+      data: {
+        train: TRAIN,
+        test: TEST,
+        sensor: [34, 34],
+        frames,
+        meanEventsPerSample: eventCount / 100,
+        synthetic: 'defaults (threshold 0.25, eps 0.1, 3 x 100 ms saccades)',
+      },
+      training: {
+        epochs: EPOCHS,
+        batchSize: BATCH,
+        optimizer: `adam lr ${LR}, cosine`,
+        augmentation: 'randomCrop(34, padding 2) + horizontalFlip',
+      },
+      testAccuracyFsnn: fsnn,
+      testAccuracyDsnn: dsnn,
+      convertSeconds,
+      trainSeconds,
+      wallSeconds,
+      epochs,
+    },
+  )
   await model.dispose()
 }
 

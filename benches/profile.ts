@@ -13,7 +13,9 @@ import { parseArgs } from 'node:util'
 import { WORKLOADS } from './workloads'
 import { convDsnn, loadFashionMnist, permutation, Rng } from '../ts/index'
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '6' }, cli: { type: 'boolean', default: false } } })
+const { values } = parseArgs({
+  options: { steps: { type: 'string', default: '6' }, cli: { type: 'boolean', default: false } },
+})
 
 /** The CLI's default run as a workload, with its input and label files. */
 function cliWorkload(dir: string): { name: string; spec: object; batch: number; files: string[] } {
@@ -35,7 +37,9 @@ function cliWorkload(dir: string): { name: string; spec: object; batch: number; 
 }
 const dir = mkdtempSync(join(tmpdir(), 'dualstream-profile-'))
 try {
-  const build = spawnSync('cargo', ['build', '--release', '-p', 'dualstream-core', '--example', 'workload_profile'], { stdio: 'inherit' })
+  const build = spawnSync('cargo', ['build', '--release', '-p', 'dualstream-core', '--example', 'workload_profile'], {
+    stdio: 'inherit',
+  })
   if (build.status !== 0) process.exit(build.status ?? 1)
   const runs = values.cli
     ? [cliWorkload(dir)]
@@ -49,7 +53,10 @@ try {
     const spec = join(dir, 'spec.json')
     writeFileSync(spec, JSON.stringify(w.spec))
     const bin = join(__dirname, '..', 'target', 'release', 'examples', 'workload_profile')
-    const r = spawnSync(bin, [spec, values.steps!, String(w.batch), ...w.files], { encoding: 'utf8', env: { ...process.env, RAYON_NUM_THREADS: '2' } })
+    const r = spawnSync(bin, [spec, values.steps!, String(w.batch), ...w.files], {
+      encoding: 'utf8',
+      env: { ...process.env, RAYON_NUM_THREADS: '2' },
+    })
     if (r.status !== 0) throw new Error(`${w.name}: ${r.stderr}`)
     process.stdout.write(r.stdout.replace(spec, w.name))
   }

@@ -7,7 +7,12 @@ import { join } from 'node:path'
 
 export function machine() {
   const list = cpus()
-  return { cores: list.length, cpu: list[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version }
+  return {
+    cores: list.length,
+    cpu: list[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  }
 }
 
 export function gitRevision(): string {

@@ -10,7 +10,12 @@ import { record } from './record'
 import { WORKLOADS, syntheticBatch, workload } from './workloads'
 
 const { values } = parseArgs({
-  options: { steps: { type: 'string', default: '20' }, only: { type: 'string' }, 'time-steps': { type: 'string' }, batch: { type: 'string' } },
+  options: {
+    steps: { type: 'string', default: '20' },
+    only: { type: 'string' },
+    'time-steps': { type: 'string' },
+    batch: { type: 'string' },
+  },
 })
 const steps = Number(values.steps)
 
@@ -22,7 +27,12 @@ function median(xs: number[]): number {
 async function measure(name: string): Promise<Record<string, unknown>> {
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
   const w = workload(name, num(values['time-steps']), num(values.batch))
-  const model = sequential(w.layers, { timeSteps: w.timeSteps, inputShape: w.sampleShape, encoding: w.encoding, seed: 1 })
+  const model = sequential(w.layers, {
+    timeSteps: w.timeSteps,
+    inputShape: w.sampleShape,
+    encoding: w.encoding,
+    seed: 1,
+  })
   model.configureTraining(sgd({ lr: 0.01, momentum: 0.9 }))
   const { x, y } = syntheticBatch(w)
   const train: number[] = []
@@ -40,8 +50,13 @@ async function measure(name: string): Promise<Record<string, unknown>> {
     if (i >= 2) infer.push(performance.now() - t0)
   }
   return {
-    workload: name, timeSteps: w.timeSteps, batch: w.batch, trainStepMs: median(train), inferenceMs: median(infer),
-    peakRssMiB: process.resourceUsage().maxRSS / 1024, firingRates: rates,
+    workload: name,
+    timeSteps: w.timeSteps,
+    batch: w.batch,
+    trainStepMs: median(train),
+    inferenceMs: median(infer),
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    firingRates: rates,
   }
 }
 
@@ -50,12 +65,17 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(await measure(values.only)) + '\n')
     return
   }
-  const results = withCompiled(__filename, (script) => WORKLOADS.map((w) => {
-    const r = spawnSync(process.execPath, [script, '--only', w.name, '--steps', String(steps)], { encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(`${w.name}: ${r.stderr}`)
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
-  }))
-  for (const r of results) console.log(`${r.workload}: train step ${r.trainStepMs.toFixed(1)} ms, inference ${r.inferenceMs.toFixed(1)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`)
+  const results = withCompiled(__filename, (script) =>
+    WORKLOADS.map((w) => {
+      const r = spawnSync(process.execPath, [script, '--only', w.name, '--steps', String(steps)], { encoding: 'utf8' })
+      if (r.status !== 0) throw new Error(`${w.name}: ${r.stderr}`)
+      return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+    }),
+  )
+  for (const r of results)
+    console.log(
+      `${r.workload}: train step ${r.trainStepMs.toFixed(1)} ms, inference ${r.inferenceMs.toFixed(1)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`,
+    )
   record('workloads', `npm run bench:workloads -- --steps ${steps}`, { threads: 'rayon default (2 cores)', results })
 }
 

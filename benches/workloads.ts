@@ -6,7 +6,16 @@
 // bias); SGD with momentum; cross-entropy on the time-mean output. The `dst` variants replace the
 // SEW blocks by dual-stream blocks (AAP on) and end with the trunk's GAP + FC.
 import {
-  batchNorm2d, conv2d, dualBasicBlock, dualStream, flatten, linear, lif, maxPool2d, sewBasicBlock, surrogate,
+  batchNorm2d,
+  conv2d,
+  dualBasicBlock,
+  dualStream,
+  flatten,
+  linear,
+  lif,
+  maxPool2d,
+  sewBasicBlock,
+  surrogate,
 } from '../ts/index'
 import type { Encoding, LayerSpec } from '../ts/index'
 
@@ -26,21 +35,45 @@ export interface Workload {
 const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
 const sew = (c: number) => sewBasicBlock(c, { connect: 'iand', neuron })
 const dual = (cin: number, cout: number) => dualBasicBlock(cin, cout, { connect: 'iand', neuron })
-const stem = (cin: number, cout: number) => [conv2d(cin, cout, 3, { padding: 1, bias: false }), batchNorm2d(cout), neuron()]
+const stem = (cin: number, cout: number) => [
+  conv2d(cin, cout, 3, { padding: 1, bias: false }),
+  batchNorm2d(cout),
+  neuron(),
+]
 
 export function w1(dst = false, timeSteps = 4, batch = 32): Workload {
   const layers = dst
-    ? [...stem(1, 32), dualStream({ stages: [dual(32, 32), maxPool2d(2), dual(32, 64), dual(64, 64), maxPool2d(2)], classes: 10 })]
+    ? [
+        ...stem(1, 32),
+        dualStream({ stages: [dual(32, 32), maxPool2d(2), dual(32, 64), dual(64, 64), maxPool2d(2)], classes: 10 }),
+      ]
     : [...stem(1, 32), sew(32), maxPool2d(2), ...stem(32, 64), sew(64), maxPool2d(2), flatten(), linear(3136, 10)]
-  return { name: dst ? 'W1-dst' : 'W1', timeSteps, batch, sampleShape: [1, 28, 28], encoding: 'direct', classes: 10, layers }
+  return {
+    name: dst ? 'W1-dst' : 'W1',
+    timeSteps,
+    batch,
+    sampleShape: [1, 28, 28],
+    encoding: 'direct',
+    classes: 10,
+    layers,
+  }
 }
 
 export function w2(dst = false, timeSteps = 8, batch = 8): Workload {
-  const six = <T,>(f: () => T[]) => Array.from({ length: 6 }, f).flat()
+  const six = <T>(f: () => T[]) => Array.from({ length: 6 }, f).flat()
   const layers = dst
     ? [...stem(2, 32), dualStream({ stages: six(() => [dual(32, 32), maxPool2d(2)]), classes: 11 })]
     : [...stem(2, 32), ...six(() => [sew(32), maxPool2d(2)]), flatten(), linear(32, 11)]
-  return { name: dst ? 'W2-dst' : 'W2', timeSteps, batch, sampleShape: [2, 64, 64], encoding: 'sequence', classes: 11, layers, inputDensity: 0.15 }
+  return {
+    name: dst ? 'W2-dst' : 'W2',
+    timeSteps,
+    batch,
+    sampleShape: [2, 64, 64],
+    encoding: 'sequence',
+    classes: 11,
+    layers,
+    inputDensity: 0.15,
+  }
 }
 
 export const WORKLOADS = [w1(), w2(), w1(true), w2(true)]

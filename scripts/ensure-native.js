@@ -25,8 +25,11 @@ const cargo = spawnSync('cargo', ['--version'], { stdio: 'ignore' })
 if (!hasSources || cargo.status !== 0) {
   if (loads()) process.exit(0)
   console.warn(
-    'dualstream: no prebuilt binary for ' + process.platform + '-' + process.arch +
-      ' and no Rust toolchain (cargo) on PATH to build one. Install Rust from https://rustup.rs and run `npm rebuild dualstream`.'
+    'dualstream: no prebuilt binary for ' +
+      process.platform +
+      '-' +
+      process.arch +
+      ' and no Rust toolchain (cargo) on PATH to build one. Install Rust from https://rustup.rs and run `npm rebuild dualstream`.',
   )
   process.exit(0)
 }
@@ -34,11 +37,28 @@ if (!hasSources || cargo.status !== 0) {
 // In a source checkout always rebuild: cargo makes this a no-op when nothing changed.
 const localCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
 const napiCli = existsSync(localCli) ? localCli : null
-const args = ['build', '--platform', '--release', '--manifest-path', 'crates/node/Cargo.toml',
-  '--package-json-path', 'package.json', '--output-dir', '.', '--js', 'native.js', '--dts', 'native.d.ts']
+const args = [
+  'build',
+  '--platform',
+  '--release',
+  '--manifest-path',
+  'crates/node/Cargo.toml',
+  '--package-json-path',
+  'package.json',
+  '--output-dir',
+  '.',
+  '--js',
+  'native.js',
+  '--dts',
+  'native.d.ts',
+]
 const result = napiCli
   ? spawnSync(process.execPath, [napiCli, ...args], { cwd: root, stdio: 'inherit' })
-  : spawnSync('npx', ['--yes', '@napi-rs/cli@3', ...args], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' })
+  : spawnSync('npx', ['--yes', '@napi-rs/cli@3', ...args], {
+      cwd: root,
+      stdio: 'inherit',
+      shell: process.platform === 'win32',
+    })
 if (result.status !== 0) {
   console.error('dualstream: building the native addon failed (see the cargo output above).')
   process.exit(result.status ?? 1)

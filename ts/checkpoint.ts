@@ -23,7 +23,8 @@ const METADATA = '__metadata__'
 
 function checkLittleEndian(): void {
   // Float32Array views use the platform's byte order; the format is little-endian.
-  if (endianness() !== 'LE') throw new DualstreamError('ERR_INTERNAL', 'safetensors: big-endian platforms are not supported')
+  if (endianness() !== 'LE')
+    throw new DualstreamError('ERR_INTERNAL', 'safetensors: big-endian platforms are not supported')
 }
 
 /** The bytes of a safetensors file holding `tensors` (all F32) and `metadata`. */
@@ -33,10 +34,17 @@ export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Rec
   if (Object.keys(metadata).length > 0) header[METADATA] = metadata
   let offset = 0
   for (const t of tensors) {
-    if (t.name === METADATA || t.name in header) throw new DualstreamError('ERR_ARG', `safetensors: tensor name ${JSON.stringify(t.name)} is reserved or used twice`)
+    if (t.name === METADATA || t.name in header)
+      throw new DualstreamError(
+        'ERR_ARG',
+        `safetensors: tensor name ${JSON.stringify(t.name)} is reserved or used twice`,
+      )
     const numel = t.shape.reduce((a, b) => a * b, 1)
     if (numel !== t.data.length) {
-      throw new DualstreamError('ERR_SHAPE', `safetensors: tensor ${t.name}: shape [${t.shape.join(', ')}] needs ${numel} values, got ${t.data.length}`)
+      throw new DualstreamError(
+        'ERR_SHAPE',
+        `safetensors: tensor ${t.name}: shape [${t.shape.join(', ')}] needs ${numel} values, got ${t.data.length}`,
+      )
     }
     header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * numel] }
     offset += 4 * numel
@@ -67,10 +75,19 @@ function formatError(file: string, offset: number, message: string): DualstreamE
 export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safetensors {
   checkLittleEndian()
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  if (buf.length < 8) throw formatError(file, buf.length, `the file ends after ${buf.length} bytes; a safetensors file starts with an 8-byte header length`)
+  if (buf.length < 8)
+    throw formatError(
+      file,
+      buf.length,
+      `the file ends after ${buf.length} bytes; a safetensors file starts with an 8-byte header length`,
+    )
   const headerLength = buf.readBigUInt64LE(0)
   if (headerLength > BigInt(buf.length - 8)) {
-    throw formatError(file, 0, `the header length ${headerLength} runs past the end of the file (${buf.length} bytes): truncated or not a safetensors file`)
+    throw formatError(
+      file,
+      0,
+      `the header length ${headerLength} runs past the end of the file (${buf.length} bytes): truncated or not a safetensors file`,
+    )
   }
   const n = Number(headerLength)
   const dataStart = 8 + n
@@ -79,14 +96,20 @@ export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safe
     header = JSON.parse(buf.toString('utf8', 8, dataStart))
   } catch (err) {
     const pos = /position (\d+)/.exec((err as Error).message)
-    throw formatError(file, pos ? 8 + Number(pos[1]) : 8, `the JSON header (bytes 8 to ${dataStart}) is invalid: ${(err as Error).message}`)
+    throw formatError(
+      file,
+      pos ? 8 + Number(pos[1]) : 8,
+      `the JSON header (bytes 8 to ${dataStart}) is invalid: ${(err as Error).message}`,
+    )
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw formatError(file, 8, 'the header is not a JSON object')
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw formatError(file, 8, 'the header is not a JSON object')
   const entries = header as Record<string, unknown>
   const metadata: Record<string, string> = {}
   const rawMetadata = entries[METADATA]
   if (rawMetadata !== undefined) {
-    if (typeof rawMetadata !== 'object' || rawMetadata === null) throw formatError(file, 8, `${METADATA} is not an object of strings`)
+    if (typeof rawMetadata !== 'object' || rawMetadata === null)
+      throw formatError(file, 8, `${METADATA} is not an object of strings`)
     for (const [k, v] of Object.entries(rawMetadata)) {
       if (typeof v !== 'string') throw formatError(file, 8, `${METADATA}.${k} is not a string`)
       metadata[k] = v
@@ -97,17 +120,28 @@ export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safe
   for (const [name, raw] of Object.entries(entries)) {
     if (name === METADATA) continue
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown }
-    if (e?.dtype !== 'F32') throw formatError(file, 8, `tensor ${name}: dtype ${JSON.stringify(e?.dtype)} is not supported (expected "F32")`)
+    if (e?.dtype !== 'F32')
+      throw formatError(file, 8, `tensor ${name}: dtype ${JSON.stringify(e?.dtype)} is not supported (expected "F32")`)
     const shape = e.shape
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw formatError(file, 8, `tensor ${name}: shape is not an array of non-negative integers`)
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw formatError(file, 8, `tensor ${name}: shape is not an array of non-negative integers`)
     const range = e.data_offsets
-    if (!Array.isArray(range) || range.length !== 2 || !range.every((d) => Number.isInteger(d) && d >= 0) || range[1] < range[0]) {
+    if (
+      !Array.isArray(range) ||
+      range.length !== 2 ||
+      !range.every((d) => Number.isInteger(d) && d >= 0) ||
+      range[1] < range[0]
+    ) {
       throw formatError(file, 8, `tensor ${name}: data_offsets is not [begin, end]`)
     }
     const [begin, end] = range as [number, number]
     const numel = (shape as number[]).reduce((a, b) => a * b, 1)
     if (end - begin !== 4 * numel) {
-      throw formatError(file, dataStart + begin, `tensor ${name}: shape [${shape.join(', ')}] needs ${4 * numel} bytes but data_offsets span ${end - begin}`)
+      throw formatError(
+        file,
+        dataStart + begin,
+        `tensor ${name}: shape [${shape.join(', ')}] needs ${4 * numel} bytes but data_offsets span ${end - begin}`,
+      )
     }
     if (end > dataLength) {
       throw formatError(
@@ -162,7 +196,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
 }
 
-export function writeSafetensors(path: string, tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  path: string,
+  tensors: readonly NamedTensor[],
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata))
 }
 

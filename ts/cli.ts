@@ -16,18 +16,44 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  train: { summary: 'train an SNN (default: the DSNN on Fashion-MNIST) into a run folder; --resume continues one', help: TRAIN_HELP, run: train },
-  evaluate: { summary: 'accuracy of a checkpoint or run, as the full-spike network and/or the DSNN', help: EVALUATE_HELP, run: evaluate },
-  export: { summary: 'write the deployable full-spike model of a checkpoint (AAP removed)', help: EXPORT_HELP, run: exportModel },
-  info: { summary: "a model's layers, output shapes, parameter count and memory per time step", help: INFO_HELP, run: info },
-  plot: { summary: "render a run folder's charts (loss, accuracy, firing rates, gradient norms, energy) as SVG", help: PLOT_HELP, run: plot },
-  energy: { summary: 'synaptic operations (AC vs MAC), firing rates and energy per layer on a test set', help: ENERGY_HELP, run: energy },
+  train: {
+    summary: 'train an SNN (default: the DSNN on Fashion-MNIST) into a run folder; --resume continues one',
+    help: TRAIN_HELP,
+    run: train,
+  },
+  evaluate: {
+    summary: 'accuracy of a checkpoint or run, as the full-spike network and/or the DSNN',
+    help: EVALUATE_HELP,
+    run: evaluate,
+  },
+  export: {
+    summary: 'write the deployable full-spike model of a checkpoint (AAP removed)',
+    help: EXPORT_HELP,
+    run: exportModel,
+  },
+  info: {
+    summary: "a model's layers, output shapes, parameter count and memory per time step",
+    help: INFO_HELP,
+    run: info,
+  },
+  plot: {
+    summary: "render a run folder's charts (loss, accuracy, firing rates, gradient norms, energy) as SVG",
+    help: PLOT_HELP,
+    run: plot,
+  },
+  energy: {
+    summary: 'synaptic operations (AC vs MAC), firing rates and energy per layer on a test set',
+    help: ENERGY_HELP,
+    run: energy,
+  },
 }
 
 const HELP = `Usage: dualstream <command> [options]
 
 Commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
+  .join('\n')}
 
 Run 'dualstream <command> --help' for a command's options.
 `
@@ -40,7 +66,11 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   const c = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined
-  if (!c) throw new DualstreamError('ERR_ARG', `unknown command ${JSON.stringify(command)}; expected one of: ${Object.keys(COMMANDS).join(', ')} (see dualstream --help)`)
+  if (!c)
+    throw new DualstreamError(
+      'ERR_ARG',
+      `unknown command ${JSON.stringify(command)}; expected one of: ${Object.keys(COMMANDS).join(', ')} (see dualstream --help)`,
+    )
   return c.run(rest)
 }
 

@@ -90,7 +90,14 @@ export function energyArgs(options: EnergyOptions): { preset: EnergyPreset; acPj
   if (!ENERGY_PRESETS.includes(preset)) throw argError('energy preset', `one of ${ENERGY_PRESETS.join(', ')}`, preset)
   const e = options.energies
   if (e === undefined) return { preset }
-  if (typeof e !== 'object' || e === null || !Number.isFinite(e.acPj) || !Number.isFinite(e.macPj) || e.acPj < 0 || e.macPj < 0) {
+  if (
+    typeof e !== 'object' ||
+    e === null ||
+    !Number.isFinite(e.acPj) ||
+    !Number.isFinite(e.macPj) ||
+    e.acPj < 0 ||
+    e.macPj < 0
+  ) {
     throw argError('energy energies', 'an object { acPj, macPj } of finite picojoules >= 0', e)
   }
   return { preset, acPj: e.acPj, macPj: e.macPj }
@@ -98,7 +105,12 @@ export function energyArgs(options: EnergyOptions): { preset: EnergyPreset; acPj
 
 /** Operations with a unit prefix and 3 decimals, e.g. 118.014 M or 1.372 G. */
 function ops(v: number): string {
-  for (const [scale, unit] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) if (v >= scale) return `${(v / scale).toFixed(3)} ${unit}`
+  for (const [scale, unit] of [
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+  ] as const)
+    if (v >= scale) return `${(v / scale).toFixed(3)} ${unit}`
   return v.toFixed(1)
 }
 const mj = (v: number) => `${v.toPrecision(4)} mJ`
@@ -106,7 +118,14 @@ const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(2)} %
 
 function table(rows: string[][], right: boolean[]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  return rows.map((r) => r.map((cell, c) => (right[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n')
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (right[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
 }
 
 /** The report as plain text: totals and energy first, then one row per synaptic layer and

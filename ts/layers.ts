@@ -1,6 +1,15 @@
 // Builders: typed functions that return validated layer specs. They do no numeric work.
 import { argError } from './errors'
-import type { Connect, DualConnect, DualStage, DualStreamBlockSpec, LayerSpec, NeuronParams, Pair, SurrogateSpec } from './spec'
+import type {
+  Connect,
+  DualConnect,
+  DualStage,
+  DualStreamBlockSpec,
+  LayerSpec,
+  NeuronParams,
+  Pair,
+  SurrogateSpec,
+} from './spec'
 
 function positiveInt(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw argError(name, 'a positive integer', v)
@@ -23,7 +32,11 @@ function pair(name: string, v: unknown, check: (n: string, x: unknown) => number
 
 function finite(name: string, v: unknown, min = -Infinity, minExclusive = false): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (minExclusive && v === min)) {
-    throw argError(name, minExclusive ? `a finite number > ${min}` : min > -Infinity ? `a finite number >= ${min}` : 'a finite number', v)
+    throw argError(
+      name,
+      minExclusive ? `a finite number > ${min}` : min > -Infinity ? `a finite number >= ${min}` : 'a finite number',
+      v,
+    )
   }
   return v
 }
@@ -37,7 +50,12 @@ export interface Conv2dOptions {
   bias?: boolean
 }
 
-export function conv2d(inChannels: number, outChannels: number, kernelSize: number | Pair, options: Conv2dOptions = {}): LayerSpec {
+export function conv2d(
+  inChannels: number,
+  outChannels: number,
+  kernelSize: number | Pair,
+  options: Conv2dOptions = {},
+): LayerSpec {
   const groups = positiveInt('conv2d groups', options.groups ?? 1)
   positiveInt('conv2d inChannels', inChannels)
   positiveInt('conv2d outChannels', outChannels)
@@ -101,8 +119,10 @@ function pool(type: 'maxPool2d' | 'avgPool2d', kernelSize: number | Pair, option
   }
 }
 
-export const maxPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec => pool('maxPool2d', kernelSize, options)
-export const avgPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec => pool('avgPool2d', kernelSize, options)
+export const maxPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec =>
+  pool('maxPool2d', kernelSize, options)
+export const avgPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec =>
+  pool('avgPool2d', kernelSize, options)
 export const globalAvgPool = (): LayerSpec => ({ type: 'globalAvgPool' })
 export const flatten = (): LayerSpec => ({ type: 'flatten' })
 
@@ -115,8 +135,14 @@ export function dropout(p: number): LayerSpec {
 export const surrogate = {
   sigmoid: (alpha = 4): SurrogateSpec => ({ type: 'sigmoid', alpha: finite('surrogate alpha', alpha, 0, true) }),
   atan: (alpha = 2): SurrogateSpec => ({ type: 'atan', alpha: finite('surrogate alpha', alpha, 0, true) }),
-  piecewiseQuadratic: (alpha = 1): SurrogateSpec => ({ type: 'piecewiseQuadratic', alpha: finite('surrogate alpha', alpha, 0, true) }),
-  superSpike: (alpha = 100): SurrogateSpec => ({ type: 'superSpike', alpha: finite('surrogate alpha', alpha, 0, true) }),
+  piecewiseQuadratic: (alpha = 1): SurrogateSpec => ({
+    type: 'piecewiseQuadratic',
+    alpha: finite('surrogate alpha', alpha, 0, true),
+  }),
+  superSpike: (alpha = 100): SurrogateSpec => ({
+    type: 'superSpike',
+    alpha: finite('surrogate alpha', alpha, 0, true),
+  }),
 }
 
 export interface NeuronOptions {
@@ -152,13 +178,18 @@ export const plif = (options: NeuronOptions = {}): LayerSpec => neuron('plif', o
 /** SEW residual block: `O = g(branch(x), shortcut(x))`; the shortcut is the identity when omitted. */
 export function sewBlock(options: { branch: LayerSpec[]; shortcut?: LayerSpec[]; connect: Connect }): LayerSpec {
   const connects: Connect[] = ['add', 'and', 'iand', 'or', 'xor']
-  if (!connects.includes(options.connect)) throw argError('sewBlock connect', `one of ${connects.join(', ')}`, options.connect)
-  if (!Array.isArray(options.branch) || options.branch.length === 0) throw argError('sewBlock branch', 'a non-empty array of layers', options.branch)
+  if (!connects.includes(options.connect))
+    throw argError('sewBlock connect', `one of ${connects.join(', ')}`, options.connect)
+  if (!Array.isArray(options.branch) || options.branch.length === 0)
+    throw argError('sewBlock branch', 'a non-empty array of layers', options.branch)
   return { type: 'sewBlock', branch: options.branch, shortcut: options.shortcut ?? null, connect: options.connect }
 }
 
 /** SEW BasicBlock branch `conv3x3-BN-SN-conv3x3-BN-SN` (no conv bias), identity shortcut. */
-export function sewBasicBlock(channels: number, options: { connect?: Connect; neuron?: () => LayerSpec } = {}): LayerSpec {
+export function sewBasicBlock(
+  channels: number,
+  options: { connect?: Connect; neuron?: () => LayerSpec } = {},
+): LayerSpec {
   const sn = options.neuron ?? (() => lif())
   return sewBlock({
     branch: [
@@ -185,7 +216,11 @@ function layerList(name: string, v: unknown, nonEmpty = true): LayerSpec[] {
  * the residual neuron is an IF (V_th 1, V_reset 0 by default), so a silent branch passes spikes
  * through. The shortcut is the identity when omitted (conv1x1-BN, no neuron, when downsampling).
  */
-export function spikingResnetBlock(options: { branch: LayerSpec[]; shortcut?: LayerSpec[]; residualNeuron?: Omit<NeuronOptions, 'tau' | 'decayInput'> }): LayerSpec {
+export function spikingResnetBlock(options: {
+  branch: LayerSpec[]
+  shortcut?: LayerSpec[]
+  residualNeuron?: Omit<NeuronOptions, 'tau' | 'decayInput'>
+}): LayerSpec {
   const { type: _type, ...residualNeuron } = ifNode(options.residualNeuron ?? {}) as { type: string } & NeuronParams
   return {
     type: 'spikingResnetBlock',
@@ -196,16 +231,25 @@ export function spikingResnetBlock(options: { branch: LayerSpec[]; shortcut?: La
 }
 
 /** Spiking ResNet BasicBlock `conv3x3(s)-BN-SN-conv3x3-BN` (last BN zero-initialised) + SN_res. */
-export function spikingResnetBasicBlock(inChannels: number, outChannels: number, options: { stride?: number; neuron?: () => LayerSpec } = {}): LayerSpec {
+export function spikingResnetBasicBlock(
+  inChannels: number,
+  outChannels: number,
+  options: { stride?: number; neuron?: () => LayerSpec } = {},
+): LayerSpec {
   const stride = positiveInt('spikingResnetBasicBlock stride', options.stride ?? 1)
   const sn = options.neuron ?? (() => ifNode())
   const down = stride !== 1 || inChannels !== outChannels
   return spikingResnetBlock({
     branch: [
-      conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false }), batchNorm2d(outChannels), sn(),
-      conv2d(outChannels, outChannels, 3, { padding: 1, bias: false }), batchNorm2d(outChannels, { initWeight: 0 }),
+      conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false }),
+      batchNorm2d(outChannels),
+      sn(),
+      conv2d(outChannels, outChannels, 3, { padding: 1, bias: false }),
+      batchNorm2d(outChannels, { initWeight: 0 }),
     ],
-    shortcut: down ? [conv2d(inChannels, outChannels, 1, { stride, bias: false }), batchNorm2d(outChannels)] : undefined,
+    shortcut: down
+      ? [conv2d(inChannels, outChannels, 1, { stride, bias: false }), batchNorm2d(outChannels)]
+      : undefined,
   })
 }
 
@@ -224,11 +268,20 @@ export function dualStreamBlock(options: {
   residualNeuron?: Omit<NeuronOptions, 'tau' | 'decayInput'>
 }): DualStreamBlockSpec {
   if ((options.connect as string) === 'add') {
-    throw argError('dualStreamBlock connect', `one of ${DUAL_CONNECTS.join(', ')} ("add" breaks the full-spike stream: S + O is not a spike)`, options.connect)
+    throw argError(
+      'dualStreamBlock connect',
+      `one of ${DUAL_CONNECTS.join(', ')} ("add" breaks the full-spike stream: S + O is not a spike)`,
+      options.connect,
+    )
   }
-  if (!DUAL_CONNECTS.includes(options.connect)) throw argError('dualStreamBlock connect', `one of ${DUAL_CONNECTS.join(', ')}`, options.connect)
+  if (!DUAL_CONNECTS.includes(options.connect))
+    throw argError('dualStreamBlock connect', `one of ${DUAL_CONNECTS.join(', ')}`, options.connect)
   if (options.residualNeuron !== undefined && options.connect !== 'spikingResnet') {
-    throw argError('dualStreamBlock residualNeuron', 'to be omitted unless connect is "spikingResnet"', options.residualNeuron)
+    throw argError(
+      'dualStreamBlock residualNeuron',
+      'to be omitted unless connect is "spikingResnet"',
+      options.residualNeuron,
+    )
   }
   let residualNeuron: NeuronParams | null = null
   if (options.connect === 'spikingResnet') {
@@ -259,44 +312,79 @@ export interface DualBlockOptions {
 
 /** The AAP projection P: `ReLU(BN(conv1x1(depthwise conv3x3 stride s)))`, or `ReLU(BN(conv1x1))` at stride 1. */
 function projection(inChannels: number, outChannels: number, stride: number): LayerSpec[] {
-  const convs = stride !== 1
-    ? [conv2d(inChannels, inChannels, 3, { stride, padding: 1, groups: inChannels, bias: false }), conv2d(inChannels, outChannels, 1, { bias: false })]
-    : [conv2d(inChannels, outChannels, 1, { bias: false })]
+  const convs =
+    stride !== 1
+      ? [
+          conv2d(inChannels, inChannels, 3, { stride, padding: 1, groups: inChannels, bias: false }),
+          conv2d(inChannels, outChannels, 1, { bias: false }),
+        ]
+      : [conv2d(inChannels, outChannels, 1, { bias: false })]
   return [...convs, batchNorm2d(outChannels), relu()]
 }
 
-function dualBlockFrom(branch: LayerSpec[], inChannels: number, outChannels: number, stride: number, options: DualBlockOptions): DualStreamBlockSpec {
+function dualBlockFrom(
+  branch: LayerSpec[],
+  inChannels: number,
+  outChannels: number,
+  stride: number,
+  options: DualBlockOptions,
+): DualStreamBlockSpec {
   const connect = options.connect ?? 'iand'
   const sn = options.neuron ?? (() => ifNode())
   const residualNeuron = connect === 'spikingResnet' ? options.residualNeuron : undefined
-  if (options.residualNeuron && !residualNeuron) throw argError('residualNeuron', "connect 'spikingResnet' (only that form has a residual neuron)", connect)
+  if (options.residualNeuron && !residualNeuron)
+    throw argError('residualNeuron', "connect 'spikingResnet' (only that form has a residual neuron)", connect)
   if (stride === 1 && inChannels === outChannels) return dualStreamBlock({ branch, connect, residualNeuron })
   // The Spiking ResNet form's shortcut has no neuron (SN_res follows); the SEW form's does.
   const shortcut = [conv2d(inChannels, outChannels, 1, { stride, bias: false }), batchNorm2d(outChannels)]
   if (connect !== 'spikingResnet') shortcut.push(sn())
-  return dualStreamBlock({ branch, connect, shortcut, projection: projection(inChannels, outChannels, stride), residualNeuron })
+  return dualStreamBlock({
+    branch,
+    connect,
+    shortcut,
+    projection: projection(inChannels, outChannels, stride),
+    residualNeuron,
+  })
 }
 
 /** Dual-stream BasicBlock: branch `conv3x3(s)-BN-SN-conv3x3-BN-SN`; downsampling shortcut and projection when needed. */
-export function dualBasicBlock(inChannels: number, outChannels: number, options: DualBlockOptions = {}): DualStreamBlockSpec {
+export function dualBasicBlock(
+  inChannels: number,
+  outChannels: number,
+  options: DualBlockOptions = {},
+): DualStreamBlockSpec {
   const stride = positiveInt('dualBasicBlock stride', options.stride ?? 1)
   const sn = options.neuron ?? (() => ifNode())
   const branch = [
-    conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false }), batchNorm2d(outChannels), sn(),
-    conv2d(outChannels, outChannels, 3, { padding: 1, bias: false }), batchNorm2d(outChannels, { initWeight: options.zeroInit === false ? 1 : 0 }), sn(),
+    conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false }),
+    batchNorm2d(outChannels),
+    sn(),
+    conv2d(outChannels, outChannels, 3, { padding: 1, bias: false }),
+    batchNorm2d(outChannels, { initWeight: options.zeroInit === false ? 1 : 0 }),
+    sn(),
   ]
   return dualBlockFrom(branch, inChannels, outChannels, stride, options)
 }
 
 /** Dual-stream Bottleneck: `conv1x1-BN-SN-conv3x3(s)-BN-SN-conv1x1(planes*4)-BN-SN`. */
-export function dualBottleneck(inChannels: number, planes: number, options: DualBlockOptions & { expansion?: number } = {}): DualStreamBlockSpec {
+export function dualBottleneck(
+  inChannels: number,
+  planes: number,
+  options: DualBlockOptions & { expansion?: number } = {},
+): DualStreamBlockSpec {
   const stride = positiveInt('dualBottleneck stride', options.stride ?? 1)
   const out = planes * positiveInt('dualBottleneck expansion', options.expansion ?? 4)
   const sn = options.neuron ?? (() => ifNode())
   const branch = [
-    conv2d(inChannels, planes, 1, { bias: false }), batchNorm2d(planes), sn(),
-    conv2d(planes, planes, 3, { stride, padding: 1, bias: false }), batchNorm2d(planes), sn(),
-    conv2d(planes, out, 1, { bias: false }), batchNorm2d(out, { initWeight: options.zeroInit === false ? 1 : 0 }), sn(),
+    conv2d(inChannels, planes, 1, { bias: false }),
+    batchNorm2d(planes),
+    sn(),
+    conv2d(planes, planes, 3, { stride, padding: 1, bias: false }),
+    batchNorm2d(planes),
+    sn(),
+    conv2d(planes, out, 1, { bias: false }),
+    batchNorm2d(out, { initWeight: options.zeroInit === false ? 1 : 0 }),
+    sn(),
   ]
   return dualBlockFrom(branch, inChannels, out, stride, options)
 }
@@ -332,18 +420,33 @@ export function dualStream(options: {
   const stages = layerList('dualStream stages', options.stages) as unknown as DualStage[]
   stages.forEach((s, i) => {
     if (!s || !['block', 'maxPool2d', 'avgPool2d'].includes((s as { type?: string }).type ?? '')) {
-      throw argError(`dualStream stages[${i}]`, 'a dual-stream block or a maxPool2d/avgPool2d', (s as { type?: string })?.type ?? s)
+      throw argError(
+        `dualStream stages[${i}]`,
+        'a dual-stream block or a maxPool2d/avgPool2d',
+        (s as { type?: string })?.type ?? s,
+      )
     }
   })
   const headPool = options.headPool ?? 'gap'
-  if (headPool !== 'gap' && headPool !== 'flatten') throw argError('dualStream headPool', "'gap' or 'flatten'", headPool)
-  if (headPool === 'flatten' && options.features === undefined) throw argError('dualStream features', "C*H*W of the last stage's output (required with headPool 'flatten')", undefined)
+  if (headPool !== 'gap' && headPool !== 'flatten')
+    throw argError('dualStream headPool', "'gap' or 'flatten'", headPool)
+  if (headPool === 'flatten' && options.features === undefined)
+    throw argError(
+      'dualStream features',
+      "C*H*W of the last stage's output (required with headPool 'flatten')",
+      undefined,
+    )
   const features = options.features ?? lastChannels(stages)
-  if (features === undefined) throw argError('dualStream features', 'the channels of the last stage (no conv found to infer them)', undefined)
+  if (features === undefined)
+    throw argError('dualStream features', 'the channels of the last stage (no conv found to infer them)', undefined)
   return {
     type: 'dualStream',
     stages,
-    head: { inFeatures: positiveInt('dualStream features', features), outFeatures: positiveInt('dualStream classes', options.classes), bias: options.bias ?? true },
+    head: {
+      inFeatures: positiveInt('dualStream features', features),
+      outFeatures: positiveInt('dualStream classes', options.classes),
+      bias: options.bias ?? true,
+    },
     aap: options.aap ?? true,
     ...(headPool === 'flatten' ? { headPool } : {}),
   }

@@ -20,7 +20,10 @@ export interface LabelledData {
    * A `direct` model takes `[N, ...]` batches of static samples (TensorDataset).
    */
   readonly timeMajor?: boolean
-  batches(batchSize: number, options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean }): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
+  batches(
+    batchSize: number,
+    options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean },
+  ): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
 }
 
 export interface ModelOptions {
@@ -167,7 +170,10 @@ function metaJson<T>(path: string, metadata: Record<string, string>, key: string
 export function readCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path)
   if (metadata.format !== CHECKPOINT_FORMAT || metadata.spec === undefined) {
-    throw new DualstreamError('ERR_FORMAT', `${path}: not a dualstream checkpoint (its __metadata__ has no format "${CHECKPOINT_FORMAT}" and spec)`)
+    throw new DualstreamError(
+      'ERR_FORMAT',
+      `${path}: not a dualstream checkpoint (its __metadata__ has no format "${CHECKPOINT_FORMAT}" and spec)`,
+    )
   }
   const spec = metaJson<ModelSpec>(path, metadata, 'spec')!
   const seed = Number(metadata.seed ?? 0)
@@ -177,7 +183,9 @@ export function readCheckpoint(path: string): Checkpoint {
     spec,
     seed: Number.isInteger(seed) && seed >= 0 ? seed : 0,
     tensors: tensors.filter((t) => !t.name.startsWith('trainer/')),
-    trainer: tensors.filter((t) => t.name.startsWith('trainer/')).map((t) => ({ ...t, name: t.name.slice('trainer/'.length) })),
+    trainer: tensors
+      .filter((t) => t.name.startsWith('trainer/'))
+      .map((t) => ({ ...t, name: t.name.slice('trainer/'.length) })),
     training: metaJson<TrainingConfig>(path, metadata, 'training'),
     fit: metaJson<FitState>(path, metadata, 'fit'),
     metadata: user,
@@ -219,11 +227,14 @@ export class Model {
   private queue: Promise<unknown> = Promise.resolve()
 
   constructor(layers: LayerSpec[], options: ModelOptions) {
-    if (!Array.isArray(layers) || layers.length === 0) throw argError('layers', 'a non-empty array of layer specs', layers)
+    if (!Array.isArray(layers) || layers.length === 0)
+      throw argError('layers', 'a non-empty array of layer specs', layers)
     if (typeof options !== 'object' || options === null) throw argError('options', 'an object with timeSteps', options)
-    if (!Number.isInteger(options.timeSteps) || options.timeSteps < 1) throw argError('timeSteps', 'a positive integer', options.timeSteps)
+    if (!Number.isInteger(options.timeSteps) || options.timeSteps < 1)
+      throw argError('timeSteps', 'a positive integer', options.timeSteps)
     const seed = options.seed ?? 0
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw argError('seed', 'an integer in [0, 2^32)', seed)
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      throw argError('seed', 'an integer in [0, 2^32)', seed)
     this.layers = layers
     this.timeSteps = options.timeSteps
     this.encoding = options.encoding ?? 'direct'
@@ -234,7 +245,11 @@ export class Model {
 
   /** The JSON model spec (needs the input shape: given, or seen in the first data set). */
   get spec(): ModelSpec {
-    if (!this.inputShape) throw new DualstreamError('ERR_STATE', 'spec: the input shape is not known yet; pass inputShape or fit/evaluate on data first')
+    if (!this.inputShape)
+      throw new DualstreamError(
+        'ERR_STATE',
+        'spec: the input shape is not known yet; pass inputShape or fit/evaluate on data first',
+      )
     return { timeSteps: this.timeSteps, inputShape: this.inputShape, encoding: this.encoding, layers: [...this.layers] }
   }
 
@@ -247,7 +262,10 @@ export class Model {
     if (this.engine) {
       const want = this.inputShape!
       if (want.length !== inputShape.length || want.some((d, i) => d !== inputShape[i])) {
-        throw new DualstreamError('ERR_SHAPE', `input: expected samples of shape [${want.join(', ')}], got [${inputShape.join(', ')}]`)
+        throw new DualstreamError(
+          'ERR_SHAPE',
+          `input: expected samples of shape [${want.join(', ')}], got [${inputShape.join(', ')}]`,
+        )
       }
       return this.engine
     }
@@ -263,7 +281,8 @@ export class Model {
 
   private native(): NativeModel {
     if (this.disposed) throw new DualstreamError('ERR_DISPOSED', 'the model has been disposed')
-    if (!this.engine) throw new DualstreamError('ERR_STATE', 'the model is not built yet: pass inputShape or call fit/evaluate first')
+    if (!this.engine)
+      throw new DualstreamError('ERR_STATE', 'the model is not built yet: pass inputShape or call fit/evaluate first')
     return this.engine
   }
 
@@ -280,19 +299,37 @@ export class Model {
 
   private sampleShapeOf(data: LabelledData): readonly number[] {
     if (this.encoding === 'direct') {
-      if (data.timeMajor) throw argError('data', 'static samples for a direct-encoding model (this data set holds [T, ...] sequences: build the model with encoding "sequence")', data)
+      if (data.timeMajor)
+        throw argError(
+          'data',
+          'static samples for a direct-encoding model (this data set holds [T, ...] sequences: build the model with encoding "sequence")',
+          data,
+        )
       return data.sampleShape
     }
     // Sample-major [N, T, ...] batches would be read as [T, N, ...]: refuse rather than mix samples.
-    if (!data.timeMajor) throw argError('data', 'a data set with time-major [T, N, ...] batches for a sequence model (e.g. FramesDataset)', data)
+    if (!data.timeMajor)
+      throw argError(
+        'data',
+        'a data set with time-major [T, N, ...] batches for a sequence model (e.g. FramesDataset)',
+        data,
+      )
     if (data.sampleShape[0] !== this.timeSteps) {
-      throw argError('data', `sequences of T = ${this.timeSteps} steps (the model's), as [T, ...] samples`, `samples [${data.sampleShape.join(', ')}]`)
+      throw argError(
+        'data',
+        `sequences of T = ${this.timeSteps} steps (the model's), as [T, ...] samples`,
+        `samples [${data.sampleShape.join(', ')}]`,
+      )
     }
     return data.sampleShape.slice(1)
   }
 
   /** Sets the optimizer, schedule and loss; resets optimizer state. */
-  configureTraining(optimizer: OptimizerSpec, schedule: ScheduleSpec = schedules.constant(), loss: LossSpec = losses.crossEntropy()): void {
+  configureTraining(
+    optimizer: OptimizerSpec,
+    schedule: ScheduleSpec = schedules.constant(),
+    loss: LossSpec = losses.crossEntropy(),
+  ): void {
     try {
       this.native().configureTraining(JSON.stringify(optimizer), JSON.stringify(schedule), JSON.stringify(loss))
     } catch (e) {
@@ -313,11 +350,18 @@ export class Model {
       let tensors: NamedTensor[]
       try {
         tensors = engine.stateTensors().map((t) => ({ name: t.name, shape: t.shape, data: t.data }))
-        if (this.training) tensors.push(...engine.trainerState().map((t) => ({ name: `trainer/${t.name}`, shape: t.shape, data: t.data })))
+        if (this.training)
+          tensors.push(
+            ...engine.trainerState().map((t) => ({ name: `trainer/${t.name}`, shape: t.shape, data: t.data })),
+          )
       } catch (e) {
         throw fromNative(e)
       }
-      const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT, spec: JSON.stringify(this.spec), seed: String(this.seed) }
+      const metadata: Record<string, string> = {
+        format: CHECKPOINT_FORMAT,
+        spec: JSON.stringify(this.spec),
+        seed: String(this.seed),
+      }
       if (this.training) metadata.training = JSON.stringify(this.training)
       if (options.fit) metadata.fit = JSON.stringify(options.fit)
       if (options.metadata) metadata.user = JSON.stringify(options.metadata)
@@ -332,7 +376,12 @@ export class Model {
 
   static fromCheckpoint(checkpoint: Checkpoint): Model {
     const { spec } = checkpoint
-    const m = new Model(spec.layers, { timeSteps: spec.timeSteps, inputShape: spec.inputShape, encoding: spec.encoding, seed: checkpoint.seed })
+    const m = new Model(spec.layers, {
+      timeSteps: spec.timeSteps,
+      inputShape: spec.inputShape,
+      encoding: spec.encoding,
+      seed: checkpoint.seed,
+    })
     m.setWeights(checkpoint)
     return m
   }
@@ -357,16 +406,25 @@ export class Model {
     for (const want of expected) {
       const got = given.get(want.name)
       if (!got) {
-        throw new DualstreamError('ERR_SHAPE', `${checkpoint.path}: this model's tensor ${want.name} (shape ${fmt(want.shape)}) is missing from the checkpoint: it was saved from a different architecture`)
+        throw new DualstreamError(
+          'ERR_SHAPE',
+          `${checkpoint.path}: this model's tensor ${want.name} (shape ${fmt(want.shape)}) is missing from the checkpoint: it was saved from a different architecture`,
+        )
       }
       if (got.shape.length !== want.shape.length || got.shape.some((d, i) => d !== want.shape[i])) {
-        throw new DualstreamError('ERR_SHAPE', `${checkpoint.path}: tensor ${want.name}: expected shape ${fmt(want.shape)}, got ${fmt(got.shape)} (the checkpoint is of a different architecture)`)
+        throw new DualstreamError(
+          'ERR_SHAPE',
+          `${checkpoint.path}: tensor ${want.name}: expected shape ${fmt(want.shape)}, got ${fmt(got.shape)} (the checkpoint is of a different architecture)`,
+        )
       }
     }
     const known = new Set(expected.map((t) => t.name))
     const extra = checkpoint.tensors.find((t) => !known.has(t.name))
     if (extra) {
-      throw new DualstreamError('ERR_SHAPE', `${checkpoint.path}: the checkpoint holds tensor ${extra.name} (shape ${fmt(extra.shape)}), which this model does not have: it was saved from a different architecture`)
+      throw new DualstreamError(
+        'ERR_SHAPE',
+        `${checkpoint.path}: the checkpoint holds tensor ${extra.name} (shape ${fmt(extra.shape)}), which this model does not have: it was saved from a different architecture`,
+      )
     }
     try {
       for (const want of expected) {
@@ -386,8 +444,13 @@ export class Model {
       const parameterCount = engine.parameterCount()
       const activations = layers.reduce((sum, l) => sum + l.outputShape.reduce((a, b) => a * b, 1), 0)
       return {
-        timeSteps: this.timeSteps, inputShape: [...this.inputShape!], encoding: this.encoding, layers,
-        parameterCount, parameterBytes: 4 * parameterCount, activationBytesPerStep: 4 * activations,
+        timeSteps: this.timeSteps,
+        inputShape: [...this.inputShape!],
+        encoding: this.encoding,
+        layers,
+        parameterCount,
+        parameterBytes: 4 * parameterCount,
+        activationBytesPerStep: 4 * activations,
       }
     } catch (e) {
       throw fromNative(e)
@@ -406,7 +469,10 @@ export class Model {
    * `configureTraining` first (for the loss). BN running statistics update as in any training
    * forward. This is the paper's gradient check (Appendix C.3).
    */
-  async gradientNorms(x: Float32Array, y: Uint32Array): Promise<{ loss: number; norms: { name: string; norm: number }[] }> {
+  async gradientNorms(
+    x: Float32Array,
+    y: Uint32Array,
+  ): Promise<{ loss: number; norms: { name: string; norm: number }[] }> {
     const r = await this.step(x, y, false)
     try {
       return { loss: r.loss, norms: this.native().gradientNorms() }
@@ -446,7 +512,8 @@ export class Model {
     const { epochs, batchSize } = options
     if (!Number.isInteger(epochs) || epochs < 1) throw argError('fit epochs', 'a positive integer', epochs)
     if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('fit batchSize', 'a positive integer', batchSize)
-    if (!train || typeof train.batches !== 'function') throw argError('fit data', 'a labelled data set (e.g. from loadFashionMnist())', train)
+    if (!train || typeof train.batches !== 'function')
+      throw argError('fit data', 'a labelled data set (e.g. from loadFashionMnist())', train)
     this.build(this.sampleShapeOf(train))
     const stepsPerEpoch = Math.floor(train.length / batchSize)
     if (stepsPerEpoch < 1) throw argError('fit batchSize', `at most the data set size (${train.length})`, batchSize)
@@ -459,14 +526,21 @@ export class Model {
     this.configureTraining(options.optimizer, schedule, options.loss ?? losses.crossEntropy())
     const resume = options.resume
     if (resume) {
-      if (!resume.fit) throw new DualstreamError('ERR_ARG', `fit resume: ${resume.path} holds no fit state (it was not saved during a fit run)`)
+      if (!resume.fit)
+        throw new DualstreamError(
+          'ERR_ARG',
+          `fit resume: ${resume.path} holds no fit state (it was not saved during a fit run)`,
+        )
       try {
         this.native().setTrainerState(resume.trainer.map((t) => ({ name: t.name, shape: t.shape, data: t.data })))
       } catch (e) {
         throw fromNative(e)
       }
       if (resume.fit.step >= stepsPerEpoch || resume.fit.epoch > epochs) {
-        throw new DualstreamError('ERR_ARG', `fit resume: ${resume.path} stopped at epoch ${resume.fit.epoch} step ${resume.fit.step}, outside this run of ${epochs} epochs of ${stepsPerEpoch} steps (were epochs, batch size or data changed?)`)
+        throw new DualstreamError(
+          'ERR_ARG',
+          `fit resume: ${resume.path} stopped at epoch ${resume.fit.epoch} step ${resume.fit.step}, outside this run of ${epochs} epochs of ${stepsPerEpoch} steps (were epochs, batch size or data changed?)`,
+        )
       }
     }
     const seed = options.seed ?? this.seed
@@ -476,18 +550,34 @@ export class Model {
     for (let epoch = first; epoch < epochs; epoch++) {
       const carried = epoch === first && resume ? resume.fit! : undefined
       const skip = carried?.step ?? 0
-      let { samples, lossSum, correct, rateSum, seconds: carriedSeconds } = carried?.partial ?? { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }
+      let {
+        samples,
+        lossSum,
+        correct,
+        rateSum,
+        seconds: carriedSeconds,
+      } = carried?.partial ?? { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }
       let step = skip
       let learningRate = 0
       const epochStart = performance.now()
       const state = (): FitState => ({
-        epoch, step, partial: { samples, lossSum, correct, rateSum, seconds: carriedSeconds + (performance.now() - epochStart) / 1000 }, history,
+        epoch,
+        step,
+        partial: {
+          samples,
+          lossSum,
+          correct,
+          rateSum,
+          seconds: carriedSeconds + (performance.now() - epochStart) / 1000,
+        },
+        history,
       })
       let index = 0
       for (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
         // The data order depends on (seed, epoch) only, so the batches done before are skipped.
         if (index++ < skip) continue
-        if (options.signal?.aborted) return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000, state: state() }
+        if (options.signal?.aborted)
+          return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000, state: state() }
         const r = await this.trainBatch(batch.x, batch.y)
         step++
         samples += r.count
@@ -496,10 +586,18 @@ export class Model {
         rateSum += r.firingRate
         learningRate = r.learningRate
         const info: BatchEnd = {
-          epoch, step, stepsPerEpoch, loss: r.loss, accuracy: r.correct / r.count, learningRate: r.learningRate,
-          firingRate: r.firingRate, samples, seconds: carriedSeconds + (performance.now() - epochStart) / 1000,
+          epoch,
+          step,
+          stepsPerEpoch,
+          loss: r.loss,
+          accuracy: r.correct / r.count,
+          learningRate: r.learningRate,
+          firingRate: r.firingRate,
+          samples,
+          seconds: carriedSeconds + (performance.now() - epochStart) / 1000,
         }
-        if (r.headLosses.length > 0) info.heads = r.headLosses.map((loss, h) => ({ loss, accuracy: r.headCorrect[h] / r.count }))
+        if (r.headLosses.length > 0)
+          info.heads = r.headLosses.map((loss, h) => ({ loss, accuracy: r.headCorrect[h] / r.count }))
         if (options.onBatchEnd) await options.onBatchEnd(info, state())
       }
       let gradientNorms: { name: string; norm: number }[]
@@ -510,17 +608,35 @@ export class Model {
       }
       const seconds = carriedSeconds + (performance.now() - epochStart) / 1000
       const end: EpochEnd = {
-        epoch, loss: lossSum / samples, accuracy: correct / samples, firingRate: rateSum / step, seconds, samplesPerSecond: samples / seconds,
-        learningRate, gradientNorms,
+        epoch,
+        loss: lossSum / samples,
+        accuracy: correct / samples,
+        firingRate: rateSum / step,
+        seconds,
+        samplesPerSecond: samples / seconds,
+        learningRate,
+        gradientNorms,
       }
       if (options.validation) end.validation = await this.evaluate(options.validation, { batchSize })
       history.push(end)
-      const next: FitState = { epoch: epoch + 1, step: 0, partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }, history }
+      const next: FitState = {
+        epoch: epoch + 1,
+        step: 0,
+        partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 },
+        history,
+      }
       if (options.onEpochEnd) await options.onEpochEnd(end, next)
     }
     return {
-      epochs: history, stopped: false, seconds: (performance.now() - started) / 1000,
-      state: { epoch: epochs, step: 0, partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 }, history },
+      epochs: history,
+      stopped: false,
+      seconds: (performance.now() - started) / 1000,
+      state: {
+        epoch: epochs,
+        step: 0,
+        partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 },
+        history,
+      },
     }
   }
 
@@ -530,10 +646,13 @@ export class Model {
     const batchSize = options.batchSize ?? 256
     const mode = options.mode ?? 'fsnn'
     if (mode !== 'fsnn' && mode !== 'dsnn') throw argError('evaluate mode', '"fsnn" or "dsnn"', mode)
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('evaluate batchSize', 'a positive integer', batchSize)
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw argError('evaluate batchSize', 'a positive integer', batchSize)
     if (!data || typeof data.batches !== 'function') throw argError('evaluate data', 'a labelled data set', data)
     this.build(this.sampleShapeOf(data))
-    let count = 0, correct = 0, lossSum = 0
+    let count = 0,
+      correct = 0,
+      lossSum = 0
     const rateSums = new Map<string, number>()
     for (const batch of data.batches(batchSize, { shuffle: false })) {
       const r = await this.exclusive(async () => {
@@ -568,8 +687,10 @@ export class Model {
     const mode = options.mode ?? 'fsnn'
     const maxSamples = options.maxSamples ?? Infinity
     if (mode !== 'fsnn' && mode !== 'dsnn') throw argError('energy mode', '"fsnn" or "dsnn"', mode)
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('energy batchSize', 'a positive integer', batchSize)
-    if (maxSamples !== Infinity && (!Number.isInteger(maxSamples) || maxSamples < 1)) throw argError('energy maxSamples', 'a positive integer', maxSamples)
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw argError('energy batchSize', 'a positive integer', batchSize)
+    if (maxSamples !== Infinity && (!Number.isInteger(maxSamples) || maxSamples < 1))
+      throw argError('energy maxSamples', 'a positive integer', maxSamples)
     if (!data || typeof data.batches !== 'function') throw argError('energy data', 'a labelled data set', data)
     const { preset, acPj, macPj } = energyArgs(options)
     this.build(this.sampleShapeOf(data))
@@ -577,7 +698,8 @@ export class Model {
       const engine = this.native()
       try {
         engine.resetEnergy()
-        let count = 0, correct = 0
+        let count = 0,
+          correct = 0
         for (const batch of data.batches(batchSize, { shuffle: false })) {
           if (count >= maxSamples) break
           const n = Math.min(batch.size, maxSamples - count)

@@ -18,16 +18,41 @@ function lr(name: string, v: unknown): number {
   return v
 }
 
-export function sgd(o: { lr: number; momentum?: number; dampening?: number; nesterov?: boolean; weightDecay?: number }): OptimizerSpec {
-  return { type: 'sgd', lr: lr('sgd', o.lr), momentum: o.momentum ?? 0, dampening: o.dampening ?? 0, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? 0 }
+export function sgd(o: {
+  lr: number
+  momentum?: number
+  dampening?: number
+  nesterov?: boolean
+  weightDecay?: number
+}): OptimizerSpec {
+  return {
+    type: 'sgd',
+    lr: lr('sgd', o.lr),
+    momentum: o.momentum ?? 0,
+    dampening: o.dampening ?? 0,
+    nesterov: o.nesterov ?? false,
+    weightDecay: o.weightDecay ?? 0,
+  }
 }
 
 export function adam(o: { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }): OptimizerSpec {
-  return { type: 'adam', lr: lr('adam', o.lr), betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0 }
+  return {
+    type: 'adam',
+    lr: lr('adam', o.lr),
+    betas: o.betas ?? [0.9, 0.999],
+    eps: o.eps ?? 1e-8,
+    weightDecay: o.weightDecay ?? 0,
+  }
 }
 
 export function adamW(o: { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }): OptimizerSpec {
-  return { type: 'adamW', lr: lr('adamW', o.lr), betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.01 }
+  return {
+    type: 'adamW',
+    lr: lr('adamW', o.lr),
+    betas: o.betas ?? [0.9, 0.999],
+    eps: o.eps ?? 1e-8,
+    weightDecay: o.weightDecay ?? 0.01,
+  }
 }
 
 /** Schedules are given in optimizer steps (batches). `fit` can fill `totalSteps` from epochs. */
@@ -52,5 +77,8 @@ function headWeights(o: { headWeights?: [number, number] }): { headWeights?: [nu
  */
 export const losses = {
   crossEntropy: (o: { headWeights?: [number, number] } = {}): LossSpec => ({ type: 'crossEntropy', ...headWeights(o) }),
-  mseFiringRate: (o: { headWeights?: [number, number] } = {}): LossSpec => ({ type: 'mseFiringRate', ...headWeights(o) }),
+  mseFiringRate: (o: { headWeights?: [number, number] } = {}): LossSpec => ({
+    type: 'mseFiringRate',
+    ...headWeights(o),
+  }),
 }

@@ -22,12 +22,21 @@ export interface LineChart {
 
 /** A multi-series line chart as an SVG document. */
 export async function lineChartSvg(chart: LineChart): Promise<string> {
-  if (!Array.isArray(chart.points) || chart.points.length === 0) throw argError('chart points', 'a non-empty array of { x, y, series }', chart.points)
+  if (!Array.isArray(chart.points) || chart.points.length === 0)
+    throw argError('chart points', 'a non-empty array of { x, y, series }', chart.points)
   const categorical = typeof chart.points[0].x === 'string'
   const bad = chart.points.find(
-    (p) => (categorical ? typeof p.x !== 'string' : !Number.isFinite(p.x)) || !Number.isFinite(p.y) || (chart.logY && p.y <= 0),
+    (p) =>
+      (categorical ? typeof p.x !== 'string' : !Number.isFinite(p.x)) ||
+      !Number.isFinite(p.y) ||
+      (chart.logY && p.y <= 0),
   )
-  if (bad) throw argError('chart point', `${categorical ? 'string' : 'finite'} x and ${chart.logY ? 'y > 0 (log scale)' : 'finite y'}`, bad)
+  if (bad)
+    throw argError(
+      'chart point',
+      `${categorical ? 'string' : 'finite'} x and ${chart.logY ? 'y > 0 (log scale)' : 'finite y'}`,
+      bad,
+    )
   return renderSvg({
     title: chart.title,
     width: chart.width ?? 560,
@@ -38,7 +47,12 @@ export async function lineChartSvg(chart: LineChart): Promise<string> {
       x: categorical
         ? { field: 'x', type: 'ordinal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 320 } }
         : { field: 'x', type: 'quantitative', title: chart.xTitle },
-      y: { field: 'y', type: 'quantitative', title: chart.yTitle, scale: chart.logY ? { type: 'log' } : { zero: false } },
+      y: {
+        field: 'y',
+        type: 'quantitative',
+        title: chart.yTitle,
+        scale: chart.logY ? { type: 'log' } : { zero: false },
+      },
       color: { field: 'series', type: 'nominal', title: null, sort: null, legend: { labelLimit: 300 } },
     },
   })
@@ -48,7 +62,10 @@ export async function lineChartSvg(chart: LineChart): Promise<string> {
 async function renderSvg(spec: object): Promise<string> {
   const vega = await import('vega')
   const vegaLite = await import('vega-lite')
-  const compiled = vegaLite.compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', ...spec } as never).spec
+  const compiled = vegaLite.compile({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    ...spec,
+  } as never).spec
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' })
   try {
     return await view.toSVG()
@@ -70,9 +87,17 @@ export interface BarChart {
 
 /** A grouped bar chart as an SVG document. */
 export async function barChartSvg(chart: BarChart): Promise<string> {
-  if (!Array.isArray(chart.bars) || chart.bars.length === 0) throw argError('chart bars', 'a non-empty array of { category, series, value }', chart.bars)
-  const bad = chart.bars.find((b) => typeof b.category !== 'string' || !Number.isFinite(b.value) || b.value < 0 || (chart.logY && b.value <= 0))
-  if (bad) throw argError('chart bar', chart.logY ? 'a category and a value > 0 (log scale)' : 'a category and a finite value >= 0', bad)
+  if (!Array.isArray(chart.bars) || chart.bars.length === 0)
+    throw argError('chart bars', 'a non-empty array of { category, series, value }', chart.bars)
+  const bad = chart.bars.find(
+    (b) => typeof b.category !== 'string' || !Number.isFinite(b.value) || b.value < 0 || (chart.logY && b.value <= 0),
+  )
+  if (bad)
+    throw argError(
+      'chart bar',
+      chart.logY ? 'a category and a value > 0 (log scale)' : 'a category and a finite value >= 0',
+      bad,
+    )
   return renderSvg({
     title: chart.title,
     width: chart.width ?? 560,
@@ -80,7 +105,13 @@ export async function barChartSvg(chart: BarChart): Promise<string> {
     data: { values: chart.bars },
     mark: { type: 'bar' },
     encoding: {
-      x: { field: 'category', type: 'nominal', title: chart.xTitle, sort: null, axis: { labelAngle: -40, labelLimit: 320 } },
+      x: {
+        field: 'category',
+        type: 'nominal',
+        title: chart.xTitle,
+        sort: null,
+        axis: { labelAngle: -40, labelLimit: 320 },
+      },
       xOffset: { field: 'series', type: 'nominal', sort: null },
       y: { field: 'value', type: 'quantitative', title: chart.yTitle, scale: chart.logY ? { type: 'log' } : {} },
       color: { field: 'series', type: 'nominal', title: null, sort: null, legend: { labelLimit: 300 } },

@@ -158,9 +158,11 @@ export class ProgressDisplay {
     this.throttleMs = opts.throttleMs ?? 100
     if (!(this.throttleMs >= 0)) throw argError('throttleMs', 'a non-negative number', opts.throttleMs)
     this.linesEvery = opts.linesEvery ?? 0.1
-    if (!(this.linesEvery >= 0 && this.linesEvery <= 1)) throw argError('linesEvery', 'a number in [0, 1]', opts.linesEvery)
+    if (!(this.linesEvery >= 0 && this.linesEvery <= 1))
+      throw argError('linesEvery', 'a number in [0, 1]', opts.linesEvery)
     this.barWidth = opts.barWidth ?? 20
-    if (!Number.isInteger(this.barWidth) || this.barWidth < 0) throw argError('barWidth', 'a non-negative integer', opts.barWidth)
+    if (!Number.isInteger(this.barWidth) || this.barWidth < 0)
+      throw argError('barWidth', 'a non-negative integer', opts.barWidth)
     const startEpoch = opts.startEpoch ?? 1
     positiveInt('startEpoch', startEpoch)
     const startStep = opts.startStep ?? 0
@@ -267,7 +269,12 @@ export class ProgressDisplay {
 
   private stepLineText(m: StepMetrics): string {
     const pct = Math.floor((100 * m.step) / this.stepsPerEpoch)
-    return [`epoch ${m.epoch}/${this.epochs}`, `step ${m.step}/${this.stepsPerEpoch} (${pct}%)`, ...this.rateAndEta(m), ...metricParts(m)].join('  ')
+    return [
+      `epoch ${m.epoch}/${this.epochs}`,
+      `step ${m.step}/${this.stepsPerEpoch} (${pct}%)`,
+      ...this.rateAndEta(m),
+      ...metricParts(m),
+    ].join('  ')
   }
 
   private drawBar(text: string): void {

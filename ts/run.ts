@@ -38,8 +38,17 @@ export interface MetricsRow {
 }
 
 const CSV_COLUMNS = [
-  'epoch', 'step', 'trainLoss', 'trainAccuracy', 'testLoss', 'testAccuracy', 'dsnnTestAccuracy',
-  'firingRate', 'learningRate', 'samplesPerSecond', 'seconds',
+  'epoch',
+  'step',
+  'trainLoss',
+  'trainAccuracy',
+  'testLoss',
+  'testAccuracy',
+  'dsnnTestAccuracy',
+  'firingRate',
+  'learningRate',
+  'samplesPerSecond',
+  'seconds',
 ] as const
 
 function csvLine(row: MetricsRow): string {
@@ -84,7 +93,10 @@ export class RunFolder {
   /** Creates the folder for a new run; refuses one that already holds a run. */
   create(config: object, spec: object): void {
     if (existsSync(this.configPath)) {
-      throw new DualstreamError('ERR_ARG', `--out: ${this.dir} already holds a run (config.json); choose another folder, or continue it with --resume ${this.dir}`)
+      throw new DualstreamError(
+        'ERR_ARG',
+        `--out: ${this.dir} already holds a run (config.json); choose another folder, or continue it with --resume ${this.dir}`,
+      )
     }
     mkdirSync(this.checkpointsDir, { recursive: true })
     writeFileAtomic(this.configPath, JSON.stringify(config, null, 2) + '\n')
@@ -97,7 +109,9 @@ export class RunFolder {
     try {
       text = readFileSync(this.configPath, 'utf8')
     } catch (cause) {
-      throw new DualstreamError('ERR_NOT_FOUND', `${this.dir} is not a run folder: cannot read ${this.configPath}`, { cause })
+      throw new DualstreamError('ERR_NOT_FOUND', `${this.dir} is not a run folder: cannot read ${this.configPath}`, {
+        cause,
+      })
     }
     try {
       return JSON.parse(text) as Record<string, unknown>
@@ -115,7 +129,10 @@ export class RunFolder {
         try {
           return JSON.parse(line) as MetricsRow
         } catch (err) {
-          throw new DualstreamError('ERR_FORMAT', `${this.metricsJsonlPath}: row ${i + 1} is not valid JSON: ${(err as Error).message}`)
+          throw new DualstreamError(
+            'ERR_FORMAT',
+            `${this.metricsJsonlPath}: row ${i + 1} is not valid JSON: ${(err as Error).message}`,
+          )
         }
       })
   }
@@ -146,7 +163,8 @@ function spread<T>(rows: readonly T[], max: number): T[] {
  */
 export async function plotRun(dir: string): Promise<string[]> {
   const run = new RunFolder(dir)
-  if (!existsSync(run.metricsJsonlPath)) throw new DualstreamError('ERR_NOT_FOUND', `${dir} is not a run folder: no metrics.jsonl`)
+  if (!existsSync(run.metricsJsonlPath))
+    throw new DualstreamError('ERR_NOT_FOUND', `${dir} is not a run folder: no metrics.jsonl`)
   const rows = run.readMetrics()
   const charts: [string, Promise<string>][] = []
   if (rows.length > 0) {
@@ -158,21 +176,47 @@ export async function plotRun(dir: string): Promise<string[]> {
     const accuracy: LinePoint[] = rows.flatMap((r) => [
       { x: r.epoch, y: r.trainAccuracy, series: 'train' },
       ...(r.testAccuracy === undefined ? [] : [{ x: r.epoch, y: r.testAccuracy, series: 'test (full-spike)' }]),
-      ...(r.dsnnTestAccuracy === undefined ? [] : [{ x: r.epoch, y: r.dsnnTestAccuracy, series: 'test (DSNN, AAP kept)' }]),
+      ...(r.dsnnTestAccuracy === undefined
+        ? []
+        : [{ x: r.epoch, y: r.dsnnTestAccuracy, series: 'test (DSNN, AAP kept)' }]),
     ])
-    charts.push(['accuracy.svg', lineChartSvg({ title: 'Accuracy', xTitle: 'epoch', yTitle: 'accuracy', points: accuracy })])
-    const rates = spread(rows.filter((r) => r.firingRates && r.firingRates.length > 0), 4).flatMap((r) =>
-      r.firingRates!.map((f) => ({ x: f.name, y: f.rate, series: `epoch ${r.epoch}` })),
-    )
+    charts.push([
+      'accuracy.svg',
+      lineChartSvg({ title: 'Accuracy', xTitle: 'epoch', yTitle: 'accuracy', points: accuracy }),
+    ])
+    const rates = spread(
+      rows.filter((r) => r.firingRates && r.firingRates.length > 0),
+      4,
+    ).flatMap((r) => r.firingRates!.map((f) => ({ x: f.name, y: f.rate, series: `epoch ${r.epoch}` })))
     if (rates.length > 0) {
-      charts.push(['firing-rates.svg', lineChartSvg({ title: 'Firing rate per layer (test set)', xTitle: 'neuron layer (forward order)', yTitle: 'firing rate', points: rates })])
+      charts.push([
+        'firing-rates.svg',
+        lineChartSvg({
+          title: 'Firing rate per layer (test set)',
+          xTitle: 'neuron layer (forward order)',
+          yTitle: 'firing rate',
+          points: rates,
+        }),
+      ])
     }
     // A log axis shows the orders of magnitude that matter here; a norm of exactly 0 cannot be drawn on it.
-    const norms = spread(rows.filter((r) => r.gradientNorms && r.gradientNorms.length > 0), 4).flatMap((r) =>
+    const norms = spread(
+      rows.filter((r) => r.gradientNorms && r.gradientNorms.length > 0),
+      4,
+    ).flatMap((r) =>
       r.gradientNorms!.filter((g) => g.norm > 0).map((g) => ({ x: g.name, y: g.norm, series: `epoch ${r.epoch}` })),
     )
     if (norms.length > 0) {
-      charts.push(['gradient-norms.svg', lineChartSvg({ title: 'Gradient norm per block output', xTitle: 'block output', yTitle: 'L2 norm of dL/d(output)', logY: true, points: norms })])
+      charts.push([
+        'gradient-norms.svg',
+        lineChartSvg({
+          title: 'Gradient norm per block output',
+          xTitle: 'block output',
+          yTitle: 'L2 norm of dL/d(output)',
+          logY: true,
+          points: norms,
+        }),
+      ])
     }
   }
   if (existsSync(run.energyPath)) {

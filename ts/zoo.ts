@@ -1,8 +1,23 @@
 // Ready-made networks. The default Fashion-MNIST network is what `dualstream train` runs.
 import { argError } from './errors'
 import {
-  batchNorm2d, conv2d, dualBasicBlock, dualBottleneck, dualStream, dualStreamBlock, flatten, globalAvgPool, ifNode, lif, linear,
-  maxPool2d, plif, relu, sewBlock, spikingResnetBlock, surrogate,
+  batchNorm2d,
+  conv2d,
+  dualBasicBlock,
+  dualBottleneck,
+  dualStream,
+  dualStreamBlock,
+  flatten,
+  globalAvgPool,
+  ifNode,
+  lif,
+  linear,
+  maxPool2d,
+  plif,
+  relu,
+  sewBlock,
+  spikingResnetBlock,
+  surrogate,
 } from './layers'
 import type { Connect, DualConnect, DualStage, Encoding, LayerSpec } from './spec'
 
@@ -11,7 +26,9 @@ import type { Connect, DualConnect, DualStage, Encoding, LayerSpec } from './spe
  * conv3x3(1->c1)-BN-LIF-maxpool2, conv3x3(c1->c2)-BN-LIF-maxpool2, flatten, linear(->classes).
  * LIF tau 2, ATan surrogate, detach_reset, hard reset: SpikingJelly's usual settings.
  */
-export function convSnn(options: { inChannels?: number; size?: number; classes?: number; widths?: [number, number] } = {}): LayerSpec[] {
+export function convSnn(
+  options: { inChannels?: number; size?: number; classes?: number; widths?: [number, number] } = {},
+): LayerSpec[] {
   const { inChannels = 1, size = 28, classes = 10, widths = [32, 32] } = options
   const [c1, c2] = widths
   const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
@@ -44,7 +61,9 @@ export function convSnn(options: { inChannels?: number; size?: number; classes?:
  * streams, dual-stream BasicBlock(c), and the shared FC over the flattened c x 7 x 7 map of each
  * stream (`headPool: 'flatten'`). Train it with DST; deploy `toFullSpike()`.
  */
-export function convDsnn(options: { inChannels?: number; size?: number; classes?: number; width?: number; connect?: DualConnect } = {}): LayerSpec[] {
+export function convDsnn(
+  options: { inChannels?: number; size?: number; classes?: number; width?: number; connect?: DualConnect } = {},
+): LayerSpec[] {
   const { inChannels = 1, size = 28, classes = 10, width = 32, connect = 'or' } = options
   const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
   const side = Math.floor(Math.floor(size / 2) / 2)
@@ -54,7 +73,11 @@ export function convDsnn(options: { inChannels?: number; size?: number; classes?
     neuron(),
     maxPool2d(2),
     dualStream({
-      stages: [dualBasicBlock(width, width, { connect, neuron }), maxPool2d(2), dualBasicBlock(width, width, { connect, neuron })],
+      stages: [
+        dualBasicBlock(width, width, { connect, neuron }),
+        maxPool2d(2),
+        dualBasicBlock(width, width, { connect, neuron }),
+      ],
       classes,
       headPool: 'flatten',
       features: width * side * side,
@@ -85,7 +108,8 @@ const DUAL_CONNECTS: DualConnect[] = ['and', 'iand', 'or', 'xor', 'spikingResnet
 
 function checkOptions(fn: string, options: unknown, allowed: string[]): Record<string, unknown> {
   if (options === undefined) return {}
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw argError(`${fn} options`, 'an object', options)
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw argError(`${fn} options`, 'an object', options)
   // A misspelt option (`block` for `blocks`) would otherwise silently build the default network.
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) throw argError(`${fn} options.${key}`, `one of the options ${allowed.join(', ')}`, key)
@@ -100,7 +124,11 @@ function posInt(name: string, v: unknown): number {
 
 function posIntList(name: string, v: unknown, length?: number): number[] {
   if (!Array.isArray(v) || v.length === 0 || (length !== undefined && v.length !== length)) {
-    throw argError(name, length === undefined ? 'a non-empty array of positive integers' : `an array of ${length} positive integers`, v)
+    throw argError(
+      name,
+      length === undefined ? 'a non-empty array of positive integers' : `an array of ${length} positive integers`,
+      v,
+    )
   }
   return v.map((x, i) => posInt(`${name}[${i}]`, x))
 }
@@ -121,7 +149,12 @@ function checkInputShape(name: string, v: unknown, minSize = 1): number[] {
   if (!Array.isArray(v) || v.length !== 3 || !v.every((d) => Number.isInteger(d) && d > 0)) {
     throw argError(name, 'a sample shape [channels, height, width] of positive integers', v)
   }
-  if (v[1] < minSize || v[2] < minSize) throw argError(name, `height and width of at least ${minSize} (the network halves them that often)`, `[${v.join(', ')}]`)
+  if (v[1] < minSize || v[2] < minSize)
+    throw argError(
+      name,
+      `height and width of at least ${minSize} (the network halves them that often)`,
+      `[${v.join(', ')}]`,
+    )
   return [...v]
 }
 
@@ -141,13 +174,25 @@ function neuronFactory(name: string, v: unknown, fallback: () => LayerSpec): () 
   throw argError(name, '"if", "lif", "plif" or a function returning a neuron spec', v)
 }
 
-function connectFor(fn: string, family: ZooFamily, v: unknown, dualDefault: DualConnect, sewDefault: Connect): DualConnect | Connect | undefined {
+function connectFor(
+  fn: string,
+  family: ZooFamily,
+  v: unknown,
+  dualDefault: DualConnect,
+  sewDefault: Connect,
+): DualConnect | Connect | undefined {
   if (family === 'spikingResnet') {
-    if (v !== undefined) throw argError(`${fn} connect`, 'to be omitted for the Spiking ResNet family (its join is SN_res(F(x) + x))', v)
+    if (v !== undefined)
+      throw argError(`${fn} connect`, 'to be omitted for the Spiking ResNet family (its join is SN_res(F(x) + x))', v)
     return undefined
   }
   if (family === 'dsnn') {
-    if (v === 'add') throw argError(`${fn} connect`, `one of ${DUAL_CONNECTS.join(', ')} ("add" breaks the full-spike stream: S + O is not a spike)`, v)
+    if (v === 'add')
+      throw argError(
+        `${fn} connect`,
+        `one of ${DUAL_CONNECTS.join(', ')} ("add" breaks the full-spike stream: S + O is not a spike)`,
+        v,
+      )
     return oneOf(`${fn} connect`, v, DUAL_CONNECTS, dualDefault)
   }
   return oneOf(`${fn} connect`, v, SEW_CONNECTS, sewDefault)
@@ -175,16 +220,25 @@ const outChannelsOf = (kind: BlockKind, planes: number) => (kind === 'bottleneck
 function branchOf(p: BlockPlan, endWithNeuron: boolean): LayerSpec[] {
   const out = outChannelsOf(p.kind, p.planes)
   const lastBn = batchNorm2d(out, { initWeight: p.zeroInit ? 0 : 1 })
-  const layers = p.kind === 'basic'
-    ? [
-        conv2d(p.inChannels, out, 3, { stride: p.stride, padding: 1, bias: false }), batchNorm2d(out), p.sn(),
-        conv2d(out, out, 3, { padding: 1, bias: false }), lastBn,
-      ]
-    : [
-        conv2d(p.inChannels, p.planes, 1, { bias: false }), batchNorm2d(p.planes), p.sn(),
-        conv2d(p.planes, p.planes, 3, { stride: p.stride, padding: 1, bias: false }), batchNorm2d(p.planes), p.sn(),
-        conv2d(p.planes, out, 1, { bias: false }), lastBn,
-      ]
+  const layers =
+    p.kind === 'basic'
+      ? [
+          conv2d(p.inChannels, out, 3, { stride: p.stride, padding: 1, bias: false }),
+          batchNorm2d(out),
+          p.sn(),
+          conv2d(out, out, 3, { padding: 1, bias: false }),
+          lastBn,
+        ]
+      : [
+          conv2d(p.inChannels, p.planes, 1, { bias: false }),
+          batchNorm2d(p.planes),
+          p.sn(),
+          conv2d(p.planes, p.planes, 3, { stride: p.stride, padding: 1, bias: false }),
+          batchNorm2d(p.planes),
+          p.sn(),
+          conv2d(p.planes, out, 1, { bias: false }),
+          lastBn,
+        ]
   if (endWithNeuron) layers.push(p.sn())
   return layers
 }
@@ -201,13 +255,17 @@ function residualBlock(p: BlockPlan): LayerSpec | DualStage {
     case 'sew':
       return sewBlock({
         branch: branchOf(p, true),
-        shortcut: down ? [conv2d(p.inChannels, out, 1, { stride: p.stride, bias: false }), batchNorm2d(out), p.sn()] : undefined,
+        shortcut: down
+          ? [conv2d(p.inChannels, out, 1, { stride: p.stride, bias: false }), batchNorm2d(out), p.sn()]
+          : undefined,
         connect: p.connect as Connect,
       })
     case 'spikingResnet':
       return spikingResnetBlock({
         branch: branchOf(p, false),
-        shortcut: down ? [conv2d(p.inChannels, out, 1, { stride: p.stride, bias: false }), batchNorm2d(out)] : undefined,
+        shortcut: down
+          ? [conv2d(p.inChannels, out, 1, { stride: p.stride, bias: false }), batchNorm2d(out)]
+          : undefined,
       })
   }
 }
@@ -216,7 +274,13 @@ function residualBlock(p: BlockPlan): LayerSpec | DualStage {
  * The trunk after the stem: residual stages, then GAP + FC. For the DSNN family it is one
  * `dualStream` layer (shared-FC heads on both streams); the others are plain layers.
  */
-function trunk(family: ZooFamily, stages: (LayerSpec | DualStage)[], features: number, classes: number, aap: boolean): LayerSpec[] {
+function trunk(
+  family: ZooFamily,
+  stages: (LayerSpec | DualStage)[],
+  features: number,
+  classes: number,
+  aap: boolean,
+): LayerSpec[] {
   if (family === 'dsnn') {
     // The engine refuses projections in a trunk without the accumulation stream.
     const dual = (stages as DualStage[]).map((s) => (aap || s.type !== 'block' ? s : { ...s, projection: null }))
@@ -243,7 +307,18 @@ function resnetStages(p: StagePlan): { stages: (LayerSpec | DualStage)[]; featur
   p.planes.forEach((planes, i) => {
     for (let b = 0; b < p.blocks[i]; b++) {
       const stride = b === 0 && i > 0 ? 2 : 1
-      stages.push(residualBlock({ family: p.family, kind: p.kind, inChannels, planes, stride, sn: p.sn, connect: p.connect, zeroInit: p.zeroInit }))
+      stages.push(
+        residualBlock({
+          family: p.family,
+          kind: p.kind,
+          inChannels,
+          planes,
+          stride,
+          sn: p.sn,
+          connect: p.connect,
+          zeroInit: p.zeroInit,
+        }),
+      )
       inChannels = outChannelsOf(p.kind, planes)
     }
   })
@@ -281,7 +356,11 @@ export interface ResnetOptions {
 
 const RESNET_KEYS = ['inputShape', 'classes', 'timeSteps', 'neuron', 'connect', 'zeroInit', 'aap']
 
-function imagenetResnet(family: ZooFamily, depth: keyof typeof RESNET_DEPTHS, options: ResnetOptions | undefined): ZooNet {
+function imagenetResnet(
+  family: ZooFamily,
+  depth: keyof typeof RESNET_DEPTHS,
+  options: ResnetOptions | undefined,
+): ZooNet {
   const name = `${family === 'dsnn' ? 'dsnn' : family === 'sew' ? 'sewResnet' : 'spikingResnet'}${depth}`
   const o = checkOptions(name, options, family === 'dsnn' ? RESNET_KEYS : RESNET_KEYS.filter((k) => k !== 'aap'))
   const inputShape = checkInputShape(`${name} inputShape`, o.inputShape ?? [3, 224, 224])
@@ -298,14 +377,27 @@ function imagenetResnet(family: ZooFamily, depth: keyof typeof RESNET_DEPTHS, op
   // the spikes are the same; only the stem's cost differs, which the energy count must take
   // once (SPEC.md section 5).
   const stem = [
-    conv2d(inputShape[0], 64, 7, { stride: 2, padding: 3, bias: false }), batchNorm2d(64), sn(),
+    conv2d(inputShape[0], 64, 7, { stride: 2, padding: 3, bias: false }),
+    batchNorm2d(64),
+    sn(),
     maxPool2d(3, { stride: 2, padding: 1 }),
   ]
   const { stages, features } = resnetStages({
-    family, kind, stemChannels: 64, planes: [64, 128, 256, 512], blocks: [...blocks], sn, connect, zeroInit,
+    family,
+    kind,
+    stemChannels: 64,
+    planes: [64, 128, 256, 512],
+    blocks: [...blocks],
+    sn,
+    connect,
+    zeroInit,
   })
   return {
-    name, inputShape, classes, timeSteps, encoding: 'direct',
+    name,
+    inputShape,
+    classes,
+    timeSteps,
+    encoding: 'direct',
     layers: [...stem, ...trunk(family, stages, features, classes, aap)],
     blocks: stages.length,
   }
@@ -320,10 +412,14 @@ export const dsnn50 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn'
 /** DSNN-101: dual-stream Bottlenecks [3, 4, 23, 3]. */
 export const dsnn101 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn', 101, options)
 /** Spiking ResNet-18 with the same widths (residual neuron IF, conv1x1-BN downsampling shortcut). */
-export const spikingResnet18 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet => imagenetResnet('spikingResnet', 18, options)
-export const spikingResnet34 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet => imagenetResnet('spikingResnet', 34, options)
-export const spikingResnet50 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet => imagenetResnet('spikingResnet', 50, options)
-export const spikingResnet101 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet => imagenetResnet('spikingResnet', 101, options)
+export const spikingResnet18 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
+  imagenetResnet('spikingResnet', 18, options)
+export const spikingResnet34 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
+  imagenetResnet('spikingResnet', 34, options)
+export const spikingResnet50 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
+  imagenetResnet('spikingResnet', 50, options)
+export const spikingResnet101 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
+  imagenetResnet('spikingResnet', 101, options)
 /** SEW ResNet-18 (connect default ADD; downsampling shortcut conv1x1-BN-SN). */
 export const sewResnet18 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 18, options)
 export const sewResnet34 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 34, options)
@@ -390,11 +486,22 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
       channels = c
     }
     for (let i = 0; i < repeats; i++) {
-      stages.push(residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 1, sn, connect, zeroInit }), maxPool2d(2))
+      stages.push(
+        residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 1, sn, connect, zeroInit }),
+        maxPool2d(2),
+      )
       blocks++
     }
   }
-  return { name, inputShape, classes, timeSteps, encoding, layers: [...stem, ...trunk(family, stages, channels, classes, aap)], blocks }
+  return {
+    name,
+    inputShape,
+    classes,
+    timeSteps,
+    encoding,
+    layers: [...stem, ...trunk(family, stages, channels, classes, aap)],
+    blocks,
+  }
 }
 
 /**
@@ -414,16 +521,29 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
  * transition's spikes" (as the stem does) drops the first four blocks' accumulation, and a
  * stage applying conv-BN-PLIF to O alone with `A' = P(A) + O'` needs a new engine stage type.
  */
-function transition(family: ZooFamily, inC: number, outC: number, sn: () => LayerSpec, connect: DualConnect | Connect | undefined, zeroInit: boolean): (LayerSpec | DualStage)[] {
+function transition(
+  family: ZooFamily,
+  inC: number,
+  outC: number,
+  sn: () => LayerSpec,
+  connect: DualConnect | Connect | undefined,
+  zeroInit: boolean,
+): (LayerSpec | DualStage)[] {
   if (family !== 'dsnn') return [conv2d(inC, outC, 3, { padding: 1, bias: false }), batchNorm2d(outC), sn()]
   const shortcut = [conv2d(inC, outC, 1, { bias: false }), batchNorm2d(outC)]
   if (connect !== 'spikingResnet') shortcut.push(sn())
-  return [dualStreamBlock({
-    branch: [conv2d(inC, outC, 3, { padding: 1, bias: false }), batchNorm2d(outC, { initWeight: zeroInit ? 0 : 1 }), sn()],
-    shortcut,
-    connect: connect as DualConnect,
-    projection: [conv2d(inC, outC, 1, { bias: false }), batchNorm2d(outC), relu()],
-  })]
+  return [
+    dualStreamBlock({
+      branch: [
+        conv2d(inC, outC, 3, { padding: 1, bias: false }),
+        batchNorm2d(outC, { initWeight: zeroInit ? 0 : 1 }),
+        sn(),
+      ],
+      shortcut,
+      connect: connect as DualConnect,
+      projection: [conv2d(inC, outC, 1, { bias: false }), batchNorm2d(outC), relu()],
+    }),
+  ]
 }
 
 /** 7B options plus `blocks`: the number of {DSBlock-MPk2s2} repeats (default 7). */
@@ -432,12 +552,18 @@ export type Net7bRepeatOptions = Net7bOptions & { blocks?: number }
 export type WideNet7bOptions = Net7bOptions & { blocks?: [number, number] }
 
 const plan7b = (name: string, family: ZooFamily, options: unknown): ZooNet =>
-  net7b({ name, family, classes: 11, groups: (b) => [[32, b === undefined ? 7 : posInt(`${name} blocks`, b)]] }, options)
+  net7b(
+    { name, family, classes: 11, groups: (b) => [[32, b === undefined ? 7 : posInt(`${name} blocks`, b)]] },
+    options,
+  )
 
 function planWide7b(name: string, family: ZooFamily, options: unknown): ZooNet {
   const groups = (b: unknown): [number, number][] => {
     const [n64, n128] = b === undefined ? [4, 3] : posIntList(`${name} blocks`, b, 2)
-    return [[64, n64], [128, n128]]
+    return [
+      [64, n64],
+      [128, n128],
+    ]
   }
   return net7b({ name, family, classes: 10, groups }, options)
 }
@@ -447,7 +573,8 @@ export const dsnn7b = (options?: Net7bRepeatOptions): ZooNet => plan7b('dsnn7b',
 /** SEW 7B-Net with the same layout (connect default ADD). */
 export const sew7b = (options?: Omit<Net7bRepeatOptions, 'aap'>): ZooNet => plan7b('sew7b', 'sew', options)
 /** Spiking ResNet 7B-Net with the same layout. */
-export const spikingResnet7b = (options?: Omit<Net7bRepeatOptions, 'aap' | 'connect'>): ZooNet => plan7b('spikingResnet7b', 'spikingResnet', options)
+export const spikingResnet7b = (options?: Omit<Net7bRepeatOptions, 'aap' | 'connect'>): ZooNet =>
+  plan7b('spikingResnet7b', 'spikingResnet', options)
 /**
  * Wide-7B-Net DSNN (CIFAR10-DVS):
  * `c64k3s1-BN-PLIF-{DSBlock(c64)-MPk2s2}*4-c128k3s1-BN-PLIF-{DSBlock(c128)-MPk2s2}*3-FC10`, T = 16;
@@ -455,7 +582,8 @@ export const spikingResnet7b = (options?: Omit<Net7bRepeatOptions, 'aap' | 'conn
  */
 export const wideDsnn7b = (options?: WideNet7bOptions): ZooNet => planWide7b('wideDsnn7b', 'dsnn', options)
 export const wideSew7b = (options?: Omit<WideNet7bOptions, 'aap'>): ZooNet => planWide7b('wideSew7b', 'sew', options)
-export const wideSpikingResnet7b = (options?: Omit<WideNet7bOptions, 'aap' | 'connect'>): ZooNet => planWide7b('wideSpikingResnet7b', 'spikingResnet', options)
+export const wideSpikingResnet7b = (options?: Omit<WideNet7bOptions, 'aap' | 'connect'>): ZooNet =>
+  planWide7b('wideSpikingResnet7b', 'spikingResnet', options)
 
 // --- small-input variants for this machine ----------------------------------------------------
 
@@ -486,7 +614,21 @@ export interface SmallNetOptions {
   encoding?: Encoding
 }
 
-const SMALL_KEYS = ['inputShape', 'classes', 'family', 'blocks', 'widths', 'stemChannels', 'kind', 'neuron', 'connect', 'zeroInit', 'aap', 'timeSteps', 'encoding']
+const SMALL_KEYS = [
+  'inputShape',
+  'classes',
+  'family',
+  'blocks',
+  'widths',
+  'stemChannels',
+  'kind',
+  'neuron',
+  'connect',
+  'zeroInit',
+  'aap',
+  'timeSteps',
+  'encoding',
+]
 
 /** Splits `total` blocks over `stages` stages, earlier stages first. */
 export function spreadBlocks(total: number, stages: number): number[] {
@@ -527,15 +669,28 @@ export function smallDsnn(options: SmallNetOptions): ZooNet {
   const sn = neuronFactory(`${fn} neuron`, o.neuron, () => ifNode())
   const connect = connectFor(fn, family, o.connect, 'iand', 'add')
   const zeroInit = bool(`${fn} zeroInit`, o.zeroInit, true)
-  if (family !== 'dsnn' && o.aap !== undefined) throw argError(`${fn} aap`, 'to be omitted unless family is "dsnn"', o.aap)
+  if (family !== 'dsnn' && o.aap !== undefined)
+    throw argError(`${fn} aap`, 'to be omitted unless family is "dsnn"', o.aap)
   const aap = bool(`${fn} aap`, o.aap, true)
   const timeSteps = posInt(`${fn} timeSteps`, o.timeSteps ?? 4)
   const encoding = oneOf<Encoding>(`${fn} encoding`, o.encoding, ['direct', 'sequence'], 'direct')
   const stem = [conv2d(inputShape[0], stemChannels, 3, { padding: 1, bias: false }), batchNorm2d(stemChannels), sn()]
-  const { stages, features } = resnetStages({ family, kind, stemChannels, planes: widths, blocks, sn, connect, zeroInit })
+  const { stages, features } = resnetStages({
+    family,
+    kind,
+    stemChannels,
+    planes: widths,
+    blocks,
+    sn,
+    connect,
+    zeroInit,
+  })
   return {
     name: `small-${family}-${blocks.join('-')}`,
-    inputShape, classes, timeSteps, encoding,
+    inputShape,
+    classes,
+    timeSteps,
+    encoding,
     layers: [...stem, ...trunk(family, stages, features, classes, aap)],
     blocks: stages.length,
   }

@@ -18,7 +18,9 @@ import { withCompiled } from '../compiled'
 import { record } from '../record'
 import { syntheticBatch, workload } from '../workloads'
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, rounds: { type: 'string' }, scaling: { type: 'boolean', default: false } } })
+const { values } = parseArgs({
+  options: { steps: { type: 'string' }, rounds: { type: 'string' }, scaling: { type: 'boolean', default: false } },
+})
 const steps = values.steps ?? (values.scaling ? '3' : '10')
 const rounds = Number(values.rounds ?? (values.scaling ? '1' : '3'))
 if (!Number.isInteger(rounds) || rounds < 1) {
@@ -28,11 +30,19 @@ if (!Number.isInteger(rounds) || rounds < 1) {
 const root = join(__dirname, '..', '..')
 const python = join(root, '.venv-reference', 'bin', 'python')
 if (!existsSync(python)) {
-  console.error(`no ${python}: run scripts/reference/make-fixtures.sh --venv-only first (installs torch and spikingjelly from PyPI)`)
+  console.error(
+    `no ${python}: run scripts/reference/make-fixtures.sh --venv-only first (installs torch and spikingjelly from PyPI)`,
+  )
   process.exit(2)
 }
 const runs: [string, number?, number?][] = values.scaling
-  ? [['W1', 4, 8], ['W1', 4, 16], ['W1', 4, 32], ['W1', 8, 32], ['W1', 16, 32]]
+  ? [
+      ['W1', 4, 8],
+      ['W1', 4, 16],
+      ['W1', 4, 32],
+      ['W1', 8, 32],
+      ['W1', 16, 32],
+    ]
   : [['W1'], ['W2']]
 const dir = mkdtempSync(join(tmpdir(), 'dualstream-compare-'))
 try {
@@ -53,9 +63,20 @@ function compare(script: string): void {
     writeFileSync(input, bytes)
     const env = { ...process.env, RAYON_NUM_THREADS: '2', OMP_NUM_THREADS: '2' }
     const sizes = ['--time-steps', String(w.timeSteps), '--batch', String(w.batch)]
-    const runOurs = () => figures(`dualstream ${name}`, spawnSync(process.execPath, [script, '--only', name, '--steps', steps, ...sizes], { encoding: 'utf8', env }))
+    const runOurs = () =>
+      figures(
+        `dualstream ${name}`,
+        spawnSync(process.execPath, [script, '--only', name, '--steps', steps, ...sizes], { encoding: 'utf8', env }),
+      )
     const runTheirs = () =>
-      figures(`spikingjelly ${name}`, spawnSync(python, [join(__dirname, 'spikingjelly_workloads.py'), name, input, steps, String(w.timeSteps), String(w.batch)], { encoding: 'utf8', env }))
+      figures(
+        `spikingjelly ${name}`,
+        spawnSync(
+          python,
+          [join(__dirname, 'spikingjelly_workloads.py'), name, input, steps, String(w.timeSteps), String(w.batch)],
+          { encoding: 'utf8', env },
+        ),
+      )
     const taken: Round[] = []
     for (let r = 0; r < rounds; r++) {
       let a: Figures, b: Figures
@@ -67,33 +88,50 @@ function compare(script: string): void {
         a = runOurs()
       }
       taken.push({
-        ours: a, spikingjelly: b,
-        trainRatio: a.trainStepMs / b.trainStepMs, inferenceRatio: a.inferenceMs / b.inferenceMs, memoryRatio: a.peakRssMiB / b.peakRssMiB,
+        ours: a,
+        spikingjelly: b,
+        trainRatio: a.trainStepMs / b.trainStepMs,
+        inferenceRatio: a.inferenceMs / b.inferenceMs,
+        memoryRatio: a.peakRssMiB / b.peakRssMiB,
       })
-      console.log(`${name} round ${r + 1}/${rounds}: train step ${a.trainStepMs.toFixed(1)} vs ${b.trainStepMs.toFixed(1)} ms (x${(b.trainStepMs / a.trainStepMs).toFixed(2)} faster), ` +
-        `inference ${a.inferenceMs.toFixed(1)} vs ${b.inferenceMs.toFixed(1)} ms (x${(b.inferenceMs / a.inferenceMs).toFixed(2)}), ` +
-        `peak RSS ${a.peakRssMiB.toFixed(0)} vs ${b.peakRssMiB.toFixed(0)} MiB (${(100 * a.peakRssMiB / b.peakRssMiB).toFixed(0)} %)`)
+      console.log(
+        `${name} round ${r + 1}/${rounds}: train step ${a.trainStepMs.toFixed(1)} vs ${b.trainStepMs.toFixed(1)} ms (x${(b.trainStepMs / a.trainStepMs).toFixed(2)} faster), ` +
+          `inference ${a.inferenceMs.toFixed(1)} vs ${b.inferenceMs.toFixed(1)} ms (x${(b.inferenceMs / a.inferenceMs).toFixed(2)}), ` +
+          `peak RSS ${a.peakRssMiB.toFixed(0)} vs ${b.peakRssMiB.toFixed(0)} MiB (${((100 * a.peakRssMiB) / b.peakRssMiB).toFixed(0)} %)`,
+      )
     }
     // The round whose training ratio is the median stands for the workload (its raw figures
     // are the row's `ours` and `spikingjelly`, as in single-round records).
     const mid = [...taken].sort((p, q) => p.trainRatio - q.trainRatio)[(taken.length - 1) >> 1]
     const row = {
-      workload: name, timeSteps: w.timeSteps, batch: w.batch, ours: mid.ours, spikingjelly: mid.spikingjelly,
-      trainRatio: median(taken.map((t) => t.trainRatio)), inferenceRatio: median(taken.map((t) => t.inferenceRatio)), memoryRatio: median(taken.map((t) => t.memoryRatio)),
+      workload: name,
+      timeSteps: w.timeSteps,
+      batch: w.batch,
+      ours: mid.ours,
+      spikingjelly: mid.spikingjelly,
+      trainRatio: median(taken.map((t) => t.trainRatio)),
+      inferenceRatio: median(taken.map((t) => t.inferenceRatio)),
+      memoryRatio: median(taken.map((t) => t.memoryRatio)),
       rounds: taken,
     }
     const speedups = (key: 'trainRatio' | 'inferenceRatio') => {
       const xs = taken.map((t) => 1 / t[key])
       return `x${(1 / row[key]).toFixed(2)} (rounds x${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`
     }
-    console.log(`${name} T=${w.timeSteps} N=${w.batch}, median of ${rounds} round(s): train step ${speedups('trainRatio')} faster, inference ${speedups('inferenceRatio')}, ` +
-      `peak RSS ${(100 * row.memoryRatio).toFixed(0)} % of SpikingJelly's`)
+    console.log(
+      `${name} T=${w.timeSteps} N=${w.batch}, median of ${rounds} round(s): train step ${speedups('trainRatio')} faster, inference ${speedups('inferenceRatio')}, ` +
+        `peak RSS ${(100 * row.memoryRatio).toFixed(0)} % of SpikingJelly's`,
+    )
     rows.push(row)
   }
-  record(values.scaling ? 'compare-scaling' : 'compare', `npm run bench:compare -- --steps ${steps} --rounds ${rounds}${values.scaling ? ' --scaling' : ''}`, {
-    rows,
-    ours: 'compiled JavaScript (benches/compiled.ts), not tsx',
-  })
+  record(
+    values.scaling ? 'compare-scaling' : 'compare',
+    `npm run bench:compare -- --steps ${steps} --rounds ${rounds}${values.scaling ? ' --scaling' : ''}`,
+    {
+      rows,
+      ours: 'compiled JavaScript (benches/compiled.ts), not tsx',
+    },
+  )
 }
 
 /** One engine's figures on one workload (the last JSON line it printed). */

@@ -15,11 +15,17 @@ export function parseCommand(command: string, argv: string[], options: OptionTab
   try {
     parsed = parseArgs({ args: argv, strict: true, allowPositionals: positionals > 0, options })
   } catch (err) {
-    const accepted = Object.keys(options).map((k) => `--${k}`).join(', ')
-    throw usage(`${command}: ${(err as Error).message}. Accepted options: ${accepted} (see dualstream ${command} --help)`)
+    const accepted = Object.keys(options)
+      .map((k) => `--${k}`)
+      .join(', ')
+    throw usage(
+      `${command}: ${(err as Error).message}. Accepted options: ${accepted} (see dualstream ${command} --help)`,
+    )
   }
   if (parsed.positionals.length > positionals) {
-    throw usage(`${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals])} (see dualstream ${command} --help)`)
+    throw usage(
+      `${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals])} (see dualstream ${command} --help)`,
+    )
   }
   return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals }
 }
@@ -27,18 +33,25 @@ export function parseCommand(command: string, argv: string[], options: OptionTab
 export function int(where: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (value.trim() === '' || !Number.isInteger(n) || n < min) throw usage(`${where}: expected an integer >= ${min}, got ${JSON.stringify(value)}`)
+  if (value.trim() === '' || !Number.isInteger(n) || n < min)
+    throw usage(`${where}: expected an integer >= ${min}, got ${JSON.stringify(value)}`)
   return n
 }
 
 export function positive(where: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback
   const x = Number(value)
-  if (value.trim() === '' || !Number.isFinite(x) || x <= 0) throw usage(`${where}: expected a number > 0, got ${JSON.stringify(value)}`)
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0)
+    throw usage(`${where}: expected a number > 0, got ${JSON.stringify(value)}`)
   return x
 }
 
-export function oneOf<T extends string>(where: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+export function oneOf<T extends string>(
+  where: string,
+  value: string | undefined,
+  choices: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined) return fallback
   if (!(choices as readonly string[]).includes(value)) {
     throw usage(`${where}: expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`)

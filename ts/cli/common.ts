@@ -3,7 +3,18 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DualstreamError } from '../errors'
-import { Cifar10Dvs, DvsGesture, FramesDataset, NFashionMnist, NMnist, Rng, loadFashionMnist, loadMnist, permutation, TensorDataset } from '../data'
+import {
+  Cifar10Dvs,
+  DvsGesture,
+  FramesDataset,
+  NFashionMnist,
+  NMnist,
+  Rng,
+  loadFashionMnist,
+  loadMnist,
+  permutation,
+  TensorDataset,
+} from '../data'
 import type { IndexedDataset } from '../data'
 import { readSafetensors } from '../checkpoint'
 import { Model, readCheckpoint, sequential } from '../model'
@@ -18,12 +29,24 @@ export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'n-fashion-mnist'] as co
 type ZooBuilder = (o: { inputShape: number[]; classes: number }) => ZooNet
 // The zoo's networks by CLI name, built for the data set's sample shape and class count.
 const ZOO: Record<string, ZooBuilder> = {
-  dsnn18: zoo.dsnn18, dsnn34: zoo.dsnn34, dsnn50: zoo.dsnn50, dsnn101: zoo.dsnn101,
-  sewResnet18: zoo.sewResnet18, sewResnet34: zoo.sewResnet34, sewResnet50: zoo.sewResnet50, sewResnet101: zoo.sewResnet101,
-  spikingResnet18: zoo.spikingResnet18, spikingResnet34: zoo.spikingResnet34,
-  spikingResnet50: zoo.spikingResnet50, spikingResnet101: zoo.spikingResnet101,
-  dsnn7b: zoo.dsnn7b, sew7b: zoo.sew7b, spikingResnet7b: zoo.spikingResnet7b,
-  wideDsnn7b: zoo.wideDsnn7b, wideSew7b: zoo.wideSew7b, wideSpikingResnet7b: zoo.wideSpikingResnet7b,
+  dsnn18: zoo.dsnn18,
+  dsnn34: zoo.dsnn34,
+  dsnn50: zoo.dsnn50,
+  dsnn101: zoo.dsnn101,
+  sewResnet18: zoo.sewResnet18,
+  sewResnet34: zoo.sewResnet34,
+  sewResnet50: zoo.sewResnet50,
+  sewResnet101: zoo.sewResnet101,
+  spikingResnet18: zoo.spikingResnet18,
+  spikingResnet34: zoo.spikingResnet34,
+  spikingResnet50: zoo.spikingResnet50,
+  spikingResnet101: zoo.spikingResnet101,
+  dsnn7b: zoo.dsnn7b,
+  sew7b: zoo.sew7b,
+  spikingResnet7b: zoo.spikingResnet7b,
+  wideDsnn7b: zoo.wideDsnn7b,
+  wideSew7b: zoo.wideSew7b,
+  wideSpikingResnet7b: zoo.wideSpikingResnet7b,
   smallDsnn: (o) => zoo.smallDsnn(o),
   smallSew: (o) => zoo.smallDsnn({ ...o, family: 'sew' }),
   smallSpikingResnet: (o) => zoo.smallDsnn({ ...o, family: 'spikingResnet' }),
@@ -65,21 +88,34 @@ function tensorFile(path: string, name: string): TensorDataset {
   const images = tensors.find((t) => t.name === 'images')
   const labels = tensors.find((t) => t.name === 'labels')
   if (!images || !labels) {
-    throw new DualstreamError('ERR_FORMAT', `${path}: expected tensors "images" [N, ...sample] and "labels" [N], found ${tensors.map((t) => t.name).join(', ') || 'none'}`)
+    throw new DualstreamError(
+      'ERR_FORMAT',
+      `${path}: expected tensors "images" [N, ...sample] and "labels" [N], found ${tensors.map((t) => t.name).join(', ') || 'none'}`,
+    )
   }
   const n = images.shape[0]
   if (images.shape.length < 2 || labels.shape.length !== 1 || labels.shape[0] !== n) {
-    throw new DualstreamError('ERR_FORMAT', `${path}: images [${images.shape.join(', ')}] and labels [${labels.shape.join(', ')}] must be [N, ...sample] and [N]`)
+    throw new DualstreamError(
+      'ERR_FORMAT',
+      `${path}: images [${images.shape.join(', ')}] and labels [${labels.shape.join(', ')}] must be [N, ...sample] and [N]`,
+    )
   }
   const classes = new Uint32Array(n)
   for (let i = 0; i < n; i++) {
     const v = labels.data[i]
-    if (!Number.isInteger(v) || v < 0) throw new DualstreamError('ERR_FORMAT', `${path}: labels[${i}] is ${v}, expected a class index (an integer >= 0)`)
+    if (!Number.isInteger(v) || v < 0)
+      throw new DualstreamError('ERR_FORMAT', `${path}: labels[${i}] is ${v}, expected a class index (an integer >= 0)`)
     classes[i] = v
   }
   const declared = metadata.classes === undefined ? undefined : Number(metadata.classes)
   const numClasses = declared ?? Math.max(...classes) + 1
-  return new TensorDataset({ name, images: images.data, labels: classes, sampleShape: images.shape.slice(1), numClasses })
+  return new TensorDataset({
+    name,
+    images: images.data,
+    labels: classes,
+    sampleShape: images.shape.slice(1),
+    numClasses,
+  })
 }
 
 /**
@@ -96,32 +132,59 @@ export async function loadDatasets(where: string, dataset: string, options: Load
   }
   if (dataset === 'n-fashion-mnist') {
     const fm = loadFashionMnist()
-    const pick = (d: TensorDataset, limit: number | undefined, seed: number) => (limit === undefined || limit >= d.length ? d : d.sample(limit, seed))
-    return eventFrames(dataset, new NFashionMnist(pick(fm.train, options.trainLimit, options.seed ?? 0)), new NFashionMnist(pick(fm.test, options.testLimit, 0)), options.timeSteps ?? 4, options.log)
+    const pick = (d: TensorDataset, limit: number | undefined, seed: number) =>
+      limit === undefined || limit >= d.length ? d : d.sample(limit, seed)
+    return eventFrames(
+      dataset,
+      new NFashionMnist(pick(fm.train, options.trainLimit, options.seed ?? 0)),
+      new NFashionMnist(pick(fm.test, options.testLimit, 0)),
+      options.timeSteps ?? 4,
+      options.log,
+    )
   }
   if (!isDirectory(dataset)) {
-    throw usage(`${where}: expected ${DATASET_NAMES.join(', ')} or a folder (train.safetensors + test.safetensors, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder), got ${JSON.stringify(dataset)}`)
+    throw usage(
+      `${where}: expected ${DATASET_NAMES.join(', ')} or a folder (train.safetensors + test.safetensors, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder), got ${JSON.stringify(dataset)}`,
+    )
   }
   const files = ['train', 'test'].map((s) => join(dataset, `${s}.safetensors`))
   if (files.some((f) => existsSync(f))) {
     const missing = files.find((f) => !existsSync(f))
-    if (missing) throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${missing} is missing (a data folder holds train.safetensors and test.safetensors)`)
+    if (missing)
+      throw new DualstreamError(
+        'ERR_NOT_FOUND',
+        `${where}: ${missing} is missing (a data folder holds train.safetensors and test.safetensors)`,
+      )
     const train = tensorFile(files[0], `${dataset}/train`)
     const test = tensorFile(files[1], `${dataset}/test`)
     return { name: dataset, train, test, encoding: 'direct', stepShape: train.sampleShape }
   }
   const kind = eventFolderKind(dataset)
   if (!kind) {
-    throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${dataset} holds neither train.safetensors + test.safetensors nor a DVS128 Gesture (trials_to_train.txt), CIFAR10-DVS (airplane/ ... truck/) or N-MNIST (Train/, Test/) dataset`)
+    throw new DualstreamError(
+      'ERR_NOT_FOUND',
+      `${where}: ${dataset} holds neither train.safetensors + test.safetensors nor a DVS128 Gesture (trials_to_train.txt), CIFAR10-DVS (airplane/ ... truck/) or N-MNIST (Train/, Test/) dataset`,
+    )
   }
-  const open = (split: 'train' | 'test') => (kind === 'dvsgesture' ? new DvsGesture(dataset, { split }) : kind === 'cifar10dvs' ? new Cifar10Dvs(dataset, { split }) : new NMnist(dataset, { split }))
+  const open = (split: 'train' | 'test') =>
+    kind === 'dvsgesture'
+      ? new DvsGesture(dataset, { split })
+      : kind === 'cifar10dvs'
+        ? new Cifar10Dvs(dataset, { split })
+        : new NMnist(dataset, { split })
   const pick = (d: IndexedDataset & { classNames: readonly string[] }, limit: number | undefined, seed: number) => {
     if (limit === undefined || limit >= d.length) return d
     const idx = permutation(d.length, new Rng(seed)).subarray(0, limit).sort()
     return { length: idx.length, classNames: d.classNames, get: (i: number) => d.get(idx[i]) }
   }
   const timeSteps = options.timeSteps ?? (kind === 'nmnist' ? 4 : 16)
-  return eventFrames(dataset, pick(open('train'), options.trainLimit, options.seed ?? 0), pick(open('test'), options.testLimit, 0), timeSteps, options.log)
+  return eventFrames(
+    dataset,
+    pick(open('train'), options.trainLimit, options.seed ?? 0),
+    pick(open('test'), options.testLimit, 0),
+    timeSteps,
+    options.log,
+  )
 }
 
 function eventFolderKind(dir: string): 'dvsgesture' | 'cifar10dvs' | 'nmnist' | undefined {
@@ -132,20 +195,43 @@ function eventFolderKind(dir: string): 'dvsgesture' | 'cifar10dvs' | 'nmnist' | 
   return undefined
 }
 
-async function eventFrames(name: string, train: IndexedDataset, test: IndexedDataset, timeSteps: number, log?: (message: string) => void): Promise<Datasets> {
+async function eventFrames(
+  name: string,
+  train: IndexedDataset,
+  test: IndexedDataset,
+  timeSteps: number,
+  log?: (message: string) => void,
+): Promise<Datasets> {
   const frames = { split: 'number', frames: timeSteps } as const
-  const integrate = (d: IndexedDataset, split: string) => FramesDataset.from(d, frames, { onProgress: (done, total) => { if (done === total) log?.(`${name} ${split}: ${total} samples integrated into ${timeSteps} frames`) } })
+  const integrate = (d: IndexedDataset, split: string) =>
+    FramesDataset.from(d, frames, {
+      onProgress: (done, total) => {
+        if (done === total) log?.(`${name} ${split}: ${total} samples integrated into ${timeSteps} frames`)
+      },
+    })
   const trainFrames = await integrate(train, 'train')
   const testFrames = await integrate(test, 'test')
-  return { name, train: trainFrames, test: testFrames, encoding: 'sequence', stepShape: trainFrames.sampleShape.slice(1) }
+  return {
+    name,
+    train: trainFrames,
+    test: testFrames,
+    encoding: 'sequence',
+    stepShape: trainFrames.sampleShape.slice(1),
+  }
 }
 
 /** The layers (and the model file's time steps, if any) of a zoo name or a model JSON file. */
-export function modelLayers(where: string, model: string, data: { sampleShape: readonly number[]; numClasses: number }): { layers: LayerSpec[]; timeSteps?: number } {
+export function modelLayers(
+  where: string,
+  model: string,
+  data: { sampleShape: readonly number[]; numClasses: number },
+): { layers: LayerSpec[]; timeSteps?: number } {
   const [inChannels, size] = data.sampleShape
   if (model === 'dsnn' || model === 'snn') {
     if (data.sampleShape.length !== 3 || data.sampleShape[1] !== data.sampleShape[2]) {
-      throw usage(`${where}: the ${model} network needs square images [C, H, H], the data has [${data.sampleShape.join(', ')}]; give a model JSON file instead`)
+      throw usage(
+        `${where}: the ${model} network needs square images [C, H, H], the data has [${data.sampleShape.join(', ')}]; give a model JSON file instead`,
+      )
     }
     const options = { inChannels, size, classes: data.numClasses }
     return { layers: model === 'dsnn' ? zoo.convDsnn(options) : zoo.convSnn(options) }
@@ -157,7 +243,9 @@ export function modelLayers(where: string, model: string, data: { sampleShape: r
     return { layers: net.layers, timeSteps: net.timeSteps }
   }
   if (!model.endsWith('.json') || !existsSync(model)) {
-    throw usage(`${where}: expected one of ${MODEL_NAMES.join(', ')} or a model JSON file (a model spec with "layers"), got ${JSON.stringify(model)}`)
+    throw usage(
+      `${where}: expected one of ${MODEL_NAMES.join(', ')} or a model JSON file (a model spec with "layers"), got ${JSON.stringify(model)}`,
+    )
   }
   let spec: Partial<ModelSpec>
   try {
@@ -165,7 +253,8 @@ export function modelLayers(where: string, model: string, data: { sampleShape: r
   } catch (err) {
     throw new DualstreamError('ERR_FORMAT', `${model} is not valid JSON: ${(err as Error).message}`)
   }
-  if (!Array.isArray(spec.layers)) throw new DualstreamError('ERR_SPEC', `${model}: expected a model spec with a "layers" array`)
+  if (!Array.isArray(spec.layers))
+    throw new DualstreamError('ERR_SPEC', `${model}: expected a model spec with a "layers" array`)
   return { layers: spec.layers, timeSteps: spec.timeSteps }
 }
 
@@ -174,15 +263,22 @@ export function checkpointPath(where: string, path: string): string {
   if (isDirectory(path)) {
     const run = new RunFolder(path)
     for (const file of [run.bestCheckpoint, run.lastCheckpoint]) if (existsSync(file)) return file
-    throw new DualstreamError('ERR_NOT_FOUND', `${where}: ${path} holds no checkpoints/best.safetensors or last.safetensors`)
+    throw new DualstreamError(
+      'ERR_NOT_FOUND',
+      `${where}: ${path} holds no checkpoints/best.safetensors or last.safetensors`,
+    )
   }
-  if (!existsSync(path)) throw new DualstreamError('ERR_NOT_FOUND', `${where}: no such checkpoint file or run folder: ${path}`)
+  if (!existsSync(path))
+    throw new DualstreamError('ERR_NOT_FOUND', `${where}: no such checkpoint file or run folder: ${path}`)
   return path
 }
 
 /** Builds the model a command works on: from a checkpoint alone, or an architecture given with
  * `--model` that the checkpoint's weights are loaded into (which must match it). */
-export async function modelFromCheckpoint(checkpoint: Checkpoint, architecture?: { layers: LayerSpec[]; timeSteps?: number }): Promise<Model> {
+export async function modelFromCheckpoint(
+  checkpoint: Checkpoint,
+  architecture?: { layers: LayerSpec[]; timeSteps?: number },
+): Promise<Model> {
   if (!architecture) return Model.fromCheckpoint(checkpoint)
   const model = sequential(architecture.layers, {
     timeSteps: architecture.timeSteps ?? checkpoint.spec.timeSteps,

@@ -61,26 +61,37 @@ export async function energy(argv: string[]): Promise<number> {
   const target = positionals[0] as string | undefined
   const modelName = values.model as string | undefined
   if (target === undefined && modelName === undefined) {
-    throw usage('energy: expected a checkpoint file or a run folder, or --model <name|file> (see dualstream energy --help)')
+    throw usage(
+      'energy: expected a checkpoint file or a run folder, or --model <name|file> (see dualstream energy --help)',
+    )
   }
   const isRun = target !== undefined && existsSync(join(target, 'config.json'))
   let dataset = values.dataset as string | undefined
   if (dataset === undefined && isRun) dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
   const checkpoint = target === undefined ? undefined : readCheckpoint(checkpointPath('energy', target))
-  const timeSteps = checkpoint ? checkpoint.spec.timeSteps : values['time-steps'] === undefined ? undefined : int('--time-steps', values['time-steps'] as string, 4)
+  const timeSteps = checkpoint
+    ? checkpoint.spec.timeSteps
+    : values['time-steps'] === undefined
+      ? undefined
+      : int('--time-steps', values['time-steps'] as string, 4)
   const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
   const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', { testLimit: limit, timeSteps })
   const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
   const acPj = values['ac-pj'] as string | undefined
   const macPj = values['mac-pj'] as string | undefined
-  if ((acPj === undefined) !== (macPj === undefined)) throw usage('energy: --ac-pj and --mac-pj go together (custom picojoules per AC and per MAC)')
+  if ((acPj === undefined) !== (macPj === undefined))
+    throw usage('energy: --ac-pj and --mac-pj go together (custom picojoules per AC and per MAC)')
   const options: EnergyOptions = {
     preset,
-    energies: acPj === undefined ? undefined : { acPj: positive('--ac-pj', acPj, 0), macPj: positive('--mac-pj', macPj, 0) },
+    energies:
+      acPj === undefined ? undefined : { acPj: positive('--ac-pj', acPj, 0), macPj: positive('--mac-pj', macPj, 0) },
     batchSize: int('--batch-size', values['batch-size'] as string | undefined, 64),
     maxSamples: limit,
   }
-  const architecture = modelName === undefined ? undefined : modelLayers('--model', modelName, { sampleShape: data.stepShape, numClasses: data.test.numClasses })
+  const architecture =
+    modelName === undefined
+      ? undefined
+      : modelLayers('--model', modelName, { sampleShape: data.stepShape, numClasses: data.test.numClasses })
   let model: Model
   let source: string
   if (checkpoint) {
@@ -88,16 +99,25 @@ export async function energy(argv: string[]): Promise<number> {
     model = await modelFromCheckpoint(checkpoint, architecture)
   } else {
     const arch = architecture!
-    const steps = data.encoding === 'sequence' ? data.test.sampleShape[0] : timeSteps ?? arch.timeSteps ?? 4
+    const steps = data.encoding === 'sequence' ? data.test.sampleShape[0] : (timeSteps ?? arch.timeSteps ?? 4)
     model = sequential(arch.layers, { timeSteps: steps, inputShape: [...data.stepShape], encoding: data.encoding })
     source = `${modelName} (fresh weights)`
   }
   try {
     const dual = model.heads === 2
-    const mode = oneOf('--mode', values.mode as string | undefined, ['fsnn', 'dsnn', 'both'] as const, dual ? 'both' : 'fsnn')
-    if (mode !== 'fsnn' && !dual) throw usage(`--mode: ${mode} needs a dual-stream model (with its AAP); ${source} is single-stream: use --mode fsnn`)
+    const mode = oneOf(
+      '--mode',
+      values.mode as string | undefined,
+      ['fsnn', 'dsnn', 'both'] as const,
+      dual ? 'both' : 'fsnn',
+    )
+    if (mode !== 'fsnn' && !dual)
+      throw usage(
+        `--mode: ${mode} needs a dual-stream model (with its AAP); ${source} is single-stream: use --mode fsnn`,
+      )
     const reports: EnergyReport[] = []
-    for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode]) reports.push(await model.energy(data.test, { ...options, mode: m }))
+    for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode])
+      reports.push(await model.energy(data.test, { ...options, mode: m }))
     // The run's plot shows the network one deploys: the full-spike one when it was counted.
     if (isRun) writeFileAtomic(new RunFolder(target).energyPath, JSON.stringify(reports[0], null, 2) + '\n')
     if (values.json) {

@@ -38,28 +38,52 @@ const OPTIONS: OptionTable = {
 export async function evaluate(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('evaluate', argv, OPTIONS, 1)
   if (helped(values, EVALUATE_HELP)) return 0
-  if (positionals.length === 0) throw usage('evaluate: expected a checkpoint file or a run folder (see dualstream evaluate --help)')
+  if (positionals.length === 0)
+    throw usage('evaluate: expected a checkpoint file or a run folder (see dualstream evaluate --help)')
   const target = positionals[0]
   const path = checkpointPath('evaluate', target)
   let dataset = values.dataset as string | undefined
-  if (dataset === undefined && existsSync(join(target, 'config.json'))) dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
+  if (dataset === undefined && existsSync(join(target, 'config.json')))
+    dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
   const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
   const batchSize = int('--batch-size', values['batch-size'] as string | undefined, 256)
   const checkpoint = readCheckpoint(path)
-  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', { testLimit: limit, timeSteps: checkpoint.spec.timeSteps })
+  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', {
+    testLimit: limit,
+    timeSteps: checkpoint.spec.timeSteps,
+  })
   const test = limit === undefined ? data.test : data.test.sample(Math.min(limit, data.test.length), 0)
-  const model = await modelFromCheckpoint(checkpoint, values.model === undefined ? undefined : modelLayers('--model', values.model as string, { sampleShape: data.stepShape, numClasses: data.test.numClasses }))
+  const model = await modelFromCheckpoint(
+    checkpoint,
+    values.model === undefined
+      ? undefined
+      : modelLayers('--model', values.model as string, {
+          sampleShape: data.stepShape,
+          numClasses: data.test.numClasses,
+        }),
+  )
   const dual = model.heads === 2
-  const mode = oneOf('--mode', values.mode as string | undefined, ['fsnn', 'dsnn', 'both'] as const, dual ? 'both' : 'fsnn')
-  if (mode !== 'fsnn' && !dual) throw usage(`--mode: ${mode} needs a dual-stream model (with its AAP); ${path} holds a single-stream one: use --mode fsnn`)
+  const mode = oneOf(
+    '--mode',
+    values.mode as string | undefined,
+    ['fsnn', 'dsnn', 'both'] as const,
+    dual ? 'both' : 'fsnn',
+  )
+  if (mode !== 'fsnn' && !dual)
+    throw usage(
+      `--mode: ${mode} needs a dual-stream model (with its AAP); ${path} holds a single-stream one: use --mode fsnn`,
+    )
   const results: Evaluation[] = []
-  for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode]) results.push(await model.evaluate(test, { batchSize, mode: m }))
+  for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode])
+    results.push(await model.evaluate(test, { batchSize, mode: m }))
   if (values.json) {
     out(JSON.stringify({ checkpoint: path, dataset: data.name, count: test.length, results }))
   } else {
     for (const r of results) {
       const what = r.mode === 'fsnn' ? (dual ? 'full-spike network (AAP removed)' : 'model') : 'DSNN (AAP kept)'
-      out(`${what}: accuracy ${(r.accuracy * 100).toFixed(2)} %, loss ${r.loss.toFixed(4)} on ${r.count} ${data.name} test samples`)
+      out(
+        `${what}: accuracy ${(r.accuracy * 100).toFixed(2)} %, loss ${r.loss.toFixed(4)} on ${r.count} ${data.name} test samples`,
+      )
     }
   }
   await model.dispose()

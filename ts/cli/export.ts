@@ -18,12 +18,17 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = { out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }
+const OPTIONS: OptionTable = {
+  out: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
 
 export async function exportModel(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('export', argv, OPTIONS, 1)
   if (helped(values, EXPORT_HELP)) return 0
-  if (positionals.length === 0) throw usage('export: expected a checkpoint file or a run folder (see dualstream export --help)')
+  if (positionals.length === 0)
+    throw usage('export: expected a checkpoint file or a run folder (see dualstream export --help)')
   if (typeof values.out !== 'string') throw usage('export: --out <file.safetensors> is required')
   const path = checkpointPath('export', positionals[0])
   const model = await modelFromCheckpoint(readCheckpoint(path))
@@ -32,9 +37,20 @@ export async function exportModel(argv: string[]): Promise<number> {
   await exported.save(values.out, { metadata: { exportedFrom: path } })
   const specPath = values.out.replace(/\.safetensors$/, '') + '.json'
   writeFileAtomic(specPath, JSON.stringify(exported.spec, null, 2) + '\n')
-  const summary = { from: path, out: values.out, spec: specPath, fullSpike: true, removedAap: dual, parameters: exported.parameterCount, parametersBefore: model.parameterCount }
+  const summary = {
+    from: path,
+    out: values.out,
+    spec: specPath,
+    fullSpike: true,
+    removedAap: dual,
+    parameters: exported.parameterCount,
+    parametersBefore: model.parameterCount,
+  }
   if (values.json) out(JSON.stringify(summary))
-  else out(`wrote ${values.out} (${summary.parameters} parameters${dual ? `, ${summary.parametersBefore - summary.parameters} AAP parameters removed` : ', already full-spike'}) and ${specPath}`)
+  else
+    out(
+      `wrote ${values.out} (${summary.parameters} parameters${dual ? `, ${summary.parametersBefore - summary.parameters} AAP parameters removed` : ', already full-spike'}) and ${specPath}`,
+    )
   if (exported !== model) await exported.dispose()
   await model.dispose()
   return 0

@@ -40,7 +40,10 @@ function bytes(n: number): string {
 export async function info(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('info', argv, OPTIONS, 1)
   if (helped(values, INFO_HELP)) return 0
-  if (positionals.length === 0) throw usage(`info: expected a model: ${MODEL_NAMES.join(', ')}, a model JSON file, a checkpoint or a run folder (see dualstream info --help)`)
+  if (positionals.length === 0)
+    throw usage(
+      `info: expected a model: ${MODEL_NAMES.join(', ')}, a model JSON file, a checkpoint or a run folder (see dualstream info --help)`,
+    )
   const target = positionals[0]
   const batchSize = int('--batch-size', values['batch-size'] as string | undefined, 64)
   let model: Model
@@ -50,7 +53,10 @@ export async function info(argv: string[]): Promise<number> {
   } else {
     const shapeText = (values['input-shape'] as string | undefined) ?? '1,28,28'
     const inputShape = shapeText.split(',').map((d) => Number(d))
-    if (!inputShape.every((d) => Number.isInteger(d) && d > 0)) throw usage(`--input-shape: expected positive integers separated by commas (e.g. 2,34,34), got ${JSON.stringify(shapeText)}`)
+    if (!inputShape.every((d) => Number.isInteger(d) && d > 0))
+      throw usage(
+        `--input-shape: expected positive integers separated by commas (e.g. 2,34,34), got ${JSON.stringify(shapeText)}`,
+      )
     const classes = int('--classes', values.classes as string | undefined, 10)
     const arch = modelLayers('info', target, { sampleShape: inputShape, numClasses: classes })
     const timeSteps = int('--time-steps', values['time-steps'] as string | undefined, arch.timeSteps ?? 4)
@@ -66,7 +72,9 @@ export async function info(argv: string[]): Promise<number> {
     out(`${'layer'.padEnd(width)}  output per sample and step`)
     for (const l of i.layers) out(`${l.name.padEnd(width)}  [${l.outputShape.join(', ')}]`)
     out(`parameters: ${i.parameterCount.toLocaleString('en-US')} (${bytes(i.parameterBytes)})`)
-    out(`memory per time step (layer outputs kept for BPTT, f32): ${bytes(i.activationBytesPerStep)} per sample, ${bytes(perStepBatch)} for a batch of ${batchSize}; x T = ${bytes(perStepBatch * i.timeSteps)} per batch`)
+    out(
+      `memory per time step (layer outputs kept for BPTT, f32): ${bytes(i.activationBytesPerStep)} per sample, ${bytes(perStepBatch)} for a batch of ${batchSize}; x T = ${bytes(perStepBatch * i.timeSteps)} per batch`,
+    )
   }
   await model.dispose()
   return 0

@@ -67,7 +67,19 @@ Options:
 /** Test samples the end-of-run energy report counts on (enough for stable firing rates). */
 const ENERGY_SAMPLES = 1000
 
-const RUN_KEYS = ['dataset', 'model', 'epochs', 'batch-size', 'time-steps', 'optimizer', 'lr', 'schedule', 'seed', 'limit', 'test-limit'] as const
+const RUN_KEYS = [
+  'dataset',
+  'model',
+  'epochs',
+  'batch-size',
+  'time-steps',
+  'optimizer',
+  'lr',
+  'schedule',
+  'seed',
+  'limit',
+  'test-limit',
+] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
 const TRAIN_OPTIONS: OptionTable = {
@@ -101,12 +113,16 @@ function readConfigFile(path: string): Record<string, unknown> {
   } catch (err) {
     throw usage(`--config: cannot read ${path} as JSON: ${(err as Error).message}`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw usage(`--config: ${path} must hold a JSON object`)
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw usage(`--config: ${path} must hold a JSON object`)
   return parsed as Record<string, unknown>
 }
 
 /** Flags over config file values over defaults; every value checked, naming where it came from. */
-export function resolveConfig(flags: Partial<Record<RunKey, string>>, file?: { path: string; values: Record<string, unknown> }): TrainConfig {
+export function resolveConfig(
+  flags: Partial<Record<RunKey, string>>,
+  file?: { path: string; values: Record<string, unknown> },
+): TrainConfig {
   const raw: Partial<Record<RunKey, string>> = {}
   const where: Partial<Record<RunKey, string>> = {}
   if (file) {
@@ -115,7 +131,8 @@ export function resolveConfig(flags: Partial<Record<RunKey, string>>, file?: { p
         throw usage(`${file.path}: unknown key ${JSON.stringify(key)}; accepted keys: ${RUN_KEYS.join(', ')}`)
       }
       if (value === null || value === undefined) continue
-      if (typeof value !== 'string' && typeof value !== 'number') throw usage(`${file.path} key "${key}": expected a string or a number, got ${JSON.stringify(value)}`)
+      if (typeof value !== 'string' && typeof value !== 'number')
+        throw usage(`${file.path} key "${key}": expected a string or a number, got ${JSON.stringify(value)}`)
       raw[key as RunKey] = String(value)
       where[key as RunKey] = `${file.path} key "${key}"`
     }
@@ -128,7 +145,12 @@ export function resolveConfig(flags: Partial<Record<RunKey, string>>, file?: { p
   }
   const w = (k: RunKey) => where[k] ?? `--${k}`
   const model = raw.model ?? 'dsnn'
-  const optimizer = oneOf(w('optimizer'), raw.optimizer, ['sgd', 'adam', 'adamw'] as const, model === 'snn' ? 'sgd' : 'adam')
+  const optimizer = oneOf(
+    w('optimizer'),
+    raw.optimizer,
+    ['sgd', 'adam', 'adamw'] as const,
+    model === 'snn' ? 'sgd' : 'adam',
+  )
   return {
     dataset: raw.dataset ?? 'fashion-mnist',
     model,
@@ -145,7 +167,11 @@ export function resolveConfig(flags: Partial<Record<RunKey, string>>, file?: { p
 }
 
 function optimizerSpec(c: TrainConfig): OptimizerSpec {
-  return c.optimizer === 'sgd' ? sgd({ lr: c.lr, momentum: 0.9 }) : c.optimizer === 'adam' ? adam({ lr: c.lr }) : adamW({ lr: c.lr })
+  return c.optimizer === 'sgd'
+    ? sgd({ lr: c.lr, momentum: 0.9 })
+    : c.optimizer === 'adam'
+      ? adam({ lr: c.lr })
+      : adamW({ lr: c.lr })
 }
 
 function stamp(): string {
@@ -159,7 +185,9 @@ export async function train(argv: string[]): Promise<number> {
   const log = (line: string) => {
     if (!json) process.stderr.write(line + '\n')
   }
-  const flags = Object.fromEntries(RUN_KEYS.map((k) => [k, values[k] as string | undefined])) as Partial<Record<RunKey, string>>
+  const flags = Object.fromEntries(RUN_KEYS.map((k) => [k, values[k] as string | undefined])) as Partial<
+    Record<RunKey, string>
+  >
 
   let run: RunFolder
   let config: TrainConfig
@@ -167,48 +195,94 @@ export async function train(argv: string[]): Promise<number> {
   if (values.resume !== undefined) {
     const given = [...RUN_KEYS, 'config', 'out'].filter((k) => values[k] !== undefined)
     if (given.length > 0) {
-      throw usage(`--resume continues a run with its own config.json; --${given[0]} cannot be given with it (start a new run with --config ${join(String(values.resume), 'config.json')} instead)`)
+      throw usage(
+        `--resume continues a run with its own config.json; --${given[0]} cannot be given with it (start a new run with --config ${join(String(values.resume), 'config.json')} instead)`,
+      )
     }
     run = new RunFolder(values.resume as string)
     config = resolveConfig({}, { path: run.configPath, values: run.readConfig() })
-    if (!existsSync(run.lastCheckpoint)) throw new DualstreamError('ERR_NOT_FOUND', `--resume: ${run.lastCheckpoint} does not exist (the run saved no checkpoint yet)`)
+    if (!existsSync(run.lastCheckpoint))
+      throw new DualstreamError(
+        'ERR_NOT_FOUND',
+        `--resume: ${run.lastCheckpoint} does not exist (the run saved no checkpoint yet)`,
+      )
     checkpoint = readCheckpoint(run.lastCheckpoint)
-    if (!checkpoint.fit) throw new DualstreamError('ERR_FORMAT', `--resume: ${run.lastCheckpoint} holds no training position (fit state)`)
+    if (!checkpoint.fit)
+      throw new DualstreamError('ERR_FORMAT', `--resume: ${run.lastCheckpoint} holds no training position (fit state)`)
     if (checkpoint.fit.epoch >= config.epochs) {
-      throw usage(`--resume: the run in ${run.dir} already finished all ${config.epochs} epochs; evaluate it with dualstream evaluate ${run.dir}`)
+      throw usage(
+        `--resume: the run in ${run.dir} already finished all ${config.epochs} epochs; evaluate it with dualstream evaluate ${run.dir}`,
+      )
     }
   } else {
-    const file = values.config === undefined ? undefined : { path: values.config as string, values: readConfigFile(values.config as string) }
+    const file =
+      values.config === undefined
+        ? undefined
+        : { path: values.config as string, values: readConfigFile(values.config as string) }
     config = resolveConfig(flags, file)
     // A folder is kept absolute so that --resume works from any working directory.
     if (!(DATASET_NAMES as readonly string[]).includes(config.dataset)) config.dataset = resolve(config.dataset)
     if (config.model.endsWith('.json')) config.model = resolve(config.model)
-    const base = basename(config.dataset).replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '') || 'data'
-    run = new RunFolder((values.out as string | undefined) ?? join('runs', `${basename(config.model, '.json').replace(/[^A-Za-z0-9_-]+/g, '_')}-${base}-${stamp()}`))
+    const base =
+      basename(config.dataset)
+        .replace(/[^A-Za-z0-9_-]+/g, '_')
+        .replace(/^_+|_+$/g, '') || 'data'
+    run = new RunFolder(
+      (values.out as string | undefined) ??
+        join('runs', `${basename(config.model, '.json').replace(/[^A-Za-z0-9_-]+/g, '_')}-${base}-${stamp()}`),
+    )
   }
 
   const loadStart = performance.now()
-  const data = await loadDatasets(values.resume === undefined ? (values.config && !flags.dataset ? `${values.config} key "dataset"` : '--dataset') : `${run.configPath} key "dataset"`, config.dataset, {
-    timeSteps: config['time-steps'] || undefined, trainLimit: config.limit, testLimit: config['test-limit'], seed: config.seed, log,
-  })
-  const trainSet = config.limit === undefined ? data.train : data.train.sample(Math.min(config.limit, data.train.length), config.seed)
-  const testSet = config['test-limit'] === undefined ? data.test : data.test.sample(Math.min(config['test-limit'], data.test.length), 0)
-  log(`${data.name}: ${trainSet.length} train / ${testSet.length} test samples (loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s)`)
+  const data = await loadDatasets(
+    values.resume === undefined
+      ? values.config && !flags.dataset
+        ? `${values.config} key "dataset"`
+        : '--dataset'
+      : `${run.configPath} key "dataset"`,
+    config.dataset,
+    {
+      timeSteps: config['time-steps'] || undefined,
+      trainLimit: config.limit,
+      testLimit: config['test-limit'],
+      seed: config.seed,
+      log,
+    },
+  )
+  const trainSet =
+    config.limit === undefined ? data.train : data.train.sample(Math.min(config.limit, data.train.length), config.seed)
+  const testSet =
+    config['test-limit'] === undefined
+      ? data.test
+      : data.test.sample(Math.min(config['test-limit'], data.test.length), 0)
+  log(
+    `${data.name}: ${trainSet.length} train / ${testSet.length} test samples (loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s)`,
+  )
 
   let model: Model
   if (checkpoint) {
     model = Model.fromCheckpoint(checkpoint)
   } else {
-    const arch = modelLayers('--model', config.model, { sampleShape: data.stepShape, numClasses: data.train.numClasses })
+    const arch = modelLayers('--model', config.model, {
+      sampleShape: data.stepShape,
+      numClasses: data.train.numClasses,
+    })
     // Event data comes as frames: their count is the model's T.
-    const timeSteps = data.encoding === 'sequence' ? data.train.sampleShape[0] : config['time-steps'] || arch.timeSteps || 4
+    const timeSteps =
+      data.encoding === 'sequence' ? data.train.sampleShape[0] : config['time-steps'] || arch.timeSteps || 4
     config['time-steps'] = timeSteps
-    model = sequential(arch.layers, { timeSteps, inputShape: [...data.stepShape], encoding: data.encoding, seed: config.seed })
+    model = sequential(arch.layers, {
+      timeSteps,
+      inputShape: [...data.stepShape],
+      encoding: data.encoding,
+      seed: config.seed,
+    })
     run.create(config, model.spec)
   }
   const batchSize = config['batch-size']
   const stepsPerEpoch = Math.floor(trainSet.length / batchSize)
-  if (stepsPerEpoch < 1) throw usage(`--batch-size: expected at most the number of training samples (${trainSet.length}), got ${batchSize}`)
+  if (stepsPerEpoch < 1)
+    throw usage(`--batch-size: expected at most the number of training samples (${trainSet.length}), got ${batchSize}`)
 
   // The metrics files keep exactly the epochs the checkpoint has finished (a crash after a
   // row was written but before the checkpoint would otherwise leave a duplicate).
@@ -220,13 +294,23 @@ export async function train(argv: string[]): Promise<number> {
   else log(`run folder: ${run.dir}`)
 
   const mode = json || values.quiet ? 'silent' : process.stderr.isTTY ? 'bar' : 'lines'
-  const progress = new ProgressDisplay({ stream: process.stderr, epochs: config.epochs, stepsPerEpoch, mode, startEpoch, startStep: checkpoint?.fit!.step ?? 0 })
+  const progress = new ProgressDisplay({
+    stream: process.stderr,
+    epochs: config.epochs,
+    stepsPerEpoch,
+    mode,
+    startEpoch,
+    startStep: checkpoint?.fit!.step ?? 0,
+  })
   const controller = new AbortController()
   let interrupts = 0
   const onSigint = () => {
     interrupts++
     if (interrupts === 1) {
-      if (!json) progress.log('interrupted: finishing the current step, then saving a checkpoint (Ctrl-C again to quit without saving)')
+      if (!json)
+        progress.log(
+          'interrupted: finishing the current step, then saving a checkpoint (Ctrl-C again to quit without saving)',
+        )
       controller.abort()
     } else {
       process.stderr.write(`dualstream: quit without saving; ${run.lastCheckpoint} holds the last finished epoch\n`)
@@ -247,18 +331,37 @@ export async function train(argv: string[]): Promise<number> {
       signal: controller.signal,
       resume: checkpoint,
       onBatchEnd: (b) =>
-        progress.update({ epoch: b.epoch + 1, step: b.step, samplesPerSecond: b.samples / b.seconds, loss: b.loss, accuracy: b.accuracy, firingRate: b.firingRate }),
+        progress.update({
+          epoch: b.epoch + 1,
+          step: b.step,
+          samplesPerSecond: b.samples / b.seconds,
+          loss: b.loss,
+          accuracy: b.accuracy,
+          firingRate: b.firingRate,
+        }),
       onEpochEnd: async (e, state) => {
         const evalStart = performance.now()
         // A DSNN is deployed as its full-spike network: that is the accuracy we report and keep the best of.
         const test = await model.evaluate(testSet, { batchSize: 256, mode: 'fsnn' })
         // The DSNN (AAP kept) is only reported beside it, so it is evaluated once, after the last epoch.
-        const dsnn = dual && e.epoch === config.epochs - 1 ? await model.evaluate(testSet, { batchSize: 256, mode: 'dsnn' }) : undefined
+        const dsnn =
+          dual && e.epoch === config.epochs - 1
+            ? await model.evaluate(testSet, { batchSize: 256, mode: 'dsnn' })
+            : undefined
         const row: MetricsRow = {
-          epoch: e.epoch + 1, step: (e.epoch + 1) * stepsPerEpoch, trainLoss: e.loss, trainAccuracy: e.accuracy,
-          firingRate: e.firingRate, learningRate: e.learningRate, testLoss: test.loss, testAccuracy: test.accuracy,
-          dsnnTestAccuracy: dsnn?.accuracy, samplesPerSecond: e.samplesPerSecond, seconds: e.seconds,
-          firingRates: test.firingRates, gradientNorms: e.gradientNorms,
+          epoch: e.epoch + 1,
+          step: (e.epoch + 1) * stepsPerEpoch,
+          trainLoss: e.loss,
+          trainAccuracy: e.accuracy,
+          firingRate: e.firingRate,
+          learningRate: e.learningRate,
+          testLoss: test.loss,
+          testAccuracy: test.accuracy,
+          dsnnTestAccuracy: dsnn?.accuracy,
+          samplesPerSecond: e.samplesPerSecond,
+          seconds: e.seconds,
+          firingRates: test.firingRates,
+          gradientNorms: e.gradientNorms,
         }
         run.appendMetrics(row)
         await model.save(run.lastCheckpoint, { fit: state })
@@ -267,7 +370,16 @@ export async function train(argv: string[]): Promise<number> {
           await model.save(run.bestCheckpoint, { fit: state })
         }
         last = { row, test, dsnn, evalSeconds: (performance.now() - evalStart) / 1000 }
-        progress.endEpoch({ epoch: e.epoch + 1, loss: e.loss, accuracy: e.accuracy, firingRate: e.firingRate, samplesPerSecond: e.samplesPerSecond, seconds: e.seconds, testLoss: test.loss, testAccuracy: test.accuracy })
+        progress.endEpoch({
+          epoch: e.epoch + 1,
+          loss: e.loss,
+          accuracy: e.accuracy,
+          firingRate: e.firingRate,
+          samplesPerSecond: e.samplesPerSecond,
+          seconds: e.seconds,
+          testLoss: test.loss,
+          testAccuracy: test.accuracy,
+        })
         if (json) out(JSON.stringify({ type: 'epoch', ...row }))
       },
     })
@@ -275,7 +387,11 @@ export async function train(argv: string[]): Promise<number> {
     process.off('SIGINT', onSigint)
   }
   if (result.stopped) await model.save(run.lastCheckpoint, { fit: result.state })
-  progress.finish(result.stopped ? `stopped at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}` : undefined)
+  progress.finish(
+    result.stopped
+      ? `stopped at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}`
+      : undefined,
+  )
   let energy: { dynamicMj: number; ac: number; mac: number } | null = null
   if (!result.stopped) {
     // The energy chart of the run: the deployable (full-spike) network on up to 1,000 test samples.
@@ -320,13 +436,17 @@ export async function train(argv: string[]): Promise<number> {
   } else if (final?.row.testAccuracy !== undefined) {
     out(
       `test accuracy ${(final.row.testAccuracy * 100).toFixed(2)} % on ${testSet.length} ${data.name} test images` +
-        (final.row.dsnnTestAccuracy !== undefined ? ` (full-spike network; ${(final.row.dsnnTestAccuracy * 100).toFixed(2)} % with the AAP kept)` : '') +
+        (final.row.dsnnTestAccuracy !== undefined
+          ? ` (full-spike network; ${(final.row.dsnnTestAccuracy * 100).toFixed(2)} % with the AAP kept)`
+          : '') +
         ` after ${summary.epochs} epoch(s), ${summary.seconds.toFixed(1)} s of training; run folder ${run.dir}`,
     )
   }
   await model.dispose()
   if (result.stopped) {
-    process.stderr.write(`interrupted: saved ${run.lastCheckpoint} at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}. Resume with: ${resumeCommand}\n`)
+    process.stderr.write(
+      `interrupted: saved ${run.lastCheckpoint} at epoch ${result.state.epoch + 1}, step ${result.state.step}/${stepsPerEpoch}. Resume with: ${resumeCommand}\n`,
+    )
     return 130
   }
   return 0

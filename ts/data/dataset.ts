@@ -87,7 +87,7 @@ export class TensorDataset {
       throw new DualstreamError(
         'ERR_ARG',
         `images: expected length ${length * sampleSize} (labels.length ${length} × sample size ${sampleSize} ` +
-          `from sampleShape [${sampleShape.join(', ')}]), received length ${images.length}`
+          `from sampleShape [${sampleShape.join(', ')}]), received length ${images.length}`,
       )
     }
     for (let i = 0; i < length; i++) {
@@ -102,7 +102,7 @@ export class TensorDataset {
         throw argError(
           `images[${i}]`,
           `a finite number (sample ${Math.floor(i / sampleSize)}, offset ${i % sampleSize})`,
-          v
+          v,
         )
       }
     }
@@ -122,7 +122,9 @@ export class TensorDataset {
     this.sampleShape = Object.freeze([...sampleShape])
     this.sampleSize = sampleSize
     this.numClasses = numClasses
-    this.classNames = Object.freeze(classNames ? [...classNames] : Array.from({ length: numClasses }, (_, i) => String(i)))
+    this.classNames = Object.freeze(
+      classNames ? [...classNames] : Array.from({ length: numClasses }, (_, i) => String(i)),
+    )
   }
 
   /** Sample `index` as a view into the dataset's buffer (no copy) and its label. */

@@ -9,7 +9,8 @@ import { assertSeed } from './random'
 export type EncoderSpec = { kind: 'direct' | 'poisson' | 'latency'; timeSteps: number }
 
 function steps(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw argError('encoder timeSteps', 'a positive integer', v)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+    throw argError('encoder timeSteps', 'a positive integer', v)
   return v
 }
 
@@ -20,7 +21,12 @@ export const encoders = {
 }
 
 /** Encodes one image `[C, H, W]` (values in [0, 1]) into `[T, C, H, W]`; `seed` drives Poisson spikes. */
-export async function encodeImage(image: Float32Array, shape: number[], encoder: EncoderSpec, seed = 0): Promise<Frames> {
+export async function encodeImage(
+  image: Float32Array,
+  shape: number[],
+  encoder: EncoderSpec,
+  seed = 0,
+): Promise<Frames> {
   if (!(image instanceof Float32Array)) throw argError('encodeImage image', 'a Float32Array', image)
   if (!Array.isArray(shape) || shape.length !== 3) throw argError('encodeImage shape', '[C, H, W]', shape)
   assertSeed('encodeImage seed', seed)

@@ -87,7 +87,7 @@ export async function detectEventFormat(path: string): Promise<EventFormat> {
   if (extname(path).toLowerCase() === '.bin') return 'nmnist'
   throw new DualstreamError(
     'ERR_FORMAT',
-    `${path}, byte 0: expected an AEDAT version line (#!AER-DAT2.0, #!AER-DAT3.1 or #!AER-DAT4.0) or an N-MNIST .bin file; pass { format } to say which`
+    `${path}, byte 0: expected an AEDAT version line (#!AER-DAT2.0, #!AER-DAT3.1 or #!AER-DAT4.0) or an N-MNIST .bin file; pass { format } to say which`,
   )
 }
 
@@ -103,7 +103,8 @@ function optionalSize(argument: string, value: unknown): number | undefined {
 export async function readEventFile(path: string, opts: ReadEventsOptions = {}): Promise<EventFile> {
   checkPath('readEvents(path)', path)
   if (typeof opts !== 'object' || opts === null) throw argError('readEvents(opts)', 'an options object', opts)
-  const format = opts.format === undefined ? await detectEventFormat(path) : checkFormat('readEvents(opts.format)', opts.format)
+  const format =
+    opts.format === undefined ? await detectEventFormat(path) : checkFormat('readEvents(opts.format)', opts.format)
   const width = optionalSize('readEvents(opts.width)', opts.width)
   const height = optionalSize('readEvents(opts.height)', opts.height)
   try {
@@ -222,12 +223,14 @@ export async function readCifarBatch(path: string, kind: CifarKind): Promise<Cif
 export async function writeCifarBatch(
   path: string,
   kind: CifarKind,
-  batch: { pixels: Uint8Array; labels: Uint8Array; coarseLabels?: Uint8Array }
+  batch: { pixels: Uint8Array; labels: Uint8Array; coarseLabels?: Uint8Array },
 ): Promise<void> {
   checkPath('writeCifarBatch(path)', path)
   checkCifarKind('writeCifarBatch(kind)', kind)
-  if (!(batch?.pixels instanceof Uint8Array)) throw argError('writeCifarBatch(batch.pixels)', 'a Uint8Array', batch?.pixels)
-  if (!(batch.labels instanceof Uint8Array)) throw argError('writeCifarBatch(batch.labels)', 'a Uint8Array', batch.labels)
+  if (!(batch?.pixels instanceof Uint8Array))
+    throw argError('writeCifarBatch(batch.pixels)', 'a Uint8Array', batch?.pixels)
+  if (!(batch.labels instanceof Uint8Array))
+    throw argError('writeCifarBatch(batch.labels)', 'a Uint8Array', batch.labels)
   try {
     await native.writeCifarBatch(path, kind, batch.pixels, batch.labels, batch.coarseLabels)
   } catch (e) {
@@ -271,7 +274,12 @@ export async function readIdx(path: string): Promise<IdxFile> {
 export async function writeIdx(path: string, idx: IdxFile): Promise<void> {
   checkPath('writeIdx(path)', path)
   const entry = Object.entries(IDX_TYPES).find(([, Type]) => idx?.data instanceof Type)
-  if (!entry) throw argError('writeIdx(idx.data)', 'a Uint8Array, Int8Array, Int16Array, Int32Array, Float32Array or Float64Array', idx?.data)
+  if (!entry)
+    throw argError(
+      'writeIdx(idx.data)',
+      'a Uint8Array, Int8Array, Int16Array, Int32Array, Float32Array or Float64Array',
+      idx?.data,
+    )
   if (!Array.isArray(idx.dims) || !idx.dims.every((d) => Number.isInteger(d) && d >= 0)) {
     throw argError('writeIdx(idx.dims)', 'an array of non-negative integers', idx.dims)
   }

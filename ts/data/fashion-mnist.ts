@@ -106,7 +106,7 @@ export function loadFashionMnist(opts: LoadFashionMnistOptions = {}): FashionMni
       throw new DualstreamError(
         'ERR_DATA',
         `${file} (class ${c} "${FASHION_MNIST_CLASSES[c]}"): expected at least ${TRAIN_PER_CLASS + TEST_PER_CLASS} ` +
-          `valid 784-pixel records, found ${valid.length} of ${records.length}`
+          `valid 784-pixel records, found ${valid.length} of ${records.length}`,
       )
     }
     for (let k = 0; k < trainPer; k++) {

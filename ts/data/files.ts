@@ -8,7 +8,11 @@ export function packageDir(pkg: string, ...sub: string[]): string {
   try {
     manifest = require.resolve(`${pkg}/package.json`)
   } catch (cause) {
-    throw new DualstreamError('ERR_NOT_FOUND', `the npm package "${pkg}" is not installed (run \`npm install ${pkg}\`)`, { cause })
+    throw new DualstreamError(
+      'ERR_NOT_FOUND',
+      `the npm package "${pkg}" is not installed (run \`npm install ${pkg}\`)`,
+      { cause },
+    )
   }
   return join(dirname(manifest), ...sub)
 }

@@ -37,20 +37,23 @@ export interface Frames {
 }
 
 function posInt(name: string, v: unknown, max = 0x7fffffff): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw argError(name, `an integer in [1, ${max}]`, v)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+    throw argError(name, `an integer in [1, ${max}]`, v)
   return v
 }
 
 /** Checks a frame spec and returns its JSON for the engine. */
 export function frameSpecJson(spec: FrameSpec, name = 'frames'): string {
-  if (typeof spec !== 'object' || spec === null) throw argError(name, 'a frame spec such as { split: "number", frames: 16 }', spec)
+  if (typeof spec !== 'object' || spec === null)
+    throw argError(name, 'a frame spec such as { split: "number", frames: 16 }', spec)
   const downscale = spec.downscale === undefined ? 1 : posInt(`${name}.downscale`, spec.downscale, 65535)
   if (spec.split === 'number' || spec.split === 'time') {
     return JSON.stringify({ split: spec.split, frames: posInt(`${name}.frames`, spec.frames), downscale })
   }
   if (spec.split === 'duration') {
     const d = spec.durationUs
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1) throw argError(`${name}.durationUs`, 'a positive integer (microseconds)', d)
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1)
+      throw argError(`${name}.durationUs`, 'a positive integer (microseconds)', d)
     return JSON.stringify({ split: 'duration', durationUs: d, downscale })
   }
   throw argError(`${name}.split`, '"number", "time" or "duration"', (spec as { split?: unknown }).split)
@@ -58,7 +61,8 @@ export function frameSpecJson(spec: FrameSpec, name = 'frames'): string {
 
 function typed<T extends Uint16Array | Uint8Array>(name: string, v: unknown, make: (n: number) => T, max: number): T {
   if (v instanceof (make(0).constructor as new (n: number) => T)) return v as T
-  if (v === null || typeof v !== 'object' || typeof (v as ArrayLike<unknown>).length !== 'number') throw argError(name, 'an array of integers', v)
+  if (v === null || typeof v !== 'object' || typeof (v as ArrayLike<unknown>).length !== 'number')
+    throw argError(name, 'an array of integers', v)
   const src = v as ArrayLike<number | boolean>
   const out = make(src.length)
   for (let i = 0; i < src.length; i++) {
@@ -71,19 +75,28 @@ function typed<T extends Uint16Array | Uint8Array>(name: string, v: unknown, mak
 
 /** Events in the binding's form (copies only what is not already the right typed array). */
 export function toNativeEvents(events: Events, name = 'events'): NativeEvents {
-  if (typeof events !== 'object' || events === null) throw argError(name, 'an events object { width, height, t, x, y, p }', events)
+  if (typeof events !== 'object' || events === null)
+    throw argError(name, 'an events object { width, height, t, x, y, p }', events)
   const width = posInt(`${name}.width`, events.width, 65535)
   const height = posInt(`${name}.height`, events.height, 65535)
   let t: Float64Array
   if (events.t instanceof Float64Array) t = events.t
   else if (events.t instanceof BigInt64Array) t = Float64Array.from(events.t, (v) => Number(v))
-  else if (events.t !== null && typeof events.t === 'object' && typeof (events.t as ArrayLike<number>).length === 'number') t = Float64Array.from(events.t as ArrayLike<number>)
+  else if (
+    events.t !== null &&
+    typeof events.t === 'object' &&
+    typeof (events.t as ArrayLike<number>).length === 'number'
+  )
+    t = Float64Array.from(events.t as ArrayLike<number>)
   else throw argError(`${name}.t`, 'timestamps in microseconds (Float64Array, BigInt64Array or an array)', events.t)
   const x = typed(`${name}.x`, events.x, (n) => new Uint16Array(n), 65535)
   const y = typed(`${name}.y`, events.y, (n) => new Uint16Array(n), 65535)
   const p = typed(`${name}.p`, events.p, (n) => new Uint8Array(n), 1)
   if (x.length !== t.length || y.length !== t.length || p.length !== t.length) {
-    throw new DualstreamError('ERR_ARG', `${name}: expected t, x, y and p of the same length, received ${t.length}, ${x.length}, ${y.length}, ${p.length}`)
+    throw new DualstreamError(
+      'ERR_ARG',
+      `${name}: expected t, x, y and p of the same length, received ${t.length}, ${x.length}, ${y.length}, ${p.length}`,
+    )
   }
   return { width, height, t, x, y, p }
 }
@@ -119,17 +132,26 @@ export class FrameCache {
    * The frames of `source` (`part` names a piece of it, e.g. a labelled time window, '' for all
    * of it), integrating `loadEvents()` on a miss.
    */
-  async get(source: string, spec: FrameSpec, loadEvents: () => Events | Promise<Events>, part = ''): Promise<{ frames: Frames; outcome: CacheOutcome; reason?: string }> {
-    if (typeof source !== 'string' || source.length === 0) throw argError('FrameCache.get source', 'the path of the recording', source)
+  async get(
+    source: string,
+    spec: FrameSpec,
+    loadEvents: () => Events | Promise<Events>,
+    part = '',
+  ): Promise<{ frames: Frames; outcome: CacheOutcome; reason?: string }> {
+    if (typeof source !== 'string' || source.length === 0)
+      throw argError('FrameCache.get source', 'the path of the recording', source)
     if (typeof part !== 'string') throw argError('FrameCache.get part', 'a string', part)
-    if (typeof loadEvents !== 'function') throw argError('FrameCache.get loadEvents', 'a function returning the events', loadEvents)
+    if (typeof loadEvents !== 'function')
+      throw argError('FrameCache.get loadEvents', 'a function returning the events', loadEvents)
     const json = frameSpecJson(spec)
     try {
       const found = await native.frameCacheLookup(this.dir, source, part, json)
       if (found.status === 'hit' && found.frames) return { frames: found.frames, outcome: 'hit' }
       const events = toNativeEvents(await loadEvents(), `events of ${source}`)
       const frames = await native.frameCacheBuild(this.dir, source, part, json, events)
-      return found.status === 'damaged' ? { frames, outcome: 'rebuilt', reason: found.reason ?? undefined } : { frames, outcome: 'built' }
+      return found.status === 'damaged'
+        ? { frames, outcome: 'rebuilt', reason: found.reason ?? undefined }
+        : { frames, outcome: 'built' }
     } catch (e) {
       throw fromNative(e)
     }

@@ -14,6 +14,15 @@ export type { EncoderSpec } from './encoders'
 export { syntheticEvents, NFashionMnist } from './synthetic'
 export type { SyntheticOptions } from './synthetic'
 export { DataLoader, FramesDataset, pipelineJson } from './loader'
-export type { DataLoaderOptions, EventSample, FramesSample, ImageSample, IndexedDataset, LoadedBatch, LoaderSample, PipelineSpec } from './loader'
+export type {
+  DataLoaderOptions,
+  EventSample,
+  FramesSample,
+  ImageSample,
+  IndexedDataset,
+  LoadedBatch,
+  LoaderSample,
+  PipelineSpec,
+} from './loader'
 export * from './events'
 export * from './datasets'

@@ -103,12 +103,24 @@ export class FramesDataset implements IndexedDataset, LabelledData {
 
   /** `numClasses` defaults to the largest label + 1. */
   constructor(counts: Uint8Array, labels: Uint32Array, sampleShape: readonly number[], numClasses?: number) {
-    if (!Array.isArray(sampleShape) || sampleShape.length !== 4 || !sampleShape.every((d) => Number.isInteger(d) && d > 0)) {
+    if (
+      !Array.isArray(sampleShape) ||
+      sampleShape.length !== 4 ||
+      !sampleShape.every((d) => Number.isInteger(d) && d > 0)
+    ) {
       throw argError('FramesDataset sampleShape', '[T, C, H, W] of positive integers', sampleShape)
     }
     this.sampleSize = sampleShape.reduce((a, b) => a * b, 1)
-    if (!(counts instanceof Uint8Array) || !(labels instanceof Uint32Array) || counts.length !== labels.length * this.sampleSize) {
-      throw argError('FramesDataset counts', `a Uint8Array of ${labels?.length} x ${this.sampleSize} counts with a Uint32Array of labels`, counts)
+    if (
+      !(counts instanceof Uint8Array) ||
+      !(labels instanceof Uint32Array) ||
+      counts.length !== labels.length * this.sampleSize
+    ) {
+      throw argError(
+        'FramesDataset counts',
+        `a Uint8Array of ${labels?.length} x ${this.sampleSize} counts with a Uint32Array of labels`,
+        counts,
+      )
     }
     this.counts = counts
     this.labels = labels
@@ -126,7 +138,11 @@ export class FramesDataset implements IndexedDataset, LabelledData {
    * Integrates every sample of `dataset` with `frames` (in batches, on the libuv pool). Counts
    * above 255 are an error rather than silently clipped.
    */
-  static async from(dataset: IndexedDataset, frames: FrameSpec, options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<FramesDataset> {
+  static async from(
+    dataset: IndexedDataset,
+    frames: FrameSpec,
+    options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<FramesDataset> {
     const loader = new DataLoader(dataset, { batchSize: options.batchSize ?? 64, pipeline: { frames }, prefetch: 2 })
     let counts: Uint8Array | undefined
     let shape: number[] | undefined
@@ -134,7 +150,11 @@ export class FramesDataset implements IndexedDataset, LabelledData {
     let done = 0
     for await (const b of loader.epoch(0)) {
       const [t, n, ...rest] = b.shape
-      if (b.shape.length !== 5) throw new DualstreamError('ERR_SHAPE', `FramesDataset.from: expected [T, N, C, H, W] batches, got [${b.shape.join(', ')}]`)
+      if (b.shape.length !== 5)
+        throw new DualstreamError(
+          'ERR_SHAPE',
+          `FramesDataset.from: expected [T, N, C, H, W] batches, got [${b.shape.join(', ')}]`,
+        )
       shape ??= [t, ...rest]
       const size = shape.reduce((a, c) => a * c, 1)
       counts ??= new Uint8Array(dataset.length * size)
@@ -146,7 +166,11 @@ export class FramesDataset implements IndexedDataset, LabelledData {
           const src = b.x.subarray((s * n + j) * step, (s * n + j + 1) * step)
           for (let k = 0; k < step; k++) {
             const v = src[k]
-            if (v > 255) throw new DualstreamError('ERR_VALUE', `FramesDataset.from: sample ${b.indices[j]} has a count of ${v} (> 255) in frame ${s}; use more frames or no downscale`)
+            if (v > 255)
+              throw new DualstreamError(
+                'ERR_VALUE',
+                `FramesDataset.from: sample ${b.indices[j]} has a count of ${v} (> 255) in frame ${s}; use more frames or no downscale`,
+              )
             counts[base + s * step + k] = v
           }
         }
@@ -155,8 +179,13 @@ export class FramesDataset implements IndexedDataset, LabelledData {
       options.onProgress?.(done, dataset.length)
     }
     if (!counts || !shape) throw new DualstreamError('ERR_VALUE', 'FramesDataset.from: the data set is empty')
-    const declared = (dataset as { numClasses?: unknown; classNames?: readonly unknown[] })
-    return new FramesDataset(counts, labels, shape, typeof declared.numClasses === 'number' ? declared.numClasses : declared.classNames?.length)
+    const declared = dataset as { numClasses?: unknown; classNames?: readonly unknown[] }
+    return new FramesDataset(
+      counts,
+      labels,
+      shape,
+      typeof declared.numClasses === 'number' ? declared.numClasses : declared.classNames?.length,
+    )
   }
 
   /** `n` distinct samples chosen at random (seeded), kept in dataset order. */
@@ -165,19 +194,32 @@ export class FramesDataset implements IndexedDataset, LabelledData {
     assertSeed('FramesDataset sample seed', seed)
     const idx = permutation(this.length, new Rng(seed)).subarray(0, Math.min(n, this.length)).sort()
     const counts = new Uint8Array(idx.length * this.sampleSize)
-    idx.forEach((i, j) => counts.set(this.counts.subarray(i * this.sampleSize, (i + 1) * this.sampleSize), j * this.sampleSize))
-    return new FramesDataset(counts, Uint32Array.from(idx, (i) => this.labels[i]), this.sampleShape, this.numClasses)
+    idx.forEach((i, j) =>
+      counts.set(this.counts.subarray(i * this.sampleSize, (i + 1) * this.sampleSize), j * this.sampleSize),
+    )
+    return new FramesDataset(
+      counts,
+      Uint32Array.from(idx, (i) => this.labels[i]),
+      this.sampleShape,
+      this.numClasses,
+    )
   }
 
   /**
    * Time-major mini-batches `x` `[T, N, C, H, W]` over one epoch, in the order of
    * `DataLoader.order` for the same seed and epoch. `x` is a fresh array per batch.
    */
-  *batches(batchSize: number, opts: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean } = {}): Generator<{ x: Float32Array; y: Uint32Array; size: number }> {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('FramesDataset batches batchSize', 'a positive integer', batchSize)
+  *batches(
+    batchSize: number,
+    opts: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean } = {},
+  ): Generator<{ x: Float32Array; y: Uint32Array; size: number }> {
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw argError('FramesDataset batches batchSize', 'a positive integer', batchSize)
     const { shuffle = false, seed = 0, epoch = 0, dropLast = false } = opts
     assertSeed('FramesDataset batches seed', seed)
-    const order = shuffle ? permutation(this.length, new Rng(deriveSeed(seed, epoch))) : Uint32Array.from({ length: this.length }, (_, i) => i)
+    const order = shuffle
+      ? permutation(this.length, new Rng(deriveSeed(seed, epoch)))
+      : Uint32Array.from({ length: this.length }, (_, i) => i)
     const count = dropLast ? Math.floor(this.length / batchSize) : Math.ceil(this.length / batchSize)
     const t = this.sampleShape[0]
     const step = this.sampleSize / t
@@ -198,7 +240,8 @@ export class FramesDataset implements IndexedDataset, LabelledData {
   }
 
   get(index: number): FramesSample {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw argError('FramesDataset index', `an integer in [0, ${this.length})`, index)
+    if (!Number.isInteger(index) || index < 0 || index >= this.length)
+      throw argError('FramesDataset index', `an integer in [0, ${this.length})`, index)
     const c = this.counts.subarray(index * this.sampleSize, (index + 1) * this.sampleSize)
     return { frames: Float32Array.from(c), shape: this.sampleShape, label: this.labels[index] }
   }
@@ -218,10 +261,13 @@ export class DataLoader {
     if (!dataset || typeof dataset.get !== 'function' || !Number.isInteger(dataset.length) || dataset.length < 0) {
       throw argError('DataLoader dataset', 'an indexed data set { length, get(i) }', dataset)
     }
-    if (typeof options !== 'object' || options === null) throw argError('DataLoader options', 'an options object with batchSize and pipeline', options)
+    if (typeof options !== 'object' || options === null)
+      throw argError('DataLoader options', 'an options object with batchSize and pipeline', options)
     const { batchSize, shuffle = false, seed = 0, dropLast = false, prefetch = 2, pipeline } = options
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('DataLoader batchSize', 'a positive integer', batchSize)
-    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 64) throw argError('DataLoader prefetch', 'an integer in [0, 64]', prefetch)
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw argError('DataLoader batchSize', 'a positive integer', batchSize)
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 64)
+      throw argError('DataLoader prefetch', 'an integer in [0, 64]', prefetch)
     assertSeed('DataLoader seed', seed)
     this.specJson = pipelineJson(pipeline)
     this.dataset = dataset
@@ -240,7 +286,8 @@ export class DataLoader {
 
   /** Sample order of an epoch: a permutation fixed by (seed, epoch) when shuffling. */
   order(epoch: number): Uint32Array {
-    if (!Number.isInteger(epoch) || epoch < 0 || epoch >= 2 ** 32) throw argError('epoch', 'a non-negative integer', epoch)
+    if (!Number.isInteger(epoch) || epoch < 0 || epoch >= 2 ** 32)
+      throw argError('epoch', 'a non-negative integer', epoch)
     if (this.shuffle) return permutation(this.dataset.length, new Rng(deriveSeed(this.seed, epoch)))
     return Uint32Array.from({ length: this.dataset.length }, (_, i) => i)
   }
@@ -264,7 +311,8 @@ export class DataLoader {
         return { image: f.frames, shape: [...f.shape] }
       }
       const img = s as ImageSample
-      if (!(img.image instanceof Float32Array) || !Array.isArray(img.shape)) throw argError(where, '{ events, label }, { image: Float32Array, shape, label } or { frames, shape, label }', s)
+      if (!(img.image instanceof Float32Array) || !Array.isArray(img.shape))
+        throw argError(where, '{ events, label }, { image: Float32Array, shape, label } or { frames, shape, label }', s)
       return { image: img.image, shape: [...img.shape] }
     })
     const seeds = Array.from(indices, (i) => deriveSeed(this.seed, epoch, i))
@@ -307,16 +355,19 @@ export class DataLoader {
 
 /** Checks a pipeline spec and returns its JSON for the engine. */
 export function pipelineJson(pipeline: PipelineSpec): string {
-  if (typeof pipeline !== 'object' || pipeline === null) throw argError('pipeline', 'a pipeline spec { frames?, synthetic?, encoder?, transforms? }', pipeline)
+  if (typeof pipeline !== 'object' || pipeline === null)
+    throw argError('pipeline', 'a pipeline spec { frames?, synthetic?, encoder?, transforms? }', pipeline)
   const out: Record<string, unknown> = {}
   if (pipeline.frames !== undefined) out.frames = JSON.parse(frameSpecJson(pipeline.frames, 'pipeline.frames'))
   if (pipeline.synthetic !== undefined) {
     out.synthetic = JSON.parse(syntheticOptionsJson(pipeline.synthetic))
-    if (pipeline.frames === undefined) throw new DualstreamError('ERR_ARG', 'pipeline: synthetic events need a frames spec to become frames')
+    if (pipeline.frames === undefined)
+      throw new DualstreamError('ERR_ARG', 'pipeline: synthetic events need a frames spec to become frames')
   }
   if (pipeline.encoder !== undefined) out.encoder = pipeline.encoder
   if (pipeline.transforms !== undefined) {
-    if (!Array.isArray(pipeline.transforms)) throw argError('pipeline.transforms', 'an array of transform specs', pipeline.transforms)
+    if (!Array.isArray(pipeline.transforms))
+      throw argError('pipeline.transforms', 'an array of transform specs', pipeline.transforms)
     out.transforms = pipeline.transforms
   }
   return JSON.stringify(out)

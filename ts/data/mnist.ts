@@ -46,7 +46,7 @@ export function loadMnist(opts: LoadMnistOptions = {}): Mnist {
     if (data.length === 0 || data.length % PIXELS !== 0) {
       throw new DualstreamError(
         'ERR_DATA',
-        `${file} (digit ${c}): expected a non-zero multiple of ${PIXELS} values, found ${data.length}`
+        `${file} (digit ${c}): expected a non-zero multiple of ${PIXELS} values, found ${data.length}`,
       )
     }
     for (let i = 0; i < data.length; i++) {
@@ -55,7 +55,7 @@ export function loadMnist(opts: LoadMnistOptions = {}): Mnist {
         throw new DualstreamError(
           'ERR_DATA',
           `${file} (digit ${c}): value ${i} (image ${Math.floor(i / PIXELS)}, pixel ${i % PIXELS}) is ` +
-            `${JSON.stringify(v)}, expected a number in [0, 1]`
+            `${JSON.stringify(v)}, expected a number in [0, 1]`,
         )
       }
     }

@@ -38,14 +38,20 @@ export function syntheticOptionsJson(options: SyntheticOptions = {}): string {
   positive('stepUs', true)
   positive('saccadeUs', true)
   if (options.margin !== undefined) {
-    if (!Number.isInteger(options.margin) || options.margin < 0) throw argError('synthetic margin', 'a non-negative integer', options.margin)
+    if (!Number.isInteger(options.margin) || options.margin < 0)
+      throw argError('synthetic margin', 'a non-negative integer', options.margin)
     out.margin = options.margin
   }
   return JSON.stringify(out)
 }
 
 /** Events of a grey image (`height x width`, values in [0, 1]) on a sensor `2 margin` larger. */
-export async function syntheticEvents(image: Float32Array, height: number, width: number, options: SyntheticOptions = {}): Promise<Events> {
+export async function syntheticEvents(
+  image: Float32Array,
+  height: number,
+  width: number,
+  options: SyntheticOptions = {},
+): Promise<Events> {
   if (!(image instanceof Float32Array)) throw argError('syntheticEvents image', 'a Float32Array', image)
   if (!Number.isInteger(height) || height < 1) throw argError('syntheticEvents height', 'a positive integer', height)
   if (!Number.isInteger(width) || width < 1) throw argError('syntheticEvents width', 'a positive integer', width)
@@ -87,7 +93,9 @@ export class NFashionMnist implements IndexedDataset {
   }
 
   /** Loads Fashion-MNIST (from the installed package) and wraps its `split`. */
-  static load(options: { split?: 'train' | 'test'; limitPerClass?: number; synthetic?: SyntheticOptions } = {}): NFashionMnist {
+  static load(
+    options: { split?: 'train' | 'test'; limitPerClass?: number; synthetic?: SyntheticOptions } = {},
+  ): NFashionMnist {
     const split = options.split ?? 'train'
     if (split !== 'train' && split !== 'test') throw argError('NFashionMnist split', '"train" or "test"', split)
     const fm = loadFashionMnist({ limitPerClass: options.limitPerClass })

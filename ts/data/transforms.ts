@@ -22,16 +22,21 @@ function size(name: string, v: number | [number, number]): [number, number] {
 }
 
 function range(name: string, v: [number, number], lo: number, hi: number): [number, number] {
-  if (!Array.isArray(v) || v.length !== 2 || !(v[0] > lo && v[0] <= v[1] && v[1] <= hi)) throw argError(name, `[min, max] with ${lo} < min <= max <= ${hi}`, v)
+  if (!Array.isArray(v) || v.length !== 2 || !(v[0] > lo && v[0] <= v[1] && v[1] <= hi))
+    throw argError(name, `[min, max] with ${lo} < min <= max <= ${hi}`, v)
   return v
 }
 
 export const transforms = {
   /** Keeps `keep` of the T frames, chosen at random, in their order (SpikingJelly's random_temporal_delete). */
-  temporalDelete: (keep: number): TransformSpec => ({ kind: 'temporalDelete', keep: posInt('temporalDelete keep', keep) }),
+  temporalDelete: (keep: number): TransformSpec => ({
+    kind: 'temporalDelete',
+    keep: posInt('temporalDelete keep', keep),
+  }),
   /** Zero-pads `padding` pixels on each side, then cuts a random window of `size`. */
   randomCrop: (cropSize: number | [number, number], padding = 0): TransformSpec => {
-    if (!Number.isInteger(padding) || padding < 0) throw argError('randomCrop padding', 'a non-negative integer', padding)
+    if (!Number.isInteger(padding) || padding < 0)
+      throw argError('randomCrop padding', 'a non-negative integer', padding)
     return { kind: 'randomCrop', size: size('randomCrop size', cropSize), padding }
   },
   /** Mirrors left-right with probability `p`. */
@@ -40,7 +45,10 @@ export const transforms = {
     return { kind: 'horizontalFlip', p }
   },
   /** torchvision's RandomResizedCrop (area fraction `scale`, aspect `ratio`, bilinear resize). */
-  randomResizedCrop: (outSize: number | [number, number], options: { scale?: [number, number]; ratio?: [number, number] } = {}): TransformSpec => ({
+  randomResizedCrop: (
+    outSize: number | [number, number],
+    options: { scale?: [number, number]; ratio?: [number, number] } = {},
+  ): TransformSpec => ({
     kind: 'randomResizedCrop',
     size: size('randomResizedCrop size', outSize),
     scale: range('randomResizedCrop scale', options.scale ?? [0.08, 1], 0, 1),
@@ -52,7 +60,8 @@ export const transforms = {
       throw argError('normalize mean/std', 'two arrays with one value per channel', { mean, std })
     }
     std.forEach((s, i) => {
-      if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) throw argError(`normalize std[${i}]`, 'a positive number', s)
+      if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s))
+        throw argError(`normalize std[${i}]`, 'a positive number', s)
     })
     return { kind: 'normalize', mean: [...mean], std: [...std] }
   },
