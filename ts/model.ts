@@ -789,7 +789,7 @@ export class Model {
   /**
    * A model from a NIR file: one dualstream wrote (rebuilt exactly from the spec it keeps), or
    * a chain of Conv2d/Affine/IF/LIF/AvgPool2d/Flatten nodes from SpikingJelly, snnTorch or
-   * Norse (pass the writer's `dt`: 1e-4 for the first two, 1e-3 for Norse).
+   * Norse (pass the writer's `dt`: 1e-4 for the first two; 1e-6 for Norse 1.1.0's default, see docs/deployment.md).
    */
   static async fromNir(path: string, options: NirReadOptions = {}): Promise<Model> {
     const { spec, tensors } = nirToSpec(path, await readNirGraph(path), options)

@@ -88,8 +88,15 @@ export function convDsnn(
       : [conv2d(inChannels, width, 3, { padding: 1, bias: false }), batchNorm2d(width), avgPool2d(2), neuron()]
   const trunk =
     pool === 'max'
-      ? [dualBasicBlock(width, width, { connect, neuron }), maxPool2d(2), dualBasicBlock(width, width, { connect, neuron })]
-      : [dualBasicBlock(width, width, { connect, neuron }), dualBasicBlock(width, width, { connect, neuron, stride: 2 })]
+      ? [
+          dualBasicBlock(width, width, { connect, neuron }),
+          maxPool2d(2),
+          dualBasicBlock(width, width, { connect, neuron }),
+        ]
+      : [
+          dualBasicBlock(width, width, { connect, neuron }),
+          dualBasicBlock(width, width, { connect, neuron, stride: 2 }),
+        ]
   return [
     ...stem,
     dualStream({
@@ -511,7 +518,9 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
     }
     for (let i = 0; i < repeats; i++) {
       if (pool === 'strided') {
-        stages.push(residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 2, sn, connect, zeroInit }))
+        stages.push(
+          residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 2, sn, connect, zeroInit }),
+        )
       } else {
         stages.push(
           residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 1, sn, connect, zeroInit }),

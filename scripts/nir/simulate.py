@@ -53,13 +53,25 @@ def main():
             net = from_nir(graph, dt=a.dt, ignore_warnings=True)
         else:
             raise SystemExit(f'unknown framework {a.framework}')
-        state = None
-        steps = []
-        for t in range(T):
-            xt = torch.from_numpy(xs[t])
-            y, state = net(xt, state)
-            steps.append(y.numpy())
-        out = np.stack(steps)
+        def run(batch):  # batch: [T, B, ...]
+            state, steps = None, []
+            for t in range(T):
+                y, state = net(torch.from_numpy(batch[t]), state)
+                steps.append(y.numpy())
+            return np.stack(steps)
+
+        if a.framework == 'snntorch':
+            # snnTorch maps NIR's Flatten(start_dim=0) to torch's literally, so it runs
+            # unbatched samples (as its own writer traces them).
+            from snntorch import utils
+
+            def sample(i):
+                utils.reset(net)  # its neurons keep their state inside (init_hidden)
+                return run(xs[:, i])
+
+            out = np.stack([sample(i) for i in range(n)], 1)
+        else:
+            out = run(xs)
     print(json.dumps({'outputs': out.transpose(1, 0, *range(2, out.ndim)).reshape(n, T, -1).tolist(),
                       'margins': margins}))
 

@@ -13,6 +13,9 @@ export type H5Value =
   | { kind: 'str'; shape: number[]; data: string[] }
   | { kind: 'group'; entries: Record<string, H5Value> }
 
+/** HDF5's datatype class of floating-point values (H5T_class_t). */
+const H5T_FLOAT = 1
+
 type H5wasm = typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' }})
 
 let loaded: Promise<H5wasm> | undefined
@@ -83,7 +86,7 @@ function readEntry(path: string, lib: H5wasm, entity: unknown, at: string): H5Va
       return { kind: 'str', shape, data: value as string[] }
     if (value instanceof Float32Array || value instanceof Float64Array)
       return { kind: 'f32', shape, data: Float32Array.from(value) }
-    if (typeof value === 'number' && meta.type === lib.Module.H5T_class_t.H5T_FLOAT.value)
+    if (typeof value === 'number' && meta.type === H5T_FLOAT)
       return { kind: 'f32', shape, data: Float32Array.of(value) }
     if (typeof value === 'bigint' || typeof value === 'number') return { kind: 'i64', shape, data: [Number(value)] }
     if (ArrayBuffer.isView(value)) {

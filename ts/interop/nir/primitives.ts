@@ -10,7 +10,7 @@
 //   PLIF: a LIF with tau = 1/sigmoid(w) at export time.
 // Reset: NIR's IF/LIF reset to v_reset after a spike (hard reset); soft reset is refused.
 
-/** SpikingJelly's and snnTorch's step (Norse's is 1e-3: pass `dt` when importing its files). */
+/** SpikingJelly's and snnTorch's step (Norse 1.1.0's files need 1e-6: see docs/deployment.md). */
 export const DEFAULT_DT = 1e-4
 
 /** What each dualstream layer becomes (documentation and error messages read this table). */

@@ -12,7 +12,7 @@ import type { NirGraph, NodeWithMeta, Tensor } from './graph'
 import { DEFAULT_DT } from './primitives'
 
 export interface NirReadOptions {
-  /** Seconds per step the writer used: 1e-4 for SpikingJelly and snnTorch (default), 1e-3 for Norse. */
+  /** Seconds per step the writer used: 1e-4 for SpikingJelly and snnTorch (default); Norse 1.1.0 writes tau = dt * tau_mem, so its files need dt squared (1e-6 for its default 1e-3). */
   dt?: number
   /** Simulation steps T of the model (default 4; a dualstream file keeps its own). */
   timeSteps?: number
@@ -89,7 +89,7 @@ function neuronOf(file: string, name: string, n: NodeWithMeta, dt: number): Laye
   if (!(tau > 1))
     throw new DualstreamError(
       'ERR_SPEC',
-      `${file}: NIR node ${name} (LIF): tau/dt = ${tau} must be > 1 (is dt = ${dt} the writer's? Norse writes with 1e-3)`,
+      `${file}: NIR node ${name} (LIF): tau/dt = ${tau} must be > 1 (is dt = ${dt} the writer's? Norse 1.1.0 files need its dt squared, 1e-6)`,
     )
   const r = uniform(file, name, 'r', n.r)
   const vReset = uniform(file, name, 'v_reset', n.vReset)

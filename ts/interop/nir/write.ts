@@ -25,6 +25,15 @@ const full = (shape: number[], value: number): Tensor => ({
   data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value),
 })
 
+/** The largest f32 below `x`. */
+function below(x: number): number {
+  const f = new Float32Array([Math.fround(x)])
+  const bits = new Int32Array(f.buffer)
+  if (f[0] === 0) return -1.401298464324817e-45
+  bits[0] += f[0] > 0 ? -1 : 1
+  return f[0]
+}
+
 const refuse = (layer: string, what: string, instead: string) =>
   new DualstreamError('ERR_SPEC', `${layer}: ${what} has no NIR equivalent; ${instead}`)
 
@@ -56,7 +65,10 @@ class Writer {
   neuron(path: string, kind: 'if' | 'lif' | 'plif', p: NeuronParams, inputs: Signal[], shape: number[]): Signal {
     if (p.vReset === null)
       throw refuse(`${path} (${kind})`, 'a soft reset (vReset null: subtract the threshold)', INSTEAD.softReset)
-    const vThreshold = full(shape, p.vThreshold)
+    // NIR fires when v > v_threshold; dualstream (as SpikingJelly) when v >= V_th. In f32 the
+    // two agree exactly when v_threshold is the largest f32 below V_th, which also keeps the
+    // structural ties (a Spiking ResNet block's silent branch gives SN_res exactly 0 + 1).
+    const vThreshold = full(shape, below(p.vThreshold))
     const vReset = full(shape, p.vReset)
     if (kind === 'if') {
       this.add(path, { type: 'IF', r: full(shape, 1 / this.dt), vThreshold, vReset }, inputs)
