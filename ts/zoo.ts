@@ -403,7 +403,15 @@ function imagenetResnet(
   }
 }
 
-/** DSNN-18: dual-stream BasicBlocks [2, 2, 2, 2], IF, T = 4, g = IAND, ImageNet stem. */
+/**
+ * DSNN-18: dual-stream BasicBlocks [2, 2, 2, 2], IF, T = 4, g = IAND, ImageNet stem.
+ *
+ * @example
+ * ```ts
+ * const net = dsnn18()   // { layers, timeSteps: 4, inputShape: [3, 224, 224], encoding, classes: 1000, blocks }
+ * const model = sequential(net.layers, { ...net, seed: 0 })
+ * ```
+ */
 export const dsnn18 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn', 18, options)
 /** DSNN-34: dual-stream BasicBlocks [3, 4, 6, 3]. */
 export const dsnn34 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn', 34, options)
@@ -414,16 +422,30 @@ export const dsnn101 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn
 /** Spiking ResNet-18 with the same widths (residual neuron IF, conv1x1-BN downsampling shortcut). */
 export const spikingResnet18 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 18, options)
+/** Spiking ResNet-34 (BasicBlocks [3, 4, 6, 3]). */
 export const spikingResnet34 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 34, options)
+/** Spiking ResNet-50 (Bottlenecks [3, 4, 6, 3]). */
 export const spikingResnet50 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 50, options)
+/** Spiking ResNet-101 (Bottlenecks [3, 4, 23, 3]). */
 export const spikingResnet101 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 101, options)
-/** SEW ResNet-18 (connect default ADD; downsampling shortcut conv1x1-BN-SN). */
+/**
+ * SEW ResNet-18 (connect default ADD; downsampling shortcut conv1x1-BN-SN).
+ *
+ * @example
+ * ```ts
+ * const net = sewResnet18({ connect: 'iand' })
+ * const model = sequential(net.layers, { ...net, seed: 0 })
+ * ```
+ */
 export const sewResnet18 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 18, options)
+/** SEW ResNet-34 (BasicBlocks [3, 4, 6, 3]). */
 export const sewResnet34 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 34, options)
+/** SEW ResNet-50 (Bottlenecks [3, 4, 6, 3]). */
 export const sewResnet50 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 50, options)
+/** SEW ResNet-101 (Bottlenecks [3, 4, 23, 3]). */
 export const sewResnet101 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 101, options)
 
 // --- the DVS family: 7B-Net and Wide-7B-Net ---------------------------------------------------
@@ -581,7 +603,9 @@ export const spikingResnet7b = (options?: Omit<Net7bRepeatOptions, 'aap' | 'conn
  * the middle conv is a dual-stream transition block (see `transition`).
  */
 export const wideDsnn7b = (options?: WideNet7bOptions): ZooNet => planWide7b('wideDsnn7b', 'dsnn', options)
+/** SEW Wide-7B-Net with the same layout (connect default ADD). */
 export const wideSew7b = (options?: Omit<WideNet7bOptions, 'aap'>): ZooNet => planWide7b('wideSew7b', 'sew', options)
+/** Spiking ResNet Wide-7B-Net with the same layout. */
 export const wideSpikingResnet7b = (options?: Omit<WideNet7bOptions, 'aap' | 'connect'>): ZooNet =>
   planWide7b('wideSpikingResnet7b', 'spikingResnet', options)
 
