@@ -5,8 +5,8 @@
 // Usage: npm run bench:claims -- [depth|connect|all] [--train-samples N] [--epochs E] [--batch-size B]
 // Prints each experiment's table (Markdown) and appends its record to benches/results/dst-claims.jsonl.
 import { parseArgs } from 'node:util'
-import { adam, loadFashionMnist, sequential, smallDsnn } from '../ts/index'
 import type { Evaluation, SmallNetOptions } from '../ts/index'
+import { adam, loadFashionMnist, sequential, smallDsnn } from '../ts/index'
 import { record } from './record'
 
 const { values, positionals } = parseArgs({
@@ -53,9 +53,9 @@ async function run(variant: string, net: Omit<SmallNetOptions, 'inputShape' | 'c
     r.plain = await model.evaluate(test)
   }
   await model.dispose()
-  const pct = (e?: Evaluation) => (e ? (100 * e.accuracy).toFixed(2) + ' %' : '-')
+  const pct = (e?: Evaluation) => (e ? `${(100 * e.accuracy).toFixed(2)} %` : '-')
   console.error(
-    `${variant} (${z.blocks} blocks): ${pct(r.plain ?? r.fsnn)}${r.dsnn ? ' fsnn / ' + pct(r.dsnn) + ' dsnn' : ''} in ${seconds.toFixed(0)} s`,
+    `${variant} (${z.blocks} blocks): ${pct(r.plain ?? r.fsnn)}${r.dsnn ? ` fsnn / ${pct(r.dsnn)} dsnn` : ''} in ${seconds.toFixed(0)} s`,
   )
   return r
 }
@@ -115,7 +115,7 @@ async function connect(): Promise<void> {
     const e = r.fsnn ?? r.plain!
     const rates = blockRates(e)
     const mean = rates.reduce((a, b) => a + b, 0) / rates.length
-    md += `| ${r.connect} | ${r.fsnn ? pct(r.fsnn) + ' %' : '-'} | ${r.dsnn ? pct(r.dsnn) + ' %' : '-'} | ${r.plain ? pct(r.plain) + ' %' : '-'} | ${mean.toFixed(3)} | ${rates.map((x) => x.toFixed(2)).join(' ')} |\n`
+    md += `| ${r.connect} | ${r.fsnn ? `${pct(r.fsnn)} %` : '-'} | ${r.dsnn ? `${pct(r.dsnn)} %` : '-'} | ${r.plain ? `${pct(r.plain)} %` : '-'} | ${mean.toFixed(3)} | ${rates.map((x) => x.toFixed(2)).join(' ')} |\n`
   }
   process.stdout.write(md)
   record('dst-claims', `npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}`, {

@@ -4,8 +4,9 @@
 // (sg'(0) = 2) gradients, for each element-wise function g.
 //   npm run bench:gradients   prints the table (Markdown), appends to benches/results/dst-gradients.jsonl
 //                             and draws benches/results/dst-gradients-*.svg
-import { writeFileSync, renameSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { DualConnect, LayerSpec } from '../ts/index'
 import {
   batchNorm2d,
   conv2d,
@@ -18,7 +19,6 @@ import {
   sgd,
   surrogate,
 } from '../ts/index'
-import type { DualConnect, LayerSpec } from '../ts/index'
 import { lineChartSvg } from '../ts/plot'
 import { record } from './record'
 
@@ -53,8 +53,8 @@ function network(connect: DualConnect, alpha: number, zeroInit: boolean): LayerS
 }
 
 function atomicWrite(path: string, text: string): void {
-  writeFileSync(path + '.tmp', text)
-  renameSync(path + '.tmp', path)
+  writeFileSync(`${path}.tmp`, text)
+  renameSync(`${path}.tmp`, path)
 }
 
 async function main(): Promise<void> {

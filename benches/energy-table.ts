@@ -5,19 +5,19 @@
 // Usage: npm run bench:energy -- [--train-samples N] [--epochs E] [--blocks B] [--skip-imagenet]
 // Prints the tables (Markdown) and appends the record to benches/results/energy-table.jsonl.
 import { parseArgs } from 'node:util'
+import type { EnergyReport, SmallNetOptions, ZooNet } from '../ts/index'
 import {
-  TensorDataset,
   adam,
-  dsnn101,
   dsnn18,
   dsnn34,
   dsnn50,
+  dsnn101,
   loadFashionMnist,
   sequential,
   sewResnet18,
   smallDsnn,
+  TensorDataset,
 } from '../ts/index'
-import type { EnergyReport, SmallNetOptions, ZooNet } from '../ts/index'
 import { record } from './record'
 
 const { values } = parseArgs({
@@ -99,7 +99,10 @@ interface Counted {
 
 async function imagenet(): Promise<Counted[]> {
   let s = 7
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const image = new TensorDataset({
     name: 'random image',
     images: Float32Array.from({ length: 3 * 224 * 224 }, () => 4 * rand() - 2),
