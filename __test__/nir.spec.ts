@@ -1,5 +1,6 @@
 // NIR export and import: the files other tools read, the frameworks that run them, the
 // reference interpreter for the spike joins, the frameworks' own files imported, round trips.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -354,4 +355,28 @@ test('a NIR node dualstream cannot import is refused by name', async (t) => {
   const err = await t.throwsAsync(Model.fromNir(file, { dt: 1e-3 }))
   t.is((err as DualstreamError).code, 'ERR_SPEC')
   t.regex(err!.message, /IF.*r = .*1\/dt/)
+})
+
+// --- the command line ----------------------------------------------------------------------------
+
+test('dualstream export --format nir and dualstream import round-trip a checkpoint', async (t) => {
+  const cli = join(__dirname, '..', 'dist', 'cli.js')
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 })
+  const model = new Model(convDsnn({ width: 4 }), { timeSteps: 3, inputShape: [1, 28, 28], seed: 4 })
+  const checkpoint = join(dir, 'cli.safetensors')
+  await model.save(checkpoint)
+  const nir = join(dir, 'cli.nir')
+  let r = run('export', checkpoint, '--format', 'nir', '--out', nir, '--json')
+  t.is(r.status, 0, r.stderr)
+  t.like(JSON.parse(r.stdout), { format: 'nir', dt: 1e-4, out: nir })
+  const back = join(dir, 'cli-back.safetensors')
+  r = run('import', nir, '--out', back, '--json')
+  t.is(r.status, 0, r.stderr)
+  const imported = await Model.load(back)
+  const x = inputs(3 * 784, 1, 41, 2)
+  const folded = await (await model.toFullSpike()).foldBatchNorm()
+  t.deepEqual(await imported.predict(x, 3), await folded.predict(x, 3))
+  r = run('export', checkpoint, '--format', 'onnx', '--out', nir)
+  t.is(r.status, 2)
+  t.regex(r.stderr, /--format: expected one of safetensors, nir/)
 })
