@@ -32,7 +32,7 @@ def _conv2d(x, w, b, stride, padding, dilation, groups):
         for i in range(kh):
             for j in range(kw):
                 patch = xs[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
-                out[:, g * og:(g + 1) * og] += np.einsum('nchw,oc->nohw', patch, ws[:, :, i, j])
+                out[:, g * og:(g + 1) * og] += np.tensordot(patch, ws[:, :, i, j], axes=([1], [1])).transpose(0, 3, 1, 2)
     return out + b.reshape(1, -1, 1, 1)
 
 

@@ -184,7 +184,11 @@ class Writer {
     const shape = [c, outSize(h, k[0], s[0], p[0]), outSize(w, k[1], s[1], p[1])]
     if (type === 'avgPool2d') {
       if (p[0] !== 0 || p[1] !== 0)
-        throw refuse(label, 'average pooling with padding', 'use padding 0 (NIR AvgPool2d divides by the whole window)')
+        throw refuse(
+          label,
+          'average pooling with padding',
+          'use padding 0 (NIR does not say whether padded positions count in the average)',
+        )
       this.add(path, { type: 'AvgPool2d', kernelSize: k, stride: s, padding: p }, [x])
       return { node: path, shape, spikes: false }
     }
