@@ -19,8 +19,7 @@ async function main() {
   const epochs = flag('epochs', 1)
   const width = flag('width', 32)
   const timeSteps = 4
-  const python =
-    process.env.DUALSTREAM_PYTHON ?? join(__dirname, '..', '.venv-interop', 'bin', 'python')
+  const python = process.env.DUALSTREAM_PYTHON ?? join(__dirname, '..', '.venv-interop', 'bin', 'python')
   const { train, test } = loadFashionMnist()
   const model = new Model(convDsnn({ width, pool: 'avg' }), { timeSteps, inputShape: [1, 28, 28], seed: 0 })
   const fit = await model.fit(train, {
@@ -54,8 +53,17 @@ async function main() {
   const started = performance.now()
   const r = spawnSync(
     python,
-    [join(__dirname, '..', 'scripts', 'nir', 'accuracy.py'), file, join(dir, 'images.f32'), join(dir, 'labels.u8'),
-      String(test.length), String(timeSteps), '1', '28', '28'],
+    [
+      join(__dirname, '..', 'scripts', 'nir', 'accuracy.py'),
+      file,
+      join(dir, 'images.f32'),
+      join(dir, 'labels.u8'),
+      String(test.length),
+      String(timeSteps),
+      '1',
+      '28',
+      '28',
+    ],
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   )
   if (r.status !== 0) throw new Error(`accuracy.py failed: ${r.stderr}`)
