@@ -9,6 +9,8 @@ import type { Encoding, LayerSpec, ModelSpec } from './spec'
 import { readSafetensors, writeSafetensors } from './checkpoint'
 import type { NamedTensor } from './checkpoint'
 import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
+import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
+import type { NirReadOptions, NirWriteOptions } from './interop/nir'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
 export interface LabelledData {
@@ -845,6 +847,48 @@ export class Model {
       }
       return this.wrap(engine)
     })
+  }
+
+  /**
+   * Writes the deployable network as a NIR graph (HDF5, `nir.read` loads it): the full-spike
+   * network (the AAP removed), BNs folded into their convs, neurons with the dt convention of
+   * docs/deployment.md, spike joins as Scale/Threshold nodes. Layers NIR cannot express (max
+   * pooling of non-spikes, soft reset, ReLU) are refused with ERR_SPEC naming them.
+   */
+  async toNir(path: string, options: NirWriteOptions = {}): Promise<{ nodes: number; edges: number }> {
+    const dual = this.layers.some((l) => l.type === 'dualStream' && l.aap)
+    const fsnn = dual ? await this.toFullSpike() : this
+    const folded = await fsnn.foldBatchNorm()
+    try {
+      const tensors = folded
+        .native()
+        .stateTensors()
+        .map((t) => ({ name: t.name, shape: t.shape, data: t.data }))
+      const graph = specToNir(folded.spec, tensors, options)
+      await writeNirGraph(path, graph)
+      return { nodes: graph.nodes.size, edges: graph.edges.length }
+    } catch (e) {
+      throw fromNative(e)
+    } finally {
+      await folded.dispose()
+      if (fsnn !== this) await fsnn.dispose()
+    }
+  }
+
+  /**
+   * A model from a NIR file: one dualstream wrote (rebuilt exactly from the spec it keeps), or
+   * a chain of Conv2d/Affine/IF/LIF/AvgPool2d/Flatten nodes from SpikingJelly, snnTorch or
+   * Norse (pass the writer's `dt`: 1e-4 for the first two; 1e-6 for Norse 1.1.0's default, see docs/deployment.md).
+   */
+  static async fromNir(path: string, options: NirReadOptions = {}): Promise<Model> {
+    const { spec, tensors } = nirToSpec(path, await readNirGraph(path), options)
+    const m = new Model(spec.layers, {
+      timeSteps: spec.timeSteps,
+      inputShape: spec.inputShape,
+      encoding: spec.encoding,
+    })
+    m.setWeights({ tensors, path })
+    return m
   }
 
   /** A Model around an engine derived from this one (its spec read back from the engine). */

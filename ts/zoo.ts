@@ -1,6 +1,7 @@
 // Ready-made networks. The default Fashion-MNIST network is what `dualstream train` runs.
 import { argError } from './errors'
 import {
+  avgPool2d,
   batchNorm2d,
   conv2d,
   dualBasicBlock,
@@ -62,22 +63,44 @@ export function convSnn(
  * stream (`headPool: 'flatten'`). Train it with DST; deploy `toFullSpike()`.
  */
 export function convDsnn(
-  options: { inChannels?: number; size?: number; classes?: number; width?: number; connect?: DualConnect } = {},
+  options: {
+    inChannels?: number
+    size?: number
+    classes?: number
+    width?: number
+    connect?: DualConnect
+    /**
+     * 'max' (default): max pooling after the stem and between the blocks. 'avg': the NIR-ready
+     * variant for frameworks without NIR Threshold nodes: the stem averages its conv output
+     * before the neuron (conv-BN-avgpool2-LIF) and the second block downsamples itself
+     * (stride 2, conv1x1 spike shortcut), so only spikes reach the joins.
+     */
+    pool?: 'max' | 'avg'
+  } = {},
 ): LayerSpec[] {
-  const { inChannels = 1, size = 28, classes = 10, width = 32, connect = 'or' } = options
+  const { inChannels = 1, size = 28, classes = 10, width = 32, connect = 'or', pool = 'max' } = options
+  if (pool !== 'max' && pool !== 'avg') throw argError('convDsnn pool', "'max' or 'avg'", pool)
   const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
   const side = Math.floor(Math.floor(size / 2) / 2)
+  const stem =
+    pool === 'max'
+      ? [conv2d(inChannels, width, 3, { padding: 1, bias: false }), batchNorm2d(width), neuron(), maxPool2d(2)]
+      : [conv2d(inChannels, width, 3, { padding: 1, bias: false }), batchNorm2d(width), avgPool2d(2), neuron()]
+  const trunk =
+    pool === 'max'
+      ? [
+          dualBasicBlock(width, width, { connect, neuron }),
+          maxPool2d(2),
+          dualBasicBlock(width, width, { connect, neuron }),
+        ]
+      : [
+          dualBasicBlock(width, width, { connect, neuron }),
+          dualBasicBlock(width, width, { connect, neuron, stride: 2 }),
+        ]
   return [
-    conv2d(inChannels, width, 3, { padding: 1, bias: false }),
-    batchNorm2d(width),
-    neuron(),
-    maxPool2d(2),
+    ...stem,
     dualStream({
-      stages: [
-        dualBasicBlock(width, width, { connect, neuron }),
-        maxPool2d(2),
-        dualBasicBlock(width, width, { connect, neuron }),
-      ],
+      stages: trunk,
       classes,
       headPool: 'flatten',
       features: width * side * side,
@@ -467,9 +490,16 @@ export interface Net7bOptions {
   zeroInit?: boolean
   /** DSNN only; default true. */
   aap?: boolean
+  /**
+   * 'max' (default): each block is followed by MPk2s2. 'strided': the NIR-ready variant for
+   * frameworks without NIR Threshold nodes: each {block-MPk2s2} becomes one block that
+   * downsamples itself (stride 2, conv1x1 spike shortcut), so the spike stream holds spikes
+   * only and no max pooling is left.
+   */
+  pool?: 'max' | 'strided'
 }
 
-const NET7B_KEYS = ['inputShape', 'classes', 'timeSteps', 'encoding', 'neuron', 'connect', 'zeroInit', 'aap']
+const NET7B_KEYS = ['inputShape', 'classes', 'timeSteps', 'encoding', 'neuron', 'connect', 'zeroInit', 'aap', 'pool']
 
 interface Net7bPlan {
   name: string
@@ -495,6 +525,7 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
   const connect = connectFor(name, family, o.connect, 'iand', 'add')
   const zeroInit = bool(`${name} zeroInit`, o.zeroInit, true)
   const aap = bool(`${name} aap`, o.aap, true)
+  const pool = oneOf(`${name} pool`, o.pool, ['max', 'strided'] as const, 'max')
 
   const [c0] = groups[0]
   const stem = [conv2d(inputShape[0], c0, 3, { padding: 1, bias: false }), batchNorm2d(c0), sn()]
@@ -508,10 +539,16 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
       channels = c
     }
     for (let i = 0; i < repeats; i++) {
-      stages.push(
-        residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 1, sn, connect, zeroInit }),
-        maxPool2d(2),
-      )
+      if (pool === 'strided') {
+        stages.push(
+          residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 2, sn, connect, zeroInit }),
+        )
+      } else {
+        stages.push(
+          residualBlock({ family, kind: 'basic', inChannels: c, planes: c, stride: 1, sn, connect, zeroInit }),
+          maxPool2d(2),
+        )
+      }
       blocks++
     }
   }
