@@ -35,6 +35,7 @@ import {
   wideSpikingResnet7b,
   writeSafetensors,
 } from '../ts'
+import { toTorchTensors } from '../ts/interop/pytorch'
 import { pythonTest, runPython } from './python'
 
 const SCRIPTS = join(__dirname, '..', 'scripts', 'python')
@@ -227,4 +228,64 @@ pythonTest('every zoo family: the exported program matches dualstream (logits, 3
     t.log(`${o.name}: ${compared} tensors, worst ${worst.toExponential(2)} (${worstName})`)
   }
   t.deepEqual(failures, [])
+})
+
+pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-ref-'))
+  runPython(join(SCRIPTS, 'torch_reference_models.py'), [root], { timeoutMs: 900_000 })
+  const opts = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
+  const cases: [string, ModelSpec, 'spikingjelly' | 'aap'][] = [
+    ['sj-sewResnet18', sewResnet18({ ...opts, connect: 'add' }), 'spikingjelly'],
+    ['sj-sewResnet50', sewResnet50({ ...opts, connect: 'add' }), 'spikingjelly'],
+    ['sj-spikingResnet18', spikingResnet18(opts), 'spikingjelly'],
+    ['aap-dsnn18', dsnn18({ ...opts, connect: 'iand' }), 'aap'],
+    ['aap-dsnn50', dsnn50({ ...opts, connect: 'iand' }), 'aap'],
+  ]
+  for (const [name, spec, from] of cases) {
+    const io = new Map(readSafetensors(join(root, `${name}.io.safetensors`)).tensors.map((x) => [x.name, x]))
+    const x = io.get('x')!
+    const m = Model.fromTorch(join(root, `${name}.safetensors`), spec, { from })
+    const fsnn = await m.predict(x.data, x.shape[0], 'fsnn')
+    const d = maxDiff(fsnn, io.get('logits')!.data)
+    t.true(d <= TOL, `${name}: logits differ by ${d}`)
+    if (from === 'aap') {
+      const dsnn = await m.predict(x.data, x.shape[0], 'dsnn')
+      const da = maxDiff(dsnn, io.get('logits_acc')!.data)
+      t.true(da <= TOL, `${name}: accumulation-head logits differ by ${da}`)
+    }
+    t.log(`${name}: ${m.stateTensors().length} tensors, logits within ${d.toExponential(2)}`)
+    await m.dispose()
+  }
+  // A state_dict for another class count: the error names the tensor, both shapes and the layer.
+  const wrong = dsnn18({ ...opts, classes: 5, connect: 'iand' })
+  const err = t.throws(() => Model.fromTorch(join(root, 'aap-dsnn18.safetensors'), wrong, { from: 'aap' }))
+  t.regex(
+    err!.message,
+    /fc\.weight: expected shape \[5, 512\], found \[4, 512\].*linear 512->5.*layers\.4\.head\.weight/,
+  )
+})
+
+test('import: a state_dict missing a tensor or in the wrong layout is refused by name', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-err-'))
+  const spec = smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8] })
+  const m = new Model(spec.layers, spec)
+  const file = join(root, 'state.safetensors')
+  const tensors = toTorchTensors(m.stateTensors())
+  writeSafetensors(file, tensors)
+  const back = Model.fromTorch(file, spec)
+  t.deepEqual(
+    back.stateTensors().map((x) => x.name),
+    m.stateTensors().map((x) => x.name),
+  )
+  await back.dispose()
+  writeSafetensors(
+    file,
+    tensors.filter((x) => x.name !== 'layers.3.stages.1.shortcut.0.weight'),
+  )
+  const missing = t.throws(() => Model.fromTorch(file, spec))
+  t.regex(missing!.message, /layers\.3\.stages\.1\.shortcut\.0\.weight is missing; the spec's conv2d 4->8 1x1 stride 2/)
+  writeSafetensors(file, tensors)
+  const other = t.throws(() => Model.fromTorch(file, spec, { from: 'aap' }))
+  t.regex(other!.message, /conv1\.weight is missing/)
+  await m.dispose()
 })

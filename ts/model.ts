@@ -430,11 +430,15 @@ export class Model {
   /**
    * Writes this model as a PyTorch/SpikingJelly package folder: model.py (the network as an
    * nn.Module), weights.safetensors (its state_dict, names as ours), train.py (torchrun/DDP
-   * training with this model's loss, optimizer and schedule), config.json, spec.json, README.md.
+   * training with this model's loss, optimizer and schedule, or `options.training`), config.json,
+   * spec.json, README.md.
    */
-  exportPyTorch(dir: string, options: Omit<PyTorchExportOptions, 'training'> = {}): Promise<PyTorchExport> {
+  exportPyTorch(dir: string, options: PyTorchExportOptions = {}): Promise<PyTorchExport> {
     return this.exclusive(async () =>
-      writePyTorchExport(dir, this.spec, this.stateTensors(), { ...options, training: this.training }),
+      writePyTorchExport(dir, this.spec, this.stateTensors(), {
+        ...options,
+        training: options.training ?? this.training,
+      }),
     )
   }
 

@@ -1,10 +1,12 @@
 // dualstream export: the deployable full-spike model of a checkpoint.
+import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
 import { helped, parseCommand, usage } from './args'
 import type { OptionTable } from './args'
 import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './common'
 
 export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file.safetensors>
+       dualstream export <checkpoint.safetensors | RUN_DIR> --format pytorch --out <DIR>
 
 Writes the deployable full-spike network of a checkpoint (a run folder: its best, else last):
 a dual-stream model loses its auxiliary accumulation pathway (spec and weights), so only
@@ -12,14 +14,20 @@ spikes travel between its layers; a single-stream model is written as it is. The
 the weights and BN statistics, no optimizer state, with the model spec inside and beside it
 (<file>.json). Load it with Model.load(file) or evaluate it with dualstream evaluate <file>.
 
+With --format pytorch it writes the model (AAP kept) as a PyTorch/SpikingJelly package folder
+instead: model.py, weights.safetensors, train.py (torchrun/DDP with the run's loss, optimizer
+and schedule), config.json, spec.json, README.md (see docs/interop-pytorch.md).
+
 Options:
-  --out <file>          the exported checkpoint (required)
+  --out <file|dir>      the exported checkpoint, or the folder for --format pytorch (required)
+  --format <f>          dualstream (default) or pytorch
   --json                one JSON object on stdout
   -h, --help            this help
 `
 
 const OPTIONS: OptionTable = {
   out: { type: 'string' },
+  format: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 }
@@ -30,8 +38,22 @@ export async function exportModel(argv: string[]): Promise<number> {
   if (positionals.length === 0)
     throw usage('export: expected a checkpoint file or a run folder (see dualstream export --help)')
   if (typeof values.out !== 'string') throw usage('export: --out <file.safetensors> is required')
+  const format = values.format ?? 'dualstream'
+  if (format !== 'dualstream' && format !== 'pytorch')
+    throw usage(`export: --format must be dualstream or pytorch, got ${JSON.stringify(format)}`)
   const path = checkpointPath('export', positionals[0])
-  const model = await modelFromCheckpoint(readCheckpoint(path))
+  const checkpoint = readCheckpoint(path)
+  const model = await modelFromCheckpoint(checkpoint)
+  if (format === 'pytorch') {
+    const written = await model.exportPyTorch(values.out, {
+      name: basename(path).replace(/\.safetensors$/, ''),
+      training: checkpoint.training,
+    })
+    if (values.json) out(JSON.stringify({ from: path, out: written.dir, format, files: written.files }))
+    else out(`wrote ${written.files.map((f) => join(written.dir, f)).join(', ')}`)
+    await model.dispose()
+    return 0
+  }
   const dual = model.spec.layers.some((l) => l.type === 'dualStream')
   const exported = dual ? await model.toFullSpike() : model
   await exported.save(values.out, { metadata: { exportedFrom: path } })

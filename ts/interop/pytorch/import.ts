@@ -23,8 +23,11 @@ export function torchTensorsFor(
   from: TorchSource,
   expected: readonly { name: string; shape: number[] }[],
 ): NamedTensor[] {
+  // SpikingJelly's SeqToANNContainer was a wrapper holding `.module` (the AAP code's era) and is
+  // a Sequential itself in SpikingJelly 2: `conv1.module.0.weight` and `conv1.0.weight` are one.
+  const canonical = (name: string) => (from === 'aap' ? name.replace(/\.module\./g, '.') : name)
   const source = new Map(
-    stripModulePrefix(readSafetensors(file, { skipOtherDtypes: true }).tensors).map((t) => [t.name, t]),
+    stripModulePrefix(readSafetensors(file, { skipOtherDtypes: true }).tensors).map((t) => [canonical(t.name), t]),
   )
   const map = new Map(torchNameMap(spec, from).map((e) => [e.ours, e]))
   const out: NamedTensor[] = []

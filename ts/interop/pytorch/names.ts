@@ -3,9 +3,9 @@
 // - `spikingjelly`: SpikingJelly's model zoo (`activation_based.model.sew_resnet` /
 //   `spiking_resnet`: conv1, bn1, sn1, layer<s>.<b>.conv<k>/bn<k>/sn<k>, downsample.0/1,
 //   downsample_sn, fc);
-// - `aap`: the Dual-Stream Training authors' dsnn18..101 definitions (conv<k>.module.0/1 in
-//   SeqToANNContainers, downsample.0.module.0/1, the AAP projection as pool.module.*, fc; their
-//   fc_acc is unused and ignored).
+// - `aap`: the Dual-Stream Training authors' dsnn18..101 definitions (conv<k>.0/1 in
+//   SeqToANNContainers, downsample.0.0/1, the AAP projection as pool.*, fc; their fc_acc is
+//   unused and ignored; `.module.` of older SpikingJelly containers is dropped before matching).
 // Each entry also says what the spec expects there, for mismatch messages.
 import { DualstreamError } from '../../errors'
 import type { DualStreamBlockSpec, LayerSpec, ModelSpec } from '../../spec'
@@ -93,8 +93,8 @@ function branchNames(branch: LayerSpec[], ours: string, source: string, aap: boo
   branch.forEach((l, j) => {
     if (l.type === 'conv2d') k++
     const at = `${ours}.${j}`
-    if (l.type === 'conv2d') push(out, l, at, aap ? `${source}.conv${k}.module.0` : `${source}.conv${k}`)
-    else if (l.type === 'batchNorm2d') push(out, l, at, aap ? `${source}.conv${k}.module.1` : `${source}.bn${k}`)
+    if (l.type === 'conv2d') push(out, l, at, aap ? `${source}.conv${k}.0` : `${source}.conv${k}`)
+    else if (l.type === 'batchNorm2d') push(out, l, at, aap ? `${source}.conv${k}.1` : `${source}.bn${k}`)
     else if (l.type === 'plif') push(out, l, at, `${source}.sn${k}`)
   })
 }
@@ -102,9 +102,8 @@ function branchNames(branch: LayerSpec[], ours: string, source: string, aap: boo
 function shortcutNames(shortcut: LayerSpec[], ours: string, source: string, aap: boolean, out: NameEntry[]): void {
   shortcut.forEach((l, j) => {
     const at = `${ours}.${j}`
-    if (l.type === 'conv2d') push(out, l, at, aap ? `${source}.downsample.0.module.0` : `${source}.downsample.0`)
-    else if (l.type === 'batchNorm2d')
-      push(out, l, at, aap ? `${source}.downsample.0.module.1` : `${source}.downsample.1`)
+    if (l.type === 'conv2d') push(out, l, at, aap ? `${source}.downsample.0.0` : `${source}.downsample.0`)
+    else if (l.type === 'batchNorm2d') push(out, l, at, aap ? `${source}.downsample.0.1` : `${source}.downsample.1`)
     else if (l.type === 'plif') push(out, l, at, `${source}.downsample_sn`)
   })
 }
@@ -115,9 +114,9 @@ function projectionNames(projection: LayerSpec[], ours: string, source: string, 
   projection.forEach((l, j) => {
     const at = `${ours}.${j}`
     if (l.type === 'conv2d') {
-      push(out, l, at, convs > 1 ? `${source}.pool.module.0.${c}` : `${source}.pool.module.0`)
+      push(out, l, at, convs > 1 ? `${source}.pool.0.${c}` : `${source}.pool.0`)
       c++
-    } else if (l.type === 'batchNorm2d') push(out, l, at, `${source}.pool.module.1`)
+    } else if (l.type === 'batchNorm2d') push(out, l, at, `${source}.pool.1`)
   })
 }
 
