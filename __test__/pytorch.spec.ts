@@ -1,6 +1,7 @@
 // PyTorch/SpikingJelly interop: the exported program computes what dualstream computes, and
 // state_dicts from PyTorch come back. Python runs the other side (scripts/python/).
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
@@ -8,6 +9,8 @@ import {
   type Checkpoint,
   Model,
   type ModelSpec,
+  TensorDataset,
+  loadFashionMnist,
   type NamedTensor,
   convDsnn,
   dsnn18,
@@ -36,7 +39,7 @@ import {
   writeSafetensors,
 } from '../ts'
 import { toTorchTensors } from '../ts/interop/pytorch'
-import { pythonTest, runPython } from './python'
+import { python, pythonTest, runPython } from './python'
 
 const SCRIPTS = join(__dirname, '..', 'scripts', 'python')
 const TOL = 1e-4
@@ -288,4 +291,75 @@ test('import: a state_dict missing a tensor or in the wrong layout is refused by
   const other = t.throws(() => Model.fromTorch(file, spec, { from: 'aap' }))
   t.regex(other!.message, /conv1\.weight is missing/)
   await m.dispose()
+})
+
+pythonTest('round trip: export, torchrun with 2 processes, import, evaluate gives torch accuracy', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-rt-'))
+  const cli = (args: string[]): string =>
+    execFileSync(process.execPath, ['--import=tsx', join(__dirname, '..', 'ts', 'cli.ts'), ...args], {
+      encoding: 'utf8',
+    })
+  const model = new Model(convDsnn({ width: 4 }), { timeSteps: 2, inputShape: [1, 28, 28], seed: 3 })
+  model.configureTraining(sgd({ lr: 0.05, momentum: 0.9 }), schedules.cosine({ totalSteps: 30 }))
+  const initial = join(root, 'initial.safetensors')
+  await model.save(initial)
+  await model.dispose()
+  cli(['export', initial, '--format', 'pytorch', '--out', join(root, 'export')])
+  // 1000 training and 500 test images keep it quick; the bench trains a full epoch.
+  const data = loadFashionMnist({ limitPerClass: 100 })
+  const file = (d: typeof data.train, path: string, n: number) =>
+    writeSafetensors(path, [
+      { name: 'x', shape: [n, 1, 28, 28], data: d.images.subarray(0, n * 784) },
+      { name: 'y', shape: [n], data: Float32Array.from(d.labels.subarray(0, n)) },
+    ])
+  file(data.train, join(root, 'train.safetensors'), 1000)
+  file(data.test, join(root, 'test.safetensors'), 500)
+  execFileSync(
+    python!,
+    [
+      '-m',
+      'torch.distributed.run',
+      '--nproc_per_node=2',
+      join(root, 'export', 'train.py'),
+      ...['--train', join(root, 'train.safetensors'), '--val', join(root, 'test.safetensors')],
+      ...['--epochs', '1', '--batch-size', '16', '--device', 'cpu', '--out', join(root, 'run')],
+    ],
+    { env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: 'pipe' },
+  )
+  const torchRow = JSON.parse(
+    readFileSync(join(root, 'run', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .at(-1)!,
+  )
+  t.is(torchRow.processes, 2)
+  cli([
+    'import',
+    join(root, 'run', 'last.safetensors'),
+    '--model',
+    join(root, 'export', 'spec.json'),
+    '--out',
+    join(root, 'back.safetensors'),
+  ])
+  const back = await Model.load(join(root, 'back.safetensors'))
+  const test500 = new TensorDataset({
+    name: 'test500',
+    images: data.test.images.subarray(0, 500 * 784),
+    labels: data.test.labels.subarray(0, 500),
+    sampleShape: [1, 28, 28],
+    numClasses: 10,
+  })
+  for (const mode of ['fsnn', 'dsnn'] as const) {
+    const r = await back.evaluate(test500, { mode })
+    t.true(
+      Math.abs(r.accuracy - torchRow.validation[mode]) <= 0.001,
+      `${mode}: ${r.accuracy} vs torch ${torchRow.validation[mode]}`,
+    )
+  }
+  // The weights moved away from the exported ones: this is what torch trained.
+  const before = await Model.load(initial)
+  const moved = back.stateTensors().some((x, i) => maxDiff(x.data, before.stateTensors()[i].data) > 1e-3)
+  t.true(moved)
+  await before.dispose()
+  await back.dispose()
 })
