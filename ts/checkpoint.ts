@@ -72,7 +72,11 @@ function formatError(file: string, offset: number, message: string): DualstreamE
  * Decodes a safetensors file's bytes. `file` names it in errors, which give the byte offset of
  * the problem (a truncated file, a bad header, a tensor whose data lies past the end).
  */
-export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safetensors {
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  file = 'safetensors',
+  options: { skipOtherDtypes?: boolean } = {},
+): Safetensors {
   checkLittleEndian()
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (buf.length < 8)
@@ -120,6 +124,8 @@ export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safe
   for (const [name, raw] of Object.entries(entries)) {
     if (name === METADATA) continue
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown }
+    // PyTorch state_dicts hold integer counters (BN's num_batches_tracked) an import skips.
+    if (options.skipOtherDtypes && typeof e?.dtype === 'string' && e.dtype !== 'F32') continue
     if (e?.dtype !== 'F32')
       throw formatError(file, 8, `tensor ${name}: dtype ${JSON.stringify(e?.dtype)} is not supported (expected "F32")`)
     const shape = e.shape
@@ -222,7 +228,7 @@ export function writeSafetensors(
  * const { tensors, metadata } = readSafetensors('runs/first/checkpoints/best.safetensors')
  * ```
  */
-export function readSafetensors(path: string): Safetensors {
+export function readSafetensors(path: string, options: { skipOtherDtypes?: boolean } = {}): Safetensors {
   let bytes: Uint8Array
   try {
     const file = readFileSync(path)
@@ -230,5 +236,5 @@ export function readSafetensors(path: string): Safetensors {
   } catch (cause) {
     throw new DualstreamError('ERR_NOT_FOUND', `cannot read checkpoint ${path}: ${(cause as Error).message}`, { cause })
   }
-  return decodeSafetensors(bytes, path)
+  return decodeSafetensors(bytes, path, options)
 }

@@ -33,7 +33,7 @@ const COMMANDS: Record<string, Command> = {
     run: exportModel,
   },
   import: {
-    summary: 'a model from another format (NIR) as a dualstream checkpoint',
+    summary: 'a model from another format (NIR file, PyTorch state_dict) as a dualstream checkpoint',
     help: IMPORT_HELP,
     run: importModel,
   },

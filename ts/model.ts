@@ -11,6 +11,9 @@ import type { NamedTensor } from './checkpoint'
 import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
 import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
 import type { NirReadOptions, NirWriteOptions } from './interop/nir'
+import { type PyTorchExport, type PyTorchExportOptions, writePyTorchExport } from './interop/pytorch/export'
+import { torchTensorsFor } from './interop/pytorch/import'
+import { TORCH_SOURCES, type TorchSource } from './interop/pytorch/names'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
 export interface LabelledData {
@@ -424,6 +427,59 @@ export class Model {
     })
     m.setWeights(checkpoint)
     return m
+  }
+
+  /**
+   * A model from a PyTorch state_dict saved as safetensors (`scripts/python/pth-to-safetensors.py`
+   * converts a `.pth`): `from` says whose names it uses, our PyTorch export's
+   * (`dualstream-export`, the default), SpikingJelly's zoo ResNets (`spikingjelly`) or the
+   * Dual-Stream Training authors' dsnn18..101 (`aap`). `spec` (a ModelSpec or a zoo network)
+   * is the architecture; a tensor it lacks or has in another shape is an error naming both.
+   */
+  static fromTorch(file: string, spec: ModelSpec, options: { from?: TorchSource; seed?: number } = {}): Model {
+    const from = options.from ?? 'dualstream-export'
+    if (!TORCH_SOURCES.includes(from)) throw argError('fromTorch from', `one of ${TORCH_SOURCES.join(', ')}`, from)
+    const m = new Model(spec.layers, {
+      timeSteps: spec.timeSteps,
+      inputShape: spec.inputShape,
+      encoding: spec.encoding,
+      seed: options.seed ?? 0,
+    })
+    try {
+      const own = m.stateTensors()
+      const imported = new Map(torchTensorsFor(file, m.spec, from, own).map((t) => [t.name, t]))
+      m.setWeights({ path: file, tensors: own.map((t) => imported.get(t.name) ?? t) })
+    } catch (e) {
+      m.engine?.dispose()
+      throw e
+    }
+    return m
+  }
+
+  /** Every parameter and buffer (BN statistics, dropout generator) by name, as a checkpoint holds them. */
+  stateTensors(): NamedTensor[] {
+    try {
+      return this.native()
+        .stateTensors()
+        .map((t) => ({ name: t.name, shape: t.shape, data: t.data }))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /**
+   * Writes this model as a PyTorch/SpikingJelly package folder: model.py (the network as an
+   * nn.Module), weights.safetensors (its state_dict, names as ours), train.py (torchrun/DDP
+   * training with this model's loss, optimizer and schedule, or `options.training`), config.json,
+   * spec.json, README.md.
+   */
+  exportPyTorch(dir: string, options: PyTorchExportOptions = {}): Promise<PyTorchExport> {
+    return this.exclusive(async () =>
+      writePyTorchExport(dir, this.spec, this.stateTensors(), {
+        ...options,
+        training: options.training ?? this.training,
+      }),
+    )
   }
 
   /** Loads a checkpoint's weights and buffers into this model. A checkpoint of another

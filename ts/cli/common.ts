@@ -54,6 +54,17 @@ const ZOO: Record<string, ZooBuilder> = {
 
 export const MODEL_NAMES = ['dsnn', 'snn', ...Object.keys(ZOO)] as const
 
+/** A zoo network by CLI name; omitted options keep the network's defaults. */
+export function zooNet(
+  name: string,
+  options: { inputShape?: number[]; classes?: number; timeSteps?: number },
+): ZooNet | undefined {
+  const build = Object.hasOwn(ZOO, name) ? ZOO[name] : undefined
+  if (!build) return undefined
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
+  return build(defined as { inputShape: number[]; classes: number })
+}
+
 export interface Datasets {
   name: string
   train: TensorDataset | FramesDataset

@@ -1,4 +1,5 @@
 // dualstream export: the deployable full-spike model of a checkpoint.
+import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
 import { helped, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
@@ -6,6 +7,7 @@ import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './comm
 import type { Model } from '../model'
 
 export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file> [--format safetensors|nir]
+       dualstream export <checkpoint.safetensors | RUN_DIR> --format pytorch --out <DIR>
 
 Writes the deployable full-spike network of a checkpoint (a run folder: its best, else last):
 a dual-stream model loses its auxiliary accumulation pathway (spec and weights), so only
@@ -18,9 +20,13 @@ toolchains and other simulators: BNs folded, neurons with dt seconds per step (S
 convention), spike joins as Threshold nodes (docs/deployment.md). Layers NIR cannot express
 are refused, naming the layer.
 
+--format pytorch it writes the model (AAP kept) as a PyTorch/SpikingJelly package folder
+instead: model.py, weights.safetensors, train.py (torchrun/DDP with the run's loss, optimizer
+and schedule), config.json, spec.json, README.md (see docs/interop-pytorch.md).
+
 Options:
-  --out <file>          the exported file (required)
-  --format <f>          safetensors (default) or nir
+  --out <file|dir>      the exported file, or the folder for --format pytorch (required)
+  --format <f>          safetensors (default), nir or pytorch
   --dt <seconds>        nir: seconds per simulation step (default 1e-4)
   --json                one JSON object on stdout
   -h, --help            this help
@@ -44,11 +50,12 @@ export async function exportModel(argv: string[]): Promise<number> {
   const format = oneOf(
     'export --format',
     values.format as string | undefined,
-    ['safetensors', 'nir'] as const,
+    ['safetensors', 'nir', 'pytorch'] as const,
     'safetensors',
   )
   if (format !== 'nir' && values.dt !== undefined) throw usage('export: --dt applies to --format nir only')
-  const model = await modelFromCheckpoint(readCheckpoint(path))
+  const checkpoint = readCheckpoint(path)
+  const model = await modelFromCheckpoint(checkpoint)
   if (format === 'nir') {
     try {
       return await exportNir(
@@ -61,6 +68,16 @@ export async function exportModel(argv: string[]): Promise<number> {
     } finally {
       await model.dispose()
     }
+  }
+  if (format === 'pytorch') {
+    const written = await model.exportPyTorch(values.out, {
+      name: basename(path).replace(/\.safetensors$/, ''),
+      training: checkpoint.training,
+    })
+    if (values.json) out(JSON.stringify({ from: path, out: written.dir, format, files: written.files }))
+    else out(`wrote ${written.files.map((f) => join(written.dir, f)).join(', ')}`)
+    await model.dispose()
+    return 0
   }
   const dual = model.spec.layers.some((l) => l.type === 'dualStream')
   const exported = dual ? await model.toFullSpike() : model

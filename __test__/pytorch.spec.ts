@@ -1,0 +1,365 @@
+// PyTorch/SpikingJelly interop: the exported program computes what dualstream computes, and
+// state_dicts from PyTorch come back. Python runs the other side (scripts/python/).
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import test from 'ava'
+import {
+  type Checkpoint,
+  Model,
+  type ModelSpec,
+  TensorDataset,
+  loadFashionMnist,
+  type NamedTensor,
+  convDsnn,
+  dsnn18,
+  dsnn34,
+  dsnn50,
+  dsnn101,
+  dsnn7b,
+  losses,
+  readSafetensors,
+  schedules,
+  sew7b,
+  sewResnet18,
+  sewResnet34,
+  sewResnet50,
+  sewResnet101,
+  sgd,
+  smallDsnn,
+  spikingResnet18,
+  spikingResnet34,
+  spikingResnet50,
+  spikingResnet101,
+  spikingResnet7b,
+  wideDsnn7b,
+  wideSew7b,
+  wideSpikingResnet7b,
+  writeSafetensors,
+} from '../ts'
+import { toTorchTensors } from '../ts/interop/pytorch'
+import { python, pythonTest, runPython } from './python'
+
+const SCRIPTS = join(__dirname, '..', 'scripts', 'python')
+const TOL = 1e-4
+
+/** A deterministic generator of uniform floats in [0, 1). */
+function uniform(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 2 ** 32
+  }
+}
+
+/**
+ * A model with random BN affine parameters and statistics (the zoo's zero-initialised last BN
+ * would keep every branch silent), so the branches, joins and heads all carry signal.
+ */
+function randomModel(spec: ModelSpec, seed: number, keepZeroInit: boolean): Model {
+  const fresh = new Model(spec.layers, { ...spec, seed })
+  const u = uniform(seed + 1)
+  const tensors: NamedTensor[] = fresh.stateTensors().map((t) => {
+    const data = Float32Array.from(t.data)
+    const fill = (f: () => number) => data.forEach((_, i) => (data[i] = f()))
+    // 1-d weights are BN's gamma; deep nets keep their zero-initialised last BNs, else the
+    // gradient through 50-100 random layers explodes in the first step.
+    const zeroInit = keepZeroInit && data.every((v) => v === 0)
+    if (t.name.endsWith('.weight') && t.shape.length === 1 && !zeroInit) fill(() => 0.8 + 0.8 * u())
+    else if (t.name.endsWith('.bias')) fill(() => 0.6 * u())
+    else if (t.name.endsWith('running_mean')) fill(() => 0.4 * (u() - 0.5))
+    else if (t.name.endsWith('running_var')) fill(() => 0.5 + u())
+    return { ...t, data }
+  })
+  const checkpoint: Checkpoint = { path: 'random', spec, seed, tensors, trainer: [], metadata: {} }
+  const m = Model.fromCheckpoint(checkpoint)
+  void fresh.dispose()
+  return m
+}
+
+interface Case {
+  name: string
+  spec: ModelSpec
+  batch: number
+  /** Small enough that 3 steps stay out of the chaotic regime where a single spike flipped by
+   * float rounding (two correct engines sum in different orders) changes everything after. */
+  lr?: number
+}
+
+function zooCase(net: {
+  name: string
+  layers: ModelSpec['layers']
+  timeSteps: number
+  inputShape: number[]
+  encoding: ModelSpec['encoding']
+  blocks: number
+}): Case {
+  return {
+    name: net.name,
+    spec: { layers: net.layers, timeSteps: net.timeSteps, inputShape: net.inputShape, encoding: net.encoding },
+    batch: 2,
+    lr: net.blocks > 4 ? 0.002 : undefined,
+  }
+}
+
+const imagenet = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
+const dvs = { inputShape: [2, 8, 8], timeSteps: 2, classes: 3 }
+const CASES: Case[] = [
+  {
+    name: 'convDsnn',
+    spec: {
+      layers: convDsnn({ size: 8, width: 4, classes: 3 }),
+      timeSteps: 2,
+      inputShape: [1, 8, 8],
+      encoding: 'direct',
+    },
+    batch: 3,
+  },
+  zooCase(smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8] })),
+  zooCase(
+    smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8], family: 'sew', connect: 'iand' }),
+  ),
+  zooCase(smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8], family: 'spikingResnet' })),
+  zooCase(
+    smallDsnn({
+      inputShape: [1, 8, 8],
+      classes: 3,
+      blocks: [1, 1],
+      widths: [4, 8],
+      connect: 'spikingResnet',
+      neuron: 'lif',
+    }),
+  ),
+  ...[dsnn18, dsnn50, sewResnet18, sewResnet50, spikingResnet18, spikingResnet50].map((f) => zooCase(f(imagenet))),
+  // The deepest take minutes on two cores: DUALSTREAM_PYTORCH_FULL=1 adds them.
+  ...(process.env.DUALSTREAM_PYTORCH_FULL === '1'
+    ? [dsnn34, dsnn101, sewResnet34, sewResnet101, spikingResnet34, spikingResnet101].map((f) => zooCase(f(imagenet)))
+    : []),
+  zooCase(dsnn7b({ ...dvs, blocks: 2 })),
+  zooCase(sew7b({ ...dvs, blocks: 2 })),
+  zooCase(spikingResnet7b({ ...dvs, blocks: 2 })),
+  zooCase(wideDsnn7b({ ...dvs, blocks: [1, 1] })),
+  zooCase(wideSew7b({ ...dvs, blocks: [1, 1] })),
+  zooCase(wideSpikingResnet7b({ ...dvs, blocks: [1, 1] })),
+]
+
+/** max |a - b| / max(1, |b|): absolute for values up to 1, relative for BN variances above. */
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])))
+  return m
+}
+
+pythonTest('every zoo family: the exported program matches dualstream (logits, 3 SGD steps)', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-pytorch-'))
+  const ours: {
+    name: string
+    logits: Record<string, Float32Array>
+    losses: number[]
+    state: NamedTensor[]
+    out: string
+  }[] = []
+  const manifest = []
+  let built = Date.now()
+  for (const [k, c] of CASES.entries()) {
+    const m = randomModel(c.spec, 100 + k, c.lr !== undefined)
+    const classes =
+      m.spec.layers.at(-1)!.type === 'dualStream'
+        ? (m.spec.layers.at(-1) as { head: { outFeatures: number } }).head.outFeatures
+        : (m.spec.layers.at(-1) as { outFeatures: number }).outFeatures
+    m.configureTraining(
+      sgd({ lr: c.lr ?? 0.05, momentum: 0.9, weightDecay: 1e-3 }),
+      schedules.cosine({ totalSteps: 4, warmupSteps: 1 }),
+      losses.crossEntropy({ headWeights: [1, 0.5] }),
+    )
+    const name = `${k}-${c.name}`
+    const dir = join(root, name)
+    await m.exportPyTorch(dir, { name: c.name })
+    const shape =
+      c.spec.encoding === 'direct' ? [c.batch, ...c.spec.inputShape] : [c.spec.timeSteps, c.batch, ...c.spec.inputShape]
+    const u = uniform(7 + k)
+    const n = shape.reduce((a, b) => a * b, 1)
+    const x = Float32Array.from({ length: n }, () => (c.spec.encoding === 'direct' ? 2.5 * u() : u() < 0.3 ? 1 : 0))
+    const y = Uint32Array.from({ length: c.batch }, (_, i) => i % classes)
+    const input = join(root, `${name}.input.safetensors`)
+    writeSafetensors(input, [
+      { name: 'x', shape, data: x },
+      { name: 'y', shape: [c.batch], data: Float32Array.from(y) },
+    ])
+    const logits: Record<string, Float32Array> = { fsnn: await m.predict(x, c.batch, 'fsnn') }
+    if (m.heads === 2) logits.dsnn = await m.predict(x, c.batch, 'dsnn')
+    const stepLosses: number[] = []
+    for (let i = 0; i < 3; i++) stepLosses.push((await m.trainBatch(x, y)).loss)
+    const out = join(root, `${name}.result.safetensors`)
+    ours.push({ name, logits, losses: stepLosses, state: m.stateTensors(), out })
+    manifest.push({ dir, input, steps: 3, out })
+    await m.dispose()
+    t.log(`${name}: dualstream ${((Date.now() - built) / 1000).toFixed(1)} s`)
+    built = Date.now()
+  }
+  writeFileSync(join(root, 'manifest.json'), JSON.stringify(manifest))
+  const started = Date.now()
+  runPython(join(SCRIPTS, 'pytorch_parity.py'), [join(root, 'manifest.json')], { timeoutMs: 900_000 })
+  t.log(`python: ${((Date.now() - started) / 1000).toFixed(1)} s for ${ours.length} models`)
+  const failures: string[] = []
+  const check = (ok: boolean, message: string) => {
+    if (!ok) failures.push(message)
+  }
+  for (const o of ours) {
+    const theirs = new Map(readSafetensors(o.out).tensors.map((x) => [x.name, x.data]))
+    for (const [mode, l] of Object.entries(o.logits)) {
+      const d = maxDiff(l, theirs.get(`logits.${mode}`)!)
+      check(d <= TOL, `${o.name}: ${mode} logits differ by ${d}`)
+    }
+    o.losses.forEach((loss, i) => {
+      const d = Math.abs(loss - theirs.get(`loss.${i}`)![0])
+      check(d <= TOL, `${o.name}: step ${i} loss ${loss} vs ${theirs.get(`loss.${i}`)![0]}`)
+    })
+    let worst = 0
+    let worstName = ''
+    let compared = 0
+    for (const s of o.state) {
+      if (s.name.endsWith('.rng_state')) continue
+      const d = maxDiff(s.data, theirs.get(`state.${s.name}`) ?? [])
+      compared++
+      if (d > worst) [worst, worstName] = [d, s.name]
+    }
+    check(worst <= TOL, `${o.name}: after 3 steps ${worstName} differs by ${worst}`)
+    check(compared > 0, `${o.name}: no tensors compared`)
+    t.log(`${o.name}: ${compared} tensors, worst ${worst.toExponential(2)} (${worstName})`)
+  }
+  t.deepEqual(failures, [])
+})
+
+pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-ref-'))
+  runPython(join(SCRIPTS, 'torch_reference_models.py'), [root], { timeoutMs: 900_000 })
+  const opts = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
+  const cases: [string, ModelSpec, 'spikingjelly' | 'aap'][] = [
+    ['sj-sewResnet18', sewResnet18({ ...opts, connect: 'add' }), 'spikingjelly'],
+    ['sj-sewResnet50', sewResnet50({ ...opts, connect: 'add' }), 'spikingjelly'],
+    ['sj-spikingResnet18', spikingResnet18(opts), 'spikingjelly'],
+    ['aap-dsnn18', dsnn18({ ...opts, connect: 'iand' }), 'aap'],
+    ['aap-dsnn50', dsnn50({ ...opts, connect: 'iand' }), 'aap'],
+  ]
+  for (const [name, spec, from] of cases) {
+    const io = new Map(readSafetensors(join(root, `${name}.io.safetensors`)).tensors.map((x) => [x.name, x]))
+    const x = io.get('x')!
+    const m = Model.fromTorch(join(root, `${name}.safetensors`), spec, { from })
+    const fsnn = await m.predict(x.data, x.shape[0], 'fsnn')
+    const d = maxDiff(fsnn, io.get('logits')!.data)
+    t.true(d <= TOL, `${name}: logits differ by ${d}`)
+    if (from === 'aap') {
+      const dsnn = await m.predict(x.data, x.shape[0], 'dsnn')
+      const da = maxDiff(dsnn, io.get('logits_acc')!.data)
+      t.true(da <= TOL, `${name}: accumulation-head logits differ by ${da}`)
+    }
+    t.log(`${name}: ${m.stateTensors().length} tensors, logits within ${d.toExponential(2)}`)
+    await m.dispose()
+  }
+  // A state_dict for another class count: the error names the tensor, both shapes and the layer.
+  const wrong = dsnn18({ ...opts, classes: 5, connect: 'iand' })
+  const err = t.throws(() => Model.fromTorch(join(root, 'aap-dsnn18.safetensors'), wrong, { from: 'aap' }))
+  t.regex(
+    err!.message,
+    /fc\.weight: expected shape \[5, 512\], found \[4, 512\].*linear 512->5.*layers\.4\.head\.weight/,
+  )
+})
+
+test('import: a state_dict missing a tensor or in the wrong layout is refused by name', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-err-'))
+  const spec = smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8] })
+  const m = new Model(spec.layers, spec)
+  const file = join(root, 'state.safetensors')
+  const tensors = toTorchTensors(m.stateTensors())
+  writeSafetensors(file, tensors)
+  const back = Model.fromTorch(file, spec)
+  t.deepEqual(
+    back.stateTensors().map((x) => x.name),
+    m.stateTensors().map((x) => x.name),
+  )
+  await back.dispose()
+  writeSafetensors(
+    file,
+    tensors.filter((x) => x.name !== 'layers.3.stages.1.shortcut.0.weight'),
+  )
+  const missing = t.throws(() => Model.fromTorch(file, spec))
+  t.regex(missing!.message, /layers\.3\.stages\.1\.shortcut\.0\.weight is missing; the spec's conv2d 4->8 1x1 stride 2/)
+  writeSafetensors(file, tensors)
+  const other = t.throws(() => Model.fromTorch(file, spec, { from: 'aap' }))
+  t.regex(other!.message, /conv1\.weight is missing/)
+  await m.dispose()
+})
+
+pythonTest('round trip: export, torchrun with 2 processes, import, evaluate gives torch accuracy', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-rt-'))
+  const cli = (args: string[]): string =>
+    execFileSync(process.execPath, ['--import=tsx', join(__dirname, '..', 'ts', 'cli.ts'), ...args], {
+      encoding: 'utf8',
+    })
+  const model = new Model(convDsnn({ width: 4 }), { timeSteps: 2, inputShape: [1, 28, 28], seed: 3 })
+  model.configureTraining(sgd({ lr: 0.05, momentum: 0.9 }), schedules.cosine({ totalSteps: 30 }))
+  const initial = join(root, 'initial.safetensors')
+  await model.save(initial)
+  await model.dispose()
+  cli(['export', initial, '--format', 'pytorch', '--out', join(root, 'export')])
+  // 1000 training and 500 test images keep it quick; the bench trains a full epoch.
+  const data = loadFashionMnist({ limitPerClass: 100 })
+  const file = (d: typeof data.train, path: string, n: number) =>
+    writeSafetensors(path, [
+      { name: 'x', shape: [n, 1, 28, 28], data: d.images.subarray(0, n * 784) },
+      { name: 'y', shape: [n], data: Float32Array.from(d.labels.subarray(0, n)) },
+    ])
+  file(data.train, join(root, 'train.safetensors'), 1000)
+  file(data.test, join(root, 'test.safetensors'), 500)
+  execFileSync(
+    python!,
+    [
+      '-m',
+      'torch.distributed.run',
+      '--nproc_per_node=2',
+      join(root, 'export', 'train.py'),
+      ...['--train', join(root, 'train.safetensors'), '--val', join(root, 'test.safetensors')],
+      ...['--epochs', '1', '--batch-size', '16', '--device', 'cpu', '--out', join(root, 'run')],
+    ],
+    { env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: 'pipe' },
+  )
+  const torchRow = JSON.parse(
+    readFileSync(join(root, 'run', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .at(-1)!,
+  )
+  t.is(torchRow.processes, 2)
+  cli([
+    'import',
+    join(root, 'run', 'last.safetensors'),
+    '--model',
+    join(root, 'export', 'spec.json'),
+    '--out',
+    join(root, 'back.safetensors'),
+  ])
+  const back = await Model.load(join(root, 'back.safetensors'))
+  const test500 = new TensorDataset({
+    name: 'test500',
+    images: data.test.images.subarray(0, 500 * 784),
+    labels: data.test.labels.subarray(0, 500),
+    sampleShape: [1, 28, 28],
+    numClasses: 10,
+  })
+  for (const mode of ['fsnn', 'dsnn'] as const) {
+    const r = await back.evaluate(test500, { mode })
+    t.true(
+      Math.abs(r.accuracy - torchRow.validation[mode]) <= 0.001,
+      `${mode}: ${r.accuracy} vs torch ${torchRow.validation[mode]}`,
+    )
+  }
+  // The weights moved away from the exported ones: this is what torch trained.
+  const before = await Model.load(initial)
+  const moved = back.stateTensors().some((x, i) => maxDiff(x.data, before.stateTensors()[i].data) > 1e-3)
+  t.true(moved)
+  await before.dispose()
+  await back.dispose()
+})
