@@ -47,7 +47,7 @@ const simulators: Record<
     ],
   },
   nirtorch: {
-    name: 'scripts/nir/nirtorch_sim.py (nirtorch 2.6 GraphExecutor, SpikingJelly 2.0.0 modules, float32)',
+    name: 'scripts/nir/nirtorch_sim.py (nirtorch 2.6 nir_to_torch executor, SpikingJelly 2.0.0 modules, float32)',
     args: (file, dir, n, T) => [
       join(scripts, 'nirtorch_sim.py'),
       file,
