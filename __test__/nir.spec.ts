@@ -32,6 +32,7 @@ import { pythonTest, runPython } from './python'
 
 const dir = mkdtempSync(join(tmpdir(), 'dualstream-nir-'))
 const SIMULATE = join(__dirname, '..', 'scripts', 'nir', 'simulate.py')
+const NIRTORCH = join(__dirname, '..', 'scripts', 'nir', 'nirtorch_sim.py')
 
 /** Deterministic inputs in [0, scale). */
 function inputs(n: number, size: number, seed: number, scale: number): Float32Array {
@@ -104,6 +105,15 @@ function simulate(
   return JSON.parse(out.slice(out.indexOf('{"outputs"'))) as Simulated
 }
 
+/** The per-step outputs [N][T][K] of the file run by nirtorch's graph executor (nirtorch_sim.py). */
+function nirtorch(file: string, x: Float32Array, n: number, T: number, shape: number[], dt = 1e-4): number[][][] {
+  const xfile = join(dir, `x-${Math.random().toString(36).slice(2)}.f32`)
+  writeFileSync(xfile, x)
+  const args = [file, xfile, String(n), String(T), ...shape.map(String), '--dt', String(dt), '--batch', '7']
+  const out = runPython(NIRTORCH, args)
+  return (JSON.parse(out.slice(out.indexOf('{"outputs"'))) as { outputs: number[][][] }).outputs
+}
+
 /**
  * The first `n` samples (of x's candidates) that no neuron decides within 1e-4 of its threshold
  * (float32 and float64 engines differ by about 1e-6 here, so no spike can flip).
@@ -159,6 +169,7 @@ pythonTest(
       const theirs = simulate(file, x, 100, 6, [1, 8, 8], framework).outputs
       t.deepEqual(theirs, ours, `${framework}'s spikes`)
     }
+    t.deepEqual(nirtorch(file, x, 100, 6, [1, 8, 8]), ours, "nirtorch's spikes")
   },
 )
 
@@ -242,6 +253,25 @@ for (const [name, build] of joinCases) {
     t.true(worst < 1e-4, `largest logit difference ${worst}`)
     // Not a silent network: the logits move with the input.
     const distinct = new Set(theirs.flat(2).map((v) => v.toFixed(4))).size
+    t.true(distinct > 10, `${distinct} distinct logits`)
+  })
+}
+
+// The same join networks run by an outside framework: nirtorch's graph executor (it sums the
+// edges into a node and threads the neurons' state through the steps) with SpikingJelly's
+// layers and neurons, and torch Threshold/Scale modules for the joins.
+for (const [name, build] of joinCases) {
+  pythonTest(`nirtorch with SpikingJelly modules reproduces dualstream's logits at every step: ${name}`, async (t) => {
+    const model = new Model(build(), { timeSteps: 4, inputShape: [1, 8, 8], seed: 7 })
+    const file = join(dir, `nirtorch-${name.replace(/\W+/g, '-')}.nir`)
+    await model.toNir(file)
+    const x = marginGuarded(file, inputs(80, 64, 23, 4), 80, 20, 4, [1, 8, 8])
+    const ours = (await perStep(model, x, 20)).flat(2)
+    const theirs = nirtorch(file, x, 20, 4, [1, 8, 8]).flat(2)
+    t.is(theirs.length, ours.length)
+    const worst = Math.max(...ours.map((v, i) => Math.abs(v - theirs[i])))
+    t.true(worst < 1e-4, `largest logit difference ${worst}`)
+    const distinct = new Set(theirs.map((v) => v.toFixed(4))).size
     t.true(distinct > 10, `${distinct} distinct logits`)
   })
 }
