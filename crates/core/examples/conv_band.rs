@@ -3,7 +3,8 @@
 //! `kernels/conv.rs` and for the GFLOP/s figure in the README.
 //!
 //! `cargo run --release -p dualstream-core --example conv_band [reps]`
-use dualstream_core::kernels::conv::{conv2d_backward_data, ConvGeom};
+use dualstream_core::kernels::conv::conv2d_backward_data;
+use dualstream_core::kernels::geometry::ConvGeom;
 use dualstream_core::rng::Rng;
 use std::time::Instant;
 

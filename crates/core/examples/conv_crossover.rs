@@ -8,8 +8,8 @@
 //! neighbour's load on a shared machine hits both alike; the ratio is the figure to read.
 use dualstream_core::kernels::conv::{
     conv2d_backward_data, conv2d_backward_data_col2im, conv2d_backward_weight, conv2d_forward,
-    ConvGeom,
 };
+use dualstream_core::kernels::geometry::ConvGeom;
 use dualstream_core::kernels::spike_conv::{
     conv2d_backward_weight_spikes, conv2d_forward_spikes, spike_stats,
 };

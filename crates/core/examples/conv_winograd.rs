@@ -5,8 +5,9 @@
 //! weights), from which the dispatch in `kernels/conv.rs` is chosen.
 //!
 //! `cargo run --release -p dualstream-core --example conv_winograd [reps]`
-use dualstream_core::kernels::conv::{conv2d_reference, ConvGeom};
+use dualstream_core::kernels::conv::conv2d_reference;
 use dualstream_core::kernels::conv3x3::conv3x3_forward;
+use dualstream_core::kernels::geometry::ConvGeom;
 use dualstream_core::kernels::winograd::winograd_forward;
 use dualstream_core::rng::Rng;
 use std::time::Instant;

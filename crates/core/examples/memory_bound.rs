@@ -1,16 +1,15 @@
 //! Time of the memory-bound kernels on the W1 block shape `[4, 32, 32, 28, 28]` (spikes):
-//! the SEW join (`nn::connect`, forward and both backward halves) and 2x2 max pooling (with the
+//! the SEW join (`kernels::connect`, forward and both backward halves) and 2x2 max pooling (with the
 //! argmax for training, values only for evaluation), against the memory floor of the same
 //! reads and writes; median of 15 runs per kernel.
 //! `cargo run --release -p dualstream-core --example memory_bound`
-use dualstream_core::kernels::pool::{
-    maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom,
-};
-use dualstream_core::neuron::{NeuronKind, NeuronLayer};
-use dualstream_core::nn::connect::{
+use dualstream_core::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
 };
-use dualstream_core::nn::layer::Layer;
+use dualstream_core::kernels::geometry::PoolGeom;
+use dualstream_core::kernels::pool::{maxpool2d_backward, maxpool2d_forward, maxpool2d_values};
+use dualstream_core::layer::Layer;
+use dualstream_core::neuron::{NeuronKind, NeuronLayer};
 use dualstream_core::spec::{Connect, NeuronSpec};
 use dualstream_core::tensor::{SpikeBits, Tensor};
 
@@ -65,7 +64,8 @@ fn main() {
     let (mut spikes, mut gx) = (Tensor::default(), Tensor::default());
     let fwd = median_ms(|| lif.forward(&x, &mut spikes, true).unwrap());
     let back = median_ms(|| lif.backward(&x, &spikes, &grad, &mut gx).unwrap());
-    let rate = spikes.mean();
+    let rate =
+        (dualstream_core::kernels::elementwise::sum(spikes.data()) / spikes.numel() as f64) as f32;
     println!("lif T=4: forward {fwd:.2} ms, backward {back:.2} ms (firing rate {rate:.3})");
     // Bit-packing a spike map for the backward pass and unpacking it again.
     let mut bits = SpikeBits::default();

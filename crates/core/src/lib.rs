@@ -2,10 +2,13 @@
 //! A plain Rust library (no Node dependency): tensors, kernels, neurons, layers, blocks,
 //! backpropagation through time, losses and optimizers.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod energy;
 pub mod error;
 pub mod fold;
 pub mod kernels;
+pub mod layer;
 pub mod loss;
 pub mod model;
 pub mod neuron;
@@ -22,9 +25,7 @@ pub use tensor::Tensor;
 /// Runs `f` on a thread of rayon's global pool (inline when already on a pool thread), the
 /// caller waiting. Every parallel kernel of a training step or an evaluation then starts from
 /// a pool thread, which takes its own share of the work at once, instead of being handed to
-/// the pool by an outside thread that sleeps until it ends (`examples/workload_profile`, the
-/// two ways alternating: W2's training step 161-167 -> 158-163 ms, W1's within noise). A panic
-/// in `f` reaches the caller.
+/// the pool by an outside thread that sleeps until it ends. A panic in `f` reaches the caller.
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }

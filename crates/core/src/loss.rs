@@ -138,7 +138,7 @@ impl LossSpec {
 /// Head `h` of an output holding `heads` heads side by side: `[T, N, heads*K]` -> `[T, N, K]`.
 pub fn head_slice(output: &Tensor, h: usize, heads: usize, out: &mut Tensor) -> Result<()> {
     let s = output.shape();
-    if s.len() != 3 || s[2] % heads != 0 || h >= heads {
+    if s.len() != 3 || !s[2].is_multiple_of(heads) || h >= heads {
         return Err(Error::shape("output", format!("[T, N, {heads} * K]"), s));
     }
     let k = s[2] / heads;

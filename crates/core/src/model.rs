@@ -1,9 +1,10 @@
 //! The executable model built from a `ModelSpec`, and the trainer that steps it.
 use crate::energy::{Energies, EnergyReport};
 use crate::error::{check_finite, Error, Result};
+use crate::layer::{AuditEntry, Layer, Param, Walk};
 use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
 use crate::nn::sequential::inference_only;
-use crate::nn::{build_sequential, AuditEntry, Layer, Param, Sequential};
+use crate::nn::{build_sequential, Sequential};
 use crate::optim::schedule::ScheduleSpec;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::rng::Rng;
@@ -499,7 +500,7 @@ impl Trainer {
             optimizer: optimizer.build()?,
             base_lr: optimizer.lr(),
             schedule: schedule.clone(),
-            loss: loss.clone(),
+            loss: *loss,
             step: 0,
             grad_output: Tensor::default(),
         })

@@ -1,7 +1,6 @@
 //! Per-layer wall-clock timing for benchmarks (`examples/workload_profile.rs`). Off by default:
 //! then each layer call costs one relaxed atomic load. When on, every `Sequential` (blocks
 //! included, so the figures nest) adds each layer's forward and backward time under its name.
-use crate::nn::Layer;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -28,20 +27,10 @@ pub fn take() -> BTreeMap<String, LayerTime> {
     std::mem::take(&mut *TIMES.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Runs `f`, adding its duration to the layer's forward (or backward) time when profiling is on.
+/// The start time of a timed call when profiling is on, None (one relaxed load) when off.
 #[inline]
-pub(crate) fn timed<L: Layer + ?Sized, R>(
-    layer: &mut L,
-    backward: bool,
-    f: impl FnOnce(&mut L) -> R,
-) -> R {
-    if !ON.load(Ordering::Relaxed) {
-        return f(layer);
-    }
-    let start = Instant::now();
-    let r = f(layer);
-    add(layer.name(), backward, start.elapsed().as_secs_f64());
-    r
+pub(crate) fn start() -> Option<Instant> {
+    ON.load(Ordering::Relaxed).then(Instant::now)
 }
 
 /// Times one kernel call inside a layer under `key` (e.g. `kernel: conv backward-data`), so the
@@ -57,7 +46,8 @@ pub(crate) fn span<R>(key: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
-fn add(name: &str, backward: bool, dt: f64) {
+/// Adds `dt` seconds to `name`'s forward (or backward) time.
+pub(crate) fn add(name: &str, backward: bool, dt: f64) {
     let mut times = TIMES.lock().unwrap_or_else(|e| e.into_inner());
     let e = times.entry(name.to_string()).or_default();
     if backward {

@@ -14,7 +14,7 @@ fn channel<'a>(
 }
 
 /// f64 accumulator lanes of the channel reductions: independent partial sums that the compiler
-/// keeps in vector registers (a single f64 sum is one long dependency chain, 4-8x slower),
+/// keeps in vector registers (a single f64 sum is one long dependency chain),
 /// added up in a fixed order at the end, so results do not depend on the thread count.
 const LANES: usize = 8;
 
@@ -38,7 +38,7 @@ fn lane_sums<'a, const GRAD: bool>(
     for (a, b) in rows {
         let whole = a.len() - a.len() % LANES;
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
+        if crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2) {
             // SAFETY: AVX2 is present; the slices are LANES-multiples up to `whole`.
             unsafe { lanes_avx2::<GRAD>(&a[..whole], &b[..whole], k, &mut acc0, &mut acc1) };
         } else {
@@ -74,6 +74,9 @@ fn lanes_plain(
 
 /// [`lanes_plain`] by hand: LLVM converted and added these one element at a time. Same
 /// operations in the same lanes (no FMA), so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 (see `kernels::simd`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn lanes_avx2<const GRAD: bool>(
@@ -83,31 +86,34 @@ unsafe fn lanes_avx2<const GRAD: bool>(
     acc0: &mut [f64; LANES],
     acc1: &mut [f64; LANES],
 ) {
-    use std::arch::x86_64::*;
-    const { assert!(LANES == 8) };
-    assert!(a.len() == b.len() && a.len().is_multiple_of(LANES));
-    let kv = _mm256_set1_pd(k);
-    let mut s0 = [_mm256_loadu_pd(acc0.as_ptr()), _mm256_loadu_pd(acc0.as_ptr().add(4))];
-    let mut s1 = [_mm256_loadu_pd(acc1.as_ptr()), _mm256_loadu_pd(acc1.as_ptr().add(4))];
-    for i in (0..a.len()).step_by(LANES) {
-        for h in 0..2 {
-            // SAFETY: i + 4h + 4 <= len (asserted above).
-            let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(i + 4 * h)));
-            let t = _mm256_sub_pd(x, kv);
-            if GRAD {
-                let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(i + 4 * h)));
-                s0[h] = _mm256_add_pd(s0[h], y);
-                s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(y, t));
-            } else {
-                s0[h] = _mm256_add_pd(s0[h], t);
-                s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(t, t));
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        const { assert!(LANES == 8) };
+        assert!(a.len() == b.len() && a.len().is_multiple_of(LANES));
+        let kv = _mm256_set1_pd(k);
+        let mut s0 = [_mm256_loadu_pd(acc0.as_ptr()), _mm256_loadu_pd(acc0.as_ptr().add(4))];
+        let mut s1 = [_mm256_loadu_pd(acc1.as_ptr()), _mm256_loadu_pd(acc1.as_ptr().add(4))];
+        for i in (0..a.len()).step_by(LANES) {
+            for h in 0..2 {
+                // SAFETY: i + 4h + 4 <= len (asserted above).
+                let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(i + 4 * h)));
+                let t = _mm256_sub_pd(x, kv);
+                if GRAD {
+                    let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(i + 4 * h)));
+                    s0[h] = _mm256_add_pd(s0[h], y);
+                    s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(y, t));
+                } else {
+                    s0[h] = _mm256_add_pd(s0[h], t);
+                    s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(t, t));
+                }
             }
         }
+        _mm256_storeu_pd(acc0.as_mut_ptr(), s0[0]);
+        _mm256_storeu_pd(acc0.as_mut_ptr().add(4), s0[1]);
+        _mm256_storeu_pd(acc1.as_mut_ptr(), s1[0]);
+        _mm256_storeu_pd(acc1.as_mut_ptr().add(4), s1[1]);
     }
-    _mm256_storeu_pd(acc0.as_mut_ptr(), s0[0]);
-    _mm256_storeu_pd(acc0.as_mut_ptr().add(4), s0[1]);
-    _mm256_storeu_pd(acc1.as_mut_ptr(), s1[0]);
-    _mm256_storeu_pd(acc1.as_mut_ptr().add(4), s1[1]);
 }
 
 /// `sum(v)` in f64, in `LANES` lanes (element `i` in lane `i % LANES`) added in lane order:
@@ -119,8 +125,8 @@ pub(crate) fn sum_as_f64(v: &[f32]) -> f64 {
 
 /// Mean and biased variance of every channel: the moments of each (sample, channel) plane
 /// ([`sample_moments`]), merged over the samples ([`stats_from_moments`]). One sample per task,
-/// so the pass reads contiguous memory (W1's stem BN 0.54-0.63 -> 0.34 ms against one channel
-/// per task); a convolution that has just written a sample can take its moments while it is
+/// so the pass reads contiguous memory (one channel per task would stride across samples); a
+/// convolution that has just written a sample can take its moments while it is
 /// in cache instead ([`moments_of_sample`]), with the same numbers.
 pub fn channel_stats(x: &[f32], channels: usize, hw: usize, mean: &mut [f32], var: &mut [f32]) {
     if channels == 0 || hw == 0 || x.is_empty() {
@@ -352,7 +358,7 @@ mod tests {
     #[test]
     fn avx2_lanes_give_the_plain_loops_bits() {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
+        if crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2) {
             let mut rng = Rng::new(5);
             let a: Vec<f32> = (0..8 * 37).map(|_| rng.normal()).collect();
             let b: Vec<f32> = (0..a.len()).map(|_| rng.normal()).collect();

@@ -5,96 +5,10 @@
 //! depends only on the batch size, so the result is bit-identical for any thread count.
 use super::conv3x3;
 use super::gemm::{gemm, gemm_strided};
+use super::geometry::ConvGeom;
 use super::scratch::Scratch;
 use super::winograd;
 use rayon::prelude::*;
-
-/// Shapes and hyper-parameters of one convolution, with the derived output size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeom {
-    pub c_in: usize,
-    pub c_out: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub dilation: [usize; 2],
-    pub groups: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl ConvGeom {
-    /// `None` when the hyper-parameters are degenerate (zero sizes, groups not dividing the
-    /// channels) or the dilated kernel does not fit in the padded input.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        c_in: usize,
-        c_out: usize,
-        h: usize,
-        w: usize,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-        groups: usize,
-    ) -> Option<ConvGeom> {
-        let [kh, kw] = kernel;
-        if c_in == 0 || c_out == 0 || kh == 0 || kw == 0 || groups == 0 {
-            return None;
-        }
-        if stride.contains(&0) || dilation.contains(&0) {
-            return None;
-        }
-        if !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
-            return None;
-        }
-        let oh = out_size(h, kh, stride[0], padding[0], dilation[0])?;
-        let ow = out_size(w, kw, stride[1], padding[1], dilation[1])?;
-        Some(ConvGeom { c_in, c_out, h, w, kh, kw, stride, padding, dilation, groups, oh, ow })
-    }
-
-    pub fn cin_g(&self) -> usize {
-        self.c_in / self.groups
-    }
-    pub fn cout_g(&self) -> usize {
-        self.c_out / self.groups
-    }
-    /// Reduction length of one group's GEMM: `C_in/groups * kh * kw`.
-    pub fn k_g(&self) -> usize {
-        self.cin_g() * self.kh * self.kw
-    }
-    pub fn ohw(&self) -> usize {
-        self.oh * self.ow
-    }
-    pub fn in_size(&self) -> usize {
-        self.c_in * self.h * self.w
-    }
-    pub fn out_size(&self) -> usize {
-        self.c_out * self.ohw()
-    }
-    pub fn weight_len(&self) -> usize {
-        self.c_out * self.k_g()
-    }
-    fn col_len(&self) -> usize {
-        self.c_in * self.kh * self.kw * self.ohw()
-    }
-    /// A 1x1, stride-1, unpadded conv reads the input itself as its column matrix.
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
-    }
-}
-
-/// Output length of one spatial axis (PyTorch's floor formula); `None` if nothing fits.
-pub fn out_size(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    let span = d * (k - 1) + 1;
-    if n + 2 * p < span || s == 0 {
-        return None;
-    }
-    Some((n + 2 * p - span) / s + 1)
-}
 
 /// Range of output positions `o` whose input index `o*s + off - p` lies in `[0, n)`.
 fn valid_range(n: usize, out: usize, s: usize, off: usize, p: usize) -> (usize, usize) {
@@ -203,8 +117,7 @@ pub fn conv2d_forward(
     // Output rows per band: on large maps the band's im2col block stays in L2 (K x ~256
     // floats) instead of streaming the sample's whole unfolded input (288 x 4096 floats = 4.7 MB
     // on 64x64) through memory; each band is one GEMM writing its columns of Y in place.
-    // `examples/conv_band`: 64x64 backward-data 1.4-1.5x faster in 256-pixel bands; on 28x28
-    // and smaller one band (the whole map) is as fast or faster.
+    // Small maps run as one band (the whole map); `examples/conv_band` measures the choice.
     let band = if pointwise || g.ohw() <= BAND_MIN_PIXELS {
         g.oh
     } else {

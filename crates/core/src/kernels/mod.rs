@@ -1,9 +1,11 @@
 //! Numeric kernels (convolution, pooling, batch norm, GEMM), each beside its tests.
 pub mod batch_norm;
+pub mod connect;
 pub mod conv;
 pub mod conv3x3;
 pub mod elementwise;
 pub mod gemm;
+pub mod geometry;
 pub mod pool;
 pub mod scratch;
 pub mod simd;

@@ -1,54 +1,12 @@
 //! Max and average pooling on `[planes, H, W]` (planes = B*C), one plane per task.
 use rayon::prelude::*;
 
+use super::geometry::PoolGeom;
+
 /// Whether the AVX2 window loops run: the project's one CPU check ([`super::simd::simd`]).
 #[cfg(target_arch = "x86_64")]
 fn wide() -> bool {
     super::simd::simd() != super::simd::Simd::Base
-}
-
-/// Pooling window geometry for one input size (PyTorch floor mode, no dilation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolGeom {
-    pub h: usize,
-    pub w: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl PoolGeom {
-    /// `None` if the window does not fit in the padded input or a size is zero. The caller
-    /// checks PyTorch's `padding <= kernel / 2`, which keeps every window partly inside.
-    pub fn new(
-        h: usize,
-        w: usize,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> Option<Self> {
-        if kernel.contains(&0) || stride.contains(&0) || h == 0 || w == 0 {
-            return None;
-        }
-        let oh = super::conv::out_size(h, kernel[0], stride[0], padding[0], 1)?;
-        let ow = super::conv::out_size(w, kernel[1], stride[1], padding[1], 1)?;
-        Some(PoolGeom { h, w, kernel, stride, padding, oh, ow })
-    }
-
-    /// Clipped input window `[y0, y1) x [x0, x1)` of output `(oy, ox)`.
-    fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
-        let y = (oy * self.stride[0]) as isize - self.padding[0] as isize;
-        let x = (ox * self.stride[1]) as isize - self.padding[1] as isize;
-        let clip = |v: isize, n: usize| v.clamp(0, n as isize) as usize;
-        (
-            clip(y, self.h),
-            clip(y + self.kernel[0] as isize, self.h),
-            clip(x, self.w),
-            clip(x + self.kernel[1] as isize, self.w),
-        )
-    }
 }
 
 /// Max over each window (padding acts as -inf); `argmax` receives the in-plane index of the
@@ -107,8 +65,7 @@ fn window_max(t0: f32, t1: f32, b0: f32, b1: f32) -> (f32, bool) {
 }
 
 /// The 2x2, stride-2, unpadded window of every network here, without the generic window
-/// bookkeeping and without branches (3-4x faster than the per-element comparisons it replaced,
-/// `examples/memory_bound`). Same rule as the generic loop: the first maximum in row-major
+/// bookkeeping and without branches (measured by `examples/memory_bound`). Same rule as the generic loop: the first maximum in row-major
 /// order wins (the max never replaces an equal value, so it is the first value equal to it),
 /// a NaN wins over everything.
 fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
@@ -201,9 +158,8 @@ fn pool_2x2_rows(
 }
 
 /// The 2x2 windows of one plane eight at a time: [`maxpool_2x2_plane`]'s rule (`SPIKES`:
-/// [`maxpool_2x2_spikes_plane`]'s) in selects. The window loops it replaces ran one window
-/// per iteration, compiled for SSE2 inside rayon's closures: ~10 % of a CLI training step went
-/// to them (stem spikes and the trunk's pool, `perf`). A row's last windows come through
+/// [`maxpool_2x2_spikes_plane`]'s) in selects, rather than one window per iteration compiled
+/// for SSE2 inside rayon's closures. A row's last windows come through
 /// masked loads and stores. Without `ARGMAX`, `am` is not touched (evaluation).
 ///
 /// # Safety
@@ -216,85 +172,88 @@ unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(
     ys: &mut [f32],
     am: &mut [u32],
 ) {
-    use super::simd::{deinterleave, store_lanes};
-    use std::arch::x86_64::*;
-    let (w, ow) = (g.w, g.ow);
-    assert!(
-        2 * g.oh <= g.h
-            && 2 * ow <= w
-            && xs.len() >= g.h * w
-            && ys.len() >= g.oh * ow
-            && (!ARGMAX || am.len() >= g.oh * ow)
-    );
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi32(1));
-    let (below, below_right) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(w as i32 + 1));
-    let pick = |off: __m256i, to: __m256i, hit: __m256| {
-        _mm256_castps_si256(_mm256_blendv_ps(
-            _mm256_castsi256_ps(off),
-            _mm256_castsi256_ps(to),
-            hit,
-        ))
-    };
-    for oy in 0..g.oh {
-        let (top, bottom) = (xs.as_ptr().add(2 * oy * w), xs.as_ptr().add((2 * oy + 1) * w));
-        for ox in (0..ow).step_by(8) {
-            let n = (ow - ox).min(8);
-            // The 2n values of the windows' top (bottom) row, split into left and right columns.
-            let pair = |row: *const f32| {
-                let p = row.add(2 * ox);
-                if n == 8 {
-                    deinterleave(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use super::simd::{deinterleave, store_lanes};
+        use std::arch::x86_64::*;
+        let (w, ow) = (g.w, g.ow);
+        assert!(
+            2 * g.oh <= g.h
+                && 2 * ow <= w
+                && xs.len() >= g.h * w
+                && ys.len() >= g.oh * ow
+                && (!ARGMAX || am.len() >= g.oh * ow)
+        );
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi32(1));
+        let (below, below_right) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(w as i32 + 1));
+        let pick = |off: __m256i, to: __m256i, hit: __m256| {
+            _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(off),
+                _mm256_castsi256_ps(to),
+                hit,
+            ))
+        };
+        for oy in 0..g.oh {
+            let (top, bottom) = (xs.as_ptr().add(2 * oy * w), xs.as_ptr().add((2 * oy + 1) * w));
+            for ox in (0..ow).step_by(8) {
+                let n = (ow - ox).min(8);
+                // The 2n values of the windows' top (bottom) row, split into left and right columns.
+                let pair = |row: *const f32| {
+                    let p = row.add(2 * ox);
+                    if n == 8 {
+                        deinterleave(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+                    } else {
+                        let lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32), lane);
+                        let hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32 - 8), lane);
+                        deinterleave(_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p.add(8), hi))
+                    }
+                };
+                let ((t0, t1), (b0, b1)) = (pair(top), pair(bottom));
+                // Which values equal the window's output: spikes are hits where 1.
+                let (m, [h_t0, h_t1, h_b0, h_b1]) = if SPIKES {
+                    let z = _mm256_setzero_ps();
+                    let m = _mm256_max_ps(_mm256_max_ps(t0, t1), _mm256_max_ps(b0, b1));
+                    (m, [t0, t1, b0, b1].map(|v| _mm256_cmp_ps::<_CMP_GT_OQ>(v, z)))
                 } else {
-                    let lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32), lane);
-                    let hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32 - 8), lane);
-                    deinterleave(_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p.add(8), hi))
+                    // `keep(best, v)` = `v > best ? v : best` = maxps(v, best); a NaN window gives
+                    // the sum of its four values (its first NaN), as [`window_max`] does.
+                    let m = _mm256_max_ps(b1, _mm256_max_ps(b0, _mm256_max_ps(t1, t0)));
+                    let nan = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(t0, t1),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1),
+                    );
+                    let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t0, t1), b0), b1);
+                    let m = _mm256_blendv_ps(m, sum, nan);
+                    // A NaN maximum equals nothing, so a NaN window's hits are its NaNs alone.
+                    (
+                        m,
+                        [t0, t1, b0, b1].map(|v| {
+                            _mm256_or_ps(
+                                _mm256_cmp_ps::<_CMP_EQ_OQ>(v, m),
+                                _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                            )
+                        }),
+                    )
+                };
+                let o = oy * ow + ox;
+                store_lanes(ys.as_mut_ptr().add(o), &[m], n);
+                if !ARGMAX {
+                    continue;
                 }
-            };
-            let ((t0, t1), (b0, b1)) = (pair(top), pair(bottom));
-            // Which values equal the window's output: spikes are hits where 1.
-            let (m, [h_t0, h_t1, h_b0, h_b1]) = if SPIKES {
-                let z = _mm256_setzero_ps();
-                let m = _mm256_max_ps(_mm256_max_ps(t0, t1), _mm256_max_ps(b0, b1));
-                (m, [t0, t1, b0, b1].map(|v| _mm256_cmp_ps::<_CMP_GT_OQ>(v, z)))
-            } else {
-                // `keep(best, v)` = `v > best ? v : best` = maxps(v, best); a NaN window gives
-                // the sum of its four values (its first NaN), as [`window_max`] does.
-                let m = _mm256_max_ps(b1, _mm256_max_ps(b0, _mm256_max_ps(t1, t0)));
-                let nan = _mm256_or_ps(
-                    _mm256_cmp_ps::<_CMP_UNORD_Q>(t0, t1),
-                    _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1),
+                // The first hit in row-major order; spikes with no hit take the window's first.
+                let last = if SPIKES { pick(zero, below_right, h_b1) } else { below_right };
+                let off = pick(pick(pick(last, below, h_b0), one, h_t1), zero, h_t0);
+                let at = _mm256_add_epi32(
+                    _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
+                    _mm256_add_epi32(_mm256_slli_epi32::<1>(lane), off),
                 );
-                let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t0, t1), b0), b1);
-                let m = _mm256_blendv_ps(m, sum, nan);
-                // A NaN maximum equals nothing, so a NaN window's hits are its NaNs alone.
-                (
-                    m,
-                    [t0, t1, b0, b1].map(|v| {
-                        _mm256_or_ps(
-                            _mm256_cmp_ps::<_CMP_EQ_OQ>(v, m),
-                            _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-                        )
-                    }),
-                )
-            };
-            let o = oy * ow + ox;
-            store_lanes(ys.as_mut_ptr().add(o), &[m], n);
-            if !ARGMAX {
-                continue;
+                _mm256_maskstore_epi32(
+                    am.as_mut_ptr().add(o) as *mut i32,
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane),
+                    at,
+                );
             }
-            // The first hit in row-major order; spikes with no hit take the window's first.
-            let last = if SPIKES { pick(zero, below_right, h_b1) } else { below_right };
-            let off = pick(pick(pick(last, below, h_b0), one, h_t1), zero, h_t0);
-            let at = _mm256_add_epi32(
-                _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
-                _mm256_add_epi32(_mm256_slli_epi32::<1>(lane), off),
-            );
-            _mm256_maskstore_epi32(
-                am.as_mut_ptr().add(o) as *mut i32,
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane),
-                at,
-            );
         }
     }
 }
@@ -352,9 +311,8 @@ fn unpool_plane(dy: &[f32], am: &[u32], dx: &mut [f32]) {
 
 /// [`maxpool2d_backward`] of one plane for the 2x2, stride-2 window, whose `am` the forward
 /// gave (each argmax inside its window): every input written once, `0.0 + dy` at its window's
-/// argmax (the scatter's bits, `-0.0` included) and `0.0` elsewhere. A scalar branch-free form
-/// of this measured 2-3x slower than the fill + scatter (`examples/memory_bound`); eight
-/// windows at a time in AVX2 measured no slower (the CLI stem's backward, in alternating runs).
+/// argmax (the scatter's bits, `-0.0` included) and `0.0` elsewhere: eight windows at a time
+/// in AVX2 (a scalar branch-free form loses to the plain fill + scatter).
 pub(crate) fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if wide() {
@@ -369,54 +327,61 @@ pub(crate) fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn unpool_2x2_avx2(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
-    use super::simd::{interleave, store_lanes};
-    use std::arch::x86_64::*;
-    let (w, ow) = (g.w, g.ow);
-    let ohw = g.oh * ow;
-    assert!(
-        2 * g.oh <= g.h && 2 * ow <= w && dx.len() == g.h * w && dy.len() >= ohw && am.len() >= ohw
-    );
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let zero = _mm256_setzero_ps();
-    let offsets = [0, 1, w as i32, w as i32 + 1].map(|k| _mm256_set1_epi32(k));
-    for oy in 0..g.oh {
-        let (top, bottom) =
-            (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
-        for ox in (0..ow).step_by(8) {
-            let n = (ow - ox).min(8);
-            let o = oy * ow + ox;
-            let (d, a) = if n == 8 {
-                (
-                    _mm256_loadu_ps(dy.as_ptr().add(o)),
-                    _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i),
-                )
-            } else {
-                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
-                (
-                    _mm256_maskload_ps(dy.as_ptr().add(o), mask),
-                    _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask),
-                )
-            };
-            let d = _mm256_add_ps(zero, d);
-            let off = _mm256_sub_epi32(
-                a,
-                _mm256_add_epi32(
-                    _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
-                    _mm256_slli_epi32::<1>(lane),
-                ),
-            );
-            let [tl, tr, bl, br] =
-                offsets.map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
-            store_lanes(top.add(2 * ox), &interleave(tl, tr), 2 * n);
-            store_lanes(bottom.add(2 * ox), &interleave(bl, br), 2 * n);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use super::simd::{interleave, store_lanes};
+        use std::arch::x86_64::*;
+        let (w, ow) = (g.w, g.ow);
+        let ohw = g.oh * ow;
+        assert!(
+            2 * g.oh <= g.h
+                && 2 * ow <= w
+                && dx.len() == g.h * w
+                && dy.len() >= ohw
+                && am.len() >= ohw
+        );
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let zero = _mm256_setzero_ps();
+        let offsets = [0, 1, w as i32, w as i32 + 1].map(|k| _mm256_set1_epi32(k));
+        for oy in 0..g.oh {
+            let (top, bottom) =
+                (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
+            for ox in (0..ow).step_by(8) {
+                let n = (ow - ox).min(8);
+                let o = oy * ow + ox;
+                let (d, a) = if n == 8 {
+                    (
+                        _mm256_loadu_ps(dy.as_ptr().add(o)),
+                        _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i),
+                    )
+                } else {
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
+                    (
+                        _mm256_maskload_ps(dy.as_ptr().add(o), mask),
+                        _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask),
+                    )
+                };
+                let d = _mm256_add_ps(zero, d);
+                let off = _mm256_sub_epi32(
+                    a,
+                    _mm256_add_epi32(
+                        _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
+                        _mm256_slli_epi32::<1>(lane),
+                    ),
+                );
+                let [tl, tr, bl, br] = offsets
+                    .map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
+                store_lanes(top.add(2 * ox), &interleave(tl, tr), 2 * n);
+                store_lanes(bottom.add(2 * ox), &interleave(bl, br), 2 * n);
+            }
+            // An odd width's last column lies in no window.
+            for x in 2 * ow..w {
+                *top.add(x) = 0.0;
+                *bottom.add(x) = 0.0;
+            }
         }
-        // An odd width's last column lies in no window.
-        for x in 2 * ow..w {
-            *top.add(x) = 0.0;
-            *bottom.add(x) = 0.0;
-        }
+        dx[2 * g.oh * w..].fill(0.0);
     }
-    dx[2 * g.oh * w..].fill(0.0);
 }
 
 /// Window mean with the padding counted in the divisor (`count_include_pad = true`), which in

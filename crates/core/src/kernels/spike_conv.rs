@@ -18,7 +18,8 @@
 //!
 //! Both are compiled for AVX-512, AVX2 and the baseline, chosen at run time: the published
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
-use super::conv::{wgrad_bias_leaf, wgrad_tree, ConvGeom};
+use super::conv::{wgrad_bias_leaf, wgrad_tree};
+use super::geometry::ConvGeom;
 use super::scratch::{Aligned, Scratch};
 use super::simd::multiversion;
 use super::transpose::{cells_to_planes, planes_to_cells};
@@ -27,21 +28,16 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Largest input density (active / total) at which the event-driven forward runs instead of
-/// the dense kernel. From `cargo run --release -p dualstream-core --example conv_crossover` on
-/// the 2-core AMD EPYC (Zen 4, AVX-512) dev machine, against the direct 3x3 kernel
-/// (`kernels/conv3x3.rs`): events/dense time crosses 1 at ~20 % density for `[256,32,28,28]`,
-/// ~30 % for `[128|256,32,14,14]` and ~40 % for `[64,64,7,7]` (3x3, pad 1); the lowest
-/// crossover, with margin, is taken. (Against im2col+GEMM it was 25-50 %.)
+/// the direct 3x3 kernel (`kernels/conv3x3.rs`): below the lowest density at which the event
+/// kernel stops winning on the measured shapes, with margin. The crossovers and how to
+/// measure them (`cargo run --release -p dualstream-core --example conv_crossover`) are in
+/// docs/performance.md.
 pub const FORWARD_EVENT_MAX_DENSITY: f32 = 0.18;
-/// The same where the dense forward runs as Winograd (`kernels/winograd.rs`, [`super::winograd::wins`]):
-/// against it (same benchmark, load average ~5) events/dense crosses 1 at ~13 % for
-/// `[256,32,14,14]` and `[256,32,28,28]` (0.80-0.85 at 10 %, 1.3 at 20 %), ~8 % for
-/// `[128,32,14,14]` (0.71 at 5 %) and above 35 % for `[64,64,7,7]`; `conv_crossover 7 w2`
-/// (W2's large maps): ~10 % for `[64,32,64,64]` (0.98 at 10 %, 1.17 at 15 %) and
-/// `[64,32,32,32]` (0.94 at 10 %, 1.36 at 15 %).
+/// The same where the dense forward runs as Winograd (`kernels/winograd.rs`,
+/// [`super::winograd::wins`]), which does fewer multiplications and so wins at lower densities.
 pub const FORWARD_EVENT_MAX_DENSITY_VS_WINOGRAD: f32 = 0.1;
-/// The same for the weight gradient (same benchmark): the event kernel stays faster up to
-/// 100 % density on the 14x14 and 7x7 shapes and up to ~70 % on `[256,32,28,28]`.
+/// The same for the weight gradient, where the event kernel keeps its lead to much higher
+/// densities (same benchmark).
 pub const WGRAD_EVENT_MAX_DENSITY: f32 = 0.6;
 
 /// What one pass over an input says about it.
@@ -139,9 +135,8 @@ pub fn forward_event_max_density(g: &ConvGeom) -> f32 {
 ///
 /// With `measure_first` false the event kernel starts at once and gives up as soon as the
 /// input proves unfit ([`EventBudget`]): no pass of its own, but an input well above the
-/// crossover is found out only after the event kernel has done a good part of its work
-/// (a 24 %-dense input against a 10 % crossover: ~40 % of it, then the dense kernel runs in
-/// full). With `measure_first` (for inputs that went dense last time) one pass measures the
+/// crossover is found out only after the event kernel has done a good part of its work, and
+/// then the dense kernel runs in full. With `measure_first` (for inputs that went dense last time) one pass measures the
 /// input first. Either way the decision is the same.
 pub fn conv2d_forward_auto(
     g: &ConvGeom,
@@ -228,7 +223,7 @@ fn weight_to_taps(g: &ConvGeom, weight: &[f32], out: &mut [f32]) {
 
 /// Channels-last grids kept per thread from one call to the next, by geometry `(oh, ow, cp)`
 /// (which fixes where the dump row and column lie), so that a grid is zero-filled once rather
-/// than once per rayon task (W2's 64x64 grids are 540 KB; per-task fills were 4 % of a step).
+/// than once per rayon task (large maps' grids are hundreds of KB).
 /// A grid goes back only in its pool's state; one left otherwise (a pass stopped by its
 /// budget, a panic) is dropped.
 type GridPool = RefCell<Vec<((usize, usize, usize), Aligned)>>;
@@ -433,9 +428,9 @@ impl FwdPlan {
 /// contract as [`super::conv::conv2d_forward`].
 ///
 /// Input-stationary: each active input adds its tap's weight row (held in registers) into a
-/// channels-last output grid, one load and one store per vector. An output-stationary gather
-/// from per-pixel channel masks was measured 3-5x slower here: its loop over the set bits of
-/// each tap's mask is short and unpredictable, so branch misses dominated.
+/// channels-last output grid, one load and one store per vector. Not an output-stationary
+/// gather from per-pixel channel masks: its loop over the set bits of each tap's mask is short
+/// and unpredictable, so branch misses would dominate.
 pub fn conv2d_forward_spikes(
     g: &ConvGeom,
     x: &[f32],
@@ -808,24 +803,27 @@ unsafe fn wgrad_taps9_avx512(
     base: usize,
     tap_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let at = |t: usize| base + t * tap_stride + cb;
-    assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
-    let o = out.as_mut_ptr();
-    let mut lo: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t))));
-    let mut hi: [__m512; 9] =
-        crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
-    let d = dyt.as_ptr().add(cb);
-    for &a in act {
-        for t in 0..9 {
-            let from = *targets.get_unchecked(t * hw + a as usize) as usize * cp;
-            lo[t] = _mm512_add_ps(lo[t], _mm512_loadu_ps(d.add(from)));
-            hi[t] = _mm512_add_ps(hi[t], _mm512_loadu_ps(d.add(from + 16)));
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let at = |t: usize| base + t * tap_stride + cb;
+        assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
+        let o = out.as_mut_ptr();
+        let mut lo: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t))));
+        let mut hi: [__m512; 9] =
+            crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
+        let d = dyt.as_ptr().add(cb);
+        for &a in act {
+            for t in 0..9 {
+                let from = *targets.get_unchecked(t * hw + a as usize) as usize * cp;
+                lo[t] = _mm512_add_ps(lo[t], _mm512_loadu_ps(d.add(from)));
+                hi[t] = _mm512_add_ps(hi[t], _mm512_loadu_ps(d.add(from + 16)));
+            }
         }
-    }
-    for t in 0..9 {
-        _mm512_storeu_ps(o.add(at(t)), lo[t]);
-        _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
+        for t in 0..9 {
+            _mm512_storeu_ps(o.add(at(t)), lo[t]);
+            _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
+        }
     }
 }
 
@@ -1014,7 +1012,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_forward_decides_its_own_path_as_a_separate_stats_pass_would() {
-        // Densities around the crossover (W1-like 32-channel maps: Winograd's 10 %), a single
+        // Densities around the crossover (32-channel maps: Winograd's 10 %), a single
         // real value in the last sample's last plane, real inputs, silence.
         let g = ConvGeom::new(32, 16, 9, 9, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
         let max = forward_event_max_density(&g);

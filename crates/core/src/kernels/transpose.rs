@@ -1,8 +1,7 @@
 //! Channels-last cells to channel planes (NCHW) and back: the last step of the event-driven
 //! convolution and of the neuron fed by it, and the first of the event-driven weight gradient.
-//! A plain loop moves one float per cell and channel with a stride of a whole cell and, per
-//! perf, stalls on those accesses (~70 % of the in-cache neuron pass, ~30 % of the weight
-//! gradient's per-sample work); 8x8 blocks transposed in AVX2 registers move whole vectors.
+//! A plain loop moves one float per cell and channel with a stride of a whole cell and stalls
+//! on those accesses; 8x8 blocks transposed in AVX2 registers move whole vectors.
 //! A last partial block of pixels is done as a full block overlapping the one before it (the
 //! overlap is written twice with the same values), so only channel counts that are not a
 //! multiple of 8 leave scalar work.
@@ -26,7 +25,7 @@ pub fn cells_to_planes(
     }
     let mut c_done = 0;
     #[cfg(target_arch = "x86_64")]
-    if n >= 8 && c >= 8 && std::is_x86_feature_detected!("avx2") {
+    if n >= 8 && c >= 8 && crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2) {
         // SAFETY: AVX2 was detected; the asserts above bound every block.
         unsafe { cells_to_planes_avx2(cells, pitch, n, c, bias, planes, plane_stride) };
         c_done = c / 8 * 8;
@@ -53,7 +52,7 @@ pub fn planes_to_cells(
     assert!(c == 0 || planes.len() >= (c - 1) * plane_stride + n, "planes_to_cells: planes");
     let mut c_done = 0;
     #[cfg(target_arch = "x86_64")]
-    if n >= 8 && c >= 8 && std::is_x86_feature_detected!("avx2") {
+    if n >= 8 && c >= 8 && crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2) {
         // SAFETY: AVX2 was detected; the asserts above bound every block.
         unsafe { planes_to_cells_avx2(planes, plane_stride, n, c, cells, pitch) };
         c_done = c / 8 * 8;
@@ -81,20 +80,23 @@ unsafe fn cells_to_planes_avx2(
     planes: &mut [f32],
     plane_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    for_blocks(n, c, |p, co| {
-        let add = match bias {
-            Some(b) => _mm256_loadu_ps(b.as_ptr().add(co)),
-            None => _mm256_setzero_ps(),
-        };
-        block_avx2(
-            cells.as_ptr().add(p * pitch + co),
-            pitch,
-            planes.as_mut_ptr().add(co * plane_stride + p),
-            plane_stride,
-            add,
-        );
-    })
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        for_blocks(n, c, |p, co| {
+            let add = match bias {
+                Some(b) => _mm256_loadu_ps(b.as_ptr().add(co)),
+                None => _mm256_setzero_ps(),
+            };
+            block_avx2(
+                cells.as_ptr().add(p * pitch + co),
+                pitch,
+                planes.as_mut_ptr().add(co * plane_stride + p),
+                plane_stride,
+                add,
+            );
+        })
+    }
 }
 
 /// The whole-block part of [`planes_to_cells`].
@@ -111,16 +113,19 @@ unsafe fn planes_to_cells_avx2(
     cells: &mut [f32],
     pitch: usize,
 ) {
-    use std::arch::x86_64::*;
-    for_blocks(n, c, |p, co| {
-        block_avx2(
-            planes.as_ptr().add(co * plane_stride + p),
-            plane_stride,
-            cells.as_mut_ptr().add(p * pitch + co),
-            pitch,
-            _mm256_setzero_ps(),
-        );
-    })
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        for_blocks(n, c, |p, co| {
+            block_avx2(
+                planes.as_ptr().add(co * plane_stride + p),
+                plane_stride,
+                cells.as_mut_ptr().add(p * pitch + co),
+                pitch,
+                _mm256_setzero_ps(),
+            );
+        })
+    }
 }
 
 /// Calls `f(p, co)` for the top-left corner of every 8x8 block covering `n >= 8` pixels and the
@@ -151,50 +156,54 @@ unsafe fn block_avx2(
     dst_line: usize,
     add: std::arch::x86_64::__m256,
 ) {
-    use std::arch::x86_64::*;
-    let r: [__m256; 8] = crate::kernels::simd::array_of(|k| _mm256_loadu_ps(src.add(k * src_line)));
-    // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    let cols = [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ];
-    // Lane j of `add` broadcast: the lane order within each 128-bit half, then the half.
-    let lo = _mm256_permute2f128_ps::<0x00>(add, add);
-    let hi = _mm256_permute2f128_ps::<0x11>(add, add);
-    let adds = [
-        _mm256_permute_ps::<0x00>(lo),
-        _mm256_permute_ps::<0x55>(lo),
-        _mm256_permute_ps::<0xAA>(lo),
-        _mm256_permute_ps::<0xFF>(lo),
-        _mm256_permute_ps::<0x00>(hi),
-        _mm256_permute_ps::<0x55>(hi),
-        _mm256_permute_ps::<0xAA>(hi),
-        _mm256_permute_ps::<0xFF>(hi),
-    ];
-    for (j, v) in cols.iter().enumerate() {
-        _mm256_storeu_ps(dst.add(j * dst_line), _mm256_add_ps(*v, adds[j]));
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let r: [__m256; 8] =
+            crate::kernels::simd::array_of(|k| _mm256_loadu_ps(src.add(k * src_line)));
+        // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let cols = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        // Lane j of `add` broadcast: the lane order within each 128-bit half, then the half.
+        let lo = _mm256_permute2f128_ps::<0x00>(add, add);
+        let hi = _mm256_permute2f128_ps::<0x11>(add, add);
+        let adds = [
+            _mm256_permute_ps::<0x00>(lo),
+            _mm256_permute_ps::<0x55>(lo),
+            _mm256_permute_ps::<0xAA>(lo),
+            _mm256_permute_ps::<0xFF>(lo),
+            _mm256_permute_ps::<0x00>(hi),
+            _mm256_permute_ps::<0x55>(hi),
+            _mm256_permute_ps::<0xAA>(hi),
+            _mm256_permute_ps::<0xFF>(hi),
+        ];
+        for (j, v) in cols.iter().enumerate() {
+            _mm256_storeu_ps(dst.add(j * dst_line), _mm256_add_ps(*v, adds[j]));
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Winograd minimal filtering F(2x2, 3x3) for 3x3 stride-1 padding-1 one-group convolutions
-//! (every dense 3x3 forward and every backward-data pass of the reference workloads).
+//! (the dense 3x3 forward and backward-data passes of the usual networks).
 //!
 //! Why: the direct kernel (`conv3x3.rs`) already runs near this CPU's FMA peak, so the only way
 //! to make these passes faster is fewer multiplications. F(2x2, 3x3) computes a 2x2 output tile
@@ -17,101 +17,36 @@
 //!
 //! F(4x4, 3x3) cuts the multiplications by 4x instead of 2.25x and moves fewer transformed
 //! values per output, but its transforms have coefficients up to 8 (1/24 in the weights') and
-//! lose about four more bits in f32; it runs on maps of [`F4_MIN_SIDE`] and more, where it is
-//! ~20 % faster. F(2x2, 3x3)'s error stays within a few ulps of the sums it forms (see the
+//! lose about four more bits in f32; it runs on maps of [`F4_MIN_SIDE`] and more, where it
+//! wins. F(2x2, 3x3)'s error stays within a few ulps of the sums it forms (see the
 //! tests' tolerance).
 //!
 //! Each output element depends only on its own tile, summed over input channels in a fixed
 //! order inside one register tile: results are bit-identical whatever the banding or the
 //! thread count.
-use super::conv::ConvGeom;
+use super::geometry::ConvGeom;
 use super::scratch::Scratch;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{array_of, copy_lanes, deinterleave, interleave, store_lanes};
 use rayon::prelude::*;
 
+mod lanes;
+mod plan;
 mod sixteen_lanes;
+
+#[cfg(target_arch = "x86_64")]
+use lanes::{at6, at_f2_lanes, bt4, bt4_row, bt6};
+#[cfg(target_arch = "x86_64")]
+use plan::PatchRows;
+use plan::{pos_stride, tiles_pad, Plan, Tile, NV};
 
 /// Output channels per block of the transformed weights: one AVX-512 register tile, or two
 /// AVX2 ones of [`HALF`] rows.
 const MR: usize = 8;
 /// Output channels per AVX2 register tile.
 const HALF: usize = 4;
-/// Tiles per AVX2 register tile: two 8-lane vectors.
-const NV: usize = 16;
 /// Tiles per AVX-512 register tile: two 16-lane vectors.
 const NV_512: usize = 32;
-/// The lane-wise arithmetic of the transforms, in 8 lanes (AVX2) and 16 (AVX-512): one
-/// formula for both widths, so both run the same operations and give the same bits.
-#[cfg(target_arch = "x86_64")]
-trait Lanes: Copy {
-    unsafe fn splat(v: f32) -> Self;
-    unsafe fn add(self, b: Self) -> Self;
-    unsafe fn sub(self, b: Self) -> Self;
-    unsafe fn mul(self, b: Self) -> Self;
-    /// `self * b + c`, rounded once.
-    unsafe fn fmadd(self, b: Self, c: Self) -> Self;
-    /// `c - self * b`, rounded once.
-    unsafe fn fnmadd(self, b: Self, c: Self) -> Self;
-}
-
-/// Implements [`Lanes`] for one vector type by its intrinsics.
-macro_rules! impl_lanes {
-    ($v:ty, $splat:ident, $add:ident, $sub:ident, $mul:ident, $fmadd:ident, $fnmadd:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        impl Lanes for $v {
-            #[inline(always)]
-            unsafe fn splat(v: f32) -> Self {
-                std::arch::x86_64::$splat(v)
-            }
-            #[inline(always)]
-            unsafe fn add(self, b: Self) -> Self {
-                std::arch::x86_64::$add(self, b)
-            }
-            #[inline(always)]
-            unsafe fn sub(self, b: Self) -> Self {
-                std::arch::x86_64::$sub(self, b)
-            }
-            #[inline(always)]
-            unsafe fn mul(self, b: Self) -> Self {
-                std::arch::x86_64::$mul(self, b)
-            }
-            #[inline(always)]
-            unsafe fn fmadd(self, b: Self, c: Self) -> Self {
-                std::arch::x86_64::$fmadd(self, b, c)
-            }
-            #[inline(always)]
-            unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
-                std::arch::x86_64::$fnmadd(self, b, c)
-            }
-        }
-    };
-}
-
-impl_lanes!(
-    std::arch::x86_64::__m256,
-    _mm256_set1_ps,
-    _mm256_add_ps,
-    _mm256_sub_ps,
-    _mm256_mul_ps,
-    _mm256_fmadd_ps,
-    _mm256_fnmadd_ps
-);
-impl_lanes!(
-    std::arch::x86_64::__m512,
-    _mm512_set1_ps,
-    _mm512_add_ps,
-    _mm512_sub_ps,
-    _mm512_mul_ps,
-    _mm512_fmadd_ps,
-    _mm512_fnmadd_ps
-);
-
-/// Target size in floats of one transform position's input block `V[p]` (`C_in x tiles`), so
-/// that it stays in L1 while every output-channel block of that position's GEMM reads it, and
-/// the band's 16 positions of `V` and `M` stay in L2.
-const BAND_FLOATS: usize = 4096;
-
 /// Whether [`winograd_forward`] handles `g` on this CPU (the same geometries as the direct
 /// kernel: 3x3, stride 1, padding 1, no dilation, one group; AVX2 and FMA present).
 pub fn applies(g: &ConvGeom) -> bool {
@@ -120,12 +55,8 @@ pub fn applies(g: &ConvGeom) -> bool {
 
 /// Channel counts from which Winograd beats the direct kernel: its input transform is
 /// amortised over the output channels and its output transform over the input channels, so
-/// both must be large enough. `cargo run --release -p dualstream-core --example conv_winograd
-/// 15` (2 threads, direct and Winograd alternately, load average ~4, another engineer
-/// compiling): Winograd/direct time 0.41-0.91 for 32->32 and 64->64 on every map from 2x2 to
-/// 64x64 (0.81 on 28x28, 0.86 on 64x64, 0.46-0.64 on 14x14 and smaller); 16->32 0.93, 32->16
-/// 0.99, 16->16 0.87-1.02, 12->12 0.99, 8->8 0.97; the stems lose (1->32 2.2x, 2->32 2.5x,
-/// 4->32 1.4x).
+/// both must be large enough; stems (one to four input channels) lose. Measured with
+/// `cargo run --release -p dualstream-core --example conv_winograd` (see docs/performance.md).
 pub const MIN_CHANNELS: usize = 16;
 /// The larger of the two channel counts must reach this as well (16->16 does not gain).
 pub const MIN_MAX_CHANNELS: usize = 32;
@@ -144,6 +75,19 @@ pub fn winograd_forward(
     weight: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
+) {
+    forward_with(g, x, weight, bias, y, gemm_avx512());
+}
+
+/// [`winograd_forward`] with the position GEMMs in AVX-512 register tiles (`wide`, which
+/// [`gemm_avx512`] must allow) or in AVX2 ones: the same bits either way.
+fn forward_with(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    wide: bool,
 ) {
     assert!(applies(g), "winograd_forward: geometry {g:?} or CPU not supported");
     let batch = x.len() / g.in_size();
@@ -167,7 +111,6 @@ pub fn winograd_forward(
     let m_len = positions * pos_stride(g.c_out, plan.max_tiles_pad);
     let row_len = row_buffer_len(g);
     let spc = plan.samples_per_chunk;
-    let wide = gemm_avx512();
     y.par_chunks_mut(spc * g.out_size()).zip(x.par_chunks(spc * g.in_size())).for_each_init(
         || (Scratch::take(v_len), Scratch::take(m_len), Scratch::take(row_len)),
         |(v, m, rows), (ys, xs)| {
@@ -185,15 +128,10 @@ pub fn winograd_forward(
     );
 }
 
-/// Whether the position GEMMs run AVX-512 register tiles. This Xeon has two 512-bit FMA
-/// units: a loop of independent FMAs ran 168-175 GFLOP/s per core in 16 lanes against 83-87
-/// in 8, and the AVX2 register tiles reached ~60 % of the latter. The sums are the same
+/// Whether the position GEMMs run AVX-512 register tiles: on CPUs with 512-bit FMA units
+/// they do twice the work per instruction of the AVX2 tiles. The sums are the same
 /// (each output's FMAs in input-channel order), so the bits are too.
 fn gemm_avx512() -> bool {
-    #[cfg(test)]
-    if GEMM_AVX2_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
-        return false;
-    }
     #[cfg(target_arch = "x86_64")]
     {
         super::simd::simd() == super::simd::Simd::Avx512
@@ -201,62 +139,6 @@ fn gemm_avx512() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
-    }
-}
-
-/// Tests set this to run the AVX2 register tiles on an AVX-512 CPU.
-#[cfg(test)]
-static GEMM_AVX2_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The output tile: F(2x2, 3x3) (4x4 input tiles, 16 transform positions) or F(4x4, 3x3)
-/// (6x6 input tiles, 36 positions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tile {
-    F2,
-    F4,
-}
-
-impl Tile {
-    fn size(self) -> usize {
-        match self {
-            Tile::F2 => 2,
-            Tile::F4 => 4,
-        }
-    }
-    fn positions(self) -> usize {
-        (self.size() + 2) * (self.size() + 2)
-    }
-}
-
-/// How the tiles of a call are grouped: `m x m` output tiles (`m` 2 or 4), `th x tw` per sample; a chunk (one
-/// parallel task) is `samples_per_chunk` whole samples, processed in bands of `rows_per_band`
-/// tile rows (counted over the chunk's samples one after another).
-struct Plan {
-    th: usize,
-    tw: usize,
-    samples_per_chunk: usize,
-    rows_per_band: usize,
-    /// Tiles of the largest band, rounded up to whole register tiles.
-    max_tiles_pad: usize,
-}
-
-/// Chunks per call at least, when the batch allows it, so both cores get work on small maps.
-const MIN_CHUNKS: usize = 8;
-
-impl Plan {
-    fn new(g: &ConvGeom, batch: usize, tile: Tile) -> Plan {
-        let (th, tw) = (g.h.div_ceil(tile.size()), g.w.div_ceil(tile.size()));
-        let band_tiles = (BAND_FLOATS / g.c_in.max(g.c_out)).max(NV);
-        let per_sample = th * tw;
-        let (samples_per_chunk, rows_per_band) = if per_sample < band_tiles {
-            // Small maps: several samples share a band so the vectors are not mostly padding.
-            let spc = (band_tiles / per_sample).min(batch.div_ceil(MIN_CHUNKS)).max(1);
-            (spc, spc * th)
-        } else {
-            (1, (band_tiles / tw).max(1))
-        };
-        let max_tiles_pad = tiles_pad(rows_per_band * tw);
-        Plan { th, tw, samples_per_chunk, rows_per_band, max_tiles_pad }
     }
 }
 
@@ -297,6 +179,9 @@ fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Scratch {
 }
 
 /// [`chunk`] with AVX2 register tiles.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA (see `kernels::simd`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -312,11 +197,15 @@ unsafe fn chunk_avx2(
     m: &mut [f32],
     rows: &mut [f32],
 ) {
-    chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows)
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe { chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows) }
 }
 
 /// [`chunk`] with AVX-512 register tiles, and the transforms in 16 lanes where
 /// [`sixteen_lanes::applies`].
+///
+/// # Safety
+/// The CPU must have AVX-512F, AVX2, FMA (see `kernels::simd`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -332,11 +221,16 @@ unsafe fn chunk_avx512(
     m: &mut [f32],
     rows: &mut [f32],
 ) {
-    chunk::<true>(tile, g, plan, xs, u, bias, ys, v, m, rows)
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe { chunk::<true>(tile, g, plan, xs, u, bias, ys, v, m, rows) }
 }
 
 /// One chunk of whole samples (`xs`, `ys`), band by band, with `tile`'s transforms; `WIDE`
 /// picks the AVX-512 register tiles.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -352,26 +246,31 @@ unsafe fn chunk<const WIDE: bool>(
     m: &mut [f32],
     rows: &mut [f32],
 ) {
-    let samples = xs.len() / g.in_size();
-    let total_rows = samples * plan.th;
-    // The transforms in 16 lanes where they apply (AVX-512 only, as the register tiles).
-    let sixteen = WIDE && sixteen_lanes::applies(tile, g, plan);
-    let mut r0 = 0;
-    while r0 < total_rows {
-        let r1 = (r0 + plan.rows_per_band).min(total_rows);
-        let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
-        if sixteen {
-            sixteen_lanes::input(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
-        } else {
-            input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        let samples = xs.len() / g.in_size();
+        let total_rows = samples * plan.th;
+        // The transforms in 16 lanes where they apply (AVX-512 only, as the register tiles).
+        let sixteen = WIDE && sixteen_lanes::applies(tile, g, plan);
+        let mut r0 = 0;
+        while r0 < total_rows {
+            let r1 = (r0 + plan.rows_per_band).min(total_rows);
+            let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
+            if sixteen {
+                sixteen_lanes::input(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+            } else {
+                input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+            }
+            position_gemms::<WIDE>(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
+            match tile {
+                _ if sixteen => {
+                    sixteen_lanes::output(tile, g, plan, m, bias, r0, r1, tiles_pad, ys)
+                }
+                Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
+                Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
+            }
+            r0 = r1;
         }
-        position_gemms::<WIDE>(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
-        match tile {
-            _ if sixteen => sixteen_lanes::output(tile, g, plan, m, bias, r0, r1, tiles_pad, ys),
-            Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
-            Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
-        }
-        r0 = r1;
     }
 }
 
@@ -381,103 +280,15 @@ fn row_buffer_len(g: &ConvGeom) -> usize {
     g.w
 }
 
-/// Floats from one transform position's block of `V` (`c` = `C_in`) or `M` (`c` = `C_out`)
-/// to the next: `c` rows of `tiles_pad` lanes, plus one cache line. Without it the blocks lie
-/// a multiple of 2 KB apart (`c` and `tiles_pad` are multiples of 16), the transforms' 16 or
-/// 36 streams (one per position) fall into the same few L1 sets, and conflict misses took
-/// half of the input transform's time.
-fn pos_stride(c: usize, tiles_pad: usize) -> usize {
-    c * tiles_pad + SKEW
-}
-
-/// One cache line, in floats.
-const SKEW: usize = 16;
-
-/// Lanes of a band's `V` and `M` rows: the band's tiles plus room for the whole-vector loops
-/// of the last tile row (up to 7 lanes past it), rounded up to whole register tiles.
-fn tiles_pad(tiles: usize) -> usize {
-    (tiles + 8).div_ceil(NV) * NV
-}
-
-/// What both input transforms read a band's input patches through: the input row `i` of a
-/// tile row's patch (a zero row outside the map), and masked loads of 8 columns (zero outside).
-#[cfg(target_arch = "x86_64")]
-struct PatchRows<'a> {
-    g: &'a ConvGeom,
-    plan: &'a Plan,
-    xs: &'a [f32],
-    zero: &'a [f32],
-    /// Output tile side: patch row `i` of tile row `ty` is input row `tile * ty + i - 1`.
-    tile: usize,
-    lane: std::arch::x86_64::__m256i,
-    width: std::arch::x86_64::__m256i,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl<'a> PatchRows<'a> {
-    /// Checks that `xs` holds the band's samples; `zero` becomes the zero row.
-    #[inline(always)]
-    unsafe fn new(
-        g: &'a ConvGeom,
-        plan: &'a Plan,
-        xs: &'a [f32],
-        r1: usize,
-        tile: usize,
-        zero: &'a mut [f32],
-    ) -> Self {
-        use std::arch::x86_64::*;
-        assert!(xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
-        let zero = &mut zero[..g.w];
-        zero.fill(0.0);
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        PatchRows { g, plan, xs, zero, tile, lane, width: _mm256_set1_epi32(g.w as i32) }
-    }
-
-    /// Input row `i` of the patch of the chunk's tile row `rr` in channel `ci`.
-    #[inline(always)]
-    fn row(&self, ci: usize, rr: usize, i: usize) -> *const f32 {
-        self.row_of(ci, rr / self.plan.th, rr % self.plan.th, i)
-    }
-
-    /// Input row `i` of the patch of tile row `ty` of sample `b` (of the chunk) in channel `ci`.
-    #[inline(always)]
-    fn row_of(&self, ci: usize, b: usize, ty: usize, i: usize) -> *const f32 {
-        let g = self.g;
-        let iy = (self.tile * ty + i) as isize - 1;
-        if iy < 0 || iy >= g.h as isize {
-            self.zero.as_ptr()
-        } else {
-            self.xs[((b * g.c_in + ci) * g.h + iy as usize) * g.w..].as_ptr()
-        }
-    }
-
-    /// Columns `ix..ix + 8` of the row at `p`, zero outside `0..w`: a plain load where all
-    /// eight lie inside (a masked load costs more: the F(4x4) input transform took 6 % less
-    /// time on 28x28 maps without them), else a masked one.
-    ///
-    /// # Safety
-    /// AVX2 must be present and `p` a row of `w` floats; masked-off lanes are not accessed, so
-    /// `ix` may lie before or past the row.
-    #[inline(always)]
-    unsafe fn load(&self, p: *const f32, ix: i32) -> std::arch::x86_64::__m256 {
-        use std::arch::x86_64::*;
-        if ix >= 0 && ix as usize + 8 <= self.g.w {
-            return _mm256_loadu_ps(p.add(ix as usize));
-        }
-        let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), self.lane);
-        let mask = _mm256_and_si256(
-            _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)),
-            _mm256_cmpgt_epi32(self.width, idx),
-        );
-        _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
-    }
-}
-
 /// `V[p][ci][t] = (B^T d B)[p]` for the band's tiles `t` (tile rows `r0..r1` of the chunk),
 /// `d` the `tile + 2` square input patch of tile `t` (zero outside the map), by `tile`'s
 /// transform ([`tile8_f2`] or [`tile8_f4`]) eight tiles at a time. Lanes past the band's tiles
 /// are left as they are: no output reads them. The 8 lanes run past the tile row; those lanes
 /// are overwritten by the next row (rows go in order) or land in padding lanes.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -492,44 +303,47 @@ unsafe fn input_transform(
     v: &mut [f32],
     rows: &mut [f32],
 ) {
-    let tw = plan.tw;
-    let patches = PatchRows::new(g, plan, xs, r1, tile.size(), rows);
-    assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
-    assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let pos_stride = pos_stride(g.c_in, tiles_pad);
-    let paired = pairs_tile_rows(plan);
-    for ci in 0..g.c_in {
-        let mut rr = r0;
-        while rr < r1 {
-            // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
-            let rp: [*const f32; 6] = array_of(|i| patches.row(ci, rr, i));
-            let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
-            // SAFETY (all three calls): the loads read columns in 0..w of rows of length w
-            // (masked at the edges); the stores write lanes (rr - r0) * tw + tx.. + 8 of V
-            // rows, inside tiles_pad (asserted above).
-            if paired {
-                // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
-                let next: [*const f32; 6] =
-                    if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
-                match tile {
-                    Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
-                    Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
-                }
-                rr += 2;
-                continue;
-            }
-            for tx in (0..tw).step_by(8) {
-                let ix = (tile.size() * tx) as i32 - 1;
-                match tile {
-                    Tile::F2 => {
-                        tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride)
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        let tw = plan.tw;
+        let patches = PatchRows::new(g, plan, xs, r1, tile.size(), rows);
+        assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
+        assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
+        let pos_stride = pos_stride(g.c_in, tiles_pad);
+        let paired = pairs_tile_rows(plan);
+        for ci in 0..g.c_in {
+            let mut rr = r0;
+            while rr < r1 {
+                // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
+                let rp: [*const f32; 6] = array_of(|i| patches.row(ci, rr, i));
+                let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
+                // SAFETY (all three calls): the loads read columns in 0..w of rows of length w
+                // (masked at the edges); the stores write lanes (rr - r0) * tw + tx.. + 8 of V
+                // rows, inside tiles_pad (asserted above).
+                if paired {
+                    // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
+                    let next: [*const f32; 6] =
+                        if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
+                    match tile {
+                        Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
+                        Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
                     }
-                    Tile::F4 => {
-                        tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride)
+                    rr += 2;
+                    continue;
+                }
+                for tx in (0..tw).step_by(8) {
+                    let ix = (tile.size() * tx) as i32 - 1;
+                    match tile {
+                        Tile::F2 => {
+                            tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride)
+                        }
+                        Tile::F4 => {
+                            tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride)
+                        }
                     }
                 }
+                rr += 1;
             }
-            rr += 1;
         }
     }
 }
@@ -548,6 +362,11 @@ fn pairs_tile_rows(plan: &Plan) -> bool {
 /// of the columns, `B` across the columns; position `p` goes to `dst + p * pos_stride`. (A version
 /// staging rows through memory stalled on store forwarding: unaligned re-reads of
 /// just-written vectors.)
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
+/// Every pointer must be valid for the reads and writes the body makes through it.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn tile8_f2(
@@ -557,46 +376,30 @@ unsafe fn tile8_f2(
     dst: *mut f32,
     pos_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let ((ra, ia), (rb, ib)) = (first, second);
-    let mut d = [[_mm256_setzero_ps(); 4]; 4];
-    for (i, di) in d.iter_mut().enumerate() {
-        let (pa, pb) = (ra[i], rb[i]);
-        *di = [
-            patches.load(pa, ia),
-            patches.load(pb, ib),
-            patches.load(pa, ia + 2),
-            patches.load(pb, ib + 2),
-        ];
-    }
-    for k in 0..4 {
-        let c: [__m256; 4] = array_of(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
-        let (e0, o0) = deinterleave(c[0], c[1]);
-        let (e1, o1) = deinterleave(c[2], c[3]);
-        let dst = dst.add(4 * k * pos_stride);
-        for (j, val) in bt4([e0, o0, e1, o1]).iter().enumerate() {
-            _mm256_storeu_ps(dst.add(j * pos_stride), *val);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let ((ra, ia), (rb, ib)) = (first, second);
+        let mut d = [[_mm256_setzero_ps(); 4]; 4];
+        for (i, di) in d.iter_mut().enumerate() {
+            let (pa, pb) = (ra[i], rb[i]);
+            *di = [
+                patches.load(pa, ia),
+                patches.load(pb, ib),
+                patches.load(pa, ia + 2),
+                patches.load(pb, ib + 2),
+            ];
+        }
+        for k in 0..4 {
+            let c: [__m256; 4] = array_of(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
+            let (e0, o0) = deinterleave(c[0], c[1]);
+            let (e1, o1) = deinterleave(c[2], c[3]);
+            let dst = dst.add(4 * k * pos_stride);
+            for (j, val) in bt4([e0, o0, e1, o1]).iter().enumerate() {
+                _mm256_storeu_ps(dst.add(j * pos_stride), *val);
+            }
         }
     }
-}
-
-/// Row `k` of `B^T d` for one 4-vector `d` of F(2x2, 3x3), lane-wise.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
-    match k {
-        0 => d[0].sub(d[2]),
-        1 => d[1].add(d[2]),
-        2 => d[2].sub(d[1]),
-        _ => d[1].sub(d[3]),
-    }
-}
-
-/// `B^T d` for one 4-vector `d` of F(2x2, 3x3), lane-wise (the same operations as [`bt4_row`]).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
-    array_of(|k| bt4_row(k, d))
 }
 
 /// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x
@@ -604,6 +407,10 @@ unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
 /// channels run as one AVX-512 register tile of 32 tiles (`WIDE`) or as two AVX2 ones of 16;
 /// what is left of the lanes runs as AVX2 tiles of 16, then of 8 (14x14 maps have 49 tiles per
 /// sample, which whole 16- or 32-tile steps would pad by a third).
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn position_gemms<const WIDE: bool>(
@@ -615,55 +422,65 @@ unsafe fn position_gemms<const WIDE: bool>(
     m: &mut [f32],
     positions: usize,
 ) {
-    let blocks = g.c_out.div_ceil(MR);
-    let (c_in, c_out) = (g.c_in, g.c_out);
-    let lanes = tiles.div_ceil(8) * 8;
-    let (v_stride, m_stride) = (pos_stride(c_in, tiles_pad), pos_stride(c_out, tiles_pad));
-    assert!(v.len() >= positions * v_stride && m.len() >= positions * m_stride);
-    assert!(
-        u.len() == positions * blocks * c_in * MR
-            && tiles_pad.is_multiple_of(NV)
-            && lanes <= tiles_pad
-    );
-    let wide = if WIDE { lanes / NV_512 * NV_512 } else { 0 };
-    let sixteens = wide + (lanes - wide) / NV * NV;
-    for p in 0..positions {
-        let vp = v.as_ptr().add(p * v_stride);
-        let ub = |b: usize| u.as_ptr().add((p * blocks + b) * c_in * MR);
-        let m0 = m.as_mut_ptr();
-        let mp = |b: usize| m0.add(p * m_stride + b * MR * tiles_pad);
-        let rows = |b: usize| (c_out - b * MR).min(MR);
-        // SAFETY: the register tiles read V rows ci < c_in at lanes below lanes <= tiles_pad,
-        // U's blocks b < blocks of c_in*MR floats, and write M rows b*MR+r < c_out at the
-        // same lanes: all inside the slices (asserted above).
-        for b in 0..blocks {
-            // A block cut short by c_out may have no second half: its M pointer may then lie
-            // past the slice, so it is formed with wrapping_add and never written through.
-            let halves = [
-                (ub(b), mp(b), rows(b).min(HALF)),
-                (
-                    ub(b).add(HALF),
-                    mp(b).wrapping_add(HALF * tiles_pad),
-                    rows(b).saturating_sub(HALF),
-                ),
-            ];
-            for t0 in (0..wide).step_by(NV_512) {
-                register_tile_avx512(c_in, ub(b), vp.add(t0), tiles_pad, mp(b).add(t0), rows(b));
-            }
-            for t0 in (wide..sixteens).step_by(NV) {
-                for &(uh, mh, mr) in halves.iter().filter(|h| h.2 > 0) {
-                    register_tile(c_in, uh, vp.add(t0), tiles_pad, mh.add(t0), mr);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        let blocks = g.c_out.div_ceil(MR);
+        let (c_in, c_out) = (g.c_in, g.c_out);
+        let lanes = tiles.div_ceil(8) * 8;
+        let (v_stride, m_stride) = (pos_stride(c_in, tiles_pad), pos_stride(c_out, tiles_pad));
+        assert!(v.len() >= positions * v_stride && m.len() >= positions * m_stride);
+        assert!(
+            u.len() == positions * blocks * c_in * MR
+                && tiles_pad.is_multiple_of(NV)
+                && lanes <= tiles_pad
+        );
+        let wide = if WIDE { lanes / NV_512 * NV_512 } else { 0 };
+        let sixteens = wide + (lanes - wide) / NV * NV;
+        for p in 0..positions {
+            let vp = v.as_ptr().add(p * v_stride);
+            let ub = |b: usize| u.as_ptr().add((p * blocks + b) * c_in * MR);
+            let m0 = m.as_mut_ptr();
+            let mp = |b: usize| m0.add(p * m_stride + b * MR * tiles_pad);
+            let rows = |b: usize| (c_out - b * MR).min(MR);
+            // SAFETY: the register tiles read V rows ci < c_in at lanes below lanes <= tiles_pad,
+            // U's blocks b < blocks of c_in*MR floats, and write M rows b*MR+r < c_out at the
+            // same lanes: all inside the slices (asserted above).
+            for b in 0..blocks {
+                // A block cut short by c_out may have no second half: its M pointer may then lie
+                // past the slice, so it is formed with wrapping_add and never written through.
+                let halves = [
+                    (ub(b), mp(b), rows(b).min(HALF)),
+                    (
+                        ub(b).add(HALF),
+                        mp(b).wrapping_add(HALF * tiles_pad),
+                        rows(b).saturating_sub(HALF),
+                    ),
+                ];
+                for t0 in (0..wide).step_by(NV_512) {
+                    register_tile_avx512(
+                        c_in,
+                        ub(b),
+                        vp.add(t0),
+                        tiles_pad,
+                        mp(b).add(t0),
+                        rows(b),
+                    );
                 }
-            }
-            if lanes > sixteens {
-                register_tile_narrow(
-                    c_in,
-                    [halves[0].0, halves[1].0],
-                    vp.add(sixteens),
-                    tiles_pad,
-                    [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)],
-                    [halves[0].2, halves[1].2],
-                );
+                for t0 in (wide..sixteens).step_by(NV) {
+                    for &(uh, mh, mr) in halves.iter().filter(|h| h.2 > 0) {
+                        register_tile(c_in, uh, vp.add(t0), tiles_pad, mh.add(t0), mr);
+                    }
+                }
+                if lanes > sixteens {
+                    register_tile_narrow(
+                        c_in,
+                        [halves[0].0, halves[1].0],
+                        vp.add(sixteens),
+                        tiles_pad,
+                        [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)],
+                        [halves[0].2, halves[1].2],
+                    );
+                }
             }
         }
     }
@@ -671,6 +488,11 @@ unsafe fn position_gemms<const WIDE: bool>(
 
 /// One block's `mr[0] + mr[1] <= MR` output channels (two halves) x 8 tiles: the eight
 /// accumulators of [`register_tile`] over half its lanes.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
+/// Every pointer must be valid for the reads and writes the body makes through it.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
@@ -682,23 +504,26 @@ unsafe fn register_tile_narrow(
     m: [*mut f32; 2],
     mr: [usize; 2],
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); HALF]; 2];
-    let mut vr = v;
-    let (mut u0, mut u1) = (u[0], u[1]);
-    for _ in 0..c_in {
-        let x = _mm256_loadu_ps(vr);
-        for r in 0..HALF {
-            acc[0][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u0.add(r)), x, acc[0][r]);
-            acc[1][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u1.add(r)), x, acc[1][r]);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); HALF]; 2];
+        let mut vr = v;
+        let (mut u0, mut u1) = (u[0], u[1]);
+        for _ in 0..c_in {
+            let x = _mm256_loadu_ps(vr);
+            for r in 0..HALF {
+                acc[0][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u0.add(r)), x, acc[0][r]);
+                acc[1][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u1.add(r)), x, acc[1][r]);
+            }
+            vr = vr.add(stride);
+            u0 = u0.add(MR);
+            u1 = u1.add(MR);
         }
-        vr = vr.add(stride);
-        u0 = u0.add(MR);
-        u1 = u1.add(MR);
-    }
-    for i in 0..2 {
-        for r in 0..mr[i] {
-            _mm256_storeu_ps(m[i].add(r * stride), acc[i][r]);
+        for i in 0..2 {
+            for r in 0..mr[i] {
+                _mm256_storeu_ps(m[i].add(r * stride), acc[i][r]);
+            }
         }
     }
 }
@@ -706,6 +531,11 @@ unsafe fn register_tile_narrow(
 /// `mr <= HALF` output channels (their weights at `u`, `u + 1`, .. of each [`MR`] group) x
 /// `NV` tiles, summed over the input channels in order. Eight named accumulators: with twelve
 /// (4 x 24) LLVM spilled one to the stack inside the loop.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
+/// Every pointer must be valid for the reads and writes the body makes through it.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn register_tile(
@@ -716,34 +546,37 @@ unsafe fn register_tile(
     m: *mut f32,
     mr: usize,
 ) {
-    use std::arch::x86_64::*;
-    let z = _mm256_setzero_ps();
-    let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
-    let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
-    let mut vr = v;
-    let mut ur = u;
-    for _ in 0..c_in {
-        let x0 = _mm256_loadu_ps(vr);
-        let x1 = _mm256_loadu_ps(vr.add(8));
-        let w = _mm256_broadcast_ss(&*ur);
-        a00 = _mm256_fmadd_ps(w, x0, a00);
-        a01 = _mm256_fmadd_ps(w, x1, a01);
-        let w = _mm256_broadcast_ss(&*ur.add(1));
-        a10 = _mm256_fmadd_ps(w, x0, a10);
-        a11 = _mm256_fmadd_ps(w, x1, a11);
-        let w = _mm256_broadcast_ss(&*ur.add(2));
-        a20 = _mm256_fmadd_ps(w, x0, a20);
-        a21 = _mm256_fmadd_ps(w, x1, a21);
-        let w = _mm256_broadcast_ss(&*ur.add(3));
-        a30 = _mm256_fmadd_ps(w, x0, a30);
-        a31 = _mm256_fmadd_ps(w, x1, a31);
-        vr = vr.add(stride);
-        ur = ur.add(MR);
-    }
-    let rows = [[a00, a01], [a10, a11], [a20, a21], [a30, a31]];
-    for (r, a) in rows.iter().enumerate().take(mr) {
-        _mm256_storeu_ps(m.add(r * stride), a[0]);
-        _mm256_storeu_ps(m.add(r * stride + 8), a[1]);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let z = _mm256_setzero_ps();
+        let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
+        let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
+        let mut vr = v;
+        let mut ur = u;
+        for _ in 0..c_in {
+            let x0 = _mm256_loadu_ps(vr);
+            let x1 = _mm256_loadu_ps(vr.add(8));
+            let w = _mm256_broadcast_ss(&*ur);
+            a00 = _mm256_fmadd_ps(w, x0, a00);
+            a01 = _mm256_fmadd_ps(w, x1, a01);
+            let w = _mm256_broadcast_ss(&*ur.add(1));
+            a10 = _mm256_fmadd_ps(w, x0, a10);
+            a11 = _mm256_fmadd_ps(w, x1, a11);
+            let w = _mm256_broadcast_ss(&*ur.add(2));
+            a20 = _mm256_fmadd_ps(w, x0, a20);
+            a21 = _mm256_fmadd_ps(w, x1, a21);
+            let w = _mm256_broadcast_ss(&*ur.add(3));
+            a30 = _mm256_fmadd_ps(w, x0, a30);
+            a31 = _mm256_fmadd_ps(w, x1, a31);
+            vr = vr.add(stride);
+            ur = ur.add(MR);
+        }
+        let rows = [[a00, a01], [a10, a11], [a20, a21], [a30, a31]];
+        for (r, a) in rows.iter().enumerate().take(mr) {
+            _mm256_storeu_ps(m.add(r * stride), a[0]);
+            _mm256_storeu_ps(m.add(r * stride + 8), a[1]);
+        }
     }
 }
 
@@ -763,24 +596,27 @@ unsafe fn register_tile_avx512(
     m: *mut f32,
     mr: usize,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    let mut vr = v;
-    let mut ur = u;
-    for _ in 0..c_in {
-        let x0 = _mm512_loadu_ps(vr);
-        let x1 = _mm512_loadu_ps(vr.add(16));
-        for (r, a) in acc.iter_mut().enumerate() {
-            let w = _mm512_set1_ps(*ur.add(r));
-            a[0] = _mm512_fmadd_ps(w, x0, a[0]);
-            a[1] = _mm512_fmadd_ps(w, x1, a[1]);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut vr = v;
+        let mut ur = u;
+        for _ in 0..c_in {
+            let x0 = _mm512_loadu_ps(vr);
+            let x1 = _mm512_loadu_ps(vr.add(16));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*ur.add(r));
+                a[0] = _mm512_fmadd_ps(w, x0, a[0]);
+                a[1] = _mm512_fmadd_ps(w, x1, a[1]);
+            }
+            vr = vr.add(stride);
+            ur = ur.add(MR);
         }
-        vr = vr.add(stride);
-        ur = ur.add(MR);
-    }
-    for (r, a) in acc.iter().enumerate().take(mr) {
-        _mm512_storeu_ps(m.add(r * stride), a[0]);
-        _mm512_storeu_ps(m.add(r * stride + 16), a[1]);
+        for (r, a) in acc.iter().enumerate().take(mr) {
+            _mm512_storeu_ps(m.add(r * stride), a[0]);
+            _mm512_storeu_ps(m.add(r * stride + 16), a[1]);
+        }
     }
 }
 
@@ -790,6 +626,10 @@ const OUT_CHUNK: usize = 128;
 /// `Y = A^T M A + bias` per tile and output channel, `A^T = [[1,1,1,0],[0,1,-1,-1]]`, written
 /// to the 2x2 output pixels that lie inside the map: eight tiles at a time in registers, their
 /// two output rows interleaved into row buffers and copied into the map.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -803,46 +643,50 @@ unsafe fn output_transform(
     tiles_pad: usize,
     ys: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let (h, w, tw) = (g.h, g.w, plan.tw);
-    let pos_stride = pos_stride(g.c_out, tiles_pad);
-    let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
-    for co in 0..g.c_out {
-        let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
-        for rr in r0..r1 {
-            let (b, ty) = (rr / plan.th, rr % plan.th);
-            let t0 = (rr - r0) * tw + co * tiles_pad;
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let n = (tw - tx0).min(OUT_CHUNK);
-                // Whole vectors: lanes past the tile row read the next row's or padding lanes
-                // of M, and their results are not copied out.
-                let nv = n.div_ceil(8) * 8;
-                assert!(15 * pos_stride + t0 + tx0 + nv <= m.len());
-                let [o0, o1] = &mut out;
-                for tx in (0..nv).step_by(8) {
-                    // SAFETY: lanes t0 + tx0 + tx .. + 8 of the 16 positions lie inside m
-                    // (asserted above); the stores write 16 floats at 2 * tx < 2 * OUT_CHUNK.
-                    let [y00, y01, y10, y11] = at_f2(m.as_ptr().add(t0 + tx0 + tx), pos_stride, bv);
-                    let [lo, hi] = interleave(y00, y01);
-                    _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx), lo);
-                    _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx + 8), hi);
-                    let [lo, hi] = interleave(y10, y11);
-                    _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx), lo);
-                    _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx + 8), hi);
-                }
-                let x0 = 2 * tx0;
-                let nx = (w - x0).min(2 * n);
-                let plane = &mut ys[(b * g.c_out + co) * h * w..][..h * w];
-                for (a, o) in out.iter().enumerate() {
-                    let oy = 2 * ty + a;
-                    if oy < h {
-                        let row = &mut plane[oy * w + x0..][..nx];
-                        // SAFETY: `row` holds nx floats; `o` whole vectors past them.
-                        copy_lanes(row.as_mut_ptr(), o, nx);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (h, w, tw) = (g.h, g.w, plan.tw);
+        let pos_stride = pos_stride(g.c_out, tiles_pad);
+        let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
+        for co in 0..g.c_out {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
+            for rr in r0..r1 {
+                let (b, ty) = (rr / plan.th, rr % plan.th);
+                let t0 = (rr - r0) * tw + co * tiles_pad;
+                let mut tx0 = 0;
+                while tx0 < tw {
+                    let n = (tw - tx0).min(OUT_CHUNK);
+                    // Whole vectors: lanes past the tile row read the next row's or padding lanes
+                    // of M, and their results are not copied out.
+                    let nv = n.div_ceil(8) * 8;
+                    assert!(15 * pos_stride + t0 + tx0 + nv <= m.len());
+                    let [o0, o1] = &mut out;
+                    for tx in (0..nv).step_by(8) {
+                        // SAFETY: lanes t0 + tx0 + tx .. + 8 of the 16 positions lie inside m
+                        // (asserted above); the stores write 16 floats at 2 * tx < 2 * OUT_CHUNK.
+                        let [y00, y01, y10, y11] =
+                            at_f2(m.as_ptr().add(t0 + tx0 + tx), pos_stride, bv);
+                        let [lo, hi] = interleave(y00, y01);
+                        _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx), lo);
+                        _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx + 8), hi);
+                        let [lo, hi] = interleave(y10, y11);
+                        _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx), lo);
+                        _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx + 8), hi);
                     }
+                    let x0 = 2 * tx0;
+                    let nx = (w - x0).min(2 * n);
+                    let plane = &mut ys[(b * g.c_out + co) * h * w..][..h * w];
+                    for (a, o) in out.iter().enumerate() {
+                        let oy = 2 * ty + a;
+                        if oy < h {
+                            let row = &mut plane[oy * w + x0..][..nx];
+                            // SAFETY: `row` holds nx floats; `o` whole vectors past them.
+                            copy_lanes(row.as_mut_ptr(), o, nx);
+                        }
+                    }
+                    tx0 += n;
                 }
-                tx0 += n;
             }
         }
     }
@@ -861,20 +705,12 @@ unsafe fn at_f2(
     pos_stride: usize,
     bias: std::arch::x86_64::__m256,
 ) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let mm: [__m256; 16] = array_of(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
-    at_f2_lanes(mm, bias)
-}
-
-/// The arithmetic of [`at_f2`] on the 16 positions' vectors, in any width.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
-    let a: [V; 4] = array_of(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
-    let b: [V; 4] = array_of(|j| mm[4 + j].sub(mm[8 + j]).sub(mm[12 + j]));
-    let even = |r: &[V; 4]| r[0].add(r[1]).add(r[2]).add(bias);
-    let odd = |r: &[V; 4]| r[1].sub(r[2]).sub(r[3]).add(bias);
-    [even(&a), odd(&a), even(&b), odd(&b)]
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mm: [__m256; 16] = array_of(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
+        at_f2_lanes(mm, bias)
+    }
 }
 
 /// Map side (height and width) from which [`winograd_forward`] runs F(4x4, 3x3) instead of
@@ -888,11 +724,8 @@ pub const F4_MIN_SIDE: usize = 24;
 /// 16 outputs instead of 16 per 4. Its transforms have coefficients up to 8 (and 1/24 in the
 /// weights'), so the rounding error grows (see the tests' tolerance). Small maps waste the
 /// part of their 4x4 tiles that lies outside them; maps 13-16 a side (four tiles) run two
-/// tile rows per eight lanes ([`pairs_tile_rows`]), without which F(4x4) was 1.06-1.3x
-/// F(2x2)'s time there. With them (`winograd_forward`, the two alternating, batch 128):
-/// 64->64 14x14 6.3-7.1 -> 5.3-6.0 ms, 32->64 3.5-4.2 -> 2.8-3.5, 64->32 3.4-4.0 -> 2.9-4.0;
-/// 64->64 16x16 (batch 64) 3.5-4.0 -> 3.0-3.5. Maps 17-23 a side (five or six tiles) stay
-/// F(2x2).
+/// tile rows per eight lanes ([`pairs_tile_rows`]), which fills the lanes those maps would
+/// leave empty. Maps 17-23 a side (five or six tiles) stay F(2x2).
 fn f4_wins(g: &ConvGeom) -> bool {
     g.h.min(g.w) >= F4_MIN_SIDE || (g.h.div_ceil(4) == 4 && g.w.div_ceil(4) == 4)
 }
@@ -934,85 +767,71 @@ fn transform_weights_f4(g: &ConvGeom, weight: &[f32]) -> Scratch {
     u
 }
 
-/// `B^T d` for one 6-vector `d` of F(4x4, 3x3), `B^T = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],
-/// [0,4,-4,-1,1,0],[0,-2,-1,2,1,0],[0,2,-1,-2,1,0],[0,4,0,-5,0,1]]`, lane-wise.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
-    let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
-    let t0 = four.fnmadd(d[2], d[4]); // d4 - 4 d2
-    let t1 = four.fnmadd(d[1], d[3]); // d3 - 4 d1
-    let t2 = d[4].sub(d[2]); // d4 - d2
-    let t3 = two.mul(d[3].sub(d[1])); // 2 (d3 - d1)
-    [
-        five.fnmadd(d[2], four.fmadd(d[0], d[4])),
-        t0.add(t1),
-        t0.sub(t1),
-        t2.add(t3),
-        t2.sub(t3),
-        five.fnmadd(d[3], four.fmadd(d[1], d[5])),
-    ]
-}
-
-/// `A^T m` for one 6-vector `m` of F(4x4, 3x3), `A^T = [[1,1,1,1,1,0],[0,1,-1,2,-2,0],
-/// [0,1,1,4,4,0],[0,1,-1,8,-8,1]]`, lane-wise.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn at6<V: Lanes>(m: [V; 6]) -> [V; 4] {
-    let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));
-    let (c, d) = (m[3].add(m[4]), m[3].sub(m[4]));
-    [
-        m[0].add(a).add(c),
-        V::splat(2.0).fmadd(d, b),
-        V::splat(4.0).fmadd(c, a),
-        V::splat(8.0).fmadd(d, b).add(m[5]),
-    ]
-}
-
 /// 4x4 transpose inside each 128-bit half of four vectors (its own inverse).
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn transpose4_halves(a: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let t0 = _mm256_unpacklo_ps(a[0], a[1]);
-    let t1 = _mm256_unpackhi_ps(a[0], a[1]);
-    let t2 = _mm256_unpacklo_ps(a[2], a[3]);
-    let t3 = _mm256_unpackhi_ps(a[2], a[3]);
-    [
-        _mm256_shuffle_ps::<0x44>(t0, t2),
-        _mm256_shuffle_ps::<0xEE>(t0, t2),
-        _mm256_shuffle_ps::<0x44>(t1, t3),
-        _mm256_shuffle_ps::<0xEE>(t1, t3),
-    ]
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let t0 = _mm256_unpacklo_ps(a[0], a[1]);
+        let t1 = _mm256_unpackhi_ps(a[0], a[1]);
+        let t2 = _mm256_unpacklo_ps(a[2], a[3]);
+        let t3 = _mm256_unpackhi_ps(a[2], a[3]);
+        [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ]
+    }
 }
 
 /// 32 consecutive floats (8 groups of 4) -> 4 vectors, vector `j` holding element `j` of each
 /// group in group order.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn deinterleave4(a: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    // Groups 0 and 4, 1 and 5, 2 and 6, 3 and 7 side by side, then a transpose per half.
-    transpose4_halves([
-        _mm256_permute2f128_ps::<0x20>(a[0], a[2]),
-        _mm256_permute2f128_ps::<0x31>(a[0], a[2]),
-        _mm256_permute2f128_ps::<0x20>(a[1], a[3]),
-        _mm256_permute2f128_ps::<0x31>(a[1], a[3]),
-    ])
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        // Groups 0 and 4, 1 and 5, 2 and 6, 3 and 7 side by side, then a transpose per half.
+        transpose4_halves([
+            _mm256_permute2f128_ps::<0x20>(a[0], a[2]),
+            _mm256_permute2f128_ps::<0x31>(a[0], a[2]),
+            _mm256_permute2f128_ps::<0x20>(a[1], a[3]),
+            _mm256_permute2f128_ps::<0x31>(a[1], a[3]),
+        ])
+    }
 }
 
 /// The inverse of [`deinterleave4`].
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let b = transpose4_halves(c);
-    [
-        _mm256_permute2f128_ps::<0x20>(b[0], b[1]),
-        _mm256_permute2f128_ps::<0x20>(b[2], b[3]),
-        _mm256_permute2f128_ps::<0x31>(b[0], b[1]),
-        _mm256_permute2f128_ps::<0x31>(b[2], b[3]),
-    ]
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let b = transpose4_halves(c);
+        [
+            _mm256_permute2f128_ps::<0x20>(b[0], b[1]),
+            _mm256_permute2f128_ps::<0x20>(b[2], b[3]),
+            _mm256_permute2f128_ps::<0x31>(b[0], b[1]),
+            _mm256_permute2f128_ps::<0x31>(b[2], b[3]),
+        ]
+    }
 }
 
 /// F(4x4, 3x3) for 8 tiles, all in registers: tiles 0-3 have their 6x6 patches at columns
@@ -1021,6 +840,11 @@ unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::
 /// Per input row, the 32 columns of the eight patches' starts and those 4 further on, each
 /// split into the tiles' column offsets 0-3 (then 4-5) by [`deinterleave4`]; `B` across the
 /// columns, then `B^T` across the rows; position `p` goes to `dst + p * pos_stride`.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
+/// Every pointer must be valid for the reads and writes the body makes through it.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
@@ -1031,31 +855,34 @@ unsafe fn tile8_f4(
     dst: *mut f32,
     pos_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let ((ra, ia), (rb, ib)) = (first, second);
-    // e[i] = (d_i B) for input row i: B across the columns.
-    let mut e = [[_mm256_setzero_ps(); 6]; 6];
-    for (i, ei) in e.iter_mut().enumerate() {
-        let (pa, pb) = (ra[i], rb[i]);
-        let lo = deinterleave4([
-            patches.load(pa, ia),
-            patches.load(pa, ia + 8),
-            patches.load(pb, ib),
-            patches.load(pb, ib + 8),
-        ]);
-        let hi = deinterleave4([
-            patches.load(pa, ia + 4),
-            patches.load(pa, ia + 12),
-            patches.load(pb, ib + 4),
-            patches.load(pb, ib + 12),
-        ]);
-        *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
-    }
-    // B^T across the rows, column by column.
-    for j in 0..6 {
-        let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
-        for (k, val) in col.iter().enumerate() {
-            _mm256_storeu_ps(dst.add((k * 6 + j) * pos_stride), *val);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let ((ra, ia), (rb, ib)) = (first, second);
+        // e[i] = (d_i B) for input row i: B across the columns.
+        let mut e = [[_mm256_setzero_ps(); 6]; 6];
+        for (i, ei) in e.iter_mut().enumerate() {
+            let (pa, pb) = (ra[i], rb[i]);
+            let lo = deinterleave4([
+                patches.load(pa, ia),
+                patches.load(pa, ia + 8),
+                patches.load(pb, ib),
+                patches.load(pb, ib + 8),
+            ]);
+            let hi = deinterleave4([
+                patches.load(pa, ia + 4),
+                patches.load(pa, ia + 12),
+                patches.load(pb, ib + 4),
+                patches.load(pb, ib + 12),
+            ]);
+            *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
+        }
+        // B^T across the rows, column by column.
+        for j in 0..6 {
+            let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
+            for (k, val) in col.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((k * 6 + j) * pos_stride), *val);
+            }
         }
     }
 }
@@ -1063,6 +890,10 @@ unsafe fn tile8_f4(
 /// [`output_transform`] for F(4x4, 3x3): `Y = A^T M A + bias` per tile and output channel,
 /// eight tiles at a time in registers, each output row's 32 values put back in column order by
 /// [`interleave4`] and written where they lie inside the map.
+///
+/// # Safety
+/// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
+/// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
@@ -1076,71 +907,78 @@ unsafe fn output_transform_f4(
     tiles_pad: usize,
     ys: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let (h, w, tw) = (g.h, g.w, plan.tw);
-    let pos_stride = pos_stride(g.c_out, tiles_pad);
-    assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
-    let paired = pairs_tile_rows(plan);
-    for co in 0..g.c_out {
-        let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
-        let mut rr = r0;
-        while rr < r1 {
-            let (b, ty) = (rr / plan.th, rr % plan.th);
-            let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * tw);
-            let plane = ys.as_mut_ptr().add((b * g.c_out + co) * h * w);
-            if paired {
-                // Lanes 0-3 are tile row rr's four tiles, lanes 4-7 row rr + 1's.
-                let s = at_rows_f4(mbase, pos_stride);
-                let second = (rr + 1 < r1).then(|| {
-                    let (b2, ty2) = ((rr + 1) / plan.th, (rr + 1) % plan.th);
-                    (ys.as_mut_ptr().add((b2 * g.c_out + co) * h * w), ty2)
-                });
-                let nx = w.min(16);
-                for (i, si) in s.iter().enumerate() {
-                    let y = at6(*si);
-                    let out = interleave4([
-                        _mm256_add_ps(y[0], bv),
-                        _mm256_add_ps(y[1], bv),
-                        _mm256_add_ps(y[2], bv),
-                        _mm256_add_ps(y[3], bv),
-                    ]);
-                    for (half, (plane, ty)) in
-                        [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p)))
-                    {
-                        let oy = 4 * ty + i;
-                        if oy < h {
-                            // SAFETY: columns 0..nx of row oy lie inside the plane.
-                            store_lanes(plane.add(oy * w), &[out[2 * half], out[2 * half + 1]], nx);
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (h, w, tw) = (g.h, g.w, plan.tw);
+        let pos_stride = pos_stride(g.c_out, tiles_pad);
+        assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
+        assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
+        let paired = pairs_tile_rows(plan);
+        for co in 0..g.c_out {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
+            let mut rr = r0;
+            while rr < r1 {
+                let (b, ty) = (rr / plan.th, rr % plan.th);
+                let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * tw);
+                let plane = ys.as_mut_ptr().add((b * g.c_out + co) * h * w);
+                if paired {
+                    // Lanes 0-3 are tile row rr's four tiles, lanes 4-7 row rr + 1's.
+                    let s = at_rows_f4(mbase, pos_stride);
+                    let second = (rr + 1 < r1).then(|| {
+                        let (b2, ty2) = ((rr + 1) / plan.th, (rr + 1) % plan.th);
+                        (ys.as_mut_ptr().add((b2 * g.c_out + co) * h * w), ty2)
+                    });
+                    let nx = w.min(16);
+                    for (i, si) in s.iter().enumerate() {
+                        let y = at6(*si);
+                        let out = interleave4([
+                            _mm256_add_ps(y[0], bv),
+                            _mm256_add_ps(y[1], bv),
+                            _mm256_add_ps(y[2], bv),
+                            _mm256_add_ps(y[3], bv),
+                        ]);
+                        for (half, (plane, ty)) in
+                            [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p)))
+                        {
+                            let oy = 4 * ty + i;
+                            if oy < h {
+                                // SAFETY: columns 0..nx of row oy lie inside the plane.
+                                store_lanes(
+                                    plane.add(oy * w),
+                                    &[out[2 * half], out[2 * half + 1]],
+                                    nx,
+                                );
+                            }
                         }
                     }
+                    rr += 2;
+                    continue;
                 }
-                rr += 2;
-                continue;
-            }
-            for tx in (0..tw).step_by(8) {
-                // SAFETY: the 36 loads read lanes t..t+8 of M rows inside tiles_pad (asserted).
-                let s = at_rows_f4(mbase.add(tx), pos_stride);
-                let x0 = 4 * tx;
-                let nx = (w - x0).min(32);
-                for (i, si) in s.iter().enumerate() {
-                    let oy = 4 * ty + i;
-                    if oy >= h {
-                        break;
+                for tx in (0..tw).step_by(8) {
+                    // SAFETY: the 36 loads read lanes t..t+8 of M rows inside tiles_pad (asserted).
+                    let s = at_rows_f4(mbase.add(tx), pos_stride);
+                    let x0 = 4 * tx;
+                    let nx = (w - x0).min(32);
+                    for (i, si) in s.iter().enumerate() {
+                        let oy = 4 * ty + i;
+                        if oy >= h {
+                            break;
+                        }
+                        let y = at6(*si);
+                        let out = interleave4([
+                            _mm256_add_ps(y[0], bv),
+                            _mm256_add_ps(y[1], bv),
+                            _mm256_add_ps(y[2], bv),
+                            _mm256_add_ps(y[3], bv),
+                        ]);
+                        let dst = plane.add(oy * w + x0);
+                        // SAFETY: columns x0..x0+nx of row oy lie inside the plane.
+                        store_lanes(dst, &out, nx);
                     }
-                    let y = at6(*si);
-                    let out = interleave4([
-                        _mm256_add_ps(y[0], bv),
-                        _mm256_add_ps(y[1], bv),
-                        _mm256_add_ps(y[2], bv),
-                        _mm256_add_ps(y[3], bv),
-                    ]);
-                    let dst = plane.add(oy * w + x0);
-                    // SAFETY: columns x0..x0+nx of row oy lie inside the plane.
-                    store_lanes(dst, &out, nx);
                 }
+                rr += 1;
             }
-            rr += 1;
         }
     }
 }
@@ -1154,16 +992,19 @@ unsafe fn output_transform_f4(
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
 unsafe fn at_rows_f4(m: *const f32, pos_stride: usize) -> [[std::arch::x86_64::__m256; 6]; 4] {
-    use std::arch::x86_64::*;
-    let mut s = [[_mm256_setzero_ps(); 6]; 4];
-    for j in 0..6 {
-        let col: [__m256; 6] = array_of(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
-        let r = at6(col);
-        for i in 0..4 {
-            s[i][j] = r[i];
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut s = [[_mm256_setzero_ps(); 6]; 4];
+        for j in 0..6 {
+            let col: [__m256; 6] = array_of(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
+            let r = at6(col);
+            for i in 0..4 {
+                s[i][j] = r[i];
+            }
         }
+        s
     }
-    s
 }
 
 #[cfg(test)]
@@ -1498,15 +1339,13 @@ mod tests {
             let x = input(&mut rng, batch * g.in_size(), None, 1.0);
             let wt = kaiming(&mut rng, &g);
             let bias = input(&mut rng, g.c_out, None, 0.1);
-            let run = || {
+            let run = |wide: bool| {
                 let mut y = vec![f32::NAN; batch * g.out_size()];
-                winograd_forward(&g, &x, &wt, Some(&bias), &mut y);
+                forward_with(&g, &x, &wt, Some(&bias), &mut y, wide);
                 y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
-            let wide = run();
-            GEMM_AVX2_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
-            let narrow = run();
-            GEMM_AVX2_ONLY.store(false, std::sync::atomic::Ordering::Relaxed);
+            let wide = run(true);
+            let narrow = run(false);
             assert_eq!(wide, narrow, "{g:?} batch {batch}");
             let e = scaled_error(
                 &g,

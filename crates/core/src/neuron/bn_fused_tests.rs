@@ -1,6 +1,7 @@
 //! The fused training-mode BN + neuron pass (`kernel::forward_bn` / `kernel::backward_bn`)
 //! against the BN layer followed by the neuron layer, run separately.
 use super::*;
+use crate::layer::Walk;
 use crate::nn::batch_norm::BatchNorm2d;
 use crate::rng::Rng;
 use crate::spec::{BatchNormSpec, SurrogateSpec};
@@ -42,7 +43,7 @@ fn cases() -> Vec<Case> {
                 for detach_reset in [false, true] {
                     let spec = NeuronSpec {
                         tau: 2.0 + (k % 3) as f32 * 0.7,
-                        decay_input: k % 2 == 0,
+                        decay_input: k.is_multiple_of(2),
                         v_threshold: 1.0,
                         v_reset,
                         detach_reset,

@@ -1,8 +1,8 @@
 //! The inference pass that feeds an event-driven convolution's output to a neuron layer in
 //! cache (`kernel::forward_conv_events`) against the convolution followed by the neuron layer.
 use super::*;
+use crate::kernels::connect::connect_forward;
 use crate::kernels::spike_conv::{conv2d_forward_spikes, tests::random_geom, EventBudget};
-use crate::nn::connect::connect_forward;
 use crate::rng::Rng;
 use crate::spec::{Connect, SurrogateSpec};
 
@@ -108,9 +108,10 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
 
 #[test]
 fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
-    // A W1-like layer: the comparison above must not pass on silence alone.
-    let g = crate::kernels::conv::ConvGeom::new(32, 32, 14, 14, [3, 3], [1, 1], [1, 1], [1, 1], 1)
-        .unwrap();
+    // A typical 32-channel 14x14 layer: the comparison above must not pass on silence alone.
+    let g =
+        crate::kernels::geometry::ConvGeom::new(32, 32, 14, 14, [3, 3], [1, 1], [1, 1], [1, 1], 1)
+            .unwrap();
     let mut rng = Rng::new(5);
     let (t_len, n_len) = (4, 3);
     let x: Vec<f32> =
@@ -148,13 +149,13 @@ fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
     assert_eq!(got, want);
 }
 
-/// Not a test: times conv + LIF as two passes against the in-cache pass on W1's and W2's
-/// largest event-driven layers (alternating, median of 15), and the parts of the two passes.
+/// Not a test: times conv + LIF as two passes against the in-cache pass on large
+/// event-driven layers (alternating, median of 15), and the parts of the two passes.
 /// `cargo test --release -p dualstream-core conv_neuron_throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn conv_neuron_throughput() {
-    use crate::kernels::conv::ConvGeom;
+    use crate::kernels::geometry::ConvGeom;
     let spec = NeuronSpec {
         tau: 2.0,
         decay_input: true,

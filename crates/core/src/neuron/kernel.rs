@@ -17,11 +17,11 @@
 //! `[T, N, ...]` buffer per layer.
 use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
-use crate::kernels::conv::ConvGeom;
-use crate::kernels::pool::{maxpool_2x2_spikes_plane, maxpool_2x2_unpool_plane, PoolGeom};
+use crate::kernels::connect::connect_in_place;
+use crate::kernels::geometry::{ConvGeom, PoolGeom};
+use crate::kernels::pool::{maxpool_2x2_spikes_plane, maxpool_2x2_unpool_plane};
 use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
 use crate::kernels::transpose::cells_to_planes;
-use crate::nn::connect::connect_in_place;
 use crate::spec::Connect;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,11 +103,17 @@ impl SharedMut {
     fn new(buf: &mut [f32]) -> Self {
         SharedMut { ptr: buf.as_mut_ptr(), len: buf.len() }
     }
-    /// SAFETY: no other live slice may overlap `[off, off + n)`.
+    /// The elements `[off, off + n)` of the buffer.
+    ///
+    /// # Safety
+    /// No other live slice may overlap `[off, off + n)`.
     #[allow(clippy::mut_from_ref)]
     unsafe fn range(&self, off: usize, n: usize) -> &mut [f32] {
-        assert!(off + n <= self.len);
-        std::slice::from_raw_parts_mut(self.ptr.add(off), n)
+        // SAFETY: in bounds by the assert; the caller keeps other slices off this range.
+        unsafe {
+            assert!(off + n <= self.len);
+            std::slice::from_raw_parts_mut(self.ptr.add(off), n)
+        }
     }
 }
 
@@ -548,7 +554,7 @@ fn avx2() -> bool {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2")
+        crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -557,9 +563,8 @@ fn avx2() -> bool {
 }
 
 /// Whether the training loops run their AVX-512 copy: twice the vector registers, so a
-/// block's backward state (four arrays of 32 lanes) no longer spills to the stack; the same
-/// Rust code, so the same bits. (W1's LIF rows, alternating with the AVX2-only binary:
-/// backward 8.3-10.3 -> 7.6-8.0 ms, forward 3.2-4.0 -> 2.9-3.3 ms per step.)
+/// block's backward state (four arrays of 32 lanes) does not spill to the stack; the same
+/// Rust code, so the same bits.
 #[inline]
 fn avx512() -> bool {
     #[cfg(test)]
@@ -568,7 +573,8 @@ fn avx512() -> bool {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
+        crate::kernels::simd::has(crate::kernels::simd::Feature::Avx512f)
+            && crate::kernels::simd::has(crate::kernels::simd::Feature::Avx512vl)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1437,7 +1443,7 @@ impl BwdCtx<'_> {
                         // No rayon call happens inside, so this thread cannot re-enter here.
                         let mut scratch = cell.borrow_mut();
                         // Left as the last chunk wrote it: every element is written before
-                        // it is read (zeroing the sums per chunk cost ~5 % of the pass).
+                        // it is read, so the sums need no zeroing per chunk.
                         let expanded_len =
                             if self.pooled.is_some() { t_len * chunk_len } else { 0 };
                         if scratch.len() < 3 * chunk_len + t_len * LANES + expanded_len {
@@ -1534,7 +1540,7 @@ impl BwdCtx<'_> {
         rows: Option<GoutRows>,
     ) -> ChunkOut {
         // Per element: the PLIF gradient's and (with a BN) the BN sums' terms over time, in
-        // f32 (T terms; f64 lanes made the fused backward slower than the separate passes);
+        // f32 (T terms: f64 lanes would halve the vector width of the fused pass);
         // then over elements and chunks in f64.
         let cap = sums.len() / 3;
         let (wacc, rest) = sums[..3 * cap].split_at_mut(cap);

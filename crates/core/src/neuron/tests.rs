@@ -1,4 +1,5 @@
 use super::*;
+use crate::layer::Walk;
 use crate::rng::Rng;
 use crate::spec::SurrogateSpec;
 

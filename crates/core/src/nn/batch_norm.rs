@@ -5,9 +5,9 @@ use crate::kernels::batch_norm::{
     affine, backward_input, backward_input_in_place, backward_sums, channel_stats,
     stats_from_moments, ChannelAffine,
 };
+use crate::layer::check_grad_output;
+use crate::layer::{expect_sample_rank, Buffer, Layer, Param, VisitorMut};
 use crate::neuron::kernel::BnGrad;
-use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::{expect_sample_rank, Buffer, Layer, Param};
 use crate::spec::BatchNormSpec;
 use crate::tensor::Tensor;
 
@@ -86,7 +86,7 @@ impl BatchNorm2d {
     }
 
     /// Eval-mode `scale`/`shift` from the running statistics (also used by a conv that folds
-    /// this BN in, see `Layer::eval_affine`).
+    /// this BN in, see `Self::eval_affine`).
     fn eval_scale_shift(&mut self) {
         let eps = self.spec.eps;
         self.mean.copy_from_slice(self.running_mean.data());
@@ -249,16 +249,21 @@ impl BatchNorm2d {
     }
 }
 
-impl Layer for BatchNorm2d {
-    fn name(&self) -> &str {
-        &self.label
-    }
-
-    fn eval_affine(&mut self) -> Option<(&[f32], &[f32])> {
+impl BatchNorm2d {
+    /// In eval mode, the per-channel affine `y = x * scale + shift` this layer computes with
+    /// its running statistics, so that a preceding conv can fold it into its weights and the
+    /// pass over the activations disappears.
+    pub(crate) fn eval_affine(&mut self) -> (&[f32], &[f32]) {
         self.eval_scale_shift();
         // This forward's input is never seen: a backward must follow a forward of its own.
         self.last = None;
-        Some((&self.scale, &self.shift))
+        (&self.scale, &self.shift)
+    }
+}
+
+impl Layer for BatchNorm2d {
+    fn name(&self) -> &str {
+        &self.label
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -305,10 +310,6 @@ impl Layer for BatchNorm2d {
         Ok(())
     }
 
-    fn as_batch_norm(&mut self) -> Option<&mut BatchNorm2d> {
-        Some(self)
-    }
-
     fn recomputes_output(&self) -> bool {
         true
     }
@@ -321,21 +322,21 @@ impl Layer for BatchNorm2d {
         affine(input.data(), s[2], s[3] * s[4], &self.scale, &self.shift, output.data_mut());
     }
 
-    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        out.push(&mut self.weight);
-        out.push(&mut self.bias);
-    }
-
-    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         let name = self.weight.name.trim_end_matches(".weight").to_string();
-        out.push(Buffer { name: format!("{name}.running_mean"), value: &mut self.running_mean });
-        out.push(Buffer { name: format!("{name}.running_var"), value: &mut self.running_var });
+        visitor.param(&mut self.weight);
+        visitor.param(&mut self.bias);
+        visitor
+            .buffer(Buffer { name: format!("{name}.running_mean"), value: &mut self.running_mean });
+        visitor
+            .buffer(Buffer { name: format!("{name}.running_var"), value: &mut self.running_var });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Walk;
     use crate::nn::gradcheck::{check_gradients, random_tensor};
     use crate::rng::Rng;
 

@@ -1,13 +1,17 @@
 //! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
-use crate::kernels::conv::{conv2d_backward_data, conv2d_forward, ConvGeom};
+use crate::kernels::conv::{conv2d_backward_data, conv2d_forward};
+use crate::kernels::geometry::ConvGeom;
 use crate::kernels::spike_conv::{
     choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget,
     forward_event_max_density, supports_events, ConvPath, SpikeStats,
 };
+use crate::layer::{
+    check_grad_output, expect_sample_rank, AuditProbe, BackwardReads, Layer, Param, Visitor,
+    VisitorMut,
+};
 use crate::neuron::{AfterConv, NeuronLayer};
-use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, BackwardReads, Layer, Param};
 use crate::rng::Rng;
 use crate::spec::{Connect, Conv2dSpec};
 use crate::tensor::Tensor;
@@ -56,22 +60,6 @@ fn repeats_one_step(input: &Tensor) -> bool {
     let data = input.data();
     let step = data.len() / t_len;
     data.chunks_exact(step).skip(1).all(|c| c == &data[..step])
-}
-
-/// Fails unless `grad_output` has the shape the forward produced.
-pub(crate) fn check_grad_output(
-    label: &str,
-    output: &[usize],
-    grad_output: &[usize],
-) -> Result<()> {
-    if output != grad_output {
-        return Err(Error::shape(
-            format!("{label} grad_output"),
-            format!("{output:?} (the output's shape)"),
-            grad_output,
-        ));
-    }
-    Ok(())
 }
 
 /// PyTorch's default init for conv and linear: kaiming-uniform with `a = sqrt(5)` reduces to
@@ -254,8 +242,8 @@ impl Conv2d {
         self.input_stats = stats.filter(|_| steps == t_len || one_step);
         if self.repeated && !one_step {
             let (first, rest) = y.split_at_mut(y_len);
-            // In pieces over the pool: one thread's memcpy of W1's three copies (9.6 MB) took
-            // most of the stem's forward.
+            // In pieces over the pool: the copies are large, and one thread's memcpy of them
+            // would take most of the stem's forward.
             use rayon::prelude::*;
             const PIECE: usize = 1 << 16;
             rest.par_chunks_mut(PIECE).enumerate().for_each(|(k, piece)| {
@@ -305,8 +293,7 @@ impl Conv2d {
         self.output_moments.clear();
         let (weight, bias) = self.weights(affine.is_some());
         // As in training: an input that went dense last call is measured before the event
-        // kernel is tried, instead of being found out part way through it (the CLI network's
-        // first block conv: 6.6 ms per inference batch of 64 this way, 4.1 ms measured first).
+        // kernel is tried, instead of being found out part way through it.
         let measure_first = self.paths[0] == Some(ConvPath::Dense);
         let events = supports_events(&g)
             && input.shape()[0] > 0
@@ -401,25 +388,8 @@ impl Layer for Conv2d {
         self.forward_impl(input, output, None, false)
     }
 
-    fn as_conv(&mut self) -> Option<&mut Conv2d> {
-        Some(self)
-    }
-
     fn skip_input_grad(&mut self, skip: bool) {
         self.skip_input_grad = skip;
-    }
-
-    fn set_audit(&mut self, on: bool) {
-        self.probe.set(on);
-    }
-
-    fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.probe.report(&self.label, out);
-    }
-
-    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
-        let name = self.label.trim_end_matches(" (conv2d)").to_string();
-        out.push(Counter::Synapse { name, kind: "conv2d", counter: &mut self.ops });
     }
 
     fn backward(
@@ -481,17 +451,25 @@ impl Layer for Conv2d {
         Ok(())
     }
 
-    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        out.push(&mut self.weight);
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        visitor.audit(&self.label, &self.probe);
+    }
+
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        visitor.param(&mut self.weight);
         if let Some(b) = self.bias.as_mut() {
-            out.push(b);
+            visitor.param(b);
         }
+        let name = self.label.trim_end_matches(" (conv2d)").to_string();
+        visitor.counter(Counter::Synapse { name, kind: "conv2d", counter: &mut self.ops });
+        visitor.audit_probe(&mut self.probe);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Walk;
     use crate::nn::gradcheck::{check_gradients, random_tensor};
 
     fn spec(cin: usize, cout: usize, k: usize) -> Conv2dSpec {

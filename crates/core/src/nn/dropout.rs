@@ -1,8 +1,8 @@
 //! Inverted dropout with one mask per forward shared by all T steps (SpikingJelly's multi-step
 //! Dropout): a dropped unit stays silent for the whole sequence instead of flickering.
 use crate::error::{Error, Result};
-use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::{Buffer, Layer};
+use crate::layer::check_grad_output;
+use crate::layer::{Buffer, Layer, VisitorMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -114,10 +114,6 @@ impl Layer for Dropout {
         Ok(())
     }
 
-    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        out.push(Buffer { name: self.rng_state_name.clone(), value: &mut self.rng_state });
-    }
-
     fn backward(
         &mut self,
         input: &Tensor,
@@ -144,11 +140,16 @@ impl Layer for Dropout {
         }
         Ok(())
     }
+
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        visitor.buffer(Buffer { name: self.rng_state_name.clone(), value: &mut self.rng_state });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Walk;
     use crate::nn::gradcheck::{check_gradients, random_tensor};
     use crate::spec::DropoutSpec;
 

@@ -6,14 +6,16 @@ use crate::energy::{Counter, RateMonitor, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise;
 use crate::kernels::pool::{global_avg_backward, global_avg_forward};
+use crate::layer::{expect_sample_rank, AuditProbe, Layer, Visitor, VisitorMut, Walk};
 use crate::nn::dual_stream_block::DualStreamBlock;
-use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Buffer, Layer, Param};
 use crate::nn::linear::Linear;
 use crate::nn::pool::{AvgPool2d, MaxPool2d};
 use crate::rng::Rng;
 use crate::spec::{DualStage, DualStreamSpec, HeadPool};
 use crate::tensor::Tensor;
 
+// A trunk holds a handful of stages, built once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Stage {
     Block(DualStreamBlock),
     /// The same pooling, once per stream (each keeps its own argmax for backward).
@@ -314,7 +316,7 @@ impl Layer for DualStream {
         let mut a0_in_scratch = false;
         let mut a0_merged = false;
         for i in (0..self.stages.len()).rev() {
-            let from_even = (last - i) % 2 == 0;
+            let from_even = (last - i).is_multiple_of(2);
             let (go_from, go_to) =
                 if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
             let (ga_from, ga_to) =
@@ -369,96 +371,57 @@ impl Layer for DualStream {
         Ok(())
     }
 
-    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        for st in self.stages.iter_mut() {
-            if let Stage::Block(b) = st {
-                b.params(out);
-            }
-        }
-        self.head.params(out);
-    }
-
-    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        for st in self.stages.iter_mut() {
-            if let Stage::Block(b) = st {
-                b.buffers(out);
-            }
-        }
-    }
-
-    /// Every neuron's rate, then each block's output O (`<trunk>.stages.<i>.out`), in stage order.
-    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
+    /// Per block stage: its layers, then its output `<trunk>.stages.<i>.out`; then the spike
+    /// head's audit and the per-stage gradient norms (O, and A when the AAP ran).
+    fn visit(&self, visitor: &mut dyn Visitor) {
         for (i, st) in self.stages.iter().enumerate() {
             if let Stage::Block(b) = st {
-                b.firing_rates(out);
+                b.visit(visitor);
                 if let Some(rate) = self.out_rates.get(i) {
-                    out.push((format!("{}.stages.{i}.out", self.path), *rate));
+                    visitor.firing_rate(format!("{}.stages.{i}.out", self.path), *rate);
                 }
             }
         }
+        let head = self.head.name().trim_end_matches(" (linear)");
+        visitor.audit(&format!("{head} (linear head, on GAP of the spike stream)"), &self.probe);
+        for (i, &(o, a)) in self.grad_norms.iter().enumerate() {
+            visitor.gradient_norm(format!("{}.stages.{i}.O", self.path), o);
+            if self.ran_aap {
+                visitor.gradient_norm(format!("{}.stages.{i}.A", self.path), a);
+            }
+        }
     }
 
-    /// Per block stage: its neurons and synapses, then its output `<trunk>.stages.<i>.out`;
-    /// then the spike head and (when the AAP runs) the accumulation head.
-    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
+    /// Per block stage: its layers, then its output `<trunk>.stages.<i>.out`; then the head's
+    /// parameters, the spike head's and the accumulation head's synapses, the head's audit
+    /// recorder and the AAP switch.
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         for (i, (st, m)) in self.stages.iter_mut().zip(self.out_monitors.iter_mut()).enumerate() {
             if let Stage::Block(b) = st {
-                b.counters(out);
-                out.push(Counter::Rate {
+                b.visit_mut(visitor);
+                visitor.counter(Counter::Rate {
                     name: format!("{}.stages.{i}.out", self.path),
                     kind: "block",
                     monitor: m,
                 });
             }
         }
+        let mut head = Vec::new();
+        self.head.params(&mut head);
+        head.into_iter().for_each(|p| visitor.param(p));
         let [spike, acc] = &mut self.head_ops;
-        out.push(Counter::Synapse {
+        visitor.counter(Counter::Synapse {
             name: format!("{}.head (on the spike stream O)", self.path),
             kind: "linear",
             counter: spike,
         });
-        out.push(Counter::Synapse {
+        visitor.counter(Counter::Synapse {
             name: format!("{}.head (on the accumulation A)", self.path),
             kind: "linear",
             counter: acc,
         });
-    }
-
-    fn set_audit(&mut self, on: bool) {
-        for st in self.stages.iter_mut() {
-            if let Stage::Block(b) = st {
-                b.set_audit(on);
-            }
-        }
-        self.probe.set(on);
-    }
-
-    fn audit(&self, out: &mut Vec<AuditEntry>) {
-        for st in &self.stages {
-            if let Stage::Block(b) = st {
-                b.audit(out);
-            }
-        }
-        self.probe.report(
-            &format!(
-                "{} (linear head, on GAP of the spike stream)",
-                self.head.name().trim_end_matches(" (linear)")
-            ),
-            out,
-        );
-    }
-
-    fn gradient_norms(&self, out: &mut Vec<(String, f32)>) {
-        for (i, &(o, a)) in self.grad_norms.iter().enumerate() {
-            out.push((format!("{}.stages.{i}.O", self.path), o));
-            if self.ran_aap {
-                out.push((format!("{}.stages.{i}.A", self.path), a));
-            }
-        }
-    }
-
-    fn set_aap(&mut self, on: bool) {
-        self.aap_on = on && self.has_aap;
+        visitor.audit_probe(&mut self.probe);
+        visitor.aap_switch(&mut self.aap_on, self.has_aap);
     }
 }
 

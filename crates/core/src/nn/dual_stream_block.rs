@@ -4,19 +4,21 @@
 //! Not a `Layer`: it takes and gives two tensors; `DualStream` chains blocks and owns the
 //! activations.
 use crate::error::{Error, Result};
-use crate::kernels::elementwise;
-use crate::neuron::{NeuronKind, NeuronLayer};
-use crate::nn::build_sequential;
-use crate::nn::connect::{
+use crate::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
 };
-use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::kernels::elementwise;
+use crate::layer::{Layer, Visitor, VisitorMut};
+use crate::neuron::{NeuronKind, NeuronLayer};
+use crate::nn::build_sequential;
 use crate::nn::residual::joined_shape;
 use crate::nn::sequential::Sequential;
 use crate::rng::Rng;
 use crate::spec::{Connect, DualConnect, DualStreamBlockSpec};
 use crate::tensor::Tensor;
 
+// One per block, built once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Join {
     Spike(Connect),
     /// `SN_res(S + shortcut(O))`: the Spiking ResNet form, with its IF residual neuron.
@@ -336,70 +338,30 @@ impl DualStreamBlock {
         Ok(done)
     }
 
-    pub fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        self.branch.params(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.params(out);
-        }
-        if let Join::SpikingResnet(n) = &mut self.join {
-            n.params(out);
-        }
-        if let Some(p) = &mut self.projection {
-            p.params(out);
-        }
-    }
-
-    pub fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        self.branch.buffers(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.buffers(out);
-        }
-        if let Some(p) = &mut self.projection {
-            p.buffers(out);
-        }
-    }
-
-    pub fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        self.branch.firing_rates(out);
+    /// The branch, the shortcut, a Spiking ResNet join's neuron, then the AAP projection.
+    pub fn visit(&self, visitor: &mut dyn Visitor) {
+        self.branch.visit(visitor);
         if let Some(sc) = &self.shortcut {
-            sc.firing_rates(out);
+            sc.visit(visitor);
         }
         if let Join::SpikingResnet(n) = &self.join {
-            n.firing_rates(out);
-        }
-    }
-
-    /// Branch, shortcut, residual neuron, then the accumulation projection: forward order.
-    pub fn counters<'a>(&'a mut self, out: &mut Vec<crate::energy::Counter<'a>>) {
-        self.branch.counters(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.counters(out);
-        }
-        if let Join::SpikingResnet(n) = &mut self.join {
-            n.counters(out);
-        }
-        if let Some(p) = &mut self.projection {
-            p.counters(out);
-        }
-    }
-
-    pub fn set_audit(&mut self, on: bool) {
-        self.branch.set_audit(on);
-        if let Some(sc) = &mut self.shortcut {
-            sc.set_audit(on);
-        }
-        if let Some(p) = &mut self.projection {
-            p.set_audit(on);
-        }
-    }
-
-    pub fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.branch.audit(out);
-        if let Some(sc) = &self.shortcut {
-            sc.audit(out);
+            n.visit(visitor);
         }
         if let Some(p) = &self.projection {
-            p.audit(out);
+            p.visit(visitor);
+        }
+    }
+
+    pub fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        self.branch.visit_mut(visitor);
+        if let Some(sc) = &mut self.shortcut {
+            sc.visit_mut(visitor);
+        }
+        if let Join::SpikingResnet(n) = &mut self.join {
+            n.visit_mut(visitor);
+        }
+        if let Some(p) = &mut self.projection {
+            p.visit_mut(visitor);
         }
     }
 }
@@ -407,6 +369,7 @@ impl DualStreamBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Walk;
 
     fn block(connect: &str, branch: &str, extra: &str) -> DualStreamBlock {
         let json = format!(r#"{{"connect":"{connect}","branch":[{branch}]{extra}}}"#);
@@ -424,7 +387,7 @@ mod tests {
             "",
         );
         let mut ps = Vec::new();
-        b.params(&mut ps);
+        b.branch.params(&mut ps);
         ps[0].value.data_mut().copy_from_slice(&[0.0, 1.0, 1.0, 1.0]);
         b
     }
@@ -445,7 +408,8 @@ mod tests {
         let a =
             Tensor::from_vec(&[2, 1, 2, 1, 4], (0..16).map(|i| 0.25 * i as f32 - 1.0).collect())
                 .unwrap();
-        let truth: [(&str, fn(u8, u8) -> u8); 5] = [
+        type Rule = (&'static str, fn(u8, u8) -> u8);
+        let truth: [Rule; 5] = [
             ("and", |s, o| s & o),
             ("iand", |s, o| (1 - s) & o),
             ("or", |s, o| s | o),

@@ -1,7 +1,7 @@
 //! `[T, N, ...] -> [T, N, prod(...)]`.
 use crate::error::{Error, Result};
-use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::{BackwardReads, Layer};
+use crate::layer::check_grad_output;
+use crate::layer::{BackwardReads, Layer};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
 //! Finite-difference gradient checks shared by the layer tests.
-use crate::nn::layer::Layer;
+use crate::layer::Layer;
+use crate::layer::Walk;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 

@@ -2,8 +2,9 @@
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
-use crate::nn::conv2d::{check_grad_output, uniform_init};
-use crate::nn::layer::{expect_sample_rank, AuditEntry, AuditProbe, Layer, Param};
+use crate::layer::check_grad_output;
+use crate::layer::{expect_sample_rank, AuditProbe, Layer, Param, Visitor, VisitorMut};
+use crate::nn::conv2d::uniform_init;
 use crate::rng::Rng;
 use crate::spec::LinearSpec;
 use crate::tensor::Tensor;
@@ -108,19 +109,6 @@ impl Layer for Linear {
         Ok(())
     }
 
-    fn set_audit(&mut self, on: bool) {
-        self.probe.set(on);
-    }
-
-    fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.probe.report(&self.label, out);
-    }
-
-    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
-        let name = self.label.trim_end_matches(" (linear)").to_string();
-        out.push(Counter::Synapse { name, kind: "linear", counter: &mut self.ops });
-    }
-
     fn backward(
         &mut self,
         input: &Tensor,
@@ -165,11 +153,18 @@ impl Layer for Linear {
         Ok(())
     }
 
-    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        out.push(&mut self.weight);
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        visitor.audit(&self.label, &self.probe);
+    }
+
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        visitor.param(&mut self.weight);
         if let Some(b) = self.bias.as_mut() {
-            out.push(b);
+            visitor.param(b);
         }
+        let name = self.label.trim_end_matches(" (linear)").to_string();
+        visitor.counter(Counter::Synapse { name, kind: "linear", counter: &mut self.ops });
+        visitor.audit_probe(&mut self.probe);
     }
 }
 

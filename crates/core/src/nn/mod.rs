@@ -1,6 +1,5 @@
 //! Layers and blocks built from kernels and neurons, and the factory that builds them from a spec.
 pub mod batch_norm;
-pub mod connect;
 pub mod conv2d;
 pub mod dropout;
 pub mod dual_stream;
@@ -8,7 +7,7 @@ pub mod dual_stream_block;
 pub mod flatten;
 #[cfg(test)]
 mod gradcheck;
-pub mod layer;
+
 pub mod linear;
 pub mod pool;
 pub mod relu;
@@ -17,12 +16,12 @@ pub mod sequential;
 pub mod sew_block;
 pub mod spiking_resnet_block;
 
+pub use crate::layer::{AuditEntry, Buffer, Layer, Param};
 pub use batch_norm::BatchNorm2d;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
 pub use dual_stream::DualStream;
 pub use flatten::Flatten;
-pub use layer::{AuditEntry, Buffer, Layer, Param};
 pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d};
 pub use relu::Relu;

@@ -1,11 +1,13 @@
 //! Pooling layers over `[T, N, C, H, W]`, run on the merged batch.
 use crate::error::{Error, Result};
+use crate::kernels::geometry::PoolGeom;
 use crate::kernels::pool::{
     avgpool2d_backward, avgpool2d_forward, global_avg_backward, global_avg_forward,
-    maxpool2d_backward, maxpool2d_forward, maxpool2d_values, PoolGeom,
+    maxpool2d_backward, maxpool2d_forward, maxpool2d_values,
 };
-use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::{expect_sample_rank, BackwardReads, Layer};
+use crate::layer::check_grad_output;
+use crate::layer::{expect_sample_rank, BackwardReads, Layer, Visitor};
+use crate::neuron::SpikePool;
 use crate::spec::PoolSpec;
 use crate::tensor::Tensor;
 
@@ -83,11 +85,13 @@ impl MaxPool2d {
     pub(crate) fn halves(&self) -> bool {
         self.win.kernel == [2, 2] && self.win.stride == [2, 2] && self.win.padding == [0, 0]
     }
+}
 
+impl SpikePool for MaxPool2d {
     /// For a training forward computed by the layer before it (the fused neuron + pool pass
     /// of `Sequential`): sizes `output` for `input`, and hands over the window geometry and
     /// the argmax to fill; the backward then runs as after [`Layer::forward`].
-    pub(crate) fn fused_forward(
+    fn fused_forward(
         &mut self,
         input: &[usize],
         output: &mut Tensor,
@@ -110,11 +114,7 @@ impl MaxPool2d {
 
     /// For the fused backward of the neuron before it: checks that the last forward was on
     /// `input` and that `grad_output` fits, and hands over the window geometry and argmax.
-    pub(crate) fn fused_backward(
-        &self,
-        input: &[usize],
-        grad_output: &[usize],
-    ) -> Result<(PoolGeom, &[u32])> {
+    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u32])> {
         if self.last_input.as_deref() != Some(input) || !self.halves() {
             return Err(Error::state(
                 &self.win.label,
@@ -127,10 +127,6 @@ impl MaxPool2d {
 }
 
 impl Layer for MaxPool2d {
-    fn as_max_pool(&mut self) -> Option<&mut MaxPool2d> {
-        Some(self)
-    }
-
     /// Backward routes through the argmax it kept.
     fn backward_reads(&self) -> BackwardReads {
         BackwardReads { input: false, output: false }
@@ -194,8 +190,8 @@ impl Layer for MaxPool2d {
     }
 
     /// The argmax of every window (4 bytes per output).
-    fn stored_bytes(&self) -> usize {
-        self.argmax.len() * 4
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        visitor.stored_bytes(self.argmax.len() * 4);
     }
 }
 

@@ -2,8 +2,8 @@
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::nn::conv2d::check_grad_output;
-use crate::nn::layer::Layer;
+use crate::layer::check_grad_output;
+use crate::layer::Layer;
 use crate::tensor::Tensor;
 
 const CHUNK: usize = 1 << 14;

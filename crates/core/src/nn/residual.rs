@@ -1,7 +1,7 @@
 //! The two paths every residual block has: a branch and a shortcut (the identity when absent),
 //! both reading the block input. SEW and Spiking ResNet blocks differ only in how they join them.
 use crate::error::{Error, Result};
-use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
+use crate::layer::{Layer, Visitor, VisitorMut};
 use crate::nn::sequential::Sequential;
 use crate::spec::Connect;
 use crate::tensor::Tensor;
@@ -105,60 +105,26 @@ impl ResidualPaths {
         Ok(())
     }
 
-    /// Both paths' stored activations plus the path outputs the join's backward reads.
-    pub fn stored_bytes(&self) -> usize {
-        let sc = self
-            .shortcut
-            .as_ref()
-            .map_or(0, |sc| sc.stored_bytes() + self.shortcut_out.numel() * 4);
-        self.branch.stored_bytes() + self.branch_out.numel() * 4 + sc
-    }
-
     pub fn emits_spikes(&self, input_spikes: bool) -> bool {
         let shortcut =
             self.shortcut.as_ref().map_or(input_spikes, |sc| sc.emits_spikes(input_spikes));
         shortcut && self.branch.emits_spikes(input_spikes)
     }
 
-    pub fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        self.branch.params(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.params(out);
-        }
-    }
-
-    pub fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        self.branch.buffers(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.buffers(out);
-        }
-    }
-
-    pub fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        self.branch.firing_rates(out);
+    /// Walks both paths; adds the path outputs the join's backward reads to the stored bytes.
+    pub fn visit(&self, visitor: &mut dyn Visitor) {
+        self.branch.visit(visitor);
+        visitor.stored_bytes(self.branch_out.numel() * 4);
         if let Some(sc) = &self.shortcut {
-            sc.firing_rates(out);
+            sc.visit(visitor);
+            visitor.stored_bytes(self.shortcut_out.numel() * 4);
         }
     }
 
-    pub fn set_audit(&mut self, on: bool) {
-        self.branch.set_audit(on);
+    pub fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        self.branch.visit_mut(visitor);
         if let Some(sc) = &mut self.shortcut {
-            sc.set_audit(on);
-        }
-    }
-
-    pub fn counters<'a>(&'a mut self, out: &mut Vec<crate::energy::Counter<'a>>) {
-        self.branch.counters(out);
-        if let Some(sc) = &mut self.shortcut {
-            sc.counters(out);
-        }
-    }
-
-    pub fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.branch.audit(out);
-        if let Some(sc) = &self.shortcut {
-            sc.audit(out);
+            sc.visit_mut(visitor);
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
-use crate::nn::connect::{
+use crate::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
 };
-use crate::nn::layer::{AuditEntry, BackwardReads, Buffer, Layer, Param};
+use crate::layer::{BackwardReads, Layer, Visitor, VisitorMut};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::spec::Connect;
@@ -129,42 +129,21 @@ impl Layer for SewBlock {
         self.paths.backward(input, &self.grad_branch, &self.grad_shortcut, grad_input)
     }
 
-    fn stored_bytes(&self) -> usize {
-        self.paths.stored_bytes()
-    }
-
-    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        self.paths.params(out);
-    }
-
-    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        self.paths.buffers(out);
-    }
-
-    /// The neurons inside, then the block output as `<block>.out` (for ADD: its mean value).
-    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        self.paths.firing_rates(out);
+    /// The paths' layers, then the block output `<block>.out`.
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        self.paths.visit(visitor);
         if let Some(rate) = self.out_rate {
-            out.push((format!("{}.out", self.name), rate));
+            visitor.firing_rate(format!("{}.out", self.name), rate);
         }
     }
 
-    /// The counters of both paths, then the block output's monitor (`<block>.out`).
-    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
-        self.paths.counters(out);
-        out.push(Counter::Rate {
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        self.paths.visit_mut(visitor);
+        visitor.counter(Counter::Rate {
             name: format!("{}.out", self.name),
             kind: "block",
             monitor: &mut self.out_monitor,
         });
-    }
-
-    fn set_audit(&mut self, on: bool) {
-        self.paths.set_audit(on);
-    }
-
-    fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.paths.audit(out);
     }
 }
 

@@ -2,8 +2,8 @@
 //! V_th 1, V_reset 0, so that a silent branch passes spikes through unchanged (identity mapping).
 use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
+use crate::layer::{Layer, Visitor, VisitorMut};
 use crate::neuron::NeuronLayer;
-use crate::nn::layer::{AuditEntry, Buffer, Layer, Param};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::tensor::Tensor;
@@ -77,46 +77,27 @@ impl Layer for SpikingResnetBlock {
         self.paths.backward(input, &self.grad_charge, &self.grad_charge, grad_input)
     }
 
-    fn stored_bytes(&self) -> usize {
-        self.paths.stored_bytes()
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        self.paths.visit(visitor);
+        self.neuron.visit(visitor);
     }
 
-    fn params<'a>(&'a mut self, out: &mut Vec<&'a mut Param>) {
-        self.paths.params(out);
-        self.neuron.params(out);
-    }
-
-    fn buffers<'a>(&'a mut self, out: &mut Vec<Buffer<'a>>) {
-        self.paths.buffers(out);
-    }
-
-    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        self.paths.firing_rates(out);
-        self.neuron.firing_rates(out);
-    }
-
-    fn counters<'a>(&'a mut self, out: &mut Vec<Counter<'a>>) {
-        self.paths.counters(out);
-        self.neuron.counters(out);
-        out.push(Counter::Rate {
+    /// The paths' layers, the residual neuron, then the block output `<block>.out`.
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        self.paths.visit_mut(visitor);
+        self.neuron.visit_mut(visitor);
+        visitor.counter(Counter::Rate {
             name: format!("{}.out", self.name),
             kind: "block",
             monitor: &mut self.out_monitor,
         });
-    }
-
-    fn set_audit(&mut self, on: bool) {
-        self.paths.set_audit(on);
-    }
-
-    fn audit(&self, out: &mut Vec<AuditEntry>) {
-        self.paths.audit(out);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Walk;
     use crate::nn::build_layer;
     use crate::rng::Rng;
     use crate::spec::LayerSpec;

@@ -3,7 +3,7 @@ use super::{
     check_step_lr, for_chunks, step_from_tensor, step_to_tensor, Entry, Optimizer, SlotStore,
 };
 use crate::error::{Error, Result};
-use crate::nn::Param;
+use crate::layer::Param;
 use crate::tensor::Tensor;
 
 /// PyTorch's update at step `t` (counted from 1), per parameter:

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::Param;
+use crate::layer::Param;
 use crate::tensor::Tensor;
 
 mod adam;

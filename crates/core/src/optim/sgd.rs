@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, as `torch.optim.SGD`.
 use super::{check_step_lr, for_chunks, Entry, Optimizer, SlotStore};
 use crate::error::Result;
-use crate::nn::Param;
+use crate::layer::Param;
 use crate::tensor::Tensor;
 
 const AT: &str = "optimizer (sgd)";

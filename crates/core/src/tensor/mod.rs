@@ -117,14 +117,6 @@ impl Tensor {
         self.data.copy_from_slice(&other.data);
     }
 
-    /// Mean of all elements, summed in f64 (the same result on any thread count).
-    pub fn mean(&self) -> f32 {
-        if self.data.is_empty() {
-            return 0.0;
-        }
-        (crate::kernels::elementwise::sum(&self.data) / self.data.len() as f64) as f32
-    }
-
     pub fn fill(&mut self, value: f32) {
         self.data.fill(value);
     }

@@ -1,7 +1,12 @@
-//! The contract every layer (and neuron, and block) keeps.
+//! The contract every layer (and neuron, and block) keeps, below both the neurons and the
+//! layers built on them, so that neither needs the other to name it.
 use crate::energy::Counter;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use std::any::Any;
+
+mod walk;
+pub use walk::Walk;
 
 /// A learnable tensor with its gradient. `name` is the stable key used by checkpoints and the
 /// SpikingJelly fixtures, e.g. `layers.3.weight` or `layers.5.branch.0.weight`.
@@ -41,7 +46,7 @@ pub struct BackwardReads {
 /// reuses them across batches), so `forward` and `backward` resize their outputs with
 /// `Tensor::resize_for_overwrite` and write every element: no allocation per time step, and
 /// none per batch once the sizes are stable.
-pub trait Layer: Send {
+pub trait Layer: AsAny + Send {
     /// Human-readable location used in error messages, e.g. `layers.3 (conv2d)`.
     fn name(&self) -> &str;
 
@@ -75,40 +80,6 @@ pub trait Layer: Send {
     /// Only the model sets this, on its first layer, for parameter-only backward passes.
     fn skip_input_grad(&mut self, _skip: bool) {}
 
-    /// In eval mode, the per-channel affine `y = x * scale + shift` this layer computes (BN
-    /// with its running statistics), so that a preceding conv can fold it into its weights
-    /// and the pass over the activations disappears. `None` for every other layer.
-    fn eval_affine(&mut self) -> Option<(&[f32], &[f32])> {
-        None
-    }
-
-    /// This layer as a batch norm, for the fused training-mode BN + neuron pass of `Sequential`.
-    fn as_batch_norm(&mut self) -> Option<&mut crate::nn::batch_norm::BatchNorm2d> {
-        None
-    }
-
-    /// This layer as a spiking neuron layer (the other half of that fused pass).
-    fn as_neuron(&mut self) -> Option<&mut crate::neuron::NeuronLayer> {
-        None
-    }
-
-    /// This layer as a convolution, for `Sequential`'s inference passes (a following eval-mode
-    /// BN folded into its weights, a following neuron fed in cache).
-    fn as_conv(&mut self) -> Option<&mut crate::nn::conv2d::Conv2d> {
-        None
-    }
-
-    /// This layer as a max pool (a 2x2 one after a fused BN + neuron pair runs inside it).
-    fn as_max_pool(&mut self) -> Option<&mut crate::nn::pool::MaxPool2d> {
-        None
-    }
-
-    /// Learnable parameters, in a stable order.
-    fn params<'a>(&'a mut self, _out: &mut Vec<&'a mut Param>) {}
-
-    /// Non-learnable state to checkpoint (BN running statistics).
-    fn buffers<'a>(&'a mut self, _out: &mut Vec<Buffer<'a>>) {}
-
     /// Whether the output holds only 0/1 values when the input does (`input_spikes`) — a hint
     /// that lets the model keep this output bit-packed for the backward pass. Neurons always
     /// emit spikes; max pooling and flattening keep them; anything that scales or mixes does not.
@@ -130,43 +101,54 @@ pub trait Layer: Send {
         unreachable!("recompute_output on a layer that does not recompute its output")
     }
 
-    /// Bytes this layer keeps from the last training forward for its backward pass (blocks and
-    /// sequences include their inner layers), for the BPTT memory figure of the README.
-    fn stored_bytes(&self) -> usize {
-        0
-    }
+    /// Reports this layer's own parts to `visitor` (firing rate, gradient norms, audit
+    /// recorder, stored bytes) and walks the layers inside it, in forward order. The walks
+    /// built on it are in [`Walk`].
+    fn visit(&self, _visitor: &mut dyn Visitor) {}
 
-    /// Mean firing rate of the last forward, for neuron layers (None for others).
-    fn firing_rate(&self) -> Option<f32> {
-        None
-    }
+    /// Reports this layer's own mutable parts to `visitor` (parameters, buffers, energy
+    /// counters, audit recorder, AAP switch) and walks the layers inside it, in forward order.
+    fn visit_mut<'a>(&'a mut self, _visitor: &mut dyn VisitorMut<'a>) {}
+}
 
-    /// Firing rates of every neuron layer inside (blocks and sequences recurse).
-    fn firing_rates(&self, out: &mut Vec<(String, f32)>) {
-        if let Some(rate) = self.firing_rate() {
-            out.push((self.name().to_string(), rate));
-        }
-    }
+/// One walk over a layer tree: each layer reports its own parts to a visitor and passes it on
+/// to the layers inside it ([`Layer::visit`]), in forward order. What a read-only walk sees;
+/// every method has an empty default, a visitor overrides what it collects.
+pub trait Visitor {
+    /// A container reports itself, so that a visitor can look at its concrete type (a
+    /// sequence's fusion plan).
+    fn container(&mut self, _layer: &dyn Layer) {}
 
-    /// Turns the full-spike audit on or off. While on, every synaptic layer (conv, linear)
-    /// notes whether its inputs were all in {0, 1}; containers pass the switch on.
-    fn set_audit(&mut self, _on: bool) {}
+    /// A neuron layer's (or a block output's) mean firing rate in the last forward.
+    fn firing_rate(&mut self, _name: String, _rate: f32) {}
 
-    /// What the synaptic layers inside saw since auditing was turned on, in forward order.
-    fn audit(&self, _out: &mut Vec<AuditEntry>) {}
+    /// The L2 norm of the gradient that reached a block's output in the last backward.
+    fn gradient_norm(&mut self, _name: String, _norm: f32) {}
 
-    /// Runs (`true`) or skips the auxiliary accumulation pathway of dual-stream trunks inside;
-    /// skipping it gives the full-spike network's spike head alone.
-    fn set_aap(&mut self, _on: bool) {}
+    /// A synaptic layer's audit recorder, under the name its entry carries.
+    fn audit(&mut self, _layer: &str, _probe: &AuditProbe) {}
 
-    /// L2 norms of the gradients that reached each block's outputs in the last backward, as
-    /// `(name, norm)`, e.g. `layers.3.stages.7.O` (spike stream) and `...A` (accumulation).
-    /// Containers recurse; dual-stream trunks report per stage (Appendix C.3 of the paper).
-    fn gradient_norms(&self, _out: &mut Vec<(String, f32)>) {}
+    /// Bytes one layer keeps from the last training forward for its backward pass.
+    fn stored_bytes(&mut self, _bytes: usize) {}
+}
 
-    /// The energy counters inside, in forward order: one per synaptic layer (conv, linear),
-    /// one rate monitor per neuron layer and per block output. Containers recurse.
-    fn counters<'a>(&'a mut self, _out: &mut Vec<Counter<'a>>) {}
+/// What a mutable walk sees; the references live as long as the borrow of the layer walked.
+pub trait VisitorMut<'a> {
+    /// A learnable parameter, in the stable order checkpoints use.
+    fn param(&mut self, _param: &'a mut Param) {}
+
+    /// A non-learnable state tensor a checkpoint keeps.
+    fn buffer(&mut self, _buffer: Buffer<'a>) {}
+
+    /// An energy counter, in forward order.
+    fn counter(&mut self, _counter: Counter<'a>) {}
+
+    /// A synaptic layer's audit recorder, to turn on or off.
+    fn audit_probe(&mut self, _probe: &'a mut AuditProbe) {}
+
+    /// A dual-stream trunk's switch for its auxiliary accumulation pathway; `available` is
+    /// whether the trunk has one.
+    fn aap_switch(&mut self, _on: &'a mut bool, _available: bool) {}
 }
 
 /// One synaptic layer's audit result.
@@ -218,7 +200,61 @@ impl AuditProbe {
 /// for the message, e.g. `[T, N, 32, H, W]`.
 pub fn expect_sample_rank(layer: &str, input: &[usize], rank: usize, what: &str) -> Result<()> {
     if input.len() != rank + 2 {
-        return Err(crate::error::Error::shape(layer, what, input));
+        return Err(Error::shape(layer, what, input));
     }
     Ok(())
+}
+
+/// Fails unless `grad_output` has the shape the forward produced.
+pub fn check_grad_output(label: &str, output: &[usize], grad_output: &[usize]) -> Result<()> {
+    if output != grad_output {
+        return Err(Error::shape(
+            format!("{label} grad_output"),
+            format!("{output:?} (the output's shape)"),
+            grad_output,
+        ));
+    }
+    Ok(())
+}
+
+/// A layer seen as [`Any`], so a container can reach the concrete type of a layer it plans a
+/// fused pass for (see [`downcast_mut`]). Implemented for every layer type.
+pub trait AsAny {
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// `layer` as a `T`, if it is one.
+pub fn downcast_mut<T: Layer + 'static>(layer: &mut dyn Layer) -> Option<&mut T> {
+    layer.as_any_mut().downcast_mut::<T>()
+}
+
+/// `layer` as a `T`, if it is one.
+pub fn downcast_ref<T: Layer + 'static>(layer: &dyn Layer) -> Option<&T> {
+    layer.as_any().downcast_ref::<T>()
+}
+
+/// Runs `f` on `layer`, adding its duration to the layer's forward (or backward) time when
+/// profiling is on (see [`crate::profile`]).
+#[inline]
+pub fn timed<L: Layer + ?Sized, R>(
+    layer: &mut L,
+    backward: bool,
+    f: impl FnOnce(&mut L) -> R,
+) -> R {
+    let Some(start) = crate::profile::start() else {
+        return f(layer);
+    };
+    let r = f(layer);
+    crate::profile::add(layer.name(), backward, start.elapsed().as_secs_f64());
+    r
 }

@@ -2,8 +2,8 @@
 //! shortcut `O` (SEW and dual-stream blocks), with their partial derivatives.
 use rayon::prelude::*;
 
-use crate::kernels::elementwise::sum_of_squares_serial;
-use crate::kernels::simd::multiversion;
+use super::elementwise::sum_of_squares_serial;
+use super::simd::multiversion;
 use crate::spec::Connect;
 
 const CHUNK: usize = 1 << 14;

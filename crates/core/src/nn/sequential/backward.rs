@@ -1,0 +1,158 @@
+//! The backward pass: executes the last training forward's plan in reverse, each fused step
+//! by its own fused backward.
+use super::plan::{Concrete, FusedOp};
+use super::{kept_boundary, Sequential};
+use crate::error::Result;
+use crate::layer::timed;
+use crate::tensor::Tensor;
+
+impl Sequential {
+    /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.
+    pub(super) fn backward_in_buffers(
+        &mut self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let n = self.layers.len();
+        self.shared_holds = [None, None];
+        for k in (0..self.plan.len()).rev() {
+            match self.plan[k] {
+                FusedOp::BnNeuron { bn, pool: true, .. } if bn + 2 < n - 1 => {
+                    // The pool's backward runs inside its pair's: the pool's gradient goes to
+                    // the buffer the neuron would read.
+                    self.grad_buffers.swap(0, 1);
+                    self.backward_fused(bn, true, input, output, grad_output, grad_input)?;
+                }
+                FusedOp::BnNeuron { bn, pool, .. } => {
+                    if pool {
+                        // A pool that ends the sequence runs its own backward.
+                        self.backward_layer(bn + 2, input, output, grad_output, grad_input)?;
+                    }
+                    self.backward_fused(bn, false, input, output, grad_output, grad_input)?;
+                }
+                FusedOp::Layer(i) => {
+                    self.backward_layer(i, input, output, grad_output, grad_input)?;
+                }
+                FusedOp::OneStepStem => {
+                    self.backward_layer(0, input, output, grad_output, grad_input)?;
+                }
+                op @ FusedOp::ConvInference { conv, .. } => {
+                    // No backward follows an inference pass: the layers say so themselves.
+                    for i in (conv..=op.last()).rev() {
+                        self.backward_layer(i, input, output, grad_output, grad_input)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Backward of the fused pair BN `b`, neuron `b + 1` ([`FusedOp::BnNeuron`]): the neuron pass writes
+    /// dL/dy into the grad buffer the neuron would have written, the BN reads it and writes dx
+    /// where it would have, so the buffers alternate as in the unfused loop. `pooled`: the max
+    /// pool `b + 2` ran inside the pair's forward, and its output's gradient is where the
+    /// neuron reads; the neuron pass routes it through the pool's argmax itself.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_fused(
+        &mut self,
+        b: usize,
+        pooled: bool,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let n = self.layers.len();
+        let j = b + 1;
+        if j < n - 1 && !pooled {
+            let reads = self.layers[j].backward_reads().output;
+            self.provide(j, reads, input);
+        }
+        if b > 0 {
+            self.unpack(b - 1, input);
+        }
+        let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
+        let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
+        let x = if b == 0 { input } else { boundary(b - 1) };
+        let y = if j == n - 1 { output } else { boundary(j) };
+        let [even, odd] = &mut self.grad_buffers;
+        let (g_next, g_bn) = if j.is_multiple_of(2) { (odd, even) } else { (even, odd) };
+        let (bn_layer, neuron_layer) = self.layers.split_at_mut(j);
+        let bn = bn_layer[b].as_batch_norm().expect("the plan marks a BN");
+        let (neuron_slot, after) = neuron_layer.split_at_mut(1);
+        let neuron = neuron_slot[0].as_neuron().expect("the plan marks a BN before a neuron");
+        let batch_stats = bn.last_used_batch_stats(x.shape())?;
+        // The pair took one step for all (`one_step`): its input gradient is that step's.
+        let repeated = b == 1 && self.one_step.is_some();
+        if pooled {
+            let pool = after[0].as_max_pool().expect("the plan marks a pool");
+            let sums = bn.fused_grad(x.shape())?;
+            timed(neuron, true, |l| l.backward_bn_pooled(x, g_next, pool, sums, g_bn))?;
+        } else if (j < n - 1 || self.grad_output_in_buffer) && b > 0 && !repeated {
+            // Both passes in place in the buffer layer j + 1 (or the caller) wrote, where layer
+            // b - 1 reads: dL/dS becomes dL/dy (neuron), then dx (BN).
+            let sums = bn.fused_grad(x.shape())?;
+            timed(neuron, true, |l| l.backward_bn_in_place(x, y, g_next, sums))?;
+            return timed(bn, true, |bn| {
+                bn.backward_from_sums_in_place(x, g_next, batch_stats);
+                Ok(())
+            });
+        } else {
+            let g_out =
+                if j == n - 1 && !self.grad_output_in_buffer { grad_output } else { &*g_next };
+            let sums = bn.fused_grad(x.shape())?;
+            if repeated {
+                timed(neuron, true, |l| l.backward_bn_repeated(x, y, g_out, sums, g_bn))?;
+            } else {
+                timed(neuron, true, |l| l.backward_bn(x, y, g_out, sums, g_bn))?;
+            }
+        }
+        if b == 0 {
+            return timed(bn, true, |bn| {
+                bn.backward_from_sums(x, g_bn, grad_input, batch_stats);
+                Ok(())
+            });
+        }
+        // dx over dL/dy, in place; the buffers then trade places so that layer b - 1 finds it
+        // where it reads (the other one held the neuron's incoming gradient, no longer needed).
+        timed(bn, true, |bn| {
+            bn.backward_from_sums_in_place(x, g_bn, batch_stats);
+            Ok(())
+        })?;
+        self.grad_buffers.swap(0, 1);
+        Ok(())
+    }
+
+    /// Backward of layer `i` on its own: it reads the gradient layer `i + 1` wrote and writes
+    /// into the other buffer.
+    fn backward_layer(
+        &mut self,
+        i: usize,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let n = self.layers.len();
+        let reads = self.layers[i].backward_reads();
+        if i < n - 1 {
+            self.provide(i, reads.output, input);
+        }
+        if i > 0 {
+            self.provide(i - 1, reads.input, input);
+        }
+        let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
+        let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
+        let x = if i == 0 { input } else { boundary(i - 1) };
+        let y = if i == n - 1 { output } else { boundary(i) };
+        // Layer i reads the gradient layer i+1 wrote and writes into the other buffer.
+        let [even, odd] = &mut self.grad_buffers;
+        let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
+        let g_out = if i == n - 1 && !self.grad_output_in_buffer { grad_output } else { from };
+        let g_in = if i == 0 { &mut *grad_input } else { to };
+        timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
+        Ok(())
+    }
+}
