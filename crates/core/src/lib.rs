@@ -6,6 +6,7 @@ pub mod energy;
 pub mod error;
 pub mod fold;
 pub mod kernels;
+pub mod limits;
 pub mod loss;
 pub mod model;
 pub mod neuron;
