@@ -1,4 +1,6 @@
 // dualstream export: the deployable full-spike model of a checkpoint.
+import { existsSync, statSync } from 'node:fs'
+import { basename, dirname, resolve, sep } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
 import { helped, parseCommand, usage } from './args'
 import type { OptionTable } from './args'
@@ -24,13 +26,31 @@ const OPTIONS: OptionTable = {
   help: { type: 'boolean', short: 'h' },
 }
 
+/** The export must not replace the checkpoint it reads, nor any file of the run it comes from
+ * (its last.safetensors is what --resume continues from). */
+function checkExportTarget(given: string, source: string, target: string): void {
+  const out = resolve(target)
+  const protectedDirs = [dirname(resolve(source))].filter(
+    (d) => basename(d) === 'checkpoints' || statSync(resolve(given)).isDirectory(),
+  )
+  if (out === resolve(source) || protectedDirs.some((d) => out.startsWith(d + sep)))
+    throw usage(
+      `export --out: ${target} would overwrite ${out === resolve(source) ? 'the checkpoint being exported' : `a file of the run's ${protectedDirs[0]}`}; write the export elsewhere`,
+    )
+  if (existsSync(out) && statSync(out).isDirectory())
+    throw usage(`export --out: ${target} is a folder; expected a file path`)
+}
+
 export async function exportModel(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('export', argv, OPTIONS, 1)
   if (helped(values, EXPORT_HELP)) return 0
   if (positionals.length === 0)
     throw usage('export: expected a checkpoint file or a run folder (see dualstream export --help)')
   if (typeof values.out !== 'string') throw usage('export: --out <file.safetensors> is required')
+  if (values.out.trim() === '' || values.out.endsWith('/'))
+    throw usage(`export --out: expected a file path, got ${JSON.stringify(values.out)}`)
   const path = checkpointPath('export', positionals[0])
+  checkExportTarget(positionals[0], path, values.out)
   const model = await modelFromCheckpoint(readCheckpoint(path))
   const dual = model.spec.layers.some((l) => l.type === 'dualStream')
   const exported = dual ? await model.toFullSpike() : model
