@@ -471,7 +471,7 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
     [['energy'], /energy: expected a checkpoint file or a run folder, or --model/],
     [['energy', '--model', 'dsnn', '--preset', 'fp64'], /--preset: expected one of fp32, fp16, int8/],
     [['energy', '--model', 'dsnn', '--ac-pj', '1'], /--ac-pj and --mac-pj go together/],
-    [['fly'], /unknown command "fly"; expected one of: train, evaluate, export, info, plot, energy/],
+    [['fly'], /unknown command "fly"; expected one of: train, evaluate, export, import, info, plot, energy/],
   ]
   const config = join(tmp(), 'bad.json')
   writeFileSync(config, JSON.stringify({ epochs: 2, batchsize: 3 }))
@@ -512,7 +512,8 @@ test('--help documents every command and its options', (t) => {
       '--quiet',
     ],
     evaluate: ['--dataset', '--mode', '--model', '--batch-size', '--limit', '--json'],
-    export: ['--out', '--json'],
+    export: ['--out', '--format', '--dt', '--json'],
+    import: ['--out', '--format', '--dt', '--time-steps', '--json'],
     info: ['--input-shape', '--classes', '--time-steps', '--batch-size', '--json'],
     plot: ['RUN_DIR'],
     energy: ['--dataset', '--model', '--mode', '--preset', '--ac-pj', '--mac-pj', '--limit', '--json'],

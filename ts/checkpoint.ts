@@ -128,18 +128,6 @@ export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safe
       metadata[k] = v
     }
   }
-  const expectedHash = metadata[DATA_CHECKSUM_KEY]
-  if (expectedHash !== undefined) {
-    const actual = createHash('sha256')
-      .update(new Uint8Array(buf.buffer, buf.byteOffset + dataStart, buf.length - dataStart))
-      .digest('hex')
-    if (actual !== expectedHash)
-      throw formatError(
-        file,
-        dataStart,
-        `the tensor data (bytes ${dataStart} to ${buf.length}) does not match the SHA-256 in ${METADATA}.${DATA_CHECKSUM_KEY}: the file is damaged`,
-      )
-  }
   const tensors: NamedTensor[] = []
   const dataLength = buf.length - dataStart
   for (const [name, raw] of Object.entries(entries)) {
@@ -179,6 +167,19 @@ export function decodeSafetensors(bytes: Uint8Array, file = 'safetensors'): Safe
     const data = new Float32Array(numel)
     new Uint8Array(data.buffer).set(buf.subarray(dataStart + begin, dataStart + end))
     tensors.push({ name, shape: shape as number[], data })
+  }
+  // Checked once every tensor lies inside the file, so a truncated file is reported as such.
+  const expectedHash = metadata[DATA_CHECKSUM_KEY]
+  if (expectedHash !== undefined) {
+    const actual = createHash('sha256')
+      .update(new Uint8Array(buf.buffer, buf.byteOffset + dataStart, buf.length - dataStart))
+      .digest('hex')
+    if (actual !== expectedHash)
+      throw formatError(
+        file,
+        dataStart,
+        `the tensor data (bytes ${dataStart} to ${buf.length}) does not match the SHA-256 in ${METADATA}.${DATA_CHECKSUM_KEY}: the file is damaged`,
+      )
   }
   return { tensors, metadata }
 }
@@ -221,6 +222,15 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
 }
 
+/**
+ * Writes tensors (and string metadata) as a safetensors file, atomically: a temporary file,
+ * fsync, then a rename, so an interrupted write never leaves a broken file.
+ *
+ * @example
+ * ```ts
+ * writeSafetensors('w.safetensors', [{ name: 'w', shape: [2, 2], data: new Float32Array(4) }], { note: 'zeros' })
+ * ```
+ */
 export function writeSafetensors(
   path: string,
   tensors: readonly NamedTensor[],
@@ -230,6 +240,15 @@ export function writeSafetensors(
   writeFileAtomic(path, encodeSafetensors(tensors, metadata, options))
 }
 
+/**
+ * Reads a safetensors file: its tensors and `__metadata__`. A truncated or corrupt file is
+ * refused with the byte offset and what was expected there.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = readSafetensors('runs/first/checkpoints/best.safetensors')
+ * ```
+ */
 export function readSafetensors(path: string): Safetensors {
   let bytes: Uint8Array
   try {

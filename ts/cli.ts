@@ -4,6 +4,7 @@
 import { ENERGY_HELP, energy } from './cli/energy'
 import { EVALUATE_HELP, evaluate } from './cli/evaluate'
 import { EXPORT_HELP, exportModel } from './cli/export'
+import { IMPORT_HELP, importModel } from './cli/import'
 import { INFO_HELP, info } from './cli/info'
 import { PLOT_HELP, plot } from './cli/plot'
 import { TRAIN_HELP, train } from './cli/train'
@@ -27,9 +28,14 @@ const COMMANDS: Record<string, Command> = {
     run: evaluate,
   },
   export: {
-    summary: 'write the deployable full-spike model of a checkpoint (AAP removed)',
+    summary: 'write the deployable full-spike model of a checkpoint (AAP removed), or its NIR graph',
     help: EXPORT_HELP,
     run: exportModel,
+  },
+  import: {
+    summary: 'a model from another format (NIR) as a dualstream checkpoint',
+    help: IMPORT_HELP,
+    run: importModel,
   },
   info: {
     summary: "a model's layers, output shapes, parameter count and memory per time step",

@@ -7,6 +7,15 @@ export * from './energy'
 export * from './zoo'
 export * from './data'
 export { DualstreamError } from './errors'
+export {
+  specToNir,
+  nirToSpec,
+  readNirGraph,
+  writeNirGraph,
+  LAYER_TO_NIR,
+  DEFAULT_DT as NIR_DEFAULT_DT,
+} from './interop/nir'
+export type { NirWriteOptions, NirReadOptions, NirGraph, NirNode, ImportedModel } from './interop/nir'
 export { ProgressDisplay } from './progress'
 import native = require('./native')
 /** Version of the Rust engine inside the loaded binary. */

@@ -9,6 +9,8 @@ import type { Encoding, LayerSpec, ModelSpec } from './spec'
 import { readSafetensors, writeSafetensors } from './checkpoint'
 import type { NamedTensor, Safetensors } from './checkpoint'
 import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
+import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
+import type { NirReadOptions, NirWriteOptions } from './interop/nir'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
 export interface LabelledData {
@@ -20,6 +22,7 @@ export interface LabelledData {
    * A `direct` model takes `[N, ...]` batches of static samples (TensorDataset).
    */
   readonly timeMajor?: boolean
+  /** The data in batches of `batchSize` (the last one smaller unless `dropLast`), shuffled by `seed` and `epoch`. */
   batches(
     batchSize: number,
     options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean },
@@ -217,8 +220,17 @@ function checkTraining(path: string, training: unknown): TrainingConfig | undefi
   return training as unknown as TrainingConfig
 }
 
-/** Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata.
- * Every metadata field is checked, naming the file and the field. */
+/**
+ * Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata,
+ * every metadata field checked (errors name the file and the field).
+ *
+ * @example
+ * ```ts
+ * const checkpoint = readCheckpoint('runs/first/checkpoints/last.safetensors')
+ * const model = Model.fromCheckpoint(checkpoint)
+ * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine', resume: checkpoint })
+ * ```
+ */
 export function readCheckpoint(path: string): Checkpoint {
   return checkpointFrom(path, readSafetensors(path))
 }
@@ -273,6 +285,22 @@ function checkShape(name: string, shape: unknown): number[] {
   return shape as number[]
 }
 
+/**
+ * A spiking network on the native engine: train it (`fit`, `trainBatch`), evaluate it as the
+ * full-spike or the dual-stream network (`evaluate`, `predict`), count its operations and energy
+ * (`energy`), save and load it (`save`, `Model.load`) and derive deployable copies
+ * (`toFullSpike`, `foldBatchNorm`). Calls on one model run one after another; each batch runs on
+ * the libuv thread pool. Build one with {@link sequential}.
+ *
+ * @example
+ * ```ts
+ * const { train, test } = loadFashionMnist()
+ * const model = sequential(convDsnn(), { timeSteps: 4, inputShape: [1, 28, 28], seed: 0 })
+ * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine' })
+ * console.log((await model.evaluate(test, { mode: 'fsnn' })).accuracy)
+ * await model.save('model.safetensors')
+ * ```
+ */
 export class Model {
   readonly layers: readonly LayerSpec[]
   readonly timeSteps: number
@@ -287,6 +315,7 @@ export class Model {
    * `callback` while `fit` awaits one of its callbacks, which may evaluate or save. */
   private activity: { what: string; callback: boolean } | undefined
 
+  /** A model of `layers` applied in order; the same as {@link sequential}. */
   constructor(layers: LayerSpec[], options: ModelOptions) {
     if (!Array.isArray(layers) || layers.length === 0)
       throw argError('layers', 'a non-empty array of layer specs', layers)
@@ -314,6 +343,7 @@ export class Model {
     return { timeSteps: this.timeSteps, inputShape: this.inputShape, encoding: this.encoding, layers: [...this.layers] }
   }
 
+  /** True after {@link Model.dispose}. */
   get isDisposed(): boolean {
     return this.disposed
   }
@@ -459,6 +489,12 @@ export class Model {
    * dropout generator), the trainer's state when training was configured (optimizer buffers,
    * step counts, schedule position), and in `__metadata__` the model spec, the seed, the
    * training configuration, `fit` (where a run stands, for resuming) and `metadata`.
+   *
+   * @example
+   * ```ts
+   * await model.save('runs/a/last.safetensors', { metadata: { note: 'after epoch 4' } })
+   * const again = await Model.load('runs/a/last.safetensors')
+   * ```
    */
   save(path: string, options: { fit?: FitState; metadata?: Record<string, string> } = {}): Promise<void> {
     return this.exclusive(async () => {
@@ -490,6 +526,10 @@ export class Model {
     return Model.fromCheckpoint(readCheckpoint(path))
   }
 
+  /**
+   * A model rebuilt from a checkpoint already read with {@link readCheckpoint}: its spec, seed,
+   * weights and buffers (pass the same checkpoint to `fit`'s `resume` to continue its run).
+   */
   static fromCheckpoint(checkpoint: Checkpoint): Model {
     const { spec } = checkpoint
     const m = new Model(spec.layers, {
@@ -573,7 +613,16 @@ export class Model {
     }
   }
 
-  /** One optimisation step on a batch `x` ([N, ...sample] for direct encoding) with labels `y`. */
+  /**
+   * One optimisation step on a batch `x` (`[N, ...sample]` for direct encoding, `[T, N, ...]`
+   * for a sequence model) with labels `y`; needs {@link Model.configureTraining} first.
+   *
+   * @example
+   * ```ts
+   * model.configureTraining(adam({ lr: 2e-3 }))
+   * for (const b of train.batches(64, { shuffle: true, epoch: 0 })) await model.trainBatch(b.x, b.y)
+   * ```
+   */
   trainBatch(x: Float32Array, y: Uint32Array): Promise<StepResult> {
     return this.claimed('trainBatch', () => this.step(x, y, true))
   }
@@ -613,7 +662,16 @@ export class Model {
     })
   }
 
-  /** Time-mean output logits `[N, classes]` for a batch. */
+  /**
+   * Time-mean output logits `[N, classes]` (row-major) for a batch of `n` samples, as the
+   * full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network.
+   *
+   * @example
+   * ```ts
+   * const [b] = test.batches(8)
+   * const logits = await model.predict(b.x, b.size, 'fsnn') // b.size * classes numbers
+   * ```
+   */
   predict(x: Float32Array, n: number, mode: InferenceMode = 'fsnn'): Promise<Float32Array> {
     return this.claimed('predict', () =>
       this.exclusive(async () => {
@@ -628,6 +686,20 @@ export class Model {
     )
   }
 
+  /**
+   * Trains on `train` for `options.epochs` epochs (shuffled by the seed and the epoch), reporting
+   * through `onBatchEnd` / `onEpochEnd` (a returned Promise is awaited) and stopping after the
+   * current batch when `signal` aborts. `resume` continues a run saved with `save(path, { fit })`
+   * so that it ends with the metrics of an uninterrupted run.
+   *
+   * @example
+   * ```ts
+   * const result = await model.fit(train, {
+   *   epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine', validation: test,
+   *   onEpochEnd: async (e, state) => model.save('last.safetensors', { fit: state }),
+   * })
+   * ```
+   */
   fit(train: LabelledData, options: FitOptions): Promise<FitResult> {
     return this.claimed('fit', () => this.fitRun(train, options))
   }
@@ -772,7 +844,14 @@ export class Model {
   }
 
   /** Accuracy, loss and firing rates over a data set (eval mode: BN running statistics), as
-   * the full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network. */
+   * the full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network.
+   *
+   * @example
+   * ```ts
+   * const fsnn = await model.evaluate(test)                    // AAP removed
+   * const dsnn = await model.evaluate(test, { mode: 'dsnn' })  // AAP kept
+   * ```
+   */
   evaluate(data: LabelledData, options: { batchSize?: number; mode?: InferenceMode } = {}): Promise<Evaluation> {
     return this.claimed('evaluate', () => this.evaluateRun(data, options))
   }
@@ -819,6 +898,12 @@ export class Model {
    * `fsnn` or `dsnn`), with the accuracy in that mode: spike inputs cost accumulations
    * (AC = ops x input rate), other inputs multiply-accumulates (MAC); BN is folded (free); a
    * static image counts once. `formatEnergyTable(report)` prints it.
+   *
+   * @example
+   * ```ts
+   * const report = await model.energy(test, { mode: 'fsnn', preset: 'fp32', maxSamples: 1000 })
+   * console.log(formatEnergyTable(report))
+   * ```
    */
   energy(data: LabelledData, options: EnergyOptions = {}): Promise<EnergyReport> {
     return this.claimed('energy', () => this.energyRun(data, options))
@@ -887,6 +972,12 @@ export class Model {
    * The deployable full-spike network: the same spec without the auxiliary accumulation
    * pathway and the same weights minus the AAP projections. Its output equals this model's
    * `fsnn`-mode output exactly.
+   *
+   * @example
+   * ```ts
+   * const deployable = await model.toFullSpike()
+   * await deployable.save('fsnn.safetensors')
+   * ```
    */
   toFullSpike(): Promise<Model> {
     return this.exclusive(async () => {
@@ -898,6 +989,48 @@ export class Model {
       }
       return this.wrap(engine)
     })
+  }
+
+  /**
+   * Writes the deployable network as a NIR graph (HDF5, `nir.read` loads it): the full-spike
+   * network (the AAP removed), BNs folded into their convs, neurons with the dt convention of
+   * docs/deployment.md, spike joins as Scale/Threshold nodes. Layers NIR cannot express (max
+   * pooling of non-spikes, soft reset, ReLU) are refused with ERR_SPEC naming them.
+   */
+  async toNir(path: string, options: NirWriteOptions = {}): Promise<{ nodes: number; edges: number }> {
+    const dual = this.layers.some((l) => l.type === 'dualStream' && l.aap)
+    const fsnn = dual ? await this.toFullSpike() : this
+    const folded = await fsnn.foldBatchNorm()
+    try {
+      const tensors = folded
+        .native()
+        .stateTensors()
+        .map((t) => ({ name: t.name, shape: t.shape, data: t.data }))
+      const graph = specToNir(folded.spec, tensors, options)
+      await writeNirGraph(path, graph)
+      return { nodes: graph.nodes.size, edges: graph.edges.length }
+    } catch (e) {
+      throw fromNative(e)
+    } finally {
+      await folded.dispose()
+      if (fsnn !== this) await fsnn.dispose()
+    }
+  }
+
+  /**
+   * A model from a NIR file: one dualstream wrote (rebuilt exactly from the spec it keeps), or
+   * a chain of Conv2d/Affine/IF/LIF/AvgPool2d/Flatten nodes from SpikingJelly, snnTorch or
+   * Norse (pass the writer's `dt`: 1e-4 for the first two; 1e-6 for Norse 1.1.0's default, see docs/deployment.md).
+   */
+  static async fromNir(path: string, options: NirReadOptions = {}): Promise<Model> {
+    const { spec, tensors } = nirToSpec(path, await readNirGraph(path), options)
+    const m = new Model(spec.layers, {
+      timeSteps: spec.timeSteps,
+      inputShape: spec.inputShape,
+      encoding: spec.encoding,
+    })
+    m.setWeights({ tensors, path })
+    return m
   }
 
   /** A Model around an engine derived from this one (its spec read back from the engine). */
@@ -935,6 +1068,7 @@ export class Model {
     }
   }
 
+  /** Learnable parameters (weights, biases, BN affine, PLIF time constants). */
   get parameterCount(): number {
     try {
       return this.native().parameterCount()
@@ -953,7 +1087,17 @@ export class Model {
   }
 }
 
-/** A model made of layers applied in order. */
+/**
+ * A model made of layers applied in order.
+ *
+ * @example
+ * ```ts
+ * const model = sequential([
+ *   conv2d(1, 32, 3, { padding: 1, bias: false }), batchNorm2d(32), lif(), maxPool2d(2),
+ *   flatten(), linear(32 * 14 * 14, 10),
+ * ], { timeSteps: 4, inputShape: [1, 28, 28], seed: 0 })
+ * ```
+ */
 export function sequential(layers: LayerSpec[], options: ModelOptions): Model {
   return new Model(layers, options)
 }

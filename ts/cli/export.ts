@@ -2,11 +2,12 @@
 import { existsSync, statSync } from 'node:fs'
 import { basename, dirname, resolve, sep } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
-import { helped, parseCommand, usage } from './args'
+import { helped, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
 import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './common'
+import type { Model } from '../model'
 
-export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file.safetensors>
+export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file> [--format safetensors|nir]
 
 Writes the deployable full-spike network of a checkpoint (a run folder: its best, else last):
 a dual-stream model loses its auxiliary accumulation pathway (spec and weights), so only
@@ -14,14 +15,23 @@ spikes travel between its layers; a single-stream model is written as it is. The
 the weights and BN statistics, no optimizer state, with the model spec inside and beside it
 (<file>.json). Load it with Model.load(file) or evaluate it with dualstream evaluate <file>.
 
+--format nir writes the same full-spike network as a NIR graph (HDF5) for neuromorphic
+toolchains and other simulators: BNs folded, neurons with dt seconds per step (SpikingJelly's
+convention), spike joins as Threshold nodes (docs/deployment.md). Layers NIR cannot express
+are refused, naming the layer.
+
 Options:
-  --out <file>          the exported checkpoint (required)
+  --out <file>          the exported file (required)
+  --format <f>          safetensors (default) or nir
+  --dt <seconds>        nir: seconds per simulation step (default 1e-4)
   --json                one JSON object on stdout
   -h, --help            this help
 `
 
 const OPTIONS: OptionTable = {
   out: { type: 'string' },
+  format: { type: 'string' },
+  dt: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 }
@@ -51,7 +61,27 @@ export async function exportModel(argv: string[]): Promise<number> {
     throw usage(`export --out: expected a file path, got ${JSON.stringify(values.out)}`)
   const path = checkpointPath('export', positionals[0])
   checkExportTarget(positionals[0], path, values.out)
+  const format = oneOf(
+    'export --format',
+    values.format as string | undefined,
+    ['safetensors', 'nir'] as const,
+    'safetensors',
+  )
+  if (format !== 'nir' && values.dt !== undefined) throw usage('export: --dt applies to --format nir only')
   const model = await modelFromCheckpoint(readCheckpoint(path))
+  if (format === 'nir') {
+    try {
+      return await exportNir(
+        model,
+        path,
+        values.out,
+        positive('export --dt', values.dt as string | undefined, 1e-4),
+        values.json === true,
+      )
+    } finally {
+      await model.dispose()
+    }
+  }
   const dual = model.spec.layers.some((l) => l.type === 'dualStream')
   const exported = dual ? await model.toFullSpike() : model
   await exported.save(values.out, { metadata: { exportedFrom: path } })
@@ -73,5 +103,16 @@ export async function exportModel(argv: string[]): Promise<number> {
     )
   if (exported !== model) await exported.dispose()
   await model.dispose()
+  return 0
+}
+
+async function exportNir(model: Model, from: string, file: string, dt: number, json: boolean): Promise<number> {
+  const { nodes, edges } = await model.toNir(file, { dt })
+  const summary = { from, out: file, format: 'nir', dt, nodes, edges }
+  out(
+    json
+      ? JSON.stringify(summary)
+      : `wrote ${file} (NIR graph of the full-spike network: ${nodes} nodes, ${edges} edges, dt ${dt} s)`,
+  )
   return 0
 }
