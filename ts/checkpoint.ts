@@ -5,6 +5,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { endianness } from 'node:os'
+import { createHash } from 'node:crypto'
 import { DualstreamError } from './errors'
 
 export interface NamedTensor {
@@ -20,6 +21,9 @@ export interface Safetensors {
 }
 
 const METADATA = '__metadata__'
+/** `__metadata__` key of the SHA-256 (hex) of the whole tensor data region, written by
+ * `Model.save`: a flipped data byte is then refused at load. Files without it still load. */
+export const DATA_CHECKSUM_KEY = 'dualstream_data_sha256'
 
 function checkLittleEndian(): void {
   // Float32Array views use the platform's byte order; the format is little-endian.
@@ -28,9 +32,18 @@ function checkLittleEndian(): void {
 }
 
 /** The bytes of a safetensors file holding `tensors` (all F32) and `metadata`. */
-export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Uint8Array {
+export function encodeSafetensors(
+  tensors: readonly NamedTensor[],
+  metadata: Record<string, string> = {},
+  options: { checksum?: boolean } = {},
+): Uint8Array {
   checkLittleEndian()
   const header: Record<string, unknown> = {}
+  if (options.checksum) {
+    const hash = createHash('sha256')
+    for (const t of tensors) hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))
+    metadata = { ...metadata, [DATA_CHECKSUM_KEY]: hash.digest('hex') }
+  }
   if (Object.keys(metadata).length > 0) header[METADATA] = metadata
   let offset = 0
   for (const t of tensors) {
@@ -161,6 +174,19 @@ export function decodeSafetensors(
     new Uint8Array(data.buffer).set(buf.subarray(dataStart + begin, dataStart + end))
     tensors.push({ name, shape: shape as number[], data })
   }
+  // Checked once every tensor lies inside the file, so a truncated file is reported as such.
+  const expectedHash = metadata[DATA_CHECKSUM_KEY]
+  if (expectedHash !== undefined) {
+    const actual = createHash('sha256')
+      .update(new Uint8Array(buf.buffer, buf.byteOffset + dataStart, buf.length - dataStart))
+      .digest('hex')
+    if (actual !== expectedHash)
+      throw formatError(
+        file,
+        dataStart,
+        `the tensor data (bytes ${dataStart} to ${buf.length}) does not match the SHA-256 in ${METADATA}.${DATA_CHECKSUM_KEY}: the file is damaged`,
+      )
+  }
   return { tensors, metadata }
 }
 
@@ -215,8 +241,9 @@ export function writeSafetensors(
   path: string,
   tensors: readonly NamedTensor[],
   metadata: Record<string, string> = {},
+  options: { checksum?: boolean } = {},
 ): void {
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata))
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata, options))
 }
 
 /**

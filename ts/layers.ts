@@ -16,9 +16,16 @@ function positiveInt(name: string, v: unknown): number {
   return v
 }
 
-function nonNegativeInt(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw argError(name, 'a non-negative integer', v)
-  return v
+/** Kernel sizes, strides, paddings and dilations above this are refused (as the engine does,
+ * `MAX_WINDOW` in crates/core/src/spec.rs): no image or sensor comes close. */
+const MAX_WINDOW = 65536
+
+function windowInt(min: number): (name: string, v: unknown) => number {
+  return (name, v) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_WINDOW)
+      throw argError(name, `an integer in [${min}, ${MAX_WINDOW}]`, v)
+    return v
+  }
 }
 
 function pair(name: string, v: unknown, check: (n: string, x: unknown) => number): Pair {
@@ -76,10 +83,10 @@ export function conv2d(
     type: 'conv2d',
     inChannels,
     outChannels,
-    kernelSize: pair('conv2d kernelSize', kernelSize, positiveInt),
-    stride: pair('conv2d stride', options.stride ?? 1, positiveInt),
-    padding: pair('conv2d padding', options.padding ?? 0, nonNegativeInt),
-    dilation: pair('conv2d dilation', options.dilation ?? 1, positiveInt),
+    kernelSize: pair('conv2d kernelSize', kernelSize, windowInt(1)),
+    stride: pair('conv2d stride', options.stride ?? 1, windowInt(1)),
+    padding: pair('conv2d padding', options.padding ?? 0, windowInt(0)),
+    dilation: pair('conv2d dilation', options.dilation ?? 1, windowInt(1)),
     groups,
     bias: options.bias ?? true,
   }
@@ -137,12 +144,12 @@ export interface PoolOptions {
 }
 
 function pool(type: 'maxPool2d' | 'avgPool2d', kernelSize: number | Pair, options: PoolOptions): LayerSpec {
-  const k = pair(`${type} kernelSize`, kernelSize, positiveInt)
+  const k = pair(`${type} kernelSize`, kernelSize, windowInt(1))
   return {
     type,
     kernelSize: k,
-    stride: pair(`${type} stride`, options.stride ?? k, positiveInt),
-    padding: pair(`${type} padding`, options.padding ?? 0, nonNegativeInt),
+    stride: pair(`${type} stride`, options.stride ?? k, windowInt(1)),
+    padding: pair(`${type} padding`, options.padding ?? 0, windowInt(0)),
   }
 }
 

@@ -1,13 +1,13 @@
 // Model: a spec plus its native engine. Every heavy call is one N-API call per batch that runs
 // on the libuv pool and returns a Promise, so the event loop stays free while training.
-import { DualstreamError, argError, fromNative } from './errors'
+import { DualstreamError, argError, describeValue, fromNative } from './errors'
 import native = require('./native')
 import type { AuditResult, NativeModel, StepResult } from '../native'
 import type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
 import { losses, schedules } from './optim'
 import type { Encoding, LayerSpec, ModelSpec } from './spec'
 import { readSafetensors, writeSafetensors } from './checkpoint'
-import type { NamedTensor } from './checkpoint'
+import type { NamedTensor, Safetensors } from './checkpoint'
 import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
 import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
 import type { NirReadOptions, NirWriteOptions } from './interop/nir'
@@ -172,8 +172,60 @@ function metaJson<T>(path: string, metadata: Record<string, string>, key: string
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0
+
+/** `${path}: __metadata__.<key>: expected <expected>`, as ERR_FORMAT. */
+function badMeta(path: string, key: string, expected: string, got: unknown): DualstreamError {
+  return new DualstreamError(
+    'ERR_FORMAT',
+    `${path}: __metadata__.${key}: expected ${expected}, got ${describeValue(got)}`,
+  )
+}
+
+function checkSpec(path: string, spec: unknown): ModelSpec {
+  if (!isObject(spec)) throw badMeta(path, 'spec', 'a model spec object', spec)
+  if (!Number.isInteger(spec.timeSteps) || (spec.timeSteps as number) < 1)
+    throw badMeta(path, 'spec.timeSteps', 'a positive integer', spec.timeSteps)
+  const shape = spec.inputShape
+  if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d > 0))
+    throw badMeta(path, 'spec.inputShape', 'an array of positive integers', shape)
+  if (spec.encoding !== undefined && spec.encoding !== 'direct' && spec.encoding !== 'sequence')
+    throw badMeta(path, 'spec.encoding', '"direct" or "sequence"', spec.encoding)
+  if (!Array.isArray(spec.layers) || spec.layers.length === 0 || !spec.layers.every(isObject))
+    throw badMeta(path, 'spec.layers', 'a non-empty array of layer specs', spec.layers)
+  return spec as unknown as ModelSpec
+}
+
+function checkFit(path: string, fit: unknown): FitState | undefined {
+  if (fit === undefined) return undefined
+  if (!isObject(fit)) throw badMeta(path, 'fit', 'an object { epoch, step, partial, history }', fit)
+  if (!isCount(fit.epoch)) throw badMeta(path, 'fit.epoch', 'an integer >= 0', fit.epoch)
+  if (!isCount(fit.step)) throw badMeta(path, 'fit.step', 'an integer >= 0', fit.step)
+  const p = fit.partial
+  if (!isObject(p)) throw badMeta(path, 'fit.partial', 'an object of running sums', p)
+  for (const key of ['samples', 'lossSum', 'correct', 'rateSum', 'seconds']) {
+    if (typeof p[key] !== 'number' || !Number.isFinite(p[key]))
+      throw badMeta(path, `fit.partial.${key}`, 'a finite number', p[key])
+  }
+  if (!Array.isArray(fit.history) || !fit.history.every(isObject))
+    throw badMeta(path, 'fit.history', 'an array of finished epochs', fit.history)
+  return fit as unknown as FitState
+}
+
+function checkTraining(path: string, training: unknown): TrainingConfig | undefined {
+  if (training === undefined) return undefined
+  if (!isObject(training)) throw badMeta(path, 'training', 'an object { optimizer, schedule, loss }', training)
+  for (const key of ['optimizer', 'schedule', 'loss']) {
+    if (!isObject(training[key]) || typeof training[key].type !== 'string')
+      throw badMeta(path, `training.${key}`, 'an object with a "type"', training[key])
+  }
+  return training as unknown as TrainingConfig
+}
+
 /**
- * Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata.
+ * Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata,
+ * every metadata field checked (errors name the file and the field).
  *
  * @example
  * ```ts
@@ -183,27 +235,33 @@ function metaJson<T>(path: string, metadata: Record<string, string>, key: string
  * ```
  */
 export function readCheckpoint(path: string): Checkpoint {
-  const { tensors, metadata } = readSafetensors(path)
+  return checkpointFrom(path, readSafetensors(path))
+}
+
+/** A checkpoint from a decoded safetensors file (`path` names it in errors). */
+export function checkpointFrom(path: string, { tensors, metadata }: Safetensors): Checkpoint {
   if (metadata.format !== CHECKPOINT_FORMAT || metadata.spec === undefined) {
     throw new DualstreamError(
       'ERR_FORMAT',
       `${path}: not a dualstream checkpoint (its __metadata__ has no format "${CHECKPOINT_FORMAT}" and spec)`,
     )
   }
-  const spec = metaJson<ModelSpec>(path, metadata, 'spec')!
+  const spec = checkSpec(path, metaJson<unknown>(path, metadata, 'spec'))
   const seed = Number(metadata.seed ?? 0)
-  const user = metaJson<Record<string, string>>(path, metadata, 'user') ?? {}
+  const user = metaJson<unknown>(path, metadata, 'user') ?? {}
+  if (!isObject(user) || !Object.values(user).every((v) => typeof v === 'string'))
+    throw badMeta(path, 'user', 'an object of strings', user)
   return {
     path,
     spec,
-    seed: Number.isInteger(seed) && seed >= 0 ? seed : 0,
+    seed: Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff ? seed : 0,
     tensors: tensors.filter((t) => !t.name.startsWith('trainer/')),
     trainer: tensors
       .filter((t) => t.name.startsWith('trainer/'))
       .map((t) => ({ ...t, name: t.name.slice('trainer/'.length) })),
-    training: metaJson<TrainingConfig>(path, metadata, 'training'),
-    fit: metaJson<FitState>(path, metadata, 'fit'),
-    metadata: user,
+    training: checkTraining(path, metaJson<unknown>(path, metadata, 'training')),
+    fit: checkFit(path, metaJson<unknown>(path, metadata, 'fit')),
+    metadata: user as Record<string, string>,
   }
 }
 
@@ -256,6 +314,9 @@ export class Model {
   private training: TrainingConfig | undefined
   private disposed = false
   private queue: Promise<unknown> = Promise.resolve()
+  /** The training or inference call running now (`fit`, `trainBatch`, `evaluate`, ...);
+   * `callback` while `fit` awaits one of its callbacks, which may evaluate or save. */
+  private activity: { what: string; callback: boolean } | undefined
 
   /** A model of `layers` applied in order; the same as {@link sequential}. */
   constructor(layers: LayerSpec[], options: ModelOptions) {
@@ -303,8 +364,21 @@ export class Model {
       return this.engine
     }
     this.inputShape = [...inputShape]
+    let json: string
     try {
-      this.engine = new native.NativeModel(JSON.stringify(this.spec), this.seed)
+      json = JSON.stringify(this.spec)
+    } catch (e) {
+      this.inputShape = undefined
+      const cyclic = e instanceof TypeError && /circular/i.test(e.message)
+      throw new DualstreamError(
+        'ERR_SPEC',
+        cyclic
+          ? 'model spec, layers: a layer spec contains itself (a cycle); expected a tree of layer specs'
+          : `model spec, layers: cannot be written as JSON (${(e as Error).message}); layer specs nested thousands deep are not a model`,
+      )
+    }
+    try {
+      this.engine = new native.NativeModel(json, this.seed)
     } catch (e) {
       this.inputShape = undefined
       throw fromNative(e)
@@ -317,6 +391,48 @@ export class Model {
     if (!this.engine)
       throw new DualstreamError('ERR_STATE', 'the model is not built yet: pass inputShape or call fit/evaluate first')
     return this.engine
+  }
+
+  /**
+   * Runs `fn` as the model's one activity: a second call while another runs is refused with
+   * ERR_BUSY instead of interleaving its batches (and, for `fit`, its optimizer) with the
+   * first. From inside `fit`'s callbacks, calls that only read the model (evaluate, predict,
+   * energy) run as part of the fit.
+   */
+  private async claimed<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const running = this.activity
+    if (running) {
+      const training = what === 'fit' || what === 'trainBatch' || what === 'gradientNorms'
+      if (running.callback && !training) return fn()
+      throw new DualstreamError(
+        'ERR_BUSY',
+        `${what}: the model is busy with ${running.what}${running.callback ? ' (inside its callback)' : ''}; await it first (one training or inference call at a time)`,
+      )
+    }
+    this.activity = { what, callback: false }
+    try {
+      return await fn()
+    } finally {
+      this.activity = undefined
+    }
+  }
+
+  /** Awaits one of `fit`'s callbacks with reading calls allowed. */
+  private async inCallback(fn: () => unknown): Promise<void> {
+    const running = this.activity
+    if (running) running.callback = true
+    try {
+      await fn()
+    } finally {
+      if (running) running.callback = false
+    }
+  }
+
+  /** Checks a batch size before it crosses N-API as a u32, where 2^32 + 1 would wrap to 1 (the
+   * engine then checks it against the data's length). */
+  private checkBatch(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > 0xffffffff)
+      throw argError('n', 'the batch size, an integer in [1, 2^32)', n)
   }
 
   /** Runs calls one after another, so overlapping awaits never collide in the engine. */
@@ -404,7 +520,7 @@ export class Model {
       if (this.training) metadata.training = JSON.stringify(this.training)
       if (options.fit) metadata.fit = JSON.stringify(options.fit)
       if (options.metadata) metadata.user = JSON.stringify(options.metadata)
-      writeSafetensors(path, tensors, metadata)
+      writeSafetensors(path, tensors, metadata, { checksum: true })
     })
   }
 
@@ -564,7 +680,7 @@ export class Model {
    * ```
    */
   trainBatch(x: Float32Array, y: Uint32Array): Promise<StepResult> {
-    return this.step(x, y, true)
+    return this.claimed('trainBatch', () => this.step(x, y, true))
   }
 
   /**
@@ -578,12 +694,14 @@ export class Model {
     x: Float32Array,
     y: Uint32Array,
   ): Promise<{ loss: number; norms: { name: string; norm: number }[] }> {
-    const r = await this.step(x, y, false)
-    try {
-      return { loss: r.loss, norms: this.native().gradientNorms() }
-    } catch (e) {
-      throw fromNative(e)
-    }
+    return this.claimed('gradientNorms', async () => {
+      const r = await this.step(x, y, false)
+      try {
+        return { loss: r.loss, norms: this.native().gradientNorms() }
+      } catch (e) {
+        throw fromNative(e)
+      }
+    })
   }
 
   private step(x: Float32Array, y: Uint32Array, update: boolean): Promise<StepResult> {
@@ -611,15 +729,17 @@ export class Model {
    * ```
    */
   predict(x: Float32Array, n: number, mode: InferenceMode = 'fsnn'): Promise<Float32Array> {
-    return this.exclusive(async () => {
-      if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
-      if (!Number.isInteger(n) || n < 1) throw argError('n', 'the batch size, a positive integer', n)
-      try {
-        return (await this.native().evaluate(x, this.batchShape(n), undefined, mode)).logits
-      } catch (e) {
-        throw fromNative(e)
-      }
-    })
+    return this.claimed('predict', () =>
+      this.exclusive(async () => {
+        if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
+        this.checkBatch(n)
+        try {
+          return (await this.native().evaluate(x, this.batchShape(n), undefined, mode)).logits
+        } catch (e) {
+          throw fromNative(e)
+        }
+      }),
+    )
   }
 
   /**
@@ -636,7 +756,11 @@ export class Model {
    * })
    * ```
    */
-  async fit(train: LabelledData, options: FitOptions): Promise<FitResult> {
+  fit(train: LabelledData, options: FitOptions): Promise<FitResult> {
+    return this.claimed('fit', () => this.fitRun(train, options))
+  }
+
+  private async fitRun(train: LabelledData, options: FitOptions): Promise<FitResult> {
     const { epochs, batchSize } = options
     if (!Number.isInteger(epochs) || epochs < 1) throw argError('fit epochs', 'a positive integer', epochs)
     if (!Number.isInteger(batchSize) || batchSize < 1) throw argError('fit batchSize', 'a positive integer', batchSize)
@@ -662,7 +786,8 @@ export class Model {
       try {
         this.native().setTrainerState(resume.trainer.map((t) => ({ name: t.name, shape: t.shape, data: t.data })))
       } catch (e) {
-        throw fromNative(e)
+        const err = fromNative(e)
+        throw new DualstreamError(err.code, `fit resume: ${resume.path}: ${err.message}`)
       }
       if (resume.fit.step >= stepsPerEpoch || resume.fit.epoch > epochs) {
         throw new DualstreamError(
@@ -706,7 +831,7 @@ export class Model {
         if (index++ < skip) continue
         if (options.signal?.aborted)
           return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000, state: state() }
-        const r = await this.trainBatch(batch.x, batch.y)
+        const r = await this.step(batch.x, batch.y, true)
         step++
         samples += r.count
         lossSum += r.loss * r.count
@@ -726,7 +851,10 @@ export class Model {
         }
         if (r.headLosses.length > 0)
           info.heads = r.headLosses.map((loss, h) => ({ loss, accuracy: r.headCorrect[h] / r.count }))
-        if (options.onBatchEnd) await options.onBatchEnd(info, state())
+        if (options.onBatchEnd) {
+          const onBatchEnd = options.onBatchEnd
+          await this.inCallback(() => onBatchEnd(info, state()))
+        }
       }
       let gradientNorms: { name: string; norm: number }[]
       try {
@@ -745,7 +873,7 @@ export class Model {
         learningRate,
         gradientNorms,
       }
-      if (options.validation) end.validation = await this.evaluate(options.validation, { batchSize })
+      if (options.validation) end.validation = await this.evaluateRun(options.validation, { batchSize })
       history.push(end)
       const next: FitState = {
         epoch: epoch + 1,
@@ -753,7 +881,10 @@ export class Model {
         partial: { samples: 0, lossSum: 0, correct: 0, rateSum: 0, seconds: 0 },
         history,
       }
-      if (options.onEpochEnd) await options.onEpochEnd(end, next)
+      if (options.onEpochEnd) {
+        const onEpochEnd = options.onEpochEnd
+        await this.inCallback(() => onEpochEnd(end, next))
+      }
     }
     return {
       epochs: history,
@@ -777,7 +908,14 @@ export class Model {
    * const dsnn = await model.evaluate(test, { mode: 'dsnn' })  // AAP kept
    * ```
    */
-  async evaluate(data: LabelledData, options: { batchSize?: number; mode?: InferenceMode } = {}): Promise<Evaluation> {
+  evaluate(data: LabelledData, options: { batchSize?: number; mode?: InferenceMode } = {}): Promise<Evaluation> {
+    return this.claimed('evaluate', () => this.evaluateRun(data, options))
+  }
+
+  private async evaluateRun(
+    data: LabelledData,
+    options: { batchSize?: number; mode?: InferenceMode } = {},
+  ): Promise<Evaluation> {
     const batchSize = options.batchSize ?? 256
     const mode = options.mode ?? 'fsnn'
     if (mode !== 'fsnn' && mode !== 'dsnn') throw argError('evaluate mode', '"fsnn" or "dsnn"', mode)
@@ -823,7 +961,11 @@ export class Model {
    * console.log(formatEnergyTable(report))
    * ```
    */
-  async energy(data: LabelledData, options: EnergyOptions = {}): Promise<EnergyReport> {
+  energy(data: LabelledData, options: EnergyOptions = {}): Promise<EnergyReport> {
+    return this.claimed('energy', () => this.energyRun(data, options))
+  }
+
+  private async energyRun(data: LabelledData, options: EnergyOptions): Promise<EnergyReport> {
     const batchSize = options.batchSize ?? 64
     const mode = options.mode ?? 'fsnn'
     const maxSamples = options.maxSamples ?? Infinity
@@ -964,7 +1106,7 @@ export class Model {
   audit(x: Float32Array, n: number): Promise<AuditResult> {
     return this.exclusive(async () => {
       if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
-      if (!Number.isInteger(n) || n < 1) throw argError('n', 'the batch size, a positive integer', n)
+      this.checkBatch(n)
       try {
         return await this.native().audit(x, this.batchShape(n))
       } catch (e) {

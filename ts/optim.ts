@@ -13,9 +13,36 @@ export type ScheduleSpec =
 
 export type LossSpec = { type: 'crossEntropy' | 'mseFiringRate'; headWeights?: [number, number] }
 
+/** The largest finite 32-bit float: the engine computes in f32, larger values become Infinity. */
+const F32_MAX = 3.4028234663852886e38
+
+/** A finite number in [min, max] (above min when `exclusive`), naming `<optimizer> <field>`. */
+function num(name: string, field: string, v: unknown, min: number, max: number, exclusive = false): number {
+  const ok = typeof v === 'number' && Number.isFinite(v) && (exclusive ? v > min : v >= min) && v <= max
+  if (!ok) {
+    const range =
+      max === F32_MAX
+        ? `a finite number ${exclusive ? '>' : '>='} ${min} that fits a 32-bit float (at most 3.4e38)`
+        : `a finite number in ${exclusive ? '(' : '['}${min}, ${max}${max === 1 ? ')' : ']'}`
+    throw argError(`${name} ${field}`, range, v)
+  }
+  return v as number
+}
+
 function lr(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw argError(`${name} lr`, 'a finite number > 0', v)
+  return num(name, 'lr', v, 0, F32_MAX, true)
+}
+
+function flag(name: string, field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw argError(`${name} ${field}`, 'true or false', v)
   return v
+}
+
+function betas(name: string, v: unknown): [number, number] {
+  if (!Array.isArray(v) || v.length !== 2) throw argError(`${name} betas`, 'a pair [beta1, beta2] in [0, 1)', v)
+  const b = [num(name, 'betas[0]', v[0], 0, 1), num(name, 'betas[1]', v[1], 0, 1)] as [number, number]
+  if (b[0] >= 1 || b[1] >= 1) throw argError(`${name} betas`, 'a pair [beta1, beta2] in [0, 1)', b[b[0] >= 1 ? 0 : 1])
+  return b
 }
 
 /**
@@ -37,10 +64,10 @@ export function sgd(o: {
   return {
     type: 'sgd',
     lr: lr('sgd', o.lr),
-    momentum: o.momentum ?? 0,
-    dampening: o.dampening ?? 0,
-    nesterov: o.nesterov ?? false,
-    weightDecay: o.weightDecay ?? 0,
+    momentum: num('sgd', 'momentum', o.momentum ?? 0, 0, F32_MAX),
+    dampening: num('sgd', 'dampening', o.dampening ?? 0, 0, F32_MAX),
+    nesterov: flag('sgd', 'nesterov', o.nesterov ?? false),
+    weightDecay: num('sgd', 'weightDecay', o.weightDecay ?? 0, 0, F32_MAX),
   }
 }
 
@@ -56,9 +83,9 @@ export function adam(o: { lr: number; betas?: [number, number]; eps?: number; we
   return {
     type: 'adam',
     lr: lr('adam', o.lr),
-    betas: o.betas ?? [0.9, 0.999],
-    eps: o.eps ?? 1e-8,
-    weightDecay: o.weightDecay ?? 0,
+    betas: betas('adam', o.betas ?? [0.9, 0.999]),
+    eps: num('adam', 'eps', o.eps ?? 1e-8, 0, F32_MAX, true),
+    weightDecay: num('adam', 'weightDecay', o.weightDecay ?? 0, 0, F32_MAX),
   }
 }
 
@@ -67,9 +94,9 @@ export function adamW(o: { lr: number; betas?: [number, number]; eps?: number; w
   return {
     type: 'adamW',
     lr: lr('adamW', o.lr),
-    betas: o.betas ?? [0.9, 0.999],
-    eps: o.eps ?? 1e-8,
-    weightDecay: o.weightDecay ?? 0.01,
+    betas: betas('adamW', o.betas ?? [0.9, 0.999]),
+    eps: num('adamW', 'eps', o.eps ?? 1e-8, 0, F32_MAX, true),
+    weightDecay: num('adamW', 'weightDecay', o.weightDecay ?? 0.01, 0, F32_MAX),
   }
 }
 

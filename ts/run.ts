@@ -6,9 +6,18 @@
 //   plots/*.svg                 loss, accuracy, firing rate per layer, gradient norm per block,
 //                               energy per layer (when energy.json is there)
 //   energy.json                 the energy report, when one was made
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { DualstreamError } from './errors'
+import {
+  accessSync,
+  appendFileSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  statfsSync,
+} from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { DualstreamError, describeValue } from './errors'
 import { writeFileAtomic } from './checkpoint'
 import { energyChartSvg, lineChartSvg } from './plot'
 import type { EnergyChart, LinePoint } from './plot'
@@ -50,6 +59,93 @@ const CSV_COLUMNS = [
   'samplesPerSecond',
   'seconds',
 ] as const
+
+/** Checks a metrics.jsonl row's fields (so a damaged row is named, not drawn as garbage). */
+function checkRow(row: unknown, file: string, index: number): MetricsRow {
+  const bad = (field: string, expected: string, got: unknown) =>
+    new DualstreamError(
+      'ERR_FORMAT',
+      `${file}: row ${index + 1}: ${field}: expected ${expected}, got ${describeValue(got)}`,
+    )
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) throw bad('the row', 'a JSON object', row)
+  const r = row as Record<string, unknown>
+  const numbers = [
+    'epoch',
+    'step',
+    'trainLoss',
+    'trainAccuracy',
+    'firingRate',
+    'learningRate',
+    'samplesPerSecond',
+    'seconds',
+  ]
+  for (const key of numbers) if (typeof r[key] !== 'number') throw bad(key, 'a number', r[key])
+  for (const key of ['testLoss', 'testAccuracy', 'dsnnTestAccuracy'])
+    if (r[key] !== undefined && r[key] !== null && typeof r[key] !== 'number') throw bad(key, 'a number', r[key])
+  for (const [key, value] of [
+    ['firingRates', 'rate'],
+    ['gradientNorms', 'norm'],
+  ] as const) {
+    const list = r[key]
+    if (list === undefined) continue
+    if (!Array.isArray(list)) throw bad(key, `an array of { name, ${value} }`, list)
+    list.forEach((e, i) => {
+      if (typeof e !== 'object' || e === null || typeof e.name !== 'string' || typeof e[value] !== 'number')
+        throw bad(`${key}[${i}]`, `{ name: string, ${value}: number }`, e)
+    })
+  }
+  return r as unknown as MetricsRow
+}
+
+/** procfs and sysfs (statfs magic numbers): files there are not files, and Node's recursive
+ * mkdir never returns on some of their paths. */
+const PSEUDO_FILESYSTEMS = new Set([0x9fa0, 0x62656572])
+
+/**
+ * Checks that `dir` can become a run folder before anything is created: it is a folder or does
+ * not exist yet, the nearest existing folder above it is a writable folder on a real file
+ * system (not /proc or /sys), and no file stands in its way.
+ */
+export function checkOutputDir(where: string, dir: string): void {
+  if (dir.trim() === '') throw new DualstreamError('ERR_ARG', `${where}: expected a folder path, got ""`)
+  let path = resolve(dir)
+  for (;;) {
+    let stat
+    try {
+      stat = statSync(path)
+    } catch {
+      const parent = dirname(path)
+      if (parent === path) break
+      path = parent
+      continue
+    }
+    if (!stat.isDirectory()) {
+      throw new DualstreamError(
+        'ERR_ARG',
+        path === resolve(dir)
+          ? `${where}: ${dir} is a file; expected a folder for the run (or a path that does not exist yet)`
+          : `${where}: cannot create ${dir}: ${path} is a file, not a folder`,
+      )
+    }
+    let type: number | undefined
+    try {
+      type = Number(statfsSync(path).type)
+    } catch {
+      type = undefined
+    }
+    if (type !== undefined && PSEUDO_FILESYSTEMS.has(type))
+      throw new DualstreamError(
+        'ERR_ARG',
+        `${where}: ${dir} is on a kernel pseudo file system (${path}); expected a folder on disk`,
+      )
+    try {
+      accessSync(path, constants.W_OK | constants.X_OK)
+    } catch {
+      throw new DualstreamError('ERR_ARG', `${where}: cannot create ${dir}: ${path} is not writable`)
+    }
+    return
+  }
+}
 
 function csvLine(row: MetricsRow): string {
   return CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',') + '\n'
@@ -136,11 +232,18 @@ export class RunFolder {
         cause,
       })
     }
+    let parsed: unknown
     try {
-      return JSON.parse(text) as Record<string, unknown>
+      parsed = JSON.parse(text)
     } catch (err) {
       throw new DualstreamError('ERR_FORMAT', `${this.configPath} is not valid JSON: ${(err as Error).message}`)
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new DualstreamError(
+        'ERR_FORMAT',
+        `${this.configPath}: expected a JSON object of run options, got ${describeValue(parsed)}`,
+      )
+    return parsed as Record<string, unknown>
   }
 
   /** The rows of `metrics.jsonl` (none yet: an empty array). */
@@ -150,14 +253,16 @@ export class RunFolder {
       .split('\n')
       .filter((line) => line.trim() !== '')
       .map((line, i) => {
+        let row: unknown
         try {
-          return JSON.parse(line) as MetricsRow
+          row = JSON.parse(line)
         } catch (err) {
           throw new DualstreamError(
             'ERR_FORMAT',
             `${this.metricsJsonlPath}: row ${i + 1} is not valid JSON: ${(err as Error).message}`,
           )
         }
+        return checkRow(row, this.metricsJsonlPath, i)
       })
   }
 
@@ -190,13 +295,17 @@ export async function plotRun(dir: string): Promise<string[]> {
   if (!existsSync(run.metricsJsonlPath))
     throw new DualstreamError('ERR_NOT_FOUND', `${dir} is not a run folder: no metrics.jsonl`)
   const rows = run.readMetrics()
-  const charts: [string, Promise<string>][] = []
+  // Rendered one at a time when written: a failing chart then rejects while it is awaited.
+  const charts: [string, () => Promise<string>][] = []
   if (rows.length > 0) {
     const loss: LinePoint[] = rows.flatMap((r) => [
       { x: r.epoch, y: r.trainLoss, series: 'train' },
       ...(r.testLoss === undefined ? [] : [{ x: r.epoch, y: r.testLoss, series: 'test' }]),
     ])
-    charts.push(['loss.svg', lineChartSvg({ title: 'Loss', xTitle: 'epoch', yTitle: 'cross-entropy', points: loss })])
+    charts.push([
+      'loss.svg',
+      () => lineChartSvg({ title: 'Loss', xTitle: 'epoch', yTitle: 'cross-entropy', points: loss }),
+    ])
     const accuracy: LinePoint[] = rows.flatMap((r) => [
       { x: r.epoch, y: r.trainAccuracy, series: 'train' },
       ...(r.testAccuracy === undefined ? [] : [{ x: r.epoch, y: r.testAccuracy, series: 'test (full-spike)' }]),
@@ -206,7 +315,7 @@ export async function plotRun(dir: string): Promise<string[]> {
     ])
     charts.push([
       'accuracy.svg',
-      lineChartSvg({ title: 'Accuracy', xTitle: 'epoch', yTitle: 'accuracy', points: accuracy }),
+      () => lineChartSvg({ title: 'Accuracy', xTitle: 'epoch', yTitle: 'accuracy', points: accuracy }),
     ])
     const rates = spread(
       rows.filter((r) => r.firingRates && r.firingRates.length > 0),
@@ -215,12 +324,13 @@ export async function plotRun(dir: string): Promise<string[]> {
     if (rates.length > 0) {
       charts.push([
         'firing-rates.svg',
-        lineChartSvg({
-          title: 'Firing rate per layer (test set)',
-          xTitle: 'neuron layer (forward order)',
-          yTitle: 'firing rate',
-          points: rates,
-        }),
+        () =>
+          lineChartSvg({
+            title: 'Firing rate per layer (test set)',
+            xTitle: 'neuron layer (forward order)',
+            yTitle: 'firing rate',
+            points: rates,
+          }),
       ])
     }
     // A log axis shows the orders of magnitude that matter here; a norm of exactly 0 cannot be drawn on it.
@@ -233,13 +343,14 @@ export async function plotRun(dir: string): Promise<string[]> {
     if (norms.length > 0) {
       charts.push([
         'gradient-norms.svg',
-        lineChartSvg({
-          title: 'Gradient norm per block output',
-          xTitle: 'block output',
-          yTitle: 'L2 norm of dL/d(output)',
-          logY: true,
-          points: norms,
-        }),
+        () =>
+          lineChartSvg({
+            title: 'Gradient norm per block output',
+            xTitle: 'block output',
+            yTitle: 'L2 norm of dL/d(output)',
+            logY: true,
+            points: norms,
+          }),
       ])
     }
   }
@@ -250,13 +361,19 @@ export async function plotRun(dir: string): Promise<string[]> {
     } catch (err) {
       throw new DualstreamError('ERR_FORMAT', `${run.energyPath} is not valid JSON: ${(err as Error).message}`)
     }
-    charts.push(['energy.svg', energyChartSvg(report)])
+    charts.push([
+      'energy.svg',
+      () =>
+        energyChartSvg(report).catch((err: Error) => {
+          throw new DualstreamError('ERR_FORMAT', `${run.energyPath}: ${err.message}`)
+        }),
+    ])
   }
   mkdirSync(run.plotsDir, { recursive: true })
   const written: string[] = []
   for (const [name, svg] of charts) {
     const path = join(run.plotsDir, name)
-    writeFileAtomic(path, await svg)
+    writeFileAtomic(path, await svg())
     written.push(path)
   }
   return written

@@ -38,11 +38,16 @@ export function int(where: string, value: string | undefined, fallback: number, 
   return n
 }
 
+/** The largest finite 32-bit float: the engine computes in f32. */
+const F32_MAX = 3.4028234663852886e38
+
 export function positive(where: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback
   const x = Number(value)
-  if (value.trim() === '' || !Number.isFinite(x) || x <= 0)
-    throw usage(`${where}: expected a number > 0, got ${JSON.stringify(value)}`)
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0 || x > F32_MAX)
+    throw usage(
+      `${where}: expected a number > 0 that fits a 32-bit float (at most 3.4e38), got ${JSON.stringify(value)}`,
+    )
   return x
 }
 

@@ -105,6 +105,8 @@ function tensorFile(path: string, name: string): TensorDataset {
     )
   }
   const n = images.shape[0]
+  if (n === 0)
+    throw new DualstreamError('ERR_FORMAT', `${path}: images holds no sample (shape [${images.shape.join(', ')}])`)
   if (images.shape.length < 2 || labels.shape.length !== 1 || labels.shape[0] !== n) {
     throw new DualstreamError(
       'ERR_FORMAT',
@@ -112,14 +114,30 @@ function tensorFile(path: string, name: string): TensorDataset {
     )
   }
   const classes = new Uint32Array(n)
+  let maxClass = 0
   for (let i = 0; i < n; i++) {
     const v = labels.data[i]
     if (!Number.isInteger(v) || v < 0)
       throw new DualstreamError('ERR_FORMAT', `${path}: labels[${i}] is ${v}, expected a class index (an integer >= 0)`)
     classes[i] = v
+    if (v > maxClass) maxClass = v
   }
-  const declared = metadata.classes === undefined ? undefined : Number(metadata.classes)
-  const numClasses = declared ?? Math.max(...classes) + 1
+  const bad = images.data.findIndex((v) => !Number.isFinite(v))
+  if (bad >= 0)
+    throw new DualstreamError(
+      'ERR_FORMAT',
+      `${path}: images holds ${images.data[bad]} at flat index ${bad} (sample ${Math.floor(bad / (images.data.length / n))}); expected finite values`,
+    )
+  let numClasses = maxClass + 1
+  if (metadata.classes !== undefined) {
+    const declared = Number(metadata.classes)
+    if (metadata.classes.trim() === '' || !Number.isInteger(declared) || declared <= maxClass)
+      throw new DualstreamError(
+        'ERR_FORMAT',
+        `${path}: __metadata__.classes is ${JSON.stringify(metadata.classes)}, expected an integer above the largest label (${maxClass})`,
+      )
+    numClasses = declared
+  }
   return new TensorDataset({
     name,
     images: images.data,

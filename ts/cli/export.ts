@@ -1,5 +1,6 @@
 // dualstream export: the deployable full-spike model of a checkpoint.
-import { basename, join } from 'node:path'
+import { existsSync, statSync } from 'node:fs'
+import { basename, dirname, join, resolve, sep } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
 import { helped, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
@@ -40,19 +41,38 @@ const OPTIONS: OptionTable = {
   help: { type: 'boolean', short: 'h' },
 }
 
+/** The export must not replace the checkpoint it reads, nor any file of the run it comes from
+ * (its last.safetensors is what --resume continues from). */
+function checkExportTarget(given: string, source: string, target: string, folder: boolean): void {
+  const out = resolve(target)
+  const protectedDirs = [dirname(resolve(source))].filter(
+    (d) => basename(d) === 'checkpoints' || statSync(resolve(given)).isDirectory(),
+  )
+  if (out === resolve(source) || protectedDirs.some((d) => out.startsWith(d + sep)))
+    throw usage(
+      `export --out: ${target} would overwrite ${out === resolve(source) ? 'the checkpoint being exported' : `a file of the run's ${protectedDirs[0]}`}; write the export elsewhere`,
+    )
+  if (!folder && existsSync(out) && statSync(out).isDirectory())
+    throw usage(`export --out: ${target} is a folder; expected a file path`)
+}
+
 export async function exportModel(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('export', argv, OPTIONS, 1)
   if (helped(values, EXPORT_HELP)) return 0
   if (positionals.length === 0)
     throw usage('export: expected a checkpoint file or a run folder (see dualstream export --help)')
   if (typeof values.out !== 'string') throw usage('export: --out <file.safetensors> is required')
-  const path = checkpointPath('export', positionals[0])
   const format = oneOf(
     'export --format',
     values.format as string | undefined,
     ['safetensors', 'nir', 'pytorch'] as const,
     'safetensors',
   )
+  const folder = format === 'pytorch'
+  if (values.out.trim() === '' || (!folder && values.out.endsWith('/')))
+    throw usage(`export --out: expected a ${folder ? 'folder' : 'file'} path, got ${JSON.stringify(values.out)}`)
+  const path = checkpointPath('export', positionals[0])
+  checkExportTarget(positionals[0], path, values.out, folder)
   if (format !== 'nir' && values.dt !== undefined) throw usage('export: --dt applies to --format nir only')
   const checkpoint = readCheckpoint(path)
   const model = await modelFromCheckpoint(checkpoint)

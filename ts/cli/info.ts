@@ -67,7 +67,7 @@ export async function info(argv: string[]): Promise<number> {
   if (values.json) {
     out(JSON.stringify({ ...i, batchSize, activationBytesPerStepForBatch: perStepBatch }))
   } else {
-    const width = Math.max(...i.layers.map((l) => l.name.length), 5)
+    const width = i.layers.reduce((w, l) => Math.max(w, l.name.length), 5)
     out(`input [${i.inputShape.join(', ')}], T = ${i.timeSteps}, encoding ${i.encoding}`)
     out(`${'layer'.padEnd(width)}  output per sample and step`)
     for (const l of i.layers) out(`${l.name.padEnd(width)}  [${l.outputShape.join(', ')}]`)

@@ -8,7 +8,7 @@ import type { Checkpoint, Evaluation } from '../model'
 import { adam, adamW, sgd } from '../optim'
 import type { OptimizerSpec } from '../optim'
 import { ProgressDisplay } from '../progress'
-import { RunFolder, plotRun } from '../run'
+import { RunFolder, checkOutputDir, plotRun } from '../run'
 import type { MetricsRow } from '../run'
 import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
@@ -166,6 +166,42 @@ export function resolveConfig(
   }
 }
 
+/** JSON with object keys sorted, so that two specs compare by content. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
+      : v,
+  )
+}
+
+/** A resumed run trains the model its folder describes: the checkpoint's spec must be the one
+ * in checkpoints/model.json (another run's checkpoint copied in would train another model). */
+function checkResumedSpec(run: RunFolder, checkpoint: Checkpoint): void {
+  let text: string
+  try {
+    text = readFileSync(run.specPath, 'utf8')
+  } catch {
+    throw new DualstreamError('ERR_NOT_FOUND', `--resume: ${run.specPath} is missing (the run's model spec)`)
+  }
+  let spec: unknown
+  try {
+    spec = JSON.parse(text)
+  } catch (err) {
+    throw new DualstreamError('ERR_FORMAT', `--resume: ${run.specPath} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (canonical(spec) !== canonical(checkpoint.spec)) {
+    throw new DualstreamError(
+      'ERR_SPEC',
+      `--resume: ${run.lastCheckpoint} holds a model whose spec differs from the run's ${run.specPath} (a checkpoint of another model); restore the run's own checkpoint or start a new run`,
+    )
+  }
+}
+
 function optimizerSpec(c: TrainConfig): OptimizerSpec {
   return c.optimizer === 'sgd'
     ? sgd({ lr: c.lr, momentum: 0.9 })
@@ -209,6 +245,7 @@ export async function train(argv: string[]): Promise<number> {
     checkpoint = readCheckpoint(run.lastCheckpoint)
     if (!checkpoint.fit)
       throw new DualstreamError('ERR_FORMAT', `--resume: ${run.lastCheckpoint} holds no training position (fit state)`)
+    checkResumedSpec(run, checkpoint)
     if (checkpoint.fit.epoch >= config.epochs) {
       throw usage(
         `--resume: the run in ${run.dir} already finished all ${config.epochs} epochs; evaluate it with dualstream evaluate ${run.dir}`,
@@ -231,6 +268,12 @@ export async function train(argv: string[]): Promise<number> {
       (values.out as string | undefined) ??
         join('runs', `${basename(config.model, '.json').replace(/[^A-Za-z0-9_-]+/g, '_')}-${base}-${stamp()}`),
     )
+    // Checked before the data is loaded and before anything is created.
+    checkOutputDir('--out', run.dir)
+    if (existsSync(run.configPath))
+      throw usage(
+        `--out: ${run.dir} already holds a run (config.json); choose another folder, or continue it with --resume ${run.dir}`,
+      )
   }
 
   const loadStart = performance.now()

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fold;
 pub mod kernels;
 pub mod layer;
+pub mod limits;
 pub mod loss;
 pub mod model;
 pub mod neuron;

@@ -2,6 +2,7 @@
 use crate::energy::{Energies, EnergyReport};
 use crate::error::{check_finite, Error, Result};
 use crate::layer::{AuditEntry, Layer, Param, Walk};
+use crate::limits;
 use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
 use crate::nn::sequential::inference_only;
 use crate::nn::{build_sequential, Sequential};
@@ -70,22 +71,21 @@ pub struct Model {
     /// Shape of the caller's input to the last training forward; backward needs it.
     trained_input_shape: Option<Vec<usize>>,
     output_shape_per_sample: Vec<usize>,
+    /// The largest layer output (or input) of one sample at one step, in values: what a batch
+    /// of N samples over T steps allocates per tensor, checked against the limit per call.
+    step_elements: usize,
+}
+
+/// Refuses a T x N x `elements` f32 activation past the allocation limit, as a spec error.
+fn check_activation(at: &str, t: usize, n: usize, elements: usize) -> Result<()> {
+    crate::spec::size_check(at, "activations of T x N x values f32", &[t, n, elements], 4)
+        .map(|_| ())
 }
 
 impl Model {
     pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Model> {
-        if spec.time_steps == 0 {
-            return Err(Error::spec("timeSteps", "expected a positive integer, got 0"));
-        }
-        if spec.input_shape.is_empty() || spec.input_shape.contains(&0) {
-            return Err(Error::spec(
-                "inputShape",
-                format!(
-                    "expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}",
-                    spec.input_shape
-                ),
-            ));
-        }
+        // Every size is checked while it is still a number: a refused allocation aborts.
+        spec.check_sizes()?;
         if let Some((_, before)) = spec.layers.split_last() {
             if has_dual_stream(before) {
                 return Err(Error::spec(
@@ -101,7 +101,19 @@ impl Model {
         let mut probe = vec![spec.time_steps, 1];
         probe.extend_from_slice(&spec.input_shape);
         let out = body.output_shape(&probe)?;
+        let mut step_elements = limits::product(&spec.input_shape).unwrap_or(usize::MAX);
+        let mut shape = probe.clone();
+        for layer in body.layers() {
+            shape = layer.output_shape(&shape)?;
+            let elements = limits::product(&shape[2..]).unwrap_or(usize::MAX);
+            if elements > step_elements {
+                step_elements = elements;
+            }
+            let at = format!("{} ({})", layer.name(), "output per sample over T steps");
+            check_activation(&at, spec.time_steps, 1, elements)?;
+        }
         Ok(Model {
+            step_elements,
             spec: spec.clone(),
             body,
             steps_input: Tensor::default(),
@@ -290,8 +302,15 @@ impl Model {
         if !ok {
             return Err(Error::shape("input", what, shape));
         }
+        let n = shape[lead - 1];
+        limits::check_elements(
+            "input",
+            "a batch whose activations (T x N x the largest layer output, f32) fit",
+            &[self.spec.time_steps, n, self.step_elements],
+            4,
+        )?;
         check_finite("input", input.data())?;
-        Ok(shape[lead - 1])
+        Ok(n)
     }
 
     /// Runs all T steps and returns the `[T, N, classes]` output.
@@ -536,6 +555,17 @@ impl Trainer {
             if key == "schedule/step" {
                 step = Some(crate::optim::step_from_tensor("trainer", t)?);
             } else if let Some(rest) = key.strip_prefix("optimizer/") {
+                // A damaged buffer would only show up steps later as a NaN loss naming nothing.
+                check_finite(&format!("trainer tensor {key}"), t.data())?;
+                if rest.ends_with("exp_avg_sq") {
+                    if let Some(i) = t.data().iter().position(|&v| v < 0.0) {
+                        return Err(Error::value(
+                            format!("trainer tensor {key}"),
+                            "values >= 0 (a running mean of squared gradients)",
+                            format!("{} at flat index {i}", t.data()[i]),
+                        ));
+                    }
+                }
                 optimizer.push((rest.to_string(), t.clone()));
             } else {
                 return Err(Error::value(

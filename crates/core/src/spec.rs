@@ -327,3 +327,163 @@ fn alpha_atan() -> f32 {
 fn alpha_superspike() -> f32 {
     100.0
 }
+
+/// Nesting of blocks inside blocks beyond this is refused (real architectures nest 2-3 deep).
+pub const MAX_NESTING: usize = 16;
+/// Kernel sizes, strides, paddings and dilations above this are refused before any shape
+/// arithmetic (no sensor or image comes close).
+pub const MAX_WINDOW: usize = 1 << 16;
+
+impl ModelSpec {
+    /// Checks every size of the spec before anything is built: `timeSteps` and the input shape,
+    /// each layer's window fields and parameter tensors (overflow-checked, within
+    /// `crate::limits`), and the nesting depth. Activation sizes need the layers' output
+    /// shapes and are checked by `Model::from_spec`.
+    pub fn check_sizes(&self) -> crate::Result<()> {
+        if self.time_steps == 0 {
+            return Err(Error::spec("timeSteps", "expected a positive integer, got 0"));
+        }
+        if self.input_shape.is_empty() || self.input_shape.contains(&0) {
+            return Err(Error::spec(
+                "inputShape",
+                format!(
+                    "expected the non-empty shape of one sample, e.g. [1, 28, 28], got {:?}",
+                    self.input_shape
+                ),
+            ));
+        }
+        let mut steps = vec![self.time_steps];
+        steps.extend_from_slice(&self.input_shape);
+        size_check("inputShape", "T x inputShape f32 values of one sample", &steps, 4)?;
+        check_layers("layers", &self.layers, 0)
+    }
+}
+
+use crate::Error;
+
+pub(crate) fn size_check(
+    at: &str,
+    what: &str,
+    dims: &[usize],
+    elem: usize,
+) -> crate::Result<usize> {
+    crate::limits::check_elements(at, what, dims, elem).map_err(|e| match e {
+        Error::Value { expected, got, .. } => {
+            Error::spec(at, format!("expected {expected}, got {got}"))
+        }
+        other => other,
+    })
+}
+
+fn check_window(at: &str, field: &str, values: &[usize], min: usize) -> crate::Result<()> {
+    if values.iter().any(|&v| v < min || v > MAX_WINDOW) {
+        return Err(Error::spec(
+            format!("{at}.{field}"),
+            format!("expected integers in {min}..={MAX_WINDOW}, got {values:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_positive(at: &str, field: &str, value: usize) -> crate::Result<()> {
+    if value == 0 {
+        return Err(Error::spec(format!("{at}.{field}"), "expected a positive integer, got 0"));
+    }
+    Ok(())
+}
+
+fn check_pool(at: &str, p: &PoolSpec) -> crate::Result<()> {
+    check_window(at, "kernelSize", &p.kernel_size, 1)?;
+    if let Some(stride) = p.stride {
+        check_window(at, "stride", &stride, 1)?;
+    }
+    check_window(at, "padding", &p.padding, 0)
+}
+
+fn check_linear(at: &str, l: &LinearSpec) -> crate::Result<()> {
+    check_positive(at, "inFeatures", l.in_features)?;
+    check_positive(at, "outFeatures", l.out_features)?;
+    size_check(at, "a weight of outFeatures x inFeatures f32", &[l.out_features, l.in_features], 4)
+        .map(|_| ())
+}
+
+fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Result<()> {
+    if depth > MAX_NESTING {
+        return Err(Error::spec(
+            prefix,
+            format!("expected blocks nested at most {MAX_NESTING} deep, got deeper nesting"),
+        ));
+    }
+    for (i, layer) in layers.iter().enumerate() {
+        let at = format!("{prefix}[{i}] ({})", layer.kind());
+        let nested = |name: &str, inner: &[LayerSpec]| {
+            check_layers(&format!("{prefix}[{i}].{name}"), inner, depth + 1)
+        };
+        match layer {
+            LayerSpec::Conv2d(c) => {
+                check_positive(&at, "inChannels", c.in_channels)?;
+                check_positive(&at, "outChannels", c.out_channels)?;
+                check_positive(&at, "groups", c.groups)?;
+                check_window(&at, "kernelSize", &c.kernel_size, 1)?;
+                check_window(&at, "stride", &c.stride, 1)?;
+                check_window(&at, "padding", &c.padding, 0)?;
+                check_window(&at, "dilation", &c.dilation, 1)?;
+                let per_group = c.in_channels / c.groups.max(1);
+                size_check(
+                    &at,
+                    "a weight of outChannels x inChannels/groups x kernelSize f32",
+                    &[c.out_channels, per_group, c.kernel_size[0], c.kernel_size[1]],
+                    4,
+                )?;
+            }
+            LayerSpec::Linear(l) => check_linear(&at, l)?,
+            LayerSpec::BatchNorm2d(b) => {
+                check_positive(&at, "numFeatures", b.num_features)?;
+                size_check(&at, "numFeatures f32 statistics", &[b.num_features], 4)?;
+            }
+            LayerSpec::MaxPool2d(p) | LayerSpec::AvgPool2d(p) => check_pool(&at, p)?,
+            LayerSpec::SewBlock(b) => {
+                nested("branch", &b.branch)?;
+                if let Some(s) = &b.shortcut {
+                    nested("shortcut", s)?;
+                }
+            }
+            LayerSpec::SpikingResnetBlock(b) => {
+                nested("branch", &b.branch)?;
+                if let Some(s) = &b.shortcut {
+                    nested("shortcut", s)?;
+                }
+            }
+            LayerSpec::DualStream(d) => {
+                check_linear(&format!("{at}.head"), &d.head)?;
+                for (k, stage) in d.stages.iter().enumerate() {
+                    let stage_at = format!("{prefix}[{i}].stages[{k}]");
+                    match stage {
+                        DualStage::Block(b) => {
+                            for (name, inner) in [
+                                ("branch", Some(&b.branch)),
+                                ("shortcut", b.shortcut.as_ref()),
+                                ("projection", b.projection.as_ref()),
+                            ] {
+                                if let Some(inner) = inner {
+                                    check_layers(&format!("{stage_at}.{name}"), inner, depth + 1)?;
+                                }
+                            }
+                        }
+                        DualStage::MaxPool2d(p) | DualStage::AvgPool2d(p) => {
+                            check_pool(&stage_at, p)?
+                        }
+                    }
+                }
+            }
+            LayerSpec::GlobalAvgPool
+            | LayerSpec::Flatten
+            | LayerSpec::Dropout(_)
+            | LayerSpec::If(_)
+            | LayerSpec::Lif(_)
+            | LayerSpec::Plif(_)
+            | LayerSpec::Relu => {}
+        }
+    }
+    Ok(())
+}

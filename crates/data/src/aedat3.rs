@@ -35,7 +35,6 @@ pub fn read_aedat3_from<R: BufRead>(
     read_header(&mut src)?;
     let mut events = EventStream::new(width, height);
     let mut header = [0u8; PACKET_HEADER_BYTES];
-    let mut data = Vec::new();
     loop {
         let packet_start = src.offset();
         if src.at_end()? {
@@ -51,6 +50,7 @@ pub fn read_aedat3_from<R: BufRead>(
                 format!("a packet header with eventSize > 0, capacity >= 0 and tsOverflow >= 0, found {event_size}, {capacity}, {ts_overflow}"),
             ));
         }
+        // Both factors are below 2^31, so the product cannot overflow a u64.
         let bytes = event_size as u64 * capacity as u64;
         if kind != POLARITY_EVENT {
             src.skip(bytes, &format!("the data of a type-{kind} packet"))?;
@@ -63,8 +63,7 @@ pub fn read_aedat3_from<R: BufRead>(
             ));
         }
         let data_start = src.offset();
-        data.resize(bytes as usize, 0);
-        src.read_exact(&mut data, "the events of a polarity packet")?;
+        let data = src.read_vec(bytes, "the events of a polarity packet")?;
         let high = (ts_overflow as i64) << 31;
         for (k, e) in data.chunks_exact(event_size as usize).enumerate() {
             let word = u32::from_le_bytes(e[0..4].try_into().unwrap());
@@ -185,9 +184,12 @@ pub fn read_gesture_labels(path: &Path) -> Result<Vec<LabelWindow>> {
     let bad =
         |row: usize, expected: String| Error::format(name.clone(), format!("row {row}"), expected);
     let mut windows = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let row = i + 1;
         let line = line.map_err(|e| Error::io(name.clone(), e))?;
+        let Ok(line) = std::str::from_utf8(&line) else {
+            return Err(bad(row, "a line of UTF-8 text, found bytes that are not UTF-8".into()));
+        };
         let line = line.trim();
         if row == 1 {
             if line != LABELS_HEADER {

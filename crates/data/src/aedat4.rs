@@ -5,18 +5,24 @@
 //! events `{int64 t, int16 x, int16 y, bool on}`; other streams (IMU, triggers, frames) are
 //! skipped. Packets end at the data table (or at the end of the file without one). The
 //! flatbuffers are read by hand: only the few fields above are needed.
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::Path;
 
 use dualstream_core::{Error, Result};
 
-use crate::file::{display, write_all, write_atomic, Source};
+use crate::file::{display, read_capped, write_all, write_atomic, Source};
 use crate::EventStream;
 
 const VERSION_LINE: &[u8] = b"#!AER-DAT4.0\r\n";
 const EVENT_BYTES: usize = 16;
 /// Guards allocations against a corrupt size field: no real packet or header comes close.
 const MAX_BLOCK_BYTES: i32 = 1 << 30;
+/// A packet decompresses to at most this many times its compressed size (LZ4 cannot exceed
+/// 255x; event packets compress 3-10x), and never past the allocation limit: a Zstd bomb is
+/// refused after this much output instead of filling memory.
+const MAX_EXPANSION: u64 = 256;
+/// Small packets may expand further (flatbuffer padding of a few events).
+const MIN_DECOMPRESSED_CAP: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -86,8 +92,7 @@ pub fn read_aedat4_from<R: BufRead>(mut src: Source<R>) -> Result<(Aedat4Info, E
             .error_at(size_at, format!("an IOHeader size of 8..2^30 bytes, found {header_size}")));
     }
     let header_start = src.offset();
-    let mut header = vec![0u8; header_size as usize];
-    src.read_exact(&mut header, "the IOHeader flatbuffer")?;
+    let header = src.read_vec(header_size as u64, "the IOHeader flatbuffer")?;
     let mut info = parse_io_header(&header, &src, header_start)?;
     let stream =
         info.streams.iter().find(|s| s.type_identifier == "EVTS").cloned().ok_or_else(|| {
@@ -105,7 +110,6 @@ pub fn read_aedat4_from<R: BufRead>(mut src: Source<R>) -> Result<(Aedat4Info, E
     };
     let mut events = EventStream::new(width, height);
     let end = (info.data_table_position >= 0).then_some(info.data_table_position as u64);
-    let mut packet = Vec::new();
     let mut plain = Vec::new();
     loop {
         let packet_start = src.offset();
@@ -120,13 +124,21 @@ pub fn read_aedat4_from<R: BufRead>(mut src: Source<R>) -> Result<(Aedat4Info, E
                 format!("a packet size of 1..2^30 bytes, found {size}"),
             ));
         }
+        if !info.streams.iter().any(|s| s.id == stream_id) {
+            return Err(src.error_at(
+                packet_start,
+                format!(
+                    "a packet of a stream the header declares ({}), found stream id {stream_id}",
+                    declared_ids(&info.streams)
+                ),
+            ));
+        }
         if stream_id != stream.id {
             src.skip(size as u64, &format!("a packet of stream {stream_id}"))?;
             continue;
         }
         let data_start = src.offset();
-        packet.resize(size as usize, 0);
-        src.read_exact(&mut packet, "a packet")?;
+        let packet = src.read_vec(size as u64, "a packet")?;
         let body = match info.compression {
             Compression::None => &packet[..],
             compression => {
@@ -149,18 +161,44 @@ fn read_i32<R: BufRead>(src: &mut Source<R>, what: &str) -> Result<i32> {
     Ok(i32::from_le_bytes(b))
 }
 
+fn declared_ids(streams: &[StreamInfo]) -> String {
+    let ids: Vec<String> = streams.iter().map(|s| s.id.to_string()).collect();
+    format!("ids {}", ids.join(", "))
+}
+
+/// The most bytes a `compressed`-byte packet may decompress to.
+fn decompressed_cap(compressed: usize) -> u64 {
+    (compressed as u64)
+        .saturating_mul(MAX_EXPANSION)
+        .max(MIN_DECOMPRESSED_CAP)
+        .min(dualstream_core::limits::max_bytes())
+}
+
 fn decompress(compression: Compression, packet: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
-    match compression {
-        Compression::None => out.extend_from_slice(packet),
+    let cap = decompressed_cap(packet.len());
+    let got = match compression {
+        Compression::None => {
+            out.extend_from_slice(packet);
+            return Ok(());
+        }
         Compression::Lz4 | Compression::Lz4High => {
-            lz4_flex::frame::FrameDecoder::new(packet).read_to_end(out)?;
+            read_capped(&mut lz4_flex::frame::FrameDecoder::new(packet), cap + 1, out)?
         }
         Compression::Zstd | Compression::ZstdHigh => {
             let mut input = packet;
             let mut decoder = ruzstd::StreamingDecoder::new(&mut input)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            decoder.read_to_end(out)?;
+            read_capped(&mut decoder, cap + 1, out)?
         }
+    };
+    if got as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it decompresses past {cap} bytes, {MAX_EXPANSION} times its {} compressed bytes or the allocation limit",
+                packet.len()
+            ),
+        ));
     }
     Ok(())
 }

@@ -87,7 +87,13 @@ fn check_labels(
 }
 
 pub fn read_cifar(path: &Path, kind: CifarKind) -> Result<CifarImages> {
-    let mut src = Source::open(path)?;
+    read_cifar_from(Source::open(path)?, kind)
+}
+
+pub fn read_cifar_from<R: std::io::BufRead>(
+    mut src: Source<R>,
+    kind: CifarKind,
+) -> Result<CifarImages> {
     let mut images =
         CifarImages { kind, pixels: Vec::new(), labels: Vec::new(), coarse_labels: Vec::new() };
     let mut record = vec![0u8; kind.record_bytes()];

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dualstream_core::{Error, Result};
+use dualstream_core::{limits, Error, Result};
 
 pub(crate) fn display(path: &Path) -> String {
     path.display().to_string()
@@ -83,6 +83,37 @@ impl<R: BufRead> Source<R> {
         Ok(())
     }
 
+    /// Reads the `n` bytes of `what` into a new vector. `n` comes from the file, so it is checked
+    /// against the allocation limit first, and the vector grows with the bytes really read: a
+    /// size field larger than the file costs no more memory than the file.
+    pub fn read_vec(&mut self, n: u64, what: &str) -> Result<Vec<u8>> {
+        let start = self.offset;
+        if n > limits::max_bytes() {
+            return Err(self.error_at(
+                start,
+                format!("{what} within {}, found a size of {n} bytes", limits::describe_limit()),
+            ));
+        }
+        let out = self.read_up_to(n)?;
+        let got = out.len();
+        if (got as u64) < n {
+            return Err(self.error_at(
+                start,
+                format!("{what} ({n} bytes), but the file ends after {got} of them"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Up to `n` bytes (fewer when the input ends first), in a vector that grows with the bytes
+    /// read rather than being sized by `n` up front.
+    pub fn read_up_to(&mut self, n: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let got = read_capped(&mut self.inner, n, &mut out).map_err(|e| self.io_error(e))?;
+        self.offset += got as u64;
+        Ok(out)
+    }
+
     /// True when no byte is left.
     pub fn at_end(&mut self) -> Result<bool> {
         let buf = self.inner.fill_buf().map_err(|e| Error::io(self.name.clone(), e))?;
@@ -130,6 +161,43 @@ impl<R: BufRead> Source<R> {
             line.pop();
         }
         Ok(Some(line))
+    }
+}
+
+/// Appends up to `cap` bytes of `reader` to `out` and returns how many. The vector's capacity
+/// doubles with the data but never passes `out.len() + cap`, so a reader that yields less costs
+/// less memory, and one that would yield more (a decompression bomb) stops at `cap`.
+pub(crate) fn read_capped(
+    reader: &mut impl Read,
+    cap: u64,
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let start = out.len();
+    let end = start.saturating_add(usize::try_from(cap).unwrap_or(usize::MAX));
+    loop {
+        if out.len() == end {
+            return Ok(out.len() - start);
+        }
+        if out.len() == out.capacity() {
+            let want = (out.capacity() * 2).max(out.len() + 8192).min(end);
+            out.try_reserve_exact(want - out.len())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e.to_string()))?;
+        }
+        let filled = out.len();
+        let room = out.capacity().min(end) - filled;
+        out.resize(filled + room, 0);
+        match reader.read(&mut out[filled..]) {
+            Ok(0) => {
+                out.truncate(filled);
+                return Ok(filled - start);
+            }
+            Ok(n) => out.truncate(filled + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => out.truncate(filled),
+            Err(e) => {
+                out.truncate(filled);
+                return Err(e);
+            }
+        }
     }
 }
 

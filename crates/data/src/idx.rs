@@ -5,7 +5,7 @@
 use std::io::BufReader;
 use std::path::Path;
 
-use dualstream_core::{Error, Result};
+use dualstream_core::{limits, Error, Result};
 
 use crate::file::{display, write_all, write_atomic, Source};
 
@@ -73,9 +73,6 @@ pub struct IdxArray {
     pub data: IdxData,
 }
 
-/// Guards the allocation against a corrupt dimension field (MNIST's largest file is 47 MB).
-const MAX_VALUES: usize = 1 << 32;
-
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let mut magic = [0u8; 2];
     let file = std::fs::File::open(path).map_err(|e| Error::io(display(path), e))?;
@@ -114,15 +111,22 @@ pub fn read_idx_from<R: std::io::BufRead>(mut src: Source<R>) -> Result<IdxArray
         src.read_exact(&mut b, "a big-endian u32 dimension")?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
-    let count =
-        dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&c| c <= MAX_VALUES);
+    // A corrupt dimension field must not allocate: the size is checked against the limit, and
+    // the values are read into a vector that grows only with the bytes really present.
+    let count = limits::product(&dims).filter(|&c| limits::bytes_within_limit(c, elem).is_some());
     let Some(count) = count else {
-        return Err(src.error_at(4, format!("dimensions with at most 2^32 values, found {dims:?}")));
+        return Err(src.error_at(
+            4,
+            format!(
+                "dimensions whose {elem}-byte values fit {}, found {dims:?}",
+                limits::describe_limit()
+            ),
+        ));
     };
     let start = src.offset();
-    let mut raw = vec![0u8; count * elem];
-    let got = src.fill(&mut raw)?;
-    if got < raw.len() {
+    let raw = src.read_up_to((count * elem) as u64)?;
+    let got = raw.len();
+    if got < count * elem {
         return Err(src.error_at(
             start + (got / elem * elem) as u64,
             format!("{count} values of {elem} bytes for dimensions {dims:?}, but the data ends after {} of them", got / elem),
