@@ -10,7 +10,8 @@ import { readSafetensors, writeSafetensors } from './checkpoint'
 import type { NamedTensor } from './checkpoint'
 import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
 
-/** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
+/** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it, FramesDataset, and
+ * LoaderData (batches prepared ahead by a DataLoader, e.g. from an ImageFolder). */
 export interface LabelledData {
   readonly length: number
   readonly sampleShape: readonly number[]
@@ -20,10 +21,17 @@ export interface LabelledData {
    * A `direct` model takes `[N, ...]` batches of static samples (TensorDataset).
    */
   readonly timeMajor?: boolean
+  /** Each batch is used before the next one is asked for, so a source may reuse its buffers. */
   batches(
     batchSize: number,
     options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean },
-  ): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
+  ): Iterable<DataBatch> | AsyncIterable<DataBatch>
+}
+
+export interface DataBatch {
+  x: Float32Array
+  y: Uint32Array
+  size: number
 }
 
 export interface ModelOptions {
@@ -573,7 +581,7 @@ export class Model {
         history,
       })
       let index = 0
-      for (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
+      for await (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
         // The data order depends on (seed, epoch) only, so the batches done before are skipped.
         if (index++ < skip) continue
         if (options.signal?.aborted)
@@ -654,7 +662,7 @@ export class Model {
       correct = 0,
       lossSum = 0
     const rateSums = new Map<string, number>()
-    for (const batch of data.batches(batchSize, { shuffle: false })) {
+    for await (const batch of data.batches(batchSize, { shuffle: false })) {
       const r = await this.exclusive(async () => {
         try {
           return await this.native().evaluate(batch.x, this.batchShape(batch.size), batch.y, mode)
@@ -700,7 +708,7 @@ export class Model {
         engine.resetEnergy()
         let count = 0,
           correct = 0
-        for (const batch of data.batches(batchSize, { shuffle: false })) {
+        for await (const batch of data.batches(batchSize, { shuffle: false })) {
           if (count >= maxSamples) break
           const n = Math.min(batch.size, maxSamples - count)
           const x = n < batch.size ? batch.x.subarray(0, (batch.x.length / batch.size) * n) : batch.x
