@@ -237,27 +237,33 @@ fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Res
             )
         }
         TransformSpec::Resize { size } => {
-            let s = x.shape();
-            if s.len() < 2 || s[s.len() - 1] == 0 || s[s.len() - 2] == 0 {
-                return Err(Error::shape("resize input", "[..., H, W], not empty", s));
-            }
-            let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
-            let (oh, ow) = match *size {
-                ResizeSize::ShorterSide(n) => resample::shorter_side_size(h, w, n),
-                ResizeSize::HeightWidth([oh, ow]) => (oh, ow),
-            };
-            if oh == 0 || ow == 0 {
-                return Err(Error::value(
-                    "resize size",
-                    "a positive size",
-                    format!("{oh}x{ow} for a {h}x{w} input"),
-                ));
-            }
+            let (oh, ow) = resize_size(x, size)?;
             resample::resize(x, oh, ow)
         }
         TransformSpec::CenterCrop { size } => resample::center_crop(x, size[0], size[1]),
         TransformSpec::Normalize { mean, std } => transforms::normalize(x, mean, std),
     }
+}
+
+/// The output size of a `resize` transform on `x`.
+fn resize_size(x: &Tensor, size: &ResizeSize) -> Result<(usize, usize)> {
+    let s = x.shape();
+    if s.len() < 2 || s[s.len() - 1] == 0 || s[s.len() - 2] == 0 {
+        return Err(Error::shape("resize input", "[..., H, W], not empty", s));
+    }
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let (oh, ow) = match *size {
+        ResizeSize::ShorterSide(n) => resample::shorter_side_size(h, w, n),
+        ResizeSize::HeightWidth([oh, ow]) => (oh, ow),
+    };
+    if oh == 0 || ow == 0 {
+        return Err(Error::value(
+            "resize size",
+            "a positive size",
+            format!("{oh}x{ow} for a {h}x{w} input"),
+        ));
+    }
+    Ok((oh, ow))
 }
 
 /// Frames for a stream: the spec's frames, then its transforms.
@@ -311,8 +317,21 @@ pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Te
                 return prepare_events(&events, spec, rng);
             }
             let mut x = image.clone();
-            for t in &spec.transforms {
-                x = apply(t, &x, rng, false)?;
+            let mut i = 0;
+            while i < spec.transforms.len() {
+                // Resize then CenterCrop (the evaluation transform): only the crop is computed.
+                if let (
+                    TransformSpec::Resize { size },
+                    Some(TransformSpec::CenterCrop { size: crop }),
+                ) = (&spec.transforms[i], spec.transforms.get(i + 1))
+                {
+                    let (oh, ow) = resize_size(&x, size)?;
+                    x = resample::resize_center_crop(&x, oh, ow, crop[0], crop[1])?;
+                    i += 2;
+                    continue;
+                }
+                x = apply(&spec.transforms[i], &x, rng, false)?;
+                i += 1;
             }
             match &spec.encoder {
                 None => Ok(x),

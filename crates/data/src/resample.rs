@@ -70,9 +70,22 @@ fn with_spatial(x: &Tensor, h: usize, w: usize, data: Vec<f32>) -> Result<Tensor
 /// cropped first (torchvision's `resized_crop`).
 pub fn resize_window_antialiased(
     x: &Tensor,
+    window: (usize, usize, usize, usize),
+    out_h: usize,
+    out_w: usize,
+) -> Result<Tensor> {
+    resize_window_part(x, window, out_h, out_w, (0, 0, out_h, out_w))
+}
+
+/// The part `[row, row + rows) x [col, col + cols)` of `resize_window_antialiased(x, window,
+/// out_h, out_w)`, computing only the source rows and output columns that part needs (a resize
+/// followed by a crop inside it, as the evaluation transform does).
+pub fn resize_window_part(
+    x: &Tensor,
     (top, left, ch, cw): (usize, usize, usize, usize),
     out_h: usize,
     out_w: usize,
+    (row, col, rows, cols): (usize, usize, usize, usize),
 ) -> Result<Tensor> {
     let (planes, h, w) = spatial(x, "resize input")?;
     if ch == 0 || cw == 0 || top + ch > h || left + cw > w || out_h == 0 || out_w == 0 {
@@ -82,34 +95,45 @@ pub fn resize_window_antialiased(
             format!("{ch}x{cw} at ({top}, {left}) to {out_h}x{out_w}"),
         ));
     }
+    if rows == 0 || cols == 0 || row + rows > out_h || col + cols > out_w {
+        return Err(Error::value(
+            "resize output part",
+            format!("a non-empty part of the {out_h}x{out_w} output"),
+            format!("{rows}x{cols} at ({row}, {col})"),
+        ));
+    }
     let cx = coefficients(cw, out_w);
     let cy = coefficients(ch, out_h);
-    // Horizontal pass over the window's rows, then vertical (Pillow's order).
-    let mut rows = vec![0f32; ch * out_w];
-    let mut out = vec![0f32; planes * out_h * out_w];
+    // Window rows the part's output rows read.
+    let first = cy.starts[row];
+    let last = (row..row + rows).map(|o| cy.starts[o] + cy.weights[o].len()).max().unwrap_or(first);
+    // Horizontal pass over those rows, then vertical (Pillow's order).
+    let mut rows_buf = vec![0f32; (last - first) * cols];
+    let mut out = vec![0f32; planes * rows * cols];
     for p in 0..planes {
         let src = &x.data()[p * h * w..(p + 1) * h * w];
-        for y in 0..ch {
+        for y in first..last {
             let line = &src[(top + y) * w + left..(top + y) * w + left + cw];
-            let dst = &mut rows[y * out_w..(y + 1) * out_w];
-            for (o, d) in dst.iter_mut().enumerate() {
+            let dst = &mut rows_buf[(y - first) * cols..(y - first + 1) * cols];
+            for (j, d) in dst.iter_mut().enumerate() {
+                let o = col + j;
                 let s = cx.starts[o];
                 *d = cx.weights[o].iter().zip(&line[s..]).map(|(k, v)| k * v).sum();
             }
         }
-        let dst = &mut out[p * out_h * out_w..(p + 1) * out_h * out_w];
-        for o in 0..out_h {
+        let dst = &mut out[p * rows * cols..(p + 1) * rows * cols];
+        for (i, o) in (row..row + rows).enumerate() {
             let (s, k) = (cy.starts[o], &cy.weights[o]);
-            let row = &mut dst[o * out_w..(o + 1) * out_w];
+            let out_row = &mut dst[i * cols..(i + 1) * cols];
             for (j, &kj) in k.iter().enumerate() {
-                let srow = &rows[(s + j) * out_w..(s + j + 1) * out_w];
-                for (d, v) in row.iter_mut().zip(srow) {
+                let srow = &rows_buf[(s + j - first) * cols..(s + j - first + 1) * cols];
+                for (d, v) in out_row.iter_mut().zip(srow) {
                     *d += kj * v;
                 }
             }
         }
     }
-    with_spatial(x, out_h, out_w, out)
+    with_spatial(x, rows, cols, out)
 }
 
 /// The output size of torchvision's `Resize(size)` for an `h x w` input: the shorter side
@@ -136,6 +160,23 @@ fn half_round_even(d: usize) -> usize {
     } else {
         q
     }
+}
+
+/// `Resize` to `out_h x out_w` then `CenterCrop(crop_h, crop_w)`, computing only the crop when
+/// it lies inside the resized image (the same values as the two steps, fewer operations).
+pub fn resize_center_crop(
+    x: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    crop_h: usize,
+    crop_w: usize,
+) -> Result<Tensor> {
+    let (_, h, w) = spatial(x, "resize input")?;
+    if crop_h == 0 || crop_w == 0 || crop_h > out_h || crop_w > out_w {
+        return center_crop(&resize(x, out_h, out_w)?, crop_h, crop_w);
+    }
+    let (row, col) = (half_round_even(out_h - crop_h), half_round_even(out_w - crop_w));
+    resize_window_part(x, (0, 0, h, w), out_h, out_w, (row, col, crop_h, crop_w))
 }
 
 /// torchvision's `CenterCrop`: zero padding first when the crop is larger than the input.
@@ -191,6 +232,22 @@ mod tests {
         // Output 0: centre 1.0, source 0..3 weights tri((i-0.5)/2) = .75,.75,.25 -> (0*.75+4*.75+8*.25)/1.75.
         assert!((y.data()[0] - 5.0 / 1.75).abs() < 1e-5, "{:?}", y.data());
         assert!((y.data()[1] - (4.0 * 0.25 + 8.0 * 0.75 + 12.0 * 0.75) / 1.75).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_part_of_a_resize_equals_cropping_the_whole_resize() {
+        let n = 3 * 37 * 53;
+        let x = Tensor::from_vec(&[3, 37, 53], (0..n).map(|v| ((v * 7919) % 255) as f32).collect())
+            .unwrap();
+        for (oh, ow, crop) in [(20, 29, 16), (50, 71, 44), (37, 53, 37), (9, 13, 9)] {
+            let whole = center_crop(&resize(&x, oh, ow).unwrap(), crop, crop).unwrap();
+            let fused = resize_center_crop(&x, oh, ow, crop, crop).unwrap();
+            assert_eq!(fused.shape(), whole.shape());
+            assert_eq!(fused.data(), whole.data(), "{oh}x{ow} crop {crop}");
+        }
+        // A crop larger than the resized image pads, as CenterCrop does.
+        let padded = resize_center_crop(&x, 10, 12, 14, 14).unwrap();
+        assert_eq!(padded.shape(), &[3, 14, 14]);
     }
 
     #[test]
