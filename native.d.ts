@@ -31,6 +31,22 @@ export declare class NativeImageDataset {
   get(index: number): Promise<ImageSample>
 }
 
+/**
+ * A class-per-folder image dataset (ImageNet's layout): opening lists the files of a split
+ * (`train/`, or `val/` / `test/` for "test") in torchvision's `ImageFolder` order; the batch
+ * pipeline decodes them (`NativeSample.file`).
+ */
+export declare class NativeImageFolder {
+  static open(root: string, split: string): NativeImageFolder
+  get length(): number
+  /** The folder the split was listed from. */
+  get folder(): string
+  labels(): Array<number>
+  classNames(): Array<string>
+  /** Path of sample `index`. */
+  path(index: number): string
+}
+
 /** A model built from a spec, with its training state. */
 export declare class NativeModel {
   /** `evaluate` with the energy counters on; counts add up over calls until `resetEnergy`. */
@@ -234,13 +250,14 @@ export interface NativeFrames {
 }
 
 /**
- * One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
- * with its shape.
+ * One sample of a batch: either events, an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
+ * with its shape, or a JPEG/PNG file decoded while the batch is prepared.
  */
 export interface NativeSample {
   events?: NativeEvents
   image?: Float32Array
   shape?: Array<number>
+  file?: string
 }
 
 /**

@@ -780,6 +780,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeEventDataset = nativeBinding.NativeEventDataset
 module.exports.NativeImageDataset = nativeBinding.NativeImageDataset
+module.exports.NativeImageFolder = nativeBinding.NativeImageFolder
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.debugPanic = nativeBinding.debugPanic
 module.exports.engineVersion = nativeBinding.engineVersion

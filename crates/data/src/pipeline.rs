@@ -6,6 +6,8 @@
 //! Randomness: sample j of a batch draws from `Rng::new(seeds[j])`, so the result does not depend
 //! on which thread prepared which sample, nor on the batch the sample landed in.
 
+use std::path::PathBuf;
+
 use dualstream_core::rng::Rng;
 use dualstream_core::{Error, Result, Tensor};
 use rayon::prelude::*;
@@ -13,6 +15,8 @@ use serde::Deserialize;
 
 use crate::encoders;
 use crate::frames::{integrate, FrameOptions, Split};
+use crate::image_decode::{read_image, RgbImage};
+use crate::resample;
 use crate::synthetic::{saccade_events, SaccadeOptions};
 use crate::transforms;
 use crate::EventStream;
@@ -90,11 +94,28 @@ pub enum TransformSpec {
         scale: [f32; 2],
         #[serde(default = "default_ratio")]
         ratio: [f32; 2],
+        /// Pillow's antialiased filter (torchvision on PIL images) instead of plain bilinear.
+        #[serde(default)]
+        antialias: bool,
+    },
+    /// torchvision's `Resize` (antialiased bilinear): a number sets the shorter side.
+    Resize {
+        size: ResizeSize,
+    },
+    CenterCrop {
+        size: [usize; 2],
     },
     Normalize {
         mean: Vec<f32>,
         std: Vec<f32>,
     },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ResizeSize {
+    ShorterSide(usize),
+    HeightWidth([usize; 2]),
 }
 
 fn half() -> f32 {
@@ -172,6 +193,20 @@ pub enum Sample {
     Image(Tensor),
     /// Frames made earlier (e.g. read from a frame cache), `[T, C, H, W]`: only transformed.
     Frames(Tensor),
+    /// A JPEG or PNG file, decoded to RGB `[3, H, W]` in [0, 1] (byte / 255), then as `Image`.
+    ImageFile(PathBuf),
+}
+
+/// An RGB image as a `[3, H, W]` tensor of byte / 255 (torchvision's `ToTensor`).
+pub fn rgb_tensor(image: &RgbImage) -> Result<Tensor> {
+    let plane = image.width * image.height;
+    let mut data = vec![0f32; 3 * plane];
+    for (i, px) in image.pixels.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            data[c * plane + i] = px[c] as f32 / 255.0;
+        }
+    }
+    Tensor::from_vec(&[3, image.height, image.width], data)
 }
 
 fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Result<Tensor> {
@@ -190,16 +225,45 @@ fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Res
             transforms::random_crop(x, size[0], size[1], *padding, rng)
         }
         TransformSpec::HorizontalFlip { p } => transforms::random_horizontal_flip(x, *p, rng),
-        TransformSpec::RandomResizedCrop { size, scale, ratio } => transforms::random_resized_crop(
-            x,
-            size[0],
-            size[1],
-            (scale[0], scale[1]),
-            (ratio[0], ratio[1]),
-            rng,
-        ),
+        TransformSpec::RandomResizedCrop { size, scale, ratio, antialias } => {
+            transforms::random_resized_crop(
+                x,
+                size[0],
+                size[1],
+                (scale[0], scale[1]),
+                (ratio[0], ratio[1]),
+                *antialias,
+                rng,
+            )
+        }
+        TransformSpec::Resize { size } => {
+            let (oh, ow) = resize_size(x, size)?;
+            resample::resize(x, oh, ow)
+        }
+        TransformSpec::CenterCrop { size } => resample::center_crop(x, size[0], size[1]),
         TransformSpec::Normalize { mean, std } => transforms::normalize(x, mean, std),
     }
+}
+
+/// The output size of a `resize` transform on `x`.
+fn resize_size(x: &Tensor, size: &ResizeSize) -> Result<(usize, usize)> {
+    let s = x.shape();
+    if s.len() < 2 || s[s.len() - 1] == 0 || s[s.len() - 2] == 0 {
+        return Err(Error::shape("resize input", "[..., H, W], not empty", s));
+    }
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let (oh, ow) = match *size {
+        ResizeSize::ShorterSide(n) => resample::shorter_side_size(h, w, n),
+        ResizeSize::HeightWidth([oh, ow]) => (oh, ow),
+    };
+    if oh == 0 || ow == 0 {
+        return Err(Error::value(
+            "resize size",
+            "a positive size",
+            format!("{oh}x{ow} for a {h}x{w} input"),
+        ));
+    }
+    Ok((oh, ow))
 }
 
 /// Frames for a stream: the spec's frames, then its transforms.
@@ -236,6 +300,10 @@ pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Te
             }
             Ok(x)
         }
+        Sample::ImageFile(path) => {
+            let image = rgb_tensor(&read_image(path)?)?;
+            prepare(&Sample::Image(image), spec, rng)
+        }
         Sample::Image(image) => {
             if image.shape().len() != 3 {
                 return Err(Error::shape("data pipeline image", "[C, H, W]", image.shape()));
@@ -249,8 +317,21 @@ pub fn prepare(sample: &Sample, spec: &PipelineSpec, rng: &mut Rng) -> Result<Te
                 return prepare_events(&events, spec, rng);
             }
             let mut x = image.clone();
-            for t in &spec.transforms {
-                x = apply(t, &x, rng, false)?;
+            let mut i = 0;
+            while i < spec.transforms.len() {
+                // Resize then CenterCrop (the evaluation transform): only the crop is computed.
+                if let (
+                    TransformSpec::Resize { size },
+                    Some(TransformSpec::CenterCrop { size: crop }),
+                ) = (&spec.transforms[i], spec.transforms.get(i + 1))
+                {
+                    let (oh, ow) = resize_size(&x, size)?;
+                    x = resample::resize_center_crop(&x, oh, ow, crop[0], crop[1])?;
+                    i += 2;
+                    continue;
+                }
+                x = apply(&spec.transforms[i], &x, rng, false)?;
+                i += 1;
             }
             match &spec.encoder {
                 None => Ok(x),

@@ -6,6 +6,8 @@
 use dualstream_core::rng::Rng;
 use dualstream_core::{Error, Result, Tensor};
 
+use crate::resample::resize_window_antialiased;
+
 fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
     let s = x.shape();
     if s.len() < 2 || s.iter().any(|&d| d == 0) {
@@ -151,13 +153,15 @@ fn resize_window(
 
 /// torchvision's `RandomResizedCrop`: up to 10 tries of a window with area fraction in `scale`
 /// and aspect ratio (log-uniform) in `ratio` that fits; else the centre crop at the nearest
-/// allowed ratio. The window is resized to `out_h x out_w` bilinearly.
+/// allowed ratio. The window is resized to `out_h x out_w` bilinearly; `antialias` uses
+/// Pillow's filter (what torchvision runs on PIL images), else plain bilinear sampling.
 pub fn random_resized_crop(
     x: &Tensor,
     out_h: usize,
     out_w: usize,
     scale: (f32, f32),
     ratio: (f32, f32),
+    antialias: bool,
     rng: &mut Rng,
 ) -> Result<Tensor> {
     let (_, h, w) = spatial(x, "randomResizedCrop input")?;
@@ -182,6 +186,22 @@ pub fn random_resized_crop(
             format!("{ratio:?}"),
         ));
     }
+    let (top, left, ch, cw) = random_resized_crop_window(h, w, scale, ratio, rng);
+    if antialias {
+        resize_window_antialiased(x, (top, left, ch, cw), out_h, out_w)
+    } else {
+        resize_window(x, top, left, ch, cw, out_h, out_w)
+    }
+}
+
+/// The window `(top, left, height, width)` `RandomResizedCrop` draws in an `h x w` image.
+pub fn random_resized_crop_window(
+    h: usize,
+    w: usize,
+    scale: (f32, f32),
+    ratio: (f32, f32),
+    rng: &mut Rng,
+) -> (usize, usize, usize, usize) {
     let area = (h * w) as f32;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
@@ -192,7 +212,7 @@ pub fn random_resized_crop(
         if cw > 0 && ch > 0 && cw <= w && ch <= h {
             let top = rng.below(h - ch + 1);
             let left = rng.below(w - cw + 1);
-            return resize_window(x, top, left, ch, cw, out_h, out_w);
+            return (top, left, ch, cw);
         }
     }
     let in_ratio = w as f32 / h as f32;
@@ -204,7 +224,7 @@ pub fn random_resized_crop(
         (h, w)
     };
     let (ch, cw) = (ch.clamp(1, h), cw.clamp(1, w));
-    resize_window(x, (h - ch) / 2, (w - cw) / 2, ch, cw, out_h, out_w)
+    ((h - ch) / 2, (w - cw) / 2, ch, cw)
 }
 
 /// `(x - mean[c]) / std[c]` over the channel axis, the third from last (`[C, H, W]` or
@@ -338,16 +358,21 @@ mod tests {
     fn random_resized_crop_of_the_full_window_is_a_plain_resize() {
         // scale (1, 1) and ratio (1, 1) on a square image: the crop is the whole image.
         let x = ramp(&[1, 4, 4]);
-        let y = random_resized_crop(&x, 4, 4, (1.0, 1.0), (1.0, 1.0), &mut Rng::new(5)).unwrap();
+        let y =
+            random_resized_crop(&x, 4, 4, (1.0, 1.0), (1.0, 1.0), false, &mut Rng::new(5)).unwrap();
         assert_eq!(y.data(), x.data());
         // Downsizing 4x4 -> 2x2 averages each 2x2 block (half-pixel centres).
-        let y = random_resized_crop(&x, 2, 2, (1.0, 1.0), (1.0, 1.0), &mut Rng::new(5)).unwrap();
+        let y =
+            random_resized_crop(&x, 2, 2, (1.0, 1.0), (1.0, 1.0), false, &mut Rng::new(5)).unwrap();
         assert_eq!(y.data(), &[2.5, 4.5, 10.5, 12.5]);
         // A small crop stays inside the value range and has the output size.
-        let y = random_resized_crop(&x, 3, 3, (0.1, 0.3), (0.75, 1.333), &mut Rng::new(9)).unwrap();
+        let y = random_resized_crop(&x, 3, 3, (0.1, 0.3), (0.75, 1.333), false, &mut Rng::new(9))
+            .unwrap();
         assert_eq!(y.shape(), &[1, 3, 3]);
         assert!(y.data().iter().all(|&v| (0.0..=15.0).contains(&v)));
-        assert!(random_resized_crop(&x, 2, 2, (0.0, 1.0), (1.0, 1.0), &mut Rng::new(0)).is_err());
+        assert!(
+            random_resized_crop(&x, 2, 2, (0.0, 1.0), (1.0, 1.0), false, &mut Rng::new(0)).is_err()
+        );
     }
 
     #[test]

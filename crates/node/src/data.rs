@@ -9,7 +9,7 @@ use dualstream_data::aedat4::WriteCompression;
 use dualstream_data::cifar::{CifarImages, CifarKind};
 use dualstream_data::datasets::{self, EventDataset, ImageDataset, Split};
 use dualstream_data::idx::{IdxArray, IdxData};
-use dualstream_data::{aedat2, aedat3, aedat4, cifar, idx, nmnist, EventStream};
+use dualstream_data::{aedat2, aedat3, aedat4, cifar, idx, image_folder, nmnist, EventStream};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -564,5 +564,59 @@ impl NativeImageDataset {
             |(pixels, label)| ImageSample { pixels: Uint8Array::new(pixels), label: label as u32 },
             move || inner.get(index as usize),
         )
+    }
+}
+
+/// A class-per-folder image dataset (ImageNet's layout): opening lists the files of a split
+/// (`train/`, or `val/` / `test/` for "test") in torchvision's `ImageFolder` order; the batch
+/// pipeline decodes them (`NativeSample.file`).
+#[napi]
+pub struct NativeImageFolder {
+    inner: Arc<image_folder::ImageFolder>,
+}
+
+#[napi]
+impl NativeImageFolder {
+    #[napi(factory)]
+    pub fn open(root: String, split: String) -> napi::Result<Self> {
+        let what = "openImageFolder";
+        let train = split_of(what, &split)? == Split::Train;
+        let root = PathBuf::from(root);
+        let inner = guarded(what, || image_folder::open_split(&root, train))?;
+        Ok(NativeImageFolder { inner: Arc::new(inner) })
+    }
+
+    #[napi(getter)]
+    pub fn length(&self) -> u32 {
+        self.inner.len() as u32
+    }
+
+    /// The folder the split was listed from.
+    #[napi(getter)]
+    pub fn folder(&self) -> String {
+        self.inner.root().display().to_string()
+    }
+
+    #[napi]
+    pub fn labels(&self) -> Vec<u32> {
+        (0..self.inner.len()).map(|i| self.inner.label(i) as u32).collect()
+    }
+
+    #[napi]
+    pub fn class_names(&self) -> Vec<String> {
+        self.inner.classes().to_vec()
+    }
+
+    /// Path of sample `index`.
+    #[napi]
+    pub fn path(&self, index: u32) -> napi::Result<String> {
+        let i = index as usize;
+        if i >= self.inner.len() {
+            return Err(js_error(
+                "ERR_VALUE",
+                format!("ImageFolder.path: expected an index in 0..{}, got {i}", self.inner.len()),
+            ));
+        }
+        Ok(self.inner.path(i).display().to_string())
     }
 }

@@ -106,13 +106,14 @@ pub fn synthetic_events(
     }))
 }
 
-/// One sample of a batch: either events, or an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
-/// with its shape.
+/// One sample of a batch: either events, an image `[C, H, W]` (or ready frames `[T, C, H, W]`)
+/// with its shape, or a JPEG/PNG file decoded while the batch is prepared.
 #[napi(object)]
 pub struct NativeSample {
     pub events: Option<NativeEvents>,
     pub image: Option<Float32Array>,
     pub shape: Option<Vec<u32>>,
+    pub file: Option<String>,
 }
 
 pub struct PrepareBatchTask {
@@ -144,10 +145,13 @@ pub fn prepare_batch_native(
     let mut out = Vec::with_capacity(samples.len());
     for (j, s) in samples.iter().enumerate() {
         out.push(match (&s.events, &s.image) {
-            (Some(e), None) => {
+            (None, None) if s.file.is_some() => {
+                Sample::ImageFile(std::path::PathBuf::from(s.file.as_deref().unwrap_or_default()))
+            }
+            (Some(e), None) if s.file.is_none() => {
                 Sample::Events(events_from_js(&format!("batch sample {j} events"), e)?)
             }
-            (None, Some(img)) => {
+            (None, Some(img)) if s.file.is_none() => {
                 let shape: Vec<usize> =
                     s.shape.as_deref().unwrap_or(&[]).iter().map(|&d| d as usize).collect();
                 let t = Tensor::from_vec(&shape, img.to_vec()).map_err(|_| {
@@ -168,7 +172,7 @@ pub fn prepare_batch_native(
             _ => {
                 return Err(js_error(
                     "ERR_ARG",
-                    format!("batch sample {j}: expected exactly one of events or image"),
+                    format!("batch sample {j}: expected exactly one of events, image or file"),
                 ))
             }
         });
