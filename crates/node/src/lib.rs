@@ -2,6 +2,8 @@
 //! in, Promises of plain objects go out. Heavy calls run on the libuv thread pool (AsyncTask),
 //! one call per batch. Engine errors become JS Errors whose message starts with `[CODE]`;
 //! panics are caught here and never unwind into Node.
+// napi-rs registers the exports only outside test builds; the binding is tested from JavaScript.
+#![cfg_attr(test, allow(dead_code))]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 

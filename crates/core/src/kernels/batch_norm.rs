@@ -74,6 +74,10 @@ fn lanes_plain(
 
 /// [`lanes_plain`] by hand: LLVM converted and added these one element at a time. Same
 /// operations in the same lanes (no FMA), so the same bits.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn lanes_avx2<const GRAD: bool>(
@@ -83,31 +87,34 @@ unsafe fn lanes_avx2<const GRAD: bool>(
     acc0: &mut [f64; LANES],
     acc1: &mut [f64; LANES],
 ) {
-    use std::arch::x86_64::*;
-    const { assert!(LANES == 8) };
-    assert!(a.len() == b.len() && a.len().is_multiple_of(LANES));
-    let kv = _mm256_set1_pd(k);
-    let mut s0 = [_mm256_loadu_pd(acc0.as_ptr()), _mm256_loadu_pd(acc0.as_ptr().add(4))];
-    let mut s1 = [_mm256_loadu_pd(acc1.as_ptr()), _mm256_loadu_pd(acc1.as_ptr().add(4))];
-    for i in (0..a.len()).step_by(LANES) {
-        for h in 0..2 {
-            // SAFETY: i + 4h + 4 <= len (asserted above).
-            let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(i + 4 * h)));
-            let t = _mm256_sub_pd(x, kv);
-            if GRAD {
-                let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(i + 4 * h)));
-                s0[h] = _mm256_add_pd(s0[h], y);
-                s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(y, t));
-            } else {
-                s0[h] = _mm256_add_pd(s0[h], t);
-                s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(t, t));
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        const { assert!(LANES == 8) };
+        assert!(a.len() == b.len() && a.len().is_multiple_of(LANES));
+        let kv = _mm256_set1_pd(k);
+        let mut s0 = [_mm256_loadu_pd(acc0.as_ptr()), _mm256_loadu_pd(acc0.as_ptr().add(4))];
+        let mut s1 = [_mm256_loadu_pd(acc1.as_ptr()), _mm256_loadu_pd(acc1.as_ptr().add(4))];
+        for i in (0..a.len()).step_by(LANES) {
+            for h in 0..2 {
+                // SAFETY: i + 4h + 4 <= len (asserted above).
+                let x = _mm256_cvtps_pd(_mm_loadu_ps(a.as_ptr().add(i + 4 * h)));
+                let t = _mm256_sub_pd(x, kv);
+                if GRAD {
+                    let y = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr().add(i + 4 * h)));
+                    s0[h] = _mm256_add_pd(s0[h], y);
+                    s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(y, t));
+                } else {
+                    s0[h] = _mm256_add_pd(s0[h], t);
+                    s1[h] = _mm256_add_pd(s1[h], _mm256_mul_pd(t, t));
+                }
             }
         }
+        _mm256_storeu_pd(acc0.as_mut_ptr(), s0[0]);
+        _mm256_storeu_pd(acc0.as_mut_ptr().add(4), s0[1]);
+        _mm256_storeu_pd(acc1.as_mut_ptr(), s1[0]);
+        _mm256_storeu_pd(acc1.as_mut_ptr().add(4), s1[1]);
     }
-    _mm256_storeu_pd(acc0.as_mut_ptr(), s0[0]);
-    _mm256_storeu_pd(acc0.as_mut_ptr().add(4), s0[1]);
-    _mm256_storeu_pd(acc1.as_mut_ptr(), s1[0]);
-    _mm256_storeu_pd(acc1.as_mut_ptr().add(4), s1[1]);
 }
 
 /// `sum(v)` in f64, in `LANES` lanes (element `i` in lane `i % LANES`) added in lane order:

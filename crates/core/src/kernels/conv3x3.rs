@@ -106,6 +106,9 @@ fn pad_input(g: &ConvGeom, xs: &[f32], padded_w: usize, xp: &mut [f32]) {
     }
 }
 
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sample_avx2(
@@ -116,50 +119,53 @@ unsafe fn sample_avx2(
     bias: Option<&[f32]>,
     ys: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let (h, w, c_in, c_out) = (g.h, g.w, g.c_in, g.c_out);
-    let plane = (h + 2) * padded_w;
-    debug_assert!(xp.len() >= c_in * plane);
-    debug_assert!(ys.len() == c_out * h * w);
-    let block_len = c_in * 9 * MR;
-    for oy in 0..h {
-        for b in 0..c_out.div_ceil(MR) {
-            let co0 = b * MR;
-            let mr = (c_out - co0).min(MR);
-            let wb = packed[b * block_len..(b + 1) * block_len].as_ptr();
-            for ox0 in (0..w).step_by(NV) {
-                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-                if let Some(bv) = bias {
-                    for (r, a) in acc.iter_mut().enumerate().take(mr) {
-                        *a = [_mm256_set1_ps(bv[co0 + r]); 2];
-                    }
-                }
-                // SAFETY (all pointer reads below): row oy+i <= h+1 and column
-                // ox0+j+15 <= ceil16(w)+1 < padded_w stay inside channel c's padded plane;
-                // wb + (c*9+tap)*MR + r stays inside this block's packed weights.
-                let xbase = xp.as_ptr().add(oy * padded_w + ox0);
-                let mut wptr = wb;
-                for c in 0..c_in {
-                    let xc = xbase.add(c * plane);
-                    for i in 0..3 {
-                        let row = xc.add(i * padded_w);
-                        for j in 0..3 {
-                            let v0 = _mm256_loadu_ps(row.add(j));
-                            let v1 = _mm256_loadu_ps(row.add(j + 8));
-                            for (r, a) in acc.iter_mut().enumerate() {
-                                let wv = _mm256_broadcast_ss(&*wptr.add(r));
-                                a[0] = _mm256_fmadd_ps(wv, v0, a[0]);
-                                a[1] = _mm256_fmadd_ps(wv, v1, a[1]);
-                            }
-                            wptr = wptr.add(MR);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (h, w, c_in, c_out) = (g.h, g.w, g.c_in, g.c_out);
+        let plane = (h + 2) * padded_w;
+        debug_assert!(xp.len() >= c_in * plane);
+        debug_assert!(ys.len() == c_out * h * w);
+        let block_len = c_in * 9 * MR;
+        for oy in 0..h {
+            for b in 0..c_out.div_ceil(MR) {
+                let co0 = b * MR;
+                let mr = (c_out - co0).min(MR);
+                let wb = packed[b * block_len..(b + 1) * block_len].as_ptr();
+                for ox0 in (0..w).step_by(NV) {
+                    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                    if let Some(bv) = bias {
+                        for (r, a) in acc.iter_mut().enumerate().take(mr) {
+                            *a = [_mm256_set1_ps(bv[co0 + r]); 2];
                         }
                     }
-                }
-                let n = (w - ox0).min(NV);
-                for (r, a) in acc.iter().enumerate().take(mr) {
-                    let dst = &mut ys[(co0 + r) * h * w + oy * w + ox0..][..n];
-                    // SAFETY: `dst` holds n <= NV floats.
-                    super::simd::store_lanes(dst.as_mut_ptr(), &[a[0], a[1]], n);
+                    // SAFETY (all pointer reads below): row oy+i <= h+1 and column
+                    // ox0+j+15 <= ceil16(w)+1 < padded_w stay inside channel c's padded plane;
+                    // wb + (c*9+tap)*MR + r stays inside this block's packed weights.
+                    let xbase = xp.as_ptr().add(oy * padded_w + ox0);
+                    let mut wptr = wb;
+                    for c in 0..c_in {
+                        let xc = xbase.add(c * plane);
+                        for i in 0..3 {
+                            let row = xc.add(i * padded_w);
+                            for j in 0..3 {
+                                let v0 = _mm256_loadu_ps(row.add(j));
+                                let v1 = _mm256_loadu_ps(row.add(j + 8));
+                                for (r, a) in acc.iter_mut().enumerate() {
+                                    let wv = _mm256_broadcast_ss(&*wptr.add(r));
+                                    a[0] = _mm256_fmadd_ps(wv, v0, a[0]);
+                                    a[1] = _mm256_fmadd_ps(wv, v1, a[1]);
+                                }
+                                wptr = wptr.add(MR);
+                            }
+                        }
+                    }
+                    let n = (w - ox0).min(NV);
+                    for (r, a) in acc.iter().enumerate().take(mr) {
+                        let dst = &mut ys[(co0 + r) * h * w + oy * w + ox0..][..n];
+                        // SAFETY: `dst` holds n <= NV floats.
+                        super::simd::store_lanes(dst.as_mut_ptr(), &[a[0], a[1]], n);
+                    }
                 }
             }
         }

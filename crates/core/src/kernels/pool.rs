@@ -216,85 +216,88 @@ unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(
     ys: &mut [f32],
     am: &mut [u32],
 ) {
-    use super::simd::{deinterleave, store_lanes};
-    use std::arch::x86_64::*;
-    let (w, ow) = (g.w, g.ow);
-    assert!(
-        2 * g.oh <= g.h
-            && 2 * ow <= w
-            && xs.len() >= g.h * w
-            && ys.len() >= g.oh * ow
-            && (!ARGMAX || am.len() >= g.oh * ow)
-    );
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi32(1));
-    let (below, below_right) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(w as i32 + 1));
-    let pick = |off: __m256i, to: __m256i, hit: __m256| {
-        _mm256_castps_si256(_mm256_blendv_ps(
-            _mm256_castsi256_ps(off),
-            _mm256_castsi256_ps(to),
-            hit,
-        ))
-    };
-    for oy in 0..g.oh {
-        let (top, bottom) = (xs.as_ptr().add(2 * oy * w), xs.as_ptr().add((2 * oy + 1) * w));
-        for ox in (0..ow).step_by(8) {
-            let n = (ow - ox).min(8);
-            // The 2n values of the windows' top (bottom) row, split into left and right columns.
-            let pair = |row: *const f32| {
-                let p = row.add(2 * ox);
-                if n == 8 {
-                    deinterleave(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use super::simd::{deinterleave, store_lanes};
+        use std::arch::x86_64::*;
+        let (w, ow) = (g.w, g.ow);
+        assert!(
+            2 * g.oh <= g.h
+                && 2 * ow <= w
+                && xs.len() >= g.h * w
+                && ys.len() >= g.oh * ow
+                && (!ARGMAX || am.len() >= g.oh * ow)
+        );
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi32(1));
+        let (below, below_right) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(w as i32 + 1));
+        let pick = |off: __m256i, to: __m256i, hit: __m256| {
+            _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(off),
+                _mm256_castsi256_ps(to),
+                hit,
+            ))
+        };
+        for oy in 0..g.oh {
+            let (top, bottom) = (xs.as_ptr().add(2 * oy * w), xs.as_ptr().add((2 * oy + 1) * w));
+            for ox in (0..ow).step_by(8) {
+                let n = (ow - ox).min(8);
+                // The 2n values of the windows' top (bottom) row, split into left and right columns.
+                let pair = |row: *const f32| {
+                    let p = row.add(2 * ox);
+                    if n == 8 {
+                        deinterleave(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+                    } else {
+                        let lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32), lane);
+                        let hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32 - 8), lane);
+                        deinterleave(_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p.add(8), hi))
+                    }
+                };
+                let ((t0, t1), (b0, b1)) = (pair(top), pair(bottom));
+                // Which values equal the window's output: spikes are hits where 1.
+                let (m, [h_t0, h_t1, h_b0, h_b1]) = if SPIKES {
+                    let z = _mm256_setzero_ps();
+                    let m = _mm256_max_ps(_mm256_max_ps(t0, t1), _mm256_max_ps(b0, b1));
+                    (m, [t0, t1, b0, b1].map(|v| _mm256_cmp_ps::<_CMP_GT_OQ>(v, z)))
                 } else {
-                    let lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32), lane);
-                    let hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n as i32 - 8), lane);
-                    deinterleave(_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p.add(8), hi))
+                    // `keep(best, v)` = `v > best ? v : best` = maxps(v, best); a NaN window gives
+                    // the sum of its four values (its first NaN), as [`window_max`] does.
+                    let m = _mm256_max_ps(b1, _mm256_max_ps(b0, _mm256_max_ps(t1, t0)));
+                    let nan = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(t0, t1),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1),
+                    );
+                    let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t0, t1), b0), b1);
+                    let m = _mm256_blendv_ps(m, sum, nan);
+                    // A NaN maximum equals nothing, so a NaN window's hits are its NaNs alone.
+                    (
+                        m,
+                        [t0, t1, b0, b1].map(|v| {
+                            _mm256_or_ps(
+                                _mm256_cmp_ps::<_CMP_EQ_OQ>(v, m),
+                                _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                            )
+                        }),
+                    )
+                };
+                let o = oy * ow + ox;
+                store_lanes(ys.as_mut_ptr().add(o), &[m], n);
+                if !ARGMAX {
+                    continue;
                 }
-            };
-            let ((t0, t1), (b0, b1)) = (pair(top), pair(bottom));
-            // Which values equal the window's output: spikes are hits where 1.
-            let (m, [h_t0, h_t1, h_b0, h_b1]) = if SPIKES {
-                let z = _mm256_setzero_ps();
-                let m = _mm256_max_ps(_mm256_max_ps(t0, t1), _mm256_max_ps(b0, b1));
-                (m, [t0, t1, b0, b1].map(|v| _mm256_cmp_ps::<_CMP_GT_OQ>(v, z)))
-            } else {
-                // `keep(best, v)` = `v > best ? v : best` = maxps(v, best); a NaN window gives
-                // the sum of its four values (its first NaN), as [`window_max`] does.
-                let m = _mm256_max_ps(b1, _mm256_max_ps(b0, _mm256_max_ps(t1, t0)));
-                let nan = _mm256_or_ps(
-                    _mm256_cmp_ps::<_CMP_UNORD_Q>(t0, t1),
-                    _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1),
+                // The first hit in row-major order; spikes with no hit take the window's first.
+                let last = if SPIKES { pick(zero, below_right, h_b1) } else { below_right };
+                let off = pick(pick(pick(last, below, h_b0), one, h_t1), zero, h_t0);
+                let at = _mm256_add_epi32(
+                    _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
+                    _mm256_add_epi32(_mm256_slli_epi32::<1>(lane), off),
                 );
-                let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t0, t1), b0), b1);
-                let m = _mm256_blendv_ps(m, sum, nan);
-                // A NaN maximum equals nothing, so a NaN window's hits are its NaNs alone.
-                (
-                    m,
-                    [t0, t1, b0, b1].map(|v| {
-                        _mm256_or_ps(
-                            _mm256_cmp_ps::<_CMP_EQ_OQ>(v, m),
-                            _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-                        )
-                    }),
-                )
-            };
-            let o = oy * ow + ox;
-            store_lanes(ys.as_mut_ptr().add(o), &[m], n);
-            if !ARGMAX {
-                continue;
+                _mm256_maskstore_epi32(
+                    am.as_mut_ptr().add(o) as *mut i32,
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane),
+                    at,
+                );
             }
-            // The first hit in row-major order; spikes with no hit take the window's first.
-            let last = if SPIKES { pick(zero, below_right, h_b1) } else { below_right };
-            let off = pick(pick(pick(last, below, h_b0), one, h_t1), zero, h_t0);
-            let at = _mm256_add_epi32(
-                _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
-                _mm256_add_epi32(_mm256_slli_epi32::<1>(lane), off),
-            );
-            _mm256_maskstore_epi32(
-                am.as_mut_ptr().add(o) as *mut i32,
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane),
-                at,
-            );
         }
     }
 }
@@ -369,54 +372,61 @@ pub(crate) fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn unpool_2x2_avx2(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
-    use super::simd::{interleave, store_lanes};
-    use std::arch::x86_64::*;
-    let (w, ow) = (g.w, g.ow);
-    let ohw = g.oh * ow;
-    assert!(
-        2 * g.oh <= g.h && 2 * ow <= w && dx.len() == g.h * w && dy.len() >= ohw && am.len() >= ohw
-    );
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let zero = _mm256_setzero_ps();
-    let offsets = [0, 1, w as i32, w as i32 + 1].map(|k| _mm256_set1_epi32(k));
-    for oy in 0..g.oh {
-        let (top, bottom) =
-            (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
-        for ox in (0..ow).step_by(8) {
-            let n = (ow - ox).min(8);
-            let o = oy * ow + ox;
-            let (d, a) = if n == 8 {
-                (
-                    _mm256_loadu_ps(dy.as_ptr().add(o)),
-                    _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i),
-                )
-            } else {
-                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
-                (
-                    _mm256_maskload_ps(dy.as_ptr().add(o), mask),
-                    _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask),
-                )
-            };
-            let d = _mm256_add_ps(zero, d);
-            let off = _mm256_sub_epi32(
-                a,
-                _mm256_add_epi32(
-                    _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
-                    _mm256_slli_epi32::<1>(lane),
-                ),
-            );
-            let [tl, tr, bl, br] =
-                offsets.map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
-            store_lanes(top.add(2 * ox), &interleave(tl, tr), 2 * n);
-            store_lanes(bottom.add(2 * ox), &interleave(bl, br), 2 * n);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use super::simd::{interleave, store_lanes};
+        use std::arch::x86_64::*;
+        let (w, ow) = (g.w, g.ow);
+        let ohw = g.oh * ow;
+        assert!(
+            2 * g.oh <= g.h
+                && 2 * ow <= w
+                && dx.len() == g.h * w
+                && dy.len() >= ohw
+                && am.len() >= ohw
+        );
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let zero = _mm256_setzero_ps();
+        let offsets = [0, 1, w as i32, w as i32 + 1].map(|k| _mm256_set1_epi32(k));
+        for oy in 0..g.oh {
+            let (top, bottom) =
+                (dx.as_mut_ptr().add(2 * oy * w), dx.as_mut_ptr().add((2 * oy + 1) * w));
+            for ox in (0..ow).step_by(8) {
+                let n = (ow - ox).min(8);
+                let o = oy * ow + ox;
+                let (d, a) = if n == 8 {
+                    (
+                        _mm256_loadu_ps(dy.as_ptr().add(o)),
+                        _mm256_loadu_si256(am.as_ptr().add(o) as *const __m256i),
+                    )
+                } else {
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
+                    (
+                        _mm256_maskload_ps(dy.as_ptr().add(o), mask),
+                        _mm256_maskload_epi32(am.as_ptr().add(o) as *const i32, mask),
+                    )
+                };
+                let d = _mm256_add_ps(zero, d);
+                let off = _mm256_sub_epi32(
+                    a,
+                    _mm256_add_epi32(
+                        _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32),
+                        _mm256_slli_epi32::<1>(lane),
+                    ),
+                );
+                let [tl, tr, bl, br] = offsets
+                    .map(|k| _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpeq_epi32(off, k))));
+                store_lanes(top.add(2 * ox), &interleave(tl, tr), 2 * n);
+                store_lanes(bottom.add(2 * ox), &interleave(bl, br), 2 * n);
+            }
+            // An odd width's last column lies in no window.
+            for x in 2 * ow..w {
+                *top.add(x) = 0.0;
+                *bottom.add(x) = 0.0;
+            }
         }
-        // An odd width's last column lies in no window.
-        for x in 2 * ow..w {
-            *top.add(x) = 0.0;
-            *bottom.add(x) = 0.0;
-        }
+        dx[2 * g.oh * w..].fill(0.0);
     }
-    dx[2 * g.oh * w..].fill(0.0);
 }
 
 /// Window mean with the padding counted in the divisor (`count_include_pad = true`), which in

@@ -46,6 +46,7 @@ macro_rules! multiversion {
                 match simd() {
                     // SAFETY: simd() saw these features on this CPU.
                     Simd::Avx512 => return unsafe { avx512($($a),*) },
+                    // SAFETY: simd() saw these features on this CPU.
                     Simd::Avx2 => return unsafe { avx2($($a),*) },
                     Simd::Base => {}
                 }
@@ -85,21 +86,24 @@ pub(crate) unsafe fn store_lanes<const K: usize>(
     vs: &[std::arch::x86_64::__m256; K],
     n: usize,
 ) {
-    use std::arch::x86_64::*;
-    debug_assert!(n <= 8 * K);
-    for (q, v) in vs.iter().enumerate() {
-        let left = n.saturating_sub(8 * q);
-        if left >= 8 {
-            _mm256_storeu_ps(dst.add(8 * q), *v);
-        } else if left > 0 {
-            // Lane l is kept when l < left: the sign bit of (l - left) is set.
-            let mask = _mm256_sub_epi32(
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                _mm256_set1_epi32(left as i32),
-            );
-            _mm256_maskstore_ps(dst.add(8 * q), mask, *v);
-        } else {
-            break;
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        debug_assert!(n <= 8 * K);
+        for (q, v) in vs.iter().enumerate() {
+            let left = n.saturating_sub(8 * q);
+            if left >= 8 {
+                _mm256_storeu_ps(dst.add(8 * q), *v);
+            } else if left > 0 {
+                // Lane l is kept when l < left: the sign bit of (l - left) is set.
+                let mask = _mm256_sub_epi32(
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                    _mm256_set1_epi32(left as i32),
+                );
+                _mm256_maskstore_ps(dst.add(8 * q), mask, *v);
+            } else {
+                break;
+            }
         }
     }
 }
@@ -112,44 +116,61 @@ pub(crate) unsafe fn store_lanes<const K: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn copy_lanes(dst: *mut f32, src: &[f32], n: usize) {
-    use std::arch::x86_64::*;
-    assert!(src.len() >= n.div_ceil(8) * 8);
-    for q in (0..n).step_by(8) {
-        store_lanes(dst.add(q), &[_mm256_loadu_ps(src.as_ptr().add(q))], n - q);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        assert!(src.len() >= n.div_ceil(8) * 8);
+        for q in (0..n).step_by(8) {
+            store_lanes(dst.add(q), &[_mm256_loadu_ps(src.as_ptr().add(q))], n - q);
+        }
     }
 }
 
 /// Even and odd lanes of the 16 floats `a, b`: `([a0 a2 a4 a6 b0 b2 b4 b6], [a1 a3 .. b7])`.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn deinterleave(
     a: std::arch::x86_64::__m256,
     b: std::arch::x86_64::__m256,
 ) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
-    use std::arch::x86_64::*;
-    // shuffle gives [a0 a2 b0 b2 | a4 a6 b4 b6]; 64-bit lanes 0 2 1 3 put them in order.
-    let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)),
-        0xD8,
-    ));
-    let od = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)),
-        0xD8,
-    ));
-    (ev, od)
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        // shuffle gives [a0 a2 b0 b2 | a4 a6 b4 b6]; 64-bit lanes 0 2 1 3 put them in order.
+        let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)),
+            0xD8,
+        ));
+        let od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)),
+            0xD8,
+        ));
+        (ev, od)
+    }
 }
 
 /// The inverse of [`deinterleave`]: `e, o` -> `([e0 o0 e1 o1 e2 o2 e3 o3], [e4 o4 .. e7 o7])`.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn interleave(
     e: std::arch::x86_64::__m256,
     o: std::arch::x86_64::__m256,
 ) -> [std::arch::x86_64::__m256; 2] {
-    use std::arch::x86_64::*;
-    let lo = _mm256_unpacklo_ps(e, o); // e0 o0 e1 o1 | e4 o4 e5 o5
-    let hi = _mm256_unpackhi_ps(e, o); // e2 o2 e3 o3 | e6 o6 e7 o7
-    [_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)]
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let lo = _mm256_unpacklo_ps(e, o); // e0 o0 e1 o1 | e4 o4 e5 o5
+        let hi = _mm256_unpackhi_ps(e, o); // e2 o2 e3 o3 | e6 o6 e7 o7
+        [_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)]
+    }
 }
 
 #[cfg(test)]

@@ -808,24 +808,27 @@ unsafe fn wgrad_taps9_avx512(
     base: usize,
     tap_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let at = |t: usize| base + t * tap_stride + cb;
-    assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
-    let o = out.as_mut_ptr();
-    let mut lo: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t))));
-    let mut hi: [__m512; 9] =
-        crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
-    let d = dyt.as_ptr().add(cb);
-    for &a in act {
-        for t in 0..9 {
-            let from = *targets.get_unchecked(t * hw + a as usize) as usize * cp;
-            lo[t] = _mm512_add_ps(lo[t], _mm512_loadu_ps(d.add(from)));
-            hi[t] = _mm512_add_ps(hi[t], _mm512_loadu_ps(d.add(from + 16)));
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let at = |t: usize| base + t * tap_stride + cb;
+        assert!(cb + 32 <= cp && at(8) + 32 <= out.len());
+        let o = out.as_mut_ptr();
+        let mut lo: [__m512; 9] = crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t))));
+        let mut hi: [__m512; 9] =
+            crate::kernels::simd::array_of(|t| _mm512_loadu_ps(o.add(at(t) + 16)));
+        let d = dyt.as_ptr().add(cb);
+        for &a in act {
+            for t in 0..9 {
+                let from = *targets.get_unchecked(t * hw + a as usize) as usize * cp;
+                lo[t] = _mm512_add_ps(lo[t], _mm512_loadu_ps(d.add(from)));
+                hi[t] = _mm512_add_ps(hi[t], _mm512_loadu_ps(d.add(from + 16)));
+            }
         }
-    }
-    for t in 0..9 {
-        _mm512_storeu_ps(o.add(at(t)), lo[t]);
-        _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
+        for t in 0..9 {
+            _mm512_storeu_ps(o.add(at(t)), lo[t]);
+            _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
+        }
     }
 }
 

@@ -81,20 +81,23 @@ unsafe fn cells_to_planes_avx2(
     planes: &mut [f32],
     plane_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    for_blocks(n, c, |p, co| {
-        let add = match bias {
-            Some(b) => _mm256_loadu_ps(b.as_ptr().add(co)),
-            None => _mm256_setzero_ps(),
-        };
-        block_avx2(
-            cells.as_ptr().add(p * pitch + co),
-            pitch,
-            planes.as_mut_ptr().add(co * plane_stride + p),
-            plane_stride,
-            add,
-        );
-    })
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        for_blocks(n, c, |p, co| {
+            let add = match bias {
+                Some(b) => _mm256_loadu_ps(b.as_ptr().add(co)),
+                None => _mm256_setzero_ps(),
+            };
+            block_avx2(
+                cells.as_ptr().add(p * pitch + co),
+                pitch,
+                planes.as_mut_ptr().add(co * plane_stride + p),
+                plane_stride,
+                add,
+            );
+        })
+    }
 }
 
 /// The whole-block part of [`planes_to_cells`].
@@ -111,16 +114,19 @@ unsafe fn planes_to_cells_avx2(
     cells: &mut [f32],
     pitch: usize,
 ) {
-    use std::arch::x86_64::*;
-    for_blocks(n, c, |p, co| {
-        block_avx2(
-            planes.as_ptr().add(co * plane_stride + p),
-            plane_stride,
-            cells.as_mut_ptr().add(p * pitch + co),
-            pitch,
-            _mm256_setzero_ps(),
-        );
-    })
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        for_blocks(n, c, |p, co| {
+            block_avx2(
+                planes.as_ptr().add(co * plane_stride + p),
+                plane_stride,
+                cells.as_mut_ptr().add(p * pitch + co),
+                pitch,
+                _mm256_setzero_ps(),
+            );
+        })
+    }
 }
 
 /// Calls `f(p, co)` for the top-left corner of every 8x8 block covering `n >= 8` pixels and the
@@ -151,50 +157,54 @@ unsafe fn block_avx2(
     dst_line: usize,
     add: std::arch::x86_64::__m256,
 ) {
-    use std::arch::x86_64::*;
-    let r: [__m256; 8] = crate::kernels::simd::array_of(|k| _mm256_loadu_ps(src.add(k * src_line)));
-    // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    let cols = [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ];
-    // Lane j of `add` broadcast: the lane order within each 128-bit half, then the half.
-    let lo = _mm256_permute2f128_ps::<0x00>(add, add);
-    let hi = _mm256_permute2f128_ps::<0x11>(add, add);
-    let adds = [
-        _mm256_permute_ps::<0x00>(lo),
-        _mm256_permute_ps::<0x55>(lo),
-        _mm256_permute_ps::<0xAA>(lo),
-        _mm256_permute_ps::<0xFF>(lo),
-        _mm256_permute_ps::<0x00>(hi),
-        _mm256_permute_ps::<0x55>(hi),
-        _mm256_permute_ps::<0xAA>(hi),
-        _mm256_permute_ps::<0xFF>(hi),
-    ];
-    for (j, v) in cols.iter().enumerate() {
-        _mm256_storeu_ps(dst.add(j * dst_line), _mm256_add_ps(*v, adds[j]));
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let r: [__m256; 8] =
+            crate::kernels::simd::array_of(|k| _mm256_loadu_ps(src.add(k * src_line)));
+        // Pairs, then quads, then the 128-bit halves: cols[j][k] = r[k][j].
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let cols = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        // Lane j of `add` broadcast: the lane order within each 128-bit half, then the half.
+        let lo = _mm256_permute2f128_ps::<0x00>(add, add);
+        let hi = _mm256_permute2f128_ps::<0x11>(add, add);
+        let adds = [
+            _mm256_permute_ps::<0x00>(lo),
+            _mm256_permute_ps::<0x55>(lo),
+            _mm256_permute_ps::<0xAA>(lo),
+            _mm256_permute_ps::<0xFF>(lo),
+            _mm256_permute_ps::<0x00>(hi),
+            _mm256_permute_ps::<0x55>(hi),
+            _mm256_permute_ps::<0xAA>(hi),
+            _mm256_permute_ps::<0xFF>(hi),
+        ];
+        for (j, v) in cols.iter().enumerate() {
+            _mm256_storeu_ps(dst.add(j * dst_line), _mm256_add_ps(*v, adds[j]));
+        }
     }
 }
 

@@ -45,13 +45,27 @@ const NV_512: usize = 32;
 /// formula for both widths, so both run the same operations and give the same bits.
 #[cfg(target_arch = "x86_64")]
 trait Lanes: Copy {
+    /// # Safety
+    /// The CPU must support `Self`'s instructions: AVX and FMA for `__m256`, AVX-512F for `__m512`.
     unsafe fn splat(v: f32) -> Self;
+    /// # Safety
+    /// The CPU must support `Self`'s instructions: AVX and FMA for `__m256`, AVX-512F for `__m512`.
     unsafe fn add(self, b: Self) -> Self;
+    /// # Safety
+    /// The CPU must support `Self`'s instructions: AVX and FMA for `__m256`, AVX-512F for `__m512`.
     unsafe fn sub(self, b: Self) -> Self;
+    /// # Safety
+    /// The CPU must support `Self`'s instructions: AVX and FMA for `__m256`, AVX-512F for `__m512`.
     unsafe fn mul(self, b: Self) -> Self;
     /// `self * b + c`, rounded once.
+    ///
+    /// # Safety
+    /// The CPU must support `Self`'s instructions: AVX and FMA for `__m256`, AVX-512F for `__m512`.
     unsafe fn fmadd(self, b: Self, c: Self) -> Self;
     /// `c - self * b`, rounded once.
+    ///
+    /// # Safety
+    /// The CPU must support `Self`'s instructions: AVX and FMA for `__m256`, AVX-512F for `__m512`.
     unsafe fn fnmadd(self, b: Self, c: Self) -> Self;
 }
 
@@ -62,27 +76,33 @@ macro_rules! impl_lanes {
         impl Lanes for $v {
             #[inline(always)]
             unsafe fn splat(v: f32) -> Self {
-                std::arch::x86_64::$splat(v)
+                // SAFETY: the caller upholds this function's `# Safety` contract.
+                unsafe { std::arch::x86_64::$splat(v) }
             }
             #[inline(always)]
             unsafe fn add(self, b: Self) -> Self {
-                std::arch::x86_64::$add(self, b)
+                // SAFETY: the caller upholds this function's `# Safety` contract.
+                unsafe { std::arch::x86_64::$add(self, b) }
             }
             #[inline(always)]
             unsafe fn sub(self, b: Self) -> Self {
-                std::arch::x86_64::$sub(self, b)
+                // SAFETY: the caller upholds this function's `# Safety` contract.
+                unsafe { std::arch::x86_64::$sub(self, b) }
             }
             #[inline(always)]
             unsafe fn mul(self, b: Self) -> Self {
-                std::arch::x86_64::$mul(self, b)
+                // SAFETY: the caller upholds this function's `# Safety` contract.
+                unsafe { std::arch::x86_64::$mul(self, b) }
             }
             #[inline(always)]
             unsafe fn fmadd(self, b: Self, c: Self) -> Self {
-                std::arch::x86_64::$fmadd(self, b, c)
+                // SAFETY: the caller upholds this function's `# Safety` contract.
+                unsafe { std::arch::x86_64::$fmadd(self, b, c) }
             }
             #[inline(always)]
             unsafe fn fnmadd(self, b: Self, c: Self) -> Self {
-                std::arch::x86_64::$fnmadd(self, b, c)
+                // SAFETY: the caller upholds this function's `# Safety` contract.
+                unsafe { std::arch::x86_64::$fnmadd(self, b, c) }
             }
         }
     };
@@ -297,6 +317,10 @@ fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Scratch {
 }
 
 /// [`chunk`] with AVX2 register tiles.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -312,11 +336,16 @@ unsafe fn chunk_avx2(
     m: &mut [f32],
     rows: &mut [f32],
 ) {
-    chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows)
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe { chunk::<false>(tile, g, plan, xs, u, bias, ys, v, m, rows) }
 }
 
 /// [`chunk`] with AVX-512 register tiles, and the transforms in 16 lanes where
 /// [`sixteen_lanes::applies`].
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -332,11 +361,16 @@ unsafe fn chunk_avx512(
     m: &mut [f32],
     rows: &mut [f32],
 ) {
-    chunk::<true>(tile, g, plan, xs, u, bias, ys, v, m, rows)
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe { chunk::<true>(tile, g, plan, xs, u, bias, ys, v, m, rows) }
 }
 
 /// One chunk of whole samples (`xs`, `ys`), band by band, with `tile`'s transforms; `WIDE`
 /// picks the AVX-512 register tiles.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -352,26 +386,31 @@ unsafe fn chunk<const WIDE: bool>(
     m: &mut [f32],
     rows: &mut [f32],
 ) {
-    let samples = xs.len() / g.in_size();
-    let total_rows = samples * plan.th;
-    // The transforms in 16 lanes where they apply (AVX-512 only, as the register tiles).
-    let sixteen = WIDE && sixteen_lanes::applies(tile, g, plan);
-    let mut r0 = 0;
-    while r0 < total_rows {
-        let r1 = (r0 + plan.rows_per_band).min(total_rows);
-        let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
-        if sixteen {
-            sixteen_lanes::input(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
-        } else {
-            input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let samples = xs.len() / g.in_size();
+        let total_rows = samples * plan.th;
+        // The transforms in 16 lanes where they apply (AVX-512 only, as the register tiles).
+        let sixteen = WIDE && sixteen_lanes::applies(tile, g, plan);
+        let mut r0 = 0;
+        while r0 < total_rows {
+            let r1 = (r0 + plan.rows_per_band).min(total_rows);
+            let tiles_pad = tiles_pad((r1 - r0) * plan.tw);
+            if sixteen {
+                sixteen_lanes::input(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+            } else {
+                input_transform(tile, g, plan, xs, r0, r1, tiles_pad, v, rows);
+            }
+            position_gemms::<WIDE>(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
+            match tile {
+                _ if sixteen => {
+                    sixteen_lanes::output(tile, g, plan, m, bias, r0, r1, tiles_pad, ys)
+                }
+                Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
+                Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
+            }
+            r0 = r1;
         }
-        position_gemms::<WIDE>(g, u, v, (r1 - r0) * plan.tw, tiles_pad, m, tile.positions());
-        match tile {
-            _ if sixteen => sixteen_lanes::output(tile, g, plan, m, bias, r0, r1, tiles_pad, ys),
-            Tile::F2 => output_transform(g, plan, m, bias, r0, r1, tiles_pad, ys),
-            Tile::F4 => output_transform_f4(g, plan, m, bias, r0, r1, tiles_pad, ys),
-        }
-        r0 = r1;
     }
 }
 
@@ -416,6 +455,10 @@ struct PatchRows<'a> {
 #[cfg(target_arch = "x86_64")]
 impl<'a> PatchRows<'a> {
     /// Checks that `xs` holds the band's samples; `zero` becomes the zero row.
+    ///
+    /// # Safety
+    /// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+    /// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
     #[inline(always)]
     unsafe fn new(
         g: &'a ConvGeom,
@@ -425,12 +468,15 @@ impl<'a> PatchRows<'a> {
         tile: usize,
         zero: &'a mut [f32],
     ) -> Self {
-        use std::arch::x86_64::*;
-        assert!(xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
-        let zero = &mut zero[..g.w];
-        zero.fill(0.0);
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        PatchRows { g, plan, xs, zero, tile, lane, width: _mm256_set1_epi32(g.w as i32) }
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            use std::arch::x86_64::*;
+            assert!(xs.len() >= (r1 - 1) / plan.th * g.in_size() + g.in_size());
+            let zero = &mut zero[..g.w];
+            zero.fill(0.0);
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            PatchRows { g, plan, xs, zero, tile, lane, width: _mm256_set1_epi32(g.w as i32) }
+        }
     }
 
     /// Input row `i` of the patch of the chunk's tile row `rr` in channel `ci`.
@@ -460,16 +506,19 @@ impl<'a> PatchRows<'a> {
     /// `ix` may lie before or past the row.
     #[inline(always)]
     unsafe fn load(&self, p: *const f32, ix: i32) -> std::arch::x86_64::__m256 {
-        use std::arch::x86_64::*;
-        if ix >= 0 && ix as usize + 8 <= self.g.w {
-            return _mm256_loadu_ps(p.add(ix as usize));
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe {
+            use std::arch::x86_64::*;
+            if ix >= 0 && ix as usize + 8 <= self.g.w {
+                return _mm256_loadu_ps(p.add(ix as usize));
+            }
+            let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), self.lane);
+            let mask = _mm256_and_si256(
+                _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)),
+                _mm256_cmpgt_epi32(self.width, idx),
+            );
+            _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
         }
-        let idx = _mm256_add_epi32(_mm256_set1_epi32(ix), self.lane);
-        let mask = _mm256_and_si256(
-            _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)),
-            _mm256_cmpgt_epi32(self.width, idx),
-        );
-        _mm256_maskload_ps(p.wrapping_offset(ix as isize), mask)
     }
 }
 
@@ -478,6 +527,10 @@ impl<'a> PatchRows<'a> {
 /// transform ([`tile8_f2`] or [`tile8_f4`]) eight tiles at a time. Lanes past the band's tiles
 /// are left as they are: no output reads them. The 8 lanes run past the tile row; those lanes
 /// are overwritten by the next row (rows go in order) or land in padding lanes.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -492,44 +545,47 @@ unsafe fn input_transform(
     v: &mut [f32],
     rows: &mut [f32],
 ) {
-    let tw = plan.tw;
-    let patches = PatchRows::new(g, plan, xs, r1, tile.size(), rows);
-    assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
-    assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    let pos_stride = pos_stride(g.c_in, tiles_pad);
-    let paired = pairs_tile_rows(plan);
-    for ci in 0..g.c_in {
-        let mut rr = r0;
-        while rr < r1 {
-            // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
-            let rp: [*const f32; 6] = array_of(|i| patches.row(ci, rr, i));
-            let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
-            // SAFETY (all three calls): the loads read columns in 0..w of rows of length w
-            // (masked at the edges); the stores write lanes (rr - r0) * tw + tx.. + 8 of V
-            // rows, inside tiles_pad (asserted above).
-            if paired {
-                // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
-                let next: [*const f32; 6] =
-                    if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
-                match tile {
-                    Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
-                    Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
-                }
-                rr += 2;
-                continue;
-            }
-            for tx in (0..tw).step_by(8) {
-                let ix = (tile.size() * tx) as i32 - 1;
-                match tile {
-                    Tile::F2 => {
-                        tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride)
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let tw = plan.tw;
+        let patches = PatchRows::new(g, plan, xs, r1, tile.size(), rows);
+        assert!(v.len() >= tile.positions() * pos_stride(g.c_in, tiles_pad));
+        assert!((r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
+        let pos_stride = pos_stride(g.c_in, tiles_pad);
+        let paired = pairs_tile_rows(plan);
+        for ci in 0..g.c_in {
+            let mut rr = r0;
+            while rr < r1 {
+                // Rows past the patch (F(2x2) reads 4 of the 6) are not read.
+                let rp: [*const f32; 6] = array_of(|i| patches.row(ci, rr, i));
+                let vbase = v.as_mut_ptr().add(ci * tiles_pad + (rr - r0) * tw);
+                // SAFETY (all three calls): the loads read columns in 0..w of rows of length w
+                // (masked at the edges); the stores write lanes (rr - r0) * tw + tx.. + 8 of V
+                // rows, inside tiles_pad (asserted above).
+                if paired {
+                    // Lanes 4-7 are the next tile row's four tiles (this row's again at the end).
+                    let next: [*const f32; 6] =
+                        if rr + 1 < r1 { array_of(|i| patches.row(ci, rr + 1, i)) } else { rp };
+                    match tile {
+                        Tile::F2 => tile8_f2(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
+                        Tile::F4 => tile8_f4(&patches, (&rp, -1), (&next, -1), vbase, pos_stride),
                     }
-                    Tile::F4 => {
-                        tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride)
+                    rr += 2;
+                    continue;
+                }
+                for tx in (0..tw).step_by(8) {
+                    let ix = (tile.size() * tx) as i32 - 1;
+                    match tile {
+                        Tile::F2 => {
+                            tile8_f2(&patches, (&rp, ix), (&rp, ix + 8), vbase.add(tx), pos_stride)
+                        }
+                        Tile::F4 => {
+                            tile8_f4(&patches, (&rp, ix), (&rp, ix + 16), vbase.add(tx), pos_stride)
+                        }
                     }
                 }
+                rr += 1;
             }
-            rr += 1;
         }
     }
 }
@@ -548,6 +604,11 @@ fn pairs_tile_rows(plan: &Plan) -> bool {
 /// of the columns, `B` across the columns; position `p` goes to `dst + p * pos_stride`. (A version
 /// staging rows through memory stalled on store forwarding: unaligned re-reads of
 /// just-written vectors.)
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
+/// Every pointer must be valid for the reads and writes described above.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn tile8_f2(
@@ -557,46 +618,61 @@ unsafe fn tile8_f2(
     dst: *mut f32,
     pos_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let ((ra, ia), (rb, ib)) = (first, second);
-    let mut d = [[_mm256_setzero_ps(); 4]; 4];
-    for (i, di) in d.iter_mut().enumerate() {
-        let (pa, pb) = (ra[i], rb[i]);
-        *di = [
-            patches.load(pa, ia),
-            patches.load(pb, ib),
-            patches.load(pa, ia + 2),
-            patches.load(pb, ib + 2),
-        ];
-    }
-    for k in 0..4 {
-        let c: [__m256; 4] = array_of(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
-        let (e0, o0) = deinterleave(c[0], c[1]);
-        let (e1, o1) = deinterleave(c[2], c[3]);
-        let dst = dst.add(4 * k * pos_stride);
-        for (j, val) in bt4([e0, o0, e1, o1]).iter().enumerate() {
-            _mm256_storeu_ps(dst.add(j * pos_stride), *val);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let ((ra, ia), (rb, ib)) = (first, second);
+        let mut d = [[_mm256_setzero_ps(); 4]; 4];
+        for (i, di) in d.iter_mut().enumerate() {
+            let (pa, pb) = (ra[i], rb[i]);
+            *di = [
+                patches.load(pa, ia),
+                patches.load(pb, ib),
+                patches.load(pa, ia + 2),
+                patches.load(pb, ib + 2),
+            ];
+        }
+        for k in 0..4 {
+            let c: [__m256; 4] = array_of(|n| bt4_row(k, [d[0][n], d[1][n], d[2][n], d[3][n]]));
+            let (e0, o0) = deinterleave(c[0], c[1]);
+            let (e1, o1) = deinterleave(c[2], c[3]);
+            let dst = dst.add(4 * k * pos_stride);
+            for (j, val) in bt4([e0, o0, e1, o1]).iter().enumerate() {
+                _mm256_storeu_ps(dst.add(j * pos_stride), *val);
+            }
         }
     }
 }
 
 /// Row `k` of `B^T d` for one 4-vector `d` of F(2x2, 3x3), lane-wise.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
-    match k {
-        0 => d[0].sub(d[2]),
-        1 => d[1].add(d[2]),
-        2 => d[2].sub(d[1]),
-        _ => d[1].sub(d[3]),
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        match k {
+            0 => d[0].sub(d[2]),
+            1 => d[1].add(d[2]),
+            2 => d[2].sub(d[1]),
+            _ => d[1].sub(d[3]),
+        }
     }
 }
 
 /// `B^T d` for one 4-vector `d` of F(2x2, 3x3), lane-wise (the same operations as [`bt4_row`]).
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
-    array_of(|k| bt4_row(k, d))
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe { array_of(|k| bt4_row(k, d)) }
 }
 
 /// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x
@@ -604,6 +680,10 @@ unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
 /// channels run as one AVX-512 register tile of 32 tiles (`WIDE`) or as two AVX2 ones of 16;
 /// what is left of the lanes runs as AVX2 tiles of 16, then of 8 (14x14 maps have 49 tiles per
 /// sample, which whole 16- or 32-tile steps would pad by a third).
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn position_gemms<const WIDE: bool>(
@@ -615,55 +695,65 @@ unsafe fn position_gemms<const WIDE: bool>(
     m: &mut [f32],
     positions: usize,
 ) {
-    let blocks = g.c_out.div_ceil(MR);
-    let (c_in, c_out) = (g.c_in, g.c_out);
-    let lanes = tiles.div_ceil(8) * 8;
-    let (v_stride, m_stride) = (pos_stride(c_in, tiles_pad), pos_stride(c_out, tiles_pad));
-    assert!(v.len() >= positions * v_stride && m.len() >= positions * m_stride);
-    assert!(
-        u.len() == positions * blocks * c_in * MR
-            && tiles_pad.is_multiple_of(NV)
-            && lanes <= tiles_pad
-    );
-    let wide = if WIDE { lanes / NV_512 * NV_512 } else { 0 };
-    let sixteens = wide + (lanes - wide) / NV * NV;
-    for p in 0..positions {
-        let vp = v.as_ptr().add(p * v_stride);
-        let ub = |b: usize| u.as_ptr().add((p * blocks + b) * c_in * MR);
-        let m0 = m.as_mut_ptr();
-        let mp = |b: usize| m0.add(p * m_stride + b * MR * tiles_pad);
-        let rows = |b: usize| (c_out - b * MR).min(MR);
-        // SAFETY: the register tiles read V rows ci < c_in at lanes below lanes <= tiles_pad,
-        // U's blocks b < blocks of c_in*MR floats, and write M rows b*MR+r < c_out at the
-        // same lanes: all inside the slices (asserted above).
-        for b in 0..blocks {
-            // A block cut short by c_out may have no second half: its M pointer may then lie
-            // past the slice, so it is formed with wrapping_add and never written through.
-            let halves = [
-                (ub(b), mp(b), rows(b).min(HALF)),
-                (
-                    ub(b).add(HALF),
-                    mp(b).wrapping_add(HALF * tiles_pad),
-                    rows(b).saturating_sub(HALF),
-                ),
-            ];
-            for t0 in (0..wide).step_by(NV_512) {
-                register_tile_avx512(c_in, ub(b), vp.add(t0), tiles_pad, mp(b).add(t0), rows(b));
-            }
-            for t0 in (wide..sixteens).step_by(NV) {
-                for &(uh, mh, mr) in halves.iter().filter(|h| h.2 > 0) {
-                    register_tile(c_in, uh, vp.add(t0), tiles_pad, mh.add(t0), mr);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let blocks = g.c_out.div_ceil(MR);
+        let (c_in, c_out) = (g.c_in, g.c_out);
+        let lanes = tiles.div_ceil(8) * 8;
+        let (v_stride, m_stride) = (pos_stride(c_in, tiles_pad), pos_stride(c_out, tiles_pad));
+        assert!(v.len() >= positions * v_stride && m.len() >= positions * m_stride);
+        assert!(
+            u.len() == positions * blocks * c_in * MR
+                && tiles_pad.is_multiple_of(NV)
+                && lanes <= tiles_pad
+        );
+        let wide = if WIDE { lanes / NV_512 * NV_512 } else { 0 };
+        let sixteens = wide + (lanes - wide) / NV * NV;
+        for p in 0..positions {
+            let vp = v.as_ptr().add(p * v_stride);
+            let ub = |b: usize| u.as_ptr().add((p * blocks + b) * c_in * MR);
+            let m0 = m.as_mut_ptr();
+            let mp = |b: usize| m0.add(p * m_stride + b * MR * tiles_pad);
+            let rows = |b: usize| (c_out - b * MR).min(MR);
+            // SAFETY: the register tiles read V rows ci < c_in at lanes below lanes <= tiles_pad,
+            // U's blocks b < blocks of c_in*MR floats, and write M rows b*MR+r < c_out at the
+            // same lanes: all inside the slices (asserted above).
+            for b in 0..blocks {
+                // A block cut short by c_out may have no second half: its M pointer may then lie
+                // past the slice, so it is formed with wrapping_add and never written through.
+                let halves = [
+                    (ub(b), mp(b), rows(b).min(HALF)),
+                    (
+                        ub(b).add(HALF),
+                        mp(b).wrapping_add(HALF * tiles_pad),
+                        rows(b).saturating_sub(HALF),
+                    ),
+                ];
+                for t0 in (0..wide).step_by(NV_512) {
+                    register_tile_avx512(
+                        c_in,
+                        ub(b),
+                        vp.add(t0),
+                        tiles_pad,
+                        mp(b).add(t0),
+                        rows(b),
+                    );
                 }
-            }
-            if lanes > sixteens {
-                register_tile_narrow(
-                    c_in,
-                    [halves[0].0, halves[1].0],
-                    vp.add(sixteens),
-                    tiles_pad,
-                    [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)],
-                    [halves[0].2, halves[1].2],
-                );
+                for t0 in (wide..sixteens).step_by(NV) {
+                    for &(uh, mh, mr) in halves.iter().filter(|h| h.2 > 0) {
+                        register_tile(c_in, uh, vp.add(t0), tiles_pad, mh.add(t0), mr);
+                    }
+                }
+                if lanes > sixteens {
+                    register_tile_narrow(
+                        c_in,
+                        [halves[0].0, halves[1].0],
+                        vp.add(sixteens),
+                        tiles_pad,
+                        [halves[0].1.add(sixteens), halves[1].1.wrapping_add(sixteens)],
+                        [halves[0].2, halves[1].2],
+                    );
+                }
             }
         }
     }
@@ -671,6 +761,11 @@ unsafe fn position_gemms<const WIDE: bool>(
 
 /// One block's `mr[0] + mr[1] <= MR` output channels (two halves) x 8 tiles: the eight
 /// accumulators of [`register_tile`] over half its lanes.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
+/// Every pointer must be valid for the reads and writes described above.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
@@ -682,23 +777,26 @@ unsafe fn register_tile_narrow(
     m: [*mut f32; 2],
     mr: [usize; 2],
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); HALF]; 2];
-    let mut vr = v;
-    let (mut u0, mut u1) = (u[0], u[1]);
-    for _ in 0..c_in {
-        let x = _mm256_loadu_ps(vr);
-        for r in 0..HALF {
-            acc[0][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u0.add(r)), x, acc[0][r]);
-            acc[1][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u1.add(r)), x, acc[1][r]);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); HALF]; 2];
+        let mut vr = v;
+        let (mut u0, mut u1) = (u[0], u[1]);
+        for _ in 0..c_in {
+            let x = _mm256_loadu_ps(vr);
+            for r in 0..HALF {
+                acc[0][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u0.add(r)), x, acc[0][r]);
+                acc[1][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*u1.add(r)), x, acc[1][r]);
+            }
+            vr = vr.add(stride);
+            u0 = u0.add(MR);
+            u1 = u1.add(MR);
         }
-        vr = vr.add(stride);
-        u0 = u0.add(MR);
-        u1 = u1.add(MR);
-    }
-    for i in 0..2 {
-        for r in 0..mr[i] {
-            _mm256_storeu_ps(m[i].add(r * stride), acc[i][r]);
+        for i in 0..2 {
+            for r in 0..mr[i] {
+                _mm256_storeu_ps(m[i].add(r * stride), acc[i][r]);
+            }
         }
     }
 }
@@ -706,6 +804,11 @@ unsafe fn register_tile_narrow(
 /// `mr <= HALF` output channels (their weights at `u`, `u + 1`, .. of each [`MR`] group) x
 /// `NV` tiles, summed over the input channels in order. Eight named accumulators: with twelve
 /// (4 x 24) LLVM spilled one to the stack inside the loop.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
+/// Every pointer must be valid for the reads and writes described above.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn register_tile(
@@ -716,34 +819,37 @@ unsafe fn register_tile(
     m: *mut f32,
     mr: usize,
 ) {
-    use std::arch::x86_64::*;
-    let z = _mm256_setzero_ps();
-    let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
-    let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
-    let mut vr = v;
-    let mut ur = u;
-    for _ in 0..c_in {
-        let x0 = _mm256_loadu_ps(vr);
-        let x1 = _mm256_loadu_ps(vr.add(8));
-        let w = _mm256_broadcast_ss(&*ur);
-        a00 = _mm256_fmadd_ps(w, x0, a00);
-        a01 = _mm256_fmadd_ps(w, x1, a01);
-        let w = _mm256_broadcast_ss(&*ur.add(1));
-        a10 = _mm256_fmadd_ps(w, x0, a10);
-        a11 = _mm256_fmadd_ps(w, x1, a11);
-        let w = _mm256_broadcast_ss(&*ur.add(2));
-        a20 = _mm256_fmadd_ps(w, x0, a20);
-        a21 = _mm256_fmadd_ps(w, x1, a21);
-        let w = _mm256_broadcast_ss(&*ur.add(3));
-        a30 = _mm256_fmadd_ps(w, x0, a30);
-        a31 = _mm256_fmadd_ps(w, x1, a31);
-        vr = vr.add(stride);
-        ur = ur.add(MR);
-    }
-    let rows = [[a00, a01], [a10, a11], [a20, a21], [a30, a31]];
-    for (r, a) in rows.iter().enumerate().take(mr) {
-        _mm256_storeu_ps(m.add(r * stride), a[0]);
-        _mm256_storeu_ps(m.add(r * stride + 8), a[1]);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let z = _mm256_setzero_ps();
+        let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
+        let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
+        let mut vr = v;
+        let mut ur = u;
+        for _ in 0..c_in {
+            let x0 = _mm256_loadu_ps(vr);
+            let x1 = _mm256_loadu_ps(vr.add(8));
+            let w = _mm256_broadcast_ss(&*ur);
+            a00 = _mm256_fmadd_ps(w, x0, a00);
+            a01 = _mm256_fmadd_ps(w, x1, a01);
+            let w = _mm256_broadcast_ss(&*ur.add(1));
+            a10 = _mm256_fmadd_ps(w, x0, a10);
+            a11 = _mm256_fmadd_ps(w, x1, a11);
+            let w = _mm256_broadcast_ss(&*ur.add(2));
+            a20 = _mm256_fmadd_ps(w, x0, a20);
+            a21 = _mm256_fmadd_ps(w, x1, a21);
+            let w = _mm256_broadcast_ss(&*ur.add(3));
+            a30 = _mm256_fmadd_ps(w, x0, a30);
+            a31 = _mm256_fmadd_ps(w, x1, a31);
+            vr = vr.add(stride);
+            ur = ur.add(MR);
+        }
+        let rows = [[a00, a01], [a10, a11], [a20, a21], [a30, a31]];
+        for (r, a) in rows.iter().enumerate().take(mr) {
+            _mm256_storeu_ps(m.add(r * stride), a[0]);
+            _mm256_storeu_ps(m.add(r * stride + 8), a[1]);
+        }
     }
 }
 
@@ -763,24 +869,27 @@ unsafe fn register_tile_avx512(
     m: *mut f32,
     mr: usize,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    let mut vr = v;
-    let mut ur = u;
-    for _ in 0..c_in {
-        let x0 = _mm512_loadu_ps(vr);
-        let x1 = _mm512_loadu_ps(vr.add(16));
-        for (r, a) in acc.iter_mut().enumerate() {
-            let w = _mm512_set1_ps(*ur.add(r));
-            a[0] = _mm512_fmadd_ps(w, x0, a[0]);
-            a[1] = _mm512_fmadd_ps(w, x1, a[1]);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut vr = v;
+        let mut ur = u;
+        for _ in 0..c_in {
+            let x0 = _mm512_loadu_ps(vr);
+            let x1 = _mm512_loadu_ps(vr.add(16));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*ur.add(r));
+                a[0] = _mm512_fmadd_ps(w, x0, a[0]);
+                a[1] = _mm512_fmadd_ps(w, x1, a[1]);
+            }
+            vr = vr.add(stride);
+            ur = ur.add(MR);
         }
-        vr = vr.add(stride);
-        ur = ur.add(MR);
-    }
-    for (r, a) in acc.iter().enumerate().take(mr) {
-        _mm512_storeu_ps(m.add(r * stride), a[0]);
-        _mm512_storeu_ps(m.add(r * stride + 16), a[1]);
+        for (r, a) in acc.iter().enumerate().take(mr) {
+            _mm512_storeu_ps(m.add(r * stride), a[0]);
+            _mm512_storeu_ps(m.add(r * stride + 16), a[1]);
+        }
     }
 }
 
@@ -790,6 +899,10 @@ const OUT_CHUNK: usize = 128;
 /// `Y = A^T M A + bias` per tile and output channel, `A^T = [[1,1,1,0],[0,1,-1,-1]]`, written
 /// to the 2x2 output pixels that lie inside the map: eight tiles at a time in registers, their
 /// two output rows interleaved into row buffers and copied into the map.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -803,46 +916,50 @@ unsafe fn output_transform(
     tiles_pad: usize,
     ys: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let (h, w, tw) = (g.h, g.w, plan.tw);
-    let pos_stride = pos_stride(g.c_out, tiles_pad);
-    let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
-    for co in 0..g.c_out {
-        let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
-        for rr in r0..r1 {
-            let (b, ty) = (rr / plan.th, rr % plan.th);
-            let t0 = (rr - r0) * tw + co * tiles_pad;
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let n = (tw - tx0).min(OUT_CHUNK);
-                // Whole vectors: lanes past the tile row read the next row's or padding lanes
-                // of M, and their results are not copied out.
-                let nv = n.div_ceil(8) * 8;
-                assert!(15 * pos_stride + t0 + tx0 + nv <= m.len());
-                let [o0, o1] = &mut out;
-                for tx in (0..nv).step_by(8) {
-                    // SAFETY: lanes t0 + tx0 + tx .. + 8 of the 16 positions lie inside m
-                    // (asserted above); the stores write 16 floats at 2 * tx < 2 * OUT_CHUNK.
-                    let [y00, y01, y10, y11] = at_f2(m.as_ptr().add(t0 + tx0 + tx), pos_stride, bv);
-                    let [lo, hi] = interleave(y00, y01);
-                    _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx), lo);
-                    _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx + 8), hi);
-                    let [lo, hi] = interleave(y10, y11);
-                    _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx), lo);
-                    _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx + 8), hi);
-                }
-                let x0 = 2 * tx0;
-                let nx = (w - x0).min(2 * n);
-                let plane = &mut ys[(b * g.c_out + co) * h * w..][..h * w];
-                for (a, o) in out.iter().enumerate() {
-                    let oy = 2 * ty + a;
-                    if oy < h {
-                        let row = &mut plane[oy * w + x0..][..nx];
-                        // SAFETY: `row` holds nx floats; `o` whole vectors past them.
-                        copy_lanes(row.as_mut_ptr(), o, nx);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (h, w, tw) = (g.h, g.w, plan.tw);
+        let pos_stride = pos_stride(g.c_out, tiles_pad);
+        let mut out = [[0.0f32; 2 * OUT_CHUNK]; 2];
+        for co in 0..g.c_out {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
+            for rr in r0..r1 {
+                let (b, ty) = (rr / plan.th, rr % plan.th);
+                let t0 = (rr - r0) * tw + co * tiles_pad;
+                let mut tx0 = 0;
+                while tx0 < tw {
+                    let n = (tw - tx0).min(OUT_CHUNK);
+                    // Whole vectors: lanes past the tile row read the next row's or padding lanes
+                    // of M, and their results are not copied out.
+                    let nv = n.div_ceil(8) * 8;
+                    assert!(15 * pos_stride + t0 + tx0 + nv <= m.len());
+                    let [o0, o1] = &mut out;
+                    for tx in (0..nv).step_by(8) {
+                        // SAFETY: lanes t0 + tx0 + tx .. + 8 of the 16 positions lie inside m
+                        // (asserted above); the stores write 16 floats at 2 * tx < 2 * OUT_CHUNK.
+                        let [y00, y01, y10, y11] =
+                            at_f2(m.as_ptr().add(t0 + tx0 + tx), pos_stride, bv);
+                        let [lo, hi] = interleave(y00, y01);
+                        _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx), lo);
+                        _mm256_storeu_ps(o0.as_mut_ptr().add(2 * tx + 8), hi);
+                        let [lo, hi] = interleave(y10, y11);
+                        _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx), lo);
+                        _mm256_storeu_ps(o1.as_mut_ptr().add(2 * tx + 8), hi);
                     }
+                    let x0 = 2 * tx0;
+                    let nx = (w - x0).min(2 * n);
+                    let plane = &mut ys[(b * g.c_out + co) * h * w..][..h * w];
+                    for (a, o) in out.iter().enumerate() {
+                        let oy = 2 * ty + a;
+                        if oy < h {
+                            let row = &mut plane[oy * w + x0..][..nx];
+                            // SAFETY: `row` holds nx floats; `o` whole vectors past them.
+                            copy_lanes(row.as_mut_ptr(), o, nx);
+                        }
+                    }
+                    tx0 += n;
                 }
-                tx0 += n;
             }
         }
     }
@@ -861,20 +978,30 @@ unsafe fn at_f2(
     pos_stride: usize,
     bias: std::arch::x86_64::__m256,
 ) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let mm: [__m256; 16] = array_of(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
-    at_f2_lanes(mm, bias)
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mm: [__m256; 16] = array_of(|p| _mm256_loadu_ps(m.add(p * pos_stride)));
+        at_f2_lanes(mm, bias)
+    }
 }
 
 /// The arithmetic of [`at_f2`] on the 16 positions' vectors, in any width.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
-    let a: [V; 4] = array_of(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
-    let b: [V; 4] = array_of(|j| mm[4 + j].sub(mm[8 + j]).sub(mm[12 + j]));
-    let even = |r: &[V; 4]| r[0].add(r[1]).add(r[2]).add(bias);
-    let odd = |r: &[V; 4]| r[1].sub(r[2]).sub(r[3]).add(bias);
-    [even(&a), odd(&a), even(&b), odd(&b)]
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let a: [V; 4] = array_of(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
+        let b: [V; 4] = array_of(|j| mm[4 + j].sub(mm[8 + j]).sub(mm[12 + j]));
+        let even = |r: &[V; 4]| r[0].add(r[1]).add(r[2]).add(bias);
+        let odd = |r: &[V; 4]| r[1].sub(r[2]).sub(r[3]).add(bias);
+        [even(&a), odd(&a), even(&b), odd(&b)]
+    }
 }
 
 /// Map side (height and width) from which [`winograd_forward`] runs F(4x4, 3x3) instead of
@@ -936,83 +1063,118 @@ fn transform_weights_f4(g: &ConvGeom, weight: &[f32]) -> Scratch {
 
 /// `B^T d` for one 6-vector `d` of F(4x4, 3x3), `B^T = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],
 /// [0,4,-4,-1,1,0],[0,-2,-1,2,1,0],[0,2,-1,-2,1,0],[0,4,0,-5,0,1]]`, lane-wise.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
-    let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
-    let t0 = four.fnmadd(d[2], d[4]); // d4 - 4 d2
-    let t1 = four.fnmadd(d[1], d[3]); // d3 - 4 d1
-    let t2 = d[4].sub(d[2]); // d4 - d2
-    let t3 = two.mul(d[3].sub(d[1])); // 2 (d3 - d1)
-    [
-        five.fnmadd(d[2], four.fmadd(d[0], d[4])),
-        t0.add(t1),
-        t0.sub(t1),
-        t2.add(t3),
-        t2.sub(t3),
-        five.fnmadd(d[3], four.fmadd(d[1], d[5])),
-    ]
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
+        let t0 = four.fnmadd(d[2], d[4]); // d4 - 4 d2
+        let t1 = four.fnmadd(d[1], d[3]); // d3 - 4 d1
+        let t2 = d[4].sub(d[2]); // d4 - d2
+        let t3 = two.mul(d[3].sub(d[1])); // 2 (d3 - d1)
+        [
+            five.fnmadd(d[2], four.fmadd(d[0], d[4])),
+            t0.add(t1),
+            t0.sub(t1),
+            t2.add(t3),
+            t2.sub(t3),
+            five.fnmadd(d[3], four.fmadd(d[1], d[5])),
+        ]
+    }
 }
 
 /// `A^T m` for one 6-vector `m` of F(4x4, 3x3), `A^T = [[1,1,1,1,1,0],[0,1,-1,2,-2,0],
 /// [0,1,1,4,4,0],[0,1,-1,8,-8,1]]`, lane-wise.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn at6<V: Lanes>(m: [V; 6]) -> [V; 4] {
-    let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));
-    let (c, d) = (m[3].add(m[4]), m[3].sub(m[4]));
-    [
-        m[0].add(a).add(c),
-        V::splat(2.0).fmadd(d, b),
-        V::splat(4.0).fmadd(c, a),
-        V::splat(8.0).fmadd(d, b).add(m[5]),
-    ]
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));
+        let (c, d) = (m[3].add(m[4]), m[3].sub(m[4]));
+        [
+            m[0].add(a).add(c),
+            V::splat(2.0).fmadd(d, b),
+            V::splat(4.0).fmadd(c, a),
+            V::splat(8.0).fmadd(d, b).add(m[5]),
+        ]
+    }
 }
 
 /// 4x4 transpose inside each 128-bit half of four vectors (its own inverse).
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn transpose4_halves(a: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let t0 = _mm256_unpacklo_ps(a[0], a[1]);
-    let t1 = _mm256_unpackhi_ps(a[0], a[1]);
-    let t2 = _mm256_unpacklo_ps(a[2], a[3]);
-    let t3 = _mm256_unpackhi_ps(a[2], a[3]);
-    [
-        _mm256_shuffle_ps::<0x44>(t0, t2),
-        _mm256_shuffle_ps::<0xEE>(t0, t2),
-        _mm256_shuffle_ps::<0x44>(t1, t3),
-        _mm256_shuffle_ps::<0xEE>(t1, t3),
-    ]
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let t0 = _mm256_unpacklo_ps(a[0], a[1]);
+        let t1 = _mm256_unpackhi_ps(a[0], a[1]);
+        let t2 = _mm256_unpacklo_ps(a[2], a[3]);
+        let t3 = _mm256_unpackhi_ps(a[2], a[3]);
+        [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ]
+    }
 }
 
 /// 32 consecutive floats (8 groups of 4) -> 4 vectors, vector `j` holding element `j` of each
 /// group in group order.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn deinterleave4(a: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    // Groups 0 and 4, 1 and 5, 2 and 6, 3 and 7 side by side, then a transpose per half.
-    transpose4_halves([
-        _mm256_permute2f128_ps::<0x20>(a[0], a[2]),
-        _mm256_permute2f128_ps::<0x31>(a[0], a[2]),
-        _mm256_permute2f128_ps::<0x20>(a[1], a[3]),
-        _mm256_permute2f128_ps::<0x31>(a[1], a[3]),
-    ])
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        // Groups 0 and 4, 1 and 5, 2 and 6, 3 and 7 side by side, then a transpose per half.
+        transpose4_halves([
+            _mm256_permute2f128_ps::<0x20>(a[0], a[2]),
+            _mm256_permute2f128_ps::<0x31>(a[0], a[2]),
+            _mm256_permute2f128_ps::<0x20>(a[1], a[3]),
+            _mm256_permute2f128_ps::<0x31>(a[1], a[3]),
+        ])
+    }
 }
 
 /// The inverse of [`deinterleave4`].
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::__m256; 4] {
-    use std::arch::x86_64::*;
-    let b = transpose4_halves(c);
-    [
-        _mm256_permute2f128_ps::<0x20>(b[0], b[1]),
-        _mm256_permute2f128_ps::<0x20>(b[2], b[3]),
-        _mm256_permute2f128_ps::<0x31>(b[0], b[1]),
-        _mm256_permute2f128_ps::<0x31>(b[2], b[3]),
-    ]
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let b = transpose4_halves(c);
+        [
+            _mm256_permute2f128_ps::<0x20>(b[0], b[1]),
+            _mm256_permute2f128_ps::<0x20>(b[2], b[3]),
+            _mm256_permute2f128_ps::<0x31>(b[0], b[1]),
+            _mm256_permute2f128_ps::<0x31>(b[2], b[3]),
+        ]
+    }
 }
 
 /// F(4x4, 3x3) for 8 tiles, all in registers: tiles 0-3 have their 6x6 patches at columns
@@ -1021,6 +1183,11 @@ unsafe fn interleave4(c: [std::arch::x86_64::__m256; 4]) -> [std::arch::x86_64::
 /// Per input row, the 32 columns of the eight patches' starts and those 4 further on, each
 /// split into the tiles' column offsets 0-3 (then 4-5) by [`deinterleave4`]; `B` across the
 /// columns, then `B^T` across the rows; position `p` goes to `dst + p * pos_stride`.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
+/// Every pointer must be valid for the reads and writes described above.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
@@ -1031,31 +1198,34 @@ unsafe fn tile8_f4(
     dst: *mut f32,
     pos_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let ((ra, ia), (rb, ib)) = (first, second);
-    // e[i] = (d_i B) for input row i: B across the columns.
-    let mut e = [[_mm256_setzero_ps(); 6]; 6];
-    for (i, ei) in e.iter_mut().enumerate() {
-        let (pa, pb) = (ra[i], rb[i]);
-        let lo = deinterleave4([
-            patches.load(pa, ia),
-            patches.load(pa, ia + 8),
-            patches.load(pb, ib),
-            patches.load(pb, ib + 8),
-        ]);
-        let hi = deinterleave4([
-            patches.load(pa, ia + 4),
-            patches.load(pa, ia + 12),
-            patches.load(pb, ib + 4),
-            patches.load(pb, ib + 12),
-        ]);
-        *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
-    }
-    // B^T across the rows, column by column.
-    for j in 0..6 {
-        let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
-        for (k, val) in col.iter().enumerate() {
-            _mm256_storeu_ps(dst.add((k * 6 + j) * pos_stride), *val);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let ((ra, ia), (rb, ib)) = (first, second);
+        // e[i] = (d_i B) for input row i: B across the columns.
+        let mut e = [[_mm256_setzero_ps(); 6]; 6];
+        for (i, ei) in e.iter_mut().enumerate() {
+            let (pa, pb) = (ra[i], rb[i]);
+            let lo = deinterleave4([
+                patches.load(pa, ia),
+                patches.load(pa, ia + 8),
+                patches.load(pb, ib),
+                patches.load(pb, ib + 8),
+            ]);
+            let hi = deinterleave4([
+                patches.load(pa, ia + 4),
+                patches.load(pa, ia + 12),
+                patches.load(pb, ib + 4),
+                patches.load(pb, ib + 12),
+            ]);
+            *ei = bt6([lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]);
+        }
+        // B^T across the rows, column by column.
+        for j in 0..6 {
+            let col = bt6([e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]]);
+            for (k, val) in col.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((k * 6 + j) * pos_stride), *val);
+            }
         }
     }
 }
@@ -1063,6 +1233,10 @@ unsafe fn tile8_f4(
 /// [`output_transform`] for F(4x4, 3x3): `Y = A^T M A + bias` per tile and output channel,
 /// eight tiles at a time in registers, each output row's 32 values put back in column order by
 /// [`interleave4`] and written where they lie inside the map.
+///
+/// # Safety
+/// The CPU must support the instruction sets this uses (the `target_feature`s on it, or on its
+/// caller where it is inlined), as [`simd`](crate::kernels::simd::simd) reports them.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
@@ -1076,71 +1250,78 @@ unsafe fn output_transform_f4(
     tiles_pad: usize,
     ys: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
-    let (h, w, tw) = (g.h, g.w, plan.tw);
-    let pos_stride = pos_stride(g.c_out, tiles_pad);
-    assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
-    assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
-    let paired = pairs_tile_rows(plan);
-    for co in 0..g.c_out {
-        let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
-        let mut rr = r0;
-        while rr < r1 {
-            let (b, ty) = (rr / plan.th, rr % plan.th);
-            let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * tw);
-            let plane = ys.as_mut_ptr().add((b * g.c_out + co) * h * w);
-            if paired {
-                // Lanes 0-3 are tile row rr's four tiles, lanes 4-7 row rr + 1's.
-                let s = at_rows_f4(mbase, pos_stride);
-                let second = (rr + 1 < r1).then(|| {
-                    let (b2, ty2) = ((rr + 1) / plan.th, (rr + 1) % plan.th);
-                    (ys.as_mut_ptr().add((b2 * g.c_out + co) * h * w), ty2)
-                });
-                let nx = w.min(16);
-                for (i, si) in s.iter().enumerate() {
-                    let y = at6(*si);
-                    let out = interleave4([
-                        _mm256_add_ps(y[0], bv),
-                        _mm256_add_ps(y[1], bv),
-                        _mm256_add_ps(y[2], bv),
-                        _mm256_add_ps(y[3], bv),
-                    ]);
-                    for (half, (plane, ty)) in
-                        [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p)))
-                    {
-                        let oy = 4 * ty + i;
-                        if oy < h {
-                            // SAFETY: columns 0..nx of row oy lie inside the plane.
-                            store_lanes(plane.add(oy * w), &[out[2 * half], out[2 * half + 1]], nx);
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (h, w, tw) = (g.h, g.w, plan.tw);
+        let pos_stride = pos_stride(g.c_out, tiles_pad);
+        assert!(m.len() >= 36 * pos_stride && (r1 - r0 - 1) * tw + tw.div_ceil(8) * 8 <= tiles_pad);
+        assert!(ys.len() >= (r1 - 1) / plan.th * g.out_size() + g.out_size());
+        let paired = pairs_tile_rows(plan);
+        for co in 0..g.c_out {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[co]));
+            let mut rr = r0;
+            while rr < r1 {
+                let (b, ty) = (rr / plan.th, rr % plan.th);
+                let mbase = m.as_ptr().add(co * tiles_pad + (rr - r0) * tw);
+                let plane = ys.as_mut_ptr().add((b * g.c_out + co) * h * w);
+                if paired {
+                    // Lanes 0-3 are tile row rr's four tiles, lanes 4-7 row rr + 1's.
+                    let s = at_rows_f4(mbase, pos_stride);
+                    let second = (rr + 1 < r1).then(|| {
+                        let (b2, ty2) = ((rr + 1) / plan.th, (rr + 1) % plan.th);
+                        (ys.as_mut_ptr().add((b2 * g.c_out + co) * h * w), ty2)
+                    });
+                    let nx = w.min(16);
+                    for (i, si) in s.iter().enumerate() {
+                        let y = at6(*si);
+                        let out = interleave4([
+                            _mm256_add_ps(y[0], bv),
+                            _mm256_add_ps(y[1], bv),
+                            _mm256_add_ps(y[2], bv),
+                            _mm256_add_ps(y[3], bv),
+                        ]);
+                        for (half, (plane, ty)) in
+                            [(0, (plane, ty))].into_iter().chain(second.map(|p| (1, p)))
+                        {
+                            let oy = 4 * ty + i;
+                            if oy < h {
+                                // SAFETY: columns 0..nx of row oy lie inside the plane.
+                                store_lanes(
+                                    plane.add(oy * w),
+                                    &[out[2 * half], out[2 * half + 1]],
+                                    nx,
+                                );
+                            }
                         }
                     }
+                    rr += 2;
+                    continue;
                 }
-                rr += 2;
-                continue;
-            }
-            for tx in (0..tw).step_by(8) {
-                // SAFETY: the 36 loads read lanes t..t+8 of M rows inside tiles_pad (asserted).
-                let s = at_rows_f4(mbase.add(tx), pos_stride);
-                let x0 = 4 * tx;
-                let nx = (w - x0).min(32);
-                for (i, si) in s.iter().enumerate() {
-                    let oy = 4 * ty + i;
-                    if oy >= h {
-                        break;
+                for tx in (0..tw).step_by(8) {
+                    // SAFETY: the 36 loads read lanes t..t+8 of M rows inside tiles_pad (asserted).
+                    let s = at_rows_f4(mbase.add(tx), pos_stride);
+                    let x0 = 4 * tx;
+                    let nx = (w - x0).min(32);
+                    for (i, si) in s.iter().enumerate() {
+                        let oy = 4 * ty + i;
+                        if oy >= h {
+                            break;
+                        }
+                        let y = at6(*si);
+                        let out = interleave4([
+                            _mm256_add_ps(y[0], bv),
+                            _mm256_add_ps(y[1], bv),
+                            _mm256_add_ps(y[2], bv),
+                            _mm256_add_ps(y[3], bv),
+                        ]);
+                        let dst = plane.add(oy * w + x0);
+                        // SAFETY: columns x0..x0+nx of row oy lie inside the plane.
+                        store_lanes(dst, &out, nx);
                     }
-                    let y = at6(*si);
-                    let out = interleave4([
-                        _mm256_add_ps(y[0], bv),
-                        _mm256_add_ps(y[1], bv),
-                        _mm256_add_ps(y[2], bv),
-                        _mm256_add_ps(y[3], bv),
-                    ]);
-                    let dst = plane.add(oy * w + x0);
-                    // SAFETY: columns x0..x0+nx of row oy lie inside the plane.
-                    store_lanes(dst, &out, nx);
                 }
+                rr += 1;
             }
-            rr += 1;
         }
     }
 }
@@ -1154,16 +1335,19 @@ unsafe fn output_transform_f4(
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
 unsafe fn at_rows_f4(m: *const f32, pos_stride: usize) -> [[std::arch::x86_64::__m256; 6]; 4] {
-    use std::arch::x86_64::*;
-    let mut s = [[_mm256_setzero_ps(); 6]; 4];
-    for j in 0..6 {
-        let col: [__m256; 6] = array_of(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
-        let r = at6(col);
-        for i in 0..4 {
-            s[i][j] = r[i];
+    // SAFETY: the caller upholds this function's `# Safety` contract.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut s = [[_mm256_setzero_ps(); 6]; 4];
+        for j in 0..6 {
+            let col: [__m256; 6] = array_of(|k| _mm256_loadu_ps(m.add((k * 6 + j) * pos_stride)));
+            let r = at6(col);
+            for i in 0..4 {
+                s[i][j] = r[i];
+            }
         }
+        s
     }
-    s
 }
 
 #[cfg(test)]
