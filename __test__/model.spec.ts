@@ -1,27 +1,31 @@
 import test from 'ava'
+import type { LabelledData } from '../ts/index'
 import {
-  DualstreamError,
-  Model,
+  adam,
   batchNorm2d,
   conv2d,
+  DualstreamError,
   flatten,
-  linear,
-  lif,
-  maxPool2d,
-  sequential,
-  sgd,
-  adam,
   ifNode,
+  lif,
+  linear,
+  Model,
+  maxPool2d,
   plif,
+  sequential,
   sewBasicBlock,
+  sgd,
 } from '../ts/index'
-import type { LabelledData } from '../ts/index'
+
 import native = require('../ts/native')
 
 // A learnable synthetic task: class 0 lights the top half of an 8x8 image, class 1 the bottom.
 function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
   let s = seed
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const x = new Float32Array(n * 64)
   const y = new Uint32Array(n)
   for (let i = 0; i < n; i++) {

@@ -7,8 +7,8 @@
 import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { adam, loadFashionMnist, sequential, smallDsnn } from '../ts/index'
 import type { Evaluation, SmallNetOptions } from '../ts/index'
+import { adam, loadFashionMnist, sequential, smallDsnn } from '../ts/index'
 import { record } from './record'
 
 const { values, positionals } = parseArgs({
@@ -55,9 +55,9 @@ async function run(variant: string, net: Omit<SmallNetOptions, 'inputShape' | 'c
     r.plain = await model.evaluate(test)
   }
   await model.dispose()
-  const pct = (e?: Evaluation) => (e ? (100 * e.accuracy).toFixed(2) + ' %' : '-')
+  const pct = (e?: Evaluation) => (e ? `${(100 * e.accuracy).toFixed(2)} %` : '-')
   console.error(
-    `${variant} (${z.blocks} blocks): ${pct(r.plain ?? r.fsnn)}${r.dsnn ? ' fsnn / ' + pct(r.dsnn) + ' dsnn' : ''} in ${seconds.toFixed(0)} s`,
+    `${variant} (${z.blocks} blocks): ${pct(r.plain ?? r.fsnn)}${r.dsnn ? ` fsnn / ${pct(r.dsnn)} dsnn` : ''} in ${seconds.toFixed(0)} s`,
   )
   return r
 }
@@ -67,8 +67,8 @@ function blockRates(e: Evaluation): number[] {
 }
 
 function atomicWrite(path: string, text: string): void {
-  writeFileSync(path + '.tmp', text)
-  renameSync(path + '.tmp', path)
+  writeFileSync(`${path}.tmp`, text)
+  renameSync(`${path}.tmp`, path)
 }
 
 const budget = `${trainSamples} training images (seeded sample of the Fashion-MNIST train split), ${epochs} epoch(s), batch ${batchSize}, Adam lr 1e-2 with cosine annealing, T = 4, IF neurons, widths ${WIDTHS.join('/')}, zero-init; test on all 10,000 test images`
@@ -122,7 +122,7 @@ async function connect(): Promise<void> {
     const e = r.fsnn ?? r.plain!
     const rates = blockRates(e)
     const mean = rates.reduce((a, b) => a + b, 0) / rates.length
-    md += `| ${r.connect} | ${r.fsnn ? pct(r.fsnn) + ' %' : '-'} | ${r.dsnn ? pct(r.dsnn) + ' %' : '-'} | ${r.plain ? pct(r.plain) + ' %' : '-'} | ${mean.toFixed(3)} | ${rates.map((x) => x.toFixed(2)).join(' ')} |\n`
+    md += `| ${r.connect} | ${r.fsnn ? `${pct(r.fsnn)} %` : '-'} | ${r.dsnn ? `${pct(r.dsnn)} %` : '-'} | ${r.plain ? `${pct(r.plain)} %` : '-'} | ${mean.toFixed(3)} | ${rates.map((x) => x.toFixed(2)).join(' ')} |\n`
   }
   atomicWrite(join(__dirname, 'results', 'dst-claims-connect.md'), md)
   record('dst-claims', `npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}`, {

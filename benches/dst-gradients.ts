@@ -3,8 +3,9 @@
 // Sigmoid surrogate's alpha set to provoke vanishing (sg'(0) = alpha/4 = 0.5) and exploding
 // (sg'(0) = 2) gradients, for each element-wise function g.
 //   npm run bench:gradients        -> benches/results/dst-gradients.{md,jsonl} and *.svg plots
-import { writeFileSync, renameSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { DualConnect, LayerSpec } from '../ts/index'
 import {
   batchNorm2d,
   conv2d,
@@ -17,7 +18,6 @@ import {
   sgd,
   surrogate,
 } from '../ts/index'
-import type { DualConnect, LayerSpec } from '../ts/index'
 import { lineChartSvg } from '../ts/plot'
 import { record } from './record'
 
@@ -52,8 +52,8 @@ function network(connect: DualConnect, alpha: number, zeroInit: boolean): LayerS
 }
 
 function atomicWrite(path: string, text: string): void {
-  writeFileSync(path + '.tmp', text)
-  renameSync(path + '.tmp', path)
+  writeFileSync(`${path}.tmp`, text)
+  renameSync(`${path}.tmp`, path)
 }
 
 async function main(): Promise<void> {

@@ -4,22 +4,22 @@
 // SEW-ResNet-18 (random weights without zero-init, one random image: counts, not accuracy).
 // Usage: npm run bench:energy -- [--train-samples N] [--epochs E] [--blocks B] [--skip-imagenet]
 // Writes benches/results/energy-table.md and appends to energy-table.jsonl.
-import { renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { EnergyReport, SmallNetOptions, ZooNet } from '../ts/index'
 import {
-  TensorDataset,
   adam,
-  dsnn101,
   dsnn18,
   dsnn34,
   dsnn50,
+  dsnn101,
   loadFashionMnist,
   sequential,
   sewResnet18,
   smallDsnn,
+  TensorDataset,
 } from '../ts/index'
-import type { EnergyReport, SmallNetOptions, ZooNet } from '../ts/index'
 import { record } from './record'
 
 const { values } = parseArgs({
@@ -101,7 +101,10 @@ interface Counted {
 
 async function imagenet(): Promise<Counted[]> {
   let s = 7
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const image = new TensorDataset({
     name: 'random image',
     images: Float32Array.from({ length: 3 * 224 * 224 }, () => 4 * rand() - 2),
@@ -136,11 +139,11 @@ async function imagenet(): Promise<Counted[]> {
 }
 
 function atomicWrite(path: string, text: string): void {
-  writeFileSync(path + '.tmp', text)
-  const fd = openSync(path + '.tmp', 'r')
+  writeFileSync(`${path}.tmp`, text)
+  const fd = openSync(`${path}.tmp`, 'r')
   fsyncSync(fd)
   closeSync(fd)
-  renameSync(path + '.tmp', path)
+  renameSync(`${path}.tmp`, path)
 }
 
 async function main(): Promise<void> {

@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { WORKLOADS } from './workloads'
 import { convDsnn, loadFashionMnist, permutation, Rng } from '../ts/index'
+import { WORKLOADS } from './workloads'
 
 const { values } = parseArgs({
   options: { steps: { type: 'string', default: '6' }, cli: { type: 'boolean', default: false } },

@@ -1,19 +1,21 @@
 // Public API of dualstream.
-export * from './spec'
-export * from './layers'
-export * from './optim'
-export * from './model'
-export * from './energy'
-export * from './zoo'
+
 export * from './data'
+export * from './energy'
 export { DualstreamError } from './errors'
+export * from './layers'
+export * from './model'
+export * from './optim'
 export { ProgressDisplay } from './progress'
+export * from './spec'
+export * from './zoo'
+
 import native = require('./native')
 /** Version of the Rust engine inside the loaded binary. */
 export const engineVersion: () => string = native.engineVersion
-export { encodeSafetensors, decodeSafetensors, readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint'
 export type { NamedTensor, Safetensors } from './checkpoint'
-export { RunFolder, plotRun } from './run'
+export { decodeSafetensors, encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from './checkpoint'
+export type { BarChart, EnergyChart, LineChart, LinePoint } from './plot'
+export { barChartSvg, energyChartSvg, lineChartSvg } from './plot'
 export type { MetricsRow } from './run'
-export { lineChartSvg, barChartSvg, energyChartSvg } from './plot'
-export type { LineChart, LinePoint, BarChart, EnergyChart } from './plot'
+export { plotRun, RunFolder } from './run'

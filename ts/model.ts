@@ -1,14 +1,16 @@
 // Model: a spec plus its native engine. Every heavy call is one N-API call per batch that runs
 // on the libuv pool and returns a Promise, so the event loop stays free while training.
-import { DualstreamError, argError, fromNative } from './errors'
+import { argError, DualstreamError, fromNative } from './errors'
+
 import native = require('./native')
+
 import type { AuditResult, NativeModel, StepResult } from '../native'
+import type { NamedTensor } from './checkpoint'
+import { readSafetensors, writeSafetensors } from './checkpoint'
+import { type EnergyOptions, type EnergyReport, energyArgs } from './energy'
 import type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
 import { losses, schedules } from './optim'
 import type { Encoding, LayerSpec, ModelSpec } from './spec'
-import { readSafetensors, writeSafetensors } from './checkpoint'
-import type { NamedTensor } from './checkpoint'
-import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it. */
 export interface LabelledData {

@@ -8,10 +8,10 @@
 //   energy.json                 the energy report, when one was made
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DualstreamError } from './errors'
 import { writeFileAtomic } from './checkpoint'
-import { energyChartSvg, lineChartSvg } from './plot'
+import { DualstreamError } from './errors'
 import type { EnergyChart, LinePoint } from './plot'
+import { energyChartSvg, lineChartSvg } from './plot'
 
 /** One finished epoch as the run folder records it. */
 export interface MetricsRow {
@@ -52,7 +52,7 @@ const CSV_COLUMNS = [
 ] as const
 
 function csvLine(row: MetricsRow): string {
-  return CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',') + '\n'
+  return `${CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',')}\n`
 }
 
 export class RunFolder {
@@ -99,8 +99,8 @@ export class RunFolder {
       )
     }
     mkdirSync(this.checkpointsDir, { recursive: true })
-    writeFileAtomic(this.configPath, JSON.stringify(config, null, 2) + '\n')
-    writeFileAtomic(this.specPath, JSON.stringify(spec, null, 2) + '\n')
+    writeFileAtomic(this.configPath, `${JSON.stringify(config, null, 2)}\n`)
+    writeFileAtomic(this.specPath, `${JSON.stringify(spec, null, 2)}\n`)
     this.rewriteMetrics([])
   }
 
@@ -139,14 +139,14 @@ export class RunFolder {
 
   /** Appends one epoch to both metrics files (each row one write, so a crash loses at most it). */
   appendMetrics(row: MetricsRow): void {
-    appendFileSync(this.metricsJsonlPath, JSON.stringify(row) + '\n')
+    appendFileSync(this.metricsJsonlPath, `${JSON.stringify(row)}\n`)
     appendFileSync(this.metricsCsvPath, csvLine(row))
   }
 
   /** Replaces both metrics files with `rows` (a resumed run keeps the epochs its checkpoint has). */
   rewriteMetrics(rows: readonly MetricsRow[]): void {
-    writeFileAtomic(this.metricsJsonlPath, rows.map((r) => JSON.stringify(r) + '\n').join(''))
-    writeFileAtomic(this.metricsCsvPath, CSV_COLUMNS.join(',') + '\n' + rows.map(csvLine).join(''))
+    writeFileAtomic(this.metricsJsonlPath, rows.map((r) => `${JSON.stringify(r)}\n`).join(''))
+    writeFileAtomic(this.metricsCsvPath, `${CSV_COLUMNS.join(',')}\n${rows.map(csvLine).join('')}`)
   }
 }
 

@@ -1,7 +1,7 @@
 // dualstream export: the deployable full-spike model of a checkpoint.
 import { writeFileAtomic } from '../checkpoint'
-import { helped, parseCommand, usage } from './args'
 import type { OptionTable } from './args'
+import { helped, parseCommand, usage } from './args'
 import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './common'
 
 export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file.safetensors>
@@ -35,8 +35,8 @@ export async function exportModel(argv: string[]): Promise<number> {
   const dual = model.spec.layers.some((l) => l.type === 'dualStream')
   const exported = dual ? await model.toFullSpike() : model
   await exported.save(values.out, { metadata: { exportedFrom: path } })
-  const specPath = values.out.replace(/\.safetensors$/, '') + '.json'
-  writeFileAtomic(specPath, JSON.stringify(exported.spec, null, 2) + '\n')
+  const specPath = `${values.out.replace(/\.safetensors$/, '')}.json`
+  writeFileAtomic(specPath, `${JSON.stringify(exported.spec, null, 2)}\n`)
   const summary = {
     from: path,
     out: values.out,
