@@ -22,9 +22,9 @@ import {
   readSafetensors,
   sequential,
   TensorDataset,
-  writeFileAtomic,
   writeSafetensors,
 } from '../ts/index'
+import { writeFileAtomic } from '../ts/internal'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dualstream-ckpt-'))
 

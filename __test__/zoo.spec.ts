@@ -24,11 +24,11 @@ import {
   spikingResnet34,
   spikingResnet50,
   spikingResnet101,
-  spreadBlocks,
   wideDsnn7b,
   wideSew7b,
   wideSpikingResnet7b,
 } from '../ts/index'
+import { spreadBlocks } from '../ts/internal'
 
 // ---------------------------------------------------------------------------------------------
 // Parameter counts, derived by hand from the architecture (not read back from the builders).

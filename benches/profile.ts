@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { convDsnn, loadFashionMnist, permutation, Rng } from '../ts/index'
+import { convDsnn, loadFashionMnist } from '../ts/index'
+import { permutation, Rng } from '../ts/internal'
 import { WORKLOADS } from './workloads'
 
 const { values } = parseArgs({
