@@ -162,8 +162,9 @@ test('bad input: shapes, labels, NaN, spec errors and disposed models name what 
 })
 
 test('a Rust panic becomes a JS error and Node keeps running', (t) => {
-  const e = t.throws(() => native.debugPanic('boom'))
-  t.regex(e.message, /ERR_INTERNAL.*boom/)
+  const e = t.throws(() => native.debugPanic('boom')) as Error & { code?: string }
+  t.is(e.code, 'ERR_INTERNAL')
+  t.regex(e.message, /^debugPanic: internal error in the engine: boom/)
   t.is(native.engineVersion(), '0.1.0')
 })
 
