@@ -21,7 +21,8 @@ import {
 } from '../ts'
 import { DualstreamError } from '../ts/errors'
 
-// Real recordings beside the repository (../shared/data); never copied into it.
+// Optional real recordings in a shared/data folder next to the checkout's folder; never copied
+// into the repository. The tests skip when it is absent.
 const SAMPLES = join(__dirname, '..', '..', 'shared', 'data')
 const haveSamples = existsSync(join(SAMPLES, 'nmnist-sample.bin'))
 if (!haveSamples) console.log(`SKIPPED real-sample tests: ${SAMPLES} is absent`)

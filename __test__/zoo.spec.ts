@@ -129,7 +129,7 @@ function blocksOf(layers: readonly LayerSpec[]): LayerSpec[] {
   return layers.flatMap((l) => (l.type === 'dualStream' ? (l.stages as unknown as LayerSpec[]) : [l]))
 }
 
-test('dsnn18 follows SPEC.md: ImageNet stem, IAND, IF, T = 4, zero-init, downsampling with AAP projections', (t) => {
+test('dsnn18 follows the paper: ImageNet stem, IAND, IF, T = 4, zero-init, downsampling with AAP projections', (t) => {
   const net = dsnn18()
   t.is(net.timeSteps, 4)
   t.deepEqual(net.inputShape, [3, 224, 224])

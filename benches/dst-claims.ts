@@ -3,9 +3,7 @@
 //   connect: g in AND, IAND, OR, XOR (DST; FSNN and DSNN modes) and SEW ADD, with the firing
 //            rate of each block's output (paper Table 3, Figure 5)
 // Usage: npm run bench:claims -- [depth|connect|all] [--train-samples N] [--epochs E] [--batch-size B]
-// Writes benches/results/dst-claims-<experiment>.md and appends to dst-claims.jsonl.
-import { renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+// Prints each experiment's table (Markdown) and appends its record to benches/results/dst-claims.jsonl.
 import { parseArgs } from 'node:util'
 import type { Evaluation, SmallNetOptions } from '../ts/index'
 import { adam, loadFashionMnist, sequential, smallDsnn } from '../ts/index'
@@ -66,11 +64,6 @@ function blockRates(e: Evaluation): number[] {
   return e.firingRates.filter((f) => f.name.endsWith('.out')).map((f) => f.rate)
 }
 
-function atomicWrite(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text)
-  renameSync(`${path}.tmp`, path)
-}
-
 const budget = `${trainSamples} training images (seeded sample of the Fashion-MNIST train split), ${epochs} epoch(s), batch ${batchSize}, Adam lr 1e-2 with cosine annealing, T = 4, IF neurons, widths ${WIDTHS.join('/')}, zero-init; test on all 10,000 test images`
 const pct = (e?: Evaluation) => (e ? (100 * e.accuracy).toFixed(2) : '-')
 
@@ -87,7 +80,7 @@ async function depth(): Promise<void> {
     const dst = rows.find((r) => r.blocks === b && r.fsnn)!
     md += `| ${b} | ${pct(plain.plain)} % | ${pct(dst.fsnn)} % | ${pct(dst.dsnn)} % | ${plain.seconds.toFixed(0)} / ${dst.seconds.toFixed(0)} |\n`
   }
-  atomicWrite(join(__dirname, 'results', 'dst-claims-depth.md'), md)
+  process.stdout.write(md)
   record('dst-claims', `npm run bench:claims -- depth --train-samples ${trainSamples} --epochs ${epochs}`, {
     experiment: 'depth',
     budget,
@@ -124,7 +117,7 @@ async function connect(): Promise<void> {
     const mean = rates.reduce((a, b) => a + b, 0) / rates.length
     md += `| ${r.connect} | ${r.fsnn ? `${pct(r.fsnn)} %` : '-'} | ${r.dsnn ? `${pct(r.dsnn)} %` : '-'} | ${r.plain ? `${pct(r.plain)} %` : '-'} | ${mean.toFixed(3)} | ${rates.map((x) => x.toFixed(2)).join(' ')} |\n`
   }
-  atomicWrite(join(__dirname, 'results', 'dst-claims-connect.md'), md)
+  process.stdout.write(md)
   record('dst-claims', `npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}`, {
     experiment: 'connect',
     budget,

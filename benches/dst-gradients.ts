@@ -2,7 +2,8 @@
 // initialisation, the plain full-spike network (AAP off) against the DSNN (AAP on), with the
 // Sigmoid surrogate's alpha set to provoke vanishing (sg'(0) = alpha/4 = 0.5) and exploding
 // (sg'(0) = 2) gradients, for each element-wise function g.
-//   npm run bench:gradients        -> benches/results/dst-gradients.{md,jsonl} and *.svg plots
+//   npm run bench:gradients   prints the table (Markdown), appends to benches/results/dst-gradients.jsonl
+//                             and draws benches/results/dst-gradients-*.svg
 import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DualConnect, LayerSpec } from '../ts/index'
@@ -137,36 +138,7 @@ async function main(): Promise<void> {
       atomicWrite(join(results, file), svg)
       md += `\n![${name}, ${init}](${file})\n`
     }
-  md += `
-## Reading
-
-- **Accumulation stream (A).** In the DSNN, the gradient reaching every block's accumulation output
-  stays within a factor of a few of the head's, whatever the surrogate, the element-wise function or
-  the initialisation (A columns): through the AAP, dA_L/dA_l is the identity (P is the identity
-  except in the two downsampling blocks), as Eq. (11)/(13) of the paper say. Each branch's spikes S_l
-  feed A_l, so every block receives this undamped gradient. This is the paper's claim, reproduced.
-- **Spiking ResNet form (SN_res).** Plain, its spike-stream gradient vanishes (alpha 2: block 1
-  gets ~1e-7 of the last block's) or explodes (alpha 8: ~1e6 times) over 24 blocks, as the paper's
-  Figures 7/8 (e-h) show. With random init the DSNN's spike stream is rescued from vanishing
-  (alpha 2: 4.5e-3 at block 1 instead of 1.9e-8), because the accumulation gradient re-enters the
-  spike stream through each branch.
-- **Zero-init, IAND/OR/XOR.** Identity blocks pass dL/dO unchanged (dg/dO = 1 at S = 0), so
-  plain and DSNN spike-stream gradients are equal and flat; the zero-gamma branch sends no gradient
-  back into O, so the DSNN's O column is identical to the plain one, as the equations predict.
-- **AND.** At zero init AND gives O = S * O = 0: the spike stream falls silent and its gradient is
-  exactly 0 before the last block (the paper's "silence problem of AND"); the DSNN still delivers
-  the accumulation gradient to every block.
-- **Where we differ from the paper.** With random init and alpha 8, the DSNN's *spike-stream*
-  gradient explodes as much as the plain one's (the AAP adds a constant path but does not damp the
-  exploding one), whereas the paper's Figure 8 (a-d) shows DSNN gradients "more gradual". We checked
-  that this is not a bug: the two networks share weights (\`toFullSpike()\`), the DSNN's O gradients
-  equal the plain ones exactly where the equations say they must (zero init), the A gradient is the
-  same constant through identity blocks (unit test \`at_zero_init_the_gradient_reaching_every_block_is_the_same_constant\`),
-  and the trunk's backward is checked against finite differences and a SpikingJelly-built reference.
-  The paper plots one curve per network without saying which tensor's gradient it shows; the
-  accumulation-stream curve (flat) matches its description, the spike-stream curve does not.
-`
-  atomicWrite(join(results, 'dst-gradients.md'), md)
+  process.stdout.write(md)
   record('dst-gradients', 'npm run bench:gradients', { rows: rows.map((r) => ({ ...r, firstOverLast: ratio(r) })) })
 }
 

@@ -3,9 +3,7 @@
 // networks, and SEW ADD), plus the ImageNet-shape operation counts of the zoo's DSNN-18..101 and
 // SEW-ResNet-18 (random weights without zero-init, one random image: counts, not accuracy).
 // Usage: npm run bench:energy -- [--train-samples N] [--epochs E] [--blocks B] [--skip-imagenet]
-// Writes benches/results/energy-table.md and appends to energy-table.jsonl.
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+// Prints the tables (Markdown) and appends the record to benches/results/energy-table.jsonl.
 import { parseArgs } from 'node:util'
 import type { EnergyReport, SmallNetOptions, ZooNet } from '../ts/index'
 import {
@@ -138,14 +136,6 @@ async function imagenet(): Promise<Counted[]> {
   return out
 }
 
-function atomicWrite(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text)
-  const fd = openSync(`${path}.tmp`, 'r')
-  fsyncSync(fd)
-  closeSync(fd)
-  renameSync(`${path}.tmp`, path)
-}
-
 async function main(): Promise<void> {
   const rows = await small()
   const counted = values['skip-imagenet'] ? [] : await imagenet()
@@ -166,7 +156,7 @@ async function main(): Promise<void> {
       md += `| ${c.net} | ${c.net.startsWith('SEW') ? '-' : c.mode.toUpperCase()} | ${(c.ac / 1e9).toFixed(3)} | ${(c.mac / 1e9).toFixed(4)} | ${c.dynamicMj.toFixed(2)} | ${c.worstMj.toFixed(2)} |\n`
     }
   }
-  atomicWrite(join(__dirname, 'results', 'energy-table.md'), md)
+  process.stdout.write(md)
   record('energy-table', command, { budget, rows, imagenet: counted })
 }
 

@@ -1,5 +1,5 @@
 // Appends one benchmark record (JSON line) to benches/results/<name>.jsonl with the command,
-// the git revision and the machine, as ARCHITECTURE.md asks.
+// the git revision and the machine, so every figure can be traced and compared like for like.
 import { execSync } from 'node:child_process'
 import { appendFileSync, mkdirSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'

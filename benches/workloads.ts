@@ -1,4 +1,4 @@
-// The reference workloads of the kernels issue, defined once. `benches/compare/spikingjelly_workloads.py`
+// The reference workloads W1 and W2 (and their dual-stream variants), defined once. `benches/compare/spikingjelly_workloads.py`
 // builds the same networks in SpikingJelly; keep both in step (shapes, neurons, blocks, optimizer).
 //   W1 static: [T=4, N=32, 1, 28, 28] real values in [0, 1)
 //   W2 events: [T=8, N=8, 2, 64, 64] binary spikes at 15 % density

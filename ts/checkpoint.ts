@@ -196,6 +196,15 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
 }
 
+/**
+ * Writes tensors (and string metadata) as a safetensors file, atomically: a temporary file,
+ * fsync, then a rename, so an interrupted write never leaves a broken file.
+ *
+ * @example
+ * ```ts
+ * writeSafetensors('w.safetensors', [{ name: 'w', shape: [2, 2], data: new Float32Array(4) }], { note: 'zeros' })
+ * ```
+ */
 export function writeSafetensors(
   path: string,
   tensors: readonly NamedTensor[],
@@ -204,6 +213,15 @@ export function writeSafetensors(
   writeFileAtomic(path, encodeSafetensors(tensors, metadata))
 }
 
+/**
+ * Reads a safetensors file: its tensors and `__metadata__`. A truncated or corrupt file is
+ * refused with the byte offset and what was expected there.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = readSafetensors('runs/first/checkpoints/best.safetensors')
+ * ```
+ */
 export function readSafetensors(path: string): Safetensors {
   let bytes: Uint8Array
   try {

@@ -7,6 +7,7 @@ import { argError } from './errors'
 /** 45 nm energies per operation (Horowitz 2014): fp32 0.9 / 4.6 pJ (the paper's), fp16
  * 0.4 / 1.5 pJ, int8 0.03 / 0.23 pJ per AC / MAC. */
 export type EnergyPreset = 'fp32' | 'fp16' | 'int8'
+/** The preset names `Model.energy` and `dualstream energy --preset` accept. */
 export const ENERGY_PRESETS: readonly EnergyPreset[] = ['fp32', 'fp16', 'int8']
 
 /** Picojoules per accumulation and per multiply-accumulate. */
@@ -128,8 +129,16 @@ function table(rows: string[][], right: boolean[]): string {
     .join('\n')
 }
 
-/** The report as plain text: totals and energy first, then one row per synaptic layer and
- * the firing rates of neuron layers and blocks (overall and per time step). */
+/**
+ * The report as plain text: totals and energy first, then one row per synaptic layer and
+ * the firing rates of neuron layers and blocks (overall and per time step).
+ *
+ * @example
+ * ```ts
+ * const report = await model.energy(test, { mode: 'fsnn' })
+ * console.log(formatEnergyTable(report))
+ * ```
+ */
 export function formatEnergyTable(report: EnergyReport): string {
   const t = report.totals
   const e = report.energies

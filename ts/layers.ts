@@ -50,6 +50,16 @@ export interface Conv2dOptions {
   bias?: boolean
 }
 
+/**
+ * A 2-D convolution over `[C, H, W]` maps (PyTorch's `Conv2d` semantics). Where its input holds
+ * only spikes the engine runs it event-driven (an accumulation per active input).
+ *
+ * @example
+ * ```ts
+ * conv2d(1, 32, 3, { padding: 1, bias: false })      // 3x3, same size
+ * conv2d(64, 64, 3, { stride: 2, padding: 1, groups: 64 }) // depthwise, halves H and W
+ * ```
+ */
 export function conv2d(
   inChannels: number,
   outChannels: number,
@@ -75,6 +85,14 @@ export function conv2d(
   }
 }
 
+/**
+ * A fully connected layer `y = x W^T + b` over flat features (put `flatten()` before it).
+ *
+ * @example
+ * ```ts
+ * sequential([flatten(), linear(28 * 28, 10)], { timeSteps: 4, inputShape: [1, 28, 28] })
+ * ```
+ */
 export function linear(inFeatures: number, outFeatures: number, options: { bias?: boolean } = {}): LayerSpec {
   return {
     type: 'linear',
@@ -91,6 +109,15 @@ export interface BatchNormOptions {
   initWeight?: number
 }
 
+/**
+ * Batch normalisation over channels (statistics over batch, time and space in training, running
+ * statistics in evaluation). `initWeight: 0` zero-initialises a residual branch's last BN.
+ *
+ * @example
+ * ```ts
+ * [conv2d(32, 32, 3, { padding: 1, bias: false }), batchNorm2d(32), lif()]
+ * ```
+ */
 export function batchNorm2d(numFeatures: number, options: BatchNormOptions = {}): LayerSpec {
   const momentum = finite('batchNorm2d momentum', options.momentum ?? 0.1, 0)
   if (momentum > 1) throw argError('batchNorm2d momentum', 'a number in [0, 1]', momentum)
@@ -119,26 +146,46 @@ function pool(type: 'maxPool2d' | 'avgPool2d', kernelSize: number | Pair, option
   }
 }
 
+/** Max pooling; the stride defaults to the kernel size (`maxPool2d(2)` halves H and W). */
 export const maxPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec =>
   pool('maxPool2d', kernelSize, options)
+/** Average pooling; the stride defaults to the kernel size. */
 export const avgPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec =>
   pool('avgPool2d', kernelSize, options)
+/** Global average pooling: `[C, H, W]` to `[C]`. */
 export const globalAvgPool = (): LayerSpec => ({ type: 'globalAvgPool' })
+/** Flattens each sample's `[C, H, W]` to `[C*H*W]` (before a `linear`). */
 export const flatten = (): LayerSpec => ({ type: 'flatten' })
 
+/**
+ * Dropout with probability `p` in training; one mask per sample is kept for all time steps.
+ * The identity in evaluation.
+ */
 export function dropout(p: number): LayerSpec {
   if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw argError('dropout p', 'a probability in [0, 1)', p)
   return { type: 'dropout', p }
 }
 
-/** Surrogate gradients (derivatives of a smooth stand-in for the Heaviside step). */
+/**
+ * Surrogate gradients (derivatives of a smooth stand-in for the Heaviside step), as in
+ * SpikingJelly; pass one as a neuron's `surrogate`.
+ *
+ * @example
+ * ```ts
+ * lif({ surrogate: surrogate.sigmoid(4) })
+ * ```
+ */
 export const surrogate = {
+  /** `alpha * s * (1 - s)` with `s = sigmoid(alpha x)`; default alpha 4. */
   sigmoid: (alpha = 4): SurrogateSpec => ({ type: 'sigmoid', alpha: finite('surrogate alpha', alpha, 0, true) }),
+  /** `(alpha / 2) / (1 + (pi/2 * alpha * x)^2)`; default alpha 2 (the neurons' default surrogate). */
   atan: (alpha = 2): SurrogateSpec => ({ type: 'atan', alpha: finite('surrogate alpha', alpha, 0, true) }),
+  /** `max(0, alpha - alpha^2 |x|)`; default alpha 1. */
   piecewiseQuadratic: (alpha = 1): SurrogateSpec => ({
     type: 'piecewiseQuadratic',
     alpha: finite('surrogate alpha', alpha, 0, true),
   }),
+  /** Fast sigmoid `1 / (alpha |x| + 1)^2`; default alpha 100. */
   superSpike: (alpha = 100): SurrogateSpec => ({
     type: 'superSpike',
     alpha: finite('surrogate alpha', alpha, 0, true),
@@ -168,14 +215,36 @@ function neuron(type: 'if' | 'lif' | 'plif', options: NeuronOptions): LayerSpec 
   return { type, ...params }
 }
 
-/** Integrate-and-fire neuron. */
+/**
+ * Integrate-and-fire neuron (multi-step): `H_t = V_{t-1} + X_t`, fires where `H_t >= V_th`.
+ *
+ * @example
+ * ```ts
+ * ifNode()                      // V_th 1, hard reset to 0, ATan surrogate
+ * ifNode({ vReset: null })      // soft reset: V_t = H_t - V_th * S_t
+ * ```
+ */
 export const ifNode = (options: Omit<NeuronOptions, 'tau' | 'decayInput'> = {}): LayerSpec => neuron('if', options)
-/** Leaky integrate-and-fire neuron. */
+/**
+ * Leaky integrate-and-fire neuron (multi-step, SpikingJelly's charge forms; tau 2 by default).
+ *
+ * @example
+ * ```ts
+ * lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
+ * ```
+ */
 export const lif = (options: NeuronOptions = {}): LayerSpec => neuron('lif', options)
 /** Parametric LIF: the time constant is learnt (`1/tau = sigmoid(w)`). */
 export const plif = (options: NeuronOptions = {}): LayerSpec => neuron('plif', options)
 
-/** SEW residual block: `O = g(branch(x), shortcut(x))`; the shortcut is the identity when omitted. */
+/**
+ * SEW residual block: `O = g(branch(x), shortcut(x))`; the shortcut is the identity when omitted.
+ *
+ * @example
+ * ```ts
+ * sewBlock({ branch: [conv2d(32, 32, 3, { padding: 1 }), batchNorm2d(32), lif()], connect: 'iand' })
+ * ```
+ */
 export function sewBlock(options: { branch: LayerSpec[]; shortcut?: LayerSpec[]; connect: Connect }): LayerSpec {
   const connects: Connect[] = ['add', 'and', 'iand', 'or', 'xor']
   if (!connects.includes(options.connect))
@@ -204,6 +273,7 @@ export function sewBasicBlock(
   })
 }
 
+/** Rectified linear unit (used by the AAP projections; not a spiking layer). */
 export const relu = (): LayerSpec => ({ type: 'relu' })
 
 function layerList(name: string, v: unknown, nonEmpty = true): LayerSpec[] {
@@ -347,7 +417,15 @@ function dualBlockFrom(
   })
 }
 
-/** Dual-stream BasicBlock: branch `conv3x3(s)-BN-SN-conv3x3-BN-SN`; downsampling shortcut and projection when needed. */
+/**
+ * Dual-stream BasicBlock: branch `conv3x3(s)-BN-SN-conv3x3-BN-SN`; downsampling shortcut and
+ * projection when needed; the branch's last BN zero-initialised unless `zeroInit: false`.
+ *
+ * @example
+ * ```ts
+ * dualStream({ stages: [dualBasicBlock(32, 32, { connect: 'or' }), dualBasicBlock(32, 64, { stride: 2 })], classes: 10 })
+ * ```
+ */
 export function dualBasicBlock(
   inChannels: number,
   outChannels: number,
@@ -406,6 +484,14 @@ function lastChannels(stages: DualStage[]): number | undefined {
  * poolings (`maxPool2d`, `avgPool2d`, applied to both streams), then the heads
  * `y_s = FC(GAP(O))`, `y_a = FC(GAP(A))` with one shared FC. It reads the stem's spikes and
  * must be the model's last layer. `aap: false` builds the full-spike network alone.
+ *
+ * @example
+ * ```ts
+ * const model = sequential([
+ *   conv2d(1, 32, 3, { padding: 1, bias: false }), batchNorm2d(32), lif(), maxPool2d(2),
+ *   dualStream({ stages: [dualBasicBlock(32, 32, { connect: 'or' }), maxPool2d(2)], classes: 10 }),
+ * ], { timeSteps: 4, inputShape: [1, 28, 28] })
+ * ```
  */
 export function dualStream(options: {
   stages: (DualStage | LayerSpec)[]

@@ -22,6 +22,7 @@ export interface LabelledData {
    * A `direct` model takes `[N, ...]` batches of static samples (TensorDataset).
    */
   readonly timeMajor?: boolean
+  /** The data in batches of `batchSize` (the last one smaller unless `dropLast`), shuffled by `seed` and `epoch`. */
   batches(
     batchSize: number,
     options?: { shuffle?: boolean; seed?: number; epoch?: number; dropLast?: boolean },
@@ -168,7 +169,16 @@ function metaJson<T>(path: string, metadata: Record<string, string>, key: string
   }
 }
 
-/** Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata. */
+/**
+ * Reads a checkpoint written by `Model.save`: weights, buffers, trainer state and metadata.
+ *
+ * @example
+ * ```ts
+ * const checkpoint = readCheckpoint('runs/first/checkpoints/last.safetensors')
+ * const model = Model.fromCheckpoint(checkpoint)
+ * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine', resume: checkpoint })
+ * ```
+ */
 export function readCheckpoint(path: string): Checkpoint {
   const { tensors, metadata } = readSafetensors(path)
   if (metadata.format !== CHECKPOINT_FORMAT || metadata.spec === undefined) {
@@ -217,6 +227,22 @@ function checkShape(name: string, shape: unknown): number[] {
   return shape as number[]
 }
 
+/**
+ * A spiking network on the native engine: train it (`fit`, `trainBatch`), evaluate it as the
+ * full-spike or the dual-stream network (`evaluate`, `predict`), count its operations and energy
+ * (`energy`), save and load it (`save`, `Model.load`) and derive deployable copies
+ * (`toFullSpike`, `foldBatchNorm`). Calls on one model run one after another; each batch runs on
+ * the libuv thread pool. Build one with {@link sequential}.
+ *
+ * @example
+ * ```ts
+ * const { train, test } = loadFashionMnist()
+ * const model = sequential(convDsnn(), { timeSteps: 4, inputShape: [1, 28, 28], seed: 0 })
+ * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine' })
+ * console.log((await model.evaluate(test, { mode: 'fsnn' })).accuracy)
+ * await model.save('model.safetensors')
+ * ```
+ */
 export class Model {
   readonly layers: readonly LayerSpec[]
   readonly timeSteps: number
@@ -228,6 +254,7 @@ export class Model {
   private disposed = false
   private queue: Promise<unknown> = Promise.resolve()
 
+  /** A model of `layers` applied in order; the same as {@link sequential}. */
   constructor(layers: LayerSpec[], options: ModelOptions) {
     if (!Array.isArray(layers) || layers.length === 0)
       throw argError('layers', 'a non-empty array of layer specs', layers)
@@ -255,6 +282,7 @@ export class Model {
     return { timeSteps: this.timeSteps, inputShape: this.inputShape, encoding: this.encoding, layers: [...this.layers] }
   }
 
+  /** True after {@link Model.dispose}. */
   get isDisposed(): boolean {
     return this.disposed
   }
@@ -345,6 +373,12 @@ export class Model {
    * dropout generator), the trainer's state when training was configured (optimizer buffers,
    * step counts, schedule position), and in `__metadata__` the model spec, the seed, the
    * training configuration, `fit` (where a run stands, for resuming) and `metadata`.
+   *
+   * @example
+   * ```ts
+   * await model.save('runs/a/last.safetensors', { metadata: { note: 'after epoch 4' } })
+   * const again = await Model.load('runs/a/last.safetensors')
+   * ```
    */
   save(path: string, options: { fit?: FitState; metadata?: Record<string, string> } = {}): Promise<void> {
     return this.exclusive(async () => {
@@ -376,6 +410,10 @@ export class Model {
     return Model.fromCheckpoint(readCheckpoint(path))
   }
 
+  /**
+   * A model rebuilt from a checkpoint already read with {@link readCheckpoint}: its spec, seed,
+   * weights and buffers (pass the same checkpoint to `fit`'s `resume` to continue its run).
+   */
   static fromCheckpoint(checkpoint: Checkpoint): Model {
     const { spec } = checkpoint
     const m = new Model(spec.layers, {
@@ -459,7 +497,16 @@ export class Model {
     }
   }
 
-  /** One optimisation step on a batch `x` ([N, ...sample] for direct encoding) with labels `y`. */
+  /**
+   * One optimisation step on a batch `x` (`[N, ...sample]` for direct encoding, `[T, N, ...]`
+   * for a sequence model) with labels `y`; needs {@link Model.configureTraining} first.
+   *
+   * @example
+   * ```ts
+   * model.configureTraining(adam({ lr: 2e-3 }))
+   * for (const b of train.batches(64, { shuffle: true, epoch: 0 })) await model.trainBatch(b.x, b.y)
+   * ```
+   */
   trainBatch(x: Float32Array, y: Uint32Array): Promise<StepResult> {
     return this.step(x, y, true)
   }
@@ -497,7 +544,16 @@ export class Model {
     })
   }
 
-  /** Time-mean output logits `[N, classes]` for a batch. */
+  /**
+   * Time-mean output logits `[N, classes]` (row-major) for a batch of `n` samples, as the
+   * full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network.
+   *
+   * @example
+   * ```ts
+   * const [b] = test.batches(8)
+   * const logits = await model.predict(b.x, b.size, 'fsnn') // b.size * classes numbers
+   * ```
+   */
   predict(x: Float32Array, n: number, mode: InferenceMode = 'fsnn'): Promise<Float32Array> {
     return this.exclusive(async () => {
       if (!(x instanceof Float32Array)) throw argError('x', 'a Float32Array', x)
@@ -510,6 +566,20 @@ export class Model {
     })
   }
 
+  /**
+   * Trains on `train` for `options.epochs` epochs (shuffled by the seed and the epoch), reporting
+   * through `onBatchEnd` / `onEpochEnd` (a returned Promise is awaited) and stopping after the
+   * current batch when `signal` aborts. `resume` continues a run saved with `save(path, { fit })`
+   * so that it ends with the metrics of an uninterrupted run.
+   *
+   * @example
+   * ```ts
+   * const result = await model.fit(train, {
+   *   epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine', validation: test,
+   *   onEpochEnd: async (e, state) => model.save('last.safetensors', { fit: state }),
+   * })
+   * ```
+   */
   async fit(train: LabelledData, options: FitOptions): Promise<FitResult> {
     const { epochs, batchSize } = options
     if (!Number.isInteger(epochs) || epochs < 1) throw argError('fit epochs', 'a positive integer', epochs)
@@ -643,7 +713,14 @@ export class Model {
   }
 
   /** Accuracy, loss and firing rates over a data set (eval mode: BN running statistics), as
-   * the full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network. */
+   * the full-spike (`fsnn`, default) or the dual-stream (`dsnn`) network.
+   *
+   * @example
+   * ```ts
+   * const fsnn = await model.evaluate(test)                    // AAP removed
+   * const dsnn = await model.evaluate(test, { mode: 'dsnn' })  // AAP kept
+   * ```
+   */
   async evaluate(data: LabelledData, options: { batchSize?: number; mode?: InferenceMode } = {}): Promise<Evaluation> {
     const batchSize = options.batchSize ?? 256
     const mode = options.mode ?? 'fsnn'
@@ -683,6 +760,12 @@ export class Model {
    * `fsnn` or `dsnn`), with the accuracy in that mode: spike inputs cost accumulations
    * (AC = ops x input rate), other inputs multiply-accumulates (MAC); BN is folded (free); a
    * static image counts once. `formatEnergyTable(report)` prints it.
+   *
+   * @example
+   * ```ts
+   * const report = await model.energy(test, { mode: 'fsnn', preset: 'fp32', maxSamples: 1000 })
+   * console.log(formatEnergyTable(report))
+   * ```
    */
   async energy(data: LabelledData, options: EnergyOptions = {}): Promise<EnergyReport> {
     const batchSize = options.batchSize ?? 64
@@ -747,6 +830,12 @@ export class Model {
    * The deployable full-spike network: the same spec without the auxiliary accumulation
    * pathway and the same weights minus the AAP projections. Its output equals this model's
    * `fsnn`-mode output exactly.
+   *
+   * @example
+   * ```ts
+   * const deployable = await model.toFullSpike()
+   * await deployable.save('fsnn.safetensors')
+   * ```
    */
   toFullSpike(): Promise<Model> {
     return this.exclusive(async () => {
@@ -795,6 +884,7 @@ export class Model {
     }
   }
 
+  /** Learnable parameters (weights, biases, BN affine, PLIF time constants). */
   get parameterCount(): number {
     try {
       return this.native().parameterCount()
@@ -813,7 +903,17 @@ export class Model {
   }
 }
 
-/** A model made of layers applied in order. */
+/**
+ * A model made of layers applied in order.
+ *
+ * @example
+ * ```ts
+ * const model = sequential([
+ *   conv2d(1, 32, 3, { padding: 1, bias: false }), batchNorm2d(32), lif(), maxPool2d(2),
+ *   flatten(), linear(32 * 14 * 14, 10),
+ * ], { timeSteps: 4, inputShape: [1, 28, 28], seed: 0 })
+ * ```
+ */
 export function sequential(layers: LayerSpec[], options: ModelOptions): Model {
   return new Model(layers, options)
 }

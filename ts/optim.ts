@@ -18,6 +18,15 @@ function lr(name: string, v: unknown): number {
   return v
 }
 
+/**
+ * Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay
+ * (PyTorch's `SGD` update).
+ *
+ * @example
+ * ```ts
+ * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: sgd({ lr: 0.1, momentum: 0.9 }), schedule: 'cosine' })
+ * ```
+ */
 export function sgd(o: {
   lr: number
   momentum?: number
@@ -35,6 +44,14 @@ export function sgd(o: {
   }
 }
 
+/**
+ * Adam (betas 0.9 / 0.999, eps 1e-8 by default; `weightDecay` adds an L2 term to the gradient).
+ *
+ * @example
+ * ```ts
+ * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine' })
+ * ```
+ */
 export function adam(o: { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }): OptimizerSpec {
   return {
     type: 'adam',
@@ -45,6 +62,7 @@ export function adam(o: { lr: number; betas?: [number, number]; eps?: number; we
   }
 }
 
+/** AdamW: Adam with decoupled weight decay (default 0.01). */
 export function adamW(o: { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }): OptimizerSpec {
   return {
     type: 'adamW',
@@ -55,10 +73,21 @@ export function adamW(o: { lr: number; betas?: [number, number]; eps?: number; w
   }
 }
 
-/** Schedules are given in optimizer steps (batches). `fit` can fill `totalSteps` from epochs. */
+/**
+ * Learning-rate schedules, in optimizer steps (batches). `fit` can fill `totalSteps` from epochs
+ * (`schedule: 'cosine'`); every schedule takes an optional linear warm-up.
+ *
+ * @example
+ * ```ts
+ * model.configureTraining(adam({ lr: 1e-3 }), schedules.cosine({ totalSteps: 64 * 73, warmupSteps: 100 }))
+ * ```
+ */
 export const schedules = {
+  /** The optimizer's learning rate throughout (after the warm-up). */
   constant: (o: { warmupSteps?: number } = {}): ScheduleSpec => ({ type: 'constant', ...o }),
+  /** Cosine annealing from the optimizer's rate down to `minLr` (default 0) over `totalSteps`. */
   cosine: (o: { totalSteps: number; minLr?: number; warmupSteps?: number }): ScheduleSpec => ({ type: 'cosine', ...o }),
+  /** Multiplies the rate by `gamma` every `stepSize` steps. */
   stepDecay: (o: { stepSize: number; gamma: number; warmupSteps?: number }): ScheduleSpec => ({ type: 'step', ...o }),
 }
 
@@ -76,7 +105,9 @@ function headWeights(o: { headWeights?: [number, number] }): { headWeights?: [nu
  * `w_s * loss(y_s) + w_a * loss(y_a)` with `headWeights: [w_s, w_a]` (default [1, 1]).
  */
 export const losses = {
+  /** Cross-entropy on the time-mean output (the default). */
   crossEntropy: (o: { headWeights?: [number, number] } = {}): LossSpec => ({ type: 'crossEntropy', ...headWeights(o) }),
+  /** Mean squared error between the output firing rates and the one-hot target. */
   mseFiringRate: (o: { headWeights?: [number, number] } = {}): LossSpec => ({
     type: 'mseFiringRate',
     ...headWeights(o),

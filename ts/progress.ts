@@ -142,6 +142,7 @@ export class ProgressDisplay {
   private lastLineBucket = 0
   private finished = false
 
+  /** A display for `epochs` epochs of `stepsPerEpoch` steps on `opts.stream` (mode chosen from the stream when not given). */
   constructor(opts: ProgressOptions) {
     if (typeof opts !== 'object' || opts === null) throw argError('opts', 'an options object', opts)
     if (!opts.stream || typeof opts.stream.write !== 'function') {
@@ -186,6 +187,7 @@ export class ProgressDisplay {
     return (elapsed * remaining) / done
   }
 
+  /** Reports a finished step (redrawn at most every `throttleMs` on a terminal). */
   update(m: StepMetrics): void {
     if (this.finished || this.mode === 'silent') return
     if (m.epoch !== this.currentEpoch) this.beginEpoch(m.epoch)
@@ -206,6 +208,7 @@ export class ProgressDisplay {
     }
   }
 
+  /** Reports a finished epoch (one line with its metrics). */
   endEpoch(m: EpochMetrics): void {
     if (this.finished || this.mode === 'silent') return
     if (m.epoch !== this.currentEpoch) this.beginEpoch(m.epoch)

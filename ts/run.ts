@@ -55,37 +55,59 @@ function csvLine(row: MetricsRow): string {
   return `${CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',')}\n`
 }
 
+/**
+ * The files of one training run in `dir` (what `dualstream train --out` writes): config,
+ * metrics, checkpoints, plots and the energy report.
+ *
+ * @example
+ * ```ts
+ * const run = new RunFolder('runs/first')
+ * const rows = run.readMetrics()                  // one row per finished epoch
+ * const model = await Model.load(run.bestCheckpoint)
+ * ```
+ */
 export class RunFolder {
+  /** The run folder. */
   readonly dir: string
 
+  /** Names the folder; nothing is read or written until a method is called. */
   constructor(dir: string) {
     this.dir = dir
   }
 
+  /** `config.json`: the run's resolved options. */
   get configPath(): string {
     return join(this.dir, 'config.json')
   }
+  /** `metrics.jsonl`: one JSON row per finished epoch. */
   get metricsJsonlPath(): string {
     return join(this.dir, 'metrics.jsonl')
   }
+  /** `metrics.csv`: the same rows as CSV. */
   get metricsCsvPath(): string {
     return join(this.dir, 'metrics.csv')
   }
+  /** `checkpoints/`. */
   get checkpointsDir(): string {
     return join(this.dir, 'checkpoints')
   }
+  /** `checkpoints/last.safetensors`: written after every epoch and on Ctrl-C. */
   get lastCheckpoint(): string {
     return join(this.checkpointsDir, 'last.safetensors')
   }
+  /** `checkpoints/best.safetensors`: the epoch with the best full-spike test accuracy. */
   get bestCheckpoint(): string {
     return join(this.checkpointsDir, 'best.safetensors')
   }
+  /** `checkpoints/model.json`: the model spec. */
   get specPath(): string {
     return join(this.checkpointsDir, 'model.json')
   }
+  /** `plots/`: the SVG charts. */
   get plotsDir(): string {
     return join(this.dir, 'plots')
   }
+  /** `energy.json`: the energy report, when one was made. */
   get energyPath(): string {
     return join(this.dir, 'energy.json')
   }
@@ -104,6 +126,7 @@ export class RunFolder {
     this.rewriteMetrics([])
   }
 
+  /** The run's `config.json`; ERR_NOT_FOUND when `dir` is not a run folder. */
   readConfig(): Record<string, unknown> {
     let text: string
     try {
@@ -120,6 +143,7 @@ export class RunFolder {
     }
   }
 
+  /** The rows of `metrics.jsonl` (none yet: an empty array). */
   readMetrics(): MetricsRow[] {
     if (!existsSync(this.metricsJsonlPath)) return []
     return readFileSync(this.metricsJsonlPath, 'utf8')

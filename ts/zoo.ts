@@ -48,7 +48,7 @@ export function convSnn(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The model zoo of the Dual-Stream Training paper (SPEC.md sections 2 and 4) and the two
+// The model zoo of the Dual-Stream Training paper (docs/dual-stream-training.md) and the two
 // comparison families with the same widths: Spiking ResNet (`O = SN_res(F(O) + O)`) and SEW
 // (`O = g(SN(F(O)), O)`). Every builder returns a `ZooNet`: the layer specs plus the model
 // options, so `new Model(net.layers, net)` / `sequential(net.layers, { ...net, seed })` work.
@@ -97,7 +97,7 @@ export interface ZooNet {
 }
 
 export type ZooFamily = 'dsnn' | 'spikingResnet' | 'sew'
-/** A neuron by name (defaults as in SPEC.md section 1) or a factory returning a neuron spec. */
+/** A neuron by name (the paper's defaults: V_th 1, V_reset 0, tau 2) or a factory returning a neuron spec. */
 export type ZooNeuron = 'if' | 'lif' | 'plif' | (() => LayerSpec)
 
 const FAMILIES: ZooFamily[] = ['dsnn', 'spikingResnet', 'sew']
@@ -339,7 +339,7 @@ export interface ResnetOptions {
   inputShape?: number[]
   /** Default 1000. */
   classes?: number
-  /** Simulation steps T; default 4 (SPEC.md section 4). */
+  /** Simulation steps T; default 4 (the paper's ImageNet models). */
   timeSteps?: number
   /** Branch (and SEW-style shortcut) neuron; default IF. */
   neuron?: ZooNeuron
@@ -371,11 +371,11 @@ function imagenetResnet(
   const zeroInit = bool(`${name} zeroInit`, o.zeroInit, true)
   const aap = bool(`${name} aap`, o.aap, true)
   const { kind, blocks } = RESNET_DEPTHS[depth]
-  // ImageNet stem. SPEC.md applies conv7x7-BN once to the static image and repeats the result
+  // ImageNet stem. The paper applies conv7x7-BN once to the static image and repeats the result
   // T times; we feed the image at every step (direct encoding) instead. The conv sees the same
   // image each step and BN's batch statistics over T identical copies equal those over N, so
   // the spikes are the same; only the stem's cost differs, which the energy count must take
-  // once (SPEC.md section 5).
+  // once (docs/energy.md).
   const stem = [
     conv2d(inputShape[0], 64, 7, { stride: 2, padding: 3, bias: false }),
     batchNorm2d(64),
@@ -403,7 +403,15 @@ function imagenetResnet(
   }
 }
 
-/** DSNN-18: dual-stream BasicBlocks [2, 2, 2, 2], IF, T = 4, g = IAND, ImageNet stem. */
+/**
+ * DSNN-18: dual-stream BasicBlocks [2, 2, 2, 2], IF, T = 4, g = IAND, ImageNet stem.
+ *
+ * @example
+ * ```ts
+ * const net = dsnn18()   // { layers, timeSteps: 4, inputShape: [3, 224, 224], encoding, classes: 1000, blocks }
+ * const model = sequential(net.layers, { ...net, seed: 0 })
+ * ```
+ */
 export const dsnn18 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn', 18, options)
 /** DSNN-34: dual-stream BasicBlocks [3, 4, 6, 3]. */
 export const dsnn34 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn', 34, options)
@@ -414,16 +422,30 @@ export const dsnn101 = (options?: ResnetOptions): ZooNet => imagenetResnet('dsnn
 /** Spiking ResNet-18 with the same widths (residual neuron IF, conv1x1-BN downsampling shortcut). */
 export const spikingResnet18 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 18, options)
+/** Spiking ResNet-34 (BasicBlocks [3, 4, 6, 3]). */
 export const spikingResnet34 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 34, options)
+/** Spiking ResNet-50 (Bottlenecks [3, 4, 6, 3]). */
 export const spikingResnet50 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 50, options)
+/** Spiking ResNet-101 (Bottlenecks [3, 4, 23, 3]). */
 export const spikingResnet101 = (options?: Omit<ResnetOptions, 'aap' | 'connect'>): ZooNet =>
   imagenetResnet('spikingResnet', 101, options)
-/** SEW ResNet-18 (connect default ADD; downsampling shortcut conv1x1-BN-SN). */
+/**
+ * SEW ResNet-18 (connect default ADD; downsampling shortcut conv1x1-BN-SN).
+ *
+ * @example
+ * ```ts
+ * const net = sewResnet18({ connect: 'iand' })
+ * const model = sequential(net.layers, { ...net, seed: 0 })
+ * ```
+ */
 export const sewResnet18 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 18, options)
+/** SEW ResNet-34 (BasicBlocks [3, 4, 6, 3]). */
 export const sewResnet34 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 34, options)
+/** SEW ResNet-50 (Bottlenecks [3, 4, 6, 3]). */
 export const sewResnet50 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 50, options)
+/** SEW ResNet-101 (Bottlenecks [3, 4, 23, 3]). */
 export const sewResnet101 = (options?: Omit<ResnetOptions, 'aap'>): ZooNet => imagenetResnet('sew', 101, options)
 
 // --- the DVS family: 7B-Net and Wide-7B-Net ---------------------------------------------------
@@ -433,7 +455,7 @@ export interface Net7bOptions {
   inputShape?: number[]
   /** Default 11 (DVS Gesture) for the 7B nets, 10 (CIFAR10-DVS) for the wide ones. */
   classes?: number
-  /** Simulation steps T; default 16 (SPEC.md section 4). */
+  /** Simulation steps T; default 16 (the paper's 7B-Nets). */
   timeSteps?: number
   /** Default 'sequence': event frames arrive as `[T, N, ...]`. */
   encoding?: Encoding
@@ -511,7 +533,7 @@ function net7b(plan: Net7bPlan, options: unknown): ZooNet {
  *
  * DSNN: a dual-stream trunk only holds blocks and poolings, and the accumulation stream A (64
  * channels) must reach the 128-channel blocks. We make the transition a dual-stream
- * downsampling block at stride 1, following SPEC.md's rule for a channel change: branch
+ * downsampling block at stride 1, following the paper's rule for a channel change: branch
  * `conv3x3-BN-PLIF` (the transition layer itself), spike shortcut `SN(BN(conv1x1))`, AAP
  * projection `ReLU(BN(conv1x1(A)))`, and `A' = P(A) + S`. This keeps what the AAP is for — A
  * accumulates every branch's spikes from the stem to the head, and its gradient path does not
@@ -581,7 +603,9 @@ export const spikingResnet7b = (options?: Omit<Net7bRepeatOptions, 'aap' | 'conn
  * the middle conv is a dual-stream transition block (see `transition`).
  */
 export const wideDsnn7b = (options?: WideNet7bOptions): ZooNet => planWide7b('wideDsnn7b', 'dsnn', options)
+/** SEW Wide-7B-Net with the same layout (connect default ADD). */
 export const wideSew7b = (options?: Omit<WideNet7bOptions, 'aap'>): ZooNet => planWide7b('wideSew7b', 'sew', options)
+/** Spiking ResNet Wide-7B-Net with the same layout. */
 export const wideSpikingResnet7b = (options?: Omit<WideNet7bOptions, 'aap' | 'connect'>): ZooNet =>
   planWide7b('wideSpikingResnet7b', 'spikingResnet', options)
 

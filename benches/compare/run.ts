@@ -1,5 +1,5 @@
 // Side by side with SpikingJelly on the reference workloads W1 and W2: the same batch, both
-// engines in this session, 2 threads each; prints ratios (ours / theirs) and records them.
+// engines in the same run, 2 threads each; prints ratios (ours / theirs) and records them.
 //   npm run bench:compare [-- --steps 10] [--rounds 3]
 // Each round runs both engines once per workload, in alternating order (ours first in odd
 // rounds, SpikingJelly first in even ones), and takes the ratio within the round: this host's

@@ -1,4 +1,4 @@
-"""Independent cross-check of the neuron-only fixtures against the formulas of SPEC.md section 1.
+"""Independent cross-check of the neuron-only fixtures against the neuron formulas of docs/dual-stream-training.md.
 
 Re-implements IF / LIF / PLIF forward and backward-through-time in float64 NumPy from our spec
 semantics alone (no SpikingJelly, no torch) and compares with the SpikingJelly numbers stored in

@@ -153,7 +153,7 @@ def make_layer(s):
 
 
 # ----------------------------------------------------------------------------------------------
-# Dual-stream training (SPEC.md sections 2-3), from SpikingJelly neurons and torch layers.
+# Dual-stream training (docs/dual-stream-training.md), from SpikingJelly neurons and torch layers.
 # Attribute names equal ours, so parameter names need no mapping.
 
 

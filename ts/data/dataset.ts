@@ -64,6 +64,14 @@ export class TensorDataset {
   readonly numClasses: number
   readonly classNames: readonly string[]
 
+  /**
+   * Labelled samples in one flat buffer (held by reference, not copied).
+   *
+   * @example
+   * ```ts
+   * const data = new TensorDataset({ name: 'toy', images: new Float32Array(4 * 784), labels: Uint8Array.of(0, 1, 2, 3), sampleShape: [1, 28, 28], numClasses: 10 })
+   * ```
+   */
   constructor(opts: TensorDatasetOptions) {
     if (typeof opts !== 'object' || opts === null) throw argError('opts', 'an options object', opts)
     const { name, images, labels, sampleShape, numClasses, classNames } = opts

@@ -55,6 +55,7 @@ export class EventFolderDataset {
   readonly #native: NativeEventDataset
   readonly #name: string
 
+  /** Opens `root` as a folder of `kind` recordings (the subclasses name the kinds). */
   protected constructor(name: string, kind: string, root: string, opts: FolderOptions) {
     checkRoot(`new ${name}`, root)
     this.split = checkSplit(name, opts)
@@ -66,6 +67,15 @@ export class EventFolderDataset {
     ;[this.width, this.height] = this.#native.sensorSize()
   }
 
+  /**
+   * The recording (or labelled window) `index` as `{ events, label }`, parsed on the thread pool.
+   *
+   * @example
+   * ```ts
+   * const gestures = new DvsGesture('/data/DvsGesture', { split: 'test' })
+   * const { events, label } = await gestures.get(0)   // events.t, .x, .y, .p; label 0..10
+   * ```
+   */
   async get(index: number): Promise<EventSample & { events: EventStream }> {
     checkIndex(this.#name, index, this.length)
     try {
@@ -83,6 +93,14 @@ export class EventFolderDataset {
  * 1..11 minus one. Consecutive windows of one trial share a parse of its `.aedat` file.
  */
 export class DvsGesture extends EventFolderDataset {
+  /** Opens the folder `root`; `opts.split` picks 'train' (default) or 'test'.
+   *
+   * @example
+   * ```ts
+   * const train = new DvsGesture('/data/DvsGesture')                 // 1,176 windows
+   * const test = new DvsGesture('/data/DvsGesture', { split: 'test' }) // 288 windows
+   * ```
+   */
   constructor(root: string, opts: FolderOptions = {}) {
     super('DvsGesture', 'dvsgesture', root, opts)
   }
@@ -94,6 +112,7 @@ export class DvsGesture extends EventFolderDataset {
  * 90 % (rounded up) train, the rest test.
  */
 export class Cifar10Dvs extends EventFolderDataset {
+  /** Opens the folder `root`; `opts.split` picks 'train' (default) or 'test'. */
   constructor(root: string, opts: FolderOptions = {}) {
     super('Cifar10Dvs', 'cifar10dvs', root, opts)
   }
@@ -101,6 +120,7 @@ export class Cifar10Dvs extends EventFolderDataset {
 
 /** N-MNIST: `Train/<digit>/*.bin` and `Test/<digit>/*.bin`, 34x34, in file-name order. */
 export class NMnist extends EventFolderDataset {
+  /** Opens the folder `root`; `opts.split` picks 'train' (default) or 'test'. */
   constructor(root: string, opts: FolderOptions = {}) {
     super('NMnist', 'nmnist', root, opts)
   }
@@ -117,6 +137,7 @@ export class ImageFolderDataset {
   readonly #native: NativeImageDataset
   readonly #name: string
 
+  /** Opens `root` as a folder of `kind` images (the subclasses name the kinds). */
   protected constructor(name: string, kind: string, root: string, opts: FolderOptions) {
     checkRoot(`new ${name}`, root)
     this.split = checkSplit(name, opts)
@@ -146,6 +167,7 @@ export class ImageFolderDataset {
 
 /** CIFAR-10 binary version (`cifar-10-batches-bin/`, or its parent): data_batch_1..5.bin / test_batch.bin. */
 export class Cifar10 extends ImageFolderDataset {
+  /** Opens the folder `root`; `opts.split` picks 'train' (default) or 'test'. */
   constructor(root: string, opts: FolderOptions = {}) {
     super('Cifar10', 'cifar10', root, opts)
   }
@@ -153,6 +175,7 @@ export class Cifar10 extends ImageFolderDataset {
 
 /** CIFAR-100 binary version (`cifar-100-binary/`, or its parent): train.bin / test.bin; labels are the fine labels. */
 export class Cifar100 extends ImageFolderDataset {
+  /** Opens the folder `root`; `opts.split` picks 'train' (default) or 'test'. */
   constructor(root: string, opts: FolderOptions = {}) {
     super('Cifar100', 'cifar100', root, opts)
   }
@@ -163,6 +186,14 @@ export class Cifar100 extends ImageFolderDataset {
  * `train-labels-idx1-ubyte` (or `t10k-*` for test), plain or `.gz`. Read whole when opened.
  */
 export class Idx extends ImageFolderDataset {
+  /** Opens the folder `root`; `opts.split` picks 'train' (default) or 'test'.
+   *
+   * @example
+   * ```ts
+   * const test = new Idx('/data/fashion-mnist', { split: 'test' })
+   * const { image, shape, label } = await test.get(0)   // shape [1, 28, 28], values in [0, 1]
+   * ```
+   */
   constructor(root: string, opts: FolderOptions = {}) {
     super('Idx', 'idx', root, opts)
   }

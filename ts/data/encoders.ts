@@ -16,9 +16,21 @@ function steps(v: unknown): number {
   return v
 }
 
+/**
+ * Image encoders for a `DataLoader` pipeline (`pipeline.encoder`) or {@link encodeImage}: how a
+ * static image becomes T input steps.
+ *
+ * @example
+ * ```ts
+ * const spikes = await encodeImage(image, [1, 28, 28], encoders.poisson(8), 0) // [8, 1, 28, 28]
+ * ```
+ */
 export const encoders = {
+  /** The image itself at every step. */
   direct: (timeSteps: number): EncoderSpec => ({ kind: 'direct', timeSteps: steps(timeSteps) }),
+  /** A spike at each step with probability equal to the pixel value (seeded). */
   poisson: (timeSteps: number): EncoderSpec => ({ kind: 'poisson', timeSteps: steps(timeSteps) }),
+  /** One spike per pixel, earlier for brighter pixels (none for 0). */
   latency: (timeSteps: number): EncoderSpec => ({ kind: 'latency', timeSteps: steps(timeSteps) }),
 }
 

@@ -125,6 +125,12 @@ export async function readEventFile(path: string, opts: ReadEventsOptions = {}):
 /**
  * Reads the events of an N-MNIST / N-Caltech101 `.bin`, AEDAT 2.0 (CIFAR10-DVS, in SpikingJelly's
  * orientation), AEDAT 3.1 (DVS128 Gesture) or AEDAT 4.0 file. Errors name the file and byte offset.
+ *
+ * @example
+ * ```ts
+ * const events = await readEvents('user01_natural.aedat')   // the format is detected
+ * console.log(events.width, events.height, events.t.length)
+ * ```
  */
 export async function readEvents(path: string, opts: ReadEventsOptions = {}): Promise<EventStream> {
   return (await readEventFile(path, opts)).events
@@ -146,7 +152,17 @@ function checkEvents(argument: string, events: unknown): EventStream {
   return e as EventStream
 }
 
-/** Writes events atomically (temp file, fsync, rename): nothing half-written is left on failure. */
+/**
+ * Writes events atomically (temp file, fsync, rename): nothing half-written is left on failure.
+ * The format follows the extension (`.bin`: N-MNIST, `.aedat4`: AEDAT 4.0); a `.aedat` file
+ * needs `opts.format` ('aedat2' or 'aedat3').
+ *
+ * @example
+ * ```ts
+ * await writeEvents('/tmp/out.aedat4', events)
+ * await writeEvents('/tmp/out.aedat', events, { format: 'aedat2' })
+ * ```
+ */
 export async function writeEvents(path: string, events: EventStream, opts: WriteEventsOptions = {}): Promise<void> {
   checkPath('writeEvents(path)', path)
   checkEvents('writeEvents(events)', events)

@@ -3,6 +3,7 @@ import { argError, DualstreamError } from '../errors'
 import { TensorDataset } from './dataset'
 import { packageDir, readDataArray } from './files'
 
+/** The ten Fashion-MNIST class names, by label. */
 export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
   'T-shirt/top',
   'Trouser',
@@ -74,6 +75,12 @@ function copyScaled(record: number[], out: Float32Array, offset: number): void {
  * A class with fewer than 7,000 valid records is an error rather than a silently smaller split.
  * Samples are grouped by class (all of class 0 first), so shuffle when batching for training.
  * Pixels are scaled to [0, 1]; sample shape is `[1, 28, 28]`.
+ *
+ * @example
+ * ```ts
+ * const { train, test } = loadFashionMnist()          // 60,000 / 10,000 samples
+ * const small = loadFashionMnist({ limitPerClass: 500 })
+ * ```
  */
 export function loadFashionMnist(opts: LoadFashionMnistOptions = {}): FashionMnist {
   const started = performance.now()

@@ -125,6 +125,7 @@ export type CacheOutcome = 'hit' | 'built' | 'rebuilt'
 export class FrameCache {
   readonly dir: string
 
+  /** A cache in the folder `dir` (created on the first write). */
   constructor(dir: string) {
     if (typeof dir !== 'string' || dir.length === 0) throw argError('FrameCache dir', 'a folder path', dir)
     this.dir = dir

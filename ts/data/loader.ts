@@ -42,6 +42,7 @@ export type LoaderSample = EventSample | ImageSample | FramesSample
  */
 export interface IndexedDataset {
   readonly length: number
+  /** Sample `index`, directly or as a Promise. */
   get(index: number): LoaderSample | Promise<LoaderSample>
 }
 
@@ -139,6 +140,12 @@ export class FramesDataset implements IndexedDataset, LabelledData {
   /**
    * Integrates every sample of `dataset` with `frames` (in batches, on the libuv pool). Counts
    * above 255 are an error rather than silently clipped.
+   *
+   * @example
+   * ```ts
+   * const train = await FramesDataset.from(new NMnist('/data/N-MNIST'), { split: 'number', frames: 4 })
+   * await model.fit(train, { epochs: 2, batchSize: 64, optimizer: adam({ lr: 1e-3 }) })
+   * ```
    */
   static async from(
     dataset: IndexedDataset,
@@ -241,6 +248,7 @@ export class FramesDataset implements IndexedDataset, LabelledData {
     }
   }
 
+  /** Sample `index` as `{ frames, shape, label }` (the counts as floats). */
   get(index: number): FramesSample {
     if (!Number.isInteger(index) || index < 0 || index >= this.length)
       throw argError('FramesDataset index', `an integer in [0, ${this.length})`, index)
@@ -249,6 +257,22 @@ export class FramesDataset implements IndexedDataset, LabelledData {
   }
 }
 
+/**
+ * Batches any indexed data set (`{ length, get(i) }` whose samples are events, images or
+ * frames) through a pipeline that runs in Rust on the libuv pool: events to frames, seeded
+ * transforms, encoders, stacking into time-major `[T, N, ...]` batches. Shuffling is fixed by
+ * (seed, epoch), augmentation by (seed, epoch, index); up to `prefetch` batches are prepared
+ * while the current one trains.
+ *
+ * @example
+ * ```ts
+ * const loader = new DataLoader(new DvsGesture('/data/DvsGesture'), {
+ *   batchSize: 16, shuffle: true, seed: 0, dropLast: true, prefetch: 2,
+ *   pipeline: { frames: { split: 'number', frames: 16 }, transforms: [transforms.randomCrop(128, 4)] },
+ * })
+ * for await (const b of loader.epoch(0)) await model.trainBatch(b.x, b.y)
+ * ```
+ */
 export class DataLoader {
   readonly dataset: IndexedDataset
   readonly batchSize: number
@@ -259,6 +283,7 @@ export class DataLoader {
   readonly pipeline: PipelineSpec
   private readonly specJson: string
 
+  /** Checks the options and the pipeline; nothing is read until an epoch starts. */
   constructor(dataset: IndexedDataset, options: DataLoaderOptions) {
     if (!dataset || typeof dataset.get !== 'function' || !Number.isInteger(dataset.length) || dataset.length < 0) {
       throw argError('DataLoader dataset', 'an indexed data set { length, get(i) }', dataset)
@@ -281,6 +306,7 @@ export class DataLoader {
     this.pipeline = pipeline
   }
 
+  /** Batches per epoch (the last one smaller unless `dropLast`). */
   get numBatches(): number {
     const n = this.dataset.length / this.batchSize
     return this.dropLast ? Math.floor(n) : Math.ceil(n)

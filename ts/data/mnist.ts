@@ -3,6 +3,7 @@ import { argError, DualstreamError } from '../errors'
 import { TensorDataset } from './dataset'
 import { packageDir, readDataArray } from './files'
 
+/** The digit class names '0'..'9', by label. */
 export const MNIST_CLASSES: readonly string[] = Object.freeze(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
 
 const PIXELS = 28 * 28
@@ -31,6 +32,11 @@ export function mnistTestCount(count: number): number {
  * Split, per digit: the last `Math.round(count * 0.2)` images are test, the rest train (8,000 /
  * 2,000 with the shipped files). The files are flat, so one bad value cannot be skipped without
  * guessing the image boundaries: any invalid value is an error. Samples are grouped by class.
+ *
+ * @example
+ * ```ts
+ * const { train, test } = loadMnist()   // 8,000 / 2,000 samples [1, 28, 28]
+ * ```
  */
 export function loadMnist(opts: LoadMnistOptions = {}): Mnist {
   const started = performance.now()

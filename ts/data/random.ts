@@ -40,11 +40,13 @@ export function deriveSeed(seed: number, ...streams: number[]): number {
 export class Rng {
   private state: number
 
+  /** A generator started from a uint32 `seed`. */
   constructor(seed: number) {
     assertSeed('seed', seed)
     this.state = seed >>> 0
   }
 
+  /** The next uniform uint32. */
   nextUint32(): number {
     this.state = (this.state + 0x6d2b79f5) | 0
     let t = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state)

@@ -104,6 +104,7 @@ export class NFashionMnist implements IndexedDataset {
     return new NFashionMnist(split === 'train' ? fm.train : fm.test, options.synthetic)
   }
 
+  /** The synthetic recording of image `index` and its label, made on the libuv pool. */
   async get(index: number): Promise<EventSample> {
     const { x, y } = this.images.get(index)
     const [, h, w] = this.images.sampleShape

@@ -27,6 +27,16 @@ function range(name: string, v: [number, number], lo: number, hi: number): [numb
   return v
 }
 
+/**
+ * Seeded augmentations for a `DataLoader` pipeline (`pipeline.transforms`), applied in order to
+ * each sample's frames; every time step and channel gets the same crop and flip.
+ *
+ * @example
+ * ```ts
+ * const pipeline = { frames: { split: 'number', frames: 16 } as const,
+ *   transforms: [transforms.temporalDelete(14), transforms.randomCrop(128, 4), transforms.horizontalFlip()] }
+ * ```
+ */
 export const transforms = {
   /** Keeps `keep` of the T frames, chosen at random, in their order (SpikingJelly's random_temporal_delete). */
   temporalDelete: (keep: number): TransformSpec => ({

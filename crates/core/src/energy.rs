@@ -1,4 +1,4 @@
-//! Energy accounting (SPEC.md section 5): synaptic operations split into accumulations (AC)
+//! Energy accounting (docs/energy.md): synaptic operations split into accumulations (AC)
 //! and multiply-accumulates (MAC), firing-rate monitors, and the energy `E = E_AC*AC + E_MAC*MAC`.
 //!
 //! Counting rules, applied per call of every synaptic layer (conv, linear) while it runs:

@@ -1,5 +1,6 @@
-//! The parsers on real recordings from ../shared/data (beside the repository; never copied
-//! into it). Each test prints a clear message and passes without checking when it is absent.
+//! The parsers on optional real recordings in a `shared/data` folder next to the checkout's
+//! folder (never copied into the repository). Each test prints a clear message and passes
+//! without checking when a recording is absent.
 use std::path::PathBuf;
 
 use dualstream_data::{aedat2, aedat3, aedat4, nmnist};
@@ -81,7 +82,7 @@ fn gesture_labels_sample() {
 }
 
 /// The full DVS128 Gesture release, when a developer points DUALSTREAM_DVSGESTURE at it (it is
-/// far too large for ../shared/data): the standard trials split gives 1,176 / 288 windows.
+/// far too large for the sample folder): the standard trials split gives 1,176 / 288 windows.
 #[test]
 fn dvs_gesture_full_release_split() {
     use dualstream_data::datasets::{DvsGesture, EventDataset, Split};

@@ -60,7 +60,7 @@ pub(crate) use multiversion;
 /// `[f(0), f(1), .., f(N - 1)]`, built where it is called. Inside SIMD code use this, not
 /// `std::array::from_fn`: that one runs `f` in `core::array::try_from_fn`, which LLVM may leave
 /// out of line, compiled for the baseline, and then every intrinsic in `f` becomes a call and
-/// every vector a trip through memory (6 % of the CLI step in session 15's profile).
+/// every vector a trip through memory.
 // Only the x86-64 kernels use it so far.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]

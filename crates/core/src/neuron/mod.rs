@@ -1,7 +1,8 @@
 //! Spiking neurons (IF, LIF, PLIF) and surrogate gradients, multi-step.
 //!
-//! One layer type, [`NeuronLayer`], runs SPEC.md section 1 on a time-major `[T, N, ...]`
-//! input: the state starts at `V_0 = V_reset` (0 under soft reset) on every forward call,
+//! One layer type, [`NeuronLayer`], runs the paper's neuron model
+//! (docs/dual-stream-training.md) on a time-major `[T, N, ...]` input: the state starts at
+//! `V_0 = V_reset` (0 under soft reset) on every forward call,
 //! spikes come out as 0/1 floats of the input's shape, and backward is BPTT with the
 //! surrogate derivative, matching what autograd gives for SpikingJelly's forward.
 //! Backward recomputes the membrane potentials from the input (see `kernel`), so a layer

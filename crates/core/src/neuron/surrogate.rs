@@ -1,9 +1,10 @@
 //! Surrogate gradients: the forward pass fires with the Heaviside step, the backward pass
 //! pretends the step was a smooth function whose derivative is `grad`.
 //!
-//! Formulas follow SPEC.md section 1 (SpikingJelly's Sigmoid, ATan, PiecewiseQuadratic and
-//! Norse's SuperSpike). Each also has a `primitive`, the smooth function whose derivative
-//! `grad` is; tests use it to check `grad` and to check BPTT on a smoothed forward.
+//! Formulas follow docs/dual-stream-training.md (SpikingJelly's Sigmoid, ATan,
+//! PiecewiseQuadratic and Norse's SuperSpike). Each also has a `primitive`, the smooth function
+//! whose derivative `grad` is; tests use it to check `grad` and to check BPTT on a smoothed
+//! forward.
 use crate::error::{Error, Result};
 use crate::spec::SurrogateSpec;
 use std::f32::consts::PI;

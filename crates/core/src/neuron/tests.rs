@@ -215,7 +215,8 @@ fn configs() -> Vec<(NeuronKind, NeuronSpec)> {
     v
 }
 
-/// Surrogate derivative in f64, written from SPEC.md independently of `Surrogate::grad`.
+/// Surrogate derivative in f64, written from the formulas of docs/dual-stream-training.md
+/// independently of `Surrogate::grad`.
 fn sg_ref(s: &SurrogateSpec, x: f64) -> f64 {
     match *s {
         SurrogateSpec::Sigmoid { alpha } => {
