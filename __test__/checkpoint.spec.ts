@@ -1,14 +1,13 @@
-import test from 'ava'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import test from 'ava'
+import type { BatchEnd, EpochEnd, FitState } from '../ts/index'
 import {
-  DualstreamError,
-  Model,
-  TensorDataset,
   adam,
   batchNorm2d,
   conv2d,
+  DualstreamError,
   decodeSafetensors,
   dropout,
   dualBasicBlock,
@@ -17,14 +16,15 @@ import {
   flatten,
   lif,
   linear,
+  Model,
   maxPool2d,
   readCheckpoint,
   readSafetensors,
   sequential,
-  writeFileAtomic,
+  TensorDataset,
   writeSafetensors,
 } from '../ts/index'
-import type { BatchEnd, EpochEnd, FitState } from '../ts/index'
+import { writeFileAtomic } from '../ts/internal'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dualstream-ckpt-'))
 
@@ -124,7 +124,10 @@ test('atomic writes leave the complete file and no temporary file; a failed writ
 // Four classes: the brightest quadrant of an 8x8 image, with noise.
 function quadrants(n: number, seed: number): TensorDataset {
   let s = seed
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const images = new Float32Array(n * 64)
   const labels = new Uint32Array(n)
   for (let i = 0; i < n; i++) {

@@ -1,12 +1,12 @@
-import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { batchNorm2d, conv2d, convDsnn, dualBasicBlock, dualStream, lif, maxPool2d, sequential } from '../ts/index'
-import { Model, readCheckpoint } from '../ts/model'
+import test from 'ava'
 import { writeSafetensors } from '../ts/checkpoint'
 import { writeEvents } from '../ts/data'
+import { batchNorm2d, conv2d, convDsnn, dualBasicBlock, dualStream, lif, maxPool2d, sequential } from '../ts/index'
+import { Model, readCheckpoint } from '../ts/model'
 import { parseXml, texts } from './svg'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
@@ -17,7 +17,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'dualstream-cli-'))
 function dataFolder(trainCount = 192, size = 8): string {
   const dir = tmp()
   let s = 7
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const pixels = size * size
   for (const [split, n] of [
     ['train', trainCount],
@@ -532,7 +535,10 @@ test('event data trains from the CLI: an N-MNIST folder and n-fashion-mnist beco
   // An N-MNIST layout written by our own writer: 3 recordings per digit and split, 34 x 34.
   const root = tmp()
   let s = 11
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   for (const split of ['Train', 'Test']) {
     for (let d = 0; d < 10; d++) {
       mkdirSync(join(root, split, String(d)), { recursive: true })

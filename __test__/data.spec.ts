@@ -1,20 +1,19 @@
-import test from 'ava'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-
-import { DualstreamError } from '../ts/errors'
+import test from 'ava'
 import {
   FASHION_MNIST_CLASSES,
-  TensorDataset,
+  type FashionMnist,
   loadFashionMnist,
   loadMnist,
-  mnistTestCount,
-  type FashionMnist,
   type Mnist,
+  mnistTestCount,
+  TensorDataset,
   type TensorDatasetOptions,
 } from '../ts/data'
-import { Rng, deriveSeed, permutation } from '../ts/data/random'
+import { deriveSeed, permutation, Rng } from '../ts/data/random'
+import { DualstreamError } from '../ts/errors'
 
 // Loading is the slow part (~5 s); every test in this file shares one load of each dataset.
 let fashion: FashionMnist | undefined

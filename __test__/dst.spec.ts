@@ -1,26 +1,29 @@
 import test from 'ava'
+import type { LabelledData } from '../ts/index'
 import {
-  DualstreamError,
   adam,
   batchNorm2d,
   conv2d,
+  DualstreamError,
   dualBasicBlock,
   dualStream,
   dualStreamBlock,
   flatten,
   ifNode,
   linear,
+  losses,
   maxPool2d,
   sequential,
   sewBlock,
-  losses,
 } from '../ts/index'
-import type { LabelledData } from '../ts/index'
 
 // Three classes: light in the top, middle or bottom third of an 9x9 image.
 function thirds(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
   let s = seed
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const x = new Float32Array(n * 81)
   const y = new Uint32Array(n)
   for (let i = 0; i < n; i++) {

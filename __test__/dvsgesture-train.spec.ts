@@ -1,15 +1,19 @@
 // The README's DVS Gesture recipe, end to end on a folder our own writers make: DvsGesture reads
 // the AEDAT 3.1 files and label windows, the DataLoader integrates frames and crops, and the
 // 7B-Net DSNN trains on them and predicts with its full-spike network.
-import test from 'ava'
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
+
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DataLoader, DvsGesture, adam, dsnn7b, sequential, transforms, writeEvents } from '../ts'
+import test from 'ava'
+import { adam, DataLoader, DvsGesture, dsnn7b, sequential, transforms, writeEvents } from '../ts'
 
 function recording(seed: number, events: number) {
   let s = seed
-  const next = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32
+  const next = () => {
+    s = (s * 1103515245 + 12345) >>> 0
+    return s / 2 ** 32
+  }
   const t = Float64Array.from({ length: events }, (_, i) => 1_000 + i * 50)
   return {
     width: 128,

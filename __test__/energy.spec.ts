@@ -1,9 +1,9 @@
 import test from 'ava'
+import type { EnergyReport, ZooNet } from '../ts/index'
 import {
-  DualstreamError,
-  TensorDataset,
   conv2d,
   convDsnn,
+  DualstreamError,
   dsnn18,
   dsnn34,
   dsnn50,
@@ -16,8 +16,8 @@ import {
   sequential,
   sewResnet18,
   sgd,
+  TensorDataset,
 } from '../ts/index'
-import type { EnergyReport, ZooNet } from '../ts/index'
 
 function dataset(sampleShape: number[], images: Float32Array, classes = 1000): TensorDataset {
   const size = sampleShape.reduce((a, b) => a * b, 1)
@@ -32,7 +32,10 @@ function dataset(sampleShape: number[], images: Float32Array, classes = 1000): T
 
 function randomImages(n: number, size: number, seed: number): Float32Array {
   let s = seed
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   return Float32Array.from({ length: n * size }, () => 4 * rand() - 2)
 }
 

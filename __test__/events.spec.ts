@@ -1,16 +1,15 @@
-import test from 'ava'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-
-import { DualstreamError } from '../ts/errors'
+import test from 'ava'
 import {
   Cifar10,
   Cifar10Dvs,
   DvsGesture,
+  detectEventFormat,
+  type EventStream,
   Idx,
   NMnist,
-  detectEventFormat,
   readCifarBatch,
   readEventFile,
   readEvents,
@@ -19,8 +18,8 @@ import {
   writeCifarBatch,
   writeEvents,
   writeIdx,
-  type EventStream,
 } from '../ts'
+import { DualstreamError } from '../ts/errors'
 
 // Optional real recordings in a shared/data folder next to the checkout's folder; never copied
 // into the repository. The tests skip when it is absent.

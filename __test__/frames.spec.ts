@@ -1,25 +1,24 @@
-import test from 'ava'
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-
-import { DualstreamError } from '../ts/errors'
+import test from 'ava'
+import { conv2d, flatten, lif, linear, sequential, sgd } from '../ts'
 import {
   DataLoader,
-  FrameCache,
-  FramesDataset,
-  NFashionMnist,
-  TensorDataset,
-  encodeImage,
-  encoders,
-  integrateEvents,
-  syntheticEvents,
-  transforms,
   type EventSample,
   type Events,
+  encodeImage,
+  encoders,
+  FrameCache,
+  FramesDataset,
   type IndexedDataset,
+  integrateEvents,
+  NFashionMnist,
+  syntheticEvents,
+  TensorDataset,
+  transforms,
 } from '../ts/data'
-import { conv2d, flatten, lif, linear, sequential, sgd } from '../ts'
+import { DualstreamError } from '../ts/errors'
 
 function stream(width: number, height: number, ev: [number, number, number, number][]): Events {
   return {

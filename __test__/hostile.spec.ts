@@ -1,16 +1,17 @@
 // Hostile input: absurd sizes, concurrent calls, damaged checkpoints and run folders. Each
 // case must end in a DualstreamError naming what was wrong (CLI: one `dualstream:` line, exit
 // code 2), never an abort, a hang, a stack trace or a silently wrong result.
-import test from 'ava'
+
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DualstreamError, Model, conv2d, flatten, linear, lif, sequential, sgd } from '../ts/index'
-import { readCheckpoint } from '../ts/model'
-import type { LayerSpec } from '../ts/index'
-import { TensorDataset } from '../ts/data'
+import test from 'ava'
 import { readSafetensors, writeSafetensors } from '../ts/checkpoint'
+import { TensorDataset } from '../ts/data'
+import type { LayerSpec } from '../ts/index'
+import { conv2d, DualstreamError, flatten, lif, linear, Model, sequential, sgd } from '../ts/index'
+import { readCheckpoint } from '../ts/model'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 })
@@ -332,9 +333,9 @@ test('export refuses to overwrite its own run; plot names broken energy.json and
   t.is(run('plot', dir).status, 0)
   const metrics = join(dir, 'metrics.jsonl')
   const row = JSON.parse(readFileSync(metrics, 'utf8').trim().split('\n')[0])
-  writeFileSync(metrics, JSON.stringify({ ...row, trainLoss: 'low' }) + '\n')
+  writeFileSync(metrics, `${JSON.stringify({ ...row, trainLoss: 'low' })}\n`)
   failsCleanly(t, ['plot', dir], /metrics\.jsonl: row 1: trainLoss: expected a number, got "low"/)
-  writeFileSync(metrics, JSON.stringify({ ...row, firingRates: [{ name: 3 }] }) + '\n')
+  writeFileSync(metrics, `${JSON.stringify({ ...row, firingRates: [{ name: 3 }] })}\n`)
   failsCleanly(t, ['plot', dir], /metrics\.jsonl: row 1: firingRates\[0\]: expected \{ name: string, rate: number \}/)
 })
 

@@ -2,23 +2,24 @@
 // torchvision's output, Model.fit / evaluate on batches the loader decodes ahead, broken files,
 // and the CLI's --dataset DIR on a tiny ImageNet-style tree. Reference values come from
 // crates/data/tests/fixtures/imagefolder.json (scripts/reference/imagefolder_fixture.py).
-import test from 'ava'
+
 import { spawnSync } from 'node:child_process'
-import { cpSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import test from 'ava'
 import {
   IMAGENET_MEAN,
   IMAGENET_STD,
   ImageFolder,
+  imageTransforms,
   LoaderData,
   TensorDataset,
-  imageTransforms,
   transforms,
 } from '../ts/data'
 import { convSnn, sequential } from '../ts/index'
-import { sgd } from '../ts/optim'
 import { readCheckpoint } from '../ts/model'
+import { sgd } from '../ts/optim'
 
 const fixtures = join(__dirname, '..', 'crates', 'data', 'tests', 'fixtures')
 const root = join(fixtures, 'imagefolder')

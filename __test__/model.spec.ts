@@ -1,27 +1,31 @@
 import test from 'ava'
+import type { LabelledData } from '../ts/index'
 import {
-  DualstreamError,
-  Model,
+  adam,
   batchNorm2d,
   conv2d,
+  DualstreamError,
   flatten,
-  linear,
-  lif,
-  maxPool2d,
-  sequential,
-  sgd,
-  adam,
   ifNode,
+  lif,
+  linear,
+  Model,
+  maxPool2d,
   plif,
+  sequential,
   sewBasicBlock,
+  sgd,
 } from '../ts/index'
-import type { LabelledData } from '../ts/index'
+
 import native = require('../ts/native')
 
 // A learnable synthetic task: class 0 lights the top half of an 8x8 image, class 1 the bottom.
 function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
   let s = seed
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
   const x = new Float32Array(n * 64)
   const y = new Uint32Array(n)
   for (let i = 0; i < n; i++) {
@@ -158,8 +162,9 @@ test('bad input: shapes, labels, NaN, spec errors and disposed models name what 
 })
 
 test('a Rust panic becomes a JS error and Node keeps running', (t) => {
-  const e = t.throws(() => native.debugPanic('boom'))
-  t.regex(e.message, /ERR_INTERNAL.*boom/)
+  const e = t.throws(() => native.debugPanic('boom')) as Error & { code?: string }
+  t.is(e.code, 'ERR_INTERNAL')
+  t.regex(e.message, /^debugPanic: internal error in the engine: boom/)
   t.is(native.engineVersion(), '0.1.0')
 })
 

@@ -5,13 +5,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
+import type { DualConnect, LayerSpec } from '../ts/index'
 import {
-  DualstreamError,
-  Model,
   avgPool2d,
   batchNorm2d,
   conv2d,
   convDsnn,
+  DualstreamError,
   dsnn7b,
   dualBasicBlock,
   dualStream,
@@ -19,6 +19,7 @@ import {
   ifNode,
   lif,
   linear,
+  Model,
   maxPool2d,
   plif,
   relu,
@@ -26,7 +27,6 @@ import {
   smallDsnn,
   spikingResnetBlock,
 } from '../ts/index'
-import type { DualConnect, LayerSpec } from '../ts/index'
 import { readCheckpoint } from '../ts/model'
 import { pythonTest, runPython } from './python'
 
@@ -135,7 +135,9 @@ function marginGuarded(
     .slice(0, n)
   if (keep.length < n) throw new Error(`only ${keep.length} of ${candidates} candidates keep a 1e-4 margin`)
   const out = new Float32Array(n * size)
-  keep.forEach((i, j) => out.set(x.subarray(i * size, (i + 1) * size), j * size))
+  keep.forEach((i, j) => {
+    out.set(x.subarray(i * size, (i + 1) * size), j * size)
+  })
   return out
 }
 
@@ -348,7 +350,9 @@ for (const [name, build] of zoo) {
     const want = await folded.predict(x, n)
     t.deepEqual(await back.predict(x, n), want, 'bit-identical to the exported (folded) FSNN')
     const original = await model.predict(x, n, 'fsnn')
-    original.forEach((v, i) => t.true(Math.abs(v - want[i]) < 1e-4, `fsnn output ${i}: ${v} vs ${want[i]}`))
+    original.forEach((v, i) => {
+      t.true(Math.abs(v - want[i]) < 1e-4, `fsnn output ${i}: ${v} vs ${want[i]}`)
+    })
     t.true(new Set(Array.from(want, (v) => v.toFixed(5))).size > 1, 'the outputs are not constant')
   })
 }

@@ -1,6 +1,6 @@
-import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
+import test from 'ava'
 
 // The prebuilt-binary path end to end: npm pack of the main and the linux-x64-gnu platform
 // package, installed into an empty folder with no Rust toolchain on PATH, trains one step.

@@ -31,8 +31,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { energyChartSvg } from '../ts/plot'
-import { plotRun } from '../ts/run'
 import type { MetricsRow } from '../ts/run'
+import { plotRun } from '../ts/run'
 import { marks, parseXml, texts } from './svg'
 
 test('the SVG parser used below rejects malformed documents', (t) => {
@@ -96,7 +96,7 @@ function row(epoch: number): MetricsRow {
 
 test('plotRun renders every chart of a run folder with the expected series', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dualstream-plot-'))
-  writeFileSync(join(dir, 'metrics.jsonl'), [1, 2, 3].map((e) => JSON.stringify(row(e)) + '\n').join(''))
+  writeFileSync(join(dir, 'metrics.jsonl'), [1, 2, 3].map((e) => `${JSON.stringify(row(e))}\n`).join(''))
   writeFileSync(
     join(dir, 'energy.json'),
     JSON.stringify({

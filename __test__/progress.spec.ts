@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { ProgressDisplay, formatDuration, formatPercent, formatRate, renderBar } from '../ts/progress'
+import { formatDuration, formatPercent, formatRate, ProgressDisplay, renderBar } from '../ts/progress'
 
 class FakeStream {
   chunks: string[] = []
@@ -20,7 +20,12 @@ class FakeStream {
 /** A manual clock in milliseconds. */
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t = 0
-  return { now: () => t, advance: (ms) => void (t += ms) }
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms
+    },
+  }
 }
 
 test('formatDuration', (t) => {
@@ -85,7 +90,7 @@ test('lines mode: one line per epoch end plus every 10% of an epoch, no carriage
   t.is(lines[0], 'epoch 1/2  step 2/20 (10%)  640 samples/s  ETA 3.8s  loss 0.5000  acc 10.0%  rate 0.125')
   t.is(lines[8], 'epoch 1/2  step 18/20 (90%)  640 samples/s  ETA 2.2s  loss 0.0556  acc 90.0%  rate 0.125')
   t.is(lines[9], 'epoch 1/2  loss 0.5000  acc 90.0%  rate 0.100  test acc 87.5%  640 samples/s  2.0s')
-  t.regex(lines[10], /^epoch 2\/2  step 2\/20 \(10%\)/)
+  t.regex(lines[10], /^epoch 2\/2 {2}step 2\/20 \(10%\)/)
   t.is(lines[19], 'epoch 2/2  loss 0.5000  acc 90.0%  rate 0.100  test acc 87.5%  640 samples/s  2.0s')
   t.is(lines[20], 'finished in 4.0s')
 })
@@ -129,7 +134,7 @@ test('bar mode: log() clears the bar, prints the message, redraws the bar', (t) 
   p.log('checkpoint saved')
   t.is(s.chunks[0], '\r\x1b[K')
   t.is(s.chunks[1], 'checkpoint saved\n')
-  t.regex(s.chunks[2], /^\repoch 1\/2  \[#####\.+\] 1\/4  ETA --/)
+  t.regex(s.chunks[2], /^\repoch 1\/2 {2}\[#####\.+\] 1\/4 {2}ETA --/)
 })
 
 test('silent mode writes nothing; explicit mode overrides TTY detection', (t) => {

@@ -7,18 +7,17 @@ import { join } from 'node:path'
 import test from 'ava'
 import {
   type Checkpoint,
-  Model,
-  type ModelSpec,
-  TensorDataset,
-  loadFashionMnist,
-  type NamedTensor,
   convDsnn,
+  dsnn7b,
   dsnn18,
   dsnn34,
   dsnn50,
   dsnn101,
-  dsnn7b,
+  loadFashionMnist,
   losses,
+  Model,
+  type ModelSpec,
+  type NamedTensor,
   readSafetensors,
   schedules,
   sew7b,
@@ -28,11 +27,12 @@ import {
   sewResnet101,
   sgd,
   smallDsnn,
+  spikingResnet7b,
   spikingResnet18,
   spikingResnet34,
   spikingResnet50,
   spikingResnet101,
-  spikingResnet7b,
+  TensorDataset,
   wideDsnn7b,
   wideSew7b,
   wideSpikingResnet7b,
@@ -62,7 +62,9 @@ function randomModel(spec: ModelSpec, seed: number, keepZeroInit: boolean): Mode
   const u = uniform(seed + 1)
   const tensors: NamedTensor[] = fresh.stateTensors().map((t) => {
     const data = Float32Array.from(t.data)
-    const fill = (f: () => number) => data.forEach((_, i) => (data[i] = f()))
+    const fill = (f: () => number) => {
+      for (let i = 0; i < data.length; i++) data[i] = f()
+    }
     // 1-d weights are BN's gamma; deep nets keep their zero-initialised last BNs, else the
     // gradient through 50-100 random layers explodes in the first step.
     const zeroInit = keepZeroInit && data.every((v) => v === 0)

@@ -1,34 +1,34 @@
 import test from 'ava'
+import type { LayerSpec, ZooNet } from '../ts/index'
 import {
-  DualstreamError,
-  Model,
   adam,
   batchNorm2d,
-  ifNode,
-  dsnn101,
+  DualstreamError,
+  dsnn7b,
   dsnn18,
   dsnn34,
   dsnn50,
-  dsnn7b,
+  dsnn101,
+  ifNode,
   losses,
+  Model,
   sequential,
-  sewResnet101,
+  sew7b,
   sewResnet18,
   sewResnet34,
   sewResnet50,
-  sew7b,
+  sewResnet101,
   smallDsnn,
-  spikingResnet101,
+  spikingResnet7b,
   spikingResnet18,
   spikingResnet34,
   spikingResnet50,
-  spikingResnet7b,
-  spreadBlocks,
+  spikingResnet101,
   wideDsnn7b,
   wideSew7b,
   wideSpikingResnet7b,
 } from '../ts/index'
-import type { LayerSpec, ZooNet } from '../ts/index'
+import { spreadBlocks } from '../ts/internal'
 
 // ---------------------------------------------------------------------------------------------
 // Parameter counts, derived by hand from the architecture (not read back from the builders).

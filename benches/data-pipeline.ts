@@ -6,7 +6,7 @@
 // 2x to 64 x 64, randomly cropped (padding 4) and flipped, then stacked time-major. File
 // decoding is not included (the parsers own it). Compute: one W2 (SEW, benches/workloads.ts)
 // training step on that batch.
-import { DataLoader, Model, sgd, transforms, type EventSample, type Events, type IndexedDataset } from '../ts/index'
+import { DataLoader, type EventSample, type Events, type IndexedDataset, Model, sgd, transforms } from '../ts/index'
 import { record } from './record'
 import { w2 } from './workloads'
 

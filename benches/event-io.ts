@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { readEvents, writeEvents, type EventFormat, type EventStream } from '../ts/index'
+import { type EventFormat, type EventStream, readEvents, writeEvents } from '../ts/index'
 
 const N = 5_000_000
 

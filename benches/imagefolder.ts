@@ -67,7 +67,7 @@ async function measure(): Promise<void> {
     for await (const b of data.batches(BATCH, { shuffle: true, seed: 0 })) n += b.size
     out[`${name}ImagesPerSecond`] = n / ((performance.now() - start) / 1000)
   }
-  process.stdout.write(JSON.stringify(out) + '\n')
+  process.stdout.write(`${JSON.stringify(out)}\n`)
 }
 
 async function main(): Promise<void> {

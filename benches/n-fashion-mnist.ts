@@ -3,18 +3,18 @@
 // prefetch) -> convDsnn on [T, N, 2, 34, 34] -> full-spike (and dual-stream) test accuracy.
 //   npx tsx benches/n-fashion-mnist.ts [--train 10000] [--test 2000] [--epochs 3] [--time-steps 4]
 import {
-  DataLoader,
-  FramesDataset,
-  NFashionMnist,
   adam,
   convDsnn,
+  DataLoader,
+  type FrameSpec,
+  FramesDataset,
+  type InferenceMode,
   loadFashionMnist,
+  type Model,
+  NFashionMnist,
   schedules,
   sequential,
   transforms,
-  type FrameSpec,
-  type InferenceMode,
-  type Model,
 } from '../ts/index'
 import { record } from './record'
 

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Model, adam, convDsnn, loadFashionMnist } from '../ts/index'
+import { adam, convDsnn, loadFashionMnist, Model } from '../ts/index'
 import { record } from './record'
 
 function flag(name: string, fallback: number): number {

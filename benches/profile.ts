@@ -10,8 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { convDsnn, loadFashionMnist } from '../ts/index'
+import { permutation, Rng } from '../ts/internal'
 import { WORKLOADS } from './workloads'
-import { convDsnn, loadFashionMnist, permutation, Rng } from '../ts/index'
 
 const { values } = parseArgs({
   options: { steps: { type: 'string', default: '6' }, cli: { type: 'boolean', default: false } },

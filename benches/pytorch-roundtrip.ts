@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { Model, convDsnn, loadFashionMnist, schedules, sgd, writeSafetensors } from '../ts'
+import { convDsnn, loadFashionMnist, Model, schedules, sgd, writeSafetensors } from '../ts'
 import { record } from './record'
 
 const root = join(__dirname, '..')

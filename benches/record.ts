@@ -29,6 +29,6 @@ export function record(name: string, command: string, figures: Record<string, un
   const dir = join(__dirname, 'results')
   mkdirSync(dir, { recursive: true })
   const line = { date: new Date().toISOString(), command, revision: gitRevision(), machine: machine(), ...figures }
-  appendFileSync(join(dir, `${name}.jsonl`), JSON.stringify(line) + '\n')
+  appendFileSync(join(dir, `${name}.jsonl`), `${JSON.stringify(line)}\n`)
   console.log(JSON.stringify(line, null, 2))
 }

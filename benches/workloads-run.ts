@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { sequential, sgd } from '../ts/index'
 import { withCompiled } from './compiled'
 import { record } from './record'
-import { WORKLOADS, syntheticBatch, workload } from './workloads'
+import { syntheticBatch, WORKLOADS, workload } from './workloads'
 
 const { values } = parseArgs({
   options: {
@@ -62,7 +62,7 @@ async function measure(name: string): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   if (values.only) {
-    process.stdout.write(JSON.stringify(await measure(values.only)) + '\n')
+    process.stdout.write(`${JSON.stringify(await measure(values.only))}\n`)
     return
   }
   const results = withCompiled(__filename, (script) =>

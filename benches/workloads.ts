@@ -5,19 +5,20 @@
 // LIF tau 2, ATan, detach_reset; SEW blocks with IAND (conv3x3-BN-LIF-conv3x3-BN-LIF, no conv
 // bias); SGD with momentum; cross-entropy on the time-mean output. The `dst` variants replace the
 // SEW blocks by dual-stream blocks (AAP on) and end with the trunk's GAP + FC.
+
+import type { Encoding, LayerSpec } from '../ts/index'
 import {
   batchNorm2d,
   conv2d,
   dualBasicBlock,
   dualStream,
   flatten,
-  linear,
   lif,
+  linear,
   maxPool2d,
   sewBasicBlock,
   surrogate,
 } from '../ts/index'
-import type { Encoding, LayerSpec } from '../ts/index'
 
 export interface Workload {
   name: string

@@ -8,7 +8,7 @@
 //
 // Usage: node scripts/check-module-cycles.js [crate/src ...] [--graph]
 // Exits 1 when a cycle is found.
-'use strict'
+
 const fs = require('node:fs')
 const path = require('node:path')
 

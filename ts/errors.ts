@@ -17,12 +17,14 @@ export class DualstreamError extends Error {
   }
 }
 
-/** Rethrows a native error (message `[CODE] text`) as a DualstreamError. */
+/** Rethrows a native error as a DualstreamError: the binding sets `code` on every error it throws. */
 export function fromNative(err: unknown): DualstreamError {
   if (err instanceof DualstreamError) return err
   const message = err instanceof Error ? err.message : String(err)
-  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
-  return match ? new DualstreamError(match[1], match[2]) : new DualstreamError('ERR_INTERNAL', message, { cause: err })
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^ERR_[A-Z_]+$/.test(code)
+    ? new DualstreamError(code, message)
+    : new DualstreamError('ERR_INTERNAL', message, { cause: err })
 }
 
 /** Short, bounded description of a received value for error messages (never dumps a whole array). */

@@ -1,19 +1,21 @@
 // Model: a spec plus its native engine. Every heavy call is one N-API call per batch that runs
 // on the libuv pool and returns a Promise, so the event loop stays free while training.
-import { DualstreamError, argError, describeValue, fromNative } from './errors'
+import { argError, DualstreamError, describeValue, fromNative } from './errors'
+
 import native = require('./native')
+
 import type { AuditResult, NativeModel, StepResult } from '../native'
-import type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
-import { losses, schedules } from './optim'
-import type { Encoding, LayerSpec, ModelSpec } from './spec'
-import { readSafetensors, writeSafetensors } from './checkpoint'
 import type { NamedTensor, Safetensors } from './checkpoint'
-import { energyArgs, type EnergyOptions, type EnergyReport } from './energy'
-import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
+import { readSafetensors, writeSafetensors } from './checkpoint'
+import { type EnergyOptions, type EnergyReport, energyArgs } from './energy'
 import type { NirReadOptions, NirWriteOptions } from './interop/nir'
+import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
 import { type PyTorchExport, type PyTorchExportOptions, writePyTorchExport } from './interop/pytorch/export'
 import { torchTensorsFor } from './interop/pytorch/import'
 import { TORCH_SOURCES, type TorchSource } from './interop/pytorch/names'
+import type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
+import { losses, schedules } from './optim'
+import type { Encoding, LayerSpec, ModelSpec } from './spec'
 
 /** What `fit` and `evaluate` read: TensorDataset (ts/data) implements it, FramesDataset, and
  * LoaderData (batches prepared ahead by a DataLoader, e.g. from an ImageFolder). */

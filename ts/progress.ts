@@ -204,7 +204,7 @@ export class ProgressDisplay {
     // The bucket that completes the epoch is left to endEpoch, which prints the full summary.
     if (bucket > this.lastLineBucket && m.step < this.stepsPerEpoch) {
       this.lastLineBucket = bucket
-      this.stream.write(this.stepLineText(m) + '\n')
+      this.stream.write(`${this.stepLineText(m)}\n`)
     }
   }
 
@@ -218,7 +218,7 @@ export class ProgressDisplay {
     parts.push(formatDuration(seconds))
     const line = parts.join('  ')
     if (this.mode === 'bar') this.clearBar()
-    this.stream.write(line + '\n')
+    this.stream.write(`${line}\n`)
     // A new epoch starts after this one ends, even if the caller never calls update() with it.
     this.currentEpoch = m.epoch + 1
     this.epochStartedAt = this.now()
@@ -230,11 +230,11 @@ export class ProgressDisplay {
     if (this.mode === 'silent') return
     if (this.mode === 'bar' && this.barVisible) {
       this.clearBar()
-      this.stream.write(message + '\n')
+      this.stream.write(`${message}\n`)
       this.drawBar(this.lastDrawnText)
       return
     }
-    this.stream.write(message + '\n')
+    this.stream.write(`${message}\n`)
   }
 
   /** Ends the display with a total-time line; later calls to any method are ignored. */
@@ -244,7 +244,7 @@ export class ProgressDisplay {
     if (this.mode === 'silent') return
     if (this.mode === 'bar') this.clearBar()
     const total = formatDuration((this.now() - this.startedAt) / 1000)
-    this.stream.write((message ?? `finished in ${total}`) + '\n')
+    this.stream.write(`${message ?? `finished in ${total}`}\n`)
   }
 
   private beginEpoch(epoch: number): void {

@@ -13,14 +13,14 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
-  statSync,
   statfsSync,
+  statSync,
 } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { DualstreamError, describeValue } from './errors'
 import { writeFileAtomic } from './checkpoint'
-import { energyChartSvg, lineChartSvg } from './plot'
+import { DualstreamError, describeValue } from './errors'
 import type { EnergyChart, LinePoint } from './plot'
+import { energyChartSvg, lineChartSvg } from './plot'
 
 /** One finished epoch as the run folder records it. */
 export interface MetricsRow {
@@ -110,7 +110,7 @@ export function checkOutputDir(where: string, dir: string): void {
   if (dir.trim() === '') throw new DualstreamError('ERR_ARG', `${where}: expected a folder path, got ""`)
   let path = resolve(dir)
   for (;;) {
-    let stat
+    let stat: ReturnType<typeof statSync>
     try {
       stat = statSync(path)
     } catch {
@@ -148,7 +148,7 @@ export function checkOutputDir(where: string, dir: string): void {
 }
 
 function csvLine(row: MetricsRow): string {
-  return CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',') + '\n'
+  return `${CSV_COLUMNS.map((c) => (row[c] === undefined ? '' : String(row[c]))).join(',')}\n`
 }
 
 /**
@@ -217,8 +217,8 @@ export class RunFolder {
       )
     }
     mkdirSync(this.checkpointsDir, { recursive: true })
-    writeFileAtomic(this.configPath, JSON.stringify(config, null, 2) + '\n')
-    writeFileAtomic(this.specPath, JSON.stringify(spec, null, 2) + '\n')
+    writeFileAtomic(this.configPath, `${JSON.stringify(config, null, 2)}\n`)
+    writeFileAtomic(this.specPath, `${JSON.stringify(spec, null, 2)}\n`)
     this.rewriteMetrics([])
   }
 
@@ -268,14 +268,14 @@ export class RunFolder {
 
   /** Appends one epoch to both metrics files (each row one write, so a crash loses at most it). */
   appendMetrics(row: MetricsRow): void {
-    appendFileSync(this.metricsJsonlPath, JSON.stringify(row) + '\n')
+    appendFileSync(this.metricsJsonlPath, `${JSON.stringify(row)}\n`)
     appendFileSync(this.metricsCsvPath, csvLine(row))
   }
 
   /** Replaces both metrics files with `rows` (a resumed run keeps the epochs its checkpoint has). */
   rewriteMetrics(rows: readonly MetricsRow[]): void {
-    writeFileAtomic(this.metricsJsonlPath, rows.map((r) => JSON.stringify(r) + '\n').join(''))
-    writeFileAtomic(this.metricsCsvPath, CSV_COLUMNS.join(',') + '\n' + rows.map(csvLine).join(''))
+    writeFileAtomic(this.metricsJsonlPath, rows.map((r) => `${JSON.stringify(r)}\n`).join(''))
+    writeFileAtomic(this.metricsCsvPath, `${CSV_COLUMNS.join(',')}\n${rows.map(csvLine).join('')}`)
   }
 }
 

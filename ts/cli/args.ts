@@ -11,7 +11,7 @@ export function usage(message: string): DualstreamError {
 
 /** Parses `argv` strictly; an unknown flag is restated with the options the command accepts. */
 export function parseCommand(command: string, argv: string[], options: OptionTable, positionals: number) {
-  let parsed
+  let parsed: ReturnType<typeof parseArgs>
   try {
     parsed = parseArgs({ args: argv, strict: true, allowPositionals: positionals > 0, options })
   } catch (err) {

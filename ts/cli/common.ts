@@ -2,29 +2,29 @@
 // checkpoint or run folder.
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { DualstreamError } from '../errors'
+import { readSafetensors } from '../checkpoint'
+import type { IndexedDataset } from '../data'
 import {
   Cifar10Dvs,
   DvsGesture,
   FramesDataset,
   ImageFolder,
-  LoaderData,
-  NFashionMnist,
-  NMnist,
-  Rng,
+  type LoaderData,
   loadFashionMnist,
   loadMnist,
+  NFashionMnist,
+  NMnist,
   permutation,
+  Rng,
   TensorDataset,
 } from '../data'
-import type { IndexedDataset } from '../data'
-import { readSafetensors } from '../checkpoint'
-import { Model, readCheckpoint, sequential } from '../model'
+import { DualstreamError } from '../errors'
 import type { Checkpoint } from '../model'
-import type { Encoding, LayerSpec, ModelSpec } from '../spec'
-import * as zoo from '../zoo'
-import type { ZooNet } from '../zoo'
+import { Model, readCheckpoint, sequential } from '../model'
 import { RunFolder } from '../run'
+import type { Encoding, LayerSpec, ModelSpec } from '../spec'
+import type { ZooNet } from '../zoo'
+import * as zoo from '../zoo'
 import { usage } from './args'
 
 export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'n-fashion-mnist'] as const
@@ -350,5 +350,5 @@ export function imageSizeOf(inputShape: readonly number[] | undefined): number |
 
 /** Writes one line to stdout. */
 export function out(line: string): void {
-  process.stdout.write(line + '\n')
+  process.stdout.write(`${line}\n`)
 }

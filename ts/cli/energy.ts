@@ -2,14 +2,14 @@
 // network from the zoo or a model file) on a test set, printed as a table or as JSON.
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { ENERGY_PRESETS, formatEnergyTable } from '../energy'
-import type { EnergyOptions, EnergyReport } from '../energy'
 import { writeFileAtomic } from '../checkpoint'
-import { sequential } from '../model'
+import type { EnergyOptions, EnergyReport } from '../energy'
+import { ENERGY_PRESETS, formatEnergyTable } from '../energy'
 import type { Model } from '../model'
+import { sequential } from '../model'
 import { RunFolder } from '../run'
-import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
+import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import {
   checkpointPath,
   imageSizeOf,
@@ -131,12 +131,12 @@ export async function energy(argv: string[]): Promise<number> {
     for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode])
       reports.push(await model.energy(data.test, { ...options, mode: m }))
     // The run's plot shows the network one deploys: the full-spike one when it was counted.
-    if (isRun) writeFileAtomic(new RunFolder(target).energyPath, JSON.stringify(reports[0], null, 2) + '\n')
+    if (isRun) writeFileAtomic(new RunFolder(target).energyPath, `${JSON.stringify(reports[0], null, 2)}\n`)
     if (values.json) {
       out(JSON.stringify({ source, dataset: data.name, reports }))
     } else {
       out(`${source} on ${data.name} test samples`)
-      for (const r of reports) out('\n' + formatEnergyTable(r))
+      for (const r of reports) out(`\n${formatEnergyTable(r)}`)
     }
   } finally {
     await model.dispose()

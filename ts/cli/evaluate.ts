@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Evaluation } from '../model'
 import { RunFolder } from '../run'
-import { helped, int, oneOf, parseCommand, usage } from './args'
 import type { OptionTable } from './args'
+import { helped, int, oneOf, parseCommand, usage } from './args'
 import {
   checkpointPath,
   imageSizeOf,

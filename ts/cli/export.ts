@@ -2,10 +2,10 @@
 import { existsSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve, sep } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
-import { helped, oneOf, parseCommand, positive, usage } from './args'
-import type { OptionTable } from './args'
-import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './common'
 import type { Model } from '../model'
+import type { OptionTable } from './args'
+import { helped, oneOf, parseCommand, positive, usage } from './args'
+import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './common'
 
 export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file> [--format safetensors|nir]
        dualstream export <checkpoint.safetensors | RUN_DIR> --format pytorch --out <DIR>
@@ -102,8 +102,8 @@ export async function exportModel(argv: string[]): Promise<number> {
   const dual = model.spec.layers.some((l) => l.type === 'dualStream')
   const exported = dual ? await model.toFullSpike() : model
   await exported.save(values.out, { metadata: { exportedFrom: path } })
-  const specPath = values.out.replace(/\.safetensors$/, '') + '.json'
-  writeFileAtomic(specPath, JSON.stringify(exported.spec, null, 2) + '\n')
+  const specPath = `${values.out.replace(/\.safetensors$/, '')}.json`
+  writeFileAtomic(specPath, `${JSON.stringify(exported.spec, null, 2)}\n`)
   const summary = {
     from: path,
     out: values.out,

@@ -2,11 +2,11 @@
 // safetensors), written as a dualstream checkpoint.
 import { existsSync, readFileSync } from 'node:fs'
 import { DualstreamError } from '../errors'
+import { TORCH_SOURCES, type TorchSource } from '../interop/pytorch/names'
 import { Model } from '../model'
 import type { ModelSpec } from '../spec'
-import { TORCH_SOURCES, type TorchSource } from '../interop/pytorch/names'
-import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import type { OptionTable } from './args'
+import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import { MODEL_NAMES, out, zooNet } from './common'
 
 export const IMPORT_HELP = `Usage: dualstream import <file.nir> --out <checkpoint.safetensors> [--dt <s>] [--time-steps <T>]

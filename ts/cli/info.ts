@@ -1,10 +1,10 @@
 // dualstream info: a model's layers, output shapes, parameters and memory.
 import { existsSync, statSync } from 'node:fs'
-import { sequential } from '../model'
 import type { Model } from '../model'
-import { helped, int, parseCommand, usage } from './args'
+import { sequential } from '../model'
 import type { OptionTable } from './args'
-import { MODEL_NAMES, checkpointPath, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
+import { helped, int, parseCommand, usage } from './args'
+import { checkpointPath, MODEL_NAMES, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
 
 export const INFO_HELP = `Usage: dualstream info <model> [options]
 

@@ -1,7 +1,7 @@
 // dualstream plot: a run folder's charts.
 import { plotRun } from '../run'
-import { helped, parseCommand, usage } from './args'
 import type { OptionTable } from './args'
+import { helped, parseCommand, usage } from './args'
 import { out } from './common'
 
 export const PLOT_HELP = `Usage: dualstream plot RUN_DIR

@@ -3,15 +3,15 @@ import { existsSync, readFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
 import { DualstreamError } from '../errors'
+import type { Checkpoint, Evaluation, FitResult } from '../model'
 import { Model, readCheckpoint, sequential } from '../model'
-import type { Checkpoint, Evaluation } from '../model'
-import { adam, adamW, sgd } from '../optim'
 import type { OptimizerSpec } from '../optim'
+import { adam, adamW, sgd } from '../optim'
 import { ProgressDisplay } from '../progress'
-import { RunFolder, checkOutputDir, plotRun } from '../run'
 import type { MetricsRow } from '../run'
-import { helped, int, oneOf, parseCommand, positive, usage } from './args'
+import { checkOutputDir, plotRun, RunFolder } from '../run'
 import type { OptionTable } from './args'
+import { helped, int, oneOf, parseCommand, positive, usage } from './args'
 import { DATASET_NAMES, loadDatasets, modelLayers, out } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
@@ -227,7 +227,7 @@ export async function train(argv: string[]): Promise<number> {
   if (helped(values, TRAIN_HELP)) return 0
   const json = values.json === true
   const log = (line: string) => {
-    if (!json) process.stderr.write(line + '\n')
+    if (!json) process.stderr.write(`${line}\n`)
   }
   const flags = Object.fromEntries(RUN_KEYS.map((k) => [k, values[k] as string | undefined])) as Partial<
     Record<RunKey, string>
@@ -352,7 +352,7 @@ export async function train(argv: string[]): Promise<number> {
     stepsPerEpoch,
     mode,
     startEpoch,
-    startStep: checkpoint?.fit!.step ?? 0,
+    startStep: checkpoint?.fit?.step ?? 0,
   })
   const controller = new AbortController()
   let interrupts = 0
@@ -372,7 +372,7 @@ export async function train(argv: string[]): Promise<number> {
   process.on('SIGINT', onSigint)
   const dual = model.heads === 2
   let last: { row: MetricsRow; test: Evaluation; dsnn?: Evaluation; evalSeconds: number } | undefined
-  let result
+  let result: FitResult
   try {
     result = await model.fit(trainSet, {
       epochs: config.epochs,
@@ -448,7 +448,7 @@ export async function train(argv: string[]): Promise<number> {
   if (!result.stopped) {
     // The energy chart of the run: the deployable (full-spike) network on up to 1,000 test samples.
     const report = await model.energy(testSet, { mode: 'fsnn', maxSamples: ENERGY_SAMPLES })
-    writeFileAtomic(run.energyPath, JSON.stringify(report, null, 2) + '\n')
+    writeFileAtomic(run.energyPath, `${JSON.stringify(report, null, 2)}\n`)
     energy = { dynamicMj: report.totals.dynamicMj, ac: report.totals.ac, mac: report.totals.mac }
   }
   const plots = await plotRun(run.dir)

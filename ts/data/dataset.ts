@@ -1,5 +1,5 @@
-import { DualstreamError, argError } from '../errors'
-import { Rng, assertSeed, deriveSeed, permutation } from './random'
+import { argError, DualstreamError } from '../errors'
+import { assertSeed, deriveSeed, permutation, Rng } from './random'
 
 export type LabelArray = Uint8Array | Uint32Array
 

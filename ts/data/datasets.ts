@@ -1,5 +1,7 @@
 import { argError, fromNative } from '../errors'
+
 import native = require('../native')
+
 import type { NativeEventDataset, NativeImageDataset } from '../../native'
 import type { EventStream } from './events'
 import type { EventSample, ImageSample } from './loader'

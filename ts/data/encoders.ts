@@ -2,7 +2,9 @@
 // direct (the image at every step), Poisson rate (spike with probability = intensity), latency
 // (one spike at step round((1 - v) (T - 1)) for v > 0: brighter pixels fire earlier; v <= 0 never).
 import { argError, fromNative } from '../errors'
+
 import native = require('../native')
+
 import type { Frames } from './frames'
 import { assertSeed } from './random'
 

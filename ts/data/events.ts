@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises'
 import { extname } from 'node:path'
-import { DualstreamError, argError, fromNative } from '../errors'
+import { argError, DualstreamError, fromNative } from '../errors'
+
 import native = require('../native')
 
 /** Event-camera file formats dualstream reads and writes. */

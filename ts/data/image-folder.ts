@@ -2,12 +2,14 @@
 // torchvision's ImageFolder order so label indices agree with models trained in PyTorch, and
 // decoded (JPEG/PNG, in Rust) only when a batch is prepared.
 import { argError, fromNative } from '../errors'
+
 import native = require('../native')
+
 import type { NativeImageFolder } from '../../native'
 import type { Split } from './datasets'
-import { LoaderData, type FileSample, type IndexedDataset } from './loader'
 import type { EncoderSpec } from './encoders'
-import { transforms, type TransformSpec } from './transforms'
+import { type FileSample, type IndexedDataset, LoaderData } from './loader'
+import { type TransformSpec, transforms } from './transforms'
 
 /** ImageNet's per-channel statistics (RGB), what torchvision's pretrained models expect. */
 export const IMAGENET_MEAN: readonly number[] = Object.freeze([0.485, 0.456, 0.406])

@@ -1,15 +1,17 @@
 // A data loader for event and image datasets: shuffling, batching, a fixed seed, and a bounded
 // queue of batches prepared ahead (decode + integrate + augment) on the libuv pool while the
 // current batch trains, so data time hides behind compute time.
-import { DualstreamError, argError, fromNative } from '../errors'
+import { argError, DualstreamError, fromNative } from '../errors'
+
 import native = require('../native')
-import type { NativeSample } from '../../native'
-import type { EncoderSpec } from './encoders'
-import { frameSpecJson, toNativeEvents, type Events, type FrameSpec } from './frames'
-import { Rng, assertSeed, deriveSeed, permutation } from './random'
-import { syntheticOptionsJson, type SyntheticOptions } from './synthetic'
-import type { TransformSpec } from './transforms'
+
+import type { NativeFrames, NativeSample } from '../../native'
 import type { DataBatch, LabelledData } from '../model'
+import type { EncoderSpec } from './encoders'
+import { type Events, type FrameSpec, frameSpecJson, toNativeEvents } from './frames'
+import { assertSeed, deriveSeed, permutation, Rng } from './random'
+import { type SyntheticOptions, syntheticOptionsJson } from './synthetic'
+import type { TransformSpec } from './transforms'
 
 export interface EventSample {
   events: Events
@@ -207,9 +209,9 @@ export class FramesDataset implements IndexedDataset, LabelledData {
     assertSeed('FramesDataset sample seed', seed)
     const idx = permutation(this.length, new Rng(seed)).subarray(0, Math.min(n, this.length)).sort()
     const counts = new Uint8Array(idx.length * this.sampleSize)
-    idx.forEach((i, j) =>
-      counts.set(this.counts.subarray(i * this.sampleSize, (i + 1) * this.sampleSize), j * this.sampleSize),
-    )
+    idx.forEach((i, j) => {
+      counts.set(this.counts.subarray(i * this.sampleSize, (i + 1) * this.sampleSize), j * this.sampleSize)
+    })
     return new FramesDataset(
       counts,
       Uint32Array.from(idx, (i) => this.labels[i]),
@@ -353,7 +355,7 @@ export class DataLoader {
       return { image: img.image, shape: [...img.shape] }
     })
     const seeds = Array.from(indices, (i) => deriveSeed(this.seed, epoch, i))
-    let out
+    let out: NativeFrames
     try {
       out = await native.prepareBatchNative(natives, this.specJson, seeds)
     } catch (e) {

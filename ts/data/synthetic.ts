@@ -2,9 +2,11 @@
 // recorded (three saccades in a triangle, ~100 ms each, a DVS pixel model emitting ON/OFF events
 // on log-intensity changes of `threshold`; crates/data/src/synthetic.rs documents the model).
 import { argError, fromNative } from '../errors'
+
 import native = require('../native')
+
 import type { TensorDataset } from './dataset'
-import { loadFashionMnist, FASHION_MNIST_CLASSES } from './fashion-mnist'
+import { FASHION_MNIST_CLASSES, loadFashionMnist } from './fashion-mnist'
 import type { Events } from './frames'
 import type { EventSample, IndexedDataset } from './loader'
 
@@ -80,7 +82,7 @@ export class NFashionMnist implements IndexedDataset {
 
   /** From a Fashion-MNIST split (samples `[1, 28, 28]`, e.g. `loadFashionMnist().train`). */
   constructor(images: TensorDataset, options: SyntheticOptions = {}) {
-    if (!images || images.sampleShape?.length !== 3 || images.sampleShape[0] !== 1) {
+    if (images?.sampleShape?.length !== 3 || images.sampleShape[0] !== 1) {
       throw argError('NFashionMnist images', 'a grey image data set with samples [1, H, W]', images)
     }
     this.json = syntheticOptionsJson(options)

@@ -40,10 +40,10 @@ fn main() {
             std::hint::black_box(connect_forward(connect, &s, &o, &mut out, None));
         });
         let bs = median_ms(|| {
-            connect_backward_s(connect, &s, &o, &g, None, &mut a);
+            connect_backward_s(connect, &s, &o, g, None, &mut a);
         });
-        let bo = median_ms(|| connect_backward_add_o(connect, &s, &o, &g, None, &mut b));
-        let both = median_ms(|| connect_backward(connect, &s, &o, &g, &mut a, &mut b));
+        let bo = median_ms(|| connect_backward_add_o(connect, &s, &o, g, None, &mut b));
+        let both = median_ms(|| connect_backward(connect, &s, &o, g, &mut a, &mut b));
         println!("{connect:?}: forward {fwd:.2} ms, backward_s {bs:.2} ms, backward_add_o {bo:.2} ms, backward {both:.2} ms ({n} elements)");
     }
     let g = PoolGeom::new(28, 28, [2, 2], [2, 2], [0, 0]).unwrap();

@@ -2,8 +2,6 @@
 //! A plain Rust library (no Node dependency): tensors, kernels, neurons, layers, blocks,
 //! backpropagation through time, losses and optimizers.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 pub mod energy;
 pub mod error;
 pub mod fold;

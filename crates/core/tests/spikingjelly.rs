@@ -76,7 +76,10 @@ impl Check {
             self.worst = if err.is_nan() { f64::INFINITY } else { err };
             self.worst_at = what.to_string();
         }
-        if !(err <= TOLERANCE) {
+        // Negated so that a NaN error fails too.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let within = err <= TOLERANCE;
+        if !within {
             self.failures.push(format!(
                 "{}: {what}: relative error {err:.3e} > {TOLERANCE:e}{detail}",
                 self.fixture

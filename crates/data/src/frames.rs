@@ -12,6 +12,7 @@
 //!   `dt = 0`;
 //! - by duration: a frame starts at the first event not yet taken, at time `t_l`, and takes events
 //!   while `t - t_l <= duration`; T is whatever the recording needs.
+//!
 //! Integration counts every event of the segment, whatever its timestamp (SpikingJelly's segments
 //! are index ranges too), so a stream with slightly out-of-order timestamps frames identically.
 //!

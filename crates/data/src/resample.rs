@@ -50,7 +50,7 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
 
 fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
     let s = x.shape();
-    if s.len() < 2 || s.iter().any(|&d| d == 0) {
+    if s.len() < 2 || s.contains(&0) {
         return Err(Error::shape(what, "[..., H, W] with no empty dimension", s));
     }
     let (h, w) = (s[s.len() - 2], s[s.len() - 1]);

@@ -59,6 +59,7 @@ pub fn saccade_corners(margin: usize) -> [(f32, f32); 4] {
 /// Events of a grey image (`h x w`, values in [0, 1], row-major) placed on a `sensor_h x sensor_w`
 /// sensor with its top-left corner at `path[i]` (x, y; fractional) at time `i * segment_us`,
 /// moving linearly between the points.
+#[allow(clippy::too_many_arguments)] // the image, the sensor, the path and the DVS model
 pub fn events_from_motion(
     image: &[f32],
     h: usize,

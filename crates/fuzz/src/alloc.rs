@@ -52,20 +52,25 @@ fn check(size: usize) {
     LARGEST.fetch_max(size, Ordering::Relaxed);
 }
 
+// SAFETY: every call is forwarded to the system allocator with the caller's own arguments.
 unsafe impl GlobalAlloc for Capped {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         check(layout.size());
-        System.alloc(layout)
+        // SAFETY: the caller upholds GlobalAlloc's contract, which System needs too.
+        unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         check(layout.size());
-        System.alloc_zeroed(layout)
+        // SAFETY: the caller upholds GlobalAlloc's contract, which System needs too.
+        unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         check(new_size);
-        System.realloc(ptr, layout, new_size)
+        // SAFETY: the caller upholds GlobalAlloc's contract, which System needs too.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        // SAFETY: the caller upholds GlobalAlloc's contract, which System needs too.
+        unsafe { System.dealloc(ptr, layout) }
     }
 }

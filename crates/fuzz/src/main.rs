@@ -118,7 +118,7 @@ fn main() {
     let started = Instant::now();
     let mut execs = 0u64;
     while execs < args.execs {
-        if execs % 256 == 0 && started.elapsed().as_secs_f64() >= args.seconds {
+        if execs.is_multiple_of(256) && started.elapsed().as_secs_f64() >= args.seconds {
             break;
         }
         let input = if args.target == "spec" && rng.below(2) == 0 {

@@ -13,7 +13,10 @@ use dualstream_data::{aedat2, aedat3, aedat4, cifar, idx, image_folder, nmnist, 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::{guarded, js_error};
+use crate::{coded, guarded, js_error, Coded, CodedTask, Result};
+
+/// A Promise of a [`DataTask`]'s JS value.
+pub type DataPromise<T, J> = AsyncTask<Coded<DataTask<T, J>>>;
 
 /// Runs `work` on the thread pool, then `finish` turns its result into a JS value.
 pub struct DataTask<T: Send + 'static, J> {
@@ -26,24 +29,24 @@ fn task<T: Send + 'static, J>(
     what: &'static str,
     finish: fn(T) -> J,
     work: impl FnOnce() -> dualstream_core::Result<T> + Send + 'static,
-) -> AsyncTask<DataTask<T, J>>
+) -> DataPromise<T, J>
 where
-    DataTask<T, J>: Task,
+    DataTask<T, J>: CodedTask,
 {
-    AsyncTask::new(DataTask { what, work: Some(Box::new(work)), finish })
+    coded(DataTask { what, work: Some(Box::new(work)), finish })
 }
 
-impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for DataTask<T, J> {
+impl<T: Send + 'static, J: ToNapiValue + TypeName> CodedTask for DataTask<T, J> {
     type Output = T;
     type JsValue = J;
-    fn compute(&mut self) -> napi::Result<T> {
+    fn compute(&mut self) -> Result<T> {
         let work = self
             .work
             .take()
             .ok_or_else(|| js_error("ERR_INTERNAL", format!("{}: task ran twice", self.what)))?;
         guarded(self.what, work)
     }
-    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<J> {
+    fn resolve(&mut self, _env: Env, output: T) -> Result<J> {
         Ok((self.finish)(output))
     }
 }
@@ -61,7 +64,7 @@ pub struct NativeEvents {
     pub p: Uint8Array,
 }
 
-pub(crate) fn events_from_js(what: &str, e: &NativeEvents) -> napi::Result<EventStream> {
+pub(crate) fn events_from_js(what: &str, e: &NativeEvents) -> Result<EventStream> {
     let n = e.t.len();
     if e.x.len() != n || e.y.len() != n || e.p.len() != n {
         return Err(js_error(
@@ -141,7 +144,7 @@ fn sensor(
     width: Option<u32>,
     height: Option<u32>,
     default: (u16, u16),
-) -> napi::Result<(u16, u16)> {
+) -> Result<(u16, u16)> {
     let w = width.unwrap_or(default.0 as u32);
     let h = height.unwrap_or(default.1 as u32);
     if w == 0 || h == 0 || w > u16::MAX as u32 || h > u16::MAX as u32 {
@@ -161,7 +164,7 @@ pub fn read_event_file(
     format: String,
     width: Option<u32>,
     height: Option<u32>,
-) -> napi::Result<AsyncTask<DataTask<EventFile, EventFile>>> {
+) -> Result<DataPromise<EventFile, EventFile>> {
     let file = PathBuf::from(&path);
     let what = "readEvents";
     match format.as_str() {
@@ -220,7 +223,7 @@ pub fn write_event_file(
     format: String,
     events: NativeEvents,
     options: Option<WriteEventOptions>,
-) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+) -> Result<DataPromise<(), ()>> {
     let what = "writeEvents";
     let events = events_from_js(what, &events)?;
     let file = PathBuf::from(&path);
@@ -266,7 +269,7 @@ pub struct GestureWindow {
 #[napi(ts_return_type = "Promise<GestureWindow[]>")]
 pub fn read_gesture_labels(
     path: String,
-) -> AsyncTask<DataTask<Vec<aedat3::LabelWindow>, Vec<GestureWindow>>> {
+) -> DataPromise<Vec<aedat3::LabelWindow>, Vec<GestureWindow>> {
     task(
         "readGestureLabels",
         |windows| {
@@ -296,7 +299,7 @@ pub struct CifarBatch {
     pub coarse_labels: Uint8Array,
 }
 
-fn cifar_kind(what: &str, kind: &str) -> napi::Result<CifarKind> {
+fn cifar_kind(what: &str, kind: &str) -> Result<CifarKind> {
     match kind {
         "cifar10" => Ok(CifarKind::Cifar10),
         "cifar100" => Ok(CifarKind::Cifar100),
@@ -312,7 +315,7 @@ fn cifar_kind(what: &str, kind: &str) -> napi::Result<CifarKind> {
 pub fn read_cifar_batch(
     path: String,
     kind: String,
-) -> napi::Result<AsyncTask<DataTask<CifarImages, CifarBatch>>> {
+) -> Result<DataPromise<CifarImages, CifarBatch>> {
     let kind = cifar_kind("readCifarBatch", &kind)?;
     Ok(task(
         "readCifarBatch",
@@ -333,7 +336,7 @@ pub fn write_cifar_batch(
     pixels: Uint8Array,
     labels: Uint8Array,
     coarse_labels: Option<Uint8Array>,
-) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+) -> Result<DataPromise<(), ()>> {
     let kind = cifar_kind("writeCifarBatch", &kind)?;
     let images = CifarImages {
         kind,
@@ -359,7 +362,7 @@ pub struct IdxFile {
 
 /// Reads an IDX file (plain or gzip'd).
 #[napi(ts_return_type = "Promise<IdxFile>")]
-pub fn read_idx_file(path: String) -> AsyncTask<DataTask<IdxArray, IdxFile>> {
+pub fn read_idx_file(path: String) -> DataPromise<IdxArray, IdxFile> {
     task(
         "readIdx",
         |a| IdxFile {
@@ -378,7 +381,7 @@ pub fn write_idx_file(
     dims: Vec<u32>,
     dtype: String,
     bytes: Uint8Array,
-) -> napi::Result<AsyncTask<DataTask<(), ()>>> {
+) -> Result<DataPromise<(), ()>> {
     let b = bytes.to_vec();
     let size = match dtype.as_str() {
         "u8" | "i8" => 1,
@@ -418,7 +421,7 @@ pub fn write_idx_file(
     Ok(task("writeIdx", |(): ()| (), move || idx::write_idx(&PathBuf::from(path), &array)))
 }
 
-fn split_of(what: &str, split: &str) -> napi::Result<Split> {
+fn split_of(what: &str, split: &str) -> Result<Split> {
     match split {
         "train" => Ok(Split::Train),
         "test" => Ok(Split::Test),
@@ -444,7 +447,7 @@ pub struct NativeEventDataset {
 #[napi]
 impl NativeEventDataset {
     #[napi(factory)]
-    pub fn open(kind: String, root: String, split: String) -> napi::Result<Self> {
+    pub fn open(kind: String, root: String, split: String) -> Result<Self> {
         let what = "openEventDataset";
         let split = split_of(what, &split)?;
         let root = PathBuf::from(root);
@@ -487,7 +490,7 @@ impl NativeEventDataset {
     }
 
     #[napi(ts_return_type = "Promise<EventSample>")]
-    pub fn get(&self, index: u32) -> AsyncTask<DataTask<(EventStream, usize), EventSample>> {
+    pub fn get(&self, index: u32) -> DataPromise<(EventStream, usize), EventSample> {
         let inner = self.inner.clone();
         task(
             "EventDataset.get",
@@ -513,7 +516,7 @@ pub struct NativeImageDataset {
 #[napi]
 impl NativeImageDataset {
     #[napi(factory)]
-    pub fn open(kind: String, root: String, split: String) -> napi::Result<Self> {
+    pub fn open(kind: String, root: String, split: String) -> Result<Self> {
         let what = "openImageDataset";
         let split = split_of(what, &split)?;
         let root = PathBuf::from(root);
@@ -557,7 +560,7 @@ impl NativeImageDataset {
     }
 
     #[napi(ts_return_type = "Promise<ImageSample>")]
-    pub fn get(&self, index: u32) -> AsyncTask<DataTask<(Vec<u8>, usize), ImageSample>> {
+    pub fn get(&self, index: u32) -> DataPromise<(Vec<u8>, usize), ImageSample> {
         let inner = self.inner.clone();
         task(
             "ImageDataset.get",
@@ -578,7 +581,7 @@ pub struct NativeImageFolder {
 #[napi]
 impl NativeImageFolder {
     #[napi(factory)]
-    pub fn open(root: String, split: String) -> napi::Result<Self> {
+    pub fn open(root: String, split: String) -> Result<Self> {
         let what = "openImageFolder";
         let train = split_of(what, &split)? == Split::Train;
         let root = PathBuf::from(root);
@@ -609,7 +612,7 @@ impl NativeImageFolder {
 
     /// Path of sample `index`.
     #[napi]
-    pub fn path(&self, index: u32) -> napi::Result<String> {
+    pub fn path(&self, index: u32) -> Result<String> {
         let i = index as usize;
         if i >= self.inner.len() {
             return Err(js_error(

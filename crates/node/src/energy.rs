@@ -5,7 +5,10 @@ use dualstream_core::energy::Energies;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::{js_error, parse_mode, tensor_from, with_state, EvaluateTask, NativeModel, State};
+use crate::{
+    coded, js_error, parse_mode, tensor_from, with_state, Coded, EvaluateTask, NativeModel, Result,
+    State,
+};
 
 #[napi]
 impl NativeModel {
@@ -17,10 +20,10 @@ impl NativeModel {
         input_shape: Vec<u32>,
         labels: Option<Uint32Array>,
         mode: Option<String>,
-    ) -> napi::Result<AsyncTask<EvaluateTask>> {
+    ) -> Result<AsyncTask<Coded<EvaluateTask>>> {
         let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(EvaluateTask {
+        Ok(coded(EvaluateTask {
             shared: self.shared.clone(),
             input,
             labels: labels.map(|l| l.to_vec()),
@@ -31,7 +34,7 @@ impl NativeModel {
 
     /// Clears the energy counters.
     #[napi]
-    pub fn reset_energy(&self) -> napi::Result<()> {
+    pub fn reset_energy(&self) -> Result<()> {
         with_state(&self.shared, "resetEnergy", |s| {
             s.model.reset_energy();
             Ok(())
@@ -46,7 +49,7 @@ impl NativeModel {
         preset: Option<String>,
         ac_pj: Option<f64>,
         mac_pj: Option<f64>,
-    ) -> napi::Result<String> {
+    ) -> Result<String> {
         let energies = match (ac_pj, mac_pj) {
             (Some(ac), Some(mac)) => Energies::custom(ac, mac),
             (None, None) => Energies::preset(preset.as_deref().unwrap_or("fp32")),
@@ -61,7 +64,7 @@ impl NativeModel {
 
     /// A copy with every conv-BN pair folded into one conv with a bias (inference only).
     #[napi]
-    pub fn fold_batch_norm(&self) -> napi::Result<NativeModel> {
+    pub fn fold_batch_norm(&self) -> Result<NativeModel> {
         let model = with_state(&self.shared, "foldBatchNorm", |s| {
             dualstream_core::fold::fold_batch_norm(&mut s.model)
         })?;

@@ -13,7 +13,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::data::{events_from_js, events_to_js, NativeEvents};
-use crate::{guarded, js_error, parse_json};
+use crate::{coded, guarded, js_error, parse_json, Coded, CodedTask, Result};
 
 #[napi(object)]
 pub struct NativeFrames {
@@ -33,13 +33,13 @@ pub struct IntegrateTask {
     spec: FrameSpec,
 }
 
-impl Task for IntegrateTask {
+impl CodedTask for IntegrateTask {
     type Output = Tensor;
     type JsValue = NativeFrames;
-    fn compute(&mut self) -> napi::Result<Tensor> {
+    fn compute(&mut self) -> Result<Tensor> {
         guarded("integrateEvents", || integrate(&self.events, &self.spec.options()))
     }
-    fn resolve(&mut self, _env: Env, t: Tensor) -> napi::Result<NativeFrames> {
+    fn resolve(&mut self, _env: Env, t: Tensor) -> Result<NativeFrames> {
         Ok(frames_to_js(t))
     }
 }
@@ -50,12 +50,9 @@ impl Task for IntegrateTask {
 pub fn integrate_events(
     events: NativeEvents,
     frames_json: String,
-) -> napi::Result<AsyncTask<IntegrateTask>> {
+) -> Result<AsyncTask<Coded<IntegrateTask>>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
-    Ok(AsyncTask::new(IntegrateTask {
-        events: events_from_js("integrateEvents events", &events)?,
-        spec,
-    }))
+    Ok(coded(IntegrateTask { events: events_from_js("integrateEvents events", &events)?, spec }))
 }
 
 pub struct SyntheticTask {
@@ -65,15 +62,15 @@ pub struct SyntheticTask {
     spec: SyntheticSpec,
 }
 
-impl Task for SyntheticTask {
+impl CodedTask for SyntheticTask {
     type Output = EventStream;
     type JsValue = NativeEvents;
-    fn compute(&mut self) -> napi::Result<EventStream> {
+    fn compute(&mut self) -> Result<EventStream> {
         guarded("syntheticEvents", || {
             saccade_events(&self.image, self.height, self.width, &self.spec.options())
         })
     }
-    fn resolve(&mut self, _env: Env, s: EventStream) -> napi::Result<NativeEvents> {
+    fn resolve(&mut self, _env: Env, s: EventStream) -> Result<NativeEvents> {
         Ok(events_to_js(s))
     }
 }
@@ -86,7 +83,7 @@ pub fn synthetic_events(
     height: u32,
     width: u32,
     options_json: String,
-) -> napi::Result<AsyncTask<SyntheticTask>> {
+) -> Result<AsyncTask<Coded<SyntheticTask>>> {
     let spec: SyntheticSpec = parse_json("synthetic options", &options_json)?;
     if image.len() != (height as usize) * (width as usize) {
         return Err(js_error(
@@ -98,7 +95,7 @@ pub fn synthetic_events(
             ),
         ));
     }
-    Ok(AsyncTask::new(SyntheticTask {
+    Ok(coded(SyntheticTask {
         image: image.to_vec(),
         height: height as usize,
         width: width as usize,
@@ -122,13 +119,13 @@ pub struct PrepareBatchTask {
     seeds: Vec<u64>,
 }
 
-impl Task for PrepareBatchTask {
+impl CodedTask for PrepareBatchTask {
     type Output = Tensor;
     type JsValue = NativeFrames;
-    fn compute(&mut self) -> napi::Result<Tensor> {
+    fn compute(&mut self) -> Result<Tensor> {
         guarded("prepareBatch", || prepare_batch(&self.samples, &self.spec, &self.seeds))
     }
-    fn resolve(&mut self, _env: Env, t: Tensor) -> napi::Result<NativeFrames> {
+    fn resolve(&mut self, _env: Env, t: Tensor) -> Result<NativeFrames> {
         Ok(frames_to_js(t))
     }
 }
@@ -140,7 +137,7 @@ pub fn prepare_batch_native(
     samples: Vec<NativeSample>,
     spec_json: String,
     seeds: Vec<u32>,
-) -> napi::Result<AsyncTask<PrepareBatchTask>> {
+) -> Result<AsyncTask<Coded<PrepareBatchTask>>> {
     let spec: PipelineSpec = parse_json("data pipeline", &spec_json)?;
     let mut out = Vec::with_capacity(samples.len());
     for (j, s) in samples.iter().enumerate() {
@@ -178,7 +175,7 @@ pub fn prepare_batch_native(
         });
     }
     // Two uint32 halves would be nicer, but JS seeds are uint32 throughout the package.
-    Ok(AsyncTask::new(PrepareBatchTask {
+    Ok(coded(PrepareBatchTask {
         samples: out,
         spec,
         seeds: seeds.into_iter().map(u64::from).collect(),
@@ -204,10 +201,10 @@ pub struct CacheLookupTask {
     spec: FrameSpec,
 }
 
-impl Task for CacheLookupTask {
+impl CodedTask for CacheLookupTask {
     type Output = (String, Option<Tensor>, Option<String>);
     type JsValue = CacheLookup;
-    fn compute(&mut self) -> napi::Result<Self::Output> {
+    fn compute(&mut self) -> Result<Self::Output> {
         guarded("frameCacheLookup", || {
             let cache = FrameCache::new(&self.dir)?;
             let key = cache_key(&self.source, &self.part, &self.spec)?;
@@ -222,7 +219,7 @@ impl Task for CacheLookupTask {
         &mut self,
         _env: Env,
         (status, frames, reason): Self::Output,
-    ) -> napi::Result<CacheLookup> {
+    ) -> Result<CacheLookup> {
         Ok(CacheLookup { status, frames: frames.map(frames_to_js), reason })
     }
 }
@@ -234,9 +231,9 @@ pub fn frame_cache_lookup(
     source: String,
     part: String,
     frames_json: String,
-) -> napi::Result<AsyncTask<CacheLookupTask>> {
+) -> Result<AsyncTask<Coded<CacheLookupTask>>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
-    Ok(AsyncTask::new(CacheLookupTask { dir, source, part, spec }))
+    Ok(coded(CacheLookupTask { dir, source, part, spec }))
 }
 
 pub struct CacheBuildTask {
@@ -247,10 +244,10 @@ pub struct CacheBuildTask {
     events: EventStream,
 }
 
-impl Task for CacheBuildTask {
+impl CodedTask for CacheBuildTask {
     type Output = Tensor;
     type JsValue = NativeFrames;
-    fn compute(&mut self) -> napi::Result<Tensor> {
+    fn compute(&mut self) -> Result<Tensor> {
         guarded("frameCacheBuild", || {
             let cache = FrameCache::new(&self.dir)?;
             let key = cache_key(&self.source, &self.part, &self.spec)?;
@@ -268,7 +265,7 @@ impl Task for CacheBuildTask {
             Ok(frames)
         })
     }
-    fn resolve(&mut self, _env: Env, t: Tensor) -> napi::Result<NativeFrames> {
+    fn resolve(&mut self, _env: Env, t: Tensor) -> Result<NativeFrames> {
         Ok(frames_to_js(t))
     }
 }
@@ -281,8 +278,8 @@ pub fn frame_cache_build(
     part: String,
     frames_json: String,
     events: NativeEvents,
-) -> napi::Result<AsyncTask<CacheBuildTask>> {
+) -> Result<AsyncTask<Coded<CacheBuildTask>>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
     let events = events_from_js("frameCacheBuild events", &events)?;
-    Ok(AsyncTask::new(CacheBuildTask { dir, source, part, spec, events }))
+    Ok(coded(CacheBuildTask { dir, source, part, spec, events }))
 }

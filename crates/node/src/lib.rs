@@ -1,7 +1,9 @@
 //! N-API binding of dualstream-core. Thin by design: a model spec (JSON) and typed arrays come
 //! in, Promises of plain objects go out. Heavy calls run on the libuv thread pool (AsyncTask),
-//! one call per batch. Engine errors become JS Errors whose message starts with `[CODE]`;
-//! panics are caught here and never unwind into Node.
+//! one call per batch. Engine errors become JS Errors whose `code` property is the engine's
+//! error code (`ERR_SHAPE`, ...); panics are caught here and never unwind into Node.
+// napi-rs registers the exports only outside test builds; the binding is tested from JavaScript.
+#![cfg_attr(test, allow(dead_code))]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,16 +20,78 @@ mod data;
 mod energy;
 mod frames;
 
-fn to_js(err: dualstream_core::Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("[{}] {}", err.code(), err))
+/// The `code` property of the JS errors the binding throws: `ERR_SHAPE`, `ERR_ARG`, ...
+pub struct Code(&'static str);
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
 }
 
-fn js_error(code: &str, message: impl std::fmt::Display) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("[{code}] {message}"))
+/// The result of a binding call. napi-rs creates the JS error with the status string as its
+/// `code`, so the error's status is the engine's code.
+pub type Result<T> = std::result::Result<T, napi::Error<Code>>;
+
+fn to_js(err: dualstream_core::Error) -> napi::Error<Code> {
+    napi::Error::new(Code(err.code()), err.to_string())
+}
+
+fn js_error(code: &'static str, message: impl std::fmt::Display) -> napi::Error<Code> {
+    napi::Error::new(Code(code), message.to_string())
+}
+
+/// Work for the libuv thread pool whose errors carry a [`Code`]. napi-rs's [`Task`] reports
+/// errors with a fixed status, so [`Coded`] creates the JS error itself.
+pub trait CodedTask: Send + Sized {
+    type Output: Send + Sized + 'static;
+    type JsValue: ToNapiValue + TypeName;
+    fn compute(&mut self) -> Result<Self::Output>;
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue>;
+}
+
+/// Runs a [`CodedTask`] as a napi-rs [`Task`], rejecting with an Error whose `code` is the
+/// task's.
+pub struct Coded<T> {
+    task: T,
+    failure: Option<napi::Error<Code>>,
+}
+
+/// A Promise of `task`'s result.
+fn coded<T: CodedTask>(task: T) -> AsyncTask<Coded<T>> {
+    AsyncTask::new(Coded { task, failure: None })
+}
+
+/// The JS Error for `err`, as a napi error that carries it unchanged to the Promise.
+fn js_error_value(env: Env, err: napi::Error<Code>) -> napi::Error {
+    napi::Error::from(JsError::from(err).into_unknown(env))
+}
+
+impl<T: CodedTask> Task for Coded<T> {
+    type Output = T::Output;
+    type JsValue = T::JsValue;
+
+    fn compute(&mut self) -> napi::Result<T::Output> {
+        self.task.compute().map_err(|e| {
+            self.failure = Some(e);
+            napi::Error::from_status(Status::GenericFailure)
+        })
+    }
+
+    fn resolve(&mut self, env: Env, output: T::Output) -> napi::Result<T::JsValue> {
+        self.task.resolve(env, output).map_err(|e| js_error_value(env, e))
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<T::JsValue> {
+        match self.failure.take() {
+            Some(e) => Err(js_error_value(env, e)),
+            None => Err(err),
+        }
+    }
 }
 
 /// Runs engine code, turning an engine error or a panic into a JS error.
-fn guarded<T>(what: &str, f: impl FnOnce() -> dualstream_core::Result<T>) -> napi::Result<T> {
+fn guarded<T>(what: &str, f: impl FnOnce() -> dualstream_core::Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_js(e)),
@@ -51,7 +115,7 @@ struct State {
 
 type Shared = Arc<Mutex<Option<State>>>;
 
-fn lock<'a>(shared: &'a Shared, what: &str) -> napi::Result<MutexGuard<'a, Option<State>>> {
+fn lock<'a>(shared: &'a Shared, what: &str) -> Result<MutexGuard<'a, Option<State>>> {
     let guard = shared.try_lock().map_err(|_| {
         js_error("ERR_BUSY", format!("{what}: the model is busy with another call; await it first"))
     })?;
@@ -71,19 +135,19 @@ fn with_state<T: Send>(
     shared: &Shared,
     what: &str,
     f: impl FnOnce(&mut State) -> dualstream_core::Result<T> + Send,
-) -> napi::Result<T> {
+) -> Result<T> {
     let mut guard = lock(shared, what)?;
     let state = guard.as_mut().expect("checked by lock");
     let result = guarded(what, || dualstream_core::in_pool(|| f(state)));
     if let Err(e) = &result {
-        if e.reason.starts_with("[ERR_INTERNAL]") {
+        if e.status.0 == "ERR_INTERNAL" {
             state.broken = true;
         }
     }
     result
 }
 
-fn tensor_from(what: &str, data: &[f32], shape: &[u32]) -> napi::Result<Tensor> {
+fn tensor_from(what: &str, data: &[f32], shape: &[u32]) -> Result<Tensor> {
     let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
     Tensor::from_vec(&shape, data.to_vec()).map_err(|_| {
         js_error(
@@ -109,7 +173,7 @@ fn named_tensors(tensors: Vec<(String, Tensor)>) -> Vec<NamedTensor> {
         .collect()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> napi::Result<T> {
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
     serde_json::from_str(json).map_err(|e| js_error("ERR_SPEC", format!("{what}: {e}")))
 }
 
@@ -179,11 +243,11 @@ pub struct TrainStepTask {
     update: bool,
 }
 
-impl Task for TrainStepTask {
+impl CodedTask for TrainStepTask {
     type Output = (dualstream_core::loss::LossStats, f32, f64);
     type JsValue = StepResult;
 
-    fn compute(&mut self) -> napi::Result<Self::Output> {
+    fn compute(&mut self) -> Result<Self::Output> {
         let (input, labels, update) = (&self.input, &self.labels, self.update);
         with_state(&self.shared, "trainStep", |s| {
             let trainer = s.trainer.as_mut().ok_or_else(|| {
@@ -202,7 +266,7 @@ impl Task for TrainStepTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, (stats, lr, rate): Self::Output) -> napi::Result<StepResult> {
+    fn resolve(&mut self, _env: Env, (stats, lr, rate): Self::Output) -> Result<StepResult> {
         Ok(StepResult {
             loss: stats.loss as f64,
             correct: stats.correct as u32,
@@ -224,11 +288,11 @@ pub struct EvaluateTask {
     counting: bool,
 }
 
-impl Task for EvaluateTask {
+impl CodedTask for EvaluateTask {
     type Output = (f32, usize, usize, Vec<f32>, Vec<(String, f32)>);
     type JsValue = EvalResult;
 
-    fn compute(&mut self) -> napi::Result<Self::Output> {
+    fn compute(&mut self) -> Result<Self::Output> {
         let (input, labels, mode) = (&self.input, &self.labels, self.mode);
         let counting = self.counting;
         with_state(&self.shared, "evaluate", |s| {
@@ -251,7 +315,7 @@ impl Task for EvaluateTask {
         &mut self,
         _env: Env,
         (loss, correct, count, logits, rates): Self::Output,
-    ) -> napi::Result<EvalResult> {
+    ) -> Result<EvalResult> {
         Ok(EvalResult {
             loss: loss as f64,
             correct: correct as u32,
@@ -300,16 +364,16 @@ pub struct AuditTask {
     input: Tensor,
 }
 
-impl Task for AuditTask {
+impl CodedTask for AuditTask {
     type Output = AuditReport;
     type JsValue = AuditResult;
 
-    fn compute(&mut self) -> napi::Result<AuditReport> {
+    fn compute(&mut self) -> Result<AuditReport> {
         let input = &self.input;
         with_state(&self.shared, "audit", |s| s.model.audit(input))
     }
 
-    fn resolve(&mut self, _env: Env, r: AuditReport) -> napi::Result<AuditResult> {
+    fn resolve(&mut self, _env: Env, r: AuditReport) -> Result<AuditResult> {
         Ok(AuditResult {
             passed: r.passed(),
             stem: r.stem.clone(),
@@ -319,7 +383,7 @@ impl Task for AuditTask {
     }
 }
 
-fn parse_mode(mode: Option<String>) -> napi::Result<InferenceMode> {
+fn parse_mode(mode: Option<String>) -> Result<InferenceMode> {
     match mode.as_deref() {
         None | Some("fsnn") => Ok(InferenceMode::Fsnn),
         Some("dsnn") => Ok(InferenceMode::Dsnn),
@@ -340,7 +404,7 @@ pub struct NativeModel {
 impl NativeModel {
     /// Builds a model from a JSON `ModelSpec`, with weights drawn from `seed`.
     #[napi(constructor)]
-    pub fn new(spec_json: String, seed: u32) -> napi::Result<Self> {
+    pub fn new(spec_json: String, seed: u32) -> Result<Self> {
         let spec: ModelSpec = parse_json("model spec", &spec_json)?;
         let model = guarded("build model", || Model::from_spec(&spec, seed as u64))?;
         Ok(NativeModel {
@@ -355,7 +419,7 @@ impl NativeModel {
         optimizer_json: String,
         schedule_json: String,
         loss_json: String,
-    ) -> napi::Result<()> {
+    ) -> Result<()> {
         let optimizer: OptimizerSpec = parse_json("optimizer", &optimizer_json)?;
         let schedule: ScheduleSpec = parse_json("schedule", &schedule_json)?;
         let loss: LossSpec = parse_json("loss", &loss_json)?;
@@ -372,9 +436,9 @@ impl NativeModel {
         input: Float32Array,
         input_shape: Vec<u32>,
         labels: Uint32Array,
-    ) -> napi::Result<AsyncTask<TrainStepTask>> {
+    ) -> Result<AsyncTask<Coded<TrainStepTask>>> {
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(TrainStepTask {
+        Ok(coded(TrainStepTask {
             shared: self.shared.clone(),
             input,
             labels: labels.to_vec(),
@@ -390,9 +454,9 @@ impl NativeModel {
         input: Float32Array,
         input_shape: Vec<u32>,
         labels: Uint32Array,
-    ) -> napi::Result<AsyncTask<TrainStepTask>> {
+    ) -> Result<AsyncTask<Coded<TrainStepTask>>> {
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(TrainStepTask {
+        Ok(coded(TrainStepTask {
             shared: self.shared.clone(),
             input,
             labels: labels.to_vec(),
@@ -402,7 +466,7 @@ impl NativeModel {
 
     /// L2 norms of the gradients at each dual-stream stage's outputs (O and A) in the last backward.
     #[napi]
-    pub fn gradient_norms(&self) -> napi::Result<Vec<GradientNorm>> {
+    pub fn gradient_norms(&self) -> Result<Vec<GradientNorm>> {
         with_state(&self.shared, "gradientNorms", |s| {
             Ok(s.model
                 .gradient_norms()
@@ -422,10 +486,10 @@ impl NativeModel {
         input_shape: Vec<u32>,
         labels: Option<Uint32Array>,
         mode: Option<String>,
-    ) -> napi::Result<AsyncTask<EvaluateTask>> {
+    ) -> Result<AsyncTask<Coded<EvaluateTask>>> {
         let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(EvaluateTask {
+        Ok(coded(EvaluateTask {
             shared: self.shared.clone(),
             input,
             labels: labels.map(|l| l.to_vec()),
@@ -440,14 +504,14 @@ impl NativeModel {
         &self,
         input: Float32Array,
         input_shape: Vec<u32>,
-    ) -> napi::Result<AsyncTask<AuditTask>> {
+    ) -> Result<AsyncTask<Coded<AuditTask>>> {
         let input = tensor_from("input", &input, &input_shape)?;
-        Ok(AsyncTask::new(AuditTask { shared: self.shared.clone(), input }))
+        Ok(coded(AuditTask { shared: self.shared.clone(), input }))
     }
 
     /// The deployable full-spike model (no accumulation pathway), with copies of the weights.
     #[napi]
-    pub fn to_full_spike(&self) -> napi::Result<NativeModel> {
+    pub fn to_full_spike(&self) -> Result<NativeModel> {
         let model = with_state(&self.shared, "toFullSpike", |s| s.model.to_full_spike())?;
         Ok(NativeModel {
             shared: Arc::new(Mutex::new(Some(State { model, trainer: None, broken: false }))),
@@ -456,13 +520,13 @@ impl NativeModel {
 
     /// Heads side by side in the training output (2 for a dual-stream model).
     #[napi]
-    pub fn heads(&self) -> napi::Result<u32> {
+    pub fn heads(&self) -> Result<u32> {
         with_state(&self.shared, "heads", |s| Ok(s.model.heads() as u32))
     }
 
     /// Mean firing rate of each neuron layer in the last forward.
     #[napi]
-    pub fn firing_rates(&self) -> napi::Result<Vec<LayerRate>> {
+    pub fn firing_rates(&self) -> Result<Vec<LayerRate>> {
         with_state(&self.shared, "firingRates", |s| {
             Ok(s.model
                 .firing_rates()
@@ -473,25 +537,20 @@ impl NativeModel {
     }
 
     #[napi]
-    pub fn parameter_count(&self) -> napi::Result<u32> {
+    pub fn parameter_count(&self) -> Result<u32> {
         with_state(&self.shared, "parameterCount", |s| Ok(s.model.parameter_count() as u32))
     }
 
     /// All parameters and buffers (BN running statistics), copied out.
     #[napi]
-    pub fn state_tensors(&self) -> napi::Result<Vec<NamedTensor>> {
+    pub fn state_tensors(&self) -> Result<Vec<NamedTensor>> {
         let tensors = with_state(&self.shared, "stateTensors", |s| Ok(s.model.state_tensors()))?;
         Ok(named_tensors(tensors))
     }
 
     /// Sets one parameter or buffer by name.
     #[napi]
-    pub fn set_tensor(
-        &self,
-        name: String,
-        shape: Vec<u32>,
-        data: Float32Array,
-    ) -> napi::Result<()> {
+    pub fn set_tensor(&self, name: String, shape: Vec<u32>, data: Float32Array) -> Result<()> {
         let t = tensor_from(&name, &data, &shape)?;
         with_state(&self.shared, "setTensor", |s| s.model.set_tensor(&name, &t))
     }
@@ -499,7 +558,7 @@ impl NativeModel {
     /// The trainer's resume state: schedule position and optimizer buffers/step count, copied out
     /// (empty before `configureTraining`).
     #[napi]
-    pub fn trainer_state(&self) -> napi::Result<Vec<NamedTensor>> {
+    pub fn trainer_state(&self) -> Result<Vec<NamedTensor>> {
         let tensors = with_state(&self.shared, "trainerState", |s| {
             Ok(s.trainer.as_ref().map(|t| t.state()).unwrap_or_default())
         })?;
@@ -508,7 +567,7 @@ impl NativeModel {
 
     /// Restores a `trainerState()` into the configured trainer (same optimizer kind).
     #[napi]
-    pub fn set_trainer_state(&self, tensors: Vec<NamedTensor>) -> napi::Result<()> {
+    pub fn set_trainer_state(&self, tensors: Vec<NamedTensor>) -> Result<()> {
         let mut state = Vec::with_capacity(tensors.len());
         for t in &tensors {
             state.push((t.name.clone(), tensor_from(&t.name, &t.data, &t.shape)?));
@@ -526,7 +585,7 @@ impl NativeModel {
 
     /// Each top-level layer's name and output shape per sample and time step.
     #[napi]
-    pub fn layer_shapes(&self) -> napi::Result<Vec<LayerShape>> {
+    pub fn layer_shapes(&self) -> Result<Vec<LayerShape>> {
         with_state(&self.shared, "layerShapes", |s| {
             Ok(s.model
                 .layer_shapes()?
@@ -540,7 +599,7 @@ impl NativeModel {
     }
 
     #[napi]
-    pub fn spec_json(&self) -> napi::Result<String> {
+    pub fn spec_json(&self) -> Result<String> {
         with_state(&self.shared, "spec", |s| {
             serde_json::to_string(s.model.spec())
                 .map_err(|e| dualstream_core::Error::spec("spec", e.to_string()))
@@ -549,7 +608,7 @@ impl NativeModel {
 
     /// Frees the weights now; later calls fail with ERR_DISPOSED.
     #[napi]
-    pub fn dispose(&self) -> napi::Result<()> {
+    pub fn dispose(&self) -> Result<()> {
         let mut guard = self.shared.try_lock().map_err(|_| {
             js_error("ERR_BUSY", "dispose: the model is busy with another call; await it first")
         })?;
@@ -565,7 +624,7 @@ impl NativeModel {
 
 /// Test hook: panics inside the guarded engine call path, to prove panics become JS errors.
 #[napi]
-pub fn debug_panic(message: String) -> napi::Result<()> {
+pub fn debug_panic(message: String) -> Result<()> {
     guarded("debugPanic", || -> dualstream_core::Result<()> { panic!("{message}") })
 }
 

@@ -4,7 +4,7 @@
 // Several edges into one node add their signals (NIR's rule), which is how residual joins and
 // Spiking ResNet's `SN_res(F(x) + x)` are written.
 import { DualstreamError } from '../../errors'
-import { type H5Value, f32, group, i64, readH5, str, writeH5 } from './hdf5'
+import { f32, group, type H5Value, i64, readH5, str, writeH5 } from './hdf5'
 
 /** The `nir` release whose layout we write. */
 export const NIR_VERSION = '1.0.8'
@@ -187,7 +187,7 @@ class Fields {
   }
   metadata(): Record<string, string | number> | undefined {
     const m = this.entries.metadata
-    if (!m || m.kind !== 'group') return undefined
+    if (m?.kind !== 'group') return undefined
     const out: Record<string, string | number> = {}
     for (const [k, v] of Object.entries(m.entries)) {
       if (v.kind === 'str') out[k] = v.data[0]
@@ -261,14 +261,13 @@ function decodeNode(file: string, name: string, value: H5Value): NodeWithMeta {
 export async function readNirGraph(path: string): Promise<NirGraph> {
   const root = await readH5(path)
   const node = root.node
-  if (!node || node.kind !== 'group')
+  if (node?.kind !== 'group')
     throw new DualstreamError('ERR_FORMAT', `${path}: not a NIR file (no "node" group at the root)`)
   const f = new Fields(path, 'node', node.entries)
   if (f.string('type') !== 'NIRGraph')
     throw new DualstreamError('ERR_FORMAT', `${path}: the root node is a ${f.string('type')}, not a NIRGraph`)
   const nodesValue = node.entries.nodes
-  if (!nodesValue || nodesValue.kind !== 'group')
-    throw new DualstreamError('ERR_FORMAT', `${path}: the NIR graph has no nodes group`)
+  if (nodesValue?.kind !== 'group') throw new DualstreamError('ERR_FORMAT', `${path}: the NIR graph has no nodes group`)
   const nodes = new Map<string, NodeWithMeta>()
   for (const [name, v] of Object.entries(nodesValue.entries)) {
     if (v.kind === 'group' && v.entries.type?.kind === 'str' && v.entries.type.data[0] === 'NIRGraph')

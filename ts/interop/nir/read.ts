@@ -5,9 +5,10 @@
 // - any other graph (SpikingJelly, snnTorch, Norse...): a chain Input -> ... -> Output of
 //   Conv2d, Affine/Linear, IF/LIF, AvgPool2d, Flatten, and SumPool2d + Threshold (max pooling
 //   of spikes), read with the dt convention of primitives.ts. Anything else is refused by name.
+
+import type { NamedTensor } from '../../checkpoint'
 import { DualstreamError } from '../../errors'
 import type { LayerSpec, ModelSpec, NeuronParams } from '../../spec'
-import type { NamedTensor } from '../../checkpoint'
 import type { NirGraph, NodeWithMeta, Tensor } from './graph'
 import { DEFAULT_DT } from './primitives'
 

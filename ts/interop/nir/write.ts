@@ -2,9 +2,10 @@
 // full-spike network (no AAP) with its BNs folded; write() walks its spec and emits one or
 // more NIR nodes per layer, named after the layer's path (`layers.3`,
 // `layers.4.stages.0.branch.2`), so every node maps back to its tensors.
+
+import type { NamedTensor } from '../../checkpoint'
 import { DualstreamError } from '../../errors'
 import type { DualStage, LayerSpec, ModelSpec, NeuronParams } from '../../spec'
-import type { NamedTensor } from '../../checkpoint'
 import type { NirGraph, NodeWithMeta, Tensor } from './graph'
 import { DEFAULT_DT, INSTEAD } from './primitives'
 

@@ -45,13 +45,13 @@ function neuronPy(kind: 'if' | 'lif' | 'plif', n: NeuronParams): string {
 
 function sequentialPy(layers: LayerSpec[] | null, indent: string): string {
   if (layers === null) return 'None'
-  const inner = indent + '    '
+  const inner = `${indent}    `
   return `nn.Sequential(\n${layers.map((l) => `${inner}${layerPy(l, inner)},`).join('\n')}\n${indent})`
 }
 
 function stagePy(s: DualStage, indent: string): string {
   if (s.type !== 'block') return layerPy(s, indent)
-  const inner = indent + '    '
+  const inner = `${indent}    `
   const residual = s.residualNeuron ? neuronPy('if', s.residualNeuron) : 'None'
   return [
     'DualStreamBlock(',
@@ -66,7 +66,7 @@ function stagePy(s: DualStage, indent: string): string {
 
 /** One layer as a Python expression; `indent` is the indentation of the line it starts on. */
 export function layerPy(l: LayerSpec, indent: string): string {
-  const inner = indent + '    '
+  const inner = `${indent}    `
   switch (l.type) {
     case 'conv2d':
       return `conv2d(${l.inChannels}, ${l.outChannels}, ${pyPair(l.kernelSize)}, stride=${pyPair(l.stride)}, padding=${pyPair(l.padding)}, dilation=${pyPair(l.dilation ?? [1, 1])}, groups=${l.groups ?? 1}, bias=${pyBool(l.bias)})`
@@ -107,7 +107,7 @@ export function layerPy(l: LayerSpec, indent: string): string {
         `${indent})`,
       ].join('\n')
     case 'dualStream': {
-      const inner2 = inner + '    '
+      const inner2 = `${inner}    `
       return [
         'DualStream(',
         `${inner}stages=[`,

@@ -3,8 +3,8 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { type NamedTensor, writeFileAtomic, writeSafetensors } from '../../checkpoint'
 import { DualstreamError } from '../../errors'
-import type { ModelSpec } from '../../spec'
 import type { TrainingConfig } from '../../model'
+import type { ModelSpec } from '../../spec'
 import { modelPy } from './codegen'
 import { readmeMd } from './readme'
 import { TRAIN_PY } from './train-py'
@@ -62,8 +62,8 @@ export function writePyTorchExport(
   const torchTensors = toTorchTensors(tensors)
   writeFileAtomic(join(dir, 'model.py'), modelPy(spec, name))
   writeFileAtomic(join(dir, 'train.py'), TRAIN_PY)
-  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
-  writeFileAtomic(join(dir, 'spec.json'), JSON.stringify(spec, null, 2) + '\n')
+  writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`)
+  writeFileAtomic(join(dir, 'spec.json'), `${JSON.stringify(spec, null, 2)}\n`)
   writeFileAtomic(join(dir, 'README.md'), readmeMd(name, spec))
   writeSafetensors(join(dir, 'weights.safetensors'), torchTensors, { format: EXPORT_FORMAT })
   return {

@@ -2,7 +2,7 @@
 import { type NamedTensor, readSafetensors } from '../../checkpoint'
 import { DualstreamError } from '../../errors'
 import type { ModelSpec } from '../../spec'
-import { type TorchSource, ignoredSourceKey, torchNameMap } from './names'
+import { ignoredSourceKey, type TorchSource, torchNameMap } from './names'
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`
 

@@ -1,6 +1,7 @@
 // PyTorch/SpikingJelly interop: export a model as a Python package, import state_dicts.
-export { writePyTorchExport, toTorchTensors, EXPORT_FORMAT } from './export'
+
 export type { PyTorchExport, PyTorchExportOptions } from './export'
+export { EXPORT_FORMAT, toTorchTensors, writePyTorchExport } from './export'
 export { torchTensorsFor } from './import'
-export { torchNameMap, TORCH_SOURCES } from './names'
-export type { TorchSource, NameEntry } from './names'
+export type { NameEntry, TorchSource } from './names'
+export { TORCH_SOURCES, torchNameMap } from './names'

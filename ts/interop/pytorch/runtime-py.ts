@@ -1,7 +1,7 @@
 // The fixed part of an exported model.py: the block classes and layer helpers that the
 // generated network definition (codegen.ts) calls. Python source kept as text because the npm
 // package ships compiled JavaScript only; it runs under torch + SpikingJelly, never in Node.
-export const MODEL_RUNTIME_PY = String.raw`
+export const MODEL_RUNTIME_PY = `
 import json
 import os
 

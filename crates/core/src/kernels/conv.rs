@@ -573,7 +573,10 @@ mod tests {
         ] {
             let g =
                 ConvGeom::new(c_in, c_out, h, w, [3, 3], [s, s], [1, 1], [1, 1], groups).unwrap();
-            assert!(g.ohw() > BAND_MIN_PIXELS && g.oh % (BAND_PIXELS / g.ow).max(1) != 0, "{g:?}");
+            assert!(
+                g.ohw() > BAND_MIN_PIXELS && !g.oh.is_multiple_of((BAND_PIXELS / g.ow).max(1)),
+                "{g:?}"
+            );
             let x = randv(&mut rng, 2 * g.in_size());
             let wt = randv(&mut rng, g.weight_len());
             let bias = randv(&mut rng, g.c_out);

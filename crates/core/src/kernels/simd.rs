@@ -68,6 +68,7 @@ macro_rules! multiversion {
                 match simd() {
                     // SAFETY: simd() saw these features on this CPU.
                     Simd::Avx512 => return unsafe { avx512($($a),*) },
+                    // SAFETY: simd() saw these features on this CPU.
                     Simd::Avx2 => return unsafe { avx2($($a),*) },
                     Simd::Base => {}
                 }

@@ -97,6 +97,7 @@ struct SharedMut {
 // SAFETY: the pointer is only turned into slices through `range`, whose callers guarantee
 // disjointness between tasks; the borrow it came from outlives the parallel section.
 unsafe impl Send for SharedMut {}
+// SAFETY: as for Send: tasks write disjoint ranges only.
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
