@@ -5,13 +5,14 @@
 # largest single allocation (the run aborts on one above --cap).
 #
 #   scripts/fuzz.sh [--execs N] [--seconds S] [--seed K] [--cap BYTES] [--samples DIR]
-#                   [--targets "nbin aedat4 ..."]
+#                   [--targets "nbin aedat4 ..."] [--nice N]
 #
 # --execs (default 100000) and --seconds (default: none) both bound a target's run; --samples
-# adds real recordings (*.bin, *.aedat, *.aedat4) to the seed corpus. Runs at nice 19.
+# adds real recordings (*.bin, *.aedat, *.aedat4) to the seed corpus. Runs at nice 19 unless
+# --nice says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-execs=100000 seconds=inf seed=1 cap=$((64 << 20)) samples="" targets="nbin aedat2 aedat3 aedat4 idx cifar spec safetensors"
+execs=100000 seconds=inf seed=1 cap=$((64 << 20)) samples="" targets="nbin aedat2 aedat3 aedat4 idx cifar spec safetensors" niceness=19
 while [ $# -gt 0 ]; do
   case "$1" in
     --execs) execs="$2" ;;
@@ -20,6 +21,7 @@ while [ $# -gt 0 ]; do
     --cap) cap="$2" ;;
     --samples) samples="$2" ;;
     --targets) targets="$2" ;;
+    --nice) niceness="$2" ;;
     *) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -33,10 +35,10 @@ for target in $targets; do
   args=(--execs "$execs" --seed "$seed" --cap "$cap" --crashes target/fuzz-crashes)
   [ "$seconds" != inf ] && args+=(--seconds "$seconds")
   if [ "$target" = safetensors ]; then
-    line=$(nice -n 19 npx tsx scripts/fuzz-safetensors.ts "${args[@]}") || status=1
+    line=$(nice -n "$niceness" npx tsx scripts/fuzz-safetensors.ts "${args[@]}") || status=1
   else
     [ -n "$samples" ] && args+=(--samples "$samples")
-    line=$(nice -n 19 target/release/dualstream-fuzz "$target" "${args[@]}") || status=1
+    line=$(nice -n "$niceness" target/release/dualstream-fuzz "$target" "${args[@]}") || status=1
   fi
   if [ -z "$line" ]; then
     line="{\"target\":\"$target\",\"aborted\":true}"
