@@ -395,15 +395,13 @@ function gestureFolder(aedat: Uint8Array, labels: Uint8Array): string {
 }
 
 const gestureLabels = 'class,startTime_usec,endTime_usec\n1,0,100\n2,100,200\n3,200,300\n'
+/** The bytes of `text`, one per character (character codes below 256). */
+const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0))
 // An AEDAT 3.1 header, then two bytes of a packet header (which needs 28): a format error.
-const brokenAedat = Buffer.concat([Buffer.from('#!AER-DAT3.1\r\n#!END-HEADER\r\n', 'latin1'), Buffer.from([1, 0])])
+const brokenAedat = latin1('#!AER-DAT3.1\r\n#!END-HEADER\r\n\x01\x00')
 
 test('a DvsGesture labels CSV that is not UTF-8 names the file and the row', async (t) => {
-  const labels = Buffer.concat([
-    Buffer.from('class,startTime_usec,endTime_usec\n1,0,100\n2,', 'latin1'),
-    Buffer.from([0xff, 0xfe]),
-    Buffer.from(',300\n', 'latin1'),
-  ])
+  const labels = latin1('class,startTime_usec,endTime_usec\n1,0,100\n2,\xff\xfe,300\n')
   const dir = gestureFolder(brokenAedat, labels)
   const message = /user01_natural_labels\.csv.*row 3.*not UTF-8/
   await rejectsWith(t, () => readGestureLabels(join(dir, 'user01_natural_labels.csv')), 'ERR_FORMAT', message)
@@ -413,7 +411,7 @@ test('a DvsGesture labels CSV that is not UTF-8 names the file and the row', asy
 })
 
 test("a broken DvsGesture trial is parsed once: its other windows give the first window's error", async (t) => {
-  const dir = gestureFolder(brokenAedat, Buffer.from(gestureLabels))
+  const dir = gestureFolder(brokenAedat, latin1(gestureLabels))
   const gestures = new DvsGesture(dir)
   t.is(gestures.length, 3)
   const first = await t.throwsAsync(() => gestures.get(0), { instanceOf: DualstreamError })
