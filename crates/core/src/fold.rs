@@ -103,6 +103,19 @@ fn fold_opt(
     list.as_ref().map(|l| fold_list(old, new, l, plan))
 }
 
+/// Folds a residual block's branch and shortcut: `{old}.branch`, `{old}.shortcut` become
+/// `{new}.branch`, `{new}.shortcut`.
+fn fold_paths(
+    old: &str,
+    new: &str,
+    branch: &[LayerSpec],
+    shortcut: &Option<Vec<LayerSpec>>,
+    plan: &mut Plan,
+) -> (Vec<LayerSpec>, Option<Vec<LayerSpec>>) {
+    let branch = fold_list(&format!("{old}.branch"), &format!("{new}.branch"), branch, plan);
+    (branch, fold_opt(&format!("{old}.shortcut"), &format!("{new}.shortcut"), shortcut, plan))
+}
+
 /// Folds one layer list whose layers are named `{old}.{i}`; the result's are `{new}.{j}`.
 fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<LayerSpec> {
     let mut out = Vec::with_capacity(list.len());
@@ -126,18 +139,12 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
             }
             (LayerSpec::SewBlock(b), _) => {
                 let mut b = b.clone();
-                b.branch =
-                    fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
-                b.shortcut =
-                    fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
+                (b.branch, b.shortcut) = fold_paths(&o, &n, &b.branch, &b.shortcut, plan);
                 out.push(LayerSpec::SewBlock(b));
             }
             (LayerSpec::SpikingResnetBlock(b), _) => {
                 let mut b = b.clone();
-                b.branch =
-                    fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
-                b.shortcut =
-                    fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
+                (b.branch, b.shortcut) = fold_paths(&o, &n, &b.branch, &b.shortcut, plan);
                 out.push(LayerSpec::SpikingResnetBlock(b));
             }
             (LayerSpec::DualStream(d), _) => {
@@ -145,18 +152,7 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
                 for (s, stage) in d.stages.iter_mut().enumerate() {
                     if let DualStage::Block(b) = stage {
                         let (os, ns) = (format!("{o}.stages.{s}"), format!("{n}.stages.{s}"));
-                        b.branch = fold_list(
-                            &format!("{os}.branch"),
-                            &format!("{ns}.branch"),
-                            &b.branch,
-                            plan,
-                        );
-                        b.shortcut = fold_opt(
-                            &format!("{os}.shortcut"),
-                            &format!("{ns}.shortcut"),
-                            &b.shortcut,
-                            plan,
-                        );
+                        (b.branch, b.shortcut) = fold_paths(&os, &ns, &b.branch, &b.shortcut, plan);
                         b.projection = fold_opt(
                             &format!("{os}.projection"),
                             &format!("{ns}.projection"),

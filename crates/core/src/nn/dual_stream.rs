@@ -399,11 +399,7 @@ impl Layer for DualStream {
         for (i, (st, m)) in self.stages.iter_mut().zip(self.out_monitors.iter_mut()).enumerate() {
             if let Stage::Block(b) = st {
                 b.visit_mut(visitor);
-                visitor.counter(Counter::Rate {
-                    name: format!("{}.stages.{i}.out", self.path),
-                    kind: "block",
-                    monitor: m,
-                });
+                visitor.counter(Counter::block_rate(format!("{}.stages.{i}.out", self.path), m));
             }
         }
         let mut head = Vec::new();

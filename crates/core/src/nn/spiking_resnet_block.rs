@@ -86,11 +86,7 @@ impl Layer for SpikingResnetBlock {
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         self.paths.visit_mut(visitor);
         self.neuron.visit_mut(visitor);
-        visitor.counter(Counter::Rate {
-            name: format!("{}.out", self.name),
-            kind: "block",
-            monitor: &mut self.out_monitor,
-        });
+        visitor.counter(Counter::block_rate(format!("{}.out", self.name), &mut self.out_monitor));
     }
 }
 

@@ -220,11 +220,8 @@ mod tests {
 
     #[test]
     fn nesterov_matches_reference() {
-        run(
-            r#"{"type":"sgd","lr":0.05,"momentum":0.8,"nesterov":true}"#,
-            reference(0.05, 0.8, 0.0, true, 0.0),
-            true,
-        );
+        let spec = r#"{"type":"sgd","lr":0.05,"momentum":0.8,"nesterov":true}"#;
+        run(spec, reference(0.05, 0.8, 0.0, true, 0.0), true);
     }
 
     #[test]
@@ -238,11 +235,8 @@ mod tests {
         set_grad(&mut p, &[2.0]);
         opt.step(&mut [&mut p], 0.1).unwrap();
         assert!((p.value.data()[0] + 0.29).abs() < 1e-6, "{:?}", p.value.data());
-        run(
-            r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":0.3}"#,
-            reference(0.1, 0.9, 0.3, false, 0.0),
-            true,
-        );
+        let spec = r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":0.3}"#;
+        run(spec, reference(0.1, 0.9, 0.3, false, 0.0), true);
     }
 
     #[test]
