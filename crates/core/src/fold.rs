@@ -176,6 +176,7 @@ mod tests {
     use crate::loss::LossSpec;
     use crate::model::InferenceMode;
     use crate::rng::Rng;
+    use crate::small_dsnn::small_dsnn_json;
     use crate::spec::ModelSpec;
 
     fn images(n: usize, c: usize, hw: usize, seed: u64) -> Tensor {
@@ -257,30 +258,9 @@ mod tests {
 
     #[test]
     fn a_folded_dual_stream_network_matches_in_both_modes_and_keeps_unfoldable_layers() {
-        let branch = |cin: usize, cout: usize, s: usize| {
-            format!(
-                r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if","vThreshold":0.5}},
-                {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if","vThreshold":0.5}}]"#
-            )
-        };
-        let spec: ModelSpec = serde_json::from_str(&format!(
-            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
-                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if","vThreshold":0.5}},
-                {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
-                  {{"type":"block","connect":"iand","branch":{}}},
-                  {{"type":"block","connect":"iand","branch":{},
-                    "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
-                                {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if","vThreshold":0.5}}],
-                    "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
-                                  {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
-                                  {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
-            branch(4, 4, 1),
-            branch(4, 8, 2)
-        ))
-        .unwrap();
+        let neuron = r#"{"type":"if","vThreshold":0.5}"#;
+        let spec: ModelSpec =
+            serde_json::from_str(&small_dsnn_json("iand", neuron, false)).unwrap();
         let mut m = Model::from_spec(&spec, 2).unwrap();
         randomise_bn(&mut m, 7);
         let mut f = fold_batch_norm(&mut m).unwrap();

@@ -621,6 +621,7 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::small_dsnn::small_dsnn_json;
     use crate::spec::DualStage;
 
     fn spec(encoding: &str) -> ModelSpec {
@@ -835,34 +836,9 @@ mod tests {
         Tensor::from_vec(&[4, 1, 4, 4], (0..64).map(|_| 2.0 * rng.uniform()).collect()).unwrap()
     }
 
-    /// Stem conv-BN-IF (reads the image), a stride-1 IAND block, max pooling of both streams,
-    /// a downsampling block with the AAP projection, heads on 8 channels, 3 classes.
+    /// The shared small DSNN with IF neurons and blocks joined by `connect`.
     fn dsnn_spec(connect: &str) -> ModelSpec {
-        let branch = |cin: usize, cout: usize, s: usize| {
-            format!(
-                r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}},
-                {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}}]"#
-            )
-        };
-        serde_json::from_str(&format!(
-            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
-                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}},
-                {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
-                  {{"type":"block","connect":"{connect}","branch":{}}},
-                  {{"type":"maxPool2d","kernelSize":[2,2]}},
-                  {{"type":"block","connect":"{connect}","branch":{},
-                    "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
-                                {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if"}}],
-                    "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
-                                  {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
-                                  {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
-            branch(4, 4, 1),
-            branch(4, 8, 2)
-        ))
-        .unwrap()
+        serde_json::from_str(&small_dsnn_json(connect, r#"{"type":"if"}"#, true)).unwrap()
     }
 
     fn images(n: usize, seed: u64) -> Tensor {

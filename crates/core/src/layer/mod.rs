@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::any::Any;
 
+#[cfg(test)]
+pub(crate) mod testing;
 mod walk;
 pub use walk::Walk;
 

@@ -665,10 +665,7 @@ mod tests {
         let mut conv = Conv2d::new("c", &s, &mut rng).unwrap();
         let shape = [2, 3, 16, 9, 9];
         let n = crate::tensor::numel(&shape);
-        let spikes = |rng: &mut Rng, d: f32| {
-            Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < d) as u8 as f32).collect())
-                .unwrap()
-        };
+        let spikes = |rng: &mut Rng, d: f32| Tensor::from_vec(&shape, rng.spikes(n, d)).unwrap();
         let cases = [
             (spikes(&mut rng, 0.05), [ConvPath::Events, ConvPath::Events]),
             (spikes(&mut rng, 0.9), [ConvPath::Dense, ConvPath::Dense]),

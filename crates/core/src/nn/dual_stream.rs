@@ -424,6 +424,7 @@ impl Layer for DualStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::testing::forward_backward;
     use crate::nn::build_layer;
     use crate::spec::LayerSpec;
 
@@ -567,11 +568,7 @@ mod tests {
         let spec: LayerSpec = serde_json::from_str(&json).unwrap();
         let mut trunk = build_layer("t", &spec, &mut Rng::new(2)).unwrap();
         let mut rng = Rng::new(9);
-        let x = Tensor::from_vec(
-            &[3, 2, 2, 4, 4],
-            (0..192).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect(),
-        )
-        .unwrap();
+        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], rng.spikes(192, 0.5)).unwrap();
         let mut y = Tensor::default();
         trunk.forward(&x, &mut y, true).unwrap();
         for row in y.data().chunks_exact(8) {
@@ -594,17 +591,8 @@ mod tests {
             let spec: LayerSpec = serde_json::from_str(&json).unwrap();
             let mut trunk = build_layer("layers.3", &spec, &mut Rng::new(2)).unwrap();
             let mut rng = Rng::new(4);
-            let x = Tensor::from_vec(
-                &[2, 2, 2, 4, 4],
-                (0..128).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
-            )
-            .unwrap();
-            let mut y = Tensor::default();
-            trunk.forward(&x, &mut y, true).unwrap();
-            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
-                .unwrap();
-            let mut gx = Tensor::default();
-            trunk.backward(&x, &y, &g, &mut gx).unwrap();
+            let x = Tensor::from_vec(&[2, 2, 2, 4, 4], rng.spikes(128, 0.4)).unwrap();
+            forward_backward(trunk.as_mut(), &x, &mut rng);
             let mut norms = Vec::new();
             trunk.gradient_norms(&mut norms);
             assert_eq!(norms.len(), if aap { 12 } else { 6 });

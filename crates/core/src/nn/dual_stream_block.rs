@@ -451,11 +451,7 @@ mod tests {
             {"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false},
             {"type":"batchNorm2d","numFeatures":3,"initWeight":0},{"type":"if"}"#;
         let mut rng = Rng::new(17);
-        let o = Tensor::from_vec(
-            &[3, 2, 3, 4, 4],
-            (0..288).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
-        )
-        .unwrap();
+        let o = Tensor::from_vec(&[3, 2, 3, 4, 4], rng.spikes(288, 0.4)).unwrap();
         let a = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| 3.0 * rng.uniform()).collect())
             .unwrap();
         for connect in ["iand", "or", "xor", "spikingResnet"] {
