@@ -158,8 +158,8 @@ test('IF, PLIF and SEW blocks train end to end', async (t) => {
   const names = model.firingRates().map((r) => r.name)
   t.deepEqual(names, [
     'layers.2 (if)',
-    'layers.3.branch.2 (build.plif)',
-    'layers.3.branch.5 (build.plif)',
+    'layers.3.branch.2 (plif)',
+    'layers.3.branch.5 (plif)',
     'layers.3.out',
   ])
 })

@@ -159,13 +159,7 @@ impl DualStreamBlock {
             }
             _ => self.branch.forward(o, &mut self.spikes, training)?,
         }
-        let sc = match &mut self.shortcut {
-            Some(sc) => {
-                sc.forward(o, &mut self.shortcut_out, training)?;
-                &self.shortcut_out
-            }
-            None => o,
-        };
+        let sc = forward_path(&mut self.shortcut, o, &mut self.shortcut_out, training)?;
         if sc.shape() != self.spikes.shape() {
             return Err(Error::shape(
                 &self.name,
@@ -176,13 +170,7 @@ impl DualStreamBlock {
         // A' = P(A) + S, in the join's pass where that is a spike join.
         let accumulate = match a {
             Some((a, a_out)) => {
-                let base = match &mut self.projection {
-                    Some(p) => {
-                        p.forward(a, &mut self.projected, training)?;
-                        &self.projected
-                    }
-                    None => a,
-                };
+                let base = forward_path(&mut self.projection, a, &mut self.projected, training)?;
                 if base.shape() != self.spikes.shape() {
                     return Err(Error::shape(
                         format!("{} (accumulation stream)", self.name),
@@ -363,6 +351,23 @@ impl DualStreamBlock {
         if let Some(p) = &mut self.projection {
             p.visit_mut(visitor);
         }
+    }
+}
+
+/// `x` through the optional `path` into `out`, or `x` itself where there is no path (an
+/// identity shortcut or projection).
+fn forward_path<'a>(
+    path: &mut Option<Sequential>,
+    x: &'a Tensor,
+    out: &'a mut Tensor,
+    training: bool,
+) -> Result<&'a Tensor> {
+    match path {
+        Some(p) => {
+            p.forward(x, out, training)?;
+            Ok(out)
+        }
+        None => Ok(x),
     }
 }
 
