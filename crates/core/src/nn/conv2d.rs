@@ -128,6 +128,24 @@ impl Conv2d {
     }
 
     /// Geometry for a `[T, N, C, H, W]` input, or a shape error naming the layer.
+    /// The geometry of a backward pass, after checking `grad_output` against the forward
+    /// `output`; `true` when that output is one step (after `forward_one_step`), its gradient
+    /// summed over time.
+    fn backward_geometry(
+        &self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+    ) -> Result<(ConvGeom, bool)> {
+        let g = self.geometry(input.shape())?;
+        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        let t_len = input.shape()[0];
+        let summed = self.repeated && t_len > 1 && output.shape()[0] == 1;
+        let expected = [if summed { 1 } else { t_len }, input.shape()[1], g.c_out, g.oh, g.ow];
+        check_grad_output(&self.label, &expected, grad_output.shape())?;
+        Ok((g, summed))
+    }
+
     pub fn geometry(&self, input: &[usize]) -> Result<ConvGeom> {
         let s = &self.spec;
         let what = format!("[T, N, {}, H, W]", s.in_channels);
@@ -399,13 +417,8 @@ impl Layer for Conv2d {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let g = self.geometry(input.shape())?;
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        let (g, summed) = self.backward_geometry(input, output, grad_output)?;
         let t_len = input.shape()[0];
-        // After `forward_one_step`: one output step, its gradient summed over time.
-        let summed = self.repeated && t_len > 1 && output.shape()[0] == 1;
-        let expected = [if summed { 1 } else { t_len }, input.shape()[1], g.c_out, g.oh, g.ow];
-        check_grad_output(&self.label, &expected, grad_output.shape())?;
         grad_input.resize_for_overwrite(input.shape());
         if summed && !self.skip_input_grad {
             let (first, rest) = grad_input.data_mut().split_at_mut(input.numel() / t_len);
