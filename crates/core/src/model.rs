@@ -415,12 +415,7 @@ impl Model {
         let p = self.params_mut().into_iter().find(|p| p.name == name).ok_or_else(|| {
             Error::value("parameter name", "the name of a parameter of this model", name)
         })?;
-        if p.value.shape() != value.shape() {
-            return Err(Error::shape(name, format!("{:?}", p.value.shape()), value.shape()));
-        }
-        check_finite(name, value.data())?;
-        p.value.copy_from(value);
-        Ok(())
+        assign(name, &mut p.value, value)
     }
 
     pub fn buffer_names(&mut self) -> Vec<(String, Vec<usize>)> {
@@ -441,12 +436,7 @@ impl Model {
         let b = out.into_iter().find(|b| b.name == name).ok_or_else(|| {
             Error::value("buffer name", "the name of a buffer of this model", name)
         })?;
-        if b.value.shape() != value.shape() {
-            return Err(Error::shape(name, format!("{:?}", b.value.shape()), value.shape()));
-        }
-        check_finite(name, value.data())?;
-        b.value.copy_from(value);
-        Ok(())
+        assign(name, b.value, value)
     }
 
     /// Bytes the last training forward kept for BPTT between layers (spike maps bit-packed).
@@ -616,6 +606,16 @@ impl Trainer {
         self.step += 1;
         Ok(stats)
     }
+}
+
+/// Copies `value` into the parameter or buffer `name` (`target`): same shape, finite values.
+fn assign(name: &str, target: &mut Tensor, value: &Tensor) -> Result<()> {
+    if target.shape() != value.shape() {
+        return Err(Error::shape(name, format!("{:?}", target.shape()), value.shape()));
+    }
+    check_finite(name, value.data())?;
+    target.copy_from(value);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -207,6 +207,22 @@ pub fn expect_sample_rank(layer: &str, input: &[usize], rank: usize, what: &str)
     Ok(())
 }
 
+/// Checks that a `[T, N, C, ...]` input has `rank` dimensions per sample, the first of them
+/// `channels`; `what` describes the expected shape for the message.
+pub fn expect_channels(
+    layer: &str,
+    input: &[usize],
+    rank: usize,
+    channels: usize,
+    what: &str,
+) -> Result<()> {
+    expect_sample_rank(layer, input, rank, what)?;
+    if input[2] != channels {
+        return Err(Error::shape(layer, what, input));
+    }
+    Ok(())
+}
+
 /// Fails unless `grad_output` has the shape the forward produced.
 pub fn check_grad_output(label: &str, output: &[usize], grad_output: &[usize]) -> Result<()> {
     if output != grad_output {

@@ -8,7 +8,7 @@ use crate::kernels::spike_conv::{
     forward_event_max_density, supports_events, ConvPath, SpikeStats,
 };
 use crate::layer::{
-    check_grad_output, expect_sample_rank, AuditProbe, BackwardReads, Layer, Param, Visitor,
+    check_grad_output, expect_channels, AuditProbe, BackwardReads, Layer, Param, Visitor,
     VisitorMut,
 };
 use crate::neuron::{AfterConv, NeuronLayer};
@@ -127,7 +127,6 @@ impl Conv2d {
         &self.spec
     }
 
-    /// Geometry for a `[T, N, C, H, W]` input, or a shape error naming the layer.
     /// The geometry of a backward pass, after checking `grad_output` against the forward
     /// `output`; `true` when that output is one step (after `forward_one_step`), its gradient
     /// summed over time.
@@ -146,13 +145,11 @@ impl Conv2d {
         Ok((g, summed))
     }
 
+    /// Geometry for a `[T, N, C, H, W]` input, or a shape error naming the layer.
     pub fn geometry(&self, input: &[usize]) -> Result<ConvGeom> {
         let s = &self.spec;
         let what = format!("[T, N, {}, H, W]", s.in_channels);
-        expect_sample_rank(&self.label, input, 3, &what)?;
-        if input[2] != s.in_channels {
-            return Err(Error::shape(&self.label, what, input));
-        }
+        expect_channels(&self.label, input, 3, s.in_channels, &what)?;
         ConvGeom::new(
             s.in_channels,
             s.out_channels,
