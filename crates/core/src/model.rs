@@ -244,18 +244,12 @@ impl Model {
         Ok(out)
     }
 
-    /// Eval-mode `evaluate` with the energy counters on (`crate::energy`): operations and
+    /// Runs `f` (evaluations) with the energy counters on (`crate::energy`): operations and
     /// rates add up over calls, so a data set streams through batch by batch, until
     /// `reset_energy`. Other forwards are not counted.
-    pub fn evaluate_counting(
-        &mut self,
-        input: &Tensor,
-        labels: Option<&[u32]>,
-        mode: InferenceMode,
-        loss: &LossSpec,
-    ) -> Result<Evaluation> {
+    pub fn counting<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         self.set_counting(true);
-        let run = self.evaluate(input, labels, mode, loss);
+        let run = f(self);
         self.set_counting(false);
         run
     }
@@ -266,7 +260,7 @@ impl Model {
         counters.iter_mut().for_each(|c| c.set_on(on));
     }
 
-    /// Clears what `evaluate_counting` has counted.
+    /// Clears what evaluations under `counting` have counted.
     pub fn reset_energy(&mut self) {
         let mut counters = Vec::new();
         self.body.counters(&mut counters);

@@ -24,7 +24,7 @@ fn images(n: usize, seed: u64) -> Tensor {
 fn count(model: &mut Model, batches: &[Tensor], mode: InferenceMode) -> EnergyReport {
     model.reset_energy();
     for x in batches {
-        model.evaluate_counting(x, None, mode, &LossSpec::default()).unwrap();
+        model.counting(|m| m.evaluate(x, None, mode, &LossSpec::default())).unwrap();
     }
     model.energy_report(&Energies::preset("fp32").unwrap())
 }
@@ -144,7 +144,7 @@ fn counts_stream_over_batches_and_rates_agree_with_the_firing_rate_plumbing() {
     for (a, b) in whole.neurons.iter().zip(&streamed.neurons) {
         assert!((a.rate - b.rate).abs() < 1e-12, "{}", a.name);
     }
-    // Counting stays off outside evaluate_counting: a plain evaluation adds nothing.
+    // Counting stays off outside `counting`: a plain evaluation adds nothing.
     m.evaluate(&all, None, InferenceMode::Dsnn, &LossSpec::default()).unwrap();
     assert_eq!(m.energy_report(&Energies::preset("fp32").unwrap()), streamed);
 }
