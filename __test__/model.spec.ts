@@ -156,10 +156,5 @@ test('IF, PLIF and SEW blocks train end to end', async (t) => {
   const fit = await model.fit(data, { epochs: 2, batchSize: 16, optimizer: sgd({ lr: 0.05, momentum: 0.9 }) })
   t.true(Number.isFinite(fit.epochs[1].loss))
   const names = model.firingRates().map((r) => r.name)
-  t.deepEqual(names, [
-    'layers.2 (if)',
-    'layers.3.branch.2 (plif)',
-    'layers.3.branch.5 (plif)',
-    'layers.3.out',
-  ])
+  t.deepEqual(names, ['layers.2 (if)', 'layers.3.branch.2 (plif)', 'layers.3.branch.5 (plif)', 'layers.3.out'])
 })
