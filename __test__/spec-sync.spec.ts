@@ -7,6 +7,7 @@ import test from 'ava'
 import ts from 'typescript'
 import {
   avgPool2d,
+  batchNorm1d,
   batchNorm2d,
   conv2d,
   dropout,
@@ -22,8 +23,11 @@ import {
   plif,
   relu,
   sewBlock,
+  spikingAttention,
   spikingResnetBlock,
   surrogate,
+  tokenMean,
+  tokens,
 } from '../ts/index'
 import type { LayerSpec, ModelSpec } from '../ts/spec'
 
@@ -163,6 +167,18 @@ test('every layer builder gives a spec the engine accepts, with every field of i
   ]
   const spec: ModelSpec = model(layers) as ModelSpec
   t.notThrows(() => new native.NativeModel(JSON.stringify(spec), 0))
+  // Token layers: [4, 8, 8] -> 64 tokens of 4 channels.
+  const tokenLayers: LayerSpec[] = [
+    tokens(),
+    linear(4, 12, { bias: false }),
+    batchNorm1d(12),
+    lif(),
+    spikingAttention(4, 2),
+    tokenMean(),
+    linear(4, 2),
+  ]
+  const tokenSpec = model([conv2d(1, 4, 3, { padding: 1 }), lif(), ...tokenLayers]) as ModelSpec
+  t.notThrows(() => new native.NativeModel(JSON.stringify(tokenSpec), 0))
   const dual = dualStream({
     stages: [
       dualStreamBlock({ branch: [conv2d(4, 4, 3, { padding: 1 }), lif()], connect: 'and' }),
@@ -195,6 +211,6 @@ test('every layer builder gives a spec the engine accepts, with every field of i
       Object.values(o).forEach(walk)
     }
   }
-  walk([spec, dualSpec])
+  walk([spec, dualSpec, tokenSpec])
   t.deepEqual([...seen].sort(), [...new Set([...records.layers.keys(), ...records.stages.keys()])].sort())
 })

@@ -71,6 +71,7 @@ export { DualstreamError } from './errors'
 export type { BatchNormOptions, Conv2dOptions, DualBlockOptions, NeuronOptions, PoolOptions } from './layers'
 export {
   avgPool2d,
+  batchNorm1d,
   batchNorm2d,
   conv2d,
   dropout,
@@ -89,9 +90,20 @@ export {
   sewBasicBlock,
   sewBlock,
   spikingResnetBasicBlock,
+  spikingAttention,
   spikingResnetBlock,
   surrogate,
+  tokenMean,
+  tokens,
 } from './layers'
+export type { SpikformerOptions } from './spikformer'
+export {
+  spikformer,
+  spikformerNeuron,
+  spikingMlp,
+  spikingPatchSplitting,
+  spikingSelfAttention,
+} from './spikformer'
 export type {
   AuditResult,
   BatchEnd,

@@ -1,4 +1,6 @@
-//! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch.
+//! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch. It also maps
+//! token sequences `[T, N, L, in]` token by token (the last axis), which is the
+//! `Conv1d(kernel_size=1)` of a spiking transformer.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
@@ -63,6 +65,13 @@ impl Linear {
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
         let what = format!("[T, N, {}]", self.spec.in_features);
+        if input.len() == 4 {
+            if input[3] != self.spec.in_features {
+                let tokens = format!("[T, N, L, {}] (tokens)", self.spec.in_features);
+                return Err(Error::shape(&self.label, tokens, input));
+            }
+            return Ok(());
+        }
         expect_sample_rank(&self.label, input, 1, &what)?;
         if input[2] != self.spec.in_features {
             return Err(Error::shape(&self.label, what, input));
@@ -78,7 +87,9 @@ impl Layer for Linear {
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.check_input(input)?;
-        Ok(vec![input[0], input[1], self.spec.out_features])
+        let mut out = input.to_vec();
+        *out.last_mut().unwrap() = self.spec.out_features;
+        Ok(out)
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
@@ -86,7 +97,10 @@ impl Layer for Linear {
         let shape = self.output_shape(input.shape())?;
         output.resize_for_overwrite(&shape);
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
-        self.ops.observe(input, (fi * fo) as u64, if self.bias.is_some() { fo as u64 } else { 0 });
+        // Per sample and step: one row, or one per token.
+        let rows = (shape.len() == 4).then(|| shape[2]).unwrap_or(1) as u64;
+        let bias_ops = if self.bias.is_some() { fo as u64 } else { 0 };
+        self.ops.observe(input, rows * (fi * fo) as u64, rows * bias_ops);
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|b| b.value.data());
         output
@@ -120,7 +134,7 @@ impl Layer for Linear {
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         check_grad_output(&self.label, &expected, grad_output.shape())?;
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
-        let batch = input.shape()[0] * input.shape()[1];
+        let batch = input.numel() / fi;
         let dy = grad_output.data();
         let x = input.data();
         grad_input.resize_for_overwrite(input.shape());
