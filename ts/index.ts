@@ -89,21 +89,13 @@ export {
   relu,
   sewBasicBlock,
   sewBlock,
-  spikingResnetBasicBlock,
   spikingAttention,
+  spikingResnetBasicBlock,
   spikingResnetBlock,
   surrogate,
   tokenMean,
   tokens,
 } from './layers'
-export type { SpikformerOptions } from './spikformer'
-export {
-  spikformer,
-  spikformerNeuron,
-  spikingMlp,
-  spikingPatchSplitting,
-  spikingSelfAttention,
-} from './spikformer'
 export type {
   AuditResult,
   BatchEnd,
@@ -141,6 +133,14 @@ export type {
   Pair,
   SurrogateSpec,
 } from './spec'
+export type { SpikformerOptions } from './spikformer'
+export {
+  spikformer,
+  spikformerNeuron,
+  spikingMlp,
+  spikingPatchSplitting,
+  spikingSelfAttention,
+} from './spikformer'
 export type {
   BlockKind,
   Net7bOptions,

@@ -36,7 +36,7 @@ from spikingjelly.activation_based.layer.attention import SpikingSelfAttention
 from spikingjelly.activation_based.model import spikformer as sf
 
 MARGIN = 2e-5
-MAX_ATTEMPTS = 500
+MAX_ATTEMPTS = 3000
 MAX_RATE = 0.95
 
 torch.set_num_threads(1)
