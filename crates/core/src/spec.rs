@@ -505,7 +505,7 @@ fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Resu
             LayerSpec::SpikingAttention(a) => {
                 check_positive(&at, "dim", a.dim)?;
                 check_positive(&at, "heads", a.heads)?;
-                if a.dim % a.heads != 0 {
+                if !a.dim.is_multiple_of(a.heads) {
                     return Err(Error::spec(
                         format!("{at}.heads"),
                         format!("expected a divisor of dim {}, got {}", a.dim, a.heads),

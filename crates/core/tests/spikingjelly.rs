@@ -246,7 +246,7 @@ fn spikingjelly_2_spikformer_fixtures() {
 }
 
 fn run_fixture_dir(dir: &Path, script: &str) {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))

@@ -98,7 +98,7 @@ impl Layer for Linear {
         output.resize_for_overwrite(&shape);
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
         // Per sample and step: one row, or one per token.
-        let rows = (shape.len() == 4).then(|| shape[2]).unwrap_or(1) as u64;
+        let rows = if shape.len() == 4 { shape[2] } else { 1 } as u64;
         let bias_ops = if self.bias.is_some() { fo as u64 } else { 0 };
         self.ops.observe(input, rows * (fi * fo) as u64, rows * bias_ops);
         let w = self.weight.value.data();

@@ -93,8 +93,7 @@ fn head_backward(
     h: &Head,
     scale: f32,
     dx: &mut [f32],
-    work: &mut [f32],
-    work_grad: &mut [f32],
+    (work, work_grad): (&mut [f32], &mut [f32]),
 ) {
     let (l, d, c, p) = (h.l, h.d, h.c, h.pitch());
     let dyo = &dy[h.q..];
@@ -181,7 +180,7 @@ fn head_backward(
 impl SpikingAttention {
     pub fn new(name: &str, spec: &SpikingAttentionSpec) -> Result<Self> {
         let label = format!("{name} (spikingAttention)");
-        if spec.dim == 0 || spec.heads == 0 || spec.dim % spec.heads != 0 {
+        if spec.dim == 0 || spec.heads == 0 || !spec.dim.is_multiple_of(spec.heads) {
             return Err(Error::spec(
                 &label,
                 format!(
@@ -308,7 +307,7 @@ impl Layer for SpikingAttention {
                 |(work, work_grad), (dx, (x, dy))| {
                     for h in 0..heads {
                         let head = Head { l, d, c, q: h * d };
-                        head_backward(order, x, dy, &head, scale, dx, work, work_grad);
+                        head_backward(order, x, dy, &head, scale, dx, (work, work_grad));
                     }
                 },
             );
