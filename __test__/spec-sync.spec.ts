@@ -144,6 +144,18 @@ test('every layer builder gives a spec the engine accepts, with every field of i
   ]
   const spec: ModelSpec = model(layers) as ModelSpec
   t.notThrows(() => new native.NativeModel(JSON.stringify(spec), 0))
+  // Token layers: [4, 8, 8] -> 64 tokens of 4 channels.
+  const tokenLayers: LayerSpec[] = [
+    build.tokens(),
+    build.linear(4, 12, { bias: false }),
+    build.batchNorm1d(12),
+    build.lif(),
+    build.spikingAttention(4, 2),
+    build.tokenMean(),
+    build.linear(4, 2),
+  ]
+  const tokenSpec = model([build.conv2d(1, 4, 3, { padding: 1 }), build.lif(), ...tokenLayers]) as ModelSpec
+  t.notThrows(() => new native.NativeModel(JSON.stringify(tokenSpec), 0))
   const dual = build.dualStream({
     stages: [
       build.dualStreamBlock({ branch: [build.conv2d(4, 4, 3, { padding: 1 }), build.lif()], connect: 'and' }),
@@ -176,6 +188,6 @@ test('every layer builder gives a spec the engine accepts, with every field of i
       Object.values(o).forEach(walk)
     }
   }
-  walk([spec, dualSpec])
+  walk([spec, dualSpec, tokenSpec])
   t.deepEqual([...seen].sort(), [...new Set([...records.layers.keys(), ...records.stages.keys()])].sort())
 })

@@ -19,7 +19,8 @@ export interface Energies {
 /** One synaptic layer (conv or linear), per sample, summed over the time steps. */
 export interface LayerOps {
   name: string
-  kind: 'conv2d' | 'linear'
+  /** 'attention': one of spiking self-attention's two products (Q K^T, then its product with V). */
+  kind: 'conv2d' | 'linear' | 'attention'
   /** Operations as if every input were non-zero: k_h*k_w*C_in/groups*C_out*H_out*W_out (+ bias). */
   denseOps: number
   /** Accumulations: weight ops x measured input firing rate (+ bias), for spike inputs. */

@@ -71,6 +71,7 @@ export { DualstreamError } from './errors'
 export type { BatchNormOptions, Conv2dOptions, DualBlockOptions, NeuronOptions, PoolOptions } from './layers'
 export {
   avgPool2d,
+  batchNorm1d,
   batchNorm2d,
   conv2d,
   dropout,
@@ -88,9 +89,12 @@ export {
   relu,
   sewBasicBlock,
   sewBlock,
+  spikingAttention,
   spikingResnetBasicBlock,
   spikingResnetBlock,
   surrogate,
+  tokenMean,
+  tokens,
 } from './layers'
 export type {
   AuditResult,
@@ -129,6 +133,14 @@ export type {
   Pair,
   SurrogateSpec,
 } from './spec'
+export type { SpikformerOptions } from './spikformer'
+export {
+  spikformer,
+  spikformerNeuron,
+  spikingMlp,
+  spikingPatchSplitting,
+  spikingSelfAttention,
+} from './spikformer'
 export type {
   BlockKind,
   Net7bOptions,

@@ -126,15 +126,41 @@ export interface BatchNormOptions {
  * ```
  */
 export function batchNorm2d(numFeatures: number, options: BatchNormOptions = {}): LayerSpec {
-  const momentum = finite('batchNorm2d momentum', options.momentum ?? 0.1, 0)
-  if (momentum > 1) throw argError('batchNorm2d momentum', 'a number in [0, 1]', momentum)
+  return batchNorm('batchNorm2d', numFeatures, options)
+}
+
+function batchNorm(type: 'batchNorm2d' | 'batchNorm1d', numFeatures: number, options: BatchNormOptions): LayerSpec {
+  const momentum = finite(`${type} momentum`, options.momentum ?? 0.1, 0)
+  if (momentum > 1) throw argError(`${type} momentum`, 'a number in [0, 1]', momentum)
   return {
-    type: 'batchNorm2d',
-    numFeatures: positiveInt('batchNorm2d numFeatures', numFeatures),
-    eps: finite('batchNorm2d eps', options.eps ?? 1e-5, 0, true),
+    type,
+    numFeatures: positiveInt(`${type} numFeatures`, numFeatures),
+    eps: finite(`${type} eps`, options.eps ?? 1e-5, 0, true),
     momentum,
-    initWeight: finite('batchNorm2d initWeight', options.initWeight ?? 1),
+    initWeight: finite(`${type} initWeight`, options.initWeight ?? 1),
   }
+}
+
+/** BatchNorm1d over the channels (last axis) of tokens `[T, N, L, C]`, as on SpikingJelly's `[T*N, C, L]`. */
+export function batchNorm1d(numFeatures: number, options: BatchNormOptions = {}): LayerSpec {
+  return batchNorm('batchNorm1d', numFeatures, options)
+}
+
+/** `[T, N, C, H, W]` -> `[T, N, H*W, C]`: each position becomes a token of C channels. */
+export const tokens = (): LayerSpec => ({ type: 'tokens' })
+
+/** `[T, N, L, C]` -> `[T, N, C]`: the mean over the tokens (before a transformer's head). */
+export const tokenMean = (): LayerSpec => ({ type: 'tokenMean' })
+
+/**
+ * Spiking self-attention's product (Spikformer): input `[T, N, L, 3C]`, the channels of Q, K
+ * and V side by side; per head `scale * Q K^T V` without softmax; output `[T, N, L, C]`.
+ */
+export function spikingAttention(dim: number, heads: number, options: { scale?: number } = {}): LayerSpec {
+  const d = positiveInt('spikingAttention dim', dim)
+  const h = positiveInt('spikingAttention heads', heads)
+  if (d % h !== 0) throw argError('spikingAttention heads', `a divisor of dim ${d}`, h)
+  return { type: 'spikingAttention', dim: d, heads: h, scale: finite('spikingAttention scale', options.scale ?? 0.125) }
 }
 
 export interface PoolOptions {
@@ -507,8 +533,8 @@ export function dualStream(options: {
   features?: number
   bias?: boolean
   aap?: boolean
-  /** How each stream's last map reaches the shared FC: 'gap' (default) or 'flatten'. */
-  headPool?: 'gap' | 'flatten'
+  /** How each stream's last map reaches the shared FC: 'gap' (default), 'flatten' or 'tokens'. */
+  headPool?: 'gap' | 'flatten' | 'tokens'
 }): LayerSpec {
   const stages = layerList('dualStream stages', options.stages) as unknown as DualStage[]
   stages.forEach((s, i) => {
@@ -521,8 +547,10 @@ export function dualStream(options: {
     }
   })
   const headPool = options.headPool ?? 'gap'
-  if (headPool !== 'gap' && headPool !== 'flatten')
-    throw argError('dualStream headPool', "'gap' or 'flatten'", headPool)
+  if (headPool !== 'gap' && headPool !== 'flatten' && headPool !== 'tokens')
+    throw argError('dualStream headPool', "'gap', 'flatten' or 'tokens'", headPool)
+  if (headPool === 'tokens' && options.features === undefined)
+    throw argError('dualStream features', "the tokens' channels C (required with headPool 'tokens')", undefined)
   if (headPool === 'flatten' && options.features === undefined)
     throw argError(
       'dualStream features',
@@ -541,6 +569,6 @@ export function dualStream(options: {
       bias: options.bias ?? true,
     },
     aap: options.aap ?? true,
-    ...(headPool === 'flatten' ? { headPool } : {}),
+    ...(headPool !== 'gap' ? { headPool } : {}),
   }
 }

@@ -44,6 +44,14 @@ export type LayerSpec =
   | { type: 'spikingResnetBlock'; branch: LayerSpec[]; shortcut: LayerSpec[] | null; residualNeuron: NeuronParams }
   | { type: 'relu' }
   | DualStreamSpec
+  /** BatchNorm1d over the channels (last axis) of tokens `[T, N, L, C]`. */
+  | { type: 'batchNorm1d'; numFeatures: number; eps: number; momentum: number; initWeight: number }
+  /** `[T, N, C, H, W]` -> `[T, N, H*W, C]`: one token of C channels per position. */
+  | { type: 'tokens' }
+  /** `[T, N, L, C]` -> `[T, N, C]`: the mean over the tokens. */
+  | { type: 'tokenMean' }
+  /** Spiking self-attention's product on `[T, N, L, 3C]` (Q, K, V): per head `scale * Q K^T V`. */
+  | { type: 'spikingAttention'; dim: number; heads: number; scale: number }
 
 /** How a dual-stream block joins S and the shortcut: a spike function, or `SN_res(S + O)`. */
 export type DualConnect = 'and' | 'iand' | 'or' | 'xor' | 'spikingResnet'
@@ -74,8 +82,11 @@ export interface DualStreamSpec {
   /** The FC shared by both heads. */
   head: { inFeatures: number; outFeatures: number; bias: boolean }
   aap: boolean
-  /** 'gap' (default, the paper's heads) or 'flatten' (inFeatures = C*H*W, for small inputs). */
-  headPool?: 'gap' | 'flatten'
+  /**
+   * 'gap' (default, the paper's heads), 'flatten' (inFeatures = C*H*W, for small inputs) or
+   * 'tokens' (the mean over the tokens of `[T, N, L, C]` streams, inFeatures = C).
+   */
+  headPool?: 'gap' | 'flatten' | 'tokens'
 }
 
 export type Encoding = 'direct' | 'sequence'

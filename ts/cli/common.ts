@@ -23,12 +23,15 @@ import type { Checkpoint } from '../model'
 import { Model, readCheckpoint, sequential } from '../model'
 import { RunFolder } from '../run'
 import type { Encoding, LayerSpec, ModelSpec } from '../spec'
+import { spikformer } from '../spikformer'
 import type { ZooNet } from '../zoo'
 import * as zoo from '../zoo'
 import { usage } from './args'
 
 export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'n-fashion-mnist'] as const
 type ZooBuilder = (o: { inputShape: number[]; classes: number }) => ZooNet
+/** A Spikformer for small grey images (28x28: 7x7 tokens) that trains on a CPU. */
+const SMALL_SPIKFORMER = { depth: 2, dim: 64, heads: 4, mlpRatio: 2 }
 // The zoo's networks by CLI name, built for the data set's sample shape and class count.
 const ZOO: Record<string, ZooBuilder> = {
   dsnn18: zoo.dsnn18,
@@ -52,6 +55,12 @@ const ZOO: Record<string, ZooBuilder> = {
   smallDsnn: (o) => zoo.smallDsnn(o),
   smallSew: (o) => zoo.smallDsnn({ ...o, family: 'sew' }),
   smallSpikingResnet: (o) => zoo.smallDsnn({ ...o, family: 'spikingResnet' }),
+  spikformer: (o) => spikformer(o),
+  spikformerIand: (o) => spikformer({ ...o, connect: 'iand' }),
+  spikformerDst: (o) => spikformer({ ...o, connect: 'iand', dst: true }),
+  smallSpikformer: (o) => spikformer({ ...o, ...SMALL_SPIKFORMER }),
+  smallSpikformerIand: (o) => spikformer({ ...o, ...SMALL_SPIKFORMER, connect: 'iand' }),
+  smallSpikformerDst: (o) => spikformer({ ...o, ...SMALL_SPIKFORMER, connect: 'iand', dst: true }),
 }
 
 export const MODEL_NAMES = ['dsnn', 'snn', ...Object.keys(ZOO)] as const

@@ -42,7 +42,9 @@ Options:
                         network built for the data's shape and classes (dsnn18/34/50/101,
                         sewResnet18.., spikingResnet18.., dsnn7b, sew7b, spikingResnet7b,
                         wideDsnn7b, wideSew7b, wideSpikingResnet7b, smallDsnn, smallSew,
-                        smallSpikingResnet; their own T unless --time-steps), or a model JSON
+                        smallSpikingResnet, spikformer (Spikformer-4-384, ADD), spikformerIand,
+                        spikformerDst (IAND + DST), smallSpikformer, smallSpikformerIand,
+                        smallSpikformerDst; their own T unless --time-steps), or a model JSON
                         file (a model spec: { "layers": [...], "timeSteps"?: T })
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)

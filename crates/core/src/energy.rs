@@ -99,6 +99,10 @@ impl SynapseCounter {
         self.on = on;
     }
 
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     pub fn reset(&mut self) {
         *self = SynapseCounter { on: self.on, ..Default::default() };
     }
@@ -226,7 +230,7 @@ impl<'a> Counter<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct LayerOps {
     pub name: String,
-    /// `conv2d` or `linear`.
+    /// `conv2d`, `linear` or `attention` (one of the two products of spiking self-attention).
     pub kind: String,
     pub dense_ops: f64,
     pub ac: f64,

@@ -42,6 +42,10 @@ pub enum LayerSpec {
     SpikingResnetBlock(SpikingResnetBlockSpec),
     Relu,
     DualStream(DualStreamSpec),
+    BatchNorm1d(BatchNormSpec),
+    Tokens,
+    TokenMean,
+    SpikingAttention(SpikingAttentionSpec),
 }
 
 impl LayerSpec {
@@ -62,6 +66,10 @@ impl LayerSpec {
             LayerSpec::SpikingResnetBlock(_) => "spikingResnetBlock",
             LayerSpec::Relu => "relu",
             LayerSpec::DualStream(_) => "dualStream",
+            LayerSpec::BatchNorm1d(_) => "batchNorm1d",
+            LayerSpec::Tokens => "tokens",
+            LayerSpec::TokenMean => "tokenMean",
+            LayerSpec::SpikingAttention(_) => "spikingAttention",
         }
     }
 }
@@ -117,6 +125,19 @@ pub struct PoolSpec {
     pub stride: Option<[usize; 2]>,
     #[serde(default)]
     pub padding: [usize; 2],
+}
+
+/// The product of spiking self-attention on `[T, N, L, 3C]` (the channels of Q, K and V side
+/// by side, as one `linear(C, 3C)` - BN - neuron produces them) to `[T, N, L, C]`: per head,
+/// `scale * Q K^T V` with no softmax.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpikingAttentionSpec {
+    /// Channels C of each of Q, K and V.
+    pub dim: usize,
+    pub heads: usize,
+    #[serde(default = "attention_scale")]
+    pub scale: f32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -292,6 +313,8 @@ pub enum HeadPool {
     #[default]
     Gap,
     Flatten,
+    /// Token streams `[T, N, L, C]`: the mean over the L tokens (`inFeatures` = C).
+    Tokens,
 }
 
 fn one() -> usize {
@@ -323,6 +346,9 @@ fn alpha_sigmoid() -> f32 {
 }
 fn alpha_atan() -> f32 {
     2.0
+}
+fn attention_scale() -> f32 {
+    0.125
 }
 fn alpha_superspike() -> f32 {
     100.0
@@ -437,7 +463,7 @@ fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Resu
                 )?;
             }
             LayerSpec::Linear(l) => check_linear(&at, l)?,
-            LayerSpec::BatchNorm2d(b) => {
+            LayerSpec::BatchNorm2d(b) | LayerSpec::BatchNorm1d(b) => {
                 check_positive(&at, "numFeatures", b.num_features)?;
                 // The widest per-channel vector is a gradient sum in f64.
                 size_check(&at, "numFeatures per-channel f64 sums", &[b.num_features], 8)?;
@@ -477,7 +503,25 @@ fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Resu
                     }
                 }
             }
+            LayerSpec::SpikingAttention(a) => {
+                check_positive(&at, "dim", a.dim)?;
+                check_positive(&at, "heads", a.heads)?;
+                if !a.dim.is_multiple_of(a.heads) {
+                    return Err(Error::spec(
+                        format!("{at}.heads"),
+                        format!("expected a divisor of dim {}, got {}", a.dim, a.heads),
+                    ));
+                }
+                if !a.scale.is_finite() {
+                    return Err(Error::spec(
+                        format!("{at}.scale"),
+                        format!("expected a finite number, got {}", a.scale),
+                    ));
+                }
+            }
             LayerSpec::GlobalAvgPool
+            | LayerSpec::Tokens
+            | LayerSpec::TokenMean
             | LayerSpec::Flatten
             | LayerSpec::Dropout(_)
             | LayerSpec::If(_)

@@ -1,6 +1,7 @@
 //! Reproduces SpikingJelly's numbers: every JSON fixture in `tests/fixtures/spikingjelly/`
 //! (written by `scripts/reference/make-fixtures.sh`, SpikingJelly activation_based, multi-step,
-//! float32) is rebuilt with our engine from its model spec and initial parameters/buffers, and
+//! float32) and in `tests/fixtures/spikingjelly-2/` (SpikingJelly 2.x's Spikformer, written by
+//! `scripts/reference/make_spikformer_fixtures.py`) is rebuilt with our engine from its model spec and initial parameters/buffers, and
 //! every stored tensor is compared.
 //!
 //! Error measure, per tensor: `max_i |ours_i - ref_i| / max(max_i |ref_i|, 1e-6)`, i.e. the
@@ -32,6 +33,10 @@ const NOISE: f64 = 1e-5;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spikingjelly")
+}
+
+fn spikingjelly_2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spikingjelly-2")
 }
 
 type R<T> = std::result::Result<T, String>;
@@ -230,18 +235,24 @@ fn run_training(check: &mut Check, f: &Value) -> R<()> {
 
 #[test]
 fn spikingjelly_fixtures() {
-    let dir = fixtures_dir();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+    run_fixture_dir(&fixtures_dir(), "scripts/reference/make-fixtures.sh");
+}
+
+/// SpikingJelly 2.x's Spikformer with ADD and with IAND residuals: outputs, input and
+/// parameter gradients, BN statistics, and parameters after 3 SGD steps.
+#[test]
+fn spikingjelly_2_spikformer_fixtures() {
+    run_fixture_dir(&spikingjelly_2_dir(), "scripts/reference/make_spikformer_fixtures.py");
+}
+
+fn run_fixture_dir(dir: &Path, script: &str) {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    assert!(
-        !paths.is_empty(),
-        "no fixtures in {}: run scripts/reference/make-fixtures.sh",
-        dir.display()
-    );
+    assert!(!paths.is_empty(), "no fixtures in {}: run {script}", dir.display());
 
     let mut failures = Vec::new();
     for path in &paths {

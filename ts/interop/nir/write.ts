@@ -38,6 +38,9 @@ function below(x: number): number {
 const refuse = (layer: string, what: string, instead: string) =>
   new DualstreamError('ERR_SPEC', `${layer}: ${what} has no NIR equivalent; ${instead}`)
 
+/** NIR has no attention primitive and no channels-last token layout. */
+const SPIKING_TRANSFORMER = 'spiking transformers are not exported to NIR; save a checkpoint (safetensors) instead'
+
 function outSize(n: number, k: number, s: number, p: number, d = 1): number {
   return Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1
 }
@@ -160,7 +163,13 @@ class Writer {
       }
       case 'dualStream':
         if (l.aap) throw new DualstreamError('ERR_INTERNAL', `${label}: the AAP must be removed before export`)
+        if (l.headPool === 'tokens') throw refuse(label, 'a head on token streams', SPIKING_TRANSFORMER)
         return this.trunk(path, l.stages, l.headPool ?? 'gap', l.head.bias, x)
+      case 'batchNorm1d':
+      case 'tokens':
+      case 'tokenMean':
+      case 'spikingAttention':
+        throw refuse(label, 'a spiking-transformer layer', SPIKING_TRANSFORMER)
       case 'batchNorm2d':
         throw refuse(label, 'a batch norm that does not follow a conv', INSTEAD.batchNorm2d)
       case 'relu':

@@ -10,6 +10,7 @@ use crate::layer::{expect_sample_rank, AuditProbe, Layer, Visitor, VisitorMut, W
 use crate::nn::dual_stream_block::DualStreamBlock;
 use crate::nn::linear::Linear;
 use crate::nn::pool::{AvgPool2d, MaxPool2d};
+use crate::nn::transformer::token_mean::{token_mean_backward, token_mean_forward};
 use crate::rng::Rng;
 use crate::spec::{DualStage, DualStreamSpec, HeadPool};
 use crate::tensor::Tensor;
@@ -157,6 +158,10 @@ impl DualStream {
                 pooled.resize_for_overwrite(&[s[0], s[1], s[2] * s[3] * s[4]]);
                 pooled.data_mut().copy_from_slice(x.data());
             }
+            HeadPool::Tokens => {
+                pooled.resize_for_overwrite(&[s[0], s[1], s[3]]);
+                token_mean_forward(x.data(), s[2], s[3], pooled.data_mut());
+            }
         }
         head.forward(pooled, logits, true)
     }
@@ -166,6 +171,7 @@ impl DualStream {
         match self.head_pool {
             HeadPool::Gap => s[..3].to_vec(),
             HeadPool::Flatten => vec![s[0], s[1], s[2] * s[3] * s[4]],
+            HeadPool::Tokens => vec![s[0], s[1], s[3]],
         }
     }
 }
@@ -176,7 +182,12 @@ impl Layer for DualStream {
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        expect_sample_rank(&self.label, input, 3, "[T, N, C, H, W] (the stem's spikes)")?;
+        match self.head_pool {
+            HeadPool::Tokens => {
+                expect_sample_rank(&self.label, input, 2, "[T, N, L, C] (the stem's tokens)")?
+            }
+            _ => expect_sample_rank(&self.label, input, 3, "[T, N, C, H, W] (the stem's spikes)")?,
+        }
         let mut shape = input.to_vec();
         for st in &self.stages {
             shape = match st {
@@ -304,6 +315,9 @@ impl Layer for DualStream {
                     global_avg_backward(self.grad_pooled.data(), s[3] * s[4], dst.data_mut())
                 }
                 HeadPool::Flatten => dst.data_mut().copy_from_slice(self.grad_pooled.data()),
+                HeadPool::Tokens => {
+                    token_mean_backward(self.grad_pooled.data(), s[2], s[3], dst.data_mut())
+                }
             }
         }
         // Stage i reads its output gradient from one buffer of each pair and writes its input

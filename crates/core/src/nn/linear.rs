@@ -1,4 +1,6 @@
-//! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch.
+//! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch. It also maps
+//! token sequences `[T, N, L, in]` token by token (the last axis), which is the
+//! `Conv1d(kernel_size=1)` of a spiking transformer.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
@@ -63,6 +65,13 @@ impl Linear {
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
         let what = format!("[T, N, {}]", self.spec.in_features);
+        if input.len() == 4 {
+            if input[3] != self.spec.in_features {
+                let tokens = format!("[T, N, L, {}] (tokens)", self.spec.in_features);
+                return Err(Error::shape(&self.label, tokens, input));
+            }
+            return Ok(());
+        }
         expect_channels(&self.label, input, 1, self.spec.in_features, &what)
     }
 }
@@ -74,7 +83,9 @@ impl Layer for Linear {
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.check_input(input)?;
-        Ok(vec![input[0], input[1], self.spec.out_features])
+        let mut out = input.to_vec();
+        *out.last_mut().unwrap() = self.spec.out_features;
+        Ok(out)
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
@@ -82,7 +93,10 @@ impl Layer for Linear {
         let shape = self.output_shape(input.shape())?;
         output.resize_for_overwrite(&shape);
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
-        self.ops.observe(input, (fi * fo) as u64, if self.bias.is_some() { fo as u64 } else { 0 });
+        // Per sample and step: one row, or one per token.
+        let rows = if shape.len() == 4 { shape[2] } else { 1 } as u64;
+        let bias_ops = if self.bias.is_some() { fo as u64 } else { 0 };
+        self.ops.observe(input, rows * (fi * fo) as u64, rows * bias_ops);
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|b| b.value.data());
         output
@@ -114,7 +128,7 @@ impl Layer for Linear {
     ) -> Result<()> {
         check_backward_shapes(self, input, output, grad_output)?;
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
-        let batch = input.shape()[0] * input.shape()[1];
+        let batch = input.numel() / fi;
         let dy = grad_output.data();
         let x = input.data();
         grad_input.resize_for_overwrite(input.shape());

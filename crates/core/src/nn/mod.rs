@@ -15,6 +15,7 @@ pub mod residual;
 pub mod sequential;
 pub mod sew_block;
 pub mod spiking_resnet_block;
+pub mod transformer;
 
 pub use crate::layer::{AuditEntry, Buffer, Layer, Param};
 pub use batch_norm::BatchNorm2d;
@@ -62,6 +63,10 @@ pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dy
         }
         LayerSpec::Relu => Box::new(Relu::new(name)),
         LayerSpec::DualStream(s) => Box::new(DualStream::new(name, s, &mut own)?),
+        LayerSpec::BatchNorm1d(s) => Box::new(transformer::BatchNorm1d::new(name, s)?),
+        LayerSpec::Tokens => Box::new(transformer::Tokens::new(name)),
+        LayerSpec::TokenMean => Box::new(transformer::TokenMean::new(name)),
+        LayerSpec::SpikingAttention(s) => Box::new(transformer::SpikingAttention::new(name, s)?),
     })
 }
 
