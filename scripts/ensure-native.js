@@ -65,9 +65,11 @@ if (!hasSources || cargo.status !== 0) {
   process.exit(0)
 }
 
-// In a source checkout, build unless the local addon is newer than every Rust input. Cargo's
-// own up-to-date check is not enough: `npx dualstream` in the checkout installs the checkout
-// into npm's npx cache, which runs this script again, and napi-rs can relink the addon then.
+// In a source checkout, build unless the local addon is newer than every Rust input. Leaving it
+// to cargo is not a no-op: napi-rs sets NAPI_FORCE_BUILD_<crate> on a build that has no cached
+// type definitions and not on the next one, so the next one reruns the binding's build script
+// and relinks the addon (minutes). `npx dualstream` inside the checkout runs this script too
+// (npm installs the checkout into its npx cache).
 if (loads() && localAddonIsCurrent()) process.exit(0)
 
 const localCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
