@@ -25,6 +25,7 @@ import {
   writeSafetensors,
 } from '../ts/index'
 import { writeFileAtomic } from '../ts/internal'
+import { syntheticImages } from './synthetic'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'dualstream-ckpt-'))
 
@@ -123,20 +124,16 @@ test('atomic writes leave the complete file and no temporary file; a failed writ
 
 // Four classes: the brightest quadrant of an 8x8 image, with noise.
 function quadrants(n: number, seed: number): TensorDataset {
-  let s = seed
-  const rand = () => {
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  }
-  const images = new Float32Array(n * 64)
-  const labels = new Uint32Array(n)
-  for (let i = 0; i < n; i++) {
-    labels[i] = i % 4
-    for (let p = 0; p < 64; p++) {
+  const { x: images, y: labels } = syntheticImages({
+    n,
+    sampleShape: [1, 8, 8],
+    classes: 4,
+    seed,
+    value: (label, p, r) => {
       const q = (p >= 32 ? 2 : 0) + (p % 8 >= 4 ? 1 : 0)
-      images[i * 64 + p] = (q === labels[i] ? 0.7 : 0.2) + 0.6 * rand()
-    }
-  }
+      return (q === label ? 0.7 : 0.2) + 0.6 * r
+    },
+  })
   return new TensorDataset({ name: 'quadrants', images, labels, sampleShape: [1, 8, 8], numClasses: 4 })
 }
 

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,10 +7,10 @@ import { writeSafetensors } from '../ts/checkpoint'
 import { writeEvents } from '../ts/data'
 import { batchNorm2d, conv2d, convDsnn, dualBasicBlock, dualStream, lif, maxPool2d, sequential } from '../ts/index'
 import { Model, readCheckpoint } from '../ts/model'
+import { flags, run, summaryOf } from './cli-run'
 import { parseXml, texts } from './svg'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 })
 const tmp = () => mkdtempSync(join(tmpdir(), 'dualstream-cli-'))
 
 // A data folder: four classes, the brightest quadrant of a noisy size x size image.
@@ -422,24 +422,8 @@ test('the default train still trains the DSNN on Fashion-MNIST (short run)', (t)
 })
 
 test('train --model snn trains the plain conv SNN (no AAP) on MNIST', (t) => {
-  const r = run(
-    'train',
-    '--dataset',
-    'mnist',
-    '--model',
-    'snn',
-    '--limit',
-    '1024',
-    '--epochs',
-    '1',
-    '--batch-size',
-    '32',
-    '--out',
-    join(tmp(), 'run'),
-    '--json',
-  )
-  t.is(r.status, 0, r.stderr)
-  const m = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+  const flagged = flags({ dataset: 'mnist', model: 'snn', limit: 1024, epochs: 1, 'batch-size': 32 })
+  const m = summaryOf(t, run('train', ...flagged, '--out', join(tmp(), 'run'), '--json'))
   t.like(m, { model: 'snn', optimizer: 'sgd', dsnnTestAccuracy: null })
   t.true(m.testAccuracy > 0.4 && m.testAccuracy <= 1, `testAccuracy ${m.testAccuracy}`)
   t.true(m.firingRates.length === 2 && m.firingRates.every((f: { rate: number }) => f.rate > 0 && f.rate < 1))
@@ -557,22 +541,8 @@ test('event data trains from the CLI: an N-MNIST folder and n-fashion-mnist beco
     }
   }
   const dir = join(tmp(), 'run')
-  const r = run(
-    'train',
-    '--dataset',
-    root,
-    '--epochs',
-    '1',
-    '--batch-size',
-    '10',
-    '--time-steps',
-    '3',
-    '--out',
-    dir,
-    '--json',
-  )
-  t.is(r.status, 0, r.stderr)
-  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!)
+  const flagged = flags({ dataset: root, epochs: 1, 'batch-size': 10, 'time-steps': 3, out: dir })
+  const summary = summaryOf(t, run('train', ...flagged, '--json'))
   t.like(summary, { trainSamples: 30, testSamples: 30, timeSteps: 3 })
   const spec = readCheckpoint(join(dir, 'checkpoints', 'last.safetensors')).spec
   t.like(spec, { encoding: 'sequence', timeSteps: 3, inputShape: [2, 34, 34] })
@@ -581,26 +551,9 @@ test('event data trains from the CLI: an N-MNIST folder and n-fashion-mnist beco
   t.is(e.status, 0, e.stderr)
   t.is(JSON.parse(e.stdout).results[0].accuracy, summary.testAccuracy)
 
-  const nf = run(
-    'train',
-    '--dataset',
-    'n-fashion-mnist',
-    '--limit',
-    '32',
-    '--test-limit',
-    '16',
-    '--epochs',
-    '1',
-    '--batch-size',
-    '16',
-    '--time-steps',
-    '2',
-    '--out',
-    join(tmp(), 'nf'),
-    '--json',
-  )
-  t.is(nf.status, 0, nf.stderr)
-  t.like(JSON.parse(nf.stdout.trim().split('\n').pop()!), {
+  const nfFlags = { limit: 32, 'test-limit': 16, epochs: 1, 'batch-size': 16, 'time-steps': 2 }
+  const nf = run('train', '--dataset', 'n-fashion-mnist', ...flags(nfFlags), '--out', join(tmp(), 'nf'), '--json')
+  t.like(summaryOf(t, nf), {
     dataset: 'n-fashion-mnist',
     trainSamples: 32,
     testSamples: 16,

@@ -16,32 +16,17 @@ import {
   sequential,
   sewBlock,
 } from '../ts/index'
+import { syntheticData } from './synthetic'
 
 // Three classes: light in the top, middle or bottom third of an 9x9 image.
 function thirds(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
-  let s = seed
-  const rand = () => {
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  }
-  const x = new Float32Array(n * 81)
-  const y = new Uint32Array(n)
-  for (let i = 0; i < n; i++) {
-    y[i] = i % 3
-    for (let p = 0; p < 81; p++) x[i * 81 + p] = (Math.floor(p / 27) === y[i] ? 0.7 : 0.1) + 0.4 * rand()
-  }
-  return {
-    x,
-    y,
-    length: n,
+  return syntheticData({
+    n,
     sampleShape: [1, 9, 9],
-    numClasses: 3,
-    *batches(batchSize: number) {
-      for (let i = 0; i + batchSize <= n; i += batchSize) {
-        yield { x: x.slice(i * 81, (i + batchSize) * 81), y: y.slice(i, i + batchSize), size: batchSize }
-      }
-    },
-  }
+    classes: 3,
+    seed,
+    value: (label, p, r) => (Math.floor(p / 27) === label ? 0.7 : 0.1) + 0.4 * r,
+  })
 }
 
 // Stem conv-BN-IF reading the image, then the trunk: a block, max pooling of both streams,

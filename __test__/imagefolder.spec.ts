@@ -3,7 +3,6 @@
 // and the CLI's --dataset DIR on a tiny ImageNet-style tree. Reference values come from
 // crates/data/tests/fixtures/imagefolder.json (scripts/reference/imagefolder_fixture.py).
 
-import { spawnSync } from 'node:child_process'
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,13 +19,14 @@ import {
 import { convSnn, sequential } from '../ts/index'
 import { readCheckpoint } from '../ts/model'
 import { sgd } from '../ts/optim'
+import { flags, run, summaryOf } from './cli-run'
 
 const fixtures = join(__dirname, '..', 'crates', 'data', 'tests', 'fixtures')
 const root = join(fixtures, 'imagefolder')
 const reference = JSON.parse(readFileSync(join(fixtures, 'imagefolder.json'), 'utf8'))
 const tmp = () => mkdtempSync(join(tmpdir(), 'dualstream-imagefolder-'))
-const cli = join(__dirname, '..', 'dist', 'cli.js')
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 300_000 })
+/** One epoch of the plain conv SNN on 16x16 crops. */
+const tinySnn = flags({ model: 'snn', 'image-size': 16, epochs: 1 })
 
 test('ImageFolder lists classes and files in torchvision ImageFolder order', (t) => {
   for (const split of ['train', 'test'] as const) {
@@ -133,24 +133,7 @@ test('the CLI trains and evaluates on an image folder given as --dataset DIR', (
   const data = tmp()
   cpSync(root, data, { recursive: true })
   mkdirSync(join(data, 'unused'))
-  const r = run(
-    'train',
-    '--dataset',
-    data,
-    '--model',
-    'snn',
-    '--image-size',
-    '16',
-    '--epochs',
-    '1',
-    '--batch-size',
-    '5',
-    '--out',
-    dir,
-    '--json',
-  )
-  t.is(r.status, 0, r.stderr)
-  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!)
+  const summary = summaryOf(t, run('train', '--dataset', data, ...tinySnn, '--batch-size', '5', '--out', dir, '--json'))
   t.like(summary, { trainSamples: 10, testSamples: 10 })
   t.like(readCheckpoint(join(dir, 'checkpoints', 'last.safetensors')).spec, {
     encoding: 'direct',
@@ -164,19 +147,7 @@ test('the CLI trains and evaluates on an image folder given as --dataset DIR', (
   const bad = tmp()
   cpSync(root, bad, { recursive: true })
   cpSync(join(bad, 'val', 'cat'), join(bad, 'val', 'Cat'), { recursive: true })
-  const b = run(
-    'train',
-    '--dataset',
-    bad,
-    '--model',
-    'snn',
-    '--image-size',
-    '16',
-    '--epochs',
-    '1',
-    '--out',
-    join(tmp(), 'r'),
-  )
+  const b = run('train', '--dataset', bad, ...tinySnn, '--out', join(tmp(), 'r'))
   t.not(b.status, 0)
   t.regex(b.stderr, /Cat/)
 })

@@ -1,61 +1,30 @@
 import test from 'ava'
 import type { LabelledData } from '../ts/index'
-import {
-  adam,
-  batchNorm2d,
-  conv2d,
-  DualstreamError,
-  flatten,
-  ifNode,
-  lif,
-  linear,
-  Model,
-  maxPool2d,
-  plif,
-  sequential,
-  sewBasicBlock,
-  sgd,
-} from '../ts/index'
+import { adam, DualstreamError, Model, sequential, sgd } from '../ts/index'
+import * as build from '../ts/layers'
 
 import native = require('../ts/native')
 
+import { syntheticData } from './synthetic'
+
 // A learnable synthetic task: class 0 lights the top half of an 8x8 image, class 1 the bottom.
 function halves(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
-  let s = seed
-  const rand = () => {
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  }
-  const x = new Float32Array(n * 64)
-  const y = new Uint32Array(n)
-  for (let i = 0; i < n; i++) {
-    y[i] = i % 2
-    for (let p = 0; p < 64; p++) {
-      const top = p < 32
-      x[i * 64 + p] = (top === (y[i] === 0) ? 0.6 : 0.1) + 0.3 * rand()
-    }
-  }
-  return {
-    x,
-    y,
-    length: n,
+  return syntheticData({
+    n,
     sampleShape: [1, 8, 8],
-    numClasses: 2,
-    *batches(batchSize: number) {
-      for (let i = 0; i + batchSize <= n; i += batchSize) {
-        yield { x: x.slice(i * 64, (i + batchSize) * 64), y: y.slice(i, i + batchSize), size: batchSize }
-      }
-    },
-  }
+    classes: 2,
+    seed,
+    value: (label, p, r) => (p < 32 === (label === 0) ? 0.6 : 0.1) + 0.3 * r,
+  })
 }
 
 const smallNet = () => [
-  conv2d(1, 4, 3, { padding: 1, bias: false }),
-  batchNorm2d(4),
-  lif(),
-  maxPool2d(2),
-  flatten(),
-  linear(4 * 4 * 4, 2),
+  build.conv2d(1, 4, 3, { padding: 1, bias: false }),
+  build.batchNorm2d(4),
+  build.lif(),
+  build.maxPool2d(2),
+  build.flatten(),
+  build.linear(4 * 4 * 4, 2),
 ]
 
 test('fit learns a separable task and evaluate reports accuracy and firing rates', async (t) => {
@@ -97,14 +66,14 @@ test('the same seed reproduces a run exactly; another seed does not', async (t) 
 test('training runs off the main thread: timers fire while a batch trains', async (t) => {
   const model = sequential(
     [
-      conv2d(1, 32, 3, { padding: 1 }),
-      batchNorm2d(32),
-      lif(),
-      conv2d(32, 32, 3, { padding: 1 }),
-      batchNorm2d(32),
-      lif(),
-      flatten(),
-      linear(32 * 32 * 32, 2),
+      build.conv2d(1, 32, 3, { padding: 1 }),
+      build.batchNorm2d(32),
+      build.lif(),
+      build.conv2d(32, 32, 3, { padding: 1 }),
+      build.batchNorm2d(32),
+      build.lif(),
+      build.flatten(),
+      build.linear(32 * 32 * 32, 2),
     ],
     {
       timeSteps: 8,
@@ -149,12 +118,15 @@ test('bad input: shapes, labels, NaN, spec errors and disposed models name what 
   t.is(e.code, 'ERR_ARG')
 
   const wrong = () =>
-    sequential([conv2d(1, 4, 3), lif(), flatten(), linear(10, 2)], { timeSteps: 4, inputShape: [1, 8, 8] })
+    sequential([build.conv2d(1, 4, 3), build.lif(), build.flatten(), build.linear(10, 2)], {
+      timeSteps: 4,
+      inputShape: [1, 8, 8],
+    })
   const specError = t.throws(wrong, { instanceOf: DualstreamError })
   t.regex(specError.message, /layers\.3/)
   t.regex(specError.message, /144/)
-  t.throws(() => conv2d(3, 4, 3, { groups: 2 }), { message: /groups/ })
-  t.throws(() => lif({ tau: Number.NaN }), { message: /tau/ })
+  t.throws(() => build.conv2d(3, 4, 3, { groups: 2 }), { message: /groups/ })
+  t.throws(() => build.lif({ tau: Number.NaN }), { message: /tau/ })
 
   await model.dispose()
   e = await t.throwsAsync(model.trainBatch(x, new Uint32Array(2)), { instanceOf: DualstreamError })
@@ -172,12 +144,12 @@ test('IF, PLIF and SEW blocks train end to end', async (t) => {
   const data = halves(64)
   const model = new Model(
     [
-      conv2d(1, 4, 3, { padding: 1, bias: false }),
-      batchNorm2d(4),
-      ifNode(),
-      sewBasicBlock(4, { connect: 'iand', neuron: () => plif() }),
-      flatten(),
-      linear(4 * 8 * 8, 2),
+      build.conv2d(1, 4, 3, { padding: 1, bias: false }),
+      build.batchNorm2d(4),
+      build.ifNode(),
+      build.sewBasicBlock(4, { connect: 'iand', neuron: () => build.plif() }),
+      build.flatten(),
+      build.linear(4 * 8 * 8, 2),
     ],
     { timeSteps: 4 },
   )

@@ -240,13 +240,18 @@ const joinCases: [string, () => LayerSpec[]][] = [
   ],
 ]
 
+/** A join case exported as NIR, 20 margin-guarded inputs of 4 steps, and dualstream's logits per step. */
+async function exportJoinCase(prefix: string, name: string, build: () => LayerSpec[]) {
+  const model = new Model(build(), { timeSteps: 4, inputShape: [1, 8, 8], seed: 7 })
+  const file = join(dir, `${prefix}-${name.replace(/\W+/g, '-')}.nir`)
+  await model.toNir(file)
+  const x = marginGuarded(file, inputs(80, 64, 23, 4), 80, 20, 4, [1, 8, 8])
+  return { file, x, ours: await perStep(model, x, 20) }
+}
+
 for (const [name, build] of joinCases) {
   pythonTest(`the numpy NIR interpreter reproduces dualstream's logits at every step: ${name}`, async (t) => {
-    const model = new Model(build(), { timeSteps: 4, inputShape: [1, 8, 8], seed: 7 })
-    const file = join(dir, `join-${name.replace(/\W+/g, '-')}.nir`)
-    await model.toNir(file)
-    const x = marginGuarded(file, inputs(80, 64, 23, 4), 80, 20, 4, [1, 8, 8])
-    const ours = await perStep(model, x, 20)
+    const { file, x, ours } = await exportJoinCase('join', name, build)
     const theirs = simulate(file, x, 20, 4, [1, 8, 8], 'numpy').outputs
     let worst = 0
     ours.flat(2).forEach((v, i) => {
@@ -264,14 +269,10 @@ for (const [name, build] of joinCases) {
 // layers and neurons, and torch Threshold/Scale modules for the joins.
 for (const [name, build] of joinCases) {
   pythonTest(`nirtorch with SpikingJelly modules reproduces dualstream's logits at every step: ${name}`, async (t) => {
-    const model = new Model(build(), { timeSteps: 4, inputShape: [1, 8, 8], seed: 7 })
-    const file = join(dir, `nirtorch-${name.replace(/\W+/g, '-')}.nir`)
-    await model.toNir(file)
-    const x = marginGuarded(file, inputs(80, 64, 23, 4), 80, 20, 4, [1, 8, 8])
-    const ours = (await perStep(model, x, 20)).flat(2)
+    const { file, x, ours } = await exportJoinCase('nirtorch', name, build)
     const theirs = nirtorch(file, x, 20, 4, [1, 8, 8]).flat(2)
-    t.is(theirs.length, ours.length)
-    const worst = Math.max(...ours.map((v, i) => Math.abs(v - theirs[i])))
+    t.is(theirs.length, ours.flat(2).length)
+    const worst = Math.max(...ours.flat(2).map((v, i) => Math.abs(v - theirs[i])))
     t.true(worst < 1e-4, `largest logit difference ${worst}`)
     const distinct = new Set(theirs.map((v) => v.toFixed(4))).size
     t.true(distinct > 10, `${distinct} distinct logits`)

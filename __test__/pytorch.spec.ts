@@ -7,12 +7,6 @@ import { join } from 'node:path'
 import test from 'ava'
 import {
   type Checkpoint,
-  convDsnn,
-  dsnn7b,
-  dsnn18,
-  dsnn34,
-  dsnn50,
-  dsnn101,
   loadFashionMnist,
   losses,
   Model,
@@ -20,25 +14,12 @@ import {
   type NamedTensor,
   readSafetensors,
   schedules,
-  sew7b,
-  sewResnet18,
-  sewResnet34,
-  sewResnet50,
-  sewResnet101,
   sgd,
-  smallDsnn,
-  spikingResnet7b,
-  spikingResnet18,
-  spikingResnet34,
-  spikingResnet50,
-  spikingResnet101,
   TensorDataset,
-  wideDsnn7b,
-  wideSew7b,
-  wideSpikingResnet7b,
   writeSafetensors,
 } from '../ts'
 import { toTorchTensors } from '../ts/interop/pytorch'
+import * as zoo from '../ts/zoo'
 import { python, pythonTest, runPython } from './python'
 
 const SCRIPTS = join(__dirname, '..', 'scripts', 'python')
@@ -89,6 +70,9 @@ interface Case {
   lr?: number
 }
 
+/** The smallest zoo network worth converting: two stages of one block, 8x8 grey input. */
+const tiny: zoo.SmallNetOptions = { inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8] }
+
 function zooCase(net: {
   name: string
   layers: ModelSpec['layers']
@@ -111,39 +95,44 @@ const CASES: Case[] = [
   {
     name: 'convDsnn',
     spec: {
-      layers: convDsnn({ size: 8, width: 4, classes: 3 }),
+      layers: zoo.convDsnn({ size: 8, width: 4, classes: 3 }),
       timeSteps: 2,
       inputShape: [1, 8, 8],
       encoding: 'direct',
     },
     batch: 3,
   },
-  zooCase(smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8] })),
+  zooCase(zoo.smallDsnn(tiny)),
   zooCase(
-    smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8], family: 'sew', connect: 'iand' }),
+    zoo.smallDsnn({
+      ...tiny,
+      family: 'sew',
+      connect: 'iand',
+    }),
   ),
-  zooCase(smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8], family: 'spikingResnet' })),
+  zooCase(zoo.smallDsnn({ ...tiny, family: 'spikingResnet' })),
   zooCase(
-    smallDsnn({
-      inputShape: [1, 8, 8],
-      classes: 3,
-      blocks: [1, 1],
-      widths: [4, 8],
+    zoo.smallDsnn({
+      ...tiny,
       connect: 'spikingResnet',
       neuron: 'lif',
     }),
   ),
-  ...[dsnn18, dsnn50, sewResnet18, sewResnet50, spikingResnet18, spikingResnet50].map((f) => zooCase(f(imagenet))),
+  ...[zoo.dsnn18, zoo.dsnn50, zoo.sewResnet18, zoo.sewResnet50, zoo.spikingResnet18, zoo.spikingResnet50].map((f) =>
+    zooCase(f(imagenet)),
+  ),
   // The deepest take minutes on two cores: DUALSTREAM_PYTORCH_FULL=1 adds them.
   ...(process.env.DUALSTREAM_PYTORCH_FULL === '1'
-    ? [dsnn34, dsnn101, sewResnet34, sewResnet101, spikingResnet34, spikingResnet101].map((f) => zooCase(f(imagenet)))
+    ? [zoo.dsnn34, zoo.dsnn101, zoo.sewResnet34, zoo.sewResnet101, zoo.spikingResnet34, zoo.spikingResnet101].map((f) =>
+        zooCase(f(imagenet)),
+      )
     : []),
-  zooCase(dsnn7b({ ...dvs, blocks: 2 })),
-  zooCase(sew7b({ ...dvs, blocks: 2 })),
-  zooCase(spikingResnet7b({ ...dvs, blocks: 2 })),
-  zooCase(wideDsnn7b({ ...dvs, blocks: [1, 1] })),
-  zooCase(wideSew7b({ ...dvs, blocks: [1, 1] })),
-  zooCase(wideSpikingResnet7b({ ...dvs, blocks: [1, 1] })),
+  zooCase(zoo.dsnn7b({ ...dvs, blocks: 2 })),
+  zooCase(zoo.sew7b({ ...dvs, blocks: 2 })),
+  zooCase(zoo.spikingResnet7b({ ...dvs, blocks: 2 })),
+  zooCase(zoo.wideDsnn7b({ ...dvs, blocks: [1, 1] })),
+  zooCase(zoo.wideSew7b({ ...dvs, blocks: [1, 1] })),
+  zooCase(zoo.wideSpikingResnet7b({ ...dvs, blocks: [1, 1] })),
 ]
 
 /** max |a - b| / max(1, |b|): absolute for values up to 1, relative for BN variances above. */
@@ -240,11 +229,11 @@ pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', asyn
   runPython(join(SCRIPTS, 'torch_reference_models.py'), [root], { timeoutMs: 900_000 })
   const opts = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
   const cases: [string, ModelSpec, 'spikingjelly' | 'aap'][] = [
-    ['sj-sewResnet18', sewResnet18({ ...opts, connect: 'add' }), 'spikingjelly'],
-    ['sj-sewResnet50', sewResnet50({ ...opts, connect: 'add' }), 'spikingjelly'],
-    ['sj-spikingResnet18', spikingResnet18(opts), 'spikingjelly'],
-    ['aap-dsnn18', dsnn18({ ...opts, connect: 'iand' }), 'aap'],
-    ['aap-dsnn50', dsnn50({ ...opts, connect: 'iand' }), 'aap'],
+    ['sj-sewResnet18', zoo.sewResnet18({ ...opts, connect: 'add' }), 'spikingjelly'],
+    ['sj-sewResnet50', zoo.sewResnet50({ ...opts, connect: 'add' }), 'spikingjelly'],
+    ['sj-spikingResnet18', zoo.spikingResnet18(opts), 'spikingjelly'],
+    ['aap-dsnn18', zoo.dsnn18({ ...opts, connect: 'iand' }), 'aap'],
+    ['aap-dsnn50', zoo.dsnn50({ ...opts, connect: 'iand' }), 'aap'],
   ]
   for (const [name, spec, from] of cases) {
     const io = new Map(readSafetensors(join(root, `${name}.io.safetensors`)).tensors.map((x) => [x.name, x]))
@@ -262,7 +251,7 @@ pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', asyn
     await m.dispose()
   }
   // A state_dict for another class count: the error names the tensor, both shapes and the layer.
-  const wrong = dsnn18({ ...opts, classes: 5, connect: 'iand' })
+  const wrong = zoo.dsnn18({ ...opts, classes: 5, connect: 'iand' })
   const err = t.throws(() => Model.fromTorch(join(root, 'aap-dsnn18.safetensors'), wrong, { from: 'aap' }))
   t.regex(
     err!.message,
@@ -272,7 +261,7 @@ pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', asyn
 
 test('import: a state_dict missing a tensor or in the wrong layout is refused by name', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-err-'))
-  const spec = smallDsnn({ inputShape: [1, 8, 8], classes: 3, blocks: [1, 1], widths: [4, 8] })
+  const spec = zoo.smallDsnn(tiny)
   const m = new Model(spec.layers, spec)
   const file = join(root, 'state.safetensors')
   const tensors = toTorchTensors(m.stateTensors())
@@ -301,7 +290,7 @@ pythonTest('round trip: export, torchrun with 2 processes, import, evaluate give
     execFileSync(process.execPath, ['--import=tsx', join(__dirname, '..', 'ts', 'cli.ts'), ...args], {
       encoding: 'utf8',
     })
-  const model = new Model(convDsnn({ width: 4 }), { timeSteps: 2, inputShape: [1, 28, 28], seed: 3 })
+  const model = new Model(zoo.convDsnn({ width: 4 }), { timeSteps: 2, inputShape: [1, 28, 28], seed: 3 })
   model.configureTraining(sgd({ lr: 0.05, momentum: 0.9 }), schedules.cosine({ totalSteps: 30 }))
   const initial = join(root, 'initial.safetensors')
   await model.save(initial)

@@ -5,26 +5,7 @@
 import { join } from 'node:path'
 import test from 'ava'
 import ts from 'typescript'
-import {
-  avgPool2d,
-  batchNorm2d,
-  conv2d,
-  dropout,
-  dualBasicBlock,
-  dualStream,
-  dualStreamBlock,
-  flatten,
-  globalAvgPool,
-  ifNode,
-  lif,
-  linear,
-  maxPool2d,
-  plif,
-  relu,
-  sewBlock,
-  spikingResnetBlock,
-  surrogate,
-} from '../ts/index'
+import * as build from '../ts/layers'
 import type { LayerSpec, ModelSpec } from '../ts/spec'
 
 import native = require('../ts/native')
@@ -101,7 +82,7 @@ function listed(spec: unknown): string[] {
 }
 
 const model = (layers: unknown[]) => ({ timeSteps: 1, inputShape: [1, 8, 8], encoding: 'direct', layers })
-const neuron = lif() as Record<string, unknown>
+const neuron = build.lif() as Record<string, unknown>
 const head = { inFeatures: 4, outFeatures: 2, bias: true }
 
 /** An unknown field in a record of each kind, so the engine lists the kind's fields. */
@@ -146,33 +127,33 @@ test('every record of ts/spec.ts has the fields of its Rust counterpart', (t) =>
 
 test('every layer builder gives a spec the engine accepts, with every field of its kind', (t) => {
   const records = tsRecords()
-  const neurons = [ifNode(), lif(), plif(), lif({ surrogate: surrogate.atan() })]
+  const neurons = [build.ifNode(), build.lif(), build.plif(), build.lif({ surrogate: build.surrogate.atan() })]
   const layers: LayerSpec[] = [
-    conv2d(1, 4, 3, { padding: 1 }),
-    batchNorm2d(4),
+    build.conv2d(1, 4, 3, { padding: 1 }),
+    build.batchNorm2d(4),
     ...neurons,
-    maxPool2d(2),
-    avgPool2d(1),
-    sewBlock({ branch: [conv2d(4, 4, 3, { padding: 1 }), lif()], connect: 'add' }),
-    spikingResnetBlock({ branch: [conv2d(4, 4, 3, { padding: 1 }), lif()] }),
-    relu(),
-    dropout(0.1),
-    globalAvgPool(),
-    flatten(),
-    linear(4, 2),
+    build.maxPool2d(2),
+    build.avgPool2d(1),
+    build.sewBlock({ branch: [build.conv2d(4, 4, 3, { padding: 1 }), build.lif()], connect: 'add' }),
+    build.spikingResnetBlock({ branch: [build.conv2d(4, 4, 3, { padding: 1 }), build.lif()] }),
+    build.relu(),
+    build.dropout(0.1),
+    build.globalAvgPool(),
+    build.flatten(),
+    build.linear(4, 2),
   ]
   const spec: ModelSpec = model(layers) as ModelSpec
   t.notThrows(() => new native.NativeModel(JSON.stringify(spec), 0))
-  const dual = dualStream({
+  const dual = build.dualStream({
     stages: [
-      dualStreamBlock({ branch: [conv2d(4, 4, 3, { padding: 1 }), lif()], connect: 'and' }),
-      maxPool2d(2),
-      dualBasicBlock(4, 4),
-      avgPool2d(1),
+      build.dualStreamBlock({ branch: [build.conv2d(4, 4, 3, { padding: 1 }), build.lif()], connect: 'and' }),
+      build.maxPool2d(2),
+      build.dualBasicBlock(4, 4),
+      build.avgPool2d(1),
     ],
     classes: 2,
   })
-  const dualSpec = model([conv2d(1, 4, 3, { padding: 1 }), lif(), dual])
+  const dualSpec = model([build.conv2d(1, 4, 3, { padding: 1 }), build.lif(), dual])
   t.notThrows(() => new native.NativeModel(JSON.stringify(dualSpec), 0))
   // The builders write every field their kind has (the defaults are explicit in saved specs).
   const seen = new Set<string>()

@@ -1,34 +1,8 @@
 import test from 'ava'
 import type { LayerSpec, ZooNet } from '../ts/index'
-import {
-  adam,
-  batchNorm2d,
-  DualstreamError,
-  dsnn7b,
-  dsnn18,
-  dsnn34,
-  dsnn50,
-  dsnn101,
-  ifNode,
-  losses,
-  Model,
-  sequential,
-  sew7b,
-  sewResnet18,
-  sewResnet34,
-  sewResnet50,
-  sewResnet101,
-  smallDsnn,
-  spikingResnet7b,
-  spikingResnet18,
-  spikingResnet34,
-  spikingResnet50,
-  spikingResnet101,
-  wideDsnn7b,
-  wideSew7b,
-  wideSpikingResnet7b,
-} from '../ts/index'
+import { adam, batchNorm2d, DualstreamError, ifNode, losses, Model, sequential } from '../ts/index'
 import { spreadBlocks } from '../ts/internal'
+import * as zoo from '../ts/zoo'
 
 // ---------------------------------------------------------------------------------------------
 // Parameter counts, derived by hand from the architecture (not read back from the builders).
@@ -103,26 +77,26 @@ function count(net: ZooNet): number {
 }
 
 test('dsnn18/34/50/101 have the ResNet parameters plus the AAP projections', (t) => {
-  t.is(count(dsnn18()), 11_689_512 + 177_856) // 11,867,368
-  t.is(count(dsnn34()), 21_797_672 + 177_856) // 21,975,528
-  t.is(count(dsnn50()), 25_557_032 + 2_792_704) // 28,349,736
-  t.is(count(dsnn101()), 44_549_160 + 2_792_704) // 47,341,864
+  t.is(count(zoo.dsnn18()), 11_689_512 + 177_856) // 11,867,368
+  t.is(count(zoo.dsnn34()), 21_797_672 + 177_856) // 21,975,528
+  t.is(count(zoo.dsnn50()), 25_557_032 + 2_792_704) // 28,349,736
+  t.is(count(zoo.dsnn101()), 44_549_160 + 2_792_704) // 47,341,864
   // Without the AAP the full-spike network is exactly a ResNet's parameter set.
-  t.is(count(dsnn18({ aap: false })), 11_689_512)
-  t.is(count(dsnn50({ aap: false })), 25_557_032)
+  t.is(count(zoo.dsnn18({ aap: false })), 11_689_512)
+  t.is(count(zoo.dsnn50({ aap: false })), 25_557_032)
   // classes only changes the FC: 512 * 10 + 10 instead of 512 * 1000 + 1000.
-  t.is(count(dsnn18({ classes: 10 })), 11_867_368 - fc(512, 1000) + fc(512, 10))
+  t.is(count(zoo.dsnn18({ classes: 10 })), 11_867_368 - fc(512, 1000) + fc(512, 10))
 })
 
 test('the Spiking ResNet and SEW ResNet families have exactly the ResNet parameters', (t) => {
-  t.is(count(spikingResnet18()), 11_689_512)
-  t.is(count(spikingResnet34()), 21_797_672)
-  t.is(count(spikingResnet50()), 25_557_032)
-  t.is(count(spikingResnet101()), 44_549_160)
-  t.is(count(sewResnet18()), 11_689_512)
-  t.is(count(sewResnet34()), 21_797_672)
-  t.is(count(sewResnet50()), 25_557_032)
-  t.is(count(sewResnet101({ connect: 'iand' })), 44_549_160)
+  t.is(count(zoo.spikingResnet18()), 11_689_512)
+  t.is(count(zoo.spikingResnet34()), 21_797_672)
+  t.is(count(zoo.spikingResnet50()), 25_557_032)
+  t.is(count(zoo.spikingResnet101()), 44_549_160)
+  t.is(count(zoo.sewResnet18()), 11_689_512)
+  t.is(count(zoo.sewResnet34()), 21_797_672)
+  t.is(count(zoo.sewResnet50()), 25_557_032)
+  t.is(count(zoo.sewResnet101({ connect: 'iand' })), 44_549_160)
 })
 
 function blocksOf(layers: readonly LayerSpec[]): LayerSpec[] {
@@ -130,7 +104,7 @@ function blocksOf(layers: readonly LayerSpec[]): LayerSpec[] {
 }
 
 test('dsnn18 follows the paper: ImageNet stem, IAND, IF, T = 4, zero-init, downsampling with AAP projections', (t) => {
-  const net = dsnn18()
+  const net = zoo.dsnn18()
   t.is(net.timeSteps, 4)
   t.deepEqual(net.inputShape, [3, 224, 224])
   t.is(net.encoding, 'direct')
@@ -186,7 +160,7 @@ test('dsnn18 follows the paper: ImageNet stem, IAND, IF, T = 4, zero-init, downs
     t.like(blk.projection![1], { kernelSize: [1, 1], stride: [1, 1], inChannels: cin, outChannels: 2 * cin })
   }
   // Bottleneck layer1's first block changes channels at stride 1: the projection is a 1x1 conv.
-  const first50 = blocksOf(dsnn50().layers).find((l) => l.type === ('block' as string))
+  const first50 = blocksOf(zoo.dsnn50().layers).find((l) => l.type === ('block' as string))
   if (!first50) return t.fail('dsnn50 has dual-stream blocks')
   const p = (first50 as unknown as { projection: LayerSpec[] }).projection
   t.deepEqual(
@@ -194,12 +168,12 @@ test('dsnn18 follows the paper: ImageNet stem, IAND, IF, T = 4, zero-init, downs
     ['conv2d', 'batchNorm2d', 'relu'],
   )
   t.like(p[0], { kernelSize: [1, 1], inChannels: 64, outChannels: 256 })
-  t.is(dsnn101().blocks, 33)
-  t.is(spikingResnet34().blocks, 16)
+  t.is(zoo.dsnn101().blocks, 33)
+  t.is(zoo.spikingResnet34().blocks, 16)
 })
 
 test('a 64x64 smoke forward of dsnn18 gives [N, classes] logits in both modes', async (t) => {
-  const net = dsnn18({ inputShape: [3, 64, 64], classes: 7, timeSteps: 2 })
+  const net = zoo.dsnn18({ inputShape: [3, 64, 64], classes: 7, timeSteps: 2 })
   const m = new Model(net.layers, net)
   const x = new Float32Array(2 * 3 * 64 * 64).map((_, i) => ((i * 7919) % 101) / 101)
   const ys = await m.predict(x, 2, 'fsnn')
@@ -216,14 +190,14 @@ test('a 64x64 smoke forward of dsnn18 gives [N, classes] logits in both modes', 
 const dsBlock = (c: number) => 2 * (conv(3, c, c) + bn(c) + 1) // conv-BN-PLIF twice
 
 test('7B-Net and Wide-7B-Net build with the SPEC layout and the hand-derived parameter counts', (t) => {
-  const d = dsnn7b()
+  const d = zoo.dsnn7b()
   t.deepEqual([d.timeSteps, d.classes, d.encoding, d.blocks], [16, 11, 'sequence', 7])
   t.deepEqual(d.inputShape, [2, 128, 128])
   const stem7 = conv(3, 2, 32) + bn(32) + 1
   t.is(count(d), stem7 + 7 * dsBlock(32) + fc(32, 11)) // 641 + 129,934 + 363 = 130,938
-  t.is(count(sew7b()), 130_938)
+  t.is(count(zoo.sew7b()), 130_938)
   // The Spiking ResNet branch ends with its BN (the residual neuron is a parameter-free IF).
-  t.is(count(spikingResnet7b()), 130_938 - 7)
+  t.is(count(zoo.spikingResnet7b()), 130_938 - 7)
   const stages = (d.layers.at(-1) as { stages: { type: string }[] }).stages
   t.deepEqual(
     stages.map((s) => s.type),
@@ -239,13 +213,13 @@ test('7B-Net and Wide-7B-Net build with the SPEC layout and the hand-derived par
   t.is(dsb.projection, null)
   t.is(dsb.connect, 'iand')
 
-  const w = wideDsnn7b()
+  const w = zoo.wideDsnn7b()
   t.deepEqual([w.timeSteps, w.classes, w.blocks], [16, 10, 8])
   const wideSew =
     conv(3, 2, 64) + bn(64) + 1 + 4 * dsBlock(64) + (conv(3, 64, 128) + bn(128) + 1) + 3 * dsBlock(128) + fc(128, 10)
   t.is(wideSew, 1_258_778)
-  t.is(count(wideSew7b()), wideSew)
-  t.is(count(wideSpikingResnet7b()), wideSew - 7)
+  t.is(count(zoo.wideSew7b()), wideSew)
+  t.is(count(zoo.wideSpikingResnet7b()), wideSew - 7)
   // The DSNN transition block adds its spike shortcut conv1x1-BN-PLIF and the projection conv1x1-BN.
   t.is(count(w), wideSew + (conv(1, 64, 128) + bn(128) + 1) + (conv(1, 64, 128) + bn(128)))
   const wStages = (w.layers.at(-1) as { stages: { type: string }[] }).stages
@@ -253,7 +227,7 @@ test('7B-Net and Wide-7B-Net build with the SPEC layout and the hand-derived par
     wStages.map((s) => s.type),
     [...Array(4).fill(['block', 'maxPool2d']).flat(), 'block', ...Array(3).fill(['block', 'maxPool2d']).flat()],
   )
-  const sewLayers = wideSew7b().layers.map((l) => l.type)
+  const sewLayers = zoo.wideSew7b().layers.map((l) => l.type)
   t.deepEqual(sewLayers.slice(11, 14), ['conv2d', 'batchNorm2d', 'plif'])
 })
 
@@ -270,11 +244,11 @@ test('7B nets run a forward on sequence input: full 7B at 128x128 (T = 2), reduc
     if (m.heads === 2) t.is((await m.predict(x, n, 'dsnn')).length, n * net.classes)
     await m.dispose()
   }
-  await run(dsnn7b({ timeSteps: 2 }), 1)
-  await run(wideDsnn7b({ blocks: [1, 1], inputShape: [2, 8, 8], timeSteps: 3 }), 2)
-  await run(wideSew7b({ blocks: [2, 1], inputShape: [2, 16, 16], timeSteps: 2 }), 2)
-  await run(wideSpikingResnet7b({ blocks: [1, 2], inputShape: [2, 8, 8], timeSteps: 2 }), 2)
-  await run(spikingResnet7b({ blocks: 2, inputShape: [2, 8, 8], timeSteps: 2, encoding: 'direct' }), 2)
+  await run(zoo.dsnn7b({ timeSteps: 2 }), 1)
+  await run(zoo.wideDsnn7b({ blocks: [1, 1], inputShape: [2, 8, 8], timeSteps: 3 }), 2)
+  await run(zoo.wideSew7b({ blocks: [2, 1], inputShape: [2, 16, 16], timeSteps: 2 }), 2)
+  await run(zoo.wideSpikingResnet7b({ blocks: [1, 2], inputShape: [2, 8, 8], timeSteps: 2 }), 2)
+  await run(zoo.spikingResnet7b({ blocks: 2, inputShape: [2, 8, 8], timeSteps: 2, encoding: 'direct' }), 2)
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -289,12 +263,12 @@ test('small variants: depth is a parameter, spread over the stages', (t) => {
   t.deepEqual(spreadBlocks(20, 3), [7, 7, 6])
   for (const family of ['dsnn', 'spikingResnet', 'sew'] as const) {
     for (const depth of [4, 10, 20]) {
-      const net = smallDsnn({ inputShape: [1, 28, 28], classes: 10, family, blocks: depth })
+      const net = zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 10, family, blocks: depth })
       t.is(net.blocks, depth)
       t.is(residualCount(net), depth, `${family} ${depth}`)
     }
   }
-  const net = smallDsnn({ inputShape: [3, 32, 32], classes: 10, blocks: [1, 2], widths: [8, 24] })
+  const net = zoo.smallDsnn({ inputShape: [3, 32, 32], classes: 10, blocks: [1, 2], widths: [8, 24] })
   t.is(residualCount(net), 3)
   t.is(net.name, 'small-dsnn-1-2')
   const trunk = net.layers.at(-1)!
@@ -306,7 +280,7 @@ test('small variants: depth is a parameter, spread over the stages', (t) => {
     [3, 32, 32],
   ]) {
     t.notThrows(() =>
-      count(smallDsnn({ inputShape: shape, classes: 10, blocks: 3, kind: 'bottleneck', widths: [4, 8, 16] })),
+      count(zoo.smallDsnn({ inputShape: shape, classes: 10, blocks: 3, kind: 'bottleneck', widths: [4, 8, 16] })),
     )
   }
 })
@@ -316,7 +290,7 @@ test('small variants of all three families train one step, and the DSNN passes t
   const x = new Float32Array(n * 28 * 28).map((_, i) => ((i * 37) % 29) / 29)
   const y = new Uint32Array([0, 1, 2, 1])
   for (const family of ['dsnn', 'spikingResnet', 'sew'] as const) {
-    const net = smallDsnn({ inputShape: [1, 28, 28], classes: 3, family, blocks: 4, widths: [4, 8], timeSteps: 2 })
+    const net = zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 3, family, blocks: 4, widths: [4, 8], timeSteps: 2 })
     const m = sequential(net.layers, { ...net, seed: 3 })
     m.configureTraining(adam({ lr: 0.01 }), undefined, losses.crossEntropy())
     const r = await m.trainBatch(x, y)
@@ -328,7 +302,7 @@ test('small variants of all three families train one step, and the DSNN passes t
   }
   // SEW ADD breaks the full-spike property once branch and shortcut fire together (not at zero
   // init, where the branch is silent): low thresholds make both fire.
-  const sew = smallDsnn({
+  const sew = zoo.smallDsnn({
     inputShape: [1, 28, 28],
     classes: 3,
     family: 'sew',
@@ -349,32 +323,35 @@ test('every builder validates its arguments with ERR_ARG naming the argument', (
     t.is(e?.code, 'ERR_ARG')
     t.regex(e!.message, arg)
   }
-  bad(() => dsnn18({ classes: 0 }), /^dsnn18 classes: expected a positive integer, received 0/)
-  bad(() => dsnn50({ inputShape: [224, 224] }), /^dsnn50 inputShape/)
-  bad(() => dsnn34({ timeSteps: 1.5 }), /^dsnn34 timeSteps/)
-  bad(() => dsnn18({ connect: 'add' as never }), /^dsnn18 connect: .*full-spike/)
-  bad(() => dsnn101({ neuron: 'relu' as never }), /^dsnn101 neuron/)
-  bad(() => dsnn101({ neuron: () => batchNorm2d(4) }), /^dsnn101 neuron: expected a function returning a neuron spec/)
-  bad(() => dsnn18({ zeroInit: 'yes' as never }), /^dsnn18 zeroInit/)
-  bad(() => dsnn18({ block: 3 } as never), /^dsnn18 options\.block/)
-  bad(() => spikingResnet18({ connect: 'iand' } as never), /^spikingResnet18 connect: expected to be omitted/)
-  bad(() => sewResnet18({ connect: 'nand' as never }), /^sewResnet18 connect/)
-  bad(() => sewResnet50({ aap: false } as never), /^sewResnet50 options\.aap/)
-  bad(() => dsnn7b({ inputShape: [2, 64, 64] }), /^dsnn7b inputShape: expected height and width of at least 128/)
-  bad(() => dsnn7b({ blocks: 0 }), /^dsnn7b blocks/)
-  bad(() => wideDsnn7b({ blocks: [4] as never }), /^wideDsnn7b blocks: expected an array of 2/)
-  bad(() => wideSew7b({ encoding: 'rate' as never }), /^wideSew7b encoding/)
-  bad(() => smallDsnn(undefined as never), /^smallDsnn options/)
-  bad(() => smallDsnn({ inputShape: [1, 28, 28] } as never), /^smallDsnn classes/)
-  bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, family: 'vgg' as never }), /^smallDsnn family/)
+  bad(() => zoo.dsnn18({ classes: 0 }), /^dsnn18 classes: expected a positive integer, received 0/)
+  bad(() => zoo.dsnn50({ inputShape: [224, 224] }), /^dsnn50 inputShape/)
+  bad(() => zoo.dsnn34({ timeSteps: 1.5 }), /^dsnn34 timeSteps/)
+  bad(() => zoo.dsnn18({ connect: 'add' as never }), /^dsnn18 connect: .*full-spike/)
+  bad(() => zoo.dsnn101({ neuron: 'relu' as never }), /^dsnn101 neuron/)
   bad(
-    () => smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: 2 }),
+    () => zoo.dsnn101({ neuron: () => batchNorm2d(4) }),
+    /^dsnn101 neuron: expected a function returning a neuron spec/,
+  )
+  bad(() => zoo.dsnn18({ zeroInit: 'yes' as never }), /^dsnn18 zeroInit/)
+  bad(() => zoo.dsnn18({ block: 3 } as never), /^dsnn18 options\.block/)
+  bad(() => zoo.spikingResnet18({ connect: 'iand' } as never), /^spikingResnet18 connect: expected to be omitted/)
+  bad(() => zoo.sewResnet18({ connect: 'nand' as never }), /^sewResnet18 connect/)
+  bad(() => zoo.sewResnet50({ aap: false } as never), /^sewResnet50 options\.aap/)
+  bad(() => zoo.dsnn7b({ inputShape: [2, 64, 64] }), /^dsnn7b inputShape: expected height and width of at least 128/)
+  bad(() => zoo.dsnn7b({ blocks: 0 }), /^dsnn7b blocks/)
+  bad(() => zoo.wideDsnn7b({ blocks: [4] as never }), /^wideDsnn7b blocks: expected an array of 2/)
+  bad(() => zoo.wideSew7b({ encoding: 'rate' as never }), /^wideSew7b encoding/)
+  bad(() => zoo.smallDsnn(undefined as never), /^smallDsnn options/)
+  bad(() => zoo.smallDsnn({ inputShape: [1, 28, 28] } as never), /^smallDsnn classes/)
+  bad(() => zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 10, family: 'vgg' as never }), /^smallDsnn family/)
+  bad(
+    () => zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: 2 }),
     /^smallDsnn blocks: expected at least one block per stage/,
   )
   bad(
-    () => smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: [2, 2], widths: [8, 16, 32] }),
+    () => zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 10, blocks: [2, 2], widths: [8, 16, 32] }),
     /^smallDsnn blocks: expected an array of 3/,
   )
-  bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, family: 'sew', aap: false }), /^smallDsnn aap/)
-  bad(() => smallDsnn({ inputShape: [1, 28, 28], classes: 10, widths: [8, -1] }), /^smallDsnn widths\[1\]/)
+  bad(() => zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 10, family: 'sew', aap: false }), /^smallDsnn aap/)
+  bad(() => zoo.smallDsnn({ inputShape: [1, 28, 28], classes: 10, widths: [8, -1] }), /^smallDsnn widths\[1\]/)
 })

@@ -67,24 +67,32 @@ function blockRates(e: Evaluation): number[] {
 const budget = `${trainSamples} training images (seeded sample of the Fashion-MNIST train split), ${epochs} epoch(s), batch ${batchSize}, Adam lr 1e-2 with cosine annealing, T = 4, IF neurons, widths ${WIDTHS.join('/')}, zero-init; test on all 10,000 test images`
 const pct = (e?: Evaluation) => (e ? (100 * e.accuracy).toFixed(2) : '-')
 
+const command = (experiment: string) =>
+  `npm run bench:claims -- ${experiment} --train-samples ${trainSamples} --epochs ${epochs}`
+
+/** Prints an experiment's table and appends its rows to the benchmark records. */
+function report(experiment: string, md: string, rows: object[]): void {
+  process.stdout.write(md)
+  record('dst-claims', command(experiment), { experiment, budget, rows })
+}
+
 async function depth(): Promise<void> {
   const rows: Run[] = []
   for (const blocks of [4, 10, 20]) {
     rows.push(await run('Spiking ResNet', { family: 'spikingResnet', blocks }))
     rows.push(await run('Spiking ResNet + DST', { family: 'dsnn', connect: 'spikingResnet', blocks }))
   }
-  let md = `# Depth: Spiking ResNet vs FSNN (DST) vs DSNN\n\nCommand: \`npm run bench:claims -- depth --train-samples ${trainSamples} --epochs ${epochs}\`. Budget: ${budget}.\n\n`
+  let md = `# Depth: Spiking ResNet vs FSNN (DST) vs DSNN\n\nCommand: \`${command('depth')}\`. Budget: ${budget}.\n\n`
   md += '| blocks | Spiking ResNet | FSNN (DST) | DSNN | train seconds (plain / DST) |\n|---|---|---|---|---|\n'
   for (const b of [4, 10, 20]) {
     const plain = rows.find((r) => r.blocks === b && r.plain)!
     const dst = rows.find((r) => r.blocks === b && r.fsnn)!
     md += `| ${b} | ${pct(plain.plain)} % | ${pct(dst.fsnn)} % | ${pct(dst.dsnn)} % | ${plain.seconds.toFixed(0)} / ${dst.seconds.toFixed(0)} |\n`
   }
-  process.stdout.write(md)
-  record('dst-claims', `npm run bench:claims -- depth --train-samples ${trainSamples} --epochs ${epochs}`, {
-    experiment: 'depth',
-    budget,
-    rows: rows.map((r) => ({
+  report(
+    'depth',
+    md,
+    rows.map((r) => ({
       variant: r.variant,
       blocks: r.blocks,
       seconds: r.seconds,
@@ -92,7 +100,7 @@ async function depth(): Promise<void> {
       fsnn: r.fsnn?.accuracy,
       dsnn: r.dsnn?.accuracy,
     })),
-  })
+  )
 }
 
 async function connect(): Promise<void> {
@@ -105,7 +113,7 @@ async function connect(): Promise<void> {
     })
   }
   rows.push({ connect: 'add', ...(await run('SEW ADD', { family: 'sew', connect: 'add', blocks: 10 })) })
-  let md = `# Element-wise functions g (10 blocks)\n\nCommand: \`npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}\`. Budget: ${budget}. `
+  let md = `# Element-wise functions g (10 blocks)\n\nCommand: \`${command('connect')}\`. Budget: ${budget}. `
   md +=
     'AND starts without zero-init (at zero init S = 0 makes AND output silence). Block output rate = mean of O_l over the test set '
   md += '(for SEW ADD the mean of S + O, which is not a spike).\n\n'
@@ -117,11 +125,10 @@ async function connect(): Promise<void> {
     const mean = rates.reduce((a, b) => a + b, 0) / rates.length
     md += `| ${r.connect} | ${r.fsnn ? `${pct(r.fsnn)} %` : '-'} | ${r.dsnn ? `${pct(r.dsnn)} %` : '-'} | ${r.plain ? `${pct(r.plain)} %` : '-'} | ${mean.toFixed(3)} | ${rates.map((x) => x.toFixed(2)).join(' ')} |\n`
   }
-  process.stdout.write(md)
-  record('dst-claims', `npm run bench:claims -- connect --train-samples ${trainSamples} --epochs ${epochs}`, {
-    experiment: 'connect',
-    budget,
-    rows: rows.map((r) => ({
+  report(
+    'connect',
+    md,
+    rows.map((r) => ({
       connect: r.connect,
       seconds: r.seconds,
       fsnn: r.fsnn?.accuracy,
@@ -129,7 +136,7 @@ async function connect(): Promise<void> {
       sew: r.plain?.accuracy,
       blockRates: blockRates(r.fsnn ?? r.plain!),
     })),
-  })
+  )
 }
 
 async function main(): Promise<void> {

@@ -42,6 +42,11 @@ const stem = (cin: number, cout: number) => [
   neuron(),
 ]
 
+/** Workload `name`, or its dual-stream variant `name-dst`. */
+function named(name: string, dst: boolean, workload: Omit<Workload, 'name'>): Workload {
+  return { name: dst ? `${name}-dst` : name, ...workload }
+}
+
 export function w1(dst = false, timeSteps = 4, batch = 32): Workload {
   const layers = dst
     ? [
@@ -49,15 +54,7 @@ export function w1(dst = false, timeSteps = 4, batch = 32): Workload {
         dualStream({ stages: [dual(32, 32), maxPool2d(2), dual(32, 64), dual(64, 64), maxPool2d(2)], classes: 10 }),
       ]
     : [...stem(1, 32), sew(32), maxPool2d(2), ...stem(32, 64), sew(64), maxPool2d(2), flatten(), linear(3136, 10)]
-  return {
-    name: dst ? 'W1-dst' : 'W1',
-    timeSteps,
-    batch,
-    sampleShape: [1, 28, 28],
-    encoding: 'direct',
-    classes: 10,
-    layers,
-  }
+  return named('W1', dst, { timeSteps, batch, sampleShape: [1, 28, 28], encoding: 'direct', classes: 10, layers })
 }
 
 export function w2(dst = false, timeSteps = 8, batch = 8): Workload {
@@ -65,16 +62,8 @@ export function w2(dst = false, timeSteps = 8, batch = 8): Workload {
   const layers = dst
     ? [...stem(2, 32), dualStream({ stages: six(() => [dual(32, 32), maxPool2d(2)]), classes: 11 })]
     : [...stem(2, 32), ...six(() => [sew(32), maxPool2d(2)]), flatten(), linear(32, 11)]
-  return {
-    name: dst ? 'W2-dst' : 'W2',
-    timeSteps,
-    batch,
-    sampleShape: [2, 64, 64],
-    encoding: 'sequence',
-    classes: 11,
-    layers,
-    inputDensity: 0.15,
-  }
+  const input = { sampleShape: [2, 64, 64], encoding: 'sequence' as const, classes: 11, inputDensity: 0.15 }
+  return named('W2', dst, { timeSteps, batch, ...input, layers })
 }
 
 export const WORKLOADS = [w1(), w2(), w1(true), w2(true)]

@@ -28,6 +28,15 @@ export function fromNative(err: unknown): DualstreamError {
 }
 
 /** Short, bounded description of a received value for error messages (never dumps a whole array). */
+/** Awaits a call into the engine, its native error turned into a `DualstreamError`. */
+export async function engineCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
 export function describeValue(value: unknown): string {
   if (value === null) return 'null'
   if (value === undefined) return 'undefined'

@@ -111,7 +111,7 @@ export type {
 export { Model, readCheckpoint, sequential } from './model'
 export type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
 export { adam, adamW, losses, schedules, sgd } from './optim'
-export type { BarChart, EnergyChart, LineChart, LinePoint } from './plot'
+export type { BarChart, ChartFrame, EnergyChart, LineChart, LinePoint } from './plot'
 export { barChartSvg, energyChartSvg, lineChartSvg } from './plot'
 export { ProgressDisplay } from './progress'
 export type { MetricsRow } from './run'

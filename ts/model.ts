@@ -1017,15 +1017,7 @@ export class Model {
    * bias (Appendix A): the same eval-mode outputs, fewer layers.
    */
   foldBatchNorm(): Promise<Model> {
-    return this.exclusive(async () => {
-      let engine: NativeModel
-      try {
-        engine = this.native().foldBatchNorm()
-      } catch (e) {
-        throw fromNative(e)
-      }
-      return this.wrap(engine)
-    })
+    return this.derive((engine) => engine.foldBatchNorm())
   }
 
   /** Heads side by side in the training output: 2 for a dual-stream model, else 1. */
@@ -1049,15 +1041,7 @@ export class Model {
    * ```
    */
   toFullSpike(): Promise<Model> {
-    return this.exclusive(async () => {
-      let engine: NativeModel
-      try {
-        engine = this.native().toFullSpike()
-      } catch (e) {
-        throw fromNative(e)
-      }
-      return this.wrap(engine)
-    })
+    return this.derive((engine) => engine.toFullSpike())
   }
 
   /**
@@ -1103,6 +1087,19 @@ export class Model {
   }
 
   /** A Model around an engine derived from this one (its spec read back from the engine). */
+  /** A new model around the engine `make` derives from this one's (a native error becomes a `DualstreamError`). */
+  private derive(make: (engine: NativeModel) => NativeModel): Promise<Model> {
+    return this.exclusive(async () => {
+      let engine: NativeModel
+      try {
+        engine = make(this.native())
+      } catch (e) {
+        throw fromNative(e)
+      }
+      return this.wrap(engine)
+    })
+  }
+
   private wrap(engine: NativeModel): Model {
     const spec = JSON.parse(engine.specJson()) as ModelSpec
     const m = new Model(spec.layers, { timeSteps: spec.timeSteps, encoding: spec.encoding, seed: this.seed })

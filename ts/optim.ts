@@ -79,24 +79,24 @@ export function sgd(o: {
  * await model.fit(train, { epochs: 4, batchSize: 64, optimizer: adam({ lr: 2e-3 }), schedule: 'cosine' })
  * ```
  */
-export function adam(o: { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }): OptimizerSpec {
-  return {
-    type: 'adam',
-    lr: lr('adam', o.lr),
-    betas: betas('adam', o.betas ?? [0.9, 0.999]),
-    eps: num('adam', 'eps', o.eps ?? 1e-8, 0, F32_MAX, true),
-    weightDecay: num('adam', 'weightDecay', o.weightDecay ?? 0, 0, F32_MAX),
-  }
+export function adam(o: AdamOptions): OptimizerSpec {
+  return adamFamily('adam', o, 0)
 }
 
 /** AdamW: Adam with decoupled weight decay (default 0.01). */
-export function adamW(o: { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }): OptimizerSpec {
+export function adamW(o: AdamOptions): OptimizerSpec {
+  return adamFamily('adamW', o, 0.01)
+}
+
+type AdamOptions = { lr: number; betas?: [number, number]; eps?: number; weightDecay?: number }
+
+function adamFamily(type: 'adam' | 'adamW', o: AdamOptions, weightDecay: number): OptimizerSpec {
   return {
-    type: 'adamW',
-    lr: lr('adamW', o.lr),
-    betas: betas('adamW', o.betas ?? [0.9, 0.999]),
-    eps: num('adamW', 'eps', o.eps ?? 1e-8, 0, F32_MAX, true),
-    weightDecay: num('adamW', 'weightDecay', o.weightDecay ?? 0.01, 0, F32_MAX),
+    type,
+    lr: lr(type, o.lr),
+    betas: betas(type, o.betas ?? [0.9, 0.999]),
+    eps: num(type, 'eps', o.eps ?? 1e-8, 0, F32_MAX, true),
+    weightDecay: num(type, 'weightDecay', o.weightDecay ?? weightDecay, 0, F32_MAX),
   }
 }
 

@@ -10,22 +10,36 @@ export interface LinePoint {
   series: string
 }
 
-export interface LineChart {
+/** What every chart has: titles, a log-scale switch and a size in pixels (default 560 x 300). */
+export interface ChartFrame {
   title: string
   xTitle: string
   yTitle: string
-  points: LinePoint[]
   logY?: boolean
   width?: number
   height?: number
 }
 
+export interface LineChart extends ChartFrame {
+  points: LinePoint[]
+}
+
+/** `items` of a chart, checked to be a non-empty array. */
+function nonEmpty<T>(what: string, items: T[], expected: string): T[] {
+  if (!Array.isArray(items) || items.length === 0) throw argError(what, `a non-empty array of ${expected}`, items)
+  return items
+}
+
+/** The frame of a chart as a Vega-Lite spec: its title and size. */
+function frame(chart: ChartFrame) {
+  return { title: chart.title, width: chart.width ?? 560, height: chart.height ?? 300 }
+}
+
 /** A multi-series line chart as an SVG document. */
 export async function lineChartSvg(chart: LineChart): Promise<string> {
-  if (!Array.isArray(chart.points) || chart.points.length === 0)
-    throw argError('chart points', 'a non-empty array of { x, y, series }', chart.points)
-  const categorical = typeof chart.points[0].x === 'string'
-  const bad = chart.points.find(
+  const points = nonEmpty('chart points', chart.points, '{ x, y, series }')
+  const categorical = typeof points[0].x === 'string'
+  const bad = points.find(
     (p) =>
       (categorical ? typeof p.x !== 'string' : !Number.isFinite(p.x)) ||
       !Number.isFinite(p.y) ||
@@ -38,10 +52,8 @@ export async function lineChartSvg(chart: LineChart): Promise<string> {
       bad,
     )
   return renderSvg({
-    title: chart.title,
-    width: chart.width ?? 560,
-    height: chart.height ?? 300,
-    data: { values: chart.points },
+    ...frame(chart),
+    data: { values: points },
     mark: { type: 'line', point: true },
     encoding: {
       x: categorical
@@ -74,22 +86,15 @@ async function renderSvg(spec: object): Promise<string> {
   }
 }
 
-export interface BarChart {
-  title: string
-  xTitle: string
-  yTitle: string
+export interface BarChart extends ChartFrame {
   /** One bar per (category, series); bars of a category stand side by side. */
   bars: { category: string; series: string; value: number }[]
-  logY?: boolean
-  width?: number
-  height?: number
 }
 
 /** A grouped bar chart as an SVG document. */
 export async function barChartSvg(chart: BarChart): Promise<string> {
-  if (!Array.isArray(chart.bars) || chart.bars.length === 0)
-    throw argError('chart bars', 'a non-empty array of { category, series, value }', chart.bars)
-  const bad = chart.bars.find(
+  const bars = nonEmpty('chart bars', chart.bars, '{ category, series, value }')
+  const bad = bars.find(
     (b) => typeof b.category !== 'string' || !Number.isFinite(b.value) || b.value < 0 || (chart.logY && b.value <= 0),
   )
   if (bad)
@@ -99,10 +104,8 @@ export async function barChartSvg(chart: BarChart): Promise<string> {
       bad,
     )
   return renderSvg({
-    title: chart.title,
-    width: chart.width ?? 560,
-    height: chart.height ?? 300,
-    data: { values: chart.bars },
+    ...frame(chart),
+    data: { values: bars },
     mark: { type: 'bar' },
     encoding: {
       x: {

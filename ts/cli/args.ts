@@ -5,6 +5,15 @@ import { DualstreamError } from '../errors'
 
 export type OptionTable = Record<string, { type: 'string' | 'boolean'; short?: string }>
 
+/** A command's options: the flags that take a value, the switches, and `-h`/`--help`. */
+export function optionTable(valued: readonly string[], switches: readonly string[] = ['json']): OptionTable {
+  const table: OptionTable = {}
+  for (const key of valued) table[key] = { type: 'string' }
+  for (const key of switches) table[key] = { type: 'boolean' }
+  table.help = { type: 'boolean', short: 'h' }
+  return table
+}
+
 export function usage(message: string): DualstreamError {
   return new DualstreamError('ERR_ARG', message)
 }
@@ -62,6 +71,18 @@ export function oneOf<T extends string>(
     throw usage(`${where}: expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`)
   }
   return value as T
+}
+
+/**
+ * `--mode` of a command that runs a model: `fsnn`, `dsnn` or `both` (the default for a
+ * dual-stream model, else `fsnn`); `singleStream` says which model is single-stream when one is
+ * asked for its DSNN stream.
+ */
+export function inferenceModes(value: string | undefined, dual: boolean, singleStream: string): ('fsnn' | 'dsnn')[] {
+  const mode = oneOf('--mode', value, ['fsnn', 'dsnn', 'both'] as const, dual ? 'both' : 'fsnn')
+  if (mode !== 'fsnn' && !dual)
+    throw usage(`--mode: ${mode} needs a dual-stream model (with its AAP); ${singleStream}: use --mode fsnn`)
+  return mode === 'both' ? ['fsnn', 'dsnn'] : [mode]
 }
 
 /** A help flag anywhere prints `help` and stops the command. */

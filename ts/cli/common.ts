@@ -343,6 +343,26 @@ export async function modelFromCheckpoint(
 
 export { readCheckpoint }
 
+/**
+ * The data a checkpoint is measured on: `dataset` (a `--dataset` flag), else the dataset of
+ * the run folder `target`, else Fashion-MNIST; an image folder is cropped to the model's input.
+ */
+export async function checkpointData(
+  dataset: string | undefined,
+  target: string | undefined,
+  options: { testLimit?: number; timeSteps?: number; inputShape?: readonly number[] },
+): Promise<Datasets> {
+  const fromRun =
+    dataset === undefined && target !== undefined && existsSync(join(target, 'config.json'))
+      ? String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
+      : undefined
+  return loadDatasets('--dataset', dataset ?? fromRun ?? 'fashion-mnist', {
+    testLimit: options.testLimit,
+    timeSteps: options.timeSteps,
+    imageSize: imageSizeOf(options.inputShape),
+  })
+}
+
 /** The crop size of an image folder for a model whose input is `[3, S, S]` (else the default). */
 export function imageSizeOf(inputShape: readonly number[] | undefined): number | undefined {
   return inputShape && inputShape.length === 3 && inputShape[1] === inputShape[2] ? inputShape[1] : undefined

@@ -8,17 +8,8 @@ import { ENERGY_PRESETS, formatEnergyTable } from '../energy'
 import type { Model } from '../model'
 import { sequential } from '../model'
 import { RunFolder } from '../run'
-import type { OptionTable } from './args'
-import { helped, int, oneOf, parseCommand, positive, usage } from './args'
-import {
-  checkpointPath,
-  imageSizeOf,
-  loadDatasets,
-  modelFromCheckpoint,
-  modelLayers,
-  out,
-  readCheckpoint,
-} from './common'
+import { helped, inferenceModes, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
+import { checkpointData, checkpointPath, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
 
 export const ENERGY_HELP = `Usage: dualstream energy <checkpoint.safetensors | RUN_DIR> [options]
        dualstream energy --model <name|file> [options]
@@ -49,19 +40,17 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = {
-  dataset: { type: 'string' },
-  model: { type: 'string' },
-  'time-steps': { type: 'string' },
-  mode: { type: 'string' },
-  preset: { type: 'string' },
-  'ac-pj': { type: 'string' },
-  'mac-pj': { type: 'string' },
-  limit: { type: 'string' },
-  'batch-size': { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
+const OPTIONS = optionTable([
+  'dataset',
+  'model',
+  'time-steps',
+  'mode',
+  'preset',
+  'ac-pj',
+  'mac-pj',
+  'limit',
+  'batch-size',
+])
 
 export async function energy(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('energy', argv, OPTIONS, 1)
@@ -74,8 +63,6 @@ export async function energy(argv: string[]): Promise<number> {
     )
   }
   const isRun = target !== undefined && existsSync(join(target, 'config.json'))
-  let dataset = values.dataset as string | undefined
-  if (dataset === undefined && isRun) dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
   const checkpoint = target === undefined ? undefined : readCheckpoint(checkpointPath('energy', target))
   const timeSteps = checkpoint
     ? checkpoint.spec.timeSteps
@@ -83,10 +70,10 @@ export async function energy(argv: string[]): Promise<number> {
       ? undefined
       : int('--time-steps', values['time-steps'] as string, 4)
   const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
-  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', {
+  const data = await checkpointData(values.dataset as string | undefined, target, {
     testLimit: limit,
     timeSteps,
-    imageSize: imageSizeOf(checkpoint?.spec.inputShape),
+    inputShape: checkpoint?.spec.inputShape,
   })
   const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
   const acPj = values['ac-pj'] as string | undefined
@@ -116,20 +103,9 @@ export async function energy(argv: string[]): Promise<number> {
     source = `${modelName} (fresh weights)`
   }
   try {
-    const dual = model.heads === 2
-    const mode = oneOf(
-      '--mode',
-      values.mode as string | undefined,
-      ['fsnn', 'dsnn', 'both'] as const,
-      dual ? 'both' : 'fsnn',
-    )
-    if (mode !== 'fsnn' && !dual)
-      throw usage(
-        `--mode: ${mode} needs a dual-stream model (with its AAP); ${source} is single-stream: use --mode fsnn`,
-      )
+    const modes = inferenceModes(values.mode as string | undefined, model.heads === 2, `${source} is single-stream`)
     const reports: EnergyReport[] = []
-    for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode])
-      reports.push(await model.energy(data.test, { ...options, mode: m }))
+    for (const m of modes) reports.push(await model.energy(data.test, { ...options, mode: m }))
     // The run's plot shows the network one deploys: the full-spike one when it was counted.
     if (isRun) writeFileAtomic(new RunFolder(target).energyPath, `${JSON.stringify(reports[0], null, 2)}\n`)
     if (values.json) {

@@ -1,20 +1,8 @@
 // dualstream evaluate: a checkpoint (or a run folder's best) on a test set, as the full-spike
 // network and/or the dual-stream one.
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Evaluation } from '../model'
-import { RunFolder } from '../run'
-import type { OptionTable } from './args'
-import { helped, int, oneOf, parseCommand, usage } from './args'
-import {
-  checkpointPath,
-  imageSizeOf,
-  loadDatasets,
-  modelFromCheckpoint,
-  modelLayers,
-  out,
-  readCheckpoint,
-} from './common'
+import { helped, inferenceModes, int, optionTable, parseCommand, usage } from './args'
+import { checkpointData, checkpointPath, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
 
 export const EVALUATE_HELP = `Usage: dualstream evaluate <checkpoint.safetensors | RUN_DIR> [options]
 
@@ -33,15 +21,7 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = {
-  dataset: { type: 'string' },
-  mode: { type: 'string' },
-  model: { type: 'string' },
-  'batch-size': { type: 'string' },
-  limit: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
+const OPTIONS = optionTable(['dataset', 'mode', 'model', 'batch-size', 'limit'])
 
 export async function evaluate(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('evaluate', argv, OPTIONS, 1)
@@ -50,16 +30,13 @@ export async function evaluate(argv: string[]): Promise<number> {
     throw usage('evaluate: expected a checkpoint file or a run folder (see dualstream evaluate --help)')
   const target = positionals[0]
   const path = checkpointPath('evaluate', target)
-  let dataset = values.dataset as string | undefined
-  if (dataset === undefined && existsSync(join(target, 'config.json')))
-    dataset = String(new RunFolder(target).readConfig().dataset ?? 'fashion-mnist')
   const limit = values.limit === undefined ? undefined : int('--limit', values.limit as string, 0)
   const batchSize = int('--batch-size', values['batch-size'] as string | undefined, 256)
   const checkpoint = readCheckpoint(path)
-  const data = await loadDatasets('--dataset', dataset ?? 'fashion-mnist', {
+  const data = await checkpointData(values.dataset as string | undefined, target, {
     testLimit: limit,
     timeSteps: checkpoint.spec.timeSteps,
-    imageSize: imageSizeOf(checkpoint.spec.inputShape),
+    inputShape: checkpoint.spec.inputShape,
   })
   const test = limit === undefined ? data.test : data.test.sample(Math.min(limit, data.test.length), 0)
   const model = await modelFromCheckpoint(
@@ -72,19 +49,9 @@ export async function evaluate(argv: string[]): Promise<number> {
         }),
   )
   const dual = model.heads === 2
-  const mode = oneOf(
-    '--mode',
-    values.mode as string | undefined,
-    ['fsnn', 'dsnn', 'both'] as const,
-    dual ? 'both' : 'fsnn',
-  )
-  if (mode !== 'fsnn' && !dual)
-    throw usage(
-      `--mode: ${mode} needs a dual-stream model (with its AAP); ${path} holds a single-stream one: use --mode fsnn`,
-    )
+  const modes = inferenceModes(values.mode as string | undefined, dual, `${path} holds a single-stream one`)
   const results: Evaluation[] = []
-  for (const m of mode === 'both' ? (['fsnn', 'dsnn'] as const) : [mode])
-    results.push(await model.evaluate(test, { batchSize, mode: m }))
+  for (const m of modes) results.push(await model.evaluate(test, { batchSize, mode: m }))
   if (values.json) {
     out(JSON.stringify({ checkpoint: path, dataset: data.name, count: test.length, results }))
   } else {

@@ -3,8 +3,7 @@ import { existsSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve, sep } from 'node:path'
 import { writeFileAtomic } from '../checkpoint'
 import type { Model } from '../model'
-import type { OptionTable } from './args'
-import { helped, oneOf, parseCommand, positive, usage } from './args'
+import { helped, oneOf, optionTable, parseCommand, positive, usage } from './args'
 import { checkpointPath, modelFromCheckpoint, out, readCheckpoint } from './common'
 
 export const EXPORT_HELP = `Usage: dualstream export <checkpoint.safetensors | RUN_DIR> --out <file> [--format safetensors|nir]
@@ -33,13 +32,7 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = {
-  out: { type: 'string' },
-  format: { type: 'string' },
-  dt: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
+const OPTIONS = optionTable(['out', 'format', 'dt'])
 
 /** The export must not replace the checkpoint it reads, nor any file of the run it comes from
  * (its last.safetensors is what --resume continues from). */

@@ -5,8 +5,7 @@ import { DualstreamError } from '../errors'
 import { TORCH_SOURCES, type TorchSource } from '../interop/pytorch/names'
 import { Model } from '../model'
 import type { ModelSpec } from '../spec'
-import type { OptionTable } from './args'
-import { helped, int, oneOf, parseCommand, positive, usage } from './args'
+import { helped, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
 import { MODEL_NAMES, out, zooNet } from './common'
 
 export const IMPORT_HELP = `Usage: dualstream import <file.nir> --out <checkpoint.safetensors> [--dt <s>] [--time-steps <T>]
@@ -42,18 +41,7 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = {
-  out: { type: 'string' },
-  format: { type: 'string' },
-  dt: { type: 'string' },
-  'time-steps': { type: 'string' },
-  model: { type: 'string' },
-  from: { type: 'string' },
-  'input-shape': { type: 'string' },
-  classes: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
+const OPTIONS = optionTable(['out', 'format', 'dt', 'time-steps', 'model', 'from', 'input-shape', 'classes'])
 
 const FORMATS = ['nir', 'torch'] as const
 

@@ -2,8 +2,7 @@
 import { existsSync, statSync } from 'node:fs'
 import type { Model } from '../model'
 import { sequential } from '../model'
-import type { OptionTable } from './args'
-import { helped, int, parseCommand, usage } from './args'
+import { helped, int, optionTable, parseCommand, usage } from './args'
 import { checkpointPath, MODEL_NAMES, modelFromCheckpoint, modelLayers, out, readCheckpoint } from './common'
 
 export const INFO_HELP = `Usage: dualstream info <model> [options]
@@ -21,14 +20,7 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = {
-  'input-shape': { type: 'string' },
-  classes: { type: 'string' },
-  'time-steps': { type: 'string' },
-  'batch-size': { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
+const OPTIONS = optionTable(['input-shape', 'classes', 'time-steps', 'batch-size'])
 
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`

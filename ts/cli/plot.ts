@@ -1,7 +1,6 @@
 // dualstream plot: a run folder's charts.
 import { plotRun } from '../run'
-import type { OptionTable } from './args'
-import { helped, parseCommand, usage } from './args'
+import { helped, optionTable, parseCommand, usage } from './args'
 import { out } from './common'
 
 export const PLOT_HELP = `Usage: dualstream plot RUN_DIR
@@ -16,7 +15,7 @@ Options:
   -h, --help            this help
 `
 
-const OPTIONS: OptionTable = { help: { type: 'boolean', short: 'h' } }
+const OPTIONS = optionTable([], [])
 
 export async function plot(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand('plot', argv, OPTIONS, 1)

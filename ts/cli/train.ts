@@ -10,8 +10,7 @@ import { adam, adamW, sgd } from '../optim'
 import { ProgressDisplay } from '../progress'
 import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
-import type { OptionTable } from './args'
-import { helped, int, oneOf, parseCommand, positive, usage } from './args'
+import { helped, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
 import { DATASET_NAMES, loadDatasets, modelLayers, out } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
@@ -88,15 +87,7 @@ const RUN_KEYS = [
 ] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
-const TRAIN_OPTIONS: OptionTable = {
-  ...Object.fromEntries(RUN_KEYS.map((k) => [k, { type: 'string' }])),
-  out: { type: 'string' },
-  config: { type: 'string' },
-  resume: { type: 'string' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
+const TRAIN_OPTIONS = optionTable([...RUN_KEYS, 'out', 'config', 'resume'], ['json', 'quiet'])
 
 export interface TrainConfig {
   dataset: string

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises'
 import { extname } from 'node:path'
-import { argError, DualstreamError, fromNative } from '../errors'
+import { argError, DualstreamError, engineCall, fromNative } from '../errors'
 
 import native = require('../native')
 
@@ -175,15 +175,13 @@ export async function writeEvents(path: string, events: EventStream, opts: Write
     else throw argError('writeEvents(opts.format)', `a format for ${path} ('.aedat' may be aedat2 or aedat3)`, format)
   }
   checkFormat('writeEvents(opts.format)', format)
-  try {
-    await native.writeEventFile(path, format, events, {
+  await engineCall(() =>
+    native.writeEventFile(path, format, events, {
       creationTimeMs: opts.creationTimeMs,
       compression: opts.compression,
       eventsPerPacket: opts.eventsPerPacket,
-    })
-  } catch (e) {
-    throw fromNative(e)
-  }
+    }),
+  )
 }
 
 /** One labelled window of a DVS128 Gesture recording (`start <= t < end`). */
@@ -201,11 +199,7 @@ export interface GestureWindow {
 /** Reads a DVS128 Gesture `*_labels.csv` (`class,startTime_usec,endTime_usec`). */
 export async function readGestureLabels(path: string): Promise<GestureWindow[]> {
   checkPath('readGestureLabels(path)', path)
-  try {
-    return await native.readGestureLabels(path)
-  } catch (e) {
-    throw fromNative(e)
-  }
+  return engineCall(() => native.readGestureLabels(path))
 }
 
 /** A CIFAR binary batch: `count` images of 3x32x32 bytes (R, G, B planes). */
@@ -229,11 +223,7 @@ function checkCifarKind(argument: string, kind: unknown): CifarKind {
 export async function readCifarBatch(path: string, kind: CifarKind): Promise<CifarBatch> {
   checkPath('readCifarBatch(path)', path)
   checkCifarKind('readCifarBatch(kind)', kind)
-  try {
-    return await native.readCifarBatch(path, kind)
-  } catch (e) {
-    throw fromNative(e)
-  }
+  return engineCall(() => native.readCifarBatch(path, kind))
 }
 
 /** Writes a CIFAR binary batch atomically; `coarseLabels` is required for CIFAR-100 only. */
@@ -248,11 +238,7 @@ export async function writeCifarBatch(
     throw argError('writeCifarBatch(batch.pixels)', 'a Uint8Array', batch?.pixels)
   if (!(batch.labels instanceof Uint8Array))
     throw argError('writeCifarBatch(batch.labels)', 'a Uint8Array', batch.labels)
-  try {
-    await native.writeCifarBatch(path, kind, batch.pixels, batch.labels, batch.coarseLabels)
-  } catch (e) {
-    throw fromNative(e)
-  }
+  await engineCall(() => native.writeCifarBatch(path, kind, batch.pixels, batch.labels, batch.coarseLabels))
 }
 
 export type IdxTypedArray = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array
@@ -275,12 +261,7 @@ const IDX_TYPES = {
 /** Reads an IDX file (MNIST's original distribution), plain or gzip'd. */
 export async function readIdx(path: string): Promise<IdxFile> {
   checkPath('readIdx(path)', path)
-  let file: Awaited<ReturnType<typeof native.readIdxFile>>
-  try {
-    file = await native.readIdxFile(path)
-  } catch (e) {
-    throw fromNative(e)
-  }
+  const file = await engineCall(() => native.readIdxFile(path))
   const Type = IDX_TYPES[file.dtype as keyof typeof IDX_TYPES]
   // Copy into a fresh buffer: the native bytes need not be aligned for wider element types.
   const bytes = new Uint8Array(file.bytes)
@@ -301,9 +282,5 @@ export async function writeIdx(path: string, idx: IdxFile): Promise<void> {
     throw argError('writeIdx(idx.dims)', 'an array of non-negative integers', idx.dims)
   }
   const bytes = new Uint8Array(idx.data.buffer, idx.data.byteOffset, idx.data.byteLength)
-  try {
-    await native.writeIdxFile(path, idx.dims, entry[0], bytes)
-  } catch (e) {
-    throw fromNative(e)
-  }
+  await engineCall(() => native.writeIdxFile(path, idx.dims, entry[0], bytes))
 }

@@ -10,19 +10,7 @@ export type { CacheOutcome, Events, FrameSpec, Frames } from './frames'
 export { FrameCache, frameSpecJson, integrateEvents, toNativeEvents } from './frames'
 export type { ImageFolderDataOptions, ImageFolderOptions, ImageTransformOptions } from './image-folder'
 export { IMAGENET_MEAN, IMAGENET_STD, ImageFolder, imageTransforms } from './image-folder'
-export type {
-  DataLoaderOptions,
-  EventSample,
-  FileSample,
-  FramesSample,
-  ImageSample,
-  IndexedDataset,
-  LoadedBatch,
-  LoaderDataOptions,
-  LoaderSample,
-  PipelineSpec,
-} from './loader'
-export { DataLoader, FramesDataset, LoaderData, pipelineJson } from './loader'
+export * from './loader'
 export type { LoadMnistOptions, Mnist } from './mnist'
 export { loadMnist, MNIST_CLASSES, mnistTestCount } from './mnist'
 export { deriveSeed, mix32, permutation, Rng, shuffleInPlace } from './random'

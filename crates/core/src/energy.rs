@@ -200,7 +200,12 @@ pub enum Counter<'a> {
     },
 }
 
-impl Counter<'_> {
+impl<'a> Counter<'a> {
+    /// The firing-rate counter of a residual block's output.
+    pub fn block_rate(name: String, monitor: &'a mut RateMonitor) -> Self {
+        Counter::Rate { name, kind: "block", monitor }
+    }
+
     pub fn set_on(&mut self, on: bool) {
         match self {
             Counter::Synapse { counter, .. } => counter.set_on(on),

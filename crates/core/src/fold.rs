@@ -103,6 +103,19 @@ fn fold_opt(
     list.as_ref().map(|l| fold_list(old, new, l, plan))
 }
 
+/// Folds a residual block's branch and shortcut: `{old}.branch`, `{old}.shortcut` become
+/// `{new}.branch`, `{new}.shortcut`.
+fn fold_paths(
+    old: &str,
+    new: &str,
+    branch: &[LayerSpec],
+    shortcut: &Option<Vec<LayerSpec>>,
+    plan: &mut Plan,
+) -> (Vec<LayerSpec>, Option<Vec<LayerSpec>>) {
+    let branch = fold_list(&format!("{old}.branch"), &format!("{new}.branch"), branch, plan);
+    (branch, fold_opt(&format!("{old}.shortcut"), &format!("{new}.shortcut"), shortcut, plan))
+}
+
 /// Folds one layer list whose layers are named `{old}.{i}`; the result's are `{new}.{j}`.
 fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<LayerSpec> {
     let mut out = Vec::with_capacity(list.len());
@@ -126,18 +139,12 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
             }
             (LayerSpec::SewBlock(b), _) => {
                 let mut b = b.clone();
-                b.branch =
-                    fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
-                b.shortcut =
-                    fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
+                (b.branch, b.shortcut) = fold_paths(&o, &n, &b.branch, &b.shortcut, plan);
                 out.push(LayerSpec::SewBlock(b));
             }
             (LayerSpec::SpikingResnetBlock(b), _) => {
                 let mut b = b.clone();
-                b.branch =
-                    fold_list(&format!("{o}.branch"), &format!("{n}.branch"), &b.branch, plan);
-                b.shortcut =
-                    fold_opt(&format!("{o}.shortcut"), &format!("{n}.shortcut"), &b.shortcut, plan);
+                (b.branch, b.shortcut) = fold_paths(&o, &n, &b.branch, &b.shortcut, plan);
                 out.push(LayerSpec::SpikingResnetBlock(b));
             }
             (LayerSpec::DualStream(d), _) => {
@@ -145,18 +152,7 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
                 for (s, stage) in d.stages.iter_mut().enumerate() {
                     if let DualStage::Block(b) = stage {
                         let (os, ns) = (format!("{o}.stages.{s}"), format!("{n}.stages.{s}"));
-                        b.branch = fold_list(
-                            &format!("{os}.branch"),
-                            &format!("{ns}.branch"),
-                            &b.branch,
-                            plan,
-                        );
-                        b.shortcut = fold_opt(
-                            &format!("{os}.shortcut"),
-                            &format!("{ns}.shortcut"),
-                            &b.shortcut,
-                            plan,
-                        );
+                        (b.branch, b.shortcut) = fold_paths(&os, &ns, &b.branch, &b.shortcut, plan);
                         b.projection = fold_opt(
                             &format!("{os}.projection"),
                             &format!("{ns}.projection"),
@@ -180,6 +176,7 @@ mod tests {
     use crate::loss::LossSpec;
     use crate::model::InferenceMode;
     use crate::rng::Rng;
+    use crate::small_dsnn::small_dsnn_json;
     use crate::spec::ModelSpec;
 
     fn images(n: usize, c: usize, hw: usize, seed: u64) -> Tensor {
@@ -261,30 +258,9 @@ mod tests {
 
     #[test]
     fn a_folded_dual_stream_network_matches_in_both_modes_and_keeps_unfoldable_layers() {
-        let branch = |cin: usize, cout: usize, s: usize| {
-            format!(
-                r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if","vThreshold":0.5}},
-                {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if","vThreshold":0.5}}]"#
-            )
-        };
-        let spec: ModelSpec = serde_json::from_str(&format!(
-            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
-                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if","vThreshold":0.5}},
-                {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
-                  {{"type":"block","connect":"iand","branch":{}}},
-                  {{"type":"block","connect":"iand","branch":{},
-                    "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
-                                {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if","vThreshold":0.5}}],
-                    "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
-                                  {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
-                                  {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
-            branch(4, 4, 1),
-            branch(4, 8, 2)
-        ))
-        .unwrap();
+        let neuron = r#"{"type":"if","vThreshold":0.5}"#;
+        let spec: ModelSpec =
+            serde_json::from_str(&small_dsnn_json("iand", neuron, false)).unwrap();
         let mut m = Model::from_spec(&spec, 2).unwrap();
         randomise_bn(&mut m, 7);
         let mut f = fold_batch_norm(&mut m).unwrap();

@@ -18,6 +18,10 @@ pub mod rng;
 pub mod spec;
 pub mod tensor;
 
+#[cfg(test)]
+#[path = "../tests/support/small_dsnn.rs"]
+mod small_dsnn;
+
 pub use error::{Error, Result};
 pub use tensor::Tensor;
 

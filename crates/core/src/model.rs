@@ -76,10 +76,16 @@ pub struct Model {
     step_elements: usize,
 }
 
-/// Refuses a T x N x `elements` f32 activation past the allocation limit, as a spec error.
-fn check_activation(at: &str, t: usize, n: usize, elements: usize) -> Result<()> {
-    crate::spec::size_check(at, "activations of T x N x values f32", &[t, n, elements], 4)
-        .map(|_| ())
+/// Refuses a layer whose output for one sample over `t` steps (`elements` f32 values a step)
+/// is past the allocation limit, as a spec error at the layer (its name already says its kind).
+fn check_activation(layer: &str, t: usize, elements: usize) -> Result<()> {
+    crate::spec::size_check(
+        layer,
+        "the activations of one sample over T steps (T x 1 x output values, f32)",
+        &[t, 1, elements],
+        4,
+    )
+    .map(|_| ())
 }
 
 impl Model {
@@ -109,8 +115,7 @@ impl Model {
             if elements > step_elements {
                 step_elements = elements;
             }
-            let at = format!("{} ({})", layer.name(), "output per sample over T steps");
-            check_activation(&at, spec.time_steps, 1, elements)?;
+            check_activation(layer.name(), spec.time_steps, elements)?;
         }
         Ok(Model {
             step_elements,
@@ -244,18 +249,12 @@ impl Model {
         Ok(out)
     }
 
-    /// Eval-mode `evaluate` with the energy counters on (`crate::energy`): operations and
+    /// Runs `f` (evaluations) with the energy counters on (`crate::energy`): operations and
     /// rates add up over calls, so a data set streams through batch by batch, until
     /// `reset_energy`. Other forwards are not counted.
-    pub fn evaluate_counting(
-        &mut self,
-        input: &Tensor,
-        labels: Option<&[u32]>,
-        mode: InferenceMode,
-        loss: &LossSpec,
-    ) -> Result<Evaluation> {
+    pub fn counting<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         self.set_counting(true);
-        let run = self.evaluate(input, labels, mode, loss);
+        let run = f(self);
         self.set_counting(false);
         run
     }
@@ -266,7 +265,7 @@ impl Model {
         counters.iter_mut().for_each(|c| c.set_on(on));
     }
 
-    /// Clears what `evaluate_counting` has counted.
+    /// Clears what evaluations under `counting` have counted.
     pub fn reset_energy(&mut self) {
         let mut counters = Vec::new();
         self.body.counters(&mut counters);
@@ -415,12 +414,7 @@ impl Model {
         let p = self.params_mut().into_iter().find(|p| p.name == name).ok_or_else(|| {
             Error::value("parameter name", "the name of a parameter of this model", name)
         })?;
-        if p.value.shape() != value.shape() {
-            return Err(Error::shape(name, format!("{:?}", p.value.shape()), value.shape()));
-        }
-        check_finite(name, value.data())?;
-        p.value.copy_from(value);
-        Ok(())
+        assign(name, &mut p.value, value)
     }
 
     pub fn buffer_names(&mut self) -> Vec<(String, Vec<usize>)> {
@@ -441,12 +435,7 @@ impl Model {
         let b = out.into_iter().find(|b| b.name == name).ok_or_else(|| {
             Error::value("buffer name", "the name of a buffer of this model", name)
         })?;
-        if b.value.shape() != value.shape() {
-            return Err(Error::shape(name, format!("{:?}", b.value.shape()), value.shape()));
-        }
-        check_finite(name, value.data())?;
-        b.value.copy_from(value);
-        Ok(())
+        assign(name, b.value, value)
     }
 
     /// Bytes the last training forward kept for BPTT between layers (spike maps bit-packed).
@@ -618,9 +607,20 @@ impl Trainer {
     }
 }
 
+/// Copies `value` into the parameter or buffer `name` (`target`): same shape, finite values.
+fn assign(name: &str, target: &mut Tensor, value: &Tensor) -> Result<()> {
+    if target.shape() != value.shape() {
+        return Err(Error::shape(name, format!("{:?}", target.shape()), value.shape()));
+    }
+    check_finite(name, value.data())?;
+    target.copy_from(value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::small_dsnn::small_dsnn_json;
     use crate::spec::DualStage;
 
     fn spec(encoding: &str) -> ModelSpec {
@@ -835,34 +835,9 @@ mod tests {
         Tensor::from_vec(&[4, 1, 4, 4], (0..64).map(|_| 2.0 * rng.uniform()).collect()).unwrap()
     }
 
-    /// Stem conv-BN-IF (reads the image), a stride-1 IAND block, max pooling of both streams,
-    /// a downsampling block with the AAP projection, heads on 8 channels, 3 classes.
+    /// The shared small DSNN with IF neurons and blocks joined by `connect`.
     fn dsnn_spec(connect: &str) -> ModelSpec {
-        let branch = |cin: usize, cout: usize, s: usize| {
-            format!(
-                r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}},
-                {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if"}}]"#
-            )
-        };
-        serde_json::from_str(&format!(
-            r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
-                {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-                {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if"}},
-                {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
-                  {{"type":"block","connect":"{connect}","branch":{}}},
-                  {{"type":"maxPool2d","kernelSize":[2,2]}},
-                  {{"type":"block","connect":"{connect}","branch":{},
-                    "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
-                                {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if"}}],
-                    "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
-                                  {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
-                                  {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
-            branch(4, 4, 1),
-            branch(4, 8, 2)
-        ))
-        .unwrap()
+        serde_json::from_str(&small_dsnn_json(connect, r#"{"type":"if"}"#, true)).unwrap()
     }
 
     fn images(n: usize, seed: u64) -> Tensor {

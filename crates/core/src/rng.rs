@@ -61,6 +61,11 @@ impl Rng {
         lo + (hi - lo) * self.uniform()
     }
 
+    /// `n` binary spikes (0.0 or 1.0), each 1 with probability `density`.
+    pub fn spikes(&mut self, n: usize, density: f32) -> Vec<f32> {
+        (0..n).map(|_| (self.uniform() < density) as u8 as f32).collect()
+    }
+
     /// Standard normal (Box-Muller).
     pub fn normal(&mut self) -> f32 {
         let u1 = ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);

@@ -319,13 +319,19 @@ mod tests {
         s
     }
 
+    /// The sample events as `frames` frames, written to `dir/sample.dsframes` under `key`.
+    fn write_sample(dir: &Path, frames: usize, key: &str) -> (PathBuf, Tensor) {
+        let split = Split::Number { frames };
+        let frames = integrate(&sample_events(), &FrameOptions::new(split)).unwrap();
+        let path = dir.join("sample.dsframes");
+        write_frames_file(&path, key, &frames).unwrap();
+        (path, frames)
+    }
+
     #[test]
     fn write_then_read_round_trips_and_leaves_no_temp_file() {
         let dir = temp_dir("roundtrip");
-        let frames =
-            integrate(&sample_events(), &FrameOptions::new(Split::Number { frames: 3 })).unwrap();
-        let path = dir.join("a.dsframes");
-        write_frames_file(&path, "{\"k\":1}", &frames).unwrap();
+        let (path, frames) = write_sample(&dir, 3, "{\"k\":1}");
         let back = read_frames_file(&path).unwrap();
         assert_eq!(back.shape(), &[3, 2, 3, 4]);
         assert_eq!(back.data(), frames.data());
@@ -342,11 +348,7 @@ mod tests {
 
     #[test]
     fn damaged_files_give_format_errors_with_offsets() {
-        let dir = temp_dir("damaged");
-        let frames =
-            integrate(&sample_events(), &FrameOptions::new(Split::Number { frames: 2 })).unwrap();
-        let path = dir.join("b.dsframes");
-        write_frames_file(&path, "key", &frames).unwrap();
+        let (path, _) = write_sample(&temp_dir("damaged"), 2, "key");
         let good = fs::read(&path).unwrap();
         let check = |bytes: &[u8], needle: &str| {
             fs::write(&path, bytes).unwrap();

@@ -56,13 +56,27 @@ impl IdxData {
     }
     /// The values as little-endian bytes (the layout of a JS typed array).
     pub fn to_le_bytes(&self) -> Vec<u8> {
+        self.to_bytes(false)
+    }
+
+    /// The values as bytes, big-endian (the IDX file layout) or little-endian.
+    fn to_bytes(&self, big_endian: bool) -> Vec<u8> {
+        macro_rules! bytes {
+            ($v:expr) => {
+                if big_endian {
+                    $v.iter().flat_map(|x| x.to_be_bytes()).collect()
+                } else {
+                    $v.iter().flat_map(|x| x.to_le_bytes()).collect()
+                }
+            };
+        }
         match self {
             IdxData::U8(v) => v.clone(),
             IdxData::I8(v) => v.iter().map(|&x| x as u8).collect(),
-            IdxData::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            IdxData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            IdxData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            IdxData::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            IdxData::I16(v) => bytes!(v),
+            IdxData::I32(v) => bytes!(v),
+            IdxData::F32(v) => bytes!(v),
+            IdxData::F64(v) => bytes!(v),
         }
     }
 }
@@ -176,14 +190,6 @@ pub fn write_idx(path: &Path, array: &IdxArray) -> Result<()> {
         for &d in &array.dims {
             write_all(w, &(d as u32).to_be_bytes(), path)?;
         }
-        let bytes: Vec<u8> = match &array.data {
-            IdxData::U8(v) => v.clone(),
-            IdxData::I8(v) => v.iter().map(|&x| x as u8).collect(),
-            IdxData::I16(v) => v.iter().flat_map(|x| x.to_be_bytes()).collect(),
-            IdxData::I32(v) => v.iter().flat_map(|x| x.to_be_bytes()).collect(),
-            IdxData::F32(v) => v.iter().flat_map(|x| x.to_be_bytes()).collect(),
-            IdxData::F64(v) => v.iter().flat_map(|x| x.to_be_bytes()).collect(),
-        };
-        write_all(w, &bytes, path)
+        write_all(w, &array.data.to_bytes(true), path)
     })
 }

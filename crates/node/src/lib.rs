@@ -297,11 +297,8 @@ impl CodedTask for EvaluateTask {
         let counting = self.counting;
         with_state(&self.shared, "evaluate", |s| {
             let loss = s.trainer.as_ref().map(|t| *t.loss()).unwrap_or_default();
-            let e = if counting {
-                s.model.evaluate_counting(input, labels.as_deref(), mode, &loss)?
-            } else {
-                s.model.evaluate(input, labels.as_deref(), mode, &loss)?
-            };
+            let evaluate = |m: &mut Model| m.evaluate(input, labels.as_deref(), mode, &loss);
+            let e = if counting { s.model.counting(evaluate)? } else { evaluate(&mut s.model)? };
             let logits = e.logits.into_vec();
             let rates = s.model.firing_rates();
             Ok(match e.stats {

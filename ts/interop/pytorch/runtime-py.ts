@@ -121,32 +121,39 @@ def join(connect, s, x):
     raise ValueError(f"unknown connect {connect!r}")
 
 
-class SEWBlock(nn.Module):
+class ResidualPaths(nn.Module):
+    """A branch and its shortcut (the identity when None) over the same input."""
+
+    def __init__(self, branch, shortcut):
+        super().__init__()
+        self.branch = branch
+        self.shortcut = shortcut
+
+    def paths(self, x):
+        return self.branch(x), x if self.shortcut is None else self.shortcut(x)
+
+
+class SEWBlock(ResidualPaths):
     """SEW residual block: O = g(branch(X), shortcut(X)), the branch ending with its neuron."""
 
     def __init__(self, branch, shortcut, connect):
-        super().__init__()
-        self.branch = branch
-        self.shortcut = shortcut
+        super().__init__(branch, shortcut)
         self.connect = connect
 
     def forward(self, x):
-        s = self.branch(x)
-        return join(self.connect, s, x if self.shortcut is None else self.shortcut(x))
+        return join(self.connect, *self.paths(x))
 
 
-class SpikingResNetBlock(nn.Module):
+class SpikingResNetBlock(ResidualPaths):
     """Spiking ResNet block: O = SN_res(branch(X) + shortcut(X)), the branch without a neuron."""
 
     def __init__(self, branch, shortcut, residual):
-        super().__init__()
-        self.branch = branch
-        self.shortcut = shortcut
+        super().__init__(branch, shortcut)
         self.residual = residual
 
     def forward(self, x):
-        s = self.branch(x)
-        return self.residual(s + (x if self.shortcut is None else self.shortcut(x)))
+        s, skip = self.paths(x)
+        return self.residual(s + skip)
 
 
 class DualStreamBlock(nn.Module):

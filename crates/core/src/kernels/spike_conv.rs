@@ -858,7 +858,7 @@ pub(crate) mod tests {
     use crate::rng::Rng;
 
     fn spikes(rng: &mut Rng, n: usize, density: f32) -> Vec<f32> {
-        (0..n).map(|_| (rng.uniform() < density) as u8 as f32).collect()
+        rng.spikes(n, density)
     }
 
     fn randv(rng: &mut Rng, n: usize) -> Vec<f32> {

@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::any::Any;
 
+#[cfg(test)]
+pub(crate) mod testing;
 mod walk;
 pub use walk::Walk;
 
@@ -205,6 +207,22 @@ pub fn expect_sample_rank(layer: &str, input: &[usize], rank: usize, what: &str)
     Ok(())
 }
 
+/// Checks that a `[T, N, C, ...]` input has `rank` dimensions per sample, the first of them
+/// `channels`; `what` describes the expected shape for the message.
+pub fn expect_channels(
+    layer: &str,
+    input: &[usize],
+    rank: usize,
+    channels: usize,
+    what: &str,
+) -> Result<()> {
+    expect_sample_rank(layer, input, rank, what)?;
+    if input[2] != channels {
+        return Err(Error::shape(layer, what, input));
+    }
+    Ok(())
+}
+
 /// Fails unless `grad_output` has the shape the forward produced.
 pub fn check_grad_output(label: &str, output: &[usize], grad_output: &[usize]) -> Result<()> {
     if output != grad_output {
@@ -215,6 +233,19 @@ pub fn check_grad_output(label: &str, output: &[usize], grad_output: &[usize]) -
         ));
     }
     Ok(())
+}
+
+/// Fails unless `grad_output` has both the shape of the forward `output` and the shape `layer`
+/// gives `input`: the checks of a backward pass whose layer keeps no shapes of its own.
+pub fn check_backward_shapes<L: Layer + ?Sized>(
+    layer: &L,
+    input: &Tensor,
+    output: &Tensor,
+    grad_output: &Tensor,
+) -> Result<()> {
+    let expected = layer.output_shape(input.shape())?;
+    check_grad_output(layer.name(), output.shape(), grad_output.shape())?;
+    check_grad_output(layer.name(), &expected, grad_output.shape())
 }
 
 /// A layer seen as [`Any`], so a container can reach the concrete type of a layer it plans a

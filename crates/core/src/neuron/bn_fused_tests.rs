@@ -1,5 +1,6 @@
 //! The fused training-mode BN + neuron pass (`kernel::forward_bn` / `kernel::backward_bn`)
 //! against the BN layer followed by the neuron layer, run separately.
+use super::tests::detached_atan_lif;
 use super::*;
 use crate::layer::Walk;
 use crate::nn::batch_norm::BatchNorm2d;
@@ -295,14 +296,7 @@ fn fused_backward_checks_its_state() {
 #[test]
 #[ignore]
 fn fused_pair_throughput() {
-    let spec = NeuronSpec {
-        tau: 2.0,
-        decay_input: true,
-        v_threshold: 1.0,
-        v_reset: Some(0.0),
-        detach_reset: true,
-        surrogate: SurrogateSpec::Atan { alpha: 2.0 },
-    };
+    let spec = detached_atan_lif();
     for (shape, threads) in
         [([4, 32, 32, 28, 28], 1), ([4, 32, 32, 28, 28], 2), ([8, 8, 32, 64, 64], 2)]
     {

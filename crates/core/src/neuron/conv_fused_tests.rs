@@ -1,5 +1,6 @@
 //! The inference pass that feeds an event-driven convolution's output to a neuron layer in
 //! cache (`kernel::forward_conv_events`) against the convolution followed by the neuron layer.
+use super::tests::detached_atan_lif;
 use super::*;
 use crate::kernels::connect::connect_forward;
 use crate::kernels::spike_conv::{conv2d_forward_spikes, tests::random_geom, EventBudget};
@@ -53,20 +54,25 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
             conv2d_forward_spikes(&g, &x, &weight, bias.as_deref(), &mut pre);
             let mut want = vec![0.0; pre.len()];
             let want_count = kernel::forward(&d, &pre, t_len, &mut want);
-            let mut got = vec![f32::NAN; pre.len()];
-            let budget = EventBudget::new(x.len(), 1.0);
-            let (count, joined) = kernel::forward_conv_events(
-                &d,
-                &g,
-                &x,
-                &weight,
-                bias.as_deref(),
-                t_len,
-                &mut got,
-                &budget,
-                None,
-            )
-            .unwrap();
+            // The fused pass over the spike events, optionally joined as it writes.
+            let events = |join: Option<(Connect, &[f32])>| {
+                let mut got = vec![f32::NAN; pre.len()];
+                let budget = EventBudget::new(x.len(), 1.0);
+                let run = kernel::forward_conv_events(
+                    &d,
+                    &g,
+                    &x,
+                    &weight,
+                    bias.as_deref(),
+                    t_len,
+                    &mut got,
+                    &budget,
+                    join,
+                );
+                let (count, joined) = run.unwrap();
+                (count, joined, got)
+            };
+            let (count, joined, got) = events(None);
             let what = format!("{kind:?} {spec:?} density {density} {g:?} T {t_len} N {n_len}");
             assert_eq!((count, joined), (want_count, None), "{what}");
             assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
@@ -77,20 +83,7 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
                 (0..want.len()).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
             let mut block_out = vec![0.0; want.len()];
             let want_sum = connect_forward(connect, &want, &shortcut, &mut block_out, None);
-            let mut got = vec![f32::NAN; pre.len()];
-            let budget = EventBudget::new(x.len(), 1.0);
-            let (count, joined) = kernel::forward_conv_events(
-                &d,
-                &g,
-                &x,
-                &weight,
-                bias.as_deref(),
-                t_len,
-                &mut got,
-                &budget,
-                Some((connect, &shortcut)),
-            )
-            .unwrap();
+            let (count, joined, got) = events(Some((connect, &shortcut)));
             assert_eq!(
                 (count, joined),
                 (want_count, Some(want_sum)),
@@ -117,14 +110,7 @@ fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
     let x: Vec<f32> =
         (0..t_len * n_len * g.in_size()).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect();
     let weight: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal() * 0.2).collect();
-    let spec = NeuronSpec {
-        tau: 2.0,
-        decay_input: true,
-        v_threshold: 1.0,
-        v_reset: Some(0.0),
-        detach_reset: true,
-        surrogate: SurrogateSpec::Atan { alpha: 2.0 },
-    };
+    let spec = detached_atan_lif();
     let neuron = NeuronLayer::new("l", NeuronKind::Lif, &spec).unwrap();
     let mut pre = vec![0.0; t_len * n_len * g.out_size()];
     conv2d_forward_spikes(&g, &x, &weight, None, &mut pre);
@@ -156,14 +142,7 @@ fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
 #[ignore]
 fn conv_neuron_throughput() {
     use crate::kernels::geometry::ConvGeom;
-    let spec = NeuronSpec {
-        tau: 2.0,
-        decay_input: true,
-        v_threshold: 1.0,
-        v_reset: Some(0.0),
-        detach_reset: true,
-        surrogate: SurrogateSpec::Atan { alpha: 2.0 },
-    };
+    let spec = detached_atan_lif();
     let d = NeuronLayer::new("l", NeuronKind::Lif, &spec).unwrap().dynamics();
     let median = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());

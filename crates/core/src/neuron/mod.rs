@@ -270,8 +270,7 @@ impl Layer for NeuronLayer {
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.check_input(input)?;
-        Ok(input.to_vec())
+        self.check_input(input).map(|()| input.to_vec())
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {

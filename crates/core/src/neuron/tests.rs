@@ -13,6 +13,12 @@ fn spec(
     NeuronSpec { tau, decay_input, v_threshold: 1.0, v_reset, detach_reset, surrogate }
 }
 
+/// LIF with tau 2, hard reset to 0, detached reset and the ATan surrogate (alpha 2): the
+/// settings SpikingJelly's examples use.
+pub(super) fn detached_atan_lif() -> NeuronSpec {
+    spec(2.0, true, Some(0.0), true, SurrogateSpec::Atan { alpha: 2.0 })
+}
+
 fn run(layer: &mut NeuronLayer, shape: &[usize], x: Vec<f32>, training: bool) -> Tensor {
     let input = Tensor::from_vec(shape, x).unwrap();
     let mut out = Tensor::default();

@@ -8,7 +8,7 @@ use crate::kernels::spike_conv::{
     forward_event_max_density, supports_events, ConvPath, SpikeStats,
 };
 use crate::layer::{
-    check_grad_output, expect_sample_rank, AuditProbe, BackwardReads, Layer, Param, Visitor,
+    check_grad_output, expect_channels, AuditProbe, BackwardReads, Layer, Param, Visitor,
     VisitorMut,
 };
 use crate::neuron::{AfterConv, NeuronLayer};
@@ -127,14 +127,29 @@ impl Conv2d {
         &self.spec
     }
 
+    /// The geometry of a backward pass, after checking `grad_output` against the forward
+    /// `output`; `true` when that output is one step (after `forward_one_step`), its gradient
+    /// summed over time.
+    fn backward_geometry(
+        &self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+    ) -> Result<(ConvGeom, bool)> {
+        let g = self.geometry(input.shape())?;
+        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        let t_len = input.shape()[0];
+        let summed = self.repeated && t_len > 1 && output.shape()[0] == 1;
+        let expected = [if summed { 1 } else { t_len }, input.shape()[1], g.c_out, g.oh, g.ow];
+        check_grad_output(&self.label, &expected, grad_output.shape())?;
+        Ok((g, summed))
+    }
+
     /// Geometry for a `[T, N, C, H, W]` input, or a shape error naming the layer.
     pub fn geometry(&self, input: &[usize]) -> Result<ConvGeom> {
         let s = &self.spec;
         let what = format!("[T, N, {}, H, W]", s.in_channels);
-        expect_sample_rank(&self.label, input, 3, &what)?;
-        if input[2] != s.in_channels {
-            return Err(Error::shape(&self.label, what, input));
-        }
+        expect_channels(&self.label, input, 3, s.in_channels, &what)?;
         ConvGeom::new(
             s.in_channels,
             s.out_channels,
@@ -399,13 +414,8 @@ impl Layer for Conv2d {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let g = self.geometry(input.shape())?;
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
+        let (g, summed) = self.backward_geometry(input, output, grad_output)?;
         let t_len = input.shape()[0];
-        // After `forward_one_step`: one output step, its gradient summed over time.
-        let summed = self.repeated && t_len > 1 && output.shape()[0] == 1;
-        let expected = [if summed { 1 } else { t_len }, input.shape()[1], g.c_out, g.oh, g.ow];
-        check_grad_output(&self.label, &expected, grad_output.shape())?;
         grad_input.resize_for_overwrite(input.shape());
         if summed && !self.skip_input_grad {
             let (first, rest) = grad_input.data_mut().split_at_mut(input.numel() / t_len);
@@ -665,10 +675,7 @@ mod tests {
         let mut conv = Conv2d::new("c", &s, &mut rng).unwrap();
         let shape = [2, 3, 16, 9, 9];
         let n = crate::tensor::numel(&shape);
-        let spikes = |rng: &mut Rng, d: f32| {
-            Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < d) as u8 as f32).collect())
-                .unwrap()
-        };
+        let spikes = |rng: &mut Rng, d: f32| Tensor::from_vec(&shape, rng.spikes(n, d)).unwrap();
         let cases = [
             (spikes(&mut rng, 0.05), [ConvPath::Events, ConvPath::Events]),
             (spikes(&mut rng, 0.9), [ConvPath::Dense, ConvPath::Dense]),

@@ -399,11 +399,7 @@ impl Layer for DualStream {
         for (i, (st, m)) in self.stages.iter_mut().zip(self.out_monitors.iter_mut()).enumerate() {
             if let Stage::Block(b) = st {
                 b.visit_mut(visitor);
-                visitor.counter(Counter::Rate {
-                    name: format!("{}.stages.{i}.out", self.path),
-                    kind: "block",
-                    monitor: m,
-                });
+                visitor.counter(Counter::block_rate(format!("{}.stages.{i}.out", self.path), m));
             }
         }
         let mut head = Vec::new();
@@ -428,6 +424,7 @@ impl Layer for DualStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::testing::forward_backward;
     use crate::nn::build_layer;
     use crate::spec::LayerSpec;
 
@@ -571,11 +568,7 @@ mod tests {
         let spec: LayerSpec = serde_json::from_str(&json).unwrap();
         let mut trunk = build_layer("t", &spec, &mut Rng::new(2)).unwrap();
         let mut rng = Rng::new(9);
-        let x = Tensor::from_vec(
-            &[3, 2, 2, 4, 4],
-            (0..192).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect(),
-        )
-        .unwrap();
+        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], rng.spikes(192, 0.5)).unwrap();
         let mut y = Tensor::default();
         trunk.forward(&x, &mut y, true).unwrap();
         for row in y.data().chunks_exact(8) {
@@ -598,17 +591,8 @@ mod tests {
             let spec: LayerSpec = serde_json::from_str(&json).unwrap();
             let mut trunk = build_layer("layers.3", &spec, &mut Rng::new(2)).unwrap();
             let mut rng = Rng::new(4);
-            let x = Tensor::from_vec(
-                &[2, 2, 2, 4, 4],
-                (0..128).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
-            )
-            .unwrap();
-            let mut y = Tensor::default();
-            trunk.forward(&x, &mut y, true).unwrap();
-            let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
-                .unwrap();
-            let mut gx = Tensor::default();
-            trunk.backward(&x, &y, &g, &mut gx).unwrap();
+            let x = Tensor::from_vec(&[2, 2, 2, 4, 4], rng.spikes(128, 0.4)).unwrap();
+            forward_backward(trunk.as_mut(), &x, &mut rng);
             let mut norms = Vec::new();
             trunk.gradient_norms(&mut norms);
             assert_eq!(norms.len(), if aap { 12 } else { 6 });

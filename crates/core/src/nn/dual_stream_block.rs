@@ -159,13 +159,7 @@ impl DualStreamBlock {
             }
             _ => self.branch.forward(o, &mut self.spikes, training)?,
         }
-        let sc = match &mut self.shortcut {
-            Some(sc) => {
-                sc.forward(o, &mut self.shortcut_out, training)?;
-                &self.shortcut_out
-            }
-            None => o,
-        };
+        let sc = forward_path(&mut self.shortcut, o, &mut self.shortcut_out, training)?;
         if sc.shape() != self.spikes.shape() {
             return Err(Error::shape(
                 &self.name,
@@ -176,13 +170,7 @@ impl DualStreamBlock {
         // A' = P(A) + S, in the join's pass where that is a spike join.
         let accumulate = match a {
             Some((a, a_out)) => {
-                let base = match &mut self.projection {
-                    Some(p) => {
-                        p.forward(a, &mut self.projected, training)?;
-                        &self.projected
-                    }
-                    None => a,
-                };
+                let base = forward_path(&mut self.projection, a, &mut self.projected, training)?;
                 if base.shape() != self.spikes.shape() {
                     return Err(Error::shape(
                         format!("{} (accumulation stream)", self.name),
@@ -366,6 +354,23 @@ impl DualStreamBlock {
     }
 }
 
+/// `x` through the optional `path` into `out`, or `x` itself where there is no path (an
+/// identity shortcut or projection).
+fn forward_path<'a>(
+    path: &mut Option<Sequential>,
+    x: &'a Tensor,
+    out: &'a mut Tensor,
+    training: bool,
+) -> Result<&'a Tensor> {
+    match path {
+        Some(p) => {
+            p.forward(x, out, training)?;
+            Ok(out)
+        }
+        None => Ok(x),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,11 +456,7 @@ mod tests {
             {"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false},
             {"type":"batchNorm2d","numFeatures":3,"initWeight":0},{"type":"if"}"#;
         let mut rng = Rng::new(17);
-        let o = Tensor::from_vec(
-            &[3, 2, 3, 4, 4],
-            (0..288).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
-        )
-        .unwrap();
+        let o = Tensor::from_vec(&[3, 2, 3, 4, 4], rng.spikes(288, 0.4)).unwrap();
         let a = Tensor::from_vec(&[3, 2, 3, 4, 4], (0..288).map(|_| 3.0 * rng.uniform()).collect())
             .unwrap();
         for connect in ["iand", "or", "xor", "spikingResnet"] {

@@ -1,6 +1,6 @@
 //! `[T, N, ...] -> [T, N, prod(...)]`.
 use crate::error::{Error, Result};
-use crate::layer::check_grad_output;
+use crate::layer::check_backward_shapes;
 use crate::layer::{BackwardReads, Layer};
 use crate::tensor::Tensor;
 
@@ -55,9 +55,7 @@ impl Layer for Flatten {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let shape = self.output_shape(input.shape())?;
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
-        check_grad_output(&self.label, &shape, grad_output.shape())?;
+        check_backward_shapes(self, input, output, grad_output)?;
         grad_input.resize_for_overwrite(input.shape());
         grad_input.data_mut().copy_from_slice(grad_output.data());
         Ok(())

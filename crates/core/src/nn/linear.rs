@@ -2,8 +2,8 @@
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
-use crate::layer::check_grad_output;
-use crate::layer::{expect_sample_rank, AuditProbe, Layer, Param, Visitor, VisitorMut};
+use crate::layer::check_backward_shapes;
+use crate::layer::{expect_channels, AuditProbe, Layer, Param, Visitor, VisitorMut};
 use crate::nn::conv2d::uniform_init;
 use crate::rng::Rng;
 use crate::spec::LinearSpec;
@@ -63,11 +63,7 @@ impl Linear {
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
         let what = format!("[T, N, {}]", self.spec.in_features);
-        expect_sample_rank(&self.label, input, 1, &what)?;
-        if input[2] != self.spec.in_features {
-            return Err(Error::shape(&self.label, what, input));
-        }
-        Ok(())
+        expect_channels(&self.label, input, 1, self.spec.in_features, &what)
     }
 }
 
@@ -116,9 +112,7 @@ impl Layer for Linear {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let expected = self.output_shape(input.shape())?;
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
-        check_grad_output(&self.label, &expected, grad_output.shape())?;
+        check_backward_shapes(self, input, output, grad_output)?;
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
         let batch = input.shape()[0] * input.shape()[1];
         let dy = grad_output.data();

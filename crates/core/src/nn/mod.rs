@@ -51,23 +51,11 @@ pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dy
         LayerSpec::Lif(s) => Box::new(NeuronLayer::new(name, NeuronKind::Lif, s)?),
         LayerSpec::Plif(s) => Box::new(NeuronLayer::new(name, NeuronKind::Plif, s)?),
         LayerSpec::SewBlock(s) => {
-            let branch = build_sequential(&format!("{name}.branch"), &s.branch, &mut own)?;
-            let shortcut = match &s.shortcut {
-                Some(layers) => {
-                    Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?)
-                }
-                None => None,
-            };
+            let (branch, shortcut) = build_paths(name, &s.branch, &s.shortcut, &mut own)?;
             Box::new(SewBlock::new(name, branch, shortcut, s.connect))
         }
         LayerSpec::SpikingResnetBlock(s) => {
-            let branch = build_sequential(&format!("{name}.branch"), &s.branch, &mut own)?;
-            let shortcut = match &s.shortcut {
-                Some(layers) => {
-                    Some(build_sequential(&format!("{name}.shortcut"), layers, &mut own)?)
-                }
-                None => None,
-            };
+            let (branch, shortcut) = build_paths(name, &s.branch, &s.shortcut, &mut own)?;
             let neuron =
                 NeuronLayer::new(&format!("{name}.residual"), NeuronKind::If, &s.residual_neuron)?;
             Box::new(SpikingResnetBlock::new(name, branch, shortcut, neuron))
@@ -75,6 +63,21 @@ pub fn build_layer(name: &str, spec: &LayerSpec, rng: &mut Rng) -> Result<Box<dy
         LayerSpec::Relu => Box::new(Relu::new(name)),
         LayerSpec::DualStream(s) => Box::new(DualStream::new(name, s, &mut own)?),
     })
+}
+
+/// A residual block's branch and optional shortcut, named `{name}.branch.*`, `{name}.shortcut.*`.
+fn build_paths(
+    name: &str,
+    branch: &[LayerSpec],
+    shortcut: &Option<Vec<LayerSpec>>,
+    rng: &mut Rng,
+) -> Result<(Sequential, Option<Sequential>)> {
+    let branch = build_sequential(&format!("{name}.branch"), branch, rng)?;
+    let shortcut = match shortcut {
+        Some(layers) => Some(build_sequential(&format!("{name}.shortcut"), layers, rng)?),
+        None => None,
+    };
+    Ok((branch, shortcut))
 }
 
 /// Builds layers named `{prefix}.0`, `{prefix}.1`, ...

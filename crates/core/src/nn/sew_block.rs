@@ -139,17 +139,14 @@ impl Layer for SewBlock {
 
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         self.paths.visit_mut(visitor);
-        visitor.counter(Counter::Rate {
-            name: format!("{}.out", self.name),
-            kind: "block",
-            monitor: &mut self.out_monitor,
-        });
+        visitor.counter(Counter::block_rate(format!("{}.out", self.name), &mut self.out_monitor));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::testing::forward_backward;
     use crate::nn::build_layer;
     use crate::rng::Rng;
     use crate::spec::LayerSpec;
@@ -189,12 +186,7 @@ mod tests {
                     Tensor::from_vec(&[2, 2, 3, 4, 4], (0..192).map(|_| rng.uniform()).collect())
                         .unwrap();
                 let mut block = build_layer("block", &spec, &mut Rng::new(3)).unwrap();
-                let mut y = Tensor::default();
-                block.forward(&x, &mut y, true).unwrap();
-                let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
-                    .unwrap();
-                let mut gx = Tensor::default();
-                block.backward(&x, &y, &g, &mut gx).unwrap();
+                let (_, g, gx) = forward_backward(block.as_mut(), &x, &mut rng);
                 let eps = 1e-2f32;
                 for i in (0..x.numel()).step_by(7) {
                     let (mut xp, mut xm) = (x.clone(), x.clone());
@@ -221,11 +213,7 @@ mod tests {
             {"type":"if"}]}"#;
         let mut spec: LayerSpec = serde_json::from_str(json).unwrap();
         let mut rng = Rng::new(5);
-        let x = Tensor::from_vec(
-            &[3, 2, 2, 4, 4],
-            (0..192).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect(),
-        )
-        .unwrap();
+        let x = Tensor::from_vec(&[3, 2, 2, 4, 4], rng.spikes(192, 0.3)).unwrap();
         for connect in [Connect::Add, Connect::Iand, Connect::Or, Connect::Xor] {
             if let LayerSpec::SewBlock(s) = &mut spec {
                 s.connect = connect;

@@ -86,11 +86,7 @@ impl Layer for SpikingResnetBlock {
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         self.paths.visit_mut(visitor);
         self.neuron.visit_mut(visitor);
-        visitor.counter(Counter::Rate {
-            name: format!("{}.out", self.name),
-            kind: "block",
-            monitor: &mut self.out_monitor,
-        });
+        visitor.counter(Counter::block_rate(format!("{}.out", self.name), &mut self.out_monitor));
     }
 }
 
@@ -116,11 +112,7 @@ mod tests {
         );
         let mut block = build_layer("layers.1", &s, &mut Rng::new(2)).unwrap();
         let mut rng = Rng::new(8);
-        let x = Tensor::from_vec(
-            &[4, 2, 2, 3, 3],
-            (0..144).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect(),
-        )
-        .unwrap();
+        let x = Tensor::from_vec(&[4, 2, 2, 3, 3], rng.spikes(144, 0.4)).unwrap();
         let mut y = Tensor::default();
         block.forward(&x, &mut y, true).unwrap();
         assert_eq!(y.data(), x.data());

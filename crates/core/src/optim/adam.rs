@@ -132,18 +132,8 @@ impl Optimizer for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::testing::{assert_elements_close, large_param, param, set_grad};
     use crate::optim::OptimizerSpec;
-
-    fn param(name: &str, v: &[f64], decay: bool) -> Param {
-        let data = v.iter().map(|&x| x as f32).collect();
-        Param::new(name, Tensor::from_vec(&[v.len()], data).unwrap(), decay)
-    }
-
-    fn set_grad(p: &mut Param, g: &[f64]) {
-        for (d, &x) in p.grad.data_mut().iter_mut().zip(g) {
-            *d = x as f32;
-        }
-    }
 
     /// Independent f64 re-derivation of torch.optim.Adam / AdamW (amsgrad off) for one tensor.
     struct RefAdam {
@@ -259,9 +249,7 @@ mod tests {
     #[test]
     fn large_tensor_parallel_path_matches_reference() {
         let n = (1 << 16) + 5;
-        let p0: Vec<f64> = (0..n).map(|i| ((i % 19) as f64 - 9.0) / 9.0).collect();
-        let mut p = param("big", &p0, true);
-        let mut want = p0.clone();
+        let (mut p, mut want) = large_param(n, 19);
         let mut r = RefAdam::new(0.9, 0.999, 1e-8, 0.01, true, n);
         let mut opt = Adam::new([0.9, 0.999], 1e-8, 0.01, true);
         for s in 0..3 {
@@ -270,9 +258,7 @@ mod tests {
             opt.step(&mut [&mut p], 0.01).unwrap();
             r.step(&mut want, &g, 0.01);
         }
-        for (i, (got, want)) in p.value.data().iter().zip(&want).enumerate() {
-            assert!((*got as f64 - want).abs() < 1e-5, "element {i}: {got} vs {want}");
-        }
+        assert_elements_close(p.value.data(), &want);
     }
 
     #[test]

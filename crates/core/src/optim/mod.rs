@@ -14,6 +14,8 @@ use crate::tensor::Tensor;
 mod adam;
 pub mod schedule;
 mod sgd;
+#[cfg(test)]
+mod testing;
 
 pub use adam::Adam;
 pub use schedule::ScheduleSpec;

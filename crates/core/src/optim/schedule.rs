@@ -156,6 +156,13 @@ mod tests {
         (a as f64 - b).abs() < 1e-6 * b.abs().max(1.0)
     }
 
+    /// `s` gives `lr` at each `(step, lr)` from the base rate `base`.
+    fn assert_rates(s: &ScheduleSpec, base: f32, rates: &[(usize, f64)]) {
+        for &(step, lr) in rates {
+            assert!(close(s.lr_at(base, step), lr), "step {step}: {}", s.lr_at(base, step));
+        }
+    }
+
     #[test]
     fn constant() {
         let s = parse(r#"{"type":"constant"}"#);
@@ -185,11 +192,7 @@ mod tests {
     #[test]
     fn step_decay_boundaries() {
         let s = parse(r#"{"type":"step","stepSize":30,"gamma":0.5}"#);
-        assert!(close(s.lr_at(0.2, 0), 0.2));
-        assert!(close(s.lr_at(0.2, 29), 0.2));
-        assert!(close(s.lr_at(0.2, 30), 0.1));
-        assert!(close(s.lr_at(0.2, 59), 0.1));
-        assert!(close(s.lr_at(0.2, 60), 0.05));
+        assert_rates(&s, 0.2, &[(0, 0.2), (29, 0.2), (30, 0.1), (59, 0.1), (60, 0.05)]);
         let s = parse(r#"{"type":"step","stepSize":2}"#);
         assert!(close(s.lr_at(1.0, 5), 0.01));
     }
@@ -208,11 +211,7 @@ mod tests {
         let s = parse(
             r#"{"type":"step","stepSize":3,"gamma":0.1,"warmupSteps":2,"warmupStartFactor":0.5}"#,
         );
-        assert!(close(s.lr_at(1.0, 0), 0.5));
-        assert!(close(s.lr_at(1.0, 1), 0.75));
-        assert!(close(s.lr_at(1.0, 2), 1.0));
-        assert!(close(s.lr_at(1.0, 4), 1.0));
-        assert!(close(s.lr_at(1.0, 5), 0.1));
+        assert_rates(&s, 1.0, &[(0, 0.5), (1, 0.75), (2, 1.0), (4, 1.0), (5, 0.1)]);
 
         let s = parse(r#"{"type":"constant","warmupSteps":10}"#);
         assert!(close(s.lr_at(1.0, 5), 0.55));

@@ -135,11 +135,7 @@ mod tests {
             (CHUNK * 2 + 77, 0.1),
             (4096, 1.0),
         ] {
-            let t = Tensor::from_vec(
-                &[n],
-                (0..n).map(|_| (rng.uniform() < density) as u8 as f32).collect(),
-            )
-            .unwrap();
+            let t = Tensor::from_vec(&[n], rng.spikes(n, density)).unwrap();
             let mut bits = SpikeBits::default();
             assert!(bits.pack(&t));
             assert_eq!(bits.bytes(), n.div_ceil(64) * 8);
@@ -152,7 +148,7 @@ mod tests {
     #[test]
     fn full_words_refuse_non_binary_values_anywhere_and_keep_negative_zero_as_no_spike() {
         let mut rng = Rng::new(3);
-        let spikes: Vec<f32> = (0..200).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
+        let spikes: Vec<f32> = rng.spikes(200, 0.3);
         let mut bits = SpikeBits::default();
         for at in [0usize, 5, 63, 64, 127, 130, 191, 199] {
             for bad in [2.0f32, 0.5, -1.0, f32::NAN, f32::INFINITY, 1e-40] {

@@ -6,35 +6,14 @@ use dualstream_core::rng::Rng;
 use dualstream_core::spec::ModelSpec;
 use dualstream_core::Tensor;
 
-/// Stem conv-BN-IF on the image (T = 3, 1x8x8), a stride-1 IAND block, max pooling of both
-/// streams (to 4x4), a downsampling block (4 -> 8 channels, stride 2, to 2x2) with its spike shortcut and AAP
-/// projection, and the shared GAP-FC heads (3 classes, with bias).
+#[path = "support/small_dsnn.rs"]
+mod small_dsnn;
+use small_dsnn::small_dsnn_json;
+
+/// The shared small DSNN with IF neurons (threshold 0.3) and IAND blocks.
 fn small_dsnn() -> ModelSpec {
-    let branch = |cin: usize, cout: usize, s: usize| {
-        format!(
-            r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
-            {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if","vThreshold":0.3}},
-            {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-            {{"type":"batchNorm2d","numFeatures":{cout}}},{{"type":"if","vThreshold":0.3}}]"#
-        )
-    };
-    serde_json::from_str(&format!(
-        r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
-            {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
-            {{"type":"batchNorm2d","numFeatures":4}},{{"type":"if","vThreshold":0.3}},
-            {{"type":"dualStream","head":{{"inFeatures":8,"outFeatures":3}},"stages":[
-              {{"type":"block","connect":"iand","branch":{}}},
-              {{"type":"maxPool2d","kernelSize":[2,2]}},
-              {{"type":"block","connect":"iand","branch":{},
-                "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
-                            {{"type":"batchNorm2d","numFeatures":8}},{{"type":"if","vThreshold":0.3}}],
-                "projection":[{{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"stride":[2,2],"padding":[1,1],"groups":4,"bias":false}},
-                              {{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"bias":false}},
-                              {{"type":"batchNorm2d","numFeatures":8}},{{"type":"relu"}}]}}]}}]}}"#,
-        branch(4, 4, 1),
-        branch(4, 8, 2)
-    ))
-    .unwrap()
+    serde_json::from_str(&small_dsnn_json("iand", r#"{"type":"if","vThreshold":0.3}"#, true))
+        .unwrap()
 }
 
 fn images(n: usize, seed: u64) -> Tensor {
@@ -45,7 +24,7 @@ fn images(n: usize, seed: u64) -> Tensor {
 fn count(model: &mut Model, batches: &[Tensor], mode: InferenceMode) -> EnergyReport {
     model.reset_energy();
     for x in batches {
-        model.evaluate_counting(x, None, mode, &LossSpec::default()).unwrap();
+        model.counting(|m| m.evaluate(x, None, mode, &LossSpec::default())).unwrap();
     }
     model.energy_report(&Energies::preset("fp32").unwrap())
 }
@@ -165,7 +144,7 @@ fn counts_stream_over_batches_and_rates_agree_with_the_firing_rate_plumbing() {
     for (a, b) in whole.neurons.iter().zip(&streamed.neurons) {
         assert!((a.rate - b.rate).abs() < 1e-12, "{}", a.name);
     }
-    // Counting stays off outside evaluate_counting: a plain evaluation adds nothing.
+    // Counting stays off outside `counting`: a plain evaluation adds nothing.
     m.evaluate(&all, None, InferenceMode::Dsnn, &LossSpec::default()).unwrap();
     assert_eq!(m.energy_report(&Energies::preset("fp32").unwrap()), streamed);
 }

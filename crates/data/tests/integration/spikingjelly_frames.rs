@@ -5,6 +5,11 @@ use dualstream_data::frames::{integrate, FrameOptions, Split};
 use dualstream_data::EventStream;
 use serde_json::Value;
 
+/// The integers of a JSON array.
+fn integers(array: &Value) -> impl Iterator<Item = i64> + '_ {
+    array.as_array().unwrap().iter().map(|v| v.as_i64().unwrap())
+}
+
 #[test]
 fn frames_match_spikingjelly_for_number_time_and_duration_splits() {
     let text = std::fs::read_to_string(concat!(
@@ -17,9 +22,7 @@ fn frames_match_spikingjelly_for_number_time_and_duration_splits() {
     for case in doc["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let ev = &case["events"];
-        let col = |k: &str| {
-            ev[k].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<i64>>()
-        };
+        let col = |k: &str| integers(&ev[k]).collect::<Vec<i64>>();
         let (t, x, y, p) = (col("t"), col("x"), col("y"), col("p"));
         let mut s = EventStream::new(
             case["width"].as_u64().unwrap() as u16,
@@ -35,19 +38,9 @@ fn frames_match_spikingjelly_for_number_time_and_duration_splits() {
                 _ => Split::Duration { duration_us: out["durationUs"].as_i64().unwrap() },
             };
             let frames = integrate(&s, &FrameOptions::new(split)).unwrap();
-            let shape: Vec<usize> = out["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as usize)
-                .collect();
+            let shape: Vec<usize> = integers(&out["shape"]).map(|v| v as usize).collect();
             assert_eq!(frames.shape(), shape.as_slice(), "{name} {split:?}");
-            let expected: Vec<f32> = out["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_i64().unwrap() as f32)
-                .collect();
+            let expected: Vec<f32> = integers(&out["data"]).map(|v| v as f32).collect();
             assert_eq!(frames.data(), expected.as_slice(), "{name} {split:?}");
             checked += 1;
         }

@@ -41,14 +41,7 @@ thread_local! {
 /// Runs `f` (an eval-mode forward whose activations no backward will read) with conv+BN
 /// folding on for the sequences it runs on this thread.
 pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            INFERENCE_ONLY.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(INFERENCE_ONLY.with(|c| c.replace(true)));
-    f()
+    plan::with_thread_setting(&INFERENCE_ONLY, true, f)
 }
 
 /// Boundary `k` as the backward pass reads it: its own f32 tensor, or the shared buffer it was

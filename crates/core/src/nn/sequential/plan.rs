@@ -5,6 +5,7 @@
 //! switches (see [`PlanInputs`]); [`Sequential`](super::Sequential) makes it once per change of
 //! those and executes it.
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 use crate::layer::{downcast_mut, downcast_ref, Layer};
 use crate::neuron::NeuronLayer;
@@ -62,13 +63,23 @@ thread_local! {
 /// Runs `f` with `fusion` for the sequences it runs on this thread: to compare the fused
 /// passes with the layers run one by one.
 pub fn with_fusion<R>(fusion: Fusion, f: impl FnOnce() -> R) -> R {
-    struct Restore(Fusion);
-    impl Drop for Restore {
+    with_thread_setting(&FUSION, fusion, f)
+}
+
+/// Runs `f` with the thread-local `setting` at `value`; the old value comes back afterwards,
+/// also when `f` panics.
+pub(crate) fn with_thread_setting<T: Copy + 'static, R>(
+    setting: &'static LocalKey<Cell<T>>,
+    value: T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: Copy + 'static>(&'static LocalKey<Cell<T>>, T);
+    impl<T: Copy + 'static> Drop for Restore<T> {
         fn drop(&mut self) {
-            FUSION.with(|c| c.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _restore = Restore(FUSION.with(|c| c.replace(fusion)));
+    let _restore = Restore(setting, setting.with(|c| c.replace(value)));
     f()
 }
 

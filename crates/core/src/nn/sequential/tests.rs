@@ -162,13 +162,14 @@ fn joined_against_unfused(
     (fused, plain)
 }
 
+/// Spikes of `shape` at density 0.15, drawn from `Rng::new(seed)`.
+fn sparse_spikes(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::from_vec(shape, Rng::new(seed).spikes(shape.iter().product(), 0.15)).unwrap()
+}
+
 #[test]
 fn a_sew_block_joins_in_its_last_conv_pass_with_the_same_bits_and_rates() {
-    let mut rng = Rng::new(21);
-    let shape = [3, 2, 2, 12, 11];
-    let n: usize = shape.iter().product();
-    let x = Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect())
-        .unwrap();
+    let x = sparse_spikes(&[3, 2, 2, 12, 11], 21);
     for connect in ["or", "and", "iand", "xor", "add"] {
         let layers = specs(&format!(
             r#"[{{"type":"conv2d","inChannels":2,"outChannels":16,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
@@ -190,11 +191,7 @@ fn a_sew_block_joins_in_its_last_conv_pass_with_the_same_bits_and_rates() {
 
 #[test]
 fn full_spike_dual_stream_blocks_join_in_their_last_conv_pass_with_the_same_bits() {
-    let mut rng = Rng::new(22);
-    let shape = [3, 2, 2, 12, 12];
-    let n: usize = shape.iter().product();
-    let x = Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect())
-        .unwrap();
+    let x = sparse_spikes(&[3, 2, 2, 12, 12], 22);
     let block = |connect: &str| {
         format!(
             r#"{{"type":"block","connect":"{connect}","branch":[
@@ -238,11 +235,7 @@ fn inference_feeds_each_conv_to_its_neuron_in_cache_with_the_same_spikes() {
     let n: usize = shape.iter().product();
     let image: Vec<f32> = (0..n / 3).map(|_| 2.0 * rng.uniform()).collect();
     let inputs = [
-        (
-            "sparse spikes",
-            Tensor::from_vec(&shape, (0..n).map(|_| (rng.uniform() < 0.15) as u8 as f32).collect())
-                .unwrap(),
-        ),
+        ("sparse spikes", Tensor::from_vec(&shape, rng.spikes(n, 0.15)).unwrap()),
         (
             "real values",
             Tensor::from_vec(&shape, (0..n).map(|_| 2.0 * rng.uniform()).collect()).unwrap(),
