@@ -62,7 +62,7 @@ test('the evaluation transform matches torchvision (resize, centre crop, normali
     for (let j = 0; j < b.size; j++) {
       const im = reference.images[checked + j]
       // Pillow's 8-bit HWC output, then ToTensor and Normalize. Tolerance in 8-bit steps (see
-      // crates/data/tests/imagefolder.rs): PNG 1, grey/CMYK JPEG 2, 4:4:4 3, 4:2:0 9.
+      // crates/data/tests/integration/imagefolder.rs): PNG 1, grey/CMYK JPEG 2, 4:4:4 3, 4:2:0 9.
       const file: string = im.file
       const steps = file.endsWith('.png') ? 1 : im.mode === 'L' || im.mode === 'CMYK' ? 2 : file.includes('444') ? 3 : 9
       let max = 0

@@ -2,7 +2,7 @@
 // Runs at `npm install`. A prebuilt binary (platform package or a local build) wins; without
 // one, build the addon from the bundled Rust sources when cargo is available.
 
-const { existsSync } = require('node:fs')
+const { existsSync, readdirSync, statSync } = require('node:fs')
 const { join } = require('node:path')
 const { spawnSync } = require('node:child_process')
 
@@ -15,6 +15,37 @@ function loads() {
   } catch {
     return false
   }
+}
+
+// The newest modification time (ms) of the files under `dir` whose names pass `keep`.
+function newestMtime(dir, keep) {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, keep))
+    else if (keep(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs)
+  }
+  return newest
+}
+
+// A `dualstream.<platform>.node` in the package root, built after the last change to the Rust
+// sources, manifests and lock file of the crates the addon links.
+function localAddonIsCurrent() {
+  const addons = readdirSync(root).filter((name) => /^dualstream\..+\.node$/.test(name))
+  if (addons.length === 0) return false
+  const built = Math.max(...addons.map((name) => statSync(join(root, name)).mtimeMs))
+  const files = ['Cargo.toml', 'Cargo.lock']
+  for (const crate of ['core', 'data', 'node'])
+    files.push(...['Cargo.toml', 'build.rs'].map((name) => join('crates', crate, name)))
+  let inputs = 0
+  for (const file of files.map((name) => join(root, name)))
+    if (existsSync(file)) inputs = Math.max(inputs, statSync(file).mtimeMs)
+  for (const crate of ['core', 'data', 'node'])
+    inputs = Math.max(
+      inputs,
+      newestMtime(join(root, 'crates', crate, 'src'), (name) => name.endsWith('.rs')),
+    )
+  return built > inputs
 }
 
 if (process.env.DUALSTREAM_SKIP_NATIVE_BUILD) process.exit(0)
@@ -34,7 +65,13 @@ if (!hasSources || cargo.status !== 0) {
   process.exit(0)
 }
 
-// In a source checkout always rebuild: cargo makes this a no-op when nothing changed.
+// In a source checkout, build unless the local addon is newer than every Rust input. Leaving it
+// to cargo is not a no-op: napi-rs sets NAPI_FORCE_BUILD_<crate> on a build that has no cached
+// type definitions and not on the next one, so the next one reruns the binding's build script
+// and relinks the addon (minutes). `npx dualstream` inside the checkout runs this script too
+// (npm installs the checkout into its npx cache).
+if (loads() && localAddonIsCurrent()) process.exit(0)
+
 const localCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
 const napiCli = existsSync(localCli) ? localCli : null
 const args = [

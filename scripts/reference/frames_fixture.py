@@ -1,6 +1,6 @@
 """Writes crates/data/tests/fixtures/spikingjelly-frames.json: event streams and the frames that
 SpikingJelly's integrate_events_by_fixed_frames_number (split_by 'number' and 'time') and
-integrate_events_by_fixed_duration make of them. crates/data/tests/spikingjelly_frames.rs reads
+integrate_events_by_fixed_duration make of them. crates/data/tests/integration/spikingjelly_frames.rs reads
 it; Python is needed only to regenerate it:
 
     .venv-reference/bin/python scripts/reference/frames_fixture.py

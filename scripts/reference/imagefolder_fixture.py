@@ -3,7 +3,7 @@
 torchvision make of it: torchvision.datasets.ImageFolder's (file, label) order, every image as
 Pillow decodes it (`convert("RGB")`, ImageFolder's loader), the evaluation transform (Resize,
 CenterCrop) and fixed-window resized crops (RandomResizedCrop's resize step), all as Pillow's
-8-bit HWC output. crates/data/tests/imagefolder.rs reads it; Python is needed only to regenerate it:
+8-bit HWC output. crates/data/tests/integration/imagefolder.rs reads it; Python is needed only to regenerate it:
 
     "$(scripts/python/setup-venv.sh)" scripts/reference/imagefolder_fixture.py
 """

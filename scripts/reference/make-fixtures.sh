@@ -2,7 +2,7 @@
 # Regenerates the SpikingJelly reference fixtures in crates/core/tests/fixtures/spikingjelly/.
 #
 # Python is needed only to REGENERATE the fixtures; the Rust test
-# (crates/core/tests/spikingjelly.rs) reads the committed JSON and needs no Python.
+# (crates/core/tests/integration/spikingjelly.rs) reads the committed JSON and needs no Python.
 #
 # Environment choice
 # ------------------

@@ -1,4 +1,4 @@
-"""Writes SpikingJelly reference fixtures for crates/core/tests/spikingjelly.rs.
+"""Writes SpikingJelly reference fixtures for crates/core/tests/integration/spikingjelly.rs.
 
 Run through scripts/reference/make-fixtures.sh (it creates the Python environment).
 

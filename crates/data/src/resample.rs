@@ -4,7 +4,7 @@
 //! pixel counts, weights renormalised at the edges. Upscaling reduces to plain bilinear with
 //! half-pixel centres. Pillow rounds to 8 bits after each pass; this keeps floats (the results
 //! differ by less than 1/255 per pass), and the checks against Pillow's output live in
-//! crates/data/tests/imagefolder.rs. Also the evaluation crop: torchvision's `Resize` (shorter
+//! crates/data/tests/integration/imagefolder.rs. Also the evaluation crop: torchvision's `Resize` (shorter
 //! side) and `CenterCrop`.
 use dualstream_core::{Error, Result, Tensor};
 

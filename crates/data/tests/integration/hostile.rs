@@ -2,9 +2,8 @@
 //! there before anything is allocated: each of these files once asked for gigabytes (and
 //! aborted the process) or was read silently wrong. Each must fail with ERR_FORMAT naming the
 //! file and the byte offset.
-mod common;
 
-use common::{assert_names, random_events, write, TempDir};
+use crate::common::{assert_names, random_events, write, TempDir};
 use dualstream_data::aedat4::{self, WriteCompression};
 use dualstream_data::{aedat3, idx, EventStream};
 

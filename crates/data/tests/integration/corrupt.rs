@@ -1,8 +1,7 @@
 //! Bad input: every case must fail with ERR_FORMAT naming the file and the byte offset (or CSV
 //! row) where the problem starts, never panic.
-mod common;
 
-use common::{assert_names, random_events, write, TempDir};
+use crate::common::{assert_names, random_events, write, TempDir};
 use dualstream_data::aedat4::{self, WriteCompression};
 use dualstream_data::cifar::{self, CifarImages, CifarKind};
 use dualstream_data::{aedat2, aedat3, idx, nmnist, EventStream};

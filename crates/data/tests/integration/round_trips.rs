@@ -1,8 +1,7 @@
 //! Writer -> reader round trips for every format, plus hand-computed decodings of single
 //! events, so a writer and reader that agree on a wrong layout cannot both pass.
-mod common;
 
-use common::{random_events, write, TempDir};
+use crate::common::{random_events, write, TempDir};
 use dualstream_data::aedat4::{self, Compression, WriteCompression};
 use dualstream_data::cifar::{self, CifarImages, CifarKind};
 use dualstream_data::idx::{self, IdxArray, IdxData};

@@ -1,7 +1,6 @@
 //! Dataset folders laid out like the original releases, built in a temp dir by our writers.
-mod common;
 
-use common::{random_events, TempDir};
+use crate::common::{random_events, TempDir};
 use dualstream_data::aedat3::{self, LabelWindow};
 use dualstream_data::cifar::{self, CifarImages, CifarKind};
 use dualstream_data::datasets::{

@@ -6,7 +6,7 @@ use dualstream_core::rng::Rng;
 use dualstream_core::spec::ModelSpec;
 use dualstream_core::Tensor;
 
-#[path = "support/small_dsnn.rs"]
+#[path = "../support/small_dsnn.rs"]
 mod small_dsnn;
 use small_dsnn::small_dsnn_json;
 

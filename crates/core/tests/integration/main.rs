@@ -1,0 +1,6 @@
+//! The integration tests of dualstream-core, linked into one test binary: every file under
+//! `tests/` would otherwise be its own binary, each linked (with LTO in the release profile)
+//! against the whole crate.
+
+mod energy;
+mod spikingjelly;

@@ -1,0 +1,12 @@
+//! The integration tests of dualstream-data, linked into one test binary: every file under
+//! `tests/` would otherwise be its own binary, each linked (with LTO in the release profile)
+//! against the whole crate.
+
+mod common;
+mod corrupt;
+mod datasets;
+mod hostile;
+mod imagefolder;
+mod real_samples;
+mod round_trips;
+mod spikingjelly_frames;
