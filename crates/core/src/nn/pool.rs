@@ -75,13 +75,14 @@ impl Window {
     /// forward's `output`, with `grad_input` sized for it.
     fn backward_geometry(
         &self,
-        input: &[usize],
-        output: &[usize],
-        grad_output: &[usize],
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<PoolGeom> {
+        let (input, grad_output) = (input.shape(), grad_output.shape());
         let g = self.geometry(input)?;
-        check_grad_output(&self.label, output, grad_output)?;
+        check_grad_output(&self.label, output.shape(), grad_output)?;
         check_grad_output(&self.label, &self.output_shape(input)?, grad_output)?;
         grad_input.resize_for_overwrite(input);
         Ok(g)
@@ -207,12 +208,7 @@ impl Layer for MaxPool2d {
                 "backward needs a forward on the same input shape first",
             ));
         }
-        let g = self.win.backward_geometry(
-            input.shape(),
-            output.shape(),
-            grad_output.shape(),
-            grad_input,
-        )?;
+        let g = self.win.backward_geometry(input, output, grad_output, grad_input)?;
         maxpool2d_backward(&g, grad_output.data(), &self.argmax, grad_input.data_mut());
         Ok(())
     }
@@ -265,12 +261,7 @@ impl Layer for AvgPool2d {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let g = self.win.backward_geometry(
-            input.shape(),
-            output.shape(),
-            grad_output.shape(),
-            grad_input,
-        )?;
+        let g = self.win.backward_geometry(input, output, grad_output, grad_input)?;
         avgpool2d_backward(&g, self.count_include_pad, grad_output.data(), grad_input.data_mut());
         Ok(())
     }
