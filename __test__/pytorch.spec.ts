@@ -390,6 +390,7 @@ pythonTest('a SpikingJelly network with the options imported models use imports 
   const logits = await m.predict(x.data, x.shape[0], 'fsnn')
   const d = maxDiff(logits, io.get('logits')!.data)
   t.true(d <= TOL, `logits differ by ${d}`)
+  t.log(`sj-options: ${names.length} tensors, logits within ${d.toExponential(2)}`)
   t.true(new Set(Array.from(logits, (v) => v.toFixed(4))).size > 4, 'the logits must depend on the input')
   await m.dispose()
   // The same through the CLI.
