@@ -3,14 +3,25 @@
 // code 2), never an abort, a hang, a stack trace or a silently wrong result.
 
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import { readSafetensors, writeSafetensors } from '../ts/checkpoint'
 import { TensorDataset } from '../ts/data'
 import type { LayerSpec } from '../ts/index'
-import { conv2d, DualstreamError, flatten, lif, linear, Model, sequential, sgd } from '../ts/index'
+import {
+  conv2d,
+  DualstreamError,
+  DvsGesture,
+  flatten,
+  lif,
+  linear,
+  Model,
+  readGestureLabels,
+  sequential,
+  sgd,
+} from '../ts/index'
 import { readCheckpoint } from '../ts/model'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
@@ -105,6 +116,18 @@ test('absurd model sizes are refused at build with ERR_SPEC naming the layer', a
   await rejectsWith(t, build([padded]), 'ERR_SPEC', /layers\[0\] \(conv2d\)\.padding/)
   const nearMax = { ...conv2d(1, 1, 3), padding: [60000, 60000] } as LayerSpec
   await rejectsWith(t, build([nearMax], 64), 'ERR_SPEC', /activations/)
+})
+
+test('an activation past the limit is named once by its layer, with T x 1 x its output values', async (t) => {
+  // conv2d(1, 4096, 3) on 28x28: 4096 x 26 x 26 = 2,768,896 values a step, 1.1 TB over 1e5 steps.
+  const err = t.throws(() => sequential([conv2d(1, 4096, 3)], { timeSteps: 1e5, inputShape: [1, 28, 28] }), {
+    instanceOf: DualstreamError,
+  })
+  t.is(err?.code, 'ERR_SPEC')
+  t.regex(
+    err?.message ?? '',
+    /^model spec, layers\.0 \(conv2d\): expected the activations of one sample over T steps \(T x 1 x output values, f32\) within the allocation limit of \d+ bytes \(set DUALSTREAM_MAX_ALLOC_BYTES to change it\), got \[100000, 1, 2768896\] x 4 bytes \(1\.108e12 bytes\)$/,
+  )
 })
 
 test('cyclic and deeply nested layer specs are ERR_SPEC, not ERR_INTERNAL', async (t) => {
@@ -261,6 +284,29 @@ test('checkpoints: flipped data bytes, bad metadata and corrupt optimizer state 
   await Promise.all([model.dispose(), again.dispose()])
 })
 
+test('checkpoints whose spec asks for 2e9 channels or 1e9 steps are refused by load, evaluate, energy and export', async (t) => {
+  const dir = tmp()
+  const model = sequential(tinyLayers(), { timeSteps: 2, inputShape: [1, 2, 2] })
+  const path = join(dir, 'tiny.safetensors')
+  await model.save(path)
+  await model.dispose()
+  const { tensors, metadata } = readSafetensors(path)
+  const spec = JSON.parse(metadata.spec ?? '')
+  for (const [name, absurd, message] of [
+    ['channels', { ...spec, layers: [conv2d(1, 2e9, 1), ...spec.layers] }, /layers\[0\] \(conv2d\).*allocation limit/],
+    ['steps', { ...spec, timeSteps: 1e9 }, /inputShape: expected T x inputShape .*allocation limit/],
+  ] as const) {
+    const bad = join(dir, `${name}.safetensors`)
+    writeSafetensors(bad, tensors, { ...metadata, spec: JSON.stringify(absurd) })
+    await rejectsWith(t, () => Model.load(bad), 'ERR_SPEC', message)
+    failsCleanly(t, ['evaluate', bad, '--dataset', dataFolder(8)], message)
+    failsCleanly(t, ['energy', bad], message)
+    const exported = join(dir, `${name}-export.safetensors`)
+    failsCleanly(t, ['export', bad, '--out', exported], message)
+    t.false(existsSync(exported))
+  }
+})
+
 const quick = (data: string, model: string) => ['--dataset', data, '--model', model, '--batch-size', '8', '--quiet']
 
 test('train validates --out, sizes and the resumed checkpoint before creating anything', (t) => {
@@ -337,6 +383,48 @@ test('export refuses to overwrite its own run; plot names broken energy.json and
   failsCleanly(t, ['plot', dir], /metrics\.jsonl: row 1: trainLoss: expected a number, got "low"/)
   writeFileSync(metrics, `${JSON.stringify({ ...row, firingRates: [{ name: 3 }] })}\n`)
   failsCleanly(t, ['plot', dir], /metrics\.jsonl: row 1: firingRates\[0\]: expected \{ name: string, rate: number \}/)
+})
+
+/** A DVS128 Gesture folder of one trial whose `.aedat` and labels CSV are given. */
+function gestureFolder(aedat: Uint8Array, labels: Uint8Array): string {
+  const dir = tmp()
+  writeFileSync(join(dir, 'user01_natural.aedat'), aedat)
+  writeFileSync(join(dir, 'user01_natural_labels.csv'), labels)
+  writeFileSync(join(dir, 'trials_to_train.txt'), 'user01_natural.aedat\n')
+  return dir
+}
+
+const gestureLabels = 'class,startTime_usec,endTime_usec\n1,0,100\n2,100,200\n3,200,300\n'
+/** The bytes of `text`, one per character (character codes below 256). */
+const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0))
+// An AEDAT 3.1 header, then two bytes of a packet header (which needs 28): a format error.
+const brokenAedat = latin1('#!AER-DAT3.1\r\n#!END-HEADER\r\n\x01\x00')
+
+test('a DvsGesture labels CSV that is not UTF-8 names the file and the row', async (t) => {
+  const labels = latin1('class,startTime_usec,endTime_usec\n1,0,100\n2,\xff\xfe,300\n')
+  const dir = gestureFolder(brokenAedat, labels)
+  const message = /user01_natural_labels\.csv.*row 3.*not UTF-8/
+  await rejectsWith(t, () => readGestureLabels(join(dir, 'user01_natural_labels.csv')), 'ERR_FORMAT', message)
+  const err = t.throws(() => new DvsGesture(dir), { instanceOf: DualstreamError })
+  t.is(err?.code, 'ERR_FORMAT')
+  t.regex(err?.message ?? '', message)
+})
+
+test("a broken DvsGesture trial is parsed once: its other windows give the first window's error", async (t) => {
+  const dir = gestureFolder(brokenAedat, latin1(gestureLabels))
+  const gestures = new DvsGesture(dir)
+  t.is(gestures.length, 3)
+  const first = await t.throwsAsync(() => gestures.get(0), { instanceOf: DualstreamError })
+  t.is(first?.code, 'ERR_FORMAT')
+  t.regex(first?.message ?? '', /user01_natural\.aedat.*byte 28/)
+  // With the file gone, a second parse would fail to open it: the same format error for the
+  // other windows of the trial shows the failure was kept.
+  unlinkSync(join(dir, 'user01_natural.aedat'))
+  for (const index of [1, 2]) {
+    const again = await t.throwsAsync(() => gestures.get(index), { instanceOf: DualstreamError })
+    t.is(again?.code, first?.code)
+    t.is(again?.message, first?.message)
+  }
 })
 
 test('info and data folders: absurd sizes and bad files are named, large folders load', (t) => {

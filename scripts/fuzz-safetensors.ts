@@ -63,70 +63,114 @@ const seeds: Uint8Array[] = [
   encodeSafetensors([tensor('w', [0]), tensor('v', [5])]),
 ]
 const INTERESTING = [0, 1, 0x7f, 0x80, 0xff, 0x22, 0x7b, 0x7d, 0x5b, 0x5d, 0x2c, 0x30, 0x39]
+const NUMBERS = ['0', '1', '4294967296', '9007199254740993', '1e9', '-1', '99999999999999999999'].map((v) =>
+  Buffer.from(v, 'latin1'),
+)
+
+// One work buffer, mutated in place: an execution allocates nothing for its input (the
+// allocations and copies of a per-execution array bounded the run to ~1000 executions a second).
+const CAPACITY = 1 << 16
+const work = new Uint8Array(CAPACITY)
+let length = 0
+
+/** Replaces work[at, at + remove) with `insert` (clipped to the buffer's capacity). */
+function splice(at: number, remove: number, insert: Uint8Array): void {
+  const tail = length - at - remove
+  const room = Math.max(0, Math.min(insert.length, CAPACITY - at - tail))
+  work.copyWithin(at + room, at + remove, length)
+  work.set(insert.subarray(0, room), at)
+  length = at + room + tail
+}
+
+const scratch = new Uint8Array(16)
+/** The start and end of every run of ASCII digits in the work buffer; reused between calls. */
+const digitRuns: number[] = []
 
 function mutate(base: Uint8Array, other: Uint8Array): Uint8Array {
-  let data = Array.from(base)
+  work.set(base)
+  length = base.length
   for (let k = below(4) + 1; k > 0; k--) {
-    const len = data.length
+    const len = length
     switch (below(8)) {
       case 0:
-        if (len) data[below(len)] ^= 1 << below(8)
+        if (len) work[below(len)] ^= 1 << below(8)
         break
       case 1:
-        if (len) data[below(len)] = INTERESTING[below(INTERESTING.length)]
+        if (len) work[below(len)] = INTERESTING[below(INTERESTING.length)]
         break
       case 2: {
         // A header number (offsets, shape, header length) replaced by an extreme one.
-        const text = Buffer.from(data).toString('latin1')
-        const digits = [...text.matchAll(/\d+/g)]
-        if (digits.length) {
-          const m = digits[below(digits.length)]
-          const value = ['0', '1', '4294967296', '9007199254740993', '1e9', '-1', '99999999999999999999'][below(7)]
-          data = Array.from(Buffer.from(text.slice(0, m.index) + value + text.slice(m.index! + m[0].length), 'latin1'))
+        digitRuns.length = 0
+        for (let i = 0; i < len; i++) {
+          if (work[i] >= 0x30 && work[i] <= 0x39) {
+            const from = i
+            while (i + 1 < len && work[i + 1] >= 0x30 && work[i + 1] <= 0x39) i++
+            digitRuns.push(from, i + 1)
+          }
+        }
+        if (digitRuns.length) {
+          const m = 2 * below(digitRuns.length / 2)
+          splice(digitRuns[m], digitRuns[m + 1] - digitRuns[m], NUMBERS[below(NUMBERS.length)])
         }
         break
       }
       case 3:
-        if (len) data.splice(below(len), below(64) + 1)
+        if (len) {
+          const at = below(len)
+          splice(at, Math.min(below(64) + 1, len - at), scratch.subarray(0, 0))
+        }
         break
-      case 4:
-        data.splice(below(len + 1), 0, ...Array.from({ length: below(16) + 1 }, () => next() & 0xff))
+      case 4: {
+        const n = below(16) + 1
+        for (let i = 0; i < n; i++) scratch[i] = next() & 0xff
+        splice(below(len + 1), 0, scratch.subarray(0, n))
         break
+      }
       case 5:
-        if (len) data.length = below(len)
+        if (len) length = below(len)
         break
       case 6:
         if (len >= 8) {
-          const view = new DataView(new ArrayBuffer(8))
-          view.setBigUint64(0, BigInt(next()) << BigInt(below(32)), true) // a huge header length
-          data.splice(0, 8, ...new Uint8Array(view.buffer))
+          // A huge header length.
+          new DataView(work.buffer).setBigUint64(0, BigInt(next()) << BigInt(below(32)), true)
         }
         break
       default: {
         const cut = below(len + 1)
-        data = data.slice(0, cut).concat(Array.from(other.subarray(below(other.length + 1))))
+        length = cut
+        splice(cut, 0, other.subarray(below(other.length + 1)))
       }
     }
   }
-  return Uint8Array.from(data)
+  return work.subarray(0, length)
 }
 
 mkdirSync(values.crashes!, { recursive: true })
+// Nearly every input is refused with an error: capturing its stack would be a large part of an
+// execution. A crash is run again with stacks on, for its report.
+const stackTraceLimit = Error.stackTraceLimit
+Error.stackTraceLimit = 0
+
 let parsed = 0
 let refused = 0
 let crashes = 0
 let largest = 0
+/** Decodes one input: true when it parsed; throws what the reader threw. */
+function run(input: Uint8Array): boolean {
+  const decoded = decodeSafetensors(input, 'fuzz-input')
+  const bytes = decoded.tensors.reduce((sum, t) => sum + t.data.byteLength, 0)
+  largest = Math.max(largest, bytes)
+  if (bytes > cap) throw new Error(`decoded ${bytes} bytes of tensors, above the cap ${cap}`)
+  if (decoded.metadata.format === 'dualstream-checkpoint/1') checkpointFrom('fuzz-input', decoded)
+  return true
+}
 const started = performance.now()
 let execs = 0
 for (; execs < maxExecs; execs++) {
   if (execs % 256 === 0 && (performance.now() - started) / 1000 >= maxSeconds) break
   const input = mutate(seeds[below(seeds.length)], seeds[below(seeds.length)])
   try {
-    const decoded = decodeSafetensors(input, 'fuzz-input')
-    const bytes = decoded.tensors.reduce((sum, t) => sum + t.data.byteLength, 0)
-    largest = Math.max(largest, bytes)
-    if (bytes > cap) throw new Error(`decoded ${bytes} bytes of tensors, above the cap ${cap}`)
-    if (decoded.metadata.format === 'dualstream-checkpoint/1') checkpointFrom('fuzz-input', decoded)
+    run(input)
     parsed++
   } catch (err) {
     if (err instanceof DualstreamError) {
@@ -135,7 +179,17 @@ for (; execs < maxExecs; execs++) {
       crashes++
       const path = join(values.crashes!, `safetensors-crash-${execs}`)
       writeFileSync(path, input)
-      process.stderr.write(`fuzz: safetensors threw ${(err as Error)?.stack ?? err} on input ${execs}, written to ${path}\n`)
+      Error.stackTraceLimit = stackTraceLimit
+      let report: unknown = err
+      try {
+        run(input.slice())
+      } catch (again) {
+        report = again
+      }
+      Error.stackTraceLimit = 0
+      process.stderr.write(
+        `fuzz: safetensors threw ${(report as Error)?.stack ?? report} on input ${execs}, written to ${path}\n`,
+      )
     }
   }
 }

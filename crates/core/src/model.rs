@@ -76,10 +76,16 @@ pub struct Model {
     step_elements: usize,
 }
 
-/// Refuses a T x N x `elements` f32 activation past the allocation limit, as a spec error.
-fn check_activation(at: &str, t: usize, n: usize, elements: usize) -> Result<()> {
-    crate::spec::size_check(at, "activations of T x N x values f32", &[t, n, elements], 4)
-        .map(|_| ())
+/// Refuses a layer whose output for one sample over `t` steps (`elements` f32 values a step)
+/// is past the allocation limit, as a spec error at the layer (its name already says its kind).
+fn check_activation(layer: &str, t: usize, elements: usize) -> Result<()> {
+    crate::spec::size_check(
+        layer,
+        "the activations of one sample over T steps (T x 1 x output values, f32)",
+        &[t, 1, elements],
+        4,
+    )
+    .map(|_| ())
 }
 
 impl Model {
@@ -109,8 +115,7 @@ impl Model {
             if elements > step_elements {
                 step_elements = elements;
             }
-            let at = format!("{} ({})", layer.name(), "output per sample over T steps");
-            check_activation(&at, spec.time_steps, 1, elements)?;
+            check_activation(layer.name(), spec.time_steps, elements)?;
         }
         Ok(Model {
             step_elements,

@@ -479,7 +479,8 @@ fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Resu
             LayerSpec::Linear(l) => check_linear(&at, l)?,
             LayerSpec::BatchNorm2d(b) => {
                 check_positive(&at, "numFeatures", b.num_features)?;
-                size_check(&at, "numFeatures f32 statistics", &[b.num_features], 4)?;
+                // The widest per-channel vector is a gradient sum in f64.
+                size_check(&at, "numFeatures per-channel f64 sums", &[b.num_features], 8)?;
             }
             LayerSpec::MaxPool2d(p) | LayerSpec::AvgPool2d(p) => check_pool(&at, p)?,
             LayerSpec::SewBlock(b) => {
@@ -530,4 +531,23 @@ fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Resu
 
 fn leaky_c() -> f32 {
     0.01
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch norm whose f32 statistics fit the limit but whose f64 gradient sums do not is
+    /// refused before anything is built.
+    #[test]
+    fn batch_norm_sizes_count_the_f64_sums() {
+        let n = crate::limits::max_bytes() / 8 + 1;
+        let spec: ModelSpec = serde_json::from_str(&format!(
+            r#"{{"timeSteps":1,"inputShape":[1,1,1],"layers":[{{"type":"batchNorm2d","numFeatures":{n}}}]}}"#
+        ))
+        .unwrap();
+        let err = spec.check_sizes().unwrap_err().to_string();
+        assert!(err.contains("layers[0] (batchNorm2d)") && err.contains("f64 sums"), "{err}");
+        assert!(err.contains("allocation limit"), "{err}");
+    }
 }
