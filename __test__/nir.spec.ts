@@ -375,6 +375,10 @@ test('what NIR cannot express is refused with ERR_SPEC naming the layer', async 
       [conv2d(1, 2, 3), lif(), avgPool2d(2, { padding: 1 }), flatten(), linear(2 * 4 * 4, 2)],
       /layers\.2 \(avgPool2d\).*padding/,
     ],
+    [
+      [conv2d(1, 2, 3), lif(), maxPool2d(4, { ceilMode: true }), flatten(), linear(2 * 2 * 2, 2)],
+      /layers\.2 \(maxPool2d\).*ceil-mode pooling with a partial last window \(on 6x6\).*ceilMode: false/,
+    ],
   ]
   for (const [layers, message] of cases) {
     const m = new Model(layers, { timeSteps: 2, inputShape: [1, 8, 8] })

@@ -6,15 +6,27 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import {
+  avgPool2d,
+  batchNorm2d,
   type Checkpoint,
+  conv2d,
+  flatten,
+  ifNode,
+  lif,
+  linear,
   loadFashionMnist,
   losses,
   Model,
   type ModelSpec,
+  maxPool2d,
   type NamedTensor,
+  plif,
   readSafetensors,
   schedules,
+  sewBasicBlock,
+  sewBlock,
   sgd,
+  surrogate,
   TensorDataset,
   writeSafetensors,
 } from '../ts'
@@ -127,6 +139,62 @@ const CASES: Case[] = [
         zooCase(f(imagenet)),
       )
     : []),
+  {
+    // SpikingJelly's other surrogates, each on its own neuron kind and reset.
+    name: 'surrogates',
+    spec: {
+      layers: [
+        conv2d(1, 4, 3, { padding: 1 }),
+        batchNorm2d(4),
+        lif({ surrogate: surrogate.erf(2), vReset: null }),
+        sewBasicBlock(4, { connect: 'or', neuron: () => plif({ surrogate: surrogate.softSign(3) }) }),
+        conv2d(4, 4, 3, { stride: 2, padding: 1 }),
+        batchNorm2d(4),
+        ifNode({ surrogate: surrogate.piecewiseExp(1.5) }),
+        conv2d(4, 4, 3, { padding: 1, bias: false }),
+        batchNorm2d(4),
+        lif({ surrogate: surrogate.piecewiseLeakyRelu(0.8, 0.05), decayInput: false }),
+        flatten(),
+        linear(64, 3),
+      ],
+      timeSteps: 3,
+      inputShape: [1, 8, 8],
+      encoding: 'direct',
+    },
+    batch: 3,
+  },
+  {
+    // Conv bias, BNs without affine parameters, ceil-mode max and average pooling (7 -> 4 -> 3,
+    // each with a partial last window), an average pooling that leaves the padding out of its
+    // divisor.
+    name: 'options',
+    spec: {
+      layers: [
+        conv2d(1, 4, 3, { padding: 1, bias: true }),
+        batchNorm2d(4, { affine: false }),
+        lif({ surrogate: surrogate.erf(2), vThreshold: 0.5 }),
+        maxPool2d(2, { ceilMode: true }),
+        sewBlock({
+          branch: [
+            conv2d(4, 4, 3, { padding: 1 }),
+            batchNorm2d(4, { affine: false }),
+            plif({ surrogate: surrogate.softSign(2) }),
+            conv2d(4, 4, 3, { padding: 1 }),
+            batchNorm2d(4),
+            plif({ surrogate: surrogate.softSign(2) }),
+          ],
+          connect: 'or',
+        }),
+        avgPool2d(3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
+        flatten(),
+        linear(36, 3),
+      ],
+      timeSteps: 3,
+      inputShape: [1, 7, 7],
+      encoding: 'direct',
+    },
+    batch: 3,
+  },
   zooCase(zoo.dsnn7b({ ...dvs, blocks: 2 })),
   zooCase(zoo.sew7b({ ...dvs, blocks: 2 })),
   zooCase(zoo.spikingResnet7b({ ...dvs, blocks: 2 })),
@@ -154,7 +222,10 @@ pythonTest('every zoo family: the exported program matches dualstream (logits, 3
   }[] = []
   const manifest = []
   let built = Date.now()
+  // DUALSTREAM_PYTORCH_ONLY=options,surrogates runs the named cases alone.
+  const only = process.env.DUALSTREAM_PYTORCH_ONLY?.split(',')
   for (const [k, c] of CASES.entries()) {
+    if (only && !only.includes(c.name)) continue
     const m = randomModel(c.spec, 100 + k, c.lr !== undefined)
     const classes =
       m.spec.layers.at(-1)!.type === 'dualStream'
@@ -257,6 +328,76 @@ pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', asyn
     err!.message,
     /fc\.weight: expected shape \[5, 512\], found \[4, 512\].*linear 512->5.*layers\.4\.head\.weight/,
   )
+})
+
+pythonTest('a SpikingJelly network with the options imported models use imports with its logits', async (t) => {
+  // torch_reference_models.py's sj-options: biased convs, BNs without affine parameters, PLIF
+  // neurons with the Erf, SoftSign, PiecewiseExp and PiecewiseLeakyReLU surrogates, ceil-mode
+  // max pooling, a ceil-mode average pooling without the padding in its divisor.
+  const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-options-'))
+  runPython(join(SCRIPTS, 'torch_reference_models.py'), [root, 'sj-options'])
+  const sn = (s: ReturnType<typeof surrogate.erf>) => plif({ vThreshold: 0.3, detachReset: true, surrogate: s })
+  const block = (cin: number, cout: number, stride: number, first: ReturnType<typeof surrogate.erf>) =>
+    sewBlock({
+      branch: [
+        conv2d(cin, cout, 3, { stride, padding: 1 }),
+        batchNorm2d(cout, { affine: false }),
+        sn(first),
+        conv2d(cout, cout, 3, { padding: 1 }),
+        batchNorm2d(cout),
+        sn(surrogate.piecewiseLeakyRelu(1, 0.01)),
+      ],
+      shortcut:
+        stride === 1 && cin === cout
+          ? undefined
+          : [conv2d(cin, cout, 1, { stride }), batchNorm2d(cout, { affine: false }), sn(surrogate.piecewiseExp(1))],
+      connect: 'add',
+    })
+  const spec: ModelSpec = {
+    layers: [
+      conv2d(3, 8, 3, { padding: 1 }),
+      batchNorm2d(8, { affine: false }),
+      sn(surrogate.erf(2)),
+      maxPool2d(2, { ceilMode: true }),
+      block(8, 8, 1, surrogate.erf(2)),
+      block(8, 16, 2, surrogate.softSign(2)),
+      avgPool2d(3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
+      flatten(),
+      linear(144, 4),
+    ],
+    timeSteps: 2,
+    inputShape: [3, 13, 13],
+    encoding: 'direct',
+  }
+  const io = new Map(readSafetensors(join(root, 'sj-options.io.safetensors')).tensors.map((x) => [x.name, x]))
+  const x = io.get('x')!
+  const file = join(root, 'sj-options.safetensors')
+  const m = Model.fromTorch(file, spec, { from: 'spikingjelly' })
+  const names = m.stateTensors().map((s) => s.name)
+  t.false(names.includes('layers.1.weight'), 'a BN without affine parameters has no weight')
+  t.true(names.includes('layers.0.bias'))
+  const logits = await m.predict(x.data, x.shape[0], 'fsnn')
+  const d = maxDiff(logits, io.get('logits')!.data)
+  t.true(d <= TOL, `logits differ by ${d}`)
+  t.log(`sj-options: ${names.length} tensors, logits within ${d.toExponential(2)}`)
+  t.true(new Set(Array.from(logits, (v) => v.toFixed(4))).size > 4, 'the logits must depend on the input')
+  await m.dispose()
+  // The same through the CLI.
+  const specFile = join(root, 'spec.json')
+  writeFileSync(specFile, JSON.stringify(spec))
+  const out = join(root, 'imported.safetensors')
+  execFileSync(
+    process.execPath,
+    [
+      '--import=tsx',
+      join(__dirname, '..', 'ts', 'cli.ts'),
+      ...['import', file, '--model', specFile, '--from', 'spikingjelly', '--out', out],
+    ],
+    { encoding: 'utf8' },
+  )
+  const back = await Model.load(out)
+  t.true(maxDiff(await back.predict(x.data, x.shape[0], 'fsnn'), io.get('logits')!.data) <= TOL)
+  await back.dispose()
 })
 
 test('import: a state_dict missing a tensor or in the wrong layout is refused by name', async (t) => {

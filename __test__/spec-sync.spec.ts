@@ -76,7 +76,7 @@ function rejection(spec: unknown): { code: unknown; message: string } {
 function listed(spec: unknown): string[] {
   const e = rejection(spec)
   if (/there are no fields/.test(e.message)) return []
-  const list = /expected (?:one of )?((?:`[^`]*`(?:, )?)+)/.exec(e.message)
+  const list = /expected (?:one of )?((?:`[^`]*`(?:, | or )?)+)/.exec(e.message)
   if (!list) throw new Error(`no list of names in: ${e.message}`)
   return [...list[1].matchAll(/`([^`]*)`/g)].map((m) => m[1]).sort()
 }
@@ -131,9 +131,12 @@ test('every layer builder gives a spec the engine accepts, with every field of i
   const layers: LayerSpec[] = [
     build.conv2d(1, 4, 3, { padding: 1 }),
     build.batchNorm2d(4),
+    build.batchNorm2d(4, { affine: false }),
     ...neurons,
     build.maxPool2d(2),
+    build.maxPool2d(2, { ceilMode: true, stride: 1 }),
     build.avgPool2d(1),
+    build.avgPool2d(3, { padding: 1, stride: 1, ceilMode: true, countIncludePad: false }),
     build.sewBlock({ branch: [build.conv2d(4, 4, 3, { padding: 1 }), build.lif()], connect: 'add' }),
     build.spikingResnetBlock({ branch: [build.conv2d(4, 4, 3, { padding: 1 }), build.lif()] }),
     build.relu(),
@@ -176,7 +179,8 @@ test('every layer builder gives a spec the engine accepts, with every field of i
       const fields = typeof o.type === 'string' ? (records.layers.get(o.type) ?? records.stages.get(o.type)) : undefined
       if (fields) {
         seen.add(o.type as string)
-        const optional = new Set(['headPool'])
+        // Optional fields the builders write only when they differ from the default.
+        const optional = new Set(['headPool', 'affine', 'ceilMode', 'countIncludePad'])
         t.deepEqual(
           Object.keys(o)
             .filter((k) => k !== 'type')

@@ -68,7 +68,14 @@ export { transforms } from './data/transforms'
 export type { Energies, EnergyOptions, EnergyPreset, EnergyReport, EnergyTotals, LayerOps, RateReport } from './energy'
 export { ENERGY_PRESETS, formatEnergyTable } from './energy'
 export { DualstreamError } from './errors'
-export type { BatchNormOptions, Conv2dOptions, DualBlockOptions, NeuronOptions, PoolOptions } from './layers'
+export type {
+  AvgPoolOptions,
+  BatchNormOptions,
+  Conv2dOptions,
+  DualBlockOptions,
+  NeuronOptions,
+  PoolOptions,
+} from './layers'
 export {
   avgPool2d,
   batchNorm1d,

@@ -37,6 +37,13 @@ function pair(name: string, v: unknown, check: (n: string, x: unknown) => number
   return [x, x]
 }
 
+/** An optional boolean option: `fallback` when absent. */
+function flag(name: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined) return fallback
+  if (typeof v !== 'boolean') throw argError(name, 'true or false', v)
+  return v
+}
+
 function finite(name: string, v: unknown, min = -Infinity, minExclusive = false): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (minExclusive && v === min)) {
     throw argError(
@@ -114,6 +121,8 @@ export interface BatchNormOptions {
   momentum?: number
   /** Initial gamma; 0 zero-initialises a residual branch's last BN. */
   initWeight?: number
+  /** Learnable weight and bias (default true); false only normalises (PyTorch's `affine=False`). */
+  affine?: boolean
 }
 
 /**
@@ -138,6 +147,7 @@ function batchNorm(type: 'batchNorm2d' | 'batchNorm1d', numFeatures: number, opt
     eps: finite(`${type} eps`, options.eps ?? 1e-5, 0, true),
     momentum,
     initWeight: finite(`${type} initWeight`, options.initWeight ?? 1),
+    ...(flag(`${type} affine`, options.affine, true) ? {} : { affine: false }),
   }
 }
 
@@ -167,15 +177,27 @@ export interface PoolOptions {
   /** Defaults to the kernel size. */
   stride?: number | Pair
   padding?: number | Pair
+  /**
+   * Keep a last partial window when it starts inside the input or its left padding (PyTorch's
+   * `ceil_mode`); default false.
+   */
+  ceilMode?: boolean
 }
 
-function pool(type: 'maxPool2d' | 'avgPool2d', kernelSize: number | Pair, options: PoolOptions): LayerSpec {
+export interface AvgPoolOptions extends PoolOptions {
+  /** Whether padded positions count in a window's divisor (PyTorch's `count_include_pad`); default true. */
+  countIncludePad?: boolean
+}
+
+function pool(type: 'maxPool2d' | 'avgPool2d', kernelSize: number | Pair, options: AvgPoolOptions): LayerSpec {
   const k = pair(`${type} kernelSize`, kernelSize, windowInt(1))
   return {
     type,
     kernelSize: k,
     stride: pair(`${type} stride`, options.stride ?? k, windowInt(1)),
     padding: pair(`${type} padding`, options.padding ?? 0, windowInt(0)),
+    ...(flag(`${type} ceilMode`, options.ceilMode, false) ? { ceilMode: true } : {}),
+    ...(flag(`${type} countIncludePad`, options.countIncludePad, true) ? {} : { countIncludePad: false }),
   }
 }
 
@@ -183,7 +205,7 @@ function pool(type: 'maxPool2d' | 'avgPool2d', kernelSize: number | Pair, option
 export const maxPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec =>
   pool('maxPool2d', kernelSize, options)
 /** Average pooling; the stride defaults to the kernel size. */
-export const avgPool2d = (kernelSize: number | Pair, options: PoolOptions = {}): LayerSpec =>
+export const avgPool2d = (kernelSize: number | Pair, options: AvgPoolOptions = {}): LayerSpec =>
   pool('avgPool2d', kernelSize, options)
 /** Global average pooling: `[C, H, W]` to `[C]`. */
 export const globalAvgPool = (): LayerSpec => ({ type: 'globalAvgPool' })
@@ -222,6 +244,21 @@ export const surrogate = {
   superSpike: (alpha = 100): SurrogateSpec => ({
     type: 'superSpike',
     alpha: finite('surrogate alpha', alpha, 0, true),
+  }),
+  /** SpikingJelly's Erf: `sg'(x) = alpha / sqrt(pi) exp(-(alpha x)^2)`. */
+  erf: (alpha = 2): SurrogateSpec => ({ type: 'erf', alpha: finite('surrogate alpha', alpha, 0, true) }),
+  /** SpikingJelly's SoftSign: `sg'(x) = alpha / (2 (1 + alpha |x|)^2)`. */
+  softSign: (alpha = 2): SurrogateSpec => ({ type: 'softSign', alpha: finite('surrogate alpha', alpha, 0, true) }),
+  /** SpikingJelly's PiecewiseExp: `sg'(x) = alpha / 2 exp(-alpha |x|)`. */
+  piecewiseExp: (alpha = 1): SurrogateSpec => ({
+    type: 'piecewiseExp',
+    alpha: finite('surrogate alpha', alpha, 0, true),
+  }),
+  /** SpikingJelly's PiecewiseLeakyReLU: `sg'(x) = 1 / (2 w)` inside `|x| < w`, `c` outside. */
+  piecewiseLeakyRelu: (w = 1, c = 0.01): SurrogateSpec => ({
+    type: 'piecewiseLeakyRelu',
+    w: finite('surrogate w', w, 0, true),
+    c: finite('surrogate c', c, 0),
   }),
 }
 

@@ -8,6 +8,10 @@ export type SurrogateSpec =
   | { type: 'atan'; alpha: number }
   | { type: 'piecewiseQuadratic'; alpha: number }
   | { type: 'superSpike'; alpha: number }
+  | { type: 'erf'; alpha: number }
+  | { type: 'softSign'; alpha: number }
+  | { type: 'piecewiseExp'; alpha: number }
+  | { type: 'piecewiseLeakyRelu'; w: number; c: number }
 
 export interface NeuronParams {
   tau: number
@@ -34,8 +38,16 @@ export type LayerSpec =
       bias: boolean
     }
   | { type: 'linear'; inFeatures: number; outFeatures: number; bias: boolean }
-  | { type: 'batchNorm2d'; numFeatures: number; eps: number; momentum: number; initWeight: number }
-  | { type: 'maxPool2d' | 'avgPool2d'; kernelSize: Pair; stride: Pair; padding: Pair }
+  | {
+      type: 'batchNorm2d'
+      numFeatures: number
+      eps: number
+      momentum: number
+      initWeight: number
+      /** Learnable weight and bias (PyTorch's `affine`); absent means true. */
+      affine?: boolean
+    }
+  | PoolSpec
   | { type: 'globalAvgPool' }
   | { type: 'flatten' }
   | { type: 'dropout'; p: number }
@@ -68,9 +80,18 @@ export interface DualStreamBlockSpec {
   residualNeuron: NeuronParams | null
 }
 
-export type DualStage =
-  | DualStreamBlockSpec
-  | { type: 'maxPool2d' | 'avgPool2d'; kernelSize: Pair; stride: Pair; padding: Pair }
+export interface PoolSpec {
+  type: 'maxPool2d' | 'avgPool2d'
+  kernelSize: Pair
+  stride: Pair
+  padding: Pair
+  /** PyTorch's `ceil_mode`; absent means false. */
+  ceilMode?: boolean
+  /** Average pooling only (PyTorch's `count_include_pad`); absent means true. */
+  countIncludePad?: boolean
+}
+
+export type DualStage = DualStreamBlockSpec | PoolSpec
 
 /**
  * The dual-stream trunk and its heads; it must be a model's last layer. Output per step:

@@ -1,7 +1,7 @@
 """Writes random-init state_dicts in SpikingJelly's and the AAP code's layouts, with the logits
 those networks give, for the import proof in __test__/pytorch.spec.ts.
 
-    python torch_reference_models.py OUT_DIR
+    python torch_reference_models.py OUT_DIR [CASE ...]
 
 For each case OUT_DIR/<name>.safetensors holds the state_dict (their names, BN's
 num_batches_tracked included) and OUT_DIR/<name>.io.safetensors the input "x" [N, C, H, W]
@@ -13,6 +13,11 @@ conv-BN pairs in SeqToANNContainers (conv<k>.module.0/1), the spike shortcut
 downsample.0.module.0/1 + IF, the projection `pool` (depthwise 3x3 + 1x1 at stride 2, else
 1x1; BN; ReLU), IF neurons with detach_reset, one stem conv-BN applied once and repeated over T,
 and fc / fc_acc heads of which only fc is used (on both streams).
+
+"sj-options" is a small SEW ResNet in the zoo's names with the options imported models commonly
+use: biased convs, BNs without affine parameters, PLIF neurons with the Erf, SoftSign,
+PiecewiseExp and PiecewiseLeakyReLU surrogates, ceil-mode max pooling and a ceil-mode average
+pooling that leaves the padding out of its divisor.
 """
 
 import os
@@ -99,13 +104,65 @@ class AapNet(nn.Module):
         return (self.fc(o.mean((3, 4)).mean(0)), self.fc(a.mean((3, 4)).mean(0)))
 
 
+def plif(sg):
+    return neuron.ParametricLIFNode(init_tau=2.0, v_threshold=0.3, detach_reset=True,
+                                    surrogate_function=sg, step_mode="m")
+
+
+class OptionsBlock(nn.Module):
+    """A SEW basic block (ADD) in sew_resnet's names, with biased convs and affine-free BNs."""
+
+    def __init__(self, inplanes, planes, stride, sg):
+        super().__init__()
+        self.conv1 = layer.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=True)
+        self.bn1 = layer.BatchNorm2d(planes, affine=False)
+        self.sn1 = plif(sg)
+        self.conv2 = layer.Conv2d(planes, planes, 3, padding=1, bias=True)
+        self.bn2 = layer.BatchNorm2d(planes)
+        self.sn2 = plif(surrogate.PiecewiseLeakyReLU(w=1.0, c=0.01))
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                layer.Conv2d(inplanes, planes, 1, stride=stride, bias=True),
+                layer.BatchNorm2d(planes, affine=False))
+            self.downsample_sn = plif(surrogate.PiecewiseExp(alpha=1.0))
+
+    def forward(self, x):
+        out = self.sn2(self.bn2(self.conv2(self.sn1(self.bn1(self.conv1(x))))))
+        identity = x if self.downsample is None else self.downsample_sn(self.downsample(x))
+        return out + identity
+
+
+class OptionsNet(nn.Module):
+    """[T, N, 3, 13, 13] -> conv1 (bias), bn1 (no affine), sn1, 2x2 ceil max pool (7x7), two SEW
+    blocks (8 and 16 channels, the second at stride 2: 4x4), 3x3 stride-2 ceil average pool
+    with padding 1 not counted (3x3), flatten, fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(3, 8, 3, padding=1, bias=True)
+        self.bn1 = layer.BatchNorm2d(8, affine=False)
+        self.sn1 = plif(surrogate.Erf(alpha=2.0))
+        self.maxpool = layer.MaxPool2d(2, 2, ceil_mode=True)
+        self.layer1 = nn.Sequential(OptionsBlock(8, 8, 1, surrogate.Erf(alpha=2.0)))
+        self.layer2 = nn.Sequential(OptionsBlock(8, 16, 2, surrogate.SoftSign(alpha=2.0)))
+        self.avgpool = layer.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.fc = layer.Linear(16 * 3 * 3, CLASSES)
+
+    def forward(self, x):
+        x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
+        x = self.avgpool(self.layer2(self.layer1(x)))
+        return self.fc(x.flatten(2))
+
+
 def randomize(net, gen):
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features
             with torch.no_grad():
-                m.weight.copy_(0.8 + 0.8 * torch.rand(c, generator=gen))
-                m.bias.copy_(0.6 * torch.rand(c, generator=gen))
+                if m.affine:
+                    m.weight.copy_(0.8 + 0.8 * torch.rand(c, generator=gen))
+                    m.bias.copy_(0.6 * torch.rand(c, generator=gen))
                 m.running_mean.copy_(0.4 * (torch.rand(c, generator=gen) - 0.5))
                 m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
 
@@ -121,20 +178,24 @@ CASES = {
     "sj-spikingResnet18": lambda: spiking_resnet.spiking_resnet18(**sj_kwargs()),
     "aap-dsnn18": lambda: AapNet([2, 2, 2, 2], False),
     "aap-dsnn50": lambda: AapNet([3, 4, 6, 3], True),
+    "sj-options": OptionsNet,
 }
 
 
 def main():
-    out = sys.argv[1]
+    out, only = sys.argv[1], set(sys.argv[2:])
     os.makedirs(out, exist_ok=True)
     for k, (name, make) in enumerate(CASES.items()):
+        if only and name not in only:
+            continue
         torch.manual_seed(k)
         gen = torch.Generator().manual_seed(k)
         net = make()
         functional.set_step_mode(net, "m")
         randomize(net, gen)
         net.eval()
-        x = 2.5 * torch.rand(N, 3, SIZE, SIZE, generator=gen)
+        size = 13 if name == "sj-options" else SIZE
+        x = 2.5 * torch.rand(N, 3, size, size, generator=gen)
         with torch.no_grad():
             functional.reset_net(net)
             if name.startswith("aap"):

@@ -88,6 +88,8 @@ SURROGATES = {
 
 
 def make_surrogate(s):
+    if s["type"] == "piecewiseLeakyRelu":
+        return surrogate.PiecewiseLeakyReLU(w=float(s["w"]), c=float(s["c"]))
     t, a = s["type"], float(s["alpha"])
     if t == "sigmoid":
         return surrogate.Sigmoid(alpha=a)
@@ -98,13 +100,21 @@ def make_surrogate(s):
     if t == "superSpike":
         assert a == 2.0, "SuperSpike is only reproducible (as SoftSign) for alpha = 2"
         return surrogate.SoftSign(alpha=2.0)
+    if t == "erf":
+        return surrogate.Erf(alpha=a)
+    if t == "softSign":
+        return surrogate.SoftSign(alpha=a)
+    if t == "piecewiseExp":
+        return surrogate.PiecewiseExp(alpha=a)
     raise ValueError(t)
 
 
 def neuron_kwargs(s):
     kw = dict(v_threshold=float(s["vThreshold"]), v_reset=s["vReset"],
               detach_reset=bool(s["detachReset"]), surrogate_function=make_surrogate(s["surrogate"]),
-              step_mode="m", backend="torch")
+              step_mode="m")
+    if GENERATOR["spikingjelly"].startswith("0."):
+        kw["backend"] = "torch"  # SpikingJelly 2 has no backend argument (torch only)
     if kw["v_reset"] is not None:
         kw["v_reset"] = float(kw["v_reset"])
     return kw
@@ -133,12 +143,17 @@ def make_layer(s):
                             groups=s.get("groups", 1), bias=s["bias"], step_mode="m")
     if t == "batchNorm2d":
         return layer.BatchNorm2d(s["numFeatures"], eps=s["eps"], momentum=s["momentum"],
-                                 step_mode="m")
+                                 affine=s.get("affine", True), step_mode="m")
     if t == "linear":
         return layer.Linear(s["inFeatures"], s["outFeatures"], bias=s["bias"], step_mode="m")
     if t == "maxPool2d":
         return layer.MaxPool2d(tuple(s["kernelSize"]), stride=tuple(s["stride"]),
-                               padding=tuple(s["padding"]), step_mode="m")
+                               padding=tuple(s["padding"]), ceil_mode=s.get("ceilMode", False),
+                               step_mode="m")
+    if t == "avgPool2d":
+        return layer.AvgPool2d(tuple(s["kernelSize"]), stride=tuple(s["stride"]),
+                               padding=tuple(s["padding"]), ceil_mode=s.get("ceilMode", False),
+                               count_include_pad=s.get("countIncludePad", True), step_mode="m")
     if t == "flatten":
         return layer.Flatten(step_mode="m")
     if t in NEURON_TYPES:
@@ -309,8 +324,9 @@ def randomize_bn(net, gen, eval_stats=False):
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features
             with torch.no_grad():
-                m.weight.copy_(0.8 + 0.8 * torch.rand(c, generator=gen))
-                m.bias.copy_(0.6 * torch.rand(c, generator=gen))
+                if m.affine:
+                    m.weight.copy_(0.8 + 0.8 * torch.rand(c, generator=gen))
+                    m.bias.copy_(0.6 * torch.rand(c, generator=gen))
                 if eval_stats:
                     m.running_mean.copy_(0.5 * torch.randn(c, generator=gen))
                     m.running_var.copy_(0.3 + 1.2 * torch.rand(c, generator=gen))
@@ -328,17 +344,46 @@ def check_margins(net, x, training):
     functional.reset_net(net)  # drop membrane tensors that hold an autograd graph
     probe = copy.deepcopy(net)
     probe.train(training)
-    mins, rates = [], []
+    mins, recomputed, rates = [], [], []
     for m in probe.modules():
         if isinstance(m, neuron.BaseNode):
             m.train(True)
             m.surrogate_function.register_forward_pre_hook(
                 lambda mod, inp: mins.append(inp[0].detach().abs().min().item()))
+            # SpikingJelly 2 runs IF/LIF/PLIF through fused functions that call no surrogate
+            # module: there H_t is recomputed from the neuron's input by its equations.
+            m.register_forward_pre_hook(
+                lambda mod, inp: recomputed.append(neuron_margin(mod, inp[0].detach())))
             m.register_forward_hook(lambda mod, inp, out: rates.append(out.detach().mean().item()))
     functional.reset_net(probe)
     with torch.no_grad():
         out = probe(x)
-    return min(mins), rates, out
+    return min(mins or recomputed), rates, out
+
+
+def neuron_margin(m, x_seq):
+    """min |H_t - V_th| of the neuron module `m` on x_seq [T, ...], by its equations."""
+    v_th, v_reset = float(m.v_threshold), m.v_reset
+    rest = 0.0 if v_reset is None else float(v_reset)
+    if isinstance(m, neuron.ParametricLIFNode):
+        inv_tau = m.w.detach().sigmoid().item()
+    elif isinstance(m, neuron.LIFNode):
+        inv_tau = 1.0 / float(m.tau)
+    else:
+        inv_tau = None
+    v = torch.full_like(x_seq[0], rest)
+    margin = float("inf")
+    for x in x_seq:
+        if inv_tau is None:
+            h = v + x
+        elif m.decay_input:
+            h = v + (x - (v - rest)) * inv_tau
+        else:
+            h = v - (v - rest) * inv_tau + x
+        margin = min(margin, (h - v_th).abs().min().item())
+        spike = (h >= v_th).to(h.dtype)
+        v = h - spike * v_th if v_reset is None else torch.where(spike > 0, torch.full_like(h, rest), h)
+    return margin
 
 
 def acceptable(net, x, training, expected_out=None):
@@ -637,6 +682,76 @@ def training_cases():
     ]
     spec = {"timeSteps": 4, "inputShape": [1, 8, 8], "encoding": "direct", "layers": layers}
     return [run_training_case("train_sgd_3steps", spec, direct_image(4, 1, 8, 8, 2.0), 3)]
+
+
+# Surrogates SpikingJelly has beyond those above (fixtures in tests/fixtures/spikingjelly-2,
+# generated with SpikingJelly 2: ONLY=surrogate_v2, see make-fixtures-2.sh).
+SURROGATES_V2 = {
+    "erf": {"type": "erf", "alpha": 2.0},
+    "softsign": {"type": "softSign", "alpha": 3.0},
+    "pexp": {"type": "piecewiseExp", "alpha": 1.5},
+    "pleaky": {"type": "piecewiseLeakyRelu", "w": 0.8, "c": 0.05},
+}
+
+
+def surrogate_v2_cases():
+    out = []
+    for sname, sspec in SURROGATES_V2.items():
+        for kind, extra in (("if", {}), ("lif", {"decay_input": True}), ("plif", {"tau": 3.0})):
+            for reset_name, v_reset in (("hard", 0.0), ("soft", None)):
+                n = neuron_spec(kind, sspec, v_reset=v_reset, **extra)
+                spec = {"timeSteps": 6, "inputShape": [37], "encoding": "sequence", "layers": [n]}
+                out.append(run_forward_backward_case(f"neuron_{kind}_{sname}_{reset_name}", spec,
+                                                     neuron_input()))
+    n = neuron_spec("lif", SURROGATES_V2["erf"], 0.0, detach_reset=False)
+    spec = {"timeSteps": 6, "inputShape": [37], "encoding": "sequence", "layers": [n]}
+    out.append(run_forward_backward_case("neuron_lif_erf_hard_nodetach", spec, neuron_input()))
+    return out
+
+
+def pool(kind, k, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    s = {"type": kind, "kernelSize": [k, k], "stride": [stride or k] * 2, "padding": [padding] * 2}
+    if ceil_mode:
+        s["ceilMode"] = True
+    if not count_include_pad:
+        s["countIncludePad"] = False
+    return s
+
+
+def options_v2_cases():
+    """The options imported models commonly use: conv bias, BN without affine parameters,
+    ceil-mode max and average pooling, average pooling without the padding in its divisor."""
+    lif = neuron_spec("lif", SURROGATES_V2["erf"])
+    plif = neuron_spec("plif", SURROGATES_V2["softsign"], None, tau=2.0)
+    # conv(bias)-BN(affine off)-LIF, ceil max pool 7 -> 4, conv(bias)-BN-PLIF, ceil average pool
+    # 4 -> 3 (window 3, stride 2, padding 1, padding not counted), FC.
+    layers = [
+        conv(1, 4, 3, padding=1, bias=True), {**bn(4), "affine": False}, lif,
+        pool("maxPool2d", 2, ceil_mode=True),
+        conv(4, 6, 3, padding=1, bias=True), bn(6), plif,
+        pool("avgPool2d", 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+        {"type": "flatten"}, linear(6 * 3 * 3, 5),
+    ]
+    spec = {"timeSteps": 4, "inputShape": [1, 7, 7], "encoding": "direct", "layers": layers}
+    out = [
+        run_forward_backward_case("options_conv_bias_bn_affine_off_ceil_train", spec,
+                                  direct_image(2, 1, 7, 7, 2.0)),
+        run_forward_backward_case("options_conv_bias_bn_affine_off_ceil_eval", spec,
+                                  direct_image(2, 1, 7, 7, 2.0), training=False, eval_stats=True),
+    ]
+    # conv(bias)-neuron without BN, ceil max pool 8 -> 5 (window 3, stride 2, padding 1), ceil
+    # average pool 5 -> 3 whose last window holds one row and column of the input.
+    layers = [
+        conv(1, 4, 3, padding=1, bias=True), neuron_spec("if", SURROGATES_V2["pexp"]),
+        pool("maxPool2d", 3, stride=2, padding=1, ceil_mode=True),
+        conv(4, 4, 3, padding=1, bias=True), neuron_spec("lif", SURROGATES_V2["pleaky"], None),
+        pool("avgPool2d", 2, ceil_mode=True),
+        {"type": "flatten"}, linear(4 * 3 * 3, 3),
+    ]
+    spec = {"timeSteps": 4, "inputShape": [1, 8, 8], "encoding": "direct", "layers": layers}
+    out.append(run_forward_backward_case("options_conv_bias_neuron_ceil_train", spec,
+                                         direct_image(2, 1, 8, 8, 2.0)))
+    return out
 
 
 def main():

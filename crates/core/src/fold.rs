@@ -28,11 +28,18 @@ pub fn fold_batch_norm(model: &mut Model) -> Result<Model> {
             Some(f) => {
                 let w = get(&format!("{}.weight", f.conv))?;
                 let b = get(&format!("{}.bias", f.conv)).ok();
-                let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"]
-                    .map(|s| get(&format!("{}.{s}", f.bn)));
-                let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
+                let [mean, var] =
+                    ["running_mean", "running_var"].map(|s| get(&format!("{}.{s}", f.bn)));
+                let (mean, var) = (mean?, var?);
+                // A BN without `affine` has gamma 1 and beta 0 and no tensors for them.
+                let affine = |s: &str, default: f32| -> Result<Vec<f32>> {
+                    match f.affine {
+                        true => Ok(get(&format!("{}.{s}", f.bn))?.data().to_vec()),
+                        false => Ok(vec![default; var.numel()]),
+                    }
+                };
+                let (gamma, beta) = (affine("weight", 1.0)?, affine("bias", 0.0)?);
                 let scale: Vec<f64> = gamma
-                    .data()
                     .iter()
                     .zip(var.data())
                     .map(|(&g, &v)| g as f64 / (v as f64 + f.eps as f64).sqrt())
@@ -52,8 +59,7 @@ pub fn fold_batch_norm(model: &mut Model) -> Result<Model> {
                         let data = (0..scale.len())
                             .map(|c| {
                                 let b = b.map_or(0.0, |b| b.data()[c] as f64);
-                                (beta.data()[c] as f64 + (b - mean.data()[c] as f64) * scale[c])
-                                    as f32
+                                (beta[c] as f64 + (b - mean.data()[c] as f64) * scale[c]) as f32
                             })
                             .collect();
                         Tensor::from_vec(target.shape(), data)?
@@ -85,6 +91,7 @@ struct Fold {
     conv: String,
     bn: String,
     eps: f32,
+    affine: bool,
 }
 
 #[derive(Default)]
@@ -133,6 +140,7 @@ fn fold_list(old: &str, new: &str, list: &[LayerSpec], plan: &mut Plan) -> Vec<L
                     conv: o,
                     bn: format!("{old}.{}", i + 1),
                     eps: bn.eps,
+                    affine: bn.affine,
                 });
                 i += 2;
                 continue;
@@ -235,11 +243,14 @@ mod tests {
             {"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false},
             {"type":"batchNorm2d","numFeatures":4},{"type":"lif","vThreshold":0.5},
             {"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"padding":[1,1]},
-            {"type":"batchNorm2d","numFeatures":4,"eps":0.01},{"type":"lif","vThreshold":0.5},
+            {"type":"batchNorm2d","numFeatures":4,"eps":0.01,"affine":false},{"type":"lif","vThreshold":0.5},
             {"type":"flatten"},{"type":"linear","inFeatures":144,"outFeatures":3}]}"#,
         )
         .unwrap();
         let mut m = Model::from_spec(&spec, 5).unwrap();
+        let names: Vec<String> = m.state_tensors().into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"layers.1.weight".to_string()), "{names:?}");
+        assert!(!names.contains(&"layers.4.weight".to_string()), "affine: false, {names:?}");
         randomise_bn(&mut m, 1);
         let mut f = fold_batch_norm(&mut m).unwrap();
         assert_eq!(bn_count(&f.spec().layers), 0);

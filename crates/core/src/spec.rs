@@ -114,6 +114,10 @@ pub struct BatchNormSpec {
     /// Initial gamma; 0 gives the zero-init of a residual branch's last BN.
     #[serde(default = "one_f")]
     pub init_weight: f32,
+    /// Learnable per-channel weight and bias (PyTorch's `affine`); without them the layer
+    /// only normalises (gamma 1, beta 0, no parameters in the state).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub affine: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -125,6 +129,14 @@ pub struct PoolSpec {
     pub stride: Option<[usize; 2]>,
     #[serde(default)]
     pub padding: [usize; 2],
+    /// PyTorch's `ceil_mode`: a last partial window is kept when it starts inside the input or
+    /// its left padding.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ceil_mode: bool,
+    /// Average pooling only (PyTorch's `count_include_pad`): whether padded positions count in
+    /// a window's divisor.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub count_include_pad: bool,
 }
 
 /// The product of spiking self-attention on `[T, N, L, 3C]` (the channels of Q, K and V side
@@ -164,6 +176,28 @@ pub enum SurrogateSpec {
     SuperSpike {
         #[serde(default = "alpha_superspike")]
         alpha: f32,
+    },
+    /// SpikingJelly's Erf: `sg'(x) = alpha / sqrt(pi) exp(-(alpha x)^2)`.
+    Erf {
+        #[serde(default = "alpha_atan")]
+        alpha: f32,
+    },
+    /// SpikingJelly's SoftSign: `sg'(x) = alpha / (2 (1 + alpha |x|)^2)`.
+    SoftSign {
+        #[serde(default = "alpha_atan")]
+        alpha: f32,
+    },
+    /// SpikingJelly's PiecewiseExp: `sg'(x) = alpha / 2 exp(-alpha |x|)`.
+    PiecewiseExp {
+        #[serde(default = "one_f")]
+        alpha: f32,
+    },
+    /// SpikingJelly's PiecewiseLeakyReLU: `sg'(x) = 1 / (2 w)` for `|x| < w`, else `c`.
+    PiecewiseLeakyRelu {
+        #[serde(default = "one_f")]
+        w: f32,
+        #[serde(default = "leaky_c")]
+        c: f32,
     },
 }
 
@@ -322,6 +356,12 @@ fn one() -> usize {
 }
 fn one2() -> [usize; 2] {
     [1, 1]
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 fn yes() -> bool {
     true
@@ -531,6 +571,10 @@ fn check_layers(prefix: &str, layers: &[LayerSpec], depth: usize) -> crate::Resu
         }
     }
     Ok(())
+}
+
+fn leaky_c() -> f32 {
+    0.01
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ export const LAYER_TO_NIR: Record<string, string> = {
   conv2d: 'Conv2d (BN folded into its weight and bias; bias zeros when the conv has none)',
   linear: 'Affine (Linear without bias)',
   batchNorm2d: 'folded into the conv before it; a BN without a conv before it is refused',
-  avgPool2d: 'AvgPool2d (no padding)',
-  maxPool2d: 'SumPool2d + Threshold(0.5) when its input is spikes (the max of 0/1 values is their OR)',
+  avgPool2d: 'AvgPool2d (no padding; ceil mode only where the windows tile the input)',
+  maxPool2d:
+    'SumPool2d + Threshold(0.5) when its input is spikes (the max of 0/1 values is their OR; ceil mode only where the windows tile the input)',
   globalAvgPool: 'AvgPool2d over the whole map + Flatten',
   flatten: 'Flatten (start_dim 0)',
   dropout: 'nothing (identity at inference)',

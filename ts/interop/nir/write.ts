@@ -5,7 +5,7 @@
 
 import type { NamedTensor } from '../../checkpoint'
 import { DualstreamError } from '../../errors'
-import type { DualStage, LayerSpec, ModelSpec, NeuronParams } from '../../spec'
+import type { DualStage, LayerSpec, ModelSpec, NeuronParams, PoolSpec } from '../../spec'
 import type { NirGraph, NodeWithMeta, Tensor } from './graph'
 import { DEFAULT_DT, INSTEAD } from './primitives'
 
@@ -43,6 +43,12 @@ const SPIKING_TRANSFORMER = 'spiking transformers are not exported to NIR; save 
 
 function outSize(n: number, k: number, s: number, p: number, d = 1): number {
   return Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1
+}
+
+/** Ceil-mode output size (PyTorch: the last window must start inside the input or left padding). */
+function poolOutSize(n: number, k: number, s: number, p: number): number {
+  const out = Math.ceil((n + 2 * p - k) / s) + 1
+  return (out - 1) * s >= n + p ? out - 1 : out
 }
 
 class Writer {
@@ -140,7 +146,7 @@ class Writer {
       }
       case 'avgPool2d':
       case 'maxPool2d':
-        return this.pool(path, l.type, l.kernelSize, l.stride, l.padding, x)
+        return this.pool(path, l, x)
       case 'globalAvgPool':
         return this.gap(path, x)
       case 'flatten':
@@ -181,17 +187,17 @@ class Writer {
     return layers.reduce((s, l, i) => this.layer(`${path}.${i}`, l, s), x)
   }
 
-  pool(
-    path: string,
-    type: 'avgPool2d' | 'maxPool2d',
-    k: [number, number],
-    s: [number, number],
-    p: [number, number],
-    x: Signal,
-  ): Signal {
+  pool(path: string, l: PoolSpec, x: Signal): Signal {
+    const { type, kernelSize: k, stride: s, padding: p } = l
     const label = `${path} (${type})`
     const [c, h, w] = x.shape
     const shape = [c, outSize(h, k[0], s[0], p[0]), outSize(w, k[1], s[1], p[1])]
+    if (l.ceilMode && (poolOutSize(h, k[0], s[0], p[0]) !== shape[1] || poolOutSize(w, k[1], s[1], p[1]) !== shape[2]))
+      throw refuse(
+        label,
+        `ceil-mode pooling with a partial last window (on ${h}x${w})`,
+        'use ceilMode: false or an input size the windows tile (NIR pooling has no ceil mode)',
+      )
     if (type === 'avgPool2d') {
       if (p[0] !== 0 || p[1] !== 0)
         throw refuse(
@@ -270,7 +276,7 @@ class Writer {
     stages.forEach((st, i) => {
       const p = `${path}.stages.${i}`
       if (st.type !== 'block') {
-        o = this.pool(p, st.type, st.kernelSize, st.stride, st.padding, o)
+        o = this.pool(p, st, o)
         return
       }
       const s = this.list(`${p}.branch`, st.branch, o)

@@ -16,6 +16,7 @@ const pyBool = (b: boolean): string => (b ? 'True' : 'False')
 const pyPair = (p: Pair): string => `(${p[0]}, ${p[1]})`
 
 function pySurrogate(s: SurrogateSpec): string {
+  if (s.type === 'piecewiseLeakyRelu') return `surrogate.PiecewiseLeakyReLU(w=${pyFloat(s.w)}, c=${pyFloat(s.c)})`
   const a = pyFloat(s.alpha)
   switch (s.type) {
     case 'sigmoid':
@@ -26,6 +27,12 @@ function pySurrogate(s: SurrogateSpec): string {
       return `surrogate.PiecewiseQuadratic(alpha=${a})`
     case 'superSpike':
       return `SuperSpike(alpha=${a})`
+    case 'erf':
+      return `surrogate.Erf(alpha=${a})`
+    case 'softSign':
+      return `surrogate.SoftSign(alpha=${a})`
+    case 'piecewiseExp':
+      return `surrogate.PiecewiseExp(alpha=${a})`
     default:
       throw new DualstreamError(
         'ERR_SPEC',
@@ -72,12 +79,17 @@ export function layerPy(l: LayerSpec, indent: string): string {
       return `conv2d(${l.inChannels}, ${l.outChannels}, ${pyPair(l.kernelSize)}, stride=${pyPair(l.stride)}, padding=${pyPair(l.padding)}, dilation=${pyPair(l.dilation ?? [1, 1])}, groups=${l.groups ?? 1}, bias=${pyBool(l.bias)})`
     case 'linear':
       return `linear(${l.inFeatures}, ${l.outFeatures}, bias=${pyBool(l.bias)})`
-    case 'batchNorm2d':
-      return `batch_norm2d(${l.numFeatures}, eps=${pyFloat(l.eps)}, momentum=${pyFloat(l.momentum)}, init_weight=${pyFloat(l.initWeight ?? 1)})`
+    case 'batchNorm2d': {
+      const affine = l.affine === false ? ', affine=False' : ''
+      return `batch_norm2d(${l.numFeatures}, eps=${pyFloat(l.eps)}, momentum=${pyFloat(l.momentum)}, init_weight=${pyFloat(l.initWeight ?? 1)}${affine})`
+    }
     case 'maxPool2d':
-      return `max_pool2d(${pyPair(l.kernelSize)}, stride=${pyPair(l.stride)}, padding=${pyPair(l.padding)})`
-    case 'avgPool2d':
-      return `avg_pool2d(${pyPair(l.kernelSize)}, stride=${pyPair(l.stride)}, padding=${pyPair(l.padding)})`
+    case 'avgPool2d': {
+      const ceil = l.ceilMode ? ', ceil_mode=True' : ''
+      const pad = l.countIncludePad === false ? ', count_include_pad=False' : ''
+      const fn = l.type === 'maxPool2d' ? 'max_pool2d' : 'avg_pool2d'
+      return `${fn}(${pyPair(l.kernelSize)}, stride=${pyPair(l.stride)}, padding=${pyPair(l.padding)}${ceil}${pad})`
+    }
     case 'globalAvgPool':
       return 'GlobalAvgPool()'
     case 'flatten':

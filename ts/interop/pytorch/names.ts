@@ -48,7 +48,7 @@ function suffixes(l: LayerSpec): string[] {
     case 'linear':
       return l.bias ? ['weight', 'bias'] : ['weight']
     case 'batchNorm2d':
-      return ['weight', 'bias', 'running_mean', 'running_var']
+      return l.affine === false ? ['running_mean', 'running_var'] : ['weight', 'bias', 'running_mean', 'running_var']
     case 'plif':
       return ['w']
     default:

@@ -65,10 +65,11 @@ def conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, gr
                         dilation=dilation, groups=groups, bias=bias, step_mode="m")
 
 
-def batch_norm2d(num_features, eps, momentum, init_weight=1.0):
+def batch_norm2d(num_features, eps, momentum, init_weight=1.0, affine=True):
     """BN over T*N*H*W; init_weight 0 zero-initialises a residual branch's last BN."""
-    bn = layer.BatchNorm2d(num_features, eps=eps, momentum=momentum, step_mode="m")
-    nn.init.constant_(bn.weight, init_weight)
+    bn = layer.BatchNorm2d(num_features, eps=eps, momentum=momentum, affine=affine, step_mode="m")
+    if affine:
+        nn.init.constant_(bn.weight, init_weight)
     return bn
 
 
@@ -76,13 +77,14 @@ def linear(in_features, out_features, bias):
     return layer.Linear(in_features, out_features, bias=bias, step_mode="m")
 
 
-def max_pool2d(kernel_size, stride, padding):
-    return layer.MaxPool2d(kernel_size, stride=stride, padding=padding, step_mode="m")
+def max_pool2d(kernel_size, stride, padding, ceil_mode=False):
+    return layer.MaxPool2d(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                           step_mode="m")
 
 
-def avg_pool2d(kernel_size, stride, padding):
-    # count_include_pad=True: the padding counts in the divisor, as in dualstream.
-    return layer.AvgPool2d(kernel_size, stride=stride, padding=padding, step_mode="m")
+def avg_pool2d(kernel_size, stride, padding, ceil_mode=False, count_include_pad=True):
+    return layer.AvgPool2d(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                           count_include_pad=count_include_pad, step_mode="m")
 
 
 def dropout(p):

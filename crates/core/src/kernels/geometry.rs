@@ -88,7 +88,17 @@ pub fn out_size(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usiz
     Some((n + 2 * p - span) / s + 1)
 }
 
-/// Pooling window geometry for one input size (PyTorch floor mode, no dilation).
+/// Output length of one pooling axis. In `ceil_mode` (PyTorch's rule) a last partial window
+/// is kept when it starts inside the input or its left padding.
+pub fn pool_out_size(n: usize, k: usize, s: usize, p: usize, ceil_mode: bool) -> Option<usize> {
+    let floor = out_size(n, k, s, p, 1)?;
+    if !ceil_mode || (n + 2 * p - k).is_multiple_of(s) || floor * s >= n + p {
+        return Some(floor);
+    }
+    Some(floor + 1)
+}
+
+/// Pooling window geometry for one input size (no dilation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolGeom {
     pub h: usize,
@@ -101,8 +111,7 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
-    /// `None` if the window does not fit in the padded input or a size is zero. The caller
-    /// checks PyTorch's `padding <= kernel / 2`, which keeps every window partly inside.
+    /// Floor mode; see [`PoolGeom::with_ceil_mode`].
     pub fn new(
         h: usize,
         w: usize,
@@ -110,12 +119,35 @@ impl PoolGeom {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Option<Self> {
+        Self::with_ceil_mode(h, w, kernel, stride, padding, false)
+    }
+
+    /// `None` if the window does not fit in the padded input or a size is zero. The caller
+    /// checks PyTorch's `padding <= kernel / 2`, which keeps every window partly inside.
+    pub fn with_ceil_mode(
+        h: usize,
+        w: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        ceil_mode: bool,
+    ) -> Option<Self> {
         if kernel.contains(&0) || stride.contains(&0) || h == 0 || w == 0 {
             return None;
         }
-        let oh = out_size(h, kernel[0], stride[0], padding[0], 1)?;
-        let ow = out_size(w, kernel[1], stride[1], padding[1], 1)?;
+        let oh = pool_out_size(h, kernel[0], stride[0], padding[0], ceil_mode)?;
+        let ow = pool_out_size(w, kernel[1], stride[1], padding[1], ceil_mode)?;
         Some(PoolGeom { h, w, kernel, stride, padding, oh, ow })
+    }
+
+    /// The unpadded 2x2, stride-2 window whose outputs all lie inside the input (the fast
+    /// paths' case; a ceil-mode last partial window is not).
+    pub(crate) fn halving(&self) -> bool {
+        self.kernel == [2, 2]
+            && self.stride == [2, 2]
+            && self.padding == [0, 0]
+            && 2 * self.oh <= self.h
+            && 2 * self.ow <= self.w
     }
 
     /// Clipped input window `[y0, y1) x [x0, x1)` of output `(oy, ox)`.
@@ -129,5 +161,45 @@ impl PoolGeom {
             clip(x, self.w),
             clip(x + self.kernel[1] as isize, self.w),
         )
+    }
+
+    /// The divisor of average pooling at output `(oy, ox)`: with `count_include_pad` the window
+    /// clipped to the padded input (PyTorch's rule, the kernel area except for a ceil-mode
+    /// last window), else the number of input values in it.
+    pub(crate) fn divisor(&self, oy: usize, ox: usize, count_include_pad: bool) -> usize {
+        if !count_include_pad {
+            let (y0, y1, x0, x1) = self.window(oy, ox);
+            return (y1 - y0) * (x1 - x0);
+        }
+        let span = |o: usize, axis: usize, n: usize| {
+            let start = o * self.stride[axis];
+            (start + self.kernel[axis]).min(n + 2 * self.padding[axis]) - start
+        };
+        span(oy, 0, self.h) * span(ox, 1, self.w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceil_mode_keeps_a_last_window_that_starts_inside() {
+        // PyTorch: MaxPool2d(2, 2, ceil_mode=True) on 5 gives 3, (3, 2, pad 1) on 6 gives 4,
+        // and (2, 2, pad 1) on 5 gives 3: a 4th window would start in the right padding.
+        assert_eq!(pool_out_size(5, 2, 2, 0, true), Some(3));
+        assert_eq!(pool_out_size(5, 2, 2, 0, false), Some(2));
+        assert_eq!(pool_out_size(6, 3, 2, 1, true), Some(4));
+        assert_eq!(pool_out_size(6, 3, 2, 1, false), Some(3));
+        assert_eq!(pool_out_size(5, 2, 2, 1, true), Some(3));
+        assert_eq!(pool_out_size(4, 2, 2, 0, true), Some(2));
+        let g = PoolGeom::with_ceil_mode(5, 5, [2, 2], [2, 2], [0, 0], true).unwrap();
+        assert!(!g.halving());
+        assert_eq!(g.window(2, 2), (4, 5, 4, 5));
+        assert_eq!(g.divisor(2, 2, true), 1);
+        assert_eq!(g.divisor(1, 1, true), 4);
+        let g = PoolGeom::with_ceil_mode(6, 6, [3, 3], [2, 2], [1, 1], true).unwrap();
+        assert_eq!((g.divisor(0, 0, true), g.divisor(0, 0, false)), (9, 4));
+        assert_eq!((g.divisor(3, 0, true), g.divisor(3, 0, false)), (6, 2));
     }
 }

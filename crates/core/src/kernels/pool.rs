@@ -13,7 +13,7 @@ fn wide() -> bool {
 /// first maximum (NaN wins, as in PyTorch). Overwrites `y` and `argmax`.
 pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let halving = g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0];
+    let halving = g.halving();
     y.par_chunks_mut(ohw).zip(argmax.par_chunks_mut(ohw)).zip(x.par_chunks(hw)).for_each(
         |((ys, am), xs)| {
             if halving {
@@ -263,7 +263,7 @@ unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(
 /// without AVX2), any other window the generic one. Same values as [`maxpool2d_forward`], NaNs included.
 pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    if g.kernel != [2, 2] || g.stride != [2, 2] || g.padding != [0, 0] {
+    if !g.halving() {
         y.par_chunks_mut(ohw)
             .zip(x.par_chunks(hw))
             .for_each_init(|| vec![0u32; ohw], |am, (ys, xs)| maxpool_plane(g, xs, ys, am));
@@ -289,7 +289,7 @@ pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
 /// Routes each output gradient to its window's argmax; overwrites `dx`.
 pub fn maxpool2d_backward(g: &PoolGeom, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let halving = g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0];
+    let halving = g.halving();
     dx.par_chunks_mut(hw).zip(dy.par_chunks(ohw).zip(argmax.par_chunks(ohw))).for_each(
         |(dxs, (dys, am))| {
             if halving {
@@ -384,11 +384,11 @@ unsafe fn unpool_2x2_avx2(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) 
     }
 }
 
-/// Window mean with the padding counted in the divisor (`count_include_pad = true`), which in
-/// floor mode is always `kh * kw`. Overwrites `y`.
-pub fn avgpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
+/// Window mean over [`PoolGeom::divisor`] values: with `count_include_pad` the padding counts
+/// (in floor mode the divisor is always `kh * kw`), without it only the input values do.
+/// Overwrites `y`.
+pub fn avgpool2d_forward(g: &PoolGeom, count_include_pad: bool, x: &[f32], y: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let inv = 1.0 / (g.kernel[0] * g.kernel[1]) as f32;
     y.par_chunks_mut(ohw).zip(x.par_chunks(hw)).for_each(|(ys, xs)| {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
@@ -397,21 +397,21 @@ pub fn avgpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
                 for iy in y0..y1 {
                     s += xs[iy * g.w + x0..iy * g.w + x1].iter().sum::<f32>();
                 }
-                ys[oy * g.ow + ox] = s * inv;
+                ys[oy * g.ow + ox] = s * (1.0 / g.divisor(oy, ox, count_include_pad) as f32);
             }
         }
     });
 }
 
 /// Adjoint of [`avgpool2d_forward`]; overwrites `dx`.
-pub fn avgpool2d_backward(g: &PoolGeom, dy: &[f32], dx: &mut [f32]) {
+pub fn avgpool2d_backward(g: &PoolGeom, count_include_pad: bool, dy: &[f32], dx: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let inv = 1.0 / (g.kernel[0] * g.kernel[1]) as f32;
     dx.par_chunks_mut(hw).zip(dy.par_chunks(ohw)).for_each(|(dxs, dys)| {
         dxs.fill(0.0);
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let (y0, y1, x0, x1) = g.window(oy, ox);
+                let inv = 1.0 / g.divisor(oy, ox, count_include_pad) as f32;
                 let d = dys[oy * g.ow + ox] * inv;
                 for iy in y0..y1 {
                     for v in &mut dxs[iy * g.w + x0..iy * g.w + x1] {
@@ -455,8 +455,8 @@ mod tests {
             (13, 13, 2, 2),
             (6, 33, 2, 2),
         ] {
-            let g = PoolGeom::new(h, w, [k, k], [s, s], [0, 0]).unwrap();
-            for density in [0.0, 0.1, 1.0] {
+            for (ceil, density) in [(false, 0.0), (false, 0.1), (false, 1.0), (true, 0.1)] {
+                let g = PoolGeom::with_ceil_mode(h, w, [k, k], [s, s], [0, 0], ceil).unwrap();
                 let x: Vec<f32> = (0..5 * h * w)
                     .map(|_| match rng.uniform() {
                         u if u < 0.03 => f32::NAN,

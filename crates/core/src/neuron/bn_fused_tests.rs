@@ -64,7 +64,8 @@ fn cases() -> Vec<Case> {
 fn layers(case: &Case, seed: u64) -> (BatchNorm2d, NeuronLayer) {
     let mut rng = Rng::new(seed);
     let c = case.shape[2];
-    let spec = BatchNormSpec { num_features: c, eps: 1e-5, momentum: 0.1, init_weight: 1.0 };
+    let spec =
+        BatchNormSpec { num_features: c, eps: 1e-5, momentum: 0.1, init_weight: 1.0, affine: true };
     let mut bn = BatchNorm2d::new("blk.1", &spec).unwrap();
     let mut ps = Vec::new();
     bn.params(&mut ps);

@@ -15,7 +15,10 @@
 //! recomputes each block's `H_t` (bit-identical, same code) into a per-thread scratch just
 //! before the block runs back over time, and derives `S_t` from it. That also saves a
 //! `[T, N, ...]` buffer per layer.
-use super::surrogate::{AtanSg, PiecewiseQuadraticSg, SgFn, SigmoidSg, SuperSpikeSg, Surrogate};
+use super::surrogate::{
+    AtanSg, ErfSg, PiecewiseExpSg, PiecewiseLeakyReluSg, PiecewiseQuadraticSg, SgFn, SigmoidSg,
+    SoftSignSg, SuperSpikeSg, Surrogate,
+};
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
 use crate::kernels::connect::connect_in_place;
 use crate::kernels::geometry::{ConvGeom, PoolGeom};
@@ -1290,6 +1293,12 @@ fn backward_impl(
             ctx.dispatch(PiecewiseQuadraticSg::new(alpha), d, w_mode)
         }
         Surrogate::SuperSpike { alpha } => ctx.dispatch(SuperSpikeSg::new(alpha), d, w_mode),
+        Surrogate::Erf { alpha } => ctx.dispatch(ErfSg::new(alpha), d, w_mode),
+        Surrogate::SoftSign { alpha } => ctx.dispatch(SoftSignSg::new(alpha), d, w_mode),
+        Surrogate::PiecewiseExp { alpha } => ctx.dispatch(PiecewiseExpSg::new(alpha), d, w_mode),
+        Surrogate::PiecewiseLeakyRelu { w, c } => {
+            ctx.dispatch(PiecewiseLeakyReluSg::new(w, c), d, w_mode)
+        }
     };
     if let Some((sum_dy, sum_dy_xc)) = bn_out {
         for &(c, a, b) in outs.iter().flat_map(|o| o.sums.iter()) {

@@ -20,6 +20,14 @@ pub enum Surrogate {
     PiecewiseQuadratic { alpha: f32 },
     /// Fast sigmoid: `sg'(x) = 1 / (alpha |x| + 1)^2`.
     SuperSpike { alpha: f32 },
+    /// `sg'(x) = alpha / sqrt(pi) exp(-(alpha x)^2)`.
+    Erf { alpha: f32 },
+    /// `sg'(x) = alpha / (2 (1 + alpha |x|)^2)`.
+    SoftSign { alpha: f32 },
+    /// `sg'(x) = alpha / 2 exp(-alpha |x|)`.
+    PiecewiseExp { alpha: f32 },
+    /// `sg'(x) = 1 / (2 w)` for `|x| < w`, else `c` (SpikingJelly's PiecewiseLeakyReLU).
+    PiecewiseLeakyRelu { w: f32, c: f32 },
 }
 
 impl Surrogate {
@@ -33,6 +41,20 @@ impl Surrogate {
             }
             SurrogateSpec::SuperSpike { alpha } => {
                 ("superSpike", alpha, Surrogate::SuperSpike { alpha })
+            }
+            SurrogateSpec::Erf { alpha } => ("erf", alpha, Surrogate::Erf { alpha }),
+            SurrogateSpec::SoftSign { alpha } => ("softSign", alpha, Surrogate::SoftSign { alpha }),
+            SurrogateSpec::PiecewiseExp { alpha } => {
+                ("piecewiseExp", alpha, Surrogate::PiecewiseExp { alpha })
+            }
+            SurrogateSpec::PiecewiseLeakyRelu { w, c } => {
+                if !(c.is_finite() && c >= 0.0) {
+                    return Err(Error::spec(
+                        at,
+                        format!("surrogate piecewiseLeakyRelu: c must be finite and >= 0, got {c}"),
+                    ));
+                }
+                ("piecewiseLeakyRelu (w)", w, Surrogate::PiecewiseLeakyRelu { w, c })
             }
         };
         if !(alpha.is_finite() && alpha > 0.0) {
@@ -49,7 +71,12 @@ impl Surrogate {
             Surrogate::Sigmoid { alpha }
             | Surrogate::Atan { alpha }
             | Surrogate::PiecewiseQuadratic { alpha }
-            | Surrogate::SuperSpike { alpha } => alpha,
+            | Surrogate::SuperSpike { alpha }
+            | Surrogate::Erf { alpha }
+            | Surrogate::SoftSign { alpha }
+            | Surrogate::PiecewiseExp { alpha } => alpha,
+            // The width parameter plays alpha's role (1/w is the sharpness).
+            Surrogate::PiecewiseLeakyRelu { w, .. } => 1.0 / w,
         }
     }
 
@@ -71,6 +98,10 @@ impl Surrogate {
             Surrogate::Atan { alpha } => AtanSg::new(alpha).grad(x),
             Surrogate::PiecewiseQuadratic { alpha } => PiecewiseQuadraticSg::new(alpha).grad(x),
             Surrogate::SuperSpike { alpha } => SuperSpikeSg::new(alpha).grad(x),
+            Surrogate::Erf { alpha } => ErfSg::new(alpha).grad(x),
+            Surrogate::SoftSign { alpha } => SoftSignSg::new(alpha).grad(x),
+            Surrogate::PiecewiseExp { alpha } => PiecewiseExpSg::new(alpha).grad(x),
+            Surrogate::PiecewiseLeakyRelu { w, c } => PiecewiseLeakyReluSg::new(w, c).grad(x),
         }
     }
 
@@ -94,6 +125,25 @@ impl Surrogate {
                 }
             }
             Surrogate::SuperSpike { .. } => x / (1.0 + a * x.abs()),
+            Surrogate::Erf { .. } => 0.5 * (1.0 + erf(a * x)),
+            Surrogate::SoftSign { .. } => 0.5 * (a * x / (1.0 + a * x.abs()) + 1.0),
+            Surrogate::PiecewiseExp { .. } => {
+                if x < 0.0 {
+                    0.5 * (a * x).exp()
+                } else {
+                    1.0 - 0.5 * (-a * x).exp()
+                }
+            }
+            Surrogate::PiecewiseLeakyRelu { w, c } => {
+                let (w, c) = (w as f64, c as f64);
+                if x.abs() < w {
+                    x / (2.0 * w) + 0.5
+                } else if x < 0.0 {
+                    c * (x + w)
+                } else {
+                    c * (x - w) + 1.0
+                }
+            }
         }
     }
 }
@@ -174,6 +224,116 @@ impl SgFn for SuperSpikeSg {
     }
 }
 
+#[derive(Clone, Copy)]
+pub(crate) struct ErfSg {
+    alpha: f32,
+    scale: f32,
+}
+impl ErfSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        ErfSg { alpha, scale: alpha / PI.sqrt() }
+    }
+}
+impl SgFn for ErfSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        let u = x * self.alpha;
+        (-(u * u)).exp() * self.scale
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct SoftSignSg {
+    alpha: f32,
+}
+impl SoftSignSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        SoftSignSg { alpha }
+    }
+}
+impl SgFn for SoftSignSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        // SpikingJelly's order: 1 / (2 alpha (1/alpha + |x|)^2).
+        let d = 1.0 / self.alpha + x.abs();
+        1.0 / (2.0 * self.alpha * (d * d))
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct PiecewiseExpSg {
+    alpha: f32,
+}
+impl PiecewiseExpSg {
+    pub(crate) fn new(alpha: f32) -> Self {
+        PiecewiseExpSg { alpha }
+    }
+}
+impl SgFn for PiecewiseExpSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        self.alpha / 2.0 * (-self.alpha * x.abs()).exp()
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct PiecewiseLeakyReluSg {
+    w: f32,
+    inside: f32,
+    c: f32,
+}
+impl PiecewiseLeakyReluSg {
+    pub(crate) fn new(w: f32, c: f32) -> Self {
+        PiecewiseLeakyReluSg { w, inside: 1.0 / (2.0 * w), c }
+    }
+}
+impl SgFn for PiecewiseLeakyReluSg {
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        if x.abs() < self.w {
+            self.inside
+        } else {
+            self.c
+        }
+    }
+}
+
+/// The error function in f64 for `primitive` (the checks' reference): its Taylor series near 0,
+/// the continued fraction of erfc beyond |x| = 2.5; both to ~1e-15.
+fn erf(x: f64) -> f64 {
+    if x.abs() < 2.5 {
+        // sum_n (-1)^n x^(2n+1) / (n! (2n+1)), times 2/sqrt(pi).
+        let (mut term, mut sum, x2) = (x, x, x * x);
+        for n in 1..200 {
+            term *= -x2 / n as f64;
+            let add = term / (2 * n + 1) as f64;
+            sum += add;
+            if add.abs() < 1e-17 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc(|x|) by Lentz's continued fraction.
+        let z = x.abs();
+        let mut f = z;
+        let (mut c, mut d) = (z, 0.0f64);
+        for k in 1..300 {
+            let a = k as f64 / 2.0;
+            d = z + a * d;
+            c = z + a / c;
+            d = 1.0 / d;
+            let delta = c * d;
+            f *= delta;
+            if (delta - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        let erfc = (-z * z).exp() / (f * std::f64::consts::PI.sqrt());
+        x.signum() * (1.0 - erfc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +344,10 @@ mod tests {
             Surrogate::Atan { alpha: 2.0 * alpha_scale },
             Surrogate::PiecewiseQuadratic { alpha: 1.0 * alpha_scale },
             Surrogate::SuperSpike { alpha: 100.0 * alpha_scale },
+            Surrogate::Erf { alpha: 2.0 * alpha_scale },
+            Surrogate::SoftSign { alpha: 2.0 * alpha_scale },
+            Surrogate::PiecewiseExp { alpha: 1.0 * alpha_scale },
+            Surrogate::PiecewiseLeakyRelu { w: 0.8 / alpha_scale, c: 0.01 },
         ]
     }
 
@@ -212,8 +376,16 @@ mod tests {
                             continue;
                         }
                     }
-                    if let Surrogate::SuperSpike { .. } = sg {
+                    if let Surrogate::SuperSpike { .. }
+                    | Surrogate::SoftSign { .. }
+                    | Surrogate::PiecewiseExp { .. } = sg
+                    {
                         if xd == 0.0 {
+                            continue;
+                        }
+                    }
+                    if let Surrogate::PiecewiseLeakyRelu { w, .. } = sg {
+                        if (xd.abs() - w as f64).abs() < 1e-3 {
                             continue;
                         }
                     }

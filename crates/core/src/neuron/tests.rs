@@ -193,6 +193,10 @@ fn configs() -> Vec<(NeuronKind, NeuronSpec)> {
         SurrogateSpec::Atan { alpha: 2.0 },
         SurrogateSpec::PiecewiseQuadratic { alpha: 1.0 },
         SurrogateSpec::SuperSpike { alpha: 100.0 },
+        SurrogateSpec::Erf { alpha: 2.0 },
+        SurrogateSpec::SoftSign { alpha: 2.0 },
+        SurrogateSpec::PiecewiseExp { alpha: 1.0 },
+        SurrogateSpec::PiecewiseLeakyRelu { w: 1.0, c: 0.01 },
     ];
     let kinds = [
         (NeuronKind::If, true),
@@ -240,6 +244,25 @@ fn sg_ref(s: &SurrogateSpec, x: f64) -> f64 {
             (a - a * a * x.abs()).max(0.0)
         }
         SurrogateSpec::SuperSpike { alpha } => 1.0 / (alpha as f64 * x.abs() + 1.0).powi(2),
+        SurrogateSpec::Erf { alpha } => {
+            let a = alpha as f64;
+            a / std::f64::consts::PI.sqrt() * (-(a * x).powi(2)).exp()
+        }
+        SurrogateSpec::SoftSign { alpha } => {
+            let a = alpha as f64;
+            a / (2.0 * (1.0 + a * x.abs()).powi(2))
+        }
+        SurrogateSpec::PiecewiseExp { alpha } => {
+            let a = alpha as f64;
+            a / 2.0 * (-a * x.abs()).exp()
+        }
+        SurrogateSpec::PiecewiseLeakyRelu { w, c } => {
+            if x.abs() < w as f64 {
+                1.0 / (2.0 * w as f64)
+            } else {
+                c as f64
+            }
+        }
     }
 }
 

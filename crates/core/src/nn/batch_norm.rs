@@ -49,6 +49,15 @@ impl BatchNorm2d {
         if !spec.init_weight.is_finite() {
             return Err(Error::value(&label, "a finite initWeight", spec.init_weight));
         }
+        if !spec.affine && spec.init_weight != 1.0 {
+            return Err(Error::spec(
+                &label,
+                format!(
+                    "affine: false has no weight to initialise, got initWeight {}",
+                    spec.init_weight
+                ),
+            ));
+        }
         Ok(BatchNorm2d {
             label,
             spec: spec.clone(),
@@ -212,8 +221,10 @@ impl BatchNorm2d {
         for ch in 0..c {
             let is = self.invstd[ch] as f64;
             let (sd, sdx) = (self.sum_dy[ch], self.sum_dy_xc[ch]);
-            self.weight.grad.data_mut()[ch] += (sdx * is) as f32;
-            self.bias.grad.data_mut()[ch] += sd as f32;
+            if self.spec.affine {
+                self.weight.grad.data_mut()[ch] += (sdx * is) as f32;
+                self.bias.grad.data_mut()[ch] += sd as f32;
+            }
             let gi = gamma[ch] as f64 * is;
             a[ch] = gi as f32;
             if batch_stats {
@@ -324,8 +335,11 @@ impl Layer for BatchNorm2d {
 
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         let name = self.weight.name.trim_end_matches(".weight").to_string();
-        visitor.param(&mut self.weight);
-        visitor.param(&mut self.bias);
+        // Without `affine`, gamma stays 1 and beta 0: constants, not parameters.
+        if self.spec.affine {
+            visitor.param(&mut self.weight);
+            visitor.param(&mut self.bias);
+        }
         visitor
             .buffer(Buffer { name: format!("{name}.running_mean"), value: &mut self.running_mean });
         visitor
@@ -341,7 +355,7 @@ mod tests {
     use crate::rng::Rng;
 
     fn spec(c: usize) -> BatchNormSpec {
-        BatchNormSpec { num_features: c, eps: 1e-5, momentum: 0.1, init_weight: 1.0 }
+        BatchNormSpec { num_features: c, eps: 1e-5, momentum: 0.1, init_weight: 1.0, affine: true }
     }
 
     fn randomised(c: usize, rng: &mut Rng) -> BatchNorm2d {
@@ -427,6 +441,31 @@ mod tests {
         bn.buffers(&mut bufs);
         let names: Vec<_> = bufs.iter().map(|b| b.name.clone()).collect();
         assert_eq!(names, ["layers.2.running_mean", "layers.2.running_var"]);
+    }
+
+    #[test]
+    fn without_affine_it_only_normalises_and_has_no_parameters() {
+        let mut rng = Rng::new(34);
+        let plain = BatchNormSpec { affine: false, ..spec(3) };
+        let mut bn = BatchNorm2d::new("layers.2", &plain).unwrap();
+        let mut params = Vec::new();
+        bn.params(&mut params);
+        assert!(params.is_empty());
+        let mut bufs = Vec::new();
+        bn.buffers(&mut bufs);
+        assert_eq!(bufs.len(), 2);
+        let x = random_tensor(&mut rng, &[2, 3, 3, 2, 3]);
+        let mut y = Tensor::default();
+        bn.forward(&x, &mut y, true).unwrap();
+        // The same output as an affine BN with gamma 1 and beta 0.
+        let mut unit = BatchNorm2d::new("layers.2", &spec(3)).unwrap();
+        let mut want = Tensor::default();
+        unit.forward(&x, &mut want, true).unwrap();
+        assert_eq!(y, want);
+        check_gradients(&bn, &x, 5, 1e-2, 2e-3, 5e-3);
+        let err =
+            BatchNorm2d::new("layers.3", &BatchNormSpec { init_weight: 0.0, ..plain }).unwrap_err();
+        assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.3"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ struct Window {
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
+    ceil_mode: bool,
 }
 
 impl Window {
@@ -38,27 +39,53 @@ impl Window {
                 ),
             ));
         }
-        Ok(Window { label, kernel, stride, padding: spec.padding })
+        Ok(Window { label, kernel, stride, padding: spec.padding, ceil_mode: spec.ceil_mode })
     }
 
     fn geometry(&self, input: &[usize]) -> Result<PoolGeom> {
         expect_sample_rank(&self.label, input, 3, "[T, N, C, H, W]")?;
-        PoolGeom::new(input[3], input[4], self.kernel, self.stride, self.padding).ok_or_else(|| {
-            Error::shape(
-                &self.label,
-                format!(
-                    "[T, N, C, H, W] with H >= {} and W >= {}",
-                    self.kernel[0].saturating_sub(2 * self.padding[0]).max(1),
-                    self.kernel[1].saturating_sub(2 * self.padding[1]).max(1)
-                ),
-                input,
-            )
-        })
+        let [h, w] = [input[3], input[4]];
+        PoolGeom::with_ceil_mode(h, w, self.kernel, self.stride, self.padding, self.ceil_mode)
+            .ok_or_else(|| {
+                Error::shape(
+                    &self.label,
+                    format!(
+                        "[T, N, C, H, W] with H >= {} and W >= {}",
+                        self.kernel[0].saturating_sub(2 * self.padding[0]).max(1),
+                        self.kernel[1].saturating_sub(2 * self.padding[1]).max(1)
+                    ),
+                    input,
+                )
+            })
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let g = self.geometry(input)?;
         Ok(vec![input[0], input[1], input[2], g.oh, g.ow])
+    }
+
+    /// The geometry of a forward on `input`, with `output` sized for it.
+    fn forward_geometry(&self, input: &[usize], output: &mut Tensor) -> Result<PoolGeom> {
+        let g = self.geometry(input)?;
+        output.resize_for_overwrite(&[input[0], input[1], input[2], g.oh, g.ow]);
+        Ok(g)
+    }
+
+    /// The geometry of a backward on `input`, once `grad_output` is checked against the
+    /// forward's `output`, with `grad_input` sized for it.
+    fn backward_geometry(
+        &self,
+        input: &Tensor,
+        output: &Tensor,
+        grad_output: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<PoolGeom> {
+        let (input, grad_output) = (input.shape(), grad_output.shape());
+        let g = self.geometry(input)?;
+        check_grad_output(&self.label, output.shape(), grad_output)?;
+        check_grad_output(&self.label, &self.output_shape(input)?, grad_output)?;
+        grad_input.resize_for_overwrite(input);
+        Ok(g)
     }
 }
 
@@ -72,18 +99,29 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     pub fn new(name: &str, spec: &PoolSpec) -> Result<Self> {
-        Ok(MaxPool2d {
-            win: Window::new(format!("{name} (maxPool2d)"), spec)?,
-            argmax: Vec::new(),
-            last_input: None,
-        })
+        let label = format!("{name} (maxPool2d)");
+        if !spec.count_include_pad {
+            return Err(Error::spec(
+                &label,
+                "countIncludePad applies to average pooling only (max pooling has no divisor)",
+            ));
+        }
+        Ok(MaxPool2d { win: Window::new(label, spec)?, argmax: Vec::new(), last_input: None })
     }
-}
 
-impl MaxPool2d {
-    /// Whether the window is 2x2 with stride 2 and no padding.
+    /// Whether the window is 2x2 with stride 2, no padding and no ceil-mode partial window.
     pub(crate) fn halves(&self) -> bool {
-        self.win.kernel == [2, 2] && self.win.stride == [2, 2] && self.win.padding == [0, 0]
+        let w = &self.win;
+        w.kernel == [2, 2] && w.stride == [2, 2] && w.padding == [0, 0] && !w.ceil_mode
+    }
+
+    /// The geometry of `input` if every plane's size fits the argmax's u32.
+    fn argmax_geometry(&self, input: &[usize]) -> Result<PoolGeom> {
+        let g = self.win.geometry(input)?;
+        if g.h * g.w > u32::MAX as usize {
+            return Err(Error::shape(&self.win.label, "H * W < 2^32", input));
+        }
+        Ok(g)
     }
 }
 
@@ -102,11 +140,8 @@ impl SpikePool for MaxPool2d {
                 "a fused forward needs a 2x2, stride-2 window",
             ));
         }
-        let g = self.win.geometry(input)?;
-        if g.h * g.w > u32::MAX as usize {
-            return Err(Error::shape(&self.win.label, "H * W < 2^32", input));
-        }
-        output.resize_for_overwrite(&self.win.output_shape(input)?);
+        self.argmax_geometry(input)?;
+        let g = self.win.forward_geometry(input, output)?;
         self.argmax.resize(output.numel(), 0);
         self.last_input = Some(input.to_vec());
         Ok((g, &mut self.argmax))
@@ -145,12 +180,8 @@ impl Layer for MaxPool2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        let g = self.win.geometry(input.shape())?;
-        let shape = self.win.output_shape(input.shape())?;
-        if g.h * g.w > u32::MAX as usize {
-            return Err(Error::shape(&self.win.label, "H * W < 2^32", input.shape()));
-        }
-        output.resize_for_overwrite(&shape);
+        self.argmax_geometry(input.shape())?;
+        let g = self.win.forward_geometry(input.shape(), output)?;
         if !training {
             // No backward follows an eval-mode forward (the model only backpropagates after a
             // training forward), so the argmax is not needed.
@@ -177,14 +208,7 @@ impl Layer for MaxPool2d {
                 "backward needs a forward on the same input shape first",
             ));
         }
-        let g = self.win.geometry(input.shape())?;
-        check_grad_output(&self.win.label, output.shape(), grad_output.shape())?;
-        check_grad_output(
-            &self.win.label,
-            &self.win.output_shape(input.shape())?,
-            grad_output.shape(),
-        )?;
-        grad_input.resize_for_overwrite(input.shape());
+        let g = self.win.backward_geometry(input, output, grad_output, grad_input)?;
         maxpool2d_backward(&g, grad_output.data(), &self.argmax, grad_input.data_mut());
         Ok(())
     }
@@ -198,11 +222,15 @@ impl Layer for MaxPool2d {
 #[derive(Clone, Debug)]
 pub struct AvgPool2d {
     win: Window,
+    count_include_pad: bool,
 }
 
 impl AvgPool2d {
     pub fn new(name: &str, spec: &PoolSpec) -> Result<Self> {
-        Ok(AvgPool2d { win: Window::new(format!("{name} (avgPool2d)"), spec)? })
+        Ok(AvgPool2d {
+            win: Window::new(format!("{name} (avgPool2d)"), spec)?,
+            count_include_pad: spec.count_include_pad,
+        })
     }
 }
 
@@ -221,9 +249,8 @@ impl Layer for AvgPool2d {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
-        let g = self.win.geometry(input.shape())?;
-        output.resize_for_overwrite(&self.win.output_shape(input.shape())?);
-        avgpool2d_forward(&g, input.data(), output.data_mut());
+        let g = self.win.forward_geometry(input.shape(), output)?;
+        avgpool2d_forward(&g, self.count_include_pad, input.data(), output.data_mut());
         Ok(())
     }
 
@@ -234,15 +261,8 @@ impl Layer for AvgPool2d {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let g = self.win.geometry(input.shape())?;
-        check_grad_output(&self.win.label, output.shape(), grad_output.shape())?;
-        check_grad_output(
-            &self.win.label,
-            &self.win.output_shape(input.shape())?,
-            grad_output.shape(),
-        )?;
-        grad_input.resize_for_overwrite(input.shape());
-        avgpool2d_backward(&g, grad_output.data(), grad_input.data_mut());
+        let g = self.win.backward_geometry(input, output, grad_output, grad_input)?;
+        avgpool2d_backward(&g, self.count_include_pad, grad_output.data(), grad_input.data_mut());
         Ok(())
     }
 }
@@ -305,110 +325,4 @@ impl Layer for GlobalAvgPool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::nn::gradcheck::{check_gradients, random_tensor};
-    use crate::rng::Rng;
-
-    fn pool(k: usize, s: Option<usize>, p: usize) -> PoolSpec {
-        PoolSpec { kernel_size: [k, k], stride: s.map(|s| [s, s]), padding: [p, p] }
-    }
-
-    /// Distinct values at least 0.1 apart, so that no finite-difference step changes an argmax.
-    fn tie_free(rng: &mut Rng, shape: &[usize]) -> Tensor {
-        let n = crate::tensor::numel(shape);
-        let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.1 - n as f32 * 0.05).collect();
-        rng.shuffle(&mut v);
-        Tensor::from_vec(shape, v).unwrap()
-    }
-
-    #[test]
-    fn maxpool_gradients_match_finite_differences() {
-        let mut rng = Rng::new(41);
-        for (i, (spec, h, w)) in
-            [(pool(2, None, 0), 4, 5), (pool(3, Some(2), 1), 5, 6), (pool(3, Some(1), 1), 3, 4)]
-                .iter()
-                .enumerate()
-        {
-            let mp = MaxPool2d::new(&format!("layers.{i}"), spec).unwrap();
-            let x = tie_free(&mut rng, &[2, 2, 2, *h, *w]);
-            check_gradients(&mp, &x, 3, 1e-3, 1e-3, 1e-3);
-        }
-    }
-
-    #[test]
-    fn maxpool_pads_with_negative_infinity_and_picks_the_first_maximum() {
-        let mut mp = MaxPool2d::new("mp", &pool(2, Some(2), 1)).unwrap();
-        let x = Tensor::from_vec(&[1, 1, 1, 2, 2], vec![-5.0, -3.0, -3.0, -7.0]).unwrap();
-        let mut y = Tensor::default();
-        mp.forward(&x, &mut y, true).unwrap();
-        assert_eq!(y.shape(), &[1, 1, 1, 2, 2]);
-        assert_eq!(y.data(), &[-5.0, -3.0, -3.0, -7.0]);
-        let mut mp = MaxPool2d::new("mp", &pool(2, None, 0)).unwrap();
-        let x = Tensor::from_vec(&[1, 1, 1, 2, 2], vec![1.0, 2.0, 2.0, 0.0]).unwrap();
-        mp.forward(&x, &mut y, true).unwrap();
-        let mut gx = Tensor::default();
-        mp.backward(&x, &y, &Tensor::full(&[1, 1, 1, 1, 1], 1.0), &mut gx).unwrap();
-        assert_eq!(gx.data(), &[0.0, 1.0, 0.0, 0.0]);
-    }
-
-    #[test]
-    fn avgpool_counts_padding_and_gradients_match() {
-        let mut ap = AvgPool2d::new("ap", &pool(2, Some(2), 1)).unwrap();
-        let x = Tensor::from_vec(&[1, 1, 1, 2, 2], vec![4.0, 8.0, 12.0, 16.0]).unwrap();
-        let mut y = Tensor::default();
-        ap.forward(&x, &mut y, true).unwrap();
-        assert_eq!(y.data(), &[1.0, 2.0, 3.0, 4.0]);
-        let mut rng = Rng::new(42);
-        for (i, (spec, h, w)) in
-            [(pool(2, None, 0), 4, 5), (pool(3, Some(2), 1), 5, 6)].iter().enumerate()
-        {
-            let ap = AvgPool2d::new(&format!("layers.{i}"), spec).unwrap();
-            let x = random_tensor(&mut rng, &[2, 2, 3, *h, *w]);
-            check_gradients(&ap, &x, 3, 1e-2, 1e-3, 1e-3);
-        }
-    }
-
-    #[test]
-    fn global_avg_pool_means_and_gradients() {
-        let mut gap = GlobalAvgPool::new("gap");
-        let mut rng = Rng::new(43);
-        let x = random_tensor(&mut rng, &[2, 3, 4, 2, 3]);
-        let mut y = Tensor::default();
-        gap.forward(&x, &mut y, true).unwrap();
-        assert_eq!(y.shape(), &[2, 3, 4]);
-        let want: f32 = x.data()[6..12].iter().sum::<f32>() / 6.0;
-        assert!((y.data()[1] - want).abs() < 1e-6);
-        check_gradients(&gap, &x, 3, 1e-2, 1e-3, 1e-3);
-    }
-
-    #[test]
-    fn errors_name_the_layer() {
-        let mp = MaxPool2d::new("layers.6", &pool(2, None, 0)).unwrap();
-        let err = mp.output_shape(&[2, 3, 8, 8]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "layers.6 (maxPool2d): expected shape [T, N, C, H, W], got [2, 3, 8, 8]"
-        );
-        let err = mp.output_shape(&[2, 3, 4, 1, 8]).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.6"));
-        let err = AvgPool2d::new("layers.7", &pool(2, None, 0))
-            .unwrap()
-            .output_shape(&[1, 2, 3])
-            .unwrap_err();
-        assert!(err.to_string().contains("layers.7 (avgPool2d)"));
-        let err = GlobalAvgPool::new("layers.8").output_shape(&[1, 2, 3]).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.8"));
-        for bad in [pool(0, None, 0), pool(2, Some(0), 0), pool(2, None, 2)] {
-            let err = MaxPool2d::new("layers.9", &bad).unwrap_err();
-            assert!(
-                matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.9"),
-                "{err}"
-            );
-        }
-        let mut mp = MaxPool2d::new("layers.6", &pool(2, None, 0)).unwrap();
-        let x = Tensor::zeros(&[1, 1, 1, 2, 2]);
-        let mut gx = Tensor::default();
-        assert_eq!(mp.backward(&x, &x, &x, &mut gx).unwrap_err().code(), "ERR_STATE");
-    }
-}
+mod tests;

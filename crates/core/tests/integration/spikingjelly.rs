@@ -1,8 +1,10 @@
 //! Reproduces SpikingJelly's numbers: every JSON fixture in `tests/fixtures/spikingjelly/`
-//! (written by `scripts/reference/make-fixtures.sh`, SpikingJelly activation_based, multi-step,
-//! float32) and in `tests/fixtures/spikingjelly-2/` (SpikingJelly 2.x's Spikformer, written by
-//! `scripts/reference/make_spikformer_fixtures.py`) is rebuilt with our engine from its model spec and initial parameters/buffers, and
-//! every stored tensor is compared.
+//! (written by `scripts/reference/make-fixtures.sh`, SpikingJelly 0.0.0.0.14) and in
+//! `tests/fixtures/spikingjelly-2/` (SpikingJelly 2: its other surrogates, conv bias, BN without
+//! affine parameters, ceil-mode pooling, average pooling without the padding in its divisor, by
+//! `make-fixtures-2.sh`; its Spikformer with ADD and IAND residuals, by
+//! `make_spikformer_fixtures.py`), activation_based, multi-step, float32, is rebuilt with our
+//! engine from its model spec and initial parameters/buffers, and every stored tensor is compared.
 //!
 //! Error measure, per tensor: `max_i |ours_i - ref_i| / max(max_i |ref_i|, 1e-6)`, i.e. the
 //! largest absolute difference relative to the reference tensor's largest magnitude; it must be
@@ -151,6 +153,15 @@ fn build_model(f: &Value) -> R<Model> {
     let spec: ModelSpec = serde_json::from_value(field(f, "spec")?.clone())
         .map_err(|e| format!("spec does not parse: {e}"))?;
     let mut model = Model::from_spec(&spec, 0).map_err(|e| format!("Model::from_spec: {e:?}"))?;
+    // The same parameter set as SpikingJelly's network (a BN without affine parameters has none).
+    let mut ours: Vec<String> = model.param_shapes().into_iter().map(|(n, _)| n).collect();
+    let mut theirs: Vec<String> =
+        named_tensors(field(f, "params")?)?.into_iter().map(|(n, _)| n).collect();
+    ours.sort();
+    theirs.sort();
+    if ours != theirs {
+        return Err(format!("parameters: ours {ours:?}, SpikingJelly's {theirs:?}"));
+    }
     for (name, t) in named_tensors(field(f, "params")?)? {
         model.set_param(&name, &t).map_err(|e| format!("set_param({name}): {e:?}"))?;
     }
@@ -235,24 +246,24 @@ fn run_training(check: &mut Check, f: &Value) -> R<()> {
 
 #[test]
 fn spikingjelly_fixtures() {
-    run_fixture_dir(&fixtures_dir(), "scripts/reference/make-fixtures.sh");
+    run_fixtures(&fixtures_dir(), "make-fixtures.sh");
 }
 
-/// SpikingJelly 2.x's Spikformer with ADD and with IAND residuals: outputs, input and
-/// parameter gradients, BN statistics, and parameters after 3 SGD steps.
+/// SpikingJelly 2: the surrogates and layer options, and the Spikformer (outputs, input and
+/// parameter gradients, BN statistics, parameters after 3 SGD steps).
 #[test]
-fn spikingjelly_2_spikformer_fixtures() {
-    run_fixture_dir(&spikingjelly_2_dir(), "scripts/reference/make_spikformer_fixtures.py");
+fn spikingjelly_2_fixtures() {
+    run_fixtures(&spikingjelly_2_dir(), "make-fixtures-2.sh or make_spikformer_fixtures.py");
 }
 
-fn run_fixture_dir(dir: &Path, script: &str) {
+fn run_fixtures(dir: &Path, script: &str) {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no fixtures in {}: run {script}", dir.display());
+    assert!(!paths.is_empty(), "no fixtures in {}: run scripts/reference/{script}", dir.display());
 
     let mut failures = Vec::new();
     for path in &paths {

@@ -214,12 +214,12 @@ fn full_spike_dual_stream_blocks_join_in_their_last_conv_pass_with_the_same_bits
 
 #[test]
 fn inference_feeds_each_conv_to_its_neuron_in_cache_with_the_same_spikes() {
-    // conv-BN-LIF stem, a SEW block (conv-BN-PLIF-conv-BN-LIF), a pool, a conv with bias
-    // straight into IF, a conv-BN-LIF ending the sequence (writes the caller's output),
-    // and a conv-BN without a neuron.
+    // conv-BN-LIF stem (a BN without affine parameters), a SEW block (conv-BN-PLIF-conv-BN-LIF),
+    // a pool, a conv with bias straight into IF, a conv-BN-LIF ending the sequence (writes the
+    // caller's output), and a conv-BN without a neuron.
     let layers = specs(
         r#"[{"type":"conv2d","inChannels":2,"outChannels":8,"kernelSize":[3,3],"padding":[1,1],"bias":false},
-            {"type":"batchNorm2d","numFeatures":8},{"type":"lif","tau":2.0,"vThreshold":0.5},
+            {"type":"batchNorm2d","numFeatures":8,"affine":false},{"type":"lif","tau":2.0,"vThreshold":0.5},
             {"type":"sewBlock","connect":"iand","branch":[
               {"type":"conv2d","inChannels":8,"outChannels":8,"kernelSize":[3,3],"padding":[1,1],"bias":false},
               {"type":"batchNorm2d","numFeatures":8},{"type":"plif","vReset":null},
@@ -415,15 +415,16 @@ fn a_max_pool_after_a_fused_pair_pools_its_spikes_in_cache_with_the_same_bits() 
 
 #[test]
 fn fused_bn_neuron_pairs_match_the_unfused_layers_inside_blocks_too() {
-    // Stem conv-BN-LIF, a SEW block whose branch is conv-BN-PLIF-conv-BN-LIF, a BN-IF pair
-    // after a pool (its input is spikes: not fused, since the BN input is then not kept
-    // as f32), pooling and a linear head.
+    // Stem conv-BN-LIF, a SEW block whose branch is conv-BN-PLIF-conv-BN-LIF (the first BN
+    // without affine parameters), a BN-IF pair after a pool (its input is spikes: not fused,
+    // since the BN input is then not kept as f32), pooling and a linear head. Every conv has
+    // a bias.
     let layers = specs(
         r#"[{"type":"conv2d","inChannels":2,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
             {"type":"batchNorm2d","numFeatures":6},{"type":"lif","tau":2.0},
             {"type":"sewBlock","connect":"iand","branch":[
               {"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
-              {"type":"batchNorm2d","numFeatures":6},{"type":"plif","vReset":null},
+              {"type":"batchNorm2d","numFeatures":6,"affine":false},{"type":"plif","vReset":null},
               {"type":"conv2d","inChannels":6,"outChannels":6,"kernelSize":[3,3],"padding":[1,1]},
               {"type":"batchNorm2d","numFeatures":6},{"type":"lif","detachReset":true}]},
             {"type":"maxPool2d","kernelSize":[2,2]},

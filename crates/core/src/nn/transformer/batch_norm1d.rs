@@ -63,6 +63,12 @@ impl BatchNorm1d {
         if !spec.init_weight.is_finite() {
             return Err(Error::value(&label, "a finite initWeight", spec.init_weight));
         }
+        if !spec.affine {
+            return Err(Error::spec(
+                &label,
+                "affine: false is supported by batchNorm2d only; batchNorm1d keeps its weight and bias",
+            ));
+        }
         Ok(BatchNorm1d {
             label,
             spec: spec.clone(),
