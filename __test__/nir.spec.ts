@@ -415,6 +415,12 @@ test('dualstream export --format nir and dualstream import round-trip a checkpoi
   const x = inputs(3 * 784, 1, 41, 2)
   const folded = await (await model.toFullSpike()).foldBatchNorm()
   t.deepEqual(await imported.predict(x, 3), await folded.predict(x, 3))
+  // Without --format, an --out ending in .nir selects NIR; the file is HDF5, not safetensors.
+  const byExtension = join(dir, 'cli-ext.nir')
+  r = run('export', checkpoint, '--out', byExtension, '--json')
+  t.is(r.status, 0, r.stderr)
+  t.like(JSON.parse(r.stdout), { format: 'nir', out: byExtension })
+  t.deepEqual([...readFileSync(byExtension).subarray(0, 8)], [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
   r = run('export', checkpoint, '--format', 'onnx', '--out', nir)
   t.is(r.status, 2)
   t.regex(r.stderr, /--format: expected one of safetensors, nir/)

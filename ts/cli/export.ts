@@ -26,7 +26,8 @@ and schedule), config.json, spec.json, README.md (see docs/interop-pytorch.md).
 
 Options:
   --out <file|dir>      the exported file, or the folder for --format pytorch (required)
-  --format <f>          safetensors (default), nir or pytorch
+  --format <f>          safetensors, nir or pytorch (default: nir for an --out ending in
+                        .nir, else safetensors)
   --dt <seconds>        nir: seconds per simulation step (default 1e-4)
   --json                one JSON object on stdout
   -h, --help            this help
@@ -59,7 +60,7 @@ export async function exportModel(argv: string[]): Promise<number> {
     'export --format',
     values.format as string | undefined,
     ['safetensors', 'nir', 'pytorch'] as const,
-    'safetensors',
+    values.out.toLowerCase().endsWith('.nir') ? 'nir' : 'safetensors',
   )
   const folder = format === 'pytorch'
   if (values.out.trim() === '' || (!folder && values.out.endsWith('/')))
