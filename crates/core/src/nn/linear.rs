@@ -64,15 +64,12 @@ impl Linear {
     }
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
-        let what = format!("[T, N, {}]", self.spec.in_features);
-        if input.len() == 4 {
-            if input[3] != self.spec.in_features {
-                let tokens = format!("[T, N, L, {}] (tokens)", self.spec.in_features);
-                return Err(Error::shape(&self.label, tokens, input));
-            }
+        let f = self.spec.in_features;
+        if input.len() == 4 && input[3] == f {
             return Ok(());
         }
-        expect_channels(&self.label, input, 1, self.spec.in_features, &what)
+        let what = format!("[T, N, {f}] or tokens [T, N, L, {f}]");
+        expect_channels(&self.label, input, 1, f, &what)
     }
 }
 
@@ -240,8 +237,9 @@ mod tests {
         let err = l.output_shape(&[2, 3, 10, 1]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "layers.7 (linear): expected shape [T, N, 10], got [2, 3, 10, 1]"
+            "layers.7 (linear): expected shape [T, N, 10] or tokens [T, N, L, 10], got [2, 3, 10, 1]"
         );
+        assert_eq!(l.output_shape(&[2, 3, 5, 10]).unwrap(), vec![2, 3, 5, 2]);
         let err = l.output_shape(&[2, 3, 11]).unwrap_err();
         assert!(
             matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.7 (linear)")
