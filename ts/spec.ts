@@ -57,7 +57,15 @@ export type LayerSpec =
   | { type: 'relu' }
   | DualStreamSpec
   /** BatchNorm1d over the channels (last axis) of tokens `[T, N, L, C]`. */
-  | { type: 'batchNorm1d'; numFeatures: number; eps: number; momentum: number; initWeight: number }
+  | {
+      type: 'batchNorm1d'
+      numFeatures: number
+      eps: number
+      momentum: number
+      initWeight: number
+      /** Absent or true: the engine does not yet take `affine: false` for token batch norms. */
+      affine?: boolean
+    }
   /** `[T, N, C, H, W]` -> `[T, N, H*W, C]`: one token of C channels per position. */
   | { type: 'tokens' }
   /** `[T, N, L, C]` -> `[T, N, C]`: the mean over the tokens. */
