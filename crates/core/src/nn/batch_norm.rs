@@ -33,22 +33,28 @@ pub struct BatchNorm2d {
     last: Option<(Vec<usize>, bool)>,
 }
 
+/// The checks both batch norms make on their spec: a channel count, eps, momentum, initWeight.
+pub(crate) fn check_spec(label: &str, spec: &BatchNormSpec) -> Result<()> {
+    if spec.num_features == 0 {
+        return Err(Error::spec(label, "numFeatures must be positive"));
+    }
+    if !(spec.eps.is_finite() && spec.eps > 0.0) {
+        return Err(Error::value(label, "eps > 0", spec.eps));
+    }
+    if !(0.0..=1.0).contains(&spec.momentum) {
+        return Err(Error::value(label, "momentum in [0, 1]", spec.momentum));
+    }
+    if !spec.init_weight.is_finite() {
+        return Err(Error::value(label, "a finite initWeight", spec.init_weight));
+    }
+    Ok(())
+}
+
 impl BatchNorm2d {
     pub fn new(name: &str, spec: &BatchNormSpec) -> Result<Self> {
         let label = format!("{name} (batchNorm2d)");
         let c = spec.num_features;
-        if c == 0 {
-            return Err(Error::spec(&label, "numFeatures must be positive"));
-        }
-        if !(spec.eps.is_finite() && spec.eps > 0.0) {
-            return Err(Error::value(&label, "eps > 0", spec.eps));
-        }
-        if !(0.0..=1.0).contains(&spec.momentum) {
-            return Err(Error::value(&label, "momentum in [0, 1]", spec.momentum));
-        }
-        if !spec.init_weight.is_finite() {
-            return Err(Error::value(&label, "a finite initWeight", spec.init_weight));
-        }
+        check_spec(&label, spec)?;
         if !spec.affine && spec.init_weight != 1.0 {
             return Err(Error::spec(
                 &label,

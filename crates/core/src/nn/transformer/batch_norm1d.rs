@@ -3,6 +3,7 @@
 //! `[T*N, C, L]` view of a token sequence.
 use crate::error::{Error, Result};
 use crate::layer::{check_grad_output, BackwardReads, Buffer, Layer, Param, VisitorMut};
+use crate::nn::batch_norm::check_spec;
 use crate::spec::BatchNormSpec;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -51,18 +52,7 @@ impl BatchNorm1d {
     pub fn new(name: &str, spec: &BatchNormSpec) -> Result<Self> {
         let label = format!("{name} (batchNorm1d)");
         let c = spec.num_features;
-        if c == 0 {
-            return Err(Error::spec(&label, "numFeatures must be positive"));
-        }
-        if !(spec.eps.is_finite() && spec.eps > 0.0) {
-            return Err(Error::value(&label, "eps > 0", spec.eps));
-        }
-        if !(0.0..=1.0).contains(&spec.momentum) {
-            return Err(Error::value(&label, "momentum in [0, 1]", spec.momentum));
-        }
-        if !spec.init_weight.is_finite() {
-            return Err(Error::value(&label, "a finite initWeight", spec.init_weight));
-        }
+        check_spec(&label, spec)?;
         if !spec.affine {
             return Err(Error::spec(
                 &label,
