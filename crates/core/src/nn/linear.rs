@@ -65,7 +65,8 @@ impl Linear {
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
         let f = self.spec.in_features;
-        if input.len() == 4 && input[3] == f {
+        // Checked on every forward: the message is only formatted when the shape is wrong.
+        if matches!(input, [_, _, x] | [_, _, _, x] if *x == f) {
             return Ok(());
         }
         let what = format!("[T, N, {f}] or tokens [T, N, L, {f}]");
