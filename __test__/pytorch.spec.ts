@@ -1,7 +1,7 @@
 // PyTorch/SpikingJelly interop: the exported program computes what dualstream computes, and
 // state_dicts from PyTorch come back. Python runs the other side (scripts/python/).
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
@@ -446,18 +446,32 @@ pythonTest('round trip: export, torchrun with 2 processes, import, evaluate give
     ])
   file(data.train, join(root, 'train.safetensors'), 1000)
   file(data.test, join(root, 'test.safetensors'), 500)
-  execFileSync(
-    python!,
-    [
-      '-m',
-      'torch.distributed.run',
-      '--nproc_per_node=2',
-      join(root, 'export', 'train.py'),
-      ...['--train', join(root, 'train.safetensors'), '--val', join(root, 'test.safetensors')],
-      ...['--epochs', '1', '--batch-size', '16', '--device', 'cpu', '--out', join(root, 'run')],
-    ],
-    { env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: 'pipe' },
-  )
+  // --standalone: a rendezvous on a free local port, so no other job's torchrun can join ours.
+  const torchrun = () =>
+    spawnSync(
+      python!,
+      [
+        '-m',
+        'torch.distributed.run',
+        '--standalone',
+        '--nproc_per_node=2',
+        join(root, 'export', 'train.py'),
+        ...['--train', join(root, 'train.safetensors'), '--val', join(root, 'test.safetensors')],
+        ...['--epochs', '1', '--batch-size', '16', '--device', 'cpu', '--out', join(root, 'run')],
+      ],
+      { env: { ...process.env, OMP_NUM_THREADS: '1' }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    )
+  let run = torchrun()
+  // A worker killed by a signal (gloo aborts a process when a socket fails under a loaded host)
+  // is the machine, not train.py: one more run. A Python error in train.py fails at once.
+  if (run.status !== 0 && !/File "[^"]*train\.py", line/.test(run.stderr) && /Signal \d+/.test(run.stderr)) {
+    t.log(`torchrun: a worker died by a signal, running again:\n${keyLines(run.stderr)}`)
+    rmSync(join(root, 'run'), { recursive: true, force: true })
+    run = torchrun()
+  }
+  if (run.status !== 0) {
+    throw new Error(`torchrun exited with ${run.status ?? run.signal}:\n${keyLines(run.stderr)}\n---\n${run.stderr}`)
+  }
   const torchRow = JSON.parse(
     readFileSync(join(root, 'run', 'metrics.jsonl'), 'utf8')
       .trim()
@@ -495,3 +509,12 @@ pythonTest('round trip: export, torchrun with 2 processes, import, evaluate give
   await before.dispose()
   await back.dispose()
 })
+
+/** The lines of a torchrun log that say why a worker stopped, ahead of the agent's traceback. */
+function keyLines(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((l) => /terminate called|what\(\)|Error|exitcode|Signal|enforce/.test(l))
+    .slice(0, 20)
+    .join('\n')
+}
