@@ -2,6 +2,9 @@
 // builds the same networks in SpikingJelly; keep both in step (shapes, neurons, blocks, optimizer).
 //   W1 static: [T=4, N=32, 1, 28, 28] real values in [0, 1)
 //   W2 events: [T=8, N=8, 2, 64, 64] binary spikes at 15 % density
+//   SF static: [T=4, N=32, 1, 28, 28], the zoo's small Spikformer (depth 2, dim 64, 4 heads, MLP
+//      ratio 2, patch 4: 49 tokens), ADD residuals as SpikingJelly's `model.spikformer`
+//   SF384 static: [T=4, N=8, 3, 32, 32], Spikformer-4-384 (12 heads, MLP ratio 4: 64 tokens)
 // LIF tau 2, ATan, detach_reset; SEW blocks with IAND (conv3x3-BN-LIF-conv3x3-BN-LIF, no conv
 // bias); SGD with momentum; cross-entropy on the time-mean output. The `dst` variants replace the
 // SEW blocks by dual-stream blocks (AAP on) and end with the trunk's GAP + FC.
@@ -17,6 +20,7 @@ import {
   linear,
   maxPool2d,
   sewBasicBlock,
+  spikformer,
   surrogate,
 } from '../ts/index'
 
@@ -66,12 +70,22 @@ export function w2(dst = false, timeSteps = 8, batch = 8): Workload {
   return named('W2', dst, { timeSteps, batch, ...input, layers })
 }
 
-export const WORKLOADS = [w1(), w2(), w1(true), w2(true)]
+/** Spikformer with SpikingJelly's ADD residuals: the zoo's small one (SF) or Spikformer-4-384 (SF384). */
+export function sf(large = false, timeSteps = 4, batch = large ? 8 : 32): Workload {
+  const net = large
+    ? spikformer({ inputShape: [3, 32, 32], classes: 10, timeSteps })
+    : spikformer({ inputShape: [1, 28, 28], classes: 10, timeSteps, depth: 2, dim: 64, heads: 4, mlpRatio: 2 })
+  const sampleShape = net.inputShape
+  return { name: large ? 'SF384' : 'SF', timeSteps, batch, sampleShape, encoding: 'direct', classes: 10, layers: net.layers }
+}
+
+export const WORKLOADS = [w1(), w2(), w1(true), w2(true), sf(), sf(true)]
 
 /** A reference workload by name, optionally with another T or batch size (for the scaling runs). */
 export function workload(name: string, timeSteps?: number, batch?: number): Workload {
   const base = WORKLOADS.find((x) => x.name === name)
   if (!base) throw new Error(`unknown workload ${name}: expected one of ${WORKLOADS.map((w) => w.name).join(', ')}`)
+  if (name.startsWith('SF')) return sf(name === 'SF384', timeSteps ?? base.timeSteps, batch ?? base.batch)
   const make = name.startsWith('W1') ? w1 : w2
   return make(name.endsWith('-dst'), timeSteps ?? base.timeSteps, batch ?? base.batch)
 }

@@ -1,14 +1,17 @@
-// Side by side with SpikingJelly on the reference workloads W1 and W2: the same batch, both
-// engines in the same run, 2 threads each; prints ratios (ours / theirs) and records them.
-//   npm run bench:compare [-- --steps 10] [--rounds 3]
+// Side by side with SpikingJelly on the reference workloads W1, W2 and SF (benches/workloads.ts):
+// the same batch, both engines in the same run, 2 threads each; prints ratios (ours / theirs) and
+// records them.
+//   npm run bench:compare [-- --steps 10] [--rounds 3] [--workloads W1,W2,SF,SF384]
 // Each round runs both engines once per workload, in alternating order (ours first in odd
 // rounds, SpikingJelly first in even ones), and takes the ratio within the round: this host's
 // speed swings by 20 % and more between minutes, which moves two runs taken minutes apart but
 // moves both halves of one round alike. The medians of the rounds' ratios are reported, with
 // their range; every round's raw figures are recorded.
 //   npm run bench:compare -- --scaling [--steps 3]   W1 at T = 4, 8, 16 (N = 32) and N = 8, 16, 32 (T = 4)
-// Needs the Python environment of scripts/reference/make-fixtures.sh (torch + spikingjelly from
-// PyPI): `scripts/reference/make-fixtures.sh --venv-only` creates it in .venv-reference/.
+// W1 and W2 need the Python environment of scripts/reference/make-fixtures.sh (SpikingJelly
+// 0.0.0.0.14): `scripts/reference/make-fixtures.sh --venv-only` creates it in .venv-reference/.
+// SF and SF384 run SpikingJelly 2's Spikformer from the interop environment:
+// $DUALSTREAM_PYTHON, else .venv-interop/ (scripts/python/setup-venv.sh creates it).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,7 +22,12 @@ import { record } from '../record'
 import { syntheticBatch, workload } from '../workloads'
 
 const { values } = parseArgs({
-  options: { steps: { type: 'string' }, rounds: { type: 'string' }, scaling: { type: 'boolean', default: false } },
+  options: {
+    steps: { type: 'string' },
+    rounds: { type: 'string' },
+    scaling: { type: 'boolean', default: false },
+    workloads: { type: 'string', default: 'W1,W2,SF' },
+  },
 })
 const steps = values.steps ?? (values.scaling ? '3' : '10')
 const rounds = Number(values.rounds ?? (values.scaling ? '1' : '3'))
@@ -28,12 +36,23 @@ if (!Number.isInteger(rounds) || rounds < 1) {
   process.exit(2)
 }
 const root = join(__dirname, '..', '..')
-const python = join(root, '.venv-reference', 'bin', 'python')
-if (!existsSync(python)) {
-  console.error(
-    `no ${python}: run scripts/reference/make-fixtures.sh --venv-only first (installs torch and spikingjelly from PyPI)`,
-  )
-  process.exit(2)
+const names = values.workloads.split(',')
+for (const name of names) {
+  if (!['W1', 'W2', 'SF', 'SF384'].includes(name)) {
+    console.error(`--workloads: expected names among W1, W2, SF, SF384, got ${name}`)
+    process.exit(2)
+  }
+}
+/** The Python that runs workload `name` in SpikingJelly: 0.0.0.0.14 for W1/W2, 2 for Spikformer. */
+function pythonFor(name: string): string {
+  const [python, setup] = name.startsWith('SF')
+    ? [process.env.DUALSTREAM_PYTHON ?? join(root, '.venv-interop', 'bin', 'python'), 'scripts/python/setup-venv.sh']
+    : [join(root, '.venv-reference', 'bin', 'python'), 'scripts/reference/make-fixtures.sh --venv-only']
+  if (!existsSync(python)) {
+    console.error(`no ${python}: run ${setup} first (installs torch and spikingjelly from PyPI)`)
+    process.exit(2)
+  }
+  return python
 }
 const runs: [string, number?, number?][] = values.scaling
   ? [
@@ -43,7 +62,7 @@ const runs: [string, number?, number?][] = values.scaling
       ['W1', 8, 32],
       ['W1', 16, 32],
     ]
-  : [['W1'], ['W2']]
+  : names.map((name): [string] => [name])
 const dir = mkdtempSync(join(tmpdir(), 'dualstream-compare-'))
 try {
   withCompiled(join(__dirname, '..', 'workloads-run.ts'), (script) => compare(script))
@@ -68,6 +87,7 @@ function compare(script: string): void {
         `dualstream ${name}`,
         spawnSync(process.execPath, [script, '--only', name, '--steps', steps, ...sizes], { encoding: 'utf8', env }),
       )
+    const python = pythonFor(name)
     const runTheirs = () =>
       figures(
         `spikingjelly ${name}`,
@@ -126,7 +146,7 @@ function compare(script: string): void {
   }
   record(
     values.scaling ? 'compare-scaling' : 'compare',
-    `npm run bench:compare -- --steps ${steps} --rounds ${rounds}${values.scaling ? ' --scaling' : ''}`,
+    `npm run bench:compare -- --steps ${steps} --rounds ${rounds}${values.scaling ? ' --scaling' : ` --workloads ${values.workloads}`}`,
     {
       rows,
       ours: 'compiled JavaScript (benches/compiled.ts), not tsx',

@@ -2,10 +2,14 @@
 backend, 2 threads), timed the same way: median training step (forward, BPTT, SGD with momentum)
 and inference batch, and the process's peak resident memory.
 
+SF and SF384 (Spikformer) need SpikingJelly 2 (its `activation_based.model.spikformer`); W1 and W2
+run on 0.0.0.0.14 or 2.
+
 Usage: python spikingjelly_workloads.py WORKLOAD INPUT.bin STEPS [T N]
 (T and N override the workload's time steps and batch size, for the scaling runs.)
 INPUT.bin holds the batch dualstream uses: float32 x (T, N, ...) or (N, ...), then uint32 labels.
 Prints one JSON line."""
+import importlib.metadata
 import json
 import resource
 import sys
@@ -40,7 +44,22 @@ class SewIand(nn.Module):
         return (1.0 - self.branch(x)) * x
 
 
+def spikformer(large):
+    """SpikingJelly 2's own Spikformer (ADD residuals), as benches/workloads.ts's sf()."""
+    from spikingjelly.activation_based.model import spikformer as sf
+
+    if large:
+        net = sf.Spikformer(T=4, in_channels=3, img_size_h=32, img_size_w=32, patch_size=4,
+                            num_classes=10, embed_dims=384, num_heads=12, mlp_ratio=4, depths=4)
+        return net, 4, 8, (3, 32, 32), "direct"
+    net = sf.Spikformer(T=4, in_channels=1, img_size_h=28, img_size_w=28, patch_size=4,
+                        num_classes=10, embed_dims=64, num_heads=4, mlp_ratio=2, depths=2)
+    return net, 4, 32, (1, 28, 28), "direct"
+
+
 def build(name):
+    if name in ("SF", "SF384"):
+        return spikformer(name == "SF384")
     if name == "W1":
         net = nn.Sequential(*stem(1, 32), SewIand(32), layer.MaxPool2d(2), *stem(32, 64), SewIand(64),
                             layer.MaxPool2d(2), layer.Flatten(), layer.Linear(3136, 10))
@@ -51,7 +70,7 @@ def build(name):
             mods += [SewIand(32), layer.MaxPool2d(2)]
         net = nn.Sequential(*mods, layer.Flatten(), layer.Linear(32, 11))
         return net, 8, 8, (2, 64, 64), "sequence"
-    raise SystemExit(f"unknown workload {name}: expected W1 or W2")
+    raise SystemExit(f"unknown workload {name}: expected W1, W2, SF or SF384")
 
 
 def main():
@@ -100,6 +119,7 @@ def main():
         "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "spikingjelly": importlib.metadata.version("spikingjelly"),
     }))
 
 
