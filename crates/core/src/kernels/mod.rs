@@ -9,6 +9,8 @@ pub mod geometry;
 pub mod pool;
 pub mod scratch;
 pub mod simd;
+pub mod spike_attention;
 pub mod spike_conv;
+pub mod spike_linear;
 pub mod transpose;
 pub mod winograd;

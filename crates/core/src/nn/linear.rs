@@ -1,9 +1,15 @@
 //! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch. It also maps
 //! token sequences `[T, N, L, in]` token by token (the last axis), which is the
-//! `Conv1d(kernel_size=1)` of a spiking transformer.
+//! `Conv1d(kernel_size=1)` of a spiking transformer. On spike inputs sparse enough, the forward
+//! and the weight gradient run event-driven (`kernels/spike_linear.rs`); other inputs, and the
+//! input gradient, run as GEMMs.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
+use crate::kernels::spike_linear::{
+    linear_forward_spikes, linear_weight_grad_spikes, spike_density, EventScratch,
+    FORWARD_MAX_DENSITY, WEIGHT_GRAD_MAX_DENSITY,
+};
 use crate::layer::check_backward_shapes;
 use crate::layer::{expect_channels, AuditProbe, Layer, Param, Visitor, VisitorMut};
 use crate::nn::conv2d::uniform_init;
@@ -26,6 +32,8 @@ pub struct Linear {
     bias: Option<Param>,
     probe: AuditProbe,
     ops: SynapseCounter,
+    /// `W^T` (`[in, out]`) for the event forward, and `dW^T` of the event weight gradient.
+    transposed: Vec<f32>,
 }
 
 impl Linear {
@@ -53,6 +61,7 @@ impl Linear {
             bias,
             probe: AuditProbe::default(),
             ops: SynapseCounter::default(),
+            transposed: Vec::new(),
         })
     }
 
@@ -61,6 +70,18 @@ impl Linear {
     }
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
+    }
+
+    /// `dW[o, :] += sum_b dy[b, o] * x[b, :]` as GEMMs; dy^T is read in place through strides.
+    fn dense_weight_grad(&mut self, x: &[f32], dy: &[f32], batch: usize) {
+        let (fi, fo) = (self.spec.in_features, self.spec.out_features);
+        self.weight.grad.data_mut().par_chunks_mut(WEIGHT_ROWS * fi).enumerate().for_each(
+            |(blk, dw)| {
+                let o0 = blk * WEIGHT_ROWS;
+                let rows = dw.len() / fi;
+                gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
+            },
+        );
     }
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
@@ -97,11 +118,21 @@ impl Layer for Linear {
         self.ops.observe(input, rows * (fi * fo) as u64, rows * bias_ops);
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|b| b.value.data());
+        let events = spike_density(input.data()).is_some_and(|d| d <= FORWARD_MAX_DENSITY);
+        if events {
+            transpose(w, fo, fi, &mut self.transposed);
+        }
+        let wt = &self.transposed;
         output
             .data_mut()
             .par_chunks_mut(BATCH_ROWS * fo)
             .zip(input.data().par_chunks(BATCH_ROWS * fi))
-            .for_each(|(y, x)| {
+            .for_each_init(EventScratch::default, |scratch, (y, x)| {
+                if events
+                    && linear_forward_spikes(x, fi, wt, fo, bias, y, FORWARD_MAX_DENSITY, scratch)
+                {
+                    return;
+                }
                 let rows = x.len() / fi;
                 let beta = match bias {
                     Some(b) => {
@@ -142,14 +173,23 @@ impl Layer for Linear {
         if batch == 0 {
             return Ok(());
         }
-        // dW[o, :] += sum_b dy[b, o] * x[b, :]; dy^T is read in place through strides.
-        self.weight.grad.data_mut().par_chunks_mut(WEIGHT_ROWS * fi).enumerate().for_each(
-            |(blk, dw)| {
-                let o0 = blk * WEIGHT_ROWS;
-                let rows = dw.len() / fi;
-                gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
-            },
-        );
+        if spike_density(x).is_some_and(|d| d <= WEIGHT_GRAD_MAX_DENSITY) {
+            // dW^T[i, :] = sum over spikes (b, i) of dy[b, :], per block of inputs, then added
+            // to dW transposed.
+            self.transposed.resize(fi * fo, 0.0);
+            self.transposed.par_chunks_mut(WEIGHT_ROWS * fo).enumerate().for_each(|(blk, dwt)| {
+                let binary = linear_weight_grad_spikes(x, fi, dy, fo, blk * WEIGHT_ROWS, dwt);
+                debug_assert!(binary, "spike_density checked the input");
+            });
+            let dwt = &self.transposed;
+            self.weight.grad.data_mut().par_chunks_mut(fi).enumerate().for_each(|(o, row)| {
+                for (i, g) in row.iter_mut().enumerate() {
+                    *g += dwt[i * fo + o];
+                }
+            });
+        } else {
+            self.dense_weight_grad(x, dy, batch);
+        }
         if let Some(b) = self.bias.as_mut() {
             b.grad.data_mut().par_iter_mut().enumerate().for_each(|(o, g)| {
                 let s: f64 = (0..batch).map(|r| dy[r * fo + o] as f64).sum();
@@ -171,6 +211,16 @@ impl Layer for Linear {
         let name = self.label.trim_end_matches(" (linear)").to_string();
         visitor.counter(Counter::Synapse { name, kind: "linear", counter: &mut self.ops });
         visitor.audit_probe(&mut self.probe);
+    }
+}
+
+/// `out = w^T` for the `rows x cols` row-major `w`.
+fn transpose(w: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    out.resize(rows * cols, 0.0);
+    for (r, row) in w.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
     }
 }
 

@@ -5,11 +5,18 @@
 //!
 //! Two association orders give the same values: `(Q K^T) V` costs `L * L * D` per head and
 //! `Q (K^T V)` costs `L * D * D` (SpikingJelly computes the latter); [`Order::for_sizes`]
-//! picks the cheaper. Each order is a pair of dense GEMMs per head; a bit-packed or
-//! event-driven kernel for binary Q, K and V is one more [`Order`]-like choice here.
+//! picks the cheaper. Each order is a pair of products per head: when Q, K and V are spikes,
+//! the product of two spike matrices runs bit-packed (AND + popcount) and the product of a spike
+//! matrix and the resulting counts event-driven below
+//! [`EVENT_MAX_DENSITY`](crate::kernels::spike_attention::EVENT_MAX_DENSITY), both exact, so
+//! the output is the dense GEMMs' bit for bit; any other input takes the dense GEMMs. The
+//! backward recomputes the count matrix the same way and runs the real-valued products dense.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::gemm_strided;
+use crate::kernels::spike_attention::{
+    and_popcount, pack_rows, spikes_times_matrix, words_for, EVENT_MAX_DENSITY,
+};
 use crate::layer::{check_grad_output, AuditProbe, BackwardReads, Layer, Visitor, VisitorMut};
 use crate::spec::SpikingAttentionSpec;
 use crate::tensor::Tensor;
@@ -67,6 +74,104 @@ impl Head {
     }
 }
 
+/// Per-thread buffers of the per-head products.
+struct Scratch {
+    /// The L x L (tokens first) or D x D (channels first) product, and its gradient.
+    work: Vec<f32>,
+    work_grad: Vec<f32>,
+    /// Packed operands: two for the spike x spike product, one for the spike x counts product.
+    bits: [Vec<u64>; 3],
+    /// `Y^T` of one head (tokens first) and one accumulator row.
+    transposed: Vec<f32>,
+    acc: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(l: usize, d: usize, order: Order) -> Self {
+        let work_len = if order == Order::TokensFirst { l * l } else { d * d };
+        let packed = (l * words_for(d)).max(d * words_for(l));
+        Scratch {
+            work: vec![0.0; work_len],
+            work_grad: vec![0.0; work_len],
+            bits: [vec![0; packed], vec![0; packed], vec![0; packed]],
+            transposed: vec![0.0; l * d],
+            acc: vec![0.0; l.max(d)],
+        }
+    }
+}
+
+/// The count matrix of one head from its spikes: `Q K^T` (`transposed`: `K Q^T`) tokens first,
+/// `K^T V` channels first, into `s.work`. `None` (nothing usable written) if an operand is not
+/// binary.
+fn head_counts(order: Order, x: &[f32], h: &Head, transposed: bool, s: &mut Scratch) -> Option<()> {
+    let (l, d, p) = (h.l, h.d, h.pitch());
+    let [a, b, _] = &mut s.bits;
+    match order {
+        Order::TokensFirst => {
+            // Rows of Q and K packed along the head's channels.
+            let (first, second) = if transposed { (h.k(), h.q) } else { (h.q, h.k()) };
+            pack_rows(&x[first..], l, d, p, 1, a)?;
+            pack_rows(&x[second..], l, d, p, 1, b)?;
+            and_popcount(a, b, l, l, words_for(d), &mut s.work, l);
+        }
+        Order::ChannelsFirst => {
+            // Columns of K and V packed along the tokens.
+            pack_rows(&x[h.k()..], d, l, 1, p, a)?;
+            pack_rows(&x[h.v()..], d, l, 1, p, b)?;
+            and_popcount(a, b, d, d, words_for(l), &mut s.work, d);
+        }
+    }
+    Some(())
+}
+
+/// [`head_forward`] for spike operands: the counts packed, then the spike x counts product
+/// event-driven or dense by the spikes' density. `None` (`y` untouched) if an operand is not
+/// binary.
+fn head_forward_spikes(
+    order: Order,
+    x: &[f32],
+    h: &Head,
+    scale: f32,
+    y: &mut [f32],
+    s: &mut Scratch,
+) -> Option<()> {
+    let (l, d, c, p) = (h.l, h.d, h.c, h.pitch());
+    let yo = h.q;
+    match order {
+        Order::TokensFirst => {
+            // A^T = K Q^T, then Y^T = s V^T A^T: each spike of V adds a row of A^T.
+            head_counts(order, x, h, true, s)?;
+            let vt = &mut s.bits[2];
+            let ones = pack_rows(&x[h.v()..], d, l, 1, p, vt)?;
+            if ones as f32 <= EVENT_MAX_DENSITY * (l * d) as f32 {
+                let yt = &mut s.transposed;
+                spikes_times_matrix(vt, d, l, &s.work, l, l, scale, yt, l, &mut s.acc);
+                for (i, row) in y[yo..].chunks_mut(c).take(l).enumerate() {
+                    for (ch, out) in row[..d].iter_mut().enumerate() {
+                        *out = yt[ch * l + i];
+                    }
+                }
+            } else {
+                let (a, v) = (&s.work, &x[h.v()..]);
+                gemm_strided(l, d, l, scale, a, 1, l, v, p, 1, 0.0, &mut y[yo..], c, 1);
+            }
+        }
+        Order::ChannelsFirst => {
+            // M = K^T V, then Y = s Q M: each spike of Q adds a row of M.
+            head_counts(order, x, h, false, s)?;
+            let q = &mut s.bits[2];
+            let ones = pack_rows(&x[h.q..], l, d, p, 1, q)?;
+            if ones as f32 <= EVENT_MAX_DENSITY * (l * d) as f32 {
+                spikes_times_matrix(q, l, d, &s.work, d, d, scale, &mut y[yo..], c, &mut s.acc);
+            } else {
+                let (qs, m) = (&x[h.q..], &s.work);
+                gemm_strided(l, d, d, scale, qs, p, 1, m, d, 1, 0.0, &mut y[yo..], c, 1);
+            }
+        }
+    }
+    Some(())
+}
+
 /// `y[l, q..q+d]` (rows `C` apart) = `scale * Q K^T V` of one head.
 fn head_forward(order: Order, x: &[f32], h: &Head, scale: f32, y: &mut [f32], work: &mut [f32]) {
     let (l, d, c, p) = (h.l, h.d, h.c, h.pitch());
@@ -93,14 +198,20 @@ fn head_backward(
     h: &Head,
     scale: f32,
     dx: &mut [f32],
-    (work, work_grad): (&mut [f32], &mut [f32]),
+    s: &mut Scratch,
+    packed: bool,
 ) {
     let (l, d, c, p) = (h.l, h.d, h.c, h.pitch());
     let dyo = &dy[h.q..];
+    // The count matrix (A or M) packed when the operands are spikes, else by a GEMM below.
+    let counted = packed && head_counts(order, x, h, false, s).is_some();
+    let (work, work_grad) = (&mut s.work[..], &mut s.work_grad[..]);
     match order {
         Order::TokensFirst => {
             // A = Q K^T; dA = s dY V^T, dV = s A^T dY, dQ = dA K, dK = dA^T Q.
-            gemm_strided(l, l, d, 1.0, &x[h.q..], p, 1, &x[h.k()..], 1, p, 0.0, work, l, 1);
+            if !counted {
+                gemm_strided(l, l, d, 1.0, &x[h.q..], p, 1, &x[h.k()..], 1, p, 0.0, work, l, 1);
+            }
             gemm_strided(l, l, d, scale, dyo, c, 1, &x[h.v()..], 1, p, 0.0, work_grad, l, 1);
             gemm_strided(l, d, l, scale, work, 1, l, dyo, c, 1, 0.0, &mut dx[h.v()..], p, 1);
             gemm_strided(
@@ -138,7 +249,9 @@ fn head_backward(
         }
         Order::ChannelsFirst => {
             // M = K^T V; dQ = s dY M^T, dM = s Q^T dY, dK = V dM^T, dV = K dM.
-            gemm_strided(d, d, l, 1.0, &x[h.k()..], 1, p, &x[h.v()..], p, 1, 0.0, work, d, 1);
+            if !counted {
+                gemm_strided(d, d, l, 1.0, &x[h.k()..], 1, p, &x[h.v()..], p, 1, 0.0, work, d, 1);
+            }
             gemm_strided(l, d, d, scale, dyo, c, 1, work, 1, d, 0.0, &mut dx[h.q..], p, 1);
             gemm_strided(d, d, l, scale, &x[h.q..], 1, p, dyo, c, 1, 0.0, work_grad, d, 1);
             gemm_strided(
@@ -262,17 +375,18 @@ impl Layer for SpikingAttention {
         }
         let order = Order::for_sizes(l, d);
         let scale = self.spec.scale;
-        let work_len = if order == Order::TokensFirst { l * l } else { d * d };
         output
             .data_mut()
             .par_chunks_mut(l * c)
             .zip(input.data().par_chunks(l * 3 * c))
             .for_each_init(
-                || vec![0.0f32; work_len],
-                |work, (y, x)| {
+                || Scratch::new(l, d, order),
+                |s, (y, x)| {
                     for h in 0..heads {
                         let head = Head { l, d, c, q: h * d };
-                        head_forward(order, x, &head, scale, y, work);
+                        if head_forward_spikes(order, x, &head, scale, y, s).is_none() {
+                            head_forward(order, x, &head, scale, y, &mut s.work);
+                        }
                     }
                 },
             );
@@ -297,17 +411,16 @@ impl Layer for SpikingAttention {
         }
         let order = Order::for_sizes(l, d);
         let scale = self.spec.scale;
-        let work_len = if order == Order::TokensFirst { l * l } else { d * d };
         grad_input
             .data_mut()
             .par_chunks_mut(l * 3 * c)
             .zip(input.data().par_chunks(l * 3 * c).zip(grad_output.data().par_chunks(l * c)))
             .for_each_init(
-                || (vec![0.0f32; work_len], vec![0.0f32; work_len]),
-                |(work, work_grad), (dx, (x, dy))| {
+                || Scratch::new(l, d, order),
+                |s, (dx, (x, dy))| {
                     for h in 0..heads {
                         let head = Head { l, d, c, q: h * d };
-                        head_backward(order, x, dy, &head, scale, dx, (work, work_grad));
+                        head_backward(order, x, dy, &head, scale, dx, s, true);
                     }
                 },
             );
@@ -332,5 +445,74 @@ impl Layer for SpikingAttention {
             counter: av,
         });
         visitor.audit_probe(&mut self.probe);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Forward and backward of one sample-step block per head: packed/event (`packed`) or the
+    /// dense GEMMs alone.
+    fn run(
+        order: Order,
+        x: &[f32],
+        dy: &[f32],
+        l: usize,
+        c: usize,
+        heads: usize,
+        packed: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let d = c / heads;
+        let mut s = Scratch::new(l, d, order);
+        let (mut y, mut dx) = (vec![f32::NAN; l * c], vec![f32::NAN; l * 3 * c]);
+        for h in 0..heads {
+            let head = Head { l, d, c, q: h * d };
+            if !packed || head_forward_spikes(order, x, &head, 0.125, &mut y, &mut s).is_none() {
+                head_forward(order, x, &head, 0.125, &mut y, &mut s.work);
+            }
+            head_backward(order, x, dy, &head, 0.125, &mut dx, &mut s, packed);
+        }
+        (y, dx)
+    }
+
+    #[test]
+    fn spike_kernels_equal_the_dense_gemms_bit_for_bit_at_every_density() {
+        let mut rng = Rng::new(21);
+        // Odd sizes, one and several words per packed row, both orders.
+        for (l, c, heads) in [(7, 6, 2), (49, 64, 4), (65, 24, 1), (9, 140, 1), (70, 70, 1)] {
+            for density in [0.0, 0.02, 0.15, 0.45, 0.8, 1.0] {
+                let x = rng.spikes(l * 3 * c, density);
+                let dy: Vec<f32> = (0..l * c).map(|_| rng.normal()).collect();
+                for order in [Order::TokensFirst, Order::ChannelsFirst] {
+                    let (y, dx) = run(order, &x, &dy, l, c, heads, true);
+                    let (y_dense, dx_dense) = run(order, &x, &dy, l, c, heads, false);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    let what = format!("{order:?}, L {l}, C {c}, {heads} heads, density {density}");
+                    assert_eq!(bits(&y), bits(&y_dense), "forward, {what}");
+                    assert_eq!(bits(&dx), bits(&dx_dense), "backward, {what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn real_valued_input_takes_the_dense_path() {
+        let mut rng = Rng::new(22);
+        let (l, c, heads) = (5, 8, 2);
+        let mut x = rng.spikes(l * 3 * c, 0.3);
+        x[3] = 0.5;
+        let dy: Vec<f32> = (0..l * c).map(|_| rng.normal()).collect();
+        for order in [Order::TokensFirst, Order::ChannelsFirst] {
+            let mut s = Scratch::new(l, c / heads, order);
+            let mut y = vec![0.0; l * c];
+            let head = Head { l, d: c / heads, c, q: 0 };
+            assert!(head_forward_spikes(order, &x, &head, 0.125, &mut y, &mut s).is_none());
+            assert_eq!(
+                run(order, &x, &dy, l, c, heads, true),
+                run(order, &x, &dy, l, c, heads, false)
+            );
+        }
     }
 }

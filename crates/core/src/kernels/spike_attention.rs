@@ -1,0 +1,205 @@
+//! Products of spiking self-attention whose operands are binary spike matrices.
+//!
+//! - **Packed product** of two binary matrices, `C[i][j] = sum_k A[i][k] B[j][k]`: each row is
+//!   packed into u64 words along the summed axis, so 64 multiply-adds become one AND and one
+//!   popcount. Used for `Q K^T` (rows of Q and K along the head's channels) and `K^T V` (columns
+//!   of K and V along the tokens). The counts are exact integers, the same values a dense GEMM
+//!   gives.
+//! - **Event-driven product** of a binary matrix and a count matrix, `Y = S M`: each spike of S
+//!   adds one row of M. The partial sums are integers below 2^24, exact in f32 in any order, so
+//!   the result equals the dense GEMM's bit for bit; it does work in proportion to the spikes,
+//!   and the dense GEMM wins above [`EVENT_MAX_DENSITY`].
+//!
+//! Values other than exactly 0 and 1 make the packing fail, and the caller takes the dense path.
+
+/// Above this fraction of active elements in S, `Y = S M` runs as a dense GEMM: the event form
+/// adds one row of M per spike (measured by `cargo run --release -p dualstream-core --example
+/// attention_crossover`, which prints the event/dense time ratio per shape and density).
+pub const EVENT_MAX_DENSITY: f32 = 0.5;
+
+/// Number of u64 words holding `bits` bits.
+pub fn words_for(bits: usize) -> usize {
+    bits.div_ceil(64)
+}
+
+/// Packs the `rows x cols` matrix whose element `(r, c)` is `x[r * rs + c * cs]` into `rows`
+/// rows of `words_for(cols)` words (bit `c % 64` of word `c / 64` is element `(r, c)`). Returns
+/// the number of ones, or `None` as soon as a value is neither 0 nor 1.
+pub fn pack_rows(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    out: &mut [u64],
+) -> Option<usize> {
+    let words = words_for(cols);
+    assert!(out.len() >= rows * words, "pack_rows: output too short");
+    let mut ones = 0usize;
+    for r in 0..rows {
+        let row = &mut out[r * words..(r + 1) * words];
+        let base = r * rs;
+        for (w, word) in row.iter_mut().enumerate() {
+            let (c0, c1) = (64 * w, (64 * w + 64).min(cols));
+            let mut bits = 0u64;
+            let mut binary = true;
+            for c in c0..c1 {
+                let v = x[base + c * cs];
+                binary &= (v == 0.0) | (v == 1.0);
+                bits |= ((v != 0.0) as u64) << (c - c0);
+            }
+            if !binary {
+                return None;
+            }
+            ones += bits.count_ones() as usize;
+            *word = bits;
+        }
+    }
+    Some(ones)
+}
+
+/// `c[i * ldc + j] = popcount(a_i & b_j)` for `m` rows of `a` and `n` rows of `b`, each of
+/// `words` words: the product of two packed binary matrices, as f32 counts.
+pub fn and_popcount(
+    a: &[u64],
+    b: &[u64],
+    m: usize,
+    n: usize,
+    words: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(a.len() >= m * words && b.len() >= n * words, "and_popcount: operands too short");
+    assert!(m == 0 || n == 0 || c.len() >= (m - 1) * ldc + n, "and_popcount: output too short");
+    if words == 1 {
+        // One word per row (up to 64 channels or tokens): the common case in a transformer head.
+        for i in 0..m {
+            let ai = a[i];
+            let row = &mut c[i * ldc..i * ldc + n];
+            for (out, &bj) in row.iter_mut().zip(&b[..n]) {
+                *out = (ai & bj).count_ones() as f32;
+            }
+        }
+        return;
+    }
+    for i in 0..m {
+        let ai = &a[i * words..(i + 1) * words];
+        for j in 0..n {
+            let bj = &b[j * words..(j + 1) * words];
+            let count: u32 = ai.iter().zip(bj).map(|(&x, &y)| (x & y).count_ones()).sum();
+            c[i * ldc + j] = count as f32;
+        }
+    }
+}
+
+/// `y[i * ldy + j] = scale * sum_k s[i][k] m[k * ldm + j]` for `rows` rows of the packed binary
+/// matrix `s` (`words_for(inner)` words a row) and the `inner x n` matrix `m`: each set bit adds
+/// one row of `m`. With integer `m` (counts) the sums are exact, so `scale` is applied once to an
+/// exact value, as the dense GEMM does.
+#[allow(clippy::too_many_arguments)]
+pub fn spikes_times_matrix(
+    s: &[u64],
+    rows: usize,
+    inner: usize,
+    m: &[f32],
+    ldm: usize,
+    n: usize,
+    scale: f32,
+    y: &mut [f32],
+    ldy: usize,
+    acc: &mut [f32],
+) {
+    let words = words_for(inner);
+    assert!(s.len() >= rows * words, "spikes_times_matrix: spikes too short");
+    assert!(inner == 0 || m.len() >= (inner - 1) * ldm + n, "spikes_times_matrix: m too short");
+    assert!(rows == 0 || y.len() >= (rows - 1) * ldy + n, "spikes_times_matrix: y too short");
+    let acc = &mut acc[..n];
+    for i in 0..rows {
+        acc.fill(0.0);
+        for (w, &word) in s[i * words..(i + 1) * words].iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let k = 64 * w + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for (a, &v) in acc.iter_mut().zip(&m[k * ldm..k * ldm + n]) {
+                    *a += v;
+                }
+            }
+        }
+        for (out, &a) in y[i * ldy..i * ldy + n].iter_mut().zip(acc.iter()) {
+            *out = scale * a;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::gemm::gemm_strided;
+    use crate::rng::Rng;
+
+    fn spikes(rng: &mut Rng, n: usize, density: f32) -> Vec<f32> {
+        (0..n).map(|_| if rng.uniform() < density { 1.0 } else { 0.0 }).collect()
+    }
+
+    #[test]
+    fn packed_product_equals_dense_gemm_at_every_density_and_odd_sizes() {
+        let mut rng = Rng::new(11);
+        for &(m, n, k) in &[(1, 1, 1), (7, 5, 63), (49, 49, 16), (33, 17, 64), (9, 13, 130)] {
+            for density in [0.0, 0.03, 0.2, 0.5, 1.0] {
+                // A is m x k row-major; B is stored as k x n (column j of B is row j of B^T),
+                // packed along k through its strides, as the attention packs K^T V.
+                let a = spikes(&mut rng, m * k, density);
+                let b = spikes(&mut rng, k * n, density);
+                let words = words_for(k);
+                let (mut pa, mut pb) = (vec![0u64; m * words], vec![0u64; n * words]);
+                let ones_a = pack_rows(&a, m, k, k, 1, &mut pa).unwrap();
+                pack_rows(&b, n, k, 1, n, &mut pb).unwrap();
+                assert_eq!(ones_a, a.iter().filter(|&&v| v == 1.0).count());
+                let mut packed = vec![f32::NAN; m * n];
+                and_popcount(&pa, &pb, m, n, words, &mut packed, n);
+                let mut dense = vec![0.0f32; m * n];
+                gemm_strided(m, n, k, 1.0, &a, k, 1, &b, n, 1, 0.0, &mut dense, n, 1);
+                assert_eq!(packed, dense, "{m}x{n}x{k} at {density}");
+            }
+        }
+    }
+
+    #[test]
+    fn event_product_equals_dense_gemm_bit_for_bit_on_counts() {
+        let mut rng = Rng::new(12);
+        for &(rows, inner, n) in &[(1, 1, 1), (49, 16, 16), (64, 32, 7), (5, 70, 33), (3, 128, 64)]
+        {
+            for density in [0.0, 0.05, 0.3, 1.0] {
+                let s = spikes(&mut rng, rows * inner, density);
+                let counts: Vec<f32> =
+                    (0..inner * n).map(|_| (rng.uniform() * 60.0).floor()).collect();
+                let mut ps = vec![0u64; rows * words_for(inner)];
+                pack_rows(&s, rows, inner, inner, 1, &mut ps).unwrap();
+                for scale in [1.0f32, 0.125, 0.3] {
+                    let mut event = vec![f32::NAN; rows * n];
+                    let mut acc = vec![0.0f32; n];
+                    spikes_times_matrix(
+                        &ps, rows, inner, &counts, n, n, scale, &mut event, n, &mut acc,
+                    );
+                    let mut dense = vec![0.0f32; rows * n];
+                    gemm_strided(
+                        rows, n, inner, scale, &s, inner, 1, &counts, n, 1, 0.0, &mut dense, n, 1,
+                    );
+                    let same = event.iter().zip(&dense).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{rows}x{inner}x{n} at {density}, scale {scale}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packing_rejects_values_other_than_zero_and_one() {
+        for bad in [0.5f32, 2.0, -1.0, f32::NAN] {
+            let mut x = vec![0.0f32; 70];
+            x[67] = bad;
+            let mut out = vec![0u64; 2];
+            assert_eq!(pack_rows(&x, 1, 70, 70, 1, &mut out), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Event-driven fully connected products for binary spike inputs `X` (`rows x in`):
+//!
+//! - forward `Y = X W^T (+ b)`: each spike of a row adds one row of `W^T` (`in x out`), an
+//!   accumulation per spike (the paper's AC) instead of `in` multiply-adds per output;
+//! - weight gradient `dW += dY^T X`: each spike `(r, i)` adds row `r` of `dY` to row `i` of
+//!   `dW^T`.
+//!
+//! Both sum in another order than the GEMM, so they agree with it within float rounding. Each
+//! reports `false` (writing nothing) when its block is not binary or denser than the crossover,
+//! and the caller runs the GEMM.
+
+/// Fraction of active inputs up to which the event forward beats the GEMM (measured by
+/// `cargo run --release -p dualstream-core --example attention_crossover`, linear rows).
+pub const FORWARD_MAX_DENSITY: f32 = 0.2;
+/// The same for the weight gradient.
+pub const WEIGHT_GRAD_MAX_DENSITY: f32 = 0.2;
+
+/// Appends to `active` the column of every one in the `rows x cols` block `x` and to `starts`
+/// each row's end offset; `false` as soon as a value is not 0 or 1 or the ones exceed
+/// `max_ones`.
+fn active_columns(
+    x: &[f32],
+    cols: usize,
+    max_ones: usize,
+    active: &mut Vec<u32>,
+    starts: &mut Vec<usize>,
+) -> bool {
+    active.clear();
+    starts.clear();
+    starts.push(0);
+    for row in x.chunks_exact(cols) {
+        for (i, &v) in row.iter().enumerate() {
+            if v == 1.0 {
+                active.push(i as u32);
+            } else if v != 0.0 {
+                return false;
+            }
+        }
+        if active.len() > max_ones {
+            return false;
+        }
+        starts.push(active.len());
+    }
+    true
+}
+
+/// Per-thread buffers of the event kernels.
+#[derive(Default)]
+pub struct EventScratch {
+    active: Vec<u32>,
+    starts: Vec<usize>,
+}
+
+/// `y = x w^T (+ bias)` for the `rows x fi` spike block `x` and `wt = w^T` (`fi x fo`), each
+/// spike adding a row of `wt`. `false` (nothing written) if `x` is not binary or has more than
+/// `max_density` active inputs.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward_spikes(
+    x: &[f32],
+    fi: usize,
+    wt: &[f32],
+    fo: usize,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    max_density: f32,
+    s: &mut EventScratch,
+) -> bool {
+    let max_ones = (max_density * x.len() as f32) as usize;
+    if !active_columns(x, fi, max_ones, &mut s.active, &mut s.starts) {
+        return false;
+    }
+    for (r, out) in y.chunks_exact_mut(fo).enumerate() {
+        match bias {
+            Some(b) => out.copy_from_slice(b),
+            None => out.fill(0.0),
+        }
+        for &i in &s.active[s.starts[r]..s.starts[r + 1]] {
+            let i = i as usize;
+            for (o, &w) in out.iter_mut().zip(&wt[i * fo..(i + 1) * fo]) {
+                *o += w;
+            }
+        }
+    }
+    true
+}
+
+/// `dwt[i - i0, :] = sum over spikes (r, i) of x of dy[r, :]` for the inputs `i0..i0 + n` of
+/// the `rows x fi` spike matrix `x`, with `dy` `rows x fo`; rows are summed in order, so the
+/// result does not depend on how the inputs are split among threads. `false` if the columns are
+/// not binary (`dwt` then holds garbage).
+pub fn linear_weight_grad_spikes(
+    x: &[f32],
+    fi: usize,
+    dy: &[f32],
+    fo: usize,
+    i0: usize,
+    dwt: &mut [f32],
+) -> bool {
+    let n = dwt.len() / fo;
+    dwt.fill(0.0);
+    for (row, g) in x.chunks_exact(fi).zip(dy.chunks_exact(fo)) {
+        for (k, &v) in row[i0..i0 + n].iter().enumerate() {
+            if v == 1.0 {
+                for (a, &d) in dwt[k * fo..(k + 1) * fo].iter_mut().zip(g) {
+                    *a += d;
+                }
+            } else if v != 0.0 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Fraction of ones in `x`, or `None` if a value is neither 0 nor 1.
+pub fn spike_density(x: &[f32]) -> Option<f32> {
+    let mut ones = 0usize;
+    for &v in x {
+        if v == 1.0 {
+            ones += 1;
+        } else if v != 0.0 {
+            return None;
+        }
+    }
+    Some(if x.is_empty() { 0.0 } else { ones as f32 / x.len() as f32 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::gemm::gemm;
+    use crate::rng::Rng;
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{what}: element {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn event_linear_matches_the_gemm_at_every_density_and_odd_sizes() {
+        let mut rng = Rng::new(31);
+        for &(rows, fi, fo) in &[(1, 1, 1), (7, 13, 5), (64, 64, 192), (33, 130, 17)] {
+            for density in [0.0, 0.05, 0.2, 0.6, 1.0] {
+                let x = rng.spikes(rows * fi, density);
+                let w: Vec<f32> = (0..fo * fi).map(|_| rng.normal()).collect();
+                let b: Vec<f32> = (0..fo).map(|_| rng.normal()).collect();
+                let dy: Vec<f32> = (0..rows * fo).map(|_| rng.normal()).collect();
+                let mut wt = vec![0.0; fi * fo];
+                for o in 0..fo {
+                    for i in 0..fi {
+                        wt[i * fo + o] = w[o * fi + i];
+                    }
+                }
+                let what = format!("{rows}x{fi}->{fo} at {density}");
+                let mut s = EventScratch::default();
+                for bias in [None, Some(&b[..])] {
+                    let mut y = vec![f32::NAN; rows * fo];
+                    assert!(linear_forward_spikes(&x, fi, &wt, fo, bias, &mut y, 1.0, &mut s));
+                    let mut want = vec![0.0; rows * fo];
+                    if let Some(b) = bias {
+                        want.chunks_exact_mut(fo).for_each(|r| r.copy_from_slice(b));
+                    }
+                    gemm(rows, fo, fi, 1.0, &x, false, &w, true, 1.0, &mut want);
+                    close(&y, &want, &what);
+                }
+                // The weight gradient, split into two ranges of inputs.
+                let mut dwt = vec![f32::NAN; fi * fo];
+                let half = fi / 2;
+                let (lo, hi) = dwt.split_at_mut(half * fo);
+                assert!(linear_weight_grad_spikes(&x, fi, &dy, fo, 0, lo));
+                assert!(linear_weight_grad_spikes(&x, fi, &dy, fo, half, hi));
+                let mut want = vec![0.0; fi * fo];
+                gemm(fi, fo, rows, 1.0, &x, true, &dy, false, 0.0, &mut want);
+                close(&dwt, &want, &format!("weight gradient {what}"));
+                assert_eq!(
+                    spike_density(&x),
+                    Some(x.iter().sum::<f32>() / x.len() as f32),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn event_linear_declines_dense_or_real_valued_blocks() {
+        let mut rng = Rng::new(32);
+        let (rows, fi, fo) = (8, 16, 4);
+        let wt = vec![1.0; fi * fo];
+        let mut y = vec![0.0; rows * fo];
+        let mut s = EventScratch::default();
+        let dense = rng.spikes(rows * fi, 0.9);
+        assert!(!linear_forward_spikes(&dense, fi, &wt, fo, None, &mut y, 0.2, &mut s));
+        let mut real = rng.spikes(rows * fi, 0.1);
+        real[5] = 0.5;
+        assert!(!linear_forward_spikes(&real, fi, &wt, fo, None, &mut y, 1.0, &mut s));
+        assert!(!linear_weight_grad_spikes(&real, fi, &y, fo, 0, &mut vec![0.0; fi * fo]));
+        assert_eq!(spike_density(&real), None);
+    }
+}
