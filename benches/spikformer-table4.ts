@@ -109,19 +109,13 @@ async function main(): Promise<void> {
     `${trainSamples} Fashion-MNIST training images (seeded sample), ${epochs} epoch(s), batch ${batchSize}, ` +
     `Adam lr ${lr} with cosine annealing; accuracy on ${testSamples} test images, energy (fp32: 0.9 pJ/AC, 4.6 pJ/MAC) on ${energySamples}`
   let md = `# Spikformer: ADD, IAND, IAND + DST (the paper's Table 4 at a small scale)\n\nCommand: \`${command}\`. ${budget}.\n\n`
-  md += '| variant | eval | accuracy (mean ± sd over seeds) | AC / sample | MAC / sample | energy / sample |\n|---|---|---|---|---|---|\n'
+  md +=
+    '| variant | eval | accuracy (mean ± sd over seeds) | AC / sample | MAC / sample | energy / sample |\n|---|---|---|---|---|---|\n'
   for (const v of VARIANTS) {
     const rs = rows.filter((r) => r.variant === v)
+    const million = (xs: number[]) => `${num(xs, 1e-6, 2)} M`
     const line = (evalMode: string, acc: number[], c: Costs[]) =>
-      `| ${v} | ${evalMode} | ${pct(acc)} | ${num(
-        c.map((x) => x.ac),
-        1e-6,
-        2,
-      )} M | ${num(
-        c.map((x) => x.mac),
-        1e-6,
-        2,
-      )} M | ${num(
+      `| ${v} | ${evalMode} | ${pct(acc)} | ${million(c.map((x) => x.ac))} | ${million(c.map((x) => x.mac))} | ${num(
         c.map((x) => x.mj),
         1e3,
         2,
