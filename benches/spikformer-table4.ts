@@ -4,7 +4,9 @@
 // AC, MAC and energy per sample (fp32 costs) from the energy report.
 // Usage: npm run bench:spikformer -- [--train-samples N] [--test-samples N] [--energy-samples N]
 //        [--epochs E] [--batch-size B] [--lr LR] [--seeds S] [--time-steps T]
-// Prints the table (Markdown) and appends the record to benches/results/spikformer-table4.jsonl.
+// (--seeds 3 runs the seeds 1, 2 and 3.)
+// Appends one record per run (variant, seed) to benches/results/spikformer-table4.jsonl as it
+// finishes, then prints the table (Markdown) and appends it as a last record.
 import { parseArgs } from 'node:util'
 import type { EnergyReport, Evaluation } from '../ts/index'
 import { adam, loadFashionMnist, sequential, spikformer } from '../ts/index'
@@ -97,17 +99,24 @@ const std = (xs: number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2))
 const pct = (xs: number[]) => `${(100 * mean(xs)).toFixed(2)} ± ${(100 * std(xs)).toFixed(2)} %`
 const num = (xs: number[], scale = 1, digits = 0) => (mean(xs) * scale).toFixed(digits)
 
+const command =
+  `npm run bench:spikformer -- --train-samples ${trainSamples} --test-samples ${testSamples} ` +
+  `--energy-samples ${energySamples} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} ` +
+  `--seeds ${seeds.length} --time-steps ${timeSteps}`
+const budget =
+  `Spikformer-${SIZE.depth}-${SIZE.dim} (${SIZE.heads} heads, MLP ratio ${SIZE.mlpRatio}, patch 4: 7x7 tokens), T = ${timeSteps}; ` +
+  `${trainSamples} Fashion-MNIST training images (seeded sample), ${epochs} epoch(s), batch ${batchSize}, ` +
+  `Adam lr ${lr} with cosine annealing; accuracy on ${testSamples} test images, energy (fp32: 0.9 pJ/AC, 4.6 pJ/MAC) on ${energySamples}`
+
 async function main(): Promise<void> {
   const rows: Run[] = []
-  for (const seed of seeds) for (const v of VARIANTS) rows.push(await run(v, seed))
-  const command =
-    `npm run bench:spikformer -- --train-samples ${trainSamples} --test-samples ${testSamples} ` +
-    `--energy-samples ${energySamples} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} ` +
-    `--seeds ${seeds.length} --time-steps ${timeSteps}`
-  const budget =
-    `Spikformer-${SIZE.depth}-${SIZE.dim} (${SIZE.heads} heads, MLP ratio ${SIZE.mlpRatio}, patch 4: 7x7 tokens), T = ${timeSteps}; ` +
-    `${trainSamples} Fashion-MNIST training images (seeded sample), ${epochs} epoch(s), batch ${batchSize}, ` +
-    `Adam lr ${lr} with cosine annealing; accuracy on ${testSamples} test images, energy (fp32: 0.9 pJ/AC, 4.6 pJ/MAC) on ${energySamples}`
+  for (const seed of seeds) {
+    for (const v of VARIANTS) {
+      const r = await run(v, seed)
+      rows.push(r)
+      record('spikformer-table4', command, { budget, run: r })
+    }
+  }
   let md = `# Spikformer: ADD, IAND, IAND + DST (the paper's Table 4 at a small scale)\n\nCommand: \`${command}\`. ${budget}.\n\n`
   md +=
     '| variant | eval | accuracy (mean ± sd over seeds) | AC / sample | MAC / sample | energy / sample |\n|---|---|---|---|---|---|\n'
@@ -134,7 +143,7 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(md)
-  record('spikformer-table4', command, { budget, rows })
+  record('spikformer-table4', command, { budget, table: md })
 }
 
 main().catch((e) => {
