@@ -3,4 +3,5 @@
 //! against the whole crate.
 
 mod energy;
+mod mean_head;
 mod spikingjelly;
