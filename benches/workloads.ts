@@ -76,7 +76,15 @@ export function sf(large = false, timeSteps = 4, batch = large ? 8 : 32): Worklo
     ? spikformer({ inputShape: [3, 32, 32], classes: 10, timeSteps })
     : spikformer({ inputShape: [1, 28, 28], classes: 10, timeSteps, depth: 2, dim: 64, heads: 4, mlpRatio: 2 })
   const sampleShape = net.inputShape
-  return { name: large ? 'SF384' : 'SF', timeSteps, batch, sampleShape, encoding: 'direct', classes: 10, layers: net.layers }
+  return {
+    name: large ? 'SF384' : 'SF',
+    timeSteps,
+    batch,
+    sampleShape,
+    encoding: 'direct',
+    classes: 10,
+    layers: net.layers,
+  }
 }
 
 export const WORKLOADS = [w1(), w2(), w1(true), w2(true), sf(), sf(true)]

@@ -191,6 +191,7 @@ fn head_forward(order: Order, x: &[f32], h: &Head, scale: f32, y: &mut [f32], wo
 }
 
 /// Writes dQ, dK and dV of one head into `dx` (same layout as `x`) from `dy` (rows `C` apart).
+#[allow(clippy::too_many_arguments)]
 fn head_backward(
     order: Order,
     x: &[f32],
