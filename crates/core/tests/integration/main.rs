@@ -3,4 +3,5 @@
 //! against the whole crate.
 
 mod energy;
+mod memory_lean;
 mod spikingjelly;
