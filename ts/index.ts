@@ -110,6 +110,7 @@ export type {
   EpochEnd,
   Evaluation,
   FitOptions,
+  MemoryMode,
   FitResult,
   FitState,
   InferenceMode,
