@@ -47,7 +47,18 @@ async function train(net: ZooNet, memory: 'default' | 'recompute'): Promise<{ mo
 }
 
 const NETS: [string, ZooNet][] = [
-  ['convDsnn', convDsnn({ inChannels: 1, size: 16, classes: 4, width: 4 })],
+  [
+    'convDsnn',
+    {
+      name: 'convDsnn',
+      layers: convDsnn({ inChannels: 1, size: 16, classes: 4, width: 4 }),
+      inputShape: [1, 16, 16],
+      timeSteps: 4,
+      encoding: 'direct',
+      classes: 4,
+      blocks: 2,
+    },
+  ],
   ['dsnn7b', dsnn7b({ inputShape: [2, 16, 16], timeSteps: 3, blocks: 2 })],
   ['sew7b', sew7b({ inputShape: [2, 16, 16], timeSteps: 3, blocks: 2 })],
   ['spikingResnet7b', spikingResnet7b({ inputShape: [2, 16, 16], timeSteps: 3, blocks: 2 })],

@@ -10,8 +10,8 @@ import type { Encoding, LayerSpec } from '../ts/index'
 import {
   batchNorm2d,
   conv2d,
-  dualBasicBlock,
   dsnn7b,
+  dualBasicBlock,
   dualStream,
   flatten,
   lif,
@@ -73,9 +73,9 @@ export const WORKLOADS = [w1(), w2(), w1(true), w2(true)]
 /**
  * Binary input density of W3: the fraction of [T = 16, 2, H, W] frame values that hold at least
  * one event, measured with `npm run bench:memory -- --density` on the shared DVXplorer sample
- * recording (AEDAT 4.0, 320 x 240, 111,954 events) framed by event count into 16 frames.
+ * recording (AEDAT 4.0, 320 x 240, 111,954 events) framed by event count into 16 frames (0.0340).
  */
-export const W3_DENSITY = 0.0138
+export const W3_DENSITY = 0.034
 
 /**
  * W3 (memory and the 7B-Net): the zoo's `dsnn7b` (`W3-dst`) or `sew7b` (`W3`, the SpikingJelly

@@ -16,18 +16,9 @@ use crate::spec::{DualStage, DualStreamSpec, HeadPool};
 use crate::tensor::Tensor;
 
 mod lean;
+mod stage;
 use lean::Lean;
-
-// A trunk holds a handful of stages, built once: the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-enum Stage {
-    Block(DualStreamBlock),
-    /// The same pooling, once per stream (each keeps its own argmax for backward).
-    Pool {
-        spike: Box<dyn Layer>,
-        acc: Box<dyn Layer>,
-    },
-}
+use stage::Stage;
 
 pub struct DualStream {
     label: String,
@@ -224,7 +215,7 @@ impl Layer for DualStream {
             let a_in = if i == 0 { input } else { &a_done[i - 1] };
             let (o_out, a_out) = (&mut o_rest[0], &mut a_rest[0]);
             let sum =
-                lean::run_stage(&mut self.stages[i], (o_in, a_in), (o_out, a_out), aap, training)?;
+                stage::run_stage(&mut self.stages[i], (o_in, a_in), (o_out, a_out), aap, training)?;
             if let Stage::Block(_) = self.stages[i] {
                 // Block stages' output rates (pools' stay 0: not reported).
                 let sum = sum.unwrap_or_else(|| elementwise::sum(o_out.data()));

@@ -5,7 +5,7 @@
 //! before a segment's backward its forward runs again from that input, with the blocks'
 //! buffers (BN running statistics) set to their values before the first run and restored
 //! after, so it computes the same numbers bit for bit and the statistics move once per step.
-use super::Stage;
+use super::stage::{release, run_stage, Stage};
 use crate::error::Result;
 use crate::layer::{Buffer, VisitorMut};
 use crate::nn::dual_stream_block::DualStreamBlock;
@@ -62,37 +62,6 @@ fn set_block_buffers(block: &mut DualStreamBlock, values: &[Tensor]) {
         }
     }
     block.visit_mut(&mut Set(values.iter()));
-}
-
-/// Stage `i` on `(o_in, a_in)`: a block's forward (Some(sum of its O) where it took it on the
-/// way), or the pooling of both streams.
-pub(super) fn run_stage(
-    stage: &mut Stage,
-    (o_in, a_in): (&Tensor, &Tensor),
-    (o_out, a_out): (&mut Tensor, &mut Tensor),
-    aap: bool,
-    training: bool,
-) -> Result<Option<f64>> {
-    match stage {
-        Stage::Block(b) => b.forward(o_in, o_out, aap.then_some((a_in, a_out)), training),
-        Stage::Pool { spike, acc } => {
-            spike.forward(o_in, o_out, training)?;
-            if aap {
-                acc.forward(a_in, a_out, training)?;
-            }
-            Ok(None)
-        }
-    }
-}
-
-fn release(stage: &mut Stage) {
-    match stage {
-        Stage::Block(b) => b.release_stored(),
-        Stage::Pool { spike, acc } => {
-            spike.release_stored();
-            acc.release_stored();
-        }
-    }
 }
 
 impl Lean {
