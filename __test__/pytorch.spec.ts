@@ -26,6 +26,7 @@ import {
   sewBasicBlock,
   sewBlock,
   sgd,
+  spikformer,
   surrogate,
   TensorDataset,
   writeSafetensors,
@@ -103,6 +104,7 @@ function zooCase(net: {
 
 const imagenet = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
 const dvs = { inputShape: [2, 8, 8], timeSteps: 2, classes: 3 }
+const spikformerTiny = { inputShape: [1, 16, 16], classes: 3, timeSteps: 2, depth: 1, dim: 16, heads: 2, mlpRatio: 2 }
 const CASES: Case[] = [
   {
     name: 'convDsnn',
@@ -201,6 +203,16 @@ const CASES: Case[] = [
   zooCase(zoo.wideDsnn7b({ ...dvs, blocks: [1, 1] })),
   zooCase(zoo.wideSew7b({ ...dvs, blocks: [1, 1] })),
   zooCase(zoo.wideSpikingResnet7b({ ...dvs, blocks: [1, 1] })),
+  // Spikformer: 16 tokens, 2 heads of 8 channels, with ADD, IAND and IAND + DST joins.
+  ...(['add', 'iand', 'dst'] as const).map((join) =>
+    zooCase(
+      spikformer({
+        ...spikformerTiny,
+        connect: join === 'add' ? 'add' : 'iand',
+        dst: join === 'dst',
+      }),
+    ),
+  ),
 ]
 
 /** max |a - b| / max(1, |b|): absolute for values up to 1, relative for BN variances above. */
@@ -299,12 +311,16 @@ pythonTest('SpikingJelly-zoo and AAP state_dicts import with their logits', asyn
   const root = mkdtempSync(join(tmpdir(), 'dualstream-torch-ref-'))
   runPython(join(SCRIPTS, 'torch_reference_models.py'), [root], { timeoutMs: 900_000 })
   const opts = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
+  const sjSpikformer = { depth: 1, dim: 16, heads: 2, mlpRatio: 2 }
   const cases: [string, ModelSpec, 'spikingjelly' | 'aap'][] = [
     ['sj-sewResnet18', zoo.sewResnet18({ ...opts, connect: 'add' }), 'spikingjelly'],
     ['sj-sewResnet50', zoo.sewResnet50({ ...opts, connect: 'add' }), 'spikingjelly'],
     ['sj-spikingResnet18', zoo.spikingResnet18(opts), 'spikingjelly'],
     ['aap-dsnn18', zoo.dsnn18({ ...opts, connect: 'iand' }), 'aap'],
     ['aap-dsnn50', zoo.dsnn50({ ...opts, connect: 'iand' }), 'aap'],
+    // SpikingJelly's Spikformer: Conv1d(k=1) weights [out, in, 1] become our linears [out, in].
+    ['sj-spikformer-add', spikformer({ ...opts, ...sjSpikformer, connect: 'add' }), 'spikingjelly'],
+    ['sj-spikformer-iand', spikformer({ ...opts, ...sjSpikformer, connect: 'iand' }), 'spikingjelly'],
   ]
   for (const [name, spec, from] of cases) {
     const io = new Map(readSafetensors(join(root, `${name}.io.safetensors`)).tensors.map((x) => [x.name, x]))

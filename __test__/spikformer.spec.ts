@@ -3,7 +3,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import type { LabelledData } from '../ts/index'
-import { adam, DualstreamError, losses, Model, readCheckpoint, sequential, spikformer } from '../ts/index'
+import {
+  adam,
+  batchNorm2d,
+  conv2d,
+  DualstreamError,
+  linear,
+  losses,
+  Model,
+  readCheckpoint,
+  sequential,
+  spikformer,
+  spikformerNeuron,
+  tokenMean,
+  tokens,
+} from '../ts/index'
 
 // Three classes: light in the top, middle or bottom third of a 16x16 image.
 function thirds(n: number, seed = 1): LabelledData & { x: Float32Array; y: Uint32Array } {
@@ -95,7 +109,7 @@ test('a tiny IAND + DST Spikformer trains, its full-spike model matches fsnn mod
   for (const m of [model, full, back]) await m.dispose()
 })
 
-test('the ADD Spikformer fails the full-spike audit inside its blocks; with IAND only the head reads non-spikes', async (t) => {
+test('the ADD Spikformer fails the full-spike audit inside its blocks; the IAND one passes, its head counted as ACs', async (t) => {
   const data = thirds(12)
   const x = data.x
   for (const connect of ['add', 'iand'] as const) {
@@ -108,19 +122,56 @@ test('the ADD Spikformer fails the full-spike audit inside its blocks; with IAND
       t.true(Number.isFinite(r.loss) && r.loss > 0)
     }
     const audit = await model.audit(x, 12)
-    const offending = audit.offending.map((o) => o.name)
-    const head = `layers.${net.layers.length - 1} (linear)`
+    const n = net.layers.length
+    // The FC is judged on the spikes the token mean averages: FC(mean O) = sum_l (W / L) O_l.
+    const head = `layers.${n - 1} (linear, on the input of the mean layers.${n - 2} (tokenMean))`
+    const report = await model.energy(data, { batchSize: 12 })
+    const fc = report.layers.find((l) => l.name === `layers.${n - 1}`)
     if (connect === 'add') {
-      // A residual sum of two spikes (2) reaches a block's linear.
+      // A residual sum of two spikes (2) reaches a block's linear, and the mean of sums the FC.
       t.true(
         audit.offending.some((o) => o.name !== head && o.example === 2),
         JSON.stringify(audit.offending),
       )
+      t.is(audit.offending.at(-1)?.name, head)
+      t.like(fc, { spikeInput: false, ac: 0 })
+      t.is(fc?.mac, tiny.timeSteps * (tiny.dim * tiny.classes + tiny.classes))
     } else {
-      // The FC reads the mean over tokens; FC(mean O) = mean FC(O) stays spike-driven, but
-      // the audit looks at the FC's input.
-      t.deepEqual(offending, [head])
+      t.true(audit.passed, JSON.stringify(audit.offending))
+      t.like(fc, { spikeInput: true, mac: 0 })
+      // Per spike one column of W (classes ACs), plus the biases per step.
+      const rate = fc?.inputRate ?? 0
+      const spikes = rate * tiny.timeSteps * (tiny.dim * 16)
+      t.true(Math.abs((fc?.ac ?? 0) - (spikes * tiny.classes + tiny.timeSteps * tiny.classes)) < 1e-6 * (fc?.ac ?? 1))
     }
     await model.dispose()
   }
+})
+
+test('NIR export of a Spikformer is refused naming the first layer NIR cannot express', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dualstream-spikformer-nir-'))
+  for (const connect of ['add', 'iand'] as const) {
+    const net = spikformer({ ...tiny, connect })
+    const model = sequential(net.layers, { ...net, seed: 1 })
+    // SPS max-pools BN outputs; NIR pools spikes only (sum pooling, then a threshold).
+    const pool = net.layers.findIndex((l) => l.type === 'maxPool2d')
+    const err = await t.throwsAsync(model.toNir(join(dir, `${connect}.nir`)), { instanceOf: DualstreamError })
+    t.is(err?.code, 'ERR_SPEC')
+    t.true(err?.message.startsWith(`layers.${pool} (maxPool2d): max pooling of non-spike values`), err?.message)
+    await model.dispose()
+  }
+  // Without pooling, the first token layer is the one refused.
+  const layers = [
+    conv2d(1, 8, 3, { padding: 1, bias: false }),
+    batchNorm2d(8),
+    spikformerNeuron(),
+    tokens(),
+    tokenMean(),
+    linear(8, 3),
+  ]
+  const model = sequential(layers, { inputShape: [1, 16, 16], timeSteps: 2, seed: 1 })
+  const err = await t.throwsAsync(model.toNir(join(dir, 'tokens.nir')), { instanceOf: DualstreamError })
+  t.is(err?.code, 'ERR_SPEC')
+  t.regex(err?.message ?? '', /^layers\.3 \(tokens\): a spiking-transformer layer has no NIR equivalent; .*checkpoint/)
+  await model.dispose()
 })

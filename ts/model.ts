@@ -10,6 +10,7 @@ import { readSafetensors, writeSafetensors } from './checkpoint'
 import { type EnergyOptions, type EnergyReport, energyArgs } from './energy'
 import type { NirReadOptions, NirWriteOptions } from './interop/nir'
 import { nirToSpec, readNirGraph, specToNir, writeNirGraph } from './interop/nir'
+import { renameFoldedPath } from './interop/nir/paths'
 import { type PyTorchExport, type PyTorchExportOptions, writePyTorchExport } from './interop/pytorch/export'
 import { torchTensorsFor } from './interop/pytorch/import'
 import { TORCH_SOURCES, type TorchSource } from './interop/pytorch/names'
@@ -1072,7 +1073,7 @@ export class Model {
       await writeNirGraph(path, graph)
       return { nodes: graph.nodes.size, edges: graph.edges.length }
     } catch (e) {
-      throw fromNative(e)
+      throw fromNative(renameFoldedPath(e, fsnn.spec.layers, folded.spec.layers))
     } finally {
       await folded.dispose()
       if (fsnn !== this) await fsnn.dispose()

@@ -18,6 +18,13 @@ and fc / fc_acc heads of which only fc is used (on both streams).
 use: biased convs, BNs without affine parameters, PLIF neurons with the Erf, SoftSign,
 PiecewiseExp and PiecewiseLeakyReLU surrogates, ceil-mode max pooling and a ceil-mode average
 pooling that leaves the padding out of its divisor.
+
+"sj-spikformer-add" is SpikingJelly's own Spikformer (16x16 RGB, patch 4, dim 16, 2 heads, MLP
+ratio 2, one block, T 2) with PyTorch's default conv/linear initialisation instead of its std
+0.02 one and BN statistics from training-mode passes, so that the spikes depend on the input;
+"sj-spikformer-iand" is the same network with
+every ADD residual (the relative position join and both block joins) replaced by IAND,
+g(S, X) = (1 - S) X, by replacing the forward methods.
 """
 
 import os
@@ -27,7 +34,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
-from spikingjelly.activation_based.model import sew_resnet, spiking_resnet
+from spikingjelly.activation_based.model import sew_resnet, spikformer, spiking_resnet
 
 torch.set_num_threads(1)
 T, N, SIZE, CLASSES = 2, 2, 16, 4
@@ -157,7 +164,7 @@ class OptionsNet(nn.Module):
 
 def randomize(net, gen):
     for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             c = m.num_features
             with torch.no_grad():
                 if m.affine:
@@ -165,6 +172,50 @@ def randomize(net, gen):
                     m.bias.copy_(0.6 * torch.rand(c, generator=gen))
                 m.running_mean.copy_(0.4 * (torch.rand(c, generator=gen) - 0.5))
                 m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
+
+
+def iand(s, x):
+    return (1.0 - s) * x
+
+
+def sj_spikformer(connect):
+    net = spikformer.Spikformer(T=T, in_channels=3, img_size_h=SIZE, img_size_w=SIZE, patch_size=4,
+                                num_classes=CLASSES, embed_dims=16, num_heads=2, mlp_ratio=2, depths=1)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            m.reset_parameters()
+    if connect == "iand":
+        def stem_forward(self, x_seq):
+            x_seq = self.stages(x_seq)
+            return iand(self.positional_encoding(x_seq), x_seq)
+
+        def block_forward(self, x_seq):
+            t, n, c, h, w = x_seq.shape
+            x = x_seq.flatten(3)
+            x = iand(self.attn(x), x)
+            x = iand(self.mlp(x), x)
+            return x.reshape(t, n, c, h, w)
+
+        net.patch_embed.forward = stem_forward.__get__(net.patch_embed)
+        for block in net.blocks:
+            block.forward = block_forward.__get__(block)
+    return net
+
+
+def calibrate(net, gen):
+    """BN statistics from training-mode passes over random images, and BN scales and shifts
+    that drive Spikformer's LIF neurons (tau 2, threshold 1: a first step fires from 2) to fire:
+    with randomize()'s the spikes die out within the stem and the logits ignore the input."""
+    net.train()
+    with torch.no_grad():
+        for _ in range(20):
+            functional.reset_net(net)
+            net(2.5 * torch.rand(8, 3, SIZE, SIZE, generator=gen))
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                c = m.num_features
+                m.weight.copy_(1.5 + 1.5 * torch.rand(c, generator=gen))
+                m.bias.copy_(0.5 + torch.rand(c, generator=gen))
 
 
 def sj_kwargs():
@@ -179,6 +230,8 @@ CASES = {
     "aap-dsnn18": lambda: AapNet([2, 2, 2, 2], False),
     "aap-dsnn50": lambda: AapNet([3, 4, 6, 3], True),
     "sj-options": OptionsNet,
+    "sj-spikformer-add": lambda: sj_spikformer("add"),
+    "sj-spikformer-iand": lambda: sj_spikformer("iand"),
 }
 
 
@@ -193,6 +246,8 @@ def main():
         net = make()
         functional.set_step_mode(net, "m")
         randomize(net, gen)
+        if name.startswith("sj-spikformer"):
+            calibrate(net, gen)
         net.eval()
         size = 13 if name == "sj-options" else SIZE
         x = 2.5 * torch.rand(N, 3, size, size, generator=gen)

@@ -81,6 +81,11 @@ pub struct SynapseCounter {
     mac: f64,
 }
 
+/// Whether every value is 0 or 1.
+pub fn is_spikes(data: &[f32]) -> bool {
+    data.iter().all(|&v| v == 0.0 || v == 1.0)
+}
+
 /// Whether every value is 0 or 1, and how many are 1.
 fn spike_count(data: &[f32]) -> Option<u64> {
     let mut ones = 0u64;

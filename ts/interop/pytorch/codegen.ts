@@ -92,6 +92,20 @@ export function layerPy(l: LayerSpec, indent: string): string {
     }
     case 'globalAvgPool':
       return 'GlobalAvgPool()'
+    case 'batchNorm1d':
+      if (l.affine === false) {
+        throw new DualstreamError(
+          'ERR_SPEC',
+          'export pytorch: a batchNorm1d without affine parameters is not supported',
+        )
+      }
+      return `batch_norm1d(${l.numFeatures}, eps=${pyFloat(l.eps)}, momentum=${pyFloat(l.momentum)}, init_weight=${pyFloat(l.initWeight ?? 1)})`
+    case 'tokens':
+      return 'Tokens()'
+    case 'tokenMean':
+      return 'TokenMean()'
+    case 'spikingAttention':
+      return `SpikingAttention(${l.dim}, ${l.heads}, scale=${pyFloat(l.scale)})`
     case 'flatten':
       return 'flatten()'
     case 'dropout':

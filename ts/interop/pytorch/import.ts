@@ -50,7 +50,18 @@ export function torchTensorsFor(
     const numel = want.shape.reduce((a, b) => a * b, 1)
     // SpikingJelly's PLIF w is 0-d; ours has shape [1].
     const scalarOk = want.shape.length === 1 && want.shape[0] === 1 && t.shape.length === 0
-    if (!scalarOk && (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i]))) {
+    // A Conv1d(kernel_size=1) weight [out, in, 1] holds the linear's [out, in] in the same order.
+    const conv1dOk =
+      entry.conv1d === true &&
+      t.shape.length === 3 &&
+      t.shape[2] === 1 &&
+      t.shape[0] === want.shape[0] &&
+      t.shape[1] === want.shape[1]
+    if (
+      !scalarOk &&
+      !conv1dOk &&
+      (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i]))
+    ) {
       throw new DualstreamError(
         'ERR_SHAPE',
         `${file}: tensor ${entry.source}: expected shape ${fmt(want.shape)}, found ${fmt(t.shape)} (the spec's ${entry.expects}, our ${want.name})`,

@@ -2,7 +2,7 @@
 // - `dualstream-export`: our own export (model.py), the same names;
 // - `spikingjelly`: SpikingJelly's model zoo (`activation_based.model.sew_resnet` /
 //   `spiking_resnet`: conv1, bn1, sn1, layer<s>.<b>.conv<k>/bn<k>/sn<k>, downsample.0/1,
-//   downsample_sn, fc);
+//   downsample_sn, fc; `spikformer` for a spec with tokens: patch_embed.*, blocks.*, head);
 // - `aap`: the Dual-Stream Training authors' dsnn18..101 definitions (conv<k>.0/1 in
 //   SeqToANNContainers, downsample.0.0/1, the AAP projection as pool.*, fc; their fc_acc is
 //   unused and ignored; `.module.` of older SpikingJelly containers is dropped before matching).
@@ -20,6 +20,8 @@ export interface NameEntry {
   source: string
   /** What the spec holds there, e.g. "conv2d 64->128 3x3 stride 2 (layers.4.branch.0)". */
   expects: string
+  /** A linear weight `[out, in]` stored as a `Conv1d(kernel_size=1)` weight `[out, in, 1]`. */
+  conv1d?: boolean
 }
 
 /** Source keys a state_dict may hold that have no counterpart here and carry nothing we need. */
@@ -35,7 +37,8 @@ function describe(l: LayerSpec, at: string): string {
     case 'linear':
       return `linear ${l.inFeatures}->${l.outFeatures} (${at})`
     case 'batchNorm2d':
-      return `batchNorm2d(${l.numFeatures}) (${at})`
+    case 'batchNorm1d':
+      return `${l.type}(${l.numFeatures}) (${at})`
     default:
       return `${l.type} (${at})`
   }
@@ -48,6 +51,7 @@ function suffixes(l: LayerSpec): string[] {
     case 'linear':
       return l.bias ? ['weight', 'bias'] : ['weight']
     case 'batchNorm2d':
+    case 'batchNorm1d':
       return l.affine === false ? ['running_mean', 'running_var'] : ['weight', 'bias', 'running_mean', 'running_var']
     case 'plif':
       return ['w']
@@ -56,8 +60,12 @@ function suffixes(l: LayerSpec): string[] {
   }
 }
 
-function push(out: NameEntry[], l: LayerSpec, ours: string, source: string): void {
-  for (const s of suffixes(l)) out.push({ ours: `${ours}.${s}`, source: `${source}.${s}`, expects: describe(l, ours) })
+function push(out: NameEntry[], l: LayerSpec, ours: string, source: string, conv1d = false): void {
+  for (const s of suffixes(l)) {
+    const entry: NameEntry = { ours: `${ours}.${s}`, source: `${source}.${s}`, expects: describe(l, ours) }
+    if (conv1d && s === 'weight') entry.conv1d = true
+    out.push(entry)
+  }
 }
 
 /** Every layer with tensors under its dualstream name (the export's names are ours). */
@@ -191,10 +199,75 @@ function walkResnet(spec: ModelSpec, from: 'spikingjelly' | 'aap', out: NameEntr
   })
 }
 
+function unsupportedSpikformer(what: string): DualstreamError {
+  return new DualstreamError(
+    'ERR_SPEC',
+    `import --from spikingjelly: ${what} has no counterpart in SpikingJelly's Spikformer (use the zoo's spikformer spec: SPS stages, relative position block, tokens, attention and MLP blocks, tokenMean, linear)`,
+  )
+}
+
+/** A Spikformer sub-block's branch: the k-th linear and the BN after it, by `names(k)`. */
+function subBlockNames(branch: LayerSpec[], ours: string, names: (k: number) => string, out: NameEntry[]): void {
+  let k = -1
+  branch.forEach((l, j) => {
+    if (l.type === 'linear') k++
+    if (l.type === 'linear') push(out, l, `${ours}.${j}`, `${names(k)}.0`, true)
+    else if (l.type === 'batchNorm1d') push(out, l, `${ours}.${j}`, `${names(k)}.1`)
+    else if (l.type === 'conv2d' || l.type === 'batchNorm2d' || l.type === 'plif')
+      throw unsupportedSpikformer(describe(l, `${ours}.${j}`))
+  })
+}
+
+/** The attention (even) or MLP (odd) sub-block `i` in SpikingJelly's `blocks.<b>` names. */
+function spikformerBlock(i: number): (k: number) => string {
+  const b = `blocks.${Math.floor(i / 2)}`
+  return i % 2 === 0 ? (k) => `${b}.attn.${k === 0 ? 'qkv' : 'proj'}_conv_bn` : (k) => `${b}.mlp.fc${k + 1}`
+}
+
+/**
+ * SpikingJelly 2's `activation_based.model.spikformer`: the SPS stages
+ * `patch_embed.stages.<k>.conv_bn.block.0/1`, the relative position block
+ * `patch_embed.positional_encoding.conv_bn.block.0/1`, per transformer block
+ * `blocks.<b>.attn.qkv_conv_bn` / `proj_conv_bn` and `blocks.<b>.mlp.fc1` / `fc2` (Conv1d k=1
+ * and BatchNorm1d as `.0` / `.1`), and `head`. A dual-stream trunk's sub-blocks take the
+ * blocks' names in order and its shared head `head`.
+ */
+function walkSpikformer(spec: ModelSpec, out: NameEntry[]): void {
+  let stage = 0
+  let tokensSeen = false
+  let subBlock = 0
+  spec.layers.forEach((l, i) => {
+    const at = `layers.${i}`
+    if (l.type === 'tokens') tokensSeen = true
+    else if (!tokensSeen && l.type === 'conv2d') push(out, l, at, `patch_embed.stages.${stage}.conv_bn.block.0`)
+    else if (!tokensSeen && l.type === 'batchNorm2d') push(out, l, at, `patch_embed.stages.${stage++}.conv_bn.block.1`)
+    else if (!tokensSeen && l.type === 'sewBlock') {
+      if (l.shortcut) throw unsupportedSpikformer(`the shortcut of ${at}`)
+      l.branch.forEach((b, j) => {
+        const src = 'patch_embed.positional_encoding.conv_bn.block'
+        if (b.type === 'conv2d') push(out, b, `${at}.branch.${j}`, `${src}.0`)
+        else if (b.type === 'batchNorm2d') push(out, b, `${at}.branch.${j}`, `${src}.1`)
+      })
+    } else if (tokensSeen && l.type === 'sewBlock') {
+      if (l.shortcut) throw unsupportedSpikformer(`the shortcut of ${at}`)
+      subBlockNames(l.branch, `${at}.branch`, spikformerBlock(subBlock++), out)
+    } else if (tokensSeen && l.type === 'dualStream') {
+      l.stages.forEach((s, k) => {
+        if (s.type !== 'block') return
+        if (s.shortcut || s.projection) throw unsupportedSpikformer(`the shortcut or projection of ${at}.stages.${k}`)
+        subBlockNames(s.branch, `${at}.stages.${k}.branch`, spikformerBlock(subBlock++), out)
+      })
+      push(out, { type: 'linear', ...l.head }, `${at}.head`, 'head')
+    } else if (l.type === 'linear' && i === spec.layers.length - 1) push(out, l, at, 'head')
+    else if (suffixes(l).length > 0) throw unsupportedSpikformer(describe(l, at))
+  })
+}
+
 /** Our tensor names with their names in `from`'s state_dict and what the spec expects. */
 export function torchNameMap(spec: ModelSpec, from: TorchSource): NameEntry[] {
   const out: NameEntry[] = []
   if (from === 'dualstream-export') walkOurs(spec.layers, 'layers.', out)
+  else if (from === 'spikingjelly' && spec.layers.some((l) => l.type === 'tokens')) walkSpikformer(spec, out)
   else if (from === 'spikingjelly' || from === 'aap') walkResnet(spec, from, out)
   else
     throw new DualstreamError(

@@ -105,6 +105,60 @@ def flatten():
 
 
 # ---------------------------------------------------------------------------------------------
+# Token layers of spiking transformers, on [T, N, L, C] (L tokens of C channels, channels last).
+
+
+class BatchNorm1dTokens(nn.BatchNorm1d):
+    """BN over the channels of [T, N, L, C], statistics over T, N and L: SpikingJelly's
+    BatchNorm1d on [T*N, C, L], the same parameters and statistics."""
+
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def batch_norm1d(num_features, eps, momentum, init_weight=1.0):
+    bn = BatchNorm1dTokens(num_features, eps=eps, momentum=momentum)
+    nn.init.constant_(bn.weight, init_weight)
+    return bn
+
+
+class Tokens(nn.Module):
+    """[T, N, C, H, W] -> [T, N, H*W, C], one token per position (row-major)."""
+
+    def forward(self, x):
+        return x.flatten(3).transpose(-1, -2).contiguous()
+
+
+class TokenMean(nn.Module):
+    """[T, N, L, C] -> [T, N, C]."""
+
+    def forward(self, x):
+        return x.mean(-2)
+
+
+class SpikingAttention(nn.Module):
+    """Spikformer's attention product on [T, N, L, 3C] (Q, K, V side by side, each with its
+    heads side by side): per head scale * Q K^T V, no softmax; [T, N, L, C] out."""
+
+    def __init__(self, dim, heads, scale):
+        super().__init__()
+        self.dim = dim
+        self.heads = heads
+        self.scale = scale
+
+    def forward(self, x):
+        t, n, l, _ = x.shape
+        d = self.dim // self.heads
+
+        def split(z):
+            return z.reshape(t, n, l, self.heads, d).transpose(2, 3)
+
+        q, k, v = (split(z) for z in x.split(self.dim, dim=-1))
+        y = (q @ k.transpose(-2, -1)) @ v * self.scale
+        return y.transpose(2, 3).reshape(t, n, l, self.dim)
+
+
+# ---------------------------------------------------------------------------------------------
 # Residual blocks.
 
 
@@ -195,7 +249,11 @@ class DualStream(nn.Module):
         self.aap_on = aap
 
     def pool(self, x):
-        return x.mean((-2, -1)) if self.head_pool == "gap" else x.flatten(2)
+        if self.head_pool == "gap":
+            return x.mean((-2, -1))
+        if self.head_pool == "tokens":
+            return x.mean(-2)
+        return x.flatten(2)
 
     def forward(self, x):
         o, a = x, (x if self.aap_on else None)

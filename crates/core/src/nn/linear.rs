@@ -26,6 +26,9 @@ pub struct Linear {
     bias: Option<Param>,
     probe: AuditProbe,
     ops: SynapseCounter,
+    /// The input is a mean over positions whose layer audits and counts these synapses on
+    /// its own input (`MeanHead`); this layer then reports neither.
+    reads_mean: bool,
 }
 
 impl Linear {
@@ -53,7 +56,14 @@ impl Linear {
             bias,
             probe: AuditProbe::default(),
             ops: SynapseCounter::default(),
+            reads_mean: false,
         })
+    }
+
+    /// Leaves the audit and the energy count to the mean layer before this one.
+    pub fn reading_mean(mut self) -> Self {
+        self.reads_mean = true;
+        self
     }
 
     pub fn weight(&self) -> &Param {
@@ -160,13 +170,18 @@ impl Layer for Linear {
     }
 
     fn visit(&self, visitor: &mut dyn Visitor) {
-        visitor.audit(&self.label, &self.probe);
+        if !self.reads_mean {
+            visitor.audit(&self.label, &self.probe);
+        }
     }
 
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
         visitor.param(&mut self.weight);
         if let Some(b) = self.bias.as_mut() {
             visitor.param(b);
+        }
+        if self.reads_mean {
+            return;
         }
         let name = self.label.trim_end_matches(" (linear)").to_string();
         visitor.counter(Counter::Synapse { name, kind: "linear", counter: &mut self.ops });

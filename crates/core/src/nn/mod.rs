@@ -9,6 +9,7 @@ pub mod flatten;
 mod gradcheck;
 
 pub mod linear;
+pub mod mean_head;
 pub mod pool;
 pub mod relu;
 pub mod residual;
@@ -33,7 +34,7 @@ pub use spiking_resnet_block::SpikingResnetBlock;
 use crate::error::Result;
 use crate::neuron::{NeuronKind, NeuronLayer};
 use crate::rng::Rng;
-use crate::spec::LayerSpec;
+use crate::spec::{LayerSpec, LinearSpec};
 
 /// Builds one layer named `name` (its path, e.g. `layers.3`). Each layer draws its initial
 /// weights from its own stream forked from `rng`, so adding a layer does not shift the others.
@@ -85,12 +86,46 @@ fn build_paths(
     Ok((branch, shortcut))
 }
 
-/// Builds layers named `{prefix}.0`, `{prefix}.1`, ...
+/// The index of the linear that reads the mean at `i` (`tokenMean` or `globalAvgPool`),
+/// directly or through a `flatten`.
+fn linear_after_mean(specs: &[LayerSpec], i: usize) -> Option<(usize, &LinearSpec)> {
+    if !matches!(specs[i], LayerSpec::TokenMean | LayerSpec::GlobalAvgPool) {
+        return None;
+    }
+    let j = match specs.get(i + 1) {
+        Some(LayerSpec::Flatten) => i + 2,
+        _ => i + 1,
+    };
+    match specs.get(j) {
+        Some(LayerSpec::Linear(l)) => Some((j, l)),
+        _ => None,
+    }
+}
+
+/// Builds layers named `{prefix}.0`, `{prefix}.1`, ... A linear reading a mean over
+/// positions is audited and counted on the mean's input (see `mean_head`).
 pub fn build_sequential(prefix: &str, specs: &[LayerSpec], rng: &mut Rng) -> Result<Sequential> {
-    let layers = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| build_layer(&format!("{prefix}.{i}"), s, rng))
-        .collect::<Result<Vec<_>>>()?;
+    let mut layers = Vec::with_capacity(specs.len());
+    let mut reads_mean = None;
+    for (i, spec) in specs.iter().enumerate() {
+        let name = format!("{prefix}.{i}");
+        if let Some((j, l)) = linear_after_mean(specs, i) {
+            let _ = rng.fork(0);
+            let linear = format!("{prefix}.{j}");
+            let (out, bias) = (l.out_features, l.bias);
+            layers.push(match spec {
+                LayerSpec::TokenMean => {
+                    Box::new(transformer::TokenMean::new(&name).feeding(&linear, out, bias))
+                        as Box<dyn Layer>
+                }
+                _ => Box::new(GlobalAvgPool::new(&name).feeding(&linear, out, bias)),
+            });
+            reads_mean = Some(j);
+        } else if let (true, LayerSpec::Linear(l)) = (reads_mean == Some(i), spec) {
+            layers.push(Box::new(Linear::new(&name, l, &mut rng.fork(0))?.reading_mean()));
+        } else {
+            layers.push(build_layer(&name, spec, rng)?);
+        }
+    }
     Sequential::new(prefix, layers)
 }

@@ -6,8 +6,9 @@ use crate::kernels::pool::{
     maxpool2d_backward, maxpool2d_forward, maxpool2d_values,
 };
 use crate::layer::check_grad_output;
-use crate::layer::{expect_sample_rank, BackwardReads, Layer, Visitor};
+use crate::layer::{expect_sample_rank, BackwardReads, Layer, Visitor, VisitorMut};
 use crate::neuron::SpikePool;
+use crate::nn::mean_head::MeanHead;
 use crate::spec::PoolSpec;
 use crate::tensor::Tensor;
 
@@ -275,11 +276,18 @@ impl Layer for AvgPool2d {
 #[derive(Clone, Debug)]
 pub struct GlobalAvgPool {
     label: String,
+    head: Option<MeanHead>,
 }
 
 impl GlobalAvgPool {
     pub fn new(name: &str) -> Self {
-        GlobalAvgPool { label: format!("{name} (globalAvgPool)") }
+        GlobalAvgPool { label: format!("{name} (globalAvgPool)"), head: None }
+    }
+
+    /// Audits and counts the synapses of the linear `linear_path` that reads this mean.
+    pub fn feeding(mut self, linear_path: &str, out_features: usize, bias: bool) -> Self {
+        self.head = Some(MeanHead::new(&self.label, linear_path, out_features, bias));
+        self
     }
 }
 
@@ -305,6 +313,9 @@ impl Layer for GlobalAvgPool {
         let shape = self.output_shape(input.shape())?;
         output.resize_for_overwrite(&shape);
         global_avg_forward(input.data(), input.shape()[3] * input.shape()[4], output.data_mut());
+        if let Some(h) = self.head.as_mut() {
+            h.observe(input, output);
+        }
         Ok(())
     }
 
@@ -325,6 +336,18 @@ impl Layer for GlobalAvgPool {
             grad_input.data_mut(),
         );
         Ok(())
+    }
+
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        if let Some(h) = &self.head {
+            h.visit(visitor);
+        }
+    }
+
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        if let Some(h) = self.head.as_mut() {
+            h.visit_mut(visitor);
+        }
     }
 }
 

@@ -3,5 +3,6 @@
 //! against the whole crate.
 
 mod energy;
+mod mean_head;
 mod memory_lean;
 mod spikingjelly;

@@ -1,17 +1,27 @@
 //! `[T, N, L, C] -> [T, N, C]`: the mean over the tokens, before a transformer's head.
 use crate::error::{Error, Result};
-use crate::layer::{check_grad_output, expect_sample_rank, BackwardReads, Layer};
+use crate::layer::{
+    check_grad_output, expect_sample_rank, BackwardReads, Layer, Visitor, VisitorMut,
+};
+use crate::nn::mean_head::MeanHead;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
 #[derive(Clone, Debug)]
 pub struct TokenMean {
     label: String,
+    head: Option<MeanHead>,
 }
 
 impl TokenMean {
     pub fn new(name: &str) -> Self {
-        TokenMean { label: format!("{name} (tokenMean)") }
+        TokenMean { label: format!("{name} (tokenMean)"), head: None }
+    }
+
+    /// Audits and counts the synapses of the linear `linear_path` that reads this mean.
+    pub fn feeding(mut self, linear_path: &str, out_features: usize, bias: bool) -> Self {
+        self.head = Some(MeanHead::new(&self.label, linear_path, out_features, bias));
+        self
     }
 }
 
@@ -67,6 +77,9 @@ impl Layer for TokenMean {
         output.resize_for_overwrite(&shape);
         let s = input.shape();
         token_mean_forward(input.data(), s[2], s[3], output.data_mut());
+        if let Some(h) = self.head.as_mut() {
+            h.observe(input, output);
+        }
         Ok(())
     }
 
@@ -86,5 +99,17 @@ impl Layer for TokenMean {
         let s = input.shape();
         token_mean_backward(grad_output.data(), s[2], s[3], grad_input.data_mut());
         Ok(())
+    }
+
+    fn visit(&self, visitor: &mut dyn Visitor) {
+        if let Some(h) = &self.head {
+            h.visit(visitor);
+        }
+    }
+
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
+        if let Some(h) = self.head.as_mut() {
+            h.visit_mut(visitor);
+        }
     }
 }
