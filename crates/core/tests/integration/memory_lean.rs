@@ -9,9 +9,7 @@ use dualstream_core::rng::Rng;
 use dualstream_core::spec::ModelSpec;
 use dualstream_core::Tensor;
 
-#[path = "../support/small_dsnn.rs"]
-mod small_dsnn;
-use small_dsnn::small_dsnn_json;
+use crate::energy::small_dsnn::small_dsnn_json;
 
 fn images(n: usize, seed: u64) -> Tensor {
     let mut rng = Rng::new(seed);
