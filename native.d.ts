@@ -87,6 +87,13 @@ export declare class NativeModel {
   heads(): number
   /** Mean firing rate of each neuron layer in the last forward. */
   firingRates(): Array<LayerRate>
+  /**
+   * Training memory mode: "default" keeps what BPTT reads, "recompute" keeps only block
+   * (segment) inputs and runs each segment's forward again in the backward pass.
+   */
+  setMemoryMode(mode: string): void
+  /** Bytes the last training forward kept for the backward pass. */
+  storedBytes(): number
   parameterCount(): number
   /** All parameters and buffers (BN running statistics), copied out. */
   stateTensors(): Array<NamedTensor>

@@ -13,12 +13,14 @@ import type { Encoding, LayerSpec } from '../ts/index'
 import {
   batchNorm2d,
   conv2d,
+  dsnn7b,
   dualBasicBlock,
   dualStream,
   flatten,
   lif,
   linear,
   maxPool2d,
+  sew7b,
   sewBasicBlock,
   spikformer,
   surrogate,
@@ -88,6 +90,33 @@ export function sf(large = false, timeSteps = 4, batch = large ? 8 : 32): Worklo
 }
 
 export const WORKLOADS = [w1(), w2(), w1(true), w2(true), sf(), sf(true)]
+
+/**
+ * Binary input density of W3: the fraction of [T = 16, 2, H, W] frame values that hold at least
+ * one event, measured with `npm run bench:memory -- --density` on the shared DVXplorer sample
+ * recording (AEDAT 4.0, 320 x 240, 111,954 events) framed by event count into 16 frames (0.0340).
+ */
+export const W3_DENSITY = 0.034
+
+/**
+ * W3 (memory and the 7B-Net): the zoo's `dsnn7b` (`W3-dst`) or `sew7b` (`W3`, the SpikingJelly
+ * SEW 7B-Net) on DVS-like binary frames [T = 16, N = 8, 2, 128, 128] at {@link W3_DENSITY}.
+ * Not in {@link WORKLOADS}: the SpikingJelly comparison does not build it.
+ */
+export function w3(dst = false, timeSteps = 16, batch = 8): Workload {
+  const net = (dst ? dsnn7b : sew7b)({ inputShape: [2, 128, 128], timeSteps })
+  return named('W3', dst, {
+    timeSteps,
+    batch,
+    sampleShape: net.inputShape,
+    encoding: 'sequence',
+    classes: net.classes,
+    layers: net.layers,
+    inputDensity: W3_DENSITY,
+  })
+}
+
+export const W3_WORKLOADS = [w3(), w3(true)]
 
 /** A reference workload by name, optionally with another T or batch size (for the scaling runs). */
 export function workload(name: string, timeSteps?: number, batch?: number): Workload {

@@ -115,6 +115,7 @@ export type {
   InferenceMode,
   LabelledData,
   LayerInfo,
+  MemoryMode,
   ModelInfo,
   ModelOptions,
   TrainingConfig,

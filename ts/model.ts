@@ -162,7 +162,15 @@ export interface FitOptions {
    * optimizer and schedule position and starts at the saved epoch and batch. The other options
    * must be the ones the run started with. */
   resume?: Pick<Checkpoint, 'trainer' | 'fit' | 'path'>
+  /** Training memory: `'default'` keeps everything BPTT reads; `'recompute'` keeps only the
+   * inputs of blocks (a dual-stream trunk's segments: a block and its poolings) and runs each
+   * one's forward again in the backward pass — less memory for more time, the same gradients
+   * and weights bit for bit. See docs/performance.md. */
+  memory?: MemoryMode
 }
+
+/** How training keeps activations for BPTT (see `FitOptions.memory`). */
+export type MemoryMode = 'default' | 'recompute'
 
 export interface FitResult {
   /** Every finished epoch, those before a resume included. */
@@ -790,6 +798,7 @@ export class Model {
           ? schedules.constant()
           : options.schedule
     this.configureTraining(options.optimizer, schedule, options.loss ?? losses.crossEntropy())
+    this.setMemoryMode(options.memory ?? 'default')
     const resume = options.resume
     if (resume) {
       if (!resume.fit)
@@ -1124,6 +1133,26 @@ export class Model {
         throw fromNative(e)
       }
     })
+  }
+
+  /** Training memory mode for the following training steps (see `FitOptions.memory`). */
+  setMemoryMode(mode: MemoryMode): void {
+    if (mode !== 'default' && mode !== 'recompute') throw argError('memory', "'default' or 'recompute'", mode)
+    try {
+      this.native().setMemoryMode(mode)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Bytes the last training forward kept for the backward pass (spike maps bit-packed), as
+   * the engine counts them layer by layer. */
+  storedBytes(): number {
+    try {
+      return this.native().storedBytes()
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /** Mean firing rate of each neuron layer during the last forward. */

@@ -58,6 +58,9 @@ Options:
   --test-limit <n>      evaluate on n test samples only
   --image-size <n>      image folders: side of the square crops (default 224; the evaluation
                         resize is round(n * 256 / 224))
+  --memory <mode>       default (keep what BPTT reads) or recompute (keep only block inputs and
+                        run each block's forward again in the backward pass: less memory, more
+                        time, the same weights bit for bit; see docs/performance.md)
   --out <dir>           the run folder (default runs/<model>-<dataset>-<date>); must not hold a run
   --config <file>       a JSON object with any of the options above as keys ("batch-size": 32);
                         flags given as well override it. The run's config.json is such a file.
@@ -86,6 +89,7 @@ const RUN_KEYS = [
   'limit',
   'test-limit',
   'image-size',
+  'memory',
 ] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
@@ -104,6 +108,7 @@ export interface TrainConfig {
   limit?: number
   'test-limit'?: number
   'image-size'?: number
+  memory?: 'default' | 'recompute'
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -164,6 +169,9 @@ export function resolveConfig(
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
     'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
     'image-size': raw['image-size'] === undefined ? undefined : int(w('image-size'), raw['image-size'], 0, 1),
+    ...(raw.memory === undefined
+      ? {}
+      : { memory: oneOf(w('memory'), raw.memory, ['default', 'recompute'] as const, 'default') }),
   }
 }
 
@@ -373,6 +381,7 @@ export async function train(argv: string[]): Promise<number> {
       optimizer: optimizerSpec(config),
       schedule: config.schedule,
       seed: config.seed,
+      memory: config.memory,
       signal: controller.signal,
       resume: checkpoint,
       onBatchEnd: (b) =>

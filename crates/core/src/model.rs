@@ -438,6 +438,14 @@ impl Model {
         assign(name, b.value, value)
     }
 
+    /// Memory-lean training (`true`): the blocks (and a dual-stream trunk's segments) keep
+    /// only their inputs from the forward pass and run their forward again just before their
+    /// backward; the gradients and parameter updates are the same bit for bit. `false` (the
+    /// default) keeps everything the backward reads.
+    pub fn set_memory_lean(&mut self, on: bool) {
+        self.body.set_memory_lean(on);
+    }
+
     /// Bytes the last training forward kept for BPTT between layers (spike maps bit-packed).
     pub fn stored_bytes(&self) -> usize {
         self.body.stored_bytes()

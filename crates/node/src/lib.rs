@@ -533,6 +533,33 @@ impl NativeModel {
         })
     }
 
+    /// Training memory mode: "default" keeps what BPTT reads, "recompute" keeps only block
+    /// (segment) inputs and runs each segment's forward again in the backward pass.
+    #[napi]
+    pub fn set_memory_mode(&self, mode: String) -> Result<()> {
+        let lean = match mode.as_str() {
+            "default" => false,
+            "recompute" => true,
+            other => {
+                return Err(to_js(dualstream_core::Error::value(
+                    "memory",
+                    "\"default\" or \"recompute\"",
+                    format!("\"{other}\""),
+                )))
+            }
+        };
+        with_state(&self.shared, "setMemoryMode", |s| {
+            s.model.set_memory_lean(lean);
+            Ok(())
+        })
+    }
+
+    /// Bytes the last training forward kept for the backward pass.
+    #[napi]
+    pub fn stored_bytes(&self) -> Result<f64> {
+        with_state(&self.shared, "storedBytes", |s| Ok(s.model.stored_bytes() as f64))
+    }
+
     #[napi]
     pub fn parameter_count(&self) -> Result<u32> {
         with_state(&self.shared, "parameterCount", |s| Ok(s.model.parameter_count() as u32))

@@ -103,6 +103,24 @@ pub trait Layer: AsAny + Send {
         unreachable!("recompute_output on a layer that does not recompute its output")
     }
 
+    /// Frees what the last training forward kept for this layer's backward pass, and the
+    /// work buffers it keeps between calls; the next forward allocates them again. The
+    /// memory-lean mode calls it on a segment once its backward is done (and after its
+    /// forward, which the backward then runs again).
+    fn release_stored(&mut self) {}
+
+    /// Whether a memory-lean container treats this layer as a segment: keeps only its input,
+    /// frees what it stores after its forward, and runs its forward again just before its
+    /// backward. Blocks are segments; single layers are not (their stores are the container's
+    /// boundaries).
+    fn is_segment(&self) -> bool {
+        false
+    }
+
+    /// Turns the memory-lean training mode on or off in this container and the containers it
+    /// segments itself (see [`Layer::is_segment`]).
+    fn set_memory_lean(&mut self, _on: bool) {}
+
     /// Reports this layer's own parts to `visitor` (firing rate, gradient norms, audit
     /// recorder, stored bytes) and walks the layers inside it, in forward order. The walks
     /// built on it are in [`Walk`].

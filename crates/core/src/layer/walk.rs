@@ -4,6 +4,7 @@
 //! every container.
 use super::{AuditEntry, AuditProbe, Buffer, Layer, Param, Visitor, VisitorMut};
 use crate::energy::Counter;
+use crate::tensor::Tensor;
 
 /// The walks, for any layer: written once on top of [`Layer::visit`] and [`Layer::visit_mut`].
 pub trait Walk: Layer {
@@ -27,6 +28,23 @@ pub trait Walk: Layer {
             }
         }
         self.visit_mut(&mut Buffers(out));
+    }
+
+    /// Copies of the buffers inside (BN running statistics, dropout streams), in walk order.
+    fn buffer_values(&mut self) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        self.buffers(&mut out);
+        out.iter().map(|b| b.value.clone()).collect()
+    }
+
+    /// Sets the buffers inside to `values`, a [`Walk::buffer_values`] of this same layer.
+    fn set_buffer_values(&mut self, values: &[Tensor]) {
+        let mut out = Vec::new();
+        self.buffers(&mut out);
+        assert_eq!(out.len(), values.len(), "buffer values of another layer");
+        for (b, v) in out.into_iter().zip(values) {
+            b.value.copy_from(v);
+        }
     }
 
     /// The energy counters inside, in forward order: one per synaptic layer (conv, linear),

@@ -15,16 +15,10 @@ use crate::rng::Rng;
 use crate::spec::{DualStage, DualStreamSpec, HeadPool};
 use crate::tensor::Tensor;
 
-// A trunk holds a handful of stages, built once: the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-enum Stage {
-    Block(DualStreamBlock),
-    /// The same pooling, once per stream (each keeps its own argmax for backward).
-    Pool {
-        spike: Box<dyn Layer>,
-        acc: Box<dyn Layer>,
-    },
-}
+mod lean;
+mod stage;
+use lean::Lean;
+use stage::Stage;
 
 pub struct DualStream {
     label: String,
@@ -65,6 +59,8 @@ pub struct DualStream {
     grad_norms: Vec<(f32, f32)>,
     /// The trunk's path, e.g. `layers.4`.
     path: String,
+    /// The memory-lean training mode (see `lean`).
+    lean: Lean,
 }
 
 /// Euclidean norm, summed in f64 so that long tensors keep their precision.
@@ -129,6 +125,7 @@ impl DualStream {
             head_ops: [SynapseCounter::default(), SynapseCounter::default()],
             head_pool: spec.head_pool,
             path: name.to_string(),
+            lean: Lean::default(),
         })
     }
 
@@ -199,31 +196,34 @@ impl Layer for DualStream {
         Ok(vec![logits[0], logits[1], self.classes * self.heads()])
     }
 
+    /// Segments its own stages (see `lean`).
+    fn set_memory_lean(&mut self, on: bool) {
+        self.lean.on = on;
+    }
+
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         self.output_shape(input.shape())?;
         let aap = self.aap_on;
-        // Block stages' output rates (pools' stay 0: not reported).
         self.out_rates.clear();
         self.out_rates.resize(self.stages.len(), 0.0);
+        self.lean.begin(self.stages.len(), training);
         for i in 0..self.stages.len() {
+            self.lean.before_stage(&mut self.stages[i], i);
             let (o_done, o_rest) = self.o.split_at_mut(i);
             let (a_done, a_rest) = self.a.split_at_mut(i);
             let o_in = if i == 0 { input } else { &o_done[i - 1] };
             let a_in = if i == 0 { input } else { &a_done[i - 1] };
             let (o_out, a_out) = (&mut o_rest[0], &mut a_rest[0]);
-            match &mut self.stages[i] {
-                Stage::Block(b) => {
-                    let sum = b.forward(o_in, o_out, aap.then_some((a_in, a_out)), training)?;
-                    let sum = sum.unwrap_or_else(|| elementwise::sum(o_out.data()));
-                    self.out_rates[i] =
-                        if o_out.numel() == 0 { 0.0 } else { (sum / o_out.numel() as f64) as f32 };
-                }
-                Stage::Pool { spike, acc } => {
-                    spike.forward(o_in, o_out, training)?;
-                    if aap {
-                        acc.forward(a_in, a_out, training)?;
-                    }
-                }
+            let sum =
+                stage::run_stage(&mut self.stages[i], (o_in, a_in), (o_out, a_out), aap, training)?;
+            if let Stage::Block(_) = self.stages[i] {
+                // Block stages' output rates (pools' stay 0: not reported).
+                let sum = sum.unwrap_or_else(|| elementwise::sum(o_out.data()));
+                self.out_rates[i] =
+                    if o_out.numel() == 0 { 0.0 } else { (sum / o_out.numel() as f64) as f32 };
+            }
+            if lean::ends(&self.stages, i) {
+                self.lean.end_forward(&mut self.stages, &mut self.o, &mut self.a, i);
             }
         }
         for (m, o) in self.out_monitors.iter_mut().zip(&self.o) {
@@ -329,7 +329,11 @@ impl Layer for DualStream {
         let mut a_from_even = true;
         let mut a0_in_scratch = false;
         let mut a0_merged = false;
+        let lean = self.lean.ran;
         for i in (0..self.stages.len()).rev() {
+            if lean && lean::ends(&self.stages, i) {
+                self.lean.rerun(&mut self.stages, &mut self.o, &mut self.a, input, aap, i)?;
+            }
             let from_even = (last - i).is_multiple_of(2);
             let (go_from, go_to) =
                 if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
@@ -371,6 +375,9 @@ impl Layer for DualStream {
             } else if wrote_a {
                 a_from_even = !a_from_even;
             }
+            if lean && lean::starts_segment(&self.stages, i) {
+                self.lean.end_backward(&mut self.stages, &mut self.o, &mut self.a, i);
+            }
         }
         if aap && !a0_merged {
             let grad_a0 = if a0_in_scratch {
@@ -388,6 +395,10 @@ impl Layer for DualStream {
     /// Per block stage: its layers, then its output `<trunk>.stages.<i>.out`; then the spike
     /// head's audit and the per-stage gradient norms (O, and A when the AAP ran).
     fn visit(&self, visitor: &mut dyn Visitor) {
+        // The two streams between stages, kept for the stages' backward passes (O bit-packed
+        // where the memory-lean mode packed it).
+        let streams: usize = self.o.iter().chain(&self.a).map(|t| t.numel() * 4).sum();
+        visitor.stored_bytes(streams + self.lean.packed_bytes());
         for (i, st) in self.stages.iter().enumerate() {
             if let Stage::Block(b) = st {
                 b.visit(visitor);

@@ -326,8 +326,33 @@ impl DualStreamBlock {
         Ok(done)
     }
 
-    /// The branch, the shortcut, a Spiking ResNet join's neuron, then the AAP projection.
+    /// Frees the tensors kept between forward and backward, the gradient scratch, and what
+    /// the paths' layers stored.
+    pub fn release_stored(&mut self) {
+        for t in [
+            &mut self.spikes,
+            &mut self.shortcut_out,
+            &mut self.charge,
+            &mut self.projected,
+            &mut self.grad_spikes,
+            &mut self.grad_shortcut,
+            &mut self.grad_charge,
+            &mut self.grad_scratch,
+        ] {
+            *t = Tensor::default();
+        }
+        self.branch.release_stored();
+        for path in [&mut self.shortcut, &mut self.projection].into_iter().flatten() {
+            path.release_stored();
+        }
+    }
+
+    /// The branch, the shortcut, a Spiking ResNet join's neuron, then the AAP projection;
+    /// the branch spikes, shortcut output, join charge and projection output the block keeps
+    /// between forward and backward count as its stored bytes.
     pub fn visit(&self, visitor: &mut dyn Visitor) {
+        let kept = [&self.spikes, &self.shortcut_out, &self.charge, &self.projected];
+        visitor.stored_bytes(kept.iter().map(|t| t.numel() * 4).sum());
         self.branch.visit(visitor);
         if let Some(sc) = &self.shortcut {
             sc.visit(visitor);

@@ -215,6 +215,10 @@ impl Layer for MaxPool2d {
     }
 
     /// The argmax of every window (4 bytes per output).
+    fn release_stored(&mut self) {
+        self.argmax = Vec::new();
+    }
+
     fn visit(&self, visitor: &mut dyn Visitor) {
         visitor.stored_bytes(self.argmax.len() * 4);
     }

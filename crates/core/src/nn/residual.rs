@@ -111,6 +111,17 @@ impl ResidualPaths {
         shortcut && self.branch.emits_spikes(input_spikes)
     }
 
+    /// Frees the path outputs, the scratch and what the paths' layers stored.
+    pub fn release_stored(&mut self) {
+        self.branch_out = Tensor::default();
+        self.shortcut_out = Tensor::default();
+        self.grad_scratch = Tensor::default();
+        self.branch.release_stored();
+        if let Some(sc) = &mut self.shortcut {
+            sc.release_stored();
+        }
+    }
+
     /// Walks both paths; adds the path outputs the join's backward reads to the stored bytes.
     pub fn visit(&self, visitor: &mut dyn Visitor) {
         self.branch.visit(visitor);

@@ -47,6 +47,16 @@ impl Layer for SewBlock {
         BackwardReads { input: true, output: false }
     }
 
+    fn is_segment(&self) -> bool {
+        true
+    }
+
+    fn release_stored(&mut self) {
+        self.paths.release_stored();
+        self.grad_branch = Tensor::default();
+        self.grad_shortcut = Tensor::default();
+    }
+
     fn emits_spikes(&self, input_spikes: bool) -> bool {
         self.connect.keeps_spikes() && self.paths.emits_spikes(input_spikes)
     }

@@ -77,8 +77,21 @@ impl Layer for SpikingResnetBlock {
         self.paths.backward(input, &self.grad_charge, &self.grad_charge, grad_input)
     }
 
+    fn is_segment(&self) -> bool {
+        true
+    }
+
+    fn release_stored(&mut self) {
+        self.paths.release_stored();
+        self.charge = Tensor::default();
+        self.grad_charge = Tensor::default();
+    }
+
+    /// The paths' layers, the residual neuron's input `charge` (its backward reads it), then
+    /// the residual neuron.
     fn visit(&self, visitor: &mut dyn Visitor) {
         self.paths.visit(visitor);
+        visitor.stored_bytes(self.charge.numel() * 4);
         self.neuron.visit(visitor);
     }
 

@@ -7,7 +7,7 @@ use dualstream_core::spec::ModelSpec;
 use dualstream_core::Tensor;
 
 #[path = "../support/small_dsnn.rs"]
-mod small_dsnn;
+pub(crate) mod small_dsnn;
 use small_dsnn::small_dsnn_json;
 
 /// The shared small DSNN with IF neurons (threshold 0.3) and IAND blocks.

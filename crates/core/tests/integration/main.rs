@@ -4,4 +4,5 @@
 
 mod energy;
 mod mean_head;
+mod memory_lean;
 mod spikingjelly;

@@ -32,6 +32,11 @@ impl Sequential {
                     }
                     self.backward_fused(bn, false, input, output, grad_output, grad_input)?;
                 }
+                FusedOp::Layer(i) if self.lean_segment(i) => {
+                    self.rerun_segment(i, input)?;
+                    self.backward_layer(i, input, output, grad_output, grad_input)?;
+                    self.layers[i].release_stored();
+                }
                 FusedOp::Layer(i) => {
                     self.backward_layer(i, input, output, grad_output, grad_input)?;
                 }

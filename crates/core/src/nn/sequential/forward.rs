@@ -1,6 +1,7 @@
 //! The forward pass: executes the plan, one step at a time, and records how each boundary is
 //! kept for the backward pass.
 use super::plan::{plan, Concrete, FusedOp, PlanInputs};
+use super::recompute::lean_forward;
 use super::{Sequential, Stored, INFERENCE_ONLY};
 use crate::error::Result;
 use crate::layer::timed;
@@ -34,6 +35,7 @@ impl Sequential {
         let mut joined = None;
         self.shared_holds = [None, None];
         self.one_step = None;
+        self.lean_ran = training && self.lean;
         for k in 0..self.plan.len() {
             let op = self.plan[k];
             let i = match op {
@@ -123,6 +125,12 @@ impl Sequential {
                         if timed(conv, false, |c| c.forward_one_step(x, y))? {
                             self.one_step = Some(x.shape()[0]);
                         }
+                    }
+                    FusedOp::Layer(_) if training && self.lean && this[i].is_segment() => {
+                        let before = &mut self.segment_buffers[i];
+                        lean_forward(&mut *this[i], before, |layer| {
+                            timed(layer, false, |l| l.forward(x, y, training))
+                        })?;
                     }
                     FusedOp::Layer(_) => {
                         timed(&mut *this[i], false, |l| l.forward(x, y, training))?;

@@ -14,6 +14,7 @@ use plan::{Concrete, PlanInputs};
 mod backward;
 mod forward;
 mod plan;
+mod recompute;
 
 pub use plan::{with_fusion, FusedOp, Fusion};
 
@@ -101,6 +102,12 @@ pub struct Sequential {
     /// The fused passes the last forward ran, and what that plan was made for.
     plan: Vec<FusedOp>,
     plan_inputs: PlanInputs,
+    /// The memory-lean training mode (see `recompute`).
+    lean: bool,
+    /// The last forward ran in training with the memory-lean mode: its segments kept nothing.
+    lean_ran: bool,
+    /// Per layer: a segment's buffers before the last training forward, for its second run.
+    segment_buffers: Vec<Vec<Tensor>>,
 }
 
 impl Sequential {
@@ -129,6 +136,9 @@ impl Sequential {
             one_step: None,
             plan: Vec::new(),
             plan_inputs: PlanInputs::default(),
+            lean: false,
+            lean_ran: false,
+            segment_buffers: vec![Vec::new(); n],
         };
         s.set_input_spikes(false);
         Ok(s)
@@ -358,6 +368,20 @@ impl Layer for Sequential {
 
     fn skip_input_grad(&mut self, skip: bool) {
         self.layers[0].skip_input_grad(skip);
+    }
+
+    /// The boundaries between layers and the scratch of the layers inside; the shared work
+    /// buffers live in the thread's pool and are not this sequence's.
+    fn release_stored(&mut self) {
+        self.activations.iter_mut().for_each(|a| *a = Tensor::default());
+        self.packed.iter_mut().for_each(|p| *p = SpikeBits::default());
+        self.layers.iter_mut().for_each(|l| l.release_stored());
+    }
+
+    /// Segments its blocks; a dual-stream trunk inside segments its own stages.
+    fn set_memory_lean(&mut self, on: bool) {
+        self.lean = on;
+        self.layers.iter_mut().for_each(|l| l.set_memory_lean(on));
     }
 
     fn emits_spikes(&self, input_spikes: bool) -> bool {

@@ -1,0 +1,100 @@
+//! The memory-lean training mode against the default one: a few SGD steps of the same model
+//! from the same seed must leave every parameter and buffer identical bit for bit, while the
+//! forward keeps fewer bytes.
+use dualstream_core::loss::LossSpec;
+use dualstream_core::model::{Model, Trainer};
+use dualstream_core::optim::schedule::ScheduleSpec;
+use dualstream_core::optim::OptimizerSpec;
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::ModelSpec;
+use dualstream_core::Tensor;
+
+use crate::energy::small_dsnn::small_dsnn_json;
+
+fn images(n: usize, seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    Tensor::from_vec(&[n, 1, 8, 8], (0..n * 64).map(|_| 3.0 * rng.uniform()).collect()).unwrap()
+}
+
+/// A residual chain at the top level: stem, a block of `kind`, max pooling, a downsampling
+/// block with a conv shortcut, flatten and a linear head (SEW blocks joined by `connect`, or
+/// Spiking ResNet blocks); dropout in the head.
+fn residual_json(kind: &str, connect: &str) -> String {
+    let join =
+        if kind == "sewBlock" { format!(r#""connect":"{connect}","#) } else { String::new() };
+    let lif = r#"{"type":"lif","tau":2.0,"detachReset":true}"#;
+    let branch = |cin: usize, cout: usize, s: usize| {
+        format!(
+            r#"[{{"type":"conv2d","inChannels":{cin},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"stride":[{s},{s}],"bias":false}},
+            {{"type":"batchNorm2d","numFeatures":{cout}}},{lif},
+            {{"type":"conv2d","inChannels":{cout},"outChannels":{cout},"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+            {{"type":"batchNorm2d","numFeatures":{cout}}}{}]"#,
+            if kind == "sewBlock" { format!(",{lif}") } else { String::new() }
+        )
+    };
+    format!(
+        r#"{{"timeSteps":3,"inputShape":[1,8,8],"layers":[
+        {{"type":"conv2d","inChannels":1,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+        {{"type":"batchNorm2d","numFeatures":4}},{lif},
+        {{"type":"{kind}",{join}"branch":{}}},
+        {{"type":"maxPool2d","kernelSize":[2,2]}},
+        {{"type":"{kind}",{join}"branch":{},
+          "shortcut":[{{"type":"conv2d","inChannels":4,"outChannels":8,"kernelSize":[1,1],"stride":[2,2],"bias":false}},
+                      {{"type":"batchNorm2d","numFeatures":8}}]}},
+        {{"type":"flatten"}},{{"type":"dropout","p":0.2}},
+        {{"type":"linear","inFeatures":32,"outFeatures":3}}]}}"#,
+        branch(4, 4, 1),
+        branch(4, 8, 2)
+    )
+}
+
+/// `steps` SGD steps in the given mode; every tensor (parameters, BN statistics, dropout
+/// streams) afterwards, and the bytes the last forward kept.
+fn train(spec: &ModelSpec, lean: bool, steps: usize) -> (Vec<(String, Tensor)>, usize) {
+    let mut model = Model::from_spec(spec, 11).unwrap();
+    model.set_memory_lean(lean);
+    let opt: OptimizerSpec =
+        serde_json::from_str(r#"{"type":"sgd","lr":0.5,"momentum":0.9}"#).unwrap();
+    let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+    let mut stored = 0;
+    for step in 0..steps {
+        let x = images(4, step as u64);
+        let labels = [0, 1, 2, (step % 3) as u32];
+        model.forward(&x, true).unwrap();
+        stored = model.stored_bytes();
+        trainer.train_step(&mut model, &x, &labels).unwrap();
+    }
+    (model.state_tensors(), stored)
+}
+
+fn assert_identical(spec: &ModelSpec, what: &str) {
+    let (default, default_bytes) = train(spec, false, 3);
+    let (lean, lean_bytes) = train(spec, true, 3);
+    assert_eq!(default.len(), lean.len());
+    for ((name, a), (_, b)) in default.iter().zip(&lean) {
+        assert_eq!(a.shape(), b.shape(), "{what}: {name}");
+        let same = a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{what}: {name} differs between the default and the memory-lean mode");
+    }
+    assert!(
+        lean_bytes < default_bytes,
+        "{what}: the memory-lean forward keeps {lean_bytes} bytes, the default {default_bytes}"
+    );
+}
+
+#[test]
+fn memory_lean_training_updates_a_dsnn_bit_for_bit_as_the_default_mode() {
+    for connect in ["iand", "spikingResnet"] {
+        let neuron = r#"{"type":"plif","tau":2.0,"detachReset":true}"#;
+        let spec = serde_json::from_str(&small_dsnn_json(connect, neuron, true)).unwrap();
+        assert_identical(&spec, &format!("dsnn {connect}"));
+    }
+}
+
+#[test]
+fn memory_lean_training_updates_residual_chains_bit_for_bit_as_the_default_mode() {
+    for (kind, connect) in [("sewBlock", "add"), ("sewBlock", "iand"), ("spikingResnetBlock", "")] {
+        let spec = serde_json::from_str(&residual_json(kind, connect)).unwrap();
+        assert_identical(&spec, &format!("{kind} {connect}"));
+    }
+}
