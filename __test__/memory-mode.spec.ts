@@ -76,7 +76,8 @@ for (const [name, net] of NETS) {
       a.map((x) => x.name),
     )
     for (let i = 0; i < a.length; i++) {
-      const same = Buffer.from(a[i].data.buffer).equals(Buffer.from(b[i].data.buffer))
+      const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+      const same = Buffer.compare(bytes(a[i].data), bytes(b[i].data)) === 0
       t.true(same, `${name}: ${a[i].name} differs between the memory modes`)
     }
     t.true(lean.stored <= plain.stored, `${name}: recompute kept ${lean.stored} bytes, default ${plain.stored}`)

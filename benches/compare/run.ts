@@ -36,7 +36,7 @@ if (!Number.isInteger(rounds) || rounds < 1) {
   process.exit(2)
 }
 const root = join(__dirname, '..', '..')
-const names = values.workloads.split(',')
+const names = (values.workloads ?? 'W1,W2,SF').split(',')
 for (const name of names) {
   if (!['W1', 'W2', 'SF', 'SF384'].includes(name)) {
     console.error(`--workloads: expected names among W1, W2, SF, SF384, got ${name}`)
