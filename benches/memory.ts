@@ -8,9 +8,9 @@ import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { integrateEvents, readEvents, sequential, sgd } from '../ts/index'
+import { integrateEvents, readEvents } from '../ts/index'
 import { record } from './record'
-import { syntheticBatch, W3_WORKLOADS, w3 } from './workloads'
+import { syntheticBatch, trainableModel, W3_WORKLOADS, w3 } from './workloads'
 
 const { values } = parseArgs({
   options: {
@@ -48,13 +48,7 @@ async function density(): Promise<void> {
 
 async function measure(name: string, memory: 'default' | 'recompute'): Promise<Record<string, unknown>> {
   const w = w3(name.endsWith('-dst'), 16, batch)
-  const model = sequential(w.layers, {
-    timeSteps: w.timeSteps,
-    inputShape: w.sampleShape,
-    encoding: w.encoding,
-    seed: 1,
-  })
-  model.configureTraining(sgd({ lr: 0.01, momentum: 0.9 }))
+  const model = trainableModel(w)
   model.setMemoryMode(memory)
   const { x, y } = syntheticBatch(w)
   const rssBefore = process.resourceUsage().maxRSS / 1024

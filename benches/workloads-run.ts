@@ -4,10 +4,9 @@
 //   the processes run compiled JavaScript, see compiled.ts)
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import { sequential, sgd } from '../ts/index'
 import { withCompiled } from './compiled'
 import { record } from './record'
-import { syntheticBatch, WORKLOADS, workload } from './workloads'
+import { syntheticBatch, trainableModel, WORKLOADS, workload } from './workloads'
 
 const { values } = parseArgs({
   options: {
@@ -27,13 +26,7 @@ function median(xs: number[]): number {
 async function measure(name: string): Promise<Record<string, unknown>> {
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
   const w = workload(name, num(values['time-steps']), num(values.batch))
-  const model = sequential(w.layers, {
-    timeSteps: w.timeSteps,
-    inputShape: w.sampleShape,
-    encoding: w.encoding,
-    seed: 1,
-  })
-  model.configureTraining(sgd({ lr: 0.01, momentum: 0.9 }))
+  const model = trainableModel(w)
   const { x, y } = syntheticBatch(w)
   const train: number[] = []
   for (let i = 0; i < steps + 2; i++) {

@@ -9,7 +9,7 @@
 // bias); SGD with momentum; cross-entropy on the time-mean output. The `dst` variants replace the
 // SEW blocks by dual-stream blocks (AAP on) and end with the trunk's GAP + FC.
 
-import type { Encoding, LayerSpec } from '../ts/index'
+import type { Encoding, LayerSpec, Model } from '../ts/index'
 import {
   batchNorm2d,
   conv2d,
@@ -20,8 +20,10 @@ import {
   lif,
   linear,
   maxPool2d,
+  sequential,
   sew7b,
   sewBasicBlock,
+  sgd,
   spikformer,
   surrogate,
 } from '../ts/index'
@@ -125,6 +127,18 @@ export function workload(name: string, timeSteps?: number, batch?: number): Work
   if (name.startsWith('SF')) return sf(name === 'SF384', timeSteps ?? base.timeSteps, batch ?? base.batch)
   const make = name.startsWith('W1') ? w1 : w2
   return make(name.endsWith('-dst'), timeSteps ?? base.timeSteps, batch ?? base.batch)
+}
+
+/** The workload's network, built, with the SGD (lr 0.01, momentum 0.9) the benches train it with. */
+export function trainableModel(w: Workload): Model {
+  const model = sequential(w.layers, {
+    timeSteps: w.timeSteps,
+    inputShape: w.sampleShape,
+    encoding: w.encoding,
+    seed: 1,
+  })
+  model.configureTraining(sgd({ lr: 0.01, momentum: 0.9 }))
+  return model
 }
 
 /** Deterministic inputs and labels for a workload (the comparison script makes the same ones). */

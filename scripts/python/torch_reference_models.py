@@ -36,6 +36,10 @@ from safetensors.torch import save_file
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from spikingjelly.activation_based.model import sew_resnet, spikformer, spiking_resnet
 
+# The IAND form of SpikingJelly's Spikformer is the one the Spikformer fixtures are made with.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from make_spikformer_fixtures import use_iand  # noqa: E402
+
 torch.set_num_threads(1)
 T, N, SIZE, CLASSES = 2, 2, 16, 4
 
@@ -174,10 +178,6 @@ def randomize(net, gen):
                 m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
 
 
-def iand(s, x):
-    return (1.0 - s) * x
-
-
 def sj_spikformer(connect):
     net = spikformer.Spikformer(T=T, in_channels=3, img_size_h=SIZE, img_size_w=SIZE, patch_size=4,
                                 num_classes=CLASSES, embed_dims=16, num_heads=2, mlp_ratio=2, depths=1)
@@ -185,20 +185,7 @@ def sj_spikformer(connect):
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             m.reset_parameters()
     if connect == "iand":
-        def stem_forward(self, x_seq):
-            x_seq = self.stages(x_seq)
-            return iand(self.positional_encoding(x_seq), x_seq)
-
-        def block_forward(self, x_seq):
-            t, n, c, h, w = x_seq.shape
-            x = x_seq.flatten(3)
-            x = iand(self.attn(x), x)
-            x = iand(self.mlp(x), x)
-            return x.reshape(t, n, c, h, w)
-
-        net.patch_embed.forward = stem_forward.__get__(net.patch_embed)
-        for block in net.blocks:
-            block.forward = block_forward.__get__(block)
+        use_iand(net)
     return net
 
 
