@@ -64,6 +64,10 @@ const ZOO: Record<string, ZooBuilder> = {
 }
 
 export const MODEL_NAMES = ['dsnn', 'snn', ...Object.keys(ZOO)] as const
+/** Channels of the `dsnn` network (zoo.convDsnn) the commands build by default. */
+export const DSNN_WIDTH = 32
+/** Channels of both conv layers of the `snn` network (zoo.convSnn). */
+export const SNN_WIDTH = 32
 
 /** A zoo network by CLI name; omitted options keep the network's defaults. */
 export function zooNet(
@@ -284,7 +288,7 @@ async function eventFrames(
 export function modelLayers(
   where: string,
   model: string,
-  data: { sampleShape: readonly number[]; numClasses: number },
+  data: { sampleShape: readonly number[]; numClasses: number; width?: number },
 ): { layers: LayerSpec[]; timeSteps?: number } {
   const [inChannels, size] = data.sampleShape
   if (model === 'dsnn' || model === 'snn') {
@@ -294,7 +298,12 @@ export function modelLayers(
       )
     }
     const options = { inChannels, size, classes: data.numClasses }
-    return { layers: model === 'dsnn' ? zoo.convDsnn(options) : zoo.convSnn(options) }
+    return {
+      layers:
+        model === 'dsnn'
+          ? zoo.convDsnn({ ...options, width: data.width ?? DSNN_WIDTH })
+          : zoo.convSnn({ ...options, widths: [data.width ?? SNN_WIDTH, data.width ?? SNN_WIDTH] }),
+    }
   }
   const build = Object.hasOwn(ZOO, model) ? ZOO[model] : undefined
   if (build) {

@@ -11,7 +11,8 @@ import { ProgressDisplay } from '../progress'
 import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
 import { helped, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
-import { DATASET_NAMES, loadDatasets, modelLayers, out } from './common'
+import { AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING, defaultAugment } from './augment'
+import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
        dualstream train --resume RUN_DIR
@@ -46,6 +47,12 @@ Options:
                         spikformerDst (IAND + DST), smallSpikformer, smallSpikformerIand,
                         smallSpikformerDst; their own T unless --time-steps), or a model JSON
                         file (a model spec: { "layers": [...], "timeSteps"?: T })
+  --width <n>           channels of the dsnn and snn networks (default ${DSNN_WIDTH} for dsnn, ${SNN_WIDTH} for snn)
+  --augment <kind>      training-set augmentation, drawn per sample and epoch from the seed:
+                        crop (zero-pad ${CROP_PADDING} pixels, crop back to the sample's size), flip
+                        (mirror left-right with probability 0.5), crop-flip, or none. Default:
+                        crop-flip for fashion-mnist and n-fashion-mnist, none otherwise (digits
+                        must not be mirrored)
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
   --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's;
@@ -90,6 +97,8 @@ const RUN_KEYS = [
   'test-limit',
   'image-size',
   'memory',
+  'width',
+  'augment',
 ] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
@@ -109,6 +118,9 @@ export interface TrainConfig {
   'test-limit'?: number
   'image-size'?: number
   memory?: 'default' | 'recompute'
+  /** Channels of the dsnn and snn networks (absent for other models). */
+  width?: number
+  augment: Augment
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -150,6 +162,9 @@ export function resolveConfig(
   }
   const w = (k: RunKey) => where[k] ?? `--${k}`
   const model = raw.model ?? 'dsnn'
+  const dataset = raw.dataset ?? 'fashion-mnist'
+  if (raw.width !== undefined && model !== 'dsnn' && model !== 'snn')
+    throw usage(`${w('width')}: sets the channels of the dsnn and snn networks; the model ${model} has its own widths`)
   const optimizer = oneOf(
     w('optimizer'),
     raw.optimizer,
@@ -157,7 +172,7 @@ export function resolveConfig(
     model === 'snn' ? 'sgd' : 'adam',
   )
   return {
-    dataset: raw.dataset ?? 'fashion-mnist',
+    dataset,
     model,
     epochs: int(w('epochs'), raw.epochs, 4),
     'batch-size': int(w('batch-size'), raw['batch-size'], 64),
@@ -172,6 +187,10 @@ export function resolveConfig(
     ...(raw.memory === undefined
       ? {}
       : { memory: oneOf(w('memory'), raw.memory, ['default', 'recompute'] as const, 'default') }),
+    ...(model === 'dsnn' || model === 'snn'
+      ? { width: int(w('width'), raw.width, model === 'dsnn' ? DSNN_WIDTH : SNN_WIDTH) }
+      : {}),
+    augment: oneOf(w('augment'), raw.augment, AUGMENTS, defaultAugment(dataset)),
   }
 }
 
@@ -245,7 +264,8 @@ export async function train(argv: string[]): Promise<number> {
       )
     }
     run = new RunFolder(values.resume as string)
-    config = resolveConfig({}, { path: run.configPath, values: run.readConfig() })
+    // A run folder written before --augment existed trained without augmentation.
+    config = resolveConfig({}, { path: run.configPath, values: { augment: 'none', ...run.readConfig() } })
     if (!existsSync(run.lastCheckpoint))
       throw new DualstreamError(
         'ERR_NOT_FOUND',
@@ -319,6 +339,7 @@ export async function train(argv: string[]): Promise<number> {
     const arch = modelLayers('--model', config.model, {
       sampleShape: data.stepShape,
       numClasses: data.train.numClasses,
+      width: config.width,
     })
     // Event data comes as frames: their count is the model's T.
     const timeSteps =
@@ -332,6 +353,7 @@ export async function train(argv: string[]): Promise<number> {
     })
     run.create(config, model.spec)
   }
+  const augmentWhere = values.resume !== undefined ? `${run.configPath} key "augment"` : '--augment'
   const batchSize = config['batch-size']
   const stepsPerEpoch = Math.floor(trainSet.length / batchSize)
   if (stepsPerEpoch < 1)
@@ -375,7 +397,7 @@ export async function train(argv: string[]): Promise<number> {
   let last: { row: MetricsRow; test: Evaluation; dsnn?: Evaluation; evalSeconds: number } | undefined
   let result: FitResult
   try {
-    result = await model.fit(trainSet, {
+    result = await model.fit(augmentTrainSet(augmentWhere, trainSet, config.augment), {
       epochs: config.epochs,
       batchSize,
       optimizer: optimizerSpec(config),

@@ -1,0 +1,166 @@
+import test from 'ava'
+import { augmentTrainSet, CROP_PADDING } from '../ts/cli/augment'
+import { DSNN_WIDTH } from '../ts/cli/common'
+import { resolveConfig } from '../ts/cli/train'
+import { FramesDataset, LoaderData, TensorDataset } from '../ts/data'
+import type { DataBatch, LabelledData } from '../ts/model'
+
+const H = 6
+const W = 7
+
+/** Samples whose pixels are all distinct and non-zero, so a crop's offset and a flip can be read back. */
+function images(n: number): TensorDataset {
+  const data = new Float32Array(n * H * W)
+  for (let i = 0; i < data.length; i++) data[i] = 1 + i
+  return new TensorDataset({
+    name: 'distinct',
+    images: data,
+    labels: Uint8Array.from({ length: n }, (_, i) => i % 3),
+    sampleShape: [1, H, W],
+    numClasses: 3,
+  })
+}
+
+async function collect(data: LabelledData, epoch: number): Promise<DataBatch[]> {
+  const out: DataBatch[] = []
+  for await (const b of data.batches(4, { shuffle: false, seed: 9, epoch })) out.push({ ...b, x: b.x.slice() })
+  return out
+}
+
+/** The shift (dy, dx) and mirroring that turn `source` into `seen` (zeros where the window
+ * leaves the image), or undefined when no crop of the padded image with that flip gives it. */
+function explain(source: Float32Array, seen: Float32Array): { dy: number; dx: number; flipped: boolean }[] {
+  const found: { dy: number; dx: number; flipped: boolean }[] = []
+  for (const flipped of [false, true]) {
+    for (let dy = -CROP_PADDING; dy <= CROP_PADDING; dy++) {
+      for (let dx = -CROP_PADDING; dx <= CROP_PADDING; dx++) {
+        let same = true
+        for (let y = 0; y < H && same; y++) {
+          for (let x = 0; x < W && same; x++) {
+            const sy = y + dy
+            const cx = x + dx
+            const sx = flipped ? W - 1 - cx : cx
+            const expected = sy >= 0 && sy < H && cx >= 0 && cx < W ? source[sy * W + sx] : 0
+            same = seen[y * W + x] === expected
+          }
+        }
+        if (same) found.push({ dy, dx, flipped })
+      }
+    }
+  }
+  return found
+}
+
+test('the default run augments Fashion-MNIST with crops and flips, digits and folders not at all', (t) => {
+  t.like(resolveConfig({}), { dataset: 'fashion-mnist', model: 'dsnn', augment: 'crop-flip', width: DSNN_WIDTH })
+  t.is(resolveConfig({ dataset: 'n-fashion-mnist' }).augment, 'crop-flip')
+  t.is(resolveConfig({ dataset: 'mnist' }).augment, 'none')
+  t.is(resolveConfig({ dataset: '/data/somewhere' }).augment, 'none')
+  t.is(resolveConfig({ augment: 'crop' }).augment, 'crop')
+  t.is(resolveConfig({ model: 'snn', width: '16' }).width, 16)
+  t.is(resolveConfig({ model: 'dsnn18' }).width, undefined)
+  t.throws(() => resolveConfig({ augment: 'mirror' }), {
+    message: /--augment: expected one of none, crop, flip, crop-flip/,
+  })
+  t.throws(() => resolveConfig({ model: 'dsnn18', width: '64' }), {
+    message: /--width: sets the channels of the dsnn and snn networks; the model dsnn18 has its own widths/,
+  })
+  t.throws(() => resolveConfig({ width: '0' }), { message: /--width: expected an integer >= 1/ })
+})
+
+test('crop-flip shows every sample as a padded crop, mirrored or not, fixed by seed and epoch', async (t) => {
+  const data = images(40)
+  const seen = await collect(augmentTrainSet('--augment', data, 'crop-flip'), 0)
+  let flips = 0
+  const shifts = new Set<string>()
+  for (const [b, batch] of seen.entries()) {
+    for (let j = 0; j < batch.size; j++) {
+      const index = b * 4 + j
+      t.is(batch.y[j], data.labels[index])
+      const ways = explain(data.get(index).x, batch.x.subarray(j * H * W, (j + 1) * H * W))
+      t.true(ways.length > 0, `sample ${index} is no crop or flip of its image`)
+      if (ways[0].flipped) flips++
+      shifts.add(`${ways[0].dy},${ways[0].dx}`)
+    }
+  }
+  // 40 samples: both orientations and several offsets occur.
+  t.true(flips > 5 && flips < 35, `${flips} of 40 mirrored`)
+  t.true(shifts.size > 5, `${shifts.size} distinct offsets`)
+  const again = await collect(augmentTrainSet('--augment', data, 'crop-flip'), 0)
+  t.deepEqual(
+    again.map((b) => Array.from(b.x)),
+    seen.map((b) => Array.from(b.x)),
+  )
+  const next = await collect(augmentTrainSet('--augment', data, 'crop-flip'), 1)
+  t.notDeepEqual(
+    next.map((b) => Array.from(b.x)),
+    seen.map((b) => Array.from(b.x)),
+  )
+})
+
+test('flip alone mirrors without shifting, crop alone shifts without mirroring, none is the data', async (t) => {
+  const data = images(24)
+  for (const [augment, check] of [
+    ['flip', (w: { dy: number; dx: number; flipped: boolean }) => w.dy === 0 && w.dx === 0],
+    ['crop', (w: { dy: number; dx: number; flipped: boolean }) => !w.flipped],
+  ] as const) {
+    const seen = await collect(augmentTrainSet('--augment', data, augment), 0)
+    for (const [b, batch] of seen.entries()) {
+      for (let j = 0; j < batch.size; j++) {
+        const ways = explain(data.get(b * 4 + j).x, batch.x.subarray(j * H * W, (j + 1) * H * W))
+        t.true(ways.some(check), `${augment}: sample ${b * 4 + j}`)
+      }
+    }
+  }
+  t.is(augmentTrainSet('--augment', data, 'none'), data)
+})
+
+test('frames get one crop and flip for all their time steps, batches stay time-major', async (t) => {
+  const T = 3
+  const n = 8
+  const size = H * W
+  const counts = new Uint8Array(n * T * size)
+  for (let i = 0; i < n; i++)
+    for (let s = 0; s < T; s++)
+      for (let p = 0; p < size; p++) counts[(i * T + s) * size + p] = 1 + ((p + 7 * s + i) % 200)
+  const frames = new FramesDataset(
+    counts,
+    Uint32Array.from({ length: n }, (_, i) => i % 2),
+    [T, 1, H, W],
+  )
+  const data = augmentTrainSet('--augment', frames, 'crop-flip')
+  t.true(data.timeMajor)
+  for await (const b of data.batches(n, { seed: 3 })) {
+    for (let j = 0; j < n; j++) {
+      const per = Array.from({ length: T }, (_, s) =>
+        explain(
+          frames.get(j).frames.subarray(s * size, (s + 1) * size),
+          b.x.subarray((s * n + j) * size, (s * n + j + 1) * size),
+        ).map((w) => `${w.dy},${w.dx},${w.flipped}`),
+      )
+      const common = per[0].filter((w) => per.every((ways) => ways.includes(w)))
+      t.true(common.length > 0, `sample ${j}: no one crop and flip explains all ${T} frames`)
+    }
+  }
+})
+
+test('augmentation is refused for image folders (their own crops) and for samples that are not images', (t) => {
+  const folder = new LoaderData(
+    { length: 1, get: () => ({ image: new Float32Array(12), shape: [3, 2, 2], label: 0 }) },
+    { pipeline: {}, sampleShape: [3, 2, 2], numClasses: 1 },
+  )
+  t.throws(() => augmentTrainSet('--augment', folder, 'flip'), {
+    message: /--augment: flip is for data held in memory/,
+  })
+  t.is(augmentTrainSet('--augment', folder, 'none'), folder)
+  const vectors = new TensorDataset({
+    name: 'vectors',
+    images: new Float32Array(8),
+    labels: Uint8Array.of(0, 1),
+    sampleShape: [4],
+    numClasses: 2,
+  })
+  t.throws(() => augmentTrainSet('--augment', vectors, 'crop'), {
+    message: /--augment: crop needs image samples \[C, H, W\], the data has samples \[4\]/,
+  })
+})

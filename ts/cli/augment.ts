@@ -1,0 +1,73 @@
+// Training-set augmentation chosen by `dualstream train --augment`: random crops with zero
+// padding and left-right flips, run in Rust inside the batch pipeline (ts/data/transforms.ts).
+import { FramesDataset, LoaderData, type TensorDataset, type TransformSpec, transforms } from '../data'
+import type { LabelledData } from '../model'
+import { usage } from './args'
+
+export const AUGMENTS = ['none', 'crop', 'flip', 'crop-flip'] as const
+export type Augment = (typeof AUGMENTS)[number]
+
+/** Zero padding on each side before a random crop back to the sample's size. */
+export const CROP_PADDING = 2
+
+/** What `--augment` means when it is not given: crops and flips for the clothing data sets
+ * (a mirrored garment is still the same garment), nothing for digits (a mirrored 2 is not a 2)
+ * and for folders, whose content the command cannot know. */
+export function defaultAugment(dataset: string): Augment {
+  return dataset === 'fashion-mnist' || dataset === 'n-fashion-mnist' ? 'crop-flip' : 'none'
+}
+
+function transformList(augment: Augment, height: number, width: number): TransformSpec[] {
+  const list: TransformSpec[] = []
+  if (augment === 'crop' || augment === 'crop-flip') list.push(transforms.randomCrop([height, width], CROP_PADDING))
+  if (augment === 'flip' || augment === 'crop-flip') list.push(transforms.horizontalFlip())
+  return list
+}
+
+/**
+ * The training set seen through the augmentation: every epoch each sample gets its own crop
+ * and flip, drawn from (seed, epoch, index), so a run (and a resumed run) stays reproducible.
+ * Frames `[T, C, H, W]` get one crop and flip for all their time steps.
+ */
+export function augmentTrainSet(
+  where: string,
+  data: TensorDataset | FramesDataset | LoaderData,
+  augment: Augment,
+): LabelledData {
+  if (augment === 'none') return data
+  if (data instanceof LoaderData) {
+    throw usage(
+      `${where}: ${augment} is for data held in memory (the named data sets, data folders and event folders); an image folder has its own training crops and flips, so give --augment none`,
+    )
+  }
+  const shape = data.sampleShape
+  if (data instanceof FramesDataset) {
+    const [, , height, width] = shape
+    return new LoaderData(data, {
+      pipeline: { transforms: transformList(augment, height, width) },
+      sampleShape: shape,
+      numClasses: data.numClasses,
+      timeMajor: true,
+    })
+  }
+  if (shape.length !== 3) {
+    throw usage(
+      `${where}: ${augment} needs image samples [C, H, W], the data has samples [${shape.join(', ')}]; give --augment none`,
+    )
+  }
+  const images: TensorDataset = data
+  return new LoaderData(
+    {
+      length: images.length,
+      get: (i: number) => {
+        const s = images.get(i)
+        return { image: s.x, shape, label: s.y }
+      },
+    },
+    {
+      pipeline: { transforms: transformList(augment, shape[1], shape[2]) },
+      sampleShape: shape,
+      numClasses: data.numClasses,
+    },
+  )
+}
