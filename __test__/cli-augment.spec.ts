@@ -52,7 +52,17 @@ function explain(source: Float32Array, seen: Float32Array): { dy: number; dx: nu
 }
 
 test('the default run augments Fashion-MNIST with crops and flips, digits and folders not at all', (t) => {
-  t.like(resolveConfig({}), { dataset: 'fashion-mnist', model: 'dsnn', augment: 'crop-flip', width: DSNN_WIDTH })
+  t.like(resolveConfig({}), {
+    dataset: 'fashion-mnist',
+    model: 'dsnn',
+    augment: 'crop-flip',
+    width: DSNN_WIDTH,
+    epochs: 8,
+    'batch-size': 64,
+    optimizer: 'adam',
+    lr: 2e-3,
+    schedule: 'cosine',
+  })
   t.is(resolveConfig({ dataset: 'n-fashion-mnist' }).augment, 'crop-flip')
   t.is(resolveConfig({ dataset: 'mnist' }).augment, 'none')
   t.is(resolveConfig({ dataset: '/data/somewhere' }).augment, 'none')

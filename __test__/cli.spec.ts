@@ -408,6 +408,8 @@ test('the default train still trains the DSNN on Fashion-MNIST (short run)', (t)
     dataset: 'fashion-mnist',
     model: 'dsnn',
     optimizer: 'adam',
+    augment: 'crop-flip',
+    width: 32,
     epochs: 1,
     trainSamples: 1024,
     testSamples: 2000,

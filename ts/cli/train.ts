@@ -53,7 +53,7 @@ Options:
                         (mirror left-right with probability 0.5), crop-flip, or none. Default:
                         crop-flip for fashion-mnist and n-fashion-mnist, none otherwise (digits
                         must not be mirrored)
-  --epochs <n>          training epochs (default 4)
+  --epochs <n>          training epochs (default 8)
   --batch-size <n>      samples per step (default 64)
   --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's;
                         for event data, the number of frames)
@@ -174,7 +174,7 @@ export function resolveConfig(
   return {
     dataset,
     model,
-    epochs: int(w('epochs'), raw.epochs, 4),
+    epochs: int(w('epochs'), raw.epochs, 8),
     'batch-size': int(w('batch-size'), raw['batch-size'], 64),
     'time-steps': int(w('time-steps'), raw['time-steps'], 0),
     optimizer,
@@ -497,6 +497,8 @@ export async function train(argv: string[]): Promise<number> {
     optimizer: config.optimizer,
     lr: config.lr,
     schedule: config.schedule,
+    augment: config.augment,
+    width: config.width ?? null,
     seed: config.seed,
     trainSamples: trainSet.length,
     testSamples: testSet.length,
