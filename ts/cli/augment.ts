@@ -10,13 +10,6 @@ export type Augment = (typeof AUGMENTS)[number]
 /** Zero padding on each side before a random crop back to the sample's size. */
 export const CROP_PADDING = 2
 
-/** What `--augment` means when it is not given: crops and flips for the clothing data sets
- * (a mirrored garment is still the same garment), nothing for digits (a mirrored 2 is not a 2)
- * and for folders, whose content the command cannot know. */
-export function defaultAugment(dataset: string): Augment {
-  return dataset === 'fashion-mnist' || dataset === 'n-fashion-mnist' ? 'crop-flip' : 'none'
-}
-
 function transformList(augment: Augment, height: number, width: number): TransformSpec[] {
   const list: TransformSpec[] = []
   if (augment === 'crop' || augment === 'crop-flip') list.push(transforms.randomCrop([height, width], CROP_PADDING))

@@ -11,7 +11,7 @@ import { ProgressDisplay } from '../progress'
 import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
 import { helped, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
-import { AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING, defaultAugment } from './augment'
+import { AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING } from './augment'
 import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
@@ -50,10 +50,9 @@ Options:
   --width <n>           channels of the dsnn and snn networks (default ${DSNN_WIDTH} for dsnn, ${SNN_WIDTH} for snn)
   --augment <kind>      training-set augmentation, drawn per sample and epoch from the seed:
                         crop (zero-pad ${CROP_PADDING} pixels, crop back to the sample's size), flip
-                        (mirror left-right with probability 0.5), crop-flip, or none. Default:
-                        crop-flip for fashion-mnist and n-fashion-mnist, none otherwise (digits
-                        must not be mirrored)
-  --epochs <n>          training epochs (default 8)
+                        (mirror left-right with probability 0.5), crop-flip, or none (default;
+                        digits must not be mirrored: crop alone for mnist)
+  --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
   --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's;
                         for event data, the number of frames)
@@ -162,7 +161,6 @@ export function resolveConfig(
   }
   const w = (k: RunKey) => where[k] ?? `--${k}`
   const model = raw.model ?? 'dsnn'
-  const dataset = raw.dataset ?? 'fashion-mnist'
   if (raw.width !== undefined && model !== 'dsnn' && model !== 'snn')
     throw usage(`${w('width')}: sets the channels of the dsnn and snn networks; the model ${model} has its own widths`)
   const optimizer = oneOf(
@@ -172,9 +170,9 @@ export function resolveConfig(
     model === 'snn' ? 'sgd' : 'adam',
   )
   return {
-    dataset,
+    dataset: raw.dataset ?? 'fashion-mnist',
     model,
-    epochs: int(w('epochs'), raw.epochs, 8),
+    epochs: int(w('epochs'), raw.epochs, 4),
     'batch-size': int(w('batch-size'), raw['batch-size'], 64),
     'time-steps': int(w('time-steps'), raw['time-steps'], 0),
     optimizer,
@@ -190,7 +188,7 @@ export function resolveConfig(
     ...(model === 'dsnn' || model === 'snn'
       ? { width: int(w('width'), raw.width, model === 'dsnn' ? DSNN_WIDTH : SNN_WIDTH) }
       : {}),
-    augment: oneOf(w('augment'), raw.augment, AUGMENTS, defaultAugment(dataset)),
+    augment: oneOf(w('augment'), raw.augment, AUGMENTS, 'none'),
   }
 }
 
@@ -264,8 +262,7 @@ export async function train(argv: string[]): Promise<number> {
       )
     }
     run = new RunFolder(values.resume as string)
-    // A run folder written before --augment existed trained without augmentation.
-    config = resolveConfig({}, { path: run.configPath, values: { augment: 'none', ...run.readConfig() } })
+    config = resolveConfig({}, { path: run.configPath, values: run.readConfig() })
     if (!existsSync(run.lastCheckpoint))
       throw new DualstreamError(
         'ERR_NOT_FOUND',
