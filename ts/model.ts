@@ -1173,6 +1173,9 @@ export class Model {
    * engine's own byte counters over two training steps at batch 1 and 2 (every buffer a step
    * holds either scales with the batch or does not depend on it). The weights do not change and
    * the BN running statistics are restored; the memory mode set for training stays as it is.
+   * Call it on a model that has not yet trained on a larger batch or in the other mode (its
+   * buffers keep the size of its largest step), as `dualstream info` does with a new model per
+   * mode.
    */
   predictTrainingMemory(mode: MemoryMode = 'default'): TrainingMemory {
     if (mode !== 'default' && mode !== 'recompute') throw argError('memory', "'default' or 'recompute'", mode)

@@ -63,10 +63,19 @@ export async function info(argv: string[]): Promise<number> {
   const i = model.info()
   const perStepBatch = i.activationBytesPerStep * batchSize
   const modes = values['no-predict'] ? [] : (['default', 'recompute'] as const)
-  const training = modes.map((mode) => {
-    const m = model.predictTrainingMemory(mode)
-    return { mode, bytes: m.bytes(batchSize), fixedBytes: m.fixed, bytesPerSample: m.perSample }
-  })
+  const training = []
+  for (const mode of modes) {
+    // A new model per mode: buffers sized by one mode's steps would count in the other's.
+    const spec = model.spec
+    const fresh = sequential(spec.layers, {
+      timeSteps: spec.timeSteps,
+      inputShape: spec.inputShape,
+      encoding: spec.encoding,
+    })
+    const m = fresh.predictTrainingMemory(mode)
+    await fresh.dispose()
+    training.push({ mode, bytes: m.bytes(batchSize), fixedBytes: m.fixed, bytesPerSample: m.perSample })
+  }
   if (values.json) {
     out(JSON.stringify({ ...i, batchSize, activationBytesPerStepForBatch: perStepBatch, trainingMemory: training }))
   } else {

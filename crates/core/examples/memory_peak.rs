@@ -200,7 +200,7 @@ fn main() {
         e.1 += 1;
     }
     let mut rows: Vec<_> = by_site.into_iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1 .0));
     let mut total = 0;
     for (site, (bytes, count)) in rows {
         total += bytes;

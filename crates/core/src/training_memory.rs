@@ -5,6 +5,7 @@
 //! their gradients — scales with the batch N or does not depend on it. Two training steps, at
 //! N = 1 and N = 2, give the two parts, and `fixed + N * per_sample` the peak for any N.
 use crate::error::{Error, Result};
+use crate::kernels::scratch::release_pools;
 use crate::loss::LossSpec;
 use crate::model::Model;
 use crate::spec::Encoding;
@@ -40,6 +41,15 @@ fn probe_input(model: &Model, batch: usize) -> Result<Tensor> {
     Tensor::from_vec(&shape, data)
 }
 
+/// Forward, loss and backward of one batch in training mode, without an optimizer step.
+fn train_once(model: &mut Model, input: &Tensor, labels: &[u32], grad: &mut Tensor) -> Result<()> {
+    model.zero_grad();
+    let heads = model.heads();
+    let output = model.forward(input, true)?;
+    LossSpec::default().compute_heads(output, labels, heads, grad)?;
+    model.backward_params(grad)
+}
+
 /// The peak engine bytes (held by every model of the process) during one training forward
 /// and backward of a batch of `batch` samples, the model's memory mode as it is set. The
 /// model's BN running statistics are restored afterwards and its gradients zeroed; its
@@ -55,16 +65,9 @@ pub fn training_peak_bytes(model: &mut Model, batch: usize) -> Result<usize> {
         .collect();
     let input = probe_input(model, batch)?;
     let labels = vec![0u32; batch];
-    let loss: LossSpec = LossSpec::default();
     let mut grad = Tensor::default();
-    let heads = model.heads();
     memory::reset_peak();
-    let run = (|| {
-        model.zero_grad();
-        let output = model.forward(&input, true)?;
-        loss.compute_heads(output, &labels, heads, &mut grad)?;
-        model.backward_params(&grad)
-    })();
+    let run = train_once(model, &input, &labels, &mut grad);
     let peak = memory::peak_bytes();
     model.zero_grad();
     for (name, value) in &buffers {
@@ -75,20 +78,27 @@ pub fn training_peak_bytes(model: &mut Model, batch: usize) -> Result<usize> {
 
 /// [`TrainingMemory`] of `model` in the memory mode `lean` (the model's own mode comes back
 /// afterwards), from training steps at N = 1 and N = 2 (each the second of its size, so that
-/// the first step's one-off allocations do not count).
+/// the first step's one-off allocations do not count), with the idle work buffers of the
+/// process freed before each size. The model's own buffers keep the capacity of its largest
+/// batch so far: predict on a model that has not trained on a larger batch (in another memory
+/// mode either), as `dualstream info` does with a new model per mode.
 pub fn predict(model: &mut Model, lean: bool) -> Result<TrainingMemory> {
     let mode = model.memory_lean();
     model.set_memory_lean(lean);
-    let peaks = (|| {
-        let mut peaks = [0usize; 2];
-        for (i, batch) in [1, 2].into_iter().enumerate() {
-            training_peak_bytes(model, batch)?;
-            peaks[i] = training_peak_bytes(model, batch)?;
-        }
-        Ok::<_, Error>(peaks)
-    })();
+    let peaks = peaks_at_one_and_two(model);
     model.set_memory_lean(mode);
     let [one, two] = peaks?;
     let per_sample = two.saturating_sub(one);
     Ok(TrainingMemory { fixed: one.saturating_sub(per_sample), per_sample })
+}
+
+/// The engine peaks of training steps at N = 1 and N = 2, each the second step of its size.
+fn peaks_at_one_and_two(model: &mut Model) -> Result<[usize; 2]> {
+    let mut peaks = [0usize; 2];
+    for (i, batch) in [1, 2].into_iter().enumerate() {
+        release_pools();
+        training_peak_bytes(model, batch)?;
+        peaks[i] = training_peak_bytes(model, batch)?;
+    }
+    Ok(peaks)
 }

@@ -135,3 +135,16 @@ pub(crate) fn reclaim_tensor() -> Tensor {
     let largest = (0..pool.len()).max_by_key(|&i| pool[i].capacity());
     largest.map(|i| pool.swap_remove(i)).unwrap_or_default()
 }
+
+/// Frees the idle buffers of both pools (the next calls allocate them again): a measurement of
+/// what a step holds (`crate::training_memory`) must not count buffers that earlier, larger
+/// steps left in the pools.
+pub fn release_pools() {
+    let idle: Vec<Vec<f32>> = std::mem::take(&mut *POOL.lock().unwrap_or_else(|e| e.into_inner()));
+    for buf in &idle {
+        memory::resized(buf.capacity() * 4, 0);
+    }
+    drop(idle);
+    let tensors = std::mem::take(&mut *TENSORS.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(tensors);
+}
