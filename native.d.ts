@@ -92,6 +92,13 @@ export declare class NativeModel {
    * (segment) inputs and runs each segment's forward again in the backward pass.
    */
   setMemoryMode(mode: string): void
+  /**
+   * A training step's peak engine bytes in memory mode `mode` ("default" or
+   * "recompute"), as `fixed + batch * perSample`, from the engine's byte counters over
+   * training steps at batch 1 and 2. The weights do not change; BN running statistics are
+   * restored.
+   */
+  predictTrainingMemory(mode: string): TrainingMemory
   /** Bytes the last training forward kept for the backward pass. */
   storedBytes(): number
   parameterCount(): number
@@ -150,6 +157,16 @@ export interface CifarBatch {
 
 /** Test hook: panics inside the guarded engine call path, to prove panics become JS errors. */
 export declare function debugPanic(message: string): void
+
+/** The engine's buffer bytes now and at their peak; `resetPeak` starts a new peak afterwards. */
+export declare function engineMemory(resetPeak: boolean): EngineMemory
+
+/** The engine's buffer bytes (tensors, packed spike maps, work buffers) in this process. */
+export interface EngineMemory {
+  live: number
+  /** The most held at once since the last reset. */
+  peak: number
+}
 
 export declare function engineVersion(): string
 
@@ -305,6 +322,12 @@ export interface StepResult {
  * SyntheticSpec (threshold, eps, stepUs, margin, saccadeUs; all optional).
  */
 export declare function syntheticEvents(image: Float32Array, height: number, width: number, optionsJson: string): Promise<NativeEvents>
+
+/** A training step's predicted peak engine bytes, `fixed + batch * perSample`. */
+export interface TrainingMemory {
+  fixed: number
+  perSample: number
+}
 
 export declare function writeCifarBatch(path: string, kind: string, pixels: Uint8Array, labels: Uint8Array, coarseLabels?: Uint8Array | undefined | null): Promise<void>
 

@@ -783,6 +783,7 @@ module.exports.NativeImageDataset = nativeBinding.NativeImageDataset
 module.exports.NativeImageFolder = nativeBinding.NativeImageFolder
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.debugPanic = nativeBinding.debugPanic
+module.exports.engineMemory = nativeBinding.engineMemory
 module.exports.engineVersion = nativeBinding.engineVersion
 module.exports.frameCacheBuild = nativeBinding.frameCacheBuild
 module.exports.frameCacheLookup = nativeBinding.frameCacheLookup

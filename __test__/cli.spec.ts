@@ -361,11 +361,21 @@ test('info lists layers, output shapes, parameters and memory per time step', as
   // conv, BN and LIF keep 32x28x28 each, the pool 32x14x14, the two heads 10 each.
   t.is(info.activationBytesPerStep, 4 * (3 * 32 * 28 * 28 + 32 * 14 * 14 + 20))
   t.is(info.activationBytesPerStepForBatch, 10 * info.activationBytesPerStep)
+  // The training-step prediction per memory mode, for the batch asked for.
+  t.deepEqual(
+    info.trainingMemory.map((m: { mode: string }) => m.mode),
+    ['default', 'recompute'],
+  )
+  for (const m of info.trainingMemory) {
+    t.true(m.bytesPerSample > 0 && m.fixedBytes > 0, JSON.stringify(m))
+    t.is(m.bytes, m.fixedBytes + 10 * m.bytesPerSample)
+  }
   const text = run('info', 'snn', '--input-shape', '2,16,16', '--classes', '5')
   t.is(text.status, 0, text.stderr)
   t.regex(text.stdout, /input \[2, 16, 16\], T = 4/)
   t.regex(text.stdout, /parameters: [\d,]+/)
   t.regex(text.stdout, /memory per time step/)
+  t.regex(text.stdout, /training step, memory recompute: [\d.]+ [KMG]iB predicted peak for a batch of 64/)
 })
 
 test('train prints plain progress lines with test metrics when stderr is not a terminal', (t) => {

@@ -1,14 +1,17 @@
 // Peak training memory of W3 (the zoo's sew7b and dsnn7b at [T = 16, N = 8, 2, 128, 128]) in the
 // default and the recompute memory mode, and the time a training step takes in each. Each
 // (workload, mode) runs in its own process, so that its peak RSS is its own; the runs alternate
-// modes (A, B, A, B) so that a changing machine load hits both alike.
+// modes (A, B, A, B) so that a changing machine load hits both alike. Each run also checks the
+// training-memory prediction (`model.predictTrainingMemory`, what `dualstream info` prints)
+// against the peak RSS the training added to the process and against the engine's own byte
+// counters.
 //   npm run bench:memory [-- --steps 3 --rounds 2 --batch 8]
 //   npm run bench:memory -- --density     (W3's input density, from the shared DVS sample)
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { integrateEvents, readEvents } from '../ts/index'
+import { engineMemory, integrateEvents, readEvents } from '../ts/index'
 import { record } from './record'
 import { syntheticBatch, trainableModel, W3_WORKLOADS, w3 } from './workloads'
 
@@ -52,6 +55,8 @@ async function measure(name: string, memory: 'default' | 'recompute'): Promise<R
   model.setMemoryMode(memory)
   const { x, y } = syntheticBatch(w)
   const rssBefore = process.resourceUsage().maxRSS / 1024
+  const predictedMiB = model.predictTrainingMemory(memory).bytes(batch) / 2 ** 20
+  engineMemory(true)
   const times: number[] = []
   let storedBytes = 0
   for (let i = 0; i < steps; i++) {
@@ -60,6 +65,8 @@ async function measure(name: string, memory: 'default' | 'recompute'): Promise<R
     times.push(performance.now() - t0)
     storedBytes = model.storedBytes()
   }
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024
+  const enginePeakMiB = engineMemory(false).peak / 2 ** 20
   return {
     workload: name,
     memory,
@@ -70,8 +77,12 @@ async function measure(name: string, memory: 'default' | 'recompute'): Promise<R
     trainStepMs: median(times.slice(1)),
     trainStepMsAll: times,
     rssBeforeTrainingMiB: rssBefore,
-    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    peakRssMiB,
     storedBytesAfterStep: storedBytes,
+    predictedTrainingMiB: predictedMiB,
+    enginePeakMiB,
+    // The prediction against what training added to the process's peak RSS.
+    predictedOverRssGrowth: predictedMiB / (peakRssMiB - rssBefore),
   }
 }
 
@@ -93,7 +104,7 @@ async function main(): Promise<void> {
         if (r.status !== 0) throw new Error(`${w.name} ${memory}: ${r.stderr}`)
         const row = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
         console.log(
-          `${w.name} ${memory}: peak RSS ${row.peakRssMiB.toFixed(0)} MiB, train step ${(row.trainStepMs / 1000).toFixed(1)} s`,
+          `${w.name} ${memory}: peak RSS ${row.peakRssMiB.toFixed(0)} MiB (${(row.peakRssMiB - row.rssBeforeTrainingMiB).toFixed(0)} MiB added by training; predicted ${row.predictedTrainingMiB.toFixed(0)} MiB, engine peak ${row.enginePeakMiB.toFixed(0)} MiB), train step ${(row.trainStepMs / 1000).toFixed(1)} s`,
         )
         results.push({ round, ...row })
       }

@@ -122,6 +122,7 @@ export const W3_WORKLOADS = [w3(), w3(true)]
 
 /** A reference workload by name, optionally with another T or batch size (for the scaling runs). */
 export function workload(name: string, timeSteps?: number, batch?: number): Workload {
+  if (name === 'W3' || name === 'W3-dst') return w3(name === 'W3-dst', timeSteps ?? 16, batch ?? 8)
   const base = WORKLOADS.find((x) => x.name === name)
   if (!base) throw new Error(`unknown workload ${name}: expected one of ${WORKLOADS.map((w) => w.name).join(', ')}`)
   if (name.startsWith('SF')) return sf(name === 'SF384', timeSteps ?? base.timeSteps, batch ?? base.batch)

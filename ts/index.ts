@@ -119,6 +119,7 @@ export type {
   ModelInfo,
   ModelOptions,
   TrainingConfig,
+  TrainingMemory,
 } from './model'
 export { Model, readCheckpoint, sequential } from './model'
 export type { LossSpec, OptimizerSpec, ScheduleSpec } from './optim'
@@ -186,6 +187,11 @@ export {
 
 /** Version of the Rust engine inside the loaded binary. */
 export const engineVersion: () => string = native.engineVersion
+/**
+ * Bytes the engine's buffers (tensors, packed spike maps, work buffers) hold in this process now
+ * (`live`) and at most since the last call with `resetPeak` (`peak`).
+ */
+export const engineMemory: (resetPeak: boolean) => { live: number; peak: number } = native.engineMemory
 export type { ImageFolderDataOptions, ImageFolderOptions, ImageTransformOptions } from './data/image-folder'
 export { IMAGENET_MEAN, IMAGENET_STD, ImageFolder, imageTransforms } from './data/image-folder'
 export type { ImportedModel, NirGraph, NirNode, NirReadOptions, NirWriteOptions } from './interop/nir'

@@ -172,6 +172,19 @@ export interface FitOptions {
 /** How training keeps activations for BPTT (see `FitOptions.memory`). */
 export type MemoryMode = 'default' | 'recompute'
 
+/**
+ * A training step's predicted peak memory in one memory mode: the engine's buffers (the
+ * activations kept for BPTT, gradient and work buffers, parameters and their gradients) come to
+ * `fixed + batch * perSample` bytes, optimizer state not included.
+ */
+export interface TrainingMemory {
+  mode: MemoryMode
+  fixed: number
+  perSample: number
+  /** The predicted peak for a batch of `batch` samples. */
+  bytes(batch: number): number
+}
+
 export interface FitResult {
   /** Every finished epoch, those before a resume included. */
   epochs: EpochEnd[]
@@ -1150,6 +1163,25 @@ export class Model {
   storedBytes(): number {
     try {
       return this.native().storedBytes()
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /**
+   * Predicts a training step's peak memory in memory mode `mode` for any batch size, from the
+   * engine's own byte counters over two training steps at batch 1 and 2 (every buffer a step
+   * holds either scales with the batch or does not depend on it). The weights do not change and
+   * the BN running statistics are restored; the memory mode set for training stays as it is.
+   * Call it on a model that has not yet trained on a larger batch or in the other mode (its
+   * buffers keep the size of its largest step), as `dualstream info` does with a new model per
+   * mode.
+   */
+  predictTrainingMemory(mode: MemoryMode = 'default'): TrainingMemory {
+    if (mode !== 'default' && mode !== 'recompute') throw argError('memory', "'default' or 'recompute'", mode)
+    try {
+      const { fixed, perSample } = this.native().predictTrainingMemory(mode)
+      return { mode, fixed, perSample, bytes: (batch: number) => fixed + batch * perSample }
     } catch (e) {
       throw fromNative(e)
     }

@@ -10,7 +10,8 @@
 //   npm run bench:compare -- --scaling [--steps 3]   W1 at T = 4, 8, 16 (N = 32) and N = 8, 16, 32 (T = 4)
 // W1 and W2 need the Python environment of scripts/reference/make-fixtures.sh (SpikingJelly
 // 0.0.0.0.14): `scripts/reference/make-fixtures.sh --venv-only` creates it in .venv-reference/.
-// SF and SF384 run SpikingJelly 2's Spikformer from the interop environment:
+// W3 (the SEW 7B-Net at [T = 16, N = 8, 2, 128, 128]: --workloads W3 --steps 1 --rounds 1, several
+// GiB in SpikingJelly), SF and SF384 (SpikingJelly 2's Spikformer) run from the interop environment:
 // $DUALSTREAM_PYTHON, else .venv-interop/ (scripts/python/setup-venv.sh creates it).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -38,16 +39,17 @@ if (!Number.isInteger(rounds) || rounds < 1) {
 const root = join(__dirname, '..', '..')
 const names = (values.workloads ?? 'W1,W2,SF').split(',')
 for (const name of names) {
-  if (!['W1', 'W2', 'SF', 'SF384'].includes(name)) {
-    console.error(`--workloads: expected names among W1, W2, SF, SF384, got ${name}`)
+  if (!['W1', 'W2', 'W3', 'SF', 'SF384'].includes(name)) {
+    console.error(`--workloads: expected names among W1, W2, W3, SF, SF384, got ${name}`)
     process.exit(2)
   }
 }
-/** The Python that runs workload `name` in SpikingJelly: 0.0.0.0.14 for W1/W2, 2 for Spikformer. */
+/** The Python that runs workload `name` in SpikingJelly: 0.0.0.0.14 for W1/W2, 2 for Spikformer and W3. */
 function pythonFor(name: string): string {
-  const [python, setup] = name.startsWith('SF')
-    ? [process.env.DUALSTREAM_PYTHON ?? join(root, '.venv-interop', 'bin', 'python'), 'scripts/python/setup-venv.sh']
-    : [join(root, '.venv-reference', 'bin', 'python'), 'scripts/reference/make-fixtures.sh --venv-only']
+  const [python, setup] =
+    name.startsWith('SF') || name === 'W3'
+      ? [process.env.DUALSTREAM_PYTHON ?? join(root, '.venv-interop', 'bin', 'python'), 'scripts/python/setup-venv.sh']
+      : [join(root, '.venv-reference', 'bin', 'python'), 'scripts/reference/make-fixtures.sh --venv-only']
   if (!existsSync(python)) {
     console.error(`no ${python}: run ${setup} first (installs torch and spikingjelly from PyPI)`)
     process.exit(2)

@@ -2,8 +2,8 @@
 backend, 2 threads), timed the same way: median training step (forward, BPTT, SGD with momentum)
 and inference batch, and the process's peak resident memory.
 
-SF and SF384 (Spikformer) need SpikingJelly 2 (its `activation_based.model.spikformer`); W1 and W2
-run on 0.0.0.0.14 or 2.
+SF and SF384 (Spikformer) need SpikingJelly 2 (its `activation_based.model.spikformer`); W1, W2
+and W3 run on 0.0.0.0.14 or 2.
 
 Usage: python spikingjelly_workloads.py WORKLOAD INPUT.bin STEPS [T N]
 (T and N override the workload's time steps and batch size, for the scaling runs.)
@@ -44,6 +44,30 @@ class SewIand(nn.Module):
         return (1.0 - self.branch(x)) * x
 
 
+def plif():
+    return neuron.ParametricLIFNode(init_tau=2.0, surrogate_function=surrogate.ATan(alpha=2.0),
+                                    detach_reset=True, step_mode="m")
+
+
+class SewAdd(nn.Module):
+    """SEW BasicBlock of the 7B-Net, g = ADD: O = S + X with S = PLIF(BN(conv(PLIF(BN(conv(X))))))."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.branch = nn.Sequential(layer.Conv2d(c, c, 3, padding=1, bias=False), layer.BatchNorm2d(c), plif(),
+                                    layer.Conv2d(c, c, 3, padding=1, bias=False), layer.BatchNorm2d(c), plif())
+        # As the zoo's zeroInit: the branch's last BN starts at weight 0.
+        nn.init.zeros_(self.branch[4].weight)
+
+    def forward(self, x):
+        return self.branch(x) + x
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, x):
+        return x.mean((-2, -1))
+
+
 def spikformer(large):
     """SpikingJelly 2's own Spikformer (ADD residuals), as benches/workloads.ts's sf()."""
     from spikingjelly.activation_based.model import spikformer as sf
@@ -70,7 +94,14 @@ def build(name):
             mods += [SewIand(32), layer.MaxPool2d(2)]
         net = nn.Sequential(*mods, layer.Flatten(), layer.Linear(32, 11))
         return net, 8, 8, (2, 64, 64), "sequence"
-    raise SystemExit(f"unknown workload {name}: expected W1, W2, SF or SF384")
+    if name == "W3":
+        # SpikingJelly's SEW 7B-Net (DVS Gesture), as the zoo's sew7b: stem, {SEW ADD-MPk2s2}*7, GAP, FC11.
+        mods = [layer.Conv2d(2, 32, 3, padding=1, bias=False), layer.BatchNorm2d(32), plif()]
+        for _ in range(7):
+            mods += [SewAdd(32), layer.MaxPool2d(2)]
+        net = nn.Sequential(*mods, layer.SeqToANNContainer(GlobalAvgPool()), layer.Linear(32, 11))
+        return net, 16, 8, (2, 128, 128), "sequence"
+    raise SystemExit(f"unknown workload {name}: expected W1, W2, W3, SF or SF384")
 
 
 def main():

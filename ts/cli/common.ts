@@ -289,7 +289,7 @@ export function modelLayers(
   where: string,
   model: string,
   data: { sampleShape: readonly number[]; numClasses: number; width?: number },
-): { layers: LayerSpec[]; timeSteps?: number } {
+): { layers: LayerSpec[]; timeSteps?: number; encoding?: Encoding } {
   const [inChannels, size] = data.sampleShape
   if (model === 'dsnn' || model === 'snn') {
     if (data.sampleShape.length !== 3 || data.sampleShape[1] !== data.sampleShape[2]) {
@@ -309,7 +309,7 @@ export function modelLayers(
   if (build) {
     // The zoo checks the sample shape against the network's downsampling and names the problem.
     const net = build({ inputShape: [...data.sampleShape], classes: data.numClasses })
-    return { layers: net.layers, timeSteps: net.timeSteps }
+    return { layers: net.layers, timeSteps: net.timeSteps, encoding: net.encoding }
   }
   if (!model.endsWith('.json') || !existsSync(model)) {
     throw usage(
@@ -324,7 +324,7 @@ export function modelLayers(
   }
   if (!Array.isArray(spec.layers))
     throw new DualstreamError('ERR_SPEC', `${model}: expected a model spec with a "layers" array`)
-  return { layers: spec.layers, timeSteps: spec.timeSteps }
+  return { layers: spec.layers, timeSteps: spec.timeSteps, encoding: spec.encoding }
 }
 
 /** A checkpoint file, or a run folder's best (else last) checkpoint. */

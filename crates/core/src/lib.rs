@@ -17,6 +17,7 @@ pub mod profile;
 pub mod rng;
 pub mod spec;
 pub mod tensor;
+pub mod training_memory;
 
 #[cfg(test)]
 #[path = "../tests/support/small_dsnn.rs"]

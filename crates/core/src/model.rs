@@ -446,6 +446,11 @@ impl Model {
         self.body.set_memory_lean(on);
     }
 
+    /// Whether the memory-lean training mode is on (see [`Model::set_memory_lean`]).
+    pub fn memory_lean(&self) -> bool {
+        self.body.memory_lean()
+    }
+
     /// Bytes the last training forward kept for BPTT between layers (spike maps bit-packed).
     pub fn stored_bytes(&self) -> usize {
         self.body.stored_bytes()

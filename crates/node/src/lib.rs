@@ -207,6 +207,21 @@ pub struct GradientNorm {
     pub norm: f64,
 }
 
+/// A training step's predicted peak engine bytes, `fixed + batch * perSample`.
+#[napi(object)]
+pub struct TrainingMemory {
+    pub fixed: f64,
+    pub per_sample: f64,
+}
+
+/// The engine's buffer bytes (tensors, packed spike maps, work buffers) in this process.
+#[napi(object)]
+pub struct EngineMemory {
+    pub live: f64,
+    /// The most held at once since the last reset.
+    pub peak: f64,
+}
+
 #[napi(object)]
 pub struct LayerRate {
     pub name: String,
@@ -537,20 +552,23 @@ impl NativeModel {
     /// (segment) inputs and runs each segment's forward again in the backward pass.
     #[napi]
     pub fn set_memory_mode(&self, mode: String) -> Result<()> {
-        let lean = match mode.as_str() {
-            "default" => false,
-            "recompute" => true,
-            other => {
-                return Err(to_js(dualstream_core::Error::value(
-                    "memory",
-                    "\"default\" or \"recompute\"",
-                    format!("\"{other}\""),
-                )))
-            }
-        };
+        let lean = memory_lean(&mode)?;
         with_state(&self.shared, "setMemoryMode", |s| {
             s.model.set_memory_lean(lean);
             Ok(())
+        })
+    }
+
+    /// A training step's peak engine bytes in memory mode `mode` ("default" or
+    /// "recompute"), as `fixed + batch * perSample`, from the engine's byte counters over
+    /// training steps at batch 1 and 2. The weights do not change; BN running statistics are
+    /// restored.
+    #[napi]
+    pub fn predict_training_memory(&self, mode: String) -> Result<TrainingMemory> {
+        let lean = memory_lean(&mode)?;
+        with_state(&self.shared, "predictTrainingMemory", |s| {
+            let m = dualstream_core::training_memory::predict(&mut s.model, lean)?;
+            Ok(TrainingMemory { fixed: m.fixed as f64, per_sample: m.per_sample as f64 })
         })
     }
 
@@ -644,6 +662,30 @@ impl NativeModel {
     pub fn disposed(&self) -> bool {
         self.shared.try_lock().map(|g| g.is_none()).unwrap_or(false)
     }
+}
+
+/// Whether memory mode `mode` is the memory-lean one.
+fn memory_lean(mode: &str) -> Result<bool> {
+    match mode {
+        "default" => Ok(false),
+        "recompute" => Ok(true),
+        other => Err(to_js(dualstream_core::Error::value(
+            "memory",
+            "\"default\" or \"recompute\"",
+            format!("\"{other}\""),
+        ))),
+    }
+}
+
+/// The engine's buffer bytes now and at their peak; `resetPeak` starts a new peak afterwards.
+#[napi]
+pub fn engine_memory(reset_peak: bool) -> EngineMemory {
+    use dualstream_core::tensor::memory;
+    let m = EngineMemory { live: memory::live_bytes() as f64, peak: memory::peak_bytes() as f64 };
+    if reset_peak {
+        memory::reset_peak();
+    }
+    m
 }
 
 /// Test hook: panics inside the guarded engine call path, to prove panics become JS errors.

@@ -5,7 +5,7 @@
 //! A pool sized by peak concurrency serves every layer, where per-layer buffers would multiply
 //! that memory by the depth of the network. Buffers only grow, so once the largest layer has
 //! run, taking a buffer allocates nothing.
-use crate::tensor::Tensor;
+use crate::tensor::{memory, Tensor};
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
@@ -29,7 +29,9 @@ impl Aligned {
     /// `len` aligned floats of `buf`, grown (with zeros) if it is too short.
     fn within(mut buf: Vec<f32>, len: usize) -> Aligned {
         if buf.len() < len + LINE {
+            let capacity = buf.capacity();
             buf.resize(len + LINE, 0.0);
+            memory::resized(capacity * 4, buf.capacity() * 4);
         }
         let off = buf.as_ptr().align_offset(64).min(LINE);
         Aligned { buf, off, len }
@@ -39,6 +41,12 @@ impl Aligned {
     /// known state between calls.
     pub fn zeroed(len: usize) -> Aligned {
         Aligned::within(Vec::new(), len)
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        memory::resized(self.buf.capacity() * 4, 0);
     }
 }
 
@@ -112,4 +120,31 @@ pub(crate) fn with_tensors<const K: usize, R>(f: impl FnOnce(&mut [Tensor; K]) -
     let r = f(&mut held);
     TENSORS.lock().unwrap_or_else(|e| e.into_inner()).extend(held);
     r
+}
+
+/// Hands `tensor` to the pool of [`with_tensors`] while its holder does not need it (a
+/// container's idle work buffer during a nested call, which then borrows it); the holder takes
+/// a buffer back with [`reclaim_tensor`] afterwards.
+pub(crate) fn lend_tensor(tensor: Tensor) {
+    TENSORS.lock().unwrap_or_else(|e| e.into_inner()).push(tensor);
+}
+
+/// The largest tensor of the pool (empty if there is none), for a holder that lent one.
+pub(crate) fn reclaim_tensor() -> Tensor {
+    let mut pool = TENSORS.lock().unwrap_or_else(|e| e.into_inner());
+    let largest = (0..pool.len()).max_by_key(|&i| pool[i].capacity());
+    largest.map(|i| pool.swap_remove(i)).unwrap_or_default()
+}
+
+/// Frees the idle buffers of both pools (the next calls allocate them again): a measurement of
+/// what a step holds (`crate::training_memory`) must not count buffers that earlier, larger
+/// steps left in the pools.
+pub fn release_pools() {
+    let idle: Vec<Vec<f32>> = std::mem::take(&mut *POOL.lock().unwrap_or_else(|e| e.into_inner()));
+    for buf in &idle {
+        memory::resized(buf.capacity() * 4, 0);
+    }
+    drop(idle);
+    let tensors = std::mem::take(&mut *TENSORS.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(tensors);
 }

@@ -199,6 +199,11 @@ impl Layer for DualStream {
     /// Segments its own stages (see `lean`).
     fn set_memory_lean(&mut self, on: bool) {
         self.lean.on = on;
+        for stage in &mut self.stages {
+            if let Stage::Block(b) = stage {
+                b.set_memory_lean(on);
+            }
+        }
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {

@@ -326,6 +326,14 @@ impl DualStreamBlock {
         Ok(done)
     }
 
+    /// The memory-lean mode inside the block's paths (their convs recompute their outputs).
+    pub fn set_memory_lean(&mut self, on: bool) {
+        self.branch.set_memory_lean(on);
+        for path in [&mut self.shortcut, &mut self.projection].into_iter().flatten() {
+            path.set_memory_lean(on);
+        }
+    }
+
     /// Frees the tensors kept between forward and backward, the gradient scratch, and what
     /// the paths' layers stored.
     pub fn release_stored(&mut self) {

@@ -111,6 +111,14 @@ impl ResidualPaths {
         shortcut && self.branch.emits_spikes(input_spikes)
     }
 
+    /// The memory-lean mode inside both paths (their convs recompute their outputs).
+    pub fn set_memory_lean(&mut self, on: bool) {
+        self.branch.set_memory_lean(on);
+        if let Some(sc) = &mut self.shortcut {
+            sc.set_memory_lean(on);
+        }
+    }
+
     /// Frees the path outputs, the scratch and what the paths' layers stored.
     pub fn release_stored(&mut self) {
         self.branch_out = Tensor::default();

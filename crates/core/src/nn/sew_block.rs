@@ -51,6 +51,10 @@ impl Layer for SewBlock {
         true
     }
 
+    fn set_memory_lean(&mut self, on: bool) {
+        self.paths.set_memory_lean(on);
+    }
+
     fn release_stored(&mut self) {
         self.paths.release_stored();
         self.grad_branch = Tensor::default();

@@ -81,6 +81,10 @@ impl Layer for SpikingResnetBlock {
         true
     }
 
+    fn set_memory_lean(&mut self, on: bool) {
+        self.paths.set_memory_lean(on);
+    }
+
     fn release_stored(&mut self) {
         self.paths.release_stored();
         self.charge = Tensor::default();

@@ -1,5 +1,6 @@
 //! Dense f32 tensors in row-major order. Activations are time-major `[T, N, ...]`; stateless
 //! layers view them as the merged batch `[T*N, ...]`.
+pub mod memory;
 mod spike_bits;
 
 pub use spike_bits::SpikeBits;
@@ -16,9 +17,28 @@ pub struct Tensor {
     initialized: usize,
 }
 
+/// Bytes of an f32 allocation of `capacity` elements.
+fn bytes(capacity: usize) -> usize {
+    capacity * std::mem::size_of::<f32>()
+}
+
+impl Tensor {
+    /// A tensor made from its parts, its allocation counted ([`memory`]).
+    fn counted(shape: Vec<usize>, data: Vec<f32>, initialized: usize) -> Self {
+        memory::resized(0, bytes(data.capacity()));
+        Tensor { shape, data, initialized }
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        memory::resized(bytes(self.data.capacity()), 0);
+    }
+}
+
 impl Clone for Tensor {
     fn clone(&self) -> Self {
-        Tensor { shape: self.shape.clone(), data: self.data.clone(), initialized: self.data.len() }
+        Tensor::counted(self.shape.clone(), self.data.clone(), self.data.len())
     }
 }
 
@@ -34,11 +54,11 @@ pub fn numel(shape: &[usize]) -> usize {
 
 impl Tensor {
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![0.0; numel(shape)], initialized: numel(shape) }
+        Tensor::counted(shape.to_vec(), vec![0.0; numel(shape)], numel(shape))
     }
 
     pub fn full(shape: &[usize], value: f32) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![value; numel(shape)], initialized: numel(shape) }
+        Tensor::counted(shape.to_vec(), vec![value; numel(shape)], numel(shape))
     }
 
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Result<Self> {
@@ -49,7 +69,8 @@ impl Tensor {
                 format!("{} values", data.len()),
             ));
         }
-        Ok(Tensor { shape: shape.to_vec(), initialized: data.len(), data })
+        let initialized = data.len();
+        Ok(Tensor::counted(shape.to_vec(), data, initialized))
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -68,8 +89,10 @@ impl Tensor {
     pub fn data_mut(&mut self) -> &mut [f32] {
         &mut self.data
     }
-    pub fn into_vec(self) -> Vec<f32> {
-        self.data
+    pub fn into_vec(mut self) -> Vec<f32> {
+        let data = std::mem::take(&mut self.data);
+        memory::resized(bytes(data.capacity()), 0);
+        data
     }
 
     /// Gives the tensor `shape`, reusing its allocation; the contents are unspecified
@@ -80,6 +103,7 @@ impl Tensor {
     /// was a full memory pass over the largest activation each time.
     pub fn resize_for_overwrite(&mut self, shape: &[usize]) {
         let n = numel(shape);
+        let capacity = self.data.capacity();
         self.shape.clear();
         self.shape.extend_from_slice(shape);
         if n > self.data.len() && n <= self.initialized {
@@ -88,6 +112,7 @@ impl Tensor {
             unsafe { self.data.set_len(n) };
         } else {
             self.data.resize(n, 0.0);
+            memory::resized(bytes(capacity), bytes(self.data.capacity()));
         }
         self.initialized = self.initialized.max(n);
     }

@@ -7,11 +7,25 @@ use crate::tensor::Tensor;
 /// Elements per parallel work item (a multiple of 64 so work items own whole words).
 const CHUNK: usize = 64 * 1024;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct SpikeBits {
     shape: Vec<usize>,
     len: usize,
     words: Vec<u64>,
+}
+
+impl Clone for SpikeBits {
+    fn clone(&self) -> Self {
+        let words = self.words.clone();
+        super::memory::resized(0, words.capacity() * 8);
+        SpikeBits { shape: self.shape.clone(), len: self.len, words }
+    }
+}
+
+impl Drop for SpikeBits {
+    fn drop(&mut self) {
+        super::memory::resized(self.words.capacity() * 8, 0);
+    }
 }
 
 impl SpikeBits {
@@ -20,7 +34,9 @@ impl SpikeBits {
         self.shape.clear();
         self.shape.extend_from_slice(t.shape());
         self.len = t.numel();
+        let capacity = self.words.capacity();
         self.words.resize(self.len.div_ceil(64), 0);
+        super::memory::resized(capacity * 8, self.words.capacity() * 8);
         let data = t.data();
         self.words
             .par_chunks_mut(CHUNK / 64)

@@ -6,7 +6,8 @@ use dualstream_core::model::{Model, Trainer};
 use dualstream_core::optim::schedule::ScheduleSpec;
 use dualstream_core::optim::OptimizerSpec;
 use dualstream_core::rng::Rng;
-use dualstream_core::spec::ModelSpec;
+use dualstream_core::spec::{Encoding, ModelSpec};
+use dualstream_core::training_memory::{predict, training_peak_bytes};
 use dualstream_core::Tensor;
 
 use crate::energy::small_dsnn::small_dsnn_json;
@@ -14,6 +15,21 @@ use crate::energy::small_dsnn::small_dsnn_json;
 fn images(n: usize, seed: u64) -> Tensor {
     let mut rng = Rng::new(seed);
     Tensor::from_vec(&[n, 1, 8, 8], (0..n * 64).map(|_| 3.0 * rng.uniform()).collect()).unwrap()
+}
+
+/// Event frames `[T = 3, n, 1, 8, 8]` of 0/1 values, a quarter of them set.
+fn frames(n: usize, seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    let data = (0..3 * n * 64).map(|_| (rng.uniform() < 0.25) as u8 as f32).collect();
+    Tensor::from_vec(&[3, n, 1, 8, 8], data).unwrap()
+}
+
+/// A batch for `spec`: images for a directly encoded model, event frames for a sequence.
+fn batch(spec: &ModelSpec, n: usize, seed: u64) -> Tensor {
+    match spec.encoding {
+        Encoding::Direct => images(n, seed),
+        Encoding::Sequence => frames(n, seed),
+    }
 }
 
 /// A residual chain at the top level: stem, a block of `kind`, max pooling, a downsampling
@@ -58,7 +74,7 @@ fn train(spec: &ModelSpec, lean: bool, steps: usize) -> (Vec<(String, Tensor)>, 
     let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
     let mut stored = 0;
     for step in 0..steps {
-        let x = images(4, step as u64);
+        let x = batch(spec, 4, step as u64);
         let labels = [0, 1, 2, (step % 3) as u32];
         model.forward(&x, true).unwrap();
         stored = model.stored_bytes();
@@ -96,5 +112,62 @@ fn memory_lean_training_updates_residual_chains_bit_for_bit_as_the_default_mode(
     for (kind, connect) in [("sewBlock", "add"), ("sewBlock", "iand"), ("spikingResnetBlock", "")] {
         let spec = serde_json::from_str(&residual_json(kind, connect)).unwrap();
         assert_identical(&spec, &format!("{kind} {connect}"));
+    }
+}
+
+#[test]
+fn memory_lean_training_of_event_frames_recomputes_the_stem_bit_for_bit() {
+    // Sequence-encoded: the stem conv runs all T steps, and the memory-lean mode frees its
+    // output after the BN + neuron pair and computes it again before the pair's backward.
+    for (kind, connect) in [("sewBlock", "add"), ("sewBlock", "iand")] {
+        let json = residual_json(kind, connect).replacen(
+            r#""inputShape":[1,8,8],"#,
+            r#""inputShape":[1,8,8],"encoding":"sequence","#,
+            1,
+        );
+        let spec = serde_json::from_str(&json).unwrap();
+        assert_identical(&spec, &format!("{kind} {connect} on event frames"));
+    }
+}
+
+/// The engine's byte counters are process-wide, and the other tests of this binary run in
+/// parallel threads: the check runs alone, in a process of its own (this binary again, with
+/// only the ignored test below).
+#[test]
+fn predicted_training_memory_is_the_engine_peak_at_another_batch_size() {
+    let name = "memory_lean::prediction_in_a_process_of_its_own";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--ignored", "--test-threads", "1", "--nocapture"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+#[test]
+#[ignore = "run by predicted_training_memory_is_the_engine_peak_at_another_batch_size"]
+fn prediction_in_a_process_of_its_own() {
+    let neuron = r#"{"type":"plif","tau":2.0,"detachReset":true}"#;
+    let dsnn: ModelSpec = serde_json::from_str(&small_dsnn_json("iand", neuron, true)).unwrap();
+    let sew: ModelSpec = serde_json::from_str(&residual_json("sewBlock", "add")).unwrap();
+    for (what, spec) in [("dsnn", dsnn), ("sew", sew)] {
+        for lean in [false, true] {
+            let mut model = Model::from_spec(&spec, 3).unwrap();
+            let memory = predict(&mut model, lean).unwrap();
+            assert!(!model.memory_lean(), "{what}: predict left the memory mode changed");
+            model.set_memory_lean(lean);
+            training_peak_bytes(&mut model, 5).unwrap();
+            let peak = training_peak_bytes(&mut model, 5).unwrap();
+            assert!(memory.per_sample > 0, "{what}: no bytes per sample");
+            // Nearly affine, not exactly: the per-thread work buffers have fixed sizes, and
+            // which pooled buffer serves which call changes with the sizes asked for.
+            let predicted = memory.bytes(5) as f64;
+            println!("{what} lean={lean}: predicted {predicted}, engine peak {peak}");
+            assert!(
+                (predicted / peak as f64 - 1.0).abs() < 0.1,
+                "{what} lean={lean}: predicted {memory:?} for 5 samples, the engine held {peak}"
+            );
+        }
     }
 }

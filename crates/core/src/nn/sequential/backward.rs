@@ -23,18 +23,22 @@ impl Sequential {
                     // The pool's backward runs inside its pair's: the pool's gradient goes to
                     // the buffer the neuron would read.
                     self.grad_buffers.swap(0, 1);
+                    self.regain_conv_output(bn, input)?;
                     self.backward_fused(bn, true, input, output, grad_output, grad_input)?;
+                    self.release_conv_output(bn);
                 }
                 FusedOp::BnNeuron { bn, pool, .. } => {
                     if pool {
                         // A pool that ends the sequence runs its own backward.
                         self.backward_layer(bn + 2, input, output, grad_output, grad_input)?;
                     }
+                    self.regain_conv_output(bn, input)?;
                     self.backward_fused(bn, false, input, output, grad_output, grad_input)?;
+                    self.release_conv_output(bn);
                 }
                 FusedOp::Layer(i) if self.lean_segment(i) => {
                     self.rerun_segment(i, input)?;
-                    self.backward_layer(i, input, output, grad_output, grad_input)?;
+                    self.backward_segment(i, input, output, grad_output, grad_input)?;
                     self.layers[i].release_stored();
                 }
                 FusedOp::Layer(i) => {
@@ -132,7 +136,7 @@ impl Sequential {
 
     /// Backward of layer `i` on its own: it reads the gradient layer `i + 1` wrote and writes
     /// into the other buffer.
-    fn backward_layer(
+    pub(super) fn backward_layer(
         &mut self,
         i: usize,
         input: &Tensor,
@@ -151,11 +155,19 @@ impl Sequential {
         let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
         let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
         let x = if i == 0 { input } else { boundary(i - 1) };
-        let y = if i == n - 1 { output } else { boundary(i) };
         // Layer i reads the gradient layer i+1 wrote and writes into the other buffer.
         let [even, odd] = &mut self.grad_buffers;
         let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
         let g_out = if i == n - 1 && !self.grad_output_in_buffer { grad_output } else { from };
+        // A conv whose output the memory-lean mode freed reads only that output's shape,
+        // which its gradient has.
+        let y = if i == n - 1 {
+            output
+        } else if self.conv_dropped[i] {
+            g_out
+        } else {
+            boundary(i)
+        };
         let g_in = if i == 0 { &mut *grad_input } else { to };
         timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         Ok(())

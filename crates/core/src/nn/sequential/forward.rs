@@ -36,6 +36,7 @@ impl Sequential {
         self.shared_holds = [None, None];
         self.one_step = None;
         self.lean_ran = training && self.lean;
+        self.conv_dropped.iter_mut().for_each(|d| *d = false);
         for k in 0..self.plan.len() {
             let op = self.plan[k];
             let i = match op {
@@ -143,6 +144,9 @@ impl Sequential {
             }
             for k in i + 1..=target {
                 self.note_boundary(k, training);
+            }
+            if let FusedOp::BnNeuron { bn, .. } = op {
+                self.drop_conv_output(bn - 1);
             }
             if let Some(shape) = pooled_shape {
                 // The neuron's output was never written: its shape stands for it.

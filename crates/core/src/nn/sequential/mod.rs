@@ -68,6 +68,10 @@ pub struct Sequential {
     spiking: Vec<bool>,
     /// Set once packing a boundary found non-binary values; it then stays dense.
     not_binary: Vec<bool>,
+    /// Per boundary i: no backward pass reads its values (neither layer i's nor layer i+1's,
+    /// see [`Layer::backward_reads`]), e.g. a SEW ADD block's output before a max pool. It
+    /// then runs through a shared buffer like a spike map and is never kept.
+    unread: Vec<bool>,
     /// Per boundary i: layer i recomputes it in backward from boundary i-1, which is kept
     /// as f32 (never itself packed or recomputed, so recomputing needs no second buffer).
     recompute: Vec<bool>,
@@ -108,6 +112,10 @@ pub struct Sequential {
     lean_ran: bool,
     /// Per layer: a segment's buffers before the last training forward, for its second run.
     segment_buffers: Vec<Vec<Tensor>>,
+    /// Per boundary, memory-lean mode: a conv's output that only the fused BN + neuron pair
+    /// after it reads was freed once the pair ran, and the conv runs again from its kept input
+    /// just before the pair's backward (see `recompute`).
+    conv_dropped: Vec<bool>,
 }
 
 impl Sequential {
@@ -122,6 +130,7 @@ impl Sequential {
             input_spikes: false,
             spiking: Vec::new(),
             not_binary: vec![false; n - 1],
+            unread: vec![false; n - 1],
             recompute: vec![false; n - 1],
             fuse: vec![false; n],
             stored: vec![Stored::Dense; n - 1],
@@ -139,6 +148,7 @@ impl Sequential {
             lean: false,
             lean_ran: false,
             segment_buffers: vec![Vec::new(); n],
+            conv_dropped: vec![false; n - 1],
         };
         s.set_input_spikes(false);
         Ok(s)
@@ -155,6 +165,12 @@ impl Sequential {
             .map(|layer| {
                 spikes = layer.emits_spikes(spikes);
                 spikes
+            })
+            .collect();
+        self.unread = (0..self.layers.len() - 1)
+            .map(|i| {
+                !self.layers[i].backward_reads().output
+                    && !self.layers[i + 1].backward_reads().input
             })
             .collect();
         self.recompute = (0..self.layers.len() - 1)
@@ -239,6 +255,11 @@ impl Sequential {
         plans.0
     }
 
+    /// Whether the memory-lean training mode is on (see [`Layer::set_memory_lean`]).
+    pub fn memory_lean(&self) -> bool {
+        self.lean
+    }
+
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
@@ -269,16 +290,23 @@ impl Sequential {
         grad_input: &mut Tensor,
     ) -> Result<()> {
         let n = self.layers.len();
-        self.with_work_buffers(|seq| {
-            // The buffer the last layer reads: layer i reads grad_buffers[1] when i is even.
-            let last_reads = if (n - 1).is_multiple_of(2) { 1 } else { 0 };
-            std::mem::swap(&mut seq.grad_buffers[last_reads], grad_output);
-            seq.grad_output_in_buffer = true;
-            let run = seq.backward_in_buffers(input, output, &Tensor::default(), grad_input);
-            seq.grad_output_in_buffer = false;
+        // The buffer the last layer reads: layer i reads grad_buffers[1] when i is even.
+        let last_reads = if (n - 1).is_multiple_of(2) { 1 } else { 0 };
+        // Three work buffers from the pool: `grad_output` itself is the fourth, so no pool
+        // buffer sits idle (a whole activation's size) while the layers run.
+        with_tensors::<3, _>(|bufs| {
+            let [a, b, c] = bufs;
+            self.shared = [std::mem::take(a), std::mem::take(b)];
+            self.grad_buffers[1 - last_reads] = std::mem::take(c);
+            self.grad_buffers[last_reads] = std::mem::take(grad_output);
+            self.grad_output_in_buffer = true;
+            let run = self.backward_in_buffers(input, output, &Tensor::default(), grad_input);
+            self.grad_output_in_buffer = false;
             // Whichever tensor now sits there goes back to the caller (buffers may have traded
             // places): the caller keeps an allocation of its size for the next step.
-            std::mem::swap(&mut seq.grad_buffers[last_reads], grad_output);
+            *grad_output = std::mem::take(&mut self.grad_buffers[last_reads]);
+            let [s0, s1] = std::mem::take(&mut self.shared);
+            *bufs = [s0, s1, std::mem::take(&mut self.grad_buffers[1 - last_reads])];
             run
         })
     }
@@ -299,7 +327,7 @@ impl Sequential {
     }
 
     fn uses_shared(&self, i: usize) -> bool {
-        (self.spiking[i] && !self.not_binary[i]) || self.recompute[i]
+        (self.spiking[i] && !self.not_binary[i]) || self.recompute[i] || self.unread[i]
     }
 
     /// Boundary `i` for a backward call: unpacked if the layer reads its values (`read`), else
@@ -378,7 +406,8 @@ impl Layer for Sequential {
         self.layers.iter_mut().for_each(|l| l.release_stored());
     }
 
-    /// Segments its blocks; a dual-stream trunk inside segments its own stages.
+    /// Segments its blocks; a dual-stream trunk inside segments its own stages; the convs
+    /// before fused BN + neuron pairs run again in backward instead of keeping their output.
     fn set_memory_lean(&mut self, on: bool) {
         self.lean = on;
         self.layers.iter_mut().for_each(|l| l.set_memory_lean(on));
