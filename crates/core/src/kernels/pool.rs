@@ -19,10 +19,53 @@ pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u
             if halving {
                 maxpool_2x2_plane(g, xs, ys, am);
             } else {
-                maxpool_plane(g, xs, ys, am);
+                maxpool_window_plane(g, xs, ys, am);
             }
         },
     );
+}
+
+/// Any window geometry, one plane: [`maxpool_rows_plane`] unless the plane holds a NaN, whose
+/// rule (the first NaN wins) only the generic loop follows.
+fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    // A fold rather than `any`, so the scan vectorises.
+    if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
+        maxpool_plane(g, xs, ys, am);
+    } else {
+        maxpool_rows_plane(g, xs, ys, am);
+    }
+}
+
+/// [`maxpool_plane`] for a plane without NaN, a row of outputs at a time: for each input row of
+/// the windows and each window column, one branch-free pass over the outputs it reaches. Rows,
+/// then columns, ascend as in the window loop, and `v > best` never replaces an equal value, so
+/// the first maximum in row-major order wins as there: the same values and argmax.
+fn maxpool_rows_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    let (w, ow) = (g.w, g.ow);
+    let (kw, sw, pw) = (g.kernel[1], g.stride[1], g.padding[1]);
+    for (oy, (best, at)) in ys.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow)).enumerate() {
+        let (y0, y1, _, _) = g.window(oy, 0);
+        best.fill(f32::NEG_INFINITY);
+        for (ox, a) in at.iter_mut().enumerate() {
+            *a = (y0 * w + g.window(oy, ox).2) as u32;
+        }
+        for iy in y0..y1 {
+            let row = &xs[iy * w..(iy + 1) * w];
+            for kx in 0..kw {
+                // Outputs whose window column kx, input column `ox * sw + kx - pw`, is inside
+                // the row.
+                let lo = pw.saturating_sub(kx).div_ceil(sw);
+                let hi = (w + pw).saturating_sub(kx).div_ceil(sw).min(ow);
+                for ox in lo..hi {
+                    let ix = ox * sw + kx - pw;
+                    let v = row[ix];
+                    let gt = v > best[ox];
+                    best[ox] = if gt { v } else { best[ox] };
+                    at[ox] = if gt { (iy * w + ix) as u32 } else { at[ox] };
+                }
+            }
+        }
+    }
 }
 
 /// Any window geometry, one plane.
@@ -266,7 +309,7 @@ pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     if !g.halving() {
         y.par_chunks_mut(ohw)
             .zip(x.par_chunks(hw))
-            .for_each_init(|| vec![0u32; ohw], |am, (ys, xs)| maxpool_plane(g, xs, ys, am));
+            .for_each_init(|| vec![0u32; ohw], |am, (ys, xs)| maxpool_window_plane(g, xs, ys, am));
         return;
     }
     let w = g.w;
@@ -474,6 +517,46 @@ mod tests {
                     bits(&want),
                     "{h}x{w} window {k} stride {s} density {density}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_row_pass_matches_the_generic_window_loop_bit_for_bit() {
+        let mut rng = crate::rng::Rng::new(9);
+        for (h, w, k, s, p, ceil) in [
+            (28, 28, 3, 2, 1, false),
+            (14, 14, 3, 2, 1, false),
+            (7, 9, 3, 2, 1, true),
+            (6, 6, 2, 1, 0, false),
+            (5, 8, 3, 3, 1, true),
+            (9, 4, 2, 2, 1, false),
+            (3, 3, 3, 1, 1, false),
+            (1, 5, 3, 2, 1, false),
+        ] {
+            let g = PoolGeom::with_ceil_mode(h, w, [k, k], [s, s], [p, p], ceil).unwrap();
+            for (density, nan) in [(0.0, false), (0.2, false), (1.0, false), (0.2, true)] {
+                // Spike ties, real values, infinities and (in one plane of four) NaNs.
+                let x: Vec<f32> = (0..4 * h * w)
+                    .map(|i| match rng.uniform() {
+                        u if u < 0.05 && nan && i < h * w => f32::NAN,
+                        u if u < 0.08 => f32::NEG_INFINITY,
+                        u if u < 0.6 => (rng.uniform() < density) as u8 as f32,
+                        _ => rng.normal(),
+                    })
+                    .collect();
+                let n = 4 * g.oh * g.ow;
+                let (mut want, mut want_at) = (vec![0.0; n], vec![0; n]);
+                let (mut got, mut got_at) = (vec![7.0; n], vec![7; n]);
+                let (ohw, hw) = (g.oh * g.ow, h * w);
+                for q in 0..4 {
+                    let (xs, r) = (&x[q * hw..(q + 1) * hw], q * ohw..(q + 1) * ohw);
+                    maxpool_plane(&g, xs, &mut want[r.clone()], &mut want_at[r.clone()]);
+                    maxpool_window_plane(&g, xs, &mut got[r.clone()], &mut got_at[r]);
+                }
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                let what = format!("{h}x{w} window {k} stride {s} padding {p} ceil {ceil}");
+                assert_eq!((bits(&got), &got_at), (bits(&want), &want_at), "{what} {density}");
             }
         }
     }
