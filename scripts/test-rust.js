@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 // The Rust tests of `npm test`: the library and integration tests of dualstream-core and
-// dualstream-data (`--tests`, without the benchmark examples), built in the `test-release`
-// profile (Cargo.toml: release semantics, no LTO, opt-level 1) into target/test-release.
+// dualstream-data (`--tests`), without the benchmark examples. They reuse the addon's release
+// build: napi-rs builds with an explicit `--target` (into target/<host triple>/release), so the
+// tests name the same target, and the binding's package is selected too (it has no Rust tests)
+// so that the dependencies are built with the same features.
 
 const { spawnSync } = require('node:child_process')
 
-const packages = ['-p', 'dualstream-core', '-p', 'dualstream-data']
-const args = ['test', '--profile', 'test-release', ...packages, '--tests']
+const rustc = spawnSync('rustc', ['-vV'], { encoding: 'utf8' })
+const host = rustc.status === 0 ? /^host: (\S+)$/m.exec(rustc.stdout)?.[1] : undefined
+const packages = ['-p', 'dualstream-core', '-p', 'dualstream-data', '-p', 'dualstream-node']
+const args = ['test', '--release', ...packages, '--tests']
+if (host) args.push('--target', host)
 const cargo = spawnSync('cargo', [...args, ...process.argv.slice(2)], { stdio: 'inherit' })
 process.exit(cargo.status ?? 1)
