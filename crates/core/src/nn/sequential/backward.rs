@@ -1,31 +1,9 @@
 //! The backward pass: executes the last training forward's plan in reverse, each fused step
 //! by its own fused backward.
 use super::plan::{Concrete, FusedOp};
-use super::{kept_boundary, Sequential};
+use super::{grad_pair, kept_boundary, BackwardIo, Sequential};
 use crate::error::Result;
 use crate::layer::timed;
-use crate::tensor::Tensor;
-
-/// The tensors of one backward call of a sequence: its forward input and output, the gradient
-/// that reached its output, and where its input gradient goes.
-pub(super) struct BackwardIo<'a> {
-    pub input: &'a Tensor,
-    pub output: &'a Tensor,
-    pub grad_output: &'a Tensor,
-    pub grad_input: &'a mut Tensor,
-}
-
-/// The gradient buffers of layer `i`: the one layer `i + 1` wrote, which it reads, and the
-/// other one, which it writes (`grad_input` for the first layer).
-pub(super) fn grad_pair<'a>(
-    grad_buffers: &'a mut [Tensor; 2],
-    i: usize,
-    grad_input: &'a mut Tensor,
-) -> (&'a Tensor, &'a mut Tensor) {
-    let [even, odd] = grad_buffers;
-    let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
-    (from, if i == 0 { grad_input } else { to })
-}
 
 impl Sequential {
     /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.

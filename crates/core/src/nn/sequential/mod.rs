@@ -9,7 +9,6 @@ use crate::kernels::scratch::with_tensors;
 use crate::layer::{downcast_ref, Layer, Visitor, VisitorMut};
 use crate::spec::Connect;
 use crate::tensor::{SpikeBits, Tensor};
-use backward::BackwardIo;
 use plan::{Concrete, PlanInputs};
 
 mod backward;
@@ -58,6 +57,27 @@ fn kept_boundary<'a>(
         Stored::Dense => &activations[k],
         Stored::Packed | Stored::Recomputed | Stored::Unread => &shared[k % 2],
     }
+}
+
+/// The tensors of one backward call of a sequence: its forward input and output, the gradient
+/// that reached its output, and where its input gradient goes.
+struct BackwardIo<'a> {
+    input: &'a Tensor,
+    output: &'a Tensor,
+    grad_output: &'a Tensor,
+    grad_input: &'a mut Tensor,
+}
+
+/// The gradient buffers of layer `i`: the one layer `i + 1` wrote, which it reads, and the
+/// other one, which it writes (`grad_input` for the first layer).
+fn grad_pair<'a>(
+    grad_buffers: &'a mut [Tensor; 2],
+    i: usize,
+    grad_input: &'a mut Tensor,
+) -> (&'a Tensor, &'a mut Tensor) {
+    let [even, odd] = grad_buffers;
+    let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
+    (from, if i == 0 { grad_input } else { to })
 }
 
 pub struct Sequential {

@@ -12,8 +12,7 @@
 //! bit-packed spike map) just before the pair's backward, which frees it again. A conv
 //! computes the same bits from the same input, so the gradients stay those of the default mode,
 //! and only one such output at a time is live.
-use super::backward::{grad_pair, BackwardIo};
-use super::{kept_boundary, Sequential, Stored};
+use super::{grad_pair, kept_boundary, BackwardIo, Sequential, Stored};
 use crate::error::Result;
 use crate::kernels::scratch::{lend_tensor, reclaim_tensor};
 use crate::layer::{downcast_ref, timed, Layer, Walk};
