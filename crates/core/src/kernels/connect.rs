@@ -43,27 +43,14 @@ impl Connect {
 /// `examples/connect_join`: the generic loops ran at about half the memory floor's speed).
 macro_rules! for_each_connect {
     ($value:expr, $g:ident => $body:expr) => {
+        for_each_connect!(@arms $value, $g => $body; Add, And, Iand, Or, Xor)
+    };
+    (@arms $value:expr, $g:ident => $body:expr; $($variant:ident),*) => {
         match $value {
-            Connect::Add => {
-                const $g: Connect = Connect::Add;
+            $(Connect::$variant => {
+                const $g: Connect = Connect::$variant;
                 $body
-            }
-            Connect::And => {
-                const $g: Connect = Connect::And;
-                $body
-            }
-            Connect::Iand => {
-                const $g: Connect = Connect::Iand;
-                $body
-            }
-            Connect::Or => {
-                const $g: Connect = Connect::Or;
-                $body
-            }
-            Connect::Xor => {
-                const $g: Connect = Connect::Xor;
-                $body
-            }
+            })*
         }
     };
 }

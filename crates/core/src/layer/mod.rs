@@ -255,15 +255,17 @@ pub fn check_grad_output(label: &str, output: &[usize], grad_output: &[usize]) -
 
 /// Fails unless `grad_output` has both the shape of the forward `output` and the shape `layer`
 /// gives `input`: the checks of a backward pass whose layer keeps no shapes of its own.
+/// Returns that output shape.
 pub fn check_backward_shapes<L: Layer + ?Sized>(
     layer: &L,
     input: &Tensor,
     output: &Tensor,
     grad_output: &Tensor,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let expected = layer.output_shape(input.shape())?;
     check_grad_output(layer.name(), output.shape(), grad_output.shape())?;
-    check_grad_output(layer.name(), &expected, grad_output.shape())
+    check_grad_output(layer.name(), &expected, grad_output.shape())?;
+    Ok(expected)
 }
 
 /// A layer seen as [`Any`], so a container can reach the concrete type of a layer it plans a

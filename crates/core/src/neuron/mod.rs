@@ -256,17 +256,17 @@ impl NeuronLayer {
 }
 
 impl Layer for NeuronLayer {
-    /// Backward recomputes the charge and spikes from the input.
-    fn backward_reads(&self) -> BackwardReads {
-        BackwardReads { input: true, output: false }
+    fn name(&self) -> &str {
+        &self.label
     }
 
     fn emits_spikes(&self, _input_spikes: bool) -> bool {
         true
     }
 
-    fn name(&self) -> &str {
-        &self.label
+    /// Backward recomputes the charge and spikes from the input.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: true, output: false }
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {

@@ -15,6 +15,7 @@ pub mod relu;
 pub mod residual;
 pub mod sequential;
 pub mod sew_block;
+pub mod shape_layer;
 pub mod spiking_resnet_block;
 pub mod transformer;
 

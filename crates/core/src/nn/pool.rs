@@ -6,9 +6,9 @@ use crate::kernels::pool::{
     maxpool2d_backward, maxpool2d_forward, maxpool2d_values,
 };
 use crate::layer::check_grad_output;
-use crate::layer::{expect_sample_rank, BackwardReads, Layer, Visitor, VisitorMut};
+use crate::layer::{expect_sample_rank, BackwardReads, Layer, Visitor};
 use crate::neuron::SpikePool;
-use crate::nn::mean_head::MeanHead;
+use crate::nn::shape_layer::{MeanMap, ShapeLayer, ShapeMap};
 use crate::spec::PoolSpec;
 use crate::tensor::Tensor;
 
@@ -273,83 +273,32 @@ impl Layer for AvgPool2d {
 }
 
 /// `[T, N, C, H, W] -> [T, N, C]`, the mean over H and W.
-#[derive(Clone, Debug)]
-pub struct GlobalAvgPool {
-    label: String,
-    head: Option<MeanHead>,
-}
+pub struct SpatialMean;
 
-impl GlobalAvgPool {
-    pub fn new(name: &str) -> Self {
-        GlobalAvgPool { label: format!("{name} (globalAvgPool)"), head: None }
-    }
+impl ShapeMap for SpatialMean {
+    const KIND: &'static str = "globalAvgPool";
 
-    /// Audits and counts the synapses of the linear `linear_path` that reads this mean.
-    pub fn feeding(mut self, linear_path: &str, out_features: usize, bias: bool) -> Self {
-        self.head = Some(MeanHead::new(&self.label, linear_path, out_features, bias));
-        self
-    }
-}
-
-impl Layer for GlobalAvgPool {
-    /// Backward needs the shapes alone.
-    fn backward_reads(&self) -> BackwardReads {
-        BackwardReads { input: false, output: false }
-    }
-
-    fn name(&self) -> &str {
-        &self.label
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        expect_sample_rank(&self.label, input, 3, "[T, N, C, H, W]")?;
+    fn output_shape(label: &str, input: &[usize]) -> Result<Vec<usize>> {
+        expect_sample_rank(label, input, 3, "[T, N, C, H, W]")?;
         if input[3] * input[4] == 0 {
-            return Err(Error::shape(&self.label, "[T, N, C, H, W] with H, W > 0", input));
+            return Err(Error::shape(label, "[T, N, C, H, W] with H, W > 0", input));
         }
         Ok(input[..3].to_vec())
     }
 
-    fn forward(&mut self, input: &Tensor, output: &mut Tensor, _training: bool) -> Result<()> {
-        let shape = self.output_shape(input.shape())?;
-        output.resize_for_overwrite(&shape);
-        global_avg_forward(input.data(), input.shape()[3] * input.shape()[4], output.data_mut());
-        if let Some(h) = self.head.as_mut() {
-            h.observe(input, output);
-        }
-        Ok(())
+    fn forward(input: &Tensor, output: &mut [f32]) {
+        let s = input.shape();
+        global_avg_forward(input.data(), s[3] * s[4], output);
     }
 
-    fn backward(
-        &mut self,
-        input: &Tensor,
-        output: &Tensor,
-        grad_output: &Tensor,
-        grad_input: &mut Tensor,
-    ) -> Result<()> {
-        let shape = self.output_shape(input.shape())?;
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
-        check_grad_output(&self.label, &shape, grad_output.shape())?;
-        grad_input.resize_for_overwrite(input.shape());
-        global_avg_backward(
-            grad_output.data(),
-            input.shape()[3] * input.shape()[4],
-            grad_input.data_mut(),
-        );
-        Ok(())
-    }
-
-    fn visit(&self, visitor: &mut dyn Visitor) {
-        if let Some(h) = &self.head {
-            h.visit(visitor);
-        }
-    }
-
-    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
-        if let Some(h) = self.head.as_mut() {
-            h.visit_mut(visitor);
-        }
+    fn backward(input_shape: &[usize], grad_output: &[f32], grad_input: &mut [f32]) {
+        global_avg_backward(grad_output, input_shape[3] * input_shape[4], grad_input);
     }
 }
+
+impl MeanMap for SpatialMean {}
+
+pub type GlobalAvgPool = ShapeLayer<SpatialMean>;
 
 #[cfg(test)]
 mod tests;

@@ -47,18 +47,18 @@ impl Layer for SewBlock {
         BackwardReads { input: true, output: false }
     }
 
+    fn release_stored(&mut self) {
+        self.paths.release_stored();
+        self.grad_branch = Tensor::default();
+        self.grad_shortcut = Tensor::default();
+    }
+
     fn is_segment(&self) -> bool {
         true
     }
 
     fn set_memory_lean(&mut self, on: bool) {
         self.paths.set_memory_lean(on);
-    }
-
-    fn release_stored(&mut self) {
-        self.paths.release_stored();
-        self.grad_branch = Tensor::default();
-        self.grad_shortcut = Tensor::default();
     }
 
     fn emits_spikes(&self, input_spikes: bool) -> bool {

@@ -1,20 +1,14 @@
 //! The backward pass: executes the last training forward's plan in reverse, each fused step
 //! by its own fused backward.
 use super::plan::{Concrete, FusedOp};
-use super::{kept_boundary, Sequential};
+use super::{grad_pair, kept_boundary, BackwardIo, Sequential};
 use crate::error::Result;
 use crate::layer::timed;
-use crate::tensor::Tensor;
 
 impl Sequential {
     /// The backward pass proper; `shared` and `grad_buffers` hold the borrowed work buffers.
-    pub(super) fn backward_in_buffers(
-        &mut self,
-        input: &Tensor,
-        output: &Tensor,
-        grad_output: &Tensor,
-        grad_input: &mut Tensor,
-    ) -> Result<()> {
+    pub(super) fn backward_in_buffers(&mut self, io: &mut BackwardIo) -> Result<()> {
+        let input = io.input;
         let n = self.layers.len();
         self.shared_holds = [None, None];
         for k in (0..self.plan.len()).rev() {
@@ -24,33 +18,33 @@ impl Sequential {
                     // the buffer the neuron would read.
                     self.grad_buffers.swap(0, 1);
                     self.regain_conv_output(bn, input)?;
-                    self.backward_fused(bn, true, input, output, grad_output, grad_input)?;
+                    self.backward_fused(bn, true, io)?;
                     self.release_conv_output(bn);
                 }
                 FusedOp::BnNeuron { bn, pool, .. } => {
                     if pool {
                         // A pool that ends the sequence runs its own backward.
-                        self.backward_layer(bn + 2, input, output, grad_output, grad_input)?;
+                        self.backward_layer(bn + 2, io)?;
                     }
                     self.regain_conv_output(bn, input)?;
-                    self.backward_fused(bn, false, input, output, grad_output, grad_input)?;
+                    self.backward_fused(bn, false, io)?;
                     self.release_conv_output(bn);
                 }
                 FusedOp::Layer(i) if self.lean_segment(i) => {
                     self.rerun_segment(i, input)?;
-                    self.backward_segment(i, input, output, grad_output, grad_input)?;
+                    self.backward_segment(i, io)?;
                     self.layers[i].release_stored();
                 }
                 FusedOp::Layer(i) => {
-                    self.backward_layer(i, input, output, grad_output, grad_input)?;
+                    self.backward_layer(i, io)?;
                 }
                 FusedOp::OneStepStem => {
-                    self.backward_layer(0, input, output, grad_output, grad_input)?;
+                    self.backward_layer(0, io)?;
                 }
                 op @ FusedOp::ConvInference { conv, .. } => {
                     // No backward follows an inference pass: the layers say so themselves.
                     for i in (conv..=op.last()).rev() {
-                        self.backward_layer(i, input, output, grad_output, grad_input)?;
+                        self.backward_layer(i, io)?;
                     }
                 }
             }
@@ -64,15 +58,8 @@ impl Sequential {
     /// pool `b + 2` ran inside the pair's forward, and its output's gradient is where the
     /// neuron reads; the neuron pass routes it through the pool's argmax itself.
     #[allow(clippy::too_many_arguments)]
-    fn backward_fused(
-        &mut self,
-        b: usize,
-        pooled: bool,
-        input: &Tensor,
-        output: &Tensor,
-        grad_output: &Tensor,
-        grad_input: &mut Tensor,
-    ) -> Result<()> {
+    fn backward_fused(&mut self, b: usize, pooled: bool, io: &mut BackwardIo) -> Result<()> {
+        let (input, output, grad_output) = (io.input, io.output, io.grad_output);
         let n = self.layers.len();
         let j = b + 1;
         if j < n - 1 && !pooled {
@@ -120,7 +107,7 @@ impl Sequential {
         }
         if b == 0 {
             return timed(bn, true, |bn| {
-                bn.backward_from_sums(x, g_bn, grad_input, batch_stats);
+                bn.backward_from_sums(x, g_bn, io.grad_input, batch_stats);
                 Ok(())
             });
         }
@@ -136,14 +123,8 @@ impl Sequential {
 
     /// Backward of layer `i` on its own: it reads the gradient layer `i + 1` wrote and writes
     /// into the other buffer.
-    pub(super) fn backward_layer(
-        &mut self,
-        i: usize,
-        input: &Tensor,
-        output: &Tensor,
-        grad_output: &Tensor,
-        grad_input: &mut Tensor,
-    ) -> Result<()> {
+    pub(super) fn backward_layer(&mut self, i: usize, io: &mut BackwardIo) -> Result<()> {
+        let input = io.input;
         let n = self.layers.len();
         let reads = self.layers[i].backward_reads();
         if i < n - 1 {
@@ -155,20 +136,17 @@ impl Sequential {
         let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
         let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
         let x = if i == 0 { input } else { boundary(i - 1) };
-        // Layer i reads the gradient layer i+1 wrote and writes into the other buffer.
-        let [even, odd] = &mut self.grad_buffers;
-        let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
-        let g_out = if i == n - 1 && !self.grad_output_in_buffer { grad_output } else { from };
+        let (from, g_in) = grad_pair(&mut self.grad_buffers, i, io.grad_input);
+        let g_out = if i == n - 1 && !self.grad_output_in_buffer { io.grad_output } else { from };
         // A conv whose output the memory-lean mode freed reads only that output's shape,
         // which its gradient has.
         let y = if i == n - 1 {
-            output
+            io.output
         } else if self.conv_dropped[i] {
             g_out
         } else {
             boundary(i)
         };
-        let g_in = if i == 0 { &mut *grad_input } else { to };
         timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         Ok(())
     }

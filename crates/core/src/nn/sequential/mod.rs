@@ -59,6 +59,27 @@ fn kept_boundary<'a>(
     }
 }
 
+/// The tensors of one backward call of a sequence: its forward input and output, the gradient
+/// that reached its output, and where its input gradient goes.
+struct BackwardIo<'a> {
+    input: &'a Tensor,
+    output: &'a Tensor,
+    grad_output: &'a Tensor,
+    grad_input: &'a mut Tensor,
+}
+
+/// The gradient buffers of layer `i`: the one layer `i + 1` wrote, which it reads, and the
+/// other one, which it writes (`grad_input` for the first layer).
+fn grad_pair<'a>(
+    grad_buffers: &'a mut [Tensor; 2],
+    i: usize,
+    grad_input: &'a mut Tensor,
+) -> (&'a Tensor, &'a mut Tensor) {
+    let [even, odd] = grad_buffers;
+    let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
+    (from, if i == 0 { grad_input } else { to })
+}
+
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
@@ -212,19 +233,15 @@ impl Sequential {
         g: Connect,
         shortcut: &Tensor,
     ) -> Result<Option<f64>> {
-        self.forward_with_join(input, output, training, Some((g, shortcut)))
+        let join = Some((g, shortcut));
+        self.with_shared_buffers(|seq| seq.forward_in_buffers(input, output, training, join))
     }
 
-    fn forward_with_join(
-        &mut self,
-        input: &Tensor,
-        output: &mut Tensor,
-        training: bool,
-        join: Option<(Connect, &Tensor)>,
-    ) -> Result<Option<f64>> {
+    /// Runs `f` with the two shared boundary buffers borrowed from the work-buffer pool.
+    fn with_shared_buffers<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         with_tensors::<2, _>(|bufs| {
             std::mem::swap(&mut self.shared, bufs);
-            let run = self.forward_in_buffers(input, output, training, join);
+            let run = f(self);
             std::mem::swap(&mut self.shared, bufs);
             run
         })
@@ -300,7 +317,12 @@ impl Sequential {
             self.grad_buffers[1 - last_reads] = std::mem::take(c);
             self.grad_buffers[last_reads] = std::mem::take(grad_output);
             self.grad_output_in_buffer = true;
-            let run = self.backward_in_buffers(input, output, &Tensor::default(), grad_input);
+            let run = self.backward_in_buffers(&mut BackwardIo {
+                input,
+                output,
+                grad_output: &Tensor::default(),
+                grad_input,
+            });
             self.grad_output_in_buffer = false;
             // Whichever tensor now sits there goes back to the caller (buffers may have traded
             // places): the caller keeps an allocation of its size for the next step.
@@ -379,7 +401,8 @@ impl Layer for Sequential {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        self.forward_with_join(input, output, training, None).map(|_| ())
+        self.with_shared_buffers(|seq| seq.forward_in_buffers(input, output, training, None))?;
+        Ok(())
     }
 
     fn backward(
@@ -390,7 +413,7 @@ impl Layer for Sequential {
         grad_input: &mut Tensor,
     ) -> Result<()> {
         self.with_work_buffers(|seq| {
-            seq.backward_in_buffers(input, output, grad_output, grad_input)
+            seq.backward_in_buffers(&mut BackwardIo { input, output, grad_output, grad_input })
         })
     }
 

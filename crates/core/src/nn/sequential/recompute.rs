@@ -12,7 +12,7 @@
 //! bit-packed spike map) just before the pair's backward, which frees it again. A conv
 //! computes the same bits from the same input, so the gradients stay those of the default mode,
 //! and only one such output at a time is live.
-use super::{kept_boundary, Sequential, Stored};
+use super::{grad_pair, kept_boundary, BackwardIo, Sequential, Stored};
 use crate::error::Result;
 use crate::kernels::scratch::{lend_tensor, reclaim_tensor};
 use crate::layer::{downcast_ref, timed, Layer, Walk};
@@ -71,20 +71,14 @@ impl Sequential {
     /// the shape of its output gradient, never its output (`SewBlock`): where no other layer
     /// reads that output either (`Stored::Unread`), its shared buffer goes to the work-buffer
     /// pool for the segment's own backward, which borrows it, and an empty tensor stands for it.
-    pub(super) fn backward_segment(
-        &mut self,
-        i: usize,
-        input: &Tensor,
-        output: &Tensor,
-        grad_output: &Tensor,
-        grad_input: &mut Tensor,
-    ) -> Result<()> {
+    pub(super) fn backward_segment(&mut self, i: usize, io: &mut BackwardIo) -> Result<()> {
+        let input = io.input;
         let n = self.layers.len();
         let lend = i < n - 1
             && self.stored[i] == Stored::Unread
             && !self.layers[i].backward_reads().output;
         if !lend {
-            return self.backward_layer(i, input, output, grad_output, grad_input);
+            return self.backward_layer(i, io);
         }
         lend_tensor(std::mem::take(&mut self.shared[i % 2]));
         self.shared_holds[i % 2] = None;
@@ -96,9 +90,7 @@ impl Sequential {
         } else {
             kept_boundary(&self.activations, &self.shared, &self.stored, i - 1)
         };
-        let [even, odd] = &mut self.grad_buffers;
-        let (from, to) = if i.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
-        let g_in = if i == 0 { &mut *grad_input } else { to };
+        let (from, g_in) = grad_pair(&mut self.grad_buffers, i, io.grad_input);
         let run =
             timed(&mut *self.layers[i], true, |l| l.backward(x, &Tensor::default(), from, g_in));
         self.shared[i % 2] = reclaim_tensor();

@@ -17,7 +17,7 @@ use crate::kernels::gemm::gemm_strided;
 use crate::kernels::spike_attention::{
     and_popcount, pack_rows, spikes_times_matrix, words_for, EVENT_MAX_DENSITY,
 };
-use crate::layer::{check_grad_output, AuditProbe, BackwardReads, Layer, Visitor, VisitorMut};
+use crate::layer::{check_backward_shapes, AuditProbe, BackwardReads, Layer, Visitor, VisitorMut};
 use crate::spec::SpikingAttentionSpec;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -204,6 +204,8 @@ fn head_backward(
 ) {
     let (l, d, c, p) = (h.l, h.d, h.c, h.pitch());
     let dyo = &dy[h.q..];
+    let (xq, xk, xv) = (&x[h.q..], &x[h.k()..], &x[h.v()..]);
+    let (q, k, v) = (h.q, h.k(), h.v());
     // The count matrix (A or M) packed when the operands are spikes, else by a GEMM below.
     let counted = packed && head_counts(order, x, h, false, s).is_some();
     let (work, work_grad) = (&mut s.work[..], &mut s.work_grad[..]);
@@ -211,82 +213,22 @@ fn head_backward(
         Order::TokensFirst => {
             // A = Q K^T; dA = s dY V^T, dV = s A^T dY, dQ = dA K, dK = dA^T Q.
             if !counted {
-                gemm_strided(l, l, d, 1.0, &x[h.q..], p, 1, &x[h.k()..], 1, p, 0.0, work, l, 1);
+                gemm_strided(l, l, d, 1.0, xq, p, 1, xk, 1, p, 0.0, work, l, 1);
             }
-            gemm_strided(l, l, d, scale, dyo, c, 1, &x[h.v()..], 1, p, 0.0, work_grad, l, 1);
-            gemm_strided(l, d, l, scale, work, 1, l, dyo, c, 1, 0.0, &mut dx[h.v()..], p, 1);
-            gemm_strided(
-                l,
-                d,
-                l,
-                1.0,
-                work_grad,
-                l,
-                1,
-                &x[h.k()..],
-                p,
-                1,
-                0.0,
-                &mut dx[h.q..],
-                p,
-                1,
-            );
-            gemm_strided(
-                l,
-                d,
-                l,
-                1.0,
-                work_grad,
-                1,
-                l,
-                &x[h.q..],
-                p,
-                1,
-                0.0,
-                &mut dx[h.k()..],
-                p,
-                1,
-            );
+            gemm_strided(l, l, d, scale, dyo, c, 1, xv, 1, p, 0.0, work_grad, l, 1);
+            gemm_strided(l, d, l, scale, work, 1, l, dyo, c, 1, 0.0, &mut dx[v..], p, 1);
+            gemm_strided(l, d, l, 1.0, work_grad, l, 1, xk, p, 1, 0.0, &mut dx[q..], p, 1);
+            gemm_strided(l, d, l, 1.0, work_grad, 1, l, xq, p, 1, 0.0, &mut dx[k..], p, 1);
         }
         Order::ChannelsFirst => {
             // M = K^T V; dQ = s dY M^T, dM = s Q^T dY, dK = V dM^T, dV = K dM.
             if !counted {
-                gemm_strided(d, d, l, 1.0, &x[h.k()..], 1, p, &x[h.v()..], p, 1, 0.0, work, d, 1);
+                gemm_strided(d, d, l, 1.0, xk, 1, p, xv, p, 1, 0.0, work, d, 1);
             }
-            gemm_strided(l, d, d, scale, dyo, c, 1, work, 1, d, 0.0, &mut dx[h.q..], p, 1);
-            gemm_strided(d, d, l, scale, &x[h.q..], 1, p, dyo, c, 1, 0.0, work_grad, d, 1);
-            gemm_strided(
-                l,
-                d,
-                d,
-                1.0,
-                &x[h.v()..],
-                p,
-                1,
-                work_grad,
-                1,
-                d,
-                0.0,
-                &mut dx[h.k()..],
-                p,
-                1,
-            );
-            gemm_strided(
-                l,
-                d,
-                d,
-                1.0,
-                &x[h.k()..],
-                p,
-                1,
-                work_grad,
-                d,
-                1,
-                0.0,
-                &mut dx[h.v()..],
-                p,
-                1,
-            );
+            gemm_strided(l, d, d, scale, dyo, c, 1, work, 1, d, 0.0, &mut dx[q..], p, 1);
+            gemm_strided(d, d, l, scale, xq, 1, p, dyo, c, 1, 0.0, work_grad, d, 1);
+            gemm_strided(l, d, d, 1.0, xv, p, 1, work_grad, 1, d, 0.0, &mut dx[k..], p, 1);
+            gemm_strided(l, d, d, 1.0, xk, p, 1, work_grad, d, 1, 0.0, &mut dx[v..], p, 1);
         }
     }
 }
@@ -313,6 +255,17 @@ impl SpikingAttention {
             ops: [SynapseCounter::default(), SynapseCounter::default()],
             counted: Tensor::default(),
         })
+    }
+
+    /// For an output of `shape`: tokens L, width C, heads, head width C / heads, the product
+    /// order and the scale; None when the output holds no values.
+    fn head_plan(&self, shape: &[usize]) -> Option<(usize, usize, usize, usize, Order, f32)> {
+        let (l, c, heads) = (shape[2], self.spec.dim, self.spec.heads);
+        let d = c / heads;
+        if l == 0 || shape.iter().product::<usize>() == 0 {
+            return None;
+        }
+        Some((l, c, heads, d, Order::for_sizes(l, d), self.spec.scale))
     }
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
@@ -354,11 +307,6 @@ impl Layer for SpikingAttention {
         &self.label
     }
 
-    /// Backward recomputes the per-head products from the input.
-    fn backward_reads(&self) -> BackwardReads {
-        BackwardReads { input: true, output: false }
-    }
-
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.check_input(input)?;
         Ok(vec![input[0], input[1], input[2], self.spec.dim])
@@ -369,13 +317,9 @@ impl Layer for SpikingAttention {
         self.probe.observe(input.data());
         self.count(input);
         output.resize_for_overwrite(&shape);
-        let (l, c, heads) = (shape[2], self.spec.dim, self.spec.heads);
-        let d = c / heads;
-        if l == 0 || output.numel() == 0 {
+        let Some((l, c, heads, d, order, scale)) = self.head_plan(&shape) else {
             return Ok(());
-        }
-        let order = Order::for_sizes(l, d);
-        let scale = self.spec.scale;
+        };
         output
             .data_mut()
             .par_chunks_mut(l * c)
@@ -401,17 +345,11 @@ impl Layer for SpikingAttention {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        let shape = self.output_shape(input.shape())?;
-        check_grad_output(&self.label, output.shape(), grad_output.shape())?;
-        check_grad_output(&self.label, &shape, grad_output.shape())?;
+        let shape = check_backward_shapes(self, input, output, grad_output)?;
         grad_input.resize_for_overwrite(input.shape());
-        let (l, c, heads) = (shape[2], self.spec.dim, self.spec.heads);
-        let d = c / heads;
-        if l == 0 || output.numel() == 0 {
+        let Some((l, c, heads, d, order, scale)) = self.head_plan(&shape) else {
             return Ok(());
-        }
-        let order = Order::for_sizes(l, d);
-        let scale = self.spec.scale;
+        };
         grad_input
             .data_mut()
             .par_chunks_mut(l * 3 * c)
@@ -426,6 +364,11 @@ impl Layer for SpikingAttention {
                 },
             );
         Ok(())
+    }
+
+    /// Backward recomputes the per-head products from the input.
+    fn backward_reads(&self) -> BackwardReads {
+        BackwardReads { input: true, output: false }
     }
 
     fn visit(&self, visitor: &mut dyn Visitor) {
