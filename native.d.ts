@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** An event-camera dataset folder: "dvsgesture", "cifar10dvs" or "nmnist". */
 export declare class NativeEventDataset {
   static open(kind: string, root: string, split: string): NativeEventDataset
-  get length(): number
+  /** The label of every sample, in index order (as many as there are samples). */
   labels(): Array<number>
   classNames(): Array<string>
   /** [width, height]. */
@@ -23,7 +23,7 @@ export declare class NativeEventDataset {
 /** An image dataset folder: "cifar10", "cifar100" or "idx" (MNIST / Fashion-MNIST originals). */
 export declare class NativeImageDataset {
   static open(kind: string, root: string, split: string): NativeImageDataset
-  get length(): number
+  /** The label of every image, in index order (as many as there are images). */
   labels(): Array<number>
   classNames(): Array<string>
   /** [channels, height, width]. */
@@ -49,8 +49,6 @@ export declare class NativeImageFolder {
 
 /** A model built from a spec, with its training state. */
 export declare class NativeModel {
-  /** `evaluate` with the energy counters on; counts add up over calls until `resetEnergy`. */
-  evaluateCounting(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null, mode?: string | undefined | null): Promise<EvalResult>
   /** Clears the energy counters. */
   resetEnergy(): void
   /**
@@ -64,21 +62,21 @@ export declare class NativeModel {
   constructor(specJson: string, seed: number)
   /** Sets the optimizer, schedule and loss from JSON; resets the optimizer state. */
   configureTraining(optimizerJson: string, scheduleJson: string, lossJson: string): void
-  /** One training step on a batch: forward over T, loss, BPTT, optimizer update. */
-  trainStep(input: Float32Array, inputShape: Array<number>, labels: Uint32Array): Promise<StepResult>
   /**
-   * Forward, loss and BPTT without a weight update (for gradient studies); then read
-   * `gradientNorms()`.
+   * One training step on a batch: forward over T, loss, BPTT, optimizer update. With
+   * `update` false the weights stay as they are (gradients only, for gradient studies; then
+   * read `gradientNorms()`).
    */
-  computeGradients(input: Float32Array, inputShape: Array<number>, labels: Uint32Array): Promise<StepResult>
+  trainStep(input: Float32Array, inputShape: Array<number>, labels: Uint32Array, update?: boolean | undefined | null): Promise<StepResult>
   /** L2 norms of the gradients at each dual-stream stage's outputs (O and A) in the last backward. */
   gradientNorms(): Array<GradientNorm>
   /**
    * Eval-mode forward of a batch as `mode` (`fsnn`, the default: no accumulation pathway,
    * spike head; `dsnn`: accumulation head): time-mean logits, and loss/accuracy when labels
-   * are given.
+   * are given. With `counting` the energy counters are on; counts add up over calls until
+   * `resetEnergy`.
    */
-  evaluate(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null, mode?: string | undefined | null): Promise<EvalResult>
+  evaluate(input: Float32Array, inputShape: Array<number>, labels?: Uint32Array | undefined | null, mode?: string | undefined | null, counting?: boolean | undefined | null): Promise<EvalResult>
   /** Full-spike audit of one batch (see `Model::audit`). */
   audit(input: Float32Array, inputShape: Array<number>): Promise<AuditResult>
   /** The deployable full-spike model (no accumulation pathway), with copies of the weights. */
@@ -145,6 +143,7 @@ export interface CacheLookup {
   reason?: string
 }
 
+/** A CIFAR binary batch: `count` images of 3x32x32 bytes (R, G, B planes). */
 export interface CifarBatch {
   count: number
   /** count x 3072 bytes, each image as R, G, B planes of 32x32. */
@@ -204,10 +203,11 @@ export declare function frameCacheBuild(dir: string, source: string, part: strin
 /** Looks up the cached frames of `source` (+ `part`, e.g. a labelled window) in `dir`. */
 export declare function frameCacheLookup(dir: string, source: string, part: string, framesJson: string): Promise<CacheLookup>
 
+/** One labelled window of a DVS128 Gesture recording (`start <= t < end`). */
 export interface GestureWindow {
-  /** 1..11 as in the file. */
+  /** 1..11 as in the CSV. */
   class: number
-  /** class - 1. */
+  /** class - 1, 0..10. */
   label: number
   start: number
   end: number
@@ -256,7 +256,10 @@ export interface NamedTensor {
   data: Float32Array
 }
 
-/** An event stream crossing the boundary: struct of arrays, `t` in microseconds. */
+/**
+ * Events in file order, struct of arrays. `t` is in microseconds (exact up to 2^53), `p` is 0
+ * (OFF) or 1 (ON), the SpikingJelly convention; `width` x `height` is the sensor.
+ */
 export interface NativeEvents {
   width: number
   height: number

@@ -41,39 +41,13 @@ const SEVEN = stream(3, 2, [
   [11, 1, 1, 0],
   [50, 2, 0, 1],
 ])
-// Written by hand: [T][channel OFF, ON][y][x].
+// Written by hand: one row per frame, the OFF then the ON channel, each as its two rows (y) of
+// three counts (x); the data is laid out [T][channel][y][x].
 const SEVEN_FRAMES = [
-  [
-    [
-      [0, 0, 0],
-      [0, 0, 0],
-    ],
-    [
-      [2, 0, 0],
-      [0, 0, 0],
-    ],
-  ],
-  [
-    [
-      [0, 0, 0],
-      [0, 0, 1],
-    ],
-    [
-      [0, 1, 0],
-      [0, 0, 0],
-    ],
-  ],
-  [
-    [
-      [0, 0, 0],
-      [0, 2, 0],
-    ],
-    [
-      [0, 0, 1],
-      [0, 0, 0],
-    ],
-  ],
-].flat(3)
+  ['000 000', '200 000'],
+  ['000 001', '010 000'],
+  ['000 020', '001 000'],
+].flatMap((frame) => frame.flatMap((channel) => Array.from(channel.replaceAll(' ', ''), Number)))
 
 test('integrateEvents: split by number matches frames computed by hand; BigInt timestamps work', async (t) => {
   const f = await integrateEvents(SEVEN, { split: 'number', frames: 3 })

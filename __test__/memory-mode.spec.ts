@@ -30,12 +30,7 @@ function batch(net: ZooNet, n: number, seed: number): { x: Float32Array; y: Uint
 }
 
 async function train(net: ZooNet, memory: 'default' | 'recompute'): Promise<{ model: Model; stored: number }> {
-  const model = sequential(net.layers, {
-    timeSteps: net.timeSteps,
-    inputShape: net.inputShape,
-    encoding: net.encoding,
-    seed: 5,
-  })
+  const model = sequential(net.layers, { ...net, seed: 5 })
   model.configureTraining(sgd({ lr: 0.2, momentum: 0.9 }))
   model.setMemoryMode(memory)
   let stored = 0
@@ -78,12 +73,7 @@ for (const name of ['dsnn7b']) {
       // them, a plain training step does not). Both modes are checked in a process of their own
       // by crates/core/tests/integration/memory_lean.rs.
       for (const memory of ['default'] as const) {
-        const model = sequential(net.layers, {
-          timeSteps: net.timeSteps,
-          inputShape: net.inputShape,
-          encoding: net.encoding,
-          seed: 5,
-        })
+        const model = sequential(net.layers, { ...net, seed: 5 })
         model.configureTraining(sgd({ lr: 0.2 }))
         const predicted = model.predictTrainingMemory(memory)
         t.true(predicted.perSample > 0 && predicted.fixed > 0)

@@ -12,6 +12,7 @@ import {
   conv2d,
   flatten,
   ifNode,
+  type LayerSpec,
   lif,
   linear,
   loadFashionMnist,
@@ -102,6 +103,15 @@ function zooCase(net: {
   }
 }
 
+/** A 3x3 stride-2 average pool with ceil mode and padding left out of the mean, then a linear head. */
+function ceilPoolHead(features: number, classes: number): LayerSpec[] {
+  return [
+    avgPool2d(3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
+    flatten(),
+    linear(features, classes),
+  ]
+}
+
 const imagenet = { inputShape: [3, 16, 16], classes: 4, timeSteps: 2 }
 const dvs = { inputShape: [2, 8, 8], timeSteps: 2, classes: 3 }
 const spikformerTiny = { inputShape: [1, 16, 16], classes: 3, timeSteps: 2, depth: 1, dim: 16, heads: 2, mlpRatio: 2 }
@@ -187,9 +197,7 @@ const CASES: Case[] = [
           ],
           connect: 'or',
         }),
-        avgPool2d(3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
-        flatten(),
-        linear(36, 3),
+        ...ceilPoolHead(36, 3),
       ],
       timeSteps: 3,
       inputShape: [1, 7, 7],
@@ -377,9 +385,7 @@ pythonTest('a SpikingJelly network with the options imported models use imports 
       maxPool2d(2, { ceilMode: true }),
       block(8, 8, 1, surrogate.erf(2)),
       block(8, 16, 2, surrogate.softSign(2)),
-      avgPool2d(3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
-      flatten(),
-      linear(144, 4),
+      ...ceilPoolHead(144, 4),
     ],
     timeSteps: 2,
     inputShape: [3, 13, 13],

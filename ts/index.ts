@@ -68,41 +68,8 @@ export { transforms } from './data/transforms'
 export type { Energies, EnergyOptions, EnergyPreset, EnergyReport, EnergyTotals, LayerOps, RateReport } from './energy'
 export { ENERGY_PRESETS, formatEnergyTable } from './energy'
 export { DualstreamError } from './errors'
-export type {
-  AvgPoolOptions,
-  BatchNormOptions,
-  Conv2dOptions,
-  DualBlockOptions,
-  NeuronOptions,
-  PoolOptions,
-} from './layers'
-export {
-  avgPool2d,
-  batchNorm1d,
-  batchNorm2d,
-  conv2d,
-  dropout,
-  dualBasicBlock,
-  dualBottleneck,
-  dualStream,
-  dualStreamBlock,
-  flatten,
-  globalAvgPool,
-  ifNode,
-  lif,
-  linear,
-  maxPool2d,
-  plif,
-  relu,
-  sewBasicBlock,
-  sewBlock,
-  spikingAttention,
-  spikingResnetBasicBlock,
-  spikingResnetBlock,
-  surrogate,
-  tokenMean,
-  tokens,
-} from './layers'
+// layers.ts holds only the public layer builders and their option types.
+export * from './layers'
 export type {
   AuditResult,
   BatchEnd,

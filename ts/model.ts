@@ -746,7 +746,7 @@ export class Model {
       const engine = this.native()
       try {
         const shape = this.batchShape(y.length)
-        return await (update ? engine.trainStep(x, shape, y) : engine.computeGradients(x, shape, y))
+        return await engine.trainStep(x, shape, y, update)
       } catch (e) {
         throw fromNative(e)
       }
@@ -1023,7 +1023,7 @@ export class Model {
           if (count >= maxSamples) break
           const n = Math.min(batch.size, maxSamples - count)
           const x = n < batch.size ? batch.x.subarray(0, (batch.x.length / batch.size) * n) : batch.x
-          const r = await engine.evaluateCounting(x, this.batchShape(n), batch.y.subarray(0, n), mode)
+          const r = await engine.evaluate(x, this.batchShape(n), batch.y.subarray(0, n), mode, true)
           count += r.count
           correct += r.correct
         }

@@ -165,47 +165,37 @@ function csvLine(row: MetricsRow): string {
 export class RunFolder {
   /** The run folder. */
   readonly dir: string
+  /** `config.json`: the run's resolved options. */
+  readonly configPath: string
+  /** `metrics.jsonl`: one JSON row per finished epoch. */
+  readonly metricsJsonlPath: string
+  /** `metrics.csv`: the same rows as CSV. */
+  readonly metricsCsvPath: string
+  /** `checkpoints/`. */
+  readonly checkpointsDir: string
+  /** `checkpoints/last.safetensors`: written after every epoch and on Ctrl-C. */
+  readonly lastCheckpoint: string
+  /** `checkpoints/best.safetensors`: the epoch with the best full-spike test accuracy. */
+  readonly bestCheckpoint: string
+  /** `checkpoints/model.json`: the model spec. */
+  readonly specPath: string
+  /** `plots/`: the SVG charts. */
+  readonly plotsDir: string
+  /** `energy.json`: the energy report, when one was made. */
+  readonly energyPath: string
 
-  /** Names the folder; nothing is read or written until a method is called. */
+  /** Names the folder and its files; nothing is read or written until a method is called. */
   constructor(dir: string) {
     this.dir = dir
-  }
-
-  /** `config.json`: the run's resolved options. */
-  get configPath(): string {
-    return join(this.dir, 'config.json')
-  }
-  /** `metrics.jsonl`: one JSON row per finished epoch. */
-  get metricsJsonlPath(): string {
-    return join(this.dir, 'metrics.jsonl')
-  }
-  /** `metrics.csv`: the same rows as CSV. */
-  get metricsCsvPath(): string {
-    return join(this.dir, 'metrics.csv')
-  }
-  /** `checkpoints/`. */
-  get checkpointsDir(): string {
-    return join(this.dir, 'checkpoints')
-  }
-  /** `checkpoints/last.safetensors`: written after every epoch and on Ctrl-C. */
-  get lastCheckpoint(): string {
-    return join(this.checkpointsDir, 'last.safetensors')
-  }
-  /** `checkpoints/best.safetensors`: the epoch with the best full-spike test accuracy. */
-  get bestCheckpoint(): string {
-    return join(this.checkpointsDir, 'best.safetensors')
-  }
-  /** `checkpoints/model.json`: the model spec. */
-  get specPath(): string {
-    return join(this.checkpointsDir, 'model.json')
-  }
-  /** `plots/`: the SVG charts. */
-  get plotsDir(): string {
-    return join(this.dir, 'plots')
-  }
-  /** `energy.json`: the energy report, when one was made. */
-  get energyPath(): string {
-    return join(this.dir, 'energy.json')
+    this.configPath = join(dir, 'config.json')
+    this.metricsJsonlPath = join(dir, 'metrics.jsonl')
+    this.metricsCsvPath = join(dir, 'metrics.csv')
+    this.checkpointsDir = join(dir, 'checkpoints')
+    this.lastCheckpoint = join(this.checkpointsDir, 'last.safetensors')
+    this.bestCheckpoint = join(this.checkpointsDir, 'best.safetensors')
+    this.specPath = join(this.checkpointsDir, 'model.json')
+    this.plotsDir = join(dir, 'plots')
+    this.energyPath = join(dir, 'energy.json')
   }
 
   /** Creates the folder for a new run; refuses one that already holds a run. */

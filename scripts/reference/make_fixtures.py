@@ -15,7 +15,6 @@ then a rounding difference between two correct implementations could flip a spik
 import argparse
 import copy
 import importlib.metadata
-import json
 import math
 import os
 
@@ -24,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from spikingjelly.activation_based.model import sew_resnet
+
+from fixture_files import write_fixture
 
 MARGIN = 1e-3
 MAX_ATTEMPTS = 2000
@@ -766,12 +767,7 @@ def main():
     else:
         fixtures = neuron_cases() + stack_cases() + sew_cases() + dual_stream_cases() + training_cases()
     for f in fixtures:
-        path = os.path.join(args.out, f["name"] + ".json")
-        with open(path, "w") as fh:
-            json.dump(f, fh, separators=(",", ":"))
-            fh.write("\n")
-        print(f"{f['name']}: seed {f['seed']}, min |H-Vth| {f['minMargin']:.2e}, "
-              f"{os.path.getsize(path) // 1024} KB")
+        write_fixture(args.out, f)
     print(f"{len(fixtures)} fixtures written to {args.out} "
           f"(spikingjelly {GENERATOR['spikingjelly']}, torch {GENERATOR['torch']})")
 

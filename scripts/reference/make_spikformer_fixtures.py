@@ -28,7 +28,6 @@ accept exact ties and are checked on parameters and statistics after the steps.
 
 import argparse
 import importlib.metadata
-import json
 import os
 
 import torch
@@ -36,6 +35,8 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional, neuron
 from spikingjelly.activation_based.layer.attention import SpikingSelfAttention
 from spikingjelly.activation_based.model import spikformer as sf
+
+from fixture_files import write_fixture
 
 MARGIN = 2e-5
 MAX_ATTEMPTS = 3000
@@ -266,14 +267,21 @@ def seed_of(name, attempt):
     return sum(ord(c) * (i + 1) for i, c in enumerate(name)) * 1000 + attempt
 
 
+def seeded_net(name, attempt, cfg, connect):
+    """Attempt `attempt` of case `name`: its seed, the generator seeded with it (which drew the
+    weights) and the network with those weights."""
+    seed = seed_of(name, attempt)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = build(cfg, connect)
+    randomize(net, gen)
+    return seed, gen, net
+
+
 def forward_backward_case(name, cfg, connect):
     spec, names = our_spec(cfg, connect)
     for attempt in range(MAX_ATTEMPTS):
-        seed = seed_of(name, attempt)
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        net = build(cfg, connect)
-        randomize(net, gen)
+        seed, gen, net = seeded_net(name, attempt, cfg, connect)
         x = 2.0 * torch.rand(cfg["N"], cfg["inChannels"], cfg["size"], cfg["size"], generator=gen)
         ok, margin, rates = acceptable(net, x, strict_ties=True)
         if not ok:
@@ -300,11 +308,7 @@ def forward_backward_case(name, cfg, connect):
 def training_case(name, cfg, connect, steps=3, lr=0.1, momentum=0.9):
     spec, names = our_spec(cfg, connect)
     for attempt in range(MAX_ATTEMPTS):
-        seed = seed_of(name, attempt)
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        net = build(cfg, connect)
-        randomize(net, gen)
+        seed, gen, net = seeded_net(name, attempt, cfg, connect)
         params0, buffers0 = params_of(net, names), buffers_of(net, names)
         opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
         records, worst, all_rates, ok = [], float("inf"), [], True
@@ -365,12 +369,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for f in cases(args.only):
-        path = os.path.join(args.out, f["name"] + ".json")
-        with open(path, "w") as fh:
-            json.dump(f, fh, separators=(",", ":"))
-            fh.write("\n")
-        print(f"{f['name']}: seed {f['seed']}, min |H-Vth| {f['minMargin']:.2e}, "
-              f"{os.path.getsize(path) // 1024} KB")
+        write_fixture(args.out, f)
     print(f"written to {args.out} (spikingjelly {GENERATOR['spikingjelly']}, "
           f"torch {GENERATOR['torch']})")
 

@@ -61,8 +61,8 @@ export class EventFolderDataset {
     this.split = checkSplit(name, opts)
     this.#name = name
     this.#native = openNative(() => native.NativeEventDataset.open(kind, root, this.split))
-    this.length = this.#native.length
     this.labels = Uint32Array.from(this.#native.labels())
+    this.length = this.labels.length
     this.classNames = Object.freeze(this.#native.classNames())
     ;[this.width, this.height] = this.#native.sensorSize()
   }
@@ -143,8 +143,8 @@ export class ImageFolderDataset {
     this.split = checkSplit(name, opts)
     this.#name = name
     this.#native = openNative(() => native.NativeImageDataset.open(kind, root, this.split))
-    this.length = this.#native.length
     this.labels = Uint32Array.from(this.#native.labels())
+    this.length = this.labels.length
     this.classNames = Object.freeze(this.#native.classNames())
     this.shape = Object.freeze(this.#native.shape())
   }

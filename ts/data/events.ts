@@ -4,6 +4,11 @@ import { argError, DualstreamError, engineCall, fromNative } from '../errors'
 
 import native = require('../native')
 
+import type { CifarBatch, GestureWindow, NativeEvents } from '../../native'
+
+// The binding's own objects, documented where they are made (crates/node/src/data.rs).
+export type { CifarBatch, GestureWindow }
+
 /** Event-camera file formats dualstream reads and writes. */
 export type EventFormat = 'nmnist' | 'aedat2' | 'aedat3' | 'aedat4'
 
@@ -11,14 +16,7 @@ export type EventFormat = 'nmnist' | 'aedat2' | 'aedat3' | 'aedat4'
  * Events in file order, struct of arrays. `t` is in microseconds (exact up to 2^53), `p` is 0
  * (OFF) or 1 (ON), the SpikingJelly convention; `width` x `height` is the sensor.
  */
-export interface EventStream {
-  width: number
-  height: number
-  t: Float64Array
-  x: Uint16Array
-  y: Uint16Array
-  p: Uint8Array
-}
+export type EventStream = NativeEvents
 
 /** The events of a file and what its header says. */
 export interface EventFile {
@@ -184,32 +182,10 @@ export async function writeEvents(path: string, events: EventStream, opts: Write
   )
 }
 
-/** One labelled window of a DVS128 Gesture recording (`start <= t < end`). */
-export interface GestureWindow {
-  /** 1..11 as in the CSV. */
-  class: number
-  /** class - 1, 0..10. */
-  label: number
-  start: number
-  end: number
-  /** CSV row, the header being row 1. */
-  row: number
-}
-
 /** Reads a DVS128 Gesture `*_labels.csv` (`class,startTime_usec,endTime_usec`). */
 export async function readGestureLabels(path: string): Promise<GestureWindow[]> {
   checkPath('readGestureLabels(path)', path)
   return engineCall(() => native.readGestureLabels(path))
-}
-
-/** A CIFAR binary batch: `count` images of 3x32x32 bytes (R, G, B planes). */
-export interface CifarBatch {
-  count: number
-  pixels: Uint8Array
-  /** CIFAR-10 labels or CIFAR-100 fine labels. */
-  labels: Uint8Array
-  /** CIFAR-100 coarse labels; empty for CIFAR-10. */
-  coarseLabels: Uint8Array
 }
 
 export type CifarKind = 'cifar10' | 'cifar100'

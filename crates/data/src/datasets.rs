@@ -35,11 +35,17 @@ pub trait EventDataset: Send + Sync {
 
 /// A labelled collection of 8-bit images, each `channels x height x width` (planar).
 pub trait ImageDataset: Send + Sync {
-    fn len(&self) -> usize;
+    /// The label of every image, in index order.
+    fn labels(&self) -> &[u8];
+    fn len(&self) -> usize {
+        self.labels().len()
+    }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn label(&self, index: usize) -> usize;
+    fn label(&self, index: usize) -> usize {
+        self.labels()[index] as usize
+    }
     fn class_names(&self) -> Vec<String>;
     /// [channels, height, width].
     fn shape(&self) -> [usize; 3];
@@ -439,11 +445,8 @@ fn read_cifar_labels(
 }
 
 impl ImageDataset for CifarFolder {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn label(&self, index: usize) -> usize {
-        self.labels[index] as usize
+    fn labels(&self) -> &[u8] {
+        &self.labels
     }
     fn class_names(&self) -> Vec<String> {
         self.class_names.clone()
@@ -473,7 +476,6 @@ pub struct IdxImages {
     pixels: Vec<u8>,
     labels: Vec<u8>,
     shape: [usize; 3],
-    class_names: Vec<String>,
 }
 
 impl IdxImages {
@@ -528,24 +530,17 @@ impl IdxImages {
                 format!("a label in 0..9, found {}", label_values[i]),
             ));
         }
-        Ok(IdxImages {
-            pixels,
-            labels: label_values,
-            shape: [1, images.dims[1], images.dims[2]],
-            class_names: (0..10).map(|d| d.to_string()).collect(),
-        })
+        Ok(IdxImages { pixels, labels: label_values, shape: [1, images.dims[1], images.dims[2]] })
     }
 }
 
 impl ImageDataset for IdxImages {
-    fn len(&self) -> usize {
-        self.labels.len()
+    fn labels(&self) -> &[u8] {
+        &self.labels
     }
-    fn label(&self, index: usize) -> usize {
-        self.labels[index] as usize
-    }
+    /// The digits, or for Fashion-MNIST the class indices: the files hold no names.
     fn class_names(&self) -> Vec<String> {
-        self.class_names.clone()
+        (0..10).map(|d| d.to_string()).collect()
     }
     fn shape(&self) -> [usize; 3] {
         self.shape

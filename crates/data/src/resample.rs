@@ -48,7 +48,8 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
     Coefficients { starts, weights }
 }
 
-fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
+/// (planes, H, W) of `x` (`[..., H, W]`); `what` names it in the error.
+pub(crate) fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
     let s = x.shape();
     if s.len() < 2 || s.contains(&0) {
         return Err(Error::shape(what, "[..., H, W] with no empty dimension", s));
@@ -57,7 +58,8 @@ fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
     Ok((x.numel() / (h * w), h, w))
 }
 
-fn with_spatial(x: &Tensor, h: usize, w: usize, data: Vec<f32>) -> Result<Tensor> {
+/// A tensor of `x`'s shape but with `h x w` planes, holding `data`.
+pub(crate) fn with_spatial(x: &Tensor, h: usize, w: usize, data: Vec<f32>) -> Result<Tensor> {
     let mut shape = x.shape().to_vec();
     let n = shape.len();
     shape[n - 2] = h;
@@ -194,6 +196,17 @@ pub fn center_crop(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
         }
     };
     let (top, left) = (offset(h, out_h), offset(w, out_w));
+    zero_padded_window(x, (planes, h, w), (top, left), (out_h, out_w))
+}
+
+/// The `out_h x out_w` window of every plane of `x` (`planes x h x w`) whose corner is at
+/// (`top`, `left`); where the window leaves the plane it reads zeros (the padding).
+pub(crate) fn zero_padded_window(
+    x: &Tensor,
+    (planes, h, w): (usize, usize, usize),
+    (top, left): (isize, isize),
+    (out_h, out_w): (usize, usize),
+) -> Result<Tensor> {
     let mut out = vec![0f32; planes * out_h * out_w];
     for p in 0..planes {
         let src = &x.data()[p * h * w..(p + 1) * h * w];
@@ -214,10 +227,11 @@ pub fn center_crop(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn ramp(shape: &[usize]) -> Tensor {
+    /// The values 0, 1, 2, ... laid out in `shape`.
+    pub(crate) fn ramp(shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();
         Tensor::from_vec(shape, (0..n).map(|v| v as f32).collect()).unwrap()
     }

@@ -6,16 +6,7 @@
 use dualstream_core::rng::Rng;
 use dualstream_core::{Error, Result, Tensor};
 
-use crate::resample::resize_window_antialiased;
-
-fn spatial(x: &Tensor, what: &str) -> Result<(usize, usize, usize)> {
-    let s = x.shape();
-    if s.len() < 2 || s.contains(&0) {
-        return Err(Error::shape(what, "[..., H, W] with no empty dimension", s));
-    }
-    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
-    Ok((x.numel() / (h * w), h, w))
-}
+use crate::resample::{resize_window_antialiased, spatial, with_spatial, zero_padded_window};
 
 /// Keeps `keep` of the T frames, chosen uniformly without replacement, in their original order
 /// (SpikingJelly's `random_temporal_delete`, time-major).
@@ -63,28 +54,7 @@ pub fn random_crop(
     }
     let top = rng.below(ph - out_h + 1) as isize - padding as isize;
     let left = rng.below(pw - out_w + 1) as isize - padding as isize;
-    let mut out = vec![0f32; planes * out_h * out_w];
-    for p in 0..planes {
-        let src = &x.data()[p * h * w..(p + 1) * h * w];
-        let dst = &mut out[p * out_h * out_w..(p + 1) * out_h * out_w];
-        for oy in 0..out_h {
-            let sy = top + oy as isize;
-            if sy < 0 || sy >= h as isize {
-                continue;
-            }
-            for ox in 0..out_w {
-                let sx = left + ox as isize;
-                if sx >= 0 && sx < w as isize {
-                    dst[oy * out_w + ox] = src[sy as usize * w + sx as usize];
-                }
-            }
-        }
-    }
-    let mut shape = x.shape().to_vec();
-    let n = shape.len();
-    shape[n - 2] = out_h;
-    shape[n - 1] = out_w;
-    Tensor::from_vec(&shape, out)
+    zero_padded_window(x, (planes, h, w), (top, left), (out_h, out_w))
 }
 
 /// Mirrors every plane left-right with probability `p`.
@@ -124,10 +94,7 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
 /// by bilinear interpolation (half-pixel centres, edges clamped, like `align_corners=False`).
 fn resize_window(
     x: &Tensor,
-    top: usize,
-    left: usize,
-    ch: usize,
-    cw: usize,
+    (top, left, ch, cw): (usize, usize, usize, usize),
     out_h: usize,
     out_w: usize,
 ) -> Result<Tensor> {
@@ -144,11 +111,7 @@ fn resize_window(
             }
         }
     }
-    let mut shape = x.shape().to_vec();
-    let n = shape.len();
-    shape[n - 2] = out_h;
-    shape[n - 1] = out_w;
-    Tensor::from_vec(&shape, out)
+    with_spatial(x, out_h, out_w, out)
 }
 
 /// torchvision's `RandomResizedCrop`: up to 10 tries of a window with area fraction in `scale`
@@ -186,11 +149,11 @@ pub fn random_resized_crop(
             format!("{ratio:?}"),
         ));
     }
-    let (top, left, ch, cw) = random_resized_crop_window(h, w, scale, ratio, rng);
+    let window = random_resized_crop_window(h, w, scale, ratio, rng);
     if antialias {
-        resize_window_antialiased(x, (top, left, ch, cw), out_h, out_w)
+        resize_window_antialiased(x, window, out_h, out_w)
     } else {
-        resize_window(x, top, left, ch, cw, out_h, out_w)
+        resize_window(x, window, out_h, out_w)
     }
 }
 
@@ -260,11 +223,7 @@ pub fn normalize(x: &Tensor, mean: &[f32], std: &[f32]) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ramp(shape: &[usize]) -> Tensor {
-        let n: usize = shape.iter().product();
-        Tensor::from_vec(shape, (0..n).map(|v| v as f32).collect()).unwrap()
-    }
+    use crate::resample::tests::ramp;
 
     #[test]
     fn temporal_delete_keeps_frames_in_order_and_is_seeded() {

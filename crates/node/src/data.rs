@@ -13,7 +13,7 @@ use dualstream_data::{aedat2, aedat3, aedat4, cifar, idx, image_folder, nmnist, 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::{coded, guarded, js_error, Coded, CodedTask, Result};
+use crate::{coded, guarded, js_error, Code, Coded, CodedTask, Result};
 
 /// A Promise of a [`DataTask`]'s JS value.
 pub type DataPromise<T, J> = AsyncTask<Coded<DataTask<T, J>>>;
@@ -25,7 +25,7 @@ pub struct DataTask<T: Send + 'static, J> {
     finish: fn(T) -> J,
 }
 
-fn task<T: Send + 'static, J>(
+pub(crate) fn task<T: Send + 'static, J>(
     what: &'static str,
     finish: fn(T) -> J,
     work: impl FnOnce() -> dualstream_core::Result<T> + Send + 'static,
@@ -51,7 +51,8 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> CodedTask for DataTask<T, J> 
     }
 }
 
-/// An event stream crossing the boundary: struct of arrays, `t` in microseconds.
+/// Events in file order, struct of arrays. `t` is in microseconds (exact up to 2^53), `p` is 0
+/// (OFF) or 1 (ON), the SpikingJelly convention; `width` x `height` is the sensor.
 #[napi(object)]
 pub struct NativeEvents {
     pub width: u32,
@@ -253,11 +254,12 @@ pub fn write_event_file(
     }
 }
 
+/// One labelled window of a DVS128 Gesture recording (`start <= t < end`).
 #[napi(object)]
 pub struct GestureWindow {
-    /// 1..11 as in the file.
+    /// 1..11 as in the CSV.
     pub class: u32,
-    /// class - 1.
+    /// class - 1, 0..10.
     pub label: u32,
     pub start: f64,
     pub end: f64,
@@ -288,6 +290,7 @@ pub fn read_gesture_labels(
     )
 }
 
+/// A CIFAR binary batch: `count` images of 3x32x32 bytes (R, G, B planes).
 #[napi(object)]
 pub struct CifarBatch {
     pub count: u32,
@@ -421,6 +424,11 @@ pub fn write_idx_file(
     Ok(task("writeIdx", |(): ()| (), move || idx::write_idx(&PathBuf::from(path), &array)))
 }
 
+/// The error for a dataset `kind` that is none of `expected`.
+fn unknown_kind(what: &str, expected: &str, other: &str) -> napi::Error<Code> {
+    js_error("ERR_VALUE", format!("{what}: expected {expected}, got {other:?}"))
+}
+
 fn split_of(what: &str, split: &str) -> Result<Split> {
     match split {
         "train" => Ok(Split::Train),
@@ -456,22 +464,17 @@ impl NativeEventDataset {
             "cifar10dvs" => Arc::new(guarded(what, || datasets::Cifar10Dvs::open(&root, split))?),
             "nmnist" => Arc::new(guarded(what, || datasets::NMnist::open(&root, split))?),
             other => {
-                return Err(js_error(
-                    "ERR_VALUE",
-                    format!(
-                    "{what}: expected \"dvsgesture\", \"cifar10dvs\" or \"nmnist\", got {other:?}"
-                ),
+                return Err(unknown_kind(
+                    what,
+                    "\"dvsgesture\", \"cifar10dvs\" or \"nmnist\"",
+                    other,
                 ))
             }
         };
         Ok(NativeEventDataset { inner })
     }
 
-    #[napi(getter)]
-    pub fn length(&self) -> u32 {
-        self.inner.len() as u32
-    }
-
+    /// The label of every sample, in index order (as many as there are samples).
     #[napi]
     pub fn labels(&self) -> Vec<u32> {
         (0..self.inner.len()).map(|i| self.inner.label(i) as u32).collect()
@@ -528,24 +531,15 @@ impl NativeImageDataset {
                 datasets::CifarFolder::open(&root, CifarKind::Cifar100, split)
             })?),
             "idx" => Arc::new(guarded(what, || datasets::IdxImages::open(&root, split))?),
-            other => {
-                return Err(js_error(
-                    "ERR_VALUE",
-                    format!("{what}: expected \"cifar10\", \"cifar100\" or \"idx\", got {other:?}"),
-                ))
-            }
+            other => return Err(unknown_kind(what, "\"cifar10\", \"cifar100\" or \"idx\"", other)),
         };
         Ok(NativeImageDataset { inner })
     }
 
-    #[napi(getter)]
-    pub fn length(&self) -> u32 {
-        self.inner.len() as u32
-    }
-
+    /// The label of every image, in index order (as many as there are images).
     #[napi]
     pub fn labels(&self) -> Vec<u32> {
-        (0..self.inner.len()).map(|i| self.inner.label(i) as u32).collect()
+        self.inner.labels().iter().map(|&l| u32::from(l)).collect()
     }
 
     #[napi]

@@ -2,36 +2,12 @@
 use std::sync::{Arc, Mutex};
 
 use dualstream_core::energy::Energies;
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::{
-    coded, js_error, parse_mode, tensor_from, with_state, Coded, EvaluateTask, NativeModel, Result,
-    State,
-};
+use crate::{js_error, with_state, NativeModel, Result, State};
 
 #[napi]
 impl NativeModel {
-    /// `evaluate` with the energy counters on; counts add up over calls until `resetEnergy`.
-    #[napi(ts_return_type = "Promise<EvalResult>")]
-    pub fn evaluate_counting(
-        &self,
-        input: Float32Array,
-        input_shape: Vec<u32>,
-        labels: Option<Uint32Array>,
-        mode: Option<String>,
-    ) -> Result<AsyncTask<Coded<EvaluateTask>>> {
-        let mode = parse_mode(mode)?;
-        let input = tensor_from("input", &input, &input_shape)?;
-        Ok(coded(EvaluateTask {
-            shared: self.shared.clone(),
-            input,
-            labels: labels.map(|l| l.to_vec()),
-            mode,
-            counting: true,
-        }))
-    }
-
     /// Clears the energy counters.
     #[napi]
     pub fn reset_energy(&self) -> Result<()> {

@@ -12,8 +12,8 @@ use dualstream_data::EventStream;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::data::{events_from_js, events_to_js, NativeEvents};
-use crate::{coded, guarded, js_error, parse_json, Coded, CodedTask, Result};
+use crate::data::{events_from_js, events_to_js, task, DataPromise, NativeEvents};
+use crate::{js_error, parse_json, Result};
 
 #[napi(object)]
 pub struct NativeFrames {
@@ -28,51 +28,16 @@ fn frames_to_js(t: Tensor) -> NativeFrames {
     }
 }
 
-pub struct IntegrateTask {
-    events: EventStream,
-    spec: FrameSpec,
-}
-
-impl CodedTask for IntegrateTask {
-    type Output = Tensor;
-    type JsValue = NativeFrames;
-    fn compute(&mut self) -> Result<Tensor> {
-        guarded("integrateEvents", || integrate(&self.events, &self.spec.options()))
-    }
-    fn resolve(&mut self, _env: Env, t: Tensor) -> Result<NativeFrames> {
-        Ok(frames_to_js(t))
-    }
-}
-
 /// Frames `[T, 2, H, W]` (OFF, ON counts) of a stream; `frames_json` is a FrameSpec
 /// (`{"split":"number","frames":16,"downscale":2}`, `"time"`, or `"duration"` with `durationUs`).
 #[napi(ts_return_type = "Promise<NativeFrames>")]
 pub fn integrate_events(
     events: NativeEvents,
     frames_json: String,
-) -> Result<AsyncTask<Coded<IntegrateTask>>> {
+) -> Result<DataPromise<Tensor, NativeFrames>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
-    Ok(coded(IntegrateTask { events: events_from_js("integrateEvents events", &events)?, spec }))
-}
-
-pub struct SyntheticTask {
-    image: Vec<f32>,
-    height: usize,
-    width: usize,
-    spec: SyntheticSpec,
-}
-
-impl CodedTask for SyntheticTask {
-    type Output = EventStream;
-    type JsValue = NativeEvents;
-    fn compute(&mut self) -> Result<EventStream> {
-        guarded("syntheticEvents", || {
-            saccade_events(&self.image, self.height, self.width, &self.spec.options())
-        })
-    }
-    fn resolve(&mut self, _env: Env, s: EventStream) -> Result<NativeEvents> {
-        Ok(events_to_js(s))
-    }
+    let events = events_from_js("integrateEvents events", &events)?;
+    Ok(task("integrateEvents", frames_to_js, move || integrate(&events, &spec.options())))
 }
 
 /// N-MNIST-style events of a grey image (values in [0, 1], `height x width`); `options_json` is a
@@ -83,7 +48,7 @@ pub fn synthetic_events(
     height: u32,
     width: u32,
     options_json: String,
-) -> Result<AsyncTask<Coded<SyntheticTask>>> {
+) -> Result<DataPromise<EventStream, NativeEvents>> {
     let spec: SyntheticSpec = parse_json("synthetic options", &options_json)?;
     if image.len() != (height as usize) * (width as usize) {
         return Err(js_error(
@@ -95,11 +60,9 @@ pub fn synthetic_events(
             ),
         ));
     }
-    Ok(coded(SyntheticTask {
-        image: image.to_vec(),
-        height: height as usize,
-        width: width as usize,
-        spec,
+    let (image, height, width) = (image.to_vec(), height as usize, width as usize);
+    Ok(task("syntheticEvents", events_to_js, move || {
+        saccade_events(&image, height, width, &spec.options())
     }))
 }
 
@@ -113,23 +76,6 @@ pub struct NativeSample {
     pub file: Option<String>,
 }
 
-pub struct PrepareBatchTask {
-    samples: Vec<Sample>,
-    spec: PipelineSpec,
-    seeds: Vec<u64>,
-}
-
-impl CodedTask for PrepareBatchTask {
-    type Output = Tensor;
-    type JsValue = NativeFrames;
-    fn compute(&mut self) -> Result<Tensor> {
-        guarded("prepareBatch", || prepare_batch(&self.samples, &self.spec, &self.seeds))
-    }
-    fn resolve(&mut self, _env: Env, t: Tensor) -> Result<NativeFrames> {
-        Ok(frames_to_js(t))
-    }
-}
-
 /// Integrates / transforms / encodes a batch of samples and stacks it (`[T, N, C, H, W]` for
 /// sequences, `[N, C, H, W]` for plain images). `seeds[j]` seeds sample j's augmentation.
 #[napi(ts_return_type = "Promise<NativeFrames>")]
@@ -137,7 +83,7 @@ pub fn prepare_batch_native(
     samples: Vec<NativeSample>,
     spec_json: String,
     seeds: Vec<u32>,
-) -> Result<AsyncTask<Coded<PrepareBatchTask>>> {
+) -> Result<DataPromise<Tensor, NativeFrames>> {
     let spec: PipelineSpec = parse_json("data pipeline", &spec_json)?;
     let mut out = Vec::with_capacity(samples.len());
     for (j, s) in samples.iter().enumerate() {
@@ -175,11 +121,8 @@ pub fn prepare_batch_native(
         });
     }
     // Two uint32 halves would be nicer, but JS seeds are uint32 throughout the package.
-    Ok(coded(PrepareBatchTask {
-        samples: out,
-        spec,
-        seeds: seeds.into_iter().map(u64::from).collect(),
-    }))
+    let seeds: Vec<u64> = seeds.into_iter().map(u64::from).collect();
+    Ok(task("prepareBatch", frames_to_js, move || prepare_batch(&out, &spec, &seeds)))
 }
 
 #[napi(object)]
@@ -190,38 +133,11 @@ pub struct CacheLookup {
     pub reason: Option<String>,
 }
 
+/// A cache lookup's status, frames (on a hit) and reason (when damaged).
+type LookupOutcome = (String, Option<Tensor>, Option<String>);
+
 fn cache_key(source: &str, part: &str, frames: &FrameSpec) -> dualstream_core::Result<CacheKey> {
     CacheKey::for_file(&PathBuf::from(source), part, frames.options())
-}
-
-pub struct CacheLookupTask {
-    dir: String,
-    source: String,
-    part: String,
-    spec: FrameSpec,
-}
-
-impl CodedTask for CacheLookupTask {
-    type Output = (String, Option<Tensor>, Option<String>);
-    type JsValue = CacheLookup;
-    fn compute(&mut self) -> Result<Self::Output> {
-        guarded("frameCacheLookup", || {
-            let cache = FrameCache::new(&self.dir)?;
-            let key = cache_key(&self.source, &self.part, &self.spec)?;
-            Ok(match cache.lookup(&key) {
-                Ok(Some(f)) => ("hit".into(), Some(f.to_tensor()), None),
-                Ok(None) => ("miss".into(), None, None),
-                Err(e) => ("damaged".into(), None, Some(format!("[{}] {e}", e.code()))),
-            })
-        })
-    }
-    fn resolve(
-        &mut self,
-        _env: Env,
-        (status, frames, reason): Self::Output,
-    ) -> Result<CacheLookup> {
-        Ok(CacheLookup { status, frames: frames.map(frames_to_js), reason })
-    }
 }
 
 /// Looks up the cached frames of `source` (+ `part`, e.g. a labelled window) in `dir`.
@@ -231,43 +147,22 @@ pub fn frame_cache_lookup(
     source: String,
     part: String,
     frames_json: String,
-) -> Result<AsyncTask<Coded<CacheLookupTask>>> {
+) -> Result<DataPromise<LookupOutcome, CacheLookup>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
-    Ok(coded(CacheLookupTask { dir, source, part, spec }))
-}
-
-pub struct CacheBuildTask {
-    dir: String,
-    source: String,
-    part: String,
-    spec: FrameSpec,
-    events: EventStream,
-}
-
-impl CodedTask for CacheBuildTask {
-    type Output = Tensor;
-    type JsValue = NativeFrames;
-    fn compute(&mut self) -> Result<Tensor> {
-        guarded("frameCacheBuild", || {
-            let cache = FrameCache::new(&self.dir)?;
-            let key = cache_key(&self.source, &self.part, &self.spec)?;
-            let frames = integrate(&self.events, &key.options)?;
-            let path = cache.path_for(&key);
-            write_frames_file(&path, &key.to_json(), &frames)?;
-            // Read back through the mapped file, so what is returned is what later hits will see.
-            let back = read_frames_file(&path)?;
-            if back.data() != frames.data() {
-                return Err(Error::state(
-                    "frameCacheBuild",
-                    "the cache file read back differs from the frames written",
-                ));
-            }
-            Ok(frames)
+    let found = |(status, frames, reason): LookupOutcome| CacheLookup {
+        status,
+        frames: frames.map(frames_to_js),
+        reason,
+    };
+    Ok(task("frameCacheLookup", found, move || {
+        let cache = FrameCache::new(&dir)?;
+        let key = cache_key(&source, &part, &spec)?;
+        Ok(match cache.lookup(&key) {
+            Ok(Some(f)) => ("hit".into(), Some(f.to_tensor()), None),
+            Ok(None) => ("miss".into(), None, None),
+            Err(e) => ("damaged".into(), None, Some(format!("[{}] {e}", e.code()))),
         })
-    }
-    fn resolve(&mut self, _env: Env, t: Tensor) -> Result<NativeFrames> {
-        Ok(frames_to_js(t))
-    }
+    }))
 }
 
 /// Integrates `events` (read from `source`) and stores the frames in `dir` atomically.
@@ -278,8 +173,23 @@ pub fn frame_cache_build(
     part: String,
     frames_json: String,
     events: NativeEvents,
-) -> Result<AsyncTask<Coded<CacheBuildTask>>> {
+) -> Result<DataPromise<Tensor, NativeFrames>> {
     let spec: FrameSpec = parse_json("frames", &frames_json)?;
     let events = events_from_js("frameCacheBuild events", &events)?;
-    Ok(coded(CacheBuildTask { dir, source, part, spec, events }))
+    Ok(task("frameCacheBuild", frames_to_js, move || {
+        let cache = FrameCache::new(&dir)?;
+        let key = cache_key(&source, &part, &spec)?;
+        let frames = integrate(&events, &key.options)?;
+        let path = cache.path_for(&key);
+        write_frames_file(&path, &key.to_json(), &frames)?;
+        // Read back through the mapped file, so what is returned is what later hits will see.
+        let back = read_frames_file(&path)?;
+        if back.data() != frames.data() {
+            return Err(Error::state(
+                "frameCacheBuild",
+                "the cache file read back differs from the frames written",
+            ));
+        }
+        Ok(frames)
+    }))
 }

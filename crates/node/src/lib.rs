@@ -441,38 +441,23 @@ impl NativeModel {
         })
     }
 
-    /// One training step on a batch: forward over T, loss, BPTT, optimizer update.
+    /// One training step on a batch: forward over T, loss, BPTT, optimizer update. With
+    /// `update` false the weights stay as they are (gradients only, for gradient studies; then
+    /// read `gradientNorms()`).
     #[napi(ts_return_type = "Promise<StepResult>")]
     pub fn train_step(
         &self,
         input: Float32Array,
         input_shape: Vec<u32>,
         labels: Uint32Array,
+        update: Option<bool>,
     ) -> Result<AsyncTask<Coded<TrainStepTask>>> {
         let input = tensor_from("input", &input, &input_shape)?;
         Ok(coded(TrainStepTask {
             shared: self.shared.clone(),
             input,
             labels: labels.to_vec(),
-            update: true,
-        }))
-    }
-
-    /// Forward, loss and BPTT without a weight update (for gradient studies); then read
-    /// `gradientNorms()`.
-    #[napi(ts_return_type = "Promise<StepResult>")]
-    pub fn compute_gradients(
-        &self,
-        input: Float32Array,
-        input_shape: Vec<u32>,
-        labels: Uint32Array,
-    ) -> Result<AsyncTask<Coded<TrainStepTask>>> {
-        let input = tensor_from("input", &input, &input_shape)?;
-        Ok(coded(TrainStepTask {
-            shared: self.shared.clone(),
-            input,
-            labels: labels.to_vec(),
-            update: false,
+            update: update.unwrap_or(true),
         }))
     }
 
@@ -490,7 +475,8 @@ impl NativeModel {
 
     /// Eval-mode forward of a batch as `mode` (`fsnn`, the default: no accumulation pathway,
     /// spike head; `dsnn`: accumulation head): time-mean logits, and loss/accuracy when labels
-    /// are given.
+    /// are given. With `counting` the energy counters are on; counts add up over calls until
+    /// `resetEnergy`.
     #[napi(ts_return_type = "Promise<EvalResult>")]
     pub fn evaluate(
         &self,
@@ -498,6 +484,7 @@ impl NativeModel {
         input_shape: Vec<u32>,
         labels: Option<Uint32Array>,
         mode: Option<String>,
+        counting: Option<bool>,
     ) -> Result<AsyncTask<Coded<EvaluateTask>>> {
         let mode = parse_mode(mode)?;
         let input = tensor_from("input", &input, &input_shape)?;
@@ -506,7 +493,7 @@ impl NativeModel {
             input,
             labels: labels.map(|l| l.to_vec()),
             mode,
-            counting: false,
+            counting: counting.unwrap_or(false),
         }))
     }
 

@@ -61,13 +61,17 @@ function metadataGroup(meta: Record<string, string | number> | undefined): Recor
 
 function encodeNode(n: NodeWithMeta): H5Value {
   const meta = metadataGroup(n.metadata)
+  return group({ type: str(n.type), ...nodeDatasets(n), ...meta })
+}
+
+/** The datasets of a node besides its type and metadata, in the order the `nir` package writes them. */
+function nodeDatasets(n: NodeWithMeta): Record<string, H5Value> {
   switch (n.type) {
     case 'Input':
     case 'Output':
-      return group({ type: str(n.type), shape: i64(n.shape), ...meta })
+      return { shape: i64(n.shape) }
     case 'Conv2d':
-      return group({
-        type: str('Conv2d'),
+      return {
         ...(n.inputShape ? { input_shape: i64(n.inputShape) } : {}),
         weight: t(n.weight),
         bias: t(n.bias),
@@ -75,45 +79,38 @@ function encodeNode(n: NodeWithMeta): H5Value {
         padding: i64(n.padding),
         dilation: i64(n.dilation),
         groups: i64(n.groups),
-        ...meta,
-      })
+      }
     case 'Affine':
-      return group({ type: str('Affine'), weight: t(n.weight), bias: t(n.bias), ...meta })
+      return { weight: t(n.weight), bias: t(n.bias) }
     case 'Linear':
-      return group({ type: str('Linear'), weight: t(n.weight), ...meta })
+      return { weight: t(n.weight) }
     case 'Scale':
-      return group({ type: str('Scale'), scale: t(n.scale), ...meta })
+      return { scale: t(n.scale) }
     case 'Threshold':
-      return group({ type: str('Threshold'), threshold: t(n.threshold), ...meta })
+      return { threshold: t(n.threshold) }
     case 'IF':
-      return group({ type: str('IF'), r: t(n.r), v_threshold: t(n.vThreshold), v_reset: t(n.vReset), ...meta })
+      return { r: t(n.r), v_threshold: t(n.vThreshold), v_reset: t(n.vReset) }
     case 'LIF':
-      return group({
-        type: str('LIF'),
+      return {
         tau: t(n.tau),
         r: t(n.r),
         v_leak: t(n.vLeak),
         v_threshold: t(n.vThreshold),
         v_reset: t(n.vReset),
-        ...meta,
-      })
+      }
     case 'AvgPool2d':
     case 'SumPool2d':
-      return group({
-        type: str(n.type),
+      return {
         kernel_size: i64(n.kernelSize),
         stride: i64(n.stride),
         padding: i64(n.padding),
-        ...meta,
-      })
+      }
     case 'Flatten':
-      return group({
-        type: str('Flatten'),
+      return {
         ...(n.inputType ? { input_type: i64(n.inputType) } : {}),
         start_dim: i64(n.startDim),
         end_dim: i64(n.endDim),
-        ...meta,
-      })
+      }
     case 'Unsupported':
       throw new DualstreamError('ERR_INTERNAL', `cannot write the unsupported NIR node type ${n.nirType}`)
   }
@@ -153,6 +150,10 @@ class Fields {
   }
   has(key: string): boolean {
     return key in this.entries
+  }
+  /** `read(key)`, or null when the node has no `key`. */
+  optional<T>(key: string, read: (this: Fields, key: string) => T): T | null {
+    return this.has(key) ? read.call(this, key) : null
   }
   tensor(key: string): Tensor {
     const v = this.get(key)
@@ -197,6 +198,15 @@ class Fields {
   }
 }
 
+/** A neuron node's threshold and reset voltage; a missing `v_reset` is zero. */
+function thresholdAndReset(f: Fields): { vThreshold: Tensor; vReset: Tensor } {
+  const vThreshold = f.tensor('v_threshold')
+  const vReset = f.has('v_reset')
+    ? f.tensor('v_reset')
+    : { shape: vThreshold.shape, data: new Float32Array(vThreshold.data.length) }
+  return { vThreshold, vReset }
+}
+
 function decodeNode(file: string, name: string, value: H5Value): NodeWithMeta {
   if (value.kind !== 'group') throw new DualstreamError('ERR_FORMAT', `${file}: NIR node ${name} is not a group`)
   const f = new Fields(file, name, value.entries)
@@ -210,7 +220,7 @@ function decodeNode(file: string, name: string, value: H5Value): NodeWithMeta {
       case 'Conv2d':
         return {
           type,
-          inputShape: f.has('input_shape') ? f.pair('input_shape') : null,
+          inputShape: f.optional('input_shape', f.pair),
           weight: f.tensor('weight'),
           bias: f.tensor('bias'),
           stride: f.pair('stride'),
@@ -227,18 +237,12 @@ function decodeNode(file: string, name: string, value: H5Value): NodeWithMeta {
       case 'Threshold':
         return { type, threshold: f.tensor('threshold') }
       case 'IF': {
-        const vThreshold = f.tensor('v_threshold')
-        const vReset = f.has('v_reset')
-          ? f.tensor('v_reset')
-          : { shape: vThreshold.shape, data: new Float32Array(vThreshold.data.length) }
-        return { type, r: f.tensor('r'), vThreshold, vReset }
+        const v = thresholdAndReset(f)
+        return { type, r: f.tensor('r'), ...v }
       }
       case 'LIF': {
-        const vThreshold = f.tensor('v_threshold')
-        const vReset = f.has('v_reset')
-          ? f.tensor('v_reset')
-          : { shape: vThreshold.shape, data: new Float32Array(vThreshold.data.length) }
-        return { type, tau: f.tensor('tau'), r: f.tensor('r'), vLeak: f.tensor('v_leak'), vThreshold, vReset }
+        const v = thresholdAndReset(f)
+        return { type, tau: f.tensor('tau'), r: f.tensor('r'), vLeak: f.tensor('v_leak'), ...v }
       }
       case 'AvgPool2d':
       case 'SumPool2d':
@@ -246,7 +250,7 @@ function decodeNode(file: string, name: string, value: H5Value): NodeWithMeta {
       case 'Flatten':
         return {
           type,
-          inputType: f.has('input_type') ? f.ints('input_type') : null,
+          inputType: f.optional('input_type', f.ints),
           startDim: f.int('start_dim'),
           endDim: f.int('end_dim'),
         }

@@ -15,30 +15,28 @@ export function pyFloat(x: number): string {
 const pyBool = (b: boolean): string => (b ? 'True' : 'False')
 const pyPair = (p: Pair): string => `(${p[0]}, ${p[1]})`
 
+/** The SpikingJelly surrogate class of each surrogate with an `alpha` (SuperSpike is runtime-py.ts's own). */
+const SJ_ALPHA_SURROGATES: Readonly<Record<Exclude<SurrogateSpec['type'], 'piecewiseLeakyRelu'>, string>> = {
+  sigmoid: 'surrogate.Sigmoid',
+  atan: 'surrogate.ATan',
+  piecewiseQuadratic: 'surrogate.PiecewiseQuadratic',
+  superSpike: 'SuperSpike',
+  erf: 'surrogate.Erf',
+  softSign: 'surrogate.SoftSign',
+  piecewiseExp: 'surrogate.PiecewiseExp',
+}
+
 function pySurrogate(s: SurrogateSpec): string {
   if (s.type === 'piecewiseLeakyRelu') return `surrogate.PiecewiseLeakyReLU(w=${pyFloat(s.w)}, c=${pyFloat(s.c)})`
   const a = pyFloat(s.alpha)
-  switch (s.type) {
-    case 'sigmoid':
-      return `surrogate.Sigmoid(alpha=${a})`
-    case 'atan':
-      return `surrogate.ATan(alpha=${a})`
-    case 'piecewiseQuadratic':
-      return `surrogate.PiecewiseQuadratic(alpha=${a})`
-    case 'superSpike':
-      return `SuperSpike(alpha=${a})`
-    case 'erf':
-      return `surrogate.Erf(alpha=${a})`
-    case 'softSign':
-      return `surrogate.SoftSign(alpha=${a})`
-    case 'piecewiseExp':
-      return `surrogate.PiecewiseExp(alpha=${a})`
-    default:
-      throw new DualstreamError(
-        'ERR_SPEC',
-        `export pytorch: surrogate ${JSON.stringify((s as { type: unknown }).type)} has no SpikingJelly counterpart`,
-      )
+  const type: unknown = s.type
+  if (typeof type !== 'string' || !Object.hasOwn(SJ_ALPHA_SURROGATES, type)) {
+    throw new DualstreamError(
+      'ERR_SPEC',
+      `export pytorch: surrogate ${JSON.stringify(type)} has no SpikingJelly counterpart`,
+    )
   }
+  return `${SJ_ALPHA_SURROGATES[type as keyof typeof SJ_ALPHA_SURROGATES]}(alpha=${a})`
 }
 
 function neuronArgs(n: NeuronParams): string {

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dualstream_data::EventStream;
+use dualstream_data::{aedat4, EventStream};
 
 /// A fresh directory under the system temp dir, removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -70,4 +70,42 @@ pub fn assert_names(err: &dualstream_core::Error, path: &Path, at: &str) {
 
 pub fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
+}
+
+/// A file that a reader refused: its path and the error.
+pub struct Refused {
+    pub path: PathBuf,
+    pub err: dualstream_core::Error,
+}
+
+impl Refused {
+    /// Checks that the error is ERR_FORMAT naming the file and `at`, and that it says `says`.
+    pub fn at(&self, at: &str, says: &str) {
+        assert_names(&self.err, &self.path, at);
+        assert!(self.err.to_string().contains(says), "{}: {}", self.path.display(), self.err);
+    }
+}
+
+/// Writes `bytes` as `name` in `dir` and reads the file back with `read`, which must fail.
+pub fn refused<T>(
+    dir: &TempDir,
+    name: &str,
+    bytes: &[u8],
+    read: impl FnOnce(&Path) -> dualstream_core::Result<T>,
+) -> Refused {
+    let path = dir.path(name);
+    write(&path, bytes);
+    let Err(err) = read(&path) else { panic!("{name}: read without error") };
+    Refused { path, err }
+}
+
+/// Writes `events` LZ4-compressed, `per_packet` events a packet, as `good.aedat4` in `dir`;
+/// returns the file's bytes and the offset of its first packet (after the 18-byte preamble and
+/// the IOHeader it sizes).
+pub fn lz4_aedat4(dir: &TempDir, events: &EventStream, per_packet: usize) -> (Vec<u8>, usize) {
+    let path = dir.path("good.aedat4");
+    aedat4::write_aedat4(&path, events, aedat4::WriteCompression::Lz4, per_packet).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = i32::from_le_bytes(bytes[14..18].try_into().unwrap()) as usize;
+    (bytes, 18 + header_len)
 }

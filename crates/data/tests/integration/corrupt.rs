@@ -1,8 +1,8 @@
 //! Bad input: every case must fail with ERR_FORMAT naming the file and the byte offset (or CSV
 //! row) where the problem starts, never panic.
 
-use crate::common::{assert_names, random_events, write, TempDir};
-use dualstream_data::aedat4::{self, WriteCompression};
+use crate::common::{assert_names, lz4_aedat4, random_events, refused, write, TempDir};
+use dualstream_data::aedat4;
 use dualstream_data::cifar::{self, CifarImages, CifarKind};
 use dualstream_data::{aedat2, aedat3, idx, nmnist, EventStream};
 
@@ -14,22 +14,16 @@ fn nbin_truncated_at_several_offsets() {
     let bytes = std::fs::read(&good).unwrap();
     // Inside the first event, mid-file, and inside the last event (also past the 40 KB chunk).
     for cut in [3usize, 24_997, 49_999, bytes.len() - 1] {
-        let path = dir.path(&format!("cut{cut}.bin"));
-        write(&path, &bytes[..cut]);
-        let err = nmnist::read_nbin(&path, 34, 34).unwrap_err();
-        assert_names(&err, &path, &format!("byte {}", cut / 5 * 5));
-        assert!(err.to_string().contains("5-byte event"), "{err}");
+        refused(&dir, &format!("cut{cut}.bin"), &bytes[..cut], |p| nmnist::read_nbin(p, 34, 34))
+            .at(&format!("byte {}", cut / 5 * 5), "5-byte event");
     }
 }
 
 #[test]
 fn nbin_event_outside_sensor() {
     let dir = TempDir::new("bad-nbin2");
-    let path = dir.path("big.bin");
-    write(&path, &[1, 1, 0, 0, 1, 34, 2, 0, 0, 2]);
-    let err = nmnist::read_nbin(&path, 34, 34).unwrap_err();
-    assert_names(&err, &path, "byte 5");
-    assert!(err.to_string().contains("x=34"), "{err}");
+    refused(&dir, "big.bin", &[1, 1, 0, 0, 1, 34, 2, 0, 0, 2], |p| nmnist::read_nbin(p, 34, 34))
+        .at("byte 5", "x=34");
 }
 
 fn aedat3_file(dir: &TempDir) -> (std::path::PathBuf, Vec<u8>) {
@@ -45,14 +39,11 @@ fn aedat3_corruptions() {
     let (_, bytes) = aedat3_file(&dir);
     let header_end = bytes.windows(14).position(|w| w == b"#!END-HEADER\r\n").unwrap() + 14;
 
-    let path = dir.path("version.aedat");
     let mut b = bytes.clone();
     b[11] = b'0'; // #!AER-DAT3.1 -> #!AER-DAT2.1
     b[10] = b'2';
-    write(&path, &b);
-    let err = aedat3::read_aedat3(&path, 128, 128).unwrap_err();
-    assert_names(&err, &path, "byte 0");
-    assert!(err.to_string().contains("#!AER-DAT3.1"), "{err}");
+    refused(&dir, "version.aedat", &b, |p| aedat3::read_aedat3(p, 128, 128))
+        .at("byte 0", "#!AER-DAT3.1");
 
     let path = dir.path("no-end.aedat");
     write(&path, &bytes[..header_end - 14]);
@@ -98,11 +89,8 @@ fn gesture_label_errors_name_the_row() {
         ("class,startTime_usec,endTime_usec\n1,0,10\n\n4,abc,9\n", "row 4", "three integers"),
     ];
     for (k, (text, at, what)) in cases.iter().enumerate() {
-        let path = dir.path(&format!("l{k}_labels.csv"));
-        write(&path, text.as_bytes());
-        let err = aedat3::read_gesture_labels(&path).unwrap_err();
-        assert_names(&err, &path, at);
-        assert!(err.to_string().contains(what), "{err}");
+        refused(&dir, &format!("l{k}_labels.csv"), text.as_bytes(), aedat3::read_gesture_labels)
+            .at(at, what);
     }
 }
 
@@ -154,31 +142,19 @@ fn aedat2_corruptions() {
     }
 
     // A DAVIS-style address (bits above 15 set) is not a DVS128 event.
-    let path = dir.path("davis.aedat");
     let mut b = bytes.clone();
     b[data + 8 * 3] = 0x40;
-    write(&path, &b);
-    let err = aedat2::read_aedat2(&path).unwrap_err();
-    assert_names(&err, &path, &format!("byte {}", data + 24));
-    assert!(err.to_string().contains("DVS128 address"), "{err}");
+    refused(&dir, "davis.aedat", &b, aedat2::read_aedat2)
+        .at(&format!("byte {}", data + 24), "DVS128 address");
 }
 
 #[test]
 fn aedat4_corruptions() {
     let dir = TempDir::new("bad-aedat4");
-    let good = dir.path("good.aedat4");
-    aedat4::write_aedat4(&good, &random_events(320, 240, 600, 10, 100), WriteCompression::Lz4, 200)
-        .unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    let header_len = i32::from_le_bytes(bytes[14..18].try_into().unwrap()) as usize;
-    let first_packet = 18 + header_len;
+    let (bytes, first_packet) = lz4_aedat4(&dir, &random_events(320, 240, 600, 10, 100), 200);
 
     let case = |name: &str, b: &[u8], at: usize, what: &str| {
-        let path = dir.path(name);
-        write(&path, b);
-        let Err(err) = aedat4::read_aedat4(&path) else { panic!("{name}: read without error") };
-        assert_names(&err, &path, &format!("byte {at}"));
-        assert!(err.to_string().contains(what), "{name}: {err}");
+        refused(&dir, name, b, aedat4::read_aedat4).at(&format!("byte {at}"), what)
     };
     let mut b = bytes.clone();
     b[11] = b'3';

@@ -3,7 +3,7 @@
 //! aborted the process) or was read silently wrong. Each must fail with ERR_FORMAT naming the
 //! file and the byte offset.
 
-use crate::common::{assert_names, random_events, write, TempDir};
+use crate::common::{assert_names, lz4_aedat4, random_events, refused, write, TempDir};
 use dualstream_data::aedat4::{self, WriteCompression};
 use dualstream_data::{aedat3, idx, EventStream};
 
@@ -25,13 +25,10 @@ fn aedat3_packet_sizes_past_the_file_allocate_nothing_and_name_the_packet() {
         ("capacity.aedat", 20, 0x7FFF_FFFF),
         ("capacity-small.aedat", 20, 1 << 26),
     ] {
-        let path = dir.path(name);
         let mut b = bytes.clone();
         b[first + at..first + at + 4].copy_from_slice(&value.to_le_bytes());
-        write(&path, &b);
-        let err = aedat3::read_aedat3(&path, 128, 128).unwrap_err();
-        assert_names(&err, &path, &format!("byte {}", first + 28));
-        assert!(err.to_string().contains("polarity packet"), "{name}: {err}");
+        refused(&dir, name, &b, |p| aedat3::read_aedat3(p, 128, 128))
+            .at(&format!("byte {}", first + 28), "polarity packet");
     }
 }
 
@@ -39,24 +36,16 @@ fn aedat3_packet_sizes_past_the_file_allocate_nothing_and_name_the_packet() {
 fn idx_headers_claiming_more_than_the_file_holds_are_refused() {
     let dir = TempDir::new("hostile-idx");
     // 28 bytes: magic f64 2-d, [65536, 65536] (32 GiB), then 16 bytes of data.
-    let path = dir.path("huge.idx");
     let mut b = vec![0, 0, 0x0E, 2];
     b.extend_from_slice(&65536u32.to_be_bytes());
     b.extend_from_slice(&65536u32.to_be_bytes());
     b.extend_from_slice(&[0; 16]);
-    write(&path, &b);
-    let err = idx::read_idx(&path).unwrap_err();
-    assert_names(&err, &path, "byte 4");
-    assert!(err.to_string().contains("allocation limit"), "{err}");
+    refused(&dir, "huge.idx", &b, idx::read_idx).at("byte 4", "allocation limit");
     // Within the limit but past the end of the file: the values present are counted.
-    let path = dir.path("short.idx");
     let mut b = vec![0, 0, 0x08, 1];
     b.extend_from_slice(&(1u32 << 30).to_be_bytes());
     b.extend_from_slice(&[7; 10]);
-    write(&path, &b);
-    let err = idx::read_idx(&path).unwrap_err();
-    assert_names(&err, &path, "byte 18");
-    assert!(err.to_string().contains("ends after 10 of them"), "{err}");
+    refused(&dir, "short.idx", &b, idx::read_idx).at("byte 18", "ends after 10 of them");
 }
 
 /// An AEDAT 4.0 file with no packet, its compression field set to `code`.
@@ -96,11 +85,8 @@ fn aedat4_zstd_bombs_stop_at_the_expansion_cap() {
     let first = b.len();
     // 32 KB of RLE blocks would expand to 1 GiB.
     b.extend_from_slice(&packet(0, &zstd_bomb(8192)));
-    let path = dir.path("bomb.aedat4");
-    write(&path, &b);
-    let err = aedat4::read_aedat4(&path).unwrap_err();
-    assert_names(&err, &path, &format!("byte {}", first + 8));
-    assert!(err.to_string().contains("decompresses past"), "{err}");
+    refused(&dir, "bomb.aedat4", &b, aedat4::read_aedat4)
+        .at(&format!("byte {}", first + 8), "decompresses past");
 }
 
 #[test]
@@ -111,41 +97,32 @@ fn aedat4_packet_sizes_past_the_file_allocate_nothing() {
     b.extend_from_slice(&0i32.to_le_bytes());
     b.extend_from_slice(&(1i32 << 30).to_le_bytes());
     b.extend_from_slice(&[0; 100]);
-    let path = dir.path("size.aedat4");
-    write(&path, &b);
-    let err = aedat4::read_aedat4(&path).unwrap_err();
-    assert_names(&err, &path, &format!("byte {}", first + 8));
-    assert!(err.to_string().contains("ends after 100 of them"), "{err}");
+    refused(&dir, "size.aedat4", &b, aedat4::read_aedat4)
+        .at(&format!("byte {}", first + 8), "ends after 100 of them");
 }
 
 #[test]
 fn aedat4_packets_of_undeclared_streams_are_a_format_error() {
     let dir = TempDir::new("hostile-aedat4-stream");
-    let good = dir.path("good.aedat4");
-    aedat4::write_aedat4(&good, &random_events(64, 48, 300, 4, 100), WriteCompression::Lz4, 100)
-        .unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    let header_len = i32::from_le_bytes(bytes[14..18].try_into().unwrap()) as usize;
-    let first = 18 + header_len;
+    let (bytes, first) = lz4_aedat4(&dir, &random_events(64, 48, 300, 4, 100), 100);
     let second =
         first + 8 + i32::from_le_bytes(bytes[first + 4..first + 8].try_into().unwrap()) as usize;
     let mut b = bytes.clone();
     b[second] = 7;
-    let path = dir.path("stream.aedat4");
-    write(&path, &b);
-    let err = aedat4::read_aedat4(&path).unwrap_err();
-    assert_names(&err, &path, &format!("byte {second}"));
-    assert!(err.to_string().contains("found stream id 7"), "{err}");
+    refused(&dir, "stream.aedat4", &b, aedat4::read_aedat4)
+        .at(&format!("byte {second}"), "found stream id 7");
 }
 
 #[test]
 fn gesture_labels_that_are_not_utf8_name_the_row() {
     let dir = TempDir::new("hostile-labels");
-    let path = dir.path("user01_natural_labels.csv");
-    write(&path, b"class,startTime_usec,endTime_usec\n1,0,100\n2,\xff\xfe,300\n");
-    let err = aedat3::read_gesture_labels(&path).unwrap_err();
-    assert_names(&err, &path, "row 3");
-    assert!(err.to_string().contains("UTF-8"), "{err}");
+    refused(
+        &dir,
+        "user01_natural_labels.csv",
+        b"class,startTime_usec,endTime_usec\n1,0,100\n2,\xff\xfe,300\n",
+        aedat3::read_gesture_labels,
+    )
+    .at("row 3", "UTF-8");
 }
 
 #[test]

@@ -1,0 +1,14 @@
+"""Writing reference fixtures, shared by the fixture scripts: one compact JSON file per case."""
+import json
+import os
+
+
+def write_fixture(out_dir, fixture):
+    """Writes `fixture` as <out_dir>/<name>.json (compact JSON, then a newline) and prints its
+    seed, smallest margin to the threshold and size."""
+    path = os.path.join(out_dir, fixture["name"] + ".json")
+    with open(path, "w") as fh:
+        json.dump(fixture, fh, separators=(",", ":"))
+        fh.write("\n")
+    print(f"{fixture['name']}: seed {fixture['seed']}, min |H-Vth| {fixture['minMargin']:.2e}, "
+          f"{os.path.getsize(path) // 1024} KB")
