@@ -433,8 +433,7 @@ fn lanes_of<const LW: usize>(
     if bn.hw == 1 && p.c + LW <= channels {
         // Channels last (planes of one value): the lanes are `LW` consecutive channels.
         let lanes_at = |v: &[f32]| -> [f32; LW] { v[p.c..p.c + LW].try_into().unwrap() };
-        let lanes =
-            (lanes_at(bn.scale), lanes_at(bn.shift), mean.map_or([0.0; LW], |m| lanes_at(m)));
+        let lanes = (lanes_at(bn.scale), lanes_at(bn.shift), mean.map_or([0.0; LW], lanes_at));
         p.c = if p.c + LW == channels { 0 } else { p.c + LW };
         return lanes;
     }
