@@ -35,22 +35,6 @@ pub fn pack_rows(
 ) -> Option<usize> {
     let words = words_for(cols);
     assert!(out.len() >= rows * words, "pack_rows: output too short");
-    if rs == 1 && cs > 1 {
-        return pack_columns(x, rows, cols, cs, &mut out[..rows * words]);
-    }
-    pack_along_rows(x, rows, cols, rs, cs, out)
-}
-
-/// [`pack_rows`] element by element along each row.
-fn pack_along_rows(
-    x: &[f32],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-    out: &mut [u64],
-) -> Option<usize> {
-    let words = words_for(cols);
     let mut ones = 0usize;
     for r in 0..rows {
         let row = &mut out[r * words..(r + 1) * words];
@@ -72,31 +56,6 @@ fn pack_along_rows(
         }
     }
     Some(ones)
-}
-
-/// [`pack_rows`] of a matrix whose rows are contiguous columns of `x` (`rs` 1, `cs` apart,
-/// e.g. the channels of one head of K or V packed along the tokens for `K^T V`): walks `x` one
-/// contiguous column at a time, setting that column's bit in every row's word, instead of
-/// striding `cs` between neighbouring bits of a row. The same words and count.
-fn pack_columns(x: &[f32], rows: usize, cols: usize, cs: usize, out: &mut [u64]) -> Option<usize> {
-    let words = words_for(cols);
-    out.fill(0);
-    for w in 0..words {
-        let (c0, c1) = (64 * w, (64 * w + 64).min(cols));
-        let mut binary = true;
-        for c in c0..c1 {
-            let column = &x[c * cs..c * cs + rows];
-            let bit = c - c0;
-            for (r, &v) in column.iter().enumerate() {
-                binary &= (v == 0.0) | (v == 1.0);
-                out[r * words + w] |= ((v != 0.0) as u64) << bit;
-            }
-        }
-        if !binary {
-            return None;
-        }
-    }
-    Some(out.iter().map(|word| word.count_ones() as usize).sum())
 }
 
 /// `c[i * ldc + j] = popcount(a_i & b_j)` for `m` rows of `a` and `n` rows of `b`, each of
@@ -231,28 +190,6 @@ mod tests {
                     assert!(same, "{rows}x{inner}x{n} at {density}, scale {scale}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn column_walk_packs_the_words_of_the_row_walk() {
-        let mut rng = Rng::new(13);
-        for &(rows, cols, cs) in &[(1, 1, 2), (16, 49, 192), (32, 64, 96), (5, 130, 7), (3, 65, 3)]
-        {
-            for density in [0.0, 0.3, 1.0] {
-                let x = spikes(&mut rng, cols * cs + rows, density);
-                let words = words_for(cols);
-                let (mut by_column, mut by_row) =
-                    (vec![7u64; rows * words], vec![0u64; rows * words]);
-                let ones = pack_rows(&x, rows, cols, 1, cs, &mut by_column);
-                let want = pack_along_rows(&x, rows, cols, 1, cs, &mut by_row);
-                assert_eq!(ones, want, "{rows}x{cols} cs {cs} at {density}: ones");
-                assert_eq!(by_column, by_row, "{rows}x{cols} cs {cs} at {density}: words");
-            }
-            let mut x = spikes(&mut rng, cols * cs + rows, 0.5);
-            x[(cols - 1) * cs + rows - 1] = 0.5;
-            let mut out = vec![0u64; rows * words_for(cols)];
-            assert_eq!(pack_rows(&x, rows, cols, 1, cs, &mut out), None, "{rows}x{cols}: 0.5");
         }
     }
 
