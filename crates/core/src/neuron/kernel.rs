@@ -429,6 +429,14 @@ fn lanes_of<const LW: usize>(
         return ([1.0; LW], [0.0; LW], [0.0; LW]);
     };
     let pick = |c: usize| (bn.scale[c], bn.shift[c], mean.map_or(0.0, |m| m[c]));
+    let channels = bn.scale.len();
+    if bn.hw == 1 && p.c + LW <= channels {
+        // Channels last (planes of one value): the lanes are `LW` consecutive channels.
+        let lanes_at = |v: &[f32]| -> [f32; LW] { v[p.c..p.c + LW].try_into().unwrap() };
+        let lanes = (lanes_at(bn.scale), lanes_at(bn.shift), mean.map_or([0.0; LW], lanes_at));
+        p.c = if p.c + LW == channels { 0 } else { p.c + LW };
+        return lanes;
+    }
     let lanes = if p.left >= LW {
         p.left -= LW;
         let (a, b, m) = pick(p.c);
@@ -1587,7 +1595,19 @@ impl BwdCtx<'_> {
         }
         let dk = if W == W_NONE { 0.0 } else { sum_as_f64(&wacc[..n]) };
         let mut channel_sums = Vec::new();
-        if BN {
+        if BN && self.bn.as_ref().is_some_and(|(a, _)| a.hw == 1) {
+            // Channels last: one entry per channel of the chunk (the sum over its elements,
+            // which lie `channels` apart, in element order) instead of one per element.
+            let channels = self.bn.as_ref().map_or(1, |(a, _)| a.scale.len());
+            for k in 0..channels.min(n) {
+                let (mut dy, mut dyx) = (0.0f64, 0.0f64);
+                for j in (k..n).step_by(channels) {
+                    dy += acc_dy[j] as f64;
+                    dyx += acc_dyx[j] as f64;
+                }
+                channel_sums.push((((i0 + k) % channels) as u32, dy, dyx));
+            }
+        } else if BN {
             let bn = self.bn.as_ref().map(|(a, _)| a);
             for_runs(bn, i0, n, |a, b, ch| {
                 channel_sums.push((

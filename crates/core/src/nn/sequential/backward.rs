@@ -76,7 +76,7 @@ impl Sequential {
         let [even, odd] = &mut self.grad_buffers;
         let (g_next, g_bn) = if j.is_multiple_of(2) { (odd, even) } else { (even, odd) };
         let (bn_layer, neuron_layer) = self.layers.split_at_mut(j);
-        let bn = bn_layer[b].as_batch_norm().expect("the plan marks a BN");
+        let bn = bn_layer[b].as_paired_norm().expect("the plan marks a BN");
         let (neuron_slot, after) = neuron_layer.split_at_mut(1);
         let neuron = neuron_slot[0].as_neuron().expect("the plan marks a BN before a neuron");
         let batch_stats = bn.last_used_batch_stats(x.shape())?;

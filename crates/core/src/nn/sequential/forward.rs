@@ -93,7 +93,7 @@ impl Sequential {
                     }
                     FusedOp::BnNeuron { pool, conv_moments, .. } => {
                         let (before_bn, bn_on) = this.split_at_mut(i);
-                        let bn = bn_on[0].as_batch_norm().expect("the plan marks a BN");
+                        let bn = bn_on[0].as_paired_norm().expect("the plan marks a BN");
                         let moments = before_bn
                             .last_mut()
                             .filter(|_| conv_moments)

@@ -206,7 +206,7 @@ impl Sequential {
             .map(|i| {
                 i + 1 < n
                     && self.recompute[i]
-                    && self.layers[i].as_batch_norm().is_some()
+                    && self.layers[i].as_paired_norm().is_some()
                     && self.layers[i + 1].as_neuron().is_some()
             })
             .collect();

@@ -7,9 +7,14 @@
 use std::cell::Cell;
 use std::thread::LocalKey;
 
+use crate::error::Result;
+use crate::kernels::batch_norm::ChannelAffine;
 use crate::layer::{downcast_mut, downcast_ref, Layer};
+use crate::neuron::kernel::BnGrad;
 use crate::neuron::NeuronLayer;
+use crate::nn::transformer::BatchNorm1d;
 use crate::nn::{BatchNorm2d, Conv2d, MaxPool2d};
+use crate::tensor::Tensor;
 
 /// One step of a plan, over one or more consecutive layers (indices into the sequence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +24,8 @@ pub enum FusedOp {
     /// Training, layer 0: a conv on a directly encoded input (every time step the same) before
     /// a fused BN + neuron pair, computed for one step; the pair reads that step for all `T`.
     OneStepStem,
-    /// Training: BN `bn` and the neuron after it in one pass that never writes the BN output.
+    /// Training: BN `bn` (a [`PairedNorm`]) and the neuron after it in one pass that never
+    /// writes the BN output.
     /// `pool`: the 2x2 max pool after the neuron pools its spikes in the same pass.
     /// `conv_moments`: the BN takes its batch statistics from the conv before it.
     BnNeuron { bn: usize, pool: bool, conv_moments: bool },
@@ -120,10 +126,87 @@ impl PlanInputs {
     }
 }
 
+/// A batch norm that runs fused with the neuron after it ([`FusedOp::BnNeuron`]): its
+/// statistics come first, the neuron kernel applies its [`ChannelAffine`] on the fly and fills
+/// its gradient sums, and it finishes the backward from those. BatchNorm2d (`[T, N, C, H, W]`)
+/// and BatchNorm1d (tokens, channels last: planes of one value).
+pub(crate) trait PairedNorm: Layer {
+    /// Training statistics of `input` and the affine they give, without the affine pass;
+    /// `moments`: the input's per-plane moments if its producer took them; `repeats` > 1:
+    /// `input` is one time step standing for that many.
+    fn forward_statistics(
+        &mut self,
+        input: &Tensor,
+        moments: Option<&[f64]>,
+        repeats: usize,
+    ) -> Result<()>;
+    /// The affine of the last forward, for inputs of `shape`.
+    fn affine(&self, shape: &[usize]) -> ChannelAffine<'_>;
+    /// The affine, mean and sum vectors for the neuron's fused backward.
+    fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>>;
+    /// Whether the last forward (on `shape`) used batch statistics.
+    fn last_used_batch_stats(&self, shape: &[usize]) -> Result<bool>;
+    /// Parameter gradients and `dx` from the sums the fused backward left.
+    fn backward_from_sums(
+        &mut self,
+        input: &Tensor,
+        dy: &Tensor,
+        grad_input: &mut Tensor,
+        batch_stats: bool,
+    );
+    /// [`PairedNorm::backward_from_sums`] with `dx` written over `dy`.
+    fn backward_from_sums_in_place(&mut self, input: &Tensor, dy: &mut Tensor, batch_stats: bool);
+}
+
+macro_rules! paired_norm {
+    ($ty:ty) => {
+        impl PairedNorm for $ty {
+            fn forward_statistics(
+                &mut self,
+                input: &Tensor,
+                moments: Option<&[f64]>,
+                repeats: usize,
+            ) -> Result<()> {
+                <$ty>::forward_statistics(self, input, moments, repeats)
+            }
+            fn affine(&self, shape: &[usize]) -> ChannelAffine<'_> {
+                <$ty>::affine(self, shape)
+            }
+            fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
+                <$ty>::fused_grad(self, shape)
+            }
+            fn last_used_batch_stats(&self, shape: &[usize]) -> Result<bool> {
+                <$ty>::last_used_batch_stats(self, shape)
+            }
+            fn backward_from_sums(
+                &mut self,
+                input: &Tensor,
+                dy: &Tensor,
+                grad_input: &mut Tensor,
+                batch_stats: bool,
+            ) {
+                <$ty>::backward_from_sums(self, input, dy, grad_input, batch_stats)
+            }
+            fn backward_from_sums_in_place(
+                &mut self,
+                input: &Tensor,
+                dy: &mut Tensor,
+                batch_stats: bool,
+            ) {
+                <$ty>::backward_from_sums_in_place(self, input, dy, batch_stats)
+            }
+        }
+    };
+}
+paired_norm!(BatchNorm2d);
+paired_norm!(BatchNorm1d);
+
 /// The concrete layers the fused passes need, reached from their boxes.
 pub(super) trait Concrete {
     fn as_conv(&mut self) -> Option<&mut Conv2d>;
     fn as_batch_norm(&mut self) -> Option<&mut BatchNorm2d>;
+    /// A batch norm of either kind, for the fused BN + neuron pass.
+    fn as_paired_norm(&mut self) -> Option<&mut dyn PairedNorm>;
     fn as_neuron(&mut self) -> Option<&mut NeuronLayer>;
     fn as_max_pool(&mut self) -> Option<&mut MaxPool2d>;
 }
@@ -134,6 +217,12 @@ impl Concrete for Box<dyn Layer> {
     }
     fn as_batch_norm(&mut self) -> Option<&mut BatchNorm2d> {
         downcast_mut(self.as_mut())
+    }
+    fn as_paired_norm(&mut self) -> Option<&mut dyn PairedNorm> {
+        if downcast_ref::<BatchNorm2d>(self.as_ref()).is_some() {
+            return downcast_mut::<BatchNorm2d>(self.as_mut()).map(|b| b as &mut dyn PairedNorm);
+        }
+        downcast_mut::<BatchNorm1d>(self.as_mut()).map(|b| b as &mut dyn PairedNorm)
     }
     fn as_neuron(&mut self) -> Option<&mut NeuronLayer> {
         downcast_mut(self.as_mut())

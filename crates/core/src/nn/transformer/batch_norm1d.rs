@@ -1,8 +1,15 @@
 //! BatchNorm1d over the channels of tokens `[T, N, ..., C]` (channels last): statistics per
 //! channel over every other axis, as SpikingJelly's BatchNorm1d does on the merged
 //! `[T*N, C, L]` view of a token sequence.
+//!
+//! In training, the sequence runs it with the neuron after it as one pass (see
+//! `nn::sequential::plan`): [`BatchNorm1d::forward_statistics`] here, the affine applied on the
+//! fly by the neuron kernel with the same [`ChannelAffine`] (channels last: `hw` = 1), and
+//! [`BatchNorm1d::backward_from_sums`] once the neuron's backward has summed `dL/dy`.
 use crate::error::{Error, Result};
+use crate::kernels::batch_norm::ChannelAffine;
 use crate::layer::{check_grad_output, BackwardReads, Buffer, Layer, Param, VisitorMut};
+use crate::neuron::kernel::BnGrad;
 use crate::nn::batch_norm::check_spec;
 use crate::spec::BatchNormSpec;
 use crate::tensor::Tensor;
@@ -22,8 +29,16 @@ pub struct BatchNorm1d {
     /// Statistics the last forward normalised with (batch or running), for backward.
     mean: Vec<f32>,
     invstd: Vec<f32>,
-    /// Whether the last forward used batch statistics.
-    batch_stats: bool,
+    /// The affine `y = x * scale + shift` of the last forward (recomputed outputs and the
+    /// fused pass apply it).
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    /// Per-channel sums the fused backward fills, and the input gradient's `a dy + b x + d`.
+    sum_dy: Vec<f64>,
+    sum_dy_xc: Vec<f64>,
+    coef: [Vec<f32>; 3],
+    /// Input shape of the last forward and whether it used batch statistics.
+    last: Option<(Vec<usize>, bool)>,
 }
 
 /// Per-channel sums of `f(row values)` over all rows, in a fixed order.
@@ -72,7 +87,12 @@ impl BatchNorm1d {
             running_var: Tensor::full(&[c], 1.0),
             mean: vec![0.0; c],
             invstd: vec![0.0; c],
-            batch_stats: false,
+            scale: vec![0.0; c],
+            shift: vec![0.0; c],
+            sum_dy: vec![0.0; c],
+            sum_dy_xc: vec![0.0; c],
+            coef: [vec![0.0; c], vec![0.0; c], vec![0.0; c]],
+            last: None,
         })
     }
 
@@ -86,6 +106,165 @@ impl BatchNorm1d {
             ));
         }
         Ok(())
+    }
+
+    /// `scale = gamma * invstd`, `shift = beta - mean * scale` from the current statistics.
+    fn set_scale_shift(&mut self) {
+        let (g, b) = (self.weight.value.data(), self.bias.value.data());
+        for ch in 0..self.spec.num_features {
+            self.scale[ch] = g[ch] * self.invstd[ch];
+            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
+        }
+    }
+
+    /// Training-mode statistics of `input` (the running statistics move) and the scale and
+    /// shift they give: `forward` in training up to the affine pass, which the fused BN +
+    /// neuron pass applies itself (see [`BatchNorm1d::affine`]). `_moments` is for the
+    /// planner's common interface: no producer of tokens hands over moments, they are
+    /// computed here. `repeats` > 1: `input` is one time step standing for `repeats` identical
+    /// ones; only the running variance's unbiasing counts every step.
+    pub(crate) fn forward_statistics(
+        &mut self,
+        input: &Tensor,
+        _moments: Option<&[f64]>,
+        repeats: usize,
+    ) -> Result<()> {
+        self.check_input(input.shape())?;
+        let c = self.spec.num_features;
+        let rows = input.numel() / c;
+        let all_rows = rows * repeats.max(1);
+        let x = input.data();
+        let sum = channel_sums(x, c, |_, row, acc| {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v as f64;
+            }
+        });
+        let mean: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
+        let sq = channel_sums(x, c, |_, row, acc| {
+            for ((a, &v), m) in acc.iter_mut().zip(row).zip(&mean) {
+                let d = v as f64 - m;
+                *a += d * d;
+            }
+        });
+        let m = self.spec.momentum as f64;
+        let unbiased = if all_rows > 1 { all_rows as f64 / (all_rows - 1) as f64 } else { 1.0 };
+        for ch in 0..c {
+            let var = sq[ch] / rows as f64;
+            self.mean[ch] = mean[ch] as f32;
+            self.invstd[ch] = (1.0 / (var + self.spec.eps as f64).sqrt()) as f32;
+            let rm = &mut self.running_mean.data_mut()[ch];
+            *rm = ((1.0 - m) * *rm as f64 + m * mean[ch]) as f32;
+            let rv = &mut self.running_var.data_mut()[ch];
+            *rv = ((1.0 - m) * *rv as f64 + m * var * unbiased) as f32;
+        }
+        self.set_scale_shift();
+        self.last = Some((input.shape().to_vec(), true));
+        Ok(())
+    }
+
+    /// The affine the last forward applied (or left to the fused pass): channels last, so
+    /// each channel's "plane" is one value.
+    pub(crate) fn affine(&self, _shape: &[usize]) -> ChannelAffine<'_> {
+        ChannelAffine { scale: &self.scale, shift: &self.shift, hw: 1 }
+    }
+
+    /// Whether the last forward (which must have been on `shape`) used batch statistics.
+    pub(crate) fn last_used_batch_stats(&self, shape: &[usize]) -> Result<bool> {
+        match &self.last {
+            Some((last, training)) if last == shape => Ok(*training),
+            _ => Err(Error::state(
+                &self.label,
+                "backward needs a forward on the same input shape first",
+            )),
+        }
+    }
+
+    /// For the fused BN + neuron backward: the affine and mean of the last forward, which must
+    /// have been a forward on `shape`, and the sum vectors the neuron kernel fills.
+    pub(crate) fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
+        self.last_used_batch_stats(shape)?;
+        Ok(BnGrad {
+            affine: ChannelAffine { scale: &self.scale, shift: &self.shift, hw: 1 },
+            mean: &self.mean,
+            sum_dy: &mut self.sum_dy,
+            sum_dy_xc: &mut self.sum_dy_xc,
+        })
+    }
+
+    /// The rest of the backward once `sum_dy` and `sum_dy_xc` hold the sums of `dy` (the
+    /// fused BN + neuron backward fills them): parameter gradients and `dx`.
+    pub(crate) fn backward_from_sums(
+        &mut self,
+        input: &Tensor,
+        dy: &Tensor,
+        grad_input: &mut Tensor,
+        batch_stats: bool,
+    ) {
+        self.input_grad_coefficients(input.shape(), batch_stats);
+        grad_input.resize_for_overwrite(input.shape());
+        let c = self.spec.num_features;
+        let [a, b, d] = &self.coef;
+        grad_input
+            .data_mut()
+            .par_chunks_mut(ROWS * c)
+            .zip(input.data().par_chunks(ROWS * c).zip(dy.data().par_chunks(ROWS * c)))
+            .for_each(|(dx, (x, dy))| {
+                for ((dxr, xr), dyr) in
+                    dx.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(dy.chunks_exact(c))
+                {
+                    for ch in 0..c {
+                        dxr[ch] = a[ch] * dyr[ch] + b[ch] * xr[ch] + d[ch];
+                    }
+                }
+            });
+    }
+
+    /// [`Self::backward_from_sums`] with the input gradient written over `dy`.
+    pub(crate) fn backward_from_sums_in_place(
+        &mut self,
+        input: &Tensor,
+        dy: &mut Tensor,
+        batch_stats: bool,
+    ) {
+        assert_eq!(input.shape(), dy.shape(), "backward_from_sums_in_place: shapes");
+        self.input_grad_coefficients(input.shape(), batch_stats);
+        let c = self.spec.num_features;
+        let [a, b, d] = &self.coef;
+        dy.data_mut().par_chunks_mut(ROWS * c).zip(input.data().par_chunks(ROWS * c)).for_each(
+            |(dx, x)| {
+                for (dxr, xr) in dx.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    for ch in 0..c {
+                        dxr[ch] = a[ch] * dxr[ch] + b[ch] * xr[ch] + d[ch];
+                    }
+                }
+            },
+        );
+    }
+
+    /// Adds the affine parameters' gradients from the sums and sets `coef` to the input
+    /// gradient's per-channel `dx = a dy + b x + d`, the expansion of
+    /// `gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))`.
+    fn input_grad_coefficients(&mut self, shape: &[usize], batch_stats: bool) {
+        let c = self.spec.num_features;
+        let n = (shape.iter().product::<usize>() / c) as f64;
+        let gamma = self.weight.value.data();
+        let [a, b, d] = &mut self.coef;
+        for ch in 0..c {
+            let is = self.invstd[ch] as f64;
+            let (sd, sdx) = (self.sum_dy[ch], self.sum_dy_xc[ch]);
+            self.weight.grad.data_mut()[ch] += (sdx * is) as f32;
+            self.bias.grad.data_mut()[ch] += sd as f32;
+            let gi = gamma[ch] as f64 * is;
+            a[ch] = gi as f32;
+            if batch_stats {
+                let k = gi * is * is * sdx / n;
+                b[ch] = -k as f32;
+                d[ch] = (k * self.mean[ch] as f64 - gi * sd / n) as f32;
+            } else {
+                b[ch] = 0.0;
+                d[ch] = 0.0;
+            }
+        }
     }
 }
 
@@ -106,55 +285,17 @@ impl Layer for BatchNorm1d {
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         self.check_input(input.shape())?;
         let c = self.spec.num_features;
-        let rows = input.numel() / c;
-        let x = input.data();
-        if training && rows > 0 {
-            let sum = channel_sums(x, c, |_, row, acc| {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += v as f64;
-                }
-            });
-            let mean: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
-            let sq = channel_sums(x, c, |_, row, acc| {
-                for ((a, &v), m) in acc.iter_mut().zip(row).zip(&mean) {
-                    let d = v as f64 - m;
-                    *a += d * d;
-                }
-            });
-            let m = self.spec.momentum as f64;
-            let unbiased = if rows > 1 { rows as f64 / (rows - 1) as f64 } else { 1.0 };
-            for ch in 0..c {
-                let var = sq[ch] / rows as f64;
-                self.mean[ch] = mean[ch] as f32;
-                self.invstd[ch] = (1.0 / (var + self.spec.eps as f64).sqrt()) as f32;
-                let rm = &mut self.running_mean.data_mut()[ch];
-                *rm = ((1.0 - m) * *rm as f64 + m * mean[ch]) as f32;
-                let rv = &mut self.running_var.data_mut()[ch];
-                *rv = ((1.0 - m) * *rv as f64 + m * var * unbiased) as f32;
-            }
-            self.batch_stats = true;
+        if training && input.numel() > 0 {
+            self.forward_statistics(input, None, 1)?;
         } else {
             for ch in 0..c {
                 self.mean[ch] = self.running_mean.data()[ch];
                 self.invstd[ch] = 1.0 / (self.running_var.data()[ch] + self.spec.eps).sqrt();
             }
-            self.batch_stats = false;
+            self.set_scale_shift();
+            self.last = Some((input.shape().to_vec(), false));
         }
-        output.resize_for_overwrite(input.shape());
-        let (g, b) = (self.weight.value.data(), self.bias.value.data());
-        let scale: Vec<f32> = (0..c).map(|ch| g[ch] * self.invstd[ch]).collect();
-        let shift: Vec<f32> = (0..c).map(|ch| b[ch] - self.mean[ch] * scale[ch]).collect();
-        if c > 0 {
-            output.data_mut().par_chunks_mut(ROWS * c).zip(x.par_chunks(ROWS * c)).for_each(
-                |(y, x)| {
-                    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                        for ch in 0..c {
-                            yr[ch] = xr[ch] * scale[ch] + shift[ch];
-                        }
-                    }
-                },
-            );
-        }
+        self.recompute_output(input, output);
         Ok(())
     }
 
@@ -166,6 +307,7 @@ impl Layer for BatchNorm1d {
         grad_input: &mut Tensor,
     ) -> Result<()> {
         self.check_input(input.shape())?;
+        let batch = self.last_used_batch_stats(input.shape())?;
         check_grad_output(&self.label, output.shape(), grad_output.shape())?;
         check_grad_output(&self.label, input.shape(), grad_output.shape())?;
         let c = self.spec.num_features;
@@ -194,7 +336,6 @@ impl Layer for BatchNorm1d {
             self.weight.grad.data_mut()[ch] += sums_xhat[ch] as f32;
         }
         let k: Vec<f32> = (0..c).map(|ch| g[ch] * invstd[ch]).collect();
-        let batch = self.batch_stats;
         let m1: Vec<f32> = sums.iter().map(|s| (s / rows as f64) as f32).collect();
         let m2: Vec<f32> = sums_xhat.iter().map(|s| (s / rows as f64) as f32).collect();
         grad_input
@@ -216,6 +357,31 @@ impl Layer for BatchNorm1d {
                 }
             });
         Ok(())
+    }
+
+    fn recomputes_output(&self) -> bool {
+        true
+    }
+
+    /// The forward's own affine pass with the scale and shift it used, so the result is
+    /// bit-identical.
+    fn recompute_output(&self, input: &Tensor, output: &mut Tensor) {
+        let c = self.spec.num_features;
+        output.resize_for_overwrite(input.shape());
+        let (scale, shift) = (&self.scale, &self.shift);
+        if c > 0 {
+            output
+                .data_mut()
+                .par_chunks_mut(ROWS * c)
+                .zip(input.data().par_chunks(ROWS * c))
+                .for_each(|(y, x)| {
+                    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                        for ch in 0..c {
+                            yr[ch] = ChannelAffine::apply(xr[ch], scale[ch], shift[ch]);
+                        }
+                    }
+                });
+        }
     }
 
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {

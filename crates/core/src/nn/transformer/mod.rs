@@ -16,4 +16,6 @@ pub use token_mean::TokenMean;
 pub use tokens::Tokens;
 
 #[cfg(test)]
+mod fused_tests;
+#[cfg(test)]
 mod tests;
