@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod geometry;
 pub mod pool;
+pub mod pool_3x3;
 pub mod scratch;
 pub mod simd;
 pub mod spike_attention;

@@ -2,6 +2,10 @@
 use rayon::prelude::*;
 
 use super::geometry::PoolGeom;
+#[cfg(target_arch = "x86_64")]
+use super::pool_3x3::is_3x3_s2_p1;
+#[cfg(target_arch = "x86_64")]
+use super::pool_3x3::maxpool_3x3_s2_avx2;
 
 /// Whether the AVX2 window loops run: the project's one CPU check ([`super::simd::simd`]).
 #[cfg(target_arch = "x86_64")]
@@ -31,9 +35,32 @@ fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]
     // A fold rather than `any`, so the scan vectorises.
     if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
         maxpool_plane(g, xs, ys, am);
-    } else {
-        maxpool_rows_plane(g, xs, ys, am);
+        return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if wide() && is_3x3_s2_p1(g) {
+        // SAFETY: AVX2 was detected; the plane holds no NaN.
+        return unsafe { maxpool_3x3_s2_avx2::<true>(g, xs, ys, am) };
+    }
+    maxpool_rows_plane(g, xs, ys, am);
+}
+
+/// [`maxpool_window_plane`]'s values without the argmax (`am` is scratch for the generic
+/// loops).
+fn maxpool_window_values_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() && is_3x3_s2_p1(g) && !xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
+        // SAFETY: AVX2 was detected; the plane holds no NaN.
+        return unsafe { maxpool_3x3_s2_avx2::<false>(g, xs, ys, am) };
+    }
+    maxpool_window_plane(g, xs, ys, am);
+}
+
+/// The generic window loop on one plane (`[h, w]` into `[oh, ow]`), NaN rule included: the
+/// reference the fast paths are tested against.
+#[doc(hidden)]
+pub fn maxpool_window_loop(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    maxpool_plane(g, xs, ys, am);
 }
 
 /// [`maxpool_plane`] for a plane without NaN, a row of outputs at a time: for each input row of
@@ -307,9 +334,10 @@ unsafe fn pool_2x2_avx2<const SPIKES: bool, const ARGMAX: bool>(
 pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     if !g.halving() {
-        y.par_chunks_mut(ohw)
-            .zip(x.par_chunks(hw))
-            .for_each_init(|| vec![0u32; ohw], |am, (ys, xs)| maxpool_window_plane(g, xs, ys, am));
+        y.par_chunks_mut(ohw).zip(x.par_chunks(hw)).for_each_init(
+            || vec![0u32; ohw],
+            |am, (ys, xs)| maxpool_window_values_plane(g, xs, ys, am),
+        );
         return;
     }
     let w = g.w;

@@ -5,6 +5,7 @@
 //! | forward | input | backward |
 //! |---|---|---|
 //! | [`NeuronLayer::forward_bn`] | a BN's input, its affine applied on the fly | [`NeuronLayer::backward_bn`], [`NeuronLayer::backward_bn_in_place`] |
+//! | [`NeuronLayer::forward_bn_inference`] | a BN's input, its evaluation affine applied on the fly (inference) | none |
 //! | [`NeuronLayer::forward_bn_repeated`] | one step of a BN input, repeated over time | [`NeuronLayer::backward_bn_repeated`] |
 //! | [`NeuronLayer::forward_bn_pooled`] | a BN's input; the spikes pooled 2x2 on the way | [`NeuronLayer::backward_bn_pooled`] |
 //! | [`NeuronLayer::forward_repeated`] | one step repeated over time (inference) | none |
@@ -57,6 +58,18 @@ impl NeuronLayer {
         output: &mut Tensor,
     ) -> Result<()> {
         self.forward_with(input, Some(bn), output, true)
+    }
+
+    /// Inference on a BN's output computed on the fly from the BN's `input` with `bn` (the
+    /// BN's evaluation-mode affine): the spikes of the BN's forward followed by this layer's,
+    /// bit for bit, without writing the BN output. Nothing is kept for a backward.
+    pub(crate) fn forward_bn_inference(
+        &mut self,
+        input: &Tensor,
+        bn: ChannelAffine,
+        output: &mut Tensor,
+    ) -> Result<()> {
+        self.forward_with(input, Some(bn), output, false)
     }
 
     /// Backward of [`Self::forward_bn`]: `input` is the BN's input; writes `dL/dy` (the BN output's

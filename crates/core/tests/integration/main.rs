@@ -2,7 +2,9 @@
 //! `tests/` would otherwise be its own binary, each linked (with LTO in the release profile)
 //! against the whole crate.
 
+mod batch_norm1d_inference;
 mod energy;
 mod mean_head;
 mod memory_lean;
+mod pool_3x3;
 mod spikingjelly;

@@ -41,9 +41,10 @@ impl Sequential {
                 FusedOp::OneStepStem => {
                     self.backward_layer(0, io)?;
                 }
-                op @ FusedOp::ConvInference { conv, .. } => {
+                op @ (FusedOp::ConvInference { conv: first, .. }
+                | FusedOp::BnNeuronInference { bn: first }) => {
                     // No backward follows an inference pass: the layers say so themselves.
-                    for i in (conv..=op.last()).rev() {
+                    for i in (first..=op.last()).rev() {
                         self.backward_layer(i, io)?;
                     }
                 }

@@ -40,7 +40,9 @@ impl Sequential {
         for k in 0..self.plan.len() {
             let op = self.plan[k];
             let i = match op {
-                FusedOp::Layer(i) | FusedOp::BnNeuron { bn: i, .. } => i,
+                FusedOp::Layer(i)
+                | FusedOp::BnNeuron { bn: i, .. }
+                | FusedOp::BnNeuronInference { bn: i } => i,
                 FusedOp::ConvInference { conv, .. } => conv,
                 FusedOp::OneStepStem => 0,
             };
@@ -119,6 +121,14 @@ impl Sequential {
                         } else {
                             timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
                         }
+                    }
+                    FusedOp::BnNeuronInference { .. } => {
+                        let bn = this[i].as_batch_norm1d().expect("the plan marks a BatchNorm1d");
+                        timed(&mut *bn, false, |bn| bn.eval_statistics(x.shape()))?;
+                        let neuron =
+                            next[0].as_neuron().expect("the plan marks a BN before a neuron");
+                        let affine = bn.affine(x.shape());
+                        timed(neuron, false, |l| l.forward_bn_inference(x, affine, y))?;
                     }
                     FusedOp::OneStepStem => {
                         // One step of a repeated input is enough for the fused pair after it.

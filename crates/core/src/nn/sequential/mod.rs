@@ -41,7 +41,8 @@ thread_local! {
 
 /// Runs `f` (an eval-mode forward whose activations no backward will read) with conv+BN
 /// folding on for the sequences it runs on this thread.
-pub(crate) fn inference_only<R>(f: impl FnOnce() -> R) -> R {
+#[doc(hidden)]
+pub fn inference_only<R>(f: impl FnOnce() -> R) -> R {
     plan::with_thread_setting(&INFERENCE_ONLY, true, f)
 }
 

@@ -29,6 +29,9 @@ pub enum FusedOp {
     /// `pool`: the 2x2 max pool after the neuron pools its spikes in the same pass.
     /// `conv_moments`: the BN takes its batch statistics from the conv before it.
     BnNeuron { bn: usize, pool: bool, conv_moments: bool },
+    /// Inference: BatchNorm1d `bn` in evaluation mode and the neuron after it in one pass
+    /// that never writes the BN output.
+    BnNeuronInference { bn: usize },
     /// Inference: conv `conv`; `bn`: the eval-mode BN after it folded into its weights;
     /// `neuron`: the neuron after those fed from the conv sample by sample, in cache; `join`:
     /// that neuron ends a residual branch and the pass writes the block's join.
@@ -42,6 +45,7 @@ impl FusedOp {
             FusedOp::Layer(i) => i,
             FusedOp::OneStepStem => 0,
             FusedOp::BnNeuron { bn, pool, .. } => bn + 1 + pool as usize,
+            FusedOp::BnNeuronInference { bn } => bn + 1,
             FusedOp::ConvInference { conv, bn, neuron, .. } => {
                 conv + (bn as usize) + (neuron as usize)
             }
@@ -208,6 +212,7 @@ pub(super) trait Concrete {
     /// A batch norm of either kind, for the fused BN + neuron pass.
     fn as_paired_norm(&mut self) -> Option<&mut dyn PairedNorm>;
     fn as_neuron(&mut self) -> Option<&mut NeuronLayer>;
+    fn as_batch_norm1d(&mut self) -> Option<&mut BatchNorm1d>;
     fn as_max_pool(&mut self) -> Option<&mut MaxPool2d>;
 }
 
@@ -227,6 +232,9 @@ impl Concrete for Box<dyn Layer> {
     fn as_neuron(&mut self) -> Option<&mut NeuronLayer> {
         downcast_mut(self.as_mut())
     }
+    fn as_batch_norm1d(&mut self) -> Option<&mut BatchNorm1d> {
+        downcast_mut(self.as_mut())
+    }
     fn as_max_pool(&mut self) -> Option<&mut MaxPool2d> {
         downcast_mut(self.as_mut())
     }
@@ -237,7 +245,8 @@ fn is<T: Layer + 'static>(layer: &dyn Layer) -> bool {
 }
 
 /// The plan for `layers`; `pairs[i]`: BN `i` and the neuron after it may run as one training
-/// pass (the BN's input is kept as f32, see `Sequential::set_input_spikes`).
+/// pass (the BN's input is kept as f32, see `Sequential::set_input_spikes`), or, a
+/// BatchNorm1d, as one inference pass.
 pub fn plan(layers: &[Box<dyn Layer>], pairs: &[bool], inputs: &PlanInputs) -> Vec<FusedOp> {
     let n = layers.len();
     let fusion = inputs.fusion;
@@ -251,6 +260,8 @@ pub fn plan(layers: &[Box<dyn Layer>], pairs: &[bool], inputs: &PlanInputs) -> V
         let neuron_at = i + 1 + bn as usize;
         let neuron = conv && fuse && neuron_at < n && is::<NeuronLayer>(layer(neuron_at));
         let pair = inputs.training && pairs[i] && fuse;
+        let inference_pair =
+            inputs.fold && !inputs.training && pairs[i] && fuse && is::<BatchNorm1d>(layer(i));
         let op = if bn || neuron {
             let join = inputs.join && neuron && neuron_at == n - 1;
             FusedOp::ConvInference { conv: i, bn, neuron, join }
@@ -263,6 +274,8 @@ pub fn plan(layers: &[Box<dyn Layer>], pairs: &[bool], inputs: &PlanInputs) -> V
                 && downcast_ref::<MaxPool2d>(layer(i + 2)).is_some_and(|p| p.halves());
             let conv_moments = i > 0 && is::<Conv2d>(layer(i - 1));
             FusedOp::BnNeuron { bn: i, pool, conv_moments }
+        } else if inference_pair {
+            FusedOp::BnNeuronInference { bn: i }
         } else if i == 0
             && inputs.repeated_input
             && inputs.training

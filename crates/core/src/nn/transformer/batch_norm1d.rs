@@ -63,6 +63,23 @@ fn channel_sums(x: &[f32], c: usize, f: impl Fn(usize, &[f32], &mut [f64]) + Syn
     total
 }
 
+/// One row's input gradient `dx = a dy + b x + d`, channel by channel (zipped, so the loop
+/// vectorises without bounds checks).
+#[inline(always)]
+fn input_grad_row(dx: &mut [f32], dy: &[f32], x: &[f32], a: &[f32], b: &[f32], d: &[f32]) {
+    for (((((o, &g), &v), &a), &b), &d) in dx.iter_mut().zip(dy).zip(x).zip(a).zip(b).zip(d) {
+        *o = a * g + b * v + d;
+    }
+}
+
+/// [`input_grad_row`] with `dy` in `dx` on entry.
+#[inline(always)]
+fn input_grad_row_in_place(dx: &mut [f32], x: &[f32], a: &[f32], b: &[f32], d: &[f32]) {
+    for ((((o, &v), &a), &b), &d) in dx.iter_mut().zip(x).zip(a).zip(b).zip(d) {
+        *o = a * *o + b * v + d;
+    }
+}
+
 impl BatchNorm1d {
     pub fn new(name: &str, spec: &BatchNormSpec) -> Result<Self> {
         let label = format!("{name} (batchNorm1d)");
@@ -159,6 +176,20 @@ impl BatchNorm1d {
         Ok(())
     }
 
+    /// Evaluation-mode statistics (the running ones) and the scale and shift they give, for
+    /// inputs of `shape`: `forward` out of training up to the affine pass, which the fused
+    /// inference pass of BN + neuron applies itself (see [`BatchNorm1d::affine`]).
+    pub(crate) fn eval_statistics(&mut self, shape: &[usize]) -> Result<()> {
+        self.check_input(shape)?;
+        for ch in 0..self.spec.num_features {
+            self.mean[ch] = self.running_mean.data()[ch];
+            self.invstd[ch] = 1.0 / (self.running_var.data()[ch] + self.spec.eps).sqrt();
+        }
+        self.set_scale_shift();
+        self.last = Some((shape.to_vec(), false));
+        Ok(())
+    }
+
     /// The affine the last forward applied (or left to the fused pass): channels last, so
     /// each channel's "plane" is one value.
     pub(crate) fn affine(&self, _shape: &[usize]) -> ChannelAffine<'_> {
@@ -209,9 +240,7 @@ impl BatchNorm1d {
                 for ((dxr, xr), dyr) in
                     dx.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(dy.chunks_exact(c))
                 {
-                    for ch in 0..c {
-                        dxr[ch] = a[ch] * dyr[ch] + b[ch] * xr[ch] + d[ch];
-                    }
+                    input_grad_row(dxr, dyr, xr, a, b, d);
                 }
             });
     }
@@ -230,9 +259,7 @@ impl BatchNorm1d {
         dy.data_mut().par_chunks_mut(ROWS * c).zip(input.data().par_chunks(ROWS * c)).for_each(
             |(dx, x)| {
                 for (dxr, xr) in dx.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                    for ch in 0..c {
-                        dxr[ch] = a[ch] * dxr[ch] + b[ch] * xr[ch] + d[ch];
-                    }
+                    input_grad_row_in_place(dxr, xr, a, b, d);
                 }
             },
         );
@@ -281,16 +308,10 @@ impl Layer for BatchNorm1d {
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
         self.check_input(input.shape())?;
-        let c = self.spec.num_features;
         if training && input.numel() > 0 {
             self.forward_statistics(input, None, 1)?;
         } else {
-            for ch in 0..c {
-                self.mean[ch] = self.running_mean.data()[ch];
-                self.invstd[ch] = 1.0 / (self.running_var.data()[ch] + self.spec.eps).sqrt();
-            }
-            self.set_scale_shift();
-            self.last = Some((input.shape().to_vec(), false));
+            self.eval_statistics(input.shape())?;
         }
         self.recompute_output(input, output);
         Ok(())
@@ -373,8 +394,8 @@ impl Layer for BatchNorm1d {
                 .zip(input.data().par_chunks(ROWS * c))
                 .for_each(|(y, x)| {
                     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                        for ch in 0..c {
-                            yr[ch] = ChannelAffine::apply(xr[ch], scale[ch], shift[ch]);
+                        for (((y, &x), &s), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                            *y = ChannelAffine::apply(x, s, b);
                         }
                     }
                 });
