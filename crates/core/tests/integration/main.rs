@@ -6,3 +6,4 @@ mod energy;
 mod mean_head;
 mod memory_lean;
 mod spikingjelly;
+mod unit;
