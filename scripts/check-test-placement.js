@@ -39,7 +39,7 @@ for (const crate of fs.readdirSync(crates)) {
 
 if (found.length > 0) {
   console.error(
-    'Tests in library sources never run (the libraries are built with `test = false`); move them to the crate\'s tests/integration/:',
+    "Tests in library sources never run (the libraries are built with `test = false`); move them to the crate's tests/integration/:",
   )
   for (const place of found) console.error(`  ${place}`)
   process.exit(1)
