@@ -215,6 +215,22 @@ impl ChannelAffine<'_> {
     }
 }
 
+/// The per-channel affine of a batch norm: `scale = gamma * invstd`,
+/// `shift = beta - mean * scale`.
+pub fn scale_shift(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    scale: &mut [f32],
+    shift: &mut [f32],
+) {
+    for ch in 0..scale.len() {
+        scale[ch] = gamma[ch] * invstd[ch];
+        shift[ch] = beta[ch] - mean[ch] * scale[ch];
+    }
+}
+
 /// `y = x * scale[c] + shift[c]`; overwrites `y`.
 pub fn affine(x: &[f32], channels: usize, hw: usize, scale: &[f32], shift: &[f32], y: &mut [f32]) {
     y.par_chunks_mut(channels * hw)

@@ -2,7 +2,7 @@
 //! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
 use crate::error::{Error, Result};
 use crate::kernels::batch_norm::{
-    affine, backward_input, backward_input_in_place, backward_sums, channel_stats,
+    affine, backward_input, backward_input_in_place, backward_sums, channel_stats, scale_shift,
     stats_from_moments, ChannelAffine,
 };
 use crate::layer::check_grad_output;
@@ -104,6 +104,12 @@ impl BatchNorm2d {
         &self.running_var
     }
 
+    /// `scale`/`shift` from the current `mean` and `invstd`.
+    fn set_scale_shift(&mut self) {
+        let (g, b) = (self.weight.value.data(), self.bias.value.data());
+        scale_shift(g, b, &self.mean, &self.invstd, &mut self.scale, &mut self.shift);
+    }
+
     /// Eval-mode `scale`/`shift` from the running statistics (also used by a conv that folds
     /// this BN in, see `Self::eval_affine`).
     fn eval_scale_shift(&mut self) {
@@ -112,11 +118,7 @@ impl BatchNorm2d {
         for (is, &v) in self.invstd.iter_mut().zip(self.running_var.data()) {
             *is = 1.0 / (v + eps).sqrt();
         }
-        let (g, b) = (self.weight.value.data(), self.bias.value.data());
-        for ch in 0..self.scale.len() {
-            self.scale[ch] = g[ch] * self.invstd[ch];
-            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
-        }
+        self.set_scale_shift();
     }
 
     /// Training-mode statistics of `input` (the running statistics move), and the scale and
@@ -160,11 +162,7 @@ impl BatchNorm2d {
             rv[ch] = (1.0 - m) * rv[ch] + m * self.var[ch] * unbias;
             self.invstd[ch] = 1.0 / (self.var[ch] + eps).sqrt();
         }
-        let (g, b) = (self.weight.value.data(), self.bias.value.data());
-        for ch in 0..c {
-            self.scale[ch] = g[ch] * self.invstd[ch];
-            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
-        }
+        self.set_scale_shift();
         self.last = Some((s.to_vec(), true));
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! fly by the neuron kernel with the same [`ChannelAffine`] (channels last: `hw` = 1), and
 //! [`BatchNorm1d::backward_from_sums`] once the neuron's backward has summed `dL/dy`.
 use crate::error::{Error, Result};
-use crate::kernels::batch_norm::ChannelAffine;
+use crate::kernels::batch_norm::{scale_shift, ChannelAffine};
 use crate::layer::{check_grad_output, BackwardReads, Buffer, Layer, Param, VisitorMut};
 use crate::neuron::kernel::BnGrad;
 use crate::nn::batch_norm::check_spec;
@@ -111,10 +111,7 @@ impl BatchNorm1d {
     /// `scale = gamma * invstd`, `shift = beta - mean * scale` from the current statistics.
     fn set_scale_shift(&mut self) {
         let (g, b) = (self.weight.value.data(), self.bias.value.data());
-        for ch in 0..self.spec.num_features {
-            self.scale[ch] = g[ch] * self.invstd[ch];
-            self.shift[ch] = b[ch] - self.mean[ch] * self.scale[ch];
-        }
+        scale_shift(g, b, &self.mean, &self.invstd, &mut self.scale, &mut self.shift);
     }
 
     /// Training-mode statistics of `input` (the running statistics move) and the scale and
