@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// The Rust tests of `npm test`: the library and integration tests of dualstream-core and
-// dualstream-data (`--tests`), without the benchmark examples. They reuse the addon's release
-// build: napi-rs builds with an explicit `--target` (into target/<host triple>/release), so the
-// tests name the same target, and the binding's package is selected too (it has no Rust tests)
-// so that the dependencies are built with the same features.
+// The Rust tests of `npm test`: the integration binaries of dualstream-core and dualstream-data
+// (`--tests`; the libraries have no unit-test harness, `test = false`), without the benchmark
+// examples. They link the addon's release build of both libraries: napi-rs builds with an
+// explicit `--target` (into target/<host triple>/release), so the tests name the same target,
+// and the binding's package is selected too (it has no Rust tests) so that the dependencies are
+// built with the same features. The release profile has no cross-crate LTO, so the libraries
+// hold object code the test binaries link as they are.
 
 const { spawnSync } = require('node:child_process')
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: the Rust tests (scripts/test-rust.js), the TypeScript build, the typecheck of the
-// API, specs and benches, and the ava specs. Compiling the Rust tests is mostly one
-// single-threaded rustc (dualstream-core's unit-test harness), so it runs alongside the
+// API, specs and benches, and the ava specs. Compiling the Rust tests (the two crates'
+// integration binaries, linked against the addon build's libraries) runs alongside the
 // TypeScript steps and the specs, which need only the addon and dist/; its output is held back
 // and printed if the build fails. The Rust tests run when both are done. The exit code is
 // non-zero if any step failed.

@@ -19,10 +19,6 @@ pub mod spec;
 pub mod tensor;
 pub mod training_memory;
 
-#[cfg(test)]
-#[path = "../tests/support/small_dsnn.rs"]
-mod small_dsnn;
-
 pub use error::{Error, Result};
 pub use tensor::Tensor;
 

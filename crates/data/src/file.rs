@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dualstream_core::{limits, Error, Result};
 
-pub(crate) fn display(path: &Path) -> String {
+#[doc(hidden)]
+pub fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
@@ -241,7 +242,8 @@ pub fn write_atomic(
 }
 
 /// `std::io::Write` errors of a writer, named by the file being written.
-pub(crate) fn write_all(w: &mut impl Write, bytes: &[u8], path: &Path) -> Result<()> {
+#[doc(hidden)]
+pub fn write_all(w: &mut impl Write, bytes: &[u8], path: &Path) -> Result<()> {
     w.write_all(bytes).map_err(|e| Error::io(display(path), e))
 }
 

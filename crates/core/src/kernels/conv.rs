@@ -168,8 +168,10 @@ pub fn conv2d_forward(
 }
 
 /// Output pixels per im2col band of [`conv2d_forward`], on maps larger than [`BAND_MIN_PIXELS`].
-const BAND_PIXELS: usize = 256;
-const BAND_MIN_PIXELS: usize = 1024;
+#[doc(hidden)]
+pub const BAND_PIXELS: usize = 256;
+#[doc(hidden)]
+pub const BAND_MIN_PIXELS: usize = 1024;
 
 /// Gradient with respect to the input; overwrites `dx` (`[B, C_in, H, W]`).
 ///
@@ -210,7 +212,8 @@ const TRANSPOSED_MIN_CHANNELS: usize = 16;
 
 /// The convolution that maps `dY` to `dX` when that is one: stride 1, padding `d*(k-1) - p`
 /// (so `p <= d*(k-1)`), same dilation and groups, output size `H x W`.
-fn transposed_geometry(g: &ConvGeom) -> Option<ConvGeom> {
+#[doc(hidden)]
+pub fn transposed_geometry(g: &ConvGeom) -> Option<ConvGeom> {
     if g.stride != [1, 1]
         || g.pointwise()
         || g.ohw() < TRANSPOSED_MIN_PIXELS
@@ -331,7 +334,8 @@ pub(crate) type WgradLeaf<'a> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'a;
 
 /// Sums `leaf` over `0..batch` into `out` (overwritten) along a binary tree whose shape depends
 /// only on `batch`.
-pub(crate) fn wgrad_tree(batch: usize, leaf: &WgradLeaf, out: &mut [f32]) {
+#[doc(hidden)]
+pub fn wgrad_tree(batch: usize, leaf: &WgradLeaf, out: &mut [f32]) {
     wgrad_node(leaf, 0, batch, out);
 }
 
@@ -349,7 +353,8 @@ fn wgrad_node(leaf: &WgradLeaf, lo: usize, hi: usize, out: &mut [f32]) {
 }
 
 /// Bias gradient of one sample: writes (`first`) or adds the per-channel sums of `dys`.
-pub(crate) fn wgrad_bias_leaf(g: &ConvGeom, dys: &[f32], ob: &mut [f32], first: bool) {
+#[doc(hidden)]
+pub fn wgrad_bias_leaf(g: &ConvGeom, dys: &[f32], ob: &mut [f32], first: bool) {
     for (b, row) in ob.iter_mut().zip(dys.chunks_exact(g.ohw())) {
         let sum = row.iter().map(|&v| v as f64).sum::<f64>() as f32;
         *b = if first { sum } else { *b + sum };
@@ -479,197 +484,5 @@ fn for_each_tap(
                 f(cl, i, j, iy as usize, ix as usize);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Rng;
-
-    fn randv(rng: &mut Rng, n: usize) -> Vec<f32> {
-        (0..n).map(|_| rng.normal()).collect()
-    }
-
-    fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}[{i}]: got {a}, want {b}");
-        }
-    }
-
-    /// Random geometries, including the awkward ones (stride > kernel, padding wider than the
-    /// dilated kernel's reach, odd sizes, groups, depthwise, pointwise).
-    fn random_geom(rng: &mut Rng) -> ConvGeom {
-        loop {
-            let groups = [1, 1, 2, 3][rng.below(4)];
-            let depthwise = rng.below(4) == 0;
-            let (c_in, c_out, groups) = if depthwise {
-                let c = 1 + rng.below(5);
-                (c, c * (1 + rng.below(2)), c)
-            } else {
-                (groups * (1 + rng.below(3)), groups * (1 + rng.below(3)), groups)
-            };
-            let k = [1 + rng.below(4), 1 + rng.below(4)];
-            let s = [1 + rng.below(3), 1 + rng.below(3)];
-            let p = [rng.below(3), rng.below(3)];
-            let d = [1 + rng.below(2), 1 + rng.below(2)];
-            let (h, w) = (1 + rng.below(9), 1 + rng.below(9));
-            if let Some(g) = ConvGeom::new(c_in, c_out, h, w, k, s, p, d, groups) {
-                return g;
-            }
-        }
-    }
-
-    #[test]
-    fn fast_conv_matches_reference_on_random_shapes() {
-        let mut rng = Rng::new(11);
-        for case in 0..300 {
-            let g = random_geom(&mut rng);
-            let batch = 1 + rng.below(5);
-            let x = randv(&mut rng, batch * g.in_size());
-            let w = randv(&mut rng, g.weight_len());
-            let bias = randv(&mut rng, g.c_out);
-            let use_bias = rng.below(2) == 0;
-            let bias_opt = if use_bias { Some(&bias[..]) } else { None };
-            let mut y = vec![f32::NAN; batch * g.out_size()];
-            conv2d_forward(&g, &x, &w, bias_opt, &mut y);
-            let want = conv2d_reference(&g, &x, &w, bias_opt);
-            assert_close(&format!("case {case} {g:?} forward"), &y, &want, 1e-4);
-
-            let dy = randv(&mut rng, y.len());
-            let (rdx, rdw, rdb) = conv2d_reference_backward(&g, &x, &w, &dy);
-            let mut dx = vec![f32::NAN; x.len()];
-            conv2d_backward_data(&g, &dy, &w, &mut dx);
-            assert_close(&format!("case {case} {g:?} dx"), &dx, &rdx, 1e-4);
-            dx.fill(f32::NAN);
-            conv2d_backward_data_col2im(&g, &dy, &w, &mut dx);
-            assert_close(&format!("case {case} {g:?} dx col2im"), &dx, &rdx, 1e-4);
-
-            // Gradients accumulate: start from a known non-zero value.
-            let mut dw = vec![1.0; w.len()];
-            let mut db = vec![1.0; g.c_out];
-            conv2d_backward_weight(&g, &x, &dy, &mut dw, use_bias.then_some(&mut db[..]));
-            let rdw1: Vec<f32> = rdw.iter().map(|v| v + 1.0).collect();
-            assert_close(&format!("case {case} {g:?} dw"), &dw, &rdw1, 1e-4);
-            if use_bias {
-                let rdb1: Vec<f32> = rdb.iter().map(|v| v + 1.0).collect();
-                assert_close(&format!("case {case} {g:?} db"), &db, &rdb1, 1e-4);
-            } else {
-                assert!(db.iter().all(|&v| v == 1.0));
-            }
-        }
-    }
-
-    #[test]
-    fn banded_forward_on_large_maps_matches_reference() {
-        // Maps above BAND_MIN_PIXELS run in bands of rows; the sizes leave a partial last band.
-        let mut rng = Rng::new(23);
-        for (c_in, c_out, h, w, s, groups) in [
-            (3, 4, 37, 45, 1, 1),
-            (4, 6, 41, 33, 1, 2),
-            (2, 3, 72, 72, 2, 1),
-            (16, 16, 36, 36, 1, 1),
-        ] {
-            let g =
-                ConvGeom::new(c_in, c_out, h, w, [3, 3], [s, s], [1, 1], [1, 1], groups).unwrap();
-            assert!(
-                g.ohw() > BAND_MIN_PIXELS && !g.oh.is_multiple_of((BAND_PIXELS / g.ow).max(1)),
-                "{g:?}"
-            );
-            let x = randv(&mut rng, 2 * g.in_size());
-            let wt = randv(&mut rng, g.weight_len());
-            let bias = randv(&mut rng, g.c_out);
-            let mut y = vec![f32::NAN; 2 * g.out_size()];
-            conv2d_forward(&g, &x, &wt, Some(&bias), &mut y);
-            assert_close(
-                &format!("{g:?} forward"),
-                &y,
-                &conv2d_reference(&g, &x, &wt, Some(&bias)),
-                1e-4,
-            );
-            let dy = randv(&mut rng, y.len());
-            let (rdx, _, _) = conv2d_reference_backward(&g, &x, &wt, &dy);
-            let mut dx = vec![f32::NAN; x.len()];
-            conv2d_backward_data(&g, &dy, &wt, &mut dx);
-            assert_close(&format!("{g:?} dx"), &dx, &rdx, 1e-4);
-        }
-    }
-
-    #[test]
-    fn backward_data_as_transposed_conv_matches_reference() {
-        let mut rng = Rng::new(17);
-        let mut taken = 0;
-        for case in 0..40 {
-            let groups = [1, 1, 2][rng.below(3)];
-            let c_in = groups * [16, 20, 32][rng.below(3)];
-            let c_out = groups * (1 + rng.below(9));
-            let k = [1 + rng.below(4), 1 + rng.below(4)];
-            let d = [1 + rng.below(2), 1 + rng.below(2)];
-            let p = [rng.below(4), rng.below(4)];
-            let (h, w) = (10 + rng.below(6), 10 + rng.below(6));
-            let Some(g) = ConvGeom::new(c_in, c_out, h, w, k, [1, 1], p, d, groups) else {
-                continue;
-            };
-            taken += transposed_geometry(&g).is_some() as usize;
-            let batch = 1 + rng.below(3);
-            let x = randv(&mut rng, batch * g.in_size());
-            let wt = randv(&mut rng, g.weight_len());
-            let dy = randv(&mut rng, batch * g.out_size());
-            let (rdx, _, _) = conv2d_reference_backward(&g, &x, &wt, &dy);
-            let mut dx = vec![f32::NAN; x.len()];
-            conv2d_backward_data(&g, &dy, &wt, &mut dx);
-            assert_close(&format!("case {case} {g:?}"), &dx, &rdx, 1e-4);
-        }
-        assert!(taken >= 10, "only {taken} cases took the transposed path");
-    }
-
-    #[test]
-    fn reference_conv_matches_a_hand_computed_case() {
-        // 1x1x3x3 input 1..9, 2x2 kernel of ones, stride 1, no padding: sums of 2x2 windows.
-        let g = ConvGeom::new(1, 1, 3, 3, [2, 2], [1, 1], [0, 0], [1, 1], 1).unwrap();
-        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let y = conv2d_reference(&g, &x, &[1.0; 4], Some(&[0.5]));
-        assert_eq!(y, vec![12.5, 16.5, 24.5, 28.5]);
-        // Padding 1, dilation 2: output (0,0) sees x[1][1] only (the others are padding).
-        let g = ConvGeom::new(1, 1, 3, 3, [2, 2], [1, 1], [1, 1], [2, 2], 1).unwrap();
-        let y = conv2d_reference(&g, &x, &[1.0; 4], None);
-        assert_eq!((g.oh, g.ow), (3, 3));
-        assert_eq!(y[0], 5.0);
-    }
-
-    #[test]
-    fn weight_gradient_is_bit_identical_across_runs_and_thread_counts() {
-        let g = ConvGeom::new(6, 8, 11, 9, [3, 3], [2, 1], [1, 1], [1, 1], 2).unwrap();
-        let batch = 37;
-        let mut rng = Rng::new(5);
-        let x = randv(&mut rng, batch * g.in_size());
-        let dy = randv(&mut rng, batch * g.out_size());
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| {
-                let mut dw = vec![0.0; g.weight_len()];
-                let mut db = vec![0.0; g.c_out];
-                conv2d_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db));
-                (dw, db)
-            })
-        };
-        let first = run(4);
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        for threads in [4, 1, 2, 3, 8] {
-            let again = run(threads);
-            assert_eq!(bits(&first.0), bits(&again.0), "weight grad, {threads} threads");
-            assert_eq!(bits(&first.1), bits(&again.1), "bias grad, {threads} threads");
-        }
-    }
-
-    #[test]
-    fn geometry_rejects_degenerate_hyper_parameters() {
-        assert!(ConvGeom::new(3, 4, 8, 8, [3, 3], [1, 1], [0, 0], [1, 1], 2).is_none());
-        assert!(ConvGeom::new(4, 4, 8, 8, [0, 3], [1, 1], [0, 0], [1, 1], 1).is_none());
-        assert!(ConvGeom::new(4, 4, 2, 2, [3, 3], [1, 1], [0, 0], [1, 1], 1).is_none());
-        assert!(ConvGeom::new(4, 4, 8, 8, [3, 3], [0, 1], [0, 0], [1, 1], 1).is_none());
-        let g = ConvGeom::new(4, 4, 2, 2, [3, 3], [1, 1], [1, 1], [1, 1], 4).unwrap();
-        assert_eq!((g.oh, g.ow), (2, 2));
     }
 }

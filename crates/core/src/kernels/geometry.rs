@@ -142,7 +142,8 @@ impl PoolGeom {
 
     /// The unpadded 2x2, stride-2 window whose outputs all lie inside the input (the fast
     /// paths' case; a ceil-mode last partial window is not).
-    pub(crate) fn halving(&self) -> bool {
+    #[doc(hidden)]
+    pub fn halving(&self) -> bool {
         self.kernel == [2, 2]
             && self.stride == [2, 2]
             && self.padding == [0, 0]
@@ -151,7 +152,8 @@ impl PoolGeom {
     }
 
     /// Clipped input window `[y0, y1) x [x0, x1)` of output `(oy, ox)`.
-    pub(crate) fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+    #[doc(hidden)]
+    pub fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
         let y = (oy * self.stride[0]) as isize - self.padding[0] as isize;
         let x = (ox * self.stride[1]) as isize - self.padding[1] as isize;
         let clip = |v: isize, n: usize| v.clamp(0, n as isize) as usize;
@@ -166,7 +168,8 @@ impl PoolGeom {
     /// The divisor of average pooling at output `(oy, ox)`: with `count_include_pad` the window
     /// clipped to the padded input (PyTorch's rule, the kernel area except for a ceil-mode
     /// last window), else the number of input values in it.
-    pub(crate) fn divisor(&self, oy: usize, ox: usize, count_include_pad: bool) -> usize {
+    #[doc(hidden)]
+    pub fn divisor(&self, oy: usize, ox: usize, count_include_pad: bool) -> usize {
         if !count_include_pad {
             let (y0, y1, x0, x1) = self.window(oy, ox);
             return (y1 - y0) * (x1 - x0);
@@ -176,30 +179,5 @@ impl PoolGeom {
             (start + self.kernel[axis]).min(n + 2 * self.padding[axis]) - start
         };
         span(oy, 0, self.h) * span(ox, 1, self.w)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ceil_mode_keeps_a_last_window_that_starts_inside() {
-        // PyTorch: MaxPool2d(2, 2, ceil_mode=True) on 5 gives 3, (3, 2, pad 1) on 6 gives 4,
-        // and (2, 2, pad 1) on 5 gives 3: a 4th window would start in the right padding.
-        assert_eq!(pool_out_size(5, 2, 2, 0, true), Some(3));
-        assert_eq!(pool_out_size(5, 2, 2, 0, false), Some(2));
-        assert_eq!(pool_out_size(6, 3, 2, 1, true), Some(4));
-        assert_eq!(pool_out_size(6, 3, 2, 1, false), Some(3));
-        assert_eq!(pool_out_size(5, 2, 2, 1, true), Some(3));
-        assert_eq!(pool_out_size(4, 2, 2, 0, true), Some(2));
-        let g = PoolGeom::with_ceil_mode(5, 5, [2, 2], [2, 2], [0, 0], true).unwrap();
-        assert!(!g.halving());
-        assert_eq!(g.window(2, 2), (4, 5, 4, 5));
-        assert_eq!(g.divisor(2, 2, true), 1);
-        assert_eq!(g.divisor(1, 1, true), 4);
-        let g = PoolGeom::with_ceil_mode(6, 6, [3, 3], [2, 2], [1, 1], true).unwrap();
-        assert_eq!((g.divisor(0, 0, true), g.divisor(0, 0, false)), (9, 4));
-        assert_eq!((g.divisor(3, 0, true), g.divisor(3, 0, false)), (6, 2));
     }
 }

@@ -31,7 +31,8 @@ pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u
 
 /// Any window geometry, one plane: [`maxpool_rows_plane`] unless the plane holds a NaN, whose
 /// rule (the first NaN wins) only the generic loop follows.
-fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+#[doc(hidden)]
+pub fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     // A fold rather than `any`, so the scan vectorises.
     if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
         maxpool_plane(g, xs, ys, am);
@@ -96,7 +97,8 @@ fn maxpool_rows_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) 
 }
 
 /// Any window geometry, one plane.
-fn maxpool_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+#[doc(hidden)]
+pub fn maxpool_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let (y0, y1, x0, x1) = g.window(oy, ox);
@@ -138,7 +140,8 @@ fn window_max(t0: f32, t1: f32, b0: f32, b1: f32) -> (f32, bool) {
 /// bookkeeping and without branches (measured by `examples/memory_bound`). Same rule as the generic loop: the first maximum in row-major
 /// order wins (the max never replaces an equal value, so it is the first value equal to it),
 /// a NaN wins over everything.
-fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+#[doc(hidden)]
+pub fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if wide() {
         // SAFETY: AVX2 was detected.
@@ -148,7 +151,8 @@ fn maxpool_2x2_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
 }
 
 /// [`maxpool_2x2_plane`] one window at a time (CPUs without AVX2).
-fn maxpool_2x2_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+#[doc(hidden)]
+pub fn maxpool_2x2_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     let w = g.w as u32;
     pool_2x2_rows(g, xs, ys, am, |t, b| {
         let (m, any_nan) = window_max(t[0], t[1], b[0], b[1]);
@@ -169,7 +173,8 @@ fn maxpool_2x2_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [
 /// [`maxpool_2x2_plane`] on a plane of spikes (every value 0.0 or 1.0): the same values and
 /// argmax (the window's first 1, else its first element) from selects alone, no NaN checks.
 #[inline(always)]
-pub(crate) fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+#[doc(hidden)]
+pub fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if wide() {
         // SAFETY: AVX2 was detected.
@@ -179,7 +184,8 @@ pub(crate) fn maxpool_2x2_spikes_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32],
 }
 
 /// [`maxpool_2x2_spikes_plane`] one window at a time (CPUs without AVX2).
-fn maxpool_2x2_spikes_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+#[doc(hidden)]
+pub fn maxpool_2x2_spikes_plane_scalar(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     let w = g.w as u32;
     pool_2x2_rows(g, xs, ys, am, |t, b| {
         let offset = if t[0] > 0.0 {
@@ -373,7 +379,8 @@ pub fn maxpool2d_backward(g: &PoolGeom, dy: &[f32], argmax: &[u32], dx: &mut [f3
 }
 
 /// One plane's gradient routed to the argmaxes by a fill and a scatter.
-fn unpool_plane(dy: &[f32], am: &[u32], dx: &mut [f32]) {
+#[doc(hidden)]
+pub fn unpool_plane(dy: &[f32], am: &[u32], dx: &mut [f32]) {
     dx.fill(0.0);
     for (&d, &i) in dy.iter().zip(am) {
         dx[i as usize] += d;
@@ -384,7 +391,8 @@ fn unpool_plane(dy: &[f32], am: &[u32], dx: &mut [f32]) {
 /// gave (each argmax inside its window): every input written once, `0.0 + dy` at its window's
 /// argmax (the scatter's bits, `-0.0` included) and `0.0` elsewhere: eight windows at a time
 /// in AVX2 (a scalar branch-free form loses to the plain fill + scatter).
-pub(crate) fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
+#[doc(hidden)]
+pub fn maxpool_2x2_unpool_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if wide() {
         // SAFETY: AVX2 was detected.
@@ -506,203 +514,4 @@ pub fn global_avg_forward(x: &[f32], hw: usize, y: &mut [f32]) {
 pub fn global_avg_backward(dy: &[f32], hw: usize, dx: &mut [f32]) {
     let inv = 1.0 / hw as f32;
     dx.par_chunks_mut(hw).zip(dy.par_iter()).for_each(|(dxs, &d)| dxs.fill(d * inv));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_only_pooling_equals_the_argmax_kernel_bit_for_bit() {
-        let mut rng = crate::rng::Rng::new(8);
-        for (h, w, k, s) in [
-            (4, 4, 2, 2),
-            (5, 7, 2, 2),
-            (9, 9, 2, 2),
-            (2, 3, 2, 2),
-            (7, 6, 3, 2),
-            (6, 6, 2, 1),
-            (28, 28, 2, 2),
-            (13, 13, 2, 2),
-            (6, 33, 2, 2),
-        ] {
-            for (ceil, density) in [(false, 0.0), (false, 0.1), (false, 1.0), (true, 0.1)] {
-                let g = PoolGeom::with_ceil_mode(h, w, [k, k], [s, s], [0, 0], ceil).unwrap();
-                let x: Vec<f32> = (0..5 * h * w)
-                    .map(|_| match rng.uniform() {
-                        u if u < 0.03 => f32::NAN,
-                        u if u < 0.6 => (rng.uniform() < density) as u8 as f32,
-                        _ => rng.normal(),
-                    })
-                    .collect();
-                let n = 5 * g.oh * g.ow;
-                let (mut want, mut argmax, mut got) = (vec![0.0; n], vec![0; n], vec![7.0; n]);
-                maxpool2d_forward(&g, &x, &mut want, &mut argmax);
-                maxpool2d_values(&g, &x, &mut got);
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&got),
-                    bits(&want),
-                    "{h}x{w} window {k} stride {s} density {density}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn the_row_pass_matches_the_generic_window_loop_bit_for_bit() {
-        let mut rng = crate::rng::Rng::new(9);
-        for (h, w, k, s, p, ceil) in [
-            (28, 28, 3, 2, 1, false),
-            (14, 14, 3, 2, 1, false),
-            (7, 9, 3, 2, 1, true),
-            (6, 6, 2, 1, 0, false),
-            (5, 8, 3, 3, 1, true),
-            (9, 4, 2, 2, 1, false),
-            (3, 3, 3, 1, 1, false),
-            (1, 5, 3, 2, 1, false),
-        ] {
-            let g = PoolGeom::with_ceil_mode(h, w, [k, k], [s, s], [p, p], ceil).unwrap();
-            for (density, nan) in [(0.0, false), (0.2, false), (1.0, false), (0.2, true)] {
-                // Spike ties, real values, infinities and (in one plane of four) NaNs.
-                let x: Vec<f32> = (0..4 * h * w)
-                    .map(|i| match rng.uniform() {
-                        u if u < 0.05 && nan && i < h * w => f32::NAN,
-                        u if u < 0.08 => f32::NEG_INFINITY,
-                        u if u < 0.6 => (rng.uniform() < density) as u8 as f32,
-                        _ => rng.normal(),
-                    })
-                    .collect();
-                let n = 4 * g.oh * g.ow;
-                let (mut want, mut want_at) = (vec![0.0; n], vec![0; n]);
-                let (mut got, mut got_at) = (vec![7.0; n], vec![7; n]);
-                let (ohw, hw) = (g.oh * g.ow, h * w);
-                for q in 0..4 {
-                    let (xs, r) = (&x[q * hw..(q + 1) * hw], q * ohw..(q + 1) * ohw);
-                    maxpool_plane(&g, xs, &mut want[r.clone()], &mut want_at[r.clone()]);
-                    maxpool_window_plane(&g, xs, &mut got[r.clone()], &mut got_at[r]);
-                }
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                let what = format!("{h}x{w} window {k} stride {s} padding {p} ceil {ceil}");
-                assert_eq!((bits(&got), &got_at), (bits(&want), &want_at), "{what} {density}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_spike_pool_matches_the_generic_window_loop_on_spike_maps() {
-        let mut rng = crate::rng::Rng::new(6);
-        for (h, w) in
-            [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)]
-        {
-            let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
-            let (ohw, hw) = (g.oh * g.ow, h * w);
-            for density in [0.0, 0.01, 0.1, 0.5, 1.0] {
-                let x: Vec<f32> =
-                    (0..2 * hw).map(|_| (rng.uniform() < density) as u8 as f32).collect();
-                let run = |pool: fn(&PoolGeom, &[f32], &mut [f32], &mut [u32])| {
-                    let (mut y, mut a) = (vec![7.0; 2 * ohw], vec![7; 2 * ohw]);
-                    for p in 0..2 {
-                        let r = p * ohw..(p + 1) * ohw;
-                        pool(&g, &x[p * hw..(p + 1) * hw], &mut y[r.clone()], &mut a[r]);
-                    }
-                    (y.iter().map(|f| f.to_bits()).collect::<Vec<_>>(), a)
-                };
-                let want = run(maxpool_plane);
-                assert_eq!(run(maxpool_2x2_spikes_plane), want, "{h}x{w} at density {density}");
-                assert_eq!(
-                    run(maxpool_2x2_spikes_plane_scalar),
-                    want,
-                    "scalar, {h}x{w} at density {density}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn the_2x2_unpool_gives_the_scatter_bits() {
-        let mut rng = crate::rng::Rng::new(7);
-        for (h, w) in
-            [(4, 4), (5, 7), (2, 2), (9, 9), (28, 28), (14, 14), (13, 13), (7, 7), (3, 35), (6, 33)]
-        {
-            let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
-            let (ohw, hw) = (g.oh * g.ow, h * w);
-            let x: Vec<f32> =
-                (0..2 * hw).map(|_| (rng.uniform() < 0.3) as u8 as f32 + rng.normal()).collect();
-            let (mut y, mut am) = (vec![0.0; 2 * ohw], vec![0; 2 * ohw]);
-            maxpool2d_forward(&g, &x, &mut y, &mut am);
-            // Signed zeros and a NaN among the gradients.
-            let dy: Vec<f32> = (0..2 * ohw)
-                .map(|i| match i % 11 {
-                    3 => -0.0,
-                    5 => 0.0,
-                    7 if i == 7 => f32::NAN,
-                    _ => rng.normal(),
-                })
-                .collect();
-            let (mut want, mut got) = (vec![9.0; 2 * hw], vec![9.0; 2 * hw]);
-            for p in 0..2 {
-                let (r, ro) = (p * hw..(p + 1) * hw, p * ohw..(p + 1) * ohw);
-                unpool_plane(&dy[ro.clone()], &am[ro.clone()], &mut want[r.clone()]);
-                maxpool_2x2_unpool_plane(&g, &dy[ro.clone()], &am[ro], &mut got[r]);
-            }
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&got), bits(&want), "{h}x{w}");
-        }
-    }
-
-    #[test]
-    fn the_2x2_path_matches_the_generic_window_loop_with_ties_and_nans() {
-        let mut rng = crate::rng::Rng::new(5);
-        for (h, w) in [
-            (4, 4),
-            (5, 7),
-            (8, 3),
-            (2, 2),
-            (9, 9),
-            (28, 28),
-            (14, 14),
-            (13, 13),
-            (7, 7),
-            (3, 35),
-            (6, 33),
-        ] {
-            let g = PoolGeom::new(h, w, [2, 2], [2, 2], [0, 0]).unwrap();
-            for density in [0.0, 0.01, 0.1, 0.5, 1.0] {
-                // Spike maps (many ties) mixed with real values and a few NaNs.
-                let x: Vec<f32> = (0..3 * h * w)
-                    .map(|_| match rng.uniform() {
-                        u if u < 0.03 => f32::NAN,
-                        u if u < 0.6 => (rng.uniform() < density) as u8 as f32,
-                        _ => rng.normal(),
-                    })
-                    .collect();
-                let (ohw, hw) = (g.oh * g.ow, h * w);
-                let (mut y1, mut a1) = (vec![0.0; 3 * ohw], vec![0; 3 * ohw]);
-                let (mut y2, mut a2) = (vec![0.0; 3 * ohw], vec![0; 3 * ohw]);
-                for p in 0..3 {
-                    let (xs, r) = (&x[p * hw..(p + 1) * hw], p * ohw..(p + 1) * ohw);
-                    maxpool_2x2_plane(&g, xs, &mut y1[r.clone()], &mut a1[r.clone()]);
-                    maxpool_plane(&g, xs, &mut y2[r.clone()], &mut a2[r]);
-                }
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!((bits(&y1), &a1), (bits(&y2), &a2), "{h}x{w} at density {density}");
-                let (mut y3, mut a3) = (vec![0.0; 3 * ohw], vec![0; 3 * ohw]);
-                for p in 0..3 {
-                    let r = p * ohw..(p + 1) * ohw;
-                    maxpool_2x2_plane_scalar(
-                        &g,
-                        &x[p * hw..(p + 1) * hw],
-                        &mut y3[r.clone()],
-                        &mut a3[r],
-                    );
-                }
-                assert_eq!(
-                    (bits(&y3), &a3),
-                    (bits(&y2), &a2),
-                    "scalar, {h}x{w} at density {density}"
-                );
-            }
-        }
-    }
 }

@@ -111,7 +111,8 @@ static TENSORS: Mutex<Vec<Tensor>> = Mutex::new(Vec::new());
 /// one call of a container layer, and returns them to a process-wide pool afterwards. A
 /// sequence nested in a block then shares its buffers with every other block at the same
 /// depth instead of keeping its own for the life of the model.
-pub(crate) fn with_tensors<const K: usize, R>(f: impl FnOnce(&mut [Tensor; K]) -> R) -> R {
+#[doc(hidden)]
+pub fn with_tensors<const K: usize, R>(f: impl FnOnce(&mut [Tensor; K]) -> R) -> R {
     let mut held: [Tensor; K] = {
         let mut pool = TENSORS.lock().unwrap_or_else(|e| e.into_inner());
         pool.sort_by_key(|t| t.capacity());

@@ -86,7 +86,8 @@ pub(crate) use multiversion;
 // Only the x86-64 kernels use it so far.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
-pub(crate) fn array_of<T, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
+#[doc(hidden)]
+pub fn array_of<T, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
     let mut out: [std::mem::MaybeUninit<T>; N] = [const { std::mem::MaybeUninit::uninit() }; N];
     for (i, slot) in out.iter_mut().enumerate() {
         slot.write(f(i));
@@ -103,7 +104,8 @@ pub(crate) fn array_of<T, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; 
 /// AVX2 must be present; `dst..dst + n` must be writable and `n <= 8 * K`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn store_lanes<const K: usize>(
+#[doc(hidden)]
+pub unsafe fn store_lanes<const K: usize>(
     dst: *mut f32,
     vs: &[std::arch::x86_64::__m256; K],
     n: usize,
@@ -137,7 +139,8 @@ pub(crate) unsafe fn store_lanes<const K: usize>(
 /// to whole vectors of 8.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn copy_lanes(dst: *mut f32, src: &[f32], n: usize) {
+#[doc(hidden)]
+pub unsafe fn copy_lanes(dst: *mut f32, src: &[f32], n: usize) {
     // SAFETY: the caller keeps this function's `# Safety` contract.
     unsafe {
         use std::arch::x86_64::*;
@@ -155,7 +158,8 @@ pub(crate) unsafe fn copy_lanes(dst: *mut f32, src: &[f32], n: usize) {
 /// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn deinterleave(
+#[doc(hidden)]
+pub unsafe fn deinterleave(
     a: std::arch::x86_64::__m256,
     b: std::arch::x86_64::__m256,
 ) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
@@ -182,7 +186,8 @@ pub(crate) unsafe fn deinterleave(
 /// and FMA (AVX-512F for 512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn interleave(
+#[doc(hidden)]
+pub unsafe fn interleave(
     e: std::arch::x86_64::__m256,
     o: std::arch::x86_64::__m256,
 ) -> [std::arch::x86_64::__m256; 2] {
@@ -192,23 +197,5 @@ pub(crate) unsafe fn interleave(
         let lo = _mm256_unpacklo_ps(e, o); // e0 o0 e1 o1 | e4 o4 e5 o5
         let hi = _mm256_unpackhi_ps(e, o); // e2 o2 e3 o3 | e6 o6 e7 o7
         [_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::array_of;
-
-    #[test]
-    fn array_of_calls_f_once_per_index_in_order() {
-        let mut calls = Vec::new();
-        let squares: [usize; 5] = array_of(|i| {
-            calls.push(i);
-            i * i
-        });
-        assert_eq!(squares, [0, 1, 4, 9, 16]);
-        assert_eq!(calls, [0, 1, 2, 3, 4]);
-        let names: [String; 3] = array_of(|i| format!("lane {i}"));
-        assert_eq!(names, ["lane 0", "lane 1", "lane 2"]);
     }
 }

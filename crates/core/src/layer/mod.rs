@@ -5,8 +5,6 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::any::Any;
 
-#[cfg(test)]
-pub(crate) mod testing;
 mod walk;
 pub use walk::Walk;
 

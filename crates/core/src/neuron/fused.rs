@@ -38,7 +38,8 @@ pub trait SpikePool {
 
 /// What [`NeuronLayer::forward_after_conv`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum AfterConv {
+#[doc(hidden)]
+pub enum AfterConv {
     /// The input proved unfit for the event kernel: nothing was written or recorded.
     Unfit,
     /// The output holds the spikes.
@@ -51,7 +52,8 @@ impl NeuronLayer {
     /// Training forward on a BN's output computed on the fly from the BN's `input` with `bn`
     /// (the fused BN + neuron pass of `Sequential`): spikes bit-identical to the BN's forward
     /// followed by this layer's, without writing the BN output. Backward is [`Self::backward_bn`].
-    pub(crate) fn forward_bn(
+    #[doc(hidden)]
+    pub fn forward_bn(
         &mut self,
         input: &Tensor,
         bn: ChannelAffine,
@@ -74,7 +76,8 @@ impl NeuronLayer {
 
     /// Backward of [`Self::forward_bn`]: `input` is the BN's input; writes `dL/dy` (the BN output's
     /// gradient) into `grad_bn_output` and the BN's per-channel sums into `bn`.
-    pub(crate) fn backward_bn(
+    #[doc(hidden)]
+    pub fn backward_bn(
         &mut self,
         input: &Tensor,
         output: &Tensor,
@@ -168,7 +171,8 @@ impl NeuronLayer {
 
     /// Inference on an input whose `T` time steps are all `step` (`[1, N, ...]`): the spikes
     /// of [`Layer::forward`] on `step` repeated `t_len` times, without the repeated copy.
-    pub(crate) fn forward_repeated(
+    #[doc(hidden)]
+    pub fn forward_repeated(
         &mut self,
         step: &Tensor,
         t_len: usize,

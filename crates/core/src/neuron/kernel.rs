@@ -30,12 +30,14 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Elements per parallel task (and per partial sum of the PLIF gradient).
-pub(crate) const CHUNK: usize = 1024;
+#[doc(hidden)]
+pub const CHUNK: usize = 1024;
 
 /// The charge equation, written in the same operation order as SpikingJelly's so that a
 /// membrane potential landing exactly on the threshold fires in both engines.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Charge {
+#[doc(hidden)]
+pub enum Charge {
     /// `H = V + X`
     If,
     /// `H = V + (X - V) / tau` (V_reset 0 or soft reset)
@@ -75,7 +77,8 @@ impl Charge {
 
 /// Everything the kernels need to know about one neuron layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Dynamics {
+#[doc(hidden)]
+pub struct Dynamics {
     pub charge: Charge,
     pub v_threshold: f32,
     /// `Some`: hard reset to this value; `None`: soft reset.
@@ -104,7 +107,8 @@ unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
-    fn new(buf: &mut [f32]) -> Self {
+    #[doc(hidden)]
+    pub fn new(buf: &mut [f32]) -> Self {
         SharedMut { ptr: buf.as_mut_ptr(), len: buf.len() }
     }
     /// The elements `[off, off + n)` of the buffer.
@@ -123,14 +127,16 @@ impl SharedMut {
 
 /// Runs all steps, writing spikes into `out` (`[T, numel]` like `x`). Returns the number of
 /// spikes.
-pub(crate) fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) -> u64 {
+#[doc(hidden)]
+pub fn forward(d: &Dynamics, x: &[f32], t_len: usize, out: &mut [f32]) -> u64 {
     forward_impl(d, x, None, t_len, out)
 }
 
 /// [`forward`] on `bn.apply(x)` (a BN's output) computed on the fly, element by element with
 /// [`ChannelAffine::apply`], so the spikes are bit-identical to BN's `affine` pass followed by
 /// [`forward`], but the BN output is never written to memory. `x` is `[T, N, C, HW]`.
-pub(crate) fn forward_bn(
+#[doc(hidden)]
+pub fn forward_bn(
     d: &Dynamics,
     x: &[f32],
     bn: ChannelAffine,
@@ -165,7 +171,8 @@ fn for_runs(
 /// [`forward`] (with `bn`: [`forward_bn`]) on an input whose time steps are all `x`
 /// (`[numel]`, a static input repeated over `t_len` steps, e.g. a conv of a directly encoded
 /// image): `x` is read, not copied.
-pub(crate) fn forward_repeated(
+#[doc(hidden)]
+pub fn forward_repeated(
     d: &Dynamics,
     x: &[f32],
     bn: Option<ChannelAffine>,
@@ -560,7 +567,6 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
 /// same Rust code without FMA contraction, so they give the same bits.
 #[inline]
 fn avx2() -> bool {
-    #[cfg(test)]
     if WIDEST.load(std::sync::atomic::Ordering::Relaxed) == WIDEST_SSE {
         return false;
     }
@@ -579,7 +585,6 @@ fn avx2() -> bool {
 /// Rust code, so the same bits.
 #[inline]
 fn avx512() -> bool {
-    #[cfg(test)]
     if WIDEST.load(std::sync::atomic::Ordering::Relaxed) != WIDEST_ANY {
         return false;
     }
@@ -598,15 +603,14 @@ fn avx512() -> bool {
 /// [`WIDEST_SSE`]), so each copy can be checked on a CPU that has them all. Global (the loops
 /// run on rayon's threads); changing it cannot disturb other tests, since every copy must give
 /// the same bits.
-#[cfg(test)]
-pub(crate) static WIDEST: std::sync::atomic::AtomicU8 =
-    std::sync::atomic::AtomicU8::new(WIDEST_ANY);
-#[cfg(test)]
-pub(crate) const WIDEST_ANY: u8 = 0;
-#[cfg(test)]
-pub(crate) const WIDEST_AVX2: u8 = 1;
-#[cfg(test)]
-pub(crate) const WIDEST_SSE: u8 = 2;
+#[doc(hidden)]
+pub static WIDEST: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(WIDEST_ANY);
+#[doc(hidden)]
+pub const WIDEST_ANY: u8 = 0;
+#[doc(hidden)]
+pub const WIDEST_AVX2: u8 = 1;
+#[doc(hidden)]
+pub const WIDEST_SSE: u8 = 2;
 
 /// Defines `$avx512` and `$avx2` (methods with `self` first): `$body` compiled for AVX-512 and
 /// for AVX2, for generic functions, which `kernels::simd::multiversion` does not take. Callers
@@ -882,7 +886,8 @@ fn planes_per_block_multiple(hw: usize) -> usize {
 /// Returns the number of spikes (before any join) and the sum of `out` when joined, or None
 /// (`out` unfinished) if `x` proved unfit for the event kernel by `budget`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_conv_events(
+#[doc(hidden)]
+pub fn forward_conv_events(
     d: &Dynamics,
     g: &ConvGeom,
     x: &[f32],
@@ -1095,7 +1100,8 @@ thread_local! {
 /// Backpropagation through time: `x` and `gout` (`dL/dS_t`) are `[T, numel]`; `gin` receives
 /// `dL/dX_t`. Returns `dL/dw` for PLIF (0 otherwise), which the caller adds to the
 /// parameter's gradient. `H_t` and `S_t` are recomputed from `x`.
-pub(crate) fn backward(
+#[doc(hidden)]
+pub fn backward(
     d: &Dynamics,
     surrogate: Surrogate,
     x: &[f32],
@@ -1108,7 +1114,8 @@ pub(crate) fn backward(
 
 /// What the backward of a fused BN + neuron pair needs of the BN (the affine and mean its
 /// forward used), and where it leaves the BN's per-channel gradient sums.
-pub(crate) struct BnGrad<'a> {
+#[doc(hidden)]
+pub struct BnGrad<'a> {
     pub affine: ChannelAffine<'a>,
     pub mean: &'a [f32],
     /// Overwritten with `sum(dL/dy)` per channel.
@@ -1123,7 +1130,8 @@ pub(crate) struct BnGrad<'a> {
 /// chunk, then over chunks in order: the same result on any number of threads). Returns
 /// `dL/dw` for PLIF as [`backward`] does.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_bn(
+#[doc(hidden)]
+pub fn backward_bn(
     d: &Dynamics,
     surrogate: Surrogate,
     x: &[f32],
@@ -1205,9 +1213,9 @@ pub(crate) fn backward_bn_pooled(
 /// not a flag: the formulas are those of the reset written with `S_t`
 /// (`V = H (1 - S) + V_reset S` or `V = H - V_th S`), so tests can drive the same BPTT code
 /// with a smooth stand-in for the spikes.
-#[cfg(test)]
+#[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_given(
+pub fn backward_given(
     d: &Dynamics,
     surrogate: Surrogate,
     x: &[f32],
@@ -1445,7 +1453,6 @@ impl BwdCtx<'_> {
                 let n = chunk_len.min(numel - i0);
                 let gout = |data| GoutRows { data, origin: 0, stride: numel };
                 match self.given {
-                    #[cfg(test)]
                     Some((h, s)) => {
                         let mut sums = vec![0.0; 3 * CHUNK];
                         self.chunk::<G, HARD, DETACH, W, true, false, false>(
@@ -1646,13 +1653,10 @@ impl BwdCtx<'_> {
         let Consts { v_th, v_rest } = self.consts;
         let (ax, av, numel, t_len) = (self.ax, self.av, self.numel, self.t_len);
         let (h, s) = match charges {
-            #[cfg(test)]
             Charges::Given(h, s) => (
                 RowsOf { data: h, off: e, stride: numel },
                 RowsOf { data: s, off: e, stride: numel },
             ),
-            #[cfg(not(test))]
-            Charges::Given(..) => unreachable!(),
             Charges::Recomputed(scratch) => {
                 let scratch = &mut scratch[..t_len * LW];
                 (self.recompute)(

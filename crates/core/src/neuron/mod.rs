@@ -8,18 +8,13 @@
 //! Backward recomputes the membrane potentials from the input (see `kernel`), so a layer
 //! keeps no activation buffer: `backward` must receive the same `input` as the last
 //! training-mode `forward`.
-mod fused;
-pub(crate) mod kernel;
+#[doc(hidden)]
+pub mod fused;
+#[doc(hidden)]
+pub mod kernel;
 pub mod surrogate;
 
-#[cfg(test)]
-mod bn_fused_tests;
-#[cfg(test)]
-mod conv_fused_tests;
-#[cfg(test)]
-mod tests;
-
-pub(crate) use fused::AfterConv;
+pub use fused::AfterConv;
 pub use fused::SpikePool;
 pub use surrogate::Surrogate;
 
@@ -63,7 +58,8 @@ pub struct NeuronLayer {
     detach_reset: bool,
     surrogate: Surrogate,
     /// PLIF only: `{name}.w`, shape `[1]`.
-    w: Option<Param>,
+    #[doc(hidden)]
+    pub w: Option<Param>,
     /// What the last training forward ran with, so backward uses the same `w` even if an
     /// optimizer stepped in between, and can check the shapes it is given.
     saved: Option<Saved>,
@@ -161,7 +157,8 @@ impl NeuronLayer {
     }
 
     /// The equations as they stand now (PLIF reads the current `w`).
-    pub(crate) fn dynamics(&self) -> Dynamics {
+    #[doc(hidden)]
+    pub fn dynamics(&self) -> Dynamics {
         // SpikingJelly switches to the shorter forms when V_reset is 0 or soft; they round
         // differently from the general ones, so the choice matters for exact spike agreement.
         let vr = self.v_reset.filter(|&v| v != 0.0);

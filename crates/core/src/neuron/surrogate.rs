@@ -159,7 +159,8 @@ pub(crate) struct SigmoidSg {
     alpha: f32,
 }
 impl SigmoidSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         SigmoidSg { alpha }
     }
 }
@@ -178,7 +179,8 @@ pub(crate) struct AtanSg {
     slope: f32,
 }
 impl AtanSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         AtanSg { half_alpha: alpha / 2.0, slope: PI / 2.0 * alpha }
     }
 }
@@ -196,7 +198,8 @@ pub(crate) struct PiecewiseQuadraticSg {
     alpha2: f32,
 }
 impl PiecewiseQuadraticSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         PiecewiseQuadraticSg { alpha, alpha2: alpha * alpha }
     }
 }
@@ -212,7 +215,8 @@ pub(crate) struct SuperSpikeSg {
     alpha: f32,
 }
 impl SuperSpikeSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         SuperSpikeSg { alpha }
     }
 }
@@ -230,7 +234,8 @@ pub(crate) struct ErfSg {
     scale: f32,
 }
 impl ErfSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         ErfSg { alpha, scale: alpha / PI.sqrt() }
     }
 }
@@ -247,7 +252,8 @@ pub(crate) struct SoftSignSg {
     alpha: f32,
 }
 impl SoftSignSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         SoftSignSg { alpha }
     }
 }
@@ -265,7 +271,8 @@ pub(crate) struct PiecewiseExpSg {
     alpha: f32,
 }
 impl PiecewiseExpSg {
-    pub(crate) fn new(alpha: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(alpha: f32) -> Self {
         PiecewiseExpSg { alpha }
     }
 }
@@ -283,7 +290,8 @@ pub(crate) struct PiecewiseLeakyReluSg {
     c: f32,
 }
 impl PiecewiseLeakyReluSg {
-    pub(crate) fn new(w: f32, c: f32) -> Self {
+    #[doc(hidden)]
+    pub fn new(w: f32, c: f32) -> Self {
         PiecewiseLeakyReluSg { w, inside: 1.0 / (2.0 * w), c }
     }
 }
@@ -331,138 +339,5 @@ fn erf(x: f64) -> f64 {
         }
         let erfc = (-z * z).exp() / (f * std::f64::consts::PI.sqrt());
         x.signum() * (1.0 - erfc)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn all(alpha_scale: f32) -> Vec<Surrogate> {
-        vec![
-            Surrogate::Sigmoid { alpha: 4.0 * alpha_scale },
-            Surrogate::Atan { alpha: 2.0 * alpha_scale },
-            Surrogate::PiecewiseQuadratic { alpha: 1.0 * alpha_scale },
-            Surrogate::SuperSpike { alpha: 100.0 * alpha_scale },
-            Surrogate::Erf { alpha: 2.0 * alpha_scale },
-            Surrogate::SoftSign { alpha: 2.0 * alpha_scale },
-            Surrogate::PiecewiseExp { alpha: 1.0 * alpha_scale },
-            Surrogate::PiecewiseLeakyRelu { w: 0.8 / alpha_scale, c: 0.01 },
-        ]
-    }
-
-    /// Sigmoid's `(1 - s) s alpha` is evaluated in f32 like SpikingJelly does, so in the tails,
-    /// where `1 - s` cancels, it is only accurate to a few ulps of `s` times alpha.
-    fn f32_floor(sg: &Surrogate) -> f64 {
-        match sg {
-            Surrogate::Sigmoid { alpha } => *alpha as f64 * 2.5e-7,
-            _ => 1e-9,
-        }
-    }
-
-    const POINTS: [f32; 12] =
-        [-2.5, -0.9, -0.37, -0.11, -0.004, 0.0, 0.003, 0.05, 0.26, 0.61, 0.93, 3.0];
-
-    #[test]
-    fn grad_is_the_derivative_of_the_primitive() {
-        for scale in [1.0f32, 0.5, 1.7] {
-            for sg in all(scale) {
-                for &x in &POINTS {
-                    let xd = x as f64;
-                    if let Surrogate::PiecewiseQuadratic { alpha } = sg {
-                        // The primitive has kinks at +-1/alpha and 0 where FD is not the derivative.
-                        let k = 1.0 / alpha as f64;
-                        if (xd.abs() - k).abs() < 1e-3 || xd == 0.0 {
-                            continue;
-                        }
-                    }
-                    if let Surrogate::SuperSpike { .. }
-                    | Surrogate::SoftSign { .. }
-                    | Surrogate::PiecewiseExp { .. } = sg
-                    {
-                        if xd == 0.0 {
-                            continue;
-                        }
-                    }
-                    if let Surrogate::PiecewiseLeakyRelu { w, .. } = sg {
-                        if (xd.abs() - w as f64).abs() < 1e-3 {
-                            continue;
-                        }
-                    }
-                    // Step small relative to the surrogate's width (SuperSpike is 1/alpha wide).
-                    let eps = 1e-4 / sg.alpha() as f64;
-                    let fd = (sg.primitive(xd + eps) - sg.primitive(xd - eps)) / (2.0 * eps);
-                    let g = sg.grad(x) as f64;
-                    assert!(
-                        (g - fd).abs() <= 1e-4 * fd.abs() + f32_floor(&sg),
-                        "{sg:?} at {x}: grad {g} vs finite difference {fd}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn grad_matches_the_spec_formulas() {
-        use std::f64::consts::PI;
-        for &x in &POINTS {
-            let xd = x as f64;
-            let a = 4.0;
-            let s = 1.0 / (1.0 + (-a * xd).exp());
-            let want = a * s * (1.0 - s);
-            let sg = Surrogate::Sigmoid { alpha: 4.0 };
-            let got = sg.grad(x) as f64;
-            assert!(
-                (got - want).abs() <= 1e-6 * want + f32_floor(&sg),
-                "sigmoid {x}: {got} vs {want}"
-            );
-
-            let a = 2.0;
-            let want = (a / 2.0) / (1.0 + (PI / 2.0 * a * xd).powi(2));
-            let got = Surrogate::Atan { alpha: 2.0 }.grad(x) as f64;
-            assert!((got - want).abs() <= 1e-6 * want, "atan {x}: {got} vs {want}");
-
-            let a = 1.0;
-            let want = (a - a * a * xd.abs()).max(0.0);
-            let got = Surrogate::PiecewiseQuadratic { alpha: 1.0 }.grad(x) as f64;
-            assert!((got - want).abs() <= 1e-6, "pq {x}: {got} vs {want}");
-
-            let a = 100.0;
-            let want = 1.0 / (a * xd.abs() + 1.0).powi(2);
-            let got = Surrogate::SuperSpike { alpha: 100.0 }.grad(x) as f64;
-            assert!((got - want).abs() <= 1e-6 * want, "superspike {x}: {got} vs {want}");
-        }
-        // Values a reader can check by hand.
-        assert_eq!(Surrogate::Sigmoid { alpha: 4.0 }.grad(0.0), 1.0);
-        assert_eq!(Surrogate::Atan { alpha: 2.0 }.grad(0.0), 1.0);
-        assert_eq!(Surrogate::PiecewiseQuadratic { alpha: 1.0 }.grad(0.5), 0.5);
-        assert_eq!(Surrogate::PiecewiseQuadratic { alpha: 1.0 }.grad(-1.5), 0.0);
-        assert_eq!(Surrogate::SuperSpike { alpha: 100.0 }.grad(0.01), 0.25);
-        let far = Surrogate::Sigmoid { alpha: 4.0 }.grad(-1e4);
-        assert_eq!(far, 0.0, "saturated sigmoid must give 0, not NaN");
-    }
-
-    #[test]
-    fn heaviside_fires_at_zero_and_above() {
-        assert_eq!(Surrogate::heaviside(0.0), 1.0);
-        assert_eq!(Surrogate::heaviside(1e-30), 1.0);
-        assert_eq!(Surrogate::heaviside(-1e-30), 0.0);
-        assert_eq!(Surrogate::heaviside(-3.0), 0.0);
-    }
-
-    #[test]
-    fn spec_alpha_is_validated_and_errors_name_the_layer() {
-        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
-            let e =
-                Surrogate::from_spec("layers.4", &SurrogateSpec::Atan { alpha: bad }).unwrap_err();
-            assert_eq!(e.code(), "ERR_SPEC");
-            assert!(e.to_string().contains("layers.4"), "{e}");
-        }
-        let s = Surrogate::from_spec("x", &SurrogateSpec::SuperSpike { alpha: 100.0 }).unwrap();
-        assert_eq!(s, Surrogate::SuperSpike { alpha: 100.0 });
-        assert_eq!(
-            Surrogate::from_spec("x", &SurrogateSpec::default()).unwrap(),
-            Surrogate::Atan { alpha: 2.0 }
-        );
     }
 }

@@ -15,10 +15,14 @@ use crate::tensor::Tensor;
 pub struct BatchNorm2d {
     label: String,
     spec: BatchNormSpec,
-    weight: Param,
-    bias: Param,
-    running_mean: Tensor,
-    running_var: Tensor,
+    #[doc(hidden)]
+    pub weight: Param,
+    #[doc(hidden)]
+    pub bias: Param,
+    #[doc(hidden)]
+    pub running_mean: Tensor,
+    #[doc(hidden)]
+    pub running_var: Tensor,
     /// Statistics the last forward normalised with (batch or running), for backward.
     mean: Vec<f32>,
     invstd: Vec<f32>,
@@ -126,7 +130,8 @@ impl BatchNorm2d {
     /// `repeats` > 1: `input` is one time step standing for `repeats` identical ones (a stem
     /// conv's output on a directly encoded image). Its statistics are those of the repeated
     /// input; only the running variance's unbiasing counts every step, as over the full input.
-    pub(crate) fn forward_statistics(
+    #[doc(hidden)]
+    pub fn forward_statistics(
         &mut self,
         input: &Tensor,
         moments: Option<&[f64]>,
@@ -163,13 +168,15 @@ impl BatchNorm2d {
     }
 
     /// The affine the last forward applied (or left to the fused pass), for inputs of `shape`.
-    pub(crate) fn affine(&self, shape: &[usize]) -> ChannelAffine<'_> {
+    #[doc(hidden)]
+    pub fn affine(&self, shape: &[usize]) -> ChannelAffine<'_> {
         ChannelAffine { scale: &self.scale, shift: &self.shift, hw: shape[3] * shape[4] }
     }
 
     /// For the fused BN + neuron backward: the affine and mean of the last forward, which must
     /// have been a forward on `shape`, and the sum vectors the neuron kernel fills.
-    pub(crate) fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
+    #[doc(hidden)]
+    pub fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
         self.last_used_batch_stats(shape)?;
         Ok(BnGrad {
             affine: ChannelAffine {
@@ -185,7 +192,8 @@ impl BatchNorm2d {
 
     /// The rest of `backward` once `sum_dy` and `sum_dy_xc` hold the sums of `dy` (the fused
     /// BN + neuron backward fills them): parameter gradients and `dx`.
-    pub(crate) fn backward_from_sums(
+    #[doc(hidden)]
+    pub fn backward_from_sums(
         &mut self,
         input: &Tensor,
         dy: &Tensor,
@@ -348,149 +356,5 @@ impl Layer for BatchNorm2d {
             .buffer(Buffer { name: format!("{name}.running_mean"), value: &mut self.running_mean });
         visitor
             .buffer(Buffer { name: format!("{name}.running_var"), value: &mut self.running_var });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::layer::Walk;
-    use crate::nn::gradcheck::{check_gradients, random_tensor};
-    use crate::rng::Rng;
-
-    fn spec(c: usize) -> BatchNormSpec {
-        BatchNormSpec { num_features: c, eps: 1e-5, momentum: 0.1, init_weight: 1.0, affine: true }
-    }
-
-    fn randomised(c: usize, rng: &mut Rng) -> BatchNorm2d {
-        let mut bn = BatchNorm2d::new("layers.2", &spec(c)).unwrap();
-        for v in bn.weight.value.data_mut() {
-            *v = 0.5 + rng.uniform();
-        }
-        for v in bn.bias.value.data_mut() {
-            *v = rng.normal();
-        }
-        bn
-    }
-
-    #[test]
-    fn training_gradients_match_finite_differences() {
-        let mut rng = Rng::new(31);
-        let bn = randomised(3, &mut rng);
-        let mut x = random_tensor(&mut rng, &[2, 3, 3, 2, 3]);
-        for v in x.data_mut() {
-            *v = *v * 2.0 + 1.0;
-        }
-        check_gradients(&bn, &x, 5, 1e-2, 2e-3, 5e-3);
-    }
-
-    #[test]
-    fn eval_gradients_match_finite_differences() {
-        // Eval mode through the trait is unusual but legal; check it by hand: y is affine in x.
-        let mut rng = Rng::new(32);
-        let mut bn = randomised(2, &mut rng);
-        bn.running_mean.data_mut().copy_from_slice(&[0.3, -1.0]);
-        bn.running_var.data_mut().copy_from_slice(&[2.0, 0.5]);
-        let x = random_tensor(&mut rng, &[2, 2, 2, 2, 2]);
-        let mut y = Tensor::default();
-        bn.forward(&x, &mut y, false).unwrap();
-        let gy = random_tensor(&mut rng, y.shape());
-        let mut gx = Tensor::default();
-        bn.backward(&x, &y, &gy, &mut gx).unwrap();
-        for i in 0..x.numel() {
-            let c = (i / 4) % 2;
-            let want =
-                gy.data()[i] * bn.weight.value.data()[c] / (bn.running_var.data()[c] + 1e-5).sqrt();
-            assert!((gx.data()[i] - want).abs() < 1e-6);
-        }
-    }
-
-    #[test]
-    fn running_statistics_follow_pytorch_and_eval_uses_them() {
-        let mut rng = Rng::new(33);
-        let mut bn = randomised(2, &mut rng);
-        let x = random_tensor(&mut rng, &[3, 2, 2, 2, 3]);
-        let mut y = Tensor::default();
-        bn.forward(&x, &mut y, true).unwrap();
-        for c in 0..2 {
-            let vals: Vec<f64> = (0..6)
-                .flat_map(|b| (0..6).map(move |k| (b, k)))
-                .map(|(b, k)| x.data()[(b * 2 + c) * 6 + k] as f64)
-                .collect();
-            let n = vals.len() as f64;
-            let mean = vals.iter().sum::<f64>() / n;
-            let unbiased = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            assert!((bn.running_mean.data()[c] as f64 - 0.1 * mean).abs() < 1e-6);
-            assert!((bn.running_var.data()[c] as f64 - (0.9 + 0.1 * unbiased)).abs() < 1e-6);
-            // Training output is normalised with the biased variance.
-            let biased = unbiased * (n - 1.0) / n;
-            let (g, b) = (bn.weight.value.data()[c] as f64, bn.bias.value.data()[c] as f64);
-            // Sample 1 (t = 0, n = 1), channel c, pixel 4.
-            let i = (2 + c) * 6 + 4;
-            let want = (x.data()[i] as f64 - mean) / (biased + 1e-5).sqrt() * g + b;
-            assert!((y.data()[i] as f64 - want).abs() < 1e-5);
-        }
-        bn.forward(&x, &mut y, false).unwrap();
-        for (i, &xv) in x.data().iter().enumerate() {
-            let c = (i / 6) % 2;
-            let want = (xv - bn.running_mean.data()[c]) / (bn.running_var.data()[c] + 1e-5).sqrt()
-                * bn.weight.value.data()[c]
-                + bn.bias.value.data()[c];
-            assert!((y.data()[i] - want).abs() < 1e-5);
-        }
-        let before = bn.running_mean.clone();
-        bn.forward(&x, &mut y, false).unwrap();
-        assert_eq!(before, bn.running_mean, "eval must not update running statistics");
-        let mut bufs = Vec::new();
-        bn.buffers(&mut bufs);
-        let names: Vec<_> = bufs.iter().map(|b| b.name.clone()).collect();
-        assert_eq!(names, ["layers.2.running_mean", "layers.2.running_var"]);
-    }
-
-    #[test]
-    fn without_affine_it_only_normalises_and_has_no_parameters() {
-        let mut rng = Rng::new(34);
-        let plain = BatchNormSpec { affine: false, ..spec(3) };
-        let mut bn = BatchNorm2d::new("layers.2", &plain).unwrap();
-        let mut params = Vec::new();
-        bn.params(&mut params);
-        assert!(params.is_empty());
-        let mut bufs = Vec::new();
-        bn.buffers(&mut bufs);
-        assert_eq!(bufs.len(), 2);
-        let x = random_tensor(&mut rng, &[2, 3, 3, 2, 3]);
-        let mut y = Tensor::default();
-        bn.forward(&x, &mut y, true).unwrap();
-        // The same output as an affine BN with gamma 1 and beta 0.
-        let mut unit = BatchNorm2d::new("layers.2", &spec(3)).unwrap();
-        let mut want = Tensor::default();
-        unit.forward(&x, &mut want, true).unwrap();
-        assert_eq!(y, want);
-        check_gradients(&bn, &x, 5, 1e-2, 2e-3, 5e-3);
-        let err =
-            BatchNorm2d::new("layers.3", &BatchNormSpec { init_weight: 0.0, ..plain }).unwrap_err();
-        assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.3"));
-    }
-
-    #[test]
-    fn errors_name_the_layer() {
-        let mut bn = BatchNorm2d::new("layers.4", &spec(8)).unwrap();
-        let mut y = Tensor::default();
-        let err = bn.forward(&Tensor::zeros(&[1, 2, 4, 3, 3]), &mut y, true).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "layers.4 (batchNorm2d): expected shape [T, N, 8, H, W], got [1, 2, 4, 3, 3]"
-        );
-        let err = bn.output_shape(&[2, 8, 3, 3]).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.4"));
-        let err = bn.forward(&Tensor::zeros(&[1, 1, 8, 1, 1]), &mut y, true).unwrap_err();
-        assert_eq!(err.code(), "ERR_VALUE");
-        let mut gx = Tensor::default();
-        let x = Tensor::zeros(&[1, 2, 8, 2, 2]);
-        let err = bn.backward(&x, &x, &x, &mut gx).unwrap_err();
-        assert_eq!(err.code(), "ERR_STATE");
-        let err =
-            BatchNorm2d::new("layers.5", &BatchNormSpec { momentum: 1.5, ..spec(2) }).unwrap_err();
-        assert!(err.to_string().contains("layers.5"));
     }
 }

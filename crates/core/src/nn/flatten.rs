@@ -31,25 +31,3 @@ impl ShapeMap for Flattening {
 }
 
 pub type Flatten = ShapeLayer<Flattening>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::layer::Layer;
-    use crate::nn::gradcheck::{check_gradients, random_tensor};
-    use crate::rng::Rng;
-
-    #[test]
-    fn flattens_and_passes_gradients_through() {
-        let f = Flatten::new("layers.5");
-        let x = random_tensor(&mut Rng::new(51), &[2, 3, 2, 2, 3]);
-        let mut y = Tensor::default();
-        f.clone().forward(&x, &mut y, true).unwrap();
-        assert_eq!((y.shape(), y.data()), (&[2, 3, 12][..], x.data()));
-        check_gradients(&f, &x, 1, 1e-2, 1e-3, 1e-3);
-        let err = f.output_shape(&[2, 3]).unwrap_err();
-        assert!(
-            matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.5 (flatten)")
-        );
-    }
-}

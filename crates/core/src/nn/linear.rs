@@ -28,8 +28,10 @@ const WEIGHT_ROWS: usize = 16;
 pub struct Linear {
     label: String,
     spec: LinearSpec,
-    weight: Param,
-    bias: Option<Param>,
+    #[doc(hidden)]
+    pub weight: Param,
+    #[doc(hidden)]
+    pub bias: Option<Param>,
     probe: AuditProbe,
     ops: SynapseCounter,
     /// `W^T` (`[in, out]`) for the event forward, and `dW^T` of the event weight gradient.
@@ -241,86 +243,5 @@ fn transpose(w: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
         for (c, &v) in row.iter().enumerate() {
             out[c * rows + r] = v;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::nn::gradcheck::{check_gradients, random_tensor};
-
-    #[test]
-    fn gradients_match_finite_differences() {
-        for (i, bias) in [true, false].into_iter().enumerate() {
-            let mut rng = Rng::new(20 + i as u64);
-            let spec = LinearSpec { in_features: 7, out_features: 19, bias };
-            let l = Linear::new("layers.9", &spec, &mut rng).unwrap();
-            let x = random_tensor(&mut rng, &[3, 2, 7]);
-            check_gradients(&l, &x, 3, 1e-2, 1e-3, 1e-3);
-        }
-    }
-
-    #[test]
-    fn large_batch_matches_naive_and_is_deterministic() {
-        // More rows than one parallel block and more outputs than one weight block.
-        let mut rng = Rng::new(4);
-        let spec = LinearSpec { in_features: 13, out_features: 37, bias: true };
-        let mut l = Linear::new("fc", &spec, &mut rng).unwrap();
-        let x = random_tensor(&mut rng, &[5, 41, 13]);
-        let mut y = Tensor::default();
-        l.forward(&x, &mut y, true).unwrap();
-        let (w, b) = (l.weight.value.clone(), l.bias.as_ref().unwrap().value.clone());
-        for r in 0..205 {
-            for o in 0..37 {
-                let want: f64 = b.data()[o] as f64
-                    + (0..13)
-                        .map(|k| x.data()[r * 13 + k] as f64 * w.data()[o * 13 + k] as f64)
-                        .sum::<f64>();
-                assert!((y.data()[r * 37 + o] as f64 - want).abs() < 1e-4);
-            }
-        }
-        let gy = random_tensor(&mut rng, y.shape());
-        let mut gx = Tensor::default();
-        l.backward(&x, &y, &gy, &mut gx).unwrap();
-        for o in [0, 17, 36] {
-            for k in [0, 12] {
-                let want: f64 = (0..205)
-                    .map(|r| gy.data()[r * 37 + o] as f64 * x.data()[r * 13 + k] as f64)
-                    .sum();
-                assert!((l.weight.grad.data()[o * 13 + k] as f64 - want).abs() < 1e-3);
-            }
-        }
-        let first = l.weight.grad.clone();
-        l.weight.grad.fill(0.0);
-        l.backward(&x, &y, &gy, &mut gx).unwrap();
-        assert_eq!(first, l.weight.grad);
-    }
-
-    #[test]
-    fn wrong_rank_or_features_name_the_layer() {
-        let mut rng = Rng::new(1);
-        let l = Linear::new(
-            "layers.7",
-            &LinearSpec { in_features: 10, out_features: 2, bias: true },
-            &mut rng,
-        )
-        .unwrap();
-        let err = l.output_shape(&[2, 3, 10, 1]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "layers.7 (linear): expected shape [T, N, 10] or tokens [T, N, L, 10], got [2, 3, 10, 1]"
-        );
-        assert_eq!(l.output_shape(&[2, 3, 5, 10]).unwrap(), vec![2, 3, 5, 2]);
-        let err = l.output_shape(&[2, 3, 11]).unwrap_err();
-        assert!(
-            matches!(err, Error::Shape { .. }) && err.to_string().contains("layers.7 (linear)")
-        );
-        let err = Linear::new(
-            "layers.8",
-            &LinearSpec { in_features: 0, out_features: 2, bias: true },
-            &mut rng,
-        )
-        .unwrap_err();
-        assert!(matches!(err, Error::Spec { .. }) && err.to_string().contains("layers.8"));
     }
 }

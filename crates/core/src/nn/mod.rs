@@ -5,8 +5,6 @@ pub mod dropout;
 pub mod dual_stream;
 pub mod dual_stream_block;
 pub mod flatten;
-#[cfg(test)]
-mod gradcheck;
 
 pub mod linear;
 pub mod mean_head;

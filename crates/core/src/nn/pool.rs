@@ -23,7 +23,8 @@ struct Window {
 }
 
 impl Window {
-    fn new(label: String, spec: &PoolSpec) -> Result<Self> {
+    #[doc(hidden)]
+    pub fn new(label: String, spec: &PoolSpec) -> Result<Self> {
         let kernel = spec.kernel_size;
         let stride = spec.stride.unwrap_or(kernel);
         if kernel.contains(&0) || stride.contains(&0) {
@@ -111,7 +112,8 @@ impl MaxPool2d {
     }
 
     /// Whether the window is 2x2 with stride 2, no padding and no ceil-mode partial window.
-    pub(crate) fn halves(&self) -> bool {
+    #[doc(hidden)]
+    pub fn halves(&self) -> bool {
         let w = &self.win;
         w.kernel == [2, 2] && w.stride == [2, 2] && w.padding == [0, 0] && !w.ceil_mode
     }
@@ -299,6 +301,3 @@ impl ShapeMap for SpatialMean {
 impl MeanMap for SpatialMean {}
 
 pub type GlobalAvgPool = ShapeLayer<SpatialMean>;
-
-#[cfg(test)]
-mod tests;

@@ -149,7 +149,8 @@ impl ResidualPaths {
 }
 
 /// Shape check shared by all residual blocks: branch and shortcut must agree.
-pub(crate) fn joined_shape(
+#[doc(hidden)]
+pub fn joined_shape(
     name: &str,
     branch: &Sequential,
     shortcut: Option<&Sequential>,

@@ -11,11 +11,11 @@ use crate::error::{Error, Result};
 use crate::layer::Param;
 use crate::tensor::Tensor;
 
-mod adam;
+#[doc(hidden)]
+pub mod adam;
 pub mod schedule;
-mod sgd;
-#[cfg(test)]
-mod testing;
+#[doc(hidden)]
+pub mod sgd;
 
 pub use adam::Adam;
 pub use schedule::ScheduleSpec;
@@ -192,7 +192,8 @@ pub(crate) fn check_range(at: &str, v: f32, lo: f32, hi: f32, hi_inclusive: bool
 
 /// The learning rate handed to `step` comes from a schedule, which may legitimately reach 0
 /// (cosine to `minLr = 0`), so only negative and non-finite values are refused.
-fn check_step_lr(at: &str, lr: f32) -> Result<()> {
+#[doc(hidden)]
+pub fn check_step_lr(at: &str, lr: f32) -> Result<()> {
     if !(lr.is_finite() && lr >= 0.0) {
         return Err(Error::value(format!("{at}.step lr"), "a finite number >= 0", lr));
     }
@@ -201,14 +202,17 @@ fn check_step_lr(at: &str, lr: f32) -> Result<()> {
 
 /// Below this many elements the update runs on the calling thread: spawning rayon tasks for a
 /// bias vector costs more than the update itself.
-const PAR_MIN: usize = 1 << 15;
+#[doc(hidden)]
+pub const PAR_MIN: usize = 1 << 15;
 /// Chunk length for the parallel update. Each chunk is independent element-wise work, so the
 /// result does not depend on how rayon schedules the chunks.
-const PAR_CHUNK: usize = 1 << 13;
+#[doc(hidden)]
+pub const PAR_CHUNK: usize = 1 << 13;
 
 /// Runs `f` over matching chunks of up to three mutable buffers (value and state) and the
 /// gradient. Element-wise updates only: `f` must treat every index independently.
-fn for_chunks<F>(value: &mut [f32], grad: &[f32], a: &mut [f32], b: &mut [f32], f: F)
+#[doc(hidden)]
+pub fn for_chunks<F>(value: &mut [f32], grad: &[f32], a: &mut [f32], b: &mut [f32], f: F)
 where
     F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
 {
@@ -237,7 +241,8 @@ fn split_or_empty(s: &mut [f32], chunks: usize) -> Vec<&mut [f32]> {
 
 /// Per-parameter state buffers, indexed like the parameter list.
 #[derive(Clone, Debug)]
-struct SlotStore {
+#[doc(hidden)]
+pub struct SlotStore {
     slots: &'static [&'static str],
     /// `None` until the parameter's first step (PyTorch creates state lazily too; SGD relies
     /// on it to initialise the momentum buffer with the raw gradient).
@@ -245,13 +250,15 @@ struct SlotStore {
 }
 
 #[derive(Clone, Debug)]
-struct Entry {
+#[doc(hidden)]
+pub struct Entry {
     name: String,
     bufs: Vec<Tensor>,
 }
 
 impl SlotStore {
-    fn new(slots: &'static [&'static str]) -> Self {
+    #[doc(hidden)]
+    pub fn new(slots: &'static [&'static str]) -> Self {
         SlotStore { slots, entries: Vec::new() }
     }
 
@@ -377,13 +384,15 @@ impl SlotStore {
 
 /// Step counts are stored as two exact f32 integers (low 24 bits, the rest), since a single
 /// f32 would stop counting exactly after 2^24 steps.
-pub(crate) fn step_to_tensor(step: u64) -> Tensor {
+#[doc(hidden)]
+pub fn step_to_tensor(step: u64) -> Tensor {
     let lo = (step & 0xFF_FFFF) as f32;
     let hi = (step >> 24) as f32;
     Tensor::from_vec(&[2], vec![lo, hi]).expect("2 values for shape [2]")
 }
 
-pub(crate) fn step_from_tensor(at: &str, t: &Tensor) -> Result<u64> {
+#[doc(hidden)]
+pub fn step_from_tensor(at: &str, t: &Tensor) -> Result<u64> {
     let d = t.data();
     let ok = t.shape() == [2]
         && d.iter().all(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0)
@@ -397,131 +406,4 @@ pub(crate) fn step_from_tensor(at: &str, t: &Tensor) -> Result<u64> {
         ));
     }
     Ok(d[0] as u64 | ((d[1] as u64) << 24))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(json: &str) -> std::result::Result<OptimizerSpec, serde_json::Error> {
-        serde_json::from_str(json)
-    }
-
-    #[test]
-    fn spec_defaults_and_names() {
-        let s = parse(r#"{"type":"sgd","lr":0.1}"#).unwrap();
-        assert_eq!(
-            s,
-            OptimizerSpec::Sgd {
-                lr: 0.1,
-                momentum: 0.0,
-                dampening: 0.0,
-                nesterov: false,
-                weight_decay: 0.0
-            }
-        );
-        let s =
-            parse(r#"{"type":"sgd","lr":0.1,"momentum":0.9,"weightDecay":5e-4,"nesterov":true}"#)
-                .unwrap();
-        assert!(
-            matches!(s, OptimizerSpec::Sgd { nesterov: true, weight_decay, .. } if weight_decay == 5e-4)
-        );
-        let s = parse(r#"{"type":"adam"}"#).unwrap();
-        assert_eq!(
-            s,
-            OptimizerSpec::Adam { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.0 }
-        );
-        let s = parse(r#"{"type":"adamW","lr":0.01}"#).unwrap();
-        assert_eq!(
-            s,
-            OptimizerSpec::AdamW { lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.01 }
-        );
-        assert_eq!(parse(r#"{"type":"adamw"}"#).unwrap().kind(), "adamW");
-        // Round trip through JSON keeps camelCase names.
-        let json = serde_json::to_string(&s).unwrap();
-        assert!(json.contains("\"weightDecay\"") && json.contains("\"adamW\""), "{json}");
-        assert_eq!(parse(&json).unwrap(), s);
-    }
-
-    #[test]
-    fn spec_rejects_unknown_and_missing() {
-        assert!(parse(r#"{"type":"sgd","lr":0.1,"momentom":0.9}"#).is_err());
-        assert!(parse(r#"{"type":"sgd","lr":0.1,"weight_decay":0.1}"#).is_err());
-        assert!(parse(r#"{"type":"sgd"}"#).is_err());
-        assert!(parse(r#"{"type":"rmsprop","lr":0.1}"#).is_err());
-    }
-
-    fn err(spec: &str) -> String {
-        match parse(spec).unwrap().build() {
-            Ok(_) => panic!("{spec} should be refused"),
-            Err(e) => {
-                assert_eq!(e.code(), "ERR_VALUE");
-                e.to_string()
-            }
-        }
-    }
-
-    #[test]
-    fn build_validates() {
-        assert_eq!(
-            err(r#"{"type":"sgd","lr":0.1,"momentum":1.5}"#),
-            "optimizer.momentum: expected a number in [0, 1), got 1.5"
-        );
-        assert!(err(r#"{"type":"sgd","lr":0}"#).starts_with("optimizer.lr:"));
-        assert!(err(r#"{"type":"sgd","lr":-1}"#).starts_with("optimizer.lr:"));
-        assert!(err(r#"{"type":"sgd","lr":0.1,"momentum":1}"#).starts_with("optimizer.momentum:"));
-        assert!(
-            err(r#"{"type":"sgd","lr":0.1,"momentum":-0.1}"#).starts_with("optimizer.momentum:")
-        );
-        assert!(err(r#"{"type":"sgd","lr":0.1,"dampening":2}"#).starts_with("optimizer.dampening:"));
-        assert!(err(r#"{"type":"sgd","lr":0.1,"weightDecay":-1}"#)
-            .starts_with("optimizer.weightDecay:"));
-        assert!(
-            err(r#"{"type":"sgd","lr":0.1,"nesterov":true}"#).starts_with("optimizer.nesterov:")
-        );
-        assert!(err(r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":0.1,"nesterov":true}"#)
-            .starts_with("optimizer.nesterov:"));
-        assert!(err(r#"{"type":"adam","betas":[1.0,0.999]}"#).starts_with("optimizer.betas[0]:"));
-        assert!(err(r#"{"type":"adamW","betas":[0.9,-0.1]}"#).starts_with("optimizer.betas[1]:"));
-        assert!(err(r#"{"type":"adam","eps":0}"#).starts_with("optimizer.eps:"));
-        assert!(err(r#"{"type":"adamW","weightDecay":-0.5}"#).starts_with("optimizer.weightDecay:"));
-        // Valid edge cases.
-        for ok in [
-            r#"{"type":"sgd","lr":0.1,"momentum":0.9,"nesterov":true}"#,
-            r#"{"type":"sgd","lr":0.1,"momentum":0.9,"dampening":1}"#,
-            r#"{"type":"adam","betas":[0,0]}"#,
-        ] {
-            parse(ok).unwrap().build().unwrap();
-        }
-        assert_eq!(parse(r#"{"type":"adamW"}"#).unwrap().build().unwrap().kind(), "adamW");
-    }
-
-    #[test]
-    fn step_count_round_trip() {
-        for s in [0u64, 1, 3, (1 << 24) - 1, 1 << 24, (1 << 40) + 12345] {
-            assert_eq!(step_from_tensor("t", &step_to_tensor(s)).unwrap(), s);
-        }
-        assert!(step_from_tensor("t", &Tensor::from_vec(&[2], vec![0.5, 0.0]).unwrap()).is_err());
-        assert!(step_from_tensor("t", &Tensor::from_vec(&[1], vec![3.0]).unwrap()).is_err());
-    }
-
-    #[test]
-    fn chunked_update_covers_every_element() {
-        // Large enough to take the parallel path, with a ragged last chunk.
-        let n = PAR_MIN + PAR_CHUNK / 2 + 7;
-        let mut v: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        let g = vec![1.0f32; n];
-        let mut a = vec![0.0f32; n];
-        for_chunks(&mut v, &g, &mut a, &mut [], |v, g, a, b| {
-            assert!(b.is_empty());
-            for i in 0..v.len() {
-                v[i] += g[i];
-                a[i] = v[i] * 2.0;
-            }
-        });
-        for i in 0..n {
-            assert_eq!(v[i], i as f32 + 1.0);
-            assert_eq!(a[i], 2.0 * (i as f32 + 1.0));
-        }
-    }
 }

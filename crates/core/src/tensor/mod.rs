@@ -1,7 +1,8 @@
 //! Dense f32 tensors in row-major order. Activations are time-major `[T, N, ...]`; stateless
 //! layers view them as the merged batch `[T*N, ...]`.
 pub mod memory;
-mod spike_bits;
+#[doc(hidden)]
+pub mod spike_bits;
 
 pub use spike_bits::SpikeBits;
 
@@ -48,6 +49,7 @@ impl PartialEq for Tensor {
     }
 }
 
+#[inline]
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -73,19 +75,24 @@ impl Tensor {
         Ok(Tensor::counted(shape.to_vec(), data, initialized))
     }
 
+    #[inline]
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    #[inline]
     pub fn numel(&self) -> usize {
         self.data.len()
     }
     /// Elements the allocation holds without growing.
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.data.capacity()
     }
+    #[inline]
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [f32] {
         &mut self.data
     }
@@ -144,32 +151,5 @@ impl Tensor {
 
     pub fn fill(&mut self, value: f32) {
         self.data.fill(value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn growing_back_within_the_written_allocation_skips_the_zero_fill() {
-        let mut t = Tensor::from_vec(&[2, 3], (1..=6).map(|v| v as f32).collect()).unwrap();
-        let ptr = t.data().as_ptr();
-        t.resize_for_overwrite(&[2]);
-        assert_eq!(t.data(), &[1.0, 2.0]);
-        // Back to 6 elements: the old values are still there (no fill), in the same allocation.
-        t.resize_for_overwrite(&[6]);
-        assert_eq!(t.data(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        assert_eq!(t.data().as_ptr(), ptr);
-        // Past what was ever written: zeros, as Vec::resize gives.
-        t.resize_for_overwrite(&[3]);
-        t.resize_for_overwrite(&[9]);
-        assert_eq!(&t.data()[6..], &[0.0, 0.0, 0.0]);
-        // A clone owns only its elements; equality ignores the allocation.
-        let mut c = t.clone();
-        c.resize_for_overwrite(&[2]);
-        c.resize_for_overwrite(&[9]);
-        assert_eq!(c.data()[..3], t.data()[..3]);
-        assert_eq!(Tensor::from_vec(&[1], vec![2.0]).unwrap(), Tensor::full(&[1], 2.0));
     }
 }

@@ -8,3 +8,4 @@ mod mean_head;
 mod memory_lean;
 mod pool_3x3;
 mod spikingjelly;
+mod unit;

@@ -10,3 +10,4 @@ mod imagefolder;
 mod real_samples;
 mod round_trips;
 mod spikingjelly_frames;
+mod unit;

@@ -6,7 +6,8 @@ use crate::kernels::simd::array_of;
 
 /// The lane-wise arithmetic of the transforms, in 8 lanes (AVX2) and 16 (AVX-512): one
 /// formula for both widths, so both run the same operations and give the same bits.
-pub(super) trait Lanes: Copy {
+#[doc(hidden)]
+pub trait Lanes: Copy {
     /// # Safety
     /// Vector intrinsics: the CPU must have the instruction set of the vector type (AVX2 and
     /// FMA for `__m256`, AVX-512F for `__m512`).
@@ -118,7 +119,8 @@ impl_lanes!(
 /// Vector intrinsics: the CPU must have the instruction set of the vector type (AVX2 and
 /// FMA for `__m256`, AVX-512F for `__m512`).
 #[inline(always)]
-pub(super) unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
+#[doc(hidden)]
+pub unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
     // SAFETY: the caller keeps this function's `# Safety` contract.
     unsafe {
         match k {
@@ -136,7 +138,8 @@ pub(super) unsafe fn bt4_row<V: Lanes>(k: usize, d: [V; 4]) -> V {
 /// Vector intrinsics: the CPU must have the instruction set of the vector type (AVX2 and
 /// FMA for `__m256`, AVX-512F for `__m512`).
 #[inline(always)]
-pub(super) unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
+#[doc(hidden)]
+pub unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
     // SAFETY: the caller keeps this function's `# Safety` contract.
     unsafe { array_of(|k| bt4_row(k, d)) }
 }
@@ -147,7 +150,8 @@ pub(super) unsafe fn bt4<V: Lanes>(d: [V; 4]) -> [V; 4] {
 /// Vector intrinsics: the CPU must have the instruction set of the vector type (AVX2 and
 /// FMA for `__m256`, AVX-512F for `__m512`).
 #[inline(always)]
-pub(super) unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
+#[doc(hidden)]
+pub unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
     // SAFETY: the caller keeps this function's `# Safety` contract.
     unsafe {
         let a: [V; 4] = array_of(|j| mm[j].add(mm[4 + j]).add(mm[8 + j]));
@@ -165,7 +169,8 @@ pub(super) unsafe fn at_f2_lanes<V: Lanes>(mm: [V; 16], bias: V) -> [V; 4] {
 /// Vector intrinsics: the CPU must have the instruction set of the vector type (AVX2 and
 /// FMA for `__m256`, AVX-512F for `__m512`).
 #[inline(always)]
-pub(super) unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
+#[doc(hidden)]
+pub unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
     // SAFETY: the caller keeps this function's `# Safety` contract.
     unsafe {
         let (four, five, two) = (V::splat(4.0), V::splat(5.0), V::splat(2.0));
@@ -191,7 +196,8 @@ pub(super) unsafe fn bt6<V: Lanes>(d: [V; 6]) -> [V; 6] {
 /// Vector intrinsics: the CPU must have the instruction set of the vector type (AVX2 and
 /// FMA for `__m256`, AVX-512F for `__m512`).
 #[inline(always)]
-pub(super) unsafe fn at6<V: Lanes>(m: [V; 6]) -> [V; 4] {
+#[doc(hidden)]
+pub unsafe fn at6<V: Lanes>(m: [V; 6]) -> [V; 4] {
     // SAFETY: the caller keeps this function's `# Safety` contract.
     unsafe {
         let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));

@@ -3,7 +3,8 @@
 use crate::kernels::geometry::ConvGeom;
 
 /// Tiles per AVX2 register tile: two 8-lane vectors.
-pub(super) const NV: usize = 16;
+#[doc(hidden)]
+pub const NV: usize = 16;
 /// Target size in floats of one transform position's input block `V[p]` (`C_in x tiles`), so
 /// that it stays in L1 while every output-channel block of that position's GEMM reads it, and
 /// the band's 16 positions of `V` and `M` stay in L2.
@@ -12,7 +13,8 @@ pub(super) const BAND_FLOATS: usize = 4096;
 /// The output tile: F(2x2, 3x3) (4x4 input tiles, 16 transform positions) or F(4x4, 3x3)
 /// (6x6 input tiles, 36 positions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Tile {
+#[doc(hidden)]
+pub enum Tile {
     F2,
     F4,
 }
@@ -32,7 +34,8 @@ impl Tile {
 /// How the tiles of a call are grouped: `m x m` output tiles (`m` 2 or 4), `th x tw` per sample; a chunk (one
 /// parallel task) is `samples_per_chunk` whole samples, processed in bands of `rows_per_band`
 /// tile rows (counted over the chunk's samples one after another).
-pub(super) struct Plan {
+#[doc(hidden)]
+pub struct Plan {
     pub(super) th: usize,
     pub(super) tw: usize,
     pub(super) samples_per_chunk: usize,
@@ -45,7 +48,8 @@ pub(super) struct Plan {
 pub(super) const MIN_CHUNKS: usize = 8;
 
 impl Plan {
-    pub(super) fn new(g: &ConvGeom, batch: usize, tile: Tile) -> Plan {
+    #[doc(hidden)]
+    pub fn new(g: &ConvGeom, batch: usize, tile: Tile) -> Plan {
         let (th, tw) = (g.h.div_ceil(tile.size()), g.w.div_ceil(tile.size()));
         let band_tiles = (BAND_FLOATS / g.c_in.max(g.c_out)).max(NV);
         let per_sample = th * tw;
@@ -66,7 +70,8 @@ impl Plan {
 /// a multiple of 2 KB apart (`c` and `tiles_pad` are multiples of 16), the transforms' 16 or
 /// 36 streams (one per position) fall into the same few L1 sets, and conflict misses took
 /// half of the input transform's time.
-pub(super) fn pos_stride(c: usize, tiles_pad: usize) -> usize {
+#[doc(hidden)]
+pub fn pos_stride(c: usize, tiles_pad: usize) -> usize {
     c * tiles_pad + SKEW
 }
 
@@ -75,14 +80,16 @@ pub(super) const SKEW: usize = 16;
 
 /// Lanes of a band's `V` and `M` rows: the band's tiles plus room for the whole-vector loops
 /// of the last tile row (up to 7 lanes past it), rounded up to whole register tiles.
-pub(super) fn tiles_pad(tiles: usize) -> usize {
+#[doc(hidden)]
+pub fn tiles_pad(tiles: usize) -> usize {
     (tiles + 8).div_ceil(NV) * NV
 }
 
 /// What both input transforms read a band's input patches through: the input row `i` of a
 /// tile row's patch (a zero row outside the map), and masked loads of 8 columns (zero outside).
 #[cfg(target_arch = "x86_64")]
-pub(super) struct PatchRows<'a> {
+#[doc(hidden)]
+pub struct PatchRows<'a> {
     pub(super) g: &'a ConvGeom,
     pub(super) plan: &'a Plan,
     pub(super) xs: &'a [f32],
@@ -101,7 +108,8 @@ impl<'a> PatchRows<'a> {
     /// Vector intrinsics, inlined into the kernels compiled for them: the CPU must have AVX2
     /// and FMA (AVX-512F for 512-bit vectors).
     #[inline(always)]
-    pub(super) unsafe fn new(
+    #[doc(hidden)]
+    pub unsafe fn new(
         g: &'a ConvGeom,
         plan: &'a Plan,
         xs: &'a [f32],

@@ -255,7 +255,8 @@ pub(super) unsafe fn output(
 }
 
 /// Lane indices for maps seven F(4x4) tiles wide (25-28): `index[l]` for `l` in `0..16`.
-fn lanes(f: impl Fn(usize) -> usize) -> [i32; 16] {
+#[doc(hidden)]
+pub fn lanes(f: impl Fn(usize) -> usize) -> [i32; 16] {
     array_of(|l| f(l) as i32)
 }
 

@@ -12,7 +12,8 @@ use crate::nn::dual_stream_block::DualStreamBlock;
 use crate::tensor::{SpikeBits, Tensor};
 
 #[derive(Default)]
-pub(super) struct Lean {
+#[doc(hidden)]
+pub struct Lean {
     /// The mode is on for the next training forward.
     pub on: bool,
     /// The last forward ran in training with the mode on.

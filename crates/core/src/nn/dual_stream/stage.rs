@@ -6,7 +6,8 @@ use crate::tensor::Tensor;
 
 // A trunk holds a handful of stages, built once: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Stage {
+#[doc(hidden)]
+pub enum Stage {
     Block(DualStreamBlock),
     /// The same pooling, once per stream (each keeps its own argmax for backward).
     Pool {

@@ -11,16 +11,20 @@ use crate::spec::Connect;
 use crate::tensor::{SpikeBits, Tensor};
 use plan::{Concrete, PlanInputs};
 
-mod backward;
-mod forward;
-mod plan;
+#[doc(hidden)]
+pub mod backward;
+#[doc(hidden)]
+pub mod forward;
+#[doc(hidden)]
+pub mod plan;
 mod recompute;
 
 pub use plan::{with_fusion, FusedOp, Fusion};
 
 /// Where the backward pass finds the activation between layer i and i+1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stored {
+#[doc(hidden)]
+pub enum Stored {
     /// An f32 tensor in `activations[i]`.
     Dense,
     /// Bit-packed in `packed[i]`; the forward ran it through a shared f32 buffer.
@@ -87,16 +91,19 @@ pub struct Sequential {
     /// Whether this sequence's input is normally a spike map (true inside residual blocks).
     input_spikes: bool,
     /// Per boundary i (output of layer i, for i < len-1): the layer is expected to emit spikes.
-    spiking: Vec<bool>,
+    #[doc(hidden)]
+    pub spiking: Vec<bool>,
     /// Set once packing a boundary found non-binary values; it then stays dense.
-    not_binary: Vec<bool>,
+    #[doc(hidden)]
+    pub not_binary: Vec<bool>,
     /// Per boundary i: no backward pass reads its values (neither layer i's nor layer i+1's,
     /// see [`Layer::backward_reads`]), e.g. a SEW ADD block's output before a max pool. It
     /// then runs through a shared buffer like a spike map and is never kept.
     unread: Vec<bool>,
     /// Per boundary i: layer i recomputes it in backward from boundary i-1, which is kept
     /// as f32 (never itself packed or recomputed, so recomputing needs no second buffer).
-    recompute: Vec<bool>,
+    #[doc(hidden)]
+    pub recompute: Vec<bool>,
     /// Per layer i: a BN (recomputing its output) followed by a neuron layer. In training the
     /// pair runs as one fused pass (`neuron::kernel::forward_bn` / `backward_bn`), and the BN
     /// output is never written: forward, the BN computes its statistics and the neuron applies
@@ -105,7 +112,8 @@ pub struct Sequential {
     /// times the statistics and input-gradient passes under the BN and the fused pass under
     /// the neuron.
     fuse: Vec<bool>,
-    stored: Vec<Stored>,
+    #[doc(hidden)]
+    pub stored: Vec<Stored>,
     activations: Vec<Tensor>,
     packed: Vec<SpikeBits>,
     /// Shapes of the `Unread` boundaries (backward hands their layers a buffer of that shape).
@@ -124,7 +132,8 @@ pub struct Sequential {
     /// The last training forward's first layer, a conv on the repeated input before a fused
     /// BN + neuron pair, wrote one step only (`Conv2d::forward_one_step`) and the pair took it
     /// as all `T` steps: holds that `T`.
-    one_step: Option<usize>,
+    #[doc(hidden)]
+    pub one_step: Option<usize>,
     /// The fused passes the last forward ran, and what that plan was made for.
     plan: Vec<FusedOp>,
     plan_inputs: PlanInputs,
@@ -452,6 +461,3 @@ impl Layer for Sequential {
         self.layers.iter_mut().for_each(|l| l.visit_mut(visitor));
     }
 }
-
-#[cfg(test)]
-mod tests;

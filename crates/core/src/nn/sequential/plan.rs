@@ -134,7 +134,8 @@ impl PlanInputs {
 /// statistics come first, the neuron kernel applies its [`ChannelAffine`] on the fly and fills
 /// its gradient sums, and it finishes the backward from those. BatchNorm2d (`[T, N, C, H, W]`)
 /// and BatchNorm1d (tokens, channels last: planes of one value).
-pub(crate) trait PairedNorm: Layer {
+#[doc(hidden)]
+pub trait PairedNorm: Layer {
     /// Training statistics of `input` and the affine they give, without the affine pass;
     /// `moments`: the input's per-plane moments if its producer took them; `repeats` > 1:
     /// `input` is one time step standing for that many.
@@ -206,7 +207,8 @@ paired_norm!(BatchNorm2d);
 paired_norm!(BatchNorm1d);
 
 /// The concrete layers the fused passes need, reached from their boxes.
-pub(super) trait Concrete {
+#[doc(hidden)]
+pub trait Concrete {
     fn as_conv(&mut self) -> Option<&mut Conv2d>;
     fn as_batch_norm(&mut self) -> Option<&mut BatchNorm2d>;
     /// A batch norm of either kind, for the fused BN + neuron pass.

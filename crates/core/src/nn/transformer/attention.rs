@@ -55,11 +55,16 @@ pub struct SpikingAttention {
 
 /// One head's operands inside a sample-step's `[L, 3C]` block: Q, K and V start at
 /// `q`, `q + C` and `q + 2C`, with rows `3C` apart.
-struct Head {
-    l: usize,
-    d: usize,
-    c: usize,
-    q: usize,
+#[doc(hidden)]
+pub struct Head {
+    #[doc(hidden)]
+    pub l: usize,
+    #[doc(hidden)]
+    pub d: usize,
+    #[doc(hidden)]
+    pub c: usize,
+    #[doc(hidden)]
+    pub q: usize,
 }
 
 impl Head {
@@ -75,9 +80,11 @@ impl Head {
 }
 
 /// Per-thread buffers of the per-head products.
-struct Scratch {
+#[doc(hidden)]
+pub struct Scratch {
     /// The L x L (tokens first) or D x D (channels first) product, and its gradient.
-    work: Vec<f32>,
+    #[doc(hidden)]
+    pub work: Vec<f32>,
     work_grad: Vec<f32>,
     /// Packed operands: two for the spike x spike product, one for the spike x counts product.
     bits: [Vec<u64>; 3],
@@ -87,7 +94,8 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(l: usize, d: usize, order: Order) -> Self {
+    #[doc(hidden)]
+    pub fn new(l: usize, d: usize, order: Order) -> Self {
         let work_len = if order == Order::TokensFirst { l * l } else { d * d };
         let packed = (l * words_for(d)).max(d * words_for(l));
         Scratch {
@@ -127,7 +135,8 @@ fn head_counts(order: Order, x: &[f32], h: &Head, transposed: bool, s: &mut Scra
 /// [`head_forward`] for spike operands: the counts packed, then the spike x counts product
 /// event-driven or dense by the spikes' density. `None` (`y` untouched) if an operand is not
 /// binary.
-fn head_forward_spikes(
+#[doc(hidden)]
+pub fn head_forward_spikes(
     order: Order,
     x: &[f32],
     h: &Head,
@@ -173,7 +182,15 @@ fn head_forward_spikes(
 }
 
 /// `y[l, q..q+d]` (rows `C` apart) = `scale * Q K^T V` of one head.
-fn head_forward(order: Order, x: &[f32], h: &Head, scale: f32, y: &mut [f32], work: &mut [f32]) {
+#[doc(hidden)]
+pub fn head_forward(
+    order: Order,
+    x: &[f32],
+    h: &Head,
+    scale: f32,
+    y: &mut [f32],
+    work: &mut [f32],
+) {
     let (l, d, c, p) = (h.l, h.d, h.c, h.pitch());
     let yo = h.q;
     match order {
@@ -192,7 +209,8 @@ fn head_forward(order: Order, x: &[f32], h: &Head, scale: f32, y: &mut [f32], wo
 
 /// Writes dQ, dK and dV of one head into `dx` (same layout as `x`) from `dy` (rows `C` apart).
 #[allow(clippy::too_many_arguments)]
-fn head_backward(
+#[doc(hidden)]
+pub fn head_backward(
     order: Order,
     x: &[f32],
     dy: &[f32],
@@ -389,74 +407,5 @@ impl Layer for SpikingAttention {
             counter: av,
         });
         visitor.audit_probe(&mut self.probe);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Rng;
-
-    /// Forward and backward of one sample-step block per head: packed/event (`packed`) or the
-    /// dense GEMMs alone.
-    fn run(
-        order: Order,
-        x: &[f32],
-        dy: &[f32],
-        l: usize,
-        c: usize,
-        heads: usize,
-        packed: bool,
-    ) -> (Vec<f32>, Vec<f32>) {
-        let d = c / heads;
-        let mut s = Scratch::new(l, d, order);
-        let (mut y, mut dx) = (vec![f32::NAN; l * c], vec![f32::NAN; l * 3 * c]);
-        for h in 0..heads {
-            let head = Head { l, d, c, q: h * d };
-            if !packed || head_forward_spikes(order, x, &head, 0.125, &mut y, &mut s).is_none() {
-                head_forward(order, x, &head, 0.125, &mut y, &mut s.work);
-            }
-            head_backward(order, x, dy, &head, 0.125, &mut dx, &mut s, packed);
-        }
-        (y, dx)
-    }
-
-    #[test]
-    fn spike_kernels_equal_the_dense_gemms_bit_for_bit_at_every_density() {
-        let mut rng = Rng::new(21);
-        // Odd sizes, one and several words per packed row, both orders.
-        for (l, c, heads) in [(7, 6, 2), (49, 64, 4), (65, 24, 1), (9, 140, 1), (70, 70, 1)] {
-            for density in [0.0, 0.02, 0.15, 0.45, 0.8, 1.0] {
-                let x = rng.spikes(l * 3 * c, density);
-                let dy: Vec<f32> = (0..l * c).map(|_| rng.normal()).collect();
-                for order in [Order::TokensFirst, Order::ChannelsFirst] {
-                    let (y, dx) = run(order, &x, &dy, l, c, heads, true);
-                    let (y_dense, dx_dense) = run(order, &x, &dy, l, c, heads, false);
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    let what = format!("{order:?}, L {l}, C {c}, {heads} heads, density {density}");
-                    assert_eq!(bits(&y), bits(&y_dense), "forward, {what}");
-                    assert_eq!(bits(&dx), bits(&dx_dense), "backward, {what}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn real_valued_input_takes_the_dense_path() {
-        let mut rng = Rng::new(22);
-        let (l, c, heads) = (5, 8, 2);
-        let mut x = rng.spikes(l * 3 * c, 0.3);
-        x[3] = 0.5;
-        let dy: Vec<f32> = (0..l * c).map(|_| rng.normal()).collect();
-        for order in [Order::TokensFirst, Order::ChannelsFirst] {
-            let mut s = Scratch::new(l, c / heads, order);
-            let mut y = vec![0.0; l * c];
-            let head = Head { l, d: c / heads, c, q: 0 };
-            assert!(head_forward_spikes(order, &x, &head, 0.125, &mut y, &mut s).is_none());
-            assert_eq!(
-                run(order, &x, &dy, l, c, heads, true),
-                run(order, &x, &dy, l, c, heads, false)
-            );
-        }
     }
 }

@@ -137,7 +137,8 @@ impl BatchNorm1d {
     /// planner's common interface: no producer of tokens hands over moments, they are
     /// computed here. `repeats` > 1: `input` is one time step standing for `repeats` identical
     /// ones; only the running variance's unbiasing counts every step.
-    pub(crate) fn forward_statistics(
+    #[doc(hidden)]
+    pub fn forward_statistics(
         &mut self,
         input: &Tensor,
         _moments: Option<&[f64]>,
@@ -192,7 +193,8 @@ impl BatchNorm1d {
 
     /// The affine the last forward applied (or left to the fused pass): channels last, so
     /// each channel's "plane" is one value.
-    pub(crate) fn affine(&self, _shape: &[usize]) -> ChannelAffine<'_> {
+    #[doc(hidden)]
+    pub fn affine(&self, _shape: &[usize]) -> ChannelAffine<'_> {
         ChannelAffine { scale: &self.scale, shift: &self.shift, hw: 1 }
     }
 
@@ -209,7 +211,8 @@ impl BatchNorm1d {
 
     /// For the fused BN + neuron backward: the affine and mean of the last forward, which must
     /// have been a forward on `shape`, and the sum vectors the neuron kernel fills.
-    pub(crate) fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
+    #[doc(hidden)]
+    pub fn fused_grad(&mut self, shape: &[usize]) -> Result<BnGrad<'_>> {
         self.last_used_batch_stats(shape)?;
         Ok(BnGrad {
             affine: ChannelAffine { scale: &self.scale, shift: &self.shift, hw: 1 },
@@ -221,7 +224,8 @@ impl BatchNorm1d {
 
     /// The rest of the backward once `sum_dy` and `sum_dy_xc` hold the sums of `dy` (the
     /// fused BN + neuron backward fills them): parameter gradients and `dx`.
-    pub(crate) fn backward_from_sums(
+    #[doc(hidden)]
+    pub fn backward_from_sums(
         &mut self,
         input: &Tensor,
         dy: &Tensor,

@@ -14,8 +14,3 @@ pub use attention::SpikingAttention;
 pub use batch_norm1d::BatchNorm1d;
 pub use token_mean::TokenMean;
 pub use tokens::Tokens;
-
-#[cfg(test)]
-mod fused_tests;
-#[cfg(test)]
-mod tests;

@@ -1,10 +1,20 @@
 //! The sequence against its layers run one by one: same bits, the plans chosen, the
 //! activations kept.
-use super::*;
-use crate::layer::Walk;
-use crate::nn::build_sequential;
-use crate::rng::Rng;
-use crate::spec::LayerSpec;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `nn::sequential` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::layer::{Layer, Visitor, VisitorMut};
+    pub use dualstream_core::nn::sequential::plan::Concrete;
+    pub use dualstream_core::nn::sequential::*;
+    pub use dualstream_core::tensor::Tensor;
+}
+use dualstream_core::layer::Walk;
+use dualstream_core::nn::build_sequential;
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::LayerSpec;
 
 /// Steps of the plans of `seq` and the sequences inside it (last forward) that match `f`.
 fn planned(seq: &Sequential, f: impl Fn(&FusedOp) -> bool) -> usize {

@@ -1,7 +1,18 @@
-use super::*;
-use crate::layer::Walk;
-use crate::rng::Rng;
-use crate::spec::SurrogateSpec;
+//! Tests of `dualstream_core::neuron`.
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `neuron` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::layer::{Layer, Visitor, VisitorMut};
+    pub use dualstream_core::neuron::*;
+    pub use dualstream_core::spec::NeuronSpec;
+    pub use dualstream_core::tensor::Tensor;
+}
+use dualstream_core::layer::Walk;
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::SurrogateSpec;
 
 fn spec(
     tau: f32,
@@ -15,7 +26,7 @@ fn spec(
 
 /// LIF with tau 2, hard reset to 0, detached reset and the ATan surrogate (alpha 2): the
 /// settings SpikingJelly's examples use.
-pub(super) fn detached_atan_lif() -> NeuronSpec {
+pub(crate) fn detached_atan_lif() -> NeuronSpec {
     spec(2.0, true, Some(0.0), true, SurrogateSpec::Atan { alpha: 2.0 })
 }
 
@@ -750,7 +761,7 @@ fn neuron_throughput() {
 #[test]
 #[ignore]
 fn neuron_in_cache_compute() {
-    use super::kernel;
+    use dualstream_core::neuron::kernel;
     let (t_len, numel) = (8, 1024);
     let mut rng = Rng::new(1);
     let x: Vec<f32> = (0..t_len * numel).map(|_| rng.uniform_range(-1.0, 3.0)).collect();

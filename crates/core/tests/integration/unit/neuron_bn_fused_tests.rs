@@ -1,11 +1,21 @@
 //! The fused training-mode BN + neuron pass (`kernel::forward_bn` / `kernel::backward_bn`)
 //! against the BN layer followed by the neuron layer, run separately.
-use super::tests::detached_atan_lif;
-use super::*;
-use crate::layer::Walk;
-use crate::nn::batch_norm::BatchNorm2d;
-use crate::rng::Rng;
-use crate::spec::{BatchNormSpec, SurrogateSpec};
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `neuron` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::layer::{Layer, Visitor, VisitorMut};
+    pub use dualstream_core::neuron::*;
+    pub use dualstream_core::spec::NeuronSpec;
+    pub use dualstream_core::tensor::Tensor;
+}
+use crate::unit::neuron::detached_atan_lif;
+use dualstream_core::layer::Walk;
+use dualstream_core::nn::batch_norm::BatchNorm2d;
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::{BatchNormSpec, SurrogateSpec};
 
 const SURROGATES: [SurrogateSpec; 4] = [
     SurrogateSpec::Sigmoid { alpha: 4.0 },
@@ -207,7 +217,7 @@ fn fused_sums_match_the_bn_kernel_sums() {
         let c = case.shape[2];
         let hw = case.shape[3] * case.shape[4];
         let (mut sd, mut sdx) = (vec![0.0; c], vec![0.0; c]);
-        crate::kernels::batch_norm::backward_sums(
+        dualstream_core::kernels::batch_norm::backward_sums(
             x.data(),
             dy.data(),
             c,

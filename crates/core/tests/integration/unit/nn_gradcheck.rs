@@ -1,11 +1,20 @@
 //! Finite-difference gradient checks shared by the layer tests.
-use crate::layer::Layer;
-use crate::layer::Walk;
-use crate::rng::Rng;
-use crate::tensor::Tensor;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `nn` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::nn::*;
+    pub use dualstream_core::rng::Rng;
+}
+use dualstream_core::layer::Layer;
+use dualstream_core::layer::Walk;
+use dualstream_core::rng::Rng;
+use dualstream_core::tensor::Tensor;
 
 pub(crate) fn random_tensor(rng: &mut Rng, shape: &[usize]) -> Tensor {
-    let n = crate::tensor::numel(shape);
+    let n = dualstream_core::tensor::numel(shape);
     Tensor::from_vec(shape, (0..n).map(|_| rng.normal()).collect()).unwrap()
 }
 

@@ -1,7 +1,20 @@
 //! Pooling layers against finite differences, hand-computed windows and PyTorch's rules.
-use super::*;
-use crate::nn::gradcheck::{check_gradients, random_tensor};
-use crate::rng::Rng;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `nn::pool` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::error::Error;
+    pub use dualstream_core::layer::{Layer, Visitor};
+    pub use dualstream_core::neuron::SpikePool;
+    pub use dualstream_core::nn::pool::*;
+    pub use dualstream_core::nn::shape_layer::{MeanMap, ShapeMap};
+    pub use dualstream_core::spec::PoolSpec;
+    pub use dualstream_core::tensor::Tensor;
+}
+use crate::unit::nn_gradcheck::{check_gradients, random_tensor};
+use dualstream_core::rng::Rng;
 
 fn pool(k: usize, s: Option<usize>, p: usize) -> PoolSpec {
     PoolSpec {
@@ -15,7 +28,7 @@ fn pool(k: usize, s: Option<usize>, p: usize) -> PoolSpec {
 
 /// Distinct values at least 0.1 apart, so that no finite-difference step changes an argmax.
 fn tie_free(rng: &mut Rng, shape: &[usize]) -> Tensor {
-    let n = crate::tensor::numel(shape);
+    let n = dualstream_core::tensor::numel(shape);
     let mut v: Vec<f32> = (0..n).map(|i| i as f32 * 0.1 - n as f32 * 0.05).collect();
     rng.shuffle(&mut v);
     Tensor::from_vec(shape, v).unwrap()

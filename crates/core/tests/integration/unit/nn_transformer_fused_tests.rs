@@ -1,14 +1,22 @@
 //! BatchNorm1d and the neuron after it run as one training pass of the sequence (the planner's
 //! fused BN + neuron step, channels last) against the two layers run one by one: the same
 //! outputs and BN statistics bit for bit, gradients equal up to summation order.
-use crate::layer::{Layer, Walk};
-use crate::nn::build_sequential;
-use crate::nn::gradcheck::random_tensor;
-use crate::nn::sequential::{with_fusion, FusedOp, Fusion};
-use crate::nn::Sequential;
-use crate::rng::Rng;
-use crate::spec::LayerSpec;
-use crate::tensor::Tensor;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `nn::transformer` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::nn::transformer::*;
+}
+use crate::unit::nn_gradcheck::random_tensor;
+use dualstream_core::layer::{Layer, Walk};
+use dualstream_core::nn::build_sequential;
+use dualstream_core::nn::sequential::{with_fusion, FusedOp, Fusion};
+use dualstream_core::nn::Sequential;
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::LayerSpec;
+use dualstream_core::tensor::Tensor;
 
 /// Fused BN + neuron steps in the plans of `seq` and of the sequences inside it.
 fn fused_pairs(seq: &Sequential) -> usize {
@@ -89,14 +97,14 @@ fn batch_norm1d_and_its_neuron_run_fused_with_the_unfused_bits() {
 
 #[test]
 fn batch_norm1d_recomputes_its_output_bit_for_bit() {
-    let spec = crate::spec::BatchNormSpec {
+    let spec = dualstream_core::spec::BatchNormSpec {
         num_features: 5,
         eps: 1e-5,
         momentum: 0.1,
         init_weight: 1.0,
         affine: true,
     };
-    let mut bn = super::BatchNorm1d::new("bn", &spec).unwrap();
+    let mut bn = dualstream_core::nn::transformer::BatchNorm1d::new("bn", &spec).unwrap();
     let mut rng = Rng::new(4);
     let x = random_tensor(&mut rng, &[2, 3, 4, 5]);
     for training in [true, false] {

@@ -1,12 +1,19 @@
 //! Finite-difference and reference checks of the token layers, and of tiny spiking
 //! transformers built from them (neurons left out where finite differences need smoothness).
-use super::*;
-use crate::layer::{Layer, Walk};
-use crate::nn::gradcheck::{check_gradients, random_tensor};
-use crate::nn::{build_sequential, Sequential};
-use crate::rng::Rng;
-use crate::spec::{BatchNormSpec, LayerSpec, SpikingAttentionSpec};
-use crate::tensor::Tensor;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `nn::transformer` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::nn::transformer::*;
+}
+use crate::unit::nn_gradcheck::{check_gradients, random_tensor};
+use dualstream_core::layer::{Layer, Walk};
+use dualstream_core::nn::{build_sequential, Sequential};
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::{BatchNormSpec, LayerSpec, SpikingAttentionSpec};
+use dualstream_core::tensor::Tensor;
 
 fn bn_spec(c: usize) -> BatchNormSpec {
     serde_json::from_value(serde_json::json!({ "numFeatures": c })).unwrap()
@@ -14,7 +21,7 @@ fn bn_spec(c: usize) -> BatchNormSpec {
 
 /// Random 0/1 values with probability `p` of a one.
 fn spikes(rng: &mut Rng, shape: &[usize], p: f32) -> Tensor {
-    let n = crate::tensor::numel(shape);
+    let n = dualstream_core::tensor::numel(shape);
     Tensor::from_vec(shape, (0..n).map(|_| if rng.uniform() < p { 1.0 } else { 0.0 }).collect())
         .unwrap()
 }
@@ -138,7 +145,7 @@ fn linear_maps_tokens_one_by_one() {
     let mut rng = Rng::new(10);
     let spec =
         serde_json::from_value(serde_json::json!({ "inFeatures": 5, "outFeatures": 3 })).unwrap();
-    let mut lin = crate::nn::Linear::new("fc", &spec, &mut rng).unwrap();
+    let mut lin = dualstream_core::nn::Linear::new("fc", &spec, &mut rng).unwrap();
     let x = random_tensor(&mut rng, &[2, 2, 4, 5]);
     let mut y = Tensor::default();
     lin.forward(&x, &mut y, true).unwrap();
@@ -273,7 +280,7 @@ impl Layer for SpecLayer {
     fn name(&self) -> &str {
         "tiny transformer"
     }
-    fn output_shape(&self, input: &[usize]) -> crate::error::Result<Vec<usize>> {
+    fn output_shape(&self, input: &[usize]) -> dualstream_core::error::Result<Vec<usize>> {
         self.seq.lock().unwrap().output_shape(input)
     }
     fn forward(
@@ -281,7 +288,7 @@ impl Layer for SpecLayer {
         input: &Tensor,
         output: &mut Tensor,
         training: bool,
-    ) -> crate::error::Result<()> {
+    ) -> dualstream_core::error::Result<()> {
         self.seq.get_mut().unwrap().forward(input, output, training)
     }
     fn backward(
@@ -290,10 +297,10 @@ impl Layer for SpecLayer {
         output: &Tensor,
         grad_output: &Tensor,
         grad_input: &mut Tensor,
-    ) -> crate::error::Result<()> {
+    ) -> dualstream_core::error::Result<()> {
         self.seq.get_mut().unwrap().backward(input, output, grad_output, grad_input)
     }
-    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn crate::layer::VisitorMut<'a>) {
+    fn visit_mut<'a>(&'a mut self, visitor: &mut dyn dualstream_core::layer::VisitorMut<'a>) {
         self.seq.get_mut().unwrap().visit_mut(visitor)
     }
 }

@@ -1,6 +1,17 @@
 //! Helpers the optimizer tests share.
-use crate::layer::Param;
-use crate::tensor::Tensor;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `optim` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::layer::Param;
+    pub use dualstream_core::optim::*;
+    pub use dualstream_core::tensor::Tensor;
+    pub use rayon::prelude::*;
+}
+use dualstream_core::layer::Param;
+use dualstream_core::tensor::Tensor;
 
 /// A one-dimensional parameter holding `v`.
 pub fn param(name: &str, v: &[f64], decay: bool) -> Param {

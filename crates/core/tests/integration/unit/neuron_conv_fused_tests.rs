@@ -1,11 +1,21 @@
 //! The inference pass that feeds an event-driven convolution's output to a neuron layer in
 //! cache (`kernel::forward_conv_events`) against the convolution followed by the neuron layer.
-use super::tests::detached_atan_lif;
-use super::*;
-use crate::kernels::connect::connect_forward;
-use crate::kernels::spike_conv::{conv2d_forward_spikes, tests::random_geom, EventBudget};
-use crate::rng::Rng;
-use crate::spec::{Connect, SurrogateSpec};
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `neuron` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::layer::{Layer, Visitor, VisitorMut};
+    pub use dualstream_core::neuron::*;
+    pub use dualstream_core::spec::NeuronSpec;
+}
+use crate::unit::kernels_spike_conv::random_geom;
+use crate::unit::neuron::detached_atan_lif;
+use dualstream_core::kernels::connect::connect_forward;
+use dualstream_core::kernels::spike_conv::{conv2d_forward_spikes, EventBudget};
+use dualstream_core::rng::Rng;
+use dualstream_core::spec::{Connect, SurrogateSpec};
 
 /// Every neuron kind x hard (V_reset 0 or -0.3) / soft reset x decay_input, with taus that are
 /// and are not powers of two.
@@ -102,9 +112,18 @@ fn conv_then_neuron_in_cache_matches_the_two_passes_bit_for_bit() {
 #[test]
 fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
     // A typical 32-channel 14x14 layer: the comparison above must not pass on silence alone.
-    let g =
-        crate::kernels::geometry::ConvGeom::new(32, 32, 14, 14, [3, 3], [1, 1], [1, 1], [1, 1], 1)
-            .unwrap();
+    let g = dualstream_core::kernels::geometry::ConvGeom::new(
+        32,
+        32,
+        14,
+        14,
+        [3, 3],
+        [1, 1],
+        [1, 1],
+        [1, 1],
+        1,
+    )
+    .unwrap();
     let mut rng = Rng::new(5);
     let (t_len, n_len) = (4, 3);
     let x: Vec<f32> =
@@ -141,7 +160,7 @@ fn conv_then_neuron_fires_on_a_shape_with_several_steps_and_samples() {
 #[test]
 #[ignore]
 fn conv_neuron_throughput() {
-    use crate::kernels::geometry::ConvGeom;
+    use dualstream_core::kernels::geometry::ConvGeom;
     let spec = detached_atan_lif();
     let d = NeuronLayer::new("l", NeuronKind::Lif, &spec).unwrap().dynamics();
     let median = |mut v: Vec<f64>| {
@@ -184,7 +203,7 @@ fn conv_neuron_throughput() {
                 None,
             );
             let t3 = std::time::Instant::now();
-            std::hint::black_box(crate::kernels::spike_conv::spike_stats(&x));
+            std::hint::black_box(dualstream_core::kernels::spike_conv::spike_stats(&x));
             let t4 = std::time::Instant::now();
             conv.push((t1 - t0).as_secs_f64() * 1e3);
             lif.push((t2 - t1).as_secs_f64() * 1e3);

@@ -1,7 +1,16 @@
 //! Helpers the layer tests share.
-use super::Layer;
-use crate::rng::Rng;
-use crate::tensor::Tensor;
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `layer` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::layer::*;
+    pub use dualstream_core::tensor::Tensor;
+}
+use dualstream_core::layer::Layer;
+use dualstream_core::rng::Rng;
+use dualstream_core::tensor::Tensor;
 
 /// Runs `layer` forward in training mode on `x`, then backward with a standard-normal output
 /// gradient drawn from `rng`: `(output, grad_output, grad_input)`.

@@ -1,0 +1,171 @@
+//! Tests of `dualstream_core::loss`.
+#[allow(unused_imports)]
+use self::scope::*;
+
+/// The names the tests of `loss` see in their module.
+mod scope {
+    #![allow(unused_imports)]
+    pub use dualstream_core::error::Result;
+    pub use dualstream_core::loss::*;
+    pub use dualstream_core::tensor::Tensor;
+}
+fn tensor(shape: &[usize], f: impl Fn(usize) -> f32) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(shape, (0..n).map(f).collect()).unwrap()
+}
+
+/// Deterministic, varied values without an RNG dependency.
+fn sample_output(t: usize, n: usize, k: usize) -> Tensor {
+    tensor(&[t, n, k], |i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+}
+
+type LossFn = fn(&Tensor, &[u32], &mut Tensor) -> Result<LossStats>;
+
+fn finite_difference_check(loss: LossFn, out: &Tensor, labels: &[u32]) {
+    let mut grad = Tensor::default();
+    loss(out, labels, &mut grad).unwrap();
+    assert_eq!(grad.shape(), out.shape());
+    let h = 1e-2f32;
+    let mut scratch = Tensor::default();
+    for i in 0..out.numel() {
+        let mut plus = out.clone();
+        plus.data_mut()[i] += h;
+        let mut minus = out.clone();
+        minus.data_mut()[i] -= h;
+        let lp = loss(&plus, labels, &mut scratch).unwrap().loss as f64;
+        let lm = loss(&minus, labels, &mut scratch).unwrap().loss as f64;
+        let fd = (lp - lm) / (2.0 * h as f64);
+        let g = grad.data()[i] as f64;
+        assert!((fd - g).abs() < 2e-4, "element {i}: analytic {g}, finite difference {fd}");
+    }
+}
+
+#[test]
+fn cross_entropy_matches_finite_differences() {
+    let out = sample_output(3, 4, 5);
+    finite_difference_check(cross_entropy_time_mean, &out, &[0, 4, 2, 2]);
+}
+
+#[test]
+fn mse_matches_finite_differences() {
+    let out = tensor(&[4, 3, 5], |i| (i * 13 % 7) as f32 / 6.0);
+    finite_difference_check(mse_firing_rate, &out, &[1, 0, 4]);
+}
+
+#[test]
+#[allow(clippy::needless_range_loop)] // indices mirror the [T, N, K] layout being checked
+fn cross_entropy_matches_softmax_formula() {
+    // T = 2, N = 2, K = 3, written out.
+    let out = Tensor::from_vec(
+        &[2, 2, 3],
+        vec![1.0, 2.0, 0.0, -1.0, 0.5, 3.0, 3.0, 0.0, 1.0, 1.0, 0.5, -1.0],
+    )
+    .unwrap();
+    let labels = [2u32, 0];
+    // Time means: sample 0 -> [2, 1, 0.5], sample 1 -> [0, 0.5, 1].
+    let z = [[2.0f64, 1.0, 0.5], [0.0, 0.5, 1.0]];
+    let mut want_loss = 0.0;
+    let mut want_grad = [[0.0f64; 3]; 2];
+    for (i, zi) in z.iter().enumerate() {
+        let s: f64 = zi.iter().map(|v| v.exp()).sum();
+        want_loss += -(zi[labels[i] as usize].exp() / s).ln() / 2.0;
+        for j in 0..3 {
+            let onehot = if j == labels[i] as usize { 1.0 } else { 0.0 };
+            // 1/N for the batch mean, 1/T for the time mean.
+            want_grad[i][j] = (zi[j].exp() / s - onehot) / 2.0 / 2.0;
+        }
+    }
+    let mut grad = Tensor::default();
+    let stats = cross_entropy_time_mean(&out, &labels, &mut grad).unwrap();
+    assert!((stats.loss as f64 - want_loss).abs() < 1e-6, "{} vs {want_loss}", stats.loss);
+    // argmax: sample 0 -> 0 (label 2, wrong), sample 1 -> 2 (label 0, wrong).
+    assert_eq!((stats.correct, stats.count), (0, 2));
+    for step in 0..2 {
+        for i in 0..2 {
+            for j in 0..3 {
+                let g = grad.data()[step * 6 + i * 3 + j] as f64;
+                assert!(
+                    (g - want_grad[i][j]).abs() < 1e-7,
+                    "[{step},{i},{j}] {g} vs {}",
+                    want_grad[i][j]
+                );
+            }
+        }
+    }
+    assert_eq!(predict(&out).unwrap(), vec![0, 2]);
+
+    // Weighted: loss and gradient scale together.
+    let mut g2 = Tensor::default();
+    let s2 = cross_entropy_time_mean_weighted(&out, &labels, 0.25, &mut g2).unwrap();
+    assert!((s2.loss as f64 - 0.25 * want_loss).abs() < 1e-6);
+    for (a, b) in g2.data().iter().zip(grad.data()) {
+        assert!((a - 0.25 * b).abs() < 1e-7);
+    }
+}
+
+#[test]
+fn cross_entropy_is_stable_for_large_logits() {
+    let out = Tensor::from_vec(&[1, 1, 3], vec![1000.0, 0.0, -1000.0]).unwrap();
+    let mut grad = Tensor::default();
+    let s = cross_entropy_time_mean(&out, &[0], &mut grad).unwrap();
+    assert_eq!((s.loss, s.correct), (0.0, 1));
+    let s = cross_entropy_time_mean(&out, &[1], &mut grad).unwrap();
+    assert!((s.loss - 1000.0).abs() < 1e-3);
+    assert!(grad.data().iter().all(|v| v.is_finite()));
+    assert!((grad.data()[0] - 1.0).abs() < 1e-6 && (grad.data()[1] + 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn mse_by_hand() {
+    // T = 2, N = 1, K = 2: rates [0.5, 1], label 0 -> errors [-0.5, 1], loss (0.25 + 1) / 2.
+    let out = Tensor::from_vec(&[2, 1, 2], vec![1.0, 1.0, 0.0, 1.0]).unwrap();
+    let mut grad = Tensor::default();
+    let s = mse_firing_rate(&out, &[0], &mut grad).unwrap();
+    assert!((s.loss - 0.625).abs() < 1e-7);
+    assert_eq!((s.correct, s.count), (0, 1));
+    // 2 * err / (N K) / T = err / 2.
+    assert_eq!(grad.data(), &[-0.25, 0.5, -0.25, 0.5]);
+    let s =
+        LossSpec::MseFiringRate { head_weights: None }.compute(&out, &[1], 2.0, &mut grad).unwrap();
+    // errors [0.5, 0]: loss 2 * 0.25 / 2.
+    assert!((s.loss - 0.25).abs() < 1e-7);
+    assert_eq!(s.correct, 1);
+    assert_eq!(grad.data(), &[0.5, 0.0, 0.5, 0.0]);
+}
+
+#[test]
+fn label_and_shape_errors() {
+    let out = sample_output(2, 3, 4);
+    let mut grad = Tensor::default();
+    for f in [cross_entropy_time_mean as LossFn, mse_firing_rate] {
+        let e = f(&out, &[0, 1], &mut grad).unwrap_err();
+        assert_eq!(e.code(), "ERR_VALUE");
+        assert!(e.to_string().starts_with("labels:"), "{e}");
+        let e = f(&out, &[0, 4, 1], &mut grad).unwrap_err();
+        assert_eq!(e.to_string(), "labels[1]: expected an integer in [0, 4), got 4");
+        let flat = sample_output(1, 2, 12);
+        let mut flat2 = flat.clone();
+        flat2.reshape(&[2, 12]).unwrap();
+        assert_eq!(f(&flat2, &[0, 1], &mut grad).unwrap_err().code(), "ERR_SHAPE");
+        let mut bad = out.clone();
+        bad.data_mut()[5] = f32::NAN;
+        assert_eq!(f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(), "ERR_NON_FINITE");
+        bad.data_mut()[5] = f32::INFINITY;
+        assert_eq!(f(&bad, &[0, 1, 2], &mut grad).unwrap_err().code(), "ERR_NON_FINITE");
+    }
+    let mut g = Tensor::default();
+    assert!(cross_entropy_time_mean_weighted(&out, &[0, 1, 2], -1.0, &mut g).is_err());
+    assert_eq!(predict(&Tensor::zeros(&[2, 3])).unwrap_err().code(), "ERR_SHAPE");
+}
+
+#[test]
+fn spec_serde() {
+    let s: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy"}"#).unwrap();
+    assert_eq!(s, LossSpec::CrossEntropy { head_weights: None });
+    assert_eq!(s, LossSpec::default());
+    let s: LossSpec = serde_json::from_str(r#"{"type":"mseFiringRate"}"#).unwrap();
+    assert_eq!(s, LossSpec::MseFiringRate { head_weights: None });
+    assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"type":"mseFiringRate"}"#);
+    assert!(serde_json::from_str::<LossSpec>(r#"{"type":"nll"}"#).is_err());
+    assert!(serde_json::from_str::<LossSpec>(r#"{"type":"crossEntropy","weight":1}"#).is_err());
+}
