@@ -1,8 +1,6 @@
 //! The integration tests of dualstream-core, linked into one test binary: every file under
-//! `tests/` would otherwise be its own binary, each linked (with LTO in the release profile)
-//! against the whole crate.
+//! `tests/` would otherwise be its own binary, each linked against the whole crate.
 
-mod batch_norm1d_inference;
 mod energy;
 mod mean_head;
 mod memory_lean;

@@ -17,7 +17,7 @@ use dualstream_core::rng::Rng;
 use dualstream_core::spec::LayerSpec;
 
 /// Steps of the plans of `seq` and the sequences inside it (last forward) that match `f`.
-fn planned(seq: &Sequential, f: impl Fn(&FusedOp) -> bool) -> usize {
+pub fn planned(seq: &Sequential, f: impl Fn(&FusedOp) -> bool) -> usize {
     seq.fusion_plans().iter().flat_map(|(_, plan)| plan).filter(|op| f(op)).count()
 }
 
@@ -26,11 +26,13 @@ fn pools(seq: &Sequential) -> usize {
     planned(seq, |op| matches!(op, FusedOp::BnNeuron { pool: true, .. }))
 }
 
-fn specs(json: &str) -> Vec<LayerSpec> {
+pub fn specs(json: &str) -> Vec<LayerSpec> {
     serde_json::from_str(json).unwrap()
 }
 
-fn run(seq: &mut Sequential, x: &Tensor, g_seed: u64) -> (Tensor, Tensor, Vec<Tensor>) {
+/// A training forward and backward (output gradient from `g_seed`): output, input gradient,
+/// parameter gradients.
+pub fn run(seq: &mut Sequential, x: &Tensor, g_seed: u64) -> (Tensor, Tensor, Vec<Tensor>) {
     let mut y = Tensor::default();
     seq.forward(x, &mut y, true).unwrap();
     let mut rng = Rng::new(g_seed);

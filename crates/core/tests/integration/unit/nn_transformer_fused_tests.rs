@@ -1,6 +1,7 @@
-//! BatchNorm1d and the neuron after it run as one training pass of the sequence (the planner's
-//! fused BN + neuron step, channels last) against the two layers run one by one: the same
-//! outputs and BN statistics bit for bit, gradients equal up to summation order.
+//! BatchNorm1d and the neuron after it run as one pass of the sequence (the planner's fused BN +
+//! neuron steps, channels last) against the two layers run one by one: in training the same
+//! outputs and BN statistics bit for bit and gradients equal up to summation order, in
+//! inference the same spikes bit for bit.
 #[allow(unused_imports)]
 use self::scope::*;
 
@@ -10,39 +11,52 @@ mod scope {
     pub use dualstream_core::nn::transformer::*;
 }
 use crate::unit::nn_gradcheck::random_tensor;
+use crate::unit::nn_sequential::{planned, run, specs};
 use dualstream_core::layer::{Layer, Walk};
 use dualstream_core::nn::build_sequential;
-use dualstream_core::nn::sequential::{with_fusion, FusedOp, Fusion};
+use dualstream_core::nn::sequential::{inference_only, with_fusion, FusedOp, Fusion};
 use dualstream_core::nn::Sequential;
 use dualstream_core::rng::Rng;
-use dualstream_core::spec::LayerSpec;
 use dualstream_core::tensor::Tensor;
 
-/// Fused BN + neuron steps in the plans of `seq` and of the sequences inside it.
-fn fused_pairs(seq: &Sequential) -> usize {
-    seq.fusion_plans()
-        .iter()
-        .flat_map(|(_, plan)| plan)
-        .filter(|op| matches!(op, FusedOp::BnNeuron { .. }))
-        .count()
+/// Fused BN + neuron steps (training or inference) in the plans of `seq` and of the sequences
+/// inside it.
+fn fused_pairs(seq: &Sequential) -> (usize, usize) {
+    let train = planned(seq, |op| matches!(op, FusedOp::BnNeuron { .. }));
+    let infer = planned(seq, |op| matches!(op, FusedOp::BnNeuronInference { .. }));
+    (train, infer)
 }
 
-/// A training forward and backward (output gradient from `g_seed`): output, input gradient,
-/// parameter gradients, BN running statistics.
+/// [`run`] and the BN running statistics after it.
 fn train(seq: &mut Sequential, x: &Tensor, g_seed: u64) -> [Vec<Tensor>; 4] {
-    let mut y = Tensor::default();
-    seq.forward(x, &mut y, true).unwrap();
-    let mut rng = Rng::new(g_seed);
-    let g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect()).unwrap();
-    let mut gx = Tensor::default();
-    seq.backward(x, &y, &g, &mut gx).unwrap();
-    let mut ps = Vec::new();
-    seq.params(&mut ps);
-    let grads = ps.iter().map(|p| p.grad.clone()).collect();
+    let (y, gx, grads) = run(seq, x, g_seed);
     let mut bufs = Vec::new();
     seq.buffers(&mut bufs);
     let running = bufs.iter().map(|b| b.value.clone()).collect();
     [vec![y], vec![gx], grads, running]
+}
+
+/// Token blocks as in Spikformer (linear, BN1d, neuron), with channel counts that are and are
+/// not multiples of the kernel's register block, every neuron kind, hard and soft reset, and a
+/// pair that ends a residual branch. The linears before a BN have no bias (as in Spikformer):
+/// its gradient would be 0 up to rounding noise.
+const TOKEN_BLOCKS: &str = r#"[
+    {"type":"linear","inFeatures":6,"outFeatures":64,"bias":false},
+    {"type":"batchNorm1d","numFeatures":64},{"type":"lif","tau":2.0,"detachReset":true},
+    {"type":"linear","inFeatures":64,"outFeatures":40,"bias":false},
+    {"type":"batchNorm1d","numFeatures":40},{"type":"plif","vReset":null},
+    {"type":"sewBlock","connect":"add","branch":[
+      {"type":"linear","inFeatures":40,"outFeatures":7,"bias":false},
+      {"type":"batchNorm1d","numFeatures":7},{"type":"if"},
+      {"type":"linear","inFeatures":7,"outFeatures":40,"bias":false},
+      {"type":"batchNorm1d","numFeatures":40},{"type":"lif","tau":3.0}]},
+    {"type":"linear","inFeatures":40,"outFeatures":96,"bias":false},
+    {"type":"batchNorm1d","numFeatures":96},{"type":"lif","vReset":-0.2}]"#;
+
+/// `[4, 3, 11, 6]` token inputs around 0.4, spread 1.5.
+fn token_input(rng: &mut Rng) -> Tensor {
+    let x = random_tensor(rng, &[4, 3, 11, 6]);
+    Tensor::from_vec(x.shape(), x.data().iter().map(|v| 1.5 * v + 0.4).collect()).unwrap()
 }
 
 /// Equal within 1e-5 of the tensor's largest value.
@@ -56,33 +70,15 @@ fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
 
 #[test]
 fn batch_norm1d_and_its_neuron_run_fused_with_the_unfused_bits() {
-    // Token blocks as in Spikformer (linear, BN1d, neuron), with channel counts that are and
-    // are not multiples of the kernel's register block, every neuron kind, hard and soft
-    // reset, and a pair that ends a residual branch. The linears before a BN have no bias (as
-    // in Spikformer): its gradient would be 0 up to rounding noise.
-    let json = r#"[
-        {"type":"linear","inFeatures":6,"outFeatures":64,"bias":false},
-        {"type":"batchNorm1d","numFeatures":64},{"type":"lif","tau":2.0,"detachReset":true},
-        {"type":"linear","inFeatures":64,"outFeatures":40,"bias":false},
-        {"type":"batchNorm1d","numFeatures":40},{"type":"plif","vReset":null},
-        {"type":"sewBlock","connect":"add","branch":[
-          {"type":"linear","inFeatures":40,"outFeatures":7,"bias":false},
-          {"type":"batchNorm1d","numFeatures":7},{"type":"if"},
-          {"type":"linear","inFeatures":7,"outFeatures":40,"bias":false},
-          {"type":"batchNorm1d","numFeatures":40},{"type":"lif","tau":3.0}]},
-        {"type":"linear","inFeatures":40,"outFeatures":96,"bias":false},
-        {"type":"batchNorm1d","numFeatures":96},{"type":"lif","vReset":-0.2}]"#;
-    let layers: Vec<LayerSpec> = serde_json::from_str(json).unwrap();
-    let mut rng = Rng::new(3);
-    let x = random_tensor(&mut rng, &[4, 3, 11, 6]);
-    let x = Tensor::from_vec(x.shape(), x.data().iter().map(|v| 1.5 * v + 0.4).collect()).unwrap();
+    let layers = specs(TOKEN_BLOCKS);
+    let x = token_input(&mut Rng::new(3));
     let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
     let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
     for step in 0..2 {
         let a = train(&mut fused, &x, 30 + step);
-        assert_eq!(fused_pairs(&fused), 5, "step {step}: every BN1d + neuron pair fuses");
+        assert_eq!(fused_pairs(&fused), (5, 0), "step {step}: every BN1d + neuron pair fuses");
         let b = with_fusion(Fusion::None, || train(&mut plain, &x, 30 + step));
-        assert_eq!(fused_pairs(&plain), 0, "the unfused run fused");
+        assert_eq!(fused_pairs(&plain), (0, 0), "the unfused run fused");
         assert_eq!(a[0], b[0], "step {step}: outputs");
         assert!(a[0][0].data().iter().any(|&v| v != 0.0), "step {step}: nothing fired");
         assert_eq!(a[3], b[3], "step {step}: running statistics");
@@ -114,4 +110,38 @@ fn batch_norm1d_recomputes_its_output_bit_for_bit() {
         bn.recompute_output(&x, &mut again);
         assert_eq!(y, again, "training {training}");
     }
+}
+
+#[test]
+fn batch_norm1d_and_its_neuron_infer_fused_with_the_unfused_bits() {
+    // The token blocks above and a BN1d followed by no neuron, which stays a layer of its own.
+    let mut layers = specs(TOKEN_BLOCKS);
+    layers.extend(specs(
+        r#"[{"type":"linear","inFeatures":96,"outFeatures":9,"bias":false},
+            {"type":"batchNorm1d","numFeatures":9}]"#,
+    ));
+    let mut rng = Rng::new(3);
+    let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+    let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+    // Training forwards move the running statistics away from (0, 1), the same in both.
+    for _ in 0..3 {
+        let x = token_input(&mut rng);
+        fused.forward(&x, &mut Tensor::default(), true).unwrap();
+        plain.forward(&x, &mut Tensor::default(), true).unwrap();
+    }
+    for seed in 0..3 {
+        let x = token_input(&mut Rng::new(40 + seed));
+        let (mut a, mut b) = (Tensor::default(), Tensor::default());
+        inference_only(|| fused.forward(&x, &mut a, false)).unwrap();
+        assert_eq!(fused_pairs(&fused), (0, 5), "every BN1d + neuron pair fuses in inference");
+        with_fusion(Fusion::None, || inference_only(|| plain.forward(&x, &mut b, false))).unwrap();
+        assert_eq!(fused_pairs(&plain), (0, 0), "the unfused run fused");
+        assert_eq!(a.shape(), b.shape());
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b), "input {seed}: outputs");
+        assert!(a.data().iter().any(|&v| v != 0.0), "input {seed}: nothing reached the output");
+    }
+    // A training forward after inference plans and runs the training pass again.
+    fused.forward(&token_input(&mut rng), &mut Tensor::default(), true).unwrap();
+    assert_eq!(fused_pairs(&fused).1, 0, "training plans no inference pass");
 }
