@@ -1,6 +1,5 @@
 //! The integration tests of dualstream-data, linked into one test binary: every file under
-//! `tests/` would otherwise be its own binary, each linked (with LTO in the release profile)
-//! against the whole crate.
+//! `tests/` would otherwise be its own binary, each linked against the whole crate.
 
 mod common;
 mod corrupt;
