@@ -76,6 +76,21 @@ test('the default run keeps its recipe: no augmentation, width 32, 4 epochs; --w
   t.throws(() => resolveConfig({ width: '0' }), { message: /--width: expected an integer >= 1/ })
 })
 
+test('--weight-decay: none for sgd and adam, 0.01 for adamw unless given; 0 allowed, negatives refused', (t) => {
+  t.is(resolveConfig({})['weight-decay'], 0)
+  t.is(resolveConfig({ model: 'snn' })['weight-decay'], 0)
+  t.is(resolveConfig({ optimizer: 'adamw' })['weight-decay'], 0.01)
+  t.is(resolveConfig({ optimizer: 'adamw', 'weight-decay': '0' })['weight-decay'], 0)
+  t.is(resolveConfig({ 'weight-decay': '5e-4' })['weight-decay'], 5e-4)
+  t.is(
+    resolveConfig({}, { path: 'c.json', values: { optimizer: 'adamw', 'weight-decay': 0.05 } })['weight-decay'],
+    0.05,
+  )
+  for (const bad of ['-0.1', 'x', '', 'Infinity', '1e39']) {
+    t.throws(() => resolveConfig({ 'weight-decay': bad }), { message: /--weight-decay: expected a number >= 0/ })
+  }
+})
+
 test('crop-flip shows every sample as a padded crop, mirrored or not, fixed by seed and epoch', async (t) => {
   const data = images(40)
   const seen = await collect(augmentTrainSet('--augment', data, 'crop-flip'), 0)

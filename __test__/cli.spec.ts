@@ -89,6 +89,8 @@ test('a short run writes the run folder: config, metrics as JSONL and CSV, check
     '16',
     '--epochs',
     '3',
+    '--weight-decay',
+    '0.05',
     '--out',
     dir,
     '--json',
@@ -114,9 +116,16 @@ test('a short run writes the run folder: config, metrics as JSONL and CSV, check
     seed: 5,
     'time-steps': 2,
     optimizer: 'adam',
+    'weight-decay': 0.05,
     schedule: 'cosine',
     dataset: data,
     model: model4,
+  })
+  // The weight decay reaches the optimizer the checkpoint records (an L2 term for adam).
+  t.like(readCheckpoint(join(dir, 'checkpoints', 'last.safetensors')).training?.optimizer, {
+    type: 'adam',
+    lr: 0.01,
+    weightDecay: 0.05,
   })
   const rows = metrics(dir)
   t.deepEqual(
@@ -447,6 +456,7 @@ test('unknown flags, bad values and unknown commands are rejected with what is a
     [['train', '--epochs', '0'], /--epochs: expected an integer >= 1, got "0"/],
     [['train', '--optimizer', 'rmsprop'], /--optimizer: expected one of sgd, adam, adamw/],
     [['train', '--lr', 'fast'], /--lr: expected a number > 0/],
+    [['train', '--weight-decay=-1'], /--weight-decay: expected a number >= 0/],
     [['train', '--schedule', 'linear'], /--schedule: expected one of cosine, constant/],
     [
       ['train', '--model', 'resnet', '--dataset', data],
@@ -500,6 +510,7 @@ test('--help documents every command and its options', (t) => {
       '--time-steps',
       '--optimizer',
       '--lr',
+      '--weight-decay',
       '--schedule',
       '--seed',
       '--limit',

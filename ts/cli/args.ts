@@ -60,6 +60,17 @@ export function positive(where: string, value: string | undefined, fallback: num
   return x
 }
 
+/** A finite number >= 0 that fits a 32-bit float (0 allowed: a weight decay of none). */
+export function nonNegative(where: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const x = Number(value)
+  if (value.trim() === '' || !Number.isFinite(x) || x < 0 || x > F32_MAX)
+    throw usage(
+      `${where}: expected a number >= 0 that fits a 32-bit float (at most 3.4e38), got ${JSON.stringify(value)}`,
+    )
+  return x
+}
+
 export function oneOf<T extends string>(
   where: string,
   value: string | undefined,

@@ -10,7 +10,7 @@ import { adam, adamW, sgd } from '../optim'
 import { ProgressDisplay } from '../progress'
 import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
-import { helped, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
+import { helped, int, nonNegative, oneOf, optionTable, parseCommand, positive, usage } from './args'
 import { AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING } from './augment'
 import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH } from './common'
 
@@ -58,6 +58,9 @@ Options:
                         for event data, the number of frames)
   --optimizer <name>    sgd (momentum 0.9), adam or adamw (default: adam for dsnn, sgd for snn)
   --lr <x>              learning rate (default 0.1 for sgd, 2e-3 for adam/adamw)
+  --weight-decay <x>    weight decay of the conv and linear weights: an L2 term in the
+                        gradient for sgd and adam, decoupled (times the learning rate) for
+                        adamw (default 0; 0.01 for adamw)
   --schedule <name>     cosine (default) or constant
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
@@ -90,6 +93,7 @@ const RUN_KEYS = [
   'time-steps',
   'optimizer',
   'lr',
+  'weight-decay',
   'schedule',
   'seed',
   'limit',
@@ -111,6 +115,7 @@ export interface TrainConfig {
   'time-steps': number
   optimizer: 'sgd' | 'adam' | 'adamw'
   lr: number
+  'weight-decay': number
   schedule: 'cosine' | 'constant'
   seed: number
   limit?: number
@@ -177,6 +182,7 @@ export function resolveConfig(
     'time-steps': int(w('time-steps'), raw['time-steps'], 0),
     optimizer,
     lr: positive(w('lr'), raw.lr, optimizer === 'sgd' ? 0.1 : 2e-3),
+    'weight-decay': nonNegative(w('weight-decay'), raw['weight-decay'], optimizer === 'adamw' ? 0.01 : 0),
     schedule: oneOf(w('schedule'), raw.schedule, ['cosine', 'constant'] as const, 'cosine'),
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
@@ -229,11 +235,8 @@ function checkResumedSpec(run: RunFolder, checkpoint: Checkpoint): void {
 }
 
 function optimizerSpec(c: TrainConfig): OptimizerSpec {
-  return c.optimizer === 'sgd'
-    ? sgd({ lr: c.lr, momentum: 0.9 })
-    : c.optimizer === 'adam'
-      ? adam({ lr: c.lr })
-      : adamW({ lr: c.lr })
+  const o = { lr: c.lr, weightDecay: c['weight-decay'] }
+  return c.optimizer === 'sgd' ? sgd({ ...o, momentum: 0.9 }) : c.optimizer === 'adam' ? adam(o) : adamW(o)
 }
 
 function stamp(): string {
@@ -493,6 +496,7 @@ export async function train(argv: string[]): Promise<number> {
     timeSteps: model.timeSteps,
     optimizer: config.optimizer,
     lr: config.lr,
+    weightDecay: config['weight-decay'],
     schedule: config.schedule,
     augment: config.augment,
     width: config.width ?? null,

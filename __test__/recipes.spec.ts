@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import test from 'ava'
+import {
+  batchNorm2d,
+  conv2d,
+  dualBasicBlock,
+  dualStream,
+  lif,
+  type ModelSpec,
+  maxPool2d,
+  sequential,
+  surrogate,
+} from '../ts/index'
+
+const recipe = (name: string) =>
+  JSON.parse(readFileSync(join(__dirname, '..', 'docs', 'recipes', name), 'utf8')) as Pick<
+    ModelSpec,
+    'layers' | 'timeSteps'
+  >
+
+test('docs/recipes/dsnn-32-64-t2.json is the network docs/cli.md describes, with its parameter count', (t) => {
+  const neuron = () => lif({ tau: 2, detachReset: true, surrogate: surrogate.atan(2) })
+  const block = (cin: number, cout: number, stride: number) =>
+    dualBasicBlock(cin, cout, { connect: 'or', neuron, stride })
+  const layers = [
+    conv2d(1, 32, 3, { padding: 1, bias: false }),
+    batchNorm2d(32),
+    neuron(),
+    maxPool2d(2),
+    dualStream({
+      stages: [block(32, 32, 1), block(32, 64, 2), block(64, 64, 1)],
+      classes: 10,
+      headPool: 'flatten',
+      features: 64 * 7 * 7,
+    }),
+  ]
+  const file = recipe('dsnn-32-64-t2.json')
+  t.is(file.timeSteps, 2)
+  t.deepEqual(file.layers, layers)
+  // By hand: stem conv 288 + BN 64; block 32->32: 2 x (9,216 + 64); block 32->64 stride 2: convs
+  // 18,432 + 36,864, BNs 2 x 128, spike shortcut 2,048 + 128, AAP projection (depthwise 288,
+  // 1x1 2,048, BN 128); block 64->64: 2 x (36,864 + 128); shared head 3,136 x 10 + 10.
+  const model = sequential(file.layers, { timeSteps: 2, inputShape: [1, 28, 28] })
+  t.is(model.parameterCount, 352 + 18_560 + 55_552 + 2_176 + 2_464 + 73_984 + 31_370)
+})
