@@ -29,19 +29,22 @@ pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u
     );
 }
 
-/// Any window geometry, one plane: [`maxpool_rows_plane`] unless the plane holds a NaN, whose
-/// rule (the first NaN wins) only the generic loop follows.
+/// Any window geometry, one plane: the 3x3 stride-2 kernel or [`maxpool_rows_plane`] unless
+/// the plane holds a NaN, whose rule (the first NaN wins) only the generic loop follows.
 #[doc(hidden)]
 pub fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() && is_3x3_s2_p1(g) {
+        // SAFETY: AVX2 was detected. It finds a NaN itself (and then writes nothing valid).
+        if !unsafe { maxpool_3x3_s2_avx2::<true>(g, xs, ys, am) } {
+            maxpool_plane(g, xs, ys, am);
+        }
+        return;
+    }
     // A fold rather than `any`, so the scan vectorises.
     if xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
         maxpool_plane(g, xs, ys, am);
         return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if wide() && is_3x3_s2_p1(g) {
-        // SAFETY: AVX2 was detected; the plane holds no NaN.
-        return unsafe { maxpool_3x3_s2_avx2::<true>(g, xs, ys, am) };
     }
     maxpool_rows_plane(g, xs, ys, am);
 }
@@ -50,9 +53,12 @@ pub fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [
 /// loops).
 fn maxpool_window_values_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
-    if wide() && is_3x3_s2_p1(g) && !xs.iter().fold(false, |nan, v| nan | v.is_nan()) {
-        // SAFETY: AVX2 was detected; the plane holds no NaN.
-        return unsafe { maxpool_3x3_s2_avx2::<false>(g, xs, ys, am) };
+    if wide() && is_3x3_s2_p1(g) {
+        // SAFETY: AVX2 was detected. It finds a NaN itself (and then writes nothing valid).
+        if !unsafe { maxpool_3x3_s2_avx2::<false>(g, xs, ys, am) } {
+            maxpool_plane(g, xs, ys, am);
+        }
+        return;
     }
     maxpool_window_plane(g, xs, ys, am);
 }

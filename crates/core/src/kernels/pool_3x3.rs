@@ -1,6 +1,7 @@
 //! The 3x3, stride-2, padding-1 max pool (floor mode) of Spikformer's patch splitting, on a
-//! plane without NaN, as two separable passes: the max of each window's three columns in
-//! every input row (each row serves two output rows), then the max of three such row results.
+//! plane without NaN (a plane holding one goes back to the generic loop), as two separable
+//! passes: the max of each window's three columns in every input row (each row serves two
+//! output rows), then the max of three such row results.
 //!
 //! Both passes take the first maximum of their three values in order (left, centre, right;
 //! top, middle, bottom) by strict comparisons, so the whole window gives its first maximum in
@@ -34,8 +35,11 @@ thread_local! {
     static ROW_PASS: RefCell<RowPass> = RefCell::new(RowPass::default());
 }
 
-/// The pool of one NaN-free plane `xs` (`[h, w]`) into `ys` and, with `ARGMAX`, the in-plane
-/// index of each window's first maximum into `am`. `g` must pass [`is_3x3_s2_p1`].
+/// The pool of one plane `xs` (`[h, w]`) into `ys` and, with `ARGMAX`, the in-plane index of
+/// each window's first maximum into `am`; false, with `ys` and `am` unspecified, where the
+/// plane holds a NaN (whose rule, the first NaN wins, only the generic window loop follows).
+/// An even width finds a NaN in the row pass's own loads, an odd one scans the plane first.
+/// `g` must pass [`is_3x3_s2_p1`].
 ///
 /// # Safety
 /// AVX2 must be present.
@@ -46,7 +50,7 @@ pub(crate) unsafe fn maxpool_3x3_s2_avx2<const ARGMAX: bool>(
     xs: &[f32],
     ys: &mut [f32],
     am: &mut [u32],
-) {
+) -> bool {
     debug_assert!(is_3x3_s2_p1(g));
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     assert!(xs.len() >= h * w && ys.len() >= oh * ow && (!ARGMAX || am.len() >= oh * ow));
@@ -65,18 +69,26 @@ pub(crate) unsafe fn maxpool_3x3_s2_avx2<const ARGMAX: bool>(
                     rp.has_left.extend((0..n).map(|k| if k % ow == 0 { 0 } else { -1 }));
                     rp.left_ow = ow;
                 }
-                row_pass_even::<ARGMAX>(h * ow, xs, &rp.has_left, &mut rp.max, &mut rp.at);
+                if row_pass_even::<ARGMAX>(h * ow, xs, &rp.has_left, &mut rp.max, &mut rp.at) {
+                    return false;
+                }
             } else {
+                // A fold rather than `any`, so the scan vectorises.
+                if xs[..h * w].iter().fold(false, |nan, v| nan | v.is_nan()) {
+                    return false;
+                }
                 row_pass_odd(h, w, ow, xs, &mut rp.max, &mut rp.at);
             }
             column_pass::<ARGMAX>(h, oh, ow, &rp.max, &rp.at, ys, am);
+            true
         }
-    });
+    })
 }
 
 /// The row pass for an even width: row-pass output `k` (row `k / ow`, window column
 /// `k % ow`) reads input `2k - 1`, `2k`, `2k + 1` of the flat plane, its left one only where
-/// `has_left[k]`; eight outputs a vector.
+/// `has_left[k]`; eight outputs a vector. Its centre and right loads cover the plane: returns
+/// whether they met a NaN (then `max` and `at` are unspecified).
 ///
 /// # Safety
 /// AVX2 must be present; `xs` holds `2 * outputs` values, `has_left`, `max` and `at` hold
@@ -89,7 +101,7 @@ unsafe fn row_pass_even<const ARGMAX: bool>(
     has_left: &[i32],
     max: &mut [f32],
     at: &mut [i32],
-) {
+) -> bool {
     use std::arch::x86_64::*;
     let whole = outputs.div_ceil(8) * 8;
     assert!(xs.len() >= 2 * outputs && has_left.len() >= whole);
@@ -113,10 +125,13 @@ unsafe fn row_pass_even<const ARGMAX: bool>(
                 )
             }
         };
+        // Lanes where a centre or right value was NaN (masked-off lanes load 0.0).
+        let mut nan = _mm256_setzero_ps();
         for k in (0..outputs).step_by(8) {
             let count = 2 * (outputs - k).min(8);
             let p = xs.as_ptr().add(2 * k);
             let (c, r) = load(p, count);
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(c, r));
             // The left column is the previous odd position; at k = 0 lane 0 has none (row
             // start), and the others are the right columns one lane down.
             let l =
@@ -146,6 +161,7 @@ unsafe fn row_pass_even<const ARGMAX: bool>(
                 );
             }
         }
+        _mm256_movemask_ps(nan) != 0
     }
 }
 

@@ -51,18 +51,34 @@ pub struct Conv2d {
     grad_sum: Vec<f32>,
 }
 
-/// Whether every time step of `[T, ...]` data equals the first (direct encoding repeats the
-/// image). The conv of such an input is computed for one step, and its weight gradient from
-/// `dL/dy` summed over time. Spike maps differ within the first few values, so the check
-/// costs little where it fails.
-fn repeats_one_step(input: &Tensor) -> bool {
+/// Whether every time step of `[T, ...]` data holds the first one's bits (direct encoding
+/// repeats the image). The conv of such an input is computed for one step, and its weight
+/// gradient from `dL/dy` summed over time. Spike maps of two steps can agree over long runs
+/// (silent channels), so the comparison runs in blocks whose bit differences are OR-ed
+/// without a branch per value (it vectorises), stopping at the first block that differs.
+#[doc(hidden)]
+pub fn repeats_one_step(input: &Tensor) -> bool {
     let t_len = input.shape().first().copied().unwrap_or(0);
     if t_len < 2 {
         return false;
     }
     let data = input.data();
     let step = data.len() / t_len;
-    data.chunks_exact(step).skip(1).all(|c| c == &data[..step])
+    let first = &data[..step];
+    data.chunks_exact(step).skip(1).all(|c| same_bits(c, first))
+}
+
+/// Values compared per block of [`repeats_one_step`].
+const SAME_BITS_BLOCK: usize = 64;
+
+/// Whether `a` and `b` (equal lengths) hold the same bits.
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    let differ = |x: &[f32], y: &[f32]| {
+        x.iter().zip(y).fold(0u32, |d, (p, q)| d | (p.to_bits() ^ q.to_bits())) != 0
+    };
+    let (ab, bb) = (a.chunks_exact(SAME_BITS_BLOCK), b.chunks_exact(SAME_BITS_BLOCK));
+    let (ar, br) = (ab.remainder(), bb.remainder());
+    !ab.zip(bb).any(|(x, y)| differ(x, y)) && !differ(ar, br)
 }
 
 /// PyTorch's default init for conv and linear: kaiming-uniform with `a = sqrt(5)` reduces to

@@ -130,6 +130,35 @@ fn a_repeated_input_is_convolved_once_with_the_same_results() {
 }
 
 #[test]
+fn an_input_repeats_one_step_only_where_every_step_has_its_bits() {
+    // Step sizes around the comparison block (64 values) and its remainder.
+    for step in [1, 63, 64, 65, 130] {
+        let mut rng = Rng::new(step as u64);
+        let one: Vec<f32> = (0..step).map(|_| rng.normal()).collect();
+        let steps = |t: usize| Tensor::from_vec(&[t, step], one.repeat(t)).unwrap();
+        assert!(repeats_one_step(&steps(4)), "{step}");
+        assert!(!repeats_one_step(&steps(1)), "one step does not repeat");
+        for at in [0, step / 2, step - 1] {
+            let mut x = steps(3);
+            x.data_mut()[2 * step + at] = 0.5;
+            assert!(!repeats_one_step(&x), "a changed value at {at} of step {step}");
+            // 0.0 == -0.0, but a zero of the other sign is not the same input.
+            let mut zeros = one.clone();
+            zeros[at] = 0.0;
+            let mut x = Tensor::from_vec(&[3, step], zeros.repeat(3)).unwrap();
+            assert!(repeats_one_step(&x), "zeros at {at} of step {step}");
+            x.data_mut()[step + at] = -0.0;
+            assert!(!repeats_one_step(&x), "a signed zero at {at} of step {step}");
+        }
+        // Same bits, NaN included, repeat.
+        let mut nan = one.clone();
+        nan[step - 1] = f32::NAN;
+        let x = Tensor::from_vec(&[3, step], nan.repeat(3)).unwrap();
+        assert!(repeats_one_step(&x), "NaN at the end of step {step}");
+    }
+}
+
+#[test]
 fn repeated_input_gradients_match_finite_differences() {
     let (_, conv, x) = stem_on_repeated_input(22, 2, 3, 4, &[2, 2, 5, 5]);
     check_gradients(&conv, &x, 23, 1e-2, 2e-3, 2e-3);
