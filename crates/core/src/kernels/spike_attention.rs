@@ -24,7 +24,12 @@ pub fn words_for(bits: usize) -> usize {
 
 /// Packs the `rows x cols` matrix whose element `(r, c)` is `x[r * rs + c * cs]` into `rows`
 /// rows of `words_for(cols)` words (bit `c % 64` of word `c / 64` is element `(r, c)`). Returns
-/// the number of ones, or `None` as soon as a value is neither 0 nor 1.
+/// the number of ones, or `None` if a value is neither 0 nor 1 (`out` then holds no usable
+/// bits).
+///
+/// The input is read in memory order either way: row by row when the columns are contiguous
+/// (`cs == 1`), else, when the rows are (`rs == 1`, the columns of a token block), column by
+/// column, each column setting one bit in every row's word.
 pub fn pack_rows(
     x: &[f32],
     rows: usize,
@@ -35,27 +40,69 @@ pub fn pack_rows(
 ) -> Option<usize> {
     let words = words_for(cols);
     assert!(out.len() >= rows * words, "pack_rows: output too short");
-    let mut ones = 0usize;
-    for r in 0..rows {
-        let row = &mut out[r * words..(r + 1) * words];
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    assert!((rows - 1) * rs + (cols - 1) * cs < x.len(), "pack_rows: input too short");
+    let out = &mut out[..rows * words];
+    // Both tests branch-free (NaN is neither), so the loops carry no early exit.
+    let binary = if cs != 1 && rs == 1 {
+        pack_columns(x, rows, cols, cs, out)
+    } else {
+        pack_each_row(x, cols, rs, cs, out)
+    };
+    binary.then(|| out.iter().map(|w| w.count_ones() as usize).sum())
+}
+
+/// [`pack_rows`] row by row (`out` holds whole rows); whether every value was 0 or 1.
+fn pack_each_row(x: &[f32], cols: usize, rs: usize, cs: usize, out: &mut [u64]) -> bool {
+    let words = words_for(cols);
+    let mut binary = true;
+    for (r, row) in out.chunks_exact_mut(words).enumerate() {
         let base = r * rs;
         for (w, word) in row.iter_mut().enumerate() {
             let (c0, c1) = (64 * w, (64 * w + 64).min(cols));
             let mut bits = 0u64;
-            let mut binary = true;
-            for c in c0..c1 {
-                let v = x[base + c * cs];
-                binary &= (v == 0.0) | (v == 1.0);
-                bits |= ((v != 0.0) as u64) << (c - c0);
+            if cs == 1 {
+                for (b, &v) in x[base + c0..base + c1].iter().enumerate() {
+                    binary &= (v == 0.0) | (v == 1.0);
+                    bits |= ((v != 0.0) as u64) << b;
+                }
+            } else {
+                for c in c0..c1 {
+                    let v = x[base + c * cs];
+                    binary &= (v == 0.0) | (v == 1.0);
+                    bits |= ((v != 0.0) as u64) << (c - c0);
+                }
             }
-            if !binary {
-                return None;
-            }
-            ones += bits.count_ones() as usize;
             *word = bits;
         }
     }
-    Some(ones)
+    binary
+}
+
+/// [`pack_rows`] for contiguous rows (`rs == 1`): column `c` is `x[c * cs..][..rows]`, read
+/// in order, and sets bit `c % 64` of each row's word `c / 64`.
+fn pack_columns(x: &[f32], rows: usize, cols: usize, cs: usize, out: &mut [u64]) -> bool {
+    let words = words_for(cols);
+    out.fill(0);
+    let mut binary = true;
+    for c in 0..cols {
+        let column = &x[c * cs..][..rows];
+        let (w, b) = (c / 64, c % 64);
+        if words == 1 {
+            for (word, &v) in out.iter_mut().zip(column) {
+                binary &= (v == 0.0) | (v == 1.0);
+                *word |= ((v != 0.0) as u64) << b;
+            }
+        } else {
+            for (row, &v) in out.chunks_exact_mut(words).zip(column) {
+                binary &= (v == 0.0) | (v == 1.0);
+                row[w] |= ((v != 0.0) as u64) << b;
+            }
+        }
+    }
+    binary
 }
 
 /// `c[i * ldc + j] = popcount(a_i & b_j)` for `m` rows of `a` and `n` rows of `b`, each of

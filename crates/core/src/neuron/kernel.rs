@@ -563,39 +563,39 @@ fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
     }
 }
 
-/// Whether the time loops run their AVX2 copy (8 lanes instead of SSE's 4). Both copies are the
-/// same Rust code without FMA contraction, so they give the same bits.
-#[inline]
-fn avx2() -> bool {
-    if WIDEST.load(std::sync::atomic::Ordering::Relaxed) == WIDEST_SSE {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Which copy of the time loops runs: SSE (the baseline), AVX2 (8 lanes instead of 4) or
+/// AVX-512 (twice the vector registers, so a block's backward state, four arrays of 32 lanes,
+/// does not spill to the stack). All are the same Rust code without FMA contraction, so they
+/// give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Width {
+    Sse,
+    Avx2,
+    Avx512,
 }
 
-/// Whether the training loops run their AVX-512 copy: twice the vector registers, so a
-/// block's backward state (four arrays of 32 lanes) does not spill to the stack; the same
-/// Rust code, so the same bits.
-#[inline]
-fn avx512() -> bool {
-    if WIDEST.load(std::sync::atomic::Ordering::Relaxed) != WIDEST_ANY {
-        return false;
+impl Width {
+    /// The widest copy this CPU runs and [`WIDEST`] allows, read once per kernel call and
+    /// handed to its tasks.
+    fn widest() -> Width {
+        let widest = WIDEST.load(std::sync::atomic::Ordering::Relaxed);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::simd::{has, Feature};
+            if widest == WIDEST_ANY && has(Feature::Avx512f) && has(Feature::Avx512vl) {
+                return Width::Avx512;
+            }
+            if widest != WIDEST_SSE && has(Feature::Avx2) {
+                return Width::Avx2;
+            }
+        }
+        let _ = widest;
+        Width::Sse
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        crate::kernels::simd::has(crate::kernels::simd::Feature::Avx512f)
-            && crate::kernels::simd::has(crate::kernels::simd::Feature::Avx512vl)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Whether the AVX2 copy may run (an AVX-512 CPU has AVX2).
+    fn avx2(self) -> bool {
+        self != Width::Sse
     }
 }
 
@@ -614,11 +614,11 @@ pub const WIDEST_SSE: u8 = 2;
 
 /// Defines `$avx512` and `$avx2` (methods with `self` first): `$body` compiled for AVX-512 and
 /// for AVX2, for generic functions, which `kernels::simd::multiversion` does not take. Callers
-/// pick one with [`avx512`] / [`avx2`].
+/// pick one by [`Width`].
 macro_rules! wide_copies {
     ($avx512:ident, $avx2:ident, [$($generics:tt)*], $body:ident::<$($targ:tt),*>($($a:ident: $t:ty),*) $(-> $ret:ty)?) => {
         /// # Safety
-        /// Only call when [`avx512`] says so.
+        /// Only call where [`Width::widest`] is AVX-512.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512vl,avx2")]
         #[allow(clippy::too_many_arguments)]
@@ -627,7 +627,7 @@ macro_rules! wide_copies {
         }
 
         /// # Safety
-        /// Only call when [`avx2`] says so.
+        /// Only call where [`Width::avx2`] holds.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         #[allow(clippy::too_many_arguments)]
@@ -637,7 +637,7 @@ macro_rules! wide_copies {
     };
     (self $avx512:ident, $avx2:ident, [$($generics:tt)*], $body:ident::<$($targ:tt),*>($($a:ident: $t:ty),*) $(-> $ret:ty)?) => {
         /// # Safety
-        /// Only call when [`avx512`] says so.
+        /// Only call where [`Width::widest`] is AVX-512.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512vl,avx2")]
         unsafe fn $avx512<$($generics)*>(&self, $($a: $t),*) $(-> $ret)? {
@@ -645,7 +645,7 @@ macro_rules! wide_copies {
         }
 
         /// # Safety
-        /// Only call when [`avx2`] says so.
+        /// Only call where [`Width::avx2`] holds.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         unsafe fn $avx2<$($generics)*>(&self, $($a: $t),*) $(-> $ret)? {
@@ -662,7 +662,7 @@ wide_copies!(recompute_block_avx512, recompute_block_avx2, [C: Fn(f32, f32) -> f
     charge: C, k: Consts, x: &[f32], t_len: usize, x_step: usize, e: usize, affine: Option<(&[f32], &[f32])>, scratch: &mut [f32]
 ));
 
-/// [`chunk_forward`] through its widest copy the CPU can run.
+/// [`chunk_forward`] through its `width` copy.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
@@ -677,9 +677,10 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
     n: usize,
     bn: Option<&ChannelAffine>,
     sink: Sink,
+    width: Width,
 ) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
+    if width == Width::Avx512 {
         // SAFETY: AVX-512 was detected.
         return unsafe {
             chunk_forward_avx512::<C, HARD>(
@@ -688,7 +689,7 @@ fn chunk_forward_dispatch<C: Fn(f32, f32) -> f32, const HARD: bool>(
         };
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
+    if width.avx2() {
         // SAFETY: AVX2 was detected.
         return unsafe {
             chunk_forward_avx2::<C, HARD>(
@@ -717,6 +718,7 @@ impl WithCharge for Spikes<'_> {
         charge: C,
     ) -> u64 {
         let Spikes { x, bn, t_len, numel, x_step, consts, out } = self;
+        let width = Width::widest();
         (0..numel.div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
@@ -734,6 +736,7 @@ impl WithCharge for Spikes<'_> {
                     n,
                     bn.as_ref(),
                     out,
+                    width,
                 )
             })
             .sum()
@@ -805,6 +808,7 @@ impl WithCharge for PooledSpikes<'_> {
         let planes = numel / hw;
         let group = planes_per_block_multiple(hw).min(planes);
         let pooled_step = planes * ohw;
+        let width = Width::widest();
         (0..planes.div_ceil(group))
             .into_par_iter()
             .map(|gi| {
@@ -832,6 +836,7 @@ impl WithCharge for PooledSpikes<'_> {
                         len,
                         Some(&bn),
                         sink,
+                        width,
                     );
                     for t in 0..t_len {
                         for q in 0..gp {
@@ -957,8 +962,18 @@ impl WithCharge for ConvSpikes<'_> {
     ) -> Option<u64> {
         let ConvSpikes { g, x, weight, bias, t_len, consts, out, budget, join } = self;
         let n_len = x.len() / g.in_size() / t_len.max(1);
-        let sink =
-            GridNeuron::<C, HARD> { charge, consts, bias, oh: g.oh, ow: g.ow, n_len, out, join };
+        let avx2 = Width::widest().avx2();
+        let sink = GridNeuron::<C, HARD> {
+            charge,
+            consts,
+            bias,
+            oh: g.oh,
+            ow: g.ow,
+            n_len,
+            out,
+            join,
+            avx2,
+        };
         conv2d_forward_spikes_by_time(g, x, weight, t_len, &sink, budget)
     }
 }
@@ -975,6 +990,8 @@ struct GridNeuron<'a, C, const HARD: bool> {
     n_len: usize,
     out: SharedMut,
     join: Option<SampleJoin<'a>>,
+    /// The step runs its AVX2 copy.
+    avx2: bool,
 }
 
 impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink
@@ -986,7 +1003,7 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink
     }
     fn step(&self, v: &mut Vec<f32>, t: usize, n: usize, grid: &mut [f32], pitch: usize) -> u64 {
         #[cfg(target_arch = "x86_64")]
-        if avx2() {
+        if self.avx2 {
             // SAFETY: AVX2 was detected.
             return unsafe { self.step_avx2(v, t, n, grid, pitch) };
         }
@@ -996,7 +1013,7 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> StepSink
 
 impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<'_, C, HARD> {
     /// # Safety
-    /// Only call when [`avx2`] says so.
+    /// Only call when `self.avx2`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn step_avx2(
@@ -1056,6 +1073,7 @@ type RecomputeFn =
 
 struct Recompute {
     consts: Consts,
+    width: Width,
 }
 
 impl WithCharge for Recompute {
@@ -1064,10 +1082,10 @@ impl WithCharge for Recompute {
         self,
         charge: C,
     ) -> RecomputeFn {
-        let consts = self.consts;
+        let (consts, width) = (self.consts, self.width);
         Box::new(move |x, t_len, x_step, e, affine, scratch| {
             #[cfg(target_arch = "x86_64")]
-            if avx512() {
+            if width == Width::Avx512 {
                 // SAFETY: AVX-512 was detected.
                 return unsafe {
                     recompute_block_avx512::<C, HARD>(
@@ -1076,7 +1094,7 @@ impl WithCharge for Recompute {
                 };
             }
             #[cfg(target_arch = "x86_64")]
-            if avx2() {
+            if width.avx2() {
                 // SAFETY: AVX2 was detected.
                 return unsafe {
                     recompute_block_avx2::<C, HARD>(
@@ -1287,6 +1305,7 @@ fn backward_impl(
         let group = unit * CHUNK.div_ceil(hw * unit);
         Pooled { geom: *geom, argmax, group: group.min(numel / hw).max(1) }
     });
+    let width = Width::widest();
     let ctx = BwdCtx {
         x,
         x_step: if repeated { 0 } else { numel },
@@ -1300,7 +1319,8 @@ fn backward_impl(
         gin: SharedMut::new(gin),
         given,
         bn: bn_in,
-        recompute: with_charge(d, Recompute { consts: Consts::of(d) }),
+        recompute: with_charge(d, Recompute { consts: Consts::of(d), width }),
+        width,
     };
     let outs = match surrogate {
         Surrogate::Sigmoid { alpha } => ctx.dispatch(SigmoidSg::new(alpha), d, w_mode),
@@ -1355,6 +1375,7 @@ struct BwdCtx<'a> {
     /// Fused with a BN: its affine (`x` is then the BN input) and mean.
     bn: Option<(ChannelAffine<'a>, &'a [f32])>,
     recompute: RecomputeFn,
+    width: Width,
 }
 
 /// A 2x2 max pool after the neuron ([`backward_bn_pooled`]): its geometry, argmax, and the
@@ -1484,7 +1505,7 @@ impl BwdCtx<'_> {
                             None => self.gout.map(gout),
                         };
                         #[cfg(target_arch = "x86_64")]
-                        if avx512() {
+                        if self.width == Width::Avx512 {
                             // SAFETY: AVX-512 was detected.
                             return unsafe {
                                 self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
@@ -1493,7 +1514,7 @@ impl BwdCtx<'_> {
                             };
                         }
                         #[cfg(target_arch = "x86_64")]
-                        if avx2() {
+                        if self.width.avx2() {
                             // SAFETY: AVX2 was detected.
                             return unsafe {
                                 self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(

@@ -168,8 +168,43 @@ impl SgFn for SigmoidSg {
     #[inline(always)]
     fn grad(self, x: f32) -> f32 {
         // exp overflows to inf for very negative alpha x, giving s = 0 and a zero gradient.
-        let s = 1.0 / (1.0 + (-self.alpha * x).exp());
+        let s = 1.0 / (1.0 + exp_lanes(-self.alpha * x));
         (1.0 - s) * s * self.alpha
+    }
+}
+
+/// `e^x` in plain f32 arithmetic that vectorises (a call to the library's `expf` keeps a
+/// backward block's lane loop scalar): Cody-Waite reduction `x = n ln 2 + r` and Cephes'
+/// degree-5 polynomial for `e^r`, within 1 ulp of the exact value; `2^n` is built in the
+/// exponent bits. Overflows to infinity above `ln(f32::MAX)`, stops at the smallest normal
+/// `e^x` (about 1.2e-38) below `ln(f32::MIN_POSITIVE)`, and keeps NaN. No FMA contraction,
+/// so every instruction-set copy of a kernel gives the same bits.
+#[doc(hidden)]
+#[inline(always)]
+pub fn exp_lanes(x: f32) -> f32 {
+    // Largest argument whose 2^n is a finite f32, and smallest whose 2^n is normal.
+    const HI: f32 = 88.376_26;
+    const LO: f32 = -87.336_55;
+    // Adding 1.5 * 2^23 rounds to an integer, left in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // NaN passes through (clamp keeps it).
+    let xc = x.clamp(LO, HI);
+    let t = xc * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * (r * r) + r + 1.0;
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let two_n = f32::from_bits((k.wrapping_add(127) as u32) << 23);
+    if x > HI {
+        f32::INFINITY
+    } else {
+        y * two_n
     }
 }
 

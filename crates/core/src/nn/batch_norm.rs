@@ -167,6 +167,16 @@ impl BatchNorm2d {
         Ok(())
     }
 
+    /// Evaluation-mode statistics (the running ones) and the scale and shift they give, for
+    /// inputs of `shape`: `forward` out of training up to the affine pass, which the fused
+    /// inference pass of BN + neuron applies itself (see [`BatchNorm2d::affine`]).
+    pub(crate) fn eval_statistics(&mut self, shape: &[usize]) -> Result<()> {
+        self.check_input(shape)?;
+        self.eval_scale_shift();
+        self.last = Some((shape.to_vec(), false));
+        Ok(())
+    }
+
     /// The affine the last forward applied (or left to the fused pass), for inputs of `shape`.
     #[doc(hidden)]
     pub fn affine(&self, shape: &[usize]) -> ChannelAffine<'_> {
@@ -298,9 +308,7 @@ impl Layer for BatchNorm2d {
         if training {
             self.forward_statistics(input, None, 1)?;
         } else {
-            self.check_input(input.shape())?;
-            self.eval_scale_shift();
-            self.last = Some((input.shape().to_vec(), false));
+            self.eval_statistics(input.shape())?;
         }
         let s = input.shape();
         output.resize_for_overwrite(s);

@@ -123,7 +123,7 @@ impl Sequential {
                         }
                     }
                     FusedOp::BnNeuronInference { .. } => {
-                        let bn = this[i].as_batch_norm1d().expect("the plan marks a BatchNorm1d");
+                        let bn = this[i].as_paired_norm().expect("the plan marks a BN");
                         timed(&mut *bn, false, |bn| bn.eval_statistics(x.shape()))?;
                         let neuron =
                             next[0].as_neuron().expect("the plan marks a BN before a neuron");

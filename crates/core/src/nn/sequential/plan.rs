@@ -29,8 +29,8 @@ pub enum FusedOp {
     /// `pool`: the 2x2 max pool after the neuron pools its spikes in the same pass.
     /// `conv_moments`: the BN takes its batch statistics from the conv before it.
     BnNeuron { bn: usize, pool: bool, conv_moments: bool },
-    /// Inference: BatchNorm1d `bn` in evaluation mode and the neuron after it in one pass
-    /// that never writes the BN output.
+    /// Inference: BN `bn` (a [`PairedNorm`]) in evaluation mode and the neuron after it in
+    /// one pass that never writes the BN output.
     BnNeuronInference { bn: usize },
     /// Inference: conv `conv`; `bn`: the eval-mode BN after it folded into its weights;
     /// `neuron`: the neuron after those fed from the conv sample by sample, in cache; `join`:
@@ -130,10 +130,11 @@ impl PlanInputs {
     }
 }
 
-/// A batch norm that runs fused with the neuron after it ([`FusedOp::BnNeuron`]): its
-/// statistics come first, the neuron kernel applies its [`ChannelAffine`] on the fly and fills
-/// its gradient sums, and it finishes the backward from those. BatchNorm2d (`[T, N, C, H, W]`)
-/// and BatchNorm1d (tokens, channels last: planes of one value).
+/// A batch norm that runs fused with the neuron after it ([`FusedOp::BnNeuron`] in training,
+/// [`FusedOp::BnNeuronInference`] in inference): its statistics come first, the neuron kernel
+/// applies its [`ChannelAffine`] on the fly (and in training fills its gradient sums, from
+/// which it finishes the backward). BatchNorm2d (`[T, N, C, H, W]`) and BatchNorm1d (tokens,
+/// channels last: planes of one value).
 #[doc(hidden)]
 pub trait PairedNorm: Layer {
     /// Training statistics of `input` and the affine they give, without the affine pass;
@@ -145,6 +146,9 @@ pub trait PairedNorm: Layer {
         moments: Option<&[f64]>,
         repeats: usize,
     ) -> Result<()>;
+    /// Evaluation-mode statistics (the running ones) for inputs of `shape`: the layer's
+    /// forward out of training up to the affine pass.
+    fn eval_statistics(&mut self, shape: &[usize]) -> Result<()>;
     /// The affine of the last forward, for inputs of `shape`.
     fn affine(&self, shape: &[usize]) -> ChannelAffine<'_>;
     /// The affine, mean and sum vectors for the neuron's fused backward.
@@ -173,6 +177,9 @@ macro_rules! paired_norm {
                 repeats: usize,
             ) -> Result<()> {
                 <$ty>::forward_statistics(self, input, moments, repeats)
+            }
+            fn eval_statistics(&mut self, shape: &[usize]) -> Result<()> {
+                <$ty>::eval_statistics(self, shape)
             }
             fn affine(&self, shape: &[usize]) -> ChannelAffine<'_> {
                 <$ty>::affine(self, shape)
@@ -214,7 +221,6 @@ pub trait Concrete {
     /// A batch norm of either kind, for the fused BN + neuron pass.
     fn as_paired_norm(&mut self) -> Option<&mut dyn PairedNorm>;
     fn as_neuron(&mut self) -> Option<&mut NeuronLayer>;
-    fn as_batch_norm1d(&mut self) -> Option<&mut BatchNorm1d>;
     fn as_max_pool(&mut self) -> Option<&mut MaxPool2d>;
 }
 
@@ -234,9 +240,6 @@ impl Concrete for Box<dyn Layer> {
     fn as_neuron(&mut self) -> Option<&mut NeuronLayer> {
         downcast_mut(self.as_mut())
     }
-    fn as_batch_norm1d(&mut self) -> Option<&mut BatchNorm1d> {
-        downcast_mut(self.as_mut())
-    }
     fn as_max_pool(&mut self) -> Option<&mut MaxPool2d> {
         downcast_mut(self.as_mut())
     }
@@ -246,9 +249,9 @@ fn is<T: Layer + 'static>(layer: &dyn Layer) -> bool {
     downcast_ref::<T>(layer).is_some()
 }
 
-/// The plan for `layers`; `pairs[i]`: BN `i` and the neuron after it may run as one training
-/// pass (the BN's input is kept as f32, see `Sequential::set_input_spikes`), or, a
-/// BatchNorm1d, as one inference pass.
+/// The plan for `layers`; `pairs[i]`: BN `i` and the neuron after it may run as one pass, in
+/// training (the BN's input is kept as f32, see `Sequential::set_input_spikes`) and in
+/// inference (a BN right after a conv is folded into it instead).
 pub fn plan(layers: &[Box<dyn Layer>], pairs: &[bool], inputs: &PlanInputs) -> Vec<FusedOp> {
     let n = layers.len();
     let fusion = inputs.fusion;
@@ -262,8 +265,7 @@ pub fn plan(layers: &[Box<dyn Layer>], pairs: &[bool], inputs: &PlanInputs) -> V
         let neuron_at = i + 1 + bn as usize;
         let neuron = conv && fuse && neuron_at < n && is::<NeuronLayer>(layer(neuron_at));
         let pair = inputs.training && pairs[i] && fuse;
-        let inference_pair =
-            inputs.fold && !inputs.training && pairs[i] && fuse && is::<BatchNorm1d>(layer(i));
+        let inference_pair = inputs.fold && !inputs.training && pairs[i] && fuse;
         let op = if bn || neuron {
             let join = inputs.join && neuron && neuron_at == n - 1;
             FusedOp::ConvInference { conv: i, bn, neuron, join }

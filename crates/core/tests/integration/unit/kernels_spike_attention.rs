@@ -72,3 +72,52 @@ fn packing_rejects_values_other_than_zero_and_one() {
         assert_eq!(pack_rows(&x, 1, 70, 70, 1, &mut out), None, "{bad}");
     }
 }
+
+/// Bit `c % 64` of word `c / 64` of row `r` is `x[r * rs + c * cs] != 0`, one element at a time.
+fn packed_one_by_one(x: &[f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Vec<u64> {
+    let words = words_for(cols);
+    let mut out = vec![0u64; rows * words];
+    for r in 0..rows {
+        for c in 0..cols {
+            if x[r * rs + c * cs] != 0.0 {
+                out[r * words + c / 64] |= 1 << (c % 64);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn packing_sets_the_bits_of_every_layout_whatever_the_output_held() {
+    let mut rng = Rng::new(5);
+    // (rows, cols, rs, cs): rows of a token block and its columns (contiguous rows, as the
+    // attention packs K and V along the tokens) inside a wider pitch; then several words a
+    // row, a layout strided both ways, and a single column.
+    let token_block = [(49, 16, 192, 1), (16, 49, 1, 192)];
+    let others = [(7, 130, 130, 1), (130, 7, 1, 131), (5, 70, 3, 17), (3, 1, 1, 1)];
+    for &(rows, cols, rs, cs) in token_block.iter().chain(&others) {
+        for density in [0.0, 0.1, 0.5, 1.0] {
+            let len = (rows - 1) * rs + (cols - 1) * cs + 1;
+            // -0.0 is a zero, as `v == 0.0` says.
+            let x: Vec<f32> = spikes(&mut rng, len, density)
+                .into_iter()
+                .map(|v| if v == 0.0 && rng.uniform() < 0.3 { -0.0 } else { v })
+                .collect();
+            let want = packed_one_by_one(&x, rows, cols, rs, cs);
+            let mut out = vec![u64::MAX; want.len()];
+            let ones = pack_rows(&x, rows, cols, rs, cs, &mut out);
+            let what = format!("{rows}x{cols} strides ({rs}, {cs}) at {density}");
+            assert_eq!(out, want, "{what}");
+            let count = (0..rows)
+                .flat_map(|r| (0..cols).map(move |c| (r, c)))
+                .filter(|&(r, c)| x[r * rs + c * cs] == 1.0)
+                .count();
+            assert_eq!(ones, Some(count), "{what}");
+            if rows * cols > 1 {
+                let mut bad = x.clone();
+                bad[(rows - 1) * rs + (cols - 1) * cs] = 0.5;
+                assert_eq!(pack_rows(&bad, rows, cols, rs, cs, &mut out), None, "{what}");
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ use dualstream_core::nn::build_sequential;
 use dualstream_core::nn::sequential::{inference_only, with_fusion, FusedOp, Fusion};
 use dualstream_core::nn::Sequential;
 use dualstream_core::rng::Rng;
+use dualstream_core::spec::LayerSpec;
 use dualstream_core::tensor::Tensor;
 
 /// Fused BN + neuron steps (training or inference) in the plans of `seq` and of the sequences
@@ -112,28 +113,24 @@ fn batch_norm1d_recomputes_its_output_bit_for_bit() {
     }
 }
 
-#[test]
-fn batch_norm1d_and_its_neuron_infer_fused_with_the_unfused_bits() {
-    // The token blocks above and a BN1d followed by no neuron, which stays a layer of its own.
-    let mut layers = specs(TOKEN_BLOCKS);
-    layers.extend(specs(
-        r#"[{"type":"linear","inFeatures":96,"outFeatures":9,"bias":false},
-            {"type":"batchNorm1d","numFeatures":9}]"#,
-    ));
+/// Inference with the fused BN + neuron passes against the layers one by one, after training
+/// forwards have moved the running statistics: the same outputs bit for bit, with `pairs`
+/// fused passes planned; a training forward afterwards plans none.
+fn assert_fused_inference(layers: &[LayerSpec], input: fn(&mut Rng) -> Tensor, pairs: usize) {
     let mut rng = Rng::new(3);
-    let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
-    let mut plain = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+    let mut fused = build_sequential("layers", layers, &mut Rng::new(5)).unwrap();
+    let mut plain = build_sequential("layers", layers, &mut Rng::new(5)).unwrap();
     // Training forwards move the running statistics away from (0, 1), the same in both.
     for _ in 0..3 {
-        let x = token_input(&mut rng);
+        let x = input(&mut rng);
         fused.forward(&x, &mut Tensor::default(), true).unwrap();
         plain.forward(&x, &mut Tensor::default(), true).unwrap();
     }
     for seed in 0..3 {
-        let x = token_input(&mut Rng::new(40 + seed));
+        let x = input(&mut Rng::new(40 + seed));
         let (mut a, mut b) = (Tensor::default(), Tensor::default());
         inference_only(|| fused.forward(&x, &mut a, false)).unwrap();
-        assert_eq!(fused_pairs(&fused), (0, 5), "every BN1d + neuron pair fuses in inference");
+        assert_eq!(fused_pairs(&fused), (0, pairs), "every BN + neuron pair fuses in inference");
         with_fusion(Fusion::None, || inference_only(|| plain.forward(&x, &mut b, false))).unwrap();
         assert_eq!(fused_pairs(&plain), (0, 0), "the unfused run fused");
         assert_eq!(a.shape(), b.shape());
@@ -142,6 +139,38 @@ fn batch_norm1d_and_its_neuron_infer_fused_with_the_unfused_bits() {
         assert!(a.data().iter().any(|&v| v != 0.0), "input {seed}: nothing reached the output");
     }
     // A training forward after inference plans and runs the training pass again.
-    fused.forward(&token_input(&mut rng), &mut Tensor::default(), true).unwrap();
+    fused.forward(&input(&mut rng), &mut Tensor::default(), true).unwrap();
     assert_eq!(fused_pairs(&fused).1, 0, "training plans no inference pass");
+}
+
+#[test]
+fn batch_norm1d_and_its_neuron_infer_fused_with_the_unfused_bits() {
+    // The token blocks above and a BN1d followed by no neuron, which stays a layer of its own.
+    let mut layers = specs(TOKEN_BLOCKS);
+    layers.extend(specs(
+        r#"[{"type":"linear","inFeatures":96,"outFeatures":9,"bias":false},
+            {"type":"batchNorm1d","numFeatures":9}]"#,
+    ));
+    assert_fused_inference(&layers, token_input, 5);
+}
+
+/// BatchNorm2d pairs the convs do not fold: after a max pool (as in Spikformer's patch
+/// splitting), in a residual branch after a join, with hard and soft reset; the BN right after
+/// a conv is folded into it instead.
+#[test]
+fn batch_norm2d_and_its_neuron_infer_fused_with_the_unfused_bits() {
+    let layers = specs(
+        r#"[{"type":"conv2d","inChannels":2,"outChannels":5,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+            {"type":"maxPool2d","kernelSize":[2,2],"stride":[2,2]},
+            {"type":"batchNorm2d","numFeatures":5},{"type":"lif","tau":2.0,"vThreshold":0.5},
+            {"type":"sewBlock","connect":"add","branch":[
+              {"type":"conv2d","inChannels":5,"outChannels":5,"kernelSize":[3,3],"padding":[1,1],"bias":false},
+              {"type":"batchNorm2d","numFeatures":5},{"type":"lif","tau":2.0}]},
+            {"type":"batchNorm2d","numFeatures":5},{"type":"plif","vReset":null}]"#,
+    );
+    fn image_input(rng: &mut Rng) -> Tensor {
+        let x = random_tensor(rng, &[4, 3, 2, 10, 10]);
+        Tensor::from_vec(x.shape(), x.data().iter().map(|v| 3.0 * v + 1.0).collect()).unwrap()
+    }
+    assert_fused_inference(&layers, image_input, 2);
 }
