@@ -1,7 +1,7 @@
 //! Parallel loops over task indices whose body is a `&dyn Fn`. A kernel's task body is often
 //! generic (the neuron backward has hundreds of variants); handed to rayon as a closure, every
-//! variant compiles rayon's splitting, joining and unwinding machinery again, which made up
-//! most of this crate's code before optimisation. Behind `dyn` that machinery is compiled once
+//! variant compiles rayon's splitting, joining and unwinding machinery again, about half
+//! of this crate's code before optimisation. Behind `dyn` that machinery is compiled once
 //! per result type, for one indirect call per task (each task is a whole chunk of elements).
 
 use rayon::prelude::*;
