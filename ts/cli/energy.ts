@@ -62,6 +62,12 @@ export async function energy(argv: string[]): Promise<number> {
       'energy: expected a checkpoint file or a run folder, or --model <name|file> (see dualstream energy --help)',
     )
   }
+  // Bad energy options fail before the test set is read.
+  const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
+  const acPj = values['ac-pj'] as string | undefined
+  const macPj = values['mac-pj'] as string | undefined
+  if ((acPj === undefined) !== (macPj === undefined))
+    throw usage('energy: --ac-pj and --mac-pj go together (custom picojoules per AC and per MAC)')
   const isRun = target !== undefined && existsSync(join(target, 'config.json'))
   const checkpoint = target === undefined ? undefined : readCheckpoint(checkpointPath('energy', target))
   const timeSteps = checkpoint
@@ -75,11 +81,6 @@ export async function energy(argv: string[]): Promise<number> {
     timeSteps,
     inputShape: checkpoint?.spec.inputShape,
   })
-  const preset = oneOf('--preset', values.preset as string | undefined, ENERGY_PRESETS, 'fp32')
-  const acPj = values['ac-pj'] as string | undefined
-  const macPj = values['mac-pj'] as string | undefined
-  if ((acPj === undefined) !== (macPj === undefined))
-    throw usage('energy: --ac-pj and --mac-pj go together (custom picojoules per AC and per MAC)')
   const options: EnergyOptions = {
     preset,
     energies:

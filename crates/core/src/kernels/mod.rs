@@ -13,5 +13,6 @@ pub mod simd;
 pub mod spike_attention;
 pub mod spike_conv;
 pub mod spike_linear;
+pub mod tasks;
 pub mod transpose;
 pub mod winograd;

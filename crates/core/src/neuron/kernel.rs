@@ -24,9 +24,9 @@ use crate::kernels::connect::connect_in_place;
 use crate::kernels::geometry::{ConvGeom, PoolGeom};
 use crate::kernels::pool::{maxpool_2x2_spikes_plane, maxpool_2x2_unpool_plane};
 use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
+use crate::kernels::tasks::{map_tasks, sum_tasks};
 use crate::kernels::transpose::cells_to_planes;
 use crate::spec::Connect;
-use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Elements per parallel task (and per partial sum of the PLIF gradient).
@@ -719,27 +719,24 @@ impl WithCharge for Spikes<'_> {
     ) -> u64 {
         let Spikes { x, bn, t_len, numel, x_step, consts, out } = self;
         let width = Width::widest();
-        (0..numel.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|c| {
-                let i0 = c * CHUNK;
-                let n = CHUNK.min(numel - i0);
-                chunk_forward_dispatch::<C, HARD>(
-                    charge,
-                    consts,
-                    x,
-                    t_len,
-                    numel,
-                    0,
-                    x_step,
-                    i0,
-                    n,
-                    bn.as_ref(),
-                    out,
-                    width,
-                )
-            })
-            .sum()
+        sum_tasks(numel.div_ceil(CHUNK), &|c| {
+            let i0 = c * CHUNK;
+            let n = CHUNK.min(numel - i0);
+            chunk_forward_dispatch::<C, HARD>(
+                charge,
+                consts,
+                x,
+                t_len,
+                numel,
+                0,
+                x_step,
+                i0,
+                n,
+                bn.as_ref(),
+                out,
+                width,
+            )
+        })
     }
 }
 
@@ -809,61 +806,50 @@ impl WithCharge for PooledSpikes<'_> {
         let group = planes_per_block_multiple(hw).min(planes);
         let pooled_step = planes * ohw;
         let width = Width::widest();
-        (0..planes.div_ceil(group))
-            .into_par_iter()
-            .map(|gi| {
-                let p0 = gi * group;
-                let gp = group.min(planes - p0);
-                let len = gp * hw;
-                POOL_SCRATCH.with(|cell| {
-                    // No rayon call happens inside, so this thread cannot re-enter here.
-                    let mut scratch = cell.borrow_mut();
-                    if scratch.len() < t_len * len {
-                        scratch.resize(t_len * len, 0.0);
+        sum_tasks(planes.div_ceil(group), &|gi| {
+            let p0 = gi * group;
+            let gp = group.min(planes - p0);
+            let len = gp * hw;
+            POOL_SCRATCH.with(|cell| {
+                // No rayon call happens inside, so this thread cannot re-enter here.
+                let mut scratch = cell.borrow_mut();
+                if scratch.len() < t_len * len {
+                    scratch.resize(t_len * len, 0.0);
+                }
+                let scratch = &mut scratch[..t_len * len];
+                let sink = Sink::Spikes(SharedMut::new(scratch));
+                let i0 = p0 * hw;
+                let spikes = chunk_forward_dispatch::<C, HARD>(
+                    charge,
+                    consts,
+                    x,
+                    t_len,
+                    len,
+                    i0,
+                    x_step,
+                    i0,
+                    len,
+                    Some(&bn),
+                    sink,
+                    width,
+                );
+                for t in 0..t_len {
+                    for q in 0..gp {
+                        let at = t * pooled_step + (p0 + q) * ohw;
+                        // SAFETY: the pooled planes p0..p0 + gp of every step belong to this
+                        // task alone; `argmax` has `out`'s length (asserted by the caller).
+                        let (ys, am) = unsafe {
+                            (
+                                out.range(at, ohw),
+                                std::slice::from_raw_parts_mut((argmax as *mut u32).add(at), ohw),
+                            )
+                        };
+                        maxpool_2x2_spikes_plane(&pool, &scratch[t * len + q * hw..][..hw], ys, am);
                     }
-                    let scratch = &mut scratch[..t_len * len];
-                    let sink = Sink::Spikes(SharedMut::new(scratch));
-                    let i0 = p0 * hw;
-                    let spikes = chunk_forward_dispatch::<C, HARD>(
-                        charge,
-                        consts,
-                        x,
-                        t_len,
-                        len,
-                        i0,
-                        x_step,
-                        i0,
-                        len,
-                        Some(&bn),
-                        sink,
-                        width,
-                    );
-                    for t in 0..t_len {
-                        for q in 0..gp {
-                            let at = t * pooled_step + (p0 + q) * ohw;
-                            // SAFETY: the pooled planes p0..p0 + gp of every step belong to this
-                            // task alone; `argmax` has `out`'s length (asserted by the caller).
-                            let (ys, am) = unsafe {
-                                (
-                                    out.range(at, ohw),
-                                    std::slice::from_raw_parts_mut(
-                                        (argmax as *mut u32).add(at),
-                                        ohw,
-                                    ),
-                                )
-                            };
-                            maxpool_2x2_spikes_plane(
-                                &pool,
-                                &scratch[t * len + q * hw..][..hw],
-                                ys,
-                                am,
-                            );
-                        }
-                    }
-                    spikes
-                })
+                }
+                spikes
             })
-            .sum()
+        })
     }
 }
 
@@ -1467,68 +1453,60 @@ impl BwdCtx<'_> {
         let (numel, t_len) = (self.numel, self.t_len);
         // Chunks of CHUNK elements, or of whole planes when a pool's gradient is expanded.
         let chunk_len = self.pooled.as_ref().map_or(CHUNK, |p| p.group * p.geom.h * p.geom.w);
-        (0..numel.div_ceil(chunk_len))
-            .into_par_iter()
-            .map(|c| {
-                let i0 = c * chunk_len;
-                let n = chunk_len.min(numel - i0);
-                let gout = |data| GoutRows { data, origin: 0, stride: numel };
-                match self.given {
-                    Some((h, s)) => {
-                        let mut sums = vec![0.0; 3 * CHUNK];
-                        self.chunk::<G, HARD, DETACH, W, true, false, false>(
-                            g,
-                            Charges::Given(h, s),
-                            &mut sums,
-                            i0,
-                            n,
-                            self.gout.map(gout),
-                        )
-                    }
-                    _ => SCRATCH.with(|cell| {
-                        // No rayon call happens inside, so this thread cannot re-enter here.
-                        let mut scratch = cell.borrow_mut();
-                        // Left as the last chunk wrote it: every element is written before
-                        // it is read, so the sums need no zeroing per chunk.
-                        let expanded_len =
-                            if self.pooled.is_some() { t_len * chunk_len } else { 0 };
-                        if scratch.len() < 3 * chunk_len + t_len * LANES + expanded_len {
-                            scratch.resize(3 * chunk_len + t_len * LANES + expanded_len, 0.0);
-                        }
-                        let (sums, rest) = scratch.split_at_mut(3 * chunk_len);
-                        let (h, expanded) = rest.split_at_mut(t_len * LANES);
-                        let h = Charges::Recomputed(h);
-                        let rows = match &self.pooled {
-                            Some(p) => {
-                                Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n]))
-                            }
-                            None => self.gout.map(gout),
-                        };
-                        #[cfg(target_arch = "x86_64")]
-                        if self.width == Width::Avx512 {
-                            // SAFETY: AVX-512 was detected.
-                            return unsafe {
-                                self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
-                                    g, h, sums, i0, n, rows,
-                                )
-                            };
-                        }
-                        #[cfg(target_arch = "x86_64")]
-                        if self.width.avx2() {
-                            // SAFETY: AVX2 was detected.
-                            return unsafe {
-                                self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(
-                                    g, h, sums, i0, n, rows,
-                                )
-                            };
-                        }
-                        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(
-                            g, h, sums, i0, n, rows,
-                        )
-                    }),
+        map_tasks(numel.div_ceil(chunk_len), &|c| {
+            let i0 = c * chunk_len;
+            let n = chunk_len.min(numel - i0);
+            let gout = |data| GoutRows { data, origin: 0, stride: numel };
+            match self.given {
+                Some((h, s)) => {
+                    let mut sums = vec![0.0; 3 * CHUNK];
+                    self.chunk::<G, HARD, DETACH, W, true, false, false>(
+                        g,
+                        Charges::Given(h, s),
+                        &mut sums,
+                        i0,
+                        n,
+                        self.gout.map(gout),
+                    )
                 }
-            })
-            .collect()
+                _ => SCRATCH.with(|cell| {
+                    // No rayon call happens inside, so this thread cannot re-enter here.
+                    let mut scratch = cell.borrow_mut();
+                    // Left as the last chunk wrote it: every element is written before
+                    // it is read, so the sums need no zeroing per chunk.
+                    let expanded_len = if self.pooled.is_some() { t_len * chunk_len } else { 0 };
+                    if scratch.len() < 3 * chunk_len + t_len * LANES + expanded_len {
+                        scratch.resize(3 * chunk_len + t_len * LANES + expanded_len, 0.0);
+                    }
+                    let (sums, rest) = scratch.split_at_mut(3 * chunk_len);
+                    let (h, expanded) = rest.split_at_mut(t_len * LANES);
+                    let h = Charges::Recomputed(h);
+                    let rows = match &self.pooled {
+                        Some(p) => Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n])),
+                        None => self.gout.map(gout),
+                    };
+                    #[cfg(target_arch = "x86_64")]
+                    if self.width == Width::Avx512 {
+                        // SAFETY: AVX-512 was detected.
+                        return unsafe {
+                            self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
+                                g, h, sums, i0, n, rows,
+                            )
+                        };
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if self.width.avx2() {
+                        // SAFETY: AVX2 was detected.
+                        return unsafe {
+                            self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(
+                                g, h, sums, i0, n, rows,
+                            )
+                        };
+                    }
+                    self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n, rows)
+                }),
+            }
+        })
     }
 
     /// dL/dS of the chunk's elements `[i0, i0 + n)` (whole planes) for every step, from the
