@@ -33,12 +33,7 @@ pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u
 /// the plane holds a NaN, whose rule (the first NaN wins) only the generic loop follows.
 #[doc(hidden)]
 pub fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
-    #[cfg(target_arch = "x86_64")]
-    if wide() && is_3x3_s2_p1(g) {
-        // SAFETY: AVX2 was detected. It finds a NaN itself (and then writes nothing valid).
-        if !unsafe { maxpool_3x3_s2_avx2::<true>(g, xs, ys, am) } {
-            maxpool_plane(g, xs, ys, am);
-        }
+    if maxpool_3x3_s2_plane::<true>(g, xs, ys, am) {
         return;
     }
     // A fold rather than `any`, so the scan vectorises.
@@ -52,15 +47,30 @@ pub fn maxpool_window_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [
 /// [`maxpool_window_plane`]'s values without the argmax (`am` is scratch for the generic
 /// loops).
 fn maxpool_window_values_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    if !maxpool_3x3_s2_plane::<false>(g, xs, ys, am) {
+        maxpool_window_plane(g, xs, ys, am);
+    }
+}
+
+/// The 3x3 stride-2 kernel where it runs (AVX2, that geometry), with the generic loop for a
+/// plane that holds a NaN (the kernel finds one itself and then writes nothing valid); false,
+/// with nothing written, where it does not run.
+#[allow(unused_variables)]
+fn maxpool_3x3_s2_plane<const ARGMAX: bool>(
+    g: &PoolGeom,
+    xs: &[f32],
+    ys: &mut [f32],
+    am: &mut [u32],
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if wide() && is_3x3_s2_p1(g) {
-        // SAFETY: AVX2 was detected. It finds a NaN itself (and then writes nothing valid).
-        if !unsafe { maxpool_3x3_s2_avx2::<false>(g, xs, ys, am) } {
+        // SAFETY: AVX2 was detected.
+        if !unsafe { maxpool_3x3_s2_avx2::<ARGMAX>(g, xs, ys, am) } {
             maxpool_plane(g, xs, ys, am);
         }
-        return;
+        return true;
     }
-    maxpool_window_plane(g, xs, ys, am);
+    false
 }
 
 /// The generic window loop on one plane (`[h, w]` into `[oh, ow]`), NaN rule included: the

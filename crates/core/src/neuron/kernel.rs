@@ -578,10 +578,10 @@ impl Width {
     /// The widest copy this CPU runs and [`WIDEST`] allows, read once per kernel call and
     /// handed to its tasks.
     fn widest() -> Width {
-        let widest = WIDEST.load(std::sync::atomic::Ordering::Relaxed);
         #[cfg(target_arch = "x86_64")]
         {
             use crate::kernels::simd::{has, Feature};
+            let widest = WIDEST.load(std::sync::atomic::Ordering::Relaxed);
             if widest == WIDEST_ANY && has(Feature::Avx512f) && has(Feature::Avx512vl) {
                 return Width::Avx512;
             }
@@ -589,7 +589,6 @@ impl Width {
                 return Width::Avx2;
             }
         }
-        let _ = widest;
         Width::Sse
     }
 
