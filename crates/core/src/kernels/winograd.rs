@@ -49,6 +49,8 @@ const MR: usize = 8;
 const HALF: usize = 4;
 /// Tiles per AVX-512 register tile: two 16-lane vectors.
 const NV_512: usize = 32;
+/// Tiles per wide AVX2 register tile ([`register_tile_24`]): three 8-lane vectors.
+const NV_24: usize = 24;
 /// Whether [`winograd_forward`] handles `g` on this CPU (the same geometries as the direct
 /// kernel: 3x3, stride 1, padding 1, no dilation, one group; AVX2 and FMA present).
 pub fn applies(g: &ConvGeom) -> bool {
@@ -409,7 +411,7 @@ unsafe fn tile8_f2(
 
 /// `M[p] = U[p] V[p]` for the `positions` (16 or 36) positions: `[C_out x C_in] x [C_in x
 /// lanes]`, `lanes` the band's `tiles` rounded up to whole vectors. Blocks of [`MR`] output
-/// channels run as one AVX-512 register tile of 32 tiles (`WIDE`) or as two AVX2 ones of 16;
+/// channels run as one AVX-512 register tile of 32 tiles (`WIDE`) or as two AVX2 ones of 24;
 /// what is left of the lanes runs as AVX2 tiles of 16, then of 8 (14x14 maps have 49 tiles per
 /// sample, which whole 16- or 32-tile steps would pad by a third).
 ///
@@ -440,7 +442,8 @@ unsafe fn position_gemms<const WIDE: bool>(
                 && lanes <= tiles_pad
         );
         let wide = if WIDE { lanes / NV_512 * NV_512 } else { 0 };
-        let sixteens = wide + (lanes - wide) / NV * NV;
+        let triples = wide + (lanes - wide) / NV_24 * NV_24;
+        let sixteens = triples + (lanes - triples) / NV * NV;
         for p in 0..positions {
             let vp = v.as_ptr().add(p * v_stride);
             let ub = |b: usize| u.as_ptr().add((p * blocks + b) * c_in * MR);
@@ -471,7 +474,12 @@ unsafe fn position_gemms<const WIDE: bool>(
                         rows(b),
                     );
                 }
-                for t0 in (wide..sixteens).step_by(NV) {
+                for t0 in (wide..triples).step_by(NV_24) {
+                    for &(uh, mh, mr) in halves.iter().filter(|h| h.2 > 0) {
+                        register_tile_24(c_in, uh, vp.add(t0), tiles_pad, mh.add(t0), mr);
+                    }
+                }
+                for t0 in (triples..sixteens).step_by(NV) {
                     for &(uh, mh, mr) in halves.iter().filter(|h| h.2 > 0) {
                         register_tile(c_in, uh, vp.add(t0), tiles_pad, mh.add(t0), mr);
                     }
@@ -581,6 +589,88 @@ unsafe fn register_tile(
         for (r, a) in rows.iter().enumerate().take(mr) {
             _mm256_storeu_ps(m.add(r * stride), a[0]);
             _mm256_storeu_ps(m.add(r * stride + 8), a[1]);
+        }
+    }
+}
+
+/// [`register_tile`] over [`NV_24`] tiles: `mr <= HALF` output channels, twelve accumulators.
+/// Each FMA reads its V vector from memory (AVX2 FMAs take one memory operand), so the loop
+/// holds the twelve sums and one broadcast weight in registers and runs 20 instructions per
+/// input channel for 12 FMAs, against 18 for 8 in [`register_tile`]. Written in assembly:
+/// from intrinsics LLVM loads each V vector once into a register and then spills a sum to
+/// the stack inside the loop. The same FMAs per output in input-channel order as
+/// [`register_tile`] (`vfmadd231ps a, w, v` is `fma(w, v, a)`): the same bits.
+///
+/// # Safety
+/// AVX2 and FMA must be present; `v` rows of 24 floats at `stride` for `c_in > 0` channels,
+/// `u` `c_in * MR` floats, `m` rows `r < mr` of 24 floats at `stride`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn register_tile_24(
+    c_in: usize,
+    u: *const f32,
+    v: *const f32,
+    stride: usize,
+    m: *mut f32,
+    mr: usize,
+) {
+    // SAFETY: the caller keeps this function's `# Safety` contract; the loop reads U at
+    // `u + ci * MR + r` (r < HALF) and V at `v + ci * stride + 0..24` for ci < c_in.
+    unsafe {
+        use std::arch::asm;
+        use std::arch::x86_64::*;
+        assert!(c_in > 0, "register_tile_24: no input channels");
+        let z = _mm256_setzero_ps();
+        let (mut a00, mut a01, mut a02, mut a10, mut a11, mut a12) = (z, z, z, z, z, z);
+        let (mut a20, mut a21, mut a22, mut a30, mut a31, mut a32) = (z, z, z, z, z, z);
+        asm!(
+            "2:",
+            "vbroadcastss {w}, dword ptr [{u}]",
+            "vfmadd231ps {a00}, {w}, ymmword ptr [{v}]",
+            "vfmadd231ps {a01}, {w}, ymmword ptr [{v} + 32]",
+            "vfmadd231ps {a02}, {w}, ymmword ptr [{v} + 64]",
+            "vbroadcastss {w}, dword ptr [{u} + 4]",
+            "vfmadd231ps {a10}, {w}, ymmword ptr [{v}]",
+            "vfmadd231ps {a11}, {w}, ymmword ptr [{v} + 32]",
+            "vfmadd231ps {a12}, {w}, ymmword ptr [{v} + 64]",
+            "vbroadcastss {w}, dword ptr [{u} + 8]",
+            "vfmadd231ps {a20}, {w}, ymmword ptr [{v}]",
+            "vfmadd231ps {a21}, {w}, ymmword ptr [{v} + 32]",
+            "vfmadd231ps {a22}, {w}, ymmword ptr [{v} + 64]",
+            "vbroadcastss {w}, dword ptr [{u} + 12]",
+            "vfmadd231ps {a30}, {w}, ymmword ptr [{v}]",
+            "vfmadd231ps {a31}, {w}, ymmword ptr [{v} + 32]",
+            "vfmadd231ps {a32}, {w}, ymmword ptr [{v} + 64]",
+            "add {u}, {u_step}",
+            "add {v}, {v_step}",
+            "dec {n}",
+            "jnz 2b",
+            u = inout(reg) u => _,
+            v = inout(reg) v => _,
+            n = inout(reg) c_in => _,
+            u_step = const MR * 4,
+            v_step = in(reg) stride * 4,
+            w = out(ymm_reg) _,
+            a00 = inout(ymm_reg) a00,
+            a01 = inout(ymm_reg) a01,
+            a02 = inout(ymm_reg) a02,
+            a10 = inout(ymm_reg) a10,
+            a11 = inout(ymm_reg) a11,
+            a12 = inout(ymm_reg) a12,
+            a20 = inout(ymm_reg) a20,
+            a21 = inout(ymm_reg) a21,
+            a22 = inout(ymm_reg) a22,
+            a30 = inout(ymm_reg) a30,
+            a31 = inout(ymm_reg) a31,
+            a32 = inout(ymm_reg) a32,
+            options(nostack, readonly),
+        );
+        let rows = [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22], [a30, a31, a32]];
+        for (r, a) in rows.iter().enumerate().take(mr) {
+            for (k, val) in a.iter().enumerate() {
+                _mm256_storeu_ps(m.add(r * stride + 8 * k), *val);
+            }
         }
     }
 }

@@ -351,3 +351,38 @@ fn avx512_and_avx2_paths_give_the_same_bits() {
 fn f32s(bits: &[u32]) -> Vec<f32> {
     bits.iter().map(|&b| f32::from_bits(b)).collect()
 }
+
+#[test]
+fn a_sample_keeps_its_bits_in_every_register_tile_width() {
+    // Bands of several samples run their lanes in 24-tile steps, then 16, then 8, where one
+    // sample alone runs in other steps (16 and 8, or 24 and 8 at other offsets): each output
+    // sums the same FMAs in input-channel order whichever tile holds it. Blocks cut short
+    // (c_out 17: one row, 36: a half block), F(2x2) and F(4x4), with bias.
+    let mut rng = Rng::new(71);
+    let shapes = [
+        (32, 32, 7, 7, 24),
+        (64, 17, 7, 7, 32),
+        (32, 36, 14, 14, 32),
+        (16, 32, 28, 28, 16),
+        (20, 24, 6, 9, 16),
+    ];
+    for (c_in, c_out, h, w, batch) in shapes {
+        let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+        if !applies(&g) {
+            return;
+        }
+        let x = input(&mut rng, batch * g.in_size(), None, 1.0);
+        let wt = kaiming(&mut rng, &g);
+        let bias = input(&mut rng, g.c_out, None, 0.1);
+        let mut y = vec![f32::NAN; batch * g.out_size()];
+        winograd_forward(&g, &x, &wt, Some(&bias), &mut y);
+        for s in 0..batch {
+            let mut one = vec![f32::NAN; g.out_size()];
+            winograd_forward(&g, &x[s * g.in_size()..][..g.in_size()], &wt, Some(&bias), &mut one);
+            let want: Vec<u32> = one.iter().map(|v| v.to_bits()).collect();
+            let got: Vec<u32> =
+                y[s * g.out_size()..][..g.out_size()].iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{g:?} batch {batch}: sample {s}");
+        }
+    }
+}
