@@ -1,5 +1,5 @@
 import test from 'ava'
-import { augmentTrainSet, CROP_PADDING } from '../ts/cli/augment'
+import { AFFINE, augmentTrainSet, CROP_PADDING } from '../ts/cli/augment'
 import { DSNN_WIDTH } from '../ts/cli/common'
 import { resolveConfig } from '../ts/cli/train'
 import { FramesDataset, LoaderData, TensorDataset } from '../ts/data'
@@ -65,10 +65,11 @@ test('the default run keeps its recipe: no augmentation, width 32, 4 epochs; --w
   })
   t.is(resolveConfig({ dataset: 'n-fashion-mnist' }).augment, 'none')
   t.is(resolveConfig({ augment: 'crop' }).augment, 'crop')
+  t.is(resolveConfig({ augment: 'affine' }).augment, 'affine')
   t.is(resolveConfig({ model: 'snn', width: '16' }).width, 16)
   t.is(resolveConfig({ model: 'dsnn18' }).width, undefined)
   t.throws(() => resolveConfig({ augment: 'mirror' }), {
-    message: /--augment: expected one of none, crop, flip, crop-flip/,
+    message: /--augment: expected one of none, crop, flip, crop-flip, affine, affine-flip/,
   })
   t.throws(() => resolveConfig({ model: 'dsnn18', width: '64' }), {
     message: /--width: sets the channels of the dsnn and snn networks; the model dsnn18 has its own widths/,
@@ -136,6 +137,81 @@ test('flip alone mirrors without shifting, crop alone shifts without mirroring, 
     }
   }
   t.is(augmentTrainSet('--augment', data, 'none'), data)
+})
+
+/** The affine map of `--augment affine` (Rust's `affine`): output pixel (oy, ox) samples the
+ * input bilinearly at the inverse of turning by `deg`, scaling by `scale` about the centre and
+ * shifting by (dy, dx). */
+function affineReference(src: Float32Array, deg: number, dy: number, dx: number, scale: number): Float32Array {
+  const out = new Float32Array(H * W)
+  const [sin, cos] = [Math.sin((deg * Math.PI) / 180), Math.cos((deg * Math.PI) / 180)]
+  const [cy, cx] = [(H - 1) / 2, (W - 1) / 2]
+  const at = (y: number, x: number) => (y < 0 || x < 0 || y >= H || x >= W ? 0 : src[y * W + x])
+  for (let oy = 0; oy < H; oy++) {
+    for (let ox = 0; ox < W; ox++) {
+      const v = (oy - cy - dy) / scale
+      const u = (ox - cx - dx) / scale
+      const [sx, sy] = [cx + u * cos - v * sin, cy + u * sin + v * cos]
+      const [y0, x0] = [Math.floor(sy), Math.floor(sx)]
+      const [fy, fx] = [sy - y0, sx - x0]
+      const top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+      const bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+      out[oy * W + ox] = top * (1 - fy) + bottom * fy
+    }
+  }
+  return out
+}
+
+test('affine turns, scales and shifts each sample within the documented ranges, fixed by seed and epoch', async (t) => {
+  // One picture (pixel k holds 1 + k) 16 times: each sample's draw is read back from it.
+  const data = new TensorDataset({
+    name: 'ramp',
+    images: Float32Array.from({ length: 16 * H * W }, (_, i) => 1 + (i % (H * W))),
+    labels: Uint8Array.from({ length: 16 }, (_, i) => i % 3),
+    sampleShape: [1, H, W],
+    numClasses: 3,
+  })
+  const seen = await collect(augmentTrainSet('--augment', data, 'affine'), 0)
+  const maxShift = Math.round(AFFINE.translate * Math.max(H, W))
+  let moved = 0
+  for (const [b, batch] of seen.entries()) {
+    for (let j = 0; j < batch.size; j++) {
+      const index = b * 4 + j
+      t.is(batch.y[j], data.labels[index])
+      const source = data.get(index).x
+      const got = batch.x.subarray(j * H * W, (j + 1) * H * W)
+      if (Array.from(got).some((v, k) => v !== source[k])) moved++
+      // Search the documented ranges (angle and scale on a grid, whole-pixel shifts) for the
+      // draw closest to what the pipeline produced: it must come within the grid's resolution
+      // (under 0.02 pixels of position, below 1 in value at the steepest, zero-padded edge),
+      // while a shift one pixel off moves the inner values by 1 (across) or 7 (down).
+      let best = Infinity
+      for (let deg = -AFFINE.degrees; deg <= AFFINE.degrees; deg += 0.25) {
+        for (let scale = AFFINE.scale[0]; scale <= AFFINE.scale[1] + 1e-9; scale += 0.005) {
+          for (let dy = -maxShift; dy <= maxShift; dy++) {
+            for (let dx = -maxShift; dx <= maxShift; dx++) {
+              const ref = affineReference(source, deg, dy, dx, scale)
+              let err = 0
+              for (let k = 0; k < ref.length && err < best; k++) err = Math.max(err, Math.abs(ref[k] - got[k]))
+              best = Math.min(best, err)
+            }
+          }
+        }
+      }
+      t.true(best < 1, `sample ${index}: no draw within the ranges explains it (closest max error ${best})`)
+    }
+  }
+  t.true(moved > 12, `${moved} of 16 samples changed`)
+  const again = await collect(augmentTrainSet('--augment', data, 'affine'), 0)
+  t.deepEqual(
+    again.map((b) => Array.from(b.x)),
+    seen.map((b) => Array.from(b.x)),
+  )
+  const next = await collect(augmentTrainSet('--augment', data, 'affine'), 1)
+  t.notDeepEqual(
+    next.map((b) => Array.from(b.x)),
+    seen.map((b) => Array.from(b.x)),
+  )
 })
 
 test('frames get one crop and flip for all their time steps, batches stay time-major', async (t) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import test from 'ava'
+import { resolveConfig } from '../ts/cli/train'
 import {
   batchNorm2d,
   conv2d,
@@ -43,4 +44,23 @@ test('docs/recipes/dsnn-32-64-t2.json is the network docs/cli.md describes, with
   // 1x1 2,048, BN 128); block 64->64: 2 x (36,864 + 128); shared head 3,136 x 10 + 10.
   const model = sequential(file.layers, { timeSteps: 2, inputShape: [1, 28, 28] })
   t.is(model.parameterCount, 352 + 18_560 + 55_552 + 2_176 + 2_464 + 73_984 + 31_370)
+})
+
+test('docs/recipes/n-fashion-mnist-t2.json is a --config file of the N-Fashion-MNIST recipe docs/cli.md lists', (t) => {
+  const path = join(__dirname, '..', 'docs', 'recipes', 'n-fashion-mnist-t2.json')
+  const values = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
+  t.like(resolveConfig({}, { path, values }), {
+    dataset: 'n-fashion-mnist',
+    model: 'dsnn',
+    'time-steps': 2,
+    limit: 20000,
+    'test-limit': 2000,
+    epochs: 5,
+    augment: 'flip',
+    'batch-size': 64,
+    optimizer: 'adam',
+    lr: 2e-3,
+  })
+  const cli = readFileSync(join(__dirname, '..', 'docs', 'cli.md'), 'utf8')
+  t.true(cli.includes('--config docs/recipes/n-fashion-mnist-t2.json'))
 })

@@ -11,7 +11,9 @@ export type ScheduleSpec =
   | { type: 'cosine'; totalSteps: number; minLr?: number; warmupSteps?: number }
   | { type: 'step'; stepSize: number; gamma: number; warmupSteps?: number }
 
-export type LossSpec = { type: 'crossEntropy' | 'mseFiringRate'; headWeights?: [number, number] }
+export type LossSpec =
+  | { type: 'crossEntropy'; headWeights?: [number, number]; labelSmoothing?: number }
+  | { type: 'mseFiringRate'; headWeights?: [number, number] }
 
 /** The largest finite 32-bit float: the engine computes in f32, larger values become Infinity. */
 const F32_MAX = 3.4028234663852886e38
@@ -132,8 +134,16 @@ function headWeights(o: { headWeights?: [number, number] }): { headWeights?: [nu
  * `w_s * loss(y_s) + w_a * loss(y_a)` with `headWeights: [w_s, w_a]` (default [1, 1]).
  */
 export const losses = {
-  /** Cross-entropy on the time-mean output (the default). */
-  crossEntropy: (o: { headWeights?: [number, number] } = {}): LossSpec => ({ type: 'crossEntropy', ...headWeights(o) }),
+  /**
+   * Cross-entropy on the time-mean output (the default). `labelSmoothing` eps in [0, 1) aims
+   * at `1 - eps` on the label plus `eps / K` on every class, as PyTorch's `label_smoothing`.
+   */
+  crossEntropy: (o: { headWeights?: [number, number]; labelSmoothing?: number } = {}): LossSpec => {
+    const eps = o.labelSmoothing
+    if (eps !== undefined && !(typeof eps === 'number' && eps >= 0 && eps < 1))
+      throw argError('loss labelSmoothing', 'a number in [0, 1)', eps)
+    return { type: 'crossEntropy', ...headWeights(o), ...(eps ? { labelSmoothing: eps } : {}) }
+  },
   /** Mean squared error between the output firing rates and the one-hot target. */
   mseFiringRate: (o: { headWeights?: [number, number] } = {}): LossSpec => ({
     type: 'mseFiringRate',

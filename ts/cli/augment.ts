@@ -1,19 +1,27 @@
 // Training-set augmentation chosen by `dualstream train --augment`: random crops with zero
-// padding and left-right flips, run in Rust inside the batch pipeline (ts/data/transforms.ts).
+// padding, small random rotations, scalings and shifts (affine), and left-right flips, run in
+// Rust inside the batch pipeline (ts/data/transforms.ts).
 import { FramesDataset, LoaderData, type TensorDataset, type TransformSpec, transforms } from '../data'
 import type { LabelledData } from '../model'
 import { usage } from './args'
 
-export const AUGMENTS = ['none', 'crop', 'flip', 'crop-flip'] as const
+export const AUGMENTS = ['none', 'crop', 'flip', 'crop-flip', 'affine', 'affine-flip'] as const
 export type Augment = (typeof AUGMENTS)[number]
 
 /** Zero padding on each side before a random crop back to the sample's size. */
 export const CROP_PADDING = 2
 
+/** `--augment affine`: angle within +-degrees, shifts within a fraction of the size, scale range. */
+export const AFFINE = { degrees: 10, translate: 0.1, scale: [0.9, 1.1] as [number, number] }
+
 function transformList(augment: Augment, height: number, width: number): TransformSpec[] {
   const list: TransformSpec[] = []
   if (augment === 'crop' || augment === 'crop-flip') list.push(transforms.randomCrop([height, width], CROP_PADDING))
-  if (augment === 'flip' || augment === 'crop-flip') list.push(transforms.horizontalFlip())
+  if (augment === 'affine' || augment === 'affine-flip') {
+    const { degrees, translate, scale } = AFFINE
+    list.push(transforms.randomAffine(degrees, { translate: [translate, translate], scale }))
+  }
+  if (augment === 'flip' || augment === 'crop-flip' || augment === 'affine-flip') list.push(transforms.horizontalFlip())
   return list
 }
 

@@ -6,12 +6,12 @@ import { DualstreamError } from '../errors'
 import type { Checkpoint, Evaluation, FitResult } from '../model'
 import { Model, readCheckpoint, sequential } from '../model'
 import type { OptimizerSpec } from '../optim'
-import { adam, adamW, sgd } from '../optim'
+import { adam, adamW, losses, sgd } from '../optim'
 import { ProgressDisplay } from '../progress'
 import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
 import { helped, int, nonNegative, oneOf, optionTable, parseCommand, positive, usage } from './args'
-import { AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING } from './augment'
+import { AFFINE, AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING } from './augment'
 import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
@@ -50,8 +50,10 @@ Options:
   --width <n>           channels of the dsnn and snn networks (default ${DSNN_WIDTH} for dsnn, ${SNN_WIDTH} for snn)
   --augment <kind>      training-set augmentation, drawn per sample and epoch from the seed:
                         crop (zero-pad ${CROP_PADDING} pixels, crop back to the sample's size), flip
-                        (mirror left-right with probability 0.5), crop-flip, or none (default;
-                        digits must not be mirrored: crop alone for mnist)
+                        (mirror left-right with probability 0.5), crop-flip, affine (turn by up
+                        to ${AFFINE.degrees} degrees, scale by ${AFFINE.scale[0]}-${AFFINE.scale[1]}, shift by up to
+                        ${AFFINE.translate * 100} % of the size, bilinear), affine-flip, or none (default;
+                        digits must not be mirrored: crop or affine alone for mnist)
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
   --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's;
@@ -61,6 +63,8 @@ Options:
   --weight-decay <x>    weight decay of the conv and linear weights: an L2 term in the
                         gradient for sgd and adam, decoupled (times the learning rate) for
                         adamw (default 0; 0.01 for adamw)
+  --label-smoothing <x> cross-entropy against 1 - x on the label plus x / classes on every
+                        class, a number in [0, 1) (default 0: the one-hot label)
   --schedule <name>     cosine (default) or constant
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
@@ -94,6 +98,7 @@ const RUN_KEYS = [
   'optimizer',
   'lr',
   'weight-decay',
+  'label-smoothing',
   'schedule',
   'seed',
   'limit',
@@ -116,6 +121,7 @@ export interface TrainConfig {
   optimizer: 'sgd' | 'adam' | 'adamw'
   lr: number
   'weight-decay': number
+  'label-smoothing': number
   schedule: 'cosine' | 'constant'
   seed: number
   limit?: number
@@ -183,6 +189,7 @@ export function resolveConfig(
     optimizer,
     lr: positive(w('lr'), raw.lr, optimizer === 'sgd' ? 0.1 : 2e-3),
     'weight-decay': nonNegative(w('weight-decay'), raw['weight-decay'], optimizer === 'adamw' ? 0.01 : 0),
+    'label-smoothing': smoothing(w('label-smoothing'), raw['label-smoothing']),
     schedule: oneOf(w('schedule'), raw.schedule, ['cosine', 'constant'] as const, 'cosine'),
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
@@ -232,6 +239,12 @@ function checkResumedSpec(run: RunFolder, checkpoint: Checkpoint): void {
       `--resume: ${run.lastCheckpoint} holds a model whose spec differs from the run's ${run.specPath} (a checkpoint of another model); restore the run's own checkpoint or start a new run`,
     )
   }
+}
+
+function smoothing(where: string, value: string | undefined): number {
+  const x = nonNegative(where, value, 0)
+  if (x >= 1) throw usage(`${where}: expected a number in [0, 1), got ${JSON.stringify(value)}`)
+  return x
 }
 
 function optimizerSpec(c: TrainConfig): OptimizerSpec {
@@ -402,6 +415,7 @@ export async function train(argv: string[]): Promise<number> {
       batchSize,
       optimizer: optimizerSpec(config),
       schedule: config.schedule,
+      loss: losses.crossEntropy({ labelSmoothing: config['label-smoothing'] }),
       seed: config.seed,
       memory: config.memory,
       signal: controller.signal,
@@ -497,6 +511,7 @@ export async function train(argv: string[]): Promise<number> {
     optimizer: config.optimizer,
     lr: config.lr,
     weightDecay: config['weight-decay'],
+    labelSmoothing: config['label-smoothing'],
     schedule: config.schedule,
     augment: config.augment,
     width: config.width ?? null,

@@ -14,6 +14,7 @@ export type TransformSpec =
       ratio?: [number, number]
       antialias?: boolean
     }
+  | { kind: 'randomAffine'; degrees: number; translate?: [number, number]; scale?: [number, number] }
   | { kind: 'resize'; size: number | [number, number] }
   | { kind: 'centerCrop'; size: [number, number] }
   | { kind: 'normalize'; mean: number[]; std: number[] }
@@ -80,6 +81,34 @@ export const transforms = {
       ratio: range('randomResizedCrop ratio', options.ratio ?? [3 / 4, 4 / 3], 0, Infinity),
       antialias: options.antialias ?? false,
     }
+  },
+  /**
+   * torchvision's RandomAffine without shear: turns the picture by an angle uniform in
+   * [-degrees, degrees] and scales it by a factor uniform in `scale` about its centre, then
+   * shifts it by whole pixels uniform within `translate` ([across, down], fractions of the
+   * width and height); bilinear samples, zeros outside.
+   */
+  randomAffine: (
+    degrees: number,
+    options: { translate?: [number, number]; scale?: [number, number] } = {},
+  ): TransformSpec => {
+    if (typeof degrees !== 'number' || !Number.isFinite(degrees) || degrees < 0)
+      throw argError('randomAffine degrees', 'a finite angle >= 0', degrees)
+    const translate = options.translate ?? [0, 0]
+    if (
+      !Array.isArray(translate) ||
+      translate.length !== 2 ||
+      !translate.every((t) => typeof t === 'number' && t >= 0 && t <= 1)
+    )
+      throw argError('randomAffine translate', 'fractions [across, down] in [0, 1]', translate)
+    const scale = options.scale ?? [1, 1]
+    if (
+      !Array.isArray(scale) ||
+      scale.length !== 2 ||
+      !(scale[0] > 0 && scale[0] <= scale[1] && Number.isFinite(scale[1]))
+    )
+      throw argError('randomAffine scale', '[min, max] with 0 < min <= max, finite', scale)
+    return { kind: 'randomAffine', degrees, translate: [translate[0], translate[1]], scale: [scale[0], scale[1]] }
   },
   /**
    * torchvision's Resize with Pillow's antialiased bilinear filter: a number sets the shorter

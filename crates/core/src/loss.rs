@@ -39,10 +39,13 @@ pub struct HeadStats {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum LossSpec {
-    /// `F.cross_entropy(out.mean(0), labels)`.
+    /// `F.cross_entropy(out.mean(0), labels, label_smoothing=eps)`.
     CrossEntropy {
         #[serde(default, rename = "headWeights", skip_serializing_if = "Option::is_none")]
         head_weights: Option<[f32; 2]>,
+        /// Target `(1 - eps)` on the label plus `eps / K` on every class (default 0).
+        #[serde(default, rename = "labelSmoothing", skip_serializing_if = "Option::is_none")]
+        label_smoothing: Option<f32>,
     },
     /// `F.mse_loss(out.mean(0), F.one_hot(labels, K))`, SpikingJelly's usual firing-rate loss.
     MseFiringRate {
@@ -53,7 +56,7 @@ pub enum LossSpec {
 
 impl Default for LossSpec {
     fn default() -> Self {
-        LossSpec::CrossEntropy { head_weights: None }
+        LossSpec::CrossEntropy { head_weights: None, label_smoothing: None }
     }
 }
 
@@ -68,9 +71,13 @@ impl LossSpec {
         grad: &mut Tensor,
     ) -> Result<LossStats> {
         match self {
-            LossSpec::CrossEntropy { .. } => {
-                cross_entropy_time_mean_weighted(output, labels, weight, grad)
-            }
+            LossSpec::CrossEntropy { label_smoothing, .. } => cross_entropy_time_mean_smoothed(
+                output,
+                labels,
+                label_smoothing.unwrap_or(0.0),
+                weight,
+                grad,
+            ),
             LossSpec::MseFiringRate { .. } => {
                 mse_firing_rate_weighted(output, labels, weight, grad)
             }
@@ -80,9 +87,8 @@ impl LossSpec {
     /// `(w_s, w_a)`, the weights of the spike and accumulation heads (default 1, 1).
     pub fn head_weights(&self) -> [f32; 2] {
         match self {
-            LossSpec::CrossEntropy { head_weights } | LossSpec::MseFiringRate { head_weights } => {
-                head_weights.unwrap_or([1.0, 1.0])
-            }
+            LossSpec::CrossEntropy { head_weights, .. }
+            | LossSpec::MseFiringRate { head_weights } => head_weights.unwrap_or([1.0, 1.0]),
         }
     }
 
@@ -165,12 +171,29 @@ pub fn cross_entropy_time_mean_weighted(
     weight: f32,
     grad: &mut Tensor,
 ) -> Result<LossStats> {
+    cross_entropy_time_mean_smoothed(output, labels, 0.0, weight, grad)
+}
+
+/// `cross_entropy_time_mean_weighted` against smoothed targets: `1 - eps` on the label plus
+/// `eps / K` on every class (PyTorch's `label_smoothing`), so the loss per sample is
+/// `lse - (1 - eps) z_y - eps mean(z)`. With `eps = 0` every bit is the unsmoothed loss's.
+pub fn cross_entropy_time_mean_smoothed(
+    output: &Tensor,
+    labels: &[u32],
+    eps: f32,
+    weight: f32,
+    grad: &mut Tensor,
+) -> Result<LossStats> {
     let at = "loss (crossEntropy)";
     let (t, n, k) = dims(at, output)?;
     check_labels(labels, n, k)?;
     check_weight(at, weight)?;
+    if !(0.0..1.0).contains(&eps) {
+        return Err(Error::value(format!("{at} labelSmoothing"), "a number in [0, 1)", eps));
+    }
     let mean = time_mean(output, t, n, k);
     let w = weight as f64;
+    let (on, each) = (1.0 - eps as f64, eps as f64 / k as f64);
     let mut d = vec![0.0f64; n * k];
     let mut total = 0.0f64;
     let mut correct = 0;
@@ -181,12 +204,12 @@ pub fn cross_entropy_time_mean_weighted(
         // Shifting by the maximum keeps exp() from overflowing; the log-sum-exp is then exact.
         let m = z[top];
         let lse = m + z.iter().map(|&v| (v - m).exp()).sum::<f64>().ln();
-        total += lse - z[y];
+        total += lse - on * z[y] - each * z.iter().sum::<f64>();
         let di = &mut d[i * k..(i + 1) * k];
         for (dj, &v) in di.iter_mut().zip(z) {
-            *dj = (v - lse).exp();
+            *dj = (v - lse).exp() - each;
         }
-        di[y] -= 1.0;
+        di[y] -= on;
     }
     spread_over_time(grad, &d, t, n, k, w / (n as f64 * t as f64));
     Ok(LossStats { loss: (w * total / n as f64) as f32, correct, count: n, heads: Vec::new() })

@@ -98,6 +98,14 @@ pub enum TransformSpec {
         #[serde(default)]
         antialias: bool,
     },
+    /// torchvision's `RandomAffine` without shear: rotation, whole-pixel shift, scale.
+    RandomAffine {
+        degrees: f32,
+        #[serde(default)]
+        translate: [f32; 2],
+        #[serde(default = "unit_scale")]
+        scale: [f32; 2],
+    },
     /// torchvision's `Resize` (antialiased bilinear): a number sets the shorter side.
     Resize {
         size: ResizeSize,
@@ -123,6 +131,9 @@ fn half() -> f32 {
 }
 fn default_scale() -> [f32; 2] {
     [0.08, 1.0]
+}
+fn unit_scale() -> [f32; 2] {
+    [1.0, 1.0]
 }
 fn default_ratio() -> [f32; 2] {
     [0.75, 4.0 / 3.0]
@@ -236,6 +247,13 @@ fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Res
                 rng,
             )
         }
+        TransformSpec::RandomAffine { degrees, translate, scale } => transforms::random_affine(
+            x,
+            *degrees,
+            (translate[0], translate[1]),
+            (scale[0], scale[1]),
+            rng,
+        ),
         TransformSpec::Resize { size } => {
             let (oh, ow) = resize_size(x, size)?;
             resample::resize(x, oh, ow)

@@ -90,6 +90,75 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
     top * (1.0 - fy) + bottom * fy
 }
 
+/// Turns every plane by `degrees` (counter-clockwise as displayed, rows running down) and
+/// scales it by `scale` about its centre `((h - 1) / 2, (w - 1) / 2)`, then shifts it by
+/// `(dy, dx)` pixels; each output pixel is a bilinear sample of the input, 0 outside it.
+/// `affine(x, 0.0, (dy, dx), 1.0)` with whole-pixel shifts moves pixels exactly.
+pub fn affine(x: &Tensor, degrees: f32, (dy, dx): (f32, f32), scale: f32) -> Result<Tensor> {
+    let (planes, h, w) = spatial(x, "affine input")?;
+    if !(scale.is_finite() && scale > 0.0 && degrees.is_finite()) {
+        return Err(Error::value(
+            "affine scale/degrees",
+            "a finite angle and a positive finite scale",
+            format!("{degrees} degrees, scale {scale}"),
+        ));
+    }
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
+    let inv = 1.0 / scale;
+    let mut out = vec![0f32; x.numel()];
+    for p in 0..planes {
+        let src = &x.data()[p * h * w..(p + 1) * h * w];
+        for oy in 0..h {
+            let v = (oy as f32 - cy - dy) * inv;
+            for ox in 0..w {
+                let u = (ox as f32 - cx - dx) * inv;
+                // The inverse of (u, v) -> (u cos + v sin, v cos - u sin).
+                let (sx, sy) = (cx + u * cos - v * sin, cy + u * sin + v * cos);
+                out[(p * h + oy) * w + ox] = bilinear(src, h, w, sy, sx);
+            }
+        }
+    }
+    Tensor::from_vec(x.shape(), out)
+}
+
+/// torchvision's `RandomAffine(degrees, translate, scale)` without shear: an angle uniform in
+/// `[-degrees, degrees]`, whole-pixel shifts uniform within `translate.0 * w` across and
+/// `translate.1 * h` down (rounded), and a scale uniform in `scale`; every plane of the sample
+/// (all time steps and channels) gets the same draw.
+pub fn random_affine(
+    x: &Tensor,
+    degrees: f32,
+    translate: (f32, f32),
+    scale: (f32, f32),
+    rng: &mut Rng,
+) -> Result<Tensor> {
+    let (_, h, w) = spatial(x, "randomAffine input")?;
+    if !(degrees.is_finite() && degrees >= 0.0) {
+        return Err(Error::value("randomAffine degrees", "a finite angle >= 0", degrees));
+    }
+    if !((0.0..=1.0).contains(&translate.0) && (0.0..=1.0).contains(&translate.1)) {
+        return Err(Error::value(
+            "randomAffine translate",
+            "fractions [across, down] in [0, 1]",
+            format!("{translate:?}"),
+        ));
+    }
+    if !(scale.0 > 0.0 && scale.0 <= scale.1 && scale.1.is_finite()) {
+        return Err(Error::value(
+            "randomAffine scale",
+            "0 < min <= max, finite",
+            format!("{scale:?}"),
+        ));
+    }
+    let angle = rng.uniform_range(-degrees, degrees);
+    let (max_dx, max_dy) = (translate.0 * w as f32, translate.1 * h as f32);
+    let dx = rng.uniform_range(-max_dx, max_dx).round();
+    let dy = rng.uniform_range(-max_dy, max_dy).round();
+    let s = rng.uniform_range(scale.0, scale.1);
+    affine(x, angle, (dy, dx), s)
+}
+
 /// Resizes the `[top, top + ch) x [left, left + cw)` window of every plane to `out_h x out_w`
 /// by bilinear interpolation (half-pixel centres, edges clamped, like `align_corners=False`).
 fn resize_window(

@@ -46,9 +46,9 @@ def read_config(path=os.path.join(HERE, "config.json")):
 # --- loss ------------------------------------------------------------------------------------
 
 
-def head_loss(kind, mean_logits, labels):
+def head_loss(kind, mean_logits, labels, smoothing=0.0):
     if kind == "crossEntropy":
-        return F.cross_entropy(mean_logits, labels)
+        return F.cross_entropy(mean_logits, labels, label_smoothing=smoothing)
     if kind == "mseFiringRate":
         return F.mse_loss(mean_logits, F.one_hot(labels, mean_logits.shape[-1]).to(mean_logits.dtype))
     raise ValueError(f"loss {kind!r}")
@@ -59,10 +59,11 @@ def loss_and_heads(loss_spec, output, labels, heads):
     mean = output.float().mean(0)
     k = mean.shape[-1] // heads
     weights = loss_spec.get("headWeights") or [1.0, 1.0]
+    smoothing = loss_spec.get("labelSmoothing", 0.0)
     per_head = [mean[:, h * k:(h + 1) * k] for h in range(heads)]
     if heads == 1:
-        return head_loss(loss_spec["type"], per_head[0], labels), per_head
-    total = sum(w * head_loss(loss_spec["type"], y, labels) for w, y in zip(weights, per_head))
+        return head_loss(loss_spec["type"], per_head[0], labels, smoothing), per_head
+    total = sum(w * head_loss(loss_spec["type"], y, labels, smoothing) for w, y in zip(weights, per_head))
     return total, per_head
 
 

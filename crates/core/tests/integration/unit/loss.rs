@@ -47,6 +47,74 @@ fn cross_entropy_matches_finite_differences() {
 }
 
 #[test]
+fn smoothed_cross_entropy_matches_finite_differences_and_pytorch() {
+    let out = sample_output(3, 4, 5);
+    let labels = [0u32, 4, 2, 2];
+    let smoothed: LossFn = |o, y, g| cross_entropy_time_mean_smoothed(o, y, 0.1, 1.0, g);
+    finite_difference_check(smoothed, &out, &labels);
+    // torch.nn.functional.cross_entropy(out.double().mean(0), labels, label_smoothing=0.1)
+    // and its gradient with respect to the time mean (torch 2, float64).
+    let want_loss = 1.8015015267414938f64;
+    let want_grad: [[f64; 5]; 4] = [
+        [
+            -0.21465595376507177,
+            0.10837801616185155,
+            0.02634369821116818,
+            0.02090761843755047,
+            0.05902662095450156,
+        ],
+        [
+            0.016977534455165706,
+            0.04931403856308432,
+            0.03989410511082445,
+            0.03210791513738812,
+            -0.13829359326646265,
+        ],
+        [
+            0.01697753507442816,
+            0.049314036586344936,
+            -0.18510589407017422,
+            0.03210791673593139,
+            0.08670640567346971,
+        ],
+        [
+            0.016977534456592468,
+            0.04931403802704886,
+            -0.18510589399429533,
+            0.03210791477116313,
+            0.08670640673949086,
+        ],
+    ];
+    let mut grad = Tensor::default();
+    let stats = cross_entropy_time_mean_smoothed(&out, &labels, 0.1, 1.0, &mut grad).unwrap();
+    assert!((stats.loss as f64 - want_loss).abs() < 1e-6, "{} vs {want_loss}", stats.loss);
+    for step in 0..3 {
+        for (i, row) in want_grad.iter().enumerate() {
+            for (j, &want) in row.iter().enumerate() {
+                // Each of the T = 3 steps carries a third of d loss / d mean.
+                let g = grad.data()[step * 20 + i * 5 + j] as f64;
+                assert!((g - want / 3.0).abs() < 1e-7, "[{step},{i},{j}] {g} vs {}", want / 3.0);
+            }
+        }
+    }
+    // eps = 0 is the unsmoothed loss bit for bit, through the spec as well.
+    let (mut g0, mut g1) = (Tensor::default(), Tensor::default());
+    let plain = cross_entropy_time_mean(&out, &labels, &mut g0).unwrap();
+    let zero = cross_entropy_time_mean_smoothed(&out, &labels, 0.0, 1.0, &mut g1).unwrap();
+    assert_eq!(plain.loss.to_bits(), zero.loss.to_bits());
+    assert_eq!(g0.data(), g1.data());
+    let spec = LossSpec::CrossEntropy { head_weights: None, label_smoothing: Some(0.1) };
+    let via_spec = spec.compute(&out, &labels, 1.0, &mut g1).unwrap();
+    assert_eq!(via_spec.loss.to_bits(), stats.loss.to_bits());
+    assert_eq!(g1.data(), grad.data());
+    for bad in [-0.1f32, 1.0, f32::NAN] {
+        let e = cross_entropy_time_mean_smoothed(&out, &labels, bad, 1.0, &mut g1).unwrap_err();
+        assert_eq!(e.code(), "ERR_VALUE");
+        assert!(e.to_string().contains("labelSmoothing"), "{e}");
+    }
+}
+
+#[test]
 fn mse_matches_finite_differences() {
     let out = tensor(&[4, 3, 5], |i| (i * 13 % 7) as f32 / 6.0);
     finite_difference_check(mse_firing_rate, &out, &[1, 0, 4]);
@@ -161,8 +229,16 @@ fn label_and_shape_errors() {
 #[test]
 fn spec_serde() {
     let s: LossSpec = serde_json::from_str(r#"{"type":"crossEntropy"}"#).unwrap();
-    assert_eq!(s, LossSpec::CrossEntropy { head_weights: None });
+    assert_eq!(s, LossSpec::CrossEntropy { head_weights: None, label_smoothing: None });
     assert_eq!(s, LossSpec::default());
+    assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"type":"crossEntropy"}"#);
+    let s: LossSpec =
+        serde_json::from_str(r#"{"type":"crossEntropy","labelSmoothing":0.1}"#).unwrap();
+    assert_eq!(s, LossSpec::CrossEntropy { head_weights: None, label_smoothing: Some(0.1) });
+    assert_eq!(
+        serde_json::to_string(&s).unwrap(),
+        r#"{"type":"crossEntropy","labelSmoothing":0.1}"#
+    );
     let s: LossSpec = serde_json::from_str(r#"{"type":"mseFiringRate"}"#).unwrap();
     assert_eq!(s, LossSpec::MseFiringRate { head_weights: None });
     assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"type":"mseFiringRate"}"#);

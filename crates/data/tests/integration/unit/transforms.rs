@@ -115,6 +115,96 @@ fn random_resized_crop_of_the_full_window_is_a_plain_resize() {
 }
 
 #[test]
+fn affine_shifts_whole_pixels_exactly_and_turns_a_square_a_quarter() {
+    let x = ramp(&[2, 4, 4]);
+    // angle 0, scale 1: a shift by (1, -2) moves every pixel, zeros come in.
+    let y = affine(&x, 0.0, (1.0, -2.0), 1.0).unwrap();
+    for p in 0..2 {
+        for oy in 0..4 {
+            for ox in 0..4 {
+                let (sy, sx) = (oy as isize - 1, ox as isize + 2);
+                let expect = if (0..4).contains(&sy) && (0..4).contains(&sx) {
+                    (p * 16 + sy as usize * 4 + sx as usize) as f32
+                } else {
+                    0.0
+                };
+                assert_eq!(y.data()[p * 16 + oy * 4 + ox], expect, "plane {p} ({oy}, {ox})");
+            }
+        }
+    }
+    assert_eq!(affine(&x, 0.0, (0.0, 0.0), 1.0).unwrap().data(), x.data());
+    // 90 degrees counter-clockwise is numpy's rot90: out[i][j] = in[j][n - 1 - i], every plane.
+    let y = affine(&x, 90.0, (0.0, 0.0), 1.0).unwrap();
+    for p in 0..2 {
+        for i in 0..4 {
+            for j in 0..4 {
+                let expect = (p * 16 + j * 4 + (3 - i)) as f32;
+                let got = y.data()[p * 16 + i * 4 + j];
+                assert!((got - expect).abs() < 1e-4, "plane {p} ({i}, {j}): {got} vs {expect}");
+            }
+        }
+    }
+    // Scale 2 about the centre of a 3x3 plane: the centre stays, the corner (0, 0) samples
+    // (0.5, 0.5), the mean of pixels 0, 1, 3 and 4; the corner (2, 2) the mean of 4, 5, 7, 8.
+    let c = ramp(&[1, 3, 3]);
+    let y = affine(&c, 0.0, (0.0, 0.0), 2.0).unwrap();
+    assert_eq!(y.data()[4], 4.0);
+    assert_eq!(y.data()[0], 2.0);
+    assert_eq!(y.data()[8], 6.0);
+    assert!(affine(&x, 0.0, (0.0, 0.0), 0.0).is_err());
+    assert!(affine(&x, f32::NAN, (0.0, 0.0), 1.0).is_err());
+}
+
+#[test]
+fn random_affine_is_seeded_bounded_and_the_same_for_every_plane() {
+    let x = ramp(&[3, 1, 5, 5]);
+    let a = random_affine(&x, 15.0, (0.2, 0.2), (0.9, 1.1), &mut Rng::new(7)).unwrap();
+    let b = random_affine(&x, 15.0, (0.2, 0.2), (0.9, 1.1), &mut Rng::new(7)).unwrap();
+    assert_eq!(a.data(), b.data());
+    assert_eq!(a.shape(), x.shape());
+    // The same draw for every plane: plane p is plane 0's transform of plane 0 + 25 p, so
+    // where the sampled window lies inside the input (weights summing to 1) the planes differ
+    // by exactly 25 p; the affine of a constant plane tells where that holds.
+    let ones = Tensor::from_vec(&[3, 1, 5, 5], vec![1.0; 75]).unwrap();
+    let inside = random_affine(&ones, 15.0, (0.2, 0.2), (0.9, 1.1), &mut Rng::new(7)).unwrap();
+    let d = a.data();
+    let mut checked = 0;
+    for p in 1..3 {
+        for k in 0..25 {
+            if (inside.data()[k] - 1.0).abs() < 1e-6 {
+                assert!(
+                    (d[p * 25 + k] - d[k] - 25.0 * p as f32).abs() < 1e-3,
+                    "plane {p} pixel {k}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+    // degrees 0, no translate, scale 1: the identity for every seed.
+    for s in 0..20 {
+        let y = random_affine(&x, 0.0, (0.0, 0.0), (1.0, 1.0), &mut Rng::new(s)).unwrap();
+        assert_eq!(y.data(), x.data());
+    }
+    // Shifts only: whole pixels within the bound (0.2 * 5 = 1), so some seeds shift.
+    let mut shifted = 0;
+    for s in 0..50 {
+        let y = random_affine(&x, 0.0, (0.2, 0.2), (1.0, 1.0), &mut Rng::new(s)).unwrap();
+        let found = (-1isize..=1).any(|dy| {
+            (-1isize..=1)
+                .any(|dx| affine(&x, 0.0, (dy as f32, dx as f32), 1.0).unwrap().data() == y.data())
+        });
+        assert!(found, "seed {s}: not a whole-pixel shift of at most 1");
+        shifted += (y.data() != x.data()) as usize;
+    }
+    assert!(shifted > 10, "{shifted}");
+    let r = &mut Rng::new(0);
+    assert!(random_affine(&x, -1.0, (0.0, 0.0), (1.0, 1.0), r).is_err());
+    assert!(random_affine(&x, 10.0, (1.5, 0.0), (1.0, 1.0), r).is_err());
+    assert!(random_affine(&x, 10.0, (0.0, 0.0), (1.2, 1.1), r).is_err());
+}
+
+#[test]
 fn normalize_uses_each_channels_mean_and_std() {
     let x = Tensor::from_vec(&[2, 2, 1, 1], vec![1., 2., 3., 4.]).unwrap();
     let y = normalize(&x, &[1.0, 2.0], &[2.0, 0.5]).unwrap();
