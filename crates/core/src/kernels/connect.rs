@@ -37,6 +37,12 @@ impl Connect {
     pub fn keeps_spikes(self) -> bool {
         self != Connect::Add
     }
+
+    /// Whether the partials depend on `(s, o)`: ADD's are constants, so its backward reads
+    /// neither path output's values, only the gradient.
+    pub fn partials_read_values(self) -> bool {
+        self != Connect::Add
+    }
 }
 
 /// Expands `$body` once per connect function with `$g` bound to it as a constant, so that the

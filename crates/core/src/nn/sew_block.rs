@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
 };
+use crate::kernels::scratch::with_tensors;
 use crate::layer::{BackwardReads, Layer, Visitor, VisitorMut};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
@@ -41,6 +42,32 @@ impl SewBlock {
     }
 }
 
+impl SewBlock {
+    /// `output = g(branch_out, shortcut_out)` after the paths ran; the sum of `output`.
+    fn join(&self, input: &Tensor, output: &mut Tensor) -> f64 {
+        let o = self.paths.shortcut_out(input);
+        output.resize_for_overwrite(o.shape());
+        connect_forward(
+            self.connect,
+            self.paths.branch_out.data(),
+            o.data(),
+            output.data_mut(),
+            None,
+        )
+    }
+
+    /// Whether the backward pass reads the branch output's shape only: an identity shortcut
+    /// joined by ADD (whose partials are constants) after a last layer that does not read its
+    /// output. The training forward then keeps no copy of it (a whole activation at the
+    /// block's resolution), and the backward hands the branch its output gradient, of the
+    /// same shape, in its place.
+    fn branch_out_unread(&self) -> bool {
+        self.paths.shortcut.is_none()
+            && !self.connect.partials_read_values()
+            && self.paths.branch.layers().last().is_some_and(|l| !l.backward_reads().output)
+    }
+}
+
 impl Layer for SewBlock {
     /// The join's gradient needs the branch output and the input, not the block output.
     fn backward_reads(&self) -> BackwardReads {
@@ -74,25 +101,23 @@ impl Layer for SewBlock {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
-        let joined = if !training && self.paths.shortcut.is_none() {
-            self.paths.forward_joined(&self.name, input, output, self.connect)?
+        let sum = if !training && self.paths.shortcut.is_none() {
+            match self.paths.forward_joined(&self.name, input, output, self.connect)? {
+                Some(sum) => sum,
+                None => self.join(input, output),
+            }
+        } else if training && self.branch_out_unread() {
+            // The branch output lives in a pooled work buffer for the length of the join only.
+            with_tensors::<1, _>(|bufs| {
+                std::mem::swap(&mut bufs[0], &mut self.paths.branch_out);
+                let run = self.paths.forward(&self.name, input, training);
+                let run = run.map(|()| self.join(input, output));
+                std::mem::swap(&mut bufs[0], &mut self.paths.branch_out);
+                run
+            })?
         } else {
             self.paths.forward(&self.name, input, training)?;
-            None
-        };
-        let sum = match joined {
-            Some(sum) => sum,
-            None => {
-                let o = self.paths.shortcut_out(input);
-                output.resize_for_overwrite(o.shape());
-                connect_forward(
-                    self.connect,
-                    self.paths.branch_out.data(),
-                    o.data(),
-                    output.data_mut(),
-                    None,
-                )
-            }
+            self.join(input, output)
         };
         self.out_rate =
             Some(if output.numel() == 0 { 0.0 } else { (sum / output.numel() as f64) as f32 });
@@ -107,29 +132,25 @@ impl Layer for SewBlock {
         grad_output: &Tensor,
         grad_input: &mut Tensor,
     ) -> Result<()> {
-        self.grad_branch.resize_for_overwrite(grad_output.shape());
         if self.paths.shortcut.is_none() {
-            // Identity shortcut: its gradient is added straight into the branch's input
-            // gradient, so no full-size buffer holds it (the same sum, in the same order).
-            let (s, o, g) = (self.paths.branch_out.data(), input.data(), grad_output.data());
-            connect_backward_s(self.connect, s, o, g, None, self.grad_branch.data_mut());
-            // grad_branch is this block's scratch: the branch may work in place in it.
-            self.paths.branch.backward_consuming(
-                input,
-                &self.paths.branch_out,
-                &mut self.grad_branch,
-                grad_input,
-            )?;
-            connect_backward_add_o(
-                self.connect,
-                self.paths.branch_out.data(),
-                o,
-                g,
-                None,
-                grad_input.data_mut(),
-            );
-            return Ok(());
+            let unread = self.branch_out_unread();
+            // The branch's output gradient is a pooled work buffer for the length of this
+            // call: blocks at every resolution share one instead of keeping one each.
+            return with_tensors::<1, _>(|bufs| {
+                let grad_branch = &mut bufs[0];
+                grad_branch.resize_for_overwrite(grad_output.shape());
+                let branch_out = if unread { grad_output } else { &self.paths.branch_out };
+                // Identity shortcut: its gradient is added straight into the branch's input
+                // gradient, so no full-size buffer holds it (the same sum, in the same order).
+                let (s, o, g) = (branch_out.data(), input.data(), grad_output.data());
+                connect_backward_s(self.connect, s, o, g, None, grad_branch.data_mut());
+                // grad_branch is scratch: the branch may work in place in it.
+                self.paths.branch.backward_consuming(input, branch_out, grad_branch, grad_input)?;
+                connect_backward_add_o(self.connect, s, o, g, None, grad_input.data_mut());
+                Ok(())
+            });
         }
+        self.grad_branch.resize_for_overwrite(grad_output.shape());
         self.grad_shortcut.resize_for_overwrite(grad_output.shape());
         let o = self.paths.shortcut_out(input);
         connect_backward(

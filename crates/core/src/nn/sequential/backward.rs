@@ -35,6 +35,9 @@ impl Sequential {
                     self.backward_segment(i, io)?;
                     self.layers[i].release_stored();
                 }
+                FusedOp::Layer(i) if self.layers[i].is_segment() => {
+                    self.backward_segment(i, io)?;
+                }
                 FusedOp::Layer(i) => {
                     self.backward_layer(i, io)?;
                 }

@@ -67,10 +67,11 @@ impl Sequential {
         })
     }
 
-    /// The backward of segment `i` after its second forward. A segment's backward reads only
-    /// the shape of its output gradient, never its output (`SewBlock`): where no other layer
-    /// reads that output either (`Stored::Unread`), its shared buffer goes to the work-buffer
-    /// pool for the segment's own backward, which borrows it, and an empty tensor stands for it.
+    /// The backward of segment `i` (in the memory-lean mode after its second forward). A
+    /// segment's backward reads only the shape of its output gradient, never its output
+    /// (`SewBlock`): where no other layer reads that output either (`Stored::Unread`), its
+    /// shared buffer goes to the work-buffer pool for the segment's own backward, which
+    /// borrows it, and an empty tensor stands for it.
     pub(super) fn backward_segment(&mut self, i: usize, io: &mut BackwardIo) -> Result<()> {
         let input = io.input;
         let n = self.layers.len();

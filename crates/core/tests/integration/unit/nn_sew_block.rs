@@ -96,3 +96,73 @@ fn mismatched_branch_and_shortcut_is_a_spec_error_naming_the_block() {
     let err = block.output_shape(&[4, 1, 2, 8, 8]).unwrap_err();
     assert!(err.to_string().contains("layers.4") && err.to_string().contains("shortcut"), "{err}");
 }
+
+/// A spiking SEW ADD block over `[T, N, 3, 6, 6]`; `shortcut`: an explicit identity shortcut
+/// (a 1x1 max pool of stride 1), which takes the general path that keeps the branch output.
+fn spiking_add_block(shortcut: bool) -> Box<dyn Layer> {
+    let sc = if shortcut {
+        r#","shortcut":[{"type":"maxPool2d","kernelSize":[1,1],"stride":[1,1],"padding":[0,0]}]"#
+    } else {
+        ""
+    };
+    let json = format!(
+        r#"{{"type":"sewBlock","connect":"add","branch":[
+            {{"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+            {{"type":"batchNorm2d","numFeatures":3}},
+            {{"type":"plif","tau":2}},
+            {{"type":"conv2d","inChannels":3,"outChannels":3,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+            {{"type":"batchNorm2d","numFeatures":3}},
+            {{"type":"plif","tau":2}}]{sc}}}"#
+    );
+    let spec: LayerSpec = serde_json::from_str(&json).unwrap();
+    build_layer("block", &spec, &mut Rng::new(7)).unwrap()
+}
+
+/// The bits of every parameter gradient of `layer`, by name.
+fn grad_bits(layer: &mut dyn Layer) -> Vec<(String, Vec<u32>)> {
+    struct Grads(Vec<(String, Vec<u32>)>);
+    impl<'a> VisitorMut<'a> for Grads {
+        fn param(&mut self, p: &'a mut dualstream_core::layer::Param) {
+            self.0.push((p.name.clone(), p.grad.data().iter().map(|v| v.to_bits()).collect()));
+        }
+    }
+    let mut grads = Grads(Vec::new());
+    layer.visit_mut(&mut grads);
+    grads.0
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.data().iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn add_block_that_keeps_no_branch_output_matches_the_general_path_bit_for_bit() {
+    // With an identity shortcut and ADD the block keeps no copy of the branch output (its
+    // backward reads the shape only); the general path keeps it. Both give the same bits,
+    // over two steps (the second reuses pooled buffers) and in both memory modes.
+    for lean in [false, true] {
+        let mut lean_block = spiking_add_block(false);
+        let mut general = spiking_add_block(true);
+        lean_block.set_memory_lean(lean);
+        general.set_memory_lean(lean);
+        let mut rng = Rng::new(21);
+        for step in 0..2 {
+            let x = Tensor::from_vec(&[4, 2, 3, 6, 6], rng.spikes(864, 0.3)).unwrap();
+            let (mut y0, mut y1) = (Tensor::default(), Tensor::default());
+            lean_block.forward(&x, &mut y0, true).unwrap();
+            general.forward(&x, &mut y1, true).unwrap();
+            assert_eq!(bits(&y0), bits(&y1), "lean {lean} step {step}: output");
+            let g = Tensor::from_vec(y0.shape(), (0..y0.numel()).map(|_| rng.normal()).collect())
+                .unwrap();
+            let (mut gx0, mut gx1) = (Tensor::default(), Tensor::default());
+            lean_block.backward(&x, &y0, &g, &mut gx0).unwrap();
+            general.backward(&x, &y1, &g, &mut gx1).unwrap();
+            assert_eq!(bits(&gx0), bits(&gx1), "lean {lean} step {step}: input gradient");
+            let (p0, p1) = (grad_bits(lean_block.as_mut()), grad_bits(general.as_mut()));
+            assert!(p0.len() == p1.len() && p0.iter().any(|(_, b)| b.iter().any(|&v| v != 0)));
+            for ((name, a), (_, b)) in p0.iter().zip(&p1) {
+                assert_eq!(a, b, "lean {lean} step {step}: {name}");
+            }
+        }
+    }
+}
