@@ -251,6 +251,32 @@ fn affine_sample_body(xs: &[f32], hw: usize, scale: &[f32], shift: &[f32], ys: &
     }
 }
 
+multiversion!(pub fn channels_last_sums(x: &[f32], c: usize, acc: &mut [f64]) => channels_last_sums_body);
+
+/// `acc[ch] += x[r, ch]` over the rows of the channels-last block `x` (`c` channels a row), in
+/// row order: each channel's sum runs in the same order whatever the vector width.
+#[inline(always)]
+fn channels_last_sums_body(x: &[f32], c: usize, acc: &mut [f64]) {
+    for row in x.chunks_exact(c) {
+        for (a, &v) in acc[..c].iter_mut().zip(row) {
+            *a += v as f64;
+        }
+    }
+}
+
+multiversion!(pub fn channels_last_centered_squares(x: &[f32], c: usize, mean: &[f64], acc: &mut [f64]) => channels_last_centered_squares_body);
+
+/// `acc[ch] += (x[r, ch] - mean[ch])^2` over the rows of `x`, in row order, in f64.
+#[inline(always)]
+fn channels_last_centered_squares_body(x: &[f32], c: usize, mean: &[f64], acc: &mut [f64]) {
+    for row in x.chunks_exact(c) {
+        for ((a, &v), &m) in acc[..c].iter_mut().zip(row).zip(&mean[..c]) {
+            let d = v as f64 - m;
+            *a += d * d;
+        }
+    }
+}
+
 /// Per channel `sum(dy)` and `sum(dy * (x - mean))`, in f64.
 pub fn backward_sums(
     x: &[f32],

@@ -12,6 +12,8 @@
 //!
 //! Values other than exactly 0 and 1 make the packing fail, and the caller takes the dense path.
 
+use crate::tensor::spike_bits::pack_word;
+
 /// Above this fraction of active elements in S, `Y = S M` runs as a dense GEMM: the event form
 /// adds one row of M per spike (measured by `cargo run --release -p dualstream-core --example
 /// attention_crossover`, which prints the event/dense time ratio per shape and density).
@@ -64,10 +66,9 @@ fn pack_each_row(x: &[f32], cols: usize, rs: usize, cs: usize, out: &mut [u64]) 
             let (c0, c1) = (64 * w, (64 * w + 64).min(cols));
             let mut bits = 0u64;
             if cs == 1 {
-                for (b, &v) in x[base + c0..base + c1].iter().enumerate() {
-                    binary &= (v == 0.0) | (v == 1.0);
-                    bits |= ((v != 0.0) as u64) << b;
-                }
+                let (packed, ok) = pack_word(&x[base + c0..base + c1]);
+                bits = packed;
+                binary &= ok;
             } else {
                 for c in c0..c1 {
                     let v = x[base + c * cs];
@@ -82,7 +83,8 @@ fn pack_each_row(x: &[f32], cols: usize, rs: usize, cs: usize, out: &mut [u64]) 
 }
 
 /// [`pack_rows`] for contiguous rows (`rs == 1`): column `c` is `x[c * cs..][..rows]`, read
-/// in order, and sets bit `c % 64` of each row's word `c / 64`.
+/// in order 64 values at a time into a mask, whose set bits each set bit `c % 64` of their
+/// row's word `c / 64` (spikes are sparse: the work follows the ones, not the rows).
 fn pack_columns(x: &[f32], rows: usize, cols: usize, cs: usize, out: &mut [u64]) -> bool {
     let words = words_for(cols);
     out.fill(0);
@@ -90,15 +92,13 @@ fn pack_columns(x: &[f32], rows: usize, cols: usize, cs: usize, out: &mut [u64])
     for c in 0..cols {
         let column = &x[c * cs..][..rows];
         let (w, b) = (c / 64, c % 64);
-        if words == 1 {
-            for (word, &v) in out.iter_mut().zip(column) {
-                binary &= (v == 0.0) | (v == 1.0);
-                *word |= ((v != 0.0) as u64) << b;
-            }
-        } else {
-            for (row, &v) in out.chunks_exact_mut(words).zip(column) {
-                binary &= (v == 0.0) | (v == 1.0);
-                row[w] |= ((v != 0.0) as u64) << b;
+        for (part, values) in column.chunks(64).enumerate() {
+            let (mut mask, ok) = pack_word(values);
+            binary &= ok;
+            while mask != 0 {
+                let r = 64 * part + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                out[r * words + w] |= 1 << b;
             }
         }
     }

@@ -9,6 +9,8 @@
 //! reports `false` (writing nothing) when its block is not binary or denser than the crossover,
 //! and the caller runs the GEMM.
 
+use crate::tensor::spike_bits::pack_word;
+
 /// Fraction of active inputs up to which the event forward beats the GEMM (measured by
 /// `cargo run --release -p dualstream-core --example attention_crossover`, linear rows).
 pub const FORWARD_MAX_DENSITY: f32 = 0.2;
@@ -17,7 +19,7 @@ pub const WEIGHT_GRAD_MAX_DENSITY: f32 = 0.2;
 
 /// Appends to `active` the column of every one in the `rows x cols` block `x` and to `starts`
 /// each row's end offset; `false` as soon as a value is not 0 or 1 or the ones exceed
-/// `max_ones`.
+/// `max_ones`. Each row is read 64 values at a time into a mask whose set bits are the ones.
 fn active_columns(
     x: &[f32],
     cols: usize,
@@ -29,11 +31,14 @@ fn active_columns(
     starts.clear();
     starts.push(0);
     for row in x.chunks_exact(cols) {
-        for (i, &v) in row.iter().enumerate() {
-            if v == 1.0 {
-                active.push(i as u32);
-            } else if v != 0.0 {
+        for (part, values) in row.chunks(64).enumerate() {
+            let (mut mask, binary) = pack_word(values);
+            if !binary {
                 return false;
+            }
+            while mask != 0 {
+                active.push((64 * part) as u32 + mask.trailing_zeros());
+                mask &= mask - 1;
             }
         }
         if active.len() > max_ones {
@@ -99,13 +104,17 @@ pub fn linear_weight_grad_spikes(
     let n = dwt.len() / fo;
     dwt.fill(0.0);
     for (row, g) in x.chunks_exact(fi).zip(dy.chunks_exact(fo)) {
-        for (k, &v) in row[i0..i0 + n].iter().enumerate() {
-            if v == 1.0 {
+        for (part, values) in row[i0..i0 + n].chunks(64).enumerate() {
+            let (mut mask, binary) = pack_word(values);
+            if !binary {
+                return false;
+            }
+            while mask != 0 {
+                let k = 64 * part + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
                 for (a, &d) in dwt[k * fo..(k + 1) * fo].iter_mut().zip(g) {
                     *a += d;
                 }
-            } else if v != 0.0 {
-                return false;
             }
         }
     }

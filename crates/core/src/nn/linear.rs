@@ -18,11 +18,31 @@ use crate::spec::LinearSpec;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
-/// Rows of the batch per parallel task in forward and input-gradient GEMMs.
+/// Rows of the batch per parallel task of the event forward (each block chooses events or the
+/// GEMM by its own density), and the fewest per task of the dense GEMMs.
 const BATCH_ROWS: usize = 64;
-/// Weight rows per parallel task in the weight-gradient GEMM. Each task owns its rows and
-/// reduces over the whole batch inside one GEMM, so the result does not depend on threads.
+/// Parallel tasks of a dense forward or input-gradient GEMM over a large batch. Each call packs
+/// the whole weight matrix again, so a few large blocks beat many small ones (64-row blocks
+/// packed it 98 times per product on a Spikformer's 6272 token rows); 8 still balance two
+/// threads.
+const GEMM_TASKS: usize = 8;
+/// Weight rows per parallel task in the event weight gradient, and the fewest per task of the
+/// dense one. Each task owns its rows and reduces over the whole batch inside one GEMM, so the
+/// result does not depend on threads.
 const WEIGHT_ROWS: usize = 16;
+/// Parallel tasks of the dense weight gradient: each packs the whole input again.
+const WEIGHT_TASKS: usize = 4;
+/// A multiple of the GEMM micro-kernel's rows (matrixmultiply's f32 `MR`: 8 with AVX2, 16 with
+/// AVX-512). Blocks start at multiples of it, so every output row lands in the same kernel tile,
+/// with the same sums, whatever the block size.
+const KERNEL_ROWS: usize = 16;
+
+/// Rows per task of a dense GEMM over `rows` rows: about `tasks` tasks, at least `min` rows,
+/// a multiple of [`KERNEL_ROWS`]. The GEMM sums each output over the inner axis in one order
+/// whatever block holds its row, so the block size changes no bit.
+fn rows_per_task(rows: usize, tasks: usize, min: usize) -> usize {
+    rows.div_ceil(tasks).next_multiple_of(KERNEL_ROWS).max(min)
+}
 
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -87,13 +107,12 @@ impl Linear {
     /// `dW[o, :] += sum_b dy[b, o] * x[b, :]` as GEMMs; dy^T is read in place through strides.
     fn dense_weight_grad(&mut self, x: &[f32], dy: &[f32], batch: usize) {
         let (fi, fo) = (self.spec.in_features, self.spec.out_features);
-        self.weight.grad.data_mut().par_chunks_mut(WEIGHT_ROWS * fi).enumerate().for_each(
-            |(blk, dw)| {
-                let o0 = blk * WEIGHT_ROWS;
-                let rows = dw.len() / fi;
-                gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
-            },
-        );
+        let block = rows_per_task(fo, WEIGHT_TASKS, WEIGHT_ROWS);
+        self.weight.grad.data_mut().par_chunks_mut(block * fi).enumerate().for_each(|(blk, dw)| {
+            let o0 = blk * block;
+            let rows = dw.len() / fi;
+            gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
+        });
     }
 
     fn check_input(&self, input: &[usize]) -> Result<()> {
@@ -139,10 +158,15 @@ impl Layer for Linear {
             transpose(w, fo, fi, &mut self.transposed);
         }
         let wt = &self.transposed;
+        let block = if events {
+            BATCH_ROWS
+        } else {
+            rows_per_task(input.numel() / fi, GEMM_TASKS, BATCH_ROWS)
+        };
         output
             .data_mut()
-            .par_chunks_mut(BATCH_ROWS * fo)
-            .zip(input.data().par_chunks(BATCH_ROWS * fi))
+            .par_chunks_mut(block * fo)
+            .zip(input.data().par_chunks(block * fi))
             .for_each_init(EventScratch::default, |scratch, (y, x)| {
                 if events
                     && linear_forward_spikes(x, fi, wt, fo, bias, y, FORWARD_MAX_DENSITY, scratch)
@@ -178,14 +202,13 @@ impl Layer for Linear {
         let x = input.data();
         grad_input.resize_for_overwrite(input.shape());
         let w = self.weight.value.data();
-        grad_input
-            .data_mut()
-            .par_chunks_mut(BATCH_ROWS * fi)
-            .zip(dy.par_chunks(BATCH_ROWS * fo))
-            .for_each(|(dx, dyc)| {
+        let block = rows_per_task(batch, GEMM_TASKS, BATCH_ROWS);
+        grad_input.data_mut().par_chunks_mut(block * fi).zip(dy.par_chunks(block * fo)).for_each(
+            |(dx, dyc)| {
                 let rows = dyc.len() / fo;
                 gemm(rows, fi, fo, 1.0, dyc, false, w, false, 0.0, dx);
-            });
+            },
+        );
         if batch == 0 {
             return Ok(());
         }

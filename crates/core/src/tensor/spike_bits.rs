@@ -104,32 +104,37 @@ const NIBBLE_VALUES: [[f32; 4]; 16] = {
     rows
 };
 
-/// Bit `b` of the word is `src[b] != 0`; also whether every value is exactly 0 or 1. Full
-/// words take SSE2 compares and sign-bit masks, 4 values per instruction (SSE2 is part of every
-/// x86-64, so no run-time check): the scalar loop took ~4x the time of reading the data.
+/// Bit `b` of the word is `src[b] != 0` for up to 64 values; also whether every value is
+/// exactly 0 or 1. Whole groups of 4 take SSE2 compares and sign-bit masks, 4 values per
+/// instruction (SSE2 is part of every x86-64, so no run-time check): the scalar loop took ~4x
+/// the time of reading the data. The kernels that pack spike rows of other lengths share it.
 #[inline(always)]
-fn pack_word(src: &[f32]) -> (u64, bool) {
+pub(crate) fn pack_word(src: &[f32]) -> (u64, bool) {
+    debug_assert!(src.len() <= 64, "pack_word: at most 64 values");
     #[cfg(target_arch = "x86_64")]
-    if src.len() == 64 {
+    let (mut bits, mut binary, done) = {
         use std::arch::x86_64::{
             _mm_cmpeq_ps, _mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_or_ps, _mm_set1_ps,
             _mm_setzero_ps,
         };
-        // SAFETY: SSE2 is baseline on x86_64; each load reads 4 of the 64 values of `src`.
+        let quads = src.len().min(64) / 4;
+        // SAFETY: SSE2 is baseline on x86_64; each load reads 4 of the first `4 * quads`
+        // values of `src`.
         unsafe {
             let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
-            let (mut bits, mut ok) = (0u64, 0xffff_ffff_ffff_ffffu64);
-            for q in 0..16 {
+            let (mut bits, mut ok) = (0u64, u64::MAX);
+            for q in 0..quads {
                 let v = _mm_loadu_ps(src.as_ptr().add(4 * q));
                 bits |= (_mm_movemask_ps(_mm_cmpneq_ps(v, zero)) as u64) << (4 * q);
-                let binary = _mm_or_ps(_mm_cmpeq_ps(v, zero), _mm_cmpeq_ps(v, one));
-                ok &= !((0xf ^ _mm_movemask_ps(binary) as u64) << (4 * q));
+                let both = _mm_or_ps(_mm_cmpeq_ps(v, zero), _mm_cmpeq_ps(v, one));
+                ok &= !((0xf ^ _mm_movemask_ps(both) as u64) << (4 * q));
             }
-            return (bits, ok == u64::MAX);
+            (bits, ok == u64::MAX, 4 * quads)
         }
-    }
-    let (mut bits, mut binary) = (0u64, true);
-    for (b, &v) in src.iter().enumerate() {
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (mut bits, mut binary, done) = (0u64, true, 0);
+    for (b, &v) in src.iter().enumerate().skip(done) {
         binary &= (v == 0.0) | (v == 1.0);
         bits |= ((v != 0.0) as u64) << b;
     }

@@ -7,7 +7,9 @@
 //! fly by the neuron kernel with the same [`ChannelAffine`] (channels last: `hw` = 1), and
 //! [`BatchNorm1d::backward_from_sums`] once the neuron's backward has summed `dL/dy`.
 use crate::error::{Error, Result};
-use crate::kernels::batch_norm::{scale_shift, ChannelAffine};
+use crate::kernels::batch_norm::{
+    channels_last_centered_squares, channels_last_sums, scale_shift, ChannelAffine,
+};
 use crate::layer::{check_grad_output, BackwardReads, Buffer, Layer, Param, VisitorMut};
 use crate::neuron::kernel::BnGrad;
 use crate::nn::batch_norm::check_spec;
@@ -51,6 +53,26 @@ fn channel_sums(x: &[f32], c: usize, f: impl Fn(usize, &[f32], &mut [f64]) + Syn
             for (r, row) in rows.chunks_exact(c).enumerate() {
                 f(blk * ROWS + r, row, &mut acc);
             }
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0f64; c];
+    for p in partial {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// Per-channel sums of `f(block, acc)` over the blocks of [`ROWS`] rows, in a fixed order: the
+/// same grouping as [`channel_sums`], a block at a time.
+fn block_sums(x: &[f32], c: usize, f: impl Fn(&[f32], &mut [f64]) + Sync) -> Vec<f64> {
+    let partial: Vec<Vec<f64>> = x
+        .par_chunks(ROWS * c)
+        .map(|rows| {
+            let mut acc = vec![0.0f64; c];
+            f(rows, &mut acc);
             acc
         })
         .collect();
@@ -149,18 +171,9 @@ impl BatchNorm1d {
         let rows = input.numel() / c;
         let all_rows = rows * repeats.max(1);
         let x = input.data();
-        let sum = channel_sums(x, c, |_, row, acc| {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v as f64;
-            }
-        });
+        let sum = block_sums(x, c, |rows, acc| channels_last_sums(rows, c, acc));
         let mean: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
-        let sq = channel_sums(x, c, |_, row, acc| {
-            for ((a, &v), m) in acc.iter_mut().zip(row).zip(&mean) {
-                let d = v as f64 - m;
-                *a += d * d;
-            }
-        });
+        let sq = block_sums(x, c, |rows, acc| channels_last_centered_squares(rows, c, &mean, acc));
         let m = self.spec.momentum as f64;
         let unbiased = if all_rows > 1 { all_rows as f64 / (all_rows - 1) as f64 } else { 1.0 };
         for ch in 0..c {

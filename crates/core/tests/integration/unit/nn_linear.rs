@@ -62,6 +62,46 @@ fn large_batch_matches_naive_and_is_deterministic() {
 }
 
 #[test]
+fn dense_products_equal_small_block_gemms_bit_for_bit() {
+    // A real-valued token input over many blocks (rows not a multiple of the kernel's): the
+    // layer's GEMMs, whatever rows each task takes, give the bits of one GEMM per 64 batch rows
+    // (forward and input gradient) and per 16 weight rows (weight gradient).
+    use dualstream_core::kernels::gemm::{gemm, gemm_strided};
+    let mut rng = Rng::new(9);
+    let (fi, fo) = (20, 100);
+    let spec = LinearSpec { in_features: fi, out_features: fo, bias: true };
+    let mut l = Linear::new("fc", &spec, &mut rng).unwrap();
+    let x = random_tensor(&mut rng, &[2, 3, 301, fi]);
+    let rows = 2 * 3 * 301;
+    let mut y = Tensor::default();
+    l.forward(&x, &mut y, true).unwrap();
+    let (w, b) = (l.weight.value.data().to_vec(), l.bias.as_ref().unwrap().value.data().to_vec());
+    let mut want = vec![0.0f32; rows * fo];
+    for (yc, xc) in want.chunks_mut(64 * fo).zip(x.data().chunks(64 * fi)) {
+        for row in yc.chunks_exact_mut(fo) {
+            row.copy_from_slice(&b);
+        }
+        gemm(xc.len() / fi, fo, fi, 1.0, xc, false, &w, true, 1.0, yc);
+    }
+    assert_eq!(y.data(), &want[..], "forward");
+    let gy = random_tensor(&mut rng, y.shape());
+    let mut gx = Tensor::default();
+    l.backward(&x, &y, &gy, &mut gx).unwrap();
+    let mut want_gx = vec![0.0f32; rows * fi];
+    for (dx, dy) in want_gx.chunks_mut(64 * fi).zip(gy.data().chunks(64 * fo)) {
+        gemm(dy.len() / fo, fi, fo, 1.0, dy, false, &w, false, 0.0, dx);
+    }
+    assert_eq!(gx.data(), &want_gx[..], "input gradient");
+    let mut want_gw = vec![0.0f32; fo * fi];
+    for (blk, dw) in want_gw.chunks_mut(16 * fi).enumerate() {
+        let (o0, n) = (blk * 16, dw.len() / fi);
+        let dy = gy.data();
+        gemm_strided(n, fi, rows, 1.0, &dy[o0..], 1, fo, x.data(), fi, 1, 1.0, dw, fi, 1);
+    }
+    assert_eq!(l.weight.grad.data(), &want_gw[..], "weight gradient");
+}
+
+#[test]
 fn wrong_rank_or_features_name_the_layer() {
     let mut rng = Rng::new(1);
     let l = Linear::new(
