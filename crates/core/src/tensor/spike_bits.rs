@@ -112,26 +112,12 @@ const NIBBLE_VALUES: [[f32; 4]; 16] = {
 pub(crate) fn pack_word(src: &[f32]) -> (u64, bool) {
     debug_assert!(src.len() <= 64, "pack_word: at most 64 values");
     #[cfg(target_arch = "x86_64")]
-    let (mut bits, mut binary, done) = {
-        use std::arch::x86_64::{
-            _mm_cmpeq_ps, _mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_or_ps, _mm_set1_ps,
-            _mm_setzero_ps,
-        };
-        let quads = src.len().min(64) / 4;
-        // SAFETY: SSE2 is baseline on x86_64; each load reads 4 of the first `4 * quads`
-        // values of `src`.
-        unsafe {
-            let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
-            let (mut bits, mut ok) = (0u64, u64::MAX);
-            for q in 0..quads {
-                let v = _mm_loadu_ps(src.as_ptr().add(4 * q));
-                bits |= (_mm_movemask_ps(_mm_cmpneq_ps(v, zero)) as u64) << (4 * q);
-                let both = _mm_or_ps(_mm_cmpeq_ps(v, zero), _mm_cmpeq_ps(v, one));
-                ok &= !((0xf ^ _mm_movemask_ps(both) as u64) << (4 * q));
-            }
-            (bits, ok == u64::MAX, 4 * quads)
-        }
-    };
+    if src.len() == 64 {
+        // A constant trip count: the loop unrolls, as in the packing of whole spike maps.
+        return sse2_quads(src, 16);
+    }
+    #[cfg(target_arch = "x86_64")]
+    let ((mut bits, mut binary), done) = (sse2_quads(src, src.len() / 4), src.len() / 4 * 4);
     #[cfg(not(target_arch = "x86_64"))]
     let (mut bits, mut binary, done) = (0u64, true, 0);
     for (b, &v) in src.iter().enumerate().skip(done) {
@@ -139,4 +125,28 @@ pub(crate) fn pack_word(src: &[f32]) -> (u64, bool) {
         bits |= ((v != 0.0) as u64) << b;
     }
     (bits, binary)
+}
+
+/// [`pack_word`] of the first `4 * quads` values of `src` by SSE2 compares and sign-bit masks.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sse2_quads(src: &[f32], quads: usize) -> (u64, bool) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_ps, _mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_or_ps, _mm_set1_ps,
+        _mm_setzero_ps,
+    };
+    assert!(4 * quads <= src.len().min(64), "sse2_quads: {quads} groups of 4");
+    // SAFETY: SSE2 is baseline on x86_64; each load reads 4 of the first `4 * quads` values of
+    // `src` (asserted in bounds).
+    unsafe {
+        let (zero, one) = (_mm_setzero_ps(), _mm_set1_ps(1.0));
+        let (mut bits, mut ok) = (0u64, u64::MAX);
+        for q in 0..quads {
+            let v = _mm_loadu_ps(src.as_ptr().add(4 * q));
+            bits |= (_mm_movemask_ps(_mm_cmpneq_ps(v, zero)) as u64) << (4 * q);
+            let both = _mm_or_ps(_mm_cmpeq_ps(v, zero), _mm_cmpeq_ps(v, one));
+            ok &= !((0xf ^ _mm_movemask_ps(both) as u64) << (4 * q));
+        }
+        (bits, ok == u64::MAX)
+    }
 }
