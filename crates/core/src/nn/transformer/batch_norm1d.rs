@@ -43,36 +43,26 @@ pub struct BatchNorm1d {
     last: Option<(Vec<usize>, bool)>,
 }
 
-/// Per-channel sums of `f(row values)` over all rows, in a fixed order.
+/// Per-channel sums of `f(row index, row values)` over all rows, in a fixed order: the rows of
+/// each block of [`ROWS`] in order, then the blocks in order ([`block_sums`]).
 fn channel_sums(x: &[f32], c: usize, f: impl Fn(usize, &[f32], &mut [f64]) + Sync) -> Vec<f64> {
+    block_sums(x, c, |blk, rows, acc| {
+        for (r, row) in rows.chunks_exact(c).enumerate() {
+            f(blk * ROWS + r, row, acc);
+        }
+    })
+}
+
+/// Per-channel sums of `f(block index, block, acc)` over the blocks of [`ROWS`] rows: each
+/// block into its own accumulator, then the blocks added in order, so the result does not
+/// depend on the thread count.
+fn block_sums(x: &[f32], c: usize, f: impl Fn(usize, &[f32], &mut [f64]) + Sync) -> Vec<f64> {
     let partial: Vec<Vec<f64>> = x
         .par_chunks(ROWS * c)
         .enumerate()
         .map(|(blk, rows)| {
             let mut acc = vec![0.0f64; c];
-            for (r, row) in rows.chunks_exact(c).enumerate() {
-                f(blk * ROWS + r, row, &mut acc);
-            }
-            acc
-        })
-        .collect();
-    let mut total = vec![0.0f64; c];
-    for p in partial {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    total
-}
-
-/// Per-channel sums of `f(block, acc)` over the blocks of [`ROWS`] rows, in a fixed order: the
-/// same grouping as [`channel_sums`], a block at a time.
-fn block_sums(x: &[f32], c: usize, f: impl Fn(&[f32], &mut [f64]) + Sync) -> Vec<f64> {
-    let partial: Vec<Vec<f64>> = x
-        .par_chunks(ROWS * c)
-        .map(|rows| {
-            let mut acc = vec![0.0f64; c];
-            f(rows, &mut acc);
+            f(blk, rows, &mut acc);
             acc
         })
         .collect();
@@ -171,9 +161,10 @@ impl BatchNorm1d {
         let rows = input.numel() / c;
         let all_rows = rows * repeats.max(1);
         let x = input.data();
-        let sum = block_sums(x, c, |rows, acc| channels_last_sums(rows, c, acc));
+        let sum = block_sums(x, c, |_, rows, acc| channels_last_sums(rows, c, acc));
         let mean: Vec<f64> = sum.iter().map(|s| s / rows as f64).collect();
-        let sq = block_sums(x, c, |rows, acc| channels_last_centered_squares(rows, c, &mean, acc));
+        let sq =
+            block_sums(x, c, |_, rows, acc| channels_last_centered_squares(rows, c, &mean, acc));
         let m = self.spec.momentum as f64;
         let unbiased = if all_rows > 1 { all_rows as f64 / (all_rows - 1) as f64 } else { 1.0 };
         for ch in 0..c {
