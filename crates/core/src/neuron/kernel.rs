@@ -12,9 +12,9 @@
 //!
 //! Forward stores nothing for backward: writing `H_t` to memory cost more than the whole
 //! spike pass (measured: 2.2 vs 1.0 ns per element and step on the 2-core CI box), so backward
-//! recomputes each block's `H_t` (bit-identical, same code) into a per-thread scratch just
-//! before the block runs back over time, and derives `S_t` from it. That also saves a
-//! `[T, N, ...]` buffer per layer.
+//! recomputes the `H_t` of each group of blocks (bit-identical, same code) into a per-thread
+//! scratch just before the group runs back over time, and derives `S_t` from it. That also
+//! saves a `[T, N, ...]` buffer per layer.
 use super::surrogate::{
     AtanSg, ErfSg, PiecewiseExpSg, PiecewiseLeakyReluSg, PiecewiseQuadraticSg, SgFn, SigmoidSg,
     SoftSignSg, SuperSpikeSg, Surrogate,
@@ -96,19 +96,19 @@ impl Dynamics {
 /// Lets parallel tasks write disjoint ranges of one `[T, numel]` buffer, whose per-chunk
 /// pieces (one range per time step) are not contiguous and so cannot be split safely.
 #[derive(Clone, Copy)]
-struct SharedMut {
-    ptr: *mut f32,
+struct SharedMut<T = f32> {
+    ptr: *mut T,
     len: usize,
 }
 // SAFETY: the pointer is only turned into slices through `range`, whose callers guarantee
 // disjointness between tasks; the borrow it came from outlives the parallel section.
-unsafe impl Send for SharedMut {}
+unsafe impl<T: Send> Send for SharedMut<T> {}
 // SAFETY: as for Send: tasks write disjoint ranges only.
-unsafe impl Sync for SharedMut {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
-impl SharedMut {
+impl<T> SharedMut<T> {
     #[doc(hidden)]
-    pub fn new(buf: &mut [f32]) -> Self {
+    pub fn new(buf: &mut [T]) -> Self {
         SharedMut { ptr: buf.as_mut_ptr(), len: buf.len() }
     }
     /// The elements `[off, off + n)` of the buffer.
@@ -116,7 +116,7 @@ impl SharedMut {
     /// # Safety
     /// No other live slice may overlap `[off, off + n)`.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn range(&self, off: usize, n: usize) -> &mut [f32] {
+    unsafe fn range(&self, off: usize, n: usize) -> &mut [T] {
         // SAFETY: in bounds by the assert; the caller keeps other slices off this range.
         unsafe {
             assert!(off + n <= self.len);
@@ -508,61 +508,6 @@ fn block_forward<
     }
 }
 
-/// `H_t` of the `n` elements from `e` (`n` is [`LANES`] or 1) into `scratch` (`[T, n]`),
-/// with the BN's per-lane `(scale, shift)` when fused.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn recompute_block<C: Fn(f32, f32) -> f32, const HARD: bool>(
-    charge: C,
-    k: Consts,
-    x: &[f32],
-    t_len: usize,
-    x_step: usize,
-    e: usize,
-    affine: Option<(&[f32], &[f32])>,
-    scratch: &mut [f32],
-) {
-    let n = scratch.len() / t_len;
-    let rows = BlockRows { x, t_len, x_step, dst: SharedMut::new(scratch), stride: n };
-    macro_rules! block {
-        ($lw:expr) => {{
-            let (sc, sh): ([f32; $lw], [f32; $lw]) = match affine {
-                Some((sc, sh)) => (sc.try_into().unwrap(), sh.try_into().unwrap()),
-                None => ([1.0; $lw], [0.0; $lw]),
-            };
-            let mut unused = [0.0; $lw];
-            if affine.is_some() {
-                block_forward::<C, HARD, true, false, $lw>(
-                    &charge,
-                    k,
-                    &rows,
-                    &sc,
-                    &sh,
-                    e,
-                    0,
-                    &mut unused,
-                );
-            } else {
-                block_forward::<C, HARD, false, false, $lw>(
-                    &charge,
-                    k,
-                    &rows,
-                    &sc,
-                    &sh,
-                    e,
-                    0,
-                    &mut unused,
-                );
-            }
-        }};
-    }
-    match n {
-        LANES => block!(LANES),
-        1 => block!(1),
-        _ => unreachable!("recompute_block: {n} lanes"),
-    }
-}
-
 /// Which copy of the time loops runs: SSE (the baseline), AVX2 (8 lanes instead of 4) or
 /// AVX-512 (twice the vector registers, so a block's backward state, four arrays of 32 lanes,
 /// does not spill to the stack). All are the same Rust code without FMA contraction, so they
@@ -656,10 +601,6 @@ macro_rules! wide_copies {
 wide_copies!(chunk_forward_avx512, chunk_forward_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], chunk_forward::<C, HARD>(
     charge: C, k: Consts, x: &[f32], t_len: usize, dst_stride: usize, dst_origin: usize, x_step: usize, i0: usize, n: usize, bn: Option<&ChannelAffine>, sink: Sink
 ) -> u64);
-
-wide_copies!(recompute_block_avx512, recompute_block_avx2, [C: Fn(f32, f32) -> f32, const HARD: bool], recompute_block::<C, HARD>(
-    charge: C, k: Consts, x: &[f32], t_len: usize, x_step: usize, e: usize, affine: Option<(&[f32], &[f32])>, scratch: &mut [f32]
-));
 
 /// [`chunk_forward`] through its `width` copy.
 #[inline(always)]
@@ -1051,10 +992,13 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync, const HARD: bool> GridNeuron<'
     }
 }
 
-/// Recomputes one backward block's `H_t`: `(x, t_len, x_step, e, affine lanes, scratch [T, n])`
-/// (see [`recompute_block`]).
-type RecomputeFn =
-    Box<dyn Fn(&[f32], usize, usize, usize, Option<(&[f32], &[f32])>, &mut [f32]) + Send + Sync>;
+/// Recomputes the `H_t` of a group of backward blocks: `(x, t_len, x_step, e, n, bn,
+/// scratch)` writes those of the `n` elements from `e` into `scratch` (`[T, n]`) through the
+/// forward's own code ([`chunk_forward`]), with the BN's affine when fused. One call per group
+/// of blocks, not per block: the call and the forward's set-up are paid once per group.
+type RecomputeFn = Box<
+    dyn Fn(&[f32], usize, usize, usize, usize, Option<&ChannelAffine>, &mut [f32]) + Send + Sync,
+>;
 
 struct Recompute {
     consts: Consts,
@@ -1068,26 +1012,12 @@ impl WithCharge for Recompute {
         charge: C,
     ) -> RecomputeFn {
         let (consts, width) = (self.consts, self.width);
-        Box::new(move |x, t_len, x_step, e, affine, scratch| {
-            #[cfg(target_arch = "x86_64")]
-            if width == Width::Avx512 {
-                // SAFETY: AVX-512 was detected.
-                return unsafe {
-                    recompute_block_avx512::<C, HARD>(
-                        charge, consts, x, t_len, x_step, e, affine, scratch,
-                    )
-                };
-            }
-            #[cfg(target_arch = "x86_64")]
-            if width.avx2() {
-                // SAFETY: AVX2 was detected.
-                return unsafe {
-                    recompute_block_avx2::<C, HARD>(
-                        charge, consts, x, t_len, x_step, e, affine, scratch,
-                    )
-                };
-            }
-            recompute_block::<C, HARD>(charge, consts, x, t_len, x_step, e, affine, scratch)
+        Box::new(move |x, t_len, x_step, e, n, bn, scratch| {
+            assert_eq!(scratch.len(), t_len * n);
+            let sink = Sink::Charge(SharedMut::new(scratch));
+            chunk_forward_dispatch::<C, HARD>(
+                charge, consts, x, t_len, n, e, x_step, e, n, bn, sink, width,
+            );
         })
     }
 }
@@ -1096,8 +1026,10 @@ thread_local! {
     /// Per-thread spikes of one plane group of [`forward_bn_pooled`], before pooling.
     static POOL_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Per-thread backward scratch, kept across calls: a chunk's per-element sums, then a
-    /// block's `[T, LANES]` charges.
+    /// group's `[T, group]` charges (and a pooled chunk's expanded gradient).
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The chunk records of a backward call ([`BwdCtx::partials`]), on the calling thread.
+    static PARTIALS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Backpropagation through time: `x` and `gout` (`dL/dS_t`) are `[T, numel]`; `gin` receives
@@ -1291,6 +1223,22 @@ fn backward_impl(
         Pooled { geom: *geom, argmax, group: group.min(numel / hw).max(1) }
     });
     let width = Width::widest();
+    let chunk_len = pooled.as_ref().map_or(CHUNK, |p| p.group * p.geom.h * p.geom.w);
+    // Room for the channel runs of one chunk: channels last, one per channel it holds, else
+    // at most one per plane it touches.
+    let slot_len = match &bn_in {
+        Some((bn, _)) if bn.hw == 1 => bn.scale.len().min(chunk_len),
+        Some((bn, _)) => chunk_len / bn.hw + 2,
+        None => 0,
+    };
+    let chunks = numel.div_ceil(chunk_len);
+    let record = 2 + 3 * slot_len;
+    // Kept on this thread across calls (taken out, so a nested call finds it empty): its size
+    // is the same every step, and a fresh one would be a fresh mapping to fault in.
+    let mut partials = PARTIALS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    if partials.len() < chunks * record {
+        partials.resize(chunks * record, 0.0);
+    }
     let ctx = BwdCtx {
         x,
         x_step: if repeated { 0 } else { numel },
@@ -1306,8 +1254,11 @@ fn backward_impl(
         bn: bn_in,
         recompute: with_charge(d, Recompute { consts: Consts::of(d), width }),
         width,
+        chunk_len,
+        slot_len,
+        partials: SharedMut::new(&mut partials[..chunks * record]),
     };
-    let outs = match surrogate {
+    match surrogate {
         Surrogate::Sigmoid { alpha } => ctx.dispatch(SigmoidSg::new(alpha), d, w_mode),
         Surrogate::Atan { alpha } => ctx.dispatch(AtanSg::new(alpha), d, w_mode),
         Surrogate::PiecewiseQuadratic { alpha } => {
@@ -1321,16 +1272,23 @@ fn backward_impl(
             ctx.dispatch(PiecewiseLeakyReluSg::new(w, c), d, w_mode)
         }
     };
+    let records = partials[..chunks * record].chunks_exact(record);
     if let Some((sum_dy, sum_dy_xc)) = bn_out {
-        for &(c, a, b) in outs.iter().flat_map(|o| o.sums.iter()) {
-            sum_dy[c as usize] += a;
-            sum_dy_xc[c as usize] += b;
+        for rec in records.clone() {
+            let runs = rec[1] as usize;
+            let (chs, rest) = rec[2..].split_at(slot_len);
+            let (dys, dyxs) = rest.split_at(slot_len);
+            for ((&c, &a), &b) in chs[..runs].iter().zip(&dys[..runs]).zip(&dyxs[..runs]) {
+                sum_dy[c as usize] += a;
+                sum_dy_xc[c as usize] += b;
+            }
         }
     }
+    let dk: f64 = records.map(|rec| rec[0]).sum();
+    PARTIALS.with(|cell| *cell.borrow_mut() = partials);
     if w_mode == W_NONE {
         0.0
     } else {
-        let dk: f64 = outs.iter().map(|o| o.dk).sum();
         // Chain through k = sigmoid(w): dk/dw = k (1 - k).
         let k = plif_k as f64;
         dk * k * (1.0 - k)
@@ -1361,6 +1319,13 @@ struct BwdCtx<'a> {
     bn: Option<(ChannelAffine<'a>, &'a [f32])>,
     recompute: RecomputeFn,
     width: Width,
+    /// Elements per chunk: [`CHUNK`], or whole planes when a pool's gradient is expanded.
+    chunk_len: usize,
+    /// Channel runs per chunk record (see [`BwdCtx::chunk`]).
+    slot_len: usize,
+    /// One record of `2 + 3 slot_len` values per chunk, in chunk order: `dL/dk`, the number of
+    /// channel runs, then their channels, `sum dy` and `sum dy (x - mean)`.
+    partials: SharedMut<f64>,
 }
 
 /// A 2x2 max pool after the neuron ([`backward_bn_pooled`]): its geometry, argmax, and the
@@ -1379,15 +1344,8 @@ struct GoutRows<'a> {
     stride: usize,
 }
 
-/// What one backward chunk returns: its PLIF partial `dL/dk` and, fused with a BN, the
-/// `(channel, sum dy, sum dy (x - mean))` of each run of one channel in it, in element order.
-struct ChunkOut {
-    dk: f64,
-    sums: Vec<(u32, f64, f64)>,
-}
-
-/// Where a backward block gets `H_t` (and `S_t`): recomputed from `x` into a `[T, LANES]`
-/// scratch just before, or (tests) given `[T, numel]` arrays.
+/// Where a backward block gets `H_t` (and `S_t`): recomputed from `x` into a `[T, group]`
+/// scratch just before its group of blocks, or (tests) given `[T, numel]` arrays.
 enum Charges<'a> {
     #[cfg_attr(not(test), allow(dead_code))]
     Given(&'a [f32], &'a [f32]),
@@ -1407,10 +1365,29 @@ impl<'a> RowsOf<'a> {
     fn row(&self, t: usize, n: usize) -> &'a [f32] {
         &self.data[self.off + t * self.stride..][..n]
     }
+
+    /// The same rows from `j` elements further.
+    #[inline(always)]
+    fn at(self, j: usize) -> Self {
+        RowsOf { off: self.off + j, ..self }
+    }
+}
+
+/// Lanes of a backward register block in the AVX2 and SSE copies. A block's state is four
+/// arrays (`dL/dV_t`, the two BN sums, the BN mean): at [`LANES`] lanes that is 16 AVX2
+/// registers, all there are, and the state and the surrogate's temporaries went through the
+/// stack at every step. At 16 lanes the state stays in registers; at 8 LLVM unrolls the lane
+/// loop fully before vectorising it and leaves it scalar.
+const BACK_LANES: usize = 16;
+
+/// Elements whose `H_t` one recompute writes: a multiple of [`LANES`] whose `[T, group]`
+/// charges fit in 8 KiB, so they are still in L1 when the group's blocks read them.
+fn recompute_group(t_len: usize) -> usize {
+    (2048 / t_len.max(1) / LANES * LANES).max(LANES)
 }
 
 impl BwdCtx<'_> {
-    fn dispatch<G: SgFn>(&self, g: G, d: &Dynamics, w_mode: u8) -> Vec<ChunkOut> {
+    fn dispatch<G: SgFn>(&self, g: G, d: &Dynamics, w_mode: u8) {
         macro_rules! by_bn {
             ($hard:literal, $detach:literal, $w:expr) => {
                 match (self.bn.is_some(), self.gout.is_none()) {
@@ -1437,7 +1414,9 @@ impl BwdCtx<'_> {
         }
     }
 
-    /// One [`ChunkOut`] per chunk, in chunk order.
+    /// Every chunk's backward, its record into `self.partials`. A task takes several
+    /// consecutive chunks when there are many; each chunk still sums on its own, so the
+    /// results do not depend on how chunks are grouped into tasks.
     fn run<
         G: SgFn,
         const HARD: bool,
@@ -1448,63 +1427,91 @@ impl BwdCtx<'_> {
     >(
         &self,
         g: G,
-    ) -> Vec<ChunkOut> {
-        let (numel, t_len) = (self.numel, self.t_len);
-        // Chunks of CHUNK elements, or of whole planes when a pool's gradient is expanded.
-        let chunk_len = self.pooled.as_ref().map_or(CHUNK, |p| p.group * p.geom.h * p.geom.w);
-        map_tasks(numel.div_ceil(chunk_len), &|c| {
-            let i0 = c * chunk_len;
-            let n = chunk_len.min(numel - i0);
-            let gout = |data| GoutRows { data, origin: 0, stride: numel };
-            match self.given {
-                Some((h, s)) => {
-                    let mut sums = vec![0.0; 3 * CHUNK];
-                    self.chunk::<G, HARD, DETACH, W, true, false, false>(
-                        g,
-                        Charges::Given(h, s),
-                        &mut sums,
-                        i0,
-                        n,
-                        self.gout.map(gout),
-                    )
-                }
-                _ => SCRATCH.with(|cell| {
-                    // No rayon call happens inside, so this thread cannot re-enter here.
-                    let mut scratch = cell.borrow_mut();
-                    // Left as the last chunk wrote it: every element is written before
-                    // it is read, so the sums need no zeroing per chunk.
-                    let expanded_len = if self.pooled.is_some() { t_len * chunk_len } else { 0 };
-                    if scratch.len() < 3 * chunk_len + t_len * LANES + expanded_len {
-                        scratch.resize(3 * chunk_len + t_len * LANES + expanded_len, 0.0);
-                    }
-                    let (sums, rest) = scratch.split_at_mut(3 * chunk_len);
-                    let (h, expanded) = rest.split_at_mut(t_len * LANES);
-                    let h = Charges::Recomputed(h);
-                    let rows = match &self.pooled {
-                        Some(p) => Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n])),
-                        None => self.gout.map(gout),
-                    };
-                    #[cfg(target_arch = "x86_64")]
-                    if self.width == Width::Avx512 {
-                        // SAFETY: AVX-512 was detected.
-                        return unsafe {
-                            self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
-                                g, h, sums, i0, n, rows,
-                            )
-                        };
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    if self.width.avx2() {
-                        // SAFETY: AVX2 was detected.
-                        return unsafe {
-                            self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(
-                                g, h, sums, i0, n, rows,
-                            )
-                        };
-                    }
-                    self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g, h, sums, i0, n, rows)
-                }),
+    ) {
+        let (numel, chunk_len) = (self.numel, self.chunk_len);
+        let chunks = numel.div_ceil(chunk_len);
+        let per_task = (chunks / (8 * rayon::current_num_threads())).max(1);
+        let record = 2 + 3 * self.slot_len;
+        map_tasks(chunks.div_ceil(per_task), &|task| {
+            for c in task * per_task..((task + 1) * per_task).min(chunks) {
+                let i0 = c * chunk_len;
+                let n = chunk_len.min(numel - i0);
+                // SAFETY: chunk c's record belongs to this task alone.
+                let rec = unsafe { self.partials.range(c * record, record) };
+                self.chunk_task::<G, HARD, DETACH, W, BN, IN_PLACE>(g, i0, n, rec);
             }
+        });
+    }
+
+    /// One chunk of [`Self::run`], through the copy of [`Self::chunk`] that `self.width` says.
+    #[inline(always)]
+    fn chunk_task<
+        G: SgFn,
+        const HARD: bool,
+        const DETACH: bool,
+        const W: u8,
+        const BN: bool,
+        const IN_PLACE: bool,
+    >(
+        &self,
+        g: G,
+        i0: usize,
+        n: usize,
+        rec: &mut [f64],
+    ) {
+        let (numel, t_len, chunk_len) = (self.numel, self.t_len, self.chunk_len);
+        let gout = |data| GoutRows { data, origin: 0, stride: numel };
+        if let Some((h, s)) = self.given {
+            let mut sums = vec![0.0; 3 * chunk_len];
+            return self.chunk::<G, HARD, DETACH, W, true, false, false, LANES>(
+                g,
+                Charges::Given(h, s),
+                &mut sums,
+                i0,
+                n,
+                self.gout.map(gout),
+                rec,
+            );
+        }
+        SCRATCH.with(|cell| {
+            // No rayon call happens inside, so this thread cannot re-enter here.
+            let mut scratch = cell.borrow_mut();
+            // Left as the last chunk wrote it: every element is written before it is read, so
+            // the sums need no zeroing per chunk.
+            let group = recompute_group(t_len).min(n.next_multiple_of(LANES));
+            let expanded_len = if self.pooled.is_some() { t_len * chunk_len } else { 0 };
+            let len = 3 * chunk_len + t_len * group + expanded_len;
+            if scratch.len() < len {
+                scratch.resize(len, 0.0);
+            }
+            let (sums, rest) = scratch.split_at_mut(3 * chunk_len);
+            let (h, expanded) = rest.split_at_mut(t_len * group);
+            let h = Charges::Recomputed(h);
+            let rows = match &self.pooled {
+                Some(p) => Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n])),
+                None => self.gout.map(gout),
+            };
+            #[cfg(target_arch = "x86_64")]
+            if self.width == Width::Avx512 {
+                // SAFETY: AVX-512 was detected.
+                return unsafe {
+                    self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
+                        g, h, sums, i0, n, rows, rec,
+                    )
+                };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if self.width.avx2() {
+                // SAFETY: AVX2 was detected.
+                return unsafe {
+                    self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(
+                        g, h, sums, i0, n, rows, rec,
+                    )
+                };
+            }
+            self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE, BACK_LANES>(
+                g, h, sums, i0, n, rows, rec,
+            )
         })
     }
 
@@ -1535,16 +1542,70 @@ impl BwdCtx<'_> {
         GoutRows { data: expanded, origin: i0, stride: n }
     }
 
-    // [`Self::chunk`] on recomputed spikes, compiled for AVX-512 and for AVX2.
-    wide_copies!(self chunk_avx512, chunk_avx2,
-        [G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool, const IN_PLACE: bool],
-        chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE>(g: G, h: Charges, sums: &mut [f32], i0: usize, n: usize, rows: Option<GoutRows>) -> ChunkOut);
+    /// [`Self::chunk`] on recomputed spikes, compiled for AVX-512 (blocks of [`LANES`]: 32
+    /// registers hold their state) and for AVX2 (blocks of [`BACK_LANES`]).
+    ///
+    /// # Safety
+    /// Only call where [`Width::widest`] is AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn chunk_avx512<
+        G: SgFn,
+        const HARD: bool,
+        const DETACH: bool,
+        const W: u8,
+        const BN: bool,
+        const IN_PLACE: bool,
+    >(
+        &self,
+        g: G,
+        h: Charges,
+        sums: &mut [f32],
+        i0: usize,
+        n: usize,
+        rows: Option<GoutRows>,
+        rec: &mut [f64],
+    ) {
+        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE, LANES>(g, h, sums, i0, n, rows, rec)
+    }
 
-    /// The backward of elements `[i0, i0 + n)`, in register blocks of [`LANES`] (the rest one
-    /// at a time), each recomputed just before it runs back over time. The per-element sums
-    /// over time are then added up per BN channel and over the chunk exactly as one loop over
-    /// the chunk would.
+    /// See [`Self::chunk_avx512`].
+    ///
+    /// # Safety
+    /// Only call where [`Width::avx2`] holds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn chunk_avx2<
+        G: SgFn,
+        const HARD: bool,
+        const DETACH: bool,
+        const W: u8,
+        const BN: bool,
+        const IN_PLACE: bool,
+    >(
+        &self,
+        g: G,
+        h: Charges,
+        sums: &mut [f32],
+        i0: usize,
+        n: usize,
+        rows: Option<GoutRows>,
+        rec: &mut [f64],
+    ) {
+        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE, BACK_LANES>(
+            g, h, sums, i0, n, rows, rec,
+        )
+    }
+
+    /// The backward of elements `[i0, i0 + n)`, in groups whose `H_t` is recomputed at once,
+    /// each run back over time in register blocks of `LB` elements (the rest one at a time).
+    /// The per-element sums over time are then added up per BN channel and over the chunk
+    /// exactly as one loop over the chunk would, into the chunk's record `rec`: `dL/dk`, the
+    /// number of channel runs, and `slot_len` entries each of their channels and two sums.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn chunk<
         G: SgFn,
         const HARD: bool,
@@ -1553,6 +1614,7 @@ impl BwdCtx<'_> {
         const GIVEN_S: bool,
         const BN: bool,
         const IN_PLACE: bool,
+        const LB: usize,
     >(
         &self,
         g: G,
@@ -1561,7 +1623,8 @@ impl BwdCtx<'_> {
         i0: usize,
         n: usize,
         rows: Option<GoutRows>,
-    ) -> ChunkOut {
+        rec: &mut [f64],
+    ) {
         // Per element: the PLIF gradient's and (with a BN) the BN sums' terms over time, in
         // f32 (T terms: f64 lanes would halve the vector width of the fused pass);
         // then over elements and chunks in f64.
@@ -1572,57 +1635,95 @@ impl BwdCtx<'_> {
             Some((affine, mean)) if BN => (Some(affine), Some(*mean)),
             _ => (None, None),
         };
+        let (numel, t_len) = (self.numel, self.t_len);
+        let group = match &charges {
+            Charges::Given(..) => n,
+            Charges::Recomputed(scratch) => scratch.len() / t_len,
+        };
         let mut planes = affine.map(|bn| PlaneCursor::at(bn, i0));
-        let whole = n - n % LANES;
-        for j in (0..whole).step_by(LANES) {
-            let lanes = lanes_of::<LANES>(affine, mean, &mut planes);
-            let out = BlockSums::<LANES>::at(wacc, acc_dy, acc_dyx, j);
-            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LANES>(
-                g,
-                &mut charges,
-                i0 + j,
-                lanes,
-                out,
-                rows,
-            );
-        }
-        for j in whole..n {
-            let lanes = lanes_of::<1>(affine, mean, &mut planes);
-            let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, j);
-            self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(
-                g,
-                &mut charges,
-                i0 + j,
-                lanes,
-                out,
-                rows,
-            );
+        let mut g0 = 0;
+        while g0 < n {
+            let gn = group.min(n - g0);
+            let (h, s) = match &mut charges {
+                Charges::Given(h, s) => (
+                    RowsOf { data: h, off: i0 + g0, stride: numel },
+                    RowsOf { data: s, off: i0 + g0, stride: numel },
+                ),
+                Charges::Recomputed(scratch) => {
+                    let scratch = &mut scratch[..t_len * gn];
+                    (self.recompute)(self.x, t_len, self.x_step, i0 + g0, gn, affine, scratch);
+                    let h = RowsOf { data: scratch, off: 0, stride: gn };
+                    (h, h)
+                }
+            };
+            let whole = gn - gn % LB;
+            for j in (0..whole).step_by(LB) {
+                let lanes = lanes_of::<LB>(affine, mean, &mut planes);
+                let out = BlockSums::<LB>::at(wacc, acc_dy, acc_dyx, g0 + j);
+                self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LB>(
+                    g,
+                    (h.at(j), s.at(j)),
+                    i0 + g0 + j,
+                    lanes,
+                    out,
+                    rows,
+                );
+            }
+            for j in whole..gn {
+                let lanes = lanes_of::<1>(affine, mean, &mut planes);
+                let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, g0 + j);
+                self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(
+                    g,
+                    (h.at(j), s.at(j)),
+                    i0 + g0 + j,
+                    lanes,
+                    out,
+                    rows,
+                );
+            }
+            g0 += gn;
         }
         let dk = if W == W_NONE { 0.0 } else { sum_as_f64(&wacc[..n]) };
-        let mut channel_sums = Vec::new();
-        if BN && self.bn.as_ref().is_some_and(|(a, _)| a.hw == 1) {
-            // Channels last: one entry per channel of the chunk (the sum over its elements,
-            // which lie `channels` apart, in element order) instead of one per element.
-            let channels = self.bn.as_ref().map_or(1, |(a, _)| a.scale.len());
-            for k in 0..channels.min(n) {
-                let (mut dy, mut dyx) = (0.0f64, 0.0f64);
-                for j in (k..n).step_by(channels) {
-                    dy += acc_dy[j] as f64;
-                    dyx += acc_dyx[j] as f64;
+        let slot_len = self.slot_len;
+        let (head, entries) = rec.split_at_mut(2);
+        let (chs, rest) = entries.split_at_mut(slot_len);
+        let (dys, dyxs) = rest.split_at_mut(slot_len);
+        let mut runs = 0;
+        match affine {
+            Some(bn) if bn.hw == 1 => {
+                // Channels last: one entry per channel of the chunk (the sum over its elements,
+                // which lie `channels` apart, in element order), taken row by row so that the
+                // channels' sums run side by side in vector lanes.
+                let channels = bn.scale.len();
+                runs = channels.min(n);
+                let mut c = i0 % channels;
+                for ch in &mut chs[..runs] {
+                    *ch = c as f64;
+                    c = if c + 1 == channels { 0 } else { c + 1 };
                 }
-                channel_sums.push((((i0 + k) % channels) as u32, dy, dyx));
+                dys[..runs].fill(0.0);
+                dyxs[..runs].fill(0.0);
+                for r in (0..n).step_by(channels) {
+                    let len = channels.min(n - r);
+                    let (a, b) = (&acc_dy[r..r + len], &acc_dyx[r..r + len]);
+                    for ((dy, dyx), (&a, &b)) in
+                        dys[..len].iter_mut().zip(&mut dyxs[..len]).zip(a.iter().zip(b))
+                    {
+                        *dy += a as f64;
+                        *dyx += b as f64;
+                    }
+                }
             }
-        } else if BN {
-            let bn = self.bn.as_ref().map(|(a, _)| a);
-            for_runs(bn, i0, n, |a, b, ch| {
-                channel_sums.push((
-                    ch as u32,
-                    sum_as_f64(&acc_dy[a..b]),
-                    sum_as_f64(&acc_dyx[a..b]),
-                ));
-            });
+            Some(bn) => for_runs(Some(bn), i0, n, |a, b, ch| {
+                chs[runs] = ch as f64;
+                dys[runs] = sum_as_f64(&acc_dy[a..b]);
+                dyxs[runs] = sum_as_f64(&acc_dyx[a..b]);
+                runs += 1;
+            }),
+            None => {}
         }
-        ChunkOut { dk, sums: channel_sums }
+        head[0] = dk;
+        head[1] = runs as f64;
     }
 
     /// Reverse time loop over the `LW` elements from `e`, their state in registers. Without
@@ -1642,7 +1743,7 @@ impl BwdCtx<'_> {
     >(
         &self,
         g: G,
-        charges: &mut Charges,
+        (h, s): (RowsOf, RowsOf),
         e: usize,
         (sc, sh, mu): ([f32; LW], [f32; LW], [f32; LW]),
         out: BlockSums<LW>,
@@ -1650,25 +1751,6 @@ impl BwdCtx<'_> {
     ) {
         let Consts { v_th, v_rest } = self.consts;
         let (ax, av, numel, t_len) = (self.ax, self.av, self.numel, self.t_len);
-        let (h, s) = match charges {
-            Charges::Given(h, s) => (
-                RowsOf { data: h, off: e, stride: numel },
-                RowsOf { data: s, off: e, stride: numel },
-            ),
-            Charges::Recomputed(scratch) => {
-                let scratch = &mut scratch[..t_len * LW];
-                (self.recompute)(
-                    self.x,
-                    t_len,
-                    self.x_step,
-                    e,
-                    BN.then_some((&sc[..], &sh[..])),
-                    scratch,
-                );
-                let h = RowsOf { data: scratch, off: 0, stride: LW };
-                (h, h)
-            }
-        };
         let spike = |u: f32| if u >= 0.0 { 1.0f32 } else { 0.0 };
         // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
         let mut gv = [0.0f32; LW];
