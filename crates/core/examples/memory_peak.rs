@@ -40,6 +40,8 @@ struct Tracked {
     /// The large allocations live at the last snapshot, and the heap total then.
     snapshot: Vec<(usize, usize)>,
     snapshot_total: usize,
+    /// The stack of the allocation that set the last snapshot's peak.
+    peak_at: Option<Backtrace>,
 }
 
 thread_local! {
@@ -76,6 +78,7 @@ fn on_alloc(ptr: *mut u8, size: usize) {
         if peak == live && live >= state.snapshot_total + SNAPSHOT_STEP {
             state.snapshot = state.live.values().copied().collect();
             state.snapshot_total = live;
+            state.peak_at = Some(Backtrace::force_capture());
         }
     });
 }
@@ -131,6 +134,11 @@ static GLOBAL: Counting = Counting;
 
 /// The engine frames of a stack, innermost first, without the allocation plumbing.
 fn site(stack: &Backtrace) -> String {
+    frames_of(stack, 4)
+}
+
+/// The innermost `n` engine frames of a stack, as [`site`] picks them.
+fn frames_of(stack: &Backtrace, n: usize) -> String {
     let text = stack.to_string();
     let frames: Vec<&str> = text
         .lines()
@@ -138,7 +146,7 @@ fn site(stack: &Backtrace) -> String {
         .filter(|l| l.contains("dualstream_core::") && !l.starts_with("at "))
         .map(|l| l.split_once(": ").map_or(l, |(_, f)| f))
         .filter(|f| !f.contains("::tensor::") && !f.contains("scratch::") && !f.contains("timed"))
-        .take(4)
+        .take(n)
         .collect();
     frames.join(" < ")
 }
@@ -193,6 +201,9 @@ fn main() {
         before as f64 / MIB,
         state.snapshot_total as f64 / MIB
     );
+    if let Some(stack) = &state.peak_at {
+        println!("the allocation that set the peak: {}", frames_of(stack, 10));
+    }
     let mut by_site: HashMap<String, (usize, usize)> = HashMap::new();
     for &(bytes, id) in &state.snapshot {
         let e = by_site.entry(site(&state.stacks[id])).or_default();

@@ -148,6 +148,26 @@ fn forward_piece_body(
 /// just wrote, still in cache); returns the sum of the result, in eight f32 lanes as
 /// [`connect_forward`] takes it: exact, so the same total, for spike maps (up to 2^27 elements).
 pub(crate) fn connect_in_place(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 {
+    in_place_body(g, s_out, o)
+}
+
+/// [`connect_forward`] with `out` in place of `s` (`s_out = g(s_out, o)`), on every thread:
+/// the same values and the same sum, chunk by chunk, as [`connect_forward`] writing a third
+/// buffer.
+pub fn connect_forward_in_place(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 {
+    assert_eq!(s_out.len(), o.len());
+    let partial: Vec<f64> = s_out
+        .par_chunks_mut(CHUNK)
+        .zip(o.par_chunks(CHUNK))
+        .map(|(s_out, o)| in_place_piece(g, s_out, o))
+        .collect();
+    partial.iter().sum()
+}
+
+multiversion!(fn in_place_piece(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 => in_place_body);
+
+#[inline(always)]
+fn in_place_body(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 {
     assert_eq!(s_out.len(), o.len());
     for_each_connect!(g, G => {
         let mut lanes = [0.0f32; 8];

@@ -137,6 +137,14 @@ pub(crate) fn reclaim_tensor() -> Tensor {
     largest.map(|i| pool.swap_remove(i)).unwrap_or_default()
 }
 
+/// The smallest tensor of the pool (empty if there is none), for a holder that lent one more
+/// than it takes back as its own: the pool keeps its count.
+pub(crate) fn reclaim_smallest_tensor() -> Tensor {
+    let mut pool = TENSORS.lock().unwrap_or_else(|e| e.into_inner());
+    let smallest = (0..pool.len()).min_by_key(|&i| pool[i].capacity());
+    smallest.map(|i| pool.swap_remove(i)).unwrap_or_default()
+}
+
 /// Frees the idle buffers of both pools (the next calls allocate them again): a measurement of
 /// what a step holds (`crate::training_memory`) must not count buffers that earlier, larger
 /// steps left in the pools.

@@ -3,6 +3,7 @@ use crate::energy::{Counter, RateMonitor};
 use crate::error::Result;
 use crate::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
+    connect_forward_in_place,
 };
 use crate::kernels::scratch::with_tensors;
 use crate::layer::{BackwardReads, Layer, Visitor, VisitorMut};
@@ -107,14 +108,13 @@ impl Layer for SewBlock {
                 None => self.join(input, output),
             }
         } else if training && self.branch_out_unread() {
-            // The branch output lives in a pooled work buffer for the length of the join only.
-            with_tensors::<1, _>(|bufs| {
-                std::mem::swap(&mut bufs[0], &mut self.paths.branch_out);
-                let run = self.paths.forward(&self.name, input, training);
-                let run = run.map(|()| self.join(input, output));
-                std::mem::swap(&mut bufs[0], &mut self.paths.branch_out);
-                run
-            })?
+            // The branch writes its output into the block's output buffer, and the join adds
+            // the input there in place (the same values and sum as a join into a third buffer).
+            std::mem::swap(output, &mut self.paths.branch_out);
+            let run = self.paths.forward(&self.name, input, training);
+            std::mem::swap(output, &mut self.paths.branch_out);
+            run?;
+            connect_forward_in_place(self.connect, output.data_mut(), input.data())
         } else {
             self.paths.forward(&self.name, input, training)?;
             self.join(input, output)

@@ -159,6 +159,15 @@ fn prediction_in_a_process_of_its_own() {
             model.set_memory_lean(lean);
             training_peak_bytes(&mut model, 5).unwrap();
             let peak = training_peak_bytes(&mut model, 5).unwrap();
+            // The work buffers lent and taken back across calls balance: later steps hold
+            // what this one held.
+            for step in 0..3 {
+                let later = training_peak_bytes(&mut model, 5).unwrap();
+                assert!(
+                    (later as f64 / peak as f64 - 1.0).abs() < 0.01,
+                    "{what} lean={lean}: step {step} after held {later} bytes, the one before {peak}"
+                );
+            }
             assert!(memory.per_sample > 0, "{what}: no bytes per sample");
             // Nearly affine, not exactly: the per-thread work buffers have fixed sizes, and
             // which pooled buffer serves which call changes with the sizes asked for.

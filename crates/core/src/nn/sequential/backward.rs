@@ -11,32 +11,39 @@ impl Sequential {
         let input = io.input;
         let n = self.layers.len();
         self.shared_holds = [None, None];
+        let mut rerun_done = None;
         for k in (0..self.plan.len()).rev() {
+            if let Some(&FusedOp::Layer(i)) = k.checked_sub(1).and_then(|p| self.plan.get(p)) {
+                if self.reruns_early(i, self.plan[k]) {
+                    self.rerun_segment_early(i, input)?;
+                    rerun_done = Some(i);
+                }
+            }
             match self.plan[k] {
                 FusedOp::BnNeuron { bn, pool: true, .. } if bn + 2 < n - 1 => {
                     // The pool's backward runs inside its pair's: the pool's gradient goes to
                     // the buffer the neuron would read.
                     self.grad_buffers.swap(0, 1);
-                    self.regain_conv_output(bn, input)?;
+                    self.regain_conv_output(bn, false, input)?;
                     self.backward_fused(bn, true, io)?;
-                    self.release_conv_output(bn);
+                    self.release_conv_output(bn, false);
                 }
                 FusedOp::BnNeuron { bn, pool, .. } => {
                     if pool {
                         // A pool that ends the sequence runs its own backward.
                         self.backward_layer(bn + 2, io)?;
                     }
-                    self.regain_conv_output(bn, input)?;
+                    let in_place = self.pair_in_place(bn, false);
+                    self.regain_conv_output(bn, in_place, input)?;
                     self.backward_fused(bn, false, io)?;
-                    self.release_conv_output(bn);
+                    self.release_conv_output(bn, in_place);
                 }
                 FusedOp::Layer(i) if self.lean_segment(i) => {
-                    self.rerun_segment(i, input)?;
-                    self.backward_segment(i, io)?;
+                    self.backward_segment(i, rerun_done != Some(i), io)?;
                     self.layers[i].release_stored();
                 }
                 FusedOp::Layer(i) if self.layers[i].is_segment() => {
-                    self.backward_segment(i, io)?;
+                    self.backward_segment(i, false, io)?;
                 }
                 FusedOp::Layer(i) => {
                     self.backward_layer(i, io)?;
@@ -66,6 +73,7 @@ impl Sequential {
         let (input, output, grad_output) = (io.input, io.output, io.grad_output);
         let n = self.layers.len();
         let j = b + 1;
+        let in_place = self.pair_in_place(b, pooled);
         if j < n - 1 && !pooled {
             let reads = self.layers[j].backward_reads().output;
             self.provide(j, reads, input);
@@ -90,7 +98,7 @@ impl Sequential {
             let pool = after[0].as_max_pool().expect("the plan marks a pool");
             let sums = bn.fused_grad(x.shape())?;
             timed(neuron, true, |l| l.backward_bn_pooled(x, g_next, pool, sums, g_bn))?;
-        } else if (j < n - 1 || self.grad_output_in_buffer) && b > 0 && !repeated {
+        } else if in_place {
             // Both passes in place in the buffer layer j + 1 (or the caller) wrote, where layer
             // b - 1 reads: dL/dS becomes dL/dy (neuron), then dx (BN).
             let sums = bn.fused_grad(x.shape())?;
@@ -125,6 +133,15 @@ impl Sequential {
         Ok(())
     }
 
+    /// Whether the backward of the fused pair BN `b`, neuron `b + 1` runs both passes in
+    /// place in one gradient buffer (see [`Self::backward_fused`]): the other one,
+    /// `grad_buffers[(b + 1) % 2]`, is idle meanwhile.
+    pub(super) fn pair_in_place(&self, b: usize, pooled: bool) -> bool {
+        let j = b + 1;
+        let repeated = b == 1 && self.one_step.is_some();
+        !pooled && (j < self.layers.len() - 1 || self.grad_output_in_buffer) && b > 0 && !repeated
+    }
+
     /// Backward of layer `i` on its own: it reads the gradient layer `i + 1` wrote and writes
     /// into the other buffer.
     pub(super) fn backward_layer(&mut self, i: usize, io: &mut BackwardIo) -> Result<()> {
@@ -136,6 +153,9 @@ impl Sequential {
         }
         if i > 0 {
             self.provide(i - 1, reads.input, input);
+        }
+        if i == 0 {
+            self.input_grad_buffer(io);
         }
         let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
         let boundary = |k: usize| kept_boundary(activations, shared, stored, k);
@@ -153,5 +173,15 @@ impl Sequential {
         };
         timed(&mut *self.layers[i], true, |l| l.backward(x, y, g_out, g_in))?;
         Ok(())
+    }
+
+    /// Before the first layer writes the input gradient: where the caller handed an empty
+    /// tensor for it (a sequence inside a segment whose caller lent its buffer to the pool,
+    /// see `backward_segment`), it takes the gradient buffer the first layer does not read
+    /// (layer 0 reads `grad_buffers[1]`), which goes back in its place.
+    fn input_grad_buffer(&mut self, io: &mut BackwardIo) {
+        if self.grad_output_in_buffer && io.grad_input.capacity() == 0 {
+            std::mem::swap(io.grad_input, &mut self.grad_buffers[0]);
+        }
     }
 }

@@ -37,6 +37,7 @@ impl Sequential {
         self.one_step = None;
         self.lean_ran = training && self.lean;
         self.conv_dropped.iter_mut().for_each(|d| *d = false);
+        self.conv_pooled.iter_mut().for_each(|d| *d = false);
         for k in 0..self.plan.len() {
             let op = self.plan[k];
             let i = match op {
@@ -47,6 +48,9 @@ impl Sequential {
                 FusedOp::OneStepStem => 0,
             };
             let target = op.last();
+            if let (FusedOp::Layer(_), Some(&next)) = (op, self.plan.get(k + 1)) {
+                self.borrow_conv_output(i, next);
+            }
             let in_shared = i > 0 && self.uses_shared(i - 1);
             // A fused step writes straight into the last covered layer's output slot; the
             // layers it covers do not run. When that slot is the shared buffer holding the

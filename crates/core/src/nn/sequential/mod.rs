@@ -5,7 +5,7 @@
 //! borrowed from a process-wide pool for the length of each call, so the sequences inside
 //! residual blocks share one set instead of keeping one each.
 use crate::error::{Error, Result};
-use crate::kernels::scratch::with_tensors;
+use crate::kernels::scratch::{lend_tensor, reclaim_tensor, with_tensors};
 use crate::layer::{downcast_ref, Layer, Visitor, VisitorMut};
 use crate::spec::Connect;
 use crate::tensor::{SpikeBits, Tensor};
@@ -122,6 +122,10 @@ pub struct Sequential {
     shared: [Tensor; 2],
     /// Which boundary each shared buffer currently holds unpacked during backward.
     shared_holds: [Option<usize>; 2],
+    /// Per parity: whether any boundary runs through `shared[p]` (a fused BN's output is never
+    /// written), so that a call borrows that buffer from the work-buffer pool. A buffer found
+    /// used after all is borrowed from then on.
+    shared_needed: [bool; 2],
     grad_buffers: [Tensor; 2],
     /// During [`Sequential::backward_consuming`]: the output gradient sits in the grad buffer
     /// the last layer reads, which it may overwrite.
@@ -147,6 +151,9 @@ pub struct Sequential {
     /// after it reads was freed once the pair ran, and the conv runs again from its kept input
     /// just before the pair's backward (see `recompute`).
     conv_dropped: Vec<bool>,
+    /// Per boundary, memory-lean mode: the conv output that the forward is about to free
+    /// again runs through a buffer borrowed from the work-buffer pool (see `recompute`).
+    conv_pooled: Vec<bool>,
 }
 
 impl Sequential {
@@ -170,6 +177,7 @@ impl Sequential {
             unread_shapes: vec![Vec::new(); n - 1],
             shared: [Tensor::default(), Tensor::default()],
             shared_holds: [None, None],
+            shared_needed: [true, true],
             grad_buffers: [Tensor::default(), Tensor::default()],
             grad_output_in_buffer: false,
             repeated_input: false,
@@ -180,6 +188,7 @@ impl Sequential {
             lean_ran: false,
             segment_buffers: vec![Vec::new(); n],
             conv_dropped: vec![false; n - 1],
+            conv_pooled: vec![false; n - 1],
         };
         s.set_input_spikes(false);
         Ok(s)
@@ -220,6 +229,11 @@ impl Sequential {
                     && self.layers[i + 1].as_neuron().is_some()
             })
             .collect();
+        let mut needed = [false; 2];
+        for k in 0..n - 1 {
+            needed[k % 2] |= self.uses_shared(k) && !self.fuse[k];
+        }
+        self.shared_needed = needed;
         self.plan.clear();
         // A conv feeding a fused BN takes the BN's statistics on the way (`Conv2d::output_moments`).
         for i in 1..n {
@@ -247,14 +261,37 @@ impl Sequential {
         self.with_shared_buffers(|seq| seq.forward_in_buffers(input, output, training, join))
     }
 
-    /// Runs `f` with the two shared boundary buffers borrowed from the work-buffer pool.
+    /// Runs `f` with the shared boundary buffers borrowed from the work-buffer pool.
     fn with_shared_buffers<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        with_tensors::<2, _>(|bufs| {
-            std::mem::swap(&mut self.shared, bufs);
-            let run = f(self);
-            std::mem::swap(&mut self.shared, bufs);
-            run
-        })
+        self.borrow_shared();
+        let run = f(self);
+        self.return_shared();
+        run
+    }
+
+    /// Takes the shared boundary buffers this sequence uses from the work-buffer pool, the
+    /// largest first (as `with_tensors`); a buffer no boundary runs through stays empty, and
+    /// the pool keeps it for the calls nested in this one.
+    fn borrow_shared(&mut self) {
+        for p in 0..2 {
+            if self.shared_needed[p] {
+                self.shared[p] = reclaim_tensor();
+            }
+        }
+    }
+
+    /// Hands the shared boundary buffers back to the pool. One that was not borrowed yet
+    /// was written (a plan that does not fuse a BN) is freed, not pooled, so that the pool
+    /// keeps its count, and borrowed from the next call on.
+    fn return_shared(&mut self) {
+        for p in 0..2 {
+            let buffer = std::mem::take(&mut self.shared[p]);
+            if self.shared_needed[p] {
+                lend_tensor(buffer);
+            } else if buffer.capacity() > 0 {
+                self.shared_needed[p] = true;
+            }
+        }
     }
 
     /// Declares the input a model's directly encoded one: every time step the same, and its
@@ -319,11 +356,12 @@ impl Sequential {
         let n = self.layers.len();
         // The buffer the last layer reads: layer i reads grad_buffers[1] when i is even.
         let last_reads = if (n - 1).is_multiple_of(2) { 1 } else { 0 };
-        // Three work buffers from the pool: `grad_output` itself is the fourth, so no pool
-        // buffer sits idle (a whole activation's size) while the layers run.
-        with_tensors::<3, _>(|bufs| {
-            let [a, b, c] = bufs;
-            self.shared = [std::mem::take(a), std::mem::take(b)];
+        // The shared buffers and one gradient buffer from the pool: `grad_output` itself is
+        // the other, so no pool buffer sits idle (a whole activation's size) while the layers
+        // run.
+        self.borrow_shared();
+        let run = with_tensors::<1, _>(|bufs| {
+            let [c] = bufs;
             self.grad_buffers[1 - last_reads] = std::mem::take(c);
             self.grad_buffers[last_reads] = std::mem::take(grad_output);
             self.grad_output_in_buffer = true;
@@ -337,25 +375,27 @@ impl Sequential {
             // Whichever tensor now sits there goes back to the caller (buffers may have traded
             // places): the caller keeps an allocation of its size for the next step.
             *grad_output = std::mem::take(&mut self.grad_buffers[last_reads]);
-            let [s0, s1] = std::mem::take(&mut self.shared);
-            *bufs = [s0, s1, std::mem::take(&mut self.grad_buffers[1 - last_reads])];
+            *bufs = [std::mem::take(&mut self.grad_buffers[1 - last_reads])];
             run
-        })
+        });
+        self.return_shared();
+        run
     }
 
     /// Runs `f` with the shared spike-map and gradient buffers borrowed from the thread's
     /// scratch pool (see `with_tensors`), and hands them back afterwards.
     fn with_work_buffers<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        with_tensors::<4, _>(|bufs| {
-            let [a, b, c, d] = bufs;
-            self.shared = [std::mem::take(a), std::mem::take(b)];
+        self.borrow_shared();
+        let run = with_tensors::<2, _>(|bufs| {
+            let [c, d] = bufs;
             self.grad_buffers = [std::mem::take(c), std::mem::take(d)];
             let run = f(self);
-            let [s0, s1] = std::mem::take(&mut self.shared);
             let [g0, g1] = std::mem::take(&mut self.grad_buffers);
-            *bufs = [s0, s1, g0, g1];
+            *bufs = [g0, g1];
             run
-        })
+        });
+        self.return_shared();
+        run
     }
 
     fn uses_shared(&self, i: usize) -> bool {

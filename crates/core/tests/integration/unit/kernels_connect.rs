@@ -65,6 +65,23 @@ fn forward_returns_the_exact_spike_count_of_its_output() {
 }
 
 #[test]
+fn forward_in_place_writes_and_sums_what_the_three_buffer_forward_does() {
+    // Real values (not only spike counts, whose sums are exact in any order), several chunks
+    // and a ragged tail: the same bits and the same sum.
+    let n = 3 * CHUNK + 1237;
+    let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 * 0.0137 - 3.1).collect();
+    let o: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 997) as f32 * 0.0091 - 2.7).collect();
+    for g in [Connect::Add, Connect::And, Connect::Iand, Connect::Or, Connect::Xor] {
+        let mut out = vec![f32::NAN; n];
+        let want = connect_forward(g, &s, &o, &mut out, None);
+        let mut in_place = s.clone();
+        let sum = connect_forward_in_place(g, &mut in_place, &o);
+        assert_eq!(sum.to_bits(), want.to_bits(), "{g:?}: sum");
+        assert!(in_place.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?}");
+    }
+}
+
+#[test]
 fn backward_kernels_apply_the_partials_of_each_connect_function() {
     let n = 2 * CHUNK + 517;
     let s: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5 == 0) as u8 as f32).collect();
