@@ -26,6 +26,15 @@ pub fn gemm(
     gemm_strided(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, n, 1);
 }
 
+/// Whether matrixmultiply's sgemm, which [`gemm`] calls, accumulates with fused
+/// multiply-adds on this CPU: it picks its FMA + AVX2 kernel when both are present (the crate
+/// is built without its AVX-512 kernel), else an AVX or portable kernel that multiplies, then
+/// adds.
+#[cfg(target_arch = "x86_64")]
+pub fn gemm_fuses() -> bool {
+    is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2")
+}
+
 /// Largest flat index touched by an `rows x cols` matrix with the given strides, plus one.
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {

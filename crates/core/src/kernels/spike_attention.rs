@@ -12,6 +12,8 @@
 //!
 //! Values other than exactly 0 and 1 make the packing fail, and the caller takes the dense path.
 
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::gemm::gemm_fuses;
 use crate::tensor::spike_bits::pack_word;
 
 /// Above this fraction of active elements in S, `Y = S M` runs as a dense GEMM: the event form
@@ -176,5 +178,213 @@ pub fn spikes_times_matrix(
         for (out, &a) in y[i * ldy..i * ldy + n].iter_mut().zip(acc.iter()) {
             *out = scale * a;
         }
+    }
+}
+
+/// Packs one operand of every token of a sample-step block, `c <= 64` channels each:
+/// `out[t]` holds the values `x[t * pitch..][..c]` as bits. Whether every value was 0 or 1.
+pub fn pack_tokens(x: &[f32], l: usize, c: usize, pitch: usize, out: &mut [u64]) -> bool {
+    assert!(c <= 64 && out.len() >= l, "pack_tokens: one word per token");
+    assert!(l == 0 || (l - 1) * pitch + c <= x.len(), "pack_tokens: input too short");
+    let mut binary = true;
+    for (t, word) in out[..l].iter_mut().enumerate() {
+        let (bits, ok) = pack_word(&x[t * pitch..t * pitch + c]);
+        *word = bits;
+        binary &= ok;
+    }
+    binary
+}
+
+/// The transpose of `rows` one-word bit rows: `out[ch * words_for(rows) + r / 64]` bit `r % 64`
+/// is bit `ch` of `bits[r]`, for the `cols` channels. Walks the set bits only.
+pub fn transpose_bits(bits: &[u64], cols: usize, out: &mut [u64]) {
+    let words = words_for(bits.len());
+    let out = &mut out[..cols * words];
+    out.fill(0);
+    for (r, &row) in bits.iter().enumerate() {
+        let (w, b) = (r / 64, r % 64);
+        let mut m = row;
+        while m != 0 {
+            let ch = m.trailing_zeros() as usize;
+            m &= m - 1;
+            out[ch * words + w] |= 1 << b;
+        }
+    }
+}
+
+/// For the one-word bit row `bits` of a token (channel `b` of head `b / d`): adds row `b` of
+/// `m` (`d` floats at `m[b * d..]`) to `acc[(b / d) * d..][..d]` for every set bit, in
+/// ascending `b`: the event form of the products of a token's spikes with per-head `d x d`
+/// matrices stacked in `m`.
+#[inline(always)]
+pub fn add_rows_by_bits(bits: u64, d: usize, m: &[f32], acc: &mut [f32]) {
+    // Common head widths with a constant trip count: the row additions unroll.
+    match d {
+        8 => add_rows_fixed::<8>(bits, m, acc),
+        16 => add_rows_fixed::<16>(bits, m, acc),
+        32 => add_rows_fixed::<32>(bits, m, acc),
+        _ => {
+            let mut rest = bits;
+            while rest != 0 {
+                let b = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let h0 = b / d * d;
+                for (a, &v) in acc[h0..h0 + d].iter_mut().zip(&m[b * d..b * d + d]) {
+                    *a += v;
+                }
+            }
+        }
+    }
+}
+
+/// [`add_rows_by_bits`] for `D` channels a head.
+#[inline(always)]
+fn add_rows_fixed<const D: usize>(bits: u64, m: &[f32], acc: &mut [f32]) {
+    let mut rest = bits;
+    while rest != 0 {
+        let b = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        let h0 = b / D * D;
+        let a: &mut [f32; D] = (&mut acc[h0..h0 + D]).try_into().unwrap();
+        let r: &[f32; D] = m[b * D..b * D + D].try_into().unwrap();
+        for k in 0..D {
+            a[k] += r[k];
+        }
+    }
+}
+
+/// `y[t * ldy + i] = alpha * sum_j a[t * lda + j] mt[j * d + i]` for `t < rows`, `i < d`: the
+/// product `A M^T` with `mt = M^T`, summed as matrixmultiply's sgemm sums it for an inner
+/// size below its depth block (256): each output from +0 over `j` in order, one multiply-add
+/// per term (fused where [`gemm_fuses`]), then `alpha * sum + 0` (again fused or not). The
+/// result is `gemm_strided`'s bit for bit, without its packing of both operands per call.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub fn times_transposed_as_gemm(
+    rows: usize,
+    d: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    mt: &[f32],
+    y: &mut [f32],
+    ldy: usize,
+    acc: &mut [f32],
+) {
+    assert!(d <= 256 && mt.len() >= d * d && acc.len() >= d, "times_transposed_as_gemm: sizes");
+    assert!(rows == 0 || (a.len() >= (rows - 1) * lda + d && y.len() >= (rows - 1) * ldy + d));
+    if gemm_fuses() {
+        // SAFETY: the CPU has FMA and AVX2 (checked just above).
+        unsafe { times_transposed_fma(rows, d, alpha, a, lda, mt, y, ldy, acc) }
+    } else {
+        let madd = |x: f32, y: f32, z: f32| x * y + z;
+        times_transposed_with(rows, d, alpha, a, lda, mt, y, ldy, acc, madd);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma,avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn times_transposed_fma(
+    rows: usize,
+    d: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    mt: &[f32],
+    y: &mut [f32],
+    ldy: usize,
+    acc: &mut [f32],
+) {
+    let madd = |x: f32, y: f32, z: f32| x.mul_add(y, z);
+    times_transposed_with(rows, d, alpha, a, lda, mt, y, ldy, acc, madd);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn times_transposed_with(
+    rows: usize,
+    d: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    mt: &[f32],
+    y: &mut [f32],
+    ldy: usize,
+    acc: &mut [f32],
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    // Common head widths with the sums in registers.
+    match d {
+        8 => return times_transposed_fixed::<8>(rows, alpha, a, lda, mt, y, ldy, madd),
+        16 => return times_transposed_fixed::<16>(rows, alpha, a, lda, mt, y, ldy, madd),
+        32 => return times_transposed_fixed::<32>(rows, alpha, a, lda, mt, y, ldy, madd),
+        _ => {}
+    }
+    let acc = &mut acc[..d];
+    for t in 0..rows {
+        acc.fill(0.0);
+        for (j, &g) in a[t * lda..t * lda + d].iter().enumerate() {
+            for (s, &m) in acc.iter_mut().zip(&mt[j * d..j * d + d]) {
+                *s = madd(g, m, *s);
+            }
+        }
+        for (out, &s) in y[t * ldy..t * ldy + d].iter_mut().zip(acc.iter()) {
+            *out = madd(alpha, s, 0.0);
+        }
+    }
+}
+
+/// [`times_transposed_with`] for `D` channels.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn times_transposed_fixed<const D: usize>(
+    rows: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    mt: &[f32],
+    y: &mut [f32],
+    ldy: usize,
+    madd: impl Fn(f32, f32, f32) -> f32,
+) {
+    let mt: &[f32] = &mt[..D * D];
+    for t in 0..rows {
+        let mut acc = [0.0f32; D];
+        let g: &[f32; D] = a[t * lda..t * lda + D].try_into().unwrap();
+        for j in 0..D {
+            let row: &[f32; D] = mt[j * D..j * D + D].try_into().unwrap();
+            for k in 0..D {
+                acc[k] = madd(g[j], row[k], acc[k]);
+            }
+        }
+        let out: &mut [f32; D] = (&mut y[t * ldy..t * ldy + D]).try_into().unwrap();
+        for k in 0..D {
+            out[k] = madd(alpha, acc[k], 0.0);
+        }
+    }
+}
+
+/// `alpha * sum + 0` as matrixmultiply's sgemm ends an output it wrote with `beta = 0`
+/// (fused where [`gemm_fuses`]).
+#[cfg(target_arch = "x86_64")]
+pub fn scale_as_gemm(alpha: f32, values: &mut [f32]) {
+    if gemm_fuses() {
+        // SAFETY: the CPU has FMA and AVX2 (checked just above).
+        unsafe { scale_fma(alpha, values) }
+    } else {
+        for v in values {
+            *v = alpha * *v + 0.0;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma,avx2")]
+unsafe fn scale_fma(alpha: f32, values: &mut [f32]) {
+    for v in values {
+        *v = alpha.mul_add(*v, 0.0);
     }
 }

@@ -10,17 +10,25 @@
 //! matrix and the resulting counts event-driven below
 //! [`EVENT_MAX_DENSITY`](crate::kernels::spike_attention::EVENT_MAX_DENSITY), both exact, so
 //! the output is the dense GEMMs' bit for bit; any other input takes the dense GEMMs. The
-//! backward recomputes the count matrix the same way and runs the real-valued products dense.
+//! backward recomputes the count matrix the same way. Channels first with up to 64 channels,
+//! a whole sample-step runs at once ([`sample_forward_spikes`], [`sample_backward_spikes`]):
+//! Q, K and V packed once for all heads, and the backward's products event-driven or
+//! register-blocked in the GEMMs' summation order, so their bits too; otherwise the backward's
+//! real-valued products run dense.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::gemm_strided;
 use crate::kernels::spike_attention::{
-    and_popcount, pack_rows, spikes_times_matrix, words_for, EVENT_MAX_DENSITY,
+    add_rows_by_bits, and_popcount, pack_rows, pack_tokens, spikes_times_matrix, transpose_bits,
+    words_for, EVENT_MAX_DENSITY,
 };
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::spike_attention::{scale_as_gemm, times_transposed_as_gemm};
 use crate::layer::{check_backward_shapes, AuditProbe, BackwardReads, Layer, Visitor, VisitorMut};
 use crate::spec::SpikingAttentionSpec;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// How one head's product is associated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +102,19 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// Grows the buffers to `l` tokens and head width `d` in `order`.
+    fn fit(&mut self, l: usize, d: usize, order: Order) {
+        let work_len = if order == Order::TokensFirst { l * l } else { d * d };
+        let packed = (l * words_for(d)).max(d * words_for(l));
+        if self.work.len() < work_len
+            || self.bits[0].len() < packed
+            || self.transposed.len() < l * d
+            || self.acc.len() < l.max(d)
+        {
+            *self = Scratch::new(l, d, order);
+        }
+    }
+
     #[doc(hidden)]
     pub fn new(l: usize, d: usize, order: Order) -> Self {
         let work_len = if order == Order::TokensFirst { l * l } else { d * d };
@@ -251,6 +272,221 @@ pub fn head_backward(
     }
 }
 
+/// Per-thread buffers of the whole-sample products ([`sample_forward_spikes`],
+/// [`sample_backward_spikes`]): a thread keeps one across calls and layers, so a step
+/// allocates nothing inside its parallel tasks.
+#[derive(Default)]
+#[doc(hidden)]
+pub struct SampleScratch {
+    /// Q, K and V of each token as one word each (bit = channel).
+    q: Vec<u64>,
+    k: Vec<u64>,
+    v: Vec<u64>,
+    /// K and V transposed: per channel, `words_for(L)` words of tokens.
+    kt: Vec<u64>,
+    vt: Vec<u64>,
+    /// The heads' `M = K^T V` stacked (`[C, D]`: row `h * D + i` is row `i` of head `h`), and
+    /// `dM`, `dM^T` and `M^T` likewise.
+    m: Vec<f32>,
+    dm: Vec<f32>,
+    dmt: Vec<f32>,
+    mt: Vec<f32>,
+    /// One token's output row (`C` floats) and the per-head fallback's buffers.
+    acc: Vec<f32>,
+    heads: Option<Scratch>,
+}
+
+thread_local! {
+    static SAMPLE_SCRATCH: RefCell<SampleScratch> = RefCell::new(SampleScratch::default());
+}
+
+/// Whether a block takes the whole-sample products: Q K^T V associated channels first, every
+/// operand of a token in one word, the token axis within one depth block of matrixmultiply's
+/// sgemm (256, so the event sums over tokens run in its order).
+fn whole_sample(order: Order, l: usize, c: usize) -> bool {
+    cfg!(target_arch = "x86_64") && order == Order::ChannelsFirst && c <= 64 && l <= 256
+}
+
+impl SampleScratch {
+    fn grow(&mut self, l: usize, c: usize, d: usize) {
+        let wl = words_for(l);
+        for bits in [&mut self.q, &mut self.k, &mut self.v] {
+            bits.resize(l, 0);
+        }
+        self.kt.resize(c * wl, 0);
+        self.vt.resize(c * wl, 0);
+        for m in [&mut self.m, &mut self.dm, &mut self.dmt, &mut self.mt] {
+            m.resize(c * d, 0.0);
+        }
+        self.acc.resize(c, 0.0);
+    }
+
+    /// Packs Q, K and V of the block `x` (`[L, 3C]`) and fills `m` with each head's
+    /// `K^T V` counts; `false` if a value is not 0 or 1.
+    fn pack_counts(&mut self, x: &[f32], l: usize, c: usize, d: usize) -> bool {
+        self.grow(l, c, d);
+        let p = 3 * c;
+        let binary = pack_tokens(x, l, c, p, &mut self.q)
+            & pack_tokens(&x[c..], l, c, p, &mut self.k)
+            & pack_tokens(&x[2 * c..], l, c, p, &mut self.v);
+        if !binary {
+            return false;
+        }
+        transpose_bits(&self.k, c, &mut self.kt);
+        transpose_bits(&self.v, c, &mut self.vt);
+        let wl = words_for(l);
+        for h in 0..c / d {
+            let (ch, m) = (h * d, &mut self.m[h * d * d..(h + 1) * d * d]);
+            and_popcount(&self.kt[ch * wl..], &self.vt[ch * wl..], d, d, wl, m, d);
+        }
+        true
+    }
+}
+
+/// Forward of a whole sample-step block `x` (`[L, 3C]`) into `y` (`[L, C]`) when Q, K and V
+/// are spikes: each operand packed once for all heads, each head's `M = K^T V` by AND +
+/// popcount, then `Y = scale * Q M` event-driven over every token's spikes (a head denser than
+/// [`EVENT_MAX_DENSITY`] takes the GEMM, as [`head_forward_spikes`] does). The same bits as
+/// the per-head products. `false` (`y` untouched) if [`whole_sample`] does not hold or an
+/// operand is not binary.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn sample_forward_spikes(
+    order: Order,
+    x: &[f32],
+    l: usize,
+    c: usize,
+    heads: usize,
+    scale: f32,
+    y: &mut [f32],
+    s: &mut SampleScratch,
+) -> bool {
+    let d = c / heads;
+    if !whole_sample(order, l, c) || !s.pack_counts(x, l, c, d) {
+        return false;
+    }
+    // Heads whose Q is too dense for the event product.
+    let mut dense = 0u64;
+    for h in 0..heads {
+        let mask = head_mask(h, d);
+        let ones: u32 = s.q[..l].iter().map(|&w| (w & mask).count_ones()).sum();
+        if ones as f32 > EVENT_MAX_DENSITY * (l * d) as f32 {
+            dense |= mask;
+        }
+    }
+    let acc = &mut s.acc[..c];
+    for (t, row) in y.chunks_exact_mut(c).take(l).enumerate() {
+        acc.fill(0.0);
+        add_rows_by_bits(s.q[t] & !dense, d, &s.m, acc);
+        for (out, &a) in row.iter_mut().zip(acc.iter()) {
+            *out = scale * a;
+        }
+    }
+    for h in 0..heads {
+        if dense & head_mask(h, d) != 0 {
+            let (qs, m) = (&x[h * d..], &s.m[h * d * d..(h + 1) * d * d]);
+            gemm_strided(l, d, d, scale, qs, 3 * c, 1, m, d, 1, 0.0, &mut y[h * d..], c, 1);
+        }
+    }
+    true
+}
+
+/// `dst += src`, unrolled for common head widths.
+#[inline(always)]
+fn add_row(dst: &mut [f32], src: &[f32]) {
+    fn fixed<const D: usize>(dst: &mut [f32], src: &[f32]) {
+        let (dst, src): (&mut [f32; D], &[f32; D]) =
+            (dst.try_into().unwrap(), src.try_into().unwrap());
+        for k in 0..D {
+            dst[k] += src[k];
+        }
+    }
+    match dst.len() {
+        8 => fixed::<8>(dst, src),
+        16 => fixed::<16>(dst, src),
+        32 => fixed::<32>(dst, src),
+        _ => dst.iter_mut().zip(src).for_each(|(a, &v)| *a += v),
+    }
+}
+
+/// The bits of head `h`'s `d` channels in a token's word.
+fn head_mask(h: usize, d: usize) -> u64 {
+    (u64::MAX >> (64 - d)) << (h * d)
+}
+
+/// Backward of a whole sample-step block when Q, K and V are spikes: `dx` (`[L, 3C]`, every
+/// value written) from `dy` (`[L, C]`). Per head `dQ = s dY M^T` (summed as the GEMM sums it),
+/// `dM = s Q^T dY` (each spike of Q adds a row of dY), `dK = V dM^T` and `dV = K dM` (each
+/// spike adds a row of `dM^T` or `dM`): every sum runs over the same terms in the GEMM's order,
+/// the skipped terms being exact zeros, so the bits are [`head_backward`]'s. `false` (`dx`
+/// untouched) if [`whole_sample`] does not hold or an operand is not binary.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn sample_backward_spikes(
+    order: Order,
+    x: &[f32],
+    dy: &[f32],
+    l: usize,
+    c: usize,
+    heads: usize,
+    scale: f32,
+    dx: &mut [f32],
+    s: &mut SampleScratch,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let d = c / heads;
+        if !whole_sample(order, l, c) || !s.pack_counts(x, l, c, d) {
+            return false;
+        }
+        let p = 3 * c;
+        // dM: over the tokens in order, each spike (t, b) of Q adds dY's row t of b's head.
+        let dm = &mut s.dm[..c * d];
+        dm.fill(0.0);
+        for (t, &bits) in s.q[..l].iter().enumerate() {
+            let g = &dy[t * c..t * c + c];
+            let mut rest = bits;
+            while rest != 0 {
+                let b = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let h0 = b / d * d;
+                add_row(&mut dm[b * d..b * d + d], &g[h0..h0 + d]);
+            }
+        }
+        scale_as_gemm(scale, dm);
+        for h in 0..heads {
+            let o = h * d * d;
+            for i in 0..d {
+                for j in 0..d {
+                    s.dmt[o + j * d + i] = dm[o + i * d + j];
+                    s.mt[o + j * d + i] = s.m[o + i * d + j];
+                }
+            }
+        }
+        let acc = &mut s.acc[..c];
+        for t in 0..l {
+            let row = &mut dx[t * p..t * p + p];
+            // dK: each spike of V adds a row of dM^T; dV: each spike of K a row of dM.
+            acc.fill(0.0);
+            add_rows_by_bits(s.v[t], d, &s.dmt, acc);
+            row[c..2 * c].copy_from_slice(acc);
+            acc.fill(0.0);
+            add_rows_by_bits(s.k[t], d, dm, acc);
+            row[2 * c..].copy_from_slice(acc);
+        }
+        for h in 0..heads {
+            let (o, mt) = (h * d, &s.mt[h * d * d..(h + 1) * d * d]);
+            times_transposed_as_gemm(l, d, scale, &dy[o..], c, mt, &mut dx[o..], p, acc);
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (order, x, dy, l, c, heads, scale, dx, s);
+        false
+    }
+}
+
 impl SpikingAttention {
     pub fn new(name: &str, spec: &SpikingAttentionSpec) -> Result<Self> {
         let label = format!("{name} (spikingAttention)");
@@ -338,21 +574,23 @@ impl Layer for SpikingAttention {
         let Some((l, c, heads, d, order, scale)) = self.head_plan(&shape) else {
             return Ok(());
         };
-        output
-            .data_mut()
-            .par_chunks_mut(l * c)
-            .zip(input.data().par_chunks(l * 3 * c))
-            .for_each_init(
-                || Scratch::new(l, d, order),
-                |s, (y, x)| {
+        output.data_mut().par_chunks_mut(l * c).zip(input.data().par_chunks(l * 3 * c)).for_each(
+            |(y, x)| {
+                SAMPLE_SCRATCH.with_borrow_mut(|ss| {
+                    if sample_forward_spikes(order, x, l, c, heads, scale, y, ss) {
+                        return;
+                    }
+                    let s = ss.heads.get_or_insert_with(|| Scratch::new(l, d, order));
+                    s.fit(l, d, order);
                     for h in 0..heads {
                         let head = Head { l, d, c, q: h * d };
                         if head_forward_spikes(order, x, &head, scale, y, s).is_none() {
                             head_forward(order, x, &head, scale, y, &mut s.work);
                         }
                     }
-                },
-            );
+                })
+            },
+        );
         Ok(())
     }
 
@@ -372,15 +610,19 @@ impl Layer for SpikingAttention {
             .data_mut()
             .par_chunks_mut(l * 3 * c)
             .zip(input.data().par_chunks(l * 3 * c).zip(grad_output.data().par_chunks(l * c)))
-            .for_each_init(
-                || Scratch::new(l, d, order),
-                |s, (dx, (x, dy))| {
+            .for_each(|(dx, (x, dy))| {
+                SAMPLE_SCRATCH.with_borrow_mut(|ss| {
+                    if sample_backward_spikes(order, x, dy, l, c, heads, scale, dx, ss) {
+                        return;
+                    }
+                    let s = ss.heads.get_or_insert_with(|| Scratch::new(l, d, order));
+                    s.fit(l, d, order);
                     for h in 0..heads {
                         let head = Head { l, d, c, q: h * d };
                         head_backward(order, x, dy, &head, scale, dx, s, true);
                     }
-                },
-            );
+                })
+            });
         Ok(())
     }
 

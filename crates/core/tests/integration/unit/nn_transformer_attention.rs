@@ -70,3 +70,39 @@ fn real_valued_input_takes_the_dense_path() {
         assert_eq!(run(order, &x, &dy, l, c, heads, true), run(order, &x, &dy, l, c, heads, false));
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn whole_sample_products_equal_the_dense_gemms_bit_for_bit() {
+    let mut rng = Rng::new(23);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut s = SampleScratch::default();
+    // Channels first (L > D), one word per token's operand; heads of 1 to 64 channels, one
+    // and several words of tokens, densities on both sides of the event crossover.
+    for (l, c, heads) in [(49, 64, 4), (7, 6, 2), (65, 24, 1), (200, 64, 1), (9, 40, 8)] {
+        let order = Order::for_sizes(l, c / heads);
+        for density in [0.0, 0.02, 0.15, 0.45, 0.8, 1.0] {
+            let x = rng.spikes(l * 3 * c, density);
+            let dy: Vec<f32> = (0..l * c).map(|_| rng.normal()).collect();
+            let (y_dense, dx_dense) = run(order, &x, &dy, l, c, heads, false);
+            let (mut y, mut dx) = (vec![f32::NAN; l * c], vec![f32::NAN; l * 3 * c]);
+            let what = format!("L {l}, C {c}, {heads} heads, density {density}");
+            assert!(sample_forward_spikes(order, &x, l, c, heads, 0.125, &mut y, &mut s), "{what}");
+            assert!(
+                sample_backward_spikes(order, &x, &dy, l, c, heads, 0.125, &mut dx, &mut s),
+                "{what}"
+            );
+            assert_eq!(bits(&y), bits(&y_dense), "forward, {what}");
+            assert_eq!(bits(&dx), bits(&dx_dense), "backward, {what}");
+        }
+    }
+    // Not binary, or more than one word per token: the per-head products.
+    let (l, c) = (9, 8);
+    let mut x = rng.spikes(l * 3 * c, 0.3);
+    x[3] = 0.5;
+    let mut y = vec![0.0; l * c];
+    assert!(!sample_forward_spikes(Order::ChannelsFirst, &x, l, c, 2, 0.125, &mut y, &mut s));
+    let x = rng.spikes(l * 3 * 70, 0.3);
+    let mut y = vec![0.0; l * 70];
+    assert!(!sample_forward_spikes(Order::ChannelsFirst, &x, l, 70, 1, 0.125, &mut y, &mut s));
+}
