@@ -173,10 +173,14 @@ fn in_place_body(g: Connect, s_out: &mut [f32], o: &[f32]) -> f64 {
         let mut lanes = [0.0f32; 8];
         let mut rows = s_out.chunks_exact_mut(8).zip(o.chunks_exact(8));
         for (y, b) in &mut rows {
+            // Through a local array: read and written in place, the lanes ran scalar.
+            let a: [f32; 8] = (*y).try_into().unwrap();
+            let mut r = [0.0f32; 8];
             for l in 0..8 {
-                y[l] = G.apply(y[l], b[l]);
-                lanes[l] += y[l];
+                r[l] = G.apply(a[l], b[l]);
+                lanes[l] += r[l];
             }
+            y.copy_from_slice(&r);
         }
         let tail = s_out.len() - s_out.len() % 8;
         for (l, (y, &b)) in s_out[tail..].iter_mut().zip(&o[tail..]).enumerate() {
