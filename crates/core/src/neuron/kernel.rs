@@ -490,8 +490,14 @@ fn block_forward<
 ) {
     let Consts { v_th, v_rest } = k;
     let mut v = [v_rest; LW];
+    // Both streams' rows are checked once here, not at every step.
+    let xr = RowsOf::of(r.x, e, r.x_step);
+    xr.check(r.t_len, LW);
+    let dst = RowsOf::shared(r.dst, d, r.stride);
+    dst.check(r.t_len, LW);
     for t in 0..r.t_len {
-        let xs: &[f32; LW] = r.x[t * r.x_step + e..][..LW].try_into().unwrap();
+        // SAFETY: checked above.
+        let xs = unsafe { xr.lanes::<LW>(t) };
         // The lanes work on local arrays (the output is written after them): through the
         // shared pointer the loop could not be shown free of aliasing and ran scalar.
         let mut os = [0.0f32; LW];
@@ -503,8 +509,8 @@ fn block_forward<
                 count[l] += s;
             }
         }
-        // SAFETY: these elements belong to this task alone, in every row.
-        unsafe { r.dst.range(t * r.stride + d, LW) }.copy_from_slice(&os);
+        // SAFETY: checked above; these elements belong to this task alone, in every row.
+        unsafe { dst.store(t, os) };
     }
 }
 
@@ -1345,25 +1351,72 @@ struct GoutRows<'a> {
 }
 
 /// Where a backward block gets `H_t` (and `S_t`): recomputed from `x` into a `[T, group]`
-/// scratch just before its group of blocks, or (tests) given `[T, numel]` arrays.
+/// scratch just before its group of blocks, or (tests) given `[T, numel]` arrays. The second
+/// scratch (`[T, group]`, or `[T, n]` for given arrays) receives the surrogate gradient of every
+/// charge of the group.
 enum Charges<'a> {
     #[cfg_attr(not(test), allow(dead_code))]
-    Given(&'a [f32], &'a [f32]),
-    Recomputed(&'a mut [f32]),
+    Given(&'a [f32], &'a [f32], &'a mut [f32]),
+    Recomputed(&'a mut [f32], &'a mut [f32]),
 }
 
 /// Rows of a `[T, ...]` array as seen by one block: row t is `data[off + t * stride..][..n]`.
+/// Held as a pointer, so that a block checks its bounds once ([`RowsOf::check`]) rather than
+/// at every load of every step, and so that a recomputed scratch can take a block's
+/// gradients in rows it has finished reading.
 #[derive(Clone, Copy)]
 struct RowsOf<'a> {
-    data: &'a [f32],
+    ptr: *mut f32,
+    len: usize,
     off: usize,
     stride: usize,
+    /// The rows may be written (a recomputed scratch, borrowed mutably).
+    writable: bool,
+    _data: std::marker::PhantomData<&'a [f32]>,
 }
 
 impl<'a> RowsOf<'a> {
+    fn of(data: &'a [f32], off: usize, stride: usize) -> Self {
+        let (ptr, len) = (data.as_ptr() as *mut f32, data.len());
+        RowsOf { ptr, len, off, stride, writable: false, _data: std::marker::PhantomData }
+    }
+
+    fn of_mut(data: &'a mut [f32], off: usize, stride: usize) -> Self {
+        let (ptr, len) = (data.as_mut_ptr(), data.len());
+        RowsOf { ptr, len, off, stride, writable: true, _data: std::marker::PhantomData }
+    }
+
+    /// Asserts that rows `0..t_len` of `n` elements lie inside the data.
     #[inline(always)]
-    fn row(&self, t: usize, n: usize) -> &'a [f32] {
-        &self.data[self.off + t * self.stride..][..n]
+    fn check(&self, t_len: usize, n: usize) {
+        assert!(t_len == 0 || self.off + (t_len - 1) * self.stride + n <= self.len);
+    }
+
+    /// Row `t`'s first `LW` elements.
+    ///
+    /// # Safety
+    /// [`Self::check`] passed for `t_len > t` and `n >= LW`.
+    #[inline(always)]
+    unsafe fn lanes<const LW: usize>(&self, t: usize) -> [f32; LW] {
+        // SAFETY: in bounds by the caller's check.
+        unsafe { self.ptr.add(self.off + t * self.stride).cast::<[f32; LW]>().read_unaligned() }
+    }
+
+    /// Writes `v` over row `t`'s first `LW` elements.
+    ///
+    /// # Safety
+    /// As [`Self::lanes`]; the rows are writable and no one else accesses these elements.
+    #[inline(always)]
+    unsafe fn store<const LW: usize>(&self, t: usize, v: [f32; LW]) {
+        debug_assert!(self.writable);
+        // SAFETY: as the caller guarantees.
+        unsafe { self.ptr.add(self.off + t * self.stride).cast::<[f32; LW]>().write_unaligned(v) }
+    }
+
+    /// Rows of a buffer that parallel tasks share (see [`SharedMut`]).
+    fn shared(buf: SharedMut, off: usize, stride: usize) -> Self {
+        let (ptr, len) = (buf.ptr, buf.len);
+        RowsOf { ptr, len, off, stride, writable: true, _data: std::marker::PhantomData }
     }
 
     /// The same rows from `j` elements further.
@@ -1462,10 +1515,10 @@ impl BwdCtx<'_> {
         let (numel, t_len, chunk_len) = (self.numel, self.t_len, self.chunk_len);
         let gout = |data| GoutRows { data, origin: 0, stride: numel };
         if let Some((h, s)) = self.given {
-            let mut sums = vec![0.0; 3 * chunk_len];
+            let (mut sums, mut sg) = (vec![0.0; 3 * chunk_len], vec![0.0; t_len * n]);
             return self.chunk::<G, HARD, DETACH, W, true, false, false, LANES>(
                 g,
-                Charges::Given(h, s),
+                Charges::Given(h, s, &mut sg),
                 &mut sums,
                 i0,
                 n,
@@ -1480,13 +1533,14 @@ impl BwdCtx<'_> {
             // the sums need no zeroing per chunk.
             let group = recompute_group(t_len).min(n.next_multiple_of(LANES));
             let expanded_len = if self.pooled.is_some() { t_len * chunk_len } else { 0 };
-            let len = 3 * chunk_len + t_len * group + expanded_len;
+            let len = 3 * chunk_len + 2 * t_len * group + expanded_len;
             if scratch.len() < len {
                 scratch.resize(len, 0.0);
             }
             let (sums, rest) = scratch.split_at_mut(3 * chunk_len);
-            let (h, expanded) = rest.split_at_mut(t_len * group);
-            let h = Charges::Recomputed(h);
+            let (h, rest) = rest.split_at_mut(t_len * group);
+            let (sg, expanded) = rest.split_at_mut(t_len * group);
+            let h = Charges::Recomputed(h, sg);
             let rows = match &self.pooled {
                 Some(p) => Some(self.expand_pooled(p, i0, n, &mut expanded[..t_len * n])),
                 None => self.gout.map(gout),
@@ -1638,31 +1692,45 @@ impl BwdCtx<'_> {
         let (numel, t_len) = (self.numel, self.t_len);
         let group = match &charges {
             Charges::Given(..) => n,
-            Charges::Recomputed(scratch) => scratch.len() / t_len,
+            Charges::Recomputed(scratch, _) => scratch.len() / t_len,
         };
+        let v_th = self.consts.v_th;
         let mut planes = affine.map(|bn| PlaneCursor::at(bn, i0));
         let mut g0 = 0;
         while g0 < n {
             let gn = group.min(n - g0);
-            let (h, s) = match &mut charges {
-                Charges::Given(h, s) => (
-                    RowsOf { data: h, off: i0 + g0, stride: numel },
-                    RowsOf { data: s, off: i0 + g0, stride: numel },
-                ),
-                Charges::Recomputed(scratch) => {
+            // The surrogate gradients of the group's charges, in one pass over them: with no
+            // state beside them, its constants stay in registers (inside the blocks, the
+            // blocks' state left too few, and they were reloaded at every step).
+            let (h, s, sg) = match &mut charges {
+                Charges::Given(h, s, sg) => {
+                    let sg = &mut sg[..t_len * gn];
+                    for (t, row) in sg.chunks_exact_mut(gn).enumerate() {
+                        let hs = &h[t * numel + i0 + g0..][..gn];
+                        for (o, &hv) in row.iter_mut().zip(hs) {
+                            *o = g.grad(hv - v_th);
+                        }
+                    }
+                    let (h, s) = (RowsOf::of(h, i0 + g0, numel), RowsOf::of(s, i0 + g0, numel));
+                    (h, s, RowsOf::of(sg, 0, gn))
+                }
+                Charges::Recomputed(scratch, sg) => {
                     let scratch = &mut scratch[..t_len * gn];
                     (self.recompute)(self.x, t_len, self.x_step, i0 + g0, gn, affine, scratch);
-                    let h = RowsOf { data: scratch, off: 0, stride: gn };
-                    (h, h)
+                    let sg = &mut sg[..t_len * gn];
+                    for (o, &hv) in sg.iter_mut().zip(scratch.iter()) {
+                        *o = g.grad(hv - v_th);
+                    }
+                    let h = RowsOf::of_mut(scratch, 0, gn);
+                    (h, h, RowsOf::of(sg, 0, gn))
                 }
             };
             let whole = gn - gn % LB;
             for j in (0..whole).step_by(LB) {
                 let lanes = lanes_of::<LB>(affine, mean, &mut planes);
                 let out = BlockSums::<LB>::at(wacc, acc_dy, acc_dyx, g0 + j);
-                self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LB>(
-                    g,
-                    (h.at(j), s.at(j)),
+                self.block::<HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LB>(
+                    (h.at(j), s.at(j), sg.at(j)),
                     i0 + g0 + j,
                     lanes,
                     out,
@@ -1672,9 +1740,8 @@ impl BwdCtx<'_> {
             for j in whole..gn {
                 let lanes = lanes_of::<1>(affine, mean, &mut planes);
                 let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, g0 + j);
-                self.block::<G, HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(
-                    g,
-                    (h.at(j), s.at(j)),
+                self.block::<HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(
+                    (h.at(j), s.at(j), sg.at(j)),
                     i0 + g0 + j,
                     lanes,
                     out,
@@ -1728,11 +1795,10 @@ impl BwdCtx<'_> {
 
     /// Reverse time loop over the `LW` elements from `e`, their state in registers. Without
     /// `GIVEN_S` the spikes are the Heaviside of the charge, exactly as forward fired them.
-    /// With `BN`, `self.x` is the BN input.
+    /// `sgr` holds the surrogate gradient of each charge. With `BN`, `self.x` is the BN input.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn block<
-        G: SgFn,
         const HARD: bool,
         const DETACH: bool,
         const W: u8,
@@ -1742,8 +1808,7 @@ impl BwdCtx<'_> {
         const LW: usize,
     >(
         &self,
-        g: G,
-        (h, s): (RowsOf, RowsOf),
+        (h, s, sgr): (RowsOf, RowsOf, RowsOf),
         e: usize,
         (sc, sh, mu): ([f32; LW], [f32; LW], [f32; LW]),
         out: BlockSums<LW>,
@@ -1755,35 +1820,56 @@ impl BwdCtx<'_> {
         // dL/dV_t flowing back from step t+1; V_T feeds nothing, hence 0.
         let mut gv = [0.0f32; LW];
         let (mut wacc, mut acc_dy, mut acc_dyx) = ([0.0f32; LW], [0.0f32; LW], [0.0f32; LW]);
-        // A repeated input's gradient: dL/dX_t summed over time.
-        let (summed, mut gx_sum) = (self.x_step == 0 && t_len > 1, [0.0f32; LW]);
-        let lanes = |r: &RowsOf, t: usize| -> [f32; LW] { r.row(t, LW).try_into().unwrap() };
+        // Every stream's rows are checked once here; the time loop then loads and stores
+        // through pointers, without a bounds check per row.
+        h.check(t_len, LW);
+        sgr.check(t_len, LW);
+        if GIVEN_S {
+            s.check(t_len, LW);
+        }
+        let gin = RowsOf::shared(self.gin, e, numel);
+        gin.check(if self.x_step == 0 { 1 } else { t_len }, LW);
+        // dL/dS_t: from `rows`, or in place from `gin`, read just before its element is
+        // overwritten.
+        let gout = match rows {
+            Some(r) if !IN_PLACE => RowsOf::of(r.data, e - r.origin, r.stride),
+            _ => gin,
+        };
+        gout.check(t_len, LW);
+        let xr = RowsOf::of(self.x, e, self.x_step);
+        if W != W_NONE || BN {
+            xr.check(t_len, LW);
+        }
+        // A repeated input's gradient is dL/dX_t summed over time: each step's goes into the
+        // row of `h` just read (no later step reads it), and the rows are summed afterwards in
+        // the order the steps ran. So the time loop stores every step's gradient the same way.
+        let summed = self.x_step == 0 && t_len > 1;
+        let dst = if summed {
+            assert!(h.writable, "a repeated input's backward recomputes its charges");
+            h
+        } else {
+            gin
+        };
         for t in (0..t_len).rev() {
-            let off = t * numel + e;
-            let x_off = t * self.x_step + e;
-            let hs = lanes(&h, t);
-            let ss = if GIVEN_S { lanes(&s, t) } else { [0.0; LW] };
-            // In place, dL/dS_t is read from `gin` just before its element is overwritten.
-            let gos: [f32; LW] = match rows {
-                Some(r) if !IN_PLACE => {
-                    r.data[t * r.stride + e - r.origin..][..LW].try_into().unwrap()
-                }
-                // SAFETY: these elements belong to this task alone, in every row.
-                _ => unsafe { self.gin.range(off, LW) }.try_into().unwrap(),
-            };
-            let xs: [f32; LW] = if W != W_NONE || BN {
-                self.x[x_off..][..LW].try_into().unwrap()
-            } else {
-                [0.0; LW]
+            // SAFETY: every row read or written below was checked above.
+            let (hs, sgs, ss, gos, xs) = unsafe {
+                (
+                    h.lanes::<LW>(t),
+                    sgr.lanes::<LW>(t),
+                    if GIVEN_S { s.lanes::<LW>(t) } else { [0.0; LW] },
+                    gout.lanes::<LW>(t),
+                    if W != W_NONE || BN { xr.lanes::<LW>(t) } else { [0.0; LW] },
+                )
             };
             // PLIF needs V_{t-1}, rebuilt from the previous step's H and S (V_rest at t = 0).
             let (hp, sp) = match (W != W_NONE, t > 0) {
-                (true, true) => {
-                    (lanes(&h, t - 1), if GIVEN_S { lanes(&s, t - 1) } else { [0.0; LW] })
-                }
+                // SAFETY: as above.
+                (true, true) => unsafe {
+                    (h.lanes::<LW>(t - 1), if GIVEN_S { s.lanes::<LW>(t - 1) } else { [0.0; LW] })
+                },
                 _ => ([0.0; LW], [0.0; LW]),
             };
-            // The lanes work on local arrays only (`gis` is written after them): through the
+            // The lanes work on local arrays only (`gxs` is stored after them): through the
             // shared pointer, the loop could not be shown free of aliasing and ran scalar.
             let mut gxs = [0.0f32; LW];
             for l in 0..LW {
@@ -1791,7 +1877,7 @@ impl BwdCtx<'_> {
                 let u = hv - v_th;
                 let sv = if GIVEN_S { ss[l] } else { spike(u) };
                 let gvi = gv[l];
-                let sg = g.grad(u);
+                let sg = sgs[l];
                 // V_t = H_t (1 - S_t) + V_reset S_t  or  V_t = H_t - V_th S_t.
                 let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
                 let go = gos[l];
@@ -1822,18 +1908,21 @@ impl BwdCtx<'_> {
                     wacc[l] += gh * dh_dk;
                 }
             }
-            if summed {
+            // SAFETY: checked above; these elements belong to this task alone, in every row
+            // (of `gin`, or of this thread's scratch).
+            unsafe { dst.store(t, gxs) };
+        }
+        if summed {
+            let mut gx_sum = [0.0f32; LW];
+            for t in (0..t_len).rev() {
+                // SAFETY: as above.
+                let gxs = unsafe { dst.lanes::<LW>(t) };
                 for l in 0..LW {
                     gx_sum[l] += gxs[l];
                 }
-            } else {
-                // SAFETY: as above.
-                unsafe { self.gin.range(off, LW) }.copy_from_slice(&gxs);
             }
-        }
-        if summed {
             // SAFETY: as above (`gin` is one step).
-            unsafe { self.gin.range(e, LW) }.copy_from_slice(&gx_sum);
+            unsafe { gin.store(0, gx_sum) };
         }
         out.wacc.copy_from_slice(&wacc);
         out.acc_dy.copy_from_slice(&acc_dy);
