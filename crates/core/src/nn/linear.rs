@@ -7,8 +7,9 @@ use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, gemm_strided};
 use crate::kernels::spike_linear::{
-    linear_forward_spikes, linear_weight_grad_spikes, spike_density, EventScratch,
-    FORWARD_MAX_DENSITY, WEIGHT_GRAD_MAX_DENSITY,
+    linear_forward_sparse, linear_weight_grad_block, linear_weight_grad_sparse, nonzero_density,
+    scan_nonzeros, EventScratch, Order, FORWARD_MAX_DENSITY, GEMM_DEPTH, SPARSE_MAX_DENSITY,
+    WEIGHT_GRAD_MAX_DENSITY, WEIGHT_GRAD_SPARSE_MAX_DENSITY,
 };
 use crate::layer::check_backward_shapes;
 use crate::layer::{expect_channels, AuditProbe, Layer, Param, Visitor, VisitorMut};
@@ -17,6 +18,12 @@ use crate::rng::Rng;
 use crate::spec::LinearSpec;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// The sparse kernels' buffers, one set per thread, kept across calls.
+    static SCRATCH: RefCell<EventScratch> = RefCell::new(EventScratch::default());
+}
 
 /// Rows of the batch per parallel task of the event forward (each block chooses events or the
 /// GEMM by its own density), and the fewest per task of the dense GEMMs.
@@ -26,10 +33,13 @@ const BATCH_ROWS: usize = 64;
 /// packed it 98 times per product on a Spikformer's 6272 token rows); 8 still balance two
 /// threads.
 const GEMM_TASKS: usize = 8;
-/// Weight rows per parallel task in the event weight gradient, and the fewest per task of the
-/// dense one. Each task owns its rows and reduces over the whole batch inside one GEMM, so the
-/// result does not depend on threads.
+/// The fewest weight rows per task of the dense weight gradient (each task owns its rows and
+/// reduces over the whole batch inside one GEMM, so the result does not depend on threads),
+/// and the rows of `dW^T` per task that add up the sparse one's depth blocks.
 const WEIGHT_ROWS: usize = 16;
+/// Inputs per parallel task of the event weight gradient: each task reads its inputs of every
+/// row and all of `dY`, so wider tasks read less in all.
+const EVENT_INPUTS: usize = 32;
 /// Parallel tasks of the dense weight gradient: each packs the whole input again.
 const WEIGHT_TASKS: usize = 4;
 /// A multiple of the GEMM micro-kernel's rows (matrixmultiply's f32 `MR`: 8 with AVX2, 16 with
@@ -56,6 +66,8 @@ pub struct Linear {
     ops: SynapseCounter,
     /// `W^T` (`[in, out]`) for the event forward, and `dW^T` of the event weight gradient.
     transposed: Vec<f32>,
+    /// The sparse weight gradient's sum per GEMM depth block, `[blocks, in, out]`.
+    parts: Vec<f32>,
     /// The input is a mean over positions whose layer audits and counts these synapses on
     /// its own input (`MeanHead`); this layer then reports neither.
     reads_mean: bool,
@@ -87,6 +99,7 @@ impl Linear {
             probe: AuditProbe::default(),
             ops: SynapseCounter::default(),
             transposed: Vec::new(),
+            parts: Vec::new(),
             reads_mean: false,
         })
     }
@@ -112,6 +125,17 @@ impl Linear {
             let o0 = blk * block;
             let rows = dw.len() / fi;
             gemm_strided(rows, fi, batch, 1.0, &dy[o0..], 1, fo, x, fi, 1, 1.0, dw, fi, 1);
+        });
+    }
+
+    /// `dW = (dW^T)^T` from `transposed`.
+    fn untranspose_grad(&mut self) {
+        let (fi, fo) = (self.spec.in_features, self.spec.out_features);
+        let dwt = &self.transposed;
+        self.weight.grad.data_mut().par_chunks_mut(fi).enumerate().for_each(|(o, row)| {
+            for (i, g) in row.iter_mut().enumerate() {
+                *g = dwt[i * fo + o];
+            }
         });
     }
 
@@ -149,42 +173,60 @@ impl Layer for Linear {
         self.ops.observe(input, rows * (fi * fo) as u64, rows * bias_ops);
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|b| b.value.data());
-        // The event path sums in another order than the GEMM (equal within rounding). It serves
-        // token sequences, whose linears carry most of a transformer's work; a `[T, N, F]`
-        // classifier is a small share of its network and keeps the GEMM's exact results.
-        let events = shape.len() == 4
-            && spike_density(input.data()).is_some_and(|d| d <= FORWARD_MAX_DENSITY);
-        if events {
+        // The sparse path serves token sequences, whose linears carry most of a transformer's
+        // work; a `[T, N, F]` classifier is a small share of its network and keeps the GEMM.
+        // Blocks of a binary input sparse enough for the event order keep it (it adds the bias
+        // first); every other block sums in the GEMM's order, sparse or dense.
+        let (density, binary) =
+            if shape.len() == 4 { nonzero_density(input.data()) } else { (1.0, false) };
+        let sparse = density <= SPARSE_MAX_DENSITY;
+        let events = binary && density <= FORWARD_MAX_DENSITY;
+        if sparse {
             transpose(w, fo, fi, &mut self.transposed);
         }
         let wt = &self.transposed;
-        let block = if events {
+        let block = if sparse {
             BATCH_ROWS
         } else {
             rows_per_task(input.numel() / fi, GEMM_TASKS, BATCH_ROWS)
+        };
+        let body = |y: &mut [f32], x: &[f32]| {
+            if sparse {
+                let done = SCRATCH.with_borrow_mut(|s| {
+                    let max = (SPARSE_MAX_DENSITY * x.len() as f32) as usize;
+                    let ones = (FORWARD_MAX_DENSITY * x.len() as f32) as usize;
+                    let Some(block_binary) = scan_nonzeros(x, fi, max, s) else {
+                        return false;
+                    };
+                    let order = if events && block_binary && s.nonzeros() <= ones {
+                        Order::Events
+                    } else {
+                        Order::Gemm
+                    };
+                    linear_forward_sparse(s, wt, fo, bias, order, y);
+                    true
+                });
+                if done {
+                    return;
+                }
+            }
+            let rows = x.len() / fi;
+            let beta = match bias {
+                Some(b) => {
+                    for row in y.chunks_exact_mut(fo) {
+                        row.copy_from_slice(b);
+                    }
+                    1.0
+                }
+                None => 0.0,
+            };
+            gemm(rows, fo, fi, 1.0, x, false, w, true, beta, y);
         };
         output
             .data_mut()
             .par_chunks_mut(block * fo)
             .zip(input.data().par_chunks(block * fi))
-            .for_each_init(EventScratch::default, |scratch, (y, x)| {
-                if events
-                    && linear_forward_spikes(x, fi, wt, fo, bias, y, FORWARD_MAX_DENSITY, scratch)
-                {
-                    return;
-                }
-                let rows = x.len() / fi;
-                let beta = match bias {
-                    Some(b) => {
-                        for row in y.chunks_exact_mut(fo) {
-                            row.copy_from_slice(b);
-                        }
-                        1.0
-                    }
-                    None => 0.0,
-                };
-                gemm(rows, fo, fi, 1.0, x, false, w, true, beta, y);
-            });
+            .for_each(|(y, x)| body(y, x));
         Ok(())
     }
 
@@ -213,20 +255,41 @@ impl Layer for Linear {
             return Ok(());
         }
         let tokens = input.shape().len() == 4;
-        if tokens && spike_density(x).is_some_and(|d| d <= WEIGHT_GRAD_MAX_DENSITY) {
-            // dW^T[i, :] = sum over spikes (b, i) of dy[b, :], per block of inputs, then added
-            // to dW transposed.
-            self.transposed.resize(fi * fo, 0.0);
-            self.transposed.par_chunks_mut(WEIGHT_ROWS * fo).enumerate().for_each(|(blk, dwt)| {
-                let binary = linear_weight_grad_spikes(x, fi, dy, fo, blk * WEIGHT_ROWS, dwt);
-                debug_assert!(binary, "spike_density checked the input");
+        let (density, binary) = if tokens { nonzero_density(x) } else { (1.0, false) };
+        if binary && density <= WEIGHT_GRAD_MAX_DENSITY {
+            // The event order: dW^T, from dW transposed, gains the sum over all rows per block
+            // of inputs, then goes back into dW.
+            transpose(self.weight.grad.data(), fo, fi, &mut self.transposed);
+            self.transposed.par_chunks_mut(EVENT_INPUTS * fo).enumerate().for_each(|(blk, dwt)| {
+                SCRATCH.with_borrow_mut(|s| {
+                    let i0 = blk * EVENT_INPUTS;
+                    linear_weight_grad_sparse(x, fi, dy, fo, i0, dwt, Order::Events, false, s)
+                });
             });
-            let dwt = &self.transposed;
-            self.weight.grad.data_mut().par_chunks_mut(fi).enumerate().for_each(|(o, row)| {
-                for (i, g) in row.iter_mut().enumerate() {
-                    *g += dwt[i * fo + o];
+            self.untranspose_grad();
+        } else if density <= WEIGHT_GRAD_SPARSE_MAX_DENSITY {
+            // The GEMM's order: each depth block's sum on its own (blocks in parallel), then
+            // added to dW^T block by block in order.
+            let blocks = batch.div_ceil(GEMM_DEPTH);
+            self.parts.resize(blocks * fi * fo, 0.0);
+            self.parts.par_chunks_mut(fi * fo).enumerate().for_each(|(b, part)| {
+                let (r0, r1) = (b * GEMM_DEPTH, batch.min((b + 1) * GEMM_DEPTH));
+                SCRATCH.with_borrow_mut(|s| {
+                    let (xb, dyb) = (&x[r0 * fi..r1 * fi], &dy[r0 * fo..r1 * fo]);
+                    linear_weight_grad_block(xb, fi, dyb, fo, part, s)
+                });
+            });
+            transpose(self.weight.grad.data(), fo, fi, &mut self.transposed);
+            let parts = &self.parts;
+            self.transposed.par_chunks_mut(WEIGHT_ROWS * fo).enumerate().for_each(|(blk, dwt)| {
+                let (at, len) = (blk * WEIGHT_ROWS * fo, dwt.len());
+                for part in parts.chunks_exact(fi * fo) {
+                    for (d, &p) in dwt.iter_mut().zip(&part[at..at + len]) {
+                        *d += p;
+                    }
                 }
             });
+            self.untranspose_grad();
         } else {
             self.dense_weight_grad(x, dy, batch);
         }

@@ -72,3 +72,154 @@ fn event_linear_declines_dense_or_real_valued_blocks() {
     assert!(!linear_weight_grad_spikes(&real, fi, &y, fo, 0, &mut vec![0.0; fi * fo]));
     assert_eq!(spike_density(&real), None);
 }
+
+/// Values with many zeros: sums of two spike trains (0, 1, 2) or, with `real`, normal values.
+fn sparse_values(rng: &mut Rng, n: usize, density: f32, real: bool) -> Vec<f32> {
+    let a = rng.spikes(n, density / 2.0);
+    let b = rng.spikes(n, density / 2.0);
+    a.iter()
+        .zip(&b)
+        .map(|(&a, &b)| match (a + b, real) {
+            (s, true) if s > 0.0 => rng.normal(),
+            (s, _) => s,
+        })
+        .collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn sparse_linear_in_the_gemm_order_equals_the_gemm_bit_for_bit() {
+    let mut rng = Rng::new(33);
+    let shapes =
+        [(1, 1, 1), (9, 13, 5), (64, 64, 192), (37, 130, 72), (700, 24, 17), (513, 64, 64)];
+    for &(rows, fi, fo) in &shapes {
+        for density in [0.0, 0.1, 0.3, 0.45, 1.0] {
+            for real in [false, true] {
+                let x = sparse_values(&mut rng, rows * fi, density, real);
+                let w: Vec<f32> = (0..fo * fi).map(|_| rng.normal()).collect();
+                let b: Vec<f32> = (0..fo).map(|_| rng.normal()).collect();
+                let dy: Vec<f32> = (0..rows * fo).map(|_| rng.normal()).collect();
+                let mut wt = vec![0.0; fi * fo];
+                for o in 0..fo {
+                    for i in 0..fi {
+                        wt[i * fo + o] = w[o * fi + i];
+                    }
+                }
+                let what = format!("{rows}x{fi}->{fo} at {density} (real values: {real})");
+                let mut s = EventScratch::default();
+                let binary = scan_nonzeros(&x, fi, x.len(), &mut s).unwrap();
+                assert_eq!(binary, x.iter().all(|&v| v == 0.0 || v == 1.0), "{what}");
+                for bias in [None, Some(&b[..])] {
+                    let mut y = vec![f32::NAN; rows * fo];
+                    linear_forward_sparse(&s, &wt, fo, bias, Order::Gemm, &mut y);
+                    let mut want = vec![0.0; rows * fo];
+                    let beta = match bias {
+                        Some(b) => {
+                            want.chunks_exact_mut(fo).for_each(|r| r.copy_from_slice(b));
+                            1.0
+                        }
+                        None => 0.0,
+                    };
+                    gemm(rows, fo, fi, 1.0, &x, false, &w, true, beta, &mut want);
+                    assert_eq!(bits(&y), bits(&want), "forward {what}, bias {}", bias.is_some());
+                }
+                // dW += dY^T X from a nonzero gradient, as the layer accumulates it: the
+                // sparse form on dW^T in two ranges of inputs, the GEMM on dW.
+                let start: Vec<f32> = (0..fo * fi).map(|_| rng.normal()).collect();
+                let mut dwt = vec![0.0; fi * fo];
+                for o in 0..fo {
+                    for i in 0..fi {
+                        dwt[i * fo + o] = start[o * fi + i];
+                    }
+                }
+                let half = fi / 2;
+                let (lo, hi) = dwt.split_at_mut(half * fo);
+                assert!(linear_weight_grad_sparse(
+                    &x,
+                    fi,
+                    &dy,
+                    fo,
+                    0,
+                    lo,
+                    Order::Gemm,
+                    false,
+                    &mut s
+                ));
+                assert!(linear_weight_grad_sparse(
+                    &x,
+                    fi,
+                    &dy,
+                    fo,
+                    half,
+                    hi,
+                    Order::Gemm,
+                    false,
+                    &mut s
+                ));
+                // The depth blocks on their own, then added in order.
+                let mut blocks = vec![0.0; fi * fo];
+                for o in 0..fo {
+                    for i in 0..fi {
+                        blocks[i * fo + o] = start[o * fi + i];
+                    }
+                }
+                let mut part = vec![f32::NAN; fi * fo];
+                for r0 in (0..rows).step_by(GEMM_DEPTH) {
+                    let r1 = rows.min(r0 + GEMM_DEPTH);
+                    let (xb, dyb) = (&x[r0 * fi..r1 * fi], &dy[r0 * fo..r1 * fo]);
+                    linear_weight_grad_block(xb, fi, dyb, fo, &mut part, &mut s);
+                    blocks.iter_mut().zip(&part).for_each(|(b, &p)| *b += p);
+                }
+                assert_eq!(bits(&blocks), bits(&dwt), "depth blocks {what}");
+                let mut want = start.clone();
+                gemm(fo, fi, rows, 1.0, &dy, true, &x, false, 1.0, &mut want);
+                for o in 0..fo {
+                    for i in 0..fi {
+                        let (got, w) = (dwt[i * fo + o], want[o * fi + i]);
+                        assert_eq!(got.to_bits(), w.to_bits(), "weight gradient {what} ({o}, {i})");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sparse_linear_in_the_event_order_adds_the_bias_first_and_sums_all_rows() {
+    let mut rng = Rng::new(34);
+    let (rows, fi, fo) = (300, 40, 70);
+    let x = rng.spikes(rows * fi, 0.15);
+    let wt: Vec<f32> = (0..fi * fo).map(|_| rng.normal()).collect();
+    let b: Vec<f32> = (0..fo).map(|_| rng.normal()).collect();
+    let dy: Vec<f32> = (0..rows * fo).map(|_| rng.normal()).collect();
+    let mut s = EventScratch::default();
+    let mut y = vec![f32::NAN; rows * fo];
+    assert!(linear_forward_spikes(&x, fi, &wt, fo, Some(&b), &mut y, 0.2, &mut s));
+    let mut dwt = vec![f32::NAN; fi * fo];
+    assert!(linear_weight_grad_spikes(&x, fi, &dy, fo, 0, &mut dwt));
+    for r in 0..rows {
+        for o in 0..fo {
+            let mut want = b[o];
+            for i in 0..fi {
+                if x[r * fi + i] == 1.0 {
+                    want += wt[i * fo + o];
+                }
+            }
+            assert_eq!(y[r * fo + o].to_bits(), want.to_bits(), "forward ({r}, {o})");
+        }
+    }
+    for i in 0..fi {
+        for o in 0..fo {
+            let mut want = 0.0f32;
+            for r in 0..rows {
+                if x[r * fi + i] == 1.0 {
+                    want += dy[r * fo + o];
+                }
+            }
+            assert_eq!(dwt[i * fo + o].to_bits(), want.to_bits(), "weight gradient ({i}, {o})");
+        }
+    }
+}
