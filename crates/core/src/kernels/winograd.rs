@@ -594,12 +594,13 @@ unsafe fn register_tile(
 }
 
 /// [`register_tile`] over [`NV_24`] tiles: `mr <= HALF` output channels, twelve accumulators.
-/// Each FMA reads its V vector from memory (AVX2 FMAs take one memory operand), so the loop
-/// holds the twelve sums and one broadcast weight in registers and runs 20 instructions per
-/// input channel for 12 FMAs, against 18 for 8 in [`register_tile`]. Written in assembly:
-/// from intrinsics LLVM loads each V vector once into a register and then spills a sum to
-/// the stack inside the loop. The same FMAs per output in input-channel order as
-/// [`register_tile`] (`vfmadd231ps a, w, v` is `fma(w, v, a)`): the same bits.
+/// The loop holds the twelve sums, the input channel's three V vectors and one broadcast
+/// weight: all sixteen AVX2 registers. Each V vector is loaded once per input channel, so
+/// the 12 FMAs take 7 loads (3 V, 4 broadcasts); with V as the FMAs' memory operands they
+/// took 16, more than the two 256-bit loads a cycle of Zen 2 and 3 can issue in the 6 cycles
+/// of the FMAs. Written in assembly: from intrinsics LLVM spills a sum to the stack inside
+/// the loop. The same FMAs per output in input-channel order as [`register_tile`]
+/// (`vfmadd231ps a, w, x` is `fma(w, x, a)`): the same bits.
 ///
 /// # Safety
 /// AVX2 and FMA must be present; `v` rows of 24 floats at `stride` for `c_in > 0` channels,
@@ -626,22 +627,25 @@ unsafe fn register_tile_24(
         let (mut a20, mut a21, mut a22, mut a30, mut a31, mut a32) = (z, z, z, z, z, z);
         asm!(
             "2:",
+            "vmovups {x0}, ymmword ptr [{v}]",
+            "vmovups {x1}, ymmword ptr [{v} + 32]",
+            "vmovups {x2}, ymmword ptr [{v} + 64]",
             "vbroadcastss {w}, dword ptr [{u}]",
-            "vfmadd231ps {a00}, {w}, ymmword ptr [{v}]",
-            "vfmadd231ps {a01}, {w}, ymmword ptr [{v} + 32]",
-            "vfmadd231ps {a02}, {w}, ymmword ptr [{v} + 64]",
+            "vfmadd231ps {a00}, {w}, {x0}",
+            "vfmadd231ps {a01}, {w}, {x1}",
+            "vfmadd231ps {a02}, {w}, {x2}",
             "vbroadcastss {w}, dword ptr [{u} + 4]",
-            "vfmadd231ps {a10}, {w}, ymmword ptr [{v}]",
-            "vfmadd231ps {a11}, {w}, ymmword ptr [{v} + 32]",
-            "vfmadd231ps {a12}, {w}, ymmword ptr [{v} + 64]",
+            "vfmadd231ps {a10}, {w}, {x0}",
+            "vfmadd231ps {a11}, {w}, {x1}",
+            "vfmadd231ps {a12}, {w}, {x2}",
             "vbroadcastss {w}, dword ptr [{u} + 8]",
-            "vfmadd231ps {a20}, {w}, ymmword ptr [{v}]",
-            "vfmadd231ps {a21}, {w}, ymmword ptr [{v} + 32]",
-            "vfmadd231ps {a22}, {w}, ymmword ptr [{v} + 64]",
+            "vfmadd231ps {a20}, {w}, {x0}",
+            "vfmadd231ps {a21}, {w}, {x1}",
+            "vfmadd231ps {a22}, {w}, {x2}",
             "vbroadcastss {w}, dword ptr [{u} + 12]",
-            "vfmadd231ps {a30}, {w}, ymmword ptr [{v}]",
-            "vfmadd231ps {a31}, {w}, ymmword ptr [{v} + 32]",
-            "vfmadd231ps {a32}, {w}, ymmword ptr [{v} + 64]",
+            "vfmadd231ps {a30}, {w}, {x0}",
+            "vfmadd231ps {a31}, {w}, {x1}",
+            "vfmadd231ps {a32}, {w}, {x2}",
             "add {u}, {u_step}",
             "add {v}, {v_step}",
             "dec {n}",
@@ -652,6 +656,9 @@ unsafe fn register_tile_24(
             u_step = const MR * 4,
             v_step = in(reg) stride * 4,
             w = out(ymm_reg) _,
+            x0 = out(ymm_reg) _,
+            x1 = out(ymm_reg) _,
+            x2 = out(ymm_reg) _,
             a00 = inout(ymm_reg) a00,
             a01 = inout(ymm_reg) a01,
             a02 = inout(ymm_reg) a02,

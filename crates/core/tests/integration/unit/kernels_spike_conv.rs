@@ -237,3 +237,64 @@ fn the_forward_decides_its_own_path_as_a_separate_stats_pass_would() {
         assert_close(&format!("sparse after {what}"), &y, &want_reference(&sparse), 1e-4);
     }
 }
+
+/// The event weight gradient of one sample, as the kernel sums it: for every weight, from
+/// zero, the dY values its active input pixels reach, pixels in ascending order.
+fn wgrad_in_pixel_order(g: &ConvGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dw = vec![0.0f32; g.weight_len()];
+    let target = |n: usize, k: usize, s: usize, p: usize, d: usize, out: usize| {
+        let t = (n + p).checked_sub(k * d)?;
+        (t % s == 0 && t / s < out).then_some(t / s)
+    };
+    for co in 0..g.c_out {
+        for c in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let mut acc = 0.0f32;
+                    for iy in 0..g.h {
+                        let Some(oy) =
+                            target(iy, i, g.stride[0], g.padding[0], g.dilation[0], g.oh)
+                        else {
+                            continue;
+                        };
+                        for ix in 0..g.w {
+                            let ox = target(ix, j, g.stride[1], g.padding[1], g.dilation[1], g.ow);
+                            if let (Some(ox), true) = (ox, x[(c * g.h + iy) * g.w + ix] != 0.0) {
+                                acc += dy[(co * g.oh + oy) * g.ow + ox];
+                            }
+                        }
+                    }
+                    dw[((co * g.c_in + c) * g.kh + i) * g.kw + j] = acc;
+                }
+            }
+        }
+    }
+    dw
+}
+
+#[test]
+fn event_weight_gradient_sums_each_weight_in_pixel_order() {
+    // The Spikformer stem's four convs at their measured input densities, a large map and
+    // a strided one: each weight adds the dY values of its active pixels in ascending pixel
+    // order, so one sample gives the scalar sum's bits. Any reordering of the kernel (bands
+    // of rows, groups of channels or taps) must keep that order per weight.
+    let mut rng = Rng::new(29);
+    let shapes = [
+        (32, 64, 14, 14, [1, 1], 0.3),
+        (8, 16, 28, 28, [1, 1], 0.07),
+        (16, 32, 28, 28, [1, 1], 0.05),
+        (64, 64, 7, 7, [1, 1], 0.25),
+        (20, 8, 64, 64, [1, 1], 0.2),
+        (12, 40, 30, 22, [2, 1], 0.4),
+    ];
+    for (c_in, c_out, h, w, stride, density) in shapes {
+        let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], stride, [1, 1], [1, 1], 1).unwrap();
+        let x = spikes(&mut rng, g.in_size(), density);
+        let dy = randv(&mut rng, g.out_size());
+        let mut dw = vec![0.0; g.weight_len()];
+        conv2d_backward_weight_spikes(&g, &x, &dy, &mut dw, None);
+        let want = wgrad_in_pixel_order(&g, &x, &dy);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&dw), bits(&want), "{g:?} at density {density}");
+    }
+}
