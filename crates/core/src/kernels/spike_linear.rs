@@ -119,56 +119,95 @@ pub fn scan_nonzeros(
     Some(binary)
 }
 
-/// `acc[c] = fold over (i, v) of madd(v, src[i * stride + c], acc[c])` for `c < acc.len()`:
-/// 64 outputs at a time in registers (AVX2 with FMA), the rest one by one.
-fn add_rows(acc: &mut [f32], src: &[f32], stride: usize, idx: &[u32], vals: &[f32], fuse: bool) {
+/// Where a sum over rows starts.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    /// The output's own values (an accumulation).
+    Output,
+    /// +0.
+    Zero,
+    /// These values, one per output.
+    Values(&'a [f32]),
+}
+
+/// `acc[c] = fold over (i, v) of madd(v, src[i * stride + c], s[c])` for `c < acc.len()`, with
+/// `s` the `start`: 64 outputs at a time in registers (AVX2 with FMA), the rest one by one. The
+/// sums go from the registers straight to `acc`: no copy through a block-sized array.
+fn add_rows(
+    acc: &mut [f32],
+    start: Start,
+    src: &[f32],
+    stride: usize,
+    idx: &[u32],
+    vals: &[f32],
+    fuse: bool,
+) {
     let n = acc.len();
     if let Some(&last) = idx.last() {
         // Indices ascend, so the last reaches furthest.
         assert!(last as usize * stride + n <= src.len(), "add_rows: source out of bounds");
     }
+    if let Start::Values(v) = start {
+        assert!(v.len() >= n, "add_rows: start values too short");
+    }
     let mut c = 0;
     #[cfg(target_arch = "x86_64")]
     if fuse {
         // SAFETY: the CPU has AVX2 and FMA (`gemm_fuses`); every row read, `i * stride + c`
-        // to `+ 8 * NB` within `n`, is inside `src` (the assert above) and `acc[c..c + 8 * NB]`
-        // is inside `acc`.
+        // to `+ 8 * NB` within `n`, is inside `src` (the assert above), and `acc[c..c + 8 * NB]`
+        // and the start values there are inside `acc` and `start` (asserted).
         unsafe {
+            let out = acc.as_mut_ptr();
+            let from = |c: usize| match start {
+                Start::Output => out.add(c) as *const f32,
+                Start::Zero => std::ptr::null(),
+                Start::Values(v) => v.as_ptr().add(c),
+            };
             while c + BLOCK <= n {
-                add_rows_fma::<8>(acc.as_mut_ptr().add(c), src.as_ptr().add(c), stride, idx, vals);
+                add_rows_fma::<8>(out.add(c), from(c), src.as_ptr().add(c), stride, idx, vals);
                 c += BLOCK;
             }
             while c + 8 <= n {
-                add_rows_fma::<1>(acc.as_mut_ptr().add(c), src.as_ptr().add(c), stride, idx, vals);
+                add_rows_fma::<1>(out.add(c), from(c), src.as_ptr().add(c), stride, idx, vals);
                 c += 8;
             }
         }
     }
-    for (k, a) in acc.iter_mut().enumerate().skip(c) {
+    for k in c..n {
+        let mut a = match start {
+            Start::Output => acc[k],
+            Start::Zero => 0.0,
+            Start::Values(v) => v[k],
+        };
         for (&i, &v) in idx.iter().zip(vals) {
             let w = src[i as usize * stride + k];
-            *a = if fuse { v.mul_add(w, *a) } else { v * w + *a };
+            a = if fuse { v.mul_add(w, a) } else { v * w + a };
         }
+        acc[k] = a;
     }
 }
 
-/// [`add_rows`] on `8 * NB` outputs in `NB` AVX2 registers.
+/// [`add_rows`] on `8 * NB` outputs in `NB` AVX2 registers, started from `first[..8 * NB]` (or
+/// +0 when `first` is null) and stored to `acc`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn add_rows_fma<const NB: usize>(
     acc: *mut f32,
+    first: *const f32,
     src: *const f32,
     stride: usize,
     idx: &[u32],
     vals: &[f32],
 ) {
     use std::arch::x86_64::*;
-    // SAFETY: the caller keeps `acc[..8 * NB]` and every row `src[i * stride..][..8 * NB]`
-    // in bounds.
+    // SAFETY: the caller keeps `acc[..8 * NB]`, `first[..8 * NB]` (when not null) and every
+    // row `src[i * stride..][..8 * NB]` in bounds.
     unsafe {
         let mut a = [_mm256_setzero_ps(); NB];
-        for (j, r) in a.iter_mut().enumerate() {
-            *r = _mm256_loadu_ps(acc.add(8 * j));
+        if !first.is_null() {
+            for (j, r) in a.iter_mut().enumerate() {
+                *r = _mm256_loadu_ps(first.add(8 * j));
+            }
         }
         for (&i, &v) in idx.iter().zip(vals) {
             let vb = _mm256_set1_ps(v);
@@ -196,26 +235,21 @@ pub fn linear_forward_sparse(
     let fuse = fused();
     let rows = s.starts.len() - 1;
     assert!(y.len() >= rows * fo, "linear_forward_sparse: output too short");
-    let mut acc = [0.0f32; BLOCK];
     for o0 in (0..fo).step_by(BLOCK) {
         let n = BLOCK.min(fo - o0);
-        let acc = &mut acc[..n];
         for r in 0..rows {
-            match (bias, order) {
-                (Some(b), Order::Events) => acc.copy_from_slice(&b[o0..o0 + n]),
-                _ => acc.fill(0.0),
-            }
+            let start = match (bias, order) {
+                (Some(b), Order::Events) => Start::Values(&b[o0..o0 + n]),
+                _ => Start::Zero,
+            };
             let (lo, hi) = (s.starts[r], s.starts[r + 1]);
-            add_rows(acc, &wt[o0..], fo, &s.active[lo..hi], &s.values[lo..hi], fuse);
             let out = &mut y[r * fo + o0..r * fo + o0 + n];
-            match (bias, order) {
+            add_rows(out, start, &wt[o0..], fo, &s.active[lo..hi], &s.values[lo..hi], fuse);
+            if let (Some(b), Order::Gemm) = (bias, order) {
                 // The GEMM's `C = 1 * sum + C` with `C` preset to the bias.
-                (Some(b), Order::Gemm) => {
-                    for ((o, &a), &b) in out.iter_mut().zip(acc.iter()).zip(&b[o0..o0 + n]) {
-                        *o = b + a;
-                    }
+                for (o, &b) in out.iter_mut().zip(&b[o0..o0 + n]) {
+                    *o += b;
                 }
-                _ => out.copy_from_slice(acc),
             }
         }
     }
@@ -259,7 +293,7 @@ fn add_columns(s: &mut EventScratch, n: usize, g: &[f32], fo: usize, fuse: bool)
                 &s.col_values[k * PASS_ROWS..k * PASS_ROWS + len],
             );
             let acc = &mut s.sums[k * fo + o0..k * fo + o0 + width];
-            add_rows(acc, &g[o0..], fo, idx, vals, fuse);
+            add_rows(acc, Start::Output, &g[o0..], fo, idx, vals, fuse);
         }
     }
 }
