@@ -16,21 +16,35 @@ fn close(a: &[f32], b: &[f32], what: &str) {
     }
 }
 
+/// Random weights `w` (`fo x fi`), bias and output gradient (`rows x fo`) of a linear, and
+/// `w^T` (`fi x fo`) as the event kernels read it.
+struct Problem {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    dy: Vec<f32>,
+    wt: Vec<f32>,
+}
+
+fn problem(rng: &mut Rng, rows: usize, fi: usize, fo: usize) -> Problem {
+    let w: Vec<f32> = (0..fo * fi).map(|_| rng.normal()).collect();
+    let b: Vec<f32> = (0..fo).map(|_| rng.normal()).collect();
+    let dy: Vec<f32> = (0..rows * fo).map(|_| rng.normal()).collect();
+    let mut wt = vec![0.0; fi * fo];
+    for o in 0..fo {
+        for i in 0..fi {
+            wt[i * fo + o] = w[o * fi + i];
+        }
+    }
+    Problem { w, b, dy, wt }
+}
+
 #[test]
 fn event_linear_matches_the_gemm_at_every_density_and_odd_sizes() {
     let mut rng = Rng::new(31);
     for &(rows, fi, fo) in &[(1, 1, 1), (7, 13, 5), (64, 64, 192), (33, 130, 17)] {
         for density in [0.0, 0.05, 0.2, 0.6, 1.0] {
             let x = rng.spikes(rows * fi, density);
-            let w: Vec<f32> = (0..fo * fi).map(|_| rng.normal()).collect();
-            let b: Vec<f32> = (0..fo).map(|_| rng.normal()).collect();
-            let dy: Vec<f32> = (0..rows * fo).map(|_| rng.normal()).collect();
-            let mut wt = vec![0.0; fi * fo];
-            for o in 0..fo {
-                for i in 0..fi {
-                    wt[i * fo + o] = w[o * fi + i];
-                }
-            }
+            let Problem { w, b, dy, wt } = problem(&mut rng, rows, fi, fo);
             let what = format!("{rows}x{fi}->{fo} at {density}");
             let mut s = EventScratch::default();
             for bias in [None, Some(&b[..])] {
@@ -99,15 +113,7 @@ fn sparse_linear_in_the_gemm_order_equals_the_gemm_bit_for_bit() {
         for density in [0.0, 0.1, 0.3, 0.45, 1.0] {
             for real in [false, true] {
                 let x = sparse_values(&mut rng, rows * fi, density, real);
-                let w: Vec<f32> = (0..fo * fi).map(|_| rng.normal()).collect();
-                let b: Vec<f32> = (0..fo).map(|_| rng.normal()).collect();
-                let dy: Vec<f32> = (0..rows * fo).map(|_| rng.normal()).collect();
-                let mut wt = vec![0.0; fi * fo];
-                for o in 0..fo {
-                    for i in 0..fi {
-                        wt[i * fo + o] = w[o * fi + i];
-                    }
-                }
+                let Problem { w, b, dy, wt } = problem(&mut rng, rows, fi, fo);
                 let what = format!("{rows}x{fi}->{fo} at {density} (real values: {real})");
                 let mut s = EventScratch::default();
                 let binary = scan_nonzeros(&x, fi, x.len(), &mut s).unwrap();
