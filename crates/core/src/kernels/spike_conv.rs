@@ -743,6 +743,8 @@ fn wgrad_sample_body(
     act.resize(hw, 0);
     #[cfg(target_arch = "x86_64")]
     let nine_taps_avx512 = g.kh * g.kw == 9 && super::simd::simd() == super::simd::Simd::Avx512;
+    #[cfg(target_arch = "x86_64")]
+    let nine_taps_avx2 = g.kh * g.kw == 9 && super::simd::simd() == super::simd::Simd::Avx2;
     for c in 0..g.c_in {
         let (n, _) = active_pixels(g, x, c, act);
         if n == 0 {
@@ -763,6 +765,14 @@ fn wgrad_sample_body(
                 };
                 first += 32;
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if nine_taps_avx2 {
+            assert!(p.targets.len() >= 9 * hw && dyt.len() >= (g.oh + 1) * (g.ow + 1) * cp);
+            // SAFETY: AVX2 is present (checked above); every target is a cell of the
+            // (oh + 1) x (ow + 1) grid of cp floats each (asserted), act holds pixels < hw.
+            unsafe { wgrad_taps9_avx2(act, p.targets, hw, dyt, cp, out, c * cp, g.c_in * cp) };
+            first = cp;
         }
         for tap in 0..g.kh * g.kw {
             let targets = &p.targets[tap * hw..(tap + 1) * hw];
@@ -825,6 +835,97 @@ unsafe fn wgrad_taps9_avx512(
         for t in 0..9 {
             _mm512_storeu_ps(o.add(at(t)), lo[t]);
             _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
+        }
+    }
+}
+
+/// [`wgrad_taps9_avx512`] in AVX2 for all `cp` output channels (a multiple of 8): sixteen
+/// registers hold twelve sums at most, so blocks of 32 channels run three taps per pass over the
+/// active pixels (three passes), blocks of 16 six and three taps, a last block of 8 all nine.
+/// Each sum adds the pixels in the same order: the bits are [`wgrad_block`]'s.
+///
+/// # Safety
+/// AVX2 must be present; `targets` must hold `9 * hw` cells below `dyt.len() / cp` and
+/// `act` pixels below `hw`; `cp` a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_taps9_avx2(
+    act: &[u32],
+    targets: &[u32],
+    hw: usize,
+    dyt: &[f32],
+    cp: usize,
+    out: &mut [f32],
+    base: usize,
+    tap_stride: usize,
+) {
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        assert!(cp.is_multiple_of(8) && base + 8 * tap_stride + cp <= out.len());
+        let at = WgradTaps { act, targets, hw, dyt, cp, out: out.as_mut_ptr(), base, tap_stride };
+        let mut cb = 0;
+        while cb + 32 <= cp {
+            for tap0 in [0, 3, 6] {
+                at.sum::<3, 4>(tap0, cb);
+            }
+            cb += 32;
+        }
+        if cb + 16 <= cp {
+            at.sum::<6, 2>(0, cb);
+            at.sum::<3, 2>(6, cb);
+            cb += 16;
+        }
+        if cb + 8 <= cp {
+            at.sum::<9, 1>(0, cb);
+        }
+    }
+}
+
+/// What [`wgrad_taps9_avx2`]'s passes share.
+#[cfg(target_arch = "x86_64")]
+struct WgradTaps<'a> {
+    act: &'a [u32],
+    targets: &'a [u32],
+    hw: usize,
+    dyt: &'a [f32],
+    cp: usize,
+    out: *mut f32,
+    base: usize,
+    tap_stride: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl WgradTaps<'_> {
+    /// Taps `tap0..tap0 + T`, channels `cb..cb + 8 * V`: `T * V` sums in registers over one
+    /// pass of the active pixels.
+    ///
+    /// # Safety
+    /// Inlined into [`wgrad_taps9_avx2`], whose contract covers every access.
+    #[inline(always)]
+    unsafe fn sum<const T: usize, const V: usize>(&self, tap0: usize, cb: usize) {
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            use crate::kernels::simd::array_of;
+            use std::arch::x86_64::*;
+            let o = self.out.add(self.base + cb);
+            let at = |t: usize, k: usize| o.add((tap0 + t) * self.tap_stride + 8 * k);
+            let mut acc: [[__m256; V]; T] = array_of(|t| array_of(|k| _mm256_loadu_ps(at(t, k))));
+            let d = self.dyt.as_ptr().add(cb);
+            let tg = self.targets.as_ptr().add(tap0 * self.hw);
+            for &a in self.act {
+                for (t, sums) in acc.iter_mut().enumerate() {
+                    let from = *tg.add(t * self.hw + a as usize) as usize * self.cp;
+                    for (k, s) in sums.iter_mut().enumerate() {
+                        *s = _mm256_add_ps(*s, _mm256_loadu_ps(d.add(from + 8 * k)));
+                    }
+                }
+            }
+            for (t, sums) in acc.iter().enumerate() {
+                for (k, s) in sums.iter().enumerate() {
+                    _mm256_storeu_ps(at(t, k), *s);
+                }
+            }
         }
     }
 }
