@@ -22,7 +22,7 @@ use super::conv::{wgrad_bias_leaf, wgrad_tree};
 use super::geometry::ConvGeom;
 use super::scratch::{Aligned, Scratch};
 use super::simd::multiversion;
-use super::transpose::{cells_to_planes, planes_to_cells};
+use super::transpose::{cells_to_planes, planes_to_cells, prefetch_planes};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -721,6 +721,9 @@ pub fn conv2d_backward_weight_spikes(
     }
 }
 
+/// Rows of `dY` that [`wgrad_sample`] prefetches ahead of its transposition into cells.
+const PREFETCH_ROWS: usize = 4;
+
 multiversion!(fn wgrad_sample(p: &Wg, x: &[f32], dy: &[f32], out: &mut [f32], dyt: &mut [f32], act: &mut Vec<u32>) => wgrad_sample_body);
 
 #[inline(always)]
@@ -737,7 +740,12 @@ fn wgrad_sample_body(
     // dY channels-last with a zero row `oh` and zero column `ow` for taps that hit nothing:
     // those and the padding channels stay as the caller zeroed them, so only the cells'
     // C_out values are written, not a fill of the whole grid per sample.
+    // The rows PREFETCH_ROWS on are prefetched while a row is transposed.
+    prefetch_planes(dy, g.ohw(), g.ohw().min(PREFETCH_ROWS * g.ow), g.c_out);
     for oy in 0..g.oh {
+        if oy + PREFETCH_ROWS < g.oh {
+            prefetch_planes(&dy[(oy + PREFETCH_ROWS) * g.ow..], g.ohw(), g.ow, g.c_out);
+        }
         planes_to_cells(&dy[oy * g.ow..], g.ohw(), g.ow, g.c_out, &mut dyt[oy * ow1 * cp..], cp);
     }
     act.resize(hw, 0);
