@@ -22,7 +22,7 @@ use super::conv::{wgrad_bias_leaf, wgrad_tree};
 use super::geometry::ConvGeom;
 use super::scratch::{Aligned, Scratch};
 use super::simd::multiversion;
-use super::transpose::{cells_to_planes, planes_to_cells};
+use super::transpose::{cells_to_planes, planes_to_cells, prefetch_planes};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -686,14 +686,13 @@ pub fn conv2d_backward_weight_spikes(
     let mut total = Scratch::take(wlen + if with_bias { g.c_out } else { 0 });
     let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
         let (ow_, ob) = out.split_at_mut(wlen);
-        ow_.fill(0.0);
         // Each sample overwrites only its cells' C_out values (see wgrad_sample_body).
         let mut dyt = take_grid(&DY_GRIDS, g, cp);
         ACTIVE.with_borrow_mut(|act| {
             for s in lo..hi {
                 let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
                 let dys = &dy[s * g.out_size()..(s + 1) * g.out_size()];
-                wgrad_sample(&p, xs, dys, ow_, &mut dyt, act);
+                wgrad_sample(&p, xs, dys, ow_, &mut dyt, act, s == lo);
                 if with_bias {
                     wgrad_bias_leaf(g, dys, ob, s == lo);
                 }
@@ -721,7 +720,10 @@ pub fn conv2d_backward_weight_spikes(
     }
 }
 
-multiversion!(fn wgrad_sample(p: &Wg, x: &[f32], dy: &[f32], out: &mut [f32], dyt: &mut [f32], act: &mut Vec<u32>) => wgrad_sample_body);
+/// Rows of `dY` that [`wgrad_sample`] prefetches ahead of its transposition into cells.
+const PREFETCH_ROWS: usize = 4;
+
+multiversion!(fn wgrad_sample(p: &Wg, x: &[f32], dy: &[f32], out: &mut [f32], dyt: &mut [f32], act: &mut Vec<u32>, first: bool) => wgrad_sample_body);
 
 #[inline(always)]
 fn wgrad_sample_body(
@@ -731,21 +733,43 @@ fn wgrad_sample_body(
     out: &mut [f32],
     dyt: &mut [f32],
     act: &mut Vec<u32>,
+    first: bool,
 ) {
     let g = p.g;
     let (hw, cp, ow1) = (g.h * g.w, p.cp, g.ow + 1);
     // dY channels-last with a zero row `oh` and zero column `ow` for taps that hit nothing:
     // those and the padding channels stay as the caller zeroed them, so only the cells'
     // C_out values are written, not a fill of the whole grid per sample.
+    // The rows PREFETCH_ROWS on are prefetched while a row is transposed.
+    prefetch_planes(dy, g.ohw(), g.ohw().min(PREFETCH_ROWS * g.ow), g.c_out);
     for oy in 0..g.oh {
+        if oy + PREFETCH_ROWS < g.oh {
+            prefetch_planes(&dy[(oy + PREFETCH_ROWS) * g.ow..], g.ohw(), g.ow, g.c_out);
+        }
         planes_to_cells(&dy[oy * g.ow..], g.ohw(), g.ow, g.c_out, &mut dyt[oy * ow1 * cp..], cp);
     }
     act.resize(hw, 0);
     #[cfg(target_arch = "x86_64")]
     let nine_taps_avx512 = g.kh * g.kw == 9 && super::simd::simd() == super::simd::Simd::Avx512;
+    #[cfg(target_arch = "x86_64")]
+    let nine_taps_avx2 = g.kh * g.kw == 9 && super::simd::simd() == super::simd::Simd::Avx2;
+    #[cfg(not(target_arch = "x86_64"))]
+    let nine_taps_avx2 = false;
+    // A leaf's first sample writes its sums: the AVX2 3x3 kernel starts them from zero in
+    // registers (the same bits as adding to a zeroed buffer), which saves a pass over the
+    // leaf's gradient; the other kernels add to a buffer zeroed here.
+    let writes = first && nine_taps_avx2;
+    if first && !writes {
+        out.fill(0.0);
+    }
     for c in 0..g.c_in {
         let (n, _) = active_pixels(g, x, c, act);
         if n == 0 {
+            if writes {
+                for tap in 0..9 {
+                    out[(tap * g.c_in + c) * cp..][..cp].fill(0.0);
+                }
+            }
             continue;
         }
         let act = &act[..n];
@@ -763,6 +787,16 @@ fn wgrad_sample_body(
                 };
                 first += 32;
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if nine_taps_avx2 {
+            assert!(p.targets.len() >= 9 * hw && dyt.len() >= (g.oh + 1) * (g.ow + 1) * cp);
+            // SAFETY: AVX2 is present (checked above); every target is a cell of the
+            // (oh + 1) x (ow + 1) grid of cp floats each (asserted), act holds pixels < hw.
+            unsafe {
+                wgrad_taps9_avx2(act, p.targets, hw, dyt, cp, out, c * cp, g.c_in * cp, writes)
+            };
+            first = cp;
         }
         for tap in 0..g.kh * g.kw {
             let targets = &p.targets[tap * hw..(tap + 1) * hw];
@@ -825,6 +859,103 @@ unsafe fn wgrad_taps9_avx512(
         for t in 0..9 {
             _mm512_storeu_ps(o.add(at(t)), lo[t]);
             _mm512_storeu_ps(o.add(at(t) + 16), hi[t]);
+        }
+    }
+}
+
+/// [`wgrad_taps9_avx512`] in AVX2 for all `cp` output channels (a multiple of 8): sixteen
+/// registers hold twelve sums at most, so blocks of 32 channels run three taps per pass over the
+/// active pixels (three passes), blocks of 16 six and three taps, a last block of 8 all nine.
+/// Each sum adds the pixels in the same order: the bits are [`wgrad_block`]'s. With `write`
+/// the sums start from zero and overwrite `out` instead of adding to it.
+///
+/// # Safety
+/// AVX2 must be present; `targets` must hold `9 * hw` cells below `dyt.len() / cp` and
+/// `act` pixels below `hw`; `cp` a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_taps9_avx2(
+    act: &[u32],
+    targets: &[u32],
+    hw: usize,
+    dyt: &[f32],
+    cp: usize,
+    out: &mut [f32],
+    base: usize,
+    tap_stride: usize,
+    write: bool,
+) {
+    // SAFETY: the caller keeps this function's `# Safety` contract.
+    unsafe {
+        assert!(cp.is_multiple_of(8) && base + 8 * tap_stride + cp <= out.len());
+        let out = out.as_mut_ptr();
+        let at = WgradTaps { act, targets, hw, dyt, cp, out, base, tap_stride, write };
+        let mut cb = 0;
+        while cb + 32 <= cp {
+            for tap0 in [0, 3, 6] {
+                at.sum::<3, 4>(tap0, cb);
+            }
+            cb += 32;
+        }
+        if cb + 16 <= cp {
+            at.sum::<6, 2>(0, cb);
+            at.sum::<3, 2>(6, cb);
+            cb += 16;
+        }
+        if cb + 8 <= cp {
+            at.sum::<9, 1>(0, cb);
+        }
+    }
+}
+
+/// What [`wgrad_taps9_avx2`]'s passes share.
+#[cfg(target_arch = "x86_64")]
+struct WgradTaps<'a> {
+    act: &'a [u32],
+    targets: &'a [u32],
+    hw: usize,
+    dyt: &'a [f32],
+    cp: usize,
+    out: *mut f32,
+    base: usize,
+    tap_stride: usize,
+    write: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl WgradTaps<'_> {
+    /// Taps `tap0..tap0 + T`, channels `cb..cb + 8 * V`: `T * V` sums in registers over one
+    /// pass of the active pixels.
+    ///
+    /// # Safety
+    /// Inlined into [`wgrad_taps9_avx2`], whose contract covers every access.
+    #[inline(always)]
+    unsafe fn sum<const T: usize, const V: usize>(&self, tap0: usize, cb: usize) {
+        // SAFETY: the caller keeps this function's `# Safety` contract.
+        unsafe {
+            use crate::kernels::simd::array_of;
+            use std::arch::x86_64::*;
+            let o = self.out.add(self.base + cb);
+            let at = |t: usize, k: usize| o.add((tap0 + t) * self.tap_stride + 8 * k);
+            let start =
+                |t, k| if self.write { _mm256_setzero_ps() } else { _mm256_loadu_ps(at(t, k)) };
+            let mut acc: [[__m256; V]; T] = array_of(|t| array_of(|k| start(t, k)));
+            let d = self.dyt.as_ptr().add(cb);
+            let tg = self.targets.as_ptr().add(tap0 * self.hw);
+            for &a in self.act {
+                for (t, sums) in acc.iter_mut().enumerate() {
+                    let from = *tg.add(t * self.hw + a as usize) as usize * self.cp;
+                    for (k, s) in sums.iter_mut().enumerate() {
+                        *s = _mm256_add_ps(*s, _mm256_loadu_ps(d.add(from + 8 * k)));
+                    }
+                }
+            }
+            for (t, sums) in acc.iter().enumerate() {
+                for (k, s) in sums.iter().enumerate() {
+                    _mm256_storeu_ps(at(t, k), *s);
+                }
+            }
         }
     }
 }

@@ -64,6 +64,38 @@ pub fn planes_to_cells(
     }
 }
 
+/// Asks the CPU to bring the `n` floats at `planes[k * plane_stride..]` (`k < c`) into L1:
+/// one row of each channel plane, read soon by [`planes_to_cells`]. The planes are read as
+/// `c` short streams at once (one row of each per call), more than the hardware prefetcher
+/// follows; the loads of an unprefetched pass waited on memory. Nothing is read for a range
+/// outside `planes`.
+#[inline]
+pub fn prefetch_planes(planes: &[f32], plane_stride: usize, n: usize, c: usize) {
+    if n == 0 || c == 0 || (c - 1) * plane_stride + n > planes.len() {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    for k in 0..c {
+        prefetch_row(planes[k * plane_stride..][..n].as_ptr(), n);
+    }
+}
+
+/// Prefetches (into L1) every cache line of the `n > 0` floats at `p`. A prefetch never
+/// faults, but the addresses are formed inside the row.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[doc(hidden)]
+pub fn prefetch_row(p: *const f32, n: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    for x in (0..n).step_by(16).chain(std::iter::once(n - 1)) {
+        // SAFETY: a prefetch is a hint: it reads nothing the program sees and never faults.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(x).cast())
+        };
+    }
+}
+
 /// The whole-block part of [`cells_to_planes`], blocks inlined (a call per block, with its
 /// bias lanes gathered per call, cost a third of the pass).
 ///

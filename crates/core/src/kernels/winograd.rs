@@ -318,6 +318,9 @@ unsafe fn input_transform(
         let pos_stride = pos_stride(g.c_in, tiles_pad);
         let paired = pairs_tile_rows(plan);
         for ci in 0..g.c_in {
+            if ci + 1 < g.c_in {
+                patches.prefetch(ci + 1, r0, r1);
+            }
             let mut rr = r0;
             while rr < r1 {
                 // Rows past the patch (F(2x2) reads 4 of the 6) are not read.

@@ -146,6 +146,22 @@ impl<'a> PatchRows<'a> {
         }
     }
 
+    /// Prefetches the input rows of channel `ci` that tile rows `r0..r1` read: while one
+    /// channel is transformed, the next one's rows come in. A band's rows of one channel lie
+    /// in short pieces (a few rows of each sample's plane), which the hardware prefetcher does
+    /// not follow; the transform's loads waited on memory.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, ci: usize, r0: usize, r1: usize) {
+        for rr in r0..r1 {
+            // Each tile row starts `tile` input rows after the last; the last of a sample or
+            // band also covers the two rows after its own.
+            let last = rr + 1 == r1 || rr % self.plan.th + 1 == self.plan.th;
+            for i in 0..if last { self.tile + 2 } else { self.tile } {
+                crate::kernels::transpose::prefetch_row(self.row(ci, rr, i), self.g.w);
+            }
+        }
+    }
+
     /// Columns `ix..ix + 8` of the row at `p`, zero outside `0..w`: a plain load where all
     /// eight lie inside (a masked load costs more), else a masked one.
     ///

@@ -286,6 +286,9 @@ fn event_weight_gradient_sums_each_weight_in_pixel_order() {
         (64, 64, 7, 7, [1, 1], 0.25),
         (20, 8, 64, 64, [1, 1], 0.2),
         (12, 40, 30, 22, [2, 1], 0.4),
+        // Every split of the output channels into AVX2 blocks of 32, 16 and 8.
+        (6, 24, 9, 11, [1, 1], 0.5),
+        (5, 56, 8, 8, [1, 1], 0.6),
     ];
     for (c_in, c_out, h, w, stride, density) in shapes {
         let g = ConvGeom::new(c_in, c_out, h, w, [3, 3], stride, [1, 1], [1, 1], 1).unwrap();
