@@ -204,7 +204,7 @@ impl Layer for Linear {
                     } else {
                         Order::Gemm
                     };
-                    linear_forward_sparse(s, wt, fo, bias, order, y);
+                    linear_forward_sparse(x, s, wt, fo, bias, order, y);
                     true
                 });
                 if done {
