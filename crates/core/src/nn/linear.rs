@@ -1,11 +1,12 @@
 //! Fully connected layer on `[T, N, in]`, run on the merged `[T*N, in]` batch. It also maps
 //! token sequences `[T, N, L, in]` token by token (the last axis), which is the
 //! `Conv1d(kernel_size=1)` of a spiking transformer. On spike inputs sparse enough, the forward
-//! and the weight gradient run event-driven (`kernels/spike_linear.rs`); other inputs, and the
-//! input gradient, run as GEMMs.
+//! and the weight gradient run event-driven (`kernels/spike_linear.rs`); other inputs run as
+//! GEMMs, and the input gradient as `gemm_shallow` (sgemm's bits without packing) where the
+//! inner axis fits one sgemm depth block.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{gemm, gemm_strided};
+use crate::kernels::gemm::{gemm, gemm_shallow, gemm_strided};
 use crate::kernels::spike_linear::{
     linear_forward_sparse, linear_weight_grad_block, linear_weight_grad_sparse, nonzero_density,
     scan_nonzeros, EventScratch, Order, FORWARD_MAX_DENSITY, GEMM_DEPTH, SPARSE_MAX_DENSITY,
@@ -203,7 +204,7 @@ impl Layer for Linear {
                     } else {
                         Order::Gemm
                     };
-                    linear_forward_sparse(s, wt, fo, bias, order, y);
+                    linear_forward_sparse(x, s, wt, fo, bias, order, y);
                     true
                 });
                 if done {
@@ -248,7 +249,10 @@ impl Layer for Linear {
         grad_input.data_mut().par_chunks_mut(block * fi).zip(dy.par_chunks(block * fo)).for_each(
             |(dx, dyc)| {
                 let rows = dyc.len() / fo;
-                gemm(rows, fi, fo, 1.0, dyc, false, w, false, 0.0, dx);
+                // The GEMM's bits without packing either operand, where that is possible.
+                if !gemm_shallow(rows, fi, fo, dyc, w, dx) {
+                    gemm(rows, fi, fo, 1.0, dyc, false, w, false, 0.0, dx);
+                }
             },
         );
         if batch == 0 {

@@ -120,7 +120,7 @@ fn sparse_linear_in_the_gemm_order_equals_the_gemm_bit_for_bit() {
                 assert_eq!(binary, x.iter().all(|&v| v == 0.0 || v == 1.0), "{what}");
                 for bias in [None, Some(&b[..])] {
                     let mut y = vec![f32::NAN; rows * fo];
-                    linear_forward_sparse(&s, &wt, fo, bias, Order::Gemm, &mut y);
+                    linear_forward_sparse(&x, &s, &wt, fo, bias, Order::Gemm, &mut y);
                     let mut want = vec![0.0; rows * fo];
                     let beta = match bias {
                         Some(b) => {
@@ -226,6 +226,26 @@ fn sparse_linear_in_the_event_order_adds_the_bias_first_and_sums_all_rows() {
                 }
             }
             assert_eq!(dwt[i * fo + o].to_bits(), want.to_bits(), "weight gradient ({i}, {o})");
+        }
+    }
+}
+
+#[test]
+fn nonzero_density_counts_every_value_at_every_length() {
+    let mut rng = Rng::new(35);
+    for len in [0, 1, 7, 31, 32, 33, 100, 1000, 4099] {
+        for kind in 0..4 {
+            let mut x = sparse_values(&mut rng, len, 0.3, kind == 1);
+            if kind >= 2 && len > 0 {
+                // One non-binary value (a NaN counts as nonzero), first or last.
+                let at = if kind == 2 { 0 } else { len - 1 };
+                x[at] = if kind == 2 { f32::NAN } else { 2.0 };
+            }
+            let nonzero = x.iter().filter(|&&v| v != 0.0).count();
+            let binary = x.iter().all(|&v| v == 0.0 || v == 1.0);
+            let want = if len == 0 { 0.0 } else { nonzero as f32 / len as f32 };
+            let (d, b) = nonzero_density(&x);
+            assert_eq!((d.to_bits(), b), (want.to_bits(), binary), "length {len}, kind {kind}");
         }
     }
 }
