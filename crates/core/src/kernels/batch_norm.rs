@@ -1,6 +1,8 @@
 //! Per-channel batch-norm kernels on `[B, C, HW]`. Reductions run one channel per task in f64
 //! (so they are deterministic and accurate on large batches); element-wise passes run one
 //! sample per task.
+use super::geometry::PoolGeom;
+use super::pool::{maxpool_any_plane, unpool_any_plane, with_plane};
 use super::simd::multiversion;
 use rayon::prelude::*;
 
@@ -28,6 +30,22 @@ fn lane_sums<'a, const GRAD: bool>(
     rows: impl Iterator<Item = (&'a [f32], &'a [f32])>,
     k: f64,
 ) -> (f64, f64) {
+    let (mut acc0, mut acc1) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for (a, b) in rows {
+        lane_sums_row::<GRAD>(a, b, k, &mut acc0, &mut acc1);
+    }
+    (acc0.iter().sum(), acc1.iter().sum())
+}
+
+/// One row pair of [`lane_sums`], added to its lanes.
+#[inline(always)]
+fn lane_sums_row<const GRAD: bool>(
+    a: &[f32],
+    b: &[f32],
+    k: f64,
+    acc0: &mut [f64; LANES],
+    acc1: &mut [f64; LANES],
+) {
     let pair = |x: f64, y: f64| {
         let t = x - k;
         if GRAD {
@@ -36,25 +54,21 @@ fn lane_sums<'a, const GRAD: bool>(
             (t, t * t)
         }
     };
-    let (mut acc0, mut acc1) = ([0.0f64; LANES], [0.0f64; LANES]);
-    for (a, b) in rows {
-        let whole = a.len() - a.len() % LANES;
-        #[cfg(target_arch = "x86_64")]
-        if crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2) {
-            // SAFETY: AVX2 is present; the slices are LANES-multiples up to `whole`.
-            unsafe { lanes_avx2::<GRAD>(&a[..whole], &b[..whole], k, &mut acc0, &mut acc1) };
-        } else {
-            lanes_plain(&a[..whole], &b[..whole], &pair, &mut acc0, &mut acc1);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        lanes_plain(&a[..whole], &b[..whole], &pair, &mut acc0, &mut acc1);
-        for (l, (&x, &y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
-            let (u, v) = pair(x as f64, y as f64);
-            acc0[l] += u;
-            acc1[l] += v;
-        }
+    let whole = a.len() - a.len() % LANES;
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::simd::has(crate::kernels::simd::Feature::Avx2) {
+        // SAFETY: AVX2 is present; the slices are LANES-multiples up to `whole`.
+        unsafe { lanes_avx2::<GRAD>(&a[..whole], &b[..whole], k, acc0, acc1) };
+    } else {
+        lanes_plain(&a[..whole], &b[..whole], &pair, acc0, acc1);
     }
-    (acc0.iter().sum(), acc1.iter().sum())
+    #[cfg(not(target_arch = "x86_64"))]
+    lanes_plain(&a[..whole], &b[..whole], &pair, acc0, acc1);
+    for (l, (&x, &y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
+        let (u, v) = pair(x as f64, y as f64);
+        acc0[l] += u;
+        acc1[l] += v;
+    }
 }
 
 #[inline(always)]
@@ -375,4 +389,81 @@ fn backward_input_body(
             }
         }
     }
+}
+
+/// [`backward_sums`] of a batch norm whose output only a max pool read, from the pool's
+/// output gradient `dpool` and argmax (geometry `g`): each plane of the batch norm's output
+/// gradient is routed into `dy` by the pool's own plane code and summed while it is in
+/// cache, in the order and lanes of [`backward_sums`], so the sums are its bits and `dy`
+/// holds the pool's input gradient (for [`backward_input_in_place`]).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_sums_unpooled(
+    x: &[f32],
+    g: &PoolGeom,
+    dpool: &[f32],
+    argmax: &[u32],
+    channels: usize,
+    mean: &[f32],
+    dy: &mut [f32],
+    sum_dy: &mut [f64],
+    sum_dy_xc: &mut [f64],
+) {
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    assert!(x.len() == dy.len() && x.len() * ohw == dpool.len() * hw);
+    assert!(dpool.len() == argmax.len());
+    if hw == 0 || channels == 0 {
+        return;
+    }
+    // Each channel's planes, in sample order, for its task.
+    let mut planes: Vec<Vec<&mut [f32]>> = (0..channels).map(|_| Vec::new()).collect();
+    for (p, plane) in dy.chunks_exact_mut(hw).enumerate() {
+        planes[p % channels].push(plane);
+    }
+    planes
+        .into_par_iter()
+        .zip(sum_dy.par_iter_mut().zip(sum_dy_xc.par_iter_mut()))
+        .enumerate()
+        .for_each(|(c, (planes, (sd, sdx)))| {
+            let mu = mean[c] as f64;
+            let (mut acc0, mut acc1) = ([0.0f64; LANES], [0.0f64; LANES]);
+            let gradients =
+                channel(dpool, c, channels, ohw).zip(channel_u32(argmax, c, channels, ohw));
+            for ((xs, (dys, am)), dy) in channel(x, c, channels, hw).zip(gradients).zip(planes) {
+                unpool_any_plane(g, dys, am, dy);
+                lane_sums_row::<true>(xs, dy, mu, &mut acc0, &mut acc1);
+            }
+            *sd = acc0.iter().sum();
+            *sdx = acc1.iter().sum();
+        });
+}
+
+fn channel_u32(x: &[u32], c: usize, channels: usize, hw: usize) -> impl Iterator<Item = &[u32]> {
+    x.chunks_exact(channels * hw).map(move |s| &s[c * hw..(c + 1) * hw])
+}
+
+/// [`maxpool2d_forward`](super::pool::maxpool2d_forward) of a batch norm's output
+/// `x * scale[c] + shift[c]` ([`ChannelAffine`] over `[B, C, H, W]` input `x`), one plane at a
+/// time through per-thread scratch: the affine pass's values (the same [`affine_sample`]
+/// code) pooled by the same plane kernels, so the values and argmax are the two passes' bit
+/// for bit, and the batch norm's output is never written or read.
+pub fn maxpool2d_forward_affine(
+    g: &PoolGeom,
+    x: &[f32],
+    affine: ChannelAffine,
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
+    let (hw, ohw, c) = (g.h * g.w, g.oh * g.ow, affine.scale.len());
+    assert_eq!(affine.hw, hw, "maxpool2d_forward_affine: plane size");
+    y.par_chunks_mut(ohw)
+        .zip(argmax.par_chunks_mut(ohw))
+        .zip(x.par_chunks(hw))
+        .enumerate()
+        .for_each(|(p, ((ys, am), xs))| {
+            let ch = p % c;
+            with_plane(hw, |plane| {
+                affine_sample(xs, hw, &affine.scale[ch..=ch], &affine.shift[ch..=ch], plane);
+                maxpool_any_plane(g, plane, ys, am);
+            })
+        });
 }

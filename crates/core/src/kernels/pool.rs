@@ -1,4 +1,6 @@
 //! Max and average pooling on `[planes, H, W]` (planes = B*C), one plane per task.
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::geometry::PoolGeom;
@@ -17,16 +19,46 @@ fn wide() -> bool {
 /// first maximum (NaN wins, as in PyTorch). Overwrites `y` and `argmax`.
 pub fn maxpool2d_forward(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let halving = g.halving();
-    y.par_chunks_mut(ohw).zip(argmax.par_chunks_mut(ohw)).zip(x.par_chunks(hw)).for_each(
-        |((ys, am), xs)| {
-            if halving {
-                maxpool_2x2_plane(g, xs, ys, am);
-            } else {
-                maxpool_window_plane(g, xs, ys, am);
-            }
-        },
-    );
+    y.par_chunks_mut(ohw)
+        .zip(argmax.par_chunks_mut(ohw))
+        .zip(x.par_chunks(hw))
+        .for_each(|((ys, am), xs)| maxpool_any_plane(g, xs, ys, am));
+}
+
+/// One plane of [`maxpool2d_forward`].
+pub(crate) fn maxpool_any_plane(g: &PoolGeom, xs: &[f32], ys: &mut [f32], am: &mut [u32]) {
+    if g.halving() {
+        maxpool_2x2_plane(g, xs, ys, am);
+    } else {
+        maxpool_window_plane(g, xs, ys, am);
+    }
+}
+
+thread_local! {
+    /// One plane of a batch norm's output, for the forward that fuses the batch norm with
+    /// the max pool after it: the plane stays in L1 and the whole tensor is never written.
+    static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's plane scratch of `len` floats (values unspecified).
+pub(crate) fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    PLANE.with(|cell| {
+        let plane = &mut *cell.borrow_mut();
+        if plane.len() < len {
+            plane.resize(len, 0.0);
+        }
+        f(&mut plane[..len])
+    })
+}
+
+/// One plane of [`maxpool2d_backward`]: `dx` (the plane's input gradient) from its output
+/// gradient `dy` and argmax `am`, overwritten.
+pub(crate) fn unpool_any_plane(g: &PoolGeom, dy: &[f32], am: &[u32], dx: &mut [f32]) {
+    if g.halving() {
+        maxpool_2x2_unpool_plane(g, dy, am, dx);
+    } else {
+        unpool_plane(dy, am, dx);
+    }
 }
 
 /// Any window geometry, one plane: the 3x3 stride-2 kernel or [`maxpool_rows_plane`] unless
@@ -382,16 +414,9 @@ pub fn maxpool2d_values(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
 /// Routes each output gradient to its window's argmax; overwrites `dx`.
 pub fn maxpool2d_backward(g: &PoolGeom, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let halving = g.halving();
-    dx.par_chunks_mut(hw).zip(dy.par_chunks(ohw).zip(argmax.par_chunks(ohw))).for_each(
-        |(dxs, (dys, am))| {
-            if halving {
-                maxpool_2x2_unpool_plane(g, dys, am, dxs);
-            } else {
-                unpool_plane(dys, am, dxs);
-            }
-        },
-    );
+    dx.par_chunks_mut(hw)
+        .zip(dy.par_chunks(ohw).zip(argmax.par_chunks(ohw)))
+        .for_each(|(dxs, (dys, am))| unpool_any_plane(g, dys, am, dxs));
 }
 
 /// One plane's gradient routed to the argmaxes by a fill and a scatter.

@@ -2,9 +2,10 @@
 //! multi-step BatchNorm2d does on the merged `[T*N, C, H, W]` view.
 use crate::error::{Error, Result};
 use crate::kernels::batch_norm::{
-    affine, backward_input, backward_input_in_place, backward_sums, channel_stats, scale_shift,
-    stats_from_moments, ChannelAffine,
+    affine, backward_input, backward_input_in_place, backward_sums, backward_sums_unpooled,
+    channel_stats, scale_shift, stats_from_moments, ChannelAffine,
 };
+use crate::kernels::geometry::PoolGeom;
 use crate::layer::check_grad_output;
 use crate::layer::{expect_sample_rank, Buffer, Layer, Param, VisitorMut};
 use crate::neuron::kernel::BnGrad;
@@ -216,6 +217,41 @@ impl BatchNorm2d {
         let [a, b, d] = &self.coef;
         grad_input.resize_for_overwrite(s);
         backward_input(input.data(), dy.data(), c, hw, a, b, d, grad_input.data_mut());
+    }
+
+    /// Backward when the layer's output went only to a max pool whose forward ran on it
+    /// unwritten (`MaxPool2d::forward_affine`): `dpool` is the pool's output gradient, `g`
+    /// and `argmax` its window geometry and argmax. The gradient of this layer's output is
+    /// routed into `grad_input` plane by plane and summed in cache, then turned into the
+    /// input gradient in place; the sums, parameter gradients and `grad_input` are the two
+    /// layers' backward passes' bits.
+    pub(crate) fn backward_unpooled(
+        &mut self,
+        input: &Tensor,
+        g: &PoolGeom,
+        dpool: &Tensor,
+        argmax: &[u32],
+        grad_input: &mut Tensor,
+    ) -> Result<()> {
+        let batch_stats = self.last_used_batch_stats(input.shape())?;
+        let s = input.shape();
+        let (c, hw) = (s[2], s[3] * s[4]);
+        grad_input.resize_for_overwrite(s);
+        backward_sums_unpooled(
+            input.data(),
+            g,
+            dpool.data(),
+            argmax,
+            c,
+            &self.mean,
+            grad_input.data_mut(),
+            &mut self.sum_dy,
+            &mut self.sum_dy_xc,
+        );
+        self.input_grad_coefficients(s, batch_stats);
+        let [a, b, d] = &self.coef;
+        backward_input_in_place(input.data(), grad_input.data_mut(), c, hw, a, b, d);
+        Ok(())
     }
 
     /// [`Self::backward_from_sums`] with the input gradient written over `dy`.

@@ -1,5 +1,6 @@
 //! Pooling layers over `[T, N, C, H, W]`, run on the merged batch.
 use crate::error::{Error, Result};
+use crate::kernels::batch_norm::{maxpool2d_forward_affine, ChannelAffine};
 use crate::kernels::geometry::PoolGeom;
 use crate::kernels::pool::{
     avgpool2d_backward, avgpool2d_forward, global_avg_backward, global_avg_forward,
@@ -125,6 +126,44 @@ impl MaxPool2d {
             return Err(Error::shape(&self.win.label, "H * W < 2^32", input));
         }
         Ok(g)
+    }
+}
+
+impl MaxPool2d {
+    /// Training forward on the output of the batch norm before it, which is never written:
+    /// `input` is the batch norm's input and `affine` its affine (the fused BN + pool pass of
+    /// `Sequential`). The same output and argmax as the two layers' forwards; the backward
+    /// then runs inside the batch norm's ([`MaxPool2d::unpool_parts`]).
+    pub(crate) fn forward_affine(
+        &mut self,
+        input: &Tensor,
+        affine: ChannelAffine,
+        output: &mut Tensor,
+    ) -> Result<()> {
+        self.argmax_geometry(input.shape())?;
+        let g = self.win.forward_geometry(input.shape(), output)?;
+        self.argmax.resize(output.numel(), 0);
+        maxpool2d_forward_affine(&g, input.data(), affine, output.data_mut(), &mut self.argmax);
+        self.last_input = Some(input.shape().to_vec());
+        Ok(())
+    }
+
+    /// For the backward of the batch norm before it (see [`MaxPool2d::forward_affine`]):
+    /// checks that the last forward was on `input` and that `grad_output` fits, and hands
+    /// over the window geometry and argmax.
+    pub(crate) fn unpool_parts(
+        &self,
+        input: &[usize],
+        grad_output: &[usize],
+    ) -> Result<(PoolGeom, &[u32])> {
+        if self.last_input.as_deref() != Some(input) {
+            return Err(Error::state(
+                &self.win.label,
+                "backward needs a forward on the same input shape first",
+            ));
+        }
+        check_grad_output(&self.win.label, &self.win.output_shape(input)?, grad_output)?;
+        Ok((self.win.geometry(input)?, &self.argmax))
     }
 }
 

@@ -38,6 +38,7 @@ impl Sequential {
                     self.backward_fused(bn, false, io)?;
                     self.release_conv_output(bn, in_place);
                 }
+                FusedOp::BnPool { bn } => self.backward_bn_pool(bn, io)?,
                 FusedOp::Layer(i) if self.lean_segment(i) => {
                     self.backward_segment(i, rerun_done != Some(i), io)?;
                     self.layers[i].release_stored();
@@ -130,6 +131,40 @@ impl Sequential {
             Ok(())
         })?;
         self.grad_buffers.swap(0, 1);
+        Ok(())
+    }
+
+    /// Backward of BatchNorm2d `b` and max pool `b + 1` fused in the forward
+    /// ([`FusedOp::BnPool`]): one pass reads the pool's output gradient where the pool would
+    /// read it and writes the BN's input gradient where the pool would have written its own;
+    /// the buffers then trade places so that layer `b - 1` finds it where the BN would have
+    /// written it.
+    fn backward_bn_pool(&mut self, b: usize, io: &mut BackwardIo) -> Result<()> {
+        let input = io.input;
+        let n = self.layers.len();
+        let p = b + 1;
+        if b > 0 {
+            self.provide(b - 1, true, input);
+        } else if self.grad_output_in_buffer && io.grad_input.capacity() == 0 {
+            // As `input_grad_buffer`, but the pool (layer 1) reads grad_buffers[0]: the
+            // input gradient takes the idle grad_buffers[1].
+            std::mem::swap(io.grad_input, &mut self.grad_buffers[1]);
+        }
+        let (activations, shared, stored) = (&self.activations, &self.shared, &self.stored);
+        let x = if b == 0 { input } else { kept_boundary(activations, shared, stored, b - 1) };
+        // The pool reads the buffer of its parity's pair and would write the other.
+        let [even, odd] = &mut self.grad_buffers;
+        let (from, to) = if p.is_multiple_of(2) { (&*odd, even) } else { (&*even, odd) };
+        let g_out = if p == n - 1 && !self.grad_output_in_buffer { io.grad_output } else { from };
+        let g_in = if b == 0 { &mut *io.grad_input } else { to };
+        let (bn_layer, pool_layer) = self.layers.split_at_mut(p);
+        let bn = bn_layer[b].as_batch_norm().expect("the plan marks a BN");
+        let pool = pool_layer[0].as_max_pool().expect("the plan marks a pool");
+        let (g, argmax) = pool.unpool_parts(x.shape(), g_out.shape())?;
+        timed(bn, true, |bn| bn.backward_unpooled(x, &g, g_out, argmax, g_in))?;
+        if b > 0 {
+            self.grad_buffers.swap(0, 1);
+        }
         Ok(())
     }
 

@@ -43,7 +43,8 @@ impl Sequential {
             let i = match op {
                 FusedOp::Layer(i)
                 | FusedOp::BnNeuron { bn: i, .. }
-                | FusedOp::BnNeuronInference { bn: i } => i,
+                | FusedOp::BnNeuronInference { bn: i }
+                | FusedOp::BnPool { bn: i } => i,
                 FusedOp::ConvInference { conv, .. } => conv,
                 FusedOp::OneStepStem => 0,
             };
@@ -60,6 +61,8 @@ impl Sequential {
             // Shared buffers alternate by position: an odd span lands in the input's buffer.
             let exchange = (target - i) % 2 == 1 && target_shared && in_shared;
             let mut pooled_shape = None;
+            // The shape of the BN output a fused BN + pool pass did not write.
+            let mut unwritten = None;
             {
                 let [even, odd] = &mut self.shared;
                 let (shared_prev, shared_this) = if i % 2 == 0 { (odd, even) } else { (even, odd) };
@@ -126,6 +129,19 @@ impl Sequential {
                             timed(neuron, false, |l| l.forward_bn(x, affine, y))?;
                         }
                     }
+                    FusedOp::BnPool { .. } => {
+                        let (before_bn, bn_on) = this.split_at_mut(i);
+                        let bn = bn_on[0].as_batch_norm().expect("the plan marks a BN");
+                        let moments = before_bn
+                            .last_mut()
+                            .and_then(|l| l.as_conv())
+                            .and_then(|c| c.output_moments(x.shape()));
+                        timed(&mut *bn, false, |bn| bn.forward_statistics(x, moments, 1))?;
+                        let pool = next[0].as_max_pool().expect("the plan marks a pool");
+                        let affine = bn.affine(x.shape());
+                        timed(pool, false, |p| p.forward_affine(x, affine, y))?;
+                        unwritten = Some(x.shape().to_vec());
+                    }
                     FusedOp::BnNeuronInference { .. } => {
                         let bn = this[i].as_paired_norm().expect("the plan marks a BN");
                         timed(&mut *bn, false, |bn| bn.eval_statistics(x.shape()))?;
@@ -161,6 +177,11 @@ impl Sequential {
             }
             if let FusedOp::BnNeuron { bn, .. } = op {
                 self.drop_conv_output(bn - 1);
+            }
+            if let Some(shape) = unwritten {
+                // Read by no backward: the fused backward routes the gradient in cache.
+                self.stored[i] = Stored::Unread;
+                self.unread_shapes[i] = shape;
             }
             if let Some(shape) = pooled_shape {
                 // The neuron's output was never written: its shape stands for it.

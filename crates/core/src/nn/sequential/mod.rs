@@ -237,7 +237,12 @@ impl Sequential {
         self.plan.clear();
         // A conv feeding a fused BN takes the BN's statistics on the way (`Conv2d::output_moments`).
         for i in 1..n {
-            let feeds_fused_bn = self.fuse[i];
+            // A BatchNorm2d before a max pool runs fused with it in training
+            // (`FusedOp::BnPool`), which takes the conv's moments too.
+            let feeds_fused_bn = self.fuse[i]
+                || (i + 1 < n
+                    && self.layers[i].as_batch_norm().is_some()
+                    && self.layers[i + 1].as_max_pool().is_some());
             if let Some(conv) = self.layers[i - 1].as_conv() {
                 conv.keep_output_moments(feeds_fused_bn);
             }

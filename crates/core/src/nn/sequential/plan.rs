@@ -29,6 +29,11 @@ pub enum FusedOp {
     /// `pool`: the 2x2 max pool after the neuron pools its spikes in the same pass.
     /// `conv_moments`: the BN takes its batch statistics from the conv before it.
     BnNeuron { bn: usize, pool: bool, conv_moments: bool },
+    /// Training: BatchNorm2d `bn` and the max pool after it in one pass that never writes the
+    /// BN output (the pool reads each plane of it from cache); the backward routes the pool's
+    /// gradient into the BN's input gradient buffer plane by plane, summing each plane while
+    /// it is in cache, and finishes the BN's input gradient there in place.
+    BnPool { bn: usize },
     /// Inference: BN `bn` (a [`PairedNorm`]) in evaluation mode and the neuron after it in
     /// one pass that never writes the BN output.
     BnNeuronInference { bn: usize },
@@ -45,7 +50,7 @@ impl FusedOp {
             FusedOp::Layer(i) => i,
             FusedOp::OneStepStem => 0,
             FusedOp::BnNeuron { bn, pool, .. } => bn + 1 + pool as usize,
-            FusedOp::BnNeuronInference { bn } => bn + 1,
+            FusedOp::BnNeuronInference { bn } | FusedOp::BnPool { bn } => bn + 1,
             FusedOp::ConvInference { conv, bn, neuron, .. } => {
                 conv + (bn as usize) + (neuron as usize)
             }
@@ -280,6 +285,13 @@ pub fn plan(layers: &[Box<dyn Layer>], pairs: &[bool], inputs: &PlanInputs) -> V
             FusedOp::BnNeuron { bn: i, pool, conv_moments }
         } else if inference_pair {
             FusedOp::BnNeuronInference { bn: i }
+        } else if inputs.training
+            && fuse
+            && i + 1 < n
+            && is::<BatchNorm2d>(layer(i))
+            && is::<MaxPool2d>(layer(i + 1))
+        {
+            FusedOp::BnPool { bn: i }
         } else if i == 0
             && inputs.repeated_input
             && inputs.training

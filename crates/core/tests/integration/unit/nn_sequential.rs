@@ -565,3 +565,78 @@ fn the_planner_fuses_what_each_mode_allows() {
     seq.forward(&x, &mut Tensor::default(), false).unwrap();
     assert_eq!(plan(&seq), (0..8).map(Layer).collect::<Vec<_>>());
 }
+
+/// Fused BatchNorm2d + max pool steps.
+fn bn_pools(seq: &Sequential) -> usize {
+    planned(seq, |op| matches!(op, FusedOp::BnPool { .. }))
+}
+
+#[test]
+fn a_batch_norm_before_a_max_pool_runs_fused_with_the_same_bits() {
+    // Spikformer's patch splitting (conv, BN, 3x3 stride-2 pool, LIF) on even and odd
+    // planes, and the 2x2 window; two steps, so the running statistics feed the second.
+    let pool3 = r#"{"type":"maxPool2d","kernelSize":[3,3],"stride":[2,2],"padding":[1,1]}"#;
+    let pool2 = r#"{"type":"maxPool2d","kernelSize":[2,2]}"#;
+    for (side, pool, pooled_side) in
+        [(14, pool3, 7), (13, pool3, 7), (14, pool2, 7), (12, pool3, 6)]
+    {
+        let second = if pool == pool3 { (pooled_side - 1) / 2 + 1 } else { pooled_side / 2 };
+        let layers = specs(&format!(
+            r#"[{{"type":"conv2d","inChannels":2,"outChannels":5,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":5}},{pool},{{"type":"lif","tau":2.0,"vThreshold":0.5}},
+                {{"type":"conv2d","inChannels":5,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+                {{"type":"batchNorm2d","numFeatures":4}},{pool},{{"type":"lif","vThreshold":0.5}},
+                {{"type":"flatten"}},{{"type":"linear","inFeatures":{},"outFeatures":3}}]"#,
+            4 * second * second
+        ));
+        let (t_len, n) = (3, 4);
+        let mut rng = Rng::new(21);
+        let x = Tensor::from_vec(
+            &[t_len, n, 2, side, side],
+            (0..t_len * n * 2 * side * side).map(|_| 2.0 * rng.uniform() - 0.5).collect(),
+        )
+        .unwrap();
+        let mut fused = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+        let mut apart = build_sequential("layers", &layers, &mut Rng::new(5)).unwrap();
+        for k in 0..2 {
+            let what = format!("{side}x{side} {pool}, step {k}");
+            let a = run(&mut fused, &x, 70 + k);
+            assert_eq!(bn_pools(&fused), 2, "{what}");
+            let b = unfused(|| run(&mut apart, &x, 70 + k));
+            assert_eq!(bn_pools(&apart), 0, "{what}");
+            assert!(a.1.data().iter().any(|&v| v != 0.0), "{what}: zero input gradient");
+            assert_eq!(a, b, "{what}: outputs and gradients");
+            assert_eq!(fused.buffer_values(), apart.buffer_values(), "{what}: running statistics");
+        }
+    }
+    // The BN first and the pool last (the sequence's own input and output gradient), with
+    // the output gradient consumed or not.
+    let layers = specs(&format!(r#"[{{"type":"batchNorm2d","numFeatures":3}},{pool3}]"#));
+    let mut rng = Rng::new(22);
+    let x = Tensor::from_vec(&[2, 3, 3, 9, 10], (0..1620).map(|_| rng.normal()).collect()).unwrap();
+    for consume in [false, true] {
+        let go = || {
+            let mut seq = build_sequential("layers", &layers, &mut Rng::new(8)).unwrap();
+            let mut y = Tensor::default();
+            seq.forward(&x, &mut y, true).unwrap();
+            let mut rng = Rng::new(9);
+            let mut g = Tensor::from_vec(y.shape(), (0..y.numel()).map(|_| rng.normal()).collect())
+                .unwrap();
+            let mut gx = Tensor::default();
+            if consume {
+                seq.backward_consuming(&x, &y, &mut g, &mut gx).unwrap();
+            } else {
+                seq.backward(&x, &y, &g, &mut gx).unwrap();
+            }
+            let fused = bn_pools(&seq);
+            let mut ps = Vec::new();
+            seq.params(&mut ps);
+            (fused, y, gx, ps.into_iter().map(|p| p.grad.clone()).collect::<Vec<_>>())
+        };
+        let (a, b) = (go(), unfused(go));
+        assert_eq!((a.0, b.0), (1, 0), "consume {consume}");
+        assert_eq!(a.1, b.1, "consume {consume}: output");
+        assert_eq!(a.2, b.2, "consume {consume}: input gradient");
+        assert_eq!(a.3, b.3, "consume {consume}: parameter gradients");
+    }
+}
