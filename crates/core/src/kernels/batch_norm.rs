@@ -7,12 +7,12 @@ use super::simd::multiversion;
 use rayon::prelude::*;
 
 #[doc(hidden)]
-pub fn channel<'a>(
-    x: &'a [f32],
+pub fn channel<'a, T>(
+    x: &'a [T],
     c: usize,
     channels: usize,
     hw: usize,
-) -> impl Iterator<Item = &'a [f32]> + 'a {
+) -> impl Iterator<Item = &'a [T]> + 'a {
     x.chunks_exact(channels * hw).map(move |s| &s[c * hw..(c + 1) * hw])
 }
 
@@ -426,8 +426,7 @@ pub fn backward_sums_unpooled(
         .for_each(|(c, (planes, (sd, sdx)))| {
             let mu = mean[c] as f64;
             let (mut acc0, mut acc1) = ([0.0f64; LANES], [0.0f64; LANES]);
-            let gradients =
-                channel(dpool, c, channels, ohw).zip(channel_u32(argmax, c, channels, ohw));
+            let gradients = channel(dpool, c, channels, ohw).zip(channel(argmax, c, channels, ohw));
             for ((xs, (dys, am)), dy) in channel(x, c, channels, hw).zip(gradients).zip(planes) {
                 unpool_any_plane(g, dys, am, dy);
                 lane_sums_row::<true>(xs, dy, mu, &mut acc0, &mut acc1);
@@ -435,10 +434,6 @@ pub fn backward_sums_unpooled(
             *sd = acc0.iter().sum();
             *sdx = acc1.iter().sum();
         });
-}
-
-fn channel_u32(x: &[u32], c: usize, channels: usize, hw: usize) -> impl Iterator<Item = &[u32]> {
-    x.chunks_exact(channels * hw).map(move |s| &s[c * hw..(c + 1) * hw])
 }
 
 /// [`maxpool2d_forward`](super::pool::maxpool2d_forward) of a batch norm's output

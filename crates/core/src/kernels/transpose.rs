@@ -87,12 +87,17 @@ pub fn prefetch_planes(planes: &[f32], plane_stride: usize, n: usize, c: usize) 
 #[doc(hidden)]
 pub fn prefetch_row(p: *const f32, n: usize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    for x in (0..n).step_by(16).chain(std::iter::once(n - 1)) {
+    let mut x = 0;
+    loop {
         // SAFETY: a prefetch is a hint: it reads nothing the program sees and never faults.
         #[allow(unused_unsafe)]
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(x).cast())
         };
+        if x == n - 1 {
+            break;
+        }
+        x = (x + 16).min(n - 1);
     }
 }
 
