@@ -110,7 +110,7 @@ pub fn choose_path(g: &ConvGeom, x: &[f32], max_density: f32) -> ConvPath {
 
 /// The kernel for an input with stats `s`: events only if it is binary and at most
 /// `max_density` dense.
-fn path_for(s: SpikeStats, max_density: f32) -> ConvPath {
+pub(crate) fn path_for(s: SpikeStats, max_density: f32) -> ConvPath {
     if s.binary && s.density() <= max_density {
         ConvPath::Events
     } else {
@@ -457,7 +457,7 @@ pub fn conv2d_forward_spikes_within(
     !budget.exceeded()
 }
 
-fn forward_spikes(
+pub(crate) fn forward_spikes(
     g: &ConvGeom,
     x: &[f32],
     weight: &[f32],
