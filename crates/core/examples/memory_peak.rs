@@ -3,12 +3,16 @@
 //! the live heap bytes, and prints the peak and the large allocations live at that peak with
 //! the engine functions that made them.
 //!
-//! `cargo run --release -p dualstream-core --example memory_peak -- SPEC.json [default|recompute] [batch] [density] [steps]`
+//! `cargo run --release -p dualstream-core --example memory_peak -- SPEC.json [default|recompute|recompute-chunked] [batch] [density] [steps]`
+//!
+//! `recompute-chunked`: the memory-lean mode with its SEW blocks' branch backward over chunks
+//! of time steps (`nn::sew_chunks`, off by default).
 //!
 //! The spec is a sequence-encoded model's, as `benches/workloads.ts` builds them
 //! (`JSON.stringify(model.spec)`).
 use dualstream_core::loss::LossSpec;
 use dualstream_core::model::{Model, Trainer};
+use dualstream_core::nn::sew_chunks::with_chunked_backward;
 use dualstream_core::optim::schedule::ScheduleSpec;
 use dualstream_core::optim::OptimizerSpec;
 use dualstream_core::spec::ModelSpec;
@@ -155,10 +159,12 @@ const MIB: f64 = 1048576.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: memory_peak SPEC.json [default|recompute] [batch] [density] [steps]";
+    let usage =
+        "usage: memory_peak SPEC.json [default|recompute|recompute-chunked] [batch] [density] [steps]";
     let spec: ModelSpec =
         serde_json::from_str(&std::fs::read_to_string(args.get(1).expect(usage)).unwrap()).unwrap();
-    let lean = args.get(2).is_some_and(|m| m == "recompute");
+    let chunked = args.get(2).is_some_and(|m| m == "recompute-chunked");
+    let lean = chunked || args.get(2).is_some_and(|m| m == "recompute");
     let batch: usize = args.get(3).map_or(8, |s| s.parse().unwrap());
     let density: f64 = args.get(4).map_or(0.034, |s| s.parse().unwrap());
     let steps: usize = args.get(5).map_or(2, |s| s.parse().unwrap());
@@ -185,10 +191,14 @@ fn main() {
     let before = LIVE.load(Ordering::SeqCst);
     TRACKING.store(true, Ordering::SeqCst);
     for s in 0..steps {
-        let out = dualstream_core::in_pool(|| trainer.train_step(&mut model, &x, &y).unwrap());
+        let start = std::time::Instant::now();
+        let out = dualstream_core::in_pool(|| {
+            with_chunked_backward(chunked, || trainer.train_step(&mut model, &x, &y).unwrap())
+        });
         println!(
-            "step {s}: loss {:.4}, live heap {:.1} MiB, peak {:.1} MiB, stored by the forward {:.1} MiB",
+            "step {s}: loss {:.4}, {:.2} s, live heap {:.1} MiB, peak {:.1} MiB, stored by the forward {:.1} MiB",
             out.loss,
+            start.elapsed().as_secs_f64(),
             LIVE.load(Ordering::SeqCst) as f64 / MIB,
             PEAK.load(Ordering::SeqCst) as f64 / MIB,
             model.stored_bytes() as f64 / MIB,

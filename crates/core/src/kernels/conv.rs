@@ -352,6 +352,141 @@ fn wgrad_node(leaf: &WgradLeaf, lo: usize, hi: usize, out: &mut [f32]) {
     }
 }
 
+/// The reduction tree of [`wgrad_tree`] computed over ranges of its planes one after the
+/// other (e.g. chunks of time steps whose activations are not all live at once): each range
+/// computes the largest nodes that lie inside it, in the tree's own order, and
+/// [`WgradParts::finish`] merges them up the tree as [`wgrad_tree`] does, so the sum has the
+/// same bits. A range must not cut a leaf ([`wgrad_cuts_leaf`]).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct WgradParts {
+    batch: usize,
+    /// `(lo, hi, sum of leaf over lo..hi)` of the nodes computed so far.
+    nodes: Vec<(usize, usize, Vec<f32>)>,
+}
+
+/// Whether a range boundary at plane `at` falls inside a leaf of the tree over `batch`.
+#[doc(hidden)]
+pub fn wgrad_cuts_leaf(batch: usize, at: usize) -> bool {
+    let (mut lo, mut hi) = (0, batch);
+    loop {
+        if at <= lo || at >= hi {
+            return false;
+        }
+        if hi - lo <= WGRAD_LEAF {
+            return true;
+        }
+        let mid = lo + (hi - lo) / 2;
+        if at < mid {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+}
+
+impl WgradParts {
+    pub fn new(batch: usize) -> Self {
+        WgradParts { batch, nodes: Vec::new() }
+    }
+
+    /// The planes of the batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The nodes inside planes `[a, b)` whose parent is not: `leaf` (planes numbered over the
+    /// whole batch) summed over each, `len` values.
+    pub fn add_range(&mut self, a: usize, b: usize, len: usize, leaf: &WgradLeaf) {
+        self.collect(0, self.batch, a, b, len, leaf);
+    }
+
+    fn collect(&mut self, lo: usize, hi: usize, a: usize, b: usize, len: usize, leaf: &WgradLeaf) {
+        if lo >= b || hi <= a || lo == hi {
+            return;
+        }
+        if a <= lo && hi <= b {
+            let mut out = vec![0.0; len];
+            wgrad_node(leaf, lo, hi, &mut out);
+            self.nodes.push((lo, hi, out));
+            return;
+        }
+        assert!(hi - lo > WGRAD_LEAF, "WgradParts: a range cuts the leaf {lo}..{hi}");
+        let mid = lo + (hi - lo) / 2;
+        self.collect(lo, mid, a, b, len, leaf);
+        self.collect(mid, hi, a, b, len, leaf);
+    }
+
+    /// The sum over all planes into `out` (overwritten), once every plane's range was added.
+    pub fn finish(&self, out: &mut [f32]) {
+        if self.batch > 0 {
+            self.merge(0, self.batch, out);
+        }
+    }
+
+    fn merge(&self, lo: usize, hi: usize, out: &mut [f32]) {
+        if let Some((_, _, sum)) = self.nodes.iter().find(|n| n.0 == lo && n.1 == hi) {
+            out.copy_from_slice(sum);
+            return;
+        }
+        assert!(hi - lo > WGRAD_LEAF, "WgradParts: planes {lo}..{hi} were not added");
+        let mid = lo + (hi - lo) / 2;
+        let mut right = Scratch::take(out.len());
+        self.merge(lo, mid, out);
+        self.merge(mid, hi, &mut right);
+        for (o, r) in out.iter_mut().zip(right.iter()) {
+            *o += *r;
+        }
+    }
+}
+
+/// [`conv2d_backward_weight`] of planes `[a, a + x.len() / in_size)` of the batch `parts` is
+/// over (`x` and `dy` those planes), into `parts`; [`conv2d_backward_weight_finish`] adds
+/// the sum.
+#[doc(hidden)]
+pub fn conv2d_backward_weight_range(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    a: usize,
+    with_bias: bool,
+    parts: &mut WgradParts,
+) {
+    let planes = x.len() / g.in_size();
+    assert_eq!(x.len(), planes * g.in_size(), "conv2d_backward_weight_range: input length");
+    assert_eq!(dy.len(), planes * g.out_size(), "conv2d_backward_weight_range: grad length");
+    let len = g.weight_len() + if with_bias { g.c_out } else { 0 };
+    let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
+        wgrad_leaf(g, x, dy, with_bias, lo - a, hi - a, out)
+    };
+    parts.add_range(a, a + planes, len, &leaf);
+}
+
+/// ADDS the weight (and bias) gradient that [`conv2d_backward_weight_range`] collected.
+#[doc(hidden)]
+pub fn conv2d_backward_weight_finish(
+    g: &ConvGeom,
+    parts: &WgradParts,
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    if parts.batch == 0 {
+        return;
+    }
+    let len = g.weight_len() + if grad_bias.is_some() { g.c_out } else { 0 };
+    let mut total = Scratch::take(len);
+    parts.finish(&mut total);
+    let (tw, tb) = total.split_at(g.weight_len());
+    for (d, s) in grad_weight.iter_mut().zip(tw) {
+        *d += *s;
+    }
+    if let Some(gb) = grad_bias {
+        for (d, s) in gb.iter_mut().zip(tb) {
+            *d += *s;
+        }
+    }
+}
+
 /// Bias gradient of one sample: writes (`first`) or adds the per-channel sums of `dys`.
 #[doc(hidden)]
 pub fn wgrad_bias_leaf(g: &ConvGeom, dys: &[f32], ob: &mut [f32], first: bool) {

@@ -18,7 +18,7 @@
 //!
 //! Both are compiled for AVX-512, AVX2 and the baseline, chosen at run time: the published
 //! binary targets any x86-64 and cannot rely on `target-cpu`.
-use super::conv::{wgrad_bias_leaf, wgrad_tree};
+use super::conv::{wgrad_bias_leaf, wgrad_tree, WgradParts};
 use super::geometry::ConvGeom;
 use super::scratch::{Aligned, Scratch};
 use super::simd::multiversion;
@@ -110,7 +110,7 @@ pub fn choose_path(g: &ConvGeom, x: &[f32], max_density: f32) -> ConvPath {
 
 /// The kernel for an input with stats `s`: events only if it is binary and at most
 /// `max_density` dense.
-fn path_for(s: SpikeStats, max_density: f32) -> ConvPath {
+pub(crate) fn path_for(s: SpikeStats, max_density: f32) -> ConvPath {
     if s.binary && s.density() <= max_density {
         ConvPath::Events
     } else {
@@ -457,7 +457,7 @@ pub fn conv2d_forward_spikes_within(
     !budget.exceeded()
 }
 
-fn forward_spikes(
+pub(crate) fn forward_spikes(
     g: &ConvGeom,
     x: &[f32],
     weight: &[f32],
@@ -714,6 +714,79 @@ pub fn conv2d_backward_weight_spikes(
     }
     if let Some(gb) = grad_bias {
         assert_eq!(gb.len(), g.c_out, "conv2d_backward_weight_spikes: bias length");
+        for (d, s) in gb.iter_mut().zip(tb) {
+            *d += *s;
+        }
+    }
+}
+
+/// [`conv2d_backward_weight_spikes`] of planes `[a, a + x.len() / in_size)` of the batch
+/// `parts` is over (`x` and `dy` those planes), into `parts` (see `conv::WgradParts`);
+/// [`conv2d_backward_weight_spikes_finish`] adds the sum.
+#[doc(hidden)]
+pub fn conv2d_backward_weight_spikes_range(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    a: usize,
+    with_bias: bool,
+    parts: &mut WgradParts,
+) {
+    assert!(supports_events(g), "conv2d_backward_weight_spikes_range: unsupported geometry {g:?}");
+    let planes = x.len() / g.in_size();
+    assert_eq!(x.len(), planes * g.in_size(), "conv2d_backward_weight_spikes_range: input");
+    assert_eq!(dy.len(), planes * g.out_size(), "conv2d_backward_weight_spikes_range: grad");
+    let cp = cout_pad(g);
+    let targets = tap_targets(g);
+    let p = Wg { g, cp, targets: &targets };
+    let wlen = g.kh * g.kw * g.c_in * cp;
+    let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
+        let (ow_, ob) = out.split_at_mut(wlen);
+        let mut dyt = take_grid(&DY_GRIDS, g, cp);
+        ACTIVE.with_borrow_mut(|act| {
+            for s in lo..hi {
+                let k = s - a;
+                let xs = &x[k * g.in_size()..(k + 1) * g.in_size()];
+                let dys = &dy[k * g.out_size()..(k + 1) * g.out_size()];
+                wgrad_sample(&p, xs, dys, ow_, &mut dyt, act, s == lo);
+                if with_bias {
+                    wgrad_bias_leaf(g, dys, ob, s == lo);
+                }
+            }
+        });
+        put_grid(&DY_GRIDS, g, cp, dyt);
+    };
+    parts.add_range(a, a + planes, wlen + if with_bias { g.c_out } else { 0 }, &leaf);
+}
+
+/// ADDS the weight (and bias) gradient that [`conv2d_backward_weight_spikes_range`]
+/// collected.
+#[doc(hidden)]
+pub fn conv2d_backward_weight_spikes_finish(
+    g: &ConvGeom,
+    parts: &WgradParts,
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    if parts.batch() == 0 {
+        return;
+    }
+    let cp = cout_pad(g);
+    let wlen = g.kh * g.kw * g.c_in * cp;
+    let mut total = Scratch::take(wlen + if grad_bias.is_some() { g.c_out } else { 0 });
+    parts.finish(&mut total);
+    let (tw, tb) = total.split_at(wlen);
+    for co in 0..g.c_out {
+        for c in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let t = (i * g.kw + j) * g.c_in + c;
+                    grad_weight[((co * g.c_in + c) * g.kh + i) * g.kw + j] += tw[t * cp + co];
+                }
+            }
+        }
+    }
+    if let Some(gb) = grad_bias {
         for (d, s) in gb.iter_mut().zip(tb) {
             *d += *s;
         }

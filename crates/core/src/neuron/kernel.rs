@@ -29,6 +29,9 @@ use crate::kernels::transpose::cells_to_planes;
 use crate::spec::Connect;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[doc(hidden)]
+pub mod window;
+
 /// Elements per parallel task (and per partial sum of the PLIF gradient).
 #[doc(hidden)]
 pub const CHUNK: usize = 1024;

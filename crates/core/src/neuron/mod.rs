@@ -224,7 +224,7 @@ impl NeuronLayer {
     }
 
     /// Adds a backward pass's `dL/dw` to PLIF's parameter gradient (no-op for IF and LIF).
-    fn add_w_grad(&mut self, dw: f64) {
+    pub(crate) fn add_w_grad(&mut self, dw: f64) {
         if let Some(w) = &mut self.w {
             w.grad.data_mut()[0] += dw as f32;
         }

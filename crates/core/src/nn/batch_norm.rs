@@ -269,6 +269,23 @@ impl BatchNorm2d {
         backward_input_in_place(input.data(), dy.data_mut(), c, hw, a, b, d);
     }
 
+    /// Once `sum_dy` and `sum_dy_xc` hold the sums over all of an input of `shape` (filled
+    /// window by window, see `neuron::kernel::window`): the parameter gradients, and the
+    /// coefficients [`Self::input_grad_steps_in_place`] applies.
+    pub(crate) fn input_grad_from_sums(&mut self, shape: &[usize], batch_stats: bool) {
+        self.input_grad_coefficients(shape, batch_stats);
+    }
+
+    /// `dx` over `dy` for whole time steps `x` of the input, after
+    /// [`Self::input_grad_from_sums`]: the same values as those steps of
+    /// [`Self::backward_from_sums_in_place`] on the whole input.
+    pub(crate) fn input_grad_steps_in_place(&self, x: &Tensor, dy: &mut Tensor) {
+        let s = x.shape();
+        assert_eq!(s, dy.shape(), "input_grad_steps_in_place: shapes");
+        let [a, b, d] = &self.coef;
+        backward_input_in_place(x.data(), dy.data_mut(), s[2], s[3] * s[4], a, b, d);
+    }
+
     /// Adds the affine parameters' gradients from the sums and sets `coef` to the input
     /// gradient's per-channel `dx = a dy + b x + d`.
     fn input_grad_coefficients(&mut self, s: &[usize], batch_stats: bool) {

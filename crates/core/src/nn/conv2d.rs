@@ -1,11 +1,16 @@
 //! 2-D convolution over time-major `[T, N, C, H, W]` activations, run on the merged batch.
 use crate::energy::{Counter, SynapseCounter};
 use crate::error::{Error, Result};
-use crate::kernels::conv::{conv2d_backward_data, conv2d_forward};
+use crate::kernels::conv::{
+    conv2d_backward_data, conv2d_backward_weight_finish, conv2d_backward_weight_range,
+    conv2d_forward, WgradParts,
+};
 use crate::kernels::geometry::ConvGeom;
 use crate::kernels::spike_conv::{
-    choose_path, conv2d_backward_weight_auto, conv2d_forward_auto, forward_budget,
-    forward_event_max_density, supports_events, ConvPath, SpikeStats,
+    choose_path, conv2d_backward_weight_auto, conv2d_backward_weight_spikes_finish,
+    conv2d_backward_weight_spikes_range, conv2d_forward_auto, forward_budget,
+    forward_event_max_density, forward_spikes, path_for, supports_events, ConvPath, SpikeStats,
+    WGRAD_EVENT_MAX_DENSITY,
 };
 use crate::layer::{
     check_grad_output, expect_channels, AuditProbe, BackwardReads, Layer, Param, Visitor,
@@ -387,6 +392,95 @@ impl Conv2d {
                 .extend((0..g.c_out).map(|co| shift[co] + bias.map_or(0.0, |b| b[co] * scale[co])));
         }
         Ok(g)
+    }
+
+    /// Training forward of whole time steps `x` of the last training forward's input, through
+    /// the kernel that forward ran (an event-driven or a dense kernel sums in its own order,
+    /// and a window of steps may have another density than the whole): the same bits as
+    /// those steps of that forward's output. Not for a repeated input (`forward_one_step`).
+    pub(crate) fn forward_steps(&self, x: &Tensor, y: &mut Tensor) -> Result<()> {
+        let g = self.geometry(x.shape())?;
+        y.resize_for_overwrite(&[x.shape()[0], x.shape()[1], g.c_out, g.oh, g.ow]);
+        let (weight, bias) = self.weights(false);
+        match self.paths[0] {
+            Some(ConvPath::Events) => {
+                forward_spikes(&g, x.data(), weight, bias, y.data_mut(), None, None);
+            }
+            _ => conv2d_forward(&g, x.data(), weight, bias, y.data_mut()),
+        }
+        Ok(())
+    }
+
+    /// The weight-gradient kernel [`Layer::backward`] would take for the whole input of
+    /// `shape` (`[T, N, ...]`), `stats` its [`SpikeStats`] (measured again by that backward
+    /// where the forward did not keep them), recorded as that backward records it.
+    pub(crate) fn wgrad_path(&mut self, shape: &[usize], stats: SpikeStats) -> Result<ConvPath> {
+        let g = self.geometry(shape)?;
+        let known = self.input_stats.take().filter(|s| s.len == stats.len);
+        let path = match known {
+            Some(s) if supports_events(&g) => path_for(s, WGRAD_EVENT_MAX_DENSITY),
+            _ if supports_events(&g) => path_for(stats, WGRAD_EVENT_MAX_DENSITY),
+            _ => ConvPath::Dense,
+        };
+        self.paths[1] = Some(path);
+        Ok(path)
+    }
+
+    /// The weight gradient of whole time steps (`x`, `dy`; planes from `a` of the batch) into
+    /// `parts`, through `path` ([`Self::wgrad_path`]).
+    pub(crate) fn wgrad_steps(
+        &self,
+        path: ConvPath,
+        x: &Tensor,
+        dy: &Tensor,
+        a: usize,
+        parts: &mut WgradParts,
+    ) -> Result<()> {
+        let g = self.geometry(x.shape())?;
+        let bias = self.bias.is_some();
+        match path {
+            ConvPath::Events => {
+                conv2d_backward_weight_spikes_range(&g, x.data(), dy.data(), a, bias, parts)
+            }
+            ConvPath::Dense => {
+                conv2d_backward_weight_range(&g, x.data(), dy.data(), a, bias, parts)
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the weight gradient [`Self::wgrad_steps`] collected (`shape`: one step's input).
+    pub(crate) fn wgrad_finish(
+        &mut self,
+        path: ConvPath,
+        shape: &[usize],
+        parts: &WgradParts,
+    ) -> Result<()> {
+        let g = self.geometry(shape)?;
+        let (gw, gb) = (self.weight.grad.data_mut(), self.bias.as_mut().map(|b| b.grad.data_mut()));
+        match path {
+            ConvPath::Events => conv2d_backward_weight_spikes_finish(&g, parts, gw, gb),
+            ConvPath::Dense => conv2d_backward_weight_finish(&g, parts, gw, gb),
+        }
+        Ok(())
+    }
+
+    /// The input gradient of whole time steps from their output gradient `dy`.
+    pub(crate) fn backward_data_steps(
+        &self,
+        x_shape: &[usize],
+        dy: &Tensor,
+        dx: &mut Tensor,
+    ) -> Result<()> {
+        let g = self.geometry(x_shape)?;
+        dx.resize_for_overwrite(x_shape);
+        conv2d_backward_data(&g, dy.data(), self.weight.value.data(), dx.data_mut());
+        Ok(())
+    }
+
+    /// Whether the layer skips its input gradient.
+    pub(crate) fn skips_input_grad(&self) -> bool {
+        self.skip_input_grad
     }
 
     /// The weights and bias to run with: the folded ones after [`Self::prepare`] with an affine.

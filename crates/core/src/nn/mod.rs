@@ -13,6 +13,8 @@ pub mod relu;
 pub mod residual;
 pub mod sequential;
 pub mod sew_block;
+#[doc(hidden)]
+pub mod sew_chunks;
 pub mod shape_layer;
 pub mod spiking_resnet_block;
 pub mod transformer;

@@ -9,6 +9,7 @@ use crate::kernels::scratch::with_tensors;
 use crate::layer::{BackwardReads, Layer, Visitor, VisitorMut};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
+use crate::nn::sew_chunks;
 use crate::spec::Connect;
 use crate::tensor::Tensor;
 
@@ -134,6 +135,20 @@ impl Layer for SewBlock {
     ) -> Result<()> {
         if self.paths.shortcut.is_none() {
             let unread = self.branch_out_unread();
+            // The memory-lean mode runs the branch's backward over chunks of time steps where
+            // it fits (see `sew_chunks`).
+            if unread
+                && self.paths.branch.memory_lean()
+                && sew_chunks::backward(
+                    &mut self.paths.branch,
+                    self.connect,
+                    input,
+                    grad_output,
+                    grad_input,
+                )?
+            {
+                return Ok(());
+            }
             // The branch's output gradient is a pooled work buffer for the length of this
             // call: blocks at every resolution share one instead of keeping one each.
             return with_tensors::<1, _>(|bufs| {

@@ -183,3 +183,66 @@ fn prediction_in_a_process_of_its_own() {
         }
     }
 }
+
+/// A W3-shaped model at a small size: event frames `[T, n, 2, 16, 16]`, a conv-BN-neuron stem,
+/// two SEW ADD blocks (branch conv-BN-neuron-conv-BN-neuron, identity shortcut) each before a
+/// 2x2 max pool, global average pooling and a linear head.
+fn w3_like_json(t_len: usize, neuron: &str) -> String {
+    let conv = r#"{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}"#;
+    let bn = |w: f32| format!(r#"{{"type":"batchNorm2d","numFeatures":4,"initWeight":{w}}}"#);
+    let block = format!(
+        r#"{{"type":"sewBlock","connect":"add","branch":[{conv},{},{neuron},{conv},{},{neuron}]}}"#,
+        bn(1.0),
+        bn(0.5)
+    );
+    format!(
+        r#"{{"timeSteps":{t_len},"inputShape":[2,16,16],"encoding":"sequence","layers":[
+        {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+        {},{neuron},{block},{{"type":"maxPool2d","kernelSize":[2,2]}},
+        {block},{{"type":"maxPool2d","kernelSize":[2,2]}},
+        {{"type":"globalAvgPool"}},{{"type":"linear","inFeatures":4,"outFeatures":3}}]}}"#,
+        bn(1.0)
+    )
+}
+
+/// The memory-lean mode runs the SEW blocks' branch backward over chunks of time steps; two
+/// SGD steps leave every parameter and BN statistic as the default mode does, bit for bit: PLIF
+/// and LIF, T odd, T not a multiple of the chunk, chunks widened where a boundary would cut
+/// the weight-gradient tree, batches of 1 to 4.
+#[test]
+fn memory_lean_sew_blocks_over_chunks_of_time_steps_match_the_default_mode() {
+    use dualstream_core::nn::sew_chunks::{chunked_runs, with_chunked_backward};
+    let plif =
+        r#"{"type":"plif","tau":2.0,"detachReset":true,"surrogate":{"type":"atan","alpha":2}}"#;
+    let lif = r#"{"type":"lif","tau":2.0,"detachReset":true}"#;
+    for (t_len, n, neuron) in [(5, 3, plif), (9, 2, plif), (16, 4, plif), (7, 1, lif), (3, 4, lif)]
+    {
+        let spec: ModelSpec = serde_json::from_str(&w3_like_json(t_len, neuron)).unwrap();
+        let what = format!("T {t_len} N {n} {}", &neuron[9..13]);
+        let run = |lean: bool| {
+            let mut model = Model::from_spec(&spec, 5).unwrap();
+            model.set_memory_lean(lean);
+            let opt: OptimizerSpec =
+                serde_json::from_str(r#"{"type":"sgd","lr":0.5,"momentum":0.9}"#).unwrap();
+            let mut trainer =
+                Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+            for step in 0..2u64 {
+                let mut rng = Rng::new(100 + step);
+                let len = t_len * n * 2 * 16 * 16;
+                let data = (0..len).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
+                let x = Tensor::from_vec(&[t_len, n, 2, 16, 16], data).unwrap();
+                let labels: Vec<u32> = (0..n as u32).map(|i| (i + step as u32) % 3).collect();
+                trainer.train_step(&mut model, &x, &labels).unwrap();
+            }
+            model.state_tensors()
+        };
+        let default = run(false);
+        let before = chunked_runs();
+        let lean = with_chunked_backward(true, || run(true));
+        assert_eq!(chunked_runs() - before, 4, "{what}: both blocks over chunks in both steps");
+        for ((name, a), (_, b)) in default.iter().zip(&lean) {
+            let same = a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{what}: {name} differs between the default and the chunked backward");
+        }
+    }
+}

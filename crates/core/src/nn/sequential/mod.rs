@@ -19,6 +19,7 @@ pub mod forward;
 pub mod plan;
 mod recompute;
 
+pub(crate) use plan::with_thread_setting as plan_setting;
 pub use plan::{with_fusion, FusedOp, Fusion};
 
 /// Where the backward pass finds the activation between layer i and i+1.
@@ -331,6 +332,15 @@ impl Sequential {
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
+    }
+
+    pub(crate) fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
+    /// The fused passes of the last forward.
+    pub(crate) fn last_plan(&self) -> &[FusedOp] {
+        &self.plan
     }
 
     /// Bytes of the activations between this sequence's own layers kept by the last training

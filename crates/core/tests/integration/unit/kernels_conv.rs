@@ -192,3 +192,85 @@ fn geometry_rejects_degenerate_hyper_parameters() {
     let g = ConvGeom::new(4, 4, 2, 2, [3, 3], [1, 1], [1, 1], [1, 1], 4).unwrap();
     assert_eq!((g.oh, g.ow), (2, 2));
 }
+
+/// Time-step ranges `[T, N]` planes at a time: runs of `lens` steps that cut no leaf of the
+/// reduction tree over `t_len * n` planes, as `WgradParts` needs.
+fn step_ranges(t_len: usize, n: usize, lens: &[usize]) -> Option<Vec<(usize, usize)>> {
+    let mut out = Vec::new();
+    let (mut t, mut k) = (0, 0);
+    while t < t_len {
+        let len = lens[k % lens.len()].min(t_len - t);
+        if t > 0 && wgrad_cuts_leaf(t_len * n, t * n) {
+            return None;
+        }
+        out.push((t * n, (t + len) * n));
+        t += len;
+        k += 1;
+    }
+    Some(out)
+}
+
+/// The weight gradient collected over ranges of time steps (last range first, as a backward
+/// over time chunks runs), dense kernel and event kernel, against the whole batch: the same
+/// bits, with and without bias, added onto a gradient that already holds values.
+#[test]
+fn backward_weight_over_step_ranges_matches_the_whole_batch() {
+    use dualstream_core::kernels::spike_conv::{
+        conv2d_backward_weight_spikes, conv2d_backward_weight_spikes_finish,
+        conv2d_backward_weight_spikes_range,
+    };
+    let mut rng = Rng::new(71);
+    let g = ConvGeom::new(4, 6, 9, 7, [3, 3], [1, 1], [1, 1], [1, 1], 1).unwrap();
+    let mut tried = 0;
+    for (t_len, n) in [(16, 8), (7, 2), (5, 3), (16, 1), (3, 1), (9, 4)] {
+        let planes = t_len * n;
+        let x: Vec<f32> =
+            (0..planes * g.in_size()).map(|_| (rng.uniform() < 0.2) as u8 as f32).collect();
+        let dy = randv(&mut rng, planes * g.out_size());
+        let start_w = randv(&mut rng, g.weight_len());
+        let start_b = randv(&mut rng, g.c_out);
+        for lens in [&[2usize][..], &[4], &[3, 2], &[1], &[5]] {
+            let Some(ranges) = step_ranges(t_len, n, lens) else { continue };
+            tried += 1;
+            for bias in [false, true] {
+                for events in [false, true] {
+                    let (mut dw, mut db) = (start_w.clone(), start_b.clone());
+                    let (mut cw, mut cb) = (start_w.clone(), start_b.clone());
+                    let mut parts = WgradParts::new(planes);
+                    for &(a, b) in ranges.iter().rev() {
+                        let xs = &x[a * g.in_size()..b * g.in_size()];
+                        let dys = &dy[a * g.out_size()..b * g.out_size()];
+                        if events {
+                            conv2d_backward_weight_spikes_range(&g, xs, dys, a, bias, &mut parts);
+                        } else {
+                            conv2d_backward_weight_range(&g, xs, dys, a, bias, &mut parts);
+                        }
+                    }
+                    let cb_ref = bias.then_some(&mut cb[..]);
+                    let db_ref = bias.then_some(&mut db[..]);
+                    if events {
+                        conv2d_backward_weight_spikes(&g, &x, &dy, &mut dw, db_ref);
+                        conv2d_backward_weight_spikes_finish(&g, &parts, &mut cw, cb_ref);
+                    } else {
+                        conv2d_backward_weight(&g, &x, &dy, &mut dw, db_ref);
+                        conv2d_backward_weight_finish(&g, &parts, &mut cw, cb_ref);
+                    }
+                    let what = format!("T {t_len} N {n} lens {lens:?} bias {bias} events {events}");
+                    assert!(cw.iter().zip(&dw).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
+                    assert!(cb.iter().zip(&db).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}");
+                }
+            }
+        }
+    }
+    assert!(tried >= 15, "only {tried} splits cut no leaf");
+}
+
+/// A leaf of two planes is cut by a boundary between them, a node boundary is not.
+#[test]
+fn wgrad_leaf_cuts() {
+    // 15 planes: 0..7 | 7..15; 0..3 | 3..7; 3..5 | 5..7: plane 4 is inside the leaf 3..5.
+    assert!(wgrad_cuts_leaf(15, 4));
+    assert!(!wgrad_cuts_leaf(15, 3) && !wgrad_cuts_leaf(15, 7) && !wgrad_cuts_leaf(15, 5));
+    assert!((1..16).all(|t| !wgrad_cuts_leaf(128, 8 * t)));
+    assert!(!wgrad_cuts_leaf(128, 0) && !wgrad_cuts_leaf(128, 128));
+}

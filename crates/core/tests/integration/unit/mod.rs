@@ -24,6 +24,7 @@ pub mod neuron;
 pub mod neuron_bn_fused_tests;
 pub mod neuron_conv_fused_tests;
 pub mod neuron_surrogate;
+pub mod neuron_window;
 pub mod nn_batch_norm;
 pub mod nn_conv2d;
 pub mod nn_dropout;
