@@ -318,27 +318,33 @@ fn reflect(i: isize, n: usize) -> usize {
 
 /// Blurs an `h x w` plane with `kernel` across then down, reflecting at the borders: the
 /// separable form of torchvision's `gaussian_blur` (reflect padding, then the outer-product
-/// kernel).
+/// kernel). Each tap is added to a whole row at once, so the inner loops run over contiguous
+/// pixels and vectorise.
 pub fn blur_reflect(plane: &[f32], h: usize, w: usize, kernel: &[f32]) -> Vec<f32> {
     let half = (kernel.len() / 2) as isize;
-    let mut line = vec![0f32; h.max(w) + kernel.len()];
+    // Source index of each padded position, across and down (reflect divides: once per call).
+    let across_at: Vec<usize> =
+        (0..w + kernel.len() - 1).map(|k| reflect(k as isize - half, w)).collect();
+    let down_at: Vec<usize> =
+        (0..h + kernel.len() - 1).map(|k| reflect(k as isize - half, h)).collect();
+    let mut line = vec![0f32; across_at.len()];
     let mut across = vec![0f32; h * w];
-    for y in 0..h {
-        let row = &plane[y * w..(y + 1) * w];
-        for (k, v) in line[..w + 2 * half as usize].iter_mut().enumerate() {
-            *v = row[reflect(k as isize - half, w)];
+    for (row, dst) in plane.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+        for (v, &k) in line.iter_mut().zip(&across_at) {
+            *v = row[k];
         }
-        for x in 0..w {
-            across[y * w + x] = kernel.iter().zip(&line[x..]).map(|(k, v)| k * v).sum();
+        for (t, &kt) in kernel.iter().enumerate() {
+            for (d, s) in dst.iter_mut().zip(&line[t..t + w]) {
+                *d += kt * s;
+            }
         }
     }
     let mut out = vec![0f32; h * w];
-    for x in 0..w {
-        for (k, v) in line[..h + 2 * half as usize].iter_mut().enumerate() {
-            *v = across[reflect(k as isize - half, h) * w + x];
-        }
-        for y in 0..h {
-            out[y * w + x] = kernel.iter().zip(&line[y..]).map(|(k, v)| k * v).sum();
+    for (y, dst) in out.chunks_exact_mut(w).enumerate() {
+        for (&kt, &sy) in kernel.iter().zip(&down_at[y..]) {
+            for (d, s) in dst.iter_mut().zip(&across[sy * w..(sy + 1) * w]) {
+                *d += kt * s;
+            }
         }
     }
     out
@@ -368,6 +374,17 @@ pub fn elastic_displacement(
     (smooth(noise_y), smooth(noise_x))
 }
 
+/// `x.floor()` for the finite, moderate coordinates of a displacement field, without the libm
+/// call baseline x86-64 makes for `floor`.
+fn floor(x: f32) -> isize {
+    let t = x as isize;
+    if (t as f32) > x {
+        t - 1
+    } else {
+        t
+    }
+}
+
 /// Moves every plane's pixel (i, j) to read the input at (i + dy, j + dx), bilinearly, as
 /// torchvision's `elastic` does with its default `fill=0`: the sample is weighted by the share of
 /// its four neighbours that lie inside the plane (`grid_sample` of a mask of ones), so outside
@@ -388,9 +405,8 @@ pub fn elastic_warp(x: &Tensor, dy: &[f32], dx: &[f32]) -> Result<Tensor> {
     for i in 0..h {
         for j in 0..w {
             let (sy, sx) = (i as f32 + dy[i * w + j], j as f32 + dx[i * w + j]);
-            let (y0, x0) = (sy.floor(), sx.floor());
-            let (fy, fx) = (sy - y0, sx - x0);
-            let (y0, x0) = (y0 as isize, x0 as isize);
+            let (y0, x0) = (floor(sy), floor(sx));
+            let (fy, fx) = (sy - y0 as f32, sx - x0 as f32);
             let corners = [
                 (y0, x0, (1.0 - fy) * (1.0 - fx)),
                 (y0, x0 + 1, (1.0 - fy) * fx),
