@@ -1,8 +1,8 @@
 import test from 'ava'
-import { AFFINE, augmentTrainSet, CROP_PADDING } from '../ts/cli/augment'
+import { AFFINE, augmentTrainSet, CROP_PADDING, ELASTIC, ERASE } from '../ts/cli/augment'
 import { DSNN_WIDTH } from '../ts/cli/common'
 import { resolveConfig } from '../ts/cli/train'
-import { FramesDataset, LoaderData, TensorDataset } from '../ts/data'
+import { FramesDataset, LoaderData, TensorDataset, transforms } from '../ts/data'
 import type { DataBatch, LabelledData } from '../ts/model'
 
 const H = 6
@@ -69,7 +69,8 @@ test('the default run keeps its recipe: no augmentation, width 32, 4 epochs; --w
   t.is(resolveConfig({ model: 'snn', width: '16' }).width, 16)
   t.is(resolveConfig({ model: 'dsnn18' }).width, undefined)
   t.throws(() => resolveConfig({ augment: 'mirror' }), {
-    message: /--augment: expected one of none, crop, flip, crop-flip, affine, affine-flip/,
+    message:
+      /--augment: expected one of none, crop, flip, crop-flip, affine, affine-flip, elastic, affine-elastic, erase, flip-erase, crop-flip-erase/,
   })
   t.throws(() => resolveConfig({ model: 'dsnn18', width: '64' }), {
     message: /--width: sets the channels of the dsnn and snn networks; the model dsnn18 has its own widths/,
@@ -262,4 +263,76 @@ test('augmentation is refused for image folders (their own crops) and for sample
   t.throws(() => augmentTrainSet('--augment', vectors, 'crop'), {
     message: /--augment: crop needs image samples \[C, H, W\], the data has samples \[4\]/,
   })
+})
+
+test('elastic and erase kinds are fixed by seed and epoch; erase zeroes one box, the same for all time steps', async (t) => {
+  t.deepEqual(ELASTIC, { alpha: 68, sigma: 4 })
+  t.deepEqual(ERASE, { p: 0.5, scale: [0.02, 0.33], ratio: [0.3, 3.3], value: 0 })
+  const data = images(16)
+  for (const augment of ['elastic', 'affine-elastic', 'erase', 'flip-erase', 'crop-flip-erase'] as const) {
+    const seen = await collect(augmentTrainSet('--augment', data, augment), 0)
+    const again = await collect(augmentTrainSet('--augment', data, augment), 0)
+    const next = await collect(augmentTrainSet('--augment', data, augment), 1)
+    const flat = (bs: DataBatch[]) => bs.flatMap((b) => Array.from(b.x))
+    t.deepEqual(flat(again), flat(seen), `${augment}: same seed and epoch`)
+    t.notDeepEqual(flat(next), flat(seen), `${augment}: another epoch`)
+    t.true(flat(seen).every(Number.isFinite), augment)
+  }
+  // erase alone: every sample is the image, or the image with one rectangle of zeros.
+  const seen = await collect(augmentTrainSet('--augment', data, 'erase'), 0)
+  let erased = 0
+  for (const [b, batch] of seen.entries()) {
+    for (let j = 0; j < 4; j++) {
+      const source = data.get(b * 4 + j).x
+      const out = batch.x.subarray(j * H * W, (j + 1) * H * W)
+      const zeros: [number, number][] = []
+      for (let i = 0; i < H * W; i++) {
+        if (out[i] === 0) zeros.push([Math.floor(i / W), i % W])
+        else t.is(out[i], source[i])
+      }
+      if (zeros.length === 0) continue
+      erased++
+      const ys = zeros.map((z) => z[0])
+      const xs = zeros.map((z) => z[1])
+      const box = (Math.max(...ys) - Math.min(...ys) + 1) * (Math.max(...xs) - Math.min(...xs) + 1)
+      t.is(zeros.length, box, `sample ${b * 4 + j}: one rectangle`)
+    }
+  }
+  t.true(erased > 2 && erased < 16, `${erased} of 16 erased with p 0.5`)
+  // Frames: one box for all time steps.
+  const T = 3
+  const n = 8
+  const size = H * W
+  const counts = new Uint8Array(n * T * size).fill(1)
+  const frames = new FramesDataset(counts, new Uint32Array(n), [T, 1, H, W])
+  for await (const b of augmentTrainSet('--augment', frames, 'flip-erase').batches(n, { seed: 4 })) {
+    for (let j = 0; j < n; j++) {
+      const at = (s: number) => Array.from(b.x.subarray((s * n + j) * size, (s * n + j + 1) * size))
+      t.deepEqual(at(1), at(0))
+      t.deepEqual(at(2), at(0))
+    }
+  }
+})
+
+test('transforms.elastic and transforms.randomErasing check their arguments, naming them', (t) => {
+  t.deepEqual(transforms.elastic(34, 4), { kind: 'elastic', alpha: 34, sigma: 4, p: 1 })
+  t.deepEqual(transforms.randomErasing(), {
+    kind: 'randomErasing',
+    p: 0.5,
+    scale: [0.02, 0.33],
+    ratio: [0.3, 3.3],
+    value: 0,
+  })
+  t.like(transforms.randomErasing({ p: 1, value: 'random' }), { p: 1, value: 'random' })
+  t.like(transforms.randomErasing({ value: [0.1, 0.2, 0.3] }), { value: [0.1, 0.2, 0.3] })
+  t.throws(() => transforms.elastic(-1, 4), { message: /elastic alpha/ })
+  t.throws(() => transforms.elastic(Number.NaN, 4), { message: /elastic alpha/ })
+  t.throws(() => transforms.elastic(34, -2), { message: /elastic sigma/ })
+  t.throws(() => transforms.elastic(34, 4, 1.5), { message: /elastic p/ })
+  t.throws(() => transforms.randomErasing({ p: -0.1 }), { message: /randomErasing p/ })
+  t.throws(() => transforms.randomErasing({ scale: [0.5, 0.2] }), { message: /randomErasing scale/ })
+  t.throws(() => transforms.randomErasing({ scale: [0.1, 1.5] }), { message: /randomErasing scale/ })
+  t.throws(() => transforms.randomErasing({ ratio: [0, 3] }), { message: /randomErasing ratio/ })
+  t.throws(() => transforms.randomErasing({ value: 'noise' as 'random' }), { message: /randomErasing value/ })
+  t.throws(() => transforms.randomErasing({ value: [] }), { message: /randomErasing value/ })
 })

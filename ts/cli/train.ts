@@ -11,7 +11,7 @@ import { ProgressDisplay } from '../progress'
 import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
 import { helped, int, nonNegative, oneOf, optionTable, parseCommand, positive, usage } from './args'
-import { AFFINE, AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING } from './augment'
+import { AFFINE, AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING, ELASTIC, ERASE } from './augment'
 import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
@@ -52,8 +52,11 @@ Options:
                         crop (zero-pad ${CROP_PADDING} pixels, crop back to the sample's size), flip
                         (mirror left-right with probability 0.5), crop-flip, affine (turn by up
                         to ${AFFINE.degrees} degrees, scale by ${AFFINE.scale[0]}-${AFFINE.scale[1]}, shift by up to
-                        ${AFFINE.translate * 100} % of the size, bilinear), affine-flip, or none (default;
-                        digits must not be mirrored: crop or affine alone for mnist)
+                        ${AFFINE.translate * 100} % of the size, bilinear), affine-flip, elastic
+                        (torchvision's ElasticTransform(${ELASTIC.alpha}, ${ELASTIC.sigma})), affine-elastic, erase
+                        (torchvision's RandomErasing(): p ${ERASE.p}, area ${ERASE.scale[0]}-${ERASE.scale[1]}, value ${ERASE.value}),
+                        flip-erase, crop-flip-erase, or none (default; digits must not be
+                        mirrored: crop, affine or affine-elastic for mnist)
   --epochs <n>          training epochs (default 4)
   --batch-size <n>      samples per step (default 64)
   --time-steps <n>      simulation steps T (default 4, or the zoo network's or model file's;

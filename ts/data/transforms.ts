@@ -15,6 +15,14 @@ export type TransformSpec =
       antialias?: boolean
     }
   | { kind: 'randomAffine'; degrees: number; translate?: [number, number]; scale?: [number, number] }
+  | { kind: 'elastic'; alpha: number; sigma: number; p?: number }
+  | {
+      kind: 'randomErasing'
+      p?: number
+      scale?: [number, number]
+      ratio?: [number, number]
+      value?: number | number[] | 'random'
+    }
   | { kind: 'resize'; size: number | [number, number] }
   | { kind: 'centerCrop'; size: [number, number] }
   | { kind: 'normalize'; mean: number[]; std: number[] }
@@ -109,6 +117,60 @@ export const transforms = {
     )
       throw argError('randomAffine scale', '[min, max] with 0 < min <= max, finite', scale)
     return { kind: 'randomAffine', degrees, translate: [translate[0], translate[1]], scale: [scale[0], scale[1]] }
+  },
+  /**
+   * torchvision's ElasticTransform(alpha, sigma), applied with probability `p`: uniform(-1, 1)
+   * noise per pixel and axis, blurred by a Gaussian of std `sigma` pixels (8 sigma + 1 taps,
+   * reflected at the borders) and scaled by `alpha`, moves each pixel by `alpha / 2` times the
+   * blurred noise (torchvision's units: `alpha` scales [-1, 1] grid coordinates per size);
+   * bilinear samples, zeros outside. Every time step and channel gets the same field.
+   * For 28x28 digits `elastic(68, 4)` is Simard et al.'s alpha 34, sigma 4 (pixel units).
+   */
+  elastic: (alpha: number, sigma: number, p = 1): TransformSpec => {
+    if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < 0)
+      throw argError('elastic alpha', 'a finite magnitude >= 0', alpha)
+    if (typeof sigma !== 'number' || !Number.isFinite(sigma) || sigma < 0)
+      throw argError('elastic sigma', 'a finite std >= 0 (pixels)', sigma)
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw argError('elastic p', 'a probability in [0, 1]', p)
+    return { kind: 'elastic', alpha, sigma, p }
+  },
+  /**
+   * torchvision's RandomErasing: with probability `p`, one box of area fraction uniform in
+   * `scale` and aspect ratio (height / width) log-uniform in `ratio` (up to 10 tries for one
+   * that fits) is set to `value`: a number, one number per channel, or `'random'` (standard
+   * normal noise). Every time step gets the same box. Defaults are torchvision's.
+   */
+  randomErasing: (
+    options: {
+      p?: number
+      scale?: [number, number]
+      ratio?: [number, number]
+      value?: number | number[] | 'random'
+    } = {},
+  ): TransformSpec => {
+    const p = options.p ?? 0.5
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw argError('randomErasing p', 'a probability in [0, 1]', p)
+    const scale = options.scale ?? [0.02, 0.33]
+    if (!Array.isArray(scale) || scale.length !== 2 || !(scale[0] >= 0 && scale[0] <= scale[1] && scale[1] <= 1))
+      throw argError('randomErasing scale', 'area fractions [min, max] with 0 <= min <= max <= 1', scale)
+    const ratio = options.ratio ?? [0.3, 3.3]
+    if (
+      !Array.isArray(ratio) ||
+      ratio.length !== 2 ||
+      !(ratio[0] > 0 && ratio[0] <= ratio[1] && Number.isFinite(ratio[1]))
+    )
+      throw argError('randomErasing ratio', 'aspect ratios [min, max] with 0 < min <= max, finite', ratio)
+    const value = options.value ?? 0
+    const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v)
+    if (!(value === 'random' || finite(value) || (Array.isArray(value) && value.length > 0 && value.every(finite))))
+      throw argError('randomErasing value', "a finite number, one per channel, or 'random'", value)
+    return {
+      kind: 'randomErasing',
+      p,
+      scale: [scale[0], scale[1]],
+      ratio: [ratio[0], ratio[1]],
+      value: Array.isArray(value) ? [...value] : value,
+    }
   },
   /**
    * torchvision's Resize with Pillow's antialiased bilinear filter: a number sets the shorter

@@ -106,6 +106,24 @@ pub enum TransformSpec {
         #[serde(default = "unit_scale")]
         scale: [f32; 2],
     },
+    /// torchvision's `ElasticTransform(alpha, sigma)`, applied with probability `p`.
+    Elastic {
+        alpha: f32,
+        sigma: f32,
+        #[serde(default = "always")]
+        p: f32,
+    },
+    /// torchvision's `RandomErasing(p, scale, ratio, value)`.
+    RandomErasing {
+        #[serde(default = "half")]
+        p: f32,
+        #[serde(default = "erasing_scale")]
+        scale: [f32; 2],
+        #[serde(default = "erasing_ratio")]
+        ratio: [f32; 2],
+        #[serde(default)]
+        value: EraseValueSpec,
+    },
     /// torchvision's `Resize` (antialiased bilinear): a number sets the shorter side.
     Resize {
         size: ResizeSize,
@@ -126,8 +144,47 @@ pub enum ResizeSize {
     HeightWidth([usize; 2]),
 }
 
+/// `randomErasing`'s value: a number, one number per channel, or `"random"` (normal noise).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EraseValueSpec {
+    Constant(f32),
+    PerChannel(Vec<f32>),
+    Named(String),
+}
+
+impl Default for EraseValueSpec {
+    fn default() -> Self {
+        EraseValueSpec::Constant(0.0)
+    }
+}
+
+impl EraseValueSpec {
+    pub fn value(&self) -> Result<transforms::EraseValue> {
+        match self {
+            EraseValueSpec::Constant(v) => Ok(transforms::EraseValue::Constant(vec![*v])),
+            EraseValueSpec::PerChannel(v) => Ok(transforms::EraseValue::Constant(v.clone())),
+            EraseValueSpec::Named(name) if name == "random" => Ok(transforms::EraseValue::Random),
+            EraseValueSpec::Named(name) => Err(Error::value(
+                "randomErasing value",
+                "a number, one number per channel, or \"random\"",
+                format!("{name:?}"),
+            )),
+        }
+    }
+}
+
 fn half() -> f32 {
     0.5
+}
+fn always() -> f32 {
+    1.0
+}
+fn erasing_scale() -> [f32; 2] {
+    [0.02, 0.33]
+}
+fn erasing_ratio() -> [f32; 2] {
+    [0.3, 3.3]
 }
 fn default_scale() -> [f32; 2] {
     [0.08, 1.0]
@@ -252,6 +309,17 @@ fn apply(t: &TransformSpec, x: &Tensor, rng: &mut Rng, is_sequence: bool) -> Res
             *degrees,
             (translate[0], translate[1]),
             (scale[0], scale[1]),
+            rng,
+        ),
+        TransformSpec::Elastic { alpha, sigma, p } => {
+            transforms::random_elastic(x, *alpha, *sigma, *p, rng)
+        }
+        TransformSpec::RandomErasing { p, scale, ratio, value } => transforms::random_erasing(
+            x,
+            *p,
+            (scale[0], scale[1]),
+            (ratio[0], ratio[1]),
+            &value.value()?,
             rng,
         ),
         TransformSpec::Resize { size } => {

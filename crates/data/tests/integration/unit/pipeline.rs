@@ -133,3 +133,48 @@ fn bad_specs_and_samples_are_errors() {
         .to_string();
     assert!(err.contains("sample 1"), "{err}");
 }
+
+#[test]
+fn elastic_and_random_erasing_specs_run_per_sample_seed() {
+    let sp = spec(
+        r#"{"transforms":[{"kind":"elastic","alpha":34,"sigma":2},{"kind":"randomErasing","p":1,"scale":[0.1,0.3],"value":[0.5]}],"encoder":{"kind":"direct","timeSteps":2}}"#,
+    );
+    let image = |k: f32| {
+        Tensor::from_vec(
+            &[1, 12, 12],
+            (0..144).map(|i| ((i as f32 * 0.37 + k).sin() + 1.0) / 2.0).collect(),
+        )
+        .unwrap()
+    };
+    let samples = [Sample::Image(image(0.0)), Sample::Image(image(1.0))];
+    let a = prepare_batch(&samples, &sp, &[3, 4]).unwrap();
+    assert_eq!(a.data(), prepare_batch(&samples, &sp, &[3, 4]).unwrap().data());
+    assert_ne!(a.data(), prepare_batch(&samples, &sp, &[3, 5]).unwrap().data());
+    let alone = prepare(&Sample::Image(image(1.0)), &sp, &mut Rng::new(4)).unwrap();
+    let mut rng = Rng::new(4);
+    let manual = transforms::random_elastic(&image(1.0), 34.0, 2.0, 1.0, &mut rng).unwrap();
+    let value = transforms::EraseValue::Constant(vec![0.5]);
+    let manual =
+        transforms::random_erasing(&manual, 1.0, (0.1, 0.3), (0.3, 3.3), &value, &mut rng).unwrap();
+    assert_eq!(&alone.data()[..144], manual.data());
+    assert_eq!(&alone.data()[144..], manual.data(), "both time steps");
+    assert!(manual.data().contains(&0.5));
+    // Defaults: elastic p 1; randomErasing p 0.5, scale [0.02, 0.33], ratio [0.3, 3.3], value 0.
+    let d =
+        spec(r#"{"transforms":[{"kind":"elastic","alpha":1,"sigma":1},{"kind":"randomErasing"}]}"#);
+    assert_eq!(
+        d.transforms[1],
+        TransformSpec::RandomErasing {
+            p: 0.5,
+            scale: [0.02, 0.33],
+            ratio: [0.3, 3.3],
+            value: EraseValueSpec::Constant(0.0)
+        }
+    );
+    assert_eq!(d.transforms[0], TransformSpec::Elastic { alpha: 1.0, sigma: 1.0, p: 1.0 });
+    let bad = spec(r#"{"transforms":[{"kind":"randomErasing","p":1,"value":"noise"}]}"#);
+    let err = prepare(&Sample::Image(image(0.0)), &bad, &mut Rng::new(0)).unwrap_err().to_string();
+    assert!(err.contains("randomErasing value"), "{err}");
+    let random = spec(r#"{"transforms":[{"kind":"randomErasing","p":1,"value":"random"}]}"#);
+    assert!(prepare(&Sample::Image(image(0.0)), &random, &mut Rng::new(0)).is_ok());
+}

@@ -212,3 +212,188 @@ fn normalize_uses_each_channels_mean_and_std() {
     assert!(normalize(&x, &[0.0], &[1.0]).is_err());
     assert!(normalize(&x, &[0.0, 0.0], &[1.0, 0.0]).is_err());
 }
+
+/// torchvision's values for elastic distortion and random erasing, written by
+/// scripts/reference/transforms_fixture.py.
+fn torchvision() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/transforms-torchvision.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+fn num(v: &serde_json::Value) -> f32 {
+    v.as_f64().unwrap() as f32
+}
+
+fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol, "{what}[{i}]: {g} against torchvision's {w}");
+    }
+}
+
+#[test]
+fn gaussian_kernel_and_reflected_blur_match_torchvision() {
+    let r = torchvision();
+    for k in r["kernels"].as_array().unwrap() {
+        let sigma = num(&k["sigma"]);
+        close(
+            &gaussian_kernel(sigma),
+            &floats(&k["kernel"]),
+            1e-7,
+            &format!("kernel sigma {sigma}"),
+        );
+    }
+    for b in r["blurs"].as_array().unwrap() {
+        let (h, w, sigma) = (
+            b["height"].as_u64().unwrap() as usize,
+            b["width"].as_u64().unwrap() as usize,
+            num(&b["sigma"]),
+        );
+        let got = blur_reflect(&floats(&b["noise"]), h, w, &gaussian_kernel(sigma));
+        close(&got, &floats(&b["blurred"]), 2e-6, &format!("blur {h}x{w} sigma {sigma}"));
+    }
+}
+
+#[test]
+fn elastic_matches_torchvision_for_its_noise() {
+    for e in torchvision()["elastic"].as_array().unwrap() {
+        let shape: Vec<usize> =
+            e["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let (h, w) = (shape[2], shape[3]);
+        let (alpha, sigma) = (num(&e["alpha"]), num(&e["sigma"]));
+        let what = format!("{shape:?} alpha {alpha} sigma {sigma}");
+        let (dy, dx) =
+            elastic_displacement(&floats(&e["noiseY"]), &floats(&e["noiseX"]), h, w, alpha, sigma);
+        close(&dx, &floats(&e["dxPixels"]), 2e-5, &format!("{what}: dx"));
+        close(&dy, &floats(&e["dyPixels"]), 2e-5, &format!("{what}: dy"));
+        let frames = Tensor::from_vec(&shape, floats(&e["frames"])).unwrap();
+        let out = elastic_warp(&frames, &dy, &dx).unwrap();
+        close(out.data(), &floats(&e["out"]), 2e-5, &format!("{what}: frames"));
+    }
+}
+
+#[test]
+fn erase_and_erasing_box_sizes_match_torchvision() {
+    let r = torchvision();
+    let frames = Tensor::from_vec(&[2, 3, 12, 10], floats(&r["eraseFrames"])).unwrap();
+    for e in r["erases"].as_array().unwrap() {
+        let b: Vec<usize> =
+            e["box"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let out = erase(&frames, (b[0], b[1], b[2], b[3]), &floats(&e["value"])).unwrap();
+        assert_eq!(out.data(), floats(&e["out"]).as_slice(), "box {b:?}");
+    }
+    let boxes = &r["erasingBoxes"];
+    let (h, w) =
+        (boxes["height"].as_u64().unwrap() as usize, boxes["width"].as_u64().unwrap() as usize);
+    let mut after_a_miss = 0;
+    for case in boxes["cases"].as_array().unwrap() {
+        let tries = case["tries"].as_array().unwrap();
+        let fit = tries
+            .iter()
+            .enumerate()
+            .find_map(|(k, t)| erasing_box_size(h, w, num(&t[0]), num(&t[1])).map(|s| (k, s)));
+        let (k, (bh, bw)) = fit.expect("torchvision found a box");
+        after_a_miss += (k > 0) as usize;
+        assert_eq!(
+            [bh as u64, bw as u64],
+            [case["size"][0].as_u64().unwrap(), case["size"][1].as_u64().unwrap()]
+        );
+    }
+    assert!(after_a_miss >= 5, "the cases include boxes found after misses: {after_a_miss}");
+}
+
+#[test]
+fn random_elastic_is_seeded_the_same_for_every_plane_and_checks_arguments() {
+    let one = ramp(&[1, 1, 14, 12]);
+    let mut planes = Vec::new();
+    for _ in 0..6 {
+        planes.extend_from_slice(one.data());
+    }
+    let x = Tensor::from_vec(&[3, 2, 14, 12], planes).unwrap();
+    let a = random_elastic(&x, 40.0, 2.0, 1.0, &mut Rng::new(5)).unwrap();
+    let b = random_elastic(&x, 40.0, 2.0, 1.0, &mut Rng::new(5)).unwrap();
+    let c = random_elastic(&x, 40.0, 2.0, 1.0, &mut Rng::new(6)).unwrap();
+    assert_eq!(a.data(), b.data());
+    assert_ne!(a.data(), c.data());
+    assert_ne!(a.data(), x.data());
+    let alone = random_elastic(&one, 40.0, 2.0, 1.0, &mut Rng::new(5)).unwrap();
+    for plane in a.data().chunks(14 * 12) {
+        assert_eq!(plane, alone.data(), "one field for every time step and channel");
+    }
+    // alpha 0 moves nothing; p 0 never applies.
+    assert_eq!(random_elastic(&x, 0.0, 2.0, 1.0, &mut Rng::new(5)).unwrap().data(), x.data());
+    assert_eq!(random_elastic(&x, 40.0, 2.0, 0.0, &mut Rng::new(5)).unwrap().data(), x.data());
+    // p 0.5 applies about half the time.
+    let applied = (0..400)
+        .filter(|&s| {
+            random_elastic(&one, 40.0, 2.0, 0.5, &mut Rng::new(s)).unwrap().data() != one.data()
+        })
+        .count();
+    assert!((160..240).contains(&applied), "{applied} of 400");
+    let r = &mut Rng::new(0);
+    let msg = |e: dualstream_core::Error| e.to_string();
+    assert!(msg(random_elastic(&x, -1.0, 2.0, 1.0, r).unwrap_err()).contains("elastic alpha"));
+    assert!(msg(random_elastic(&x, 1.0, f32::NAN, 1.0, r).unwrap_err()).contains("elastic sigma"));
+    assert!(msg(random_elastic(&x, 1.0, 2.0, 1.5, r).unwrap_err()).contains("elastic p"));
+    assert!(elastic_warp(&x, &[0.0; 3], &[0.0; 3]).is_err());
+}
+
+#[test]
+fn random_erasing_is_seeded_one_box_for_all_time_steps_and_checks_arguments() {
+    let x = ramp(&[3, 2, 16, 16]);
+    let x = Tensor::from_vec(x.shape(), x.data().iter().map(|v| v + 1.0).collect()).unwrap();
+    let value = EraseValue::Constant(vec![0.0]);
+    let run = |s: u64, p: f32| {
+        random_erasing(&x, p, (0.02, 0.33), (0.3, 3.3), &value, &mut Rng::new(s)).unwrap()
+    };
+    assert_eq!(run(9, 1.0).data(), run(9, 1.0).data());
+    let mut erased = 0;
+    for s in 0..200 {
+        let y = run(s, 1.0);
+        let zeros: Vec<Vec<usize>> = y
+            .data()
+            .chunks(256)
+            .map(|p| p.iter().enumerate().filter(|(_, v)| **v == 0.0).map(|(i, _)| i).collect())
+            .collect();
+        assert!(zeros.iter().all(|z| z == &zeros[0]), "seed {s}: the same box in every plane");
+        let n = zeros[0].len();
+        assert!(n <= (0.33f32 * 256.0).ceil() as usize + 16, "seed {s}: {n} pixels");
+        erased += (n > 0) as usize;
+    }
+    assert!(erased > 190, "{erased} of 200 erased with p = 1");
+    assert_eq!(run(3, 0.0).data(), x.data());
+    let half = (0..400).filter(|&s| run(s, 0.5).data() != x.data()).count();
+    assert!((160..240).contains(&half), "{half} of 400");
+    // Random values: normal noise, the same in every time step.
+    let y = random_erasing(&x, 1.0, (0.1, 0.3), (0.5, 2.0), &EraseValue::Random, &mut Rng::new(1))
+        .unwrap();
+    let planes: Vec<&[f32]> = y.data().chunks(256).collect();
+    let before: Vec<&[f32]> = x.data().chunks(256).collect();
+    let boxed: Vec<usize> = (0..256).filter(|&i| planes[0][i] != before[0][i]).collect();
+    assert!(!boxed.is_empty());
+    // Plane t * C + c: channel 0 at time steps 0, 1 and 2 hold the same noise, channel 1 its own.
+    for &i in &boxed {
+        assert_eq!(planes[0][i], planes[2][i]);
+        assert_eq!(planes[0][i], planes[4][i]);
+        assert_eq!(planes[1][i], planes[3][i]);
+        assert_ne!(planes[0][i], planes[1][i]);
+    }
+    let r = &mut Rng::new(0);
+    let msg = |e: dualstream_core::Error| e.to_string();
+    let c0 = EraseValue::Constant(vec![0.0]);
+    assert!(msg(random_erasing(&x, 2.0, (0.02, 0.33), (0.3, 3.3), &c0, r).unwrap_err())
+        .contains("randomErasing p"));
+    assert!(msg(random_erasing(&x, 0.5, (0.4, 0.3), (0.3, 3.3), &c0, r).unwrap_err())
+        .contains("randomErasing scale"));
+    assert!(msg(random_erasing(&x, 0.5, (0.02, 0.33), (0.0, 3.3), &c0, r).unwrap_err())
+        .contains("randomErasing ratio"));
+    let three = EraseValue::Constant(vec![0.0; 3]);
+    assert!(msg(random_erasing(&x, 0.5, (0.02, 0.33), (0.3, 3.3), &three, r).unwrap_err())
+        .contains("randomErasing value"));
+    assert!(erase(&x, (10, 10, 8, 2), &[0.0]).is_err());
+}
