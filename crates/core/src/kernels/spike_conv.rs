@@ -651,6 +651,13 @@ struct Wg<'a> {
     targets: &'a [u32],
 }
 
+impl Wg<'_> {
+    /// Length of the tap-major weight gradient, `C_out` padded to `cp`.
+    fn wlen(&self) -> usize {
+        self.g.kh * self.g.kw * self.g.c_in * self.cp
+    }
+}
+
 /// Output index fed by input index `n` through kernel offset `k`, or `out` if none.
 fn tap_target(n: usize, k: usize, s: usize, p: usize, d: usize, out: usize) -> u32 {
     let t = (n + p) as isize - (k * d) as isize;
@@ -681,27 +688,58 @@ pub fn conv2d_backward_weight_spikes(
     let cp = cout_pad(g);
     let targets = tap_targets(g);
     let p = Wg { g, cp, targets: &targets };
-    let wlen = g.kh * g.kw * g.c_in * cp;
     let with_bias = grad_bias.is_some();
-    let mut total = Scratch::take(wlen + if with_bias { g.c_out } else { 0 });
-    let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
-        let (ow_, ob) = out.split_at_mut(wlen);
-        // Each sample overwrites only its cells' C_out values (see wgrad_sample_body).
-        let mut dyt = take_grid(&DY_GRIDS, g, cp);
-        ACTIVE.with_borrow_mut(|act| {
-            for s in lo..hi {
-                let xs = &x[s * g.in_size()..(s + 1) * g.in_size()];
-                let dys = &dy[s * g.out_size()..(s + 1) * g.out_size()];
-                wgrad_sample(&p, xs, dys, ow_, &mut dyt, act, s == lo);
-                if with_bias {
-                    wgrad_bias_leaf(g, dys, ob, s == lo);
-                }
+    let mut total = Scratch::take(p.wlen() + if with_bias { g.c_out } else { 0 });
+    wgrad_tree(
+        batch,
+        &|lo, hi, out: &mut [f32]| wgrad_leaf(&p, x, dy, 0, with_bias, lo, hi, out),
+        &mut total,
+    );
+    add_tap_major(g, cp, &total, grad_weight, grad_bias);
+}
+
+/// The weight (and bias) gradient of planes `lo..hi` of the batch, `x` and `dy` holding the
+/// planes from `a` on, written into `out` (tap-major weights padded to `cp` output channels,
+/// then the bias): a leaf of the reduction tree.
+#[allow(clippy::too_many_arguments)]
+fn wgrad_leaf(
+    p: &Wg,
+    x: &[f32],
+    dy: &[f32],
+    a: usize,
+    with_bias: bool,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) {
+    let g = p.g;
+    let (ow_, ob) = out.split_at_mut(p.wlen());
+    // Each sample overwrites only its cells' C_out values (see wgrad_sample_body).
+    let mut dyt = take_grid(&DY_GRIDS, g, p.cp);
+    ACTIVE.with_borrow_mut(|act| {
+        for s in lo..hi {
+            let k = s - a;
+            let xs = &x[k * g.in_size()..(k + 1) * g.in_size()];
+            let dys = &dy[k * g.out_size()..(k + 1) * g.out_size()];
+            wgrad_sample(p, xs, dys, ow_, &mut dyt, act, s == lo);
+            if with_bias {
+                wgrad_bias_leaf(g, dys, ob, s == lo);
             }
-        });
-        put_grid(&DY_GRIDS, g, cp, dyt);
-    };
-    wgrad_tree(batch, &leaf, &mut total);
-    let (tw, tb) = total.split_at(wlen);
+        }
+    });
+    put_grid(&DY_GRIDS, g, p.cp, dyt);
+}
+
+/// Adds the tap-major sum `total` (see [`wgrad_leaf`]) to the `[C_out, C_in, kh, kw]` weight
+/// gradient and the bias gradient.
+fn add_tap_major(
+    g: &ConvGeom,
+    cp: usize,
+    total: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    let (tw, tb) = total.split_at(g.kh * g.kw * g.c_in * cp);
     for co in 0..g.c_out {
         for c in 0..g.c_in {
             for i in 0..g.kh {
@@ -739,24 +777,10 @@ pub fn conv2d_backward_weight_spikes_range(
     let cp = cout_pad(g);
     let targets = tap_targets(g);
     let p = Wg { g, cp, targets: &targets };
-    let wlen = g.kh * g.kw * g.c_in * cp;
-    let leaf = |lo: usize, hi: usize, out: &mut [f32]| {
-        let (ow_, ob) = out.split_at_mut(wlen);
-        let mut dyt = take_grid(&DY_GRIDS, g, cp);
-        ACTIVE.with_borrow_mut(|act| {
-            for s in lo..hi {
-                let k = s - a;
-                let xs = &x[k * g.in_size()..(k + 1) * g.in_size()];
-                let dys = &dy[k * g.out_size()..(k + 1) * g.out_size()];
-                wgrad_sample(&p, xs, dys, ow_, &mut dyt, act, s == lo);
-                if with_bias {
-                    wgrad_bias_leaf(g, dys, ob, s == lo);
-                }
-            }
-        });
-        put_grid(&DY_GRIDS, g, cp, dyt);
-    };
-    parts.add_range(a, a + planes, wlen + if with_bias { g.c_out } else { 0 }, &leaf);
+    let len = p.wlen() + if with_bias { g.c_out } else { 0 };
+    parts.add_range(a, a + planes, len, &|lo, hi, out: &mut [f32]| {
+        wgrad_leaf(&p, x, dy, a, with_bias, lo, hi, out)
+    });
 }
 
 /// ADDS the weight (and bias) gradient that [`conv2d_backward_weight_spikes_range`]
@@ -772,25 +796,10 @@ pub fn conv2d_backward_weight_spikes_finish(
         return;
     }
     let cp = cout_pad(g);
-    let wlen = g.kh * g.kw * g.c_in * cp;
-    let mut total = Scratch::take(wlen + if grad_bias.is_some() { g.c_out } else { 0 });
+    let mut total =
+        Scratch::take(g.kh * g.kw * g.c_in * cp + if grad_bias.is_some() { g.c_out } else { 0 });
     parts.finish(&mut total);
-    let (tw, tb) = total.split_at(wlen);
-    for co in 0..g.c_out {
-        for c in 0..g.c_in {
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let t = (i * g.kw + j) * g.c_in + c;
-                    grad_weight[((co * g.c_in + c) * g.kh + i) * g.kw + j] += tw[t * cp + co];
-                }
-            }
-        }
-    }
-    if let Some(gb) = grad_bias {
-        for (d, s) in gb.iter_mut().zip(tb) {
-            *d += *s;
-        }
-    }
+    add_tap_major(g, cp, &total, grad_weight, grad_bias);
 }
 
 /// Rows of `dY` that [`wgrad_sample`] prefetches ahead of its transposition into cells.
