@@ -128,6 +128,13 @@ impl<T> SharedMut<T> {
     }
 }
 
+/// A fused BN's channels tile a time step of `numel` elements (channel-major planes of `hw`).
+pub(super) fn check_bn_layout(bn: Option<&ChannelAffine>, numel: usize) {
+    if let Some(bn) = bn {
+        assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+    }
+}
+
 /// Runs all steps, writing spikes into `out` (`[T, numel]` like `x`). Returns the number of
 /// spikes.
 #[doc(hidden)]
@@ -186,13 +193,7 @@ pub fn forward_repeated(
     if x.is_empty() || t_len == 0 {
         return 0;
     }
-    if let Some(bn) = &bn {
-        assert_eq!(
-            x.len() % (bn.scale.len() * bn.hw),
-            0,
-            "BN channels x HW must divide a time step"
-        );
-    }
+    check_bn_layout(bn.as_ref(), x.len());
     let out = Sink::Spikes(SharedMut::new(out));
     with_charge(d, Spikes { x, bn, t_len, numel: x.len(), x_step: 0, consts: Consts::of(d), out })
 }
@@ -210,9 +211,7 @@ fn forward_impl(
     }
     let numel = x.len() / t_len;
     assert_eq!(numel * t_len, x.len());
-    if let Some(bn) = &bn {
-        assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
-    }
+    check_bn_layout(bn.as_ref(), numel);
     let out = Sink::Spikes(SharedMut::new(out));
     with_charge(d, Spikes { x, bn, t_len, numel, x_step: numel, consts: Consts::of(d), out })
 }
@@ -711,7 +710,7 @@ pub(crate) fn forward_bn_pooled(
     assert!(x_step == 0 || x_step == numel);
     assert_eq!(numel % hw, 0, "forward_bn_pooled: planes of {hw}");
     assert!(pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0]);
-    assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
+    check_bn_layout(Some(&bn), numel);
     assert!(out.len() == t_len * (numel / hw) * ohw && argmax.len() == out.len());
     if numel == 0 || t_len == 0 {
         return 0;
@@ -1214,9 +1213,7 @@ fn backward_impl(
     }
     let numel = len / t_len;
     assert_eq!(numel * t_len, len);
-    if let Some((bn, _)) = &bn_in {
-        assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
-    }
+    check_bn_layout(bn_in.as_ref().map(|(bn, _)| bn), numel);
     let (ax, av) = d.charge.partials();
     let (plif_k, w_mode) = match d.charge {
         Charge::PlifDecay0 { k } | Charge::PlifDecay { k, .. } => (k, W_DECAY),

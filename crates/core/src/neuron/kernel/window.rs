@@ -13,7 +13,8 @@ use super::super::surrogate::{
     SoftSignSg, SuperSpikeSg, Surrogate,
 };
 use super::{
-    for_runs, neuron_step, with_charge, Charge, Consts, Dynamics, SharedMut, WithCharge, CHUNK,
+    check_bn_layout, for_runs, neuron_step, with_charge, Charge, Consts, Dynamics, SharedMut,
+    WithCharge, CHUNK,
 };
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
 use rayon::prelude::*;
@@ -51,12 +52,6 @@ fn lane(bn: Option<&ChannelAffine>, mean: Option<&[f32]>, e: usize) -> (f32, f32
     }
 }
 
-fn check_bn(bn: Option<&ChannelAffine>, numel: usize) {
-    if let Some(bn) = bn {
-        assert_eq!(numel % (bn.scale.len() * bn.hw), 0, "BN channels x HW must divide a time step");
-    }
-}
-
 /// Forward of the window: `x` (`[len, numel]`, the BN's input with `bn`) into spikes `out`.
 /// `h` (`[numel]`) holds on entry the charge of the step before the window (not read when
 /// `first`, the window starting at step 0) and on exit that of the window's last step.
@@ -76,7 +71,7 @@ pub fn forward_window(
     if x.is_empty() {
         return 0;
     }
-    check_bn(bn.as_ref(), h.len());
+    check_bn_layout(bn.as_ref(), h.len());
     with_charge(d, ForwardWindow { consts: Consts::of(d), x, bn, len, first, h, out })
 }
 
@@ -180,7 +175,7 @@ pub fn backward_window(
     if numel == 0 || len == 0 {
         return;
     }
-    check_bn(bn.as_ref().map(|(a, _)| a), numel);
+    check_bn_layout(bn.as_ref().map(|(a, _)| a), numel);
     let (ax, av) = d.charge.partials();
     let plif = !matches!(w_mode(d), WMode::None);
     let pass = BackwardWindow {
