@@ -192,6 +192,10 @@ impl AuditProbe {
         *self = AuditProbe { on, seen: false, example: None };
     }
 
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     #[inline]
     pub fn observe(&mut self, input: &[f32]) {
         if !self.on {

@@ -22,6 +22,9 @@ pub struct SewBlock {
     /// Mean of the block output in the last forward (a firing rate unless g is ADD).
     out_rate: Option<f32>,
     out_monitor: RateMonitor,
+    /// What the branch's forward over chunks of time steps kept for its backward (see
+    /// `sew_chunks`), while it holds anything.
+    chunked: Option<sew_chunks::Kept>,
 }
 
 impl SewBlock {
@@ -40,6 +43,7 @@ impl SewBlock {
             grad_shortcut: Tensor::default(),
             out_rate: None,
             out_monitor: RateMonitor::default(),
+            chunked: None,
         }
     }
 }
@@ -80,6 +84,7 @@ impl Layer for SewBlock {
         self.paths.release_stored();
         self.grad_branch = Tensor::default();
         self.grad_shortcut = Tensor::default();
+        self.chunked = None;
     }
 
     fn is_segment(&self) -> bool {
@@ -109,12 +114,21 @@ impl Layer for SewBlock {
                 None => self.join(input, output),
             }
         } else if training && self.branch_out_unread() {
-            // The branch writes its output into the block's output buffer, and the join adds
-            // the input there in place (the same values and sum as a join into a third buffer).
-            std::mem::swap(output, &mut self.paths.branch_out);
-            let run = self.paths.forward(&self.name, input, training);
-            std::mem::swap(output, &mut self.paths.branch_out);
-            run?;
+            // The memory-lean mode runs the branch over chunks of time steps where it fits
+            // (see `sew_chunks`); either way the branch writes its output into the block's
+            // output buffer, and the join adds the input there in place (the same values and
+            // sum as a join into a third buffer).
+            self.chunked = None;
+            if self.paths.branch.memory_lean() {
+                let (branch, connect) = (&mut self.paths.branch, self.connect);
+                self.chunked = sew_chunks::forward(branch, connect, input, output)?;
+            }
+            if self.chunked.is_none() {
+                std::mem::swap(output, &mut self.paths.branch_out);
+                let run = self.paths.forward(&self.name, input, training);
+                std::mem::swap(output, &mut self.paths.branch_out);
+                run?;
+            }
             connect_forward_in_place(self.connect, output.data_mut(), input.data())
         } else {
             self.paths.forward(&self.name, input, training)?;
@@ -135,19 +149,10 @@ impl Layer for SewBlock {
     ) -> Result<()> {
         if self.paths.shortcut.is_none() {
             let unread = self.branch_out_unread();
-            // The memory-lean mode runs the branch's backward over chunks of time steps where
-            // it fits (see `sew_chunks`).
-            if unread
-                && self.paths.branch.memory_lean()
-                && sew_chunks::backward(
-                    &mut self.paths.branch,
-                    self.connect,
-                    input,
-                    grad_output,
-                    grad_input,
-                )?
-            {
-                return Ok(());
+            // After a forward over chunks of time steps, the backward over them.
+            if let Some(kept) = self.chunked.take() {
+                let branch = &mut self.paths.branch;
+                return sew_chunks::backward(branch, self.connect, &kept, input, grad_output, grad_input);
             }
             // The branch's output gradient is a pooled work buffer for the length of this
             // call: blocks at every resolution share one instead of keeping one each.
@@ -182,6 +187,7 @@ impl Layer for SewBlock {
     /// The paths' layers, then the block output `<block>.out`.
     fn visit(&self, visitor: &mut dyn Visitor) {
         self.paths.visit(visitor);
+        visitor.stored_bytes(self.chunked.as_ref().map_or(0, sew_chunks::Kept::bytes));
         if let Some(rate) = self.out_rate {
             visitor.firing_rate(format!("{}.out", self.name), rate);
         }
