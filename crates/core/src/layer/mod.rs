@@ -2,7 +2,7 @@
 //! layers built on them, so that neither needs the other to name it.
 use crate::energy::Counter;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{SpikeBits, Tensor};
 use std::any::Any;
 
 mod walk;
@@ -118,6 +118,32 @@ pub trait Layer: AsAny + Send {
     /// Turns the memory-lean training mode on or off in this container and the containers it
     /// segments itself (see [`Layer::is_segment`]).
     fn set_memory_lean(&mut self, _on: bool) {}
+
+    /// A training forward whose stores [`Layer::release_stored`] frees right after (a
+    /// segment's first forward in the memory-lean mode): a layer may skip making them.
+    fn forward_released(&mut self, input: &Tensor, output: &mut Tensor) -> Result<()> {
+        self.forward(input, output, true)
+    }
+
+    /// Memory-lean mode: whether this segment's last training forward lets its second forward
+    /// and its backward run from its input bit-packed ([`Layer::rerun_packed`],
+    /// [`Layer::backward_packed`]), its input gradient written over its output gradient, so
+    /// that the container's other full-size buffers can be freed meanwhile.
+    fn runs_packed(&self) -> bool {
+        false
+    }
+
+    /// The second forward of a segment that [`Layer::runs_packed`], from its packed input:
+    /// it keeps what its backward reads and writes no output (none reads it).
+    fn rerun_packed(&mut self, _input: &SpikeBits) -> Result<()> {
+        Err(Error::state(self.name(), "rerun_packed on a layer that does not run packed"))
+    }
+
+    /// After [`Layer::rerun_packed`]: the backward from the packed input, `grad` holding the
+    /// output gradient on entry and the input gradient on exit.
+    fn backward_packed(&mut self, _input: &SpikeBits, _grad: &mut Tensor) -> Result<()> {
+        Err(Error::state(self.name(), "backward_packed on a layer that does not run packed"))
+    }
 
     /// Reports this layer's own parts to `visitor` (firing rate, gradient norms, audit
     /// recorder, stored bytes) and walks the layers inside it, in forward order. The walks

@@ -1,6 +1,6 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::energy::{Counter, RateMonitor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
     connect_forward_in_place,
@@ -11,7 +11,7 @@ use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::nn::sew_chunks;
 use crate::spec::Connect;
-use crate::tensor::Tensor;
+use crate::tensor::{SpikeBits, Tensor};
 
 pub struct SewBlock {
     name: String,
@@ -25,6 +25,11 @@ pub struct SewBlock {
     /// What the branch's forward over chunks of time steps kept for its backward (see
     /// `sew_chunks`), while it holds anything.
     chunked: Option<sew_chunks::Kept>,
+    /// Whether the last training forward ran over chunks of time steps.
+    ran_chunked: bool,
+    /// Whether a training forward keeps what its backward reads (see
+    /// [`Layer::forward_released`]).
+    keep: bool,
 }
 
 impl SewBlock {
@@ -44,6 +49,8 @@ impl SewBlock {
             out_rate: None,
             out_monitor: RateMonitor::default(),
             chunked: None,
+            ran_chunked: false,
+            keep: true,
         }
     }
 }
@@ -108,6 +115,7 @@ impl Layer for SewBlock {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        self.ran_chunked = false;
         let sum = if !training && self.paths.shortcut.is_none() {
             match self.paths.forward_joined(&self.name, input, output, self.connect)? {
                 Some(sum) => sum,
@@ -121,8 +129,10 @@ impl Layer for SewBlock {
             self.chunked = None;
             if self.paths.branch.memory_lean() {
                 let (branch, connect) = (&mut self.paths.branch, self.connect);
-                self.chunked = sew_chunks::forward(branch, connect, input, output)?;
+                let x = sew_chunks::Input::Dense(input);
+                self.chunked = sew_chunks::forward(branch, connect, x, Some(output), self.keep)?;
             }
+            self.ran_chunked = self.chunked.is_some();
             if self.chunked.is_none() {
                 std::mem::swap(output, &mut self.paths.branch_out);
                 let run = self.paths.forward(&self.name, input, training);
@@ -149,10 +159,12 @@ impl Layer for SewBlock {
     ) -> Result<()> {
         if self.paths.shortcut.is_none() {
             let unread = self.branch_out_unread();
-            // After a forward over chunks of time steps, the backward over them.
+            // After a forward over chunks of time steps, the backward over them, in place in
+            // the input gradient.
             if let Some(kept) = self.chunked.take() {
-                let branch = &mut self.paths.branch;
-                return sew_chunks::backward(branch, self.connect, &kept, input, grad_output, grad_input);
+                grad_input.copy_from(grad_output);
+                let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Dense(input));
+                return sew_chunks::backward(branch, self.connect, &kept, x, grad_input);
             }
             // The branch's output gradient is a pooled work buffer for the length of this
             // call: blocks at every resolution share one instead of keeping one each.
@@ -182,6 +194,34 @@ impl Layer for SewBlock {
             self.grad_shortcut.data_mut(),
         );
         self.paths.backward(input, &self.grad_branch, &self.grad_shortcut, grad_input)
+    }
+
+    fn forward_released(&mut self, input: &Tensor, output: &mut Tensor) -> Result<()> {
+        self.keep = false;
+        let run = self.forward(input, output, true);
+        self.keep = true;
+        run
+    }
+
+    fn runs_packed(&self) -> bool {
+        self.ran_chunked
+    }
+
+    fn rerun_packed(&mut self, input: &SpikeBits) -> Result<()> {
+        let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Packed(input));
+        self.chunked = sew_chunks::forward(branch, self.connect, x, None, true)?;
+        if self.chunked.is_none() {
+            return Err(Error::state(&self.name, "the chunked forward no longer fits"));
+        }
+        Ok(())
+    }
+
+    fn backward_packed(&mut self, input: &SpikeBits, grad: &mut Tensor) -> Result<()> {
+        let kept = self.chunked.take().ok_or_else(|| {
+            Error::state(&self.name, "a backward from a packed input needs rerun_packed first")
+        })?;
+        let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Packed(input));
+        sew_chunks::backward(branch, self.connect, &kept, x, grad)
     }
 
     /// The paths' layers, then the block output `<block>.out`.

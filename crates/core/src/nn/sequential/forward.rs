@@ -167,7 +167,7 @@ impl Sequential {
                     FusedOp::Layer(_) if training && self.lean && this[i].is_segment() => {
                         let before = &mut self.segment_buffers[i];
                         lean_forward(&mut *this[i], before, |layer| {
-                            timed(layer, false, |l| l.forward(x, y, training))
+                            timed(layer, false, |l| l.forward_released(x, y))
                         })?;
                     }
                     FusedOp::Layer(_) => {

@@ -15,7 +15,9 @@
 use super::plan::FusedOp;
 use super::{grad_pair, kept_boundary, BackwardIo, Sequential, Stored};
 use crate::error::Result;
-use crate::kernels::scratch::{lend_tensor, reclaim_smallest_tensor, reclaim_tensor};
+use crate::kernels::scratch::{
+    empty_idle_tensors, lend_tensor, reclaim_smallest_tensor, reclaim_tensor,
+};
 use crate::layer::{downcast_ref, timed, Layer, Walk};
 use crate::nn::Conv2d;
 use crate::tensor::Tensor;
@@ -90,7 +92,41 @@ impl Sequential {
     /// segment's output gradient, and that buffer goes to the work-buffer pool for the second
     /// forward, which borrows it.
     pub(super) fn reruns_early(&self, i: usize, next: FusedOp) -> bool {
-        self.lean_segment(i) && self.lends_output(i) && next == FusedOp::Layer(i + 1)
+        self.lean_segment(i)
+            && !self.packed_segment(i)
+            && self.lends_output(i)
+            && next == FusedOp::Layer(i + 1)
+    }
+
+    /// Whether lean segment `i` runs its second forward and backward from its bit-packed
+    /// input, in place in its output gradient (see [`Layer::runs_packed`]).
+    pub(super) fn packed_segment(&self, i: usize) -> bool {
+        self.lean_segment(i)
+            && i > 0
+            && i + 1 < self.layers.len()
+            && self.stored[i - 1] == Stored::Packed
+            && self.layers[i].runs_packed()
+    }
+
+    /// The second forward and the backward of a packed segment `i` (see
+    /// [`Self::packed_segment`]). It reads only its packed input and its output gradient, in
+    /// the gradient buffer layer `i + 1` wrote: the sequence's other full-size buffers (both
+    /// shared ones and the idle gradient buffer) and the idle ones of the work-buffer pool are
+    /// freed for its passes, and the layers before it allocate them again. Its input gradient
+    /// lands over its output gradient, and the buffers trade places so that layer `i - 1`
+    /// finds it where it reads.
+    pub(super) fn backward_segment_packed(&mut self, i: usize) -> Result<()> {
+        self.shared = [Tensor::default(), Tensor::default()];
+        self.shared_holds = [None, None];
+        self.grad_buffers[i % 2] = Tensor::default();
+        empty_idle_tensors();
+        let (before, packed) = (&self.segment_buffers[i], &self.packed[i - 1]);
+        let layer = &mut *self.layers[i];
+        rerun_forward(layer, before, |l| timed(l, false, |l| l.rerun_packed(packed)))?;
+        let grad = &mut self.grad_buffers[(i + 1) % 2];
+        timed(&mut *self.layers[i], true, |l| l.backward_packed(packed, grad))?;
+        self.grad_buffers.swap(0, 1);
+        Ok(())
     }
 
     /// The second forward of segment `i` before the backward of layer `i + 1` (see
