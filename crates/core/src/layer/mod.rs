@@ -126,23 +126,23 @@ pub trait Layer: AsAny + Send {
     }
 
     /// Memory-lean mode: whether this segment's last training forward lets its second forward
-    /// and its backward run from its input bit-packed ([`Layer::rerun_packed`],
-    /// [`Layer::backward_packed`]), its input gradient written over its output gradient, so
+    /// and its backward run from its kept input ([`Layer::rerun_in_place`],
+    /// [`Layer::backward_in_place`]), its input gradient written over its output gradient, so
     /// that the container's other full-size buffers can be freed meanwhile.
-    fn runs_packed(&self) -> bool {
+    fn runs_in_place(&self) -> bool {
         false
     }
 
-    /// The second forward of a segment that [`Layer::runs_packed`], from its packed input:
+    /// The second forward of a segment that [`Layer::runs_in_place`], from its kept input:
     /// it keeps what its backward reads and writes no output (none reads it).
-    fn rerun_packed(&mut self, _input: &SpikeBits) -> Result<()> {
-        Err(Error::state(self.name(), "rerun_packed on a layer that does not run packed"))
+    fn rerun_in_place(&mut self, _input: SegmentInput) -> Result<()> {
+        Err(Error::state(self.name(), "rerun_in_place on a layer that does not run in place"))
     }
 
-    /// After [`Layer::rerun_packed`]: the backward from the packed input, `grad` holding the
+    /// After [`Layer::rerun_in_place`]: the backward from the kept input, `grad` holding the
     /// output gradient on entry and the input gradient on exit.
-    fn backward_packed(&mut self, _input: &SpikeBits, _grad: &mut Tensor) -> Result<()> {
-        Err(Error::state(self.name(), "backward_packed on a layer that does not run packed"))
+    fn backward_in_place(&mut self, _input: SegmentInput, _grad: &mut Tensor) -> Result<()> {
+        Err(Error::state(self.name(), "backward_in_place on a layer that does not run in place"))
     }
 
     /// Reports this layer's own parts to `visitor` (firing rate, gradient norms, audit
@@ -153,6 +153,14 @@ pub trait Layer: AsAny + Send {
     /// Reports this layer's own mutable parts to `visitor` (parameters, buffers, energy
     /// counters, audit recorder, AAP switch) and walks the layers inside it, in forward order.
     fn visit_mut<'a>(&'a mut self, _visitor: &mut dyn VisitorMut<'a>) {}
+}
+
+/// A segment's input as its container keeps it for the backward pass: an f32 tensor, or a
+/// spike map bit-packed.
+#[derive(Clone, Copy)]
+pub enum SegmentInput<'a> {
+    Dense(&'a Tensor),
+    Packed(&'a SpikeBits),
 }
 
 /// One walk over a layer tree: each layer reports its own parts to a visitor and passes it on

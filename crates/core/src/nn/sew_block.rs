@@ -6,12 +6,12 @@ use crate::kernels::connect::{
     connect_forward_in_place,
 };
 use crate::kernels::scratch::with_tensors;
-use crate::layer::{BackwardReads, Layer, Visitor, VisitorMut};
+use crate::layer::{BackwardReads, Layer, SegmentInput, Visitor, VisitorMut};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::nn::sew_chunks;
 use crate::spec::Connect;
-use crate::tensor::{SpikeBits, Tensor};
+use crate::tensor::Tensor;
 
 pub struct SewBlock {
     name: String,
@@ -203,25 +203,24 @@ impl Layer for SewBlock {
         run
     }
 
-    fn runs_packed(&self) -> bool {
+    fn runs_in_place(&self) -> bool {
         self.ran_chunked
     }
 
-    fn rerun_packed(&mut self, input: &SpikeBits) -> Result<()> {
-        let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Packed(input));
-        self.chunked = sew_chunks::forward(branch, self.connect, x, None, true)?;
+    fn rerun_in_place(&mut self, input: SegmentInput) -> Result<()> {
+        let branch = &mut self.paths.branch;
+        self.chunked = sew_chunks::forward(branch, self.connect, input, None, true)?;
         if self.chunked.is_none() {
             return Err(Error::state(&self.name, "the chunked forward no longer fits"));
         }
         Ok(())
     }
 
-    fn backward_packed(&mut self, input: &SpikeBits, grad: &mut Tensor) -> Result<()> {
+    fn backward_in_place(&mut self, input: SegmentInput, grad: &mut Tensor) -> Result<()> {
         let kept = self.chunked.take().ok_or_else(|| {
-            Error::state(&self.name, "a backward from a packed input needs rerun_packed first")
+            Error::state(&self.name, "backward_in_place needs rerun_in_place first")
         })?;
-        let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Packed(input));
-        sew_chunks::backward(branch, self.connect, &kept, x, grad)
+        sew_chunks::backward(&mut self.paths.branch, self.connect, &kept, input, grad)
     }
 
     /// The paths' layers, then the block output `<block>.out`.

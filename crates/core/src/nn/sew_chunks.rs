@@ -26,6 +26,7 @@ use crate::error::Result;
 use crate::kernels::batch_norm::{sample_moments, ChannelAffine};
 use crate::kernels::connect::connect_backward_add_o;
 use crate::kernels::conv::{wgrad_cuts_leaf, WgradParts};
+use crate::kernels::scratch::empty_idle_tensors;
 use crate::kernels::spike_conv::{spike_stats, SpikeStats};
 use crate::layer::{downcast_mut, downcast_ref, Layer};
 use crate::neuron::kernel::window::{backward_window, forward_window, window_sums, WindowCarry};
@@ -40,11 +41,11 @@ use crate::tensor::{SpikeBits, Tensor};
 
 thread_local! {
     static CHUNKED_RUNS: Cell<usize> = const { Cell::new(0) };
-    static CHUNKED: Cell<bool> = const { Cell::new(false) };
+    static CHUNKED: Cell<bool> = const { Cell::new(true) };
 }
 
-/// Runs `f` with the memory-lean mode's SEW blocks over chunks of time steps (`on`) on this
-/// thread.
+/// Runs `f` with the memory-lean mode's SEW blocks over chunks of time steps (`on`, the
+/// default) or over all steps at once on this thread.
 #[doc(hidden)]
 pub fn with_chunked_backward<R>(on: bool, f: impl FnOnce() -> R) -> R {
     plan_setting(&CHUNKED, on, f)
@@ -153,11 +154,7 @@ fn neuron(l: &mut [Box<dyn Layer>], i: usize) -> &mut NeuronLayer {
 
 /// The block input as the passes read it, a chunk of time steps at a time: whole, or
 /// bit-packed (the memory-lean sequence keeps a block's spike input so).
-#[derive(Clone, Copy)]
-pub(crate) enum Input<'a> {
-    Dense(&'a Tensor),
-    Packed(&'a SpikeBits),
-}
+pub(crate) use crate::layer::SegmentInput as Input;
 
 impl Input<'_> {
     fn shape(&self) -> &[usize] {
@@ -271,6 +268,11 @@ pub(crate) fn forward(
     let unknown = SpikeStats { binary: true, active: 0, len: total };
     if !conv(l, 3).plan_steps(s, unknown)? || !conv(l, 0).plan_steps(s, input.stats())? {
         return Ok(None);
+    }
+    if output.is_some() {
+        // A first forward holds only the block's input and output at full size: the idle
+        // work buffers of the pool (a conv output the stem handed back) are freed meanwhile.
+        empty_idle_tensors();
     }
     let c = s[2];
     let (mut xc, mut a, mut s1c) = (Tensor::default(), Tensor::default(), Tensor::default());
