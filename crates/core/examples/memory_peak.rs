@@ -3,10 +3,11 @@
 //! the live heap bytes, and prints the peak and the large allocations live at that peak with
 //! the engine functions that made them.
 //!
-//! `cargo run --release -p dualstream-core --example memory_peak -- SPEC.json [default|recompute|recompute-chunked] [batch] [density] [steps]`
+//! `cargo run --release -p dualstream-core --example memory_peak -- SPEC.json [default|recompute|recompute-whole|recompute-chunked] [batch] [density] [steps]`
 //!
-//! `recompute-chunked`: the memory-lean mode with its SEW blocks' branch backward over chunks
-//! of time steps (`nn::sew_chunks`, off by default).
+//! `recompute-whole` and `recompute-chunked`: the memory-lean mode with its SEW blocks run over
+//! all time steps at once, or over chunks of them (`nn::sew_chunks`); `recompute` takes the
+//! library's choice.
 //!
 //! The spec is a sequence-encoded model's, as `benches/workloads.ts` builds them
 //! (`JSON.stringify(model.spec)`).
@@ -160,11 +161,16 @@ const MIB: f64 = 1048576.0;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage =
-        "usage: memory_peak SPEC.json [default|recompute|recompute-chunked] [batch] [density] [steps]";
+        "usage: memory_peak SPEC.json [default|recompute|recompute-whole|recompute-chunked] [batch] [density] [steps]";
     let spec: ModelSpec =
         serde_json::from_str(&std::fs::read_to_string(args.get(1).expect(usage)).unwrap()).unwrap();
-    let chunked = args.get(2).is_some_and(|m| m == "recompute-chunked");
-    let lean = chunked || args.get(2).is_some_and(|m| m == "recompute");
+    let mode = args.get(2).map_or("default", |m| m.as_str());
+    let chunked = match mode {
+        "recompute-chunked" => Some(true),
+        "recompute-whole" => Some(false),
+        _ => None,
+    };
+    let lean = mode.starts_with("recompute");
     let batch: usize = args.get(3).map_or(8, |s| s.parse().unwrap());
     let density: f64 = args.get(4).map_or(0.034, |s| s.parse().unwrap());
     let steps: usize = args.get(5).map_or(2, |s| s.parse().unwrap());
@@ -193,7 +199,11 @@ fn main() {
     for s in 0..steps {
         let start = std::time::Instant::now();
         let out = dualstream_core::in_pool(|| {
-            with_chunked_backward(chunked, || trainer.train_step(&mut model, &x, &y).unwrap())
+            let mut step = || trainer.train_step(&mut model, &x, &y).unwrap();
+            match chunked {
+                Some(on) => with_chunked_backward(on, step),
+                None => step(),
+            }
         });
         println!(
             "step {s}: loss {:.4}, {:.2} s, live heap {:.1} MiB, peak {:.1} MiB, stored by the forward {:.1} MiB",

@@ -145,6 +145,14 @@ pub(crate) fn reclaim_smallest_tensor() -> Tensor {
     smallest.map(|i| pool.swap_remove(i)).unwrap_or_default()
 }
 
+/// Frees the allocations of the tensors idle in the pool of [`with_tensors`], keeping their
+/// count (each is left an empty tensor, which its next borrower grows): for a pass that holds
+/// no such buffer and wants their memory meanwhile (`Sequential`'s packed segments).
+pub(crate) fn empty_idle_tensors() {
+    let mut pool = TENSORS.lock().unwrap_or_else(|e| e.into_inner());
+    pool.iter_mut().for_each(|t| *t = Tensor::default());
+}
+
 /// Frees the idle buffers of both pools (the next calls allocate them again): a measurement of
 /// what a step holds (`crate::training_memory`) must not count buffers that earlier, larger
 /// steps left in the pools.

@@ -2,7 +2,7 @@
 //! layers built on them, so that neither needs the other to name it.
 use crate::energy::Counter;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{SpikeBits, Tensor};
 use std::any::Any;
 
 mod walk;
@@ -119,6 +119,32 @@ pub trait Layer: AsAny + Send {
     /// segments itself (see [`Layer::is_segment`]).
     fn set_memory_lean(&mut self, _on: bool) {}
 
+    /// A training forward whose stores [`Layer::release_stored`] frees right after (a
+    /// segment's first forward in the memory-lean mode): a layer may skip making them.
+    fn forward_released(&mut self, input: &Tensor, output: &mut Tensor) -> Result<()> {
+        self.forward(input, output, true)
+    }
+
+    /// Memory-lean mode: whether this segment's last training forward lets its second forward
+    /// and its backward run from its kept input ([`Layer::rerun_in_place`],
+    /// [`Layer::backward_in_place`]), its input gradient written over its output gradient, so
+    /// that the container's other full-size buffers can be freed meanwhile.
+    fn runs_in_place(&self) -> bool {
+        false
+    }
+
+    /// The second forward of a segment that [`Layer::runs_in_place`], from its kept input:
+    /// it keeps what its backward reads and writes no output (none reads it).
+    fn rerun_in_place(&mut self, _input: SegmentInput) -> Result<()> {
+        Err(Error::state(self.name(), "rerun_in_place on a layer that does not run in place"))
+    }
+
+    /// After [`Layer::rerun_in_place`]: the backward from the kept input, `grad` holding the
+    /// output gradient on entry and the input gradient on exit.
+    fn backward_in_place(&mut self, _input: SegmentInput, _grad: &mut Tensor) -> Result<()> {
+        Err(Error::state(self.name(), "backward_in_place on a layer that does not run in place"))
+    }
+
     /// Reports this layer's own parts to `visitor` (firing rate, gradient norms, audit
     /// recorder, stored bytes) and walks the layers inside it, in forward order. The walks
     /// built on it are in [`Walk`].
@@ -127,6 +153,14 @@ pub trait Layer: AsAny + Send {
     /// Reports this layer's own mutable parts to `visitor` (parameters, buffers, energy
     /// counters, audit recorder, AAP switch) and walks the layers inside it, in forward order.
     fn visit_mut<'a>(&'a mut self, _visitor: &mut dyn VisitorMut<'a>) {}
+}
+
+/// A segment's input as its container keeps it for the backward pass: an f32 tensor, or a
+/// spike map bit-packed.
+#[derive(Clone, Copy)]
+pub enum SegmentInput<'a> {
+    Dense(&'a Tensor),
+    Packed(&'a SpikeBits),
 }
 
 /// One walk over a layer tree: each layer reports its own parts to a visitor and passes it on
@@ -190,6 +224,10 @@ pub struct AuditProbe {
 impl AuditProbe {
     pub fn set(&mut self, on: bool) {
         *self = AuditProbe { on, seen: false, example: None };
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on
     }
 
     #[inline]

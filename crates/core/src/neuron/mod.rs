@@ -223,6 +223,22 @@ impl NeuronLayer {
         Ok(())
     }
 
+    /// Whether the energy monitor watches this layer's output (it reads the output whole).
+    pub(crate) fn monitored(&self) -> bool {
+        self.rates.is_on()
+    }
+
+    /// The bookkeeping of a training forward over an input of `shape` that ran window by
+    /// window of time steps (`nn::sew_chunks`, only while not [`Self::monitored`]) with
+    /// `spikes` in all: the firing rate and the saved shape and dynamics, as [`Self::record`]
+    /// keeps them.
+    pub(crate) fn record_steps(&mut self, spikes: u64, shape: &[usize]) {
+        let total: usize = shape.iter().product();
+        self.firing_rate =
+            Some(if total == 0 { 0.0 } else { (spikes as f64 / total as f64) as f32 });
+        self.saved = Some(Saved { shape: shape.to_vec(), dynamics: self.dynamics() });
+    }
+
     /// Adds a backward pass's `dL/dw` to PLIF's parameter gradient (no-op for IF and LIF).
     pub(crate) fn add_w_grad(&mut self, dw: f64) {
         if let Some(w) = &mut self.w {

@@ -155,6 +155,33 @@ impl BatchNorm2d {
             }
             _ => channel_stats(input.data(), c, hw, &mut self.mean, &mut self.var),
         }
+        self.update_running(s, n);
+        Ok(())
+    }
+
+    /// [`Self::forward_statistics`] of an input of `shape` given only its `[T*N, C, 2]`
+    /// per-plane moments (an input computed and dropped chunk by chunk of time steps, see
+    /// `nn::sew_chunks`): the same statistics, as they are merged from the same moments.
+    pub(crate) fn statistics_of_moments(&mut self, shape: &[usize], moments: &[f64]) -> Result<()> {
+        self.check_input(shape)?;
+        let (c, hw) = (shape[2], shape[3] * shape[4]);
+        let n = shape[0] * shape[1] * hw;
+        if n <= 1 || moments.len() != shape[0] * shape[1] * c * 2 {
+            return Err(Error::value(
+                &self.label,
+                "more than 1 value per channel in training and moments of every plane",
+                format!("shape {shape:?}, {} moments", moments.len()),
+            ));
+        }
+        stats_from_moments(moments, c, hw, &mut self.mean, &mut self.var);
+        self.update_running(shape, n);
+        Ok(())
+    }
+
+    /// After the batch statistics of an input of `shape` (`n` values per channel) are in
+    /// `mean` and `var`: the running statistics move, and the scale and shift follow.
+    fn update_running(&mut self, s: &[usize], n: usize) {
+        let c = s[2];
         let (m, eps) = (self.spec.momentum, self.spec.eps);
         let unbias = n as f32 / (n - 1) as f32;
         let (rm, rv) = (self.running_mean.data_mut(), self.running_var.data_mut());
@@ -165,7 +192,6 @@ impl BatchNorm2d {
         }
         self.set_scale_shift();
         self.last = Some((s.to_vec(), true));
-        Ok(())
     }
 
     /// Evaluation-mode statistics (the running ones) and the scale and shift they give, for

@@ -411,6 +411,25 @@ impl Conv2d {
         Ok(())
     }
 
+    /// For a training forward run only chunk by chunk of time steps ([`Self::forward_steps`]):
+    /// records the kernel the forward over the whole input of `shape` would take, `stats` that
+    /// input's [`SpikeStats`] (the event kernel's choice depends on the whole input's density
+    /// alone, see `conv2d_forward_auto`), and the stats for the weight gradient. False (nothing
+    /// recorded) where counters watch the forward's input (they see it whole, once per call).
+    pub(crate) fn plan_steps(&mut self, shape: &[usize], stats: SpikeStats) -> Result<bool> {
+        if self.ops.is_on() || self.probe.is_on() {
+            return Ok(false);
+        }
+        let g = self.geometry(shape)?;
+        let events = supports_events(&g)
+            && path_for(stats, forward_event_max_density(&g)) == ConvPath::Events;
+        self.paths[0] = Some(if events { ConvPath::Events } else { ConvPath::Dense });
+        self.input_stats = Some(stats);
+        self.repeated = false;
+        self.output_moments.clear();
+        Ok(true)
+    }
+
     /// The weight-gradient kernel [`Layer::backward`] would take for the whole input of
     /// `shape` (`[T, N, ...]`), `stats` its [`SpikeStats`] (measured again by that backward
     /// where the forward did not keep them), recorded as that backward records it.

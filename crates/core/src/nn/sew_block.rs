@@ -1,12 +1,12 @@
 //! Spike-element-wise residual block: `O = g(branch(X), shortcut(X))`.
 use crate::energy::{Counter, RateMonitor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::connect::{
     connect_backward, connect_backward_add_o, connect_backward_s, connect_forward,
     connect_forward_in_place,
 };
 use crate::kernels::scratch::with_tensors;
-use crate::layer::{BackwardReads, Layer, Visitor, VisitorMut};
+use crate::layer::{BackwardReads, Layer, SegmentInput, Visitor, VisitorMut};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
 use crate::nn::sew_chunks;
@@ -22,6 +22,14 @@ pub struct SewBlock {
     /// Mean of the block output in the last forward (a firing rate unless g is ADD).
     out_rate: Option<f32>,
     out_monitor: RateMonitor,
+    /// What the branch's forward over chunks of time steps kept for its backward (see
+    /// `sew_chunks`), while it holds anything.
+    chunked: Option<sew_chunks::Kept>,
+    /// Whether the last training forward ran over chunks of time steps.
+    ran_chunked: bool,
+    /// Whether a training forward keeps what its backward reads (see
+    /// [`Layer::forward_released`]).
+    keep: bool,
 }
 
 impl SewBlock {
@@ -40,6 +48,9 @@ impl SewBlock {
             grad_shortcut: Tensor::default(),
             out_rate: None,
             out_monitor: RateMonitor::default(),
+            chunked: None,
+            ran_chunked: false,
+            keep: true,
         }
     }
 }
@@ -80,6 +91,7 @@ impl Layer for SewBlock {
         self.paths.release_stored();
         self.grad_branch = Tensor::default();
         self.grad_shortcut = Tensor::default();
+        self.chunked = None;
     }
 
     fn is_segment(&self) -> bool {
@@ -103,18 +115,30 @@ impl Layer for SewBlock {
     }
 
     fn forward(&mut self, input: &Tensor, output: &mut Tensor, training: bool) -> Result<()> {
+        self.ran_chunked = false;
         let sum = if !training && self.paths.shortcut.is_none() {
             match self.paths.forward_joined(&self.name, input, output, self.connect)? {
                 Some(sum) => sum,
                 None => self.join(input, output),
             }
         } else if training && self.branch_out_unread() {
-            // The branch writes its output into the block's output buffer, and the join adds
-            // the input there in place (the same values and sum as a join into a third buffer).
-            std::mem::swap(output, &mut self.paths.branch_out);
-            let run = self.paths.forward(&self.name, input, training);
-            std::mem::swap(output, &mut self.paths.branch_out);
-            run?;
+            // The memory-lean mode runs the branch over chunks of time steps where it fits
+            // (see `sew_chunks`); either way the branch writes its output into the block's
+            // output buffer, and the join adds the input there in place (the same values and
+            // sum as a join into a third buffer).
+            self.chunked = None;
+            if self.paths.branch.memory_lean() {
+                let (branch, connect) = (&mut self.paths.branch, self.connect);
+                let x = sew_chunks::Input::Dense(input);
+                self.chunked = sew_chunks::forward(branch, connect, x, Some(output), self.keep)?;
+            }
+            self.ran_chunked = self.chunked.is_some();
+            if self.chunked.is_none() {
+                std::mem::swap(output, &mut self.paths.branch_out);
+                let run = self.paths.forward(&self.name, input, training);
+                std::mem::swap(output, &mut self.paths.branch_out);
+                run?;
+            }
             connect_forward_in_place(self.connect, output.data_mut(), input.data())
         } else {
             self.paths.forward(&self.name, input, training)?;
@@ -135,19 +159,12 @@ impl Layer for SewBlock {
     ) -> Result<()> {
         if self.paths.shortcut.is_none() {
             let unread = self.branch_out_unread();
-            // The memory-lean mode runs the branch's backward over chunks of time steps where
-            // it fits (see `sew_chunks`).
-            if unread
-                && self.paths.branch.memory_lean()
-                && sew_chunks::backward(
-                    &mut self.paths.branch,
-                    self.connect,
-                    input,
-                    grad_output,
-                    grad_input,
-                )?
-            {
-                return Ok(());
+            // After a forward over chunks of time steps, the backward over them, in place in
+            // the input gradient.
+            if let Some(kept) = self.chunked.take() {
+                grad_input.copy_from(grad_output);
+                let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Dense(input));
+                return sew_chunks::backward(branch, self.connect, &kept, x, grad_input);
             }
             // The branch's output gradient is a pooled work buffer for the length of this
             // call: blocks at every resolution share one instead of keeping one each.
@@ -179,9 +196,37 @@ impl Layer for SewBlock {
         self.paths.backward(input, &self.grad_branch, &self.grad_shortcut, grad_input)
     }
 
+    fn forward_released(&mut self, input: &Tensor, output: &mut Tensor) -> Result<()> {
+        self.keep = false;
+        let run = self.forward(input, output, true);
+        self.keep = true;
+        run
+    }
+
+    fn runs_in_place(&self) -> bool {
+        self.ran_chunked
+    }
+
+    fn rerun_in_place(&mut self, input: SegmentInput) -> Result<()> {
+        let branch = &mut self.paths.branch;
+        self.chunked = sew_chunks::forward(branch, self.connect, input, None, true)?;
+        if self.chunked.is_none() {
+            return Err(Error::state(&self.name, "the chunked forward no longer fits"));
+        }
+        Ok(())
+    }
+
+    fn backward_in_place(&mut self, input: SegmentInput, grad: &mut Tensor) -> Result<()> {
+        let kept = self.chunked.take().ok_or_else(|| {
+            Error::state(&self.name, "backward_in_place needs rerun_in_place first")
+        })?;
+        sew_chunks::backward(&mut self.paths.branch, self.connect, &kept, input, grad)
+    }
+
     /// The paths' layers, then the block output `<block>.out`.
     fn visit(&self, visitor: &mut dyn Visitor) {
         self.paths.visit(visitor);
+        visitor.stored_bytes(self.chunked.as_ref().map_or(0, sew_chunks::Kept::bytes));
         if let Some(rate) = self.out_rate {
             visitor.firing_rate(format!("{}.out", self.name), rate);
         }

@@ -79,6 +79,38 @@ impl SpikeBits {
         });
     }
 
+    /// Time steps `[t0, t0 + len)` of packed `[T, ...]` spikes as 0.0 / 1.0 into `t`
+    /// (`[len, ...]`), for a pass that reads a packed map chunk by chunk of time steps.
+    pub fn unpack_steps_into(&self, t0: usize, len: usize, t: &mut Tensor) {
+        let step = self.len / self.shape[0].max(1);
+        let mut shape = self.shape.clone();
+        shape[0] = len;
+        t.resize_for_overwrite(&shape);
+        let (words, base) = (&self.words, t0 * step);
+        t.data_mut().par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+            let start = base + c * CHUNK;
+            if start.is_multiple_of(64) {
+                // Whole words, as `unpack_into` reads them.
+                for (i, chunk) in out.chunks_mut(64).enumerate() {
+                    let bits = words[start / 64 + i];
+                    for (b, v) in chunk.iter_mut().enumerate() {
+                        *v = ((bits >> b) & 1) as f32;
+                    }
+                }
+                return;
+            }
+            for (j, v) in out.iter_mut().enumerate() {
+                let e = start + j;
+                *v = ((words[e / 64] >> (e % 64)) & 1) as f32;
+            }
+        });
+    }
+
+    /// The number of spikes.
+    pub fn count_ones(&self) -> usize {
+        self.words.par_iter().map(|w| w.count_ones() as usize).sum()
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }

@@ -205,20 +205,38 @@ fn w3_like_json(t_len: usize, neuron: &str) -> String {
     )
 }
 
-/// The memory-lean mode runs the SEW blocks' branch backward over chunks of time steps; two
-/// SGD steps leave every parameter and BN statistic as the default mode does, bit for bit: PLIF
-/// and LIF, T odd, T not a multiple of the chunk, chunks widened where a boundary would cut
-/// the weight-gradient tree, batches of 1 to 4.
+/// The memory-lean mode runs the SEW blocks' branch forward and backward over chunks of time
+/// steps; two SGD steps leave every parameter and BN statistic as the default mode does, bit
+/// for bit: PLIF and LIF, T odd, T not a multiple of the chunk, chunks widened where a
+/// boundary would cut the weight-gradient tree, batches of 1 to 4. The blocks after the stem
+/// read their input bit-packed and write their input gradient over their output gradient; a
+/// block that is the model's first layer (`first_block`) reads the model input itself.
 #[test]
 fn memory_lean_sew_blocks_over_chunks_of_time_steps_match_the_default_mode() {
     use dualstream_core::nn::sew_chunks::{chunked_runs, with_chunked_backward};
     let plif =
         r#"{"type":"plif","tau":2.0,"detachReset":true,"surrogate":{"type":"atan","alpha":2}}"#;
     let lif = r#"{"type":"lif","tau":2.0,"detachReset":true}"#;
-    for (t_len, n, neuron) in [(5, 3, plif), (9, 2, plif), (16, 4, plif), (7, 1, lif), (3, 4, lif)]
-    {
-        let spec: ModelSpec = serde_json::from_str(&w3_like_json(t_len, neuron)).unwrap();
-        let what = format!("T {t_len} N {n} {}", &neuron[9..13]);
+    let cases = [
+        (5, 3, plif, false),
+        (9, 2, plif, false),
+        (16, 4, plif, false),
+        (7, 1, lif, false),
+        (3, 4, lif, false),
+        (6, 2, plif, true),
+    ];
+    for (t_len, n, neuron, first_block) in cases {
+        let mut json = w3_like_json(t_len, neuron);
+        if first_block {
+            // No stem: the first block sees the 4-channel event frames.
+            let stem_end = json.find(r#"{"type":"sewBlock""#).unwrap();
+            let stem_start = json.find(r#"{"type":"conv2d","inChannels":2"#).unwrap();
+            json.replace_range(stem_start..stem_end, "");
+            json = json.replace(r#""inputShape":[2,16,16]"#, r#""inputShape":[4,16,16]"#);
+        }
+        let spec: ModelSpec = serde_json::from_str(&json).unwrap();
+        let channels = if first_block { 4 } else { 2 };
+        let what = format!("T {t_len} N {n} {} first {first_block}", &neuron[9..13]);
         let run = |lean: bool| {
             let mut model = Model::from_spec(&spec, 5).unwrap();
             model.set_memory_lean(lean);
@@ -228,9 +246,9 @@ fn memory_lean_sew_blocks_over_chunks_of_time_steps_match_the_default_mode() {
                 Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
             for step in 0..2u64 {
                 let mut rng = Rng::new(100 + step);
-                let len = t_len * n * 2 * 16 * 16;
+                let len = t_len * n * channels * 16 * 16;
                 let data = (0..len).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
-                let x = Tensor::from_vec(&[t_len, n, 2, 16, 16], data).unwrap();
+                let x = Tensor::from_vec(&[t_len, n, channels, 16, 16], data).unwrap();
                 let labels: Vec<u32> = (0..n as u32).map(|i| (i + step as u32) % 3).collect();
                 trainer.train_step(&mut model, &x, &labels).unwrap();
             }

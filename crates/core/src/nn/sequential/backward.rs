@@ -39,6 +39,10 @@ impl Sequential {
                     self.release_conv_output(bn, in_place);
                 }
                 FusedOp::BnPool { bn } => self.backward_bn_pool(bn, io)?,
+                FusedOp::Layer(i) if self.in_place_segment(i) => {
+                    self.backward_segment_in_place(i)?;
+                    self.layers[i].release_stored();
+                }
                 FusedOp::Layer(i) if self.lean_segment(i) => {
                     self.backward_segment(i, rerun_done != Some(i), io)?;
                     self.layers[i].release_stored();

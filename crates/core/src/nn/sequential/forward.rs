@@ -9,6 +9,13 @@ use crate::spec::Connect;
 use crate::tensor::Tensor;
 
 impl Sequential {
+    /// The plan a training forward runs (made now if what it depends on changed), for a
+    /// caller that runs this sequence's layers itself (`nn::sew_chunks`).
+    pub(crate) fn training_plan(&mut self) -> &[FusedOp] {
+        self.update_plan(true, false);
+        &self.plan
+    }
+
     /// The plan for this forward: made again only when what it depends on changed.
     fn update_plan(&mut self, training: bool, join: bool) {
         let fold = !training && INFERENCE_ONLY.with(|c| c.get());
@@ -160,7 +167,7 @@ impl Sequential {
                     FusedOp::Layer(_) if training && self.lean && this[i].is_segment() => {
                         let before = &mut self.segment_buffers[i];
                         lean_forward(&mut *this[i], before, |layer| {
-                            timed(layer, false, |l| l.forward(x, y, training))
+                            timed(layer, false, |l| l.forward_released(x, y))
                         })?;
                     }
                     FusedOp::Layer(_) => {

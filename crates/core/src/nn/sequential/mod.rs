@@ -338,11 +338,6 @@ impl Sequential {
         &mut self.layers
     }
 
-    /// The fused passes of the last forward.
-    pub(crate) fn last_plan(&self) -> &[FusedOp] {
-        &self.plan
-    }
-
     /// Bytes of the activations between this sequence's own layers kept by the last training
     /// forward (packed or not; the caller's input and output are not counted).
     fn boundary_bytes(&self) -> usize {

@@ -15,8 +15,10 @@
 use super::plan::FusedOp;
 use super::{grad_pair, kept_boundary, BackwardIo, Sequential, Stored};
 use crate::error::Result;
-use crate::kernels::scratch::{lend_tensor, reclaim_smallest_tensor, reclaim_tensor};
-use crate::layer::{downcast_ref, timed, Layer, Walk};
+use crate::kernels::scratch::{
+    empty_idle_tensors, lend_tensor, reclaim_smallest_tensor, reclaim_tensor,
+};
+use crate::layer::{downcast_ref, timed, Layer, SegmentInput, Walk};
 use crate::nn::Conv2d;
 use crate::tensor::Tensor;
 
@@ -90,7 +92,52 @@ impl Sequential {
     /// segment's output gradient, and that buffer goes to the work-buffer pool for the second
     /// forward, which borrows it.
     pub(super) fn reruns_early(&self, i: usize, next: FusedOp) -> bool {
-        self.lean_segment(i) && self.lends_output(i) && next == FusedOp::Layer(i + 1)
+        self.lean_segment(i)
+            && !self.in_place_segment(i)
+            && self.lends_output(i)
+            && next == FusedOp::Layer(i + 1)
+    }
+
+    /// Whether lean segment `i` runs its second forward and backward from its kept input
+    /// (bit-packed or f32), in place in its output gradient (see [`Layer::runs_in_place`]).
+    pub(super) fn in_place_segment(&self, i: usize) -> bool {
+        self.lean_segment(i)
+            && i > 0
+            && i + 1 < self.layers.len()
+            && matches!(self.stored[i - 1], Stored::Packed | Stored::Dense)
+            && self.layers[i].runs_in_place()
+    }
+
+    /// The second forward and the backward of segment `i` in place (see
+    /// [`Self::in_place_segment`]). It reads only its kept input and its output gradient, in
+    /// the gradient buffer layer `i + 1` wrote: the sequence's other full-size buffers (both
+    /// shared ones and the idle gradient buffer) and the idle ones of the work-buffer pool are
+    /// freed for its passes, and the layers before it allocate them again. Its input gradient
+    /// lands over its output gradient, and the buffers trade places so that layer `i - 1`
+    /// finds it where it reads.
+    pub(super) fn backward_segment_in_place(&mut self, i: usize) -> Result<()> {
+        self.shared = [Tensor::default(), Tensor::default()];
+        self.shared_holds = [None, None];
+        self.grad_buffers[i % 2] = Tensor::default();
+        empty_idle_tensors();
+        // The gradient buffer may have grown to a larger resolution's size in an earlier
+        // pass: a copy of this one's size lets that allocation go.
+        let grad = &mut self.grad_buffers[(i + 1) % 2];
+        if grad.capacity() > grad.numel() {
+            let mut fit = Tensor::default();
+            fit.copy_from(grad);
+            *grad = fit;
+        }
+        let input = match self.stored[i - 1] {
+            Stored::Packed => SegmentInput::Packed(&self.packed[i - 1]),
+            _ => SegmentInput::Dense(&self.activations[i - 1]),
+        };
+        let (before, layer) = (&self.segment_buffers[i], &mut *self.layers[i]);
+        rerun_forward(layer, before, |l| timed(l, false, |l| l.rerun_in_place(input)))?;
+        let grad = &mut self.grad_buffers[(i + 1) % 2];
+        timed(&mut *self.layers[i], true, |l| l.backward_in_place(input, grad))?;
+        self.grad_buffers.swap(0, 1);
+        Ok(())
     }
 
     /// The second forward of segment `i` before the backward of layer `i + 1` (see
