@@ -69,6 +69,11 @@ Options:
   --label-smoothing <x> cross-entropy against 1 - x on the label plus x / classes on every
                         class, a number in [0, 1) (default 0: the one-hot label)
   --schedule <name>     cosine (default) or constant
+  --ema <decay>         keep an exponential moving average of the weights and BN statistics
+                        (average = decay x average + (1 - decay) x weights after every step, the
+                        first step a copy; PyTorch's AveragedModel with get_ema_multi_avg_fn):
+                        the test accuracies, checkpoints, energy and the final model are the
+                        average's. A number in [0, 1), e.g. 0.999 (default 0: none)
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
   --test-limit <n>      evaluate on n test samples only
@@ -103,6 +108,7 @@ const RUN_KEYS = [
   'weight-decay',
   'label-smoothing',
   'schedule',
+  'ema',
   'seed',
   'limit',
   'test-limit',
@@ -126,6 +132,8 @@ export interface TrainConfig {
   'weight-decay': number
   'label-smoothing': number
   schedule: 'cosine' | 'constant'
+  /** Decay of the weight average; absent or 0: none. */
+  ema?: number
   seed: number
   limit?: number
   'test-limit'?: number
@@ -194,6 +202,7 @@ export function resolveConfig(
     'weight-decay': nonNegative(w('weight-decay'), raw['weight-decay'], optimizer === 'adamw' ? 0.01 : 0),
     'label-smoothing': smoothing(w('label-smoothing'), raw['label-smoothing']),
     schedule: oneOf(w('schedule'), raw.schedule, ['cosine', 'constant'] as const, 'cosine'),
+    ...(raw.ema === undefined ? {} : { ema: unitInterval(w('ema'), raw.ema) }),
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
     'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
@@ -245,6 +254,11 @@ function checkResumedSpec(run: RunFolder, checkpoint: Checkpoint): void {
 }
 
 function smoothing(where: string, value: string | undefined): number {
+  return value === undefined ? 0 : unitInterval(where, value)
+}
+
+/** A number in [0, 1) (label smoothing, an EMA decay). */
+function unitInterval(where: string, value: string): number {
   const x = nonNegative(where, value, 0)
   if (x >= 1) throw usage(`${where}: expected a number in [0, 1), got ${JSON.stringify(value)}`)
   return x
@@ -421,6 +435,7 @@ export async function train(argv: string[]): Promise<number> {
       loss: losses.crossEntropy({ labelSmoothing: config['label-smoothing'] }),
       seed: config.seed,
       memory: config.memory,
+      ...(config.ema ? { ema: { decay: config.ema } } : {}),
       signal: controller.signal,
       resume: checkpoint,
       onBatchEnd: (b) =>
@@ -455,6 +470,7 @@ export async function train(argv: string[]): Promise<number> {
           seconds: e.seconds,
           firingRates: test.firingRates,
           gradientNorms: e.gradientNorms,
+          ...(e.weights ? { weights: e.weights } : {}),
         }
         run.appendMetrics(row)
         await model.save(run.lastCheckpoint, { fit: state })
@@ -516,6 +532,7 @@ export async function train(argv: string[]): Promise<number> {
     weightDecay: config['weight-decay'],
     labelSmoothing: config['label-smoothing'],
     schedule: config.schedule,
+    ...(config.ema ? { ema: config.ema } : {}),
     augment: config.augment,
     width: config.width ?? null,
     seed: config.seed,
@@ -536,6 +553,7 @@ export async function train(argv: string[]): Promise<number> {
         (final.row.dsnnTestAccuracy !== undefined
           ? ` (full-spike network; ${(final.row.dsnnTestAccuracy * 100).toFixed(2)} % with the AAP kept)`
           : '') +
+        (config.ema ? ` with the weights averaged (EMA decay ${config.ema})` : '') +
         ` after ${summary.epochs} epoch(s), ${summary.seconds.toFixed(1)} s of training; run folder ${run.dir}`,
     )
   }

@@ -30,6 +30,23 @@ pub trait Walk: Layer {
         self.visit_mut(&mut Buffers(out));
     }
 
+    /// Calls `f` with the name and value of every parameter and every averaged buffer (BN
+    /// running statistics, not dropout streams), in walk order: what a weight average covers.
+    fn for_each_averaged(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        struct Averaged<'f>(&'f mut dyn FnMut(&str, &mut Tensor));
+        impl<'a> VisitorMut<'a> for Averaged<'_> {
+            fn param(&mut self, param: &'a mut Param) {
+                (self.0)(&param.name, &mut param.value);
+            }
+            fn buffer(&mut self, buffer: Buffer<'a>) {
+                if buffer.averaged {
+                    (self.0)(&buffer.name, buffer.value);
+                }
+            }
+        }
+        self.visit_mut(&mut Averaged(f));
+    }
+
     /// Copies of the buffers inside (BN running statistics, dropout streams), in walk order.
     fn buffer_values(&mut self) -> Vec<Tensor> {
         let mut out = Vec::new();
