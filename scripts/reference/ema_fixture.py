@@ -23,6 +23,8 @@ OUT = os.path.join(ROOT, "crates", "core", "tests", "fixtures", "ema-torch.json"
 STEPS = 4
 # Both lerp forms (weight 1 - decay below and at or above 0.5), and 0 (the average is the value).
 DECAYS = [0.999, 0.6, 0.5, 0.0]
+# With the warm-up min(decay, (1 + n) / (10 + n)), n the updates before (AveragedModel's n_averaged).
+WARMUP_DECAYS = [0.999, 0.95]
 
 
 def averaged(module):
@@ -40,10 +42,26 @@ def net():
     return nn.Sequential(nn.Conv2d(3, 3, 3, bias=False), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 3 * 3, 5))
 
 
-def run(decay):
+def warmup_avg_fn(decay):
+    # get_ema_multi_avg_fn's update with the decay of update n + 1.
+    @torch.no_grad()
+    def update(ema_params, model_params, n_averaged):
+        n = int(n_averaged.item())
+        d = min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(ema_params[0]):
+            torch._foreach_lerp_(ema_params, model_params, 1 - d)
+        else:  # num_batches_tracked, left out of the fixture
+            for e, m in zip(ema_params, model_params):
+                e.copy_(e * d + m * (1 - d))
+
+    return update
+
+
+def run(decay, warmup=False):
     torch.manual_seed(20261207)
     model = net()
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    avg_fn = warmup_avg_fn(decay) if warmup else get_ema_multi_avg_fn(decay)
+    ema = AveragedModel(model, multi_avg_fn=avg_fn, use_buffers=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
     steps = []
     for _ in range(STEPS):
@@ -57,7 +75,7 @@ def run(decay):
             "values": [flat(t) for _, t in averaged(model)],
             "average": [flat(t) for _, t in averaged(ema.module)],
         })
-    return {"decay": decay, "steps": steps}
+    return {"decay": decay, "warmup": warmup, "steps": steps}
 
 
 def values_once(runs):
@@ -70,7 +88,7 @@ def values_once(runs):
 
 def main():
     model = net()
-    runs = [run(d) for d in DECAYS]
+    runs = [run(d) for d in DECAYS] + [run(d, warmup=True) for d in WARMUP_DECAYS]
     fixture = {
         "generator": f"scripts/reference/ema_fixture.py, torch {torch.__version__}, "
         f"CPU kernels {torch.backends.cpu.get_cpu_capability()}",
@@ -82,7 +100,7 @@ def main():
     with open(OUT, "w") as fh:
         json.dump(fixture, fh, separators=(",", ":"))
         fh.write("\n")
-    print(f"{OUT}: {len(DECAYS)} decays x {STEPS} steps, {os.path.getsize(OUT) // 1024} KB")
+    print(f"{OUT}: {len(runs)} decays x {STEPS} steps, {os.path.getsize(OUT) // 1024} KB")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ Options:
                         first step a copy; PyTorch's AveragedModel with get_ema_multi_avg_fn):
                         the test accuracies, checkpoints, energy and the final model are the
                         average's. A number in [0, 1), e.g. 0.999 (default 0: none)
+  --ema-buffers <kind>  average (default: the BN running statistics are averaged too, PyTorch's
+                        use_buffers=True) or trained (the averaged weights with the trained
+                        statistics, use_buffers=False; see docs/cli.md for why an SNN needs it)
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
   --test-limit <n>      evaluate on n test samples only
@@ -109,6 +112,7 @@ const RUN_KEYS = [
   'label-smoothing',
   'schedule',
   'ema',
+  'ema-buffers',
   'seed',
   'limit',
   'test-limit',
@@ -134,6 +138,8 @@ export interface TrainConfig {
   schedule: 'cosine' | 'constant'
   /** Decay of the weight average; absent or 0: none. */
   ema?: number
+  /** Whether the average covers the BN statistics (absent: average). */
+  'ema-buffers'?: 'average' | 'trained'
   seed: number
   limit?: number
   'test-limit'?: number
@@ -185,6 +191,8 @@ export function resolveConfig(
   const model = raw.model ?? 'dsnn'
   if (raw.width !== undefined && model !== 'dsnn' && model !== 'snn')
     throw usage(`${w('width')}: sets the channels of the dsnn and snn networks; the model ${model} has its own widths`)
+  if (raw['ema-buffers'] !== undefined && (raw.ema === undefined || Number(raw.ema) === 0))
+    throw usage(`${w('ema-buffers')}: says what --ema averages; give --ema <decay> as well`)
   const optimizer = oneOf(
     w('optimizer'),
     raw.optimizer,
@@ -203,6 +211,9 @@ export function resolveConfig(
     'label-smoothing': smoothing(w('label-smoothing'), raw['label-smoothing']),
     schedule: oneOf(w('schedule'), raw.schedule, ['cosine', 'constant'] as const, 'cosine'),
     ...(raw.ema === undefined ? {} : { ema: unitInterval(w('ema'), raw.ema) }),
+    ...(raw['ema-buffers'] === undefined
+      ? {}
+      : { 'ema-buffers': oneOf(w('ema-buffers'), raw['ema-buffers'], ['average', 'trained'] as const, 'average') }),
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
     'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
@@ -435,7 +446,7 @@ export async function train(argv: string[]): Promise<number> {
       loss: losses.crossEntropy({ labelSmoothing: config['label-smoothing'] }),
       seed: config.seed,
       memory: config.memory,
-      ...(config.ema ? { ema: { decay: config.ema } } : {}),
+      ...(config.ema ? { ema: { decay: config.ema, buffers: config['ema-buffers'] !== 'trained' } } : {}),
       signal: controller.signal,
       resume: checkpoint,
       onBatchEnd: (b) =>
@@ -532,7 +543,7 @@ export async function train(argv: string[]): Promise<number> {
     weightDecay: config['weight-decay'],
     labelSmoothing: config['label-smoothing'],
     schedule: config.schedule,
-    ...(config.ema ? { ema: config.ema } : {}),
+    ...(config.ema ? { ema: config.ema, emaBuffers: config['ema-buffers'] ?? 'average' } : {}),
     augment: config.augment,
     width: config.width ?? null,
     seed: config.seed,

@@ -472,9 +472,9 @@ impl Model {
     }
 
     /// Calls `f` with the name and value of every tensor a weight average covers: the
-    /// parameters and the BN running statistics, in a stable order.
-    pub fn for_each_averaged(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.body.for_each_averaged(f);
+    /// parameters and, with `buffers`, the BN running statistics, in a stable order.
+    pub fn for_each_averaged(&mut self, buffers: bool, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.body.for_each_averaged(buffers, f);
     }
 
     /// Copies of every parameter, then every buffer, by name (what a checkpoint holds).
@@ -552,7 +552,10 @@ impl Trainer {
     /// average (none asked for, or no step yet): nothing changes.
     pub fn show_average(&mut self, model: &mut Model, on: bool) -> Result<()> {
         match &mut self.ema {
-            Some(ema) => ema.show(on, &mut |f| model.for_each_averaged(f)),
+            Some(ema) => {
+                let buffers = ema.buffers();
+                ema.show(on, &mut |f| model.for_each_averaged(buffers, f))
+            }
             None => Ok(()),
         }
     }
@@ -679,7 +682,8 @@ impl Trainer {
         self.optimizer.step(&mut params, lr)?;
         self.step += 1;
         if let Some(ema) = &mut self.ema {
-            ema.update(&mut |f| model.for_each_averaged(f))?;
+            let buffers = ema.buffers();
+            ema.update(&mut |f| model.for_each_averaged(buffers, f))?;
         }
         Ok(stats)
     }

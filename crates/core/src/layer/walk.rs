@@ -30,21 +30,22 @@ pub trait Walk: Layer {
         self.visit_mut(&mut Buffers(out));
     }
 
-    /// Calls `f` with the name and value of every parameter and every averaged buffer (BN
-    /// running statistics, not dropout streams), in walk order: what a weight average covers.
-    fn for_each_averaged(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        struct Averaged<'f>(&'f mut dyn FnMut(&str, &mut Tensor));
+    /// Calls `f` with the name and value of every parameter and, with `buffers`, every averaged
+    /// buffer (BN running statistics, not dropout streams), in walk order: what a weight
+    /// average covers.
+    fn for_each_averaged(&mut self, buffers: bool, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        struct Averaged<'f>(bool, &'f mut dyn FnMut(&str, &mut Tensor));
         impl<'a> VisitorMut<'a> for Averaged<'_> {
             fn param(&mut self, param: &'a mut Param) {
-                (self.0)(&param.name, &mut param.value);
+                (self.1)(&param.name, &mut param.value);
             }
             fn buffer(&mut self, buffer: Buffer<'a>) {
-                if buffer.averaged {
-                    (self.0)(&buffer.name, buffer.value);
+                if self.0 && buffer.averaged {
+                    (self.1)(&buffer.name, buffer.value);
                 }
             }
         }
-        self.visit_mut(&mut Averaged(f));
+        self.visit_mut(&mut Averaged(buffers, f));
     }
 
     /// Copies of the buffers inside (BN running statistics, dropout streams), in walk order.

@@ -21,7 +21,7 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 fn spec(decay: f64) -> EmaSpec {
-    EmaSpec { decay }
+    EmaSpec { decay, warmup: false, buffers: true }
 }
 
 /// Walks `tensors` the way `Model::for_each_averaged` walks a model.
@@ -48,10 +48,11 @@ fn the_average_matches_torch_averaged_model_bit_for_bit() {
     };
     let steps = fx["values"].as_array().unwrap();
     let runs = fx["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     for run in runs {
         let decay = run["decay"].as_f64().unwrap();
-        let mut ema = Ema::new(&spec(decay)).unwrap();
+        let warmup = run["warmup"].as_bool().unwrap();
+        let mut ema = Ema::new(&EmaSpec { decay, warmup, buffers: true }).unwrap();
         for (s, expected) in run["steps"].as_array().unwrap().iter().enumerate() {
             let mut model = tensors(&steps[s]);
             ema.update(&mut walk(&mut model)).unwrap();
@@ -64,7 +65,7 @@ fn the_average_matches_torch_averaged_model_bit_for_bit() {
                     assert_eq!(
                         g.to_bits(),
                         w.to_bits(),
-                        "decay {decay} step {s} {name}[{k}]: {g} vs {w}"
+                        "decay {decay} warmup {warmup} step {s} {name}[{k}]: {g} vs {w}"
                     );
                 }
             }
@@ -73,6 +74,22 @@ fn the_average_matches_torch_averaged_model_bit_for_bit() {
         }
         assert_eq!(ema.count(), 4);
     }
+}
+
+#[test]
+fn the_warm_up_caps_the_decay_at_1_plus_n_over_10_plus_n() {
+    let mut model = vec![("w".to_string(), Tensor::zeros(&[1]))];
+    let mut ema = Ema::new(&EmaSpec { decay: 0.5, warmup: true, buffers: true }).unwrap();
+    let mut decays = Vec::new();
+    for _ in 0..12 {
+        decays.push(ema.decay());
+        ema.update(&mut walk(&mut model)).unwrap();
+    }
+    // n = 0 (a copy anyway), 1/10, 2/11, .., then 0.5 from n = 8 on ((1 + 8) / 18).
+    assert_eq!(decays[1], 2.0 / 11.0);
+    assert_eq!(decays[7], 8.0 / 17.0);
+    assert!(decays[8..].iter().all(|&d| d == 0.5), "{decays:?}");
+    assert_eq!(Ema::new(&spec(0.5)).unwrap().decay(), 0.5);
 }
 
 #[test]
@@ -110,8 +127,10 @@ fn the_first_update_copies_and_decay_out_of_range_is_refused() {
         let err = Ema::new(&spec(bad)).unwrap_err().to_string();
         assert!(err.contains("ema.decay") && err.contains("[0, 1)"), "{err}");
     }
-    let err = serde_json::from_str::<EmaSpec>(r#"{"decay":0.9,"warmup":true}"#).unwrap_err();
-    assert!(err.to_string().contains("warmup"), "{err}");
+    let err = serde_json::from_str::<EmaSpec>(r#"{"decay":0.9,"warmUp":true}"#).unwrap_err();
+    assert!(err.to_string().contains("warmUp"), "{err}");
+    let parsed: EmaSpec = serde_json::from_str(r#"{"decay":0.9}"#).unwrap();
+    assert_eq!(parsed, spec(0.9), "no warm-up unless asked for");
 }
 
 #[test]
@@ -183,10 +202,14 @@ fn images4(seed: u64) -> Tensor {
 }
 
 fn trainer(ema: Option<f64>) -> Trainer {
+    trainer_with(ema.map(spec))
+}
+
+fn trainer_with(ema: Option<EmaSpec>) -> Trainer {
     let opt: OptimizerSpec = serde_json::from_str(r#"{"type":"adam","lr":0.01}"#).unwrap();
     let schedule: ScheduleSpec =
         serde_json::from_str(r#"{"type":"cosine","totalSteps":8}"#).unwrap();
-    let ema = ema.map(|d| Ema::new(&spec(d)).unwrap());
+    let ema = ema.map(|s| Ema::new(&s).unwrap());
     Trainer::new(&opt, &schedule, &LossSpec::default()).unwrap().with_ema(ema)
 }
 
@@ -194,7 +217,10 @@ fn trainer(ema: Option<f64>) -> Trainer {
 fn the_trainer_averages_parameters_and_bn_statistics_but_not_dropout_streams() {
     let mut m = Model::from_spec(&model_spec(), 3).unwrap();
     let mut names = Vec::new();
-    m.for_each_averaged(&mut |n, _| names.push(n.to_string()));
+    m.for_each_averaged(true, &mut |n, _| names.push(n.to_string()));
+    let mut params = Vec::new();
+    m.for_each_averaged(false, &mut |n, _| params.push(n.to_string()));
+    assert_eq!(params, m.param_shapes().into_iter().map(|(n, _)| n).collect::<Vec<_>>());
     assert!(names.iter().any(|n| n.ends_with("running_var")), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("layers.2")), "PLIF's parameter: {names:?}");
     assert!(!names.iter().any(|n| n.ends_with("rng_state")), "{names:?}");
@@ -211,6 +237,26 @@ fn the_trainer_averages_parameters_and_bn_statistics_but_not_dropout_streams() {
         assert_eq!(m.state_tensors(), plain.state_tensors(), "step {i}");
     }
     assert!(t.ema().unwrap().shown());
+}
+
+#[test]
+fn without_buffers_the_model_keeps_the_trained_bn_statistics() {
+    let mut m = Model::from_spec(&model_spec(), 3).unwrap();
+    let mut t = trainer_with(Some(EmaSpec { decay: 0.9, warmup: false, buffers: false }));
+    let mut plain = Model::from_spec(&model_spec(), 3).unwrap();
+    let mut t_plain = trainer(None);
+    for i in 0..4 {
+        let y = [0u32, 1, 2, (i % 3) as u32];
+        t.train_step(&mut m, &images4(i), &y).unwrap();
+        t_plain.train_step(&mut plain, &images4(i), &y).unwrap();
+    }
+    t.show_average(&mut m, true).unwrap();
+    let (mine, trained) = (m.state_tensors(), plain.state_tensors());
+    for ((name, a), (_, b)) in mine.iter().zip(&trained) {
+        let stat = name.ends_with("running_mean") || name.ends_with("running_var");
+        assert_eq!(stat || name.ends_with("rng_state"), a == b, "{name}");
+    }
+    assert!(!t.state().iter().any(|(k, _)| k.ends_with("running_var")));
 }
 
 #[test]
