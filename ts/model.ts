@@ -557,7 +557,10 @@ export class Model {
   }
 
   /** Sets the optimizer, schedule, loss and weight average (none unless `ema` is given);
-   * resets optimizer state and the average. */
+   * resets optimizer state and the average (a model carrying an average from an earlier `fit`
+   * keeps it as its weights). With an average, `trainBatch` and `gradientNorms` put the trained
+   * weights back into the model and leave them there; `fit` shows the average again outside its
+   * steps and when it returns. */
   configureTraining(
     optimizer: OptimizerSpec,
     schedule: ScheduleSpec = schedules.constant(),

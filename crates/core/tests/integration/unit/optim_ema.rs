@@ -24,8 +24,11 @@ fn spec(decay: f64) -> EmaSpec {
     EmaSpec { decay, warmup: false, buffers: true }
 }
 
+/// What a walk calls on every tensor.
+type Each<'f> = &'f mut dyn FnMut(&str, &mut Tensor);
+
 /// Walks `tensors` the way `Model::for_each_averaged` walks a model.
-fn walk(tensors: &mut [(String, Tensor)]) -> impl FnMut(&mut dyn FnMut(&str, &mut Tensor)) + '_ {
+fn walk(tensors: &mut [(String, Tensor)]) -> impl FnMut(Each<'_>) + '_ {
     move |f| tensors.iter_mut().for_each(|(n, t)| f(n, t))
 }
 
