@@ -24,7 +24,7 @@ test('train --ema saves the average as the model and the trained weights aside',
   const args = ['--dataset', 'mnist', '--limit', '256', '--test-limit', '128', '--epochs', '2', '--width', '4']
   const summary = summaryOf(t, run('train', ...args, '--ema', '0.9', '--out', dir, '--json'))
   t.is(summary.ema, 0.9)
-  t.is(summary.emaBuffers, 'average')
+  t.is(summary.emaBuffers, 'trained')
   t.is(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).ema, 0.9)
   const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
     .trim()
@@ -32,7 +32,7 @@ test('train --ema saves the average as the model and the trained weights aside',
     .map((l) => JSON.parse(l))
   t.true(rows.every((r) => r.weights === 'average'))
   const ckpt = readCheckpoint(join(dir, 'checkpoints', 'last.safetensors'))
-  t.deepEqual(ckpt.training?.ema, { decay: 0.9, buffers: true })
+  t.deepEqual(ckpt.training?.ema, { decay: 0.9, buffers: false })
   const slots = new Map(ckpt.trainer.filter((x) => x.name.startsWith('ema/slot/')).map((x) => [x.name.slice(9), x]))
   const weight = ckpt.tensors.find((x) => x.name === 'layers.0.weight')!
   t.notDeepEqual(

@@ -40,9 +40,16 @@ test('fit with ema returns and validates with the average of the weights each st
   const trained = sequential(net(), { timeSteps: 2, seed: 8 })
   const steps: NamedTensor[][] = []
   await trained.fit(data, { ...options, onBatchEnd: () => void steps.push(trained.stateTensors()) })
-  for (const warmup of [false, true]) {
+  // The BN running statistics are averaged only when asked for (buffers: true); by default the
+  // model keeps the trained ones.
+  for (const [warmup, buffers] of [
+    [false, true],
+    [true, true],
+    [false, undefined],
+  ] as const) {
     const averaged = sequential(net(), { timeSteps: 2, seed: 8 })
-    const result = await averaged.fit(data, { ...options, validation: data, ema: { decay, warmup } })
+    const ema = buffers === undefined ? { decay, warmup } : { decay, warmup, buffers }
+    const result = await averaged.fit(data, { ...options, validation: data, ema })
     // average = d * average + (1 - d) * weights, the first step a copy, d the decay or with the
     // warm-up min(decay, (1 + n) / (10 + n)) after n updates; f64 here, so only close to f32.
     const expected = steps[0].map((x) => Float64Array.from(x.data))
@@ -62,6 +69,10 @@ test('fit with ema returns and validates with the average of the weights each st
     got.forEach((x, i) => {
       if (x.name.endsWith('rng_state')) {
         t.deepEqual(x.data, last[i].data, 'the dropout stream is the trained one, not averaged')
+        return
+      }
+      if (buffers === undefined && x.name.includes('running_')) {
+        t.deepEqual(x.data, last[i].data, `${x.name}: the trained statistics by default`)
         return
       }
       const worst = Math.max(...Array.from(x.data, (v, k) => Math.abs(v - expected[i][k])))

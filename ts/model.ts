@@ -111,8 +111,8 @@ export interface TrainingConfig {
 }
 
 /**
- * An exponential moving average of the weights (parameters and BN running statistics), as
- * PyTorch's `AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)`:
+ * An exponential moving average of the weights (the parameters; with `buffers` the BN running
+ * statistics too), as PyTorch's `AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))`:
  * after every optimizer step `average = decay * average + (1 - decay) * weights`, the first
  * step copying the weights.
  */
@@ -127,9 +127,9 @@ export interface EmaOptions {
    */
   warmup?: boolean
   /**
-   * Average the BN running statistics too (default true, PyTorch's `use_buffers=True`); false
-   * keeps the trained statistics beside the averaged parameters (`use_buffers=False`). A
-   * spiking network can need false: averaged running variances exceed what the averaged
+   * Average the BN running statistics too (PyTorch's `use_buffers=True`); false (the default,
+   * PyTorch's `use_buffers=False`) keeps the trained statistics beside the averaged parameters.
+   * A spiking network needs false: averaged running variances exceed what the averaged
    * weights give, BN then scales the spiking layers' inputs down and fewer neurons fire.
    */
   buffers?: boolean
@@ -575,7 +575,7 @@ export class Model {
         JSON.stringify(loss),
         ema === undefined
           ? undefined
-          : JSON.stringify({ decay: ema.decay, warmup: ema.warmup ?? false, buffers: ema.buffers ?? true }),
+          : JSON.stringify({ decay: ema.decay, warmup: ema.warmup ?? false, buffers: ema.buffers ?? false }),
       )
     } catch (e) {
       throw fromNative(e)

@@ -74,9 +74,10 @@ Options:
                         first step a copy; PyTorch's AveragedModel with get_ema_multi_avg_fn):
                         the test accuracies, checkpoints, energy and the final model are the
                         average's. A number in [0, 1), e.g. 0.999 (default 0: none)
-  --ema-buffers <kind>  average (default: the BN running statistics are averaged too, PyTorch's
-                        use_buffers=True) or trained (the averaged weights with the trained
-                        statistics, use_buffers=False; see docs/cli.md for why an SNN needs it)
+  --ema-buffers <kind>  trained (default: the averaged weights with the trained BN statistics,
+                        PyTorch's use_buffers=False) or average (the BN running statistics are
+                        averaged too, use_buffers=True; see docs/cli.md for why an SNN does
+                        not take it)
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
   --test-limit <n>      evaluate on n test samples only
@@ -213,7 +214,7 @@ export function resolveConfig(
     ...(raw.ema === undefined ? {} : { ema: unitInterval(w('ema'), raw.ema) }),
     ...(raw['ema-buffers'] === undefined
       ? {}
-      : { 'ema-buffers': oneOf(w('ema-buffers'), raw['ema-buffers'], ['average', 'trained'] as const, 'average') }),
+      : { 'ema-buffers': oneOf(w('ema-buffers'), raw['ema-buffers'], ['trained', 'average'] as const, 'trained') }),
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
     'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
@@ -446,7 +447,7 @@ export async function train(argv: string[]): Promise<number> {
       loss: losses.crossEntropy({ labelSmoothing: config['label-smoothing'] }),
       seed: config.seed,
       memory: config.memory,
-      ...(config.ema ? { ema: { decay: config.ema, buffers: config['ema-buffers'] !== 'trained' } } : {}),
+      ...(config.ema ? { ema: { decay: config.ema, buffers: config['ema-buffers'] === 'average' } } : {}),
       signal: controller.signal,
       resume: checkpoint,
       onBatchEnd: (b) =>
@@ -543,7 +544,7 @@ export async function train(argv: string[]): Promise<number> {
     weightDecay: config['weight-decay'],
     labelSmoothing: config['label-smoothing'],
     schedule: config.schedule,
-    ...(config.ema ? { ema: config.ema, emaBuffers: config['ema-buffers'] ?? 'average' } : {}),
+    ...(config.ema ? { ema: config.ema, emaBuffers: config['ema-buffers'] ?? 'trained' } : {}),
     augment: config.augment,
     width: config.width ?? null,
     seed: config.seed,

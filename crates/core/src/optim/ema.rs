@@ -1,6 +1,6 @@
-//! An exponential moving average of a model's weights (parameters and running statistics),
-//! as `torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
-//! use_buffers=True)` keeps it.
+//! An exponential moving average of a model's weights, as
+//! `torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))` keeps
+//! it: the parameters, and with `buffers` the BN running statistics too (`use_buffers=True`).
 //!
 //! The first update copies the values; every later one moves the average towards them:
 //! `average = decay * average + (1 - decay) * value`, computed the way `torch.lerp` does on a
@@ -15,9 +15,9 @@
 //! 15 % after 1,900 steps, and a running variance that starts at 1 against a data variance of
 //! 0.01 then silences the spiking layers; with it that share is gone within tens of steps.
 //!
-//! With `buffers` false the BN running statistics are left out (PyTorch's `use_buffers=False`,
-//! without its `update_bn` pass): the model keeps the trained ones. A spiking network can need
-//! that: the average of running variances is larger than the variance the averaged weights
+//! Without `buffers` (the default, as PyTorch's `use_buffers=False`, without its `update_bn`
+//! pass) the BN running statistics are left out: the model keeps the trained ones. A spiking
+//! network needs that: the average of running variances is larger than the variance the averaged weights
 //! give (the weights shrink under weight decay), BN then scales the inputs of the spiking
 //! layers down and fewer neurons reach the threshold.
 //!
@@ -41,14 +41,10 @@ pub struct EmaSpec {
     /// Use `min(decay, (1 + n) / (10 + n))` at the update after `n` earlier ones.
     #[serde(default)]
     pub warmup: bool,
-    /// Average the BN running statistics too (PyTorch's `use_buffers=True`, the default);
-    /// false: the model keeps the trained statistics beside the averaged parameters.
-    #[serde(default = "yes")]
+    /// Average the BN running statistics too (PyTorch's `use_buffers=True`); false (the
+    /// default): the model keeps the trained statistics beside the averaged parameters.
+    #[serde(default)]
     pub buffers: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl EmaSpec {
