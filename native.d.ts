@@ -60,8 +60,16 @@ export declare class NativeModel {
   foldBatchNorm(): NativeModel
   /** Builds a model from a JSON `ModelSpec`, with weights drawn from `seed`. */
   constructor(specJson: string, seed: number)
-  /** Sets the optimizer, schedule and loss from JSON; resets the optimizer state. */
-  configureTraining(optimizerJson: string, scheduleJson: string, lossJson: string): void
+  /**
+   * Sets the optimizer, schedule, loss and (`ema_json`, `{ "decay": x }`) the weight
+   * average from JSON; resets the optimizer state and the average.
+   */
+  configureTraining(optimizerJson: string, scheduleJson: string, lossJson: string, emaJson?: string | undefined | null): void
+  /**
+   * Puts the weight average into the model (`true`) or the trained weights back (`false`);
+   * nothing happens without an average. Training steps put the trained weights back.
+   */
+  showAverage(on: boolean): void
   /**
    * One training step on a batch: forward over T, loss, BPTT, optimizer update. With
    * `update` false the weights stay as they are (gradients only, for gradient studies; then

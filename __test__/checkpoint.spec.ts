@@ -212,8 +212,23 @@ test('loading a checkpoint of another architecture names the tensor and both sha
 
 test('fit stopped mid-epoch and resumed from its checkpoint ends exactly like an uninterrupted fit', async (t) => {
   const data = quadrants(96, 2)
-  for (const layers of [dualNet, dropoutNet]) {
-    const options = { epochs: 3, batchSize: 16, optimizer: adam({ lr: 5e-3 }), schedule: 'cosine' as const, seed: 9 }
+  // With a weight average (ema) the checkpoint holds the average as the model's tensors and the
+  // trained weights in the trainer's state; the validation of each epoch is the average's.
+  const runs = [
+    { layers: dualNet },
+    { layers: dropoutNet },
+    { layers: dualNet, ema: { decay: 0.8, buffers: true }, validation: data },
+    { layers: dropoutNet, ema: { decay: 0.8 }, validation: data },
+  ]
+  for (const { layers, ...averaging } of runs) {
+    const options = {
+      epochs: 3,
+      batchSize: 16,
+      optimizer: adam({ lr: 5e-3 }),
+      schedule: 'cosine' as const,
+      seed: 9,
+      ...averaging,
+    }
     const strip = (e: EpochEnd) => ({ ...e, seconds: 0, samplesPerSecond: 0 })
     const whole = sequential(layers(), { timeSteps: 2, seed: 4 })
     const wholeBatches: number[] = []
@@ -248,6 +263,18 @@ test('fit stopped mid-epoch and resumed from its checkpoint ends exactly like an
     })
     t.deepEqual([...firstBatches, ...rest], wholeBatches, 'every step loss, bit for bit')
     t.deepEqual(result.epochs.map(strip), expected.epochs.map(strip))
+    if (options.ema) {
+      t.true(expected.epochs.every((e) => e.weights === 'average' && e.validation !== undefined))
+      t.deepEqual(
+        ckpt.trainer.filter((x) => x.name.startsWith('ema/slot/')).length,
+        whole
+          .stateTensors()
+          .filter((x) => !x.name.endsWith('rng_state') && (options.ema.buffers || !x.name.includes('.running_')))
+          .length,
+        'the trained weights (and BN statistics when averaged) are kept aside',
+      )
+    }
+    t.deepEqual(resumed.stateTensors(), whole.stateTensors())
     const [batch] = data.batches(16)
     t.deepEqual(await resumed.predict(batch.x, 16), await whole.predict(batch.x, 16))
     // A resume without the trainer state would silently restart Adam and the schedule: refused.

@@ -74,6 +74,7 @@ export type {
   AuditResult,
   BatchEnd,
   Checkpoint,
+  EmaOptions,
   EpochEnd,
   Evaluation,
   FitOptions,

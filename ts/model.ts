@@ -83,6 +83,9 @@ export interface EpochEnd {
   /** Gradient L2 norm at each dual-stream stage's outputs in the epoch's last step (empty for
    * models without a dual-stream trunk). */
   gradientNorms: { name: string; norm: number }[]
+  /** `'average'` when the fit keeps a weight average (`FitOptions.ema`): `validation` and
+   * `onEpochEnd` saw the averaged weights. Absent otherwise (the trained weights). */
+  weights?: 'average'
   validation?: Evaluation
 }
 
@@ -103,6 +106,33 @@ export interface TrainingConfig {
   optimizer: OptimizerSpec
   schedule: ScheduleSpec
   loss: LossSpec
+  /** The weight average kept, when one was asked for. */
+  ema?: EmaOptions
+}
+
+/**
+ * An exponential moving average of the weights (the parameters; with `buffers` the BN running
+ * statistics too), as PyTorch's `AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))`:
+ * after every optimizer step `average = decay * average + (1 - decay) * weights`, the first
+ * step copying the weights.
+ */
+export interface EmaOptions {
+  /** Weight of the old average, in [0, 1); 0.999 is usual for runs of 10,000+ steps. */
+  decay: number
+  /**
+   * Warm-up of the decay: the update after `n` earlier ones uses `min(decay, (1 + n) / (10 + n))`
+   * (TensorFlow's ExponentialMovingAverage with num_updates). Default false, as PyTorch: then the
+   * initial weights and BN statistics keep a share of `decay^n`, at 0.999 still 15 % after
+   * 1,900 steps, which can silence the spiking layers of the early epochs' average.
+   */
+  warmup?: boolean
+  /**
+   * Average the BN running statistics too (PyTorch's `use_buffers=True`); false (the default,
+   * PyTorch's `use_buffers=False`) keeps the trained statistics beside the averaged parameters.
+   * A spiking network needs false: averaged running variances exceed what the averaged
+   * weights give, BN then scales the spiking layers' inputs down and fewer neurons fire.
+   */
+  buffers?: boolean
 }
 
 /** A checkpoint read back (`readCheckpoint`): the architecture, the weights and buffers, the
@@ -162,6 +192,12 @@ export interface FitOptions {
    * optimizer and schedule position and starts at the saved epoch and batch. The other options
    * must be the ones the run started with. */
   resume?: Pick<Checkpoint, 'trainer' | 'fit' | 'path'>
+  /** Keep an exponential moving average of the weights ({@link EmaOptions}). Outside its
+   * training steps (in `onBatchEnd`, validation, `onEpochEnd`, and after it returns or stops)
+   * the model carries the averaged weights, so what the fit reports, saves and returns is the
+   * average; each training step trains the trained weights, which the trainer's state keeps
+   * aside (checkpoints hold both, so a resumed run continues bit for bit). */
+  ema?: EmaOptions
   /** Training memory: `'default'` keeps everything BPTT reads; `'recompute'` keeps only the
    * inputs of blocks (a dual-stream trunk's segments: a block and its poolings) and runs each
    * one's forward again in the backward pass — less memory for more time, the same gradients
@@ -246,6 +282,18 @@ function checkFit(path: string, fit: unknown): FitState | undefined {
   if (!Array.isArray(fit.history) || !fit.history.every(isObject))
     throw badMeta(path, 'fit.history', 'an array of finished epochs', fit.history)
   return fit as unknown as FitState
+}
+
+/** Refuses anything but `{ decay, warmup?, buffers? }` with a decay in [0, 1), naming `at`. */
+function checkEma(at: string, ema: unknown): void {
+  if (!isObject(ema)) throw argError(at, 'an object { decay, warmup?, buffers? }', ema)
+  const extra = Object.keys(ema).find((k) => !['decay', 'warmup', 'buffers'].includes(k))
+  if (extra !== undefined) throw argError(`${at}.${extra}`, 'no such option (decay, warmup, buffers)', ema[extra])
+  const d = ema.decay
+  if (typeof d !== 'number' || !(d >= 0 && d < 1)) throw argError(`${at}.decay`, 'a number in [0, 1)', d)
+  for (const key of ['warmup', 'buffers'])
+    if (ema[key] !== undefined && typeof ema[key] !== 'boolean')
+      throw argError(`${at}.${key}`, 'true or false', ema[key])
 }
 
 function checkTraining(path: string, training: unknown): TrainingConfig | undefined {
@@ -508,18 +556,40 @@ export class Model {
     return data.sampleShape.slice(1)
   }
 
-  /** Sets the optimizer, schedule and loss; resets optimizer state. */
+  /** Sets the optimizer, schedule, loss and weight average (none unless `ema` is given);
+   * resets optimizer state and the average (a model carrying an average from an earlier `fit`
+   * keeps it as its weights). With an average, `trainBatch` and `gradientNorms` put the trained
+   * weights back into the model and leave them there; `fit` shows the average again outside its
+   * steps and when it returns. */
   configureTraining(
     optimizer: OptimizerSpec,
     schedule: ScheduleSpec = schedules.constant(),
     loss: LossSpec = losses.crossEntropy(),
+    ema?: EmaOptions,
   ): void {
+    if (ema !== undefined) checkEma('configureTraining ema', ema)
     try {
-      this.native().configureTraining(JSON.stringify(optimizer), JSON.stringify(schedule), JSON.stringify(loss))
+      this.native().configureTraining(
+        JSON.stringify(optimizer),
+        JSON.stringify(schedule),
+        JSON.stringify(loss),
+        ema === undefined
+          ? undefined
+          : JSON.stringify({ decay: ema.decay, warmup: ema.warmup ?? false, buffers: ema.buffers ?? false }),
+      )
     } catch (e) {
       throw fromNative(e)
     }
-    this.training = { optimizer, schedule, loss }
+    this.training = ema === undefined ? { optimizer, schedule, loss } : { optimizer, schedule, loss, ema }
+  }
+
+  /** Puts the weight average into the engine's model (training steps take it back out). */
+  private showAverage(): void {
+    try {
+      this.native().showAverage(true)
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /**
@@ -810,7 +880,9 @@ export class Model {
         : options.schedule === 'constant' || options.schedule === undefined
           ? schedules.constant()
           : options.schedule
-    this.configureTraining(options.optimizer, schedule, options.loss ?? losses.crossEntropy())
+    if (options.ema !== undefined) checkEma('fit ema', options.ema)
+    const averaging = options.ema !== undefined
+    this.configureTraining(options.optimizer, schedule, options.loss ?? losses.crossEntropy(), options.ema)
     this.setMemoryMode(options.memory ?? 'default')
     const resume = options.resume
     if (resume) {
@@ -865,8 +937,10 @@ export class Model {
       for await (const batch of train.batches(batchSize, { shuffle: true, seed, epoch, dropLast: true })) {
         // The data order depends on (seed, epoch) only, so the batches done before are skipped.
         if (index++ < skip) continue
-        if (options.signal?.aborted)
+        if (options.signal?.aborted) {
+          if (averaging) this.showAverage()
           return { epochs: history, stopped: true, seconds: (performance.now() - started) / 1000, state: state() }
+        }
         const r = await this.step(batch.x, batch.y, true)
         step++
         samples += r.count
@@ -889,6 +963,7 @@ export class Model {
           info.heads = r.headLosses.map((loss, h) => ({ loss, accuracy: r.headCorrect[h] / r.count }))
         if (options.onBatchEnd) {
           const onBatchEnd = options.onBatchEnd
+          if (averaging) this.showAverage()
           await this.inCallback(() => onBatchEnd(info, state()))
         }
       }
@@ -909,6 +984,10 @@ export class Model {
         learningRate,
         gradientNorms,
       }
+      if (averaging) {
+        this.showAverage()
+        end.weights = 'average'
+      }
       if (options.validation) end.validation = await this.evaluateRun(options.validation, { batchSize })
       history.push(end)
       const next: FitState = {
@@ -922,6 +1001,7 @@ export class Model {
         await this.inCallback(() => onEpochEnd(end, next))
       }
     }
+    if (averaging) this.showAverage()
     return {
       epochs: history,
       stopped: false,

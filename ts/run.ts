@@ -44,6 +44,8 @@ export interface MetricsRow {
   firingRates?: { name: string; rate: number }[]
   /** Per dual-stream stage output, in the epoch's last step. */
   gradientNorms?: { name: string; norm: number }[]
+  /** `'average'` when the test figures are the weight average's (`--ema`). */
+  weights?: 'average'
 }
 
 const CSV_COLUMNS = [

@@ -69,6 +69,15 @@ Options:
   --label-smoothing <x> cross-entropy against 1 - x on the label plus x / classes on every
                         class, a number in [0, 1) (default 0: the one-hot label)
   --schedule <name>     cosine (default) or constant
+  --ema <decay>         keep an exponential moving average of the weights and BN statistics
+                        (average = decay x average + (1 - decay) x weights after every step, the
+                        first step a copy; PyTorch's AveragedModel with get_ema_multi_avg_fn):
+                        the test accuracies, checkpoints, energy and the final model are the
+                        average's. A number in [0, 1), e.g. 0.999 (default 0: none)
+  --ema-buffers <kind>  trained (default: the averaged weights with the trained BN statistics,
+                        PyTorch's use_buffers=False) or average (the BN running statistics are
+                        averaged too, use_buffers=True; see docs/cli.md for why an SNN does
+                        not take it)
   --seed <n>            seed of the weights, the data order and dropout (default 0)
   --limit <n>           train on n samples only (drawn with the seed; quick runs)
   --test-limit <n>      evaluate on n test samples only
@@ -103,6 +112,8 @@ const RUN_KEYS = [
   'weight-decay',
   'label-smoothing',
   'schedule',
+  'ema',
+  'ema-buffers',
   'seed',
   'limit',
   'test-limit',
@@ -126,6 +137,10 @@ export interface TrainConfig {
   'weight-decay': number
   'label-smoothing': number
   schedule: 'cosine' | 'constant'
+  /** Decay of the weight average; absent or 0: none. */
+  ema?: number
+  /** Whether the average covers the BN statistics (absent: average). */
+  'ema-buffers'?: 'average' | 'trained'
   seed: number
   limit?: number
   'test-limit'?: number
@@ -177,6 +192,8 @@ export function resolveConfig(
   const model = raw.model ?? 'dsnn'
   if (raw.width !== undefined && model !== 'dsnn' && model !== 'snn')
     throw usage(`${w('width')}: sets the channels of the dsnn and snn networks; the model ${model} has its own widths`)
+  if (raw['ema-buffers'] !== undefined && (raw.ema === undefined || Number(raw.ema) === 0))
+    throw usage(`${w('ema-buffers')}: says what --ema averages; give --ema <decay> as well`)
   const optimizer = oneOf(
     w('optimizer'),
     raw.optimizer,
@@ -194,6 +211,10 @@ export function resolveConfig(
     'weight-decay': nonNegative(w('weight-decay'), raw['weight-decay'], optimizer === 'adamw' ? 0.01 : 0),
     'label-smoothing': smoothing(w('label-smoothing'), raw['label-smoothing']),
     schedule: oneOf(w('schedule'), raw.schedule, ['cosine', 'constant'] as const, 'cosine'),
+    ...(raw.ema === undefined ? {} : { ema: unitInterval(w('ema'), raw.ema) }),
+    ...(raw['ema-buffers'] === undefined
+      ? {}
+      : { 'ema-buffers': oneOf(w('ema-buffers'), raw['ema-buffers'], ['trained', 'average'] as const, 'trained') }),
     seed: int(w('seed'), raw.seed, 0, 0),
     limit: raw.limit === undefined ? undefined : int(w('limit'), raw.limit, 0),
     'test-limit': raw['test-limit'] === undefined ? undefined : int(w('test-limit'), raw['test-limit'], 0),
@@ -245,6 +266,11 @@ function checkResumedSpec(run: RunFolder, checkpoint: Checkpoint): void {
 }
 
 function smoothing(where: string, value: string | undefined): number {
+  return value === undefined ? 0 : unitInterval(where, value)
+}
+
+/** A number in [0, 1) (label smoothing, an EMA decay). */
+function unitInterval(where: string, value: string): number {
   const x = nonNegative(where, value, 0)
   if (x >= 1) throw usage(`${where}: expected a number in [0, 1), got ${JSON.stringify(value)}`)
   return x
@@ -421,6 +447,7 @@ export async function train(argv: string[]): Promise<number> {
       loss: losses.crossEntropy({ labelSmoothing: config['label-smoothing'] }),
       seed: config.seed,
       memory: config.memory,
+      ...(config.ema ? { ema: { decay: config.ema, buffers: config['ema-buffers'] === 'average' } } : {}),
       signal: controller.signal,
       resume: checkpoint,
       onBatchEnd: (b) =>
@@ -455,6 +482,7 @@ export async function train(argv: string[]): Promise<number> {
           seconds: e.seconds,
           firingRates: test.firingRates,
           gradientNorms: e.gradientNorms,
+          ...(e.weights ? { weights: e.weights } : {}),
         }
         run.appendMetrics(row)
         await model.save(run.lastCheckpoint, { fit: state })
@@ -516,6 +544,7 @@ export async function train(argv: string[]): Promise<number> {
     weightDecay: config['weight-decay'],
     labelSmoothing: config['label-smoothing'],
     schedule: config.schedule,
+    ...(config.ema ? { ema: config.ema, emaBuffers: config['ema-buffers'] ?? 'trained' } : {}),
     augment: config.augment,
     width: config.width ?? null,
     seed: config.seed,
@@ -536,6 +565,7 @@ export async function train(argv: string[]): Promise<number> {
         (final.row.dsnnTestAccuracy !== undefined
           ? ` (full-spike network; ${(final.row.dsnnTestAccuracy * 100).toFixed(2)} % with the AAP kept)`
           : '') +
+        (config.ema ? ` with the weights averaged (EMA decay ${config.ema})` : '') +
         ` after ${summary.epochs} epoch(s), ${summary.seconds.toFixed(1)} s of training; run folder ${run.dir}`,
     )
   }

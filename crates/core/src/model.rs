@@ -7,7 +7,7 @@ use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
 use crate::nn::sequential::inference_only;
 use crate::nn::{build_sequential, Sequential};
 use crate::optim::schedule::ScheduleSpec;
-use crate::optim::{Optimizer, OptimizerSpec};
+use crate::optim::{Ema, Optimizer, OptimizerSpec};
 use crate::rng::Rng;
 use crate::spec::{DualStage, Encoding, LayerSpec, ModelSpec};
 use crate::tensor::Tensor;
@@ -471,6 +471,12 @@ impl Model {
         out
     }
 
+    /// Calls `f` with the name and value of every tensor a weight average covers: the
+    /// parameters and, with `buffers`, the BN running statistics, in a stable order.
+    pub fn for_each_averaged(&mut self, buffers: bool, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.body.for_each_averaged(buffers, f);
+    }
+
     /// Copies of every parameter, then every buffer, by name (what a checkpoint holds).
     pub fn state_tensors(&mut self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> =
@@ -509,6 +515,8 @@ pub struct Trainer {
     loss: LossSpec,
     step: usize,
     grad_output: Tensor,
+    /// The weight average updated after every optimizer step, when asked for.
+    ema: Option<Ema>,
 }
 
 impl Trainer {
@@ -525,7 +533,31 @@ impl Trainer {
             loss: *loss,
             step: 0,
             grad_output: Tensor::default(),
+            ema: None,
         })
+    }
+
+    /// Keeps a weight average from the next step on (`None`: none); see [`Ema`].
+    pub fn with_ema(mut self, ema: Option<Ema>) -> Trainer {
+        self.ema = ema;
+        self
+    }
+
+    pub fn ema(&self) -> Option<&Ema> {
+        self.ema.as_ref()
+    }
+
+    /// Puts the weight average into the model (`on`), e.g. to evaluate or save it, or the
+    /// trained weights back. Training steps put the trained weights back by themselves. No
+    /// average (none asked for, or no step yet): nothing changes.
+    pub fn show_average(&mut self, model: &mut Model, on: bool) -> Result<()> {
+        match &mut self.ema {
+            Some(ema) => {
+                let buffers = ema.buffers();
+                ema.show(on, &mut |f| model.for_each_averaged(buffers, f))
+            }
+            None => Ok(()),
+        }
     }
 
     pub fn step_count(&self) -> usize {
@@ -541,12 +573,15 @@ impl Trainer {
     }
 
     /// What resuming needs beyond the model's tensors: the schedule position
-    /// (`schedule/step`) and the optimizer's buffers and step count (`optimizer/<key>`, keys
-    /// as `Optimizer::state`).
+    /// (`schedule/step`), the optimizer's buffers and step count (`optimizer/<key>`, keys
+    /// as `Optimizer::state`) and the weight average's (`ema/<key>`, keys as `Ema::state`).
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out =
             vec![("schedule/step".to_string(), crate::optim::step_to_tensor(self.step as u64))];
         out.extend(self.optimizer.state().into_iter().map(|(k, t)| (format!("optimizer/{k}"), t)));
+        if let Some(ema) = &self.ema {
+            out.extend(ema.state().into_iter().map(|(k, t)| (format!("ema/{k}"), t)));
+        }
         out
     }
 
@@ -554,8 +589,11 @@ impl Trainer {
     pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         let mut step = None;
         let mut optimizer = Vec::new();
+        let mut ema = Vec::new();
         for (key, t) in state {
-            if key == "schedule/step" {
+            if let Some(rest) = key.strip_prefix("ema/") {
+                ema.push((rest.to_string(), t.clone()));
+            } else if key == "schedule/step" {
                 step = Some(crate::optim::step_from_tensor("trainer", t)?);
             } else if let Some(rest) = key.strip_prefix("optimizer/") {
                 // A damaged buffer would only show up steps later as a NaN loss naming nothing.
@@ -573,7 +611,7 @@ impl Trainer {
             } else {
                 return Err(Error::value(
                     "trainer.load_state",
-                    "keys \"schedule/step\" or \"optimizer/...\"",
+                    "keys \"schedule/step\", \"optimizer/...\" or \"ema/...\"",
                     format!("\"{key}\""),
                 ));
             }
@@ -581,8 +619,32 @@ impl Trainer {
         let step = step.ok_or_else(|| {
             Error::value("trainer.load_state", "a \"schedule/step\" entry", "none")
         })?;
+        // A run resumed with another averaging than it started with would not continue it.
+        let averaged = match (&self.ema, ema.is_empty()) {
+            (None, true) => None,
+            (Some(e), false) => {
+                let mut e = e.clone();
+                e.load_state(&ema)?;
+                Some(e)
+            }
+            (None, false) => {
+                return Err(Error::state(
+                    "trainer.load_state",
+                    "the state holds a weight average (ema/...) but this trainer keeps none",
+                ))
+            }
+            (Some(_), true) => {
+                return Err(Error::state(
+                    "trainer.load_state",
+                    "this trainer keeps a weight average but the state holds none (ema/...)",
+                ))
+            }
+        };
         self.optimizer.load_state(&optimizer)?;
         self.step = step as usize;
+        if averaged.is_some() {
+            self.ema = averaged;
+        }
         Ok(())
     }
 
@@ -594,6 +656,8 @@ impl Trainer {
         input: &Tensor,
         labels: &[u32],
     ) -> Result<LossStats> {
+        // Gradients are of the trained weights, never of the average.
+        self.show_average(model, false)?;
         model.zero_grad();
         let heads = model.heads();
         let output = model.forward(input, true)?;
@@ -617,6 +681,10 @@ impl Trainer {
         let mut params = model.params_mut();
         self.optimizer.step(&mut params, lr)?;
         self.step += 1;
+        if let Some(ema) = &mut self.ema {
+            let buffers = ema.buffers();
+            ema.update(&mut |f| model.for_each_averaged(buffers, f))?;
+        }
         Ok(stats)
     }
 }

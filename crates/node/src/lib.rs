@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use dualstream_core::loss::LossSpec;
 use dualstream_core::model::{AuditReport, InferenceMode, Model, Trainer};
 use dualstream_core::optim::schedule::ScheduleSpec;
-use dualstream_core::optim::OptimizerSpec;
+use dualstream_core::optim::{Ema, EmaSpec, OptimizerSpec};
 use dualstream_core::spec::ModelSpec;
 use dualstream_core::Tensor;
 use napi::bindgen_prelude::*;
@@ -424,20 +424,34 @@ impl NativeModel {
         })
     }
 
-    /// Sets the optimizer, schedule and loss from JSON; resets the optimizer state.
+    /// Sets the optimizer, schedule, loss and (`ema_json`, `{ "decay": x }`) the weight
+    /// average from JSON; resets the optimizer state and the average.
     #[napi]
     pub fn configure_training(
         &self,
         optimizer_json: String,
         schedule_json: String,
         loss_json: String,
+        ema_json: Option<String>,
     ) -> Result<()> {
         let optimizer: OptimizerSpec = parse_json("optimizer", &optimizer_json)?;
         let schedule: ScheduleSpec = parse_json("schedule", &schedule_json)?;
         let loss: LossSpec = parse_json("loss", &loss_json)?;
+        let ema: Option<EmaSpec> = ema_json.map(|j| parse_json("ema", &j)).transpose()?;
         with_state(&self.shared, "configureTraining", |s| {
-            s.trainer = Some(Trainer::new(&optimizer, &schedule, &loss)?);
+            let ema = ema.as_ref().map(Ema::new).transpose()?;
+            s.trainer = Some(Trainer::new(&optimizer, &schedule, &loss)?.with_ema(ema));
             Ok(())
+        })
+    }
+
+    /// Puts the weight average into the model (`true`) or the trained weights back (`false`);
+    /// nothing happens without an average. Training steps put the trained weights back.
+    #[napi]
+    pub fn show_average(&self, on: bool) -> Result<()> {
+        with_state(&self.shared, "showAverage", |s| match s.trainer.as_mut() {
+            Some(t) => t.show_average(&mut s.model, on),
+            None => Ok(()),
         })
     }
 

@@ -31,6 +31,10 @@ impl Param {
 pub struct Buffer<'a> {
     pub name: String,
     pub value: &'a mut Tensor,
+    /// A running statistic of the data (BN mean and variance), which a weight average
+    /// (`optim::Ema`) averages with the parameters; false for state that only makes sense as
+    /// it is, such as a dropout layer's random stream.
+    pub averaged: bool,
 }
 
 /// See [`Layer::backward_reads`].

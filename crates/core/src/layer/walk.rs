@@ -30,6 +30,24 @@ pub trait Walk: Layer {
         self.visit_mut(&mut Buffers(out));
     }
 
+    /// Calls `f` with the name and value of every parameter and, with `buffers`, every averaged
+    /// buffer (BN running statistics, not dropout streams), in walk order: what a weight
+    /// average covers.
+    fn for_each_averaged(&mut self, buffers: bool, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        struct Averaged<'f>(bool, &'f mut dyn FnMut(&str, &mut Tensor));
+        impl<'a> VisitorMut<'a> for Averaged<'_> {
+            fn param(&mut self, param: &'a mut Param) {
+                (self.1)(&param.name, &mut param.value);
+            }
+            fn buffer(&mut self, buffer: Buffer<'a>) {
+                if self.0 && buffer.averaged {
+                    (self.1)(&buffer.name, buffer.value);
+                }
+            }
+        }
+        self.visit_mut(&mut Averaged(buffers, f));
+    }
+
     /// Copies of the buffers inside (BN running statistics, dropout streams), in walk order.
     fn buffer_values(&mut self) -> Vec<Tensor> {
         let mut out = Vec::new();

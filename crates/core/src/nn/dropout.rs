@@ -141,6 +141,10 @@ impl Layer for Dropout {
     }
 
     fn visit_mut<'a>(&'a mut self, visitor: &mut dyn VisitorMut<'a>) {
-        visitor.buffer(Buffer { name: self.rng_state_name.clone(), value: &mut self.rng_state });
+        visitor.buffer(Buffer {
+            name: self.rng_state_name.clone(),
+            value: &mut self.rng_state,
+            averaged: false,
+        });
     }
 }

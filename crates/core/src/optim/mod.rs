@@ -1,4 +1,4 @@
-//! Optimizers (SGD, Adam, AdamW) and learning-rate schedules.
+//! Optimizers (SGD, Adam, AdamW), learning-rate schedules and the weight average (EMA).
 //!
 //! The updates follow PyTorch's `torch.optim` formulas step for step (same order of
 //! operations, f32 element arithmetic, f64 scalar coefficients) so that a run can be checked
@@ -13,11 +13,13 @@ use crate::tensor::Tensor;
 
 #[doc(hidden)]
 pub mod adam;
+pub mod ema;
 pub mod schedule;
 #[doc(hidden)]
 pub mod sgd;
 
 pub use adam::Adam;
+pub use ema::{Ema, EmaSpec};
 pub use schedule::ScheduleSpec;
 pub use sgd::Sgd;
 

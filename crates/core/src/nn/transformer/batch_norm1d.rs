@@ -414,9 +414,15 @@ impl Layer for BatchNorm1d {
         let name = self.weight.name.trim_end_matches(".weight").to_string();
         visitor.param(&mut self.weight);
         visitor.param(&mut self.bias);
-        visitor
-            .buffer(Buffer { name: format!("{name}.running_mean"), value: &mut self.running_mean });
-        visitor
-            .buffer(Buffer { name: format!("{name}.running_var"), value: &mut self.running_var });
+        visitor.buffer(Buffer {
+            name: format!("{name}.running_mean"),
+            value: &mut self.running_mean,
+            averaged: true,
+        });
+        visitor.buffer(Buffer {
+            name: format!("{name}.running_var"),
+            value: &mut self.running_var,
+            averaged: true,
+        });
     }
 }

@@ -43,6 +43,7 @@ pub mod nn_transformer_attention;
 pub mod nn_transformer_fused_tests;
 pub mod optim;
 pub mod optim_adam;
+pub mod optim_ema;
 pub mod optim_schedule;
 pub mod optim_sgd;
 pub mod optim_testing;
