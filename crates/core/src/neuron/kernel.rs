@@ -1200,6 +1200,10 @@ fn backward_impl(
         !repeated || (gout.is_some() && given.is_none()),
         "a repeated input's backward reads dL/dS from `gout`"
     );
+    assert!(
+        given.is_none() || (bn.is_none() && gout.is_some() && pooled.is_none()),
+        "a backward on given charges has no BN or pool and reads dL/dS from `gout`"
+    );
     let (bn_in, bn_out) = match bn {
         Some(BnGrad { affine, mean, sum_dy, sum_dy_xc }) => {
             sum_dy.fill(0.0);
@@ -1443,10 +1447,9 @@ impl BwdCtx<'_> {
     fn dispatch<G: SgFn>(&self, g: G, d: &Dynamics, w_mode: u8) {
         macro_rules! by_bn {
             ($hard:literal, $detach:literal, $w:expr) => {
-                match (self.bn.is_some(), self.gout.is_none()) {
-                    (true, true) => self.run::<G, $hard, $detach, { $w }, true, true>(g),
-                    (true, false) => self.run::<G, $hard, $detach, { $w }, true, false>(g),
-                    _ => self.run::<G, $hard, $detach, { $w }, false, false>(g),
+                match self.bn.is_some() {
+                    true => self.run::<G, $hard, $detach, { $w }, true>(g),
+                    false => self.run::<G, $hard, $detach, { $w }, false>(g),
                 }
             };
         }
@@ -1470,14 +1473,7 @@ impl BwdCtx<'_> {
     /// Every chunk's backward, its record into `self.partials`. A task takes several
     /// consecutive chunks when there are many; each chunk still sums on its own, so the
     /// results do not depend on how chunks are grouped into tasks.
-    fn run<
-        G: SgFn,
-        const HARD: bool,
-        const DETACH: bool,
-        const W: u8,
-        const BN: bool,
-        const IN_PLACE: bool,
-    >(
+    fn run<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(
         &self,
         g: G,
     ) {
@@ -1491,21 +1487,14 @@ impl BwdCtx<'_> {
                 let n = chunk_len.min(numel - i0);
                 // SAFETY: chunk c's record belongs to this task alone.
                 let rec = unsafe { self.partials.range(c * record, record) };
-                self.chunk_task::<G, HARD, DETACH, W, BN, IN_PLACE>(g, i0, n, rec);
+                self.chunk_task::<G, HARD, DETACH, W, BN>(g, i0, n, rec);
             }
         });
     }
 
     /// One chunk of [`Self::run`], through the copy of [`Self::chunk`] that `self.width` says.
     #[inline(always)]
-    fn chunk_task<
-        G: SgFn,
-        const HARD: bool,
-        const DETACH: bool,
-        const W: u8,
-        const BN: bool,
-        const IN_PLACE: bool,
-    >(
+    fn chunk_task<G: SgFn, const HARD: bool, const DETACH: bool, const W: u8, const BN: bool>(
         &self,
         g: G,
         i0: usize,
@@ -1514,9 +1503,12 @@ impl BwdCtx<'_> {
     ) {
         let (numel, t_len, chunk_len) = (self.numel, self.t_len, self.chunk_len);
         let gout = |data| GoutRows { data, origin: 0, stride: numel };
-        if let Some((h, s)) = self.given {
+        // Given charges come without a BN (`backward_impl` checks), so only the variants
+        // without one compile this path: in the others it would be a copy of the chunk body
+        // (which is inlined) that never runs.
+        if let (false, Some((h, s))) = (BN, self.given) {
             let (mut sums, mut sg) = (vec![0.0; 3 * chunk_len], vec![0.0; t_len * n]);
-            return self.chunk::<G, HARD, DETACH, W, true, false, false, LANES>(
+            return self.chunk::<G, HARD, DETACH, W, true, false, LANES>(
                 g,
                 Charges::Given(h, s, &mut sg),
                 &mut sums,
@@ -1549,23 +1541,17 @@ impl BwdCtx<'_> {
             if self.width == Width::Avx512 {
                 // SAFETY: AVX-512 was detected.
                 return unsafe {
-                    self.chunk_avx512::<G, HARD, DETACH, W, BN, IN_PLACE>(
-                        g, h, sums, i0, n, rows, rec,
-                    )
+                    self.chunk_avx512::<G, HARD, DETACH, W, BN>(g, h, sums, i0, n, rows, rec)
                 };
             }
             #[cfg(target_arch = "x86_64")]
             if self.width.avx2() {
                 // SAFETY: AVX2 was detected.
                 return unsafe {
-                    self.chunk_avx2::<G, HARD, DETACH, W, BN, IN_PLACE>(
-                        g, h, sums, i0, n, rows, rec,
-                    )
+                    self.chunk_avx2::<G, HARD, DETACH, W, BN>(g, h, sums, i0, n, rows, rec)
                 };
             }
-            self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE, BACK_LANES>(
-                g, h, sums, i0, n, rows, rec,
-            )
+            self.chunk::<G, HARD, DETACH, W, false, BN, BACK_LANES>(g, h, sums, i0, n, rows, rec)
         })
     }
 
@@ -1610,7 +1596,6 @@ impl BwdCtx<'_> {
         const DETACH: bool,
         const W: u8,
         const BN: bool,
-        const IN_PLACE: bool,
     >(
         &self,
         g: G,
@@ -1621,7 +1606,7 @@ impl BwdCtx<'_> {
         rows: Option<GoutRows>,
         rec: &mut [f64],
     ) {
-        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE, LANES>(g, h, sums, i0, n, rows, rec)
+        self.chunk::<G, HARD, DETACH, W, false, BN, LANES>(g, h, sums, i0, n, rows, rec)
     }
 
     /// See [`Self::chunk_avx512`].
@@ -1637,7 +1622,6 @@ impl BwdCtx<'_> {
         const DETACH: bool,
         const W: u8,
         const BN: bool,
-        const IN_PLACE: bool,
     >(
         &self,
         g: G,
@@ -1648,9 +1632,7 @@ impl BwdCtx<'_> {
         rows: Option<GoutRows>,
         rec: &mut [f64],
     ) {
-        self.chunk::<G, HARD, DETACH, W, false, BN, IN_PLACE, BACK_LANES>(
-            g, h, sums, i0, n, rows, rec,
-        )
+        self.chunk::<G, HARD, DETACH, W, false, BN, BACK_LANES>(g, h, sums, i0, n, rows, rec)
     }
 
     /// The backward of elements `[i0, i0 + n)`, in groups whose `H_t` is recomputed at once,
@@ -1667,7 +1649,6 @@ impl BwdCtx<'_> {
         const W: u8,
         const GIVEN_S: bool,
         const BN: bool,
-        const IN_PLACE: bool,
         const LB: usize,
     >(
         &self,
@@ -1729,7 +1710,7 @@ impl BwdCtx<'_> {
             for j in (0..whole).step_by(LB) {
                 let lanes = lanes_of::<LB>(affine, mean, &mut planes);
                 let out = BlockSums::<LB>::at(wacc, acc_dy, acc_dyx, g0 + j);
-                self.block::<HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, LB>(
+                self.block::<HARD, DETACH, W, GIVEN_S, BN, LB>(
                     (h.at(j), s.at(j), sg.at(j)),
                     i0 + g0 + j,
                     lanes,
@@ -1740,7 +1721,7 @@ impl BwdCtx<'_> {
             for j in whole..gn {
                 let lanes = lanes_of::<1>(affine, mean, &mut planes);
                 let out = BlockSums::<1>::at(wacc, acc_dy, acc_dyx, g0 + j);
-                self.block::<HARD, DETACH, W, GIVEN_S, BN, IN_PLACE, 1>(
+                self.block::<HARD, DETACH, W, GIVEN_S, BN, 1>(
                     (h.at(j), s.at(j), sg.at(j)),
                     i0 + g0 + j,
                     lanes,
@@ -1804,7 +1785,6 @@ impl BwdCtx<'_> {
         const W: u8,
         const GIVEN_S: bool,
         const BN: bool,
-        const IN_PLACE: bool,
         const LW: usize,
     >(
         &self,
@@ -1829,11 +1809,13 @@ impl BwdCtx<'_> {
         }
         let gin = RowsOf::shared(self.gin, e, numel);
         gin.check(if self.x_step == 0 { 1 } else { t_len }, LW);
-        // dL/dS_t: from `rows`, or in place from `gin`, read just before its element is
-        // overwritten.
+        // dL/dS_t: from `rows`, or in place from `gin` (no `rows`), read just before its
+        // element is overwritten. A pointer chosen once per block, not a compile-time
+        // parameter: the time loop is the same code either way, and a parameter would compile
+        // every BN variant twice.
         let gout = match rows {
-            Some(r) if !IN_PLACE => RowsOf::of(r.data, e - r.origin, r.stride),
-            _ => gin,
+            Some(r) => RowsOf::of(r.data, e - r.origin, r.stride),
+            None => gin,
         };
         gout.check(t_len, LW);
         let xr = RowsOf::of(self.x, e, self.x_step);

@@ -8,16 +8,13 @@
 //! order as in one call over all steps: the spikes, `dL/dy`, the BN sums and `dL/dw` are the
 //! same bits ([`window_sums`] adds the per-element sums up per channel and over the fixed
 //! chunks of [`CHUNK`] elements exactly as the whole-sequence backward does).
-use super::super::surrogate::{
-    AtanSg, ErfSg, PiecewiseExpSg, PiecewiseLeakyReluSg, PiecewiseQuadraticSg, SgFn, SigmoidSg,
-    SoftSignSg, SuperSpikeSg, Surrogate,
-};
+use super::super::surrogate::Surrogate;
 use super::{
     check_bn_layout, for_runs, neuron_step, with_charge, Charge, Consts, Dynamics, SharedMut,
     WithCharge, CHUNK,
 };
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
-use rayon::prelude::*;
+use crate::kernels::tasks::{map_tasks, sum_tasks};
 
 /// The membrane potential after a step whose charge was `hv`, as the forward leaves it.
 #[inline(always)]
@@ -85,40 +82,49 @@ struct ForwardWindow<'a> {
     out: &'a mut [f32],
 }
 
+/// The charge equation behind one indirect call: the window kernels run only in the memory-lean
+/// mode's chunked backward, not a hot path, so they are compiled once per reset kind instead of
+/// once per charge equation, reset and surrogate (the per-step operations, and so the bits, are
+/// the same either way).
+type DynCharge<'c> = &'c (dyn Fn(f32, f32) -> f32 + Sync);
+
 impl WithCharge for ForwardWindow<'_> {
     type Out = u64;
     fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
         self,
         charge: C,
     ) -> u64 {
-        let Consts { v_th, v_rest } = self.consts;
-        let (x, bn, len, first) = (self.x, self.bn.as_ref(), self.len, self.first);
-        let numel = self.h.len();
-        let out = SharedMut::new(self.out);
-        self.h
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .map(|(c, hs)| {
-                let i0 = c * CHUNK;
-                let mut count = 0u64;
-                for (j, hv_out) in hs.iter_mut().enumerate() {
-                    let e = i0 + j;
-                    let (sc, sh, _) = lane(bn, None, e);
-                    let mut v = if first { v_rest } else { v_after::<HARD>(*hv_out, v_th, v_rest) };
-                    for t in 0..len {
-                        let xv = x[t * numel + e];
-                        let xin = if bn.is_some() { ChannelAffine::apply(xv, sc, sh) } else { xv };
-                        let (hv, s) = neuron_step::<C, HARD>(&charge, v_th, v_rest, xin, &mut v);
-                        // SAFETY: element e of each row belongs to this task alone.
-                        unsafe { out.range(t * numel + e, 1)[0] = s };
-                        count += s as u64;
-                        *hv_out = hv;
-                    }
-                }
-                count
-            })
-            .sum()
+        forward_body::<HARD>(self, &charge)
     }
+}
+
+fn forward_body<const HARD: bool>(w: ForwardWindow, charge: DynCharge) -> u64 {
+    let Consts { v_th, v_rest } = w.consts;
+    let (x, bn, len, first) = (w.x, w.bn.as_ref(), w.len, w.first);
+    let numel = w.h.len();
+    let out = SharedMut::new(w.out);
+    let h = SharedMut::new(w.h);
+    sum_tasks(numel.div_ceil(CHUNK), &|c| {
+        let i0 = c * CHUNK;
+        // SAFETY: chunk c of the states belongs to this task alone.
+        let hs = unsafe { h.range(i0, CHUNK.min(numel - i0)) };
+        let mut count = 0u64;
+        for (j, hv_out) in hs.iter_mut().enumerate() {
+            let e = i0 + j;
+            let (sc, sh, _) = lane(bn, None, e);
+            let mut v = if first { v_rest } else { v_after::<HARD>(*hv_out, v_th, v_rest) };
+            for t in 0..len {
+                let xv = x[t * numel + e];
+                let xin = if bn.is_some() { ChannelAffine::apply(xv, sc, sh) } else { xv };
+                let (hv, s) = neuron_step::<_, HARD>(&charge, v_th, v_rest, xin, &mut v);
+                // SAFETY: element e of each row belongs to this task alone.
+                unsafe { out.range(t * numel + e, 1)[0] = s };
+                count += s as u64;
+                *hv_out = hv;
+            }
+        }
+        count
+    })
 }
 
 /// What the backward carries from one window to the one before it, per element: `dL/dV` of
@@ -179,6 +185,7 @@ pub fn backward_window(
     let (ax, av) = d.charge.partials();
     let plif = !matches!(w_mode(d), WMode::None);
     let pass = BackwardWindow {
+        surrogate,
         consts: Consts::of(d),
         ax,
         av,
@@ -193,7 +200,7 @@ pub fn backward_window(
         grad: SharedMut::new(grad),
         carry,
     };
-    with_surrogate(surrogate, SgPass { d, pass });
+    with_charge(d, pass);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -223,24 +230,8 @@ fn plif_k(d: &Dynamics) -> f32 {
     }
 }
 
-trait SgVisit {
-    fn visit<G: SgFn + 'static>(self, g: G);
-}
-
-fn with_surrogate(surrogate: Surrogate, v: impl SgVisit) {
-    match surrogate {
-        Surrogate::Sigmoid { alpha } => v.visit(SigmoidSg::new(alpha)),
-        Surrogate::Atan { alpha } => v.visit(AtanSg::new(alpha)),
-        Surrogate::PiecewiseQuadratic { alpha } => v.visit(PiecewiseQuadraticSg::new(alpha)),
-        Surrogate::SuperSpike { alpha } => v.visit(SuperSpikeSg::new(alpha)),
-        Surrogate::Erf { alpha } => v.visit(ErfSg::new(alpha)),
-        Surrogate::SoftSign { alpha } => v.visit(SoftSignSg::new(alpha)),
-        Surrogate::PiecewiseExp { alpha } => v.visit(PiecewiseExpSg::new(alpha)),
-        Surrogate::PiecewiseLeakyRelu { w, c } => v.visit(PiecewiseLeakyReluSg::new(w, c)),
-    }
-}
-
 struct BackwardWindow<'a> {
+    surrogate: Surrogate,
     consts: Consts,
     ax: f32,
     av: f32,
@@ -256,115 +247,95 @@ struct BackwardWindow<'a> {
     carry: &'a mut WindowCarry,
 }
 
-struct SgPass<'a, 'b> {
-    d: &'b Dynamics,
-    pass: BackwardWindow<'a>,
-}
-
-impl SgVisit for SgPass<'_, '_> {
-    fn visit<G: SgFn + 'static>(self, g: G) {
-        let SgPass { d, pass } = self;
-        with_charge(d, WithSg { g, pass });
-    }
-}
-
-struct WithSg<'a, G> {
-    g: G,
-    pass: BackwardWindow<'a>,
-}
-
-impl<G: SgFn + 'static> WithCharge for WithSg<'_, G> {
+impl WithCharge for BackwardWindow<'_> {
     type Out = ();
     fn run<C: Fn(f32, f32) -> f32 + Copy + Send + Sync + 'static, const HARD: bool>(
         self,
         charge: C,
     ) {
-        let WithSg { g, pass } = self;
-        let BackwardWindow {
-            consts,
-            ax,
-            av,
-            decay_input,
-            plif,
-            detach,
-            x,
-            bn,
-            len,
-            numel,
-            h_before,
-            grad,
-            carry,
-        } = pass;
-        let Consts { v_th, v_rest } = consts;
-        let (affine, mean) = match &bn {
-            Some((a, m)) => (Some(a), Some(*m)),
-            None => (None, None),
-        };
-        let WindowCarry { gv, wacc, acc_dy, acc_dyx } = carry;
-        gv.par_chunks_mut(CHUNK)
-            .zip(wacc.par_chunks_mut(CHUNK))
-            .zip(acc_dy.par_chunks_mut(CHUNK))
-            .zip(acc_dyx.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(c, (((gvs, waccs), dys), dyxs))| {
-                let i0 = c * CHUNK;
-                let mut hs = vec![0.0f32; len];
-                for j in 0..gvs.len() {
-                    let e = i0 + j;
-                    let (sc, sh, mu) = lane(affine, mean, e);
-                    let hb = h_before.map(|h| h[e]);
-                    // The window's charges, recomputed as the forward made them.
-                    let mut v = hb.map_or(v_rest, |h| v_after::<HARD>(h, v_th, v_rest));
-                    for (t, ht) in hs.iter_mut().enumerate() {
-                        let xv = x[t * numel + e];
-                        let xin =
-                            if affine.is_some() { ChannelAffine::apply(xv, sc, sh) } else { xv };
-                        *ht = neuron_step::<C, HARD>(&charge, v_th, v_rest, xin, &mut v).0;
-                    }
-                    let (mut gvl, mut wa, mut ady, mut adyx) = (gvs[j], waccs[j], dys[j], dyxs[j]);
-                    for t in (0..len).rev() {
-                        let hv = hs[t];
-                        let u = hv - v_th;
-                        let sv = if u >= 0.0 { 1.0f32 } else { 0.0 };
-                        let sg = g.grad(hv - v_th);
-                        // SAFETY: element e of each row belongs to this task alone.
-                        let slot = unsafe { &mut grad.range(t * numel + e, 1)[0] };
-                        let go = *slot;
-                        let (dv_dh, dv_ds) =
-                            if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
-                        let gs = if detach { go } else { go + gvl * dv_ds };
-                        let gh = gvl * dv_dh + gs * sg;
-                        let gx = gh * ax;
-                        *slot = gx;
-                        gvl = gh * av;
-                        let xv = x[t * numel + e];
-                        if affine.is_some() {
-                            ady += gx;
-                            adyx += gx * (xv - mu);
-                        }
-                        if plif {
-                            let v_prev = if t > 0 {
-                                v_prev_of::<HARD>(hs[t - 1], v_th, v_rest)
-                            } else {
-                                hb.map_or(v_rest, |h| v_prev_of::<HARD>(h, v_th, v_rest))
-                            };
-                            let xin = if affine.is_some() {
-                                ChannelAffine::apply(xv, sc, sh)
-                            } else {
-                                xv
-                            };
-                            let dh_dk = if decay_input {
-                                xin - (v_prev - v_rest)
-                            } else {
-                                -(v_prev - v_rest)
-                            };
-                            wa += gh * dh_dk;
-                        }
-                    }
-                    (gvs[j], waccs[j], dys[j], dyxs[j]) = (gvl, wa, ady, adyx);
-                }
-            });
+        backward_body::<HARD>(self, &charge)
     }
+}
+
+fn backward_body<const HARD: bool>(pass: BackwardWindow, charge: DynCharge) {
+    let BackwardWindow {
+        surrogate,
+        consts,
+        ax,
+        av,
+        decay_input,
+        plif,
+        detach,
+        x,
+        bn,
+        len,
+        numel,
+        h_before,
+        grad,
+        carry,
+    } = pass;
+    let Consts { v_th, v_rest } = consts;
+    let (affine, mean) = match &bn {
+        Some((a, m)) => (Some(a), Some(*m)),
+        None => (None, None),
+    };
+    let WindowCarry { gv, wacc, acc_dy, acc_dyx } = carry;
+    let (gv, wacc) = (SharedMut::new(gv), SharedMut::new(wacc));
+    let (acc_dy, acc_dyx) = (SharedMut::new(acc_dy), SharedMut::new(acc_dyx));
+    map_tasks(numel.div_ceil(CHUNK), &|c| {
+        let i0 = c * CHUNK;
+        let n = CHUNK.min(numel - i0);
+        // SAFETY: chunk c of the carried arrays belongs to this task alone.
+        let (gvs, waccs, dys, dyxs) = unsafe {
+            (gv.range(i0, n), wacc.range(i0, n), acc_dy.range(i0, n), acc_dyx.range(i0, n))
+        };
+        let mut hs = vec![0.0f32; len];
+        for j in 0..n {
+            let e = i0 + j;
+            let (sc, sh, mu) = lane(affine, mean, e);
+            let hb = h_before.map(|h| h[e]);
+            // The window's charges, recomputed as the forward made them.
+            let mut v = hb.map_or(v_rest, |h| v_after::<HARD>(h, v_th, v_rest));
+            for (t, ht) in hs.iter_mut().enumerate() {
+                let xv = x[t * numel + e];
+                let xin = if affine.is_some() { ChannelAffine::apply(xv, sc, sh) } else { xv };
+                *ht = neuron_step::<_, HARD>(&charge, v_th, v_rest, xin, &mut v).0;
+            }
+            let (mut gvl, mut wa, mut ady, mut adyx) = (gvs[j], waccs[j], dys[j], dyxs[j]);
+            for t in (0..len).rev() {
+                let hv = hs[t];
+                let u = hv - v_th;
+                let sv = if u >= 0.0 { 1.0f32 } else { 0.0 };
+                let sg = surrogate.grad(hv - v_th);
+                // SAFETY: element e of each row belongs to this task alone.
+                let slot = unsafe { &mut grad.range(t * numel + e, 1)[0] };
+                let go = *slot;
+                let (dv_dh, dv_ds) = if HARD { (1.0 - sv, v_rest - hv) } else { (1.0, -v_th) };
+                let gs = if detach { go } else { go + gvl * dv_ds };
+                let gh = gvl * dv_dh + gs * sg;
+                let gx = gh * ax;
+                *slot = gx;
+                gvl = gh * av;
+                let xv = x[t * numel + e];
+                if affine.is_some() {
+                    ady += gx;
+                    adyx += gx * (xv - mu);
+                }
+                if plif {
+                    let v_prev = if t > 0 {
+                        v_prev_of::<HARD>(hs[t - 1], v_th, v_rest)
+                    } else {
+                        hb.map_or(v_rest, |h| v_prev_of::<HARD>(h, v_th, v_rest))
+                    };
+                    let xin = if affine.is_some() { ChannelAffine::apply(xv, sc, sh) } else { xv };
+                    let dh_dk =
+                        if decay_input { xin - (v_prev - v_rest) } else { -(v_prev - v_rest) };
+                    wa += gh * dh_dk;
+                }
+            }
+            (gvs[j], waccs[j], dys[j], dyxs[j]) = (gvl, wa, ady, adyx);
+        }
+    });
 }
 
 /// After the first window's backward: the BN's per-channel sums (overwritten) and `dL/dw`

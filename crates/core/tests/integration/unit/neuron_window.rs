@@ -54,6 +54,36 @@ fn windows_over_time_match_the_whole_sequence() {
     }
 }
 
+/// The window backward takes the surrogate at run time, the whole-sequence one as a
+/// compile-time parameter: every surrogate gives the same bits through both.
+#[test]
+fn windows_match_the_whole_sequence_for_every_surrogate() {
+    let surrogates = [
+        SurrogateSpec::Sigmoid { alpha: 4.0 },
+        SurrogateSpec::Atan { alpha: 2.0 },
+        SurrogateSpec::PiecewiseQuadratic { alpha: 1.0 },
+        SurrogateSpec::SuperSpike { alpha: 10.0 },
+        SurrogateSpec::Erf { alpha: 2.0 },
+        SurrogateSpec::SoftSign { alpha: 2.0 },
+        SurrogateSpec::PiecewiseExp { alpha: 1.0 },
+        SurrogateSpec::PiecewiseLeakyRelu { w: 1.0, c: 0.01 },
+    ];
+    for (k, surrogate) in surrogates.into_iter().enumerate() {
+        let [t_len, n, c, hw] = SHAPES[k % SHAPES.len()];
+        let spec = NeuronSpec {
+            tau: 2.0,
+            decay_input: true,
+            v_threshold: 1.0,
+            v_reset: if k % 2 == 0 { Some(0.0) } else { None },
+            detach_reset: k % 3 == 0,
+            surrogate,
+        };
+        let kind = if k % 2 == 0 { NeuronKind::Plif } else { NeuronKind::Lif };
+        let layer = NeuronLayer::new("n", kind, &spec).unwrap();
+        check(&layer, t_len, n * c * hw, c, hw, 100 + k as u64);
+    }
+}
+
 fn check(layer: &NeuronLayer, t_len: usize, numel: usize, c: usize, hw: usize, seed: u64) {
     let d = layer.dynamics();
     let sg = layer.surrogate();
