@@ -439,15 +439,18 @@ impl Layer for BatchNorm2d {
             visitor.param(&mut self.weight);
             visitor.param(&mut self.bias);
         }
-        visitor.buffer(Buffer {
-            name: format!("{name}.running_mean"),
-            value: &mut self.running_mean,
-            averaged: true,
-        });
-        visitor.buffer(Buffer {
-            name: format!("{name}.running_var"),
-            value: &mut self.running_var,
-            averaged: true,
-        });
+        visit_running_statistics(visitor, &name, &mut self.running_mean, &mut self.running_var);
     }
+}
+
+/// Hands a BN layer's running mean and variance to `visitor` as `{name}.running_mean` and
+/// `{name}.running_var` (PyTorch's names), statistics a weight average may average.
+pub(crate) fn visit_running_statistics<'a>(
+    visitor: &mut dyn VisitorMut<'a>,
+    name: &str,
+    mean: &'a mut Tensor,
+    var: &'a mut Tensor,
+) {
+    visitor.buffer(Buffer { name: format!("{name}.running_mean"), value: mean, averaged: true });
+    visitor.buffer(Buffer { name: format!("{name}.running_var"), value: var, averaged: true });
 }

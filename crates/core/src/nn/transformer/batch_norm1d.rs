@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use crate::kernels::batch_norm::{
     channels_last_centered_squares, channels_last_sums, scale_shift, ChannelAffine,
 };
-use crate::layer::{check_grad_output, BackwardReads, Buffer, Layer, Param, VisitorMut};
+use crate::layer::{check_grad_output, BackwardReads, Layer, Param, VisitorMut};
 use crate::neuron::kernel::BnGrad;
-use crate::nn::batch_norm::check_spec;
+use crate::nn::batch_norm::{check_spec, visit_running_statistics};
 use crate::spec::BatchNormSpec;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -414,15 +414,6 @@ impl Layer for BatchNorm1d {
         let name = self.weight.name.trim_end_matches(".weight").to_string();
         visitor.param(&mut self.weight);
         visitor.param(&mut self.bias);
-        visitor.buffer(Buffer {
-            name: format!("{name}.running_mean"),
-            value: &mut self.running_mean,
-            averaged: true,
-        });
-        visitor.buffer(Buffer {
-            name: format!("{name}.running_var"),
-            value: &mut self.running_var,
-            averaged: true,
-        });
+        visit_running_statistics(visitor, &name, &mut self.running_mean, &mut self.running_var);
     }
 }
