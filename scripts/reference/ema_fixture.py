@@ -11,12 +11,13 @@ the engine does not keep) is left out. Regenerate with
 (any environment with torch; the file records the versions and the CPU kernels torch used).
 """
 
-import json
 import os
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from fixture_files import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "crates", "core", "tests", "fixtures", "ema-torch.json")
@@ -97,9 +98,7 @@ def main():
         "values": values_once(runs),
         "runs": runs,
     }
-    with open(OUT, "w") as fh:
-        json.dump(fixture, fh, separators=(",", ":"))
-        fh.write("\n")
+    write_json(OUT, fixture)
     print(f"{OUT}: {len(runs)} decays x {STEPS} steps, {os.path.getsize(OUT) // 1024} KB")
 
 

@@ -10,13 +10,14 @@ Regenerate with
 """
 
 import importlib.metadata
-import json
 import os
 
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms.v2.functional._misc import _get_gaussian_kernel1d
+
+from fixture_files import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "crates", "data", "tests", "fixtures", "transforms-torchvision.json")
@@ -105,9 +106,7 @@ def main():
         "erases": erases,
         "erasingBoxes": {"height": h, "width": w, "scale": scale, "ratio": ratio, "cases": boxes},
     }
-    with open(OUT, "w") as f:
-        json.dump(out, f, separators=(",", ":"))
-        f.write("\n")
+    write_json(OUT, out)
     print(f"wrote {OUT}: {len(boxes)} erasing boxes, {sum(b['size'] is None for b in boxes)} without a fit")
 
 
