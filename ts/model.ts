@@ -573,9 +573,8 @@ export class Model {
         JSON.stringify(optimizer),
         JSON.stringify(schedule),
         JSON.stringify(loss),
-        ema === undefined
-          ? undefined
-          : JSON.stringify({ decay: ema.decay, warmup: ema.warmup ?? false, buffers: ema.buffers ?? false }),
+        // Options left out take the engine's defaults (no warm-up, the trained BN statistics).
+        ema === undefined ? undefined : JSON.stringify({ decay: ema.decay, warmup: ema.warmup, buffers: ema.buffers }),
       )
     } catch (e) {
       throw fromNative(e)
