@@ -5,9 +5,9 @@
 //!
 //! `cargo run --release -p dualstream-core --example memory_peak -- SPEC.json [default|recompute|recompute-whole|recompute-chunked] [batch] [density] [steps]`
 //!
-//! `recompute-whole` and `recompute-chunked`: the memory-lean mode with its SEW blocks run over
-//! all time steps at once, or over chunks of them (`nn::sew_chunks`); `recompute` takes the
-//! library's choice.
+//! `recompute-whole` and `recompute-chunked`: the memory-lean mode with its SEW and dual-stream
+//! blocks run over all time steps at once, or over chunks of them (`nn::sew_chunks`);
+//! `recompute` takes the library's choice.
 //!
 //! The spec is a sequence-encoded model's, as `benches/workloads.ts` builds them
 //! (`JSON.stringify(model.spec)`).

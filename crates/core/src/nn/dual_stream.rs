@@ -165,6 +165,60 @@ impl DualStream {
         head.forward(pooled, logits, true)
     }
 
+    /// Stage `i`'s backward where the memory-lean mode ran a block over chunks of time steps
+    /// (None for any other stage, which the trunk's loop runs). The block's backward writes
+    /// its input gradient over its output gradient, whose buffer then takes the input
+    /// gradient's place. A pooling right after such a block, with the AAP: the block's
+    /// outputs, which no backward reads (the block's reads S bit-packed, a pooling only its
+    /// input's shape), hand their buffers to the pooling's input gradients, so the two
+    /// full-size streams and their two gradients are never live together; what the pooling
+    /// kept and its output gradients are freed after its backward. Returns whether it
+    /// wrote `dL/dA` into the other buffer of its pair, and whether it added `dL/dA` into `dL/dO`
+    /// (the first block's shared input).
+    fn chunked_stage(
+        &mut self,
+        i: usize,
+        from_even: bool,
+        a_from_even: bool,
+        input: &Tensor,
+        grad_input: &mut Tensor,
+    ) -> Result<Option<(bool, bool)>> {
+        let aap = self.ran_aap;
+        let after_chunked =
+            i > 0 && matches!(&self.stages[i - 1], Stage::Block(b) if b.ran_chunked());
+        let [go_even, go_odd] = &mut self.grad_o;
+        let [ga_even, ga_odd] = &mut self.grad_a;
+        let (go_from, go_to) = if from_even { (go_even, go_odd) } else { (go_odd, go_even) };
+        let (ga_from, ga_to) = if a_from_even { (ga_even, ga_odd) } else { (ga_odd, ga_even) };
+        match &mut self.stages[i] {
+            Stage::Block(b) if b.ran_chunked() => {
+                let a_norm = if aap { l2(ga_from.data()) } else { 0.0 };
+                self.grad_norms[i] = (l2(go_from.data()), a_norm);
+                let o_in = if i == 0 { input } else { &self.o[i - 1] };
+                b.backward_chunked(o_in, go_from, aap.then_some(&*ga_from), i == 0)?;
+                std::mem::swap(go_from, if i == 0 { grad_input } else { go_to });
+                Ok(Some((false, i == 0 && aap)))
+            }
+            Stage::Pool { spike, acc } if aap && after_chunked => {
+                self.grad_norms[i] = (l2(go_from.data()), l2(ga_from.data()));
+                *go_to = std::mem::take(&mut self.o[i - 1]);
+                *ga_to = std::mem::take(&mut self.a[i - 1]);
+                // Each stream's buffer stands in for the other's input: the same shape.
+                spike.backward(ga_to, &self.o[i], go_from, go_to)?;
+                acc.backward(go_to, &self.a[i], ga_from, ga_to)?;
+                // The pooling's outputs, argmax and output gradients are not read again
+                // (the stages after it are done): freed before the block's backward.
+                for t in [&mut self.o[i], &mut self.a[i], go_from, ga_from] {
+                    *t = Tensor::default();
+                }
+                spike.release_stored();
+                acc.release_stored();
+                Ok(Some((true, false)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The features the FC sees for a stream shape `[T, N, C, H, W]`.
     fn head_input_shape(&self, s: &[usize]) -> Vec<usize> {
         match self.head_pool {
@@ -295,8 +349,8 @@ impl Layer for DualStream {
         let aap = self.ran_aap;
         let k = self.classes;
         let last = self.stages.len() - 1;
-        let [go_even, go_odd] = &mut self.grad_o;
-        let [ga_even, ga_odd] = &mut self.grad_a;
+        let [go_even, _] = &mut self.grad_o;
+        let [ga_even, _] = &mut self.grad_a;
         // Heads: split [y_s | y_a] rows, back through the shared FC (its gradients add up) and GAP.
         let heads = if aap { 2 } else { 1 };
         for h in 0..heads {
@@ -342,6 +396,21 @@ impl Layer for DualStream {
                 self.lean.rerun(&mut self.stages, &mut self.o, &mut self.a, input, aap, i)?;
             }
             let from_even = (last - i).is_multiple_of(2);
+            let chunked = self.chunked_stage(i, from_even, a_from_even, input, grad_input)?;
+            if let Some((wrote_a, merged)) = chunked {
+                // A block over chunks of time steps, or the pooling after one: see
+                // `chunked_stage`.
+                a0_merged |= merged;
+                if wrote_a {
+                    a_from_even = !a_from_even;
+                }
+                if lean && lean::starts_segment(&self.stages, i) {
+                    self.lean.end_backward(&mut self.stages, &mut self.o, &mut self.a, i);
+                }
+                continue;
+            }
+            let [go_even, go_odd] = &mut self.grad_o;
+            let [ga_even, ga_odd] = &mut self.grad_a;
             let (go_from, go_to) =
                 if from_even { (&*go_even, &mut *go_odd) } else { (&*go_odd, &mut *go_even) };
             let (ga_from, ga_to) =
@@ -395,6 +464,13 @@ impl Layer for DualStream {
                 &self.grad_a[1]
             };
             elementwise::add_assign(grad_input.data_mut(), grad_a0.data());
+        }
+        if lean {
+            // The gradient pairs are full-size at the first block's resolution: not kept
+            // between steps in the memory-lean mode.
+            self.grad_o = [Tensor::default(), Tensor::default()];
+            self.grad_a = [Tensor::default(), Tensor::default()];
+            self.grad_scratch = Tensor::default();
         }
         Ok(())
     }

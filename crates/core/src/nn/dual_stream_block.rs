@@ -17,6 +17,8 @@ use crate::rng::Rng;
 use crate::spec::{Connect, DualConnect, DualStreamBlockSpec};
 use crate::tensor::Tensor;
 
+mod chunks;
+
 // One per block, built once: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Join {
@@ -55,6 +57,12 @@ pub struct DualStreamBlock {
     grad_shortcut: Tensor,
     grad_charge: Tensor,
     grad_scratch: Tensor,
+    /// What the forward over chunks of time steps kept for the backward (see `chunks`),
+    /// while it holds anything.
+    chunked: Option<chunks::Chunked>,
+    /// Whether a training forward over chunks keeps the neurons' charges at the chunk
+    /// boundaries (a forward whose stores are released right after does not need them).
+    keep: bool,
 }
 
 impl DualStreamBlock {
@@ -112,6 +120,8 @@ impl DualStreamBlock {
             grad_shortcut: Tensor::default(),
             grad_charge: Tensor::default(),
             grad_scratch: Tensor::default(),
+            chunked: None,
+            keep: true,
         })
     }
 
@@ -149,6 +159,22 @@ impl DualStreamBlock {
         a: Option<(&Tensor, &mut Tensor)>,
         training: bool,
     ) -> Result<Option<f64>> {
+        self.chunked = None;
+        let mut a = a;
+        if let (Join::Spike(g), None, true) = (&self.join, &self.shortcut, training) {
+            // The memory-lean mode runs the block over chunks of time steps where it fits (see
+            // `chunks`): an identity shortcut, and A' = A + S where the AAP runs.
+            if self.branch.memory_lean() && (a.is_none() || self.projection.is_none()) {
+                let acc = a.as_mut().map(|(a, a_out)| (*a, &mut **a_out));
+                let g = *g;
+                if let Some((kept, sum)) =
+                    chunks::forward(&mut self.branch, g, o, o_out, acc, self.keep)?
+                {
+                    self.chunked = Some(kept);
+                    return Ok(Some(sum));
+                }
+            }
+        }
         match (&self.join, &self.shortcut) {
             // Full-spike inference with an identity shortcut: nothing reads S but the join, which
             // the branch's last conv + neuron pass can do as it writes (see `Sequential::forward_joined`).
@@ -327,6 +353,48 @@ impl DualStreamBlock {
         Ok(done)
     }
 
+    /// Whether the last training forward ran over chunks of time steps (its backward is then
+    /// [`DualStreamBlock::backward_chunked`]).
+    pub fn ran_chunked(&self) -> bool {
+        self.chunked.is_some()
+    }
+
+    /// Whether a training forward over chunks keeps what its backward reads (off for a
+    /// memory-lean first forward, whose stores are released right after).
+    pub fn set_keep(&mut self, keep: bool) {
+        self.keep = keep;
+    }
+
+    /// The backward after a forward over chunks of time steps: `grad_o` holds `dL/dO'` on entry
+    /// and `dL/dO` on exit; `grad_a_out` is `dL/dA'` where the forward ran the AAP (`dL/dA` is
+    /// then `dL/dA'` itself: the block has no projection), added into `dL/dO` where
+    /// `shared_input`. Reads neither output.
+    pub fn backward_chunked(
+        &mut self,
+        o: &Tensor,
+        grad_o: &mut Tensor,
+        grad_a_out: Option<&Tensor>,
+        shared_input: bool,
+    ) -> Result<()> {
+        let (Some(kept), Join::Spike(g)) = (self.chunked.take(), &self.join) else {
+            return Err(Error::state(
+                &self.name,
+                "no forward over chunks of time steps to go back through",
+            ));
+        };
+        for (what, t) in [("grad_output", Some(&*grad_o)), ("accumulation grad_output", grad_a_out)]
+        {
+            if let Some(t) = t.filter(|t| t.shape() != o.shape()) {
+                return Err(Error::shape(
+                    format!("{} {what}", self.name),
+                    format!("{:?}", o.shape()),
+                    t.shape(),
+                ));
+            }
+        }
+        chunks::backward(&mut self.branch, *g, &kept, o, grad_o, grad_a_out, shared_input)
+    }
+
     /// The memory-lean mode inside the block's paths (their convs recompute their outputs).
     pub fn set_memory_lean(&mut self, on: bool) {
         self.branch.set_memory_lean(on);
@@ -350,6 +418,7 @@ impl DualStreamBlock {
         ] {
             *t = Tensor::default();
         }
+        self.chunked = None;
         self.branch.release_stored();
         for path in [&mut self.shortcut, &mut self.projection].into_iter().flatten() {
             path.release_stored();
@@ -361,7 +430,8 @@ impl DualStreamBlock {
     /// between forward and backward count as its stored bytes.
     pub fn visit(&self, visitor: &mut dyn Visitor) {
         let kept = [&self.spikes, &self.shortcut_out, &self.charge, &self.projected];
-        visitor.stored_bytes(kept.iter().map(|t| t.numel() * 4).sum());
+        let chunked = self.chunked.as_ref().map_or(0, chunks::Chunked::bytes);
+        visitor.stored_bytes(kept.iter().map(|t| t.numel() * 4).sum::<usize>() + chunked);
         self.branch.visit(visitor);
         if let Some(sc) = &self.shortcut {
             sc.visit(visitor);

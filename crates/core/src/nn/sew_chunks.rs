@@ -40,7 +40,7 @@ use crate::tensor::memory::resized;
 use crate::tensor::{SpikeBits, Tensor};
 
 thread_local! {
-    static CHUNKED_RUNS: Cell<usize> = const { Cell::new(0) };
+    pub(crate) static CHUNKED_RUNS: Cell<usize> = const { Cell::new(0) };
     static CHUNKED: Cell<bool> = const { Cell::new(true) };
 }
 
@@ -108,7 +108,7 @@ fn fits(branch: &mut Sequential) -> bool {
 }
 
 /// Steps `[t0, t0 + len)` of `x` (`[T, ...]`) into `out`.
-fn steps_of(x: &Tensor, t0: usize, len: usize, out: &mut Tensor) {
+pub(crate) fn steps_of(x: &Tensor, t0: usize, len: usize, out: &mut Tensor) {
     let step = x.numel() / x.shape()[0];
     let mut shape = x.shape().to_vec();
     shape[0] = len;
@@ -117,16 +117,16 @@ fn steps_of(x: &Tensor, t0: usize, len: usize, out: &mut Tensor) {
 }
 
 /// One BN's affine and mean as its last forward used them, owned.
-struct Affine {
+pub(crate) struct Affine {
     scale: Vec<f32>,
     shift: Vec<f32>,
-    mean: Vec<f32>,
+    pub(crate) mean: Vec<f32>,
     hw: usize,
-    batch_stats: bool,
+    pub(crate) batch_stats: bool,
 }
 
 impl Affine {
-    fn of(bn: &mut BatchNorm2d, shape: &[usize]) -> Result<Self> {
+    pub(crate) fn of(bn: &mut BatchNorm2d, shape: &[usize]) -> Result<Self> {
         let batch_stats = bn.last_used_batch_stats(shape)?;
         let g = bn.fused_grad(shape)?;
         Ok(Affine {
@@ -137,18 +137,18 @@ impl Affine {
             batch_stats,
         })
     }
-    fn affine(&self) -> ChannelAffine<'_> {
+    pub(crate) fn affine(&self) -> ChannelAffine<'_> {
         ChannelAffine { scale: &self.scale, shift: &self.shift, hw: self.hw }
     }
 }
 
-fn conv(l: &mut [Box<dyn Layer>], i: usize) -> &mut Conv2d {
+pub(crate) fn conv(l: &mut [Box<dyn Layer>], i: usize) -> &mut Conv2d {
     downcast_mut::<Conv2d>(l[i].as_mut()).expect("checked by fits")
 }
-fn bn(l: &mut [Box<dyn Layer>], i: usize) -> &mut BatchNorm2d {
+pub(crate) fn bn(l: &mut [Box<dyn Layer>], i: usize) -> &mut BatchNorm2d {
     downcast_mut::<BatchNorm2d>(l[i].as_mut()).expect("checked by fits")
 }
-fn neuron(l: &mut [Box<dyn Layer>], i: usize) -> &mut NeuronLayer {
+pub(crate) fn neuron(l: &mut [Box<dyn Layer>], i: usize) -> &mut NeuronLayer {
     downcast_mut::<NeuronLayer>(l[i].as_mut()).expect("checked by fits")
 }
 
@@ -165,7 +165,7 @@ impl Input<'_> {
     }
 
     /// Steps `[t0, t0 + len)` into `out`.
-    fn steps_into(&self, t0: usize, len: usize, out: &mut Tensor) {
+    pub(crate) fn steps_into(&self, t0: usize, len: usize, out: &mut Tensor) {
         match self {
             Input::Dense(x) => steps_of(x, t0, len, out),
             Input::Packed(x) => x.unpack_steps_into(t0, len, out),
@@ -173,7 +173,7 @@ impl Input<'_> {
     }
 
     /// What a conv measures of the whole input to pick its kernel.
-    fn stats(&self) -> SpikeStats {
+    pub(crate) fn stats(&self) -> SpikeStats {
         match self {
             Input::Dense(x) => spike_stats(x.data()),
             Input::Packed(x) => {
@@ -186,10 +186,10 @@ impl Input<'_> {
 
 /// A [`WindowCarry`], counted among the engine's buffers while it lives
 /// (`crate::training_memory` reads them).
-struct Carry(WindowCarry);
+pub(crate) struct Carry(pub(crate) WindowCarry);
 
 impl Carry {
-    fn new(numel: usize) -> Self {
+    pub(crate) fn new(numel: usize) -> Self {
         let c = WindowCarry::new(numel);
         resized(0, c.bytes());
         Carry(c)
@@ -205,16 +205,16 @@ impl Drop for Carry {
 /// What [`forward`] keeps for [`backward`]: the chunks, the inner neuron's spikes bit-packed
 /// chunk by chunk, and each neuron's charge after every chunk but the last.
 pub(crate) struct Kept {
-    chunks: Vec<(usize, usize)>,
-    s1: Vec<SpikeBits>,
-    s1_active: u64,
-    h1_after: Vec<Tensor>,
-    h2_after: Vec<Tensor>,
+    pub(crate) chunks: Vec<(usize, usize)>,
+    pub(crate) s1: Vec<SpikeBits>,
+    pub(crate) s1_active: u64,
+    pub(crate) h1_after: Vec<Tensor>,
+    pub(crate) h2_after: Vec<Tensor>,
 }
 
 impl Kept {
     /// The charge before chunk `k` (None for the first chunk, which starts at rest).
-    fn before(h_after: &[Tensor], k: usize) -> Option<&[f32]> {
+    pub(crate) fn before(h_after: &[Tensor], k: usize) -> Option<&[f32]> {
         k.checked_sub(1).map(|j| h_after[j].data())
     }
 

@@ -264,3 +264,90 @@ fn memory_lean_sew_blocks_over_chunks_of_time_steps_match_the_default_mode() {
         }
     }
 }
+
+/// A W3-dst-shaped model at a small size: event frames `[T, n, 2, 16, 16]`, a conv-BN-neuron
+/// stem, a dual-stream trunk of two blocks (branch conv-BN-neuron-conv-BN-neuron, identity
+/// shortcut, joined by `connect`) each before a 2x2 max pool, and the trunk's GAP + linear
+/// heads (both streams with `aap`).
+fn dsnn7b_like_json(t_len: usize, neuron: &str, connect: &str, aap: bool) -> String {
+    let conv = r#"{"type":"conv2d","inChannels":4,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}"#;
+    let bn = |w: f32| format!(r#"{{"type":"batchNorm2d","numFeatures":4,"initWeight":{w}}}"#);
+    let block = format!(
+        r#"{{"type":"block","connect":"{connect}","branch":[{conv},{},{neuron},{conv},{},{neuron}]}}"#,
+        bn(1.0),
+        bn(0.5)
+    );
+    let pool = r#"{"type":"maxPool2d","kernelSize":[2,2]}"#;
+    format!(
+        r#"{{"timeSteps":{t_len},"inputShape":[2,16,16],"encoding":"sequence","layers":[
+        {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+        {},{neuron},
+        {{"type":"dualStream","aap":{aap},"head":{{"inFeatures":4,"outFeatures":3}},
+          "stages":[{block},{pool},{block},{pool}]}}]}}"#,
+        bn(1.0)
+    )
+}
+
+/// The memory-lean mode runs the dual-stream blocks forward and backward over chunks of time
+/// steps (`DualStreamBlock::backward_chunked`); two SGD steps leave every parameter and BN
+/// statistic as the default mode does, bit for bit: PLIF and LIF, every spike join, with and
+/// without the accumulation pathway, T odd and not a multiple of the chunk, batches of 1 to
+/// 4; a trunk that is the model's first layer (`first`) reads the event frames themselves as
+/// O and A. A Spiking ResNet join does not fit the chunked passes and runs whole.
+#[test]
+fn memory_lean_dual_stream_blocks_over_chunks_of_time_steps_match_the_default_mode() {
+    use dualstream_core::nn::sew_chunks::{chunked_runs, with_chunked_backward};
+    let plif =
+        r#"{"type":"plif","tau":2.0,"detachReset":true,"surrogate":{"type":"atan","alpha":2}}"#;
+    let lif = r#"{"type":"lif","tau":2.0,"detachReset":true}"#;
+    let cases = [
+        (5, 3, plif, "iand", true, false),
+        (9, 2, plif, "iand", true, false),
+        (16, 4, plif, "iand", true, true),
+        (7, 1, lif, "and", true, false),
+        (6, 2, plif, "or", false, false),
+        (3, 4, lif, "xor", true, false),
+        (8, 2, plif, "iand", false, true),
+        (6, 2, plif, "spikingResnet", true, false),
+    ];
+    for (t_len, n, neuron, connect, aap, first) in cases {
+        let mut json = dsnn7b_like_json(t_len, neuron, connect, aap);
+        if first {
+            // No stem: the first block sees the 4-channel event frames.
+            let stem_end = json.find(r#"{"type":"dualStream""#).unwrap();
+            let stem_start = json.find(r#"{"type":"conv2d","inChannels":2"#).unwrap();
+            json.replace_range(stem_start..stem_end, "");
+            json = json.replace(r#""inputShape":[2,16,16]"#, r#""inputShape":[4,16,16]"#);
+        }
+        let spec: ModelSpec = serde_json::from_str(&json).unwrap();
+        let channels = if first { 4 } else { 2 };
+        let what = format!("T {t_len} N {n} {} {connect} aap {aap} first {first}", &neuron[9..13]);
+        let run = |lean: bool| {
+            let mut model = Model::from_spec(&spec, 5).unwrap();
+            model.set_memory_lean(lean);
+            let opt: OptimizerSpec =
+                serde_json::from_str(r#"{"type":"sgd","lr":0.5,"momentum":0.9}"#).unwrap();
+            let mut trainer =
+                Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+            for step in 0..2u64 {
+                let mut rng = Rng::new(100 + step);
+                let len = t_len * n * channels * 16 * 16;
+                let data = (0..len).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
+                let x = Tensor::from_vec(&[t_len, n, channels, 16, 16], data).unwrap();
+                let labels: Vec<u32> = (0..n as u32).map(|i| (i + step as u32) % 3).collect();
+                trainer.train_step(&mut model, &x, &labels).unwrap();
+            }
+            model.state_tensors()
+        };
+        let default = run(false);
+        let before = chunked_runs();
+        let lean = with_chunked_backward(true, || run(true));
+        let expected = if connect == "spikingResnet" { 0 } else { 4 };
+        assert_eq!(chunked_runs() - before, expected, "{what}: blocks over chunks, both steps");
+        assert_eq!(default.len(), lean.len());
+        for ((name, a), (_, b)) in default.iter().zip(&lean) {
+            let same = a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{what}: {name} differs between the default and the chunked blocks");
+        }
+    }
+}

@@ -79,6 +79,8 @@ impl Lean {
     pub fn before_stage(&mut self, stage: &mut Stage, i: usize) {
         if let (true, Stage::Block(b)) = (self.ran, stage) {
             self.buffers[i] = block_buffers(b);
+            // Its stores are released when its segment's forward is done.
+            b.set_keep(false);
         }
     }
 
@@ -132,6 +134,7 @@ impl Lean {
                 Stage::Block(b) => {
                     let after = block_buffers(b);
                     set_block_buffers(b, &self.buffers[k]);
+                    b.set_keep(true);
                     Some(after)
                 }
                 Stage::Pool { .. } => None,
