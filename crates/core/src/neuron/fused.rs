@@ -29,11 +29,11 @@ pub trait SpikePool {
         &mut self,
         input: &[usize],
         output: &mut Tensor,
-    ) -> Result<(PoolGeom, &mut [u32])>;
+    ) -> Result<(PoolGeom, &mut [u8])>;
 
     /// Checks that the last fused forward was on `input` and that `grad_output` fits, and
     /// hands over the window geometry and the argmax it filled.
-    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u32])>;
+    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u8])>;
 }
 
 /// What [`NeuronLayer::forward_after_conv`] did.
