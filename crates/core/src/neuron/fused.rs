@@ -105,11 +105,10 @@ impl NeuronLayer {
     pub(crate) fn backward_bn_in_place(
         &mut self,
         input: &Tensor,
-        output: &Tensor,
         grad: &mut Tensor,
         bn: kernel::BnGrad,
     ) -> Result<()> {
-        let saved = self.saved_for(&[input, output, grad])?;
+        let saved = self.saved_for(&[input, grad])?;
         let dw = kernel::backward_bn_in_place(
             &saved.dynamics,
             self.surrogate,
