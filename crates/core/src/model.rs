@@ -1,6 +1,7 @@
 //! The executable model built from a `ModelSpec`, and the trainer that steps it.
 use crate::energy::{Energies, EnergyReport};
 use crate::error::{check_finite, Error, Result};
+use crate::kernels::scratch::empty_idle_tensors;
 use crate::layer::{AuditEntry, Layer, Param, Walk};
 use crate::limits;
 use crate::loss::{head_slice, time_mean_logits, LossSpec, LossStats};
@@ -329,6 +330,14 @@ impl Model {
             Encoding::Sequence => self.steps_input.data_mut().copy_from_slice(input.data()),
         }
         self.trained_input_shape = None;
+        if training && self.memory_lean() {
+            // What the last step kept for its backward (the pools' f32 outputs and argmax)
+            // and the work-buffer pool's idle buffers (its gradient maps, each of a whole
+            // activation's size) would stay live beside this forward's own maps: the
+            // memory-lean mode frees them, and this step allocates them again.
+            self.body.release_stored();
+            empty_idle_tensors();
+        }
         self.body.forward(&self.steps_input, &mut self.output, training)?;
         if training {
             self.trained_input_shape = Some(input.shape().to_vec());

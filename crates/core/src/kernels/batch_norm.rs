@@ -2,7 +2,8 @@
 //! (so they are deterministic and accurate on large batches); element-wise passes run one
 //! sample per task.
 use super::geometry::PoolGeom;
-use super::pool::{maxpool_any_plane, unpool_any_plane, with_plane};
+use super::pool::with_plane;
+use super::pool_argmax::{maxpool_plane_packed, unpool_plane_packed};
 use super::simd::multiversion;
 use rayon::prelude::*;
 
@@ -401,7 +402,7 @@ pub fn backward_sums_unpooled(
     x: &[f32],
     g: &PoolGeom,
     dpool: &[f32],
-    argmax: &[u32],
+    argmax: &[u8],
     channels: usize,
     mean: &[f32],
     dy: &mut [f32],
@@ -428,7 +429,7 @@ pub fn backward_sums_unpooled(
             let (mut acc0, mut acc1) = ([0.0f64; LANES], [0.0f64; LANES]);
             let gradients = channel(dpool, c, channels, ohw).zip(channel(argmax, c, channels, ohw));
             for ((xs, (dys, am)), dy) in channel(x, c, channels, hw).zip(gradients).zip(planes) {
-                unpool_any_plane(g, dys, am, dy);
+                unpool_plane_packed(g, dys, am, dy);
                 lane_sums_row::<true>(xs, dy, mu, &mut acc0, &mut acc1);
             }
             *sd = acc0.iter().sum();
@@ -436,7 +437,7 @@ pub fn backward_sums_unpooled(
         });
 }
 
-/// [`maxpool2d_forward`](super::pool::maxpool2d_forward) of a batch norm's output
+/// [`maxpool2d_forward_packed`](super::pool_argmax::maxpool2d_forward_packed) of a batch norm's output
 /// `x * scale[c] + shift[c]` ([`ChannelAffine`] over `[B, C, H, W]` input `x`), one plane at a
 /// time through per-thread scratch: the affine pass's values (the same [`affine_sample`]
 /// code) pooled by the same plane kernels, so the values and argmax are the two passes' bit
@@ -446,7 +447,7 @@ pub fn maxpool2d_forward_affine(
     x: &[f32],
     affine: ChannelAffine,
     y: &mut [f32],
-    argmax: &mut [u32],
+    argmax: &mut [u8],
 ) {
     let (hw, ohw, c) = (g.h * g.w, g.oh * g.ow, affine.scale.len());
     assert_eq!(affine.hw, hw, "maxpool2d_forward_affine: plane size");
@@ -458,7 +459,7 @@ pub fn maxpool2d_forward_affine(
             let ch = p % c;
             with_plane(hw, |plane| {
                 affine_sample(xs, hw, &affine.scale[ch..=ch], &affine.shift[ch..=ch], plane);
-                maxpool_any_plane(g, plane, ys, am);
+                maxpool_plane_packed(g, plane, ys, am);
             })
         });
 }

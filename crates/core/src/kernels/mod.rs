@@ -8,6 +8,7 @@ pub mod gemm;
 pub mod geometry;
 pub mod pool;
 pub mod pool_3x3;
+pub mod pool_argmax;
 pub mod scratch;
 pub mod simd;
 pub mod spike_attention;

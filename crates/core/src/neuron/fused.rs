@@ -29,11 +29,11 @@ pub trait SpikePool {
         &mut self,
         input: &[usize],
         output: &mut Tensor,
-    ) -> Result<(PoolGeom, &mut [u32])>;
+    ) -> Result<(PoolGeom, &mut [u8])>;
 
     /// Checks that the last fused forward was on `input` and that `grad_output` fits, and
     /// hands over the window geometry and the argmax it filled.
-    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u32])>;
+    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u8])>;
 }
 
 /// What [`NeuronLayer::forward_after_conv`] did.
@@ -105,11 +105,10 @@ impl NeuronLayer {
     pub(crate) fn backward_bn_in_place(
         &mut self,
         input: &Tensor,
-        output: &Tensor,
         grad: &mut Tensor,
         bn: kernel::BnGrad,
     ) -> Result<()> {
-        let saved = self.saved_for(&[input, output, grad])?;
+        let saved = self.saved_for(&[input, grad])?;
         let dw = kernel::backward_bn_in_place(
             &saved.dynamics,
             self.surrogate,

@@ -22,7 +22,7 @@ use super::surrogate::{
 use crate::kernels::batch_norm::{sum_as_f64, ChannelAffine};
 use crate::kernels::connect::connect_in_place;
 use crate::kernels::geometry::{ConvGeom, PoolGeom};
-use crate::kernels::pool::{maxpool_2x2_spikes_plane, maxpool_2x2_unpool_plane};
+use crate::kernels::pool_argmax::{maxpool_2x2_spikes_plane_packed, unpool_plane_packed};
 use crate::kernels::spike_conv::{conv2d_forward_spikes_by_time, EventBudget, StepSink};
 use crate::kernels::tasks::{map_tasks, sum_tasks};
 use crate::kernels::transpose::cells_to_planes;
@@ -691,8 +691,8 @@ impl WithCharge for Spikes<'_> {
 /// [`forward_bn`] (or [`forward_repeated`] with a BN, `x_step` 0) followed by a 2x2, stride-2
 /// max pool over each `[H, W]` plane (`pool`), the spikes never leaving cache: groups of
 /// whole planes run through the neuron into a per-thread scratch, which is pooled at once.
-/// Writes the pooled spikes into `out` (`[T, planes, OH, OW]`) and each window's argmax (its
-/// in-plane index, as [`crate::kernels::pool::maxpool2d_forward`] gives it) into `argmax`:
+/// Writes the pooled spikes into `out` (`[T, planes, OH, OW]`) and each window's argmax
+/// (packed, as [`crate::kernels::pool_argmax::maxpool2d_forward_packed`] gives it) into `argmax`:
 /// the same values as the two passes. Returns the number of spikes before pooling.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_bn_pooled(
@@ -703,7 +703,7 @@ pub(crate) fn forward_bn_pooled(
     x_step: usize,
     pool: &PoolGeom,
     out: &mut [f32],
-    argmax: &mut [u32],
+    argmax: &mut [u8],
 ) -> u64 {
     let (hw, ohw) = (pool.h * pool.w, pool.oh * pool.ow);
     let numel = if x_step == 0 { x.len() } else { x.len() / t_len.max(1) };
@@ -789,10 +789,15 @@ impl WithCharge for PooledSpikes<'_> {
                         let (ys, am) = unsafe {
                             (
                                 out.range(at, ohw),
-                                std::slice::from_raw_parts_mut((argmax as *mut u32).add(at), ohw),
+                                std::slice::from_raw_parts_mut((argmax as *mut u8).add(at), ohw),
                             )
                         };
-                        maxpool_2x2_spikes_plane(&pool, &scratch[t * len + q * hw..][..hw], ys, am);
+                        maxpool_2x2_spikes_plane_packed(
+                            &pool,
+                            &scratch[t * len + q * hw..][..hw],
+                            ys,
+                            am,
+                        );
                     }
                 }
                 spikes
@@ -1128,7 +1133,7 @@ pub(crate) fn backward_bn_pooled(
     bn: BnGrad,
     pooled_grad: &[f32],
     pool: &PoolGeom,
-    argmax: &[u32],
+    argmax: &[u8],
     t_len: usize,
     x_step: usize,
     gin: &mut [f32],
@@ -1180,7 +1185,7 @@ fn backward_impl(
     given: Option<(&[f32], &[f32])>,
     bn: Option<BnGrad>,
     gout: Option<&[f32]>,
-    pooled: Option<(&PoolGeom, &[u32])>,
+    pooled: Option<(&PoolGeom, &[u8])>,
     t_len: usize,
     repeated: bool,
     gin: &mut [f32],
@@ -1342,7 +1347,7 @@ struct BwdCtx<'a> {
 /// planes per chunk.
 struct Pooled<'a> {
     geom: PoolGeom,
-    argmax: &'a [u32],
+    argmax: &'a [u8],
     group: usize,
 }
 
@@ -1571,12 +1576,7 @@ impl BwdCtx<'_> {
         for t in 0..self.t_len {
             for (q, dst) in expanded[t * n..][..n].chunks_exact_mut(hw).enumerate() {
                 let at = (t * planes + p0 + q) * ohw;
-                maxpool_2x2_unpool_plane(
-                    &p.geom,
-                    &pooled[at..][..ohw],
-                    &p.argmax[at..][..ohw],
-                    dst,
-                );
+                unpool_plane_packed(&p.geom, &pooled[at..][..ohw], &p.argmax[at..][..ohw], dst);
             }
         }
         GoutRows { data: expanded, origin: i0, stride: n }

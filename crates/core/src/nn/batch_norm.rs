@@ -256,7 +256,7 @@ impl BatchNorm2d {
         input: &Tensor,
         g: &PoolGeom,
         dpool: &Tensor,
-        argmax: &[u32],
+        argmax: &[u8],
         grad_input: &mut Tensor,
     ) -> Result<()> {
         let batch_stats = self.last_used_batch_stats(input.shape())?;

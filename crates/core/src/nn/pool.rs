@@ -4,7 +4,10 @@ use crate::kernels::batch_norm::{maxpool2d_forward_affine, ChannelAffine};
 use crate::kernels::geometry::PoolGeom;
 use crate::kernels::pool::{
     avgpool2d_backward, avgpool2d_forward, global_avg_backward, global_avg_forward,
-    maxpool2d_backward, maxpool2d_forward, maxpool2d_values,
+    maxpool2d_values,
+};
+use crate::kernels::pool_argmax::{
+    maxpool2d_backward_packed, maxpool2d_forward_packed, packs, MAX_WINDOW,
 };
 use crate::layer::check_grad_output;
 use crate::layer::{expect_sample_rank, BackwardReads, Layer, Visitor};
@@ -95,8 +98,9 @@ impl Window {
 #[derive(Clone, Debug)]
 pub struct MaxPool2d {
     win: Window,
-    /// In-plane input index of each output's maximum, from the last forward.
-    argmax: Vec<u32>,
+    /// Index inside its window of each output's maximum, from the last forward (one byte
+    /// per output: `kernels::pool_argmax`).
+    argmax: Vec<u8>,
     last_input: Option<Vec<usize>>,
 }
 
@@ -109,6 +113,17 @@ impl MaxPool2d {
                 "countIncludePad applies to average pooling only (max pooling has no divisor)",
             ));
         }
+        let [kh, kw] = spec.kernel_size;
+        if kh.saturating_mul(kw) > MAX_WINDOW {
+            return Err(Error::spec(
+                &label,
+                format!(
+                    "kernelSize {:?} has more than {MAX_WINDOW} values per window (the \
+                     backward keeps each window's argmax in one byte)",
+                    spec.kernel_size
+                ),
+            ));
+        }
         Ok(MaxPool2d { win: Window::new(label, spec)?, argmax: Vec::new(), last_input: None })
     }
 
@@ -119,12 +134,14 @@ impl MaxPool2d {
         w.kernel == [2, 2] && w.stride == [2, 2] && w.padding == [0, 0] && !w.ceil_mode
     }
 
-    /// The geometry of `input` if every plane's size fits the argmax's u32.
+    /// The geometry of `input` if every plane's size fits the plane kernels' u32 argmax
+    /// (the window's fits the kept byte: checked by [`MaxPool2d::new`]).
     fn argmax_geometry(&self, input: &[usize]) -> Result<PoolGeom> {
         let g = self.win.geometry(input)?;
         if g.h * g.w > u32::MAX as usize {
             return Err(Error::shape(&self.win.label, "H * W < 2^32", input));
         }
+        debug_assert!(packs(&g));
         Ok(g)
     }
 }
@@ -155,7 +172,7 @@ impl MaxPool2d {
         &self,
         input: &[usize],
         grad_output: &[usize],
-    ) -> Result<(PoolGeom, &[u32])> {
+    ) -> Result<(PoolGeom, &[u8])> {
         if self.last_input.as_deref() != Some(input) {
             return Err(Error::state(
                 &self.win.label,
@@ -175,7 +192,7 @@ impl SpikePool for MaxPool2d {
         &mut self,
         input: &[usize],
         output: &mut Tensor,
-    ) -> Result<(PoolGeom, &mut [u32])> {
+    ) -> Result<(PoolGeom, &mut [u8])> {
         if !self.halves() {
             return Err(Error::state(
                 &self.win.label,
@@ -191,7 +208,7 @@ impl SpikePool for MaxPool2d {
 
     /// For the fused backward of the neuron before it: checks that the last forward was on
     /// `input` and that `grad_output` fits, and hands over the window geometry and argmax.
-    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u32])> {
+    fn fused_backward(&self, input: &[usize], grad_output: &[usize]) -> Result<(PoolGeom, &[u8])> {
         if self.last_input.as_deref() != Some(input) || !self.halves() {
             return Err(Error::state(
                 &self.win.label,
@@ -232,7 +249,7 @@ impl Layer for MaxPool2d {
             return Ok(());
         }
         self.argmax.resize(output.numel(), 0);
-        maxpool2d_forward(&g, input.data(), output.data_mut(), &mut self.argmax);
+        maxpool2d_forward_packed(&g, input.data(), output.data_mut(), &mut self.argmax);
         self.last_input = Some(input.shape().to_vec());
         Ok(())
     }
@@ -251,17 +268,17 @@ impl Layer for MaxPool2d {
             ));
         }
         let g = self.win.backward_geometry(input, output, grad_output, grad_input)?;
-        maxpool2d_backward(&g, grad_output.data(), &self.argmax, grad_input.data_mut());
+        maxpool2d_backward_packed(&g, grad_output.data(), &self.argmax, grad_input.data_mut());
         Ok(())
     }
 
-    /// The argmax of every window (4 bytes per output).
+    /// The argmax of every window (1 byte per output).
     fn release_stored(&mut self) {
         self.argmax = Vec::new();
     }
 
     fn visit(&self, visitor: &mut dyn Visitor) {
-        visitor.stored_bytes(self.argmax.len() * 4);
+        visitor.stored_bytes(self.argmax.len());
     }
 }
 

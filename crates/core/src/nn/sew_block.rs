@@ -9,7 +9,7 @@ use crate::kernels::scratch::with_tensors;
 use crate::layer::{BackwardReads, Layer, SegmentInput, Visitor, VisitorMut};
 use crate::nn::residual::ResidualPaths;
 use crate::nn::sequential::Sequential;
-use crate::nn::sew_chunks;
+use crate::nn::sew_chunks::{self, Join};
 use crate::spec::Connect;
 use crate::tensor::Tensor;
 
@@ -164,7 +164,13 @@ impl Layer for SewBlock {
             if let Some(kept) = self.chunked.take() {
                 grad_input.copy_from(grad_output);
                 let (branch, x) = (&mut self.paths.branch, sew_chunks::Input::Dense(input));
-                return sew_chunks::backward(branch, self.connect, &kept, x, grad_input);
+                return sew_chunks::backward(
+                    branch,
+                    &Join::sew(self.connect),
+                    &kept,
+                    x,
+                    grad_input,
+                );
             }
             // The branch's output gradient is a pooled work buffer for the length of this
             // call: blocks at every resolution share one instead of keeping one each.
@@ -220,7 +226,7 @@ impl Layer for SewBlock {
         let kept = self.chunked.take().ok_or_else(|| {
             Error::state(&self.name, "backward_in_place needs rerun_in_place first")
         })?;
-        sew_chunks::backward(&mut self.paths.branch, self.connect, &kept, input, grad)
+        sew_chunks::backward(&mut self.paths.branch, &Join::sew(self.connect), &kept, input, grad)
     }
 
     /// The paths' layers, then the block output `<block>.out`.

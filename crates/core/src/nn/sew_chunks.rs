@@ -1,9 +1,9 @@
 //! A SEW block's branch over chunks of time steps, for the memory-lean mode: a branch conv,
 //! BN, neuron, conv, BN, neuron (the pairs fused) behind an identity shortcut joined by ADD.
 //! Every map it computes is one chunk of steps; only the block input and output, the output
-//! gradient, the inner neuron's spikes (bit-packed), each neuron's charge at the chunk
-//! boundaries and per-element state carried across chunks (see `neuron::kernel::window`)
-//! span all steps.
+//! gradient, the inner neuron's spikes (bit-packed), each neuron's charge at every other chunk
+//! boundary and per-element state carried across chunks (see `neuron::kernel::window`) span
+//! all steps.
 //!
 //! Forward ([`forward`]): a BN's statistics need its whole input first, so each conv runs
 //! twice, the first time only for its output's per-plane moments (merged in plane order, as
@@ -16,20 +16,24 @@
 //! backward (its weight gradient collected per chunk, see `kernels::conv::WgradParts`) and the
 //! inner neuron's BPTT, for the first BN's sums; (C) all of that once more, the first BN's and
 //! conv's backward and the block's input gradient. The second conv runs three more times per
-//! step, the first two, the last neuron's BPTT three times and the inner one's twice. Every
-//! number is the default mode's, bit for bit: the convs run the kernel a forward over all
-//! steps would run, and the BN moments, the neuron and BN sums and the weight-gradient trees
-//! add up in the order of one pass over all steps.
+//! step, the first two, the last neuron's BPTT three times and the inner one's twice; before
+//! an odd chunk, whose charges the forward did not keep, each pass first runs the chunk
+//! before it through the conv and neuron forward again. Only pass A keeps the last neuron's
+//! per-element sums across chunks and only pass B the inner one's; the other carries hold
+//! `dL/dV` alone. Every number is the default mode's, bit for bit: the convs run the kernel a
+//! forward over all steps would run, and the BN moments, the neuron and BN sums and the
+//! weight-gradient trees add up in the order of one pass over all steps.
 use std::cell::Cell;
 
 use crate::error::Result;
 use crate::kernels::batch_norm::{sample_moments, ChannelAffine};
-use crate::kernels::connect::connect_backward_add_o;
+use crate::kernels::connect::{connect_backward_add_o, connect_backward_s};
 use crate::kernels::conv::{wgrad_cuts_leaf, WgradParts};
 use crate::kernels::scratch::empty_idle_tensors;
 use crate::kernels::spike_conv::{spike_stats, SpikeStats};
 use crate::layer::{downcast_mut, downcast_ref, Layer};
 use crate::neuron::kernel::window::{backward_window, forward_window, window_sums, WindowCarry};
+use crate::neuron::kernel::Dynamics;
 use crate::neuron::NeuronLayer;
 use crate::nn::conv2d::repeats_one_step;
 use crate::nn::sequential::plan_setting;
@@ -40,7 +44,7 @@ use crate::tensor::memory::resized;
 use crate::tensor::{SpikeBits, Tensor};
 
 thread_local! {
-    pub(crate) static CHUNKED_RUNS: Cell<usize> = const { Cell::new(0) };
+    static CHUNKED_RUNS: Cell<usize> = const { Cell::new(0) };
     static CHUNKED: Cell<bool> = const { Cell::new(true) };
 }
 
@@ -108,7 +112,7 @@ fn fits(branch: &mut Sequential) -> bool {
 }
 
 /// Steps `[t0, t0 + len)` of `x` (`[T, ...]`) into `out`.
-pub(crate) fn steps_of(x: &Tensor, t0: usize, len: usize, out: &mut Tensor) {
+fn steps_of(x: &Tensor, t0: usize, len: usize, out: &mut Tensor) {
     let step = x.numel() / x.shape()[0];
     let mut shape = x.shape().to_vec();
     shape[0] = len;
@@ -117,16 +121,16 @@ pub(crate) fn steps_of(x: &Tensor, t0: usize, len: usize, out: &mut Tensor) {
 }
 
 /// One BN's affine and mean as its last forward used them, owned.
-pub(crate) struct Affine {
+struct Affine {
     scale: Vec<f32>,
     shift: Vec<f32>,
-    pub(crate) mean: Vec<f32>,
+    mean: Vec<f32>,
     hw: usize,
-    pub(crate) batch_stats: bool,
+    batch_stats: bool,
 }
 
 impl Affine {
-    pub(crate) fn of(bn: &mut BatchNorm2d, shape: &[usize]) -> Result<Self> {
+    fn of(bn: &mut BatchNorm2d, shape: &[usize]) -> Result<Self> {
         let batch_stats = bn.last_used_batch_stats(shape)?;
         let g = bn.fused_grad(shape)?;
         Ok(Affine {
@@ -137,18 +141,18 @@ impl Affine {
             batch_stats,
         })
     }
-    pub(crate) fn affine(&self) -> ChannelAffine<'_> {
+    fn affine(&self) -> ChannelAffine<'_> {
         ChannelAffine { scale: &self.scale, shift: &self.shift, hw: self.hw }
     }
 }
 
-pub(crate) fn conv(l: &mut [Box<dyn Layer>], i: usize) -> &mut Conv2d {
+fn conv(l: &mut [Box<dyn Layer>], i: usize) -> &mut Conv2d {
     downcast_mut::<Conv2d>(l[i].as_mut()).expect("checked by fits")
 }
-pub(crate) fn bn(l: &mut [Box<dyn Layer>], i: usize) -> &mut BatchNorm2d {
+fn bn(l: &mut [Box<dyn Layer>], i: usize) -> &mut BatchNorm2d {
     downcast_mut::<BatchNorm2d>(l[i].as_mut()).expect("checked by fits")
 }
-pub(crate) fn neuron(l: &mut [Box<dyn Layer>], i: usize) -> &mut NeuronLayer {
+fn neuron(l: &mut [Box<dyn Layer>], i: usize) -> &mut NeuronLayer {
     downcast_mut::<NeuronLayer>(l[i].as_mut()).expect("checked by fits")
 }
 
@@ -165,7 +169,7 @@ impl Input<'_> {
     }
 
     /// Steps `[t0, t0 + len)` into `out`.
-    pub(crate) fn steps_into(&self, t0: usize, len: usize, out: &mut Tensor) {
+    fn steps_into(&self, t0: usize, len: usize, out: &mut Tensor) {
         match self {
             Input::Dense(x) => steps_of(x, t0, len, out),
             Input::Packed(x) => x.unpack_steps_into(t0, len, out),
@@ -173,7 +177,7 @@ impl Input<'_> {
     }
 
     /// What a conv measures of the whole input to pick its kernel.
-    pub(crate) fn stats(&self) -> SpikeStats {
+    fn stats(&self) -> SpikeStats {
         match self {
             Input::Dense(x) => spike_stats(x.data()),
             Input::Packed(x) => {
@@ -186,11 +190,12 @@ impl Input<'_> {
 
 /// A [`WindowCarry`], counted among the engine's buffers while it lives
 /// (`crate::training_memory` reads them).
-pub(crate) struct Carry(pub(crate) WindowCarry);
+struct Carry(WindowCarry);
 
 impl Carry {
-    pub(crate) fn new(numel: usize) -> Self {
-        let c = WindowCarry::new(numel);
+    /// With the per-element sums (`sums`, for [`window_sums`]) or `dL/dV` alone.
+    fn new(numel: usize, sums: bool) -> Self {
+        let c = if sums { WindowCarry::new(numel) } else { WindowCarry::flow_only(numel) };
         resized(0, c.bytes());
         Carry(c)
     }
@@ -203,25 +208,70 @@ impl Drop for Carry {
 }
 
 /// What [`forward`] keeps for [`backward`]: the chunks, the inner neuron's spikes bit-packed
-/// chunk by chunk, and each neuron's charge after every chunk but the last.
+/// chunk by chunk, and each neuron's charge before every even chunk but the first (see
+/// [`kept_before`]).
 pub(crate) struct Kept {
-    pub(crate) chunks: Vec<(usize, usize)>,
-    pub(crate) s1: Vec<SpikeBits>,
-    pub(crate) s1_active: u64,
-    pub(crate) h1_after: Vec<Tensor>,
-    pub(crate) h2_after: Vec<Tensor>,
+    chunks: Vec<(usize, usize)>,
+    s1: Vec<SpikeBits>,
+    s1_active: u64,
+    h1_kept: Vec<Tensor>,
+    h2_kept: Vec<Tensor>,
+}
+
+/// Whether the forward keeps a neuron's charge before chunk `k`: at every other boundary
+/// (before chunks 2, 4, ..), which halves the charges kept; the backward recomputes the one
+/// before an odd chunk from the kept one before the chunk before it (one more conv and
+/// forward window of that chunk), into a buffer of one step ([`Recomputed`]).
+fn kept_before(k: usize) -> bool {
+    k > 0 && k.is_multiple_of(2)
+}
+
+/// The charge of one neuron before chunk `k` as the backward reads it: None for chunk 0
+/// (at rest), a kept one before an even chunk, else `recomputed` (by [`Recomputed::recompute`]).
+fn before<'a>(kept: &'a [Tensor], recomputed: &'a Recomputed, k: usize) -> Option<&'a [f32]> {
+    match k {
+        0 => None,
+        k if kept_before(k) => Some(kept[k / 2 - 1].data()),
+        _ => Some(recomputed.0.data()),
+    }
+}
+
+/// A neuron's charge before an odd chunk, recomputed for the backward.
+struct Recomputed(Tensor);
+
+impl Recomputed {
+    fn new() -> Self {
+        Recomputed(Tensor::default())
+    }
+
+    /// The charge before odd chunk `k` (the neuron's dynamics `d`, BN affine `bn`, the BN
+    /// input `x` of chunk `k - 1`, `[len, ...]`): the forward window of chunk `k - 1` from the
+    /// charge before it, as the first forward ran it. `spikes` (of `x`'s size) receives the
+    /// window's spikes, which are not read.
+    fn recompute(
+        &mut self,
+        kept: &[Tensor],
+        k: usize,
+        d: &Dynamics,
+        bn: &Affine,
+        x: &Tensor,
+        spikes: &mut [f32],
+    ) {
+        debug_assert!(k % 2 == 1);
+        let len = x.shape()[0];
+        let (x, numel) = (x.data(), x.numel() / len);
+        self.0.resize_for_overwrite(&[numel]);
+        if k > 1 {
+            self.0.data_mut().copy_from_slice(kept[(k - 1) / 2 - 1].data());
+        }
+        forward_window(d, x, Some(bn.affine()), len, k == 1, self.0.data_mut(), spikes);
+    }
 }
 
 impl Kept {
-    /// The charge before chunk `k` (None for the first chunk, which starts at rest).
-    pub(crate) fn before(h_after: &[Tensor], k: usize) -> Option<&[f32]> {
-        k.checked_sub(1).map(|j| h_after[j].data())
-    }
-
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        let charges: usize =
-            self.h1_after.iter().chain(&self.h2_after).map(|h| h.numel() * 4).sum();
+        let charges: usize = self.h1_kept.iter().chain(&self.h2_kept).map(|h| h.numel() * 4).sum();
         charges + self.s1.iter().map(SpikeBits::bytes).sum::<usize>()
     }
 }
@@ -289,7 +339,7 @@ pub(crate) fn forward(
     // The inner neuron's spikes, packed, and its charge after each chunk.
     let d1 = neuron(l, 2).dynamics();
     let mut s1 = Vec::with_capacity(chunks.len());
-    let (mut h1, mut h1_after) = (vec![0.0f32; numel], Vec::new());
+    let (mut h1, mut h1_kept) = (vec![0.0f32; numel], Vec::new());
     let mut s1_active = 0u64;
     for (k, &(t0, len)) in chunks.iter().enumerate() {
         input.steps_into(t0, len, &mut xc);
@@ -297,8 +347,8 @@ pub(crate) fn forward(
         s1c.resize_for_overwrite(a.shape());
         let affine = Some(bn(l, 1).affine(s));
         s1_active += forward_window(&d1, a.data(), affine, len, t0 == 0, &mut h1, s1c.data_mut());
-        if keep && k + 1 < chunks.len() {
-            h1_after.push(charges(&h1));
+        if keep && k + 1 < chunks.len() && kept_before(k + 1) {
+            h1_kept.push(charges(&h1));
         }
         let mut bits = SpikeBits::default();
         assert!(bits.pack(&s1c), "a neuron's spikes are binary");
@@ -320,7 +370,7 @@ pub(crate) fn forward(
 
     // The block output's spikes, chunk by chunk, and the last neuron's charge after each chunk.
     let d2 = neuron(l, 5).dynamics();
-    let (mut h2, mut h2_after) = (vec![0.0f32; numel], Vec::new());
+    let (mut h2, mut h2_kept) = (vec![0.0f32; numel], Vec::new());
     let mut s2_active = 0u64;
     if let Some(out) = output.as_deref_mut() {
         out.resize_for_overwrite(s);
@@ -336,12 +386,12 @@ pub(crate) fn forward(
         };
         let affine = Some(bn(l, 4).affine(s));
         s2_active += forward_window(&d2, a.data(), affine, len, t0 == 0, &mut h2, out);
-        if keep && k + 1 < chunks.len() {
-            h2_after.push(charges(&h2));
+        if keep && k + 1 < chunks.len() && kept_before(k + 1) {
+            h2_kept.push(charges(&h2));
         }
     }
     neuron(l, 5).record_steps(s2_active, s);
-    Ok(Some(Kept { chunks, s1, s1_active, h1_after, h2_after }))
+    Ok(Some(Kept { chunks, s1, s1_active, h1_kept, h2_kept }))
 }
 
 /// A neuron's charges `h`, kept as a counted tensor.
@@ -352,13 +402,34 @@ fn charges(h: &[f32]) -> Tensor {
     t
 }
 
-/// The backward of a SEW ADD block with an identity shortcut whose branch is `branch`, over
-/// chunks of time steps, after [`forward`] on `input` kept `kept`: `grad` holds the block's
-/// output gradient on entry and its input gradient (the branch's plus the shortcut's) on
-/// exit, written chunk by chunk over the output gradient once no pass reads it any more.
+/// How a block joins its branch's spikes S to its input O, as the backward reads it: a SEW
+/// block's ADD (constant partials: `dL/dS` is the output gradient), or a dual-stream block's
+/// spike join g, whose partials read S and O, with the accumulation stream's `dL/dA'`.
+pub(crate) struct Join<'a> {
+    pub(crate) connect: Connect,
+    /// S bit-packed and O, where the partials read them (None for ADD).
+    pub(crate) partials: Option<(&'a SpikeBits, &'a Tensor)>,
+    /// `dL/dA'` (`A' = A + S`), added to `dL/dS`.
+    pub(crate) grad_a_out: Option<&'a Tensor>,
+    /// `dL/dA'` is added to the input gradient too (the input is both O and A).
+    pub(crate) merge: bool,
+}
+
+impl Join<'_> {
+    /// A SEW block's join.
+    pub(crate) fn sew(connect: Connect) -> Self {
+        Join { connect, partials: None, grad_a_out: None, merge: false }
+    }
+}
+
+/// The backward of a block with an identity shortcut joined by `join` whose branch is
+/// `branch`, over chunks of time steps, after [`forward`] on `input` kept `kept`: `grad` holds
+/// the block's output gradient on entry and its input gradient (the branch's plus the
+/// shortcut's) on exit, written chunk by chunk over the output gradient once no pass reads it
+/// any more.
 pub(crate) fn backward(
     branch: &mut Sequential,
-    connect: Connect,
+    join: &Join,
     kept: &Kept,
     input: Input,
     grad: &mut Tensor,
@@ -373,39 +444,56 @@ pub(crate) fn backward(
     let (bn1, bn2) = (Affine::of(bn(l, 1), s)?, Affine::of(bn(l, 4), s)?);
     let (d1, sg1) = (neuron(l, 2).dynamics(), neuron(l, 2).surrogate());
     let (d2, sg2) = (neuron(l, 5).dynamics(), neuron(l, 5).surrogate());
-    let (mut xc, mut a, mut g, mut g1, mut s1c) = (
-        Tensor::default(),
-        Tensor::default(),
-        Tensor::default(),
-        Tensor::default(),
-        Tensor::default(),
-    );
+    let [mut a, mut g, mut g1, mut s1c, mut sc]: [Tensor; 5] = Default::default();
     let s1 = &kept.s1;
 
+    let range = |k: usize| chunks[k].0 * numel..(chunks[k].0 + chunks[k].1) * numel;
+
+    // `dL/dS` of chunk k into `g`; `sc` receives the chunk's S where the join's partials
+    // read it.
+    let grad_s = |k: usize, grad: &Tensor, sc: &mut Tensor, g: &mut Tensor| {
+        let (t0, len) = chunks[k];
+        let Some((spikes, o)) = join.partials else {
+            return steps_of(grad, t0, len, g);
+        };
+        spikes.unpack_steps_into(t0, len, sc);
+        g.resize_for_overwrite(sc.shape());
+        let r = range(k);
+        let also = join.grad_a_out.map(|t| &t.data()[r.clone()]);
+        let (o, grad) = (&o.data()[r.clone()], &grad.data()[r]);
+        connect_backward_s(join.connect, sc.data(), o, grad, also, g.data_mut());
+    };
+
     // The last neuron's BPTT over chunk k into `g` (dL/dy of the second BN), `a` the second
-    // conv's output; then the second BN's input gradient over it.
+    // conv's output, `s1c` the chunk's inner spikes, `sc` its S (see `grad_s`); `h` receives
+    // the charge before an odd chunk.
     let last_pair = |l: &mut [Box<dyn Layer>],
                      k: usize,
                      grad: &Tensor,
                      carry: &mut WindowCarry,
-                     s1c: &mut Tensor,
-                     a: &mut Tensor,
-                     g: &mut Tensor|
+                     h: &mut Recomputed,
+                     [s1c, a, g, sc]: [&mut Tensor; 4]|
      -> Result<()> {
-        let (t0, len) = chunks[k];
+        let len = chunks[k].1;
+        if k % 2 == 1 {
+            s1[k - 1].unpack_into(s1c);
+            conv(l, 3).forward_steps(s1c, a)?;
+            h.recompute(&kept.h2_kept, k, &d2, &bn2, a, s1c.data_mut());
+        }
         s1[k].unpack_into(s1c);
         conv(l, 3).forward_steps(s1c, a)?;
-        steps_of(grad, t0, len, g);
-        let hb = Kept::before(&kept.h2_after, k);
+        grad_s(k, grad, sc, g);
+        let hb = before(&kept.h2_kept, h, k);
         let bn = Some((bn2.affine(), &bn2.mean[..]));
         backward_window(&d2, sg2, a.data(), bn, len, hb, g.data_mut(), carry);
         Ok(())
     };
 
     // (A) The second BN's sums.
-    let mut carry2 = Carry::new(numel);
+    // One recomputed charge serves both neurons: each reads it only in its own window.
+    let (mut carry2, mut h) = (Carry::new(numel, true), Recomputed::new());
     for k in (0..chunks.len()).rev() {
-        last_pair(l, k, grad, &mut carry2.0, &mut s1c, &mut a, &mut g)?;
+        last_pair(l, k, grad, &mut carry2.0, &mut h, [&mut s1c, &mut a, &mut g, &mut sc])?;
     }
     {
         let bn2l = bn(l, 4);
@@ -416,37 +504,50 @@ pub(crate) fn backward(
     }
     drop(carry2);
 
-    // (B) The second conv's backward, the inner neuron's BPTT: the first BN's sums.
+    // (B) The second conv's backward, the inner neuron's BPTT: the first BN's sums. The
+    // last neuron's sums are taken: its carry holds dL/dV alone.
     let s1_stats = SpikeStats { binary: true, active: kept.s1_active as usize, len: total };
     let path2 = conv(l, 3).wgrad_path(s, s1_stats)?;
     let mut parts2 = WgradParts::new(t_len * n);
-    let (mut carry2, mut carry1) = (Carry::new(numel), Carry::new(numel));
+    let (mut carry2, mut carry1) = (Carry::new(numel, false), Carry::new(numel, true));
+    // On return `s1c` holds the chunk's input (the inner spikes' buffer, free by then), `a`
+    // the first conv's output and `g1` the first BN's output gradient.
     let inner = |l: &mut [Box<dyn Layer>],
                  k: usize,
                  grad: &Tensor,
                  carry2: &mut WindowCarry,
                  carry1: &mut WindowCarry,
                  parts2: Option<&mut WgradParts>,
-                 bufs: [&mut Tensor; 5]|
+                 h: &mut Recomputed,
+                 [s1c, a, g, g1, sc]: [&mut Tensor; 5]|
      -> Result<()> {
-        let [s1c, a, g, g1, xc] = bufs;
         let (t0, len) = chunks[k];
-        last_pair(l, k, grad, carry2, s1c, a, g)?;
+        last_pair(l, k, grad, carry2, h, [&mut *s1c, &mut *a, &mut *g, sc])?;
         bn(l, 4).input_grad_steps_in_place(a, g);
         if let Some(parts2) = parts2 {
             conv(l, 3).wgrad_steps(path2, s1c, g, t0 * n, parts2)?;
         }
         conv(l, 3).backward_data_steps(s1c.shape(), g, g1)?;
+        // The inner spikes are read no more: their buffer takes the block input's chunks.
+        let xc = s1c;
+        if k % 2 == 1 {
+            // `a` is free until the chunk's own first conv.
+            let (t00, len0) = chunks[k - 1];
+            input.steps_into(t00, len0, xc);
+            conv(l, 0).forward_steps(xc, a)?;
+            h.recompute(&kept.h1_kept, k, &d1, &bn1, a, xc.data_mut());
+        }
         input.steps_into(t0, len, xc);
         conv(l, 0).forward_steps(xc, a)?;
-        let hb = Kept::before(&kept.h1_after, k);
+        let hb = before(&kept.h1_kept, h, k);
         let bn = Some((bn1.affine(), &bn1.mean[..]));
         backward_window(&d1, sg1, a.data(), bn, len, hb, g1.data_mut(), carry1);
         Ok(())
     };
     for k in (0..chunks.len()).rev() {
-        let bufs = [&mut s1c, &mut a, &mut g, &mut g1, &mut xc];
-        inner(l, k, grad, &mut carry2.0, &mut carry1.0, Some(&mut parts2), bufs)?;
+        let bufs = [&mut s1c, &mut a, &mut g, &mut g1, &mut sc];
+        let (c2, c1) = (&mut carry2.0, &mut carry1.0);
+        inner(l, k, grad, c2, c1, Some(&mut parts2), &mut h, bufs)?;
     }
     conv(l, 3).wgrad_finish(path2, s, &parts2)?;
     drop(parts2);
@@ -459,24 +560,30 @@ pub(crate) fn backward(
     }
     drop((carry1, carry2));
 
-    // (C) The first BN's and conv's backward and the block's input gradient.
+    // (C) The first BN's and conv's backward and the block's input gradient (both neurons'
+    // sums are taken: the carries hold dL/dV alone).
     let path1 = conv(l, 0).wgrad_path(s, input.stats())?;
     let mut parts1 = WgradParts::new(t_len * n);
-    let (mut carry2, mut carry1) = (Carry::new(numel), Carry::new(numel));
+    let (mut carry2, mut carry1) = (Carry::new(numel, false), Carry::new(numel, false));
     for k in (0..chunks.len()).rev() {
-        let (t0, len) = chunks[k];
-        let bufs = [&mut s1c, &mut a, &mut g, &mut g1, &mut xc];
-        inner(l, k, grad, &mut carry2.0, &mut carry1.0, None, bufs)?;
-        // `a` holds the first conv's output, `g1` the first BN's output gradient, `xc` the
+        let t0 = chunks[k].0;
+        let bufs = [&mut s1c, &mut a, &mut g, &mut g1, &mut sc];
+        inner(l, k, grad, &mut carry2.0, &mut carry1.0, None, &mut h, bufs)?;
+        // `a` holds the first conv's output, `g1` the first BN's output gradient, `s1c` the
         // chunk's input.
+        let xc = &s1c;
         bn(l, 1).input_grad_steps_in_place(&a, &mut g1);
-        conv(l, 0).wgrad_steps(path1, &xc, &g1, t0 * n, &mut parts1)?;
+        conv(l, 0).wgrad_steps(path1, xc, &g1, t0 * n, &mut parts1)?;
         // The input gradient goes to `a`, free now.
         conv(l, 0).backward_data_steps(xc.shape(), &g1, &mut a)?;
-        // The identity shortcut's gradient added in, as the block's join does; then the
-        // chunk's input gradient over its output gradient, which no later chunk reads.
-        let chunk = &mut grad.data_mut()[t0 * numel..(t0 + len) * numel];
-        connect_backward_add_o(connect, chunk, xc.data(), chunk, None, a.data_mut());
+        // The shortcut's gradient (and `dL/dA'` on a shared input) added in, as the block's
+        // join does; then the chunk's input gradient over its output gradient, which no
+        // later chunk reads. ADD's partials do not read S.
+        let r = range(k);
+        let also = if join.merge { join.grad_a_out.map(|t| &t.data()[r.clone()]) } else { None };
+        let chunk = &mut grad.data_mut()[r];
+        let s_chunk = if join.partials.is_some() { sc.data() } else { &*chunk };
+        connect_backward_add_o(join.connect, s_chunk, xc.data(), chunk, also, a.data_mut());
         chunk.copy_from_slice(a.data());
     }
     conv(l, 0).wgrad_finish(path1, s, &parts1)?;

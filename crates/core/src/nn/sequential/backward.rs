@@ -79,8 +79,11 @@ impl Sequential {
         let n = self.layers.len();
         let j = b + 1;
         let in_place = self.pair_in_place(b, pooled);
-        if j < n - 1 && !pooled {
-            let reads = self.layers[j].backward_reads().output;
+        // The pair in place reads no output (the neuron checks its gradient's shape), so a
+        // boundary not kept as f32 gets no buffer for it: in the memory-lean mode that buffer
+        // would be one more full-size map beside the gradient and the recomputed conv output.
+        let reads = j < n - 1 && self.layers[j].backward_reads().output;
+        if j < n - 1 && !pooled && (reads || !in_place) {
             self.provide(j, reads, input);
         }
         if b > 0 {
@@ -107,7 +110,7 @@ impl Sequential {
             // Both passes in place in the buffer layer j + 1 (or the caller) wrote, where layer
             // b - 1 reads: dL/dS becomes dL/dy (neuron), then dx (BN).
             let sums = bn.fused_grad(x.shape())?;
-            timed(neuron, true, |l| l.backward_bn_in_place(x, y, g_next, sums))?;
+            timed(neuron, true, |l| l.backward_bn_in_place(x, g_next, sums))?;
             return timed(bn, true, |bn| {
                 bn.backward_from_sums_in_place(x, g_next, batch_stats);
                 Ok(())

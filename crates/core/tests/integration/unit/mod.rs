@@ -10,6 +10,7 @@ pub mod kernels_elementwise;
 pub mod kernels_gemm;
 pub mod kernels_geometry;
 pub mod kernels_pool;
+pub mod kernels_pool_argmax;
 pub mod kernels_simd;
 pub mod kernels_spike_attention;
 pub mod kernels_spike_conv;

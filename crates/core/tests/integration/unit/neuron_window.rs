@@ -1,6 +1,7 @@
 //! The fused BN + neuron kernels run window by window over time
 //! (`kernel::window::{forward_window, backward_window, window_sums}`) against one call over
-//! all steps (`kernel::forward_bn`, `kernel::backward_bn`): the same bits.
+//! all steps (`kernel::forward_bn`, `kernel::backward_bn`): the same bits, with the backward's
+//! carry keeping the sums or `dL/dV` alone.
 use dualstream_core::kernels::batch_norm::ChannelAffine;
 use dualstream_core::neuron::kernel::window::{
     backward_window, forward_window, window_sums, WindowCarry,
@@ -139,5 +140,16 @@ fn check(layer: &NeuronLayer, t_len: usize, numel: usize, c: usize, hw: usize, s
         assert_eq!(wdw.to_bits(), dw.to_bits(), "{lens:?}");
         assert!(wdy.iter().zip(&sum_dy).all(|(a, b)| a.to_bits() == b.to_bits()), "{lens:?}");
         assert!(wdyx.iter().zip(&sum_dy_xc).all(|(a, b)| a.to_bits() == b.to_bits()), "{lens:?}");
+        // A carry of dL/dV alone gives the same dL/dy.
+        let mut flow = WindowCarry::flow_only(numel);
+        assert!(flow.bytes() * 4 == carry.bytes());
+        let mut grad = gout.clone();
+        for ((&t0, &len), h_before) in starts.iter().zip(&lens).zip(&h_at).rev() {
+            let r = t0 * numel..(t0 + len) * numel;
+            let h_before = (t0 > 0).then_some(&h_before[..]);
+            let bn = Some((affine(), &mean[..]));
+            backward_window(&d, sg, &x[r.clone()], bn, len, h_before, &mut grad[r], &mut flow);
+        }
+        assert!(grad.iter().zip(&gin).all(|(a, b)| a.to_bits() == b.to_bits()), "flow {lens:?}");
     }
 }

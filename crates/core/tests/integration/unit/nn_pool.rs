@@ -177,3 +177,45 @@ fn errors_name_the_layer() {
     let mut gx = Tensor::default();
     assert_eq!(mp.backward(&x, &x, &x, &mut gx).unwrap_err().code(), "ERR_STATE");
 }
+
+/// The layer keeps each window's argmax as one byte inside the window: its outputs and input
+/// gradients are those of the in-plane `u32` argmax kernels bit for bit (ties, NaNs, padding,
+/// overlapping and ceil-mode windows), and a window of more than 256 values is refused.
+#[test]
+fn maxpool_keeps_the_in_plane_layouts_outputs_and_gradients() {
+    use dualstream_core::kernels::geometry::PoolGeom;
+    use dualstream_core::kernels::pool::{maxpool2d_backward, maxpool2d_forward};
+    let mut rng = Rng::new(43);
+    for (k, s, p, ceil) in [(2, 2, 0, false), (3, 2, 1, false), (3, 1, 1, true), (4, 3, 2, true)] {
+        let spec = PoolSpec { ceil_mode: ceil, ..pool(k, Some(s), p) };
+        let mut mp = MaxPool2d::new("mp", &spec).unwrap();
+        let shape = [3, 2, 3, 11, 9];
+        let n = dualstream_core::tensor::numel(&shape);
+        let v: Vec<f32> = (0..n)
+            .map(|i| match i % 11 {
+                0 => f32::NAN,
+                1..=4 => (i % 3 == 0) as u8 as f32,
+                _ => rng.normal(),
+            })
+            .collect();
+        let x = Tensor::from_vec(&shape, v).unwrap();
+        let mut y = Tensor::default();
+        mp.forward(&x, &mut y, true).unwrap();
+        let g = PoolGeom::with_ceil_mode(11, 9, [k, k], [s, s], [p, p], ceil).unwrap();
+        let (mut want, mut am) = (vec![0.0; y.numel()], vec![0u32; y.numel()]);
+        maxpool2d_forward(&g, x.data(), &mut want, &mut am);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(y.data()), bits(&want), "window {k} stride {s}");
+        let dy: Vec<f32> =
+            (0..y.numel()).map(|i| if i % 5 == 0 { -0.0 } else { rng.normal() }).collect();
+        let dy = Tensor::from_vec(y.shape(), dy).unwrap();
+        let mut dx = Tensor::default();
+        mp.backward(&x, &y, &dy, &mut dx).unwrap();
+        let mut dx_want = vec![0.0; n];
+        maxpool2d_backward(&g, dy.data(), &am, &mut dx_want);
+        assert_eq!(bits(dx.data()), bits(&dx_want), "window {k} stride {s}");
+    }
+    assert!(MaxPool2d::new("mp", &pool(16, None, 0)).is_ok());
+    let err = MaxPool2d::new("mp", &PoolSpec { kernel_size: [16, 17], ..pool(16, None, 0) });
+    assert!(err.unwrap_err().to_string().contains("more than 256 values"));
+}

@@ -69,7 +69,8 @@ fn spike_maps_are_kept_bit_packed_and_backward_is_unchanged() {
         packed.stored.clone(),
         vec![Stored::Dense, Stored::Recomputed, Stored::Unread, Stored::Unread, Stored::Packed]
     );
-    let argmax = 512 * 4;
+    // One byte per pooled output: the maximum's index inside its window.
+    let argmax = 512;
     assert_eq!(packed.stored_bytes(), dense + bits + argmax);
     // The same network with every boundary forced dense gives bit-identical results. It keeps
     // the conv and BN outputs and the flatten output as f32; the LIF and pool outputs are still
