@@ -205,6 +205,48 @@ fn w3_like_json(t_len: usize, neuron: &str) -> String {
     )
 }
 
+/// `json` (a small W3-like model) without its stem: the layers from the first conv up to
+/// `first_block` go, and the input has the stem's 4 channels.
+fn without_stem(json: &str, first_block: &str) -> String {
+    let mut json = json.to_string();
+    let stem_end = json.find(first_block).unwrap();
+    let stem_start = json.find(r#"{"type":"conv2d","inChannels":2"#).unwrap();
+    json.replace_range(stem_start..stem_end, "");
+    json.replace(r#""inputShape":[2,16,16]"#, r#""inputShape":[4,16,16]"#)
+}
+
+/// The state tensors after two SGD steps (momentum 0.9) on random event frames
+/// `[t, n, channels, 16, 16]` at density 0.3, in the memory-lean mode or not.
+fn two_sgd_steps(
+    spec: &ModelSpec,
+    lean: bool,
+    [t_len, n, channels]: [usize; 3],
+) -> Vec<(String, Tensor)> {
+    let mut model = Model::from_spec(spec, 5).unwrap();
+    model.set_memory_lean(lean);
+    let opt: OptimizerSpec =
+        serde_json::from_str(r#"{"type":"sgd","lr":0.5,"momentum":0.9}"#).unwrap();
+    let mut trainer = Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
+    for step in 0..2u64 {
+        let mut rng = Rng::new(100 + step);
+        let len = t_len * n * channels * 16 * 16;
+        let data = (0..len).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
+        let x = Tensor::from_vec(&[t_len, n, channels, 16, 16], data).unwrap();
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i + step as u32) % 3).collect();
+        trainer.train_step(&mut model, &x, &labels).unwrap();
+    }
+    model.state_tensors()
+}
+
+/// Every state tensor of `lean` has the bits of the one of `default`.
+fn assert_same_bits(default: &[(String, Tensor)], lean: &[(String, Tensor)], what: &str) {
+    assert_eq!(default.len(), lean.len(), "{what}: state tensors");
+    for ((name, a), (_, b)) in default.iter().zip(lean) {
+        let same = a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{what}: {name} differs between the default and the chunked blocks");
+    }
+}
+
 /// The memory-lean mode runs the SEW blocks' branch forward and backward over chunks of time
 /// steps; two SGD steps leave every parameter and BN statistic as the default mode does, bit
 /// for bit: PLIF and LIF, T odd, T not a multiple of the chunk, chunks widened where a
@@ -228,40 +270,17 @@ fn memory_lean_sew_blocks_over_chunks_of_time_steps_match_the_default_mode() {
     for (t_len, n, neuron, first_block) in cases {
         let mut json = w3_like_json(t_len, neuron);
         if first_block {
-            // No stem: the first block sees the 4-channel event frames.
-            let stem_end = json.find(r#"{"type":"sewBlock""#).unwrap();
-            let stem_start = json.find(r#"{"type":"conv2d","inChannels":2"#).unwrap();
-            json.replace_range(stem_start..stem_end, "");
-            json = json.replace(r#""inputShape":[2,16,16]"#, r#""inputShape":[4,16,16]"#);
+            json = without_stem(&json, r#"{"type":"sewBlock""#);
         }
         let spec: ModelSpec = serde_json::from_str(&json).unwrap();
         let channels = if first_block { 4 } else { 2 };
         let what = format!("T {t_len} N {n} {} first {first_block}", &neuron[9..13]);
-        let run = |lean: bool| {
-            let mut model = Model::from_spec(&spec, 5).unwrap();
-            model.set_memory_lean(lean);
-            let opt: OptimizerSpec =
-                serde_json::from_str(r#"{"type":"sgd","lr":0.5,"momentum":0.9}"#).unwrap();
-            let mut trainer =
-                Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
-            for step in 0..2u64 {
-                let mut rng = Rng::new(100 + step);
-                let len = t_len * n * channels * 16 * 16;
-                let data = (0..len).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
-                let x = Tensor::from_vec(&[t_len, n, channels, 16, 16], data).unwrap();
-                let labels: Vec<u32> = (0..n as u32).map(|i| (i + step as u32) % 3).collect();
-                trainer.train_step(&mut model, &x, &labels).unwrap();
-            }
-            model.state_tensors()
-        };
+        let run = |lean: bool| two_sgd_steps(&spec, lean, [t_len, n, channels]);
         let default = run(false);
         let before = chunked_runs();
         let lean = with_chunked_backward(true, || run(true));
         assert_eq!(chunked_runs() - before, 4, "{what}: both blocks over chunks in both steps");
-        for ((name, a), (_, b)) in default.iter().zip(&lean) {
-            let same = a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "{what}: {name} differs between the default and the chunked backward");
-        }
+        assert_same_bits(&default, &lean, &what);
     }
 }
 
@@ -313,41 +332,17 @@ fn memory_lean_dual_stream_blocks_over_chunks_of_time_steps_match_the_default_mo
     for (t_len, n, neuron, connect, aap, first) in cases {
         let mut json = dsnn7b_like_json(t_len, neuron, connect, aap);
         if first {
-            // No stem: the first block sees the 4-channel event frames.
-            let stem_end = json.find(r#"{"type":"dualStream""#).unwrap();
-            let stem_start = json.find(r#"{"type":"conv2d","inChannels":2"#).unwrap();
-            json.replace_range(stem_start..stem_end, "");
-            json = json.replace(r#""inputShape":[2,16,16]"#, r#""inputShape":[4,16,16]"#);
+            json = without_stem(&json, r#"{"type":"dualStream""#);
         }
         let spec: ModelSpec = serde_json::from_str(&json).unwrap();
         let channels = if first { 4 } else { 2 };
         let what = format!("T {t_len} N {n} {} {connect} aap {aap} first {first}", &neuron[9..13]);
-        let run = |lean: bool| {
-            let mut model = Model::from_spec(&spec, 5).unwrap();
-            model.set_memory_lean(lean);
-            let opt: OptimizerSpec =
-                serde_json::from_str(r#"{"type":"sgd","lr":0.5,"momentum":0.9}"#).unwrap();
-            let mut trainer =
-                Trainer::new(&opt, &ScheduleSpec::default(), &LossSpec::default()).unwrap();
-            for step in 0..2u64 {
-                let mut rng = Rng::new(100 + step);
-                let len = t_len * n * channels * 16 * 16;
-                let data = (0..len).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect();
-                let x = Tensor::from_vec(&[t_len, n, channels, 16, 16], data).unwrap();
-                let labels: Vec<u32> = (0..n as u32).map(|i| (i + step as u32) % 3).collect();
-                trainer.train_step(&mut model, &x, &labels).unwrap();
-            }
-            model.state_tensors()
-        };
+        let run = |lean: bool| two_sgd_steps(&spec, lean, [t_len, n, channels]);
         let default = run(false);
         let before = chunked_runs();
         let lean = with_chunked_backward(true, || run(true));
         let expected = if connect == "spikingResnet" { 0 } else { 4 };
         assert_eq!(chunked_runs() - before, expected, "{what}: blocks over chunks, both steps");
-        assert_eq!(default.len(), lean.len());
-        for ((name, a), (_, b)) in default.iter().zip(&lean) {
-            let same = a.data().iter().zip(b.data()).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "{what}: {name} differs between the default and the chunked blocks");
-        }
+        assert_same_bits(&default, &lean, &what);
     }
 }
