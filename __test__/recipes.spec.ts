@@ -64,3 +64,16 @@ test('docs/recipes/n-fashion-mnist-t2.json is a --config file of the N-Fashion-M
   const cli = readFileSync(join(__dirname, '..', 'docs', 'cli.md'), 'utf8')
   t.true(cli.includes('--config docs/recipes/n-fashion-mnist-t2.json'))
 })
+
+test('docs/recipes/dsnn-32-64-t2-stride2.json is dsnn-32-64-t2.json with a stride-2 stem instead of its max pool', (t) => {
+  const base = recipe('dsnn-32-64-t2.json')
+  const file = recipe('dsnn-32-64-t2-stride2.json')
+  const [stem, bn, neuron, pool, trunk] = base.layers
+  t.is(pool.type, 'maxPool2d')
+  t.deepEqual(file.layers, [{ ...stem, stride: [2, 2] }, bn, neuron, trunk])
+  t.is(file.timeSteps, 2)
+  // No layer holds the pool's parameters, so the counts agree; the trunk sees 14x14 maps either way.
+  const count = (layers: typeof base.layers) =>
+    sequential(layers, { timeSteps: 2, inputShape: [1, 28, 28] }).parameterCount
+  t.is(count(file.layers), count(base.layers))
+})

@@ -2,6 +2,8 @@
 // not part of it live in './internal'.
 import native = require('./native')
 
+export type { ReestimateOptions } from './bn-reestimate'
+export { reestimateBatchNorm } from './bn-reestimate'
 export type { NamedTensor, Safetensors } from './checkpoint'
 export { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from './checkpoint'
 export type { Batch, BatchOptions, LabelArray, OrderOptions, TensorDatasetOptions } from './data/dataset'
