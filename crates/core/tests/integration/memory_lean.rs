@@ -346,3 +346,24 @@ fn memory_lean_dual_stream_blocks_over_chunks_of_time_steps_match_the_default_mo
         assert_same_bits(&default, &lean, &what);
     }
 }
+
+/// A batch norm as the model's first layer (normalising the input frames, fused with the
+/// neuron after it, no conv before it) trains in both modes, to the same bits, and its
+/// running statistics move.
+#[test]
+fn a_batch_norm_as_the_first_layer_trains_alike_in_both_modes() {
+    let lif = r#"{"type":"lif","tau":2.0,"detachReset":true}"#;
+    let json = format!(
+        r#"{{"timeSteps":4,"inputShape":[2,16,16],"encoding":"sequence","layers":[
+        {{"type":"batchNorm2d","numFeatures":2}},{lif},
+        {{"type":"conv2d","inChannels":2,"outChannels":4,"kernelSize":[3,3],"padding":[1,1],"bias":false}},
+        {{"type":"batchNorm2d","numFeatures":4}},{lif},
+        {{"type":"globalAvgPool"}},{{"type":"linear","inFeatures":4,"outFeatures":3}}]}}"#
+    );
+    let spec: ModelSpec = serde_json::from_str(&json).unwrap();
+    let default = two_sgd_steps(&spec, false, [4, 3, 2]);
+    let lean = two_sgd_steps(&spec, true, [4, 3, 2]);
+    assert_same_bits(&default, &lean, "batch norm first");
+    let (_, mean) = default.iter().find(|(name, _)| name.ends_with("running_mean")).unwrap();
+    assert!(mean.data().iter().all(|&m| m > 0.0), "the first BN saw the frames: {:?}", mean.data());
+}

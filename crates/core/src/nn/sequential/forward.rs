@@ -182,7 +182,8 @@ impl Sequential {
             for k in i + 1..=target {
                 self.note_boundary(k, training);
             }
-            if let FusedOp::BnNeuron { bn, .. } = op {
+            // A BN that is the sequence's first layer follows no conv.
+            if let FusedOp::BnNeuron { bn: bn @ 1.., .. } = op {
                 self.drop_conv_output(bn - 1);
             }
             if let Some(shape) = unwritten {
