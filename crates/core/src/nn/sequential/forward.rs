@@ -182,9 +182,8 @@ impl Sequential {
             for k in i + 1..=target {
                 self.note_boundary(k, training);
             }
-            // A BN that is the sequence's first layer follows no conv.
-            if let FusedOp::BnNeuron { bn: bn @ 1.., .. } = op {
-                self.drop_conv_output(bn - 1);
+            if let FusedOp::BnNeuron { bn, .. } = op {
+                self.drop_conv_output(bn);
             }
             if let Some(shape) = unwritten {
                 // Read by no backward: the fused backward routes the gradient in cache.

@@ -223,9 +223,11 @@ impl Sequential {
         }
     }
 
-    /// After the fused pair whose BN is layer `k + 1` ran forward: frees conv `k`'s output if
-    /// the pair was its only reader and the conv's input stays available for the backward.
-    pub(super) fn drop_conv_output(&mut self, k: usize) {
+    /// After the fused pair whose BN is layer `bn` ran forward: frees conv `bn - 1`'s output
+    /// if the pair was its only reader and the conv's input stays available for the backward.
+    /// A BN that is the sequence's first layer follows no conv.
+    pub(super) fn drop_conv_output(&mut self, bn: usize) {
+        let Some(k) = bn.checked_sub(1) else { return };
         let input_kept = k == 0 || matches!(self.stored[k - 1], Stored::Dense | Stored::Packed);
         let repeated_stem = k == 0 && self.one_step.is_some();
         if self.lean_ran
@@ -252,10 +254,9 @@ impl Sequential {
         in_place: bool,
         input: &Tensor,
     ) -> Result<()> {
-        let k = bn.wrapping_sub(1);
-        if bn == 0 || !self.conv_dropped[k] {
+        let Some(k) = bn.checked_sub(1).filter(|&k| self.conv_dropped[k]) else {
             return Ok(());
-        }
+        };
         if k > 0 {
             self.unpack(k - 1, input);
         }
