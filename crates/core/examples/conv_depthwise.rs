@@ -14,6 +14,9 @@ use dualstream_core::kernels::geometry::ConvGeom;
 use dualstream_core::rng::Rng;
 use std::time::Instant;
 
+/// A pass by name, run by the direct kernel (`true`) or the GEMM path.
+type Pass<'a> = (&'static str, Box<dyn FnMut(bool) + 'a>);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -35,7 +38,7 @@ fn main() {
         let mut randv = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal()).collect() };
         let (x, w, dy) = (randv(b * g.in_size()), randv(g.weight_len()), randv(b * g.out_size()));
         let (mut y, mut dx, mut gw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
-        let mut passes: [(&str, Box<dyn FnMut(bool) + '_>); 3] = [
+        let mut passes: [Pass; 3] = [
             (
                 "forward",
                 Box::new(|d| match d {

@@ -16,10 +16,12 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// `(channels, h, w, kernel, stride, padding, dilation)`: stride 1/2, padding 0/1/2, kernels
-/// 1/3/5 and non-square, dilation, odd sizes, and outputs over 256 pixels (several depth
-/// blocks of sgemm's sum).
-const SHAPES: [(usize, usize, usize, [usize; 2], usize, usize, usize); 12] = [
+/// `(channels, h, w, kernel, stride, padding, dilation)`.
+type Shape = (usize, usize, usize, [usize; 2], usize, usize, usize);
+
+/// Stride 1/2/3, padding 0/1/2, kernels 1/3/5 and non-square, dilation, odd sizes, and
+/// outputs over 256 pixels (several depth blocks of sgemm's sum).
+const SHAPES: [Shape; 12] = [
     (32, 14, 14, [3, 3], 2, 1, 1),
     (32, 14, 14, [3, 3], 1, 1, 1),
     (3, 7, 9, [3, 3], 1, 0, 1),
@@ -34,7 +36,7 @@ const SHAPES: [(usize, usize, usize, [usize; 2], usize, usize, usize); 12] = [
     (3, 40, 37, [3, 3], 2, 1, 1),
 ];
 
-fn geom(s: (usize, usize, usize, [usize; 2], usize, usize, usize)) -> ConvGeom {
+fn geom(s: Shape) -> ConvGeom {
     let (c, h, w, k, st, p, d) = s;
     ConvGeom::new(c, c, h, w, k, [st, st], [p, p], [d, d], c).expect("valid shape")
 }
