@@ -548,7 +548,14 @@ fn wgrad_leaf(
     out: &mut [f32],
 ) {
     if depthwise::applies(g) {
-        return depthwise::wgrad_leaf(g, x, dy, with_bias, lo, hi, out);
+        let (gw, gb) = out.split_at_mut(g.weight_len());
+        depthwise::wgrad_leaf(g, x, dy, lo, hi, gw);
+        if with_bias {
+            for s in lo..hi {
+                wgrad_bias_leaf(g, &dy[s * g.out_size()..][..g.out_size()], gb, s == lo);
+            }
+        }
+        return;
     }
     wgrad_leaf_gemm(g, x, dy, with_bias, lo, hi, out)
 }

@@ -11,7 +11,6 @@
 //! output pixels in blocks of matrixmultiply's depth, 256) with fused multiply-adds exactly
 //! where its sgemm kernel fuses them (`gemm::gemm_fuses`), padding taps included as zero
 //! terms, and block sums stored as its edge-tile code stores them (`c * beta + (sum + 0)`).
-use super::conv::wgrad_bias_leaf;
 use super::gemm::SGEMM_DEPTH;
 use super::geometry::ConvGeom;
 use super::scratch::Scratch;
@@ -211,29 +210,24 @@ pub fn backward_data(g: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
     );
 }
 
-/// Weight-gradient leaf: WRITES the weight (and bias) gradient of samples `lo..hi` into `out`,
-/// as `conv::wgrad_leaf` does (one sgemm per sample, `beta` 0 for the first, 1 after).
+/// Weight-gradient leaf: WRITES the weight gradient of samples `lo..hi` into `gw`, as
+/// `conv::wgrad_leaf` does (one sgemm per sample, `beta` 0 for the first, 1 after).
 pub(crate) fn wgrad_leaf(
     g: &ConvGeom,
     x: &[f32],
     dy: &[f32],
-    with_bias: bool,
     lo: usize,
     hi: usize,
-    out: &mut [f32],
+    gw: &mut [f32],
 ) {
     let k = Cells::of(g);
     let mut xc = Scratch::zeroed(k.grid());
     let mut dyc = Scratch::zeroed(g.ohw() * k.cp);
-    let (ow_, ob) = out.split_at_mut(g.weight_len());
     for s in lo..hi {
         let dys = &dy[s * g.out_size()..][..g.out_size()];
         k.fill(g, &x[s * g.in_size()..][..g.in_size()], &mut xc);
         planes_to_cells(dys, g.ohw(), g.ohw(), g.c_out, &mut dyc, k.cp);
-        wgrad_cells(g, &k, &dyc, &xc, ow_, s == lo);
-        if with_bias {
-            wgrad_bias_leaf(g, dys, ob, s == lo);
-        }
+        wgrad_cells(g, &k, &dyc, &xc, gw, s == lo);
     }
 }
 
