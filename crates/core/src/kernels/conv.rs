@@ -4,6 +4,7 @@
 //! The weight gradient is a sum over samples; it is reduced over a binary tree whose shape
 //! depends only on the batch size, so the result is bit-identical for any thread count.
 use super::conv3x3;
+use super::depthwise;
 use super::gemm::{gemm, gemm_strided};
 use super::geometry::ConvGeom;
 use super::scratch::Scratch;
@@ -112,6 +113,21 @@ pub fn conv2d_forward(
     if conv3x3::applies(g) {
         return conv3x3::conv3x3_forward(g, x, weight, bias, y);
     }
+    if depthwise::applies(g) {
+        return depthwise::forward(g, x, weight, bias, y);
+    }
+    conv2d_forward_gemm(g, x, weight, bias, y)
+}
+
+/// [`conv2d_forward`] as im2col + GEMM, for any geometry.
+#[doc(hidden)]
+pub fn conv2d_forward_gemm(
+    g: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
     let (cout_g, k_g, ohw) = (g.cout_g(), g.k_g(), g.ohw());
     let pointwise = g.pointwise();
     // Output rows per band: on large maps the band's im2col block stays in L2 (K x ~256
@@ -194,6 +210,9 @@ pub fn conv2d_backward_data(g: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [
             return winograd::winograd_forward(&gt, dy, &wf, None, dx);
         }
         return conv3x3::conv3x3_forward(&gt, dy, &wf, None, dx);
+    }
+    if depthwise::applies(g) {
+        return depthwise::backward_data(g, dy, weight, dx);
     }
     match transposed_geometry(g) {
         Some(gt) => {
@@ -301,6 +320,29 @@ pub fn conv2d_backward_weight(
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
+    backward_weight_with(g, x, dy, grad_weight, grad_bias, false)
+}
+
+/// [`conv2d_backward_weight`] as im2col + GEMM, for any geometry.
+#[doc(hidden)]
+pub fn conv2d_backward_weight_gemm(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    backward_weight_with(g, x, dy, grad_weight, grad_bias, true)
+}
+
+fn backward_weight_with(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+    gemm_only: bool,
+) {
     let batch = x.len() / g.in_size();
     assert_eq!(x.len(), batch * g.in_size(), "conv2d_backward_weight: input length");
     assert_eq!(dy.len(), batch * g.out_size(), "conv2d_backward_weight: grad_output length");
@@ -311,11 +353,11 @@ pub fn conv2d_backward_weight(
     let with_bias = grad_bias.is_some();
     let len = g.weight_len() + if with_bias { g.c_out } else { 0 };
     let mut total = Scratch::take(len);
-    wgrad_tree(
-        batch,
-        &|lo, hi, out: &mut [f32]| wgrad_leaf(g, x, dy, with_bias, lo, hi, out),
-        &mut total,
-    );
+    let leaf = |lo, hi, out: &mut [f32]| match gemm_only {
+        true => wgrad_leaf_gemm(g, x, dy, with_bias, lo, hi, out),
+        false => wgrad_leaf(g, x, dy, with_bias, lo, hi, out),
+    };
+    wgrad_tree(batch, &leaf, &mut total);
     let (tw, tb) = total.split_at(g.weight_len());
     for (d, s) in grad_weight.iter_mut().zip(tw) {
         *d += *s;
@@ -497,6 +539,28 @@ pub fn wgrad_bias_leaf(g: &ConvGeom, dys: &[f32], ob: &mut [f32], first: bool) {
 }
 
 fn wgrad_leaf(
+    g: &ConvGeom,
+    x: &[f32],
+    dy: &[f32],
+    with_bias: bool,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) {
+    if depthwise::applies(g) {
+        let (gw, gb) = out.split_at_mut(g.weight_len());
+        depthwise::wgrad_leaf(g, x, dy, lo, hi, gw);
+        if with_bias {
+            for s in lo..hi {
+                wgrad_bias_leaf(g, &dy[s * g.out_size()..][..g.out_size()], gb, s == lo);
+            }
+        }
+        return;
+    }
+    wgrad_leaf_gemm(g, x, dy, with_bias, lo, hi, out)
+}
+
+fn wgrad_leaf_gemm(
     g: &ConvGeom,
     x: &[f32],
     dy: &[f32],

@@ -97,7 +97,7 @@ pub fn gemm_strided(
 
 /// matrixmultiply's sgemm depth block (`S_KC`): it sums each output over up to this many inner
 /// terms from +0 in order before adding the block's sum to `C`.
-const SGEMM_DEPTH: usize = 256;
+pub(crate) const SGEMM_DEPTH: usize = 256;
 
 /// `c = a b` for row-major `a` (`m x k`), `b` (`k x n`) and `c` (`m x n`), equal bit for bit to
 /// [`gemm`]`(m, n, k, 1.0, a, false, b, false, 0.0, c)` where that GEMM sums each output in one

@@ -3,6 +3,7 @@ pub mod batch_norm;
 pub mod connect;
 pub mod conv;
 pub mod conv3x3;
+pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod geometry;

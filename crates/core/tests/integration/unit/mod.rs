@@ -6,6 +6,7 @@ pub mod kernels_batch_norm;
 pub mod kernels_connect;
 pub mod kernels_conv;
 pub mod kernels_conv3x3;
+pub mod kernels_depthwise;
 pub mod kernels_elementwise;
 pub mod kernels_gemm;
 pub mod kernels_geometry;
