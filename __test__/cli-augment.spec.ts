@@ -51,37 +51,78 @@ function explain(source: Float32Array, seen: Float32Array): { dy: number; dx: nu
   return found
 }
 
-test('the default run keeps its recipe: no augmentation, width 32, 4 epochs; --width only for dsnn and snn', (t) => {
+test('without --model, fashion-mnist and mnist train their recipe, each value overridable; --width for dsnn, dsnn3 and snn', (t) => {
   t.like(resolveConfig({}), {
     dataset: 'fashion-mnist',
+    model: 'dsnn3',
+    'time-steps': 2,
+    augment: 'flip',
+    width: DSNN_WIDTH,
+    epochs: 10,
+    'batch-size': 128,
+    optimizer: 'adamw',
+    lr: 4e-3,
+    'weight-decay': 0.1,
+    'label-smoothing': 0.1,
+    ema: 0.998,
+    schedule: 'cosine',
+  })
+  t.like(resolveConfig({ dataset: 'mnist' }), {
+    model: 'dsnn3',
+    'time-steps': 2,
+    augment: 'affine',
+    epochs: 30,
+    'batch-size': 64,
+    optimizer: 'adamw',
+    lr: 2e-3,
+    'weight-decay': 0.1,
+    'label-smoothing': 0.1,
+    ema: 0.995,
+  })
+  // A flag, or a config file's key, wins over the recipe; naming the recipe's model keeps the rest.
+  t.like(resolveConfig({ epochs: '3', ema: '0', 'time-steps': '4' }), {
+    model: 'dsnn3',
+    epochs: 3,
+    ema: 0,
+    'time-steps': 4,
+  })
+  t.like(resolveConfig({}, { path: 'c.json', values: { augment: 'none' } }), { augment: 'none', epochs: 10 })
+  t.like(resolveConfig({ model: 'dsnn3', lr: '0.001' }), { lr: 1e-3, optimizer: 'adamw', 'batch-size': 128 })
+  // Another model trains with the plain defaults: --model dsnn is the two-block run of 4 epochs.
+  const plain = resolveConfig({ model: 'dsnn' })
+  t.like(plain, {
     model: 'dsnn',
     augment: 'none',
     width: DSNN_WIDTH,
     epochs: 4,
     'batch-size': 64,
+    'time-steps': 0,
     optimizer: 'adam',
     lr: 2e-3,
-    schedule: 'cosine',
+    'label-smoothing': 0,
   })
+  t.is(plain.ema, undefined)
+  t.like(resolveConfig({ dataset: 'mnist', model: 'snn' }), { optimizer: 'sgd', lr: 0.1, augment: 'none', epochs: 4 })
   t.is(resolveConfig({ dataset: 'n-fashion-mnist' }).augment, 'none')
   t.is(resolveConfig({ augment: 'crop' }).augment, 'crop')
   t.is(resolveConfig({ augment: 'affine' }).augment, 'affine')
   t.is(resolveConfig({ model: 'snn', width: '16' }).width, 16)
+  t.is(resolveConfig({ width: '16' }).width, 16)
   t.is(resolveConfig({ model: 'dsnn18' }).width, undefined)
   t.throws(() => resolveConfig({ augment: 'mirror' }), {
     message:
       /--augment: expected one of none, crop, flip, crop-flip, affine, affine-flip, elastic, affine-elastic, erase, flip-erase, crop-flip-erase/,
   })
   t.throws(() => resolveConfig({ model: 'dsnn18', width: '64' }), {
-    message: /--width: sets the channels of the dsnn and snn networks; the model dsnn18 has its own widths/,
+    message: /--width: sets the channels of the dsnn, dsnn3 and snn networks; the model dsnn18 has its own widths/,
   })
   t.throws(() => resolveConfig({ width: '0' }), { message: /--width: expected an integer >= 1/ })
 })
 
-test('--weight-decay: none for sgd and adam, 0.01 for adamw unless given; 0 allowed, negatives refused', (t) => {
-  t.is(resolveConfig({})['weight-decay'], 0)
+test('--weight-decay: none for sgd and adam, 0.01 for adamw unless given or a recipe sets it; 0 allowed, negatives refused', (t) => {
+  t.is(resolveConfig({ model: 'dsnn' })['weight-decay'], 0)
   t.is(resolveConfig({ model: 'snn' })['weight-decay'], 0)
-  t.is(resolveConfig({ optimizer: 'adamw' })['weight-decay'], 0.01)
+  t.is(resolveConfig({ model: 'dsnn', optimizer: 'adamw' })['weight-decay'], 0.01)
   t.is(resolveConfig({ optimizer: 'adamw', 'weight-decay': '0' })['weight-decay'], 0)
   t.is(resolveConfig({ 'weight-decay': '5e-4' })['weight-decay'], 5e-4)
   t.is(

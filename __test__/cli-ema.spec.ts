@@ -7,8 +7,9 @@ import { resolveConfig } from '../ts/cli/train'
 import { readCheckpoint } from '../ts/index'
 import { run, summaryOf } from './cli-run'
 
-test('--ema: absent unless given, a number in [0, 1); --ema-buffers only with it', (t) => {
-  t.is(resolveConfig({}).ema, undefined)
+test('--ema: absent unless given or a dataset recipe sets it, a number in [0, 1); --ema-buffers only with it', (t) => {
+  t.is(resolveConfig({ model: 'dsnn' }).ema, undefined)
+  t.is(resolveConfig({}).ema, 0.998)
   t.is(resolveConfig({ ema: '0.999' }).ema, 0.999)
   t.is(resolveConfig({}, { path: 'c.json', values: { ema: 0.99, 'ema-buffers': 'trained' } })['ema-buffers'], 'trained')
   for (const bad of ['1', '-0.1', 'x', '']) {
@@ -16,12 +17,25 @@ test('--ema: absent unless given, a number in [0, 1); --ema-buffers only with it
   }
   t.throws(() => resolveConfig({}, { path: 'c.json', values: { ema: 2 } }), { message: /c\.json key "ema": expected/ })
   t.throws(() => resolveConfig({ ema: '0.9', 'ema-buffers': 'some' }), { message: /--ema-buffers: expected one of/ })
-  t.throws(() => resolveConfig({ 'ema-buffers': 'trained' }), { message: /--ema-buffers: .*give --ema/ })
+  t.throws(() => resolveConfig({ model: 'dsnn', 'ema-buffers': 'trained' }), { message: /--ema-buffers: .*give --ema/ })
 })
 
 test('train --ema saves the average as the model and the trained weights aside', (t) => {
   const dir = join(mkdtempSync(join(tmpdir(), 'dualstream-ema-')), 'run')
-  const args = ['--dataset', 'mnist', '--limit', '256', '--test-limit', '128', '--epochs', '2', '--width', '4']
+  const args = [
+    '--dataset',
+    'mnist',
+    '--model',
+    'dsnn',
+    '--limit',
+    '256',
+    '--test-limit',
+    '128',
+    '--epochs',
+    '2',
+    '--width',
+    '4',
+  ]
   const summary = summaryOf(t, run('train', ...args, '--ema', '0.9', '--out', dir, '--json'))
   t.is(summary.ema, 0.9)
   t.is(summary.emaBuffers, 'trained')

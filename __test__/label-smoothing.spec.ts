@@ -45,8 +45,8 @@ test('--label-smoothing trains against smoothed targets: the loss matches the fo
   }
 })
 
-test('--label-smoothing: 0 unless given, a number in [0, 1)', (t) => {
-  t.is(resolveConfig({})['label-smoothing'], 0)
+test('--label-smoothing: 0 unless given or a dataset recipe sets it, a number in [0, 1)', (t) => {
+  t.is(resolveConfig({ model: 'dsnn' })['label-smoothing'], 0)
   t.is(resolveConfig({ 'label-smoothing': '0.1' })['label-smoothing'], 0.1)
   t.is(resolveConfig({}, { path: 'c.json', values: { 'label-smoothing': 0.05 } })['label-smoothing'], 0.05)
   for (const bad of ['1', '-0.1', 'x', '']) {

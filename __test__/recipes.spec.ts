@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import test from 'ava'
+import { modelLayers } from '../ts/cli/common'
 import { resolveConfig } from '../ts/cli/train'
 import {
   batchNorm2d,
   conv2d,
+  convDsnn,
   dualBasicBlock,
   dualStream,
   lif,
@@ -39,6 +41,14 @@ test('docs/recipes/dsnn-32-64-t2.json is the network docs/cli.md describes, with
   const file = recipe('dsnn-32-64-t2.json')
   t.is(file.timeSteps, 2)
   t.deepEqual(file.layers, layers)
+  // The CLI's dsnn3, which the fashion-mnist and mnist recipes train, is this network.
+  t.deepEqual(convDsnn({ blocks: 3 }), layers)
+  t.deepEqual(modelLayers('--model', 'dsnn3', { sampleShape: [1, 28, 28], numClasses: 10 }).layers, layers)
+  t.is(
+    (convDsnn({ blocks: 3, size: 30, width: 8 }).at(-1) as { head: { inFeatures: number } }).head.inFeatures,
+    16 * 8 * 8,
+  )
+  t.throws(() => convDsnn({ blocks: 4 as 3 }), { message: /convDsnn blocks: expected 2 or 3/ })
   // By hand: stem conv 288 + BN 64; block 32->32: 2 x (9,216 + 64); block 32->64 stride 2: convs
   // 18,432 + 36,864, BNs 2 x 128, spike shortcut 2,048 + 128, AAP projection (depthwise 288,
   // 1x1 2,048, BN 128); block 64->64: 2 x (36,864 + 128); shared head 3,136 x 10 + 10.

@@ -1,8 +1,8 @@
 // Per-layer profile of one training step (forward / backward split) and one inference batch of
 // each reference workload, with the bytes kept for BPTT: writes the model specs of
 // benches/workloads.ts and runs `examples/workload_profile` (Rust, no addon) on each.
-// With --cli, the CLI's default network (`dualstream train`: convDsnn, batch 64, Adam) on real
-// Fashion-MNIST batches instead (60 batches of the training set in a seeded order, after 100
+// With --cli, the network of the CLI's Fashion-MNIST recipe (`dualstream train`: convDsnn with three
+// blocks at T = 2, batch 128; the profile trains it with Adam) on real Fashion-MNIST batches instead (60 batches of the training set in a seeded order, after 100
 // warm-up steps), the profile behind the end-to-end training figures.
 //   npm run bench:profile [-- --steps 6] [-- --cli]   (Markdown tables; see benches/results/profile.md)
 import { spawnSync } from 'node:child_process'
@@ -20,7 +20,7 @@ const { values } = parseArgs({
 
 /** The CLI's default run as a workload, with its input and label files. */
 function cliWorkload(dir: string): { name: string; spec: object; batch: number; files: string[] } {
-  const batch = 64
+  const batch = 128
   const count = 60 * batch
   const { train } = loadFashionMnist()
   const order = permutation(train.length, new Rng(0)).subarray(0, count)
@@ -33,8 +33,8 @@ function cliWorkload(dir: string): { name: string; spec: object; batch: number; 
   const files = [join(dir, 'x.f32'), join(dir, 'y.u32')]
   writeFileSync(files[0], x)
   writeFileSync(files[1], y)
-  const spec = { timeSteps: 4, inputShape: [1, 28, 28], encoding: 'direct', layers: convDsnn() }
-  return { name: 'CLI default (convDsnn, Fashion-MNIST)', spec, batch, files }
+  const spec = { timeSteps: 2, inputShape: [1, 28, 28], encoding: 'direct', layers: convDsnn({ blocks: 3 }) }
+  return { name: 'CLI default (dsnn3 at T = 2, Fashion-MNIST)', spec, batch, files }
 }
 const dir = mkdtempSync(join(tmpdir(), 'dualstream-profile-'))
 try {

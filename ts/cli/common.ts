@@ -63,7 +63,9 @@ const ZOO: Record<string, ZooBuilder> = {
   smallSpikformerDst: (o) => spikformer({ ...o, ...SMALL_SPIKFORMER, connect: 'iand', dst: true }),
 }
 
-export const MODEL_NAMES = ['dsnn', 'snn', ...Object.keys(ZOO)] as const
+export const MODEL_NAMES = ['dsnn', 'dsnn3', 'snn', ...Object.keys(ZOO)] as const
+/** The networks built here from `--width` (the zoo's and model files carry their own widths). */
+export const WIDTH_MODELS: readonly string[] = ['dsnn', 'dsnn3', 'snn']
 /** Channels of the `dsnn` network (zoo.convDsnn) the commands build by default. */
 export const DSNN_WIDTH = 32
 /** Channels of both conv layers of the `snn` network (zoo.convSnn). */
@@ -291,7 +293,7 @@ export function modelLayers(
   data: { sampleShape: readonly number[]; numClasses: number; width?: number },
 ): { layers: LayerSpec[]; timeSteps?: number; encoding?: Encoding } {
   const [inChannels, size] = data.sampleShape
-  if (model === 'dsnn' || model === 'snn') {
+  if (WIDTH_MODELS.includes(model)) {
     if (data.sampleShape.length !== 3 || data.sampleShape[1] !== data.sampleShape[2]) {
       throw usage(
         `${where}: the ${model} network needs square images [C, H, H], the data has [${data.sampleShape.join(', ')}]; give a model JSON file instead`,
@@ -300,9 +302,9 @@ export function modelLayers(
     const options = { inChannels, size, classes: data.numClasses }
     return {
       layers:
-        model === 'dsnn'
-          ? zoo.convDsnn({ ...options, width: data.width ?? DSNN_WIDTH })
-          : zoo.convSnn({ ...options, widths: [data.width ?? SNN_WIDTH, data.width ?? SNN_WIDTH] }),
+        model === 'snn'
+          ? zoo.convSnn({ ...options, widths: [data.width ?? SNN_WIDTH, data.width ?? SNN_WIDTH] })
+          : zoo.convDsnn({ ...options, width: data.width ?? DSNN_WIDTH, blocks: model === 'dsnn3' ? 3 : 2 }),
     }
   }
   const build = Object.hasOwn(ZOO, model) ? ZOO[model] : undefined

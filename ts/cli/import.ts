@@ -6,7 +6,7 @@ import { TORCH_SOURCES, type TorchSource } from '../interop/pytorch/names'
 import { Model } from '../model'
 import type { ModelSpec } from '../spec'
 import { helped, int, oneOf, optionTable, parseCommand, positive, usage } from './args'
-import { MODEL_NAMES, out, zooNet } from './common'
+import { MODEL_NAMES, out, WIDTH_MODELS, zooNet } from './common'
 
 export const IMPORT_HELP = `Usage: dualstream import <file.nir> --out <checkpoint.safetensors> [--dt <s>] [--time-steps <T>]
        dualstream import <state_dict.safetensors> --model <spec.json | zoo-name> --out <checkpoint.safetensors>
@@ -31,7 +31,7 @@ Options:
   --time-steps <T>      nir: simulation steps of the imported model (default 4; a dualstream file
                         keeps its own); torch with a zoo network: T (default the network's)
   --model <spec|name>   torch: a model spec JSON file (an exported folder's spec.json) or a zoo name
-                        (${MODEL_NAMES.filter((n) => n !== 'dsnn' && n !== 'snn').join(', ')})
+                        (${MODEL_NAMES.filter((n) => !WIDTH_MODELS.includes(n)).join(', ')})
   --from <names>        torch: whose tensor names: ${TORCH_SOURCES.join(', ')} (default
                         dualstream-export; spikingjelly: activation_based.model sew_resnet /
                         spiking_resnet; aap: the Dual-Stream Training authors' dsnn18..101)

