@@ -14,6 +14,7 @@
 use super::gemm::SGEMM_DEPTH;
 use super::geometry::ConvGeom;
 use super::scratch::Scratch;
+use super::simd::multiversion;
 use super::transpose::{cells_to_planes, planes_to_cells};
 use rayon::prelude::*;
 
@@ -105,33 +106,34 @@ fn lanes(s: &[f32], at: usize) -> &[f32; L] {
     s[at..at + L].try_into().expect("L floats")
 }
 
-/// Defines `fn $name` running `$body::<true>` under AVX2+FMA where sgemm fuses its
-/// multiply-adds, `$body::<false>` (multiply, then add) where it does not.
-macro_rules! fused_dispatch {
-    (fn $name:ident => $body:ident($($p:ident: $t:ty),*)) => {
-        fn $name($($p: $t),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn fused($($p: $t),*) {
-                    $body::<true>($($p),*)
-                }
-                if crate::kernels::gemm::gemm_fuses() {
-                    // SAFETY: the CPU has AVX2 and FMA.
-                    return unsafe { fused($($p),*) };
-                }
-            }
-            $body::<false>($($p),*)
-        }
-    };
+// Compiled for the best instruction set present (simd::multiversion); the fused form where
+// sgemm fuses its multiply-adds, so both paths round alike.
+multiversion!(fn forward_cells(g: &ConvGeom, k: &Cells, wc: &[f32], xc: &[f32], yc: &mut [f32]) => forward_cells_any);
+multiversion!(fn wgrad_cells(g: &ConvGeom, k: &Cells, dyc: &[f32], xc: &[f32], gw: &mut [f32], first: bool) => wgrad_cells_any);
+
+/// Whether sgemm fuses its multiply-adds on this CPU (never off x86-64).
+fn fuses() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::gemm::gemm_fuses();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
-fused_dispatch!(fn forward_cells => forward_cells_with(
-    g: &ConvGeom, k: &Cells, wc: &[f32], xc: &[f32], yc: &mut [f32]
-));
-fused_dispatch!(fn wgrad_cells => wgrad_cells_with(
-    g: &ConvGeom, k: &Cells, dyc: &[f32], xc: &[f32], gw: &mut [f32], first: bool
-));
+#[inline(always)]
+fn forward_cells_any(g: &ConvGeom, k: &Cells, wc: &[f32], xc: &[f32], yc: &mut [f32]) {
+    match fuses() {
+        true => forward_cells_with::<true>(g, k, wc, xc, yc),
+        false => forward_cells_with::<false>(g, k, wc, xc, yc),
+    }
+}
+
+#[inline(always)]
+fn wgrad_cells_any(g: &ConvGeom, k: &Cells, dyc: &[f32], xc: &[f32], gw: &mut [f32], first: bool) {
+    match fuses() {
+        true => wgrad_cells_with::<true>(g, k, dyc, xc, gw, first),
+        false => wgrad_cells_with::<false>(g, k, dyc, xc, gw, first),
+    }
+}
 
 /// `y[b] = conv(x[b], weight) + bias`; overwrites `y`. Panics unless [`applies`] holds.
 pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
